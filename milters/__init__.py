@@ -1,0 +1,1 @@
+"""milters package."""

@@ -1,0 +1,189 @@
+"""The `owlery` command: core subcommands (config, run, postfix) plus each product's own.
+
+This is the one place that knows all three products: it lists their CLI modules by
+name and imports them to register their subcommands. CLI modules stay light (no
+Twisted, pymilter or ldap3 at import) so `owlery lda` starts fast.
+Tests: tests/core/test_cli.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Any
+
+from owlery import settings as settings_mod
+
+# Each module exposes register(subparsers); a subcommand sets `func(args) -> int`.
+PRODUCT_CLI_MODULES = (
+    "policyd.cli",
+    "milters.cli",
+    "sieve.cli",
+    "sieve.delivery.cli",
+)
+
+EXIT_CONFIG = 1
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", metavar="FILE", default=None,
+                        help=f"settings file (default {settings_mod.DEFAULT_CONFIG_PATH}; "
+                             "built-in defaults when it does not exist)")
+
+
+def add_listen_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", "-l", metavar="ENDPOINT", action="append", default=[],
+                        help="listen here instead of the configured endpoints "
+                             "(unix:/path, tcp:HOST:PORT, systemd:NAME); repeatable")
+
+
+def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
+    """Load --config, exiting with a clear message and status 1 on a bad file."""
+    explicit = args.config is not None
+    try:
+        return settings_mod.load(args.config, missing_ok=not explicit)
+    except settings_mod.SettingsError as e:
+        print(f"owlery: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+# --- owlery config ------------------------------------------------------------------
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    settings_mod.import_all_sections()
+    settings = load_settings(args)
+    print(f"owlery: {settings.path or 'no config file'}: OK")
+    return 0
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    settings_mod.import_all_sections()
+    settings = load_settings(args)
+    for decl, value in settings.effective(only_non_default=args.non_default):
+        if value is None:
+            if not args.non_default:
+                print(f"# {decl.name} is unset")
+            continue
+        print(f"{decl.name} = {settings_mod.render_toml_value(decl, value)}")
+    return 0
+
+
+def _cmd_config_doc(args: argparse.Namespace) -> int:
+    settings_mod.import_all_sections()
+    print(settings_mod.describe(decl for _, decl in sorted(settings_mod.declared().items())))
+    return 0
+
+
+def default_config_text() -> str:
+    """A settings file listing every setting, commented out at its default (like postconf -d)."""
+    settings_mod.import_all_sections()
+    lines = ["# Owlery settings. Every line below is commented out at its built-in default;",
+             "# uncomment and change what you need, then run: owlery config check", ""]
+    section = None
+    for name, decl in sorted(settings_mod.declared().items()):
+        if decl.section != section:
+            section = decl.section
+            lines.append(f"# --- {section} ---")
+        unit = f" ({decl.unit})" if decl.unit else ""
+        for doc_line in _wrap(decl.doc, 86):
+            lines.append(f"# {doc_line}")
+        if decl.default is None:
+            lines.append(f"#{name} =    # {decl.type.name}{unit}, unset by default")
+        else:
+            lines.append(f"#{name} = {settings_mod.render_toml_value(decl, decl.default)}"
+                         f"    # {decl.type.name}{unit}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+    return textwrap.wrap(text, width) or [""]
+
+
+def _cmd_config_init(args: argparse.Namespace) -> int:
+    path = args.config or settings_mod.DEFAULT_CONFIG_PATH
+    if os.path.exists(path) and not args.force:
+        print(f"owlery: {path} exists; not overwritten (use --force)", file=sys.stderr)
+        return 1
+    write_default_config(path)
+    print(f"owlery: wrote {path}")
+    return 0
+
+
+def write_default_config(path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(default_config_text())
+    os.replace(tmp, path)
+
+
+# --- owlery postfix / run -----------------------------------------------------------
+
+def _cmd_postfix(args: argparse.Namespace) -> int:
+    from owlery import postfix
+    settings = load_settings(args)
+    print(postfix.render(settings, domains=args.domain or ["example.org"]))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from owlery import supervisor
+    path = args.config or settings_mod.DEFAULT_CONFIG_PATH
+    if not os.path.exists(path):
+        write_default_config(path)
+        print(f"owlery: wrote default settings to {path}", file=sys.stderr)
+    args.config = path
+    settings = load_settings(args)
+    return supervisor.run_all(path, settings, domains=args.domain or ["example.org"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="owlery", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    config = sub.add_parser("config", help="check and show settings")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    config_sub.required = True
+    p = config_sub.add_parser("check", help="validate the settings file; exit 1 on error")
+    add_config_option(p)
+    p.set_defaults(func=_cmd_config_check)
+    p = config_sub.add_parser("show", help="print effective settings")
+    add_config_option(p)
+    p.add_argument("-n", dest="non_default", action="store_true", help="only settings that differ from defaults")
+    p.set_defaults(func=_cmd_config_show)
+    p = config_sub.add_parser("doc", help="print every setting with type, default, unit and doc")
+    p.set_defaults(func=_cmd_config_doc)
+    p = config_sub.add_parser("init", help="write a settings file with every default commented out")
+    add_config_option(p)
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=_cmd_config_init)
+
+    p = sub.add_parser("postfix", help="print the main.cf and master.cf lines that wire Owlery into Postfix")
+    add_config_option(p)
+    p.add_argument("--domain", action="append", help="a hosted domain for virtual_mailbox_domains (repeatable)")
+    p.set_defaults(func=_cmd_postfix)
+
+    p = sub.add_parser("run", help="start policy daemon, milter and LMTP server together "
+                                   "(writes a default settings file if none exists)")
+    add_config_option(p)
+    p.add_argument("--domain", action="append", help="a hosted domain for the printed Postfix lines")
+    p.set_defaults(func=_cmd_run)
+
+    for name in PRODUCT_CLI_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> Any:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Listen endpoints written as strings: `unix:/path[:mode=660]`, `tcp:HOST:PORT`, `systemd:NAME`.
+
+One grammar for every daemon (policyd, lmtpd, milter); the daemon runner turns a parsed
+endpoint into a Twisted listener, the milter adapter into a libmilter socket spec.
+Tests: tests/core/test_endpoints.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+
+@dataclasses.dataclass(frozen=True)
+class ListenEndpoint:
+    kind: str            # "unix", "tcp" or "systemd"
+    path: str = ""       # unix socket path
+    host: str = ""       # tcp address (IPv4 or IPv6 literal)
+    port: int = 0        # tcp port
+    mode: int = 0o660    # unix socket permissions
+    name: str = ""       # systemd FileDescriptorName
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        if self.kind == "tcp":
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            return f"tcp:{host}:{self.port}"
+        return f"systemd:{self.name}"
+
+    def milter_spec(self) -> str:
+        """The libmilter form: `inet:PORT@HOST`, `inet6:PORT@HOST` or `unix:/path`."""
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        if self.kind == "tcp":
+            family = "inet6" if ":" in self.host else "inet"
+            return f"{family}:{self.port}@{self.host}"
+        raise ValueError("libmilter cannot adopt a systemd socket by name; use unix: or tcp:")
+
+
+def parse_endpoint(text: str) -> ListenEndpoint:
+    """Parse an endpoint string; raise ValueError saying what is wrong."""
+    kind, sep, rest = text.partition(":")
+    if not sep or not rest:
+        raise ValueError(f"endpoint {text!r} must look like unix:/path, tcp:HOST:PORT or systemd:NAME")
+    if kind == "unix":
+        path, _, opts = rest.partition(":")
+        mode = 0o660
+        if opts:
+            key, _, value = opts.partition("=")
+            if key != "mode":
+                raise ValueError(f"unknown unix endpoint option {key!r} (only mode=NNN)")
+            try:
+                mode = int(value, 8)
+            except ValueError:
+                raise ValueError(f"bad octal mode {value!r}") from None
+        if not path.startswith("/"):
+            raise ValueError(f"unix socket path must be absolute, got {path!r}")
+        return ListenEndpoint("unix", path=path, mode=mode)
+    if kind == "tcp":
+        if rest.startswith("["):
+            host, _, port = rest[1:].partition("]:")
+        else:
+            host, _, port = rest.rpartition(":")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"tcp endpoint needs an IP address, got {host!r}") from None
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"bad tcp port {port!r}")
+        return ListenEndpoint("tcp", host=host, port=int(port))
+    if kind == "systemd":
+        if not rest.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"bad systemd socket name {rest!r}")
+        return ListenEndpoint("systemd", name=rest)
+    raise ValueError(f"unknown endpoint kind {kind!r} (unix, tcp or systemd)")

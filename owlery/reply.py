@@ -1,0 +1,65 @@
+"""SMTP replies as validated values: `Reply(450, "4.7.1", "Greylisted, try again later")`.
+
+A Reply refuses a DSN class that disagrees with its code, control or non-ASCII
+characters, and a line longer than SMTP allows (RFC 5321 4.5.3.1.5: 512 octets with
+CRLF). Products keep their named replies in one catalogue each.
+Tests: tests/core/test_reply.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+_DSN_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+MAX_REPLY_LINE = 510  # 512 octets less CRLF
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    code: int
+    dsn: str
+    text: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.code, bool) or not isinstance(self.code, int) or not 200 <= self.code <= 599 \
+                or self.code // 100 == 3:
+            raise ValueError(f"reply code {self.code!r} is not a 2xx, 4xx or 5xx SMTP code")
+        m = _DSN_RE.match(self.dsn) if isinstance(self.dsn, str) else None
+        if not m:
+            raise ValueError(f"enhanced status code {self.dsn!r} is not class.subject.detail")
+        if int(m.group(1)) != self.code // 100:
+            raise ValueError(f"enhanced status class {m.group(1)} disagrees with reply code {self.code}")
+        if not isinstance(self.text, str):
+            raise ValueError("reply text must be a string")
+        bad = next((c for c in self.text if not " " <= c <= "~"), None)
+        if bad is not None:
+            raise ValueError(f"reply text contains a non-printable or non-ASCII character {bad!r}")
+        if len(str(self)) > MAX_REPLY_LINE:
+            raise ValueError(f"reply is {len(str(self))} characters; SMTP allows {MAX_REPLY_LINE}")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.dsn} {self.text}".rstrip()
+
+    @property
+    def is_temporary(self) -> bool:
+        return self.code // 100 == 4
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.code // 100 == 5
+
+    def with_text(self, text: str) -> "Reply":
+        return Reply(self.code, self.dsn, text)
+
+    def softened(self) -> "Reply":
+        """The 4xx twin of a 5xx reply (Postfix's soft_bounce), e.g. for a dry-run mode."""
+        if self.code // 100 != 5:
+            return self
+        return Reply(self.code - 100, "4" + self.dsn[1:], self.text)
+
+    @classmethod
+    def safe_text(cls, text: str, limit: int = 400) -> str:
+        """Make arbitrary text (e.g. from a remote server) fit a reply: printable ASCII, bounded."""
+        cleaned = "".join(c if " " <= c <= "~" else "?" for c in text)
+        return cleaned[:limit]

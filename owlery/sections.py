@@ -1,0 +1,21 @@
+"""Which module declares the settings of each section (a key's prefix, e.g. `greylist_`).
+
+The one list that maps setting prefixes to modules, so that loading a file imports only
+the modules its keys need and `owlery config show` can import them all. The core never
+imports a product; this table only names them, and only the CLI walks all of it.
+Add one line when a module declares settings under a new prefix.
+Tests: tests/core/test_settings.py (every listed module imports and declares its prefix).
+"""
+
+SECTION_MODULES: dict[str, tuple[str, ...]] = {
+    # shared core
+    "log": ("owlery.log",),
+    "daemon": ("owlery.daemon",),
+    # policy daemon
+    "policyd": ("policyd.service",),
+    # milter
+    "milter": ("milters.adapter",),
+    # sieve delivery
+    "lmtpd": ("sieve.delivery.lmtpd",),
+    "maildir": ("owlery.maildir",),
+}

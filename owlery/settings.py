@@ -1,0 +1,416 @@
+"""Settings: each one declared once (name, type, default, unit, doc) and loaded from TOML.
+
+A module that uses a setting declares it at module level with `setting(...)`; the
+declaration registers itself here. The TOML file is flat, like Postfix's main.cf:
+`greylist_delay = "5m"`. A key's prefix (text before the first `_`, or a longer
+registered section) names the section, and `owlery.sections.SECTION_MODULES` says
+which module declares that section, so loading a file imports only what it needs.
+
+Talks to: nothing but the file system. Tests: tests/core/test_settings.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+DEFAULT_CONFIG_PATH = "/etc/owlery/owlery.toml"
+
+
+class SettingsError(Exception):
+    """A configuration problem, with where it was found (file, key, line) and why."""
+
+    def __init__(self, reason: str, *, path: str | None = None, key: str | None = None,
+                 line: int | None = None):
+        self.reason = reason
+        self.path = path
+        self.key = key
+        self.line = line
+        where = ""
+        if path:
+            where = path + (f":{line}" if line else "") + ": "
+        super().__init__(where + (f"{key}: " if key else "") + reason)
+
+
+# ---------------------------------------------------------------------------
+# Types: each parses a TOML value into a Python value or raises ValueError.
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SettingType:
+    """A named parser from a TOML value to a Python value, with its inverse for `show`."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    render: Callable[[Any], Any] = lambda v: v
+
+
+def _parse_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
+def _parse_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"expected an integer, got {v!r}")
+    return v
+
+
+def _parse_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"expected a number, got {v!r}")
+    return float(v)
+
+
+def _parse_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {v!r}")
+    return v
+
+
+def _parse_str_list(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"expected a list of strings, got {v!r}")
+    return tuple(v)
+
+
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "ms": 0.001}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+
+def parse_duration(v: Any) -> float:
+    """Seconds from a number or a string like "300", "5m", "2d", "250ms"."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected a duration, got {v!r}")
+    if isinstance(v, (int, float)):
+        if v < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(v)
+    if isinstance(v, str):
+        m = _DURATION_RE.match(v)
+        if m:
+            return float(m.group(1)) * _DURATION_UNITS[m.group(2) or ""]
+    raise ValueError(f"expected a duration such as 300, \"5m\" or \"2d\", got {v!r}")
+
+
+def _render_duration(v: float) -> Any:
+    return int(v) if float(v).is_integer() else v
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.I)
+
+
+def parse_size(v: Any) -> int:
+    """Bytes from an integer or a string like "10M", "512k", "2G" (powers of 1024)."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected a size, got {v!r}")
+    if isinstance(v, int):
+        if v < 0:
+            raise ValueError("a size cannot be negative")
+        return v
+    if isinstance(v, str):
+        m = _SIZE_RE.match(v)
+        if m:
+            return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    raise ValueError(f"expected a size such as 1048576 or \"10M\", got {v!r}")
+
+
+def _parse_networks(v: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    out = []
+    for item in _parse_str_list(v):
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as e:
+            raise ValueError(f"bad network {item!r}: {e}") from None
+    return tuple(out)
+
+
+def _parse_endpoint(v: Any) -> str:
+    from owlery.endpoints import parse_endpoint  # local: endpoints imports nothing heavy either
+    parse_endpoint(_parse_str(v))
+    return v
+
+
+def _parse_endpoints(v: Any) -> tuple[str, ...]:
+    items = _parse_str_list(v)
+    for item in items:
+        _parse_endpoint(item)
+    return items
+
+
+def _parse_table(v: Any) -> dict:
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a table, got {v!r}")
+    return v
+
+
+def choice(*options: str) -> SettingType:
+    """A string that must be one of `options`."""
+    def parse(v: Any) -> str:
+        s = _parse_str(v)
+        if s not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {s!r}")
+        return s
+    return SettingType("one of " + "|".join(options), parse)
+
+
+def int_range(low: int | None = None, high: int | None = None) -> SettingType:
+    """An integer within [low, high]."""
+    def parse(v: Any) -> int:
+        n = _parse_int(v)
+        if (low is not None and n < low) or (high is not None and n > high):
+            raise ValueError(f"expected an integer from {low} to {high}, got {n}")
+        return n
+    return SettingType("integer", parse)
+
+
+Bool = SettingType("boolean", _parse_bool)
+Int = SettingType("integer", _parse_int)
+Float = SettingType("number", _parse_float)
+Str = SettingType("string", _parse_str)
+StrList = SettingType("list of strings", _parse_str_list, list)
+Duration = SettingType("duration", parse_duration, _render_duration)
+Size = SettingType("size", parse_size)
+Networks = SettingType("list of networks", _parse_networks, lambda v: [str(n) for n in v])
+Endpoint = SettingType("endpoint", _parse_endpoint)
+Endpoints = SettingType("list of endpoints", _parse_endpoints, list)
+Table = SettingType("table", _parse_table)
+
+
+# ---------------------------------------------------------------------------
+# Declarations
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One declared setting. `default` is already a parsed value (or None for unset)."""
+
+    name: str
+    type: SettingType
+    default: Any
+    unit: str | None
+    doc: str
+    module: str
+
+    @property
+    def section(self) -> str:
+        return section_of(self.name)
+
+
+_REGISTRY: dict[str, Setting] = {}
+
+
+def setting(name: str, type: SettingType, default: Any, doc: str, *, unit: str | None = None) -> Setting:
+    """Declare a setting once, at module level, beside the code that uses it.
+
+    `default` is given in the same form a TOML file would give it and parsed now,
+    so a bad default fails at import, not in production. None means "unset".
+    """
+    import inspect
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_globals.get("__name__", "?") if frame and frame.f_back else "?"
+    if not re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+", name):
+        raise ValueError(f"setting name {name!r} must be component_name in snake case")
+    if not doc or not doc.strip():
+        raise ValueError(f"setting {name} needs a doc")
+    parsed = None if default is None else type.parse(default)
+    existing = _REGISTRY.get(name)
+    if existing is not None and existing.module != caller:
+        raise ValueError(f"setting {name} declared twice ({existing.module} and {caller})")
+    s = Setting(name, type, parsed, unit, doc.strip(), caller)
+    _REGISTRY[name] = s
+    return s
+
+
+def declared() -> Mapping[str, Setting]:
+    """Every setting declared so far (import the section modules first for all of them)."""
+    return dict(_REGISTRY)
+
+
+def section_of(key: str) -> str:
+    """The section a key belongs to: the longest registered section prefix, else its first word."""
+    from owlery.sections import SECTION_MODULES
+    best = key.split("_", 1)[0]
+    for section in SECTION_MODULES:
+        if key.startswith(section + "_") and len(section) > len(best):
+            best = section
+    return best
+
+
+def import_section(section: str) -> None:
+    from owlery.sections import SECTION_MODULES
+    for module in SECTION_MODULES.get(section, ()):
+        importlib.import_module(module)
+
+
+def import_all_sections() -> None:
+    from owlery.sections import SECTION_MODULES
+    for section in SECTION_MODULES:
+        import_section(section)
+
+
+# ---------------------------------------------------------------------------
+# Effective values
+# ---------------------------------------------------------------------------
+
+class Settings:
+    """Effective, immutable settings: defaults overlaid with a file's values.
+
+    Read a value as an attribute, `settings.greylist_delay`, or by declaration,
+    `settings[GREYLIST_DELAY]`. Reading an undeclared name is an AttributeError.
+    """
+
+    def __init__(self, values: Mapping[str, Any] | None = None, path: str | None = None,
+                 lines: Mapping[str, int] | None = None):
+        self._values = dict(values or {})
+        self.path = path
+        self._lines = dict(lines or {})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._values:
+            return self._values[name]
+        decl = _REGISTRY.get(name)
+        if decl is None:
+            import_section(section_of(name))
+            decl = _REGISTRY.get(name)
+        if decl is None:
+            raise AttributeError(f"no setting named {name}")
+        return decl.default
+
+    def __getitem__(self, decl: Setting) -> Any:
+        return getattr(self, decl.name)
+
+    def is_set(self, name: str) -> bool:
+        """True when the file gave this key (even to its default value)."""
+        return name in self._values
+
+    def line_of(self, name: str) -> int | None:
+        return self._lines.get(name)
+
+    def replace(self, **values: Any) -> "Settings":
+        """A copy with some values replaced, each parsed by its declared type (for tests and flags)."""
+        new = dict(self._values)
+        for key, raw in values.items():
+            new[key] = _parse_one(key, raw, self.path, None)
+        return Settings(new, self.path, self._lines)
+
+    def effective(self, only_non_default: bool = False) -> list[tuple[Setting, Any]]:
+        """(declaration, value) pairs for every declared setting, sorted by name."""
+        out = []
+        for name in sorted(_REGISTRY):
+            decl = _REGISTRY[name]
+            value = self._values.get(name, decl.default)
+            if only_non_default and value == decl.default:
+                continue
+            out.append((decl, value))
+        return out
+
+
+def _key_line(text: str, key: str) -> int | None:
+    pattern = re.compile(r'^\s*(?:"%s"|\'%s\'|%s)\s*=' % ((re.escape(key),) * 3))
+    for number, line in enumerate(text.splitlines(), 1):
+        if pattern.match(line):
+            return number
+    return None
+
+
+def _parse_one(key: str, raw: Any, path: str | None, line: int | None) -> Any:
+    decl = _REGISTRY.get(key)
+    if decl is None:
+        import_section(section_of(key))
+        decl = _REGISTRY.get(key)
+    if decl is None:
+        hint = _did_you_mean(key)
+        raise SettingsError("unknown setting" + (f" (did you mean {hint}?)" if hint else ""),
+                            path=path, key=key, line=line)
+    try:
+        return decl.type.parse(raw)
+    except ValueError as e:
+        raise SettingsError(f"bad value: {e}", path=path, key=key, line=line) from None
+
+
+def _did_you_mean(key: str) -> str | None:
+    import difflib
+    import_section(section_of(key))
+    matches = difflib.get_close_matches(key, list(_REGISTRY), n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+def parse_text(text: str, path: str = "<string>") -> Settings:
+    """Parse TOML text into Settings, rejecting unknown keys and bad values with file:line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise SettingsError(f"not valid TOML: {e}", path=path,
+                            line=int(m.group(1)) if m else None) from None
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for key, raw in data.items():
+        line = _key_line(text, key)
+        values[key] = _parse_one(key, raw, path, line)
+        if line:
+            lines[key] = line
+    return Settings(values, path, lines)
+
+
+def load(path: str | None, *, missing_ok: bool = True) -> Settings:
+    """Load a TOML settings file. A missing file means built-in defaults when missing_ok."""
+    if path is None:
+        path = DEFAULT_CONFIG_PATH
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        if missing_ok:
+            return Settings(path=None)
+        raise SettingsError("no such file", path=path) from None
+    except OSError as e:
+        raise SettingsError(f"cannot read: {e.strerror}", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"not UTF-8 at byte {e.start}", path=path) from None
+    return parse_text(text, path)
+
+
+def render_toml_value(decl: Setting, value: Any) -> str:
+    """A value as TOML text, for `owlery config show` and default config files."""
+    if value is None:
+        return '""  # unset'
+    return _toml(decl.type.render(value))
+
+
+def _toml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml(str(k)) if not re.fullmatch(r'[A-Za-z0-9_-]+', str(k)) else k} = {_toml(x)}"
+                                for k, x in v.items()) + " }"
+    return _toml(str(v))
+
+
+def describe(decls: Iterable[Setting]) -> str:
+    """A reference listing (name, type, default, unit, doc) for docs and `config show --doc`."""
+    out = []
+    for d in decls:
+        unit = f" ({d.unit})" if d.unit else ""
+        out.append(f"{d.name} = {render_toml_value(d, d.default)}   # {d.type.name}{unit}\n    {d.doc}")
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""policyd package."""

@@ -1,0 +1,1 @@
+"""policyd/checks package."""
