@@ -1,0 +1,86 @@
+"""The Postfix main.cf and master.cf lines that wire Owlery in, rendered from settings.
+
+One source for three readers: `owlery postfix` / `owlery run` print these lines, the
+README's *Integration with Postfix* section shows them for the built-in defaults (a test
+checks the README matches), and the end-to-end tests load them into a private Postfix.
+Talks to: nothing. Tests: tests/core/test_postfix.py, tests/e2e/test_skeleton.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from owlery.endpoints import ListenEndpoint, parse_endpoint
+
+
+def postfix_endpoint(endpoint: ListenEndpoint, *, lmtp: bool = False) -> str:
+    """Postfix's spelling of where a daemon listens: inet:HOST:PORT or unix:/path."""
+    if endpoint.kind == "tcp":
+        host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+        return f"inet:{host}:{endpoint.port}"
+    if endpoint.kind == "unix":
+        return f"unix:{endpoint.path}"
+    raise ValueError(f"{endpoint}: Postfix needs the socket's address, not a systemd name; "
+                     "list the unix: or tcp: address the .socket unit binds")
+
+
+def _first(endpoints: Any) -> ListenEndpoint:
+    if isinstance(endpoints, str):
+        return parse_endpoint(endpoints)
+    return parse_endpoint(list(endpoints)[0])
+
+
+def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
+    """(parameter, value) pairs for main.cf, in order."""
+    policy = postfix_endpoint(_first(settings.policyd_listen))
+    milter = postfix_endpoint(_first(settings.milter_listen))
+    lmtp = postfix_endpoint(_first(settings.lmtpd_listen))
+    policy_service = f"check_policy_service {{ {policy}, timeout=10s }}"
+    return [
+        # Relay control first, in its own list: the policy service must never be able
+        # to turn an unauthorised relay attempt into a permit (SMTPD_POLICY_README).
+        ("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"),
+        ("smtpd_recipient_restrictions", policy_service),
+        ("smtpd_end_of_data_restrictions", policy_service),
+        ("smtpd_milters", milter),
+        ("non_smtpd_milters", "$smtpd_milters"),
+        # A milter that is down or fails must defer mail, never let it through unscanned.
+        ("milter_default_action", "tempfail"),
+        ("milter_connect_macros", "j {daemon_name} {daemon_addr} v _ {client_addr} {client_name}"),
+        ("milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}"),
+        ("virtual_mailbox_domains", " ".join(domains)),
+        ("virtual_transport", f"lmtp:{lmtp}"),
+    ]
+
+
+def owlery_command() -> str:
+    """The absolute path of the `owlery` command, for master.cf's pipe transport."""
+    found = shutil.which("owlery")
+    if found:
+        return found
+    return sys.prefix + "/bin/owlery"
+
+
+def master_cf(settings: Any, command: str | None = None) -> str:
+    """master.cf lines: an `owlery` pipe transport for sites that prefer the LDA to LMTP."""
+    command = owlery_command() if command is None else command
+    return (
+        "# Optional: deliver through the LDA instead of LMTP (virtual_transport = owlery)\n"
+        "owlery    unix  -       n       n       -       -       pipe\n"
+        f"  flags=DRhu user=vmail argv={command} lda -f ${{sender}} -a ${{original_recipient}}"
+        " -d ${user}@${nexthop}\n"
+    )
+
+
+def render(settings: Any, domains: Sequence[str], command: str | None = None) -> str:
+    """Both files' lines as the text a postmaster pastes (also shown in README.rst)."""
+    lines = ["# /etc/postfix/main.cf"]
+    for name, value in main_cf(settings, domains):
+        lines.append(f"{name} = {value}")
+    lines.append("")
+    lines.append("# /etc/postfix/master.cf")
+    lines.append(master_cf(settings, command).rstrip("\n"))
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""`owlery run`: start the policy daemon, milter and LMTP server as child processes.
+
+For one host on embedded defaults and for trying Owlery out: each daemon runs in its
+own process (libmilter and Twisted each want their own main loop), the supervisor
+waits until every one listens, prints the Postfix lines that wire them in, forwards
+SIGTERM/SIGINT/SIGHUP, and stops all if one dies. Production hosts run the systemd units.
+Talks to: child processes. Tests: tests/core/test_supervisor.py
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from owlery.endpoints import ListenEndpoint, parse_endpoint
+
+DAEMONS = (("policyd", "policyd_listen"), ("milter", "milter_listen"), ("lmtpd", "lmtpd_listen"))
+
+
+def _endpoints(value: Any) -> list[ListenEndpoint]:
+    items = [value] if isinstance(value, str) else list(value)
+    return [parse_endpoint(v) for v in items]
+
+
+def listening(endpoint: ListenEndpoint) -> bool:
+    """True when something accepts connections at the endpoint."""
+    if endpoint.kind == "systemd":
+        return True
+    family = socket.AF_UNIX if endpoint.kind == "unix" else (
+        socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET)
+    address: Any = endpoint.path if endpoint.kind == "unix" else (endpoint.host, endpoint.port)
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        try:
+            s.connect(address)
+        except OSError:
+            return False
+    return True
+
+
+def wait_listening(procs: dict[str, subprocess.Popen], endpoints: dict[str, list[ListenEndpoint]],
+                   deadline_s: float = 30.0) -> None:
+    """Poll until every daemon accepts connections; raise if one exits or time runs out."""
+    deadline = time.monotonic() + deadline_s
+    pending = {name for name in procs}
+    while pending:
+        for name in list(pending):
+            if procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with status {procs[name].returncode} during start-up")
+            if all(listening(ep) for ep in endpoints[name]):
+                pending.discard(name)
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"not listening after {deadline_s:.0f} s: {', '.join(sorted(pending))}")
+        if pending:
+            time.sleep(0.05)  # polling interval while children bind, not a readiness guess
+
+
+def run_all(config_path: str, settings: Any, domains: Sequence[str]) -> int:
+    from owlery import postfix
+
+    command = [sys.executable, "-m", "owlery.cli"]
+    procs: dict[str, subprocess.Popen] = {}
+    endpoints = {name: _endpoints(getattr(settings, key)) for name, key in DAEMONS}
+    for name, _key in DAEMONS:
+        procs[name] = subprocess.Popen(command + [name, "--config", config_path])
+    stopping = False
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    try:
+        wait_listening(procs, endpoints)
+    except RuntimeError as e:
+        print(f"owlery: {e}", file=sys.stderr)
+        forward(signal.SIGTERM, None)
+        _reap(procs)
+        return 1
+    print(f"owlery: running with settings from {config_path}", file=sys.stderr)
+    for name, _key in DAEMONS:
+        print(f"owlery: {name} pid {procs[name].pid} listening on "
+              + ", ".join(str(e) for e in endpoints[name]), file=sys.stderr)
+    print("owlery: add these lines to Postfix, then run: postfix reload\n", file=sys.stderr)
+    print(postfix.render(settings, domains), flush=True)
+    status = 0
+    while True:
+        for name, proc in procs.items():
+            code = proc.poll()
+            if code is not None:
+                if not stopping:
+                    print(f"owlery: {name} exited with status {code}; stopping the others", file=sys.stderr)
+                    status = 1
+                forward(signal.SIGTERM, None)
+                stopping = True
+        if stopping:
+            break
+        time.sleep(0.5)  # supervision tick; signals interrupt it
+    _reap(procs)
+    return status
+
+
+def _reap(procs: dict[str, subprocess.Popen], grace_s: float = 40.0) -> None:
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
