@@ -15,6 +15,8 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "policyd": ("policyd.service",),
     # milter
     "milter": ("milters.adapter",),
+    # sieve engine
+    "sieve": ("sieve.limits",),
     # sieve delivery
     "lmtpd": ("sieve.delivery.lmtpd",),
     "maildir": ("owlery.maildir",),

@@ -1,0 +1,152 @@
+"""The actions a Sieve run produces: plain frozen values the delivery executes.
+
+The interpreter adds these to a `sieve.result.Result`; it never performs them. The
+delivery (sieve.delivery) stores, sends and marks. Names (`.name`) are Pigeonhole's
+action names, which the testsuite's `test_result_action` matches.
+Tests: tests/sieve/test_api.py and the conformance run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """Base: `name` is the action kind; `line` is where the script asked for it."""
+
+    name = "action"
+    line: int = dataclasses.field(default=0, kw_only=True, compare=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Keep(Action):
+    """Store into the default mailbox (INBOX), with IMAP flags (imap4flags).
+
+    `message` is None to store `Result.message` (the message after editheader edits)."""
+
+    name = "keep"
+    mailbox: str = "INBOX"
+    flags: tuple[str, ...] = ()
+    implicit: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class FileInto(Action):
+    """Store into `mailbox` ("." separates levels, like Dovecot/Maildir++ names).
+
+    create: make the mailbox when missing (RFC 5490 :create); otherwise a missing mailbox
+    is an execution failure (the executor then keeps into INBOX). special_use: RFC 8579
+    :specialuse flag; when a mailbox with that use exists the executor stores there instead.
+    copy: RFC 3894 :copy (did not cancel implicit keep; informational)."""
+
+    name = "store"
+    mailbox: str = "INBOX"
+    flags: tuple[str, ...] = ()
+    create: bool = False
+    copy: bool = False
+    special_use: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Redirect(Action):
+    """Resend the message, unchanged but for trace headers, to `address` (envelope).
+
+    The executor sends `Result.message` with MAIL FROM = `envelope_from` (the original
+    sender unless policy says otherwise; "" is the null sender)."""
+
+    name = "redirect"
+    address: str = ""
+    copy: bool = False
+    envelope_from: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Discard(Action):
+    """Silently drop (cancels implicit keep; nothing to execute)."""
+
+    name = "discard"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reject(Action):
+    """Refuse the message. ereject=True: refuse in the SMTP/LMTP dialogue (5xx with `reason`)
+    when still possible; otherwise (and for plain reject) the executor sends `mdn`, a ready
+    RFC 5429 rejection message, to `mdn_to` from the null sender."""
+
+    name = "reject"
+    reason: str = ""
+    ereject: bool = False
+    mdn: bytes = b""
+    mdn_to: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SendMessage(Action):
+    """A ready message the executor hands to the MTA: MAIL FROM `envelope_from`
+    ("" = null sender), RCPT TO each of `recipients`."""
+
+    name = "send"
+    envelope_from: str = ""
+    recipients: tuple[str, ...] = ()
+    message: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class Vacation(Action):
+    """An RFC 5230 auto-reply, already decided to be due (not already sent, not to a list...).
+
+    The executor sends `reply` (a complete message) from the null sender to `to`, then calls
+    `host.mark(tracking_key, period)` so the same sender is not answered again within
+    `period` seconds."""
+
+    name = "vacation"
+    to: str = ""
+    from_addr: str = ""
+    subject: str = ""
+    reason: str = ""
+    mime: bool = False
+    handle: str = ""
+    period: float = 0.0
+    tracking_key: str = ""
+    reply: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class Notify(Action):
+    """An RFC 5435 notification. For `mailto:` the engine builds `message`, a ready mail the
+    executor sends from `envelope_from` to `recipients`; other methods are left to the host."""
+
+    name = "notify"
+    method: str = ""
+    from_addr: str | None = None
+    importance: str = "2"
+    options: tuple[str, ...] = ()
+    text: str = ""
+    envelope_from: str = ""
+    recipients: tuple[str, ...] = ()
+    message: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class DuplicateMark(Action):
+    """RFC 7352: remember `tracking_key` for `period` seconds once delivery succeeded
+    (executor: `host.mark(tracking_key, period)`)."""
+
+    name = "duplicate_mark"
+    tracking_key: str = ""
+    period: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Report(Action):
+    """vnd.dovecot.report: a ready abuse report message to send."""
+
+    name = "report"
+    address: str = ""
+    envelope_from: str = ""
+    message: bytes = b""
+
+
+ALL_ACTIONS = (Keep, FileInto, Redirect, Discard, Reject, SendMessage, Vacation, Notify,
+               DuplicateMark, Report)

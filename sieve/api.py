@@ -1,0 +1,386 @@
+"""The public host API of the Sieve engine: compile (cached), run, and read the Result.
+
+This is the one module a delivery agent (sieve.delivery: LMTP server, LDA) imports. The
+engine is sans-I/O: it reads no mailbox, sends no mail and keeps no database; what it
+cannot know it asks the `Host` passed in (mailbox exists? seen this id before? the text of
+an included script?). A run returns a `Result`: ordered actions the delivery performs.
+Tests: tests/sieve/test_api.py; conformance in tests/sieve/test_conformance.py.
+
+Typical delivery::
+
+    from sieve.api import ScriptCache, Envelope, run, SieveCompileError
+    cache = ScriptCache(settings)                       # one per process
+    try:
+        script = cache.load("/var/vmail/alice/.sieve")  # compiled once per (path, mtime, size)
+    except FileNotFoundError:
+        script = None                                   # no script: plain keep
+    except SieveCompileError as e:
+        log(e.diagnostics); script = None               # broken script: plain keep
+    result = run(script, message_bytes,
+                 Envelope(mail_from="bob@example.com", rcpt_to="alice+x@example.org",
+                          orig_rcpt="alice@example.org", auth_user=None),
+                 host=my_host, settings=settings, now=datetime.now(timezone.utc))
+    if result.status == "tempfail":
+        -> reply 451 4.3.0 / exit 75; deliver nothing
+    for action in result.effective_actions():           # implicit keep and error keep included
+        Keep -> store result.message (or action's) in action.mailbox with action.flags
+        FileInto -> store in action.mailbox (create if action.create; else missing = failure)
+        Redirect -> send result.message to action.address (MAIL FROM action.envelope_from)
+        Reject -> ereject: 5xx in the dialogue if possible; else send action.mdn to action.mdn_to
+        Vacation -> send action.reply to action.to from <>; host.mark(action.tracking_key, action.period)
+        Notify -> send action.message (mailto) from action.envelope_from to action.recipients
+        DuplicateMark -> host.mark(action.tracking_key, action.period)
+        SendMessage / Report -> send the ready message
+        Discard -> nothing
+
+Runtime errors: RFC 5228 2.10.6. When the script fails while running (status "error") or
+exceeds a limit (status "resource_limit"), `result.actions` holds what was collected
+(for logging only) and `effective_actions()` is a single Keep into the default mailbox;
+`result.errors` says why. When the host raises `SieveTempFailure` the status is
+"tempfail": deliver nothing and make the MTA retry. If storing a FileInto fails at
+execution (mailbox missing), the executor keeps into INBOX instead (failure implicit keep).
+
+Limits are settings in sieve.limits (sieve_max_script_size, sieve_max_nesting,
+sieve_max_string_length, sieve_max_actions, sieve_max_redirects, sieve_max_cpu_steps, ...).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as _dt
+import hashlib
+import os
+import threading
+from collections.abc import Mapping
+from typing import Protocol
+
+from owlery.settings import Settings
+from sieve.actions import (Action, Discard, DuplicateMark, FileInto, Keep, Notify, Redirect,
+                           Reject, Report, SendMessage, Vacation)
+from sieve.errors import (Diagnostic, SieveCompileError, SieveError, SieveResourceLimit,
+                          SieveRuntimeError, SieveTempFailure)
+
+__all__ = [
+    "Action", "Keep", "FileInto", "Redirect", "Discard", "Reject", "Vacation", "Notify",
+    "DuplicateMark", "SendMessage", "Report",
+    "Diagnostic", "SieveError", "SieveCompileError", "SieveRuntimeError", "SieveResourceLimit",
+    "SieveTempFailure",
+    "Envelope", "Host", "BaseHost", "MemoryHost", "Script", "Result", "ScriptCache",
+    "compile_script", "run", "extensions_available",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """The SMTP envelope of one delivery (one recipient).
+
+    mail_from: MAIL FROM address without brackets; "" is the null sender <>.
+    rcpt_to: RCPT TO address (the recipient this run is for).
+    orig_rcpt: the original recipient (ORCPT / before aliasing), None if unknown.
+    auth_user: the SMTP AUTH user of the submitter, None if none (envelope "auth")."""
+
+    mail_from: str = ""
+    rcpt_to: str = ""
+    orig_rcpt: str | None = None
+    auth_user: str | None = None
+
+
+class Host(Protocol):
+    """What the interpreter asks its host. Methods may raise SieveTempFailure (backend
+    down): the run then ends with status "tempfail" and nothing must be delivered."""
+
+    def mailbox_exists(self, mailbox: str) -> bool:
+        """Does this mailbox exist for the user (mailbox extension, fileinto checks)?"""
+
+    def special_use_exists(self, mailbox: str | None, flag: str) -> bool:
+        """Is there a mailbox with special-use `flag` (e.g. "\\\\Junk"); if `mailbox`
+        is given, does that mailbox carry the flag? (special-use extension)"""
+
+    def seen(self, key: str) -> bool:
+        """Has `key` been marked and not yet expired? Used by duplicate ("duplicate:...")
+        and by vacation ("vacation:...") to avoid answering a sender twice."""
+
+    def mark(self, key: str, period: float) -> None:
+        """Remember `key` for `period` seconds. Called by the executor (not the engine)
+        for DuplicateMark and Vacation actions once delivery succeeded."""
+
+    def load_script(self, name: str, location: str) -> bytes | None:
+        """The source of an included script (`location` is "personal" or "global"),
+        or None when it does not exist. `name` is already checked to be a plain name."""
+
+    def metadata(self, mailbox: str | None, annotation: str) -> str | None:
+        """IMAP METADATA value (mailbox=None: server entry), or None (RFC 5490 tests)."""
+
+    def list_contains(self, list_name: str, value: str) -> bool | None:
+        """extlists: is `value` in `list_name`? None when the list is unknown."""
+
+
+class BaseHost:
+    """A Host that answers "no" to everything: no mailboxes but INBOX, no tracking,
+    no includes. Subclass it and override what your delivery knows."""
+
+    def mailbox_exists(self, mailbox: str) -> bool:
+        return mailbox.upper() == "INBOX"
+
+    def special_use_exists(self, mailbox: str | None, flag: str) -> bool:
+        return False
+
+    def seen(self, key: str) -> bool:
+        return False
+
+    def mark(self, key: str, period: float) -> None:
+        return None
+
+    def load_script(self, name: str, location: str) -> bytes | None:
+        return None
+
+    def metadata(self, mailbox: str | None, annotation: str) -> str | None:
+        return None
+
+    def list_contains(self, list_name: str, value: str) -> bool | None:
+        return None
+
+
+class MemoryHost(BaseHost):
+    """An in-memory Host for tests and dry runs: mailboxes, tracking keys, scripts."""
+
+    def __init__(self, mailboxes: tuple[str, ...] = ("INBOX",),
+                 scripts: Mapping[tuple[str, str], bytes] | None = None,
+                 special_use: Mapping[str, str] | None = None):
+        self.mailboxes = set(mailboxes)
+        self.scripts = dict(scripts or {})          # (location, name) -> source
+        self.special_use = dict(special_use or {})  # flag -> mailbox
+        self.tracking: dict[str, float] = {}
+        self.meta: dict[tuple[str | None, str], str] = {}
+        self.lists: dict[str, set[str]] = {}
+
+    def mailbox_exists(self, mailbox: str) -> bool:
+        return mailbox in self.mailboxes or mailbox.upper() == "INBOX"
+
+    def special_use_exists(self, mailbox: str | None, flag: str) -> bool:
+        target = self.special_use.get(flag.lower()) or self.special_use.get(flag)
+        if target is None:
+            return False
+        return mailbox is None or mailbox == target
+
+    def seen(self, key: str) -> bool:
+        return key in self.tracking
+
+    def mark(self, key: str, period: float) -> None:
+        self.tracking[key] = period
+
+    def load_script(self, name: str, location: str) -> bytes | None:
+        return self.scripts.get((location, name))
+
+    def metadata(self, mailbox: str | None, annotation: str) -> str | None:
+        return self.meta.get((mailbox, annotation))
+
+    def list_contains(self, list_name: str, value: str) -> bool | None:
+        if list_name not in self.lists:
+            return None
+        return value.lower() in self.lists[list_name]
+
+
+@dataclasses.dataclass(eq=False)
+class Script:
+    """A compiled (validated) script; immutable once built, shareable between runs."""
+
+    name: str
+    source: str
+    tree: object                        # sieve.validator's checked tree
+    requires: frozenset[str]
+    warnings: tuple[Diagnostic, ...] = ()
+    path: str | None = None
+
+
+@dataclasses.dataclass
+class Result:
+    """What one run decided. See the module docstring for how a delivery uses it.
+
+    status: "ok" | "error" (runtime error) | "resource_limit" | "tempfail".
+    actions: explicit actions in the order the script added them (duplicates merged).
+    implicit_keep: True when nothing cancelled the implicit keep (RFC 5228 2.10.2).
+    keep_flags: IMAP flags for the implicit keep (imap4flags internal variable).
+    message: the message bytes as the actions should store/send them (editheader applied).
+    errors: runtime error texts (with line when known).
+    """
+
+    status: str = "ok"
+    actions: list[Action] = dataclasses.field(default_factory=list)
+    implicit_keep: bool = True
+    keep_flags: tuple[str, ...] = ()
+    message: bytes = b""
+    errors: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    default_mailbox: str = "INBOX"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def effective_actions(self) -> list[Action]:
+        """The actions to execute: explicit ones plus the implicit keep; after a runtime
+        error or resource limit only a keep into the default mailbox; after tempfail none."""
+        if self.status == "tempfail":
+            return []
+        if self.status != "ok":
+            return [Keep(mailbox=self.default_mailbox, implicit=True)]
+        out = list(self.actions)
+        if self.implicit_keep:
+            out.append(Keep(mailbox=self.default_mailbox, flags=self.keep_flags, implicit=True))
+        return out
+
+    def describe(self) -> list[str]:
+        """Human-readable lines for `owlery sieve test` and logs."""
+        lines = []
+        for a in self.effective_actions():
+            lines.append(describe_action(a))
+        if not lines:
+            lines.append("(no actions: the message is not stored)")
+        return lines
+
+
+def describe_action(a: Action) -> str:
+    """One line for one action (dry-run output)."""
+    if isinstance(a, Keep):
+        s = f"keep into {a.mailbox!r}" + (" (implicit)" if a.implicit else "")
+    elif isinstance(a, FileInto):
+        s = f"fileinto {a.mailbox!r}"
+        if a.create:
+            s += " :create"
+        if a.special_use:
+            s += f" :specialuse {a.special_use!r}"
+        if a.copy:
+            s += " :copy"
+    elif isinstance(a, Redirect):
+        s = f"redirect to <{a.address}>" + (" :copy" if a.copy else "")
+    elif isinstance(a, Discard):
+        s = "discard"
+    elif isinstance(a, Reject):
+        s = ("ereject" if a.ereject else "reject") + f": {a.reason!r}"
+    elif isinstance(a, Vacation):
+        s = f"vacation reply to <{a.to}> subject {a.subject!r} (period {a.period:g}s)"
+    elif isinstance(a, Notify):
+        s = f"notify {a.method}"
+    elif isinstance(a, DuplicateMark):
+        s = f"duplicate mark (period {a.period:g}s)"
+    elif isinstance(a, SendMessage):
+        s = f"send message to {', '.join(a.recipients)}"
+    elif isinstance(a, Report):
+        s = f"report to <{a.address}>"
+    else:
+        s = a.name
+    flags = getattr(a, "flags", ())
+    if flags:
+        s += " flags " + " ".join(flags)
+    return s
+
+
+def extensions_available(settings: Settings | None = None) -> list[str]:
+    """Capability strings scripts may require (the Sieve "capability" list)."""
+    from sieve.extensions import capabilities
+    return capabilities(settings or Settings())
+
+
+def compile_script(source: bytes | str, *, name: str = "script", settings: Settings | None = None,
+                   path: str | None = None, extra_extensions: tuple[str, ...] = ()) -> Script:
+    """Parse and validate a script. Raises SieveCompileError (every error, line:column).
+
+    extra_extensions: names of non-standard extensions to allow (the testsuite harness
+    passes "vnd.dovecot.testsuite")."""
+    from sieve.validator import compile_source
+    return compile_source(source, name=name, settings=settings or Settings(), path=path,
+                          extra_extensions=extra_extensions)
+
+
+class ScriptCache:
+    """Compiled scripts by (path, mtime_ns, size, inode), and by content hash for bytes.
+
+    Thread-safe; bounded by sieve_max_cache_scripts (least recently used dropped). A
+    compile error is cached too (re-raised) until the file changes."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings()
+        self._lock = threading.Lock()
+        self._by_key: collections.OrderedDict = collections.OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def _get(self, key):
+        with self._lock:
+            entry = self._by_key.get(key)
+            if entry is not None:
+                self._by_key.move_to_end(key)
+                self.hits += 1
+            return entry
+
+    def _put(self, key, entry) -> None:
+        with self._lock:
+            self.misses += 1
+            self._by_key[key] = entry
+            while len(self._by_key) > self.settings.sieve_max_cache_scripts:
+                self._by_key.popitem(last=False)
+
+    def load(self, path: str | os.PathLike, name: str | None = None) -> Script:
+        """The compiled script at `path`; FileNotFoundError if it does not exist."""
+        path = os.fspath(path)
+        st = os.stat(path)
+        key = ("path", path, st.st_mtime_ns, st.st_size, st.st_ino)
+        entry = self._get(key)
+        if entry is None:
+            with open(path, "rb") as f:
+                source = f.read(self.settings.sieve_max_script_size + 1)
+            entry = self._compile(source, name or _script_name(path), path)
+            self._put(key, entry)
+        return _unwrap(entry)
+
+    def compile(self, source: bytes | str, name: str = "script") -> Script:
+        """The compiled script for this source text (keyed by its SHA-256)."""
+        raw = source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
+        key = ("sha256", hashlib.sha256(raw).hexdigest(), name)
+        entry = self._get(key)
+        if entry is None:
+            entry = self._compile(raw, name, None)
+            self._put(key, entry)
+        return _unwrap(entry)
+
+    def _compile(self, source: bytes, name: str, path: str | None):
+        try:
+            return compile_script(source, name=name, settings=self.settings, path=path)
+        except SieveCompileError as e:
+            return e
+
+
+def _unwrap(entry):
+    if isinstance(entry, SieveCompileError):
+        raise entry
+    return entry
+
+
+def _script_name(path: str) -> str:
+    base = os.path.basename(path)
+    for ext in (".sieve", ".svtest"):
+        if base.endswith(ext):
+            return base[: -len(ext)]
+    return base
+
+
+def run(script: Script | None, message: bytes, envelope: Envelope, *, host: Host | None = None,
+        settings: Settings | None = None, environment: Mapping[str, str] | None = None,
+        now: _dt.datetime | None = None) -> Result:
+    """Run `script` on one message for one recipient; never raises on bad scripts/messages.
+
+    script None means "no script": the Result is the implicit keep. `environment` adds or
+    overrides environment-extension items (e.g. {"location": "MDA", "phase": "during",
+    "remote-host": ..., "remote-ip": ..., "host": ...}). `now` is the delivery time
+    (date/currentdate, vacation); default: the current UTC time."""
+    settings = settings or Settings()
+    host = host if host is not None else BaseHost()
+    if now is None:
+        now = _dt.datetime.now(_dt.timezone.utc)
+    if script is None:
+        return Result(message=message, default_mailbox=settings.sieve_default_mailbox)
+    from sieve.interpreter import execute
+    return execute(script, message, envelope, host=host, settings=settings,
+                   environment=dict(environment or {}), now=now)

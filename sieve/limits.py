@@ -1,0 +1,128 @@
+"""Sieve engine limits and engine-wide policy settings, each a named setting (section `sieve`).
+
+Every resource a script or message can make the engine spend is bounded here: script size,
+block nesting, string length, actions, redirects, interpreter steps, match variables,
+includes, variable sizes, header edits, regex sizes. Read by sieve.validator,
+sieve.interpreter and the extensions through a `Settings` object passed in.
+Tests: tests/sieve/test_limits.py (one hostile script per limit).
+"""
+
+from __future__ import annotations
+
+from owlery.settings import Int, Size, Str, StrList, Duration, int_range, setting
+
+SIEVE_MAX_SCRIPT_SIZE = setting(
+    "sieve_max_script_size", Size, "1M",
+    "Largest Sieve script accepted by the compiler; a bigger script is a compile error.",
+    unit="bytes")
+SIEVE_MAX_NESTING = setting(
+    "sieve_max_nesting", int_range(1, 1000), 32,
+    "Deepest nesting of blocks and tests (if inside if, allof inside anyof, ...).")
+SIEVE_MAX_STRING_LENGTH = setting(
+    "sieve_max_string_length", Size, "1M",
+    "Longest string literal in a script, and longest string a variable expansion may build.",
+    unit="bytes")
+SIEVE_MAX_STRING_LIST = setting(
+    "sieve_max_string_list", int_range(1, None), 1024,
+    "Most strings in one string list of a script.")
+SIEVE_MAX_ACTIONS = setting(
+    "sieve_max_actions", int_range(1, None), 32,
+    "Most actions one script run may add to its result; more is a runtime error (keep into INBOX).")
+SIEVE_MAX_REDIRECTS = setting(
+    "sieve_max_redirects", int_range(0, None), 4,
+    "Most redirect actions one script run may add; more is a runtime error.")
+SIEVE_MAX_CPU_STEPS = setting(
+    "sieve_max_cpu_steps", int_range(100, None), 1_000_000,
+    "Interpreter work budget per run: each command, test, match comparison and regex or "
+    "string scan costs steps; a run past it stops with a resource-limit error (keep into INBOX).")
+SIEVE_MAX_MATCH_VALUES = setting(
+    "sieve_max_match_values", int_range(1, 1000), 32,
+    "Most match variables (${0}..${N}) a :matches or :regex match records.")
+SIEVE_MAX_INCLUDES = setting(
+    "sieve_max_includes", int_range(0, None), 255,
+    "Most distinct scripts one run may include (include extension).")
+SIEVE_MAX_INCLUDE_DEPTH = setting(
+    "sieve_max_include_depth", int_range(1, None), 10,
+    "Deepest chain of nested includes.")
+SIEVE_MAX_VARIABLES = setting(
+    "sieve_max_variables", int_range(1, None), 255,
+    "Most variables one script (scope) may declare.")
+SIEVE_MAX_VARIABLE_SIZE = setting(
+    "sieve_max_variable_size", Size, "4k",
+    "Largest value a variable may hold; longer values are truncated (RFC 5229 allows it).",
+    unit="bytes")
+SIEVE_MAX_VARIABLE_NAME = setting(
+    "sieve_max_variable_name", int_range(1, None), 64,
+    "Longest variable name.")
+SIEVE_MAX_HEADER_SIZE = setting(
+    "sieve_max_header_size", Size, "2k",
+    "Largest header field addheader may add (editheader extension).", unit="bytes")
+SIEVE_MAX_NOTIFICATIONS = setting(
+    "sieve_max_notifications", int_range(0, None), 16,
+    "Most notify actions one run may add (enotify extension).")
+SIEVE_MAX_REGEX_LENGTH = setting(
+    "sieve_max_regex_length", int_range(1, None), 512,
+    "Longest :regex pattern; patterns are also refused when they nest unbounded repeats.",
+    unit="characters")
+SIEVE_MAX_MATCH_SUBJECT = setting(
+    "sieve_max_match_subject", Size, "64k",
+    "Longest value a :regex or :matches match looks at (the rest is ignored), bounding "
+    "pathological patterns.", unit="bytes")
+SIEVE_MAX_MESSAGE_SCAN = setting(
+    "sieve_max_message_scan", Size, "10M",
+    "Most message bytes body/mime tests decode and search.", unit="bytes")
+SIEVE_MAX_MIME_PARTS = setting(
+    "sieve_max_mime_parts", int_range(1, None), 1000,
+    "Most MIME parts parsed per message (body, mime, foreverypart).")
+SIEVE_MAX_MIME_DEPTH = setting(
+    "sieve_max_mime_depth", int_range(1, None), 32,
+    "Deepest MIME nesting parsed.")
+SIEVE_MAX_CACHE_SCRIPTS = setting(
+    "sieve_max_cache_scripts", int_range(1, None), 1000,
+    "Most compiled scripts kept in one ScriptCache (least recently used dropped first).")
+
+# Engine policy (not limits, but engine-wide choices the delivery and tests share).
+SIEVE_DEFAULT_MAILBOX = setting(
+    "sieve_default_mailbox", Str, "INBOX",
+    "Mailbox that keep and implicit keep file into.")
+SIEVE_RECIPIENT_DELIMITER = setting(
+    "sieve_recipient_delimiter", Str, "+",
+    "Characters separating user and detail in a local part (subaddress :user/:detail); each "
+    "character is a possible separator.")
+SIEVE_POSTMASTER_ADDRESS = setting(
+    "sieve_postmaster_address", Str, "postmaster@localhost",
+    "From address of messages the engine generates (reject MDNs, notifications).")
+SIEVE_USER_EMAIL = setting(
+    "sieve_user_email", Str, None,
+    "The user's own address when the envelope recipient is not it (vacation, notify).")
+SIEVE_EXTENSIONS_DISABLED = setting(
+    "sieve_extensions_disabled", StrList, [],
+    "Extensions scripts may not require, e.g. [\"vacation\", \"enotify\"].")
+SIEVE_VACATION_MIN_PERIOD = setting(
+    "sieve_vacation_min_period", Duration, "1d",
+    "Shortest vacation :days/:seconds period a script may ask for (RFC 5230/6131).", unit="s")
+SIEVE_VACATION_MAX_PERIOD = setting(
+    "sieve_vacation_max_period", Duration, "90d",
+    "Longest vacation period a script may ask for.", unit="s")
+SIEVE_VACATION_DEFAULT_PERIOD = setting(
+    "sieve_vacation_default_period", Duration, "7d",
+    "Vacation period when the script gives none.", unit="s")
+SIEVE_DUPLICATE_DEFAULT_PERIOD = setting(
+    "sieve_duplicate_default_period", Duration, "12h",
+    "How long duplicate remembers an id when the script gives no :seconds.", unit="s")
+SIEVE_DUPLICATE_MAX_PERIOD = setting(
+    "sieve_duplicate_max_period", Duration, "2d",
+    "Longest :seconds a duplicate test may ask for.", unit="s")
+SIEVE_SPAMTEST_STATUS_HEADER = setting(
+    "sieve_spamtest_status_header", Str, "X-Spam-Score:\\s*(-?[0-9]+(\\.[0-9]+)?)",
+    "Header and regex (one group) the spamtest score is read from, as \"Name:regex\".")
+SIEVE_SPAMTEST_MAX_VALUE = setting(
+    "sieve_spamtest_max_value", Str, "10",
+    "Score that maps to spamtest 10 (certainly spam); scores scale linearly below it.")
+SIEVE_VIRUSTEST_STATUS_HEADER = setting(
+    "sieve_virustest_status_header", Str, None,
+    "Header and regex (one group) the virustest value is read from, as \"Name:regex\"; "
+    "unset means virustest answers 0 (not tested).")
+SIEVE_VIRUSTEST_TEXT_VALUES = setting(
+    "sieve_virustest_text_values", StrList, [],
+    "Five texts, matched against the virustest group, that map to values 1..5.")
