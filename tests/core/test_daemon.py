@@ -1,0 +1,97 @@
+"""The daemon runner: listen endpoints, SIGHUP reload, SIGTERM drain (owlery.daemon)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from owlery.daemon import systemd_fd
+
+APP = Path(__file__).with_name("daemon_app.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_systemd_fd_by_name():
+    env = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "2", "LISTEN_FDNAMES": "policyd:lmtpd"}
+    assert systemd_fd("policyd", env) == 3
+    assert systemd_fd("lmtpd", env) == 4
+    with pytest.raises(ValueError, match="no passed socket"):
+        systemd_fd("milter", env)
+
+
+def test_systemd_fd_refuses_foreign_pid():
+    with pytest.raises(ValueError, match="LISTEN_PID"):
+        systemd_fd("policyd", {"LISTEN_PID": "1", "LISTEN_FDS": "1"})
+
+
+def connect_when_ready(path, proc, deadline_s=20):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        assert proc.poll() is None, proc.stderr.read()
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(str(path))
+            s.settimeout(10)
+            return s
+        except OSError:
+            s.close()
+            time.sleep(0.02)   # polling interval while the child binds
+    raise AssertionError("daemon never listened")
+
+
+def ask(sock, line):
+    sock.sendall(line + b"\n")
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = sock.recv(100)
+        assert chunk, "connection closed"
+        buf += chunk
+    return buf.strip()
+
+
+def test_reload_and_graceful_stop(tmp_path):
+    cfg = tmp_path / "o.toml"
+    cfg.write_text('log_level = "info"\n')
+    sock_path = tmp_path / "run" / "app.sock"
+    proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"unix:{sock_path}"], cwd=ROOT,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        s = connect_when_ready(sock_path, proc)
+        assert ask(s, b"level") == b"info"
+
+        cfg.write_text('log_level = "debug"\n')
+        proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + 10
+        while ask(s, b"level") != b"debug":
+            assert time.monotonic() < end, "reload not applied"
+
+        cfg.write_text('log_levle = "warning"\n')      # a broken file must not be applied
+        proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGTERM)
+        # The open connection is still served while draining...
+        assert ask(s, b"still there") == b"still there"
+        # ...but no new connection is accepted.
+        end = time.monotonic() + 10
+        while True:
+            probe = socket.socket(socket.AF_UNIX)
+            try:
+                probe.connect(str(sock_path))
+            except OSError:
+                break
+            finally:
+                probe.close()
+            assert time.monotonic() < end, "still accepting after SIGTERM"
+        s.close()                                     # last client leaves: daemon exits
+        assert proc.wait(timeout=20) == 0
+        err = proc.stderr.read().decode()
+        assert "reload refused, keeping old settings" in err and "log_levle" in err
+        assert "app closed" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,67 @@
+"""README.rst stays true: its Quick start, Postfix lines and command examples are the real ones."""
+
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from owlery import postfix
+from owlery.cli import build_parser
+from owlery.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.rst").read_text()
+
+
+def section(title):
+    m = re.search(rf"^{re.escape(title)}\n[=\-~]+\n(.*?)(?=^\S[^\n]*\n[=\-~]{{3,}}\n)", README + "\nEnd\n===\n",
+                  re.S | re.M)
+    assert m, f"README has no section {title!r}"
+    return m.group(1)
+
+
+def literal_blocks(text):
+    """The indented blocks after `::` or a code-block directive."""
+    blocks = []
+    for m in re.finditer(r"(?:::|\.\. code-block:: \w+)\n\n((?:(?:    .*)?\n)+)", text):
+        lines = [line[4:] for line in m.group(1).splitlines()]
+        blocks.append("\n".join(lines).strip("\n"))
+    return blocks
+
+
+def test_quick_start_has_exactly_two_commands_that_exist():
+    blocks = literal_blocks(section("Quick start"))
+    assert len(blocks) == 2, blocks
+    for block in blocks:
+        assert len(block.splitlines()) == 1, block
+        script = ROOT / shlex.split(block)[0]
+        assert script.is_file() and os.access(script, os.X_OK), block
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = literal_blocks(section("Quick start"))[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(rf"^\s*(exec\s+)?{re.escape(test_command)}\s*$", ci, re.M), ci
+
+
+def test_postfix_lines_are_the_rendered_ones():
+    block = literal_blocks(section("Integration with Postfix"))[0]
+    expected = postfix.render(Settings(), ["example.org"], command="/usr/local/bin/owlery")
+    assert block == expected
+
+
+def console_commands():
+    cmds = []
+    for m in re.finditer(r"\.\. code-block:: console\n\n((?:(?:    .*)?\n)+)", README):
+        for line in m.group(1).splitlines():
+            line = line.strip()
+            if line.startswith("$ owlery "):
+                cmds.append(line[2:])
+    return cmds
+
+
+@pytest.mark.parametrize("command", console_commands())
+def test_console_examples_are_real_commands(command):
+    build_parser().parse_args(shlex.split(command)[1:])
