@@ -1,0 +1,40 @@
+"""The Postfix lines Owlery prints (owlery.postfix)."""
+
+import pytest
+
+from owlery import postfix
+from owlery.endpoints import parse_endpoint
+from owlery.settings import Settings
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("tcp:127.0.0.1:10040", "inet:127.0.0.1:10040"),
+    ("tcp:[::1]:10040", "inet:[::1]:10040"),
+    ("unix:/run/owlery/policyd.sock", "unix:/run/owlery/policyd.sock"),
+])
+def test_endpoint_spelling(text, expected):
+    assert postfix.postfix_endpoint(parse_endpoint(text)) == expected
+
+
+def test_systemd_endpoint_has_no_postfix_address():
+    with pytest.raises(ValueError, match="systemd"):
+        postfix.postfix_endpoint(parse_endpoint("systemd:policyd"))
+
+
+def test_policy_service_runs_after_relay_control():
+    cf = dict(postfix.main_cf(Settings(), ["example.org"]))
+    assert cf["smtpd_relay_restrictions"].endswith("reject_unauth_destination")
+    assert "check_policy_service" not in cf["smtpd_relay_restrictions"]
+    assert cf["smtpd_recipient_restrictions"].startswith("check_policy_service")
+    assert cf["milter_default_action"] == "tempfail"
+
+
+def test_render_follows_settings():
+    s = Settings().replace(policyd_listen=["unix:/run/p.sock"], milter_listen="tcp:127.0.0.1:7000",
+                           lmtpd_listen=["unix:/run/l.sock"])
+    text = postfix.render(s, ["a.example", "b.example"], command="/opt/owlery/bin/owlery")
+    assert "check_policy_service { unix:/run/p.sock, timeout=10s }" in text
+    assert "smtpd_milters = inet:127.0.0.1:7000" in text
+    assert "virtual_transport = lmtp:unix:/run/l.sock" in text
+    assert "virtual_mailbox_domains = a.example b.example" in text
+    assert "argv=/opt/owlery/bin/owlery lda" in text

@@ -1,0 +1,68 @@
+"""Owlery's own daemons (policyd, milter, lmtpd) as child processes for end-to-end tests.
+
+`OwleryDaemons(workdir, extra_config)` writes a settings file whose listen endpoints are
+free loopback ports, starts the daemons named in `which` with it, polls each port until
+it accepts, and gives the Postfix main.cf lines for those settings from owlery.postfix
+(the very lines README.rst shows). Used by tests/e2e; bench/ can reuse it.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from owlery import postfix
+from owlery.settings import load
+
+from .procs import HarnessError, ManagedProcess, free_ports, wait_for_tcp
+
+ROOT = Path(__file__).resolve().parents[2]
+LISTEN_SETTINGS = {"policyd": "policyd_listen", "milter": "milter_listen", "lmtpd": "lmtpd_listen"}
+
+
+class OwleryDaemons:
+    """Start some of `owlery policyd|milter|lmtpd` on free ports with one settings file."""
+
+    def __init__(self, workdir, extra_config="", which=("policyd", "milter", "lmtpd")):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.which = tuple(which)
+        ports = free_ports(3)
+        self.ports = dict(zip(("policyd", "milter", "lmtpd"), ports))
+        lines = [f'{LISTEN_SETTINGS[name]} = "tcp:127.0.0.1:{port}"' if name == "milter"
+                 else f'{LISTEN_SETTINGS[name]} = ["tcp:127.0.0.1:{port}"]'
+                 for name, port in self.ports.items()]
+        self.config_path = self.workdir / "owlery.toml"
+        self.config_path.write_text("\n".join(lines) + "\n" + extra_config + "\n")
+        self.settings = load(str(self.config_path), missing_ok=False)
+        self.procs = {}
+
+    def start(self):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        for name in self.which:
+            proc = ManagedProcess([sys.executable, "-m", "owlery.cli", name, "--config", self.config_path],
+                                  f"owlery-{name}", self.workdir / f"{name}.log", cwd=ROOT, env=env)
+            self.procs[name] = proc.start()
+        try:
+            for name in self.which:
+                wait_for_tcp(self.ports[name], timeout=30, proc=self.procs[name], what=f"owlery {name}")
+        except HarnessError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for proc in self.procs.values():
+            proc.stop(timeout=15)
+
+    def log(self, name):
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def main_cf(self, domains):
+        """main.cf parameters wiring these daemons into Postfix (owlery.postfix.main_cf)."""
+        return dict(postfix.main_cf(self.settings, domains))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
