@@ -20,4 +20,5 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     # sieve delivery
     "lmtpd": ("sieve.delivery.lmtpd",),
     "maildir": ("owlery.maildir",),
+    "state": ("owlery.state",),
 }

@@ -1,0 +1,153 @@
+"""State store: string keys with TTLs, counters and token buckets, on SQLite or Redis.
+
+One interface (`StateStore`) with three engines: SQLite (embedded default, WAL, expiry done
+a few rows at a time, never as a sweep), Redis (several MX hosts share it; every operation
+is one atomic Lua script) and memory (tests, one-shot tools). Time is an argument: every
+call takes `now`, and expiry is judged against it, so tests drive a fake clock against the
+real engines. Engines are blocking; policyd calls them from its thread pool. Failures raise
+`owlery.errors.StateUnavailable` (a 4xx for the client, never a false accept or 5xx).
+Used by: policyd greylist and rate-limit checks, `owlery greylist`.
+Tests: tests/state/test_contract.py (the same suite against all engines).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from owlery.settings import Duration, Str, choice, int_range, setting
+
+STATE_BACKEND = setting("state_backend", choice("sqlite", "redis", "memory"), "sqlite",
+                        "Where greylist and rate-limit state lives: sqlite (one host), redis (shared by "
+                        "several MX hosts) or memory (lost on restart; tests only).")
+STATE_SQLITE_PATH = setting("state_sqlite_path", Str, "/var/lib/owlery/state.sqlite",
+                            "SQLite database file for state_backend = \"sqlite\" (WAL mode; the directory "
+                            "must be writable by the daemon user).")
+STATE_SQLITE_BUSY_TIMEOUT = setting("state_sqlite_busy_timeout", Duration, 2,
+                                    "How long a SQLite write waits for another writer before the "
+                                    "request gets a temporary failure.", unit="s")
+STATE_REDIS_URL = setting("state_redis_url", Str, "redis://127.0.0.1:6379/0",
+                          "Redis server for state_backend = \"redis\" (redis://, rediss:// or unix://).")
+STATE_REDIS_TIMEOUT = setting("state_redis_timeout", Duration, 2,
+                              "Connect and command timeout for Redis; past it the request gets a "
+                              "temporary failure.", unit="s")
+STATE_KEY_PREFIX = setting("state_key_prefix", Str, "owlery:",
+                           "Prefix of every Redis key Owlery writes, so one Redis can serve other "
+                           "applications too.")
+STATE_EXPIRE_BATCH = setting("state_expire_batch", int_range(1, 100000), 200,
+                             "Most expired SQLite rows removed per cleanup step (steps run every "
+                             "state_expire_every writes), so expiry never stalls a request.")
+STATE_EXPIRE_EVERY = setting("state_expire_every", int_range(1, 1000000), 100,
+                             "Run one SQLite cleanup step after this many writes.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Take:
+    """The outcome of taking tokens from a bucket."""
+
+    allowed: bool
+    tokens: float            # tokens left after this call
+    retry_after: float | None  # seconds until `cost` tokens are there; None if cost > burst (never)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    key: str
+    value: str
+    expires: float
+
+
+class StateStore(abc.ABC):
+    """Keys with TTLs, counters and token buckets. All methods are blocking and atomic per call.
+
+    `now` is seconds since the epoch (the caller's clock); `ttl` is seconds from `now`.
+    A key whose expiry is <= now does not exist, whether or not it was cleaned up yet.
+    """
+
+    name = "?"
+
+    @abc.abstractmethod
+    def get(self, key: str, now: float) -> str | None:
+        """The value of a live key, or None."""
+
+    def get_many(self, keys: Sequence[str], now: float) -> list[str | None]:
+        """Values of several keys in one round trip where the engine can."""
+        return [self.get(k, now) for k in keys]
+
+    @abc.abstractmethod
+    def set(self, key: str, value: str, ttl: float, now: float) -> None:
+        """Store value until now + ttl (replacing any value and expiry)."""
+
+    @abc.abstractmethod
+    def add(self, key: str, value: str, ttl: float, now: float) -> bool:
+        """Store value only if the key does not exist (live); True when stored."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove a key; True when it existed."""
+
+    @abc.abstractmethod
+    def incr(self, key: str, amount: int, ttl: float, now: float) -> int:
+        """Add amount to an integer counter (missing = 0); the key then expires at now + ttl."""
+
+    @abc.abstractmethod
+    def take(self, key: str, cost: float, rate: float, burst: float, now: float) -> Take:
+        """Token bucket: refill at `rate` tokens/s up to `burst`; take `cost` if there.
+
+        A bucket starts full. A refused take leaves the bucket untouched.
+        """
+
+    @abc.abstractmethod
+    def scan(self, prefix: str, now: float, limit: int = 1000) -> list[Entry]:
+        """Live entries whose key starts with prefix (at most limit, in no promised order)."""
+
+    @abc.abstractmethod
+    def expire(self, now: float, limit: int) -> int:
+        """Remove up to limit expired entries now; returns how many (Redis expires by itself: 0)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def bucket_math(tokens: float | None, stamp: float | None, cost: float, rate: float, burst: float,
+                now: float) -> tuple[bool, float, float | None]:
+    """Pure token-bucket step shared by the Python engines (Redis runs the same in Lua).
+
+    Returns (allowed, tokens_after, retry_after).
+    """
+    if tokens is None or stamp is None:
+        tokens, stamp = burst, now
+    elapsed = max(0.0, now - stamp)
+    tokens = min(burst, tokens + elapsed * rate)
+    if cost <= tokens:
+        return True, tokens - cost, 0.0
+    if cost > burst or rate <= 0:
+        return False, tokens, None
+    return False, tokens, (cost - tokens) / rate
+
+
+def bucket_ttl(rate: float, burst: float) -> float:
+    """How long a bucket must be kept: after this it would be full again anyway."""
+    if rate <= 0:
+        return 86400.0
+    return burst / rate + 1.0
+
+
+def open_store(settings: Any, *, backend: str | None = None) -> StateStore:
+    """The engine the settings name (`state_backend`), connected lazily."""
+    kind = settings.state_backend if backend is None else backend
+    if kind == "sqlite":
+        from owlery.state.sqlite_store import SQLiteStore
+        return SQLiteStore(settings.state_sqlite_path, busy_timeout=settings.state_sqlite_busy_timeout,
+                           expire_batch=settings.state_expire_batch,
+                           expire_every=settings.state_expire_every)
+    if kind == "redis":
+        from owlery.state.redis_store import RedisStore
+        return RedisStore(settings.state_redis_url, prefix=settings.state_key_prefix,
+                          timeout=settings.state_redis_timeout)
+    if kind == "memory":
+        from owlery.state.memory_store import MemoryStore
+        return MemoryStore()
+    raise ValueError(f"unknown state backend {kind!r}")

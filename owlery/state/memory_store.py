@@ -1,0 +1,82 @@
+"""In-process state engine: a dict under a lock (tests and one-shot tools; lost on exit).
+
+Talks to: nothing. Tests: tests/state/test_contract.py
+"""
+
+from __future__ import annotations
+
+import threading
+
+from owlery.state import Entry, StateStore, Take, bucket_math, bucket_ttl
+
+
+class MemoryStore(StateStore):
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str, now: float) -> str | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[1] <= now:
+            del self._data[key]
+            return None
+        return item[0]
+
+    def get(self, key, now):
+        with self._lock:
+            return self._live(key, now)
+
+    def set(self, key, value, ttl, now):
+        with self._lock:
+            self._data[key] = (value, now + ttl)
+
+    def add(self, key, value, ttl, now):
+        with self._lock:
+            if self._live(key, now) is not None:
+                return False
+            self._data[key] = (value, now + ttl)
+            return True
+
+    def delete(self, key):
+        with self._lock:
+            return self._data.pop(key, None) is not None
+
+    def incr(self, key, amount, ttl, now):
+        with self._lock:
+            old = self._live(key, now)
+            value = (int(old) if old is not None else 0) + amount
+            self._data[key] = (str(value), now + ttl)
+            return value
+
+    def take(self, key, cost, rate, burst, now):
+        with self._lock:
+            old = self._live(key, now)
+            tokens = stamp = None
+            if old is not None:
+                t, s = old.split(",")
+                tokens, stamp = float(t), float(s)
+            allowed, left, retry = bucket_math(tokens, stamp, cost, rate, burst, now)
+            if allowed or old is None:
+                self._data[key] = (f"{left!r},{now!r}", now + bucket_ttl(rate, burst))
+            return Take(allowed, left, retry)
+
+    def scan(self, prefix, now, limit=1000):
+        with self._lock:
+            out = []
+            for key, (value, expires) in self._data.items():
+                if key.startswith(prefix) and expires > now:
+                    out.append(Entry(key, value, expires))
+                    if len(out) >= limit:
+                        break
+            return out
+
+    def expire(self, now, limit):
+        with self._lock:
+            dead = [k for k, (_, e) in self._data.items() if e <= now][:limit]
+            for k in dead:
+                del self._data[k]
+            return len(dead)

@@ -1,0 +1,201 @@
+"""SQLite state engine: one table of (key, value, expires) in WAL mode, expired a little at a time.
+
+One connection per calling thread (policyd's pool threads, the CLI), so readers never wait
+for each other; writers wait at most `busy_timeout` and then raise StateUnavailable. Expiry
+is judged at read time against `now`; cleanup deletes at most `expire_batch` dead rows every
+`expire_every` writes, through the index on `expires`, so no request ever pays for a sweep.
+Schema version in PRAGMA user_version.
+Talks to: the database file. Tests: tests/state/test_contract.py, tests/state/test_sqlite.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import threading
+
+from owlery.errors import StateUnavailable
+from owlery.state import Entry, StateStore, Take, bucket_math, bucket_ttl
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires);
+"""
+
+
+class SQLiteStore(StateStore):
+    name = "sqlite"
+
+    def __init__(self, path: str, *, busy_timeout: float = 2.0, expire_batch: int = 200,
+                 expire_every: int = 100):
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.expire_batch = expire_batch
+        self.expire_every = expire_every
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._writes = itertools.count(1)
+        self._closed = False
+        self._conn()  # create the file and schema now, so a bad path fails at startup
+
+    # --- connections --------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StateUnavailable("state store closed")
+        try:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+            # isolation_level=None: we issue BEGIN IMMEDIATE ourselves where a read-modify-write needs it.
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: durable against application crashes, fsync only at checkpoints;
+            # losing the last greylist entries on power loss only means one more delay.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                conn.close()
+                raise StateUnavailable(f"{self.path}: state schema version {version}, "
+                                       f"this Owlery knows {SCHEMA_VERSION}")
+        except (sqlite3.Error, OSError) as e:
+            raise StateUnavailable(f"{self.path}: {e}") from e
+        self._local.conn = conn
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass  # closing from another thread may fail; the process is going away anyway
+
+    def _run(self, fn):
+        try:
+            return fn(self._conn())
+        except sqlite3.Error as e:
+            conn = getattr(self._local, "conn", None)
+            if conn is not None and conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise StateUnavailable(f"{self.path}: {e}") from e
+
+    def _wrote(self, conn: sqlite3.Connection, now: float) -> None:
+        if next(self._writes) % self.expire_every == 0:
+            self._expire(conn, now, self.expire_batch)
+
+    @staticmethod
+    def _expire(conn: sqlite3.Connection, now: float, limit: int) -> int:
+        cur = conn.execute("DELETE FROM kv WHERE key IN "
+                           "(SELECT key FROM kv WHERE expires <= ? ORDER BY expires LIMIT ?)", (now, limit))
+        return cur.rowcount
+
+    # --- operations ---------------------------------------------------------------
+
+    def get(self, key, now):
+        def op(conn):
+            row = conn.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchone()
+            return None if row is None else row[0]
+        return self._run(op)
+
+    def get_many(self, keys, now):
+        keys = list(keys)
+        if not keys:
+            return []
+
+        def op(conn):
+            marks = ",".join("?" * len(keys))
+            rows = dict(conn.execute(f"SELECT key, value FROM kv WHERE key IN ({marks}) AND expires > ?",
+                                     (*keys, now)).fetchall())
+            return [rows.get(k) for k in keys]
+        return self._run(op)
+
+    def set(self, key, value, ttl, now):
+        def op(conn):
+            conn.execute("INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+                         (key, value, now + ttl))
+            self._wrote(conn, now)
+        self._run(op)
+
+    def add(self, key, value, ttl, now):
+        def op(conn):
+            # One statement: insert, or overwrite only a dead row; rowcount says which happened.
+            cur = conn.execute("INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+                               "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                               "expires = excluded.expires WHERE kv.expires <= ?",
+                               (key, value, now + ttl, now))
+            self._wrote(conn, now)
+            return cur.rowcount == 1
+        return self._run(op)
+
+    def delete(self, key):
+        def op(conn):
+            return conn.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount == 1
+        return self._run(op)
+
+    def incr(self, key, amount, ttl, now):
+        def op(conn):
+            row = conn.execute("INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+                               "ON CONFLICT(key) DO UPDATE SET "
+                               "value = CASE WHEN kv.expires <= ? THEN excluded.value "
+                               "ELSE CAST(CAST(kv.value AS INTEGER) + ? AS TEXT) END, "
+                               "expires = excluded.expires RETURNING value",
+                               (key, str(amount), now + ttl, now, amount)).fetchone()
+            self._wrote(conn, now)
+            return int(row[0])
+        return self._run(op)
+
+    def take(self, key, cost, rate, burst, now):
+        def op(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchone()
+            tokens = stamp = None
+            if row is not None:
+                t, s = row[0].split(",")
+                tokens, stamp = float(t), float(s)
+            allowed, left, retry = bucket_math(tokens, stamp, cost, rate, burst, now)
+            if allowed or row is None:
+                conn.execute("INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+                             (key, f"{left!r},{now!r}", now + bucket_ttl(rate, burst)))
+            conn.execute("COMMIT")
+            self._wrote(conn, now)
+            return Take(allowed, left, retry)
+        return self._run(op)
+
+    def scan(self, prefix, now, limit=1000):
+        def op(conn):
+            # Range on the primary key instead of LIKE, so '%' and '_' in keys mean nothing.
+            rows = conn.execute("SELECT key, value, expires FROM kv WHERE key >= ? AND key < ? "
+                                "AND expires > ? LIMIT ?", (prefix, prefix + "\U0010ffff", now, limit))
+            return [Entry(k, v, e) for k, v, e in rows.fetchall()]
+        return self._run(op)
+
+    def expire(self, now, limit):
+        return self._run(lambda conn: self._expire(conn, now, limit))
+
+    def count_expired(self, now: float) -> int:
+        """How many dead rows wait for cleanup (for stats)."""
+        return self._run(lambda conn: conn.execute("SELECT count(*) FROM kv WHERE expires <= ?",
+                                                   (now,)).fetchone()[0])

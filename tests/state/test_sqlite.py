@@ -1,0 +1,65 @@
+"""SQLite engine specifics: WAL mode, schema version, incremental expiry, errors as StateUnavailable."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from owlery.errors import StateUnavailable
+from owlery.state.sqlite_store import SCHEMA_VERSION, SQLiteStore
+
+T0 = 1_700_000_000.0
+
+
+def test_wal_and_schema_version(tmp_path):
+    path = tmp_path / "s.sqlite"
+    SQLiteStore(str(path)).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_unknown_schema_version_refused(tmp_path):
+    path = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=99")
+    conn.close()
+    with pytest.raises(StateUnavailable, match="schema version 99"):
+        SQLiteStore(str(path))
+
+
+def test_writes_clean_up_a_bounded_batch(tmp_path):
+    """Each cleanup step removes at most expire_batch rows: no sweep on the request path."""
+    s = SQLiteStore(str(tmp_path / "s.sqlite"), expire_every=1, expire_batch=3)
+    for i in range(10):
+        s.set(f"dead{i}", "x", 1, T0)
+    s.set("k", "v", 100, T0 + 10)   # one write = one cleanup step = 3 rows
+    assert s.count_expired(T0 + 10) == 7
+    s.set("k", "v", 100, T0 + 10)
+    assert s.count_expired(T0 + 10) == 4
+
+
+def test_unwritable_path_is_state_unavailable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StateUnavailable):
+        SQLiteStore(str(blocker / "sub" / "s.sqlite"))
+
+
+def test_two_handles_share_one_file(tmp_path):
+    """The daemon and `owlery greylist` open the same file."""
+    path = str(tmp_path / "s.sqlite")
+    a, b = SQLiteStore(path), SQLiteStore(path)
+    a.set("k", "v", 100, T0)
+    assert b.get("k", T0) == "v"
+    assert b.add("k", "w", 100, T0) is False
+
+
+def test_open_store_from_settings(tmp_path):
+    from owlery.settings import Settings
+    from owlery.state import open_store
+    s = open_store(Settings().replace(state_sqlite_path=str(tmp_path / "x.sqlite")))
+    assert s.name == "sqlite"
+    s.set("k", "v", 10, T0)
+    assert s.get("k", T0) == "v"
