@@ -1,5 +1,99 @@
-"""Subcommands of `owlery` for this product (registered by owlery.cli)."""
+"""`owlery policyd` (run the policy daemon) and `owlery policyd-query` (ask it one question).
+
+Registered by owlery.cli; imports nothing heavy at module top (Twisted, ldap3 load
+inside the command).
+Tests: tests/policyd/test_cli.py, tests/e2e/test_policyd_*.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
 
 
-def register(sub):
+def _cmd_policyd(args: argparse.Namespace) -> int:
+    from owlery import cli
+    from owlery.daemon import run
+    from policyd.service import build
+    cli.load_settings(args)          # a bad file fails here with file:line and status 1
+    return run("policyd", args.config, args.listen, "policyd_listen", build)
+
+
+def query(endpoint: str, attrs: dict[str, str], timeout_s: float = 10.0) -> str:
+    """Send one request to a running daemon; return the action text ("" if it hung up)."""
+    from owlery.endpoints import parse_endpoint
+    from policyd.protocol import encode_request
+    ep = parse_endpoint(endpoint)
+    if ep.kind == "unix":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: object = ep.path
+    elif ep.kind == "tcp":
+        s = socket.socket(socket.AF_INET6 if ":" in ep.host else socket.AF_INET, socket.SOCK_STREAM)
+        address = (ep.host, ep.port)
+    else:
+        raise ValueError("query needs a unix: or tcp: endpoint")
+    with s:
+        s.settimeout(timeout_s)
+        s.connect(address)
+        s.sendall(encode_request(attrs))
+        data = b""
+        while not data.endswith(b"\n\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                return ""
+            data += chunk
+    line = data.split(b"\n", 1)[0].decode("utf-8", "surrogateescape")
+    return line.partition("=")[2]
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from owlery import cli
+    settings = cli.load_settings(args)
+    endpoint = args.listen[0] if args.listen else list(settings.policyd_listen)[0]
+    attrs = {"request": "smtpd_access_policy", "protocol_state": args.state,
+             "protocol_name": "ESMTP", "client_address": args.client_address,
+             "client_name": args.client_name, "helo_name": args.helo,
+             "sender": args.sender, "recipient": args.recipient, "instance": "query.1",
+             "size": str(args.size), "sasl_username": args.sasl_username}
+    for item in args.attr:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"owlery: --attr {item!r}: expected name=value", file=sys.stderr)
+            return 2
+        attrs[name] = value
+    try:
+        action = query(endpoint, attrs)
+    except OSError as e:
+        print(f"owlery: {endpoint}: {e}", file=sys.stderr)
+        return 75
+    if not action:
+        print("owlery: the policy daemon closed the connection without a reply", file=sys.stderr)
+        return 75
+    print(action)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
+    from owlery.cli import add_config_option, add_listen_option
+    p = sub.add_parser("policyd", help="run the Postfix policy daemon (check_policy_service)")
+    add_config_option(p)
+    add_listen_option(p)
+    p.set_defaults(func=_cmd_policyd)
+
+    p = sub.add_parser("policyd-query", help="send one policy request to a running policy daemon "
+                                             "and print the action (for trying checks by hand)")
+    add_config_option(p)
+    add_listen_option(p)
+    p.add_argument("--state", default="RCPT", help="protocol_state (default RCPT)")
+    p.add_argument("--sender", default="", help="envelope sender (default <>)")
+    p.add_argument("--recipient", default="", help="envelope recipient")
+    p.add_argument("--client-address", default="192.0.2.1")
+    p.add_argument("--client-name", default="unknown")
+    p.add_argument("--helo", default="client.example")
+    p.add_argument("--size", type=int, default=0, help="SIZE= hint or message size")
+    p.add_argument("--sasl-username", default="")
+    p.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other attribute (repeatable)")
+    p.set_defaults(func=_cmd_query)

@@ -1,1 +1,218 @@
-"""policyd/checks package."""
+"""Policy checks: the check interface, the shared context, and THE registry of checks.
+
+Writing a check (one file per check under policyd/checks/):
+
+    class GreylistCheck(Check):
+        name = "greylist"                      # the name used in settings (policyd_checks)
+        states = frozenset({"RCPT"})           # protocol_state values it can run at
+        enabled_by_default = True              # in the default pipeline for those states
+
+        def __init__(self, ctx: CheckContext):
+            super().__init__(ctx)
+            self.store = ctx.resource("state", lambda: open_state(ctx.settings))
+
+        async def evaluate(self, request: PolicyRequest, now: float) -> Action:
+            seen = await self.ctx.run_blocking(self.store.get, key, timeout=self.ctx.settings.state_timeout)
+            ...
+            return defer_if_permit(GREYLISTED)   # or DUNNO, prepend(...), reject(reply)...
+
+then add one line to `CHECKS` below. `evaluate` may be a plain function returning an
+`Action` (fast path: cached answers cost no thread hop), an `async def`, or return a
+Twisted Deferred. It may also return `Verdict(action, log={"delay": 12})` to add
+key=value fields to the decision log line.
+
+Rules the pipeline (policyd/pipeline.py) applies to every check:
+- `now` is the reactor clock's time for this request; use it, never time.time().
+- Blocking work (ldap3, pyspf, sqlite3, redis-py, file reads) goes through
+  `ctx.run_blocking(fn, *args, timeout=...)`: a bounded thread pool; past `timeout`
+  seconds the Deferred fails with `twisted.internet.defer.TimeoutError`; when the
+  pool's queue is full it fails at once with `TemporaryFailure`.
+- Raising `owlery.errors.TemporaryFailure` (or a subclass such as
+  `DirectoryUnavailable`, `StateUnavailable`), or letting a `TimeoutError` escape,
+  answers `DEFER_IF_PERMIT 4.3.0 ...` with the error's reply: a backend being down
+  never yields a 5xx. Any other exception is a bug: the daemon logs it and
+  disconnects without a reply, and Postfix applies its default action.
+- A passing check returns `DUNNO` (never `OK`, which would end Postfix's restriction list).
+- `PREPEND`, `WARN`, `INFO` are annotations: the pipeline goes on with the next check.
+  Postfix takes one action per reply, so when every check passes the pipeline answers
+  the FIRST annotation and keeps the others for the next request of the same
+  `instance` on that connection (e.g. the next RCPT, or DATA if
+  `smtpd_data_restrictions` calls the policy service). A PREPEND whose header name was
+  already sent for this instance is dropped: a check that prepends at every RCPT gets
+  one header per message. PREPEND is never sent at END-OF-MESSAGE (Postfix refuses it
+  there). When a later check is decisive, its action is answered and the annotations
+  of this request are dropped (the recipient is refused or deferred anyway).
+- The first decisive action (anything but DUNNO/PREPEND/WARN/INFO) ends the pipeline.
+
+Shared resources: `ctx.settings`, `ctx.clock` (IReactorTime), `ctx.directory`
+(owlery.directory, cached), `ctx.resolver` (DNS resolver injected by the service or a
+test; None means "build your own from settings"), `ctx.resource(name, factory)`
+(one lazily built object per name shared by all checks, e.g. the state store; it is
+closed with the context if it has a `close()`).
+Tests: tests/policyd/test_pipeline.py, tests/policyd/test_checks_*.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
+
+from owlery.errors import TemporaryFailure
+from policyd.actions import Action
+from policyd.protocol import PolicyRequest
+
+log = logging.getLogger("owlery.policyd")
+
+# THE registry: check name -> "module:Class", in default pipeline order.
+# Recipient existence first (no point greylisting a user who does not exist), then
+# list protection and quota (permanent answers), then the costlier and temporary ones.
+CHECKS: dict[str, str] = {
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """An action plus key=value fields for the decision log line."""
+
+    action: Action
+    log: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Executor:
+    """Runs blocking callables off the reactor thread; returns Deferreds."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:  # -> Deferred
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class InlineExecutor(Executor):
+    """Runs the callable at once in the calling thread (tests, and backends that never block)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from twisted.internet import defer
+        return defer.maybeDeferred(fn, *args, **kwargs)
+
+
+class ThreadPoolExecutor(Executor):
+    """A bounded Twisted thread pool: `threads_max` workers, at most `queue_max` waiting jobs."""
+
+    def __init__(self, reactor: Any, threads_max: int, queue_max: int):
+        from twisted.python.threadpool import ThreadPool
+        self.reactor = reactor
+        self.queue_max = queue_max
+        self.pending = 0
+        self.pool = ThreadPool(minthreads=1, maxthreads=threads_max, name="policyd-blocking")
+        self.pool.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from twisted.internet import defer, threads
+        if self.pending >= self.queue_max:
+            return defer.fail(TemporaryFailure(
+                f"blocking pool saturated ({self.pending} jobs waiting)"))
+        self.pending += 1
+
+        def done(result: Any) -> Any:
+            self.pending -= 1
+            return result
+        return threads.deferToThreadPool(self.reactor, self.pool, fn, *args, **kwargs).addBoth(done)
+
+    def close(self) -> None:
+        self.pool.stop()
+
+
+class CheckContext:
+    """What every check can reach: settings, clock, blocking pool, directory, resolver, resources."""
+
+    def __init__(self, settings: Any, clock: Any, executor: Executor, *,
+                 directory: Any = None, resolver: Any = None):
+        self.settings = settings
+        self.clock = clock
+        self.executor = executor
+        self.resolver = resolver
+        self._directory = directory
+        self._resources: dict[str, Any] = {}
+
+    def now(self) -> float:
+        return self.clock.seconds()
+
+    def run_blocking(self, fn: Callable[..., Any], *args: Any, timeout: float, **kwargs: Any) -> Any:
+        """Run fn(*args) in the bounded pool; the Deferred fails with TimeoutError after `timeout` s."""
+        d = self.executor.submit(fn, *args, **kwargs)
+        if timeout and timeout > 0:
+            d.addTimeout(timeout, self.clock)
+        return d
+
+    @property
+    def directory(self) -> Any:
+        """The directory (owlery.directory.CachingDirectory), built from settings on first use."""
+        if self._directory is None:
+            from owlery.directory import open_directory
+            self._directory = open_directory(self.settings, clock=self.now)
+        return self._directory
+
+    def resource(self, name: str, factory: Callable[[], Any]) -> Any:
+        """One shared object per name (built on first call), closed with the context."""
+        if name not in self._resources:
+            self._resources[name] = factory()
+        return self._resources[name]
+
+    def close(self) -> None:
+        for name, res in list(self._resources.items()):
+            closer = getattr(res, "close", None)
+            if closer is not None:
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001 - closing must go on for the others; log it
+                    log.exception("policyd: closing resource %s failed", name)
+        self._resources.clear()
+        if self._directory is not None:
+            self._directory.close()
+            self._directory = None
+
+
+class Check:
+    """Base class of a policy check; see the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    states: ClassVar[frozenset[str]] = frozenset()
+    enabled_by_default: ClassVar[bool] = False
+
+    def __init__(self, ctx: CheckContext):
+        self.ctx = ctx
+
+    def evaluate(self, request: PolicyRequest, now: float) -> Action | Verdict | Awaitable[Action | Verdict]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the check holds (resources from ctx.resource are closed by the context)."""
+
+
+def load_check(name: str) -> type[Check]:
+    """The check class registered under `name` (imports its module)."""
+    try:
+        target = CHECKS[name]
+    except KeyError:
+        raise ValueError(f"unknown check {name!r} (known: {', '.join(CHECKS)})") from None
+    module, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if cls.name != name:
+        raise ValueError(f"check {target} calls itself {cls.name!r}, registered as {name!r}")
+    return cls
+
+
+def default_checks() -> dict[str, list[str]]:
+    """protocol_state -> check names: every enabled_by_default check, in registry order."""
+    out: dict[str, list[str]] = {}
+    for name in CHECKS:
+        cls = load_check(name)
+        if not cls.enabled_by_default:
+            continue
+        for state in sorted(cls.states):
+            out.setdefault(state, []).append(name)
+    return out

@@ -1,0 +1,147 @@
+"""Policy actions (the access(5) right-hand sides a check may answer) and the reply catalogue.
+
+A check returns an `Action`. Build one with the helpers, never from a string:
+`DUNNO`, `reject(reply)` (answers the exact code: `550 5.1.1 User unknown`),
+`defer(reply)`, `defer_if_permit(reply)` (`DEFER_IF_PERMIT 4.3.0 text`: Postfix answers
+`$access_map_defer_code` 450 with our DSN only if the other restrictions would permit),
+`defer_if_reject(reply)`, `prepend("Header: value")`, `warn(text)`, `info(text)`,
+`hold(text)`, `discard(text)`, `filter_to(...)`, `redirect(...)`, `bcc(...)`.
+
+Postfix takes one action per reply. DUNNO, PREPEND, WARN and INFO are *annotations*:
+Postfix continues with its next restriction after them, so the pipeline treats them
+as "passing" and keeps going; everything else is *decisive* and ends the pipeline.
+Postfix itself writes `<rcpt>: Recipient address rejected:` before a reply's text,
+so texts say only why.
+Talks to: nothing. Tests: tests/policyd/test_actions.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from owlery.reply import Reply
+
+_HEADER_RE = re.compile(r"^[!-9;-~]+:[ -~]*$")   # RFC 5322 field name, printable value
+_ANNOTATIONS = frozenset({"DUNNO", "PREPEND", "WARN", "INFO"})
+_TEXT_LIMIT = 990   # a header line must stay within RFC 5322's 998 octets
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """One policy answer. `verb` is an access(5) keyword, or "REPLY" for a numeric reply."""
+
+    verb: str
+    reply: Reply | None = None
+    text: str = ""
+
+    @property
+    def decisive(self) -> bool:
+        """False for DUNNO/PREPEND/WARN/INFO (Postfix goes on), True for the rest."""
+        return self.verb not in _ANNOTATIONS
+
+    @property
+    def is_reject(self) -> bool:
+        return self.verb == "REPLY" and self.reply is not None and self.reply.is_permanent
+
+    def render(self) -> str:
+        """The action text after `action=`."""
+        if self.verb == "REPLY":
+            assert self.reply is not None
+            return str(self.reply)
+        if self.reply is not None:
+            # access(5): "DEFER_IF_PERMIT 4.3.0 text": Postfix takes the DSN from the text.
+            return f"{self.verb} {self.reply.dsn} {self.reply.text}".rstrip()
+        return f"{self.verb} {self.text}".rstrip()
+
+    def log_word(self) -> str:
+        """The word for the decision log line (Postfix style: reject, defer, prepend...)."""
+        if self.verb == "REPLY":
+            assert self.reply is not None
+            return "reject" if self.reply.is_permanent else "defer"
+        return self.verb.lower().replace("_", "-")
+
+
+def _printable(text: str, what: str) -> str:
+    if any(not " " <= c <= "~" for c in text):
+        raise ValueError(f"{what} contains a non-printable or non-ASCII character: {text!r}")
+    if len(text) > _TEXT_LIMIT:
+        raise ValueError(f"{what} is longer than {_TEXT_LIMIT} characters")
+    return text
+
+
+DUNNO = Action("DUNNO")
+
+
+def reject(reply: Reply) -> Action:
+    """A numeric reply, exactly this code and DSN (4xx or 5xx)."""
+    if reply.code < 400:
+        raise ValueError("reject needs a 4xx or 5xx reply")
+    return Action("REPLY", reply)
+
+
+def defer(reply: Reply) -> Action:
+    """A temporary numeric reply (4xx) that Postfix answers at once."""
+    if not reply.is_temporary:
+        raise ValueError(f"defer needs a 4xx reply, got {reply.code}")
+    return Action("REPLY", reply)
+
+
+def defer_if_permit(reply: Reply) -> Action:
+    """DEFER_IF_PERMIT: defer only if the rest of the restrictions would accept (a later 5xx wins)."""
+    if not reply.is_temporary:
+        raise ValueError(f"DEFER_IF_PERMIT needs a 4xx reply, got {reply.code}")
+    return Action("DEFER_IF_PERMIT", reply)
+
+
+def defer_if_reject(reply: Reply) -> Action:
+    """DEFER_IF_REJECT: turn a later reject into a deferral."""
+    if not reply.is_temporary:
+        raise ValueError(f"DEFER_IF_REJECT needs a 4xx reply, got {reply.code}")
+    return Action("DEFER_IF_REJECT", reply)
+
+
+def prepend(header: str) -> Action:
+    """PREPEND a header line `Name: value` (ignored by Postfix at END-OF-MESSAGE)."""
+    if not _HEADER_RE.match(header):
+        raise ValueError(f"not a header line: {header!r}")
+    return Action("PREPEND", text=_printable(header, "header"))
+
+
+def warn(text: str) -> Action:
+    return Action("WARN", text=_printable(text, "WARN text"))
+
+
+def info(text: str) -> Action:
+    return Action("INFO", text=_printable(text, "INFO text"))
+
+
+def hold(text: str = "") -> Action:
+    return Action("HOLD", text=_printable(text, "HOLD text"))
+
+
+def discard(text: str = "") -> Action:
+    return Action("DISCARD", text=_printable(text, "DISCARD text"))
+
+
+def filter_to(nexthop: str) -> Action:
+    return Action("FILTER", text=_printable(nexthop, "FILTER destination"))
+
+
+def redirect(address: str) -> Action:
+    return Action("REDIRECT", text=_printable(address, "REDIRECT address"))
+
+
+def bcc(address: str) -> Action:
+    return Action("BCC", text=_printable(address, "BCC address"))
+
+
+# --- reply catalogue -------------------------------------------------------------------
+
+USER_UNKNOWN = Reply(550, "5.1.1", "User unknown")
+DIRECTORY_UNAVAILABLE = Reply(451, "4.3.0", "Recipient lookup temporarily unavailable, try again later")
+TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, try again later")
+BACKEND_TIMEOUT = Reply(451, "4.3.0", "Lookup timed out, try again later")
+MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")
+MAILBOX_FULL_TEMPORARY = Reply(452, "4.2.2", "Mailbox full, try again later")
+LIST_RESTRICTED = Reply(550, "5.7.1", "Only authorised senders may post to this list")

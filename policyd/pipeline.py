@@ -1,0 +1,208 @@
+"""The policy pipeline: runs the checks configured for a request's protocol_state, picks one action.
+
+`Pipeline.decide(request, session, now)` returns a Deferred `Decision`. Checks run in
+order; the first decisive action wins; if all pass the answer is `DUNNO`, or the first
+PREPEND/WARN/INFO annotation, the others queued per `instance` in the connection's
+`Session` (see policyd/checks/__init__.py for the full contract). Temporary backend
+failures become `DEFER_IF_PERMIT 4.3.0`; any other exception propagates so the adapter
+can log it and disconnect without replying. One decision log line per request.
+Talks to: the checks. Tests: tests/policyd/test_pipeline.py
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from owlery import log as owlery_log
+from owlery.errors import PermanentFailure, TemporaryFailure
+from owlery.settings import SettingType, int_range, setting
+from policyd import actions
+from policyd.actions import DUNNO, Action
+from policyd.checks import CHECKS, Check, CheckContext, Verdict, default_checks, load_check
+from policyd.protocol import PROTOCOL_STATES, PolicyRequest
+
+log = logging.getLogger("owlery.policyd")
+
+
+def _parse_checks(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table of protocol_state = [check, ...], got {value!r}")
+    out = {}
+    for state, names in value.items():
+        st = str(state).upper()
+        if st not in PROTOCOL_STATES:
+            raise ValueError(f"unknown protocol_state {state!r} (one of {', '.join(sorted(PROTOCOL_STATES))})")
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{state}: expected a list of check names, got {names!r}")
+        for n in names:
+            if n not in CHECKS:
+                raise ValueError(f"{state}: unknown check {n!r} (known: {', '.join(CHECKS)})")
+        out[st] = tuple(names)
+    return out
+
+
+CheckTable = SettingType("table of protocol_state = [check names]", _parse_checks,
+                         lambda v: {k: list(x) for k, x in v.items()})
+
+POLICYD_CHECKS = setting(
+    "policyd_checks", CheckTable, None,
+    "Which checks run at each protocol_state, in order, e.g. "
+    '{ RCPT = ["recipient", "lists", "quota"], "END-OF-MESSAGE" = ["quota"] }. '
+    "A state left out runs no check (answers DUNNO). Unset: every check that is enabled "
+    "by default, in registry order.")
+POLICYD_INSTANCES_REMEMBERED = setting(
+    "policyd_instances_remembered", int_range(1, 1000), 20,
+    "Per connection, how many message instances keep their queued PREPEND/WARN "
+    "annotations and sent-header names (postgrey remembers 20).")
+
+_ANNOTATION_FORBIDDEN_AT = {"PREPEND": frozenset({"END-OF-MESSAGE"})}
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The answer to one request and who gave it."""
+
+    action: Action
+    check: str | None = None
+    log: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Session:
+    """Per-connection memory: queued annotations and PREPENDed header names, per instance."""
+
+    def __init__(self, instances_max: int):
+        self.instances_max = instances_max
+        self._pending: collections.OrderedDict[str, list[tuple[Action, str]]] = collections.OrderedDict()
+        self._headers: collections.OrderedDict[str, set[str]] = collections.OrderedDict()
+
+    def _touch(self, table: collections.OrderedDict, instance: str, empty: Any) -> Any:
+        if instance in table:
+            table.move_to_end(instance)
+        else:
+            table[instance] = empty
+            while len(table) > self.instances_max:
+                table.popitem(last=False)
+        return table[instance]
+
+    def pending(self, instance: str) -> list[tuple[Action, str]]:
+        return self._touch(self._pending, instance, [])
+
+    def headers_sent(self, instance: str) -> set[str]:
+        return self._touch(self._headers, instance, set())
+
+
+def _header_name(action: Action) -> str:
+    return action.text.split(":", 1)[0].strip().lower()
+
+
+class Pipeline:
+    """Checks per protocol_state, built from settings; `decide()` answers one request."""
+
+    def __init__(self, settings: Any, ctx: CheckContext, checks: Mapping[str, Sequence[str]] | None = None):
+        self.settings = settings
+        self.ctx = ctx
+        table = checks if checks is not None else settings.policyd_checks
+        if table is None:
+            table = default_checks()
+        instances: dict[str, Check] = {}
+        self.by_state: dict[str, list[Check]] = {}
+        for state, names in table.items():
+            for name in names:
+                if name not in instances:
+                    instances[name] = load_check(name)(ctx)
+                check = instances[name]
+                if state not in check.states:
+                    raise ValueError(f"check {name} cannot run at {state} (only {', '.join(sorted(check.states))})")
+                self.by_state.setdefault(state, []).append(check)
+        self.checks = list(instances.values())
+        self.in_flight = 0
+
+    def new_session(self) -> Session:
+        return Session(self.settings.policyd_instances_remembered)
+
+    def decide(self, request: PolicyRequest, session: Session, now: float) -> Any:  # -> Deferred[Decision]
+        from twisted.internet import defer
+        self.in_flight += 1
+
+        def done(result: Any) -> Any:
+            self.in_flight -= 1
+            return result
+        return defer.ensureDeferred(self._decide(request, session, now)).addBoth(done)
+
+    async def _decide(self, request: PolicyRequest, session: Session, now: float) -> Decision:
+        from twisted.internet import defer
+        state = request.protocol_state
+        annotations: list[tuple[Action, str, Mapping[str, Any]]] = []
+        for check in self.by_state.get(state, ()):
+            fields: Mapping[str, Any] = {}
+            try:
+                result = check.evaluate(request, now)
+                if inspect.isawaitable(result):
+                    result = await result
+            except TemporaryFailure as e:
+                log.warning("policyd: %s: check %s: temporary failure: %s", request.log_head(), check.name, e)
+                result = Verdict(actions.defer_if_permit(e.reply), {"error": type(e).__name__})
+            except defer.TimeoutError:
+                log.warning("policyd: %s: check %s: backend timed out", request.log_head(), check.name)
+                result = Verdict(actions.defer_if_permit(actions.BACKEND_TIMEOUT), {"error": "timeout"})
+            except PermanentFailure as e:
+                result = Verdict(actions.reject(e.reply))
+            if isinstance(result, Verdict):
+                action, fields = result.action, result.log
+            else:
+                action = result
+            if not isinstance(action, Action):
+                raise TypeError(f"check {check.name} returned {action!r}, not an Action")
+            if action.decisive:
+                return self._log(request, Decision(action, check.name, fields))
+            if action.verb != "DUNNO":
+                annotations.append((action, check.name, fields))
+        return self._log(request, self._annotate(request, session, annotations))
+
+    def _annotate(self, request: PolicyRequest, session: Session,
+                  fresh: list[tuple[Action, str, Mapping[str, Any]]]) -> Decision:
+        state = request.protocol_state
+        instance = request.instance
+        queue = session.pending(instance) if instance else []
+        queue.extend((a, name) for a, name, _ in fresh)
+        sent = session.headers_sent(instance) if instance else set()
+        fields = {name: f for _, name, f in fresh}
+        while queue:
+            action, name = queue[0]
+            if state in _ANNOTATION_FORBIDDEN_AT.get(action.verb, ()):
+                break   # keep it queued: a later request of this instance may still carry it
+            queue.pop(0)
+            if action.verb == "PREPEND":
+                header = _header_name(action)
+                if header in sent:
+                    continue
+                sent.add(header)
+            return Decision(action, name, fields.get(name, {}))
+        return Decision(DUNNO)
+
+    def _log(self, request: PolicyRequest, decision: Decision) -> Decision:
+        action = decision.action
+        level = logging.DEBUG if action.verb == "DUNNO" else logging.INFO
+        if not log.isEnabledFor(level):
+            return decision
+        detail = action.render() if action.verb != "REPLY" else str(action.reply)
+        if action.verb == "REPLY" and request.recipient:
+            detail = f"{action.reply.code} {action.reply.dsn} <{request.recipient}>: {action.reply.text}"
+        owlery_log.decision(
+            "policyd", request.queue_id or None, action.log_word(), head=request.log_head(),
+            reply=detail if action.verb != "DUNNO" else None, level=level,
+            **{"from": request.sender, "to": request.recipient or None,
+               "sasl_username": request.sasl_username or None,
+               "check": decision.check, "instance": request.instance or None, **decision.log})
+        return decision
+
+    def close(self) -> None:
+        for check in self.checks:
+            check.close()

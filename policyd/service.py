@@ -1,0 +1,214 @@
+"""Twisted adapter of the policy daemon: connections, framing, timeouts; no decisions.
+
+`PolicyProtocol` feeds bytes to the sans-I/O `RequestDecoder`, hands each request to the
+`Pipeline` (one at a time per connection, in order), and writes `action=...` back.
+Connections are kept open and reused. Malformed or oversized input, an idle
+connection, or a decision that fails with an unexpected error or runs past
+`policyd_decision_timeout` is logged and the connection closed WITHOUT a reply, so
+that Postfix applies its own default action (SMTPD_POLICY_README). `build()` is what
+`owlery.daemon.run` calls; `PolicyApp.reload` swaps in a new pipeline on SIGHUP
+(open connections take it at their next request) and closes the old one when idle.
+Talks to: the reactor, the pipeline. Tests: tests/policyd/test_service.py
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.policies import TimeoutMixin
+
+from owlery.settings import Duration, Endpoints, int_range, setting
+from policyd.checks import CheckContext, Executor, ThreadPoolExecutor
+from policyd.pipeline import Pipeline
+from policyd.protocol import ProtocolError, RequestDecoder, encode_action
+
+POLICYD_LISTEN = setting("policyd_listen", Endpoints, ["tcp:127.0.0.1:10040"],
+                         "Where the policy daemon listens: unix:/path, tcp:HOST:PORT or systemd:NAME.")
+POLICYD_LINE_LENGTH_MAX = setting("policyd_line_length_max", int_range(64, 1 << 20), 4096, unit="bytes",
+                                  doc="Longest request line (name=value) accepted; longer closes the connection.")
+POLICYD_ATTRIBUTES_MAX = setting("policyd_attributes_max", int_range(1, 10000), 100,
+                                 "Most attributes in one request (Postfix 3.8 sends about 30); "
+                                 "more closes the connection.")
+POLICYD_IDLE_TIMEOUT = setting("policyd_idle_timeout", Duration, 330, unit="s",
+                               doc="Close a connection idle this long (Postfix's own max_idle is 300 s).")
+POLICYD_DECISION_TIMEOUT = setting(
+    "policyd_decision_timeout", Duration, 60, unit="s",
+    doc="A decision still running after this long is abandoned: log and disconnect without a reply "
+        "(keep it below Postfix's smtpd_policy_service_timeout, 100 s).")
+POLICYD_REQUESTS_QUEUED_MAX = setting("policyd_requests_queued_max", int_range(1, 10000), 16,
+                                      "Requests a client may send ahead of the replies (pipelining) "
+                                      "before the connection is closed.")
+POLICYD_THREADS_MAX = setting("policyd_threads_max", int_range(1, 256), 8,
+                              "Threads for blocking backends (LDAP, DNS, SQL, file reads).")
+POLICYD_BLOCKING_QUEUE_MAX = setting("policyd_blocking_queue_max", int_range(1, 100000), 1000,
+                                     "Blocking jobs that may wait for a thread; beyond it checks "
+                                     "answer DEFER_IF_PERMIT 4.3.0 at once.")
+
+log = logging.getLogger("owlery.policyd")
+
+
+class PolicyProtocol(Protocol, TimeoutMixin):
+    """One Postfix connection: many requests, one reply each, in order."""
+
+    def __init__(self, factory: "PolicyFactory"):
+        self.factory = factory
+        settings = factory.settings
+        self.callLater = factory.clock.callLater      # TimeoutMixin uses this
+        self.decoder = RequestDecoder(line_length_max=settings.policyd_line_length_max,
+                                      attributes_max=settings.policyd_attributes_max)
+        self.queue: collections.deque = collections.deque()
+        self.busy: Any = None      # the Deferred of the decision in progress
+        self.session: Any = None
+        self.closed = False
+
+    def _peer(self) -> str:
+        try:
+            peer = self.transport.getPeer()
+        except Exception:  # noqa: BLE001 - some transports cannot say; only for the log line
+            return "?"
+        host = getattr(peer, "host", None)
+        return f"{host}:{peer.port}" if host else str(getattr(peer, "name", None) or "unix")
+
+    def connectionMade(self) -> None:
+        self.session = self.factory.pipeline.new_session()
+        self.setTimeout(self.factory.settings.policyd_idle_timeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            requests = self.decoder.feed(data)
+        except ProtocolError as e:
+            self._drop(f"protocol error: {e}")
+            return
+        self.queue.extend(requests)
+        if len(self.queue) > self.factory.settings.policyd_requests_queued_max:
+            self._drop(f"more than {self.factory.settings.policyd_requests_queued_max} requests queued")
+            return
+        if requests or self.decoder.pending:
+            self.resetTimeout()
+        self._next()
+
+    def _next(self) -> None:
+        if self.busy is not None or not self.queue or self.closed:
+            return
+        request = self.queue.popleft()
+        self.setTimeout(None)          # idle time does not run while we decide
+        factory = self.factory
+        d = factory.pipeline.decide(request, self.session, factory.clock.seconds())
+        self.busy = d
+        d.addTimeout(factory.settings.policyd_decision_timeout, factory.clock)
+        d.addCallbacks(self._answer, self._failed, errbackArgs=(request,))
+
+    def _answer(self, decision: Any) -> None:
+        self.busy = None
+        if self.closed:
+            return
+        self.transport.write(encode_action(decision.action.render()))
+        self.setTimeout(self.factory.settings.policyd_idle_timeout)
+        self._next()
+
+    def _failed(self, failure: Any, request: Any) -> None:
+        self.busy = None
+        if self.closed:
+            return
+        if failure.check(defer.TimeoutError):
+            self._drop(f"{request.log_head()}: decision took longer than "
+                       f"{self.factory.settings.policyd_decision_timeout:g} s")
+            return
+        log.error("policyd: %s: internal error, disconnecting without reply: %s",
+                  request.log_head(), failure.getTraceback())
+        self._drop("internal error")
+
+    def _drop(self, why: str) -> None:
+        log.warning("policyd: closing connection from %s without reply: %s", self._peer(), why)
+        self.closed = True
+        self.queue.clear()
+        self.setTimeout(None)
+        self.transport.loseConnection()
+
+    def timeoutConnection(self) -> None:
+        log.info("policyd: closing idle connection from %s", self._peer())
+        self.closed = True
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed = True
+        self.setTimeout(None)
+        self.queue.clear()
+        if self.busy is not None:
+            busy, self.busy = self.busy, None
+            busy.cancel()
+
+
+class PolicyFactory(Factory):
+    """Holds the current pipeline; protocols read it at each request, so a reload takes effect."""
+
+    def __init__(self, settings: Any, pipeline: Pipeline, clock: Any):
+        self.settings = settings
+        self.pipeline = pipeline
+        self.clock = clock
+
+    def buildProtocol(self, addr: Any) -> PolicyProtocol:
+        return PolicyProtocol(self)
+
+
+class PolicyApp:
+    """The policy daemon as `owlery.daemon.run` drives it: factory, reload, close."""
+
+    def __init__(self, settings: Any, reactor: Any, *, executor: Executor | None = None,
+                 directory: Any = None, resolver: Any = None):
+        self.reactor = reactor
+        self.executor = executor if executor is not None else ThreadPoolExecutor(
+            reactor, settings.policyd_threads_max, settings.policyd_blocking_queue_max)
+        self._directory = directory
+        self.resolver = resolver
+        self.factory = PolicyFactory(settings, self._pipeline(settings), reactor)
+        self._retired: list[Pipeline] = []
+
+    def _pipeline(self, settings: Any) -> Pipeline:
+        ctx = CheckContext(settings, self.reactor, self.executor,
+                           directory=self._directory, resolver=self.resolver)
+        return Pipeline(settings, ctx)
+
+    def reload(self, settings: Any) -> None:
+        """New settings (SIGHUP): build a new pipeline and directory; retire the old when idle."""
+        try:
+            new = self._pipeline(settings)
+        except (ValueError, ImportError) as e:
+            log.error("policyd: reload refused, keeping the old checks: %s", e)
+            return
+        old = self.factory.pipeline
+        self.factory.settings = settings
+        self.factory.pipeline = new
+        self._retired.append(old)
+        self._reap()
+
+    def _reap(self) -> None:
+        for pipe in list(self._retired):
+            if pipe.in_flight == 0:
+                self._retired.remove(pipe)
+                self._close_pipeline(pipe)
+        if self._retired:
+            self.reactor.callLater(1.0, self._reap)
+
+    def _close_pipeline(self, pipe: Pipeline) -> None:
+        pipe.close()
+        if pipe.ctx._directory is not None and pipe.ctx._directory is self._directory:
+            pipe.ctx._directory = None   # injected, not ours to close
+        pipe.ctx.close()
+
+    def close(self) -> None:
+        for pipe in self._retired + [self.factory.pipeline]:
+            self._close_pipeline(pipe)
+        self._retired.clear()
+        self.executor.close()
+
+
+def build(settings: Any, reactor: Any) -> PolicyApp:
+    """The builder `owlery.daemon.run` calls."""
+    return PolicyApp(settings, reactor)
