@@ -21,4 +21,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "lmtpd": ("sieve.delivery.lmtpd",),
     "maildir": ("owlery.maildir",),
     "state": ("owlery.state",),
+    "clamd": ("milters.clients.clamav",),
+    "spamd": ("milters.clients.spamd",),
+    "quarantine": ("milters.quarantine",),
 }

@@ -1,0 +1,271 @@
+"""Quarantine directory backend: one file per message plus a SQLite index (the embedded default).
+
+Layout under the quarantine directory: `msg/<2 chars>/<mail_id>` (the message, written
+tmp -> fsync -> rename -> fsync of the directory), `tmp/` (partial writes, same file
+system), `index.sqlite3` (records and per-recipient release state; WAL, synchronous=FULL,
+so a commit is on disk when it returns). The file lands before its index row, so a crash
+can leave an unindexed file (harmless, never a row without its message).
+Talks to: the file system and sqlite3 (one short-lived connection per call, busy timeout).
+Tests: tests/milters/test_quarantine_store.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+
+from milters.quarantine import (PENDING, RELEASED, SCHEMA_VERSION, ListFilter, QuarantineNotFound,
+                                QuarantineRecord, QuarantineStore, QuarantineUnavailable,
+                                RecipientState, cutoffs)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    mail_id TEXT PRIMARY KEY, secret_id TEXT NOT NULL, created REAL NOT NULL,
+    reason TEXT NOT NULL, detail TEXT NOT NULL, sender TEXT NOT NULL, size INTEGER NOT NULL,
+    queue_id TEXT NOT NULL, client_addr TEXT NOT NULL, client_name TEXT NOT NULL,
+    helo TEXT NOT NULL, host TEXT NOT NULL, subject TEXT NOT NULL, header_from TEXT NOT NULL,
+    message_id TEXT NOT NULL, score REAL, symbols TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_created ON messages (created);
+CREATE TABLE IF NOT EXISTS recipients (
+    mail_id TEXT NOT NULL REFERENCES messages (mail_id) ON DELETE CASCADE,
+    address TEXT NOT NULL, address_lc TEXT NOT NULL, status TEXT NOT NULL,
+    changed_at REAL, changed_by TEXT, original INTEGER NOT NULL,
+    PRIMARY KEY (mail_id, address_lc));
+CREATE INDEX IF NOT EXISTS recipients_address ON recipients (address_lc);
+"""
+
+_COLUMNS = ("mail_id", "secret_id", "created", "reason", "detail", "sender", "size", "queue_id",
+            "client_addr", "client_name", "helo", "host", "subject", "header_from", "message_id",
+            "score", "symbols")
+
+
+class DirectoryStore(QuarantineStore):
+    def __init__(self, directory: str, *, timeout: float = 10.0):
+        self.directory = os.path.abspath(directory)
+        self.timeout = timeout
+        self._index = os.path.join(self.directory, "index.sqlite3")
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"DirectoryStore({self.directory!r})"
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        if self._ready:
+            return
+        try:
+            for sub in ("", "msg", "tmp"):
+                os.makedirs(os.path.join(self.directory, sub), mode=0o750, exist_ok=True)
+            with self._db() as db:
+                # one statement at a time: executescript() would commit our transaction
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise QuarantineUnavailable(f"{self._index}: schema version {row[0]} is newer than "
+                                                f"this Owlery understands ({SCHEMA_VERSION})")
+        except OSError as e:
+            raise QuarantineUnavailable(f"quarantine directory {self.directory}: {e}") from e
+        self._ready = True
+
+    @contextlib.contextmanager
+    def _db(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        try:
+            db = sqlite3.connect(self._index, timeout=self.timeout, isolation_level=None)
+        except sqlite3.Error as e:
+            raise QuarantineUnavailable(f"quarantine index {self._index}: {e}") from e
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+            # a writer takes the lock up front, so it waits (busy timeout) instead of failing midway
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise QuarantineUnavailable(f"quarantine index {self._index}: {e}") from e
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    def _path(self, mail_id: str) -> str:
+        return os.path.join(self.directory, "msg", mail_id[:2], mail_id)
+
+    # -- the contract --------------------------------------------------------------------
+
+    def put(self, record: QuarantineRecord, message: bytes) -> None:
+        self._check_id(record.mail_id)
+        self._setup()
+        final = self._path(record.mail_id)
+        tmp = os.path.join(self.directory, "tmp", f"{record.mail_id}.{os.getpid()}")
+        try:
+            os.makedirs(os.path.dirname(final), mode=0o750, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                view = memoryview(message)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if os.path.exists(final):
+                raise QuarantineUnavailable(f"quarantine id {record.mail_id} already used")
+            os.rename(tmp, final)
+            _fsync_dir(os.path.dirname(final))
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise QuarantineUnavailable(f"quarantine directory {self.directory}: {e}") from e
+        try:
+            with self._db() as db:
+                db.execute(f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                           _row(record))
+                db.executemany("INSERT INTO recipients VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               [(record.mail_id, r.address, r.address.lower(), r.status, r.changed_at,
+                                 r.changed_by, int(r.original)) for r in record.recipients])
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+            raise
+
+    def get(self, mail_id: str) -> QuarantineRecord:
+        self._check_id(mail_id)
+        self._setup()
+        with self._db(write=False) as db:
+            records = self._records(db, "m.mail_id = ?", [mail_id])
+        if not records:
+            raise QuarantineNotFound(f"no quarantined message with id {mail_id}")
+        return records[0]
+
+    def message(self, mail_id: str) -> bytes:
+        self.get(mail_id)
+        try:
+            with open(self._path(mail_id), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise QuarantineNotFound(f"quarantined message {mail_id} has an index entry but no file") from None
+        except OSError as e:
+            raise QuarantineUnavailable(f"quarantine file of {mail_id}: {e}") from e
+
+    def list(self, filters: ListFilter, now: float) -> list[QuarantineRecord]:
+        self._setup()
+        where, args = ["1 = 1"], []
+        if filters.recipient:
+            where.append("m.mail_id IN (SELECT mail_id FROM recipients WHERE address_lc = ?)")
+            args.append(filters.recipient.lower())
+        if filters.sender is not None:
+            where.append("lower(m.sender) = ?")
+            args.append(filters.sender.lower())
+        if filters.reason:
+            where.append("m.reason = ?")
+            args.append(filters.reason)
+        if filters.older_than is not None:
+            where.append("m.created <= ?")
+            args.append(now - filters.older_than)
+        if filters.newer_than is not None:
+            where.append("m.created >= ?")
+            args.append(now - filters.newer_than)
+        if filters.status:
+            where.append("m.mail_id IN (SELECT mail_id FROM recipients WHERE status = ?)")
+            args.append(filters.status)
+        with self._db(write=False) as db:
+            return self._records(db, " AND ".join(where), args, filters.limit)
+
+    def mark_released(self, mail_id: str, addresses: Iterable[str], by: str, now: float) -> QuarantineRecord:
+        self._check_id(mail_id)
+        self._setup()
+        with self._db() as db:
+            if db.execute("SELECT 1 FROM messages WHERE mail_id = ?", (mail_id,)).fetchone() is None:
+                raise QuarantineNotFound(f"no quarantined message with id {mail_id}")
+            for address in addresses:
+                updated = db.execute("UPDATE recipients SET status = ?, changed_at = ?, changed_by = ? "
+                                     "WHERE mail_id = ? AND address_lc = ?",
+                                     (RELEASED, now, by, mail_id, address.lower())).rowcount
+                if not updated:
+                    db.execute("INSERT INTO recipients VALUES (?, ?, ?, ?, ?, ?, 0)",
+                               (mail_id, address, address.lower(), RELEASED, now, by))
+        return self.get(mail_id)
+
+    def delete(self, mail_id: str) -> None:
+        self._check_id(mail_id)
+        self._setup()
+        with self._db() as db:
+            gone = db.execute("DELETE FROM messages WHERE mail_id = ?", (mail_id,)).rowcount
+            db.execute("DELETE FROM recipients WHERE mail_id = ?", (mail_id,))
+        if not gone:
+            raise QuarantineNotFound(f"no quarantined message with id {mail_id}")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(mail_id))
+
+    def expire(self, now: float, ages: Mapping[str, float], default_age: float) -> list[str]:
+        self._setup()
+        per_reason, other = cutoffs(now, ages, default_age)
+        clauses, args = [], []
+        for reason, limit in per_reason.items():
+            clauses.append("(reason = ? AND created < ?)")
+            args += [reason, limit]
+        known = list(per_reason)
+        clauses.append(f"(reason NOT IN ({', '.join('?' * len(known))}) AND created < ?)" if known
+                       else "(created < ?)")
+        args += known + [other]
+        with self._db() as db:
+            ids = [r[0] for r in db.execute(f"SELECT mail_id FROM messages WHERE {' OR '.join(clauses)}", args)]
+            for mail_id in ids:
+                db.execute("DELETE FROM recipients WHERE mail_id = ?", (mail_id,))
+                db.execute("DELETE FROM messages WHERE mail_id = ?", (mail_id,))
+        for mail_id in ids:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(mail_id))
+        return ids
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def _records(self, db: sqlite3.Connection, where: str, args: list, limit: int | None = None) \
+            -> list[QuarantineRecord]:
+        sql = (f"SELECT {', '.join('m.' + c for c in _COLUMNS)} FROM messages m WHERE {where} "
+               "ORDER BY m.created DESC, m.mail_id")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = db.execute(sql, args).fetchall()
+        out = []
+        for row in rows:
+            rcpts = db.execute("SELECT address, status, changed_at, changed_by, original FROM recipients "
+                               "WHERE mail_id = ? ORDER BY original DESC, rowid", (row[0],)).fetchall()
+            out.append(_record(row, rcpts))
+        return out
+
+
+def _row(r: QuarantineRecord) -> tuple:
+    return (r.mail_id, r.secret_id, r.created, r.reason, r.detail, r.sender, r.size, r.queue_id,
+            r.client_addr, r.client_name, r.helo, r.host, r.subject, r.header_from, r.message_id,
+            r.score, json.dumps([list(s) for s in r.symbols]))
+
+
+def _record(row: tuple, rcpts: list[tuple]) -> QuarantineRecord:
+    values = dict(zip(_COLUMNS, row))
+    values["symbols"] = tuple((str(n), float(s), str(d)) for n, s, d in json.loads(values["symbols"]))
+    values["recipients"] = tuple(RecipientState(a, st, at, by, bool(orig)) for a, st, at, by, orig in rcpts)
+    return QuarantineRecord(**values)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["DirectoryStore", "PENDING", "RELEASED"]

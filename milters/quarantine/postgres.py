@@ -1,0 +1,220 @@
+"""Quarantine PostgreSQL backend: records, per-recipient release state and message bytes in one database.
+
+For several MX hosts: any of them quarantines, any host's CLI lists and releases. A
+message and its record go in one transaction; PostgreSQL's commit (synchronous_commit
+on, the default) makes it durable before `put` returns. Tables live in the configured
+schema (created when missing) with the schema version in `quarantine_meta`.
+Talks to: PostgreSQL through psycopg 3 (one short-lived connection per call, connect
+and statement timeouts). Tests: tests/milters/test_quarantine_store.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from milters.quarantine import (PENDING, RELEASED, SCHEMA_VERSION, ListFilter, QuarantineNotFound,
+                                QuarantineRecord, QuarantineStore, QuarantineUnavailable,
+                                RecipientState, cutoffs)
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS quarantine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS quarantine_messages (
+        mail_id TEXT PRIMARY KEY, secret_id TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL, detail TEXT NOT NULL, sender TEXT NOT NULL, size BIGINT NOT NULL,
+        queue_id TEXT NOT NULL, client_addr TEXT NOT NULL, client_name TEXT NOT NULL,
+        helo TEXT NOT NULL, host TEXT NOT NULL, subject TEXT NOT NULL, header_from TEXT NOT NULL,
+        message_id TEXT NOT NULL, score DOUBLE PRECISION, symbols TEXT NOT NULL,
+        message BYTEA NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS quarantine_messages_created ON quarantine_messages (created)",
+    """CREATE TABLE IF NOT EXISTS quarantine_recipients (
+        seq BIGSERIAL,
+        mail_id TEXT NOT NULL REFERENCES quarantine_messages (mail_id) ON DELETE CASCADE,
+        address TEXT NOT NULL, address_lc TEXT NOT NULL, status TEXT NOT NULL,
+        changed_at DOUBLE PRECISION, changed_by TEXT, original BOOLEAN NOT NULL,
+        PRIMARY KEY (mail_id, address_lc))""",
+    "CREATE INDEX IF NOT EXISTS quarantine_recipients_address ON quarantine_recipients (address_lc)",
+]
+
+_COLUMNS = ("mail_id", "secret_id", "created", "reason", "detail", "sender", "size", "queue_id",
+            "client_addr", "client_name", "helo", "host", "subject", "header_from", "message_id",
+            "score", "symbols")
+
+
+class PostgresStore(QuarantineStore):
+    def __init__(self, dsn: str, *, schema: str = "public", timeout: float = 10.0):
+        self.dsn = dsn
+        self.schema = schema
+        self.timeout = timeout
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(schema={self.schema!r})"
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[Any]:
+        import psycopg
+        from psycopg import sql
+        started = time.monotonic()
+        try:
+            conn = psycopg.connect(self.dsn, connect_timeout=max(1, int(self.timeout)),
+                                   options=f"-c statement_timeout={int(self.timeout * 1000)} "
+                                           f"-c lock_timeout={int(self.timeout * 1000)}")
+        except psycopg.Error as e:
+            raise QuarantineUnavailable(f"quarantine database: cannot connect: {e}".strip()) from e
+        try:
+            with conn:          # commits on success, rolls back on an exception, then closes
+                conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+                yield conn
+        except psycopg.Error as e:
+            raise QuarantineUnavailable(f"quarantine database: {e} (after {time.monotonic() - started:.1f}s)") from e
+
+    def _setup(self) -> None:
+        if self._ready:
+            return
+        from psycopg import sql
+        with self._db() as db:
+            # Serialise concurrent first runs (two MX hosts starting together).
+            db.execute("SELECT pg_advisory_xact_lock(hashtext('owlery-quarantine-schema'))")
+            db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            for statement in _SCHEMA:
+                db.execute(statement)
+            row = db.execute("SELECT value FROM quarantine_meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO quarantine_meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise QuarantineUnavailable(f"quarantine database schema version {row[0]} is newer than "
+                                            f"this Owlery understands ({SCHEMA_VERSION})")
+        self._ready = True
+
+    # -- the contract --------------------------------------------------------------------
+
+    def put(self, record: QuarantineRecord, message: bytes) -> None:
+        self._check_id(record.mail_id)
+        self._setup()
+        with self._db() as db:
+            db.execute(f"INSERT INTO quarantine_messages ({', '.join(_COLUMNS)}, message) "
+                       f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 1))})", _row(record) + (message,))
+            with db.cursor() as cur:
+                cur.executemany("INSERT INTO quarantine_recipients (mail_id, address, address_lc, status, "
+                                "changed_at, changed_by, original) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                                [(record.mail_id, r.address, r.address.lower(), r.status, r.changed_at,
+                                  r.changed_by, r.original) for r in record.recipients])
+
+    def get(self, mail_id: str) -> QuarantineRecord:
+        self._check_id(mail_id)
+        self._setup()
+        with self._db() as db:
+            records = self._records(db, "m.mail_id = %s", [mail_id])
+        if not records:
+            raise QuarantineNotFound(f"no quarantined message with id {mail_id}")
+        return records[0]
+
+    def message(self, mail_id: str) -> bytes:
+        self._check_id(mail_id)
+        self._setup()
+        with self._db() as db:
+            row = db.execute("SELECT message FROM quarantine_messages WHERE mail_id = %s", (mail_id,)).fetchone()
+        if row is None:
+            raise QuarantineNotFound(f"no quarantined message with id {mail_id}")
+        return bytes(row[0])
+
+    def list(self, filters: ListFilter, now: float) -> list[QuarantineRecord]:
+        self._setup()
+        where, args = ["TRUE"], []
+        if filters.recipient:
+            where.append("m.mail_id IN (SELECT mail_id FROM quarantine_recipients WHERE address_lc = %s)")
+            args.append(filters.recipient.lower())
+        if filters.sender is not None:
+            where.append("lower(m.sender) = %s")
+            args.append(filters.sender.lower())
+        if filters.reason:
+            where.append("m.reason = %s")
+            args.append(filters.reason)
+        if filters.older_than is not None:
+            where.append("m.created <= %s")
+            args.append(now - filters.older_than)
+        if filters.newer_than is not None:
+            where.append("m.created >= %s")
+            args.append(now - filters.newer_than)
+        if filters.status:
+            where.append("m.mail_id IN (SELECT mail_id FROM quarantine_recipients WHERE status = %s)")
+            args.append(filters.status)
+        with self._db() as db:
+            return self._records(db, " AND ".join(where), args, filters.limit)
+
+    def mark_released(self, mail_id: str, addresses: Iterable[str], by: str, now: float) -> QuarantineRecord:
+        self._check_id(mail_id)
+        self._setup()
+        with self._db() as db:
+            if db.execute("SELECT 1 FROM quarantine_messages WHERE mail_id = %s FOR UPDATE",
+                          (mail_id,)).fetchone() is None:
+                raise QuarantineNotFound(f"no quarantined message with id {mail_id}")
+            for address in addresses:
+                db.execute("INSERT INTO quarantine_recipients (mail_id, address, address_lc, status, changed_at, "
+                           "changed_by, original) VALUES (%s, %s, %s, %s, %s, %s, FALSE) "
+                           "ON CONFLICT (mail_id, address_lc) DO UPDATE SET status = EXCLUDED.status, "
+                           "changed_at = EXCLUDED.changed_at, changed_by = EXCLUDED.changed_by",
+                           (mail_id, address, address.lower(), RELEASED, now, by))
+        return self.get(mail_id)
+
+    def delete(self, mail_id: str) -> None:
+        self._check_id(mail_id)
+        self._setup()
+        with self._db() as db:
+            gone = db.execute("DELETE FROM quarantine_messages WHERE mail_id = %s", (mail_id,)).rowcount
+        if not gone:
+            raise QuarantineNotFound(f"no quarantined message with id {mail_id}")
+
+    def expire(self, now: float, ages: Mapping[str, float], default_age: float) -> list[str]:
+        self._setup()
+        per_reason, other = cutoffs(now, ages, default_age)
+        clauses, args = [], []
+        for reason, limit in per_reason.items():
+            clauses.append("(reason = %s AND created < %s)")
+            args += [reason, limit]
+        clauses.append("(NOT (reason = ANY(%s)) AND created < %s)")
+        args += [list(per_reason), other]
+        with self._db() as db:
+            rows = db.execute(f"DELETE FROM quarantine_messages WHERE {' OR '.join(clauses)} RETURNING mail_id",
+                              args).fetchall()
+        return [r[0] for r in rows]
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def _records(self, db: Any, where: str, args: list, limit: int | None = None) -> list[QuarantineRecord]:
+        sql = (f"SELECT {', '.join('m.' + c for c in _COLUMNS)} FROM quarantine_messages m WHERE {where} "
+               "ORDER BY m.created DESC, m.mail_id")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = db.execute(sql, args).fetchall()
+        out = []
+        for row in rows:
+            rcpts = db.execute("SELECT address, status, changed_at, changed_by, original FROM quarantine_recipients "
+                               "WHERE mail_id = %s ORDER BY original DESC, seq", (row[0],)).fetchall()
+            values = dict(zip(_COLUMNS, row))
+            values["symbols"] = tuple((str(n), float(s), str(d)) for n, s, d in json.loads(values["symbols"]))
+            values["recipients"] = tuple(RecipientState(a, st, at, by, bool(o)) for a, st, at, by, o in rcpts)
+            out.append(QuarantineRecord(**values))
+        return out
+
+    def drop_schema(self) -> None:
+        """Remove the schema and everything in it (tests use one schema each)."""
+        from psycopg import sql
+        with self._db() as db:
+            db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+        self._ready = False
+
+
+def _row(r: QuarantineRecord) -> tuple:
+    return (r.mail_id, r.secret_id, r.created, r.reason, r.detail, r.sender, r.size, r.queue_id,
+            r.client_addr, r.client_name, r.helo, r.host, r.subject, r.header_from, r.message_id,
+            r.score, json.dumps([list(s) for s in r.symbols]))
+
+
+__all__ = ["PostgresStore", "PENDING", "RELEASED"]
