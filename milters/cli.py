@@ -1,5 +1,65 @@
-"""Subcommands of `owlery` for this product (registered by owlery.cli)."""
+"""Subcommands of `owlery` for the milter: `owlery milter` and `owlery dkim genkey`.
+
+Registered by owlery.cli; imports nothing heavy at module top (pymilter and dkimpy are
+imported inside the commands).
+Tests: tests/milters/test_cli.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
 
 
-def register(sub):
+def _cmd_milter(args: argparse.Namespace) -> int:
+    from owlery.cli import load_settings
+    from owlery.settings import SettingsError
+
+    settings = load_settings(args)
+    if len(args.listen) > 1:
+        print("owlery: the milter listens on one endpoint only", file=sys.stderr)
+        return 1
+    listen = args.listen[0] if args.listen else None
+    from milters import adapter
+    from milters.stages import ConfigError
+    try:
+        return adapter.serve(settings, listen)
+    except (ConfigError, SettingsError, ValueError) as e:
+        print(f"owlery: milter: {e}", file=sys.stderr)
+        return 1
+
+
+def _cmd_genkey(args: argparse.Namespace) -> int:
+    from milters import dkimkeys
+    try:
+        path, txt = dkimkeys.generate(args.domain, args.selector, args.directory,
+                                      algorithm=args.type, bits=args.bits, force=args.force)
+    except (ValueError, FileExistsError, OSError) as e:
+        print(f"owlery: dkim genkey: {e}", file=sys.stderr)
+        return 1
+    print(f"; private key written to {path} (mode 0600)", file=sys.stderr)
+    print(txt)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
+    from owlery.cli import add_config_option, add_listen_option
+
+    p = sub.add_parser("milter", help="run the milter (DKIM/ARC/DMARC, content stages) for Postfix")
+    add_config_option(p)
+    add_listen_option(p)
+    p.set_defaults(func=_cmd_milter)
+
+    dkim = sub.add_parser("dkim", help="DKIM key tools")
+    dkim_sub = dkim.add_subparsers(dest="dkim_command", metavar="ACTION")
+    dkim_sub.required = True
+    p = dkim_sub.add_parser("genkey", help="write a DKIM private key (mode 0600) and print its DNS TXT record")
+    p.add_argument("domain", help="signing domain (d=), e.g. example.org")
+    p.add_argument("selector", help="selector (s=), e.g. 2025a")
+    p.add_argument("--type", choices=("rsa", "ed25519"), default="rsa", help="key type (default rsa)")
+    p.add_argument("--bits", type=int, default=2048, help="RSA key size (default 2048, at least 1024)")
+    p.add_argument("--directory", "-d", default="/etc/owlery/dkim",
+                   help="where to write DOMAIN.SELECTOR.key (default /etc/owlery/dkim)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    p.set_defaults(func=_cmd_genkey)

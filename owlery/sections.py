@@ -14,14 +14,15 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     # policy daemon
     "policyd": ("policyd.service",),
     # milter
-    "milter": ("milters.adapter",),
+    "milter": ("milters.adapter", "milters.session", "milters.effects", "milters.stages",
+               "milters.dns", "milters.stages.authres"),
+    "clamd": ("milters.clients.clamav",),
+    "spamd": ("milters.clients.spamd",),
+    "quarantine": ("milters.quarantine",),
     # sieve engine
     "sieve": ("sieve.limits",),
     # sieve delivery
     "lmtpd": ("sieve.delivery.lmtpd",),
     "maildir": ("owlery.maildir",),
     "state": ("owlery.state",),
-    "clamd": ("milters.clients.clamav",),
-    "spamd": ("milters.clients.spamd",),
-    "quarantine": ("milters.quarantine",),
 }

@@ -1,1 +1,159 @@
-"""milters/stages package."""
+"""Milter stages: the Stage interface, THE registry of stage names, and per-message stage selection.
+
+A stage is one file under milters/stages/ with one class:
+
+    class MyStage(Stage):
+        name = "mystage"                 # the name used in settings and logs
+        def __init__(self, settings, services):   # once per process (and per reload)
+            super().__init__(settings, services)
+        def check(self, message, report):          # once per message, at end-of-message
+            if message.get("Subject") == "bad":
+                report.symbol("MY_BAD_SUBJECT", 3.0, "subject is bad")
+
+Rules:
+- `check()` runs in libmilter's per-connection thread; stage objects are shared by all
+  connections, so keep per-message state in locals (or `report.data`), never on `self`.
+- Read the message through `milters.session.Message` (envelope, macros, raw headers,
+  spooled body); answer only through `milters.effects.Report` (symbols with scores,
+  header edits, reject/tempfail/discard/hold, auth results, `quarantined(ref)`).
+- A backend that is down raises `owlery.errors.TemporaryFailure`; what happens then is the
+  per-stage setting `milter_stage_on_error` ("tempfail", the default, or "continue").
+  `PermanentFailure` rejects with its reply. Any other exception is a bug: the message is
+  tempfailed and the traceback logged.
+- Blocking I/O takes an explicit timeout; call `report.progress()` while waiting long.
+- Register the class below in `STAGES` (one line, "module:Class", imported lazily).
+
+Which stages run for a message (`Pipeline.select`): `milter_daemon_stages[{daemon_name}]`
+when listed, else `milter_outbound_stages` for SASL-authenticated clients and clients in
+`milter_internal_networks`, else `milter_inbound_stages`.
+Talks to: nothing itself. Tests: tests/milters/test_stages.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from owlery.settings import Networks, StrList, Table, setting
+
+MILTER_INBOUND_STAGES = setting(
+    "milter_inbound_stages", StrList, ["authres"],
+    "Stages run, in order, for mail from unauthenticated clients outside milter_internal_networks.")
+MILTER_OUTBOUND_STAGES = setting(
+    "milter_outbound_stages", StrList, ["authres"],
+    "Stages run, in order, for mail from SASL-authenticated clients or milter_internal_networks.")
+MILTER_INTERNAL_NETWORKS = setting(
+    "milter_internal_networks", Networks, ["127.0.0.0/8", "::1/128"],
+    "Clients whose mail counts as outbound (signed, not verified) even without SASL "
+    "authentication. Mail Postfix makes itself (sendmail, bounces) arrives from 127.0.0.1.")
+MILTER_DAEMON_STAGES = setting(
+    "milter_daemon_stages", Table, {},
+    "Stage lists by Postfix {daemon_name} (set with -o milter_macro_daemon_name=NAME in "
+    "master.cf), overriding the inbound/outbound choice, e.g. { submission = [\"dkim_sign\"] }.")
+MILTER_STAGE_ON_ERROR = setting(
+    "milter_stage_on_error", Table, {},
+    "What a stage does when its backend is down, by stage name: \"tempfail\" (default; the "
+    "client retries) or \"continue\" (log, add symbol NAME_ERROR, go on).")
+
+# THE registry: stage name -> "module:Class". Imported only when a configured list names it.
+STAGES: dict[str, str] = {
+    "spf": "milters.stages.spf:SpfStage",
+    "dkim_verify": "milters.stages.dkim_verify:DkimVerify",
+    "arc_verify": "milters.stages.arc_verify:ArcVerify",
+    "dmarc": "milters.stages.dmarc:Dmarc",
+    "authres": "milters.stages.authres:AuthResults",
+    "dkim_sign": "milters.stages.dkim_sign:DkimSign",
+    "arc_seal": "milters.stages.arc_seal:ArcSeal",
+}
+
+ON_ERROR_CHOICES = ("tempfail", "continue")
+
+
+@dataclasses.dataclass
+class Services:
+    """What the process gives every stage: DNS (a dnspython-style resolver) and the clock."""
+
+    resolver: Any
+    now: Callable[[], float] = time.time
+
+
+class Stage:
+    """Base class of a milter stage; see the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, settings: Any, services: Services):
+        self.settings = settings
+        self.services = services
+
+    def check(self, message: Any, report: Any) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (connection pools, files) at shutdown or reload."""
+
+
+class ConfigError(ValueError):
+    """A stage list names an unknown stage or a stage refuses its settings."""
+
+
+def stage_class(name: str) -> type[Stage]:
+    try:
+        target = STAGES[name]
+    except KeyError:
+        raise ConfigError(f"unknown milter stage {name!r} (known: {', '.join(sorted(STAGES))})") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+class Pipeline:
+    """The configured stages of one process, built once from settings; picks them per message."""
+
+    def __init__(self, settings: Any, services: Services):
+        self.settings = settings
+        self.services = services
+        names: list[str] = list(settings.milter_inbound_stages) + list(settings.milter_outbound_stages)
+        for daemon, stages in settings.milter_daemon_stages.items():
+            if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
+                raise ConfigError(f"milter_daemon_stages.{daemon} must be a list of stage names")
+            names += stages
+        for stage, policy in settings.milter_stage_on_error.items():
+            if policy not in ON_ERROR_CHOICES:
+                raise ConfigError(f"milter_stage_on_error.{stage} must be tempfail or continue, got {policy!r}")
+            if stage not in STAGES:
+                raise ConfigError(f"milter_stage_on_error names unknown stage {stage!r}")
+        self.stages: dict[str, Stage] = {}
+        for name in names:
+            if name not in self.stages:
+                self.stages[name] = stage_class(name)(settings, services)
+        self._inbound = [self.stages[n] for n in settings.milter_inbound_stages]
+        self._outbound = [self.stages[n] for n in settings.milter_outbound_stages]
+        self._by_daemon = {d: [self.stages[n] for n in s] for d, s in settings.milter_daemon_stages.items()}
+
+    def is_outbound(self, message: Any) -> bool:
+        if message.auth_user:
+            return True
+        ip = message.client_ip()
+        if ip is None:
+            # No client address: a local submission (sendmail/pickup) or a unix-socket client.
+            return message.client_address is None
+        ip = getattr(ip, "ipv4_mapped", None) or ip
+        return any(ip in net for net in self.settings.milter_internal_networks
+                   if net.version == ip.version)
+
+    def select(self, message: Any) -> list[Stage]:
+        daemon = message.daemon_name
+        if daemon is not None and daemon in self._by_daemon:
+            return self._by_daemon[daemon]
+        return self._outbound if self.is_outbound(message) else self._inbound
+
+    def on_error(self, stage_name: str) -> str:
+        return self.settings.milter_stage_on_error.get(stage_name, "tempfail")
+
+    def close(self) -> None:
+        for stage in self.stages.values():
+            stage.close()
+

@@ -1,0 +1,322 @@
+"""pymilter adapter: the ONLY module that imports Milter; translates callbacks to MilterSession.
+
+It opens the listen socket itself (so TCP sockets get TCP_NODELAY and unix sockets their
+mode; libmilter takes it as `fd:N`), runs libmilter (one thread per connection), feeds
+each callback to a `milters.session.MilterSession` and applies the `Outcome` at
+end-of-message. It decides nothing: any exception becomes TEMPFAIL with a log line.
+libmilter stops cleanly on SIGTERM/SIGINT (its own signal thread) and can run only once
+per process.
+Talks to: Postfix (milter protocol via libmilter). Tests: tests/milters/test_adapter.py,
+tests/milters/test_miltertest.py (a real process driven by miltertest).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import Milter
+
+from owlery.endpoints import ListenEndpoint, parse_endpoint
+from owlery.reply import Reply
+from owlery.settings import Duration, Endpoint, int_range, setting
+
+from milters import effects as fx
+from milters.session import MACROS, MilterSession
+
+MILTER_LISTEN = setting(
+    "milter_listen", Endpoint, "tcp:127.0.0.1:10041",
+    "Where the milter listens (unix:/path[:mode=660] or tcp:HOST:PORT). Postfix: "
+    "smtpd_milters = inet:127.0.0.1:10041 (or unix:/path).")
+MILTER_MTA_TIMEOUT = setting(
+    "milter_mta_timeout", Duration, 600,
+    "How long libmilter waits for the MTA's next command before dropping a connection.", unit="s")
+MILTER_LISTEN_BACKLOG = setting(
+    "milter_listen_backlog", int_range(1, 65535), 128,
+    "Listen queue length of the milter socket.")
+
+log = logging.getLogger("owlery.milter")
+
+# Actions we may take; telling libmilter lets the MTA skip what we never do.
+ACTION_FLAGS = Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE | Milter.SETSYMLIST
+
+_CONNECT_MACROS = ("j", "{daemon_name}", "{client_addr}", "{client_name}", "{daemon_addr}")
+_MAIL_MACROS = ("i", "{auth_authen}", "{auth_type}", "{mail_addr}", "{auth_author}")
+_EOM_MACROS = ("i",)
+
+
+def _milter_reply(reply: Reply) -> tuple[str, str, str]:
+    # libmilter drops a reply with a single '%': double them.
+    return str(reply.code), reply.dsn, reply.text.replace("%", "%%")
+
+
+class OwleryMilter(Milter.Base):
+    """One instance per milter connection (libmilter thread). Class attributes are set once by
+    `make_factory()`: `settings`, `pipeline`."""
+
+    settings: Any = None
+    pipeline: Any = None
+    _active = 0
+    _active_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.session = MilterSession(self.settings, self.pipeline, progress=self._progress)
+        self._error: str | None = None     # a failure in a no-reply callback, reported at EOM
+        self._counted = False
+
+    @classmethod
+    def active_connections(cls) -> int:
+        return OwleryMilter._active
+
+    def _count(self, delta: int) -> None:
+        with OwleryMilter._active_lock:
+            OwleryMilter._active += delta
+
+    # --- helpers -----------------------------------------------------------------
+    def _macros(self, names: tuple[str, ...] = MACROS) -> dict[str, str]:
+        out = {}
+        for name in names:
+            value = self.getsymval(name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def _progress(self) -> None:
+        try:
+            self.progress()
+        except Exception:   # progress is a courtesy; a failure here must not fail the message
+            log.debug("milter: progress failed", exc_info=True)
+
+    def _guard(self, what: str, func: Any, *args: Any) -> int:
+        try:
+            func(*args)
+            return Milter.CONTINUE
+        except Exception:
+            log.exception("milter: internal error in %s", what)
+            self._error = what
+            return Milter.CONTINUE   # noreply callbacks cannot answer; EOM tempfails
+
+    # --- callbacks (no reply: the MTA does not wait for them) ---------------------
+    @Milter.noreply
+    @Milter.symlist(*_CONNECT_MACROS)
+    def connect(self, hostname: str, family: int, hostaddr: Any) -> int:
+        if not self._counted:
+            self._counted = True
+            self._count(1)
+        address = None
+        if family in (socket.AF_INET, socket.AF_INET6) and hostaddr:
+            address = hostaddr[0]
+        return self._guard("connect", self.session.connect, hostname, address, self._macros())
+
+    @Milter.noreply
+    def hello(self, hostname: str) -> int:
+        return self._guard("helo", self.session.helo, hostname, {})
+
+    @Milter.noreply
+    @Milter.symlist(*_MAIL_MACROS)
+    def envfrom(self, mailfrom: str, *params: str) -> int:
+        self._error = None
+        return self._guard("mail", self.session.mail_from, mailfrom, params, self._macros())
+
+    @Milter.noreply
+    def envrcpt(self, rcpt: str, *params: str) -> int:
+        return self._guard("rcpt", self.session.rcpt, rcpt, params, self._macros(("{rcpt_addr}",)))
+
+    @Milter.noreply
+    def data(self) -> int:
+        # Implemented on purpose: negotiating DATA away costs ~40 ms per message with
+        # Postfix over TCP (see STACK.md). Queue id `i` is known here.
+        return self._guard("data", self.session.data, self._macros(("i",)))
+
+    @Milter.noreply
+    @Milter.decode("bytes")
+    def header(self, name: str, value: bytes) -> int:
+        if self._protocol & Milter.P_HDR_LEADSPC == 0:
+            # Without the leading-space extension the MTA stripped one space.
+            value = b" " + value
+        return self._guard("header", self.session.header, name, value)
+
+    @Milter.noreply
+    def body(self, chunk: bytes) -> int:
+        return self._guard("body", self.session.body, chunk)
+
+    @Milter.symlist(*_EOM_MACROS)
+    def eom(self) -> int:
+        try:
+            if self._error is not None:
+                raise RuntimeError(f"earlier failure in {self._error}")
+            outcome = self.session.end_of_message(self._macros(("i",)))
+            return self._apply(outcome)
+        except Exception:
+            log.exception("milter: internal error at end-of-message; tempfail")
+            self.session.abort()
+            try:
+                self.setreply(*_milter_reply(fx.REPLY_TEMPFAIL))
+            except Exception:
+                log.debug("milter: setreply failed", exc_info=True)
+            return Milter.TEMPFAIL
+        finally:
+            self._error = None
+
+    def abort(self) -> int:
+        self.session.abort()
+        self._error = None
+        return Milter.CONTINUE
+
+    def close(self) -> int:
+        if self._counted:
+            self._counted = False
+            self._count(-1)
+        self.session.close()
+        return Milter.CONTINUE
+
+    # --- applying the outcome ------------------------------------------------------
+    def _value(self, value: str) -> str:
+        # With P_HDR_LEADSPC the MTA takes our value verbatim: supply the space.
+        return " " + value if self._protocol & Milter.P_HDR_LEADSPC else value
+
+    def _apply(self, outcome: fx.Outcome) -> int:
+        if outcome.action == fx.TEMPFAIL:
+            self.setreply(*_milter_reply(outcome.reply or fx.REPLY_TEMPFAIL))
+            return Milter.TEMPFAIL
+        if outcome.action == fx.REJECT:
+            assert outcome.reply is not None
+            self.setreply(*_milter_reply(outcome.reply))
+            return Milter.REJECT
+        if outcome.action == fx.DISCARD:
+            return Milter.DISCARD
+        for effect in outcome.effects:
+            if isinstance(effect, fx.AddHeader):
+                index = -1 if effect.index is None else effect.index
+                self.addheader(effect.name, self._value(effect.value), index)
+            elif isinstance(effect, fx.ChangeHeader):
+                value = None if effect.value is None else self._value(effect.value)
+                self.chgheader(effect.name, effect.occurrence, value)
+            elif isinstance(effect, fx.Hold):
+                self.quarantine(effect.reason)
+        return Milter.ACCEPT
+
+
+# Ask for the raw header values (leading whitespace kept) for exact DKIM canonicalisation.
+Milter.enable_protocols(OwleryMilter, Milter.P_HDR_LEADSPC)
+
+
+def make_factory(settings: Any, pipeline: Any) -> type[OwleryMilter]:
+    """A subclass bound to this configuration (libmilter calls it with no arguments)."""
+    return type("ConfiguredOwleryMilter", (OwleryMilter,), {"settings": settings, "pipeline": pipeline})
+
+
+def open_listener(endpoint: ListenEndpoint, backlog: int) -> socket.socket:
+    """Bind and listen; TCP gets TCP_NODELAY (inherited by accepted sockets), unix its mode."""
+    if endpoint.kind == "tcp":
+        family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # libmilter never sets it; without it Postfix waits ~40 ms per message (STACK.md).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((endpoint.host, endpoint.port))
+    elif endpoint.kind == "unix":
+        os.makedirs(os.path.dirname(endpoint.path), exist_ok=True)
+        if os.path.exists(endpoint.path):
+            os.unlink(endpoint.path)     # a stale socket of a previous run
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(endpoint.path)
+        finally:
+            os.umask(old)
+        os.chmod(endpoint.path, endpoint.mode)
+    else:
+        from owlery.daemon import systemd_fd
+        sock = socket.socket(fileno=systemd_fd(endpoint.name))
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    sock.listen(backlog)
+    return sock
+
+
+def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: float) -> None:
+    """Run libmilter in a thread; stop promptly on SIGTERM/SIGINT after open messages finish.
+
+    libmilter's own signal thread may take the signal instead; it then stops by itself
+    after its ~5 s poll timeout and the worker thread ends: either way the milter stops.
+    """
+    import signal
+
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            Milter.runmilter("owlery", f"fd:{sock.fileno()}", mta_timeout, rmsock=False)
+        except BaseException as e:   # reported by the main thread
+            failure.append(e)
+
+    worker = threading.Thread(target=run, name="libmilter", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            received = signal.sigtimedwait(stop_signals, 0.25)
+            if received is not None:
+                log.info("milter: signal %d: stopping (%d connections open)", received.si_signo,
+                         OwleryMilter.active_connections())
+                # No new connections. smfi_stop() would block until libmilter's next
+                # poll timeout (~5 s); we need not wait for that, only for the messages
+                # in progress: the process exits with libmilter's threads.
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                deadline = time.monotonic() + drain_seconds
+                while OwleryMilter.active_connections() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if OwleryMilter.active_connections():
+                    log.warning("milter: %d connections still open at exit",
+                                OwleryMilter.active_connections())
+                break
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    if failure:
+        raise failure[0]
+
+
+def serve(settings: Any, listen: str | None = None) -> int:
+    """Run the milter until SIGTERM; return the exit status."""
+    import milter
+
+    from owlery import log as owlery_log
+    from owlery.daemon import drop_privileges
+
+    from milters.dns import build_resolver
+    from milters.stages import Pipeline, Services
+
+    owlery_log.setup(settings, "milter")
+    endpoint = parse_endpoint(listen if listen is not None else settings.milter_listen)
+    pipeline = Pipeline(settings, Services(resolver=build_resolver(settings)))
+    sock = open_listener(endpoint, settings.milter_listen_backlog)
+    drop_privileges(settings.daemon_user, settings.daemon_group,
+                    [endpoint.path] if endpoint.kind == "unix" else [])
+    Milter.factory = make_factory(settings, pipeline)
+    milter.set_flags(ACTION_FLAGS)
+    # An exception escaping a callback (a bug below our guards) must not accept mail.
+    milter.set_exception_policy(Milter.TEMPFAIL)
+    log.info("milter: listening on %s (stages in=%s out=%s)", endpoint,
+             ",".join(settings.milter_inbound_stages), ",".join(settings.milter_outbound_stages))
+    try:
+        _run_until_signal(sock, int(settings.milter_mta_timeout), settings.daemon_drain_timeout)
+    finally:
+        pipeline.close()
+        sock.detach()     # libmilter owns (and closes) the descriptor
+        if endpoint.kind == "unix":
+            try:
+                os.unlink(endpoint.path)
+            except OSError:
+                pass
+    log.info("milter: stopped")
+    return 0

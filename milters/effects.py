@@ -1,0 +1,237 @@
+"""The effects model: what milter stages report (evidence, header edits, actions) and the verdict.
+
+Stages never touch pymilter. They call methods on a `Report` (one per message); the
+session turns the report into an `Outcome` (an action plus an ordered list of plain-data
+effects) that `milters.adapter` applies at end-of-message. Symbols carry scores; the
+thresholds in settings (`milter_score_*`) turn the total into tag / quarantine / reject.
+Talks to: nothing. Tests: tests/milters/test_effects.py, tests/milters/test_session.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from owlery.reply import Reply
+from owlery.settings import Float, Str, Table, setting
+
+MILTER_SYMBOL_SCORES = setting(
+    "milter_symbol_scores", Table, {},
+    "Score overrides by symbol name, e.g. { DKIM_INVALID = 1.0, CLAMAV_VIRUS = 100 }. A symbol "
+    "not listed keeps the score its stage gave it.")
+MILTER_SCORE_TAG = setting(
+    "milter_score_tag", Float, 5.0,
+    "Total score from which a message is tagged (milter_tag_header added).")
+MILTER_SCORE_QUARANTINE = setting(
+    "milter_score_quarantine", Float, None,
+    "Total score from which a message is quarantined (by the quarantine stage when configured, "
+    "else held in Postfix's hold queue). Unset: never quarantine on score.")
+MILTER_SCORE_REJECT = setting(
+    "milter_score_reject", Float, 15.0,
+    "Total score from which a message is rejected with 550 5.7.1.")
+MILTER_TAG_HEADER = setting(
+    "milter_tag_header", Str, "X-Spam-Flag",
+    "Header (value YES) added at the top of a tagged message; the X-Owlery-Score header "
+    "beside it lists the symbols.")
+
+# Named replies of the milter (one catalogue for the product).
+REPLY_REJECT_SCORE = Reply(550, "5.7.1", "Message rejected as spam")
+REPLY_TEMPFAIL = Reply(451, "4.3.0", "Temporary failure while checking the message, try again later")
+REPLY_TOO_BIG = Reply(552, "5.3.4", "Message too big for content checks")
+
+
+# --- effects (plain data, applied by the adapter in order) ----------------------------
+
+@dataclasses.dataclass(frozen=True)
+class AddHeader:
+    """Add a header. index 0 = very top (trace headers); None = after the last header."""
+
+    name: str
+    value: str
+    index: int | None = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeHeader:
+    """Replace (value) or delete (value None) the `occurrence`-th (1-based) header of that name."""
+
+    name: str
+    occurrence: int
+    value: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Hold:
+    """Put the message in Postfix's hold queue (smfi_quarantine) with a reason."""
+
+    reason: str
+
+
+Effect = AddHeader | ChangeHeader | Hold
+
+
+# --- actions (one per message) -------------------------------------------------------
+
+ACCEPT, DISCARD, REJECT, TEMPFAIL = "accept", "discard", "reject", "tempfail"
+# When several stages ask for different actions, the strongest wins: nothing is lost
+# (a tempfail beats everything), then a refusal, then a silent discard.
+_ACTION_RANK = {ACCEPT: 0, DISCARD: 1, REJECT: 2, TEMPFAIL: 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class Symbol:
+    """A named piece of evidence with a score: `Symbol("DKIM_INVALID", 1.0, "body hash")`."""
+
+    name: str
+    score: float
+    detail: str = ""
+    stage: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthResult:
+    """One RFC 8601 resinfo: `dkim=pass header.d=example.net header.s=sel` (method, result, props)."""
+
+    method: str
+    result: str
+    reason: str | None = None
+    properties: tuple[tuple[str, str], ...] = ()   # (ptype.property, value) pairs, in order
+    comment: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What the session decided at end-of-message: an action, its reply, and effects to apply."""
+
+    action: str
+    reply: Reply | None
+    effects: tuple[Effect, ...]
+    score: float
+    symbols: tuple[Symbol, ...]
+    reason: str = ""
+
+
+class Report:
+    """Collects what the stages say about one message; stages call its methods.
+
+    - header edits: `add_header()` (top by default, as trace headers belong), `append_header()`,
+      `change_header()`, `remove_header()`;
+    - evidence: `symbol(name, score, detail)`; `score` is the running total after overrides;
+    - actions: `reject(reply)`, `tempfail(reply)`, `discard(reason)`, `hold(reason)`;
+    - authentication: `auth_result(...)` results the `authres` stage writes as one header;
+    - `quarantined(ref)`: the quarantine stage stored the message (so no hold fallback);
+    - `data`: a dict for stages to pass facts along (e.g. "spf" -> the SPF result);
+    - `progress()`: tell the MTA we are still working (call during long backend waits).
+    """
+
+    def __init__(self, settings: Any, progress: Callable[[], None] | None = None):
+        self._settings = settings
+        self._progress = progress
+        self.effects: list[Effect] = []
+        self.symbols: list[Symbol] = []
+        self.auth_results: list[AuthResult] = []
+        self.action = ACCEPT
+        self.reply: Reply | None = None
+        self.reason = ""
+        self.quarantine_ref: str | None = None
+        self.data: dict[str, Any] = {}
+        self.stage = ""              # set by the session while a stage runs
+
+    # header edits
+    def add_header(self, name: str, value: str, *, index: int | None = 0) -> None:
+        self.effects.append(AddHeader(name, value, index))
+
+    def append_header(self, name: str, value: str) -> None:
+        self.effects.append(AddHeader(name, value, None))
+
+    def change_header(self, name: str, occurrence: int, value: str) -> None:
+        self.effects.append(ChangeHeader(name, occurrence, value))
+
+    def remove_header(self, name: str, occurrence: int) -> None:
+        self.effects.append(ChangeHeader(name, occurrence, None))
+
+    # evidence
+    def symbol(self, name: str, score: float = 0.0, detail: str = "") -> Symbol:
+        overrides = self._settings.milter_symbol_scores
+        if name in overrides:
+            score = float(overrides[name])
+        sym = Symbol(name, float(score), detail, self.stage)
+        self.symbols.append(sym)
+        return sym
+
+    @property
+    def score(self) -> float:
+        return round(sum(s.score for s in self.symbols), 3)
+
+    def has_symbol(self, name: str) -> bool:
+        return any(s.name == name for s in self.symbols)
+
+    # actions
+    def _act(self, action: str, reply: Reply | None, reason: str) -> None:
+        if _ACTION_RANK[action] > _ACTION_RANK[self.action]:
+            self.action, self.reply, self.reason = action, reply, reason or self.stage
+
+    def reject(self, reply: Reply, reason: str = "") -> None:
+        if not reply.is_permanent:
+            raise ValueError(f"reject needs a 5xx reply, got {reply}")
+        self._act(REJECT, reply, reason)
+
+    def tempfail(self, reply: Reply = REPLY_TEMPFAIL, reason: str = "") -> None:
+        if not reply.is_temporary:
+            raise ValueError(f"tempfail needs a 4xx reply, got {reply}")
+        self._act(TEMPFAIL, reply, reason)
+
+    def discard(self, reason: str) -> None:
+        self._act(DISCARD, None, reason)
+
+    def hold(self, reason: str) -> None:
+        self.effects.append(Hold(reason))
+
+    def quarantined(self, ref: str) -> None:
+        self.quarantine_ref = ref
+
+    def auth_result(self, method: str, result: str, *, reason: str | None = None,
+                    comment: str | None = None, **properties: str) -> AuthResult:
+        """Record one result; properties as keyword `header_d="x"` -> `header.d=x`."""
+        props = tuple((k.replace("_", ".", 1), v) for k, v in properties.items() if v is not None)
+        res = AuthResult(method, result, reason, props, comment)
+        self.auth_results.append(res)
+        return res
+
+    def progress(self) -> None:
+        if self._progress is not None:
+            self._progress()
+
+    # verdict
+    def verdict(self) -> str:
+        """The score's action now: "reject", "quarantine", "tag" or "accept" (thresholds from settings)."""
+        s = self._settings
+        total = self.score
+        if s.milter_score_reject is not None and total >= s.milter_score_reject:
+            return "reject"
+        if s.milter_score_quarantine is not None and total >= s.milter_score_quarantine:
+            return "quarantine"
+        if s.milter_score_tag is not None and total >= s.milter_score_tag:
+            return "tag"
+        return "accept"
+
+    def finish(self) -> Outcome:
+        """Apply the score verdict on top of explicit actions and freeze the outcome."""
+        verdict = self.verdict()
+        effects = list(self.effects)
+        if self.action == ACCEPT:
+            if verdict == "reject":
+                self._act(REJECT, REPLY_REJECT_SCORE, f"score {self.score}")
+            elif verdict == "quarantine" and self.quarantine_ref is None \
+                    and not any(isinstance(e, Hold) for e in effects):
+                effects.append(Hold(f"score {self.score}"))
+        if self.action == ACCEPT and verdict in ("tag", "quarantine"):
+            effects.append(AddHeader(self._settings.milter_tag_header, "YES", 0))
+        if self.symbols and self.action == ACCEPT:
+            listed = ", ".join(f"{s.name}={s.score:g}" for s in self.symbols)
+            effects.append(AddHeader("X-Owlery-Score", f"{self.score:g} ({listed})", 0))
+        if self.action != ACCEPT:
+            effects = []            # changes are pointless on a refused message
+        return Outcome(self.action, self.reply, tuple(effects), self.score, tuple(self.symbols),
+                       self.reason)
