@@ -24,5 +24,11 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     # sieve delivery
     "lmtpd": ("sieve.delivery.lmtpd",),
     "maildir": ("owlery.maildir",),
+    "delivery": ("sieve.delivery.users", "sieve.delivery.executor"),
+    "lda": ("sieve.delivery.lda",),
+    "redirect": ("sieve.delivery.redirect",),
+    "vacation": ("sieve.delivery.vacation",),
+    "submission": ("sieve.delivery.submission",),
     "state": ("owlery.state",),
+    "greylist": ("policyd.checks.greylist",),
 }

@@ -259,6 +259,7 @@ class GreylistResult:
     key: str
     seconds_left: int = 0
     delayed: int = 0
+    new: bool = False          # greylisted: this was the first attempt
 
     @property
     def deferred(self) -> bool:
@@ -299,7 +300,7 @@ class Greylister:
         for _ in range(3):
             if record is None:
                 if store.add(key, repr(float(now)), p.retry_window, now):
-                    return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay))
+                    return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay), new=True)
                 record = store.get(key, now)   # another host or thread created it just now
                 continue
             fields = record.split()

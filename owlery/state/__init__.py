@@ -36,6 +36,9 @@ STATE_REDIS_TIMEOUT = setting("state_redis_timeout", Duration, 2,
 STATE_KEY_PREFIX = setting("state_key_prefix", Str, "owlery:",
                            "Prefix of every Redis key Owlery writes, so one Redis can serve other "
                            "applications too.")
+STATE_TIMEOUT = setting("state_timeout", Duration, 3,
+                        "Longest a policy request waits for one state-store decision (greylist, "
+                        "rate limit) before it gets a temporary failure.", unit="s")
 STATE_EXPIRE_BATCH = setting("state_expire_batch", int_range(1, 100000), 200,
                              "Most expired SQLite rows removed per cleanup step (steps run every "
                              "state_expire_every writes), so expiry never stalls a request.")

@@ -70,6 +70,7 @@ log = logging.getLogger("owlery.policyd")
 # Recipient existence first (no point greylisting a user who does not exist), then
 # list protection and quota (permanent answers), then the costlier and temporary ones.
 CHECKS: dict[str, str] = {
+    "greylist": "policyd.checks.greylist:GreylistCheck",
 }
 
 

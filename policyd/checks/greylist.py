@@ -1,0 +1,163 @@
+"""Greylisting check (RCPT): DEFER_IF_PERMIT 4.7.1 for an unknown triplet, X-Greylist on the accepted retry.
+
+Skips authenticated senders, listed networks, whitelisted clients and recipients (postgrey's
+file formats, re-read on change) and, optionally, senders whose SPF passes for a listed
+domain. The decision itself (`policyd.greylist_core.Greylister`) runs in the blocking pool
+against the state store shared with the rate-limit check (SQLite, or Redis for several MX
+hosts). A store that is down answers a 4xx (never a pass, never a 5xx).
+Talks to: the state store (ctx.resource "state"), whitelist files, the SPF engine (optional).
+Tests: tests/policyd/test_greylist_check.py, tests/e2e/test_greylist_postfix.py
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import socket
+from typing import Any
+
+from owlery.reply import Reply
+from owlery.settings import Bool, Duration, Networks, Str, StrList, int_range, setting
+from policyd import actions
+from policyd.actions import DUNNO
+from policyd.checks import Check, CheckContext, Verdict
+from policyd.greylist_core import (ClientWhitelist, Greylister, GreylistPolicy, RecipientWhitelist,
+                                   WhitelistFiles, format_header, format_reply_text)
+from policyd.sender import address_domain
+
+GREYLIST_DELAY = setting("greylist_delay", Duration, 300,
+                         "How long a new (client network, sender, recipient) triplet is deferred.", unit="s")
+GREYLIST_RETRY_WINDOW = setting("greylist_retry_window", Duration, "2d",
+                                "How long after the first attempt a retry still counts; later, the "
+                                "triplet starts over.", unit="s")
+GREYLIST_MAX_AGE = setting("greylist_max_age", Duration, "35d",
+                           "A passed triplet (and a client's auto-whitelist count) is forgotten this "
+                           "long after it was last seen.", unit="s")
+GREYLIST_IPV4_PREFIX = setting("greylist_ipv4_prefix", int_range(0, 32), 24,
+                               "Prefix length of the client network in the triplet for IPv4 "
+                               "(big senders retry from another host of the same pool).")
+GREYLIST_IPV6_PREFIX = setting("greylist_ipv6_prefix", int_range(0, 128), 64,
+                               "Prefix length of the client network in the triplet for IPv6.")
+GREYLIST_AUTO_WHITELIST_CLIENTS = setting(
+    "greylist_auto_whitelist_clients", int_range(0, 100000), 5,
+    "A client IP that passed greylisting this many times (counted at most once an hour) is no "
+    "longer greylisted; 0 turns the auto-whitelist off.")
+GREYLIST_WHITELIST_CLIENTS = setting(
+    "greylist_whitelist_clients", StrList,
+    ["/etc/owlery/greylist_whitelist_clients", "/etc/postgrey/whitelist_clients",
+     "/etc/postgrey/whitelist_clients.local"],
+    "Files of clients never greylisted, in postgrey's format (name suffix, IP, CIDR, partial "
+    "IPv4, /regex/ on the client name); missing files are empty; re-read when changed.")
+GREYLIST_WHITELIST_RECIPIENTS = setting(
+    "greylist_whitelist_recipients", StrList,
+    ["/etc/owlery/greylist_whitelist_recipients", "/etc/postgrey/whitelist_recipients",
+     "/etc/postgrey/whitelist_recipients.local"],
+    "Files of recipients never greylisted, in postgrey's format (user@, user@domain, domain, "
+    "/regex/); missing files are empty; re-read when changed.")
+GREYLIST_SKIP_NETWORKS = setting("greylist_skip_networks", Networks, ["127.0.0.0/8", "::1/128"],
+                                 "Clients in these networks are never greylisted.")
+GREYLIST_REPLY_TEXT = setting("greylist_reply_text", Str, "Greylisted, please try again in %s seconds",
+                              "Text of the 4.7.1 deferral: %s = seconds left, %r = recipient domain.")
+GREYLIST_HEADER = setting("greylist_header", Str, "X-Greylist: delayed %t seconds by Owlery at %h; %d",
+                          "Header PREPENDed (once per message) when a greylisted message is "
+                          "accepted on retry: %t = seconds delayed, %h = host, %d = date. Empty: none.")
+GREYLIST_HOSTNAME = setting("greylist_hostname", Str, None,
+                            "Host name for %h in greylist_header (unset: this machine's name).")
+GREYLIST_PRIVACY = setting("greylist_privacy", Bool, False,
+                           "Store triplets as SHA-256 hashes instead of readable addresses "
+                           "(`owlery greylist list` then shows hashes).")
+GREYLIST_SPF_PASS_DOMAINS = setting(
+    "greylist_spf_pass_domains", StrList, [],
+    "Sender domains (and their subdomains) that skip greylisting when their MAIL FROM SPF "
+    "result is pass, e.g. big providers that retry from other pools.")
+
+GREYLIST_DSN = "4.7.1"
+
+
+def policy_from(settings: Any) -> GreylistPolicy:
+    return GreylistPolicy(delay=settings.greylist_delay, retry_window=settings.greylist_retry_window,
+                          max_age=settings.greylist_max_age, v4_prefix=settings.greylist_ipv4_prefix,
+                          v6_prefix=settings.greylist_ipv6_prefix,
+                          auto_whitelist_clients=settings.greylist_auto_whitelist_clients,
+                          privacy=settings.greylist_privacy)
+
+
+def open_state(ctx: CheckContext) -> Any:
+    """The state store shared by greylist and rate-limit checks (one per daemon)."""
+    from owlery.state import open_store
+    return ctx.resource("state", lambda: open_store(ctx.settings))
+
+
+def _in_networks(address: str, networks: tuple) -> bool:
+    if not networks or not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in n for n in networks if n.version == ip.version)
+
+
+def _domain_listed(domain: str, listed: frozenset[str]) -> bool:
+    labels = domain.split(".")
+    return any(".".join(labels[i:]) in listed for i in range(len(labels)))
+
+
+class GreylistCheck(Check):
+    name = "greylist"
+    states = frozenset({"RCPT"})
+    enabled_by_default = False   # opt in: policyd_checks = { RCPT = [..., "greylist"] }
+
+    def __init__(self, ctx: CheckContext):
+        super().__init__(ctx)
+        s = ctx.settings
+        self.greylister = Greylister(policy_from(s))
+        self.store = open_state(ctx)
+        self.clients = WhitelistFiles(s.greylist_whitelist_clients, ClientWhitelist.parse)
+        self.recipients = WhitelistFiles(s.greylist_whitelist_recipients, RecipientWhitelist.parse)
+        self.skip_networks = s.greylist_skip_networks
+        self.reply_text = s.greylist_reply_text
+        self.header = s.greylist_header
+        self.hostname = s.greylist_hostname if s.greylist_hostname is not None else socket.gethostname()
+        self.spf_domains = frozenset(d.lower().rstrip(".") for d in s.greylist_spf_pass_domains)
+        self.timeout = s.state_timeout
+
+    def _blocking(self, client_address: str, client_name: str, sender: str, recipient: str,
+                  now: float) -> str | Any:
+        # Whitelist files are stat'ed (and re-read on change) here, off the reactor thread.
+        if self.clients.current(now).matches(client_address, client_name):
+            return "whitelisted-client"
+        if self.recipients.current(now).matches(recipient):
+            return "whitelisted-recipient"
+        return self.greylister.decide(self.store, client_address, sender, recipient, now)
+
+    async def evaluate(self, request, now):
+        if request.sasl_username:
+            return Verdict(DUNNO, {"greylist": "authenticated"})
+        client = request.client_address
+        if _in_networks(client, self.skip_networks):
+            return Verdict(DUNNO, {"greylist": "skip-network"})
+        if self.spf_domains and request.sender:
+            domain = address_domain(request.sender)
+            if domain and _domain_listed(domain, self.spf_domains):
+                from policyd.checks.spf import mailfrom_result
+                result = await mailfrom_result(self.ctx, request)
+                if result == "pass":
+                    return Verdict(DUNNO, {"greylist": "spf-pass"})
+        result = await self.ctx.run_blocking(self._blocking, client, request.client_name, request.sender,
+                                             request.recipient, now, timeout=self.timeout)
+        if isinstance(result, str):
+            return Verdict(DUNNO, {"greylist": result})
+        if result.deferred:
+            text = Reply.safe_text(format_reply_text(self.reply_text, result.seconds_left, request.recipient))
+            return Verdict(actions.defer_if_permit(Reply(450, GREYLIST_DSN, text)),
+                           {"greylist": "new" if result.new else "early-retry",
+                            "delay_left": result.seconds_left})
+        if result.outcome == "passed" and self.header:
+            header = format_header(self.header, result.delayed, self.hostname,
+                                   email.utils.formatdate(now, localtime=True))
+            return Verdict(actions.prepend(Reply.safe_text(header, 900)),
+                           {"greylist": "passed", "delayed": result.delayed})
+        return Verdict(DUNNO, {"greylist": result.outcome})
