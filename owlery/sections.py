@@ -13,6 +13,8 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "daemon": ("owlery.daemon",),
     # policy daemon
     "policyd": ("policyd.service",),
+    "directory": ("owlery.directory",),
+    "files": ("owlery.directory.files",),
     # milter
     "milter": ("milters.adapter", "milters.session", "milters.effects", "milters.stages",
                "milters.dns", "milters.stages.authres"),

@@ -1,0 +1,244 @@
+"""The directory interface: who our users are, where they live, their quotas, protected lists.
+
+One interface, two backends (owlery/directory/files.py: Postfix-style map files;
+owlery/directory/ldap.py: LDAP via ldap3), wrapped by a TTL cache
+(owlery/directory/cache.py). Everything that asks "does this recipient exist, what
+mailboxes does this address reach, how big may they get, who may post to this list"
+goes through `Directory`:
+
+    from owlery.directory import open_directory
+    directory = open_directory(settings)           # cached backend chosen by directory_backend
+    r = directory.resolve("Alice+news@Example.ORG")   # BLOCKING: run it in a thread pool
+    r.kind        # "mailbox" | "alias" | "unknown" | "not_local"
+    r.mailboxes   # local final mailboxes (Mailbox) the address delivers to, aliases expanded
+    r.remote      # non-local addresses it forwards to
+    m = r.mailboxes[0]; m.address, m.maildir, m.quota_bytes, m.over_quota
+
+Addresses: the domain is always compared in lower case; the local part too unless
+`directory_local_part_case_sensitive`. `directory_recipient_delimiter` (like Postfix's
+recipient_delimiter, each character a delimiter) splits `user+detail`: lookups try
+`user+detail@domain`, then `user@domain`, then the catch-all `@domain`. A domain we
+do not host resolves to "not_local" (the policy daemon answers DUNNO: not our
+business). Methods may raise `owlery.errors.DirectoryUnavailable` when the backend
+cannot answer now (never "unknown" for a server that is down).
+Tests: tests/directory/ (one contract suite run against both backends).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from owlery.settings import Bool, Str, int_range, setting
+
+DIRECTORY_RECIPIENT_DELIMITER = setting(
+    "directory_recipient_delimiter", Str, "+",
+    "Characters that separate a local part from its extension (user+detail), like Postfix's "
+    "recipient_delimiter; each character is a delimiter. Empty: no extensions.")
+DIRECTORY_LOCAL_PART_CASE_SENSITIVE = setting(
+    "directory_local_part_case_sensitive", Bool, False,
+    "Compare local parts case-sensitively (RFC 5321 allows it; nearly nobody wants it).")
+
+DIRECTORY_ALIAS_DEPTH_MAX = setting(
+    "directory_alias_depth_max", int_range(1, 100), 20,
+    "How deep aliases and forwarding addresses are followed (an alias pointing at an alias...); "
+    "deeper targets are ignored and logged, like a loop.")
+DIRECTORY_ALIAS_TARGETS_MAX = setting(
+    "directory_alias_targets_max", int_range(1, 1_000_000), 10_000,
+    "Most addresses one alias or list expands to; the rest are ignored and logged.")
+
+Kind = Literal["mailbox", "alias", "unknown", "not_local"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    """A parsed address: `local` without its extension, `detail` (or ""), `domain` lower-cased."""
+
+    local: str
+    detail: str
+    domain: str
+    delimiter: str = ""      # the delimiter character that was found ("" when no detail)
+
+    @property
+    def base(self) -> str:
+        """user@domain, without the extension."""
+        return f"{self.local}@{self.domain}"
+
+    @property
+    def full(self) -> str:
+        """user+detail@domain as given (normalised case)."""
+        if self.detail or self.delimiter:
+            return f"{self.local}{self.delimiter}{self.detail}@{self.domain}"
+        return self.base
+
+    def candidates(self) -> list[str]:
+        """Lookup keys, most specific first: user+detail@dom, user@dom, @dom."""
+        keys = [self.full]
+        if self.full != self.base:
+            keys.append(self.base)
+        keys.append("@" + self.domain)
+        return keys
+
+
+def parse_address(address: str, delimiters: str = "+", case_sensitive: bool = False) -> Address:
+    """Split and normalise an address; raises ValueError if it has no domain or no local part."""
+    text = address.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    local, sep, domain = text.rpartition("@")
+    if not sep or not local or not domain:
+        raise ValueError(f"not an address with a domain: {address!r}")
+    domain = domain.lower().rstrip(".")
+    if not case_sensitive:
+        local = local.lower()
+    detail = ""
+    found = ""
+    # Split at the first delimiter character, never at the very start (Postfix does the same).
+    for i, c in enumerate(local):
+        if i > 0 and c in delimiters:
+            found = c
+            local, detail = local[:i], local[i + 1:]
+            break
+    return Address(local, detail, domain, found)
+
+
+def normalise(address: str, case_sensitive: bool = False) -> str:
+    """The comparison form of a whole address (domain lower-cased, local part unless case-sensitive)."""
+    a = parse_address(address, "", case_sensitive)
+    return a.base
+
+
+@dataclasses.dataclass(frozen=True)
+class Mailbox:
+    """A final local mailbox.
+
+    `maildir`: the Maildir path (absolute) when the directory says where it is, else None
+    (the delivery agent then applies its own layout). `quota_bytes`/`quota_messages`:
+    limits, None = no limit known to the directory (the maildirsize file may still carry
+    one). `over_quota`: the directory says it is full (over-quota list or attribute).
+    `usage_bytes`: usage the directory knows (an attribute), None when not kept there.
+    """
+
+    address: str
+    maildir: str | None = None
+    quota_bytes: int | None = None
+    quota_messages: int | None = None
+    over_quota: bool = False
+    usage_bytes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipient:
+    """What an address resolves to."""
+
+    address: str                     # the normalised address asked about
+    kind: Kind
+    mailboxes: tuple[Mailbox, ...] = ()
+    remote: tuple[str, ...] = ()     # forwarding targets outside our domains
+
+    @property
+    def exists(self) -> bool:
+        return self.kind in ("mailbox", "alias")
+
+
+@dataclasses.dataclass(frozen=True)
+class ListPolicy:
+    """Who may post to a protected list address.
+
+    A sender may post if any rule matches: `allow_authenticated` and the client is
+    SASL-authenticated; `allow_members` and the envelope sender or the SASL user is a
+    member (`members`: normalised member addresses; backends that know members by
+    identity, such as LDAP DNs, put those in `member_ids` and answer `identities()`);
+    the sender is in `senders` or its domain in `domains`; the client address is in
+    `networks`.
+    """
+
+    address: str
+    allow_authenticated: bool = False
+    allow_members: bool = False
+    members: frozenset[str] = frozenset()
+    member_ids: frozenset[str] = frozenset()
+    senders: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    networks: tuple[Any, ...] = ()
+
+    @classmethod
+    def from_tokens(cls, address: str, tokens: Iterable[str], **extra: Any) -> "ListPolicy":
+        """Build from the allowed-sender tokens of the lists map / LDAP attribute.
+
+        `members`, `authenticated`, `user@domain`, `@domain` or `domain`, `192.0.2.0/24` or an IP.
+        Raises ValueError on a token it cannot read.
+        """
+        allow_auth = allow_members = False
+        senders: set[str] = set()
+        domains: set[str] = set()
+        networks = []
+        for raw in tokens:
+            tok = raw.strip().strip(",")
+            if not tok:
+                continue
+            low = tok.lower()
+            if low == "members":
+                allow_members = True
+            elif low in ("authenticated", "sasl"):
+                allow_auth = True
+            elif "@" in tok and not tok.startswith("@"):
+                senders.add(normalise(tok))
+            elif tok.startswith("@"):
+                domains.add(low[1:])
+            else:
+                try:
+                    networks.append(ipaddress.ip_network(tok, strict=False))
+                    continue
+                except ValueError:
+                    pass
+                if "." in tok and all(part for part in low.split(".")):
+                    domains.add(low)
+                else:
+                    raise ValueError(f"cannot read allowed-sender entry {tok!r}")
+        return cls(address, allow_auth, allow_members, senders=frozenset(senders),
+                   domains=frozenset(domains), networks=tuple(networks), **extra)
+
+
+class Directory:
+    """The interface every backend implements. All methods may block; all may raise DirectoryUnavailable."""
+
+    def hosts_domain(self, domain: str) -> bool:
+        """True if we host mail for this domain (lower-case)."""
+        raise NotImplementedError
+
+    def resolve(self, address: str) -> Recipient:
+        """What the address reaches: kind, local mailboxes (aliases expanded), remote targets."""
+        raise NotImplementedError
+
+    def list_policy(self, address: str) -> ListPolicy | None:
+        """The posting policy when the address is a protected list, else None."""
+        raise NotImplementedError
+
+    def identities(self, address: str) -> frozenset[str]:
+        """Identifiers that name the entry owning this address, matched against ListPolicy.member_ids.
+
+        Files backend: the normalised address itself. LDAP: the DNs of the entries that carry it.
+        """
+        raise NotImplementedError
+
+    def lookup_recipient(self, address: str) -> Mailbox | None:
+        """Delivery convenience: the one local Mailbox an address reaches, None if unknown.
+
+        A mailbox address gives its Mailbox; an alias that reaches exactly one local mailbox
+        (and nothing remote) gives that one. Anything else (not ours, unknown, an alias with
+        several targets) gives None: expand those with resolve() (or let Postfix do it with
+        virtual_alias_maps). Blocking; may raise DirectoryUnavailable.
+        """
+        r = self.resolve(address)
+        if r.kind == "mailbox" or (r.kind == "alias" and len(r.mailboxes) == 1 and not r.remote):
+            return r.mailboxes[0]
+        return None
+
+    def reload(self) -> None:
+        """Re-read configuration or files (SIGHUP)."""
+
+    def close(self) -> None:
+        """Release connections and files."""

@@ -1,0 +1,343 @@
+"""Files directory backend: Postfix-style map files for mailboxes, aliases, quotas, lists.
+
+Every file uses Postfix's table syntax (postmap(1) "key whitespace value"): one entry per
+logical line, `#` comments and blank lines ignored, a line starting with whitespace
+continues the previous one. Values are separated by commas and/or spaces.
+
+  files_mailboxes   alice@example.org     example.org/alice/Maildir    (path; relative to
+                    @example.net          example.net/catchall/Maildir  files_maildir_base;
+                    bob@example.org                                     none: delivery's template)
+  files_aliases     sales@example.org     alice@example.org, bob@example.org, x@remote.test
+                    @example.com          @example.org        (domain alias: user@com -> user@org)
+                    @example.org          postmaster@example.org   (catch-all)
+  files_quotas      alice@example.org     100M                 (or "104857600S,5000C", "0" = none)
+                    @example.org          1G,10000C            (domain default)
+  files_over_quota  carol@example.org                           (known full: refuse at RCPT)
+  files_lists       csall@example.org     members, authenticated, @example.org, 192.0.2.0/24, boss@x.test
+  files_domains     example.org                                 (hosted domains; unset: the
+                                                                 domains named in the files above)
+
+Lookups try user+detail@domain, then user@domain, then the @domain catch-all; unlike
+Postfix's virtual_alias_maps a catch-all alias never hides a specific mailbox. The files
+are re-read when one changes (checked at most every `files_check_interval`) and on
+reload(); a broken file at re-read keeps the previous tables and logs why.
+Talks to: the file system. Tests: tests/directory/test_contract.py, tests/directory/test_files.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from owlery.directory.base import (Address, Directory, ListPolicy, Mailbox, Recipient, normalise,
+                                   parse_address)
+from owlery.settings import Duration, Str, parse_size, setting
+
+FILES_MAILBOXES = setting("files_mailboxes", Str, None,
+                          "Mailbox map file: address (or @domain catch-all) and its Maildir path.")
+FILES_ALIASES = setting("files_aliases", Str, None,
+                        "Virtual alias map file: address (or @domain) and one or more target addresses. "
+                        "Postfix can read the same file: virtual_alias_maps = texthash:FILE.")
+FILES_QUOTAS = setting("files_quotas", Str, None,
+                       "Quota map file: address or @domain and a limit (100M, 104857600S,5000C, or 0).")
+FILES_OVER_QUOTA = setting("files_over_quota", Str, None,
+                           "Over-quota list file: one address per line; these are refused at RCPT as full.")
+FILES_LISTS = setting("files_lists", Str, None,
+                      "Protected lists file: list address and who may post (members, authenticated, "
+                      "user@domain, @domain, networks).")
+FILES_DOMAINS = setting("files_domains", Str, None,
+                        "Hosted domains file, one per line. Unset: every domain named in the other files.")
+FILES_MAILDIR_BASE = setting("files_maildir_base", Str, "/var/lib/owlery/mail",
+                             "Base directory for relative Maildir paths in files_mailboxes "
+                             "(like Postfix's virtual_mailbox_base).")
+FILES_CHECK_INTERVAL = setting("files_check_interval", Duration, 2, unit="s",
+                               doc="How often (at most) the files are checked for changes; 0: at every lookup.")
+
+log = logging.getLogger("owlery.directory")
+_SPLIT = re.compile(r"[,\s]+")
+
+
+class MapError(ValueError):
+    """A map file that cannot be read, with file and line."""
+
+    def __init__(self, path: str, line: int | None, reason: str):
+        super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
+
+
+def read_map(path: str) -> Iterator[tuple[str, list[str], int]]:
+    """(key, values, line number) for each logical line of a Postfix-style table."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except OSError as e:
+        raise MapError(path, None, f"cannot read: {e.strerror}") from None
+    entry: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if raw[0].isspace():
+            if not entry:
+                raise MapError(path, number, "continuation line without an entry before it")
+            entry.append(stripped)
+            continue
+        if entry:
+            yield _split_entry(entry, start)
+        entry, start = [stripped], number
+    if entry:
+        yield _split_entry(entry, start)
+
+
+def _split_entry(parts: list[str], number: int) -> tuple[str, list[str], int]:
+    text = " ".join(parts)
+    key, _, rest = text.partition(" ")
+    if "\t" in key:
+        key, _, more = key.partition("\t")
+        rest = more + " " + rest
+    values = [v for v in _SPLIT.split(rest.strip()) if v]
+    return key, values, number
+
+
+def parse_quota(values: list[str]) -> tuple[int | None, int | None]:
+    """(bytes, messages) from "100M", "104857600S,5000C", "1G 10000C", "0" / "none" (no limit)."""
+    size: int | None = None
+    count: int | None = None
+    for v in values:
+        low = v.lower()
+        if low in ("0", "none", "unlimited"):
+            continue
+        if low.endswith("c") and low[:-1].isdigit():
+            count = int(low[:-1]) or None
+        elif low.endswith("s") and low[:-1].isdigit():
+            size = int(low[:-1]) or None
+        else:
+            size = parse_size(v) or None       # raises ValueError on junk
+    return size, count
+
+
+@dataclasses.dataclass
+class _Tables:
+    mailboxes: dict[str, str | None]
+    aliases: dict[str, list[str]]
+    quotas: dict[str, tuple[int | None, int | None]]
+    over_quota: frozenset[str]
+    lists: dict[str, list[str]]
+    domains: frozenset[str]
+
+
+def _key(text: str, case_sensitive: bool) -> str:
+    """Normalise a map key: @domain stays @domain (lower); addresses by the address rules."""
+    if text.startswith("@"):
+        return text.lower()
+    return normalise(text, case_sensitive) if "@" in text else text.lower()
+
+
+class FilesDirectory(Directory):
+    """Directory read from map files (see the module docstring for formats)."""
+
+    def __init__(self, settings: Any, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.clock = clock
+        self.delimiters = settings.directory_recipient_delimiter
+        self.case_sensitive = settings.directory_local_part_case_sensitive
+        self.maildir_base = settings.files_maildir_base
+        self.depth_max = settings.directory_alias_depth_max
+        self.targets_max = settings.directory_alias_targets_max
+        self.paths = {name: getattr(settings, "files_" + name)
+                      for name in ("mailboxes", "aliases", "quotas", "over_quota", "lists", "domains")}
+        self.interval = settings.files_check_interval
+        self._lock = threading.Lock()
+        self._stamps = self._stat()
+        self._last_check = clock()
+        self.tables = self._load()          # at start a broken file is an error, not a warning
+
+    # -- loading -----------------------------------------------------------------
+
+    def _stat(self) -> dict[str, Any]:
+        out = {}
+        for name, path in self.paths.items():
+            if path is None:
+                continue
+            try:
+                st = os.stat(path)
+                out[name] = (st.st_mtime_ns, st.st_size, st.st_ino)
+            except OSError:
+                out[name] = None
+        return out
+
+    def _load(self) -> _Tables:
+        cs = self.case_sensitive
+        mailboxes: dict[str, str | None] = {}
+        aliases: dict[str, list[str]] = {}
+        quotas: dict[str, tuple[int | None, int | None]] = {}
+        over: set[str] = set()
+        lists: dict[str, list[str]] = {}
+        domains: set[str] = set()
+        p = self.paths
+        if p["mailboxes"]:
+            for key, values, _ in read_map(p["mailboxes"]):
+                path = values[0] if values and values[0] not in ("-", "none") else None
+                if path is not None and not os.path.isabs(path):
+                    path = os.path.join(self.maildir_base, path)
+                mailboxes[_key(key, cs)] = path
+        if p["aliases"]:
+            for key, values, number in read_map(p["aliases"]):
+                if not values:
+                    raise MapError(p["aliases"], number, f"alias {key} has no target")
+                aliases[_key(key, cs)] = values
+        if p["quotas"]:
+            for key, values, number in read_map(p["quotas"]):
+                try:
+                    quotas[_key(key, cs)] = parse_quota(values)
+                except ValueError as e:
+                    raise MapError(p["quotas"], number, f"bad quota for {key}: {e}") from None
+        if p["over_quota"]:
+            for key, _, _ in read_map(p["over_quota"]):
+                over.add(_key(key, cs))
+        if p["lists"]:
+            for key, values, number in read_map(p["lists"]):
+                try:
+                    ListPolicy.from_tokens(key, values)
+                except ValueError as e:
+                    raise MapError(p["lists"], number, str(e)) from None
+                lists[_key(key, cs)] = values
+        if p["domains"]:
+            for key, _, _ in read_map(p["domains"]):
+                domains.add(key.lower().lstrip("@"))
+        else:
+            for table in (mailboxes, aliases, lists):
+                for k in table:
+                    domains.add(k.rpartition("@")[2])
+        return _Tables(mailboxes, aliases, quotas, frozenset(over), lists, frozenset(domains))
+
+    def _maybe_reload(self) -> None:
+        now = self.clock()
+        if now - self._last_check < self.interval:
+            return
+        with self._lock:
+            if now - self._last_check < self.interval:
+                return
+            self._last_check = now
+            stamps = self._stat()
+            if stamps != self._stamps:
+                self._stamps = stamps
+                self._reload_logged()
+
+    def _reload_logged(self) -> None:
+        try:
+            self.tables = self._load()
+            log.info("directory: map files re-read")
+        except MapError as e:
+            log.error("directory: keeping the previous tables: %s", e)
+
+    def reload(self) -> None:
+        with self._lock:
+            self._stamps = self._stat()
+            self._last_check = self.clock()
+            self._reload_logged()
+
+    # -- lookups -------------------------------------------------------------------
+
+    def _parse(self, address: str) -> Address:
+        return parse_address(address, self.delimiters, self.case_sensitive)
+
+    def hosts_domain(self, domain: str) -> bool:
+        self._maybe_reload()
+        return domain.lower().rstrip(".") in self.tables.domains
+
+    def resolve(self, address: str) -> Recipient:
+        self._maybe_reload()
+        t = self.tables
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return Recipient(address, "unknown")
+        if a.domain not in t.domains:
+            return Recipient(a.full, "not_local")
+        mailboxes: dict[str, Mailbox] = {}
+        remote: list[str] = []
+        kind = self._expand(t, a, mailboxes, remote, 0, set())
+        if kind == "unknown":
+            return Recipient(a.full, "unknown")
+        return Recipient(a.full, kind, tuple(mailboxes.values()), tuple(dict.fromkeys(remote)))
+
+    def _lookup_keys(self, a: Address) -> list[str]:
+        # Specific entries first in both tables, then the catch-all (see module docstring).
+        return a.candidates()
+
+    def _expand(self, t: _Tables, a: Address, mailboxes: dict[str, Mailbox], remote: list[str],
+                depth: int, seen: set[str]) -> str:
+        """Add what `a` reaches; return "mailbox", "alias" or "unknown"."""
+        keys = self._lookup_keys(a)
+        aliases_allowed = a.base not in seen
+        seen.add(a.base)
+        for key in keys:
+            if aliases_allowed and key in t.aliases:
+                if depth >= self.depth_max:
+                    log.warning("directory: alias %s nested deeper than %d; ignored", key, self.depth_max)
+                    return "alias"
+                for target in t.aliases[key]:
+                    if len(mailboxes) + len(remote) >= self.targets_max:
+                        log.warning("directory: %s expands to more than %d targets; rest ignored",
+                                    a.full, self.targets_max)
+                        break
+                    self._expand_target(t, a, key, target, mailboxes, remote, depth, seen)
+                return "alias"
+            if key in t.mailboxes:
+                box = self._mailbox(t, key if not key.startswith("@") else a.base, key)
+                mailboxes.setdefault(box.address, box)
+                return "mailbox"
+        return "unknown"
+
+    def _expand_target(self, t: _Tables, a: Address, key: str, target: str,
+                       mailboxes: dict[str, Mailbox], remote: list[str], depth: int, seen: set[str]) -> None:
+        if target.startswith("@"):
+            # Domain alias: user@old -> user@new, keeping the extension.
+            target = f"{a.local}{a.delimiter}{a.detail}@{target[1:]}"
+        try:
+            ta = self._parse(target)
+        except ValueError:
+            log.warning("directory: alias %s has a bad target %r; ignored", key, target)
+            return
+        if ta.domain not in t.domains:
+            remote.append(target)
+            return
+        if self._expand(t, ta, mailboxes, remote, depth + 1, seen) == "unknown":
+            log.warning("directory: alias %s points at unknown local address %s", key, ta.full)
+
+    def _mailbox(self, t: _Tables, address: str, key: str) -> Mailbox:
+        domain = address.rpartition("@")[2]
+        size, count = t.quotas.get(address, t.quotas.get(key, t.quotas.get("@" + domain, (None, None))))
+        return Mailbox(address=address, maildir=t.mailboxes[key], quota_bytes=size, quota_messages=count,
+                       over_quota=address in t.over_quota)
+
+    def list_policy(self, address: str) -> ListPolicy | None:
+        self._maybe_reload()
+        t = self.tables
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return None
+        for key in (a.full, a.base):
+            if key in t.lists:
+                members: set[str] = set()
+                for target in t.aliases.get(key, ()):
+                    if "@" in target and not target.startswith("@"):
+                        members.add(normalise(target, self.case_sensitive))
+                reached = self.resolve(key)
+                members.update(m.address for m in reached.mailboxes if not m.address.startswith("@"))
+                return ListPolicy.from_tokens(key, t.lists[key], members=frozenset(members))
+        return None
+
+    def identities(self, address: str) -> frozenset[str]:
+        try:
+            return frozenset({self._parse(address).base})
+        except ValueError:
+            return frozenset()
