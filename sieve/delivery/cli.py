@@ -1,5 +1,49 @@
-"""Subcommands of `owlery` for this product (registered by owlery.cli)."""
+"""`owlery lmtpd` and `owlery lda`: the delivery commands (registered by owlery.cli).
+
+Kept light on purpose: nothing here imports Twisted or the Sieve engine at module level,
+so `owlery lda` (one process per message) starts fast.
+Tests: tests/delivery/test_lda.py, tests/delivery/test_lmtpd.py
+"""
+
+from __future__ import annotations
+
+import argparse
 
 
-def register(sub):
+def _cmd_lmtpd(args: argparse.Namespace) -> int:
+    from owlery.cli import load_settings
+    load_settings(args)     # a bad file fails here with file:line and exit 1, before binding
+    from sieve.delivery import lmtpd
+    return lmtpd.main(args.config, args.listen)
+
+
+def _cmd_lda(args: argparse.Namespace) -> int:
+    from sieve.delivery import lda
+    return lda.main(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
+    from owlery.cli import add_config_option, add_listen_option
+
+    p = sub.add_parser("lmtpd", help="run the LMTP server that delivers through Sieve into Maildir++")
+    add_config_option(p)
+    add_listen_option(p)
+    p.set_defaults(func=_cmd_lmtpd)
+
+    p = sub.add_parser("lda", help="deliver one message from stdin through Sieve into Maildir++ "
+                                   "(for Postfix mailbox_command or a pipe transport)",
+                       description="Exit status: 0 delivered, 67 unknown user, 75 try again later, "
+                                   "77 refused (over quota, Sieve ereject).")
+    add_config_option(p)
+    p.add_argument("-f", dest="sender", metavar="SENDER", default="",
+                   help="envelope sender (MAIL FROM); empty or <> for the null sender")
+    p.add_argument("-a", dest="recipient", metavar="ADDRESS", default=None,
+                   help="envelope recipient (RCPT TO) as the MTA saw it; default: the -d user")
+    p.add_argument("-d", dest="user", metavar="USER", default=None,
+                   help="the user (address) to deliver to; default: the -a address")
+    p.add_argument("-m", dest="mailbox", metavar="MAILBOX", default=None,
+                   help="default mailbox for keep instead of INBOX (created when missing)")
+    p.add_argument("-o", dest="overrides", metavar="NAME=VALUE", action="append", default=[],
+                   help="override one setting (TOML value), e.g. -o 'maildir_fsync=\"never\"'")
+    p.set_defaults(func=_cmd_lda)

@@ -1,0 +1,531 @@
+"""Delivery of one message to one user: run the Sieve scripts, then carry out the result.
+
+Sequence (Pigeonhole's multiscript rules): the global before scripts, the user's script,
+the global after scripts; the next script runs only while keep (implicit or explicit) is
+still in effect, and the keep left at the end is carried out once. Execution order makes
+the outcome safe: (1) a temporary failure in any script (host/backend trouble) delivers
+nothing and reports a temporary failure; (2) quota is checked before anything is sent;
+(3) redirects go out (a failed or looping redirect turns into a keep); (4) stores are
+written (keep/fileinto, each mailbox once, with flags); if the first store fails
+temporarily nothing was committed and the delivery is retried; (5) replies (vacation,
+reject notices, notifications) and duplicate marks come last and never fail the delivery.
+A script runtime error falls back to keep into INBOX with a log line.
+
+Talks to: sieve.api (the engine), owlery.maildir, owlery.state (vacation/duplicate/redirect
+tracking), sieve.delivery.submission (the MTA). Blocking: LMTP runs it in a thread pool.
+Tests: tests/delivery/test_executor.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from owlery import log as owlery_log
+from owlery.errors import DirectoryUnavailable, StateUnavailable
+from owlery.maildir import Maildir, MaildirError, Owner, QuotaExceeded, owner_from_settings
+from owlery.reply import Reply
+from owlery.settings import Bool, StrList, setting
+from sieve.delivery import redirect as redirect_mod
+from sieve.delivery import vacation as vacation_mod
+from sieve.delivery.submission import SubmissionError
+from sieve.delivery.users import MailUser
+
+DELIVERY_SIEVE_BEFORE = setting(
+    "delivery_sieve_before", StrList, [],
+    "Global Sieve scripts run before the user's script (files, or directories whose *.sieve files "
+    "run in byte order).")
+DELIVERY_SIEVE_AFTER = setting(
+    "delivery_sieve_after", StrList, [],
+    "Global Sieve scripts run after the user's script, while keep is still in effect.")
+DELIVERY_SIEVE_GLOBAL_DIR = setting(
+    "delivery_sieve_global_dir", StrList, [],
+    "Directory holding scripts that `include :global \"name\"` finds (name.sieve); first match wins.")
+DELIVERY_QUOTA_FULL_TEMPFAIL = setting(
+    "delivery_quota_full_tempfail", Bool, False,
+    "A full mailbox gets 452 4.2.2 / exit 75 (the MTA retries) instead of 552 5.2.2 (bounce).")
+DELIVERY_MAILBOX_AUTOCREATE = setting(
+    "delivery_mailbox_autocreate", Bool, True,
+    "fileinto creates (and subscribes) a missing folder even without :create; off: a missing "
+    "folder makes the message land in INBOX.")
+DELIVERY_ADD_RETURN_PATH = setting(
+    "delivery_add_return_path", Bool, True,
+    "Prepend Return-Path: <sender> and Delivered-To: <recipient> to each stored message.")
+
+log = logging.getLogger("owlery.delivery")
+
+EX_OK, EX_NOUSER, EX_SOFTWARE, EX_TEMPFAIL, EX_NOPERM = 0, 67, 70, 75, 77
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """The verdict for one recipient: what the MTA hears (LMTP reply, LDA exit code)."""
+
+    action: str            # delivered | tempfail | bounce | unknown
+    reply: Reply
+    exit_code: int
+    detail: str = ""
+    stored: tuple[str, ...] = ()      # file paths written
+
+    @property
+    def ok(self) -> bool:
+        return self.action == "delivered"
+
+
+def _reply_text(recipient: str, text: str) -> str:
+    return Reply.safe_text(f"<{recipient}> {text}", 400)
+
+
+def delivered(recipient: str, stored: Sequence[str] = (), detail: str = "") -> Outcome:
+    return Outcome("delivered", Reply(250, "2.0.0", _reply_text(recipient, "Saved")), EX_OK,
+                   detail, tuple(stored))
+
+
+def tempfail(recipient: str, detail: str, dsn: str = "4.3.0",
+             text: str = "Temporary failure, try again later") -> Outcome:
+    return Outcome("tempfail", Reply(451 if dsn != "4.2.2" else 452, dsn, _reply_text(recipient, text)),
+                   EX_TEMPFAIL, detail)
+
+
+def unknown_user(recipient: str) -> Outcome:
+    return Outcome("unknown", Reply(550, "5.1.1", _reply_text(recipient, "User unknown")), EX_NOUSER,
+                   "no such user")
+
+
+def prepend_trace(message: bytes, sender: str, recipient: str) -> bytes:
+    return (f"Return-Path: <{sender}>\nDelivered-To: {recipient}\n").encode("utf-8", "surrogateescape") \
+        + message
+
+
+def script_paths(entries: Sequence[str]) -> list[str]:
+    """Files as given; directories expanded to their *.sieve files in byte order."""
+    out: list[str] = []
+    for entry in entries:
+        if os.path.isdir(entry):
+            names = sorted((n for n in os.listdir(entry) if n.endswith(".sieve")),
+                           key=lambda n: n.encode("utf-8", "surrogateescape"))
+            out += [os.path.join(entry, n) for n in names]
+        else:
+            out.append(entry)
+    return out
+
+
+class DeliveryHost:
+    """The Sieve engine's questions answered from this user's Maildir and the state store."""
+
+    def __init__(self, maildir: Maildir, user: MailUser, state: Any, global_dirs: Sequence[str],
+                 now: float):
+        self.maildir = maildir
+        self.user = user
+        self.state = state
+        self.global_dirs = list(global_dirs)
+        self.now = now
+
+    def _key(self, key: str) -> str:
+        return f"sieve:{self.user.address}:{key}"
+
+    def mailbox_exists(self, mailbox: str) -> bool:
+        try:
+            return self.maildir.folder_exists(mailbox)
+        except MaildirError:
+            return False
+
+    def special_use_exists(self, mailbox: str | None, flag: str) -> bool:
+        return False
+
+    def seen(self, key: str) -> bool:
+        from sieve.api import SieveTempFailure
+        if self.state is None:
+            return False
+        try:
+            return self.state.get(self._key(key), self.now) is not None
+        except StateUnavailable as e:
+            raise SieveTempFailure(str(e)) from e
+
+    def mark(self, key: str, period: float) -> None:
+        if self.state is None:
+            return
+        self.state.set(self._key(key), "1", period, self.now)
+
+    def load_script(self, name: str, location: str) -> bytes | None:
+        if location == "personal":
+            dirs = [os.path.dirname(self.user.sieve_script)] if self.user.sieve_script else []
+        else:
+            dirs = self.global_dirs
+        for d in dirs:
+            try:
+                with open(os.path.join(d, name + ".sieve"), "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                continue
+        return None
+
+    def metadata(self, mailbox: str | None, annotation: str) -> str | None:
+        return None
+
+    def list_contains(self, list_name: str, value: str) -> bool | None:
+        return None
+
+
+@dataclasses.dataclass
+class Plan:
+    """The merged actions of the script chain."""
+
+    actions: list = dataclasses.field(default_factory=list)
+    keep: bool = True
+    keep_flags: tuple[str, ...] = ()
+    message: bytes = b""
+    errors: list[str] = dataclasses.field(default_factory=list)
+    tempfail: str | None = None
+
+
+class Executor:
+    """Delivers messages for one process (LMTP server or LDA); thread-safe for concurrent users."""
+
+    def __init__(self, settings: Any, *, submitter: Any = None, state: Any = None,
+                 cache: Any = None, program: str = "delivery",
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self._submitter = submitter
+        self._state = state
+        self._cache = cache
+        self.program = program
+        self.clock = clock
+        self._owner: Owner | None = owner_from_settings(settings)
+        self.hostname = socket.gethostname()
+
+    # -- lazily built collaborators (the LDA pays only for what a message needs) --
+
+    @property
+    def cache(self) -> Any:
+        if self._cache is None:
+            from sieve.api import ScriptCache
+            self._cache = ScriptCache(self.settings)
+        return self._cache
+
+    @property
+    def submitter(self) -> Any:
+        if self._submitter is None:
+            from sieve.delivery import submission
+            self._submitter = submission.from_settings(self.settings)
+        return self._submitter
+
+    @property
+    def state(self) -> Any:
+        if self._state is None:
+            from owlery.state import open_store
+            self._state = open_store(self.settings)
+        return self._state
+
+    def maildir_for(self, user: MailUser) -> Maildir:
+        owner = self._owner
+        if user.uid is not None and os.geteuid() == 0:
+            owner = Owner(user.uid, user.gid if user.gid is not None else user.uid)
+        return Maildir.from_settings(user.maildir, self.settings, owner=owner)
+
+    # -- the script chain ----------------------------------------------------
+
+    def _load(self, path: str) -> Any:
+        from sieve.api import SieveCompileError
+        try:
+            return self.cache.load(path)
+        except FileNotFoundError:
+            return None
+        except SieveCompileError as e:
+            log.warning("%s: sieve script %s does not compile, ignored: %s", self.program, path,
+                        "; ".join(str(d) for d in getattr(e, "diagnostics", ())) or e)
+            return None
+        except OSError as e:
+            raise MaildirError(f"cannot read sieve script {path}: {e}") from e
+
+    def plan(self, message: bytes, sender: str, recipient: str, user: MailUser, maildir: Maildir,
+             default_mailbox: str, now: float, original_recipient: str | None = None) -> Plan:
+        """Run before/user/after scripts; merge their results (no side effects)."""
+        paths = script_paths(self.settings.delivery_sieve_before)
+        if user.sieve_script:
+            paths.append(user.sieve_script)
+        paths += script_paths(self.settings.delivery_sieve_after)
+        plan = Plan(message=message)
+        scripts = [(p, s) for p in paths if (s := self._load(p)) is not None]
+        if not scripts:
+            return plan
+        from sieve import api
+        host = DeliveryHost(maildir, user, self._state_or_none(), self.settings.delivery_sieve_global_dir, now)
+        envelope = api.Envelope(mail_from=sender, rcpt_to=recipient, orig_rcpt=original_recipient)
+        when = _dt.datetime.fromtimestamp(now, _dt.timezone.utc)
+        env = {"location": "MDA", "phase": "during", "host": self.hostname}
+        for path, script in scripts:
+            result = api.run(script, plan.message, envelope, host=host, settings=self.settings,
+                             environment=env, now=when)
+            if result.status == "tempfail":
+                plan.tempfail = f"{path}: " + "; ".join(result.errors)
+                return plan
+            if result.status != "ok":
+                plan.errors.append(f"{path}: {result.status}: " + "; ".join(result.errors))
+                plan.keep = True     # error keep: stop the chain, keep into INBOX
+                plan.keep_flags = ()
+                return plan
+            if result.message:
+                plan.message = result.message
+            explicit_keep = [a for a in result.actions if isinstance(a, api.Keep)]
+            plan.actions += [a for a in result.actions if not isinstance(a, api.Keep)]
+            plan.keep = bool(explicit_keep) or result.implicit_keep
+            if explicit_keep:
+                plan.keep_flags = explicit_keep[-1].flags
+            elif result.implicit_keep:
+                plan.keep_flags = result.keep_flags
+            if not plan.keep:
+                break
+        return plan
+
+    def _state_or_none(self) -> Any:
+        try:
+            return self.state
+        except (StateUnavailable, OSError, ValueError) as e:
+            log.warning("%s: state store unavailable: %s", self.program, e)
+            return _BrokenState(str(e))
+
+    # -- delivery --------------------------------------------------------------
+
+    def deliver(self, message: bytes, sender: str, recipient: str, user: MailUser | None, *,
+                mailbox: str | None = None, original_recipient: str | None = None,
+                queue_id: str | None = None) -> Outcome:
+        """Deliver `message` (LF line ends) for one recipient; never raises."""
+        start = self.clock()
+        if user is None:
+            outcome = unknown_user(recipient)
+        else:
+            try:
+                outcome = self._deliver(message, sender, recipient, user, mailbox, original_recipient, start)
+            except (DirectoryUnavailable, StateUnavailable) as e:
+                outcome = tempfail(recipient, str(e))
+            except Exception as e:  # the delivery boundary: never lose mail on a bug, retry instead
+                log.exception("%s: internal error delivering to %s", self.program, recipient)
+                outcome = tempfail(recipient, f"internal error: {e.__class__.__name__}: {e}")
+        owlery_log.decision(self.program, queue_id, outcome.action, reply=outcome.reply,
+                            from_=sender, to=recipient, detail=outcome.detail or None,
+                            delay=f"{self.clock() - start:.3f}",
+                            level=logging.INFO if outcome.action != "tempfail" else logging.WARNING)
+        return outcome
+
+    def _deliver(self, message: bytes, sender: str, recipient: str, user: MailUser,
+                 mailbox: str | None, original_recipient: str | None, now: float) -> Outcome:
+        from_api = None
+        default_mailbox = mailbox or self.settings.sieve_default_mailbox
+        if self.settings.delivery_add_return_path:
+            message = prepend_trace(message, sender, recipient)
+        maildir = self.maildir_for(user)
+        try:
+            plan = self.plan(message, sender, recipient, user, maildir, default_mailbox, now,
+                             original_recipient)
+        except MaildirError as e:
+            return tempfail(recipient, str(e))
+        if plan.tempfail is not None:
+            return tempfail(recipient, f"sieve: {plan.tempfail}")
+        for err in plan.errors:
+            log.warning("%s: sieve runtime error for %s, keeping into INBOX: %s", self.program,
+                        recipient, err)
+        from sieve import api
+        from_api = api
+        stores: list[tuple[str, tuple[str, ...], bool]] = []   # (mailbox, flags, create)
+        redirects, replies, marks, rejects = [], [], [], []
+        for a in plan.actions:
+            if isinstance(a, api.FileInto):
+                stores.append((a.mailbox, a.flags, a.create or self.settings.delivery_mailbox_autocreate))
+            elif isinstance(a, api.Redirect):
+                redirects.append(a)
+            elif isinstance(a, api.Reject):
+                rejects.append(a)
+            elif isinstance(a, (api.Vacation, api.Notify, api.SendMessage, api.Report)):
+                replies.append(a)
+            elif isinstance(a, api.DuplicateMark):
+                marks.append(a)
+        if plan.keep:
+            stores.append((default_mailbox, plan.keep_flags, True))
+
+        # ereject: refuse in the dialogue (LMTP 5xx / LDA exit 77); nothing is stored.
+        for r in rejects:
+            if r.ereject or not r.mdn_to:
+                text = r.reason.replace("\n", " ").strip() or "Message rejected"
+                return Outcome("bounce", Reply(550, "5.7.1", _reply_text(recipient, text)), EX_NOPERM,
+                               "sieve ereject")
+
+        # Quota first, before anything leaves: a full mailbox must not half-deliver.
+        if stores:
+            try:
+                maildir.check_quota(user.quota, len(plan.message))
+            except QuotaExceeded as e:
+                return self._over_quota(recipient, str(e))
+            except MaildirError as e:
+                return tempfail(recipient, str(e))
+
+        # Redirects. A failed or looping one becomes a keep so nothing is lost.
+        sent = []
+        for r in redirects[: self.settings.sieve_max_redirects]:
+            status = self._redirect(r, plan.message, sender, user, now)
+            if status == "tempfail" and not stores and not sent:
+                return tempfail(recipient, f"redirect to <{r.address}> failed")
+            if status in ("loop", "tempfail", "failed"):
+                if not any(m == default_mailbox for m, _, _ in stores):
+                    stores.append((default_mailbox, (), True))
+            else:
+                sent.append(r.address)
+
+        # Stores, each mailbox once (flags merged).
+        written: list[str] = []
+        seen_boxes: dict[str, int] = {}
+        merged: list[list] = []
+        for box, flags, create in stores:
+            key = box.upper() if box.upper() == "INBOX" else box
+            if key in seen_boxes:
+                entry = merged[seen_boxes[key]]
+                entry[1] = tuple(dict.fromkeys(entry[1] + tuple(flags)))
+                continue
+            seen_boxes[key] = len(merged)
+            merged.append([box, tuple(flags), create])
+        for box, flags, create in merged:
+            try:
+                d = maildir.deliver(plan.message, box, flags=flags, create=create, quota=user.quota, now=now)
+                written.append(d.path)
+            except QuotaExceeded as e:
+                if not written:
+                    return self._over_quota(recipient, str(e))
+                log.warning("%s: %s: %s over quota after a first copy; copy skipped", self.program,
+                            recipient, box)
+            except MaildirError as e:
+                if not e.temporary and box != default_mailbox:
+                    # Bad or missing folder: failure keep into INBOX (once).
+                    log.warning("%s: %s: cannot store into %r (%s); keeping into %s", self.program,
+                                recipient, box, e, default_mailbox)
+                    if not any(m == default_mailbox for m, _, _ in merged):
+                        try:
+                            written.append(maildir.deliver(plan.message, default_mailbox, quota=user.quota,
+                                                           now=now).path)
+                            merged.append([default_mailbox, (), True])
+                        except MaildirError as e2:
+                            if not written:
+                                return tempfail(recipient, str(e2))
+                    continue
+                if not written:
+                    return tempfail(recipient, str(e))
+                log.error("%s: %s: store into %r failed after another copy was saved: %s",
+                          self.program, recipient, box, e)
+
+        # Replies and marks: best effort, after the message is safe.
+        for a in replies:
+            self._send_reply(a, plan.message, sender, user, from_api)
+        for r in rejects:
+            if not r.ereject and r.mdn_to:
+                self._send("reject notice", "", [r.mdn_to], r.mdn)
+        for m in marks:
+            self._mark(user, m.tracking_key, m.period, now)
+        detail = []
+        if written:
+            detail.append("stored=" + ",".join(_folder_label(maildir, p) for p in written))
+        if sent:
+            detail.append("redirected=" + ",".join(sent))
+        if not written and not sent:
+            detail.append("discarded" if not rejects else "rejected with notice")
+        if plan.errors:
+            detail.append("sieve-error-keep")
+        return delivered(recipient, written, " ".join(detail))
+
+    def _over_quota(self, recipient: str, detail: str) -> Outcome:
+        if self.settings.delivery_quota_full_tempfail:
+            return Outcome("tempfail", Reply(452, "4.2.2", _reply_text(recipient, "Mailbox full")),
+                           EX_TEMPFAIL, detail)
+        return Outcome("bounce", Reply(552, "5.2.2", _reply_text(recipient, "Mailbox full")),
+                       EX_NOPERM, detail)
+
+    def _redirect(self, action: Any, message: bytes, sender: str, user: MailUser, now: float) -> str:
+        """Send one redirect: 'sent', 'duplicate', 'loop', 'tempfail' or 'failed'."""
+        if redirect_mod.is_loop(message, user.address) or action.address.lower() == user.address.lower():
+            log.warning("%s: redirect loop: %s already redirected this message; keeping it",
+                        self.program, user.address)
+            return "loop"
+        msgid = (redirect_mod.header_values(message, "Message-ID") or [""])[0]
+        dup_key = "redirect:" + hashlib.sha256(
+            f"{msgid}\0{action.address.lower()}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        state = self._state_or_none()
+        if msgid:
+            try:
+                if state.get(f"sieve:{user.address}:{dup_key}", now) is not None:
+                    return "duplicate"
+            except StateUnavailable:
+                pass
+        try:
+            env_from = redirect_mod.envelope_from(action.envelope_from if action.envelope_from is not None
+                                                  else sender, self.settings)
+        except ValueError as e:
+            log.error("%s: %s", self.program, e)
+            env_from = sender
+        try:
+            self.submitter.send(env_from, [action.address], redirect_mod.prepare(message, user.address))
+        except SubmissionError as e:
+            log.warning("%s: redirect of %s's mail to <%s> failed: %s", self.program, user.address,
+                        action.address, e)
+            return "tempfail" if e.temporary else "failed"
+        if msgid:
+            self._mark(user, dup_key, self.settings.redirect_duplicate_period, now)
+        return "sent"
+
+    def _send_reply(self, action: Any, message: bytes, sender: str, user: MailUser, api: Any) -> None:
+        if isinstance(action, api.Vacation):
+            why = vacation_mod.refusal(message, sender, user.address)
+            if why is not None:
+                log.info("%s: vacation reply to <%s> suppressed: %s", self.program, sender, why)
+                return
+            if self._send("vacation reply", vacation_mod.envelope_from(self.settings, user.address),
+                          [action.to], action.reply):
+                if action.tracking_key:
+                    self._mark(user, action.tracking_key, action.period, self.clock())
+        elif isinstance(action, api.Notify):
+            if action.recipients and action.message:
+                self._send("notification", action.envelope_from, list(action.recipients), action.message)
+        elif isinstance(action, api.SendMessage):
+            self._send("message", action.envelope_from, list(action.recipients), action.message)
+        elif isinstance(action, api.Report):
+            self._send("report", action.envelope_from, [action.address], action.message)
+
+    def _send(self, what: str, env_from: str, rcpts: list[str], message: bytes) -> bool:
+        try:
+            self.submitter.send(env_from, rcpts, message)
+            log.info("%s: sent %s from <%s> to %s", self.program, what, env_from,
+                     ",".join(f"<{r}>" for r in rcpts))
+            return True
+        except SubmissionError as e:
+            log.warning("%s: %s to %s not sent: %s", self.program, what, rcpts, e)
+            return False
+
+    def _mark(self, user: MailUser, key: str, period: float, now: float) -> None:
+        try:
+            self._state_or_none().set(f"sieve:{user.address}:{key}", "1", period, now)
+        except (StateUnavailable, OSError) as e:
+            log.warning("%s: cannot record %s for %s: %s", self.program, key, user.address, e)
+
+
+def _folder_label(maildir: Maildir, path: str) -> str:
+    folder = os.path.dirname(os.path.dirname(path))
+    if folder == maildir.root:
+        return "INBOX"
+    return os.path.basename(folder)
+
+
+class _BrokenState:
+    """Stands in for a state store that cannot be opened: reads raise (tempfail), writes log."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def get(self, key: str, now: float) -> str | None:
+        raise StateUnavailable(self.why)
+
+    def set(self, key: str, value: str, ttl: float, now: float) -> None:
+        raise StateUnavailable(self.why)

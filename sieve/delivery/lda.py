@@ -1,0 +1,97 @@
+"""`owlery lda`: deliver one message from stdin (Postfix mailbox_command or pipe(8) transport).
+
+dovecot-lda-like options: -f sender, -a recipient, -d user, -m default mailbox. The exit
+status is what the MTA acts on (sysexits): 0 delivered; 67 unknown user (bounce 5.1.1);
+75 temporary failure (the MTA retries; nothing was stored); 77 refused (over quota with
+delivery_quota_full_tempfail off, Sieve ereject). On failure the first stderr line
+starts with an enhanced status code and a reason, which Postfix's pipe(8) puts in the DSN.
+Imports stay lazy: the Sieve engine loads only when the user has a script.
+Talks to: stdin, sieve.delivery.executor. Tests: tests/delivery/test_lda.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from owlery.settings import Size, setting
+
+LDA_MESSAGE_SIZE_LIMIT = setting("lda_message_size_limit", Size, "50M", unit="bytes",
+                                 doc="Largest message the LDA reads from stdin; larger ones exit 77 (5.3.4).")
+
+EX_USAGE, EX_NOUSER, EX_SOFTWARE, EX_CONFIG, EX_TEMPFAIL, EX_NOPERM = 64, 67, 70, 78, 75, 77
+
+
+def _fail(code: int, text: str) -> int:
+    sys.stderr.write(text.replace("\n", " ") + "\n")
+    sys.stderr.flush()
+    return code
+
+
+def _load_settings(args: argparse.Namespace):
+    from owlery import settings as settings_mod
+    settings = settings_mod.load(args.config, missing_ok=args.config is None)
+    if args.overrides:
+        import tomllib
+        values = {}
+        for item in args.overrides:
+            name, eq, raw = item.partition("=")
+            if not eq:
+                raise settings_mod.SettingsError(f"-o {item!r}: expected NAME=VALUE")
+            try:
+                values[name.strip()] = tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError:
+                values[name.strip()] = raw     # a bare word is taken as a string
+        settings = settings.replace(**values)
+    return settings
+
+
+def has_trace_headers(message: bytes) -> bool:
+    """Did the MTA already prepend Return-Path/Delivered-To (pipe flags R and D)?"""
+    head = message[:4096].split(b"\n\n", 1)[0].lower()
+    return head.startswith(b"return-path:") or head.startswith(b"delivered-to:")
+
+
+def main(args: argparse.Namespace) -> int:
+    from owlery import settings as settings_mod
+    try:
+        settings = _load_settings(args)
+    except (settings_mod.SettingsError, ValueError) as e:
+        # A broken config is the postmaster's to fix; the MTA keeps the mail meanwhile.
+        return _fail(EX_TEMPFAIL, f"4.3.5 owlery lda: configuration error: {e}")
+    user_arg = args.user or args.recipient
+    if not user_arg:
+        return _fail(EX_USAGE, "5.5.4 owlery lda: give -d USER or -a ADDRESS")
+    recipient = args.recipient or user_arg
+    sender = "" if args.sender in ("<>", "") else args.sender
+    from owlery import log as owlery_log
+    owlery_log.setup(settings, "lda")
+
+    limit = settings.lda_message_size_limit
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        return _fail(EX_NOPERM, "5.3.4 Message too big for system")
+    message = data.replace(b"\r\n", b"\n")
+
+    from owlery.errors import DirectoryUnavailable
+    from sieve.delivery.users import UserResolver
+    try:
+        user = UserResolver.from_settings(settings).lookup(user_arg)
+    except DirectoryUnavailable as e:
+        return _fail(EX_TEMPFAIL, f"4.3.0 owlery lda: directory unavailable: {e}")
+    except Exception as e:  # a lookup bug or bad template must defer, never bounce
+        return _fail(EX_TEMPFAIL, f"4.3.0 owlery lda: lookup of {user_arg} failed: {e}")
+    if user is None:
+        return _fail(EX_NOUSER, f"5.1.1 <{user_arg}> User unknown")
+
+    from sieve.delivery.executor import Executor
+    executor = Executor(settings, program="lda")
+    if has_trace_headers(message):
+        settings = settings.replace(delivery_add_return_path=False)
+        executor.settings = settings
+    outcome = executor.deliver(message, sender, recipient, user, mailbox=args.mailbox,
+                               original_recipient=args.recipient)
+    if outcome.exit_code != 0:
+        reply = outcome.reply
+        return _fail(outcome.exit_code, f"{reply.dsn} {reply.text}")
+    return 0

@@ -1,0 +1,368 @@
+"""LMTP server protocol (RFC 2033) as a sans-I/O state machine: bytes in, actions out.
+
+The machine parses commands and the DATA stream (dot-unstuffing, CRLF -> LF, size and
+line limits) and emits actions: `Send(bytes)`, `CheckRecipient(...)` (the adapter
+looks the address up and answers with `recipient_checked(reply, user)`), `Deliver(txn)`
+(the adapter delivers and answers with `delivered(replies)`: one reply per accepted
+recipient, in RCPT order, as RFC 2033 requires) and `Close()`. While an answer is
+pending, further (pipelined) input is buffered, so replies always come out in order.
+Advertised: PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SIZE.
+
+Talks to: nothing (sieve.delivery.lmtpd is the Twisted adapter).
+Tests: tests/delivery/test_lmtp.py (transcripts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from owlery.reply import Reply
+
+
+# --- actions ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Send:
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckRecipient:
+    address: str
+    sender: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipient:
+    address: str
+    user: Any              # whatever the adapter resolved (directory entry)
+
+
+@dataclasses.dataclass(frozen=True)
+class Transaction:
+    sender: str            # "" for the null sender
+    recipients: tuple[Recipient, ...]
+    message: bytes         # LF line ends, dot-unstuffed
+    lhlo: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Deliver:
+    transaction: Transaction
+
+
+@dataclasses.dataclass(frozen=True)
+class Close:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    command_line: int = 2048        # bytes, a command line with CRLF
+    message_size: int = 50 * 1024 * 1024
+    recipients: int = 1000
+    errors: int = 20                # bad commands before we hang up
+
+
+# --- replies (one catalogue) -----------------------------------------------------------
+
+R_OK = Reply(250, "2.0.0", "Ok")
+R_SENDER_OK = Reply(250, "2.1.0", "Ok")
+R_RCPT_OK = Reply(250, "2.1.5", "Ok")
+R_BYE = Reply(221, "2.0.0", "Bye")
+R_VRFY = Reply(252, "2.5.0", "Send some mail, I'll try my best")
+R_USE_LHLO = Reply(500, "5.5.1", "This is LMTP: use LHLO")
+R_UNKNOWN = Reply(500, "5.5.2", "Command not recognized")
+R_LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
+R_NEED_LHLO = Reply(503, "5.5.1", "Send LHLO first")
+R_NESTED_MAIL = Reply(503, "5.5.1", "Nested MAIL command")
+R_NEED_MAIL = Reply(503, "5.5.1", "Send MAIL first")
+R_NEED_RCPT = Reply(503, "5.5.1", "No valid recipients")
+R_BAD_SENDER = Reply(501, "5.1.7", "Bad sender address syntax")
+R_BAD_RCPT = Reply(501, "5.1.3", "Bad recipient address syntax")
+R_BAD_ARGS = Reply(501, "5.5.4", "Syntax error in parameters")
+R_BAD_PARAM = Reply(555, "5.5.4", "Unsupported parameter")
+R_TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients")
+R_TOO_BIG = Reply(552, "5.3.4", "Message too big for system")
+R_TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
+R_DATA_GO = "354 Start mail input; end with <CRLF>.<CRLF>"
+
+
+def _line(reply: Reply | str) -> bytes:
+    return (str(reply) + "\r\n").encode("ascii")
+
+
+_PATH_RE = re.compile(r"^\s*<([^>]*)>\s*(.*)$")
+
+
+def _parse_path(arg: str) -> tuple[str, str] | None:
+    """`<addr> params` -> (address without source route, params); None when malformed."""
+    m = _PATH_RE.match(arg)
+    if not m:
+        # Be liberal like Postfix: a bare address without brackets.
+        parts = arg.strip().split(None, 1)
+        if not parts or "<" in parts[0] or ">" in parts[0]:
+            return None
+        address, params = parts[0], parts[1] if len(parts) > 1 else ""
+    else:
+        address, params = m.group(1), m.group(2)
+    if address.startswith("@"):
+        # RFC 5321 source route <@a,@b:user@d>: ignore the route.
+        _, colon, rest = address.partition(":")
+        if not colon:
+            return None
+        address = rest
+    if any(c.isspace() for c in address) and not address.startswith('"'):
+        return None
+    return address, params
+
+
+def _parse_params(text: str) -> dict[str, str] | None:
+    out: dict[str, str] = {}
+    for item in text.split():
+        key, eq, value = item.partition("=")
+        if not key or (eq and not value):
+            return None
+        out[key.upper()] = value
+    return out
+
+
+class LMTPServer:
+    """One LMTP connection's state."""
+
+    def __init__(self, hostname: str, limits: Limits = Limits()):
+        self.hostname = hostname
+        self.limits = limits
+        self._buf = b""
+        self._lhlo: str | None = None
+        self._sender: str | None = None
+        self._recipients: list[Recipient] = []
+        self._pending_rcpt: str | None = None
+        self._waiting = False
+        self._closed = False
+        self._errors = 0
+        self._skip_long_line = False
+        # DATA state
+        self._in_data = False
+        self._at_bol = True
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._oversize = False
+
+    # -- public ----------------------------------------------------------------
+
+    def start(self) -> list:
+        return [Send(_line(f"220 {self.hostname} LMTP ready"))]
+
+    @property
+    def waiting(self) -> bool:
+        return self._waiting
+
+    def feed(self, data: bytes) -> list:
+        if self._closed:
+            return []
+        self._buf += data
+        return self._run()
+
+    def recipient_checked(self, reply: Reply, user: Any = None) -> list:
+        """Answer a CheckRecipient: a 2xx reply accepts it (with `user` kept for delivery)."""
+        assert self._waiting and self._pending_rcpt is not None
+        self._waiting = False
+        if reply.code // 100 == 2:
+            self._recipients.append(Recipient(self._pending_rcpt, user))
+        self._pending_rcpt = None
+        return [Send(_line(reply))] + self._run()
+
+    def delivered(self, replies: list[Reply]) -> list:
+        """Answer a Deliver: one reply per accepted recipient, in order."""
+        assert self._waiting
+        if len(replies) != len(self._recipients):
+            raise ValueError(f"{len(replies)} replies for {len(self._recipients)} recipients")
+        self._waiting = False
+        out: list = [Send(b"".join(_line(r) for r in replies))]
+        self._reset()
+        return out + self._run()
+
+    # -- machinery -------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self._sender = None
+        self._recipients = []
+        self._pending_rcpt = None
+        self._in_data = False
+        self._at_bol = True
+        self._chunks = []
+        self._size = 0
+        self._oversize = False
+
+    def _run(self) -> list:
+        out: list = []
+        while not self._waiting and not self._closed:
+            if self._in_data:
+                step = self._data_step()
+                if step is None:
+                    break
+                out += step
+                continue
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                if len(self._buf) > self.limits.command_line:
+                    # Swallow the rest of this line; answer once it ends.
+                    self._buf = b""
+                    self._skip_long_line = True
+                break
+            raw, self._buf = self._buf[:nl + 1], self._buf[nl + 1:]
+            if self._skip_long_line or len(raw) > self.limits.command_line:
+                self._skip_long_line = False
+                out += self._error(R_LINE_TOO_LONG)
+                continue
+            out += self._command(raw.rstrip(b"\r\n"))
+        return out
+
+    def _error(self, reply: Reply) -> list:
+        self._errors += 1
+        if self._errors >= self.limits.errors:
+            self._closed = True
+            return [Send(_line(R_TOO_MANY_ERRORS)), Close()]
+        return [Send(_line(reply))]
+
+    def _command(self, raw: bytes) -> list:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._error(R_BAD_ARGS)
+        verb, _, arg = line.partition(" ")
+        verb = verb.upper()
+        if verb == "LHLO":
+            if not arg.strip():
+                return self._error(Reply(501, "5.5.4", "LHLO needs a host name"))
+            self._reset()
+            self._lhlo = arg.strip()
+            ext = [self.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
+                   f"SIZE {self.limits.message_size}"]
+            text = "".join(f"250-{e}\r\n" for e in ext[:-1]) + f"250 {ext[-1]}\r\n"
+            return [Send(text.encode("ascii"))]
+        if verb in ("HELO", "EHLO"):
+            return self._error(R_USE_LHLO)
+        if verb == "NOOP":
+            return [Send(_line(R_OK))]
+        if verb == "RSET":
+            self._reset()
+            return [Send(_line(R_OK))]
+        if verb == "QUIT":
+            self._closed = True
+            return [Send(_line(R_BYE)), Close()]
+        if verb == "VRFY":
+            return [Send(_line(R_VRFY))]
+        if verb == "MAIL":
+            return self._mail(arg)
+        if verb == "RCPT":
+            return self._rcpt(arg)
+        if verb == "DATA":
+            if arg.strip():
+                return self._error(R_BAD_ARGS)
+            if self._sender is None:
+                return self._error(R_NEED_MAIL)
+            if not self._recipients:
+                return self._error(R_NEED_RCPT)
+            self._in_data = True
+            self._at_bol = True
+            return [Send(_line(R_DATA_GO))]
+        return self._error(R_UNKNOWN)
+
+    def _mail(self, arg: str) -> list:
+        if self._lhlo is None:
+            return self._error(R_NEED_LHLO)
+        if self._sender is not None:
+            return self._error(R_NESTED_MAIL)
+        if arg[:5].upper() != "FROM:":
+            return self._error(R_BAD_ARGS)
+        parsed = _parse_path(arg[5:])
+        if parsed is None:
+            return self._error(R_BAD_SENDER)
+        address, param_text = parsed
+        params = _parse_params(param_text)
+        if params is None:
+            return self._error(R_BAD_ARGS)
+        for key, value in params.items():
+            if key == "SIZE":
+                if not value.isdigit():
+                    return self._error(R_BAD_ARGS)
+                if int(value) > self.limits.message_size:
+                    return [Send(_line(R_TOO_BIG))]
+            elif key == "BODY":
+                if value.upper() not in ("7BIT", "8BITMIME"):
+                    return self._error(R_BAD_PARAM)
+            else:
+                return self._error(R_BAD_PARAM)
+        self._sender = address
+        return [Send(_line(R_SENDER_OK))]
+
+    def _rcpt(self, arg: str) -> list:
+        if self._sender is None:
+            return self._error(R_NEED_MAIL)
+        if arg[:3].upper() != "TO:":
+            return self._error(R_BAD_ARGS)
+        parsed = _parse_path(arg[3:])
+        if parsed is None or not parsed[0]:
+            return self._error(R_BAD_RCPT)
+        address, param_text = parsed
+        params = _parse_params(param_text)
+        if params is None:
+            return self._error(R_BAD_ARGS)
+        if params:
+            return self._error(R_BAD_PARAM)
+        if len(self._recipients) >= self.limits.recipients:
+            return [Send(_line(R_TOO_MANY_RCPTS))]
+        self._pending_rcpt = address
+        self._waiting = True
+        return [CheckRecipient(address, self._sender)]
+
+    def _data_step(self) -> list | None:
+        """Consume DATA input; None when more input is needed."""
+        buf = self._buf
+        nl = buf.rfind(b"\n")
+        if nl < 0:
+            if len(buf) > 65536:
+                # A very long line: not at a line start, so it cannot hold the terminator.
+                keep = 1 if buf.endswith(b"\r") else 0
+                self._add_body(buf[:len(buf) - keep], at_bol=self._at_bol)
+                self._buf = buf[len(buf) - keep:]
+                self._at_bol = False
+            return None
+        complete, rest = buf[:nl + 1], buf[nl + 1:]
+        probe = (b"\n" if self._at_bol else b"x") + complete
+        ends = [(p, n) for p, n in ((probe.find(b"\n.\r\n"), 4), (probe.find(b"\n.\n"), 3)) if p >= 0]
+        if not ends:
+            self._add_body(complete, at_bol=self._at_bol)
+            self._buf = rest
+            self._at_bol = True
+            return None
+        p, n = min(ends)
+        self._add_body(complete[:p], at_bol=self._at_bol)
+        self._buf = complete[p - 1 + n:] + rest
+        self._in_data = False
+        if self._oversize:
+            replies = [R_TOO_BIG] * len(self._recipients)
+            out = [Send(b"".join(_line(r) for r in replies))]
+            self._reset()
+            return out
+        txn = Transaction(self._sender or "", tuple(self._recipients), b"".join(self._chunks),
+                          self._lhlo or "")
+        self._chunks = []
+        self._waiting = True
+        return [Deliver(txn)]
+
+    def _add_body(self, chunk: bytes, at_bol: bool) -> None:
+        if not chunk:
+            return
+        unstuffed = ((b"\n" if at_bol else b"x") + chunk).replace(b"\n..", b"\n.")[1:]
+        body = unstuffed.replace(b"\r\n", b"\n")
+        self._size += len(body)
+        if self._size > self.limits.message_size:
+            self._oversize = True
+            self._chunks = []
+            return
+        self._chunks.append(body)

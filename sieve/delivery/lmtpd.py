@@ -1,0 +1,244 @@
+"""`owlery lmtpd`: the LMTP server (Twisted adapter around sieve.delivery.lmtp) delivering via Sieve.
+
+Each connection runs the sans-I/O `LMTPServer`; recipient lookups (directory) and
+deliveries (Sieve + Maildir, blocking) run in a bounded thread pool, one job per
+recipient, and the replies go back in RCPT order. A user already receiving
+`lmtpd_user_concurrency_limit` messages gets 451 4.3.0 for this one (the MTA retries).
+Started by owlery.daemon.run (unix/tcp/systemd socket activation, privilege drop,
+SIGHUP reload, SIGTERM drain).
+Talks to: the MTA (LMTP), sieve.delivery.executor. Tests: tests/delivery/test_lmtpd.py,
+tests/e2e/test_delivery_postfix.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from owlery.errors import DirectoryUnavailable
+from owlery.reply import Reply
+from owlery.settings import Duration, Endpoints, Int, Size, Str, int_range, setting
+from sieve.delivery import lmtp
+
+LMTPD_LISTEN = setting("lmtpd_listen", Endpoints, ["tcp:127.0.0.1:10042"],
+                       "Where the LMTP server listens (unix:/path, tcp:HOST:PORT, systemd:NAME).")
+LMTPD_HOSTNAME = setting("lmtpd_hostname", Str, None,
+                         "Name in the greeting and LHLO reply. Unset: the host name.")
+LMTPD_MESSAGE_SIZE_LIMIT = setting("lmtpd_message_size_limit", Size, "50M", unit="bytes",
+                                   doc="Largest message accepted (advertised with SIZE); larger ones get 552 5.3.4.")
+LMTPD_COMMAND_LINE_LIMIT = setting("lmtpd_command_line_limit", int_range(512, 65536), 2048, unit="bytes",
+                                   doc="Longest command line (with CRLF); longer ones get 500 5.5.2.")
+LMTPD_RECIPIENT_LIMIT = setting("lmtpd_recipient_limit", int_range(1, None), 1000,
+                                "Most recipients in one transaction; more get 452 4.5.3.")
+LMTPD_IDLE_TIMEOUT = setting("lmtpd_idle_timeout", Duration, "5m", unit="s",
+                             doc="A client silent this long is disconnected.")
+LMTPD_DELIVERY_THREADS = setting("lmtpd_delivery_threads", int_range(1, 256), 8,
+                                 "Threads running lookups and deliveries (Sieve, Maildir writes).")
+LMTPD_USER_CONCURRENCY_LIMIT = setting("lmtpd_user_concurrency_limit", Int, 10,
+                                       "Most deliveries to one user at the same time; more get 451 4.3.0 "
+                                       "and are retried by the MTA. 0: no limit.")
+
+log = logging.getLogger("owlery.lmtpd")
+
+R_CONCURRENCY = "Too many concurrent deliveries for this user, try again later"
+
+
+def limits_from(settings: Any) -> lmtp.Limits:
+    return lmtp.Limits(command_line=settings.lmtpd_command_line_limit,
+                       message_size=settings.lmtpd_message_size_limit,
+                       recipients=settings.lmtpd_recipient_limit)
+
+
+class LMTPApplication:
+    """What owlery.daemon.run drives: the factory, reload and close."""
+
+    def __init__(self, settings: Any, reactor: Any, *, executor: Any = None, resolver: Any = None,
+                 threadpool: Any = None):
+        from twisted.internet.protocol import ServerFactory
+        from twisted.python.threadpool import ThreadPool
+
+        from sieve.delivery.executor import Executor
+        from sieve.delivery.users import UserResolver
+
+        self.reactor = reactor
+        self.settings = settings
+        self.executor = executor if executor is not None else Executor(settings, program="lmtpd")
+        self.resolver = resolver if resolver is not None else UserResolver.from_settings(settings)
+        self.inflight: dict[str, int] = {}
+        if threadpool is None:
+            threadpool = ThreadPool(minthreads=1, maxthreads=settings.lmtpd_delivery_threads,
+                                    name="lmtpd-delivery")
+            threadpool.start()
+            self._own_pool = True
+        else:
+            self._own_pool = False
+        self.threadpool = threadpool
+        self.hostname = settings.lmtpd_hostname or socket.gethostname()
+        self.factory = ServerFactory.forProtocol(lambda: LMTPProtocol(self))
+
+    def reload(self, settings: Any) -> None:
+        from sieve.delivery.executor import Executor
+        from sieve.delivery.users import UserResolver
+        self.settings = settings
+        self.executor = Executor(settings, program="lmtpd")
+        self.resolver = UserResolver.from_settings(settings)
+        self.hostname = settings.lmtpd_hostname or socket.gethostname()
+
+    def close(self) -> None:
+        if self._own_pool:
+            self.threadpool.stop()
+
+    def in_thread(self, f: Any, *args: Any, **kw: Any) -> Any:
+        from twisted.internet.threads import deferToThreadPool
+        return deferToThreadPool(self.reactor, self.threadpool, f, *args, **kw)
+
+    # -- recipient check (runs in a thread) ------------------------------------
+
+    def check_recipient(self, address: str) -> tuple[Reply, Any]:
+        try:
+            user = self.resolver.lookup(address)
+        except DirectoryUnavailable as e:
+            return e.reply.with_text(Reply.safe_text(f"<{address}> {e.reply.text}")), None
+        except Exception as e:  # the lookup boundary: a bug or a bad path is a 4xx, never a 5xx
+            log.warning("lmtpd: lookup of <%s> failed: %s", address, e)
+            return Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Temporary lookup failure")), None
+        if user is None:
+            return Reply(550, "5.1.1", Reply.safe_text(f"<{address}> User unknown")), None
+        return Reply(250, "2.1.5", Reply.safe_text(f"<{address}> Ok")), user
+
+    # -- delivery (per recipient; the counting happens in the reactor thread) --
+
+    def deliver(self, txn: lmtp.Transaction) -> Any:
+        from twisted.internet import defer
+        from sieve.delivery.executor import tempfail
+
+        limit = self.settings.lmtpd_user_concurrency_limit
+        jobs = []
+        for rcpt in txn.recipients:
+            key = rcpt.user.address
+            if limit and self.inflight.get(key, 0) >= limit:
+                outcome = tempfail(rcpt.address, "user concurrency limit", text=R_CONCURRENCY)
+                jobs.append(defer.succeed(outcome.reply))
+                continue
+            self.inflight[key] = self.inflight.get(key, 0) + 1
+            d = self.in_thread(self.executor.deliver, txn.message, txn.sender, rcpt.address, rcpt.user)
+            d.addBoth(self._done, key, rcpt.address)
+            jobs.append(d)
+        return defer.gatherResults(jobs)
+
+    def _done(self, result: Any, key: str, address: str) -> Reply:
+        n = self.inflight.get(key, 1) - 1
+        if n <= 0:
+            self.inflight.pop(key, None)
+        else:
+            self.inflight[key] = n
+        if hasattr(result, "reply") and isinstance(getattr(result, "reply"), Reply):
+            return result.reply
+        if isinstance(result, Reply):
+            return result
+        log.error("lmtpd: delivery to <%s> failed: %s", address, result)
+        return Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Internal error, try again later"))
+
+
+def _protocol_base() -> tuple[type, type]:
+    from twisted.internet.protocol import Protocol
+    from twisted.protocols.policies import TimeoutMixin
+    return Protocol, TimeoutMixin
+
+
+def _make_protocol_class() -> type:
+    Protocol, TimeoutMixin = _protocol_base()
+
+    class _LMTPProtocol(Protocol, TimeoutMixin):
+        """Translates bytes and answers between Twisted and the sans-I/O machine."""
+
+        def __init__(self, app: LMTPApplication):
+            self.app = app
+            self.machine: lmtp.LMTPServer | None = None
+
+        def connectionMade(self) -> None:
+            self.machine = lmtp.LMTPServer(self.app.hostname, limits_from(self.app.settings))
+            self.setTimeout(self.app.settings.lmtpd_idle_timeout)
+            # Replies are small and the client waits for each: do not let Nagle hold them.
+            try:
+                self.transport.setTcpNoDelay(True)
+            except (AttributeError, OSError):
+                pass
+            self._act(self.machine.start())
+
+        def dataReceived(self, data: bytes) -> None:
+            self.resetTimeout()
+            if self.machine is not None:
+                self._act(self.machine.feed(data))
+
+        def timeoutConnection(self) -> None:
+            if self.machine is not None and not self.machine.waiting:
+                self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+            self.transport.loseConnection()
+
+        def connectionLost(self, reason: Any = None) -> None:
+            self.setTimeout(None)
+            self.machine = None
+
+        def _act(self, actions: list) -> None:
+            for action in actions:
+                if isinstance(action, lmtp.Send):
+                    self.transport.write(action.data)
+                elif isinstance(action, lmtp.CheckRecipient):
+                    d = self.app.in_thread(self.app.check_recipient, action.address)
+                    d.addCallback(self._checked)
+                    d.addErrback(self._checked_failed, action.address)
+                elif isinstance(action, lmtp.Deliver):
+                    self.setTimeout(None)    # a slow delivery is not an idle client
+                    d = self.app.deliver(action.transaction)
+                    d.addCallback(self._delivered)
+                    d.addErrback(self._internal_error)
+                elif isinstance(action, lmtp.Close):
+                    self.transport.loseConnection()
+
+        def _checked(self, answer: tuple[Reply, Any]) -> None:
+            if self.machine is None:
+                return
+            reply, user = answer
+            self._act(self.machine.recipient_checked(reply, user))
+
+        def _checked_failed(self, failure: Any, address: str) -> None:
+            log.error("lmtpd: recipient check for <%s> failed: %s", address, failure.getErrorMessage())
+            if self.machine is not None:
+                self._act(self.machine.recipient_checked(
+                    Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Temporary failure")), None))
+
+        def _delivered(self, replies: list[Reply]) -> None:
+            if self.machine is None:
+                return          # the client left; the replies have no one to go to
+            self.setTimeout(self.app.settings.lmtpd_idle_timeout)
+            self._act(self.machine.delivered(replies))
+
+        def _internal_error(self, failure: Any) -> None:
+            log.error("lmtpd: internal error: %s", failure.getTraceback())
+            if self.machine is not None:
+                self.transport.write(b"421 4.3.0 Internal error, closing connection\r\n")
+                self.transport.loseConnection()
+
+    return _LMTPProtocol
+
+
+_protocol_class: type | None = None
+
+
+def LMTPProtocol(app: LMTPApplication) -> Any:
+    """A protocol instance for one connection (the class is built on first use: Twisted is lazy)."""
+    global _protocol_class
+    if _protocol_class is None:
+        _protocol_class = _make_protocol_class()
+    return _protocol_class(app)
+
+
+def build(settings: Any, reactor: Any) -> LMTPApplication:
+    return LMTPApplication(settings, reactor)
+
+
+def main(config_path: str | None, listen: list[str]) -> int:
+    from owlery.daemon import run
+    return run("lmtpd", config_path, listen, "lmtpd_listen", build)

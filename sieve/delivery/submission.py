@@ -1,0 +1,100 @@
+"""Sending mail the delivery generates (redirects, vacation replies, reject MDNs, notifications).
+
+Two ways out, chosen by `submission_method`: SMTP to the local MTA (smtplib, explicit
+timeout) or the sendmail(1) command (`-i -f SENDER -- RCPT...`). Both take LF or CRLF
+messages and raise SubmissionError (temporary unless the MTA refused permanently).
+Talks to: the MTA. Tests: tests/delivery/test_executor.py (fake), tests/e2e/test_delivery_*.py (real Postfix).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from owlery.settings import Duration, Str, StrList, choice, setting
+
+SUBMISSION_METHOD = setting(
+    "submission_method", choice("smtp", "sendmail"), "smtp",
+    "How redirects, vacation replies and rejection notices leave: smtp (to submission_smtp_endpoint) "
+    "or sendmail (run submission_sendmail_command).")
+SUBMISSION_SMTP_ENDPOINT = setting(
+    "submission_smtp_endpoint", Str, "tcp:127.0.0.1:25",
+    "The MTA that takes generated mail when submission_method = \"smtp\" (tcp:HOST:PORT).")
+SUBMISSION_SENDMAIL_COMMAND = setting(
+    "submission_sendmail_command", StrList, ["/usr/sbin/sendmail"],
+    "The sendmail command and leading arguments (e.g. [\"/usr/sbin/sendmail\", \"-C\", \"/etc/postfix\"]); "
+    "-i -f SENDER -- RECIPIENTS are appended.")
+SUBMISSION_TIMEOUT = setting(
+    "submission_timeout", Duration, 30, unit="s",
+    doc="Longest wait for the MTA to take one generated message; past it the delivery is retried later.")
+
+
+class SubmissionError(Exception):
+    def __init__(self, message: str, temporary: bool = True):
+        super().__init__(message)
+        self.temporary = temporary
+
+
+class Submitter(Protocol):
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None: ...
+
+
+def to_crlf(message: bytes) -> bytes:
+    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+class SMTPSubmitter:
+    def __init__(self, host: str, port: int, timeout: float, local_hostname: str | None = None):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.local_hostname = local_hostname
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
+        import smtplib
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout,
+                              local_hostname=self.local_hostname or "localhost") as smtp:
+                refused = smtp.sendmail(envelope_from, list(recipients), to_crlf(message))
+        except smtplib.SMTPRecipientsRefused as e:
+            codes = [c for c, _ in e.recipients.values()]
+            raise SubmissionError(f"MTA refused recipients: {e.recipients}",
+                                  temporary=any(c < 500 for c in codes)) from None
+        except smtplib.SMTPResponseException as e:
+            raise SubmissionError(f"MTA said {e.smtp_code} {e.smtp_error!r}",
+                                  temporary=e.smtp_code < 500) from None
+        except (OSError, smtplib.SMTPException) as e:
+            raise SubmissionError(f"cannot reach MTA {self.host}:{self.port}: {e}") from None
+        if refused:
+            raise SubmissionError(f"MTA refused {sorted(refused)}",
+                                  temporary=any(c < 500 for c, _ in refused.values()))
+
+
+class SendmailSubmitter:
+    def __init__(self, command: Sequence[str], timeout: float):
+        self.command = list(command)
+        self.timeout = timeout
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
+        argv = self.command + ["-i", "-f", envelope_from or "<>", "--", *recipients]
+        try:
+            proc = subprocess.run(argv, input=message.replace(b"\r\n", b"\n"), capture_output=True,
+                                  timeout=self.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise SubmissionError(f"{argv[0]}: {e}") from None
+        if proc.returncode != 0:
+            text = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            # sysexits: 75 is temporary; treat every other failure as temporary too, except
+            # the "bad address" family, so mail is retried rather than lost.
+            raise SubmissionError(f"{argv[0]} exited {proc.returncode}: {text[:1]}",
+                                  temporary=proc.returncode not in (64, 65, 67, 68))
+
+
+def from_settings(settings: Any) -> Submitter:
+    if settings.submission_method == "sendmail":
+        return SendmailSubmitter(settings.submission_sendmail_command, settings.submission_timeout)
+    endpoint = settings.submission_smtp_endpoint
+    kind, _, rest = endpoint.partition(":")
+    host, _, port = rest.rpartition(":")
+    if kind != "tcp" or not port.isdigit():
+        raise ValueError(f"submission_smtp_endpoint {endpoint!r}: expected tcp:HOST:PORT")
+    return SMTPSubmitter(host.strip("[]"), int(port), settings.submission_timeout)

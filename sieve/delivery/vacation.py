@@ -1,0 +1,51 @@
+"""Vacation sending rules (RFC 5230 / RFC 3834) the delivery enforces before a reply leaves.
+
+The engine decides a vacation reply is due and builds it; this module is the delivery's
+own last check (never answer lists, bulk, auto-submitted mail, MAILER-DAEMON or owner-/
+-request senders, or the user's own address) and picks the envelope sender: the user's
+address by default (many receivers refuse `<>`), or the null sender.
+Talks to: nothing. Tests: tests/delivery/test_vacation.py
+"""
+
+from __future__ import annotations
+
+import re
+
+from owlery.settings import choice, setting
+from sieve.delivery.redirect import header_values
+
+VACATION_ENVELOPE_FROM = setting(
+    "vacation_envelope_from", choice("recipient", "null"), "recipient",
+    "MAIL FROM of vacation replies: the user's own address (recipient; accepted everywhere) "
+    "or the null sender <> (RFC 3834's suggestion; some receivers refuse it).")
+
+_LIST_HEADERS = ("List-Id", "List-Owner", "List-Subscribe", "List-Post", "List-Unsubscribe",
+                 "List-Help", "List-Archive")
+_SYSTEM_SENDER = re.compile(
+    r"^(mailer-daemon|listserv|majordomo|owner-.*|.*-request|.*-owner|postmaster|noreply|no-reply)$",
+    re.I)
+
+
+def refusal(message: bytes, sender: str, user_address: str) -> str | None:
+    """Why no auto-reply may go to this message's sender, or None when one may."""
+    if not sender:
+        return "null sender"
+    local = sender.rpartition("@")[0]
+    if _SYSTEM_SENDER.match(local):
+        return "system sender"
+    if sender.lower() == user_address.lower():
+        return "sender is the user"
+    for name in _LIST_HEADERS:
+        if header_values(message, name):
+            return f"{name} header"
+    for value in header_values(message, "Auto-Submitted"):
+        if value.split(";")[0].strip().lower() != "no":
+            return "Auto-Submitted"
+    for value in header_values(message, "Precedence"):
+        if value.strip().lower() in ("bulk", "list", "junk"):
+            return f"Precedence: {value.strip()}"
+    return None
+
+
+def envelope_from(settings, user_address: str) -> str:
+    return user_address if settings.vacation_envelope_from == "recipient" else ""
