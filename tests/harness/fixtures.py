@@ -1,0 +1,177 @@
+"""pytest fixtures wrapping the harness servers (loaded by tests/conftest.py as a plugin).
+
+Session-scoped servers are started on first use only; a server that cannot start makes the
+test fail (never skip) with the server's log tail. Function-scoped fixtures give each test
+its own DNS records, Redis key prefix, PostgreSQL schema or Postfix instance. The classes
+behind them live in the sibling modules and are usable without pytest (bench/).
+Tested by tests/harness_selftest.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from .procs import HarnessError, make_dir
+
+KEEP_ENV = "OWLERY_HARNESS_KEEP"   # =1: keep the harness temp dir for post-mortem
+
+
+def _fail(what, exc):
+    pytest.fail("%s could not be started: %s" % (what, exc), pytrace=False)
+
+
+class _Counter:
+    def __init__(self):
+        self.n = 0
+
+    def next(self, name):
+        self.n += 1
+        return "%s-%d" % (name, self.n)
+
+
+@pytest.fixture(scope="session")
+def harness_root():
+    """A session temp dir readable by the daemons' users (pytest's tmp dirs are 0700)."""
+    base = tempfile.mkdtemp(prefix="owlery-harness-")
+    os.chmod(base, 0o755)
+    yield Path(base)
+    if os.environ.get(KEEP_ENV) != "1":
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def harness_dirs(harness_root):
+    """Callable name -> fresh 0755 subdirectory of harness_root (unique per call)."""
+    counter = _Counter()
+    return lambda name: make_dir(harness_root / counter.next(name))
+
+
+# ---- Postfix ------------------------------------------------------------------------------
+def _postfix_maker(harness_dirs, instances):
+    from .postfix import PostfixInstance
+
+    def make(main_cf=None, master_cf_extra="", transports=None, name="postfix", start=True):
+        inst = PostfixInstance(harness_dirs(name), main_cf=main_cf, master_cf_extra=master_cf_extra,
+                               transports=transports)
+        instances.append(inst)
+        if start:
+            try:
+                inst.start()
+            except HarnessError as exc:
+                _fail("Postfix", exc)
+        return inst
+    return make
+
+
+@pytest.fixture(scope="session")
+def postfix_factory(harness_dirs):
+    """make(main_cf=None, master_cf_extra="", transports=None, name="postfix", start=True)
+    -> started PostfixInstance, stopped at session end (use from module/session fixtures)."""
+    instances = []
+    yield _postfix_maker(harness_dirs, instances)
+    for inst in instances:
+        inst.stop()
+
+
+@pytest.fixture
+def make_postfix(harness_dirs):
+    """Like postfix_factory, but the instances are stopped when the test ends."""
+    instances = []
+    yield _postfix_maker(harness_dirs, instances)
+    for inst in instances:
+        inst.stop()
+
+
+@pytest.fixture
+def postfix(make_postfix):
+    """A fresh default PostfixInstance for this test (everything relayed to its sink)."""
+    return make_postfix()
+
+
+# ---- DNS ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def dns_stub():
+    """The session's DNSStub (started). Tests that add records should use dns_zone."""
+    from .dns import DNSStub
+    try:
+        stub = DNSStub().start()
+    except HarnessError as exc:
+        _fail("DNS stub", exc)
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def dns_zone(dns_stub):
+    """dns_stub with its records/failures restored after the test (add freely)."""
+    snap = dns_stub.snapshot()
+    yield dns_stub
+    dns_stub.restore(snap)
+
+
+@pytest.fixture
+def dns_resolver(dns_zone):
+    """A dnspython Resolver asking the stub (does not touch the global default resolver)."""
+    return dns_zone.resolver()
+
+
+@pytest.fixture
+def dns_default_resolver(dns_zone):
+    """Install a stub resolver as dns.resolver.default_resolver for this test only
+    (pyspf and dkimpy use it); yields the Resolver, restores the old one afterwards."""
+    with dns_zone.as_default_resolver() as resolver:
+        yield resolver
+
+
+# ---- Redis / PostgreSQL ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def redis_url(harness_dirs):
+    """URL of a Redis: the machine's 127.0.0.1:6379 when it answers, else a private one."""
+    from .stores import machine_or_private_redis
+    try:
+        url, server = machine_or_private_redis(harness_dirs("redis"))
+    except HarnessError as exc:
+        _fail("Redis", exc)
+    yield url
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture
+def redis_prefix(redis_url):
+    """A key prefix unique to this test ("owlery-test:<hex>:"); its keys are deleted after."""
+    from .stores import drop_redis_prefix, unique_name
+    prefix = unique_name("owlery-test:") + ":"
+    yield prefix
+    drop_redis_prefix(redis_url, prefix)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(harness_dirs):
+    """libpq DSN of a PostgreSQL: the machine's (127.0.0.1:5432, user postgres, db test) when
+    it answers, else a private cluster started for the session."""
+    from .stores import machine_or_private_pg
+    try:
+        dsn, server = machine_or_private_pg(harness_dirs("pg"))
+    except HarnessError as exc:
+        _fail("PostgreSQL", exc)
+    yield dsn
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture
+def pg_schema(pg_dsn):
+    """A schema created for this test (name "owlery_test_<hex>"), dropped CASCADE after.
+    Connect with psycopg.connect(pg_dsn, options="-c search_path=" + pg_schema)."""
+    import psycopg
+    from .stores import unique_name
+    name = unique_name("owlery_test_")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute('create schema "%s"' % name)
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute('drop schema if exists "%s" cascade' % name)
