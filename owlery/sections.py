@@ -19,9 +19,16 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     # milter
     "milter": ("milters.adapter", "milters.session", "milters.effects", "milters.stages",
                "milters.dns", "milters.stages.authres"),
+    "milter_spf": ("milters.stages.spf",),
+    "dkim": ("milters.stages.dkim_sign", "milters.stages.dkim_verify"),
+    "dmarc": ("milters.stages.dmarc",),
+    "arc": ("milters.stages.arc_verify", "milters.stages.arc_seal"),
     "clamd": ("milters.clients.clamav",),
     "spamd": ("milters.clients.spamd",),
-    "quarantine": ("milters.quarantine",),
+    "quarantine": ("milters.quarantine", "milters.stages.quarantine", "milters.quarantine.release"),
+    "antivirus": ("milters.stages.antivirus",),
+    "spam": ("milters.stages.spam",),
+    "banned": ("milters.stages.banned",),
     # sieve engine
     "sieve": ("sieve.limits",),
     # sieve delivery
@@ -34,4 +41,5 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "submission": ("sieve.delivery.submission",),
     "state": ("owlery.state",),
     "greylist": ("policyd.checks.greylist",),
+    "spf": ("policyd.checks.spf",),
 }

@@ -114,12 +114,15 @@ class Pipeline:
         instances: dict[str, Check] = {}
         self.by_state: dict[str, list[Check]] = {}
         for state, names in table.items():
-            for name in names:
-                if name not in instances:
-                    instances[name] = load_check(name)(ctx)
-                check = instances[name]
+            for entry in names:
+                # A name from the registry, or (tests, embedders) a Check class itself.
+                cls = load_check(entry) if isinstance(entry, str) else entry
+                if cls.name not in instances:
+                    instances[cls.name] = cls(ctx)
+                check = instances[cls.name]
                 if state not in check.states:
-                    raise ValueError(f"check {name} cannot run at {state} (only {', '.join(sorted(check.states))})")
+                    raise ValueError(f"check {cls.name} cannot run at {state} "
+                                     f"(only {', '.join(sorted(check.states))})")
                 self.by_state.setdefault(state, []).append(check)
         self.checks = list(instances.values())
         self.in_flight = 0

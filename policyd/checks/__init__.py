@@ -70,6 +70,10 @@ log = logging.getLogger("owlery.policyd")
 # Recipient existence first (no point greylisting a user who does not exist), then
 # list protection and quota (permanent answers), then the costlier and temporary ones.
 CHECKS: dict[str, str] = {
+    "recipient": "policyd.checks.recipient:RecipientCheck",
+    "lists": "policyd.checks.lists:ListsCheck",
+    "quota": "policyd.checks.quota:QuotaCheck",
+    "spf": "policyd.checks.spf:SpfCheck",
     "greylist": "policyd.checks.greylist:GreylistCheck",
 }
 

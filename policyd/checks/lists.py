@@ -1,0 +1,87 @@
+"""List posting protection (RCPT): only allowed senders may post to a protected list (550 5.7.1).
+
+A protected address (files_lists, or an LDAP group matched by ldap_list_filter) lists who
+may post: `authenticated` (any SASL-authenticated client), `members` (the envelope
+sender or the SASL user is a member of the list), explicit sender addresses, sender
+domains, client networks. Everyone else gets 550 5.7.1. The envelope sender can be
+forged; `authenticated` and networks cannot, so prefer them for lists that matter.
+Postfix must call the policy service for authenticated clients too: keep
+check_policy_service in smtpd_recipient_restrictions and relay control in
+smtpd_relay_restrictions (what `owlery postfix` prints).
+Talks to: the directory (policyd.lookup). Tests: tests/policyd/test_checks_lists.py
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from owlery.directory import ListPolicy, parse_address
+from policyd import actions
+from policyd.actions import DUNNO
+from policyd.checks import Check, Verdict
+from policyd.lookup import identities, list_policy
+from policyd.protocol import PolicyRequest
+
+
+def _in_networks(client: str, policy: ListPolicy) -> bool:
+    if not policy.networks or not client:
+        return False
+    try:
+        ip = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in policy.networks)
+
+
+class ListsCheck(Check):
+    name = "lists"
+    states = frozenset({"RCPT"})
+    enabled_by_default = True
+
+    async def evaluate(self, request: PolicyRequest, now: float) -> actions.Action | Verdict:
+        if not request.recipient:
+            return DUNNO
+        policy = await list_policy(self.ctx, request, request.recipient)
+        if policy is None:
+            return DUNNO
+        why = await self._allowed(request, policy)
+        if why:
+            return Verdict(DUNNO, {"list": policy.address, "allowed": why})
+        return Verdict(actions.reject(actions.LIST_RESTRICTED), {"list": policy.address})
+
+    async def _allowed(self, request: PolicyRequest, policy: ListPolicy) -> str | None:
+        settings = self.ctx.settings
+        sasl = request.sasl_username
+        if sasl and policy.allow_authenticated:
+            return "authenticated"
+        if _in_networks(request.client_address, policy):
+            return "network"
+        sender = None
+        if request.sender:
+            try:
+                sender = parse_address(request.sender, settings.directory_recipient_delimiter,
+                                       settings.directory_local_part_case_sensitive)
+            except ValueError:
+                sender = None
+        if sender is not None:
+            if sender.base in policy.senders:
+                return "sender"
+            if sender.domain in policy.domains:
+                return "domain"
+        if not policy.allow_members:
+            return None
+        candidates = []
+        if sender is not None:
+            candidates.append(sender.base)
+        if sasl:
+            # A bare SASL login names a user of the list's own domain.
+            login = sasl if "@" in sasl else f"{sasl}@{policy.address.rpartition('@')[2]}"
+            candidates.append(login.lower() if not settings.directory_local_part_case_sensitive else login)
+        for who in candidates:
+            if who in policy.members:
+                return "member"
+        if policy.member_ids:
+            for who in candidates:
+                if await identities(self.ctx, request, who) & policy.member_ids:
+                    return "member"
+        return None

@@ -1,0 +1,119 @@
+"""Over-quota check: refuse mail for a full mailbox at RCPT and at END-OF-MESSAGE (552 5.2.2).
+
+At RCPT the size is the client's SIZE= hint (0 when not given: then a mailbox is full
+when it has no byte left, as Dovecot's quota-status counts max(1, size)); at
+END-OF-MESSAGE the real size, but Postfix names the recipient there only for
+single-recipient mail, so multi-recipient mail is checked at RCPT only. A mailbox is
+full when the directory says so (over-quota list or attribute), or when usage plus the
+size passes its byte limit, or one more message passes its message limit. The limit is
+the directory's (quota map / attribute), else the definition line of its maildirsize;
+usage is the directory's usage attribute, else the Maildir++ `maildirsize` file (what
+Dovecot and our LDA keep). No limit or no readable maildirsize: not full (the LDA
+still enforces the quota at delivery).
+Aliases: an address that reaches several local mailboxes is refused only when ALL of
+them are full and it reaches nothing remote; when only some are full it is accepted
+and logged (`quota_partial`): one member's full mailbox must not block mail to the
+others, and the delivery agent answers for that member.
+The reply is `552 5.2.2` (quota_full_reply = "permanent") or `452 4.2.2` ("temporary").
+Talks to: the directory, Maildirs (read only). Tests: tests/policyd/test_checks_quota.py
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from owlery import maildirsize
+from owlery.directory import Mailbox
+from owlery.settings import Bool, Duration, choice, setting
+from policyd import actions
+from policyd.actions import DUNNO
+from policyd.checks import Check, Verdict
+from policyd.lookup import resolve
+from policyd.protocol import PolicyRequest
+
+QUOTA_FULL_REPLY = setting(
+    "quota_full_reply", choice("permanent", "temporary"), "permanent",
+    "Reply for a full mailbox: permanent = 552 5.2.2 (the sender is told at once), temporary = "
+    "452 4.2.2 (the sender retries until the user makes room or the queue lifetime ends).")
+QUOTA_READ_TIMEOUT = setting(
+    "quota_read_timeout", Duration, 5, unit="s",
+    doc="Longest wait for reading a maildirsize file (NFS); past it the check answers "
+        "DEFER_IF_PERMIT 4.3.0.")
+QUOTA_READ_IN_THREAD = setting(
+    "quota_read_in_thread", Bool, False,
+    "Read maildirsize files in the blocking thread pool (for Maildirs on NFS or other slow "
+    "storage). Off: read on the event loop, a few microseconds on local disks.")
+
+log = logging.getLogger("owlery.policyd")
+
+
+def is_full(box: Mailbox, usage: maildirsize.MaildirSize | None, size: int) -> bool:
+    """Does a message of `size` bytes not fit in this mailbox? (pure; size 0 counts as 1)."""
+    if box.over_quota:
+        return True
+    limit_b = box.quota_bytes if box.quota_bytes is not None else (usage.limit_bytes if usage else None)
+    limit_m = box.quota_messages if box.quota_messages is not None else (usage.limit_messages if usage else None)
+    used_b = box.usage_bytes if box.usage_bytes is not None else (usage.used_bytes if usage else None)
+    used_m = usage.used_messages if usage else None
+    if limit_b and used_b is not None and used_b + max(size, 1) > limit_b:
+        return True
+    if limit_m and used_m is not None and used_m + 1 > limit_m:
+        return True
+    return False
+
+
+class QuotaCheck(Check):
+    name = "quota"
+    states = frozenset({"RCPT", "END-OF-MESSAGE"})
+    enabled_by_default = True
+
+    def _maildir(self, box: Mailbox) -> str | None:
+        if box.maildir:
+            return box.maildir
+        if box.address.startswith("@"):
+            return None
+        from owlery.maildir import MaildirError, path_for   # the delivery agent's layout
+        try:
+            return path_for(self.ctx.settings.maildir_path_template, box.address)
+        except MaildirError:
+            return None
+
+    async def _usage(self, box: Mailbox) -> maildirsize.MaildirSize | None:
+        if box.over_quota or (box.usage_bytes is not None and box.quota_bytes is not None):
+            return None      # the directory already says all we need
+        path = self._maildir(box)
+        if path is None:
+            return None
+        settings = self.ctx.settings
+        try:
+            if settings.quota_read_in_thread:
+                return await self.ctx.run_blocking(maildirsize.read, path, timeout=settings.quota_read_timeout)
+            return maildirsize.read(path)
+        except OSError as e:
+            # Unreadable (permissions): we cannot know, so we do not refuse; delivery still enforces.
+            log.warning("policyd: quota: cannot read %s: %s", os.path.join(path, "maildirsize"), e)
+            return None
+
+    async def evaluate(self, request: PolicyRequest, now: float) -> Any:
+        rcpt = request.recipient
+        if not rcpt:
+            return DUNNO       # END-OF-MESSAGE of multi-recipient mail: checked at RCPT
+        found = await resolve(self.ctx, request, rcpt)
+        if not found.mailboxes:
+            return DUNNO
+        size = request.size
+        full = []
+        for box in found.mailboxes:
+            if is_full(box, await self._usage(box), size):
+                full.append(box.address)
+        if not full:
+            return DUNNO
+        if len(full) == len(found.mailboxes) and not found.remote:
+            reply = (actions.MAILBOX_FULL if self.ctx.settings.quota_full_reply == "permanent"
+                     else actions.MAILBOX_FULL_TEMPORARY)
+            return Verdict(actions.reject(reply), {"size": size, "full": ",".join(full)})
+        log.info("policyd: quota_partial: %s reaches %d mailboxes, full: %s; accepted",
+                 rcpt, len(found.mailboxes), ", ".join(full))
+        return DUNNO
