@@ -1,0 +1,220 @@
+"""SPF check (RCPT, DATA): HELO and MAIL FROM identities, pypolicyd-spf style actions, RFC 7372 codes.
+
+The MAIL FROM identity (postmaster@HELO for the null sender) and, when enabled, the HELO
+identity are checked once per message `instance` (cached across its RCPTs) by pyspf in the
+blocking pool, with the DNS lookup from `ctx.resolver` or built from the spf_dns_* settings
+and a total DNS time budget. Each result maps to reject / defer / header / none by setting;
+rejections use 5.7.23 (fail) and 5.7.24 (permerror), deferrals 4.7.23 / 4.7.24 (RFC 7372).
+Received-SPF and/or Authentication-Results are PREPENDed once per instance (with "both",
+Received-SPF at RCPT and Authentication-Results at DATA, so call the policy service from
+smtpd_data_restrictions too). Skipped for authenticated
+senders, listed networks and trusted forwarders (relays whose mail SPF cannot judge).
+`mailfrom_result()` lets other checks (greylist SPF pass-through) reuse the cached verdict.
+Talks to: DNS via policyd.spf_resolver. Tests: tests/policyd/test_spf_check.py,
+tests/policyd/test_spf_rfc7208.py, tests/e2e/test_spf_postfix.py
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+from typing import Any
+
+from owlery.reply import Reply
+from owlery.settings import Bool, Networks, SettingType, Str, StrList, choice, int_range, parse_duration, setting
+from policyd import actions
+from policyd.actions import DUNNO
+from policyd.checks import Check, CheckContext, Verdict
+from policyd.checks.greylist import _in_networks
+
+
+def _parse_time_limit(v: Any) -> float:
+    seconds = parse_duration(v)
+    if not 0.1 <= seconds <= 20:
+        raise ValueError("the SPF DNS time budget must be from 0.1 to 20 seconds (RFC 7208 4.6.4)")
+    return seconds
+
+
+SpfTimeLimit = SettingType("duration", _parse_time_limit, lambda v: int(v) if float(v).is_integer() else v)
+ActionChoice = choice("reject", "defer", "header", "none")
+
+SPF_DNS_NAMESERVERS = setting("spf_dns_nameservers", StrList, [],
+                              "DNS servers (IP addresses) SPF asks; empty: those of /etc/resolv.conf.")
+SPF_DNS_PORT = setting("spf_dns_port", int_range(1, 65535), 53, "Port of spf_dns_nameservers.")
+SPF_QUERY_TIME_LIMIT = setting("spf_query_time_limit", SpfTimeLimit, 20,
+                               "Total DNS time one SPF evaluation may use (RFC 7208 4.6.4); past it "
+                               "the result is temperror. Two identities can take twice this.", unit="s")
+SPF_HELO_CHECK = setting("spf_helo_check", Bool, True, "Also check the HELO identity (RFC 7208 2.3).")
+SPF_HELO_FAIL_ACTION = setting("spf_helo_fail_action", ActionChoice, "reject",
+                               "What a HELO fail does: reject (550 5.7.23), defer (450 4.7.23), "
+                               "header, or none.")
+SPF_FAIL_ACTION = setting("spf_fail_action", ActionChoice, "reject",
+                          "What a MAIL FROM fail does: reject (550 5.7.23), defer, header or none.")
+SPF_SOFTFAIL_ACTION = setting("spf_softfail_action", ActionChoice, "header",
+                              "What a MAIL FROM softfail does: reject, defer, header or none.")
+SPF_PERMERROR_ACTION = setting("spf_permerror_action", ActionChoice, "header",
+                               "What a permerror (broken SPF record) does: reject (550 5.7.24), defer, "
+                               "header or none.")
+SPF_TEMPERROR_ACTION = setting("spf_temperror_action", ActionChoice, "header",
+                               "What a temperror (DNS trouble) does: defer (451 4.7.24), header or none "
+                               "(reject is treated as defer: a DNS hiccup never rejects).")
+SPF_HEADER_TYPE = setting("spf_header_type", choice("received-spf", "authentication-results", "both", "none"),
+                          "received-spf", "Trace header(s) PREPENDed, once per message.")
+SPF_AUTHSERV_ID = setting("spf_authserv_id", Str, None,
+                          "authserv-id of the Authentication-Results header (unset: this host's name).")
+SPF_HIDE_RECEIVER = setting("spf_hide_receiver", Bool, True,
+                            "Write receiver=<UNKNOWN> in Received-SPF instead of the first recipient "
+                            "(which may be a Bcc).")
+SPF_SKIP_NETWORKS = setting("spf_skip_networks", Networks, ["127.0.0.0/8", "::1/128"],
+                            "Clients never SPF-checked (local submitters).")
+SPF_TRUSTED_FORWARDERS = setting("spf_trusted_forwarders", Networks, [],
+                                 "Relays that forward outside mail to us (a campus relay, a backup MX): "
+                                 "SPF cannot judge their clients, so they are not checked.")
+SPF_ENHANCED_STATUS_CODES = setting("spf_enhanced_status_codes", Bool, True,
+                                    "Use RFC 7372 codes (5.7.23, 5.7.24); false: 5.7.1 / 4.7.1.")
+SPF_CACHE_INSTANCES = setting("spf_cache_instances", int_range(1, 1000000), 10000,
+                              "Messages (instances) whose SPF verdicts are remembered, so a message "
+                              "with many recipients is checked once.")
+
+
+class SpfEngine:
+    """Runs and caches SPF verdicts per message instance; shared by the SPF and greylist checks."""
+
+    def __init__(self, ctx: CheckContext):
+        from policyd import spf_resolver
+        self.ctx = ctx
+        s = ctx.settings
+        resolver = ctx.resolver
+        if resolver is None:
+            resolver = spf_resolver.build_dnspython_resolver(s.spf_dns_nameservers, s.spf_dns_port,
+                                                             s.spf_query_time_limit)
+        self.lookup = spf_resolver.dnspython_lookup(resolver) if hasattr(resolver, "resolve") else resolver
+        self.limit = s.spf_query_time_limit
+        self.helo_check = s.spf_helo_check
+        self.hostname = socket.gethostname()
+        self.authserv_id = s.spf_authserv_id if s.spf_authserv_id is not None else self.hostname
+        self.want_ar = s.spf_header_type in ("authentication-results", "both")
+        self.hide_receiver = s.spf_hide_receiver
+        self.cache_max = s.spf_cache_instances
+        self.cache: collections.OrderedDict[tuple, dict] = collections.OrderedDict()
+
+    def _blocking(self, ip: str, sender: str, helo: str, receiver: str) -> dict:
+        from policyd.spf_resolver import evaluate
+        aid = self.authserv_id if self.want_ar else None
+        out: dict[str, Any] = {"helo": None, "mailfrom": None}
+        helo_ok = bool(helo) and "." in helo and not helo.startswith("[")
+        if helo_ok and (self.helo_check or not sender):
+            out["helo"] = evaluate(self.lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,
+                                   receiver=receiver, authserv_id=aid)
+        if sender:
+            out["mailfrom"] = evaluate(self.lookup, ip=ip, sender=sender, helo=helo or "unknown",
+                                       query_time_limit=self.limit, receiver=receiver, authserv_id=aid)
+        else:
+            out["mailfrom"] = out["helo"]   # null sender: the MAIL FROM identity is postmaster@HELO
+        return out
+
+    async def verdicts(self, request: Any) -> dict:
+        key = (request.instance or id(request), request.client_address, request.sender.lower(),
+               request.attr("helo_name").lower())
+        entry = self.cache.get(key)
+        if entry is not None:
+            self.cache.move_to_end(key)
+            return entry
+        receiver = "<UNKNOWN>" if self.hide_receiver else (request.recipient or "<UNKNOWN>")
+        result = await self.ctx.run_blocking(self._blocking, request.client_address, request.sender,
+                                             request.attr("helo_name"), receiver,
+                                             timeout=2 * self.limit + 2)
+        entry = dict(result)
+        self.cache[key] = entry
+        while len(self.cache) > self.cache_max:
+            self.cache.popitem(last=False)
+        return entry
+
+
+def engine_of(ctx: CheckContext) -> SpfEngine:
+    return ctx.resource("spf", lambda: SpfEngine(ctx))
+
+
+async def mailfrom_result(ctx: CheckContext, request: Any) -> str | None:
+    """The MAIL FROM SPF result of this message (checked once, cached), or None."""
+    entry = await engine_of(ctx).verdicts(request)
+    r = entry["mailfrom"]
+    return r.result if r is not None else None
+
+
+def _clean(text: str, limit: int) -> str:
+    return Reply.safe_text(" ".join(text.split()), limit)
+
+
+class SpfCheck(Check):
+    name = "spf"
+    states = frozenset({"RCPT", "DATA"})
+    enabled_by_default = False   # opt in: policyd_checks = { RCPT = [..., "spf"], DATA = ["spf"] }
+
+    def __init__(self, ctx: CheckContext):
+        super().__init__(ctx)
+        s = ctx.settings
+        self.engine = engine_of(ctx)
+        self.skip = s.spf_skip_networks
+        self.forwarders = s.spf_trusted_forwarders
+        self.header_type = s.spf_header_type
+        self.enhanced = s.spf_enhanced_status_codes
+        self.actions = {"fail": s.spf_fail_action, "softfail": s.spf_softfail_action,
+                        "permerror": s.spf_permerror_action, "temperror": s.spf_temperror_action}
+        self.helo_fail_action = s.spf_helo_fail_action
+
+    def _reply(self, what: str, result: str, identity: str, explanation: str) -> actions.Action:
+        fail_like = result in ("fail", "softfail")
+        if what == "reject" and result != "temperror":
+            dsn = ("5.7.23" if fail_like else "5.7.24") if self.enhanced else "5.7.1"
+            text = _clean(f"SPF {identity} check {result}: {explanation}", 300)
+            return actions.reject(Reply(550, dsn, text))
+        dsn = ("4.7.23" if fail_like else "4.7.24") if self.enhanced else "4.7.1"
+        code = 451 if result == "temperror" else 450
+        text = _clean(f"SPF {identity} check {result}: {explanation or 'try again later'}", 300)
+        return actions.defer_if_permit(Reply(code, dsn, text))
+
+    def _header(self, entry: dict, state: str) -> actions.Action | None:
+        """The trace header for this request. The pipeline drops a header name already sent
+        for the instance, so returning it at every RCPT is safe and survives a RCPT whose
+        annotation was dropped because a later check deferred it. With "both",
+        Received-SPF goes out at RCPT and Authentication-Results at DATA."""
+        r = entry["mailfrom"] or entry["helo"]
+        if r is None or self.header_type == "none":
+            return None
+        rspf = "Received-SPF: " + r.received_spf
+        ar = r.authentication_results
+        if self.header_type == "received-spf":
+            line = rspf
+        elif self.header_type == "authentication-results":
+            line = ar
+        else:
+            line = rspf if state == "RCPT" else ar
+        return actions.prepend(_clean(line, 980)) if line else None
+
+    async def evaluate(self, request, now):
+        if request.sasl_username:
+            return Verdict(DUNNO, {"spf": "authenticated"})
+        client = request.client_address
+        if _in_networks(client, self.skip):
+            return Verdict(DUNNO, {"spf": "skip-network"})
+        if _in_networks(client, self.forwarders):
+            return Verdict(DUNNO, {"spf": "trusted-forwarder"})
+        entry = await self.engine.verdicts(request)
+        helo, mail = entry["helo"], entry["mailfrom"]
+        fields = {"spf": mail.result if mail else "none"}
+        if helo is not None:
+            fields["spf_helo"] = helo.result
+        if request.protocol_state == "RCPT":
+            if helo is not None and helo.result == "fail" and self.helo_fail_action in ("reject", "defer"):
+                return Verdict(self._reply(self.helo_fail_action, "fail", "helo", helo.explanation), fields)
+            if mail is not None:
+                what = self.actions.get(mail.result, "header")
+                if what in ("reject", "defer"):
+                    return Verdict(self._reply(what, mail.result, mail.identity, mail.explanation), fields)
+                if what == "none":
+                    return Verdict(DUNNO, fields)
+        elif mail is not None and self.actions.get(mail.result, "header") == "none":
+            return Verdict(DUNNO, fields)
+        header = self._header(entry, request.protocol_state)
+        return Verdict(header if header is not None else DUNNO, fields)
