@@ -1,0 +1,170 @@
+"""The Twisted adapter (policyd.service) with StringTransport and Clock: replies, reuse,
+pipelining, malformed input, idle and decision timeouts, internal errors, reload."""
+
+import pytest
+from twisted.internet import defer, task
+from twisted.internet.testing import StringTransport
+
+from owlery.settings import Settings
+from policyd import actions as A
+from policyd.checks import Check, InlineExecutor
+from policyd.protocol import encode_request
+from policyd.service import PolicyApp
+
+from policyd_testlib import settings_for
+
+RCPT = {"protocol_state": "RCPT", "sender": "a@sender.test", "instance": "i1"}
+
+
+class Controlled(Check):
+    """A check whose answers the test sets: an Action, an exception, or a pending Deferred."""
+
+    name = "controlled"
+    states = frozenset({"RCPT"})
+    answer = A.DUNNO
+
+    def evaluate(self, req, now):
+        a = type(self).answer
+        if isinstance(a, BaseException):
+            raise a
+        return a
+
+
+class FakeReactor(task.Clock):
+    pass
+
+
+def app_with(settings=None, checks=None):
+    settings = settings if settings is not None else Settings()
+    clock = FakeReactor()
+    app = PolicyApp(settings, clock, executor=InlineExecutor())
+    if checks is not None:
+        from policyd.checks import CheckContext
+        from policyd.pipeline import Pipeline
+        app.factory.pipeline = Pipeline(settings, CheckContext(settings, clock, InlineExecutor()), checks)
+    return app, clock
+
+
+def connect(app):
+    proto = app.factory.buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+@pytest.fixture(autouse=True)
+def reset_controlled():
+    Controlled.answer = A.DUNNO
+    yield
+    Controlled.answer = A.DUNNO
+
+
+def test_dunno_and_connection_reuse():
+    app, _ = app_with(checks={"RCPT": [Controlled]})
+    proto, tr = connect(app)
+    proto.dataReceived(encode_request({**RCPT, "recipient": "a@x.test"}))
+    assert tr.value() == b"action=DUNNO\n\n"
+    Controlled.answer = A.reject(A.USER_UNKNOWN)
+    proto.dataReceived(encode_request({**RCPT, "recipient": "b@x.test"}))
+    assert tr.value() == b"action=DUNNO\n\naction=550 5.1.1 User unknown\n\n"
+    assert not tr.disconnecting
+
+
+def test_pipelined_requests_answered_in_order():
+    waiting = defer.Deferred()
+    Controlled.answer = waiting
+    app, _ = app_with(checks={"RCPT": [Controlled]})
+    proto, tr = connect(app)
+    proto.dataReceived(encode_request(RCPT) + encode_request(RCPT))
+    assert tr.value() == b""
+    Controlled.answer = A.reject(A.USER_UNKNOWN)
+    waiting.callback(A.DUNNO)
+    assert tr.value() == b"action=DUNNO\n\naction=550 5.1.1 User unknown\n\n"
+
+
+def test_too_many_pipelined_requests_disconnects():
+    Controlled.answer = defer.Deferred()
+    app, _ = app_with(Settings().replace(policyd_requests_queued_max=2), checks={"RCPT": [Controlled]})
+    proto, tr = connect(app)
+    proto.dataReceived(encode_request(RCPT) * 4)
+    assert tr.disconnecting and tr.value() == b""
+
+
+@pytest.mark.parametrize("data", [b"garbage\n\n", b"request=other\n\n", b"x=" + b"y" * 10000])
+def test_malformed_input_disconnects_without_reply(data):
+    app, _ = app_with(checks={"RCPT": [Controlled]})
+    proto, tr = connect(app)
+    proto.dataReceived(data)
+    assert tr.value() == b"" and tr.disconnecting
+
+
+def test_internal_error_disconnects_without_reply():
+    Controlled.answer = ZeroDivisionError("bug")
+    app, _ = app_with(checks={"RCPT": [Controlled]})
+    proto, tr = connect(app)
+    proto.dataReceived(encode_request(RCPT))
+    assert tr.value() == b"" and tr.disconnecting
+
+
+def test_temporary_failure_is_answered_not_disconnected():
+    from owlery.errors import DirectoryUnavailable
+    Controlled.answer = DirectoryUnavailable()
+    app, _ = app_with(checks={"RCPT": [Controlled]})
+    proto, tr = connect(app)
+    proto.dataReceived(encode_request(RCPT))
+    assert tr.value().startswith(b"action=DEFER_IF_PERMIT 4.3.0 ") and not tr.disconnecting
+
+
+def test_idle_timeout():
+    app, clock = app_with(Settings().replace(policyd_idle_timeout=300), checks={"RCPT": [Controlled]})
+    proto, tr = connect(app)
+    clock.advance(299)
+    proto.dataReceived(encode_request(RCPT))      # activity resets the idle timer
+    clock.advance(299)
+    assert not tr.disconnecting
+    clock.advance(2)
+    assert tr.disconnecting
+
+
+def test_decision_timeout_disconnects_without_reply():
+    Controlled.answer = defer.Deferred()
+    app, clock = app_with(Settings().replace(policyd_decision_timeout=60, policyd_idle_timeout=30),
+                          checks={"RCPT": [Controlled]})
+    proto, tr = connect(app)
+    proto.dataReceived(encode_request(RCPT))
+    clock.advance(59)          # idle timer does not run while deciding
+    assert not tr.disconnecting
+    clock.advance(2)
+    assert tr.disconnecting and tr.value() == b""
+
+
+def test_connection_lost_mid_decision_cancels_it():
+    pending = defer.Deferred()
+    Controlled.answer = pending
+    app, _ = app_with(checks={"RCPT": [Controlled]})
+    proto, tr = connect(app)
+    proto.dataReceived(encode_request(RCPT))
+    proto.connectionLost(None)
+    assert pending.called      # cancelled (CancelledError), nothing written
+    pending.addErrback(lambda f: None)
+    assert tr.value() == b""
+
+
+def test_reload_swaps_pipeline_and_retires_old(tmp_path):
+    s1 = settings_for(tmp_path / "d1", policyd_checks={"RCPT": ["recipient"]})
+    app, clock = app_with(s1)
+    proto, tr = connect(app)
+    proto.dataReceived(encode_request({**RCPT, "recipient": "nobody@example.org"}))
+    assert tr.value() == b"action=550 5.1.1 User unknown\n\n"
+    old = app.factory.pipeline
+    app.reload(s1.replace(policyd_checks={"RCPT": []}))
+    assert app.factory.pipeline is not old and not app._retired      # old was idle: closed at once
+    proto.dataReceived(encode_request({**RCPT, "recipient": "nobody@example.org"}))
+    assert tr.value().endswith(b"action=DUNNO\n\n")
+
+
+def test_bad_reload_keeps_old_pipeline():
+    app, _ = app_with(checks={"RCPT": [Controlled]})
+    old = app.factory.pipeline
+    app.reload(Settings().replace(policyd_checks={"DATA": ["recipient"]}))   # recipient cannot run at DATA
+    assert app.factory.pipeline is old
