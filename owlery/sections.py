@@ -25,7 +25,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "arc": ("milters.stages.arc_verify", "milters.stages.arc_seal"),
     "clamd": ("milters.clients.clamav",),
     "spamd": ("milters.clients.spamd",),
-    "quarantine": ("milters.quarantine", "milters.stages.quarantine", "milters.quarantine.release"),
+    "quarantine": ("milters.quarantine", "milters.stages.quarantine", "milters.quarantine.release", "milters.quarantine_cli"),
     "antivirus": ("milters.stages.antivirus",),
     "spam": ("milters.stages.spam",),
     "banned": ("milters.stages.banned",),
@@ -41,6 +41,5 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "submission": ("sieve.delivery.submission",),
     "state": ("owlery.state",),
     "greylist": ("policyd.checks.greylist",),
-    "spf": ("policyd.checks.spf",),
     "spf": ("policyd.checks.spf",),
 }

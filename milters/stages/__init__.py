@@ -40,10 +40,10 @@ from typing import Any, ClassVar
 from owlery.settings import Networks, StrList, Table, setting
 
 MILTER_INBOUND_STAGES = setting(
-    "milter_inbound_stages", StrList, ["authres"],
+    "milter_inbound_stages", StrList, ["spf", "dkim_verify", "arc_verify", "dmarc", "authres"],
     "Stages run, in order, for mail from unauthenticated clients outside milter_internal_networks.")
 MILTER_OUTBOUND_STAGES = setting(
-    "milter_outbound_stages", StrList, ["authres"],
+    "milter_outbound_stages", StrList, ["dkim_sign", "authres"],
     "Stages run, in order, for mail from SASL-authenticated clients or milter_internal_networks.")
 MILTER_INTERNAL_NETWORKS = setting(
     "milter_internal_networks", Networks, ["127.0.0.0/8", "::1/128"],
@@ -67,6 +67,10 @@ STAGES: dict[str, str] = {
     "authres": "milters.stages.authres:AuthResults",
     "dkim_sign": "milters.stages.dkim_sign:DkimSign",
     "arc_seal": "milters.stages.arc_seal:ArcSeal",
+    "antivirus": "milters.stages.antivirus:AntivirusStage",
+    "spam": "milters.stages.spam:SpamStage",
+    "banned": "milters.stages.banned:BannedStage",
+    "quarantine": "milters.stages.quarantine:QuarantineStage",
 }
 
 ON_ERROR_CHOICES = ("tempfail", "continue")

@@ -1,0 +1,98 @@
+"""Quarantine release: re-inject a stored message over SMTP to a Postfix port that skips content filters, or via sendmail.
+
+The released copy gets one header at the top saying who released it, where and when
+(`X-Quarantine-Released`). Over SMTP each recipient's answer is reported separately,
+so only the accepted ones are recorded as released.
+Talks to: Postfix (SMTP on quarantine_release_smtp_endpoint, or the sendmail command).
+Tests: tests/milters/test_quarantine_cli.py, tests/e2e/test_content_e2e.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import smtplib
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from owlery.endpoints import parse_endpoint
+from owlery.settings import Duration, Endpoint, Str, choice, setting
+
+QUARANTINE_RELEASE_METHOD = setting(
+    "quarantine_release_method", choice("smtp", "sendmail"), "smtp",
+    "How released mail goes back to Postfix: smtp (to quarantine_release_smtp_endpoint, a smtpd "
+    "with milters and content filters off, like amavis' 10025) or sendmail (the command; make sure "
+    "non_smtpd_milters does not scan it again).")
+QUARANTINE_RELEASE_SMTP_ENDPOINT = setting(
+    "quarantine_release_smtp_endpoint", Endpoint, "tcp:127.0.0.1:10025",
+    "The Postfix smtpd that takes released mail without scanning it again (see the master.cf lines).")
+QUARANTINE_RELEASE_SMTP_TIMEOUT = setting(
+    "quarantine_release_smtp_timeout", Duration, "60s",
+    "Longest wait for each step of the release SMTP dialogue.", unit="s")
+QUARANTINE_RELEASE_SENDMAIL_PATH = setting(
+    "quarantine_release_sendmail_path", Str, "/usr/sbin/sendmail",
+    "The sendmail command used when quarantine_release_method = \"sendmail\".")
+QUARANTINE_RELEASE_HEADER = setting(
+    "quarantine_release_header", Str, "X-Quarantine-Released",
+    "Header added at the top of a released message (who, where, when, which id).")
+
+
+class ReleaseError(Exception):
+    """Postfix did not take the message (nothing was released)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseResult:
+    accepted: tuple[str, ...]
+    refused: dict[str, str]       # recipient -> Postfix's reply
+
+
+def released_copy(message: bytes, header: str, mail_id: str, by: str, host: str, now: float) -> bytes:
+    """The message with the release header prepended (CRLF, like the stored copy)."""
+    value = f"by {by} on {host}; id={mail_id}; {email.utils.formatdate(now)}"
+    value = "".join(c if c.isprintable() else "?" for c in value)
+    return f"{header}: {value}\r\n".encode("utf-8") + message
+
+
+def reinject(settings: Any, sender: str, recipients: Sequence[str], data: bytes) -> ReleaseResult:
+    """Hand `data` to Postfix for `recipients`; raise ReleaseError when nobody was accepted."""
+    if not recipients:
+        raise ReleaseError("no recipient to release to")
+    if settings.quarantine_release_method == "sendmail":
+        return _sendmail(settings, sender, recipients, data)
+    return _smtp(settings, sender, recipients, data)
+
+
+def _smtp(settings: Any, sender: str, recipients: Sequence[str], data: bytes) -> ReleaseResult:
+    ep = parse_endpoint(settings.quarantine_release_smtp_endpoint)
+    timeout = settings.quarantine_release_smtp_timeout
+    try:
+        if ep.kind == "unix":
+            client = smtplib.LMTP(ep.path, timeout=timeout)
+        else:
+            client = smtplib.SMTP(ep.host, ep.port, timeout=timeout)
+        with client:
+            refused = client.sendmail(sender, list(recipients), data)
+    except smtplib.SMTPRecipientsRefused as e:
+        raise ReleaseError("every recipient refused: " + "; ".join(
+            f"{r}: {code} {msg.decode(errors='replace')}" for r, (code, msg) in e.recipients.items())) from e
+    except smtplib.SMTPResponseException as e:
+        raise ReleaseError(f"{ep}: {e.smtp_code} {e.smtp_error.decode(errors='replace')}") from e
+    except (smtplib.SMTPException, OSError) as e:
+        raise ReleaseError(f"{ep}: {e}") from e
+    refused_text = {r: f"{code} {msg.decode(errors='replace')}" for r, (code, msg) in refused.items()}
+    return ReleaseResult(tuple(r for r in recipients if r not in refused), refused_text)
+
+
+def _sendmail(settings: Any, sender: str, recipients: Sequence[str], data: bytes) -> ReleaseResult:
+    argv = [settings.quarantine_release_sendmail_path, "-i", "-f", sender or "<>", "--", *recipients]
+    try:
+        proc = subprocess.run(argv, input=data.replace(b"\r\n", b"\n"), capture_output=True,
+                              timeout=settings.quarantine_release_smtp_timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ReleaseError(f"{argv[0]}: {e}") from e
+    if proc.returncode != 0:
+        raise ReleaseError(f"{argv[0]} exited {proc.returncode}: "
+                           f"{proc.stderr.decode(errors='replace').strip()[:300]}")
+    return ReleaseResult(tuple(recipients), {})

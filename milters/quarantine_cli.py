@@ -1,0 +1,387 @@
+"""`owlery quarantine list|show|release|delete|expire` and `owlery spam learn`: the postmaster's content tools.
+
+The quarantine commands work on the configured store (milters.quarantine; any host of a
+PostgreSQL quarantine can run them); release re-injects through milters.quarantine.release.
+Every release and delete writes an audit line (the log, and quarantine_audit_log_path when
+set). A bad id is a clear error with exit status 1; a store that is down exits 75.
+`spam learn` feeds Maildir folders to spamd (TELL) with a progress bar, the job sa-learn
+does from cron. Imports nothing heavy at module top.
+Talks to: the quarantine store, Postfix (release), spamd (learn). Tests: tests/milters/test_quarantine_cli.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+from owlery.settings import Bool, Duration, Str, parse_duration, setting
+
+QUARANTINE_EXPIRE_VIRUS_AGE = setting("quarantine_expire_virus_age", Duration, "7d",
+                                      "`owlery quarantine expire` deletes virus quarantine older than this.",
+                                      unit="s")
+QUARANTINE_EXPIRE_SPAM_AGE = setting("quarantine_expire_spam_age", Duration, "10d",
+                                     "`owlery quarantine expire` deletes spam quarantine older than this.",
+                                     unit="s")
+QUARANTINE_EXPIRE_BANNED_AGE = setting("quarantine_expire_banned_age", Duration, "10d",
+                                       "`owlery quarantine expire` deletes banned-attachment quarantine older "
+                                       "than this.", unit="s")
+QUARANTINE_EXPIRE_OTHER_AGE = setting("quarantine_expire_other_age", Duration, "30d",
+                                      "`owlery quarantine expire` deletes quarantine of any other reason older "
+                                      "than this.", unit="s")
+QUARANTINE_RELEASE_SECRET_REQUIRED = setting(
+    "quarantine_release_secret_required", Bool, False,
+    "Make `owlery quarantine release` demand the message's secret (--secret), as amavis' "
+    "auth_required_release does; for wrappers that let users release their own mail.")
+QUARANTINE_AUDIT_LOG_PATH = setting("quarantine_audit_log_path", Str, None,
+                                    "File that every release and delete appends an audit line to "
+                                    "(besides the log). Unset: the log only.")
+
+EX_TEMPFAIL = 75
+
+
+def register(sub: Any) -> None:
+    from owlery.cli import add_config_option
+    q = sub.add_parser("quarantine", help="list, show, release, delete and expire quarantined mail")
+    qs = q.add_subparsers(dest="quarantine_command", metavar="ACTION")
+    qs.required = True
+
+    p = qs.add_parser("list", help="list quarantined messages, newest first")
+    add_config_option(p)
+    p.add_argument("--recipient", help="only mail for this recipient")
+    p.add_argument("--sender", help="only mail from this envelope sender (\"\" for <>)")
+    p.add_argument("--reason", help="only this reason (virus, spam, banned ...)")
+    p.add_argument("--older-than", metavar="AGE", help="only mail older than AGE (e.g. 2d, 12h)")
+    p.add_argument("--newer-than", metavar="AGE", help="only mail newer than AGE")
+    p.add_argument("--status", choices=("pending", "released"), help="only mail with a recipient in this state")
+    p.add_argument("--limit", type=int, help="at most this many")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_cmd_list)
+
+    p = qs.add_parser("show", help="show one message: envelope, reasons, scores, headers")
+    add_config_option(p)
+    p.add_argument("id")
+    p.add_argument("--raw", action="store_true", help="print the whole stored message instead")
+    p.add_argument("--secret", action="store_true", help="also print the release secret")
+    p.set_defaults(func=_cmd_show)
+
+    p = qs.add_parser("release", help="deliver a quarantined message to its recipients (or --to)")
+    add_config_option(p)
+    p.add_argument("id")
+    p.add_argument("--to", action="append", metavar="ADDR",
+                   help="release to this address instead of every pending recipient (repeatable)")
+    p.add_argument("--secret", help="the release secret (needed with quarantine_release_secret_required)")
+    p.add_argument("--by", help="who releases (recorded; default: the invoking user)")
+    p.set_defaults(func=_cmd_release)
+
+    p = qs.add_parser("delete", help="delete a quarantined message")
+    add_config_option(p)
+    p.add_argument("id", nargs="+")
+    p.add_argument("--by", help="who deletes (recorded; default: the invoking user)")
+    p.set_defaults(func=_cmd_delete)
+
+    p = qs.add_parser("expire", help="delete quarantine older than its reason's age (cron job)")
+    add_config_option(p)
+    p.add_argument("--dry-run", action="store_true", help="only list what would go")
+    p.set_defaults(func=_cmd_expire)
+
+    s = sub.add_parser("spam", help="train spamd")
+    ss = s.add_subparsers(dest="spam_command", metavar="ACTION")
+    ss.required = True
+    p = ss.add_parser("learn", help="feed Maildir folders to spamd's Bayes database (TELL)")
+    add_config_option(p)
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--spam", dest="message_class", action="store_const", const="spam",
+                      help="the folders hold spam (e.g. users' Junk)")
+    kind.add_argument("--ham", dest="message_class", action="store_const", const="ham",
+                      help="the folders hold wanted mail (e.g. users' INBOX)")
+    p.add_argument("folders", nargs="+", metavar="FOLDER", help="Maildir folders (cur/ and new/) or directories")
+    p.add_argument("--user", help="spamd user whose database learns (default spamd_user)")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="progress bar on stderr (auto: when stderr is a terminal)")
+    p.set_defaults(func=_cmd_learn)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+class _Fail(Exception):
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+def _run(args: argparse.Namespace, body: Any) -> int:
+    from owlery.cli import load_settings
+    from owlery import log as owlery_log
+    from milters.quarantine import QuarantineError, QuarantineUnavailable, open_store
+    settings = load_settings(args)
+    owlery_log.setup(settings, "quarantine")
+    store = None
+    try:
+        store = open_store(settings)
+        return body(settings, store)
+    except QuarantineUnavailable as e:
+        print(f"owlery: quarantine unavailable: {e}", file=sys.stderr)
+        return EX_TEMPFAIL
+    except QuarantineError as e:
+        print(f"owlery: quarantine: {e}", file=sys.stderr)
+        return 1
+    except _Fail as e:
+        print(f"owlery: {e}", file=sys.stderr)
+        return e.status
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _who(args: argparse.Namespace) -> str:
+    if getattr(args, "by", None):
+        return args.by
+    try:
+        user = os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return user
+
+
+def _audit(settings: Any, action: str, **fields: Any) -> None:
+    from owlery import log as owlery_log
+    line = owlery_log.decision("quarantine", None, action, **fields)
+    if settings.quarantine_audit_log_path:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        try:
+            with open(settings.quarantine_audit_log_path, "a", encoding="utf-8") as f:
+                f.write(f"{stamp} {line}\n")
+        except OSError as e:
+            raise _Fail(f"cannot write audit log {settings.quarantine_audit_log_path}: {e}") from e
+
+
+def _age(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise _Fail(f"bad age {text!r}: {e}") from None
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+# --- quarantine commands ---------------------------------------------------------------------
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from milters.quarantine import ListFilter
+
+    def body(settings: Any, store: Any) -> int:
+        f = ListFilter(recipient=args.recipient, sender=args.sender, reason=args.reason,
+                       older_than=_age(args.older_than), newer_than=_age(args.newer_than),
+                       status=args.status, limit=args.limit)
+        records = store.list(f, time.time())
+        for r in records:
+            if args.json:
+                print(json.dumps(r.to_json(), sort_keys=True))
+                continue
+            rcpts = ",".join(f"{x.address}{'' if x.status == 'pending' else '(' + x.status + ')'}"
+                             for x in r.recipients)
+            score = "-" if r.score is None else f"{r.score:g}"
+            print(f"{r.mail_id}  {_when(r.created)}  {r.reason:<7} {score:>7}  <{r.sender}> -> {rcpts}"
+                  f"  {r.detail[:60]}  {r.subject[:60]!r}")
+        if not args.json:
+            print(f"{len(records)} message{'s' if len(records) != 1 else ''}", file=sys.stderr)
+        return 0
+    return _run(args, body)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    def body(settings: Any, store: Any) -> int:
+        r = store.get(args.id)
+        data = store.message(args.id)
+        if args.raw:
+            sys.stdout.buffer.write(data)
+            return 0
+        print(f"Quarantine-ID: {r.mail_id}")
+        if args.secret:
+            print(f"Secret: {r.secret_id}")
+        print(f"Date: {_when(r.created)}")
+        print(f"Reason: {r.reason}: {r.detail}")
+        print(f"Score: {'-' if r.score is None else f'{r.score:g}'}")
+        for name, score, detail in r.symbols:
+            print(f"  {name}={score:g}" + (f"  {detail[:100]}" if detail else ""))
+        print(f"Sender: <{r.sender}>")
+        for x in r.recipients:
+            extra = "" if x.status == "pending" else f" by {x.changed_by} at {_when(x.changed_at)}"
+            print(f"Recipient: <{x.address}> {x.status}{extra}{'' if x.original else ' (added at release)'}")
+        print(f"Client: {r.client_name}[{r.client_addr}] helo={r.helo}")
+        print(f"Host: {r.host}  Queue-ID: {r.queue_id or '-'}  Size: {r.size}")
+        print()
+        head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        sys.stdout.write(head.decode("utf-8", "replace").replace("\r\n", "\n") + "\n")
+        return 0
+    return _run(args, body)
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from milters.quarantine import secret_matches
+    from milters.quarantine.release import ReleaseError, reinject, released_copy
+
+    def body(settings: Any, store: Any) -> int:
+        r = store.get(args.id)
+        by = _who(args)
+        if settings.quarantine_release_secret_required or args.secret is not None:
+            if not secret_matches(r, args.secret or ""):
+                _audit(settings, "release-denied", quarantine_id=r.mail_id, by=by, reason="bad secret")
+                raise _Fail(f"quarantine: wrong or missing secret for {r.mail_id}")
+        targets = list(dict.fromkeys(args.to)) if args.to else list(r.pending())
+        if not targets:
+            raise _Fail(f"quarantine: {r.mail_id} has no pending recipient (use --to ADDR)")
+        now = time.time()
+        host = socket.gethostname()
+        data = released_copy(store.message(r.mail_id), settings.quarantine_release_header, r.mail_id, by, host, now)
+        try:
+            result = reinject(settings, r.sender, targets, data)
+        except ReleaseError as e:
+            _audit(settings, "release-failed", quarantine_id=r.mail_id, by=by, to=",".join(targets), error=str(e))
+            raise _Fail(f"quarantine: release of {r.mail_id} failed: {e}") from e
+        store.mark_released(r.mail_id, result.accepted, by, now)
+        _audit(settings, "release", quarantine_id=r.mail_id, by=by, to=",".join(result.accepted),
+               reason=r.reason, from_=r.sender, method=settings.quarantine_release_method)
+        for rcpt in result.accepted:
+            print(f"released {r.mail_id} to <{rcpt}>")
+        for rcpt, why in result.refused.items():
+            print(f"refused {r.mail_id} for <{rcpt}>: {why}", file=sys.stderr)
+        return 1 if result.refused else 0
+    return _run(args, body)
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    def body(settings: Any, store: Any) -> int:
+        by = _who(args)
+        status = 0
+        from milters.quarantine import QuarantineNotFound
+        for mail_id in args.id:
+            try:
+                r = store.get(mail_id)
+                store.delete(mail_id)
+            except QuarantineNotFound as e:
+                print(f"owlery: quarantine: {e}", file=sys.stderr)
+                status = 1
+                continue
+            _audit(settings, "delete", quarantine_id=mail_id, by=by, reason=r.reason, from_=r.sender)
+            print(f"deleted {mail_id}")
+        return status
+    return _run(args, body)
+
+
+def expire_ages(settings: Any) -> tuple[dict[str, float], float]:
+    return ({"virus": settings.quarantine_expire_virus_age, "spam": settings.quarantine_expire_spam_age,
+             "banned": settings.quarantine_expire_banned_age}, settings.quarantine_expire_other_age)
+
+
+def _cmd_expire(args: argparse.Namespace) -> int:
+    from milters.quarantine import ListFilter
+
+    def body(settings: Any, store: Any) -> int:
+        ages, other = expire_ages(settings)
+        now = time.time()
+        if args.dry_run:
+            for r in store.list(ListFilter(), now):
+                if r.created < now - ages.get(r.reason, other):
+                    print(f"would expire {r.mail_id} ({r.reason}, {_when(r.created)})")
+            return 0
+        gone = store.expire(now, ages, other)
+        for mail_id in gone:
+            _audit(settings, "expire", quarantine_id=mail_id, by=_who(args))
+        print(f"expired {len(gone)} message{'s' if len(gone) != 1 else ''}")
+        return 0
+    return _run(args, body)
+
+
+# --- spam learn ------------------------------------------------------------------------------
+
+class ProgressBar:
+    """A one-line progress bar on a stream: `[#####.....] 12/40 learned=10 known=2 failed=0`."""
+
+    def __init__(self, total: int, stream: Any, enabled: bool, width: int = 30):
+        self.total, self.stream, self.enabled, self.width = total, stream, enabled, width
+        self._last = 0.0
+
+    def update(self, done: int, note: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < 0.1 and done != self.total:
+            return
+        self._last = now
+        filled = self.width * done // max(self.total, 1)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {note}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def maildir_files(folder: str) -> list[str]:
+    """Message files of a Maildir folder (cur/ and new/), or of a plain directory."""
+    subdirs = [os.path.join(folder, d) for d in ("cur", "new") if os.path.isdir(os.path.join(folder, d))]
+    if not subdirs:
+        subdirs = [folder]
+    out = []
+    for d in subdirs:
+        for name in sorted(os.listdir(d)):
+            path = os.path.join(d, name)
+            if not name.startswith(".") and os.path.isfile(path):
+                out.append(path)
+    return out
+
+
+def _cmd_learn(args: argparse.Namespace) -> int:
+    from owlery.cli import load_settings
+    from milters.clients import ScannerUnavailable
+    from milters.clients.spamd import SpamdClient
+    settings = load_settings(args)
+    for folder in args.folders:
+        if not os.path.isdir(folder):
+            print(f"owlery: spam learn: {folder}: not a directory", file=sys.stderr)
+            return 1
+    files = [f for folder in args.folders for f in maildir_files(folder)]
+    client = SpamdClient.from_settings(settings)
+    user = args.user or settings.spamd_user
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    bar = ProgressBar(len(files), sys.stderr, show)
+    learned = known = skipped = failed = 0
+    for i, path in enumerate(files, 1):
+        try:
+            with open(path, "rb") as f:
+                data = f.read(settings.spamd_max_size + 1)
+        except OSError as e:
+            print(f"\nowlery: spam learn: {path}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        if len(data) > settings.spamd_max_size:
+            skipped += 1
+        else:
+            try:
+                answer = client.tell(data, args.message_class, user=user)
+            except ScannerUnavailable as e:
+                bar.finish()
+                print(f"owlery: spam learn: spamd: {e} (stopped after {i - 1} of {len(files)})", file=sys.stderr)
+                return EX_TEMPFAIL
+            if "local" in answer.did_set():
+                learned += 1
+            else:
+                known += 1
+        bar.update(i, f"learned={learned} known={known} skipped={skipped} failed={failed}")
+    bar.update(len(files), f"learned={learned} known={known} skipped={skipped} failed={failed}", force=True)
+    bar.finish()
+    print(f"{args.message_class}: {len(files)} messages, learned {learned}, already known {known}, "
+          f"skipped {skipped} (over spamd_max_size), failed {failed}")
+    return 1 if failed else 0

@@ -1,0 +1,106 @@
+"""Stage `quarantine` and the Quarantiner the content stages share: store durably, then discard or reject.
+
+`Quarantiner.quarantine(message, report, reason, detail)` writes the message with its
+envelope, client, reasons and scores to the configured store (milters.quarantine) and
+returns only once it is durable; then it tells the report (`quarantined(id)`) and acts as
+`quarantine_action` says. A store that is down raises QuarantineUnavailable (a
+TemporaryFailure), so the client gets 4xx and nothing is lost. The antivirus, spam and
+banned stages call it directly, so a quarantine never depends on stage order; the
+`quarantine` stage (put it last) quarantines what the score verdict (milter_score_quarantine)
+or a `report.data["quarantine_request"] = (reason, detail)` from any other stage asks for.
+Talks to: the quarantine store. Tests: tests/milters/test_content_stages.py
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from owlery import log as owlery_log
+from owlery.reply import Reply
+from owlery.settings import Str, choice, setting
+
+from milters.quarantine import QuarantineRecord, RecipientState, new_id, open_store
+from milters.stages import Stage
+
+QUARANTINE_ACTION = setting("quarantine_action", choice("discard", "reject"), "discard",
+                            "What the client is told once a message is quarantined: discard (accepted, "
+                            "not delivered; amavis' D_DISCARD) or reject (554 5.7.1 with the quarantine id).")
+QUARANTINE_HOST_NAME = setting("quarantine_host_name", Str, None,
+                               "Host name recorded with each quarantined message (which MX kept it). "
+                               "Unset: this host's name.")
+
+REPLY_QUARANTINED = Reply(554, "5.7.1", "Message refused and quarantined")
+_TEXT_LIMIT = 500
+
+
+class Quarantiner:
+    """Stores messages for the content stages; shared by threads, keeps no per-message state."""
+
+    def __init__(self, settings: Any, services: Any, store: Any = None):
+        self.settings = settings
+        self.services = services
+        self.store = store if store is not None else open_store(settings)
+        self.host = settings.quarantine_host_name if settings.quarantine_host_name is not None \
+            else socket.gethostname()
+
+    def quarantine(self, message: Any, report: Any, reason: str, detail: str) -> str:
+        """Store the message (durably), then discard or reject it; return its quarantine id."""
+        if report.quarantine_ref is not None:
+            return report.quarantine_ref        # already kept (e.g. a virus in a banned file)
+        report.progress()
+        data = message.as_bytes()
+        record = QuarantineRecord(
+            mail_id=new_id(), secret_id=new_id(), created=self.services.now(), reason=reason,
+            detail=_text(detail), sender=message.mail_from,
+            recipients=tuple(RecipientState(r) for r in dict.fromkeys(message.recipients)),
+            size=len(data), queue_id=message.queue_id or "", client_addr=message.client_address or "",
+            client_name=message.client_name or "", helo=message.helo or "", host=self.host,
+            subject=_text(message.get("Subject") or ""), header_from=_text(message.get("From") or ""),
+            message_id=_text(message.get("Message-ID") or ""), score=report.score,
+            symbols=tuple((s.name, s.score, _text(s.detail)) for s in report.symbols))
+        self.store.put(record, data)             # raises QuarantineUnavailable: 4xx, nothing lost
+        report.quarantined(record.mail_id)
+        report.data["quarantine"] = {"id": record.mail_id, "reason": reason, "detail": detail}
+        owlery_log.decision("milter", message.queue_id, "quarantine",
+                            head=f"END-OF-MESSAGE from {message.client_name}[{message.client_address or 'local'}]",
+                            from_=message.mail_from, to=",".join(message.recipients) or None,
+                            quarantine_id=record.mail_id, reason=reason, detail=_text(detail, 200),
+                            store=type(self.store).__name__)
+        if self.settings.quarantine_action == "reject":
+            report.reject(REPLY_QUARANTINED.with_text(
+                Reply.safe_text(f"Message refused ({reason}); quarantine id {record.mail_id}", 200)),
+                f"quarantined {reason} {record.mail_id}")
+        else:
+            report.discard(f"quarantined {reason} {record.mail_id}")
+        return record.mail_id
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _text(value: str, limit: int = _TEXT_LIMIT) -> str:
+    return "".join(c if c.isprintable() else " " for c in value)[:limit]
+
+
+class QuarantineStage(Stage):
+    """Quarantine what the score verdict or another stage asked for (run it last)."""
+
+    name = "quarantine"
+
+    def __init__(self, settings: Any, services: Any):
+        super().__init__(settings, services)
+        self.quarantiner = Quarantiner(settings, services)
+
+    def check(self, message: Any, report: Any) -> None:
+        if report.quarantine_ref is not None or report.action not in ("accept", "discard"):
+            return
+        request = report.data.get("quarantine_request")
+        if request is not None:
+            reason, detail = request
+            self.quarantiner.quarantine(message, report, reason, detail)
+        elif report.action == "accept" and report.verdict() == "quarantine":
+            self.quarantiner.quarantine(message, report, "spam", f"score {report.score:g}")
+
+    def close(self) -> None:
+        self.quarantiner.close()

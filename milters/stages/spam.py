@@ -1,0 +1,300 @@
+"""Stage `spam`: spamd's score plus Owlery's own evidence, turned into amavis-like levels and X-Spam-* headers.
+
+Evidence, each a named symbol whose score comes from `spam_evidence_scores` (and
+`milter_symbol_scores` on top): spamd's total (`SPAMD`, rules listed in its detail),
+SPF/DKIM/DMARC results (recorded by the auth stages in this milter, else read from our
+own Authentication-Results header), DNSBL listings of the client through the injected
+resolver (`RBL_<ZONE>`), and malformed headers (`HDR_*`). The total is compared with
+levels, as amavis does: tag (spam-info headers), tag2 (X-Spam-Flag YES, subject tag),
+quarantine, reject. The levels default to the milter's own thresholds (milter_score_*) so
+there is one set of numbers; per-recipient levels can come from the directory.
+Existing X-Spam-* headers are removed first, so a sender cannot pre-label its mail.
+Talks to: spamd (milters.clients.spamd), DNS, the directory, the quarantine store.
+Tests: tests/milters/test_content_stages.py
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+from typing import Any
+
+from owlery.reply import Reply
+from owlery.settings import Bool, Float, Str, StrList, Table, choice, setting
+
+from milters.clients import ScannerUnavailable
+from milters.clients.spamd import SpamdClient
+from milters.stages import Stage
+
+SPAM_TAG_LEVEL = setting("spam_tag_level", Float, None,
+                         "X-Spam-Status/Score/Level are added at or above this total (amavis tag_level). "
+                         "Unset: added to every scanned message.")
+SPAM_TAG2_LEVEL = setting("spam_tag2_level", Float, None,
+                          "Total from which mail is spam: X-Spam-Status Yes, X-Spam-Flag YES, subject tag "
+                          "(amavis tag2_level). Unset: milter_score_tag.")
+SPAM_QUARANTINE_LEVEL = setting("spam_quarantine_level", Float, None,
+                                "Total from which spam is quarantined (amavis kill_level). "
+                                "Unset: milter_score_quarantine.")
+SPAM_REJECT_LEVEL = setting("spam_reject_level", Float, None,
+                            "Total from which spam is rejected with 550 5.7.1 (instead of quarantined). "
+                            "Unset: milter_score_reject.")
+SPAM_SUBJECT_TAG = setting("spam_subject_tag", Str, None,
+                           "Text put in front of the Subject of spam (at tag2), e.g. \"***Spam*** \". "
+                           "Unset: the subject is left alone.")
+SPAM_SPAMD_UNAVAILABLE_ACTION = setting(
+    "spam_spamd_unavailable_action", choice("accept", "tempfail"), "accept",
+    "When spamd does not answer: accept (scored on Owlery's own evidence only, symbol "
+    "SPAMD_UNAVAILABLE) or tempfail (451 4.7.1, the client retries).")
+SPAM_USE_SPAMD = setting("spam_use_spamd", Bool, True,
+                         "Ask spamd (spamd_* settings). Off: only Owlery's own evidence counts.")
+SPAM_DNSBL_ZONES = setting("spam_dnsbl_zones", StrList, [],
+                           "DNS blocklists the client address is looked up in (e.g. zen.spamhaus.org); "
+                           "a listing adds symbol RBL_<ZONE> (dots as underscores, upper case).")
+SPAM_EVIDENCE_SCORES = setting(
+    "spam_evidence_scores", Table,
+    {"SPF_FAIL": 2.0, "SPF_SOFTFAIL": 0.7, "SPF_PASS": -0.2, "DKIM_INVALID": 1.0, "DKIM_VALID": -0.2,
+     "DMARC_FAIL": 3.0, "DMARC_PASS": -0.5, "RBL": 3.0, "HDR_MISSING_FROM": 1.0, "HDR_MULTIPLE_FROM": 2.0,
+     "HDR_BAD_FROM": 1.0, "HDR_MISSING_DATE": 0.5, "HDR_BAD_DATE": 0.5, "HDR_MISSING_MESSAGE_ID": 0.3,
+     "HDR_LINE_TOO_LONG": 1.0, "SPAMD_UNAVAILABLE": 0.0},
+    "Scores of Owlery's own spam evidence by symbol. RBL is the default for every RBL_<ZONE> not "
+    "listed by name. milter_symbol_scores still overrides any symbol.")
+SPAM_DIRECTORY_LEVELS = setting(
+    "spam_directory_levels", Bool, False,
+    "Ask the directory for per-recipient levels (a directory backend offering spam_levels(address) "
+    "-> {tag, tag2, quarantine, reject}). With several recipients the most lenient level applies.")
+
+SPAM_HEADERS = ("X-Spam-Flag", "X-Spam-Status", "X-Spam-Score", "X-Spam-Level")
+LEVEL_NAMES = ("tag", "tag2", "quarantine", "reject")
+REPLY_SPAM = Reply(550, "5.7.1", "Message rejected as spam")
+REPLY_SPAMD_UNAVAILABLE = Reply(451, "4.7.1", "Spam scanner temporarily unavailable, please try again later")
+
+log = logging.getLogger("owlery.milter")
+
+_AUTH_SYMBOLS = {("spf", "fail"): "SPF_FAIL", ("spf", "softfail"): "SPF_SOFTFAIL", ("spf", "pass"): "SPF_PASS",
+                 ("dkim", "fail"): "DKIM_INVALID", ("dkim", "pass"): "DKIM_VALID",
+                 ("dmarc", "fail"): "DMARC_FAIL", ("dmarc", "pass"): "DMARC_PASS"}
+
+
+def header_problems(message: Any) -> list[tuple[str, str]]:
+    """(symbol, detail) for each structural problem of the header block."""
+    out = []
+    froms = message.get_all("From")
+    if not froms:
+        out.append(("HDR_MISSING_FROM", "no From header"))
+    elif len(froms) > 1:
+        out.append(("HDR_MULTIPLE_FROM", f"{len(froms)} From headers"))
+    else:
+        addrs = email.utils.getaddresses([froms[0].text])
+        if not addrs or not any("@" in a for _, a in addrs):
+            out.append(("HDR_BAD_FROM", "From has no address"))
+    dates = message.get_all("Date")
+    if not dates:
+        out.append(("HDR_MISSING_DATE", "no Date header"))
+    else:
+        try:
+            if email.utils.parsedate_to_datetime(dates[0].text) is None:
+                raise ValueError
+        except (TypeError, ValueError, IndexError, OverflowError):
+            out.append(("HDR_BAD_DATE", "unreadable Date"))
+    if not message.get_all("Message-ID"):
+        out.append(("HDR_MISSING_MESSAGE_ID", "no Message-ID header"))
+    if any(len(line) > 998 for h in message.headers for line in h.raw.split(b"\r\n")):
+        out.append(("HDR_LINE_TOO_LONG", "header line over 998 octets"))
+    return out
+
+
+def dnsbl_query_name(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, zone: str) -> str:
+    """The DNSBL name to look up: reversed octets (IPv4) or nibbles (IPv6) under the zone."""
+    if ip.version == 4:
+        return ".".join(reversed(str(ip).split("."))) + "." + zone.strip(".")
+    return ".".join(reversed(ip.exploded.replace(":", ""))) + "." + zone.strip(".")
+
+
+def rbl_symbol(zone: str) -> str:
+    return "RBL_" + "".join(c if c.isalnum() else "_" for c in zone.strip(".")).upper()
+
+
+def spam_level_stars(score: float) -> str:
+    return "*" * max(0, min(int(score), 50))
+
+
+class SpamStage(Stage):
+    name = "spam"
+
+    def __init__(self, settings: Any, services: Any, client: Any = None, directory: Any = None):
+        super().__init__(settings, services)
+        self.client = client if client is not None else (
+            SpamdClient.from_settings(settings) if settings.spam_use_spamd else None)
+        self.directory = directory
+        if directory is None and settings.spam_directory_levels:
+            from owlery.directory import open_directory
+            self.directory = open_directory(settings)
+        self._quarantiner = None
+
+    # -- evidence ---------------------------------------------------------------------------
+
+    def _score(self, name: str) -> float:
+        table = self.settings.spam_evidence_scores
+        if name in table:
+            return float(table[name])
+        if name.startswith("RBL_"):
+            return float(table.get("RBL", 0.0))
+        return 0.0
+
+    def _auth_evidence(self, message: Any, report: Any) -> None:
+        results = [(r.method.lower(), r.result.lower()) for r in report.auth_results]
+        if not results:
+            results = self._auth_from_header(message)
+        seen = set()
+        for key in results:
+            name = _AUTH_SYMBOLS.get(key)
+            if name is None or name in seen or report.has_symbol(name):
+                continue
+            # a DKIM pass next to a failing signature: the pass wins (forwarders break signatures)
+            if name == "DKIM_INVALID" and ("dkim", "pass") in results:
+                continue
+            seen.add(name)
+            report.symbol(name, self._score(name), f"{key[0]}={key[1]}")
+
+    def _auth_from_header(self, message: Any) -> list[tuple[str, str]]:
+        from milters.stages.authres import authserv_id, parse_authserv_id, parse_resinfos
+        ours = authserv_id(self.settings, message).lower()
+        out = []
+        for h in message.get_all("Authentication-Results"):
+            if parse_authserv_id(h.text).lower() == ours:
+                out += [(method, result) for method, result, _ in parse_resinfos(h.text)]
+        return out
+
+    def _dnsbl_evidence(self, message: Any, report: Any) -> None:
+        zones = self.settings.spam_dnsbl_zones
+        ip = message.client_ip()
+        if not zones or ip is None:
+            return
+        ip = getattr(ip, "ipv4_mapped", None) or ip
+        if not ip.is_global:
+            return
+        import dns.exception
+        import dns.resolver
+        for zone in zones:
+            name = dnsbl_query_name(ip, zone)
+            try:
+                answer = self.services.resolver.resolve(name, "A", raise_on_no_answer=False)
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+                continue
+            except dns.exception.DNSException as e:
+                log.warning("milter: %s: spam: DNSBL %s lookup failed: %s", message.queue_id or "NOQUEUE", zone, e)
+                continue
+            codes = [rr.address for rr in (answer.rrset or ()) if rr.address.startswith("127.")]
+            if codes:
+                symbol = rbl_symbol(zone)
+                report.symbol(symbol, self._score(symbol), f"{ip} listed in {zone} ({','.join(codes)})")
+
+    def _spamd(self, message: Any, report: Any) -> tuple[list[str], bool]:
+        """Ask spamd; returns (rule names, unavailable?)."""
+        if self.client is None:
+            return [], False
+        data = message.as_bytes()
+        report.progress()
+        try:
+            result = self.client.scan(data)
+        except ScannerUnavailable as e:
+            log.warning("milter: %s: spam: %s", message.queue_id or "NOQUEUE", e)
+            report.symbol("SPAMD_UNAVAILABLE", self._score("SPAMD_UNAVAILABLE"), Reply.safe_text(str(e), 200))
+            return [], True
+        if result is None:
+            report.symbol("SPAMD_SKIPPED", 0.0, f"message over spamd_max_size ({len(data)} bytes)")
+            return [], False
+        rules = [f"{r.name}={r.score:g}" for r in result.rules]
+        report.symbol("SPAMD", result.score, ",".join(r.name for r in result.rules))
+        report.data["spamd"] = result
+        return rules, False
+
+    # -- levels -------------------------------------------------------------------------------
+
+    def levels(self, message: Any) -> dict[str, float | None]:
+        s = self.settings
+        base = {
+            "tag": s.spam_tag_level,
+            "tag2": s.spam_tag2_level if s.spam_tag2_level is not None else s.milter_score_tag,
+            "quarantine": s.spam_quarantine_level if s.spam_quarantine_level is not None
+            else s.milter_score_quarantine,
+            "reject": s.spam_reject_level if s.spam_reject_level is not None else s.milter_score_reject,
+        }
+        lookup = getattr(self.directory, "spam_levels", None)
+        if lookup is None or not message.recipients:
+            return base
+        per_rcpt = []
+        for rcpt in message.recipients:
+            own = lookup(rcpt) or {}                 # may raise DirectoryUnavailable: 4xx
+            per_rcpt.append({k: (float(own[k]) if own.get(k) is not None else base[k]) for k in LEVEL_NAMES})
+        out: dict[str, float | None] = {}
+        for k in LEVEL_NAMES:
+            values = [p[k] for p in per_rcpt]
+            # most lenient: None (never) beats any number, else the highest
+            out[k] = None if any(v is None for v in values) else max(values)   # type: ignore[type-var]
+        return out
+
+    # -- the stage ----------------------------------------------------------------------------
+
+    def check(self, message: Any, report: Any) -> None:
+        for name in SPAM_HEADERS:
+            for occurrence in range(len(message.get_all(name)), 0, -1):
+                report.remove_header(name, occurrence)      # highest first: indexes stay valid
+        for name, detail in header_problems(message):
+            report.symbol(name, self._score(name), detail)
+        self._auth_evidence(message, report)
+        self._dnsbl_evidence(message, report)
+        rules, unavailable = self._spamd(message, report)
+        if unavailable and self.settings.spam_spamd_unavailable_action == "tempfail":
+            report.tempfail(REPLY_SPAMD_UNAVAILABLE, "spamd unavailable")
+            return
+        total = report.score
+        levels = self.levels(message)
+        is_spam = levels["tag2"] is not None and total >= levels["tag2"]
+        report.data["spam"] = {"score": total, "is_spam": is_spam, "levels": levels}
+        if levels["reject"] is not None and total >= levels["reject"]:
+            report.reject(REPLY_SPAM.with_text(f"Message rejected as spam (score {total:g})"),
+                          f"spam score {total:g}")
+            return
+        if levels["quarantine"] is not None and total >= levels["quarantine"]:
+            if self._quarantiner is None:
+                from milters.stages.quarantine import Quarantiner
+                self._quarantiner = Quarantiner(self.settings, self.services)
+            self._quarantiner.quarantine(message, report, "spam", f"score {total:g}")
+            return
+        self._tag(message, report, total, levels, is_spam, rules)
+
+    def _tag(self, message: Any, report: Any, total: float, levels: dict, is_spam: bool,
+             rules: list[str]) -> None:
+        s = self.settings
+        if levels["tag"] is None or total >= levels["tag"]:
+            own = [f"{sym.name}={sym.score:g}" for sym in report.symbols
+                   if sym.stage == self.name and sym.name != "SPAMD"]
+            tests = ", ".join(sorted(rules + own))
+            parts = [("Yes" if is_spam else "No") + f", score={total:g}"]
+            if levels["tag"] is not None:
+                parts.append(f"tagged_above={levels['tag']:g}")
+            if levels["tag2"] is not None:
+                parts.append(f"required={levels['tag2']:g}")
+            parts.append(f"tests=[{tests}]")
+            report.add_header("X-Spam-Status", " ".join(parts))
+            report.add_header("X-Spam-Score", f"{total:g}")
+            report.add_header("X-Spam-Level", spam_level_stars(total))
+        if not is_spam:
+            return
+        # The milter's own verdict adds milter_tag_header: YES at milter_score_tag; don't say it twice.
+        generic = (s.milter_tag_header or "").lower() == "x-spam-flag" and s.milter_score_tag is not None \
+            and total >= s.milter_score_tag
+        if not generic:
+            report.add_header("X-Spam-Flag", "YES")
+        if s.spam_subject_tag:
+            subjects = message.get_all("Subject")
+            if subjects:
+                report.change_header("Subject", 1, s.spam_subject_tag + subjects[0].text)
+            else:
+                report.append_header("Subject", s.spam_subject_tag.strip())
+
+    def close(self) -> None:
+        if self._quarantiner is not None:
+            self._quarantiner.close()

@@ -1,0 +1,160 @@
+"""Stage `spf`: the MAIL FROM SPF result for DMARC and the Authentication-Results header.
+
+`milter_spf_source` says where it comes from:
+- "check": evaluate SPF here with pyspf over the injected resolver (the default);
+- "header": read the header Owlery's policy daemon prepended (Received-SPF, or an
+  Authentication-Results carrying our authserv-id). Only the leading run of such headers is
+  read (Postfix puts PREPENDed headers first); use this only when the policy daemon's SPF
+  check always runs, or a sender could forge the header;
+- "none": no SPF (DMARC then rests on DKIM alone).
+Only a MAIL FROM identity counts (never HELO: CVE-2019-20790), and only when the header's
+envelope sender equals this message's. Result in `report.data["spf"]` = (result, domain).
+Talks to: DNS (pyspf, through milters.dns's resolver). Tests: tests/milters/test_spf_stage.py
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from owlery.settings import Duration, Float, choice, setting
+
+from milters.effects import Report
+from milters.stages import Stage
+from milters.stages.authres import authserv_id, parse_authserv_id, parse_resinfos
+
+MILTER_SPF_SOURCE = setting(
+    "milter_spf_source", choice("check", "header", "none"), "check",
+    "Where the SPF result comes from: check (pyspf here), header (the policy daemon's "
+    "prepended Received-SPF / Authentication-Results), or none.")
+MILTER_SPF_QUERY_TIME_LIMIT = setting(
+    "milter_spf_query_time_limit", Duration, 20,
+    "Whole DNS time budget of one SPF evaluation (RFC 7208 4.6.4); past it: temperror.", unit="s")
+MILTER_SPF_FAIL_SCORE = setting(
+    "milter_spf_fail_score", Float, 2.0, "Score of symbol SPF_FAIL (softfail scores half).")
+
+RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
+
+_local = threading.local()
+_previous_lookup: list[Any] = []
+
+
+def _dispatch(name: str, qtype: str, strict: Any = True, timeout: float = 20) -> list:
+    lookup = getattr(_local, "lookup", None)
+    if lookup is None:
+        # Not one of ours: another user of pyspf in this process installed its own hook.
+        return _previous_lookup[0](name, qtype, strict, timeout)
+    return lookup(name, qtype, timeout)
+
+
+def _install() -> None:
+    # pyspf resolves through a module global; bind our resolver per thread and chain
+    # to whatever hook was there, so another pyspf user in the process keeps working.
+    import spf
+    if spf.DNSLookup is not _dispatch:
+        _previous_lookup[:] = [spf.DNSLookup]
+        spf.DNSLookup = _dispatch
+
+
+def _pyspf_lookup(resolver: Any):
+    import dns.exception
+    import dns.resolver
+    import spf
+
+    def lookup(name: str, qtype: str, timeout: float) -> list:
+        try:
+            answer = resolver.resolve(name, qtype, lifetime=max(0.1, timeout),
+                                      raise_on_no_answer=False, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except dns.exception.DNSException as e:
+            raise spf.TempError(f"DNS {e}") from None
+        out: list = []
+        for rdata in answer.rrset or ():
+            if qtype in ("A", "AAAA"):
+                out.append(((name, qtype), rdata.address))
+            elif qtype == "MX":
+                out.append(((name, qtype), (rdata.preference, rdata.exchange.to_text(omit_final_dot=True))))
+            elif qtype == "PTR":
+                out.append(((name, qtype), rdata.target.to_text(omit_final_dot=True)))
+            elif qtype in ("TXT", "SPF"):
+                out.append(((name, qtype), tuple(rdata.strings)))
+            elif qtype == "CNAME":
+                out.append(((name, qtype), rdata.target.to_text(omit_final_dot=True)))
+        return out
+    return lookup
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[1].lower().rstrip(".") if "@" in address else ""
+
+
+class SpfStage(Stage):
+    name = "spf"
+
+    def check(self, message: Any, report: Report) -> None:
+        source = self.settings.milter_spf_source
+        sender = message.mail_from
+        if source == "none":
+            return
+        if not sender or "@" not in sender:
+            # Null sender: the only SPF identity is HELO, which DMARC must not use.
+            report.auth_result("spf", "none", smtp_mailfrom="<>" if not sender else sender,
+                               comment="no MAIL FROM identity")
+            report.data["spf"] = ("none", "")
+            return
+        if source == "header":
+            result = self._from_header(message, report)
+        else:
+            result = self._check(message)
+        domain = _domain(sender)
+        report.data["spf"] = (result, domain)
+        report.auth_result("spf", result, smtp_mailfrom=sender)
+        if result == "fail":
+            report.symbol("SPF_FAIL", self.settings.milter_spf_fail_score, domain)
+        elif result == "softfail":
+            report.symbol("SPF_SOFTFAIL", self.settings.milter_spf_fail_score / 2, domain)
+        elif result == "pass":
+            report.symbol("SPF_PASS", 0.0, domain)
+
+    def _check(self, message: Any) -> str:
+        import spf
+        _install()
+        ip = message.client_address
+        if not ip:
+            return "none"
+        _local.lookup = _pyspf_lookup(self.services.resolver)
+        try:
+            limit = self.settings.milter_spf_query_time_limit
+            q = spf.query(i=ip, s=message.mail_from, h=message.helo or "unknown",
+                          timeout=limit, querytime=limit)
+            result, _code, _expl = q.check()
+        finally:
+            _local.lookup = None
+        result = result.lower()
+        return result if result in RESULTS else "permerror"
+
+    def _from_header(self, message: Any, report: Report) -> str:
+        ours = authserv_id(self.settings, message).lower()
+        sender = message.mail_from.lower()
+        for header in message.headers:
+            name = header.name.lower()
+            if name == "received-spf":
+                text = header.text
+                result = text.split(None, 1)[0].lower() if text else ""
+                fields = {}
+                for part in text.split(";"):
+                    key, eq, value = part.partition("=")
+                    if eq and key.split():
+                        fields[key.split()[-1].lower()] = value.strip().strip('"').lower()
+                identity = fields.get("identity", "")
+                if identity == "mailfrom" and fields.get("envelope-from", "").strip("<>") == sender \
+                        and result in RESULTS:
+                    return result
+            elif name == "authentication-results" and parse_authserv_id(header.text).lower() == ours:
+                for method, result, props in parse_resinfos(header.text):
+                    if method == "spf" and props.get("smtp.mailfrom", "").strip("<>").lower() == sender:
+                        return result if result in RESULTS else "permerror"
+            else:
+                break       # past the headers Postfix prepended: nothing further is trusted
+        return "none"
