@@ -42,4 +42,5 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "state": ("owlery.state",),
     "greylist": ("policyd.checks.greylist",),
     "spf": ("policyd.checks.spf",),
+    "ratelimit": ("policyd.checks.ratelimit",),
 }

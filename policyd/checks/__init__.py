@@ -76,6 +76,7 @@ CHECKS: dict[str, str] = {
     "spf": "policyd.checks.spf:SpfCheck",
     "spf": "policyd.checks.spf:SpfCheck",
     "greylist": "policyd.checks.greylist:GreylistCheck",
+    "ratelimit": "policyd.checks.ratelimit:RateLimitCheck",
 }
 
 
