@@ -19,6 +19,7 @@ from owlery import settings as settings_mod
 # Each module exposes register(subparsers); a subcommand sets `func(args) -> int`.
 PRODUCT_CLI_MODULES = (
     "policyd.cli",
+    "policyd.greylist_cli",
     "milters.cli",
     "sieve.cli",
     "sieve.delivery.cli",
