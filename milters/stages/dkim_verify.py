@@ -79,8 +79,11 @@ class DkimVerify(Stage):
                 comment = f"{verifier.keysize}-bit key" if ok and verifier.keysize else None
             except TemporaryFailure as e:
                 result, comment = "temperror", str(e)[:80]
+            except dkim.ValidationError as e:
+                # body hash mismatch, bad signature, expired: the signature fails
+                result, comment = "fail", str(e).split(" got ")[0][:60]
             except dkim.DKIMException as e:
-                result, comment = "permerror", str(e)[:80]
+                result, comment = "permerror", str(e)[:60]
             report.auth_result("dkim", result, comment=comment, **props)
             if result == "pass":
                 passed.append(d.lower())
