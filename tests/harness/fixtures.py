@@ -175,3 +175,67 @@ def pg_schema(pg_dsn):
     yield name
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute('drop schema if exists "%s" cascade' % name)
+
+
+# ---- slapd / clamd / spamd ---------------------------------------------------------------
+def _server_maker(harness_dirs, servers, cls, what, name):
+    def make(*args, **kwargs):
+        server = cls(harness_dirs(name), *args, **kwargs)
+        servers.append(server)
+        try:
+            return server.start()
+        except HarnessError as exc:
+            _fail(what, exc)
+    return make
+
+
+@pytest.fixture(scope="session")
+def slapd(harness_dirs):
+    """Session Slapd with the seed directory (see tests/harness/slapd.py). Do not modify or
+    stop it; use make_slapd for that."""
+    from .slapd import Slapd
+    servers = []
+    yield _server_maker(harness_dirs, servers, Slapd, "slapd", "slapd")()
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def make_slapd(harness_dirs):
+    """make(ldif_text=None, base_dn=..., admin_password=...) -> started Slapd owned by this
+    test (free to modify, stop and restart); stopped when the test ends."""
+    from .slapd import Slapd
+    servers = []
+    yield _server_maker(harness_dirs, servers, Slapd, "slapd", "slapd")
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def clamd(harness_dirs):
+    """Session Clamd (EICAR signatures; .port, .socket_path). Use make_clamd to stop it."""
+    from .clamd import Clamd
+    servers = []
+    yield _server_maker(harness_dirs, servers, Clamd, "clamd", "clamd")()
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def make_clamd(harness_dirs):
+    """make(signatures=None) -> started Clamd owned by this test; stopped when it ends."""
+    from .clamd import Clamd
+    servers = []
+    yield _server_maker(harness_dirs, servers, Clamd, "clamd", "clamd")
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def spamd(harness_dirs):
+    """Session Spamd (started on first use, ~1-3 s; .port). Do not stop it."""
+    from .spamd import Spamd
+    servers = []
+    yield _server_maker(harness_dirs, servers, Spamd, "spamd", "spamd")()
+    for s in servers:
+        s.stop()

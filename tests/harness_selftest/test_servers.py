@@ -57,3 +57,50 @@ def test_postgres_select_and_schema(pg_dsn, pg_schema):
         assert conn.execute("select 1").fetchone() == (1,)
         conn.execute("create table t (x int)")
         assert conn.execute("select current_schema()").fetchone() == (pg_schema,)
+
+
+def test_slapd_search(slapd):
+    conn = slapd.connection()
+    conn.search(slapd.base_dn, "(mailAlternateAddress=postmaster@example.test)",
+                attributes=["mail", "mailQuotaSize", "accountStatus"])
+    (entry,) = conn.entries
+    assert entry.mail.value == "alice@example.test"
+    assert entry.mailQuotaSize.value == 10485760
+    conn.search(slapd.base_dn, "(mail=csall@example.test)", attributes=["member"])
+    assert len(conn.entries[0].member.values) == 3
+    conn.unbind()
+
+
+def test_slapd_stop_start_keeps_port_and_data(make_slapd):
+    from tests.harness.slapd import ldap_bind_ok
+    server = make_slapd()
+    port = server.port
+    server.stop()
+    assert not ldap_bind_ok(port)
+    server.start()
+    assert server.port == port
+    conn = server.connection(admin=True)
+    conn.search(server.base_dn, "(accountStatus=disabled)", attributes=["uid"])
+    assert [e.uid.value for e in conn.entries] == ["dave"]
+    conn.unbind()
+
+
+def test_clamd_instream_eicar(clamd):
+    import io
+
+    import clamd as clamd_client
+
+    from tests.harness.clamd import EICAR, EICAR_NAME
+    cd = clamd_client.ClamdNetworkSocket("127.0.0.1", clamd.port)
+    status, name = cd.instream(io.BytesIO(b"attachment: " + EICAR))["stream"]
+    assert status == "FOUND" and name.startswith(EICAR_NAME)
+    assert clamd_client.ClamdUnixSocket(str(clamd.socket_path)).instream(io.BytesIO(b"clean"))["stream"] == ("OK", None)
+
+
+def test_spamd_gtube(spamd):
+    from tests.harness.spamd import GTUBE, spamc_request, parse_spam_header
+    msg = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: gtube\r\n\r\n" + GTUBE + b"\r\n"
+    status, headers, _ = spamc_request(spamd.port, "CHECK", msg)
+    assert "EX_OK" in status
+    is_spam, score, _threshold = parse_spam_header(headers["Spam"])
+    assert is_spam and score >= 1000

@@ -1,0 +1,185 @@
+"""A private OpenLDAP slapd (back-mdb) with the seed test directory, for directory tests.
+
+Runs /usr/sbin/slapd with its own slapd.conf, mdb database and pid file in workdir, on a free
+loopback port; ready when an anonymous LDAP bind succeeds. stop()/start() keep the port and
+the data (tests stop it mid-test to check 4xx answers). Schema: data/mailfilter.schema
+(qmail-ldap names) beside Debian's core/cosine/inetorgperson/nis/misc.
+Tested by tests/harness_selftest/test_servers.py.
+
+Seed data (data/directory.ldif), suffix dc=example,dc=test, admin
+cn=admin,dc=example,dc=test / secret (rootdn, no entry). Users under ou=people, all with
+objectClass inetOrgPerson + qmailUser, userPassword "<uid>pw":
+
+- alice: mail alice@example.test; mailAlternateAddress postmaster@example.test and
+  alice.example@example.test; mailLocalAddress alice@alias.example.test; mailQuotaSize
+  10485760; accountStatus active.
+- bob: mail bob@example.test; mailForwardingAddress bob@elsewhere.test; mailRoutingAddress
+  bob@mailhost2.example.test; mailQuotaSize 52428800; active.
+- carol: mail carol@example.test; mailQuotaSize 1 (the over-quota user: any message exceeds
+  it); active.
+- dave: mail dave@example.test; mailAlternateAddress dave.alias@example.test; mailQuotaSize
+  10485760; accountStatus disabled (the disabled user).
+- erin: mail erin@example.test; mailAlternateAddress erin@alias.example.test;
+  mailForwardingAddress erin@elsewhere.test and erin.backup@elsewhere.test; no quota; active.
+
+Groups under ou=groups (with qmailUser for their mail attribute):
+- cn=csall: groupOfNames, mail csall@example.test, member = alice, bob, dave (DNs
+  uid=<uid>,ou=people,dc=example,dc=test).
+- cn=staff: groupOfUniqueNames, mail staff@example.test, mailAlternateAddress
+  team@example.test, uniqueMember = alice, erin.
+Nothing exists for e.g. nobody@example.test (unknown user).
+ACL: userPassword only for self/auth; everything else readable anonymously.
+"""
+
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from .procs import (LOOPBACK, HarnessError, ManagedProcess, free_port, make_dir,
+                    retry_on_port_race, wait_until)
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SCHEMA_PATH = DATA_DIR / "mailfilter.schema"
+DIRECTORY_LDIF = DATA_DIR / "directory.ldif"
+SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
+SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
+LDAPMODIFY = shutil.which("ldapmodify") or "/usr/bin/ldapmodify"
+SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson", "nis", "misc")
+
+# LDAPv3 anonymous simple BindRequest, message id 1 (RFC 4511): the readiness probe.
+_ANON_BIND = bytes.fromhex("300c020101600702010304008000")
+
+
+def seed_ldif():
+    """Text of the shipped seed directory (data/directory.ldif)."""
+    return DIRECTORY_LDIF.read_text()
+
+
+def ldap_bind_ok(port, host=LOOPBACK, timeout=1.0):
+    """True if an anonymous LDAP bind to host:port returns resultCode success."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(_ANON_BIND)
+            data = s.recv(256)
+    except OSError:
+        return False
+    # BindResponse: 30 len 02 01 01 61 len 0a 01 <resultCode> ...
+    i = data.find(b"\x61")
+    return i > 0 and data[i + 2:i + 5] == b"\x0a\x01\x00"
+
+
+class Slapd:
+    """slapd with `ldif_text` (default: the seed directory) loaded by slapadd at first start.
+
+    Attributes: url ("ldap://127.0.0.1:PORT"), host, port, base_dn, admin_dn, admin_password,
+    workdir. Methods: start(), stop(), restart(), connection(admin=False) (ldap3, bound),
+    modify_ldif(text) (ldapmodify as admin; "changetype: add" etc. in the text).
+    """
+
+    def __init__(self, workdir, ldif_text=None, base_dn="dc=example,dc=test",
+                 admin_password="secret"):
+        self.workdir = make_dir(workdir)
+        self.ldif_text = seed_ldif() if ldif_text is None else ldif_text
+        self.base_dn = base_dn
+        self.admin_dn = "cn=admin," + base_dn
+        self.admin_password = admin_password
+        self.host = LOOPBACK
+        self.port = None
+        self.proc = None
+        self.conf_path = self.workdir / "slapd.conf"
+        self.db_dir = self.workdir / "db"
+
+    @property
+    def url(self):
+        return "ldap://%s:%d" % (self.host, self.port)
+
+    def _write_conf(self):
+        includes = "".join("include /etc/ldap/schema/%s.schema\n" % s for s in SYSTEM_SCHEMAS)
+        self.conf_path.write_text(
+            includes +
+            "include %s\n" % SCHEMA_PATH +
+            "modulepath /usr/lib/ldap\n"
+            "moduleload back_mdb\n"
+            "pidfile %s\n" % (self.workdir / "slapd.pid") +
+            "argsfile %s\n" % (self.workdir / "slapd.args") +
+            "loglevel stats\n"
+            "database mdb\n"
+            "maxsize 104857600\n"
+            'suffix "%s"\n' % self.base_dn +
+            'rootdn "%s"\n' % self.admin_dn +
+            "rootpw %s\n" % self.admin_password +
+            "directory %s\n" % self.db_dir +
+            "index objectClass eq\n"
+            "index mail,mailAlternateAddress,mailLocalAddress,mailForwardingAddress,uid eq\n"
+            "index member,uniqueMember eq\n"
+            "access to attrs=userPassword by self write by anonymous auth by * none\n"
+            "access to * by * read\n")
+
+    def _load(self):
+        if (self.db_dir / "data.mdb").exists():
+            return
+        make_dir(self.db_dir, 0o700)
+        ldif = self.workdir / "seed.ldif"
+        ldif.write_text(self.ldif_text)
+        proc = subprocess.run([SLAPADD, "-q", "-f", str(self.conf_path), "-l", str(ldif)],
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise HarnessError("slapadd failed (exit %d):\n%s%s" % (proc.returncode, proc.stdout, proc.stderr))
+
+    def start(self, timeout=15.0):
+        """Start slapd (first start: write slapd.conf, slapadd the LDIF, pick a port)."""
+        if self.proc is not None and self.proc.alive():
+            return self
+        if self.port is None:
+            self._write_conf()
+            self._load()
+
+            def attempt():
+                self.port = free_port()
+                self._spawn(timeout)
+            retry_on_port_race(attempt)
+        else:
+            self._spawn(timeout)
+        return self
+
+    def _spawn(self, timeout):
+        # -d: stay in the foreground (our child); 256 = stats, one line per operation, to slapd.log.
+        self.proc = ManagedProcess([SLAPD, "-h", "ldap://%s:%d/" % (self.host, self.port),
+                                    "-f", self.conf_path, "-d", "256"],
+                                   "slapd", self.workdir / "slapd.log").start()
+        try:
+            wait_until(lambda: ldap_bind_ok(self.port, self.host), timeout,
+                       "slapd on port %d" % self.port, self.proc)
+        except HarnessError:
+            self.proc.stop()
+            raise
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def connection(self, admin=False, **kwargs):
+        """A bound ldap3 Connection (anonymous, or as admin_dn) with a 5 s receive timeout."""
+        import ldap3
+        server = ldap3.Server(self.host, port=self.port, connect_timeout=5)
+        if admin:
+            kwargs.setdefault("user", self.admin_dn)
+            kwargs.setdefault("password", self.admin_password)
+        kwargs.setdefault("receive_timeout", 5)
+        return ldap3.Connection(server, auto_bind=True, **kwargs)
+
+    def modify_ldif(self, ldif_text):
+        """Apply an LDIF change set as admin (ldapmodify -a: plain entries are added)."""
+        proc = subprocess.run([LDAPMODIFY, "-a", "-x", "-H", self.url, "-D", self.admin_dn,
+                               "-w", self.admin_password], input=ldif_text, capture_output=True,
+                              text=True, timeout=30)
+        if proc.returncode != 0:
+            raise HarnessError("ldapmodify failed (exit %d): %s%s" % (proc.returncode, proc.stdout, proc.stderr))
+
+    def __repr__(self):
+        return "<Slapd %s>" % (self.url if self.port else self.workdir)
