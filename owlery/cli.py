@@ -21,6 +21,7 @@ PRODUCT_CLI_MODULES = (
     "policyd.cli",
     "policyd.greylist_cli",
     "milters.cli",
+    "milters.quarantine_cli",
     "sieve.cli",
     "sieve.delivery.cli",
 )

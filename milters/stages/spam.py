@@ -37,8 +37,8 @@ SPAM_QUARANTINE_LEVEL = setting("spam_quarantine_level", Float, None,
                                 "Total from which spam is quarantined (amavis kill_level). "
                                 "Unset: milter_score_quarantine.")
 SPAM_REJECT_LEVEL = setting("spam_reject_level", Float, None,
-                            "Total from which spam is rejected with 550 5.7.1 (instead of quarantined). "
-                            "Unset: milter_score_reject.")
+                            "Total from which spam is rejected with 550 5.7.1 instead of quarantined. "
+                            "Unset: never when spam_quarantine_level is set, else milter_score_reject.")
 SPAM_SUBJECT_TAG = setting("spam_subject_tag", Str, None,
                            "Text put in front of the Subject of spam (at tag2), e.g. \"***Spam*** \". "
                            "Unset: the subject is left alone.")
@@ -219,7 +219,10 @@ class SpamStage(Stage):
             "tag2": s.spam_tag2_level if s.spam_tag2_level is not None else s.milter_score_tag,
             "quarantine": s.spam_quarantine_level if s.spam_quarantine_level is not None
             else s.milter_score_quarantine,
-            "reject": s.spam_reject_level if s.spam_reject_level is not None else s.milter_score_reject,
+            # Setting a spam quarantine level means "quarantine spam instead of refusing it"
+            # (amavis' kill level): then only an explicit spam_reject_level refuses.
+            "reject": s.spam_reject_level if s.spam_reject_level is not None
+            else (None if s.spam_quarantine_level is not None else s.milter_score_reject),
         }
         lookup = getattr(self.directory, "spam_levels", None)
         if lookup is None or not message.recipients:
