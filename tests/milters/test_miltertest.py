@@ -1,0 +1,42 @@
+"""The running `owlery milter` process driven by Debian's miltertest (an independent milter client)."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.harness.owlery_milter import MilterProcess, run_miltertest
+
+LUA = Path(__file__).parent / "lua"
+
+
+@pytest.fixture(scope="module")
+def running_milter(tmp_path_factory, key_dir):
+    workdir = tmp_path_factory.mktemp("miltertest")
+    config = (f'milter_authserv_id = "mx.owlery.test"\nmilter_spf_source = "none"\n'
+              f'milter_inbound_stages = ["dkim_verify", "authres"]\n'
+              f'milter_internal_networks = []\n'
+              f'dkim_key_directory = "{key_dir[0]}"\n'
+              f'dkim_sign_keys = {{ "example.net" = ["r1"] }}\n')
+    with MilterProcess(workdir, config, listen="unix") as proc:
+        yield proc
+
+
+@pytest.mark.parametrize("script", ["inbound.lua", "sign.lua"])
+def test_miltertest_script(running_milter, script):
+    code, out = run_miltertest(LUA / script, running_milter.miltertest_spec, authserv="mx.owlery.test")
+    assert code == 0 and "PASS" in out, out + "\n" + running_milter.log()[-2000:]
+
+
+def test_decision_lines_logged(running_milter):
+    run_miltertest(LUA / "inbound.lua", running_milter.miltertest_spec, authserv="mx.owlery.test")
+    log = running_milter.log()
+    assert "milter: MTQID1: accept: END-OF-MESSAGE from mail.example.net[192.0.2.10]" in log
+
+
+def test_sigterm_stops_promptly(tmp_path):
+    import time
+    proc = MilterProcess(tmp_path, 'milter_inbound_stages = ["authres"]', listen="tcp").start()
+    started = time.monotonic()
+    assert proc.stop() == 0
+    assert time.monotonic() - started < 3, proc.log()
+    assert "milter: stopped" in proc.log()
