@@ -332,10 +332,11 @@ class Executor:
         for err in plan.errors:
             log.warning("%s: sieve runtime error for %s, keeping into INBOX: %s", self.program,
                         recipient, err)
-        from sieve import api
-        from_api = api
         stores: list[tuple[str, tuple[str, ...], bool]] = []   # (mailbox, flags, create)
         redirects, replies, marks, rejects = [], [], [], []
+        if plan.actions:
+            from sieve import api      # only when a script ran: keeps the plain LDA start fast
+            from_api = api
         for a in plan.actions:
             if isinstance(a, api.FileInto):
                 stores.append((a.mailbox, a.flags, a.create or self.settings.delivery_mailbox_autocreate))
@@ -390,6 +391,7 @@ class Executor:
                 continue
             seen_boxes[key] = len(merged)
             merged.append([box, tuple(flags), create])
+        fallback_done = False
         for box, flags, create in merged:
             try:
                 d = maildir.deliver(plan.message, box, flags=flags, create=create, quota=user.quota, now=now)
@@ -404,11 +406,11 @@ class Executor:
                     # Bad or missing folder: failure keep into INBOX (once).
                     log.warning("%s: %s: cannot store into %r (%s); keeping into %s", self.program,
                                 recipient, box, e, default_mailbox)
-                    if not any(m == default_mailbox for m, _, _ in merged):
+                    if not any(m == default_mailbox for m, _, _ in merged) and not fallback_done:
+                        fallback_done = True
                         try:
                             written.append(maildir.deliver(plan.message, default_mailbox, quota=user.quota,
                                                            now=now).path)
-                            merged.append([default_mailbox, (), True])
                         except MaildirError as e2:
                             if not written:
                                 return tempfail(recipient, str(e2))

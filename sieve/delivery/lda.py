@@ -14,10 +14,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from owlery.settings import Size, setting
+from owlery.settings import Size, Str, setting
 
 LDA_MESSAGE_SIZE_LIMIT = setting("lda_message_size_limit", Size, "50M", unit="bytes",
                                  doc="Largest message the LDA reads from stdin; larger ones exit 77 (5.3.4).")
+
+LDA_LOG_PATH = setting("lda_log_path", Str, None,
+                       "File the LDA appends its log lines to. Unset: syslog when log_target = \"syslog\", "
+                       "else no log lines (Postfix's pipe(8) turns the LDA's stderr into the bounce or "
+                       "defer text, so the LDA writes only its final status there, and Postfix logs it).")
 
 EX_USAGE, EX_NOUSER, EX_SOFTWARE, EX_CONFIG, EX_TEMPFAIL, EX_NOPERM = 64, 67, 70, 78, 75, 77
 
@@ -46,6 +51,22 @@ def _load_settings(args: argparse.Namespace):
     return settings
 
 
+def _setup_logging(settings) -> None:
+    import logging
+    if settings.lda_log_path is not None:
+        handler = logging.FileHandler(settings.lda_log_path)
+        handler.setFormatter(logging.Formatter("%(asctime)s owlery-lda[%(process)d]: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(getattr(logging, settings.log_level.upper()))
+    elif settings.log_target == "syslog":
+        from owlery import log as owlery_log
+        owlery_log.setup(settings, "lda")
+    else:
+        logging.getLogger().addHandler(logging.NullHandler())
+        logging.lastResort = None     # nothing on stderr but the final status line
+
+
 def has_trace_headers(message: bytes) -> bool:
     """Did the MTA already prepend Return-Path/Delivered-To (pipe flags R and D)?"""
     head = message[:4096].split(b"\n\n", 1)[0].lower()
@@ -64,8 +85,7 @@ def main(args: argparse.Namespace) -> int:
         return _fail(EX_USAGE, "5.5.4 owlery lda: give -d USER or -a ADDRESS")
     recipient = args.recipient or user_arg
     sender = "" if args.sender in ("<>", "") else args.sender
-    from owlery import log as owlery_log
-    owlery_log.setup(settings, "lda")
+    _setup_logging(settings)
 
     limit = settings.lda_message_size_limit
     data = sys.stdin.buffer.read(limit + 1)
