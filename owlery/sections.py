@@ -15,6 +15,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "policyd": ("policyd.service",),
     "directory": ("owlery.directory",),
     "files": ("owlery.directory.files",),
+    "ldap": ("owlery.directory.ldap",),
     "quota": ("policyd.checks.quota",),
     # milter
     "milter": ("milters.adapter", "milters.session", "milters.effects", "milters.stages",

@@ -1,0 +1,428 @@
+"""LDAP directory backend (ldap3): users, alternate addresses, forwards, quotas, groups as lists.
+
+One search per question, with every user-supplied value escaped (RFC 4515) before it
+goes into a filter. The attribute names are settings whose defaults follow the common
+schemas: `mail`, `mailAlternateAddress` (qmail-ldap), `mailLocalAddress` (misc.schema)
+for addresses; `mailForwardingAddress` for forwards; `mailQuotaSize` (bytes) for quota;
+`accountStatus` (disabled/deleted entries do not receive mail); groups are entries of
+class groupOfNames / groupOfUniqueNames whose `member` / `uniqueMember` DNs are the
+members. A group with an address is an alias to its members' mailboxes and, with
+`ldap_lists_protect_groups`, a protected list whose allowed senders are the values of
+`ldap_list_policy_attribute` on the group or else `ldap_list_default_policy`.
+
+Connections: a small pool (`ldap_pool_size`, one connection per concurrent lookup),
+simple bind (or anonymous), `ldaps://` URIs or `ldap_start_tls`, connect and response
+timeouts; several `ldap_servers` are tried in order. A connection that fails is
+dropped and the lookup retried once on a fresh one (a restarted server); if that
+fails too the lookup raises DirectoryUnavailable (4xx upstream, never "unknown").
+Blocking: call from a thread (the policy daemon's pool).
+Talks to: an LDAP server. Tests: tests/directory/test_contract.py (real slapd), tests/directory/test_ldap.py
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from owlery.directory.base import Address, Directory, ListPolicy, Mailbox, Recipient, parse_address
+from owlery.errors import DirectoryUnavailable
+from owlery.settings import Bool, Duration, Str, StrList, int_range, setting
+
+LDAP_SERVERS = setting("ldap_servers", StrList, ["ldap://127.0.0.1:389"],
+                       "LDAP server URIs (ldap:// or ldaps://), tried in order.")
+LDAP_BASE_DN = setting("ldap_base_dn", Str, "dc=example,dc=org", "Search base for users and groups.")
+LDAP_BIND_DN = setting("ldap_bind_dn", Str, None, "DN to bind as; unset: anonymous.")
+LDAP_BIND_PASSWORD = setting("ldap_bind_password", Str, None,
+                             "Password for ldap_bind_dn (prefer ldap_bind_password_file).")
+LDAP_BIND_PASSWORD_FILE = setting("ldap_bind_password_file", Str, None,
+                                  "File holding the bind password (first line), readable by the daemon only.")
+LDAP_START_TLS = setting("ldap_start_tls", Bool, False, "Use StartTLS on ldap:// connections.")
+LDAP_TLS_CA_FILE = setting("ldap_tls_ca_file", Str, None,
+                           "CA certificates to verify the server with (StartTLS and ldaps://); "
+                           "unset: the system's.")
+LDAP_TLS_VERIFY = setting("ldap_tls_verify", Bool, True,
+                          "Verify the server certificate for StartTLS and ldaps:// (turn off only to test).")
+LDAP_CONNECT_TIMEOUT = setting("ldap_connect_timeout", Duration, 3, unit="s",
+                               doc="Timeout for opening a connection to one server.")
+LDAP_TIMEOUT = setting("ldap_timeout", Duration, 5, unit="s",
+                       doc="Timeout for one LDAP response (also sent as the search time limit).")
+LDAP_POOL_SIZE = setting("ldap_pool_size", int_range(1, 256), 4,
+                         "Connections kept open; lookups beyond this wait for a free one.")
+LDAP_ADDRESS_ATTRIBUTES = setting(
+    "ldap_address_attributes", StrList, ["mail", "mailAlternateAddress", "mailLocalAddress"],
+    "Attributes holding the addresses an entry receives mail for (the first is the primary address).")
+LDAP_USER_FILTER = setting(
+    "ldap_user_filter", Str, "(objectClass=*)",
+    "Extra filter ANDed to every address search, e.g. (objectClass=inetOrgPerson).")
+LDAP_FORWARD_ATTRIBUTE = setting("ldap_forward_attribute", Str, "mailForwardingAddress",
+                                 "Attribute of addresses mail is forwarded to; empty: none.")
+LDAP_QUOTA_ATTRIBUTE = setting("ldap_quota_attribute", Str, "mailQuotaSize",
+                               "Attribute holding the mailbox quota in bytes; empty: none.")
+LDAP_QUOTA_MESSAGES_ATTRIBUTE = setting("ldap_quota_messages_attribute", Str, "",
+                                        "Attribute holding the message-count quota; empty: none.")
+LDAP_USAGE_ATTRIBUTE = setting("ldap_usage_attribute", Str, "",
+                               "Attribute holding current usage in bytes (if something maintains it); "
+                               "empty: usage comes from the Maildir's maildirsize.")
+LDAP_OVER_QUOTA_ATTRIBUTE = setting("ldap_over_quota_attribute", Str, "",
+                                    "Attribute that, when TRUE (or yes/1), marks the mailbox full; empty: none.")
+LDAP_MAILDIR_ATTRIBUTE = setting("ldap_maildir_attribute", Str, "",
+                                 "Attribute holding the Maildir path (e.g. mailMessageStore); empty: "
+                                 "the delivery agent's maildir_path_template.")
+LDAP_STATUS_ATTRIBUTE = setting("ldap_status_attribute", Str, "accountStatus",
+                                "Attribute holding the account status; empty: every entry is active.")
+LDAP_STATUS_REFUSED = setting("ldap_status_refused", StrList, ["disabled", "deleted"],
+                              "Status values (case-insensitive) whose entries receive no mail (unknown user).")
+LDAP_GROUP_CLASSES = setting("ldap_group_classes", StrList, ["groupOfNames", "groupOfUniqueNames"],
+                             "Object classes that make an entry a group (an alias to its members).")
+LDAP_MEMBER_ATTRIBUTES = setting("ldap_member_attributes", StrList, ["member", "uniqueMember"],
+                                 "Attributes holding a group's member DNs.")
+LDAP_LISTS_PROTECT_GROUPS = setting("ldap_lists_protect_groups", Bool, True,
+                                    "Every group with an address is a protected list (see lists check).")
+LDAP_LIST_POLICY_ATTRIBUTE = setting("ldap_list_policy_attribute", Str, "",
+                                     "Group attribute whose values say who may post (members, "
+                                     "authenticated, user@domain, @domain, networks); empty: none.")
+LDAP_LIST_DEFAULT_POLICY = setting("ldap_list_default_policy", StrList, ["members", "authenticated"],
+                                   "Who may post to a protected group without its own policy values.")
+LDAP_DOMAINS = setting("ldap_domains", StrList, [],
+                       "Hosted domains. Empty: a domain is hosted when some entry has an address in it "
+                       "(one search, cached).")
+
+log = logging.getLogger("owlery.directory")
+_RETRYABLE_RESULTS = {51, 52, 80, 81}   # busy, unavailable, other, server down
+
+
+def escape(value: str) -> str:
+    """RFC 4515 filter escaping of an assertion value."""
+    from ldap3.utils.conv import escape_filter_chars
+    return escape_filter_chars(value)
+
+
+class _Entry:
+    """A search result entry with case-insensitive attribute access."""
+
+    def __init__(self, dn: str, attrs: dict[str, Any]):
+        self.dn = dn
+        self.attrs = {k.lower(): (v if isinstance(v, list) else [v]) for k, v in attrs.items()}
+
+    def values(self, name: str) -> list[str]:
+        if not name:
+            return []
+        out = []
+        for v in self.attrs.get(name.lower(), []):
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", "replace")
+            out.append(str(v))
+        return out
+
+    def first(self, name: str) -> str | None:
+        vals = self.values(name)
+        return vals[0] if vals else None
+
+
+def normalise_dn(dn: str) -> str:
+    return ",".join(part.strip() for part in dn.lower().split(","))
+
+
+class LdapDirectory(Directory):
+    """Directory backed by LDAP (see module docstring)."""
+
+    def __init__(self, settings: Any):
+        self.s = settings
+        self.delimiters = settings.directory_recipient_delimiter
+        self.case_sensitive = settings.directory_local_part_case_sensitive
+        self.address_attrs = list(settings.ldap_address_attributes)
+        if not self.address_attrs:
+            raise ValueError("ldap_address_attributes must name at least one attribute")
+        self.group_classes = {c.lower() for c in settings.ldap_group_classes}
+        self.refused = {v.lower() for v in settings.ldap_status_refused}
+        self.domains = frozenset(d.lower() for d in settings.ldap_domains)
+        self.password = settings.ldap_bind_password
+        if settings.ldap_bind_password_file:
+            with open(settings.ldap_bind_password_file, encoding="utf-8") as f:
+                self.password = f.readline().rstrip("\r\n")
+        self._pool: queue.LifoQueue = queue.LifoQueue()
+        self._created = 0
+        self._lock = threading.Lock()
+        self.attributes = sorted({*self.address_attrs, "objectClass", *settings.ldap_member_attributes,
+                                  *(a for a in (settings.ldap_forward_attribute, settings.ldap_quota_attribute,
+                                                settings.ldap_quota_messages_attribute,
+                                                settings.ldap_usage_attribute, settings.ldap_over_quota_attribute,
+                                                settings.ldap_maildir_attribute, settings.ldap_status_attribute,
+                                                settings.ldap_list_policy_attribute) if a)})
+
+    # -- connections ---------------------------------------------------------------
+
+    def _server(self) -> Any:
+        import ssl
+
+        from ldap3 import NONE, FIRST, Server, ServerPool, Tls
+        s = self.s
+        tls = Tls(validate=ssl.CERT_REQUIRED if s.ldap_tls_verify else ssl.CERT_NONE,
+                  ca_certs_file=s.ldap_tls_ca_file)
+        servers = [Server(uri, use_ssl=uri.lower().startswith("ldaps://"), tls=tls, get_info=NONE,
+                          connect_timeout=s.ldap_connect_timeout) for uri in s.ldap_servers]
+        if len(servers) == 1:
+            return servers[0]
+        return ServerPool(servers, FIRST, active=1, exhaust=False)
+
+    def _connect(self) -> Any:
+        from ldap3 import AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, Connection
+        from ldap3.core.exceptions import LDAPException
+        s = self.s
+        try:
+            return Connection(self._server(), user=s.ldap_bind_dn, password=self.password,
+                              auto_bind=AUTO_BIND_TLS_BEFORE_BIND if s.ldap_start_tls else AUTO_BIND_NO_TLS,
+                              # ldap3 packs receive_timeout into a struct timeval: whole seconds only.
+                              read_only=True, receive_timeout=max(1, math.ceil(s.ldap_timeout)),
+                              raise_exceptions=False,
+                              check_names=False)
+        except LDAPException as e:
+            raise DirectoryUnavailable(f"LDAP {', '.join(s.ldap_servers)}: {e}") from None
+
+    def _acquire(self) -> Any:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            create = self._created < self.s.ldap_pool_size
+            if create:
+                self._created += 1
+        if create:
+            try:
+                return self._connect()
+            except DirectoryUnavailable:
+                with self._lock:
+                    self._created -= 1
+                raise
+        try:
+            return self._pool.get(timeout=self.s.ldap_timeout)
+        except queue.Empty:
+            raise DirectoryUnavailable("LDAP: no free connection in time") from None
+
+    def _discard(self, conn: Any) -> None:
+        with self._lock:
+            self._created -= 1
+        try:
+            conn.unbind()
+        except Exception:  # noqa: BLE001 - a broken connection may fail any way while closing
+            pass
+
+    def search(self, flt: str, *, base: str | None = None, scope: str = "SUBTREE",
+               size_limit: int = 0) -> list[_Entry]:
+        """Run one search (retrying once on a fresh connection); entries, or DirectoryUnavailable."""
+        from ldap3.core.exceptions import LDAPException
+        last: Exception | None = None
+        for attempt in (1, 2):
+            conn = self._acquire()
+            try:
+                conn.search(base or self.s.ldap_base_dn, flt, search_scope=scope, attributes=self.attributes,
+                            size_limit=size_limit, time_limit=max(1, int(self.s.ldap_timeout)))
+                code = conn.result.get("result") if conn.result else None
+            except LDAPException as e:
+                # The server went away (restart, idle cut): the pooled siblings are stale too.
+                self._discard(conn)
+                self.close()
+                last = e
+                continue
+            if code in (0, 4):          # success, sizeLimitExceeded (we asked for a limit)
+                entries = [_Entry(r["dn"], dict(r.get("attributes", {})))
+                           for r in conn.response or () if r.get("type") == "searchResEntry"]
+                self._pool.put(conn)
+                return entries
+            if code == 32:              # noSuchObject: the base (or a member DN) does not exist
+                self._pool.put(conn)
+                return []
+            self._discard(conn)
+            last = RuntimeError(f"result {code} {conn.result.get('description') if conn.result else ''}")
+            if code not in _RETRYABLE_RESULTS and code is not None:
+                break
+        log.warning("directory: LDAP search %s failed: %s", flt, last)
+        raise DirectoryUnavailable(f"LDAP search failed: {last}")
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _address_filter(self, addresses: Iterable[str]) -> str:
+        terms = "".join(f"({attr}={escape(a)})" for a in addresses for attr in self.address_attrs)
+        return f"(&{self.s.ldap_user_filter}(|{terms}))"
+
+    def _parse(self, address: str) -> Address:
+        return parse_address(address, self.delimiters, self.case_sensitive)
+
+    def _by_address(self, a: Address) -> tuple[str, list[_Entry]] | None:
+        """The most specific candidate key with entries: (key, entries), or None."""
+        keys = a.candidates()
+        entries = self.search(self._address_filter(keys))
+        if not entries:
+            return None
+        for key in keys:
+            matching = [e for e in entries if self._has_address(e, key)]
+            if matching:
+                return key, matching
+        return keys[0], entries
+
+    def _has_address(self, entry: _Entry, key: str) -> bool:
+        for attr in self.address_attrs:
+            for v in entry.values(attr):
+                if (v if self.case_sensitive else v.lower()) == key or v.lower() == key.lower():
+                    return True
+        return False
+
+    def _is_group(self, entry: _Entry) -> bool:
+        return any(c.lower() in self.group_classes for c in entry.values("objectClass"))
+
+    def _active(self, entry: _Entry) -> bool:
+        status = entry.first(self.s.ldap_status_attribute)
+        return status is None or status.lower() not in self.refused
+
+    def _int(self, entry: _Entry, attr: str) -> int | None:
+        v = entry.first(attr)
+        if v is None:
+            return None
+        try:
+            return int(v) if int(v) > 0 else None
+        except ValueError:
+            log.warning("directory: %s: %s is not a number: %r", entry.dn, attr, v)
+            return None
+
+    def _mailbox(self, entry: _Entry) -> Mailbox:
+        s = self.s
+        primary = entry.first(self.address_attrs[0]) or entry.dn
+        over = (entry.first(s.ldap_over_quota_attribute) or "").lower() in ("true", "yes", "1")
+        return Mailbox(address=primary if self.case_sensitive else primary.lower(),
+                       maildir=entry.first(s.ldap_maildir_attribute),
+                       quota_bytes=self._int(entry, s.ldap_quota_attribute),
+                       quota_messages=self._int(entry, s.ldap_quota_messages_attribute),
+                       over_quota=over, usage_bytes=self._int(entry, s.ldap_usage_attribute))
+
+    def _members(self, group: _Entry) -> list[str]:
+        dns: list[str] = []
+        for attr in self.s.ldap_member_attributes:
+            dns.extend(group.values(attr))
+        return dns
+
+    # -- Directory -------------------------------------------------------------------
+
+    def hosts_domain(self, domain: str) -> bool:
+        domain = domain.lower().rstrip(".")
+        if self.domains:
+            return domain in self.domains
+        suffix = "@" + escape(domain)
+        terms = "".join(f"({attr}=*{suffix})" for attr in self.address_attrs)
+        return bool(self.search(f"(|{terms})", size_limit=1))
+
+    def resolve(self, address: str) -> Recipient:
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return Recipient(address, "unknown")
+        if not self.hosts_domain(a.domain):
+            return Recipient(a.full, "not_local")
+        mailboxes: dict[str, Mailbox] = {}
+        remote: list[str] = []
+        kind = self._expand(a, mailboxes, remote, 0, set())
+        if kind == "unknown":
+            return Recipient(a.full, "unknown")
+        return Recipient(a.full, kind, tuple(mailboxes.values()), tuple(dict.fromkeys(remote)))
+
+    def _expand(self, a: Address, mailboxes: dict[str, Mailbox], remote: list[str],
+                depth: int, seen: set[str]) -> str:
+        found = self._by_address(a)
+        if found is None:
+            return "unknown"
+        _, entries = found
+        kind = "unknown"
+        for entry in entries:
+            dn = normalise_dn(entry.dn)
+            if dn in seen or not self._active(entry):
+                continue
+            seen.add(dn)
+            if self._is_group(entry):
+                kind = "alias"
+                if depth < self.s.directory_alias_depth_max:
+                    self._expand_group(entry, mailboxes, remote, depth, seen)
+                continue
+            kind = "mailbox" if kind != "alias" else kind
+            box = self._mailbox(entry)
+            mailboxes.setdefault(box.address, box)
+            for fwd in entry.values(self.s.ldap_forward_attribute):
+                self._add_target(fwd, mailboxes, remote, depth, seen)
+        return kind
+
+    def _add_target(self, target: str, mailboxes: dict[str, Mailbox], remote: list[str],
+                    depth: int, seen: set[str]) -> None:
+        try:
+            ta = self._parse(target)
+        except ValueError:
+            return
+        if depth + 1 >= self.s.directory_alias_depth_max or not self.hosts_domain(ta.domain):
+            remote.append(target)
+            return
+        if self._expand(ta, mailboxes, remote, depth + 1, seen) == "unknown":
+            log.warning("directory: forward to unknown local address %s", target)
+
+    def _expand_group(self, group: _Entry, mailboxes: dict[str, Mailbox], remote: list[str],
+                      depth: int, seen: set[str]) -> None:
+        for dn in self._members(group)[: self.s.directory_alias_targets_max]:
+            key = normalise_dn(dn)
+            if key in seen:
+                continue
+            members = self.search("(objectClass=*)", base=dn, scope="BASE")
+            for entry in members:
+                seen.add(key)
+                if not self._active(entry):
+                    continue
+                if self._is_group(entry):
+                    if depth + 1 < self.s.directory_alias_depth_max:
+                        self._expand_group(entry, mailboxes, remote, depth + 1, seen)
+                    continue
+                if entry.first(self.address_attrs[0]):
+                    box = self._mailbox(entry)
+                    mailboxes.setdefault(box.address, box)
+                    for fwd in entry.values(self.s.ldap_forward_attribute):
+                        self._add_target(fwd, mailboxes, remote, depth + 1, seen)
+
+    def list_policy(self, address: str) -> ListPolicy | None:
+        if not self.s.ldap_lists_protect_groups:
+            return None
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return None
+        found = self._by_address(a)
+        if found is None:
+            return None
+        key, entries = found
+        if key.startswith("@"):
+            return None                      # a catch-all is not a list
+        for entry in entries:
+            if not self._is_group(entry):
+                continue
+            tokens = entry.values(self.s.ldap_list_policy_attribute) or list(self.s.ldap_list_default_policy)
+            member_ids = frozenset(normalise_dn(dn) for dn in self._members(entry))
+            try:
+                return ListPolicy.from_tokens(key, tokens, member_ids=member_ids)
+            except ValueError as e:
+                log.error("directory: %s: bad list policy (%s); only members may post", entry.dn, e)
+                return ListPolicy(key, allow_members=True, member_ids=member_ids)
+        return None
+
+    def identities(self, address: str) -> frozenset[str]:
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return frozenset()
+        entries = self.search(self._address_filter([a.base]))
+        return frozenset(normalise_dn(e.dn) for e in entries if self._active(e))
+
+    def close(self) -> None:
+        while True:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            self._discard(conn)
