@@ -31,7 +31,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "spam": ("milters.stages.spam",),
     "banned": ("milters.stages.banned",),
     # sieve engine
-    "sieve": ("sieve.limits",),
+    "sieve": ("sieve.limits", "sieve.extensions.spamtest"),
     # sieve delivery
     "lmtpd": ("sieve.delivery.lmtpd",),
     "maildir": ("owlery.maildir",),

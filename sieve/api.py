@@ -284,14 +284,17 @@ def extensions_available(settings: Settings | None = None) -> list[str]:
 
 
 def compile_script(source: bytes | str, *, name: str = "script", settings: Settings | None = None,
-                   path: str | None = None, extra_extensions: tuple[str, ...] = ()) -> Script:
+                   path: str | None = None, extra_extensions: tuple[str, ...] = (),
+                   loader=None) -> Script:
     """Parse and validate a script. Raises SieveCompileError (every error, line:column).
 
     extra_extensions: names of non-standard extensions to allow (the testsuite harness
-    passes "vnd.dovecot.testsuite")."""
+    passes "vnd.dovecot.testsuite"). loader(name, location) -> bytes | None, when given,
+    resolves `include` at compile time (missing or circular includes are compile errors);
+    otherwise includes are loaded at run time through Host.load_script."""
     from sieve.validator import compile_source
     return compile_source(source, name=name, settings=settings or Settings(), path=path,
-                          extra_extensions=extra_extensions)
+                          extra_extensions=extra_extensions, loader=loader)
 
 
 class ScriptCache:

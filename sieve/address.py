@@ -1,0 +1,221 @@
+"""RFC 5322 address-list parsing for the address test: groups, comments, quoted strings,
+route-free angle addresses; and the address parts :all :localpart :domain :user :detail.
+
+Pure functions over header text. Used by sieve.extensions.core (address), envelope,
+subaddress and others. Tests: conformance test-address.svtest, tests/sieve/test_address.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+_SPECIALS = set('()<>[]:;@\\,."')
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    local: str
+    domain: str | None       # None when the address has no domain part
+    display: str = ""
+
+    @property
+    def all(self) -> str:
+        return self.local if self.domain is None else f"{self.local}@{self.domain}"
+
+
+class AddressError(ValueError):
+    pass
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == "(":
+            depth = 1
+            i += 1
+            while i < n and depth:
+                if text[i] == "\\":
+                    i += 2
+                    continue
+                if text[i] == "(":
+                    depth += 1
+                elif text[i] == ")":
+                    depth -= 1
+                i += 1
+            if depth:
+                raise AddressError("unterminated comment")
+        elif c == '"':
+            i += 1
+            buf = []
+            while i < n and text[i] != '"':
+                if text[i] == "\\" and i + 1 < n:
+                    buf.append(text[i + 1])
+                    i += 2
+                    continue
+                if text[i] not in "\r\n":
+                    buf.append(text[i])
+                i += 1
+            if i >= n:
+                raise AddressError("unterminated quoted string")
+            i += 1
+            out.append(("qs", "".join(buf)))
+        elif c == "[":
+            j = text.find("]", i)
+            if j < 0:
+                raise AddressError("unterminated domain literal")
+            out.append(("dl", text[i:j + 1]))
+            i = j + 1
+        elif c in _SPECIALS:
+            out.append(("sp", c))
+            i += 1
+        else:
+            j = i
+            while j < n and text[j] not in _SPECIALS and text[j] not in " \t\r\n":
+                j += 1
+            out.append(("atom", text[i:j]))
+            i = j
+    return out
+
+
+def _addr_spec(toks: list[tuple[str, str]], display: str) -> Address:
+    if not toks:
+        raise AddressError("empty address")
+    at = None
+    for k in range(len(toks) - 1, -1, -1):
+        if toks[k] == ("sp", "@"):
+            at = k
+            break
+    local_t = toks if at is None else toks[:at]
+    dom_t = [] if at is None else toks[at + 1:]
+    local = _dot_join(local_t, allow_qs=True)
+    if at is None:
+        raise AddressError("missing domain")
+    domain = _dot_join(dom_t, allow_qs=False)
+    if not local or not domain:
+        raise AddressError("empty local part or domain")
+    return Address(local, domain, display)
+
+
+def _dot_join(toks, allow_qs: bool) -> str:
+    parts = []
+    expect_word = True
+    for kind, val in toks:
+        if expect_word:
+            if kind == "atom" or (kind == "qs" and allow_qs) or (kind == "dl" and not allow_qs):
+                parts.append(val)
+                expect_word = False
+            else:
+                raise AddressError("invalid address syntax")
+        else:
+            if (kind, val) == ("sp", "."):
+                parts.append(".")
+                expect_word = True
+            else:
+                raise AddressError("invalid address syntax")
+    if expect_word and parts:
+        raise AddressError("address ends with '.'")
+    return "".join(parts)
+
+
+def parse_address_list(text: str) -> list[Address]:
+    """Every mailbox in an address-list header (groups flattened). Raises AddressError."""
+    toks = _tokens(text)
+    out: list[Address] = []
+    cur: list = []
+    in_group = False
+
+    def flush(chunk):
+        if not chunk:
+            return
+        if ("sp", "<") in chunk:
+            a = chunk.index(("sp", "<"))
+            if ("sp", ">") not in chunk[a:]:
+                raise AddressError("missing '>'")
+            b = a + chunk[a:].index(("sp", ">"))
+            if any(t != ("sp", ",") for t in chunk[b + 1:]):
+                raise AddressError("garbage after '>'")
+            inner = chunk[a + 1:b]
+            # obsolete route: @a,@b:addr
+            if ("sp", ":") in inner:
+                inner = inner[inner.index(("sp", ":")) + 1:]
+            display = " ".join(v for _, v in chunk[:a])
+            if not inner:
+                raise AddressError("empty angle address")
+            out.append(_addr_spec(inner, display))
+        else:
+            out.append(_addr_spec(chunk, ""))
+
+    i = 0
+    angle = False
+    while i < len(toks):
+        t = toks[i]
+        if t == ("sp", "<"):
+            angle = True
+        elif t == ("sp", ">"):
+            angle = False
+        if not angle and t == ("sp", ":") and not in_group and ("sp", "<") not in cur:
+            in_group = True
+            cur = []
+        elif not angle and t == ("sp", ";") and in_group:
+            flush(cur)
+            cur = []
+            in_group = False
+        elif not angle and t == ("sp", ","):
+            flush(cur)
+            cur = []
+        else:
+            cur.append(t)
+        i += 1
+    if in_group:
+        raise AddressError("unterminated group")
+    flush(cur)
+    return out
+
+
+def parse_path(text: str) -> Address | None:
+    """An SMTP path (envelope): '<a@b>', 'a@b', '<>' or '' (None = null path)."""
+    s = text.strip()
+    if s.startswith("<") and s.endswith(">"):
+        s = s[1:-1].strip()
+    if s == "":
+        return None
+    if ":" in s and s.startswith("@"):
+        s = s.split(":", 1)[1]
+    at = s.rfind("@")
+    if at < 0:
+        return Address(s, None)
+    local = s[:at]
+    if len(local) >= 2 and local[0] == '"' and local[-1] == '"':
+        local = local[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return Address(local, s[at + 1:])
+
+
+def split_detail(local: str, delimiters: str) -> tuple[str, str | None]:
+    """(user, detail) per RFC 5233 with any of `delimiters`; detail None when absent."""
+    best = -1
+    for d in delimiters:
+        k = local.find(d)
+        if k >= 0 and (best < 0 or k < best):
+            best = k
+    if best < 0 or not delimiters:
+        return local, None
+    return local[:best], local[best + 1:]
+
+
+def address_part(addr: Address, part: str, delimiters: str = "+") -> str | None:
+    """The requested part of one address, or None when the part does not exist."""
+    if part == "all":
+        return addr.all
+    if part == "localpart":
+        return addr.local
+    if part == "domain":
+        return addr.domain if addr.domain is not None else ""
+    if part == "user":
+        return split_detail(addr.local, delimiters)[0]
+    if part == "detail":
+        return split_detail(addr.local, delimiters)[1]
+    raise ValueError(part)

@@ -1,0 +1,76 @@
+"""body (RFC 5173): the body test with :raw, :content and :text transforms.
+
+Reads decoded MIME parts from sieve.message (bounded by sieve_max_message_scan and
+sieve_max_mime_parts). Tests: conformance extensions/body/.
+"""
+
+from __future__ import annotations
+
+from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
+from sieve.message import bytes_to_text
+
+
+def _type_matches(part_type: str, want: str) -> bool:
+    want = want.lower()
+    if want == "":
+        return True
+    if "/" in want:
+        return part_type == want
+    return part_type.split("/", 1)[0] == want
+
+
+def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
+    msg = rt.msg
+    if transform == "raw":
+        raw = msg.to_bytes()
+        body = msg.body if not msg.edited else raw.split(b"\r\n\r\n", 1)[-1]
+        return [bytes_to_text(body[: rt.settings.sieve_max_message_scan])]
+    parts = msg.mime_parts(rt.settings.sieve_max_mime_parts, rt.settings.sieve_max_mime_depth)
+    out = []
+    for p in parts:
+        rt.step(1 + len(p.body) // 4096)
+        if p.mtype.startswith("multipart/"):
+            if transform == "content" and types and any(_type_matches(p.mtype, t) for t in types):
+                # multipart: the prologue/epilogue text only
+                out.append(bytes_to_text(p.body.split(b"\r\n--", 1)[0]))
+            continue
+        if p.mtype == "message/rfc822":
+            if transform == "content" and types and any(_type_matches(p.mtype, t) for t in types):
+                sub = [c for c in p.children]
+                if sub:
+                    out.append(_header_text(sub[0]))
+            continue
+        if transform == "text":
+            if p.mtype.startswith("text/"):
+                out.append(_text_of(p))
+        else:
+            if any(_type_matches(p.mtype, t) for t in types or []):
+                out.append(_text_of(p))
+    return out
+
+
+def _header_text(part) -> str:
+    return "".join(f"{k}:{v}\r\n" for k, v in part.headers)
+
+
+def _text_of(p) -> str:
+    t = p.text()
+    if p.mtype == "text/html":
+        import re
+        t = re.sub(r"<[^>]*>", " ", t)
+    return t
+
+
+def _run(rt, node):
+    tr = node.tags.get("transform:tag") or node.tags.get("transform") or "text"
+    types = rt.sl(node.tags["transform"]) if tr == "content" else None
+    values = body_values(rt, tr, types)
+    return rt.match(node, values, rt.sl(node.pos[0]))
+
+
+EXTENSION = Extension(
+    name="body",
+    commands=(CommandDef("body", kind="test", positional=(STRINGLIST,), match=True, tags=(
+        TagDef("raw", group="transform"), TagDef("content", STRINGLIST, group="transform"),
+        TagDef("text", group="transform")), run=_run),),
+)

@@ -1,0 +1,164 @@
+"""date and currentdate (RFC 5260): date parts of a header's date or of `now`, with
+:zone / :originalzone.
+
+Tests: conformance extensions/date/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+
+from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
+
+PARTS = ("year", "month", "day", "date", "julian", "hour", "minute", "second", "time",
+         "iso8601", "std11", "zone", "weekday")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _zone_str(d: dt.datetime) -> str:
+    off = d.utcoffset() or dt.timedelta(0)
+    mins = int(off.total_seconds() // 60)
+    sign = "+" if mins >= 0 else "-"
+    mins = abs(mins)
+    return f"{sign}{mins // 60:02d}{mins % 60:02d}"
+
+
+def parse_zone(z: str) -> dt.tzinfo | None:
+    m = re.fullmatch(r"([+-])(\d\d)(\d\d)", z.strip())
+    if not m:
+        return None
+    h, mi = int(m.group(2)), int(m.group(3))
+    if h > 23 or mi > 59:
+        return None
+    off = dt.timedelta(hours=h, minutes=mi)
+    return dt.timezone(-off if m.group(1) == "-" else off)
+
+
+def date_part(d: dt.datetime, part: str) -> str | None:
+    if part == "year":
+        return f"{d.year:04d}"
+    if part == "month":
+        return f"{d.month:02d}"
+    if part == "day":
+        return f"{d.day:02d}"
+    if part == "date":
+        return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+    if part == "julian":
+        mjd = (d.date() - dt.date(1858, 11, 17)).days
+        return str(mjd)
+    if part == "hour":
+        return f"{d.hour:02d}"
+    if part == "minute":
+        return f"{d.minute:02d}"
+    if part == "second":
+        return f"{d.second:02d}"
+    if part == "time":
+        return f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+    if part == "iso8601":
+        z = _zone_str(d)
+        return d.strftime("%Y-%m-%dT%H:%M:%S") + z[:3] + ":" + z[3:]
+    if part == "std11":
+        return (f"{_DAYS[d.weekday()]}, {d.day:02d} {_MONTHS[d.month - 1]} {d.year:04d} "
+                f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {_zone_str(d)}")
+    if part == "zone":
+        return _zone_str(d)
+    if part == "weekday":
+        return str((d.weekday() + 1) % 7)
+    return None
+
+
+def parse_date(value: str) -> dt.datetime | None:
+    # Received: headers carry the date after the last ';'
+    if ";" in value:
+        value = value.rsplit(";", 1)[1]
+    try:
+        t = email.utils.parsedate_tz(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if t is None:
+        return None
+    try:
+        year = t[0]
+        if year < 50:
+            year += 2000
+        elif year < 1000:
+            year += 1900
+        off = t[9] if t[9] is not None else 0
+        return dt.datetime(year, t[1], t[2], t[3], t[4], min(t[5], 59),
+                           tzinfo=dt.timezone(dt.timedelta(seconds=off)))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _validate(v, node):
+    if node.pos and v.is_literal(node.pos[-2]):
+        part = node.pos[-2].items[0].value.lower()
+        if part not in PARTS:
+            v.error(node.pos[-2], f"invalid date part '{part}'")
+    z = node.tags.get("zone")
+    if z is not None and not isinstance(z, bool) and v.is_literal(z):
+        if parse_zone(z.items[0].value) is None:
+            v.warning(z, f"invalid time zone '{z.items[0].value}'")
+
+
+def _convert(rt, node, d: dt.datetime, original: bool) -> dt.datetime:
+    z = node.tags.get("zone")
+    if z is not None and not isinstance(z, bool):
+        tz = parse_zone(rt.s(z))
+        if tz is None:
+            return None
+        return d.astimezone(tz)
+    if original or node.tags.get("zone:tag") == "originalzone" or node.tags.get("zone") == "originalzone":
+        return d
+    return d.astimezone(_local_zone(rt))
+
+
+def _local_zone(rt):
+    return rt.now.tzinfo or dt.timezone.utc
+
+
+def _run_date(rt, node):
+    from sieve.extensions.index import select_index
+    header = rt.s(node.pos[0])
+    part = rt.s(node.pos[1]).lower()
+    vals = select_index(rt, node, rt.msg.header_values(header))
+    out = []
+    for v in vals:
+        d = parse_date(v)
+        if d is None:
+            continue
+        d = _convert(rt, node, d, False)
+        if d is None:
+            continue
+        p = date_part(d, part)
+        if p is not None:
+            out.append(p)
+    return rt.match(node, out, rt.sl(node.pos[2]))
+
+
+def _run_currentdate(rt, node):
+    part = rt.s(node.pos[0]).lower()
+    d = rt.now
+    z = node.tags.get("zone")
+    if z is not None and not isinstance(z, bool):
+        tz = parse_zone(rt.s(z))
+        if tz is None:
+            return rt.match(node, [], rt.sl(node.pos[1]))
+        d = d.astimezone(tz)
+    p = date_part(d, part)
+    return rt.match(node, [] if p is None else [p], rt.sl(node.pos[1]))
+
+
+EXTENSION = Extension(
+    name="date",
+    commands=(
+        CommandDef("date", kind="test", positional=(STRING, STRING, STRINGLIST), match=True,
+                   tags=(TagDef("zone", STRING, group="zone"), TagDef("originalzone", group="zone")),
+                   validate=_validate, run=_run_date),
+        CommandDef("currentdate", kind="test", positional=(STRING, STRINGLIST), match=True,
+                   tags=(TagDef("zone", STRING, group="zone"),), validate=_validate, run=_run_currentdate),
+    ),
+)

@@ -1,0 +1,43 @@
+"""encoded-character (RFC 5228 2.4.2.4): ${hex:..} and ${unicode:..} in strings,
+decoded once at compile time.
+
+Tests: conformance extensions/encoded-character.svtest.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sieve.extensions.base import Extension
+
+_ENC = re.compile(r"\$\{(hex|unicode):([^}]*)\}", re.IGNORECASE)
+
+
+def decode(v, s) -> str:
+    text = s.value
+    if "${" not in text:
+        return text
+
+    def one(m: re.Match) -> str:
+        kind, body = m.group(1).lower(), m.group(2)
+        items = body.split()
+        if not items and body.strip():
+            return m.group(0)
+        if kind == "hex":
+            if not all(re.fullmatch(r"[0-9a-fA-F]{1,2}", x) for x in items):
+                return m.group(0)
+            return bytes(int(x, 16) for x in items).decode("utf-8", "surrogateescape")
+        if not all(re.fullmatch(r"[0-9a-fA-F]+", x) for x in items):
+            return m.group(0)
+        out = []
+        for x in items:
+            cp = int(x, 16) if len(x) <= 8 else 0x110000
+            if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
+                v.error(s, f"invalid unicode character 0x{x} in encoded character substitution")
+                return m.group(0)
+            out.append(chr(cp))
+        return "".join(out)
+    return _ENC.sub(one, text)
+
+
+EXTENSION = Extension(name="encoded-character")

@@ -1,0 +1,171 @@
+"""enotify (RFC 5435) with the mailto method (RFC 5436): notify, valid_notify_method,
+notify_method_capability, and the :encodeurl modifier of `set`.
+
+Tests: conformance extensions/enotify/.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from sieve.actions import Notify
+from sieve.address import AddressError, parse_address_list
+from sieve.errors import SieveRuntimeError
+from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
+
+_SAFE_HEADERS_FORBIDDEN = {"received", "return-path", "auto-submitted", "from", "to", "cc", "bcc",
+                           "date", "message-id", "sender", "content-type", "content-transfer-encoding",
+                           "mime-version", "x-priority", "importance", "precedence"}
+
+
+def parse_mailto(uri: str):
+    """(recipients, headers, body) of a mailto: URI, or None when invalid."""
+    if not uri.lower().startswith("mailto:"):
+        return None
+    rest = uri[7:]
+    to_part, _, query = rest.partition("?")
+    recipients: list[str] = []
+    headers: list[tuple[str, str]] = []
+    body = ""
+    if re.search(r"%(?![0-9A-Fa-f]{2})", uri):
+        return None
+
+    def addrs(text):
+        if not text:
+            return []
+        out = []
+        for item in text.split(","):
+            item = unquote(item).strip()
+            if not item:
+                return None
+            try:
+                al = parse_address_list(item)
+            except AddressError:
+                return None
+            if len(al) != 1:
+                return None
+            out.append(al[0].all)
+        return out
+
+    r = addrs(to_part)
+    if r is None:
+        return None
+    recipients.extend(r)
+    if query:
+        for pair in query.split("&"):
+            if not pair:
+                continue
+            k, eq, v = pair.partition("=")
+            k = unquote(k).strip()
+            v = unquote(v)
+            if not k or not re.fullmatch(r"[!-9;-~]+", k):
+                return None
+            kl = k.lower()
+            if kl == "to":
+                r = addrs(v)
+                if r is None:
+                    return None
+                recipients.extend(r)
+            elif kl == "body":
+                body = v
+            elif kl in ("cc", "bcc"):
+                r = addrs(v)
+                if r is None:
+                    return None
+                recipients.extend(r)
+            else:
+                headers.append((k, v))
+    return recipients, headers, body
+
+
+def method_error(uri: str) -> str | None:
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):", uri)
+    if not m:
+        return f"invalid notify method URI '{uri}'"
+    if m.group(1).lower() != "mailto":
+        return f"notify method '{m.group(1)}' is not supported"
+    parsed = parse_mailto(uri)
+    if parsed is None or not parsed[0]:
+        return f"invalid mailto URI '{uri}'"
+    return None
+
+
+def _validate_notify(v, node):
+    if node.pos and v.is_literal(node.pos[0]):
+        err = method_error(node.pos[0].items[0].value)
+        if err:
+            v.error(node.pos[0], err)
+    imp = node.tags.get("importance")
+    if imp is not None and v.is_literal(imp) and imp.items[0].value not in ("1", "2", "3"):
+        v.error(imp, "invalid :importance value (must be 1, 2 or 3)")
+    f = node.tags.get("from")
+    if f is not None and v.is_literal(f):
+        try:
+            if len(parse_address_list(f.items[0].value)) != 1:
+                raise AddressError("x")
+        except AddressError:
+            v.error(f, f"specified :from address '{f.items[0].value}' is invalid")
+    opts = node.tags.get("options")
+    if opts is not None and v.is_literal(opts):
+        for s in opts.items:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+.-]*=.*", s.value, re.S):
+                v.error(s, f"invalid notify option '{s.value}'")
+
+
+def _run_notify(rt, node):
+    from sieve.outgoing import notify_mailto
+    uri = rt.s(node.pos[0])
+    err = method_error(uri)
+    if err:
+        raise SieveRuntimeError(f"notify: {err}")
+    recipients, headers, body = parse_mailto(uri)
+    importance = rt.s(node.tags["importance"]) if "importance" in node.tags else "2"
+    from_addr = rt.s(node.tags["from"]) if "from" in node.tags else None
+    text = rt.s(node.tags["message"]) if "message" in node.tags else None
+    subj_hdr = [v for k, v in headers if k.lower() == "subject"]
+    if text is None:
+        frm = (rt.msg.header_values("from") or [""])[0]
+        subj = (rt.msg.header_values("subject") or [""])[0]
+        text = f"{frm}: {subj}" if frm or subj else "Notification"
+    subject = subj_hdr[0] if subj_hdr else text
+    extra = [(k, v) for k, v in headers if k.lower() not in _SAFE_HEADERS_FORBIDDEN and k.lower() != "subject"]
+    msg = b""
+    if rt.envelope.mail_from and not any(k.lower() == "auto-submitted" and v.strip().lower() != "no"
+                                         for k, v in ((k, v) for k, v in
+                                                      ((h, x) for h in ("auto-submitted",)
+                                                       for x in rt.msg.header_raw(h)))):
+        msg = notify_mailto(rt, to=recipients, from_addr=from_addr or rt.settings.sieve_postmaster_address,
+                            subject=subject, body=body or text, headers=extra, importance=importance)
+    rt.add(Notify(method=uri, from_addr=from_addr, importance=importance,
+                  options=tuple(rt.sl(node.tags["options"])) if "options" in node.tags else (),
+                  text=text, envelope_from="", recipients=tuple(recipients) if msg else (),
+                  message=msg, line=node.line), cancels_keep=False)
+
+
+def _run_valid(rt, node):
+    return all(method_error(u) is None for u in rt.sl(node.pos[0]))
+
+
+def _run_capability(rt, node):
+    uri = rt.s(node.pos[0])
+    cap = rt.s(node.pos[1]).lower()
+    if method_error(uri) is not None:
+        return False
+    if cap != "online":
+        return False
+    return rt.match(node, ["maybe"], rt.sl(node.pos[2]))
+
+
+EXTENSION = Extension(
+    name="enotify",
+    commands=(
+        CommandDef("notify", positional=(STRING,), tags=(
+            TagDef("from", STRING), TagDef("importance", STRING), TagDef("options", STRINGLIST),
+            TagDef("message", STRING)), validate=_validate_notify, run=_run_notify),
+        CommandDef("valid_notify_method", kind="test", positional=(STRINGLIST,), run=_run_valid),
+        CommandDef("notify_method_capability", kind="test", positional=(STRING, STRING, STRINGLIST),
+                   match=True, run=_run_capability),
+    ),
+    extra_tags=(("set", TagDef("encodeurl", key="mod:encodeurl")),),
+)

@@ -1,0 +1,61 @@
+"""envelope (RFC 5228 5.4): match the SMTP envelope (from, to, and Dovecot's auth).
+
+Tests: conformance extensions/envelope.svtest.
+"""
+
+from __future__ import annotations
+
+from sieve.address import Address, address_part, parse_path
+from sieve.extensions.base import STRINGLIST, CommandDef, Extension
+
+PARTS = ("from", "to", "auth", "orig_to")
+
+
+def _validate(v, node):
+    if node.pos and v.is_literal(node.pos[0]):
+        for s in node.pos[0].items:
+            if s.value.lower() not in PARTS:
+                v.error(s, f"specified envelope part '{s.value}' is not supported by the envelope test")
+
+
+def envelope_values(rt, which: str, part: str) -> list[str]:
+    env = rt.envelope
+    w = which.lower()
+    delims = rt.settings.sieve_recipient_delimiter
+    if w == "from":
+        raw = env.mail_from
+    elif w == "to":
+        raw = env.rcpt_to
+    elif w == "orig_to":
+        raw = env.orig_rcpt if env.orig_rcpt is not None else env.rcpt_to
+    elif w == "auth":
+        if not env.auth_user:
+            return []
+        raw = env.auth_user
+    else:
+        return []
+    if raw is None:
+        return []
+    a = parse_path(raw)
+    if a is None:
+        # null reverse-path: only :all matches, against ""
+        return [""] if part == "all" else []
+    if a.domain is None and w == "auth":
+        a = Address(a.local, None)
+    p = address_part(a, part, delims)
+    return [] if p is None else [p]
+
+
+def _run(rt, node):
+    part = node.tags.get("address-part", "all")
+    values = []
+    for w in rt.sl(node.pos[0]):
+        values.extend(envelope_values(rt, w, part))
+    return rt.match(node, values, rt.sl(node.pos[1]))
+
+
+EXTENSION = Extension(
+    name="envelope",
+    commands=(CommandDef("envelope", kind="test", positional=(STRINGLIST, STRINGLIST), match=True,
+                         address_part=True, validate=_validate, run=_run),),
+)

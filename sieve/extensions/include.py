@@ -1,0 +1,171 @@
+"""include (RFC 6609): include personal or global scripts, `return`, and `global`
+variables. Includes are resolved at compile time when the compiler is given a loader
+(the testsuite, `owlery sieve check --include-dir`), else at run time through
+Host.load_script. Loops, depth and count are bounded (sieve_max_include_depth,
+sieve_max_includes).
+
+Tests: conformance extensions/include/; tests/sieve/test_hostile.py (include loops).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sieve.errors import SieveCompileError, SieveResourceLimit, SieveRuntimeError
+from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
+
+_NAME_BAD = re.compile(r"[/\x00-\x1f\x7f]")
+
+
+def name_error(name: str) -> str | None:
+    if not name:
+        return "empty script name"
+    if _NAME_BAD.search(name) or name in (".", ".."):
+        return f"invalid script name '{name}'"
+    if len(name) > 255:
+        return "script name too long"
+    return None
+
+
+def _location(node) -> str:
+    return "global" if node.tags.get("location") == "global" else "personal"
+
+
+def _validate_include(v, node):
+    if not node.pos:
+        return
+    if not v.is_literal(node.pos[0]):
+        v.error(node.pos[0], "the include command requires a constant script name")
+        return
+    name = node.pos[0].items[0].value
+    err = name_error(name)
+    if err:
+        v.error(node.pos[0], f"include: {err}")
+        return
+    loader = getattr(v, "loader", None)
+    if loader is None:
+        return
+    loc = _location(node)
+    chain = getattr(v, "include_chain", ())
+    key = (loc, name)
+    if key in chain:
+        v.error(node, f"circular include of script '{name}'")
+        return
+    if len(chain) + 1 > v.settings.sieve_max_include_depth:
+        v.error(node, f"include nesting depth exceeds the limit of {v.settings.sieve_max_include_depth}")
+        return
+    shared = v.data.setdefault("include_count", [0])
+    cache = v.data.setdefault("include_cache", {})
+    if key not in cache:
+        shared[0] += 1
+        if shared[0] > v.settings.sieve_max_includes:
+            v.error(node, f"number of included scripts exceeds the limit of {v.settings.sieve_max_includes}")
+            return
+    source = loader(name, loc)
+    if source is None:
+        if node.tags.get("optional"):
+            node.data["missing"] = True
+            return
+        v.error(node, f"included {loc} script '{name}' does not exist")
+        return
+    if key in cache:
+        node.data["script"] = cache[key]
+        return
+    from sieve.validator import compile_source
+    try:
+        sub = compile_source(source, name=name, settings=v.settings, extra_extensions=tuple(v.extra),
+                             loader=loader, include_chain=chain + (key,), shared=v.data)
+    except SieveCompileError as e:
+        for d in e.diagnostics:
+            if d.message not in ("validation failed", "parse failed"):
+                v.diags.append(d)
+        v.error(node, f"failed to compile included script '{name}'")
+        return
+    cache[key] = sub
+    node.data["script"] = sub
+    if "variables" in sub.requires and "variables" not in v.required:
+        pass
+
+
+def _run_include(rt, node):
+    from sieve.interpreter import ReturnScript
+    name = node.pos[0].items[0].value
+    loc = _location(node)
+    key = (loc, name)
+    if node.tags.get("once") and key in rt.once_done:
+        return
+    if node.data.get("missing"):
+        return
+    script = node.data.get("script")
+    if script is None:
+        script = rt.included.get(key)
+    if script is None:
+        source = rt.host.load_script(name, loc)
+        if source is None:
+            if node.tags.get("optional"):
+                return
+            raise SieveRuntimeError(f"included {loc} script '{name}' does not exist")
+        rt.include_count += 1
+        if rt.include_count > rt.settings.sieve_max_includes:
+            raise SieveResourceLimit("too many included scripts (sieve_max_includes)")
+        from sieve.validator import compile_source
+        try:
+            script = compile_source(source, name=name, settings=rt.settings)
+        except SieveCompileError as e:
+            raise SieveRuntimeError(f"included script '{name}' failed to compile: {e}") from None
+        rt.included[key] = script
+    if name in rt.include_stack and key in rt.ext.setdefault("include_keys", []):
+        raise SieveRuntimeError(f"circular include of script '{name}'")
+    if len(rt.include_stack) > rt.settings.sieve_max_include_depth:
+        raise SieveResourceLimit("include nesting too deep (sieve_max_include_depth)")
+    rt.once_done.add(key)
+    saved = (rt.vars, rt.match_values, rt.requires, rt.match_vars_enabled, rt.ext.get("global_names"))
+    rt.vars = {}
+    rt.match_values = []
+    rt.requires = script.requires
+    rt.match_vars_enabled = "variables" in script.requires
+    rt.ext["global_names"] = set()
+    rt.include_stack.append(name)
+    rt.ext["include_keys"].append(key)
+    try:
+        rt.run_block(script.tree)
+    except ReturnScript:
+        pass
+    finally:
+        rt.include_stack.pop()
+        rt.ext["include_keys"].pop()
+        rt.vars, rt.match_values, rt.requires, rt.match_vars_enabled, gn = saved
+        rt.ext["global_names"] = gn if gn is not None else set()
+
+
+def _run_return(rt, node):
+    from sieve.interpreter import ReturnScript
+    raise ReturnScript()
+
+
+def _validate_global(v, node):
+    if "variables" not in v.required:
+        v.error(node, "the global command requires the variables extension")
+        return
+    from sieve.extensions.variables import check_name
+    for s in node.pos[0].items if node.pos else ():
+        check_name(v, s, s.value)
+        v.data.setdefault("globals", set()).add(s.value.lower())
+
+
+def _run_global(rt, node):
+    names = rt.ext.setdefault("global_names", set())
+    for s in node.pos[0].items:
+        names.add(s.value.lower())
+
+
+EXTENSION = Extension(
+    name="include",
+    commands=(
+        CommandDef("include", positional=(STRING,), tags=(
+            TagDef("personal", group="location"), TagDef("global", group="location"),
+            TagDef("once"), TagDef("optional")), validate=_validate_include, run=_run_include),
+        CommandDef("return", run=_run_return),
+        CommandDef("global", positional=(STRINGLIST,), validate=_validate_global, run=_run_global),
+    ),
+)

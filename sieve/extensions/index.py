@@ -1,0 +1,30 @@
+"""index (RFC 5260 6): :index N and :last on header, address and date tests.
+
+Tests: conformance extensions/index/.
+"""
+
+from __future__ import annotations
+
+from sieve.extensions.base import NUMBER, Extension, TagDef
+
+
+def select_index(rt, node, values: list) -> list:
+    idx = node.tags.get("index")
+    if idx is None:
+        return values
+    n = idx.value
+    if n < 1 or n > len(values):
+        return []
+    return [values[-n]] if node.tags.get("last") else [values[n - 1]]
+
+
+def validate_index(v, node):
+    if node.tags.get("last") and "index" not in node.tags:
+        v.error(node, f"the :last tag for the {node.name} test requires the :index tag")
+
+
+_T = ("header", "address", "date")
+EXTENSION = Extension(
+    name="index",
+    extra_tags=tuple((c, TagDef("index", NUMBER)) for c in _T) + tuple((c, TagDef("last")) for c in _T),
+)

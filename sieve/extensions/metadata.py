@@ -1,0 +1,61 @@
+"""mboxmetadata and servermetadata (RFC 5490 4): metadata/metadataexists and
+servermetadata/servermetadataexists tests, answered by Host.metadata.
+
+Tests: conformance extensions/metadata/.
+"""
+
+from __future__ import annotations
+
+from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension
+
+
+def _ann_ok(a: str) -> bool:
+    low = a.lower()
+    return (low.startswith("/private/") or low.startswith("/shared/")) and "*" not in a and "%" not in a \
+        and not a.endswith("/") and "//" not in a
+
+
+def _validate(v, node):
+    idx = 1 if node.name in ("metadata", "metadataexists") else 0
+    if len(node.pos) > idx and v.is_literal(node.pos[idx]):
+        for s in node.pos[idx].items:
+            if not _ann_ok(s.value):
+                v.error(s, f"specified annotation name '{s.value}' is invalid")
+
+
+def _run_metadata(rt, node):
+    mailbox = rt.s(node.pos[0])
+    ann = rt.s(node.pos[1])
+    val = rt.host.metadata(mailbox, ann) if _ann_ok(ann) else None
+    return rt.match(node, [] if val is None else [val], rt.sl(node.pos[2]))
+
+
+def _run_metadataexists(rt, node):
+    mailbox = rt.s(node.pos[0])
+    return all(_ann_ok(a) and rt.host.metadata(mailbox, a) is not None for a in rt.sl(node.pos[1]))
+
+
+def _run_servermetadata(rt, node):
+    ann = rt.s(node.pos[0])
+    val = rt.host.metadata(None, ann) if _ann_ok(ann) else None
+    return rt.match(node, [] if val is None else [val], rt.sl(node.pos[1]))
+
+
+def _run_servermetadataexists(rt, node):
+    return all(_ann_ok(a) and rt.host.metadata(None, a) is not None for a in rt.sl(node.pos[0]))
+
+
+EXTENSIONS = (
+    Extension(name="mboxmetadata", commands=(
+        CommandDef("metadata", kind="test", positional=(STRING, STRING, STRINGLIST), match=True,
+                   validate=_validate, run=_run_metadata),
+        CommandDef("metadataexists", kind="test", positional=(STRING, STRINGLIST),
+                   validate=_validate, run=_run_metadataexists),
+    ), implies=("mailbox",)),
+    Extension(name="servermetadata", commands=(
+        CommandDef("servermetadata", kind="test", positional=(STRING, STRINGLIST), match=True,
+                   validate=_validate, run=_run_servermetadata),
+        CommandDef("servermetadataexists", kind="test", positional=(STRINGLIST,),
+                   validate=_validate, run=_run_servermetadataexists),
+    )),
+)

@@ -1,0 +1,173 @@
+"""mime, foreverypart and extracttext (RFC 5703): :mime/:anychild on header, address and
+exists; the foreverypart loop with break; extracttext into a variable.
+
+MIME structure comes from sieve.message (bounded). Tests: conformance extensions/mime/.
+"""
+
+from __future__ import annotations
+
+from sieve.errors import SieveError, SieveRuntimeError
+from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
+from sieve.message import parse_content_type
+
+
+class BreakLoop(SieveError):
+    def __init__(self, name):
+        super().__init__("break")
+        self.name = name
+
+
+def _parts(rt):
+    return rt.msg.mime_parts(rt.settings.sieve_max_mime_parts, rt.settings.sieve_max_mime_depth)
+
+
+def _descendants(part):
+    out = []
+    stack = list(reversed(part.children))
+    while stack:
+        p = stack.pop()
+        out.append(p)
+        stack.extend(reversed(p.children))
+    return out
+
+
+def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
+    cur = rt.ext.get("mime_part")
+    if cur is None:
+        parts = _parts(rt)
+        cur = parts[0] if parts else None
+    if cur is None:
+        return []
+    targets = [cur] + (_descendants(cur) if node.tags.get("anychild") else [])
+    out = []
+    opt = node.tags.get("mimeopt:tag")
+    for p in targets:
+        rt.step(1)
+        vals = p.header_raw(h) if raw else p.header_values(h)
+        if opt and h.lower() == "content-type":
+            for v in vals:
+                mtype, params = parse_content_type(v)
+                if not mtype:
+                    mtype = p.mtype if not v.strip() else ""
+                if opt == "type":
+                    out.append(mtype.split("/", 1)[0] if mtype else "")
+                elif opt == "subtype":
+                    out.append(mtype.split("/", 1)[1] if "/" in mtype else "")
+                elif opt == "contenttype":
+                    out.append(mtype)
+                elif opt == "param":
+                    names = [n.lower() for n in rt.sl(node.tags["mimeopt"])]
+                    for n in names:
+                        if n in params:
+                            out.append(params[n])
+            if not vals and h.lower() == "content-type":
+                mtype = p.mtype
+                if opt == "type":
+                    out.append(mtype.split("/", 1)[0])
+                elif opt == "subtype":
+                    out.append(mtype.split("/", 1)[1])
+                elif opt == "contenttype":
+                    out.append(mtype)
+        elif opt == "param":
+            names = [n.lower() for n in rt.sl(node.tags["mimeopt"])]
+            for v in vals:
+                _, params = parse_content_type("x/x;" + v.split(";", 1)[1] if ";" in v else "x/x")
+                for n in names:
+                    if n in params:
+                        out.append(params[n])
+        elif opt:
+            continue
+        else:
+            out.extend(vals)
+    return out
+
+
+def _validate_mime_tags(v, node):
+    if ("anychild" in node.tags or "mimeopt:tag" in node.tags) and "mime" not in node.tags:
+        v.error(node, f"the :anychild/:type/:subtype/:contenttype/:param tags require :mime")
+    if "mimeopt:tag" in node.tags and node.name != "header":
+        v.error(node, f"the :{node.tags['mimeopt:tag']} tag is only allowed for the header test")
+
+
+def _validate_foreverypart(v, node):
+    names = v.data.setdefault("fep_names", [])
+    v.data.setdefault("fep_depth", 0)
+
+
+def _run_foreverypart(rt, node):
+    name = rt.s(node.tags["name"]) if "name" in node.tags else None
+    parent = rt.ext.get("mime_part")
+    if parent is None:
+        parts = _parts(rt)
+        children = _descendants(parts[0]) if parts else []
+    else:
+        children = _descendants(parent)
+    depth = rt.ext.get("fep_depth", 0)
+    rt.ext["fep_depth"] = depth + 1
+    try:
+        for p in children:
+            rt.step()
+            rt.ext["mime_part"] = p
+            try:
+                rt.run_block(node.block)
+            except BreakLoop as b:
+                if b.name is None or b.name == name:
+                    break
+                raise
+    finally:
+        rt.ext["mime_part"] = parent
+        rt.ext["fep_depth"] = depth
+
+
+def _run_break(rt, node):
+    raise BreakLoop(rt.s(node.tags["name"]) if "name" in node.tags else None)
+
+
+def _validate_extract(v, node):
+    if node.pos:
+        from sieve.extensions.variables import _validate_set, check_name
+        check_name(v, node.pos[0], node.pos[0].items[0].value)
+        _validate_set(v, node) if False else None
+        from sieve.parser import Tag
+        from sieve.extensions.variables import MODIFIERS
+        mods = [a.name for a in node.args if isinstance(a, Tag) and a.name in MODIFIERS]
+        node.data["mods"] = sorted(set(mods), key=lambda m: -MODIFIERS[m][0])
+
+
+def _run_extract(rt, node):
+    from sieve.extensions.variables import MODIFIERS, assign
+    p = rt.ext.get("mime_part")
+    if p is None:
+        raise SieveRuntimeError("extracttext used outside foreverypart")
+    text = p.text() if p.mtype.startswith("text/") else ""
+    if "first" in node.tags:
+        text = text[: node.tags["first"].value]
+    for m in node.data.get("mods", ()):
+        text = MODIFIERS[m][1](text)
+    assign(rt, node.pos[0].items[0].value, text)
+
+
+_MIME_TAGS = []
+for _c in ("header", "address", "exists"):
+    _MIME_TAGS += [(_c, TagDef("mime")), (_c, TagDef("anychild"))]
+for _t in ("type", "subtype", "contenttype"):
+    for _c in ("header", "address", "exists"):
+        _MIME_TAGS.append((_c, TagDef(_t, group="mimeopt")))
+for _c in ("header", "address", "exists"):
+    _MIME_TAGS.append((_c, TagDef("param", STRINGLIST, group="mimeopt")))
+
+_EXTRACT_TAGS = tuple(TagDef(m, key="mod:" + m) for m in
+                      ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length")) + \
+    (TagDef("first", NUMBER),)
+
+EXTENSIONS = (
+    Extension(name="foreverypart", commands=(
+        CommandDef("foreverypart", tags=(TagDef("name", STRING),), block="required",
+                   validate=_validate_foreverypart, run=_run_foreverypart),
+        CommandDef("break", tags=(TagDef("name", STRING),), run=_run_break),
+    )),
+    Extension(name="mime", extra_tags=tuple(_MIME_TAGS)),
+    Extension(name="extracttext", commands=(
+        CommandDef("extracttext", positional=(STRING,), tags=_EXTRACT_TAGS, validate=_validate_extract,
+                   run=_run_extract),), requires=("foreverypart", "variables")),
+)

@@ -1,0 +1,150 @@
+"""vacation (RFC 5230) and vacation-seconds (RFC 6131): auto-replies that obey RFC 3834
+(no reply to lists, bulk, auto-submitted mail, null or own senders; only when the user
+is a recipient) and a per-sender period tracked through Host.seen / Host.mark.
+
+The reply message is composed here (sieve.outgoing); the delivery sends it.
+Tests: conformance extensions/vacation/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sieve.actions import Vacation
+from sieve.address import AddressError, parse_address_list, parse_path
+from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
+
+_NO_REPLY_LOCALPARTS = ("mailer-daemon", "postmaster", "listserv", "majordomo", "mailer",
+                        "owner-", "-request", "-bounces", "-owner", "noreply", "no-reply")
+
+
+def _validate(v, node):
+    if "seconds" in node.tags and node.tags.get("seconds:tag") == "seconds" and "vacation-seconds" not in v.required:
+        v.error(node, "the :seconds tag requires the vacation-seconds extension")
+    f = node.tags.get("from")
+    if f is not None and v.is_literal(f):
+        text = f.items[0].value
+        try:
+            if len(parse_address_list(text)) != 1:
+                raise AddressError("not one address")
+        except AddressError:
+            v.error(f, f"specified :from address '{text}' is invalid for the vacation action")
+    addrs = node.tags.get("addresses")
+    if addrs is not None and v.is_literal(addrs):
+        for s in addrs.items:
+            try:
+                if len(parse_address_list(s.value)) != 1:
+                    raise AddressError("x")
+            except AddressError:
+                v.error(s, f"specified :addresses item '{s.value}' is invalid for the vacation action")
+
+
+def _norm(a: str) -> str:
+    return a.strip().lower()
+
+
+def _is_list_or_auto(rt) -> bool:
+    msg = rt.msg
+    for v in msg.header_raw("auto-submitted"):
+        if v.strip().split(";")[0].strip().lower() != "no":
+            return True
+    for v in msg.header_raw("precedence"):
+        if v.strip().lower() in ("bulk", "list", "junk"):
+            return True
+    for h in ("list-id", "list-owner", "list-unsubscribe", "list-post", "list-help", "list-subscribe",
+              "list-archive", "x-auto-response-suppress"):
+        if msg.has_header(h):
+            if h == "x-auto-response-suppress":
+                vals = " ".join(msg.header_raw(h)).lower()
+                if "all" in vals or "oof" in vals:
+                    return True
+                continue
+            return True
+    return False
+
+
+def _run(rt, node):
+    from sieve.outgoing import vacation_reply
+    sender = rt.envelope.mail_from
+    if not sender:
+        return
+    sa = parse_path(sender)
+    if sa is None or sa.domain is None:
+        return
+    local = sa.local.lower()
+    if any(local == p or local.startswith(p) if not p.startswith("-") else local.endswith(p)
+           for p in _NO_REPLY_LOCALPARTS if p):
+        return
+    if _is_list_or_auto(rt):
+        return
+    me = [rt.envelope.rcpt_to]
+    if rt.envelope.orig_rcpt:
+        me.append(rt.envelope.orig_rcpt)
+    if rt.settings.sieve_user_email:
+        me.append(rt.settings.sieve_user_email)
+    if "addresses" in node.tags:
+        me.extend(rt.sl(node.tags["addresses"]))
+    me_norm = set()
+    for m in me:
+        try:
+            for a in parse_address_list(m):
+                me_norm.add(_norm(a.all))
+        except AddressError:
+            me_norm.add(_norm(m))
+    if _norm(sa.all) in me_norm:
+        return
+    # the user must be an explicit recipient (RFC 5230 4.5)
+    found = False
+    for h in ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"):
+        for raw in rt.msg.header_raw(h):
+            try:
+                for a in parse_address_list(raw):
+                    if _norm(a.all) in me_norm:
+                        found = True
+            except AddressError:
+                continue
+    if not found:
+        return
+    reason = rt.s(node.pos[0])
+    if "seconds" in node.tags and node.tags.get("seconds:tag") == "seconds":
+        period = float(node.tags["seconds"].value)
+        period = max(period, 0.0)
+    elif "seconds" in node.tags:
+        period = float(node.tags["seconds"].value) * 86400
+    else:
+        period = rt.settings.sieve_vacation_default_period
+    if period > 0:
+        period = max(period, rt.settings.sieve_vacation_min_period) if rt.settings.sieve_vacation_min_period else period
+    period = min(period, rt.settings.sieve_vacation_max_period)
+    handle = rt.s(node.tags["handle"]) if "handle" in node.tags else \
+        "\0".join([reason, rt.s(node.tags["subject"]) if "subject" in node.tags else "",
+                   rt.s(node.tags["from"]) if "from" in node.tags else "",
+                   " ".join(rt.sl(node.tags["addresses"])) if "addresses" in node.tags else "",
+                   "mime" if node.tags.get("mime") else ""])
+    key = "vacation:" + hashlib.sha256(f"{_norm(sa.all)}\0{handle}".encode("utf-8", "surrogateescape")).hexdigest()
+    if period > 0 and rt.host.seen(key):
+        return
+    if "subject" in node.tags:
+        subject = rt.s(node.tags["subject"])
+    else:
+        orig = (rt.msg.header_values("subject") or [""])[0]
+        subject = "Auto: " + orig if orig else "Automated reply"
+    from_addr = rt.s(node.tags["from"]) if "from" in node.tags else (
+        rt.settings.sieve_user_email or rt.envelope.orig_rcpt or rt.envelope.rcpt_to)
+    mid = (rt.msg.header_raw("message-id") or [None])[0]
+    refs = (rt.msg.header_raw("references") or [None])[0]
+    reply = vacation_reply(rt, to=sa.all, from_addr=from_addr, subject=subject, reason=reason,
+                           mime=bool(node.tags.get("mime")), in_reply_to=mid, references=refs)
+    rt.add(Vacation(to=sa.all, from_addr=from_addr, subject=subject, reason=reason,
+                    mime=bool(node.tags.get("mime")), handle=handle, period=period, tracking_key=key,
+                    reply=reply, line=node.line), cancels_keep=False)
+
+
+EXTENSIONS = (
+    Extension(name="vacation", commands=(CommandDef("vacation", positional=(STRING,), tags=(
+        TagDef("days", NUMBER, group="period", key="seconds"),
+        TagDef("seconds", NUMBER, group="period", key="seconds"),
+        TagDef("subject", STRING), TagDef("from", STRING), TagDef("addresses", STRINGLIST),
+        TagDef("mime"), TagDef("handle", STRING)), validate=_validate, run=_run),)),
+    Extension(name="vacation-seconds", implies=("vacation",)),
+)

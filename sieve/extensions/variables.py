@@ -1,0 +1,208 @@
+"""variables (RFC 5229): `set` with modifiers, the `string` test, ${name} and ${N}
+expansion (templates compiled at validation time), match variables.
+
+Namespaces: `global.` (include), `env.` (vnd.dovecot.environment), `tst.` (testsuite).
+Tests: conformance extensions/variables/.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sieve.errors import SieveRuntimeError
+from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
+
+_REF = re.compile(r"\$\{([^{}]*)\}")
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_NAME = re.compile(rf"{_IDENT}(?:\.{_IDENT})*")
+_NUM = re.compile(r"[0-9]+")
+
+
+def template(v, s):
+    """Parts list for a string with variable references, or None for a constant."""
+    text = s.value
+    if "${" not in text:
+        return None
+    parts: list = []
+    pos = 0
+    found = False
+    for m in _REF.finditer(text):
+        name = m.group(1)
+        if _NUM.fullmatch(name):
+            kind = ("match", int(name) if len(name) < 6 else 10 ** 6)
+        elif _NAME.fullmatch(name):
+            kind = ("var", name.lower())
+            ns = name.lower().split(".")
+            if len(ns) > 1 and ns[0] not in ("global", "env", "tst", "envelope"):
+                # an unknown namespace is a compile error (RFC 5229 3)
+                v.error(s, f"variable namespace '{ns[0]}' is not known in '${{{name}}}'")
+            elif len(ns) > 2 and ns[0] == "tst":
+                v.error(s, f"invalid variable name '{name}'")
+        else:
+            continue
+        if m.start() > pos:
+            parts.append(text[pos:m.start()])
+        parts.append(kind)
+        pos = m.end()
+        found = True
+    if not found:
+        return None
+    if pos < len(text):
+        parts.append(text[pos:])
+    return parts
+
+
+def lookup(rt, name: str) -> str:
+    if "." in name:
+        ns, rest = name.split(".", 1)
+        if ns == "global":
+            return rt.globals.get(rest, "")
+        if ns == "env":
+            from sieve.extensions.environment import env_value
+            v = env_value(rt, rest)
+            return v if v is not None else ""
+        if ns == "tst":
+            if rt.testsuite is not None and rest == "path":
+                return rt.testsuite.script_dir
+            return ""
+        return ""
+    scope = rt.vars
+    if name in rt.ext.get("global_names", ()):
+        return rt.globals.get(name, "")
+    return scope.get(name, "")
+
+
+def expand(rt, parts) -> str:
+    out = []
+    size = 0
+    limit = rt.settings.sieve_max_string_length
+    for p in parts:
+        if isinstance(p, str):
+            out.append(p)
+            size += len(p)
+        else:
+            kind, name = p
+            if kind == "match":
+                val = rt.match_values[name] if name < len(rt.match_values) else ""
+            else:
+                val = lookup(rt, name)
+            out.append(val)
+            size += len(val)
+        if size > limit:
+            raise SieveRuntimeError("expanded string is too long (sieve_max_string_length)")
+    rt.step(1 + size // 1024)
+    return "".join(out)
+
+
+# --- set modifiers -------------------------------------------------------------------
+
+def _quotewildcard(s: str) -> str:
+    return re.sub(r"([*?\\])", r"\\\1", s)
+
+
+def _quoteregex(s: str) -> str:
+    return re.sub(r"([.*+?^${}()|\[\]\\/])", r"\\\1", s)
+
+
+def _encodeurl(s: str) -> str:
+    from urllib.parse import quote
+    return quote(s.encode("utf-8", "surrogateescape"), safe="-._~")
+
+
+MODIFIERS = {
+    # name: (precedence, function); higher precedence applied first (RFC 5229 4.1)
+    "lower": (40, lambda s: s.lower()),
+    "upper": (40, lambda s: s.upper()),
+    "lowerfirst": (30, lambda s: s[:1].lower() + s[1:]),
+    "upperfirst": (30, lambda s: s[:1].upper() + s[1:]),
+    "quotewildcard": (20, _quotewildcard),
+    "quoteregex": (20, _quoteregex),
+    "encodeurl": (15, _encodeurl),
+    "length": (10, lambda s: str(len(s))),
+}
+MODIFIER_EXT = {"quoteregex": "regex", "encodeurl": "enotify"}
+
+
+def _validate_set(v, node):
+    mods = []
+    for a in node.args:
+        from sieve.parser import Tag
+        if isinstance(a, Tag):
+            mods.append(a)
+    node.data["mods"] = []
+    if node.pos:
+        name = node.pos[0].items[0].value
+        check_name(v, node.pos[0], name)
+    seen_prec = {}
+    for t in mods:
+        if t.name not in MODIFIERS:
+            continue
+        prec = MODIFIERS[t.name][0]
+        if prec in seen_prec and seen_prec[prec] != t.name:
+            v.error(t, f"modifiers :{seen_prec[prec]} and :{t.name} of the same precedence "
+                       "cannot be combined")
+        seen_prec[prec] = t.name
+        if t.name not in [m for m in node.data["mods"]]:
+            node.data["mods"].append(t.name)
+    node.data["mods"].sort(key=lambda m: -MODIFIERS[m][0])
+
+
+def check_name(v, where, name: str, allow_global_ns=True) -> None:
+    low = name.lower()
+    if not _NAME.fullmatch(name):
+        v.error(where, f"invalid variable name '{name}'")
+        return
+    parts = low.split(".")
+    if len(parts) > 1:
+        if parts[0] == "global" and allow_global_ns and len(parts) == 2:
+            if "include" not in v.required:
+                v.error(where, f"variable namespace 'global' requires the include extension")
+            return
+        v.error(where, f"cannot assign to variable '{name}' (namespace not writable)")
+        return
+    if len(name) > v.settings.sieve_max_variable_name:
+        v.error(where, f"variable name '{name}' is too long")
+    vars_ = v.data.setdefault("variables", set())
+    vars_.add(low)
+    if len(vars_) > v.settings.sieve_max_variables:
+        v.error(where, f"number of variables exceeds the maximum ({v.settings.sieve_max_variables})")
+
+
+def assign(rt, name: str, value: str) -> None:
+    limit = rt.settings.sieve_max_variable_size
+    if len(value) > limit:
+        value = value[:limit]
+    low = name.lower()
+    if low.startswith("global."):
+        rt.globals[low[7:]] = value
+    elif low in rt.ext.get("global_names", ()):
+        rt.globals[low] = value
+    else:
+        rt.vars[low] = value
+
+
+def _run_set(rt, node):
+    name = node.pos[0].items[0].value
+    value = rt.s(node.pos[1])
+    for m in node.data.get("mods", ()):
+        value = MODIFIERS[m][1](value)
+    assign(rt, name, value)
+
+
+def _run_string(rt, node):
+    values = rt.sl(node.pos[0])
+    if node.tags.get("match-type") == "count":
+        values = [x for x in values if x != ""]
+    return rt.match(node, values, rt.sl(node.pos[1]))
+
+
+_SET_TAGS = tuple(TagDef(m, group=None, key="mod:" + m) for m in
+                  ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length"))
+
+EXTENSION = Extension(
+    name="variables",
+    commands=(
+        CommandDef("set", positional=(STRING, STRING), tags=_SET_TAGS, validate=_validate_set, run=_run_set),
+        CommandDef("string", kind="test", positional=(STRINGLIST, STRINGLIST), match=True, run=_run_string),
+    ),
+)

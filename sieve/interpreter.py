@@ -1,0 +1,177 @@
+"""Sieve interpreter: walks a validated script against one message and builds a Result.
+
+No I/O: questions go to the Host (sieve.api.Host). Every command, test and comparison
+costs CPU steps; past sieve_max_cpu_steps the run stops with a resource-limit error.
+Runtime errors end the run with status "error" (the delivery then keeps into INBOX).
+Talks to: sieve.result, sieve.match, sieve.message, the extensions' run functions.
+Tests: conformance (every execute-time block), tests/sieve/test_api.py, test_hostile.py.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+from sieve.errors import SieveError, SieveResourceLimit, SieveRuntimeError, SieveTempFailure
+from sieve.message import Message
+from sieve.parser import Num, Str, StrList
+from sieve.result import ResultBuilder
+
+
+class StopScript(Exception):
+    """`stop`: ends the whole run (all includes)."""
+
+
+class ReturnScript(Exception):
+    """include's `return`: ends the current (included) script."""
+
+
+class Runtime:
+    """The state of one run: message, envelope, variables, result, step budget."""
+
+    def __init__(self, script, message: bytes, envelope, *, host, settings, environment, now,
+                 result: ResultBuilder | None = None, msg: Message | None = None):
+        self.script = script
+        self.envelope = envelope
+        self.host = host
+        self.settings = settings
+        self.environment = environment
+        self.now = now if now.tzinfo else now.replace(tzinfo=_dt.timezone.utc)
+        self.msg = msg if msg is not None else Message(message, settings.sieve_max_message_scan)
+        self.result = result if result is not None else ResultBuilder(settings, settings.sieve_default_mailbox)
+        self.steps = 0
+        self.max_steps = settings.sieve_max_cpu_steps
+        self.max_match_subject = settings.sieve_max_match_subject
+        self.vars: dict[str, str] = {}
+        self.globals: dict[str, str] = {}
+        self.match_values: list[str] = []
+        self.match_vars_enabled = "variables" in script.requires
+        self.requires = script.requires
+        self.include_stack: list[str] = [script.name]
+        self.included: dict = {}          # (location, name) -> Script, for :once
+        self.once_done: set = set()
+        self.include_count = 0
+        self.ext: dict = {"global_names": set(), "include_keys": []}   # per-run extension state
+        self.testsuite = None             # the harness, when running .svtest files
+        self.errors: list[str] = []
+        self.duplicate_checked: dict = {}
+        self.editheader_count = 0
+
+    # --- budget ---
+    def step(self, n: int = 1) -> None:
+        self.steps += n
+        if self.steps > self.max_steps:
+            raise SieveResourceLimit(f"execution exceeded CPU limit (sieve_max_cpu_steps {self.max_steps})")
+
+    # --- strings ---
+    def s(self, s) -> str:
+        if isinstance(s, StrList):
+            s = s.items[0]
+        if s.parts is None:
+            return s.value
+        from sieve.extensions.variables import expand
+        return expand(self, s.parts)
+
+    def sl(self, sl) -> list[str]:
+        if isinstance(sl, Str):
+            return [self.s(sl)]
+        return [self.s(x) for x in sl.items]
+
+    def num(self, n: Num) -> int:
+        return n.value
+
+    def set_match_values(self, values: list[str]) -> None:
+        limit = self.settings.sieve_max_match_values
+        self.match_values = values[: limit + 1]
+
+    # --- matching ---
+    def match(self, node, values, keys: list[str]) -> bool:
+        from sieve.match import do_match
+        spec = node.data.get("spec")
+        if spec is None:
+            spec = {"cmp": node.tags.get("comparator", "i;ascii-casemap"),
+                    "mt": node.tags.get("match-type", "is"),
+                    "rel": node.tags.get("relation"),
+                    "regex_cache": node.data.get("regex_cache")}
+            node.data["spec"] = spec
+        return do_match(self, spec, values, keys)
+
+    # --- tree walking ---
+    def run_block(self, nodes) -> None:
+        done = True   # result of the previous if/elsif chain: True = skip elsif/else
+        for node in nodes:
+            self.step()
+            name = node.name
+            if name == "if":
+                done = False
+                if node.skip:
+                    continue
+                if self.test(node.tests[0]):
+                    done = True
+                    self.run_block(node.block)
+                continue
+            if name == "elsif":
+                if done or node.skip:
+                    continue
+                if self.test(node.tests[0]):
+                    done = True
+                    self.run_block(node.block)
+                continue
+            if name == "else":
+                if not done:
+                    done = True
+                    self.run_block(node.block)
+                continue
+            done = True
+            try:
+                node.defn.run(self, node)
+            except SieveRuntimeError as e:
+                if not e.line:
+                    e.line, e.column = node.line, node.column
+                    e.args = (f"line {node.line}: {e.message}",)
+                raise
+
+    def test(self, node) -> bool:
+        self.step()
+        return bool(node.defn.run(self, node))
+
+    def add(self, action, cancels_keep: bool = True) -> None:
+        self.result.add(action, cancels_keep)
+
+
+def execute(script, message: bytes, envelope, *, host, settings, environment, now):
+    """Run a compiled script; the public entry point is sieve.api.run."""
+    from sieve.api import Result
+    rt = Runtime(script, message, envelope, host=host, settings=settings, environment=environment, now=now)
+    status = "ok"
+    errors: list[str] = []
+    try:
+        run_toplevel(rt)
+    except SieveTempFailure as e:
+        status = "tempfail"
+        errors.append(str(e))
+    except SieveResourceLimit as e:
+        status = "resource_limit"
+        errors.append(str(e))
+    except SieveRuntimeError as e:
+        status = "error"
+        errors.append(str(e))
+    except SieveError as e:
+        status = "error"
+        errors.append(str(e))
+    except RecursionError:
+        status = "resource_limit"
+        errors.append("script recursion too deep")
+    res = rt.result
+    return Result(status=status, actions=list(res.actions), implicit_keep=res.implicit_keep,
+                  keep_flags=res.keep_flags, message=rt.msg.to_bytes(), errors=errors + rt.errors,
+                  default_mailbox=settings.sieve_default_mailbox)
+
+
+def run_toplevel(rt: Runtime) -> None:
+    """Run rt.script; stop ends it normally. Errors propagate (SieveError)."""
+    try:
+        rt.run_block(rt.script.tree)
+    except (StopScript, ReturnScript):
+        pass
+    from sieve.extensions.imap4flags import final_flags
+    final_flags(rt)

@@ -1,0 +1,200 @@
+"""Sieve lexer (RFC 5228 section 8.1): script text to tokens carrying line and column.
+
+Strings keep RFC 5228 semantics: quoted-string escapes, `text:` multi-line strings with
+dot-unstuffing, and bare LF stored as CRLF (as the RFC's CRLF-based grammar implies).
+Used by sieve.parser. Tests: tests/sieve/test_parser.py, tests/sieve/test_fuzz.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sieve.errors import SieveSyntaxError
+
+# token kinds
+IDENT, TAG, NUMBER, STRING, PUNCT, EOF = "identifier", "tag", "number", "string", "punct", "end of script"
+
+_QUANT = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+_IDSTART = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_IDCHARS = _IDSTART | set("0123456789")
+_PUNCT = set(";,[](){}")
+MAX_NUMBER = (1 << 63) - 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Token:
+    kind: str
+    value: object
+    line: int
+    column: int
+    multiline: bool = False
+
+    def describe(self) -> str:
+        if self.kind == PUNCT:
+            return f"'{self.value}'"
+        if self.kind == STRING:
+            return "string"
+        if self.kind == EOF:
+            return "end of script"
+        return f"{self.kind} '{self.value}'" if self.kind != TAG else f"tag ':{self.value}'"
+
+
+def _to_crlf(s: str) -> str:
+    if "\n" not in s and "\r" not in s:
+        return s
+    s = s.replace("\r\n", "\n").replace("\r", "\n")
+    return s.replace("\n", "\r\n")
+
+
+def tokenize(text: str, max_string: int) -> list[Token]:
+    """All tokens of `text` plus a final EOF token; raises SieveSyntaxError."""
+    toks: list[Token] = []
+    i, n = 0, len(text)
+    line, lstart = 1, 0
+    append = toks.append
+    while True:
+        # skip white space and comments
+        while i < n:
+            c = text[i]
+            if c == "\n":
+                line += 1
+                lstart = i + 1
+                i += 1
+            elif c in " \t\r":
+                i += 1
+            elif c == "#":
+                j = text.find("\n", i)
+                i = n if j < 0 else j
+            elif c == "/" and text.startswith("/*", i):
+                j = text.find("*/", i + 2)
+                if j < 0:
+                    raise SieveSyntaxError("end of file before end of bracket comment ('*/' missing)",
+                                           line, i - lstart + 1)
+                line += text.count("\n", i, j)
+                k = text.rfind("\n", i, j)
+                if k >= 0:
+                    lstart = k + 1
+                i = j + 2
+            else:
+                break
+        if i >= n:
+            append(Token(EOF, None, line, i - lstart + 1))
+            return toks
+        c = text[i]
+        col = i - lstart + 1
+        if c in _PUNCT:
+            append(Token(PUNCT, c, line, col))
+            i += 1
+        elif c == ":":
+            j = i + 1
+            if j < n and text[j] in _IDSTART:
+                while j < n and text[j] in _IDCHARS:
+                    j += 1
+                append(Token(TAG, text[i + 1:j], line, col))
+                i = j
+            else:
+                raise SieveSyntaxError("unexpected character ':' (a tag name must follow)", line, col)
+        elif c.isdigit() and c in "0123456789":
+            j = i
+            while j < n and text[j] in "0123456789":
+                j += 1
+            value = int(text[i:j])
+            if j < n and text[j] in "KMGkmg":
+                value *= _QUANT[text[j].upper()]
+                j += 1
+            if j < n and text[j] in _IDCHARS:
+                raise SieveSyntaxError(f"invalid number '{text[i:j + 1]}...'", line, col)
+            if value > MAX_NUMBER:
+                raise SieveSyntaxError("number is too large", line, col)
+            append(Token(NUMBER, value, line, col))
+            i = j
+        elif c in _IDSTART:
+            j = i
+            while j < n and text[j] in _IDCHARS:
+                j += 1
+            word = text[i:j]
+            if word.lower() == "text" and j < n and text[j] == ":":
+                tline = line
+                # multi-line string: "text:" *(SP / HTAB) (hash-comment / CRLF)
+                k = j + 1
+                while k < n and text[k] in " \t":
+                    k += 1
+                if k < n and text[k] == "#":
+                    e = text.find("\n", k)
+                    k = n if e < 0 else e
+                if k < n and text[k] == "\r":
+                    k += 1
+                if k >= n or text[k] != "\n":
+                    raise SieveSyntaxError("invalid multi-line string: text: must be followed by "
+                                           "a line break", line, col)
+                k += 1
+                line += 1
+                lstart = k
+                parts = []
+                size = 0
+                while True:
+                    if k >= n:
+                        raise SieveSyntaxError("end of file before end of multi-line string "
+                                               "(missing '.' line)", line, 1)
+                    e = text.find("\n", k)
+                    if e < 0:
+                        raw = text[k:]
+                        e = n
+                    else:
+                        raw = text[k:e]
+                    if raw.endswith("\r"):
+                        raw = raw[:-1]
+                    if raw == ".":
+                        k = e + 1 if e < n else n
+                        line += 1
+                        lstart = k
+                        break
+                    if raw.startswith("."):
+                        raw = raw[1:]
+                    parts.append(raw + "\r\n")
+                    size += len(raw) + 2
+                    if size > max_string:
+                        raise SieveSyntaxError("string is too long (sieve_max_string_length)", line, 1)
+                    line += 1
+                    k = e + 1
+                    lstart = k
+                append(Token(STRING, "".join(parts), tline, col, True))
+                i = k
+            else:
+                append(Token(IDENT, word, line, col))
+                i = j
+        elif c == '"':
+            j = i + 1
+            buf = []
+            start_line = line
+            seg = j
+            while True:
+                if j >= n:
+                    raise SieveSyntaxError("end of file before end of quoted string", start_line, col)
+                d = text[j]
+                if d == '"':
+                    buf.append(text[seg:j])
+                    j += 1
+                    break
+                if d == "\\":
+                    buf.append(text[seg:j])
+                    if j + 1 < n:
+                        buf.append(text[j + 1])
+                        if text[j + 1] == "\n":
+                            line += 1
+                            lstart = j + 2
+                    j += 2
+                    seg = j
+                    continue
+                if d == "\n":
+                    line += 1
+                    lstart = j + 1
+                j += 1
+                if j - i > max_string + 2:
+                    raise SieveSyntaxError("string is too long (sieve_max_string_length)", start_line, col)
+            append(Token(STRING, _to_crlf("".join(buf)), start_line, col))
+            i = j
+        else:
+            raise SieveSyntaxError(f"unexpected character '{c}'" if c.isprintable()
+                                   else f"unexpected character 0x{ord(c):02x}", line, col)
+

@@ -1,0 +1,478 @@
+"""Comparators (RFC 4790: i;octet, i;ascii-casemap, i;ascii-numeric) and match types
+(:is, :contains, :matches, :count/:value of RFC 5231, :regex) with match variables.
+
+:matches uses a linear segment matcher (no backtracking regex); :regex translates POSIX
+ERE to Python `re` after refusing patterns with nested unbounded repeats and long
+patterns, and looks at a bounded prefix of each value. Every comparison costs CPU steps.
+Used by the tests of sieve.extensions. Tests: conformance (match-types, comparators,
+relational, regex) and tests/sieve/test_hostile.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sieve.errors import SieveRuntimeError
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ASCII_LOWER = str.maketrans(_UPPER, _UPPER.lower())
+
+COMPARATORS = ("i;octet", "i;ascii-casemap", "i;ascii-numeric")
+REL_OPS = ("gt", "ge", "lt", "le", "eq", "ne")
+
+
+def ascii_lower(s: str) -> str:
+    return s.translate(_ASCII_LOWER)
+
+
+def numeric_key(s: str):
+    """i;ascii-numeric: the leading digits as a number; no leading digit = +infinity."""
+    i = 0
+    n = len(s)
+    while i < n and "0" <= s[i] <= "9":
+        i += 1
+    if i == 0:
+        return None
+    return int(s[:i].lstrip("0") or "0") if i < 4300 else int(s[:4000])
+
+
+def _num_cmp(a: str, b: str) -> int:
+    ka, kb = numeric_key(a), numeric_key(b)
+    if ka is None and kb is None:
+        return 0
+    if ka is None:
+        return 1
+    if kb is None:
+        return -1
+    return (ka > kb) - (ka < kb)
+
+
+def compare(comparator: str, a: str, b: str) -> int:
+    """Ordering of a and b under the comparator (-1, 0, 1)."""
+    if comparator == "i;ascii-numeric":
+        return _num_cmp(a, b)
+    if comparator == "i;ascii-casemap":
+        a, b = ascii_lower(a), ascii_lower(b)
+    else:
+        # i;octet orders by UTF-8 octets; surrogate-escaped bytes keep their byte value.
+        a = a.encode("utf-8", "surrogateescape")
+        b = b.encode("utf-8", "surrogateescape")
+    return (a > b) - (a < b)
+
+
+def rel_ok(op: str, c: int) -> bool:
+    return {"gt": c > 0, "ge": c >= 0, "lt": c < 0, "le": c <= 0, "eq": c == 0, "ne": c != 0}[op]
+
+
+def _fold(comparator: str, s: str) -> str:
+    return ascii_lower(s) if comparator == "i;ascii-casemap" else s
+
+
+# --- :matches ------------------------------------------------------------------------
+
+def compile_glob(key: str):
+    """Pattern -> list of tokens: str literal chunks, '?' and '*' markers."""
+    toks: list = []
+    lit: list[str] = []
+    i, n = 0, len(key)
+    while i < n:
+        c = key[i]
+        if c == "\\" and i + 1 < n:
+            lit.append(key[i + 1])
+            i += 2
+            continue
+        if c == "\\":
+            i += 1
+            continue
+        if c in "*?":
+            if lit:
+                toks.append("".join(lit))
+                lit = []
+            toks.append(_STAR if c == "*" else _QMARK)
+        else:
+            lit.append(c)
+        i += 1
+    if lit:
+        toks.append("".join(lit))
+    return toks
+
+
+class _Marker:
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return self.name
+
+
+_STAR = _Marker("*")
+_QMARK = _Marker("?")
+
+
+def _seg_match_at(seg: list, s: str, pos: int) -> bool:
+    """Does the star-free segment (literals and ?) match s at pos?"""
+    for t in seg:
+        if t is _QMARK:
+            if pos >= len(s):
+                return False
+            pos += 1
+        else:
+            if not s.startswith(t, pos):
+                return False
+            pos += len(t)
+    return True
+
+
+def _seg_len(seg: list) -> int:
+    return sum(1 if t is _QMARK else len(t) for t in seg)
+
+
+def glob_match(toks: list, s: str, want_groups: bool, budget) -> list | None:
+    """Match s against glob tokens; None if no match, else the match values
+    ([whole, wildcard1, wildcard2, ...]) when want_groups, [] otherwise.
+
+    Each '*' takes as little as possible except the last, which takes the rest before
+    the final segment (RFC 5229 3.2 leaves the choice to the implementation; this one
+    is linear in len(s) * len(pattern)). budget(n) charges CPU steps."""
+    # split into segments separated by stars
+    segs: list[list] = [[]]
+    for t in toks:
+        if t is _STAR:
+            segs.append([])
+        else:
+            segs[-1].append(t)
+    groups: list[str] = [s]
+    n = len(s)
+    if len(segs) == 1:
+        seg = segs[0]
+        if _seg_len(seg) != n or not _seg_match_at(seg, s, 0):
+            return None
+        if want_groups:
+            p = 0
+            for t in seg:
+                if t is _QMARK:
+                    groups.append(s[p])
+                    p += 1
+                else:
+                    p += len(t)
+        return groups if want_groups else []
+    first, last, middle = segs[0], segs[-1], segs[1:-1]
+    flen, llen = _seg_len(first), _seg_len(last)
+    if flen + llen > n:
+        return None
+    if not _seg_match_at(first, s, 0):
+        return None
+    if not _seg_match_at(last, s, n - llen):
+        return None
+    spans: list[tuple[int, int]] = []   # (start,end) of each middle segment
+    pos = flen
+    limit = n - llen
+    for seg in middle:
+        sl = _seg_len(seg)
+        found = -1
+        # leftmost occurrence
+        if seg and not any(t is _QMARK for t in seg) and len(seg) == 1:
+            budget(max(1, (limit - pos) // 64))
+            k = s.find(seg[0], pos, limit)
+            found = k
+        else:
+            p = pos
+            while p + sl <= limit:
+                budget(1)
+                if _seg_match_at(seg, s, p):
+                    found = p
+                    break
+                p += 1
+        if found < 0:
+            return None
+        spans.append((found, found + sl))
+        pos = found + sl
+    if not want_groups:
+        return []
+
+    def qgroups(seg, start):
+        p = start
+        for t in seg:
+            if t is _QMARK:
+                groups.append(s[p])
+                p += 1
+            else:
+                p += len(t)
+
+    qgroups(first, 0)
+    prev_end = flen
+    for seg, (a, b) in zip(middle, spans):
+        groups.append(s[prev_end:a])
+        qgroups(seg, a)
+        prev_end = b
+    groups.append(s[prev_end:n - llen])
+    qgroups(last, n - llen)
+    return groups
+
+
+# --- :regex --------------------------------------------------------------------------
+
+class RegexError(ValueError):
+    pass
+
+
+_NESTED_REPEAT = re.compile(r"")
+
+
+def translate_ere(pattern: str, max_len: int) -> str:
+    """POSIX extended regex -> Python regex text; refuses dangerous or invalid patterns."""
+    if len(pattern) > max_len:
+        raise RegexError(f"regular expression is longer than {max_len} characters")
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    # stack of [has_unbounded_repeat_inside, has_alternation] per open group
+    stack: list[list] = [[False, False]]
+    last_atom_group_info = None     # info of the just-closed group, for quantifier checks
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise RegexError("trailing backslash")
+            d = pattern[i + 1]
+            if d.isdigit():
+                raise RegexError("back-references are not supported")
+            if d.isalnum():
+                # POSIX: \w etc. are not ERE; treat as the literal char (Pigeonhole via libc
+                # accepts some GNU ones: \w \s \b; keep Python's meaning for those)
+                if d in "wWsSbB":
+                    out.append("\\" + d)
+                else:
+                    out.append(re.escape(d))
+            else:
+                out.append(re.escape(d))
+            i += 2
+            last_atom_group_info = None
+            continue
+        if c == "[":
+            j = i + 1
+            buf = ["["]
+            if j < n and pattern[j] == "^":
+                buf.append("^")
+                j += 1
+            if j < n and pattern[j] == "]":
+                buf.append("\\]")
+                j += 1
+            while j < n and pattern[j] != "]":
+                if pattern.startswith("[:", j):
+                    k = pattern.find(":]", j + 2)
+                    if k < 0:
+                        raise RegexError("unterminated character class")
+                    cls = pattern[j + 2:k]
+                    buf.append(_POSIX_CLASSES.get(cls) or _bad_class(cls))
+                    j = k + 2
+                    continue
+                ch = pattern[j]
+                if ch in "\\[":
+                    buf.append("\\" + ch)
+                else:
+                    buf.append(ch)
+                j += 1
+            if j >= n:
+                raise RegexError("brackets ([ ]) not balanced")
+            buf.append("]")
+            out.append("".join(buf))
+            i = j + 1
+            last_atom_group_info = None
+            continue
+        if c == "(":
+            stack.append([False, False])
+            out.append("(")
+            i += 1
+            last_atom_group_info = None
+            continue
+        if c == ")":
+            if len(stack) == 1:
+                raise RegexError("parentheses not balanced")
+            info = stack.pop()
+            out.append(")")
+            if info[0]:
+                stack[-1][0] = True
+            i += 1
+            last_atom_group_info = info
+            continue
+        if c == "|":
+            stack[-1][1] = True
+            out.append("|")
+            i += 1
+            last_atom_group_info = None
+            continue
+        if c in "*+?{":
+            unbounded = c in "*+"
+            if c == "{":
+                k = pattern.find("}", i)
+                if k < 0 or not re.fullmatch(r"\d+(,\d*)?", pattern[i + 1:k]):
+                    raise RegexError("invalid repetition count(s)")
+                body = pattern[i + 1:k]
+                lo, _, hi = body.partition(",")
+                if int(lo) > 1000 or (hi and int(hi) > 1000):
+                    raise RegexError("repetition count too large")
+                unbounded = "," in body and not hi
+                if not unbounded and "," in body and int(hi) < int(lo):
+                    raise RegexError("invalid repetition count(s)")
+                q = pattern[i:k + 1]
+                i = k + 1
+            else:
+                q = c
+                i += 1
+            if not out or out[-1] in ("(", "|"):
+                raise RegexError("repetition-operator operand invalid")
+            if last_atom_group_info is not None and (unbounded or c == "{"):
+                if last_atom_group_info[0] or (last_atom_group_info[1] and unbounded):
+                    # (a+)+ or (a|aa)* : exponential backtracking in a backtracking engine
+                    raise RegexError("nested or ambiguous repetition is refused "
+                                     "(catastrophic backtracking risk)")
+            if unbounded:
+                stack[-1][0] = True
+            out.append(q)
+            # POSIX has no lazy/possessive modifiers: a following ? or + would be another
+            # repeat of a repeat
+            if i < n and pattern[i] in "*+?{":
+                raise RegexError("repetition of a repetition")
+            last_atom_group_info = None
+            continue
+        if c in ".^$":
+            out.append(c)
+        else:
+            out.append(re.escape(c))
+        i += 1
+        last_atom_group_info = None
+    if len(stack) != 1:
+        raise RegexError("parentheses not balanced")
+    return "".join(out)
+
+
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": " \\t\\r\\n\\v\\f", "blank": " \\t", "punct": "!-/:-@\\[-`{-~", "xdigit": "0-9A-Fa-f",
+    "cntrl": "\\x00-\\x1f\\x7f", "print": " -~", "graph": "!-~",
+}
+
+
+def _bad_class(cls: str) -> str:
+    raise RegexError(f"invalid character class '{cls}'")
+
+
+def compile_regex(pattern: str, comparator: str, max_len: int):
+    text = translate_ere(pattern, max_len)
+    flags = re.DOTALL
+    if comparator == "i;ascii-casemap":
+        flags |= re.IGNORECASE | re.ASCII
+    try:
+        return re.compile(text, flags)
+    except re.error as e:
+        raise RegexError(str(e)) from None
+    except (RecursionError, OverflowError) as e:
+        raise RegexError(f"regular expression too complex: {e}") from None
+
+
+# --- the match engine -------------------------------------------------------------------
+
+def check_match_spec(comparator: str, match_type: str) -> str | None:
+    """An error text when the comparator cannot do the match type (RFC 4790/5228)."""
+    if comparator == "i;ascii-numeric" and match_type in ("contains", "matches", "regex"):
+        return (f"the specified {match_type} match type is incompatible with the "
+                f"{comparator} comparator" if match_type != "regex" else
+                "regex match type only supports i;octet and i;ascii-casemap comparators")
+    return None
+
+
+def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
+    """Does any value match any key? Sets match variables for :matches/:regex.
+
+    spec: {"cmp": comparator, "mt": match type, "rel": relational op or None,
+    "regex": [compiled patterns or None]} as prepared by the validator."""
+    cmp_ = spec["cmp"]
+    mt = spec["mt"]
+    if mt == "count":
+        vals = [v for v in values]
+        count = str(len(vals))
+        rt.step(1)
+        for k in keys:
+            if rel_ok(spec["rel"], compare("i;ascii-numeric" if cmp_ == "i;ascii-numeric" else cmp_,
+                                           count, k) if cmp_ == "i;ascii-numeric" else
+                      compare(cmp_, count, k)):
+                return True
+        return False
+    want_groups = rt.match_vars_enabled and mt in ("matches", "regex")
+    regexes = spec.get("regex_cache")
+    for v in values:
+        for idx, k in enumerate(keys):
+            rt.step(1 + (len(v) + len(k)) // 256)
+            if mt == "is":
+                if cmp_ == "i;ascii-numeric":
+                    ok = _num_cmp(v, k) == 0
+                else:
+                    ok = _fold(cmp_, v) == _fold(cmp_, k)
+                if ok:
+                    return True
+            elif mt == "contains":
+                if _fold(cmp_, k) in _fold(cmp_, v):
+                    return True
+            elif mt == "value":
+                if rel_ok(spec["rel"], compare(cmp_, v, k)):
+                    return True
+            elif mt == "matches":
+                v2 = v[: rt.max_match_subject]
+                toks = compile_glob(_fold(cmp_, k))
+                g = glob_match(toks, _fold(cmp_, v2), want_groups, rt.step)
+                if g is not None:
+                    if want_groups:
+                        # map folded positions back to the original text (same length)
+                        rt.set_match_values(_regroup(v2, g, toks))
+                    return True
+            elif mt == "regex":
+                rx = None
+                if regexes is not None and idx < len(regexes):
+                    rx = regexes[idx]
+                if rx is None:
+                    try:
+                        rx = compile_regex(k, cmp_, rt.settings.sieve_max_regex_length)
+                    except RegexError as e:
+                        raise SieveRuntimeError(f"invalid regular expression '{k}': {e}") from None
+                v2 = v[: rt.max_match_subject]
+                rt.step(len(v2) // 16)
+                m = rx.search(v2)
+                if m is not None:
+                    if want_groups:
+                        vals = [m.group(0)] + [g if g is not None else "" for g in m.groups()]
+                        rt.set_match_values(vals)
+                    return True
+            else:
+                raise SieveRuntimeError(f"unknown match type {mt}")
+    return False
+
+
+def _regroup(orig: str, groups: list[str], toks) -> list[str]:
+    """glob_match ran on folded text; recover the same spans from the original."""
+    if orig == groups[0]:
+        return groups
+    # walk again on the original with the same lengths
+    out = [orig]
+    # recompute positions by lengths of folded groups: folding preserves length
+    segs: list[list] = [[]]
+    for t in toks:
+        if t is _STAR:
+            segs.append([])
+        else:
+            segs[-1].append(t)
+    pos = 0
+    gi = 1
+    for si, seg in enumerate(segs):
+        if si > 0:
+            ln = len(groups[gi])
+            out.append(orig[pos:pos + ln])
+            pos += ln
+            gi += 1
+        for t in seg:
+            if t is _QMARK:
+                out.append(orig[pos])
+                pos += 1
+                gi += 1
+            else:
+                pos += len(t)
+    return out

@@ -1,0 +1,267 @@
+"""The message as Sieve tests see it: header fields (unfolded, RFC 2047 decoded), size,
+body, MIME parts (bounded), and header edits (editheader) re-serialised to bytes.
+
+Parses raw bytes only; never fails on malformed mail (best effort, bounded). Used by
+sieve.interpreter and the extensions. Tests: conformance (test-header, body, mime,
+editheader) and tests/sieve/test_fuzz.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import quopri
+import re
+
+_EW = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=")
+_EW_GAP = re.compile(r"(=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=)[ \t\r\n]+(?==\?[^?\s]+\?[qQbB]\?[^?\s]*\?=)")
+
+
+def bytes_to_text(b: bytes) -> str:
+    """Header/body bytes to str: UTF-8 when valid, else Latin-1 (never fails)."""
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("latin-1")
+
+
+def decode_2047(value: str) -> str:
+    """Decode RFC 2047 encoded words; whitespace between adjacent ones is dropped."""
+    if "=?" not in value:
+        return value
+    value = _EW_GAP.sub(r"\1", value)
+
+    def one(m: re.Match) -> str:
+        charset, enc, text = m.group(1), m.group(2).upper(), m.group(3)
+        charset = charset.split("*", 1)[0]
+        try:
+            if enc == "B":
+                raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=False)
+            else:
+                raw = quopri.decodestring(text.replace("_", " ").encode("ascii", "replace"), header=True)
+            codecs.lookup(charset)
+            return raw.decode(charset, "replace")
+        except (LookupError, binascii.Error, ValueError):
+            return m.group(0)
+    return _EW.sub(one, value)
+
+
+def unfold(value: str) -> str:
+    return re.sub(r"\r?\n(?=[ \t])", "", value)
+
+
+class Message:
+    """A parsed message. `headers` is a list of [name, raw value] (value without the
+    leading space after the colon kept raw, folded as received)."""
+
+    def __init__(self, raw: bytes, max_scan: int = 10 << 20):
+        self.raw = raw
+        self.max_scan = max_scan
+        self.headers: list[list[str]] = []
+        self.body = b""
+        self._parse()
+        self._mime = None
+        self.edited = False
+
+    def _parse(self) -> None:
+        raw = self.raw
+        # header block ends at the first empty line
+        m = re.search(rb"\r?\n\r?\n", raw)
+        if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
+            head, self.body = b"", raw[2:] if raw.startswith(b"\r\n") else raw[1:]
+        elif m is None:
+            head, self.body = raw, b""
+        else:
+            head, self.body = raw[:m.start()], raw[m.end():]
+        text = bytes_to_text(head)
+        cur = None
+        for line in re.split(r"\r?\n", text):
+            if line[:1] in (" ", "\t") and cur is not None:
+                cur[1] += "\r\n" + line
+                continue
+            k = line.find(":")
+            if k <= 0:
+                cur = None
+                continue
+            name = line[:k].rstrip(" \t")
+            if not name or any(ord(c) < 33 or ord(c) > 126 for c in name):
+                cur = None
+                continue
+            val = line[k + 1:]
+            cur = [name, val]
+            self.headers.append(cur)
+
+    @property
+    def size(self) -> int:
+        return len(self.to_bytes()) if self.edited else len(self.raw)
+
+    def header_raw(self, name: str) -> list[str]:
+        """Unfolded raw values of every field named `name` (case-insensitive)."""
+        n = name.lower()
+        return [unfold(v).strip(" \t") for k, v in self.headers if k.lower() == n]
+
+    def header_values(self, name: str) -> list[str]:
+        return [decode_2047(v) for v in self.header_raw(name)]
+
+    def has_header(self, name: str) -> bool:
+        n = name.lower()
+        return any(k.lower() == n for k, _ in self.headers)
+
+    def to_bytes(self) -> bytes:
+        if not self.edited:
+            return self.raw
+        head = "".join(f"{k}:{v}\r\n" for k, v in self.headers)
+        return head.encode("utf-8", "surrogateescape") + b"\r\n" + self.body
+
+    # --- MIME ---------------------------------------------------------------------
+
+    def mime_parts(self, max_parts: int, max_depth: int) -> list["Part"]:
+        """Every MIME part in document order (the message itself first)."""
+        if self._mime is None:
+            self._mime = parse_mime(self.to_bytes()[: self.max_scan], max_parts, max_depth)
+        return self._mime
+
+    def invalidate(self) -> None:
+        self._mime = None
+
+
+class Part:
+    """One MIME part: headers, content type, raw body, children, parent index."""
+
+    def __init__(self, headers: list[list[str]], body: bytes, depth: int, parent: "Part | None"):
+        self.headers = headers
+        self.body = body
+        self.depth = depth
+        self.parent = parent
+        self.children: list[Part] = []
+        ctype = self.header_raw("content-type")
+        self.ctype_raw = ctype[0] if ctype else ""
+        mtype, params = parse_content_type(self.ctype_raw)
+        if not mtype:
+            mtype = "message/rfc822" if (parent is not None and parent.mtype == "multipart/digest") \
+                else "text/plain"
+        self.mtype = mtype
+        self.params = params
+
+    def header_raw(self, name: str) -> list[str]:
+        n = name.lower()
+        return [unfold(v).strip(" \t") for k, v in self.headers if k.lower() == n]
+
+    def header_values(self, name: str) -> list[str]:
+        return [decode_2047(v) for v in self.header_raw(name)]
+
+    def decoded_body(self) -> bytes:
+        cte = (self.header_raw("content-transfer-encoding") or [""])[0].strip().lower()
+        body = self.body
+        try:
+            if cte == "base64":
+                return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==", validate=False)
+            if cte == "quoted-printable":
+                return quopri.decodestring(body)
+        except (binascii.Error, ValueError):
+            return body
+        return body
+
+    def text(self) -> str:
+        charset = self.params.get("charset", "us-ascii") or "us-ascii"
+        raw = self.decoded_body()
+        try:
+            return raw.decode(charset, "replace")
+        except LookupError:
+            return bytes_to_text(raw)
+
+
+def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    if not value:
+        return "", {}
+    parts = _split_params(value)
+    mtype = parts[0].strip().lower()
+    if "/" not in mtype or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+", mtype):
+        mtype = ""
+    params = {}
+    for p in parts[1:]:
+        if "=" in p:
+            k, v = p.split("=", 1)
+            v = v.strip()
+            if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+                v = v[1:-1].replace('\\"', '"')
+            params[k.strip().lower()] = v
+    return mtype, params
+
+
+def _split_params(value: str) -> list[str]:
+    out, buf, q = [], [], False
+    for c in value:
+        if c == '"':
+            q = not q
+        if c == ";" and not q:
+            out.append("".join(buf))
+            buf = []
+        else:
+            buf.append(c)
+    out.append("".join(buf))
+    return out
+
+
+def _split_head_body(raw: bytes) -> tuple[list[list[str]], bytes]:
+    if raw.startswith(b"\r\n"):
+        return [], raw[2:]
+    if raw.startswith(b"\n"):
+        return [], raw[1:]
+    m = re.search(rb"\r?\n\r?\n", raw)
+    if m is None:
+        head, body = raw, b""
+    else:
+        head, body = raw[:m.start()], raw[m.end():]
+    headers: list[list[str]] = []
+    cur = None
+    for line in re.split(r"\r?\n", bytes_to_text(head)):
+        if line[:1] in (" ", "\t") and cur is not None:
+            cur[1] += "\r\n" + line
+            continue
+        k = line.find(":")
+        if k <= 0:
+            cur = None
+            continue
+        cur = [line[:k].rstrip(" \t"), line[k + 1:]]
+        headers.append(cur)
+    return headers, body
+
+
+def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[Part]:
+    parts: list[Part] = []
+
+    def walk(data: bytes, depth: int, parent: Part | None) -> None:
+        if len(parts) >= max_parts:
+            return
+        headers, body = _split_head_body(data)
+        part = Part(headers, body, depth, parent)
+        parts.append(part)
+        if parent is not None:
+            parent.children.append(part)
+        if depth >= max_depth:
+            return
+        if part.mtype.startswith("multipart/"):
+            boundary = part.params.get("boundary")
+            if not boundary:
+                return
+            delim = b"--" + boundary.encode("utf-8", "replace")
+            chunks = re.split(rb"(?:^|\r?\n)" + re.escape(delim) + rb"(--)?[ \t]*(?:\r?\n|$)", body)
+            # chunks: preamble, (closer-flag, part)...
+            sub = []
+            k = 1
+            while k + 1 < len(chunks):
+                closer = chunks[k]
+                content = chunks[k + 1]
+                if closer:
+                    break
+                sub.append(content)
+                k += 2
+            for s in sub:
+                walk(s, depth + 1, part)
+        elif part.mtype == "message/rfc822":
+            walk(part.decoded_body(), depth + 1, part)
+
+    walk(raw, 0, None)
+    return parts

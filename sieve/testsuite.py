@@ -1,0 +1,639 @@
+"""The vnd.dovecot.testsuite harness: runs .svtest files (Pigeonhole's test language, see
+../shared/conformance/sieve/TESTSUITE-SPEC.md) against this engine, with an in-memory
+mail store, SMTP outbox, error log and configuration overrides.
+
+`run_file(path)` returns a FileReport with per-block PASS/FAIL/SKIP; `owlery sieve
+testsuite` prints them. Talks to: sieve.api/validator/interpreter only.
+Tests: tests/sieve/test_conformance.py (the Pigeonhole corpus), tests/sieve/test_svtest.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import getpass
+import os
+import re
+
+from owlery.settings import Settings, SettingsError
+from sieve.actions import (Discard, DuplicateMark, FileInto, Keep, Notify, Redirect, Reject, Report,
+                           SendMessage, Vacation)
+from sieve.api import BaseHost, Envelope
+from sieve.errors import (SieveCompileError, SieveError, SieveResourceLimit, SieveRuntimeError,
+                          TestsuiteFailure)
+from sieve.interpreter import ReturnScript, Runtime, StopScript, run_toplevel
+from sieve.message import Message
+from sieve.result import ResultBuilder
+
+TESTSUITE_EXT = ("vnd.dovecot.testsuite",)
+
+DEFAULT_MESSAGE = (b"From: sender@example.com\r\nTo: recipient@example.org\r\nSubject: Frop!\r\n\r\n"
+                   b"Friep!\r\n")
+
+# Extensions only Dovecot has (external programs): files needing them are skipped.
+DOVECOT_ONLY = {
+    "vnd.dovecot.pipe": "vnd.dovecot.pipe runs external programs (Dovecot extprograms plugin)",
+    "vnd.dovecot.filter": "vnd.dovecot.filter runs external programs (Dovecot extprograms plugin)",
+    "vnd.dovecot.execute": "vnd.dovecot.execute runs external programs (Dovecot extprograms plugin)",
+    "vnd.dovecot.debug": "vnd.dovecot.debug writes to Dovecot's log",
+    "vnd.dovecot.report": "vnd.dovecot.report (Dovecot-specific abuse reports)",
+}
+
+
+class SkipBlock(SieveError):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AbortFile(SieveError):
+    pass
+
+
+@dataclasses.dataclass
+class BlockResult:
+    index: int
+    name: str
+    status: str          # "PASS" | "FAIL" | "SKIP"
+    reason: str = ""
+
+
+@dataclasses.dataclass
+class FileReport:
+    path: str
+    blocks: list[BlockResult]
+    case_error: str | None = None
+    skipped_reason: str | None = None
+    output: list[str] = dataclasses.field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for b in self.blocks if b.status == status)
+
+    @property
+    def passed(self) -> bool:
+        return self.count("FAIL") == 0 and self.case_error is None
+
+
+# Dovecot setting name -> (our setting, converter or None)
+def _dur(v: str) -> str:
+    return v.strip()
+
+
+CONFIG_MAP = {
+    "sieve_user_email": "sieve_user_email",
+    "recipient_delimiter": "sieve_recipient_delimiter",
+    "sieve_include_max_includes": "sieve_max_includes",
+    "sieve_include_max_nesting_depth": "sieve_max_include_depth",
+    "sieve_variables_max_variable_size": "sieve_max_variable_size",
+    "sieve_variables_max_scope_count": "sieve_max_variables",
+    "sieve_variables_max_scope_size": "sieve_max_variables",
+    "sieve_editheader_max_header_size": "sieve_max_header_size",
+    "sieve_notify_max_notifications": "sieve_max_notifications",
+    "sieve_vacation_min_period": "sieve_vacation_min_period",
+    "sieve_vacation_max_period": "sieve_vacation_max_period",
+    "sieve_vacation_default_period": "sieve_vacation_default_period",
+    "sieve_spamtest_status_header": "sieve_spamtest_status_header",
+    "sieve_spamtest_status_type": "sieve_spamtest_status_type",
+    "sieve_spamtest_score_max_value": "sieve_spamtest_max_value",
+    "sieve_spamtest_score_max_header": "sieve_spamtest_max_header",
+    "sieve_virustest_status_header": "sieve_virustest_status_header",
+    "sieve_virustest_status_type": "sieve_virustest_status_type",
+    "sieve_virustest_score_max_value": "sieve_virustest_max_value",
+    "sieve_max_actions": "sieve_max_actions",
+    "sieve_max_redirects": "sieve_max_redirects",
+}
+_LIST_KEYS = {"sieve_spamtest_text_value/": "sieve_spamtest_text_values",
+              "sieve_virustest_text_value/": "sieve_virustest_text_values"}
+_INT_SETTINGS = {"sieve_max_includes", "sieve_max_include_depth", "sieve_max_variables",
+                 "sieve_max_notifications", "sieve_max_actions", "sieve_max_redirects"}
+
+
+class SuiteHost(BaseHost):
+    def __init__(self, suite: "Suite"):
+        self.suite = suite
+
+    def mailbox_exists(self, mailbox: str) -> bool:
+        return self.suite.norm_box(mailbox) in self.suite.store
+
+    def special_use_exists(self, mailbox, flag):
+        return False
+
+    def load_script(self, name, location):
+        return self.suite.load_include(name, location)
+
+    def metadata(self, mailbox, annotation):
+        return self.suite.metadata.get((mailbox, annotation.lower()))
+
+
+def _default_settings() -> Settings:
+    # Pigeonhole's testsuite policy: 32 actions, 4 redirects; postmaster@example.com.
+    return Settings().replace(sieve_postmaster_address="postmaster@example.com",
+                              sieve_vacation_min_period="0", sieve_max_cpu_steps=5_000_000)
+
+
+class Suite:
+    """Harness state for one .svtest file (TESTSUITE-SPEC.md section 4)."""
+
+    def __init__(self, path: str, base_settings: Settings | None = None, echo=None):
+        self.path = os.path.abspath(path)
+        self.script_dir = os.path.dirname(self.path)
+        self.base_settings = base_settings or _default_settings()
+        self.settings = self.base_settings
+        self.overrides: dict[str, object] = {}
+        self.pending: dict[str, str] = {}
+        self.store: dict[str, list[tuple[bytes, tuple[str, ...]]]] = {}
+        self.outbox: list[tuple[str, str, bytes]] = []
+        self.errors: list[str] = []
+        self.slot = None
+        self.binaries: dict[str, object] = {}
+        self.metadata: dict = {}
+        self.blocks: list[BlockResult] = []
+        self.current: BlockResult | None = None
+        self.user = _os_user()
+        self.executed = 0            # actions of the current result already executed
+        self.keep_executed = False
+        self.result_msg: Message | None = None
+        self.echo = echo or (lambda line: None)
+        self.host = SuiteHost(self)
+        self.now = dt.datetime.now(dt.timezone.utc)
+        self.main_rt: Runtime | None = None
+        self.skip_unknown_config: str | None = None
+
+    # --- helpers ---
+    def norm_box(self, name: str) -> str:
+        if name[:5].upper() == "INBOX" and (len(name) == 5 or name[5] == "."):
+            return "INBOX" + name[5:]
+        return name
+
+    def loader(self, name: str, location: str):
+        return self.load_include(name, location)
+
+    def load_include(self, name: str, location: str):
+        sub = "included-global" if location == "global" else "included"
+        p = os.path.join(self.script_dir, sub, name + ".sieve")
+        try:
+            with open(p, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def compile(self, path: str, name: str | None = None):
+        with open(path, "rb") as f:
+            src = f.read()
+        base = os.path.basename(path)
+        for ext in (".sieve", ".svtest"):
+            if base.endswith(ext):
+                base = base[: -len(ext)]
+        from sieve.validator import compile_source
+        return compile_source(src, name=name or base, settings=self.settings,
+                              extra_extensions=TESTSUITE_EXT, loader=self.loader, path=path)
+
+    def envelope_from_message(self, msg: Message) -> Envelope:
+        from sieve.address import AddressError, parse_address_list
+
+        def first(names, default):
+            for h in names:
+                for v in msg.header_raw(h):
+                    try:
+                        al = parse_address_list(v)
+                    except AddressError:
+                        continue
+                    if al:
+                        return al[0].all
+            return default
+        rcpt = first(("envelope-to", "to"), "recipient@example.com")
+        sender = first(("return-path", "sender", "from"), "sender@example.com")
+        return Envelope(mail_from=sender, rcpt_to=rcpt, orig_rcpt=rcpt, auth_user=self.user)
+
+    def fail(self, reason: str):
+        raise TestsuiteFailure(reason)
+
+    def new_result(self) -> ResultBuilder:
+        self.executed = 0
+        self.keep_executed = False
+        return ResultBuilder(self.settings, self.settings.sieve_default_mailbox)
+
+    # --- commands ---
+    def cmd_noop(self, rt, node):
+        return None
+
+    def cmd_test(self, rt, node):
+        name = rt.s(node.pos[0])
+        br = BlockResult(len(self.blocks) + 1, name, "PASS")
+        self.blocks.append(br)
+        self.current = br
+        try:
+            rt.run_block(node.block)
+            self.echo(f"{br.index:2d}: Test '{name}' SUCCEEDED")
+        except TestsuiteFailure as f:
+            br.status = "FAIL"
+            br.reason = f.reason
+            self.echo(f"{br.index:2d}: Test '{name}' FAILED: {f.reason}")
+        except SkipBlock as s:
+            br.status = "SKIP"
+            br.reason = s.reason
+            self.echo(f"{br.index:2d}: Test '{name}' SKIPPED: {s.reason}")
+        except StopScript:
+            br.status = "PASS"
+            raise
+        except SieveError as e:
+            br.status = "FAIL"
+            br.reason = f"runtime error: {e}"
+            self.echo(f"{br.index:2d}: Test '{name}' FAILED: {br.reason}")
+            raise AbortFile(str(e)) from None
+        finally:
+            self.current = None
+
+    def cmd_fail(self, rt, node):
+        reason = rt.s(node.pos[0])
+        if rt is not self.main_rt:
+            # inside a sub-script run by test_script_run
+            raise TestsuiteFailure(reason)
+        raise TestsuiteFailure(reason)
+
+    def cmd_set(self, rt, node):
+        obj = rt.s(node.pos[0]).lower()
+        value = rt.s(node.pos[1])
+        if obj == "message":
+            raw = value.encode("utf-8", "surrogateescape")
+            rt.msg = Message(raw, self.settings.sieve_max_message_scan)
+            rt.envelope = self.envelope_from_message(rt.msg)
+            rt.ext.pop("flags_loaded", None)
+            rt.duplicate_checked.clear()
+            return
+        from sieve.address import parse_path
+        env = rt.envelope
+        if obj == "envelope.from":
+            v = value.strip()
+            a = parse_path(v) if v not in ("", "<>") else None
+            rt.envelope = dataclasses.replace(env, mail_from=a.all if a is not None else "")
+        elif obj == "envelope.to":
+            a = parse_path(value)
+            addr = a.all if a is not None else ""
+            rt.envelope = dataclasses.replace(env, rcpt_to=addr, orig_rcpt=addr)
+        elif obj == "envelope.orig_to":
+            a = parse_path(value)
+            rt.envelope = dataclasses.replace(env, orig_rcpt=a.all if a is not None else "")
+        elif obj == "envelope.auth":
+            rt.envelope = dataclasses.replace(env, auth_user=value)
+
+    def _select(self, rt, node, as_test: bool) -> bool:
+        idx = node.pos[0].value
+        if node.tags.get("source:tag") == "folder":
+            box = rt.s(node.tags["source"])
+            from sieve.extensions.fileinto import mailbox_name_error
+            if mailbox_name_error(box):
+                self.fail(f"invalid mailbox name '{box}'")
+            msgs = self.store.get(self.norm_box(box))
+            if msgs is None or idx >= len(msgs):
+                if as_test:
+                    if msgs is None:
+                        rt.msg = Message(DEFAULT_MESSAGE)
+                    return False
+                self.fail(f"no message in folder '{box}' with index {idx}")
+            raw, flags = msgs[idx]
+            rt.msg = Message(raw, self.settings.sieve_max_message_scan)
+            rt.envelope = self.envelope_from_message(rt.msg)
+            rt.ext["stored_flags"] = flags
+            rt.duplicate_checked.clear()
+            return True
+        if idx >= len(self.outbox):
+            if as_test:
+                return False
+            self.fail(f"no outgoing SMTP message with index {idx}")
+        frm, to, raw = self.outbox[idx]
+        rt.msg = Message(raw, self.settings.sieve_max_message_scan)
+        rt.envelope = Envelope(mail_from=frm, rcpt_to=to, orig_rcpt=to, auth_user=self.user)
+        rt.duplicate_checked.clear()
+        return True
+
+    def cmd_message(self, rt, node):
+        self._select(rt, node, False)
+
+    def test_message(self, rt, node):
+        return self._select(rt, node, True)
+
+    def cmd_mailbox_create(self, rt, node):
+        name = rt.s(node.pos[0])
+        from sieve.extensions.fileinto import mailbox_name_error
+        if mailbox_name_error(name):
+            raise SieveRuntimeError(f"invalid mailbox name '{name}'")
+        self.store.setdefault(self.norm_box(name), [])
+
+    def cmd_mailbox_delete(self, rt, node):
+        self.fail("test_mailbox_delete is not implemented")
+
+    def cmd_result_reset(self, rt, node):
+        rt.result = self.new_result()
+        self.outbox = []
+        rt.ext.pop("flags", None)
+        if "stored_flags" in rt.ext:
+            rt.ext["flags"] = rt.ext["stored_flags"]
+
+    def test_result_action(self, rt, node):
+        names = [a.name for a in rt.result.actions if not isinstance(a, DuplicateMark) or True]
+        if "index" in node.tags:
+            n = node.tags["index"].value
+            names = [names[n - 1]] if 1 <= n <= len(names) else []
+        return rt.match(node, names, rt.sl(node.pos[0]))
+
+    def _store(self, box: str, raw: bytes, flags, create: bool) -> bool:
+        key = self.norm_box(box)
+        if key not in self.store:
+            if create or key == "INBOX":
+                self.store[key] = []
+            else:
+                self.errors.append(f"failed to store into mailbox '{box}': Mailbox doesn't exist: {box}")
+                return False
+        self.store[key].append((raw, tuple(flags)))
+        return True
+
+    def execute_result(self, rt, result: ResultBuilder, msg: Message) -> bool:
+        ok = True
+        raw = msg.to_bytes()
+        actions = result.actions[self.executed:]
+        self.executed = len(result.actions)
+        failed_store = False
+        for a in actions:
+            if isinstance(a, Keep):
+                ok &= self._store(a.mailbox, raw, a.flags, True)
+            elif isinstance(a, FileInto):
+                if not self._store(a.mailbox, raw, a.flags, a.create):
+                    ok = False
+                    failed_store = True
+            elif isinstance(a, Redirect):
+                self.outbox.append((rt.envelope.mail_from, a.address, raw))
+            elif isinstance(a, Reject):
+                if a.mdn:
+                    self.outbox.append(("", a.mdn_to, a.mdn))
+            elif isinstance(a, Vacation):
+                self.outbox.append(("", a.to, a.reply))
+            elif isinstance(a, Notify):
+                for r in a.recipients:
+                    self.outbox.append((a.envelope_from, r, a.message))
+            elif isinstance(a, (SendMessage, Report)):
+                for r in getattr(a, "recipients", ()) or (getattr(a, "address", ""),):
+                    self.outbox.append((a.envelope_from, r, a.message))
+        if (result.implicit_keep or failed_store) and not self.keep_executed:
+            self.keep_executed = True
+            ok &= self._store(self.settings.sieve_default_mailbox, raw, result.keep_flags, True)
+        return ok
+
+    def test_result_execute(self, rt, node):
+        self.errors = []
+        from sieve.extensions.imap4flags import final_flags
+        final_flags(rt)
+        msg = self.result_msg if self.result_msg is not None and rt.result is self._result_owner else rt.msg
+        return self.execute_result(rt, rt.result, msg)
+
+    _result_owner = None
+
+    def test_script_compile(self, rt, node):
+        self.errors = []
+        path = os.path.join(self.script_dir, rt.s(node.pos[0]))
+        try:
+            self.slot = self.compile(path)
+        except SieveCompileError as e:
+            self.errors = [d.message for d in e.diagnostics if d.severity == "error"]
+            return False
+        except OSError as e:
+            self.errors = [f"failed to open script: {e}"]
+            return False
+        return True
+
+    def _run_sub(self, rt, script, result: ResultBuilder) -> tuple[bool, Runtime]:
+        sub = Runtime(script, b"", rt.envelope, host=self.host, settings=self.settings,
+                      environment=self.environment(), now=self.now, result=result,
+                      msg=Message(rt.msg.to_bytes(), self.settings.sieve_max_message_scan))
+        sub.testsuite = self
+        if "flags" in rt.ext:
+            sub.ext["flags"] = rt.ext["flags"]
+        try:
+            run_toplevel(sub)
+        except TestsuiteFailure as f:
+            self.errors.append(f.reason)
+            return False, sub
+        except SieveError as e:
+            self.errors.append(getattr(e, "message", str(e)))
+            return False, sub
+        except RecursionError:
+            self.errors.append("recursion too deep")
+            return False, sub
+        return True, sub
+
+    def test_script_run(self, rt, node):
+        self.errors = []
+        if self.slot is None:
+            return False
+        if not node.tags.get("append_result"):
+            rt.result = self.new_result()
+        ok, sub = self._run_sub(rt, self.slot, rt.result)
+        self.result_msg = sub.msg
+        self._result_owner = rt.result
+        if "imap4flags" in self.slot.requires:
+            rt.ext["flags"] = sub.ext.get("flags", ())
+        return ok
+
+    def test_multiscript(self, rt, node):
+        self.errors = []
+        scripts = []
+        for p in rt.sl(node.pos[0]):
+            try:
+                scripts.append(self.compile(os.path.join(self.script_dir, p)))
+            except (SieveCompileError, OSError) as e:
+                self.errors.append(str(e))
+                return False
+        result = ResultBuilder(self.settings, self.settings.sieve_default_mailbox)
+        saved_exec = (self.executed, self.keep_executed)
+        self.executed, self.keep_executed = 0, False
+        msg = rt.msg
+        ok = True
+        for i, s in enumerate(scripts):
+            holder = _MsgHolder(msg)
+            good, sub = self._run_sub(holder, s, result)
+            msg = sub.msg
+            ok &= good
+            if not good:
+                break
+            if not result.implicit_keep and not any(isinstance(a, Keep) for a in result.actions):
+                break
+            if i < len(scripts) - 1:
+                # the next script starts with a fresh implicit keep
+                result.implicit_keep = True
+                result.keep_flags = ()
+        ok &= self.execute_result(rt, result, msg)
+        self.executed, self.keep_executed = saved_exec
+        return ok
+
+    def test_error(self, rt, node):
+        vals = list(self.errors)
+        if "index" in node.tags:
+            n = node.tags["index"].value
+            vals = [vals[n - 1]] if 1 <= n <= len(vals) else []
+        return rt.match(node, vals, rt.sl(node.pos[0]))
+
+    def cmd_config_set(self, rt, node):
+        self.pending[rt.s(node.pos[0])] = rt.s(node.pos[1])
+
+    def cmd_config_unset(self, rt, node):
+        self.pending[rt.s(node.pos[0])] = None
+
+    def cmd_config_reload(self, rt, node):
+        values: dict[str, object] = {}
+        lists: dict[str, dict[int, str]] = {}
+        for key, val in self.pending.items():
+            if key in CONFIG_MAP:
+                values[CONFIG_MAP[key]] = val
+                continue
+            for prefix, target in _LIST_KEYS.items():
+                if key.startswith(prefix):
+                    try:
+                        n = int(key[len(prefix):])
+                    except ValueError:
+                        raise SkipBlock(f"unsupported configuration key {key}") from None
+                    lists.setdefault(target, {})[n] = val or ""
+                    break
+            else:
+                raise SkipBlock(f"Dovecot configuration '{key}' has no Owlery counterpart")
+        for target, items in lists.items():
+            top = max(items) if items else -1
+            lo = 0 if target == "sieve_spamtest_text_values" else 1
+            values[target] = [items.get(i, "") or "" for i in range(lo, top + 1)]
+        new = dict(self.overrides)
+        for k, v in values.items():
+            if v is None:
+                new.pop(k, None)
+            else:
+                new[k] = v
+        self.overrides = new
+        try:
+            conv = {}
+            for k, v in new.items():
+                if k in _INT_SETTINGS and isinstance(v, str):
+                    v = int(v)
+                if k in ("sieve_max_variable_size", "sieve_max_header_size") and isinstance(v, str):
+                    v = v.strip().upper().replace("B", "") or "0"
+                if k in ("sieve_vacation_min_period", "sieve_vacation_max_period",
+                         "sieve_vacation_default_period") and isinstance(v, str):
+                    v = v.strip().replace(" ", "")
+                    if v.endswith("days") or v.endswith("day"):
+                        v = v.split("d")[0] + "d"
+                conv[k] = v
+            self.settings = self.base_settings.replace(**conv)
+        except (SettingsError, ValueError) as e:
+            raise AbortFile(f"config reload failed: {e}") from None
+        rt.settings = self.settings
+        rt.result.settings = self.settings
+
+    def cmd_binary_save(self, rt, node):
+        if self.slot is None:
+            raise AbortFile("no compiled script to save")
+        self.binaries[rt.s(node.pos[0])] = self.slot
+
+    def cmd_binary_load(self, rt, node):
+        name = rt.s(node.pos[0])
+        if name not in self.binaries:
+            raise AbortFile(f"no saved binary {name}")
+        self.slot = self.binaries[name]
+
+    def cmd_metadata_set(self, rt, node):
+        box = rt.s(node.tags["mailbox"]) if "mailbox" in node.tags else None
+        self.metadata[(box, rt.s(node.pos[0]).lower())] = rt.s(node.pos[1])
+
+    def environment(self) -> dict:
+        return {"name": "Pigeonhole Sieve", "location": "MS", "version": "0.5", "host": "localhost",
+                "domain": "example.com", "phase": "during"}
+
+
+class _MsgHolder:
+    """Just enough of a Runtime for _run_sub in multiscript."""
+
+    def __init__(self, msg):
+        self.msg = msg
+        self.ext = {}
+        self.envelope = None
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "user"
+
+
+def count_blocks(tree) -> int:
+    """Test blocks a file contains (excluding dead `if false` regions)."""
+    n = 0
+    stack = list(tree)
+    while stack:
+        node = stack.pop()
+        if node.name == "test" and not node.is_test:
+            n += 1
+        if node.block and not node.skip and node.name != "test":
+            stack.extend(node.block)
+    return n
+
+
+def run_file(path: str, settings: Settings | None = None, echo=None) -> FileReport:
+    """Run one .svtest file; never raises for engine errors (they become failures)."""
+    out: list[str] = []
+
+    def _echo(line):
+        out.append(line)
+        if echo:
+            echo(line)
+    suite = Suite(path, settings, _echo)
+    try:
+        with open(path, "rb") as f:
+            src = f.read()
+    except OSError as e:
+        return FileReport(path, [], case_error=f"cannot read: {e}", output=out)
+    reqs = set(re.findall(r'require\s+(?:\[[^\]]*\]|"[^"]*")', src.decode("utf-8", "replace")))
+    text_reqs = " ".join(reqs)
+    for ext, reason in DOVECOT_ONLY.items():
+        if f'"{ext}"' in text_reqs:
+            nblocks = len(re.findall(rb'(?m)^\s*test\s+"', src))
+            blocks = [BlockResult(i + 1, "?", "SKIP", reason) for i in range(nblocks)]
+            return FileReport(path, blocks, skipped_reason=reason, output=out)
+    try:
+        script = suite.compile(path)
+    except SieveCompileError as e:
+        for d in e.diagnostics:
+            _echo(str(d))
+        nblocks = len(re.findall(rb'(?m)^\s*test\s+"', src))
+        return FileReport(path, [BlockResult(i + 1, "?", "FAIL", "file failed to compile")
+                                 for i in range(max(nblocks, 1))],
+                          case_error="failed to compile testcase script", output=out)
+    total = count_blocks(script.tree)
+    msg = Message(DEFAULT_MESSAGE)
+    rt = Runtime(script, DEFAULT_MESSAGE, suite.envelope_from_message(msg), host=suite.host,
+                 settings=suite.settings, environment=suite.environment(), now=suite.now,
+                 result=suite.new_result(), msg=msg)
+    rt.testsuite = suite
+    suite.main_rt = rt
+    case_error = None
+    try:
+        rt.run_block(script.tree)
+    except (StopScript, ReturnScript):
+        pass
+    except TestsuiteFailure as f:
+        case_error = f"test_fail outside a test block: {f.reason}"
+    except AbortFile as e:
+        case_error = f"test script execution aborted: {e}"
+    except SkipBlock as e:
+        case_error = None
+        for i in range(len(suite.blocks), total):
+            suite.blocks.append(BlockResult(i + 1, "?", "SKIP", e.reason))
+    except SieveResourceLimit as e:
+        case_error = f"resource limit exceeded: {e}"
+    except SieveError as e:
+        case_error = f"test script execution aborted due to error: {e}"
+    except RecursionError:
+        case_error = "recursion too deep"
+    blocks = list(suite.blocks)
+    for i in range(len(blocks), total):
+        if case_error:
+            blocks.append(BlockResult(i + 1, "?", "FAIL", f"not run: {case_error}"))
+    if case_error:
+        _echo(f"XX: Test CASE FAILED: {case_error}")
+    return FileReport(path, blocks, case_error=case_error, output=out)
