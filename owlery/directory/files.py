@@ -109,7 +109,7 @@ def parse_quota(values: list[str]) -> tuple[int | None, int | None]:
     """(bytes, messages) from "100M", "104857600S,5000C", "1G 10000C", "0" / "none" (no limit)."""
     size: int | None = None
     count: int | None = None
-    for v in values:
+    for v in (part for value in values for part in value.split(",") if part):
         low = v.lower()
         if low in ("0", "none", "unlimited"):
             continue
