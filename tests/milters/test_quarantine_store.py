@@ -1,10 +1,9 @@
 """Contract tests of the quarantine store, run against both backends (directory+SQLite and PostgreSQL).
 
-PostgreSQL: the machine's server at 127.0.0.1:5432 (user postgres, db test) or
-OWLERY_TEST_PG_DSN, one fresh schema per test; a test that cannot connect fails.
+PostgreSQL: the harness `pg_dsn` (the machine's server at 127.0.0.1:5432, else a private
+one), one fresh schema per test; a test that cannot connect fails.
 """
 
-import os
 import threading
 import uuid
 
@@ -17,7 +16,6 @@ from milters.quarantine.directory import DirectoryStore
 from milters.quarantine.postgres import PostgresStore
 from owlery.settings import Settings
 
-PG_DSN = os.environ.get("OWLERY_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 NOW = 1_800_000_000.0
 DAY = 86400.0
 
@@ -42,11 +40,12 @@ def store(request, tmp_path):
         s = DirectoryStore(str(tmp_path / "q"), timeout=5)
         yield s
         return
-    s = PostgresStore(PG_DSN, schema="owlery_qtest_" + uuid.uuid4().hex[:12], timeout=5)
+    dsn = request.getfixturevalue("pg_dsn")
+    s = PostgresStore(dsn, schema="owlery_qtest_" + uuid.uuid4().hex[:12], timeout=5)
     try:
         s._setup()
     except QuarantineUnavailable as e:
-        pytest.fail(f"PostgreSQL for the quarantine contract tests is not reachable at {PG_DSN!r}: {e}")
+        pytest.fail(f"PostgreSQL for the quarantine contract tests is not reachable at {dsn!r}: {e}")
     yield s
     s.drop_schema()
 
@@ -195,5 +194,5 @@ def test_postgres_unreachable_is_unavailable():
 def test_open_store_follows_settings(tmp_path):
     s = Settings().replace(quarantine_directory=str(tmp_path / "q"))
     assert isinstance(open_store(s), DirectoryStore)
-    s = s.replace(quarantine_backend="postgresql", quarantine_pg_dsn=PG_DSN, quarantine_pg_schema="x")
+    s = s.replace(quarantine_backend="postgresql", quarantine_pg_dsn="host=db.example.test", quarantine_pg_schema="x")
     assert isinstance(open_store(s), PostgresStore)
