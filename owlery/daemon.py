@@ -91,24 +91,50 @@ def drop_privileges(user: str | None, group: str | None, chown_paths: Sequence[s
     log.info("running as user=%s uid=%d gid=%d", user, pw.pw_uid, gid)
 
 
+class _NotReady:
+    """Stands in for the application's factory between bind and build (no connection is
+    accepted then: the reactor is not running yet)."""
+
+    def doStart(self) -> None:
+        pass
+
+    def doStop(self) -> None:
+        pass
+
+
 def run(program: str, config_path: str | None, listen_overrides: Sequence[str],
         listen_setting: str, build: Callable[[settings_mod.Settings, Any], Application]) -> int:
     """Run a Twisted daemon until SIGTERM; return the exit status."""
     from twisted.internet import defer, reactor
+    from twisted.internet.error import CannotListenError
     from twisted.protocols.policies import WrappingFactory
 
     from owlery import log as owlery_log
 
     current = settings_mod.load(config_path)
     owlery_log.setup(current, program)
-    app = build(current, reactor)
-    tracked = WrappingFactory(app.factory)
-    endpoints = [parse_endpoint(e) for e in (listen_overrides or getattr(current, listen_setting))]
-    ports = [listen(reactor, ep, tracked) for ep in endpoints]
+    # Bind first (as root if started so), drop privileges, and only then build the
+    # application: its files and threads belong to the daemon user, and a socket that
+    # cannot be bound stops start-up before any thread exists to keep the process alive.
+    tracked = WrappingFactory(_NotReady())
+    try:
+        endpoints = [parse_endpoint(e) for e in (listen_overrides or getattr(current, listen_setting))]
+        ports = [listen(reactor, ep, tracked) for ep in endpoints]
+    except (OSError, ValueError, CannotListenError) as e:
+        log.error("%s: cannot listen: %s", program, e)
+        return 1
     for ep in endpoints:
         log.info("%s: listening on %s", program, ep)
-    drop_privileges(current.daemon_user, current.daemon_group,
-                    [ep.path for ep in endpoints if ep.kind == "unix"])
+    try:
+        drop_privileges(current.daemon_user, current.daemon_group,
+                        [ep.path for ep in endpoints if ep.kind == "unix"])
+        app = build(current, reactor)
+    except (OSError, KeyError, ValueError, settings_mod.SettingsError) as e:
+        log.error("%s: cannot start: %s", program, e)
+        return 1
+    tracked.wrappedFactory = app.factory
+    for _ in ports:
+        app.factory.doStart()   # what listen() did for the stand-in, once per port
 
     def reload(*_: Any) -> None:
         nonlocal current
