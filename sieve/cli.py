@@ -1,5 +1,168 @@
-"""Subcommands of `owlery` for this product (registered by owlery.cli)."""
+"""`owlery sieve check|test|testsuite`: compile-check a script, dry-run it on a message,
+run .svtest files (registered into the `owlery` command by owlery.cli).
+
+Talks to: sieve.api, sieve.testsuite (imported inside the commands to keep start-up
+light). Tests: tests/sieve/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
 
 
-def register(sub):
-    """Add this product's subcommands to the `owlery` parser."""
+def _settings(args):
+    from owlery.cli import load_settings
+    return load_settings(args)
+
+
+def _dir_loader(include_dir: str | None, global_dir: str | None):
+    if include_dir is None and global_dir is None:
+        return None
+
+    def load(name: str, location: str):
+        base = global_dir if location == "global" else include_dir
+        if base is None:
+            return None
+        try:
+            with open(os.path.join(base, name + ".sieve"), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+    return load
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sieve.api import SieveCompileError, compile_script
+    settings = _settings(args)
+    status = 0
+    for path in args.script:
+        try:
+            with open(path, "rb") as f:
+                src = f.read(settings.sieve_max_script_size + 1)
+        except OSError as e:
+            print(f"{path}: error: cannot read: {e.strerror}", file=sys.stderr)
+            status = 1
+            continue
+        try:
+            script = compile_script(src, name=path, settings=settings,
+                                    loader=_dir_loader(args.include_dir, args.global_dir))
+        except SieveCompileError as e:
+            for d in e.diagnostics:
+                if d.message not in ("validation failed", "parse failed"):
+                    print(str(d), file=sys.stderr)
+            status = 1
+            continue
+        for w in script.warnings:
+            print(str(w), file=sys.stderr)
+        print(f"{path}: OK (requires: {', '.join(sorted(script.requires - {'core'})) or 'nothing'})")
+    return status
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from sieve.api import Envelope, MemoryHost, SieveCompileError, compile_script, run
+    settings = _settings(args)
+    try:
+        with open(args.script, "rb") as f:
+            src = f.read(settings.sieve_max_script_size + 1)
+        if args.message == "-":
+            message = sys.stdin.buffer.read()
+        else:
+            with open(args.message, "rb") as f:
+                message = f.read()
+    except OSError as e:
+        print(f"owlery sieve test: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 1
+    loader = _dir_loader(args.include_dir, args.global_dir)
+    try:
+        script = compile_script(src, name=args.script, settings=settings, loader=loader)
+    except SieveCompileError as e:
+        for d in e.diagnostics:
+            if d.message not in ("validation failed", "parse failed"):
+                print(str(d), file=sys.stderr)
+        return 1
+    host = MemoryHost(mailboxes=tuple(["INBOX"] + (args.mailbox or [])))
+    env = Envelope(mail_from=args.mail_from, rcpt_to=args.rcpt_to, orig_rcpt=args.rcpt_to,
+                   auth_user=args.auth_user)
+    result = run(script, message, env, host=host, settings=settings, now=dt.datetime.now(dt.timezone.utc))
+    print(f"status: {result.status}")
+    for e in result.errors:
+        print(f"error: {e}")
+    print("actions:")
+    for line in result.describe():
+        print(f"  {line}")
+    if result.message != message:
+        print("(the message was edited by editheader)")
+    return 0 if result.status == "ok" else 2
+
+
+def cmd_testsuite(args: argparse.Namespace) -> int:
+    from sieve.testsuite import run_file
+    files: list[str] = []
+    for p in args.files:
+        if os.path.isdir(p):
+            for root, _dirs, names in os.walk(p):
+                files.extend(os.path.join(root, n) for n in names if n.endswith(".svtest"))
+        else:
+            files.append(p)
+    files.sort()
+    totals = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    failed_files = 0
+    for path in files:
+        echo = print if args.verbose else None
+        rep = run_file(path, echo=echo, expect_failure=True if args.expect_failure else None)
+        c = {k: rep.count(k) for k in totals}
+        for k in totals:
+            totals[k] += c[k]
+        verdict = "PASS" if rep.passed else "FAIL"
+        if not rep.passed:
+            failed_files += 1
+        extra = f" ({rep.case_error})" if rep.case_error else ""
+        if rep.skipped_reason:
+            extra = f" (skipped: {rep.skipped_reason})"
+        print(f"{verdict}: {path}: {c['PASS']} succeeded, {c['FAIL']} failed, {c['SKIP']} skipped{extra}")
+        if not args.verbose:
+            for b in rep.blocks:
+                if b.status == "FAIL":
+                    print(f"    {b.index:2d}: Test '{b.name}' FAILED: {b.reason}")
+    n = sum(totals.values())
+    print(f"TOTAL: {len(files)} files, {n} blocks: {totals['PASS']} succeeded, {totals['FAIL']} failed, "
+          f"{totals['SKIP']} skipped; {failed_files} file(s) failed")
+    return 1 if totals["FAIL"] or failed_files else 0
+
+
+def register(sub) -> None:
+    """Add `owlery sieve check|test|testsuite`."""
+    from owlery.cli import add_config_option
+    p = sub.add_parser("sieve", help="check, dry-run and test Sieve scripts")
+    s = p.add_subparsers(dest="sieve_command", metavar="ACTION")
+    s.required = True
+
+    c = s.add_parser("check", help="compile scripts; print errors as FILE:LINE:COLUMN; exit 1 on error")
+    add_config_option(c)
+    c.add_argument("script", nargs="+", help="Sieve script file(s)")
+    c.add_argument("--include-dir", help="directory of personal scripts for include (NAME.sieve)")
+    c.add_argument("--global-dir", help="directory of global scripts for include :global")
+    c.set_defaults(func=cmd_check)
+
+    t = s.add_parser("test", help="dry run: print the actions a script takes on a message")
+    add_config_option(t)
+    t.add_argument("script", help="Sieve script file")
+    t.add_argument("message", help="RFC 5322 message file ('-' for standard input)")
+    t.add_argument("--from", dest="mail_from", default="sender@example.com", help="envelope sender")
+    t.add_argument("--to", dest="rcpt_to", default="recipient@example.org", help="envelope recipient")
+    t.add_argument("--auth", dest="auth_user", default=None, help="SMTP AUTH user (envelope \"auth\")")
+    t.add_argument("--mailbox", action="append", help="a mailbox that exists (repeatable)")
+    t.add_argument("--include-dir", help="directory of personal scripts for include (NAME.sieve)")
+    t.add_argument("--global-dir", help="directory of global scripts for include :global")
+    t.set_defaults(func=cmd_test)
+
+    ts = s.add_parser("testsuite", help="run vnd.dovecot.testsuite .svtest files (or directories)")
+    ts.add_argument("files", nargs="+", help=".svtest files or directories holding them")
+    ts.add_argument("-v", "--verbose", action="store_true", help="print every block's result")
+    ts.add_argument("-F", dest="expect_failure", action="store_true",
+                    help="expect failure (crash-regression files); default for files under failures/")
+    ts.set_defaults(func=cmd_testsuite)

@@ -574,8 +574,28 @@ def count_blocks(tree) -> int:
     return n
 
 
-def run_file(path: str, settings: Settings | None = None, echo=None) -> FileReport:
-    """Run one .svtest file; never raises for engine errors (they become failures)."""
+def run_file(path: str, settings: Settings | None = None, echo=None,
+             expect_failure: bool | None = None) -> FileReport:
+    """Run one .svtest file; never raises for engine errors (they become failures).
+
+    expect_failure (upstream -F, default: the file is under a `failures/` directory): the
+    file is a crash regression; it passes when every block fails (or it does not compile)
+    without crashing the engine."""
+    if expect_failure is None:
+        expect_failure = "failures" in os.path.normpath(path).split(os.sep)
+    report = _run_file(path, settings, echo)
+    if expect_failure:
+        flipped = [dataclasses.replace(b, status="PASS" if b.status == "FAIL" else
+                                       ("FAIL" if b.status == "PASS" else b.status),
+                                       reason="expected failure" if b.status == "FAIL" else
+                                       "expected to fail but succeeded") for b in report.blocks]
+        if not flipped:
+            flipped = [BlockResult(1, "(case)", "PASS" if report.case_error else "FAIL")]
+        report = dataclasses.replace(report, blocks=flipped, case_error=None)
+    return report
+
+
+def _run_file(path: str, settings: Settings | None = None, echo=None) -> FileReport:
     out: list[str] = []
 
     def _echo(line):

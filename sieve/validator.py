@@ -155,6 +155,7 @@ class Validator:
         return False
 
     def bind(self, node: Node, d: CommandDef, depth: int) -> None:
+        errors_before = self.errors
         node.defn = d
         what = "test" if d.kind == "test" else "command"
         args = list(node.args)
@@ -278,7 +279,8 @@ class Validator:
         if d.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].name == "false" \
                 and not node.tests[0].args:
             node.skip = True
-        if d.validate is not None:
+        if d.validate is not None and self.errors == errors_before:
+            # extension checks assume well-typed arguments
             d.validate(self, node)
 
     def validate_test(self, node: Node, depth: int) -> None:

@@ -484,10 +484,24 @@ class Executor:
             if why is not None:
                 log.info("%s: vacation reply to <%s> suppressed: %s", self.program, sender, why)
                 return
-            if self._send("vacation reply", vacation_mod.envelope_from(self.settings, user.address),
-                          [action.to], action.reply):
-                if action.tracking_key:
-                    self._mark(user, action.tracking_key, action.period, self.clock())
+            # Claim the reply atomically first: two deliveries to the same user running at
+            # once both see "not answered yet" in the engine; only one may send.
+            key = f"sieve:{user.address}:{action.tracking_key}" if action.tracking_key else None
+            state = self._state_or_none()
+            if key is not None:
+                try:
+                    if not state.add(key, "1", action.period, self.clock()):
+                        log.info("%s: vacation reply to <%s> already sent", self.program, action.to)
+                        return
+                except StateUnavailable as e:
+                    log.warning("%s: vacation reply to <%s> not sent: %s", self.program, action.to, e)
+                    return
+            if not self._send("vacation reply", vacation_mod.envelope_from(self.settings, user.address),
+                              [action.to], action.reply) and key is not None:
+                try:
+                    state.delete(key)      # let a later message try again
+                except StateUnavailable:
+                    pass
         elif isinstance(action, api.Notify):
             if action.recipients and action.message:
                 self._send("notification", action.envelope_from, list(action.recipients), action.message)
@@ -530,4 +544,10 @@ class _BrokenState:
         raise StateUnavailable(self.why)
 
     def set(self, key: str, value: str, ttl: float, now: float) -> None:
+        raise StateUnavailable(self.why)
+
+    def add(self, key: str, value: str, ttl: float, now: float) -> bool:
+        raise StateUnavailable(self.why)
+
+    def delete(self, key: str) -> bool:
         raise StateUnavailable(self.why)

@@ -99,14 +99,16 @@ def _validate(v, node):
         if part not in PARTS:
             v.error(node.pos[-2], f"invalid date part '{part}'")
     z = node.tags.get("zone")
-    if z is not None and not isinstance(z, bool) and v.is_literal(z):
+    if z is not None and not isinstance(z, (bool, str)) and v.is_literal(z):
         if parse_zone(z.items[0].value) is None:
             v.warning(z, f"invalid time zone '{z.items[0].value}'")
 
 
 def _convert(rt, node, d: dt.datetime, original: bool) -> dt.datetime:
     z = node.tags.get("zone")
-    if z is not None and not isinstance(z, bool):
+    if z == "originalzone":
+        return d
+    if z is not None and not isinstance(z, (bool, str)):
         tz = parse_zone(rt.s(z))
         if tz is None:
             return None

@@ -35,8 +35,8 @@ def parse_mailto(uri: str):
         if not text:
             return []
         out = []
-        for item in text.split(","):
-            item = unquote(item).strip()
+        for item in unquote(text).split(","):
+            item = item.strip()
             if not item:
                 return None
             try:

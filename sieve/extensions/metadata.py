@@ -10,9 +10,8 @@ from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension
 
 
 def _ann_ok(a: str) -> bool:
-    low = a.lower()
-    return (low.startswith("/private/") or low.startswith("/shared/")) and "*" not in a and "%" not in a \
-        and not a.endswith("/") and "//" not in a
+    return a.startswith("/") and "*" not in a and "%" not in a and not a.endswith("/") and "//" not in a \
+        and all(32 < ord(c) < 127 for c in a)
 
 
 def _validate(v, node):
