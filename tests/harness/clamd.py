@@ -150,5 +150,11 @@ class Clamd:
         self.stop()
         return self.start()
 
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def __repr__(self):
         return "<Clamd 127.0.0.1:%s %s>" % (self.port, self.socket_path)

@@ -261,6 +261,12 @@ class DNSStub:
             if qtype == "ANY" or rt == qtype:
                 reply.add_answer(RR(qname, getattr(QTYPE, rt), rdata=rdata, ttl=ttl))
 
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def __repr__(self):
         return "<DNSStub %s:%s>" % (self.host, self.port)
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import smtplib
 import subprocess
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .procs import (LOOPBACK, HarnessError, ManagedProcess, free_ports, log_tail, make_dir,
-                    retry_on_port_race, wait_until)
+                    pid_running, retry_on_port_race, stop_at_exit, wait_until)
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTQUEUE = shutil.which("postqueue") or "/usr/sbin/postqueue"
@@ -265,6 +266,7 @@ class PostfixInstance:
         self.transports = dict(transports) if transports else {}
         self.master = None
         self.sink = None
+        stop_at_exit(self)
 
     # ---- configuration --------------------------------------------------------------
     def _main_cf_text(self):
@@ -375,6 +377,17 @@ class PostfixInstance:
             except (OSError, smtplib.SMTPException):
                 s.close()
 
+    def _is_our_master(self, pid):
+        """The pid file may be stale: check the process is a master of this config dir."""
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                cmd = f.read()
+        except OSError:
+            return False
+        return b"master" in cmd and ("MAIL_CONFIG=%s" % self.config_dir).encode() in env
+
     def _master_pid(self):
         try:
             return int((self.queue_dir / "pid" / "master.pid").read_text().split()[0])
@@ -386,18 +399,19 @@ class PostfixInstance:
         self._stop_processes(timeout)
 
     def _stop_processes(self, timeout=15.0):
-        if self.master is not None and self.master.alive():
-            self._run([POSTFIX, "-c", str(self.config_dir), "stop"], check=False)
+        pid = self._master_pid()
+        if pid and pid_running(pid) and self._is_our_master(pid):
+            # SIGTERM to master directly: `postfix stop` sleeps in 1 s steps while waiting.
+            os.kill(pid, signal.SIGTERM)
             try:
-                self.master.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pid = self._master_pid()
-                if pid:
-                    try:
-                        os.killpg(pid, 9)
-                    except OSError:
-                        pass
-                self.master.stop(5)
+                wait_until(lambda: not pid_running(pid), timeout, "postfix master %d exit" % pid)
+            except HarnessError:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if self.master is not None:
+            self.master.stop(5)
         if self.sink is not None:
             self.sink.stop(timeout)
 
@@ -545,6 +559,12 @@ class PostfixInstance:
             if code != 250 and check:
                 raise smtplib.SMTPDataError(code, resp)
         return result
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
     def __repr__(self):
         return "<PostfixInstance %s port=%s>" % (self.workdir, self.port)

@@ -5,12 +5,15 @@ ManagedProcess: a child process with its output in a log file, stopped by termin
 Used by the other tests/harness modules; tested by tests/harness_selftest.
 """
 
+import atexit
 import errno
 import os
 import signal as _signal
 import socket
 import subprocess
+import tempfile
 import time
+import weakref
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -21,6 +24,46 @@ POLL_INTERVAL = 0.02
 
 class HarnessError(RuntimeError):
     """A harness server could not be started, reached or stopped; message carries its log tail."""
+
+
+# Servers still running when the interpreter exits (a crashed test run, a benchmark without
+# `with`) are stopped here, so no daemon outlives the process that started it.
+_LIVE = weakref.WeakSet()
+
+
+def stop_at_exit(server):
+    """Register an object with .stop() to be stopped at interpreter exit (idempotent)."""
+    _LIVE.add(server)
+    return server
+
+
+@atexit.register
+def _stop_live():
+    for server in list(_LIVE):
+        try:
+            server.stop()
+        except Exception:  # noqa: BLE001 -- best effort at exit; keep stopping the others
+            pass
+
+
+def pid_running(pid):
+    """True if pid exists and is not a zombie (orphans are reaped late on these machines)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("State:"):
+                    return line.split()[1] != "Z"
+    except (OSError, IndexError):
+        return False
+    return False
+
+
+def make_workdir(prefix="owlery-harness-"):
+    """A new temp directory, mode 0755 so daemons running as other users can traverse it
+    (for use outside pytest, e.g. bench/; the caller removes it)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(path, 0o755)
+    return path
 
 
 def free_port(kind=socket.SOCK_STREAM, host=LOOPBACK):
@@ -212,6 +255,7 @@ class ManagedProcess:
                     start_new_session=True, close_fds=True)
             except OSError as exc:
                 raise HarnessError("cannot run %s (%s): %s" % (self.name, self.argv[0], exc)) from exc
+        stop_at_exit(self)
         return self
 
     @property
@@ -256,6 +300,12 @@ class ManagedProcess:
         for p in self.extra_logs:
             parts.append("--- %s ---\n%s" % (p, log_tail(p, lines)))
         return "\n".join(parts)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
     def __repr__(self):
         return "<ManagedProcess %s pid=%s>" % (self.name, self.pid)

@@ -181,5 +181,11 @@ class Slapd:
         if proc.returncode != 0:
             raise HarnessError("ldapmodify failed (exit %d): %s%s" % (proc.returncode, proc.stdout, proc.stderr))
 
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def __repr__(self):
         return "<Slapd %s>" % (self.url if self.port else self.workdir)

@@ -126,5 +126,11 @@ class Spamd:
         if self.proc is not None:
             self.proc.stop(timeout=15)
 
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def __repr__(self):
         return "<Spamd 127.0.0.1:%s>" % self.port

@@ -83,6 +83,12 @@ class RedisServer:
         if self.proc:
             self.proc.stop()
 
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
 
 def _pg_bindir():
     dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
@@ -149,6 +155,12 @@ class PostgresServer:
         if self.proc:
             # SIGINT = "fast" shutdown: SIGTERM would wait for clients to disconnect.
             self.proc.stop(timeout=20, sig=2)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def machine_or_private_redis(workdir):

@@ -8,6 +8,7 @@ import psycopg
 import redis
 
 from tests.harness.postfix import build_message
+from tests.harness.procs import make_dir
 
 
 def test_postfix_delivers_into_sink(postfix):
@@ -27,6 +28,17 @@ def test_postfix_reinjection_port_refuses_foreign_clients(postfix):
     result = postfix.send("a@example.test", "b@example.test", build_message(),
                           port=postfix.reinject_port, xclient={"ADDR": "192.0.2.7"}, check=False)
     assert result.refused["b@example.test"][0] == 554
+
+
+def test_postfix_reconfigure_routes_domain_to_pipe(postfix, harness_dirs):
+    out = make_dir(harness_dirs("pipe-out"), 0o755, owner="nobody")
+    postfix.configure(
+        transports={"pipe.test": "owlerypipe:"},
+        master_cf_extra="owlerypipe unix - n n - - pipe flags=q user=nobody argv=/usr/bin/tee -a %s/out" % out)
+    postfix.send("a@example.test", "x@pipe.test", build_message(subject="piped"))
+    postfix.wait_queue_empty()
+    assert b"Subject: piped" in (out / "out").read_bytes()
+    assert postfix.sent_messages() == []
 
 
 def test_dns_stub_txt_and_nxdomain(dns_resolver, dns_zone):
@@ -104,3 +116,17 @@ def test_spamd_gtube(spamd):
     assert "EX_OK" in status
     is_spam, score, _threshold = parse_spam_header(headers["Spam"])
     assert is_spam and score >= 1000
+
+
+def test_start_failures_raise_with_the_server_log(harness_dirs):
+    import pytest
+
+    from tests.harness.postfix import PostfixInstance
+    from tests.harness.procs import HarnessError
+    from tests.harness.slapd import Slapd
+    broken = PostfixInstance(harness_dirs("broken-postfix"), master_cf_extra="not a service line")
+    with pytest.raises(HarnessError, match=r"(?s)exited with status 1.*bad field count"):
+        broken.start()
+    broken.stop()
+    with pytest.raises(HarnessError, match=r"(?s)slapadd failed.*cn=x,dc=elsewhere"):
+        Slapd(harness_dirs("broken-slapd"), ldif_text="dn: cn=x,dc=elsewhere\nobjectClass: person\ncn: x\nsn: x\n").start()
