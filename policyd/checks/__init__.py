@@ -74,7 +74,6 @@ CHECKS: dict[str, str] = {
     "lists": "policyd.checks.lists:ListsCheck",
     "quota": "policyd.checks.quota:QuotaCheck",
     "spf": "policyd.checks.spf:SpfCheck",
-    "spf": "policyd.checks.spf:SpfCheck",
     "greylist": "policyd.checks.greylist:GreylistCheck",
     "ratelimit": "policyd.checks.ratelimit:RateLimitCheck",
 }
