@@ -32,9 +32,9 @@ SIEVE_VIRUSTEST_MAX_VALUE = setting(
 
 
 def _header_group(rt, spec: str | None):
-    if not spec or ":" not in spec:
+    if not spec:
         return None
-    name, rx = spec.split(":", 1)
+    name, _, rx = spec.partition(":")
     name = name.strip()
     rx = rx.strip()
     vals = rt.msg.header_values(name)
@@ -95,10 +95,10 @@ def score(rt, kind: str, percent: bool) -> str:
         return "0"
     ratio = max(0.0, min(1.0, raw / mx))
     if percent:
-        return str(int(round(ratio * 100)))
+        return str(int(ratio * 100))
     if kind == "spam":
-        return str(1 + int(round(ratio * 9)) if ratio > 0 else 1)
-    return str(1 + int(round(ratio * 4)) if ratio > 0 else 1)
+        return str(1 + int(ratio * 9))
+    return str(1 + int(ratio * 4))
 
 
 def _run_spam(rt, node):
