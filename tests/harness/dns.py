@@ -118,7 +118,10 @@ class DNSStub:
             self.port = port
             self._servers = [udp, tcp]
             for s in self._servers:
-                s.start_thread()
+                # A short poll interval: shutdown() waits for it (0.5 s each by default).
+                s.thread = threading.Thread(target=s.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="dns-stub-%d" % port, daemon=True)
+                s.thread.start()
             return self
         raise HarnessError("DNS stub: could not bind UDP+TCP on %s: %s" % (self.host, last))
 
