@@ -125,6 +125,10 @@ def cmd_testsuite(args: argparse.Namespace) -> int:
             extra = f" (skipped: {rep.skipped_reason})"
         print(f"{verdict}: {path}: {c['PASS']} succeeded, {c['FAIL']} failed, {c['SKIP']} skipped{extra}")
         if not args.verbose:
+            if rep.case_error:
+                for line in rep.output:
+                    if ": error: " in line:
+                        print(f"    {line}")
             for b in rep.blocks:
                 if b.status == "FAIL":
                     print(f"    {b.index:2d}: Test '{b.name}' FAILED: {b.reason}")

@@ -273,6 +273,21 @@ class Validator:
             err = check_match_spec(cmp_, mt)
             if err:
                 self.error(node, err)
+            elif mt == "regex" and node.pos:
+                from sieve.match import RegexError, compile_regex
+                keys = node.pos[-1]
+                if isinstance(keys, StrList):
+                    cache = []
+                    for k in keys.items:
+                        if k.parts is not None:
+                            cache.append(None)      # compiled at run time
+                            continue
+                        try:
+                            cache.append(compile_regex(k.value, cmp_, self.settings.sieve_max_regex_length))
+                        except RegexError as e:
+                            cache.append(None)
+                            self.error(k, f"invalid regular expression '{k.value}' for regex match: {e}")
+                    node.data["regex_cache"] = cache
         for t in node.tests:
             self.validate_test(t, depth + 1)
         # const-false dead code (Pigeonhole skips `if false {}` blocks)

@@ -1,0 +1,3 @@
+require ["fileinto", "ereject"];
+fileinto "INBOX.x";
+ereject "no";
