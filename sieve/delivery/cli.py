@@ -33,8 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("lda", help="deliver one message from stdin through Sieve into Maildir++ "
                                    "(for Postfix mailbox_command or a pipe transport)",
-                       description="Exit status: 0 delivered, 67 unknown user, 75 try again later, "
-                                   "77 refused (over quota, Sieve ereject).")
+                       description=LDA_DESCRIPTION)
+    add_lda_options(p)
+
+
+LDA_DESCRIPTION = ("Deliver one message from stdin. Exit status: 0 delivered, 67 unknown user, "
+                   "75 try again later, 77 refused (over quota, Sieve ereject).")
+
+
+def add_lda_options(p: argparse.ArgumentParser) -> None:
+    from owlery.cli import add_config_option
     add_config_option(p)
     p.add_argument("-f", dest="sender", metavar="SENDER", default="",
                    help="envelope sender (MAIL FROM); empty or <> for the null sender")
@@ -47,3 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", dest="overrides", metavar="NAME=VALUE", action="append", default=[],
                    help="override one setting (TOML value), e.g. -o 'maildir_fsync=\"never\"'")
     p.set_defaults(func=_cmd_lda)
+
+
+def lda_main(argv: list[str]) -> int:
+    """`owlery lda ...` without building the whole `owlery` parser (owlery.cli's fast path)."""
+    p = argparse.ArgumentParser(prog="owlery lda", description=LDA_DESCRIPTION)
+    add_lda_options(p)
+    args = p.parse_args(argv)
+    return args.func(args)

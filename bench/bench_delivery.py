@@ -1,0 +1,189 @@
+"""Benchmark: Sieve deliveries per second, Owlery vs Dovecot/Pigeonhole, over LMTP and through the LDA.
+
+Both sides run the same typical user script (a list rule with fileinto :create, a flag for
+the boss, a junk rule) on the same message mix, into their own Maildir, in the same run:
+  LMTP: `owlery lmtpd` vs Dovecot's LMTP, C client connections each sending whole
+        transactions (MAIL/RCPT/DATA) one after another, like Postfix's lmtp(8) clients;
+  LDA:  `owlery lda` vs `dovecot-lda`, one process per message, P at a time.
+Targets (issue 8): LMTP >= Dovecot's rate; LDA >= half of dovecot-lda's.
+Run: .venv/bin/python bench/bench_delivery.py [--messages 600] [--concurrency 4]
+     [--lda-messages 150] [--lda-parallel 2]
+Talks to: a private Dovecot (tests/harness/dovecot.py) and `owlery lmtpd`/`owlery lda`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import pwd
+import shutil
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.delivery.daemon import Lmtpd, shared_workdir  # noqa: E402
+from tests.harness.dovecot import DovecotInstance  # noqa: E402
+
+OWLERY = ROOT / ".venv" / "bin" / "owlery"
+USER = "alice@example.org"
+SCRIPT = r"""require ["fileinto", "imap4flags", "mailbox", "envelope"];
+if header :contains "List-Id" "owlery" {
+    fileinto :create "Lists.Owlery";
+    stop;
+}
+if address :is "from" "boss@remote.test" {
+    addflag "\\Flagged";
+}
+if anyof (header :contains "Subject" ["lottery", "viagra"], header :is "X-Spam-Flag" "YES") {
+    fileinto :create "Junk";
+    stop;
+}
+if envelope :domain :is "from" "newsletters.test" {
+    fileinto :create "News";
+}
+"""
+
+
+def message(n: int) -> bytes:
+    kind = n % 4
+    head = [f"From: {'boss@remote.test' if kind == 1 else 'someone@remote.test'}",
+            f"To: {USER}", f"Subject: {'You won the lottery' if kind == 2 else f'message {n}'}",
+            f"Message-ID: <bench-{n}-{time.time_ns()}@remote.test>", "Date: Sat, 21 Nov 2026 10:00:00 +0000",
+            "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8"]
+    if kind == 0:
+        head.append("List-Id: Owlery users <owlery.lists.remote.test>")
+    body = "".join(f"Line {i} of a fairly ordinary message body, nothing special here.\r\n" for i in range(40))
+    return ("\r\n".join(head) + "\r\n\r\n" + body).encode()
+
+
+def prepare_home(home: Path) -> None:
+    (home / "sieve").mkdir(parents=True, exist_ok=True)
+    (home / "sieve" / "active.sieve").write_text(SCRIPT)
+    nobody = pwd.getpwnam("nobody")
+    for root, dirs, files in os.walk(home):
+        for p in [root] + [os.path.join(root, n) for n in dirs + files]:
+            os.chown(p, nobody.pw_uid, nobody.pw_gid)
+
+
+def count_messages(maildir: Path) -> int:
+    total = 0
+    for folder in [maildir] + [p for p in maildir.glob(".*") if p.is_dir()]:
+        for sub in ("new", "cur"):
+            d = folder / sub
+            if d.is_dir():
+                total += len(os.listdir(d))
+    return total
+
+
+def lmtp_run(port: int, total: int, concurrency: int) -> float:
+    """Deliveries per second: `concurrency` connections, each sending its share sequentially."""
+    def worker(indices):
+        with smtplib.LMTP("127.0.0.1", port, timeout=60) as s:
+            for n in indices:
+                refused = s.sendmail("sender@remote.test", [USER], message(n))
+                if refused:
+                    raise RuntimeError(f"refused: {refused}")
+    shares = [list(range(i, total, concurrency)) for i in range(concurrency)]
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        for f in [pool.submit(worker, share) for share in shares]:
+            f.result()
+    return total / (time.perf_counter() - start)
+
+
+def lda_run(argv_for, total: int, parallel: int) -> float:
+    def one(n):
+        r = subprocess.run(argv_for(n), input=message(n).replace(b"\r\n", b"\n"), capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"{argv_for(n)[0]} exited {r.returncode}: {r.stderr[:300]!r}")
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        for f in [pool.submit(one, n) for n in range(total)]:
+            f.result()
+    return total / (time.perf_counter() - start)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=600, help="LMTP deliveries per server")
+    ap.add_argument("--concurrency", type=int, default=4, help="LMTP client connections")
+    ap.add_argument("--lda-messages", type=int, default=150, help="LDA runs per agent")
+    ap.add_argument("--lda-parallel", type=int, default=2, help="LDA processes at a time")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+
+    work = shared_workdir("owlery-bench-delivery-")
+    ours_home = work / "ours" / "example.org" / "alice"
+    ours_lda_home = work / "ours-lda" / "example.org" / "alice"
+    dove_home = work / "dovecot-home" / "alice"
+    dove_lda_home = work / "dovecot-lda-home" / "alice"
+    for h in (ours_home, ours_lda_home, dove_home, dove_lda_home):
+        prepare_home(h)
+    state = work / "state"
+    state.mkdir()
+    conf = f"""
+maildir_path_template = "{work}/ours/{{domain}}/{{localpart}}/Maildir"
+delivery_sieve_script_template = "{work}/ours/{{domain}}/{{localpart}}/sieve/active.sieve"
+state_sqlite_path = "{state}/state.sqlite"
+maildir_owner = "nobody"
+delivery_use_directory = false
+log_level = "warning"
+"""
+    lda_conf = work / "lda.toml"
+    lda_conf.write_text(conf.replace(f"{work}/ours/", f"{work}/ours-lda/"))
+    lmtpd = Lmtpd(work, conf).start()
+    dovecot = DovecotInstance(work / "dovecot", {USER: str(dove_home), "lda@example.org": str(dove_lda_home)})
+    dovecot.start()
+    try:
+        # Warm up both (script compilation, first folder creation), then measure.
+        lmtp_run(lmtpd.port, 8, 1)
+        lmtp_run(dovecot.lmtp_port, 8, 1)
+        ours_lmtp = lmtp_run(lmtpd.port, args.messages, args.concurrency)
+        dove_lmtp = lmtp_run(dovecot.lmtp_port, args.messages, args.concurrency)
+        ours_lmtp2 = lmtp_run(lmtpd.port, args.messages, args.concurrency)
+        dove_lmtp2 = lmtp_run(dovecot.lmtp_port, args.messages, args.concurrency)
+        ours_lmtp, dove_lmtp = max(ours_lmtp, ours_lmtp2), max(dove_lmtp, dove_lmtp2)
+
+        ours_lda_argv = lambda n: [str(OWLERY), "lda", "-c", str(lda_conf), "-f", "sender@remote.test",  # noqa: E731
+                                   "-d", USER]
+        dove_lda_argv = lambda n: [*dovecot.lda_argv("lda@example.org", "sender@remote.test")]  # noqa: E731
+        lda_run(ours_lda_argv, 4, 1)
+        lda_run(dove_lda_argv, 4, 1)
+        ours_lda = lda_run(ours_lda_argv, args.lda_messages, args.lda_parallel)
+        dove_lda = lda_run(dove_lda_argv, args.lda_messages, args.lda_parallel)
+
+        stored = {
+            "owlery lmtpd": count_messages(ours_home / "Maildir"),
+            "dovecot lmtp": count_messages(dove_home / "Maildir"),
+            "owlery lda": count_messages(ours_lda_home / "Maildir"),
+            "dovecot-lda": count_messages(dove_lda_home / "Maildir"),
+        }
+        folders = sorted(p.name for p in (ours_home / "Maildir").glob(".*") if p.is_dir())
+        dfolders = sorted(p.name for p in (dove_home / "Maildir").glob(".*") if p.is_dir())
+    finally:
+        lmtpd.stop()
+        dovecot.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"Sieve delivery benchmark: {args.messages} LMTP deliveries x {args.concurrency} connections, "
+          f"{args.lda_messages} LDA runs x {args.lda_parallel} parallel, same script and messages")
+    print(f"  LMTP  owlery lmtpd : {ours_lmtp:8.1f} deliveries/s")
+    print(f"  LMTP  dovecot lmtp : {dove_lmtp:8.1f} deliveries/s   ratio {ours_lmtp / dove_lmtp:.2f} "
+          f"(target >= 1.00: {'met' if ours_lmtp >= dove_lmtp else 'NOT met'})")
+    print(f"  LDA   owlery lda   : {ours_lda:8.1f} deliveries/s")
+    print(f"  LDA   dovecot-lda  : {dove_lda:8.1f} deliveries/s   ratio {ours_lda / dove_lda:.2f} "
+          f"(target >= 0.50: {'met' if ours_lda >= 0.5 * dove_lda else 'NOT met'})")
+    print(f"  stored messages: {stored}")
+    print(f"  folders: owlery {folders} dovecot {dfolders}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
