@@ -8,6 +8,7 @@ subaddress and others. Tests: conformance test-address.svtest, tests/sieve/test_
 from __future__ import annotations
 
 import dataclasses
+import re
 
 _SPECIALS = set('()<>[]:;@\\,."')
 
@@ -176,22 +177,50 @@ def parse_address_list(text: str) -> list[Address]:
     return out
 
 
-def parse_path(text: str) -> Address | None:
-    """An SMTP path (envelope): '<a@b>', 'a@b', '<>' or '' (None = null path)."""
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_STRING = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+_QUOTED = re.compile(r'"(?:[^"\\\r\n]|\\.)*"')
+_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+                     r"|\[[^\[\]\\]*\]")
+_ROUTE = re.compile(r"@[^,:@]+(?:,@[^,:@]+)*:")
+
+
+def parse_path(text: str, allow_localpart_only: bool = False) -> Address | None:
+    """An SMTP path (RFC 5321 4.1.2): '<a@b>', 'a@b', '<@r1,@r2:a@b>'; '<>' or '' is the
+    null path (None). Raises AddressError when the path is not valid."""
     s = text.strip()
-    if s.startswith("<") and s.endswith(">"):
-        s = s[1:-1].strip()
+    if s.startswith("<"):
+        if not s.endswith(">") or len(s) < 2:
+            raise AddressError("missing '>'")
+        s = s[1:-1]
+    if "<" in s or ">" in s:
+        raise AddressError("stray angle bracket")
     if s == "":
         return None
-    if ":" in s and s.startswith("@"):
-        s = s.split(":", 1)[1]
-    at = s.rfind("@")
-    if at < 0:
-        return Address(s, None)
-    local = s[:at]
-    if len(local) >= 2 and local[0] == '"' and local[-1] == '"':
-        local = local[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return Address(local, s[at + 1:])
+    m = _ROUTE.match(s)
+    if m:
+        s = s[m.end():]
+    if s.startswith('"'):
+        q = _QUOTED.match(s)
+        if not q:
+            raise AddressError("bad quoted local part")
+        local_raw = q.group(0)
+        rest = s[q.end():]
+        local = re.sub(r"\\(.)", r"\1", local_raw[1:-1])
+    else:
+        at = s.find("@")
+        local_raw = s if at < 0 else s[:at]
+        rest = "" if at < 0 else s[at:]
+        if not _DOT_STRING.fullmatch(local_raw):
+            raise AddressError("bad local part")
+        local = local_raw
+    if rest == "":
+        if allow_localpart_only:
+            return Address(local, None)
+        raise AddressError("missing domain")
+    if not rest.startswith("@") or not _DOMAIN.fullmatch(rest[1:]):
+        raise AddressError("bad domain")
+    return Address(local, rest[1:])
 
 
 def split_detail(local: str, delimiters: str) -> tuple[str, str | None]:

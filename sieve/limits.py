@@ -77,6 +77,9 @@ SIEVE_MAX_MIME_PARTS = setting(
 SIEVE_MAX_MIME_DEPTH = setting(
     "sieve_max_mime_depth", int_range(1, None), 32,
     "Deepest MIME nesting parsed.")
+SIEVE_MAX_LOOP_NESTING = setting(
+    "sieve_max_loop_nesting", int_range(1, 100), 4,
+    "Deepest nesting of foreverypart loops (also across includes, checked at run time).")
 SIEVE_MAX_CACHE_SCRIPTS = setting(
     "sieve_max_cache_scripts", int_range(1, None), 1000,
     "Most compiled scripts kept in one ScriptCache (least recently used dropped first).")

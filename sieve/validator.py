@@ -39,6 +39,7 @@ class Validator:
         self.include_chain: tuple = ()
         self.seen_non_require = False
         self.in_test_block = False
+        self.loop_depth = 0
         self.ihave_depth = 0
         self.ihave_caps: list[set] = []
         self.data: dict = {}          # per-script validator state for extensions
@@ -146,10 +147,18 @@ class Validator:
             was = self.in_test_block
             if d.name == "test":
                 self.in_test_block = True
+            loop = d.name == "foreverypart"
+            if loop:
+                self.loop_depth += 1
+                if self.loop_depth > self.settings.sieve_max_loop_nesting:
+                    self.error(node, f"foreverypart loops nested too deeply "
+                                     f"(sieve_max_loop_nesting {self.settings.sieve_max_loop_nesting})")
             try:
                 self.validate_block(node.block, depth + 1, False)
             finally:
                 self.in_test_block = was
+                if loop:
+                    self.loop_depth -= 1
 
     def settings_allow_late_require(self) -> bool:
         return False
@@ -232,6 +241,14 @@ class Validator:
                 node.tags[slot] = val
                 if t.group:
                     node.tags[slot + ":tag"] = tname
+        if any(k in node.tags for k in ("anychild", "mimeopt")) and "mime" not in node.tags:
+            self.error(node, f"the :anychild, :type, :subtype, :contenttype and :param tags of the "
+                             f"{d.name} {what} require the :mime tag")
+        if "mimeopt" in node.tags and d.name != "header":
+            self.error(node, f"the :{node.tags.get('mimeopt:tag', node.tags['mimeopt'])} tag is only "
+                             f"allowed for the header test")
+        if d.name in ("break", "extracttext") and self.loop_depth == 0:
+            self.error(node, f"the {d.name} command is not valid outside a foreverypart loop")
         pos = args[i:]
         for a in pos:
             if isinstance(a, Tag):
@@ -363,6 +380,10 @@ def compile_source(source: bytes | str, *, name: str, settings: Settings, path: 
         v.validate_block(tree, 0, True)
     except RecursionError:
         v.error(None, "script nests too deeply")
+    for ext in sorted(v.required):
+        for need in v.registry[ext].requires:
+            if need not in v.required:
+                v.error(None, f"the {ext} extension cannot be used without the {need} extension")
     if v.errors:
         v.diags.append(Diagnostic(name, 0, 0, "validation failed"))
         raise SieveCompileError(v.diags)

@@ -5,7 +5,7 @@ Tests: conformance extensions/envelope.svtest.
 
 from __future__ import annotations
 
-from sieve.address import Address, address_part, parse_path
+from sieve.address import Address, AddressError, address_part, parse_path
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension
 
 PARTS = ("from", "to", "auth", "orig_to")
@@ -36,10 +36,13 @@ def envelope_values(rt, which: str, part: str) -> list[str]:
         return []
     if raw is None:
         return []
-    a = parse_path(raw)
+    try:
+        a = parse_path(raw, allow_localpart_only=(w != "from"))
+    except AddressError:
+        return []
     if a is None:
-        # null reverse-path: only :all matches, against ""
-        return [""] if part == "all" else []
+        # RFC 5228 5.4: the null reverse-path matches as "" whatever the address part
+        return [""]
     if a.domain is None and w == "auth":
         a = Address(a.local, None)
     p = address_part(a, part, delims)

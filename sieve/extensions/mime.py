@@ -103,6 +103,8 @@ def _run_foreverypart(rt, node):
     else:
         children = _descendants(parent)
     depth = rt.ext.get("fep_depth", 0)
+    if depth + 1 > rt.settings.sieve_max_loop_nesting:
+        raise SieveRuntimeError("foreverypart loops nested too deeply (sieve_max_loop_nesting)")
     rt.ext["fep_depth"] = depth + 1
     try:
         for p in children:

@@ -68,7 +68,10 @@ def _run(rt, node):
     sender = rt.envelope.mail_from
     if not sender:
         return
-    sa = parse_path(sender)
+    try:
+        sa = parse_path(sender)
+    except AddressError:
+        return
     if sa is None or sa.domain is None:
         return
     local = sa.local.lower()
