@@ -398,7 +398,7 @@ def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
                       compare(cmp_, count, k)):
                 return True
         return False
-    want_groups = rt.match_vars_enabled and mt in ("matches", "regex")
+    want_groups = rt.match_vars_enabled and mt in ("matches", "regex") and not spec.get("no_vars")
     regexes = spec.get("regex_cache")
     for v in values:
         for idx, k in enumerate(keys):

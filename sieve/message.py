@@ -159,6 +159,8 @@ class Part:
                 return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==", validate=False)
             if cte == "quoted-printable":
                 return quopri.decodestring(body)
+            if cte not in ("", "7bit", "8bit", "binary"):
+                return b""                # unknown encoding: nothing we can read
         except (binascii.Error, ValueError):
             return body
         return body

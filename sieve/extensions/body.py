@@ -14,6 +14,8 @@ def _type_matches(part_type: str, want: str) -> bool:
     want = want.lower()
     if want == "":
         return True
+    if want.count("/") > 1:
+        return False
     if "/" in want:
         return part_type == want
     return part_type.split("/", 1)[0] == want
@@ -24,7 +26,7 @@ def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
     if transform == "raw":
         raw = msg.to_bytes()
         body = msg.body if not msg.edited else raw.split(b"\r\n\r\n", 1)[-1]
-        return [bytes_to_text(body[: rt.settings.sieve_max_message_scan])]
+        return [bytes_to_text(body[: rt.settings.sieve_max_message_scan])] if body else []
     parts = msg.mime_parts(rt.settings.sieve_max_mime_parts, rt.settings.sieve_max_mime_depth)
     out = []
     for p in parts:
@@ -41,8 +43,10 @@ def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
                     out.append(_header_text(sub[0]))
             continue
         if transform == "text":
-            if p.mtype.startswith("text/"):
-                out.append(_text_of(p))
+            if p.mtype.startswith("text/") or p.mtype == "application/xhtml+xml":
+                t = _text_of(p)
+                if t:
+                    out.append(t)
         else:
             if any(_type_matches(p.mtype, t) for t in types or []):
                 out.append(_text_of(p))
@@ -55,7 +59,7 @@ def _header_text(part) -> str:
 
 def _text_of(p) -> str:
     t = p.text()
-    if p.mtype == "text/html":
+    if p.mtype in ("text/html", "application/xhtml+xml"):
         import re
         t = re.sub(r"<[^>]*>", " ", t)
     return t
@@ -65,6 +69,11 @@ def _run(rt, node):
     tr = node.tags.get("transform:tag") or node.tags.get("transform") or "text"
     types = rt.sl(node.tags["transform"]) if tr == "content" else None
     values = body_values(rt, tr, types)
+    if "spec" not in node.data:
+        # RFC 5173 5: the body test does not set match variables
+        node.data["spec"] = {"cmp": node.tags.get("comparator", "i;ascii-casemap"),
+                             "mt": node.tags.get("match-type", "is"), "rel": node.tags.get("relation"),
+                             "regex_cache": node.data.get("regex_cache"), "no_vars": True}
     return rt.match(node, values, rt.sl(node.pos[0]))
 
 

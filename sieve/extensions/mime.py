@@ -98,8 +98,8 @@ def _run_foreverypart(rt, node):
     name = rt.s(node.tags["name"]) if "name" in node.tags else None
     parent = rt.ext.get("mime_part")
     if parent is None:
-        parts = _parts(rt)
-        children = _descendants(parts[0]) if parts else []
+        # the outermost loop visits the message itself first, then every part
+        children = list(_parts(rt))
     else:
         children = _descendants(parent)
     depth = rt.ext.get("fep_depth", 0)
