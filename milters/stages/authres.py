@@ -24,6 +24,7 @@ MILTER_AUTHSERV_ID = setting(
     "name. Unset: Postfix's myhostname (the j macro), else this host's name.")
 
 _TOKEN_RE = re.compile(r"^[^\x00-\x20()<>@,;:\\\"/\[\]?=\x7f]+$")
+_PROP_RE = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|\S+)')
 _DOMAINISH_RE = re.compile(r"^[A-Za-z0-9._+-]*@?[A-Za-z0-9.-]+$")
 
 
@@ -66,10 +67,9 @@ def parse_resinfos(value: str) -> list[tuple[str, str, dict[str, str]]]:
             continue
         method, _, result = words[0].partition("=")
         props: dict[str, str] = {}
-        for w in words[1:]:
-            key, eq, val = w.partition("=")
-            if eq:
-                props[key.lower()] = val.strip('"')
+        rest = part.strip()[len(words[0]):]
+        for key, val in _PROP_RE.findall(rest):
+            props[key.lower()] = val[1:-1].replace('\\"', '"') if val.startswith('"') else val
         out.append((method.split("/")[0].lower(), result.lower(), props))
     return out
 
