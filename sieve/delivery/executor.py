@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -199,7 +197,7 @@ class Executor:
         self.program = program
         self.clock = clock
         self._owner: Owner | None = owner_from_settings(settings)
-        self.hostname = socket.gethostname()
+        self.hostname = os.uname().nodename
 
     # -- lazily built collaborators (the LDA pays only for what a message needs) --
 
@@ -452,6 +450,7 @@ class Executor:
             log.warning("%s: redirect loop: %s already redirected this message; keeping it",
                         self.program, user.address)
             return "loop"
+        import hashlib
         msgid = (redirect_mod.header_values(message, "Message-ID") or [""])[0]
         dup_key = "redirect:" + hashlib.sha256(
             f"{msgid}\0{action.address.lower()}".encode("utf-8", "surrogateescape")).hexdigest()[:32]

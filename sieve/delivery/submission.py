@@ -8,7 +8,6 @@ Talks to: the MTA. Tests: tests/delivery/test_executor.py (fake), tests/e2e/test
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -75,6 +74,7 @@ class SendmailSubmitter:
         self.timeout = timeout
 
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
+        import subprocess
         argv = self.command + ["-i", "-f", envelope_from or "<>", "--", *recipients]
         try:
             proc = subprocess.run(argv, input=message.replace(b"\r\n", b"\n"), capture_output=True,
