@@ -82,6 +82,7 @@ def compile_glob(key: str):
             i += 2
             continue
         if c == "\\":
+            lit.append(c)           # a trailing lone backslash stands for itself
             i += 1
             continue
         if c in "*?":

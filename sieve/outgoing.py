@@ -96,6 +96,9 @@ def notify_mailto(rt, *, to: list[str], from_addr: str, subject: str, body: str,
     elif importance == "3":
         lines.append("X-Priority: 5 (Lowest)")
         lines.append("Importance: Low")
+    else:
+        lines.append("X-Priority: 3 (Normal)")
+        lines.append("Importance: Normal")
     for k, v in headers:
         lines.append(f"{k}: {_hdr(v)}")
     lines.append("MIME-Version: 1.0")

@@ -40,8 +40,10 @@ class ResultBuilder:
             if isinstance(a, Reject) and isinstance(new, (Keep, FileInto, Redirect)) and \
                     not (isinstance(new, (FileInto, Redirect)) and new.copy and False):
                 raise SieveRuntimeError(f"{new.name} action conflicts with earlier reject action")
-            if isinstance(new, Reject) and isinstance(a, (Keep, FileInto, Redirect)):
-                what = "keep" if isinstance(a, Keep) else ("fileinto" if isinstance(a, FileInto) else "redirect")
+            if isinstance(a, Reject) and isinstance(new, Vacation):
+                raise SieveRuntimeError("vacation action conflicts with earlier reject action")
+            if isinstance(new, Reject) and isinstance(a, (Keep, FileInto, Redirect, Vacation)):
+                what = a.name if not isinstance(a, FileInto) else "fileinto"
                 raise SieveRuntimeError(f"reject action conflicts with earlier {what} action")
 
     def add(self, action: Action, cancels_keep: bool = True) -> None:
@@ -119,6 +121,7 @@ class ResultBuilder:
             self.implicit_keep = False
             return
         if isinstance(action, Vacation):
+            self._conflict_reject(action)
             for a in self.actions:
                 if isinstance(a, Vacation):
                     raise SieveRuntimeError("duplicate vacation action not allowed")

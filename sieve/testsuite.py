@@ -37,6 +37,8 @@ DOVECOT_ONLY = {
     "vnd.dovecot.execute": "vnd.dovecot.execute runs external programs (Dovecot extprograms plugin)",
     "vnd.dovecot.debug": "vnd.dovecot.debug writes to Dovecot's log",
     "vnd.dovecot.report": "vnd.dovecot.report (Dovecot-specific abuse reports)",
+    "extlists": "extlists lists live in Dovecot dict files (sieve_extlists_list settings); "
+                "not implemented",
 }
 
 

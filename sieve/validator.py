@@ -314,6 +314,10 @@ class Validator:
         if d.validate is not None and self.errors == errors_before:
             # extension checks assume well-typed arguments
             d.validate(self, node)
+        # RFC 5463: the block of `if ihave "unknown"` is never run and need not validate
+        if d.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].name == "ihave" \
+                and node.tests[0].data.get("known") is False:
+            node.skip = True
 
     def validate_test(self, node: Node, depth: int) -> None:
         if depth > self.settings.sieve_max_nesting * 2:

@@ -39,7 +39,6 @@ _MODULES = (
     "enotify",                 # RFC 5435 with the mailto method (RFC 5436)
     "special_use",             # RFC 8579
     "metadata",                # mboxmetadata, servermetadata (RFC 5490)
-    "extlists",                # RFC 6134
     "testsuite",               # vnd.dovecot.testsuite (hidden; for the conformance harness)
 )
 

@@ -14,7 +14,7 @@ from sieve.address import AddressError, parse_address_list
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
 
-_SAFE_HEADERS_FORBIDDEN = {"received", "return-path", "auto-submitted", "from", "to", "cc", "bcc",
+_SAFE_HEADERS_FORBIDDEN = {"received", "return-path", "auto-submitted", "from", "to", "bcc",
                            "date", "message-id", "sender", "content-type", "content-transfer-encoding",
                            "mime-version", "x-priority", "importance", "precedence"}
 
@@ -52,6 +52,7 @@ def parse_mailto(uri: str):
     if r is None:
         return None
     recipients.extend(r)
+    to_list = list(r)
     if query:
         for pair in query.split("&"):
             if not pair:
@@ -67,6 +68,7 @@ def parse_mailto(uri: str):
                 if r is None:
                     return None
                 recipients.extend(r)
+                to_list.extend(r)
             elif kl == "body":
                 body = v
             elif kl in ("cc", "bcc"):
@@ -74,9 +76,17 @@ def parse_mailto(uri: str):
                 if r is None:
                     return None
                 recipients.extend(r)
+                if kl == "cc":
+                    headers.append(("Cc", ", ".join(r)))
             else:
                 headers.append((k, v))
-    return recipients, headers, body
+    seen: set[str] = set()
+    unique = []
+    for a in recipients:
+        if a.lower() not in seen:
+            seen.add(a.lower())
+            unique.append(a)
+    return unique, headers, body, to_list
 
 
 def method_error(uri: str) -> str | None:
@@ -119,7 +129,7 @@ def _run_notify(rt, node):
     err = method_error(uri)
     if err:
         raise SieveRuntimeError(f"notify: {err}")
-    recipients, headers, body = parse_mailto(uri)
+    recipients, headers, body, to_list = parse_mailto(uri)
     importance = rt.s(node.tags["importance"]) if "importance" in node.tags else "2"
     from_addr = rt.s(node.tags["from"]) if "from" in node.tags else None
     text = rt.s(node.tags["message"]) if "message" in node.tags else None
@@ -135,11 +145,12 @@ def _run_notify(rt, node):
                                          for k, v in ((k, v) for k, v in
                                                       ((h, x) for h in ("auto-submitted",)
                                                        for x in rt.msg.header_raw(h)))):
-        msg = notify_mailto(rt, to=recipients, from_addr=from_addr or rt.settings.sieve_postmaster_address,
+        msg = notify_mailto(rt, to=to_list, from_addr=from_addr or rt.settings.sieve_postmaster_address,
                             subject=subject, body=body or text, headers=extra, importance=importance)
     rt.add(Notify(method=uri, from_addr=from_addr, importance=importance,
                   options=tuple(rt.sl(node.tags["options"])) if "options" in node.tags else (),
-                  text=text, envelope_from="", recipients=tuple(recipients) if msg else (),
+                  text=text, envelope_from=rt.settings.sieve_postmaster_address,
+                  recipients=tuple(recipients) if msg else (),
                   message=msg, line=node.line), cancels_keep=False)
 
 

@@ -170,8 +170,11 @@ def check_name(v, where, name: str, allow_global_ns=True) -> None:
 
 def assign(rt, name: str, value: str) -> None:
     limit = rt.settings.sieve_max_variable_size
-    if len(value) > limit:
-        value = value[:limit]
+    if len(value) * 4 > limit:
+        raw = value.encode("utf-8", "surrogateescape")
+        if len(raw) > limit:
+            # cut at the byte limit without splitting a UTF-8 sequence
+            value = raw[:limit].decode("utf-8", "ignore")
     low = name.lower()
     if low.startswith("global."):
         rt.globals[low[7:]] = value
