@@ -87,6 +87,7 @@ CONFIG_MAP = {
     "sieve_include_max_includes": "sieve_max_includes",
     "sieve_include_max_nesting_depth": "sieve_max_include_depth",
     "sieve_variables_max_variable_size": "sieve_max_variable_size",
+    "sieve_variables_max_value_size": "sieve_max_variable_size",
     "sieve_variables_max_scope_count": "sieve_max_variables",
     "sieve_variables_max_scope_size": "sieve_max_variables",
     "sieve_editheader_max_header_size": "sieve_max_header_size",
