@@ -70,6 +70,10 @@ def listen(reactor: Any, endpoint: ListenEndpoint, factory: Any) -> Any:
             os.unlink(endpoint.path)
         return reactor.listenUNIX(endpoint.path, factory, mode=endpoint.mode)
     fd = systemd_fd(endpoint.name)
+    # systemd passes blocking sockets unless NonBlocking=yes; Twisted's accept loop
+    # needs a non-blocking one or the whole reactor hangs in accept().
+    os.set_blocking(fd, False)
+    os.set_inheritable(fd, False)
     probe = socket.socket(fileno=os.dup(fd))
     family = probe.family
     probe.close()

@@ -95,3 +95,33 @@ def test_reload_and_graceful_stop(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+ACTIVATE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
+            "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='coreapp'); "
+            "os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
+
+
+def test_systemd_socket_activation(tmp_path):
+    """A socket passed the way systemd passes it (fd 3, LISTEN_* for our pid) is served."""
+    cfg = tmp_path / "o.toml"
+    cfg.write_text("")
+    path = tmp_path / "activated.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(8)
+    fd = listener.fileno()
+    proc = subprocess.Popen([sys.executable, "-c", ACTIVATE, str(fd), str(APP), str(cfg), "systemd:coreapp"],
+                            pass_fds=(fd,), cwd=ROOT, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    listener.close()     # only the daemon holds it now
+    try:
+        s = connect_when_ready(path, proc)
+        assert ask(s, b"hello systemd") == b"hello systemd"
+        s.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
