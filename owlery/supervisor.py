@@ -83,9 +83,11 @@ def run_all(config_path: str, settings: Any, domains: Sequence[str]) -> int:
     try:
         wait_listening(procs, endpoints)
     except RuntimeError as e:
-        print(f"owlery: {e}", file=sys.stderr)
         forward(signal.SIGTERM, None)
         _reap(procs)
+        if stopping:       # asked to stop while the daemons were still starting
+            return 0
+        print(f"owlery: {e}", file=sys.stderr)
         return 1
     print(f"owlery: running with settings from {config_path}", file=sys.stderr)
     for name, _key in DAEMONS:
