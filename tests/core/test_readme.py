@@ -65,3 +65,17 @@ def console_commands():
 @pytest.mark.parametrize("command", console_commands())
 def test_console_examples_are_real_commands(command):
     build_parser().parse_args(shlex.split(command)[1:])
+
+
+RUN_FOR_REAL = ("owlery config show -n", "owlery config show", "owlery config doc",
+                "owlery sieve testsuite tests/sieve/svtest/")
+
+
+@pytest.mark.parametrize("command", RUN_FOR_REAL)
+def test_side_effect_free_examples_run(command):
+    import subprocess
+    import sys
+    assert command in console_commands(), f"README no longer shows {command!r}"
+    r = subprocess.run([sys.executable, "-m", "owlery.cli"] + shlex.split(command)[1:], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
