@@ -83,9 +83,10 @@ def run_all(config_path: str, settings: Any, domains: Sequence[str]) -> int:
     try:
         wait_listening(procs, endpoints)
     except RuntimeError as e:
+        asked_to_stop = stopping   # a stop requested while the daemons were still starting
         forward(signal.SIGTERM, None)
         _reap(procs)
-        if stopping:       # asked to stop while the daemons were still starting
+        if asked_to_stop:
             return 0
         print(f"owlery: {e}", file=sys.stderr)
         return 1
