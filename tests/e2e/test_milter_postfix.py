@@ -39,6 +39,8 @@ def keys(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mta(postfix_factory, harness_dirs, dns_stub, keys):
+    # The stub is shared by the whole session: put its records back afterwards.
+    saved = dns_stub.snapshot()
     for name, value in keys[1].items():
         dns_stub.set(name, "TXT", value)
     dns_stub.set("example.net", "TXT", "v=spf1 ip4:192.0.2.10 -all")
@@ -56,7 +58,9 @@ dkim_sign_keys = {{ "example.net" = ["r1", "e1"] }}
     main_cf = dict(POSTFIX_MILTER_LINES, smtpd_milters=milter.spec)
     postfix = postfix_factory(main_cf=main_cf, name="postfix-milter")
     yield postfix, milter
+    postfix.stop()
     milter.stop()
+    dns_stub.restore(saved)
 
 
 def deliver(postfix, raw, xclient, sender="alice@example.net"):
