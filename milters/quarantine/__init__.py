@@ -138,6 +138,32 @@ class ListFilter:
     status: str | None = None           # pending | released: any recipient in that state
     limit: int | None = None
 
+    def sql_where(self, now: float, placeholder: str, recipients_table: str) -> tuple[str, list[Any]]:
+        """The WHERE clause (over messages `m`) and its arguments, for either SQL backend."""
+        where: list[str] = []
+        args: list[Any] = []
+        def in_recipients(column: str) -> str:
+            return f"m.mail_id IN (SELECT mail_id FROM {recipients_table} WHERE {column} = {placeholder})"
+        if self.recipient:
+            where.append(in_recipients("address_lc"))
+            args.append(self.recipient.lower())
+        if self.sender is not None:
+            where.append(f"lower(m.sender) = {placeholder}")
+            args.append(self.sender.lower())
+        if self.reason:
+            where.append(f"m.reason = {placeholder}")
+            args.append(self.reason)
+        if self.older_than is not None:
+            where.append(f"m.created <= {placeholder}")
+            args.append(now - self.older_than)
+        if self.newer_than is not None:
+            where.append(f"m.created >= {placeholder}")
+            args.append(now - self.newer_than)
+        if self.status:
+            where.append(in_recipients("status"))
+            args.append(self.status)
+        return " AND ".join(where) or "1 = 1", args
+
 
 class QuarantineStore(abc.ABC):
     """The contract every backend keeps (tests/milters/test_quarantine_store.py checks it).

@@ -161,27 +161,9 @@ class DirectoryStore(QuarantineStore):
 
     def list(self, filters: ListFilter, now: float) -> list[QuarantineRecord]:
         self._setup()
-        where, args = ["1 = 1"], []
-        if filters.recipient:
-            where.append("m.mail_id IN (SELECT mail_id FROM recipients WHERE address_lc = ?)")
-            args.append(filters.recipient.lower())
-        if filters.sender is not None:
-            where.append("lower(m.sender) = ?")
-            args.append(filters.sender.lower())
-        if filters.reason:
-            where.append("m.reason = ?")
-            args.append(filters.reason)
-        if filters.older_than is not None:
-            where.append("m.created <= ?")
-            args.append(now - filters.older_than)
-        if filters.newer_than is not None:
-            where.append("m.created >= ?")
-            args.append(now - filters.newer_than)
-        if filters.status:
-            where.append("m.mail_id IN (SELECT mail_id FROM recipients WHERE status = ?)")
-            args.append(filters.status)
+        where, args = filters.sql_where(now, "?", "recipients")
         with self._db(write=False) as db:
-            return self._records(db, " AND ".join(where), args, filters.limit)
+            return self._records(db, where, args, filters.limit)
 
     def mark_released(self, mail_id: str, addresses: Iterable[str], by: str, now: float) -> QuarantineRecord:
         self._check_id(mail_id)

@@ -126,27 +126,9 @@ class PostgresStore(QuarantineStore):
 
     def list(self, filters: ListFilter, now: float) -> list[QuarantineRecord]:
         self._setup()
-        where, args = ["TRUE"], []
-        if filters.recipient:
-            where.append("m.mail_id IN (SELECT mail_id FROM quarantine_recipients WHERE address_lc = %s)")
-            args.append(filters.recipient.lower())
-        if filters.sender is not None:
-            where.append("lower(m.sender) = %s")
-            args.append(filters.sender.lower())
-        if filters.reason:
-            where.append("m.reason = %s")
-            args.append(filters.reason)
-        if filters.older_than is not None:
-            where.append("m.created <= %s")
-            args.append(now - filters.older_than)
-        if filters.newer_than is not None:
-            where.append("m.created >= %s")
-            args.append(now - filters.newer_than)
-        if filters.status:
-            where.append("m.mail_id IN (SELECT mail_id FROM quarantine_recipients WHERE status = %s)")
-            args.append(filters.status)
+        where, args = filters.sql_where(now, "%s", "quarantine_recipients")
         with self._db() as db:
-            return self._records(db, " AND ".join(where), args, filters.limit)
+            return self._records(db, where, args, filters.limit)
 
     def mark_released(self, mail_id: str, addresses: Iterable[str], by: str, now: float) -> QuarantineRecord:
         self._check_id(mail_id)
