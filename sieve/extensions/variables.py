@@ -184,11 +184,36 @@ def assign(rt, name: str, value: str) -> None:
         rt.vars[low] = value
 
 
+# Modifiers that escape characters: their output is cut at the variable size limit
+# between escaped units, never inside one (a half escape would change the meaning).
+_UNIT_ESCAPES = {"quotewildcard": _quotewildcard, "quoteregex": _quoteregex, "encodeurl": _encodeurl}
+
+
+def _escape_bounded(fn, value: str, limit: int) -> str:
+    out = fn(value)
+    if len(out.encode("utf-8", "surrogateescape")) <= limit:
+        return out
+    parts = []
+    size = 0
+    for ch in value:
+        unit = fn(ch)
+        n = len(unit.encode("utf-8", "surrogateescape"))
+        if size + n > limit:
+            break
+        parts.append(unit)
+        size += n
+    return "".join(parts)
+
+
 def _run_set(rt, node):
     name = node.pos[0].items[0].value
     value = rt.s(node.pos[1])
+    limit = rt.settings.sieve_max_variable_size
     for m in node.data.get("mods", ()):
-        value = MODIFIERS[m][1](value)
+        if m in _UNIT_ESCAPES:
+            value = _escape_bounded(_UNIT_ESCAPES[m], value, limit)
+        else:
+            value = MODIFIERS[m][1](value)
     assign(rt, name, value)
 
 
