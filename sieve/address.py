@@ -183,6 +183,11 @@ _QUOTED = re.compile(r'"(?:[^"\\\r\n]|\\.)*"')
 _DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
                      r"|\[[^\[\]\\]*\]")
 _ROUTE = re.compile(r"@[^,:@]+(?:,@[^,:@]+)*:")
+# Envelope paths as MTAs really pass them: local parts with leading, trailing or doubled
+# dots (common in Japanese mobile addresses) and host names with '_' or edge hyphens.
+_LAX_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
+_LAX_LABEL = r"[A-Za-z0-9_-]+"
+_LAX_DOMAIN = re.compile(rf"{_LAX_LABEL}(?:\.{_LAX_LABEL})*|\[[^\[\]\\]*\]")
 
 
 def parse_path(text: str, allow_localpart_only: bool = False) -> Address | None:
@@ -197,8 +202,14 @@ def parse_path(text: str, allow_localpart_only: bool = False) -> Address | None:
         raise AddressError("stray angle bracket")
     if s == "":
         return None
-    m = _ROUTE.match(s)
-    if m:
+    if s.startswith("@"):
+        # a source route: '@host,@host:' with every host a valid domain
+        m = _ROUTE.match(s)
+        if not m:
+            raise AddressError("bad source route")
+        for hop in m.group(0)[:-1].split(","):
+            if not _LAX_DOMAIN.fullmatch(hop[1:]):
+                raise AddressError("bad source route")
         s = s[m.end():]
     if s.startswith('"'):
         q = _QUOTED.match(s)
@@ -211,14 +222,14 @@ def parse_path(text: str, allow_localpart_only: bool = False) -> Address | None:
         at = s.find("@")
         local_raw = s if at < 0 else s[:at]
         rest = "" if at < 0 else s[at:]
-        if not _DOT_STRING.fullmatch(local_raw):
+        if not _LAX_LOCAL.fullmatch(local_raw):
             raise AddressError("bad local part")
         local = local_raw
     if rest == "":
         if allow_localpart_only:
             return Address(local, None)
         raise AddressError("missing domain")
-    if not rest.startswith("@") or not _DOMAIN.fullmatch(rest[1:]):
+    if not rest.startswith("@") or not _LAX_DOMAIN.fullmatch(rest[1:]):
         raise AddressError("bad domain")
     return Address(local, rest[1:])
 
