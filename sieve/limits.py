@@ -9,7 +9,7 @@ Tests: tests/sieve/test_limits.py (one hostile script per limit).
 
 from __future__ import annotations
 
-from owlery.settings import Int, Size, Str, StrList, Duration, int_range, setting
+from owlery.settings import Int, Size, Str, StrList, Duration, choice, int_range, setting
 
 SIEVE_MAX_SCRIPT_SIZE = setting(
     "sieve_max_script_size", Size, "1M",
@@ -98,6 +98,12 @@ SIEVE_POSTMASTER_ADDRESS = setting(
 SIEVE_USER_EMAIL = setting(
     "sieve_user_email", Str, None,
     "The user's own address when the envelope recipient is not it (vacation, notify).")
+SIEVE_NOTIFY_ENVELOPE_FROM = setting(
+    "sieve_notify_envelope_from", choice("default", "sender", "recipient", "orig_recipient",
+                                         "user_email", "postmaster"), "default",
+    "MAIL FROM of enotify mailto notifications: 'default' = <> when the notified message came "
+    "from <>, else the notify :from address, else sieve_postmaster_address; or the original "
+    "sender, recipient, original recipient, sieve_user_email, or the postmaster.")
 SIEVE_EXTENSIONS_DISABLED = setting(
     "sieve_extensions_disabled", StrList, [],
     "Extensions scripts may not require, e.g. [\"vacation\", \"enotify\"].")

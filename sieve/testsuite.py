@@ -92,6 +92,7 @@ CONFIG_MAP = {
     "sieve_variables_max_scope_size": "sieve_max_variables",
     "sieve_editheader_max_header_size": "sieve_max_header_size",
     "sieve_notify_max_notifications": "sieve_max_notifications",
+    "sieve_notify_mailto_envelope_from": "sieve_notify_envelope_from",
     "sieve_vacation_min_period": "sieve_vacation_min_period",
     "sieve_vacation_max_period": "sieve_vacation_max_period",
     "sieve_vacation_default_period": "sieve_vacation_default_period",

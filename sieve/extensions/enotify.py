@@ -19,6 +19,9 @@ _SAFE_HEADERS_FORBIDDEN = {"received", "return-path", "auto-submitted", "from", 
                            "mime-version", "x-priority", "importance", "precedence"}
 
 
+_MAX_SUBJECT = 256  # characters of a notification's Subject
+
+
 def parse_mailto(uri: str):
     """(recipients, headers, body) of a mailto: URI, or None when invalid."""
     if not uri.lower().startswith("mailto:"):
@@ -28,6 +31,7 @@ def parse_mailto(uri: str):
     recipients: list[str] = []
     headers: list[tuple[str, str]] = []
     body = ""
+    shown: dict[str, str] = {}   # address -> the item as written (display name kept)
     if re.search(r"%(?![0-9A-Fa-f]{2})", uri):
         return None
 
@@ -46,6 +50,7 @@ def parse_mailto(uri: str):
             if len(al) != 1:
                 return None
             out.append(al[0].all)
+            shown.setdefault(al[0].all.lower(), " ".join(item.split()))
         return out
 
     r = addrs(to_part)
@@ -77,7 +82,7 @@ def parse_mailto(uri: str):
                     return None
                 recipients.extend(r)
                 if kl == "cc":
-                    headers.append(("Cc", ", ".join(r)))
+                    headers.append(("Cc", r))
             else:
                 headers.append((k, v))
     seen: set[str] = set()
@@ -86,7 +91,7 @@ def parse_mailto(uri: str):
         if a.lower() not in seen:
             seen.add(a.lower())
             unique.append(a)
-    return unique, headers, body, to_list
+    return unique, headers, body, to_list, shown
 
 
 def method_error(uri: str) -> str | None:
@@ -129,7 +134,7 @@ def _run_notify(rt, node):
     err = method_error(uri)
     if err:
         raise SieveRuntimeError(f"notify: {err}")
-    recipients, headers, body, to_list = parse_mailto(uri)
+    recipients, headers, body, to_list, shown = parse_mailto(uri)
     importance = rt.s(node.tags["importance"]) if "importance" in node.tags else "2"
     from_addr = rt.s(node.tags["from"]) if "from" in node.tags else None
     text = rt.s(node.tags["message"]) if "message" in node.tags else None
@@ -139,19 +144,68 @@ def _run_notify(rt, node):
         subj = (rt.msg.header_values("subject") or [""])[0]
         text = f"{frm}: {subj}" if frm or subj else "Notification"
     subject = subj_hdr[0] if subj_hdr else text
-    extra = [(k, v) for k, v in headers if k.lower() not in _SAFE_HEADERS_FORBIDDEN and k.lower() != "subject"]
+    if len(subject) > _MAX_SUBJECT:
+        # a whole :message does not make a sane Subject line: cut it, marked with an ellipsis
+        subject = subject[:_MAX_SUBJECT - 1] + "\u2026"
+    # A recipient already notified by an earlier mailto action of this run, or named twice
+    # in this URI, gets one notification only (RFC 5436 2.3 duplicate suppression).
+    earlier = {r.lower() for a in rt.result.actions if isinstance(a, Notify) for r in a.recipients}
+    recipients = [r for r in recipients if r.lower() not in earlier]
+    to_list = [r for r in to_list if r.lower() not in earlier]
+    listed = {r.lower() for r in to_list} | earlier
+    extra = []
+    for k, v in headers:
+        kl = k.lower()
+        if kl in _SAFE_HEADERS_FORBIDDEN or kl == "subject":
+            continue
+        if kl == "cc":
+            kept = [a for a in v if a.lower() not in listed]
+            listed |= {a.lower() for a in kept}
+            if not kept:
+                continue
+            v = ", ".join(shown.get(a.lower(), a) for a in kept)
+        extra.append((k, v))
+    if not recipients:
+        return
+    auto = any(v.strip().lower() != "no" for v in rt.msg.header_raw("auto-submitted"))
     msg = b""
-    if rt.envelope.mail_from and not any(k.lower() == "auto-submitted" and v.strip().lower() != "no"
-                                         for k, v in ((k, v) for k, v in
-                                                      ((h, x) for h in ("auto-submitted",)
-                                                       for x in rt.msg.header_raw(h)))):
-        msg = notify_mailto(rt, to=to_list, from_addr=from_addr or rt.settings.sieve_postmaster_address,
+    env_from = notify_envelope_from(rt, from_addr)
+    if not auto:
+        msg = notify_mailto(rt, to=[shown.get(a.lower(), f"<{a}>") for a in to_list], from_addr=from_addr or rt.settings.sieve_postmaster_address,
                             subject=subject, body=body or text, headers=extra, importance=importance)
     rt.add(Notify(method=uri, from_addr=from_addr, importance=importance,
                   options=tuple(rt.sl(node.tags["options"])) if "options" in node.tags else (),
-                  text=text, envelope_from=rt.settings.sieve_postmaster_address,
+                  text=text, envelope_from=env_from,
                   recipients=tuple(recipients) if msg else (),
                   message=msg, line=node.line), cancels_keep=False)
+
+
+def notify_envelope_from(rt, from_addr: str | None) -> str:
+    """MAIL FROM of a mailto notification (setting sieve_notify_envelope_from). 'default':
+    the null sender when the notified message had one (no loops with bounces), else the
+    :from address, else the postmaster."""
+    mode = rt.settings.sieve_notify_envelope_from
+    env = rt.envelope
+    if mode == "sender":
+        return env.mail_from or ""
+    if mode == "recipient":
+        return env.rcpt_to or ""
+    if mode == "orig_recipient":
+        return env.orig_rcpt or env.rcpt_to or ""
+    if mode == "user_email":
+        return rt.settings.sieve_user_email or env.rcpt_to or ""
+    if mode == "postmaster":
+        return rt.settings.sieve_postmaster_address
+    if not env.mail_from:
+        return ""
+    if from_addr:
+        try:
+            parsed = parse_address_list(from_addr)
+        except AddressError:
+            parsed = []
+        if len(parsed) == 1:
+            return parsed[0].all
+    return rt.settings.sieve_postmaster_address
 
 
 def _run_valid(rt, node):
