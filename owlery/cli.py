@@ -184,9 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["lda"]:
-        # Fast path: the LDA runs once per message, so skip building every product's parser.
-        from sieve.delivery.cli import lda_main
-        return lda_main(argv[1:])
+        # Fast path: the LDA runs once per message, so skip building every product's parser,
+        # and hand the message to a running lmtpd when lda_lmtp_endpoint is set.
+        from sieve.delivery.lda_lmtp import main as lda_fast
+        return lda_fast(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     return args.func(args)

@@ -17,9 +17,9 @@ def _cmd_lmtpd(args: argparse.Namespace) -> int:
     return lmtpd.main(args.config, args.listen)
 
 
-def _cmd_lda(args: argparse.Namespace) -> int:
+def _cmd_lda(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     from sieve.delivery import lda
-    return lda.main(args)
+    return lda.main(args, stdin_data)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,9 +57,10 @@ def add_lda_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_lda)
 
 
-def lda_main(argv: list[str]) -> int:
-    """`owlery lda ...` without building the whole `owlery` parser (owlery.cli's fast path)."""
+def lda_main(argv: list[str], stdin_data: bytes | None = None) -> int:
+    """`owlery lda ...` in-process, without building the whole `owlery` parser (owlery.cli's fast
+    path; sieve.delivery.lda_lmtp calls it when lmtpd cannot take the message)."""
     p = argparse.ArgumentParser(prog="owlery lda", description=LDA_DESCRIPTION)
     add_lda_options(p)
     args = p.parse_args(argv)
-    return args.func(args)
+    return _cmd_lda(args, stdin_data)

@@ -1,0 +1,375 @@
+"""The LDA's fast path: hand the message to a running `owlery lmtpd` over LMTP (Cyrus `deliver` style).
+
+`owlery lda` starts one Python process per message; importing settings, the directory
+and the Sieve engine costs far more than the delivery. When `lda_lmtp_endpoint` is set
+(unix:/path or tcp:HOST:PORT), this module — standard library only, no owlery imports —
+reads that one key from the settings file, sends the message to lmtpd, and maps the
+per-recipient LMTP reply to a sysexits status: 2xx -> 0, 4xx -> 75, 5.1.1 -> 67, other
+5xx -> 77, with the reply text as the first stderr line (pipe(8) puts it in the DSN).
+`run()` returns None ("not handled, deliver in-process") when the endpoint is unset, the
+daemon is unreachable or not ready (refused, timeout, 421 before DATA), the arguments need
+the in-process path (-m, -o, -a differing from -d, --help, anything unusual) or the
+settings file cannot be read simply. After DATA was sent and no reply came, the outcome is
+unknown: exit 75 (the MTA retries; a duplicate is possible, a loss is not).
+Run as `python -I -S .../sieve/delivery/lda_lmtp.py ARGS` (no site import at all), or
+through `owlery lda` (owlery.cli's fast path).
+Talks to: the settings file (read), lmtpd (LMTP). Tests: tests/delivery/test_lda_lmtp.py
+"""
+
+from __future__ import annotations
+
+import sys
+
+# The C module behind `socket`: `import socket` pulls in enum and selectors (~5 ms per run).
+import _socket as socket
+
+DEFAULT_CONFIG_PATH = "/etc/owlery/owlery.toml"    # = owlery.settings.DEFAULT_CONFIG_PATH (tested)
+DEFAULT_MESSAGE_SIZE_LIMIT = 50 * 1024 * 1024       # = lda_message_size_limit's default (tested)
+DEFAULT_TIMEOUT = 60.0                              # = lda_lmtp_timeout's default (tested)
+
+EX_OK, EX_NOUSER, EX_TEMPFAIL, EX_NOPERM = 0, 67, 75, 77
+
+_VALUE_OPTIONS = {"-f": "sender", "-a": "recipient", "-d": "user", "-m": "mailbox", "-o": "override",
+                  "-c": "config", "--config": "config"}
+
+
+class Fallback(Exception):
+    """Deliver in-process instead (nothing was committed on the daemon's side)."""
+
+
+def parse_args(argv: list[str]) -> dict[str, str] | None:
+    """The LDA options, or None when anything is unusual (the full argparse path handles it)."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--config="):
+            key, value = "config", arg[len("--config="):]
+        elif arg in _VALUE_OPTIONS:
+            if i + 1 >= len(argv):
+                return None
+            key, value = _VALUE_OPTIONS[arg], argv[i + 1]
+            i += 1
+        elif len(arg) > 2 and arg[:2] in _VALUE_OPTIONS:
+            key, value = _VALUE_OPTIONS[arg[:2]], arg[2:]
+        else:
+            return None
+        if key in out:
+            return None
+        out[key] = value
+        i += 1
+    return out
+
+
+def _size(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        v = value.strip().upper()
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(v[-1:], 1)
+        digits = v[:-1] if v[-1:] in ("K", "M", "G", "B") else v
+        if digits.isdigit() and int(digits) > 0:
+            return int(digits) * mult
+    raise Fallback("lda_message_size_limit not a plain size")
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        mult = {"s": 1, "m": 60, "h": 3600}.get(v[-1:], None)
+        digits = v[:-1] if mult else v
+        try:
+            n = float(digits)
+        except ValueError:
+            n = 0
+        if n > 0:
+            return n * (mult or 1)
+    raise Fallback("lda_lmtp_timeout not a plain duration")
+
+
+def read_config(path: str | None) -> dict:
+    """The few keys the fast path needs; {} when the default file does not exist."""
+    explicit = path is not None
+    try:
+        with open(path or DEFAULT_CONFIG_PATH, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        if explicit:
+            raise Fallback("no such file") from None
+        return {}
+    except OSError:
+        raise Fallback("unreadable settings") from None
+    if b"lda_lmtp_endpoint" not in raw:
+        return {}                     # off: skip parsing altogether
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Fallback("bad settings file") from None   # the full path reports it with file:line
+    simple = scan_simple(text)
+    if simple is not None:
+        return simple
+    import tomllib                    # ~7 ms: only for files the line scan cannot vouch for
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise Fallback("bad settings file") from None
+
+
+FAST_KEYS = ("lda_lmtp_endpoint", "lda_message_size_limit", "lda_lmtp_timeout")
+
+
+def scan_simple(text: str) -> dict | None:
+    """Our keys from a flat settings file by a line scan, or None when the file has constructs
+    (tables, multi-line strings, escapes) where only a TOML parser knows the answer."""
+    if '"""' in text or "'''" in text:
+        return None
+    out: dict = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            return None
+        key, eq, value = line.partition("=")
+        key = key.strip()
+        if not eq or key not in FAST_KEYS:
+            continue
+        value = value.strip()
+        if value[:1] in ('"', "'"):
+            q = value[0]
+            end = value.find(q, 1)
+            rest = value[end + 1:].strip() if end > 0 else "x"
+            if end < 0 or "\\" in value[:end] or (rest and not rest.startswith("#")):
+                return None
+            out[key] = value[1:end]
+        else:
+            word = value.split("#", 1)[0].strip()
+            if not word.isdigit():
+                return None
+            out[key] = int(word)
+    return out
+
+
+def connect(endpoint: str, timeout: float) -> socket.socket:
+    kind, _, rest = endpoint.partition(":")
+    if kind == "unix" and rest:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        addr: object = rest
+    elif kind == "tcp" and ":" in rest:
+        host, _, port = rest.rpartition(":")
+        host = host.strip("[]")
+        if not port.isdigit():
+            raise Fallback(f"bad endpoint {endpoint!r}")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        addr = (host, int(port))
+    else:
+        raise Fallback(f"bad endpoint {endpoint!r}")
+    s.settimeout(timeout)
+    try:
+        s.connect(addr)
+    except OSError as e:
+        s.close()
+        raise Fallback(f"cannot connect: {e}") from None
+    return s
+
+
+class _Conn:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = b""
+
+    def reply(self) -> tuple[int, str]:
+        """(code, text of the last line); raises OSError/ValueError on trouble."""
+        text = []
+        while True:
+            nl = self.buf.find(b"\n")
+            while nl < 0:
+                if len(self.buf) > 65536:
+                    raise ValueError("reply line too long")
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    raise ConnectionError("connection closed")
+                self.buf += chunk
+                nl = self.buf.find(b"\n")
+            line, self.buf = self.buf[:nl].rstrip(b"\r"), self.buf[nl + 1:]
+            if len(line) < 3 or not line[:3].isdigit():
+                raise ValueError(f"bad reply {line[:80]!r}")
+            text.append(line[4:].decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                return int(line[:3]), text[-1]
+
+
+def dot_stuff(message: bytes) -> bytes:
+    """LF or CRLF message -> CRLF, dot-stuffed, with the terminating line."""
+    data = message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if data and not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if data.startswith(b"."):
+        data = b"." + data
+    return data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+
+
+def strip_pipe_trace(message: bytes, sender: str, address: str) -> bytes:
+    """Drop the Return-Path/Delivered-To lines pipe(8) prepended (flags R, D) when lmtpd would
+    write the same ones, so the stored message has them once (the in-process LDA keeps them)."""
+    ours = {f"return-path: <{sender}>".encode("utf-8", "surrogateescape"),
+            f"delivered-to: {address}".lower().encode("utf-8", "surrogateescape")}
+    for _ in range(2):
+        nl = message.find(b"\n")
+        line = message[:nl].rstrip(b"\r").lower() if nl >= 0 else b""
+        if line in ours:
+            ours.discard(line)
+            message = message[nl + 1:]
+    return message
+
+
+def _xtext_ok(address: str) -> bool:
+    return all(33 <= ord(c) <= 126 and c not in "<>" for c in address)
+
+
+def greet(endpoint: str, timeout: float) -> "_Conn":
+    """Connect and read the greeting; Fallback when the daemon is not there or not ready."""
+    sock = connect(endpoint, timeout)
+    conn = _Conn(sock)
+    try:
+        code, text = conn.reply()
+    except (OSError, ValueError) as e:
+        sock.close()
+        raise Fallback(f"greeting: {e}") from None
+    if code != 220:
+        sock.close()
+        raise Fallback(f"greeting {code} {text}")
+    return conn
+
+
+def transact(conn: "_Conn", endpoint: str, sender: str, address: str, message: bytes) -> tuple[int, str]:
+    """One LMTP transaction after the greeting; (exit status, stderr text).
+    Raises Fallback while nothing can have been stored (before the message was sent)."""
+    sock = conn.sock
+
+    def command(line: str) -> tuple[int, str]:
+        sock.sendall(line.encode("utf-8", "surrogateescape") + b"\r\n")
+        return conn.reply()
+    try:
+        code, text = command(f"LHLO {socket.gethostname() or 'localhost'}")
+        if code != 250:
+            raise Fallback(f"LHLO {code}")
+        code, text = command(f"MAIL FROM:<{sender}>")
+        if code // 100 != 2:
+            raise Fallback(f"MAIL {code} {text}")
+        code, text = command(f"RCPT TO:<{address}>")
+        if code // 100 != 2:
+            return _exit_for(code, text), text    # the daemon's verdict: unknown user, directory down
+        code, text = command("DATA")
+        if code != 354:
+            raise Fallback(f"DATA {code}")
+    except (OSError, ValueError) as e:
+        raise Fallback(f"LMTP before DATA: {e}") from None
+    try:
+        sock.sendall(dot_stuff(message))
+        code, text = conn.reply()
+    except (OSError, ValueError) as e:
+        # The daemon may or may not have stored it: let the MTA retry rather than guess.
+        return EX_TEMPFAIL, f"4.4.2 owlery lda: lmtpd {endpoint}: no reply after DATA ({e})"
+    try:
+        sock.sendall(b"QUIT\r\n")
+    except OSError:
+        pass
+    return _exit_for(code, text), text
+
+
+def _exit_for(code: int, text: str) -> int:
+    if code // 100 == 2:
+        return EX_OK
+    if code // 100 == 5:
+        return EX_NOUSER if text.startswith("5.1.1") else EX_NOPERM
+    return EX_TEMPFAIL        # 4xx, and anything odd: never a false 5xx
+
+
+def run(argv: list[str], stdin=None, stderr=None) -> int | None:
+    """Deliver through lmtpd; None when the in-process path must do it (stdin then untouched).
+    Raises Consumed(data) when the daemon failed after stdin was read."""
+    opts = parse_args(argv)
+    if opts is None or "mailbox" in opts:
+        return None
+    user = opts.get("user") or opts.get("recipient")
+    if not user or ("recipient" in opts and "user" in opts and opts["recipient"].lower() != user.lower()):
+        return None
+    sender = opts.get("sender", "")
+    sender = "" if sender == "<>" else sender
+    if not _xtext_ok(user) or (sender and not _xtext_ok(sender)):
+        return None
+    try:
+        config = read_config(opts.get("config"))
+        endpoint = config.get("lda_lmtp_endpoint")
+        if "override" in opts:
+            name, eq, raw = opts["override"].partition("=")
+            if name.strip() != "lda_lmtp_endpoint" or not eq:
+                return None       # other overrides only apply in-process
+            endpoint = raw.strip().strip("\"'")
+        if not isinstance(endpoint, str) or not endpoint:
+            return None
+        limit = _size(config.get("lda_message_size_limit", DEFAULT_MESSAGE_SIZE_LIMIT))
+        timeout = _seconds(config.get("lda_lmtp_timeout", DEFAULT_TIMEOUT))
+        conn = greet(endpoint, timeout)     # before reading stdin: a fallback still has it
+    except Fallback:
+        return None
+    try:
+        stdin = sys.stdin.buffer if stdin is None else stdin
+        stderr = sys.stderr if stderr is None else stderr
+        data = stdin.read(limit + 1)
+        if len(data) > limit:
+            return _fail(stderr, EX_NOPERM, "5.3.4 Message too big for system")
+        try:
+            status, text = transact(conn, endpoint, sender, user, strip_pipe_trace(data, sender, user))
+        except Fallback:
+            raise Consumed(data) from None
+    finally:
+        conn.sock.close()
+    if status != EX_OK:
+        return _fail(stderr, status, text)
+    return EX_OK
+
+
+class Consumed(Exception):
+    """The daemon failed after stdin was read: deliver these bytes in-process."""
+
+    def __init__(self, data: bytes):
+        super().__init__("stdin consumed")
+        self.data = data
+
+
+def _fail(stderr, code: int, text: str) -> int:
+    stderr.write(text.replace("\n", " ") + "\n")
+    stderr.flush()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fast path, else the full `owlery lda` (imports the package; adds it to sys.path if needed)."""
+    argv = sys.argv[1:] if argv is None else argv
+    data = None
+    try:
+        status = run(argv)
+    except Consumed as c:
+        status, data = None, c.data
+    if status is not None:
+        return status
+    if "sieve.delivery" not in sys.modules:
+        import os
+        # Started as a script (best under -I -S): find the package two levels up, then site-packages.
+        here = os.path.dirname(os.path.abspath(__file__))
+        if sys.path and sys.path[0] == here:
+            del sys.path[0]          # not -I: the script's own directory must not shadow anything
+        root = os.path.dirname(os.path.dirname(here))
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        import site
+        site.main()
+    from sieve.delivery.cli import lda_main
+    return lda_main(argv, stdin_data=data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""The LDA's fast path (sieve.delivery.lda_lmtp): `owlery lda` handing the message to lmtpd.
+
+Proves: with lda_lmtp_endpoint set, `owlery lda` and `python -I -S lda_lmtp.py` deliver through
+a real `owlery lmtpd` (the message lands in lmtpd's Maildir, not the LDA config's); LMTP replies
+map to sysexits (2xx 0, 4xx 75, 5.1.1 67, other 5xx 77) with the reply text on stderr, against a
+scripted LMTP server; a daemon that is absent or not ready (refused, 421 greeting, 4xx to MAIL)
+means an in-process delivery, never a loss or a false 5xx; silence after DATA is 75.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from sieve.delivery import lda_lmtp
+from tests.harness.procs import ManagedProcess, free_port, wait_for_tcp
+
+ROOT = Path(__file__).resolve().parents[2]
+OWLERY = str(ROOT / ".venv" / "bin" / "owlery")
+SCRIPT = str(ROOT / "sieve" / "delivery" / "lda_lmtp.py")
+MSG = b"Subject: t\n\nhello\n.dot line\n"
+
+
+def config(tmp_path, extra=""):
+    conf = tmp_path / "lda.toml"
+    conf.write_text(f"""
+maildir_path_template = "{tmp_path}/lda-mail/{{domain}}/{{localpart}}/Maildir"
+delivery_sieve_script_template = "{tmp_path}/lda-mail/{{domain}}/{{localpart}}/sieve/active.sieve"
+state_backend = "memory"
+delivery_use_directory = false
+{extra}
+""")
+    return str(conf)
+
+
+def stored(base: Path) -> list[Path]:
+    return [p for sub in ("new", "cur") if (base / sub).exists() for p in (base / sub).iterdir()]
+
+
+def run_lda(argv, message=MSG):
+    return subprocess.run(argv, input=message, capture_output=True, timeout=60)
+
+
+# --- tables ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code,text,status", [
+    (250, "2.0.0 <a@b> Ok", 0),
+    (451, "4.3.0 try later", 75),
+    (452, "4.2.2 Mailbox full", 75),
+    (550, "5.1.1 <a@b> User unknown", 67),
+    (552, "5.2.2 Mailbox full", 77),
+    (554, "5.7.1 Rejected by Sieve", 77),
+    (399, "odd", 75),
+])
+def test_reply_to_exit_status(code, text, status):
+    assert lda_lmtp._exit_for(code, text) == status
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["-f", "s@x", "-d", "a@b"], {"sender": "s@x", "user": "a@b"}),
+    (["-fs@x", "-da@b", "-c", "/c"], {"sender": "s@x", "user": "a@b", "config": "/c"}),
+    (["--config=/c", "-a", "a@b"], {"config": "/c", "recipient": "a@b"}),
+    (["-d"], None),
+    (["--help"], None),
+    (["-d", "a@b", "-d", "c@d"], None),
+    (["-x", "1"], None),
+])
+def test_parse_args(argv, expected):
+    assert lda_lmtp.parse_args(argv) == expected
+
+
+def test_dot_stuffing_and_crlf():
+    assert lda_lmtp.dot_stuff(b".a\nb\n..c\nd") == b"..a\r\nb\r\n...c\r\nd\r\n.\r\n"
+
+
+def test_pipe_trace_lines_are_stripped_only_when_lmtpd_writes_the_same():
+    msg = b"Return-Path: <s@x>\nDelivered-To: a@b\nDelivered-To: a@b\nSubject: t\n\nx\n"
+    assert lda_lmtp.strip_pipe_trace(msg, "s@x", "A@B") == b"Delivered-To: a@b\nSubject: t\n\nx\n"
+    other = b"Return-Path: <other@x>\nSubject: t\n\nx\n"
+    assert lda_lmtp.strip_pipe_trace(other, "s@x", "a@b") == other
+
+
+def test_constants_match_the_declared_settings():
+    from owlery import settings as settings_mod
+    from sieve.delivery import lda   # noqa: F401  (declares the lda_ settings)
+    s = settings_mod.Settings()
+    assert lda_lmtp.DEFAULT_CONFIG_PATH == settings_mod.DEFAULT_CONFIG_PATH
+    assert lda_lmtp.DEFAULT_MESSAGE_SIZE_LIMIT == s.lda_message_size_limit
+    assert lda_lmtp.DEFAULT_TIMEOUT == s.lda_lmtp_timeout
+    assert s.lda_lmtp_endpoint is None
+
+
+def test_off_by_default_reads_no_stdin(tmp_path):
+    stdin = io.BytesIO(MSG)
+    assert lda_lmtp.run(["-c", config(tmp_path), "-d", "a@b"], stdin=stdin) is None
+    assert stdin.tell() == 0
+
+
+# --- a scripted LMTP server -------------------------------------------------------------
+
+class FakeLMTP:
+    """Answers from a table: {"greeting": ..., "MAIL": ..., "RCPT": ..., "DATA": ..., "END": ...};
+    "END" None hangs up after reading the message."""
+
+    def __init__(self, path: Path, answers: dict):
+        self.path = str(path)
+        self.answers = {"greeting": "220 fake", "LHLO": "250 fake", "MAIL": "250 2.1.0 Ok",
+                        "RCPT": "250 2.1.5 Ok", "DATA": "354 go", "END": "250 2.0.0 Ok", **answers}
+        self.seen: list[bytes] = []
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(self.path)
+        self.sock.listen(4)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        try:
+            self._converse(conn)
+        except OSError:
+            pass        # the client hung up: what a test may want
+        finally:
+            conn.close()
+
+    def _converse(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(self.answers["greeting"].encode() + b"\r\n")
+        if not self.answers["greeting"].startswith("220"):
+            return
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            self.seen.append(line)
+            verb = line.split()[0].decode().upper()
+            if verb == "QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            conn.sendall(self.answers[verb].encode() + b"\r\n")
+            if verb == "DATA" and self.answers["DATA"].startswith("354"):
+                while (body := f.readline()) not in (b".\r\n", b""):
+                    self.seen.append(body)
+                if self.answers["END"] is None:
+                    return
+                conn.sendall(self.answers["END"].encode() + b"\r\n")
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("answers,status,first_line", [
+    ({}, 0, ""),
+    ({"RCPT": "550 5.1.1 <a@example.org> User unknown"}, 67, "5.1.1 <a@example.org> User unknown"),
+    ({"RCPT": "451 4.3.0 Directory unavailable"}, 75, "4.3.0 Directory unavailable"),
+    ({"END": "552 5.2.2 Mailbox full"}, 77, "5.2.2 Mailbox full"),
+    ({"END": "452 4.2.2 Mailbox full"}, 75, "4.2.2 Mailbox full"),
+    ({"END": None}, 75, "4.4.2 owlery lda: lmtpd"),
+])
+def test_lmtp_replies_become_sysexits(tmp_path, answers, status, first_line):
+    server = FakeLMTP(tmp_path / "lmtp.sock", answers)
+    conf = config(tmp_path, f'lda_lmtp_endpoint = "unix:{server.path}"')
+    try:
+        r = run_lda([OWLERY, "lda", "-c", conf, "-f", "s@remote.test", "-d", "a@example.org"])
+    finally:
+        server.close()
+    assert r.returncode == status, r.stderr
+    assert r.stderr.decode().startswith(first_line)
+    assert not stored(tmp_path / "lda-mail/example.org/a/Maildir")    # the daemon's answer stands
+    if status == 0:
+        assert b"..dot line\r\n" in server.seen             # dot-stuffed, CRLF
+
+
+@pytest.mark.parametrize("answers", [
+    {"greeting": "421 4.3.2 shutting down"},
+    {"MAIL": "421 4.3.2 shutting down"},           # after stdin was read: the bytes go in-process
+    {"DATA": "451 4.3.0 not now"},
+])
+def test_daemon_not_ready_means_in_process_delivery(tmp_path, answers):
+    server = FakeLMTP(tmp_path / "lmtp.sock", answers)
+    conf = config(tmp_path, f'lda_lmtp_endpoint = "unix:{server.path}"')
+    try:
+        r = run_lda([OWLERY, "lda", "-c", conf, "-f", "s@remote.test", "-d", "alice@example.org"])
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    [f] = stored(tmp_path / "lda-mail/example.org/alice/Maildir")
+    assert f.read_bytes().endswith(MSG)
+
+
+def test_daemon_absent_means_in_process_delivery_with_the_bare_script(tmp_path):
+    conf = config(tmp_path, f'lda_lmtp_endpoint = "unix:{tmp_path}/nobody-listens.sock"')
+    r = run_lda([sys.executable, "-I", "-S", SCRIPT, "-c", conf, "-f", "s@remote.test",
+                 "-d", "alice@example.org"])
+    assert r.returncode == 0, r.stderr
+    [f] = stored(tmp_path / "lda-mail/example.org/alice/Maildir")
+    assert f.read_bytes() == b"Return-Path: <s@remote.test>\nDelivered-To: alice@example.org\n" + MSG
+
+
+# --- through a real lmtpd -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lmtpd(tmp_path_factory):
+    work = tmp_path_factory.mktemp("lda-lmtpd")
+    os.chmod(work, 0o755)
+    port = free_port()
+    conf = work / "lmtpd.toml"
+    conf.write_text(f"""
+lmtpd_listen = ["tcp:127.0.0.1:{port}"]
+maildir_path_template = "{work}/mail/{{domain}}/{{localpart}}/Maildir"
+delivery_sieve_script_template = "{work}/mail/{{domain}}/{{localpart}}/active.sieve"
+state_backend = "memory"
+delivery_use_directory = false
+""")
+    proc = ManagedProcess([sys.executable, "-m", "owlery.cli", "lmtpd", "--config", str(conf)],
+                          "owlery-lmtpd", work / "lmtpd.log", cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT))).start()
+    try:
+        wait_for_tcp(port, timeout=30, proc=proc, what="owlery lmtpd")
+        yield port, work
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize("entry", ["owlery", "script"])
+def test_delivers_through_lmtpd(tmp_path, lmtpd, entry):
+    port, work = lmtpd
+    user = f"{entry}@example.org"
+    conf = config(tmp_path, f'lda_lmtp_endpoint = "tcp:127.0.0.1:{port}"')
+    head = [OWLERY, "lda"] if entry == "owlery" else [sys.executable, "-I", "-S", SCRIPT]
+    # As pipe(8) with flags DR hands it over: lmtpd writes those two lines itself, once.
+    msg = f"Return-Path: <s@remote.test>\nDelivered-To: {user}\n".encode() + MSG
+    r = run_lda([*head, "-c", conf, "-f", "s@remote.test", "-a", user, "-d", user], message=msg)
+    assert r.returncode == 0, r.stderr
+    assert not stored(tmp_path / f"lda-mail/example.org/{entry}/Maildir")
+    [f] = stored(work / f"mail/example.org/{entry}/Maildir")
+    data = f.read_bytes()
+    assert data.startswith(f"Return-Path: <s@remote.test>\nDelivered-To: {user}\n".encode())
+    assert data.count(b"Return-Path:") == 1 and data.count(b"Delivered-To:") == 1
+    assert data.endswith(MSG)
+
+
+@pytest.mark.parametrize("text", [
+    'lda_lmtp_endpoint = "unix:/run/owlery/lmtp"\nlda_lmtp_timeout = 30  # s\n',
+    "lda_lmtp_endpoint = 'tcp:127.0.0.1:24'\nlda_message_size_limit = \"10M\"\nother = [1, 2]\n",
+    'x = 1\n[table]\nlda_lmtp_endpoint = "unix:/a"\n',                  # a table: tomllib decides
+    'lda_lmtp_endpoint = "unix:/a\\"b"\n',                                # an escape: tomllib decides
+    'y = """\nlda_lmtp_endpoint = "unix:/not/this"\n"""\n',              # inside a multi-line string
+])
+def test_line_scan_agrees_with_tomllib(tmp_path, text):
+    import tomllib
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    expected = {k: v for k, v in tomllib.loads(text).items() if k in lda_lmtp.FAST_KEYS}
+    got = lda_lmtp.read_config(str(path))
+    assert {k: v for k, v in got.items() if k in lda_lmtp.FAST_KEYS} == expected
