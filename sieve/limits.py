@@ -9,7 +9,7 @@ Tests: tests/sieve/test_limits.py (one hostile script per limit).
 
 from __future__ import annotations
 
-from owlery.settings import Int, Size, Str, StrList, Duration, choice, int_range, setting
+from owlery.settings import Bool, Int, Size, Str, StrList, Duration, choice, int_range, setting
 
 SIEVE_MAX_SCRIPT_SIZE = setting(
     "sieve_max_script_size", Size, "1M",
@@ -116,6 +116,14 @@ SIEVE_VACATION_MAX_PERIOD = setting(
 SIEVE_VACATION_DEFAULT_PERIOD = setting(
     "sieve_vacation_default_period", Duration, "7d",
     "Vacation period when the script gives none.", unit="s")
+SIEVE_VACATION_USE_ORIGINAL_RECIPIENT = setting(
+    "sieve_vacation_use_original_recipient", Bool, False,
+    "Count the original recipient (ORCPT, before aliasing) as one of the user's addresses when "
+    "vacation checks that the user was an explicit recipient.")
+SIEVE_VACATION_CHECK_RECIPIENT = setting(
+    "sieve_vacation_check_recipient", Bool, True,
+    "Reply only when one of the user's addresses is in To/Cc/Bcc (RFC 5230 4.5); off replies to "
+    "any message that passes the other checks (for aliases the engine cannot know).")
 SIEVE_DUPLICATE_DEFAULT_PERIOD = setting(
     "sieve_duplicate_default_period", Duration, "12h",
     "How long duplicate remembers an id when the script gives no :seconds.", unit="s")

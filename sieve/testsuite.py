@@ -96,6 +96,8 @@ CONFIG_MAP = {
     "sieve_vacation_min_period": "sieve_vacation_min_period",
     "sieve_vacation_max_period": "sieve_vacation_max_period",
     "sieve_vacation_default_period": "sieve_vacation_default_period",
+    "sieve_vacation_use_original_recipient": "sieve_vacation_use_original_recipient",
+    "sieve_vacation_check_recipient": "sieve_vacation_check_recipient",
     "sieve_spamtest_status_header": "sieve_spamtest_status_header",
     "sieve_spamtest_status_type": "sieve_spamtest_status_type",
     "sieve_spamtest_score_max_value": "sieve_spamtest_max_value",
@@ -108,6 +110,7 @@ CONFIG_MAP = {
 }
 _LIST_KEYS = {"sieve_spamtest_text_value/": "sieve_spamtest_text_values",
               "sieve_virustest_text_value/": "sieve_virustest_text_values"}
+_BOOL_SETTINGS = {"sieve_vacation_use_original_recipient", "sieve_vacation_check_recipient"}
 _INT_SETTINGS = {"sieve_max_includes", "sieve_max_include_depth", "sieve_max_variables",
                  "sieve_max_notifications", "sieve_max_actions", "sieve_max_redirects"}
 
@@ -526,6 +529,8 @@ class Suite:
             for k, v in new.items():
                 if k in _INT_SETTINGS and isinstance(v, str):
                     v = int(v)
+                if k in _BOOL_SETTINGS and isinstance(v, str):
+                    v = v.strip().lower() in ("yes", "true", "1")   # Dovecot booleans
                 if k in ("sieve_max_variable_size", "sieve_max_header_size") and isinstance(v, str):
                     v = v.strip().upper().replace("B", "") or "0"
                 if k in ("sieve_vacation_min_period", "sieve_vacation_max_period",

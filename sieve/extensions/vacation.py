@@ -81,7 +81,7 @@ def _run(rt, node):
     if _is_list_or_auto(rt):
         return
     me = [rt.envelope.rcpt_to]
-    if rt.envelope.orig_rcpt:
+    if rt.envelope.orig_rcpt and rt.settings.sieve_vacation_use_original_recipient:
         me.append(rt.envelope.orig_rcpt)
     if rt.settings.sieve_user_email:
         me.append(rt.settings.sieve_user_email)
@@ -97,16 +97,16 @@ def _run(rt, node):
     if _norm(sa.all) in me_norm:
         return
     # the user must be an explicit recipient (RFC 5230 4.5)
-    found = False
+    found = None   # the user's address as the message names it: the reply comes from it
     for h in ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"):
         for raw in rt.msg.header_raw(h):
             try:
                 for a in parse_address_list(raw):
-                    if _norm(a.all) in me_norm:
-                        found = True
+                    if found is None and _norm(a.all) in me_norm:
+                        found = a.all
             except AddressError:
                 continue
-    if not found:
+    if found is None and rt.settings.sieve_vacation_check_recipient:
         return
     reason = rt.s(node.pos[0])
     if "seconds" in node.tags and node.tags.get("seconds:tag") == "seconds":
@@ -133,7 +133,7 @@ def _run(rt, node):
         orig = (rt.msg.header_values("subject") or [""])[0]
         subject = "Auto: " + orig if orig else "Automated reply"
     from_addr = rt.s(node.tags["from"]) if "from" in node.tags else (
-        rt.settings.sieve_user_email or rt.envelope.orig_rcpt or rt.envelope.rcpt_to)
+        found or rt.settings.sieve_user_email or rt.envelope.rcpt_to)
     mid = (rt.msg.header_raw("message-id") or [None])[0]
     refs = (rt.msg.header_raw("references") or [None])[0]
     reply = vacation_reply(rt, to=sa.all, from_addr=from_addr, subject=subject, reason=reason,
