@@ -11,8 +11,9 @@ What Dovecot expects on disk (its `maildir:` storage with the default Maildir++ 
     modified UTF-7, '.' is the hierarchy separator), each holding cur/ new/ tmp/ and an
     empty `maildirfolder` file; new folders are listed in `subscriptions`;
   - quota lives in `maildirsize` (Maildir++): a definition line `<bytes>S,<count>C` then
-    "<bytes> <count>" delta lines appended atomically; recalculated from the file names
-    when missing, stale, too long or when the definition changed.
+    "<bytes> <count>" delta lines appended atomically; read by owlery.maildirsize (the one
+    reader, shared with policyd's quota check) and recalculated from the file names when
+    missing, stale, too long, holding junk or when the definition changed.
 Lines are stored with LF ends (Dovecot's default); readers convert to CRLF over IMAP.
 
 Talks to: the file system only. Used by sieve.delivery (LMTP server, LDA).
@@ -33,6 +34,7 @@ import socket
 import time
 from collections.abc import Iterable, Sequence
 
+from owlery import maildirsize
 from owlery.settings import Bool, Duration, Str, choice, setting
 
 MAILDIR_PATH_TEMPLATE = setting(
@@ -244,44 +246,15 @@ class Quota:
         return ",".join(parts)
 
     @classmethod
-    def parse_definition(cls, line: str) -> "Quota":
-        b = m = 0
-        for part in line.strip().split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if part[-1:] in ("S", "C") and part[:-1].isdigit():
-                if part[-1] == "S":
-                    b = int(part[:-1])
-                else:
-                    m = int(part[:-1])
-            else:
-                raise ValueError(f"bad maildirsize quota definition {line!r}")
-        return cls(b, m)
+    def from_file(cls, ms: "maildirsize.MaildirSize") -> "Quota":
+        """The definition line of a maildirsize file as read by owlery.maildirsize."""
+        return cls(ms.limit_bytes or 0, ms.limit_messages or 0)
 
 
 @dataclasses.dataclass(frozen=True)
 class Usage:
     bytes: int
     messages: int
-
-
-def read_maildirsize(text: str) -> tuple[Quota, Usage, int]:
-    """Parse a maildirsize file: (definition, summed usage, number of lines)."""
-    lines = text.splitlines()
-    if not lines:
-        raise ValueError("empty maildirsize")
-    quota = Quota.parse_definition(lines[0])
-    total_b = total_m = 0
-    for line in lines[1:]:
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2:
-            raise ValueError(f"bad maildirsize line {line!r}")
-        total_b += int(fields[0])
-        total_m += int(fields[1])
-    return quota, Usage(total_b, total_m), len(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -455,16 +428,18 @@ class Maildir:
         path = os.path.join(self.root, "maildirsize")
         t = time.time() if now is None else now
         try:
-            with open(path, encoding="ascii") as f:
-                text = f.read()
-            st = os.stat(path)
-            current, used, _ = read_maildirsize(text)
+            with open(path, "rb") as f:
+                data = f.read(MAILDIRSIZE_MAX_BYTES)
+                st = os.fstat(f.fileno())
         except FileNotFoundError:
             return self.recalculate(quota)
-        except (ValueError, UnicodeDecodeError):
+        # The one tolerant reader (shared with policyd's quota check); what it had to skip,
+        # a negative total, a changed definition or a long file mean: recount.
+        ms = maildirsize.parse(data.decode("ascii", "replace"))
+        if (len(data) >= MAILDIRSIZE_MAX_BYTES or not data.strip() or ms.suspect
+                or Quota.from_file(ms) != quota):
             return self.recalculate(quota)
-        if current != quota or len(text) >= MAILDIRSIZE_MAX_BYTES:
-            return self.recalculate(quota)
+        used = Usage(ms.used_bytes, ms.used_messages)
         if self._over(quota, used, 0) and t - st.st_mtime > self.quota_recalc_age:
             return self.recalculate(quota)
         return used

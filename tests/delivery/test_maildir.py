@@ -7,8 +7,9 @@ import re
 
 import pytest
 
+from owlery import maildirsize
 from owlery.maildir import (Maildir, MaildirError, Quota, QuotaExceeded, decode_mutf7, encode_mutf7,
-                            folder_dirname, path_for, read_maildirsize, split_flags)
+                            folder_dirname, path_for, split_flags)
 
 
 @pytest.mark.parametrize("name, encoded", [
@@ -103,8 +104,8 @@ def test_quota_tracked_and_enforced(tmp_path):
     q = Quota(bytes=100, messages=3)
     md.deliver(b"a" * 40 + b"\n", quota=q)
     md.deliver(b"b" * 40 + b"\n", quota=q)
-    quota, used, _ = read_maildirsize((tmp_path / "M/maildirsize").read_text())
-    assert quota == q and used.bytes == 82 and used.messages == 2
+    ms = maildirsize.parse((tmp_path / "M/maildirsize").read_text())
+    assert Quota.from_file(ms) == q and (ms.used_bytes, ms.used_messages) == (82, 2) and not ms.suspect
     with pytest.raises(QuotaExceeded):
         md.deliver(b"c" * 40 + b"\n", quota=q)
     md.deliver(b"d\n", quota=q)
@@ -123,6 +124,27 @@ def test_quota_recalculated_when_definition_changes_or_file_is_long(tmp_path):
         f.write("0 0\n" * 2000)
     assert md.usage(Quota(bytes=2000)).bytes == 22
     assert len((tmp_path / "M/maildirsize").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("junk", ["xx 1\n", "1 2 3\n", "-900 -9\n", "\xff\xfe 1\n"])
+def test_junk_in_maildirsize_means_a_recount(tmp_path, junk):
+    # The same tolerant reader policyd uses (owlery.maildirsize); what it skips, we recount.
+    md = Maildir(str(tmp_path / "M"))
+    q = Quota(bytes=1000)
+    md.deliver(b"x\n", quota=q)
+    with open(tmp_path / "M/maildirsize", "ab") as f:
+        f.write(junk.encode("latin-1"))
+    assert maildirsize.read(str(tmp_path / "M")).suspect
+    assert md.usage(q).bytes == 2
+    assert not maildirsize.read(str(tmp_path / "M")).suspect      # rewritten
+
+
+def test_bad_definition_means_a_recount(tmp_path):
+    md = Maildir(str(tmp_path / "M"))
+    (tmp_path / "M").mkdir()
+    (tmp_path / "M/maildirsize").write_text("1000S,zz\n5 1\n")
+    assert md.usage(Quota(bytes=1000)).bytes == 0
+    assert (tmp_path / "M/maildirsize").read_text().splitlines()[0] == "1000S"
 
 
 def test_stale_over_quota_file_is_recalculated(tmp_path):
