@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from sieve.actions import Vacation
-from sieve.address import AddressError, parse_address_list, parse_path
+from sieve.address import AddressError, parse_address_list, parse_path, split_detail
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
 
 _NO_REPLY_LOCALPARTS = ("mailer-daemon", "postmaster", "listserv", "majordomo", "mailer",
@@ -81,6 +81,15 @@ def _run(rt, node):
     if _is_list_or_auto(rt):
         return
     me = [rt.envelope.rcpt_to]
+    try:
+        ra = parse_path(rt.envelope.rcpt_to)
+    except AddressError:
+        ra = None
+    if ra is not None and ra.domain is not None:
+        # bob+lists@ is delivered to bob: the base address counts as the user's too
+        user, detail = split_detail(ra.local, rt.settings.sieve_recipient_delimiter)
+        if detail is not None:
+            me.append(f"{user}@{ra.domain}")
     if rt.envelope.orig_rcpt and rt.settings.sieve_vacation_use_original_recipient:
         me.append(rt.envelope.orig_rcpt)
     if rt.settings.sieve_user_email:
