@@ -10,7 +10,9 @@ import re
 
 from sieve.extensions.base import Extension
 
-_ENC = re.compile(r"\$\{(hex|unicode):([^}]*)\}", re.IGNORECASE)
+# the body stops at '$' and '{' too: in "${hex:4${hex:30}}" only the inner one is an
+# encoding, and decoding is one pass (its result "${hex:40}" stays literal)
+_ENC = re.compile(r"\$\{(hex|unicode):([^${}]*)\}", re.IGNORECASE)
 
 
 def decode(v, s) -> str:
@@ -21,7 +23,7 @@ def decode(v, s) -> str:
     def one(m: re.Match) -> str:
         kind, body = m.group(1).lower(), m.group(2)
         items = body.split()
-        if not items and body.strip():
+        if not items:
             return m.group(0)
         if kind == "hex":
             if not all(re.fullmatch(r"[0-9a-fA-F]{1,2}", x) for x in items):
