@@ -138,6 +138,10 @@ class Part:
         ctype = self.header_raw("content-type")
         self.ctype_raw = ctype[0] if ctype else ""
         mtype, params = parse_content_type(self.ctype_raw)
+        if not mtype and self.ctype_raw.strip():
+            # a Content-Type that is present but unparseable ("text/plain/stupid"): its content
+            # is of unknown type, so body/mime tests must not read it as text (as Pigeonhole)
+            mtype = "application/octet-stream"
         if not mtype:
             mtype = "message/rfc822" if (parent is not None and parent.mtype == "multipart/digest") \
                 else "text/plain"
