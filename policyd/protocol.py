@@ -150,33 +150,69 @@ class RequestDecoder:
         if self.failed:
             raise ProtocolError("decoder already failed")
         self._buffer += data
-        out: list[PolicyRequest] = []
-        start = 0
         buf = self._buffer
         try:
-            while True:
-                end = buf.find(b"\n", start)
-                if end < 0:
-                    break
-                line = bytes(buf[start:end])
-                start = end + 1
-                if len(line) > self.line_length_max:
-                    raise ProtocolError(f"line longer than {self.line_length_max} bytes")
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if not line:
-                    if self._count == 0:
-                        raise ProtocolError("empty request")
-                    out.append(self._finish())
-                    continue
-                self._add(line)
-            if len(buf) - start > self.line_length_max:
-                raise ProtocolError(f"line longer than {self.line_length_max} bytes")
+            out, start = self._blocks(buf) if self._count == 0 and b"\r" not in buf else ([], 0)
+            if self._count or len(buf) - start > self.line_length_max or b"\r" in buf:
+                start = self._lines(buf, start, out)
         except ProtocolError:
             self.failed = True
             raise
         del buf[:start]
         return out
+
+    def _blocks(self, buf: bytearray) -> tuple[list[PolicyRequest], int]:
+        """Fast path: whole requests (ended by an empty line) split in one go, no per-line loop.
+
+        Used when no request is half-parsed and the buffer has no CR; what is left (a
+        partial request) stays in the buffer, or goes to `_lines` when it grows long.
+        """
+        out: list[PolicyRequest] = []
+        start = 0
+        while True:
+            if buf[start:start + 1] == b"\n":
+                raise ProtocolError("empty request")
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                return out, start
+            block = bytes(buf[start:end])
+            start = end + 2
+            lines = block.decode("utf-8", "surrogateescape").split("\n")
+            if len(block) > self.line_length_max and max(map(len, block.split(b"\n"))) > self.line_length_max:
+                raise ProtocolError(f"line longer than {self.line_length_max} bytes")
+            if len(lines) > self.attributes_max:
+                raise ProtocolError(f"more than {self.attributes_max} attributes in one request")
+            pairs = [line.split("=", 1) for line in lines]
+            for pair in pairs:
+                if len(pair) != 2:
+                    raise ProtocolError("attribute line without '='")
+                if not pair[0]:
+                    raise ProtocolError("attribute with an empty name")
+            if b"\0" in block:
+                raise ProtocolError("NUL byte in attribute")
+            out.append(self._request(dict(pairs)))
+
+    def _lines(self, buf: bytearray, start: int, out: list[PolicyRequest]) -> int:
+        """Line-at-a-time path: CRLF input, long partial requests, a request split across feeds."""
+        while True:
+            end = buf.find(b"\n", start)
+            if end < 0:
+                break
+            line = bytes(buf[start:end])
+            start = end + 1
+            if len(line) > self.line_length_max:
+                raise ProtocolError(f"line longer than {self.line_length_max} bytes")
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if self._count == 0:
+                    raise ProtocolError("empty request")
+                out.append(self._finish())
+                continue
+            self._add(line)
+        if len(buf) - start > self.line_length_max:
+            raise ProtocolError(f"line longer than {self.line_length_max} bytes")
+        return start
 
     def _add(self, line: bytes) -> None:
         name, sep, value = line.partition(b"=")
@@ -193,11 +229,18 @@ class RequestDecoder:
 
     def _finish(self) -> PolicyRequest:
         attrs, self._attrs, self._count = self._attrs, {}, 0
+        return self._request(attrs)
+
+    @staticmethod
+    def _request(attrs: dict[str, str]) -> PolicyRequest:
         kind = attrs.get("request")
         if kind != REQUEST_TYPE:
             raise ProtocolError(f"request={kind!r}, expected {REQUEST_TYPE}"
                                 if kind is not None else "request without request= attribute")
-        return PolicyRequest(attrs)
+        req = PolicyRequest.__new__(PolicyRequest)   # the dict is ours: no copy
+        req._attrs = attrs
+        req.memo = {}
+        return req
 
 
 def encode_action(action: str) -> bytes:

@@ -20,10 +20,11 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
 
 from owlery.settings import Duration, Endpoints, int_range, setting
 from policyd.checks import CheckContext, Executor, ThreadPoolExecutor
-from policyd.pipeline import Pipeline
+from policyd.pipeline import Decision, Pipeline
 from policyd.protocol import ProtocolError, RequestDecoder, encode_action
 
 POLICYD_LISTEN = setting("policyd_listen", Endpoints, ["tcp:127.0.0.1:10040"],
@@ -89,27 +90,34 @@ class PolicyProtocol(Protocol, TimeoutMixin):
         if len(self.queue) > self.factory.settings.policyd_requests_queued_max:
             self._drop(f"more than {self.factory.settings.policyd_requests_queued_max} requests queued")
             return
-        if requests or self.decoder.pending:
-            self.resetTimeout()
+        if not requests and self.decoder.pending:
+            self.resetTimeout()      # a request is arriving in pieces; _next resets after answers
         self._next()
 
     def _next(self) -> None:
-        if self.busy is not None or not self.queue or self.closed:
-            return
-        request = self.queue.popleft()
-        self.setTimeout(None)          # idle time does not run while we decide
+        # Warm-cache decisions come back at once (no Deferred): answer them in this loop.
         factory = self.factory
-        d = factory.pipeline.decide(request, self.session, factory.clock.seconds())
-        self.busy = d
-        d.addTimeout(factory.settings.policyd_decision_timeout, factory.clock)
-        d.addCallbacks(self._answer, self._failed, errbackArgs=(request,))
+        while self.busy is None and self.queue and not self.closed:
+            request = self.queue.popleft()
+            try:
+                result = factory.pipeline.decide_now(request, self.session, factory.clock.seconds())
+            except Exception:  # noqa: BLE001 - a bug in a check: log, disconnect without reply
+                self._failed(Failure(), request)
+                return
+            if isinstance(result, Decision):
+                self.transport.write(encode_action(result.action.render()))
+                continue
+            self.busy = result
+            result.addTimeout(factory.settings.policyd_decision_timeout, factory.clock)
+            result.addCallbacks(self._answer, self._failed, errbackArgs=(request,))
+        if not self.queue:
+            self.resetTimeout()
 
     def _answer(self, decision: Any) -> None:
         self.busy = None
         if self.closed:
             return
         self.transport.write(encode_action(decision.action.render()))
-        self.setTimeout(self.factory.settings.policyd_idle_timeout)
         self._next()
 
     def _failed(self, failure: Any, request: Any) -> None:
@@ -132,6 +140,10 @@ class PolicyProtocol(Protocol, TimeoutMixin):
         self.transport.loseConnection()
 
     def timeoutConnection(self) -> None:
+        if self.busy is not None:
+            # Idle time does not run while we decide (the decision has its own timeout).
+            self.setTimeout(self.factory.settings.policyd_idle_timeout)
+            return
         log.info("policyd: closing idle connection from %s", self._peer())
         self.closed = True
         self.transport.loseConnection()

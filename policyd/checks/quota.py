@@ -48,6 +48,37 @@ QUOTA_READ_IN_THREAD = setting(
 
 log = logging.getLogger("owlery.policyd")
 
+_USAGE_CACHE_MAX = 10000
+
+
+class UsageCache:
+    """Parsed maildirsize files, reused while the file's (mtime, size, inode) stay the same.
+
+    One stat() per lookup instead of open/read/parse: the LDA appends a line (size
+    changes) or rewrites the file by rename (inode changes) at each delivery.
+    """
+
+    def __init__(self, entries_max: int = _USAGE_CACHE_MAX):
+        self.entries_max = entries_max
+        self._entries: dict[str, tuple[tuple[int, int, int], maildirsize.MaildirSize | None]] = {}
+
+    def read(self, maildir: str) -> maildirsize.MaildirSize | None:
+        path = os.path.join(maildir, "maildirsize")
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._entries.pop(path, None)
+            return None
+        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+        entry = self._entries.get(path)
+        if entry is not None and entry[0] == sig:
+            return entry[1]
+        usage = maildirsize.read(maildir)
+        if len(self._entries) >= self.entries_max:
+            self._entries.clear()      # simple bound; refilled by the next lookups
+        self._entries[path] = (sig, usage)
+        return usage
+
 
 def is_full(box: Mailbox, usage: maildirsize.MaildirSize | None, size: int) -> bool:
     """Does a message of `size` bytes not fit in this mailbox? (pure; size 0 counts as 1)."""
@@ -68,6 +99,10 @@ class QuotaCheck(Check):
     name = "quota"
     states = frozenset({"RCPT", "END-OF-MESSAGE"})
     enabled_by_default = True
+
+    def __init__(self, ctx: Any):
+        super().__init__(ctx)
+        self.usage_cache = UsageCache()
 
     def _maildir(self, box: Mailbox) -> str | None:
         if box.maildir:
@@ -90,7 +125,7 @@ class QuotaCheck(Check):
         try:
             if settings.quota_read_in_thread:
                 return await self.ctx.run_blocking(maildirsize.read, path, timeout=settings.quota_read_timeout)
-            return maildirsize.read(path)
+            return self.usage_cache.read(path)
         except OSError as e:
             # Unreadable (permissions): we cannot know, so we do not refuse; delivery still enforces.
             log.warning("policyd: quota: cannot read %s: %s", os.path.join(path, "maildirsize"), e)

@@ -170,3 +170,18 @@ def test_unreadable_maildirsize_is_not_full(root):
 def test_quota_read_in_thread(root):
     p = make_pipeline(settings_for(root, quota_read_in_thread=True), RCPT_CHECKS)
     assert ask(p, recipient="alice@example.org", size="200000") == FULL
+
+
+def test_usage_cache_rereads_a_changed_maildirsize(tmp_path):
+    from policyd.checks.quota import UsageCache
+    cache = UsageCache()
+    (tmp_path / "maildirsize").write_text("1000S\n100 1\n")
+    assert cache.read(str(tmp_path)).used_bytes == 100
+    with open(tmp_path / "maildirsize", "a") as f:     # the LDA appends a delta line
+        f.write("50 1\n")
+    assert cache.read(str(tmp_path)).used_bytes == 150
+    (tmp_path / "new").write_text("1000S\n7 1\n")       # recalculated: written aside, renamed over
+    (tmp_path / "new").rename(tmp_path / "maildirsize")
+    assert cache.read(str(tmp_path)).used_bytes == 7
+    (tmp_path / "maildirsize").unlink()
+    assert cache.read(str(tmp_path)) is None

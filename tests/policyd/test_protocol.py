@@ -112,3 +112,21 @@ def test_encode_action_refuses_framing_breakers(bad):
 def test_encode_request_round_trip():
     [req] = decoder().feed(encode_request({"protocol_state": "RCPT", "recipient": "a@b.test"}))
     assert req.attr("request") == "smtpd_access_policy" and req.recipient == "a@b.test"
+
+
+def test_fast_and_line_paths_agree():
+    """Whole LF requests take the block path; CRLF, and requests split across feeds after a long
+    partial, take the line path: both give the same attributes."""
+    fast = decoder().feed(POSTFIX_RCPT * 3)
+    crlf = decoder().feed(POSTFIX_RCPT.replace(b"\n", b"\r\n") * 3)
+    d = decoder(line=256)
+    split = d.feed(POSTFIX_RCPT[:400]) + d.feed(POSTFIX_RCPT[400:] + POSTFIX_RCPT * 2)
+    assert [dict(r) for r in fast] == [dict(r) for r in crlf] == [dict(r) for r in split]
+    assert len(fast) == 3 and not d.pending
+
+
+def test_many_short_lines_without_end_are_bounded():
+    d = decoder(line=64, attrs=10)
+    with pytest.raises(ProtocolError, match="more than 10 attributes"):
+        for _ in range(100):
+            d.feed(b"x=1\n" * 10)
