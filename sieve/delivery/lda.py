@@ -118,8 +118,9 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     if has_trace_headers(message):
         settings = settings.replace(delivery_add_return_path=False)
         executor.settings = settings
+    from sieve.delivery.lmtp import postfix_queue_id
     outcome = executor.deliver(message, sender, recipient, user, mailbox=args.mailbox,
-                               original_recipient=args.recipient)
+                               original_recipient=args.recipient, queue_id=postfix_queue_id(message))
     if outcome.exit_code != 0:
         reply = outcome.reply
         return _fail(outcome.exit_code, f"{reply.dsn} {reply.text}")

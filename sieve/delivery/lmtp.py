@@ -7,6 +7,9 @@ looks the address up and answers with `recipient_checked(reply, user)`), `Delive
 recipient, in RCPT order, as RFC 2033 requires) and `Close()`. While an answer is
 pending, further (pipelined) input is buffered, so replies always come out in order.
 Advertised: PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SIZE.
+Also the trace helpers the adapter uses: `received_header()` (RFC 5321 4.4, one per
+recipient, `for <rcpt>`) and `postfix_queue_id()` (the id in the topmost Received header
+Postfix added, which keys lmtpd's and the LDA's log lines).
 
 Talks to: nothing (sieve.delivery.lmtpd is the Twisted adapter).
 Tests: tests/delivery/test_lmtp.py (transcripts).
@@ -15,6 +18,7 @@ Tests: tests/delivery/test_lmtp.py (transcripts).
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import re
 from typing import Any
 
@@ -64,6 +68,64 @@ class Limits:
     message_size: int = 50 * 1024 * 1024
     recipients: int = 1000
     errors: int = 20                # bad commands before we hang up
+
+
+# --- trace -------------------------------------------------------------------------------
+
+def _token(text: str, limit: int = 255) -> str:
+    """A client-supplied word made safe for a header: printable ASCII, no spaces, bounded."""
+    word = text.split()[0] if text.split() else ""
+    return "".join(c for c in word if 33 <= ord(c) <= 126 and c not in "()")[:limit] or "unknown"
+
+
+def received_header(*, lhlo: str, peer_ip: str | None, by: str, recipient: str, now: float,
+                    protocol: str = "LMTP") -> bytes:
+    """`Received: from LHLO ([ip]) by HOST (Owlery) with LMTP for <rcpt>; date`, folded, LF ends.
+
+    No reverse DNS (the peer is the local MTA): TCP-info is the address literal only, and it
+    is left out for a unix socket peer.
+    """
+    literal = ""
+    if peer_ip:
+        literal = f" ([IPv6:{peer_ip}])" if ":" in peer_ip else f" ([{peer_ip}])"
+    rcpt = recipient if all(c.isprintable() and c not in "<>" for c in recipient) else "unknown"
+    text = (f"Received: from {_token(lhlo)}{literal}\n\tby {_token(by)} (Owlery) with {protocol}"
+            f"\n\tfor <{rcpt}>; {email.utils.formatdate(now, localtime=True)}\n")
+    return text.encode("utf-8", "surrogateescape")
+
+
+_POSTFIX_BY = re.compile(r"\bby\s+\S+\s+\(Postfix\b[^)]*\)")
+_QUEUE_ID = re.compile(r"\bid\s+([0-9A-Za-z]{5,32})\b")
+HEADER_SCAN_LIMIT = 65536     # bytes of header looked at for the queue id
+
+
+def postfix_queue_id(message: bytes) -> str | None:
+    """The queue id from the topmost Received header that Postfix added (`by HOST (Postfix) ...
+    id QUEUEID`), or None. Only the header block (bounded) is read."""
+    head = message[:HEADER_SCAN_LIMIT]
+    end = head.find(b"\n\n")
+    if end >= 0:
+        head = head[:end]
+    current: list[bytes] = []
+    fields: list[bytes] = []
+    for line in head.replace(b"\r\n", b"\n").split(b"\n"):
+        if line[:1] in (b" ", b"\t") and current:
+            current.append(line)
+        else:
+            if current:
+                fields.append(b" ".join(current))
+            current = [line]
+    if current:
+        fields.append(b" ".join(current))
+    for field in fields:
+        if field[:9].lower() != b"received:":
+            continue
+        value = field[9:].decode("ascii", "replace")
+        by = _POSTFIX_BY.search(value)
+        if by:
+            m = _QUEUE_ID.search(value, by.end())
+            return m.group(1) if m else None
+    return None
 
 
 # --- replies (one catalogue) -----------------------------------------------------------

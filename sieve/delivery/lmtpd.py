@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from typing import Any
 
+from owlery import log as owlery_log
 from owlery.errors import DirectoryUnavailable
 from owlery.reply import Reply
-from owlery.settings import Duration, Endpoints, Int, Size, Str, int_range, setting
+from owlery.settings import Bool, Duration, Endpoints, Int, Size, Str, int_range, setting
 from sieve.delivery import lmtp
 
 LMTPD_LISTEN = setting("lmtpd_listen", Endpoints, ["tcp:127.0.0.1:10042"],
@@ -38,6 +40,10 @@ LMTPD_DELIVERY_THREADS = setting("lmtpd_delivery_threads", int_range(1, 256), 8,
 LMTPD_USER_CONCURRENCY_LIMIT = setting("lmtpd_user_concurrency_limit", Int, 10,
                                        "Most deliveries to one user at the same time; more get 451 4.3.0 "
                                        "and are retried by the MTA. 0: no limit.")
+
+LMTPD_ADD_RECEIVED = setting("lmtpd_add_received", Bool, True,
+                             "Prepend a Received: trace header (RFC 5321 4.4, `for <recipient>`) to each "
+                             "delivered copy, as Dovecot's LMTP does.")
 
 log = logging.getLogger("owlery.lmtpd")
 
@@ -109,25 +115,36 @@ class LMTPApplication:
 
     # -- delivery (per recipient; the counting happens in the reactor thread) --
 
-    def deliver(self, txn: lmtp.Transaction) -> Any:
+    def deliver(self, txn: lmtp.Transaction, peer_ip: str | None = None) -> Any:
         from twisted.internet import defer
         from sieve.delivery.executor import tempfail
 
         limit = self.settings.lmtpd_user_concurrency_limit
+        # Log lines are keyed by the Postfix queue id, like Postfix's own.
+        queue_id = lmtp.postfix_queue_id(txn.message)
+        now = time.time()
         jobs = []
         for rcpt in txn.recipients:
             key = rcpt.user.address
             if limit and self.inflight.get(key, 0) >= limit:
                 outcome = tempfail(rcpt.address, "user concurrency limit", text=R_CONCURRENCY)
+                owlery_log.decision("lmtpd", queue_id, outcome.action, reply=outcome.reply,
+                                    from_=txn.sender, to=rcpt.address, detail=outcome.detail,
+                                    level=logging.WARNING)
                 jobs.append(defer.succeed(outcome.reply))
                 continue
+            message = txn.message
+            if self.settings.lmtpd_add_received:
+                message = lmtp.received_header(lhlo=txn.lhlo, peer_ip=peer_ip, by=self.hostname,
+                                               recipient=rcpt.address, now=now) + message
             self.inflight[key] = self.inflight.get(key, 0) + 1
-            d = self.in_thread(self.executor.deliver, txn.message, txn.sender, rcpt.address, rcpt.user)
-            d.addBoth(self._done, key, rcpt.address)
+            d = self.in_thread(self.executor.deliver, message, txn.sender, rcpt.address, rcpt.user,
+                               queue_id=queue_id)
+            d.addBoth(self._done, key, rcpt.address, queue_id)
             jobs.append(d)
         return defer.gatherResults(jobs)
 
-    def _done(self, result: Any, key: str, address: str) -> Reply:
+    def _done(self, result: Any, key: str, address: str, queue_id: str | None = None) -> Reply:
         n = self.inflight.get(key, 1) - 1
         if n <= 0:
             self.inflight.pop(key, None)
@@ -137,7 +154,8 @@ class LMTPApplication:
             return result.reply
         if isinstance(result, Reply):
             return result
-        log.error("lmtpd: delivery to <%s> failed: %s", address, result)
+        log.error("lmtpd: %sdelivery to <%s> failed: %s", f"{queue_id}: " if queue_id else "",
+                  address, result)
         return Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Internal error, try again later"))
 
 
@@ -159,6 +177,8 @@ def _make_protocol_class() -> type:
 
         def connectionMade(self) -> None:
             self.machine = lmtp.LMTPServer(self.app.hostname, limits_from(self.app.settings))
+            peer = self.transport.getPeer()
+            self.peer_ip = getattr(peer, "host", None)      # None for a unix socket
             self.setTimeout(self.app.settings.lmtpd_idle_timeout)
             # Replies are small and the client waits for each: do not let Nagle hold them.
             try:
@@ -191,7 +211,7 @@ def _make_protocol_class() -> type:
                     d.addErrback(self._checked_failed, action.address)
                 elif isinstance(action, lmtp.Deliver):
                     self.setTimeout(None)    # a slow delivery is not an idle client
-                    d = self.app.deliver(action.transaction)
+                    d = self.app.deliver(action.transaction, self.peer_ip)
                     d.addCallback(self._delivered)
                     d.addErrback(self._internal_error)
                 elif isinstance(action, lmtp.Close):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from owlery.reply import Reply
@@ -161,3 +163,42 @@ def test_input_waits_while_a_lookup_is_pending():
     acts = m.recipient_checked(OK_RCPT, "user")
     sent = b"".join(a.data for a in acts if isinstance(a, lmtp.Send))
     assert sent == b"250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n"
+
+
+# --- trace helpers -------------------------------------------------------------------------
+
+POSTFIX_SMTPD = (b"Received: from mail.remote.test (mail.remote.test [192.0.2.7])\n"
+                 b"\tby mx.example.org (Postfix) with ESMTPS id 4WxYz12AbC\n"
+                 b"\tfor <alice@example.org>; Sat, 21 Nov 2026 10:00:00 +0000 (UTC)\n")
+
+
+@pytest.mark.parametrize("message,queue_id", [
+    (POSTFIX_SMTPD + b"Subject: x\n\nbody\n", "4WxYz12AbC"),
+    # The topmost Postfix one wins (an after-filter reinjection is the queue that delivers).
+    (b"Received: by mx.example.org (Postfix, from userid 0)\r\n\tid 9F1A2B3C4D; Sat, 21 Nov 2026\r\n"
+     + POSTFIX_SMTPD + b"\n", "9F1A2B3C4D"),
+    # Another MTA's Received above it is skipped; Postfix's below is used.
+    (b"Received: from a by b.test (Exim 4.96) with esmtp id 1tAbCd-000123-Xy\n" + POSTFIX_SMTPD + b"\n",
+     "4WxYz12AbC"),
+    (b"Received: from a by b.test (Exim 4.96) with esmtp id 1tAbCd-000123-Xy\nSubject: x\n\n", None),
+    (b"Subject: no trace\n\n" + POSTFIX_SMTPD, None),     # in the body: not a header
+    (b"Received: by mx.example.org (Postfix)\n\t; no id here\n\n", None),
+    (b"", None),
+])
+def test_postfix_queue_id(message, queue_id):
+    assert lmtp.postfix_queue_id(message) == queue_id
+
+
+def test_received_header_per_rfc5321():
+    h = lmtp.received_header(lhlo="mx.example.org", peer_ip="127.0.0.1", by="store.example.org",
+                             recipient="alice@example.org", now=0).decode()
+    lines = h.split("\n")
+    assert lines[0] == "Received: from mx.example.org ([127.0.0.1])"
+    assert lines[1] == "\tby store.example.org (Owlery) with LMTP"
+    assert re.match(r"\tfor <alice@example.org>; \w{3}, \d\d \w{3} 19(69|70) \d\d:\d\d:\d\d [+-]\d{4}$", lines[2])
+    assert h.endswith("\n") and lines[3] == ""
+    v6 = lmtp.received_header(lhlo="x(evil)\r\nInjected: 1", peer_ip="::1", by="h", recipient="a@b",
+                              now=0).decode()
+    assert v6.startswith("Received: from xevil ([IPv6:::1])\n") and "Injected" not in v6
+    unix = lmtp.received_header(lhlo="h", peer_ip=None, by="h", recipient="a@b", now=0).decode()
+    assert unix.startswith("Received: from h\n\tby h (Owlery) with LMTP\n\tfor <a@b>; ")

@@ -1,7 +1,9 @@
 """`owlery lmtpd` as a real process: LMTP over TCP into Maildir, users from the files directory.
 
 Proves: one reply per recipient after DATA (one over quota: 552 5.2.2, the other 250),
-unknown users refused at RCPT, Return-Path/Delivered-To added, files owned by maildir_owner.
+unknown users refused at RCPT, Return-Path/Delivered-To added, a Received header per
+recipient (`for <rcpt>`), decision log lines keyed by the Postfix queue id, files owned by
+maildir_owner.
 """
 
 from __future__ import annotations
@@ -96,3 +98,24 @@ def test_unknown_user_refused_at_rcpt_and_detail_delivers_to_user(lmtpd):
     assert got[-2].startswith("250 2.0.0 <alice+tag@example.org>"), got
     files = list((work / "mail/example.org/alice/Maildir/new").iterdir())
     assert any(b"Delivered-To: alice+tag@example.org" in p.read_bytes() for p in files)
+
+
+def test_received_header_and_queue_id_in_the_log_line(lmtpd):
+    port, work = lmtpd
+    msg = (b"Received: from mail.remote.test (mail.remote.test [192.0.2.7])\r\n"
+           b"\tby mx.example.org (Postfix) with ESMTP id 7QxTraceId1\r\n"
+           b"\tfor <alice@example.org>; Sat, 21 Nov 2026 10:00:00 +0000\r\n"
+           b"Subject: traced\r\n\r\nhi\r\n.\r\n")
+    got = converse(port, ["LHLO mx.example.org", "MAIL FROM:<s@remote.test>", "RCPT TO:<alice@example.org>",
+                          "DATA"], msg, replies_after_data=1)
+    assert got[-2].startswith("250 2.0.0"), got
+    [f] = [p for p in (work / "mail/example.org/alice/Maildir/new").iterdir() if b"traced" in p.read_bytes()]
+    lines = f.read_bytes().split(b"\n")
+    assert lines[:2] == [b"Return-Path: <s@remote.test>", b"Delivered-To: alice@example.org"]
+    assert lines[2] == b"Received: from mx.example.org ([127.0.0.1])"
+    assert lines[3].startswith(b"\tby ") and lines[3].endswith(b" (Owlery) with LMTP")
+    assert lines[4].startswith(b"\tfor <alice@example.org>; ")
+    assert lines[5].startswith(b"Received: from mail.remote.test")
+    log = (work / "lmtpd.log").read_text()
+    assert any(line.split("lmtpd: ", 1)[-1].startswith("7QxTraceId1: delivered:") and "to=<alice@example.org>"
+               in line for line in log.splitlines()), log[-2000:]

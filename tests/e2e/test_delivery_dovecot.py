@@ -74,7 +74,11 @@ def test_dovecot_imap_sees_folders_flags_keywords_and_exact_bytes(setup):
         assert typ == "OK"
         meta, body = data[0]
         assert b"\\Flagged" in meta and b"$Label1" in meta, meta
-        expected = (b"Return-Path: <bob@remote.test>\r\nDelivered-To: alice@example.org\r\n") + listed
+        trace = b"Return-Path: <bob@remote.test>\r\nDelivered-To: alice@example.org\r\n"
+        # lmtpd's own Received header (3 folded lines, its date varies) sits between.
+        received = b"\r\n".join(body[len(trace):].split(b"\r\n")[:3]) + b"\r\n"
+        assert received.startswith(b"Received: from ") and b"\r\n\tfor <alice@example.org>; " in received
+        expected = trace + received + listed
         assert body == expected
         assert body == on_disk.replace(b"\n", b"\r\n")
         assert f"RFC822.SIZE {len(expected)}".encode() in meta
