@@ -33,14 +33,17 @@ def _validate_add(v, node):
         if v.is_literal(node.pos[1]):
             value = node.pos[1].items[0].value
             if not _value_ok(value):
-                v.error(node.pos[1], "specified value for the addheader command is invalid")
+                shown = value.replace("\0", "\\0")
+                v.error(node.pos[1], f"specified value '{shown}' for the addheader command is invalid")
             if len(value) + 2 > v.settings.sieve_max_header_size:
                 v.error(node.pos[1], "specified header value is too large")
 
 
 def _validate_del(v, node):
     if node.tags.get("last") and "index" not in node.tags:
-        v.error(node, "the :last tag of the deleteheader command requires the :index tag")
+        v.error(node, "the :last tag for the deleteheader command cannot be specified "
+                      "without the :index tag")
+        return   # the command is malformed; its arguments are not worth checking
     if node.pos and v.is_literal(node.pos[0]):
         name = node.pos[0].items[0].value
         if not _name_ok(name):
