@@ -378,7 +378,10 @@ class Suite:
                     self.outbox.append((a.envelope_from, r, a.message))
         if (result.implicit_keep or failed_store) and not self.keep_executed:
             self.keep_executed = True
-            ok &= self._store(self.settings.sieve_default_mailbox, raw, result.keep_flags, True)
+            # the fallback keep after a failed action stores the message as received:
+            # editheader changes belong to the result that could not be carried out
+            ok &= self._store(self.settings.sieve_default_mailbox, msg.raw if failed_store else raw,
+                              result.keep_flags, True)
         return ok
 
     def test_result_execute(self, rt, node):
