@@ -149,6 +149,11 @@ def _validate_global(v, node):
         return
     from sieve.extensions.variables import check_name
     for s in node.pos[0].items if node.pos else ():
+        low = s.value.lower()
+        if low in v.data.get("variables", ()) and low not in v.data.get("globals", ()):
+            # RFC 6609 3.3: a variable the script already used as local cannot become global
+            v.error(s, f"variable '{s.value}' is already used as a local variable")
+            continue
         check_name(v, s, s.value)
         v.data.setdefault("globals", set()).add(s.value.lower())
 
