@@ -1,17 +1,21 @@
-"""Sieve delivery behind a real Postfix, once over LMTP (`owlery lmtpd`) and once through a
-pipe(8) transport running `owlery lda` as user nobody.
+"""Sieve delivery behind a real Postfix, once over LMTP (`owlery lmtpd`), once through a
+pipe(8) transport running `owlery lda` as user nobody (in-process), and once through a pipe
+running the LDA's fast path (`python -I -S sieve/delivery/lda_lmtp.py` with lda_lmtp_endpoint:
+the message goes on to lmtpd).
 
 For each transport: a user's script files mail into a folder and flags it; a vacation reply
 goes out once (not again within :days) and never to a list message; a redirect loop between
 two users stops (the message ends in the first user's INBOX, Postfix's queue empties).
 Generated mail (vacation, redirects) goes back into Postfix's reinjection port; replies to
-remote addresses land in the instance's smtp-sink.
+remote addresses land in the instance's smtp-sink. lmtpd's decision lines carry the queue id
+Postfix gave the message (read from its Received header), for both LMTP and the fast path.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,8 @@ from tests.harness.procs import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 OWLERY = ROOT / ".venv" / "bin" / "owlery"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+LDA_FAST = ROOT / "sieve" / "delivery" / "lda_lmtp.py"
 
 SCRIPTS = {
     "frank": """require ["fileinto", "imap4flags", "mailbox"];
@@ -33,7 +39,7 @@ vacation :days 1 :subject "Away" "I am away until Monday.";
     "alice": 'redirect "bob@{domain}";\n',
     "bob": 'redirect "alice@{domain}";\n',
 }
-DOMAINS = ("lmtp.test", "pipe.test")
+DOMAINS = ("lmtp.test", "pipe.test", "fast.test")
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +61,16 @@ def stack(postfix_factory):
     os.chown(work / "mail", nobody.pw_uid, nobody.pw_gid)
 
     lda_conf = work / "lda.toml"
+    fast_conf = work / "lda-fast.toml"
     pf = postfix_factory(
         name="delivery-postfix",
-        main_cf={"owlerylda_destination_recipient_limit": "1"},
+        main_cf={"owlerylda_destination_recipient_limit": "1", "owlerylmtplda_destination_recipient_limit": "1"},
         master_cf_extra=(
             "owlerylda unix - n n - - pipe\n"
             f"  flags=DRhu user=nobody argv={OWLERY} lda -c {lda_conf} -f ${{sender}} "
+            "-a ${original_recipient} -d ${user}@${nexthop}\n"
+            "owlerylmtplda unix - n n - - pipe\n"
+            f"  flags=DRhu user=nobody argv={PYTHON} -I -S {LDA_FAST} -c {fast_conf} -f ${{sender}} "
             "-a ${original_recipient} -d ${user}@${nexthop}\n"),
         transports={"pipe.test": "owlerylda:"})
     submission = f'submission_smtp_endpoint = "tcp:127.0.0.1:{pf.reinject_port}"\n'
@@ -68,7 +78,10 @@ def stack(postfix_factory):
                         + submission + "delivery_use_directory = false\n"
                         + f'lda_log_path = "{work}/state-lda/lda.log"\n')
     lmtpd = Lmtpd(work, base_config(work) + submission + "delivery_use_directory = false\n").start()
-    pf.configure(transports={"pipe.test": "owlerylda:", "lmtp.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}"})
+    # The fast path's settings: only the endpoint (the in-process fallback would use defaults).
+    fast_conf.write_text(f'lda_lmtp_endpoint = "tcp:127.0.0.1:{lmtpd.port}"\n')
+    pf.configure(transports={"pipe.test": "owlerylda:", "lmtp.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}",
+                             "fast.test": "owlerylmtplda:"})
     try:
         yield pf, work, lmtpd
     finally:
@@ -103,6 +116,13 @@ def test_script_files_into_folder_with_flag(stack, domain):
     assert b"Subject: [owlery] build green" in data
     assert mail_files(work, domain, "frank") == []
     pf.wait_queue_empty(timeout=20)
+    if domain != "pipe.test":
+        # lmtpd delivered it (directly, or handed over by the fast-path LDA), and its decision
+        # line starts with the queue id Postfix logged for this message.
+        m = re.search(r"lmtpd: ([0-9A-Za-z]+): delivered: .*to=<frank@" + re.escape(domain) + ">", lmtpd.log())
+        assert m, debug(pf, work, lmtpd)
+        assert re.search(re.escape(m.group(1)) + r": to=<frank@" + re.escape(domain), pf.maillog()), \
+            debug(pf, work, lmtpd)
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -134,6 +154,16 @@ def test_redirect_loop_stops(stack, domain):
     pf, work, lmtpd = stack
     msg = build_message(sender="eve@remote.test", to=f"alice@{domain}", subject="loop me")
     assert pf.send("eve@remote.test", [f"alice@{domain}"], msg).accepted
+    if domain == "fast.test":
+        # Either stop is fine: Postfix's Delivered-To check before the pipe, or lmtpd's own.
+        def stopped():
+            if re.search(r"to=<alice@fast\.test>, relay=owlerylmtplda.*mail forwarding loop", pf.maillog()):
+                return "postfix"
+            return "lmtpd" if "redirect loop: alice@fast.test" in lmtpd.log() else None
+        wait_until(stopped, 30, "loop stopped")
+        pf.wait_queue_empty(timeout=20)
+        assert mail_files(work, domain, "bob") == []
+        return
     if domain == "pipe.test":
         pf.wait_for_log(r"to=<alice@pipe\.test>, relay=owlerylda.*status=bounced \(mail forwarding loop", 30)
         pf.wait_queue_empty(timeout=20)
