@@ -217,13 +217,18 @@ class RegexError(ValueError):
     pass
 
 
+class RegexRefused(RegexError):
+    """A pattern refused by resource policy (length, backtracking risk, complexity), not
+    because it is malformed: at run time this stops the script like any limit."""
+
+
 _NESTED_REPEAT = re.compile(r"")
 
 
 def translate_ere(pattern: str, max_len: int) -> str:
     """POSIX extended regex -> Python regex text; refuses dangerous or invalid patterns."""
     if len(pattern) > max_len:
-        raise RegexError(f"regular expression is longer than {max_len} characters")
+        raise RegexRefused(f"regular expression is longer than {max_len} characters")
     out: list[str] = []
     i, n = 0, len(pattern)
     # stack of [has_unbounded_repeat_inside, has_alternation] per open group
@@ -311,7 +316,7 @@ def translate_ere(pattern: str, max_len: int) -> str:
                 body = pattern[i + 1:k]
                 lo, _, hi = body.partition(",")
                 if int(lo) > 1000 or (hi and int(hi) > 1000):
-                    raise RegexError("repetition count too large")
+                    raise RegexRefused("repetition count too large")
                 unbounded = "," in body and not hi
                 if not unbounded and "," in body and int(hi) < int(lo):
                     raise RegexError("invalid repetition count(s)")
@@ -325,7 +330,7 @@ def translate_ere(pattern: str, max_len: int) -> str:
             if last_atom_group_info is not None and (unbounded or c == "{"):
                 if last_atom_group_info[0] or (last_atom_group_info[1] and unbounded):
                     # (a+)+ or (a|aa)* : exponential backtracking in a backtracking engine
-                    raise RegexError("nested or ambiguous repetition is refused "
+                    raise RegexRefused("nested or ambiguous repetition is refused "
                                      "(catastrophic backtracking risk)")
             if unbounded:
                 stack[-1][0] = True
@@ -368,7 +373,7 @@ def compile_regex(pattern: str, comparator: str, max_len: int):
     except re.error as e:
         raise RegexError(str(e)) from None
     except (RecursionError, OverflowError) as e:
-        raise RegexError(f"regular expression too complex: {e}") from None
+        raise RegexRefused(f"regular expression too complex: {e}") from None
 
 
 # --- the match engine -------------------------------------------------------------------
@@ -433,8 +438,15 @@ def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
                 if rx is None:
                     try:
                         rx = compile_regex(k, cmp_, rt.settings.sieve_max_regex_length)
-                    except RegexError as e:
+                    except RegexRefused as e:
                         raise SieveRuntimeError(f"invalid regular expression '{k}': {e}") from None
+                    except RegexError as e:
+                        # a pattern built at run time (from variables) that is not a valid
+                        # regex matches nothing; the script goes on and the error is reported
+                        msg = f"invalid regular expression '{k}': {e}"
+                        if msg not in rt.errors:
+                            rt.errors.append(msg)
+                        continue
                 v2 = v[: rt.max_match_subject]
                 rt.step(len(v2) // 16)
                 m = rx.search(v2)

@@ -424,6 +424,7 @@ class Suite:
         except RecursionError:
             self.errors.append("recursion too deep")
             return False, sub
+        self.errors.extend(sub.errors)   # errors the run reported without failing
         return True, sub
 
     def test_script_run(self, rt, node):

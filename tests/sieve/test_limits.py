@@ -200,3 +200,10 @@ def test_fileinto_copy_keeps_implicit_keep():
     r = _run('require ["fileinto", "copy"]; fileinto :copy "INBOX.a"; redirect :copy "x@example.org";')
     assert r.implicit_keep
     assert [type(a) for a in r.effective_actions()][:2] == [FileInto, Redirect]
+
+
+def test_malformed_regex_at_runtime_matches_nothing_and_is_reported():
+    r = _run('require ["regex", "variables"]; set "p" "["; '
+             'if header :regex "subject" "${p}" { discard; }')
+    assert r.status == "ok" and r.implicit_keep
+    assert "invalid regular expression" in r.errors[0]
