@@ -287,9 +287,16 @@ class Greylister:
             store.incr(awl_key(ip), 1, p.max_age, now)
 
     def decide(self, store, client_address: str, sender: str, recipient: str, now: float) -> GreylistResult:
+        """One atomic step: one Lua call on Redis, one transaction on SQLite (a lock in memory)."""
+        key = self._key(client_address, sender, recipient)
+        run_lua = getattr(store, "run_lua", None)
+        if run_lua is not None:
+            return self._decide_lua(run_lua, key, client_address, now)
+        with store.transaction():
+            return self._decide(store, key, client_address, now)
+
+    def _decide(self, store, key: str, client_address: str, now: float) -> GreylistResult:
         p = self.policy
-        net = client_net(client_address, p.v4_prefix, p.v6_prefix)
-        key = triplet_key(net, sender, recipient, privacy=p.privacy)
         if p.auto_whitelist_clients > 0 and client_address:
             awl, record = store.get_many([awl_key(client_address), key], now)
             if awl is not None and int(awl) >= p.auto_whitelist_clients:
@@ -316,6 +323,105 @@ class Greylister:
                 return GreylistResult("passed", key, delayed=int(waited))
             return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay - waited))
         raise RuntimeError(f"greylist record {key} keeps vanishing")  # pragma: no cover - store bug
+
+    def decide_many(self, store, items: Sequence[tuple[str, str, str, float]]) -> list[tuple[bool, object]]:
+        """`decide` for several (client_address, sender, recipient, now) at once: on Redis
+        one round trip for all (each still its own atomic script run). One (ok, result or
+        exception) per item; an error in one does not fail the others."""
+        run_many = getattr(store, "run_lua_many", None)
+        if run_many is not None and items:
+            prepared = [self._lua_call(self._key(c, s, r), c, now) for c, s, r, now in items]
+            try:
+                results = run_many(_GREYLIST_LUA, [call for _, call in prepared])
+            except Exception as e:  # noqa: BLE001 - the round trip failed: every item fails alike
+                return [(False, e)] * len(items)
+            out: list[tuple[bool, object]] = []
+            for (key, _), res in zip(prepared, results):
+                if isinstance(res, Exception):
+                    out.append((False, res))
+                else:
+                    out.append((True, self._lua_result(key, res)))
+            return out
+        out = []
+        for item in items:
+            try:
+                out.append((True, self.decide(store, *item)))
+            except Exception as e:  # noqa: BLE001 - handed back to this item's request
+                out.append((False, e))
+        return out
+
+    def _key(self, client_address: str, sender: str, recipient: str) -> str:
+        p = self.policy
+        return triplet_key(client_net(client_address, p.v4_prefix, p.v6_prefix), sender, recipient,
+                           privacy=p.privacy)
+
+    def _lua_call(self, key: str, client_address: str, now: float) -> tuple[str, tuple[list[str], list[str]]]:
+        p = self.policy
+        ip = client_address.strip().lower()
+        counting = p.auto_whitelist_clients > 0 and bool(ip)
+        return key, ([key, awl_key(ip), AWL_GATE_PREFIX + ip],
+                     [repr(float(now)), repr(float(p.delay)), repr(float(p.retry_window)),
+                      repr(float(p.max_age)), str(p.auto_whitelist_clients if counting else 0),
+                      repr(AWL_COUNT_INTERVAL)])
+
+    def _decide_lua(self, run_lua, key: str, client_address: str, now: float) -> GreylistResult:
+        _, (keys, args) = self._lua_call(key, client_address, now)
+        return self._lua_result(key, run_lua(_GREYLIST_LUA, keys, args))
+
+    def _lua_result(self, key: str, res) -> GreylistResult:
+        p = self.policy
+        outcome, waited = res[0], float(res[1])
+        if outcome == "new":
+            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay), new=True)
+        if outcome == "greylisted":
+            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay - waited))
+        if outcome == "passed":
+            return GreylistResult("passed", key, delayed=int(waited))
+        return GreylistResult(outcome, key)
+
+
+# The same state machine as Greylister._decide, as one Redis script (atomic across MX hosts).
+# KEYS: triplet, auto-whitelist counter, its once-an-hour gate. ARGV: now, delay, retry window,
+# max age, auto-whitelist threshold (0: off / no client address), count interval.
+# Returns {outcome, seconds waited} as strings (Redis truncates Lua numbers).
+_GREYLIST_LUA = """
+local now, delay, window, maxage = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local awl, gate_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+local function count_pass()
+  if awl > 0 and not live(KEYS[3], now) then
+    put(KEYS[3], '1', now, gate_ttl)
+    local old = live(KEYS[2], now)
+    local n = 1
+    if old then n = n + tonumber(old) end
+    put(KEYS[2], string.format('%d', n), now, maxage)
+  end
+end
+if awl > 0 then
+  local count = live(KEYS[2], now)
+  if count and tonumber(count) >= awl then
+    count_pass()
+    return {'auto-whitelisted', '0'}
+  end
+end
+local rec = live(KEYS[1], now)
+if not rec then
+  put(KEYS[1], string.format('%.17g', now), now, window)
+  return {'new', '0'}
+end
+local sep = string.find(rec, ' ', 1, true)
+if sep then
+  put(KEYS[1], rec, now, maxage)
+  count_pass()
+  return {'known', '0'}
+end
+local waited = now - tonumber(rec)
+if waited >= delay then
+  put(KEYS[1], rec .. ' ' .. string.format('%.17g', now), now, maxage)
+  count_pass()
+  return {'passed', string.format('%.17g', waited)}
+end
+return {'greylisted', string.format('%.17g', waited)}
+"""
 
 
 def parse_triplet_key(key: str) -> tuple[str, str, str] | None:

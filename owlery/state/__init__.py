@@ -13,6 +13,7 @@ Tests: tests/state/test_contract.py (the same suite against all engines).
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -109,6 +110,13 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def expire(self, now: float, limit: int) -> int:
         """Remove up to limit expired entries now; returns how many (Redis expires by itself: 0)."""
+
+    def transaction(self) -> Any:
+        """Context manager: the calls made inside it form one atomic unit (one SQLite
+        transaction, the memory engine's lock held). Engines that cannot (Redis) run each
+        call on its own; code needing several steps at once there uses a script instead
+        (`RedisStore.run_lua`)."""
+        return contextlib.nullcontext(self)
 
     def close(self) -> None:
         """Release connections."""

@@ -15,7 +15,7 @@ class MemoryStore(StateStore):
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()   # re-entrant: transaction() holds it around calls
 
     def _live(self, key: str, now: float) -> str | None:
         item = self._data.get(key)
@@ -25,6 +25,9 @@ class MemoryStore(StateStore):
             del self._data[key]
             return None
         return item[0]
+
+    def transaction(self):
+        return _Held(self._lock, self)
 
     def get(self, key, now):
         with self._lock:
@@ -80,3 +83,19 @@ class MemoryStore(StateStore):
             for k in dead:
                 del self._data[k]
             return len(dead)
+
+
+class _Held:
+    """Holds the store's lock for the duration of a `with` block."""
+
+    def __init__(self, lock, store):
+        self._lock = lock
+        self._store = store
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self._store
+
+    def __exit__(self, *exc):
+        self._lock.release()
+        return False

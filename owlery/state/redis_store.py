@@ -115,6 +115,33 @@ class RedisStore(StateStore):
         self._add = self._redis.register_script(_ADD)
         self._incr = self._redis.register_script(_INCR)
         self._take = self._redis.register_script(_TAKE)
+        self._scripts: dict[str, object] = {}
+
+    def run_lua(self, source: str, keys: list[str], args: list[str]):
+        """Run a caller's Lua script atomically (one round trip); keys get the prefix.
+
+        The script body can use this engine's helpers `live(k, now)` and
+        `put(k, v, now, ttl)`, so it reads and writes the same {v, e} hashes as get/set.
+        """
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self._redis.register_script(_LUA_HEAD + source)
+        return self._call(script, keys=[self._k(k) for k in keys], args=args)
+
+    def run_lua_many(self, source: str, calls: list[tuple[list[str], list[str]]]) -> list:
+        """Several runs of one script in one round trip (a pipeline, not a MULTI: each run is
+        atomic on its own). One result per call, or a StateUnavailable in its place."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self._redis.register_script(_LUA_HEAD + source)
+
+        def op():
+            pipe = self._redis.pipeline(transaction=False)
+            for keys, args in calls:
+                script(keys=[self._k(k) for k in keys], args=args, client=pipe)
+            return pipe.execute(raise_on_error=False)
+        results = self._call(op)
+        return [StateUnavailable(f"Redis {self.url}: {r}") if isinstance(r, Exception) else r for r in results]
 
     def _k(self, key: str) -> str:
         return self.prefix + key

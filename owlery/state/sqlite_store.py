@@ -10,6 +10,7 @@ Talks to: the database file. Tests: tests/state/test_contract.py, tests/state/te
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sqlite3
@@ -100,6 +101,36 @@ class SQLiteStore(StateStore):
                     pass
             raise StateUnavailable(f"{self.path}: {e}") from e
 
+    @contextlib.contextmanager
+    def transaction(self):
+        """One BEGIN IMMEDIATE ... COMMIT around the calls inside (nested: joins the outer one)."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield self
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise StateUnavailable(f"{self.path}: {e}") from e
+        try:
+            yield self
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the connection is rolled back when it closes anyway
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise StateUnavailable(f"{self.path}: {e}") from e
+
     def _wrote(self, conn: sqlite3.Connection, now: float) -> None:
         if next(self._writes) % self.expire_every == 0:
             self._expire(conn, now, self.expire_batch)
@@ -168,7 +199,9 @@ class SQLiteStore(StateStore):
 
     def take(self, key, cost, rate, burst, now):
         def op(conn):
-            conn.execute("BEGIN IMMEDIATE")
+            own = not conn.in_transaction     # inside transaction(): the caller commits
+            if own:
+                conn.execute("BEGIN IMMEDIATE")
             row = conn.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchone()
             tokens = stamp = None
             if row is not None:
@@ -179,7 +212,8 @@ class SQLiteStore(StateStore):
                 conn.execute("INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
                              (key, f"{left!r},{now!r}", now + bucket_ttl(rate, burst)))
-            conn.execute("COMMIT")
+            if own:
+                conn.execute("COMMIT")
             self._wrote(conn, now)
             return Take(allowed, left, retry)
         return self._run(op)

@@ -57,6 +57,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
@@ -87,14 +88,31 @@ class Verdict:
     log: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
+BatchFn = Callable[[list], list]   # items -> one (ok, value-or-exception) per item, in order
+
+
 class Executor:
     """Runs blocking callables off the reactor thread; returns Deferreds."""
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:  # -> Deferred
         raise NotImplementedError
 
+    def submit_batched(self, name: str, fn: BatchFn, item: Any) -> Any:  # -> Deferred
+        """Queue `item` for `fn`, which is called with every item queued meanwhile (see BatchWorker)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
+
+
+def _settle(d: Any, outcome: tuple[bool, Any]) -> None:
+    ok, value = outcome
+    if d.called:
+        return          # timed out or cancelled meanwhile: the late answer is dropped
+    if ok:
+        d.callback(value)
+    else:
+        d.errback(value)
 
 
 class InlineExecutor(Executor):
@@ -103,6 +121,86 @@ class InlineExecutor(Executor):
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from twisted.internet import defer
         return defer.maybeDeferred(fn, *args, **kwargs)
+
+    def submit_batched(self, name: str, fn: BatchFn, item: Any) -> Any:
+        from twisted.internet import defer
+        d = defer.Deferred()
+        try:
+            [outcome] = fn([item])
+        except Exception as e:  # noqa: BLE001 - the batch function failed as a whole
+            outcome = (False, e)
+        _settle(d, outcome)
+        return d
+
+
+class BatchWorker:
+    """One dedicated thread that runs each batch function over everything queued for it since its last run.
+
+    For a state store, this turns N concurrent decisions into one thread wake-up, one
+    trip back to the reactor (one callFromThread for the whole batch) and, on Redis, one
+    network round trip (pipelined scripts), instead of N of each: under load the batches
+    grow by themselves, idle there is no waiting. The function comes with each item (a
+    reloaded pipeline brings new ones); it must give one outcome per item (an error in
+    one item must not fail the others). At most `queue_max` items wait; beyond, `submit`
+    fails at once with TemporaryFailure.
+    """
+
+    def __init__(self, reactor: Any, queue_max: int, name: str):
+        import queue
+        self.reactor = reactor
+        self.queue_max = queue_max
+        self.waiting = 0            # items submitted and not yet handed back (reactor thread only)
+        self._queue: Any = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"policyd-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: BatchFn, item: Any) -> Any:
+        from twisted.internet import defer
+        if self.waiting >= self.queue_max:
+            return defer.fail(TemporaryFailure(f"state worker saturated ({self.waiting} jobs waiting)"))
+        d = defer.Deferred()
+        self.waiting += 1
+        self._queue.put((d, fn, item))
+        return d
+
+    def _run(self) -> None:
+        import queue
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        while True:
+            jobs = [get()]
+            try:
+                while True:
+                    jobs.append(get_nowait())
+            except queue.Empty:
+                pass
+            stop = any(job is None for job in jobs)
+            jobs = [job for job in jobs if job is not None]
+            groups: dict[Any, list] = {}
+            for job in jobs:
+                groups.setdefault(job[1], []).append(job)
+            deferreds, outcomes = [], []
+            for fn, group in groups.items():
+                try:
+                    got = fn([item for _, _, item in group])
+                    if len(got) != len(group):
+                        raise RuntimeError(f"batch function gave {len(got)} outcomes for {len(group)} items")
+                except Exception as e:  # noqa: BLE001 - the whole batch fails; each request answers 4xx or logs
+                    got = [(False, e)] * len(group)
+                deferreds += [d for d, _, _ in group]
+                outcomes += got
+            if deferreds:
+                self.reactor.callFromThread(self._deliver, deferreds, outcomes)
+            if stop:
+                return
+
+    def _deliver(self, deferreds: list, outcomes: list) -> None:
+        self.waiting -= len(deferreds)
+        for d, outcome in zip(deferreds, outcomes):
+            _settle(d, outcome)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
 
 
 class ThreadPoolExecutor(Executor):
@@ -115,6 +213,13 @@ class ThreadPoolExecutor(Executor):
         self.pending = 0
         self.pool = ThreadPool(minthreads=1, maxthreads=threads_max, name="policyd-blocking")
         self.pool.start()
+        self.workers: dict[str, BatchWorker] = {}
+
+    def submit_batched(self, name: str, fn: BatchFn, item: Any) -> Any:
+        worker = self.workers.get(name)
+        if worker is None:
+            worker = self.workers[name] = BatchWorker(self.reactor, self.queue_max, name)
+        return worker.submit(fn, item)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from twisted.internet import defer, threads
@@ -129,6 +234,9 @@ class ThreadPoolExecutor(Executor):
         return threads.deferToThreadPool(self.reactor, self.pool, fn, *args, **kwargs).addBoth(done)
 
     def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+        self.workers.clear()
         self.pool.stop()
 
 
@@ -150,6 +258,15 @@ class CheckContext:
     def run_blocking(self, fn: Callable[..., Any], *args: Any, timeout: float, **kwargs: Any) -> Any:
         """Run fn(*args) in the bounded pool; the Deferred fails with TimeoutError after `timeout` s."""
         d = self.executor.submit(fn, *args, **kwargs)
+        if timeout and timeout > 0:
+            d.addTimeout(timeout, self.clock)
+        return d
+
+    def run_batched(self, name: str, fn: BatchFn, item: Any, *, timeout: float) -> Any:
+        """Queue `item` for the batch worker `name` (one thread per name, see BatchWorker);
+        `fn(items)` runs in that thread with all items queued meanwhile for the same fn;
+        the Deferred fails with TimeoutError after `timeout` s."""
+        d = self.executor.submit_batched(name, fn, item)
         if timeout and timeout > 0:
             d.addTimeout(timeout, self.clock)
         return d

@@ -124,14 +124,27 @@ class GreylistCheck(Check):
         self.spf_domains = frozenset(d.lower().rstrip(".") for d in s.greylist_spf_pass_domains)
         self.timeout = s.state_timeout
 
-    def _blocking(self, client_address: str, client_name: str, sender: str, recipient: str,
-                  now: float) -> str | Any:
-        # Whitelist files are stat'ed (and re-read on change) here, off the reactor thread.
-        if self.clients.current(now).matches(client_address, client_name):
-            return "whitelisted-client"
-        if self.recipients.current(now).matches(recipient):
-            return "whitelisted-recipient"
-        return self.greylister.decide(self.store, client_address, sender, recipient, now)
+    def _batch(self, items: list[tuple[str, str, str, str, float]]) -> list[tuple[bool, Any]]:
+        """In the state worker thread: whitelists (files stat'ed, re-read on change), then the
+        store for the rest, all queued decisions at once (one Redis round trip)."""
+        out: list[Any] = [None] * len(items)
+        todo, where = [], []
+        for i, (client_address, client_name, sender, recipient, now) in enumerate(items):
+            try:
+                if self.clients.current(now).matches(client_address, client_name):
+                    out[i] = (True, "whitelisted-client")
+                    continue
+                if self.recipients.current(now).matches(recipient):
+                    out[i] = (True, "whitelisted-recipient")
+                    continue
+            except Exception as e:  # noqa: BLE001 - this request only
+                out[i] = (False, e)
+                continue
+            todo.append((client_address, sender, recipient, now))
+            where.append(i)
+        for i, outcome in zip(where, self.greylister.decide_many(self.store, todo)):
+            out[i] = outcome
+        return out
 
     async def evaluate(self, request, now):
         if request.sasl_username:
@@ -146,8 +159,8 @@ class GreylistCheck(Check):
                 result = await mailfrom_result(self.ctx, request)
                 if result == "pass":
                     return Verdict(DUNNO, {"greylist": "spf-pass"})
-        result = await self.ctx.run_blocking(self._blocking, client, request.client_name, request.sender,
-                                             request.recipient, now, timeout=self.timeout)
+        result = await self.ctx.run_batched("state", self._batch, (client, request.client_name, request.sender,
+                                                                   request.recipient, now), timeout=self.timeout)
         if isinstance(result, str):
             return Verdict(DUNNO, {"greylist": result})
         if result.deferred:

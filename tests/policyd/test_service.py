@@ -168,3 +168,52 @@ def test_bad_reload_keeps_old_pipeline():
     old = app.factory.pipeline
     app.reload(Settings().replace(policyd_checks={"DATA": ["recipient"]}))   # recipient cannot run at DATA
     assert app.factory.pipeline is old
+
+
+def test_batch_worker_runs_queued_items_together_and_isolates_errors():
+    """The state worker thread: items queued together reach the function together, one
+    outcome each; a failing batch function fails only its own items; close() stops it."""
+    import queue
+    import threading
+
+    from owlery.errors import TemporaryFailure
+    from policyd.checks import BatchWorker
+
+    class ThreadReactor:
+        def __init__(self):
+            self.calls = queue.SimpleQueue()
+
+        def callFromThread(self, fn, *args):
+            self.calls.put((fn, args))
+
+    gate = threading.Event()
+    seen = []
+
+    def double(items):
+        gate.wait(5)
+        seen.append(list(items))
+        return [(True, x * 2) if x >= 0 else (False, ValueError(x)) for x in items]
+
+    def broken(items):
+        raise RuntimeError("boom")
+
+    reactor = ThreadReactor()
+    worker = BatchWorker(reactor, queue_max=4, name="test")
+    first = worker.submit(double, 1)           # the thread takes this one and waits at the gate
+    rest = [worker.submit(double, x) for x in (2, -1)] + [worker.submit(broken, 0)]
+    refused = worker.submit(double, 9)         # 4 waiting = queue_max: refused at once
+    gate.set()
+    results = []
+    for d in [first] + rest:
+        d.addBoth(results.append)
+    while len(results) < 4:
+        fn, args = reactor.calls.get(timeout=5)
+        fn(*args)
+    worker.close()
+    assert results[0] == 2 and results[1] == 4
+    assert results[2].check(ValueError) and results[3].check(RuntimeError)
+    assert seen[-1][-2:] == [2, -1]              # queued meanwhile: in one batch
+    assert worker.waiting == 0
+    failures = []
+    refused.addErrback(failures.append)
+    assert failures and failures[0].check(TemporaryFailure)

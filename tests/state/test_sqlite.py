@@ -63,3 +63,23 @@ def test_open_store_from_settings(tmp_path):
     assert s.name == "sqlite"
     s.set("k", "v", 10, T0)
     assert s.get("k", T0) == "v"
+
+
+def test_transaction_commits_together_or_not_at_all(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    store, other = SQLiteStore(path), SQLiteStore(path)
+    with store.transaction():
+        store.set("a", "1", 60, T0)
+        assert store.add("b", "2", 60, T0)
+        assert store.take("tb", 1, 1, 5, T0).allowed      # joins the outer transaction
+        assert other.get("a", T0) is None                  # not visible before COMMIT
+    assert other.get_many(["a", "b"], T0) == ["1", "2"]
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.set("c", "3", 60, T0)
+            raise RuntimeError("boom")
+    assert other.get("c", T0) is None                      # rolled back
+    store.set("d", "4", 60, T0)                            # and the connection is usable again
+    assert other.get("d", T0) == "4"
+    store.close()
+    other.close()
