@@ -15,7 +15,9 @@ from email.header import Header
 def _hdr(value: str) -> str:
     if all(ord(c) < 128 for c in value):
         return value
-    return Header(value, "utf-8").encode()
+    # undecodable bytes of the script or message (surrogate escapes) cannot be encoded
+    clean = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return Header(clean, "utf-8").encode()
 
 
 def _msgid(rt, tag: str) -> str:
