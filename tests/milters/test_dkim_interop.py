@@ -24,13 +24,31 @@ ROOT = Path(__file__).resolve().parents[2]
 OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
 
 
+def _world_writable_ancestor(path):
+    for p in [path, *path.parents]:
+        if p.exists() and p.stat().st_mode & 0o002:
+            return p
+    return None
+
+
+def safe_base():
+    """A directory no ancestor of which is world-writable: OpenDKIM refuses files below /tmp.
+
+    The checkout may itself live under /tmp (CI clones anywhere); then use /var/lib.
+    """
+    for base in (ROOT / "build", Path("/var/lib/owlery-tests")):
+        if _world_writable_ancestor(base) is None:
+            return base
+    pytest.fail("no directory free of world-writable ancestors for OpenDKIM's files")
+
+
 @pytest.fixture(scope="module")
 def opendkim(key_dir, dns_stub):
     """OpenDKIM in sign+verify mode, signing example.net with selector od1 (our genkey's key)."""
     from milters import dkimkeys
     if not os.path.exists(OPENDKIM):
         pytest.fail("opendkim is not installed (Debian package opendkim)")
-    work = ROOT / "build" / f"opendkim-{uuid.uuid4().hex[:8]}"
+    work = safe_base() / f"opendkim-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True, mode=0o755)
     key_path, _ = dkimkeys.generate("example.net", "od1", str(work))
     key = dkimkeys.load_key(key_path, "example.net", "od1")
