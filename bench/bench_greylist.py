@@ -52,14 +52,21 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1, help="policyd_workers for owlery (default 1)")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--tmpfs", default="/dev/shm", help="where postgrey's dbdir and the SQLite file go")
+    ap.add_argument("--postgrey-disk", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure a postgrey with its dbdir on disk, as Debian runs it (default on)")
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="owlery-bench-greylist-", dir=args.tmpfs))
     os.chmod(workdir, 0o755)
     procs = []
     pg = None
+    extra_pg: list = []
     try:
         pg, pg_port = start_postgrey(workdir, Path(args.tmpfs))
         targets = {"postgrey": (pg_port, [pg.pid])}
+        if args.postgrey_disk:
+            pg_disk, pgd_port = start_postgrey(workdir / "disk", Path(tempfile.gettempdir()))
+            extra_pg.append(pg_disk)
+            targets["postgrey(disk)"] = (pgd_port, [pg_disk.pid])
         for backend in ("sqlite", "redis"):
             daemon, port = start_owlery(workdir, backend, args.redis_url, args.workers)
             procs.append(daemon)
@@ -70,9 +77,10 @@ def main() -> int:
         res = bench(targets, "greylist", args.connections, args)
         print(f"load average {os.getloadavg()[0]:.2f} at end")
     finally:
-        if pg is not None:
-            pg.stop()
-            shutil.rmtree(pg.dbdir, ignore_errors=True)
+        for p in [pg] + extra_pg:
+            if p is not None:
+                p.stop()
+                shutil.rmtree(p.dbdir, ignore_errors=True)
         for d in procs:
             d.stop()
         try:
@@ -86,9 +94,13 @@ def main() -> int:
     print("\nsummary (saturated decisions/s, median; ratio to postgrey at the same concurrency)")
     for conns in args.connections:
         base = res[("postgrey", "saturated", conns)]["rate"]
-        for name in ("postgrey", "owlery/sqlite", "owlery/redis"):
+        disk = res.get(("postgrey(disk)", "saturated", conns))
+        for name in ("postgrey", "postgrey(disk)", "owlery/sqlite", "owlery/redis"):
+            if (name, "saturated", conns) not in res:
+                continue
             rate = res[(name, "saturated", conns)]["rate"]
-            print(f"  {conns:4d} conns  {name:16s} {rate:8.0f}/s  x{rate / base:.2f}")
+            vs_disk = f"  x{rate / disk['rate']:.2f} vs postgrey(disk)" if disk else ""
+            print(f"  {conns:4d} conns  {name:16s} {rate:8.0f}/s  x{rate / base:.2f} vs postgrey(tmpfs){vs_disk}")
     return 0
 
 

@@ -59,7 +59,10 @@ def _children(pid: int) -> list[int]:
 
 
 def start_postgrey(workdir: Path, dbdir_base: Path) -> tuple[ManagedProcess, int]:
-    """postgrey as Debian ships it, but on a private port, tmpfs dbdir, empty whitelists."""
+    """postgrey as Debian ships it (it fsyncs each write: DB_AUTO_COMMIT, no DB_TXN_NOSYNC),
+    on a private port, its dbdir under dbdir_base (tmpfs: fsync is free), empty whitelists,
+    decision lines (log level 2, as default) to a file."""
+    workdir.mkdir(parents=True, exist_ok=True)
     exe = shutil.which("postgrey") or "/usr/sbin/postgrey"
     dbdir = Path(tempfile.mkdtemp(prefix="owlery-bench-postgrey-", dir=dbdir_base))
     shutil.chown(dbdir, "postgrey", "postgrey")
@@ -116,6 +119,9 @@ def main() -> int:
     ap.add_argument("--client-procs", type=int, default=1, help="load-generator processes (default 1)")
     ap.add_argument("--workers", type=int, default=1, help="policyd_workers for owlery (default 1)")
     ap.add_argument("--tmpfs", default="/dev/shm", help="where postgrey's dbdir goes (default /dev/shm)")
+    ap.add_argument("--postgrey-disk", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure a postgrey with its dbdir on disk, as Debian runs it (fsync per "
+                         "write: its rate follows the disk; default on)")
     args = ap.parse_args()
     conns_list = [int(c) for c in args.connections.split(",")]
     work = Path(tempfile.mkdtemp(prefix="owlery-bench-policyd-"))
@@ -132,28 +138,38 @@ def main() -> int:
         extra += f"policyd_workers = {args.workers}\n"
     daemons = OwleryDaemons(work / "owlery", which=("policyd",), extra_config=extra)
     postgrey = None
+    extra_procs: list = []
     try:
         daemons.start()
         postgrey, pg_port = start_postgrey(work, Path(args.tmpfs))
         port = daemons.ports["policyd"]
         targets = {"owlery policyd": (port, [daemons.procs["policyd"].pid]),
                    "postgrey": (pg_port, [postgrey.pid])}
+        if args.postgrey_disk:
+            pg_disk, pgd_port = start_postgrey(work / "disk", Path(tempfile.gettempdir()))
+            extra_procs.append(pg_disk)
+            targets["postgrey(disk)"] = (pgd_port, [pg_disk.pid])
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
               f"owlery workers={args.workers}; load generator: {args.client_procs} process(es)")
         res = bench(targets, "policyd", conns_list, args)
         print(f"load average {os.getloadavg()[0]:.2f} at end")
     finally:
-        if postgrey is not None:
-            postgrey.stop()
-            shutil.rmtree(postgrey.dbdir, ignore_errors=True)
+        for pg in [postgrey] + extra_procs:
+            if pg is not None:
+                pg.stop()
+                shutil.rmtree(pg.dbdir, ignore_errors=True)
         daemons.stop()
         slapd.stop()
         shutil.rmtree(work, ignore_errors=True)
     print()
     for c in conns_list:
         o, p = res[("owlery policyd", "saturated", c)], res[("postgrey", "saturated", c)]
-        print(f"saturated conns={c:<4} owlery/postgrey decisions/s = {o['rate'] / p['rate']:.1f}x "
-              f"(owlery {o['rate']:.0f}/s, postgrey {p['rate']:.0f}/s)")
+        line = (f"saturated conns={c:<4} owlery/postgrey decisions/s = {o['rate'] / p['rate']:.1f}x "
+                f"(owlery {o['rate']:.0f}/s, postgrey on tmpfs {p['rate']:.0f}/s)")
+        d = res.get(("postgrey(disk)", "saturated", c))
+        if d:
+            line += f"; vs postgrey on disk {o['rate'] / d['rate']:.1f}x ({d['rate']:.0f}/s)"
+        print(line)
     for c in conns_list:
         if c > 1:
             o = res[("owlery policyd", "paced", c)]
