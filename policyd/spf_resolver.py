@@ -7,7 +7,7 @@ exactly the lookup it was given, several threads at once, and never the system r
 by accident. A lookup is `fn(name, qtype, timeout) -> [((name, type), value), ...]` in
 pyspf's shapes (A/AAAA: text address, MX: (preference, name), PTR/CNAME: name, TXT:
 tuple of bytes strings) and raises `spf.TempError` on timeout/SERVFAIL.
-`dnspython_lookup(resolver)` adapts a configured dnspython Resolver.
+`owlery.spf_dns.dnspython_lookup(resolver)` adapts a configured dnspython Resolver.
 Blocking: call `evaluate()` from a worker thread (policyd's pool).
 Talks to: pyspf, DNS through the lookup. Tests: tests/policyd/test_spf_rfc7208.py, test_spf_check.py
 """
@@ -20,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import spf
+
+from owlery.spf_dns import dnspython_lookup  # noqa: F401  (re-exported: the check uses it)
 
 Lookup = Callable[[str, str, float], list]
 
@@ -79,37 +81,6 @@ def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limi
         return SpfResult(result, q.ident, explanation or "", q.d or "", received, ar)
     finally:
         _local.lookup = None
-
-
-def dnspython_lookup(resolver: Any) -> Lookup:
-    """A pyspf-shaped lookup over a dnspython Resolver (nameservers, port set by the caller)."""
-    import dns.exception
-    import dns.resolver
-
-    def lookup(name: str, qtype: str, timeout: float) -> list:
-        try:
-            answer = resolver.resolve(name, qtype, lifetime=max(0.1, timeout), raise_on_no_answer=False,
-                                      search=False)
-        except dns.resolver.NXDOMAIN:
-            return []
-        except dns.resolver.NoAnswer:
-            return []
-        except (dns.exception.Timeout, dns.resolver.NoNameservers) as e:
-            raise spf.TempError(f"DNS {e}") from None
-        except dns.exception.DNSException as e:
-            raise spf.TempError(f"DNS {e}") from None
-        out = []
-        for rdata in answer.rrset or ():
-            if qtype in ("A", "AAAA"):
-                out.append(((name, qtype), rdata.address))
-            elif qtype == "MX":
-                out.append(((name, qtype), (rdata.preference, rdata.exchange.to_text(omit_final_dot=True))))
-            elif qtype == "PTR":
-                out.append(((name, qtype), rdata.target.to_text(omit_final_dot=True)))
-            elif qtype in ("TXT", "SPF"):
-                out.append(((name, qtype), tuple(rdata.strings)))
-        return out
-    return lookup
 
 
 def build_dnspython_resolver(nameservers: tuple[str, ...], port: int, timeout: float) -> Any:

@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 from owlery.settings import Duration, Float, choice, setting
+from owlery.spf_dns import dnspython_lookup
 
 from milters.effects import Report
 from milters.stages import Stage
@@ -56,33 +57,6 @@ def _install() -> None:
         spf.DNSLookup = _dispatch
 
 
-def _pyspf_lookup(resolver: Any):
-    import dns.exception
-    import dns.resolver
-    import spf
-
-    def lookup(name: str, qtype: str, timeout: float) -> list:
-        try:
-            answer = resolver.resolve(name, qtype, lifetime=max(0.1, timeout),
-                                      raise_on_no_answer=False, search=False)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return []
-        except dns.exception.DNSException as e:
-            raise spf.TempError(f"DNS {e}") from None
-        out: list = []
-        for rdata in answer.rrset or ():
-            if qtype in ("A", "AAAA"):
-                out.append(((name, qtype), rdata.address))
-            elif qtype == "MX":
-                out.append(((name, qtype), (rdata.preference, rdata.exchange.to_text(omit_final_dot=True))))
-            elif qtype == "PTR":
-                out.append(((name, qtype), rdata.target.to_text(omit_final_dot=True)))
-            elif qtype in ("TXT", "SPF"):
-                out.append(((name, qtype), tuple(rdata.strings)))
-            elif qtype == "CNAME":
-                out.append(((name, qtype), rdata.target.to_text(omit_final_dot=True)))
-        return out
-    return lookup
 
 
 def _domain(address: str) -> str:
@@ -123,7 +97,7 @@ class SpfStage(Stage):
         ip = message.client_address
         if not ip:
             return "none"
-        _local.lookup = _pyspf_lookup(self.services.resolver)
+        _local.lookup = dnspython_lookup(self.services.resolver)
         try:
             limit = self.settings.milter_spf_query_time_limit
             q = spf.query(i=ip, s=message.mail_from, h=message.helo or "unknown",
