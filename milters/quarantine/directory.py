@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 
 from milters.quarantine import (PENDING, RELEASED, SCHEMA_VERSION, ListFilter, QuarantineNotFound,
@@ -47,6 +48,7 @@ class DirectoryStore(QuarantineStore):
     def __init__(self, directory: str, *, timeout: float = 10.0):
         self.directory = os.path.abspath(directory)
         self.timeout = timeout
+        self._setup_lock = threading.Lock()
         self._index = os.path.join(self.directory, "index.sqlite3")
         self._ready = False
 
@@ -58,9 +60,26 @@ class DirectoryStore(QuarantineStore):
     def _setup(self) -> None:
         if self._ready:
             return
+        # One thread sets up; libmilter runs a thread per connection and the first
+        # messages may all arrive together.
+        with self._setup_lock:
+            if not self._ready:
+                self._setup_locked()
+
+    def _setup_locked(self) -> None:
         try:
             for sub in ("", "msg", "tmp"):
                 os.makedirs(os.path.join(self.directory, sub), mode=0o750, exist_ok=True)
+            # WAL is a property of the file: set it once, outside any transaction
+            # (switching it while other connections work fails at once with "locked").
+            try:
+                wal = sqlite3.connect(self._index, timeout=self.timeout, isolation_level=None)
+                try:
+                    wal.execute("PRAGMA journal_mode = WAL")
+                finally:
+                    wal.close()
+            except sqlite3.Error as e:
+                raise QuarantineUnavailable(f"quarantine index {self._index}: {e}") from e
             with self._db() as db:
                 # one statement at a time: executescript() would commit our transaction
                 for statement in filter(str.strip, _SCHEMA.split(";")):
@@ -82,7 +101,6 @@ class DirectoryStore(QuarantineStore):
         except sqlite3.Error as e:
             raise QuarantineUnavailable(f"quarantine index {self._index}: {e}") from e
         try:
-            db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
             # a writer takes the lock up front, so it waits (busy timeout) instead of failing midway
