@@ -1,4 +1,4 @@
-"""Directory: recipients, aliases, quotas and protected lists, from map files or LDAP.
+"""Directory: recipients, aliases, quotas, protected lists and spam levels, from map files or LDAP.
 
 `open_directory(settings)` returns the backend chosen by `directory_backend`
 ("files", the embedded default, or "ldap") wrapped in the TTL cache. The interface and
@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from owlery.directory.base import (Address, Directory, ListPolicy, Mailbox, Recipient, normalise,
-                                   parse_address)
+from owlery.directory.base import (Address, Directory, ListPolicy, Mailbox, Recipient, SpamLevels,
+                                   normalise, parse_address)
 from owlery.directory.cache import MISS, CachingDirectory
 from owlery.settings import Duration, choice, int_range, setting
 
@@ -37,7 +37,7 @@ DIRECTORY_LOOKUP_TIMEOUT = setting(
         "before answering DEFER_IF_PERMIT 4.3.0.")
 
 __all__ = ["Address", "CachingDirectory", "Directory", "ListPolicy", "MISS", "Mailbox", "Recipient",
-           "normalise", "open_backend", "open_directory", "parse_address"]
+           "SpamLevels", "normalise", "open_backend", "open_directory", "parse_address"]
 
 
 def open_backend(settings: Any, clock: Callable[[], float] = time.monotonic) -> Directory:

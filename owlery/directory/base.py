@@ -13,6 +13,7 @@ goes through `Directory`:
     r.mailboxes   # local final mailboxes (Mailbox) the address delivers to, aliases expanded
     r.remote      # non-local addresses it forwards to
     m = r.mailboxes[0]; m.address, m.maildir, m.quota_bytes, m.over_quota
+    directory.spam_levels("bob@example.org")   # SpamLevels(tag, tag2, quarantine, reject), None = global
 
 Addresses: the domain is always compared in lower case; the local part too unless
 `directory_local_part_case_sensitive`. `directory_recipient_delimiter` (like Postfix's
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -202,6 +204,67 @@ class ListPolicy:
                    domains=frozenset(domains), networks=tuple(networks), **extra)
 
 
+SPAM_LEVEL_NAMES = ("tag", "tag2", "quarantine", "reject")
+# Names a map file or a postmaster may use for a level (amavis calls the quarantine level "kill").
+_SPAM_LEVEL_ALIASES = {"tag": "tag", "tag2": "tag2", "quarantine": "quarantine", "kill": "quarantine",
+                       "reject": "reject"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SpamLevels:
+    """A recipient's own spam levels, as amavis keeps them per user; None = not set for this
+    recipient (the milter's global spam_*_level applies).
+
+    `tag`: spam-info headers from here; `tag2`: spam from here (X-Spam-Flag, subject tag);
+    `quarantine`: amavis' kill level, the message is quarantined for this recipient;
+    `reject`: refused (or, when other recipients still take the message, quarantined).
+    """
+
+    tag: float | None = None
+    tag2: float | None = None
+    quarantine: float | None = None
+    reject: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, name) is None for name in SPAM_LEVEL_NAMES)
+
+    def over(self, more_general: "SpamLevels") -> "SpamLevels":
+        """These levels, each unset one taken from `more_general` (user entry over domain default)."""
+        return SpamLevels(**{name: getattr(self, name) if getattr(self, name) is not None
+                             else getattr(more_general, name) for name in SPAM_LEVEL_NAMES})
+
+
+def parse_spam_level(text: str) -> float:
+    """One level: a finite number ("6.31", "-999"); ValueError otherwise."""
+    value = float(text.strip())
+    if not math.isfinite(value):
+        raise ValueError(f"spam level must be a finite number, got {text!r}")
+    return value
+
+
+def parse_spam_levels(tokens: Iterable[str]) -> SpamLevels:
+    """`tag=2 tag2=6.3 quarantine=10 reject=20` (`kill` = quarantine; any may be left out).
+
+    Raises ValueError naming the bad token.
+    """
+    values: dict[str, float] = {}
+    for raw in tokens:
+        token = raw.strip().strip(",")
+        if not token:
+            continue
+        name, sep, number = token.partition("=")
+        key = _SPAM_LEVEL_ALIASES.get(name.strip().lower())
+        if not sep or key is None:
+            raise ValueError(f"cannot read spam level {token!r} (expected tag=, tag2=, quarantine= "
+                             f"or kill=, reject= and a number)")
+        try:
+            values[key] = parse_spam_level(number)
+        except ValueError:
+            raise ValueError(f"spam level {token!r} is not a number") from None
+    return SpamLevels(**values)
+
+
 class Directory:
     """The interface every backend implements. All methods may block; all may raise DirectoryUnavailable."""
 
@@ -236,6 +299,16 @@ class Directory:
         if r.kind == "mailbox" or (r.kind == "alias" and len(r.mailboxes) == 1 and not r.remote):
             return r.mailboxes[0]
         return None
+
+    def spam_levels(self, address: str) -> SpamLevels:
+        """The recipient's own spam levels (the milter's spam stage asks, one call per recipient).
+
+        Lookup order, each level separately: user+detail@domain, user@domain, @domain (and,
+        in map files, the bare domain and its parents). Unset levels are None; an address
+        nobody set levels for gives SpamLevels() (all None), never an error. Backends that
+        keep no levels answer that. Blocking; may raise DirectoryUnavailable.
+        """
+        return SpamLevels()
 
     def reload(self) -> None:
         """Re-read configuration or files (SIGHUP)."""

@@ -1,6 +1,6 @@
 """A TTL cache in front of a directory backend, with separate positive and negative lifetimes.
 
-Positive answers (a recipient that exists, a protected list, a hosted domain) live
+Positive answers (a recipient that exists, a protected list, a hosted domain, spam levels) live
 `directory_cache_positive_ttl`; negative ones (unknown, not ours, not a list)
 `directory_cache_negative_ttl`, so a newly created user is accepted soon. Errors
 (DirectoryUnavailable) are never cached. `peek_*` answer from the cache without ever
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from owlery.directory.base import Directory, ListPolicy, Recipient
+from owlery.directory.base import Directory, ListPolicy, Recipient, SpamLevels
 
 MISS = object()   # what peek_* return when the cache cannot answer
 
@@ -92,6 +92,9 @@ class CachingDirectory(Directory):
 
     def identities(self, address: str) -> frozenset[str]:
         return self._get("ids", address, self.backend.identities, bool)
+
+    def spam_levels(self, address: str) -> SpamLevels:
+        return self._get("spam", address, self.backend.spam_levels, lambda levels: not levels.empty)
 
     def clear(self) -> None:
         with self._lock:

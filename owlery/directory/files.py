@@ -1,4 +1,4 @@
-"""Files directory backend: Postfix-style map files for mailboxes, aliases, quotas, lists.
+"""Files directory backend: Postfix-style map files for mailboxes, aliases, quotas, lists, spam levels.
 
 Every file uses Postfix's table syntax (postmap(1) "key whitespace value"): one entry per
 logical line, `#` comments and blank lines ignored, a line starting with whitespace
@@ -16,9 +16,15 @@ continues the previous one. Values are separated by commas and/or spaces.
   files_lists       csall@example.org     members, authenticated, @example.org, 192.0.2.0/24, boss@x.test
   files_domains     example.org                                 (hosted domains; unset: the
                                                                  domains named in the files above)
+  files_spam_levels bob@example.org       tag2=4.5 quarantine=6          (per-recipient spam levels,
+                    @example.org          tag=-999 quarantine=8            amavis style; kill= is
+                    example.net           tag2=6.3 quarantine=10 reject=20 quarantine=)
 
 Lookups try user+detail@domain, then user@domain, then the @domain catch-all; unlike
-Postfix's virtual_alias_maps a catch-all alias never hides a specific mailbox. The files
+Postfix's virtual_alias_maps a catch-all alias never hides a specific mailbox. Spam levels
+are looked up per level along user+detail@domain, user@domain, @domain (that domain only),
+then domain and its parent domains (like access(5): the domain and its subdomains); a level
+not set anywhere is the milter's global one. The spam levels file adds no hosted domain. The files
 are re-read when one changes (checked at most every `files_check_interval`) and on
 reload(); a broken file at re-read keeps the previous tables and logs why.
 Talks to: the file system. Tests: tests/directory/test_contract.py, tests/directory/test_files.py
@@ -35,8 +41,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from owlery.directory.base import (Address, Directory, ListPolicy, Mailbox, Recipient, normalise,
-                                   parse_address)
+from owlery.directory.base import (SPAM_LEVEL_NAMES, Address, Directory, ListPolicy, Mailbox, Recipient,
+                                   SpamLevels, normalise, parse_address, parse_spam_levels)
 from owlery.settings import Duration, Str, parse_size, setting
 
 FILES_MAILBOXES = setting("files_mailboxes", Str, None,
@@ -51,6 +57,11 @@ FILES_OVER_QUOTA = setting("files_over_quota", Str, None,
 FILES_LISTS = setting("files_lists", Str, None,
                       "Protected lists file: list address and who may post (members, authenticated, "
                       "user@domain, @domain, networks).")
+FILES_SPAM_LEVELS = setting(
+    "files_spam_levels", Str, None,
+    "Spam levels map file: address, @domain or domain, and the recipient's own levels "
+    "(tag=, tag2=, quarantine= (or kill=), reject=; any left out is the global spam_*_level). "
+    "Read by the milter's spam stage when spam_directory_levels is on.")
 FILES_DOMAINS = setting("files_domains", Str, None,
                         "Hosted domains file, one per line. Unset: every domain named in the other files.")
 FILES_MAILDIR_BASE = setting("files_maildir_base", Str, "/var/lib/owlery/mail",
@@ -130,6 +141,7 @@ class _Tables:
     over_quota: frozenset[str]
     lists: dict[str, list[str]]
     domains: frozenset[str]
+    spam_levels: dict[str, SpamLevels] = dataclasses.field(default_factory=dict)
 
 
 def _key(text: str, case_sensitive: bool) -> str:
@@ -151,7 +163,8 @@ class FilesDirectory(Directory):
         self.depth_max = settings.directory_alias_depth_max
         self.targets_max = settings.directory_alias_targets_max
         self.paths = {name: getattr(settings, "files_" + name)
-                      for name in ("mailboxes", "aliases", "quotas", "over_quota", "lists", "domains")}
+                      for name in ("mailboxes", "aliases", "quotas", "over_quota", "lists", "domains",
+                                   "spam_levels")}
         self.interval = settings.files_check_interval
         self._lock = threading.Lock()
         self._stamps = self._stat()
@@ -215,7 +228,14 @@ class FilesDirectory(Directory):
             for table in (mailboxes, aliases, lists):
                 for k in table:
                     domains.add(k.rpartition("@")[2])
-        return _Tables(mailboxes, aliases, quotas, frozenset(over), lists, frozenset(domains))
+        spam_levels: dict[str, SpamLevels] = {}
+        if p["spam_levels"]:
+            for key, values, number in read_map(p["spam_levels"]):
+                try:
+                    spam_levels[_key(key, cs)] = parse_spam_levels(values)
+                except ValueError as e:
+                    raise MapError(p["spam_levels"], number, f"{key}: {e}") from None
+        return _Tables(mailboxes, aliases, quotas, frozenset(over), lists, frozenset(domains), spam_levels)
 
     def _maybe_reload(self) -> None:
         now = self.clock()
@@ -341,3 +361,20 @@ class FilesDirectory(Directory):
             return frozenset({self._parse(address).base})
         except ValueError:
             return frozenset()
+
+    def spam_levels(self, address: str) -> SpamLevels:
+        self._maybe_reload()
+        table = self.tables.spam_levels
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return SpamLevels()
+        labels = a.domain.split(".")
+        keys = a.candidates() + [".".join(labels[i:]) for i in range(len(labels))]
+        found = SpamLevels()
+        for key in keys:
+            if key in table:
+                found = found.over(table[key])
+                if all(getattr(found, name) is not None for name in SPAM_LEVEL_NAMES):
+                    break
+        return found

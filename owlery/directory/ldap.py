@@ -8,7 +8,11 @@ for addresses; `mailForwardingAddress` for forwards; `mailQuotaSize` (bytes) for
 class groupOfNames / groupOfUniqueNames whose `member` / `uniqueMember` DNs are the
 members. A group with an address is an alias to its members' mailboxes and, with
 `ldap_lists_protect_groups`, a protected list whose allowed senders are the values of
-`ldap_list_policy_attribute` on the group or else `ldap_list_default_policy`.
+`ldap_list_policy_attribute` on the group or else `ldap_list_default_policy`. Per-recipient
+spam levels come from amavis' LDAP attributes (`amavisSpamTagLevel`, `amavisSpamTag2Level`,
+`amavisSpamKillLevel`; the reject level has no amavis attribute: `ldap_spam_reject_level_attribute`
+names one of your schema), looked up per level on the entries of user+detail@domain,
+user@domain, then an `@domain` entry (a domain default).
 
 Connections: a small pool (`ldap_pool_size`, one connection per concurrent lookup),
 simple bind (or anonymous), `ldaps://` URIs or `ldap_start_tls`, connect and response
@@ -28,7 +32,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from owlery.directory.base import Address, Directory, ListPolicy, Mailbox, Recipient, parse_address
+from owlery.directory.base import (SPAM_LEVEL_NAMES, Address, Directory, ListPolicy, Mailbox, Recipient,
+                                   SpamLevels, parse_address, parse_spam_level)
 from owlery.errors import DirectoryUnavailable
 from owlery.settings import Bool, Duration, Str, StrList, int_range, setting
 
@@ -87,6 +92,19 @@ LDAP_LIST_POLICY_ATTRIBUTE = setting("ldap_list_policy_attribute", Str, "",
                                      "authenticated, user@domain, @domain, networks); empty: none.")
 LDAP_LIST_DEFAULT_POLICY = setting("ldap_list_default_policy", StrList, ["members", "authenticated"],
                                    "Who may post to a protected group without its own policy values.")
+LDAP_SPAM_TAG_LEVEL_ATTRIBUTE = setting(
+    "ldap_spam_tag_level_attribute", Str, "amavisSpamTagLevel",
+    "Attribute holding a recipient's spam tag level (amavis' LDAP schema); empty: none.")
+LDAP_SPAM_TAG2_LEVEL_ATTRIBUTE = setting(
+    "ldap_spam_tag2_level_attribute", Str, "amavisSpamTag2Level",
+    "Attribute holding a recipient's spam tag2 level (spam from here); empty: none.")
+LDAP_SPAM_QUARANTINE_LEVEL_ATTRIBUTE = setting(
+    "ldap_spam_quarantine_level_attribute", Str, "amavisSpamKillLevel",
+    "Attribute holding a recipient's spam quarantine level (amavis' kill level); empty: none.")
+LDAP_SPAM_REJECT_LEVEL_ATTRIBUTE = setting(
+    "ldap_spam_reject_level_attribute", Str, "",
+    "Attribute holding a recipient's spam reject level (amavis' schema has none; e.g. "
+    "owlerySpamRejectLevel, see README); empty: the global spam_reject_level only.")
 LDAP_DOMAINS = setting("ldap_domains", StrList, [],
                        "Hosted domains. Empty: a domain is hosted when some entry has an address in it "
                        "(one search, cached).")
@@ -140,6 +158,9 @@ class LdapDirectory(Directory):
         self.group_classes = {c.lower() for c in settings.ldap_group_classes}
         self.refused = {v.lower() for v in settings.ldap_status_refused}
         self.domains = frozenset(d.lower() for d in settings.ldap_domains)
+        self.spam_level_attrs = {name: attr for name, attr in zip(SPAM_LEVEL_NAMES, (
+            settings.ldap_spam_tag_level_attribute, settings.ldap_spam_tag2_level_attribute,
+            settings.ldap_spam_quarantine_level_attribute, settings.ldap_spam_reject_level_attribute)) if attr}
         self.password = settings.ldap_bind_password
         if settings.ldap_bind_password_file:
             with open(settings.ldap_bind_password_file, encoding="utf-8") as f:
@@ -152,7 +173,8 @@ class LdapDirectory(Directory):
                                                 settings.ldap_quota_messages_attribute,
                                                 settings.ldap_usage_attribute, settings.ldap_over_quota_attribute,
                                                 settings.ldap_maildir_attribute, settings.ldap_status_attribute,
-                                                settings.ldap_list_policy_attribute) if a)})
+                                                settings.ldap_list_policy_attribute) if a),
+                                  *self.spam_level_attrs.values()})
 
     # -- connections ---------------------------------------------------------------
 
@@ -418,6 +440,34 @@ class LdapDirectory(Directory):
             return frozenset()
         entries = self.search(self._address_filter([a.base]))
         return frozenset(normalise_dn(e.dn) for e in entries if self._active(e))
+
+    def spam_levels(self, address: str) -> SpamLevels:
+        if not self.spam_level_attrs:
+            return SpamLevels()
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return SpamLevels()
+        keys = a.candidates()
+        entries = [e for e in self.search(self._address_filter(keys)) if self._active(e)]
+        found = SpamLevels()
+        for key in keys:                       # most specific first, each level separately
+            for entry in (e for e in entries if self._has_address(e, key)):
+                found = found.over(self._entry_levels(entry))
+        return found
+
+    def _entry_levels(self, entry: _Entry) -> SpamLevels:
+        values: dict[str, float] = {}
+        for name, attr in self.spam_level_attrs.items():
+            text = entry.first(attr)
+            if text is None:
+                continue
+            try:
+                values[name] = parse_spam_level(text)
+            except ValueError:
+                # One bad value must not stop mail: that level falls back to the global one.
+                log.warning("directory: %s: %s is not a number: %r; global level used", entry.dn, attr, text)
+        return SpamLevels(**values)
 
     def close(self) -> None:
         while True:

@@ -37,6 +37,12 @@ FILES = {
         staff@example.test   members, authenticated
         team@example.test    members, authenticated
     """,
+    "spam_levels": """
+        alice@example.test          tag=-999 tag2=4.5 kill=12.5 reject=30
+        bob@example.test            quarantine=3
+        frank@levels.example.test   tag2=2.5
+        @levels.example.test        tag2=4, quarantine=8
+    """,
 }
 
 
@@ -50,7 +56,8 @@ def backend_settings(request, tmp_path):
             values["files_" + name] = str(path)
         return Settings().replace(directory_backend="files", **values)
     slapd = request.getfixturevalue("slapd")
-    return Settings().replace(directory_backend="ldap", ldap_servers=[slapd.url], ldap_base_dn=slapd.base_dn)
+    return Settings().replace(directory_backend="ldap", ldap_servers=[slapd.url], ldap_base_dn=slapd.base_dn,
+                              ldap_spam_reject_level_attribute="owlerySpamRejectLevel")
 
 
 @pytest.fixture
@@ -142,6 +149,29 @@ def test_lookup_recipient_for_delivery(directory):
     assert directory.lookup_recipient("postmaster@example.test").address == "alice@example.test"
     assert directory.lookup_recipient("nobody@example.test") is None
     assert directory.lookup_recipient("csall@example.test") is None      # several mailboxes: resolve()
+
+
+@pytest.mark.parametrize("address,levels", [
+    ("alice@example.test", (-999.0, 4.5, 12.5, 30.0)),
+    ("Alice+News@Example.TEST", (-999.0, 4.5, 12.5, 30.0)),
+    ("bob@example.test", (None, None, 3.0, None)),                  # only a (low) kill level
+    ("frank@levels.example.test", (None, 2.5, 8.0, None)),          # own tag2, kill from @domain
+    ("anyone@levels.example.test", (None, 4.0, 8.0, None)),         # the @domain default
+    ("carol@example.test", (None, None, None, None)),               # nothing set: all global
+    ("nobody@elsewhere.test", (None, None, None, None)),
+    ("*)(mail=*@example.test", (None, None, None, None)),           # no wildcard injection
+    ("not an address", (None, None, None, None)),
+])
+def test_spam_levels(directory, address, levels):
+    got = directory.spam_levels(address)
+    assert (got.tag, got.tag2, got.quarantine, got.reject) == levels
+
+
+def test_cached_spam_levels(backend_settings):
+    d = open_directory(backend_settings)
+    first = d.spam_levels("bob@example.test")
+    assert d.spam_levels("bob@example.test") == first and first.quarantine == 3.0 and d.hits == 1
+    d.close()
 
 
 def test_cached_directory_same_answers(backend_settings):

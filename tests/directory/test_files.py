@@ -87,3 +87,29 @@ def test_specific_mailbox_beats_catch_all_alias(tmp_path):
     d = FilesDirectory(Settings().replace(files_mailboxes=str(tmp_path / "mb"), files_aliases=str(tmp_path / "al")))
     assert [m.address for m in d.resolve("a@x.test").mailboxes] == ["a@x.test"]
     assert [m.address for m in d.resolve("zz@x.test").mailboxes] == ["all@x.test"]
+
+
+def test_spam_levels_keys_and_per_level_fallback(tmp_path):
+    (tmp_path / "levels").write_text(
+        "bob+lists@x.test   tag2=9\n"
+        "bob@x.test         tag2=3.5\n"
+        "@x.test            quarantine=7\n"
+        "x.test             reject=20 tag=1\n"
+        "test               tag=-999\n")                # a parent domain covers its subdomains
+    d = FilesDirectory(Settings().replace(files_spam_levels=str(tmp_path / "levels")))
+    levels = d.spam_levels("Bob@X.test")
+    assert (levels.tag, levels.tag2, levels.quarantine, levels.reject) == (1.0, 3.5, 7.0, 20.0)
+    assert d.spam_levels("bob+lists@x.test").tag2 == 9.0
+    sub = d.spam_levels("carol@sub.x.test")            # @x.test is that domain only; x.test covers subdomains
+    assert (sub.tag, sub.tag2, sub.quarantine, sub.reject) == (1.0, None, None, 20.0)
+    assert d.spam_levels("z@other.test").tag == -999.0 and d.spam_levels("z@other.example").empty
+    assert not d.hosts_domain("x.test")                # the levels map hosts nothing
+
+
+@pytest.mark.parametrize("line,error", [("a@x.test  tag2=lots", "is not a number"),
+                                        ("a@x.test  spam=5", "cannot read spam level"),
+                                        ("a@x.test  kill=inf", "is not a number")])
+def test_bad_spam_levels_name_file_and_line(tmp_path, line, error):
+    (tmp_path / "levels").write_text("ok@x.test kill=5\n" + line + "\n")
+    with pytest.raises(MapError, match=rf"/levels:2: a@x.test: .*{error}"):
+        FilesDirectory(Settings().replace(files_spam_levels=str(tmp_path / "levels")))

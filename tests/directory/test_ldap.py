@@ -81,3 +81,27 @@ def test_over_quota_and_usage_attributes(make_slapd):
                        "add: description\ndescription: TRUE\n")
     [box] = d.resolve("erin@example.test").mailboxes
     assert box.over_quota
+
+
+def test_spam_levels_of_an_entry_found_by_any_address(slapd):
+    d = LdapDirectory(ldap_settings(slapd))
+    # postmaster@ is one of alice's addresses: her entry's levels (the reject one is not mapped by default)
+    levels = d.spam_levels("postmaster@example.test")
+    assert (levels.tag, levels.tag2, levels.quarantine, levels.reject) == (-999.0, 4.5, 12.5, None)
+    assert LdapDirectory(ldap_settings(slapd, ldap_spam_tag2_level_attribute="",
+                                       ldap_spam_quarantine_level_attribute="")).spam_levels(
+        "alice@example.test").tag2 is None
+    d.close()
+
+
+def test_spam_level_that_is_not_a_number_falls_back_and_server_down_raises(make_slapd):
+    server = make_slapd()
+    server.modify_ldif("dn: uid=bob,ou=people,dc=example,dc=test\nchangetype: modify\n"
+                       "add: amavisSpamTag2Level\namavisSpamTag2Level: high\n")
+    d = LdapDirectory(ldap_settings(server))
+    levels = d.spam_levels("bob@example.test")
+    assert (levels.tag2, levels.quarantine) == (None, 3.0)
+    server.stop()
+    with pytest.raises(DirectoryUnavailable):
+        d.spam_levels("bob@example.test")
+    d.close()

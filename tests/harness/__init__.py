@@ -64,7 +64,8 @@ slapd.Slapd(workdir, ldif_text=None, base_dn="dc=example,dc=test", admin_passwor
   .url .host .port .base_dn .admin_dn .admin_password; start(), stop(), restart() (same port
   and data), connection(admin=False, **ldap3_kwargs) -> bound ldap3.Connection,
   modify_ldif(text). Seed data documented in slapd.py (alice, bob, carol over quota, dave
-  disabled, erin forwarder, groups csall (groupOfNames) and staff (groupOfUniqueNames)).
+  disabled, erin forwarder, groups csall (groupOfNames) and staff (groupOfUniqueNames);
+  spam levels on alice, bob, frank and the @levels.example.test domain default).
   slapd.seed_ldif(), slapd.ldap_bind_ok(port).
 
 clamd.Clamd(workdir, signatures=None)  signatures: {name: bytes} extra .ndb body sigs

@@ -3,7 +3,8 @@
 Runs /usr/sbin/slapd with its own slapd.conf, mdb database and pid file in workdir, on a free
 loopback port; ready when an anonymous LDAP bind succeeds. stop()/start() keep the port and
 the data (tests stop it mid-test to check 4xx answers). Schema: data/mailfilter.schema
-(qmail-ldap names) beside Debian's core/cosine/inetorgperson/nis/misc.
+(qmail-ldap names, plus amavis' spam level attributes and owlerySpamRejectLevel in class
+amavisAccount) beside Debian's core/cosine/inetorgperson/nis/misc.
 Tested by tests/harness_selftest/test_servers.py.
 
 Seed data (data/directory.ldif), suffix dc=example,dc=test, admin
@@ -12,15 +13,21 @@ objectClass inetOrgPerson + qmailUser, userPassword "<uid>pw":
 
 - alice: mail alice@example.test; mailAlternateAddress postmaster@example.test and
   alice.example@example.test; mailLocalAddress alice@alias.example.test; mailQuotaSize
-  10485760; accountStatus active.
+  10485760; accountStatus active; spam levels (class amavisAccount) amavisSpamTagLevel -999,
+  amavisSpamTag2Level 4.5, amavisSpamKillLevel 12.5, owlerySpamRejectLevel 30.
 - bob: mail bob@example.test; mailForwardingAddress bob@elsewhere.test; mailRoutingAddress
-  bob@mailhost2.example.test; mailQuotaSize 52428800; active.
+  bob@mailhost2.example.test; mailQuotaSize 52428800; active; amavisSpamKillLevel 3 (a low
+  kill level, nothing else).
 - carol: mail carol@example.test; mailQuotaSize 1 (the over-quota user: any message exceeds
   it); active.
 - dave: mail dave@example.test; mailAlternateAddress dave.alias@example.test; mailQuotaSize
   10485760; accountStatus disabled (the disabled user).
 - erin: mail erin@example.test; mailAlternateAddress erin@alias.example.test;
   mailForwardingAddress erin@elsewhere.test and erin.backup@elsewhere.test; no quota; active.
+- frank: mail frank@levels.example.test; active; amavisSpamTag2Level 2.5 only.
+- cn=levels.example.test,ou=domains (organizationalRole + qmailUser + amavisAccount): mail
+  @levels.example.test, the domain default (and catch-all) of levels.example.test:
+  amavisSpamTag2Level 4, amavisSpamKillLevel 8.
 
 Groups under ou=groups (with qmailUser for their mail attribute):
 - cn=csall: groupOfNames, mail csall@example.test, member = alice, bob, dave (DNs
