@@ -42,7 +42,7 @@ MILTER_LISTEN_BACKLOG = setting(
 log = logging.getLogger("owlery.milter")
 
 # Actions we may take; telling libmilter lets the MTA skip what we never do.
-ACTION_FLAGS = Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE | Milter.SETSYMLIST
+ACTION_FLAGS = Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE | Milter.DELRCPT | Milter.SETSYMLIST
 
 _CONNECT_MACROS = ("j", "{daemon_name}", "{client_addr}", "{client_name}", "{daemon_addr}")
 _MAIL_MACROS = ("i", "{auth_authen}", "{auth_type}", "{mail_addr}", "{auth_author}")
@@ -198,6 +198,9 @@ class OwleryMilter(Milter.Base):
                 self.chgheader(effect.name, effect.occurrence, value)
             elif isinstance(effect, fx.Hold):
                 self.quarantine(effect.reason)
+            elif isinstance(effect, fx.DelRcpt):
+                # In the form envrcpt gave it (<addr>); Postfix matches the original RCPT TO.
+                self.delrcpt(f"<{effect.address}>")
         return Milter.ACCEPT
 
 

@@ -3,7 +3,10 @@
 Stages never touch pymilter. They call methods on a `Report` (one per message); the
 session turns the report into an `Outcome` (an action plus an ordered list of plain-data
 effects) that `milters.adapter` applies at end-of-message. Symbols carry scores; the
-thresholds in settings (`milter_score_*`) turn the total into tag / quarantine / reject.
+thresholds in settings (`milter_score_*`) turn the total into tag / quarantine / reject,
+unless a stage applied its own levels to the score (`settle_score()`: the spam stage with
+spam_*_level, global or per recipient), which then stand instead. A stage may take single
+recipients off the envelope (`delrcpt()`: the message was quarantined for them).
 Talks to: nothing. Tests: tests/milters/test_effects.py, tests/milters/test_session.py
 """
 
@@ -22,18 +25,24 @@ MILTER_SYMBOL_SCORES = setting(
     "not listed keeps the score its stage gave it.")
 MILTER_SCORE_TAG = setting(
     "milter_score_tag", Float, 5.0,
-    "Total score from which a message is tagged (milter_tag_header added).")
+    "Total score from which a message is tagged (milter_tag_header added). These three "
+    "milter_score_* numbers are the one set of thresholds a postmaster sets: with the spam "
+    "stage they are also its levels (spam_tag2_level, spam_quarantine_level, spam_reject_level "
+    "default to them; set those only to differ, or per recipient in the directory) and the "
+    "spam stage applies them; without it they apply to the total directly.")
 MILTER_SCORE_QUARANTINE = setting(
     "milter_score_quarantine", Float, None,
     "Total score from which a message is quarantined (by the quarantine stage when configured, "
-    "else held in Postfix's hold queue). Unset: never quarantine on score.")
+    "else held in Postfix's hold queue). Unset: never quarantine on score. With the spam "
+    "stage: its quarantine level unless spam_quarantine_level is set.")
 MILTER_SCORE_REJECT = setting(
     "milter_score_reject", Float, 15.0,
-    "Total score from which a message is rejected with 550 5.7.1.")
+    "Total score from which a message is rejected with 550 5.7.1. With the spam stage: its "
+    "reject level unless spam_reject_level or spam_quarantine_level is set.")
 MILTER_TAG_HEADER = setting(
     "milter_tag_header", Str, "X-Spam-Flag",
     "Header (value YES) added at the top of a tagged message; the X-Owlery-Score header "
-    "beside it lists the symbols.")
+    "beside it lists the symbols. With the spam stage it is added at the spam tag2 level.")
 
 # Named replies of the milter (one catalogue for the product).
 REPLY_REJECT_SCORE = Reply(550, "5.7.1", "Message rejected as spam")
@@ -68,7 +77,15 @@ class Hold:
     reason: str
 
 
-Effect = AddHeader | ChangeHeader | Hold
+@dataclasses.dataclass(frozen=True)
+class DelRcpt:
+    """Take one recipient off the envelope (smfi_delrcpt): the others still get the message."""
+
+    address: str
+    reason: str = ""
+
+
+Effect = AddHeader | ChangeHeader | Hold | DelRcpt
 
 
 # --- actions (one per message) -------------------------------------------------------
@@ -119,6 +136,9 @@ class Report:
       `change_header()`, `remove_header()`;
     - evidence: `symbol(name, score, detail)`; `score` is the running total after overrides;
     - actions: `reject(reply)`, `tempfail(reply)`, `discard(reason)`, `hold(reason)`;
+    - recipients: `delrcpt(address, reason)` takes one off the envelope (`removed` lists them);
+    - `settle_score()`: this stage applied its own levels to the score, the milter_score_*
+      thresholds stand aside (`verdict()` answers "accept");
     - authentication: `auth_result(...)` results the `authres` stage writes as one header;
     - `quarantined(ref)`: the quarantine stage stored the message (so no hold fallback);
     - `data`: a dict for stages to pass facts along (e.g. "spf" -> the SPF result);
@@ -135,6 +155,8 @@ class Report:
         self.reply: Reply | None = None
         self.reason = ""
         self.quarantine_ref: str | None = None
+        self.removed: dict[str, str] = {}          # recipient taken off the envelope -> why
+        self.score_settled_by: str | None = None
         self.data: dict[str, Any] = {}
         self.stage = ""              # set by the session while a stage runs
 
@@ -191,6 +213,14 @@ class Report:
     def quarantined(self, ref: str) -> None:
         self.quarantine_ref = ref
 
+    def delrcpt(self, address: str, reason: str = "") -> None:
+        if address not in self.removed:
+            self.removed[address] = reason
+            self.effects.append(DelRcpt(address, reason))
+
+    def settle_score(self) -> None:
+        self.score_settled_by = self.stage or "?"
+
     def auth_result(self, method: str, result: str, *, reason: str | None = None,
                     comment: str | None = None, **properties: str) -> AuthResult:
         """Record one result; properties as keyword `header_d="x"` -> `header.d=x`."""
@@ -205,8 +235,14 @@ class Report:
 
     # verdict
     def verdict(self) -> str:
-        """The score's action now: "reject", "quarantine", "tag" or "accept" (thresholds from settings)."""
+        """The score's action now: "reject", "quarantine", "tag" or "accept" (thresholds from settings).
+
+        "accept" once a stage settled the score: it applied its own levels (which default to
+        these very thresholds) and acted on them; acting twice would undo per-recipient levels.
+        """
         s = self._settings
+        if self.score_settled_by is not None:
+            return "accept"
         total = self.score
         if s.milter_score_reject is not None and total >= s.milter_score_reject:
             return "reject"

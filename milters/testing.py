@@ -1,8 +1,8 @@
 """Test helpers for milters: a fake libmilter context and a driver that feeds a message.
 
 `FakeMilterContext` stands in for pymilter's C context (pymilter's TestCtx cannot
-quarantine and answers no-reply callbacks oddly): it records header edits, replies and
-quarantine reasons, and serves macros. `drive(milter, ...)` runs one message through a
+quarantine and answers no-reply callbacks oddly): it records header edits, replies,
+quarantine reasons and removed recipients, and serves macros. `drive(milter, ...)` runs one message through a
 milter instance in libmilter order and returns the EOM code. Used by tests/milters/ and
 by the content-stage tests; no pymilter import here (the milter instance brings it).
 """
@@ -23,6 +23,7 @@ class FakeMilterContext:
     changed: list[tuple[str, int, str | None]] = dataclasses.field(default_factory=list)
     replies: list[tuple[str, str | None, str | None]] = dataclasses.field(default_factory=list)
     quarantined: list[str] = dataclasses.field(default_factory=list)
+    deleted_rcpts: list[str] = dataclasses.field(default_factory=list)
     progress_calls: int = 0
     symlists: dict[int, bytes] = dataclasses.field(default_factory=dict)
     _priv: Any = None
@@ -48,6 +49,9 @@ class FakeMilterContext:
 
     def quarantine(self, reason: str) -> None:
         self.quarantined.append(reason)
+
+    def delrcpt(self, rcpt: str) -> None:
+        self.deleted_rcpts.append(rcpt)
 
     def progress(self) -> None:
         self.progress_calls += 1

@@ -3,8 +3,10 @@
 `Quarantiner.quarantine(message, report, reason, detail)` writes the message with its
 envelope, client, reasons and scores to the configured store (milters.quarantine) and
 returns only once it is durable; then it tells the report (`quarantined(id)`) and acts as
-`quarantine_action` says. A store that is down raises QuarantineUnavailable (a
-TemporaryFailure), so the client gets 4xx and nothing is lost. The antivirus, spam and
+`quarantine_action` says. `keep(message, report, reason, detail, recipients)` only stores
+(for some recipients, whom the calling stage then takes off the envelope; the others still
+get the message). A store that is down raises QuarantineUnavailable (a TemporaryFailure),
+so the client gets 4xx and nothing is lost. The antivirus, spam and
 banned stages call it directly, so a quarantine never depends on stage order; the
 `quarantine` stage (put it last) quarantines what the score verdict (milter_score_quarantine)
 or a `report.data["quarantine_request"] = (reason, detail)` from any other stage asks for.
@@ -48,31 +50,39 @@ class Quarantiner:
         """Store the message (durably), then discard or reject it; return its quarantine id."""
         if report.quarantine_ref is not None:
             return report.quarantine_ref        # already kept (e.g. a virus in a banned file)
+        # Recipients a stage already took off the envelope have their own quarantined copy.
+        recipients = [r for r in message.recipients if r not in report.removed] or list(message.recipients)
+        mail_id = self.keep(message, report, reason, detail, recipients)
+        report.quarantined(mail_id)
+        if self.settings.quarantine_action == "reject":
+            report.reject(REPLY_QUARANTINED.with_text(
+                Reply.safe_text(f"Message refused ({reason}); quarantine id {mail_id}", 200)),
+                f"quarantined {reason} {mail_id}")
+        else:
+            report.discard(f"quarantined {reason} {mail_id}")
+        return mail_id
+
+    def keep(self, message: Any, report: Any, reason: str, detail: str, recipients: list[str]) -> str:
+        """Store the message durably for these recipients and log it; no action. Returns the id."""
         report.progress()
         data = message.as_bytes()
         record = QuarantineRecord(
             mail_id=new_id(), secret_id=new_id(), created=self.services.now(), reason=reason,
             detail=_text(detail), sender=message.mail_from,
-            recipients=tuple(RecipientState(r) for r in dict.fromkeys(message.recipients)),
+            recipients=tuple(RecipientState(r) for r in dict.fromkeys(recipients)),
             size=len(data), queue_id=message.queue_id or "", client_addr=message.client_address or "",
             client_name=message.client_name or "", helo=message.helo or "", host=self.host,
             subject=_text(message.get("Subject") or ""), header_from=_text(message.get("From") or ""),
             message_id=_text(message.get("Message-ID") or ""), score=report.score,
             symbols=tuple((s.name, s.score, _text(s.detail)) for s in report.symbols))
         self.store.put(record, data)             # raises QuarantineUnavailable: 4xx, nothing lost
-        report.quarantined(record.mail_id)
-        report.data["quarantine"] = {"id": record.mail_id, "reason": reason, "detail": detail}
+        report.data["quarantine"] = {"id": record.mail_id, "reason": reason, "detail": detail,
+                                     "recipients": list(recipients)}
         owlery_log.decision("milter", message.queue_id, "quarantine",
                             head=f"END-OF-MESSAGE from {message.client_name}[{message.client_address or 'local'}]",
-                            from_=message.mail_from, to=",".join(message.recipients) or None,
+                            from_=message.mail_from, to=",".join(recipients) or None,
                             quarantine_id=record.mail_id, reason=reason, detail=_text(detail, 200),
                             store=type(self.store).__name__)
-        if self.settings.quarantine_action == "reject":
-            report.reject(REPLY_QUARANTINED.with_text(
-                Reply.safe_text(f"Message refused ({reason}); quarantine id {record.mail_id}", 200)),
-                f"quarantined {reason} {record.mail_id}")
-        else:
-            report.discard(f"quarantined {reason} {record.mail_id}")
         return record.mail_id
 
     def close(self) -> None:

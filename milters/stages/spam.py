@@ -6,8 +6,21 @@ SPF/DKIM/DMARC results (recorded by the auth stages in this milter, else read fr
 own Authentication-Results header), DNSBL listings of the client through the injected
 resolver (`RBL_<ZONE>`), and malformed headers (`HDR_*`). The total is compared with
 levels, as amavis does: tag (spam-info headers), tag2 (X-Spam-Flag YES, subject tag),
-quarantine, reject. The levels default to the milter's own thresholds (milter_score_*) so
-there is one set of numbers; per-recipient levels can come from the directory.
+quarantine (amavis' kill level), reject. The levels default to the milter's own thresholds
+(milter_score_*) so there is one set of numbers; the stage applies them itself and settles
+the score (the generic milter_score_* verdict then stands aside).
+
+Per-recipient levels (spam_directory_levels) come from the directory, each unset one being
+the global level. A milter cannot split a message, so, like amavis before the queue:
+recipients whose own quarantine or reject level the score reaches are taken off the
+envelope (delrcpt) and the message is quarantined for them (one record, their addresses);
+the others still get it. Only when every recipient is over their level is the whole
+message refused (all over their reject level) or quarantined, as with global levels.
+The headers are shared by the recipients who still get the message: spam-info headers from
+the lowest tag level among them, X-Spam-Flag and the subject tag from the lowest tag2 level
+(marking is only a header; a stricter recipient's Sieve can still act on X-Spam-Score).
+A directory that cannot answer raises DirectoryUnavailable: the stage's on-error policy
+(milter_stage_on_error, tempfail by default), never a silent pass.
 Existing X-Spam-* headers are removed first, so a sender cannot pre-label its mail.
 Talks to: spamd (milters.clients.spamd), DNS, the directory, the quarantine store.
 Tests: tests/milters/test_content_stages.py
@@ -20,6 +33,7 @@ import ipaddress
 import logging
 from typing import Any
 
+from owlery.directory.base import SpamLevels
 from owlery.reply import Reply
 from owlery.settings import Bool, Float, Str, StrList, Table, choice, setting
 
@@ -31,14 +45,19 @@ SPAM_TAG_LEVEL = setting("spam_tag_level", Float, None,
                          "X-Spam-Status/Score/Level are added at or above this total (amavis tag_level). "
                          "Unset: added to every scanned message.")
 SPAM_TAG2_LEVEL = setting("spam_tag2_level", Float, None,
-                          "Total from which mail is spam: X-Spam-Status Yes, X-Spam-Flag YES, subject tag "
-                          "(amavis tag2_level). Unset: milter_score_tag.")
+                          "Total from which mail is spam: X-Spam-Status Yes, X-Spam-Flag YES (and "
+                          "milter_tag_header), subject tag (amavis tag2_level). Unset: milter_score_tag. "
+                          "The spam_*_level settings only override the milter_score_* numbers for the "
+                          "spam stage; leave them unset to keep one set of numbers.")
 SPAM_QUARANTINE_LEVEL = setting("spam_quarantine_level", Float, None,
                                 "Total from which spam is quarantined (amavis kill_level). "
-                                "Unset: milter_score_quarantine.")
+                                "Unset: milter_score_quarantine. Setting it means \"quarantine rather than "
+                                "refuse\": spam is then only rejected from an explicit spam_reject_level.")
 SPAM_REJECT_LEVEL = setting("spam_reject_level", Float, None,
                             "Total from which spam is rejected with 550 5.7.1 instead of quarantined. "
-                            "Unset: never when spam_quarantine_level is set, else milter_score_reject.")
+                            "Unset: never when spam_quarantine_level is set, else milter_score_reject. "
+                            "With several recipients only when every one of them is over their reject "
+                            "level; otherwise those over it are quarantined like the quarantine level.")
 SPAM_SUBJECT_TAG = setting("spam_subject_tag", Str, None,
                            "Text put in front of the Subject of spam (at tag2), e.g. \"***Spam*** \". "
                            "Unset: the subject is left alone.")
@@ -61,11 +80,13 @@ SPAM_EVIDENCE_SCORES = setting(
     "listed by name. milter_symbol_scores still overrides any symbol.")
 SPAM_DIRECTORY_LEVELS = setting(
     "spam_directory_levels", Bool, False,
-    "Ask the directory for per-recipient levels (a directory backend offering spam_levels(address) "
-    "-> {tag, tag2, quarantine, reject}). With several recipients the most lenient level applies.")
+    "Ask the directory (directory_backend: files_spam_levels, or LDAP ldap_spam_*_attribute) for "
+    "each recipient's own levels; a level a recipient has none for is the global one. Recipients "
+    "over their own quarantine or reject level are taken off the envelope and the message is "
+    "quarantined for them; the others still get it. A directory that cannot answer: "
+    "milter_stage_on_error for spam (tempfail by default).")
 
 SPAM_HEADERS = ("X-Spam-Flag", "X-Spam-Status", "X-Spam-Score", "X-Spam-Level")
-LEVEL_NAMES = ("tag", "tag2", "quarantine", "reject")
 REPLY_SPAM = Reply(550, "5.7.1", "Message rejected as spam")
 REPLY_SPAMD_UNAVAILABLE = Reply(451, "4.7.1", "Spam scanner temporarily unavailable, please try again later")
 
@@ -117,6 +138,19 @@ def rbl_symbol(zone: str) -> str:
 
 def spam_level_stars(score: float) -> str:
     return "*" * max(0, min(int(score), 50))
+
+
+def _reached(total: float, level: float | None) -> bool:
+    return level is not None and total >= level
+
+
+def shared_levels(levels: list[SpamLevels]) -> SpamLevels:
+    """The levels the shared headers follow, for the recipients who still get the message:
+    the lowest tag (None, "always", if anyone's is) and the lowest tag2 anyone has."""
+    tags = [lv.tag for lv in levels]
+    tag2s = [lv.tag2 for lv in levels if lv.tag2 is not None]
+    return SpamLevels(tag=None if any(t is None for t in tags) else min(tags),   # type: ignore[type-var]
+                      tag2=min(tag2s) if tag2s else None)
 
 
 class SpamStage(Stage):
@@ -212,31 +246,29 @@ class SpamStage(Stage):
 
     # -- levels -------------------------------------------------------------------------------
 
-    def levels(self, message: Any) -> dict[str, float | None]:
+    def global_levels(self) -> SpamLevels:
         s = self.settings
-        base = {
-            "tag": s.spam_tag_level,
-            "tag2": s.spam_tag2_level if s.spam_tag2_level is not None else s.milter_score_tag,
-            "quarantine": s.spam_quarantine_level if s.spam_quarantine_level is not None
+        return SpamLevels(
+            tag=s.spam_tag_level,
+            tag2=s.spam_tag2_level if s.spam_tag2_level is not None else s.milter_score_tag,
+            quarantine=s.spam_quarantine_level if s.spam_quarantine_level is not None
             else s.milter_score_quarantine,
             # Setting a spam quarantine level means "quarantine spam instead of refusing it"
             # (amavis' kill level): then only an explicit spam_reject_level refuses.
-            "reject": s.spam_reject_level if s.spam_reject_level is not None
-            else (None if s.spam_quarantine_level is not None else s.milter_score_reject),
-        }
+            reject=s.spam_reject_level if s.spam_reject_level is not None
+            else (None if s.spam_quarantine_level is not None else s.milter_score_reject))
+
+    def recipient_levels(self, message: Any) -> dict[str, SpamLevels]:
+        """Each (distinct) recipient's levels: its own from the directory over the global ones."""
+        base = self.global_levels()
+        recipients = list(dict.fromkeys(message.recipients))
         lookup = getattr(self.directory, "spam_levels", None)
-        if lookup is None or not message.recipients:
-            return base
-        per_rcpt = []
-        for rcpt in message.recipients:
-            own = lookup(rcpt) or {}                 # may raise DirectoryUnavailable: 4xx
-            per_rcpt.append({k: (float(own[k]) if own.get(k) is not None else base[k]) for k in LEVEL_NAMES})
-        out: dict[str, float | None] = {}
-        for k in LEVEL_NAMES:
-            values = [p[k] for p in per_rcpt]
-            # most lenient: None (never) beats any number, else the highest
-            out[k] = None if any(v is None for v in values) else max(values)   # type: ignore[type-var]
-        return out
+        if not recipients:
+            return {"": base}                      # no envelope seen: the global levels decide
+        if lookup is None:
+            return {r: base for r in recipients}
+        # may raise DirectoryUnavailable: the session applies milter_stage_on_error
+        return {r: (lookup(r) or SpamLevels()).over(base) for r in recipients}
 
     # -- the stage ----------------------------------------------------------------------------
 
@@ -253,44 +285,63 @@ class SpamStage(Stage):
             report.tempfail(REPLY_SPAMD_UNAVAILABLE, "spamd unavailable")
             return
         total = report.score
-        levels = self.levels(message)
-        is_spam = levels["tag2"] is not None and total >= levels["tag2"]
-        report.data["spam"] = {"score": total, "is_spam": is_spam, "levels": levels}
-        if levels["reject"] is not None and total >= levels["reject"]:
-            report.reject(REPLY_SPAM.with_text(f"Message rejected as spam (score {total:g})"),
-                          f"spam score {total:g}")
+        per_rcpt = self.recipient_levels(message)
+        refused = [r for r, lv in per_rcpt.items() if _reached(total, lv.reject)]
+        held = [r for r, lv in per_rcpt.items() if r not in refused and _reached(total, lv.quarantine)]
+        keeping = [r for r in per_rcpt if r not in refused and r not in held]
+        data = report.data["spam"] = {"score": total, "recipients": per_rcpt}
+        # Settled only once every lookup and store succeeded: if one fails and the stage's
+        # on-error policy is "continue", the milter_score_* thresholds still apply.
+        if not keeping:
+            data.update(is_spam=True, levels=shared_levels(list(per_rcpt.values())))
+            if not held:
+                report.settle_score()
+                report.reject(REPLY_SPAM.with_text(f"Message rejected as spam (score {total:g})"),
+                              f"spam score {total:g}")
+                return
+            self._get_quarantiner().quarantine(message, report, "spam", f"score {total:g}")
+            report.settle_score()
             return
-        if levels["quarantine"] is not None and total >= levels["quarantine"]:
-            if self._quarantiner is None:
-                from milters.stages.quarantine import Quarantiner
-                self._quarantiner = Quarantiner(self.settings, self.services)
-            self._quarantiner.quarantine(message, report, "spam", f"score {total:g}")
-            return
+        if refused or held:
+            removed = [r for r in per_rcpt if r not in keeping]
+            mail_id = self._get_quarantiner().keep(message, report, "spam", f"score {total:g}", removed)
+            for rcpt in removed:
+                report.delrcpt(rcpt, f"spam score {total:g} over the recipient's level; quarantine id {mail_id}")
+            data["removed"] = removed
+        report.settle_score()
+        levels = shared_levels([per_rcpt[r] for r in keeping])
+        is_spam = _reached(total, levels.tag2)
+        data.update(is_spam=is_spam, levels=levels)
         self._tag(message, report, total, levels, is_spam, rules)
 
-    def _tag(self, message: Any, report: Any, total: float, levels: dict, is_spam: bool,
+    def _get_quarantiner(self) -> Any:
+        if self._quarantiner is None:
+            from milters.stages.quarantine import Quarantiner
+            self._quarantiner = Quarantiner(self.settings, self.services)
+        return self._quarantiner
+
+    def _tag(self, message: Any, report: Any, total: float, levels: SpamLevels, is_spam: bool,
              rules: list[str]) -> None:
         s = self.settings
-        if levels["tag"] is None or total >= levels["tag"]:
+        if levels.tag is None or total >= levels.tag:
             own = [f"{sym.name}={sym.score:g}" for sym in report.symbols
                    if sym.stage == self.name and sym.name != "SPAMD"]
             tests = ", ".join(sorted(rules + own))
             parts = [("Yes" if is_spam else "No") + f", score={total:g}"]
-            if levels["tag"] is not None:
-                parts.append(f"tagged_above={levels['tag']:g}")
-            if levels["tag2"] is not None:
-                parts.append(f"required={levels['tag2']:g}")
+            if levels.tag is not None:
+                parts.append(f"tagged_above={levels.tag:g}")
+            if levels.tag2 is not None:
+                parts.append(f"required={levels.tag2:g}")
             parts.append(f"tests=[{tests}]")
             report.add_header("X-Spam-Status", " ".join(parts))
             report.add_header("X-Spam-Score", f"{total:g}")
             report.add_header("X-Spam-Level", spam_level_stars(total))
         if not is_spam:
             return
-        # The milter's own verdict adds milter_tag_header: YES at milter_score_tag; don't say it twice.
-        generic = (s.milter_tag_header or "").lower() == "x-spam-flag" and s.milter_score_tag is not None \
-            and total >= s.milter_score_tag
-        if not generic:
-            report.add_header("X-Spam-Flag", "YES")
+        # The score is settled here, so the milter's generic tag header comes from us too.
+        report.add_header("X-Spam-Flag", "YES")
+        if s.milter_tag_header and s.milter_tag_header.lower() != "x-spam-flag":
+            report.add_header(s.milter_tag_header, "YES")
         if s.spam_subject_tag:
             subjects = message.get_all("Subject")
             if subjects:

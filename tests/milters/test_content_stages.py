@@ -20,6 +20,8 @@ from milters.stages.antivirus import AntivirusStage
 from milters.stages.quarantine import QuarantineStage
 from milters.stages.spam import SpamStage, dnsbl_query_name, header_problems, rbl_symbol
 from milters.testing import split_message
+from owlery.directory import SpamLevels
+from owlery.errors import DirectoryUnavailable
 from owlery.settings import Settings
 
 CLEAN = (b"From: Alice <alice@sender.test>\r\nTo: bob@example.test\r\nSubject: hello\r\n"
@@ -52,14 +54,14 @@ class FakeSpamd:
 
 
 class FakePipeline:
-    def __init__(self, stages):
-        self.stages = stages
+    def __init__(self, stages, on_error="tempfail"):
+        self.stages, self.policy = stages, on_error
 
     def select(self, message):
         return self.stages
 
     def on_error(self, name):
-        return "tempfail"
+        return self.policy
 
 
 @pytest.fixture
@@ -72,8 +74,9 @@ def services(resolver=None):
     return Services(resolver=resolver, now=lambda: NOW)
 
 
-def run(settings, stages, raw=CLEAN, rcpts=("bob@example.test",), client=("mx.sender.test", "203.0.113.5")):
-    session = MilterSession(settings, FakePipeline(stages), now=lambda: NOW)
+def run(settings, stages, raw=CLEAN, rcpts=("bob@example.test",), client=("mx.sender.test", "203.0.113.5"),
+        on_error="tempfail"):
+    session = MilterSession(settings, FakePipeline(stages, on_error), now=lambda: NOW)
     session.connect(client[0], client[1], {"j": "mx.owlery.test"})
     session.helo("mx.sender.test", {})
     session.mail_from("<alice@sender.test>", (), {})
@@ -180,7 +183,7 @@ def test_tag2_flags_once_and_tags_subject(settings):
     assert out.action == fx.ACCEPT
     assert header(out, "X-Spam-Status").startswith("Yes, score=7.5")
     assert header(out, "X-Spam-Level") == "*******"
-    assert header(out, "X-Spam-Flag") == "YES"            # once: the stage leaves it to the verdict
+    assert header(out, "X-Spam-Flag") == "YES"            # once: the stage settled the score
     assert fx.ChangeHeader("Subject", 1, "***Spam*** hello") in out.effects
 
 
@@ -305,22 +308,164 @@ def test_header_problems(settings, raw, expected):
 
 
 class FakeDirectory:
-    def __init__(self, levels):
-        self.levels = levels
+    """spam_levels(address) from a table of keyword dicts; `down` makes every lookup fail."""
+
+    def __init__(self, levels, down=False):
+        self.levels, self.down, self.asked = levels, down, []
 
     def spam_levels(self, address):
-        return self.levels.get(address)
+        self.asked.append(address)
+        if self.down:
+            raise DirectoryUnavailable("LDAP search failed: server down")
+        return SpamLevels(**self.levels.get(address, {}))
 
 
-def test_per_recipient_levels_most_lenient_applies(settings, tmp_path):
+STRICT, LENIENT = "strict@example.test", "lenient@example.test"
+LEVELS = {STRICT: {"quarantine": 3.0}, LENIENT: {"quarantine": 50.0}}
+
+
+def spam_run(s, score, rcpts, levels=LEVELS, directory=None, **kw):
+    directory = directory if directory is not None else FakeDirectory(levels)
+    return run(s, [spam_stage(s, FakeSpamd(score, [("X", score)]), directory=directory)], rcpts=rcpts, **kw)
+
+
+def stored(tmp_path):
+    return DirectoryStore(str(tmp_path / "q")).list(ListFilter(), NOW)
+
+
+def removed(outcome):
+    return [e.address for e in outcome.effects if isinstance(e, fx.DelRcpt)]
+
+
+def test_single_recipient_with_own_level(settings, tmp_path):
     s = settings.replace(spam_quarantine_level=10.0)
-    directory = FakeDirectory({"strict@example.test": {"quarantine": 3.0},
-                               "lenient@example.test": {"quarantine": 50.0}})
-    out = run(s, [spam_stage(s, FakeSpamd(4.0, [("X", 4.0)]), directory=directory)], rcpts=("strict@example.test",))
-    assert out.action == fx.DISCARD
-    out = run(s, [spam_stage(s, FakeSpamd(12.0, [("X", 12.0)]), directory=directory)],
-              rcpts=("strict@example.test", "lenient@example.test"))
-    assert out.action == fx.ACCEPT                  # 12 < 50: the lenient recipient still gets it
+    out = spam_run(s, 4.0, (STRICT,))
+    assert out.action == fx.DISCARD and removed(out) == []
+    [rec] = stored(tmp_path)
+    assert rec.pending() == (STRICT,)
+    assert spam_run(s, 4.0, (LENIENT,)).action == fx.ACCEPT         # 4 < 50: delivered
+
+
+def test_recipient_over_own_level_is_removed_and_quarantined_others_still_get_it(settings, tmp_path):
+    s = settings.replace(spam_quarantine_level=10.0)
+    out = spam_run(s, 12.0, (STRICT, LENIENT))
+    assert out.action == fx.ACCEPT
+    assert removed(out) == [STRICT]
+    [rec] = stored(tmp_path)
+    assert (rec.reason, rec.detail, rec.pending(), rec.score) == ("spam", "score 12", (STRICT,), 12.0)
+    assert DirectoryStore(str(tmp_path / "q")).message(rec.mail_id).endswith(b"Hi Bob\r\n")
+    # the lenient recipient's copy is tagged by the global tag2 (milter_score_tag 5)
+    assert header(out, "X-Spam-Flag") == "YES" and header(out, "X-Spam-Status").startswith("Yes, score=12")
+
+
+def test_every_recipient_over_their_level_quarantines_the_whole_message(settings, tmp_path):
+    s = settings.replace(spam_quarantine_level=10.0)     # no global reject level
+    out = spam_run(s, 60.0, (STRICT, LENIENT))
+    assert out.action == fx.DISCARD and removed(out) == []
+    [rec] = stored(tmp_path)
+    assert rec.pending() == (STRICT, LENIENT)
+
+
+def test_every_recipient_over_their_reject_level_rejects(settings, tmp_path):
+    levels = {STRICT: {"reject": 5.0}, LENIENT: {"reject": 8.0, "quarantine": 50.0}}
+    out = spam_run(settings, 9.0, (STRICT, LENIENT), levels)
+    assert out.action == fx.REJECT and (out.reply.code, out.reply.dsn) == (550, "5.7.1")
+    assert stored(tmp_path) == []
+    # one over reject, one over quarantine, nobody left: quarantined, not refused
+    levels = {STRICT: {"reject": 5.0}, LENIENT: {"quarantine": 8.0}}
+    assert spam_run(settings, 9.0, (STRICT, LENIENT), levels).action == fx.DISCARD
+
+
+def test_recipient_over_own_reject_level_is_quarantined_when_others_take_the_message(settings, tmp_path):
+    levels = {STRICT: {"reject": 5.0}, LENIENT: {"quarantine": 50.0, "reject": 60.0}}
+    out = spam_run(settings, 9.0, (STRICT, LENIENT), levels)
+    assert out.action == fx.ACCEPT and removed(out) == [STRICT]
+    [rec] = stored(tmp_path)
+    assert rec.pending() == (STRICT,)
+
+
+def test_headers_follow_the_lowest_levels_of_those_still_receiving(settings, tmp_path):
+    a, b, c = "a@example.test", "b@example.test", "c@example.test"
+    levels = {a: {"tag2": 10.0, "tag": 2.0}, b: {"tag2": 4.0, "tag": 1.0}, c: {"tag2": 3.0, "quarantine": 5.0}}
+    out = spam_run(settings, 6.0, (a, b, c), levels)
+    assert removed(out) == [c]                       # c's tag2 of 3 no longer counts
+    assert header(out, "X-Spam-Status").startswith("Yes, score=6 tagged_above=1 required=4")
+    assert header(out, "X-Spam-Flag") == "YES"
+    out = spam_run(settings, 6.0, (a, c), levels)
+    assert removed(out) == [c] and header(out, "X-Spam-Flag") is None
+    assert header(out, "X-Spam-Status").startswith("No, score=6 tagged_above=2 required=10")
+    out = spam_run(settings, 1.5, (a,), levels)      # under a's own tag level: no spam-info headers
+    assert header(out, "X-Spam-Status") is None and out.action == fx.ACCEPT
+
+
+def test_own_levels_stand_instead_of_the_generic_score_verdict(settings):
+    # 20 is over milter_score_reject (15), but the recipients' own levels say deliver
+    levels = {STRICT: {"quarantine": 30.0, "reject": 40.0, "tag2": 25.0}, LENIENT: {"tag2": 25.0}}
+    s = settings.replace(spam_quarantine_level=45.0, milter_score_quarantine=6.0)
+    out = spam_run(s, 20.0, (STRICT, LENIENT), levels)
+    assert out.action == fx.ACCEPT and removed(out) == []
+    assert header(out, "X-Spam-Flag") is None and not any(isinstance(e, fx.Hold) for e in out.effects)
+
+
+def test_milter_tag_header_follows_the_spam_tag2_level(settings):
+    s = settings.replace(milter_tag_header="X-Owlery-Spam")
+    levels = {STRICT: {"tag2": 3.0}}
+    out = spam_run(s, 4.0, (STRICT,), levels)
+    assert header(out, "X-Owlery-Spam") == "YES" and header(out, "X-Spam-Flag") == "YES"
+    assert header(spam_run(s, 4.0, (LENIENT,), levels), "X-Owlery-Spam") is None   # global tag2 5
+
+
+def test_directory_down_tempfails_by_default(settings, tmp_path):
+    out = spam_run(settings, 12.0, (STRICT, LENIENT), directory=FakeDirectory({}, down=True))
+    assert out.action == fx.TEMPFAIL and out.reply.code == 451
+    assert stored(tmp_path) == []
+
+
+def test_directory_down_with_continue_falls_back_to_the_milter_thresholds(settings):
+    stage = spam_stage(settings, FakeSpamd(16.0, [("X", 16.0)]), directory=FakeDirectory({}, down=True))
+    out = run(settings, [stage], rcpts=(STRICT, LENIENT), on_error="continue")
+    # not a silent pass: the generic verdict (milter_score_reject 15) still applies
+    assert out.action == fx.REJECT and "SPAM_ERROR" in [sym.name for sym in out.symbols]
+    stage = spam_stage(settings, FakeSpamd(6.0, [("X", 6.0)]), directory=FakeDirectory({}, down=True))
+    out = run(settings, [stage], rcpts=(STRICT,), on_error="continue")
+    assert out.action == fx.ACCEPT and header(out, "X-Spam-Flag") == "YES"    # milter_score_tag 5
+
+
+def test_quarantine_store_down_during_split_tempfails_and_removes_nobody(settings, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    s = settings.replace(quarantine_directory=str(blocker / "q"))
+    out = spam_run(s, 12.0, (STRICT, LENIENT))
+    assert out.action == fx.TEMPFAIL and removed(out) == []
+
+
+def test_duplicate_and_no_directory(settings, tmp_path):
+    s = settings.replace(spam_quarantine_level=10.0)
+    directory = FakeDirectory(LEVELS)
+    out = spam_run(s, 4.0, (STRICT, STRICT.upper(), LENIENT), directory=directory)
+    assert directory.asked == [STRICT, STRICT.upper(), LENIENT]
+    assert removed(out) == [STRICT]                  # the upper-case twin has no own levels: global 10
+    out = run(s, [SpamStage(s, services(), client=FakeSpamd(4.0, [("X", 4.0)]))], rcpts=(STRICT, LENIENT))
+    assert out.action == fx.ACCEPT and removed(out) == []
+
+
+def test_split_through_the_milter_with_a_files_directory(milter_env, tmp_path):
+    """The real pipeline and adapter (FakeMilterContext): own evidence only, levels from a map file."""
+    levels = tmp_path / "spam_levels"
+    levels.write_text("strict@example.test  kill=3\n@example.test  tag2=4\n")
+    run_milter = milter_env(milter_inbound_stages=["spam"], spam_use_spamd=False, spam_directory_levels=True,
+                            files_spam_levels=str(levels), quarantine_directory=str(tmp_path / "q"),
+                            milter_symbol_scores={"HDR_MISSING_DATE": 4.5})
+    raw = CLEAN.replace(b"Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n", b"")
+    code, ctx = run_milter(raw, recipients=("<strict@example.test>", "<other@example.test>"))
+    import Milter
+    assert code == Milter.ACCEPT
+    assert ctx.deleted_rcpts == ["<strict@example.test>"]
+    assert ctx.header_value("X-Spam-Flag") == "YES"           # 4.5 >= the domain's tag2 of 4
+    [rec] = DirectoryStore(str(tmp_path / "q")).list(ListFilter(), NOW * 2)
+    assert rec.pending() == ("strict@example.test",) and rec.score == 4.5
+    code, ctx = run_milter(raw, recipients=("<strict@example.test>",))
+    assert code == Milter.DISCARD and ctx.deleted_rcpts == []
 
 
 # --- quarantine stage (the score verdict) -------------------------------------------------------
