@@ -5,17 +5,26 @@ binds every listen endpoint (unix:, tcp:, systemd: socket activation), then drop
 `daemon_user`, reloads settings on SIGHUP (a bad file is logged and the old settings
 kept), and on SIGTERM stops listening and lets open connections finish for up to
 `daemon_drain_timeout` seconds before exiting.
+With `workers` > 1 (a product's `*_workers` setting) the parent binds, drops privileges
+and forks that many worker processes, each running its own reactor on the same sockets
+(TCP: one SO_REUSEPORT socket per worker, so the kernel spreads connections evenly;
+unix and systemd sockets: one shared socket, each worker accepting one connection per
+wake-up). The parent only supervises: it passes SIGHUP and SIGTERM on, restarts a worker
+that dies (with back-off), and exits when all have stopped after SIGTERM.
 Talks to: the OS (sockets, signals, uid). Tests: tests/core/test_daemon.py
 """
 
 from __future__ import annotations
 
+import dataclasses
 import grp
 import logging
 import os
 import pwd
 import signal
 import socket
+import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -106,32 +115,96 @@ class _NotReady:
         pass
 
 
+def bind_socket(endpoint: ListenEndpoint, *, reuse_port: bool = False, backlog: int = 128) -> socket.socket:
+    """A listening socket for one endpoint, bound before any reactor exists (worker mode)."""
+    if endpoint.kind == "systemd":
+        fd = systemd_fd(endpoint.name)
+        os.set_blocking(fd, False)
+        return socket.socket(fileno=fd)
+    if endpoint.kind == "unix":
+        os.makedirs(os.path.dirname(endpoint.path), exist_ok=True)
+        if os.path.exists(endpoint.path):
+            os.unlink(endpoint.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(endpoint.path)
+        os.chmod(endpoint.path, endpoint.mode)
+    else:
+        infos = socket.getaddrinfo(endpoint.host or None, endpoint.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE | socket.AI_NUMERICHOST)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def adopt(reactor: Any, sock: socket.socket, factory: Any, *, shared: bool) -> Any:
+    """Listen on a socket bound by the worker parent. A socket shared by several workers
+    accepts one connection per wake-up, so a burst of connections is spread over the
+    workers instead of all landing in whichever woke first."""
+    port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
+    if shared:
+        accept_some = port.doRead
+
+        def accept_one() -> Any:
+            port.numberAccepts = 1
+            return accept_some()
+        port.doRead = accept_one
+    return port
+
+
 def run(program: str, config_path: str | None, listen_overrides: Sequence[str],
-        listen_setting: str, build: Callable[[settings_mod.Settings, Any], Application]) -> int:
+        listen_setting: str, build: Callable[[settings_mod.Settings, Any], Application],
+        workers_setting: str | None = None) -> int:
     """Run a Twisted daemon until SIGTERM; return the exit status."""
+    from owlery import log as owlery_log
+
+    current = settings_mod.load(config_path)
+    owlery_log.setup(current, program)
+    try:
+        endpoints = [parse_endpoint(e) for e in (listen_overrides or getattr(current, listen_setting))]
+    except ValueError as e:
+        log.error("%s: cannot listen: %s", program, e)
+        return 1
+    workers = getattr(current, workers_setting) if workers_setting else 1
+    if workers > 1:
+        return _run_workers(program, config_path, current, endpoints, build, workers)
+    return _serve(program, config_path, current, endpoints, build, None)
+
+
+def _serve(program: str, config_path: str | None, current: settings_mod.Settings,
+           endpoints: Sequence[ListenEndpoint], build: Callable[[settings_mod.Settings, Any], Application],
+           bound: Sequence[tuple[socket.socket, bool]] | None) -> int:
+    """One reactor serving `endpoints` (bound here) or the sockets a worker parent bound."""
     from twisted.internet import defer, reactor
     from twisted.internet.error import CannotListenError
     from twisted.protocols.policies import WrappingFactory
 
     from owlery import log as owlery_log
 
-    current = settings_mod.load(config_path)
-    owlery_log.setup(current, program)
     # Bind first (as root if started so), drop privileges, and only then build the
     # application: its files and threads belong to the daemon user, and a socket that
     # cannot be bound stops start-up before any thread exists to keep the process alive.
     tracked = WrappingFactory(_NotReady())
     try:
-        endpoints = [parse_endpoint(e) for e in (listen_overrides or getattr(current, listen_setting))]
-        ports = [listen(reactor, ep, tracked) for ep in endpoints]
+        if bound is None:
+            ports = [listen(reactor, ep, tracked) for ep in endpoints]
+        else:
+            ports = [adopt(reactor, sock, tracked, shared=shared) for sock, shared in bound]
     except (OSError, ValueError, CannotListenError) as e:
         log.error("%s: cannot listen: %s", program, e)
         return 1
-    for ep in endpoints:
-        log.info("%s: listening on %s", program, ep)
+    if bound is None:
+        for ep in endpoints:
+            log.info("%s: listening on %s", program, ep)
     try:
-        drop_privileges(current.daemon_user, current.daemon_group,
-                        [ep.path for ep in endpoints if ep.kind == "unix"])
+        if bound is None:
+            drop_privileges(current.daemon_user, current.daemon_group,
+                            [ep.path for ep in endpoints if ep.kind == "unix"])
         app = build(current, reactor)
     except (OSError, KeyError, ValueError, settings_mod.SettingsError) as e:
         log.error("%s: cannot start: %s", program, e)
@@ -174,5 +247,100 @@ def run(program: str, config_path: str | None, listen_overrides: Sequence[str],
 
     reactor.addSystemEventTrigger("before", "shutdown", drain)
     reactor.run()
+    log.info("%s: stopped", program)
+    return 0
+
+
+_RESTART_DELAY_MAX = 30.0
+
+
+def _run_workers(program: str, config_path: str | None, current: settings_mod.Settings,
+                 endpoints: Sequence[ListenEndpoint], build: Callable[[settings_mod.Settings, Any], Application],
+                 count: int) -> int:
+    """The worker parent: bind, drop privileges, fork `count` workers and keep them running."""
+    if "twisted.internet.reactor" in sys.modules:
+        # A reactor made before fork would share its epoll set with every worker.
+        log.error("%s: cannot fork workers: a reactor already exists in this process", program)
+        return 1
+    try:
+        # per_worker[i] = the (socket, shared) pairs worker i listens on
+        per_worker: list[list[tuple[socket.socket, bool]]] = [[] for _ in range(count)]
+        for ep in endpoints:
+            if ep.kind == "tcp":
+                first = bind_socket(ep, reuse_port=True)
+                # Port 0 picks a free port once; the other workers' sockets join that one.
+                ep = dataclasses.replace(ep, port=first.getsockname()[1])
+                per_worker[0].append((first, False))
+                for i in range(1, count):
+                    per_worker[i].append((bind_socket(ep, reuse_port=True), False))
+            else:
+                shared = bind_socket(ep)
+                for i in range(count):
+                    per_worker[i].append((shared, True))
+    except (OSError, ValueError) as e:
+        log.error("%s: cannot listen: %s", program, e)
+        return 1
+    for ep in endpoints:
+        log.info("%s: listening on %s with %d workers", program, ep, count)
+    try:
+        drop_privileges(current.daemon_user, current.daemon_group,
+                        [ep.path for ep in endpoints if ep.kind == "unix"])
+    except (OSError, KeyError) as e:
+        log.error("%s: cannot start: %s", program, e)
+        return 1
+
+    signals = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    pids: dict[int, int] = {}              # pid -> worker index
+    started: dict[int, float] = {}         # worker index -> start time
+    delay: dict[int, float] = {}           # worker index -> back-off before its next restart
+    due: dict[int, float] = {}             # worker index -> when to restart it
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+                status = _serve(f"{program}", config_path, current, endpoints, build, per_worker[index])
+            except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
+                log.exception("%s: worker %d failed", program, index)
+            finally:
+                logging.shutdown()
+                os._exit(status)
+        pids[pid] = index
+        started[index] = time.monotonic()
+        log.info("%s: worker %d started (pid %d)", program, index, pid)
+
+    for index in range(count):
+        spawn(index)
+    stopping = False
+    while pids or (due and not stopping):
+        timeout = max(0.0, min(due.values()) - time.monotonic()) if due and not stopping else None
+        info = signal.sigtimedwait(signals, timeout) if timeout is not None else signal.sigwaitinfo(signals)
+        if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT) and not stopping:
+            stopping = True
+            log.info("%s: stopping %d workers", program, len(pids))
+            for pid in pids:
+                os.kill(pid, signal.SIGTERM)
+        elif info is not None and info.si_signo == signal.SIGHUP:
+            for pid in pids:
+                os.kill(pid, signal.SIGHUP)
+        while pids:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            index = pids.pop(pid, None)
+            if index is None or stopping:
+                continue
+            lived = time.monotonic() - started[index]
+            delay[index] = 1.0 if lived > _RESTART_DELAY_MAX else min(_RESTART_DELAY_MAX, 2 * delay.get(index, 0.5))
+            due[index] = time.monotonic() + delay[index]
+            log.error("%s: worker %d (pid %d) exited with status %s; restarting in %.0f s",
+                      program, index, pid, os.waitstatus_to_exitcode(status), delay[index])
+        for index, when in list(due.items()):
+            if not stopping and when <= time.monotonic():
+                del due[index]
+                spawn(index)
     log.info("%s: stopped", program)
     return 0

@@ -17,7 +17,7 @@ def _cmd_policyd(args: argparse.Namespace) -> int:
     from owlery.daemon import run
     from policyd.service import build
     cli.load_settings(args)          # a bad file fails here with file:line and status 1
-    return run("policyd", args.config, args.listen, "policyd_listen", build)
+    return run("policyd", args.config, args.listen, "policyd_listen", build, workers_setting="policyd_workers")
 
 
 def query(endpoint: str, attrs: dict[str, str], timeout_s: float = 10.0) -> str:

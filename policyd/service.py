@@ -43,6 +43,11 @@ POLICYD_DECISION_TIMEOUT = setting(
 POLICYD_REQUESTS_QUEUED_MAX = setting("policyd_requests_queued_max", int_range(1, 10000), 16,
                                       "Requests a client may send ahead of the replies (pipelining) "
                                       "before the connection is closed.")
+POLICYD_WORKERS = setting(
+    "policyd_workers", int_range(1, 64), 1,
+    "Worker processes answering on the same listen sockets (one Python process uses one core; "
+    "set it to the number of cores on a busy MX). Each worker keeps its own directory cache; "
+    "state (greylist, rate limits) is shared through the state store.")
 POLICYD_THREADS_MAX = setting("policyd_threads_max", int_range(1, 256), 8,
                               "Threads for blocking backends (LDAP, DNS, SQL, file reads).")
 POLICYD_BLOCKING_QUEUE_MAX = setting("policyd_blocking_queue_max", int_range(1, 100000), 1000,

@@ -125,3 +125,87 @@ def test_systemd_socket_activation(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _tcp_connect_when_ready(port, proc, deadline_s=20):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            return s
+        except OSError:
+            time.sleep(0.02)   # polling interval while the parent binds
+    raise AssertionError("daemon never listened")
+
+
+def _children(pid):
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                out.add(int(entry))
+    return out
+
+
+def test_workers_share_sockets_restart_reload_and_stop(tmp_path):
+    """coreapp_workers = 2: both workers answer on TCP (SO_REUSEPORT) and on a shared unix
+    socket; a killed worker is replaced; SIGHUP reaches every worker; SIGTERM stops them all."""
+    from tests.harness.procs import free_port
+    cfg = tmp_path / "o.toml"
+    cfg.write_text('coreapp_workers = 2\nlog_level = "info"\n')
+    port = free_port()
+    sock_path = tmp_path / "run" / "app.sock"
+    proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"tcp:127.0.0.1:{port}", f"unix:{sock_path}"],
+                            cwd=ROOT, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    conns = []
+    try:
+        conns = [_tcp_connect_when_ready(port, proc) for _ in range(24)]
+        pids = {int(ask(c, b"pid")) for c in conns}
+        assert len(pids) == 2 and proc.pid not in pids, pids
+        assert pids == _children(proc.pid)
+        u = connect_when_ready(sock_path, proc)
+        assert int(ask(u, b"pid")) in pids
+        u.close()
+
+        victim = pids.pop()
+        os.kill(victim, signal.SIGKILL)
+        end = time.monotonic() + 20
+        while True:
+            now = _children(proc.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            assert time.monotonic() < end, f"worker not replaced: {now}"
+            time.sleep(0.05)   # polling interval while the parent restarts it (1 s back-off)
+        assert pids <= now
+
+        for c in conns:
+            c.close()
+        cfg.write_text('coreapp_workers = 2\nlog_level = "debug"\n')
+        proc.send_signal(signal.SIGHUP)
+        seen_debug = set()
+        end = time.monotonic() + 20
+        while seen_debug != now:
+            assert time.monotonic() < end, f"reload reached only {seen_debug} of {now}"
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            pid = int(ask(c, b"pid"))
+            if ask(c, b"level") == b"debug":
+                seen_debug.add(pid)
+            c.close()
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        err = proc.stderr.read().decode()
+        assert "restarting in" in err and "with 2 workers" in err
+        assert not any(Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]
+                       for p in now)
+    finally:
+        for c in conns:
+            c.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
