@@ -2,7 +2,10 @@
 
 The released copy gets one header at the top saying who released it, where and when
 (`X-Quarantine-Released`). Over SMTP each recipient's answer is reported separately,
-so only the accepted ones are recorded as released.
+so only the accepted ones are recorded as released. Through sendmail the whole list is
+taken or nothing (exit status 0 once the message is in Postfix's maildrop queue); Postfix
+then runs non_smtpd_milters on it as mail from a local client (127.0.0.1), which the
+milter treats as outbound under the default milter_internal_networks: not scanned again.
 Talks to: Postfix (SMTP on quarantine_release_smtp_endpoint, or the sendmail command).
 Tests: tests/milters/test_quarantine_cli.py, tests/e2e/test_content_e2e.py
 """
@@ -22,8 +25,10 @@ from owlery.settings import Duration, Endpoint, Str, choice, setting
 QUARANTINE_RELEASE_METHOD = setting(
     "quarantine_release_method", choice("smtp", "sendmail"), "smtp",
     "How released mail goes back to Postfix: smtp (to quarantine_release_smtp_endpoint, a smtpd "
-    "with milters and content filters off, like amavis' 10025) or sendmail (the command; make sure "
-    "non_smtpd_milters does not scan it again).")
+    "with milters and content filters off, like amavis' 10025) or sendmail (the command, "
+    "quarantine_release_sendmail_path). Postfix passes sendmail mail to non_smtpd_milters as "
+    "coming from 127.0.0.1: keep 127.0.0.0/8 in milter_internal_networks (the default) so the "
+    "milter runs only the outbound stages on it and does not quarantine it again.")
 QUARANTINE_RELEASE_SMTP_ENDPOINT = setting(
     "quarantine_release_smtp_endpoint", Endpoint, "tcp:127.0.0.1:10025",
     "The Postfix smtpd that takes released mail without scanning it again (see the master.cf lines).")
@@ -33,6 +38,11 @@ QUARANTINE_RELEASE_SMTP_TIMEOUT = setting(
 QUARANTINE_RELEASE_SENDMAIL_PATH = setting(
     "quarantine_release_sendmail_path", Str, "/usr/sbin/sendmail",
     "The sendmail command used when quarantine_release_method = \"sendmail\".")
+QUARANTINE_RELEASE_SENDMAIL_CONFIG_DIRECTORY = setting(
+    "quarantine_release_sendmail_config_directory", Str, None,
+    "Postfix configuration directory given to sendmail as -C, for a Postfix instance other than "
+    "the default one (e.g. /etc/postfix-in; unless the CLI runs as root, that instance must be "
+    "listed in alternate_config_directories of the default main.cf). Unset: sendmail's default.")
 QUARANTINE_RELEASE_HEADER = setting(
     "quarantine_release_header", Str, "X-Quarantine-Released",
     "Header added at the top of a released message (who, where, when, which id).")
@@ -85,8 +95,17 @@ def _smtp(settings: Any, sender: str, recipients: Sequence[str], data: bytes) ->
     return ReleaseResult(tuple(r for r in recipients if r not in refused), refused_text)
 
 
+def sendmail_argv(settings: Any, sender: str, recipients: Sequence[str]) -> list[str]:
+    """The sendmail command line: -i (a lone dot is data), the envelope sender (<> for the null
+    sender) and, after --, the recipients (so none can pass for an option)."""
+    argv = [settings.quarantine_release_sendmail_path]
+    if settings.quarantine_release_sendmail_config_directory:
+        argv += ["-C", settings.quarantine_release_sendmail_config_directory]
+    return argv + ["-i", "-f", sender or "<>", "--", *recipients]
+
+
 def _sendmail(settings: Any, sender: str, recipients: Sequence[str], data: bytes) -> ReleaseResult:
-    argv = [settings.quarantine_release_sendmail_path, "-i", "-f", sender or "<>", "--", *recipients]
+    argv = sendmail_argv(settings, sender, recipients)
     try:
         proc = subprocess.run(argv, input=data.replace(b"\r\n", b"\n"), capture_output=True,
                               timeout=settings.quarantine_release_smtp_timeout)

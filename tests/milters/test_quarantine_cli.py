@@ -127,6 +127,39 @@ def test_release_failure_exits_1_and_records_nothing(env, capsys):
     assert "release-failed" in env.audit.read_text()
 
 
+def test_release_through_the_sendmail_of_a_private_postfix(env, capsys, postfix):
+    env.write(quarantine_release_method="sendmail", quarantine_release_sendmail_path="/usr/sbin/sendmail",
+              quarantine_release_sendmail_config_directory=str(postfix.config_dir))
+    rec = record()
+    bounce = record(sender="", rcpts=("dave@example.test",))          # the null sender stays <>
+    env.store.put(rec, MSG)
+    env.store.put(bounce, MSG)
+    assert env("quarantine", "release", rec.mail_id, "--by", "alice") == 0
+    assert capsys.readouterr().out == (f"released {rec.mail_id} to <bob@example.test>\n"
+                                       f"released {rec.mail_id} to <carol@example.test>\n")
+    assert env("quarantine", "release", bounce.mail_id) == 0
+    sent = {m.mail_from: m for m in postfix.wait_sent(2)}
+    assert sorted(sent["src@sender.test"].rcpts) == ["bob@example.test", "carol@example.test"]
+    assert sent[""].rcpts == ["dave@example.test"]
+    copy = sent["src@sender.test"]
+    assert f"id={rec.mail_id}" in copy["X-Quarantine-Released"] and copy["Subject"] == "Cheap pills"
+    assert copy["Message-ID"] == "<q1@sender.test>" and copy.raw.rstrip().endswith(b"Buy now")
+    assert b"\r" not in copy.raw                         # handed over with LF line ends
+    assert env.store.get(rec.mail_id).pending() == () and env.store.get(bounce.mail_id).pending() == ()
+    assert "method=sendmail" in env.audit.read_text()
+
+
+@pytest.mark.parametrize("command", ["/bin/false", "/nonexistent/sendmail"])
+def test_sendmail_failure_exits_1_and_records_nothing(env, capsys, command):
+    env.write(quarantine_release_method="sendmail", quarantine_release_sendmail_path=command)
+    rec = record()
+    env.store.put(rec, MSG)
+    assert env("quarantine", "release", rec.mail_id) == 1
+    assert f"release of {rec.mail_id} failed: {command}" in capsys.readouterr().err
+    assert env.store.get(rec.mail_id).pending() == ("bob@example.test", "carol@example.test")
+    assert "release-failed" in env.audit.read_text()
+
+
 def test_release_secret(env, capsys, postfix):
     env.write(quarantine_release_secret_required=True,
               quarantine_release_smtp_endpoint=f"tcp:127.0.0.1:{postfix.reinject_port}")
