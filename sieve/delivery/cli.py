@@ -57,10 +57,17 @@ def add_lda_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_lda)
 
 
+class _LDAParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # A bad master.cf argv: Postfix keeps the mail and retries (75) while the postmaster
+        # fixes it; argparse's exit status 2 is outside sysexits, which pipe(8) bounces (5.3.0).
+        self.exit(75, f"4.3.5 {self.prog}: {message}\n")
+
+
 def lda_main(argv: list[str], stdin_data: bytes | None = None) -> int:
     """`owlery lda ...` in-process, without building the whole `owlery` parser (owlery.cli's fast
     path; sieve.delivery.lda_lmtp calls it when lmtpd cannot take the message)."""
-    p = argparse.ArgumentParser(prog="owlery lda", description=LDA_DESCRIPTION)
+    p = _LDAParser(prog="owlery lda", description=LDA_DESCRIPTION)
     add_lda_options(p)
     args = p.parse_args(argv)
     return _cmd_lda(args, stdin_data)

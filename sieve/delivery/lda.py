@@ -91,7 +91,8 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
         return _fail(EX_TEMPFAIL, f"4.3.5 owlery lda: configuration error: {e}")
     user_arg = args.user or args.recipient
     if not user_arg:
-        return _fail(EX_USAGE, "5.5.4 owlery lda: give -d USER or -a ADDRESS")
+        # A master.cf mistake: keep the mail queued (75) rather than bounce it all.
+        return _fail(EX_TEMPFAIL, "4.3.5 owlery lda: give -d USER or -a ADDRESS")
     recipient = args.recipient or user_arg
     sender = "" if args.sender in ("<>", "") else args.sender
     _setup_logging(settings)

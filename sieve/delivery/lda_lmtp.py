@@ -347,28 +347,45 @@ def _fail(stderr, code: int, text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fast path, else the full `owlery lda` (imports the package; adds it to sys.path if needed)."""
+    """Fast path, else the full `owlery lda`; any unexpected error is a temporary failure (75):
+    an exit status outside sysexits makes Postfix's pipe(8) bounce the message (5.3.0)."""
     argv = sys.argv[1:] if argv is None else argv
     data = None
     try:
-        status = run(argv)
-    except Consumed as c:
-        status, data = None, c.data
-    if status is not None:
-        return status
+        try:
+            status = run(argv)
+        except Consumed as c:
+            status, data = None, c.data
+        if status is not None:
+            return status
+        _enable_site()
+        from sieve.delivery.cli import lda_main
+        return lda_main(argv, stdin_data=data)
+    except Exception as e:
+        return _fail(sys.stderr, EX_TEMPFAIL, f"4.3.0 owlery lda: internal error: {e.__class__.__name__}: {e}")
+
+
+def _enable_site() -> None:
+    """Before the in-process path (which needs third-party packages and the whole `owlery`
+    package): when started without site (-S: `owlery-lda`, or this file as a script), add the
+    package root if needed, then run site as a normal start-up would have."""
     if "sieve.delivery" not in sys.modules:
         import os
-        # Started as a script (best under -I -S): find the package two levels up, then site-packages.
+        # Started as a script: find the package two levels up.
         here = os.path.dirname(os.path.abspath(__file__))
         if sys.path and sys.path[0] == here:
             del sys.path[0]          # not -I: the script's own directory must not shadow anything
         root = os.path.dirname(os.path.dirname(here))
         if root not in sys.path:
             sys.path.insert(0, root)
+    global _site_done
+    if sys.flags.no_site and not _site_done:
+        _site_done = True
         import site
         site.main()
-    from sieve.delivery.cli import lda_main
-    return lda_main(argv, stdin_data=data)
+
+
+_site_done = False
 
 
 if __name__ == "__main__":
