@@ -64,13 +64,20 @@ def owlery_command() -> str:
     return sys.prefix + "/bin/owlery"
 
 
+def lda_command(owlery: str) -> str:
+    """`owlery-lda`, installed beside `owlery`: the same as `owlery lda`, but it starts Python
+    without site processing (sieve/delivery/owlery-lda), so each message costs less."""
+    return owlery.rpartition("/")[0] + "/owlery-lda" if "/" in owlery else "owlery-lda"
+
+
 def master_cf(settings: Any, command: str | None = None) -> str:
-    """master.cf lines: an `owlery` pipe transport for sites that prefer the LDA to LMTP."""
+    """master.cf lines: an `owlery` pipe transport for sites that prefer the LDA to LMTP.
+    `command` is the `owlery` command's path; the line runs `owlery-lda` beside it."""
     command = owlery_command() if command is None else command
     return (
         "# Optional: deliver through the LDA instead of LMTP (virtual_transport = owlery)\n"
         "owlery    unix  -       n       n       -       -       pipe\n"
-        f"  flags=DRhu user=vmail argv={command} lda -f ${{sender}} -a ${{original_recipient}}"
+        f"  flags=DRhu user=vmail argv={lda_command(command)} -f ${{sender}} -a ${{original_recipient}}"
         " -d ${user}@${nexthop}\n"
     )
 

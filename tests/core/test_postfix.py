@@ -37,4 +37,4 @@ def test_render_follows_settings():
     assert "smtpd_milters = inet:127.0.0.1:7000" in text
     assert "virtual_transport = lmtp:unix:/run/l.sock" in text
     assert "virtual_mailbox_domains = a.example b.example" in text
-    assert "argv=/opt/owlery/bin/owlery lda" in text
+    assert "argv=/opt/owlery/bin/owlery-lda -f" in text
