@@ -289,11 +289,13 @@ class MilterSession:
 
     def _log(self, m: Message, outcome: fx.Outcome, stages: list[str]) -> None:
         syms = ",".join(f"{s.name}({s.score:g})" for s in outcome.symbols) or None
+        # Recipients a stage took off the envelope (quarantined for them) are named apart.
+        removed = ",".join(e.address for e in outcome.effects if isinstance(e, fx.DelRcpt)) or None
         owlery_log.decision(
             "milter", m.queue_id, outcome.action,
             head=f"END-OF-MESSAGE from {m.client_name}[{m.client_address or 'local'}]",
             reply=outcome.reply,
-            from_=m.mail_from, to=",".join(m.recipients) if m.recipients else None,
+            from_=m.mail_from, to=",".join(m.recipients) if m.recipients else None, removed=removed,
             stages=",".join(stages) or "-", score=f"{outcome.score:g}", symbols=syms,
             reason=outcome.reason or None,
             level=logging.WARNING if outcome.action == fx.TEMPFAIL else logging.INFO)
