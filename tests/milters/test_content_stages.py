@@ -431,6 +431,22 @@ def test_directory_down_with_continue_falls_back_to_the_milter_thresholds(settin
     assert out.action == fx.ACCEPT and header(out, "X-Spam-Flag") == "YES"    # milter_score_tag 5
 
 
+def test_real_ldap_levels_then_server_down_tempfails(settings, tmp_path, make_slapd):
+    from owlery.directory import open_directory
+    server = make_slapd()
+    s = settings.replace(directory_backend="ldap", ldap_servers=[server.url], ldap_base_dn=server.base_dn,
+                         spam_quarantine_level=6.9, directory_cache_positive_ttl=0, directory_cache_negative_ttl=0)
+    directory = open_directory(s)
+    out = spam_run(s, 5.0, ("alice@example.test", "bob@example.test"), directory=directory)
+    assert out.action == fx.ACCEPT and removed(out) == ["bob@example.test"]     # bob's kill level is 3
+    assert "required=4.5" in header(out, "X-Spam-Status")                       # alice's own tag2
+    server.stop()
+    out = spam_run(s, 5.0, ("alice@example.test", "bob@example.test"), directory=directory)
+    assert out.action == fx.TEMPFAIL and out.reply.code == 451 and removed(out) == []
+    assert len(stored(tmp_path)) == 1
+    directory.close()
+
+
 def test_quarantine_store_down_during_split_tempfails_and_removes_nobody(settings, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -176,3 +176,21 @@ def test_unknown_stage_is_a_config_error():
     from milters.stages import ConfigError
     with pytest.raises(ConfigError, match="unknown milter stage"):
         Pipeline(make_settings(milter_inbound_stages=["nope"]), Services(None))
+
+
+def test_settled_score_and_removed_recipients():
+    settings = make_settings(milter_score_tag=5.0, milter_score_quarantine=8.0, milter_score_reject=15.0)
+    r = fx.Report(settings)
+    r.stage = "spam"
+    r.symbol("A", 20.0)
+    assert r.verdict() == "reject"
+    r.settle_score()                  # the stage applied its own levels: the thresholds stand aside
+    r.delrcpt("bob@example.org", "quarantined")
+    r.delrcpt("bob@example.org", "twice")
+    out = r.finish()
+    assert (r.verdict(), r.score_settled_by, out.action) == ("accept", "spam", "accept")
+    assert [e for e in out.effects if isinstance(e, fx.DelRcpt)] == [fx.DelRcpt("bob@example.org", "quarantined")]
+    assert not any(isinstance(e, (fx.Hold,)) for e in out.effects)
+    assert "X-Spam-Flag" not in [e.name for e in out.effects if isinstance(e, fx.AddHeader)]
+    r.tempfail()
+    assert r.finish().effects == ()   # nobody is removed from a message that is not taken
