@@ -34,7 +34,8 @@ QUARANTINE_RELEASE_SMTP_ENDPOINT = setting(
     "The Postfix smtpd that takes released mail without scanning it again (see the master.cf lines).")
 QUARANTINE_RELEASE_SMTP_TIMEOUT = setting(
     "quarantine_release_smtp_timeout", Duration, "60s",
-    "Longest wait for each step of the release SMTP dialogue.", unit="s")
+    "Longest wait for each step of the release SMTP dialogue (with sendmail: for the command).",
+    unit="s")
 QUARANTINE_RELEASE_SENDMAIL_PATH = setting(
     "quarantine_release_sendmail_path", Str, "/usr/sbin/sendmail",
     "The sendmail command used when quarantine_release_method = \"sendmail\".")
