@@ -260,6 +260,7 @@ class GreylistResult:
     seconds_left: int = 0
     delayed: int = 0
     new: bool = False          # greylisted: this was the first attempt
+    first_seen: float = 0.0    # greylisted: when the store first saw the triplet
 
     @property
     def deferred(self) -> bool:
@@ -307,7 +308,8 @@ class Greylister:
         for _ in range(3):
             if record is None:
                 if store.add(key, repr(float(now)), p.retry_window, now):
-                    return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay), new=True)
+                    return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay), new=True,
+                                          first_seen=now)
                 record = store.get(key, now)   # another host or thread created it just now
                 continue
             fields = record.split()
@@ -321,7 +323,7 @@ class Greylister:
                 store.set(key, f"{fields[0]} {float(now)!r}", p.max_age, now)
                 self._count_pass(store, client_address, now)
                 return GreylistResult("passed", key, delayed=int(waited))
-            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay - waited))
+            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay - waited), first_seen=first)
         raise RuntimeError(f"greylist record {key} keeps vanishing")  # pragma: no cover - store bug
 
     def decide_many(self, store, items: Sequence[tuple[str, str, str, float]]) -> list[tuple[bool, object]]:
@@ -336,11 +338,11 @@ class Greylister:
             except Exception as e:  # noqa: BLE001 - the round trip failed: every item fails alike
                 return [(False, e)] * len(items)
             out: list[tuple[bool, object]] = []
-            for (key, _), res in zip(prepared, results):
+            for (key, _), res, item in zip(prepared, results, items):
                 if isinstance(res, Exception):
                     out.append((False, res))
                 else:
-                    out.append((True, self._lua_result(key, res)))
+                    out.append((True, self._lua_result(key, res, item[3])))
             return out
         out = []
         for item in items:
@@ -349,6 +351,10 @@ class Greylister:
             except Exception as e:  # noqa: BLE001 - handed back to this item's request
                 out.append((False, e))
         return out
+
+    def key(self, client_address: str, sender: str, recipient: str) -> str:
+        """The store key of this request's triplet."""
+        return self._key(client_address, sender, recipient)
 
     def _key(self, client_address: str, sender: str, recipient: str) -> str:
         p = self.policy
@@ -366,18 +372,86 @@ class Greylister:
 
     def _decide_lua(self, run_lua, key: str, client_address: str, now: float) -> GreylistResult:
         _, (keys, args) = self._lua_call(key, client_address, now)
-        return self._lua_result(key, run_lua(_GREYLIST_LUA, keys, args))
+        return self._lua_result(key, run_lua(_GREYLIST_LUA, keys, args), now)
 
-    def _lua_result(self, key: str, res) -> GreylistResult:
+    def _lua_result(self, key: str, res, now: float) -> GreylistResult:
         p = self.policy
         outcome, waited = res[0], float(res[1])
         if outcome == "new":
-            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay), new=True)
+            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay), new=True, first_seen=now)
         if outcome == "greylisted":
-            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay - waited))
+            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay - waited),
+                                  first_seen=now - waited)
         if outcome == "passed":
             return GreylistResult("passed", key, delayed=int(waited))
         return GreylistResult(outcome, key)
+
+
+class GreylistMemory:
+    """What this process learned from the store, so that repeats are answered without it.
+
+    Only answers that cannot have changed elsewhere are reused, and none for longer than
+    `ttl` seconds (so a purge or a removal by the CLI is seen within that time):
+    - a triplet still waiting: deferred again, with the store's first-seen time, until its
+      delay is over (only the store may let it pass: that step is atomic there);
+    - a triplet that passed before ("known"), and a client the store auto-whitelisted: they
+      stay accepted for years, so the next `ttl` seconds need no store round trip. The
+      store's refresh of their age and the auto-whitelist count (at most once an hour
+      anyway) happen at the next store visit, at most `ttl` later.
+    New triplets always go to the store, which decides atomically across processes and MX
+    hosts. At most `entries_max` triplets are kept, oldest learned dropped first.
+    """
+
+    def __init__(self, policy: GreylistPolicy, ttl: float, entries_max: int):
+        self.policy = policy
+        self.ttl = ttl
+        self.entries_max = entries_max
+        self._triplets: dict[str, tuple[float, float]] = {}   # key -> (reuse until, first seen or -1: known)
+        self._clients: dict[str, float] = {}                   # auto-whitelisted ip -> reuse until
+        self.hits = 0
+
+    def answer(self, key: str, client_address: str, now: float) -> GreylistResult | None:
+        if self._clients:
+            until = self._clients.get(client_address)
+            if until is not None:
+                if now < until:
+                    self.hits += 1
+                    return GreylistResult("auto-whitelisted", key)
+                del self._clients[client_address]
+        got = self._triplets.get(key)
+        if got is None:
+            return None
+        until, first = got
+        if now >= until:
+            del self._triplets[key]
+            return None
+        self.hits += 1
+        if first < 0:
+            return GreylistResult("known", key)
+        return GreylistResult("greylisted", key, seconds_left=_seconds(first + self.policy.delay - now),
+                              first_seen=first)
+
+    def learn(self, result: GreylistResult, client_address: str, now: float) -> None:
+        if self.entries_max <= 0 or self.ttl <= 0:
+            return
+        outcome = result.outcome
+        if outcome == "auto-whitelisted":
+            self._remember(self._clients, client_address, now + self.ttl)
+        elif outcome in ("known", "passed"):
+            self._remember(self._triplets, result.key, (now + self.ttl, -1.0))
+        elif outcome == "greylisted" and result.first_seen > 0:
+            until = min(now + self.ttl, result.first_seen + self.policy.delay)
+            if until > now:
+                self._remember(self._triplets, result.key, (until, result.first_seen))
+
+    def _remember(self, table: dict, key: str, value) -> None:
+        if key not in table and len(table) >= self.entries_max:
+            del table[next(iter(table))]     # dicts keep insertion order: the oldest goes
+        table[key] = value
+
+    def forget(self) -> None:
+        self._triplets.clear()
+        self._clients.clear()
 
 
 # The same state machine as Greylister._decide, as one Redis script (atomic across MX hosts).

@@ -2,9 +2,12 @@
 
 Skips authenticated senders, listed networks, whitelisted clients and recipients (postgrey's
 file formats, re-read on change) and, optionally, senders whose SPF passes for a listed
-domain. The decision itself (`policyd.greylist_core.Greylister`) runs in the blocking pool
-against the state store shared with the rate-limit check (SQLite, or Redis for several MX
-hosts). A store that is down answers a 4xx (never a pass, never a 5xx).
+domain. Whitelists are matched here, on the reactor; repeats whose answer cannot have
+changed (a triplet still waiting out its delay, a known triplet, an auto-whitelisted
+client) come from this process's `GreylistMemory` at once; everything else (new
+triplets, the retry that passes) is decided by `policyd.greylist_core.Greylister` on the
+state worker thread against the store shared with the rate-limit check (SQLite, or Redis
+for several MX hosts). A store that is down answers a 4xx (never a pass, never a 5xx).
 Talks to: the state store (ctx.resource "state"), whitelist files, the SPF engine (optional).
 Tests: tests/policyd/test_greylist_check.py, tests/e2e/test_greylist_postfix.py
 """
@@ -21,8 +24,8 @@ from owlery.settings import Bool, Duration, Networks, Str, StrList, int_range, s
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, CheckContext, Verdict
-from policyd.greylist_core import (ClientWhitelist, Greylister, GreylistPolicy, RecipientWhitelist,
-                                   WhitelistFiles, format_header, format_reply_text)
+from policyd.greylist_core import (ClientWhitelist, Greylister, GreylistMemory, GreylistPolicy,
+                                   RecipientWhitelist, WhitelistFiles, format_header, format_reply_text)
 from policyd.sender import address_domain
 
 GREYLIST_DELAY = setting("greylist_delay", Duration, 300,
@@ -71,6 +74,16 @@ GREYLIST_SPF_PASS_DOMAINS = setting(
     "Sender domains (and their subdomains) that skip greylisting when their MAIL FROM SPF "
     "result is pass, e.g. big providers that retry from other pools.")
 
+GREYLIST_MEMORY_TTL = setting(
+    "greylist_memory_ttl", Duration, 60,
+    "How long this daemon reuses what the store told it about a triplet that is still waiting, "
+    "one that passed, or an auto-whitelisted client, instead of asking the store again (a purge "
+    "or removal with `owlery greylist` is seen by every daemon within this time). 0: always ask.",
+    unit="s")
+GREYLIST_MEMORY_ENTRIES = setting(
+    "greylist_memory_entries", int_range(0, 10_000_000), 200_000,
+    "Most triplets remembered per daemon process for greylist_memory_ttl (about 150 bytes each).")
+
 GREYLIST_DSN = "4.7.1"
 
 
@@ -114,6 +127,7 @@ class GreylistCheck(Check):
         super().__init__(ctx)
         s = ctx.settings
         self.greylister = Greylister(policy_from(s))
+        self.memory = GreylistMemory(self.greylister.policy, s.greylist_memory_ttl, s.greylist_memory_entries)
         self.store = open_state(ctx)
         self.clients = WhitelistFiles(s.greylist_whitelist_clients, ClientWhitelist.parse)
         self.recipients = WhitelistFiles(s.greylist_whitelist_recipients, RecipientWhitelist.parse)
@@ -124,27 +138,10 @@ class GreylistCheck(Check):
         self.spf_domains = frozenset(d.lower().rstrip(".") for d in s.greylist_spf_pass_domains)
         self.timeout = s.state_timeout
 
-    def _batch(self, items: list[tuple[str, str, str, str, float]]) -> list[tuple[bool, Any]]:
-        """In the state worker thread: whitelists (files stat'ed, re-read on change), then the
-        store for the rest, all queued decisions at once (one Redis round trip)."""
-        out: list[Any] = [None] * len(items)
-        todo, where = [], []
-        for i, (client_address, client_name, sender, recipient, now) in enumerate(items):
-            try:
-                if self.clients.current(now).matches(client_address, client_name):
-                    out[i] = (True, "whitelisted-client")
-                    continue
-                if self.recipients.current(now).matches(recipient):
-                    out[i] = (True, "whitelisted-recipient")
-                    continue
-            except Exception as e:  # noqa: BLE001 - this request only
-                out[i] = (False, e)
-                continue
-            todo.append((client_address, sender, recipient, now))
-            where.append(i)
-        for i, outcome in zip(where, self.greylister.decide_many(self.store, todo)):
-            out[i] = outcome
-        return out
+    def _batch(self, items: list[tuple[str, str, str, float]]) -> list[tuple[bool, Any]]:
+        """In the state worker thread: the store decides for all queued items at once (one
+        Redis round trip, or one SQLite transaction each)."""
+        return self.greylister.decide_many(self.store, items)
 
     async def evaluate(self, request, now):
         if request.sasl_username:
@@ -159,10 +156,17 @@ class GreylistCheck(Check):
                 result = await mailfrom_result(self.ctx, request)
                 if result == "pass":
                     return Verdict(DUNNO, {"greylist": "spf-pass"})
-        result = await self.ctx.run_batched("state", self._batch, (client, request.client_name, request.sender,
-                                                                   request.recipient, now), timeout=self.timeout)
-        if isinstance(result, str):
-            return Verdict(DUNNO, {"greylist": result})
+        # Whitelist files are stat'ed at most once a second and re-read only when changed.
+        if self.clients.current(now).matches(client, request.client_name):
+            return Verdict(DUNNO, {"greylist": "whitelisted-client"})
+        if self.recipients.current(now).matches(request.recipient):
+            return Verdict(DUNNO, {"greylist": "whitelisted-recipient"})
+        key = self.greylister.key(client, request.sender, request.recipient)
+        result = self.memory.answer(key, client, now)
+        if result is None:
+            result = await self.ctx.run_batched("state", self._batch, (client, request.sender, request.recipient, now),
+                                                timeout=self.timeout)
+            self.memory.learn(result, client, now)
         if result.deferred:
             text = Reply.safe_text(format_reply_text(self.reply_text, result.seconds_left, request.recipient))
             return Verdict(actions.defer_if_permit(Reply(450, GREYLIST_DSN, text)),

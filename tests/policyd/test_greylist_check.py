@@ -101,3 +101,85 @@ def test_store_down_is_a_temporary_failure_never_a_pass(tmp_path):
     store.get_many = broken
     d = decide(pipe, pipe.new_session(), T0)
     assert d.action.verb == "DEFER_IF_PERMIT" and d.action.reply.code == 451
+
+
+class CountingStore:
+    """Wraps the check's store and counts the decisions that reached it."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def transaction(self):
+        self.calls += 1
+        return self.inner.transaction()
+
+
+def _counted(pipe):
+    check = pipe.by_state["RCPT"][0]
+    check.store = CountingStore(check.store)
+    return check
+
+
+def test_memory_answers_repeats_without_the_store(tmp_path):
+    """Early retries, known triplets and auto-whitelisted clients come from memory for at most
+    greylist_memory_ttl; the retry that passes always goes to the store."""
+    pipe = make_pipeline(tmp_path, greylist_memory_ttl=60, greylist_auto_whitelist_clients=2)
+    check = _counted(pipe)
+    s = pipe.new_session()
+    assert decide(pipe, s, T0).log["greylist"] == "new"
+    assert check.store.calls == 1
+    d = decide(pipe, s, T0 + 30)
+    assert d.action.render().endswith("in 270 seconds") and d.log["greylist"] == "early-retry"
+    d = decide(pipe, s, T0 + 59.5)
+    assert d.action.render().endswith("in 241 seconds")
+    assert check.store.calls == 1                        # both from memory
+    decide(pipe, s, T0 + 61)                             # memory older than the ttl: store again
+    assert check.store.calls == 2
+    decide(pipe, s, T0 + 120)                            # memory of T0+61, still waiting
+    assert check.store.calls == 2
+    d = decide(pipe, s, T0 + 300, instance="p")          # delay over: only the store may pass it
+    assert d.action.verb == "PREPEND" and check.store.calls == 3
+    assert decide(pipe, s, T0 + 310, instance="q").action.verb == "DUNNO"
+    assert check.store.calls == 3                        # known, from memory
+    assert decide(pipe, s, T0 + 361, instance="r").action.verb == "DUNNO"
+    assert check.store.calls == 4                        # ttl over: the store refreshes its age
+
+
+def test_memory_off_and_bounded(tmp_path):
+    pipe = make_pipeline(tmp_path, greylist_memory_ttl=0)
+    check = _counted(pipe)
+    s = pipe.new_session()
+    for i in range(3):
+        decide(pipe, s, T0 + i)
+    assert check.store.calls == 3
+    pipe = make_pipeline(tmp_path, greylist_memory_entries=2)
+    check = _counted(pipe)
+    s = pipe.new_session()
+    for rcpt in ("a", "b", "c"):
+        decide(pipe, s, T0, recipient=f"{rcpt}@example.org")
+    assert len(check.memory._triplets) == 2
+    decide(pipe, s, T0 + 1, recipient="a@example.org")   # the oldest was dropped: store again
+    assert check.store.calls == 4
+
+
+def test_memory_of_two_daemons_sharing_a_store(tmp_path):
+    """A triplet passed at one daemon is not passed early at the other because of memory, and
+    a purge is seen by the other within the memory ttl."""
+    from owlery.state.memory_store import MemoryStore
+    shared = MemoryStore()
+    a, b = make_pipeline(tmp_path), make_pipeline(tmp_path)
+    for pipe in (a, b):
+        pipe.by_state["RCPT"][0].store = shared
+    sa, sb = a.new_session(), b.new_session()
+    assert decide(a, sa, T0).log["greylist"] == "new"
+    assert decide(b, sb, T0 + 10).log["greylist"] == "early-retry"
+    assert decide(a, sa, T0 + 301).action.verb == "PREPEND"
+    # b remembers "waiting since T0" only until T0 + 300: now it asks the store, which knows it passed
+    assert decide(b, sb, T0 + 302).action.verb == "DUNNO"
+    key = a.by_state["RCPT"][0].greylister.key("192.0.2.10", "a@sender.example", "u@example.org")
+    shared.delete(key)                                    # `owlery greylist` removed it
+    assert decide(b, sb, T0 + 303).action.verb == "DUNNO"          # memory, within the ttl
+    assert decide(b, sb, T0 + 303 + 61).log["greylist"] == "new"   # after it: the store's answer
