@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+import time
 from typing import Any
 
 from owlery.settings import Str, choice, setting
@@ -24,6 +25,20 @@ LOG_LEVEL = setting("log_level", choice("debug", "info", "warning", "error"), "i
                     "Lowest level written. Decisions are info; backend trouble is warning.")
 
 _configured = False
+
+
+class _Formatter(logging.Formatter):
+    """The stderr line format; the time text is made once per second, not once per line."""
+
+    _second = -1
+    _text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
+            self._second = second
+        return f"{self._text},{int(record.msecs):03d}"
 
 
 def _fmt_value(value: Any) -> str:
@@ -83,7 +98,7 @@ def setup(settings: Any, program: str) -> None:
         handler.setFormatter(logging.Formatter(f"owlery-{program}[%(process)d]: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler._owlery = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(getattr(logging, settings.log_level.upper()))

@@ -15,6 +15,7 @@ Talks to: the state store, whitelist files. Tests: tests/policyd/test_greylist_c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -36,6 +37,7 @@ MAX_FIELD = 512               # postgrey truncates names and values to 512 bytes
 
 # --- keys -----------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=65536)   # clients come back; ipaddress parsing is slow
 def client_net(address: str, v4_prefix: int, v6_prefix: int) -> str:
     """The client's network as text: 192.0.2.77 -> 192.0.2.0/24 (prefix 32/128 keeps the host).
 
