@@ -161,7 +161,8 @@ class SpamStage(Stage):
         self.client = client if client is not None else (
             SpamdClient.from_settings(settings) if settings.spam_use_spamd else None)
         self.directory = directory
-        if directory is None and settings.spam_directory_levels:
+        self._own_directory = directory is None and settings.spam_directory_levels
+        if self._own_directory:
             from owlery.directory import open_directory
             self.directory = open_directory(settings)
         self._quarantiner = None
@@ -352,3 +353,5 @@ class SpamStage(Stage):
     def close(self) -> None:
         if self._quarantiner is not None:
             self._quarantiner.close()
+        if self._own_directory:
+            self.directory.close()
