@@ -1,6 +1,7 @@
 """The LDA's fast path (sieve.delivery.lda_lmtp): `owlery lda` handing the message to lmtpd.
 
-Proves: with lda_lmtp_endpoint set, `owlery lda` and `python -I -S lda_lmtp.py` deliver through
+Proves: with lda_lmtp_endpoint set, `owlery lda`, `owlery-lda` (the pipe command `owlery postfix`
+prints) and `python -I -S lda_lmtp.py` deliver through
 a real `owlery lmtpd` (the message lands in lmtpd's Maildir, not the LDA config's); LMTP replies
 map to sysexits (2xx 0, 4xx 75, 5.1.1 67, other 5xx 77) with the reply text on stderr, against a
 scripted LMTP server; a daemon that is absent or not ready (refused, 421 greeting, 4xx to MAIL)
@@ -25,6 +26,7 @@ from tests.harness.procs import ManagedProcess, free_port, wait_for_tcp
 ROOT = Path(__file__).resolve().parents[2]
 OWLERY = str(ROOT / ".venv" / "bin" / "owlery")
 SCRIPT = str(ROOT / "sieve" / "delivery" / "lda_lmtp.py")
+COMMANDS = {"owlery lda": [OWLERY, "lda"], "owlery-lda": [OWLERY + "-lda"]}
 MSG = b"Subject: t\n\nhello\n.dot line\n"
 
 
@@ -158,6 +160,7 @@ class FakeLMTP:
         self.sock.close()
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
 @pytest.mark.parametrize("answers,status,first_line", [
     ({}, 0, ""),
     ({"RCPT": "550 5.1.1 <a@example.org> User unknown"}, 67, "5.1.1 <a@example.org> User unknown"),
@@ -166,11 +169,11 @@ class FakeLMTP:
     ({"END": "452 4.2.2 Mailbox full"}, 75, "4.2.2 Mailbox full"),
     ({"END": None}, 75, "4.4.2 owlery lda: lmtpd"),
 ])
-def test_lmtp_replies_become_sysexits(tmp_path, answers, status, first_line):
+def test_lmtp_replies_become_sysexits(tmp_path, answers, status, first_line, command):
     server = FakeLMTP(tmp_path / "lmtp.sock", answers)
     conf = config(tmp_path, f'lda_lmtp_endpoint = "unix:{server.path}"')
     try:
-        r = run_lda([OWLERY, "lda", "-c", conf, "-f", "s@remote.test", "-d", "a@example.org"])
+        r = run_lda([*COMMANDS[command], "-c", conf, "-f", "s@remote.test", "-d", "a@example.org"])
     finally:
         server.close()
     assert r.returncode == status, r.stderr
@@ -180,16 +183,17 @@ def test_lmtp_replies_become_sysexits(tmp_path, answers, status, first_line):
         assert b"..dot line\r\n" in server.seen             # dot-stuffed, CRLF
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
 @pytest.mark.parametrize("answers", [
     {"greeting": "421 4.3.2 shutting down"},
     {"MAIL": "421 4.3.2 shutting down"},           # after stdin was read: the bytes go in-process
     {"DATA": "451 4.3.0 not now"},
 ])
-def test_daemon_not_ready_means_in_process_delivery(tmp_path, answers):
+def test_daemon_not_ready_means_in_process_delivery(tmp_path, answers, command):
     server = FakeLMTP(tmp_path / "lmtp.sock", answers)
     conf = config(tmp_path, f'lda_lmtp_endpoint = "unix:{server.path}"')
     try:
-        r = run_lda([OWLERY, "lda", "-c", conf, "-f", "s@remote.test", "-d", "alice@example.org"])
+        r = run_lda([*COMMANDS[command], "-c", conf, "-f", "s@remote.test", "-d", "alice@example.org"])
     finally:
         server.close()
     assert r.returncode == 0, r.stderr
@@ -231,12 +235,13 @@ delivery_use_directory = false
         proc.stop()
 
 
-@pytest.mark.parametrize("entry", ["owlery", "script"])
+@pytest.mark.parametrize("entry", ["owlery", "owlery-lda", "script"])
 def test_delivers_through_lmtpd(tmp_path, lmtpd, entry):
     port, work = lmtpd
     user = f"{entry}@example.org"
     conf = config(tmp_path, f'lda_lmtp_endpoint = "tcp:127.0.0.1:{port}"')
-    head = [OWLERY, "lda"] if entry == "owlery" else [sys.executable, "-I", "-S", SCRIPT]
+    head = {"owlery": COMMANDS["owlery lda"], "owlery-lda": COMMANDS["owlery-lda"],
+            "script": [sys.executable, "-I", "-S", SCRIPT]}[entry]
     # As pipe(8) with flags DR hands it over: lmtpd writes those two lines itself, once.
     msg = f"Return-Path: <s@remote.test>\nDelivered-To: {user}\n".encode() + MSG
     r = run_lda([*head, "-c", conf, "-f", "s@remote.test", "-a", user, "-d", user], message=msg)
