@@ -4,15 +4,16 @@ Both sides run the same typical user script (a list rule with fileinto :create, 
 the boss, a junk rule) on the same message mix, into their own Maildir, in the same run:
   LMTP: `owlery lmtpd` vs Dovecot's LMTP, C client connections each sending whole
         transactions (MAIL/RCPT/DATA) one after another, like Postfix's lmtp(8) clients;
-  LDA:  `owlery lda` vs `dovecot-lda`, one process per message, P at a time, three ways:
-        fast path via lmtpd (`owlery lda` with lda_lmtp_endpoint set, as the pipe transport
-        is meant to run it), the same through the bare script (`python -I -S lda_lmtp.py`),
-        and in-process (no lda_lmtp_endpoint: the LDA loads settings, directory and Sieve).
-Targets (issue 8): LMTP >= Dovecot's rate; LDA >= half of dovecot-lda's (the fast path is the
-configuration we recommend; the in-process figure is printed beside it).
+  LDA:  one process per message, P at a time, `dovecot-lda` against
+        - the pipe command `owlery postfix` prints (`owlery-lda`, beside `owlery`) with
+          lda_lmtp_endpoint set: what a postmaster configures; the target applies to it;
+        - `owlery lda` (the console script) the same way;
+        - `owlery-lda` without lda_lmtp_endpoint (in-process: settings, directory, Sieve).
+        Each LDA figure is the median of --repeat runs, taken in turn (machine noise hits all).
+Targets (issue 8): LMTP >= Dovecot's rate; the postmaster's LDA command >= half of dovecot-lda's.
 Run: .venv/bin/python bench/bench_delivery.py [--messages 600] [--concurrency 4]
-     [--lda-messages 150] [--lda-parallel 2]
-Talks to: a private Dovecot (tests/harness/dovecot.py) and `owlery lmtpd`/`owlery lda`.
+     [--lda-messages 150] [--lda-parallel 2] [--repeat 3]
+Talks to: a private Dovecot (tests/harness/dovecot.py) and `owlery lmtpd`/`owlery-lda`/`owlery lda`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import pwd
 import shutil
 import smtplib
+import statistics
 import subprocess
 import sys
 import time
@@ -31,12 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from owlery.postfix import lda_command  # noqa: E402
 from tests.delivery.daemon import Lmtpd, shared_workdir  # noqa: E402
 from tests.harness.dovecot import DovecotInstance  # noqa: E402
 
 OWLERY = ROOT / ".venv" / "bin" / "owlery"
 PYTHON = ROOT / ".venv" / "bin" / "python"
-LDA_SCRIPT = ROOT / "sieve" / "delivery" / "lda_lmtp.py"
+OWLERY_LDA = lda_command(str(OWLERY))     # the pipe command `owlery postfix` prints
 USER = "alice@example.org"
 SCRIPT = r"""require ["fileinto", "imap4flags", "mailbox", "envelope"];
 if header :contains "List-Id" "owlery" {
@@ -134,19 +137,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=600, help="LMTP deliveries per server")
     ap.add_argument("--concurrency", type=int, default=4, help="LMTP client connections")
-    ap.add_argument("--lda-messages", type=int, default=150, help="LDA runs per agent")
+    ap.add_argument("--lda-messages", type=int, default=150, help="LDA runs per agent and repetition")
     ap.add_argument("--lda-parallel", type=int, default=2, help="LDA processes at a time")
+    ap.add_argument("--repeat", type=int, default=3, help="LDA repetitions (the median is reported)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
+    if not os.access(OWLERY_LDA, os.X_OK):
+        sys.exit(f"{OWLERY_LDA} missing: run .venv/bin/pip install -e . --no-deps")
 
     work = shared_workdir("owlery-bench-delivery-")
     ours_home = work / "ours" / "example.org" / "alice"
     ours_lda_home = work / "ours-lda" / "example.org" / "alice"
     fast_home = work / "ours" / "example.org" / "ldafast"
-    script_home = work / "ours" / "example.org" / "ldascript"
+    cli_home = work / "ours" / "example.org" / "ldacli"
     dove_home = work / "dovecot-home" / "alice"
     dove_lda_home = work / "dovecot-lda-home" / "alice"
-    for h in (ours_home, ours_lda_home, fast_home, script_home, dove_home, dove_lda_home):
+    for h in (ours_home, ours_lda_home, fast_home, cli_home, dove_home, dove_lda_home):
         prepare_home(h)
     state = work / "state"
     state.mkdir()
@@ -175,35 +181,35 @@ log_level = "warning"
         dove_lmtp2 = lmtp_run(dovecot.lmtp_port, args.messages, args.concurrency)
         ours_lmtp, dove_lmtp = max(ours_lmtp, ours_lmtp2), max(dove_lmtp, dove_lmtp2)
 
-        ours_lda_argv = lambda n: [str(OWLERY), "lda", "-c", str(lda_conf), "-f", "sender@remote.test",  # noqa: E731
-                                   "-d", USER]
-        dove_lda_argv = lambda n: [*dovecot.lda_argv("lda@example.org", "sender@remote.test")]  # noqa: E731
         subprocess.run([sys.executable, "-m", "compileall", "-q", "owlery", "sieve", "policyd", "milters"],
                        cwd=ROOT, env=LDA_ENV, stdout=subprocess.DEVNULL, check=False)
-        fast_argv = lambda n: [str(OWLERY), "lda", "-c", str(fast_conf), "-f", "sender@remote.test",  # noqa: E731
-                               "-d", "ldafast@example.org"]
-        script_argv = lambda n: [str(PYTHON), "-I", "-S", str(LDA_SCRIPT), "-c", str(fast_conf),  # noqa: E731
-                                 "-f", "sender@remote.test", "-d", "ldascript@example.org"]
-        for argv_for in (ours_lda_argv, fast_argv, script_argv, dove_lda_argv):
+        # Name, argv per message number. The first is the postmaster's pipe command.
+        agents = {
+            "owlery-lda, via lmtpd (owlery postfix)": lambda n: [
+                OWLERY_LDA, "-c", str(fast_conf), "-f", "sender@remote.test", "-d", "ldafast@example.org"],
+            "owlery lda, via lmtpd": lambda n: [
+                str(OWLERY), "lda", "-c", str(fast_conf), "-f", "sender@remote.test", "-d", "ldacli@example.org"],
+            "owlery-lda, in-process": lambda n: [
+                OWLERY_LDA, "-c", str(lda_conf), "-f", "sender@remote.test", "-d", USER],
+            "dovecot-lda": lambda n: [*dovecot.lda_argv("lda@example.org", "sender@remote.test")],
+        }
+        for argv_for in agents.values():
             lda_run(argv_for, 4, 1)
-        ours_lda = lda_run(ours_lda_argv, args.lda_messages, args.lda_parallel)
-        fast_lda = lda_run(fast_argv, args.lda_messages, args.lda_parallel)
-        script_lda = lda_run(script_argv, args.lda_messages, args.lda_parallel)
-        dove_lda = lda_run(dove_lda_argv, args.lda_messages, args.lda_parallel)
+        rates: dict[str, list[float]] = {name: [] for name in agents}
+        for _ in range(args.repeat):
+            for name, argv_for in agents.items():
+                rates[name].append(lda_run(argv_for, args.lda_messages, args.lda_parallel))
         # Latency of one delivery, one process at a time (start-up dominates).
-        latency = {name: lda_latency(argv_for, 20) for name, argv_for in (
-            ("bare interpreter (python -I -S -c pass)", lambda n: [str(PYTHON), "-I", "-S", "-c", "pass"]),
-            ("python -I -S lda_lmtp.py, via lmtpd", script_argv),
-            ("owlery lda, via lmtpd", fast_argv),
-            ("owlery lda, in-process", ours_lda_argv),
-            ("dovecot-lda", dove_lda_argv))}
+        latency = {"bare interpreter (python -I -S -c pass)": lda_latency(
+            lambda n: [str(PYTHON), "-I", "-S", "-c", "pass"], 20)}
+        latency.update((name, lda_latency(argv_for, 20)) for name, argv_for in agents.items())
 
         stored = {
             "owlery lmtpd": count_messages(ours_home / "Maildir"),
             "dovecot lmtp": count_messages(dove_home / "Maildir"),
-            "owlery lda (in-process)": count_messages(ours_lda_home / "Maildir"),
-            "owlery lda (via lmtpd)": count_messages(fast_home / "Maildir"),
-            "lda_lmtp.py (via lmtpd)": count_messages(script_home / "Maildir"),
+            "owlery-lda (via lmtpd)": count_messages(fast_home / "Maildir"),
+            "owlery lda (via lmtpd)": count_messages(cli_home / "Maildir"),
+            "owlery-lda (in-process)": count_messages(ours_lda_home / "Maildir"),
             "dovecot-lda": count_messages(dove_lda_home / "Maildir"),
         }
         folders = sorted(p.name for p in (ours_home / "Maildir").glob(".*") if p.is_dir())
@@ -214,17 +220,23 @@ log_level = "warning"
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
+    median = {name: statistics.median(r) for name, r in rates.items()}
+    dove_lda = median["dovecot-lda"]
     print(f"Sieve delivery benchmark: {args.messages} LMTP deliveries x {args.concurrency} connections, "
-          f"{args.lda_messages} LDA runs x {args.lda_parallel} parallel, same script and messages")
+          f"{args.lda_messages} LDA runs x {args.lda_parallel} parallel (median of {args.repeat}), "
+          "same script and messages")
     print(f"  LMTP  owlery lmtpd : {ours_lmtp:8.1f} deliveries/s")
     print(f"  LMTP  dovecot lmtp : {dove_lmtp:8.1f} deliveries/s   ratio {ours_lmtp / dove_lmtp:.2f} "
           f"(target >= 1.00: {'met' if ours_lmtp >= dove_lmtp else 'NOT met'})")
-    print(f"  LDA   dovecot-lda                      : {dove_lda:8.1f} deliveries/s")
-    for name, rate in (("python -I -S lda_lmtp.py, via lmtpd", script_lda),
-                       ("owlery lda, via lmtpd", fast_lda),
-                       ("owlery lda, in-process", ours_lda)):
-        print(f"  LDA   {name:35s}: {rate:8.1f} deliveries/s   ratio {rate / dove_lda:.2f} "
-              f"(target >= 0.50: {'met' if rate >= 0.5 * dove_lda else 'NOT met'})")
+    print(f"  LDA pipe command (owlery postfix): {OWLERY_LDA}")
+    for i, (name, rate) in enumerate(median.items()):
+        runs = " ".join(f"{r:.1f}" for r in rates[name])
+        line = f"  LDA   {name:39s}: {rate:8.1f} deliveries/s  [{runs}]"
+        if name != "dovecot-lda":
+            line += f"  ratio {rate / dove_lda:.2f}"
+        if i == 0:
+            line += f" (target >= 0.50: {'met' if rate >= 0.5 * dove_lda else 'NOT met'})"
+        print(line)
     print("  LDA latency, one at a time:")
     for name, ms in latency.items():
         print(f"        {name:40s}: {ms:6.1f} ms per run")
