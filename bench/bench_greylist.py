@@ -75,6 +75,9 @@ def main() -> int:
               f"owlery workers={args.workers}; load generator: {args.client_procs} process(es); "
               "Redis CPU is not counted in owlery/redis's CPU per decision")
         res = bench(targets, "greylist", args.connections, args)
+        print("\nnew triplets only (every request a first sight: one store write each)")
+        new_args = argparse.Namespace(**{**vars(args), "repeat": 1, "rate": 0})
+        res_new = bench(targets, "greylist-new", args.connections, new_args)
         print(f"load average {os.getloadavg()[0]:.2f} at end")
     finally:
         for p in [pg] + extra_pg:
@@ -101,6 +104,13 @@ def main() -> int:
             rate = res[(name, "saturated", conns)]["rate"]
             vs_disk = f"  x{rate / disk['rate']:.2f} vs postgrey(disk)" if disk else ""
             print(f"  {conns:4d} conns  {name:16s} {rate:8.0f}/s  x{rate / base:.2f} vs postgrey(tmpfs){vs_disk}")
+    print("new triplets only (saturated decisions/s; every request is a store write)")
+    for conns in args.connections:
+        base = res_new[("postgrey", "saturated", conns)]["rate"]
+        for name in ("postgrey", "postgrey(disk)", "owlery/sqlite", "owlery/redis"):
+            if (name, "saturated", conns) in res_new:
+                rate = res_new[(name, "saturated", conns)]["rate"]
+                print(f"  {conns:4d} conns  {name:16s} {rate:8.0f}/s  x{rate / base:.2f} vs postgrey(tmpfs)")
     return 0
 
 

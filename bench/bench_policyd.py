@@ -86,7 +86,7 @@ def fmt(s: dict) -> str:
 def bench(targets: dict, profile: str, conns_list: list[int], args) -> dict:
     """Interleaved repetitions over targets {name: (port, pids)}; prints and returns summaries."""
     rows: dict = {}
-    modes = [("saturated", c, 0.0) for c in conns_list] + [("paced", c, args.rate) for c in conns_list if c > 1]
+    modes = [("saturated", c, 0.0) for c in conns_list] + [("paced", c, args.rate) for c in conns_list if c > 1 and args.rate > 0]
     for name, (port, _pids) in targets.items():   # warm-up: caches, JIT-free paths, page cache
         policyload.run(port, profile=profile, conns=10, seconds=1.0, procs=1)
     for rep in range(args.repeat):

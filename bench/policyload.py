@@ -53,13 +53,26 @@ def _greylist_request(i: int, conn: int) -> bytes:
             f"recipient=user{t % 50}@example.org\ninstance={conn}.{i}\nqueue_id=\nsize=0\n\n").encode()
 
 
+def _greylist_new_request(i: int, conn: int, salt: str) -> bytes:
+    # Every request a triplet never seen before (salted per run): each one is a store write
+    # (first sight, deferred), the worst case for the store and the memory in front of it.
+    return (f"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+            f"client_address=10.{conn % 250}.{(i // 250) % 250}.{i % 250 + 1}\nclient_name=unknown\n"
+            f"helo_name=h{conn}.example.net\nsender=s{salt}x{conn}x{i}@sender{i % 97}.example.net\n"
+            f"recipient=user{i % 50}@example.org\ninstance={conn}.{i}\nqueue_id=\nsize=0\n\n").encode()
+
+
 PROFILES = {"policyd": _policyd_request, "greylist": _greylist_request}
+# Made per request in the load process instead of pre-encoded: no request repeats.
+FRESH_PROFILES = {"greylist-new": _greylist_new_request}
 _PER_CONN = 400   # distinct pre-encoded requests per connection, cycled
 
 
 def _child(args: dict) -> dict:
     """One load process: connect, wait for 'go' on stdin, drive, print results as JSON."""
-    make = PROFILES[args["profile"]]
+    fresh = FRESH_PROFILES.get(args["profile"])
+    make = PROFILES.get(args["profile"])
+    salt = f"{os.getpid()}{time.time_ns() % 10**9}"
     first, count = args["first_conn"], args["conns"]
     seconds, rate_per_conn, limit = args["seconds"], args["rate_per_conn"], args["requests"]
     sel = selectors.EpollSelector()
@@ -70,7 +83,7 @@ def _child(args: dict) -> dict:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setblocking(False)
         socks.append(s)
-        reqs.append([make(i, c) for i in range(_PER_CONN)])
+        reqs.append([make(i, c) for i in range(_PER_CONN)] if make else [])
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     sys.stdin.readline()
@@ -96,7 +109,7 @@ def _child(args: dict) -> dict:
         nonlocal sent
         sent_at[k] = at
         inflight[k] = True
-        fds[k].send(reqs[k][idx[k] % _PER_CONN])
+        fds[k].send(fresh(idx[k], first + k, salt) if fresh else reqs[k][idx[k] % _PER_CONN])
         idx[k] += 1
         sent += 1
 

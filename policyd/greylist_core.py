@@ -347,11 +347,16 @@ class Greylister:
                     out.append((True, self._lua_result(key, res, item[3])))
             return out
         out = []
-        for item in items:
-            try:
-                out.append((True, self.decide(store, *item)))
-            except Exception as e:  # noqa: BLE001 - handed back to this item's request
-                out.append((False, e))
+        try:
+            # One commit for the whole batch (SQLite: each decision is a savepoint inside it).
+            with store.transaction():
+                for item in items:
+                    try:
+                        out.append((True, self.decide(store, *item)))
+                    except Exception as e:  # noqa: BLE001 - handed back to this item's request
+                        out.append((False, e))
+        except Exception as e:  # noqa: BLE001 - the commit failed: no decision of the batch stands
+            return [(False, e)] * len(items)
         return out
 
     def key(self, client_address: str, sender: str, recipient: str) -> str:

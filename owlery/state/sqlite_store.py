@@ -43,6 +43,7 @@ class SQLiteStore(StateStore):
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._writes = itertools.count(1)
+        self._savepoints = itertools.count(1)
         self._closed = False
         self._conn()  # create the file and schema now, so a bad path fails at startup
 
@@ -103,10 +104,29 @@ class SQLiteStore(StateStore):
 
     @contextlib.contextmanager
     def transaction(self):
-        """One BEGIN IMMEDIATE ... COMMIT around the calls inside (nested: joins the outer one)."""
+        """One BEGIN IMMEDIATE ... COMMIT around the calls inside. Nested, it is a savepoint of
+        the outer one: an error inside undoes only its own writes (then propagates), so a batch
+        of decisions can share one commit and still each be atomic."""
         conn = self._conn()
         if conn.in_transaction:
-            yield self
+            name = f"owlery_sp{next(self._savepoints)}"
+            try:
+                conn.execute(f"SAVEPOINT {name}")
+            except sqlite3.Error as e:
+                raise StateUnavailable(f"{self.path}: {e}") from e
+            try:
+                yield self
+            except BaseException:
+                try:
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+                except sqlite3.Error:
+                    pass   # the outer transaction fails and rolls back as a whole
+                raise
+            try:
+                conn.execute(f"RELEASE {name}")
+            except sqlite3.Error as e:
+                raise StateUnavailable(f"{self.path}: {e}") from e
             return
         try:
             conn.execute("BEGIN IMMEDIATE")

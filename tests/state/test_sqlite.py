@@ -83,3 +83,21 @@ def test_transaction_commits_together_or_not_at_all(tmp_path):
     assert other.get("d", T0) == "4"
     store.close()
     other.close()
+
+
+def test_nested_transaction_is_a_savepoint(tmp_path):
+    """A batch shares one commit; an error in one nested unit undoes only that unit."""
+    from owlery.state.sqlite_store import SQLiteStore
+    store = SQLiteStore(str(tmp_path / "sp.sqlite"))
+    with store.transaction():
+        store.set("a", "1", 60, 0)
+        try:
+            with store.transaction():
+                store.set("b", "1", 60, 0)
+                raise ValueError("this unit fails")
+        except ValueError:
+            pass
+        with store.transaction():
+            store.set("c", "1", 60, 0)
+    assert [store.get(k, 1) for k in "abc"] == ["1", None, "1"]
+    store.close()
