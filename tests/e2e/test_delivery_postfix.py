@@ -1,7 +1,7 @@
-"""Sieve delivery behind a real Postfix, once over LMTP (`owlery lmtpd`), once through a
-pipe(8) transport running `owlery lda` as user nobody (in-process), and once through a pipe
-running the LDA's fast path (`python -I -S sieve/delivery/lda_lmtp.py` with lda_lmtp_endpoint:
-the message goes on to lmtpd).
+"""Sieve delivery behind a real Postfix: over LMTP (`owlery lmtpd`); through pipe(8)
+transports running as user nobody: `owlery lda` in-process (pipe.test), the pipe command
+`owlery postfix` prints (`owlery-lda`) in-process (ldain.test), and `owlery-lda` with
+lda_lmtp_endpoint, handing the message on to lmtpd (fast.test).
 
 For each transport: a user's script files mail into a folder and flags it; a vacation reply
 goes out once (not again within :days) and never to a list message; a redirect loop between
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from owlery.postfix import lda_command
 from tests.delivery.daemon import Lmtpd, base_config, remove_workdir, shared_workdir
 from tests.harness.postfix import build_message
 from tests.harness.procs import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 OWLERY = ROOT / ".venv" / "bin" / "owlery"
-PYTHON = ROOT / ".venv" / "bin" / "python"
-LDA_FAST = ROOT / "sieve" / "delivery" / "lda_lmtp.py"
+OWLERY_LDA = lda_command(str(OWLERY))      # what `owlery postfix` puts in master.cf
 
 SCRIPTS = {
     "frank": """require ["fileinto", "imap4flags", "mailbox"];
@@ -39,7 +39,9 @@ vacation :days 1 :subject "Away" "I am away until Monday.";
     "alice": 'redirect "bob@{domain}";\n',
     "bob": 'redirect "alice@{domain}";\n',
 }
-DOMAINS = ("lmtp.test", "pipe.test", "fast.test")
+DOMAINS = ("lmtp.test", "pipe.test", "ldain.test", "fast.test")
+# The pipe transports that deliver in-process, as nobody, with lda.toml.
+IN_PROCESS = {"pipe.test": "owlerylda", "ldain.test": "owlerylda2"}
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,10 @@ def stack(postfix_factory):
             d.mkdir(parents=True)
             (d / "active.sieve").write_text(script.replace("{domain}", domain))
     # The LDA runs as nobody: its mail tree and state directory are nobody's.
-    for root, dirs, files in os.walk(work / "mail" / "pipe.test"):
-        for p in [root] + [os.path.join(root, n) for n in dirs + files]:
-            os.chown(p, nobody.pw_uid, nobody.pw_gid)
+    for domain in IN_PROCESS:
+        for root, dirs, files in os.walk(work / "mail" / domain):
+            for p in [root] + [os.path.join(root, n) for n in dirs + files]:
+                os.chown(p, nobody.pw_uid, nobody.pw_gid)
     (work / "state-lda").mkdir()
     os.chown(work / "state-lda", nobody.pw_uid, nobody.pw_gid)
     (work / "mail").chmod(0o755)
@@ -64,13 +67,16 @@ def stack(postfix_factory):
     fast_conf = work / "lda-fast.toml"
     pf = postfix_factory(
         name="delivery-postfix",
-        main_cf={"owlerylda_destination_recipient_limit": "1", "owlerylmtplda_destination_recipient_limit": "1"},
+        main_cf={f"{t}_destination_recipient_limit": "1" for t in ("owlerylda", "owlerylda2", "owlerylmtplda")},
         master_cf_extra=(
             "owlerylda unix - n n - - pipe\n"
             f"  flags=DRhu user=nobody argv={OWLERY} lda -c {lda_conf} -f ${{sender}} "
             "-a ${original_recipient} -d ${user}@${nexthop}\n"
+            "owlerylda2 unix - n n - - pipe\n"
+            f"  flags=DRhu user=nobody argv={OWLERY_LDA} -c {lda_conf} -f ${{sender}} "
+            "-a ${original_recipient} -d ${user}@${nexthop}\n"
             "owlerylmtplda unix - n n - - pipe\n"
-            f"  flags=DRhu user=nobody argv={PYTHON} -I -S {LDA_FAST} -c {fast_conf} -f ${{sender}} "
+            f"  flags=DRhu user=nobody argv={OWLERY_LDA} -c {fast_conf} -f ${{sender}} "
             "-a ${original_recipient} -d ${user}@${nexthop}\n"),
         transports={"pipe.test": "owlerylda:"})
     submission = f'submission_smtp_endpoint = "tcp:127.0.0.1:{pf.reinject_port}"\n'
@@ -80,8 +86,8 @@ def stack(postfix_factory):
     lmtpd = Lmtpd(work, base_config(work) + submission + "delivery_use_directory = false\n").start()
     # The fast path's settings: only the endpoint (the in-process fallback would use defaults).
     fast_conf.write_text(f'lda_lmtp_endpoint = "tcp:127.0.0.1:{lmtpd.port}"\n')
-    pf.configure(transports={"pipe.test": "owlerylda:", "lmtp.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}",
-                             "fast.test": "owlerylmtplda:"})
+    pf.configure(transports={"pipe.test": "owlerylda:", "ldain.test": "owlerylda2:",
+                             "lmtp.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}", "fast.test": "owlerylmtplda:"})
     try:
         yield pf, work, lmtpd
     finally:
@@ -116,7 +122,7 @@ def test_script_files_into_folder_with_flag(stack, domain):
     assert b"Subject: [owlery] build green" in data
     assert mail_files(work, domain, "frank") == []
     pf.wait_queue_empty(timeout=20)
-    if domain != "pipe.test":
+    if domain not in IN_PROCESS:
         # lmtpd delivered it (directly, or handed over by the fast-path LDA), and its decision
         # line starts with the queue id Postfix logged for this message.
         m = re.search(r"lmtpd: ([0-9A-Za-z]+): delivered: .*to=<frank@" + re.escape(domain) + ">", lmtpd.log())
@@ -164,8 +170,9 @@ def test_redirect_loop_stops(stack, domain):
         pf.wait_queue_empty(timeout=20)
         assert mail_files(work, domain, "bob") == []
         return
-    if domain == "pipe.test":
-        pf.wait_for_log(r"to=<alice@pipe\.test>, relay=owlerylda.*status=bounced \(mail forwarding loop", 30)
+    if domain in IN_PROCESS:
+        pf.wait_for_log(rf"to=<alice@{re.escape(domain)}>, relay={IN_PROCESS[domain]},.*status=bounced "
+                        r"\(mail forwarding loop", 30)
         pf.wait_queue_empty(timeout=20)
         assert b"loop me" not in b"".join(p.read_bytes() for p in mail_files(work, domain, "alice"))
         assert mail_files(work, domain, "bob") == []
