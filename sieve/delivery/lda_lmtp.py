@@ -6,10 +6,13 @@ and the Sieve engine costs far more than the delivery. When `lda_lmtp_endpoint` 
 reads that one key from the settings file, sends the message to lmtpd, and maps the
 per-recipient LMTP reply to a sysexits status: 2xx -> 0, 4xx -> 75, 5.1.1 -> 67, other
 5xx -> 77, with the reply text as the first stderr line (pipe(8) puts it in the DSN).
+`-a ADDRESS -d USER` (dovecot-lda's meaning, as in-process: USER's mailbox and script,
+ADDRESS the envelope recipient Sieve sees) goes as `RCPT TO:<ADDRESS> X-OWLERY-USER=USER`
+when lmtpd advertises that parameter.
 `run()` returns None ("not handled, deliver in-process") when the endpoint is unset, the
-daemon is unreachable or not ready (refused, timeout, 421 before DATA), the arguments need
-the in-process path (-m, -o, -a differing from -d, --help, anything unusual) or the
-settings file cannot be read simply. After DATA was sent and no reply came, the outcome is
+daemon is unreachable or not ready (refused, timeout, 421 before DATA, no X-OWLERY-USER
+when it is needed), the arguments need the in-process path (-m, -o, --help, anything
+unusual) or the settings file cannot be read simply. After DATA was sent and no reply came, the outcome is
 unknown: exit 75 (the MTA retries; a duplicate is possible, a loss is not).
 Run as `python -I -S .../sieve/delivery/lda_lmtp.py ARGS` (no site import at all), or
 through `owlery lda` (owlery.cli's fast path).
@@ -178,10 +181,11 @@ class _Conn:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.buf = b""
+        self.lines: list[str] = []     # the last reply's lines (LHLO: the extensions)
 
     def reply(self) -> tuple[int, str]:
         """(code, text of the last line); raises OSError/ValueError on trouble."""
-        text = []
+        self.lines = text = []
         while True:
             nl = self.buf.find(b"\n")
             while nl < 0:
@@ -228,6 +232,14 @@ def _xtext_ok(address: str) -> bool:
     return all(33 <= ord(c) <= 126 and c not in "<>" for c in address)
 
 
+USER_PARAM = "X-OWLERY-USER"        # = sieve.delivery.lmtp.USER_PARAM (tested)
+
+
+def xtext(text: str) -> str:
+    """RFC 3461 xtext of a printable-ASCII string ("+" and "=" as +2B and +3D)."""
+    return "".join(f"+{ord(c):02X}" if c in "+=" else c for c in text)
+
+
 def greet(endpoint: str, timeout: float) -> "_Conn":
     """Connect and read the greeting; Fallback when the daemon is not there or not ready."""
     sock = connect(endpoint, timeout)
@@ -243,8 +255,10 @@ def greet(endpoint: str, timeout: float) -> "_Conn":
     return conn
 
 
-def transact(conn: "_Conn", endpoint: str, sender: str, address: str, message: bytes) -> tuple[int, str]:
-    """One LMTP transaction after the greeting; (exit status, stderr text).
+def transact(conn: "_Conn", endpoint: str, sender: str, address: str, message: bytes,
+             user: str | None = None) -> tuple[int, str]:
+    """One LMTP transaction after the greeting; (exit status, stderr text). `user`: the
+    mailbox to deliver to when it is not `address` (sent as X-OWLERY-USER).
     Raises Fallback while nothing can have been stored (before the message was sent)."""
     sock = conn.sock
 
@@ -255,10 +269,15 @@ def transact(conn: "_Conn", endpoint: str, sender: str, address: str, message: b
         code, text = command(f"LHLO {socket.gethostname() or 'localhost'}")
         if code != 250:
             raise Fallback(f"LHLO {code}")
+        param = ""
+        if user is not None:
+            if not any(line.upper() == USER_PARAM for line in conn.lines):
+                raise Fallback(f"lmtpd does not take {USER_PARAM}")    # an older lmtpd
+            param = f" {USER_PARAM}={xtext(user)}"
         code, text = command(f"MAIL FROM:<{sender}>")
         if code // 100 != 2:
             raise Fallback(f"MAIL {code} {text}")
-        code, text = command(f"RCPT TO:<{address}>")
+        code, text = command(f"RCPT TO:<{address}>{param}")
         if code // 100 != 2:
             return _exit_for(code, text), text    # the daemon's verdict: unknown user, directory down
         code, text = command("DATA")
@@ -294,11 +313,12 @@ def run(argv: list[str], stdin=None, stderr=None) -> int | None:
     if opts is None or "mailbox" in opts:
         return None
     user = opts.get("user") or opts.get("recipient")
-    if not user or ("recipient" in opts and "user" in opts and opts["recipient"].lower() != user.lower()):
+    if not user:
         return None
+    address = opts.get("recipient") or user     # the envelope recipient, as in-process
     sender = opts.get("sender", "")
     sender = "" if sender == "<>" else sender
-    if not _xtext_ok(user) or (sender and not _xtext_ok(sender)):
+    if not _xtext_ok(user) or not _xtext_ok(address) or (sender and not _xtext_ok(sender)):
         return None
     try:
         config = read_config(opts.get("config"))
@@ -322,7 +342,8 @@ def run(argv: list[str], stdin=None, stderr=None) -> int | None:
         if len(data) > limit:
             return _fail(stderr, EX_NOPERM, "5.3.4 Message too big for system")
         try:
-            status, text = transact(conn, endpoint, sender, user, strip_pipe_trace(data, sender, user))
+            status, text = transact(conn, endpoint, sender, address, strip_pipe_trace(data, sender, address),
+                                    user if user != address else None)
         except Fallback:
             raise Consumed(data) from None
     finally:

@@ -6,7 +6,10 @@ looks the address up and answers with `recipient_checked(reply, user)`), `Delive
 (the adapter delivers and answers with `delivered(replies)`: one reply per accepted
 recipient, in RCPT order, as RFC 2033 requires) and `Close()`. While an answer is
 pending, further (pipelined) input is buffered, so replies always come out in order.
-Advertised: PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SIZE.
+Advertised: PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SIZE, and X-OWLERY-USER: the RCPT
+parameter `X-OWLERY-USER=<xtext user>` the LDA's fast path sends for `-a ADDRESS -d USER`
+(dovecot-lda's meaning: the user's mailbox and Sieve script, with ADDRESS as the envelope
+recipient Sieve sees and Delivered-To names), so the lookup is of USER, not ADDRESS.
 Also the trace helpers the adapter uses: `received_header()` (RFC 5321 4.4, one per
 recipient, `for <rcpt>`) and `postfix_queue_id()` (the id in the topmost Received header
 Postfix added, which keys lmtpd's and the LDA's log lines).
@@ -36,6 +39,7 @@ class Send:
 class CheckRecipient:
     address: str
     sender: str
+    user: str | None = None      # X-OWLERY-USER: look this up instead of `address`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +185,32 @@ def _parse_path(arg: str) -> tuple[str, str] | None:
     return address, params
 
 
+USER_PARAM = "X-OWLERY-USER"
+
+
+def xtext_decode(text: str) -> str | None:
+    """RFC 3461 xtext ("+" HEX HEX for anything but printable ASCII other than "+" and "=");
+    None when malformed."""
+    out, i = bytearray(), 0
+    while i < len(text):
+        c = text[i]
+        if c == "+":
+            h = text[i + 1:i + 3]
+            if len(h) != 2 or any(x not in "0123456789ABCDEF" for x in h):
+                return None
+            out.append(int(h, 16))
+            i += 3
+        elif 33 <= ord(c) <= 126 and c != "=":
+            out.append(ord(c))
+            i += 1
+        else:
+            return None
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _parse_params(text: str) -> dict[str, str] | None:
     out: dict[str, str] = {}
     for item in text.split():
@@ -303,7 +333,7 @@ class LMTPServer:
             self._reset()
             self._lhlo = arg.strip()
             ext = [self.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
-                   f"SIZE {self.limits.message_size}"]
+                   f"SIZE {self.limits.message_size}", USER_PARAM]
             text = "".join(f"250-{e}\r\n" for e in ext[:-1]) + f"250 {ext[-1]}\r\n"
             return [Send(text.encode("ascii"))]
         if verb in ("HELO", "EHLO"):
@@ -374,13 +404,18 @@ class LMTPServer:
         params = _parse_params(param_text)
         if params is None:
             return self._error(R_BAD_ARGS)
+        user = None
+        if USER_PARAM in params:
+            user = xtext_decode(params.pop(USER_PARAM))
+            if not user or any(c.isspace() or c in "<>" for c in user):
+                return self._error(R_BAD_PARAM)
         if params:
             return self._error(R_BAD_PARAM)
         if len(self._recipients) >= self.limits.recipients:
             return [Send(_line(R_TOO_MANY_RCPTS))]
         self._pending_rcpt = address
         self._waiting = True
-        return [CheckRecipient(address, self._sender)]
+        return [CheckRecipient(address, self._sender, user)]
 
     def _data_step(self) -> list | None:
         """Consume DATA input; None when more input is needed."""

@@ -101,9 +101,10 @@ class LMTPApplication:
 
     # -- recipient check (runs in a thread) ------------------------------------
 
-    def check_recipient(self, address: str) -> tuple[Reply, Any]:
+    def check_recipient(self, address: str, lookup: str | None = None) -> tuple[Reply, Any]:
+        """`lookup`: the user to resolve when it is not the address (X-OWLERY-USER, the LDA's -d)."""
         try:
-            user = self.resolver.lookup(address)
+            user = self.resolver.lookup(lookup or address)
         except DirectoryUnavailable as e:
             return e.reply.with_text(Reply.safe_text(f"<{address}> {e.reply.text}")), None
         except Exception as e:  # the lookup boundary: a bug or a bad path is a 4xx, never a 5xx
@@ -206,7 +207,7 @@ def _make_protocol_class() -> type:
                 if isinstance(action, lmtp.Send):
                     self.transport.write(action.data)
                 elif isinstance(action, lmtp.CheckRecipient):
-                    d = self.app.in_thread(self.app.check_recipient, action.address)
+                    d = self.app.in_thread(self.app.check_recipient, action.address, action.user)
                     d.addCallback(self._checked)
                     d.addErrback(self._checked_failed, action.address)
                 elif isinstance(action, lmtp.Deliver):

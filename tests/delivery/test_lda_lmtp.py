@@ -5,7 +5,9 @@ prints) and `python -I -S lda_lmtp.py` deliver through
 a real `owlery lmtpd` (the message lands in lmtpd's Maildir, not the LDA config's); LMTP replies
 map to sysexits (2xx 0, 4xx 75, 5.1.1 67, other 5xx 77) with the reply text on stderr, against a
 scripted LMTP server; a daemon that is absent or not ready (refused, 421 greeting, 4xx to MAIL)
-means an in-process delivery, never a loss or a false 5xx; silence after DATA is 75.
+means an in-process delivery, never a loss or a false 5xx; silence after DATA is 75;
+`-a ADDRESS -d USER` goes to lmtpd as RCPT TO:<ADDRESS> X-OWLERY-USER=USER and stores what the
+in-process LDA stores (an lmtpd without that parameter: in-process).
 """
 
 from __future__ import annotations
@@ -268,3 +270,64 @@ def test_line_scan_agrees_with_tomllib(tmp_path, text):
     expected = {k: v for k, v in tomllib.loads(text).items() if k in lda_lmtp.FAST_KEYS}
     got = lda_lmtp.read_config(str(path))
     assert {k: v for k, v in got.items() if k in lda_lmtp.FAST_KEYS} == expected
+
+
+# --- -a ADDRESS -d USER: X-OWLERY-USER ---------------------------------------------------
+
+def test_user_parameter_in_the_lmtp_machine():
+    from owlery.reply import Reply
+    from sieve.delivery import lmtp
+    assert lda_lmtp.USER_PARAM == lmtp.USER_PARAM
+    m = lmtp.LMTPServer("mx.test")
+    m.start()
+    [hello] = m.feed(b"LHLO c\r\n")
+    assert b"250 X-OWLERY-USER\r\n" in hello.data
+    m.feed(b"MAIL FROM:<s@remote.test>\r\n")
+    [check] = m.feed(f"RCPT TO:<info@example.org> X-OWLERY-USER={lda_lmtp.xtext('a+b=c@example.org')}\r\n".encode())
+    assert check == lmtp.CheckRecipient("info@example.org", "s@remote.test", "a+b=c@example.org")
+    m.recipient_checked(Reply(250, "2.1.5", "Ok"), "user")
+    for bad in ("X-OWLERY-USER=a+2", "X-OWLERY-USER=a+20b", "X-OWLERY-USER=a+3Cb", "NOTIFY=NEVER"):
+        [reply] = m.feed(f"RCPT TO:<x@example.org> {bad}\r\n".encode())
+        assert reply.data.startswith(b"555 5.5.4"), (bad, reply)
+
+
+SUBADDRESS_SCRIPT = """require ["envelope", "subaddress", "fileinto", "mailbox"];
+if envelope :detail "to" "x" { fileinto :create "Detail"; }
+"""
+
+
+def test_address_differing_from_user_goes_through_lmtpd_like_in_process(tmp_path, lmtpd):
+    """dovecot-lda's -a/-d: USER's mailbox and script, ADDRESS as the envelope recipient (Sieve's
+    envelope :detail sees "x", Delivered-To names it). Through lmtpd the stored message is the
+    in-process LDA's, plus lmtpd's Received line."""
+    port, work = lmtpd
+    (work / "mail/example.org/sub").mkdir(parents=True, exist_ok=True)
+    (work / "mail/example.org/sub/active.sieve").write_text(SUBADDRESS_SCRIPT)
+    (tmp_path / "lda-mail/example.org/sub/sieve").mkdir(parents=True)
+    (tmp_path / "lda-mail/example.org/sub/sieve/active.sieve").write_text(SUBADDRESS_SCRIPT)
+    args = ["-f", "s@remote.test", "-a", "sub+x@example.org", "-d", "sub@example.org"]
+    fast = run_lda([*COMMANDS["owlery-lda"], "-c", config(tmp_path, f'lda_lmtp_endpoint = "tcp:127.0.0.1:{port}"'),
+                    *args])
+    assert fast.returncode == 0, fast.stderr
+    in_process = run_lda([*COMMANDS["owlery-lda"], "-c", config(tmp_path), *args])
+    assert in_process.returncode == 0, in_process.stderr
+    [via] = stored(work / "mail/example.org/sub/Maildir/.Detail")
+    [local] = stored(tmp_path / "lda-mail/example.org/sub/Maildir/.Detail")
+    head = b"Return-Path: <s@remote.test>\nDelivered-To: sub+x@example.org\n"
+    assert local.read_bytes() == head + MSG
+    data = via.read_bytes()
+    assert data.startswith(head + b"Received: ") and data.endswith(MSG) and data.count(b"Delivered-To") == 1
+
+
+def test_lmtpd_without_the_user_parameter_means_in_process(tmp_path):
+    server = FakeLMTP(tmp_path / "lmtp.sock", {})      # an older lmtpd: LHLO lists no X-OWLERY-USER
+    conf = config(tmp_path, f'lda_lmtp_endpoint = "unix:{server.path}"')
+    try:
+        r = run_lda([*COMMANDS["owlery-lda"], "-c", conf, "-f", "s@remote.test", "-a", "alice+x@example.org",
+                     "-d", "alice@example.org"])
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    assert not any(line.startswith(b"RCPT") for line in server.seen)
+    [f] = stored(tmp_path / "lda-mail/example.org/alice/Maildir")
+    assert f.read_bytes().startswith(b"Return-Path: <s@remote.test>\nDelivered-To: alice+x@example.org\n")
