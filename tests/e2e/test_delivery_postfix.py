@@ -3,7 +3,9 @@ transports running as user nobody: `owlery lda` in-process (pipe.test), the pipe
 `owlery postfix` prints (`owlery-lda`) in-process (ldain.test), and `owlery-lda` with
 lda_lmtp_endpoint, handing the message on to lmtpd (fast.test).
 
-For each transport: a user's script files mail into a folder and flags it; a vacation reply
+For each transport: a user's script files mail into a folder and flags it; a script sees the
++detail of the address (through the pipes: -a dora+x@ differs from -d dora@, which the
+fast path hands to lmtpd as X-OWLERY-USER); a vacation reply
 goes out once (not again within :days) and never to a list message; a redirect loop between
 two users stops (the message ends in the first user's INBOX, Postfix's queue empties).
 Generated mail (vacation, redirects) goes back into Postfix's reinjection port; replies to
@@ -38,6 +40,9 @@ vacation :days 1 :subject "Away" "I am away until Monday.";
 """,
     "alice": 'redirect "bob@{domain}";\n',
     "bob": 'redirect "alice@{domain}";\n',
+    "dora": """require ["envelope", "subaddress", "fileinto", "mailbox"];
+if envelope :detail "to" "x" { fileinto :create "Detail"; }
+""",
 }
 DOMAINS = ("lmtp.test", "pipe.test", "ldain.test", "fast.test")
 # The pipe transports that deliver in-process, as nobody, with lda.toml.
@@ -67,7 +72,8 @@ def stack(postfix_factory):
     fast_conf = work / "lda-fast.toml"
     pf = postfix_factory(
         name="delivery-postfix",
-        main_cf={f"{t}_destination_recipient_limit": "1" for t in ("owlerylda", "owlerylda2", "owlerylmtplda")},
+        main_cf={"recipient_delimiter": "+",
+                 **{f"{t}_destination_recipient_limit": "1" for t in ("owlerylda", "owlerylda2", "owlerylmtplda")}},
         master_cf_extra=(
             "owlerylda unix - n n - - pipe\n"
             f"  flags=DRhu user=nobody argv={OWLERY} lda -c {lda_conf} -f ${{sender}} "
@@ -129,6 +135,21 @@ def test_script_files_into_folder_with_flag(stack, domain):
         assert m, debug(pf, work, lmtpd)
         assert re.search(re.escape(m.group(1)) + r": to=<frank@" + re.escape(domain), pf.maillog()), \
             debug(pf, work, lmtpd)
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_script_sees_the_address_detail(stack, domain):
+    pf, work, lmtpd = stack
+    msg = build_message(sender="dev@remote.test", to=f"dora+x@{domain}", subject="detail")
+    assert pf.send("dev@remote.test", [f"dora+x@{domain}"], msg).accepted
+    try:
+        [f] = wait_until(lambda: mail_files(work, domain, "dora", ".Detail"), 30, "message filed by detail")
+    except Exception:
+        pytest.fail(debug(pf, work, lmtpd))
+    assert f"Delivered-To: dora+x@{domain}\n".encode() in f.read_bytes()
+    pf.wait_queue_empty(timeout=20)
+    if domain == "fast.test":     # lmtpd stored it (the fast path's settings name no Maildir)
+        assert re.search(r"lmtpd: \S+: delivered: .*to=<dora\+x@fast\.test>", lmtpd.log()), debug(pf, work, lmtpd)
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
