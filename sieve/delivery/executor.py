@@ -30,7 +30,7 @@ from owlery import log as owlery_log
 from owlery.errors import DirectoryUnavailable, StateUnavailable
 from owlery.maildir import Maildir, MaildirError, Owner, QuotaExceeded, owner_from_settings
 from owlery.reply import Reply
-from owlery.settings import Bool, StrList, setting
+from owlery.settings import Bool, SettingType, StrList, setting
 from sieve.delivery import redirect as redirect_mod
 from sieve.delivery import vacation as vacation_mod
 from sieve.delivery.submission import SubmissionError
@@ -57,7 +57,48 @@ DELIVERY_ADD_RETURN_PATH = setting(
     "delivery_add_return_path", Bool, True,
     "Prepend Return-Path: <sender> and Delivered-To: <recipient> to each stored message.")
 
+
+
+def _parse_special_use(value: Any) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table (flag = folder or [folders]), got {value!r}")
+    out: dict[str, list[str]] = {}
+    for flag, folders in value.items():
+        names = [folders] if isinstance(folders, str) else folders
+        if not str(flag).lstrip("\\") or not isinstance(names, list) \
+                or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"{flag!r}: expected a folder name or a list of them, got {folders!r}")
+        out[str(flag)] = list(names)
+    return out
+
+
+DELIVERY_SPECIAL_USE_FOLDERS = setting(
+    "delivery_special_use_folders", SettingType("table of folder lists", _parse_special_use),
+    {"Junk": ["Junk"], "Trash": ["Trash"], "Sent": ["Sent", "Sent Messages"],
+     "Drafts": ["Drafts"], "Archive": ["Archive"]},
+    "Folders carrying an IMAP special use (RFC 6154), for Sieve's fileinto :specialuse and "
+    "specialuse_exists (RFC 8579): flag (without the backslash) = folder or list of folders, the "
+    "first existing one taken. Mirror the special_use lines of Dovecot's mailbox { } sections.")
+
 log = logging.getLogger("owlery.delivery")
+
+
+def special_use_folders(settings: Any, flag: str) -> list[str]:
+    """The folder names configured for special-use `flag` ("\\Junk" or "Junk", any case)."""
+    want = flag.lstrip("\\").lower()
+    return [n for key, names in settings.delivery_special_use_folders.items()
+            if key.lstrip("\\").lower() == want for n in names]
+
+
+def special_use_folder(settings: Any, maildir: Maildir, flag: str) -> str | None:
+    """The first existing folder with special-use `flag`, or None."""
+    for name in special_use_folders(settings, flag):
+        try:
+            if maildir.folder_exists(name):
+                return name
+        except MaildirError:
+            continue
+    return None
 
 EX_OK, EX_NOUSER, EX_SOFTWARE, EX_TEMPFAIL, EX_NOPERM = 0, 67, 70, 75, 77
 
@@ -119,7 +160,8 @@ class DeliveryHost:
     """The Sieve engine's questions answered from this user's Maildir and the state store."""
 
     def __init__(self, maildir: Maildir, user: MailUser, state: Any, global_dirs: Sequence[str],
-                 now: float):
+                 now: float, settings: Any = None):
+        self.settings = settings
         self.maildir = maildir
         self.user = user
         self.state = state
@@ -136,7 +178,11 @@ class DeliveryHost:
             return False
 
     def special_use_exists(self, mailbox: str | None, flag: str) -> bool:
-        return False
+        if self.settings is None:
+            return False
+        if mailbox is None:
+            return special_use_folder(self.settings, self.maildir, flag) is not None
+        return mailbox in special_use_folders(self.settings, flag) and self.mailbox_exists(mailbox)
 
     def seen(self, key: str) -> bool:
         from sieve.api import SieveTempFailure
@@ -255,7 +301,8 @@ class Executor:
         if not scripts:
             return plan
         from sieve import api
-        host = DeliveryHost(maildir, user, self._state_or_none(), self.settings.delivery_sieve_global_dir, now)
+        host = DeliveryHost(maildir, user, self._state_or_none(), self.settings.delivery_sieve_global_dir, now,
+                            self.settings)
         envelope = api.Envelope(mail_from=sender, rcpt_to=recipient, orig_rcpt=original_recipient)
         when = _dt.datetime.fromtimestamp(now, _dt.timezone.utc)
         env = {"location": "MDA", "phase": "during", "host": self.hostname}
@@ -337,7 +384,9 @@ class Executor:
             from_api = api
         for a in plan.actions:
             if isinstance(a, api.FileInto):
-                stores.append((a.mailbox, a.flags, a.create or self.settings.delivery_mailbox_autocreate))
+                # RFC 8579: an existing folder with that special use wins over the named one.
+                box = special_use_folder(self.settings, maildir, a.special_use) if a.special_use else None
+                stores.append((box or a.mailbox, a.flags, a.create or self.settings.delivery_mailbox_autocreate))
             elif isinstance(a, api.Redirect):
                 redirects.append(a)
             elif isinstance(a, api.Reject):

@@ -197,3 +197,36 @@ def test_killed_at_random_points_leaves_no_partial_message(tmp_path, command, vi
     assert sorted(seen) == list(range(200))
     print(f"\n{command} {via or 'in-process'}: {attempts} LDA runs, {kills} killed, {sum(seen.values()) - 200} duplicates "
           f"(killed after the rename, before exit)")
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_fileinto_specialuse_picks_the_folder_with_that_use(tmp_path, command):
+    """RFC 8579: an existing folder with the special use (delivery_special_use_folders, by
+    default Dovecot's names: Junk, Trash, Sent, Drafts, Archive) wins over the named one."""
+    script = tmp_path / "mail/example.org/alice/sieve/active.sieve"
+    script.parent.mkdir(parents=True)
+    script.write_text('require ["fileinto", "special-use", "mailbox"];\n'
+                      'if specialuse_exists "\\\\Junk" { fileinto "Found"; }\n'
+                      'fileinto :specialuse "\\\\Junk" :create "Spam";\n')
+
+    def deliver(conf):
+        r = subprocess.run([*COMMANDS[command], "-c", conf, "-f", "b@r.test", "-d", "alice@example.org"],
+                           input=b"Subject: t\n\nhello\n", capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    conf = config(tmp_path)
+    deliver(conf)                 # no Junk folder yet: the named one, created
+    assert len(maildir_files(tmp_path, folder=".Spam")) == 1
+    assert not maildir_files(tmp_path, folder=".Found")
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / "mail/example.org/alice/Maildir/.Junk" / sub).mkdir(parents=True)
+    deliver(conf)                 # Junk exists: it has \Junk
+    assert len(maildir_files(tmp_path, folder=".Junk")) == 1
+    assert len(maildir_files(tmp_path, folder=".Found")) == 1
+    assert len(maildir_files(tmp_path, folder=".Spam")) == 1
+    # A site whose Dovecot names its junk folder otherwise.
+    conf = config(tmp_path, 'delivery_special_use_folders = { Junk = ["Quarantaine", "Spam"] }')
+    deliver(conf)                 # Quarantaine missing, Spam exists
+    assert len(maildir_files(tmp_path, folder=".Spam")) == 2
+    assert len(maildir_files(tmp_path, folder=".Junk")) == 1
+    assert len(maildir_files(tmp_path, folder=".Found")) == 2
