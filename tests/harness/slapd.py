@@ -36,14 +36,29 @@ Groups under ou=groups (with qmailUser for their mail attribute):
   team@example.test, uniqueMember = alice, erin.
 Nothing exists for e.g. nobody@example.test (unknown user).
 ACL: userPassword only for self/auth; everything else readable anonymously.
+
+TLS mode (Slapd(..., tls=True)): at first start a throw-away CA and a server certificate for
+`tls_names` (default localhost and 127.0.0.1) are made with `cryptography` (ECDSA P-256, valid
+from a day ago for 30 days) into workdir/tls; slapd.conf gets TLSCACertificateFile /
+TLSCertificateFile / TLSCertificateKeyFile (the slapd.conf names of cn=config's olcTLS*; Debian's
+slapd uses GnuTLS) and slapd listens on ldap://127.0.0.1:port (StartTLS offered) and
+ldaps://127.0.0.1:ldaps_port. The key is 0600 and owned by the user running the tests: the
+harness starts slapd without -u, so slapd never drops to another user. ca_file names the CA
+certificate clients should trust; make_ca()/issue_certificate() are usable on their own (e.g.
+a second CA the server's certificate is not signed by). Ready when the plain port answers an
+anonymous bind and the ldaps port answers one over a verified TLS handshake.
 """
 
+import datetime
+import ipaddress
+import os
 import shutil
 import socket
+import ssl
 import subprocess
 from pathlib import Path
 
-from .procs import (LOOPBACK, HarnessError, ManagedProcess, free_port, make_dir,
+from .procs import (LOOPBACK, HarnessError, ManagedProcess, free_port, free_ports, make_dir,
                     retry_on_port_race, wait_until)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -76,16 +91,113 @@ def ldap_bind_ok(port, host=LOOPBACK, timeout=1.0):
     return i > 0 and data[i + 2:i + 5] == b"\x0a\x01\x00"
 
 
+def ldaps_bind_ok(port, ca_file, host=LOOPBACK, server_hostname=None, timeout=1.0):
+    """True if an anonymous bind over LDAPS (certificate verified against ca_file) succeeds."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname=server_hostname or host) as s:
+                s.sendall(_ANON_BIND)
+                data = s.recv(256)
+    except (OSError, ssl.SSLError):
+        return False
+    i = data.find(b"\x61")
+    return i > 0 and data[i + 2:i + 5] == b"\x0a\x01\x00"
+
+
+# ---- throw-away certificates ---------------------------------------------------------------
+def _write_private(path, data):
+    """Write a key file 0600 from the start (never briefly world-readable)."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+
+
+def _validity(builder):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return builder.not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(
+        now + datetime.timedelta(days=30))
+
+
+def make_ca(directory, name="Owlery test CA"):
+    """A new self-signed CA in directory: (cert_path, key_path) as PEM files (key 0600)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    directory = make_dir(directory)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (_validity(x509.CertificateBuilder())
+            .subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(ski, critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "ca.pem", directory / "ca.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def issue_certificate(ca, directory, names=("localhost", "127.0.0.1"), stem="server"):
+    """A server certificate for `names` (DNS names or IP addresses) signed by ca
+    (cert_path, key_path from make_ca): (cert_path, key_path) in directory (key 0600)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    directory = make_dir(directory)
+    ca_cert = x509.load_pem_x509_certificate(Path(ca[0]).read_bytes())
+    ca_key = serialization.load_pem_private_key(Path(ca[1]).read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    alt = []
+    for n in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            alt.append(x509.DNSName(n))
+    cert = (_validity(x509.CertificateBuilder())
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=True, key_cert_sign=False, crl_sign=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = directory / (stem + ".pem"), directory / (stem + ".key")
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 class Slapd:
     """slapd with `ldif_text` (default: the seed directory) loaded by slapadd at first start.
 
     Attributes: url ("ldap://127.0.0.1:PORT"), host, port, base_dn, admin_dn, admin_password,
     workdir. Methods: start(), stop(), restart(), connection(admin=False) (ldap3, bound),
     modify_ldif(text) (ldapmodify as admin; "changetype: add" etc. in the text).
+    With tls=True also: ldaps_url ("ldaps://127.0.0.1:LDAPS_PORT"), ldaps_port, ca_file (the
+    CA to trust), cert_file, key_file; the server certificate names `tls_names`.
     """
 
     def __init__(self, workdir, ldif_text=None, base_dn="dc=example,dc=test",
-                 admin_password="secret"):
+                 admin_password="secret", tls=False, tls_names=("localhost", "127.0.0.1")):
         self.workdir = make_dir(workdir)
         self.ldif_text = seed_ldif() if ldif_text is None else ldif_text
         self.base_dn = base_dn
@@ -96,10 +208,33 @@ class Slapd:
         self.proc = None
         self.conf_path = self.workdir / "slapd.conf"
         self.db_dir = self.workdir / "db"
+        self.tls = tls
+        self.tls_names = tuple(tls_names)
+        self.ldaps_port = None
+        self.ca_file = self.cert_file = self.key_file = None
 
     @property
     def url(self):
         return "ldap://%s:%d" % (self.host, self.port)
+
+    @property
+    def ldaps_url(self):
+        if not self.tls:
+            raise AttributeError("ldaps_url: this Slapd was made without tls=True")
+        return "ldaps://%s:%d" % (self.host, self.ldaps_port)
+
+    def _make_certificates(self):
+        tls_dir = make_dir(self.workdir / "tls", 0o700)
+        ca = make_ca(tls_dir)
+        self.ca_file = ca[0]
+        self.cert_file, self.key_file = issue_certificate(ca, tls_dir, self.tls_names)
+
+    def _tls_conf(self):
+        if not self.tls:
+            return ""
+        return ("TLSCACertificateFile %s\n" % self.ca_file +
+                "TLSCertificateFile %s\n" % self.cert_file +
+                "TLSCertificateKeyFile %s\n" % self.key_file)
 
     def _write_conf(self):
         includes = "".join("include /etc/ldap/schema/%s.schema\n" % s for s in SYSTEM_SCHEMAS)
@@ -110,7 +245,8 @@ class Slapd:
             "moduleload back_mdb\n"
             "pidfile %s\n" % (self.workdir / "slapd.pid") +
             "argsfile %s\n" % (self.workdir / "slapd.args") +
-            "loglevel stats\n"
+            "loglevel stats\n" +
+            self._tls_conf() +
             "database mdb\n"
             "maxsize 104857600\n"
             'suffix "%s"\n' % self.base_dn +
@@ -139,11 +275,16 @@ class Slapd:
         if self.proc is not None and self.proc.alive():
             return self
         if self.port is None:
+            if self.tls:
+                self._make_certificates()
             self._write_conf()
             self._load()
 
             def attempt():
-                self.port = free_port()
+                if self.tls:
+                    self.port, self.ldaps_port = free_ports(2)
+                else:
+                    self.port = free_port()
                 self._spawn(timeout)
             retry_on_port_race(attempt)
         else:
@@ -152,12 +293,18 @@ class Slapd:
 
     def _spawn(self, timeout):
         # -d: stay in the foreground (our child); 256 = stats, one line per operation, to slapd.log.
-        self.proc = ManagedProcess([SLAPD, "-h", "ldap://%s:%d/" % (self.host, self.port),
-                                    "-f", self.conf_path, "-d", "256"],
+        urls = "ldap://%s:%d/" % (self.host, self.port)
+        if self.tls:
+            urls += " ldaps://%s:%d/" % (self.host, self.ldaps_port)
+        self.proc = ManagedProcess([SLAPD, "-h", urls, "-f", self.conf_path, "-d", "256"],
                                    "slapd", self.workdir / "slapd.log").start()
         try:
             wait_until(lambda: ldap_bind_ok(self.port, self.host), timeout,
                        "slapd on port %d" % self.port, self.proc)
+            if self.tls:
+                wait_until(lambda: ldaps_bind_ok(self.ldaps_port, self.ca_file, self.host,
+                                                 server_hostname=self.tls_names[0]), timeout,
+                           "slapd LDAPS on port %d" % self.ldaps_port, self.proc)
         except HarnessError:
             self.proc.stop()
             raise
