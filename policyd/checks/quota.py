@@ -49,21 +49,35 @@ QUOTA_READ_IN_THREAD = setting(
 log = logging.getLogger("owlery.policyd")
 
 _USAGE_CACHE_MAX = 10000
+_USAGE_RECHECK_S = 1.0
 
 
 class UsageCache:
     """Parsed maildirsize files, reused while the file's (mtime, size, inode) stay the same.
 
-    One stat() per lookup instead of open/read/parse: the LDA appends a line (size
-    changes) or rewrites the file by rename (inode changes) at each delivery.
+    At most one stat() a second per file instead of open/read/parse each time: the LDA
+    appends a line (size changes) or rewrites the file by rename (inode changes) at each
+    delivery. A delivery in the last second not seen yet only matters for a mailbox within
+    one message of its limit, and delivery enforces the quota itself.
     """
 
-    def __init__(self, entries_max: int = _USAGE_CACHE_MAX):
+    def __init__(self, entries_max: int = _USAGE_CACHE_MAX, recheck_s: float = _USAGE_RECHECK_S):
         self.entries_max = entries_max
+        self.recheck_s = recheck_s
         self._entries: dict[str, tuple[tuple[int, int, int], maildirsize.MaildirSize | None]] = {}
+        self._checked: dict[str, float] = {}
 
-    def read(self, maildir: str) -> maildirsize.MaildirSize | None:
+    def read(self, maildir: str, now: float | None = None) -> maildirsize.MaildirSize | None:
         path = os.path.join(maildir, "maildirsize")
+        if now is not None:
+            checked = self._checked.get(path)
+            if checked is not None and 0 <= now - checked < self.recheck_s:
+                entry = self._entries.get(path)
+                if entry is not None:
+                    return entry[1]
+            if len(self._checked) >= self.entries_max:
+                self._checked.clear()
+            self._checked[path] = now
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -115,7 +129,7 @@ class QuotaCheck(Check):
         except MaildirError:
             return None
 
-    async def _usage(self, box: Mailbox) -> maildirsize.MaildirSize | None:
+    async def _usage(self, box: Mailbox, now: float) -> maildirsize.MaildirSize | None:
         if box.over_quota or (box.usage_bytes is not None and box.quota_bytes is not None):
             return None      # the directory already says all we need
         path = self._maildir(box)
@@ -125,7 +139,7 @@ class QuotaCheck(Check):
         try:
             if settings.quota_read_in_thread:
                 return await self.ctx.run_blocking(maildirsize.read, path, timeout=settings.quota_read_timeout)
-            return self.usage_cache.read(path)
+            return self.usage_cache.read(path, now)
         except OSError as e:
             # Unreadable (permissions): we cannot know, so we do not refuse; delivery still enforces.
             log.warning("policyd: quota: cannot read %s: %s", os.path.join(path, "maildirsize"), e)
@@ -141,7 +155,7 @@ class QuotaCheck(Check):
         size = request.size
         full = []
         for box in found.mailboxes:
-            if is_full(box, await self._usage(box), size):
+            if is_full(box, await self._usage(box, now), size):
                 full.append(box.address)
         if not full:
             return DUNNO

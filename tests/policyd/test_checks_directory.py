@@ -185,3 +185,15 @@ def test_usage_cache_rereads_a_changed_maildirsize(tmp_path):
     assert cache.read(str(tmp_path)).used_bytes == 7
     (tmp_path / "maildirsize").unlink()
     assert cache.read(str(tmp_path)) is None
+
+
+def test_usage_cache_stats_at_most_once_a_second(tmp_path):
+    from policyd.checks.quota import UsageCache
+    cache = UsageCache()
+    (tmp_path / "maildirsize").write_text("1000S\n100 1\n")
+    assert cache.read(str(tmp_path), 10.0).used_bytes == 100
+    with open(tmp_path / "maildirsize", "a") as f:
+        f.write("50 1\n")
+    assert cache.read(str(tmp_path), 10.5).used_bytes == 100     # within the second: not stat'ed
+    assert cache.read(str(tmp_path), 11.0).used_bytes == 150     # a second later: seen
+    assert cache.read(str(tmp_path), 5.0).used_bytes == 150      # clock stepped back: stat again
