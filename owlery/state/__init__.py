@@ -4,7 +4,8 @@ One interface (`StateStore`) with three engines: SQLite (embedded default, WAL, 
 a few rows at a time, never as a sweep), Redis (several MX hosts share it; every operation
 is one atomic Lua script) and memory (tests, one-shot tools). Time is an argument: every
 call takes `now`, and expiry is judged against it, so tests drive a fake clock against the
-real engines. Engines are blocking; policyd calls them from its thread pool. Failures raise
+real engines. `take_all` takes several token buckets at once, all or nothing (rate limits);
+`take_all_many` runs many of those in one round trip / one commit (policyd's state thread). Engines are blocking; policyd calls them from its thread pool. Failures raise
 `owlery.errors.StateUnavailable` (a 4xx for the client, never a false accept or 5xx).
 Used by: policyd greylist and rate-limit checks, `owlery greylist`.
 Tests: tests/state/test_contract.py (the same suite against all engines).
@@ -15,9 +16,10 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from owlery.errors import StateUnavailable
 from owlery.settings import Duration, Str, choice, int_range, setting
 
 STATE_BACKEND = setting("state_backend", choice("sqlite", "redis", "memory"), "sqlite",
@@ -54,6 +56,10 @@ class Take:
     allowed: bool
     tokens: float            # tokens left after this call
     retry_after: float | None  # seconds until `cost` tokens are there; None if cost > burst (never)
+
+
+# One bucket of a take_all: (key, cost, rate in tokens/s, burst).
+BucketTake = tuple[str, float, float, float]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +110,32 @@ class StateStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def take_all(self, takes: Sequence[BucketTake], now: float) -> list[Take]:
+        """Several token buckets taken as one, all or nothing; one Take per bucket, in order.
+
+        When every bucket has its `cost`, all are charged; when any has not, NONE is
+        charged (a request that is refused must not spend the buckets that had room), and
+        the refused buckets are the ones whose Take says `allowed=False` (the others say
+        True: they had room). Atomic against every other call on the store, across hosts
+        on Redis. A key listed twice is taken twice, in order.
+        """
+
+    def take_all_many(self, batch: Sequence[tuple[Sequence[BucketTake], float]]) -> list[list[Take] | Exception]:
+        """Independent `take_all(takes, now)` calls at once: one Redis round trip, one SQLite
+        commit. One result per call, in order: its Takes, or the exception it raised (the
+        others still stand). Raises when the batch failed as a whole (nothing of it stands)."""
+        out: list[list[Take] | Exception] = []
+        with self.transaction():
+            for takes, now in batch:
+                try:
+                    out.append(self.take_all(takes, now))
+                except StateUnavailable:
+                    raise     # the engine failed (SQLite has rolled the whole batch back)
+                except Exception as e:  # noqa: BLE001 - e.g. a damaged value: only this call fails
+                    out.append(e)
+        return out
+
+    @abc.abstractmethod
     def scan(self, prefix: str, now: float, limit: int = 1000) -> list[Entry]:
         """Live entries whose key starts with prefix (at most limit, in no promised order)."""
 
@@ -137,6 +169,41 @@ def bucket_math(tokens: float | None, stamp: float | None, cost: float, rate: fl
     if cost > burst or rate <= 0:
         return False, tokens, None
     return False, tokens, (cost - tokens) / rate
+
+
+def take_all_math(buckets: Mapping[str, tuple[float, float] | None], takes: Sequence[BucketTake],
+                  now: float) -> tuple[list[Take], dict[str, tuple[str, float]]]:
+    """Pure all-or-nothing step of `StateStore.take_all` for the Python engines (Redis runs
+    the same in Lua). `buckets`: each key's stored (tokens, stamp), None when absent.
+
+    Returns the Takes and what to write: {key: (stored value, ttl)}, empty when any
+    bucket refused (then nothing is charged).
+    """
+    work = dict(buckets)
+    out: list[Take] = []
+    writes: dict[str, tuple[str, float]] = {}
+    for key, cost, rate, burst in takes:
+        tokens, stamp = work.get(key) or (None, None)
+        allowed, left, retry = bucket_math(tokens, stamp, cost, rate, burst, now)
+        out.append(Take(allowed, left, retry))
+        if allowed:
+            work[key] = (left, now)
+            writes[key] = (encode_bucket(left, now), bucket_ttl(rate, burst))
+    if not all(t.allowed for t in out):
+        return out, {}
+    return out, writes
+
+
+def encode_bucket(tokens: float, stamp: float) -> str:
+    """A bucket as stored: "tokens,stamp" (the Redis engine writes the same form)."""
+    return f"{tokens!r},{stamp!r}"
+
+
+def decode_bucket(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    tokens, stamp = value.split(",")
+    return float(tokens), float(stamp)
 
 
 def bucket_ttl(rate: float, burst: float) -> float:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from owlery.state import Entry, StateStore, Take, bucket_math, bucket_ttl
+from owlery.state import Entry, StateStore, Take, bucket_math, bucket_ttl, decode_bucket, take_all_math
 
 
 class MemoryStore(StateStore):
@@ -66,6 +66,14 @@ class MemoryStore(StateStore):
             if allowed or old is None:
                 self._data[key] = (f"{left!r},{now!r}", now + bucket_ttl(rate, burst))
             return Take(allowed, left, retry)
+
+    def take_all(self, takes, now):
+        with self._lock:   # all buckets read, decided and written under one hold of the lock
+            buckets = {key: decode_bucket(self._live(key, now)) for key, *_ in takes}
+            out, writes = take_all_math(buckets, takes, now)
+            for key, (value, ttl) in writes.items():
+                self._data[key] = (value, now + ttl)
+            return out
 
     def scan(self, prefix, now, limit=1000):
         with self._lock:

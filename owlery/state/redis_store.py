@@ -1,6 +1,8 @@
 """Redis state engine: each key is a hash {v: value, e: expiry}; each operation is one Lua script.
 
-Scripts make every read-modify-write atomic across all MX hosts sharing the Redis. The
+Scripts make every read-modify-write atomic across all MX hosts sharing the Redis (a rate
+limit's buckets are all taken in one script). Batches of script runs (greylist decisions,
+rate-limit takes from policyd's state thread) go out pipelined in one round trip. The
 expiry stored in the hash is judged against the caller's `now` (so a fake clock works
 against a real Redis); Redis's own key TTL (set from the same ttl) removes dead keys, so
 no sweep ever runs. Every key carries `prefix`. Errors and timeouts raise StateUnavailable.
@@ -94,6 +96,57 @@ end
 return {allowed, string.format('%.17g', tokens), retry}
 """
 
+# All-or-nothing take of several buckets (StateStore.take_all): KEYS are the buckets, ARGV
+# is now then (cost, rate, burst, ttl) per key. Every bucket is decided first (a key listed
+# twice sees its earlier take); only when all have room are they written. Returns one
+# {allowed, tokens, retry} per key. The keys are all passed as KEYS, so Redis Cluster can
+# route it (it needs them in one slot, e.g. a {hash tag} in state_key_prefix).
+_TAKE_ALL = _LUA_HEAD + """
+local now = tonumber(ARGV[1])
+local state, charged, order = {}, {}, {}
+local out, all_ok = {}, true
+for i, k in ipairs(KEYS) do
+  local a = 1 + (i - 1) * 4
+  local cost, rate, burst = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local s = state[k]
+  if s == nil then
+    s = {false, false}
+    local old = live(k, now)
+    if old then
+      local sep = string.find(old, ',', 1, true)
+      s = {tonumber(string.sub(old, 1, sep - 1)), tonumber(string.sub(old, sep + 1))}
+    end
+    state[k] = s
+  end
+  local tokens, stamp = s[1], s[2]
+  if not tokens then tokens, stamp = burst, now end
+  local elapsed = now - stamp
+  if elapsed < 0 then elapsed = 0 end
+  tokens = math.min(burst, tokens + elapsed * rate)
+  local allowed, retry = 0, '0'
+  if cost <= tokens then
+    allowed = 1
+    tokens = tokens - cost
+    state[k] = {tokens, now}
+    if not charged[k] then order[#order + 1] = k end
+    charged[k] = tonumber(ARGV[a + 4])
+  elseif cost > burst or rate <= 0 then
+    retry = 'never'
+    all_ok = false
+  else
+    retry = string.format('%.17g', (cost - tokens) / rate)
+    all_ok = false
+  end
+  out[i] = {allowed, string.format('%.17g', tokens), retry}
+end
+if all_ok then
+  for _, k in ipairs(order) do
+    put(k, string.format('%.17g', state[k][1]) .. ',' .. string.format('%.6f', now), now, charged[k])
+  end
+end
+return out
+"""
+
 
 def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
@@ -115,6 +168,7 @@ class RedisStore(StateStore):
         self._add = self._redis.register_script(_ADD)
         self._incr = self._redis.register_script(_INCR)
         self._take = self._redis.register_script(_TAKE)
+        self._take_all = self._redis.register_script(_TAKE_ALL)
         self._scripts: dict[str, object] = {}
 
     def run_lua(self, source: str, keys: list[str], args: list[str]):
@@ -134,12 +188,29 @@ class RedisStore(StateStore):
         script = self._scripts.get(source)
         if script is None:
             script = self._scripts[source] = self._redis.register_script(_LUA_HEAD + source)
+        return self._pipelined(script, [([self._k(k) for k in keys], args) for keys, args in calls])
+
+    def _pipelined(self, script, calls: list[tuple[list[str], list[str]]]) -> list:
+        """EVALSHA of one script per call, all in one pipelined round trip; keys already prefixed.
+
+        Not through redis-py's script pipelining, which sends SCRIPT EXISTS first (a second
+        round trip every batch). A server that does not know the script (restarted, flushed)
+        answers NOSCRIPT without running it, so those calls are loaded and sent again.
+        """
+        def send(batch):
+            pipe = self._redis.pipeline(transaction=False)
+            for keys, args in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            return pipe.execute(raise_on_error=False)
 
         def op():
-            pipe = self._redis.pipeline(transaction=False)
-            for keys, args in calls:
-                script(keys=[self._k(k) for k in keys], args=args, client=pipe)
-            return pipe.execute(raise_on_error=False)
+            results = send(calls)
+            missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+            if missing:
+                script.sha = self._redis.script_load(script.script)
+                for i, r in zip(missing, send([calls[i] for i in missing])):
+                    results[i] = r
+            return results
         results = self._call(op)
         return [StateUnavailable(f"Redis {self.url}: {r}") if isinstance(r, Exception) else r for r in results]
 
@@ -184,6 +255,35 @@ class RedisStore(StateStore):
             args=[repr(float(cost)), repr(float(rate)), repr(float(burst)), repr(float(now)),
                   repr(bucket_ttl(rate, burst))])
         return Take(bool(int(allowed)), float(tokens), None if retry == "never" else float(retry))
+
+    def take_all(self, takes, now):
+        takes = list(takes)
+        if not takes:
+            return []
+        keys, args = self._take_all_call(takes, now)
+        return self._takes(self._call(self._take_all, keys=keys, args=args))
+
+    def take_all_many(self, batch):
+        calls = [self._take_all_call(list(takes), now) for takes, now in batch if takes]
+        results = iter(self._pipelined(self._take_all, calls) if calls else [])
+        out: list = []
+        for takes, _ in batch:
+            if not takes:
+                out.append([])
+                continue
+            r = next(results)
+            out.append(r if isinstance(r, Exception) else self._takes(r))
+        return out
+
+    def _take_all_call(self, takes, now) -> tuple[list[str], list[str]]:
+        args = [repr(float(now))]
+        for _, cost, rate, burst in takes:
+            args += [repr(float(cost)), repr(float(rate)), repr(float(burst)), repr(bucket_ttl(rate, burst))]
+        return [self._k(key) for key, *_ in takes], args
+
+    @staticmethod
+    def _takes(res) -> list[Take]:
+        return [Take(bool(int(a)), float(t), None if r == "never" else float(r)) for a, t, r in res]
 
     def scan(self, prefix, now, limit=1000):
         full = self._k(prefix)

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 
 from owlery.errors import StateUnavailable
-from owlery.state import Entry, StateStore, Take, bucket_math, bucket_ttl
+from owlery.state import Entry, StateStore, Take, bucket_math, bucket_ttl, decode_bucket, take_all_math
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -270,6 +270,29 @@ class SQLiteStore(StateStore):
             self._wrote(conn, now)
             return Take(allowed, left, retry)
         return self._run(op)
+
+    def take_all(self, takes, now):
+        takes = list(takes)
+        if not takes:
+            return []
+        keys = list(dict.fromkeys(key for key, *_ in takes))
+
+        def op(conn):
+            marks = ",".join("?" * len(keys))
+            rows = dict(conn.execute(f"SELECT key, value FROM kv WHERE key IN ({marks}) AND expires > ?",
+                                     (*keys, now)).fetchall())
+            out, writes = take_all_math({k: decode_bucket(rows.get(k)) for k in keys}, takes, now)
+            if writes:
+                conn.executemany("INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+                                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                                 "expires = excluded.expires",
+                                 [(k, value, now + ttl) for k, (value, ttl) in writes.items()])
+                self._wrote(conn, now)
+            return out
+        # Read and write in one write transaction (a savepoint inside a caller's, e.g. a
+        # batch of take_all_many), so no other writer slips between the check and the charge.
+        with self.transaction():
+            return self._run(op)
 
     def scan(self, prefix, now, limit=1000):
         def op(conn):
