@@ -15,19 +15,25 @@ names one of your schema), looked up per level on the entries of user+detail@dom
 user@domain, then an `@domain` entry (a domain default).
 
 Connections: a small pool (`ldap_pool_size`, one connection per concurrent lookup),
-simple bind (or anonymous), `ldaps://` URIs or `ldap_start_tls`, connect and response
-timeouts; several `ldap_servers` are tried in order. A connection that fails is
+simple bind (or anonymous), `ldaps://` URIs or `ldap_start_tls` (on the ldap:// ones), connect
+and response timeouts; several `ldap_servers` are tried in order, the next one also when a
+server's certificate does not verify or it refuses StartTLS. TLS verifies the chain
+(`ldap_tls_ca_file`, else the system's CAs) and the URI's host name or IP address against the
+certificate, both by OpenSSL in the handshake (see _tls_class). A connection that fails is
 dropped and the lookup retried once on a fresh one (a restarted server); if that
 fails too the lookup raises DirectoryUnavailable (4xx upstream, never "unknown").
 Blocking: call from a thread (the policy daemon's pool).
-Talks to: an LDAP server. Tests: tests/directory/test_contract.py (real slapd), tests/directory/test_ldap.py
+Talks to: an LDAP server. Tests: tests/directory/test_contract.py (real slapd), tests/directory/test_ldap.py,
+tests/directory/test_ldap_tls.py (LDAPS and StartTLS against a TLS slapd)
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import queue
+import ssl
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -45,10 +51,12 @@ LDAP_BIND_PASSWORD = setting("ldap_bind_password", Str, None,
                              "Password for ldap_bind_dn (prefer ldap_bind_password_file).")
 LDAP_BIND_PASSWORD_FILE = setting("ldap_bind_password_file", Str, None,
                                   "File holding the bind password (first line), readable by the daemon only.")
-LDAP_START_TLS = setting("ldap_start_tls", Bool, False, "Use StartTLS on ldap:// connections.")
+LDAP_START_TLS = setting("ldap_start_tls", Bool, False,
+                         "Require StartTLS on ldap:// connections (a server refusing it is unavailable); "
+                         "ldaps:// servers are TLS already.")
 LDAP_TLS_CA_FILE = setting("ldap_tls_ca_file", Str, None,
-                           "CA certificates to verify the server with (StartTLS and ldaps://); "
-                           "unset: the system's.")
+                           "PEM file of the CA certificates to verify the server with (StartTLS and "
+                           "ldaps://); unset: the system's.")
 LDAP_TLS_VERIFY = setting("ldap_tls_verify", Bool, True,
                           "Verify the server certificate for StartTLS and ldaps:// (turn off only to test).")
 LDAP_CONNECT_TIMEOUT = setting("ldap_connect_timeout", Duration, 3, unit="s",
@@ -119,6 +127,31 @@ def escape(value: str) -> str:
     return escape_filter_chars(value)
 
 
+@functools.cache
+def _tls_class() -> type:
+    """The Tls class below, made on first use: ldap3 is imported only when a connection is."""
+    from ldap3 import Tls
+
+    class HandshakeVerifiedTls(Tls):
+        """ldap3's Tls with the server name checked by OpenSSL during the handshake.
+
+        ldap3 2.9 turns the context's check_hostname off and matches the name afterwards with
+        ssl.match_hostname; Python 3.12 removed that, and ldap3's fallback never matches an IP
+        address, so ldaps://10.0.0.5 with an IP SAN would never connect. server_hostname
+        makes OpenSSL check DNS names and IP addresses alike (and sends SNI for names).
+        """
+
+        def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+            ctx = ssl.create_default_context(cafile=self.ca_certs_file)   # None: the system's CAs
+            if self.validate == ssl.CERT_NONE:                            # ldap_tls_verify = false
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            connection.socket = ctx.wrap_socket(connection.socket, server_hostname=connection.server.host,
+                                                do_handshake_on_connect=do_handshake)
+
+    return HandshakeVerifiedTls
+
+
 class _Entry:
     """A search result entry with case-insensitive attribute access."""
 
@@ -178,32 +211,50 @@ class LdapDirectory(Directory):
 
     # -- connections ---------------------------------------------------------------
 
-    def _server(self) -> Any:
-        import ssl
-
-        from ldap3 import NONE, FIRST, Server, ServerPool, Tls
+    def _servers(self) -> list[Any]:
+        from ldap3 import NONE, Server
         s = self.s
-        tls = Tls(validate=ssl.CERT_REQUIRED if s.ldap_tls_verify else ssl.CERT_NONE,
-                  ca_certs_file=s.ldap_tls_ca_file)
-        servers = [Server(uri, use_ssl=uri.lower().startswith("ldaps://"), tls=tls, get_info=NONE,
-                          connect_timeout=s.ldap_connect_timeout) for uri in s.ldap_servers]
-        if len(servers) == 1:
-            return servers[0]
-        return ServerPool(servers, FIRST, active=1, exhaust=False)
+        # Built per connection: a CA file replaced on disk is used by the next connection.
+        tls = _tls_class()(validate=ssl.CERT_REQUIRED if s.ldap_tls_verify else ssl.CERT_NONE,
+                             ca_certs_file=s.ldap_tls_ca_file)
+        return [Server(uri, use_ssl=uri.lower().startswith("ldaps://"), tls=tls, get_info=NONE,
+                       connect_timeout=s.ldap_connect_timeout) for uri in s.ldap_servers]
 
     def _connect(self) -> Any:
-        from ldap3 import AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, Connection
-        from ldap3.core.exceptions import LDAPException
+        """A bound connection to the first server that takes one, or DirectoryUnavailable.
+
+        Our own loop rather than ldap3's ServerPool: the pool only probes TCP, so a server
+        whose certificate fails verification (or that refuses StartTLS) was picked every time
+        and the next server never tried.
+        """
+        from ldap3 import AUTO_BIND_NONE, Connection
+        from ldap3.core.exceptions import LDAPBindError, LDAPException, LDAPStartTLSError
         s = self.s
         try:
-            return Connection(self._server(), user=s.ldap_bind_dn, password=self.password,
-                              auto_bind=AUTO_BIND_TLS_BEFORE_BIND if s.ldap_start_tls else AUTO_BIND_NO_TLS,
+            servers = self._servers()
+        except LDAPException as e:        # e.g. ldap_tls_ca_file missing
+            raise DirectoryUnavailable(f"LDAP {', '.join(s.ldap_servers)}: {e}") from None
+        errors = []
+        for server in servers:
+            conn = Connection(server, user=s.ldap_bind_dn, password=self.password, auto_bind=AUTO_BIND_NONE,
                               # ldap3 packs receive_timeout into a struct timeval: whole seconds only.
                               read_only=True, receive_timeout=max(1, math.ceil(s.ldap_timeout)),
-                              raise_exceptions=False,
-                              check_names=False)
-        except LDAPException as e:
-            raise DirectoryUnavailable(f"LDAP {', '.join(s.ldap_servers)}: {e}") from None
+                              raise_exceptions=False, check_names=False)
+            try:
+                conn.open(read_server_info=False)      # ldaps://: the handshake (and verification) is here
+                # StartTLS on an ldaps:// connection is refused by ldap3 and pointless: only ldap:// gets it.
+                if s.ldap_start_tls and not server.ssl and not conn.start_tls(read_server_info=False):
+                    raise LDAPStartTLSError(conn.last_error or "StartTLS not started")
+                if not conn.bind(read_server_info=False):
+                    raise LDAPBindError(f"bind failed: {(conn.result or {}).get('description')}")
+                return conn
+            except LDAPException as e:
+                errors.append(f"{server.name}: {e}")
+                try:
+                    conn.unbind()                  # close the socket now, not at garbage collection
+                except Exception:  # noqa: BLE001 - a half-open connection may fail any way while closing
+                    pass
+        raise DirectoryUnavailable("LDAP " + "; ".join(errors))
 
     def _acquire(self) -> Any:
         try:
