@@ -6,6 +6,7 @@ so refills are exact and nothing sleeps.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -115,44 +116,58 @@ def test_take_all_many_damaged_bucket_fails_only_its_call(store):
     assert store.take("ok2", 1, SLOW, 1, T0).allowed is True         # the failed call charged nothing
 
 
-def test_concurrent_take_all_is_all_or_nothing(store):
-    """Six threads, each [shared (50), own (5)] twenty times. Each own bucket lets 5 through,
-    so exactly 30 succeed; if the refused takes charged `shared`, fewer would, and `shared`
-    would end below 20."""
-    wins = []
+@pytest.fixture
+def busy_switching():
+    """Threads switch every microsecond, so a check-then-charge race would show up."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(old)
+
+
+def run_threads(target, n):
     errors = []
 
-    def worker(n):
+    def guarded(i):
         try:
-            for _ in range(20):
-                if all(allowed(store.take_all([("shared", 1, SLOW, 50), (f"own{n}", 1, SLOW, 5)], T0))):
-                    wins.append(n)
+            target(i)
         except Exception as e:  # noqa: BLE001 - report any failure from the thread
             errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
-    assert len(wins) == 30 and all(wins.count(n) == 5 for n in range(6))
-    assert not store.take("shared", 21, SLOW, 50, T0).allowed
-    assert store.take("shared", 20, SLOW, 50, T0).allowed
 
 
+@pytest.mark.usefixtures("busy_switching")
+def test_concurrent_take_all_is_all_or_nothing(store):
+    """Six threads, each [shared (50), own (5)] twenty times. Each own bucket lets 5 through,
+    so exactly 30 succeed; if the refused takes charged `shared`, fewer would, and `shared`
+    would end below 20. Five rounds, as one round may not interleave badly enough."""
+    for rnd in range(5):
+        wins = []
+
+        def worker(n):
+            for _ in range(20):
+                if all(allowed(store.take_all([(f"shared{rnd}", 1, SLOW, 50), (f"own{rnd}.{n}", 1, SLOW, 5)], T0))):
+                    wins.append(n)
+        run_threads(worker, 6)
+        assert len(wins) == 30 and all(wins.count(n) == 5 for n in range(6)), f"round {rnd}"
+        assert not store.take(f"shared{rnd}", 21, SLOW, 50, T0).allowed, f"round {rnd}"
+        assert store.take(f"shared{rnd}", 20, SLOW, 50, T0).allowed, f"round {rnd}"
+
+
+@pytest.mark.usefixtures("busy_switching")
 def test_concurrent_take_all_many_never_overspends(store):
     wins = []
 
-    def worker():
+    def worker(_):
         for _ in range(10):
             got = store.take_all_many([([("pool", 1, SLOW, 25), ("other", 1, SLOW, 1000)], T0)] * 3)
             wins.extend(1 for r in got if all(allowed(r)))
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(worker, 4)
     assert len(wins) == 25
     assert store.take("other", 975, SLOW, 1000, T0).allowed          # charged exactly 25 times
+    assert not store.take("other", 1, SLOW, 1000, T0).allowed
