@@ -4,8 +4,12 @@ Messages are counted at END-OF-MESSAGE (one per message); recipients at RCPT (on
 recipient), or at END-OF-MESSAGE with `recipient_count` when ratelimit_recipients_at says so.
 Each limit is `N/period` (burst N, refilled at N per period). Over a limit the request gets
 `450 4.7.1` and the decision log line names the key (`ratelimit=sasl_username:alice`).
-Buckets live in the state store (Redis for several MX hosts, one atomic script per take), so
-a limit holds across hosts. Whitelisted clients, senders and users are not counted.
+All buckets a request draws from are taken together, all or nothing (`StateStore.take_all`):
+a deferred request costs no bucket anything. Buckets live in the state store (Redis for
+several MX hosts: one atomic script per request), so a limit holds across hosts. Decisions
+go to the store through the daemon's "state" worker thread, which takes every decision
+queued meanwhile in one call (one Redis round trip, one SQLite commit), as greylist does.
+Whitelisted clients, senders and users are not counted.
 Talks to: the state store. Tests: tests/policyd/test_ratelimit.py, tests/e2e/test_greylist_shared_redis.py
 """
 
@@ -150,12 +154,11 @@ class RateLimitCheck(Check):
                 out.append((f"rl:{kind}:{key_type}:{value}", f"{key_type}:{value}", rate, cost))
         return out
 
-    def _take_all(self, buckets, now):
-        for key, name, rate, cost in buckets:
-            taken = self.store.take(key, cost, rate.per_second, rate.count, now)
-            if not taken.allowed:
-                return name, rate, taken, key.split(":", 2)[1]
-        return None
+    def _batch(self, items: list[tuple[list, float]]) -> list[tuple[bool, Any]]:
+        """In the state worker thread: every decision queued meanwhile in one store call (one
+        Redis round trip, one SQLite commit), each one all or nothing."""
+        results = self.store.take_all_many(items)
+        return [(False, r) if isinstance(r, Exception) else (True, r) for r in results]
 
     async def evaluate(self, request, now):
         if self._whitelisted(request):
@@ -163,10 +166,16 @@ class RateLimitCheck(Check):
         buckets = self._buckets(request)
         if not buckets:
             return DUNNO
-        refused = await self.ctx.run_blocking(self._take_all, buckets, now, timeout=self.timeout)
-        if refused is None:
+        takes = [(key, cost, rate.per_second, rate.count) for key, _, rate, cost in buckets]
+        results = await self.ctx.run_batched("state", self._batch, (takes, now), timeout=self.timeout)
+        refused = [(b, t) for b, t in zip(buckets, results) if not t.allowed]
+        if not refused:
             return DUNNO
-        name, rate, taken, kind = refused
+        # Name the bucket that holds the request back longest: the message can pass once it
+        # has refilled (the others refill sooner). None (cost over the burst) is forever.
+        (key, name, rate, _), taken = max(
+            refused, key=lambda bt: float("inf") if bt[1].retry_after is None else bt[1].retry_after)
+        kind = key.split(":", 2)[1]
         fields = {"ratelimit": name, "limit": f"{rate} {'messages' if kind == 'm' else 'recipients'}"}
         if taken.retry_after is not None:
             fields["retry_after"] = int(taken.retry_after) + 1
