@@ -165,7 +165,9 @@ delivery_use_directory = false
 log_level = "warning"
 """
     lda_conf = work / "lda.toml"
-    lda_conf.write_text(conf.replace(f"{work}/ours/", f"{work}/ours-lda/"))
+    # Its own state file: the in-process LDA and lmtpd are separate installations here.
+    lda_conf.write_text(conf.replace(f"{work}/ours/", f"{work}/ours-lda/")
+                        .replace(f"{state}/state.sqlite", f"{state}/lda-state.sqlite"))
     lmtpd = Lmtpd(work, conf).start()
     fast_conf = work / "lda-fast.toml"
     fast_conf.write_text(f'lda_lmtp_endpoint = "tcp:127.0.0.1:{lmtpd.port}"\n')
