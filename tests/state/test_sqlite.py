@@ -101,3 +101,36 @@ def test_nested_transaction_is_a_savepoint(tmp_path):
             store.set("c", "1", 60, 0)
     assert [store.get(k, 1) for k in "abc"] == ["1", None, "1"]
     store.close()
+
+
+def test_take_all_many_sqlite_error_mid_batch_fails_it_whole(tmp_path, monkeypatch):
+    """An SQLite error (disk full, I/O) in one call rolls back the shared transaction: the
+    batch fails as a whole, nothing of it stands, and the store is usable afterwards (the
+    batch stops there rather than open a new transaction under the writer lock it holds)."""
+    import threading
+
+    import owlery.state.sqlite_store as mod
+    s = SQLiteStore(str(tmp_path / "s.sqlite"))
+    real, calls = mod.take_all_math, []
+
+    def failing_second(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(*args)
+    monkeypatch.setattr(mod, "take_all_math", failing_second)
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(s.take_all_many([([("a", 1, 1e-9, 1)], T0)] * 3))
+        except Exception as e:  # noqa: BLE001 - the outcome under test
+            outcome.append(e)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "take_all_many hung after an SQLite error"
+    assert isinstance(outcome[0], StateUnavailable) and len(calls) == 2
+    monkeypatch.setattr(mod, "take_all_math", real)
+    assert s.take_all([("a", 1, 1e-9, 1)], T0)[0].allowed      # the first call's charge was undone
+    s.close()
