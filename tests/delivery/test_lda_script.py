@@ -130,3 +130,30 @@ def test_system_wide_install_is_found(tmp_path, monkeypatch):
     assert script._package_root() is None
     (info / "direct_url.json").write_text(f'{{"dir_info": {{"editable": true}}, "url": "file://{ROOT}"}}')
     assert script._package_root() == str(ROOT)
+
+
+def test_linked_from_another_directory(tmp_path):
+    """`ln -s /opt/owlery/bin/owlery-lda /usr/local/bin/`: it still finds `owlery` beside the real file."""
+    venv, sp = make_venv(tmp_path)
+    os.symlink(ROOT / "sieve", sp / "sieve")
+    elsewhere = tmp_path / "usr-local-bin"
+    elsewhere.mkdir()
+    os.symlink(venv / "bin" / "owlery-lda", elsewhere / "owlery-lda")
+    conf = tmp_path / "lda.toml"
+    server = FakeLMTP(tmp_path / "lmtp.sock", {})
+    conf.write_text(f'lda_lmtp_endpoint = "unix:{server.path}"\n')
+    try:
+        r = subprocess.run([str(elsewhere / "owlery-lda"), "-c", str(conf), "-d", "a@example.org"], input=MSG,
+                           capture_output=True, timeout=60)
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    assert b"..dot line\r\n" in server.seen
+    assert not (tmp_path / "site-ran").exists()
+
+
+def test_the_installed_copy_is_this_one():
+    """pip copies the script at install time (editable installs too): a stale copy means the
+    other LDA tests run old code."""
+    installed = ROOT / ".venv" / "bin" / "owlery-lda"
+    assert installed.read_bytes() == SCRIPT.read_bytes(), "re-run: .venv/bin/pip install -e . --no-deps"
