@@ -5,10 +5,12 @@ a few rows at a time, never as a sweep), Redis (several MX hosts share it; every
 is one atomic Lua script) and memory (tests, one-shot tools). Time is an argument: every
 call takes `now`, and expiry is judged against it, so tests drive a fake clock against the
 real engines. `take_all` takes several token buckets at once, all or nothing (rate limits);
-`take_all_many` runs many of those in one round trip / one commit (policyd's state thread). Engines are blocking; policyd calls them from its thread pool. Failures raise
+`take_all_many` runs many of those in one round trip / one commit (policyd's state thread).
+Engines are blocking; policyd calls them from its thread pool. Failures raise
 `owlery.errors.StateUnavailable` (a 4xx for the client, never a false accept or 5xx).
 Used by: policyd greylist and rate-limit checks, `owlery greylist`.
-Tests: tests/state/test_contract.py (the same suite against all engines).
+Tests: tests/state/test_contract.py, tests/state/test_take_all.py (the same suites against
+all engines).
 """
 
 from __future__ import annotations

@@ -181,7 +181,8 @@ def test_all_or_nothing_messages_and_recipients(engine):
     limits = []
     for i, (dt, count, verb, named, retry) in enumerate(MESSAGES_AND_RECIPIENTS):
         d = decide(pipe, T0 + dt, recipient_count=str(count))
-        assert (d.action.verb, d.log.get("ratelimit"), d.log.get("retry_after")) == (verb, named, retry), f"step {i}"
+        got = (d.action.verb, d.log.get("ratelimit"), d.log.get("retry_after"))
+        assert got == (verb, named, retry), f"step {i}"
         limits.append(d.log.get("limit"))
     assert limits == ["10/1h recipients", None, "10/1h recipients", None, None, "3/1h messages"]
 

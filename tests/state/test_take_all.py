@@ -151,7 +151,8 @@ def test_concurrent_take_all_is_all_or_nothing(store):
 
         def worker(n):
             for _ in range(20):
-                if all(allowed(store.take_all([(f"shared{rnd}", 1, SLOW, 50), (f"own{rnd}.{n}", 1, SLOW, 5)], T0))):
+                takes = [(f"shared{rnd}", 1, SLOW, 50), (f"own{rnd}.{n}", 1, SLOW, 5)]
+                if all(allowed(store.take_all(takes, T0))):
                     wins.append(n)
         run_threads(worker, 6)
         assert len(wins) == 30 and all(wins.count(n) == 5 for n in range(6)), f"round {rnd}"
