@@ -114,7 +114,11 @@ class SQLiteStore(StateStore):
         the outer one: an error inside undoes only its own writes (then propagates), so a batch
         of decisions can share one commit and still each be atomic."""
         conn = self._conn()
-        if conn.in_transaction:
+        if getattr(self._local, "outer", False):
+            if not conn.in_transaction:
+                # An error earlier in this batch rolled the whole transaction back: every
+                # later unit fails too (opening a new one here would wait on our own lock).
+                raise StateUnavailable(f"{self.path}: transaction aborted by an earlier error")
             name = f"owlery_sp{next(self._savepoints)}"
             try:
                 conn.execute(f"SAVEPOINT {name}")
@@ -135,7 +139,11 @@ class SQLiteStore(StateStore):
                 raise StateUnavailable(f"{self.path}: {e}") from e
             return
         with self._writer():
-            yield from self._outer(conn)
+            self._local.outer = True
+            try:
+                yield from self._outer(conn)
+            finally:
+                self._local.outer = False
 
     @contextlib.contextmanager
     def _writer(self):

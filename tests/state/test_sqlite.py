@@ -134,3 +134,36 @@ def test_take_all_many_sqlite_error_mid_batch_fails_it_whole(tmp_path, monkeypat
     monkeypatch.setattr(mod, "take_all_math", real)
     assert s.take_all([("a", 1, 1e-9, 1)], T0)[0].allowed      # the first call's charge was undone
     s.close()
+
+
+def test_unit_after_an_error_that_aborted_the_batch_fails_instead_of_hanging(tmp_path):
+    """A database error inside a batch rolls the whole transaction back; the next unit of the
+    same batch must fail at once (StateUnavailable), not wait on the writer lock its own
+    thread holds."""
+    import threading
+    store = SQLiteStore(str(tmp_path / "abort.sqlite"))
+    outcome = []
+
+    def batch():
+        try:
+            with store.transaction():
+                try:
+                    with store.transaction():
+                        store._run(lambda conn: conn.execute("SELECT * FROM no_such_table"))
+                except StateUnavailable:
+                    outcome.append("first failed")
+                try:
+                    with store.transaction():
+                        store.set("k", "v", 60, 0)
+                except StateUnavailable:
+                    outcome.append("second failed")
+        except StateUnavailable:
+            outcome.append("batch failed")
+    worker = threading.Thread(target=batch, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "the batch hung on its own lock"
+    assert outcome == ["first failed", "second failed", "batch failed"]
+    store.set("k", "v", 60, 0)                      # the store is usable afterwards
+    assert store.get("k", 1) == "v"
+    store.close()
