@@ -49,7 +49,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=2000.0,
                     help="offered load of the paced runs, decisions/s (default 2000)")
     ap.add_argument("--client-procs", type=int, default=1, help="load-generator processes (default 1)")
-    ap.add_argument("--workers", type=int, default=1, help="policyd_workers for owlery (default 1)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="policyd_workers for owlery (default: the number of cores, as README advises)")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--tmpfs", default="/dev/shm", help="where postgrey's dbdir and the SQLite file go")
     ap.add_argument("--postgrey-disk", action=argparse.BooleanOptionalAction, default=True,

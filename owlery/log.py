@@ -100,6 +100,11 @@ def setup(settings: Any, program: str) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler._owlery = True  # type: ignore[attr-defined]
+    # Every decision is a log line: skip what our formats never show (the caller's file and
+    # line, found by walking the stack; thread names), as the logging HOWTO advises.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root.addHandler(handler)
     root.setLevel(getattr(logging, settings.log_level.upper()))
     _configured = True

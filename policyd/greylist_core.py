@@ -32,6 +32,7 @@ AWL_PREFIX = "gl:a:"
 AWL_GATE_PREFIX = "gl:h:"
 AWL_COUNT_INTERVAL = 3600.0   # a client's passes count at most once an hour (postgrey)
 FILE_CHECK_INTERVAL = 1.0     # stat whitelist files at most once a second
+_MATCH_MEMO_MAX = 65536       # whitelist answers remembered per list
 MAX_FIELD = 512               # postgrey truncates names and values to 512 bytes too
 
 
@@ -113,6 +114,17 @@ class ClientWhitelist:
         return cls(frozenset(domains), tuple(networks), tuple(regexes))
 
     def matches(self, address: str, name: str) -> bool:
+        # Answers are kept per list (a changed file makes a new list): the same clients come
+        # back all day, and the network scan and regexes are the costly part.
+        memo = self.__dict__.setdefault("_memo", {})
+        got = memo.get((address, name))
+        if got is None:
+            if len(memo) >= _MATCH_MEMO_MAX:
+                memo.clear()
+            got = memo[(address, name)] = self._matches(address, name)
+        return got
+
+    def _matches(self, address: str, name: str) -> bool:
         if self.networks and address:
             try:
                 ip = ipaddress.ip_address(address)

@@ -15,6 +15,7 @@ Tests: tests/policyd/test_greylist_check.py, tests/e2e/test_greylist_postfix.py
 from __future__ import annotations
 
 import email.utils
+import functools
 import ipaddress
 import socket
 from typing import Any
@@ -101,6 +102,7 @@ def open_state(ctx: CheckContext) -> Any:
     return ctx.resource("state", lambda: open_store(ctx.settings))
 
 
+@functools.lru_cache(maxsize=65536)   # the same clients come back; parsing is the cost
 def _in_networks(address: str, networks: tuple) -> bool:
     if not networks or not address:
         return False
@@ -137,6 +139,12 @@ class GreylistCheck(Check):
         self.hostname = s.greylist_hostname if s.greylist_hostname is not None else socket.gethostname()
         self.spf_domains = frozenset(d.lower().rstrip(".") for d in s.greylist_spf_pass_domains)
         self.timeout = s.state_timeout
+        # One action per (seconds left, recipient domain): built and validated once, reused.
+        self._deferral = functools.lru_cache(maxsize=4096)(self._make_deferral)
+
+    def _make_deferral(self, seconds_left: int, domain: str) -> Any:
+        text = Reply.safe_text(format_reply_text(self.reply_text, seconds_left, f"x@{domain}"))
+        return actions.defer_if_permit(Reply(450, GREYLIST_DSN, text))
 
     def _batch(self, items: list[tuple[str, str, str, float]]) -> list[tuple[bool, Any]]:
         """In the state worker thread: the store decides for all queued items at once (one
@@ -168,8 +176,7 @@ class GreylistCheck(Check):
                                                 timeout=self.timeout)
             self.memory.learn(result, client, now)
         if result.deferred:
-            text = Reply.safe_text(format_reply_text(self.reply_text, result.seconds_left, request.recipient))
-            return Verdict(actions.defer_if_permit(Reply(450, GREYLIST_DSN, text)),
+            return Verdict(self._deferral(result.seconds_left, address_domain(request.recipient)),
                            {"greylist": "new" if result.new else "early-retry",
                             "delay_left": result.seconds_left})
         if result.outcome == "passed" and self.header:
