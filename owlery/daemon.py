@@ -226,6 +226,8 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
         log.info("%s: settings reloaded from %s", program, new.path or "built-in defaults")
 
     signal.signal(signal.SIGHUP, lambda *a: reactor.callFromThread(reload))
+    # A worker keeps SIGHUP blocked until here: one sent while it started is reloaded now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
 
     def drain() -> Any:
         log.info("%s: stopping: no new connections, %d open", program, len(tracked.protocols))
@@ -301,7 +303,7 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
         if pid == 0:
             status = 1
             try:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals - {signal.SIGHUP})
                 status = _serve(f"{program}", config_path, current, endpoints, build, per_worker[index])
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
                 log.exception("%s: worker %d failed", program, index)
@@ -324,6 +326,10 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
             for pid in pids:
                 os.kill(pid, signal.SIGTERM)
         elif info is not None and info.si_signo == signal.SIGHUP:
+            try:
+                current = settings_mod.load(config_path)     # for workers started from now on
+            except settings_mod.SettingsError as e:
+                log.warning("%s: reload refused, keeping old settings: %s", program, e)
             for pid in pids:
                 os.kill(pid, signal.SIGHUP)
         while pids:
