@@ -104,12 +104,12 @@ class StateStore(abc.ABC):
     def incr(self, key: str, amount: int, ttl: float, now: float) -> int:
         """Add amount to an integer counter (missing = 0); the key then expires at now + ttl."""
 
-    @abc.abstractmethod
     def take(self, key: str, cost: float, rate: float, burst: float, now: float) -> Take:
         """Token bucket: refill at `rate` tokens/s up to `burst`; take `cost` if there.
 
-        A bucket starts full. A refused take leaves the bucket untouched.
+        A bucket starts full. A refused take leaves the bucket untouched. (A take_all of one.)
         """
+        return self.take_all([(key, cost, rate, burst)], now)[0]
 
     @abc.abstractmethod
     def take_all(self, takes: Sequence[BucketTake], now: float) -> list[Take]:

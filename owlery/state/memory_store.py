@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from owlery.state import Entry, StateStore, Take, bucket_math, bucket_ttl, decode_bucket, take_all_math
+from owlery.state import Entry, StateStore, decode_bucket, take_all_math
 
 
 class MemoryStore(StateStore):
@@ -54,18 +54,6 @@ class MemoryStore(StateStore):
             value = (int(old) if old is not None else 0) + amount
             self._data[key] = (str(value), now + ttl)
             return value
-
-    def take(self, key, cost, rate, burst, now):
-        with self._lock:
-            old = self._live(key, now)
-            tokens = stamp = None
-            if old is not None:
-                t, s = old.split(",")
-                tokens, stamp = float(t), float(s)
-            allowed, left, retry = bucket_math(tokens, stamp, cost, rate, burst, now)
-            if allowed or old is None:
-                self._data[key] = (f"{left!r},{now!r}", now + bucket_ttl(rate, burst))
-            return Take(allowed, left, retry)
 
     def take_all(self, takes, now):
         with self._lock:   # all buckets read, decided and written under one hold of the lock

@@ -66,40 +66,11 @@ put(KEYS[1], string.format('%d', v), now, tonumber(ARGV[2]))
 return v
 """
 
-# Same arithmetic as owlery.state.bucket_math; returns {allowed, tokens, retry} as strings
-# because Redis truncates Lua numbers to integers.
-_TAKE = _LUA_HEAD + """
-local cost, rate, burst, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
-                                    tonumber(ARGV[4]), tonumber(ARGV[5])
-local old = live(KEYS[1], now)
-local tokens, stamp = burst, now
-if old then
-  local sep = string.find(old, ',', 1, true)
-  tokens = tonumber(string.sub(old, 1, sep - 1))
-  stamp = tonumber(string.sub(old, sep + 1))
-end
-local elapsed = now - stamp
-if elapsed < 0 then elapsed = 0 end
-tokens = math.min(burst, tokens + elapsed * rate)
-local allowed, retry = 0, '0'
-if cost <= tokens then
-  allowed = 1
-  tokens = tokens - cost
-elseif cost > burst or rate <= 0 then
-  retry = 'never'
-else
-  retry = string.format('%.17g', (cost - tokens) / rate)
-end
-if allowed == 1 or not old then
-  put(KEYS[1], string.format('%.17g', tokens) .. ',' .. string.format('%.6f', now), now, ttl)
-end
-return {allowed, string.format('%.17g', tokens), retry}
-"""
-
-# All-or-nothing take of several buckets (StateStore.take_all): KEYS are the buckets, ARGV
-# is now then (cost, rate, burst, ttl) per key. Every bucket is decided first (a key listed
-# twice sees its earlier take); only when all have room are they written. Returns one
-# {allowed, tokens, retry} per key. The keys are all passed as KEYS, so Redis Cluster can
+# All-or-nothing take of several buckets (StateStore.take_all; take() is a take_all of one),
+# the same arithmetic as owlery.state.bucket_math: KEYS are the buckets, ARGV is now then
+# (cost, rate, burst, ttl) per key. Every bucket is decided first (a key listed twice sees
+# its earlier take); only when all have room are they written. Returns one
+# {allowed, tokens, retry} per key, as strings because Redis truncates Lua numbers. The keys are all passed as KEYS, so Redis Cluster can
 # route it (it needs them in one slot, e.g. a {hash tag} in state_key_prefix).
 _TAKE_ALL = _LUA_HEAD + """
 local now = tonumber(ARGV[1])
@@ -167,7 +138,6 @@ class RedisStore(StateStore):
         self._set = self._redis.register_script(_SET)
         self._add = self._redis.register_script(_ADD)
         self._incr = self._redis.register_script(_INCR)
-        self._take = self._redis.register_script(_TAKE)
         self._take_all = self._redis.register_script(_TAKE_ALL)
         self._scripts: dict[str, object] = {}
 
@@ -248,13 +218,6 @@ class RedisStore(StateStore):
     def incr(self, key, amount, ttl, now):
         return int(self._call(self._incr, keys=[self._k(key)],
                               args=[str(int(amount)), repr(float(ttl)), repr(float(now))]))
-
-    def take(self, key, cost, rate, burst, now):
-        allowed, tokens, retry = self._call(
-            self._take, keys=[self._k(key)],
-            args=[repr(float(cost)), repr(float(rate)), repr(float(burst)), repr(float(now)),
-                  repr(bucket_ttl(rate, burst))])
-        return Take(bool(int(allowed)), float(tokens), None if retry == "never" else float(retry))
 
     def take_all(self, takes, now):
         takes = list(takes)

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 
 from owlery.errors import StateUnavailable
-from owlery.state import Entry, StateStore, Take, bucket_math, bucket_ttl, decode_bucket, take_all_math
+from owlery.state import Entry, StateStore, decode_bucket, take_all_math
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -256,27 +256,6 @@ class SQLiteStore(StateStore):
                                (key, str(amount), now + ttl, now, amount)).fetchone()
             self._wrote(conn, now)
             return int(row[0])
-        return self._run(op)
-
-    def take(self, key, cost, rate, burst, now):
-        def op(conn):
-            own = not conn.in_transaction     # inside transaction(): the caller commits
-            if own:
-                conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchone()
-            tokens = stamp = None
-            if row is not None:
-                t, s = row[0].split(",")
-                tokens, stamp = float(t), float(s)
-            allowed, left, retry = bucket_math(tokens, stamp, cost, rate, burst, now)
-            if allowed or row is None:
-                conn.execute("INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
-                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
-                             (key, f"{left!r},{now!r}", now + bucket_ttl(rate, burst)))
-            if own:
-                conn.execute("COMMIT")
-            self._wrote(conn, now)
-            return Take(allowed, left, retry)
         return self._run(op)
 
     def take_all(self, takes, now):
