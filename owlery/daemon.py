@@ -67,16 +67,19 @@ def systemd_fd(name: str, environ: dict[str, str] | None = None) -> int:
     raise ValueError(f"systemd:{name}: no passed socket named {name!r} (have {names or count})")
 
 
+def _prepare_unix_path(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # A stale socket from a crashed run would make bind fail; it is ours to replace.
+    if os.path.exists(path):
+        os.unlink(path)
+
+
 def listen(reactor: Any, endpoint: ListenEndpoint, factory: Any) -> Any:
     """Start listening on one endpoint; return the listening port."""
     if endpoint.kind == "tcp":
         return reactor.listenTCP(endpoint.port, factory, interface=endpoint.host)
     if endpoint.kind == "unix":
-        directory = os.path.dirname(endpoint.path)
-        os.makedirs(directory, exist_ok=True)
-        # A stale socket from a crashed run would make bind fail; it is ours to replace.
-        if os.path.exists(endpoint.path):
-            os.unlink(endpoint.path)
+        _prepare_unix_path(endpoint.path)
         return reactor.listenUNIX(endpoint.path, factory, mode=endpoint.mode)
     fd = systemd_fd(endpoint.name)
     # systemd passes blocking sockets unless NonBlocking=yes; Twisted's accept loop
@@ -122,9 +125,7 @@ def bind_socket(endpoint: ListenEndpoint, *, reuse_port: bool = False, backlog: 
         os.set_blocking(fd, False)
         return socket.socket(fileno=fd)
     if endpoint.kind == "unix":
-        os.makedirs(os.path.dirname(endpoint.path), exist_ok=True)
-        if os.path.exists(endpoint.path):
-            os.unlink(endpoint.path)
+        _prepare_unix_path(endpoint.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(endpoint.path)
         os.chmod(endpoint.path, endpoint.mode)
@@ -304,7 +305,7 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
             status = 1
             try:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, signals - {signal.SIGHUP})
-                status = _serve(f"{program}", config_path, current, endpoints, build, per_worker[index])
+                status = _serve(program, config_path, current, endpoints, build, per_worker[index])
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
                 log.exception("%s: worker %d failed", program, index)
             finally:

@@ -303,7 +303,7 @@ class Greylister:
 
     def decide(self, store, client_address: str, sender: str, recipient: str, now: float) -> GreylistResult:
         """One atomic step: one Lua call on Redis, one transaction on SQLite (a lock in memory)."""
-        key = self._key(client_address, sender, recipient)
+        key = self.key(client_address, sender, recipient)
         run_lua = getattr(store, "run_lua", None)
         if run_lua is not None:
             return self._decide_lua(run_lua, key, client_address, now)
@@ -346,7 +346,7 @@ class Greylister:
         exception) per item; an error in one does not fail the others."""
         run_many = getattr(store, "run_lua_many", None)
         if run_many is not None and items:
-            prepared = [self._lua_call(self._key(c, s, r), c, now) for c, s, r, now in items]
+            prepared = [self._lua_call(self.key(c, s, r), c, now) for c, s, r, now in items]
             try:
                 results = run_many(_GREYLIST_LUA, [call for _, call in prepared])
             except Exception as e:  # noqa: BLE001 - the round trip failed: every item fails alike
@@ -373,9 +373,6 @@ class Greylister:
 
     def key(self, client_address: str, sender: str, recipient: str) -> str:
         """The store key of this request's triplet."""
-        return self._key(client_address, sender, recipient)
-
-    def _key(self, client_address: str, sender: str, recipient: str) -> str:
         p = self.policy
         return triplet_key(client_net(client_address, p.v4_prefix, p.v6_prefix), sender, recipient,
                            privacy=p.privacy)

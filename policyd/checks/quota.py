@@ -64,33 +64,24 @@ class UsageCache:
     def __init__(self, entries_max: int = _USAGE_CACHE_MAX, recheck_s: float = _USAGE_RECHECK_S):
         self.entries_max = entries_max
         self.recheck_s = recheck_s
-        self._entries: dict[str, tuple[tuple[int, int, int], maildirsize.MaildirSize | None]] = {}
-        self._checked: dict[str, float] = {}
+        # path -> (file signature, parsed usage, when it was last stat'ed)
+        self._entries: dict[str, tuple[tuple[int, int, int], maildirsize.MaildirSize | None, float | None]] = {}
 
     def read(self, maildir: str, now: float | None = None) -> maildirsize.MaildirSize | None:
         path = os.path.join(maildir, "maildirsize")
-        if now is not None:
-            checked = self._checked.get(path)
-            if checked is not None and 0 <= now - checked < self.recheck_s:
-                entry = self._entries.get(path)
-                if entry is not None:
-                    return entry[1]
-            if len(self._checked) >= self.entries_max:
-                self._checked.clear()
-            self._checked[path] = now
+        entry = self._entries.get(path)
+        if entry is not None and now is not None and entry[2] is not None and 0 <= now - entry[2] < self.recheck_s:
+            return entry[1]
         try:
             st = os.stat(path)
         except FileNotFoundError:
             self._entries.pop(path, None)
             return None
         sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-        entry = self._entries.get(path)
-        if entry is not None and entry[0] == sig:
-            return entry[1]
-        usage = maildirsize.read(maildir)
-        if len(self._entries) >= self.entries_max:
+        usage = entry[1] if entry is not None and entry[0] == sig else maildirsize.read(maildir)
+        if entry is None and len(self._entries) >= self.entries_max:
             self._entries.clear()      # simple bound; refilled by the next lookups
-        self._entries[path] = (sig, usage)
+        self._entries[path] = (sig, usage, now)
         return usage
 
 
