@@ -249,6 +249,8 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
         return done
 
     reactor.addSystemEventTrigger("before", "shutdown", drain)
+    # Decision lines from the reactor thread: one write per reactor turn, not per line.
+    owlery_log.batch_decisions(lambda flush: reactor.callLater(0, flush))
     reactor.run()
     log.info("%s: stopped", program)
     return 0
