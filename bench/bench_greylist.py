@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import policyload  # noqa: E402
 from bench_policyd import bench, start_postgrey  # noqa: E402
 from tests.harness.owlery_daemons import OwleryDaemons  # noqa: E402
 
@@ -49,6 +50,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=2000.0,
                     help="offered load of the paced runs, decisions/s (default 2000)")
     ap.add_argument("--client-procs", type=int, default=1, help="load-generator processes (default 1)")
+    ap.add_argument("--load-generator", choices=("auto", "c", "python"), default="auto",
+                    help="load-generator child: C (built with cc; auto falls back to Python) or Python")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="policyd_workers for owlery (default: the number of cores, as README advises)")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -73,7 +76,7 @@ def main() -> int:
             procs.append(daemon)
             targets[f"owlery/{backend}"] = (port, [daemon.procs["policyd"].pid])
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
-              f"owlery workers={args.workers}; load generator: {args.client_procs} process(es); "
+              f"owlery workers={args.workers}; load generator: {args.client_procs} {policyload.generator_name(args.load_generator)} process(es); "
               "Redis CPU is not counted in owlery/redis's CPU per decision")
         res = bench(targets, "greylist", args.connections, args)
         print("\nnew triplets only (every request a first sight: one store write each)")

@@ -88,12 +88,14 @@ def bench(targets: dict, profile: str, conns_list: list[int], args) -> dict:
     rows: dict = {}
     modes = [("saturated", c, 0.0) for c in conns_list] + [("paced", c, args.rate) for c in conns_list if c > 1 and args.rate > 0]
     for name, (port, _pids) in targets.items():   # warm-up: caches, JIT-free paths, page cache
-        policyload.run(port, profile=profile, conns=10, seconds=1.0, procs=1)
+        policyload.run(port, profile=profile, conns=10, seconds=1.0, procs=1,
+                       generator=getattr(args, "load_generator", "auto"))
     for rep in range(args.repeat):
         for mode, conns, rate in modes:
             for name, (port, pids) in targets.items():
                 cpu0 = cpu_seconds(pids)
                 r = policyload.run(port, profile=profile, conns=conns, seconds=args.seconds, rate=rate,
+                                   generator=getattr(args, "load_generator", "auto"),
                                    procs=args.client_procs if conns >= 10 else 1)
                 r["cpu_us"] = (cpu_seconds(pids) - cpu0) / max(1, r["done"]) * 1e6
                 rows.setdefault((name, mode, conns), []).append(r)
@@ -103,8 +105,9 @@ def bench(targets: dict, profile: str, conns_list: list[int], args) -> dict:
     for (name, mode, conns), rs in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         s = policyload.summarise(rs)
         cpu = sorted(r["cpu_us"] for r in rs)[len(rs) // 2]
+        gen = sorted(r["generator_cpu_us"] for r in rs)[len(rs) // 2]
         label = mode if mode == "saturated" else f"paced {args.rate:.0f}/s"
-        print(f"{name:<18} {label:<17} {conns:>5}  {fmt(s)}  CPU={cpu:5.0f} us  {dict(s['words'])}")
+        print(f"{name:<18} {label:<17} {conns:>5}  {fmt(s)}  CPU={cpu:5.0f} us (load generator {gen:3.0f} us)  {dict(s['words'])}")
         out[(name, mode, conns)] = s
     return out
 
@@ -117,6 +120,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=2000.0,
                     help="offered load of the paced runs, decisions/s over all connections (default 2000)")
     ap.add_argument("--client-procs", type=int, default=1, help="load-generator processes (default 1)")
+    ap.add_argument("--load-generator", choices=("auto", "c", "python"), default="auto",
+                    help="load-generator child: C (built with cc; auto falls back to Python) or Python")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="policyd_workers for owlery (default: the number of cores, as README advises)")
     ap.add_argument("--tmpfs", default="/dev/shm", help="where postgrey's dbdir goes (default /dev/shm)")
@@ -151,7 +156,7 @@ def main() -> int:
             extra_procs.append(pg_disk)
             targets["postgrey(disk)"] = (pgd_port, [pg_disk.pid])
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
-              f"owlery workers={args.workers}; load generator: {args.client_procs} process(es)")
+              f"owlery workers={args.workers}; load generator: {args.client_procs} {policyload.generator_name(args.load_generator)} process(es)")
         res = bench(targets, "policyd", conns_list, args)
         print(f"load average {os.getloadavg()[0]:.2f} at end")
     finally:

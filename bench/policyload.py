@@ -10,14 +10,21 @@ one request in flight per connection (what Postfix's smtpd processes do). Two mo
 `run(port, ...)` starts `procs` child processes (each with its share of the connections),
 starts them together, and merges their results: decisions/s over the common wall time,
 p50/p99 latency, and the count of each action word.
+The children are the C twin `policyload.c` (same requests, same protocol), built with the
+system's cc into a cache directory on first use, because the Python child's own CPU per
+request came out of the 2 cores the server under test shares; `generator="python"` (or
+no C compiler) runs the Python child instead.
 Used by: bench/bench_policyd.py, bench/bench_greylist.py. Child entry: `python policyload.py --child`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import os
+import resource
+import shutil
 import selectors
 import socket
 import statistics
@@ -168,23 +175,64 @@ def _child(args: dict) -> dict:
 
 
 
+_built: dict[str, str | None] = {}
+
+
+def c_generator() -> str | None:
+    """Path of the built C child (built once per source version), None without a compiler."""
+    source = os.path.join(HERE, "policyload.c")
+    if source in _built:
+        return _built[source]
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    exe = None
+    if cc:
+        with open(source, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "owlery-bench")
+        os.makedirs(cache, exist_ok=True)
+        exe = os.path.join(cache, f"policyload-{digest}")
+        if not os.path.exists(exe):
+            tmp = f"{exe}.{os.getpid()}"
+            built = subprocess.run([cc, "-O2", "-Wall", "-o", tmp, source], capture_output=True, text=True)
+            if built.returncode != 0:
+                print(f"(C load generator not built, using the Python one: {built.stderr.strip()})")
+                exe = None
+            else:
+                os.replace(tmp, exe)
+    _built[source] = exe
+    return exe
+
+
+def generator_name(generator: str = "auto") -> str:
+    """Which child `run` uses: "c" or "python"."""
+    return "c" if generator != "python" and c_generator() else "python"
+
+
 def run(port: int, *, profile: str, conns: int, seconds: float, rate: float = 0.0,
-        procs: int = 1, requests: int = 0) -> dict:
+        procs: int = 1, requests: int = 0, generator: str = "auto") -> dict:
     """Drive `port` with `conns` connections from `procs` processes; merged results.
 
     rate 0 = saturated; otherwise offered decisions/s over all connections (paced).
     requests caps the decisions per process (0 = only the time limit).
+    generator: "auto" (C when it builds), "c" or "python".
     """
     procs = max(1, min(procs, conns))
+    exe = c_generator() if generator != "python" else None
+    if generator == "c" and exe is None:
+        raise RuntimeError("the C load generator could not be built")
     children = []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for p in range(procs):
         share = conns // procs + (1 if p < conns % procs else 0)
         first = sum(conns // procs + (1 if q < conns % procs else 0) for q in range(p))
         spec = {"port": port, "profile": profile, "first_conn": first, "conns": share,
                 "seconds": seconds, "rate_per_conn": rate / conns if rate else 0.0, "requests": requests}
-        children.append(subprocess.Popen([sys.executable, os.path.join(HERE, "policyload.py"), "--child",
-                                          json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         text=True))
+        if exe:
+            argv = [exe] + [str(spec[k]) for k in ("port", "profile", "first_conn", "conns", "seconds",
+                                                  "rate_per_conn", "requests")]
+        else:
+            argv = [sys.executable, os.path.join(HERE, "policyload.py"), "--child", json.dumps(spec)]
+        children.append(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     for ch in children:
         line = ch.stdout.readline()
         if line.strip() != "ready":
@@ -198,6 +246,8 @@ def run(port: int, *, profile: str, conns: int, seconds: float, rate: float = 0.
         if ch.returncode != 0:
             raise RuntimeError(f"load process exited {ch.returncode}")
         results.append(json.loads(out))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     done = sum(r["done"] for r in results)
     wall = max(r["end"] for r in results) - min(r["start"] for r in results)
     lat = sorted(x for r in results for x in r["lat"])
@@ -207,7 +257,7 @@ def run(port: int, *, profile: str, conns: int, seconds: float, rate: float = 0.
             words[w] = words.get(w, 0) + c
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0] if lat else 0.0] * 99
     return {"done": done, "rate": done / wall if wall else 0.0, "p50": q[49] * 1000, "p99": q[98] * 1000,
-            "words": words, "offered": rate}
+            "words": words, "offered": rate, "generator_cpu_us": own_cpu / max(1, done) * 1e6}
 
 
 def summarise(rows: list[dict]) -> dict:

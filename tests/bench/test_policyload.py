@@ -1,0 +1,126 @@
+"""The benches' load generator: the C child sends exactly what the Python child sends.
+
+Both drive a recording policy server on loopback (it answers DUNNO, or DEFER_IF_PERMIT
+for every third request) in saturated and paced mode; the requests seen, the counts of
+action words and the shape of the results must agree.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import policyload  # noqa: E402
+
+
+class RecordingServer:
+    """One thread per connection; records each request block in arrival order per connection."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.requests: dict[int, list[bytes]] = {}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        seen: list[bytes] = []
+        n = 0
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except ConnectionResetError:   # the client stops with a reply unread
+                    data = b""
+                if not data:
+                    break
+                buf += data
+                while b"\n\n" in buf:
+                    block, buf = buf.split(b"\n\n", 1)
+                    seen.append(block)
+                    n += 1
+                    try:
+                        conn.sendall(b"action=DEFER_IF_PERMIT 4.7.1 wait\n\n" if n % 3 == 0
+                                     else b"action=DUNNO\n\n")
+                    except OSError:
+                        break
+        conn_id = int(re.search(rb"instance=([0-9a-f]+)\.", seen[0]).group(1), 16) if seen else -1
+        with self.lock:
+            self.requests[conn_id] = seen
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def server():
+    s = RecordingServer()
+    yield s
+    s.close()
+
+
+def _drive(server, generator, profile, **kw):
+    server.requests.clear()
+    result = policyload.run(server.port, profile=profile, generator=generator, **kw)
+    for _ in range(200):     # connection threads record when the client closes
+        with server.lock:
+            if len(server.requests) == kw["conns"]:
+                break
+        threading.Event().wait(0.01)
+    return result, dict(server.requests)
+
+
+needs_cc = pytest.mark.skipif(policyload.c_generator() is None, reason="no C compiler on this machine")
+
+
+@needs_cc
+@pytest.mark.parametrize("profile", ["policyd", "greylist"])
+def test_c_child_sends_the_python_childs_requests(server, profile):
+    got = {}
+    for generator in ("python", "c"):
+        result, seen = _drive(server, generator, profile, conns=3, seconds=5.0, requests=150, procs=1)
+        assert result["done"] >= 150
+        assert sum(result["words"].values()) == result["done"]
+        assert set(result["words"]) == {"DUNNO", "DEFER_IF_PERMIT"}   # the action word is read
+        assert abs(result["words"]["DEFER_IF_PERMIT"] - result["done"] / 3) <= 3
+        assert result["p99"] >= result["p50"] > 0
+        got[generator] = {k: v[:30] for k, v in seen.items()}
+    assert got["c"] == got["python"]
+    assert all(len(v) == 30 for v in got["c"].values())
+
+
+@needs_cc
+def test_fresh_profile_differs_only_in_the_run_salt(server):
+    got = {}
+    for generator in ("python", "c"):
+        _, seen = _drive(server, generator, "greylist-new", conns=2, seconds=5.0, requests=80, procs=1)
+        got[generator] = {k: [re.sub(rb"sender=s\d+x", b"sender=sSALTx", r) for r in v[:20]]
+                          for k, v in seen.items()}
+        senders = [r for v in seen.values() for r in v]
+        assert len(set(senders)) == len(senders)     # no request repeats
+    assert got["c"] == got["python"]
+
+
+@needs_cc
+@pytest.mark.parametrize("generator", ["python", "c"])
+def test_paced_mode_offers_the_rate(server, generator):
+    result, _ = _drive(server, generator, "greylist", conns=4, seconds=1.0, rate=400.0, procs=2)
+    assert 300 <= result["done"] <= 420
+    assert result["offered"] == 400.0
