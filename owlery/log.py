@@ -129,34 +129,36 @@ def _queue_target(logger: logging.Logger, level: int) -> _StderrHandler | None:
 
 def _fmt_value(value: Any) -> str:
     text = value if type(value) is str else str(value)
-    # Keep one line per decision whatever the data: control characters would split it.
-    # (Checked in C first: this runs for every field of every logged decision.)
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
+_FIELD_NAMES = {"from_": "from", "rcpt": "to", "sender": "from", "recipient": "to", "from": "from", "to": "to"}
+
+
 def format_decision(program: str, queue_id: str | None, action: str, *, head: str = "",
                     reply: Any = None, **fields: Any) -> str:
     """Build the decision line; pure so tests can check the exact text."""
-    parts = [f"{program}:"]
-    if queue_id:
-        parts.append(f"{queue_id}:")
-    parts.append(f"{action}:")
-    line = " ".join(parts)
+    line = _build(str, program, queue_id, action, head, reply, fields)
+    # Keep one line per decision whatever the data: control characters would split it.
+    # One check of the whole line in C; the field-by-field repair only when it fails.
+    return line if line.isprintable() else _build(_fmt_value, program, queue_id, action, head, reply, fields)
+
+
+def _build(text: Callable[[Any], str], program: str, queue_id: str | None, action: str, head: str,
+           reply: Any, fields: dict[str, Any]) -> str:
+    line = f"{program}: {queue_id}: {action}:" if queue_id else f"{program}: {action}:"
     if head:
-        line += " " + _fmt_value(head) + ":"
+        line += f" {text(head)}:"
     if reply is not None:
-        line += " " + _fmt_value(reply) + ";"
+        line += f" {text(reply)};"
     kv = []
     for key, value in fields.items():
         if value is None:
             continue
-        if key in ("from", "to", "sender", "recipient", "from_", "rcpt"):
-            name = {"from_": "from", "rcpt": "to", "sender": "from", "recipient": "to"}.get(key, key)
-            kv.append(f"{name}=<{_fmt_value(value)}>")
-        else:
-            kv.append(f"{key}={_fmt_value(value)}")
+        name = _FIELD_NAMES.get(key)
+        kv.append(f"{name}=<{text(value)}>" if name else f"{key}={text(value)}")
     if kv:
         line += " " + " ".join(kv)
     return line.rstrip(";: ")

@@ -18,6 +18,7 @@ Talks to: nothing. Tests: tests/policyd/test_actions.py
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 from owlery.reply import Reply
@@ -46,6 +47,10 @@ class Action:
 
     def render(self) -> str:
         """The action text after `action=`."""
+        return self._rendered
+
+    @functools.cached_property      # actions are immutable and often reused (catalogue, caches)
+    def _rendered(self) -> str:
         if self.verb == "REPLY":
             assert self.reply is not None
             return str(self.reply)
@@ -56,6 +61,10 @@ class Action:
 
     def log_word(self) -> str:
         """The word for the decision log line (Postfix style: reject, defer, prepend...)."""
+        return self._log_word
+
+    @functools.cached_property
+    def _log_word(self) -> str:
         if self.verb == "REPLY":
             assert self.reply is not None
             return "reject" if self.reply.is_permanent else "defer"

@@ -181,6 +181,17 @@ class RecipientWhitelist:
         return cls(frozenset(users), frozenset(addresses), frozenset(domains), tuple(regexes))
 
     def matches(self, recipient: str) -> bool:
+        memo = self.__dict__.setdefault("_memo", {})     # as ClientWhitelist.matches
+        got = memo.get(recipient)
+        if got is None:
+            if len(memo) >= _MATCH_MEMO_MAX:
+                memo.clear()
+            got = memo[recipient] = self._matches(recipient)
+        return got
+
+    def _matches(self, recipient: str) -> bool:
+        if not (self.users or self.addresses or self.domains or self.regexes):
+            return False
         rcpt = recipient.strip().lower()
         local, domain = split_address(rcpt)
         base = strip_extension(local)

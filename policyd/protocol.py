@@ -80,35 +80,35 @@ class PolicyRequest(Mapping[str, str]):
 
     @property
     def protocol_state(self) -> str:
-        return self.attr("protocol_state").upper()
+        return self._attrs.get("protocol_state", "").upper()
 
     @property
     def sender(self) -> str:
-        return self.attr("sender")
+        return self._attrs.get("sender", "")
 
     @property
     def recipient(self) -> str:
-        return self.attr("recipient")
+        return self._attrs.get("recipient", "")
 
     @property
     def instance(self) -> str:
-        return self.attr("instance")
+        return self._attrs.get("instance", "")
 
     @property
     def queue_id(self) -> str:
-        return self.attr("queue_id")
+        return self._attrs.get("queue_id", "")
 
     @property
     def client_address(self) -> str:
-        return self.attr("client_address")
+        return self._attrs.get("client_address", "")
 
     @property
     def client_name(self) -> str:
-        return self.attr("client_name")
+        return self._attrs.get("client_name", "")
 
     @property
     def sasl_username(self) -> str:
-        return self.attr("sasl_username")
+        return self._attrs.get("sasl_username", "")
 
     @property
     def size(self) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import email.utils
 import functools
-import ipaddress
 import socket
 from typing import Any
 
@@ -27,6 +26,7 @@ from policyd.actions import DUNNO
 from policyd.checks import Check, CheckContext, Verdict
 from policyd.greylist_core import (ClientWhitelist, Greylister, GreylistMemory, GreylistPolicy,
                                    RecipientWhitelist, WhitelistFiles, format_header, format_reply_text)
+from policyd.netmatch import NetworkMatcher
 from policyd.sender import address_domain
 
 GREYLIST_DELAY = setting("greylist_delay", Duration, 300,
@@ -86,6 +86,7 @@ GREYLIST_MEMORY_ENTRIES = setting(
     "Most triplets remembered per daemon process for greylist_memory_ttl (about 150 bytes each).")
 
 GREYLIST_DSN = "4.7.1"
+_KEYS_REMEMBERED = 65536     # triplet keys kept per check
 
 
 def policy_from(settings: Any) -> GreylistPolicy:
@@ -100,19 +101,6 @@ def open_state(ctx: CheckContext) -> Any:
     """The state store shared by greylist and rate-limit checks (one per daemon)."""
     from owlery.state import open_store
     return ctx.resource("state", lambda: open_store(ctx.settings))
-
-
-@functools.lru_cache(maxsize=65536)   # the same clients come back; parsing is the cost
-def _in_networks(address: str, networks: tuple) -> bool:
-    if not networks or not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in n for n in networks if n.version == ip.version)
 
 
 def _domain_listed(domain: str, listed: frozenset[str]) -> bool:
@@ -133,12 +121,13 @@ class GreylistCheck(Check):
         self.store = open_state(ctx)
         self.clients = WhitelistFiles(s.greylist_whitelist_clients, ClientWhitelist.parse)
         self.recipients = WhitelistFiles(s.greylist_whitelist_recipients, RecipientWhitelist.parse)
-        self.skip_networks = s.greylist_skip_networks
+        self.skip_networks = NetworkMatcher(s.greylist_skip_networks)
         self.reply_text = s.greylist_reply_text
         self.header = s.greylist_header
         self.hostname = s.greylist_hostname if s.greylist_hostname is not None else socket.gethostname()
         self.spf_domains = frozenset(d.lower().rstrip(".") for d in s.greylist_spf_pass_domains)
         self.timeout = s.state_timeout
+        self._keys: dict[tuple[str, str, str], str] = {}
         # One action per (seconds left, recipient domain): built and validated once, reused.
         self._deferral = functools.lru_cache(maxsize=4096)(self._make_deferral)
 
@@ -155,7 +144,7 @@ class GreylistCheck(Check):
         if request.sasl_username:
             return Verdict(DUNNO, {"greylist": "authenticated"})
         client = request.client_address
-        if _in_networks(client, self.skip_networks):
+        if client in self.skip_networks:
             return Verdict(DUNNO, {"greylist": "skip-network"})
         if self.spf_domains and request.sender:
             domain = address_domain(request.sender)
@@ -169,7 +158,12 @@ class GreylistCheck(Check):
             return Verdict(DUNNO, {"greylist": "whitelisted-client"})
         if self.recipients.current(now).matches(request.recipient):
             return Verdict(DUNNO, {"greylist": "whitelisted-recipient"})
-        key = self.greylister.key(client, request.sender, request.recipient)
+        triplet = (client, request.sender, request.recipient)
+        key = self._keys.get(triplet)
+        if key is None:     # normalising the sender and the client network costs; triplets repeat
+            if len(self._keys) >= _KEYS_REMEMBERED:
+                self._keys.clear()
+            key = self._keys[triplet] = self.greylister.key(*triplet)
         result = self.memory.answer(key, client, now)
         if result is None:
             result = await self.ctx.run_batched("state", self._batch, (client, request.sender, request.recipient, now),

@@ -24,7 +24,8 @@ from owlery.settings import Networks, SettingType, Str, StrList, choice, parse_d
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, CheckContext, Verdict
-from policyd.checks.greylist import _in_networks, open_state
+from policyd.netmatch import NetworkMatcher
+from policyd.checks.greylist import open_state
 from policyd.greylist_core import client_net
 from policyd.sender import split_address, strip_extension
 
@@ -119,14 +120,14 @@ class RateLimitCheck(Check):
         self.messages = s.ratelimit_messages
         self.recipients = s.ratelimit_recipients
         self.recipients_at = s.ratelimit_recipients_at
-        self.skip_clients = s.ratelimit_whitelist_clients
+        self.skip_clients = NetworkMatcher(s.ratelimit_whitelist_clients)
         self.skip_senders = frozenset(x.lower() for x in s.ratelimit_whitelist_senders)
         self.skip_users = frozenset(x.lower() for x in s.ratelimit_whitelist_users)
         self.reply = Reply(450, "4.7.1", Reply.safe_text(s.ratelimit_reply_text))
         self.timeout = s.state_timeout
 
     def _whitelisted(self, request: Any) -> bool:
-        if _in_networks(request.client_address, self.skip_clients):
+        if request.client_address in self.skip_clients:
             return True
         if request.sasl_username and request.sasl_username.lower() in self.skip_users:
             return True

@@ -25,7 +25,7 @@ from owlery.settings import Bool, Networks, SettingType, Str, StrList, choice, i
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, CheckContext, Verdict
-from policyd.checks.greylist import _in_networks
+from policyd.netmatch import NetworkMatcher
 
 
 def _parse_time_limit(v: Any) -> float:
@@ -155,8 +155,8 @@ class SpfCheck(Check):
         super().__init__(ctx)
         s = ctx.settings
         self.engine = engine_of(ctx)
-        self.skip = s.spf_skip_networks
-        self.forwarders = s.spf_trusted_forwarders
+        self.skip = NetworkMatcher(s.spf_skip_networks)
+        self.forwarders = NetworkMatcher(s.spf_trusted_forwarders)
         self.header_type = s.spf_header_type
         self.enhanced = s.spf_enhanced_status_codes
         self.actions = {"fail": s.spf_fail_action, "softfail": s.spf_softfail_action,
@@ -196,9 +196,9 @@ class SpfCheck(Check):
         if request.sasl_username:
             return Verdict(DUNNO, {"spf": "authenticated"})
         client = request.client_address
-        if _in_networks(client, self.skip):
+        if client in self.skip:
             return Verdict(DUNNO, {"spf": "skip-network"})
-        if _in_networks(client, self.forwarders):
+        if client in self.forwarders:
             return Verdict(DUNNO, {"spf": "trusted-forwarder"})
         entry = await self.engine.verdicts(request)
         helo, mail = entry["helo"], entry["mailfrom"]
