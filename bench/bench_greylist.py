@@ -111,10 +111,12 @@ def main() -> int:
     print("new triplets only (saturated decisions/s; every request is a store write)")
     for conns in args.connections:
         base = res_new[("postgrey", "saturated", conns)]["rate"]
+        disk = res_new.get(("postgrey(disk)", "saturated", conns))
         for name in ("postgrey", "postgrey(disk)", "owlery/sqlite", "owlery/redis"):
             if (name, "saturated", conns) in res_new:
                 rate = res_new[(name, "saturated", conns)]["rate"]
-                print(f"  {conns:4d} conns  {name:16s} {rate:8.0f}/s  x{rate / base:.2f} vs postgrey(tmpfs)")
+                vs_disk = f"  x{rate / disk['rate']:.2f} vs postgrey(disk)" if disk else ""
+                print(f"  {conns:4d} conns  {name:16s} {rate:8.0f}/s  x{rate / base:.2f} vs postgrey(tmpfs){vs_disk}")
     return 0
 
 

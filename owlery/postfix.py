@@ -45,6 +45,9 @@ def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
         ("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"),
         ("smtpd_recipient_restrictions", policy_service),
         ("smtpd_end_of_data_restrictions", policy_service),
+        # DATA only when a check runs there (spf_header_type "both" sends
+        # Authentication-Results at DATA): otherwise it would be a request per message for nothing.
+        *([("smtpd_data_restrictions", policy_service)] if "DATA" in (settings.policyd_checks or {}) else []),
         ("smtpd_milters", milter),
         ("non_smtpd_milters", "$smtpd_milters"),
         # A milter that is down or fails must defer mail, never let it through unscanned.

@@ -38,3 +38,10 @@ def test_render_follows_settings():
     assert "virtual_transport = lmtp:unix:/run/l.sock" in text
     assert "virtual_mailbox_domains = a.example b.example" in text
     assert "argv=/opt/owlery/bin/owlery-lda -f" in text
+
+
+def test_data_restrictions_only_when_a_check_runs_at_data():
+    assert "smtpd_data_restrictions" not in dict(postfix.main_cf(Settings(), ["example.org"]))
+    s = Settings().replace(policyd_checks={"RCPT": ["spf"], "DATA": ["spf"]}, spf_header_type="both")
+    cf = dict(postfix.main_cf(s, ["example.org"]))
+    assert cf["smtpd_data_restrictions"] == cf["smtpd_recipient_restrictions"]
