@@ -34,12 +34,17 @@ class NetworkMatcher:
         return got
 
     def _scan(self, address: str) -> bool:
-        if not self.networks or not address:
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in n for n in self.networks if n.version == ip.version)
+        return address_in(address, self.networks)
+
+
+def address_in(address: str, networks: tuple) -> bool:
+    """The scan itself, unremembered (for lists that change per request)."""
+    if not networks or not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in n for n in networks if n.version == ip.version)

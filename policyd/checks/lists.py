@@ -13,24 +13,13 @@ Talks to: the directory (policyd.lookup). Tests: tests/policyd/test_checks_lists
 
 from __future__ import annotations
 
-import ipaddress
-
 from owlery.directory import ListPolicy, parse_address
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, Verdict
 from policyd.lookup import identities, list_policy
+from policyd.netmatch import address_in
 from policyd.protocol import PolicyRequest
-
-
-def _in_networks(client: str, policy: ListPolicy) -> bool:
-    if not policy.networks or not client:
-        return False
-    try:
-        ip = ipaddress.ip_address(client)
-    except ValueError:
-        return False
-    return any(ip.version == net.version and ip in net for net in policy.networks)
 
 
 class ListsCheck(Check):
@@ -54,7 +43,7 @@ class ListsCheck(Check):
         sasl = request.sasl_username
         if sasl and policy.allow_authenticated:
             return "authenticated"
-        if _in_networks(request.client_address, policy):
+        if address_in(request.client_address, policy.networks):
             return "network"
         sender = None
         if request.sender:
