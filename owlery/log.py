@@ -148,7 +148,7 @@ def format_decision(program: str, queue_id: str | None, action: str, *, head: st
 
 def _build(text: Callable[[Any], str], program: str, queue_id: str | None, action: str, head: str,
            reply: Any, fields: dict[str, Any]) -> str:
-    line = f"{program}: {queue_id}: {action}:" if queue_id else f"{program}: {action}:"
+    line = f"{program}: {text(queue_id)}: {action}:" if queue_id else f"{program}: {action}:"
     if head:
         line += f" {text(head)}:"
     if reply is not None:

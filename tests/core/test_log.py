@@ -135,3 +135,8 @@ def test_closing_the_handler_writes_what_is_queued(batched, capsys):
     assert _lines(capsys) == []
     batched[-1]()
     assert [line.split(" ", 2)[2] for line in _lines(capsys)] == ["INFO policyd: Q2: reject"]
+
+
+def test_control_characters_in_the_queue_id_are_replaced_too():
+    # The queue id comes from the policy request, so from whoever can talk to the daemon.
+    assert format_decision("policyd", "Q\x1b[2J", "dunno") == "policyd: Q?[2J: dunno"
