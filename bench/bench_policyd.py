@@ -87,10 +87,10 @@ def bench(targets: dict, profile: str, conns_list: list[int], args) -> dict:
     """Interleaved repetitions over targets {name: (port, pids)}; prints and returns summaries."""
     rows: dict = {}
     modes = [("saturated", c, 0.0) for c in conns_list] + [("paced", c, args.rate) for c in conns_list if c > 1 and args.rate > 0]
-    for name, (port, _pids) in targets.items():   # warm-up: caches, JIT-free paths, page cache
+    for port, _pids in targets.values():   # warm-up: caches, JIT-free paths, page cache
         policyload.run(port, profile=profile, conns=10, seconds=1.0, procs=1,
                        generator=getattr(args, "load_generator", "auto"))
-    for rep in range(args.repeat):
+    for _rep in range(args.repeat):
         for mode, conns, rate in modes:
             for name, (port, pids) in targets.items():
                 cpu0 = cpu_seconds(pids)

@@ -258,7 +258,7 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: floa
     def run() -> None:
         try:
             Milter.runmilter("owlery", f"fd:{sock.fileno()}", mta_timeout, rmsock=False)
-        except BaseException as e:   # reported by the main thread
+        except BaseException as e:  # noqa: BLE001  (reported by the main thread)
             failure.append(e)
 
     worker = threading.Thread(target=run, name="libmilter", daemon=True)

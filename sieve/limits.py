@@ -9,7 +9,7 @@ Tests: tests/sieve/test_limits.py (one hostile script per limit).
 
 from __future__ import annotations
 
-from owlery.settings import Bool, Int, Size, Str, StrList, Duration, choice, int_range, setting
+from owlery.settings import Bool, Size, Str, StrList, Duration, choice, int_range, setting
 
 SIEVE_MAX_SCRIPT_SIZE = setting(
     "sieve_max_script_size", Size, "1M",

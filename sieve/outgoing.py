@@ -37,7 +37,7 @@ def _body_text(text: str) -> bytes:
 def vacation_reply(rt, *, to: str, from_addr: str, subject: str, reason: str, mime: bool,
                    in_reply_to: str | None, references: str | None) -> bytes:
     lines = [
-        f"X-Sieve: Owlery Sieve",
+        "X-Sieve: Owlery Sieve",
         f"Message-ID: {_msgid(rt, 'vacation')}",
         f"Date: {_date(rt)}",
         f"From: {_hdr(from_addr)}",

@@ -88,7 +88,7 @@ class ResultBuilder:
             return
         if isinstance(action, Redirect):
             self._conflict_reject(action)
-            for i, a in enumerate(self.actions):
+            for a in self.actions:
                 if isinstance(a, Redirect) and a.address.lower() == action.address.lower():
                     if cancels_keep:
                         self.implicit_keep = False

@@ -16,7 +16,7 @@ import os
 import re
 
 from owlery.settings import Settings, SettingsError
-from sieve.actions import (Discard, DuplicateMark, FileInto, Keep, Notify, Redirect, Reject, Report,
+from sieve.actions import (DuplicateMark, FileInto, Keep, Notify, Redirect, Reject, Report,
                            SendMessage, Vacation)
 from sieve.api import BaseHost, Envelope
 from sieve.errors import (SieveCompileError, SieveError, SieveResourceLimit, SieveRuntimeError,

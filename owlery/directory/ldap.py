@@ -290,7 +290,7 @@ class LdapDirectory(Directory):
         """Run one search (retrying once on a fresh connection); entries, or DirectoryUnavailable."""
         from ldap3.core.exceptions import LDAPException
         last: Exception | None = None
-        for attempt in (1, 2):
+        for _attempt in (1, 2):
             conn = self._acquire()
             try:
                 conn.search(base or self.s.ldap_base_dn, flt, search_scope=scope, attributes=self.attributes,

@@ -109,7 +109,7 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
         user = UserResolver.from_settings(settings).lookup(user_arg)
     except DirectoryUnavailable as e:
         return _fail(EX_TEMPFAIL, f"4.3.0 owlery lda: directory unavailable: {e}")
-    except Exception as e:  # a lookup bug or bad template must defer, never bounce
+    except Exception as e:  # noqa: BLE001  a lookup bug or bad template must defer, never bounce
         return _fail(EX_TEMPFAIL, f"4.3.0 owlery lda: lookup of {user_arg} failed: {e}")
     if user is None:
         return _fail(EX_NOUSER, f"5.1.1 <{user_arg}> User unknown")

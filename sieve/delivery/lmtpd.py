@@ -107,7 +107,7 @@ class LMTPApplication:
             user = self.resolver.lookup(lookup or address)
         except DirectoryUnavailable as e:
             return e.reply.with_text(Reply.safe_text(f"<{address}> {e.reply.text}")), None
-        except Exception as e:  # the lookup boundary: a bug or a bad path is a 4xx, never a 5xx
+        except Exception as e:  # noqa: BLE001  the lookup boundary: a bug or a bad path is a 4xx, never a 5xx
             log.warning("lmtpd: lookup of <%s> failed: %s", address, e)
             return Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Temporary lookup failure")), None
         if user is None:
@@ -151,7 +151,7 @@ class LMTPApplication:
             self.inflight.pop(key, None)
         else:
             self.inflight[key] = n
-        if hasattr(result, "reply") and isinstance(getattr(result, "reply"), Reply):
+        if hasattr(result, "reply") and isinstance(result.reply, Reply):
             return result.reply
         if isinstance(result, Reply):
             return result

@@ -84,13 +84,13 @@ def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
 
 def _validate_mime_tags(v, node):
     if ("anychild" in node.tags or "mimeopt:tag" in node.tags) and "mime" not in node.tags:
-        v.error(node, f"the :anychild/:type/:subtype/:contenttype/:param tags require :mime")
+        v.error(node, "the :anychild/:type/:subtype/:contenttype/:param tags require :mime")
     if "mimeopt:tag" in node.tags and node.name != "header":
         v.error(node, f"the :{node.tags['mimeopt:tag']} tag is only allowed for the header test")
 
 
 def _validate_foreverypart(v, node):
-    names = v.data.setdefault("fep_names", [])
+    v.data.setdefault("fep_names", [])
     v.data.setdefault("fep_depth", 0)
 
 

@@ -63,11 +63,9 @@ def score(rt, kind: str, percent: bool) -> str:
     if kind == "spam":
         spec, stype, maxv, texts = (st.sieve_spamtest_status_header, st.sieve_spamtest_status_type,
                                     st.sieve_spamtest_max_value, st.sieve_spamtest_text_values)
-        top = 10
     else:
         spec, stype, maxv, texts = (st.sieve_virustest_status_header, st.sieve_virustest_status_type,
                                     st.sieve_virustest_max_value, st.sieve_virustest_text_values)
-        top = 5
     val = _header_group(rt, spec)
     if val is None:
         return "0"

@@ -156,7 +156,7 @@ def check_name(v, where, name: str, allow_global_ns=True) -> None:
     if len(parts) > 1:
         if parts[0] == "global" and allow_global_ns and len(parts) == 2:
             if "include" not in v.required:
-                v.error(where, f"variable namespace 'global' requires the include extension")
+                v.error(where, "variable namespace 'global' requires the include extension")
             return
         v.error(where, f"cannot assign to variable '{name}' (namespace not writable)")
         return

@@ -4,7 +4,6 @@ these tests pin the delivery rules independently of the engine."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 

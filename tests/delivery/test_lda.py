@@ -11,7 +11,6 @@ partial either).
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess

@@ -24,9 +24,11 @@ class Counting(Directory):
 def test_positive_and_negative_ttls():
     now = [0.0]
     c = CachingDirectory(Counting(), positive_ttl=300, negative_ttl=60, entries_max=100, clock=lambda: now[0])
-    c.resolve("known@x"); c.resolve("nobody@x")
+    c.resolve("known@x")
+    c.resolve("nobody@x")
     now[0] = 59
-    c.resolve("known@x"); c.resolve("nobody@x")
+    c.resolve("known@x")
+    c.resolve("nobody@x")
     assert c.backend.calls == 2
     now[0] = 61
     assert c.peek_resolve("nobody@x") is MISS and c.peek_resolve("known@x").exists

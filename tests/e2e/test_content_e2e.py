@@ -24,7 +24,6 @@ from milters.quarantine.postgres import PostgresStore
 from tests.harness.clamd import EICAR, EICAR_NAME, Clamd
 from tests.harness.owlery_daemons import OwleryDaemons
 from tests.harness.postfix import build_message
-from tests.harness.procs import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"

@@ -120,7 +120,7 @@ def test_script_files_into_folder_with_flag(stack, domain):
     assert pf.send("dev@remote.test", [f"frank@{domain}"], msg).accepted
     try:
         [f] = wait_until(lambda: mail_files(work, domain, "frank", ".Projects.Owlery"), 30, "filed message")
-    except Exception:
+    except Exception:  # noqa: BLE001  show the stack state, whatever went wrong
         pytest.fail(debug(pf, work, lmtpd))
     assert f.name.endswith(":2,F")
     data = f.read_bytes()
@@ -144,7 +144,7 @@ def test_script_sees_the_address_detail(stack, domain):
     assert pf.send("dev@remote.test", [f"dora+x@{domain}"], msg).accepted
     try:
         [f] = wait_until(lambda: mail_files(work, domain, "dora", ".Detail"), 30, "message filed by detail")
-    except Exception:
+    except Exception:  # noqa: BLE001  show the stack state, whatever went wrong
         pytest.fail(debug(pf, work, lmtpd))
     assert f"Delivered-To: dora+x@{domain}\n".encode() in f.read_bytes()
     pf.wait_queue_empty(timeout=20)
@@ -200,7 +200,7 @@ def test_redirect_loop_stops(stack, domain):
         return
     try:
         [f] = wait_until(lambda: mail_files(work, domain, "alice"), 30, "looped message kept by alice")
-    except Exception:
+    except Exception:  # noqa: BLE001  show the stack state, whatever went wrong
         pytest.fail(debug(pf, work, lmtpd))
     pf.wait_queue_empty(timeout=20)
     data = f.read_bytes()

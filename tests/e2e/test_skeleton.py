@@ -7,8 +7,6 @@ function that renders the README's *Integration with Postfix* block.
 
 import email
 import email.policy
-import json
-import time
 
 import pytest
 
@@ -65,5 +63,5 @@ def test_mail_flows_through_policy_milter_and_lmtp_into_maildir(stack):
     # Every daemon logged its decision for this message (the policy daemon said DUNNO).
     assert f"dunno: RCPT from localhost[127.0.0.1]: from=<someone@example.net> to=<alice@{DOMAIN}>" \
         in daemons.log("policyd")
-    assert f"accept: END-OF-MESSAGE" in daemons.log("milter")
+    assert "accept: END-OF-MESSAGE" in daemons.log("milter")
     assert f"delivered: 250 2.0.0 <alice@{DOMAIN}>" in daemons.log("lmtpd")

@@ -98,7 +98,7 @@ def test_release_reinjects_through_postfix_and_records_per_recipient(env, capsys
     assert capsys.readouterr().out == f"released {rec.mail_id} to <carol@example.test>\n"
     [sent] = postfix.wait_sent(1)
     assert sent.rcpts == ["carol@example.test"] and sent.mail_from == "src@sender.test"
-    assert sent["X-Quarantine-Released"].startswith(f"by alice on ") and f"id={rec.mail_id}" in \
+    assert sent["X-Quarantine-Released"].startswith("by alice on ") and f"id={rec.mail_id}" in \
         sent["X-Quarantine-Released"]
     assert sent["Subject"] == "Cheap pills" and sent.raw.rstrip().endswith(b"Buy now")
     got = env.store.get(rec.mail_id)

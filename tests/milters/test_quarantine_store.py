@@ -155,7 +155,7 @@ def test_concurrent_puts(store):
     def put(r):
         try:
             store.put(r, MSG + r.mail_id.encode())
-        except Exception as e:          # collected and asserted below
+        except Exception as e:  # noqa: BLE001  collected and asserted below
             errors.append(e)
     threads = [threading.Thread(target=put, args=(r,)) for r in records]
     for t in threads:

@@ -8,8 +8,7 @@ from owlery.directory import CachingDirectory
 from owlery.directory.base import Directory
 from owlery.errors import DirectoryUnavailable
 from owlery.settings import Settings
-from policyd.checks import CheckContext, Executor
-from policyd.pipeline import Pipeline
+from policyd.checks import Executor
 
 from policyd_testlib import ask, make_pipeline, outcome, request, settings_for, write_maildirsize
 

@@ -149,7 +149,7 @@ def test_concurrent_take_all_is_all_or_nothing(store):
     for rnd in range(5):
         wins = []
 
-        def worker(n):
+        def worker(n, rnd=rnd, wins=wins):
             for _ in range(20):
                 takes = [(f"shared{rnd}", 1, SLOW, 50), (f"own{rnd}.{n}", 1, SLOW, 5)]
                 if all(allowed(store.take_all(takes, T0))):
