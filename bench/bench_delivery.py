@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from owlery.postfix import lda_command  # noqa: E402
+from owlery.app.postfix import lda_command  # noqa: E402
 from tests.delivery.daemon import Lmtpd, shared_workdir  # noqa: E402
 from tests.harness.dovecot import DovecotInstance  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Subcommands of `owlery` for the milter: `owlery milter` and `owlery dkim genkey`.
 
-Registered by owlery.cli; imports nothing heavy at module top (pymilter and dkimpy are
+Registered by owlery.app.cli; imports nothing heavy at module top (pymilter and dkimpy are
 imported inside the commands).
 Tests: tests/milters/test_cli.py
 """
@@ -12,7 +12,7 @@ import sys
 
 
 def _cmd_milter(args: argparse.Namespace) -> int:
-    from owlery.cli import load_settings
+    from owlery.cliutil import load_settings
     from owlery.settings import SettingsError
 
     settings = load_settings(args)
@@ -44,7 +44,7 @@ def _cmd_genkey(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
-    from owlery.cli import add_config_option, add_listen_option
+    from owlery.cliutil import add_config_option, add_listen_option
 
     p = sub.add_parser("milter", help="run the milter (DKIM/ARC/DMARC, content stages) for Postfix")
     add_config_option(p)

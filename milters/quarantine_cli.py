@@ -46,7 +46,7 @@ EX_TEMPFAIL = 75
 
 
 def register(sub: Any) -> None:
-    from owlery.cli import add_config_option
+    from owlery.cliutil import add_config_option
     q = sub.add_parser("quarantine", help="list, show, release, delete and expire quarantined mail")
     qs = q.add_subparsers(dest="quarantine_command", metavar="ACTION")
     qs.required = True
@@ -116,7 +116,7 @@ class _Fail(Exception):
 
 
 def _run(args: argparse.Namespace, body: Any) -> int:
-    from owlery.cli import load_settings
+    from owlery.cliutil import load_settings
     from owlery import log as owlery_log
     from milters.quarantine import QuarantineError, QuarantineUnavailable, open_store
     settings = load_settings(args)
@@ -344,7 +344,7 @@ def maildir_files(folder: str) -> list[str]:
 
 
 def _cmd_learn(args: argparse.Namespace) -> int:
-    from owlery.cli import load_settings
+    from owlery.cliutil import load_settings
     from milters.clients import ScannerUnavailable
     from milters.clients.spamd import SpamdClient
     settings = load_settings(args)

@@ -1,6 +1,6 @@
 """`owlery policyd` (run the policy daemon) and `owlery policyd-query` (ask it one question).
 
-Registered by owlery.cli; imports nothing heavy at module top (Twisted, ldap3 load
+Registered by owlery.app.cli; imports nothing heavy at module top (Twisted, ldap3 load
 inside the command).
 Tests: tests/policyd/test_cli.py, tests/e2e/test_policyd_*.py
 """
@@ -13,7 +13,7 @@ import sys
 
 
 def _cmd_policyd(args: argparse.Namespace) -> int:
-    from owlery import cli
+    from owlery import cliutil as cli
     from owlery.daemon import run
     from policyd.service import build
     cli.load_settings(args)          # a bad file fails here with file:line and status 1
@@ -48,7 +48,7 @@ def query(endpoint: str, attrs: dict[str, str], timeout_s: float = 10.0) -> str:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from owlery import cli
+    from owlery import cliutil as cli
     settings = cli.load_settings(args)
     endpoint = args.listen[0] if args.listen else list(settings.policyd_listen)[0]
     attrs = {"request": "smtpd_access_policy", "protocol_state": args.state,
@@ -76,7 +76,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
-    from owlery.cli import add_config_option, add_listen_option
+    from owlery.cliutil import add_config_option, add_listen_option
     p = sub.add_parser("policyd", help="run the Postfix policy daemon (check_policy_service)")
     add_config_option(p)
     add_listen_option(p)

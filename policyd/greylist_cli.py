@@ -16,7 +16,7 @@ import time
 
 
 def register(sub) -> None:
-    from owlery.cli import add_config_option
+    from owlery.cliutil import add_config_option
     p = sub.add_parser("greylist", help="inspect and manage greylisting state")
     gsub = p.add_subparsers(dest="greylist_command", metavar="ACTION")
     gsub.required = True
@@ -49,7 +49,7 @@ def register(sub) -> None:
 
 
 def _open(args):
-    from owlery.cli import load_settings
+    from owlery.cliutil import load_settings
     from owlery.errors import StateUnavailable
     from owlery.state import open_store
     settings = load_settings(args)
@@ -113,7 +113,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_whitelist(args: argparse.Namespace) -> int:
-    from owlery.cli import load_settings
+    from owlery.cliutil import load_settings
     from policyd.greylist_core import ClientWhitelist, RecipientWhitelist
     settings = load_settings(args)
     files = settings.greylist_whitelist_recipients if args.recipient else settings.greylist_whitelist_clients

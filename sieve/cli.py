@@ -1,5 +1,5 @@
 """`owlery sieve check|test|testsuite`: compile-check a script, dry-run it on a message,
-run .svtest files (registered into the `owlery` command by owlery.cli).
+run .svtest files (registered into the `owlery` command by owlery.app.cli).
 
 Talks to: sieve.api, sieve.testsuite (imported inside the commands to keep start-up
 light). Tests: tests/sieve/test_cli.py.
@@ -13,7 +13,7 @@ import sys
 
 
 def _settings(args):
-    from owlery.cli import load_settings
+    from owlery.cliutil import load_settings
     return load_settings(args)
 
 
@@ -140,7 +140,7 @@ def cmd_testsuite(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add `owlery sieve check|test|testsuite`."""
-    from owlery.cli import add_config_option
+    from owlery.cliutil import add_config_option
     p = sub.add_parser("sieve", help="check, dry-run and test Sieve scripts")
     s = p.add_subparsers(dest="sieve_command", metavar="ACTION")
     s.required = True

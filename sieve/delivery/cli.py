@@ -1,4 +1,4 @@
-"""`owlery lmtpd` and `owlery lda`: the delivery commands (registered by owlery.cli).
+"""`owlery lmtpd` and `owlery lda`: the delivery commands (registered by owlery.app.cli).
 
 Kept light on purpose: nothing here imports Twisted or the Sieve engine at module level,
 so `owlery lda` (one process per message) starts fast.
@@ -11,7 +11,7 @@ import argparse
 
 
 def _cmd_lmtpd(args: argparse.Namespace) -> int:
-    from owlery.cli import load_settings
+    from owlery.cliutil import load_settings
     load_settings(args)     # a bad file fails here with file:line and exit 1, before binding
     from sieve.delivery import lmtpd
     return lmtpd.main(args.config, args.listen)
@@ -24,7 +24,7 @@ def _cmd_lda(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
-    from owlery.cli import add_config_option, add_listen_option
+    from owlery.cliutil import add_config_option, add_listen_option
 
     p = sub.add_parser("lmtpd", help="run the LMTP server that delivers through Sieve into Maildir++")
     add_config_option(p)
@@ -42,7 +42,7 @@ LDA_DESCRIPTION = ("Deliver one message from stdin. Exit status: 0 delivered, 67
 
 
 def add_lda_options(p: argparse.ArgumentParser) -> None:
-    from owlery.cli import add_config_option
+    from owlery.cliutil import add_config_option
     add_config_option(p)
     p.add_argument("-f", dest="sender", metavar="SENDER", default="",
                    help="envelope sender (MAIL FROM); empty or <> for the null sender")
@@ -65,7 +65,7 @@ class _LDAParser(argparse.ArgumentParser):
 
 
 def lda_main(argv: list[str], stdin_data: bytes | None = None) -> int:
-    """`owlery lda ...` in-process, without building the whole `owlery` parser (owlery.cli's fast
+    """`owlery lda ...` in-process, without building the whole `owlery` parser (owlery.app.cli's fast
     path; sieve.delivery.lda_lmtp calls it when lmtpd cannot take the message)."""
     p = _LDAParser(prog="owlery lda", description=LDA_DESCRIPTION)
     add_lda_options(p)

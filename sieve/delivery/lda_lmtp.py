@@ -15,7 +15,7 @@ when it is needed), the arguments need the in-process path (-m, -o, --help, anyt
 unusual) or the settings file cannot be read simply. After DATA was sent and no reply came, the outcome is
 unknown: exit 75 (the MTA retries; a duplicate is possible, a loss is not).
 Run as `python -I -S .../sieve/delivery/lda_lmtp.py ARGS` (no site import at all), or
-through `owlery lda` (owlery.cli's fast path).
+through `owlery lda` (owlery.app.cli's fast path).
 Talks to: the settings file (read), lmtpd (LMTP). Tests: tests/delivery/test_lda_lmtp.py
 """
 

@@ -1,11 +1,11 @@
-"""The `owlery config` commands, run as a postmaster would (owlery.cli)."""
+"""The `owlery config` commands, run as a postmaster would (owlery.app.cli)."""
 
 import os
 import subprocess
 import sys
 
 
-OWLERY = [sys.executable, "-m", "owlery.cli"]
+OWLERY = [sys.executable, "-m", "owlery.app.cli"]
 
 
 def run(*args, cwd=None):

@@ -1,8 +1,8 @@
-"""The Postfix lines Owlery prints (owlery.postfix)."""
+"""The Postfix lines Owlery prints (owlery.app.postfix)."""
 
 import pytest
 
-from owlery import postfix
+from owlery.app import postfix
 from owlery.endpoints import parse_endpoint
 from owlery.settings import Settings
 

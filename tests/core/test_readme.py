@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from owlery import postfix
-from owlery.cli import build_parser
+from owlery.app import postfix
+from owlery.app.cli import build_parser
 from owlery.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +76,6 @@ def test_side_effect_free_examples_run(command):
     import subprocess
     import sys
     assert command in console_commands(), f"README no longer shows {command!r}"
-    r = subprocess.run([sys.executable, "-m", "owlery.cli"] + shlex.split(command)[1:], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "owlery.app.cli"] + shlex.split(command)[1:], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_run(config, *extra):
-    return subprocess.Popen([sys.executable, "-m", "owlery.cli", "run", "--config", str(config), *extra],
+    return subprocess.Popen([sys.executable, "-m", "owlery.app.cli", "run", "--config", str(config), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
 

@@ -48,7 +48,7 @@ def test_socket_names_match_services(unit):
 @pytest.mark.parametrize("unit", SERVICES, ids=lambda p: p.name)
 def test_execstart_subcommand_parses(unit):
     """The ExecStart command line is one `owlery` accepts (parsed, not run)."""
-    from owlery.cli import build_parser
+    from owlery.app.cli import build_parser
     argv = parse(unit)["Service"]["ExecStart"].split()[1:]
     build_parser().parse_args(argv)
 

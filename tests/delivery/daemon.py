@@ -52,7 +52,7 @@ class Lmtpd:
             self.port = free_port()
             conf = self.work / f"{self.name}.toml"
             conf.write_text(f'lmtpd_listen = ["tcp:127.0.0.1:{self.port}"]\n' + self.config)
-            self.proc = ManagedProcess([sys.executable, "-m", "owlery.cli", "lmtpd", "--config", str(conf)],
+            self.proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", "lmtpd", "--config", str(conf)],
                                        f"owlery-{self.name}", self.work / f"{self.name}.log", cwd=ROOT,
                                        env=dict(os.environ, PYTHONPATH=str(ROOT))).start()
             wait_for_tcp(self.port, timeout=30, proc=self.proc, what="owlery lmtpd")

@@ -227,7 +227,7 @@ delivery_sieve_script_template = "{work}/mail/{{domain}}/{{localpart}}/active.si
 state_backend = "memory"
 delivery_use_directory = false
 """)
-    proc = ManagedProcess([sys.executable, "-m", "owlery.cli", "lmtpd", "--config", str(conf)],
+    proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", "lmtpd", "--config", str(conf)],
                           "owlery-lmtpd", work / "lmtpd.log", cwd=ROOT,
                           env=dict(os.environ, PYTHONPATH=str(ROOT))).start()
     try:

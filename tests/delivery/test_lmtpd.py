@@ -38,7 +38,7 @@ files_quotas = "{work}/quotas"
 state_sqlite_path = "{work}/state.sqlite"
 maildir_owner = "nobody"
 """)
-    proc = ManagedProcess([sys.executable, "-m", "owlery.cli", "lmtpd", "--config", str(conf)],
+    proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", "lmtpd", "--config", str(conf)],
                           "owlery-lmtpd", work / "lmtpd.log", cwd=ROOT,
                           env=dict(os.environ, PYTHONPATH=str(ROOT))).start()
     try:

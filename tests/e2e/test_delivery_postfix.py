@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from owlery.postfix import lda_command
+from owlery.app.postfix import lda_command
 from tests.delivery.daemon import Lmtpd, base_config, remove_workdir, shared_workdir
 from tests.harness.postfix import build_message
 from tests.harness.procs import wait_until

@@ -1,7 +1,7 @@
 """Walking skeleton: real Postfix asks `owlery policyd`, runs `owlery milter`, delivers to `owlery lmtpd`.
 
 Mail goes in with smtplib; the test finds it in the Maildir the LMTP server wrote, with
-the header the milter added. The Postfix lines come from owlery.postfix, the same
+the header the milter added. The Postfix lines come from owlery.app.postfix, the same
 function that renders the README's *Integration with Postfix* block.
 """
 

@@ -37,7 +37,7 @@ MILTER_KEYS = ("smtpd_milters", "non_smtpd_milters", "milter_default_action", "m
 
 
 def owlery(config, *argv):
-    return subprocess.run([sys.executable, "-m", "owlery.cli", *argv, "--config", str(config)],
+    return subprocess.run([sys.executable, "-m", "owlery.app.cli", *argv, "--config", str(config)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
 

@@ -2,7 +2,7 @@
 
 `OwleryDaemons(workdir, extra_config)` writes a settings file whose listen endpoints are
 free loopback ports, starts the daemons named in `which` with it, polls each port until
-it accepts, and gives the Postfix main.cf lines for those settings from owlery.postfix
+it accepts, and gives the Postfix main.cf lines for those settings from owlery.app.postfix
 (the very lines README.rst shows). Used by tests/e2e; bench/ can reuse it.
 """
 
@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from owlery import postfix
+from owlery.app import postfix
 from owlery.settings import load
 
 from .procs import HarnessError, ManagedProcess, free_ports, wait_for_tcp
@@ -39,7 +39,7 @@ class OwleryDaemons:
     def start(self):
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         for name in self.which:
-            proc = ManagedProcess([sys.executable, "-m", "owlery.cli", name, "--config", self.config_path],
+            proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", name, "--config", self.config_path],
                                   f"owlery-{name}", self.workdir / f"{name}.log", cwd=ROOT, env=env)
             self.procs[name] = proc.start()
         try:
@@ -58,7 +58,7 @@ class OwleryDaemons:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
     def main_cf(self, domains):
-        """main.cf parameters wiring these daemons into Postfix (owlery.postfix.main_cf)."""
+        """main.cf parameters wiring these daemons into Postfix (owlery.app.postfix.main_cf)."""
         return dict(postfix.main_cf(self.settings, domains))
 
     def __enter__(self):

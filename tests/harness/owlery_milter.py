@@ -2,7 +2,7 @@
 
 libmilter can run only once per process (and holds its socket a few seconds after stop),
 so every user gets a fresh subprocess on a fresh socket: `MilterProcess(workdir, config)`
-writes the settings file, starts `python -m owlery.cli milter`, and polls the socket until
+writes the settings file, starts `python -m owlery.app.cli milter`, and polls the socket until
 it accepts. Also `run_miltertest(script, sock, **vars)` runs a Lua script with Debian's
 miltertest and returns (exit status, output).
 Owner: the milter engineer. Used by tests/milters/test_miltertest.py, tests/e2e/test_milter_*.py,
@@ -43,7 +43,7 @@ class MilterProcess:
 
     def start(self, timeout=20.0):
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = ManagedProcess([sys.executable, "-m", "owlery.cli", "milter", "--config", self.config_path],
+        self.proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", "milter", "--config", self.config_path],
                                    "owlery-milter", self.workdir / "milter.log", cwd=ROOT, env=env).start()
         try:
             if self.port is None:

@@ -45,6 +45,6 @@ def test_bad_configuration_exits_1_with_a_clear_message(tmp_path):
     import sys
     cfg = tmp_path / "bad.toml"
     cfg.write_text('dkim_sign_keys = { "example.org" = ["missing"] }\ndkim_key_directory = "/nonexistent"\n')
-    done = subprocess.run([sys.executable, "-m", "owlery.cli", "milter", "--config", str(cfg),
+    done = subprocess.run([sys.executable, "-m", "owlery.app.cli", "milter", "--config", str(cfg),
                            "--listen", f"unix:{tmp_path}/m.sock"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "cannot read /nonexistent/example.org.missing.key" in done.stderr

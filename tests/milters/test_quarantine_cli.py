@@ -16,7 +16,7 @@ import pytest
 
 from milters.quarantine import QuarantineRecord, RecipientState, new_id
 from milters.quarantine.directory import DirectoryStore
-from owlery.cli import main
+from owlery.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 MSG = (b"From: Src <src@sender.test>\r\nTo: bob@example.test\r\nSubject: Cheap pills\r\n"
@@ -84,7 +84,7 @@ def test_bad_id_is_a_clear_error_with_status_1(env, capsys, action, bad):
 
 
 def test_bad_id_exit_status_from_the_real_command(env):
-    proc = subprocess.run([sys.executable, "-m", "owlery.cli", "quarantine", "release", "--config",
+    proc = subprocess.run([sys.executable, "-m", "owlery.app.cli", "quarantine", "release", "--config",
                            str(env.config), "nosuchid"], capture_output=True, text=True, cwd=ROOT,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
     assert proc.returncode == 1 and "not a quarantine id" in proc.stderr

@@ -97,7 +97,7 @@ def test_parse_dmarc_record(txt, tags):
 
 
 def test_genkey_cli_writes_0600_key_and_prints_txt(tmp_path, capsys):
-    from owlery.cli import main
+    from owlery.app.cli import main
     assert main(["dkim", "genkey", "example.org", "sel1", "--directory", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     path = tmp_path / "example.org.sel1.key"
@@ -115,7 +115,7 @@ def test_genkey_cli_writes_0600_key_and_prints_txt(tmp_path, capsys):
 
 @pytest.mark.parametrize("args", [["bad domain", "s"], ["example.org", "bad/sel"], ["example.org", "s", "--bits", "512"]])
 def test_genkey_refuses_bad_input(tmp_path, args):
-    from owlery.cli import main
+    from owlery.app.cli import main
     assert main(["dkim", "genkey", *args, "--directory", str(tmp_path)]) == 1
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from owlery.cli import main
+from owlery.app.cli import main
 from owlery.state.sqlite_store import SQLiteStore
 from policyd.greylist_core import Greylister, GreylistPolicy
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from owlery.cli import main
+from owlery.app.cli import main
 
 
 def test_check_ok_and_error(tmp_path, capsys):

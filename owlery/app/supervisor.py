@@ -61,9 +61,9 @@ def wait_listening(procs: dict[str, subprocess.Popen], endpoints: dict[str, list
 
 
 def run_all(config_path: str, settings: Any, domains: Sequence[str]) -> int:
-    from owlery import postfix
+    from owlery.app import postfix
 
-    command = [sys.executable, "-m", "owlery.cli"]
+    command = [sys.executable, "-m", "owlery.app.cli"]
     procs: dict[str, subprocess.Popen] = {}
     endpoints = {name: _endpoints(getattr(settings, key)) for name, key in DAEMONS}
     for name, _key in DAEMONS:

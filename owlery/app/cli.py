@@ -1,9 +1,10 @@
 """The `owlery` command: core subcommands (config, run, postfix) plus each product's own.
 
-This is the one place that knows all three products: it lists their CLI modules by
-name and imports them to register their subcommands. CLI modules stay light (no
+This is the one place that knows all three products (the composition root, see
+owlery/app/__init__.py): it lists their CLI modules by name and imports them to register
+their subcommands; the helpers they share live in owlery/cliutil.py. CLI modules stay light (no
 Twisted, pymilter or ldap3 at import) so `owlery lda` starts fast. This module itself
-imports only `sys` at its top: `owlery lda` (one process per message) is dispatched in
+imports only `sys` and owlery.cliutil at its top: `owlery lda` (one process per message) is dispatched in
 main() before argparse or the settings module load (-X importtime: ~15 ms saved).
 Tests: tests/core/test_cli.py
 """
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import sys
 
+from owlery.cliutil import add_config_option, load_settings
+from owlery.cliutil import settings_module as _settings
+
 TYPE_CHECKING = False     # not `from typing import ...`: typing alone costs ~10 ms without site
 if TYPE_CHECKING:
     import argparse
     from typing import Any
-
-    from owlery import settings as settings_mod_t
 
 # Each module exposes register(subparsers); a subcommand sets `func(args) -> int`.
 PRODUCT_CLI_MODULES = (
@@ -28,38 +30,6 @@ PRODUCT_CLI_MODULES = (
     "sieve.cli",
     "sieve.delivery.cli",
 )
-
-EXIT_CONFIG = 1
-
-
-def _settings():
-    """owlery.settings, imported on first use (not at module import: see the docstring)."""
-    from owlery import settings
-    return settings
-
-
-def add_config_option(parser: argparse.ArgumentParser) -> None:
-    settings_mod = _settings()
-    parser.add_argument("--config", "-c", metavar="FILE", default=None,
-                        help=f"settings file (default {settings_mod.DEFAULT_CONFIG_PATH}; "
-                             "built-in defaults when it does not exist)")
-
-
-def add_listen_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--listen", "-l", metavar="ENDPOINT", action="append", default=[],
-                        help="listen here instead of the configured endpoints "
-                             "(unix:/path, tcp:HOST:PORT, systemd:NAME); repeatable")
-
-
-def load_settings(args: argparse.Namespace) -> settings_mod_t.Settings:
-    """Load --config, exiting with a clear message and status 1 on a bad file."""
-    settings_mod = _settings()
-    explicit = args.config is not None
-    try:
-        return settings_mod.load(args.config, missing_ok=not explicit)
-    except settings_mod.SettingsError as e:
-        print(f"owlery: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
 
 
 # --- owlery config ------------------------------------------------------------------
@@ -143,7 +113,7 @@ def write_default_config(path: str) -> None:
 # --- owlery postfix / run -----------------------------------------------------------
 
 def _cmd_postfix(args: argparse.Namespace) -> int:
-    from owlery import postfix
+    from owlery.app import postfix
     settings = load_settings(args)
     print(postfix.render(settings, domains=args.domain or ["example.org"]))
     return 0
@@ -152,7 +122,7 @@ def _cmd_postfix(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from owlery import supervisor
+    from owlery.app import supervisor
     path = args.config or _settings().DEFAULT_CONFIG_PATH
     if not os.path.exists(path):
         write_default_config(path)
