@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from owlery.cliutil import add_config_option, load_settings
+from owlery.cliutil import EXIT_CONFIG, add_config_option, load_settings
 from owlery.cliutil import settings_module as _settings
 
 TYPE_CHECKING = False     # not `from typing import ...`: typing alone costs ~10 ms without site
@@ -102,11 +102,16 @@ def _cmd_config_init(args: argparse.Namespace) -> int:
 
 
 def write_default_config(path: str) -> None:
+    """The commented-out defaults, written atomically and 0640 (the file may hold passwords)."""
     import os
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o640)
         f.write(default_config_text())
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -122,14 +127,39 @@ def _cmd_postfix(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from owlery.app import supervisor
-    path = args.config or _settings().DEFAULT_CONFIG_PATH
+    from owlery.app import starter, supervisor
+    default_path = _settings().DEFAULT_CONFIG_PATH
+    path = args.config or default_path
+    domain = (starter.HostedDomain(args.domain[0], "--domain") if args.domain
+              else starter.hosted_domain())
     if not os.path.exists(path):
-        write_default_config(path)
-        print(f"owlery: wrote default settings to {path}", file=sys.stderr)
+        layout = starter.StarterLayout.for_config(path, default_path)
+        try:
+            written = starter.write_starter(layout, domain, default_config_text())
+        except OSError as e:
+            print(f"owlery: cannot write the starter settings: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        for written_path in written:
+            print(f"owlery: wrote {written_path}", file=sys.stderr)
+        print(f"owlery: hosted domain {domain.name} ({domain.source})", file=sys.stderr)
     args.config = path
     settings = load_settings(args)
-    return supervisor.run_all(path, settings, domains=args.domain or ["example.org"])
+    return supervisor.run_all(path, settings, domains=args.domain or [domain.name],
+                              notes=_try_it_lines(settings, domain.name))
+
+
+def _try_it_lines(settings, domain: str) -> list[str]:
+    """How to deliver one message to postmaster@domain, when the directory has that mailbox."""
+    from owlery.app import starter
+    from sieve.delivery.users import UserResolver
+    address = f"postmaster@{domain}"
+    try:
+        user = UserResolver.from_settings(settings).lookup(address)
+    except Exception as e:  # noqa: BLE001  only a hint is lost; the daemons report their own errors
+        return [f"owlery: could not look up {address} for a test delivery: {e}"]
+    if user is None:
+        return [f"owlery: the directory has no mailbox {address}; add one to try a delivery"]
+    return starter.try_it(settings, address, user.maildir)
 
 
 def build_parser() -> argparse.ArgumentParser:

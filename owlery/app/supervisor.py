@@ -60,7 +60,7 @@ def wait_listening(procs: dict[str, subprocess.Popen], endpoints: dict[str, list
             time.sleep(0.05)  # polling interval while children bind, not a readiness guess
 
 
-def run_all(config_path: str, settings: Any, domains: Sequence[str]) -> int:
+def run_all(config_path: str, settings: Any, domains: Sequence[str], notes: Sequence[str] = ()) -> int:
     from owlery.app import postfix
 
     command = [sys.executable, "-m", "owlery.app.cli"]
@@ -96,6 +96,8 @@ def run_all(config_path: str, settings: Any, domains: Sequence[str]) -> int:
               + ", ".join(str(e) for e in endpoints[name]), file=sys.stderr)
     print("owlery: add these lines to Postfix, then run: postfix reload\n", file=sys.stderr)
     print(postfix.render(settings, domains), flush=True)
+    if notes:
+        print("\n" + "\n".join(notes), flush=True)
     status = 0
     while True:
         for name, proc in procs.items():
