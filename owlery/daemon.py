@@ -251,7 +251,20 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
     reactor.addSystemEventTrigger("before", "shutdown", drain)
     # Decision lines from the reactor thread: one write per reactor turn, not per line.
     owlery_log.batch_decisions(lambda flush: reactor.callLater(0, flush))
-    reactor.run()
+    # Our own stop signals instead of Twisted's: Ctrl-C on a terminal sends SIGINT to every
+    # process of the group while `owlery run` also forwards SIGTERM, and Twisted's handlers
+    # then stopped the reactor twice (ReactorNotRunning traceback). Stop once, whatever comes.
+    stop_requested = False
+
+    def stop_once() -> None:
+        nonlocal stop_requested
+        if not stop_requested:
+            stop_requested = True
+            reactor.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *a: reactor.callFromThread(stop_once))
+    reactor.run(installSignalHandlers=False)
     log.info("%s: stopped", program)
     return 0
 

@@ -97,6 +97,28 @@ def test_reload_and_graceful_stop(tmp_path):
             proc.wait()
 
 
+def test_ctrl_c_and_a_forwarded_sigterm_stop_it_once(tmp_path):
+    """Ctrl-C under `owlery run`: SIGINT from the terminal and SIGTERM from the supervisor
+    both arrive; the daemon stops once, status 0, without a ReactorNotRunning traceback."""
+    cfg = tmp_path / "o.toml"
+    cfg.write_text("")
+    sock_path = tmp_path / "app.sock"
+    proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"unix:{sock_path}"], cwd=ROOT,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        connect_when_ready(sock_path, proc).close()
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        err = proc.stderr.read().decode()
+        assert "Traceback" not in err and "app closed" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 ACTIVATE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
             "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='coreapp'); "
             "os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
