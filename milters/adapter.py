@@ -252,7 +252,7 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: floa
     import signal
 
     stop_signals = {signal.SIGTERM, signal.SIGINT}
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)   # serve() blocked them already
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -263,10 +263,12 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: floa
 
     worker = threading.Thread(target=run, name="libmilter", daemon=True)
     worker.start()
+    stopping = False
     try:
         while worker.is_alive():
             received = signal.sigtimedwait(stop_signals, 0.25)
             if received is not None:
+                stopping = True
                 log.info("milter: signal %d: stopping (%d connections open)", received.si_signo,
                          OwleryMilter.active_connections())
                 # No new connections. smfi_stop() would block until libmilter's next
@@ -284,13 +286,34 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: floa
                                 OwleryMilter.active_connections())
                 break
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    if failure:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)   # still blocked: see serve()
+    if failure and not stopping:
         raise failure[0]
+    if failure:
+        # We shut the listening socket down, so libmilter's accept loop may end with
+        # "cannot run main" (when, or after, this thread looks): that is our stop, not an error.
+        log.debug("milter: libmilter ended with %s while stopping", failure[0])
 
 
 def serve(settings: Any, listen: str | None = None) -> int:
-    """Run the milter until SIGTERM; return the exit status."""
+    """Run the milter until SIGTERM or SIGINT; return the exit status."""
+    import signal
+
+    # Stop signals wait (blocked, pending) until _run_until_signal takes them: one that comes
+    # while we start up must stop us cleanly, not kill us (-15) or raise KeyboardInterrupt.
+    # They stay blocked after the milter stopped: Ctrl-C under `owlery run` brings SIGINT and
+    # a forwarded SIGTERM, and the second, still pending, would kill the process (-15) on its
+    # way out. Consumed here; the process exits next.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        return _serve(settings, listen)
+    finally:
+        while signal.sigtimedwait(stop_signals, 0) is not None:
+            pass
+
+
+def _serve(settings: Any, listen: str | None) -> int:
     import milter
 
     from owlery import log as owlery_log
