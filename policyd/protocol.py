@@ -7,9 +7,18 @@ are kept but ignored by the checks; a repeated attribute keeps its last value (t
 README allows either). Values are decoded as UTF-8 with surrogateescape, so raw 8-bit
 local parts (SMTPUTF8 or broken clients) survive unchanged into logs and lookups.
 Limits (line length, attributes per request) come from settings; going over one, a
-line without `=`, a NUL, or a request that is not `smtpd_access_policy` raises
+line without `=`, a NUL, a numeric attribute (NUMERIC_ATTRIBUTES) that is not empty or
+1 to 20 ASCII digits, or a request that is not `smtpd_access_policy` raises
 `ProtocolError`, after which the adapter logs and closes the connection.
-Talks to: nothing. Tests: tests/policyd/test_protocol.py
+
+Why refuse a bad number rather than read it as 0: Postfix writes these attributes from
+its own integers (and its smtpd already refuses a SIZE= that is not ASCII digits with
+501 5.5.4), so a request with `size=²` or `size=١٢` does not come from Postfix's
+policy client. Reading it as 0 would quietly wave the message past the quota check;
+closing the connection makes a real Postfix client apply its own rule for a policy
+server that fails (a 4xx, the message is retried), so nothing is lost. Only ASCII
+0-9 count: str.isdigit() takes superscripts and other scripts' digits.
+Talks to: nothing. Tests: tests/policyd/test_protocol.py, tests/policyd/test_protocol_hostile.py
 """
 
 from __future__ import annotations
@@ -44,9 +53,21 @@ class ProtocolError(Exception):
     """Input that breaks the protocol or a limit; the connection must be closed without a reply."""
 
 
+# Attributes Postfix always sends as a decimal integer (empty when it has none). The ports
+# are not here: Postfix sends client_port=unknown when it does not know it.
+NUMERIC_ATTRIBUTES = ("size", "recipient_count", "encryption_keysize")
+_NUMBER_DIGITS_MAX = 20          # 2**64 has 20 digits; int() refuses far longer literals anyway
+
+
+def is_number(value: str) -> bool:
+    """True for 1 to 20 ASCII digits, nothing else (not "²", not "١٢", not " 1", not "+1")."""
+    return 0 < len(value) <= _NUMBER_DIGITS_MAX and value.isascii() and value.isdigit()
+
+
 def _int_attr(value: str) -> int:
-    # Postfix sends digits; an absent value arrives as absent, empty or 0 alike.
-    return int(value) if value.isdigit() else 0
+    # Postfix sends digits; an absent value arrives as absent, empty or 0 alike. A request
+    # from the decoder has had its numbers checked; one built by hand reads as 0.
+    return int(value) if is_number(value) else 0
 
 
 class PolicyRequest(Mapping[str, str]):
@@ -237,6 +258,10 @@ class RequestDecoder:
         if kind != REQUEST_TYPE:
             raise ProtocolError(f"request={kind!r}, expected {REQUEST_TYPE}"
                                 if kind is not None else "request without request= attribute")
+        for name in NUMERIC_ATTRIBUTES:
+            value = attrs.get(name)
+            if value and not is_number(value):
+                raise ProtocolError(f"{name}={value[:40]!r} is not a decimal number")
         req = PolicyRequest.__new__(PolicyRequest)   # the dict is ours: no copy
         req._attrs = attrs
         req.memo = {}

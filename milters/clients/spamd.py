@@ -3,7 +3,10 @@
 `encode_request()` builds request bytes and `ResponseParser` turns bytes from spamd into a
 `SpamdResponse`; neither touches a socket. `SpamdClient` runs them over a unix or TCP
 socket with one deadline per request (spamd answers one request per connection).
-Talks to: spamd (SpamAssassin). Tests: tests/milters/test_content_clients.py
+Numbers spamd sends (status code, Content-length, scores) are read only when they are
+bounded runs of ASCII digits; anything else is a ProtocolError (a ScannerUnavailable).
+Talks to: spamd (SpamAssassin). Tests: tests/milters/test_content_clients.py,
+tests/milters/test_spamd_hostile.py
 """
 
 from __future__ import annotations
@@ -33,10 +36,15 @@ COMMANDS = ("CHECK", "SYMBOLS", "REPORT", "REPORT_IFSPAM", "HEADERS", "PROCESS",
 # spamd's header block is small; anything bigger is not spamd talking.
 MAX_HEADER_BYTES = 64 * 1024
 
-_STATUS_RE = re.compile(r"^SPAMD/(\d+\.\d+) (\d+) (.*)$")
-_SPAM_RE = re.compile(r"^(True|False|Yes|No)\s*;\s*(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)$", re.I)
+# Numbers are ASCII digits only ([0-9], never \d: in a str pattern \d takes every Unicode
+# digit, which int() and float() would accept too) and bounded, so nothing spamd sends can
+# make int() refuse a huge literal or float() overflow to inf.
+_NUMBER = r"-?[0-9]{1,9}(?:\.[0-9]{1,9})?"
+_STATUS_RE = re.compile(r"^SPAMD/([0-9]{1,4}\.[0-9]{1,4}) ([0-9]{1,9}) (.*)$")
+_SPAM_RE = re.compile(rf"^(True|False|Yes|No)\s*;\s*({_NUMBER})\s*/\s*({_NUMBER})$", re.I)
 # A rule line of a REPORT body: "1000 GTUBE   BODY: Generic Test ..." or "-0.0 NO_RELAYS  Informational".
-_RULE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s+([A-Z0-9][A-Z0-9_]*)\b\s*(.*)$")
+_RULE_RE = re.compile(rf"^\s*({_NUMBER})\s+([A-Z0-9][A-Z0-9_]*)\b\s*(.*)$")
+_LENGTH_RE = re.compile(r"[0-9]{1,15}")
 
 
 class ProtocolError(ScannerUnavailable):
@@ -196,7 +204,7 @@ class ResponseParser:
             self._head = _parse_head(head)
             length = self._head[3].get("content-length")
             if length is not None:
-                if not length.strip().isdigit():
+                if not _LENGTH_RE.fullmatch(length.strip()):
                     raise ProtocolError(f"spamd sent a bad Content-length {length[:40]!r}")
                 self._length = int(length)
                 if self._length > self.max_body:

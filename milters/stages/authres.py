@@ -4,7 +4,12 @@ It removes every incoming Authentication-Results whose authserv-id is ours (a fo
 or our own policy daemon's header that the `spf` stage already read), keeps the others,
 and inserts at the top one header with every result earlier stages recorded
 (`report.auth_result`), or `none` when there is none. Put it after the verify stages.
-Talks to: nothing. Tests: tests/milters/test_authres.py
+"Ours" is judged as RFC 8601 section 5 asks, on the authserv-id however it is written:
+a token or a quoted-string (RFC 2045 `value`), after comments, in any case, with or
+without a trailing dot, followed or not by a version; a header too broken to parse still
+goes when its first value is our id (see is_ours).
+Talks to: nothing. Tests: tests/milters/test_auth_stages.py, tests/milters/test_units.py,
+tests/milters/test_auth_hostile.py
 """
 
 from __future__ import annotations
@@ -51,10 +56,73 @@ def _strip_comments(text: str) -> str:
     return "".join(out)
 
 
+def _skip_comment(text: str, i: int) -> int:
+    """Index after the comment opening at text[i] (nested, quoted-pairs); len(text) if unclosed."""
+    depth = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return len(text)
+
+
 def parse_authserv_id(value: str) -> str:
-    """The authserv-id of an Authentication-Results value (comments and version dropped)."""
-    head = _strip_comments(value).split(";", 1)[0].strip()
-    return head.split()[0] if head else ""
+    """The authserv-id of an Authentication-Results value as written, "" if there is none.
+
+    The first `value` after CFWS (RFC 8601 section 2.2): a quoted-string (returned
+    unquoted) or a token (up to white space, ";", a comment or a quote). Comments, the
+    version and what follows are dropped. Never raises, whatever the text.
+    """
+    i, n = 0, len(value)
+    while i < n:
+        if value[i].isspace():
+            i += 1
+        elif value[i] == "(":
+            i = _skip_comment(value, i)
+        else:
+            break
+    if i >= n:
+        return ""
+    if value[i] == '"':
+        out = []
+        i += 1
+        while i < n and value[i] != '"':
+            if value[i] == "\\" and i + 1 < n:
+                i += 1
+            out.append(value[i])
+            i += 1
+        found = "".join(out).strip()
+    else:
+        j = i
+        while j < n and not value[j].isspace() and value[j] not in ';("':
+            j += 1
+        found = value[i:j]
+    return found
+
+
+def normalise_authserv_id(authserv: str) -> str:
+    """The comparison form of an authserv-id: no surrounding space, no trailing dot (an absolute
+    domain name is the same name), lower case (domain names compare case-insensitively)."""
+    return authserv.strip().rstrip(".").lower()
+
+
+def is_ours(value: str, ours: str) -> bool:
+    """True if the Authentication-Results value carries the authserv-id `ours` (RFC 8601 section 5).
+
+    Read by parse_authserv_id, which takes any text: a forged header must go even when it
+    is too broken to parse. (The authres package's parser is no help here: it refuses a
+    quoted id and a trailing dot, and any id it does return is the one read here.)
+    """
+    want = normalise_authserv_id(ours)
+    return bool(want) and normalise_authserv_id(parse_authserv_id(value)) == want
 
 
 def parse_resinfos(value: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -119,12 +187,12 @@ class AuthResults(Stage):
     name = "authres"
 
     def check(self, message: Any, report: Report) -> None:
-        ours = authserv_id(self.settings, message).lower()
+        ours = authserv_id(self.settings, message)
         existing = message.get_all("Authentication-Results")
         # Delete from the last to the first so occurrence numbers stay valid whatever
         # the MTA does with deleted fields.
         for index in range(len(existing), 0, -1):
-            if parse_authserv_id(existing[index - 1].text).lower() == ours:
+            if is_ours(existing[index - 1].text, ours):
                 report.remove_header("Authentication-Results", index)
         report.add_header("Authentication-Results",
                           render(authserv_id(self.settings, message), report.auth_results))

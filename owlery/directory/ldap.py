@@ -1,18 +1,20 @@
 """LDAP directory backend (ldap3): users, alternate addresses, forwards, quotas, groups as lists.
 
-One search per question, with every user-supplied value escaped (RFC 4515) before it
-goes into a filter. The attribute names are settings whose defaults follow the common
-schemas: `mail`, `mailAlternateAddress` (qmail-ldap), `mailLocalAddress` (misc.schema)
-for addresses; `mailForwardingAddress` for forwards; `mailQuotaSize` (bytes) for quota;
-`accountStatus` (disabled/deleted entries do not receive mail); groups are entries of
-class groupOfNames / groupOfUniqueNames whose `member` / `uniqueMember` DNs are the
-members. A group with an address is an alias to its members' mailboxes and, with
-`ldap_lists_protect_groups`, a protected list whose allowed senders are the values of
-`ldap_list_policy_attribute` on the group or else `ldap_list_default_policy`. Per-recipient
-spam levels come from amavis' LDAP attributes (`amavisSpamTagLevel`, `amavisSpamTag2Level`,
-`amavisSpamKillLevel`; the reject level has no amavis attribute: `ldap_spam_reject_level_attribute`
-names one of your schema), looked up per level on the entries of user+detail@domain,
-user@domain, then an `@domain` entry (a domain default).
+One search per question, with every user-supplied value escaped (RFC 4515) before it goes
+into a filter; an address that is not valid UTF-8 or holds a control character (NUL
+included) is answered "unknown" without a search (see lookup_value). The attribute names are
+settings whose defaults follow the common schemas: `mail`, `mailAlternateAddress`
+(qmail-ldap), `mailLocalAddress` (misc.schema) for addresses; `mailForwardingAddress` for
+forwards; `mailQuotaSize` (bytes) for quota; `accountStatus` (disabled/deleted entries do
+not receive mail); groups are entries of class groupOfNames / groupOfUniqueNames whose
+`member` / `uniqueMember` DNs are the members. A group with an address is an alias to its
+members' mailboxes and, with `ldap_lists_protect_groups`, a protected list whose allowed
+senders are the values of `ldap_list_policy_attribute` on the group or else
+`ldap_list_default_policy`. Per-recipient spam levels come from amavis' LDAP attributes
+(`amavisSpamTagLevel`, `amavisSpamTag2Level`, `amavisSpamKillLevel`; the reject level has no
+amavis attribute: `ldap_spam_reject_level_attribute` names one of your schema), looked up
+per level on the entries of user+detail@domain, user@domain, then an `@domain` entry (a
+domain default).
 
 Connections: a small pool (`ldap_pool_size`, one connection per concurrent lookup),
 simple bind (or anonymous), `ldaps://` URIs or `ldap_start_tls` (on the ldap:// ones), connect
@@ -21,10 +23,12 @@ server's certificate does not verify or it refuses StartTLS. TLS verifies the ch
 (`ldap_tls_ca_file`, else the system's CAs) and the URI's host name or IP address against the
 certificate, both by OpenSSL in the handshake (see _tls_class). A connection that fails is
 dropped and the lookup retried once on a fresh one (a restarted server); if that
-fails too the lookup raises DirectoryUnavailable (4xx upstream, never "unknown").
+fails too the lookup raises DirectoryUnavailable (4xx upstream, never "unknown"). A search
+that raises anything else discards its connection too (the pool never leaks one).
 Blocking: call from a thread (the policy daemon's pool).
 Talks to: an LDAP server. Tests: tests/directory/test_contract.py (real slapd), tests/directory/test_ldap.py,
-tests/directory/test_ldap_tls.py (LDAPS and StartTLS against a TLS slapd)
+tests/directory/test_ldap_tls.py (LDAPS and StartTLS against a TLS slapd),
+tests/directory/test_ldap_hostile.py (hostile addresses, escaping, the pool)
 """
 
 from __future__ import annotations
@@ -121,10 +125,29 @@ log = logging.getLogger("owlery.directory")
 _RETRYABLE_RESULTS = {51, 52, 80, 81}   # busy, unavailable, other, server down
 
 
+# RFC 4515 section 3: in an assertion value NUL, "(", ")", "*" and "\\" must be written \XX.
+_FILTER_ESCAPES = {ord(c): f"\\{ord(c):02x}" for c in "\\*()\0"}
+
+
 def escape(value: str) -> str:
-    """RFC 4515 filter escaping of an assertion value."""
-    from ldap3.utils.conv import escape_filter_chars
-    return escape_filter_chars(value)
+    """RFC 4515 filter escaping of an assertion value (other characters, UTF-8 included, stay)."""
+    return value.translate(_FILTER_ESCAPES)
+
+
+def lookup_value(text: str) -> str:
+    """`text` if it can be looked up, else ValueError (the caller answers "unknown", never an outage).
+
+    Refused: text that is not valid UTF-8 (the lone surrogates surrogateescape makes of
+    undecodable bytes; LDAP strings are UTF-8, RFC 4511 section 4.1.2) and control
+    characters, NUL included (no SMTP address holds one, RFC 5321 section 4.1.2).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"not valid UTF-8: {text!r}") from None
+    if any(c < " " or c == "\x7f" for c in text):
+        raise ValueError(f"control character in {text!r}")
+    return text
 
 
 @functools.cache
@@ -287,33 +310,43 @@ class LdapDirectory(Directory):
 
     def search(self, flt: str, *, base: str | None = None, scope: str = "SUBTREE",
                size_limit: int = 0) -> list[_Entry]:
-        """Run one search (retrying once on a fresh connection); entries, or DirectoryUnavailable."""
+        """Run one search (retrying once on a fresh connection); entries, or DirectoryUnavailable.
+
+        The connection goes back to the pool only after a clean answer; on anything else,
+        including an exception that is not ldap3's (a value ldap3 cannot encode, a bug), it
+        is discarded, so the pool never shrinks by a leaked connection.
+        """
         from ldap3.core.exceptions import LDAPException
         last: Exception | None = None
         for _attempt in (1, 2):
             conn = self._acquire()
+            reusable = False
             try:
-                conn.search(base or self.s.ldap_base_dn, flt, search_scope=scope, attributes=self.attributes,
-                            size_limit=size_limit, time_limit=max(1, int(self.s.ldap_timeout)))
+                try:
+                    conn.search(base or self.s.ldap_base_dn, flt, search_scope=scope, attributes=self.attributes,
+                                size_limit=size_limit, time_limit=max(1, int(self.s.ldap_timeout)))
+                except LDAPException as e:
+                    # The server went away (restart, idle cut): the pooled siblings are stale too.
+                    self.close()
+                    last = e
+                    continue
                 code = conn.result.get("result") if conn.result else None
-            except LDAPException as e:
-                # The server went away (restart, idle cut): the pooled siblings are stale too.
-                self._discard(conn)
-                self.close()
-                last = e
-                continue
-            if code in (0, 4):          # success, sizeLimitExceeded (we asked for a limit)
-                entries = [_Entry(r["dn"], dict(r.get("attributes", {})))
-                           for r in conn.response or () if r.get("type") == "searchResEntry"]
-                self._pool.put(conn)
-                return entries
-            if code == 32:              # noSuchObject: the base (or a member DN) does not exist
-                self._pool.put(conn)
-                return []
-            self._discard(conn)
-            last = RuntimeError(f"result {code} {conn.result.get('description') if conn.result else ''}")
-            if code not in _RETRYABLE_RESULTS and code is not None:
-                break
+                if code in (0, 4):          # success, sizeLimitExceeded (we asked for a limit)
+                    entries = [_Entry(r["dn"], dict(r.get("attributes", {})))
+                               for r in conn.response or () if r.get("type") == "searchResEntry"]
+                    reusable = True
+                    return entries
+                if code == 32:              # noSuchObject: the base (or a member DN) does not exist
+                    reusable = True
+                    return []
+                last = RuntimeError(f"result {code} {conn.result.get('description') if conn.result else ''}")
+                if code not in _RETRYABLE_RESULTS and code is not None:
+                    break
+            finally:
+                if reusable:
+                    self._pool.put(conn)
+                else:
+                    self._discard(conn)
         log.warning("directory: LDAP search %s failed: %s", flt, last)
         raise DirectoryUnavailable(f"LDAP search failed: {last}")
 
@@ -324,7 +357,8 @@ class LdapDirectory(Directory):
         return f"(&{self.s.ldap_user_filter}(|{terms}))"
 
     def _parse(self, address: str) -> Address:
-        return parse_address(address, self.delimiters, self.case_sensitive)
+        """The parsed address; ValueError also for one that cannot be looked up (see lookup_value)."""
+        return parse_address(lookup_value(address), self.delimiters, self.case_sensitive)
 
     def _by_address(self, a: Address) -> tuple[str, list[_Entry]] | None:
         """The most specific candidate key with entries: (key, entries), or None."""
@@ -381,7 +415,10 @@ class LdapDirectory(Directory):
     # -- Directory -------------------------------------------------------------------
 
     def hosts_domain(self, domain: str) -> bool:
-        domain = domain.lower().rstrip(".")
+        try:
+            domain = lookup_value(domain).lower().rstrip(".")
+        except ValueError:
+            return False                     # no domain of ours is unreadable
         if self.domains:
             return domain in self.domains
         suffix = "@" + escape(domain)
