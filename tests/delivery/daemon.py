@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.harness.procs import ManagedProcess, free_port, retry_on_port_race, wait_for_tcp
+from tests.harness.procs import ManagedProcess, free_port, retry_on_port_race, wait_for_tcp, wait_for_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,3 +65,7 @@ class Lmtpd:
 
     def log(self) -> str:
         return (self.work / f"{self.name}.log").read_text(errors="replace")
+
+    def wait_log(self, needle, timeout: float = 15.0):
+        """Wait until the log holds `needle` (str or compiled regex); see procs.wait_for_text."""
+        return wait_for_text(self.log, needle, timeout, f"{self.name} log line {needle!r}")

@@ -131,8 +131,7 @@ def test_script_files_into_folder_with_flag(stack, domain):
     if domain not in IN_PROCESS:
         # lmtpd delivered it (directly, or handed over by the fast-path LDA), and its decision
         # line starts with the queue id Postfix logged for this message.
-        m = re.search(r"lmtpd: ([0-9A-Za-z]+): delivered: .*to=<frank@" + re.escape(domain) + ">", lmtpd.log())
-        assert m, debug(pf, work, lmtpd)
+        m = lmtpd.wait_log(re.compile(r"lmtpd: ([0-9A-Za-z]+): delivered: .*to=<frank@" + re.escape(domain) + ">"))
         assert re.search(re.escape(m.group(1)) + r": to=<frank@" + re.escape(domain), pf.maillog()), \
             debug(pf, work, lmtpd)
 
@@ -149,7 +148,7 @@ def test_script_sees_the_address_detail(stack, domain):
     assert f"Delivered-To: dora+x@{domain}\n".encode() in f.read_bytes()
     pf.wait_queue_empty(timeout=20)
     if domain == "fast.test":     # lmtpd stored it (the fast path's settings name no Maildir)
-        assert re.search(r"lmtpd: \S+: delivered: .*to=<dora\+x@fast\.test>", lmtpd.log()), debug(pf, work, lmtpd)
+        lmtpd.wait_log(re.compile(r"lmtpd: \S+: delivered: .*to=<dora\+x@fast\.test>"))
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -207,4 +206,4 @@ def test_redirect_loop_stops(stack, domain):
     assert b"X-Sieve-Redirected-From: alice@" + domain.encode() in data
     assert b"X-Sieve-Redirected-From: bob@" + domain.encode() in data
     assert mail_files(work, domain, "bob") == []
-    assert "redirect loop: alice@lmtp.test already redirected this message" in lmtpd.log()
+    lmtpd.wait_log("redirect loop: alice@lmtp.test already redirected this message")

@@ -88,7 +88,7 @@ def test_authenticated_mail_leaves_dual_signed(mta, dns_stub):
     assert d.verify(idx=0, dnsfunc=dnsfunc) and d.verify(idx=1, dnsfunc=dnsfunc), sent.raw[:2000]
     assert {b"rsa-sha256", b"ed25519-sha256"} == {
         dkim.DKIM(sent.raw).verify_headerprep(i)[0][b"a"] for i in (0, 1)}
-    assert f"{result.queue_id}: accept" in milter.log()
+    milter.wait_log(f"{result.queue_id}: accept")
 
 
 def test_inbound_signed_mail_gets_pass_results(mta):

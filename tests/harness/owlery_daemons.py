@@ -13,7 +13,7 @@ from pathlib import Path
 from owlery.app import postfix
 from owlery.settings import load
 
-from .procs import HarnessError, ManagedProcess, free_ports, wait_for_tcp
+from .procs import HarnessError, ManagedProcess, free_ports, wait_for_tcp, wait_for_text
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTEN_SETTINGS = {"policyd": "policyd_listen", "milter": "milter_listen", "lmtpd": "lmtpd_listen"}
@@ -56,6 +56,10 @@ class OwleryDaemons:
 
     def log(self, name):
         return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def wait_log(self, name, needle, timeout=15.0):
+        """Wait until daemon `name`'s log holds `needle` (str or compiled regex); see wait_for_text."""
+        return wait_for_text(lambda: self.log(name), needle, timeout, f"{name} log line {needle!r}")
 
     def main_cf(self, domains):
         """main.cf parameters wiring these daemons into Postfix (owlery.app.postfix.main_cf)."""

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .procs import HarnessError, ManagedProcess, free_port, wait_for_tcp, wait_for_unix
+from .procs import HarnessError, ManagedProcess, free_port, wait_for_tcp, wait_for_text, wait_for_unix
 
 ROOT = Path(__file__).resolve().parents[2]
 MILTERTEST = shutil.which("miltertest") or "/usr/bin/miltertest"
@@ -63,6 +63,10 @@ class MilterProcess:
     def log(self):
         p = self.workdir / "milter.log"
         return p.read_text(errors="replace") if p.exists() else ""
+
+    def wait_log(self, needle, timeout=15.0):
+        """Wait until the log holds `needle` (str or compiled regex); see procs.wait_for_text."""
+        return wait_for_text(self.log, needle, timeout, f"milter log line {needle!r}")
 
     def __enter__(self):
         return self.start()

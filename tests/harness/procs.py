@@ -153,6 +153,21 @@ def wait_until(predicate, timeout, what, proc=None, interval=POLL_INTERVAL):
         time.sleep(interval)
 
 
+def wait_for_text(read, needle, timeout=15.0, what=None):
+    """Poll read() (a log's text) until it contains `needle` (a str, or a compiled regex);
+    returns the text (or the re.Match). Daemons write their decision lines once per reactor
+    turn, after the reply that a test saw: a log is read by waiting, never at once."""
+    def found():
+        text = read()
+        if isinstance(needle, str):
+            return text if needle in text else None
+        return needle.search(text)
+    try:
+        return wait_until(found, timeout, what or f"log line with {getattr(needle, 'pattern', needle)!r}")
+    except HarnessError as exc:
+        raise HarnessError(f"{exc}\n--- log tail ---\n{read()[-3000:]}") from None
+
+
 def tcp_connects(port, host=LOOPBACK, timeout=0.5):
     """True if a TCP connection to host:port is accepted now."""
     try:

@@ -29,8 +29,7 @@ def test_miltertest_script(running_milter, script):
 
 def test_decision_lines_logged(running_milter):
     run_miltertest(LUA / "inbound.lua", running_milter.miltertest_spec, authserv="mx.owlery.test")
-    log = running_milter.log()
-    assert "milter: MTQID1: accept: END-OF-MESSAGE from mail.example.net[192.0.2.10]" in log
+    running_milter.wait_log("milter: MTQID1: accept: END-OF-MESSAGE from mail.example.net[192.0.2.10]")
 
 
 def test_sigterm_stops_cleanly(tmp_path):
