@@ -86,3 +86,11 @@ def test_try_it_is_a_swaks_line_for_the_lmtp_endpoint(listen, where):
     assert lines[1] == (f"  swaks {where} --protocol LMTP --from newcomer@example.net "
                         "--to postmaster@x.test --header 'Subject: Hello from Owlery'")
     assert lines[2] == "owlery: it lands in /m/x.test/postmaster/Maildir/new/"
+
+
+def test_the_readme_shows_what_a_first_run_prints():
+    from tests.core.test_readme import literal_blocks, section
+    [block] = literal_blocks(section("Your first message"))
+    layout = starter.StarterLayout.for_config("/etc/owlery/owlery.toml", "/etc/owlery/owlery.toml")
+    maildir = os.path.join(layout.data_dir, "mail", "example.org", "postmaster", "Maildir")
+    assert block.splitlines() == starter.try_it(settings_mod.Settings(), "postmaster@example.org", maildir)
