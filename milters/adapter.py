@@ -6,8 +6,10 @@ each callback to a `milters.session.MilterSession` and applies the `Outcome` at
 end-of-message. It decides nothing: any exception becomes TEMPFAIL with a log line.
 libmilter stops cleanly on SIGTERM/SIGINT (its own signal thread) and can run only once
 per process.
-Talks to: Postfix (milter protocol via libmilter). Tests: tests/milters/test_adapter.py,
-tests/milters/test_miltertest.py (a real process driven by miltertest).
+Talks to: Postfix (milter protocol via libmilter). Tests: tests/milters/test_auth_stages.py and
+tests/milters/test_content_stages.py (OwleryMilter driven with milters.testing's fake context),
+tests/milters/test_miltertest.py (a real process driven by miltertest),
+tests/milters/test_milter_stop.py (SIGINT and SIGTERM together).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Registered by owlery.app.cli; imports nothing heavy at module top (pymilter and dkimpy are
 imported inside the commands).
-Tests: tests/milters/test_cli.py
+Tests: tests/milters/test_units.py (`owlery dkim genkey`); `owlery milter` runs in
+tests/milters/test_miltertest.py and tests/milters/test_milter_stop.py (through
+tests/harness/owlery_milter.py).
 """
 
 from __future__ import annotations

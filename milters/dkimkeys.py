@@ -6,8 +6,9 @@ RFC 6376 section 3.4 (relaxed header and body), Ed25519 follows RFC 8463 (the SH
 the data is signed). Verification stays with dkimpy (stages/dkim_verify.py).
 Key files: `DOMAIN.SELECTOR.key` in `dkim_key_directory`: PEM (RSA or Ed25519, PKCS#1 or
 PKCS#8) or dkimpy's raw base64 Ed25519 seed.
-Talks to: the file system (key files). Tests: tests/milters/test_dkimkeys.py,
-tests/milters/test_dkim_interop.py (OpenDKIM and dkimpy verify what we sign).
+Talks to: the file system (key files). Tests: tests/milters/test_units.py (canonicalisation, key
+files, genkey), tests/milters/test_auth_stages.py (dkimpy verifies what we sign),
+tests/milters/test_dkim_interop.py (OpenDKIM verifies what we sign).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 dkimpy (`dnsfunc=`), the DMARC lookup and pyspf all go through `txt_lookup`/the resolver
 built here, so tests point it at the DNS stub with `milter_dns_nameservers`/`milter_dns_port`.
-Talks to: DNS servers. Tests: tests/milters/test_dns.py
+Talks to: DNS servers. Tests: none directly; exercised against the DNS stub by
+tests/milters/test_auth_stages.py (DKIM, DMARC and SPF lookups, a failing lookup as temperror)
+and tests/e2e/test_milter_postfix.py.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ thresholds in settings (`milter_score_*`) turn the total into tag / quarantine /
 unless a stage applied its own levels to the score (`settle_score()`: the spam stage with
 spam_*_level, global or per recipient), which then stand instead. A stage may take single
 recipients off the envelope (`delrcpt()`: the message was quarantined for them).
-Talks to: nothing. Tests: tests/milters/test_effects.py, tests/milters/test_session.py
+Talks to: nothing. Tests: tests/milters/test_session.py, tests/milters/test_content_stages.py
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `PublicSuffixList.load(path).organizational_domain("mail.example.co.uk")` ->
 "example.co.uk" (RFC 7489 section 3.2: the public suffix plus one label). Rules,
 wildcards and exceptions follow https://publicsuffix.org/list/ (ICANN and private sections).
-Talks to: the file system (one read at start). Tests: tests/milters/test_psl.py
+Talks to: the file system (one read at start). Tests: tests/milters/test_units.py
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Registered by owlery.app.cli; imports nothing heavy at module top (Twisted, ldap3 load
 inside the command).
-Tests: tests/policyd/test_cli.py, tests/e2e/test_policyd_*.py
+Tests: none directly; `owlery policyd` runs in tests/policyd/test_service_socket.py and
+tests/e2e/test_policyd_*.py (through tests/harness/owlery_daemons.py), `query()` in
+tests/e2e/test_greylist_shared_redis.py; the `policyd-query` command itself has no test.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ pyspf's shapes (A/AAAA: text address, MX: (preference, name), PTR/CNAME: name, T
 tuple of bytes strings) and raises `spf.TempError` on timeout/SERVFAIL.
 `owlery.spf_dns.dnspython_lookup(resolver)` adapts a configured dnspython Resolver.
 Blocking: call `evaluate()` from a worker thread (policyd's pool).
-Talks to: pyspf, DNS through the lookup. Tests: tests/policyd/test_spf_rfc7208.py, test_spf_check.py
+Talks to: pyspf, DNS through the lookup. Tests: tests/policyd/test_spf_rfc7208.py,
+tests/policyd/test_spf_check.py
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 route-free angle addresses; and the address parts :all :localpart :domain :user :detail.
 
 Pure functions over header text. Used by sieve.extensions.core (address), envelope,
-subaddress and others. Tests: conformance test-address.svtest, tests/sieve/test_address.py.
+subaddress and others. Tests: none directly; the conformance run (tests/sieve/test_conformance.py:
+test-address.svtest, envelope, subaddress), tests/sieve/test_api.py (envelope :detail),
+tests/sieve/test_generated_mail_safety.py (vacation and notify addresses).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Strings keep RFC 5228 semantics: quoted-string escapes, `text:` multi-line strings with
 dot-unstuffing, and bare LF stored as CRLF (as the RFC's CRLF-based grammar implies).
-Used by sieve.parser. Tests: tests/sieve/test_parser.py, tests/sieve/test_fuzz.py.
+Used by sieve.parser. Tests: none directly; tests/sieve/test_fuzz.py, tests/sieve/test_limits.py
+(string length), the conformance run (tests/sieve/test_conformance.py, compile/errors/lexer.sieve).
 """
 
 from __future__ import annotations

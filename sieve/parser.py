@@ -1,7 +1,9 @@
 """Sieve parser (RFC 5228 section 8.2): tokens to a syntax tree of commands and tests.
 
 Only syntax here; sieve.validator checks names, arguments and requires. Nesting depth
-is bounded by sieve_max_nesting. Tests: tests/sieve/test_parser.py.
+is bounded by sieve_max_nesting. Tests: none directly; tests/sieve/test_limits.py (nesting, string
+lists), tests/sieve/test_fuzz.py, the conformance run (tests/sieve/test_conformance.py,
+compile/errors/parser.sieve).
 """
 
 from __future__ import annotations

@@ -2,5 +2,5 @@
 
 public_suffix_list.dat is copied unmodified from Debian's `publicsuffix` package
 (version 20230209.2326-1); refresh it from https://publicsuffix.org/list/.
-Tests: tests/milters/test_psl.py
+Tests: tests/milters/test_units.py (the shipped list and its licence header).
 """

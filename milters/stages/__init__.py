@@ -26,7 +26,8 @@ Rules:
 Which stages run for a message (`Pipeline.select`): `milter_daemon_stages[{daemon_name}]`
 when listed, else `milter_outbound_stages` for SASL-authenticated clients and clients in
 `milter_internal_networks`, else `milter_inbound_stages`.
-Talks to: nothing itself. Tests: tests/milters/test_stages.py
+Talks to: nothing itself. Tests: tests/milters/test_session.py (selection, unknown stage, stage
+errors), tests/milters/test_auth_stages.py (a stage registered at run time).
 """
 
 from __future__ import annotations

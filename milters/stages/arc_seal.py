@@ -4,7 +4,7 @@ Put it after `authres` (it seals the A-R header that stage is adding) and after
 `arc_verify` (whose result becomes cv=). Uses dkimpy's ARC signer with an RSA key from
 `dkim_key_directory/ARC_SEAL_DOMAIN.ARC_SEAL_SELECTOR.key`. Optional: configure
 arc_seal_domain and arc_seal_selector and list the stage.
-Talks to: the file system at start. Tests: tests/milters/test_arc.py
+Talks to: the file system at start. Tests: tests/milters/test_auth_stages.py (seal, then verify).
 """
 
 from __future__ import annotations

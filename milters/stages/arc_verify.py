@@ -2,7 +2,7 @@
 
 Records `arc=pass|fail|none` (temperror when DNS fails) and leaves the chain validation
 status in `report.data["arc"]` for arc_seal. Symbols: ARC_VALID, ARC_INVALID.
-Talks to: DNS (through milters.dns). Tests: tests/milters/test_arc.py
+Talks to: DNS (through milters.dns). Tests: tests/milters/test_auth_stages.py (seal, then verify).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ The signing domain is the From header's domain, or its nearest parent listed in
 Ed25519 selector signs twice. Keys are loaded once at start, so a bad key stops the milter
 with a clear message instead of failing mail later. Run it only for outbound mail (it is in
 `milter_outbound_stages`).
-Talks to: the file system at start. Tests: tests/milters/test_dkim_sign.py
+Talks to: the file system at start. Tests: tests/milters/test_auth_stages.py,
+tests/milters/test_units.py (a missing key stops the milter), tests/milters/test_dkim_interop.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ header.d, header.s, header.a and header.b; no signature gives `dkim=none`. The p
 domains go to `report.data["dkim"]` for the dmarc stage. Symbols: DKIM_VALID,
 DKIM_INVALID, DKIM_TEMPERROR, DKIM_NONE. At most `dkim_verify_signature_limit` signatures
 are checked.
-Talks to: DNS (through milters.dns). Tests: tests/milters/test_dkim_verify.py
+Talks to: DNS (through milters.dns). Tests: tests/milters/test_auth_stages.py,
+tests/milters/test_dkim_interop.py (OpenDKIM's signatures).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@
 - "none": no SPF (DMARC then rests on DKIM alone).
 Only a MAIL FROM identity counts (never HELO: CVE-2019-20790), and only when the header's
 envelope sender equals this message's. Result in `report.data["spf"]` = (result, domain).
-Talks to: DNS (pyspf, through milters.dns's resolver). Tests: tests/milters/test_spf_stage.py
+Talks to: DNS (pyspf, through milters.dns's resolver). Tests: tests/milters/test_auth_stages.py
+("check" and "header"), tests/e2e/test_milter_postfix.py.
 """
 
 from __future__ import annotations

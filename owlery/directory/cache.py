@@ -7,7 +7,8 @@ Positive answers (a recipient that exists, a protected list, a hosted domain, sp
 blocking (the policy daemon's fast path on the reactor thread); the plain methods fill
 the cache from the backend (blocking: call them from a thread). Bounded to
 `directory_cache_entries_max` entries (oldest dropped first). Thread-safe.
-Talks to: the wrapped backend. Tests: tests/directory/test_cache.py
+Talks to: the wrapped backend. Tests: tests/directory/test_cache_maildirsize.py (lifetimes, errors,
+bound), tests/policyd/test_checks_directory.py (the non-blocking `peek_*` path).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ forged; `authenticated` and networks cannot, so prefer them for lists that matte
 Postfix must call the policy service for authenticated clients too: keep
 check_policy_service in smtpd_recipient_restrictions and relay control in
 smtpd_relay_restrictions (what `owlery postfix` prints).
-Talks to: the directory (policyd.lookup). Tests: tests/policyd/test_checks_lists.py
+Talks to: the directory (policyd.lookup). Tests: tests/policyd/test_checks_directory.py,
+tests/e2e/test_policyd_directory.py (real Postfix and slapd, a member authenticated with SASL).
 """
 
 from __future__ import annotations

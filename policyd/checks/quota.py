@@ -15,7 +15,8 @@ them are full and it reaches nothing remote; when only some are full it is accep
 and logged (`quota_partial`): one member's full mailbox must not block mail to the
 others, and the delivery agent answers for that member.
 The reply is `552 5.2.2` (quota_full_reply = "permanent") or `452 4.2.2` ("temporary").
-Talks to: the directory, Maildirs (read only). Tests: tests/policyd/test_checks_quota.py
+Talks to: the directory, Maildirs (read only). Tests: tests/policyd/test_checks_directory.py,
+tests/e2e/test_policyd_directory.py.
 """
 
 from __future__ import annotations

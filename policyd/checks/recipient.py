@@ -3,7 +3,8 @@
 Domains we do not host are not our business (DUNNO); a directory that cannot answer
 raises DirectoryUnavailable, which the pipeline turns into DEFER_IF_PERMIT 4.3.0, so a
 server being down never yields a 5xx.
-Talks to: the directory (policyd.lookup). Tests: tests/policyd/test_checks_recipient.py
+Talks to: the directory (policyd.lookup). Tests: tests/policyd/test_checks_directory.py,
+tests/e2e/test_policyd_directory.py.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 `owlery.directory` is available and `delivery_use_directory` is on) or falls back to the
 path templates, which accept any address. Unknown users are None; a directory that does
 not answer raises owlery.errors.DirectoryUnavailable (a 4xx / EX_TEMPFAIL).
-Talks to: owlery.directory (blocking; called from a thread). Tests: tests/delivery/test_users.py
+Talks to: owlery.directory (blocking; called from a thread). Tests: none directly; exercised by
+tests/delivery/test_lmtpd.py (files directory: unknown user, +detail, quota) and
+tests/delivery/test_lda.py (path templates, unknown user, default quota).
 """
 
 from __future__ import annotations
