@@ -6,7 +6,8 @@ What Dovecot expects on disk (its `maildir:` storage with the default Maildir++ 
     letters a..z, each in ASCII order); the name is unique and carries `,S=<bytes on
     disk>,W=<size with CRLF line ends>` so readers need not stat or read the file;
   - IMAP keywords map to letters through `dovecot-keywords` ("<index> <keyword>" lines,
-    index 0 = 'a'), a file only ever replaced by rename();
+    index 0 = 'a'), a file only ever replaced by rename(), whose mtime must grow on each
+    change (Dovecot re-reads it only then);
   - folders are directories `.Name.Sub` at the Maildir root (mailbox names in IMAP
     modified UTF-7, '.' is the hierarchy separator), each holding cur/ new/ tmp/ and an
     empty `maildirfolder` file; new folders are listed in `subscriptions`;
@@ -16,22 +17,60 @@ What Dovecot expects on disk (its `maildir:` storage with the default Maildir++ 
     missing, stale, too long, holding junk or when the definition changed.
 Lines are stored with LF ends (Dovecot's default); readers convert to CRLF over IMAP.
 
+Concurrent writers (other deliveries, Dovecot itself) are kept apart with Dovecot's own
+dotlocks, so neither side loses the other's update: `subscriptions` is rewritten through
+`subscriptions.lock` (created O_EXCL, filled, renamed over the file: the lock is the new
+file), new keywords are allocated while holding `dovecot-uidlist.lock` (the lock Dovecot
+holds when it allocates one; it carries "pid:host") and written through
+`dovecot-keywords.lock`. A lock whose holder is gone (a dead local pid, or no change for
+the stale time) is broken, as Dovecot does; waiting longer than `maildir_lock_timeout` is a
+temporary failure.
+
+Hostile Maildirs. Delivering as root for a mail owner (`maildir_owner`, or a uid from the
+directory), everything below the Maildir root is writable by that owner, who may plant
+symbolic links, hard links or FIFOs to make root read or write elsewhere. So every path
+component is opened relative to a directory descriptor already checked, with O_NOFOLLOW
+(O_DIRECTORY for directories), files are created with O_CREAT|O_EXCL|O_NOFOLLOW, owners
+are set with fchown() on the descriptor, renames use directory descriptors, and what is
+read or appended to must be a regular file with one link, owned by the mail owner or root.
+A symbolic link anywhere below the root is refused (a temporary failure and a WARNING
+line): Maildir++ needs none, and Dovecot (which follows them) runs as the user, we do not.
+The root itself and the directories above it may be reached through a symbolic link only
+when the directory holding that link is not writable by the mail owner (owned by someone
+else, without group write for the owner's groups nor world write): then root or another
+trusted account put it there (an administrator moving /var/vmail to another disk, as
+Dovecot allows for its mail location); a link the mail owner could have planted (its own
+home, a vmail-owned domain directory) is refused. The root must be owned by the mail
+owner (a mail path naming /etc, or the Maildir of another uid, is refused); directories
+and files below it by the mail owner or root. Delivering without an owner (as the user
+itself) the path to the root is resolved by the kernel: no privilege is at stake there,
+and below the root the same no-follow rules apply.
+
+The rename into new/ or cur/ is the commit point: an error after it (the directory fsync
+of `maildir_fsync = "always"`, the maildirsize update) is logged as a WARNING and the
+delivery still succeeds, since a retry would store the message twice.
+
 Talks to: the file system only. Used by sieve.delivery (LMTP server, LDA).
-Tests: tests/delivery/test_maildir.py (and the Dovecot IMAP e2e test in tests/e2e/).
+Tests: tests/delivery/test_maildir.py, tests/delivery/test_maildir_hostile.py (and the
+Dovecot IMAP e2e test in tests/e2e/).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import errno
+import grp
 import itertools
+import logging
 import os
 import pwd
-import grp
 import re
 import socket
+import stat
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 from owlery import maildirsize
@@ -45,7 +84,8 @@ MAILDIR_PATH_TEMPLATE = setting(
 MAILDIR_OWNER = setting(
     "maildir_owner", Str, None,
     "When delivering as root: the user (or user:group) that owns created Maildir files and "
-    "directories, so the IMAP server can read them. Unset: files belong to the delivering process.")
+    "directories, so the IMAP server can read them. Unset: files belong to the delivering process. "
+    "Set, symbolic links the owner could have planted are refused (see owlery.maildir).")
 MAILDIR_FSYNC = setting(
     "maildir_fsync", choice("optimized", "always", "never"), "optimized",
     "optimized: fsync each message before it is renamed into new/ or cur/ (Dovecot's default); "
@@ -58,6 +98,12 @@ MAILDIR_QUOTA_RECALC_AGE = setting(
 MAILDIR_PRIVATE = setting(
     "maildir_private", Bool, True,
     "Create Maildir files 0600 and directories 0700 (true) or 0660/0770 (false, group-shared).")
+MAILDIR_LOCK_TIMEOUT = setting(
+    "maildir_lock_timeout", Duration, "30s", unit="s",
+    doc="Longest wait for a Maildir dotlock (subscriptions.lock, dovecot-uidlist.lock) held by "
+        "another delivery or by Dovecot; past it the delivery fails temporarily.")
+
+log = logging.getLogger("owlery.maildir")
 
 #: System IMAP flags and their Maildir info letters.
 SYSTEM_FLAGS = {"\\draft": "D", "\\flagged": "F", "\\answered": "R", "\\seen": "S", "\\deleted": "T"}
@@ -185,8 +231,14 @@ def split_flags(imap_flags: Iterable[str]) -> tuple[list[str], list[str]]:
 
 
 def parse_size_from_name(name: str) -> int | None:
-    m = re.search(r",S=(\d+)", name)
+    """The S=<bytes> of a Maildir file name (ASCII digits only), None when absent."""
+    m = re.search(r",S=([0-9]{1,20})(?![0-9])", name)
     return int(m.group(1)) if m else None
+
+
+def _ascii_digits(text: str) -> bool:
+    """True for a non-empty run of ASCII 0-9 (str.isdigit also accepts '²' and other scripts)."""
+    return text.isascii() and text.isdigit()
 
 
 # ---------------------------------------------------------------------------
@@ -203,13 +255,13 @@ class Owner:
         """`user` or `user:group` (names or numbers)."""
         user, _, group = spec.partition(":")
         try:
-            pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+            pw = pwd.getpwuid(int(user)) if _ascii_digits(user) else pwd.getpwnam(user)
         except KeyError:
             raise ValueError(f"maildir_owner: no such user {user!r}") from None
         gid = pw.pw_gid
         if group:
             try:
-                gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+                gid = int(group) if _ascii_digits(group) else grp.getgrnam(group).gr_gid
             except KeyError:
                 raise ValueError(f"maildir_owner: no such group {group!r}") from None
         return cls(pw.pw_uid, gid)
@@ -258,6 +310,126 @@ class Usage:
 
 
 # ---------------------------------------------------------------------------
+# Safe file system access (descriptor-relative, no symlinks followed)
+# ---------------------------------------------------------------------------
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Directories above the root are only walked through (no read permission needed).
+_WALK_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted in place of a file must not hang the delivery in open().
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_SYMLINKS = 40                  # links followed on the way to the root, like the kernel's limit
+SUBSCRIPTIONS_MAX_BYTES = 1 << 20  # a larger subscriptions file is left alone (folders still created)
+KEYWORDS_MAX_BYTES = 64 << 10      # 26 short lines are expected; never read more
+LOCK_STALE_PID_CHECK_S = 2         # a lock older than this whose local pid is gone is stale (Dovecot)
+SUBSCRIPTIONS_LOCK_STALE_S = 30    # Dovecot's stale times for the locks we share with it
+UIDLIST_LOCK_STALE_S = 120
+KEYWORDS_LOCK_STALE_S = 120
+
+_sleep = time.sleep                # while waiting for a lock (tests watch it)
+
+
+class _Symlink(Exception):
+    """Internal: the name just opened with O_NOFOLLOW is a symbolic link."""
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _unlink_at(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _is_link_at(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_nofollow(dir_fd: int, name: str, flags: int, mode: int = 0o600) -> int | None:
+    """os.open relative to dir_fd without following a final symlink: the fd, None when the
+    name does not exist (and O_CREAT is not asked for); _Symlink when it is a symbolic link."""
+    try:
+        return os.open(name, flags, mode, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        # O_NOFOLLOW on a link: ELOOP; with O_DIRECTORY too: ENOTDIR (as for a plain file).
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK) and _is_link_at(dir_fd, name):
+            raise _Symlink(name) from None
+        raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    chunks, left = [], limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True       # EPERM: it exists, owned by someone else
+    return True
+
+
+class _DotLock:
+    """A held `<name>.lock` in a directory: Dovecot's dotlock, also the new file's content."""
+
+    def __init__(self, dir_fd: int, name: str, fd: int, st: os.stat_result):
+        self.dir_fd = dir_fd
+        self.name = name
+        self.lock = name + ".lock"
+        self.fd = fd
+        self.ident = (st.st_dev, st.st_ino)
+        self.done = False
+
+    def _still_ours(self) -> bool:
+        try:
+            st = os.stat(self.lock, dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return (st.st_dev, st.st_ino) == self.ident
+
+    def replace(self) -> None:
+        """Rename the lock over the file (what was written into it becomes the file)."""
+        if not self._still_ours():
+            raise MaildirError(f"{self.lock} was broken by another process while held; not replaced")
+        os.rename(self.lock, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        self.done = True
+
+    def release(self) -> None:
+        _close_quietly(self.fd)
+        if not self.done and self._still_ours():
+            _unlink_at(self.dir_fd, self.lock)
+        self.done = True
+
+
+# ---------------------------------------------------------------------------
 # The Maildir
 # ---------------------------------------------------------------------------
 
@@ -274,205 +446,621 @@ class Maildir:
     """One user's Maildir++ (root path), created on first use."""
 
     def __init__(self, root: str, *, owner: Owner | None = None, fsync: str = "optimized",
-                 private: bool = True, quota_recalc_age: float = 900.0):
+                 private: bool = True, quota_recalc_age: float = 900.0, lock_timeout: float = 30.0):
         self.root = os.path.abspath(root)
         self.owner = owner
         self.fsync = fsync
         self.dir_mode = 0o700 if private else 0o770
         self.file_mode = 0o600 if private else 0o660
         self.quota_recalc_age = quota_recalc_age
+        self.lock_timeout = lock_timeout
+        self._groups: frozenset[int] | None = None
 
     @classmethod
     def from_settings(cls, root: str, settings, owner: Owner | None = None) -> "Maildir":
         return cls(root, owner=owner if owner is not None else owner_from_settings(settings),
                    fsync=settings.maildir_fsync, private=settings.maildir_private,
-                   quota_recalc_age=settings.maildir_quota_recalc_age)
+                   quota_recalc_age=settings.maildir_quota_recalc_age,
+                   lock_timeout=settings.maildir_lock_timeout)
 
-    # -- directories -------------------------------------------------------
+    # -- checks --------------------------------------------------------------
 
-    def _chown(self, path: str) -> None:
+    def _unsafe(self, rel: str, why: str) -> MaildirError:
+        """Log the refusal (a possible attack by the mail owner) and make the temporary error."""
+        what = rel or "the Maildir root"
+        log.warning("maildir: %s: refused: %s %s; temporary failure", self.root, what, why)
+        return MaildirError(f"{self.root}: unsafe Maildir: {what} {why}", temporary=True)
+
+    def _owner_groups(self) -> frozenset[int]:
+        if self._groups is None:
+            assert self.owner is not None
+            groups = {self.owner.gid}
+            try:
+                groups.update(os.getgrouplist(pwd.getpwuid(self.owner.uid).pw_name, self.owner.gid))
+            except (KeyError, OSError):
+                pass
+            self._groups = frozenset(groups)
+        return self._groups
+
+    def _owner_may_write(self, st: os.stat_result) -> bool:
+        """Whether the mail owner can change entries of the directory `st` describes."""
+        assert self.owner is not None
+        if st.st_uid == self.owner.uid or st.st_mode & stat.S_IWOTH:
+            return True
+        return bool(st.st_mode & stat.S_IWGRP) and st.st_gid in self._owner_groups()
+
+    def _check_dir(self, fd: int, rel: str) -> None:
+        """Below the root a directory belongs to the mail owner (or root, which only we are)."""
+        if self.owner is None:
+            return
+        uid = os.fstat(fd).st_uid
+        if uid not in (self.owner.uid, 0, os.geteuid()):
+            raise self._unsafe(rel, f"is owned by uid {uid}, not by the mail owner {self.owner.uid}")
+
+    def _check_file(self, fd: int, rel: str) -> os.stat_result:
+        """What we read or append to: a regular file; with an owner, one link and a trusted owner
+        (a hard link to a root-only file would otherwise be read or written through)."""
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise self._unsafe(rel, "is not a regular file")
         if self.owner is not None:
-            os.chown(path, self.owner.uid, self.owner.gid)
+            if st.st_nlink != 1:
+                raise self._unsafe(rel, f"has {st.st_nlink} hard links")
+            if st.st_uid not in (self.owner.uid, 0, os.geteuid()):
+                raise self._unsafe(rel, f"is owned by uid {st.st_uid}, not by the mail owner {self.owner.uid}")
+        return st
 
-    def _mkdir(self, path: str) -> bool:
+    # -- directories ---------------------------------------------------------
+
+    def _mkdir_at(self, parent: int, name: str) -> bool:
         try:
-            os.mkdir(path, self.dir_mode)
+            os.mkdir(name, self.dir_mode, dir_fd=parent)
         except FileExistsError:
             return False
-        self._chown(path)
         return True
 
+    def _subdir(self, fds: contextlib.ExitStack, parent: int, name: str, rel: str, *,
+                create: bool) -> int | None:
+        """A directory below the root, opened without following links; None when missing."""
+        made = False
+        for _ in range(3):
+            try:
+                fd = _open_nofollow(parent, name, _DIR_FLAGS)
+            except _Symlink:
+                raise self._unsafe(rel, "is a symbolic link") from None
+            if fd is not None:
+                break
+            if not create:
+                return None
+            made = self._mkdir_at(parent, name)
+        else:
+            raise OSError(errno.ENOENT, "keeps disappearing", rel)
+        fds.callback(_close_quietly, fd)
+        if made and self.owner is not None and os.fstat(fd).st_uid == os.geteuid():
+            os.fchown(fd, self.owner.uid, self.owner.gid)      # ours (not one swapped in since)
+        else:
+            self._check_dir(fd, rel)
+        return fd
+
+    def _walk_to_root(self, create: bool) -> int | None:
+        """The root's fd, resolving the path one component at a time from '/'. A symbolic link is
+        followed only when the directory holding it is not writable by the mail owner."""
+        assert self.owner is not None
+        parts = deque(p for p in self.root.split("/") if p)
+        if not parts:
+            return os.open("/", _DIR_FLAGS)
+        stack = [os.open("/", _WALK_FLAGS)]
+        links = races = 0
+        try:
+            while parts:
+                name = parts.popleft()
+                if name in ("", "."):
+                    continue
+                if name == "..":
+                    if len(stack) > 1:
+                        os.close(stack.pop())
+                    continue
+                parent = stack[-1]
+                try:
+                    fd = _open_nofollow(parent, name, _DIR_FLAGS if not parts else _WALK_FLAGS)
+                    if fd is None:
+                        if not create:
+                            return None
+                        races += 1
+                        if races > 10:
+                            raise OSError(errno.ENOENT, "keeps disappearing", name)
+                        if not self._mkdir_at(parent, name):
+                            parts.appendleft(name)       # someone else made it: open it again
+                            continue
+                        fd = _open_nofollow(parent, name, _DIR_FLAGS)
+                        if fd is None:
+                            parts.appendleft(name)
+                            continue
+                        stack.append(fd)
+                        if os.fstat(fd).st_uid == os.geteuid():     # ours (not one swapped in since)
+                            os.fchown(fd, self.owner.uid, self.owner.gid)
+                        continue
+                except _Symlink:
+                    if self._owner_may_write(os.fstat(parent)):
+                        raise self._unsafe(
+                            "", f"path goes through the symbolic link {name!r} in a directory the mail "
+                                f"owner (uid {self.owner.uid}) can write") from None
+                    links += 1
+                    if links > MAX_SYMLINKS:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), self.root) from None
+                    target = os.readlink(name, dir_fd=parent)
+                    if target.startswith("/"):
+                        while len(stack) > 1:
+                            os.close(stack.pop())
+                    parts.extendleft(reversed(target.split("/")))
+                    continue
+                stack.append(fd)
+            return stack.pop()
+        finally:
+            for fd in stack:
+                _close_quietly(fd)
+
+    def _open_root(self, fds: contextlib.ExitStack, *, create: bool) -> int | None:
+        """The Maildir root's fd (created with its parents when asked), None when it is missing."""
+        if self.owner is None:
+            try:
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                self._makedirs(self.root)
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fds.callback(_close_quietly, fd)
+            return fd
+        fd = self._walk_to_root(create)
+        if fd is None:
+            return None
+        fds.callback(_close_quietly, fd)
+        uid = os.fstat(fd).st_uid
+        if uid != self.owner.uid:
+            raise self._unsafe("", f"is owned by uid {uid}, not by the mail owner {self.owner.uid}")
+        return fd
+
     def _makedirs(self, path: str) -> None:
-        """mkdir -p, chowning only the directories we create."""
+        """mkdir -p by path (only without an owner: nobody else's links are at stake)."""
         if os.path.isdir(path):
             return
         parent = os.path.dirname(path)
         if parent and parent != path:
             self._makedirs(parent)
-        self._mkdir(path)
+        try:
+            os.mkdir(path, self.dir_mode)
+        except FileExistsError:
+            pass
 
     def folder_path(self, mailbox: str) -> str:
         name = folder_dirname(mailbox)
         return self.root if name is None else os.path.join(self.root, name)
 
-    def folder_exists(self, mailbox: str) -> bool:
-        return os.path.isdir(os.path.join(self.folder_path(mailbox), "cur"))
+    def _ensure_at(self, fds: contextlib.ExitStack, root: int, mailbox: str,
+                   create: bool) -> tuple[int, str, dict[str, int]]:
+        """(folder fd, folder dir name or "", {cur,new,tmp: fd}), creating what is missing.
+
+        A missing folder is created only when `create`; a folder is made in the order
+        cur, new, maildirfolder, subscription, tmp, so one whose subscription failed lacks
+        tmp/ and is completed (and subscribed) by the next delivery.
+        """
+        dirname = folder_dirname(mailbox)
+        subs = {s: self._subdir(fds, root, s, s, create=True) for s in ("cur", "new", "tmp")}
+        if dirname is None:
+            return root, "", subs
+        folder = self._subdir(fds, root, dirname, dirname, create=False)
+        if folder is None:
+            if not create:
+                raise MaildirError(f"mailbox {mailbox!r} does not exist", temporary=False)
+            folder = self._subdir(fds, root, dirname, dirname, create=True)
+        subs = {s: self._subdir(fds, folder, s, f"{dirname}/{s}", create=False) for s in ("cur", "new", "tmp")}
+        if subs["tmp"] is not None and subs["new"] is not None and subs["cur"] is not None:
+            return folder, dirname, subs
+        for s in ("cur", "new"):
+            subs[s] = self._subdir(fds, folder, s, f"{dirname}/{s}", create=True)
+        self._create_marker(folder, f"{dirname}/maildirfolder")
+        self._subscribe_at(root, mailbox)
+        subs["tmp"] = self._subdir(fds, folder, "tmp", f"{dirname}/tmp", create=True)
+        return folder, dirname, subs
+
+    def _create_marker(self, folder: int, rel: str) -> None:
+        try:
+            fd = _open_nofollow(folder, "maildirfolder", _CREATE_FLAGS, self.file_mode)
+        except FileExistsError:
+            if _is_link_at(folder, "maildirfolder"):
+                raise self._unsafe(rel, "is a symbolic link") from None
+            return
+        except _Symlink:
+            raise self._unsafe(rel, "is a symbolic link") from None
+        assert fd is not None
+        try:
+            if self.owner is not None:
+                os.fchown(fd, self.owner.uid, self.owner.gid)
+        finally:
+            os.close(fd)
 
     def ensure(self, mailbox: str = "INBOX", *, create: bool = True) -> str:
         """The folder's directory, creating root and folder (cur/new/tmp) when allowed."""
-        path = self.folder_path(mailbox)
-        if os.path.isdir(os.path.join(path, "tmp")) and os.path.isdir(os.path.join(path, "new")) \
-                and os.path.isdir(os.path.join(path, "cur")):
-            return path
-        if path != self.root:
-            self.ensure("INBOX")
-            if not create and not os.path.isdir(path):
-                raise MaildirError(f"mailbox {mailbox!r} does not exist", temporary=False)
-        self._makedirs(path)
-        for sub in ("cur", "new", "tmp"):
-            self._mkdir(os.path.join(path, sub))
-        if path != self.root:
-            marker = os.path.join(path, "maildirfolder")
-            if not os.path.exists(marker):
-                fd = os.open(marker, os.O_WRONLY | os.O_CREAT, self.file_mode)
-                os.close(fd)
-                self._chown(marker)
-            self.subscribe(mailbox)
-        return path
+        try:
+            with contextlib.ExitStack() as fds:
+                root = self._open_root(fds, create=True)
+                assert root is not None
+                self._ensure_at(fds, root, mailbox, create)
+        except OSError as e:
+            raise MaildirError(f"{self.root}: {mailbox}: {e.strerror or e}") from e
+        return self.folder_path(mailbox)
+
+    def folder_exists(self, mailbox: str) -> bool:
+        """Whether the folder exists (has cur/); MaildirError for an unsafe or unreadable one."""
+        try:
+            with contextlib.ExitStack() as fds:
+                root = self._open_root(fds, create=False)
+                if root is None:
+                    return False
+                dirname = folder_dirname(mailbox)
+                folder = root if dirname is None else self._subdir(fds, root, dirname, dirname, create=False)
+                if folder is None:
+                    return False
+                return self._subdir(fds, folder, "cur", f"{dirname or ''}/cur".lstrip("/"), create=False) is not None
+        except OSError as e:
+            raise MaildirError(f"{self.root}: {mailbox}: {e.strerror or e}") from e
+
+    def _folder_dirs(self, fds: contextlib.ExitStack, root: int) -> list[tuple[str, int]]:
+        """(name, fd) of the real directories `.Name` at the root; links are skipped, not followed."""
+        out = []
+        for entry in sorted(os.listdir(root)):
+            if not entry.startswith(".") or entry in (".", ".."):
+                continue
+            try:
+                fd = _open_nofollow(root, entry, _DIR_FLAGS)
+            except _Symlink:
+                log.warning("maildir: %s: %s is a symbolic link, not followed", self.root, entry)
+                continue
+            except NotADirectoryError:
+                continue
+            if fd is None:
+                continue
+            fds.callback(_close_quietly, fd)
+            out.append((entry, fd))
+        return out
 
     def list_folders(self) -> list[str]:
         """IMAP names (UTF-8) of the folders under this Maildir, INBOX first."""
-        names = ["INBOX"] if os.path.isdir(self.root) else []
-        try:
-            entries = sorted(os.listdir(self.root))
-        except FileNotFoundError:
+        with contextlib.ExitStack() as fds:
+            root = self._open_root(fds, create=False)
+            if root is None:
+                return []
+            names = ["INBOX"]
+            for entry, fd in self._folder_dirs(fds, root):
+                try:
+                    is_dir = stat.S_ISDIR(os.stat("cur", dir_fd=fd, follow_symlinks=False).st_mode)
+                except FileNotFoundError:
+                    is_dir = False
+                if is_dir:
+                    names.append(".".join(decode_mutf7(p) for p in entry[1:].split(".")))
             return names
-        for entry in entries:
-            if entry.startswith(".") and entry not in (".", "..") \
-                    and os.path.isdir(os.path.join(self.root, entry, "cur")):
-                names.append(".".join(decode_mutf7(p) for p in entry[1:].split(".")))
-        return names
+
+    # -- small files -----------------------------------------------------------
+
+    def _read_file(self, dir_fd: int, name: str, rel: str, limit: int) -> tuple[bytes, os.stat_result] | None:
+        """Up to `limit` bytes of a small control file and its stat; None when it does not exist."""
+        try:
+            fd = _open_nofollow(dir_fd, name, _READ_FLAGS)
+        except _Symlink:
+            raise self._unsafe(rel, "is a symbolic link") from None
+        if fd is None:
+            return None
+        try:
+            st = self._check_file(fd, rel)
+            return _read_all(fd, limit), st
+        finally:
+            os.close(fd)
+
+    def _replace_file(self, dir_fd: int, name: str, data: bytes) -> None:
+        """Write a new file aside (O_EXCL, no links followed) and rename it over `name`."""
+        tmp = f"{name}.{os.getpid()}.{os.urandom(3).hex()}.tmp"
+        fd = os.open(tmp, _CREATE_FLAGS, self.file_mode, dir_fd=dir_fd)
+        try:
+            try:
+                _write_all(fd, data)
+                if self.owner is not None:
+                    os.fchown(fd, self.owner.uid, self.owner.gid)
+                if self.fsync != "never":
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            _unlink_at(dir_fd, tmp)
+            raise
+
+    def _dotlock(self, dir_fd: int, name: str, rel: str, *, stale_after: float, pid: bool = False) -> _DotLock:
+        """Take `<name>.lock` in dir_fd (O_EXCL), waiting up to lock_timeout and breaking a stale one.
+
+        With `pid` the lock holds "pid:host" (what Dovecot writes in dovecot-uidlist.lock and
+        reads to find a dead holder); otherwise the caller writes the new file into it.
+        """
+        lock = name + ".lock"
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.002
+        while True:
+            try:
+                fd = os.open(lock, _CREATE_FLAGS, self.file_mode, dir_fd=dir_fd)
+            except FileExistsError:
+                if self._break_stale_lock(dir_fd, name, rel, stale_after):
+                    continue
+                if time.monotonic() >= deadline:
+                    raise MaildirError(f"{self.root}: {rel}.lock: still locked after "
+                                       f"{self.lock_timeout:g}s (another delivery or Dovecot)") from None
+                _sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            try:
+                if self.owner is not None:
+                    os.fchown(fd, self.owner.uid, self.owner.gid)
+                if pid:
+                    _write_all(fd, f"{os.getpid()}:{socket.gethostname()}".encode("utf-8", "replace"))
+                return _DotLock(dir_fd, name, fd, os.fstat(fd))
+            except BaseException:
+                _close_quietly(fd)
+                _unlink_at(dir_fd, lock)
+                raise
+
+    def _break_stale_lock(self, dir_fd: int, name: str, rel: str, stale_after: float) -> bool:
+        """True when the lock is gone or was broken (try again now), False to keep waiting.
+
+        Dovecot's rules: a lock older than 2 s holding "pid:<our host>" of a process that no
+        longer exists is stale; so is one that, like the file it guards, has not changed for
+        `stale_after` seconds.
+        """
+        lock = name + ".lock"
+        try:
+            st = os.stat(lock, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        now = time.time()
+        changed = max(st.st_mtime, st.st_ctime)
+        stale = False
+        if now - changed > LOCK_STALE_PID_CHECK_S and stat.S_ISREG(st.st_mode):
+            holder = self._lock_pid(dir_fd, lock)
+            stale = holder is not None and holder != os.getpid() and not _pid_alive(holder)
+        if not stale and now - changed > stale_after:
+            try:
+                guarded = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                stale = now - max(guarded.st_mtime, guarded.st_ctime) > stale_after
+            except FileNotFoundError:
+                stale = True
+        if not stale:
+            return False
+        try:
+            again = os.stat(lock, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        if (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino):
+            _unlink_at(dir_fd, lock)
+            log.warning("maildir: %s: broke the stale lock %s.lock", self.root, rel)
+        return True
+
+    @staticmethod
+    def _lock_pid(dir_fd: int, lock: str) -> int | None:
+        """The pid in a dotlock holding "pid:host" for this host, else None."""
+        try:
+            fd = _open_nofollow(dir_fd, lock, _READ_FLAGS)
+        except (_Symlink, OSError):
+            return None
+        if fd is None:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            text = os.read(fd, 512).decode("utf-8", "replace").strip()
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        pid, _, host = text.partition(":")
+        if host != socket.gethostname() or not _ascii_digits(pid) or len(pid) > 10:
+            return None
+        return int(pid) or None
 
     # -- subscriptions -----------------------------------------------------
 
     def subscriptions(self) -> list[str]:
         try:
-            with open(os.path.join(self.root, "subscriptions"), encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
+            with contextlib.ExitStack() as fds:
+                root = self._open_root(fds, create=False)
+                got = None if root is None else self._read_file(root, "subscriptions", "subscriptions",
+                                                                SUBSCRIPTIONS_MAX_BYTES)
+        except OSError as e:
+            raise MaildirError(f"{self.root}: subscriptions: {e.strerror or e}") from e
+        if got is None:
             return []
+        lines = got[0].decode("utf-8", "replace").splitlines()
         if lines and lines[0].startswith("V\t"):
             # Dovecot's version 2 format: header, blank line, UTF-8 names with TAB separators.
             return [line.replace("\t", ".") for line in lines[2:] if line]
-        return [decode_mutf7(line) for line in lines if line]
+        out = []
+        for line in lines:
+            if line:
+                try:
+                    out.append(decode_mutf7(line))
+                except ValueError:
+                    out.append(line)
+        return out
 
     def subscribe(self, mailbox: str) -> None:
-        """Add a folder to `subscriptions` (replaced by rename so readers never see half a file)."""
-        path = os.path.join(self.root, "subscriptions")
+        """Add a folder to `subscriptions` (under Dovecot's lock; replaced by rename)."""
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            text = ""
+            with contextlib.ExitStack() as fds:
+                root = self._open_root(fds, create=True)
+                assert root is not None
+                self._subscribe_at(root, mailbox)
+        except OSError as e:
+            raise MaildirError(f"{self.root}: subscriptions: {e.strerror or e}") from e
+
+    def _subscriptions_text(self, root: int) -> str | None:
+        """The current subscriptions text ("" when absent), None when too large to rewrite."""
+        got = self._read_file(root, "subscriptions", "subscriptions", SUBSCRIPTIONS_MAX_BYTES + 1)
+        if got is None:
+            return ""
+        if len(got[0]) > SUBSCRIPTIONS_MAX_BYTES:
+            log.warning("maildir: %s: subscriptions is over %d bytes; new folders are not subscribed",
+                        self.root, SUBSCRIPTIONS_MAX_BYTES)
+            return None
+        return got[0].decode("utf-8", "surrogateescape")
+
+    @staticmethod
+    def _with_subscription(text: str, mailbox: str) -> str | None:
+        """`text` with the folder added, None when it is already there."""
         lines = text.splitlines()
         v2 = bool(lines) and lines[0].startswith("V\t")
         normalised = ".".join(re.split(r"[./]", mailbox))
         entry = normalised.replace(".", "\t") if v2 else ".".join(
             encode_mutf7(p) for p in normalised.split("."))
         if entry in lines[2 if v2 else 0:]:
-            return
-        if not text.endswith("\n") and text:
+            return None
+        if text and not text.endswith("\n"):
             text += "\n"
-        self._replace_file(path, (text + entry + "\n").encode("utf-8"))
+        return text + entry + "\n"
+
+    def _subscribe_at(self, root: int, mailbox: str) -> None:
+        text = self._subscriptions_text(root)
+        if text is None or self._with_subscription(text, mailbox) is None:
+            return
+        lock = self._dotlock(root, "subscriptions", "subscriptions", stale_after=SUBSCRIPTIONS_LOCK_STALE_S)
+        try:
+            text = self._subscriptions_text(root)      # again, now that nobody else can change it
+            new = None if text is None else self._with_subscription(text, mailbox)
+            if new is None:
+                return
+            _write_all(lock.fd, new.encode("utf-8", "surrogateescape"))
+            if self.fsync != "never":
+                os.fsync(lock.fd)
+            lock.replace()
+        finally:
+            lock.release()
 
     # -- keywords ----------------------------------------------------------
 
-    def keyword_letters(self, folder_path: str, keywords: Sequence[str]) -> list[str]:
+    def _keyword_table(self, folder: int, rel: str) -> tuple[dict[int, str], float | None]:
+        """{index: keyword} of the folder's dovecot-keywords (indexes 0..25) and its mtime."""
+        got = self._read_file(folder, "dovecot-keywords", rel, KEYWORDS_MAX_BYTES)
+        if got is None:
+            return {}, None
+        table: dict[int, str] = {}
+        for line in got[0].decode("utf-8", "replace").splitlines():
+            index, _, name = line.partition(" ")
+            if _ascii_digits(index) and len(index) <= 2 and int(index) < MAX_KEYWORDS and name:
+                table[int(index)] = name
+        return table, got[1].st_mtime
+
+    def _keyword_letters(self, folder: int, dirname: str, keywords: Sequence[str]) -> list[str]:
         """Letters for keywords, adding new ones to the folder's dovecot-keywords.
 
-        Keywords beyond the 26 letters are dropped (as Dovecot does for Maildir).
+        Keywords beyond the 26 letters are dropped (as Dovecot does for Maildir). New ones
+        are allocated holding dovecot-uidlist.lock, as Dovecot does, so two writers never
+        give one letter two meanings.
         """
         if not keywords:
             return []
-        path = os.path.join(folder_path, "dovecot-keywords")
-        table: dict[int, str] = {}
-        try:
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    index, _, name = line.rstrip("\n").partition(" ")
-                    if index.isdigit() and name:
-                        table[int(index)] = name
-        except FileNotFoundError:
-            pass
+        rel = f"{dirname}/dovecot-keywords" if dirname else "dovecot-keywords"
+        table, _ = self._keyword_table(folder, rel)
+        if any(kw not in table.values() for kw in keywords) and len(table) < MAX_KEYWORDS:
+            uidlist = f"{dirname}/dovecot-uidlist" if dirname else "dovecot-uidlist"
+            lock = self._dotlock(folder, "dovecot-uidlist", uidlist, stale_after=UIDLIST_LOCK_STALE_S, pid=True)
+            try:
+                table, mtime = self._keyword_table(folder, rel)
+                added = False
+                for kw in keywords:
+                    if kw in table.values():
+                        continue
+                    free = next((i for i in range(MAX_KEYWORDS) if i not in table), None)
+                    if free is None:
+                        break
+                    table[free] = kw
+                    added = True
+                if added:
+                    self._write_keywords(folder, rel, table, mtime)
+            finally:
+                lock.release()
         by_name = {name: index for index, name in table.items()}
-        letters = []
-        changed = False
-        for kw in keywords:
-            if kw not in by_name:
-                free = next((i for i in range(MAX_KEYWORDS) if i not in table), None)
-                if free is None:
-                    continue
-                table[free] = kw
-                by_name[kw] = free
-                changed = True
-            letters.append(chr(ord("a") + by_name[kw]))
-        if changed:
-            body = "".join(f"{i} {table[i]}\n" for i in sorted(table))
-            self._replace_file(path, body.encode("utf-8"))
-        return letters
+        return [chr(ord("a") + by_name[kw]) for kw in keywords if kw in by_name]
+
+    def _write_keywords(self, folder: int, rel: str, table: dict[int, str], old_mtime: float | None) -> None:
+        # We hold dovecot-uidlist.lock, so a dovecot-keywords.lock left behind is stale (Dovecot
+        # removes it the same way).
+        _unlink_at(folder, "dovecot-keywords.lock")
+        out = self._dotlock(folder, "dovecot-keywords", rel, stale_after=KEYWORDS_LOCK_STALE_S)
+        try:
+            _write_all(out.fd, "".join(f"{i} {table[i]}\n" for i in sorted(table)).encode("utf-8"))
+            st = os.fstat(out.fd)
+            if old_mtime is not None and int(st.st_mtime) <= int(old_mtime):
+                # Dovecot re-reads the file only when its mtime (seconds) changed.
+                os.utime(out.fd, (st.st_atime, int(old_mtime) + 1))
+            if self.fsync != "never":
+                os.fsync(out.fd)
+            out.replace()
+        finally:
+            out.release()
 
     # -- quota -------------------------------------------------------------
 
     def usage(self, quota: Quota, now: float | None = None) -> Usage:
         """Current usage from maildirsize, recalculating it when missing, stale or changed."""
-        path = os.path.join(self.root, "maildirsize")
+        with contextlib.ExitStack() as fds:
+            root = self._open_root(fds, create=False)
+            return Usage(0, 0) if root is None else self._usage_at(root, quota, now)
+
+    def _usage_at(self, root: int, quota: Quota, now: float | None) -> Usage:
         t = time.time() if now is None else now
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAILDIRSIZE_MAX_BYTES)
-                st = os.fstat(f.fileno())
-        except FileNotFoundError:
-            return self.recalculate(quota)
+        got = self._read_file(root, "maildirsize", "maildirsize", MAILDIRSIZE_MAX_BYTES)
+        if got is None:
+            return self._recalculate_at(root, quota)
+        data, st = got
         # The one tolerant reader (shared with policyd's quota check); what it had to skip,
         # a negative total, a changed definition or a long file mean: recount.
         ms = maildirsize.parse(data.decode("ascii", "replace"))
         if (len(data) >= MAILDIRSIZE_MAX_BYTES or not data.strip() or ms.suspect
                 or Quota.from_file(ms) != quota):
-            return self.recalculate(quota)
+            return self._recalculate_at(root, quota)
         used = Usage(ms.used_bytes, ms.used_messages)
         if self._over(quota, used, 0) and t - st.st_mtime > self.quota_recalc_age:
-            return self.recalculate(quota)
+            return self._recalculate_at(root, quota)
         return used
 
     def recalculate(self, quota: Quota) -> Usage:
-        """Count every message (S= from names, else stat) and rewrite maildirsize atomically."""
+        """Count every message (S= from names, else lstat) and rewrite maildirsize atomically."""
+        with contextlib.ExitStack() as fds:
+            root = self._open_root(fds, create=False)
+            return Usage(0, 0) if root is None else self._recalculate_at(root, quota)
+
+    def _recalculate_at(self, root: int, quota: Quota) -> Usage:
         total_b = total_m = 0
-        folders = [self.root]
-        try:
-            folders += [os.path.join(self.root, e) for e in os.listdir(self.root)
-                        if e.startswith(".") and e not in (".", "..")
-                        and os.path.isdir(os.path.join(self.root, e))]
-        except FileNotFoundError:
-            pass
-        for folder in folders:
-            for sub in ("new", "cur"):
-                d = os.path.join(folder, sub)
-                try:
-                    names = os.listdir(d)
-                except FileNotFoundError:
-                    continue
-                for name in names:
-                    size = parse_size_from_name(name)
-                    if size is None:
-                        try:
-                            size = os.stat(os.path.join(d, name)).st_size
-                        except FileNotFoundError:
-                            continue    # expunged while we counted
-                    total_b += size
-                    total_m += 1
-        if os.path.isdir(self.root):
-            body = f"{quota.definition()}\n{total_b:>12} {total_m:>12}\n"
-            self._replace_file(os.path.join(self.root, "maildirsize"), body.encode("ascii"))
+        with contextlib.ExitStack() as fds:
+            for dirname, folder in [("", root)] + self._folder_dirs(fds, root):
+                for sub in ("new", "cur"):
+                    rel = f"{dirname}/{sub}" if dirname else sub
+                    try:
+                        d = self._subdir(fds, folder, sub, rel, create=False)
+                    except MaildirError:
+                        continue        # logged; a link is not followed, its messages not counted
+                    if d is None:
+                        continue
+                    for name in os.listdir(d):
+                        size = parse_size_from_name(name)
+                        if size is None:
+                            try:
+                                st = os.stat(name, dir_fd=d, follow_symlinks=False)
+                            except FileNotFoundError:
+                                continue    # expunged while we counted
+                            if not stat.S_ISREG(st.st_mode):
+                                continue
+                            size = st.st_size
+                        total_b += size
+                        total_m += 1
+        body = f"{quota.definition()}\n{total_b:>12} {total_m:>12}\n"
+        self._replace_file(root, "maildirsize", body.encode("ascii"))
         return Usage(total_b, total_m)
 
     @staticmethod
@@ -487,20 +1075,30 @@ class Maildir:
         """Raise QuotaExceeded when a message of `size` bytes does not fit."""
         if quota is None or quota.unlimited:
             return
-        used = self.usage(quota, now)
+        try:
+            with contextlib.ExitStack() as fds:
+                root = self._open_root(fds, create=False)
+                self._check_quota_at(root, quota, size, now)
+        except OSError as e:
+            raise MaildirError(f"{self.root}: quota: {e.strerror or e}") from e
+
+    def _check_quota_at(self, root: int | None, quota: Quota, size: int, now: float | None) -> None:
+        used = Usage(0, 0) if root is None else self._usage_at(root, quota, now)
         if self._over(quota, used, size):
             raise QuotaExceeded(
                 f"mailbox full: {used.bytes}+{size} of {quota.bytes or '-'} bytes, "
                 f"{used.messages}+1 of {quota.messages or '-'} messages")
 
-    def _add_usage(self, size: int, count: int) -> None:
-        path = os.path.join(self.root, "maildirsize")
+    def _add_usage(self, root: int, size: int, count: int) -> None:
         try:
-            # One write() with O_APPEND is atomic with respect to other appenders.
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        except FileNotFoundError:
+            fd = _open_nofollow(root, "maildirsize", _APPEND_FLAGS)
+        except _Symlink:
+            raise self._unsafe("maildirsize", "is a symbolic link") from None
+        if fd is None:
             return       # no quota file: nothing tracks usage for this user
         try:
+            self._check_file(fd, "maildirsize")
+            # One write() with O_APPEND is atomic with respect to other appenders.
             os.write(fd, f"{size} {count}\n".encode("ascii"))
         finally:
             os.close(fd)
@@ -513,82 +1111,70 @@ class Maildir:
         """Write `message` (LF line ends) into a folder atomically; return where it went.
 
         Raises QuotaExceeded, MaildirError(temporary=False) for a bad or missing folder
-        (when create is False), MaildirError(temporary=True) for I/O trouble.
+        (when create is False), MaildirError(temporary=True) for I/O trouble or an unsafe
+        Maildir. Once the message is renamed into new/ or cur/ nothing raises any more.
         """
         try:
-            folder = self.ensure(mailbox, create=create)
-            self.check_quota(quota, len(message), now)
-            letters, keywords = split_flags(flags)
-            letters += self.keyword_letters(folder, keywords)
-            vsize = len(message) + message.count(b"\n") - message.count(b"\r\n")
-            name = unique_name(len(message), vsize, now)
-            tmp = os.path.join(folder, "tmp", name)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.file_mode)
-            try:
-                view = memoryview(message)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                if self.owner is not None:
-                    os.fchown(fd, self.owner.uid, self.owner.gid)
-                if mtime is not None:
-                    os.utime(fd, (mtime, mtime))
-                if self.fsync != "never":
-                    os.fsync(fd)
-            except BaseException:
-                os.close(fd)
-                _unlink_quietly(tmp)
-                raise
-            os.close(fd)
-            if letters:
-                final = os.path.join(folder, "cur", name + flags_suffix(letters))
-            else:
-                final = os.path.join(folder, "new", name)
-            try:
-                os.rename(tmp, final)
-            except BaseException:
-                _unlink_quietly(tmp)
-                raise
-            if self.fsync == "always":
-                _fsync_dir(os.path.dirname(final))
-            if quota is not None and not quota.unlimited:
-                self._add_usage(len(message), 1)
-            return Delivered(final, mailbox, len(message))
+            with contextlib.ExitStack() as fds:
+                root = self._open_root(fds, create=True)
+                assert root is not None
+                folder, dirname, subs = self._ensure_at(fds, root, mailbox, create)
+                if quota is not None and not quota.unlimited:
+                    self._check_quota_at(root, quota, len(message), now)
+                letters, keywords = split_flags(flags)
+                letters += self._keyword_letters(folder, dirname, keywords)
+                vsize = len(message) + message.count(b"\n") - message.count(b"\r\n")
+                name = unique_name(len(message), vsize, now)
+                sub, final_name = ("cur", name + flags_suffix(letters)) if letters else ("new", name)
+                tmp_dir, dest_dir = subs["tmp"], subs[sub]
+                assert tmp_dir is not None and dest_dir is not None
+                self._write_message(tmp_dir, name, message, mtime)
+                try:
+                    os.rename(name, final_name, src_dir_fd=tmp_dir, dst_dir_fd=dest_dir)
+                except BaseException:
+                    _unlink_at(tmp_dir, name)
+                    raise
+                # Committed: the message is in the mailbox. A retry now would store it twice.
+                final = os.path.join(self.root, dirname, sub, final_name)
+                self._after_commit(root, dest_dir, final, quota, len(message))
+                return Delivered(final, mailbox, len(message))
         except MaildirError:
             raise
         except OSError as e:
             temporary = e.errno not in (errno.ENAMETOOLONG,)
             raise MaildirError(f"{self.root}: {mailbox}: {e.strerror or e}", temporary=temporary) from e
 
-    # -- helpers -----------------------------------------------------------
-
-    def _replace_file(self, path: str, data: bytes) -> None:
-        tmp = f"{path}.{os.getpid()}.{os.urandom(3).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.file_mode)
+    def _write_message(self, tmp_dir: int, name: str, message: bytes, mtime: float | None) -> None:
+        fd = os.open(name, _CREATE_FLAGS, self.file_mode, dir_fd=tmp_dir)
         try:
-            os.write(fd, data)
-            if self.owner is not None:
-                os.fchown(fd, self.owner.uid, self.owner.gid)
-            if self.fsync != "never":
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            try:
+                _write_all(fd, message)
+                if self.owner is not None:
+                    os.fchown(fd, self.owner.uid, self.owner.gid)
+                if mtime is not None:
+                    os.utime(fd, (mtime, mtime))
+                if self.fsync != "never":
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            _unlink_at(tmp_dir, name)
+            raise
 
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    def _after_commit(self, root: int, dest_dir: int, final: str, quota: Quota | None, size: int) -> None:
+        """Best effort after the rename: every error is a WARNING, never a failed delivery."""
+        if self.fsync == "always":
+            try:
+                os.fsync(dest_dir)
+            except Exception as e:
+                log.warning("maildir: %s: delivered, but the directory fsync failed: %s", final, e,
+                            exc_info=not isinstance(e, OSError))
+        if quota is not None and not quota.unlimited:
+            try:
+                self._add_usage(root, size, 1)
+            except Exception as e:
+                log.warning("maildir: %s: delivered, but maildirsize was not updated (recounted later): %s",
+                            final, e, exc_info=not isinstance(e, (OSError, MaildirError)))
 
 
 def path_for(template: str, address: str) -> str:

@@ -6,18 +6,34 @@ The file (what Dovecot and our LDA maintain) is a definition line such as
 included). This reader never raises on bad content: a policy check must not refuse
 mail because a file is odd, so unreadable lines (and a definition line with junk in
 it) are skipped and counted in `bad_lines`, and a negative total reads as 0 with
-`negative_total` set. The writer (owlery.maildir, at delivery) uses the same reader and
-recalculates the file from the messages when `suspect` says it cannot be trusted.
+`negative_total` set. Numbers are ASCII digits only, at most 20 of them (str.isdigit and
+int() also take '²', other scripts' digits, '_' and '+', and int() refuses very long
+ones): anything else is junk. The writer (owlery.maildir, at delivery) uses the same
+reader and recalculates the file from the messages when `suspect` says it cannot be trusted.
 Talks to: the file system (read only). Used by policyd.checks.quota and owlery.maildir.
-Tests: tests/directory/test_cache_maildirsize.py, tests/delivery/test_maildir.py
+Tests: tests/directory/test_cache_maildirsize.py, tests/delivery/test_maildir.py,
+tests/delivery/test_maildir_hostile.py
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 MAILDIRSIZE_READ_MAX = 1 << 20   # a maildirsize is meant to stay under 5 KiB; never read more than this
+_LIMIT = re.compile(r"([0-9]{1,20})([SC])")
+_MAX_DIGITS = 20
+# The delta lines when all are well formed (the usual case; checked in one pass).
+_PAIR = r"[ \t]*(?:-?[0-9]{1,20}[ \t]+-?[0-9]{1,20}[ \t]*)?"
+_CLEAN_BODY = re.compile(f"{_PAIR}(?:\n{_PAIR})*")
+
+
+def _delta(field: str) -> bool:
+    """An optionally negative run of 1..20 digits; the caller has checked the line is ASCII
+    (where str.isdigit means 0-9 only)."""
+    digits = field[1:] if field.startswith("-") else field
+    return 0 < len(digits) <= _MAX_DIGITS and digits.isdigit()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,13 +65,13 @@ def _definition(line: str) -> tuple[int | None, int | None, bool]:
         part = part.strip()
         if not part:
             continue
-        if len(part) > 1 and part[:-1].isdigit() and part[-1] in "SC":
-            if part[-1] == "S":
-                size = int(part[:-1]) or None
-            else:
-                count = int(part[:-1]) or None
-        else:
+        m = _LIMIT.fullmatch(part)
+        if m is None:
             junk = True
+        elif m.group(2) == "S":
+            size = int(m.group(1)) or None
+        else:
+            count = int(m.group(1)) or None
     return size, count, junk
 
 
@@ -66,19 +82,23 @@ def parse(text: str) -> MaildirSize:
     size, count, junk = _definition(lines[0])
     used_b = used_m = 0
     bad = 1 if junk else 0
+    body = "\n".join(lines[1:])
+    if _CLEAN_BODY.fullmatch(body):
+        numbers = [int(f) for f in body.split()]
+        used_b, used_m = sum(numbers[0::2]), sum(numbers[1::2])
+        return MaildirSize(size, count, max(used_b, 0), max(used_m, 0), bad,
+                           negative_total=used_b < 0 or used_m < 0)
+    ascii_text = text.isascii()
     for line in lines[1:]:
         fields = line.split()
         if not fields:
             continue
-        try:
-            if len(fields) != 2:
-                raise ValueError(line)
-            b, m = int(fields[0]), int(fields[1])
-        except ValueError:
+        if len(fields) != 2 or not (ascii_text or line.isascii()) \
+                or not _delta(fields[0]) or not _delta(fields[1]):
             bad += 1
             continue
-        used_b += b
-        used_m += m
+        used_b += int(fields[0])
+        used_m += int(fields[1])
     return MaildirSize(size, count, max(used_b, 0), max(used_m, 0), bad,
                        negative_total=used_b < 0 or used_m < 0)
 
