@@ -1,10 +1,12 @@
 """Sieve engine limits and engine-wide policy settings, each a named setting (section `sieve`).
 
 Every resource a script or message can make the engine spend is bounded here: script size,
-block nesting, string length, actions, redirects, interpreter steps, match variables,
-includes, variable sizes, header edits, regex sizes. Read by sieve.validator,
-sieve.interpreter and the extensions through a `Settings` object passed in.
-Tests: tests/sieve/test_limits.py (one hostile script per limit).
+block nesting, string length, actions, redirects, interpreter steps, string memory, match
+variables, includes (and the compiled-include cache), variable sizes, header edits, regex
+sizes. Read by sieve.validator, sieve.interpreter and the extensions through a `Settings`
+object passed in.
+Tests: tests/sieve/test_limits.py (one hostile script per limit),
+tests/sieve/test_budgets_hostile.py (memory budget, include cache and compile charge).
 """
 
 from __future__ import annotations
@@ -35,12 +37,22 @@ SIEVE_MAX_CPU_STEPS = setting(
     "sieve_max_cpu_steps", int_range(100, None), 1_000_000,
     "Interpreter work budget per run: each command, test, match comparison and regex or "
     "string scan costs steps; a run past it stops with a resource-limit error (keep into INBOX).")
+SIEVE_MAX_MEMORY = setting(
+    "sieve_max_memory", Size, "32M",
+    "String memory budget per run: every string the run builds (variable expansions, set "
+    "modifiers, match variables, added header fields, included script sources) is charged by "
+    "its length, cumulatively; a run past it stops with a resource-limit error (keep into INBOX).",
+    unit="bytes")
 SIEVE_MAX_MATCH_VALUES = setting(
     "sieve_max_match_values", int_range(1, 1000), 32,
     "Most match variables (${0}..${N}) a :matches or :regex match records.")
 SIEVE_MAX_INCLUDES = setting(
     "sieve_max_includes", int_range(0, None), 255,
     "Most distinct scripts one run may include (include extension).")
+SIEVE_MAX_INCLUDE_CACHE = setting(
+    "sieve_max_include_cache", int_range(1, None), 256,
+    "Most compiled included scripts kept per process (include extension; keyed by the source's "
+    "hash, least recently used dropped first).")
 SIEVE_MAX_INCLUDE_DEPTH = setting(
     "sieve_max_include_depth", int_range(1, None), 10,
     "Deepest chain of nested includes.")
@@ -62,8 +74,12 @@ SIEVE_MAX_NOTIFICATIONS = setting(
     "Most notify actions one run may add (enotify extension).")
 SIEVE_MAX_REGEX_LENGTH = setting(
     "sieve_max_regex_length", int_range(1, None), 512,
-    "Longest :regex pattern; patterns are also refused when they nest unbounded repeats.",
-    unit="characters")
+    "Longest :regex pattern.", unit="characters")
+SIEVE_MAX_REGEX_MEMORY = setting(
+    "sieve_max_regex_memory", Size, "256k",
+    "Memory RE2 may use for one compiled :regex pattern (program and DFA cache, values under "
+    "16k count as 16k); a pattern whose program does not fit is an error. Matching time is "
+    "linear in the text whatever the pattern, and charged to sieve_max_cpu_steps.", unit="bytes")
 SIEVE_MAX_MATCH_SUBJECT = setting(
     "sieve_max_match_subject", Size, "64k",
     "Longest value a :regex or :matches match looks at (the rest is ignored), bounding "

@@ -1,18 +1,19 @@
 """Comparators (RFC 4790: i;octet, i;ascii-casemap, i;ascii-numeric) and match types
 (:is, :contains, :matches, :count/:value of RFC 5231, :regex) with match variables.
 
-:matches uses a linear segment matcher (no backtracking regex); :regex translates POSIX
-ERE to Python `re` after refusing patterns with nested unbounded repeats and long
-patterns, and looks at a bounded prefix of each value. Every comparison costs CPU steps.
-Used by the tests of sieve.extensions. Tests: conformance (match-types, comparators,
-relational, regex) and tests/sieve/test_hostile.py.
+:matches uses a linear segment matcher (no backtracking regex); :regex runs POSIX ERE on
+RE2 (sieve.extensions.regex), linear in the text whatever the pattern, compiling each key
+once (constants at validation) and charging compilation and matching to the CPU budget.
+Both look at a bounded prefix of each value (sieve_max_match_subject). Every comparison
+costs CPU steps. Used by sieve.interpreter and the extensions' tests.
+Tests: conformance (match-types, comparators, relational, regex),
+tests/sieve/test_regex_safety.py and tests/sieve/test_limits.py.
 """
 
 from __future__ import annotations
 
-import re
-
 from sieve.errors import SieveRuntimeError
+from sieve.extensions.regex import COMPILE_STEPS, Regex, RegexError, compile_regex, encode, runtime_key_error
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ASCII_LOWER = str.maketrans(_UPPER, _UPPER.lower())
@@ -212,168 +213,54 @@ def glob_match(toks: list, s: str, want_groups: bool, budget) -> list | None:
 
 
 # --- :regex --------------------------------------------------------------------------
-
-class RegexError(ValueError):
-    pass
-
-
-class RegexRefused(RegexError):
-    """A pattern refused by resource policy (length, backtracking risk, complexity), not
-    because it is malformed: at run time this stops the script like any limit."""
+# The engine (POSIX ERE on RE2, linear time) is sieve.extensions.regex; the validator
+# compiles constant keys through compile_regex (re-exported here), do_match the others.
 
 
-_NESTED_REPEAT = re.compile(r"")
-
-
-def translate_ere(pattern: str, max_len: int) -> str:
-    """POSIX extended regex -> Python regex text; refuses dangerous or invalid patterns."""
-    if len(pattern) > max_len:
-        raise RegexRefused(f"regular expression is longer than {max_len} characters")
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    # stack of [has_unbounded_repeat_inside, has_alternation] per open group
-    stack: list[list] = [[False, False]]
-    last_atom_group_info = None     # info of the just-closed group, for quantifier checks
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            if i + 1 >= n:
-                raise RegexError("trailing backslash")
-            d = pattern[i + 1]
-            if d.isdigit():
-                raise RegexError("back-references are not supported")
-            if d.isalnum():
-                # POSIX: \w etc. are not ERE; treat as the literal char (Pigeonhole via libc
-                # accepts some GNU ones: \w \s \b; keep Python's meaning for those)
-                if d in "wWsSbB":
-                    out.append("\\" + d)
-                else:
-                    out.append(re.escape(d))
-            else:
-                out.append(re.escape(d))
-            i += 2
-            last_atom_group_info = None
-            continue
-        if c == "[":
-            j = i + 1
-            buf = ["["]
-            if j < n and pattern[j] == "^":
-                buf.append("^")
-                j += 1
-            if j < n and pattern[j] == "]":
-                buf.append("\\]")
-                j += 1
-            while j < n and pattern[j] != "]":
-                if pattern.startswith("[:", j):
-                    k = pattern.find(":]", j + 2)
-                    if k < 0:
-                        raise RegexError("unterminated character class")
-                    cls = pattern[j + 2:k]
-                    buf.append(_POSIX_CLASSES.get(cls) or _bad_class(cls))
-                    j = k + 2
-                    continue
-                ch = pattern[j]
-                if ch in "\\[":
-                    buf.append("\\" + ch)
-                else:
-                    buf.append(ch)
-                j += 1
-            if j >= n:
-                raise RegexError("brackets ([ ]) not balanced")
-            buf.append("]")
-            out.append("".join(buf))
-            i = j + 1
-            last_atom_group_info = None
-            continue
-        if c == "(":
-            stack.append([False, False])
-            out.append("(")
-            i += 1
-            last_atom_group_info = None
-            continue
-        if c == ")":
-            if len(stack) == 1:
-                raise RegexError("parentheses not balanced")
-            info = stack.pop()
-            out.append(")")
-            if info[0]:
-                stack[-1][0] = True
-            i += 1
-            last_atom_group_info = info
-            continue
-        if c == "|":
-            stack[-1][1] = True
-            out.append("|")
-            i += 1
-            last_atom_group_info = None
-            continue
-        if c in "*+?{":
-            unbounded = c in "*+"
-            if c == "{":
-                k = pattern.find("}", i)
-                if k < 0 or not re.fullmatch(r"\d+(,\d*)?", pattern[i + 1:k]):
-                    raise RegexError("invalid repetition count(s)")
-                body = pattern[i + 1:k]
-                lo, _, hi = body.partition(",")
-                if int(lo) > 1000 or (hi and int(hi) > 1000):
-                    raise RegexRefused("repetition count too large")
-                unbounded = "," in body and not hi
-                if not unbounded and "," in body and int(hi) < int(lo):
-                    raise RegexError("invalid repetition count(s)")
-                q = pattern[i:k + 1]
-                i = k + 1
-            else:
-                q = c
-                i += 1
-            if not out or out[-1] in ("(", "|"):
-                raise RegexError("repetition-operator operand invalid")
-            if last_atom_group_info is not None and (unbounded or c == "{"):
-                if last_atom_group_info[0] or (last_atom_group_info[1] and unbounded):
-                    # (a+)+ or (a|aa)* : exponential backtracking in a backtracking engine
-                    raise RegexRefused("nested or ambiguous repetition is refused "
-                                     "(catastrophic backtracking risk)")
-            if unbounded:
-                stack[-1][0] = True
-            out.append(q)
-            # POSIX has no lazy/possessive modifiers: a following ? or + would be another
-            # repeat of a repeat
-            if i < n and pattern[i] in "*+?{":
-                raise RegexError("repetition of a repetition")
-            last_atom_group_info = None
-            continue
-        if c in ".^$":
-            out.append(c)
+def _regex_key(rt, spec: dict, keys: list[str], compiled: list, idx: int):
+    """The compiled key idx (the validator's for a constant; else compiled now, charged to
+    the CPU budget), or False when it is not a usable regex (reported, matches nothing)."""
+    rx = compiled[idx]
+    if rx is not None:
+        return rx
+    cache = spec.get("regex_cache")
+    if cache is not None and idx < len(cache) and cache[idx] is not None:
+        rx = cache[idx]
+    else:
+        k = keys[idx]
+        rt.step(COMPILE_STEPS + len(k))
+        try:
+            rx = compile_regex(k, spec["cmp"], rt.settings.sieve_max_regex_length,
+                               rt.settings.sieve_max_regex_memory)
+        except RegexError as e:
+            runtime_key_error(rt, k, e)
+            rx = False
         else:
-            out.append(re.escape(c))
-        i += 1
-        last_atom_group_info = None
-    if len(stack) != 1:
-        raise RegexError("parentheses not balanced")
-    return "".join(out)
+            rt.step(rx.program_size)
+    compiled[idx] = rx
+    return rx
 
 
-_POSIX_CLASSES = {
-    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
-    "space": " \\t\\r\\n\\v\\f", "blank": " \\t", "punct": "!-/:-@\\[-`{-~", "xdigit": "0-9A-Fa-f",
-    "cntrl": "\\x00-\\x1f\\x7f", "print": " -~", "graph": "!-~",
-}
-
-
-def _bad_class(cls: str) -> str:
-    raise RegexError(f"invalid character class '{cls}'")
-
-
-def compile_regex(pattern: str, comparator: str, max_len: int):
-    text = translate_ere(pattern, max_len)
-    flags = re.DOTALL
-    if comparator == "i;ascii-casemap":
-        flags |= re.IGNORECASE | re.ASCII
-    try:
-        return re.compile(text, flags)
-    except re.error as e:
-        raise RegexError(str(e)) from None
-    except (RecursionError, OverflowError) as e:
-        raise RegexRefused(f"regular expression too complex: {e}") from None
+def _regex_match(rt, spec: dict, values, keys: list[str], want_groups: bool) -> bool:
+    """:regex: does any value match any key (values outer, keys inner, first match wins)?
+    Each key is compiled at most once per test; each match is charged before it runs."""
+    compiled: list[Regex | bool | None] = [None] * len(keys)
+    for v in values:
+        data = None
+        for idx, k in enumerate(keys):
+            rt.step(1 + (len(v) + len(k)) // 256)
+            rx = _regex_key(rt, spec, keys, compiled, idx)
+            if rx is False:
+                continue
+            if data is None:
+                data = encode(v[: rt.max_match_subject])
+            rt.step(rx.cost(len(data)))
+            groups = rx.search_bytes(data, want_groups)
+            if groups is not None:
+                if want_groups:
+                    rt.set_match_values(groups)
+                return True
+    return False
 
 
 # --- the match engine -------------------------------------------------------------------
@@ -391,7 +278,7 @@ def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
     """Does any value match any key? Sets match variables for :matches/:regex.
 
     spec: {"cmp": comparator, "mt": match type, "rel": relational op or None,
-    "regex": [compiled patterns or None]} as prepared by the validator."""
+    "regex_cache": [compiled constant keys or None]} as prepared by the validator."""
     cmp_ = spec["cmp"]
     mt = spec["mt"]
     if mt == "count":
@@ -405,9 +292,10 @@ def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
                 return True
         return False
     want_groups = rt.match_vars_enabled and mt in ("matches", "regex") and not spec.get("no_vars")
-    regexes = spec.get("regex_cache")
+    if mt == "regex":
+        return _regex_match(rt, spec, values, keys, want_groups)
     for v in values:
-        for idx, k in enumerate(keys):
+        for k in keys:
             rt.step(1 + (len(v) + len(k)) // 256)
             if mt == "is":
                 if cmp_ == "i;ascii-numeric":
@@ -430,30 +318,6 @@ def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
                     if want_groups:
                         # map folded positions back to the original text (same length)
                         rt.set_match_values(_regroup(v2, g, toks))
-                    return True
-            elif mt == "regex":
-                rx = None
-                if regexes is not None and idx < len(regexes):
-                    rx = regexes[idx]
-                if rx is None:
-                    try:
-                        rx = compile_regex(k, cmp_, rt.settings.sieve_max_regex_length)
-                    except RegexRefused as e:
-                        raise SieveRuntimeError(f"invalid regular expression '{k}': {e}") from None
-                    except RegexError as e:
-                        # a pattern built at run time (from variables) that is not a valid
-                        # regex matches nothing; the script goes on and the error is reported
-                        msg = f"invalid regular expression '{k}': {e}"
-                        if msg not in rt.errors:
-                            rt.errors.append(msg)
-                        continue
-                v2 = v[: rt.max_match_subject]
-                rt.step(len(v2) // 16)
-                m = rx.search(v2)
-                if m is not None:
-                    if want_groups:
-                        vals = [m.group(0)] + [g if g is not None else "" for g in m.groups()]
-                        rt.set_match_values(vals)
                     return True
             else:
                 raise SieveRuntimeError(f"unknown match type {mt}")

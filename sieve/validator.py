@@ -2,8 +2,9 @@
 extension registry, checks arguments, blocks, requires and limits, and collects every
 error with line:column. Produces the `Script` that sieve.interpreter runs.
 
-Talks to: sieve.parser, sieve.extensions (registry). Tests: tests/sieve/test_validator.py
-and the conformance run (compile/errors.svtest).
+Talks to: sieve.parser, sieve.extensions (registry). Tests: none directly; the conformance run
+(tests/sieve/test_conformance.py: compile/errors.svtest), tests/sieve/test_api.py (line:column),
+tests/sieve/test_limits.py (script size, nesting), tests/sieve/test_cli.py (`owlery sieve check`).
 """
 
 from __future__ import annotations
@@ -300,7 +301,8 @@ class Validator:
                             cache.append(None)      # compiled at run time
                             continue
                         try:
-                            cache.append(compile_regex(k.value, cmp_, self.settings.sieve_max_regex_length))
+                            cache.append(compile_regex(k.value, cmp_, self.settings.sieve_max_regex_length,
+                                                       self.settings.sieve_max_regex_memory))
                         except RegexError as e:
                             cache.append(None)
                             self.error(k, f"invalid regular expression '{k.value}' for regex match: {e}")

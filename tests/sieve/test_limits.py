@@ -153,18 +153,24 @@ def test_max_notifications():
     assert r.status == "resource_limit"
 
 
-@pytest.mark.parametrize("pattern", ["(a+)+$", "(a*)*b", "(a|aa)*c", "(x+x+)+y", "((a+))+", "(.*)*"])
-def test_regex_bombs_refused(pattern):
+@pytest.mark.parametrize("pattern,matches", [("(a+)+$", False), ("(a*)*b", False), ("(a|aa)*c", False),
+                                             ("(x+x+)+y", False), ("((a+))+", True), ("(.*)*", True)])
+def test_regex_bombs_run_in_linear_time(pattern, matches):
+    # :regex runs on RE2 (tests/sieve/test_regex_safety.py): backtracking bombs are ordinary
+    # patterns there, compiled and matched in time linear in the text
     src = f'require "regex"; if header :regex "subject" "{pattern}" {{ discard; }}'
-    assert "catastrophic" in _compile_error(src) or "repetition" in _compile_error(src)
+    t0 = time.monotonic()
+    r = _run(src, message=b"Subject: " + b"a" * 5000 + b"?\r\n\r\n")
+    assert r.ok and r.implicit_keep is not matches
+    assert time.monotonic() - t0 < 2
 
 
-def test_regex_bomb_at_runtime_is_an_error_not_a_hang():
+def test_regex_bomb_at_runtime_is_not_a_hang():
     src = ('require ["regex", "variables"]; set "p" "(a+)+$"; '
            'if header :regex "subject" "${p}" { discard; }')
     t0 = time.monotonic()
     r = _run(src, message=b"Subject: " + b"a" * 5000 + b"!\r\n\r\n")
-    assert r.status == "error" and "regular expression" in r.errors[0]
+    assert r.ok and r.implicit_keep and not r.errors
     assert time.monotonic() - t0 < 2
 
 
