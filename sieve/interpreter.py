@@ -1,10 +1,13 @@
 """Sieve interpreter: walks a validated script against one message and builds a Result.
 
 No I/O: questions go to the Host (sieve.api.Host). Every command, test and comparison
-costs CPU steps; past sieve_max_cpu_steps the run stops with a resource-limit error.
-Runtime errors end the run with status "error" (the delivery then keeps into INBOX).
+costs CPU steps; past sieve_max_cpu_steps the run stops with a resource-limit error. Every
+string the run builds is charged to a memory budget (`charge_memory`); past sieve_max_memory
+the run stops the same way. Runtime errors end the run with status "error" (the delivery
+then keeps into INBOX).
 Talks to: sieve.result, sieve.match, sieve.message, the extensions' run functions.
-Tests: conformance (every execute-time block), tests/sieve/test_api.py, test_hostile.py.
+Tests: conformance (every execute-time block), tests/sieve/test_api.py, tests/sieve/test_limits.py,
+tests/sieve/test_budgets_hostile.py.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class Runtime:
         self.result = result if result is not None else ResultBuilder(settings, settings.sieve_default_mailbox)
         self.steps = 0
         self.max_steps = settings.sieve_max_cpu_steps
+        self.memory = 0                   # bytes of strings built by this run (cumulative)
+        self.max_memory = settings.sieve_max_memory
         self.max_match_subject = settings.sieve_max_match_subject
         self.vars: dict[str, str] = {}
         self.globals: dict[str, str] = {}
@@ -62,6 +67,13 @@ class Runtime:
         if self.steps > self.max_steps:
             raise SieveResourceLimit(f"execution exceeded CPU limit (sieve_max_cpu_steps {self.max_steps})")
 
+    def charge_memory(self, n: int) -> None:
+        """Charge `n` bytes of strings about to be built; call it before building them."""
+        self.memory += n
+        if self.memory > self.max_memory:
+            raise SieveResourceLimit(
+                f"execution exceeded memory limit (sieve_max_memory {self.max_memory} bytes)")
+
     # --- strings ---
     def s(self, s) -> str:
         if isinstance(s, StrList):
@@ -81,7 +93,9 @@ class Runtime:
 
     def set_match_values(self, values: list[str]) -> None:
         limit = self.settings.sieve_max_match_values
-        self.match_values = values[: limit + 1]
+        kept = values[: limit + 1]
+        self.charge_memory(sum(len(v) for v in kept))
+        self.match_values = kept
 
     # --- matching ---
     def match(self, node, values, keys: list[str]) -> bool:

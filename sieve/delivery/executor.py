@@ -417,7 +417,9 @@ class Executor:
         # Redirects. A failed or looping one becomes a keep so nothing is lost.
         sent = []
         for r in redirects[: self.settings.sieve_max_redirects]:
-            status = self._redirect(r, plan.message, sender, user, now)
+            # loops and duplicates are judged on the message as it arrived, not as edited
+            status = self._redirect(r, plan.message, sender, user, now, original=message,
+                                    sent_before=len(sent))
             if status == "tempfail" and not stores and not sent:
                 return tempfail(recipient, f"redirect to <{r.address}> failed")
             if status in ("loop", "tempfail", "failed"):
@@ -493,23 +495,22 @@ class Executor:
         return Outcome("bounce", Reply(552, "5.2.2", _reply_text(recipient, "Mailbox full")),
                        EX_NOPERM, detail)
 
-    def _redirect(self, action: Any, message: bytes, sender: str, user: MailUser, now: float) -> str:
-        """Send one redirect: 'sent', 'duplicate', 'loop', 'tempfail' or 'failed'."""
-        if redirect_mod.is_loop(message, user.address) or action.address.lower() == user.address.lower():
-            log.warning("%s: redirect loop: %s already redirected this message; keeping it",
-                        self.program, user.address)
+    def _redirect(self, action: Any, message: bytes, sender: str, user: MailUser, now: float, *,
+                  original: bytes | None = None, sent_before: int = 0) -> str:
+        """Send one redirect of `message` (as the scripts left it): 'sent', 'duplicate', 'loop'
+        (refused: kept instead), 'tempfail' or 'failed'. `original`: the message as it arrived."""
+        original = message if original is None else original
+        why = redirect_mod.refusal(original, user.address, action.address, sent_before, self.settings)
+        if why is not None:
+            log.warning("%s: %s; keeping it (not redirected to <%s>)", self.program, why, action.address)
             return "loop"
-        import hashlib
-        msgid = (redirect_mod.header_values(message, "Message-ID") or [""])[0]
-        dup_key = "redirect:" + hashlib.sha256(
-            f"{msgid}\0{action.address.lower()}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        dup_key = redirect_mod.duplicate_key(original, sender, user.address, action.address)
         state = self._state_or_none()
-        if msgid:
-            try:
-                if state.get(f"sieve:{user.address}:{dup_key}", now) is not None:
-                    return "duplicate"
-            except StateUnavailable:
-                pass
+        try:
+            if state.get(f"sieve:{user.address}:{dup_key}", now) is not None:
+                return "duplicate"
+        except StateUnavailable:
+            pass
         try:
             env_from = redirect_mod.envelope_from(action.envelope_from if action.envelope_from is not None
                                                   else sender, self.settings)
@@ -522,8 +523,7 @@ class Executor:
             log.warning("%s: redirect of %s's mail to <%s> failed: %s", self.program, user.address,
                         action.address, e)
             return "tempfail" if e.temporary else "failed"
-        if msgid:
-            self._mark(user, dup_key, self.settings.redirect_duplicate_period, now)
+        self._mark(user, dup_key, self.settings.redirect_duplicate_period, now)
         return "sent"
 
     def _send_reply(self, action: Any, message: bytes, sender: str, user: MailUser, api: Any) -> None:

@@ -5,7 +5,12 @@ line limits) and emits actions: `Send(bytes)`, `CheckRecipient(...)` (the adapte
 looks the address up and answers with `recipient_checked(reply, user)`), `Deliver(txn)`
 (the adapter delivers and answers with `delivered(replies)`: one reply per accepted
 recipient, in RCPT order, as RFC 2033 requires) and `Close()`. While an answer is
-pending, further (pipelined) input is buffered, so replies always come out in order.
+pending, further (pipelined) input is buffered, so replies always come out in order; the
+adapter stops reading meanwhile (`waiting`), and the buffer is capped anyway
+(`Limits.pipeline_buffer`): past it the input is dropped and, once the pending replies are
+out, the connection is closed with 421. A MAIL FROM or RCPT TO path holding a control
+character (C0, DEL, C1) or other non-printable character gets 501 5.1.7 / 501 5.1.3, so none
+can reach the Return-Path or Delivered-To the delivery writes.
 Advertised: PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SIZE, and X-OWLERY-USER: the RCPT
 parameter `X-OWLERY-USER=<xtext user>` the LDA's fast path sends for `-a ADDRESS -d USER`
 (dovecot-lda's meaning: the user's mailbox and Sieve script, with ADDRESS as the envelope
@@ -15,7 +20,7 @@ recipient, `for <rcpt>`) and `postfix_queue_id()` (the id in the topmost Receive
 Postfix added, which keys lmtpd's and the LDA's log lines).
 
 Talks to: nothing (sieve.delivery.lmtpd is the Twisted adapter).
-Tests: tests/delivery/test_lmtp.py (transcripts).
+Tests: tests/delivery/test_lmtp.py (transcripts), tests/delivery/test_lmtp_hostile.py.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class Limits:
     message_size: int = 50 * 1024 * 1024
     recipients: int = 1000
     errors: int = 20                # bad commands before we hang up
+    pipeline_buffer: int = 1 << 20  # bytes of input held while an answer is pending
 
 
 # --- trace -------------------------------------------------------------------------------
@@ -153,6 +159,7 @@ R_BAD_PARAM = Reply(555, "5.5.4", "Unsupported parameter")
 R_TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients")
 R_TOO_BIG = Reply(552, "5.3.4", "Message too big for system")
 R_TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
+R_PIPELINE_OVERFLOW = Reply(421, "4.5.0", "Too much pipelined input, closing connection")
 R_DATA_GO = "354 Start mail input; end with <CRLF>.<CRLF>"
 
 
@@ -181,6 +188,9 @@ def _parse_path(arg: str) -> tuple[str, str] | None:
             return None
         address = rest
     if any(c.isspace() for c in address) and not address.startswith('"'):
+        return None
+    if not address.isprintable():
+        # CR, NUL, any other C0 control, DEL, C1 controls, line separators: never into a header
         return None
     return address, params
 
@@ -236,6 +246,7 @@ class LMTPServer:
         self._closed = False
         self._errors = 0
         self._skip_long_line = False
+        self._overflow = False        # pipelined input past limits.pipeline_buffer was dropped
         # DATA state
         self._in_data = False
         self._at_bol = True
@@ -250,13 +261,31 @@ class LMTPServer:
 
     @property
     def waiting(self) -> bool:
+        """An answer (lookup, delivery) is pending: the adapter should stop reading."""
         return self._waiting
 
+    @property
+    def overflowed(self) -> bool:
+        """Pipelined input past `limits.pipeline_buffer` was dropped: the connection ends
+        (421) once the pending answer is out."""
+        return self._overflow
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of input held, not yet consumed."""
+        return len(self._buf)
+
     def feed(self, data: bytes) -> list:
-        if self._closed:
+        if self._closed or self._overflow:
             return []
         self._buf += data
-        return self._run()
+        out = self._run()
+        if self._waiting and len(self._buf) > self.limits.pipeline_buffer:
+            # A client pipelining without bound while we are busy: drop it all; the pending
+            # answer still goes out, then 421 (see _run).
+            self._buf = b""
+            self._overflow = True
+        return out
 
     def recipient_checked(self, reply: Reply, user: Any = None) -> list:
         """Answer a CheckRecipient: a 2xx reply accepts it (with `user` kept for delivery)."""
@@ -290,6 +319,9 @@ class LMTPServer:
         self._oversize = False
 
     def _run(self) -> list:
+        if self._overflow and not self._waiting and not self._closed:
+            self._closed = True
+            return [Send(_line(R_PIPELINE_OVERFLOW)), Close()]
         out: list = []
         while not self._waiting and not self._closed:
             if self._in_data:
@@ -407,7 +439,7 @@ class LMTPServer:
         user = None
         if USER_PARAM in params:
             user = xtext_decode(params.pop(USER_PARAM))
-            if not user or any(c.isspace() or c in "<>" for c in user):
+            if not user or not user.isprintable() or any(c.isspace() or c in "<>" for c in user):
                 return self._error(R_BAD_PARAM)
         if params:
             return self._error(R_BAD_PARAM)

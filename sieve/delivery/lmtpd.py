@@ -4,10 +4,15 @@ Each connection runs the sans-I/O `LMTPServer`; recipient lookups (directory) an
 deliveries (Sieve + Maildir, blocking) run in a bounded thread pool, one job per
 recipient, and the replies go back in RCPT order. A user already receiving
 `lmtpd_user_concurrency_limit` messages gets 451 4.3.0 for this one (the MTA retries).
+Flow control: the connection stops reading while a lookup or delivery is pending (the
+machine's `waiting`) and while the replies not yet sent pile up past the transport's buffer
+(the protocol is registered as the transport's push producer), so a client that pipelines
+without bound costs at most a read's worth of memory; `lmtpd_pipeline_buffer_limit` caps
+what the machine holds in any case.
 Started by owlery.daemon.run (unix/tcp/systemd socket activation, privilege drop,
 SIGHUP reload, SIGTERM drain).
 Talks to: the MTA (LMTP), sieve.delivery.executor. Tests: tests/delivery/test_lmtpd.py,
-tests/e2e/test_delivery_postfix.py.
+tests/delivery/test_lmtp_hostile.py, tests/e2e/test_delivery_postfix.py.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ LMTPD_COMMAND_LINE_LIMIT = setting("lmtpd_command_line_limit", int_range(512, 65
                                    doc="Longest command line (with CRLF); longer ones get 500 5.5.2.")
 LMTPD_RECIPIENT_LIMIT = setting("lmtpd_recipient_limit", int_range(1, None), 1000,
                                 "Most recipients in one transaction; more get 452 4.5.3.")
+LMTPD_PIPELINE_BUFFER_LIMIT = setting(
+    "lmtpd_pipeline_buffer_limit", Size, "1M", unit="bytes",
+    doc="Most pipelined input held for one connection while a lookup or delivery is pending "
+        "(reading pauses meanwhile, so this is only reached by one very large read); past it "
+        "the input is dropped and the connection closed with 421 4.5.0 after the pending replies.")
 LMTPD_IDLE_TIMEOUT = setting("lmtpd_idle_timeout", Duration, "5m", unit="s",
                              doc="A client silent this long is disconnected.")
 LMTPD_DELIVERY_THREADS = setting("lmtpd_delivery_threads", int_range(1, 256), 8,
@@ -53,7 +63,8 @@ R_CONCURRENCY = "Too many concurrent deliveries for this user, try again later"
 def limits_from(settings: Any) -> lmtp.Limits:
     return lmtp.Limits(command_line=settings.lmtpd_command_line_limit,
                        message_size=settings.lmtpd_message_size_limit,
-                       recipients=settings.lmtpd_recipient_limit)
+                       recipients=settings.lmtpd_recipient_limit,
+                       pipeline_buffer=settings.lmtpd_pipeline_buffer_limit)
 
 
 class LMTPApplication:
@@ -175,9 +186,14 @@ def _make_protocol_class() -> type:
         def __init__(self, app: LMTPApplication):
             self.app = app
             self.machine: lmtp.LMTPServer | None = None
+            self._holds: set[str] = set()     # why reading is paused: "pending", "output"
+            self._closing = False
 
         def connectionMade(self) -> None:
             self.machine = lmtp.LMTPServer(self.app.hostname, limits_from(self.app.settings))
+            # Replies piling up unread past the transport's buffer pause reading (the
+            # transport calls pauseProducing/resumeProducing below).
+            self.transport.registerProducer(self, True)
             peer = self.transport.getPeer()
             self.peer_ip = getattr(peer, "host", None)      # None for a unix socket
             self.setTimeout(self.app.settings.lmtpd_idle_timeout)
@@ -191,32 +207,87 @@ def _make_protocol_class() -> type:
         def dataReceived(self, data: bytes) -> None:
             self.resetTimeout()
             if self.machine is not None:
+                overflowed = self.machine.overflowed
                 self._act(self.machine.feed(data))
+                if self.machine is not None and self.machine.overflowed and not overflowed:
+                    log.warning("lmtpd: client [%s] pipelined more than lmtpd_pipeline_buffer_limit "
+                                "while busy; closing after the pending replies", self.peer_ip or "unix")
 
         def timeoutConnection(self) -> None:
             if self.machine is not None and not self.machine.waiting:
                 self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+            self._close()
+
+        def _close(self) -> None:
+            self._closing = True
+            self._holds.clear()
+            # A registered producer keeps the transport open after loseConnection: drop it first.
+            if getattr(self.transport, "producer", None) is self:
+                self.transport.unregisterProducer()
             self.transport.loseConnection()
 
         def connectionLost(self, reason: Any = None) -> None:
             self.setTimeout(None)
             self.machine = None
+            self._holds.clear()
+
+        # -- flow control (IPushProducer for the transport's write side) --------
+
+        def pauseProducing(self) -> None:
+            self._hold("output")
+
+        def resumeProducing(self) -> None:
+            if getattr(self.transport, "disconnecting", False):
+                # Closed from outside (daemon drain) while the output was full: a registered
+                # producer would keep the connection open, so let go and let the close finish.
+                self._close()
+                return
+            self._release("output")
+
+        def stopProducing(self) -> None:
+            self._holds.clear()
+
+        def _hold(self, why: str) -> None:
+            if self.machine is None or self._closing or why in self._holds:
+                return
+            if not self._holds:
+                self.transport.pauseProducing()
+            self._holds.add(why)
+
+        def _release(self, why: str) -> None:
+            if why not in self._holds:
+                return
+            self._holds.discard(why)
+            if not self._holds and self.machine is not None and not self._closing:
+                self.transport.resumeProducing()
+
+        def _flow(self) -> None:
+            """Read only while the machine can answer at once."""
+            if self.machine is not None and self.machine.waiting:
+                self._hold("pending")
+            else:
+                self._release("pending")
 
         def _act(self, actions: list) -> None:
+            self._do(actions)
+            self._flow()
+
+        def _do(self, actions: list) -> None:
             for action in actions:
                 if isinstance(action, lmtp.Send):
                     self.transport.write(action.data)
                 elif isinstance(action, lmtp.CheckRecipient):
                     d = self.app.in_thread(self.app.check_recipient, action.address, action.user)
-                    d.addCallback(self._checked)
-                    d.addErrback(self._checked_failed, action.address)
+                    # a failed lookup is a 451; a bug in handling its answer is an internal error
+                    d.addCallbacks(self._checked, self._checked_failed, errbackArgs=(action.address,))
+                    d.addErrback(self._internal_error)
                 elif isinstance(action, lmtp.Deliver):
                     self.setTimeout(None)    # a slow delivery is not an idle client
                     d = self.app.deliver(action.transaction, self.peer_ip)
                     d.addCallback(self._delivered)
                     d.addErrback(self._internal_error)
                 elif isinstance(action, lmtp.Close):
-                    self.transport.loseConnection()
+                    self._close()
 
         def _checked(self, answer: tuple[Reply, Any]) -> None:
             if self.machine is None:
@@ -238,9 +309,9 @@ def _make_protocol_class() -> type:
 
         def _internal_error(self, failure: Any) -> None:
             log.error("lmtpd: internal error: %s", failure.getTraceback())
-            if self.machine is not None:
+            if self.machine is not None and not self._closing:
                 self.transport.write(b"421 4.3.0 Internal error, closing connection\r\n")
-                self.transport.loseConnection()
+                self._close()
 
     return _LMTPProtocol
 

@@ -1,10 +1,19 @@
-"""Redirect support: loop detection header, message preparation and optional SRS sender rewriting.
+"""Redirect support: loop detection, duplicate keys, message preparation and optional SRS
+sender rewriting.
 
-A redirected copy gets `X-Sieve-Redirected-From: <user>` on top and loses Return-Path;
-a message that already carries that header naming the same user is not redirected again
-(a loop: the executor keeps it instead). SRS (Sender Rewriting Scheme, postsrsd's SRS0
-shape) keeps SPF passing at the next hop when `redirect_srs_domain` is set.
-Talks to: nothing. Tests: tests/delivery/test_redirect.py
+A redirected copy gets `X-Sieve-Redirected-From: <user>` on top and loses Return-Path.
+`refusal()` decides, on the message as it arrived (before the user's scripts edited it; the
+editheader extension cannot add or delete the loop and trace fields either), whether a
+redirect may go out: not when that header already names the user (a loop), not when the
+message was already redirected `redirect_max_hops` times, and a message that was already
+redirected by someone goes on to at most `redirect_max_targets_redirected` targets, so a
+chain of forwards grows linearly, not exponentially. A refused redirect is kept instead.
+`duplicate_key()` names one redirect of one message to one target for the duplicate period:
+by Message-ID, or without one by the envelope and a hash of the fields and body that do not
+change when the delivery is retried.
+SRS (Sender Rewriting Scheme, postsrsd's SRS0 shape) keeps SPF passing at the next hop when
+`redirect_srs_domain` is set.
+Talks to: nothing. Tests: tests/delivery/test_redirect.py, tests/delivery/test_redirect_hostile.py
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import hmac
 import re
 import time
 
-from owlery.settings import Duration, Str, StrList, setting
+from owlery.settings import Duration, Str, StrList, int_range, setting
 
 REDIRECT_LOOP_HEADER = "X-Sieve-Redirected-From"
 REDIRECT_SRS_DOMAIN = setting(
@@ -32,6 +41,19 @@ REDIRECT_DUPLICATE_PERIOD = setting(
     "redirect_duplicate_period", Duration, "12h", unit="s",
     doc="A message redirected to a target is not redirected there again within this period "
         "(so a delivery retried after a temporary failure sends no second copy).")
+
+REDIRECT_MAX_HOPS = setting(
+    "redirect_max_hops", int_range(1, 100), 5,
+    "A message already redirected this many times (it carries this many X-Sieve-Redirected-From "
+    "fields) is not redirected again; it is kept instead.")
+REDIRECT_MAX_TARGETS_REDIRECTED = setting(
+    "redirect_max_targets_redirected", int_range(0, None), 1,
+    "Most targets a message that was already redirected (by anyone) is redirected to in one "
+    "delivery; further redirects are kept instead. A first hop may fan out up to "
+    "sieve_max_redirects copies, later hops only this many, so forwarding chains stay linear.")
+
+# Fields the delivery path adds anew on each attempt: left out of the duplicate hash.
+_PER_ATTEMPT_FIELDS = (b"received", b"return-path", b"delivered-to")
 
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
@@ -59,13 +81,77 @@ def header_values(message: bytes, name: str) -> list[str]:
     return values
 
 
+def _redirected_by(value: str) -> str:
+    return value.strip().strip("<>").strip().lower()
+
+
 def is_loop(message: bytes, user_address: str) -> bool:
     """Has this message already been redirected by this user?"""
-    want = user_address.lower()
-    for value in header_values(message, REDIRECT_LOOP_HEADER):
-        if want in value.lower().strip("<> "):
-            return True
-    return False
+    want = user_address.strip().lower()
+    return any(_redirected_by(v) == want for v in header_values(message, REDIRECT_LOOP_HEADER))
+
+
+def hops(message: bytes) -> int:
+    """How many times this message has been redirected (its X-Sieve-Redirected-From fields)."""
+    return len(header_values(message, REDIRECT_LOOP_HEADER))
+
+
+def refusal(original: bytes, user_address: str, target: str, sent_before: int, settings) -> str | None:
+    """Why `user_address` must not redirect `original` (the message as it arrived, before any
+    script edited it) to `target`, or None. `sent_before`: redirects of this message this
+    delivery already sent."""
+    if target.strip().lower() == user_address.strip().lower():
+        return f"redirect loop: {user_address} redirects to its own address"
+    if is_loop(original, user_address):
+        return f"redirect loop: {user_address} already redirected this message"
+    n = hops(original)
+    if n >= settings.redirect_max_hops:
+        return f"redirect hop limit: already redirected {n} times (redirect_max_hops)"
+    if n and sent_before >= settings.redirect_max_targets_redirected:
+        return (f"redirect fan-out limit: an already redirected message goes to at most "
+                f"{settings.redirect_max_targets_redirected} targets (redirect_max_targets_redirected)")
+    return None
+
+
+def _split(message: bytes) -> tuple[bytes, bytes]:
+    """(header block, body) of a message with LF or CRLF line ends."""
+    candidates = [(i, n) for i, n in ((message.find(b"\n\n"), 2), (message.find(b"\r\n\r\n"), 4)) if i >= 0]
+    if not candidates:
+        return message, b""
+    i, n = min(candidates)
+    return message[:i], message[i + n:]
+
+
+def content_hash(message: bytes) -> str:
+    """SHA-256 of the header fields (except those added on every delivery attempt: Received,
+    Return-Path, Delivered-To) and of the body; equal for every attempt at one message."""
+    head, body = _split(message)
+    h = hashlib.sha256()
+    skipping = False
+    for line in head.replace(b"\r\n", b"\n").split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                h.update(line + b"\n")
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        skipping = name in _PER_ATTEMPT_FIELDS
+        if not skipping:
+            h.update(line + b"\n")
+    h.update(b"\0")
+    h.update(body.replace(b"\r\n", b"\n"))
+    return h.hexdigest()
+
+
+def duplicate_key(original: bytes, sender: str, recipient: str, target: str) -> str:
+    """The tracking key of one redirect of `original` (as it arrived) to `target`: by its
+    Message-ID, or without one by the envelope (sender, recipient) and `content_hash`."""
+    msgid = (header_values(original, "Message-ID") or [""])[0]
+    if msgid:
+        basis = msgid
+    else:
+        basis = f"\0envelope\0{sender.lower()}\0{recipient.lower()}\0{content_hash(original)}"
+    return "redirect:" + hashlib.sha256(
+        f"{basis}\0{target.lower()}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def strip_header(message: bytes, name: str) -> bytes:

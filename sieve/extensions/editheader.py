@@ -1,7 +1,16 @@
 """editheader (RFC 5293): addheader and deleteheader, editing the message the later tests
-and actions see. Received and Auto-Submitted are protected.
+and actions see.
 
-Tests: conformance extensions/editheader/.
+Protected fields (RFC 5293 lets an implementation refuse to edit some fields; Pigeonhole
+protects Received and Auto-Submitted): the trace fields and the fields redirect loop detection
+reads (Received, Auto-Submitted, Delivered-To, X-Sieve-Redirected-From) can be neither added
+nor deleted; such an edit is silently ignored. A header value must be valid UTF-8 without
+NUL, bare CR, a line break not followed by white space (a folding one is allowed), C1
+controls or Unicode line separators: a constant one is a compile error, one built at run time
+a runtime error (keep into INBOX). Other C0 controls are obs-NO-WS-CTL (RFC 5322 4.2) and
+pass, as Pigeonhole's corpus expects of BELL. Each added field is charged to the run's memory
+budget (sieve_max_memory).
+Tests: conformance extensions/editheader/; tests/sieve/test_editheader_hostile.py.
 """
 
 from __future__ import annotations
@@ -12,8 +21,14 @@ from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
 from sieve.message import decode_2047
 
-PROTECTED = frozenset({"received", "auto-submitted"})
+# Lower-case names; the redirect loop header is sieve.delivery.redirect.REDIRECT_LOOP_HEADER
+# (the engine does not import the delivery package).
+PROTECTED = frozenset({"received", "auto-submitted", "delivered-to", "x-sieve-redirected-from"})
 _NAME = re.compile(r"[!-9;-~]+")
+# NUL, CR, C1 controls (NEL among them), LINE/PARAGRAPH SEPARATOR, lone surrogates (the
+# bytes of a string that was not UTF-8, kept by surrogateescape).
+_BAD_CHAR = re.compile("[\0\r\x80-\x9f\u2028\u2029\ud800-\udfff]")
+_BAD_LINE_BREAK = re.compile(r"\r?\n(?![ \t])")
 
 
 def _name_ok(name: str) -> bool:
@@ -21,7 +36,13 @@ def _name_ok(name: str) -> bool:
 
 
 def _value_ok(value: str) -> bool:
-    return not any(c in value for c in "\0") and not re.search(r"\r?\n(?![ \t])", value)
+    """A field body addheader may add: UTF-8, no NUL, no line break but folding (CRLF or LF
+    followed by white space), no C1 control or Unicode line separator."""
+    return not _BAD_CHAR.search(value.replace("\r\n", "\n")) and not _BAD_LINE_BREAK.search(value)
+
+
+def _shown(value: str) -> str:
+    return value.encode("ascii", "backslashreplace").decode("ascii").replace("\x00", "\\0")
 
 
 def _validate_add(v, node):
@@ -33,8 +54,7 @@ def _validate_add(v, node):
         if v.is_literal(node.pos[1]):
             value = node.pos[1].items[0].value
             if not _value_ok(value):
-                shown = value.replace("\0", "\\0")
-                v.error(node.pos[1], f"specified value '{shown}' for the addheader command is invalid")
+                v.error(node.pos[1], f"specified value '{_shown(value)}' for the addheader command is invalid")
             if len(value) + 2 > v.settings.sieve_max_header_size:
                 v.error(node.pos[1], "specified header value is too large")
 
@@ -61,17 +81,18 @@ def _run_add(rt, node):
     if not _name_ok(name):
         raise SieveRuntimeError(f"addheader: specified field name '{name}' is invalid")
     if not _value_ok(value):
-        raise SieveRuntimeError("addheader: specified value is invalid")
+        raise SieveRuntimeError("addheader: specified value is invalid (not UTF-8, or a control "
+                                "character that breaks the header)")
     if name.lower() in PROTECTED:
         return
     if len(name) + len(value) + 2 > rt.settings.sieve_max_header_size:
         raise SieveRuntimeError("addheader: header is too large")
     rt.editheader_count += 1
     rt.step(1)
-    value = value.replace("\r\n", "\r\n\t") if False else value
     if any(ord(c) > 127 for c in value):
         from email.header import Header
         value = Header(value, "utf-8").encode()
+    rt.charge_memory(len(name) + len(value) + 2)
     field = [name, _fold(name, value)]
     if node.tags.get("last"):
         rt.msg.headers.append(field)

@@ -4,12 +4,24 @@ variables. Includes are resolved at compile time when the compiler is given a lo
 Host.load_script. Loops, depth and count are bounded (sieve_max_include_depth,
 sieve_max_includes).
 
-Tests: conformance extensions/include/; tests/sieve/test_hostile.py (include loops).
+Run-time includes are compiled once per process: `INCLUDE_CACHE` keeps compiled scripts
+keyed by the SHA-256 of the source the host returned (the engine sees no paths; a changed
+file is a changed key, so nothing stale is ever run), its name and the settings object,
+bounded by sieve_max_include_cache (least recently used dropped). Every include charges the
+run as if it compiled the source (about one CPU step per two source bytes, and the source's
+length to the memory budget), hit or miss, so a run's outcome never depends on what the
+cache holds.
+
+Tests: conformance extensions/include/; tests/sieve/test_limits.py (include loops);
+tests/sieve/test_budgets_hostile.py (cache and compile charge).
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import re
+import threading
 
 from sieve.errors import SieveCompileError, SieveResourceLimit, SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
@@ -25,6 +37,58 @@ def name_error(name: str) -> str | None:
     if len(name) > 255:
         return "script name too long"
     return None
+
+
+# Measured: compiling one source byte takes about as long as half an interpreter step.
+COMPILE_BYTES_PER_STEP = 2
+
+
+class IncludeCache:
+    """Compiled run-time includes, thread-safe and bounded (least recently used dropped).
+
+    An entry holds the settings object it was compiled under (compared by identity, and kept
+    alive by the entry so its id cannot be reused) and the compiled Script or the compile
+    error, which is raised again until the source changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, source: bytes, name: str, settings):
+        """The compiled script for this source, compiled now if not held; raises the
+        SieveCompileError of a source that does not compile."""
+        from sieve.validator import compile_source
+        key = (hashlib.sha256(source).digest(), name, id(settings))
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is settings:
+                self._entries.move_to_end(key)
+                result = entry[1]
+            else:
+                result = None
+        if result is None:
+            try:
+                result = compile_source(source, name=name, settings=settings)
+            except SieveCompileError as e:
+                result = e
+            with self._lock:
+                self._entries[key] = (settings, result)
+                self._entries.move_to_end(key)
+                while len(self._entries) > settings.sieve_max_include_cache:
+                    self._entries.popitem(last=False)
+        if isinstance(result, SieveCompileError):
+            raise result
+        return result
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+INCLUDE_CACHE = IncludeCache()
 
 
 def _location(node) -> str:
@@ -108,9 +172,16 @@ def _run_include(rt, node):
         rt.include_count += 1
         if rt.include_count > rt.settings.sieve_max_includes:
             raise SieveResourceLimit("too many included scripts (sieve_max_includes)")
-        from sieve.validator import compile_source
+        if isinstance(source, str):
+            source = source.encode("utf-8", "surrogateescape")
+        if len(source) > rt.settings.sieve_max_script_size:
+            raise SieveRuntimeError(f"included script '{name}' failed to compile: script is too large "
+                                    f"(sieve_max_script_size {rt.settings.sieve_max_script_size})")
+        # Charged in full whether the cache holds it or not: the outcome is deterministic.
+        rt.charge_memory(len(source))
+        rt.step(1 + len(source) // COMPILE_BYTES_PER_STEP)
         try:
-            script = compile_source(source, name=name, settings=rt.settings)
+            script = INCLUDE_CACHE.get(source, name, rt.settings)
         except SieveCompileError as e:
             raise SieveRuntimeError(f"included script '{name}' failed to compile: {e}") from None
         rt.included[key] = script

@@ -2,7 +2,9 @@
 expansion (templates compiled at validation time), match variables.
 
 Namespaces: `global.` (include), `env.` (vnd.dovecot.environment), `tst.` (testsuite).
-Tests: conformance extensions/variables/.
+Every expansion and modifier result is charged to the run's memory budget before it is built
+(Runtime.charge_memory, sieve_max_memory).
+Tests: conformance extensions/variables/; tests/sieve/test_budgets_hostile.py.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def expand(rt, parts) -> str:
         if size > limit:
             raise SieveRuntimeError("expanded string is too long (sieve_max_string_length)")
     rt.step(1 + size // 1024)
+    rt.charge_memory(size)
     return "".join(out)
 
 
@@ -210,6 +213,9 @@ def _run_set(rt, node):
     value = rt.s(node.pos[1])
     limit = rt.settings.sieve_max_variable_size
     for m in node.data.get("mods", ()):
+        # a modifier builds a new string at most a few times the input's size (encodeurl: 3x
+        # plus its bounded copy); charge before building it
+        rt.charge_memory(len(value) * (4 if m in _UNIT_ESCAPES else 1))
         if m in _UNIT_ESCAPES:
             value = _escape_bounded(_UNIT_ESCAPES[m], value, limit)
         else:

@@ -1,0 +1,94 @@
+"""editheader against hostile scripts: the loop-detection and trace headers cannot be added or
+deleted, and a header value that is not valid UTF-8 or carries a line-breaking control is a
+compile error when constant and a runtime error (keep into INBOX) when built at run time."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from owlery.settings import Settings
+from sieve.api import Envelope, Keep, MemoryHost, SieveCompileError, compile_script, run
+
+NOW = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+ENV = Envelope("sender@example.com", "rcpt@example.org")
+MSG = (b"Return-Path: <sender@example.com>\n"
+       b"Delivered-To: rcpt@example.org\n"
+       b"X-Sieve-Redirected-From: first@example.net\n"
+       b"Received: from mx.example.com by mx.example.org; Tue, 2 Jan 2024 03:04:05 +0000\n"
+       b"Auto-Submitted: auto-forwarded\n"
+       b"Message-ID: <m1@example.com>\n"
+       b"Subject: hello\n\nbody\n")
+LOOP_HEADERS = ["X-Sieve-Redirected-From", "Delivered-To", "Received", "Auto-Submitted"]
+
+
+def _run(src: bytes | str, message: bytes = MSG):
+    settings = Settings()
+    script = compile_script(src, settings=settings)
+    return run(script, message, ENV, host=MemoryHost(), settings=settings, now=NOW)
+
+
+def _header_names(message: bytes) -> list[str]:
+    head = message.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("utf-8", "replace")
+    return [line.split(":", 1)[0].lower() for line in head.split("\n") if line and line[0] not in " \t"]
+
+
+@pytest.mark.parametrize("name", LOOP_HEADERS + [h.upper() for h in LOOP_HEADERS])
+def test_deleteheader_cannot_remove_loop_or_trace_headers(name):
+    r = _run(f'require "editheader"; deleteheader "{name}"; deleteheader :matches "{name}" "*"; keep;')
+    assert r.status == "ok", r.errors
+    assert name.lower() in _header_names(r.message)
+
+
+@pytest.mark.parametrize("name", LOOP_HEADERS)
+def test_addheader_cannot_forge_loop_or_trace_headers(name):
+    r = _run(f'require "editheader"; addheader "{name}" "forged@example.org"; '
+             f'addheader :last "{name}" "forged@example.org"; keep;')
+    assert r.status == "ok", r.errors
+    assert b"forged@example.org" not in r.message
+
+
+def test_other_headers_are_still_editable():
+    r = _run('require "editheader"; deleteheader "message-id"; addheader "X-Note" "kept"; keep;')
+    names = _header_names(r.message)
+    assert "message-id" not in names and "x-note" in names
+
+
+@pytest.mark.parametrize("value", [
+    b"\xff\xfe",                              # raw bytes that are not UTF-8
+    b"a${hex:ff}b",                           # the same through encoded-character
+    b"a${hex:c3}",                            # a truncated UTF-8 sequence
+    b"a${hex:0d}b",                           # bare CR: a line break for some readers
+    b"a${hex:0a}b",                           # bare LF not followed by white space
+    b"a${hex:00}b",                           # NUL
+    b"a${hex:c2 85}b",                        # NEL (U+0085), a C1 control and a line break
+    b"a${hex:e2 80 a8}b",                     # LINE SEPARATOR (U+2028)
+])
+def test_invalid_constant_value_is_a_compile_error(value):
+    src = b'require ["editheader", "encoded-character"]; addheader "X-A" "' + value + b'"; keep;'
+    with pytest.raises(SieveCompileError) as e:
+        compile_script(src, settings=Settings())
+    assert any("addheader" in str(d) and "invalid" in str(d) for d in e.value.diagnostics), \
+        [str(d) for d in e.value.diagnostics]
+
+
+@pytest.mark.parametrize("value", [b"plain", b"caf\xc3\xa9", b"tab\there", b"Yeah${hex:07}!",
+                                   b"folded\r\n continuation"])
+def test_valid_constant_values_compile_and_run(value):
+    # BELL (obs-NO-WS-CTL, RFC 5322 4.2) is accepted, as the Pigeonhole corpus expects
+    r = _run(b'require ["editheader", "encoded-character"]; addheader "X-A" "' + value + b'"; keep;')
+    assert r.status == "ok", r.errors
+    assert "x-a" in _header_names(r.message)
+
+
+@pytest.mark.parametrize("value", [b"${hex:ff}", b"a${hex:0d}b", b"${hex:c2 85}", b"x${hex:00}"])
+def test_invalid_value_from_a_variable_is_a_runtime_error_and_keeps(value):
+    src = (b'require ["editheader", "encoded-character", "variables", "fileinto"];'
+           b'set "v" "' + value + b'"; addheader "X-A" "pre${v}post"; fileinto "Junk";')
+    r = _run(src)      # before: UnicodeEncodeError escaped sieve.api.run (or the CR was stored)
+    assert r.status == "error", (r.status, r.errors)
+    assert "addheader" in r.errors[0]
+    [keep] = r.effective_actions()
+    assert isinstance(keep, Keep) and keep.mailbox == "INBOX"
+    assert b"pre" not in r.message
