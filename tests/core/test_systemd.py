@@ -38,6 +38,27 @@ def test_services_are_hardened(unit):
         assert all(p.startswith(("/var/lib/owlery", "/var/vmail")) for p in service["ReadWritePaths"].split())
 
 
+def test_no_state_directory_is_shared_between_users():
+    """systemd chowns a StateDirectory= recursively to the unit's user at each start: units
+    with different users must not share one (the expire timer would hand every Maildir to
+    owlery). Every directory a unit writes comes from owlery.tmpfiles, never chowned by 'Z'."""
+    owners: dict[str, set[str]] = {}
+    for unit in SERVICES:
+        service = parse(unit)["Service"]
+        for name in service.get("StateDirectory", "").split():
+            owners.setdefault(name, set()).add(service["User"])
+    assert all(len(users) == 1 for users in owners.values()), owners
+    tmpfiles = [line.split() for line in (UNITS / "owlery.tmpfiles").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert all(entry[0] == "d" for entry in tmpfiles)          # create, never chown recursively
+    created = {entry[1] for entry in tmpfiles}
+    for unit in SERVICES:
+        for path in parse(unit)["Service"].get("ReadWritePaths", "").split():
+            assert path in created or path == "/var/vmail", f"{unit.name}: {path}"
+    mail = next(e for e in tmpfiles if e[1] == "/var/lib/owlery/mail")
+    assert mail[3:5] == ["vmail", "vmail"]
+
+
 @pytest.mark.parametrize("unit", sorted(UNITS.glob("*.socket")), ids=lambda p: p.name)
 def test_socket_names_match_services(unit):
     sock = parse(unit)["Socket"]
@@ -59,6 +80,8 @@ def test_systemd_analyze_verify(tmp_path):
         pytest.skip("systemd-analyze is not installed (scripts/install-deps --test installs it)")
     owlery = Path(sys.executable).with_name("owlery")
     for unit in UNITS.iterdir():
+        if unit.suffix not in (".service", ".socket", ".timer"):
+            continue
         (tmp_path / unit.name).write_text(unit.read_text().replace("/usr/local/bin/owlery", str(owlery)))
     units = sorted(str(p) for p in tmp_path.iterdir())
     r = subprocess.run([tool, "verify", "--man=no"] + units, capture_output=True, text=True, timeout=120,
