@@ -29,6 +29,9 @@ QUARANTINE_BACKEND = setting("quarantine_backend", choice("directory", "postgres
 QUARANTINE_DIRECTORY = setting("quarantine_directory", Str, "/var/lib/owlery/quarantine",
                                "Directory of the directory backend: messages under msg/, the index in "
                                "index.sqlite3. Must be writable by the milter and the quarantine CLI.")
+QUARANTINE_PG_DSN_FILE = setting("quarantine_pg_dsn_file", Str, None,
+                                  "A file whose first line is quarantine_pg_dsn (keeps its password out "
+                                  "of the settings file); setting both is an error.")
 QUARANTINE_PG_DSN = setting("quarantine_pg_dsn", Str, None,
                             "PostgreSQL connection string of the postgresql backend, e.g. "
                             "\"host=db.example.org dbname=mail user=owlery\".")
@@ -222,9 +225,14 @@ def open_store(settings: Any) -> QuarantineStore:
     """The configured backend."""
     if settings.quarantine_backend == "postgresql":
         from milters.quarantine.postgres import PostgresStore
-        if not settings.quarantine_pg_dsn:
+        from owlery.secrets import SecretError, read_secret
+        try:
+            dsn = read_secret(settings, "quarantine_pg_dsn")
+        except SecretError as e:
+            raise QuarantineError(str(e)) from None
+        if not dsn:
             raise QuarantineError("quarantine_backend = \"postgresql\" needs quarantine_pg_dsn")
-        return PostgresStore(settings.quarantine_pg_dsn, schema=settings.quarantine_pg_schema,
+        return PostgresStore(dsn, schema=settings.quarantine_pg_schema,
                              timeout=settings.quarantine_db_timeout)
     from milters.quarantine.directory import DirectoryStore
     return DirectoryStore(settings.quarantine_directory, timeout=settings.quarantine_db_timeout)

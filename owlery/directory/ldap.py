@@ -217,10 +217,8 @@ class LdapDirectory(Directory):
         self.spam_level_attrs = {name: attr for name, attr in zip(SPAM_LEVEL_NAMES, (
             settings.ldap_spam_tag_level_attribute, settings.ldap_spam_tag2_level_attribute,
             settings.ldap_spam_quarantine_level_attribute, settings.ldap_spam_reject_level_attribute)) if attr}
-        self.password = settings.ldap_bind_password
-        if settings.ldap_bind_password_file:
-            with open(settings.ldap_bind_password_file, encoding="utf-8") as f:
-                self.password = f.readline().rstrip("\r\n")
+        from owlery.secrets import read_secret
+        self.password = read_secret(settings, "ldap_bind_password")
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._created = 0
         self._lock = threading.Lock()

@@ -34,7 +34,11 @@ STATE_SQLITE_BUSY_TIMEOUT = setting("state_sqlite_busy_timeout", Duration, 2,
                                     "How long a SQLite write waits for another writer before the "
                                     "request gets a temporary failure.", unit="s")
 STATE_REDIS_URL = setting("state_redis_url", Str, "redis://127.0.0.1:6379/0",
-                          "Redis server for state_backend = \"redis\" (redis://, rediss:// or unix://).")
+                          "Redis server for state_backend = \"redis\" (redis://, rediss:// or unix://). "
+                          "With a password (redis://:PASSWORD@host), prefer state_redis_url_file.")
+STATE_REDIS_URL_FILE = setting("state_redis_url_file", Str, None,
+                               "A file whose first line is the Redis URL (keeps a password out of the "
+                               "settings file); when set it replaces state_redis_url.")
 STATE_REDIS_TIMEOUT = setting("state_redis_timeout", Duration, 2,
                               "Connect and command timeout for Redis; past it the request gets a "
                               "temporary failure.", unit="s")
@@ -225,7 +229,11 @@ def open_store(settings: Any, *, backend: str | None = None) -> StateStore:
                            expire_every=settings.state_expire_every)
     if kind == "redis":
         from owlery.state.redis_store import RedisStore
-        return RedisStore(settings.state_redis_url, prefix=settings.state_key_prefix,
+        from owlery.secrets import read_secret_file
+        url = settings.state_redis_url           # has a default: the file twin, when set, wins
+        if settings.state_redis_url_file is not None:
+            url = read_secret_file(settings.state_redis_url_file, "state_redis_url_file")
+        return RedisStore(url, prefix=settings.state_key_prefix,
                           timeout=settings.state_redis_timeout)
     if kind == "memory":
         from owlery.state.memory_store import MemoryStore

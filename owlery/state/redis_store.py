@@ -127,7 +127,8 @@ class RedisStore(StateStore):
     name = "redis"
 
     def __init__(self, url: str, *, prefix: str = "owlery:", timeout: float = 2.0):
-        self.url = url
+        from owlery.secrets import redact
+        self.url = redact(url)          # only ever shown in errors and logs
         self.prefix = prefix
         try:
             self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,

@@ -34,6 +34,9 @@ REDIRECT_SRS_DOMAIN = setting(
 REDIRECT_SRS_SECRET = setting(
     "redirect_srs_secret", Str, None,
     "Secret key for the SRS hash (required with redirect_srs_domain).")
+REDIRECT_SRS_SECRET_FILE = setting(
+    "redirect_srs_secret_file", Str, None,
+    "A file whose first line is redirect_srs_secret; setting both is an error.")
 REDIRECT_SRS_EXCLUDE_DOMAINS = setting(
     "redirect_srs_exclude_domains", StrList, [],
     "Sender domains never rewritten (your own domains: their SPF already covers this host).")
@@ -199,10 +202,12 @@ def envelope_from(sender: str, settings) -> str:
     """The MAIL FROM for a redirected copy under the SRS settings."""
     if not sender or settings.redirect_srs_domain is None:
         return sender
-    if settings.redirect_srs_secret is None:
+    from owlery.secrets import read_secret
+    secret = read_secret(settings, "redirect_srs_secret")     # SecretError is a ValueError
+    if secret is None:
         raise ValueError("redirect_srs_domain is set but redirect_srs_secret is not")
     domain = sender.rpartition("@")[2].lower()
     if domain in {d.lower() for d in settings.redirect_srs_exclude_domains} or \
             domain == settings.redirect_srs_domain.lower() or re.match(r"(?i)^srs[01][=+-]", sender):
         return sender
-    return srs_forward(sender, settings.redirect_srs_domain, settings.redirect_srs_secret)
+    return srs_forward(sender, settings.redirect_srs_domain, secret)

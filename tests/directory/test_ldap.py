@@ -21,7 +21,11 @@ def test_escape(value, escaped):
 def test_authenticated_bind_and_password_file(slapd, tmp_path):
     pw = tmp_path / "pw"
     pw.write_text(slapd.admin_password + "\n")
-    d = LdapDirectory(ldap_settings(slapd, ldap_bind_dn=slapd.admin_dn, ldap_bind_password_file=str(pw)))
+    settings = ldap_settings(slapd, ldap_bind_dn=slapd.admin_dn, ldap_bind_password_file=str(pw))
+    with pytest.raises(ValueError, match="readable by everyone"):     # 0644: refused
+        LdapDirectory(settings)
+    pw.chmod(0o640)
+    d = LdapDirectory(settings)
     assert d.resolve("alice@example.test").exists
     d.close()
 
