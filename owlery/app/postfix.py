@@ -8,12 +8,14 @@ Talks to: nothing. Tests: tests/core/test_postfix.py, tests/e2e/test_skeleton.py
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from owlery.endpoints import ListenEndpoint, parse_endpoint
+from owlery.settings import DEFAULT_CONFIG_PATH
 
 
 def postfix_endpoint(endpoint: ListenEndpoint, *, lmtp: bool = False) -> str:
@@ -77,10 +79,14 @@ def master_cf(settings: Any, command: str | None = None) -> str:
     """master.cf lines: an `owlery` pipe transport for sites that prefer the LDA to LMTP.
     `command` is the `owlery` command's path; the line runs `owlery-lda` beside it."""
     command = owlery_command() if command is None else command
+    # The LDA must read the settings these lines were printed for: without --config it
+    # would run on the default file (or built-in defaults) and refuse or misfile mail.
+    path = getattr(settings, "path", None)
+    config = f" -c {path}" if path and os.path.abspath(path) != DEFAULT_CONFIG_PATH else ""
     return (
         "# Optional: deliver through the LDA instead of LMTP (virtual_transport = owlery)\n"
         "owlery    unix  -       n       n       -       -       pipe\n"
-        f"  flags=DRhu user=vmail argv={lda_command(command)} -f ${{sender}} -a ${{original_recipient}}"
+        f"  flags=DRhu user=vmail argv={lda_command(command)}{config} -f ${{sender}} -a ${{original_recipient}}"
         " -d ${user}@${nexthop}\n"
     )
 

@@ -45,3 +45,14 @@ def test_data_restrictions_only_when_a_check_runs_at_data():
     s = Settings().replace(policyd_checks={"RCPT": ["spf"], "DATA": ["spf"]}, spf_header_type="both")
     cf = dict(postfix.main_cf(s, ["example.org"]))
     assert cf["smtpd_data_restrictions"] == cf["smtpd_recipient_restrictions"]
+
+
+def test_lda_line_names_a_non_default_settings_file(tmp_path):
+    """The pipe transport's LDA reads the file the lines were printed for (else: defaults)."""
+    from owlery import settings as settings_mod
+    cfg = tmp_path / "owlery.toml"
+    cfg.write_text("")
+    line = postfix.master_cf(settings_mod.load(str(cfg)), command="/usr/bin/owlery").splitlines()[-1]
+    assert f"argv=/usr/bin/owlery-lda -c {cfg} -f ${{sender}}" in line
+    default = postfix.master_cf(Settings(), command="/usr/bin/owlery").splitlines()[-1]
+    assert "argv=/usr/bin/owlery-lda -f ${sender}" in default
