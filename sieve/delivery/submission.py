@@ -2,11 +2,16 @@
 
 Two ways out, chosen by `submission_method`: SMTP to the local MTA (smtplib, explicit
 timeout) or the sendmail(1) command (`-i -f SENDER -- RCPT...`). Both take LF or CRLF
-messages and raise SubmissionError (temporary unless the MTA refused permanently).
-Talks to: the MTA. Tests: tests/delivery/test_executor.py (fake), tests/e2e/test_delivery_*.py (real Postfix).
+messages and raise SubmissionError (temporary unless the MTA refused permanently); an
+envelope address with control characters (CR, LF, NUL...) is refused before anything is
+sent (permanent: RFC 5321 allows none, and CR/LF would forge SMTP commands).
+Talks to: the MTA. Tests: tests/delivery/test_executor.py (fake), tests/e2e/test_delivery_*.py
+(real Postfix), tests/sieve/test_generated_mail_safety.py (unsafe addresses).
 """
 
 from __future__ import annotations
+
+import re
 
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -39,6 +44,18 @@ class Submitter(Protocol):
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None: ...
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_envelope(envelope_from: str, recipients: Sequence[str]) -> None:
+    """Raise a permanent SubmissionError for an envelope address with a control character
+    (smtplib would raise ValueError for CR/LF, which is no SubmissionError)."""
+    for address in (envelope_from, *recipients):
+        if _CONTROL.search(address):
+            raise SubmissionError(f"envelope address with a control character: {address!r}",
+                                  temporary=False)
+
+
 def to_crlf(message: bytes) -> bytes:
     return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
@@ -50,6 +67,7 @@ class SMTPSubmitter:
 
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
         import smtplib
+        check_envelope(envelope_from, recipients)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout,
                               local_hostname=self.local_hostname or "localhost") as smtp:
@@ -75,6 +93,7 @@ class SendmailSubmitter:
 
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
         import subprocess
+        check_envelope(envelope_from, recipients)
         argv = self.command + ["-i", "-f", envelope_from or "<>", "--", *recipients]
         try:
             proc = subprocess.run(argv, input=message.replace(b"\r\n", b"\n"), capture_output=True,

@@ -2,9 +2,11 @@
 
 The engine decides a vacation reply is due and builds it; this module is the delivery's
 own last check (never answer lists, bulk, auto-submitted mail, MAILER-DAEMON or owner-/
--request senders, or the user's own address) and picks the envelope sender: the user's
-address by default (many receivers refuse `<>`), or the null sender.
-Talks to: nothing. Tests: tests/delivery/test_vacation.py
+-request senders, the user's own address, or a sender address with control characters,
+which no header or SMTP command may carry) and picks the envelope sender: the
+user's address by default (many receivers refuse `<>`), or the null sender.
+Talks to: nothing. Tests: tests/delivery/test_redirect.py (refusal rules),
+tests/sieve/test_generated_mail_safety.py, tests/delivery/test_executor.py
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ VACATION_ENVELOPE_FROM = setting(
 
 _LIST_HEADERS = ("List-Id", "List-Owner", "List-Subscribe", "List-Post", "List-Unsubscribe",
                  "List-Help", "List-Archive")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SYSTEM_SENDER = re.compile(
     r"^(mailer-daemon|listserv|majordomo|owner-.*|.*-request|.*-owner|postmaster|noreply|no-reply)$",
     re.I)
@@ -30,6 +33,8 @@ def refusal(message: bytes, sender: str, user_address: str) -> str | None:
     """Why no auto-reply may go to this message's sender, or None when one may."""
     if not sender:
         return "null sender"
+    if _CONTROL.search(sender):
+        return "control character in sender address"
     local = sender.rpartition("@")[0]
     if _SYSTEM_SENDER.match(local):
         return "system sender"

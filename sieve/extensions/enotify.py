@@ -1,25 +1,42 @@
 """enotify (RFC 5435) with the mailto method (RFC 5436): notify, valid_notify_method,
 notify_method_capability, and the :encodeurl modifier of `set`.
 
-Tests: conformance extensions/enotify/.
+Values that reach the notification are re-checked at run time (variables can build them):
+every mailto recipient must be one address that can be written in a header (else the URI
+is invalid), :from must be exactly one valid mailbox (else a runtime error, as Pigeonhole),
+and :message, the URI's subject and other header values are cleaned of control characters
+by sieve.outgoing. Recipients are capped per notify action and per run (settings below);
+the rest are dropped with a log line, as Pigeonhole drops a URI's extra recipients.
+Tests: conformance extensions/enotify/; tests/sieve/test_generated_mail_safety.py.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import unquote
 
+from owlery.settings import int_range, setting
 from sieve.actions import Notify
 from sieve.address import AddressError, parse_address_list
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
+from sieve.outgoing import MAX_SUBJECT, HeaderError, addr_spec, header_text, loggable, notify_mailto, single_mailbox
+
+SIEVE_NOTIFY_MAILTO_MAX_RECIPIENTS = setting(
+    "sieve_notify_mailto_max_recipients", int_range(1, None), 8,
+    "Most recipients (To, Cc and Bcc of the URI together) one notify mailto: action sends to; "
+    "the rest are dropped with a log line (Pigeonhole's limit).")
+SIEVE_NOTIFY_MAILTO_MAX_RUN_RECIPIENTS = setting(
+    "sieve_notify_mailto_max_run_recipients", int_range(1, None), 32,
+    "Most mailto notification recipients one script run may send to, over all its notify "
+    "actions; past it recipients are dropped with a log line.")
+
+log = logging.getLogger("owlery.sieve")
 
 _SAFE_HEADERS_FORBIDDEN = {"received", "return-path", "auto-submitted", "from", "to", "bcc",
                            "date", "message-id", "sender", "content-type", "content-transfer-encoding",
                            "mime-version", "x-priority", "importance", "precedence"}
-
-
-_MAX_SUBJECT = 256  # characters of a notification's Subject
 
 
 def parse_mailto(uri: str):
@@ -49,8 +66,15 @@ def parse_mailto(uri: str):
                 return None
             if len(al) != 1:
                 return None
+            written = " ".join(item.split())
+            try:
+                # the envelope address and the header form must both be writable
+                addr_spec(al[0].local, al[0].domain)
+                single_mailbox(written)
+            except HeaderError:
+                return None
             out.append(al[0].all)
-            shown.setdefault(al[0].all.lower(), " ".join(item.split()))
+            shown.setdefault(al[0].all.lower(), written)
         return out
 
     r = addrs(to_part)
@@ -117,10 +141,9 @@ def _validate_notify(v, node):
     f = node.tags.get("from")
     if f is not None and v.is_literal(f):
         try:
-            if len(parse_address_list(f.items[0].value)) != 1:
-                raise AddressError("x")
-        except AddressError:
-            v.error(f, f"specified :from address '{f.items[0].value}' is invalid")
+            single_mailbox(f.items[0].value)
+        except HeaderError:
+            v.error(f, f"specified :from address '{loggable(f.items[0].value)}' is invalid")
     opts = node.tags.get("options")
     if opts is not None and v.is_literal(opts):
         for s in opts.items:
@@ -129,50 +152,74 @@ def _validate_notify(v, node):
 
 
 def _run_notify(rt, node):
-    from sieve.outgoing import notify_mailto
     uri = rt.s(node.pos[0])
     err = method_error(uri)
     if err:
-        raise SieveRuntimeError(f"notify: {err}")
+        raise SieveRuntimeError(f"notify: {loggable(err, 300)}")
     recipients, headers, body, to_list, shown = parse_mailto(uri)
     importance = rt.s(node.tags["importance"]) if "importance" in node.tags else "2"
     from_addr = rt.s(node.tags["from"]) if "from" in node.tags else None
+    if from_addr is not None:
+        try:
+            single_mailbox(from_addr)
+        except HeaderError as e:
+            raise SieveRuntimeError(f"specified :from address '{loggable(from_addr)}' is invalid "
+                                    f"for the mailto method: {e}") from None
     text = rt.s(node.tags["message"]) if "message" in node.tags else None
     subj_hdr = [v for k, v in headers if k.lower() == "subject"]
     if text is None:
         frm = (rt.msg.header_values("from") or [""])[0]
         subj = (rt.msg.header_values("subject") or [""])[0]
         text = f"{frm}: {subj}" if frm or subj else "Notification"
-    subject = subj_hdr[0] if subj_hdr else text
-    if len(subject) > _MAX_SUBJECT:
-        # a whole :message does not make a sane Subject line: cut it, marked with an ellipsis
-        subject = subject[:_MAX_SUBJECT - 1] + "\u2026"
+        subject = header_text(text, decode=False, limit=MAX_SUBJECT)    # already decoded
+    else:
+        subject = header_text(text, limit=MAX_SUBJECT)
+    if subj_hdr:
+        subject = header_text(subj_hdr[0], limit=MAX_SUBJECT)
     # A recipient already notified by an earlier mailto action of this run, or named twice
     # in this URI, gets one notification only (RFC 5436 2.3 duplicate suppression).
-    earlier = {r.lower() for a in rt.result.actions if isinstance(a, Notify) for r in a.recipients}
+    earlier_actions = [a for a in rt.result.actions if isinstance(a, Notify)]
+    earlier = {r.lower() for a in earlier_actions for r in a.recipients}
     recipients = [r for r in recipients if r.lower() not in earlier]
-    to_list = [r for r in to_list if r.lower() not in earlier]
+    # Limits: per action, then what is left of the run's allowance.
+    per_action = rt.settings.sieve_notify_mailto_max_recipients
+    per_run = rt.settings.sieve_notify_mailto_max_run_recipients
+    allowed = max(0, min(per_action, per_run - sum(len(a.recipients) for a in earlier_actions)))
+    if len(recipients) > allowed:
+        which = "sieve_notify_mailto_max_recipients" if allowed == per_action else \
+            "sieve_notify_mailto_max_run_recipients"
+        log.info("sieve: notify: recipients dropped: rcpt=<%s> limit=%s kept=%d dropped=%d to=%s",
+                 loggable(rt.envelope.rcpt_to), which, allowed, len(recipients) - allowed,
+                 loggable(",".join(f"<{r}>" for r in recipients[allowed:]), 300))
+        recipients = recipients[:allowed]
+    kept = {r.lower() for r in recipients}
+    to_list = [r for r in to_list if r.lower() in kept]
     listed = {r.lower() for r in to_list} | earlier
     extra = []
+    cc: list[str] = []
     for k, v in headers:
         kl = k.lower()
-        if kl in _SAFE_HEADERS_FORBIDDEN or kl == "subject":
+        if kl in _SAFE_HEADERS_FORBIDDEN or kl == "subject" or kl.startswith(("content-", "resent-")):
             continue
         if kl == "cc":
-            kept = [a for a in v if a.lower() not in listed]
-            listed |= {a.lower() for a in kept}
-            if not kept:
-                continue
-            v = ", ".join(shown.get(a.lower(), a) for a in kept)
-        extra.append((k, v))
+            for a in v:
+                if a.lower() in kept and a.lower() not in listed:
+                    listed.add(a.lower())
+                    cc.append(shown.get(a.lower(), a))
+            continue
+        extra.append((k, header_text(v)))
     if not recipients:
         return
     auto = any(v.strip().lower() != "no" for v in rt.msg.header_raw("auto-submitted"))
     msg = b""
     env_from = notify_envelope_from(rt, from_addr)
     if not auto:
-        msg = notify_mailto(rt, to=[shown.get(a.lower(), f"<{a}>") for a in to_list], from_addr=from_addr or rt.settings.sieve_postmaster_address,
-                            subject=subject, body=body or text, headers=extra, importance=importance)
+        try:
+            msg = notify_mailto(rt, to=[shown.get(a.lower(), a) for a in to_list], cc=cc,
+                                from_addr=from_addr or rt.settings.sieve_postmaster_address,
+                                subject=subject, body=body or text, headers=extra, importance=importance)
+        except HeaderError as e:
+            raise SieveRuntimeError(f"notify: cannot compose the notification: {e}") from None
     rt.add(Notify(method=uri, from_addr=from_addr, importance=importance,
                   options=tuple(rt.sl(node.tags["options"])) if "options" in node.tags else (),
                   text=text, envelope_from=env_from,

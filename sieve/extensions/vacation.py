@@ -2,17 +2,28 @@
 (no reply to lists, bulk, auto-submitted mail, null or own senders; only when the user
 is a recipient) and a per-sender period tracked through Host.seen / Host.mark.
 
-The reply message is composed here (sieve.outgoing); the delivery sends it.
-Tests: conformance extensions/vacation/.
+The reply message is composed here (sieve.outgoing); the delivery sends it. Values that
+reach the reply are re-checked at run time, since variables can build them: :from must be
+exactly one valid mailbox (else a runtime error, as Pigeonhole); an :addresses item that is
+not one address is ignored with a log line; :subject and the answered message's Subject are
+cleaned of control characters by sieve.outgoing; a sender that cannot be written in a
+header gets no reply (log line). :handle is only hashed, never written.
+Tests: conformance extensions/vacation/; tests/sieve/test_generated_mail_safety.py.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from sieve.actions import Vacation
 from sieve.address import AddressError, parse_address_list, parse_path, split_detail
+from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
+from sieve.outgoing import (MAX_SUBJECT, HeaderError, addr_spec, header_text, loggable, msg_ids,
+                            single_mailbox, vacation_reply)
+
+log = logging.getLogger("owlery.sieve")
 
 _NO_REPLY_LOCALPARTS = ("mailer-daemon", "postmaster", "listserv", "majordomo", "mailer",
                         "owner-", "-request", "-bounces", "-owner", "noreply", "no-reply")
@@ -25,18 +36,16 @@ def _validate(v, node):
     if f is not None and v.is_literal(f):
         text = f.items[0].value
         try:
-            if len(parse_address_list(text)) != 1:
-                raise AddressError("not one address")
-        except AddressError:
-            v.error(f, f"specified :from address '{text}' is invalid for the vacation action")
+            single_mailbox(text)
+        except HeaderError:
+            v.error(f, f"specified :from address '{loggable(text)}' is invalid for the vacation action")
     addrs = node.tags.get("addresses")
     if addrs is not None and v.is_literal(addrs):
         for s in addrs.items:
             try:
-                if len(parse_address_list(s.value)) != 1:
-                    raise AddressError("x")
-            except AddressError:
-                v.error(s, f"specified :addresses item '{s.value}' is invalid for the vacation action")
+                single_mailbox(s.value)
+            except HeaderError:
+                v.error(s, f"specified :addresses item '{loggable(s.value)}' is invalid for the vacation action")
 
 
 def _norm(a: str) -> str:
@@ -63,8 +72,20 @@ def _is_list_or_auto(rt) -> bool:
     return False
 
 
+def _skip(rt, sender: str, why: str) -> None:
+    log.info("sieve: vacation: reply skipped: rcpt=<%s> to=<%s> reason=%s",
+             loggable(rt.envelope.rcpt_to), loggable(sender), why)
+
+
 def _run(rt, node):
-    from sieve.outgoing import vacation_reply
+    # the script's values first: variables may have built them (RFC 5230 4.4, 4.5)
+    from_tag = rt.s(node.tags["from"]) if "from" in node.tags else None
+    if from_tag is not None:
+        try:
+            single_mailbox(from_tag)
+        except HeaderError as e:
+            raise SieveRuntimeError(f"specified :from address '{loggable(from_tag)}' is invalid "
+                                    f"for the vacation action: {e}") from None
     sender = rt.envelope.mail_from
     if not sender:
         return
@@ -73,6 +94,11 @@ def _run(rt, node):
     except AddressError:
         return
     if sa is None or sa.domain is None:
+        return
+    try:
+        to = addr_spec(sa.local, sa.domain)
+    except HeaderError as e:
+        _skip(rt, sender, f"sender address cannot be written in a header ({e})")
         return
     local = sa.local.lower()
     if any(local == p or local.startswith(p) if not p.startswith("-") else local.endswith(p)
@@ -94,8 +120,15 @@ def _run(rt, node):
         me.append(rt.envelope.orig_rcpt)
     if rt.settings.sieve_user_email:
         me.append(rt.settings.sieve_user_email)
-    if "addresses" in node.tags:
-        me.extend(rt.sl(node.tags["addresses"]))
+    addresses = rt.sl(node.tags["addresses"]) if "addresses" in node.tags else []
+    for item in addresses:
+        try:
+            single_mailbox(item)
+        except HeaderError as e:
+            log.info("sieve: vacation: :addresses item ignored: rcpt=<%s> item='%s' reason=%s",
+                     loggable(rt.envelope.rcpt_to), loggable(item), e)
+            continue
+        me.append(item)
     me_norm = set()
     for m in me:
         try:
@@ -112,7 +145,7 @@ def _run(rt, node):
             try:
                 for a in parse_address_list(raw):
                     if found is None and _norm(a.all) in me_norm:
-                        found = a.all
+                        found = a
             except AddressError:
                 continue
     if found is None and rt.settings.sieve_vacation_check_recipient:
@@ -130,26 +163,58 @@ def _run(rt, node):
     period = min(period, rt.settings.sieve_vacation_max_period)
     handle = rt.s(node.tags["handle"]) if "handle" in node.tags else \
         "\0".join([reason, rt.s(node.tags["subject"]) if "subject" in node.tags else "",
-                   rt.s(node.tags["from"]) if "from" in node.tags else "",
-                   " ".join(rt.sl(node.tags["addresses"])) if "addresses" in node.tags else "",
-                   "mime" if node.tags.get("mime") else ""])
+                   from_tag or "", " ".join(addresses), "mime" if node.tags.get("mime") else ""])
     key = "vacation:" + hashlib.sha256(f"{_norm(sa.all)}\0{handle}".encode("utf-8", "surrogateescape")).hexdigest()
     if period > 0 and rt.host.seen(key):
         return
     if "subject" in node.tags:
-        subject = rt.s(node.tags["subject"])
+        subject = header_text(rt.s(node.tags["subject"]), limit=MAX_SUBJECT)
     else:
-        orig = (rt.msg.header_values("subject") or [""])[0]
+        orig = header_text((rt.msg.header_raw("subject") or [""])[0], limit=MAX_SUBJECT - 6)
         subject = "Auto: " + orig if orig else "Automated reply"
-    from_addr = rt.s(node.tags["from"]) if "from" in node.tags else (
-        found or rt.settings.sieve_user_email or rt.envelope.rcpt_to)
+    from_addr = from_tag if from_tag is not None else _default_from(rt, found)
+    if from_addr is None:
+        _skip(rt, sender, "no address of the user can be written in a header")
+        return
     mid = (rt.msg.header_raw("message-id") or [None])[0]
     refs = (rt.msg.header_raw("references") or [None])[0]
-    reply = vacation_reply(rt, to=sa.all, from_addr=from_addr, subject=subject, reason=reason,
-                           mime=bool(node.tags.get("mime")), in_reply_to=mid, references=refs)
-    rt.add(Vacation(to=sa.all, from_addr=from_addr, subject=subject, reason=reason,
+    if refs is None:
+        # RFC 5322 3.6.4: without References, a parent's single In-Reply-To id starts the chain
+        parent = msg_ids((rt.msg.header_raw("in-reply-to") or [None])[0])
+        refs = parent[0] if len(parent) == 1 else None
+    try:
+        reply = vacation_reply(rt, to=to, from_addr=from_addr, subject=subject, reason=reason,
+                               mime=bool(node.tags.get("mime")), in_reply_to=mid, references=refs)
+    except HeaderError as e:
+        _skip(rt, sender, f"reply cannot be composed ({e})")
+        return
+    rt.add(Vacation(to=to, from_addr=from_addr, subject=subject, reason=reason,
                     mime=bool(node.tags.get("mime")), handle=handle, period=period, tracking_key=key,
                     reply=reply, line=node.line), cancels_keep=False)
+
+
+def _default_from(rt, found) -> str | None:
+    """The reply's From when the script gives none: the user's address as the message
+    named it, else sieve_user_email, else the envelope recipient; the first that can be
+    written in a header."""
+    if found is not None:
+        try:
+            return addr_spec(found.local, found.domain)
+        except HeaderError:
+            pass
+    if rt.settings.sieve_user_email:
+        try:
+            single_mailbox(rt.settings.sieve_user_email)
+            return rt.settings.sieve_user_email
+        except HeaderError:
+            pass
+    try:
+        ra = parse_path(rt.envelope.rcpt_to)
+        if ra is not None:
+            return addr_spec(ra.local, ra.domain)
+    except (AddressError, HeaderError):
+        pass
+    return None
 
 
 EXTENSIONS = (
