@@ -118,10 +118,31 @@ def write_default_config(path: str) -> None:
 # --- owlery postfix / run -----------------------------------------------------------
 
 def _cmd_postfix(args: argparse.Namespace) -> int:
-    from owlery.app import postfix
+    from owlery.app import postfix, starter
     settings = load_settings(args)
-    print(postfix.render(settings, domains=args.domain or ["example.org"]))
+    domains = args.domain or _directory_domains(settings) or [starter.hosted_domain().name]
+    print(postfix.render(settings, domains=domains))
     return 0
+
+
+def _directory_domains(settings) -> list[str]:
+    """The hosted domains the directory lists ([] when it cannot list them or is down)."""
+    from owlery.directory import open_directory
+    try:
+        directory = open_directory(settings)
+        try:
+            found = directory.hosted_domains()
+        finally:
+            directory.close()
+    except Exception as e:  # noqa: BLE001  the printed lines then fall back, and say so
+        print(f"owlery: cannot list the directory's domains ({e}); printing a placeholder",
+              file=sys.stderr)
+        return []
+    if found is None:
+        print("owlery: the directory cannot list its domains (set ldap_domains); "
+              "printing a placeholder for virtual_mailbox_domains", file=sys.stderr)
+        return []
+    return found
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -144,7 +165,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"owlery: hosted domain {domain.name} ({domain.source})", file=sys.stderr)
     args.config = path
     settings = load_settings(args)
-    return supervisor.run_all(path, settings, domains=args.domain or [domain.name],
+    return supervisor.run_all(path, settings, domains=args.domain or _directory_domains(settings) or [domain.name],
                               notes=_try_it_lines(settings, domain.name))
 
 

@@ -272,6 +272,11 @@ class Directory:
         """True if we host mail for this domain (lower-case)."""
         raise NotImplementedError
 
+    def hosted_domains(self) -> list[str] | None:
+        """Every hosted domain, sorted, when the backend can list them (for the Postfix lines
+        `owlery postfix` prints); None when it can only answer hosts_domain() one at a time."""
+        return None
+
     def resolve(self, address: str) -> Recipient:
         """What the address reaches: kind, local mailboxes (aliases expanded), remote targets."""
         raise NotImplementedError

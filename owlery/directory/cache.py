@@ -101,6 +101,9 @@ class CachingDirectory(Directory):
         with self._lock:
             self._entries.clear()
 
+    def hosted_domains(self) -> list[str] | None:
+        return self.backend.hosted_domains()      # asked once, at start: not cached
+
     def reload(self) -> None:
         self.backend.reload()
         self.clear()

@@ -268,6 +268,10 @@ class FilesDirectory(Directory):
     def _parse(self, address: str) -> Address:
         return parse_address(address, self.delimiters, self.case_sensitive)
 
+    def hosted_domains(self) -> list[str] | None:
+        self._maybe_reload()
+        return sorted(self.tables.domains)
+
     def hosts_domain(self, domain: str) -> bool:
         self._maybe_reload()
         return domain.lower().rstrip(".") in self.tables.domains

@@ -412,6 +412,10 @@ class LdapDirectory(Directory):
 
     # -- Directory -------------------------------------------------------------------
 
+    def hosted_domains(self) -> list[str] | None:
+        """ldap_domains when set; without it the domains are only found one lookup at a time."""
+        return sorted(self.domains) if self.domains else None
+
     def hosts_domain(self, domain: str) -> bool:
         try:
             domain = lookup_value(domain).lower().rstrip(".")

@@ -56,3 +56,21 @@ def test_lda_line_names_a_non_default_settings_file(tmp_path):
     assert f"argv=/usr/bin/owlery-lda -c {cfg} -f ${{sender}}" in line
     default = postfix.master_cf(Settings(), command="/usr/bin/owlery").splitlines()[-1]
     assert "argv=/usr/bin/owlery-lda -f ${sender}" in default
+
+
+def test_owlery_postfix_prints_the_directorys_domains(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "mailboxes").write_text("alice@b.test  b.test/alice/Maildir\nbob@a.test  a.test/bob/Maildir\n")
+    (tmp_path / "aliases").write_text("@c.test  @a.test\n")
+    cfg = tmp_path / "owlery.toml"
+    cfg.write_text(f'files_mailboxes = "{tmp_path}/mailboxes"\nfiles_aliases = "{tmp_path}/aliases"\n')
+    out = subprocess.run([sys.executable, "-m", "owlery.app.cli", "postfix", "--config", str(cfg)], cwd=root,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "virtual_mailbox_domains = a.test b.test c.test\n" in out
+    cfg.write_text('directory_backend = "ldap"\nldap_domains = ["z.test", "y.test"]\n')
+    out = subprocess.run([sys.executable, "-m", "owlery.app.cli", "postfix", "--config", str(cfg)], cwd=root,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "virtual_mailbox_domains = y.test z.test\n" in out
