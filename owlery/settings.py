@@ -37,6 +37,17 @@ class SettingsError(Exception):
         super().__init__(where + (f"{key}: " if key else "") + reason)
 
 
+class SettingsErrors(SettingsError):
+    """Several problems in one file, all reported at once (like `postconf` does), one per line."""
+
+    def __init__(self, errors: list[SettingsError]):
+        first = errors[0]
+        self.errors = errors
+        Exception.__init__(self, f"{len(errors)} errors in {first.path}:\n"
+                           + "\n".join(f"  {e}" for e in errors))
+        self.reason, self.path, self.key, self.line = first.reason, first.path, first.key, first.line
+
+
 # ---------------------------------------------------------------------------
 # Types: each parses a TOML value into a Python value or raises ValueError.
 # ---------------------------------------------------------------------------
@@ -357,11 +368,19 @@ def parse_text(text: str, path: str = "<string>") -> Settings:
                             line=int(m.group(1)) if m else None) from None
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
+    errors: list[SettingsError] = []
     for key, raw in data.items():
         line = _key_line(text, key)
-        values[key] = _parse_one(key, raw, path, line)
+        try:
+            values[key] = _parse_one(key, raw, path, line)
+        except SettingsError as e:        # keep going: report every problem in the file at once
+            errors.append(e)
         if line:
             lines[key] = line
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SettingsErrors(sorted(errors, key=lambda e: e.line or 0))
     return Settings(values, path, lines)
 
 

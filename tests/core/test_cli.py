@@ -27,6 +27,19 @@ def test_check_bad_value(tmp_path):
     assert r.returncode == 1 and "daemon_drain_timeout: bad value" in r.stderr
 
 
+def test_check_reports_every_error_in_the_file(tmp_path):
+    cfg = tmp_path / "owlery.toml"
+    cfg.write_text('log_levle = "debug"\nlog_level = "info"\ndaemon_drain_timeout = "a while"\n'
+                   'milter_symbol_scores = 3\n')
+    r = run("config", "check", "--config", str(cfg))
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert lines[0] == f"owlery: 3 errors in {cfg}:"
+    assert lines[1] == f"  {cfg}:1: log_levle: unknown setting (did you mean log_level?)"
+    assert lines[2].startswith(f"  {cfg}:3: daemon_drain_timeout: bad value")
+    assert lines[3].startswith(f"  {cfg}:4: milter_symbol_scores: ")
+
+
 def test_check_good_file_and_missing_explicit_file(tmp_path):
     cfg = tmp_path / "owlery.toml"
     cfg.write_text('log_level = "debug"\n')
