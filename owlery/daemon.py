@@ -5,13 +5,17 @@ binds every listen endpoint (unix:, tcp:, systemd: socket activation), then drop
 `daemon_user`, reloads settings on SIGHUP (a bad file is logged and the old settings
 kept), and on SIGTERM stops listening and lets open connections finish for up to
 `daemon_drain_timeout` seconds before exiting.
+At start-up it raises its own soft limit on open files to the hard limit: one connection is
+one descriptor, Postfix opens many at once, and systemd starts services with a soft limit of
+1024 (LimitNOFILE= sets the hard one); the reactor is epoll-based, so no select() limit applies.
+Listen sockets take `daemon_listen_backlog` (not Twisted's 50) for the same bursts.
 With `workers` > 1 (a product's `*_workers` setting) the parent binds, drops privileges
 and forks that many worker processes, each running its own reactor on the same sockets
 (TCP: one SO_REUSEPORT socket per worker, so the kernel spreads connections evenly;
 unix and systemd sockets: one shared socket, each worker accepting one connection per
 wake-up). The parent only supervises: it passes SIGHUP and SIGTERM on, restarts a worker
 that dies (with back-off), and exits when all have stopped after SIGTERM.
-Talks to: the OS (sockets, signals, uid). Tests: tests/core/test_daemon.py
+Talks to: the OS (sockets, signals, uid). Tests: tests/core/test_daemon.py, tests/core/test_many_connections.py
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import grp
 import logging
 import os
 import pwd
+import resource
 import signal
 import socket
 import sys
@@ -30,7 +35,7 @@ from typing import Any, Protocol
 
 from owlery import settings as settings_mod
 from owlery.endpoints import ListenEndpoint, parse_endpoint
-from owlery.settings import Duration, Str, setting
+from owlery.settings import Duration, Str, int_range, setting
 
 DAEMON_USER = setting("daemon_user", Str, None,
                       "User to switch to after the listen sockets are bound (only when started as root). "
@@ -39,6 +44,12 @@ DAEMON_GROUP = setting("daemon_group", Str, None,
                        "Group to switch to with daemon_user. Unset: the user's primary group.")
 DAEMON_DRAIN_TIMEOUT = setting("daemon_drain_timeout", Duration, 30, unit="s",
                                doc="On SIGTERM, how long open connections may take to finish before exit.")
+DAEMON_LISTEN_BACKLOG = setting(
+    "daemon_listen_backlog", int_range(1, 65535), 4096,
+    "Connections the kernel queues on a tcp: or unix: listen socket until the daemon accepts them "
+    "(listen(2) backlog; Linux caps it at net.core.somaxconn). A burst of connections past it "
+    "waits for the client's SYN retransmission, 1 s or more each. systemd: sockets set Backlog= in "
+    "their .socket unit. Read at start-up.")
 
 log = logging.getLogger("owlery.daemon")
 
@@ -74,13 +85,14 @@ def _prepare_unix_path(path: str) -> None:
         os.unlink(path)
 
 
-def listen(reactor: Any, endpoint: ListenEndpoint, factory: Any) -> Any:
+def listen(reactor: Any, endpoint: ListenEndpoint, factory: Any, backlog: int = 4096) -> Any:
     """Start listening on one endpoint; return the listening port."""
+    # Twisted's default backlog is 50: a burst of Postfix connections past it waited seconds.
     if endpoint.kind == "tcp":
-        return reactor.listenTCP(endpoint.port, factory, interface=endpoint.host)
+        return reactor.listenTCP(endpoint.port, factory, backlog=backlog, interface=endpoint.host)
     if endpoint.kind == "unix":
         _prepare_unix_path(endpoint.path)
-        return reactor.listenUNIX(endpoint.path, factory, mode=endpoint.mode)
+        return reactor.listenUNIX(endpoint.path, factory, backlog=backlog, mode=endpoint.mode)
     fd = systemd_fd(endpoint.name)
     # systemd passes blocking sockets unless NonBlocking=yes; Twisted's accept loop
     # needs a non-blocking one or the whole reactor hangs in accept().
@@ -107,6 +119,25 @@ def drop_privileges(user: str | None, group: str | None, chown_paths: Sequence[s
     log.info("running as user=%s uid=%d gid=%d", user, pw.pw_uid, gid)
 
 
+_NOFILE_UNLIMITED_CAP = 1 << 20     # Linux's default fs.nr_open, for an "unlimited" hard limit
+
+
+def raise_open_files_limit(program: str) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; log the outcome; return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _NOFILE_UNLIMITED_CAP if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as e:
+            log.warning("%s: cannot raise the open files limit from %d to %d: %s", program, soft, target, e)
+            return soft
+        log.info("%s: open files limit raised from %d to %d", program, soft, target)
+        return target
+    log.info("%s: open files limit %s", program, "unlimited" if soft == resource.RLIM_INFINITY else soft)
+    return soft
+
+
 class _NotReady:
     """Stands in for the application's factory between bind and build (no connection is
     accepted then: the reactor is not running yet)."""
@@ -118,7 +149,7 @@ class _NotReady:
         pass
 
 
-def bind_socket(endpoint: ListenEndpoint, *, reuse_port: bool = False, backlog: int = 128) -> socket.socket:
+def bind_socket(endpoint: ListenEndpoint, *, reuse_port: bool = False, backlog: int = 4096) -> socket.socket:
     """A listening socket for one endpoint, bound before any reactor exists (worker mode)."""
     if endpoint.kind == "systemd":
         fd = systemd_fd(endpoint.name)
@@ -166,6 +197,7 @@ def run(program: str, config_path: str | None, listen_overrides: Sequence[str],
 
     current = settings_mod.load(config_path)
     owlery_log.setup(current, program)
+    raise_open_files_limit(program)     # before any fork: workers inherit it
     try:
         endpoints = [parse_endpoint(e) for e in (listen_overrides or getattr(current, listen_setting))]
     except ValueError as e:
@@ -193,7 +225,7 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
     tracked = WrappingFactory(_NotReady())
     try:
         if bound is None:
-            ports = [listen(reactor, ep, tracked) for ep in endpoints]
+            ports = [listen(reactor, ep, tracked, current.daemon_listen_backlog) for ep in endpoints]
         else:
             ports = [adopt(reactor, sock, tracked, shared=shared) for sock, shared in bound]
     except (OSError, ValueError, CannotListenError) as e:
@@ -285,14 +317,15 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
         per_worker: list[list[tuple[socket.socket, bool]]] = [[] for _ in range(count)]
         for ep in endpoints:
             if ep.kind == "tcp":
-                first = bind_socket(ep, reuse_port=True)
+                first = bind_socket(ep, reuse_port=True, backlog=current.daemon_listen_backlog)
                 # Port 0 picks a free port once; the other workers' sockets join that one.
                 ep = dataclasses.replace(ep, port=first.getsockname()[1])
                 per_worker[0].append((first, False))
                 for i in range(1, count):
-                    per_worker[i].append((bind_socket(ep, reuse_port=True), False))
+                    per_worker[i].append((bind_socket(ep, reuse_port=True, backlog=current.daemon_listen_backlog),
+                                          False))
             else:
-                shared = bind_socket(ep)
+                shared = bind_socket(ep, backlog=current.daemon_listen_backlog)
                 for i in range(count):
                     per_worker[i].append((shared, True))
     except (OSError, ValueError) as e:
