@@ -6,6 +6,14 @@ each callback to a `milters.session.MilterSession` and applies the `Outcome` at
 end-of-message. It decides nothing: any exception becomes TEMPFAIL with a log line.
 libmilter stops cleanly on SIGTERM/SIGINT (its own signal thread) and can run only once
 per process.
+
+SECURITY: trusts Postfix's macros ({auth_authen}, client address) to say who the client
+is: whoever can reach the milter socket can pose as an authenticated local sender and
+have mail DKIM-signed, so listen on a unix socket (group postfix, 0660) or loopback only,
+and keep milter_internal_networks narrow. The message itself is hostile input: MIME and
+archives are walked under budgets, scanners get bounded streams. Runs as `daemon_user`;
+reads the DKIM keys (0600/0640, refused when readable by others) and writes only the
+quarantine.
 Talks to: Postfix (milter protocol via libmilter). Tests: tests/milters/test_auth_stages.py and
 tests/milters/test_content_stages.py (OwleryMilter driven with milters.testing's fake context),
 tests/milters/test_miltertest.py (a real process driven by miltertest),

@@ -8,7 +8,16 @@ connection, or a decision that fails with an unexpected error or runs past
 that Postfix applies its own default action (SMTPD_POLICY_README). `build()` is what
 `owlery.daemon.run` calls; `PolicyApp.reload` swaps in a new pipeline on SIGHUP
 (open connections take it at their next request) and closes the old one when idle.
-Talks to: the reactor, the pipeline. Tests: tests/policyd/test_service.py
+
+SECURITY: trusts Postfix's smtpd as its only client (whoever can connect can ask
+questions and fill greylist and rate-limit state: listen on loopback or a unix socket
+mode 0660 group postfix; a TCP port is open to every local user). Runs as `daemon_user`
+after binding; reads the settings file, the directory (map files or LDAP, with a bind
+password from `ldap_bind_password_file`) and writes only the state store. Every request
+is bounded (line length, attributes, idle time, decision time); a request it cannot
+parse closes the connection without a reply, so Postfix applies its default action.
+Talks to: the reactor, the pipeline. Tests: tests/policyd/test_service.py,
+tests/policyd/test_protocol_hostile.py, tests/core/test_many_connections.py
 """
 
 from __future__ import annotations

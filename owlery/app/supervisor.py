@@ -4,6 +4,9 @@ For one host on embedded defaults and for trying Owlery out: each daemon runs in
 own process (libmilter and Twisted each want their own main loop), the supervisor
 waits until every one listens, prints the Postfix lines that wire them in, forwards
 SIGTERM/SIGINT/SIGHUP, and stops all if one dies. Production hosts run the systemd units.
+SECURITY: runs the daemons with its own user and settings and writes nothing itself but
+the starter set on a first start (owlery/app/starter.py); as root without `daemon_user`
+the daemons keep root: production hosts run the hardened systemd units instead.
 Talks to: child processes. Tests: tests/core/test_supervisor.py
 """
 

@@ -11,6 +11,14 @@ without bound costs at most a read's worth of memory; `lmtpd_pipeline_buffer_lim
 what the machine holds in any case.
 Started by owlery.daemon.run (unix/tcp/systemd socket activation, privilege drop,
 SIGHUP reload, SIGTERM drain).
+
+SECURITY: trusts its LMTP client (Postfix) for the envelope, and nothing in the message
+or in the users' Sieve scripts: scripts run under CPU, memory, action, redirect and
+regex budgets, generated mail (vacation, notify) has its headers cleaned, loop headers
+cannot be removed. Runs as `daemon_user` (the mail store's owner, e.g. vmail) or, as
+root with `maildir_owner`, writes every Maildir file through directory fds without
+following links and chowns by descriptor. Writes only Maildirs and the state store; a
+message is acknowledged only after its file is fsynced and renamed into new/ or cur/.
 Talks to: the MTA (LMTP), sieve.delivery.executor. Tests: tests/delivery/test_lmtpd.py,
 tests/delivery/test_lmtp_hostile.py, tests/e2e/test_delivery_postfix.py.
 """
