@@ -2,7 +2,8 @@
 
 Registered by owlery.app.cli; imports nothing heavy at module top (pymilter and dkimpy are
 imported inside the commands).
-Tests: tests/milters/test_units.py (`owlery dkim genkey`); `owlery milter` runs in
+Tests: tests/milters/test_units.py and tests/milters/test_low_hardening.py (`owlery dkim genkey`:
+the key's owner and mode); `owlery milter` runs in
 tests/milters/test_miltertest.py and tests/milters/test_milter_stop.py (through
 tests/harness/owlery_milter.py).
 """
@@ -32,14 +33,30 @@ def _cmd_milter(args: argparse.Namespace) -> int:
 
 
 def _cmd_genkey(args: argparse.Namespace) -> int:
+    import os
+
+    from owlery.cliutil import load_settings
+
     from milters import dkimkeys
+    settings = load_settings(args)
+    # The key goes to the milter's user, so that the milter (not only root) can read it.
+    owner = args.owner if args.owner is not None else settings.daemon_user
+    group = settings.daemon_group if args.owner is None else None
     try:
         path, txt = dkimkeys.generate(args.domain, args.selector, args.directory,
-                                      algorithm=args.type, bits=args.bits, force=args.force)
+                                      algorithm=args.type, bits=args.bits, force=args.force,
+                                      owner=owner, group=group)
     except (ValueError, FileExistsError, OSError) as e:
         print(f"owlery: dkim genkey: {e}", file=sys.stderr)
         return 1
-    print(f"; private key written to {path} (mode 0600)", file=sys.stderr)
+    st = os.stat(path)
+    print(f"; private key written to {path} (mode 0600, owned by {dkimkeys.user_name(st.st_uid)})", file=sys.stderr)
+    if st.st_uid == 0 and owner is None and os.geteuid() == 0:
+        print("; warning: the key belongs to root; a milter that does not start as root cannot read it "
+              "(set daemon_user, or use --owner USER)", file=sys.stderr)
+    elif not dkimkeys.can_reach(path, st.st_uid, st.st_gid):
+        print(f"; warning: {dkimkeys.user_name(st.st_uid)} cannot get through the directories above {path}",
+              file=sys.stderr)
     print(txt)
     return 0
 
@@ -56,7 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     dkim = sub.add_parser("dkim", help="DKIM key tools")
     dkim_sub = dkim.add_subparsers(dest="dkim_command", metavar="ACTION")
     dkim_sub.required = True
-    p = dkim_sub.add_parser("genkey", help="write a DKIM private key (mode 0600) and print its DNS TXT record")
+    p = dkim_sub.add_parser("genkey", help="write a DKIM private key (mode 0600, owned by the milter's user) "
+                                           "and print its DNS TXT record")
+    add_config_option(p)
     p.add_argument("domain", help="signing domain (d=), e.g. example.org")
     p.add_argument("selector", help="selector (s=), e.g. 2025a")
     p.add_argument("--type", choices=("rsa", "ed25519"), default="rsa", help="key type (default rsa)")
@@ -64,4 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--directory", "-d", default="/etc/owlery/dkim",
                    help="where to write DOMAIN.SELECTOR.key (default /etc/owlery/dkim)")
     p.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    p.add_argument("--owner", metavar="USER",
+                   help="user the key is given to when run as root (default: daemon_user, with "
+                        "daemon_group; the milter runs as it and alone reads the key)")
     p.set_defaults(func=_cmd_genkey)

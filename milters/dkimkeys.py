@@ -5,19 +5,28 @@ private-key operation goes through `cryptography` (OpenSSL). Canonicalisation fo
 RFC 6376 section 3.4 (relaxed header and body), Ed25519 follows RFC 8463 (the SHA-256 of
 the data is signed). Verification stays with dkimpy (stages/dkim_verify.py).
 Key files: `DOMAIN.SELECTOR.key` in `dkim_key_directory`: PEM (RSA or Ed25519, PKCS#1 or
-PKCS#8) or dkimpy's raw base64 Ed25519 seed.
+PKCS#8) or dkimpy's raw base64 Ed25519 seed. A key must belong to root or the milter's user
+and be unreadable by others (refused at start, with the path and the reason); a key its group
+may read is accepted with a warning unless that group is the milter's. `genkey` writes mode
+0600, owned by the milter's user (daemon_user, or --owner) when run as root: the milter
+alone reads it, and no group membership (the milter runs with group postfix) extends that.
 Talks to: the file system (key files). Tests: tests/milters/test_units.py (canonicalisation, key
 files, genkey), tests/milters/test_auth_stages.py (dkimpy verifies what we sign),
-tests/milters/test_dkim_interop.py (OpenDKIM verifies what we sign).
+tests/milters/test_dkim_interop.py (OpenDKIM verifies what we sign), tests/milters/test_low_hardening.py
+(key owner and mode at load and from genkey).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import grp
 import hashlib
+import logging
 import os
+import pwd
 import re
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -26,6 +35,8 @@ _WSP_RUN = re.compile(rb"[ \t]+")
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                         r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _SELECTOR_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62})$")
+
+log = logging.getLogger("owlery.milter")
 
 
 # --- canonicalisation (RFC 6376 3.4.2, 3.4.4) -------------------------------------------
@@ -86,11 +97,78 @@ class SigningKey:
         return self.key.sign(hashlib.sha256(data).digest())
 
 
-def load_key(path: str, domain: str, selector: str, min_rsa_bits: int = 1024) -> SigningKey:
-    """Read a key file; raise ValueError saying what is wrong."""
+@dataclasses.dataclass(frozen=True)
+class KeyOwner:
+    """Who may own a key file besides root (`uid`) and whose group may read it (`gid`): the milter."""
+
+    uid: int
+    gid: int
+
+    @classmethod
+    def for_daemon(cls, user: str | None, group: str | None) -> "KeyOwner":
+        """The daemon's identity: `user`/`group` (daemon_user, daemon_group; group unset: the
+        user's primary group), or, with no user, this process's own."""
+        if user is None:
+            return cls(os.geteuid(), os.getegid() if group is None else _gid(group))
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            raise ValueError(f"daemon_user {user!r}: no such user") from None
+        return cls(pw.pw_uid, pw.pw_gid if group is None else _gid(group))
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "KeyOwner":
+        return cls.for_daemon(settings.daemon_user, settings.daemon_group)
+
+
+def _gid(group: str) -> int:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ValueError(f"daemon_group {group!r}: no such group") from None
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"gid {gid}"
+
+
+def check_key_file(path: str, st: os.stat_result, owner: KeyOwner) -> None:
+    """Refuse (ValueError) a key file others may read or write, or that belongs to a user other
+    than root and the daemon's; log a warning when a group other than the daemon's may read it."""
+    mode = stat.S_IMODE(st.st_mode)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path}: not a regular file")
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        raise ValueError(f"{path}: unsafe key file: mode {mode:04o} lets others "
+                         f"{'read' if mode & stat.S_IROTH else 'write'} it (chmod 0600 and chown it "
+                         "to the milter's user)")
+    if st.st_uid not in (0, owner.uid):
+        raise ValueError(f"{path}: unsafe key file: owned by {user_name(st.st_uid)}, neither root nor the "
+                         f"milter's user {user_name(owner.uid)} (chown it, mode 0600)")
+    if mode & (stat.S_IRGRP | stat.S_IWGRP) and st.st_gid != owner.gid:
+        log.warning("milter: DKIM key %s (mode %04o) is open to group %s, which is not the "
+                    "milter's (%s); chmod 0600 unless that is intended", path, mode,
+                    _group_name(st.st_gid), _group_name(owner.gid))
+
+
+def load_key(path: str, domain: str, selector: str, min_rsa_bits: int = 1024, *,
+             owner: KeyOwner | None = None) -> SigningKey:
+    """Read a key file; raise ValueError saying what is wrong (including an unsafe owner or mode,
+    judged for `owner`: the daemon, by default this process)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())            # the file read, judged once its content is known good
         data = f.read()
     if b"-----BEGIN" in data:
         try:
@@ -108,10 +186,13 @@ def load_key(path: str, domain: str, selector: str, min_rsa_bits: int = 1024) ->
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < min_rsa_bits:
             raise ValueError(f"{path}: RSA key of {key.key_size} bits; at least {min_rsa_bits} required")
-        return SigningKey(domain, selector, "rsa-sha256", key, key.key_size)
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return SigningKey(domain, selector, "ed25519-sha256", key, 256)
-    raise ValueError(f"{path}: unsupported key type {type(key).__name__} (RSA or Ed25519)")
+        signing = SigningKey(domain, selector, "rsa-sha256", key, key.key_size)
+    elif isinstance(key, ed25519.Ed25519PrivateKey):
+        signing = SigningKey(domain, selector, "ed25519-sha256", key, 256)
+    else:
+        raise ValueError(f"{path}: unsupported key type {type(key).__name__} (RSA or Ed25519)")
+    check_key_file(path, st, owner if owner is not None else KeyOwner.for_daemon(None, None))
+    return signing
 
 
 def public_txt(key: Any) -> str:
@@ -138,14 +219,20 @@ def key_path(directory: str, domain: str, selector: str) -> str:
 
 
 def generate(domain: str, selector: str, directory: str, *, algorithm: str = "rsa",
-             bits: int = 2048, force: bool = False) -> tuple[str, str]:
-    """Write a new private key (mode 0600, atomically); return (path, zone record)."""
+             bits: int = 2048, force: bool = False, owner: str | None = None,
+             group: str | None = None) -> tuple[str, str]:
+    """Write a new private key (mode 0600, atomically); return (path, zone record).
+
+    `owner` (run as root): the user the key (and a directory made for it) is given to, so that
+    the milter running as that user reads it; `group` is recorded as the file's group (default
+    the user's primary group) but gets no access."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
     if not _DOMAIN_RE.match(domain):
         raise ValueError(f"bad domain {domain!r}")
     if not _SELECTOR_RE.match(selector):
         raise ValueError(f"bad selector {selector!r}")
+    ids = _owner_ids(owner, group)
     if algorithm == "rsa":
         if bits < 1024 or bits > 8192:
             raise ValueError("RSA key size must be from 1024 to 8192 bits (2048 recommended)")
@@ -158,14 +245,17 @@ def generate(domain: str, selector: str, directory: str, *, algorithm: str = "rs
                                 serialization.NoEncryption())
     else:
         raise ValueError(f"unknown key type {algorithm!r} (rsa or ed25519)")
-    os.makedirs(directory, mode=0o750, exist_ok=True)
+    _make_key_directory(directory, ids)
     path = key_path(directory, domain, selector)
     if os.path.exists(path) and not force:
         raise FileExistsError(f"{path} exists (use --force to replace it)")
     tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)          # whatever the umask
+            if ids is not None:
+                os.fchown(f.fileno(), *ids)
             f.write(pem)
             f.flush()
             os.fsync(f.fileno())
@@ -175,6 +265,56 @@ def generate(domain: str, selector: str, directory: str, *, algorithm: str = "rs
             os.unlink(tmp)
         raise
     return path, zone_record(domain, selector, public_txt(key))
+
+
+def _owner_ids(owner: str | None, group: str | None) -> tuple[int, int] | None:
+    """(uid, gid) to give new files to; None: leave them to the process."""
+    if owner is None:
+        return None
+    ids = KeyOwner.for_daemon(owner, group)
+    if (ids.uid, ids.gid) == (os.geteuid(), os.getegid()):
+        return None
+    if os.geteuid() != 0:
+        raise ValueError(f"only root can write a key owned by {owner} (run it as {owner}, or as root)")
+    return ids.uid, ids.gid
+
+
+def _make_key_directory(directory: str, ids: tuple[int, int] | None) -> None:
+    """Create the key directory (0700, for the key's owner) unless it exists."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(os.path.abspath(directory)), mode=0o755, exist_ok=True)
+        os.mkdir(directory, 0o700)
+    os.chmod(directory, 0o700)
+    if ids is not None:
+        os.chown(directory, *ids)
+
+
+def can_reach(path: str, uid: int, gid: int) -> bool:
+    """Whether user `uid` (primary group `gid`, plus its supplementary groups) may search every
+    directory on the way to `path` (a simple mode-bit check, no ACLs)."""
+    if uid == 0:
+        return True
+    groups = {gid}
+    try:
+        groups.update(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
+    except (KeyError, OSError):
+        pass
+    d = os.path.dirname(os.path.abspath(path))
+    while True:
+        try:
+            st = os.stat(d)
+        except OSError:
+            return False
+        bit = (stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid in groups else stat.S_IXOTH)
+        if not st.st_mode & bit:
+            return False
+        if d == "/":
+            return True
+        d = os.path.dirname(d)
 
 
 # --- signing ----------------------------------------------------------------------------

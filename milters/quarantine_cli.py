@@ -4,9 +4,14 @@ The quarantine commands work on the configured store (milters.quarantine; any ho
 PostgreSQL quarantine can run them); release re-injects through milters.quarantine.release.
 Every release and delete writes an audit line (the log, and quarantine_audit_log_path when
 set). A bad id is a clear error with exit status 1; a store that is down exits 75.
+`list` and `show` print what a sender controls (subject, addresses, headers, scanner details)
+with its control characters made visible (ESC as `\x1b`), always, not only on a terminal, so a
+hostile message cannot drive the admin's terminal; `show --raw` gives the exact bytes for a
+pipe or a file and refuses a terminal unless --force; `list --json` escapes them as JSON does.
 `spam learn` feeds Maildir folders to spamd (TELL) with a progress bar, the job sa-learn
 does from cron. Imports nothing heavy at module top.
-Talks to: the quarantine store, Postfix (release), spamd (learn). Tests: tests/milters/test_quarantine_cli.py
+Talks to: the quarantine store, Postfix (release), spamd (learn). Tests: tests/milters/test_quarantine_cli.py,
+tests/milters/test_low_hardening.py (terminal safety)
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -66,7 +72,9 @@ def register(sub: Any) -> None:
     p = qs.add_parser("show", help="show one message: envelope, reasons, scores, headers")
     add_config_option(p)
     p.add_argument("id")
-    p.add_argument("--raw", action="store_true", help="print the whole stored message instead")
+    p.add_argument("--raw", action="store_true",
+                   help="write the whole stored message, byte for byte, instead (for a pipe or a file)")
+    p.add_argument("--force", action="store_true", help="with --raw: write to a terminal too")
     p.add_argument("--secret", action="store_true", help="also print the release secret")
     p.set_defaults(func=_cmd_show)
 
@@ -170,6 +178,30 @@ def _age(text: str | None) -> float | None:
         raise _Fail(f"bad age {text!r}: {e}") from None
 
 
+# C0 controls but TAB and LF, DEL, C1 controls (U+009B is CSI for some terminals) and the
+# bidirectional overrides that reorder what is displayed.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(c: re.Match) -> str:
+    n = ord(c.group())
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+
+
+def safe(text: Any, *, newlines: bool = False) -> str:
+    """`text` fit for a terminal: control characters shown as \\xNN (also LF, unless
+    `newlines`); TAB is kept."""
+    text = str(text)
+    if not newlines:
+        text = text.replace("\n", "\\x0a")
+    return _UNSAFE.sub(_visible, text)
+
+
+def safe_bytes(data: bytes) -> str:
+    """Message bytes for a terminal: UTF-8 where valid, other bytes as \\xNN, controls visible."""
+    return safe(data.decode("utf-8", "backslashreplace"), newlines=True)
+
+
 def _when(t: float | None) -> str:
     return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
@@ -191,8 +223,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             rcpts = ",".join(f"{x.address}{'' if x.status == 'pending' else '(' + x.status + ')'}"
                              for x in r.recipients)
             score = "-" if r.score is None else f"{r.score:g}"
-            print(f"{r.mail_id}  {_when(r.created)}  {r.reason:<7} {score:>7}  <{r.sender}> -> {rcpts}"
-                  f"  {r.detail[:60]}  {r.subject[:60]!r}")
+            print(safe(f"{r.mail_id}  {_when(r.created)}  {r.reason:<7} {score:>7}  <{r.sender}> -> {rcpts}"
+                       f"  {r.detail[:60]}  {r.subject[:60]!r}"))
         if not args.json:
             print(f"{len(records)} message{'s' if len(records) != 1 else ''}", file=sys.stderr)
         return 0
@@ -204,25 +236,32 @@ def _cmd_show(args: argparse.Namespace) -> int:
         r = store.get(args.id)
         data = store.message(args.id)
         if args.raw:
+            if sys.stdout.isatty() and not args.force:
+                raise _Fail("quarantine show --raw: not writing raw message bytes to a terminal (its "
+                            "escape sequences would reach it); pipe or redirect it, or add --force")
+            sys.stdout.flush()
             sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
             return 0
-        print(f"Quarantine-ID: {r.mail_id}")
+        lines = [f"Quarantine-ID: {r.mail_id}"]
         if args.secret:
-            print(f"Secret: {r.secret_id}")
-        print(f"Date: {_when(r.created)}")
-        print(f"Reason: {r.reason}: {r.detail}")
-        print(f"Score: {'-' if r.score is None else f'{r.score:g}'}")
+            lines.append(f"Secret: {r.secret_id}")
+        lines.append(f"Date: {_when(r.created)}")
+        lines.append(f"Reason: {r.reason}: {r.detail}")
+        lines.append(f"Score: {'-' if r.score is None else f'{r.score:g}'}")
         for name, score, detail in r.symbols:
-            print(f"  {name}={score:g}" + (f"  {detail[:100]}" if detail else ""))
-        print(f"Sender: <{r.sender}>")
+            lines.append(f"  {name}={score:g}" + (f"  {detail[:100]}" if detail else ""))
+        lines.append(f"Sender: <{r.sender}>")
         for x in r.recipients:
             extra = "" if x.status == "pending" else f" by {x.changed_by} at {_when(x.changed_at)}"
-            print(f"Recipient: <{x.address}> {x.status}{extra}{'' if x.original else ' (added at release)'}")
-        print(f"Client: {r.client_name}[{r.client_addr}] helo={r.helo}")
-        print(f"Host: {r.host}  Queue-ID: {r.queue_id or '-'}  Size: {r.size}")
+            lines.append(f"Recipient: <{x.address}> {x.status}{extra}{'' if x.original else ' (added at release)'}")
+        lines.append(f"Client: {r.client_name}[{r.client_addr}] helo={r.helo}")
+        lines.append(f"Host: {r.host}  Queue-ID: {r.queue_id or '-'}  Size: {r.size}")
+        for line in lines:
+            print(safe(line))
         print()
         head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-        sys.stdout.write(head.decode("utf-8", "replace").replace("\r\n", "\n") + "\n")
+        sys.stdout.write(safe_bytes(head.replace(b"\r\n", b"\n")) + "\n")
         return 0
     return _run(args, body)
 
@@ -253,9 +292,9 @@ def _cmd_release(args: argparse.Namespace) -> int:
         _audit(settings, "release", quarantine_id=r.mail_id, by=by, to=",".join(result.accepted),
                reason=r.reason, from_=r.sender, method=settings.quarantine_release_method)
         for rcpt in result.accepted:
-            print(f"released {r.mail_id} to <{rcpt}>")
+            print(safe(f"released {r.mail_id} to <{rcpt}>"))
         for rcpt, why in result.refused.items():
-            print(f"refused {r.mail_id} for <{rcpt}>: {why}", file=sys.stderr)
+            print(safe(f"refused {r.mail_id} for <{rcpt}>: {why}"), file=sys.stderr)
         return 1 if result.refused else 0
     return _run(args, body)
 
@@ -363,7 +402,7 @@ def _cmd_learn(args: argparse.Namespace) -> int:
             with open(path, "rb") as f:
                 data = f.read(settings.spamd_max_size + 1)
         except OSError as e:
-            print(f"\nowlery: spam learn: {path}: {e}", file=sys.stderr)
+            print("\n" + safe(f"owlery: spam learn: {path}: {e}"), file=sys.stderr)
             failed += 1
             continue
         if len(data) > settings.spamd_max_size:

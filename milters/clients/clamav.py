@@ -4,7 +4,8 @@ Wraps the `clamd` PyPI package (its response parsing and error classes) but repl
 socket handling: the package connects without a timeout, writes with send() (which may
 write partially) in 1 KiB chunks, and has no overall deadline. Here a connect, every write
 and every read are bounded by one deadline, and any trouble becomes ScannerUnavailable.
-Talks to: clamd. Tests: tests/milters/test_content_clients.py
+The message is streamed from the caller's buffer chunk by chunk (no copy of the whole).
+Talks to: clamd. Tests: tests/milters/test_content_clients.py, tests/milters/test_low_hardening.py
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dataclasses
 import socket
 import struct
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from milters.clients import ScannerUnavailable
@@ -26,7 +28,8 @@ CLAMD_TIMEOUT = setting("clamd_timeout", Duration, "30s",
                         unit="s")
 CLAMD_MAX_SIZE = setting("clamd_max_size", Size, "25M",
                          "Largest message streamed to clamd; keep it at or below clamd.conf StreamMaxLength. "
-                         "Larger messages are not scanned and are marked unchecked.", unit="bytes")
+                         "Larger messages are not scanned: antivirus_oversize_action says what they get.",
+                         unit="bytes")
 
 # Chunks well under clamd's default StreamMaxLength; one write per chunk keeps syscalls few.
 _CHUNK = 64 * 1024
@@ -41,6 +44,8 @@ class ScanResult:
     virus: str | None = None
     scanned: bool = True       # False when the message was over the size limit and not sent
     elapsed: float = 0.0       # seconds spent talking to clamd
+    # why it was not scanned (scanned False): which limit, for the log line and the symbol
+    detail: str = dataclasses.field(default="", compare=False)
 
 
 def _clamd_package() -> Any:
@@ -110,7 +115,7 @@ class ClamdClient:
                 raise ScannerUnavailable(f"clamd at {self.endpoint}: reply longer than {_MAX_REPLY} bytes")
         return buf.split(b"\0", 1)[0].split(b"\n", 1)[0].strip()
 
-    def _command(self, command: bytes, payload_chunks: list[bytes] | None = None) -> str:
+    def _command(self, command: bytes, payload_chunks: Iterable[bytes] = ()) -> str:
         deadline = time.monotonic() + self.timeout
         sock = self._connect(deadline)
         try:
@@ -118,7 +123,7 @@ class ClamdClient:
                 self._arm(sock, deadline, "sending the command")
                 sock.sendall(b"z" + command + b"\0")
                 try:
-                    for chunk in payload_chunks or ():
+                    for chunk in payload_chunks:
                         self._arm(sock, deadline, "streaming the message")
                         sock.sendall(chunk)
                 except (BrokenPipeError, ConnectionResetError):
@@ -144,20 +149,27 @@ class ClamdClient:
     def version(self) -> str:
         return self._command(b"VERSION")
 
-    def scan(self, message: bytes) -> ScanResult:
-        """Stream `message` with INSTREAM and return the verdict; ScannerUnavailable on any trouble."""
+    def scan(self, message: bytes | memoryview) -> ScanResult:
+        """Stream `message` with INSTREAM and return the verdict; ScannerUnavailable on any trouble.
+
+        Not sent (scanned=False, `detail` says why) when over max_size; the chunks are cut from
+        the caller's buffer as they are sent, never a second copy of the whole message."""
         if len(message) > self.max_size:
-            return ScanResult(infected=False, scanned=False)
+            return ScanResult(infected=False, scanned=False,
+                              detail=f"{len(message)} bytes over clamd_max_size ({self.max_size})")
         started = time.monotonic()
-        chunks = []
-        view = memoryview(message)
-        for start in range(0, len(message), _CHUNK):
-            piece = view[start:start + _CHUNK]
-            chunks.append(struct.pack("!L", len(piece)) + bytes(piece))
-        chunks.append(struct.pack("!L", 0))
-        reply = self._command(b"INSTREAM", chunks)
+        reply = self._command(b"INSTREAM", _instream_chunks(message))
         elapsed = time.monotonic() - started
         return parse_instream_reply(reply, str(self.endpoint), elapsed)
+
+
+def _instream_chunks(message: bytes | memoryview) -> Iterator[bytes]:
+    """INSTREAM framing: each chunk after its 4-byte length, then a zero length; one chunk at a time."""
+    view = memoryview(message)
+    for start in range(0, len(view), _CHUNK):
+        piece = view[start:start + _CHUNK]
+        yield struct.pack("!L", len(piece)) + piece
+    yield struct.pack("!L", 0)
 
 
 def parse_instream_reply(reply: str, where: str = "clamd", elapsed: float = 0.0) -> ScanResult:
@@ -166,7 +178,8 @@ def parse_instream_reply(reply: str, where: str = "clamd", elapsed: float = 0.0)
         raise ScannerUnavailable(f"{where}: closed the connection without a verdict")
     if reply.endswith("size limit exceeded. ERROR"):
         # Retrying cannot help: report it unscanned, as for messages over clamd_max_size.
-        return ScanResult(infected=False, scanned=False, elapsed=elapsed)
+        return ScanResult(infected=False, scanned=False, elapsed=elapsed,
+                          detail="over clamd's StreamMaxLength (clamd.conf; keep clamd_max_size below it)")
     clamd = _clamd_package()
     m = clamd.scan_response.match(reply)
     if m is None or m.group("status") == "ERROR":

@@ -5,6 +5,7 @@
 socket with one deadline per request (spamd answers one request per connection).
 Numbers spamd sends (status code, Content-length, scores) are read only when they are
 bounded runs of ASCII digits; anything else is a ProtocolError (a ScannerUnavailable).
+The message is sent from the caller's buffer after the header block, never copied whole.
 Talks to: spamd (SpamAssassin). Tests: tests/milters/test_content_clients.py,
 tests/milters/test_spamd_hostile.py
 """
@@ -35,6 +36,8 @@ PROTOCOL = "SPAMC/1.5"
 COMMANDS = ("CHECK", "SYMBOLS", "REPORT", "REPORT_IFSPAM", "HEADERS", "PROCESS", "TELL", "PING")
 # spamd's header block is small; anything bigger is not spamd talking.
 MAX_HEADER_BYTES = 64 * 1024
+# The message goes out in slices of the caller's buffer (no copy of the whole).
+_SEND_CHUNK = 256 * 1024
 
 # Numbers are ASCII digits only ([0-9], never \d: in a str pattern \d takes every Unicode
 # digit, which int() and float() would accept too) and bounded, so nothing spamd sends can
@@ -54,12 +57,20 @@ class ProtocolError(ScannerUnavailable):
 def encode_request(command: str, message: bytes = b"", *, user: str | None = None,
                    headers: tuple[tuple[str, str], ...] = ()) -> bytes:
     """The bytes of one SPAMC request. PING carries no body; every other command does."""
+    head = encode_request_head(command, len(message), user=user, headers=headers)
+    return head + (message if command.upper() != "PING" else b"")
+
+
+def encode_request_head(command: str, length: int, *, user: str | None = None,
+                        headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """The request line and header block of a request whose body (the message) is `length`
+    bytes: sent before the message itself, which is not copied into one request buffer."""
     command = command.upper()
     if command not in COMMANDS:
         raise ValueError(f"unknown spamd command {command!r}")
     lines = [f"{command} {PROTOCOL}"]
     if command != "PING":
-        lines.append(f"Content-length: {len(message)}")
+        lines.append(f"Content-length: {length}")
     if user:
         if not re.fullmatch(r"[A-Za-z0-9._@+-]{1,128}", user):
             raise ValueError(f"bad spamd user name {user!r}")
@@ -68,8 +79,7 @@ def encode_request(command: str, message: bytes = b"", *, user: str | None = Non
         if not re.fullmatch(r"[A-Za-z-]+", name) or any(c in value for c in "\r\n"):
             raise ValueError(f"bad spamd request header {name!r}")
         lines.append(f"{name}: {value}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
-    return head + (message if command != "PING" else b"")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +282,8 @@ class SpamdClient:
     def request(self, command: str, message: bytes = b"", *,
                 headers: tuple[tuple[str, str], ...] = (), user: str | None = None) -> SpamdResponse:
         """Send one request and return spamd's answer; ScannerUnavailable on any trouble."""
-        data = encode_request(command, message, user=user or self.user, headers=headers)
+        head = encode_request_head(command, len(message), user=user or self.user, headers=headers)
+        body = memoryview(message) if command.upper() != "PING" else memoryview(b"")
         deadline = time.monotonic() + self.timeout
         parser = ResponseParser(max_body=max(len(message) * 2, 1024 * 1024))
         try:
@@ -280,8 +291,13 @@ class SpamdClient:
         except OSError as e:
             raise ScannerUnavailable(f"spamd at {self.endpoint}: cannot connect: {e}") from e
         try:
+            # the head with the first slice (a small message goes out in one write, as before),
+            # then the rest: each write under the deadline
             _arm(sock, deadline)
-            sock.sendall(data)
+            sock.sendall(head + body[:_SEND_CHUNK])
+            for start in range(_SEND_CHUNK, len(body), _SEND_CHUNK):
+                _arm(sock, deadline)
+                sock.sendall(body[start:start + _SEND_CHUNK])
             while not parser.done:
                 _arm(sock, deadline)
                 chunk = sock.recv(65536)

@@ -5,8 +5,14 @@ tmp -> fsync -> rename -> fsync of the directory), `tmp/` (partial writes, same 
 system), `index.sqlite3` (records and per-recipient release state; WAL, synchronous=FULL,
 so a commit is on disk when it returns). The file lands before its index row, so a crash
 can leave an unindexed file (harmless, never a row without its message).
+Private whatever the umask (the milter runs with group postfix): directories 0700, message
+files and the index 0600 (SQLite gives its -wal and -shm files the index's mode), set
+explicitly (chmod/fchmod); an older store's group-readable directories and index are
+tightened when the store is opened. Run as root (the quarantine CLI), what the store creates
+goes to the owner of the quarantine directory (of its parent, for the directory itself), so
+that the milter, running as that user, can still write it.
 Talks to: the file system and sqlite3 (one short-lived connection per call, busy timeout).
-Tests: tests/milters/test_quarantine_store.py
+Tests: tests/milters/test_quarantine_store.py, tests/milters/test_low_hardening.py (modes, owner)
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -39,6 +46,9 @@ CREATE TABLE IF NOT EXISTS recipients (
 CREATE INDEX IF NOT EXISTS recipients_address ON recipients (address_lc);
 """
 
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
 _COLUMNS = ("mail_id", "secret_id", "created", "reason", "detail", "sender", "size", "queue_id",
             "client_addr", "client_name", "helo", "host", "subject", "header_from", "message_id",
             "score", "symbols")
@@ -51,6 +61,7 @@ class DirectoryStore(QuarantineStore):
         self._setup_lock = threading.Lock()
         self._index = os.path.join(self.directory, "index.sqlite3")
         self._ready = False
+        self._owner: tuple[int, int] | None = None     # (uid, gid) for what root creates here
 
     def __repr__(self) -> str:
         return f"DirectoryStore({self.directory!r})"
@@ -68,8 +79,18 @@ class DirectoryStore(QuarantineStore):
 
     def _setup_locked(self) -> None:
         try:
+            parent = os.path.dirname(self.directory)
+            os.makedirs(parent, exist_ok=True)
+            if os.geteuid() == 0:
+                # root (the CLI) hands what it creates to whoever owns the store, else the
+                # milter could no longer write it
+                st = os.stat(self.directory if os.path.isdir(self.directory) else parent)
+                self._owner = (st.st_uid, st.st_gid) if st.st_uid != 0 else None
             for sub in ("", "msg", "tmp"):
-                os.makedirs(os.path.join(self.directory, sub), mode=0o750, exist_ok=True)
+                self._private_dir(os.path.join(self.directory, sub))
+            self._private_file(self._index)
+            for extra in ("-wal", "-shm", "-journal"):
+                self._tighten(self._index + extra, FILE_MODE)
             # WAL is a property of the file: set it once, outside any transaction
             # (switching it while other connections work fails at once with "locked").
             try:
@@ -121,6 +142,50 @@ class DirectoryStore(QuarantineStore):
     def _path(self, mail_id: str) -> str:
         return os.path.join(self.directory, "msg", mail_id[:2], mail_id)
 
+    def _give(self, path: str, fd: int | None = None) -> None:
+        """Root: hand a new entry to the store's owner."""
+        if self._owner is not None:
+            if fd is not None:
+                os.fchown(fd, *self._owner)
+            else:
+                os.chown(path, *self._owner, follow_symlinks=False)
+
+    def _private_dir(self, path: str) -> None:
+        """Make a 0700 directory (mode set explicitly: the umask only removes bits), or tighten ours."""
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            self._tighten(path, DIR_MODE)
+            return
+        os.chmod(path, DIR_MODE)
+        self._give(path)
+
+    def _private_file(self, path: str) -> None:
+        """Create an empty 0600 file (the index, before SQLite makes it with 0644 & ~umask), or
+        tighten an existing one."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+        except FileExistsError:
+            self._tighten(path, FILE_MODE)
+            return
+        try:
+            os.fchmod(fd, FILE_MODE)
+            self._give(path, fd)
+        finally:
+            os.close(fd)
+
+    def _tighten(self, path: str, mode: int) -> None:
+        """Drop group and other bits from an existing entry that belongs to us (an older store
+        was group-readable); someone else's (root's, seen by the milter) is left alone."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid() and os.geteuid() != 0:
+            return
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & mode)
+
     # -- the contract --------------------------------------------------------------------
 
     def put(self, record: QuarantineRecord, message: bytes) -> None:
@@ -129,9 +194,11 @@ class DirectoryStore(QuarantineStore):
         final = self._path(record.mail_id)
         tmp = os.path.join(self.directory, "tmp", f"{record.mail_id}.{os.getpid()}")
         try:
-            os.makedirs(os.path.dirname(final), mode=0o750, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            self._private_dir(os.path.dirname(final))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
             try:
+                os.fchmod(fd, FILE_MODE)
+                self._give(tmp, fd)
                 view = memoryview(message)
                 while view:
                     view = view[os.write(fd, view):]

@@ -34,7 +34,7 @@ class ArcSeal(Stage):
                                  settings.arc_seal_selector)
         try:
             key = dkimkeys.load_key(path, settings.arc_seal_domain, settings.arc_seal_selector,
-                                    settings.dkim_min_key_bits)
+                                    settings.dkim_min_key_bits, owner=dkimkeys.KeyOwner.from_settings(settings))
             with open(path, "rb") as f:
                 self.pem = f.read()
         except OSError as e:

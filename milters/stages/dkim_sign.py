@@ -72,8 +72,8 @@ class DkimSign(Stage):
             for selector in selectors:
                 path = dkimkeys.key_path(settings.dkim_key_directory, domain, selector)
                 try:
-                    loaded.append(dkimkeys.load_key(path, domain.lower(), selector,
-                                                    settings.dkim_min_key_bits))
+                    loaded.append(dkimkeys.load_key(path, domain.lower(), selector, settings.dkim_min_key_bits,
+                                                    owner=dkimkeys.KeyOwner.from_settings(settings)))
                 except OSError as e:
                     raise ConfigError(f"dkim_sign_keys.{domain}: cannot read {path}: {e.strerror}") from None
                 except ValueError as e:

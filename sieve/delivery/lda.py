@@ -5,8 +5,11 @@ status is what the MTA acts on (sysexits): 0 delivered; 67 unknown user (bounce 
 75 temporary failure (the MTA retries; nothing was stored); 77 refused (over quota with
 delivery_quota_full_tempfail off, Sieve ereject). On failure the first stderr line
 starts with an enhanced status code and a reason, which Postfix's pipe(8) puts in the DSN.
+A `-m` folder that cannot be used (a bad name, or one that cannot be created) is replaced
+by INBOX with a log line, as dovecot-lda does, instead of deferring the message for ever.
 Imports stay lazy: the Sieve engine loads only when the user has a script.
-Talks to: stdin, sieve.delivery.executor. Tests: tests/delivery/test_lda.py
+Talks to: stdin, sieve.delivery.executor. Tests: tests/delivery/test_lda.py,
+tests/delivery/test_lda_folder.py
 """
 
 from __future__ import annotations
@@ -120,9 +123,32 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
         settings = settings.replace(delivery_add_return_path=False)
         executor.settings = settings
     from sieve.delivery.lmtp import postfix_queue_id
-    outcome = executor.deliver(message, sender, recipient, user, mailbox=args.mailbox,
+    mailbox = usable_mailbox(executor, user, args.mailbox)
+    outcome = executor.deliver(message, sender, recipient, user, mailbox=mailbox,
                                original_recipient=args.recipient, queue_id=postfix_queue_id(message))
     if outcome.exit_code != 0:
         reply = outcome.reply
         return _fail(outcome.exit_code, f"{reply.dsn} {reply.text}")
     return 0
+
+
+def usable_mailbox(executor, user, mailbox: str | None) -> str | None:
+    """`-m`'s folder when it can take mail (created here when missing, as keep would), else
+    None (INBOX, or sieve_default_mailbox) with a log line: dovecot-lda's rule. A message that
+    cannot go where the MTA said must still be delivered, not deferred until it bounces."""
+    if mailbox is None or mailbox.upper() == "INBOX":
+        return mailbox
+    import logging
+    from owlery.maildir import MaildirError
+    try:
+        executor.maildir_for(user).ensure(mailbox, create=True)
+    except MaildirError as e:
+        why = str(e)
+    except Exception as e:  # noqa: BLE001  a bug here must not cost the message: INBOX still works
+        why = f"{e.__class__.__name__}: {e}"
+    else:
+        return mailbox
+    logging.getLogger("owlery.lda").warning(
+        "lda: %s: cannot use -m folder %r (%s); delivering into %s", user.address, mailbox, why,
+        executor.settings.sieve_default_mailbox)
+    return None

@@ -173,7 +173,7 @@ def test_directory_layout_and_no_partial_files(tmp_path):
     store.put(rec, MSG)
     path = tmp_path / "q" / "msg" / rec.mail_id[:2] / rec.mail_id
     assert path.read_bytes() == MSG
-    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"        # private: not group postfix
     assert list((tmp_path / "q" / "tmp").iterdir()) == []
 
 

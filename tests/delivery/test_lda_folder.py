@@ -1,0 +1,79 @@
+"""`owlery lda -m FOLDER` with a folder that cannot be used: delivered into INBOX, as dovecot-lda does.
+
+A bad mailbox name, or one whose folder cannot be created (a file in the way), used to defer the
+message (exit 75) for ever; now the LDA logs the problem and keeps the message in INBOX. Both
+commands (`owlery lda` and the fast `owlery-lda`) are run, as Postfix's pipe(8) would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OWLERY = str(ROOT / ".venv" / "bin" / "owlery")
+COMMANDS = {"owlery lda": [OWLERY, "lda"], "owlery-lda": [OWLERY + "-lda"]}
+
+
+def config(tmp_path, extra=""):
+    conf = tmp_path / "owlery.toml"
+    conf.write_text(f"""
+maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"
+delivery_sieve_script_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/sieve/active.sieve"
+state_backend = "memory"
+delivery_use_directory = false
+lda_log_path = "{tmp_path}/lda.log"
+{extra}
+""")
+    return str(conf)
+
+
+@pytest.fixture(params=list(COMMANDS))
+def lda(request):
+    def run(conf, *args, message=b"Subject: t\n\nhello\n"):
+        return subprocess.run([*COMMANDS[request.param], "-c", conf, *args], input=message,
+                              capture_output=True, timeout=60)
+    return run
+
+
+def maildir(tmp_path):
+    return tmp_path / "mail/example.org/alice/Maildir"
+
+
+def inbox(tmp_path):
+    base = maildir(tmp_path)
+    return [p for sub in ("new", "cur") if (base / sub).exists() for p in (base / sub).iterdir()]
+
+
+@pytest.mark.parametrize("folder", ["../../etc", "Archive..2026", "~root", "bad\x01name", "a/" * 300 + "b"])
+def test_bad_folder_name_falls_back_to_inbox(tmp_path, lda, folder):
+    conf = config(tmp_path)
+    r = lda(conf, "-f", "bob@remote.test", "-d", "alice@example.org", "-m", folder)
+    assert r.returncode == 0, r.stderr
+    [f] = inbox(tmp_path)
+    assert f.read_bytes().endswith(b"Subject: t\n\nhello\n")
+    log = (tmp_path / "lda.log").read_text()
+    assert "delivering into INBOX" in log and "alice@example.org" in log
+    assert not (tmp_path / "etc").exists()
+
+
+def test_folder_that_cannot_be_created_falls_back_to_inbox(tmp_path, lda):
+    conf = config(tmp_path)
+    base = maildir(tmp_path)
+    for sub in ("cur", "new", "tmp"):
+        (base / sub).mkdir(parents=True)
+    (base / ".Archive").write_text("a file in the way\n")
+    r = lda(conf, "-f", "", "-d", "alice@example.org", "-m", "Archive")
+    assert r.returncode == 0, r.stderr
+    assert len(inbox(tmp_path)) == 1
+    assert (base / ".Archive").read_text() == "a file in the way\n"
+    assert "cannot use -m folder 'Archive'" in (tmp_path / "lda.log").read_text()
+
+
+def test_good_folder_is_still_used(tmp_path, lda):
+    conf = config(tmp_path)
+    assert lda(conf, "-f", "", "-d", "alice@example.org", "-m", "Archive/2026").returncode == 0
+    assert inbox(tmp_path) == []
+    assert len(list((maildir(tmp_path) / ".Archive.2026" / "new").iterdir())) == 1
