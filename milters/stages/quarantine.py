@@ -50,6 +50,11 @@ class Quarantiner:
         """Store the message (durably), then discard or reject it; return its quarantine id."""
         if report.quarantine_ref is not None:
             return report.quarantine_ref        # already kept (e.g. a virus in a banned file)
+        if message.truncated:
+            # Only the first milter_message_size_limit bytes are here: storing them and
+            # discarding the message would lose the rest. Postfix's hold queue keeps it whole.
+            report.hold(_text(f"{reason}: {detail}; over milter_message_size_limit, held whole", 200))
+            return "hold"
         # Recipients a stage already took off the envelope have their own quarantined copy.
         recipients = [r for r in message.recipients if r not in report.removed] or list(message.recipients)
         mail_id = self.keep(message, report, reason, detail, recipients)

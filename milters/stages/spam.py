@@ -303,6 +303,13 @@ class SpamStage(Stage):
             self._get_quarantiner().quarantine(message, report, "spam", f"score {total:g}")
             report.settle_score()
             return
+        if (refused or held) and message.truncated:
+            # The per-recipient copy could only be stored in part: hold the whole message instead
+            # of taking anybody off the envelope (nothing lost; released with postsuper -H).
+            report.hold(f"spam score {total:g} over some recipients' levels; message over "
+                        "milter_message_size_limit, held whole")
+            report.settle_score()
+            return
         if refused or held:
             removed = [r for r in per_rcpt if r not in keeping]
             mail_id = self._get_quarantiner().keep(message, report, "spam", f"score {total:g}", removed)
