@@ -46,6 +46,17 @@ and files below it by the mail owner or root. Delivering without an owner (as th
 itself) the path to the root is resolved by the kernel: no privilege is at stake there,
 and below the root the same no-follow rules apply.
 
+Concurrent first deliveries (lmtpd's threads, several LDA processes). A directory is made
+by root and handed to the mail owner with fchown() a moment later; another delivery
+opening the new Maildir root in between would see root as its owner. So a delivery with
+an owner holds flock(LOCK_EX) on the parent directory from its mkdir to its fchown (flock,
+not fcntl locks: these are per process and would not keep lmtpd's threads apart), and one
+that finds the root owned by root takes the same lock and looks again: a root still owned
+by root once the lock is free (no delivery is making it) is refused as before. Waiting
+longer than `maildir_lock_timeout` (the mail owner can flock its own directories) is a
+temporary failure. Below the root, directories owned by root are accepted anyway, so cur/,
+new/, tmp/ and folders need no lock.
+
 The rename into new/ or cur/ is the commit point: an error after it (the directory fsync
 of `maildir_fsync = "always"`, the maildirsize update) is logged as a WARNING and the
 delivery still succeeds, since a retry would store the message twice.
@@ -61,6 +72,7 @@ import base64
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import grp
 import itertools
 import logging
@@ -519,6 +531,47 @@ class Maildir:
             return False
         return True
 
+    @contextlib.contextmanager
+    def _dir_lock(self, dir_fd: int, name: str, rel: str):
+        """Hold flock(LOCK_EX) on the directory `name` ("." or "..") of dir_fd, waiting up to
+        lock_timeout: deliveries making a directory in it hold it from mkdir to fchown."""
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            delay = 0.001
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise MaildirError(f"{self.root}: {rel}: still locked after {self.lock_timeout:g}s "
+                                           f"(another delivery creating the Maildir?)") from None
+                    _sleep(delay)
+                    delay = min(delay * 2, 0.05)
+            yield
+        finally:
+            os.close(fd)          # releases the lock
+
+    def _make_owned_dir(self, parent: int, name: str) -> int | None:
+        """mkdir `name` in parent and give it to the mail owner, holding the parent's lock from
+        the mkdir to the fchown (see _open_root); its fd, None when someone else made it first
+        or it is gone again (open it as an existing one); _Symlink when a link took its place."""
+        assert self.owner is not None
+        with self._dir_lock(parent, ".", f"the directory holding {name!r}"):
+            if not self._mkdir_at(parent, name):
+                return None
+            fd = _open_nofollow(parent, name, _DIR_FLAGS)
+            if fd is None:
+                return None
+            try:
+                if os.fstat(fd).st_uid == os.geteuid():     # ours (not one swapped in since)
+                    os.fchown(fd, self.owner.uid, self.owner.gid)
+            except BaseException:
+                _close_quietly(fd)
+                raise
+            return fd
+
     def _subdir(self, fds: contextlib.ExitStack, parent: int, name: str, rel: str, *,
                 create: bool) -> int | None:
         """A directory below the root, opened without following links; None when missing."""
@@ -569,16 +622,11 @@ class Maildir:
                         races += 1
                         if races > 10:
                             raise OSError(errno.ENOENT, "keeps disappearing", name)
-                        if not self._mkdir_at(parent, name):
+                        fd = self._make_owned_dir(parent, name)
+                        if fd is None:
                             parts.appendleft(name)       # someone else made it: open it again
                             continue
-                        fd = _open_nofollow(parent, name, _DIR_FLAGS)
-                        if fd is None:
-                            parts.appendleft(name)
-                            continue
                         stack.append(fd)
-                        if os.fstat(fd).st_uid == os.geteuid():     # ours (not one swapped in since)
-                            os.fchown(fd, self.owner.uid, self.owner.gid)
                         continue
                 except _Symlink:
                     if self._owner_may_write(os.fstat(parent)):
@@ -617,6 +665,11 @@ class Maildir:
             return None
         fds.callback(_close_quietly, fd)
         uid = os.fstat(fd).st_uid
+        if uid != self.owner.uid and uid == os.geteuid():
+            # Perhaps a concurrent first delivery made it and has not yet handed it to the mail
+            # owner: it holds the parent's lock until it has. Wait for that and look again.
+            with self._dir_lock(fd, "..", "the directory holding the Maildir root"):
+                uid = os.fstat(fd).st_uid
         if uid != self.owner.uid:
             raise self._unsafe("", f"is owned by uid {uid}, not by the mail owner {self.owner.uid}")
         return fd

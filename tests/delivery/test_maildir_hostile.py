@@ -5,12 +5,14 @@ here) plants symbolic links, hard links and FIFOs in its Maildir to make root re
 root-only files; every such delivery must fail temporarily and leave the outside untouched.
 Also: errors after the commit point (the rename into new/) must not fail the delivery;
 concurrent updates of `subscriptions` and `dovecot-keywords` must not lose entries; a
-corrupt maildirsize is recounted, never a crash.
+corrupt maildirsize is recounted, never a crash; concurrent first deliveries into a Maildir
+not made yet all succeed (none sees the new root before it is handed to the mail owner).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -535,3 +537,176 @@ def test_size_from_name_is_ascii_only(name, size):
 def test_owner_spec_digits_are_ascii_only():
     with pytest.raises(ValueError, match="no such user"):
         Owner.parse("²")
+
+
+# ---------------------------------------------------------------------------
+# 5. Concurrent first deliveries: one creates the Maildir, the others open it
+# ---------------------------------------------------------------------------
+
+def _race_the_creator(monkeypatch, creator, target, second):
+    """Run `creator` (a first delivery, in a thread) until it has made the directory `target`
+    and is about to fchown() it to the mail owner, then call `second` here while `target` is
+    still root's. The creator goes on once `second` has finished or is waiting for a lock
+    (maildir._sleep). Returns what `second` returned; an error in either is raised."""
+    paused, release = threading.Event(), threading.Event()
+    real_fchown, real_sleep = os.fchown, maildir_mod.time.sleep
+
+    def fchown(fd, uid, gid):
+        if threading.current_thread().name == "creator" and not paused.is_set() \
+                and os.path.lexists(target) and os.path.samestat(os.fstat(fd), os.lstat(target)):
+            paused.set()
+            assert release.wait(20), "the second delivery neither finished nor waited for a lock"
+        return real_fchown(fd, uid, gid)
+
+    def sleep(seconds):
+        release.set()
+        real_sleep(seconds)
+    monkeypatch.setattr(os, "fchown", fchown)
+    monkeypatch.setattr(maildir_mod, "_sleep", sleep)
+    errors = []
+
+    def run():
+        try:
+            creator()
+        except (MaildirError, OSError, AssertionError) as e:      # reported below, in the test's thread
+            errors.append(e)
+    t = threading.Thread(target=run, name="creator", daemon=True)
+    t.start()
+    try:
+        assert paused.wait(20), f"the creator never reached the fchown of {target}"
+        assert os.lstat(target).st_uid == 0                       # the window is open
+        result = second()
+    finally:
+        release.set()
+        t.join(20)
+    assert not t.is_alive(), "the creator did not finish"
+    if errors:
+        raise errors[0]
+    return result
+
+
+def _all_owned_by_the_mail_owner(root):
+    for dirpath, dirs, files in os.walk(root):
+        for name in [""] + dirs + files:
+            st_ = os.lstat(os.path.join(dirpath, name))
+            assert (st_.st_uid, st_.st_gid) == (OWNER.uid, OWNER.gid), os.path.join(dirpath, name)
+
+
+def test_a_maildir_being_created_is_waited_for_not_refused(tmp_path, monkeypatch):
+    # The load test's bug: the second of two first deliveries opened the new Maildir
+    # between the creator's mkdir and its fchown, saw root as its owner and tempfailed.
+    root = tmp_path / "vmail/example.org/alice/Maildir"
+    d = _race_the_creator(monkeypatch,
+                          lambda: Maildir(str(root), owner=OWNER, fsync="never").deliver(MSG),
+                          root,
+                          lambda: Maildir(str(root), owner=OWNER, fsync="never").deliver(MSG))
+    assert d.path.startswith(str(root / "new") + "/")
+    assert len(os.listdir(root / "new")) == 2
+    _all_owned_by_the_mail_owner(root)
+
+
+@pytest.mark.parametrize("target, mailbox", [
+    ("vmail/example.org", "INBOX"),            # a directory above the root, made by the walk
+    ("vmail/example.org/alice/Maildir/cur", "INBOX"),
+    ("vmail/example.org/alice/Maildir/.Work", "Work"),
+    ("vmail/example.org/alice/Maildir/.Work/tmp", "Work"),
+])
+def test_directories_being_created_around_the_root_are_not_refused(tmp_path, monkeypatch, target, mailbox):
+    # Below the root root-owned directories are trusted (only we are root), above it only
+    # links are judged: a directory caught between mkdir and fchown refuses nothing.
+    root = tmp_path / "vmail/example.org/alice/Maildir"
+    _race_the_creator(monkeypatch,
+                      lambda: Maildir(str(root), owner=OWNER, fsync="never").deliver(MSG, mailbox),
+                      tmp_path / target,
+                      lambda: Maildir(str(root), owner=OWNER, fsync="never").deliver(MSG, mailbox))
+    folder = root if mailbox == "INBOX" else root / ".Work"
+    assert len(os.listdir(folder / "new")) == 2
+    _all_owned_by_the_mail_owner(tmp_path / "vmail/example.org")
+    if mailbox != "INBOX":
+        assert Maildir(str(root)).subscriptions() == ["Work"]
+
+
+def test_a_root_owned_maildir_is_still_refused_after_the_wait(tmp_path, monkeypatch):
+    # The wait is for a delivery still creating the root; nobody is, so it is refused at once
+    # (a mail path naming /etc, or a Maildir left root's), however often it is tried.
+    other = tmp_path / "rootowned"
+    other.mkdir(mode=0o700)
+    waits = []
+    monkeypatch.setattr(maildir_mod, "_sleep", waits.append)
+    md = Maildir(str(other), owner=OWNER, fsync="never")
+    for _ in range(3):
+        assert "owned by uid 0" in _refused(md.deliver, MSG)
+    assert waits == [] and os.listdir(other) == []
+    assert os.stat(other).st_uid == 0
+
+
+def test_a_creation_lock_held_forever_is_a_temporary_failure(tmp_path):
+    # The mail owner can lock its own directory (flock) where its Maildir is to be made:
+    # the delivery gives up after maildir_lock_timeout, leaving nothing root-owned behind.
+    home = tmp_path / "home"
+    home.mkdir()
+    _chown(home)
+    md = Maildir(str(home / "Maildir"), owner=OWNER, fsync="never", lock_timeout=0.05)
+    fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert "still locked" in _refused(md.deliver, MSG)
+        assert os.listdir(home) == []
+    finally:
+        os.close(fd)
+    md.deliver(MSG)
+    _all_owned_by_the_mail_owner(home)
+
+
+def test_many_threads_deliver_first_messages_concurrently(tmp_path):
+    # 8 threads x 50 fresh Maildirs, all released at once for each: nothing refused.
+    threads, rounds = 8, 50
+    roots = [tmp_path / f"vmail/d{r % 5}/u{r}/Maildir" for r in range(rounds)]
+    barrier = threading.Barrier(threads, timeout=20)
+    errors = []
+
+    def run(i):
+        try:
+            for root in roots:
+                barrier.wait()
+                Maildir(str(root), owner=OWNER, fsync="never").deliver(MSG, "Work" if i % 2 else "INBOX")
+        except (MaildirError, OSError, threading.BrokenBarrierError) as e:      # reported below
+            errors.append(e)
+            barrier.abort()
+    ts = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not any(t.is_alive() for t in ts)
+    assert not errors, errors[:3]
+    for root in roots:
+        assert len(os.listdir(root / "new")) == len(os.listdir(root / ".Work/new")) == threads // 2
+        assert Maildir(str(root)).subscriptions() == ["Work"]
+    _all_owned_by_the_mail_owner(tmp_path / "vmail")
+
+
+def _first_deliveries(roots, barrier, failures):
+    for root in roots:
+        barrier.wait()
+        try:
+            Maildir(root, owner=OWNER, fsync="never").deliver(MSG)
+        except MaildirError:
+            with failures.get_lock():
+                failures.value += 1
+
+
+def test_many_processes_deliver_first_messages_concurrently(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    roots = [str(tmp_path / f"u{r}/Maildir") for r in range(20)]
+    barrier, failures = ctx.Barrier(4, timeout=20), ctx.Value("i", 0)
+    procs = [ctx.Process(target=_first_deliveries, args=(roots, barrier, failures)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 4
+    assert failures.value == 0
+    for root in roots:
+        assert len(os.listdir(os.path.join(root, "new"))) == 4
+        _all_owned_by_the_mail_owner(os.path.dirname(root))
