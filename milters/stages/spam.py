@@ -62,9 +62,10 @@ SPAM_SUBJECT_TAG = setting("spam_subject_tag", Str, None,
                            "Text put in front of the Subject of spam (at tag2), e.g. \"***Spam*** \". "
                            "Unset: the subject is left alone.")
 SPAM_SPAMD_UNAVAILABLE_ACTION = setting(
-    "spam_spamd_unavailable_action", choice("accept", "tempfail"), "accept",
-    "When spamd does not answer: accept (scored on Owlery's own evidence only, symbol "
-    "SPAMD_UNAVAILABLE) or tempfail (451 4.7.1, the client retries).")
+    "spam_spamd_unavailable_action", choice("accept", "tempfail"), "tempfail",
+    "When spamd does not answer: tempfail (451 4.7.1, the client retries: no spam is let in "
+    "unscored while spamd is down) or accept (scored on Owlery's own evidence only, symbol "
+    "SPAMD_UNAVAILABLE; a choice for sites that prefer delivery to filtering).")
 SPAM_USE_SPAMD = setting("spam_use_spamd", Bool, True,
                          "Ask spamd (spamd_* settings). Off: only Owlery's own evidence counts.")
 SPAM_DNSBL_ZONES = setting("spam_dnsbl_zones", StrList, [],

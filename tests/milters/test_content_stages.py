@@ -216,6 +216,12 @@ def test_forged_spam_headers_are_removed(settings):
                        fx.ChangeHeader("X-Spam-Status", 1, None)]
 
 
+def test_spamd_down_defers_by_default(settings):
+    """Nothing is let in unscanned while spamd is down unless the postmaster says so."""
+    out = run(settings, [spam_stage(settings, FakeSpamd(error=ScannerUnavailable("spamd down")))])
+    assert out.action == fx.TEMPFAIL
+
+
 @pytest.mark.parametrize("action, expected", [("accept", fx.ACCEPT), ("tempfail", fx.TEMPFAIL)])
 def test_spamd_down(settings, action, expected):
     s = settings.replace(spam_spamd_unavailable_action=action)
