@@ -235,4 +235,19 @@ def open_store(settings: Any) -> QuarantineStore:
         return PostgresStore(dsn, schema=settings.quarantine_pg_schema,
                              timeout=settings.quarantine_db_timeout)
     from milters.quarantine.directory import DirectoryStore
-    return DirectoryStore(settings.quarantine_directory, timeout=settings.quarantine_db_timeout)
+    return DirectoryStore(settings.quarantine_directory, timeout=settings.quarantine_db_timeout,
+                          owner=_daemon_owner(settings))
+
+
+def _daemon_owner(settings: Any) -> tuple[int, int] | None:
+    """(uid, gid) of daemon_user (and daemon_group), who must own the store; None when unset."""
+    if not settings.daemon_user:
+        return None
+    import grp
+    import pwd
+    try:
+        pw = pwd.getpwnam(settings.daemon_user)
+        gid = grp.getgrnam(settings.daemon_group).gr_gid if settings.daemon_group else pw.pw_gid
+    except KeyError as e:
+        raise QuarantineError(f"daemon_user/daemon_group: no such user or group {e}") from None
+    return pw.pw_uid, gid

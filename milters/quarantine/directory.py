@@ -55,12 +55,15 @@ _COLUMNS = ("mail_id", "secret_id", "created", "reason", "detail", "sender", "si
 
 
 class DirectoryStore(QuarantineStore):
-    def __init__(self, directory: str, *, timeout: float = 10.0):
+    def __init__(self, directory: str, *, timeout: float = 10.0, owner: tuple[int, int] | None = None):
+        """`owner`: (uid, gid) that what root creates here is given to (the milter's daemon_user);
+        None: the owner of the store (or of its parent directory), unless that is root."""
         self.directory = os.path.abspath(directory)
         self.timeout = timeout
         self._setup_lock = threading.Lock()
         self._index = os.path.join(self.directory, "index.sqlite3")
         self._ready = False
+        self._daemon_owner = owner
         self._owner: tuple[int, int] | None = None     # (uid, gid) for what root creates here
 
     def __repr__(self) -> str:
@@ -81,9 +84,12 @@ class DirectoryStore(QuarantineStore):
         try:
             parent = os.path.dirname(self.directory)
             os.makedirs(parent, exist_ok=True)
-            if os.geteuid() == 0:
-                # root (the CLI) hands what it creates to whoever owns the store, else the
-                # milter could no longer write it
+            if os.geteuid() == 0 and self._daemon_owner is not None:
+                # root (the CLI, `owlery quarantine list` first thing) creates the store as
+                # the milter's daemon_user, else the milter could no longer write it
+                self._owner = self._daemon_owner
+            elif os.geteuid() == 0:
+                # no daemon_user: hand what root creates to whoever owns the store
                 st = os.stat(self.directory if os.path.isdir(self.directory) else parent)
                 self._owner = (st.st_uid, st.st_gid) if st.st_uid != 0 else None
             for sub in ("", "msg", "tmp"):
