@@ -79,3 +79,17 @@ def test_side_effect_free_examples_run(command):
     r = subprocess.run([sys.executable, "-m", "owlery.app.cli"] + shlex.split(command)[1:], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_logging_examples_are_what_format_decision_writes():
+    from owlery.log import format_decision
+    [block] = literal_blocks(section("Logging"))
+    expected = [
+        format_decision("policyd", None, "defer-if-permit", head="RCPT from mx.example[192.0.2.7]",
+                        reply="DEFER_IF_PERMIT 4.7.1 Greylisted, please try again in 300 seconds",
+                        from_="a@example.net", to="bob@example.org", check="greylist",
+                        instance="1970.6b14748e.d65ba.0", greylist="new", delay_left=300),
+        format_decision("lmtpd", "4F3A21C", "delivered", reply="250 2.0.0 <bob@example.org> Saved",
+                        from_="a@example.net", to="bob@example.org", detail="stored=INBOX", delay="0.037"),
+    ]
+    assert block.splitlines() == expected
