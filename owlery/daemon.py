@@ -250,12 +250,12 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
         nonlocal current
         try:
             new = settings_mod.load(config_path)
-        except settings_mod.SettingsError as e:
+            app.reload(new)         # may refuse settings that load but cannot run (no directory...)
+        except (settings_mod.SettingsError, ValueError, OSError, KeyError) as e:
             log.warning("%s: reload refused, keeping old settings: %s", program, e)
             return
         current = new
         owlery_log.setup(new, program)
-        app.reload(new)
         log.info("%s: settings reloaded from %s", program, new.path or "built-in defaults")
 
     signal.signal(signal.SIGHUP, lambda *a: reactor.callFromThread(reload))

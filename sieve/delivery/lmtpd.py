@@ -105,9 +105,10 @@ class LMTPApplication:
     def reload(self, settings: Any) -> None:
         from sieve.delivery.executor import Executor
         from sieve.delivery.users import UserResolver
+        resolver = UserResolver.from_settings(settings)     # may refuse: then nothing changes
         self.settings = settings
         self.executor = Executor(settings, program="lmtpd")
-        self.resolver = UserResolver.from_settings(settings)
+        self.resolver = resolver
         self.hostname = settings.lmtpd_hostname or socket.gethostname()
 
     def close(self) -> None:

@@ -6,7 +6,8 @@ path templates, which accept any address. Unknown users are None; a directory th
 not answer raises owlery.errors.DirectoryUnavailable (a 4xx / EX_TEMPFAIL).
 Talks to: owlery.directory (blocking; called from a thread). Tests: none directly; exercised by
 tests/delivery/test_lmtpd.py (files directory: unknown user, +detail, quota) and
-tests/delivery/test_lda.py (path templates, unknown user, default quota).
+tests/delivery/test_lda.py (path templates, unknown user, default quota) and
+tests/delivery/test_quota_edge.py (the quota overrun allowance).
 """
 
 from __future__ import annotations
@@ -33,11 +34,21 @@ DELIVERY_QUOTA_SIZE = setting(
 DELIVERY_QUOTA_MESSAGES = setting(
     "delivery_quota_messages", Int, 0,
     "Default limit on the number of messages in a mailbox; 0: no limit.")
+DELIVERY_QUOTA_OVERRUN_ALLOWANCE = setting(
+    "delivery_quota_overrun_allowance", Size, "64k", unit="bytes",
+    doc="A mailbox still under its byte quota takes one last message that takes it over by at most "
+        "this much (at most a tenth of the quota; Maildir++ soft quota, like Dovecot's "
+        "quota_grace); the next one is refused. The policy daemon already counts the headers "
+        "added after its check (quota_headers_allowance, at RCPT and END-OF-MESSAGE); this covers "
+        "what it cannot see: longer headers, multi-recipient mail checked at RCPT only, two "
+        "messages accepted at once. Refusing at delivery bounces to the sender (backscatter). "
+        "0: the quota is hard.")
 DELIVERY_USE_DIRECTORY = setting(
     "delivery_use_directory", Bool, True,
     "Resolve recipients through the configured directory (unknown users are refused with 550 "
-    "5.1.1 / exit 67). Off, or with no directory configured: every address is accepted and "
-    "mapped through the path templates.")
+    "5.1.1 / exit 67); on with no directory configured (files backend without files_mailboxes "
+    "or files_aliases) is a configuration error: lmtpd does not start, the LDA defers (75), "
+    "never 'user unknown'. Off: every address is accepted and mapped through the path templates.")
 
 log = logging.getLogger("owlery.delivery")
 
@@ -77,13 +88,24 @@ class UserResolver:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "UserResolver":
+        """The resolver the settings describe; SettingsError when they name no directory to use."""
         directory = None
         if settings.delivery_use_directory:
+            if settings.directory_backend == "files" and not (settings.files_mailboxes or settings.files_aliases):
+                # Every recipient would be "unknown": Postfix would bounce all mail. A mistake in
+                # the settings (or the wrong settings file) defers instead, and says why.
+                from owlery.settings import SettingsError
+                raise SettingsError(
+                    "delivery_use_directory is on but no directory is configured: set files_mailboxes "
+                    "(and files_aliases), or directory_backend = \"ldap\", or delivery_use_directory = "
+                    "false to deliver to every address through maildir_path_template",
+                    path=getattr(settings, "path", None))
             directory = _open_directory(settings)
         return cls(settings, directory)
 
     def _default_quota(self) -> Quota | None:
-        q = Quota(self.settings.delivery_quota_size, self.settings.delivery_quota_messages)
+        q = Quota(self.settings.delivery_quota_size, self.settings.delivery_quota_messages,
+                  self.settings.delivery_quota_overrun_allowance)
         return None if q.unlimited else q
 
     def lookup(self, address: str) -> MailUser | None:
@@ -117,7 +139,7 @@ class UserResolver:
         qb = getattr(entry, "quota_bytes", None)
         qm = getattr(entry, "quota_messages", None)
         if qb is not None or qm is not None:
-            q = Quota(qb or 0, qm or 0)
+            q = Quota(qb or 0, qm or 0, self.settings.delivery_quota_overrun_allowance)
             over["quota"] = None if q.unlimited else q
         for attr in ("uid", "gid"):
             if getattr(entry, attr, None) is not None:
@@ -126,15 +148,10 @@ class UserResolver:
 
 
 def _open_directory(settings: Any) -> Any:
-    """The configured directory, or None when no directory package is installed."""
-    try:
-        from owlery.directory import open_directory
-        return open_directory(settings)
-    except ImportError as e:
-        # The directory back end is optional for a single-user or test setup: fall back to
-        # the templates, loudly, rather than refuse all mail.
-        log.warning("delivery: no directory (%s); accepting every address through the templates", e)
-        return None
+    """The configured directory. A missing package (ldap3) is an error like any other that
+    defers: falling back to "accept every address" would deliver mail for unknown users."""
+    from owlery.directory import open_directory
+    return open_directory(settings)
 
 
 def script_dir(user: MailUser) -> str | None:

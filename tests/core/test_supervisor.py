@@ -25,7 +25,8 @@ def test_run_starts_everything_prints_postfix_lines_and_stops(tmp_path):
     config.write_text(f'policyd_listen = ["tcp:127.0.0.1:{policy}"]\n'
                       f'milter_listen = "tcp:127.0.0.1:{milter}"\n'
                       f'lmtpd_listen = ["tcp:127.0.0.1:{lmtp}"]\n'
-                      f'maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"\n')
+                      f'maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"\n'
+                      'delivery_use_directory = false\n')
     proc = start_run(config, "--domain", "example.org")
     try:
         first = proc.stdout.readline()          # printed only once every daemon listens
