@@ -3,10 +3,12 @@
 `Pipeline.decide(request, session, now)` returns a Deferred `Decision`. Checks run in
 order; the first decisive action wins; if all pass the answer is `DUNNO`, or the first
 PREPEND/WARN/INFO annotation, the others queued per `instance` in the connection's
-`Session` (see policyd/checks/__init__.py for the full contract). Temporary backend
+`Session` (see policyd/checks/__init__.py for the full contract): each header name goes
+out once per instance; a PREPEND still queued at END-OF-MESSAGE (where Postfix ignores it)
+is dropped with a warning naming the missing smtpd_data_restrictions. Temporary backend
 failures become `DEFER_IF_PERMIT 4.3.0`; any other exception propagates so the adapter
 can log it and disconnect without replying. One decision log line per request.
-Talks to: the checks. Tests: tests/policyd/test_pipeline.py
+Talks to: the checks. Tests: tests/policyd/test_pipeline.py, tests/policyd/test_pending_headers.py
 """
 
 from __future__ import annotations
@@ -197,14 +199,22 @@ class Pipeline:
         sent = session.headers_sent(instance) if instance else set()
         fields = {name: f for _, name, f in fresh}
         while queue:
-            action, name = queue[0]
+            action, name = queue.pop(0)
+            header = _header_name(action) if action.verb == "PREPEND" else None
+            if header is not None and header in sent:
+                continue    # once per instance: this header already went out for the message
             if state in _ANNOTATION_FORBIDDEN_AT.get(action.verb, ()):
-                break   # keep it queued: a later request of this instance may still carry it
-            queue.pop(0)
-            if action.verb == "PREPEND":
-                header = _header_name(action)
-                if header in sent:
-                    continue
+                # END-OF-MESSAGE is an instance's last request: nothing can carry it any more.
+                # Say so (once per header), and let the annotations behind it through.
+                if header is not None:
+                    sent.add(header)
+                log.warning("policyd: %s%s: %s %s dropped: Postfix ignores %s at %s; let "
+                            "smtpd_data_restrictions call the policy service (`owlery postfix` "
+                            "prints the line); check=%s instance=%s",
+                            f"{request.queue_id}: " if request.queue_id else "", request.log_head(),
+                            action.verb, header or action.text, action.verb, state, name, instance)
+                continue
+            if header is not None:
                 sent.add(header)
             return Decision(action, name, fields.get(name, {}))
         return Decision(DUNNO)

@@ -35,6 +35,32 @@ def _first(endpoints: Any) -> ListenEndpoint:
     return parse_endpoint(list(endpoints)[0])
 
 
+def _data_calls(settings: Any) -> int:
+    """How many times smtpd_data_restrictions must ask the policy service (0: not at all).
+
+    Postfix takes one action per policy reply, and the policy daemon PREPENDs one header
+    per reply: a single-recipient message has one RCPT reply, then DATA, then
+    END-OF-MESSAGE, where Postfix ignores PREPEND. So every header a message may collect
+    beyond the first needs a DATA request to carry it (a header made at DATA needs one of
+    its own), else it is lost: greylisting's X-Greylist beside SPF's Received-SPF, say.
+    """
+    table = settings.policyd_checks
+    if table is None:
+        from policyd.checks import default_checks
+        table = default_checks()
+    rcpt, data = table.get("RCPT", ()), table.get("DATA", ())
+    at_rcpt = at_data = 0
+    if "greylist" in rcpt and settings.greylist_header:
+        at_rcpt += 1
+    spf_headers = settings.spf_header_type
+    if spf_headers != "none":
+        if "spf" in rcpt:
+            at_rcpt += 1     # Received-SPF, or Authentication-Results
+        if "spf" in data and ("spf" not in rcpt or spf_headers == "both"):
+            at_data += 1     # with "both", Authentication-Results is made at DATA
+    return max(at_rcpt + at_data - 1, at_data, 1 if data else 0)
+
+
 def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
     """(parameter, value) pairs for main.cf, in order."""
     policy = postfix_endpoint(_first(settings.policyd_listen))
@@ -47,9 +73,11 @@ def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
         ("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"),
         ("smtpd_recipient_restrictions", policy_service),
         ("smtpd_end_of_data_restrictions", policy_service),
-        # DATA only when a check runs there (spf_header_type "both" sends
-        # Authentication-Results at DATA): otherwise it would be a request per message for nothing.
-        *([("smtpd_data_restrictions", policy_service)] if "DATA" in (settings.policyd_checks or {}) else []),
+        # DATA when a check runs there, or when headers PREPENDed at RCPT may still wait to be
+        # sent (Postfix ignores PREPEND at END-OF-MESSAGE); otherwise it would be a request per
+        # message for nothing. One call per header that may be waiting (see _data_calls).
+        *([("smtpd_data_restrictions", ", ".join([policy_service] * calls))]
+          if (calls := _data_calls(settings)) else []),
         ("smtpd_milters", milter),
         ("non_smtpd_milters", "$smtpd_milters"),
         # A milter that is down or fails must defer mail, never let it through unscanned.

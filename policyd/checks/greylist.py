@@ -9,7 +9,8 @@ triplets, the retry that passes) is decided by `policyd.greylist_core.Greylister
 state worker thread against the store shared with the rate-limit check (SQLite, or Redis
 for several MX hosts). A store that is down answers a 4xx (never a pass, never a 5xx).
 Talks to: the state store (ctx.resource "state"), whitelist files, the SPF engine (optional).
-Tests: tests/policyd/test_greylist_check.py, tests/e2e/test_greylist_postfix.py
+Tests: tests/policyd/test_greylist_check.py, tests/policyd/test_pending_headers.py,
+tests/e2e/test_greylist_postfix.py, tests/e2e/test_greylist_headers_e2e.py
 """
 
 from __future__ import annotations

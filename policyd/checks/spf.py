@@ -6,12 +6,13 @@ blocking pool, with the DNS lookup from `ctx.resolver` or built from the spf_dns
 and a total DNS time budget. Each result maps to reject / defer / header / none by setting;
 rejections use 5.7.23 (fail) and 5.7.24 (permerror), deferrals 4.7.23 / 4.7.24 (RFC 7372).
 Received-SPF and/or Authentication-Results are PREPENDed once per instance (with "both",
-Received-SPF at RCPT and Authentication-Results at DATA, so call the policy service from
-smtpd_data_restrictions too). Skipped for authenticated
+Received-SPF at RCPT and Authentication-Results at DATA; `owlery postfix` then prints the
+smtpd_data_restrictions line, as it does when greylisting's X-Greylist must wait for DATA
+beside SPF's RCPT header). Skipped for authenticated
 senders, listed networks and trusted forwarders (relays whose mail SPF cannot judge).
 `mailfrom_result()` lets other checks (greylist SPF pass-through) reuse the cached verdict.
 Talks to: DNS via policyd.spf_resolver. Tests: tests/policyd/test_spf_check.py,
-tests/policyd/test_spf_rfc7208.py, tests/e2e/test_spf_postfix.py
+tests/policyd/test_spf_rfc7208.py, tests/policyd/test_pending_headers.py, tests/e2e/test_spf_postfix.py
 """
 
 from __future__ import annotations

@@ -40,11 +40,25 @@ def test_render_follows_settings():
     assert "argv=/opt/owlery/bin/owlery-lda -f" in text
 
 
-def test_data_restrictions_only_when_a_check_runs_at_data():
-    assert "smtpd_data_restrictions" not in dict(postfix.main_cf(Settings(), ["example.org"]))
-    s = Settings().replace(policyd_checks={"RCPT": ["spf"], "DATA": ["spf"]}, spf_header_type="both")
-    cf = dict(postfix.main_cf(s, ["example.org"]))
-    assert cf["smtpd_data_restrictions"] == cf["smtpd_recipient_restrictions"]
+@pytest.mark.parametrize("overrides,calls", [
+    ({}, 0),                                                                 # defaults: no header, no DATA
+    ({"policyd_checks": {"RCPT": ["greylist"]}}, 0),                        # X-Greylist goes out at RCPT
+    ({"policyd_checks": {"RCPT": ["spf"]}}, 0),
+    # the bug: SPF's header takes the RCPT reply, X-Greylist must wait for DATA
+    ({"policyd_checks": {"RCPT": ["spf", "greylist"]}}, 1),
+    ({"policyd_checks": {"RCPT": ["spf", "greylist"]}, "spf_header_type": "none"}, 0),
+    ({"policyd_checks": {"RCPT": ["spf", "greylist"]}, "greylist_header": ""}, 0),
+    ({"policyd_checks": {"RCPT": ["spf"], "DATA": ["spf"]}}, 1),            # a check runs at DATA
+    ({"policyd_checks": {"RCPT": ["spf"], "DATA": ["spf"]}, "spf_header_type": "both"}, 1),
+    # Received-SPF and X-Greylist at RCPT, Authentication-Results at DATA: two DATA replies
+    ({"policyd_checks": {"RCPT": ["spf", "greylist"], "DATA": ["spf"]}, "spf_header_type": "both"}, 2),
+])
+def test_data_restrictions_when_a_check_runs_or_a_header_waits_for_data(overrides, calls):
+    cf = dict(postfix.main_cf(Settings().replace(**overrides), ["example.org"]))
+    if calls == 0:
+        assert "smtpd_data_restrictions" not in cf
+    else:
+        assert cf["smtpd_data_restrictions"] == ", ".join([cf["smtpd_recipient_restrictions"]] * calls)
 
 
 def test_lda_line_names_a_non_default_settings_file(tmp_path):
