@@ -7,7 +7,7 @@ the plain one, the RFC 2231 one (`name*=charset'lang'%xx`, continuations `name*0
 RFC 2047 section 5, yet mail programs decode them, so a filter must too). Nothing here
 raises on malformed input (what cannot be decoded is kept as it is) except a field with
 more than PARAMS_MAX parameters, which raises TooManyParameters.
-Talks to: nothing. Tests: tests/milters/test_banned_hostile.py
+Talks to: nothing. Tests: tests/milters/test_banned_hostile.py, tests/fuzz/test_banned.py
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _unquote(raw: str) -> str:
 def values(params: list[tuple[str, str]], name: str) -> list[str]:
     """Every value parameter `name` takes (plain, RFC 2231, continued), decoded; duplicates dropped."""
     found: list[str] = []
-    sections: dict[int, tuple[str, bool]] = {}
+    sections: dict[tuple[int, str], tuple[str, bool]] = {}
     for pname, raw in params:
         if pname == name:
             found.append(raw)
@@ -68,7 +68,7 @@ def values(params: list[tuple[str, str]], name: str) -> list[str]:
         else:
             m = _SECTION.match(pname)
             if m and m.group(1) == name:
-                sections.setdefault(int(m.group(2)), (raw, bool(m.group(3))))
+                sections.setdefault(_section_key(m.group(2)), (raw, bool(m.group(3))))
     if sections:
         found.append(_decode_2231([sections[k] for k in sorted(sections)]))
     out: list[str] = []
@@ -77,6 +77,13 @@ def values(params: list[tuple[str, str]], name: str) -> list[str]:
             if candidate not in out:
                 out.append(candidate)
     return out
+
+
+def _section_key(digits: str) -> tuple[int, str]:
+    """A section number as a sort key ordered like the number, of any length (int() refuses
+    more than 4300 digits): (count of significant digits, those digits in ASCII)."""
+    significant = "".join(str(int(c)) for c in digits).lstrip("0") or "0"
+    return len(significant), significant
 
 
 def _decode_2231(sections: list[tuple[str, bool]]) -> str:

@@ -2,8 +2,9 @@
 
 Strings keep RFC 5228 semantics: quoted-string escapes, `text:` multi-line strings with
 dot-unstuffing, and bare LF stored as CRLF (as the RFC's CRLF-based grammar implies).
-Used by sieve.parser. Tests: none directly; tests/sieve/test_fuzz.py, tests/sieve/test_limits.py
-(string length), the conformance run (tests/sieve/test_conformance.py, compile/errors/lexer.sieve).
+Used by sieve.parser. Tests: tests/fuzz/test_sieve.py (round trips, positions, huge numbers),
+tests/sieve/test_fuzz.py, tests/sieve/test_limits.py (string length), the conformance run
+(tests/sieve/test_conformance.py, compile/errors/lexer.sieve).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _IDSTART = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _IDCHARS = _IDSTART | set("0123456789")
 _PUNCT = set(";,[](){}")
 MAX_NUMBER = (1 << 63) - 1
+_MAX_NUMBER_DIGITS = len(str(MAX_NUMBER))      # more significant digits are too large whatever they are
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,7 +101,11 @@ def tokenize(text: str, max_string: int) -> list[Token]:
             j = i
             while j < n and text[j] in "0123456789":
                 j += 1
-            value = int(text[i:j])
+            digits = text[i:j].lstrip("0") or "0"
+            if len(digits) > _MAX_NUMBER_DIGITS:
+                # before int(): Python refuses to convert more than 4300 digits (ValueError)
+                raise SieveSyntaxError("number is too large", line, col)
+            value = int(digits)
             if j < n and text[j] in "KMGkmg":
                 value *= _QUANT[text[j].upper()]
                 j += 1
@@ -145,8 +151,16 @@ def tokenize(text: str, max_string: int) -> list[Token]:
                         raw = text[k:e]
                     if raw.endswith("\r"):
                         raw = raw[:-1]
+                    if e >= n:
+                        # the last line, without a line break: a "." ends the string (leniently),
+                        # anything else leaves it unterminated; positions stay on this line
+                        if raw != ".":
+                            raise SieveSyntaxError("end of file before end of multi-line string "
+                                                   "(missing '.' line)", line, 1)
+                        k = n
+                        break
                     if raw == ".":
-                        k = e + 1 if e < n else n
+                        k = e + 1
                         line += 1
                         lstart = k
                         break
