@@ -39,7 +39,7 @@ class ArcVerify(Stage):
             report.data["arc"] = "temperror"
             report.auth_result("arc", "temperror", comment=str(e)[:80])
             return
-        except dkim.DKIMException as e:
+        except (dkim.DKIMException, ValueError) as e:     # dkimpy raises ValueError on some bad tags
             cv, results, reason = dkim.CV_Fail, [], str(e)
         status = {dkim.CV_Pass: "pass", dkim.CV_Fail: "fail", dkim.CV_None: "none"}.get(cv, "fail")
         report.data["arc"] = status

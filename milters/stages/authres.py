@@ -156,14 +156,26 @@ def _split_semicolons(text: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(text: str) -> str:
+    """What a client wrote (MAIL FROM, a signature's tags) as header-safe text: bytes that are not
+    UTF-8 (pymilter's surrogate escapes) become U+FFFD, control characters "?"; a CR, LF or NUL
+    would end or break the header, an unencodable value fail the message at end-of-message."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _CONTROL_RE.sub("?", text)
+
+
 def _pvalue(value: str) -> str:
+    value = _printable(value)
     if _TOKEN_RE.match(value) or _DOMAINISH_RE.match(value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _comment(text: str) -> str:
-    return "(" + re.sub(r"[()\\]", "", text) + ")"
+    return "(" + re.sub(r"[()\\]", "", _printable(text)) + ")"
 
 
 def render_resinfo(r: AuthResult) -> str:

@@ -83,7 +83,9 @@ class DkimVerify(Stage):
             except dkim.ValidationError as e:
                 # body hash mismatch, bad signature, expired: the signature fails
                 result, comment = "fail", str(e).split(" got ")[0][:60]
-            except dkim.DKIMException as e:
+            except (dkim.DKIMException, ValueError) as e:
+                # dkimpy raises ValueError too on some malformed tags (bh=, t=, an Ed25519 b=):
+                # a broken signature is the sender's permerror, never our internal error
                 result, comment = "permerror", str(e)[:60]
             report.auth_result("dkim", result, comment=comment, **props)
             if result == "pass":

@@ -412,7 +412,8 @@ class LMTPServer:
             return self._error(R_BAD_ARGS)
         for key, value in params.items():
             if key == "SIZE":
-                if not value.isdigit():
+                # RFC 1870: ASCII digits only (str.isdigit takes "²" and "١٢")
+                if not (0 < len(value) <= 20 and value.isascii() and value.isdigit()):
                     return self._error(R_BAD_ARGS)
                 if int(value) > self.limits.message_size:
                     return [Send(_line(R_TOO_BIG))]

@@ -10,18 +10,15 @@ transcript is the same for every way of cutting the input; delivered transaction
 limits; and a dot-stuffed body arrives exactly as sent. The trace helpers
 (`postfix_queue_id`, `received_header`) take any input too.
 
-Known bug, reported, not fixed here (sieve/delivery/lmtp.py is being edited by someone else):
-`MAIL FROM:<a@b> SIZE=²` raises ValueError (str.isdigit() takes "²", int() does not). The
-regression test is marked xfail(strict=True): when the fix lands it XPASSes and fails, so the
-marker and the `_known_size_bug` filter of the property tests must then go.
+Found here and fixed: `MAIL FROM:<a@b> SIZE=²` raised ValueError (str.isdigit() takes "²",
+int() does not); test_regression_size_with_superscript_digit keeps it fixed.
 """
 
 from __future__ import annotations
 
 import re
 
-import pytest
-from hypothesis import assume, example, given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from owlery.reply import Reply
@@ -44,19 +41,6 @@ CATALOGUE = {(r.code, r.dsn) for name, r in vars(lmtp).items() if name.startswit
     | {(r.code, r.dsn) for r in ADAPTER_REPLIES}
 REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])([ -])([\x20-\x7e]*)")
 DSN = re.compile(rb"([245])\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)")
-_SIZE_PARAM = re.compile(rb"SIZE=([^\s]*)", re.I)
-
-
-def _known_size_bug(data: bytes) -> bool:
-    """The reported crash: a SIZE= value str.isdigit() takes and int() refuses (e.g. "²")."""
-    for m in _SIZE_PARAM.finditer(data):
-        value = m.group(1).decode("utf-8", "replace")
-        if value.isdigit():
-            try:
-                int(value)
-            except ValueError:
-                return True
-    return False
 
 
 def lookup(address: str) -> tuple[Reply, str | None]:
@@ -162,7 +146,6 @@ sessions = st.builds(lambda lines, eol: b"".join(line + eol for line in lines),
 @example(data=b"LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n..\r\n.\r\n", cuts=[44, 45, 46])
 @example(data=b"NOOP\r\n" * 10 + b"A" * 5000 + b"\r\nQUIT\r\n", cuts=[100, 4000])
 def test_any_input_any_split(data, cuts):
-    assume(not _known_size_bug(data))
     check(data, cuts)
 
 
@@ -197,8 +180,6 @@ def test_received_header_is_one_well_formed_field(lhlo, peer, recipient, now):
     assert all(line.startswith(b"\t") for line in lines[1:])
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="reported: SIZE=\u00b2 passes str.isdigit() and int() raises (sieve/delivery/lmtp.py)")
 def test_regression_size_with_superscript_digit():
     transcript = drive(["LHLO x\r\nMAIL FROM:<a@b> SIZE=\u00b2\r\n".encode()])
     assert transcript[-1].data.startswith(b"501 ")         # RFC 1870: SIZE takes ASCII digits only
@@ -206,7 +187,7 @@ def test_regression_size_with_superscript_digit():
 
 def fuzz_one(data: bytes) -> None:
     """atheris entry: the first byte is the read size, the rest the client's bytes."""
-    if not data or _known_size_bug(data):
+    if not data:
         return
     size = data[0] + 1
     stream = data[1:]

@@ -17,8 +17,8 @@ of printable ASCII without colon, value without CR or NUL, LF only as a fold), a
 naming an existing occurrence; and the adapter applies the outcome to a fake context that
 takes only what libmilter can (UTF-8 strings without NUL).
 
-Reported bugs in files outside this suite's reach are kept as strict xfail regression tests at
-the end (they XPASS, and so fail, once fixed: then drop the marker and the KNOWN_* filter).
+Bugs it found (dkimpy's ValueErrors escaping the verify stages, control characters in
+Authentication-Results) are fixed and kept as explicit regression tests at the end.
 """
 
 from __future__ import annotations
@@ -204,15 +204,10 @@ dns_records = st.fixed_dictionaries({
 })
 
 
-# Reported bugs in files this suite may not change (see the xfail regression tests at the end):
-# - dkim_verify.py and arc_verify.py let dkimpy's ValueErrors escape (binascii.Error for a bh=
-#   that is not base64, PyNaCl's ValueError for an Ed25519 b= that is not 64 bytes, int()'s for a
-#   t= of 5000 digits): an input making the session log exactly such a failure is set aside;
-# - authres.py copies control characters and surrogate-escaped bytes (from MAIL FROM, a
-#   DKIM-Signature b= ...) into the Authentication-Results value: they are dropped from that
-#   value before it is checked and applied.
-KNOWN_FAILURES = {("dkim_verify.py", ValueError), ("arc_verify.py", ValueError)}
-KNOWN_AUTHRES_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\udc80-\udcff]")
+# Bugs found here and fixed, kept as explicit regression tests at the end: dkimpy's ValueErrors
+# escaping dkim_verify/arc_verify; control characters and undecodable bytes reaching the
+# Authentication-Results value. KNOWN_FAILURES lists reported bugs still open (none today).
+KNOWN_FAILURES: set[tuple[str, type]] = set()
 
 
 def c_string(value: str) -> None:
@@ -292,11 +287,7 @@ def check(raw: bytes, env: dict, records: dict, cuts=(), known_bugs: bool = True
         if isinstance(effect, fx.AddHeader):
             assert FIELD_NAME.fullmatch(effect.name), effect
             value = effect.value
-            if known_bugs and effect.name == "Authentication-Results":
-                value = KNOWN_AUTHRES_CONTROL.sub("", value)
-                effects.append(dataclasses.replace(effect, value=value))
-            else:
-                effects.append(effect)
+            effects.append(effect)
             c_string(value)
             assert "\r" not in value and "\0" not in value and not value.endswith("\n"), effect
             assert all(line[:1] in (" ", "\t") for line in value.split("\n")[1:]), effect
@@ -345,9 +336,6 @@ DEFAULT_ENV = {"client": ("mx.example.net", "192.0.2.10"), "helo": "mx.example.n
 DEFAULT_DNS = {"spf": SPF_RECORDS[0], "dmarc": DMARC_RECORDS[0], "timeouts": []}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="reported: control characters and undecodable bytes reach the Authentication-Results "
-                          "value (milters/stages/authres.py)")
 @pytest.mark.parametrize("sender, raw", [
     ("<a\rb@example.net>", None),                                    # from MAIL FROM: smtp.mailfrom
     ("<alice@example.net>", b"\tb=\x00"),                            # from a DKIM-Signature: header.b
@@ -366,9 +354,6 @@ def test_regression_control_characters_in_authentication_results(sender, raw):
 FORWARDED = next(raw for raw in PLAIN if b"ARC-Seal: " in raw)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="reported: dkimpy's ValueErrors escape the dkim_verify and arc_verify stages "
-                          "(milters/stages/dkim_verify.py, milters/stages/arc_verify.py)")
 @pytest.mark.parametrize("seed, tag, value", [
     (0, rb"bh=[^;]*;", b"bh=" + b"A" * 45 + b"...;"),         # dkimpy checks b= where it means bh=: binascii.Error
     (0, rb"\tb=[^\r]*\r\n\t [^\r]*\r\n", b"\tb=AAAA\r\n"),  # an Ed25519 signature of 3 bytes: PyNaCl ValueError
