@@ -6,9 +6,12 @@ message (milters.stages.Pipeline), runs them over a `Message` and returns an
 `Outcome` (milters.effects). Headers keep their raw bytes (for DKIM); the body is
 spooled to a temporary file past `milter_body_memory_size`. The whole message
 (`Message.as_bytes()`) is built once, in one allocation of its final size, and the same
-read-only bytes object is shared by every stage that asks for it.
+read-only bytes object is shared by every stage that asks for it. `Message.received` is the
+Received field Postfix will add (milters.received), which scanners get as a separate first
+chunk (so spamd sees the client) without a copy of the message.
 Talks to: the file system (temporary spool only). Tests: tests/milters/test_session.py,
-tests/milters/test_low_hardening.py (one shared copy: peak memory of a 20 MB message)
+tests/milters/test_low_hardening.py (one shared copy: peak memory of a 20 MB message),
+tests/milters/test_received_for_scanners.py
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from owlery.errors import PermanentFailure, TemporaryFailure
 from owlery.settings import Int, Size, Str, setting
 
 from milters import effects as fx
+from milters.received import received_header
 
 MILTER_BODY_MEMORY_SIZE = setting(
     "milter_body_memory_size", Size, "1M",
@@ -48,7 +52,7 @@ log = logging.getLogger("owlery.milter")
 # Macros we ask Postfix for and keep (the adapter reads these at each step).
 MACROS = ("j", "{daemon_name}", "{daemon_addr}", "{client_addr}", "{client_name}",
           "i", "{auth_authen}", "{auth_type}", "{auth_author}", "{mail_addr}", "{rcpt_addr}",
-          "{tls_version}", "{cipher}")
+          "{tls_version}", "{cipher}", "{cipher_bits}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +94,9 @@ class Message:
         self.headers: list[Header] = []
         self.truncated = False                       # body longer than milter_message_size_limit
         self.body_size = 0
+        # The Received field Postfix will add (milters.received), CRLF-terminated; set by the
+        # session at end-of-message. Not part of as_bytes(): scanners get it as a first chunk.
+        self.received: bytes = b""
         self._limit = settings.milter_message_size_limit
         self._whole: bytes | None = None             # as_bytes(), once built
         self._body: IO[bytes] = tempfile.SpooledTemporaryFile(
@@ -145,17 +152,24 @@ class Message:
         past the message. Built in place in a buffer of the final size, without a second
         whole copy (the header block, then the spooled body in 1 MiB pieces)."""
         if self._whole is None:
-            head = self.header_bytes() + b"\r\n"
-            size = len(head) + self.body_size
-            out = io.BytesIO()
-            out.seek(size - 1)
-            out.write(b"\0")                 # one allocation of the final size...
-            out.seek(0)
-            out.write(head)                  # ... then filled in place
-            shutil.copyfileobj(self.open_body(), out, 1 << 20)
-            out.truncate()
-            self._whole = out.getvalue()     # CPython hands over the buffer itself here
+            self._whole = self.with_header_block(self.header_bytes())
         return self._whole
+
+    def with_header_block(self, header_block: bytes) -> bytes:
+        """A new message: `header_block` (fields ending in CRLF), the blank line, then this body.
+
+        One allocation of the final size, filled in place (the quarantine stores the message
+        with the headers the milter adds; `as_bytes()` is this with the received header block)."""
+        head = header_block + b"\r\n"
+        size = len(head) + self.body_size
+        out = io.BytesIO()
+        out.seek(size - 1)
+        out.write(b"\0")                 # one allocation of the final size...
+        out.seek(0)
+        out.write(head)                  # ... then filled in place
+        shutil.copyfileobj(self.open_body(), out, 1 << 20)
+        out.truncate()
+        return out.getvalue()            # CPython hands over the buffer itself here
 
     def iter_body(self, chunk: int = 65536) -> Iterator[bytes]:
         f = self.open_body()
@@ -249,6 +263,9 @@ class MilterSession:
         report = fx.Report(self.settings, self.progress)
         stages = []
         try:
+            m.received = received_header(m.macros, client_name=m.client_name,
+                                         client_address=m.client_address, helo=m.helo,
+                                         recipients=m.recipients, now=self.now())
             if self._header_overflow:
                 report.reject(fx.REPLY_TOO_BIG.with_text("Too many header fields"), "header limit")
             else:

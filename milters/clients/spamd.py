@@ -5,9 +5,10 @@
 socket with one deadline per request (spamd answers one request per connection).
 Numbers spamd sends (status code, Content-length, scores) are read only when they are
 bounded runs of ASCII digits; anything else is a ProtocolError (a ScannerUnavailable).
-The message is sent from the caller's buffer after the header block, never copied whole.
+The message is sent from the caller's buffer after the header block (and an optional prefix,
+the synthesized Received field), never copied whole.
 Talks to: spamd (SpamAssassin). Tests: tests/milters/test_content_clients.py,
-tests/milters/test_spamd_hostile.py
+tests/milters/test_spamd_hostile.py, tests/milters/test_received_for_scanners.py
 """
 
 from __future__ import annotations
@@ -280,12 +281,19 @@ class SpamdClient:
         return f"SpamdClient({str(self.endpoint)!r})"
 
     def request(self, command: str, message: bytes = b"", *,
-                headers: tuple[tuple[str, str], ...] = (), user: str | None = None) -> SpamdResponse:
-        """Send one request and return spamd's answer; ScannerUnavailable on any trouble."""
-        head = encode_request_head(command, len(message), user=user or self.user, headers=headers)
-        body = memoryview(message) if command.upper() != "PING" else memoryview(b"")
+                headers: tuple[tuple[str, str], ...] = (), user: str | None = None,
+                prefix: bytes = b"") -> SpamdResponse:
+        """Send one request and return spamd's answer; ScannerUnavailable on any trouble.
+
+        `prefix` (e.g. the Received field Postfix will add) goes out just before the message,
+        which is not copied to join it: spamd reads the two as one message."""
+        if command.upper() == "PING":
+            message = prefix = b""
+        head = encode_request_head(command, len(prefix) + len(message), user=user or self.user,
+                                   headers=headers)
+        body = memoryview(message)
         deadline = time.monotonic() + self.timeout
-        parser = ResponseParser(max_body=max(len(message) * 2, 1024 * 1024))
+        parser = ResponseParser(max_body=max((len(prefix) + len(message)) * 2, 1024 * 1024))
         try:
             sock = self._connect(deadline)
         except OSError as e:
@@ -294,7 +302,7 @@ class SpamdClient:
             # the head with the first slice (a small message goes out in one write, as before),
             # then the rest: each write under the deadline
             _arm(sock, deadline)
-            sock.sendall(head + body[:_SEND_CHUNK])
+            sock.sendall(head + prefix + body[:_SEND_CHUNK])
             for start in range(_SEND_CHUNK, len(body), _SEND_CHUNK):
                 _arm(sock, deadline)
                 sock.sendall(body[start:start + _SEND_CHUNK])
@@ -343,8 +351,8 @@ class SpamdClient:
     def symbols(self, message: bytes) -> SpamdResponse:
         return self.request("SYMBOLS", message)
 
-    def report(self, message: bytes) -> SpamdResponse:
-        return self.request("REPORT", message)
+    def report(self, message: bytes, *, prefix: bytes = b"") -> SpamdResponse:
+        return self.request("REPORT", message, prefix=prefix)
 
     def headers(self, message: bytes) -> SpamdResponse:
         return self.request("HEADERS", message)
@@ -357,12 +365,14 @@ class SpamdClient:
         action = ("Remove", "local") if remove else ("Set", "local")
         return self.request("TELL", message, headers=(("Message-class", message_class), action), user=user)
 
-    def scan(self, message: bytes) -> SpamResult | None:
-        """Score `message` with REPORT (score, threshold and per-rule points); None when over max_size."""
-        if len(message) > self.max_size:
+    def scan(self, message: bytes, *, prefix: bytes = b"") -> SpamResult | None:
+        """Score `prefix` + `message` with REPORT (score, threshold and per-rule points); None
+        when over max_size. `prefix` is the Received field Postfix will add (milters.received),
+        sent as a first chunk so the message is not copied."""
+        if len(prefix) + len(message) > self.max_size:
             return None
         started = time.monotonic()
-        response = self.report(message)
+        response = self.report(message, prefix=prefix)
         if response.score is None or response.threshold is None:
             raise ProtocolError(f"spamd at {self.endpoint}: answer without a Spam header")
         return SpamResult(response.score, response.threshold, bool(response.is_spam),

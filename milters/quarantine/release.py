@@ -1,13 +1,16 @@
 """Quarantine release: re-inject a stored message over SMTP to a Postfix port that skips content filters, or via sendmail.
 
 The released copy gets one header at the top saying who released it, where and when
-(`X-Quarantine-Released`). Over SMTP each recipient's answer is reported separately,
+(`X-Quarantine-Released`) above what was stored: the message as it would have been
+delivered (the Received field of its first arrival and the headers the milter's stages
+added, Authentication-Results, X-Spam-*...; see milters.stages.quarantine). Over SMTP each recipient's answer is reported separately,
 so only the accepted ones are recorded as released. Through sendmail the whole list is
 taken or nothing (exit status 0 once the message is in Postfix's maildrop queue); Postfix
 then runs non_smtpd_milters on it as mail from a local client (127.0.0.1), which the
 milter treats as outbound under the default milter_internal_networks: not scanned again.
 Talks to: Postfix (SMTP on quarantine_release_smtp_endpoint, or the sendmail command).
-Tests: tests/milters/test_quarantine_cli.py, tests/e2e/test_content_e2e.py
+Tests: tests/milters/test_quarantine_cli.py, tests/e2e/test_content_e2e.py,
+tests/milters/test_received_for_scanners.py, tests/e2e/test_received_e2e.py
 """
 
 from __future__ import annotations

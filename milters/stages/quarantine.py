@@ -10,18 +10,24 @@ so the client gets 4xx and nothing is lost. The antivirus, spam and
 banned stages call it directly, so a quarantine never depends on stage order; the
 `quarantine` stage (put it last) quarantines what the score verdict (milter_score_quarantine)
 or a `report.data["quarantine_request"] = (reason, detail)` from any other stage asks for.
-Talks to: the quarantine store. Tests: tests/milters/test_content_stages.py
+The stored (and so released) copy is the message as it would have been delivered: the
+Received field Postfix adds (milters.received), then the header edits the stages made
+(Authentication-Results, X-Spam-*, X-Virus-*...), then the original header block and body.
+Talks to: the quarantine store. Tests: tests/milters/test_content_stages.py,
+tests/milters/test_received_for_scanners.py
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from owlery import log as owlery_log
 from owlery.reply import Reply
 from owlery.settings import Str, choice, setting
 
+from milters import effects as fx
 from milters.quarantine import QuarantineRecord, RecipientState, new_id, open_store
 from milters.stages import Stage
 
@@ -46,7 +52,8 @@ class Quarantiner:
         self.host = settings.quarantine_host_name if settings.quarantine_host_name is not None \
             else socket.gethostname()
 
-    def quarantine(self, message: Any, report: Any, reason: str, detail: str) -> str:
+    def quarantine(self, message: Any, report: Any, reason: str, detail: str, *,
+                   headers: Sequence[tuple[str, str]] = ()) -> str:
         """Store the message (durably), then discard or reject it; return its quarantine id."""
         if report.quarantine_ref is not None:
             return report.quarantine_ref        # already kept (e.g. a virus in a banned file)
@@ -57,7 +64,7 @@ class Quarantiner:
             return "hold"
         # Recipients a stage already took off the envelope have their own quarantined copy.
         recipients = [r for r in message.recipients if r not in report.removed] or list(message.recipients)
-        mail_id = self.keep(message, report, reason, detail, recipients)
+        mail_id = self.keep(message, report, reason, detail, recipients, headers=headers)
         report.quarantined(mail_id)
         if self.settings.quarantine_action == "reject":
             report.reject(REPLY_QUARANTINED.with_text(
@@ -67,10 +74,15 @@ class Quarantiner:
             report.discard(f"quarantined {reason} {mail_id}")
         return mail_id
 
-    def keep(self, message: Any, report: Any, reason: str, detail: str, recipients: list[str]) -> str:
-        """Store the message durably for these recipients and log it; no action. Returns the id."""
+    def keep(self, message: Any, report: Any, reason: str, detail: str, recipients: list[str], *,
+             headers: Sequence[tuple[str, str]] = ()) -> str:
+        """Store the message durably for these recipients and log it; no action. Returns the id.
+
+        The stored copy is the message as it would have been delivered: the Received field
+        Postfix adds, the header edits the stages made so far, then `headers` (the calling
+        stage's own, e.g. X-Spam-*), each added at the top as the adapter would."""
         report.progress()
-        data = message.as_bytes()
+        data = stored_copy(message, list(report.effects) + [fx.AddHeader(n, v) for n, v in headers])
         record = QuarantineRecord(
             mail_id=new_id(), secret_id=new_id(), created=self.services.now(), reason=reason,
             detail=_text(detail), sender=message.mail_from,
@@ -92,6 +104,45 @@ class Quarantiner:
 
     def close(self) -> None:
         self.store.close()
+
+
+def edited_header_block(fields: list[tuple[str, bytes]], effects: Sequence[Any]) -> list[tuple[str, bytes]]:
+    """The header fields (name, raw value after the colon) after the header effects, applied in
+    order as the adapter hands them to Postfix: AddHeader at `index` (0 the top, None the end),
+    ChangeHeader on the `occurrence`-th field of that name (value None deletes it)."""
+    out = list(fields)
+    for e in effects:
+        if isinstance(e, fx.AddHeader):
+            field = (e.name, _field_value(e.value))
+            if e.index is None:
+                out.append(field)
+            else:
+                out.insert(min(max(e.index, 0), len(out)), field)
+        elif isinstance(e, fx.ChangeHeader):
+            positions = [i for i, (name, _) in enumerate(out) if name.lower() == e.name.lower()]
+            if not 1 <= e.occurrence <= len(positions):
+                continue
+            at = positions[e.occurrence - 1]
+            if e.value is None:
+                del out[at]
+            else:
+                out[at] = (out[at][0], _field_value(e.value))
+    return out
+
+
+def stored_copy(message: Any, effects: Sequence[Any]) -> bytes:
+    """The message to store: its synthesized Received field, then its header block edited by
+    `effects`, then the body (one allocation of the final size, no other whole copy)."""
+    fields = edited_header_block([(h.name, h.value) for h in message.headers], effects)
+    block = getattr(message, "received", b"") + b"".join(
+        name.encode("ascii", "surrogateescape") + b":" + value + b"\r\n" for name, value in fields)
+    return message.with_header_block(block)
+
+
+def _field_value(value: str) -> bytes:
+    # folded values keep their folds in wire form; a lone LF becomes CRLF
+    text = value.replace("\r\n", "\n").replace("\n", "\r\n")
+    return b" " + text.encode("utf-8", "surrogateescape")
 
 
 def _text(value: str, limit: int = _TEXT_LIMIT) -> str:

@@ -22,8 +22,10 @@ the lowest tag level among them, X-Spam-Flag and the subject tag from the lowest
 A directory that cannot answer raises DirectoryUnavailable: the stage's on-error policy
 (milter_stage_on_error, tempfail by default), never a silent pass.
 Existing X-Spam-* headers are removed first, so a sender cannot pre-label its mail.
+spamd gets the Received field Postfix will add (Message.received) before the message, so its
+relay and DNSBL rules see the client; a quarantined copy is stored with the X-Spam-* headers.
 Talks to: spamd (milters.clients.spamd), DNS, the directory, the quarantine store.
-Tests: tests/milters/test_content_stages.py
+Tests: tests/milters/test_content_stages.py, tests/milters/test_received_for_scanners.py
 """
 
 from __future__ import annotations
@@ -231,15 +233,19 @@ class SpamStage(Stage):
         if self.client is None:
             return [], False
         data = message.as_bytes()
+        received = getattr(message, "received", b"")
         report.progress()
         try:
-            result = self.client.scan(data)
+            # the Received field Postfix will add goes first, so spamd sees the client
+            # (else NO_RELAYS/NO_RECEIVED and no relay or DNSBL rule); a separate chunk, no copy
+            result = self.client.scan(data, prefix=received) if received else self.client.scan(data)
         except ScannerUnavailable as e:
             log.warning("milter: %s: spam: %s", message.queue_id or "NOQUEUE", e)
             report.symbol("SPAMD_UNAVAILABLE", self._score("SPAMD_UNAVAILABLE"), Reply.safe_text(str(e), 200))
             return [], True
         if result is None:
-            report.symbol("SPAMD_SKIPPED", 0.0, f"message over spamd_max_size ({len(data)} bytes)")
+            report.symbol("SPAMD_SKIPPED", 0.0,
+                          f"message over spamd_max_size ({len(received) + len(data)} bytes)")
             return [], False
         rules = [f"{r.name}={r.score:g}" for r in result.rules]
         report.symbol("SPAMD", result.score, ",".join(r.name for r in result.rules))
@@ -301,7 +307,9 @@ class SpamStage(Stage):
                 report.reject(REPLY_SPAM.with_text(f"Message rejected as spam (score {total:g})"),
                               f"spam score {total:g}")
                 return
-            self._get_quarantiner().quarantine(message, report, "spam", f"score {total:g}")
+            self._get_quarantiner().quarantine(
+                message, report, "spam", f"score {total:g}",
+                headers=self._spam_headers(report, total, data["levels"], True, rules))
             report.settle_score()
             return
         if (refused or held) and message.truncated:
@@ -313,7 +321,12 @@ class SpamStage(Stage):
             return
         if refused or held:
             removed = [r for r in per_rcpt if r not in keeping]
-            mail_id = self._get_quarantiner().keep(message, report, "spam", f"score {total:g}", removed)
+            # the kept copy carries the X-Spam-* headers its own recipients' levels give
+            kept_levels = shared_levels([per_rcpt[r] for r in removed])
+            mail_id = self._get_quarantiner().keep(
+                message, report, "spam", f"score {total:g}", removed,
+                headers=self._spam_headers(report, total, kept_levels,
+                                           _reached(total, kept_levels.tag2), rules))
             for rcpt in removed:
                 report.delrcpt(rcpt, f"spam score {total:g} over the recipient's level; quarantine id {mail_id}")
             data["removed"] = removed
@@ -329,9 +342,11 @@ class SpamStage(Stage):
             self._quarantiner = Quarantiner(self.settings, self.services)
         return self._quarantiner
 
-    def _tag(self, message: Any, report: Any, total: float, levels: SpamLevels, is_spam: bool,
-             rules: list[str]) -> None:
+    def _spam_headers(self, report: Any, total: float, levels: SpamLevels, is_spam: bool,
+                      rules: list[str]) -> list[tuple[str, str]]:
+        """The X-Spam-* headers (and milter_tag_header) these levels give, in the order added."""
         s = self.settings
+        out = []
         if levels.tag is None or total >= levels.tag:
             own = [f"{sym.name}={sym.score:g}" for sym in report.symbols
                    if sym.stage == self.name and sym.name != "SPAMD"]
@@ -342,15 +357,22 @@ class SpamStage(Stage):
             if levels.tag2 is not None:
                 parts.append(f"required={levels.tag2:g}")
             parts.append(f"tests=[{tests}]")
-            report.add_header("X-Spam-Status", " ".join(parts))
-            report.add_header("X-Spam-Score", f"{total:g}")
-            report.add_header("X-Spam-Level", spam_level_stars(total))
+            out += [("X-Spam-Status", " ".join(parts)), ("X-Spam-Score", f"{total:g}"),
+                    ("X-Spam-Level", spam_level_stars(total))]
+        if is_spam:
+            # The score is settled here, so the milter's generic tag header comes from us too.
+            out.append(("X-Spam-Flag", "YES"))
+            if s.milter_tag_header and s.milter_tag_header.lower() != "x-spam-flag":
+                out.append((s.milter_tag_header, "YES"))
+        return out
+
+    def _tag(self, message: Any, report: Any, total: float, levels: SpamLevels, is_spam: bool,
+             rules: list[str]) -> None:
+        s = self.settings
+        for name, value in self._spam_headers(report, total, levels, is_spam, rules):
+            report.add_header(name, value)
         if not is_spam:
             return
-        # The score is settled here, so the milter's generic tag header comes from us too.
-        report.add_header("X-Spam-Flag", "YES")
-        if s.milter_tag_header and s.milter_tag_header.lower() != "x-spam-flag":
-            report.add_header(s.milter_tag_header, "YES")
         if s.spam_subject_tag:
             subjects = message.get_all("Subject")
             if subjects:

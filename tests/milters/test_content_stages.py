@@ -44,7 +44,7 @@ class FakeSpamd:
     def __init__(self, score=0.0, rules=(), error=None, oversize=False):
         self.score, self.rules, self.error, self.oversize, self.seen = score, rules, error, oversize, []
 
-    def scan(self, data):
+    def scan(self, data, prefix=b""):
         self.seen.append(data)
         if self.error:
             raise self.error
