@@ -292,10 +292,16 @@ def owner_from_settings(settings) -> Owner | None:
 
 @dataclasses.dataclass(frozen=True)
 class Quota:
-    """A quota limit; 0 means no limit for that dimension."""
+    """A quota limit; 0 means no limit for that dimension.
+
+    `overrun`: bytes a mailbox still under its byte limit may go over with one last message
+    (Maildir++ soft quota; at most a tenth of the limit). Not part of the maildirsize
+    definition, so not compared.
+    """
 
     bytes: int = 0
     messages: int = 0
+    overrun: int = dataclasses.field(default=0, compare=False)
 
     @property
     def unlimited(self) -> bool:
@@ -1118,7 +1124,8 @@ class Maildir:
 
     @staticmethod
     def _over(quota: Quota, used: Usage, size: int, count: int = 1) -> bool:
-        if quota.bytes and used.bytes + size > quota.bytes:
+        grace = min(quota.overrun, quota.bytes // 10) if used.bytes < quota.bytes else 0
+        if quota.bytes and used.bytes + size > quota.bytes + grace:
             return True
         if quota.messages and used.messages + count > quota.messages:
             return True

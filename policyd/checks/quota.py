@@ -15,8 +15,16 @@ them are full and it reaches nothing remote; when only some are full it is accep
 and logged (`quota_partial`): one member's full mailbox must not block mail to the
 others, and the delivery agent answers for that member.
 The reply is `552 5.2.2` (quota_full_reply = "permanent") or `452 4.2.2` ("temporary").
+Headroom: the size Postfix reports is the message as the client sent it; the milter then
+adds headers and delivery prepends Return-Path/Delivered-To, so `quota_headers_allowance`
+is added to the size at RCPT and END-OF-MESSAGE: a message that passes here still fits at
+delivery, which would otherwise refuse it with 552 5.2.2 after the SMTP dialogue and make
+Postfix bounce to the (possibly forged) sender. Delivery's side of the same edge is
+`delivery_quota_overrun_allowance` (sieve.delivery.users): a mailbox under its limit takes
+one last message that overruns it by at most that much; the next one is refused here.
 Talks to: the directory, Maildirs (read only). Tests: tests/policyd/test_checks_directory.py,
-tests/e2e/test_policyd_directory.py.
+tests/policyd/test_quota_edge.py, tests/delivery/test_quota_edge.py,
+tests/e2e/test_policyd_directory.py, tests/e2e/test_quota_edge_e2e.py.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import Any
 
 from owlery import maildirsize
 from owlery.directory import Mailbox
-from owlery.settings import Bool, Duration, choice, setting
+from owlery.settings import Bool, Duration, Size, choice, setting
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, Verdict
@@ -46,6 +54,15 @@ QUOTA_READ_IN_THREAD = setting(
     "quota_read_in_thread", Bool, False,
     "Read maildirsize files in the blocking thread pool (for Maildirs on NFS or other slow "
     "storage). Off: read on the event loop, a few microseconds on local disks.")
+QUOTA_HEADERS_ALLOWANCE = setting(
+    "quota_headers_allowance", Size, "4k", unit="bytes",
+    doc="Added to the message size (SIZE= hint at RCPT, real size at END-OF-MESSAGE) before it is "
+        "compared with the free space: room for what is added after the policy check, so an "
+        "accepted message is never refused at delivery (which would bounce). 4k covers the "
+        "milter's Authentication-Results (~300), X-Spam-* (~400), a DKIM-Signature (RSA-2048 "
+        "~700, plus ~350 for Ed25519 dual signing), an ARC set (~1.6k), Postfix's Received "
+        "(~300) and delivery's Return-Path/Delivered-To (~100). Pair it with "
+        "delivery_quota_overrun_allowance, the overrun delivery tolerates for the last message.")
 
 log = logging.getLogger("owlery.policyd")
 
@@ -145,16 +162,17 @@ class QuotaCheck(Check):
         if not found.mailboxes:
             return DUNNO
         size = request.size
+        allowance = self.ctx.settings.quota_headers_allowance
         full = []
         for box in found.mailboxes:
-            if is_full(box, await self._usage(box, now), size):
+            if is_full(box, await self._usage(box, now), size + allowance):
                 full.append(box.address)
         if not full:
             return DUNNO
         if len(full) == len(found.mailboxes) and not found.remote:
             reply = (actions.MAILBOX_FULL if self.ctx.settings.quota_full_reply == "permanent"
                      else actions.MAILBOX_FULL_TEMPORARY)
-            return Verdict(actions.reject(reply), {"size": size, "full": ",".join(full)})
+            return Verdict(actions.reject(reply), {"size": size, "allowance": allowance, "full": ",".join(full)})
         log.info("policyd: quota_partial: %s reaches %d mailboxes, full: %s; accepted",
                  rcpt, len(found.mailboxes), ", ".join(full))
         return DUNNO
