@@ -4,8 +4,13 @@ It opens the listen socket itself (so TCP sockets get TCP_NODELAY and unix socke
 mode; libmilter takes it as `fd:N`), runs libmilter (one thread per connection), feeds
 each callback to a `milters.session.MilterSession` and applies the `Outcome` at
 end-of-message. It decides nothing: any exception becomes TEMPFAIL with a log line.
-libmilter stops cleanly on SIGTERM/SIGINT (its own signal thread) and can run only once
-per process.
+libmilter can run only once per process; SIGTERM/SIGINT stop it after open messages
+finish. SIGHUP re-reads the settings file: a valid one gives NEW connections a new stage
+pipeline (open ones finish with the old, closed when its last connection ends); a bad
+one is logged and the old settings kept. libmilter's own signal thread sigwaits for
+SIGHUP too and would stop the milter, so the main thread keeps SIGHUP unblocked with a
+handler (SA_NODEFER) and every other thread blocks it: Linux hands a process signal to
+the main thread first when it can take it (see _run_until_signal for the start-up window).
 
 SECURITY: trusts Postfix's macros ({auth_authen}, client address) to say who the client
 is: whoever can reach the milter socket can pose as an authenticated local sender and
@@ -17,7 +22,8 @@ quarantine.
 Talks to: Postfix (milter protocol via libmilter). Tests: tests/milters/test_auth_stages.py and
 tests/milters/test_content_stages.py (OwleryMilter driven with milters.testing's fake context),
 tests/milters/test_miltertest.py (a real process driven by miltertest),
-tests/milters/test_milter_stop.py (SIGINT and SIGTERM together).
+tests/milters/test_milter_stop.py (SIGINT and SIGTERM together),
+tests/milters/test_milter_reload.py (SIGHUP: new settings for new connections).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import Milter
@@ -64,16 +71,93 @@ def _milter_reply(reply: Reply) -> tuple[str, str, str]:
     return str(reply.code), reply.dsn, reply.text.replace("%", "%%")
 
 
-class OwleryMilter(Milter.Base):
-    """One instance per milter connection (libmilter thread). Class attributes are set once by
-    `make_factory()`: `settings`, `pipeline`."""
+class Generation:
+    """One configuration: settings, their stage pipeline, and how many connections use it."""
 
-    settings: Any = None
-    pipeline: Any = None
+    __slots__ = ("settings", "pipeline", "users", "retired")
+
+    def __init__(self, settings: Any, pipeline: Any):
+        self.settings = settings
+        self.pipeline = pipeline
+        self.users = 0
+        self.retired = False
+
+
+def _close_pipeline(pipeline: Any) -> None:
+    try:
+        pipeline.close()
+    except Exception:   # a stage that fails to close must not stop the milter
+        log.exception("milter: closing the stages of old settings failed")
+
+
+class Configurations:
+    """What a new connection gets: the current Generation, replaced whole (under the lock)
+    by `swap()` on reload. A connection holds its generation from start to close; a
+    retired generation's pipeline is closed when its last connection ends."""
+
+    def __init__(self, settings: Any, pipeline: Any):
+        self._lock = threading.Lock()
+        self._current = Generation(settings, pipeline)
+        self._retired: list[Generation] = []
+
+    @property
+    def current(self) -> Generation:
+        return self._current
+
+    def acquire(self) -> Generation:
+        with self._lock:
+            generation = self._current
+            generation.users += 1
+            return generation
+
+    def release(self, generation: Generation) -> None:
+        with self._lock:
+            generation.users -= 1
+            done = generation.retired and generation.users == 0 and generation in self._retired
+            if done:
+                self._retired.remove(generation)
+        if done:
+            log.debug("milter: last connection of the old settings ended; closing their stages")
+            _close_pipeline(generation.pipeline)
+
+    def swap(self, settings: Any, pipeline: Any) -> None:
+        """New connections get `settings` and `pipeline` from now on."""
+        new = Generation(settings, pipeline)
+        with self._lock:
+            old, self._current = self._current, new
+            old.retired = True
+            idle = old.users == 0
+            if not idle:
+                self._retired.append(old)
+        if idle:
+            _close_pipeline(old.pipeline)
+
+    def retired_in_use(self) -> int:
+        with self._lock:
+            return len(self._retired)
+
+    def close(self) -> None:
+        """At exit: close every pipeline, in use or not."""
+        with self._lock:
+            generations = [self._current, *self._retired]
+            self._retired.clear()
+        for generation in generations:
+            _close_pipeline(generation.pipeline)
+
+
+class OwleryMilter(Milter.Base):
+    """One instance per milter connection (libmilter thread). `make_factory()` sets the class
+    attribute `configurations`; each instance takes the current settings and pipeline when
+    libmilter creates it and keeps them until close, whatever a reload swaps in meanwhile."""
+
+    configurations: Configurations
     _active = 0
     _active_lock = threading.Lock()
 
     def __init__(self) -> None:
+        self._generation: Generation | None = self.configurations.acquire()
+        self.settings = self._generation.settings
+        self.pipeline = self._generation.pipeline
         self.session = MilterSession(self.settings, self.pipeline, progress=self._progress)
         self._error: str | None = None     # a failure in a no-reply callback, reported at EOM
         self._counted = False
@@ -181,7 +265,12 @@ class OwleryMilter(Milter.Base):
         if self._counted:
             self._counted = False
             self._count(-1)
-        self.session.close()
+        try:
+            self.session.close()
+        finally:
+            generation, self._generation = self._generation, None
+            if generation is not None:
+                self.configurations.release(generation)
         return Milter.CONTINUE
 
     # --- applying the outcome ------------------------------------------------------
@@ -219,8 +308,10 @@ Milter.enable_protocols(OwleryMilter, Milter.P_HDR_LEADSPC)
 
 
 def make_factory(settings: Any, pipeline: Any) -> type[OwleryMilter]:
-    """A subclass bound to this configuration (libmilter calls it with no arguments)."""
-    return type("ConfiguredOwleryMilter", (OwleryMilter,), {"settings": settings, "pipeline": pipeline})
+    """A subclass bound to this configuration (libmilter calls it with no arguments);
+    `factory.configurations.swap()` changes what its new instances get."""
+    return type("ConfiguredOwleryMilter", (OwleryMilter,),
+                {"configurations": Configurations(settings, pipeline)})
 
 
 def open_listener(endpoint: ListenEndpoint, backlog: int) -> socket.socket:
@@ -253,29 +344,127 @@ def open_listener(endpoint: ListenEndpoint, backlog: int) -> socket.socket:
     return sock
 
 
-def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: float) -> None:
-    """Run libmilter in a thread; stop promptly on SIGTERM/SIGINT after open messages finish.
+def _libmilter_sigwaits(main_tid: int) -> tuple[bool, bool]:
+    """(whether another thread of ours, libmilter's signal thread, sleeps in sigwait now;
+    whether /proc showed any kernel symbol, without which it cannot tell)."""
+    symbols = False
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return False, False
+    for tid in tids:
+        if tid == str(main_tid):
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/wchan") as f:
+                wchan = f.read()
+        except OSError:
+            continue
+        if "sigtimedwait" in wchan:
+            return True, True
+        symbols = symbols or wchan not in ("", "0")     # "0": running, or symbols hidden
+    return False, symbols
 
-    libmilter's own signal thread may take the signal instead; it then stops by itself
-    after its ~5 s poll timeout and the worker thread ends: either way the milter stops.
+
+def _no_defer(signum: int) -> bool:
+    """Add SA_NODEFER to the handler installed for `signum` (glibc on x86_64 or aarch64, where
+    struct sigaction is handler, 128-byte mask, int flags, restorer); False where not done.
+
+    Without it the kernel blocks the signal in this thread while the handler runs, and one
+    more sent then goes to a thread that waits for it: libmilter's, which stops the milter.
+    CPython's C handler only sets flags, so running it nested is safe."""
+    import ctypes
+    import platform
+    import sys
+
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "aarch64"):
+        return False
+
+    class Sigaction(ctypes.Structure):
+        _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
+                    ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+    sa_nodefer = 0x40000000
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        act = Sigaction()
+        if libc.sigaction(signum, None, ctypes.byref(act)) != 0:
+            return False
+        act.flags |= sa_nodefer
+        if libc.sigaction(signum, ctypes.byref(act), None) != 0:
+            return False
+        check = Sigaction()
+        return libc.sigaction(signum, None, ctypes.byref(check)) == 0 and bool(check.flags & sa_nodefer)
+    except (OSError, AttributeError):
+        return False
+
+
+def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Callable[[], float],
+                      reload: Callable[[bool], None] | None = None) -> None:
+    """Run libmilter in a thread; stop promptly on SIGTERM/SIGINT after open messages finish;
+    call `reload(False)` (in this, the main thread) on SIGHUP.
+
+    libmilter's own signal thread sigwaits for SIGHUP, SIGTERM and SIGINT and stops on any
+    of them; blocking a signal does not keep it from a thread in sigwait. So this thread
+    leaves SIGHUP unblocked with a handler and every other thread blocks it: Linux gives a
+    process signal to the main thread whenever it does not block it, and libmilter's thread,
+    asleep in sigwait, is not woken. Only while that thread starts could it take a SIGHUP
+    on its way to us: SIGHUP is ignored (discarded, never pending) until /proc shows it
+    asleep, and `reload(True)` then loads the settings if the file changed meanwhile.
+    A stop signal may still reach libmilter's thread (while this one is not in
+    sigtimedwait); it then stops by itself after its ~5 s poll timeout and the worker
+    thread ends: either way the milter stops.
     """
     import signal
 
     stop_signals = {signal.SIGTERM, signal.SIGINT}
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)   # serve() blocked them already
+    hup = {signal.SIGHUP}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals | hup)   # serve() blocked them already
     failure: list[BaseException] = []
+    reload_requested = [False]      # a plain flag: the handler may run inside any code of this thread
+
+    def on_hup(signum: int, frame: Any) -> None:
+        reload_requested[0] = True   # handled by the loop below, not inside whatever was interrupted
 
     def run() -> None:
+        # Before libmilter starts its signal thread, which inherits this mask (libmilter blocks
+        # the three signals here too): only the main thread may take SIGHUP.
+        signal.pthread_sigmask(signal.SIG_BLOCK, hup)
         try:
             Milter.runmilter("owlery", f"fd:{sock.fileno()}", mta_timeout, rmsock=False)
         except BaseException as e:  # noqa: BLE001  (reported by the main thread)
             failure.append(e)
 
+    # Ignored, and unblocked here: a SIGHUP is dropped when sent, so none can be pending
+    # (a pending one from start-up is dropped too) when libmilter's thread enters sigwait.
+    old_handler = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, hup)
     worker = threading.Thread(target=run, name="libmilter", daemon=True)
     worker.start()
     stopping = False
     try:
+        main_tid = threading.get_native_id()
+        started = time.monotonic()
+        symbols_seen = False
+        while worker.is_alive() and time.monotonic() < started + 2.0:
+            asleep, symbols = _libmilter_sigwaits(main_tid)
+            symbols_seen = symbols_seen or symbols
+            if asleep:
+                break
+            if not symbols_seen and time.monotonic() > started + 0.1:
+                break       # /proc cannot tell: libmilter's thread got there long ago
+            time.sleep(0.002)
+        signal.signal(signal.SIGHUP, on_hup)
+        if not _no_defer(signal.SIGHUP):
+            log.debug("milter: SA_NODEFER not set for SIGHUP; a burst of SIGHUPs may stop the milter")
+        reload_requested[0] = False     # one that came meanwhile: the file is read below
+        if reload is not None and worker.is_alive():
+            reload(True)            # a SIGHUP dropped while we started
         while worker.is_alive():
+            if reload_requested[0]:
+                reload_requested[0] = False
+                if reload is not None:
+                    reload(False)
             received = signal.sigtimedwait(stop_signals, 0.25)
             if received is not None:
                 stopping = True
@@ -288,7 +477,7 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: floa
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-                deadline = time.monotonic() + drain_seconds
+                deadline = time.monotonic() + drain_seconds()
                 while OwleryMilter.active_connections() and time.monotonic() < deadline:
                     time.sleep(0.05)
                 if OwleryMilter.active_connections():
@@ -296,6 +485,9 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: floa
                                 OwleryMilter.active_connections())
                 break
     finally:
+        # SIGHUP blocked again before its default action (exit) comes back: serve() consumes it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, hup)
+        signal.signal(signal.SIGHUP, old_handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)   # still blocked: see serve()
     if failure and not stopping:
         raise failure[0]
@@ -305,25 +497,39 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: floa
         log.debug("milter: libmilter ended with %s while stopping", failure[0])
 
 
-def serve(settings: Any, listen: str | None = None) -> int:
-    """Run the milter until SIGTERM or SIGINT; return the exit status."""
+# Read once at start: a reload that changes them says so and keeps the old value.
+RESTART_ONLY = ("milter_listen", "milter_listen_backlog", "milter_mta_timeout", "daemon_user", "daemon_group")
+_LOG_SETTINGS = ("log_target", "log_syslog_socket", "log_level")
+
+
+def serve(settings: Any, listen: str | None = None,
+          load_settings: Callable[[], Any] | None = None) -> int:
+    """Run the milter until SIGTERM or SIGINT; return the exit status. On SIGHUP,
+    `load_settings()` (default: re-read settings.path) gives the new settings."""
     import signal
 
     # Stop signals wait (blocked, pending) until _run_until_signal takes them: one that comes
     # while we start up must stop us cleanly, not kill us (-15) or raise KeyboardInterrupt.
     # They stay blocked after the milter stopped: Ctrl-C under `owlery run` brings SIGINT and
     # a forwarded SIGTERM, and the second, still pending, would kill the process (-15) on its
-    # way out. Consumed here; the process exits next.
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    # way out. Consumed here; the process exits next. SIGHUP likewise: one during start-up is
+    # a reload once running, one during the stop is dropped.
+    held = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    if load_settings is None:
+        from owlery import settings as settings_mod
+        path = settings.path
+
+        def load_settings() -> Any:
+            return settings_mod.load(path, missing_ok=path is None)
     try:
-        return _serve(settings, listen)
+        return _serve(settings, listen, load_settings)
     finally:
-        while signal.sigtimedwait(stop_signals, 0) is not None:
+        while signal.sigtimedwait(held, 0) is not None:
             pass
 
 
-def _serve(settings: Any, listen: str | None) -> int:
+def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) -> int:
     import milter
 
     from owlery import log as owlery_log
@@ -338,16 +544,46 @@ def _serve(settings: Any, listen: str | None) -> int:
     sock = open_listener(endpoint, settings.milter_listen_backlog)
     drop_privileges(settings.daemon_user, settings.daemon_group,
                     [endpoint.path] if endpoint.kind == "unix" else [])
-    Milter.factory = make_factory(settings, pipeline)
+    factory = make_factory(settings, pipeline)
+    Milter.factory = factory
     milter.set_flags(ACTION_FLAGS)
     # An exception escaping a callback (a bug below our guards) must not accept mail.
     milter.set_exception_policy(Milter.TEMPFAIL)
     log.info("milter: listening on %s (stages in=%s out=%s)", endpoint,
              ",".join(settings.milter_inbound_stages), ",".join(settings.milter_outbound_stages))
+    started = settings
+
+    def values(s: Any) -> list[tuple[str, Any]]:
+        return [(decl.name, value) for decl, value in s.effective()]
+
+    def reload(only_if_changed: bool) -> None:
+        old = factory.configurations.current.settings
+        try:
+            new = load_settings()
+            if only_if_changed and values(new) == values(old):
+                return
+            new_pipeline = Pipeline(new, Services(resolver=build_resolver(new)))
+        except Exception as e:   # noqa: BLE001 -- whatever fails, the milter keeps running
+            log.warning("milter: reload refused, keeping old settings: %s", e)
+            return
+        if any(getattr(new, name) != getattr(old, name) for name in _LOG_SETTINGS):
+            owlery_log.setup(new, "milter")
+        for name in RESTART_ONLY:
+            if name == "milter_listen" and listen is not None:
+                continue     # --listen overrides it
+            if getattr(new, name) != getattr(started, name):
+                log.warning("milter: %s changed, needs a restart: still %s", name, getattr(started, name))
+        open_before = OwleryMilter.active_connections()
+        factory.configurations.swap(new, new_pipeline)
+        log.info("milter: settings reloaded from %s (stages in=%s out=%s; %d open connections keep the old)",
+                 new.path or "built-in defaults", ",".join(new.milter_inbound_stages),
+                 ",".join(new.milter_outbound_stages), open_before)
+
     try:
-        _run_until_signal(sock, int(settings.milter_mta_timeout), settings.daemon_drain_timeout)
+        _run_until_signal(sock, int(settings.milter_mta_timeout),
+                          lambda: factory.configurations.current.settings.daemon_drain_timeout, reload)
     finally:
-        pipeline.close()
+        factory.configurations.close()
         sock.detach()     # libmilter owns (and closes) the descriptor
         if endpoint.kind == "unix":
             try:

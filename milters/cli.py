@@ -4,8 +4,8 @@ Registered by owlery.app.cli; imports nothing heavy at module top (pymilter and 
 imported inside the commands).
 Tests: tests/milters/test_units.py and tests/milters/test_low_hardening.py (`owlery dkim genkey`:
 the key's owner and mode); `owlery milter` runs in
-tests/milters/test_miltertest.py and tests/milters/test_milter_stop.py (through
-tests/harness/owlery_milter.py).
+tests/milters/test_miltertest.py, tests/milters/test_milter_stop.py and
+tests/milters/test_milter_reload.py (SIGHUP re-reads --config) through tests/harness/owlery_milter.py.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 
 
 def _cmd_milter(args: argparse.Namespace) -> int:
+    from owlery import settings as settings_mod
     from owlery.cliutil import load_settings
     from owlery.settings import SettingsError
 
@@ -25,8 +26,12 @@ def _cmd_milter(args: argparse.Namespace) -> int:
     listen = args.listen[0] if args.listen else None
     from milters import adapter
     from milters.stages import ConfigError
+
+    def reload_settings() -> settings_mod.Settings:
+        # SIGHUP: the same file as at start, read the same way (SettingsError if bad).
+        return settings_mod.load(args.config, missing_ok=args.config is None)
     try:
-        return adapter.serve(settings, listen)
+        return adapter.serve(settings, listen, reload_settings)
     except (ConfigError, SettingsError, ValueError) as e:
         print(f"owlery: milter: {e}", file=sys.stderr)
         return 1
