@@ -64,15 +64,19 @@ class SQLiteStore(StateStore):
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves where a read-modify-write needs it.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: durable against application crashes, fsync only at checkpoints;
-            # losing the last greylist entries on power loss only means one more delay.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
+            # Set-up under the writers' lock file: policyd workers start together on a fresh
+            # file, and switching it to WAL takes SQLite's lock without waiting in its busy
+            # handler ("database is locked" at once: a worker died at start).
+            with self._setup_lock():
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode: durable against application crashes, fsync only at
+                # checkpoints; losing the last greylist entries on power loss only means one more delay.
+                conn.execute("PRAGMA synchronous=NORMAL")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:
+                    conn.executescript(_SCHEMA)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version not in (0, SCHEMA_VERSION):
                 conn.close()
                 raise StateUnavailable(f"{self.path}: state schema version {version}, "
                                        f"this Owlery knows {SCHEMA_VERSION}")
@@ -159,6 +163,19 @@ class SQLiteStore(StateStore):
             finally:
                 if fd is not None:
                     fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _setup_lock(self):
+        """The lock file alone (no thread lock: set-up runs before this thread writes), so
+        processes opening a fresh file one by one, never two at once."""
+        fd = self._lock_fd()
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _lock_fd(self) -> int | None:
         if self._lockfile_fd is None:
