@@ -86,6 +86,9 @@ def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
         ("milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}"),
         ("virtual_mailbox_domains", " ".join(domains)),
         ("virtual_transport", f"lmtp:{lmtp}"),
+        # For the optional LDA transport in master.cf: pipe(8) gives ${user}@${nexthop} one
+        # recipient at a time only with a limit of 1 (else several after one -d).
+        ("owlery_destination_recipient_limit", "1"),
     ]
 
 

@@ -1,0 +1,248 @@
+"""Deploying beside an existing Postfix: a private Postfix wired with exactly what `owlery postfix` prints.
+
+Issue "Deploying beside an existing Postfix" (its other items have their own e2e files:
+test_greylist_headers_e2e, test_quota_edge_e2e, test_received_e2e, test_content_e2e,
+test_spam_levels_e2e). Here the real `owlery postfix --config FILE` runs as a subprocess on a
+settings file naming the test's daemon ports and a directory: variant "files" (map files
+with two hosted domains) or "ldap" (the harness slapd, ldap_domains set). Its main.cf
+"name = value" lines and master.cf lines go into the harness Postfix unchanged, except what
+the harness must own (its own ports and paths; relay_domains, which must not also list the
+LDAP variant's example.test; the pipe's user=, see LDA_USER). Then, from an outside client
+(XCLIENT ADDR=192.0.2.x):
+
+- the printed virtual_mailbox_domains lists the directory's domains (files variant: both
+  map-file domains; ldap: ldap_domains) and the printed pipe line carries `-c FILE`;
+- an unknown user is refused at RCPT (550 5.1.1), a known one is delivered into its Maildir
+  by `owlery lmtpd` over the printed LMTP virtual_transport;
+- with virtual_transport switched to the printed `owlery` pipe service, `owlery-lda -c FILE`
+  delivers into the same Maildir (a non-default settings path: without -c it would not know
+  the directory or the Maildir layout);
+- (files variant, once) with spamd stopped the milter's spam stage answers 451 4.7.1 at end
+  of data, and once spamd is back the client's retry is accepted and delivered.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness.owlery_daemons import OwleryDaemons
+from tests.harness.postfix import build_message
+from tests.harness.procs import wait_for_text, wait_until
+from tests.harness.spamd import Spamd
+
+ROOT = Path(__file__).resolve().parents[2]
+OWLERY = Path(sys.executable).parent / "owlery"      # the installed command, as a postmaster runs it
+SENDER = "news@outside.test"
+OUTSIDE = {"ADDR": "192.0.2.44", "NAME": "mx.outside.test"}
+FILES_DOMAINS = ("wired.test", "second.test")
+# The printed pipe line runs the LDA as user=vmail, which this machine does not have; the
+# test runs it as nobody, who owns the test's mail tree (the only change made to that line).
+LDA_USER = "nobody"
+
+
+def owlery_postfix(config_path):
+    """Run `owlery postfix --config FILE`; ({main.cf name: value} in order, master.cf text, stdout)."""
+    done = subprocess.run([str(OWLERY), "postfix", "--config", str(config_path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0 and done.stderr == "", (done.returncode, done.stderr)
+    main, master, section = {}, [], None
+    for line in done.stdout.splitlines():
+        if line.startswith("# /etc/postfix/"):
+            section = line.rpartition("/")[2]
+            continue
+        if section == "main.cf" and line.strip() and not line.startswith("#"):
+            name, sep, value = line.partition(" = ")
+            assert sep and name not in main, line
+            main[name] = value
+        elif section == "master.cf" and line.strip():
+            master.append(line)
+    assert main and master, done.stdout
+    return main, "\n".join(master) + "\n", done.stdout
+
+
+def common_config(workdir, mail, dns_stub):
+    return (f'maildir_path_template = "{mail}/{{domain}}/{{localpart}}/Maildir"\n'
+            f'delivery_sieve_script_template = "{workdir}/sieve/{{localpart}}.sieve"\n'
+            f'maildir_owner = "{LDA_USER}"\n'
+            f'state_sqlite_path = "{workdir}/state/state.sqlite"\n'
+            f'lda_log_path = "{workdir}/state/lda.log"\n'
+            'policyd_checks = { RCPT = ["recipient"] }\n'
+            # the milter's default inbound stages (SPF, DKIM, DMARC) ask the DNS stub, never real DNS
+            'milter_dns_nameservers = ["127.0.0.1"]\n'
+            f'milter_dns_port = {dns_stub.port}\n')
+
+
+def build_stack(postfix_factory, harness_dirs, dns_stub, variant, extra_config, harness_owned):
+    workdir = harness_dirs(f"wiring-{variant}")
+    mail = workdir / "mail"
+    nobody = pwd.getpwnam(LDA_USER)
+    for d in (mail, workdir / "state"):
+        d.mkdir()
+        os.chown(d, nobody.pw_uid, nobody.pw_gid)
+    daemons = OwleryDaemons(workdir, extra_config=common_config(workdir, mail, dns_stub) + extra_config(workdir, mail))
+    daemons.start()
+    try:
+        main, master, printed = owlery_postfix(daemons.config_path)
+        pipe_master = master.replace(" user=vmail ", f" user={LDA_USER} ")
+        assert pipe_master != master, master
+        pf = postfix_factory(main_cf={**main, **harness_owned}, master_cf_extra=pipe_master,
+                             name=f"wiring-postfix-{variant}")
+    except BaseException:
+        daemons.stop()
+        raise
+    return {"pf": pf, "daemons": daemons, "mail": mail, "main": main, "master": master, "printed": printed,
+            "harness_owned": harness_owned, "workdir": workdir}
+
+
+@pytest.fixture(scope="module")
+def wiring_spamd(harness_dirs):
+    """A spamd of this module's own: the spamd test stops and restarts it (the session one must stay up)."""
+    server = Spamd(harness_dirs("wiring-spamd")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def files_stack(postfix_factory, harness_dirs, dns_stub, wiring_spamd):
+    def extra(workdir, mail):
+        (workdir / "mailboxes").write_text("".join(f"alice@{d} {d}/alice/Maildir\n" for d in FILES_DOMAINS))
+        return (f'files_mailboxes = "{workdir}/mailboxes"\n'
+                f'files_maildir_base = "{mail}"\n'
+                # the default inbound stages plus spamd's score (the spamd-down test)
+                'milter_inbound_stages = ["spf", "dkim_verify", "arc_verify", "dmarc", "authres", "spam"]\n'
+                f'spamd_endpoint = "tcp:127.0.0.1:{wiring_spamd.port}"\n'
+                'spamd_timeout = "20s"\n')
+    stack = build_stack(postfix_factory, harness_dirs, dns_stub, "files", extra, {})
+    stack.update(domain=FILES_DOMAINS[0], domains=sorted(FILES_DOMAINS), spamd=wiring_spamd)
+    yield stack
+    stack["pf"].stop()
+    stack["daemons"].stop()
+
+
+@pytest.fixture(scope="module")
+def ldap_stack(postfix_factory, harness_dirs, dns_stub, slapd):
+    def extra(workdir, mail):
+        return ('directory_backend = "ldap"\n'
+                f'ldap_servers = ["{slapd.url}"]\n'
+                f'ldap_base_dn = "{slapd.base_dn}"\n'
+                'ldap_domains = ["example.test"]\n')
+    # The harness relays example.test to its sink by default; Postfix must not see the
+    # domain both there and in the printed virtual_mailbox_domains.
+    stack = build_stack(postfix_factory, harness_dirs, dns_stub, "ldap", extra, {"relay_domains": ""})
+    stack.update(domain="example.test", domains=["example.test"])
+    yield stack
+    stack["pf"].stop()
+    stack["daemons"].stop()
+
+
+@pytest.fixture(scope="module", params=["files", "ldap"])
+def stack(request):
+    return request.getfixturevalue(f"{request.param}_stack")
+
+
+def maildir_files(stack, localpart="alice"):
+    base = stack["mail"] / stack["domain"] / localpart / "Maildir"
+    return [p for sub in ("new", "cur") if (base / sub).is_dir() for p in sorted((base / sub).iterdir())]
+
+
+def send_outside(pf, rcpt, subject, client=OUTSIDE):
+    msg = build_message(sender=SENDER, to=rcpt, subject=subject, body=f"{subject}\n")
+    return pf.send(SENDER, [rcpt], msg, xclient=client, check=False)
+
+
+def wait_delivered(stack, subject):
+    """The Maildir file holding `subject` (waits for it; fails with the logs on timeout)."""
+    needle = f"Subject: {subject}\n".encode()
+
+    def found():
+        return [p for p in maildir_files(stack) if needle in p.read_bytes()]
+    try:
+        [path] = wait_until(found, 30, f"delivery of {subject!r}")
+    except Exception:  # noqa: BLE001  show every log, whatever went wrong
+        lda_log = stack["workdir"] / "state" / "lda.log"
+        pytest.fail(f"--- maillog ---\n{stack['pf'].maillog()[-3000:]}\n--- lmtpd ---\n"
+                    f"{stack['daemons'].log('lmtpd')[-2000:]}\n--- milter ---\n{stack['daemons'].log('milter')[-2000:]}"
+                    f"\n--- lda ---\n{lda_log.read_text()[-2000:] if lda_log.exists() else ''}")
+    return path
+
+
+def test_printed_lines_name_the_directory_domains_and_the_settings_path(stack):
+    main, master, pf = stack["main"], stack["master"], stack["pf"]
+    assert main["virtual_mailbox_domains"].split() == stack["domains"], stack["printed"]
+    ports = stack["daemons"].ports
+    assert main["virtual_transport"] == f"lmtp:inet:127.0.0.1:{ports['lmtpd']}"
+    assert main["smtpd_milters"] == f"inet:127.0.0.1:{ports['milter']}"
+    assert f"inet:127.0.0.1:{ports['policyd']}" in main["smtpd_recipient_restrictions"]
+    # the settings are not at the default path: the LDA line must say where they are
+    [argv] = [line for line in master.splitlines() if "argv=" in line]
+    assert f"/owlery-lda -c {stack['daemons'].config_path} -f ${{sender}} " in argv, master
+    # the running Postfix uses the printed values, not the harness's defaults
+    for name, value in main.items():
+        if name not in stack["harness_owned"]:
+            assert pf.postconf("-h", name).strip() == value, name
+
+
+def test_outside_client_unknown_user_refused_known_user_delivered_over_lmtp(stack):
+    pf, daemons, domain = stack["pf"], stack["daemons"], stack["domain"]
+    code, text = send_outside(pf, f"nobody@{domain}", "to nobody").rcpt[f"nobody@{domain}"]
+    assert code == 550 and text.startswith(f"5.1.1 <nobody@{domain}>:"), (code, text)
+    daemons.wait_log("policyd", f"reject: RCPT from mx.outside.test[192.0.2.44]: 550 5.1.1 <nobody@{domain}>")
+
+    subject = f"over lmtp {domain}"
+    result = send_outside(pf, f"alice@{domain}", subject)
+    assert result.data is not None and result.data[0] == 250, (result.rcpt, result.data)
+    raw = wait_delivered(stack, subject).read_bytes()
+    assert f"Delivered-To: alice@{domain}\n".encode() in raw
+    assert b" (mx.outside.test [192.0.2.44])\n\tby mx.example.test (Postfix)" in raw, raw.decode()
+    assert b"Authentication-Results: " in raw                                # the milter's header
+    pf.wait_for_log(r"%s: to=<alice@%s>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d.*status=sent"
+                    % (result.queue_id, re.escape(domain), daemons.ports["lmtpd"]))
+    daemons.wait_log("lmtpd", f"delivered: 250 2.0.0 <alice@{domain}>")
+
+
+def test_printed_pipe_transport_delivers_with_its_settings_path(stack):
+    pf, domain = stack["pf"], stack["domain"]
+    main = {**stack["main"], **stack["harness_owned"]}
+    pf.configure(main_cf={**main, "virtual_transport": "owlery"})
+    try:
+        subject = f"through the lda {domain}"
+        result = send_outside(pf, f"alice@{domain}", subject)
+        assert result.data is not None and result.data[0] == 250, (result.rcpt, result.data)
+        raw = wait_delivered(stack, subject).read_bytes()
+        assert raw.startswith(f"Return-Path: <{SENDER}>\n".encode()), raw[:200]
+        assert f"Delivered-To: alice@{domain}\n".encode() in raw
+        pf.wait_for_log(r"%s: to=<alice@%s>, relay=owlery, .*status=sent" % (result.queue_id, re.escape(domain)))
+        pf.wait_queue_empty()
+        # lda_log_path is set only in the -c file: the LDA's decision line there shows it read it
+        lda_log = stack["workdir"] / "state" / "lda.log"
+        wait_for_text(lambda: lda_log.read_text() if lda_log.exists() else "",
+                      f"lda: {result.queue_id}: delivered: 250 2.0.0 <alice@{domain}>")
+    finally:
+        pf.configure(main_cf=main)
+
+
+def test_spamd_stopped_defers_at_end_of_data_and_retry_is_accepted(files_stack):
+    pf, spamd, domain = files_stack["pf"], files_stack["spamd"], files_stack["domain"]
+    subject = "while spamd sleeps"
+    spamd.stop()
+    try:
+        result = send_outside(pf, f"alice@{domain}", subject)
+        assert result.accepted == [f"alice@{domain}"], result.rcpt
+        code, text = result.data
+        assert code == 451 and text.startswith("4.7.1 Spam scanner temporarily unavailable"), result.data
+        assert pf.queue_files() == []
+        files_stack["daemons"].wait_log("milter", "tempfail: END-OF-MESSAGE from mx.outside.test[192.0.2.44]: "
+                                                  "451 4.7.1 Spam scanner temporarily unavailable")
+    finally:
+        spamd.start()
+    result = send_outside(pf, f"alice@{domain}", subject)
+    assert result.data[0] == 250, result.data
+    raw = wait_delivered(files_stack, subject).read_bytes()
+    assert b"X-Spam-Status: " in raw and b"SPAMD=" in raw          # scored by spamd this time
