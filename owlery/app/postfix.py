@@ -86,6 +86,9 @@ def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
         ("milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}"),
         ("virtual_mailbox_domains", " ".join(domains)),
         ("virtual_transport", f"lmtp:{lmtp}"),
+        # Postfix expands the aliases itself (one file for both: Postfix table syntax).
+        *([("virtual_alias_maps", f"texthash:{settings.files_aliases}")]
+          if settings.directory_backend == "files" and settings.files_aliases else []),
         # For the optional LDA transport in master.cf: pipe(8) gives ${user}@${nexthop} one
         # recipient at a time only with a limit of 1 (else several after one -d).
         ("owlery_destination_recipient_limit", "1"),
@@ -119,6 +122,31 @@ def master_cf(settings: Any, command: str | None = None) -> str:
         "owlery    unix  -       n       n       -       -       pipe\n"
         f"  flags=DRhu user=vmail argv={lda_command(command)}{config} -f ${{sender}} -a ${{original_recipient}}"
         " -d ${user}@${nexthop}\n"
+        + release_service(settings)
+    )
+
+
+def release_service(settings: Any) -> str:
+    """The smtpd that takes released quarantine mail (`owlery quarantine release`, method smtp):
+    loopback only, no milters, no policy service, no content filter, like amavis' 10025."""
+    if getattr(settings, "quarantine_release_method", "smtp") != "smtp":
+        return ""
+    ep = parse_endpoint(settings.quarantine_release_smtp_endpoint)
+    if ep.kind != "tcp":
+        return ""
+    host = f"[{ep.host}]" if ":" in ep.host else ep.host
+    return (
+        "# Quarantine release (owlery quarantine release): loopback only, not scanned again\n"
+        f"{host}:{ep.port} inet n  -  n  -  -  smtpd\n"
+        "  -o smtpd_milters=\n"
+        "  -o non_smtpd_milters=\n"
+        "  -o content_filter=\n"
+        "  -o receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters\n"
+        "  -o smtpd_relay_restrictions=\n"
+        "  -o smtpd_recipient_restrictions=permit_mynetworks,reject\n"
+        "  -o smtpd_data_restrictions=\n"
+        "  -o smtpd_end_of_data_restrictions=\n"
+        f"  -o mynetworks={'127.0.0.0/8' if ':' not in ep.host else '[::1]/128'}\n"
     )
 
 

@@ -66,9 +66,10 @@ def test_lda_line_names_a_non_default_settings_file(tmp_path):
     from owlery import settings as settings_mod
     cfg = tmp_path / "owlery.toml"
     cfg.write_text("")
-    line = postfix.master_cf(settings_mod.load(str(cfg)), command="/usr/bin/owlery").splitlines()[-1]
+    [line] = [x for x in postfix.master_cf(settings_mod.load(str(cfg)), command="/usr/bin/owlery").splitlines()
+              if "argv=" in x]
     assert f"argv=/usr/bin/owlery-lda -c {cfg} -f ${{sender}}" in line
-    default = postfix.master_cf(Settings(), command="/usr/bin/owlery").splitlines()[-1]
+    [default] = [x for x in postfix.master_cf(Settings(), command="/usr/bin/owlery").splitlines() if "argv=" in x]
     assert "argv=/usr/bin/owlery-lda -f ${sender}" in default
 
 
@@ -88,3 +89,15 @@ def test_owlery_postfix_prints_the_directorys_domains(tmp_path):
     out = subprocess.run([sys.executable, "-m", "owlery.app.cli", "postfix", "--config", str(cfg)], cwd=root,
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert "virtual_mailbox_domains = y.test z.test\n" in out
+
+
+def test_release_service_and_alias_maps_are_printed(tmp_path):
+    text = postfix.render(Settings(), ["example.org"], command="/usr/bin/owlery")
+    assert "127.0.0.1:10025 inet n  -  n  -  -  smtpd\n  -o smtpd_milters=\n" in text
+    assert "  -o smtpd_data_restrictions=\n" in text and "virtual_alias_maps" not in text
+    s = Settings().replace(quarantine_release_smtp_endpoint="tcp:127.0.0.1:10099",
+                           files_aliases=str(tmp_path / "aliases"))
+    text = postfix.render(s, ["example.org"], command="/usr/bin/owlery")
+    assert "127.0.0.1:10099 inet n" in text
+    assert f"virtual_alias_maps = texthash:{tmp_path / 'aliases'}\n" in text
+    assert "inet n  -  n" not in postfix.render(s.replace(quarantine_release_method="sendmail"), ["example.org"])

@@ -34,7 +34,7 @@ import pytest
 
 from tests.harness.owlery_daemons import OwleryDaemons
 from tests.harness.postfix import build_message
-from tests.harness.procs import wait_for_text, wait_until
+from tests.harness.procs import free_port, wait_for_text, wait_until
 from tests.harness.spamd import Spamd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +74,8 @@ def common_config(workdir, mail, dns_stub):
             f'state_sqlite_path = "{workdir}/state/state.sqlite"\n'
             f'lda_log_path = "{workdir}/state/lda.log"\n'
             'policyd_checks = { RCPT = ["recipient"] }\n'
+            # the printed release smtpd listens here: a free port, as both variants' Postfix run at once
+            f'quarantine_release_smtp_endpoint = "tcp:127.0.0.1:{free_port()}"\n'
             # the milter's default inbound stages (SPF, DKIM, DMARC) ask the DNS stub, never real DNS
             'milter_dns_nameservers = ["127.0.0.1"]\n'
             f'milter_dns_port = {dns_stub.port}\n')
