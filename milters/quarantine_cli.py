@@ -10,6 +10,11 @@ hostile message cannot drive the admin's terminal; `show --raw` gives the exact 
 pipe or a file and refuses a terminal unless --force; `list --json` escapes them as JSON does.
 `spam learn` feeds Maildir folders to spamd (TELL) with a progress bar, the job sa-learn
 does from cron. Imports nothing heavy at module top.
+
+SECURITY: an administrator's tool: it trusts its user (whoever may read the settings file
+and the store) and treats stored messages as hostile (terminal-safe output). Run as root,
+it creates the store as `daemon_user`, so the milter can still write it; released mail
+goes to loopback Postfix only (quarantine_release_smtp_endpoint) or through sendmail.
 Talks to: the quarantine store, Postfix (release), spamd (learn). Tests: tests/milters/test_quarantine_cli.py,
 tests/milters/test_low_hardening.py (terminal safety)
 """

@@ -8,6 +8,13 @@ starts with an enhanced status code and a reason, which Postfix's pipe(8) puts i
 A `-m` folder that cannot be used (a bad name, or one that cannot be created) is replaced
 by INBOX with a log line, as dovecot-lda does, instead of deferring the message for ever.
 Imports stay lazy: the Sieve engine loads only when the user has a script.
+
+SECURITY: runs as whatever pipe(8) gives it (`user=` in master.cf, never root: Postfix
+refuses that) and trusts its command line (the envelope) and settings file; the message
+and the user's Sieve script are hostile input, run under the same budgets as lmtpd's. It
+writes only the user's Maildir and the state store, without following links below the
+Maildir root, and exits 75 (nothing stored) on any failure it cannot classify, 67 only
+for a recipient the directory does not know (a missing directory is 75, never 67).
 Talks to: stdin, sieve.delivery.executor. Tests: tests/delivery/test_lda.py,
 tests/delivery/test_lda_folder.py
 """
