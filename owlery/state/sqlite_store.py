@@ -67,7 +67,7 @@ class SQLiteStore(StateStore):
             # Set-up under the writers' lock file: policyd workers start together on a fresh
             # file, and switching it to WAL takes SQLite's lock without waiting in its busy
             # handler ("database is locked" at once: a worker died at start).
-            with self._setup_lock():
+            with self._file_lock():
                 conn.execute("PRAGMA journal_mode=WAL")
                 # NORMAL in WAL mode: durable against application crashes, fsync only at
                 # checkpoints; losing the last greylist entries on power loss only means one more delay.
@@ -154,20 +154,13 @@ class SQLiteStore(StateStore):
         """Writers queue on a lock file (and a lock for this process's threads) before BEGIN
         IMMEDIATE: the kernel wakes the next one the moment the lock is free, where SQLite's
         own busy handler would sleep and poll (milliseconds per turn with several workers)."""
-        with self._thread_lock:
-            fd = self._lock_fd()
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                if fd is not None:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+        with self._thread_lock, self._file_lock():
+            yield
 
     @contextlib.contextmanager
-    def _setup_lock(self):
-        """The lock file alone (no thread lock: set-up runs before this thread writes), so
-        processes opening a fresh file one by one, never two at once."""
+    def _file_lock(self):
+        """The lock file alone, which orders processes: writers (under the thread lock too,
+        see _writer) and the set-up of a fresh file (before this thread writes anything)."""
         fd = self._lock_fd()
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
