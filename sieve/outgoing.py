@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from sieve.address import AddressError, parse_address_list, parse_path
+from sieve.errors import SieveRuntimeError
 from sieve.message import decode_2047
 
 MAX_SUBJECT = 256        # characters of a generated Subject (longer ones end with an ellipsis)
@@ -37,6 +38,18 @@ _LINE = 76               # line limit of header fields we write (RFC 2047 sectio
 class HeaderError(ValueError):
     """A value that cannot be written into a header field without changing what it means
     (an address with control characters, two addresses where one is expected...)."""
+
+
+def checked_from(value: str | None, action: str) -> str | None:
+    """A `:from` as the script built it, checked at run time (variables may have made it):
+    one mailbox, or a runtime error naming the action (RFC 5230 4.4, RFC 5435 3.3)."""
+    if value is not None:
+        try:
+            single_mailbox(value)
+        except HeaderError as e:
+            raise SieveRuntimeError(f"specified :from address '{loggable(value)}' is invalid "
+                                    f"for the {action}: {e}") from None
+    return value
 
 
 # --- text ----------------------------------------------------------------------------

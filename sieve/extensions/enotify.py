@@ -21,7 +21,7 @@ from sieve.actions import Notify
 from sieve.address import AddressError, parse_address_list
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
-from sieve.outgoing import MAX_SUBJECT, HeaderError, addr_spec, header_text, loggable, notify_mailto, single_mailbox
+from sieve.outgoing import MAX_SUBJECT, HeaderError, addr_spec, checked_from, header_text, loggable, notify_mailto, single_mailbox
 
 SIEVE_NOTIFY_MAILTO_MAX_RECIPIENTS = setting(
     "sieve_notify_mailto_max_recipients", int_range(1, None), 8,
@@ -158,13 +158,7 @@ def _run_notify(rt, node):
         raise SieveRuntimeError(f"notify: {loggable(err, 300)}")
     recipients, headers, body, to_list, shown = parse_mailto(uri)
     importance = rt.s(node.tags["importance"]) if "importance" in node.tags else "2"
-    from_addr = rt.s(node.tags["from"]) if "from" in node.tags else None
-    if from_addr is not None:
-        try:
-            single_mailbox(from_addr)
-        except HeaderError as e:
-            raise SieveRuntimeError(f"specified :from address '{loggable(from_addr)}' is invalid "
-                                    f"for the mailto method: {e}") from None
+    from_addr = checked_from(rt.s(node.tags["from"]) if "from" in node.tags else None, "mailto method")
     text = rt.s(node.tags["message"]) if "message" in node.tags else None
     subj_hdr = [v for k, v in headers if k.lower() == "subject"]
     if text is None:

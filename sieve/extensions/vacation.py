@@ -18,9 +18,8 @@ import logging
 
 from sieve.actions import Vacation
 from sieve.address import AddressError, parse_address_list, parse_path, split_detail
-from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
-from sieve.outgoing import (MAX_SUBJECT, HeaderError, addr_spec, header_text, loggable, msg_ids,
+from sieve.outgoing import (MAX_SUBJECT, HeaderError, addr_spec, checked_from, header_text, loggable, msg_ids,
                             single_mailbox, vacation_reply)
 
 log = logging.getLogger("owlery.sieve")
@@ -79,13 +78,7 @@ def _skip(rt, sender: str, why: str) -> None:
 
 def _run(rt, node):
     # the script's values first: variables may have built them (RFC 5230 4.4, 4.5)
-    from_tag = rt.s(node.tags["from"]) if "from" in node.tags else None
-    if from_tag is not None:
-        try:
-            single_mailbox(from_tag)
-        except HeaderError as e:
-            raise SieveRuntimeError(f"specified :from address '{loggable(from_tag)}' is invalid "
-                                    f"for the vacation action: {e}") from None
+    from_tag = checked_from(rt.s(node.tags["from"]) if "from" in node.tags else None, "vacation action")
     sender = rt.envelope.mail_from
     if not sender:
         return
