@@ -7,35 +7,16 @@ commands (`owlery lda` and the fast `owlery-lda`) are run, as Postfix's pipe(8) 
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-OWLERY = str(ROOT / ".venv" / "bin" / "owlery")
-COMMANDS = {"owlery lda": [OWLERY, "lda"], "owlery-lda": [OWLERY + "-lda"]}
+from tests.delivery import test_lda
+
+lda = test_lda.lda      # the fixture: both commands, run as pipe(8) would
 
 
 def config(tmp_path, extra=""):
-    conf = tmp_path / "owlery.toml"
-    conf.write_text(f"""
-maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"
-delivery_sieve_script_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/sieve/active.sieve"
-state_backend = "memory"
-delivery_use_directory = false
-lda_log_path = "{tmp_path}/lda.log"
-{extra}
-""")
-    return str(conf)
-
-
-@pytest.fixture(params=list(COMMANDS))
-def lda(request):
-    def run(conf, *args, message=b"Subject: t\n\nhello\n"):
-        return subprocess.run([*COMMANDS[request.param], "-c", conf, *args], input=message,
-                              capture_output=True, timeout=60)
-    return run
+    """test_lda's settings, plus the LDA's own log, where the fallback is reported."""
+    return test_lda.config(tmp_path, f'lda_log_path = "{tmp_path}/lda.log"\n{extra}')
 
 
 def maildir(tmp_path):
