@@ -83,7 +83,7 @@ import socket
 import stat
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from owlery import maildirsize
 from owlery.settings import Bool, Duration, Str, choice, setting
@@ -458,6 +458,26 @@ class Delivered:
     path: str
     folder: str
     size: int
+
+
+@dataclasses.dataclass
+class Expunged:
+    """What Maildir.expunge removed (or would remove, dry run): counts per folder, and problems
+    it met and skipped (a link where a directory should be, a maildirsize it could not update)."""
+
+    messages: int = 0
+    message_bytes: int = 0
+    tmp_files: int = 0
+    per_folder: dict[str, int] = dataclasses.field(default_factory=dict)
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, folder: str, sub: str, size: int) -> None:
+        if sub == "tmp":
+            self.tmp_files += 1
+            return
+        self.messages += 1
+        self.message_bytes += size
+        self.per_folder[folder] = self.per_folder.get(folder, 0) + 1
 
 
 class Maildir:
@@ -1162,6 +1182,63 @@ class Maildir:
             os.write(fd, f"{size} {count}\n".encode("ascii"))
         finally:
             os.close(fd)
+
+    # -- upkeep ------------------------------------------------------------
+
+    def expunge(self, select: Callable[[str, str], bool], *, tmp_older_than: float | None = None,
+                now: float | None = None, dry_run: bool = False) -> Expunged:
+        """Remove the messages `select(folder, filename)` picks (folder: IMAP name, "INBOX" for the
+        root) from new/ and cur/, and the files in tmp/ last changed more than `tmp_older_than`
+        seconds ago; then take what was removed off maildirsize (negative delta line).
+
+        Safe beside Dovecot: a file renamed meanwhile (flags changed, new/ -> cur/) is missing
+        when we unlink it and is simply left for the next run; Dovecot notices removed files at
+        its next sync and keeps the UIDs of the rest. Links are never followed (see the class).
+        """
+        t = time.time() if now is None else now
+        done = Expunged()
+        with contextlib.ExitStack() as fds:
+            root = self._open_root(fds, create=False)
+            if root is None:
+                return done
+            folders = [("INBOX", "", root)] + [
+                (".".join(decode_mutf7(p) for p in entry[1:].split(".")), entry, fd)
+                for entry, fd in self._folder_dirs(fds, root)]
+            for name, dirname, folder in folders:
+                for sub in ("new", "cur", "tmp"):
+                    rel = f"{dirname}/{sub}" if dirname else sub
+                    try:
+                        d = self._subdir(fds, folder, sub, rel, create=False)
+                    except (MaildirError, NotADirectoryError) as e:
+                        done.problems.append(f"{rel}: {e}")
+                        continue
+                    if d is None:
+                        continue
+                    for entry in sorted(os.listdir(d)):
+                        try:
+                            st = os.stat(entry, dir_fd=d, follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue        # renamed or expunged meanwhile
+                        if not stat.S_ISREG(st.st_mode):
+                            continue
+                        if sub == "tmp":
+                            if tmp_older_than is None or t - st.st_mtime <= tmp_older_than:
+                                continue
+                        elif not select(name, entry):
+                            continue
+                        if not dry_run:
+                            try:
+                                os.unlink(entry, dir_fd=d)
+                            except FileNotFoundError:
+                                continue    # Dovecot renamed it (flags): the next run sees it again
+                        size = st.st_size if sub == "tmp" else (parse_size_from_name(entry) or st.st_size)
+                        done.add(name, sub, size)
+            if done.messages and not dry_run:
+                try:
+                    self._add_usage(root, -done.message_bytes, -done.messages)
+                except (OSError, MaildirError) as e:
+                    done.problems.append(f"maildirsize: {e}")   # recalculated at the next delivery
+        return done
 
     # -- delivery ----------------------------------------------------------
 

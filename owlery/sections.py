@@ -37,6 +37,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "maildir": ("owlery.maildir",),
     "delivery": ("sieve.delivery.users", "sieve.delivery.executor"),
     "lda": ("sieve.delivery.lda",),
+    "mailbox": ("sieve.delivery.expire",),
     "redirect": ("sieve.delivery.redirect",),
     "vacation": ("sieve.delivery.vacation",),
     "submission": ("sieve.delivery.submission",),

@@ -29,6 +29,7 @@ PRODUCT_CLI_MODULES = (
     "milters.quarantine_cli",
     "sieve.cli",
     "sieve.delivery.cli",
+    "sieve.delivery.mailbox_cli",
 )
 
 

@@ -1,0 +1,122 @@
+"""`owlery mailbox expire`: remove old messages from folders such as Junk and Trash, and tmp/ leftovers.
+
+Which mailboxes: the addresses given (resolved as delivery resolves them: the directory's
+mail path, else maildir_path_template) and/or `--maildir PATH`. What goes: the rules in
+sieve/delivery/expire.py (`mailbox_expire_ages`, `mailbox_expire_tmp_age`); the file work
+and maildirsize bookkeeping are owlery.maildir.Maildir.expunge. One summary line per run
+in the log (and per mailbox at info); a bad mailbox (a link, a permission error) is
+reported and skipped, never a crash, never a deletion outside the Maildir.
+Exit status: 0 done, 1 settings error, 75 some mailbox could not be handled (the directory
+down, an unreadable Maildir): run again later.
+Tests: tests/delivery/test_mailbox_expire.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+log = logging.getLogger("owlery.mailbox")
+
+EXIT_TEMPFAIL = 75
+
+
+def _maildirs(args: argparse.Namespace, settings) -> list[tuple[str, str, object]]:
+    """(label, maildir path, owner) for each mailbox named on the command line."""
+    from owlery.maildir import owner_from_settings
+    out: list[tuple[str, str, object]] = []
+    owner = owner_from_settings(settings)
+    for path in args.maildir:
+        out.append((path, path, owner))
+    if args.addresses:
+        from owlery.maildir import Owner
+        from sieve.delivery.users import UserResolver
+        resolver = UserResolver.from_settings(settings)
+        for address in args.addresses:
+            user = resolver.lookup(address)      # may raise DirectoryUnavailable
+            if user is None:
+                raise LookupError(f"{address}: unknown user")
+            who = owner
+            if user.uid is not None:
+                who = Owner(user.uid, user.gid if user.gid is not None else user.uid)
+            out.append((user.address, user.maildir, who))
+    return out
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\rexpire: {done}/{total} mailboxes")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _cmd_expire(args: argparse.Namespace) -> int:
+    from owlery.cliutil import load_settings
+    from owlery.errors import DirectoryUnavailable
+    from owlery.maildir import Maildir, MaildirError
+    from sieve.delivery.expire import ExpiryRules
+    settings = load_settings(args)
+    if settings.log_target != "stderr":      # on a terminal the summary printed below is enough
+        from owlery import log as owlery_log
+        owlery_log.setup(settings, "mailbox")
+    now = time.time() if args.now is None else args.now
+    try:
+        boxes = _maildirs(args, settings)
+    except (LookupError, DirectoryUnavailable, MaildirError) as e:
+        print(f"owlery: mailbox expire: {e}", file=sys.stderr)
+        return EXIT_TEMPFAIL if isinstance(e, DirectoryUnavailable) else 1
+    if not boxes:
+        print("owlery: mailbox expire: name addresses or --maildir PATH", file=sys.stderr)
+        return 2
+    rules = ExpiryRules(settings.mailbox_expire_ages, now)
+    totals = {"mailboxes": 0, "messages": 0, "bytes": 0, "tmp": 0, "failed": 0}
+    for i, (label, path, owner) in enumerate(boxes, 1):
+        maildir = Maildir.from_settings(path, settings, owner=owner)
+        try:
+            done = maildir.expunge(rules.select, tmp_older_than=settings.mailbox_expire_tmp_age,
+                                   now=now, dry_run=args.dry_run)
+        except (OSError, MaildirError) as e:
+            totals["failed"] += 1
+            log.warning("mailbox: expire: %s: %s: %s", label, path, e)
+            print(f"owlery: mailbox expire: {label}: {e}", file=sys.stderr)
+            continue
+        finally:
+            _progress(i, len(boxes))
+        for problem in done.problems:
+            log.warning("mailbox: expire: %s: skipped %s", label, problem)
+        totals["mailboxes"] += 1
+        totals["messages"] += done.messages
+        totals["bytes"] += done.message_bytes
+        totals["tmp"] += done.tmp_files
+        folders = " ".join(f"{name}={n}" for name, n in sorted(done.per_folder.items()))
+        log.info("mailbox: expire: %s: messages=%d bytes=%d tmp=%d %s%s", label, done.messages,
+                 done.message_bytes, done.tmp_files, folders, " (dry run)" if args.dry_run else "")
+        if args.verbose or args.dry_run:
+            print(f"{label}: {done.messages} messages ({done.message_bytes} bytes), "
+                  f"{done.tmp_files} tmp files{': ' + folders if folders else ''}")
+    summary = (f"mailbox: expire: mailboxes={totals['mailboxes']} messages={totals['messages']} "
+               f"bytes={totals['bytes']} tmp={totals['tmp']} failed={totals['failed']} "
+               f"undated={rules.undated}{' dry_run=yes' if args.dry_run else ''}")
+    log.info("%s", summary)
+    print(summary)
+    return EXIT_TEMPFAIL if totals["failed"] else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `owlery mailbox ...` to the `owlery` parser."""
+    from owlery.cliutil import add_config_option
+    p = sub.add_parser("mailbox", help="mailbox upkeep: expire old Junk/Trash messages and tmp/ leftovers")
+    actions = p.add_subparsers(dest="mailbox_command", metavar="ACTION")
+    e = actions.add_parser("expire", help="remove messages older than mailbox_expire_ages from their folders")
+    add_config_option(e)
+    e.add_argument("addresses", nargs="*", metavar="ADDRESS", help="users whose mailboxes to expire")
+    e.add_argument("--maildir", action="append", default=[], metavar="PATH",
+                   help="a Maildir to expire (repeatable), besides the addresses")
+    e.add_argument("--dry-run", "-n", action="store_true", help="count what would go, remove nothing")
+    e.add_argument("--verbose", "-v", action="store_true", help="one line per mailbox")
+    e.add_argument("--now", type=float, default=None, help=argparse.SUPPRESS)   # tests: the clock
+    e.set_defaults(func=_cmd_expire)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
