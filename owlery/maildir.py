@@ -1108,6 +1108,17 @@ class Maildir:
             return self._recalculate_at(root, quota)
         return used
 
+    def stored_quota(self) -> Quota | None:
+        """The limits on maildirsize's definition line (whoever wrote it: us, Dovecot, Courier),
+        None when there is no such file or it gives no limit."""
+        with contextlib.ExitStack() as fds:
+            root = self._open_root(fds, create=False)
+            got = None if root is None else self._read_file(root, "maildirsize", "maildirsize", MAILDIRSIZE_MAX_BYTES)
+        if got is None:
+            return None
+        q = Quota.from_file(maildirsize.parse(got[0].decode("ascii", "replace")))
+        return None if q.unlimited else q
+
     def recalculate(self, quota: Quota) -> Usage:
         """Count every message (S= from names, else lstat) and rewrite maildirsize atomically."""
         with contextlib.ExitStack() as fds:

@@ -30,6 +30,7 @@ PRODUCT_CLI_MODULES = (
     "sieve.cli",
     "sieve.delivery.cli",
     "sieve.delivery.mailbox_cli",
+    "sieve.delivery.quota_cli",
 )
 
 

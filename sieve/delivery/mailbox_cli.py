@@ -23,28 +23,6 @@ log = logging.getLogger("owlery.mailbox")
 EXIT_TEMPFAIL = 75
 
 
-def _maildirs(args: argparse.Namespace, settings) -> list[tuple[str, str, object]]:
-    """(label, maildir path, owner) for each mailbox named on the command line."""
-    from owlery.maildir import owner_from_settings
-    out: list[tuple[str, str, object]] = []
-    owner = owner_from_settings(settings)
-    for path in args.maildir:
-        out.append((path, path, owner))
-    if args.addresses:
-        from owlery.maildir import Owner
-        from sieve.delivery.users import UserResolver
-        resolver = UserResolver.from_settings(settings)
-        for address in args.addresses:
-            user = resolver.lookup(address)      # may raise DirectoryUnavailable
-            if user is None:
-                raise LookupError(f"{address}: unknown user")
-            who = owner
-            if user.uid is not None:
-                who = Owner(user.uid, user.gid if user.gid is not None else user.uid)
-            out.append((user.address, user.maildir, who))
-    return out
-
-
 def _progress(done: int, total: int) -> None:
     if sys.stderr.isatty():
         sys.stderr.write(f"\rexpire: {done}/{total} mailboxes")
@@ -58,13 +36,14 @@ def _cmd_expire(args: argparse.Namespace) -> int:
     from owlery.errors import DirectoryUnavailable
     from owlery.maildir import Maildir, MaildirError
     from sieve.delivery.expire import ExpiryRules
+    from sieve.delivery.mailbox_select import selected
     settings = load_settings(args)
     if settings.log_target != "stderr":      # on a terminal the summary printed below is enough
         from owlery import log as owlery_log
         owlery_log.setup(settings, "mailbox")
     now = time.time() if args.now is None else args.now
     try:
-        boxes = _maildirs(args, settings)
+        boxes = selected(args, settings)
     except (LookupError, DirectoryUnavailable, MaildirError) as e:
         print(f"owlery: mailbox expire: {e}", file=sys.stderr)
         return EXIT_TEMPFAIL if isinstance(e, DirectoryUnavailable) else 1
@@ -73,14 +52,15 @@ def _cmd_expire(args: argparse.Namespace) -> int:
         return 2
     rules = ExpiryRules(settings.mailbox_expire_ages, now)
     totals = {"mailboxes": 0, "messages": 0, "bytes": 0, "tmp": 0, "failed": 0}
-    for i, (label, path, owner) in enumerate(boxes, 1):
-        maildir = Maildir.from_settings(path, settings, owner=owner)
+    for i, box in enumerate(boxes, 1):
+        label = box.label
+        maildir = Maildir.from_settings(box.maildir, settings, owner=box.owner)
         try:
             done = maildir.expunge(rules.select, tmp_older_than=settings.mailbox_expire_tmp_age,
                                    now=now, dry_run=args.dry_run)
         except (OSError, MaildirError) as e:
             totals["failed"] += 1
-            log.warning("mailbox: expire: %s: %s: %s", label, path, e)
+            log.warning("mailbox: expire: %s: %s: %s", label, box.maildir, e)
             print(f"owlery: mailbox expire: {label}: {e}", file=sys.stderr)
             continue
         finally:
@@ -108,13 +88,12 @@ def _cmd_expire(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `owlery mailbox ...` to the `owlery` parser."""
     from owlery.cliutil import add_config_option
+    from sieve.delivery.mailbox_select import add_selection_options
     p = sub.add_parser("mailbox", help="mailbox upkeep: expire old Junk/Trash messages and tmp/ leftovers")
     actions = p.add_subparsers(dest="mailbox_command", metavar="ACTION")
     e = actions.add_parser("expire", help="remove messages older than mailbox_expire_ages from their folders")
     add_config_option(e)
-    e.add_argument("addresses", nargs="*", metavar="ADDRESS", help="users whose mailboxes to expire")
-    e.add_argument("--maildir", action="append", default=[], metavar="PATH",
-                   help="a Maildir to expire (repeatable), besides the addresses")
+    add_selection_options(e, "expire")
     e.add_argument("--dry-run", "-n", action="store_true", help="count what would go, remove nothing")
     e.add_argument("--verbose", "-v", action="store_true", help="one line per mailbox")
     e.add_argument("--now", type=float, default=None, help=argparse.SUPPRESS)   # tests: the clock
