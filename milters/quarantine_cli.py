@@ -1,4 +1,4 @@
-"""`owlery quarantine list|show|release|delete|expire` and `owlery spam learn`: the postmaster's content tools.
+"""`owlery quarantine list|show|release|delete|expire`: the postmaster's quarantine tools.
 
 The quarantine commands work on the configured store (milters.quarantine; any host of a
 PostgreSQL quarantine can run them); release re-injects through milters.quarantine.release.
@@ -8,14 +8,13 @@ set). A bad id is a clear error with exit status 1; a store that is down exits 7
 with its control characters made visible (ESC as `\x1b`), always, not only on a terminal, so a
 hostile message cannot drive the admin's terminal; `show --raw` gives the exact bytes for a
 pipe or a file and refuses a terminal unless --force; `list --json` escapes them as JSON does.
-`spam learn` feeds Maildir folders to spamd (TELL) with a progress bar, the job sa-learn
-does from cron. Imports nothing heavy at module top.
+(`owlery spam learn` lives in milters/spam_cli.py.) Imports nothing heavy at module top.
 
 SECURITY: an administrator's tool: it trusts its user (whoever may read the settings file
 and the store) and treats stored messages as hostile (terminal-safe output). Run as root,
 it creates the store as `daemon_user`, so the milter can still write it; released mail
 goes to loopback Postfix only (quarantine_release_smtp_endpoint) or through sendmail.
-Talks to: the quarantine store, Postfix (release), spamd (learn). Tests: tests/milters/test_quarantine_cli.py,
+Talks to: the quarantine store, Postfix (release). Tests: tests/milters/test_quarantine_cli.py,
 tests/milters/test_low_hardening.py (terminal safety)
 """
 
@@ -102,22 +101,6 @@ def register(sub: Any) -> None:
     add_config_option(p)
     p.add_argument("--dry-run", action="store_true", help="only list what would go")
     p.set_defaults(func=_cmd_expire)
-
-    s = sub.add_parser("spam", help="train spamd")
-    ss = s.add_subparsers(dest="spam_command", metavar="ACTION")
-    ss.required = True
-    p = ss.add_parser("learn", help="feed Maildir folders to spamd's Bayes database (TELL)")
-    add_config_option(p)
-    kind = p.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--spam", dest="message_class", action="store_const", const="spam",
-                      help="the folders hold spam (e.g. users' Junk)")
-    kind.add_argument("--ham", dest="message_class", action="store_const", const="ham",
-                      help="the folders hold wanted mail (e.g. users' INBOX)")
-    p.add_argument("folders", nargs="+", metavar="FOLDER", help="Maildir folders (cur/ and new/) or directories")
-    p.add_argument("--user", help="spamd user whose database learns (default spamd_user)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="progress bar on stderr (auto: when stderr is a terminal)")
-    p.set_defaults(func=_cmd_learn)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -345,87 +328,3 @@ def _cmd_expire(args: argparse.Namespace) -> int:
         print(f"expired {len(gone)} message{'s' if len(gone) != 1 else ''}")
         return 0
     return _run(args, body)
-
-
-# --- spam learn ------------------------------------------------------------------------------
-
-class ProgressBar:
-    """A one-line progress bar on a stream: `[#####.....] 12/40 learned=10 known=2 failed=0`."""
-
-    def __init__(self, total: int, stream: Any, enabled: bool, width: int = 30):
-        self.total, self.stream, self.enabled, self.width = total, stream, enabled, width
-        self._last = 0.0
-
-    def update(self, done: int, note: str, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < 0.1 and done != self.total:
-            return
-        self._last = now
-        filled = self.width * done // max(self.total, 1)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {note}")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def maildir_files(folder: str) -> list[str]:
-    """Message files of a Maildir folder (cur/ and new/), or of a plain directory."""
-    subdirs = [os.path.join(folder, d) for d in ("cur", "new") if os.path.isdir(os.path.join(folder, d))]
-    if not subdirs:
-        subdirs = [folder]
-    out = []
-    for d in subdirs:
-        for name in sorted(os.listdir(d)):
-            path = os.path.join(d, name)
-            if not name.startswith(".") and os.path.isfile(path):
-                out.append(path)
-    return out
-
-
-def _cmd_learn(args: argparse.Namespace) -> int:
-    from owlery.cliutil import load_settings
-    from milters.clients import ScannerUnavailable
-    from milters.clients.spamd import SpamdClient
-    settings = load_settings(args)
-    for folder in args.folders:
-        if not os.path.isdir(folder):
-            print(f"owlery: spam learn: {folder}: not a directory", file=sys.stderr)
-            return 1
-    files = [f for folder in args.folders for f in maildir_files(folder)]
-    client = SpamdClient.from_settings(settings)
-    user = args.user or settings.spamd_user
-    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-    bar = ProgressBar(len(files), sys.stderr, show)
-    learned = known = skipped = failed = 0
-    for i, path in enumerate(files, 1):
-        try:
-            with open(path, "rb") as f:
-                data = f.read(settings.spamd_max_size + 1)
-        except OSError as e:
-            print("\n" + safe(f"owlery: spam learn: {path}: {e}"), file=sys.stderr)
-            failed += 1
-            continue
-        if len(data) > settings.spamd_max_size:
-            skipped += 1
-        else:
-            try:
-                answer = client.tell(data, args.message_class, user=user)
-            except ScannerUnavailable as e:
-                bar.finish()
-                print(f"owlery: spam learn: spamd: {e} (stopped after {i - 1} of {len(files)})", file=sys.stderr)
-                return EX_TEMPFAIL
-            if "local" in answer.did_set():
-                learned += 1
-            else:
-                known += 1
-        bar.update(i, f"learned={learned} known={known} skipped={skipped} failed={failed}")
-    bar.update(len(files), f"learned={learned} known={known} skipped={skipped} failed={failed}", force=True)
-    bar.finish()
-    print(f"{args.message_class}: {len(files)} messages, learned {learned}, already known {known}, "
-          f"skipped {skipped} (over spamd_max_size), failed {failed}")
-    return 1 if failed else 0

@@ -248,6 +248,17 @@ def parse_size_from_name(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+_DELIVERY_TIME = re.compile(r"([0-9]{1,12})\.")
+
+
+def delivery_time(name: str) -> int | None:
+    """The delivery time (Unix seconds) at the start of a Maildir file name, None if not Maildir-shaped.
+
+    Upkeep (expiry, ham learning) dates messages by it, not by mtime, which IMAP clients change."""
+    m = _DELIVERY_TIME.match(name)
+    return int(m.group(1)) if m else None
+
+
 def _ascii_digits(text: str) -> bool:
     """True for a non-empty run of ASCII 0-9 (str.isdigit also accepts '²' and other scripts)."""
     return text.isascii() and text.isdigit()

@@ -28,7 +28,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "spamd": ("milters.clients.spamd",),
     "quarantine": ("milters.quarantine", "milters.stages.quarantine", "milters.quarantine.release", "milters.quarantine_cli"),
     "antivirus": ("milters.stages.antivirus",),
-    "spam": ("milters.stages.spam",),
+    "spam": ("milters.stages.spam", "milters.spam_learn"),
     "banned": ("milters.stages.banned",),
     # sieve engine
     "sieve": ("sieve.limits", "sieve.extensions.spamtest"),

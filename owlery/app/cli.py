@@ -27,6 +27,7 @@ PRODUCT_CLI_MODULES = (
     "policyd.greylist_cli",
     "milters.cli",
     "milters.quarantine_cli",
+    "milters.spam_cli",
     "sieve.cli",
     "sieve.delivery.cli",
     "sieve.delivery.mailbox_cli",

@@ -19,10 +19,10 @@ Tests: tests/delivery/test_mailbox_expire.py
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from owlery.maildir import delivery_time
 from owlery.settings import Duration, SettingType, parse_duration, setting
 
 # RFC 6154 roles and the names clients (Thunderbird, Outlook, Apple Mail, Roundcube, K-9)
@@ -70,17 +70,8 @@ MAILBOX_EXPIRE_TMP_AGE = setting(
     doc="Files in a Maildir's tmp/ older than this are leftovers of interrupted deliveries and are "
         "removed by `owlery mailbox expire` (Maildir's rule of thumb, as Dovecot does).")
 
-_DELIVERY_TIME = re.compile(r"([0-9]{1,12})\.")
-
-
 def _folder_key(name: str) -> str:
     return name.replace("/", ".").lower()
-
-
-def delivery_time(filename: str) -> int | None:
-    """The delivery time (Unix seconds) at the start of a Maildir file name, None if not Maildir-shaped."""
-    m = _DELIVERY_TIME.match(filename)
-    return int(m.group(1)) if m else None
 
 
 def age_limit(folder: str, ages: Mapping[str, float]) -> float | None:

@@ -13,7 +13,8 @@ import pytest
 
 from owlery import settings as settings_mod
 from owlery.maildir import Maildir, Owner, Quota
-from sieve.delivery.expire import ExpiryRules, age_limit, delivery_time
+from owlery.maildir import delivery_time
+from sieve.delivery.expire import ExpiryRules, age_limit
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
