@@ -1,7 +1,8 @@
-"""The milter's DNS: one dnspython Resolver built from settings, injected into every stage.
+"""The milter's TXT lookups (DKIM and ARC keys, DMARC records) over the core resolver.
 
-dkimpy (`dnsfunc=`), the DMARC lookup and pyspf all go through `txt_lookup`/the resolver
-built here, so tests point it at the DNS stub with `milter_dns_nameservers`/`milter_dns_port`.
+The resolver is owlery.dns's, built once from the dns_* settings and injected into every
+stage (`Services.resolver`); dkimpy gets `dkim_dnsfunc`, the DMARC lookup `txt_records`.
+Tests point it at the DNS stub with `dns_nameservers`/`dns_port`.
 Talks to: DNS servers. Tests: none directly; exercised against the DNS stub by
 tests/milters/test_auth_stages.py (DKIM, DMARC and SPF lookups, a failing lookup as temperror)
 and tests/e2e/test_milter_postfix.py.
@@ -12,34 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from owlery.errors import TemporaryFailure
-from owlery.settings import Duration, Int, StrList, int_range, setting
+from owlery.settings import Int, setting
 
-MILTER_DNS_NAMESERVERS = setting(
-    "milter_dns_nameservers", StrList, None,
-    "DNS servers (IP addresses) for DKIM, ARC, DMARC and SPF lookups. Unset: /etc/resolv.conf.")
-MILTER_DNS_PORT = setting(
-    "milter_dns_port", int_range(1, 65535), 53,
-    "UDP/TCP port of milter_dns_nameservers.")
-MILTER_DNS_TIMEOUT = setting(
-    "milter_dns_timeout", Duration, 5,
-    "Total time allowed for one DNS lookup (all servers and retries).", unit="s")
 MILTER_DNS_TXT_SIZE_LIMIT = setting(
     "milter_dns_txt_size_limit", Int, 8192,
     "Largest TXT answer accepted (DKIM keys, DMARC records); larger answers count as none.", unit="bytes")
-
-
-def build_resolver(settings: Any) -> Any:
-    """A dnspython Resolver configured from settings."""
-    import dns.resolver
-    if settings.milter_dns_nameservers is None:
-        resolver = dns.resolver.Resolver(configure=True)
-    else:
-        resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = list(settings.milter_dns_nameservers)
-    resolver.port = settings.milter_dns_port
-    resolver.timeout = settings.milter_dns_timeout
-    resolver.lifetime = settings.milter_dns_timeout
-    return resolver
 
 
 class DnsTempError(TemporaryFailure):

@@ -17,10 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from owlery.reply import Reply
-from owlery.settings import Float, Str, Table, setting
+from owlery.settings import Float, Str, matching, setting, table_of
+
+# A table of symbol scores, as milter_symbol_scores and spam_evidence_scores give them.
+SymbolScores = table_of(Float, keys=matching(r"[A-Z0-9_]+", "a symbol name in capitals, like SPF_FAIL"),
+                        name="table of SYMBOL = score")
 
 MILTER_SYMBOL_SCORES = setting(
-    "milter_symbol_scores", Table, {},
+    "milter_symbol_scores", SymbolScores, {},
     "Score overrides by symbol name, e.g. { DKIM_INVALID = 1.0, CLAMAV_VIRUS = 100 }. A symbol "
     "not listed keeps the score its stage gave it.")
 MILTER_SCORE_TAG = setting(

@@ -6,7 +6,15 @@ declaration registers itself here. The TOML file is flat, like Postfix's main.cf
 registered section) names the section, and `owlery.sections.SECTION_MODULES` says
 which module declares that section, so loading a file imports only what it needs.
 
-Talks to: nothing but the file system. Tests: tests/core/test_settings.py
+Every value is typed, tables and lists included: `list_of(item)` and `table_of(value, keys=)`
+check each entry (`choice`, `matching(regex)`, `registered(registry)` for names such as
+milter stages), so a bad entry is refused when the file is read, never later in a daemon.
+Errors name the file, the line (the entry's own, in any TOML form) and the entry, e.g.
+`owlery.toml:3: milter_symbol_scores.SPF_FAIL: bad value: expected a number, got 'high'`,
+and every error of a file is reported at once.
+
+Talks to: nothing but the file system. Tests: tests/core/test_settings.py,
+tests/core/test_settings_tables.py
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import importlib
 import ipaddress
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 DEFAULT_CONFIG_PATH = "/etc/owlery/owlery.toml"
@@ -43,7 +51,7 @@ class SettingsErrors(SettingsError):
     def __init__(self, errors: list[SettingsError]):
         first = errors[0]
         self.errors = errors
-        Exception.__init__(self, f"{len(errors)} errors in {first.path}:\n"
+        Exception.__init__(self, f"{len(errors)} errors in {first.path or 'the settings'}:\n"
                            + "\n".join(f"  {e}" for e in errors))
         self.reason, self.path, self.key, self.line = first.reason, first.path, first.key, first.line
 
@@ -83,14 +91,6 @@ def _parse_str(v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError(f"expected a string, got {v!r}")
     return v
-
-
-def _parse_str_list(v: Any) -> tuple[str, ...]:
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise ValueError(f"expected a list of strings, got {v!r}")
-    return tuple(v)
 
 
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "ms": 0.001}
@@ -135,32 +135,16 @@ def parse_size(v: Any) -> int:
     raise ValueError(f"expected a size such as 1048576 or \"10M\", got {v!r}")
 
 
-def _parse_networks(v: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    out = []
-    for item in _parse_str_list(v):
-        try:
-            out.append(ipaddress.ip_network(item, strict=False))
-        except ValueError as e:
-            raise ValueError(f"bad network {item!r}: {e}") from None
-    return tuple(out)
+def _parse_network(v: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(_parse_str(v), strict=False)
+    except ValueError as e:
+        raise ValueError(f"bad network {v!r}: {e}") from None
 
 
 def _parse_endpoint(v: Any) -> str:
     from owlery.endpoints import parse_endpoint  # local: endpoints imports nothing heavy either
     parse_endpoint(_parse_str(v))
-    return v
-
-
-def _parse_endpoints(v: Any) -> tuple[str, ...]:
-    items = _parse_str_list(v)
-    for item in items:
-        _parse_endpoint(item)
-    return items
-
-
-def _parse_table(v: Any) -> dict:
-    if not isinstance(v, dict):
-        raise ValueError(f"expected a table, got {v!r}")
     return v
 
 
@@ -184,17 +168,133 @@ def int_range(low: int | None = None, high: int | None = None) -> SettingType:
     return SettingType("integer", parse)
 
 
+def matching(pattern: str, what: str) -> SettingType:
+    """A string the regular expression `pattern` matches whole; `what` names it in errors."""
+    compiled = re.compile(pattern)
+
+    def parse(v: Any) -> str:
+        s = _parse_str(v)
+        if not compiled.fullmatch(s):
+            raise ValueError(f"expected {what}, got {s!r}")
+        return s
+    return SettingType(what, parse)
+
+
+def registered(names: Collection[str], what: str, *, normalise: Callable[[str], str] | None = None) -> SettingType:
+    """A string naming an entry of the registry `names` (after `normalise`, e.g. str.upper).
+
+    `names` is read each time a value is parsed, so an entry registered later counts.
+    """
+    def parse(v: Any) -> str:
+        s = _parse_str(v)
+        key = normalise(s) if normalise else s
+        if key not in names:
+            raise ValueError(f"unknown {what} {s!r} (known: {', '.join(sorted(names))})")
+        return key
+    return SettingType(what, parse)
+
+
+# A path to a bad entry inside a value: table keys (str) and list positions (int, from 0).
+EntryPath = tuple[str | int, ...]
+
+
+class BadEntries(ValueError):
+    """Bad entries inside a list or table value, each with its path: all of them, not just the first."""
+
+    def __init__(self, problems: list[tuple[EntryPath, str]]):
+        self.problems = problems
+        super().__init__("; ".join(_entry_text(path, reason) for path, reason in problems))
+
+
+def _entry_text(path: EntryPath, reason: str) -> str:
+    keys, items = _entry_where(path)
+    return f"{keys.lstrip('.')}: {items}{reason}" if keys else items + reason
+
+
+def _entry_where(path: EntryPath) -> tuple[str, str]:
+    """(`.KEY` for each table key, quoted unless bare; `item N: ` for each list position, from 1)."""
+    keys = items = ""
+    for part in path:
+        if isinstance(part, int):
+            items += f"item {part + 1}: "
+        else:
+            keys += "." + _toml_key(part)
+    return keys, items
+
+
+def _check_entry(parse: Callable[[Any], Any], raw: Any, where: EntryPath,
+                 problems: list[tuple[EntryPath, str]]) -> tuple[bool, Any]:
+    """(True, parsed) or (False, None) with the problems (nested ones under `where`) recorded."""
+    try:
+        return True, parse(raw)
+    except BadEntries as e:
+        problems.extend((where + path, reason) for path, reason in e.problems)
+    except ValueError as e:
+        problems.append((where, str(e)))
+    return False, None
+
+
+def list_of(item: SettingType, *, name: str | None = None, non_empty: bool = False) -> SettingType:
+    """A list whose every item is an `item` (a lone string counts as a list of one); a tuple."""
+    type_name = name or f"list of {item.name}"
+
+    def parse(v: Any) -> tuple:
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"expected a {type_name}, got {v!r}")
+        if non_empty and not v:
+            raise ValueError(f"expected a {type_name} with at least one item")
+        out, problems = [], []
+        for position, raw in enumerate(v):
+            ok, value = _check_entry(item.parse, raw, (position,), problems)
+            if ok:
+                out.append(value)
+        if problems:
+            raise BadEntries(problems)
+        return tuple(out)
+    return SettingType(type_name, parse, lambda v: [item.render(x) for x in v])
+
+
+def table_of(value: SettingType, *, keys: SettingType | None = None, name: str | None = None) -> SettingType:
+    """A TOML table whose keys are `keys` (any string by default) and values are `value`; a dict."""
+    key_type = keys or Str
+    type_name = name or f"table of {key_type.name} = {value.name}"
+
+    def parse(v: Any) -> dict:
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a {type_name}, got {v!r}")
+        out: dict = {}
+        given: dict = {}
+        problems: list[tuple[EntryPath, str]] = []
+        for raw_key, raw in v.items():
+            ok, key = _check_entry(key_type.parse, raw_key, (raw_key,), problems)
+            if not ok:
+                continue
+            if key in given:
+                problems.append(((raw_key,), f"given twice (as {given[key]!r} and {raw_key!r})"))
+                continue
+            given[key] = raw_key
+            ok, parsed = _check_entry(value.parse, raw, (raw_key,), problems)
+            if ok:
+                out[key] = parsed
+        if problems:
+            raise BadEntries(problems)
+        return out
+    return SettingType(type_name, parse, lambda v: {key_type.render(k): value.render(x) for k, x in v.items()})
+
+
 Bool = SettingType("boolean", _parse_bool)
 Int = SettingType("integer", _parse_int)
 Float = SettingType("number", _parse_float)
 Str = SettingType("string", _parse_str)
-StrList = SettingType("list of strings", _parse_str_list, list)
+StrList = list_of(Str, name="list of strings")
 Duration = SettingType("duration", parse_duration, _render_duration)
 Size = SettingType("size", parse_size)
-Networks = SettingType("list of networks", _parse_networks, lambda v: [str(n) for n in v])
+Network = SettingType("network", _parse_network, str)
+Networks = list_of(Network, name="list of networks")
 Endpoint = SettingType("endpoint", _parse_endpoint)
-Endpoints = SettingType("list of endpoints", _parse_endpoints, list)
-Table = SettingType("table", _parse_table)
+Endpoints = list_of(Endpoint, name="list of endpoints")
 
 
 # ---------------------------------------------------------------------------
@@ -313,7 +413,7 @@ class Settings:
         """A copy with some values replaced, each parsed by its declared type (for tests and flags)."""
         new = dict(self._values)
         for key, raw in values.items():
-            new[key] = _parse_one(key, raw, self.path, None)
+            new[key] = _parse_one(key, raw, self.path, lambda entry: None)
         return Settings(new, self.path, self._lines)
 
     def effective(self, only_non_default: bool = False) -> list[tuple[Setting, Any]]:
@@ -328,15 +428,47 @@ class Settings:
         return out
 
 
-def _key_line(text: str, key: str) -> int | None:
-    pattern = re.compile(r'^\s*(?:"%s"|\'%s\'|%s)\s*=' % ((re.escape(key),) * 3))
+def _key_re(key: str) -> str:
+    return r"""(?:"%s"|'%s'|%s)""" % ((re.escape(key),) * 3)
+
+
+_ANY_HEADER = re.compile(r"""\s*\[\[?[\w\s."'-]+\]\]?\s*(?:#.*)?$""")
+
+
+def _line_of(text: str, key: str, entry: str | None = None) -> int | None:
+    """The line that gives top-level `key` or, with `entry`, that table entry of it.
+
+    `key = ...` (an inline table is one line), dotted `key.entry = ...`, or a `[key]` table
+    and its `entry = ...` line. An entry whose own line is not found falls back to the key's.
+    """
+    assign = re.compile(r"\s*%s\s*=" % _key_re(key))
+    dotted = re.compile(r"\s*%s\s*\." % _key_re(key))
+    own_header = re.compile(r"\s*\[\s*%s\s*\]\s*(?:#.*)?$" % _key_re(key))
+    entry_assign = re.compile(r"\s*%s\s*=" % _key_re(entry)) if entry is not None else None
+    dotted_entry = re.compile(r"\s*%s\s*\.\s*%s\s*=" % (_key_re(key), _key_re(entry))) if entry is not None else None
+    in_own_table: bool | None = None        # None: top level; then whether inside [key]
+    fallback = None
     for number, line in enumerate(text.splitlines(), 1):
-        if pattern.match(line):
+        if own_header.match(line):
+            in_own_table = True
+            fallback = fallback or number
+        elif _ANY_HEADER.match(line):
+            in_own_table = False
+        elif in_own_table is None and assign.match(line):
             return number
-    return None
+        elif in_own_table is None and dotted.match(line):
+            if dotted_entry is None or dotted_entry.match(line):
+                return number
+            fallback = fallback or number
+        elif in_own_table and entry_assign is not None and entry_assign.match(line):
+            return number
+        if entry is None and fallback:
+            return fallback
+    return fallback
 
 
-def _parse_one(key: str, raw: Any, path: str | None, line: int | None) -> Any:
+def _parse_one(key: str, raw: Any, path: str | None, line_of: Callable[[str | None], int | None]) -> Any:
+    """The parsed value of `key`, or SettingsError(s) naming the key (and bad entries) and their lines."""
     decl = _REGISTRY.get(key)
     if decl is None:
         import_section(section_of(key))
@@ -344,11 +476,19 @@ def _parse_one(key: str, raw: Any, path: str | None, line: int | None) -> Any:
     if decl is None:
         hint = _did_you_mean(key)
         raise SettingsError("unknown setting" + (f" (did you mean {hint}?)" if hint else ""),
-                            path=path, key=key, line=line)
+                            path=path, key=key, line=line_of(None))
     try:
         return decl.type.parse(raw)
+    except BadEntries as e:
+        errors = []
+        for where, reason in e.problems:
+            keys, items = _entry_where(where)
+            first_key = next((part for part in where if isinstance(part, str)), None)
+            errors.append(SettingsError(f"bad value: {items}{reason}", path=path, key=key + keys,
+                                        line=line_of(first_key)))
+        raise errors[0] if len(errors) == 1 else SettingsErrors(errors) from None
     except ValueError as e:
-        raise SettingsError(f"bad value: {e}", path=path, key=key, line=line) from None
+        raise SettingsError(f"bad value: {e}", path=path, key=key, line=line_of(None)) from None
 
 
 def _did_you_mean(key: str) -> str | None:
@@ -370,10 +510,12 @@ def parse_text(text: str, path: str = "<string>") -> Settings:
     lines: dict[str, int] = {}
     errors: list[SettingsError] = []
     for key, raw in data.items():
-        line = _key_line(text, key)
+        line = _line_of(text, key)
         try:
-            values[key] = _parse_one(key, raw, path, line)
-        except SettingsError as e:        # keep going: report every problem in the file at once
+            values[key] = _parse_one(key, raw, path, lambda entry, key=key: _line_of(text, key, entry))
+        except SettingsErrors as e:       # keep going: report every problem in the file at once
+            errors.extend(e.errors)
+        except SettingsError as e:
             errors.append(e)
         if line:
             lines[key] = line
@@ -421,9 +563,13 @@ def _toml(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_toml(str(k)) if not re.fullmatch(r'[A-Za-z0-9_-]+', str(k)) else k} = {_toml(x)}"
-                                for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_key(str(k))} = {_toml(x)}" for k, x in v.items()) + " }"
     return _toml(str(v))
+
+
+def _toml_key(key: str) -> str:
+    """A TOML key: bare when it may be, else quoted."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml(key)
 
 
 def describe(decls: Iterable[Setting]) -> str:

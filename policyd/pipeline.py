@@ -23,7 +23,7 @@ from twisted.internet import defer
 
 from owlery import log as owlery_log
 from owlery.errors import PermanentFailure, TemporaryFailure
-from owlery.settings import SettingType, int_range, setting
+from owlery.settings import int_range, list_of, registered, setting, table_of
 from policyd import actions
 from policyd.actions import DUNNO, Action
 from policyd.checks import CHECKS, Check, CheckContext, Verdict, default_checks, load_check
@@ -32,27 +32,9 @@ from policyd.protocol import PROTOCOL_STATES, PolicyRequest
 log = logging.getLogger("owlery.policyd")
 
 
-def _parse_checks(value: Any) -> dict[str, tuple[str, ...]]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a table of protocol_state = [check, ...], got {value!r}")
-    out = {}
-    for state, names in value.items():
-        st = str(state).upper()
-        if st not in PROTOCOL_STATES:
-            raise ValueError(f"unknown protocol_state {state!r} (one of {', '.join(sorted(PROTOCOL_STATES))})")
-        if isinstance(names, str):
-            names = [names]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"{state}: expected a list of check names, got {names!r}")
-        for n in names:
-            if n not in CHECKS:
-                raise ValueError(f"{state}: unknown check {n!r} (known: {', '.join(CHECKS)})")
-        out[st] = tuple(names)
-    return out
-
-
-CheckTable = SettingType("table of protocol_state = [check names]", _parse_checks,
-                         lambda v: {k: list(x) for k, x in v.items()})
+CheckTable = table_of(list_of(registered(CHECKS, "check")),
+                      keys=registered(PROTOCOL_STATES, "protocol_state", normalise=str.upper),
+                      name="table of protocol_state = [check names]")
 
 POLICYD_CHECKS = setting(
     "policyd_checks", CheckTable, None,

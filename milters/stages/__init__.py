@@ -38,26 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from owlery.settings import Networks, StrList, Table, setting
-
-MILTER_INBOUND_STAGES = setting(
-    "milter_inbound_stages", StrList, ["spf", "dkim_verify", "arc_verify", "dmarc", "authres"],
-    "Stages run, in order, for mail from unauthenticated clients outside milter_internal_networks.")
-MILTER_OUTBOUND_STAGES = setting(
-    "milter_outbound_stages", StrList, ["dkim_sign", "authres"],
-    "Stages run, in order, for mail from SASL-authenticated clients or milter_internal_networks.")
-MILTER_INTERNAL_NETWORKS = setting(
-    "milter_internal_networks", Networks, ["127.0.0.0/8", "::1/128"],
-    "Clients whose mail counts as outbound (signed, not verified) even without SASL "
-    "authentication. Mail Postfix makes itself (sendmail, bounces) arrives from 127.0.0.1.")
-MILTER_DAEMON_STAGES = setting(
-    "milter_daemon_stages", Table, {},
-    "Stage lists by Postfix {daemon_name} (set with -o milter_macro_daemon_name=NAME in "
-    "master.cf), overriding the inbound/outbound choice, e.g. { submission = [\"dkim_sign\"] }.")
-MILTER_STAGE_ON_ERROR = setting(
-    "milter_stage_on_error", Table, {},
-    "What a stage does when its backend is down, by stage name: \"tempfail\" (default; the "
-    "client retries) or \"continue\" (log, add symbol NAME_ERROR, go on).")
+from owlery.settings import Networks, choice, list_of, registered, setting, table_of
 
 # THE registry: stage name -> "module:Class". Imported only when a configured list names it.
 STAGES: dict[str, str] = {
@@ -75,6 +56,28 @@ STAGES: dict[str, str] = {
 }
 
 ON_ERROR_CHOICES = ("tempfail", "continue")
+
+StageName = registered(STAGES, "milter stage")
+StageList = list_of(StageName, name="list of milter stages")
+
+MILTER_INBOUND_STAGES = setting(
+    "milter_inbound_stages", StageList, ["spf", "dkim_verify", "arc_verify", "dmarc", "authres"],
+    "Stages run, in order, for mail from unauthenticated clients outside milter_internal_networks.")
+MILTER_OUTBOUND_STAGES = setting(
+    "milter_outbound_stages", StageList, ["dkim_sign", "authres"],
+    "Stages run, in order, for mail from SASL-authenticated clients or milter_internal_networks.")
+MILTER_INTERNAL_NETWORKS = setting(
+    "milter_internal_networks", Networks, ["127.0.0.0/8", "::1/128"],
+    "Clients whose mail counts as outbound (signed, not verified) even without SASL "
+    "authentication. Mail Postfix makes itself (sendmail, bounces) arrives from 127.0.0.1.")
+MILTER_DAEMON_STAGES = setting(
+    "milter_daemon_stages", table_of(StageList, name="table of daemon_name = [milter stages]"), {},
+    "Stage lists by Postfix {daemon_name} (set with -o milter_macro_daemon_name=NAME in "
+    "master.cf), overriding the inbound/outbound choice, e.g. { submission = [\"dkim_sign\"] }.")
+MILTER_STAGE_ON_ERROR = setting(
+    "milter_stage_on_error", table_of(choice(*ON_ERROR_CHOICES), keys=StageName), {},
+    "What a stage does when its backend is down, by stage name: \"tempfail\" (default; the "
+    "client retries) or \"continue\" (log, add symbol NAME_ERROR, go on).")
 
 
 @dataclasses.dataclass
@@ -120,16 +123,10 @@ class Pipeline:
     def __init__(self, settings: Any, services: Services):
         self.settings = settings
         self.services = services
+        # The settings' types have checked every name against STAGES when the file was read.
         names: list[str] = list(settings.milter_inbound_stages) + list(settings.milter_outbound_stages)
-        for daemon, stages in settings.milter_daemon_stages.items():
-            if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
-                raise ConfigError(f"milter_daemon_stages.{daemon} must be a list of stage names")
+        for stages in settings.milter_daemon_stages.values():
             names += stages
-        for stage, policy in settings.milter_stage_on_error.items():
-            if policy not in ON_ERROR_CHOICES:
-                raise ConfigError(f"milter_stage_on_error.{stage} must be tempfail or continue, got {policy!r}")
-            if stage not in STAGES:
-                raise ConfigError(f"milter_stage_on_error names unknown stage {stage!r}")
         self.stages: dict[str, Stage] = {}
         for name in names:
             if name not in self.stages:

@@ -16,7 +16,7 @@ import email.utils
 import logging
 from typing import Any
 
-from owlery.settings import Int, Str, StrList, Table, setting
+from owlery.settings import Int, Str, StrList, list_of, matching, setting, table_of
 
 from milters import dkimkeys
 from milters.effects import Report
@@ -26,7 +26,10 @@ DKIM_KEY_DIRECTORY = setting(
     "dkim_key_directory", Str, "/etc/owlery/dkim",
     "Directory of DKIM private keys named DOMAIN.SELECTOR.key (mode 0600).")
 DKIM_SIGN_KEYS = setting(
-    "dkim_sign_keys", Table, {},
+    "dkim_sign_keys",
+    table_of(list_of(matching(dkimkeys._SELECTOR_RE.pattern, "a DKIM selector"), non_empty=True),
+             keys=matching(dkimkeys._DOMAIN_RE.pattern, "a domain name"),
+             name="table of domain = [selectors]"), {},
     "Signing selectors by domain, e.g. { \"example.org\" = [\"2025r\", \"2025e\"] }: one "
     "signature per selector (an RSA and an Ed25519 key give a dual signature).")
 DKIM_SIGN_HEADERS = setting(
@@ -64,10 +67,6 @@ class DkimSign(Stage):
         super().__init__(settings, services)
         self.keys: dict[str, list[dkimkeys.SigningKey]] = {}
         for domain, selectors in settings.dkim_sign_keys.items():
-            if isinstance(selectors, str):
-                selectors = [selectors]
-            if not isinstance(selectors, list) or not selectors:
-                raise ConfigError(f"dkim_sign_keys.{domain} must be a list of selectors")
             loaded = []
             for selector in selectors:
                 path = dkimkeys.key_path(settings.dkim_key_directory, domain, selector)

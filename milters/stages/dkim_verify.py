@@ -62,7 +62,7 @@ class DkimVerify(Stage):
             return
         raw = message.as_bytes()
         verifier = dkim.DKIM(raw, logger=_Quiet(), minkey=self.settings.dkim_min_key_bits,
-                             timeout=self.settings.milter_dns_timeout)
+                             timeout=self.settings.dns_timeout)
         dnsfunc = mdns.dkim_dnsfunc(self.services.resolver, self.settings.milter_dns_txt_size_limit)
         limit = self.settings.dkim_verify_signature_limit
         passed, failed, temp = [], 0, 0

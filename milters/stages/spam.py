@@ -37,10 +37,11 @@ from typing import Any
 
 from owlery.directory.base import SpamLevels
 from owlery.reply import Reply
-from owlery.settings import Bool, Float, Str, StrList, Table, choice, setting
+from owlery.settings import Bool, Float, Str, StrList, choice, setting
 
 from milters.clients import ScannerUnavailable
 from milters.clients.spamd import SpamdClient
+from milters.effects import SymbolScores
 from milters.stages import Stage
 
 SPAM_TAG_LEVEL = setting("spam_tag_level", Float, None,
@@ -74,7 +75,7 @@ SPAM_DNSBL_ZONES = setting("spam_dnsbl_zones", StrList, [],
                            "DNS blocklists the client address is looked up in (e.g. zen.spamhaus.org); "
                            "a listing adds symbol RBL_<ZONE> (dots as underscores, upper case).")
 SPAM_EVIDENCE_SCORES = setting(
-    "spam_evidence_scores", Table,
+    "spam_evidence_scores", SymbolScores,
     {"SPF_FAIL": 2.0, "SPF_SOFTFAIL": 0.7, "SPF_PASS": -0.2, "DKIM_INVALID": 1.0, "DKIM_VALID": -0.2,
      "DMARC_FAIL": 3.0, "DMARC_PASS": -0.5, "RBL": 3.0, "HDR_MISSING_FROM": 1.0, "HDR_MULTIPLE_FROM": 2.0,
      "HDR_BAD_FROM": 1.0, "HDR_MISSING_DATE": 0.5, "HDR_BAD_DATE": 0.5, "HDR_MISSING_MESSAGE_ID": 0.3,

@@ -9,17 +9,16 @@
 - "none": no SPF (DMARC then rests on DKIM alone).
 Only a MAIL FROM identity counts (never HELO: CVE-2019-20790), and only when the header's
 envelope sender equals this message's. Result in `report.data["spf"]` = (result, domain).
-Talks to: DNS (pyspf, through milters.dns's resolver). Tests: tests/milters/test_auth_stages.py
+Talks to: DNS (pyspf, through owlery.dns and the injected resolver). Tests: tests/milters/test_auth_stages.py
 ("check" and "header"), tests/e2e/test_milter_postfix.py.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
+from owlery.dns import RESULTS, dnspython_lookup, evaluate
 from owlery.settings import Duration, Float, choice, setting
-from owlery.spf_dns import dnspython_lookup
 
 from milters.effects import Report
 from milters.stages import Stage
@@ -34,30 +33,6 @@ MILTER_SPF_QUERY_TIME_LIMIT = setting(
     "Whole DNS time budget of one SPF evaluation (RFC 7208 4.6.4); past it: temperror.", unit="s")
 MILTER_SPF_FAIL_SCORE = setting(
     "milter_spf_fail_score", Float, 2.0, "Score of symbol SPF_FAIL (softfail scores half).")
-
-RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
-
-_local = threading.local()
-_previous_lookup: list[Any] = []
-
-
-def _dispatch(name: str, qtype: str, strict: Any = True, timeout: float = 20) -> list:
-    lookup = getattr(_local, "lookup", None)
-    if lookup is None:
-        # Not one of ours: another user of pyspf in this process installed its own hook.
-        return _previous_lookup[0](name, qtype, strict, timeout)
-    return lookup(name, qtype, timeout)
-
-
-def _install() -> None:
-    # pyspf resolves through a module global; bind our resolver per thread and chain
-    # to whatever hook was there, so another pyspf user in the process keeps working.
-    import spf
-    if spf.DNSLookup is not _dispatch:
-        _previous_lookup[:] = [spf.DNSLookup]
-        spf.DNSLookup = _dispatch
-
-
 
 
 def _domain(address: str) -> str:
@@ -93,21 +68,12 @@ class SpfStage(Stage):
             report.symbol("SPF_PASS", 0.0, domain)
 
     def _check(self, message: Any) -> str:
-        import spf
-        _install()
         ip = message.client_address
         if not ip:
             return "none"
-        _local.lookup = dnspython_lookup(self.services.resolver)
-        try:
-            limit = self.settings.milter_spf_query_time_limit
-            q = spf.query(i=ip, s=message.mail_from, h=message.helo or "unknown",
-                          timeout=limit, querytime=limit)
-            result, _code, _expl = q.check()
-        finally:
-            _local.lookup = None
-        result = result.lower()
-        return result if result in RESULTS else "permerror"
+        return evaluate(dnspython_lookup(self.services.resolver), ip=ip, sender=message.mail_from,
+                        helo=message.helo or "unknown", query_time_limit=self.settings.milter_spf_query_time_limit
+                        ).result
 
     def _from_header(self, message: Any, report: Report) -> str:
         ours = authserv_id(self.settings, message).lower()

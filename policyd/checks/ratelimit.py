@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from owlery.reply import Reply
-from owlery.settings import Networks, SettingType, Str, StrList, choice, parse_duration, setting
+from owlery.settings import Networks, SettingType, Str, StrList, choice, parse_duration, registered, setting, table_of
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, CheckContext, Verdict
@@ -61,18 +61,8 @@ def parse_rate(text: str) -> Rate:
     return Rate(count, period)
 
 
-def _parse_limits(value: Any) -> dict[str, Rate]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a table like {{ sasl_username = \"500/1d\" }}, got {value!r}")
-    out = {}
-    for key, rate in value.items():
-        if key not in KEY_TYPES:
-            raise ValueError(f"unknown key {key!r} (one of {', '.join(KEY_TYPES)})")
-        out[key] = parse_rate(rate)
-    return out
-
-
-Limits = SettingType("table of key = \"N/period\"", _parse_limits, lambda v: {k: str(r) for k, r in v.items()})
+Limits = table_of(SettingType("rate", parse_rate, str), keys=registered(KEY_TYPES, "key"),
+                  name="table of key = \"N/period\"")
 
 RATELIMIT_MESSAGES = setting("ratelimit_messages", Limits, {},
                              "Message limits per key, e.g. { sasl_username = \"500/1d\", client_address = "

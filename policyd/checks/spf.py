@@ -2,8 +2,8 @@
 
 The MAIL FROM identity (postmaster@HELO for the null sender) and, when enabled, the HELO
 identity are checked once per message `instance` (cached across its RCPTs) by pyspf in the
-blocking pool, with the DNS lookup from `ctx.resolver` or built from the spf_dns_* settings
-and a total DNS time budget. Each result maps to reject / defer / header / none by setting;
+blocking pool, with the DNS lookup from `ctx.resolver` or the core resolver (owlery.dns, the
+dns_* settings) and a total DNS time budget. Each result maps to reject / defer / header / none by setting;
 rejections use 5.7.23 (fail) and 5.7.24 (permerror), deferrals 4.7.23 / 4.7.24 (RFC 7372).
 Received-SPF and/or Authentication-Results are PREPENDed once per instance (with "both",
 Received-SPF at RCPT and Authentication-Results at DATA; `owlery postfix` then prints the
@@ -11,7 +11,7 @@ smtpd_data_restrictions line, as it does when greylisting's X-Greylist must wait
 beside SPF's RCPT header). Skipped for authenticated
 senders, listed networks and trusted forwarders (relays whose mail SPF cannot judge).
 `mailfrom_result()` lets other checks (greylist SPF pass-through) reuse the cached verdict.
-Talks to: DNS via policyd.spf_resolver. Tests: tests/policyd/test_spf_check.py,
+Talks to: DNS via owlery.dns. Tests: tests/policyd/test_spf_check.py,
 tests/policyd/test_spf_rfc7208.py, tests/policyd/test_pending_headers.py, tests/e2e/test_spf_postfix.py
 """
 
@@ -22,7 +22,8 @@ import socket
 from typing import Any
 
 from owlery.reply import Reply
-from owlery.settings import Bool, Networks, SettingType, Str, StrList, choice, int_range, parse_duration, setting
+from owlery.dns import SpfResult, build_resolver, dnspython_lookup, evaluate
+from owlery.settings import Bool, Networks, SettingType, Str, choice, int_range, parse_duration, setting
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, CheckContext, Verdict
@@ -39,9 +40,6 @@ def _parse_time_limit(v: Any) -> float:
 SpfTimeLimit = SettingType("duration", _parse_time_limit, lambda v: int(v) if float(v).is_integer() else v)
 ActionChoice = choice("reject", "defer", "header", "none")
 
-SPF_DNS_NAMESERVERS = setting("spf_dns_nameservers", StrList, [],
-                              "DNS servers (IP addresses) SPF asks; empty: those of /etc/resolv.conf.")
-SPF_DNS_PORT = setting("spf_dns_port", int_range(1, 65535), 53, "Port of spf_dns_nameservers.")
 SPF_QUERY_TIME_LIMIT = setting("spf_query_time_limit", SpfTimeLimit, 20,
                                "Total DNS time one SPF evaluation may use (RFC 7208 4.6.4); past it "
                                "the result is temperror. Two identities can take twice this.", unit="s")
@@ -82,14 +80,10 @@ class SpfEngine:
     """Runs and caches SPF verdicts per message instance; shared by the SPF and greylist checks."""
 
     def __init__(self, ctx: CheckContext):
-        from policyd import spf_resolver
         self.ctx = ctx
         s = ctx.settings
-        resolver = ctx.resolver
-        if resolver is None:
-            resolver = spf_resolver.build_dnspython_resolver(s.spf_dns_nameservers, s.spf_dns_port,
-                                                             s.spf_query_time_limit)
-        self.lookup = spf_resolver.dnspython_lookup(resolver) if hasattr(resolver, "resolve") else resolver
+        resolver = ctx.resolver if ctx.resolver is not None else build_resolver(s)
+        self.lookup = dnspython_lookup(resolver) if hasattr(resolver, "resolve") else resolver
         self.limit = s.spf_query_time_limit
         self.helo_check = s.spf_helo_check
         self.hostname = socket.gethostname()
@@ -99,10 +93,9 @@ class SpfEngine:
         self.cache_max = s.spf_cache_instances
         self.cache: collections.OrderedDict[tuple, dict] = collections.OrderedDict()
 
-    def _blocking(self, ip: str, sender: str, helo: str, receiver: str) -> dict:
-        from policyd.spf_resolver import evaluate
+    def _blocking(self, ip: str, sender: str, helo: str, receiver: str) -> dict[str, SpfResult | None]:
         aid = self.authserv_id if self.want_ar else None
-        out: dict[str, Any] = {"helo": None, "mailfrom": None}
+        out: dict[str, SpfResult | None] = {"helo": None, "mailfrom": None}
         helo_ok = bool(helo) and "." in helo and not helo.startswith("[")
         if helo_ok and (self.helo_check or not sender):
             out["helo"] = evaluate(self.lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,

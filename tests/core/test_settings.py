@@ -63,7 +63,7 @@ def test_networks_parse():
     ('\ncoretest_limit = "10 parsecs"', 2, "expected a size"),
     ('coretest_enabled = "yes"', 1, "expected true or false"),
     ('coretest_mode = "drop"', 1, "expected one of tag, reject"),
-    ('coretest_names = [1, 2]', 1, "list of strings"),
+    ('coretest_names = ["a", 2]', 1, "item 2: expected a string, got 2"),
     ('coretest_networks = ["999.1.1.1/8"]', 1, "bad network"),
     ('nosuchsection_thing = 1', 1, "unknown setting"),
 ])

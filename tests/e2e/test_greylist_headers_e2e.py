@@ -39,8 +39,8 @@ def stack(request, postfix_factory, harness_dirs, dns_stub):
         f'policyd_checks = {{ RCPT = ["spf", "greylist"]{extra_checks} }}\n'
         f'spf_header_type = "{mode}"\n'
         'spf_authserv_id = "mx.example.test"\n'
-        'spf_dns_nameservers = ["127.0.0.1"]\n'
-        f"spf_dns_port = {dns_stub.port}\n"
+        'dns_nameservers = ["127.0.0.1"]\n'
+        f"dns_port = {dns_stub.port}\n"
         'spf_query_time_limit = "5s"\n'
         f'state_sqlite_path = "{workdir}/state.sqlite"\n'
         f"greylist_delay = {DELAY_S}\n"

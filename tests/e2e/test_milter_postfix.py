@@ -47,9 +47,9 @@ def mta(postfix_factory, harness_dirs, dns_stub, keys):
     dns_stub.set("_dmarc.example.net", "TXT", "v=DMARC1; p=none")
     dns_stub.set("_dmarc.example.org", "TXT", "v=DMARC1; p=reject")
     config = f"""milter_authserv_id = "{AUTHSERV}"
-milter_dns_nameservers = ["127.0.0.1"]
-milter_dns_port = {dns_stub.port}
-milter_dns_timeout = 3
+dns_nameservers = ["127.0.0.1"]
+dns_port = {dns_stub.port}
+dns_timeout = 3
 milter_internal_networks = []
 dkim_key_directory = "{keys[0]}"
 dkim_sign_keys = {{ "example.net" = ["r1", "e1"] }}

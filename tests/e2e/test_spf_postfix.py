@@ -20,8 +20,8 @@ def stack(postfix_factory, harness_dirs, dns_stub):
     workdir = harness_dirs("spf-owlery")
     daemons = OwleryDaemons(workdir, which=("policyd",), extra_config=(
         'policyd_checks = { RCPT = ["spf"] }\n'
-        'spf_dns_nameservers = ["127.0.0.1"]\n'
-        f"spf_dns_port = {dns_stub.port}\n"
+        'dns_nameservers = ["127.0.0.1"]\n'
+        f"dns_port = {dns_stub.port}\n"
         'spf_query_time_limit = "5s"\n'))
     daemons.start()
     try:

@@ -79,7 +79,7 @@ class _Answer:
 
 
 class _Record:
-    """One rdata, with the attributes milters.dns, owlery.spf_dns and the spam stage read."""
+    """One rdata, with the attributes milters.dns, owlery.dns and the spam stage read."""
 
     def __init__(self, rdtype: str, data: bytes):
         if rdtype in ("TXT", "SPF"):

@@ -51,9 +51,9 @@ def milter_env(dns, key_dir):
     from milters.testing import FakeMilterContext, drive
 
     def build(**values):
-        settings = make_settings(key_dir[0], milter_dns_nameservers=["127.0.0.1"],
-                                 milter_dns_port=dns.port, milter_dns_timeout=2, **values)
-        from milters.dns import build_resolver
+        settings = make_settings(key_dir[0], dns_nameservers=["127.0.0.1"],
+                                 dns_port=dns.port, dns_timeout=2, **values)
+        from owlery.dns import build_resolver
         pipeline = Pipeline(settings, Services(resolver=build_resolver(settings)))
         cls = make_factory(settings, pipeline)
 

@@ -7,7 +7,7 @@ from owlery.reply import Reply
 
 from milters import effects as fx
 from milters.session import MilterSession
-from milters.stages import Pipeline, Services, Stage
+from milters.stages import STAGES, Pipeline, Services, Stage
 
 from .conftest import make_settings
 
@@ -98,7 +98,8 @@ def test_a_bug_in_a_stage_tempfails_never_accepts():
 
 
 @pytest.mark.parametrize("policy,action,symbol", [("tempfail", "tempfail", None), ("continue", "accept", "DOWN_ERROR")])
-def test_backend_down_follows_the_stage_setting(policy, action, symbol):
+def test_backend_down_follows_the_stage_setting(policy, action, symbol, monkeypatch):
+    monkeypatch.setitem(STAGES, "down", "tests.milters.test_session:Down")   # the setting names registered stages
     settings = make_settings(milter_stage_on_error={"down": policy})
     s = MilterSession(settings, FakePipeline(settings, [Down(settings, Services(None))]))
     s.connect("c", "192.0.2.1", {})
@@ -172,10 +173,10 @@ def test_stage_selection(client, auth, daemon, expected):
     assert names == {"in": ["authres"], "out": ["dkim_sign"], "sub": ["dkim_sign", "authres"]}[expected]
 
 
-def test_unknown_stage_is_a_config_error():
-    from milters.stages import ConfigError
-    with pytest.raises(ConfigError, match="unknown milter stage"):
-        Pipeline(make_settings(milter_inbound_stages=["nope"]), Services(None))
+def test_unknown_stage_is_refused_when_the_settings_are_read():
+    from owlery.settings import SettingsError
+    with pytest.raises(SettingsError, match="milter_inbound_stages: bad value: item 1: unknown milter stage 'nope'"):
+        make_settings(milter_inbound_stages=["nope"])
 
 
 def test_settled_score_and_removed_recipients():

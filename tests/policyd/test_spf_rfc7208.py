@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from policyd.spf_resolver import evaluate
+from owlery.dns import evaluate
 from tests.policyd.spf_zone import zone_lookup
 
 SUITE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "spf" / "rfc7208-tests.yml"

@@ -1,0 +1,155 @@
+"""The one DNS and SPF adapter: the configured dnspython Resolver, pyspf's DNS hook and SPF evaluation.
+
+Every DNS lookup of the policy daemon and the milter goes through the Resolver that
+`build_resolver(settings)` makes from the `dns_*` settings (servers, port, time per lookup).
+SPF: pyspf resolves through its module global `spf.DNSLookup`; `evaluate()` points that
+global at one dispatcher, which answers from the lookup bound to the *current thread* for
+the evaluation, so every query (production resolver, test zone, conformance scenario) uses
+exactly the lookup it was given, several threads at once. With no lookup bound it answers
+temperror, never the system resolver by accident. A lookup is `fn(name, qtype, timeout) ->
+[((name, type), value), ...]` in pyspf's shapes (A/AAAA: text address, MX: (preference,
+name), PTR/CNAME: name, TXT: tuple of bytes strings) and raises `spf.TempError` on
+timeout/SERVFAIL; NXDOMAIN and "no answer" are empty lists (RFC 7208 4.4).
+`dnspython_lookup(resolver)` makes one from a Resolver. Blocking: call `evaluate()` from a
+worker thread (policyd's pool, libmilter's connection thread). Light at import: dnspython
+and pyspf load when first used, so reading the settings imports neither.
+Talks to: DNS servers (dnspython), pyspf. Tests: tests/core/test_dns.py,
+tests/policyd/test_spf_rfc7208.py, tests/policyd/test_spf_check.py, tests/milters/test_auth_stages.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from owlery.settings import Duration, SettingType, int_range, list_of, setting
+
+
+def _parse_address(v: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(v if isinstance(v, str) else ""))
+    except ValueError:
+        raise ValueError(f"expected an IP address, got {v!r}") from None
+
+
+DNS_NAMESERVERS = setting(
+    "dns_nameservers", list_of(SettingType("IP address", _parse_address), name="list of IP addresses"), [],
+    "DNS servers (IP addresses) asked by every lookup: SPF (policy daemon and milter), DKIM, ARC, "
+    "DMARC, DNS blocklists. Empty: those of /etc/resolv.conf.")
+DNS_PORT = setting(
+    "dns_port", int_range(1, 65535), 53,
+    "UDP/TCP port of dns_nameservers.")
+DNS_TIMEOUT = setting(
+    "dns_timeout", Duration, 5,
+    "Longest time one DNS lookup may take (all servers and retries). An SPF evaluation also "
+    "stops at its whole time budget (spf_query_time_limit, milter_spf_query_time_limit).", unit="s")
+
+Lookup = Callable[[str, str, float], list]
+
+RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
+
+
+def build_resolver(settings: Any) -> Any:
+    """A dnspython Resolver configured from the dns_* settings."""
+    import dns.resolver
+    if settings.dns_nameservers:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = list(settings.dns_nameservers)
+    else:
+        resolver = dns.resolver.Resolver(configure=True)
+    resolver.port = settings.dns_port
+    resolver.timeout = settings.dns_timeout
+    resolver.lifetime = settings.dns_timeout
+    return resolver
+
+
+def dnspython_lookup(resolver: Any) -> Lookup:
+    """A pyspf-shaped lookup over a dnspython Resolver; each query may take pyspf's time left."""
+    import dns.exception
+    import dns.resolver
+    import spf
+
+    def lookup(name: str, qtype: str, timeout: float) -> list:
+        try:
+            answer = resolver.resolve(name, qtype, lifetime=max(0.1, timeout), raise_on_no_answer=False,
+                                      search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except dns.exception.DNSException as e:
+            # Timeouts and SERVFAIL are temporary: temperror, never a pass or a fail.
+            raise spf.TempError(f"DNS {e}") from None
+        out: list = []
+        for rdata in answer.rrset or ():
+            if qtype in ("A", "AAAA"):
+                out.append(((name, qtype), rdata.address))
+            elif qtype == "MX":
+                out.append(((name, qtype), (rdata.preference, rdata.exchange.to_text(omit_final_dot=True))))
+            elif qtype in ("PTR", "CNAME"):
+                out.append(((name, qtype), rdata.target.to_text(omit_final_dot=True)))
+            elif qtype in ("TXT", "SPF"):
+                out.append(((name, qtype), tuple(rdata.strings)))
+        return out
+    return lookup
+
+
+_bound = threading.local()
+
+
+def _dispatch(name: str, qtype: str, strict: Any = True, timeout: float = 20) -> list:
+    """pyspf's `DNSLookup`: the lookup bound to this thread's evaluation, else temperror."""
+    lookup = getattr(_bound, "lookup", None)
+    if lookup is None:
+        import spf
+        raise spf.TempError("DNS: no resolver bound to this SPF evaluation")
+    return lookup(name, qtype, timeout)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpfResult:
+    """One identity's verdict plus what headers need."""
+
+    result: str                 # one of RESULTS
+    identity: str               # "mailfrom" or "helo"
+    explanation: str
+    domain: str                 # the domain checked
+    received_spf: str = ""      # Received-SPF value (without the field name)
+    authentication_results: str = ""  # full "Authentication-Results: ..." line, when asked
+
+
+def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limit: float,
+             receiver: str = "<UNKNOWN>", authserv_id: str | None = None,
+             default_explanation: str | None = None) -> SpfResult:
+    """Check one identity: MAIL FROM `sender` (the null sender means postmaster@helo, as
+    RFC 7208 2.4 says), or the HELO identity when `sender` is "" and helo is given.
+
+    `query_time_limit` is the whole DNS time budget of this evaluation (RFC 7208 4.6.4
+    suggests at least 20 s); past it the result is temperror. A result pyspf names outside
+    RESULTS counts as permerror.
+    """
+    import spf
+    spf.DNSLookup = _dispatch
+    _bound.lookup = lookup
+    try:
+        q = spf.query(i=ip, s=sender, h=helo, receiver=receiver, timeout=query_time_limit,
+                      querytime=query_time_limit)
+        if default_explanation is not None:
+            q.set_default_explanation(default_explanation)
+        result, _code, explanation = q.check()
+        received = ar = ""
+        try:
+            received = q.get_header(result, receiver=receiver)
+            if authserv_id:
+                ar = "Authentication-Results: " + q.get_header(
+                    result, receiver=receiver, header_type="authres", aid=authserv_id
+                ).split(":", 1)[1].strip()
+        except (ValueError, AttributeError, TypeError):
+            # pyspf cannot describe some early failures (no domain); headers stay minimal
+            received = f"{result.capitalize()} identity={q.ident}; client-ip={ip}"
+        result = result.lower()
+        return SpfResult(result if result in RESULTS else "permerror", q.ident, explanation or "", q.d or "",
+                         received, ar)
+    finally:
+        _bound.lookup = None
