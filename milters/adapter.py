@@ -46,9 +46,9 @@ from milters import effects as fx
 from milters.session import MACROS, MilterSession
 
 MILTER_LISTEN = setting(
-    "milter_listen", Endpoint, "tcp:127.0.0.1:10041",
+    "milter_listen", Endpoint, "unix:/var/spool/postfix/owlery/milter.sock",
     "Where the milter listens (unix:/path[:mode=660] or tcp:HOST:PORT). Postfix: "
-    "smtpd_milters = inet:127.0.0.1:10041 (or unix:/path).")
+    "smtpd_milters = unix:owlery/milter.sock (`owlery postfix` prints it).")
 MILTER_MTA_TIMEOUT = setting(
     "milter_mta_timeout", Duration, 600,
     "How long libmilter waits for the MTA's next command before dropping a connection.", unit="s")
@@ -533,17 +533,17 @@ def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) 
     import milter
 
     from owlery import log as owlery_log
-    from owlery.daemon import drop_privileges
+    from owlery.daemon import drop_privileges, prepare_listen
+    from owlery.dns import build_resolver
 
-    from milters.dns import build_resolver
     from milters.stages import Pipeline, Services
 
     owlery_log.setup(settings, "milter")
     endpoint = parse_endpoint(listen if listen is not None else settings.milter_listen)
+    prepare_listen(settings, "milter", [endpoint])     # root without daemon_user: RootRefused
     pipeline = Pipeline(settings, Services(resolver=build_resolver(settings)))
     sock = open_listener(endpoint, settings.milter_listen_backlog)
-    drop_privileges(settings.daemon_user, settings.daemon_group,
-                    [endpoint.path] if endpoint.kind == "unix" else [])
+    drop_privileges(settings, [endpoint.path] if endpoint.kind == "unix" else [])
     factory = make_factory(settings, pipeline)
     Milter.factory = factory
     milter.set_flags(ACTION_FLAGS)

@@ -5,6 +5,12 @@ binds every listen endpoint (unix:, tcp:, systemd: socket activation), then drop
 `daemon_user`, reloads settings on SIGHUP (a bad file is logged and the old settings
 kept), and on SIGTERM stops listening and lets open connections finish for up to
 `daemon_drain_timeout` seconds before exiting.
+Identity and sockets (the milter adapter calls the same helpers): `prepare_listen`
+refuses to start as root without `daemon_user` (unless `daemon_allow_root`) and creates a
+missing unix socket directory (0750, owner daemon_user, group `daemon_socket_group`, so
+Postfix may enter it and nobody else); `drop_privileges` gives each bound unix socket to
+daemon_user and that group, then switches user. The default sockets live in Postfix's
+queue directory (/var/spool/postfix/owlery/), where a chrooted Postfix reaches them.
 At start-up it raises its own soft limit on open files to the hard limit: one connection is
 one descriptor, Postfix opens many at once, and systemd starts services with a soft limit of
 1024 (LimitNOFILE= sets the hard one); the reactor is epoll-based, so no select() limit applies.
@@ -15,7 +21,8 @@ and forks that many worker processes, each running its own reactor on the same s
 unix and systemd sockets: one shared socket, each worker accepting one connection per
 wake-up). The parent only supervises: it passes SIGHUP and SIGTERM on, restarts a worker
 that dies (with back-off), and exits when all have stopped after SIGTERM.
-Talks to: the OS (sockets, signals, uid). Tests: tests/core/test_daemon.py, tests/core/test_many_connections.py
+Talks to: the OS (sockets, signals, uid). Tests: tests/core/test_daemon.py, tests/core/test_many_connections.py,
+tests/core/test_secure_defaults.py
 """
 
 from __future__ import annotations
@@ -35,11 +42,27 @@ from typing import Any, Protocol
 
 from owlery import settings as settings_mod
 from owlery.endpoints import ListenEndpoint, parse_endpoint
-from owlery.settings import Duration, Str, int_range, setting
+from owlery.settings import Bool, Duration, Str, int_range, setting
 
 DAEMON_USER = setting("daemon_user", Str, None,
                       "User to switch to after the listen sockets are bound (only when started as root). "
-                      "Unset: keep running as the starting user.")
+                      "Unset: keep running as the starting user; a daemon started as root then refuses "
+                      "to start unless daemon_allow_root is set.")
+DAEMON_ALLOW_ROOT = setting(
+    "daemon_allow_root", Bool, False,
+    "Let a daemon started as root without daemon_user keep running as root. For containers "
+    "and test rigs only: every daemon parses mail from the Internet, and lmtpd runs users' "
+    "Sieve scripts; a flaw in either would then be a root compromise.")
+DAEMON_SOCKET_GROUP = setting(
+    "daemon_socket_group", Str, "postfix",
+    "Group given to the unix sockets a daemon binds (mode from the endpoint, 0660 by default) "
+    "and to the socket directory it creates (0750), so that Postfix's processes may connect "
+    "and other local users may not. No such group on this host: the daemon's own group.")
+DAEMON_POSTFIX_QUEUE_DIRECTORY = setting(
+    "daemon_postfix_queue_directory", Str, "/var/spool/postfix",
+    "Postfix's queue_directory (postconf -h queue_directory), the root of its chrooted "
+    "processes. `owlery postfix` names a unix socket under it relative to it "
+    "(unix:owlery/policyd.sock), which Postfix resolves there chrooted or not.")
 DAEMON_GROUP = setting("daemon_group", Str, None,
                        "Group to switch to with daemon_user. Unset: the user's primary group.")
 DAEMON_DRAIN_TIMEOUT = setting("daemon_drain_timeout", Duration, 30, unit="s",
@@ -78,6 +101,91 @@ def systemd_fd(name: str, environ: dict[str, str] | None = None) -> int:
     raise ValueError(f"systemd:{name}: no passed socket named {name!r} (have {names or count})")
 
 
+class RootRefused(ValueError):
+    """Started as root with nobody to become: the message says which setting to set (the
+    caller puts the program's name in front)."""
+
+
+def check_user(settings: Any, program: str) -> None:
+    """Refuse to run as root without `daemon_user` (unless `daemon_allow_root`), and refuse a
+    daemon_user or daemon_group this host does not have, before anything is bound."""
+    if os.geteuid() != 0:
+        return
+    where = settings.path or settings_mod.DEFAULT_CONFIG_PATH
+    if settings.daemon_user is None:
+        if settings.daemon_allow_root:
+            log.warning("%s: running as root (daemon_allow_root = true)", program)
+            return
+        raise RootRefused(
+            f"refusing to run as root: set daemon_user in {where} (the user to switch to "
+            "once the sockets are bound, e.g. daemon_user = \"owlery\"); daemon_allow_root = true "
+            "keeps root, for containers and tests only")
+    try:
+        pwd.getpwnam(settings.daemon_user)
+    except KeyError:
+        raise RootRefused(f"daemon_user {settings.daemon_user!r} (in {where}): no such user; create it "
+                          "(useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "
+                          f"{settings.daemon_user}) or name another") from None
+    if settings.daemon_group is not None:
+        try:
+            grp.getgrnam(settings.daemon_group)
+        except KeyError:
+            raise RootRefused(f"daemon_group {settings.daemon_group!r} (in {where}): "
+                              "no such group") from None
+
+
+def socket_owner(settings: Any) -> tuple[int, int]:
+    """(uid, gid) for the unix sockets and socket directories a daemon creates; -1 keeps one.
+
+    The uid is daemon_user's when running as root; the gid is `daemon_socket_group`'s, or,
+    when this host has no such group, daemon_group's (or daemon_user's primary group)."""
+    uid = gid = -1
+    root = os.geteuid() == 0
+    if root and settings.daemon_user is not None:
+        pw = pwd.getpwnam(settings.daemon_user)
+        uid = pw.pw_uid
+        gid = grp.getgrnam(settings.daemon_group).gr_gid if settings.daemon_group else pw.pw_gid
+    if settings.daemon_socket_group:
+        try:
+            gid = grp.getgrnam(settings.daemon_socket_group).gr_gid
+        except KeyError:
+            pass
+    return uid, gid
+
+
+def _give(path: str, uid: int, gid: int, what: str) -> None:
+    """chown `path` as far as we may; a group we cannot give (not root, not a member) is logged."""
+    if uid == -1 and gid == -1:
+        return
+    try:
+        os.chown(path, uid, gid, follow_symlinks=False)
+    except PermissionError:
+        log.warning("cannot give %s %s to gid %d (not a member of that group): Postfix may be unable "
+                    "to connect", what, path, gid)
+
+
+def prepare_listen(settings: Any, program: str, endpoints: Sequence[ListenEndpoint]) -> None:
+    """Before binding: `check_user`, then create each missing unix socket directory, 0750,
+    owned by daemon_user and the socket group (its parents, if missing too, get the usual
+    0755). An existing directory is left as it is."""
+    check_user(settings, program)
+    for ep in endpoints:
+        if ep.kind != "unix":
+            continue
+        directory = os.path.dirname(ep.path)
+        if os.path.isdir(directory):
+            continue
+        os.makedirs(os.path.dirname(directory), exist_ok=True)
+        try:
+            os.mkdir(directory, 0o750)
+        except FileExistsError:
+            continue            # another daemon made it meanwhile
+        uid, gid = socket_owner(settings)
+        _give(directory, uid, gid, "socket directory")
+        os.chmod(directory, 0o750)
+        log.info("%s: created %s for its socket (mode 0750)", program, directory)
+
+
 def _prepare_unix_path(path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     # A stale socket from a crashed run would make bind fail; it is ours to replace.
@@ -104,14 +212,17 @@ def listen(reactor: Any, endpoint: ListenEndpoint, factory: Any, backlog: int = 
     return reactor.adoptStreamPort(fd, family, factory)
 
 
-def drop_privileges(user: str | None, group: str | None, chown_paths: Sequence[str] = ()) -> None:
-    """Switch to user/group if root; unix sockets we created go to that user first."""
+def drop_privileges(settings: Any, socket_paths: Sequence[str] = ()) -> None:
+    """Give the unix sockets we bound to daemon_user and the socket group (`socket_owner`),
+    then, if root, switch to daemon_user/daemon_group."""
+    uid, gid = socket_owner(settings)
+    for path in socket_paths:
+        _give(path, uid, gid, "socket")
+    user, group = settings.daemon_user, settings.daemon_group
     if user is None or os.getuid() != 0:
         return
     pw = pwd.getpwnam(user)
     gid = grp.getgrnam(group).gr_gid if group else pw.pw_gid
-    for path in chown_paths:
-        os.chown(path, pw.pw_uid, gid)
     os.setgroups([])
     os.initgroups(user, gid)
     os.setgid(gid)
@@ -203,6 +314,14 @@ def run(program: str, config_path: str | None, listen_overrides: Sequence[str],
     except ValueError as e:
         log.error("%s: cannot listen: %s", program, e)
         return 1
+    try:
+        prepare_listen(current, program, endpoints)
+    except RootRefused as e:
+        log.error("%s: %s", program, e)
+        return 1
+    except OSError as e:
+        log.error("%s: cannot listen: %s", program, e)
+        return 1
     workers = getattr(current, workers_setting) if workers_setting else 1
     if workers > 1:
         return _run_workers(program, config_path, current, endpoints, build, workers)
@@ -236,8 +355,7 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
             log.info("%s: listening on %s", program, ep)
     try:
         if bound is None:
-            drop_privileges(current.daemon_user, current.daemon_group,
-                            [ep.path for ep in endpoints if ep.kind == "unix"])
+            drop_privileges(current, [ep.path for ep in endpoints if ep.kind == "unix"])
         app = build(current, reactor)
     except (OSError, KeyError, ValueError, settings_mod.SettingsError) as e:
         log.error("%s: cannot start: %s", program, e)
@@ -264,8 +382,9 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
 
     def drain() -> Any:
         log.info("%s: stopping: no new connections, %d open", program, len(tracked.protocols))
-        for port in ports:
-            port.stopListening()
+        # Wait for each port to finish closing: Twisted unlinks a unix socket file in the
+        # port's connectionLost, a reactor turn later; stopping before that left the file.
+        closing = [defer.maybeDeferred(port.stopListening) for port in ports]
         done = defer.Deferred()
         deadline = reactor.seconds() + current.daemon_drain_timeout
 
@@ -277,6 +396,7 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
             else:
                 reactor.callLater(0.05, poll)
         poll()
+        done.addCallback(lambda _: defer.DeferredList(closing, consumeErrors=True))
         done.addCallback(lambda _: app.close())
         return done
 
@@ -334,8 +454,7 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
     for ep in endpoints:
         log.info("%s: listening on %s with %d workers", program, ep, count)
     try:
-        drop_privileges(current.daemon_user, current.daemon_group,
-                        [ep.path for ep in endpoints if ep.kind == "unix"])
+        drop_privileges(current, [ep.path for ep in endpoints if ep.kind == "unix"])
     except (OSError, KeyError) as e:
         log.error("%s: cannot start: %s", program, e)
         return 1

@@ -7,24 +7,47 @@ over LMTP and the Maildir where it lands. Where things go:
 - the default settings file (/etc/owlery/owlery.toml): the map files beside it in
   /etc/owlery, mail, state and quarantine under /var/lib/owlery (the built-in defaults);
 - any other settings file (e.g. `run/owlery.toml` when quickstart runs as a normal user):
-  everything in that file's directory, so nothing outside it is needed or touched.
+  the map files beside it, and mail/, state/ and quarantine/ in its directory.
+Who runs the daemons and where they listen:
+- as root: they bind, then switch to the system user `owlery` (scripts/quickstart creates
+  it; the starter refuses to go on without it), written as `daemon_user`. The data
+  directories are created for that user, the settings file is given to its group (the
+  daemons read it again on SIGHUP), and the daemons listen on the built-in unix sockets in
+  Postfix's queue directory (/var/spool/postfix/owlery/, group postfix), where a chrooted
+  Postfix reaches them and other local users cannot;
+- as a normal user, who can neither create those sockets nor give them to Postfix: on
+  loopback TCP (10040, 10041, 10042), written into the file with a note on what a TCP port
+  exposes (every local user may connect; see README's Hardening).
 The hosted domain is Postfix's `mydomain` when Postfix is installed and configured with
 a real domain, else example.org; the output says which. An existing file is never
 overwritten, and the settings file is written 0640 (it may later hold passwords).
-Talks to: the file system, `postconf`. Tests: tests/core/test_starter.py
+Talks to: the file system, `postconf`, the user database. Tests: tests/core/test_starter.py,
+tests/core/test_secure_defaults.py
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import pwd
 import shlex
 import shutil
+import stat
 import subprocess
 from typing import Any
 
 FALLBACK_DOMAIN = "example.org"
 SYSTEM_DATA_DIR = "/var/lib/owlery"
+SYSTEM_USER = "owlery"          # the daemon user scripts/quickstart creates when run as root
+CREATE_USER = ("useradd --system --user-group --home-dir /var/lib/owlery --no-create-home "
+               f"--shell /usr/sbin/nologin {SYSTEM_USER}")
+# A normal user's daemons: loopback TCP, which Postfix can reach (a user's unix socket it cannot).
+USER_LISTEN = (("policyd_listen", '["tcp:127.0.0.1:10040"]'), ("milter_listen", '"tcp:127.0.0.1:10041"'),
+               ("lmtpd_listen", '["tcp:127.0.0.1:10042"]'))
+
+
+class StarterError(OSError):
+    """The starter set cannot be written as asked (the message says what to do)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,16 +62,29 @@ class StarterLayout:
 
     config_path: str
     maps_dir: str        # mailboxes, aliases
-    data_dir: str        # mail/, state.sqlite, quarantine/
+    data_dir: str        # mail/, state, quarantine/
     system: bool         # the built-in default layout (no path settings written)
+    daemon_user: str | None = None    # who the daemons become (root only); None: the starting user
 
     @classmethod
-    def for_config(cls, config_path: str, default_config_path: str) -> "StarterLayout":
+    def for_config(cls, config_path: str, default_config_path: str,
+                   daemon_user: Any = ...) -> "StarterLayout":
+        """`daemon_user`: by default `owlery` when running as root, else None."""
+        if daemon_user is ...:
+            daemon_user = SYSTEM_USER if os.geteuid() == 0 else None
         path = os.path.abspath(config_path)
         here = os.path.dirname(path)
         if path == os.path.abspath(default_config_path):
-            return cls(path, here, SYSTEM_DATA_DIR, True)
-        return cls(path, here, here, False)
+            return cls(path, here, SYSTEM_DATA_DIR, True, daemon_user)
+        return cls(path, here, here, False, daemon_user)
+
+    @property
+    def writable_dirs(self) -> list[tuple[str, int]]:
+        """(directory, mode) the daemons write in, created for daemon_user."""
+        if self.system:
+            return [(self.data_dir, 0o750)]
+        return [(os.path.join(self.data_dir, "mail"), 0o750), (os.path.join(self.data_dir, "state"), 0o750),
+                (os.path.join(self.data_dir, "quarantine"), 0o700)]
 
     @property
     def mailboxes(self) -> str:
@@ -83,8 +119,9 @@ def hosted_domain(postconf: str | None = None, timeout_s: float = 5.0) -> Hosted
     return HostedDomain(value.lower().rstrip("."), "Postfix's mydomain")
 
 
-def _write_new(path: str, text: str, mode: int) -> bool:
-    """Create `path` with `text` unless it exists; True when written. Atomic: tmp, fsync, link."""
+def _write_new(path: str, text: str, mode: int, gid: int = -1) -> bool:
+    """Create `path` with `text` unless it exists; True when written. Atomic: tmp, fsync, link.
+    `gid`: the group the file is given to (-1: the creator's)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.path.lexists(path):
         return False
@@ -95,6 +132,8 @@ def _write_new(path: str, text: str, mode: int) -> bool:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        if gid != -1:
+            os.chown(tmp, -1, gid)
         os.chmod(tmp, mode)      # whatever the umask
         try:
             os.link(tmp, path)   # fails if the file appeared meanwhile: never overwrite
@@ -115,9 +154,68 @@ def starter_settings(layout: StarterLayout) -> list[tuple[str, str]]:
                 ("maildir_path_template", q(os.path.join(data, "mail", "{domain}", "{localpart}", "Maildir"))),
                 ("delivery_sieve_script_template",
                  q(os.path.join(data, "mail", "{domain}", "{localpart}", "sieve", "active.sieve"))),
-                ("state_sqlite_path", q(os.path.join(data, "state.sqlite"))),
+                ("state_sqlite_path", q(os.path.join(data, "state", "state.sqlite"))),
                 ("quarantine_directory", q(os.path.join(data, "quarantine")))]
+    if layout.daemon_user is not None:
+        out.append(("daemon_user", q(layout.daemon_user)))
+    else:
+        out += list(USER_LISTEN)
     return out
+
+
+def _daemon_ids(user: str) -> tuple[int, int, list[int]]:
+    """(uid, gid, every gid) of the daemon user; StarterError when this host has no such user."""
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        raise StarterError(f"the daemons run as user {user!r} when started as root, and this host has "
+                           f"no such user; create it ({CREATE_USER}; scripts/quickstart does) and run "
+                           "again") from None
+    return pw.pw_uid, pw.pw_gid, os.getgrouplist(user, pw.pw_gid)
+
+
+def _unreachable(path: str, uid: int, gids: list[int]) -> str | None:
+    """The first existing directory on the way to `path` that uid cannot search, if any."""
+    here = os.path.abspath(path)
+    chain = []
+    while True:
+        chain.append(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    for directory in reversed(chain):
+        try:
+            st = os.stat(directory)
+        except FileNotFoundError:
+            return None          # created later, by root, with the usual 0755
+        bit = stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid in gids else stat.S_IXOTH
+        if not st.st_mode & bit:
+            return directory
+    return None
+
+
+def _prepare_for_daemon_user(layout: StarterLayout) -> tuple[int, list[str]]:
+    """Check the daemon user exists and can reach the files; create the data directories it
+    writes, as its own. Returns (its gid, the directories created)."""
+    assert layout.daemon_user is not None
+    uid, gid, gids = _daemon_ids(layout.daemon_user)
+    for path in (layout.maps_dir, layout.data_dir):
+        blocked = _unreachable(path, uid, gids)
+        if blocked is not None:
+            raise StarterError(f"the daemons run as {layout.daemon_user}, who cannot enter {blocked} "
+                               f"(mode {stat.S_IMODE(os.stat(blocked).st_mode):04o}) to reach {path}; "
+                               "put the settings file elsewhere (--config FILE)")
+    created = []
+    for directory, mode in layout.writable_dirs:
+        if os.path.isdir(directory):
+            continue
+        os.makedirs(os.path.dirname(directory), exist_ok=True)
+        os.mkdir(directory, mode)
+        os.chown(directory, uid, gid)
+        os.chmod(directory, mode)
+        created.append(directory)
+    return gid, created
 
 
 def _toml_string(value: str) -> str:
@@ -125,8 +223,12 @@ def _toml_string(value: str) -> str:
 
 
 def write_starter(layout: StarterLayout, domain: HostedDomain, defaults_text: str) -> list[str]:
-    """Write the settings file, mailboxes and aliases that do not exist yet; the paths written."""
-    written = []
+    """Write the settings file, mailboxes and aliases that do not exist yet, and (as root) the
+    data directories of the daemon user; the paths written."""
+    written: list[str] = []
+    config_gid = -1
+    if layout.daemon_user is not None:
+        config_gid, written = _prepare_for_daemon_user(layout)
     mailboxes = (f"# Owlery mailboxes (files_mailboxes): address, then its Maildir relative to\n"
                  f"# files_maildir_base. Written by `owlery run` for {domain.name} ({domain.source}).\n"
                  f"# RFC 5321 section 4.5.1: every hosted domain has a postmaster.\n"
@@ -139,8 +241,15 @@ def write_starter(layout: StarterLayout, domain: HostedDomain, defaults_text: st
         written.append(layout.aliases)
     head = ["# Written by `owlery run` as a starting point: a files directory with one mailbox,",
             f"# postmaster@{domain.name}. Change what you need, then run: owlery config check", ""]
-    head += [f"{name} = {value}" for name, value in starter_settings(layout)]
-    if _write_new(layout.config_path, "\n".join(head) + "\n\n" + defaults_text + "\n", 0o640):
+    values = starter_settings(layout)
+    if layout.daemon_user is None:
+        head += ["# Started as a normal user, the daemons listen on loopback TCP, which Postfix can",
+                 "# reach. Every local user can reach it too: query the policy daemon, have mail",
+                 "# DKIM-signed by the milter, deliver into any mailbox over LMTP. On a shared host",
+                 "# start them as root instead (unix sockets in Postfix's queue directory, group",
+                 "# postfix; see README.rst, Hardening).", ""]
+    head += [f"{name} = {value}" for name, value in values]
+    if _write_new(layout.config_path, "\n".join(head) + "\n\n" + defaults_text + "\n", 0o640, config_gid):
         written.insert(0, layout.config_path)
     return written
 

@@ -56,7 +56,7 @@ def ask(sock, line):
 
 def test_reload_and_graceful_stop(tmp_path):
     cfg = tmp_path / "o.toml"
-    cfg.write_text('log_level = "info"\n')
+    cfg.write_text('log_level = "info"\ndaemon_allow_root = true\n')
     sock_path = tmp_path / "run" / "app.sock"
     proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"unix:{sock_path}"], cwd=ROOT,
                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -101,7 +101,7 @@ def test_ctrl_c_and_a_forwarded_sigterm_stop_it_once(tmp_path):
     """Ctrl-C under `owlery run`: SIGINT from the terminal and SIGTERM from the supervisor
     both arrive; the daemon stops once, status 0, without a ReactorNotRunning traceback."""
     cfg = tmp_path / "o.toml"
-    cfg.write_text("")
+    cfg.write_text("daemon_allow_root = true\n")
     sock_path = tmp_path / "app.sock"
     proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"unix:{sock_path}"], cwd=ROOT,
                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -127,7 +127,7 @@ ACTIVATE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
 def test_systemd_socket_activation(tmp_path):
     """A socket passed the way systemd passes it (fd 3, LISTEN_* for our pid) is served."""
     cfg = tmp_path / "o.toml"
-    cfg.write_text("")
+    cfg.write_text("daemon_allow_root = true\n")
     path = tmp_path / "activated.sock"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(path))
@@ -179,7 +179,7 @@ def test_workers_share_sockets_restart_reload_and_stop(tmp_path):
     socket; a killed worker is replaced; SIGHUP reaches every worker; SIGTERM stops them all."""
     from tests.harness.procs import free_port
     cfg = tmp_path / "o.toml"
-    cfg.write_text('coreapp_workers = 2\nlog_level = "info"\n')
+    cfg.write_text('coreapp_workers = 2\nlog_level = "info"\ndaemon_allow_root = true\n')
     port = free_port()
     sock_path = tmp_path / "run" / "app.sock"
     proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"tcp:127.0.0.1:{port}", f"unix:{sock_path}"],

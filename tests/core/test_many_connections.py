@@ -74,7 +74,7 @@ def _start_daemon(work: Path, program: str, config: str) -> tuple[ManagedProcess
     def attempt():
         port = free_port()
         conf = work / f"{program}.toml"
-        conf.write_text(f'{program}_listen = ["tcp:127.0.0.1:{port}"]\n' + config)
+        conf.write_text(f'{program}_listen = ["tcp:127.0.0.1:{port}"]\ndaemon_allow_root = true\n' + config)
         proc = ManagedProcess([sys.executable, "-c", LOW_NOFILE, str(DAEMON_NOFILE_SOFT),
                                "-m", "owlery.app.cli", program, "--config", str(conf)],
                               f"owlery-{program}", work / f"{program}.log", cwd=ROOT,
@@ -322,7 +322,7 @@ def test_listen_sockets_take_daemon_listen_backlog(tmp_path, workers):
         pytest.skip("no ss(8)")
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     cfg = tmp_path / "o.toml"
-    cfg.write_text(f"daemon_listen_backlog = 1000\ncoreapp_workers = {workers}\n")
+    cfg.write_text(f"daemon_listen_backlog = 1000\ncoreapp_workers = {workers}\ndaemon_allow_root = true\n")
     port, path = free_port(), tmp_path / "app.sock"
     proc = ManagedProcess([sys.executable, str(Path(__file__).with_name("daemon_app.py")), str(cfg),
                            f"tcp:127.0.0.1:{port}", f"unix:{path}"], "coreapp", tmp_path / "app.log",

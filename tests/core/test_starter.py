@@ -37,20 +37,21 @@ def test_hosted_domain_without_postfix(tmp_path):
 
 
 def test_the_default_settings_file_keeps_the_system_layout():
-    layout = starter.StarterLayout.for_config("/etc/owlery/owlery.toml", "/etc/owlery/owlery.toml")
+    layout = starter.StarterLayout.for_config("/etc/owlery/owlery.toml", "/etc/owlery/owlery.toml", "owlery")
     assert (layout.maps_dir, layout.data_dir, layout.system) == ("/etc/owlery", "/var/lib/owlery", True)
-    assert [name for name, _ in starter.starter_settings(layout)] == ["files_mailboxes", "files_aliases"]
+    assert [name for name, _ in starter.starter_settings(layout)] == ["files_mailboxes", "files_aliases",
+                                                                      "daemon_user"]
 
 
 def test_any_other_settings_file_keeps_everything_beside_it(tmp_path):
     config = tmp_path / "run" / "owlery.toml"
-    layout = starter.StarterLayout.for_config(str(config), "/etc/owlery/owlery.toml")
+    layout = starter.StarterLayout.for_config(str(config), "/etc/owlery/owlery.toml", daemon_user=None)
     written = starter.write_starter(layout, starter.HostedDomain("newcomer.test", "test"), DEFAULTS)
     assert written == [str(config), str(tmp_path / "run" / "mailboxes"), str(tmp_path / "run" / "aliases")]
     assert stat.S_IMODE(config.stat().st_mode) == 0o640
     settings = settings_mod.load(str(config))
     assert settings.files_mailboxes == str(tmp_path / "run" / "mailboxes")
-    assert settings.state_sqlite_path == str(tmp_path / "run" / "state.sqlite")
+    assert settings.state_sqlite_path == str(tmp_path / "run" / "state" / "state.sqlite")
     assert settings.quarantine_directory == str(tmp_path / "run" / "quarantine")
     found = open_directory(settings).resolve("postmaster@newcomer.test")
     assert [m.maildir for m in found.mailboxes] == [
@@ -61,7 +62,8 @@ def test_any_other_settings_file_keeps_everything_beside_it(tmp_path):
 def test_existing_files_are_never_overwritten(tmp_path):
     (tmp_path / "mailboxes").write_text("mine\n")
     (tmp_path / "aliases").symlink_to(tmp_path / "elsewhere")     # not even through a link
-    layout = starter.StarterLayout.for_config(str(tmp_path / "owlery.toml"), "/etc/owlery/owlery.toml")
+    layout = starter.StarterLayout.for_config(str(tmp_path / "owlery.toml"), "/etc/owlery/owlery.toml",
+                                              daemon_user=None)
     written = starter.write_starter(layout, starter.HostedDomain("x.test", "test"), DEFAULTS)
     assert written == [str(tmp_path / "owlery.toml")]
     assert (tmp_path / "mailboxes").read_text() == "mine\n"

@@ -1,22 +1,49 @@
-"""`owlery run` (the Quick start's daemon set): starts all three, prints Postfix lines, stops cleanly."""
+"""`owlery run` (the Quick start's daemon set): starts all three, prints Postfix lines, stops cleanly.
+
+The tests run as root: a settings file they write says daemon_allow_root = true. A first
+start (the starter set) is run as a normal user (nobody, in a directory of its own), as
+scripts/quickstart does without root; as root it needs the system user `owlery`
+(tests/core/test_secure_defaults.py covers that path without it).
+"""
 
 import os
+import pwd
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from tests.harness.procs import free_ports, tcp_connects, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+NORMAL_USER = "nobody"
 
 
-def start_run(config, *extra):
+def start_run(config, *extra, user=None):
+    as_user = {}
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if user is not None:
+        pw = pwd.getpwnam(user)
+        as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        env.update(HOME=str(Path(config).parent), USER=user, LOGNAME=user)
     return subprocess.Popen([sys.executable, "-m", "owlery.app.cli", "run", "--config", str(config), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env, **as_user)
+
+
+@pytest.fixture
+def user_dir():
+    """A directory the normal user owns, where it may reach (tmp_path's parents are root's, 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="owlery-run-user."))
+    pw = pwd.getpwnam(NORMAL_USER)
+    os.chmod(path, 0o755)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_run_starts_everything_prints_postfix_lines_and_stops(tmp_path):
@@ -26,7 +53,8 @@ def test_run_starts_everything_prints_postfix_lines_and_stops(tmp_path):
                       f'milter_listen = "tcp:127.0.0.1:{milter}"\n'
                       f'lmtpd_listen = ["tcp:127.0.0.1:{lmtp}"]\n'
                       f'maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"\n'
-                      'delivery_use_directory = false\n')
+                      'delivery_use_directory = false\n'
+                      'daemon_allow_root = true\n')
     proc = start_run(config, "--domain", "example.org")
     try:
         first = proc.stdout.readline()          # printed only once every daemon listens
@@ -48,10 +76,12 @@ def test_run_starts_everything_prints_postfix_lines_and_stops(tmp_path):
             proc.wait()
 
 
-def test_first_run_writes_a_starter_set_and_its_try_it_line_delivers(tmp_path):
-    """A newcomer's first `owlery run`: settings, a postmaster@ mailbox, and a swaks line that works."""
+def test_first_run_writes_a_starter_set_and_its_try_it_line_delivers(user_dir):
+    """A newcomer's first `owlery run` as a normal user: settings, a postmaster@ mailbox, a swaks
+    line that works, and the daemons on loopback TCP (the user can give Postfix no unix socket)."""
+    tmp_path = user_dir
     config = tmp_path / "etc" / "owlery.toml"
-    proc = start_run(config, "--domain", "newcomer.test")
+    proc = start_run(config, "--domain", "newcomer.test", user=NORMAL_USER)
     try:
         lines = []
         while not lines or not lines[-1].startswith("owlery: it lands in "):
@@ -61,10 +91,12 @@ def test_first_run_writes_a_starter_set_and_its_try_it_line_delivers(tmp_path):
         text = config.read_text()
         assert "#policyd_listen = " in text                      # every default, commented out
         assert f'files_mailboxes = "{tmp_path}/etc/mailboxes"' in text
+        assert 'policyd_listen = ["tcp:127.0.0.1:10040"]\n' in text   # a normal user: loopback TCP
+        assert "daemon_user" not in text.split("#")[0]
         assert oct(config.stat().st_mode & 0o777) == "0o640"
         assert "postmaster@newcomer.test" in (tmp_path / "etc" / "mailboxes").read_text()
         assert (tmp_path / "etc" / "aliases").exists()
-        # Built-in default endpoints (the ones README.rst shows) come up.
+        # The endpoints the starter wrote for a normal user (the ones README.rst shows) come up.
         assert all(tcp_connects(p) for p in (10040, 10041, 10042))
         command = lines[-2].strip()
         assert command.startswith("swaks --server 127.0.0.1 --port 10042 --protocol LMTP")
@@ -84,12 +116,13 @@ def test_first_run_writes_a_starter_set_and_its_try_it_line_delivers(tmp_path):
             proc.wait()
 
 
-def test_a_second_run_overwrites_nothing(tmp_path):
-    etc = tmp_path / "etc"
+def test_a_second_run_overwrites_nothing(user_dir):
+    etc = user_dir / "etc"
     etc.mkdir()
     (etc / "mailboxes").write_text("alice@mine.test  mine.test/alice/Maildir\n")
+    shutil.chown(etc, NORMAL_USER)
     config = etc / "owlery.toml"
-    proc = start_run(config, "--domain", "mine.test")
+    proc = start_run(config, "--domain", "mine.test", user=NORMAL_USER)
     try:
         line = ""
         while "no mailbox" not in line:      # printed once every daemon listens
@@ -106,7 +139,7 @@ def test_a_second_run_overwrites_nothing(tmp_path):
             proc.kill()
             proc.wait()
     config.write_text(before + "# mine\n")
-    again = start_run(config, "--domain", "mine.test")
+    again = start_run(config, "--domain", "mine.test", user=NORMAL_USER)
     try:
         assert again.stdout.readline() == "# /etc/postfix/main.cf\n"   # all listen
         again.send_signal(signal.SIGINT)
@@ -120,7 +153,9 @@ def test_a_second_run_overwrites_nothing(tmp_path):
 
 def test_run_reports_a_daemon_that_cannot_start(tmp_path):
     config = tmp_path / "owlery.toml"
-    config.write_text('lmtpd_listen = ["unix:/proc/forbidden/lmtpd.sock"]\n')
+    # The other two on sockets of their own: the defaults would be the machine's queue directory.
+    config.write_text('lmtpd_listen = ["unix:/proc/forbidden/lmtpd.sock"]\ndaemon_allow_root = true\n'
+                      f'policyd_listen = ["unix:{tmp_path}/policyd.sock"]\nmilter_listen = "unix:{tmp_path}/milter.sock"\n')
     proc = start_run(config)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1

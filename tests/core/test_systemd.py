@@ -35,7 +35,8 @@ def test_services_are_hardened(unit):
     assert service.get("CapabilityBoundingSet") == ""
     assert service.get("User") not in (None, "root")
     if "ReadWritePaths" in service:
-        assert all(p.startswith(("/var/lib/owlery", "/var/vmail")) for p in service["ReadWritePaths"].split())
+        assert all(p.startswith(("/var/lib/owlery", "/var/vmail", "/var/spool/postfix/owlery"))
+                   for p in service["ReadWritePaths"].split())
 
 
 def test_no_state_directory_is_shared_between_users():

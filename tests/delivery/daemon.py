@@ -51,7 +51,7 @@ class Lmtpd:
         def attempt():
             self.port = free_port()
             conf = self.work / f"{self.name}.toml"
-            conf.write_text(f'lmtpd_listen = ["tcp:127.0.0.1:{self.port}"]\n' + self.config)
+            conf.write_text(f'lmtpd_listen = ["tcp:127.0.0.1:{self.port}"]\ndaemon_allow_root = true\n' + self.config)
             self.proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", "lmtpd", "--config", str(conf)],
                                        f"owlery-{self.name}", self.work / f"{self.name}.log", cwd=ROOT,
                                        env=dict(os.environ, PYTHONPATH=str(ROOT))).start()

@@ -39,7 +39,7 @@ def test_lda_defers_when_no_directory_is_configured(tmp_path, command):
 def test_lmtpd_does_not_start_without_a_directory(tmp_path):
     from tests.harness.procs import free_port
     cfg = tmp_path / "owlery.toml"
-    cfg.write_text(f'lmtpd_listen = ["tcp:127.0.0.1:{free_port()}"]\n')
+    cfg.write_text(f'lmtpd_listen = ["tcp:127.0.0.1:{free_port()}"]\ndaemon_allow_root = true\n')
     done = subprocess.run([sys.executable, "-m", "owlery.app.cli", "lmtpd", "--config", str(cfg)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 1

@@ -43,7 +43,8 @@ def test_bad_configuration_exits_1_with_a_clear_message(tmp_path):
     import subprocess
     import sys
     cfg = tmp_path / "bad.toml"
-    cfg.write_text('dkim_sign_keys = { "example.org" = ["missing"] }\ndkim_key_directory = "/nonexistent"\n')
+    cfg.write_text('dkim_sign_keys = { "example.org" = ["missing"] }\ndkim_key_directory = "/nonexistent"\n'
+                   'daemon_allow_root = true\n')
     done = subprocess.run([sys.executable, "-m", "owlery.app.cli", "milter", "--config", str(cfg),
                            "--listen", f"unix:{tmp_path}/m.sock"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "cannot read /nonexistent/example.org.missing.key" in done.stderr
