@@ -11,12 +11,15 @@ that Postfix applies its own default action (SMTPD_POLICY_README). `build()` is 
 
 SECURITY: trusts Postfix's smtpd as its only client (whoever can connect can ask
 questions and fill greylist and rate-limit state: listen on loopback or a unix socket
-mode 0660 group postfix; a TCP port is open to every local user). Runs as `daemon_user`
+mode 0660 group postfix; a TCP port is open to every local user). A back end that answers
+its relays' quota questions listens on a network address: `policyd_client_networks` then
+lists who may connect over TCP (others are closed at once, with a log line); empty, the
+default, lets everyone in as before (unix sockets are governed by their file mode). Runs as `daemon_user`
 after binding; reads the settings file, the directory (map files or LDAP, with a bind
 password from `ldap_bind_password_file`) and writes only the state store. Every request
 is bounded (line length, attributes, idle time, decision time); a request it cannot
 parse closes the connection without a reply, so Postfix applies its default action.
-Talks to: the reactor, the pipeline. Tests: tests/policyd/test_service.py,
+Talks to: the reactor, the pipeline. Tests: tests/policyd/test_service.py, tests/policyd/test_client_networks.py,
 tests/policyd/test_protocol_hostile.py, tests/core/test_many_connections.py
 """
 
@@ -32,13 +35,20 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from owlery.settings import Duration, Endpoints, int_range, setting
+from owlery.settings import Duration, Endpoints, Networks, int_range, setting
 from policyd.checks import CheckContext, Executor, ThreadPoolExecutor
+from policyd.netmatch import NetworkMatcher
 from policyd.pipeline import Decision, Pipeline
 from policyd.protocol import ProtocolError, RequestDecoder, encode_action
 
-POLICYD_LISTEN = setting("policyd_listen", Endpoints, ["tcp:127.0.0.1:10040"],
+POLICYD_LISTEN = setting("policyd_listen", Endpoints, ["unix:/var/spool/postfix/owlery/policyd.sock"],
                          "Where the policy daemon listens: unix:/path, tcp:HOST:PORT or systemd:NAME.")
+POLICYD_CLIENT_NETWORKS = setting(
+    "policyd_client_networks", Networks, [],
+    "Networks whose TCP clients may connect (e.g. [\"127.0.0.0/8\", \"::1\", \"10.1.0.0/24\"] on a "
+    "back end answering its relays' quota questions); other clients are disconnected at once and "
+    "logged. Empty: every client that reaches the port (bind policyd_listen to loopback or a unix "
+    "socket then). Unix socket clients are not filtered (the socket's mode governs).")
 POLICYD_LINE_LENGTH_MAX = setting("policyd_line_length_max", int_range(64, 1 << 20), 4096, unit="bytes",
                                   doc="Longest request line (name=value) accepted; longer closes the connection.")
 POLICYD_ATTRIBUTES_MAX = setting("policyd_attributes_max", int_range(1, 10000), 100,
@@ -198,9 +208,25 @@ class PolicyFactory(Factory):
         self.settings = settings
         self.pipeline = pipeline
         self.clock = clock
+        self._acl: NetworkMatcher | None = None
 
-    def buildProtocol(self, addr: Any) -> PolicyProtocol:
+    def buildProtocol(self, addr: Any) -> Protocol:
+        networks = self.settings.policyd_client_networks
+        if networks:
+            if self._acl is None or self._acl.networks != tuple(networks):
+                self._acl = NetworkMatcher(networks)       # built again after a reload changed it
+            host = getattr(addr, "host", None)
+            if host is not None and host not in self._acl:
+                log.warning("policyd: refused connection from %s: not in policyd_client_networks", host)
+                return _Refused()
         return PolicyProtocol(self)
+
+
+class _Refused(Protocol):
+    """A client outside policyd_client_networks: closed at once, nothing read or answered."""
+
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()
 
 
 class PolicyApp:

@@ -12,8 +12,10 @@ goes through `Directory`:
     r.kind        # "mailbox" | "alias" | "unknown" | "not_local"
     r.mailboxes   # local final mailboxes (Mailbox) the address delivers to, aliases expanded
     r.remote      # non-local addresses it forwards to
-    m = r.mailboxes[0]; m.address, m.maildir, m.quota_bytes, m.over_quota
+    r.lists       # protected lists whose posting policy governs it (itself, or reached through aliases)
+    m = r.mailboxes[0]; m.address, m.maildir, m.quota_bytes, m.over_quota, m.mail_host
     directory.spam_levels("bob@example.org")   # SpamLevels(tag, tag2, quarantine, reject), None = global
+    directory.expand_once("sales@example.org")  # one alias step, exact key (the socketmap's virtual_alias_maps)
 
 Addresses: the domain is always compared in lower case; the local part too unless
 `directory_local_part_case_sensitive`. `directory_recipient_delimiter` (like Postfix's
@@ -30,7 +32,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from owlery.settings import Bool, Str, int_range, setting
@@ -112,6 +115,32 @@ def normalise(address: str, case_sensitive: bool = False) -> str:
     return a.base
 
 
+_MAIL_HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?$")
+
+
+def parse_mail_host(text: str) -> str | None:
+    """A mailbox's back end as the directory writes it, normalised: a host name (lower case, no
+    final dot) or an IP address (IPv6 without brackets). "", "-" and blanks: None (no back end).
+
+    Raises ValueError on anything else: the value goes into endpoints and transport entries
+    (tcp:{host}:PORT, lmtp:inet:HOST:PORT), so a space, slash, colon or brace must not pass.
+    """
+    value = text.strip()
+    if value in ("", "-"):
+        return None
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    name = value.lower().rstrip(".") if value.endswith(".") and not value.endswith("..") else value.lower()
+    if not _MAIL_HOST_RE.match(name) or ".." in name or any(label.startswith("-") or label.endswith("-")
+                                                             for label in name.split(".")):
+        raise ValueError(f"not a host name or IP address: {text!r}")
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class Mailbox:
     """A final local mailbox.
@@ -121,6 +150,9 @@ class Mailbox:
     limits, None = no limit known to the directory (the maildirsize file may still carry
     one). `over_quota`: the directory says it is full (over-quota list or attribute).
     `usage_bytes`: usage the directory knows (an attribute), None when not kept there.
+    `mail_host`: the back end ("mail home server") that holds the mailbox, as the directory
+    names it (files_mail_hosts, ldap_mail_host_attribute; normalised by parse_mail_host);
+    None when the directory names none (this host, or a single-host site).
     """
 
     address: str
@@ -129,6 +161,7 @@ class Mailbox:
     quota_messages: int | None = None
     over_quota: bool = False
     usage_bytes: int | None = None
+    mail_host: str | None = None     # the back end ("mail home server") holding it; None = this host / unknown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,10 +172,21 @@ class Recipient:
     kind: Kind
     mailboxes: tuple[Mailbox, ...] = ()
     remote: tuple[str, ...] = ()     # forwarding targets outside our domains
+    # Protected lists whose posting policy governs mail to this address: the address itself
+    # when it is one, else the first protected list on each path of its expansion (through
+    # aliases, forwards, domain aliases). Below a protected list nothing more is collected:
+    # what a list reaches is its owner's choice, and its own policy already applied.
+    lists: tuple[str, ...] = ()
 
     @property
     def exists(self) -> bool:
         return self.kind in ("mailbox", "alias")
+
+    @property
+    def reaches_nothing(self) -> bool:
+        """An alias (or domain alias) whose expansion found no mailbox and nothing remote:
+        unknown targets, a loop, too deep. Mail to it would only bounce."""
+        return self.kind == "alias" and not self.mailboxes and not self.remote
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,6 +325,21 @@ class Directory:
         """What the address reaches: kind, local mailboxes (aliases expanded), remote targets."""
         raise NotImplementedError
 
+    def expand_once(self, key: str) -> list[str] | None:
+        """One step of alias expansion for exactly this key, as a Postfix virtual_alias_maps
+        table holding the same entries would answer it (Postfix recurses on the result).
+
+        `key` is user@domain (an extension is part of the key: nothing is stripped) or
+        @domain. An alias or group at this key gives its targets one level deep (a domain
+        alias target stays `@other.domain`; a group member that is a group gives the group's
+        address); a mailbox gives its own address (the key; LDAP: the primary address) and
+        then its forwarding addresses, so Postfix stops recursing there and a catch-all never
+        hides it; [] for a group without members; None when nothing has this exact key or
+        the domain is not ours. The socketmap (socketmap/maps.py) applies Postfix's lookup
+        order on top. Blocking; may raise DirectoryUnavailable.
+        """
+        raise NotImplementedError
+
     def list_policy(self, address: str) -> ListPolicy | None:
         """The posting policy when the address is a protected list, else None."""
         raise NotImplementedError
@@ -304,6 +363,12 @@ class Directory:
         if r.kind == "mailbox" or (r.kind == "alias" and len(r.mailboxes) == 1 and not r.remote):
             return r.mailboxes[0]
         return None
+
+    def mailboxes(self) -> Iterator[Mailbox]:
+        """Every local mailbox the directory knows (upkeep walks them: `owlery mailbox expire
+        --all-users`, `spam learn`, `quota report`), each once, in no promised order; disabled
+        entries and groups are not mailboxes. Blocking; may raise DirectoryUnavailable."""
+        raise NotImplementedError
 
     def spam_levels(self, address: str) -> SpamLevels:
         """The recipient's own spam levels (the milter's spam stage asks, one call per recipient).

@@ -4,7 +4,7 @@ Positive answers (a recipient that exists, a protected list, a hosted domain, sp
 `directory_cache_positive_ttl`; negative ones (unknown, not ours, not a list)
 `directory_cache_negative_ttl`, so a newly created user is accepted soon. Errors
 (DirectoryUnavailable) are never cached. `peek_*` answer from the cache without ever
-blocking (the policy daemon's fast path on the reactor thread); the plain methods fill
+blocking (the policy daemon's and the socketmap's fast path on the reactor thread); the plain methods fill
 the cache from the backend (blocking: call them from a thread). Bounded to
 `directory_cache_entries_max` entries (oldest dropped first). Thread-safe.
 Talks to: the wrapped backend. Tests: tests/directory/test_cache_maildirsize.py (lifetimes, errors,
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from owlery.directory.base import Directory, ListPolicy, Recipient, SpamLevels
+from owlery.directory.base import Directory, ListPolicy, Mailbox, Recipient, SpamLevels
 
 MISS = object()   # what peek_* return when the cache cannot answer
 
@@ -80,6 +80,12 @@ class CachingDirectory(Directory):
     def peek_identities(self, address: str) -> frozenset[str] | Any:
         return self._peek("ids", address)
 
+    def peek_hosts_domain(self, domain: str) -> bool | Any:
+        return self._peek("domain", domain)
+
+    def peek_expand_once(self, key: str) -> list[str] | None | Any:
+        return self._peek("expand", key)
+
     # -- Directory -------------------------------------------------------------
 
     def hosts_domain(self, domain: str) -> bool:
@@ -87,6 +93,9 @@ class CachingDirectory(Directory):
 
     def resolve(self, address: str) -> Recipient:
         return self._get("resolve", address, self.backend.resolve, lambda r: r.exists)
+
+    def expand_once(self, key: str) -> list[str] | None:
+        return self._get("expand", key, self.backend.expand_once, lambda targets: targets is not None)
 
     def list_policy(self, address: str) -> ListPolicy | None:
         return self._get("list", address, self.backend.list_policy, lambda p: p is not None)
@@ -96,6 +105,9 @@ class CachingDirectory(Directory):
 
     def spam_levels(self, address: str) -> SpamLevels:
         return self._get("spam", address, self.backend.spam_levels, lambda levels: not levels.empty)
+
+    def mailboxes(self) -> Iterator[Mailbox]:
+        return self.backend.mailboxes()           # a walk, not a lookup: not cached
 
     def clear(self) -> None:
         with self._lock:

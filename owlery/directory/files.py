@@ -19,9 +19,15 @@ continues the previous one. Values are separated by commas and/or spaces.
   files_spam_levels bob@example.org       tag2=4.5 quarantine=6          (per-recipient spam levels,
                     @example.org          tag=-999 quarantine=8            amavis style; kill= is
                     example.net           tag2=6.3 quarantine=10 reject=20 quarantine=)
+  files_mail_hosts  alice@example.org     backend-b.example.org   (a mailbox's back end, its "mail
+                    @example.org          backend-a.example.org    home server": host name or IP;
+                    carol@example.org     -                        @domain: the domain's default;
+                                                                   "-": none, this host)
 
 Lookups try user+detail@domain, then user@domain, then the @domain catch-all; unlike
-Postfix's virtual_alias_maps a catch-all alias never hides a specific mailbox. Spam levels
+Postfix's virtual_alias_maps a catch-all alias never hides a specific mailbox. A mailbox's
+back end is looked up as its quota is (its address, the key it matched, @domain); the mail
+hosts file adds no hosted domain. Spam levels
 are looked up per level along user+detail@domain, user@domain, @domain (that domain only),
 then domain and its parent domains (like access(5): the domain and its subdomains); a level
 not set anywhere is the milter's global one. The spam levels file adds no hosted domain. The files
@@ -42,7 +48,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from owlery.directory.base import (SPAM_LEVEL_NAMES, Address, Directory, ListPolicy, Mailbox, Recipient,
-                                   SpamLevels, normalise, parse_address, parse_spam_levels)
+                                   SpamLevels, normalise, parse_address, parse_mail_host, parse_spam_levels)
 from owlery.settings import Duration, Str, parse_size, setting
 
 FILES_MAILBOXES = setting("files_mailboxes", Str, None,
@@ -62,6 +68,11 @@ FILES_SPAM_LEVELS = setting(
     "Spam levels map file: address, @domain or domain, and the recipient's own levels "
     "(tag=, tag2=, quarantine= (or kill=), reject=; any left out is the global spam_*_level). "
     "Read by the milter's spam stage when spam_directory_levels is on.")
+FILES_MAIL_HOSTS = setting(
+    "files_mail_hosts", Str, None,
+    "Mail hosts map file: address or @domain (the domain's default) and the back end holding the "
+    "mailbox (its mail home server: a host name or IP address; \"-\" for none). Read by the policy "
+    "daemon's quota check on relays and by the socketmap's transport_maps. Unset: no back ends.")
 FILES_DOMAINS = setting("files_domains", Str, None,
                         "Hosted domains file, one per line. Unset: every domain named in the other files.")
 FILES_MAILDIR_BASE = setting("files_maildir_base", Str, "/var/lib/owlery/mail",
@@ -142,6 +153,7 @@ class _Tables:
     lists: dict[str, list[str]]
     domains: frozenset[str]
     spam_levels: dict[str, SpamLevels] = dataclasses.field(default_factory=dict)
+    mail_hosts: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
 
 def _key(text: str, case_sensitive: bool) -> str:
@@ -164,7 +176,7 @@ class FilesDirectory(Directory):
         self.targets_max = settings.directory_alias_targets_max
         self.paths = {name: getattr(settings, "files_" + name)
                       for name in ("mailboxes", "aliases", "quotas", "over_quota", "lists", "domains",
-                                   "spam_levels")}
+                                   "spam_levels", "mail_hosts")}
         self.interval = settings.files_check_interval
         self._lock = threading.Lock()
         self._stamps = self._stat()
@@ -235,7 +247,17 @@ class FilesDirectory(Directory):
                     spam_levels[_key(key, cs)] = parse_spam_levels(values)
                 except ValueError as e:
                     raise MapError(p["spam_levels"], number, f"{key}: {e}") from None
-        return _Tables(mailboxes, aliases, quotas, frozenset(over), lists, frozenset(domains), spam_levels)
+        mail_hosts: dict[str, str | None] = {}
+        if p["mail_hosts"]:
+            for key, values, number in read_map(p["mail_hosts"]):
+                if len(values) != 1:
+                    raise MapError(p["mail_hosts"], number, f"{key}: expected one host name, got {len(values)}")
+                try:
+                    mail_hosts[_key(key, cs)] = parse_mail_host(values[0])
+                except ValueError as e:
+                    raise MapError(p["mail_hosts"], number, f"{key}: {e}") from None
+        return _Tables(mailboxes, aliases, quotas, frozenset(over), lists, frozenset(domains), spam_levels,
+                       mail_hosts)
 
     def _maybe_reload(self) -> None:
         now = self.clock()
@@ -276,6 +298,23 @@ class FilesDirectory(Directory):
         self._maybe_reload()
         return domain.lower().rstrip(".") in self.tables.domains
 
+    def expand_once(self, key: str) -> list[str] | None:
+        self._maybe_reload()
+        t = self.tables
+        text = key.strip()
+        if text.startswith("@"):
+            k = text.lower().rstrip(".")
+        else:
+            try:
+                k = normalise(text, self.case_sensitive)
+            except ValueError:
+                return None
+        if k.rpartition("@")[2] not in t.domains:
+            return None
+        if k in t.aliases:
+            return list(t.aliases[k][: self.targets_max])
+        return [k] if k in t.mailboxes else None
+
     def resolve(self, address: str) -> Recipient:
         self._maybe_reload()
         t = self.tables
@@ -287,22 +326,32 @@ class FilesDirectory(Directory):
             return Recipient(a.full, "not_local")
         mailboxes: dict[str, Mailbox] = {}
         remote: list[str] = []
-        kind = self._expand(t, a, mailboxes, remote, 0, set())
+        lists: list[str] = []
+        kind = self._expand(t, a, mailboxes, remote, 0, set(), lists=lists)
         if kind == "unknown":
             return Recipient(a.full, "unknown")
-        return Recipient(a.full, kind, tuple(mailboxes.values()), tuple(dict.fromkeys(remote)))
+        return Recipient(a.full, kind, tuple(mailboxes.values()), tuple(dict.fromkeys(remote)),
+                         lists=tuple(dict.fromkeys(lists)))
 
     def _lookup_keys(self, a: Address) -> list[str]:
         # Specific entries first in both tables, then the catch-all (see module docstring).
         return a.candidates()
 
     def _expand(self, t: _Tables, a: Address, mailboxes: dict[str, Mailbox], remote: list[str],
-                depth: int, seen: set[str]) -> str:
-        """Add what `a` reaches; return "mailbox", "alias" or "unknown"."""
+                depth: int, seen: set[str], lists: list[str] | None = None) -> str:
+        """Add what `a` reaches; return "mailbox", "alias" or "unknown".
+
+        `lists` (when not None) collects the first protected list on each path (see
+        Recipient.lists); below one, None is passed on.
+        """
         keys = self._lookup_keys(a)
         aliases_allowed = a.base not in seen
         seen.add(a.base)
         for key in keys:
+            if (lists is not None and key in t.lists and not key.startswith("@")
+                    and (key in t.mailboxes or (aliases_allowed and key in t.aliases))):
+                lists.append(key)
+                lists = None
             if aliases_allowed and key in t.aliases:
                 if depth >= self.depth_max:
                     log.warning("directory: alias %s nested deeper than %d; ignored", key, self.depth_max)
@@ -312,7 +361,7 @@ class FilesDirectory(Directory):
                         log.warning("directory: %s expands to more than %d targets; rest ignored",
                                     a.full, self.targets_max)
                         break
-                    self._expand_target(t, a, key, target, mailboxes, remote, depth, seen)
+                    self._expand_target(t, a, key, target, mailboxes, remote, depth, seen, lists)
                 return "alias"
             if key in t.mailboxes:
                 box = self._mailbox(t, key if not key.startswith("@") else a.base, key)
@@ -320,8 +369,8 @@ class FilesDirectory(Directory):
                 return "mailbox"
         return "unknown"
 
-    def _expand_target(self, t: _Tables, a: Address, key: str, target: str,
-                       mailboxes: dict[str, Mailbox], remote: list[str], depth: int, seen: set[str]) -> None:
+    def _expand_target(self, t: _Tables, a: Address, key: str, target: str, mailboxes: dict[str, Mailbox],
+                       remote: list[str], depth: int, seen: set[str], lists: list[str] | None = None) -> None:
         if target.startswith("@"):
             # Domain alias: user@old -> user@new, keeping the extension.
             target = f"{a.local}{a.delimiter}{a.detail}@{target[1:]}"
@@ -333,14 +382,22 @@ class FilesDirectory(Directory):
         if ta.domain not in t.domains:
             remote.append(target)
             return
-        if self._expand(t, ta, mailboxes, remote, depth + 1, seen) == "unknown":
+        if self._expand(t, ta, mailboxes, remote, depth + 1, seen, lists) == "unknown":
             log.warning("directory: alias %s points at unknown local address %s", key, ta.full)
 
     def _mailbox(self, t: _Tables, address: str, key: str) -> Mailbox:
         domain = address.rpartition("@")[2]
         size, count = t.quotas.get(address, t.quotas.get(key, t.quotas.get("@" + domain, (None, None))))
+        host = t.mail_hosts.get(address, t.mail_hosts.get(key, t.mail_hosts.get("@" + domain)))
         return Mailbox(address=address, maildir=t.mailboxes[key], quota_bytes=size, quota_messages=count,
-                       over_quota=address in t.over_quota)
+                       over_quota=address in t.over_quota, mail_host=host)
+
+    def mailboxes(self) -> Iterator[Mailbox]:
+        self._maybe_reload()
+        t = self.tables
+        for key in sorted(t.mailboxes):
+            if not key.startswith("@"):              # a catch-all mailbox is reached, not walked
+                yield self._mailbox(t, key, key)
 
     def list_policy(self, address: str) -> ListPolicy | None:
         self._maybe_reload()

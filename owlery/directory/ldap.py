@@ -14,7 +14,9 @@ senders are the values of `ldap_list_policy_attribute` on the group or else
 (`amavisSpamTagLevel`, `amavisSpamTag2Level`, `amavisSpamKillLevel`; the reject level has no
 amavis attribute: `ldap_spam_reject_level_attribute` names one of your schema), looked up
 per level on the entries of user+detail@domain, user@domain, then an `@domain` entry (a
-domain default).
+domain default). A mailbox's back end (mail home server) is the value of
+`ldap_mail_host_attribute` (none by default); a protected group reached through a forward
+is named in the Recipient's `lists`, so its posting policy still applies.
 
 Connections: a small pool (`ldap_pool_size`, one connection per concurrent lookup),
 simple bind (or anonymous), `ldaps://` URIs or `ldap_start_tls` (on the ldap:// ones), connect
@@ -39,11 +41,11 @@ import math
 import queue
 import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from owlery.directory.base import (SPAM_LEVEL_NAMES, Address, Directory, ListPolicy, Mailbox, Recipient,
-                                   SpamLevels, parse_address, parse_spam_level)
+                                   SpamLevels, parse_address, parse_mail_host, parse_spam_level)
 from owlery.errors import DirectoryUnavailable
 from owlery.settings import Bool, Duration, Str, StrList, int_range, setting
 
@@ -72,6 +74,10 @@ LDAP_POOL_SIZE = setting("ldap_pool_size", int_range(1, 256), 4,
 LDAP_ADDRESS_ATTRIBUTES = setting(
     "ldap_address_attributes", StrList, ["mail", "mailAlternateAddress", "mailLocalAddress"],
     "Attributes holding the addresses an entry receives mail for (the first is the primary address).")
+LDAP_PAGE_SIZE = setting(
+    "ldap_page_size", int_range(1, 100000), 500,
+    "Entries per page when a command walks every mailbox (paged results, RFC 2696); at most the "
+    "server's size limit.")
 LDAP_USER_FILTER = setting(
     "ldap_user_filter", Str, "(objectClass=*)",
     "Extra filter ANDed to every address search, e.g. (objectClass=inetOrgPerson).")
@@ -89,6 +95,12 @@ LDAP_OVER_QUOTA_ATTRIBUTE = setting("ldap_over_quota_attribute", Str, "",
 LDAP_MAILDIR_ATTRIBUTE = setting("ldap_maildir_attribute", Str, "",
                                  "Attribute holding the Maildir path (e.g. mailMessageStore); empty: "
                                  "the delivery agent's maildir_path_template.")
+LDAP_MAIL_HOST_ATTRIBUTE = setting(
+    "ldap_mail_host_attribute", Str, "",
+    "Attribute naming the back end that holds a user's mailbox (its mail home server), e.g. "
+    "univentionMailHomeServer (UCS) or mailHost (misc.schema, qmail-ldap); a host name or IP "
+    "address. Read by the policy daemon's quota check on relays and by the socketmap's "
+    "transport_maps. Empty: none (every mailbox is on this host).")
 LDAP_STATUS_ATTRIBUTE = setting("ldap_status_attribute", Str, "accountStatus",
                                 "Attribute holding the account status; empty: every entry is active.")
 LDAP_STATUS_REFUSED = setting("ldap_status_refused", StrList, ["disabled", "deleted"],
@@ -227,6 +239,7 @@ class LdapDirectory(Directory):
                                                 settings.ldap_quota_messages_attribute,
                                                 settings.ldap_usage_attribute, settings.ldap_over_quota_attribute,
                                                 settings.ldap_maildir_attribute, settings.ldap_status_attribute,
+                                                settings.ldap_mail_host_attribute,
                                                 settings.ldap_list_policy_attribute) if a),
                                   *self.spam_level_attrs.values()})
 
@@ -402,7 +415,19 @@ class LdapDirectory(Directory):
                        maildir=entry.first(s.ldap_maildir_attribute),
                        quota_bytes=self._int(entry, s.ldap_quota_attribute),
                        quota_messages=self._int(entry, s.ldap_quota_messages_attribute),
-                       over_quota=over, usage_bytes=self._int(entry, s.ldap_usage_attribute))
+                       over_quota=over, usage_bytes=self._int(entry, s.ldap_usage_attribute),
+                       mail_host=self._mail_host(entry))
+
+    def _mail_host(self, entry: _Entry) -> str | None:
+        attr = self.s.ldap_mail_host_attribute
+        text = entry.first(attr) if attr else None
+        if text is None:
+            return None
+        try:
+            return parse_mail_host(text)
+        except ValueError as e:
+            log.warning("directory: %s: %s ignored: %s", entry.dn, attr, e)
+            return None
 
     def _members(self, group: _Entry) -> list[str]:
         dns: list[str] = []
@@ -436,17 +461,22 @@ class LdapDirectory(Directory):
             return Recipient(a.full, "not_local")
         mailboxes: dict[str, Mailbox] = {}
         remote: list[str] = []
-        kind = self._expand(a, mailboxes, remote, 0, set())
+        lists: list[str] = []
+        kind = self._expand(a, mailboxes, remote, 0, set(), lists=lists)
         if kind == "unknown":
             return Recipient(a.full, "unknown")
-        return Recipient(a.full, kind, tuple(mailboxes.values()), tuple(dict.fromkeys(remote)))
+        return Recipient(a.full, kind, tuple(mailboxes.values()), tuple(dict.fromkeys(remote)),
+                         lists=tuple(dict.fromkeys(lists)))
 
     def _expand(self, a: Address, mailboxes: dict[str, Mailbox], remote: list[str],
-                depth: int, seen: set[str]) -> str:
+                depth: int, seen: set[str], lists: list[str] | None = None) -> str:
+        """Add what `a` reaches; `lists` (when not None) collects the protected groups met first
+        on each path (see Recipient.lists): a group's members and their forwards are governed
+        by the group's own policy, so nothing is collected below one."""
         found = self._by_address(a)
         if found is None:
             return "unknown"
-        _, entries = found
+        key, entries = found
         kind = "unknown"
         for entry in entries:
             dn = normalise_dn(entry.dn)
@@ -455,6 +485,9 @@ class LdapDirectory(Directory):
             seen.add(dn)
             if self._is_group(entry):
                 kind = "alias"
+                protected = self.s.ldap_lists_protect_groups and not key.startswith("@")
+                if lists is not None and protected:
+                    lists.append(key)
                 if depth < self.s.directory_alias_depth_max:
                     self._expand_group(entry, mailboxes, remote, depth, seen)
                 continue
@@ -462,11 +495,11 @@ class LdapDirectory(Directory):
             box = self._mailbox(entry)
             mailboxes.setdefault(box.address, box)
             for fwd in entry.values(self.s.ldap_forward_attribute):
-                self._add_target(fwd, mailboxes, remote, depth, seen)
+                self._add_target(fwd, mailboxes, remote, depth, seen, lists)
         return kind
 
     def _add_target(self, target: str, mailboxes: dict[str, Mailbox], remote: list[str],
-                    depth: int, seen: set[str]) -> None:
+                    depth: int, seen: set[str], lists: list[str] | None = None) -> None:
         try:
             ta = self._parse(target)
         except ValueError:
@@ -474,7 +507,7 @@ class LdapDirectory(Directory):
         if depth + 1 >= self.s.directory_alias_depth_max or not self.hosts_domain(ta.domain):
             remote.append(target)
             return
-        if self._expand(ta, mailboxes, remote, depth + 1, seen) == "unknown":
+        if self._expand(ta, mailboxes, remote, depth + 1, seen, lists) == "unknown":
             log.warning("directory: forward to unknown local address %s", target)
 
     def _expand_group(self, group: _Entry, mailboxes: dict[str, Mailbox], remote: list[str],
@@ -497,6 +530,82 @@ class LdapDirectory(Directory):
                     mailboxes.setdefault(box.address, box)
                     for fwd in entry.values(self.s.ldap_forward_attribute):
                         self._add_target(fwd, mailboxes, remote, depth + 1, seen)
+
+    def expand_once(self, key: str) -> list[str] | None:
+        try:
+            text = lookup_value(key.strip())
+            if text.startswith("@"):
+                k = text.lower().rstrip(".")
+                domain = k[1:]
+            else:
+                a = parse_address(text, "", self.case_sensitive)
+                k, domain = a.base, a.domain
+        except ValueError:
+            return None
+        if not domain or not self.hosts_domain(domain):
+            return None
+        entries = [e for e in self.search(self._address_filter([k])) if self._has_address(e, k) and self._active(e)]
+        if not entries:
+            return None
+        targets: list[str] = []
+        for entry in entries:
+            if self._is_group(entry):
+                self._group_targets(entry, targets, {normalise_dn(entry.dn)}, 0)
+            else:
+                targets.append(self._mailbox(entry).address)
+                targets.extend(entry.values(self.s.ldap_forward_attribute))
+        return list(dict.fromkeys(targets))[: self.s.directory_alias_targets_max]
+
+    def _group_targets(self, group: _Entry, targets: list[str], seen: set[str], depth: int) -> None:
+        """A group's active members one level deep, by primary address (a member group too:
+        Postfix expands it in turn); a member group without an address is expanded here."""
+        for dn in self._members(group)[: self.s.directory_alias_targets_max]:
+            dn_key = normalise_dn(dn)
+            if dn_key in seen:
+                continue
+            seen.add(dn_key)
+            for entry in self.search("(objectClass=*)", base=dn, scope="BASE"):
+                primary = entry.first(self.address_attrs[0])
+                if not self._active(entry):
+                    continue
+                if primary:
+                    targets.append(primary if self.case_sensitive else primary.lower())
+                elif self._is_group(entry) and depth + 1 < self.s.directory_alias_depth_max:
+                    self._group_targets(entry, targets, seen, depth + 1)
+
+    def mailboxes(self) -> Iterator[Mailbox]:
+        """Every active, non-group entry with a primary address, by a paged search (RFC 2696,
+        ldap_page_size entries a page), so a server's size limit (slapd: 500) does not cut the
+        walk short. The connection is held for the walk and discarded on any failure."""
+        from ldap3.core.exceptions import LDAPException
+        flt = f"(&{self.s.ldap_user_filter}({self.address_attrs[0]}=*))"
+        conn = self._acquire()
+        reusable = False
+        try:
+            pages = conn.extend.standard.paged_search(
+                self.s.ldap_base_dn, flt, attributes=self.attributes, paged_size=self.s.ldap_page_size,
+                time_limit=max(1, int(self.s.ldap_timeout)), generator=True)
+            for r in pages:
+                if r.get("type") != "searchResEntry":
+                    continue
+                entry = _Entry(r["dn"], dict(r.get("attributes", {})))
+                if self._is_group(entry) or not self._active(entry):
+                    continue
+                mailbox = self._mailbox(entry)
+                if not mailbox.address.startswith("@"):      # a domain's defaults entry
+                    yield mailbox
+            code = conn.result.get("result") if conn.result else None
+            if code not in (0, None):
+                raise DirectoryUnavailable(f"LDAP paged search {flt}: result {code}")
+            reusable = True
+        except LDAPException as e:
+            self.close()
+            raise DirectoryUnavailable(f"LDAP paged search {flt}: {e}") from None
+        finally:
+            if reusable:
+                self._pool.put(conn)
+            else:
+                self._discard(conn)
 
     def list_policy(self, address: str) -> ListPolicy | None:
         if not self.s.ldap_lists_protect_groups:

@@ -22,9 +22,20 @@ delivery, which would otherwise refuse it with 552 5.2.2 after the SMTP dialogue
 Postfix bounce to the (possibly forged) sender. Delivery's side of the same edge is
 `delivery_quota_overrun_allowance` (sieve.delivery.users): a mailbox under its limit takes
 one last message that overruns it by at most that much; the next one is refused here.
-Talks to: the directory, Maildirs (read only). Tests: tests/policyd/test_checks_directory.py,
-tests/policyd/test_quota_edge.py, tests/delivery/test_quota_edge.py,
-tests/e2e/test_policyd_directory.py, tests/e2e/test_quota_edge_e2e.py.
+Relays: a mailbox whose `mail_host` (the directory's back end for it) is another host is
+not read here: with `quota_backend_endpoint` set (e.g. tcp:{host}:10040), the back end is
+asked (policyd/checks/quota_backend.py: its policyd running this check, or Dovecot's
+quota-status), so no over-quota file has to be copied to the relays. The back end's answer
+is the answer for that mailbox; for an alias the rule above holds across hosts (local boxes
+are looked at first, back ends are asked only while every box so far is full, at most
+`quota_backend_queries_max` of them). A back end that cannot be asked (refused, timed out,
+DEFER_IF_PERMIT from it) makes the check answer DEFER_IF_PERMIT 4.3.0, or accept when
+`quota_backend_unreachable = "accept"`. A request carrying policy_context=owlery-quota-query
+(a relay asking this host) is always answered from the local Maildirs.
+Talks to: the directory, Maildirs (read only), back ends' policy services (TCP). Tests:
+tests/policyd/test_checks_directory.py, tests/policyd/test_quota_edge.py,
+tests/policyd/test_quota_backend.py, tests/policyd/test_quota_relay_backend.py,
+tests/delivery/test_quota_edge.py, tests/e2e/test_policyd_directory.py, tests/e2e/test_quota_edge_e2e.py.
 """
 
 from __future__ import annotations
@@ -35,10 +46,14 @@ from typing import Any
 
 from owlery import maildirsize
 from owlery.directory import Mailbox
-from owlery.settings import Bool, Duration, Size, choice, setting
+from owlery.directory.base import parse_mail_host
+from owlery.errors import TemporaryFailure
+from owlery.reply import Reply
+from owlery.settings import Bool, Duration, Size, Str, StrList, choice, int_range, setting
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, Verdict
+from policyd.checks.quota_backend import QUERY_CONTEXT, BackendAnswer, BackendError, classify, endpoint_for, query_bytes
 from policyd.lookup import resolve
 from policyd.protocol import PolicyRequest
 
@@ -63,6 +78,35 @@ QUOTA_HEADERS_ALLOWANCE = setting(
         "~700, plus ~350 for Ed25519 dual signing), an ARC set (~1.6k), Postfix's Received "
         "(~300) and delivery's Return-Path/Delivered-To (~100). Pair it with "
         "delivery_quota_overrun_allowance, the overrun delivery tolerates for the last message.")
+
+QUOTA_BACKEND_ENDPOINT = setting(
+    "quota_backend_endpoint", Str, "",
+    "Relays: where to ask about a mailbox held on another host (the directory's mail_host for it, "
+    "ldap_mail_host_attribute / files_mail_hosts): tcp:{host}:PORT, {host} replaced by the mail host, "
+    "e.g. tcp:{host}:10040 (the back end's policyd, with the quota check) or tcp:{host}:12340 "
+    "(Dovecot's quota-status). Empty: never ask; every mailbox is checked from its Maildir here.")
+QUOTA_BACKEND_LOCAL_HOSTS = setting(
+    "quota_backend_local_hosts", StrList, [],
+    "mail_host values that name this host: their mailboxes are checked here, not asked about "
+    "(for a back end sharing the relays' settings file, or a relay that is also a back end).")
+QUOTA_BACKEND_TIMEOUT = setting(
+    "quota_backend_timeout", Duration, 3, unit="s",
+    doc="Longest wait for a back end's quota answer (connecting included); 0: until "
+        "policyd_decision_timeout.")
+QUOTA_BACKEND_UNREACHABLE = setting(
+    "quota_backend_unreachable", choice("defer", "accept"), "defer",
+    "When a back end cannot be asked or cannot tell: defer = DEFER_IF_PERMIT 4.3.0 (the sender "
+    "retries; fails closed, as a temporary failure), accept = let the mail through (the back end's "
+    "delivery still enforces the quota, and may bounce).")
+QUOTA_BACKEND_QUERIES_MAX = setting(
+    "quota_backend_queries_max", int_range(1, 1000), 10,
+    "Most back-end questions for one recipient (an alias whose mailboxes are on back ends); "
+    "past it the recipient is accepted (not every mailbox is known to be full).")
+QUOTA_BACKEND_IDLE_MAX = setting(
+    "quota_backend_idle_max", int_range(0, 1000), 4,
+    "Idle connections kept open to each back end for the next question.")
+
+QUOTA_BACKEND_UNAVAILABLE = Reply(451, "4.3.0", "Quota lookup temporarily unavailable, try again later")
 
 log = logging.getLogger("owlery.policyd")
 
@@ -103,6 +147,14 @@ class UsageCache:
         return usage
 
 
+def _host_or_none(name: str) -> str | None:
+    try:
+        return parse_mail_host(name)
+    except ValueError:
+        log.warning("policyd: quota_backend_local_hosts: %r is not a host name; ignored", name)
+        return None
+
+
 def is_full(box: Mailbox, usage: maildirsize.MaildirSize | None, size: int) -> bool:
     """Does a message of `size` bytes not fit in this mailbox? (pure; size 0 counts as 1)."""
     if box.over_quota:
@@ -126,6 +178,9 @@ class QuotaCheck(Check):
     def __init__(self, ctx: Any):
         super().__init__(ctx)
         self.usage_cache = UsageCache()
+        self._local_hosts: tuple[Any, frozenset[str]] | None = None
+        if ctx.settings.quota_backend_endpoint:
+            endpoint_for(ctx.settings.quota_backend_endpoint, "backend.example")   # a bad template fails now
 
     def _maildir(self, box: Mailbox) -> str | None:
         if box.maildir:
@@ -163,16 +218,105 @@ class QuotaCheck(Check):
             return DUNNO
         size = request.size
         allowance = self.ctx.settings.quota_headers_allowance
+        elsewhere = [box for box in found.mailboxes if self._backend_of(box, request)]
+        here = [box for box in found.mailboxes if box not in elsewhere]
         full = []
-        for box in found.mailboxes:
+        for box in here:
             if is_full(box, await self._usage(box, now), size + allowance):
                 full.append(box.address)
+        if len(full) < len(here) or found.remote:
+            # Something takes the mail (a mailbox here with room, a remote target): accepted.
+            if full:
+                self._partial(rcpt, found.mailboxes, full)
+            return DUNNO
+        answers: list[tuple[Any, BackendAnswer]] = []
+        if elsewhere:
+            verdict = await self._ask_backends(request, rcpt, found.mailboxes, elsewhere, full, answers)
+            if verdict is not None:
+                return verdict
         if not full:
             return DUNNO
-        if len(full) == len(found.mailboxes) and not found.remote:
-            reply = (actions.MAILBOX_FULL if self.ctx.settings.quota_full_reply == "permanent"
-                     else actions.MAILBOX_FULL_TEMPORARY)
-            return Verdict(actions.reject(reply), {"size": size, "allowance": allowance, "full": ",".join(full)})
+        fields = {"size": size, "allowance": allowance, "full": ",".join(full)}
+        if len(found.mailboxes) == 1 and answers:
+            # One mailbox, on a back end: its answer is the answer (its reply text, its code).
+            box, answer = answers[0]
+            return Verdict(answer.action, {**fields, "backend": box.mail_host})
+        reply = (actions.MAILBOX_FULL if self.ctx.settings.quota_full_reply == "permanent"
+                 else actions.MAILBOX_FULL_TEMPORARY)
+        return Verdict(actions.reject(reply), fields)
+
+    @staticmethod
+    def _partial(rcpt: str, boxes: Any, full: list[str]) -> None:
         log.info("policyd: quota_partial: %s reaches %d mailboxes, full: %s; accepted",
-                 rcpt, len(found.mailboxes), ", ".join(full))
-        return DUNNO
+                 rcpt, len(boxes), ", ".join(full))
+
+    def _backend_of(self, box: Mailbox, request: PolicyRequest) -> str | None:
+        """The back end to ask about `box`, or None when it is checked here."""
+        settings = self.ctx.settings
+        if not settings.quota_backend_endpoint or not box.mail_host:
+            return None
+        if request.attr("policy_context") == QUERY_CONTEXT:
+            return None              # a relay asking us: answer from here, never ask on
+        if self._local_hosts is None or self._local_hosts[0] is not settings.quota_backend_local_hosts:
+            names = settings.quota_backend_local_hosts
+            self._local_hosts = (names, frozenset(filter(None, (_host_or_none(n) for n in names))))
+        return None if box.mail_host in self._local_hosts[1] else box.mail_host
+
+    async def _ask_backends(self, request: PolicyRequest, rcpt: str, boxes: Any, elsewhere: list[Mailbox],
+                            full: list[str], answers: list) -> Any:
+        """Ask back ends while every mailbox so far is full. None: go on (all asked are full);
+        else the Verdict to answer."""
+        settings = self.ctx.settings
+        unknown: list[str] = []
+        allowance = settings.quota_headers_allowance
+        for box in elsewhere:
+            if is_full(box, None, request.size + allowance):
+                full.append(box.address)     # the directory itself says so (over-quota mark, usage attribute)
+                continue
+            if len(answers) + len(unknown) >= settings.quota_backend_queries_max:
+                log.info("policyd: quota: %s: %d mailboxes on back ends, asked %d; accepted",
+                         rcpt, len(elsewhere), settings.quota_backend_queries_max)
+                return Verdict(DUNNO, {"backends_asked": len(answers) + len(unknown)})
+            answer = await self._ask(request, box)
+            if answer.kind == "ok":
+                if full:
+                    self._partial(rcpt, boxes, full)
+                return Verdict(DUNNO, {"backend": box.mail_host}) if len(boxes) == 1 else DUNNO
+            if answer.kind == "refuse":
+                full.append(box.address)
+                answers.append((box, answer))
+            else:
+                log.warning("policyd: quota: %s: back end %s cannot tell about %s: %s",
+                            rcpt, box.mail_host, box.address, answer.detail)
+                unknown.append(box.address)
+        if unknown:
+            if settings.quota_backend_unreachable == "accept":
+                return Verdict(DUNNO, {"backend_unknown": ",".join(unknown)})
+            raise TemporaryFailure(f"quota back end for {', '.join(unknown)} cannot tell", QUOTA_BACKEND_UNAVAILABLE)
+        return None
+
+    async def _ask(self, request: PolicyRequest, box: Mailbox) -> BackendAnswer:
+        """One back end's answer about one mailbox; "unknown" when it cannot be had."""
+        from twisted.internet import defer
+        from twisted.internet.error import ConnectingCancelledError
+
+        from policyd.checks.quota_backend import BackendClient
+        settings = self.ctx.settings
+        try:
+            host, port = endpoint_for(settings.quota_backend_endpoint, box.mail_host or "")
+            payload = query_bytes(request, box.address)
+        except ValueError as e:
+            return BackendAnswer("unknown", detail=str(e))
+        client = self.ctx.resource("quota_backend_client",
+                                   lambda: BackendClient(self.ctx.clock, settings.quota_backend_idle_max))
+        d = defer.Deferred.fromCoroutine(client.ask(host, port, payload, settings.quota_backend_timeout))
+        if settings.quota_backend_timeout > 0:
+            d.addTimeout(settings.quota_backend_timeout, self.ctx.clock)
+        try:
+            text = await d
+        except (defer.TimeoutError, defer.CancelledError, ConnectingCancelledError):
+            # the timeout cancelled the question (while connecting, the endpoint says so its own way)
+            return BackendAnswer("unknown", detail=f"{host}:{port}: no answer in {settings.quota_backend_timeout:g} s")
+        except BackendError as e:
+            return BackendAnswer("unknown", detail=str(e))
+        return classify(text)

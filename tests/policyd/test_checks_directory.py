@@ -45,7 +45,7 @@ def pipe(root):
     ({"recipient": "nobody@example.net"}, USER_UNKNOWN),
     ({"recipient": "anything@catchall.test"}, "DUNNO"),                  # catch-all mailbox
     ({"recipient": "bob@alias.test"}, "DUNNO"),                          # domain alias
-    ({"recipient": "nobody@alias.test"}, "DUNNO"),                       # alias exists; target unknown: Postfix bounces
+    ({"recipient": "nobody@alias.test"}, USER_UNKNOWN),                  # domain alias onto nobody: no backscatter
     ({"recipient": "fwd@example.org"}, "DUNNO"),                         # alias to a remote address
     ({"recipient": "someone@not-ours.test"}, "DUNNO"),                   # not our business
     ({"recipient": ""}, "DUNNO"),
