@@ -19,16 +19,25 @@ class Action:
     line: int = dataclasses.field(default=0, kw_only=True, compare=False)
 
 
+def _head_field():
+    # the header block (fields + blank line) of the message as it stood when the script asked
+    # for the action, when editheader had changed it by then (RFC 5293 7); None: unchanged.
+    # Read it through sieve.api.Result.message_for(action), never directly.
+    return dataclasses.field(default=None, kw_only=True, compare=False, repr=False)
+
+
 @dataclasses.dataclass(frozen=True)
 class Keep(Action):
     """Store into the default mailbox (INBOX), with IMAP flags (imap4flags).
 
-    `message` is None to store `Result.message` (the message after editheader edits)."""
+    Store `Result.message_for(action)`: an explicit keep stores the message as the script had
+    edited it when it asked for the keep; the implicit keep stores the final message."""
 
     name = "keep"
     mailbox: str = "INBOX"
     flags: tuple[str, ...] = ()
     implicit: bool = False
+    head: bytes | None = _head_field()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +47,8 @@ class FileInto(Action):
     create: make the mailbox when missing (RFC 5490 :create); otherwise a missing mailbox
     is an execution failure (the executor then keeps into INBOX). special_use: RFC 8579
     :specialuse flag; when a mailbox with that use exists the executor stores there instead.
-    copy: RFC 3894 :copy (did not cancel implicit keep; informational)."""
+    copy: RFC 3894 :copy (did not cancel implicit keep; informational). Store
+    `Result.message_for(action)` (the message as edited when the script asked for it)."""
 
     name = "store"
     mailbox: str = "INBOX"
@@ -46,19 +56,22 @@ class FileInto(Action):
     create: bool = False
     copy: bool = False
     special_use: str | None = None
+    head: bytes | None = _head_field()
 
 
 @dataclasses.dataclass(frozen=True)
 class Redirect(Action):
     """Resend the message, unchanged but for trace headers, to `address` (envelope).
 
-    The executor sends `Result.message` with MAIL FROM = `envelope_from` (the original
-    sender unless policy says otherwise; "" is the null sender)."""
+    The executor sends `Result.message_for(action)` (the message as edited when the script
+    asked for the redirect) with MAIL FROM = `envelope_from` (the original sender unless
+    policy says otherwise; "" is the null sender)."""
 
     name = "redirect"
     address: str = ""
     copy: bool = False
     envelope_from: str = ""
+    head: bytes | None = _head_field()
 
 
 @dataclasses.dataclass(frozen=True)

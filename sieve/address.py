@@ -2,7 +2,7 @@
 route-free angle addresses; and the address parts :all :localpart :domain :user :detail.
 
 Pure functions over header text. Used by sieve.extensions.core (address), envelope,
-subaddress and others. Tests: none directly; the conformance run (tests/sieve/test_conformance.py:
+subaddress and others. Tests: tests/sieve/test_rfc_fixes.py (address items, quoting); the conformance run (tests/sieve/test_conformance.py:
 test-address.svtest, envelope, subaddress), tests/sieve/test_api.py (envelope :detail),
 tests/sieve/test_generated_mail_safety.py (vacation and notify addresses).
 """
@@ -30,8 +30,25 @@ class AddressError(ValueError):
     pass
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out = []
+def _tokens(text: str, tolerant: bool = False) -> list[tuple[str, str]]:
+    """Lexical tokens; an unterminated comment, quoted string or domain literal raises
+    AddressError, or (tolerant) ends the list with an ("err", "") token."""
+    try:
+        return _lex(text)
+    except _LexError as e:
+        if not tolerant:
+            raise AddressError(str(e)) from None
+        return e.tokens + [("err", "")]
+
+
+class _LexError(Exception):
+    def __init__(self, msg: str, tokens: list):
+        super().__init__(msg)
+        self.tokens = tokens
+
+
+def _lex(text: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
     i, n = 0, len(text)
     while i < n:
         c = text[i]
@@ -50,7 +67,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
                     depth -= 1
                 i += 1
             if depth:
-                raise AddressError("unterminated comment")
+                raise _LexError("unterminated comment", out)
         elif c == '"':
             i += 1
             buf = []
@@ -63,15 +80,19 @@ def _tokens(text: str) -> list[tuple[str, str]]:
                     buf.append(text[i])
                 i += 1
             if i >= n:
-                raise AddressError("unterminated quoted string")
+                raise _LexError("unterminated quoted string", out)
             i += 1
             out.append(("qs", "".join(buf)))
         elif c == "[":
             j = text.find("]", i)
             if j < 0:
-                raise AddressError("unterminated domain literal")
+                raise _LexError("unterminated domain literal", out)
             out.append(("dl", text[i:j + 1]))
             i = j + 1
+        elif c == "\\":
+            # a quoted-pair is only valid in a quoted string or comment (RFC 5322 3.2.1): a
+            # stray backslash leaves the rest of the field unreadable, as for Pigeonhole
+            raise _LexError("stray backslash", out)
         elif c in _SPECIALS:
             out.append(("sp", c))
             i += 1
@@ -100,6 +121,10 @@ def _addr_spec(toks: list[tuple[str, str]], display: str) -> Address:
     domain = _dot_join(dom_t, allow_qs=False)
     if not local or not domain:
         raise AddressError("empty local part or domain")
+    if not local.isascii():
+        # RFC 5322 3.2.3/3.2.4: atext and qtext are US-ASCII (8-bit local parts need
+        # SMTPUTF8, RFC 6532, which a header address test cannot assume); as Pigeonhole
+        raise AddressError("non-ASCII local part")
     return Address(local, domain, display)
 
 
@@ -126,7 +151,26 @@ def _dot_join(toks, allow_qs: bool) -> str:
 
 def parse_address_list(text: str) -> list[Address]:
     """Every mailbox in an address-list header (groups flattened). Raises AddressError."""
-    toks = _tokens(text)
+    out, err = _parse_list(text, tolerant=False)
+    if err is not None:
+        raise err
+    return out
+
+
+def parse_address_items(text: str) -> tuple[list[Address], bool]:
+    """The valid mailboxes of an address-list header, and whether the whole field was valid.
+    An item that is not a valid address is skipped (RFC 5228 2.7.4: it is not matched by
+    :localpart or :domain); an unterminated quoted string, comment or domain literal ends the
+    list. The address test and vacation read fields this way, as Pigeonhole does."""
+    out, err = _parse_list(text, tolerant=True)
+    return out, err is None
+
+
+def _parse_list(text: str, tolerant: bool) -> tuple[list[Address], AddressError | None]:
+    try:
+        toks = _tokens(text, tolerant)
+    except AddressError as e:
+        return [], e
     out: list[Address] = []
     cur: list = []
     in_group = False
@@ -145,6 +189,10 @@ def parse_address_list(text: str) -> list[Address]:
             # obsolete route: @a,@b:addr
             if ("sp", ":") in inner:
                 inner = inner[inner.index(("sp", ":")) + 1:]
+            if any(k not in ("atom", "qs") and (k, t) != ("sp", ".") for k, t in chunk[:a]):
+                # RFC 5322 3.4: a display name is a phrase (words, obsolete '.'), so a ':' or
+                # '@' there means the field is not an address list (e.g. a nested group)
+                raise AddressError("invalid display name")
             display = " ".join(v for _, v in chunk[:a])
             if not inner:
                 raise AddressError("empty angle address")
@@ -152,31 +200,53 @@ def parse_address_list(text: str) -> list[Address]:
         else:
             out.append(_addr_spec(chunk, ""))
 
-    i = 0
     angle = False
-    while i < len(toks):
-        t = toks[i]
-        if t == ("sp", "<"):
-            angle = True
-        elif t == ("sp", ">"):
-            angle = False
-        if not angle and t == ("sp", ":") and not in_group and ("sp", "<") not in cur:
-            in_group = True
-            cur = []
-        elif not angle and t == ("sp", ";") and in_group:
-            flush(cur)
-            cur = []
-            in_group = False
-        elif not angle and t == ("sp", ","):
-            flush(cur)
-            cur = []
-        else:
-            cur.append(t)
-        i += 1
-    if in_group:
-        raise AddressError("unterminated group")
-    flush(cur)
-    return out
+    first_error: AddressError | None = None
+
+    def item(chunk) -> None:
+        # strict: the first invalid item fails the field; tolerant: it is skipped
+        nonlocal first_error
+        try:
+            flush(chunk)
+        except AddressError as e:
+            if not tolerant:
+                raise
+            first_error = first_error or e
+
+    try:
+        for t in toks:
+            if t[0] == "err":
+                # an unterminated quoted string, comment or literal: this item and the rest
+                return out, first_error or AddressError("unterminated quoted string, comment or domain literal")
+            if t == ("sp", "<"):
+                angle = True
+            elif t == ("sp", ">"):
+                angle = False
+            elif angle and t == ("sp", ",") and cur[cur.index(("sp", "<")) + 1:][:1] != [("sp", "@")]:
+                # a ',' inside '<...' that is not an obsolete route: the '>' is missing, so
+                # this item is invalid and the next one starts here
+                angle = False
+            if not angle and t == ("sp", ":") and in_group and tolerant:
+                # a group inside a group: the rest of the field cannot be read (as Pigeonhole)
+                return out, first_error or AddressError("nested group")
+            if not angle and t == ("sp", ":") and not in_group and ("sp", "<") not in cur:
+                in_group = True
+                cur = []
+            elif not angle and t == ("sp", ";") and in_group:
+                item(cur)
+                cur = []
+                in_group = False
+            elif not angle and t == ("sp", ","):
+                item(cur)
+                cur = []
+            else:
+                cur.append(t)
+        item(cur)
+        if in_group:
+            raise AddressError("unterminated group")
+    except AddressError as e:
+        return out, first_error or e
+    return out, first_error
 
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -251,7 +321,11 @@ def split_detail(local: str, delimiters: str) -> tuple[str, str | None]:
 def address_part(addr: Address, part: str, delimiters: str = "+") -> str | None:
     """The requested part of one address, or None when the part does not exist."""
     if part == "all":
-        return addr.all
+        # the address as an addr-spec: a local part that is not a dot-atom is quoted (RFC 5322
+        # 3.4.1), so '"x y"@example.org' reads as written (as Pigeonhole); :localpart is unquoted
+        if addr.domain is None or _DOT_STRING.fullmatch(addr.local):
+            return addr.all
+        return '"' + addr.local.replace("\\", "\\\\").replace('"', '\\"') + '"@' + addr.domain
     if part == "localpart":
         return addr.local
     if part == "domain":

@@ -202,8 +202,13 @@ class Result:
     actions: explicit actions in the order the script added them (duplicates merged).
     implicit_keep: True when nothing cancelled the implicit keep (RFC 5228 2.10.2).
     keep_flags: IMAP flags for the implicit keep (imap4flags internal variable).
-    message: the message bytes as the actions should store/send them (editheader applied).
+    message: the message after every editheader edit: what the implicit keep stores (after a
+        runtime error: the message as received, RFC 5293 7).
+    original: the message as received.
     errors: runtime error texts (with line when known).
+
+    A keep, fileinto or redirect stores or sends the message as the script had edited it when
+    it asked for the action (RFC 5293 7): use `message_for(action)`.
     """
 
     status: str = "ok"
@@ -214,21 +219,39 @@ class Result:
     errors: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
     default_mailbox: str = "INBOX"
+    original: bytes | None = None
+    body_offset: int = 0
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def message_for(self, action: Action) -> bytes:
+        """The message `action` stores or sends: for a keep, fileinto or redirect the header
+        as edited when the script asked for it (editheader, RFC 5293 7); for the implicit
+        keep and everything else `message`."""
+        if self.original is None or getattr(action, "implicit", False) or not hasattr(action, "head"):
+            return self.message
+        if action.head is None:
+            return self.original
+        return action.head + self.original[self.body_offset:]
+
     def effective_actions(self) -> list[Action]:
         """The actions to execute: explicit ones plus the implicit keep; after a runtime
-        error or resource limit only a keep into the default mailbox; after tempfail none."""
+        error or resource limit only a keep into the default mailbox; after tempfail none.
+        The implicit keep is left out when an explicit keep or fileinto already stores into
+        the default mailbox (RFC 5228 2.10.3: one copy per mailbox; the explicit one's flags
+        and message stand)."""
         if self.status == "tempfail":
             return []
         if self.status != "ok":
             return [Keep(mailbox=self.default_mailbox, implicit=True)]
         out = list(self.actions)
         if self.implicit_keep:
-            out.append(Keep(mailbox=self.default_mailbox, flags=self.keep_flags, implicit=True))
+            from sieve.result import same_mailbox
+            if not any((isinstance(a, Keep) or (isinstance(a, FileInto) and a.special_use is None))
+                       and same_mailbox(a.mailbox, self.default_mailbox) for a in out):
+                out.append(Keep(mailbox=self.default_mailbox, flags=self.keep_flags, implicit=True))
         return out
 
     def describe(self) -> list[str]:

@@ -12,6 +12,7 @@ tests/sieve/test_budgets_hostile.py.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 
 from sieve.errors import SieveError, SieveResourceLimit, SieveRuntimeError, SieveTempFailure
@@ -60,6 +61,7 @@ class Runtime:
         self.errors: list[str] = []
         self.duplicate_checked: dict = {}
         self.editheader_count = 0
+        self._snapshot: tuple | None = None     # (message, its version, header block)
 
     # --- budget ---
     def step(self, n: int = 1) -> None:
@@ -149,6 +151,15 @@ class Runtime:
         return bool(node.defn.run(self, node))
 
     def add(self, action, cancels_keep: bool = True) -> None:
+        if self.msg.edited and hasattr(action, "head") and action.head is None:
+            # RFC 5293 7: an action that stores or sends the message uses the header as
+            # edited so far; later edits do not reach it (one snapshot per edit state)
+            snap = self._snapshot
+            if snap is None or snap[0] is not self.msg or snap[1] != self.msg.version:
+                head = self.msg.head_bytes()
+                self.charge_memory(len(head))
+                snap = self._snapshot = (self.msg, self.msg.version, head)
+            action = dataclasses.replace(action, head=snap[2])
         self.result.add(action, cancels_keep)
 
 
@@ -176,9 +187,12 @@ def execute(script, message: bytes, envelope, *, host, settings, environment, no
         status = "resource_limit"
         errors.append("script recursion too deep")
     res = rt.result
+    # RFC 5293 7: after an error the implicit keep stores the message as received
+    final = rt.msg.to_bytes() if status == "ok" else message
     return Result(status=status, actions=list(res.actions), implicit_keep=res.implicit_keep,
-                  keep_flags=res.keep_flags, message=rt.msg.to_bytes(), errors=errors + rt.errors,
-                  default_mailbox=settings.sieve_default_mailbox)
+                  keep_flags=res.keep_flags, message=final, errors=errors + rt.errors,
+                  default_mailbox=settings.sieve_default_mailbox, original=message,
+                  body_offset=len(message) - len(rt.msg.body))
 
 
 def run_toplevel(rt: Runtime) -> None:

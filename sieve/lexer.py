@@ -191,6 +191,11 @@ def tokenize(text: str, max_string: int) -> list[Token]:
                     buf.append(text[seg:j])
                     j += 1
                     break
+                if d == "\r" and text[j + 1:j + 2] != "\n" or d == "\\" and text[j + 1:j + 2] == "\r" \
+                        and text[j + 2:j + 3] != "\n":
+                    # RFC 5228 8.1: quoted-safe is CRLF or an octet other than CR and LF (a bare
+                    # LF is accepted as a line end, as Pigeonhole does; a bare CR is not)
+                    raise SieveSyntaxError("stray carriage return (CR) in quoted string", line, j - lstart + 1)
                 if d == "\\":
                     buf.append(text[seg:j])
                     if j + 1 < n:

@@ -40,10 +40,15 @@ def decode_2047(value: str) -> str:
                 raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=False)
             else:
                 raw = quopri.decodestring(text.replace("_", " ").encode("ascii", "replace"), header=True)
-            codecs.lookup(charset)
-            return raw.decode(charset, "replace")
-        except (LookupError, binascii.Error, ValueError):
+        except (binascii.Error, ValueError):
             return m.group(0)
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            # an unknown charset: the text as UTF-8 (else Latin-1), as Dovecot reads it, rather
+            # than the encoded word (RFC 2047 6.2 leaves it to the reader)
+            return bytes_to_text(raw)
+        return raw.decode(charset, "replace")
     return _EW.sub(one, value)
 
 
@@ -63,6 +68,7 @@ class Message:
         self._parse()
         self._mime = None
         self.edited = False
+        self.version = 0          # bumped by every header edit (invalidate)
 
     def _parse(self) -> None:
         raw = self.raw
@@ -75,6 +81,7 @@ class Message:
         else:
             head, self.body = raw[:m.start()], raw[m.end():]
         text = bytes_to_text(head)
+        self._crlf = b"\r\n" in raw[:len(head) + 2] or b"\n" not in raw[:len(head) + 2]
         cur = None
         for line in re.split(r"\r?\n", text):
             if line[:1] in (" ", "\t") and cur is not None:
@@ -108,11 +115,19 @@ class Message:
         n = name.lower()
         return any(k.lower() == n for k, _ in self.headers)
 
+    def head_bytes(self) -> bytes:
+        """The header block as edited (fields and the empty line that ends it), with the line
+        ends the message came with (so that an edit changes the size by what it edits)."""
+        eol = "\r\n" if self._crlf else "\n"
+        head = "".join(f"{k}:{v}{eol}" for k, v in self.headers)
+        if eol == "\n":
+            head = head.replace("\r\n", "\n")
+        return head.encode("utf-8", "surrogateescape") + eol.encode()
+
     def to_bytes(self) -> bytes:
         if not self.edited:
             return self.raw
-        head = "".join(f"{k}:{v}\r\n" for k, v in self.headers)
-        return head.encode("utf-8", "surrogateescape") + b"\r\n" + self.body
+        return self.head_bytes() + self.body
 
     # --- MIME ---------------------------------------------------------------------
 
@@ -124,6 +139,7 @@ class Message:
 
     def invalidate(self) -> None:
         self._mime = None
+        self.version += 1
 
 
 class Part:
@@ -170,8 +186,12 @@ class Part:
         return body
 
     def text(self) -> str:
-        charset = self.params.get("charset", "us-ascii") or "us-ascii"
+        charset = (self.params.get("charset", "us-ascii") or "us-ascii").lower()
         raw = self.decoded_body()
+        if charset in ("us-ascii", "ascii", "ansi_x3.4-1968") and not raw.isascii():
+            # 8-bit text labelled (or defaulting to) US-ASCII is UTF-8 in practice: read it as
+            # such (Latin-1 when it is not UTF-8), as Dovecot does, instead of losing it
+            return bytes_to_text(raw)
         try:
             return raw.decode(charset, "replace")
         except LookupError:

@@ -356,15 +356,24 @@ class Suite:
         actions = result.actions[self.executed:]
         self.executed = len(result.actions)
         failed_store = False
+        explicit_keep = False
+
+        def message_of(a) -> bytes:
+            # RFC 5293 7: the header as edited when the script asked for the action
+            return a.head + msg.body if a.head is not None else msg.raw
+
         for a in actions:
             if isinstance(a, Keep):
-                ok &= self._store(a.mailbox, raw, a.flags, True)
+                ok &= self._store(a.mailbox, message_of(a), a.flags, True)
+                explicit_keep |= self.norm_box(a.mailbox) == self.norm_box(self.settings.sieve_default_mailbox)
             elif isinstance(a, FileInto):
-                if not self._store(a.mailbox, raw, a.flags, a.create):
+                if not self._store(a.mailbox, message_of(a), a.flags, a.create):
                     ok = False
                     failed_store = True
+                elif self.norm_box(a.mailbox) == self.norm_box(self.settings.sieve_default_mailbox):
+                    explicit_keep = True
             elif isinstance(a, Redirect):
-                self.outbox.append((rt.envelope.mail_from, a.address, raw))
+                self.outbox.append((rt.envelope.mail_from, a.address, message_of(a)))
             elif isinstance(a, Reject):
                 if a.mdn:
                     self.outbox.append(("", a.mdn_to, a.mdn))
@@ -376,7 +385,7 @@ class Suite:
             elif isinstance(a, (SendMessage, Report)):
                 for r in getattr(a, "recipients", ()) or (getattr(a, "address", ""),):
                     self.outbox.append((a.envelope_from, r, a.message))
-        if (result.implicit_keep or failed_store) and not self.keep_executed:
+        if (result.implicit_keep and not explicit_keep or failed_store) and not self.keep_executed:
             self.keep_executed = True
             # the fallback keep after a failed action stores the message as received:
             # editheader changes belong to the result that could not be carried out
@@ -399,7 +408,8 @@ class Suite:
         try:
             self.slot = self.compile(path)
         except SieveCompileError as e:
-            self.errors = [d.message for d in e.diagnostics if d.severity == "error"]
+            # Pigeonhole's testsuite error log holds the compiler's warnings too, in order
+            self.errors = [d.message for d in e.diagnostics if d.severity in ("error", "warning")]
             return False
         except OSError as e:
             self.errors = [f"failed to open script: {e}"]

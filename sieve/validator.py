@@ -386,7 +386,8 @@ def compile_source(source: bytes | str, *, name: str, settings: Settings, path: 
         v.validate_block(tree, 0, True)
     except RecursionError:
         v.error(None, "script nests too deeply")
-    for ext in sorted(v.required):
+    for ext in sorted(v.required - v.data.get("ihave_loaded", set())):
+        # (an extension ihave loads for its block is not held to what `require` needs)
         for need in v.registry[ext].requires:
             if need not in v.required:
                 v.error(None, f"the {ext} extension cannot be used without the {need} extension")

@@ -1,10 +1,12 @@
 """body (RFC 5173): the body test with :raw, :content and :text transforms.
 
 Reads decoded MIME parts from sieve.message (bounded by sieve_max_message_scan and
-sieve_max_mime_parts). Tests: conformance extensions/body/.
+sieve_max_mime_parts). Tests: conformance extensions/body/, tests/sieve/test_rfc_fixes.py.
 """
 
 from __future__ import annotations
+
+import re
 
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
 from sieve.message import bytes_to_text
@@ -24,8 +26,7 @@ def _type_matches(part_type: str, want: str) -> bool:
 def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
     msg = rt.msg
     if transform == "raw":
-        raw = msg.to_bytes()
-        body = msg.body if not msg.edited else raw.split(b"\r\n\r\n", 1)[-1]
+        body = msg.body           # editheader never changes the body
         return [bytes_to_text(body[: rt.settings.sieve_max_message_scan])] if body else []
     parts = msg.mime_parts(rt.settings.sieve_max_mime_parts, rt.settings.sieve_max_mime_depth)
     out = []
@@ -33,8 +34,8 @@ def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
         rt.step(1 + len(p.body) // 4096)
         if p.mtype.startswith("multipart/"):
             if transform == "content" and types and any(_type_matches(p.mtype, t) for t in types):
-                # multipart: the prologue/epilogue text only
-                out.append(bytes_to_text(p.body.split(b"\r\n--", 1)[0]))
+                # RFC 5173 5.2: a multipart's own text is its prologue and epilogue
+                out.extend(_prologue_epilogue(p))
             continue
         if p.mtype == "message/rfc822":
             if transform == "content" and types and any(_type_matches(p.mtype, t) for t in types):
@@ -44,13 +45,25 @@ def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
             continue
         if transform == "text":
             if p.mtype.startswith("text/") or p.mtype == "application/xhtml+xml":
-                t = _text_of(p)
-                if t:
-                    out.append(t)
+                # an empty text part is the value "" (body :text :is "" matches it)
+                out.append(_text_of(p))
         else:
             if any(_type_matches(p.mtype, t) for t in types or []):
                 out.append(_text_of(p))
     return out
+
+
+def _prologue_epilogue(part) -> list[str]:
+    """The text before a multipart's first boundary line and after its closing one."""
+    boundary = part.params.get("boundary")
+    if not boundary:
+        return [bytes_to_text(part.body)]
+    delim = re.escape(b"--" + boundary.encode("utf-8", "replace"))
+    first = re.search(rb"(?:^|\r?\n)" + delim, part.body)
+    close = re.search(rb"(?:^|\r?\n)" + delim + rb"--[ \t]*(?:\r?\n|$)", part.body)
+    pre = part.body[:first.start()] if first else part.body
+    epi = part.body[close.end():] if close else b""
+    return [bytes_to_text(pre), bytes_to_text(epi)]
 
 
 def _header_text(part) -> str:
@@ -60,7 +73,6 @@ def _header_text(part) -> str:
 def _text_of(p) -> str:
     t = p.text()
     if p.mtype in ("text/html", "application/xhtml+xml"):
-        import re
         t = re.sub(r"<[^>]*>", " ", t)
     return t
 

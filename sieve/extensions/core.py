@@ -1,21 +1,27 @@
 """Core Sieve language (RFC 5228): control commands, keep/discard/redirect, and the
 address, header, exists, size, allof, anyof, not, true, false tests.
 
-Tests: conformance control-*.svtest, test-*.svtest, execute/*.svtest.
+Tests: conformance control-*.svtest, test-*.svtest, execute/*.svtest; tests/sieve/test_rfc_fixes.py.
 """
 
 from __future__ import annotations
 
 from sieve.actions import Discard, Keep, Redirect
-from sieve.address import AddressError, address_part, parse_address_list, parse_path
+from sieve.address import AddressError, address_part, parse_address_list, parse_address_items, parse_path
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
 
-# Headers that carry addresses (RFC 5228 5.1 says the address test applies to these).
+# RFC 5228 5.1: the address test MUST be restricted to header fields that contain addresses,
+# at least From, To, Cc, Bcc, Sender, Resent-From and Resent-To, and SHOULD cover any other
+# field whose body is an address list. A literal name outside this list is a compile error.
+# RFC 5322 and RFC 8098 (Disposition-Notification-To), RFC 5536 (Approved), then the
+# non-standard ones of RFC 2076 and common practice (as Pigeonhole's list).
 ADDRESS_HEADERS = frozenset("""from sender reply-to to cc bcc resent-from resent-sender resent-to
-resent-cc resent-bcc return-receipt-to disposition-notification-to errors-to approved
-delivered-to envelope-to x-original-to original-recipient return-path
-x-envelope-to x-envelope-from mail-followup-to mail-reply-to list-id""".split())
+resent-cc resent-bcc resent-reply-to return-path disposition-notification-to approved
+for-approval for-handling for-comment apparently-to errors-to delivered-to return-receipt-to
+x-admin read-receipt-to x-confirm-reading-to return-receipt-requested
+registered-mail-reply-requested-by mail-followup-to mail-reply-to abuse-reports-to
+x-complaints-to x-report-abuse-to x-beenthere x-original-from x-original-to""".split())
 
 
 def _run_require(rt, node):
@@ -41,18 +47,19 @@ def _run_discard(rt, node):
 
 
 def valid_redirect_address(text: str) -> str | None:
-    """The normalised address, or None when it is not a valid mailbox address."""
+    """The address as an RFC 5321 path would carry it (a local part that is not a dot-atom
+    stays quoted), or None when it is not one valid mailbox address."""
+    from sieve.outgoing import HeaderError, addr_spec
     try:
         addrs = parse_address_list(text)
     except AddressError:
         return None
     if len(addrs) != 1 or addrs[0].domain is None:
         return None
-    a = addrs[0]
-    if any(c in a.local for c in " \t") or not a.domain or a.domain.startswith("["):
-        if not a.local.startswith('"'):
-            pass
-    return a.all
+    try:
+        return addr_spec(addrs[0].local, addrs[0].domain)
+    except HeaderError:
+        return None
 
 
 def _validate_redirect(v, node):
@@ -75,24 +82,25 @@ def _run_redirect(rt, node):
 # --- tests ---------------------------------------------------------------------------
 
 def header_addresses(rt, values_raw: list[str], part: str) -> list[str]:
-    """Address parts from raw header values; an unparsable value yields itself for :all
-    (so that a garbage header can still be matched), nothing for other parts."""
+    """Address parts from raw header values: those of the field's valid addresses (invalid
+    items are skipped). A field with no valid address (garbage, empty, an empty group) yields
+    its text for :all only: RFC 5228
+    2.7.4, an address that is not valid is never matched by :localpart or :domain (nor by
+    :user or :detail)."""
     out = []
     delims = rt.settings.sieve_recipient_delimiter
     for raw in values_raw:
-        try:
-            addrs = parse_address_list(raw)
-        except AddressError:
+        rt.step(1)
+        addrs, _valid = parse_address_items(raw)
+        if not addrs:
+            # garbage, an empty field or an empty group: :all sees the field's text
             if part == "all":
-                out.append(raw)
-            elif part == "localpart":
                 out.append(raw)
             continue
         for a in addrs:
             p = address_part(a, part, delims)
             if p is not None:
                 out.append(p)
-        rt.step(1)
     return out
 
 
@@ -102,6 +110,8 @@ def _validate_address(v, node):
             name = s.value
             if not name:
                 v.error(s, f"specified header field name '{name}' is invalid")
+            elif name.lower() not in ADDRESS_HEADERS:
+                v.error(s, f"specified header '{name}' is not allowed for the address test")
 
 
 def _valid_header_name(name: str) -> bool:
@@ -111,11 +121,13 @@ def _valid_header_name(name: str) -> bool:
 def _run_address(rt, node):
     from sieve.extensions.index import select_index
     part = node.tags.get("address-part", "all")
-    values = []
+    if node.tags.get("match-type") == "count":
+        part = "all"      # RFC 5231 4.1: :count counts addresses, whatever the address part
+    fields = []
     for h in rt.sl(node.pos[0]):
-        raw = rt.msg.header_raw(h) if "mime" not in node.tags else _mime_headers(rt, node, h)
-        raw = select_index(rt, node, raw)
-        values.extend(header_addresses(rt, raw, part))
+        fields.extend(rt.msg.header_raw(h) if "mime" not in node.tags else _mime_headers(rt, node, h))
+    # :index counts the fields of all the names given, in that order (as Pigeonhole)
+    values = header_addresses(rt, select_index(rt, node, fields), part)
     return rt.match(node, values, rt.sl(node.pos[1]))
 
 
@@ -137,13 +149,11 @@ def _run_header(rt, node):
     for h in rt.sl(node.pos[0]):
         if "mime" in node.tags:
             from sieve.extensions.mime import current_part_headers
-            vals = current_part_headers(rt, node, h, raw=False)
+            values.extend(current_part_headers(rt, node, h, raw=False))
         else:
-            vals = rt.msg.header_values(h)
-        values.extend(select_index(rt, node, vals))
-    if node.tags.get("match-type") == "count":
-        return rt.match(node, values, rt.sl(node.pos[1]))
-    return rt.match(node, values, rt.sl(node.pos[1]))
+            values.extend(rt.msg.header_values(h))
+    # :index counts the fields of all the names given, in that order (as Pigeonhole)
+    return rt.match(node, select_index(rt, node, values), rt.sl(node.pos[1]))
 
 
 def _run_exists(rt, node):

@@ -109,9 +109,8 @@ def _convert(rt, node, d: dt.datetime, original: bool) -> dt.datetime:
     if z == "originalzone":
         return d
     if z is not None and not isinstance(z, (bool, str)):
-        tz = parse_zone(rt.s(z))
-        if tz is None:
-            return None
+        # an invalid zone (warned about at compile time) reads as +0000, as Pigeonhole
+        tz = parse_zone(rt.s(z)) or dt.timezone.utc
         return d.astimezone(tz)
     if original or node.tags.get("zone:tag") == "originalzone" or node.tags.get("zone") == "originalzone":
         return d
@@ -146,10 +145,7 @@ def _run_currentdate(rt, node):
     d = rt.now
     z = node.tags.get("zone")
     if z is not None and not isinstance(z, bool):
-        tz = parse_zone(rt.s(z))
-        if tz is None:
-            return rt.match(node, [], rt.sl(node.pos[1]))
-        d = d.astimezone(tz)
+        d = d.astimezone(parse_zone(rt.s(z)) or dt.timezone.utc)
     p = date_part(d, part)
     return rt.match(node, [] if p is None else [p], rt.sl(node.pos[1]))
 

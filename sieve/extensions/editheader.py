@@ -5,9 +5,11 @@ Protected fields (RFC 5293 lets an implementation refuse to edit some fields; Pi
 protects Received and Auto-Submitted): the trace fields and the fields redirect loop detection
 reads (Received, Auto-Submitted, Delivered-To, X-Sieve-Redirected-From) can be neither added
 nor deleted; such an edit is silently ignored. A header value must be valid UTF-8 without
-NUL, bare CR, a line break not followed by white space (a folding one is allowed), C1
-controls or Unicode line separators: a constant one is a compile error, one built at run time
-a runtime error (keep into INBOX). Other C0 controls are obs-NO-WS-CTL (RFC 5322 4.2) and
+NUL: a constant one is a compile error, one built at run time a runtime error (keep into
+INBOX). RFC 5293 4 lets an implementation encode a value that is not 'unstructured', and this
+one does, as Pigeonhole: line breaks are folded; 8-bit text, other controls (a bare CR, C1
+controls, Unicode line separators) and text that looks like an encoded word become RFC 2047
+encoded words, so no raw control ever reaches the header. Other C0 controls are obs-NO-WS-CTL (RFC 5322 4.2) and
 pass, as Pigeonhole's corpus expects of BELL. Each added field is charged to the run's memory
 budget (sieve_max_memory).
 Tests: conformance extensions/editheader/; tests/sieve/test_editheader_hostile.py.
@@ -27,8 +29,12 @@ PROTECTED = frozenset({"received", "auto-submitted", "delivered-to", "x-sieve-re
 _NAME = re.compile(r"[!-9;-~]+")
 # NUL, CR, C1 controls (NEL among them), LINE/PARAGRAPH SEPARATOR, lone surrogates (the
 # bytes of a string that was not UTF-8, kept by surrogateescape).
-_BAD_CHAR = re.compile("[\0\r\x80-\x9f\u2028\u2029\ud800-\udfff]")
-_BAD_LINE_BREAK = re.compile(r"\r?\n(?![ \t])")
+_BAD_CHAR = re.compile("[\0\ud800-\udfff]")
+_LINE_BREAKS = re.compile(r"(?:\r?\n[ \t]*)+")
+_OBS_CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# a word a reader could not take literally: 8-bit text, a control character (a bare CR
+# among them), or something that looks like an encoded word
+_NEEDS_ENCODING = re.compile("[^\t -~]|=\\?")
 
 
 def _name_ok(name: str) -> bool:
@@ -36,9 +42,62 @@ def _name_ok(name: str) -> bool:
 
 
 def _value_ok(value: str) -> bool:
-    """A field body addheader may add: UTF-8, no NUL, no line break but folding (CRLF or LF
-    followed by white space), no C1 control or Unicode line separator."""
-    return not _BAD_CHAR.search(value.replace("\r\n", "\n")) and not _BAD_LINE_BREAK.search(value)
+    """A field body addheader may add: UTF-8 without NUL. Line breaks (CRLF or LF) become
+    folding (_folded); other controls (a bare CR, C1 controls, Unicode line separators) go
+    into encoded words (_encoded), so they never reach the header raw."""
+    return not _BAD_CHAR.search(value.replace("\r\n", "\n"))
+
+
+def _encoded(value: str) -> str:
+    """RFC 5293 4 / RFC 2047 5(1): the words a reader could not take literally become encoded
+    words (UTF-8, base64); a run of such words is one text, so the spaces between them
+    survive decoding. Folds and plain words stay as they are."""
+    if not _NEEDS_ENCODING.search(value):
+        return value
+    parts = re.split(r"(\r\n\t| +)", value)      # word, separator, word, ...
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        word = parts[i]
+        if not _NEEDS_ENCODING.search(word):
+            out.append(word)
+            if i + 1 < len(parts):
+                out.append(parts[i + 1])
+            i += 2
+            continue
+        run = [word]
+        j = i + 2
+        while j < len(parts) and _NEEDS_ENCODING.search(parts[j]):
+            run.append(" ")                    # a fold inside a run reads as one space
+            run.append(parts[j])
+            j += 2
+        out.append(_encoded_words("".join(run)))
+        if j - 1 < len(parts):
+            out.append(parts[j - 1])
+        i = j
+    return "".join(out)
+
+
+def _encoded_words(text: str) -> str:
+    """`text` as 'encoded-word' tokens of at most 75 characters, joined by folds."""
+    import base64
+    words, chunk = [], ""
+    for ch in text:
+        if len((chunk + ch).encode("utf-8", "surrogateescape")) > 45:
+            words.append(chunk)
+            chunk = ""
+        chunk += ch
+    words.append(chunk)
+    return "\r\n\t".join("=?utf-8?b?" + base64.b64encode(w.encode("utf-8", "surrogateescape")).decode() + "?="
+                         for w in words)
+
+
+def _folded(value: str) -> str:
+    """RFC 5293 4: a value that is not RFC 5322 'unstructured' is either an error or encoded
+    with folding white space; like Pigeonhole, fold: leading and trailing line breaks go, and
+    each run of line breaks (with the white space after it) becomes one CRLF TAB."""
+    value = value.strip("\r\n")
+    return _LINE_BREAKS.sub("\r\n\t", value)
 
 
 def _shown(value: str) -> str:
@@ -55,6 +114,10 @@ def _validate_add(v, node):
             value = node.pos[1].items[0].value
             if not _value_ok(value):
                 v.error(node.pos[1], f"specified value '{_shown(value)}' for the addheader command is invalid")
+            elif _OBS_CTL.search(value):
+                # obs-NO-WS-CTL (RFC 5322 4.2): obsolete but accepted; say so, as Pigeonhole does
+                v.warning(node.pos[1], f"specified value '{_shown(value)}' for the addheader command is invalid "
+                                       "(control character); it is added as it is")
             if len(value) + 2 > v.settings.sieve_max_header_size:
                 v.error(node.pos[1], "specified header value is too large")
 
@@ -68,11 +131,6 @@ def _validate_del(v, node):
         name = node.pos[0].items[0].value
         if not _name_ok(name):
             v.error(node.pos[0], f"specified field name '{name}' is invalid")
-
-
-def _fold(name: str, value: str) -> str:
-    # keep line lengths sane; the value is already one logical line
-    return " " + value
 
 
 def _run_add(rt, node):
@@ -89,11 +147,9 @@ def _run_add(rt, node):
         raise SieveRuntimeError("addheader: header is too large")
     rt.editheader_count += 1
     rt.step(1)
-    if any(ord(c) > 127 for c in value):
-        from email.header import Header
-        value = Header(value, "utf-8").encode()
+    value = _encoded(_folded(value))
     rt.charge_memory(len(name) + len(value) + 2)
-    field = [name, _fold(name, value)]
+    field = [name, " " + value]
     if node.tags.get("last"):
         rt.msg.headers.append(field)
     else:

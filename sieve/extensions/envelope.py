@@ -51,6 +51,8 @@ def envelope_values(rt, which: str, part: str) -> list[str]:
 
 def _run(rt, node):
     part = node.tags.get("address-part", "all")
+    if node.tags.get("match-type") == "count":
+        part = "all"      # RFC 5231 4.1: :count counts addresses, whatever the address part
     values = []
     for w in rt.sl(node.pos[0]):
         values.extend(envelope_values(rt, w, part))

@@ -1,28 +1,40 @@
 """environment (RFC 5183) and vnd.dovecot.environment: the environment test and the
 ${env.NAME} variables namespace.
 
-Items come from `run(environment=...)` over engine defaults. Tests: conformance
-extensions/environment/, extensions/vnd.dovecot/environment/.
+Items come from `run(environment=...)` over engine defaults; vnd.dovecot.* items exist only
+when the script requires vnd.dovecot.environment. Tests: conformance
+extensions/environment/, extensions/vnd.dovecot/environment/; tests/sieve/test_rfc_fixes.py.
 """
 
 from __future__ import annotations
 
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension
 
-DEFAULTS = {"domain": "", "host": "localhost", "location": "MDA", "name": "Owlery Sieve",
-            "phase": "during", "remote-host": "", "remote-ip": "", "version": "0.1"}
+# RFC 5183 4: the items every run knows. remote-host and remote-ip exist only when the
+# delivery passes them (an unknown item makes the test false, it is not "").
+DEFAULTS = {"host": "localhost", "location": "MDA", "name": "Owlery Sieve", "phase": "during", "version": "0.1"}
 
 
 def env_value(rt, name: str) -> str | None:
+    """The item's value, or None when the item does not exist (RFC 5183 4)."""
     name = name.lower()
+    if name.startswith("vnd.dovecot."):
+        # these items belong to the vnd.dovecot.environment extension: unknown without it
+        if "vnd.dovecot.environment" not in rt.requires:
+            return None
+        if name in rt.environment:
+            return rt.environment[name]
+        if name == "vnd.dovecot.default-mailbox":
+            return rt.settings.sieve_default_mailbox
+        if name == "vnd.dovecot.username":
+            return rt.environment.get("username", rt.envelope.rcpt_to.split("@")[0])
+        return None
     if name in rt.environment:
         return rt.environment[name]
-    if name == "vnd.dovecot.default-mailbox" or name == "default-mailbox":
-        return rt.settings.sieve_default_mailbox
-    if name in ("vnd.dovecot.username", "username"):
-        return rt.environment.get("username", rt.envelope.rcpt_to.split("@")[0])
-    if name == "domain" and rt.envelope.rcpt_to and "@" in rt.envelope.rcpt_to:
-        return rt.envelope.rcpt_to.rsplit("@", 1)[1]
+    if name == "domain":
+        # RFC 5183 4.1: the primary DNS domain, usually a proper suffix of the host name
+        host = env_value(rt, "host") or ""
+        return host.split(".", 1)[1] if "." in host else host
     return DEFAULTS.get(name)
 
 
@@ -34,5 +46,5 @@ def _run(rt, node):
 EXTENSIONS = (
     Extension(name="environment", commands=(
         CommandDef("environment", kind="test", positional=(STRING, STRINGLIST), match=True, run=_run),)),
-    Extension(name="vnd.dovecot.environment", implies=("environment", "variables")),
+    Extension(name="vnd.dovecot.environment", implies=("environment",)),
 )

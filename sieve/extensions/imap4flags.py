@@ -1,7 +1,10 @@
 """imap4flags (RFC 5232): setflag/addflag/removeflag, the hasflag test, :flags on
 keep and fileinto, and the internal flags variable that sets the implicit keep's flags.
 
-Tests: conformance extensions/imap4flags/.
+A flag no IMAP store can set (\\Recent, an unknown \\Name, a keyword that is not an IMAP
+atom) is ignored when setflag/addflag add it and when keep/fileinto store, as Pigeonhole does.
+
+Tests: conformance extensions/imap4flags/, tests/sieve/test_rfc_fixes.py.
 """
 
 from __future__ import annotations
@@ -10,13 +13,28 @@ from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
 
 INTERNAL = "__imap4flags__"
 
+# RFC 5232 2 / RFC 3501 2.3.2: the flags a message can carry. \Recent is the server's to set;
+# other backslash flags are not flags of any standard (flag-extension).
+SYSTEM_FLAGS = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"})
+_ATOM_SPECIALS = frozenset('(){ %*"\\]')
 
-def split_flags(values: list[str]) -> list[str]:
+
+def valid_flag(flag: str) -> bool:
+    """A system flag an IMAP store accepts, or a keyword that is an IMAP atom."""
+    if flag.startswith("\\"):
+        return flag.lower() in SYSTEM_FLAGS
+    return all(0x21 <= ord(c) <= 0x7e and c not in _ATOM_SPECIALS for c in flag)
+
+
+def split_flags(values: list[str], valid_only: bool = False) -> list[str]:
+    """The flags of space-separated lists (RFC 5232 3: SP separates flags; a TAB or line break
+    is part of a flag, which is then not valid), duplicates (case-insensitive) dropped; with
+    valid_only also those no IMAP store can set (ignored, as Pigeonhole does)."""
     out: list[str] = []
     low: set[str] = set()
     for v in values:
-        for f in v.split():
-            if f.lower() not in low:
+        for f in filter(None, v.split(" ")):
+            if f.lower() not in low and (not valid_only or valid_flag(f)):
                 low.add(f.lower())
                 out.append(f)
     return out
@@ -38,17 +56,17 @@ def _put(rt, node, flags: list[str]) -> None:
         rt.ext["flags"] = tuple(flags)
 
 
-def _flag_list(rt, node):
-    return split_flags(rt.sl(node.pos[-1]))
+def _flag_list(rt, node, valid_only: bool = False):
+    return split_flags(rt.sl(node.pos[-1]), valid_only)
 
 
 def _run_setflag(rt, node):
-    _put(rt, node, _flag_list(rt, node))
+    _put(rt, node, _flag_list(rt, node, valid_only=True))
 
 
 def _run_addflag(rt, node):
     cur = _get(rt, node)
-    _put(rt, node, split_flags([" ".join(cur)] + _flag_list(rt, node)))
+    _put(rt, node, split_flags([" ".join(cur)] + _flag_list(rt, node, valid_only=True)))
 
 
 def _run_removeflag(rt, node):
@@ -81,15 +99,15 @@ def action_flags(rt, node) -> tuple[str, ...]:
     """Flags for a keep/fileinto: :flags if given, else the internal variable."""
     f = node.tags.get("flags") if node is not None else None
     if f is not None:
-        return tuple(split_flags(rt.sl(f)))
+        return tuple(split_flags(rt.sl(f), valid_only=True))
     if "imap4flags" in rt.requires:
-        return tuple(rt.ext.get("flags", ()))
+        return tuple(split_flags(rt.ext.get("flags", ()), valid_only=True))
     return ()
 
 
 def final_flags(rt) -> None:
     if "imap4flags" in rt.requires:
-        rt.result.keep_flags = tuple(rt.ext.get("flags", ()))
+        rt.result.keep_flags = tuple(split_flags(rt.ext.get("flags", ()), valid_only=True))
 
 
 def _cmd(name, run):

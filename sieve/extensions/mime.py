@@ -1,7 +1,8 @@
 """mime, foreverypart and extracttext (RFC 5703): :mime/:anychild on header, address and
 exists; the foreverypart loop with break; extracttext into a variable.
 
-MIME structure comes from sieve.message (bounded). Tests: conformance extensions/mime/.
+MIME structure comes from sieve.message (bounded). Tests: conformance extensions/mime/,
+tests/sieve/test_rfc_fixes.py.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
         return []
     targets = [cur] + (_descendants(cur) if node.tags.get("anychild") else [])
     out = []
-    opt = node.tags.get("mimeopt:tag")
+    # :param stores its list under "mimeopt" and its name under "mimeopt:tag"; the tags
+    # without a parameter (:type, :subtype, :contenttype) store their name under "mimeopt"
+    opt = node.tags.get("mimeopt:tag") or node.tags.get("mimeopt")
     for p in targets:
         rt.step(1)
         vals = p.header_raw(h) if raw else p.header_values(h)
@@ -60,23 +63,23 @@ def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
                     for n in names:
                         if n in params:
                             out.append(params[n])
-            if not vals and h.lower() == "content-type":
-                mtype = p.mtype
-                if opt == "type":
-                    out.append(mtype.split("/", 1)[0])
-                elif opt == "subtype":
-                    out.append(mtype.split("/", 1)[1])
-                elif opt == "contenttype":
-                    out.append(mtype)
-        elif opt == "param":
+            # a part without a Content-Type field has nothing for the header test to read (its
+            # type defaults to text/plain, RFC 2045 5.2, but there is no field), as Pigeonhole
+        elif opt == "param" and h.lower() == "content-disposition":
             names = [n.lower() for n in rt.sl(node.tags["mimeopt"])]
             for v in vals:
                 _, params = parse_content_type("x/x;" + v.split(";", 1)[1] if ";" in v else "x/x")
                 for n in names:
                     if n in params:
                         out.append(params[n])
+        elif opt and h.lower() == "content-disposition":
+            # the disposition type ("attachment") stands for :type and :contenttype
+            out.extend(v.split(";", 1)[0].strip().lower() if opt != "subtype" else "" for v in vals)
         elif opt:
-            continue
+            # RFC 5703 4.2 defines the options for Content-Type (and :param for
+            # Content-Disposition); another field is no content type: each reads as "" (as
+            # Pigeonhole: `:type :is "Subject" ""` matches a message with a Subject)
+            out.extend("" for _ in vals)
         else:
             out.extend(vals)
     return out

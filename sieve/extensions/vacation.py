@@ -17,7 +17,7 @@ import hashlib
 import logging
 
 from sieve.actions import Vacation
-from sieve.address import AddressError, parse_address_list, parse_path, split_detail
+from sieve.address import AddressError, parse_address_list, parse_address_items, parse_path, split_detail
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
 from sieve.outgoing import (MAX_SUBJECT, HeaderError, addr_spec, checked_from, header_text, loggable, msg_ids,
                             single_mailbox, vacation_reply)
@@ -79,6 +79,7 @@ def _skip(rt, sender: str, why: str) -> None:
 def _run(rt, node):
     # the script's values first: variables may have built them (RFC 5230 4.4, 4.5)
     from_tag = checked_from(rt.s(node.tags["from"]) if "from" in node.tags else None, "vacation action")
+    rt.result.note_vacation(node.line)
     sender = rt.envelope.mail_from
     if not sender:
         return
@@ -135,12 +136,10 @@ def _run(rt, node):
     found = None   # the user's address as the message names it: the reply comes from it
     for h in ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"):
         for raw in rt.msg.header_raw(h):
-            try:
-                for a in parse_address_list(raw):
-                    if found is None and _norm(a.all) in me_norm:
-                        found = a
-            except AddressError:
-                continue
+            # the valid addresses count, invalid items are skipped (as for the address test)
+            for a in parse_address_items(raw)[0]:
+                if found is None and _norm(a.all) in me_norm:
+                    found = a
     if found is None and rt.settings.sieve_vacation_check_recipient:
         return
     reason = rt.s(node.pos[0])

@@ -18,6 +18,8 @@ _REF = re.compile(r"\$\{([^{}]*)\}")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _NAME = re.compile(rf"{_IDENT}(?:\.{_IDENT})*")
 _NUM = re.compile(r"[0-9]+")
+# variable namespace -> the extension that defines it
+_NAMESPACES = {"global": "include", "env": "vnd.dovecot.environment", "tst": "vnd.dovecot.testsuite"}
 
 
 def template(v, s):
@@ -35,8 +37,9 @@ def template(v, s):
         elif _NAME.fullmatch(name):
             kind = ("var", name.lower())
             ns = name.lower().split(".")
-            if len(ns) > 1 and ns[0] not in ("global", "env", "tst", "envelope"):
-                # an unknown namespace is a compile error (RFC 5229 3)
+            if len(ns) > 1 and _NAMESPACES.get(ns[0]) not in v.required:
+                # a namespace whose extension the script did not require is a compile error
+                # (RFC 5229 3): global. needs include, env. vnd.dovecot.environment
                 v.error(s, f"variable namespace '{ns[0]}' is not known in '${{{name}}}'")
             elif len(ns) > 2 and ns[0] == "tst":
                 v.error(s, f"invalid variable name '{name}'")
@@ -112,12 +115,17 @@ def _encodeurl(s: str) -> str:
     return quote(s.encode("utf-8", "surrogateescape"), safe="-._~")
 
 
+_ASCII_UP = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_LOW = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
 MODIFIERS = {
-    # name: (precedence, function); higher precedence applied first (RFC 5229 4.1)
-    "lower": (40, lambda s: s.lower()),
-    "upper": (40, lambda s: s.upper()),
-    "lowerfirst": (30, lambda s: s[:1].lower() + s[1:]),
-    "upperfirst": (30, lambda s: s[:1].upper() + s[1:]),
+    # name: (precedence, function); higher precedence applied first (RFC 5229 4.1). Case is
+    # changed for US-ASCII letters only, as i;ascii-casemap and Pigeonhole do: Unicode case
+    # mapping depends on the language (Turkish i) and can change the length ('ß' -> 'SS').
+    "lower": (40, lambda s: s.translate(_ASCII_LOW)),
+    "upper": (40, lambda s: s.translate(_ASCII_UP)),
+    "lowerfirst": (30, lambda s: s[:1].translate(_ASCII_LOW) + s[1:]),
+    "upperfirst": (30, lambda s: s[:1].translate(_ASCII_UP) + s[1:]),
     "quotewildcard": (20, _quotewildcard),
     "quoteregex": (20, _quoteregex),
     "encodeurl": (15, _encodeurl),

@@ -98,6 +98,11 @@ def crlf(s: str) -> str:
 @budget(200)
 @given(s=script_text, pad=st.sampled_from(["", " ", "\t\r\n", "# c\n", "/* x\n */"]))
 def test_quoted_strings_round_trip(s, pad):
+    if "\r" in s.replace("\r\n", ""):
+        # RFC 5228 8.1: a CR not followed by LF is not quoted-safe: a syntax error
+        with pytest.raises(SieveSyntaxError, match="carriage return"):
+            tokenize(pad + quoted(s) + pad, 1 << 20)
+        return
     toks = tokenize(pad + quoted(s) + pad, 1 << 20)
     assert [t.kind for t in toks] == [TOK_STRING, EOF]
     assert toks[0].value == crlf(s)

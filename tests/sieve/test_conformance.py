@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / ".." / "shared" / "conformance" / "sieve" / "pigeonhole" / "tests"
 
 # The target is 0.95; this is the floor actually reached (raise it as the engine improves).
-MIN_RATIO = 0.97
+MIN_RATIO = 0.98
 
 
 def _group(rel: Path) -> str:

@@ -1,0 +1,893 @@
+"""Seeded random generator of (Sieve script, message, envelope) cases for differential testing.
+
+`make_case(seed, index)` is a pure function of its arguments (random.Random keyed on both), so
+pair N of seed S is the same on every run and machine. Scripts use every extension both
+engines claim (core, fileinto, envelope, imap4flags, variables, relational, subaddress, body,
+copy, editheader, date, index, regex, mailbox, vacation, vacation-seconds, duplicate, spamtest,
+spamtestplus, virustest, environment, ihave, mime, foreverypart, extracttext, enotify, reject,
+encoded-character, comparator-i;ascii-numeric), random nesting of allof/anyof/not, the four
+match types plus :count/:value, three comparators, variables and match variables; keys are
+mostly taken from the message so tests match often. Messages: MIME trees (multipart/mixed,
+alternative, digest, message/rfc822), base64 and quoted-printable parts, RFC 2047 encoded
+words, folded and odd header fields, address lists with groups, comments and quoted local parts.
+`features` names the areas a case touches (for counts by area).
+Used by tests/sieve/differential/runner.py; tests: tests/sieve/differential/test_differential.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import random
+
+# Folders that exist in both engines' stores (Pigeonhole: created in its Maildir++).
+FOLDERS = ("Foo", "Bar", "Foo.Sub", "Junk", "Archive", "Spé")
+USER = "rcpt@example.org"
+USER_DOMAIN = "example.org"
+
+
+@dataclasses.dataclass
+class Case:
+    seed: int
+    index: int
+    script: bytes
+    message: bytes
+    mail_from: str
+    rcpt_to: str
+    orig_rcpt: str
+    features: frozenset[str]
+
+
+def q(s: str) -> str:
+    """A Sieve quoted string."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# ---------------------------------------------------------------------------------------------
+# messages
+# ---------------------------------------------------------------------------------------------
+
+_WORDS = ("hello", "world", "Frop", "friep", "meeting", "invoice", "URGENT", "sale", "Re:", "fwd",
+          "lunch", "report", "2024", "007", "x", "Ünïcödé", "café", "naïve", "Grüße", "ΑΒΓ", "тест",
+          "$$$", "*star*", "a?b", "back\\slash", "quote\"d", "日本")
+_LOCALS = ("alice", "bob", "carol", "dave+lists", "eve.smith", "frank+tag+x", "root", "info",
+           "Mixed.Case", "owner-list", "list-request", "MAILER-DAEMON", "noreply", "a", "x_y")
+_DOMAINS = ("example.com", "example.org", "EXAMPLE.net", "sub.example.com", "example.co.uk")
+
+
+def _rand_word(r: random.Random) -> str:
+    return r.choice(_WORDS)
+
+
+def _phrase(r: random.Random, n: int | None = None) -> str:
+    return " ".join(_rand_word(r) for _ in range(n or r.randint(1, 5)))
+
+
+def _encode_word(r: random.Random, text: str) -> str:
+    cs = r.choice(("utf-8", "UTF-8", "iso-8859-1"))
+    try:
+        raw = text.encode(cs)
+    except UnicodeEncodeError:
+        cs, raw = "utf-8", text.encode("utf-8")
+    if r.random() < 0.5:
+        return f"=?{cs}?{r.choice('Bb')}?{base64.b64encode(raw).decode()}?="
+    out = []
+    for b in raw:
+        c = chr(b)
+        if c == " ":
+            out.append("_")
+        elif c.isalnum() and b < 128:
+            out.append(c)
+        else:
+            out.append(f"={b:02X}")
+    return f"=?{cs}?{r.choice('Qq')}?{''.join(out)}?="
+
+
+def _unstructured(r: random.Random) -> str:
+    """A header value: plain, non-ASCII (raw UTF-8), encoded words, or a mix."""
+    k = r.random()
+    text = _phrase(r)
+    if k < 0.45:
+        return "".join(c if ord(c) < 128 else "?" for c in text) if r.random() < 0.5 else text
+    if k < 0.8:
+        words = text.split(" ")
+        out = []
+        for w in words:
+            out.append(_encode_word(r, w) if (r.random() < 0.6 or any(ord(c) > 127 for c in w)) else w)
+        return " ".join(out)
+    if k < 0.9:
+        return _encode_word(r, text)
+    return r.choice(("", " ", "  padded  ", "tab\there", "=?bogus?Q?x?=", "=?utf-8?B?!!!?=",
+                     "=?utf-8?Q?a?= =?utf-8?Q?b?=", "=?utf-8?Q?a?=  b", "x" * r.randint(80, 300)))
+
+
+def _address(r: random.Random, user_bias: float = 0.0) -> tuple[str, str]:
+    """(header text, bare address) for one mailbox."""
+    if r.random() < user_bias:
+        local, dom = r.choice((("rcpt", USER_DOMAIN), ("RCPT", "Example.ORG"), ("rcpt+vac", USER_DOMAIN)))
+    else:
+        local, dom = r.choice(_LOCALS), r.choice(_DOMAINS)
+    addr = f"{local}@{dom}"
+    k = r.random()
+    if k < 0.3:
+        return addr, addr
+    if k < 0.55:
+        return f"{_phrase(r, 2)} <{addr}>", addr
+    if k < 0.7:
+        return f'"{_phrase(r, 2)}" <{addr}>', addr
+    if k < 0.8:
+        return f"{_encode_word(r, _phrase(r, 2))} <{addr}>", addr
+    if k < 0.87:
+        return f"{addr} (comment {_rand_word(r)})", addr
+    if k < 0.92:
+        ql = f'"{local} x"@{dom}'
+        return ql, ql
+    if k < 0.96:
+        return f"<{addr}>", addr
+    return r.choice(("undisclosed-recipients:;", "not an address", "@", "<>", "a@", "@b.example",
+                     "Group: a@example.com, b@example.org;", "x@[192.0.2.1]")), ""
+
+
+def _address_list(r: random.Random, user_bias: float) -> tuple[str, list[str]]:
+    n = r.choice((1, 1, 1, 2, 3))
+    parts, bare = [], []
+    for _ in range(n):
+        h, a = _address(r, user_bias)
+        parts.append(h)
+        if a:
+            bare.append(a)
+    if r.random() < 0.1:
+        return f"friends: {', '.join(parts)};", bare
+    return ", ".join(parts), bare
+
+
+def _fold(r: random.Random, name: str, value: str, crlf: str) -> str:
+    """Maybe fold a long or spaced value at a space (keeping the text), in odd ways."""
+    if " " not in value or r.random() < 0.6:
+        return value
+    words = value.split(" ")
+    out = words[0]
+    for w in words[1:]:
+        out += (crlf + r.choice((" ", "\t", "  ")) if r.random() < 0.4 else " ") + w
+    return out
+
+
+@dataclasses.dataclass
+class MessageInfo:
+    headers: list[tuple[str, str]]
+    addresses: list[str]
+    body_words: list[str]
+    size: int
+    ctypes: list[str]
+    params: list[tuple[str, str]]
+
+
+def _text_body(r: random.Random, crlf: str) -> tuple[str, list[str]]:
+    lines = [_phrase(r, r.randint(1, 8)) for _ in range(r.randint(0, 4))]
+    return crlf.join(lines) + crlf, [w for ln in lines for w in ln.split()]
+
+
+def _leaf(r: random.Random, crlf: str, info: MessageInfo) -> tuple[list[str], str]:
+    kind = r.choice(("text/plain", "text/plain", "text/html", "application/octet-stream", "image/png",
+                     "text/plain; format=flowed", "text/x-special"))
+    text, words = _text_body(r, crlf)
+    info.body_words.extend(words)
+    charset = r.choice(("utf-8", "iso-8859-1", "us-ascii", None))
+    heads = []
+    ct = kind
+    if kind.startswith("text/") and charset:
+        ct += f"; charset={charset if r.random() < 0.7 else q(charset)}"
+    if kind == "text/html":
+        text = f"<html><body><p>{text}</p><b>{_rand_word(r)}</b></body></html>{crlf}"
+    if r.random() < 0.3:
+        ct += f"; name={q(_rand_word(r) + '.txt')}"
+    info.ctypes.append(kind.split(";")[0])
+    for p in ct.split(";")[1:]:
+        k, _, v = p.strip().partition("=")
+        info.params.append((k, v.strip('"')))
+    if r.random() < 0.9:
+        heads.append(f"Content-Type: {ct}")
+    enc = r.choice(("7bit", "8bit", "base64", "quoted-printable", None))
+    cs = charset or "us-ascii"
+    try:
+        raw = text.encode(cs if cs != "us-ascii" else "utf-8")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8")
+    if enc == "base64":
+        b = base64.b64encode(raw).decode()
+        body = crlf.join(b[i:i + 76] for i in range(0, len(b), 76)) + crlf
+    elif enc == "quoted-printable":
+        import quopri
+        body = quopri.encodestring(raw).decode("ascii").replace("\n", crlf)
+    else:
+        body = raw.decode("utf-8", "replace")
+    if enc:
+        heads.append(f"Content-Transfer-Encoding: {enc}")
+    if r.random() < 0.2:
+        heads.append(f"Content-Disposition: attachment; filename={q(_rand_word(r) + '.bin')}")
+    return heads, body
+
+
+def _multipart(r: random.Random, crlf: str, info: MessageInfo, depth: int) -> tuple[list[str], str]:
+    sub = r.choice(("mixed", "alternative", "related", "digest"))
+    boundary = f"b{depth}_{r.randint(0, 99999)}" + r.choice(("", "=_x", "'()+_,-./:=?"))
+    info.ctypes.append(f"multipart/{sub}")
+    heads = [f"Content-Type: multipart/{sub}; boundary={q(boundary)}"]
+    chunks = []
+    if r.random() < 0.3:
+        chunks.append(f"preamble {_rand_word(r)}{crlf}")
+    for _ in range(r.randint(1, 3)):
+        if sub == "digest" and r.random() < 0.6:
+            ph, pb = [], _embedded(r, crlf, info, depth + 1)
+        elif depth < 2 and r.random() < 0.3:
+            ph, pb = _multipart(r, crlf, info, depth + 1)
+        elif depth < 2 and r.random() < 0.15:
+            ph = ["Content-Type: message/rfc822"]
+            info.ctypes.append("message/rfc822")
+            pb = _embedded(r, crlf, info, depth + 1)
+        else:
+            ph, pb = _leaf(r, crlf, info)
+        chunks.append(f"--{boundary}{crlf}" + "".join(h + crlf for h in ph) + crlf + pb)
+    chunks.append(f"--{boundary}--{crlf}")
+    if r.random() < 0.2:
+        chunks.append(f"epilogue {_rand_word(r)}{crlf}")
+    return heads, "".join(chunks)
+
+
+def _embedded(r: random.Random, crlf: str, info: MessageInfo, depth: int) -> str:
+    subj = _unstructured(r)
+    info.headers.append(("Subject", subj))
+    heads, body = _leaf(r, crlf, info) if depth > 2 or r.random() < 0.7 else _multipart(r, crlf, info, depth)
+    return (f"From: {_address(r)[0]}{crlf}Subject: {subj}{crlf}" + "".join(h + crlf for h in heads)
+            + crlf + body)
+
+
+def make_message(r: random.Random) -> tuple[bytes, MessageInfo]:
+    crlf = "\r\n" if r.random() < 0.7 else "\n"
+    info = MessageInfo([], [], [], 0, [], [])
+    heads: list[tuple[str, str]] = []
+    fr, fa = _address_list(r, 0.05)
+    heads.append(("From", fr))
+    to, ta = _address_list(r, 0.6)
+    heads.append(("To", to))
+    info.addresses += fa + ta
+    if r.random() < 0.4:
+        cc, ca = _address_list(r, 0.3)
+        heads.append(("Cc", cc))
+        info.addresses += ca
+    if r.random() < 0.15:
+        heads.append(("Bcc", _address_list(r, 0.5)[0]))
+    if r.random() < 0.2:
+        rt_, ra = _address_list(r, 0.0)
+        heads.append(("Reply-To", rt_))
+        info.addresses += ra
+    if r.random() < 0.2:
+        heads.append(("Sender", _address(r)[0]))
+    if r.random() < 0.95:
+        heads.append(("Subject", _unstructured(r)))
+    if r.random() < 0.1:
+        heads.append(("Subject", _unstructured(r)))     # a second Subject
+    if r.random() < 0.85:
+        heads.append(("Date", r.choice((
+            "Mon, 12 Feb 2024 13:14:15 +0100", "Tue, 1 Jan 2019 00:00:00 -0000", "Sat, 29 Feb 2020 23:59:59 +1400",
+            "12 Feb 2024 13:14:15 GMT", "Sun, 31 Dec 2023 23:30:00 -0800", "Fri, 5 Jul 2024 08:05:09 +0530",
+            "garbage date", "Wed, 32 Mar 2021 10:00:00 +0000", "Thu, 7 Mar 2024 7:05 +0000"))))
+    if r.random() < 0.9:
+        heads.append(("Message-ID", f"<{r.randint(1, 10**9)}.{_rand_word(r).encode('ascii', 'ignore').decode() or 'x'}@example.com>"))
+    for _ in range(r.randint(0, 3)):
+        name = r.choice(("X-Test", "X-test", "X-Mailer", "X-Priority", "Keywords", "Comments", "X-Foo",
+                         "X-Multi", "X-Multi", "List-Id", "Precedence", "Auto-Submitted", "X-Spam-Score",
+                         "X-Virus-Scan", "Received", "X-Number", "In-Reply-To", "References",
+                         "X-Empty", "Resent-To", "Delivered-To"))
+        if name == "List-Id":
+            v = f"Test list <test.{_rand_word(r).encode('ascii', 'ignore').decode() or 'l'}.example.com>"
+        elif name == "Precedence":
+            v = r.choice(("bulk", "list", "junk", "first-class", "Bulk"))
+        elif name == "Auto-Submitted":
+            v = r.choice(("auto-replied", "no", "auto-generated", "No", "auto-notified; owner-email=a@b"))
+        elif name == "X-Spam-Score":
+            v = r.choice(("0", "3.5", "-1.2", "7", "10", "12.9", "5.0", "abc", "100"))
+        elif name == "X-Virus-Scan":
+            v = r.choice(("clean", "infected", "suspicious", "cured", "unknown", "Clean"))
+        elif name == "X-Number" or name == "X-Priority":
+            v = r.choice(("0", "1", "007", "42", "1000", "3 (Normal)", "-5", "abc", "", "99999999999999999999"))
+        elif name == "Received":
+            v = f"from mx.example.com by mx.example.org; {r.choice(('Mon, 12 Feb 2024 13:14:15 +0100', 'x'))}"
+        elif name in ("Resent-To", "Delivered-To"):
+            v = _address(r, 0.5)[0]
+        elif name == "X-Empty":
+            v = ""
+        else:
+            v = _unstructured(r)
+        heads.append((name, v))
+    if r.random() < 0.3:
+        heads.append(("MIME-Version", "1.0"))
+    if r.random() < 0.2:
+        r.shuffle(heads)
+    info.headers.extend(heads)
+    kind = r.random()
+    if kind < 0.45:
+        text, words = _text_body(r, crlf)
+        info.body_words += words
+        mime_heads: list[str] = []
+        body = text
+        if r.random() < 0.3:
+            mime_heads, body = _leaf(r, crlf, info)
+        else:
+            info.ctypes.append("text/plain")
+    else:
+        mime_heads, body = _multipart(r, crlf, info, 0)
+    lines = []
+    for name, value in heads:
+        sep = r.choice((": ", ": ", ": ", ":", ":  ", " : ")) if name.startswith("X-") else ": "
+        lines.append(f"{name}{sep}{_fold(r, name, value, crlf)}")
+    for h in mime_heads:
+        lines.append(h)
+        n, _, v = h.partition(": ")
+        info.headers.append((n, v))
+    text = crlf.join(lines) + crlf + crlf + body
+    raw = text.encode("utf-8")
+    info.size = len(raw)
+    return raw, info
+
+
+# ---------------------------------------------------------------------------------------------
+# scripts
+# ---------------------------------------------------------------------------------------------
+
+_HEADER_NAMES = ("From", "To", "Cc", "Subject", "subject", "X-Test", "X-Multi", "Date", "Message-ID",
+                 "X-Foo", "List-Id", "Content-Type", "Reply-To", "Sender", "X-Missing", "X-Number",
+                 "X-Priority", "Keywords", "Comments", "Bcc", "Resent-To", "Delivered-To", "X-Empty",
+                 "X-Added", "x-added", "X-Mailer")
+_ADDR_HEADERS = ("From", "To", "Cc", "Bcc", "Reply-To", "Sender", "Resent-To", "Delivered-To", "to",
+                 "X-Test", "Subject")
+_MATCH_TYPES = ("is", "contains", "matches", "regex")
+_COMPARATORS = ("i;octet", "i;ascii-casemap", "i;ascii-numeric")
+_FLAGS = ("\\Seen", "\\seen", "\\Flagged", "\\Answered", "\\Deleted", "\\Draft", "$Junk", "Work",
+          "work", "Important", "\\Recent", "\\Bogus", "$label1", "a", "B")
+_DATE_PARTS = ("year", "month", "day", "date", "julian", "hour", "minute", "second", "time",
+               "iso8601", "std11", "zone", "weekday")
+_ENV_ITEMS = ("domain", "host", "location", "name", "phase", "version", "remote-host", "remote-ip",
+              "vnd.dovecot.default-mailbox", "nosuchitem")
+# ihave: capabilities both engines have, or neither (ereject, extlists and i;unicode-casemap
+# are left out: one engine may have them and the other not)
+_CAPS = ("fileinto", "vacation", "imap4flags", "variables", "body", "regex", "nosuch", "enotify",
+         "copy", "editheader", "mime", "date", "vnd.dovecot.nosuch", "comparator-i;ascii-numeric",
+         "comparator-i;nosuch")
+_REDIRECT_TO = ("fwd@example.net", "Other@Example.COM", "list-request@example.com", USER,
+                "a.b+c@sub.example.com", '"quoted local"@example.com', "x@[192.0.2.7]")
+
+
+class ScriptGen:
+    def __init__(self, r: random.Random, info: MessageInfo):
+        self.r = r
+        self.info = info
+        self.req: set[str] = set()
+        self.features: set[str] = set()
+        self.vars: list[str] = []
+        self.has_match_vars = False
+        self.loop_depth = 0
+        self.n_nodes = 0
+
+    # --- strings and keys -------------------------------------------------------------------
+    def text_sample(self) -> str:
+        """A value the message holds (or a piece of it), for keys that match."""
+        r = self.r
+        pools = []
+        if self.info.headers:
+            pools.append(lambda: r.choice(self.info.headers)[1])
+        if self.info.addresses:
+            pools.append(lambda: r.choice(self.info.addresses))
+        if self.info.body_words:
+            pools.append(lambda: r.choice(self.info.body_words))
+        pools.append(lambda: _rand_word(r))
+        v = r.choice(pools)()
+        k = r.random()
+        if k < 0.3 and len(v) > 2:
+            a = r.randint(0, len(v) - 1)
+            b = r.randint(a + 1, len(v))
+            v = v[a:b]
+        elif k < 0.4:
+            v = v.upper()
+        elif k < 0.5:
+            v = v.lower()
+        return v
+
+    def key(self, mt: str, cmp_: str) -> str:
+        r = self.r
+        if cmp_ == "i;ascii-numeric" or mt in ("value", "count"):
+            return r.choice(("0", "1", "2", "3", "007", "10", "42", "5", "abc", "", "99999999999999999999"))
+        v = self.text_sample()
+        if mt == "matches":
+            k = r.random()
+            if k < 0.3:
+                v = "*" + v[: r.randint(0, len(v))] + "*"
+            elif k < 0.45:
+                v = v[: r.randint(0, len(v))] + "*"
+            elif k < 0.55:
+                v = "".join("?" if r.random() < 0.3 else c for c in v)
+            elif k < 0.65:
+                v = r.choice(("*", "?*", "*@*", "*.*", "\\*", "*\\?*", "**", "*a*b*", "?", ""))
+        elif mt == "regex":
+            k = r.random()
+            if k < 0.4:
+                v = "".join("\\" + c if c in ".^$*+?()[]{}|\\" else c for c in v)
+            elif k < 0.6:
+                v = "^" + "".join("\\" + c if c in ".^$*+?()[]{}|\\" else c for c in v[:4]) + ".*"
+            else:
+                v = r.choice(("^(.*)@(.*)$", "([a-z]+)", ".*", "^$", "[[:digit:]]+", "^[^@]+@example\\.com$",
+                              "(foo|bar)", "^(.)(.)", "a{2,}", "[[:upper:]]", "\\.", "(", "[", "x|", "^.{3}$"))
+        if self.vars and r.random() < 0.1:
+            v += "${" + r.choice(self.vars) + "}"
+        if self.has_match_vars and r.random() < 0.05:
+            v += "${1}"
+        return v
+
+    def keylist(self, mt: str, cmp_: str) -> str:
+        n = self.r.choice((1, 1, 1, 2, 3))
+        keys = [self.key(mt, cmp_) for _ in range(n)]
+        return self.slist(keys, text_ok=True)
+
+    def slist(self, items: list[str], text_ok: bool = False) -> str:
+        if len(items) == 1 and self.r.random() < 0.7:
+            return self.string(items[0], text_ok)
+        return "[" + ", ".join(self.string(i, text_ok) for i in items) + "]"
+
+    def string(self, s: str, text_ok: bool = False) -> str:
+        """A string literal: usually quoted; sometimes with encoded characters (RFC 5228
+        2.4.2.4), or (text_ok: where a trailing line break is harmless) a multi-line text:."""
+        r = self.r
+        if "encoded-character" in self.req or (r.random() < 0.02 and s):
+            if r.random() < 0.3 and s:
+                self.req.add("encoded-character")
+                self.features.add("encoded-character")
+                i = r.randint(0, len(s) - 1)
+                c = s[i]
+                enc = ("${hex:%02x}" % ord(c)) if ord(c) < 128 else ("${unicode:%x}" % ord(c))
+                return q(s[:i])[:-1] + enc + q(s[i + 1:])[1:]
+        if text_ok and r.random() < 0.05 and "\n" not in s:
+            self.features.add("lexer:text")
+            body = s if not s.startswith(".") else "." + s
+            return "text:" + r.choice(("", " # comment")) + "\r\n" + body + "\r\n.\r\n"
+        return q(s)
+
+    # --- match arguments --------------------------------------------------------------------
+    def match_args(self, allow_count: bool = True, numeric_ok: bool = True) -> tuple[str, str, str]:
+        r = self.r
+        args = []
+        cmp_ = None
+        if r.random() < 0.35:
+            cmp_ = r.choice(_COMPARATORS if numeric_ok else _COMPARATORS[:2])
+        k = r.random()
+        if allow_count and k < 0.12:
+            self.req.add("relational")
+            self.features.add("relational")
+            mt = r.choice(("count", "value"))
+            args.append(f":{mt} {q(r.choice(('gt', 'ge', 'lt', 'le', 'eq', 'ne')))}")
+            if cmp_ is None and r.random() < 0.7:
+                cmp_ = "i;ascii-numeric"
+        else:
+            mt = r.choice(_MATCH_TYPES)
+            if mt == "regex":
+                self.req.add("regex")
+                self.features.add("regex")
+            if mt != "is" or r.random() < 0.5:
+                args.append(f":{mt}")
+            if cmp_ == "i;ascii-numeric" and mt in ("contains", "matches", "regex") and r.random() < 0.9:
+                cmp_ = r.choice(_COMPARATORS[:2])
+        if cmp_ is not None:
+            if cmp_ == "i;ascii-numeric":
+                self.features.add("comparator:i;ascii-numeric")
+                self.req.add("comparator-i;ascii-numeric")
+            self.features.add("comparator:" + cmp_)
+            args.append(f":comparator {q(cmp_)}")
+        r.shuffle(args)
+        self.features.add("match:" + mt)
+        if mt in ("matches", "regex") and "variables" in self.req:
+            self.has_match_vars = True
+        return " ".join(args), mt, cmp_ or "i;ascii-casemap"
+
+    # --- tests ------------------------------------------------------------------------------
+    def test(self, depth: int) -> str:
+        r = self.r
+        self.n_nodes += 1
+        choices = ["header"] * 6 + ["address"] * 4 + ["envelope"] * 2 + ["exists"] * 2 + ["size"] + \
+                  ["truefalse"] + ["body"] * 2 + ["string"] * 2 + ["hasflag"] + ["environment"] + \
+                  ["date"] + ["currentdate"] + ["spamtest"] + ["virustest"] + ["mailboxexists"] + \
+                  ["ihave"] + ["duplicate"] + ["notify_test"] + ["mimeheader"]
+        if depth < 3:
+            choices += ["allof", "anyof", "not"] * 2
+        kind = r.choice(choices)
+        self.features.add("test:" + kind)
+        if kind in ("allof", "anyof"):
+            n = r.randint(1, 3)
+            return f"{kind}(" + ", ".join(self.test(depth + 1) for _ in range(n)) + ")"
+        if kind == "not":
+            return "not " + self.test(depth + 1)
+        if kind == "truefalse":
+            return r.choice(("true", "false"))
+        if kind == "header":
+            margs, mt, cmp_ = self.match_args()
+            names = [r.choice(_HEADER_NAMES) for _ in range(r.choice((1, 1, 2)))]
+            idx = ""
+            if r.random() < 0.1:
+                self.req.add("index")
+                self.features.add("index")
+                idx = f":index {r.randint(1, 3)}" + (" :last" if r.random() < 0.4 else "") + " "
+            return f"header {idx}{margs} {self.slist(names)} {self.keylist(mt, cmp_)}"
+        if kind == "mimeheader":
+            self.req.add("mime")
+            self.features.add("mime")
+            margs, mt, cmp_ = self.match_args()
+            opt = r.choice(("", ":type", ":subtype", ":contenttype", ":param " + self.slist(["charset", "name", "boundary"])))
+            child = ":anychild " if r.random() < 0.5 else ""
+            which = r.choice(("header", "header", "exists", "address"))
+            if which == "exists":
+                return f"exists :mime {child}{self.slist([r.choice(('Content-Type', 'Content-Transfer-Encoding', 'X-Missing'))])}"
+            if which == "address":
+                return f"address :mime {child}{margs} {q(r.choice(_ADDR_HEADERS))} {self.keylist(mt, cmp_)}"
+            keys = self.keylist(mt, cmp_) if r.random() < 0.5 else self.slist(
+                [r.choice(self.info.ctypes or ["text/plain"]).split("/")[r.randint(0, 1)] if opt in (":type", ":subtype")
+                 else r.choice(self.info.ctypes or ["text/plain"])])
+            return f"header :mime {child}{opt} {margs} {q(r.choice(('Content-Type', 'Content-Disposition', 'Subject')))} {keys}"
+        if kind == "address":
+            margs, mt, cmp_ = self.match_args()
+            part = ""
+            if r.random() < 0.6:
+                part = r.choice((":all", ":localpart", ":domain", ":user", ":detail"))
+                if part in (":user", ":detail"):
+                    self.req.add("subaddress")
+                    self.features.add("subaddress")
+                self.features.add("addresspart" + part)
+            names = [r.choice(_ADDR_HEADERS) for _ in range(r.choice((1, 1, 2)))]
+            idx = ""
+            if r.random() < 0.08:
+                self.req.add("index")
+                self.features.add("index")
+                idx = f":index {r.randint(1, 2)}" + (" :last" if r.random() < 0.4 else "") + " "
+            return f"address {idx}{part} {margs} {self.slist(names)} {self.keylist(mt, cmp_)}"
+        if kind == "envelope":
+            self.req.add("envelope")
+            margs, mt, cmp_ = self.match_args()
+            part = r.choice(("", ":all", ":localpart", ":domain", ":user", ":detail"))
+            if part in (":user", ":detail"):
+                self.req.add("subaddress")
+            # "auth" is not an address for Pigeonhole: no address part with it
+            parts = ("from", "to", "to", "From") + (("auth",) if part == "" else ())
+            which = [r.choice(parts) for _ in range(r.choice((1, 1, 2)))]
+            keys = self.keylist(mt, cmp_) if r.random() < 0.5 else self.slist(
+                [r.choice(("sender@example.com", "rcpt", "rcpt+vac", "example.org", "vac", "", "*@*", "*"))])
+            return f"envelope {part} {margs} {self.slist(which)} {keys}"
+        if kind == "exists":
+            return f"exists {self.slist([r.choice(_HEADER_NAMES) for _ in range(r.choice((1, 2)))])}"
+        if kind == "size":
+            n = max(0, self.info.size + r.randint(-50, 50))
+            sfx = ""
+            if r.random() < 0.2:
+                n, sfx = r.choice(((1, "K"), (0, "K"), (1, "M"), (2, "k")))
+            return f"size {r.choice((':over', ':under'))} {n}{sfx}"
+        if kind == "body":
+            self.req.add("body")
+            margs, mt, cmp_ = self.match_args(allow_count=False)
+            tr = r.choice(("", ":raw", ":text", ":content " + self.slist(
+                [r.choice(("text", "text/plain", "text/html", "multipart", "message/rfc822", "", "image",
+                           "application/octet-stream", "message"))]) ))
+            keys = self.slist([r.choice(self.info.body_words or ["x"]) if r.random() < 0.7 else self.key(mt, cmp_)])
+            return f"body {tr} {margs} {keys}"
+        if kind == "string":
+            self.req.add("variables")
+            margs, mt, cmp_ = self.match_args()
+            src = [self.var_text() for _ in range(r.choice((1, 1, 2)))]
+            return f"string {margs} {self.slist(src)} {self.keylist(mt, cmp_)}"
+        if kind == "hasflag":
+            self.req.add("imap4flags")
+            margs, mt, cmp_ = self.match_args()
+            var = ""
+            if self.vars and r.random() < 0.3:
+                self.req.add("variables")
+                var = q(r.choice(self.vars)) + " "
+            keys = self.slist([r.choice(_FLAGS) for _ in range(r.choice((1, 2)))]) if r.random() < 0.7 else \
+                self.keylist(mt, cmp_)
+            return f"hasflag {margs} {var}{keys}"
+        if kind == "environment":
+            self.req.add("environment")
+            margs, mt, cmp_ = self.match_args()
+            item = r.choice(_ENV_ITEMS)
+            keys = self.slist([r.choice(("MDA", "during", "mx.example.net", "example.org", "*", "", "Pigeonhole*",
+                                          "INBOX", "0.5.19"))]) if r.random() < 0.7 else self.keylist(mt, cmp_)
+            return f"environment {margs} {q(item)} {keys}"
+        if kind == "date":
+            self.req.add("date")
+            margs, mt, cmp_ = self.match_args()
+            zone = r.choice(("", "", ":originalzone", ':zone "+0000"', ':zone "-0500"', ':zone "+1345"', ':zone "bogus"'))
+            part = r.choice(_DATE_PARTS)
+            keys = self.slist([r.choice(("2024", "02", "12", "1", "13", "2024-02-12", "+0100", "-0000", "1",
+                                         "2019", "*", "??", "0", "60352", "13:14:15", "Mon", "*T*"))])
+            return f"date {zone} {margs} {q(r.choice(('Date', 'date', 'Received', 'X-Missing', 'Subject')))} {q(part)} {keys}"
+        if kind == "currentdate":
+            self.req.add("date")
+            margs, mt, cmp_ = self.match_args()
+            zone = r.choice(("", ':zone "+0000"', ':zone "-1200"'))
+            part = r.choice(("year", "zone", "weekday", "month", "julian"))
+            keys = self.slist([r.choice(("20*", "1999", "+0000", "-1200", "0", "7", "*", "50000", "2"))])
+            return f"currentdate {zone} {margs} {q(part)} {keys}"
+        if kind == "spamtest":
+            self.req.add("spamtest")
+            self.req.add("relational")
+            self.req.add("comparator-i;ascii-numeric")
+            pct = ""
+            if r.random() < 0.4:
+                self.req.add("spamtestplus")
+                pct = ":percent "
+            op = r.choice(("gt", "ge", "lt", "le", "eq", "ne"))
+            v = r.choice(("0", "1", "3", "5", "9", "10", "50", "100", "35"))
+            if r.random() < 0.15:
+                return f"spamtest {pct}{q(v)}"
+            return f'spamtest {pct}:value {q(op)} :comparator "i;ascii-numeric" {q(v)}'
+        if kind == "virustest":
+            self.req.update(("virustest", "relational", "comparator-i;ascii-numeric"))
+            op = r.choice(("gt", "ge", "lt", "le", "eq", "ne"))
+            return f'virustest :value {q(op)} :comparator "i;ascii-numeric" {q(r.choice("012345"))}'
+        if kind == "mailboxexists":
+            self.req.add("mailbox")
+            return f"mailboxexists {self.slist([r.choice(FOLDERS + ('INBOX', 'Nope', 'inbox', 'foo'))])}"
+        if kind == "ihave":
+            self.req.add("ihave")
+            return f"ihave {self.slist([r.choice(_CAPS) for _ in range(r.choice((1, 2)))])}"
+        if kind == "duplicate":
+            if ("duplicate" in self.req or self.loop_depth) and r.random() < 0.8:
+                return "true"        # a second duplicate test is rare (deviations.toml)
+            self.req.add("duplicate")
+            opt = r.choice(("", ":header \"Message-ID\"", ":uniqueid \"abc\"", ":handle \"h\"", ":seconds 60",
+                            ":header \"X-Missing\"", ":last"))
+            return f"duplicate {opt}"
+        if kind == "notify_test":
+            self.req.add("enotify")
+            if r.random() < 0.5:
+                uri = r.choice(("mailto:a@example.com", "xmpp:a@b", "mailto:", "bogus", "mailto:a@example.com?subject=x"))
+                return f"valid_notify_method {self.slist([uri])}"
+            return (f"notify_method_capability {q(r.choice(('mailto:a@example.com', 'xmpp:x@y', 'nope')))} "
+                    f"{q(r.choice(('online', 'Online', 'x')))} {self.slist([r.choice(('maybe', 'yes', 'no'))])}")
+        raise AssertionError(kind)
+
+    def var_text(self) -> str:
+        r = self.r
+        parts = []
+        for _ in range(r.randint(1, 3)):
+            k = r.random()
+            if self.vars and k < 0.4:
+                parts.append("${" + r.choice(self.vars) + "}")
+            elif self.has_match_vars and k < 0.55:
+                parts.append("${" + r.choice(("0", "1", "2", "01", "9")) + "}")
+            elif k < 0.6:
+                odd = r.choice(("${unknown}", "${", "$", "${1", "${a.b}", "${env.location}", "${env.location}"))
+                if odd == "${a.b}" and r.random() < 0.8:
+                    odd = "${a_b}"
+                if odd == "${env.location}" and r.random() < 0.9:
+                    self.req.add("vnd.dovecot.environment")
+                parts.append(odd)
+            else:
+                parts.append(self.text_sample())
+        return "".join(parts)
+
+    # --- commands ---------------------------------------------------------------------------
+    def flags_arg(self) -> str:
+        r = self.r
+        items = [" ".join(r.choice(_FLAGS) for _ in range(r.randint(1, 3))) for _ in range(r.choice((1, 1, 2)))]
+        if self.vars and r.random() < 0.15:
+            items.append("${" + r.choice(self.vars) + "}")
+        return self.slist(items)
+
+    def folder(self) -> tuple[str, bool]:
+        """(folder name, needs :create)."""
+        r = self.r
+        k = r.random()
+        if k < 0.8:
+            return r.choice(FOLDERS + ("INBOX", "inbox")), False
+        if k < 0.9 and self.vars:
+            return "Var.${" + r.choice(self.vars) + "}", True
+        return r.choice(("Neu", "Neu.Sub", "Spé.ß", "INBOX.Kids")), True
+
+    def command(self, depth: int) -> str:
+        r = self.r
+        self.n_nodes += 1
+        choices = (["if"] * 6 + ["fileinto"] * 3 + ["keep"] * 2 + ["redirect"] * 2 + ["discard", "stop"] +
+                   ["flag"] * 3 + ["set"] * 3 + ["addheader"] * 2 + ["deleteheader"] * 2 + ["vacation"] * 2 +
+                   ["reject"] + ["notify"] + ["foreverypart"])
+        kind = r.choice(choices)
+        if kind == "if" and depth > 3:
+            kind = "keep"
+        if kind == "foreverypart" and (depth > 2 or self.loop_depth > 1):
+            kind = "set"
+        self.features.add("cmd:" + kind)
+        if kind == "if":
+            out = f"if {self.test(0)} {self.block(depth + 1)}"
+            while r.random() < 0.3:
+                out += f"\nelsif {self.test(0)} {self.block(depth + 1)}"
+            if r.random() < 0.3:
+                out += f"\nelse {self.block(depth + 1)}"
+            return out
+        if kind == "keep":
+            if r.random() < 0.3:
+                self.req.add("imap4flags")
+                return f"keep :flags {self.flags_arg()};"
+            return "keep;"
+        if kind == "fileinto":
+            self.req.add("fileinto")
+            name, create = self.folder()
+            if "${" in name:
+                self.req.add("variables")
+            opts = []
+            if create or r.random() < 0.1:
+                self.req.add("mailbox")
+                opts.append(":create")
+            if r.random() < 0.2:
+                self.req.add("copy")
+                opts.append(":copy")
+            if r.random() < 0.25:
+                self.req.add("imap4flags")
+                opts.append(":flags " + self.flags_arg())
+            r.shuffle(opts)
+            return f"fileinto {' '.join(opts)} {self.string(name)};"
+        if kind == "redirect":
+            opts = ""
+            if r.random() < 0.3:
+                self.req.add("copy")
+                opts = ":copy "
+            addr = r.choice(_REDIRECT_TO)
+            if self.vars and r.random() < 0.1:
+                self.req.add("variables")
+                addr = "${" + r.choice(self.vars) + "}@example.net"
+            return f"redirect {opts}{self.string(addr)};"
+        if kind == "discard":
+            return "discard;"
+        if kind == "stop":
+            return "stop;"
+        if kind == "flag":
+            self.req.add("imap4flags")
+            cmd = r.choice(("setflag", "addflag", "removeflag", "addflag"))
+            var = ""
+            if r.random() < 0.25:
+                self.req.add("variables")
+                name = r.choice(("flagvar", "fv2"))
+                var = q(name) + " "
+                if name not in self.vars:
+                    self.vars.append(name)
+            return f"{cmd} {var}{self.flags_arg()};"
+        if kind == "set":
+            self.req.add("variables")
+            name = r.choice(("a", "b", "c", "Subj", "x_1", "a"))
+            if name.lower() not in [v.lower() for v in self.vars]:
+                self.vars.append(name)
+            mods = []
+            # (no :quoteregex: draft-ietf-sieve-regex has it, Pigeonhole 0.5.19 does not)
+            for m in ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length", "encodeurl"):
+                if r.random() < 0.08:
+                    mods.append(":" + m)
+                    if m == "encodeurl":
+                        self.req.add("enotify")
+            return f"set {' '.join(mods)} {q(name)} {self.string(self.var_text(), text_ok=True)};"
+        if kind == "addheader":
+            self.req.add("editheader")
+            self.features.add("editheader")
+            name = r.choice(("X-Added", "X-Test", "Subject", "X-Multi", "X-Sieve-Redirected-From", "x-added"))
+            if r.random() < 0.04:     # fields Owlery protects (deviations.toml: editheader-protected-add)
+                name = r.choice(("Received", "Auto-Submitted", "Delivered-To"))
+            value = r.choice((_phrase(r), "", "café au lait", "folded\r\n value", "x" * 120,
+                              _phrase(r) + " " + _phrase(r) + " " + _phrase(r) + " " + _phrase(r)))
+            if self.vars and r.random() < 0.2:
+                value += "${" + r.choice(self.vars) + "}"
+                self.req.add("variables")
+            last = ":last " if r.random() < 0.4 else ""
+            return f"addheader {last}{q(name)} {self.string(value)};"
+        if kind == "deleteheader":
+            self.req.add("editheader")
+            self.features.add("editheader")
+            name = r.choice(("X-Test", "Subject", "X-Multi", "X-Added", "Received", "To", "X-Missing", "Comments",
+                             "Auto-Submitted", "List-Id"))
+            idx = ""
+            if r.random() < 0.3:
+                idx = f":index {r.randint(1, 3)} " + (":last " if r.random() < 0.4 else "")
+            if r.random() < 0.5:
+                margs, mt, cmp_ = self.match_args(allow_count=False)
+                return f"deleteheader {idx}{margs} {q(name)} {self.keylist(mt, cmp_)};"
+            return f"deleteheader {idx}{q(name)};"
+        if kind == "vacation":
+            self.req.add("vacation")
+            self.features.add("vacation")
+            opts = []
+            if r.random() < 0.3:
+                if r.random() < 0.5:
+                    opts.append(f":days {r.choice((0, 1, 7, 30))}")
+                else:
+                    self.req.add("vacation-seconds")
+                    opts.append(f":seconds {r.choice((0, 60, 86400))}")
+            if r.random() < 0.3:
+                opts.append(":subject " + self.string(r.choice(("Out of office", "Re: ${1}", "Ünïcödé away", ""))))
+                if "${" in opts[-1]:
+                    self.req.add("variables")
+            if r.random() < 0.2:
+                opts.append(":from " + q(r.choice(("me@example.org", "Me <rcpt@example.org>", "rcpt@example.org"))))
+            if r.random() < 0.35:
+                opts.append(":addresses " + self.slist([r.choice(("rcpt@example.org", "alias@example.org", "bob@example.com",
+                                                                  "RCPT@EXAMPLE.ORG", "alice@example.com"))
+                                                         for _ in range(r.choice((1, 2)))]))
+            if r.random() < 0.15:
+                opts.append(":mime")
+            if r.random() < 0.2:
+                opts.append(":handle " + q(_rand_word(r)))
+            r.shuffle(opts)
+            reason = r.choice(("I am away.", "Away until ${a}", "Gone fishing\r\nBack soon.", "ok"))
+            if opts and ":mime" in opts:
+                reason = "Content-Type: text/plain\r\n\r\nAway."
+            if "${" in reason:
+                self.req.add("variables")
+            return f"vacation {' '.join(opts)} {self.string(reason, text_ok=True)};"
+        if kind == "reject":
+            self.req.add("reject")
+            return f"reject {self.string(r.choice(('Go away', 'No thanks.', 'Rejected: ${a}')))};" if "variables" in self.req \
+                else f"reject {q(r.choice(('Go away', 'No thanks.')))};"
+        if kind == "notify":
+            self.req.add("enotify")
+            opts = []
+            if r.random() < 0.5:
+                opts.append(":message " + q(r.choice(("New mail", "From ${from}", "x"))))
+                if "${" in opts[-1]:
+                    self.req.add("variables")
+            if r.random() < 0.3:
+                opts.append(":importance " + q(r.choice("123")))
+            if r.random() < 0.2:
+                opts.append(":from " + q("notify@example.org"))
+            return f"notify {' '.join(opts)} {q(r.choice(('mailto:n@example.net', 'mailto:x@example.com?subject=hi', 'mailto:' + USER)))};"
+        if kind == "foreverypart":
+            self.req.add("foreverypart")
+            self.features.add("foreverypart")
+            self.loop_depth += 1
+            inner = []
+            if r.random() < 0.5:
+                self.req.update(("mime", "variables", "extracttext"))
+                self.has_match_vars = True
+                if "x" not in self.vars:
+                    self.vars.append("x")
+                inner.append(f"extracttext {':first ' + str(r.randint(1, 20)) + ' ' if r.random() < 0.4 else ''}\"x\";")
+            inner.append(self.command(depth + 1))
+            if r.random() < 0.2:
+                inner.append("break;")
+            self.loop_depth -= 1
+            return "foreverypart {\n" + "\n".join(inner) + "\n}"
+        raise AssertionError(kind)
+
+    def block(self, depth: int) -> str:
+        n = self.r.choice((0, 1, 1, 2, 2, 3))
+        return "{\n" + "\n".join(self.command(depth) for _ in range(n)) + "\n}"
+
+    def script(self) -> str:
+        n = self.r.randint(1, 6)
+        body = "\n".join(self.command(0) for _ in range(n))
+        req = sorted(self.req)
+        if req and self.r.random() < 0.02:
+            req.remove(self.r.choice(req))            # a missing require: both must refuse
+            self.features.add("compile:missing-require")
+        head = f"require [{', '.join(q(x) for x in req)}];\n" if req else ""
+        self.features.update("ext:" + x for x in self.req)
+        return head + body + "\n"
+
+
+def make_case(seed: int, index: int) -> Case:
+    r = random.Random(f"sieve-differential:{seed}:{index}")
+    message, info = make_message(r)
+    gen = ScriptGen(r, info)
+    script = gen.script()
+    mail_from = r.choice(("sender@example.com", "bob@example.com", "MAILER-DAEMON@example.com",
+                          "owner-list@example.com", "list-request@example.com", USER, "alice+tag@example.com",
+                          "noreply@example.com", "x@sub.example.com"))
+    rcpt = r.choice((USER, USER, "rcpt+vac@example.org", "RCPT@example.org"))
+    orig = rcpt if r.random() < 0.8 else r.choice(("alias@example.org", USER))
+    return Case(seed, index, script.encode("utf-8"), message, mail_from, rcpt, orig, frozenset(gen.features))
+
+
+if __name__ == "__main__":   # print one case: python -m tests.sieve.differential.generator SEED INDEX
+    import sys
+    c = make_case(int(sys.argv[1]), int(sys.argv[2]))
+    sys.stdout.write(c.script.decode() + "\n----\n" + c.message.decode() + "\n----\n"
+                     + f"from={c.mail_from} to={c.rcpt_to} orig={c.orig_rcpt}\n")
