@@ -2,7 +2,8 @@
 
 Three ways in:
 - FOLDER...: Maildir folders (cur/ and new/) or plain directories of message files;
-- `--maildir ROOT`: a user's Maildir; its spam folders (`spam_learn_spam_folders`, any
+- `--maildir ROOT` (or `--all-users`: every mailbox the directory lists, each with its own
+  Bayes database when `spam_learn_per_user`): a user's Maildir; its spam folders (`spam_learn_spam_folders`, any
   case, e.g. Junk) are taught as spam, and with `--ham-inbox` its INBOX messages delivered
   at least `spam_learn_ham_age` ago as ham;
 - `--stdin`: one message, for Dovecot's imapsieve learn-on-move (a Sieve script run when a
@@ -120,11 +121,23 @@ class ProgressBar:
             self.stream.flush()
 
 
-def _jobs(args: argparse.Namespace, settings, now: float) -> list[tuple[str, str]]:
-    jobs = [(f, args.message_class) for folder in args.folders for f in maildir_files(folder)]
-    for root in args.maildir:
-        jobs += maildir_jobs(root, tuple(settings.spam_learn_spam_folders), args.ham_inbox,
-                             settings.spam_learn_ham_age, now)
+def _jobs(args: argparse.Namespace, settings, now: float, user: str) -> list[tuple[str, str, str]]:
+    """(path, class, spamd user) of every message to teach."""
+    jobs = [(f, args.message_class, user) for folder in args.folders for f in maildir_files(folder)]
+    roots = [(root, user) for root in args.maildir]
+    if args.all_users:
+        from owlery.directory import open_directory
+        from owlery.maildir import path_for
+        directory = open_directory(settings)
+        try:
+            for box in directory.mailboxes():        # may raise DirectoryUnavailable
+                path = box.maildir or path_for(settings.maildir_path_template, box.address)
+                roots.append((path, box.address if settings.spam_learn_per_user else user))
+        finally:
+            directory.close()
+    for root, who in roots:
+        jobs += [(path, klass, who) for path, klass in maildir_jobs(
+            root, tuple(settings.spam_learn_spam_folders), args.ham_inbox, settings.spam_learn_ham_age, now)]
     return jobs
 
 
@@ -146,9 +159,10 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     from milters.clients.spamd import SpamdClient
     from milters.quarantine_cli import safe
     from milters.spam_learn import Teacher
+    from owlery.errors import DirectoryUnavailable
     settings = load_settings(args)
-    if args.stdin == bool(args.folders or args.maildir):
-        print("owlery: spam learn: give FOLDERs or --maildir, or --stdin", file=sys.stderr)
+    if args.stdin == bool(args.folders or args.maildir or args.all_users):
+        print("owlery: spam learn: give FOLDERs, --maildir or --all-users, or --stdin", file=sys.stderr)
         return 2
     if (args.folders or args.stdin) and args.message_class is None:
         print("owlery: spam learn: say what the messages are: --spam or --ham", file=sys.stderr)
@@ -174,11 +188,15 @@ def _cmd_learn(args: argparse.Namespace) -> int:
                 return EX_TEMPFAIL
             print(f"{args.message_class}: {outcome}")
             return 0
-        jobs = _jobs(args, settings, now)
+        try:
+            jobs = _jobs(args, settings, now, user)
+        except DirectoryUnavailable as e:
+            print(f"owlery: spam learn: {e}", file=sys.stderr)
+            return EX_TEMPFAIL
         show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
         bar = ProgressBar(len(jobs), sys.stderr, show)
         counts = {"learned": 0, "known": 0, "skipped": 0, "failed": 0}
-        for i, (path, klass) in enumerate(jobs, 1):
+        for i, (path, klass, who) in enumerate(jobs, 1):
             data = read_message(path, settings.spamd_max_size)
             if data is None:
                 counts["failed"] += 1
@@ -187,7 +205,7 @@ def _cmd_learn(args: argparse.Namespace) -> int:
                 counts["skipped"] += 1
             else:
                 try:
-                    counts[teacher.teach(data, klass, user)] += 1
+                    counts[teacher.teach(data, klass, who)] += 1
                 except ScannerUnavailable as e:
                     bar.finish()
                     print(f"owlery: spam learn: spamd: {e} (stopped after {i - 1} of {len(jobs)})", file=sys.stderr)
@@ -195,7 +213,7 @@ def _cmd_learn(args: argparse.Namespace) -> int:
             bar.update(i, " ".join(f"{k}={v}" for k, v in counts.items()))
         bar.update(len(jobs), " ".join(f"{k}={v}" for k, v in counts.items()), force=True)
         bar.finish()
-        classes = sorted({klass for _, klass in jobs}) or [args.message_class or "spam"]
+        classes = sorted({klass for _, klass, _ in jobs}) or [args.message_class or "spam"]
         print(f"{'+'.join(classes)}: {len(jobs)} messages, learned {counts['learned']}, already known "
               f"{counts['known']}, skipped {counts['skipped']} (over spamd_max_size), failed {counts['failed']}")
         return 1 if counts["failed"] else 0
@@ -220,8 +238,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folders", nargs="*", metavar="FOLDER", help="Maildir folders (cur/ and new/) or directories")
     p.add_argument("--maildir", action="append", default=[], metavar="ROOT",
                    help="a user's Maildir: teach its spam folders (spam_learn_spam_folders) as spam")
+    p.add_argument("--all-users", action="store_true",
+                   help="every mailbox the directory lists, as --maildir (per-user Bayes: spam_learn_per_user)")
     p.add_argument("--ham-inbox", action="store_true",
-                   help="with --maildir: also teach INBOX messages older than spam_learn_ham_age as ham")
+                   help="with --maildir/--all-users: also teach INBOX messages older than spam_learn_ham_age as ham")
     p.add_argument("--stdin", action="store_true", help="teach the one message on standard input "
                                                         "(Dovecot imapsieve learn-on-move)")
     p.add_argument("--user", help="spamd user whose database learns (default spamd_user)")

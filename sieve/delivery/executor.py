@@ -10,16 +10,21 @@ written (keep/fileinto, each mailbox once, with flags); if the first store fails
 temporarily nothing was committed and the delivery is retried; (5) replies (vacation,
 reject notices, notifications) and duplicate marks come last and never fail the delivery.
 A script runtime error falls back to keep into INBOX with a log line.
+`deliver_group()` delivers one recipient the directory expands to several targets (an alias or
+group reaching delivery unexpanded: sieve.delivery.users.Group) to each member once through
+`deliver()`, forwards its remote targets, and answers once for all; the rules and why are in
+sieve/delivery/users.py's docstring.
 
 Talks to: sieve.api (the engine), owlery.maildir, owlery.state (vacation/duplicate/redirect
 tracking), sieve.delivery.submission (the MTA). Blocking: LMTP runs it in a thread pool.
-Tests: tests/delivery/test_executor.py
+Tests: tests/delivery/test_executor.py, tests/delivery/test_group_delivery.py
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import logging
 import os
 import time
@@ -30,11 +35,13 @@ from owlery import log as owlery_log
 from owlery.errors import DirectoryUnavailable, StateUnavailable
 from owlery.maildir import Maildir, MaildirError, Owner, QuotaExceeded, owner_from_settings
 from owlery.reply import Reply
-from owlery.settings import Bool, SettingType, StrList, setting
+from owlery.settings import Bool, StrList, list_of, matching, setting, table_of
 from sieve.delivery import redirect as redirect_mod
 from sieve.delivery import vacation as vacation_mod
+from sieve.delivery.default_script import user_or_default
+from sieve.delivery.userfiles import UnsafeUserFile, read_user_file
 from sieve.delivery.submission import SubmissionError
-from sieve.delivery.users import MailUser
+from sieve.delivery.users import Group, MailUser
 
 DELIVERY_SIEVE_BEFORE = setting(
     "delivery_sieve_before", StrList, [],
@@ -58,22 +65,10 @@ DELIVERY_ADD_RETURN_PATH = setting(
     "Prepend Return-Path: <sender> and Delivered-To: <recipient> to each stored message.")
 
 
-
-def _parse_special_use(value: Any) -> dict[str, list[str]]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a table (flag = folder or [folders]), got {value!r}")
-    out: dict[str, list[str]] = {}
-    for flag, folders in value.items():
-        names = [folders] if isinstance(folders, str) else folders
-        if not str(flag).lstrip("\\") or not isinstance(names, list) \
-                or not all(isinstance(n, str) and n for n in names):
-            raise ValueError(f"{flag!r}: expected a folder name or a list of them, got {folders!r}")
-        out[str(flag)] = list(names)
-    return out
-
-
 DELIVERY_SPECIAL_USE_FOLDERS = setting(
-    "delivery_special_use_folders", SettingType("table of folder lists", _parse_special_use),
+    "delivery_special_use_folders",
+    table_of(list_of(matching(r".+", "a folder name")), keys=matching(r"\\?[A-Za-z]+", "a special-use flag like Junk"),
+             name="table of flag = [folders]"),
     {"Junk": ["Junk"], "Trash": ["Trash"], "Sent": ["Sent", "Sent Messages"],
      "Drafts": ["Drafts"], "Archive": ["Archive"]},
     "Folders carrying an IMAP special use (RFC 6154), for Sieve's fileinto :specialuse and "
@@ -203,12 +198,17 @@ class DeliveryHost:
             dirs = [os.path.dirname(self.user.sieve_script)] if self.user.sieve_script else []
         else:
             dirs = self.global_dirs
+        # A personal include is the user's file: read as root, only theirs (sieve/delivery/userfiles.py).
+        owner = self.maildir.owner if location == "personal" and os.geteuid() == 0 else None
         for d in dirs:
             try:
-                with open(os.path.join(d, name + ".sieve"), "rb") as f:
-                    return f.read()
+                return read_user_file(os.path.join(d, name + ".sieve"), owner.uid if owner else None,
+                                      self.settings.sieve_max_script_size)
             except FileNotFoundError:
                 continue
+            except UnsafeUserFile as e:
+                log.warning("sieve include ignored: %s", e)
+                return None
         return None
 
     def metadata(self, mailbox: str | None, annotation: str) -> str | None:
@@ -228,6 +228,10 @@ class Plan:
     message: bytes = b""
     errors: list[str] = dataclasses.field(default_factory=list)
     tempfail: str | None = None
+    # The message each action stores or sends (RFC 5293 7: as edited when the script asked
+    # for it), parallel to `actions`; `keep_message` for the keep.
+    action_messages: list[bytes] = dataclasses.field(default_factory=list)
+    keep_message: bytes | None = None
 
 
 class Executor:
@@ -276,11 +280,19 @@ class Executor:
 
     # -- the script chain ----------------------------------------------------
 
-    def _load(self, path: str) -> Any:
+    def _load(self, path: str, owner_uid: int | None = None) -> Any:
+        """The compiled script at `path`, None when missing or broken (logged). With `owner_uid`
+        (a user's own script, read as root) only that owner's regular file is read."""
         from sieve.api import SieveCompileError
         try:
-            return self.cache.load(path)
+            if owner_uid is None:
+                return self.cache.load(path)
+            source = read_user_file(path, owner_uid, self.settings.sieve_max_script_size)
+            return self.cache.compile(source, os.path.splitext(os.path.basename(path))[0])
         except FileNotFoundError:
+            return None
+        except UnsafeUserFile as e:
+            log.warning("%s: sieve script ignored: %s", self.program, e)
             return None
         except SieveCompileError as e:
             log.warning("%s: sieve script %s does not compile, ignored: %s", self.program, path,
@@ -289,15 +301,26 @@ class Executor:
         except OSError as e:
             raise MaildirError(f"cannot read sieve script {path}: {e}") from e
 
+    def user_file_owner(self, user: MailUser) -> int | None:
+        """The uid a user's own files must belong to when we read them as root, else None."""
+        if os.geteuid() != 0:
+            return None
+        if user.uid is not None:
+            return user.uid
+        return self._owner.uid if self._owner is not None else None
+
     def plan(self, message: bytes, sender: str, recipient: str, user: MailUser, maildir: Maildir,
              default_mailbox: str, now: float, original_recipient: str | None = None) -> Plan:
         """Run before/user/after scripts; merge their results (no side effects)."""
         paths = script_paths(self.settings.delivery_sieve_before)
-        if user.sieve_script:
-            paths.append(user.sieve_script)
+        own = user_or_default(user.sieve_script, self.settings)
+        if own:
+            paths.append(own)
         paths += script_paths(self.settings.delivery_sieve_after)
         plan = Plan(message=message)
-        scripts = [(p, s) for p in paths if (s := self._load(p)) is not None]
+        owner_uid = self.user_file_owner(user)
+        scripts = [(p, s) for p in paths
+                   if (s := self._load(p, owner_uid if p == user.sieve_script else None)) is not None]
         if not scripts:
             return plan
         from sieve import api
@@ -317,15 +340,19 @@ class Executor:
                 plan.keep = True     # error keep: stop the chain, keep into INBOX
                 plan.keep_flags = ()
                 return plan
-            if result.message:
-                plan.message = result.message
             explicit_keep = [a for a in result.actions if isinstance(a, api.Keep)]
-            plan.actions += [a for a in result.actions if not isinstance(a, api.Keep)]
+            others = [a for a in result.actions if not isinstance(a, api.Keep)]
+            plan.actions += others
+            plan.action_messages += [result.message_for(a) if result.message else plan.message for a in others]
             plan.keep = bool(explicit_keep) or result.implicit_keep
             if explicit_keep:
                 plan.keep_flags = explicit_keep[-1].flags
+                plan.keep_message = result.message_for(explicit_keep[-1]) if result.message else None
             elif result.implicit_keep:
                 plan.keep_flags = result.keep_flags
+                plan.keep_message = None
+            if result.message:
+                plan.message = result.message
             if not plan.keep:
                 break
         return plan
@@ -354,11 +381,112 @@ class Executor:
             except Exception as e:  # the delivery boundary: never lose mail on a bug, retry instead
                 log.exception("%s: internal error delivering to %s", self.program, recipient)
                 outcome = tempfail(recipient, f"internal error: {e.__class__.__name__}: {e}")
+        orig_to = f"<{original_recipient}>" if original_recipient and \
+            original_recipient.lower() != recipient.lower() else None
         owlery_log.decision(self.program, queue_id, outcome.action, reply=outcome.reply,
-                            from_=sender, to=recipient, detail=outcome.detail or None,
+                            from_=sender, to=recipient, orig_to=orig_to, detail=outcome.detail or None,
                             delay=f"{self.clock() - start:.3f}",
                             level=logging.INFO if outcome.action != "tempfail" else logging.WARNING)
         return outcome
+
+    # -- aliases and groups reaching delivery (see sieve/delivery/users.py) --------
+
+    def deliver_group(self, message: bytes, sender: str, recipient: str, group: Group, *,
+                      mailbox_for: Callable[[MailUser], str | None] | None = None,
+                      queue_id: str | None = None) -> Outcome:
+        """Deliver `message` for one envelope recipient that expands to `group`: each member once
+        (skipping members a previous attempt already delivered to), each remote target sent on;
+        one Outcome for them all. `mailbox_for(member)`: the LDA's -m folder. Never raises."""
+        start = self.clock()
+        try:
+            outcome = self._deliver_group(message, sender, recipient, group, mailbox_for, queue_id, start)
+        except Exception as e:  # the delivery boundary, as in deliver()
+            log.exception("%s: internal error delivering to %s", self.program, recipient)
+            outcome = tempfail(recipient, f"internal error: {e.__class__.__name__}: {e}")
+        owlery_log.decision(self.program, queue_id, outcome.action, reply=outcome.reply,
+                            from_=sender, to=recipient, detail=outcome.detail or None,
+                            delay=f"{self.clock() - start:.3f}",
+                            level=logging.INFO if outcome.action == "delivered" else logging.WARNING)
+        return outcome
+
+    def _deliver_group(self, message: bytes, sender: str, recipient: str, group: Group,
+                       mailbox_for: Callable[[MailUser], str | None] | None, queue_id: str | None,
+                       now: float) -> Outcome:
+        done: list[str] = []                 # targets that have the message (now or before)
+        temporary: list[tuple[str, Reply]] = []
+        permanent: list[tuple[str, Reply]] = []
+        unrecorded: list[str] = []           # delivered, but the record of it could not be written
+        fingerprint = group_fingerprint(message, sender, group.address)
+        targets: list[MailUser | str] = [*group.members, *group.remote]
+        keys = [f"delivered:{t.address if isinstance(t, MailUser) else t.lower()}:{fingerprint}" for t in targets]
+        period = self.settings.delivery_alias_duplicate_period
+        # Who already has it from an earlier attempt. Without the answer nothing is delivered:
+        # a retry would otherwise send every target a second copy.
+        try:
+            already = self.state.get_many(keys, now) if len(targets) > 1 else [None] * len(targets)
+        except (StateUnavailable, OSError, ValueError) as e:
+            return tempfail(recipient, f"group delivery: state store unavailable: {e}")
+        forwarded = sum(1 for t, b in zip(targets, already) if b is not None and not isinstance(t, MailUser))
+        for target, key, before in zip(targets, keys, already):
+            name = target.address if isinstance(target, MailUser) else target
+            if before is not None:
+                done.append(name)
+                continue
+            if isinstance(target, MailUser):
+                mailbox = mailbox_for(target) if mailbox_for is not None else None
+                outcome = self.deliver(message, sender, target.address, target, mailbox=mailbox,
+                                       original_recipient=recipient, queue_id=queue_id)
+                ok, failure = outcome.ok, outcome.reply
+                temporary_failure = outcome.action == "tempfail"
+            else:
+                status = self.forward(message, sender, group.address, target, sent_before=forwarded, now=now)
+                ok, temporary_failure = status in ("sent", "duplicate"), status == "tempfail"
+                failure = {"tempfail": Reply(451, "4.4.0", "forward not accepted by the MTA yet"),
+                           "loop": Reply(550, "5.4.6", "forwarding loop or redirect limit")}.get(
+                               status, Reply(550, "5.1.0", "forward refused by the MTA"))
+                forwarded += ok
+                if ok:
+                    log.info("%s: %s: forwarded to <%s>%s", self.program, recipient, target,
+                             " (sent before)" if status == "duplicate" else "")
+            if ok:
+                done.append(name)
+                if len(targets) > 1:
+                    try:
+                        self.state.set(key, "1", period, self.clock())
+                    except (StateUnavailable, OSError, ValueError) as e:
+                        log.warning("%s: %s: cannot record the delivery to %s (a retry may deliver "
+                                    "it again): %s", self.program, recipient, name, e)
+                        unrecorded.append(name)
+            elif temporary_failure:
+                temporary.append((name, failure))
+            else:
+                permanent.append((name, failure))
+        total = len(group.members) + len(group.remote)
+        detail = (f"group members={len(group.members)} remote={len(group.remote)} done={len(done)} "
+                  f"deferred={len(temporary)} failed={len(permanent)}")
+        if unrecorded and temporary:
+            log.warning("%s: %s: deferring the group after delivering to %s without a record: the "
+                        "retry may deliver there twice", self.program, recipient, ",".join(unrecorded))
+        if temporary:
+            # The MTA retries the whole recipient; members that have it are skipped then.
+            code, dsn = (452, "4.2.2") if all(r.dsn == "4.2.2" for _, r in temporary) else (451, "4.3.0")
+            text = _group_text(recipient, len(done), total, "will retry", temporary)
+            return Outcome("tempfail", Reply(code, dsn, text), EX_TEMPFAIL, detail)
+        if permanent:
+            first = permanent[0][1]
+            text = _group_text(recipient, len(done), total, "refused by", permanent)
+            return Outcome("bounce", Reply(first.code, first.dsn, text), EX_NOPERM, detail)
+        return Outcome("delivered", Reply(250, "2.0.0", _reply_text(recipient, f"Saved for {total} targets")),
+                       EX_OK, detail)
+
+    def forward(self, message: bytes, sender: str, via: str, target: str, *, sent_before: int = 0,
+                now: float | None = None) -> str:
+        """Send `message` on to `target` for the alias `via` (a remote target of an alias or group),
+        through the redirect machinery: loop and hop limits, SRS, duplicate tracking. Returns
+        'sent', 'duplicate', 'loop' (refused), 'tempfail' or 'failed'."""
+        now = self.clock() if now is None else now
+        return self._redirect(_Forward(target), message, sender, MailUser(via, "", None), now,
+                              sent_before=sent_before)
 
     def _deliver(self, message: bytes, sender: str, recipient: str, user: MailUser,
                  mailbox: str | None, original_recipient: str | None, now: float) -> Outcome:
@@ -377,18 +505,19 @@ class Executor:
         for err in plan.errors:
             log.warning("%s: sieve runtime error for %s, keeping into INBOX: %s", self.program,
                         recipient, err)
-        stores: list[tuple[str, tuple[str, ...], bool]] = []   # (mailbox, flags, create)
+        stores: list[tuple[str, tuple[str, ...], bool, bytes]] = []   # (mailbox, flags, create, message)
         redirects, replies, marks, rejects = [], [], [], []
         if plan.actions:
             from sieve import api      # only when a script ran: keeps the plain LDA start fast
             from_api = api
-        for a in plan.actions:
+        for a, edited in zip(plan.actions, plan.action_messages or [plan.message] * len(plan.actions)):
             if isinstance(a, api.FileInto):
                 # RFC 8579: an existing folder with that special use wins over the named one.
                 box = special_use_folder(self.settings, maildir, a.special_use) if a.special_use else None
-                stores.append((box or a.mailbox, a.flags, a.create or self.settings.delivery_mailbox_autocreate))
+                stores.append((box or a.mailbox, a.flags, a.create or self.settings.delivery_mailbox_autocreate,
+                               edited))
             elif isinstance(a, api.Redirect):
-                redirects.append(a)
+                redirects.append((a, edited))
             elif isinstance(a, api.Reject):
                 rejects.append(a)
             elif isinstance(a, (api.Vacation, api.Notify, api.SendMessage, api.Report)):
@@ -396,7 +525,7 @@ class Executor:
             elif isinstance(a, api.DuplicateMark):
                 marks.append(a)
         if plan.keep:
-            stores.append((default_mailbox, plan.keep_flags, True))
+            stores.append((default_mailbox, plan.keep_flags, True, plan.keep_message or plan.message))
 
         # ereject: refuse in the dialogue (LMTP 5xx / LDA exit 77); nothing is stored.
         for r in rejects:
@@ -408,7 +537,7 @@ class Executor:
         # Quota first, before anything leaves: a full mailbox must not half-deliver.
         if stores:
             try:
-                maildir.check_quota(user.quota, len(plan.message))
+                maildir.check_quota(user.quota, max(len(m) for _, _, _, m in stores))
             except QuotaExceeded as e:
                 return self._over_quota(recipient, str(e))
             except MaildirError as e:
@@ -416,15 +545,15 @@ class Executor:
 
         # Redirects. A failed or looping one becomes a keep so nothing is lost.
         sent = []
-        for r in redirects[: self.settings.sieve_max_redirects]:
+        for r, edited in redirects[: self.settings.sieve_max_redirects]:
             # loops and duplicates are judged on the message as it arrived, not as edited
-            status = self._redirect(r, plan.message, sender, user, now, original=message,
+            status = self._redirect(r, edited, sender, user, now, original=message,
                                     sent_before=len(sent))
             if status == "tempfail" and not stores and not sent:
                 return tempfail(recipient, f"redirect to <{r.address}> failed")
             if status in ("loop", "tempfail", "failed"):
-                if not any(m == default_mailbox for m, _, _ in stores):
-                    stores.append((default_mailbox, (), True))
+                if not any(m == default_mailbox for m, _, _, _ in stores):
+                    stores.append((default_mailbox, (), True, edited))
             else:
                 sent.append(r.address)
 
@@ -432,18 +561,18 @@ class Executor:
         written: list[str] = []
         seen_boxes: dict[str, int] = {}
         merged: list[list] = []
-        for box, flags, create in stores:
+        for box, flags, create, edited in stores:
             key = box.upper() if box.upper() == "INBOX" else box
             if key in seen_boxes:
                 entry = merged[seen_boxes[key]]
                 entry[1] = tuple(dict.fromkeys(entry[1] + tuple(flags)))
                 continue
             seen_boxes[key] = len(merged)
-            merged.append([box, tuple(flags), create])
+            merged.append([box, tuple(flags), create, edited])
         fallback_done = False
-        for box, flags, create in merged:
+        for box, flags, create, edited in merged:
             try:
-                d = maildir.deliver(plan.message, box, flags=flags, create=create, quota=user.quota, now=now)
+                d = maildir.deliver(edited, box, flags=flags, create=create, quota=user.quota, now=now)
                 written.append(d.path)
             except QuotaExceeded as e:
                 if not written:
@@ -455,10 +584,10 @@ class Executor:
                     # Bad or missing folder: failure keep into INBOX (once).
                     log.warning("%s: %s: cannot store into %r (%s); keeping into %s", self.program,
                                 recipient, box, e, default_mailbox)
-                    if not any(m == default_mailbox for m, _, _ in merged) and not fallback_done:
+                    if not any(m == default_mailbox for m, _, _, _ in merged) and not fallback_done:
                         fallback_done = True
                         try:
-                            written.append(maildir.deliver(plan.message, default_mailbox, quota=user.quota,
+                            written.append(maildir.deliver(edited, default_mailbox, quota=user.quota,
                                                            now=now).path)
                         except MaildirError as e2:
                             if not written:
@@ -573,6 +702,32 @@ class Executor:
             self._state_or_none().set(f"sieve:{user.address}:{key}", "1", period, now)
         except (StateUnavailable, OSError) as e:
             log.warning("%s: cannot record %s for %s: %s", self.program, key, user.address, e)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Forward:
+    """A remote target of an alias, shaped like the Sieve redirect action _redirect() takes."""
+
+    address: str
+    envelope_from: str | None = None
+
+
+def group_fingerprint(message: bytes, sender: str, group: str) -> str:
+    """Names one message to one group for the member records: the same for every delivery attempt
+    (the fields added per attempt, Received, Return-Path and Delivered-To, are left out)."""
+    basis = f"{sender.lower()}\0{group.lower()}\0{redirect_mod.content_hash(message)}"
+    return hashlib.sha256(basis.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _group_text(recipient: str, done: int, total: int, verb: str, failures: list[tuple[str, Reply]]) -> str:
+    """`<team@x> delivered to 2 of 3 targets; will retry <bob@x> (452 4.2.2 Mailbox full)...`"""
+    parts = []
+    for target, reply in failures[:3]:
+        why = reply.text.split("> ", 1)[1] if reply.text.startswith("<") and "> " in reply.text else reply.text
+        parts.append(f"<{target}> ({reply.code} {reply.dsn} {why[:60]})")
+    more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
+    return Reply.safe_text(f"<{recipient}> delivered to {done} of {total} targets; {verb} "
+                           + ", ".join(parts) + more, 400)
 
 
 def _folder_label(maildir: Maildir, path: str) -> str:

@@ -7,6 +7,10 @@ delivery_quota_full_tempfail off, Sieve ereject). On failure the first stderr li
 starts with an enhanced status code and a reason, which Postfix's pipe(8) puts in the DSN.
 A `-m` folder that cannot be used (a bad name, or one that cannot be created) is replaced
 by INBOX with a log line, as dovecot-lda does, instead of deferring the message for ever.
+An alias or group given as -d (or reaching the LDA unexpanded) is delivered to each of its
+mailboxes, or refused with 67 under delivery_alias_expansion = "refuse"; the exit status stands
+for all of them (sieve.delivery.users explains the rules: 75 when one member must be retried,
+and the retry skips those that have it).
 Imports stay lazy: the Sieve engine loads only when the user has a script.
 
 SECURITY: runs as whatever pipe(8) gives it (`user=` in master.cf, never root: Postfix
@@ -16,7 +20,7 @@ writes only the user's Maildir and the state store, without following links belo
 Maildir root, and exits 75 (nothing stored) on any failure it cannot classify, 67 only
 for a recipient the directory does not know (a missing directory is 75, never 67).
 Talks to: stdin, sieve.delivery.executor. Tests: tests/delivery/test_lda.py,
-tests/delivery/test_lda_folder.py
+tests/delivery/test_lda_folder.py, tests/delivery/test_group_delivery.py
 """
 
 from __future__ import annotations
@@ -114,15 +118,18 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     message = data.replace(b"\r\n", b"\n")
 
     from owlery.errors import DirectoryUnavailable
-    from sieve.delivery.users import UserResolver
+    from sieve.delivery.users import Group, UserResolver, alias_refusal
     try:
-        user = UserResolver.from_settings(settings).lookup(user_arg)
+        user = UserResolver.from_settings(settings).expand(user_arg)
     except DirectoryUnavailable as e:
         return _fail(EX_TEMPFAIL, f"4.3.0 owlery lda: directory unavailable: {e}")
     except Exception as e:  # noqa: BLE001  a lookup bug or bad template must defer, never bounce
         return _fail(EX_TEMPFAIL, f"4.3.0 owlery lda: lookup of {user_arg} failed: {e}")
     if user is None:
         return _fail(EX_NOUSER, f"5.1.1 <{user_arg}> User unknown")
+    if isinstance(user, Group) and settings.delivery_alias_expansion == "refuse":
+        reply = alias_refusal(user_arg)
+        return _fail(EX_NOUSER, f"{reply.dsn} {reply.text}")
 
     from sieve.delivery.executor import Executor
     executor = Executor(settings, program="lda")
@@ -130,9 +137,13 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
         settings = settings.replace(delivery_add_return_path=False)
         executor.settings = settings
     from sieve.delivery.lmtp import postfix_queue_id
-    mailbox = usable_mailbox(executor, user, args.mailbox)
-    outcome = executor.deliver(message, sender, recipient, user, mailbox=mailbox,
-                               original_recipient=args.recipient, queue_id=postfix_queue_id(message))
+    if isinstance(user, Group):
+        outcome = executor.deliver_group(message, sender, recipient, user, queue_id=postfix_queue_id(message),
+                                         mailbox_for=lambda member: usable_mailbox(executor, member, args.mailbox))
+    else:
+        mailbox = usable_mailbox(executor, user, args.mailbox)
+        outcome = executor.deliver(message, sender, recipient, user, mailbox=mailbox,
+                                   original_recipient=args.recipient, queue_id=postfix_queue_id(message))
     if outcome.exit_code != 0:
         reply = outcome.reply
         return _fail(outcome.exit_code, f"{reply.dsn} {reply.text}")

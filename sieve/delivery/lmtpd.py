@@ -2,7 +2,9 @@
 
 Each connection runs the sans-I/O `LMTPServer`; recipient lookups (directory) and
 deliveries (Sieve + Maildir, blocking) run in a bounded thread pool, one job per
-recipient, and the replies go back in RCPT order. A user already receiving
+recipient, and the replies go back in RCPT order. An alias or group that reaches us
+unexpanded is delivered to each of its mailboxes (or refused at RCPT), still with one reply
+for its RCPT (sieve.delivery.users explains the rules). A user already receiving
 `lmtpd_user_concurrency_limit` messages gets 451 4.3.0 for this one (the MTA retries).
 Flow control: the connection stops reading while a lookup or delivery is pending (the
 machine's `waiting`) and while the replies not yet sent pile up past the transport's buffer
@@ -20,7 +22,7 @@ root with `maildir_owner`, writes every Maildir file through directory fds witho
 following links and chowns by descriptor. Writes only Maildirs and the state store; a
 message is acknowledged only after its file is fsynced and renamed into new/ or cur/.
 Talks to: the MTA (LMTP), sieve.delivery.executor. Tests: tests/delivery/test_lmtpd.py,
-tests/delivery/test_lmtp_hostile.py, tests/e2e/test_delivery_postfix.py.
+tests/delivery/test_lmtp_hostile.py, tests/delivery/test_group_delivery.py, tests/e2e/test_delivery_postfix.py.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from owlery.reply import Reply
 from owlery.settings import Bool, Duration, Endpoints, Int, Size, Str, int_range, setting
 from sieve.delivery import lmtp
 
-LMTPD_LISTEN = setting("lmtpd_listen", Endpoints, ["tcp:127.0.0.1:10042"],
+LMTPD_LISTEN = setting("lmtpd_listen", Endpoints, ["unix:/var/spool/postfix/owlery/lmtpd.sock"],
                        "Where the LMTP server listens (unix:/path, tcp:HOST:PORT, systemd:NAME).")
 LMTPD_HOSTNAME = setting("lmtpd_hostname", Str, None,
                          "Name in the greeting and LHLO reply. Unset: the host name.")
@@ -123,8 +125,9 @@ class LMTPApplication:
 
     def check_recipient(self, address: str, lookup: str | None = None) -> tuple[Reply, Any]:
         """`lookup`: the user to resolve when it is not the address (X-OWLERY-USER, the LDA's -d)."""
+        from sieve.delivery.users import Group, alias_refusal
         try:
-            user = self.resolver.lookup(lookup or address)
+            user = self.resolver.expand(lookup or address)
         except DirectoryUnavailable as e:
             return e.reply.with_text(Reply.safe_text(f"<{address}> {e.reply.text}")), None
         except Exception as e:  # noqa: BLE001  the lookup boundary: a bug or a bad path is a 4xx, never a 5xx
@@ -132,6 +135,10 @@ class LMTPApplication:
             return Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Temporary lookup failure")), None
         if user is None:
             return Reply(550, "5.1.1", Reply.safe_text(f"<{address}> User unknown")), None
+        if isinstance(user, Group) and self.settings.delivery_alias_expansion == "refuse":
+            reply = alias_refusal(address)
+            owlery_log.decision("lmtpd", None, "reject", reply=reply, to=address, detail="alias not expanded by the MTA")
+            return reply, None
         return Reply(250, "2.1.5", Reply.safe_text(f"<{address}> Ok")), user
 
     # -- delivery (per recipient; the counting happens in the reactor thread) --
@@ -139,6 +146,7 @@ class LMTPApplication:
     def deliver(self, txn: lmtp.Transaction, peer_ip: str | None = None) -> Any:
         from twisted.internet import defer
         from sieve.delivery.executor import tempfail
+        from sieve.delivery.users import Group
 
         limit = self.settings.lmtpd_user_concurrency_limit
         # Log lines are keyed by the Postfix queue id, like Postfix's own.
@@ -159,8 +167,12 @@ class LMTPApplication:
                 message = lmtp.received_header(lhlo=txn.lhlo, peer_ip=peer_ip, by=self.hostname,
                                                recipient=rcpt.address, now=now) + message
             self.inflight[key] = self.inflight.get(key, 0) + 1
-            d = self.in_thread(self.executor.deliver, message, txn.sender, rcpt.address, rcpt.user,
-                               queue_id=queue_id)
+            if isinstance(rcpt.user, Group):
+                d = self.in_thread(self.executor.deliver_group, message, txn.sender, rcpt.address, rcpt.user,
+                                   queue_id=queue_id)
+            else:
+                d = self.in_thread(self.executor.deliver, message, txn.sender, rcpt.address, rcpt.user,
+                                   queue_id=queue_id)
             d.addBoth(self._done, key, rcpt.address, queue_id)
             jobs.append(d)
         return defer.gatherResults(jobs)

@@ -48,7 +48,7 @@ def _cmd_expire(args: argparse.Namespace) -> int:
         print(f"owlery: mailbox expire: {e}", file=sys.stderr)
         return EXIT_TEMPFAIL if isinstance(e, DirectoryUnavailable) else 1
     if not boxes:
-        print("owlery: mailbox expire: name addresses or --maildir PATH", file=sys.stderr)
+        print("owlery: mailbox expire: name addresses, --maildir PATH or --all-users", file=sys.stderr)
         return 2
     rules = ExpiryRules(settings.mailbox_expire_ages, now)
     totals = {"mailboxes": 0, "messages": 0, "bytes": 0, "tmp": 0, "failed": 0}

@@ -29,28 +29,31 @@ def add_selection_options(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("addresses", nargs="*", metavar="ADDRESS", help=f"users whose mailboxes to {verb}")
     p.add_argument("--maildir", action="append", default=[], metavar="PATH",
                    help=f"a Maildir to {verb} (repeatable), besides the addresses")
-
-
-def default_quota(settings: Any) -> Quota | None:
-    q = Quota(settings.delivery_quota_size, settings.delivery_quota_messages,
-              settings.delivery_quota_overrun_allowance)
-    return None if q.unlimited else q
+    p.add_argument("--all-users", action="store_true", help="every mailbox the directory lists")
 
 
 def selected(args: argparse.Namespace, settings: Any) -> list[Selected]:
-    """The mailboxes named on the command line. Raises LookupError for an unknown address,
-    DirectoryUnavailable when the directory cannot answer."""
+    """The mailboxes named on the command line (and every one the directory lists with
+    --all-users). Raises LookupError for an unknown address, DirectoryUnavailable when the
+    directory cannot answer."""
+    from sieve.delivery.users import UserResolver
     owner = owner_from_settings(settings)
-    out = [Selected(path, path, owner, default_quota(settings)) for path in args.maildir]
-    if args.addresses:
-        from sieve.delivery.users import UserResolver
-        resolver = UserResolver.from_settings(settings)
-        for address in args.addresses:
-            user = resolver.lookup(address)
-            if user is None:
-                raise LookupError(f"{address}: unknown user")
-            who = owner
-            if user.uid is not None:
-                who = Owner(user.uid, user.gid if user.gid is not None else user.uid)
-            out.append(Selected(user.address, user.maildir, who, user.quota))
+    resolver = (UserResolver.from_settings(settings) if args.addresses or args.all_users
+                else UserResolver(settings))
+    out = [Selected(path, path, owner, resolver.default_quota()) for path in args.maildir]
+
+    def add(user) -> None:
+        who = owner
+        if user.uid is not None:
+            who = Owner(user.uid, user.gid if user.gid is not None else user.uid)
+        out.append(Selected(user.address, user.maildir, who, user.quota))
+
+    for address in args.addresses:
+        user = resolver.lookup(address)
+        if user is None:
+            raise LookupError(f"{address}: unknown user")
+        add(user)
+    if args.all_users:
+        for user in resolver.every_mailbox():
+            add(user)
     return out

@@ -34,7 +34,7 @@ def _boxes(args: argparse.Namespace):
         print(f"owlery: quota: {e}", file=sys.stderr)
         raise SystemExit(EXIT_TEMPFAIL if isinstance(e, DirectoryUnavailable) else 1) from None
     if not boxes:
-        print("owlery: quota: name addresses or --maildir PATH", file=sys.stderr)
+        print("owlery: quota: name addresses, --maildir PATH or --all-users", file=sys.stderr)
         raise SystemExit(2)
     return settings, boxes
 

@@ -1,11 +1,48 @@
-"""Who a recipient is for delivery: Maildir path, Sieve script, quota, from an address.
+"""Who a recipient is for delivery: one mailbox (Maildir, Sieve script, quota) or a group of them.
 
-`UserResolver.lookup(address)` strips the +detail, then asks the directory (when
+`UserResolver.expand(address)` strips the +detail, then asks the directory (when
 `owlery.directory` is available and `delivery_use_directory` is on) or falls back to the
-path templates, which accept any address. Unknown users are None; a directory that does
-not answer raises owlery.errors.DirectoryUnavailable (a 4xx / EX_TEMPFAIL).
-Talks to: owlery.directory (blocking; called from a thread). Tests: none directly; exercised by
-tests/delivery/test_lmtpd.py (files directory: unknown user, +detail, quota) and
+path templates, which accept any address. It answers a `MailUser` (one mailbox), a `Group`
+(an alias or group that reaches several targets) or None (unknown). A directory that does
+not answer raises owlery.errors.DirectoryUnavailable (a 4xx / EX_TEMPFAIL). `lookup()` is the
+one-mailbox view for tools (None for a group).
+
+Aliases and groups reaching delivery. Postfix normally expands aliases itself
+(virtual_alias_maps) before LMTP or the pipe, so delivery sees final mailboxes. One that
+arrives unexpanded (a group only LDAP knows, a site without the alias map, the LDA run with
+-d GROUP) is never delivered to one member only:
+- `delivery_alias_expansion = "deliver"` (default): every local mailbox the directory expands
+  it to gets the message once (a member reached twice, through nested aliases, once), through
+  that member's own Sieve script, quota and Maildir (sieve.delivery.executor.Executor.deliver_group);
+  remote targets (forwards outside our domains) are sent on through the redirect machinery
+  (sieve.delivery.redirect: loop and hop limits, SRS, duplicate tracking) to the MTA, as Postfix
+  local(8) forwards an alias's remote targets. "refuse": 550 5.1.1 at RCPT (LDA: exit 67), saying
+  the alias must be expanded by the MTA; nothing is partly delivered.
+- An address that names a mailbox of its own is that mailbox alone, even when the directory
+  also lists other targets for it (`alice -> alice, bob` in an alias map, an LDAP user with
+  forwarding addresses): Postfix's expansion stops at such a self-reference and hands us
+  exactly `alice` after sending the other targets their own copies, so expanding again here
+  would send every one of them a second copy. An alias that reaches exactly one mailbox and
+  nothing else is that mailbox (alternate addresses, catch-alls).
+- One LMTP reply per RCPT (RFC 2033) stands for the whole group: 250 when every target took it;
+  4xx when any target failed temporarily (the MTA retries the group); otherwise, when some
+  target refused it for good (over quota, Sieve ereject, a refused forward), the first such
+  5xx with text naming who did and did not get it, so the sender hears about the member that
+  missed it (as a bounce for that member from Postfix's own expansion would say) and the
+  postmaster sees it in the MTA's log. A 250 would hide the failed member; a 4xx would retry a
+  permanent refusal for days.
+- No duplicates on retry: each target that took the message (a member's Maildir, a forward
+  the MTA accepted) is recorded at once in the state store (the one vacation, Sieve duplicate
+  and redirect tracking use; key: target, envelope sender, group and a hash of the message
+  without the fields added per attempt), for `delivery_alias_duplicate_period`; a retry of
+  the same message skips recorded targets. A crash between a member's delivery and the reply
+  is covered the same way. Without a readable state store the group is deferred before anything is
+  delivered; a record that cannot be written after a delivery is logged, and the group
+  still gets its 4xx when another member failed temporarily (a possible duplicate for that
+  member, never a lost message).
+Talks to: owlery.directory (blocking; called from a thread). Tests:
+tests/delivery/test_group_delivery.py (aliases and groups: files directory and slapd, lmtpd and
+the LDA), tests/delivery/test_lmtpd.py (files directory: unknown user, +detail, quota) and
 tests/delivery/test_lda.py (path templates, unknown user, default quota) and
 tests/delivery/test_quota_edge.py (the quota overrun allowance).
 """
@@ -15,10 +52,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from owlery.maildir import Quota, path_for
-from owlery.settings import Bool, Int, Size, Str, setting
+from owlery.reply import Reply
+from owlery.settings import Bool, Duration, Int, Size, Str, choice, setting
 
 DELIVERY_SIEVE_SCRIPT_TEMPLATE = setting(
     "delivery_sieve_script_template", Str, "/var/lib/owlery/mail/{domain}/{localpart}/sieve/active.sieve",
@@ -50,6 +89,18 @@ DELIVERY_USE_DIRECTORY = setting(
     "or files_aliases) is a configuration error: lmtpd does not start, the LDA defers (75), "
     "never 'user unknown'. Off: every address is accepted and mapped through the path templates.")
 
+DELIVERY_ALIAS_EXPANSION = setting(
+    "delivery_alias_expansion", choice("deliver", "refuse"), "deliver",
+    "An alias or group that reaches delivery unexpanded (the MTA did not expand it with "
+    "virtual_alias_maps): deliver = to every local mailbox it expands to, each once through its "
+    "own Sieve script and quota, remote targets sent on through the MTA; refuse = 550 5.1.1 at "
+    "RCPT (LDA: exit 67) asking for the MTA to expand it. Never to one member only.")
+DELIVERY_ALIAS_DUPLICATE_PERIOD = setting(
+    "delivery_alias_duplicate_period", Duration, "5d", unit="s",
+    doc="How long delivery remembers which members of an alias or group already have a message, "
+        "so a retry after a temporary failure of one member sends the others no second copy. "
+        "At least the MTA's queue lifetime (Postfix maximal_queue_lifetime, 5d).")
+
 log = logging.getLogger("owlery.delivery")
 
 
@@ -64,6 +115,23 @@ class MailUser:
     detail: str | None = None
     uid: int | None = None          # owner of created files (directory), else maildir_owner
     gid: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """An alias or group reaching delivery unexpanded: its local mailboxes and remote targets."""
+
+    address: str                    # the alias address (detail stripped, lowercased)
+    members: tuple[MailUser, ...]   # each local mailbox once
+    remote: tuple[str, ...] = ()    # targets outside our domains
+    detail: str | None = None
+
+
+def alias_refusal(address: str) -> Reply:
+    """The reply for an alias or group when delivery_alias_expansion = "refuse"."""
+    return Reply(550, "5.1.1", Reply.safe_text(
+        f"<{address}> is an alias or group: delivery does not expand it; let the MTA expand it "
+        "(Postfix virtual_alias_maps)"))
 
 
 def split_detail(address: str, delimiters: str) -> tuple[str, str | None]:
@@ -103,29 +171,58 @@ class UserResolver:
             directory = _open_directory(settings)
         return cls(settings, directory)
 
-    def _default_quota(self) -> Quota | None:
+    def default_quota(self) -> Quota | None:
+        """The quota of a mailbox the directory gives none for (delivery_quota_*), None for no limit."""
         q = Quota(self.settings.delivery_quota_size, self.settings.delivery_quota_messages,
                   self.settings.delivery_quota_overrun_allowance)
         return None if q.unlimited else q
 
-    def lookup(self, address: str) -> MailUser | None:
+    def expand(self, address: str) -> MailUser | Group | None:
+        """What delivery to `address` reaches: one mailbox, a group, or None (unknown)."""
         base, detail = split_detail(address, self.settings.delivery_recipient_delimiter)
         base = base.lower()
         if self.directory is None:
             return self._from_templates(base, detail)
         found = self.directory.resolve(address)     # may raise DirectoryUnavailable
-        if found.kind not in ("mailbox", "alias") or not found.mailboxes:
+        if found.kind not in ("mailbox", "alias"):
             return None
-        # Postfix expands aliases before LMTP; an alias reaching us is delivered to its
-        # mailbox that matches the address, else its first one.
-        mailbox = next((m for m in found.mailboxes if m.address.lower() == base), found.mailboxes[0])
-        return self._from_entry(base, detail, mailbox)
+        boxes, remote = tuple(found.mailboxes), tuple(found.remote)
+        # A mailbox of its own: that mailbox alone (see the module docstring: the MTA
+        # already sent the other targets theirs).
+        own = next((m for m in boxes if m.address.lower() == base), None)
+        if own is None and found.kind == "mailbox" and boxes:
+            own = boxes[0]          # an entry's own mailbox comes first, then its forwards
+        if own is not None:
+            return self._from_entry(base, detail, own)
+        if len(boxes) == 1 and not remote:
+            return self._from_entry(base, detail, boxes[0])
+        if not boxes and not remote:
+            return None
+        members: dict[str, MailUser] = {}
+        for box in boxes:
+            user = self._from_entry(box.address.lower(), None, box)
+            members.setdefault(user.address, user)
+        return Group(base, tuple(members.values()), remote, detail)
+
+    def lookup(self, address: str) -> MailUser | None:
+        """The one mailbox `address` delivers to; None when unknown or a group (tools: delivery
+        uses expand())."""
+        found = self.expand(address)
+        return found if isinstance(found, MailUser) else None
+
+    def every_mailbox(self) -> Iterator[MailUser]:
+        """Every mailbox the directory lists, for the upkeep commands (`--all-users`); LookupError
+        without a directory (the templates accept any address: there is no list to walk)."""
+        if self.directory is None:
+            raise LookupError("--all-users needs the directory (delivery_use_directory = true)")
+        for box in self.directory.mailboxes():      # may raise DirectoryUnavailable
+            yield self._from_entry(box.address.lower(), None, box)
 
     def _from_templates(self, base: str, detail: str | None, **over: Any) -> MailUser:
         s = self.settings
         maildir = over.get("maildir") or path_for(s.maildir_path_template, base)
         script = over.get("sieve_script") or path_for(s.delivery_sieve_script_template, base)
-        quota = over.get("quota", self._default_quota())
+        quota = over.get("quota", self.default_quota())
         return MailUser(base, maildir, script, quota, detail, over.get("uid"), over.get("gid"))
 
     def _from_entry(self, base: str, detail: str | None, entry: Any) -> MailUser:

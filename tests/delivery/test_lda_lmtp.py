@@ -222,6 +222,7 @@ def lmtpd(tmp_path_factory):
     conf = work / "lmtpd.toml"
     conf.write_text(f"""
 lmtpd_listen = ["tcp:127.0.0.1:{port}"]
+daemon_allow_root = true
 maildir_path_template = "{work}/mail/{{domain}}/{{localpart}}/Maildir"
 delivery_sieve_script_template = "{work}/mail/{{domain}}/{{localpart}}/active.sieve"
 state_backend = "memory"

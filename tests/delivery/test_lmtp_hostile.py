@@ -116,7 +116,7 @@ class Resolver:
     def __init__(self, tmp_path):
         self.tmp = tmp_path
 
-    def lookup(self, address):
+    def expand(self, address):
         return MailUser(address.lower(), str(self.tmp / "Maildir"), None)
 
 

@@ -32,6 +32,7 @@ def lmtpd(tmp_path_factory):
     conf = work / "owlery.toml"
     conf.write_text(f"""
 lmtpd_listen = ["tcp:127.0.0.1:{port}"]
+daemon_allow_root = true
 maildir_path_template = "{work}/mail/{{domain}}/{{localpart}}/Maildir"
 delivery_sieve_script_template = "{work}/mail/{{domain}}/{{localpart}}/active.sieve"
 files_mailboxes = "{work}/mailboxes"

@@ -257,3 +257,27 @@ def test_dovecot_keeps_the_uids_of_what_remains(tmp_path):
         assert len(kept) == 2 and after == kept, (before, after)
     finally:
         subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def test_all_users_walks_every_mailbox_the_directory_lists(tmp_path, capsys):
+    template = str(tmp_path / "mail/{domain}/{localpart}/Maildir")
+    paths = {}
+    for user in ("alice", "bob"):
+        paths[user] = _fill(Maildir(template.format(domain="example.org", localpart=user), fsync="never"))
+    (tmp_path / "mailboxes").write_text("alice@example.org\nbob@example.org\ncarol@example.org\n")
+    cfg = tmp_path / "owlery.toml"
+    cfg.write_text(f'mailbox_expire_ages = {{ Junk = "10d" }}\nmaildir_path_template = "{template}"\n'
+                   f'files_mailboxes = "{tmp_path / "mailboxes"}"\n')
+    rc = _run_cli("mailbox", "expire", "-c", str(cfg), "--all-users", "--now", str(NOW))
+    out = capsys.readouterr().out
+    # carol has no Maildir yet: nothing to do, not a failure.
+    assert rc == 0 and "mailboxes=3 messages=4" in out, out
+    for user in ("alice", "bob"):
+        assert [os.path.exists(p) for p in paths[user]["Junk"]] == [False, False, True]
+
+
+def test_all_users_without_a_directory_is_refused(tmp_path, capsys):
+    cfg = tmp_path / "owlery.toml"
+    cfg.write_text("delivery_use_directory = false\n")
+    assert _run_cli("mailbox", "expire", "-c", str(cfg), "--all-users") == 1
+    assert "--all-users needs the directory" in capsys.readouterr().err

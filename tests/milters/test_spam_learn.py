@@ -130,11 +130,27 @@ def test_stdin_teaches_one_message(tmp_path, capsys, spamd, monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["--stdin"], "--spam or --ham"),
-    ([], "FOLDERs or --maildir, or --stdin"),
-    (["--stdin", "--spam", "/tmp"], "FOLDERs or --maildir, or --stdin"),
+    ([], "FOLDERs, --maildir or --all-users, or --stdin"),
+    (["--stdin", "--spam", "/tmp"], "FOLDERs, --maildir or --all-users, or --stdin"),
 ])
 def test_usage_errors(tmp_path, capsys, argv, message):
     cfg = tmp_path / "owlery.toml"
     cfg.write_text("")
     assert main(["spam", "learn", "-c", str(cfg), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_all_users_teaches_each_mailbox_into_its_own_bayes_user(tmp_path, capsys, monkeypatch):
+    template = str(tmp_path / "mail/{domain}/{localpart}/Maildir")
+    for user in ("alice", "bob"):
+        md = Maildir(template.format(domain="example.org", localpart=user), fsync="never")
+        md.deliver(_msg(f"{user}-junk"), "Junk", now=NOW - DAY)
+    (tmp_path / "mailboxes").write_text("alice@example.org\nbob@example.org\n")
+    cfg = tmp_path / "owlery.toml"
+    cfg.write_text(f'maildir_path_template = "{template}"\nfiles_mailboxes = "{tmp_path / "mailboxes"}"\n'
+                   f'spam_learn_per_user = true\nstate_sqlite_path = "{tmp_path}/state.sqlite"\n')
+    spamd = FakeSpamd()
+    monkeypatch.setattr("milters.clients.spamd.SpamdClient.tell", lambda self, m, k, user=None: spamd.tell(m, k, user))
+    assert main(["spam", "learn", "-c", str(cfg), "--all-users", "--progress", "never"]) == 0
+    assert sorted(u for _, _, u in spamd.told) == ["alice@example.org", "bob@example.org"]
+    assert "spam: 2 messages, learned 2" in capsys.readouterr().out
