@@ -11,12 +11,15 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     # shared core
     "log": ("owlery.log",),
     "daemon": ("owlery.daemon",),
+    "dns": ("owlery.dns",),
     # policy daemon
     "policyd": ("policyd.service",),
     "directory": ("owlery.directory",),
-    "files": ("owlery.directory.files",),
+    "files": ("owlery.directory.files", "owlery.directory.auth"),
     "ldap": ("owlery.directory.ldap",),
     "quota": ("policyd.checks.quota",),
+    # socketmap table server
+    "socketmap": ("socketmap.settings",),
     # milter
     "milter": ("milters.adapter", "milters.session", "milters.effects", "milters.stages",
                "milters.dns", "milters.stages.authres"),
@@ -35,8 +38,9 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     # sieve delivery
     "lmtpd": ("sieve.delivery.lmtpd",),
     "maildir": ("owlery.maildir",),
-    "delivery": ("sieve.delivery.users", "sieve.delivery.executor"),
+    "delivery": ("sieve.delivery.users", "sieve.delivery.executor", "sieve.delivery.default_script"),
     "lda": ("sieve.delivery.lda",),
+    "managesieve": ("sieve.managesieve.settings",),
     "mailbox": ("sieve.delivery.expire",),
     "redirect": ("sieve.delivery.redirect",),
     "vacation": ("sieve.delivery.vacation",),

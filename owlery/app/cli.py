@@ -30,6 +30,8 @@ PRODUCT_CLI_MODULES = (
     "milters.spam_cli",
     "sieve.cli",
     "sieve.delivery.cli",
+    "sieve.managesieve.cli",
+    "socketmap.cli",
     "sieve.delivery.mailbox_cli",
     "sieve.delivery.quota_cli",
 )
@@ -129,8 +131,12 @@ def _cmd_postfix(args: argparse.Namespace) -> int:
 
 
 def _directory_domains(settings) -> list[str]:
-    """The hosted domains the directory lists ([] when it cannot list them or is down)."""
+    """The hosted domains the directory lists ([] when it cannot list them or is down, or
+    when Postfix asks the socketmap server for them)."""
+    from owlery.app.postfix import uses_socketmap
     from owlery.directory import open_directory
+    if uses_socketmap(settings):
+        return []
     try:
         directory = open_directory(settings)
         try:

@@ -3,7 +3,12 @@
 One source for three readers: `owlery postfix` / `owlery run` print these lines, the
 README's *Integration with Postfix* section shows them for the built-in defaults (a test
 checks the README matches), and the end-to-end tests load them into a private Postfix.
-Talks to: nothing. Tests: tests/core/test_postfix.py, tests/e2e/test_skeleton.py
+A unix socket under Postfix's queue directory (`daemon_postfix_queue_directory`) is named
+relative to it (`unix:owlery/policyd.sock`): every Postfix process works in the queue
+directory, and a chrooted one (smtpd, lmtp on Debian) has it as its root, where an
+absolute path would point elsewhere. TCP endpoints become `inet:HOST:PORT`.
+Talks to: nothing. Tests: tests/core/test_postfix.py, tests/core/test_secure_defaults.py,
+tests/e2e/test_skeleton.py, tests/e2e/test_chroot_sockets_e2e.py
 """
 
 from __future__ import annotations
@@ -18,12 +23,18 @@ from owlery.endpoints import ListenEndpoint, parse_endpoint
 from owlery.settings import DEFAULT_CONFIG_PATH
 
 
-def postfix_endpoint(endpoint: ListenEndpoint, *, lmtp: bool = False) -> str:
-    """Postfix's spelling of where a daemon listens: inet:HOST:PORT or unix:/path."""
+def postfix_endpoint(endpoint: ListenEndpoint, queue_directory: str | None = None) -> str:
+    """Postfix's spelling of where a daemon listens: inet:HOST:PORT, unix:PATH relative to
+    `queue_directory` when the socket is under it, else unix:/absolute/path."""
     if endpoint.kind == "tcp":
         host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
         return f"inet:{host}:{endpoint.port}"
     if endpoint.kind == "unix":
+        if queue_directory:
+            queue = os.path.normpath(queue_directory)
+            path = os.path.normpath(endpoint.path)
+            if os.path.commonpath([queue, path]) == queue and path != queue:
+                return f"unix:{os.path.relpath(path, queue)}"
         return f"unix:{endpoint.path}"
     raise ValueError(f"{endpoint}: Postfix needs the socket's address, not a systemd name; "
                      "list the unix: or tcp: address the .socket unit binds")
@@ -63,9 +74,10 @@ def _data_calls(settings: Any) -> int:
 
 def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
     """(parameter, value) pairs for main.cf, in order."""
-    policy = postfix_endpoint(_first(settings.policyd_listen))
-    milter = postfix_endpoint(_first(settings.milter_listen))
-    lmtp = postfix_endpoint(_first(settings.lmtpd_listen))
+    queue = getattr(settings, "daemon_postfix_queue_directory", None)
+    policy = postfix_endpoint(_first(settings.policyd_listen), queue)
+    milter = postfix_endpoint(_first(settings.milter_listen), queue)
+    lmtp = postfix_endpoint(_first(settings.lmtpd_listen), queue)
     policy_service = f"check_policy_service {{ {policy}, timeout=10s }}"
     return [
         # Relay control first, in its own list: the policy service must never be able
@@ -84,15 +96,37 @@ def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
         ("milter_default_action", "tempfail"),
         ("milter_connect_macros", "j {daemon_name} {daemon_addr} v _ {client_addr} {client_name}"),
         ("milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}"),
-        ("virtual_mailbox_domains", " ".join(domains)),
+        *_directory_tables(settings, domains),
         ("virtual_transport", f"lmtp:{lmtp}"),
-        # Postfix expands the aliases itself (one file for both: Postfix table syntax).
-        *([("virtual_alias_maps", f"texthash:{settings.files_aliases}")]
-          if settings.directory_backend == "files" and settings.files_aliases else []),
         # For the optional LDA transport in master.cf: pipe(8) gives ${user}@${nexthop} one
         # recipient at a time only with a limit of 1 (else several after one -d).
         ("owlery_destination_recipient_limit", "1"),
     ]
+
+
+def uses_socketmap(settings: Any) -> bool:
+    """Postfix reads the directory through `owlery socketmap` (LDAP); a files directory is
+    read by Postfix itself (texthash), with no daemon between."""
+    return settings.directory_backend == "ldap"
+
+
+def _directory_tables(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
+    """Where Postfix learns the hosted domains and expands aliases and groups: the same
+    directory Owlery reads. Files: the domains listed and the aliases file itself. LDAP: the
+    socketmap table server (`owlery socketmap`, started by `owlery run`), which expands one
+    level at a time as Postfix expects and answers TEMP, never "not found", when LDAP is down."""
+    if uses_socketmap(settings):
+        sm = postfix_endpoint(_first(settings.socketmap_listen),
+                              getattr(settings, "daemon_postfix_queue_directory", None))
+        return [("virtual_mailbox_domains", f"socketmap:{sm}:virtual_mailbox_domains"),
+                # empty, else Postfix also asks virtual_alias_maps about every bare domain
+                ("virtual_alias_domains", ""),
+                ("virtual_alias_maps", f"socketmap:{sm}:virtual_alias_maps")]
+    tables = [("virtual_mailbox_domains", " ".join(domains))]
+    if settings.files_aliases:
+        # Postfix expands the aliases itself (one file for both: Postfix table syntax).
+        tables.append(("virtual_alias_maps", f"texthash:{settings.files_aliases}"))
+    return tables
 
 
 def owlery_command() -> str:
@@ -150,11 +184,27 @@ def release_service(settings: Any) -> str:
     )
 
 
+def unreachable_when_chrooted(settings: Any) -> list[str]:
+    """The unix sockets outside Postfix's queue directory, which a chrooted Postfix process
+    cannot reach (Debian's master.cf chroots smtpd and lmtp)."""
+    queue = getattr(settings, "daemon_postfix_queue_directory", None)
+    out = []
+    for key in ("policyd_listen", "milter_listen", "lmtpd_listen"):
+        ep = _first(getattr(settings, key))
+        if ep.kind == "unix" and postfix_endpoint(ep, queue).startswith("unix:/"):
+            out.append(ep.path)
+    return out
+
+
 def render(settings: Any, domains: Sequence[str], command: str | None = None) -> str:
     """Both files' lines as the text a postmaster pastes (also shown in README.rst)."""
     lines = ["# /etc/postfix/main.cf"]
+    queue = getattr(settings, "daemon_postfix_queue_directory", None)
+    for path in unreachable_when_chrooted(settings):
+        lines.append(f"# {path} is outside Postfix's queue directory {queue}: a chrooted smtpd or lmtp "
+                     "(chroot column y in master.cf) cannot reach it")
     for name, value in main_cf(settings, domains):
-        lines.append(f"{name} = {value}")
+        lines.append(f"{name} = {value}".rstrip())
     lines.append("")
     lines.append("# /etc/postfix/master.cf")
     lines.append(master_cf(settings, command).rstrip("\n"))

@@ -5,9 +5,10 @@ own process (libmilter and Twisted each want their own main loop), the superviso
 waits until every one listens, prints the Postfix lines that wire them in, forwards
 SIGTERM/SIGINT/SIGHUP, and stops all if one dies. Production hosts run the systemd units.
 SECURITY: runs the daemons with its own user and settings and writes nothing itself but
-the starter set on a first start (owlery/app/starter.py); as root without `daemon_user`
-the daemons keep root: production hosts run the hardened systemd units instead.
-Talks to: child processes. Tests: tests/core/test_supervisor.py
+the starter set on a first start (owlery/app/starter.py). As root it refuses to start
+without `daemon_user` (unless `daemon_allow_root`), like each daemon does: they bind as
+root, then switch to that user. Production hosts run the hardened systemd units instead.
+Talks to: child processes. Tests: tests/core/test_supervisor.py, tests/core/test_secure_defaults.py
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from typing import Any
 from owlery.endpoints import ListenEndpoint, parse_endpoint
 
 DAEMONS = (("policyd", "policyd_listen"), ("milter", "milter_listen"), ("lmtpd", "lmtpd_listen"))
+
+
+def daemons(settings: Any) -> tuple[tuple[str, str], ...]:
+    """The daemons `owlery run` starts: the three, plus the socketmap table server when
+    Postfix reads its tables from it (an LDAP directory; see owlery/app/postfix.py)."""
+    from owlery.app.postfix import uses_socketmap
+    return DAEMONS + ((("socketmap", "socketmap_listen"),) if uses_socketmap(settings) else ())
 
 
 def _endpoints(value: Any) -> list[ListenEndpoint]:
@@ -65,11 +73,18 @@ def wait_listening(procs: dict[str, subprocess.Popen], endpoints: dict[str, list
 
 def run_all(config_path: str, settings: Any, domains: Sequence[str], notes: Sequence[str] = ()) -> int:
     from owlery.app import postfix
+    from owlery.daemon import RootRefused, check_user
 
+    try:
+        check_user(settings, "owlery run")     # once here, not three times from the children
+    except RootRefused as e:
+        print(f"owlery: {e}", file=sys.stderr)
+        return 1
     command = [sys.executable, "-m", "owlery.app.cli"]
     procs: dict[str, subprocess.Popen] = {}
-    endpoints = {name: _endpoints(getattr(settings, key)) for name, key in DAEMONS}
-    for name, _key in DAEMONS:
+    started = daemons(settings)
+    endpoints = {name: _endpoints(getattr(settings, key)) for name, key in started}
+    for name, _key in started:
         procs[name] = subprocess.Popen(command + [name, "--config", config_path])
     stopping = False
 
@@ -94,7 +109,7 @@ def run_all(config_path: str, settings: Any, domains: Sequence[str], notes: Sequ
         print(f"owlery: {e}", file=sys.stderr)
         return 1
     print(f"owlery: running with settings from {config_path}", file=sys.stderr)
-    for name, _key in DAEMONS:
+    for name, _key in started:
         print(f"owlery: {name} pid {procs[name].pid} listening on "
               + ", ".join(str(e) for e in endpoints[name]), file=sys.stderr)
     print("owlery: add these lines to Postfix, then run: postfix reload\n", file=sys.stderr)

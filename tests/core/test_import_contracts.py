@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("owlery", "policyd", "milters", "sieve")
-PRODUCTS = ("policyd", "milters", "sieve")
+PRODUCTS = ("policyd", "milters", "sieve", "socketmap")
 APP = "owlery.app"
 
 # Strongly connected components that exist today (closed by imports inside functions);

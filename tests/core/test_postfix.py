@@ -88,7 +88,9 @@ def test_owlery_postfix_prints_the_directorys_domains(tmp_path):
     cfg.write_text('directory_backend = "ldap"\nldap_domains = ["z.test", "y.test"]\n')
     out = subprocess.run([sys.executable, "-m", "owlery.app.cli", "postfix", "--config", str(cfg)], cwd=root,
                          capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "virtual_mailbox_domains = y.test z.test\n" in out
+    # An LDAP directory's domains and aliases reach Postfix through `owlery socketmap`.
+    assert "virtual_mailbox_domains = socketmap:inet:127.0.0.1:10044:virtual_mailbox_domains\n" in out
+    assert "virtual_alias_maps = socketmap:inet:127.0.0.1:10044:virtual_alias_maps\n" in out
 
 
 def test_release_service_and_alias_maps_are_printed(tmp_path):

@@ -11,7 +11,9 @@ LDAP variant's example.test; the pipe's user=, see LDA_USER). Then, from an outs
 (XCLIENT ADDR=192.0.2.x):
 
 - the printed virtual_mailbox_domains lists the directory's domains (files variant: both
-  map-file domains; ldap: ldap_domains) and the printed pipe line carries `-c FILE`;
+  map-file domains) or asks `owlery socketmap` (ldap, with virtual_alias_maps: an LDAP
+  group sent through Postfix reaches every member once), and the printed pipe line
+  carries `-c FILE`;
 - an unknown user is refused at RCPT (550 5.1.1), a known one is delivered into its Maildir
   by `owlery lmtpd` over the printed LMTP virtual_transport;
 - with virtual_transport switched to the printed `owlery` pipe service, `owlery-lda -c FILE`
@@ -28,6 +30,7 @@ import pwd
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,9 +61,9 @@ def owlery_postfix(config_path):
             section = line.rpartition("/")[2]
             continue
         if section == "main.cf" and line.strip() and not line.startswith("#"):
-            name, sep, value = line.partition(" = ")
+            name, sep, value = line.partition(" =")
             assert sep and name not in main, line
-            main[name] = value
+            main[name] = value.strip()
         elif section == "master.cf" and line.strip():
             master.append(line)
     assert main and master, done.stdout
@@ -77,18 +80,20 @@ def common_config(workdir, mail, dns_stub):
             # the printed release smtpd listens here: a free port, as both variants' Postfix run at once
             f'quarantine_release_smtp_endpoint = "tcp:127.0.0.1:{free_port()}"\n'
             # the milter's default inbound stages (SPF, DKIM, DMARC) ask the DNS stub, never real DNS
-            'milter_dns_nameservers = ["127.0.0.1"]\n'
-            f'milter_dns_port = {dns_stub.port}\n')
+            'dns_nameservers = ["127.0.0.1"]\n'
+            f'dns_port = {dns_stub.port}\n')
 
 
-def build_stack(postfix_factory, harness_dirs, dns_stub, variant, extra_config, harness_owned):
+def build_stack(postfix_factory, harness_dirs, dns_stub, variant, extra_config, harness_owned,
+                which=("policyd", "milter", "lmtpd")):
     workdir = harness_dirs(f"wiring-{variant}")
     mail = workdir / "mail"
     nobody = pwd.getpwnam(LDA_USER)
     for d in (mail, workdir / "state"):
         d.mkdir()
         os.chown(d, nobody.pw_uid, nobody.pw_gid)
-    daemons = OwleryDaemons(workdir, extra_config=common_config(workdir, mail, dns_stub) + extra_config(workdir, mail))
+    daemons = OwleryDaemons(workdir, extra_config=common_config(workdir, mail, dns_stub) + extra_config(workdir, mail),
+                            which=which)
     daemons.start()
     try:
         main, master, printed = owlery_postfix(daemons.config_path)
@@ -137,7 +142,10 @@ def ldap_stack(postfix_factory, harness_dirs, dns_stub, slapd):
                 'ldap_domains = ["example.test"]\n')
     # The harness relays example.test to its sink by default; Postfix must not see the
     # domain both there and in the printed virtual_mailbox_domains.
-    stack = build_stack(postfix_factory, harness_dirs, dns_stub, "ldap", extra, {"relay_domains": ""})
+    # Postfix reads the LDAP directory's domains and aliases through `owlery socketmap`, which
+    # `owlery run` starts beside the others for an LDAP directory (owlery.app.supervisor.daemons).
+    stack = build_stack(postfix_factory, harness_dirs, dns_stub, "ldap", extra, {"relay_domains": ""},
+                        which=("policyd", "milter", "lmtpd", "socketmap"))
     stack.update(domain="example.test", domains=["example.test"])
     yield stack
     stack["pf"].stop()
@@ -177,8 +185,13 @@ def wait_delivered(stack, subject):
 
 def test_printed_lines_name_the_directory_domains_and_the_settings_path(stack):
     main, master, pf = stack["main"], stack["master"], stack["pf"]
-    assert main["virtual_mailbox_domains"].split() == stack["domains"], stack["printed"]
     ports = stack["daemons"].ports
+    if "socketmap" in stack["daemons"].which:
+        sm = f"socketmap:inet:127.0.0.1:{ports['socketmap']}"
+        assert main["virtual_mailbox_domains"] == f"{sm}:virtual_mailbox_domains", stack["printed"]
+        assert main["virtual_alias_maps"] == f"{sm}:virtual_alias_maps"
+    else:
+        assert main["virtual_mailbox_domains"].split() == stack["domains"], stack["printed"]
     assert main["virtual_transport"] == f"lmtp:inet:127.0.0.1:{ports['lmtpd']}"
     assert main["smtpd_milters"] == f"inet:127.0.0.1:{ports['milter']}"
     assert f"inet:127.0.0.1:{ports['policyd']}" in main["smtpd_recipient_restrictions"]
@@ -248,3 +261,20 @@ def test_spamd_stopped_defers_at_end_of_data_and_retry_is_accepted(files_stack):
     assert result.data[0] == 250, result.data
     raw = wait_delivered(files_stack, subject).read_bytes()
     assert b"X-Spam-Status: " in raw and b"SPAMD=" in raw          # scored by spamd this time
+
+
+def test_ldap_group_is_expanded_by_postfix_through_the_socketmap(stack):
+    if "socketmap" not in stack["daemons"].which:
+        pytest.skip("the files variant expands aliases from its file (texthash)")
+    subject = "to the csall group"
+    result = send_outside(stack["pf"], "csall@example.test", subject)
+    assert result.data is not None and result.data[0] == 250, (result.rcpt, result.data)
+    for member in ("alice", "bob"):
+        deadline = time.monotonic() + 30
+        while True:
+            hits = [p for p in (stack["mail"] / "example.test" / member / "Maildir").rglob("*")
+                    if p.is_file() and p.parent.name in ("new", "cur") and subject.encode() in p.read_bytes()]
+            if hits or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)   # polling the Maildir until the deadline, not a readiness guess
+        assert len(hits) == 1, (member, stack["pf"].maillog()[-3000:])

@@ -1,9 +1,12 @@
-"""Owlery's own daemons (policyd, milter, lmtpd) as child processes for end-to-end tests.
+"""Owlery's own daemons (policyd, milter, lmtpd, socketmap) as child processes for end-to-end tests.
 
 `OwleryDaemons(workdir, extra_config)` writes a settings file whose listen endpoints are
 free loopback ports, starts the daemons named in `which` with it, polls each port until
 it accepts, and gives the Postfix main.cf lines for those settings from owlery.app.postfix
-(the very lines README.rst shows). Used by tests/e2e; bench/ can reuse it.
+(the very lines README.rst shows). With `queue_dir` (a Postfix instance's queue directory)
+they listen instead on unix sockets in QUEUE_DIR/owlery/, as the built-in defaults do in
+/var/spool/postfix, and the main.cf lines name them relative to it. The tests run as root:
+the settings file says daemon_allow_root = true. Used by tests/e2e; bench/ can reuse it.
 """
 
 import os
@@ -13,24 +16,34 @@ from pathlib import Path
 from owlery.app import postfix
 from owlery.settings import load
 
-from .procs import HarnessError, ManagedProcess, free_ports, wait_for_tcp, wait_for_text
+from .procs import HarnessError, ManagedProcess, free_ports, wait_for_tcp, wait_for_text, wait_for_unix
 
 ROOT = Path(__file__).resolve().parents[2]
-LISTEN_SETTINGS = {"policyd": "policyd_listen", "milter": "milter_listen", "lmtpd": "lmtpd_listen"}
+LISTEN_SETTINGS = {"policyd": "policyd_listen", "milter": "milter_listen", "lmtpd": "lmtpd_listen",
+                   "socketmap": "socketmap_listen"}
 
 
 class OwleryDaemons:
-    """Start some of `owlery policyd|milter|lmtpd` on free ports with one settings file."""
+    """Start some of `owlery policyd|milter|lmtpd|socketmap` on free ports with one settings file."""
 
-    def __init__(self, workdir, extra_config="", which=("policyd", "milter", "lmtpd")):
+    def __init__(self, workdir, extra_config="", which=("policyd", "milter", "lmtpd"), queue_dir=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.which = tuple(which)
-        ports = free_ports(3)
-        self.ports = dict(zip(("policyd", "milter", "lmtpd"), ports))
-        lines = [f'{LISTEN_SETTINGS[name]} = "tcp:127.0.0.1:{port}"' if name == "milter"
-                 else f'{LISTEN_SETTINGS[name]} = ["tcp:127.0.0.1:{port}"]'
-                 for name, port in self.ports.items()]
+        if queue_dir is None:
+            self.ports = dict(zip(LISTEN_SETTINGS, free_ports(len(LISTEN_SETTINGS))))
+            self.sockets = {}
+            endpoints = {name: f"tcp:127.0.0.1:{port}" for name, port in self.ports.items()}
+            lines = []
+        else:
+            self.ports = {}
+            self.sockets = {name: Path(queue_dir) / "owlery" / f"{name}.sock" for name in LISTEN_SETTINGS}
+            endpoints = {name: f"unix:{path}" for name, path in self.sockets.items()}
+            lines = [f'daemon_postfix_queue_directory = "{queue_dir}"']
+        lines += [f'{LISTEN_SETTINGS[name]} = "{endpoint}"' if name == "milter"
+                  else f'{LISTEN_SETTINGS[name]} = ["{endpoint}"]'
+                  for name, endpoint in endpoints.items()]
+        lines.append("daemon_allow_root = true")
         self.config_path = self.workdir / "owlery.toml"
         self.config_path.write_text("\n".join(lines) + "\n" + extra_config + "\n")
         self.settings = load(str(self.config_path), missing_ok=False)
@@ -44,7 +57,10 @@ class OwleryDaemons:
             self.procs[name] = proc.start()
         try:
             for name in self.which:
-                wait_for_tcp(self.ports[name], timeout=30, proc=self.procs[name], what=f"owlery {name}")
+                if self.sockets:
+                    wait_for_unix(str(self.sockets[name]), timeout=30, proc=self.procs[name], what=f"owlery {name}")
+                else:
+                    wait_for_tcp(self.ports[name], timeout=30, proc=self.procs[name], what=f"owlery {name}")
         except HarnessError:
             self.stop()
             raise

@@ -1,0 +1,59 @@
+"""What a ManageSieve session asks of the rest of Owlery: logins, the user's script storage, compiling.
+
+`Accounts(settings)` implements session.Backend: `login()` checks the password with
+owlery.directory.auth, resolves the address like delivery does (sieve.delivery.users:
+directory entry or path templates, so the server writes exactly where lmtpd and the LDA read)
+and opens that user's storage (sieve/managesieve/storage.py); `check()` compiles with the
+Sieve engine's validator under the same settings as delivery. Blocking: the adapter calls it
+from its thread pool.
+Talks to: the directory, the file system, the Sieve engine. Tests: tests/managesieve/test_service.py,
+tests/managesieve/test_sieve_connect_e2e.py
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from owlery.maildir import MaildirError
+from sieve.managesieve.session import Account, CheckResult
+from sieve.managesieve.storage import for_user
+
+log = logging.getLogger("owlery.managesieve")
+
+
+class Accounts:
+    """session.Backend over the directory, delivery's user resolution and the Sieve engine."""
+
+    def __init__(self, settings: Any, *, authenticator: Any = None, resolver: Any = None):
+        from owlery.directory.auth import Authenticator
+        from sieve.delivery.users import UserResolver
+        self.settings = settings
+        self.authenticator = authenticator if authenticator is not None else Authenticator(settings)
+        self.resolver = resolver if resolver is not None else UserResolver.from_settings(settings)
+
+    def login(self, username: str, password: str) -> Account | None:
+        address = self.authenticator.authenticate(username, password)     # DirectoryUnavailable
+        if address is None:
+            return None
+        try:
+            user = self.resolver.lookup(address)                              # DirectoryUnavailable
+            if user is None:
+                log.warning("managesieve: %s: right password but no mailbox in the directory; login refused",
+                            address)
+                return None
+            return Account(user.address, for_user(user, self.settings))      # ValueError: no script path
+        except MaildirError as e:                     # an address that cannot name a path
+            raise ValueError(str(e)) from None
+
+    def check(self, source: bytes, name: str) -> CheckResult:
+        from sieve.api import SieveCompileError, compile_script
+        try:
+            script = compile_script(source, name=name, settings=self.settings)
+        except SieveCompileError as e:
+            errors = [str(d) for d in e.diagnostics if d.severity == "error" and d.line > 0]
+            return CheckResult(errors=errors or [str(e)])
+        return CheckResult(warnings=[str(w) for w in script.warnings])
+
+    def close(self) -> None:
+        self.authenticator.close()

@@ -1,0 +1,669 @@
+"""One ManageSieve (RFC 5804) connection as a sans-I/O state machine: bytes in, actions out.
+
+States: NOT-AUTHENTICATED (CAPABILITY, STARTTLS, AUTHENTICATE, NOOP, LOGOUT), AUTHENTICATED
+(CAPABILITY, HAVESPACE, PUTSCRIPT, LISTSCRIPTS, SETACTIVE, GETSCRIPT, DELETESCRIPT,
+RENAMESCRIPT, CHECKSCRIPT, NOOP, UNAUTHENTICATE, LOGOUT) and LOGOUT (closed).
+`start()`, `receive(data)`, `resume(value)` / `resume_error(exc)` and `timed_out()` return
+actions for the adapter: `Send(bytes)`; `Call(fn)`: run the blocking `fn()` (password
+check, directory lookup, script storage, compiling) in a thread and hand its result to
+`resume()` (its exception to `resume_error()`); `Wait(seconds)`: resume after a delay (a
+failed login is slowed by `login_failure_delay`); `StartTLS()`: start TLS now and resume when
+the handshake is done; `Timeout(seconds)`: the idle timeout from now on; `Close()`. While a
+Call, Wait or StartTLS is outstanding, input is only buffered: one command at a time.
+SASL PLAIN and LOGIN are offered only over TLS, or on loopback, or always, as
+`plaintext_auth` says; an authorization identity other than the user is refused. Limits:
+line length and (before login) literal size, bad commands, login failures, script count,
+size and total storage (QUOTA/MAXSCRIPTS, QUOTA/MAXSIZE, QUOTA), name length. Scripts are
+compiled by the `Backend` (our Sieve validator) on PUTSCRIPT, CHECKSCRIPT and SETACTIVE;
+errors come back as NO with one "name:line:column: error: ..." line each.
+Logs: one line per login (success or failure, with the client address, never the password)
+and per change (put, delete, rename, activate).
+Talks to: a Backend (login -> Account with a ScriptStorage, check). Tests:
+tests/managesieve/test_session.py (transcripts)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import inspect
+import logging
+from collections.abc import Callable, Generator
+from typing import Any, Protocol
+
+from owlery.errors import DirectoryUnavailable
+from sieve.managesieve import protocol as p
+from sieve.managesieve.settings import SessionConfig
+from sieve.managesieve.storage import StorageError, check_name
+
+log = logging.getLogger("owlery.managesieve")
+
+NOT_AUTHENTICATED, AUTHENTICATED, LOGOUT = "NOT-AUTHENTICATED", "AUTHENTICATED", "LOGOUT"
+SKIP_MAX = p.NUMBER_MAX          # after login an oversized literal is read and dropped, not fatal
+
+
+# -- actions ------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Send:
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    fn: Callable[[], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Wait:
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class StartTLS:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeout:
+    seconds: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Close:
+    pass
+
+
+_READ = object()      # internal: a handler waits for the next input line (a SASL response)
+
+
+# -- what the session talks to ---------------------------------------------------------
+
+@dataclasses.dataclass
+class CheckResult:
+    """A compile outcome: error lines (empty: it compiles) and warning lines."""
+
+    errors: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+class Storage(Protocol):
+    """sieve.managesieve.storage.ScriptStorage's interface (blocking)."""
+
+    reserved: frozenset[str]
+
+    def list(self) -> list[tuple[str, bool]]: ...
+    def usage(self) -> dict[str, int]: ...
+    def get(self, name: str) -> bytes: ...
+    def exists(self, name: str) -> bool: ...
+    def put(self, name: str, data: bytes) -> None: ...
+    def delete(self, name: str) -> None: ...
+    def rename(self, old: str, new: str) -> None: ...
+    def activate(self, name: str | None) -> None: ...
+
+
+@dataclasses.dataclass
+class Account:
+    address: str
+    storage: Storage
+
+
+class Backend(Protocol):
+    """Blocking services; sieve.managesieve.backend.Accounts is the real one."""
+
+    def login(self, username: str, password: str) -> Account | None:
+        """The account when the password is right; None otherwise; DirectoryUnavailable when
+        the directory cannot answer."""
+
+    def check(self, source: bytes, name: str) -> CheckResult:
+        """Compile a script with the engine's validator."""
+
+
+class _Bad(Exception):
+    """A command's arguments do not fit it (counts as a bad command)."""
+
+
+class _Quit(Exception):
+    """Internal: the connection is being closed (BYE already queued)."""
+
+
+class Session:
+    """One connection (see the module docstring)."""
+
+    def __init__(self, config: SessionConfig, backend: Backend, *, peer: str = "unknown",
+                 local: bool = False, secure: bool = False, login_timeout: float | None = None,
+                 idle_timeout: float | None = None):
+        self.config = config
+        self.backend = backend
+        self.peer = peer
+        self.local = local
+        self.secure = secure
+        self.login_timeout = login_timeout
+        self.idle_timeout = idle_timeout
+        self.state = NOT_AUTHENTICATED
+        self.account: Account | None = None
+        self.failures = 0
+        self.bad_commands = 0
+        self.reader = p.CommandReader(config.max_line_length)
+        self._limits()
+        self._gen: Generator[Any, Any, None] | None = None
+        self._waiting: Any = None         # the Call / Wait / StartTLS / _READ the handler waits on
+        self._out: list[Any] = []
+
+    # -- the adapter's entry points ---------------------------------------------------
+
+    @property
+    def waiting(self) -> bool:
+        """True while a Call, Wait or StartTLS is outstanding (the adapter may stop reading)."""
+        return self._waiting is not None and self._waiting is not _READ
+
+    @property
+    def pending(self) -> Any:
+        """The outstanding Call, Wait or StartTLS, or None."""
+        return None if self._waiting is _READ else self._waiting
+
+    @property
+    def closed(self) -> bool:
+        return self.state == LOGOUT
+
+    def start(self) -> list[Any]:
+        self._send(self._capabilities() + p.response("OK", None, f"{self.config.implementation} ManageSieve ready."))
+        self._out.append(Timeout(self.login_timeout))
+        return self._flush()
+
+    def receive(self, data: bytes) -> list[Any]:
+        if not self.closed:
+            self.reader.feed(data)
+        self._run()
+        return self._flush()
+
+    def resume(self, value: Any = None) -> list[Any]:
+        if self._gen is not None and self._waiting is not None and self._waiting is not _READ:
+            self._waiting = None
+            self._step(lambda g: g.send(value))
+        self._run()
+        return self._flush()
+
+    def resume_error(self, exc: BaseException) -> list[Any]:
+        if self._gen is not None and self._waiting is not None and self._waiting is not _READ:
+            self._waiting = None
+            self._step(lambda g: g.throw(exc))
+        self._run()
+        return self._flush()
+
+    def timed_out(self) -> list[Any]:
+        if not self.closed:
+            self._bye("Disconnected for inactivity.")
+        return self._flush()
+
+    # -- driving handlers ---------------------------------------------------------------
+
+    def _flush(self) -> list[Any]:
+        out, self._out = self._out, []
+        return out
+
+    def _send(self, data: bytes) -> None:
+        if self._out and isinstance(self._out[-1], Send):
+            self._out[-1] = Send(self._out[-1].data + data)
+        else:
+            self._out.append(Send(data))
+
+    def _run(self) -> None:
+        while not self.closed and (self._waiting is None or self._waiting is _READ):
+            item = self.reader.next()
+            if item is None:
+                return
+            if self._waiting is _READ:
+                self._waiting = None
+                self._step(lambda g, item=item: g.send(item))
+                continue
+            if isinstance(item, p.Fatal):
+                self._bye(f"Connection closed: {item.reason}.")
+                return
+            self._gen = self._dispatch(item)
+            self._step(lambda g: next(g))
+
+    def _step(self, advance: Callable[[Generator], Any]) -> None:
+        assert self._gen is not None
+        try:
+            request = advance(self._gen)
+        except StopIteration:
+            self._gen = None
+            return
+        except _Quit:
+            self._gen = None
+            return
+        except Exception:  # noqa: BLE001 - the session boundary: a bug ends this connection, not the daemon
+            log.exception("managesieve: internal error (client %s)", self.peer)
+            self._gen = None
+            self._bye("Internal error, closing connection.")
+            return
+        self._waiting = request
+        if request is not _READ:
+            self._out.append(request)
+
+    def _bye(self, text: str) -> None:
+        self._send(p.response("BYE", None, text))
+        self._logout()
+
+    def _logout(self) -> None:
+        self.state = LOGOUT
+        self.reader.discard()
+        self._out.append(Close())
+
+    def _limits(self) -> None:
+        if self.state == AUTHENTICATED:
+            self.reader.set_limits(self.config.max_script_size, SKIP_MAX)
+        else:
+            self.reader.set_limits(self.config.max_line_length, self.config.max_line_length)
+
+    # -- capabilities -----------------------------------------------------------------
+
+    def plaintext_allowed(self) -> bool:
+        mode = self.config.plaintext_auth
+        return self.secure or mode == "always" or (mode == "loopback" and self.local)
+
+    def _capabilities(self) -> bytes:
+        c = self.config
+        pairs: list[tuple[str, str | None]] = [("IMPLEMENTATION", c.implementation),
+                                               ("SASL", "PLAIN LOGIN" if self.plaintext_allowed() else ""),
+                                               ("SIEVE", " ".join(c.sieve_extensions))]
+        if "enotify" in c.sieve_extensions:
+            pairs.append(("NOTIFY", "mailto"))
+        pairs.append(("MAXREDIRECTS", str(c.max_redirects)))
+        if c.tls_available and not self.secure and self.state == NOT_AUTHENTICATED:
+            pairs.append(("STARTTLS", None))
+        if self.account is not None:
+            pairs.append(("OWNER", self.account.address))
+        pairs += [("UNAUTHENTICATE", None), ("VERSION", "1.0")]
+        return p.capability_lines(pairs)
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    _ANY = ("CAPABILITY", "NOOP", "LOGOUT")
+    _BEFORE = ("AUTHENTICATE", "STARTTLS")
+    _AFTER = ("HAVESPACE", "PUTSCRIPT", "LISTSCRIPTS", "SETACTIVE", "GETSCRIPT", "DELETESCRIPT",
+              "RENAMESCRIPT", "CHECKSCRIPT", "UNAUTHENTICATE")
+
+    def _dispatch(self, item: Any) -> Generator[Any, Any, None]:
+        if isinstance(item, p.Bad):
+            yield from self._bad(f"Syntax error: {item.reason}.")
+            return
+        tokens = item.tokens
+        if not tokens or not isinstance(tokens[0], p.Atom):
+            yield from self._bad("Syntax error: a command name was expected.")
+            return
+        name = tokens[0].text.upper()
+        args = tokens[1:]
+        if isinstance(item, p.Oversized):
+            if name in ("PUTSCRIPT", "CHECKSCRIPT"):
+                self._send(p.response("NO", "QUOTA/MAXSIZE",
+                                      f"Script is too large (max {self.config.max_script_size} bytes)."))
+            else:
+                yield from self._bad("Argument too long.")
+            return
+        known = name in self._ANY or name in self._BEFORE or name in self._AFTER
+        if not known:
+            yield from self._bad("Unknown command.")
+            return
+        if name in self._AFTER and self.state != AUTHENTICATED:
+            self._send(p.response("NO", None, "Authenticate first."))
+            return
+        if name in self._BEFORE and self.state == AUTHENTICATED:
+            self._send(p.response("NO", None, f"{name} is not allowed after login."))
+            return
+        handler = getattr(self, "_cmd_" + name.lower())
+        try:
+            result = handler(args)
+            if inspect.isgenerator(result):
+                yield from result
+        except _NoResponse as e:
+            self._send(p.response("NO", None, str(e)))
+        except _Bad as e:
+            yield from self._bad(str(e) or f"Bad arguments for {name}.")
+
+    def _bad(self, text: str) -> Generator[Any, Any, None]:
+        self.bad_commands += 1
+        if self.bad_commands >= self.config.max_bad_commands:
+            self._bye("Too many invalid commands.")
+            raise _Quit()
+        self._send(p.response("NO", None, text))
+        return
+        yield  # noqa: B901 - makes this a generator for `yield from`
+
+    # -- argument helpers ----------------------------------------------------------------
+
+    @staticmethod
+    def _strings(args: tuple, low: int, high: int | None = None) -> list[p.String]:
+        high = low if high is None else high
+        if not low <= len(args) <= high or not all(isinstance(a, p.String) for a in args):
+            raise _Bad()
+        return list(args)
+
+    def _name(self, arg: p.String, *, new: bool = False) -> str:
+        try:
+            name = arg.text()
+        except UnicodeDecodeError:
+            raise _NoResponse("Script name is not UTF-8.") from None
+        reserved = self.account.storage.reserved if self.account is not None else frozenset()
+        why = check_name(name, self.config.max_name_length if new else 1024, reserved)
+        if why is not None:
+            raise _NoResponse(f"Invalid script name: {why}.")
+        return name
+
+    # -- commands in any state ---------------------------------------------------------
+
+    def _cmd_capability(self, args: tuple) -> None:
+        if args:
+            raise _Bad()
+        self._send(self._capabilities() + p.response("OK", None, "Capability completed."))
+
+    def _cmd_noop(self, args: tuple) -> None:
+        tag = self._strings(args, 0, 1)
+        code = p.tag_code(tag[0].data) if tag else None
+        self._send(p.response("OK", code, "Done"))
+
+    def _cmd_logout(self, args: tuple) -> None:
+        if args:
+            raise _Bad()
+        self._send(p.response("OK", None, "Logout completed."))
+        if self.account is not None:
+            log.info("managesieve: logout: user=<%s> rip=%s", self.account.address, self.peer)
+        self._logout()
+
+    # -- before login -------------------------------------------------------------------
+
+    def _cmd_starttls(self, args: tuple) -> Generator[Any, Any, None]:
+        if args:
+            raise _Bad()
+        if not self.config.tls_available:
+            self._send(p.response("NO", None, "TLS is not available."))
+            return
+        if self.secure:
+            self._send(p.response("NO", None, "TLS is already active."))
+            return
+        self._send(p.response("OK", None, "Begin TLS negotiation now."))
+        # Anything the client sent after STARTTLS in the clear must not count as sent over TLS.
+        self.reader.discard()
+        yield StartTLS()
+        self.secure = True
+        self._send(self._capabilities() + p.response("OK", None, "TLS negotiation successful."))
+
+    def _cmd_authenticate(self, args: tuple) -> Generator[Any, Any, None]:
+        # The mechanism is a string (RFC 5804 2.1); some clients send it bare.
+        if args and isinstance(args[0], p.Atom):
+            args = (p.String(args[0].text.encode("ascii")),) + tuple(args[1:])
+        strings = self._strings(args, 1, 2)
+        mech = strings[0].data.decode("ascii", "replace").upper()
+        initial = strings[1] if len(strings) > 1 else None
+        if mech not in ("PLAIN", "LOGIN"):
+            self._send(p.response("NO", None, f"Unsupported authentication mechanism {mech}."))
+            return
+        if not self.plaintext_allowed():
+            self._send(p.response("NO", "ENCRYPT-NEEDED", "Plaintext authentication needs TLS (STARTTLS)."))
+            return
+        creds = yield from (self._sasl_plain(initial) if mech == "PLAIN" else self._sasl_login(initial))
+        if creds is None:
+            return
+        username, password = creds
+        try:
+            account = yield Call(lambda: self.backend.login(username, password))
+        except DirectoryUnavailable as e:
+            log.warning("managesieve: login: user=<%s> rip=%s: directory unavailable: %s", _printable(username),
+                        self.peer, e)
+            self._send(p.response("NO", "TRYLATER", "Authentication service unavailable, try again later."))
+            return
+        except (ValueError, StorageError, OSError) as e:
+            log.warning("managesieve: login: user=<%s> rip=%s: no Sieve storage: %s", _printable(username),
+                        self.peer, e)
+            self._send(p.response("NO", "TRYLATER", "Your Sieve scripts cannot be reached now."))
+            return
+        if account is None:
+            self.failures += 1
+            log.warning("managesieve: login failed: user=<%s> method=%s rip=%s failures=%d",
+                        _printable(username), mech, self.peer, self.failures)
+            yield Wait(self.config.login_failure_delay)
+            if self.failures >= self.config.login_failures_max:
+                self._bye("Too many failed logins.")
+                return
+            self._send(p.response("NO", None, "Authentication failed."))
+            return
+        self.account = account
+        self.state = AUTHENTICATED
+        self._limits()
+        log.info("managesieve: login: user=<%s> method=%s rip=%s%s", account.address, mech, self.peer,
+                 " TLS" if self.secure else "")
+        self._send(p.response("OK", None, "Logged in."))
+        self._out.append(Timeout(self.idle_timeout))
+
+    def _sasl_read(self) -> Generator[Any, Any, bytes | None]:
+        """One client SASL response (a string holding base64), or None after NO was sent."""
+        item = yield _READ
+        if isinstance(item, p.Fatal):
+            self._bye(f"Connection closed: {item.reason}.")
+            raise _Quit()
+        tokens = getattr(item, "tokens", None)
+        if isinstance(item, p.Line) and len(tokens) == 1 and isinstance(tokens[0], p.String):
+            if tokens[0].data == b"*":
+                self._send(p.response("NO", None, "Authentication aborted."))
+                return None
+            return self._b64(tokens[0].data)
+        self._send(p.response("NO", None, "Bad SASL response."))
+        return None
+
+    def _b64(self, data: bytes) -> bytes | None:
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            self._send(p.response("NO", None, "Bad base64 in the SASL response."))
+            return None
+
+    def _sasl_plain(self, initial: p.String | None) -> Generator[Any, Any, tuple[str, str] | None]:
+        if initial is None:
+            self._send(b'""\r\n')
+            raw = yield from self._sasl_read()
+        else:
+            raw = self._b64(initial.data)
+        if raw is None:
+            return None
+        parts = raw.split(b"\0")
+        try:
+            authzid, authcid, password = (x.decode("utf-8") for x in parts) if len(parts) == 3 else ("", "", "")
+        except UnicodeDecodeError:
+            authzid, authcid, password = "", "", ""
+        if not authcid:
+            self._send(p.response("NO", None, "Bad PLAIN response."))
+            return None
+        if authzid and authzid != authcid:
+            self._send(p.response("NO", None, "Logging in as another user is not supported."))
+            return None
+        return authcid, password
+
+    def _sasl_login(self, initial: p.String | None) -> Generator[Any, Any, tuple[str, str] | None]:
+        if initial is None:
+            self._send(p.string(base64.b64encode(b"Username:")) + b"\r\n")
+            user = yield from self._sasl_read()
+        else:
+            user = self._b64(initial.data)
+        if user is None:
+            return None
+        self._send(p.string(base64.b64encode(b"Password:")) + b"\r\n")
+        password = yield from self._sasl_read()
+        if password is None:
+            return None
+        try:
+            return user.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            self._send(p.response("NO", None, "Bad LOGIN response."))
+            return None
+
+    # -- after login --------------------------------------------------------------------
+
+    def _storage(self) -> Storage:
+        assert self.account is not None
+        return self.account.storage
+
+    def _call(self, fn: Callable[[], bytes]) -> Generator[Any, Any, None]:
+        """Run a storage operation in a thread; it returns the response bytes."""
+        try:
+            response = yield Call(fn)
+        except StorageError as e:
+            if e.temporary:
+                log.warning("managesieve: user=<%s>: %s", self.account.address if self.account else "?", e)
+                self._send(p.response("NO", "TRYLATER", "Your Sieve scripts cannot be reached now."))
+            else:
+                self._send(p.response("NO", e.code, str(e)))
+            return
+        except OSError as e:
+            log.warning("managesieve: user=<%s>: %s", self.account.address if self.account else "?", e)
+            self._send(p.response("NO", "TRYLATER", "Your Sieve scripts cannot be reached now."))
+            return
+        self._send(response)
+
+    def _quota(self, storage: Storage, name: str, size: int) -> bytes | None:
+        """NO (QUOTA...) when storing `size` bytes as `name` would break a limit (in the thread)."""
+        c = self.config
+        if size > c.max_script_size:
+            return p.response("NO", "QUOTA/MAXSIZE", f"Script is too large (max {c.max_script_size} bytes).")
+        usage = storage.usage()
+        if c.max_scripts and name not in usage and len(usage) >= c.max_scripts:
+            return p.response("NO", "QUOTA/MAXSCRIPTS", f"Too many scripts (max {c.max_scripts}).")
+        if c.max_storage and sum(usage.values()) - usage.get(name, 0) + size > c.max_storage:
+            return p.response("NO", "QUOTA", f"Not enough room for this script (max {c.max_storage} bytes in all).")
+        return None
+
+    def _checked(self, source: bytes, name: str) -> tuple[bytes | None, bytes]:
+        """(NO response with the compile errors | None, WARNINGS text or b"") (in the thread)."""
+        result = self.backend.check(source, name)
+        if result.errors:
+            return p.response("NO", None, "\r\n".join(result.errors)), b""
+        return None, "\r\n".join(result.warnings).encode("utf-8")
+
+    def _cmd_havespace(self, args: tuple) -> Generator[Any, Any, None]:
+        if len(args) != 2 or not isinstance(args[0], p.String) or not isinstance(args[1], p.Atom) \
+                or not args[1].text.isdigit() or int(args[1].text) > p.NUMBER_MAX:
+            raise _Bad()
+        name = self._name(args[0], new=True)
+        size = int(args[1].text)
+        storage = self._storage()
+        yield from self._call(lambda: self._quota(storage, name, size) or p.response("OK", None, "Putscript would succeed."))
+
+    def _cmd_putscript(self, args: tuple) -> Generator[Any, Any, None]:
+        name_arg, script = self._strings(args, 2)
+        storage = self._storage()
+        name = self._name(name_arg)        # a new name's length is checked below
+        data = script.data
+        address = self.account.address if self.account else "?"
+
+        def work() -> bytes:
+            if not storage.exists(name):
+                why = check_name(name, self.config.max_name_length, storage.reserved)
+                if why is not None:
+                    return p.response("NO", None, f"Invalid script name: {why}.")
+            refused = self._quota(storage, name, len(data))
+            if refused is not None:
+                return refused
+            errors, warnings = self._checked(data, name)
+            if errors is not None:
+                return errors
+            storage.put(name, data)
+            log.info("managesieve: putscript: user=<%s> script=%r size=%d", address, name, len(data))
+            if warnings:
+                return p.response("OK", "WARNINGS", warnings)
+            return p.response("OK", None, "Putscript completed.")
+        yield from self._call(work)
+
+    def _cmd_checkscript(self, args: tuple) -> Generator[Any, Any, None]:
+        (script,) = self._strings(args, 1)
+        data = script.data
+
+        def work() -> bytes:
+            if len(data) > self.config.max_script_size:
+                return p.response("NO", "QUOTA/MAXSIZE", f"Script is too large (max {self.config.max_script_size} bytes).")
+            errors, warnings = self._checked(data, "script")
+            if errors is not None:
+                return errors
+            if warnings:
+                return p.response("OK", "WARNINGS", warnings)
+            return p.response("OK", None, "Script checked successfully.")
+        yield from self._call(work)
+
+    def _cmd_listscripts(self, args: tuple) -> Generator[Any, Any, None]:
+        if args:
+            raise _Bad()
+        storage = self._storage()
+
+        def work() -> bytes:
+            lines = b"".join(p.string(name) + (b" ACTIVE" if active else b"") + b"\r\n"
+                             for name, active in storage.list())
+            return lines + p.response("OK", None, "Listscripts completed.")
+        yield from self._call(work)
+
+    def _cmd_getscript(self, args: tuple) -> Generator[Any, Any, None]:
+        (arg,) = self._strings(args, 1)
+        name = self._name(arg)
+        storage = self._storage()
+        yield from self._call(lambda: p.literal(storage.get(name)) + b"\r\n"
+                              + p.response("OK", None, "Getscript completed."))
+
+    def _cmd_setactive(self, args: tuple) -> Generator[Any, Any, None]:
+        (arg,) = self._strings(args, 1)
+        name = self._name(arg) if arg.data else None
+        storage = self._storage()
+        address = self.account.address if self.account else "?"
+
+        def work() -> bytes:
+            if name is not None:
+                errors, _ = self._checked(storage.get(name), name)     # NONEXISTENT when missing
+                if errors is not None:
+                    return errors
+            storage.activate(name)
+            log.info("managesieve: setactive: user=<%s> script=%r", address, name or "")
+            return p.response("OK", None, "Setactive completed.")
+        yield from self._call(work)
+
+    def _cmd_deletescript(self, args: tuple) -> Generator[Any, Any, None]:
+        (arg,) = self._strings(args, 1)
+        name = self._name(arg)
+        storage = self._storage()
+        address = self.account.address if self.account else "?"
+
+        def work() -> bytes:
+            storage.delete(name)
+            log.info("managesieve: deletescript: user=<%s> script=%r", address, name)
+            return p.response("OK", None, "Deletescript completed.")
+        yield from self._call(work)
+
+    def _cmd_renamescript(self, args: tuple) -> Generator[Any, Any, None]:
+        old_arg, new_arg = self._strings(args, 2)
+        old = self._name(old_arg)
+        new = self._name(new_arg, new=True)
+        storage = self._storage()
+        address = self.account.address if self.account else "?"
+
+        def work() -> bytes:
+            storage.rename(old, new)
+            log.info("managesieve: renamescript: user=<%s> script=%r new=%r", address, old, new)
+            return p.response("OK", None, "Renamescript completed.")
+        yield from self._call(work)
+
+    def _cmd_unauthenticate(self, args: tuple) -> None:
+        if args:
+            raise _Bad()
+        if self.account is not None:
+            log.info("managesieve: unauthenticate: user=<%s> rip=%s", self.account.address, self.peer)
+        self.account = None
+        self.state = NOT_AUTHENTICATED
+        self._limits()
+        self._send(p.response("OK", None, "Unauthenticate completed."))
+        self._out.append(Timeout(self.login_timeout))
+
+
+class _NoResponse(_Bad):
+    """A refused argument answered with this NO text (not counted as a bad command)."""
+
+
+def _printable(text: str) -> str:
+    """A user name fit for a log line (control characters escaped, bounded)."""
+    return text[:320].encode("unicode_escape", "backslashreplace").decode("ascii")

@@ -1,0 +1,320 @@
+"""Twisted adapter of the socketmap table server: connections, framing, the thread pool; no decisions.
+
+`SocketmapProtocol` feeds bytes to the sans-I/O `RequestDecoder` and answers each request
+in order, one at a time per connection: first from the directory cache on the reactor
+thread (maps.lookup over a `PeekDirectory`, which raises CacheMiss for anything not
+cached), else by running the same lookup on the cached directory in a bounded thread pool
+(`socketmap_threads_max` threads, `socketmap_blocking_queue_max` waiting; a full pool
+answers TEMP at once) with `socketmap_lookup_timeout` (then TIMEOUT). A bad request gets
+PERM; broken framing gets PERM and the connection is closed; so is a connection with more
+than `socketmap_requests_queued_max` requests waiting, or idle `socketmap_idle_timeout`.
+A lookup that fails with an unexpected error (a bug) is logged with its traceback and
+answered TEMP, so Postfix defers the mail rather than bouncing it. One log line per lookup
+at debug, one per TEMP, TIMEOUT or PERM answer at warning. `build()` is what
+`owlery.daemon.run` calls; `SocketmapApp.reload` takes new settings and a new directory on
+SIGHUP (the old directory is closed once its lookups had time to finish).
+
+SECURITY: Postfix's socketmap client authenticates nothing (socketmap_table(5)): whoever
+can connect can ask who exists and where each mailbox lives. Listen on loopback or on a
+unix socket mode 0660 group postfix. Runs as `daemon_user` after binding; reads the
+settings file and the directory (map files or LDAP), writes nothing. Every request is
+bounded (length, requests queued, idle time, lookup time, threads, reply length).
+Talks to: the reactor, the directory (through socketmap/maps.py).
+Tests: tests/socketmap/test_service.py, tests/socketmap/test_postmap.py
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from owlery.directory import MISS
+from owlery.errors import TemporaryFailure
+from socketmap import maps
+from socketmap.protocol import (Answer, BadRequest, Request, RequestDecoder, encode_reply, perm, printable, temp,
+                                timeout)
+
+log = logging.getLogger("owlery.socketmap")
+
+
+class CacheMiss(Exception):
+    """The cache cannot answer this lookup without asking the backend."""
+
+
+class PeekDirectory:
+    """The directory cache as the tables read it, never blocking: a miss raises CacheMiss."""
+
+    def __init__(self, cache: Any):
+        self.cache = cache
+
+    @staticmethod
+    def _hit(value: Any) -> Any:
+        if value is MISS:
+            raise CacheMiss
+        return value
+
+    def hosts_domain(self, domain: str) -> bool:
+        return self._hit(self.cache.peek_hosts_domain(domain))
+
+    def resolve(self, address: str) -> Any:
+        return self._hit(self.cache.peek_resolve(address))
+
+    def expand_once(self, key: str) -> list[str] | None:
+        return self._hit(self.cache.peek_expand_once(key))
+
+
+class BlockingPool:
+    """A bounded Twisted thread pool: `threads_max` threads, at most `queue_max` jobs not done."""
+
+    def __init__(self, reactor: Any, threads_max: int, queue_max: int):
+        from twisted.python.threadpool import ThreadPool
+        self.reactor = reactor
+        self.queue_max = queue_max
+        self.pending = 0
+        self.pool = ThreadPool(minthreads=1, maxthreads=threads_max, name="socketmap-lookup")
+        self.pool.start()
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        from twisted.internet import threads
+        if self.pending >= self.queue_max:
+            return defer.fail(TemporaryFailure(f"lookup threads saturated ({self.pending} lookups waiting)"))
+        self.pending += 1
+
+        def done(result: Any) -> Any:
+            self.pending -= 1
+            return result
+        return threads.deferToThreadPool(self.reactor, self.pool, fn, *args).addBoth(done)
+
+    def close(self) -> None:
+        self.pool.stop()
+
+
+def _log_answer(request: Request, answer: Answer, source: str) -> None:
+    """One line per lookup (debug), per TEMP, TIMEOUT or PERM (warning); the client's text
+    loses its control characters, so a key cannot forge a log line."""
+    if answer.status in ("OK", "NOTFOUND"):
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("socketmap: lookup: map=%s key=<%s> status=%s data=<%s> from=%s", printable(request.name),
+                      printable(request.key), answer.status, printable(answer.text), source)
+        return
+    log.warning("socketmap: lookup: map=%s key=<%s> status=%s reason=%s",
+                printable(request.name[:64]), printable(request.key[:256]), answer.status, printable(answer.text))
+
+
+class SocketmapProtocol(Protocol, TimeoutMixin):
+    """One Postfix connection: many requests, one reply each, in order."""
+
+    def __init__(self, factory: "SocketmapFactory"):
+        self.factory = factory
+        self.callLater = factory.clock.callLater      # TimeoutMixin uses this
+        self.decoder = RequestDecoder(factory.settings.socketmap_request_length_max)
+        self.queue: collections.deque = collections.deque()
+        self.busy: Any = None          # the Deferred of the lookup in a thread
+        self.closed = False
+        self._raw: Any = None          # the socket transport, for replies sent at once
+
+    def _peer(self) -> str:
+        try:
+            peer = self.transport.getPeer()
+        except Exception:  # noqa: BLE001 - some transports cannot say; only for the log line
+            return "?"
+        host = getattr(peer, "host", None)
+        return f"{host}:{peer.port}" if host else str(getattr(peer, "name", None) or "unix")
+
+    def connectionMade(self) -> None:
+        raw = getattr(self.transport, "transport", self.transport)   # under the runner's tracking wrapper
+        self._raw = raw if isinstance(raw, FileDescriptor) and hasattr(raw, "socket") else None
+        self.setTimeout(self.factory.settings.socketmap_idle_timeout)
+
+    def _send(self, data: bytes) -> None:
+        """Send now when nothing is waiting to go out: one send() instead of Twisted's register
+        for writing, send on the next loop turn, unregister (Postfix waits for each reply before
+        its next request, so that turn is latency on every lookup). The same shortcut as the
+        policy daemon's replies; anything not sent at once, or any error, goes the normal way."""
+        raw = self._raw
+        if (raw is not None and raw.connected and not raw.disconnecting and not raw._writeDisconnected
+                and not raw._tempDataBuffer and raw.offset >= len(raw.dataBuffer)):
+            try:
+                sent = raw.socket.send(data)
+            except OSError:
+                sent = 0        # a full buffer, or an error Twisted's own write meets and reports
+            if sent == len(data):
+                return
+            data = data[sent:]
+        self.transport.write(data)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.queue.extend(self.decoder.feed(data))
+        limit = self.factory.settings.socketmap_requests_queued_max
+        if len(self.queue) > limit:
+            self._drop(f"more than {limit} requests queued")
+            return
+        self.resetTimeout()
+        self._next()
+
+    def _next(self) -> None:
+        """Answer queued requests in order while the cache can; the replies of one pass go out
+        in one send (a pipelining client gets them together), always before a lookup starts."""
+        app = self.factory.app
+        out: list[bytes] = []
+        while self.busy is None and self.queue and not self.closed:
+            item = self.queue.popleft()
+            if isinstance(item, BadRequest):
+                log.warning("socketmap: bad request from %s: %s%s", self._peer(), item.reason,
+                            "; closing the connection" if item.fatal else "")
+                out.append(encode_reply(perm(item.reason)))
+                if item.fatal:
+                    self._send(b"".join(out))
+                    out = []
+                    self._drop(None)
+                continue
+            answer = app.answer_now(item)
+            if answer is not None:
+                _log_answer(item, answer, "cache")
+                out.append(encode_reply(answer))
+                continue
+            if out:
+                self._send(b"".join(out))     # first: the lookup below may answer at once
+                out = []
+            self.busy = app.answer_later(item)
+            self.busy.addCallback(self._answered, item)
+        if out:
+            self._send(b"".join(out))
+        if not self.queue and not self.closed:
+            self.resetTimeout()
+
+    def _answered(self, answer: Answer, request: Request) -> None:
+        self.busy = None
+        if self.closed:
+            return
+        _log_answer(request, answer, "directory")
+        self._send(encode_reply(answer))
+        self._next()
+
+    def _drop(self, why: str | None) -> None:
+        if why:
+            log.warning("socketmap: closing connection from %s: %s", self._peer(), why)
+        self.closed = True
+        self.queue.clear()
+        self.setTimeout(None)
+        self.transport.loseConnection()
+
+    def timeoutConnection(self) -> None:
+        if self.busy is not None:
+            # Idle time does not run while a lookup does (it has its own timeout).
+            self.setTimeout(self.factory.settings.socketmap_idle_timeout)
+            return
+        log.info("socketmap: closing idle connection from %s", self._peer())
+        self._drop(None)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed = True
+        self.setTimeout(None)
+        self.queue.clear()
+        if self.busy is not None:
+            busy, self.busy = self.busy, None
+            busy.cancel()
+
+
+class SocketmapFactory(Factory):
+    """Builds one protocol per connection; holds the app (and so the current settings)."""
+
+    def __init__(self, app: "SocketmapApp"):
+        self.app = app
+
+    @property
+    def settings(self) -> Any:
+        return self.app.settings
+
+    @property
+    def clock(self) -> Any:
+        return self.app.reactor
+
+    def buildProtocol(self, addr: Any) -> SocketmapProtocol:
+        return SocketmapProtocol(self)
+
+
+class SocketmapApp:
+    """The socketmap server as `owlery.daemon.run` drives it: factory, answers, reload, close."""
+
+    def __init__(self, settings: Any, reactor: Any, *, directory: Any = None, pool: Any = None):
+        self.reactor = reactor
+        self.settings = settings
+        self.config = maps.TableConfig.from_settings(settings)
+        self._own_directory = directory is None
+        self._retired: list[Any] = []
+        self.directory = directory if directory is not None else self._open_directory(settings)
+        self.pool = pool if pool is not None else BlockingPool(
+            reactor, settings.socketmap_threads_max, settings.socketmap_blocking_queue_max)
+        self.factory = SocketmapFactory(self)
+
+    def _open_directory(self, settings: Any) -> Any:
+        from owlery.directory import open_directory
+        return open_directory(settings, clock=self.reactor.seconds)
+
+    def answer_now(self, request: Request) -> Answer | None:
+        """The answer from the cache alone, or None when the backend must be asked."""
+        try:
+            return maps.lookup(request.name, request.key, PeekDirectory(self.directory), self.config)
+        except CacheMiss:
+            return None
+        except Exception:  # noqa: BLE001 - a bug in a table: log it, Postfix retries later
+            log.exception("socketmap: map=%s key=<%s>: internal error", printable(request.name[:64]),
+                          printable(request.key[:256]))
+            return temp("internal error")
+
+    def answer_later(self, request: Request) -> Any:
+        """A Deferred that always fires with an Answer: the lookup in a thread, or why it failed."""
+        limit = self.settings.socketmap_lookup_timeout
+        d = self.pool.submit(maps.lookup, request.name, request.key, self.directory, self.config)
+        d.addTimeout(limit, self.reactor)
+        return d.addErrback(self._failed, request, limit)
+
+    def _failed(self, failure: Failure, request: Request, limit: float) -> Answer:
+        if failure.check(defer.CancelledError) and not failure.check(defer.TimeoutError):
+            return temp("cancelled")           # the connection went away; nobody reads this
+        if failure.check(defer.TimeoutError):
+            return timeout(f"lookup took longer than {limit:g} s")
+        if failure.check(TemporaryFailure):
+            return temp(str(failure.value))
+        log.error("socketmap: map=%s key=<%s>: internal error: %s", printable(request.name[:64]),
+                  printable(request.key[:256]), failure.getTraceback())
+        return temp("internal error")
+
+    def reload(self, settings: Any) -> None:
+        """New settings (SIGHUP): new table config and directory; the old directory is closed
+        after socketmap_lookup_timeout, when no lookup can still be using it."""
+        config = maps.TableConfig.from_settings(settings)      # ValueError: the runner keeps the old
+        old = self.directory
+        if self._own_directory:
+            self.directory = self._open_directory(settings)
+            self._retired.append(old)
+            self.reactor.callLater(self.settings.socketmap_lookup_timeout + 1, self._close_retired, old)
+        self.settings, self.config = settings, config
+
+    def _close_retired(self, directory: Any) -> None:
+        if directory in self._retired:
+            self._retired.remove(directory)
+            directory.close()
+
+    def close(self) -> None:
+        self.pool.close()
+        for directory in self._retired:
+            directory.close()
+        self._retired.clear()
+        if self._own_directory:
+            self.directory.close()
+
+
+def build(settings: Any, reactor: Any) -> SocketmapApp:
+    """The builder `owlery.daemon.run` calls."""
+    return SocketmapApp(settings, reactor)
