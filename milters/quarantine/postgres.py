@@ -5,7 +5,8 @@ message and its record go in one transaction; PostgreSQL's commit (synchronous_c
 on, the default) makes it durable before `put` returns. Tables live in the configured
 schema (created when missing) with the schema version in `quarantine_meta`.
 Talks to: PostgreSQL through psycopg 3 (one short-lived connection per call, connect
-and statement timeouts). Tests: tests/milters/test_quarantine_store.py
+and statement timeouts). Tests: tests/milters/test_quarantine_store.py,
+tests/e2e/test_fault_injection.py (the milter restarted over existing tables)
 """
 
 from __future__ import annotations
@@ -62,9 +63,13 @@ class PostgresStore(QuarantineStore):
         from psycopg import sql
         started = time.monotonic()
         try:
+            # client_min_messages: no NOTICE/WARNING ("relation ... already exists, skipping" from the
+            # schema set-up of a fresh process): psycopg's notice callback, entered from C in a
+            # pymilter connection thread, crashed `owlery milter` (SIGSEGV; bench/bench_faults.py).
             conn = psycopg.connect(self.dsn, connect_timeout=max(1, int(self.timeout)),
                                    options=f"-c statement_timeout={int(self.timeout * 1000)} "
-                                           f"-c lock_timeout={int(self.timeout * 1000)}")
+                                           f"-c lock_timeout={int(self.timeout * 1000)} "
+                                           "-c client_min_messages=error")
         except psycopg.Error as e:
             raise QuarantineUnavailable(f"quarantine database: cannot connect: {e}".strip()) from e
         try:

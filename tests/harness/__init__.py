@@ -99,4 +99,10 @@ procs: free_port(), free_ports(n), free_port_tcp_udp(), wait_until(pred, timeout
   unix_connects(), ManagedProcess(argv, name, log_path, cwd=None, env=None, user=None,
   group=None, extra_logs=()) with start()/stop()/alive()/log_tail(), retry_on_port_race(fn),
   make_workdir(prefix), make_dir(path, mode=0o755, owner=None), HarnessError.
+
+faults: FaultStack(workdir, servers=("slapd", "redis", "clamd", "spamd", "postgres"),
+  daemons=("policyd", "milter", "lmtpd")) -> Postfix wired with Owlery and those servers;
+  kill(name) (SIGKILL to the process group), restart(name) (same port, waits until ready),
+  drain(); Load(stack, senders=2, rate=8.0) sender threads that retry 4xx; account(stack, load)
+  -> per-message outcomes (once, dup, queued, misfiled, bounced, 5xx, unsent, lost).
 """
