@@ -110,18 +110,31 @@ def uses_socketmap(settings: Any) -> bool:
     return settings.directory_backend == "ldap"
 
 
+def socketmap_tables(settings: Any, role: str = "backend") -> list[tuple[str, str]]:
+    """main.cf lines that read the directory through `owlery socketmap`. A back end (role
+    "backend") hosts the mailboxes: domains, aliases and groups expanded one level at a time
+    (Postfix recurses). A relay (an MX in front of several back ends) relays for the same
+    domains, knows which recipients exist, expands aliases there (so each member is routed
+    on its own) and sends each user to their mail host (transport_maps)."""
+    sm = "socketmap:" + postfix_endpoint(_first(settings.socketmap_listen),
+                                         getattr(settings, "daemon_postfix_queue_directory", None))
+    # virtual_alias_domains empty, else Postfix also asks virtual_alias_maps about every bare domain
+    aliases = [("virtual_alias_domains", ""), ("virtual_alias_maps", f"{sm}:virtual_alias_maps")]
+    if role == "relay":
+        return [("relay_domains", f"{sm}:virtual_mailbox_domains"),
+                ("relay_recipient_maps", f"{sm}:relay_recipient_maps"),
+                *aliases,
+                ("transport_maps", f"{sm}:transport_maps")]
+    return [("virtual_mailbox_domains", f"{sm}:virtual_mailbox_domains"), *aliases]
+
+
 def _directory_tables(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
     """Where Postfix learns the hosted domains and expands aliases and groups: the same
     directory Owlery reads. Files: the domains listed and the aliases file itself. LDAP: the
-    socketmap table server (`owlery socketmap`, started by `owlery run`), which expands one
-    level at a time as Postfix expects and answers TEMP, never "not found", when LDAP is down."""
+    socketmap table server (`owlery socketmap`, started by `owlery run`), which answers TEMP,
+    never "not found", when LDAP is down."""
     if uses_socketmap(settings):
-        sm = postfix_endpoint(_first(settings.socketmap_listen),
-                              getattr(settings, "daemon_postfix_queue_directory", None))
-        return [("virtual_mailbox_domains", f"socketmap:{sm}:virtual_mailbox_domains"),
-                # empty, else Postfix also asks virtual_alias_maps about every bare domain
-                ("virtual_alias_domains", ""),
-                ("virtual_alias_maps", f"socketmap:{sm}:virtual_alias_maps")]
+        return socketmap_tables(settings)
     tables = [("virtual_mailbox_domains", " ".join(domains))]
     if settings.files_aliases:
         # Postfix expands the aliases itself (one file for both: Postfix table syntax).

@@ -93,3 +93,20 @@ def test_logging_examples_are_what_format_decision_writes():
                         from_="a@example.net", to="bob@example.org", detail="stored=INBOX", delay="0.037"),
     ]
     assert block.splitlines() == expected
+
+
+def test_socketmap_lines_are_the_rendered_ones():
+    """The back-end and relay lines are what owlery.app.postfix.socketmap_tables gives (the
+    lines tests/socketmap/test_postfix_tables.py loads into a real Postfix)."""
+    from owlery.app.postfix import socketmap_tables
+    blocks = literal_blocks(section("An LDAP directory: ``owlery socketmap``"))
+    expected = ["\n".join(f"{n} = {v}".rstrip() for n, v in socketmap_tables(Settings(), role))
+                for role in ("backend", "relay")]
+    assert blocks == expected
+
+
+def test_imapsieve_configuration_is_the_tested_one():
+    from tests.e2e.test_spam_learn_imapsieve import IMAPSIEVE_CONF
+    [block] = literal_blocks(section("Mailbox upkeep"))[-1:]
+    tested = IMAPSIEVE_CONF.format(d="/etc/dovecot/sieve").strip()
+    assert block == tested

@@ -1,4 +1,4 @@
-"""The main.cf lines this package recommends, in a real Postfix reading `owlery socketmap`.
+"""The main.cf lines this package recommends (owlery.app.postfix.socketmap_tables, shown in README.rst), in a real Postfix reading `owlery socketmap`.
 
 A back end (virtual_mailbox_domains / virtual_alias_maps / virtual_mailbox_maps) refuses an
 unknown user and an alias reaching nobody at RCPT and expands a group with the extension kept;
@@ -32,13 +32,20 @@ def tables(port, *names):
     return {name: f"socketmap:inet:127.0.0.1:{port}:{name}" for name in names}
 
 
+def printed(port, role):
+    """The lines `owlery postfix` and README.rst give for this role, for a daemon on `port`."""
+    from owlery.app.postfix import socketmap_tables
+    from owlery.settings import Settings
+    return dict(socketmap_tables(Settings().replace(socketmap_listen=[f"tcp:127.0.0.1:{port}"]), role))
+
+
 def test_back_end_tables(tmp_path, make_postfix):
     daemon = start_socketmap(tmp_path)
     postfix = None
     try:
         postfix = make_postfix(main_cf=dict(
-            tables(daemon.port, "virtual_mailbox_domains", "virtual_alias_maps", "virtual_mailbox_maps"),
-            virtual_alias_domains="", relay_domains="", smtpd_recipient_restrictions="permit_mynetworks, reject"))
+            printed(daemon.port, "backend"), **tables(daemon.port, "virtual_mailbox_maps"),
+            relay_domains="", smtpd_recipient_restrictions="permit_mynetworks, reject"))
         postfix.configure(main_cf=dict(postfix.main_cf, virtual_transport=f"smtp:[127.0.0.1]:{postfix.sink_port}"))
         result = postfix.send("someone@elsewhere.test", ["staff+x@example.test", "nobody@example.test",
                                                          "ghost@example.test"], "Subject: t\n\nhi\n")
@@ -54,10 +61,7 @@ def test_relay_routes_each_member_to_its_back_end(tmp_path, make_postfix):
     daemon = start_socketmap(tmp_path, 'socketmap_transport_template = "discard:{host}"\n')
     postfix = None
     try:
-        postfix = make_postfix(main_cf=dict(
-            tables(daemon.port, "virtual_alias_maps", "relay_recipient_maps", "transport_maps"),
-            relay_domains=f"socketmap:inet:127.0.0.1:{daemon.port}:virtual_mailbox_domains",
-            virtual_alias_domains=""))
+        postfix = make_postfix(main_cf=printed(daemon.port, "relay"))
         result = postfix.send("someone@elsewhere.test", ["staff@example.test", "carol@example.test"],
                               "Subject: t\n\nhi\n", check=False)
         assert result.accepted == ["staff@example.test"]
