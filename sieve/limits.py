@@ -132,6 +132,15 @@ SIEVE_VACATION_MAX_PERIOD = setting(
 SIEVE_VACATION_DEFAULT_PERIOD = setting(
     "sieve_vacation_default_period", Duration, "7d",
     "Vacation period when the script gives none.", unit="s")
+SIEVE_VACATION_DEFAULT_SUBJECT = setting(
+    "sieve_vacation_default_subject", Str, None,
+    "Subject of a vacation reply whose script gives no :subject (Pigeonhole's "
+    "sieve_vacation_default_subject). Unset: sieve_vacation_subject_template.")
+SIEVE_VACATION_SUBJECT_TEMPLATE = setting(
+    "sieve_vacation_subject_template", Str, "Auto: %$",
+    "Subject of a vacation reply without :subject when no default subject is set: %$ is the "
+    "answered message's subject, %% a percent sign (Pigeonhole's "
+    "sieve_vacation_default_subject_template). A message without a subject gets \"Automated reply\".")
 SIEVE_VACATION_USE_ORIGINAL_RECIPIENT = setting(
     "sieve_vacation_use_original_recipient", Bool, False,
     "Count the original recipient (ORCPT, before aliasing) as one of the user's addresses when "

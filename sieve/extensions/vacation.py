@@ -162,8 +162,7 @@ def _run(rt, node):
     if "subject" in node.tags:
         subject = header_text(rt.s(node.tags["subject"]), limit=MAX_SUBJECT)
     else:
-        orig = header_text((rt.msg.header_raw("subject") or [""])[0], limit=MAX_SUBJECT - 6)
-        subject = "Auto: " + orig if orig else "Automated reply"
+        subject = default_subject(rt.settings, (rt.msg.header_raw("subject") or [""])[0])
     from_addr = from_tag if from_tag is not None else _default_from(rt, found)
     if from_addr is None:
         _skip(rt, sender, "no address of the user can be written in a header")
@@ -183,6 +182,19 @@ def _run(rt, node):
     rt.add(Vacation(to=to, from_addr=from_addr, subject=subject, reason=reason,
                     mime=bool(node.tags.get("mime")), handle=handle, period=period, tracking_key=key,
                     reply=reply, line=node.line), cancels_keep=False)
+
+
+def default_subject(settings, original: str) -> str:
+    """The reply's subject without :subject: sieve_vacation_default_subject, else the template
+    with %$ replaced by the answered subject (decoded, cleaned of controls, bounded)."""
+    if settings.sieve_vacation_default_subject:
+        return header_text(settings.sieve_vacation_default_subject, decode=False, limit=MAX_SUBJECT)
+    orig = header_text(original, limit=MAX_SUBJECT)
+    if not orig:
+        return "Automated reply"
+    parts = settings.sieve_vacation_subject_template.split("%%")
+    text = "%".join(part.replace("%$", orig) for part in parts)
+    return header_text(text, decode=False, limit=MAX_SUBJECT)
 
 
 def _default_from(rt, found) -> str | None:
