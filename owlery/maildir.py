@@ -405,7 +405,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _read_all(fd: int, limit: int) -> bytes:
+def read_all(fd: int, limit: int) -> bytes:
+    """Up to `limit` bytes from `fd` (fewer at end of file); callers pass limit+1 to tell an
+    over-long file from one of exactly `limit` bytes."""
     chunks, left = [], limit
     while left > 0:
         chunk = os.read(fd, min(left, 1 << 16))
@@ -843,7 +845,7 @@ class Maildir:
             return None
         try:
             st = self._check_file(fd, rel)
-            return _read_all(fd, limit), st
+            return read_all(fd, limit), st
         finally:
             os.close(fd)
 

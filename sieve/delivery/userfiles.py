@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import stat
 
+from owlery.maildir import read_all
+
 
 class UnsafeUserFile(Exception):
     """The file is not a regular file of the mail owner's: ignored (logged), like a bad script."""
@@ -34,13 +36,6 @@ def read_user_file(path: str, owner_uid: int | None, limit: int) -> bytes:
         if owner_uid is not None and st.st_uid != owner_uid and not st.st_mode & stat.S_IROTH:
             raise UnsafeUserFile(f"{path}: owned by uid {st.st_uid} and not world-readable: "
                                  f"not a file the mail owner (uid {owner_uid}) may read")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(65536, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
+        return read_all(fd, limit + 1)
     finally:
         os.close(fd)
