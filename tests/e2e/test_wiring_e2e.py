@@ -263,9 +263,8 @@ def test_spamd_stopped_defers_at_end_of_data_and_retry_is_accepted(files_stack):
     assert b"X-Spam-Status: " in raw and b"SPAMD=" in raw          # scored by spamd this time
 
 
-def test_ldap_group_is_expanded_by_postfix_through_the_socketmap(stack):
-    if "socketmap" not in stack["daemons"].which:
-        pytest.skip("the files variant expands aliases from its file (texthash)")
+def test_ldap_group_is_expanded_by_postfix_through_the_socketmap(ldap_stack):
+    stack = ldap_stack
     subject = "to the csall group"
     result = send_outside(stack["pf"], "csall@example.test", subject)
     assert result.data is not None and result.data[0] == 250, (result.rcpt, result.data)
