@@ -234,6 +234,9 @@ class Result:
             return self.message
         if action.head is None:
             return self.original
+        from sieve.message import FullMessage
+        if isinstance(action.head, FullMessage):       # replace/enclose changed the body too
+            return bytes(action.head)
         return action.head + self.original[self.body_offset:]
 
     def effective_actions(self) -> list[Action]:

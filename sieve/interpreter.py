@@ -156,7 +156,7 @@ class Runtime:
             # edited so far; later edits do not reach it (one snapshot per edit state)
             snap = self._snapshot
             if snap is None or snap[0] is not self.msg or snap[1] != self.msg.version:
-                head = self.msg.head_bytes()
+                head = self.msg.snapshot()
                 self.charge_memory(len(head))
                 snap = self._snapshot = (self.msg, self.msg.version, head)
             action = dataclasses.replace(action, head=snap[2])
@@ -192,7 +192,7 @@ def execute(script, message: bytes, envelope, *, host, settings, environment, no
     return Result(status=status, actions=list(res.actions), implicit_keep=res.implicit_keep,
                   keep_flags=res.keep_flags, message=final, errors=errors + rt.errors,
                   default_mailbox=settings.sieve_default_mailbox, original=message,
-                  body_offset=len(message) - len(rt.msg.body))
+                  body_offset=len(message) - rt.msg.original_body_len)
 
 
 def run_toplevel(rt: Runtime) -> None:

@@ -1,9 +1,14 @@
-"""Comparators (RFC 4790: i;octet, i;ascii-casemap, i;ascii-numeric) and match types
+"""Comparators (RFC 4790: i;octet, i;ascii-casemap, i;ascii-numeric; RFC 5051: i;unicode-casemap) and match types
 (:is, :contains, :matches, :count/:value of RFC 5231, :regex) with match variables.
 
 :matches uses a linear segment matcher (no backtracking regex); :regex runs POSIX ERE on
 RE2 (sieve.extensions.regex), linear in the text whatever the pattern, compiling each key
 once (constants at validation) and charging compilation and matching to the CPU budget.
+i;unicode-casemap (RFC 5051 2) compares the canonical forms: each character replaced by its
+simple titlecase mapping, then the string in NFKD; equality, substring and ordering (by the
+UTF-8 octets of the canonical forms) work on them; :matches works on the canonical form
+composed again (NFC), so that '?' takes an accented letter whole; its match values are the
+original text the spans cover.
 Both look at a bounded prefix of each value (sieve_max_match_subject). Every comparison
 costs CPU steps. Used by sieve.interpreter and the extensions' tests.
 Tests: conformance (match-types, comparators, relational, regex),
@@ -12,18 +17,77 @@ tests/sieve/test_regex_safety.py and tests/sieve/test_limits.py.
 
 from __future__ import annotations
 
+import bisect
+import unicodedata
+
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.regex import COMPILE_STEPS, Regex, RegexError, compile_regex, encode, runtime_key_error
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ASCII_LOWER = str.maketrans(_UPPER, _UPPER.lower())
 
-COMPARATORS = ("i;octet", "i;ascii-casemap", "i;ascii-numeric")
+COMPARATORS = ("i;octet", "i;ascii-casemap", "i;ascii-numeric", "i;unicode-casemap")
+UNICODE = "i;unicode-casemap"
 REL_OPS = ("gt", "ge", "lt", "le", "eq", "ne")
 
 
 def ascii_lower(s: str) -> str:
     return s.translate(_ASCII_LOWER)
+
+
+_TITLE_CACHE: dict[str, str] = {}
+
+
+def _title_char(c: str) -> str:
+    """RFC 5051 2 step 1: the simple titlecase mapping (UnicodeData.txt), or the character
+    itself. Python's str.title() gives the full mapping (SpecialCasing.txt); where that is
+    more than one character the simple mapping is the character itself (U+00DF, ligatures,
+    U+0149), so such a result is not taken."""
+    t = _TITLE_CACHE.get(c)
+    if t is None:
+        t = c.title()
+        if len(t) != 1:
+            t = c
+        if len(_TITLE_CACHE) < 65536:
+            _TITLE_CACHE[c] = t
+    return t
+
+
+def unicode_fold(s: str) -> str:
+    """The RFC 5051 canonical form: titlecase each character, then NFKD. Text that is already
+    ASCII needs no normalisation (NFKD leaves ASCII alone)."""
+    t = "".join(_title_char(c) for c in s)
+    return t if t.isascii() else unicodedata.normalize("NFKD", t)
+
+
+def unicode_fold_map(s: str) -> tuple[str, list[int] | None]:
+    """The canonical form for :matches, composed again (NFC of the NFKD form, which is equal
+    for two strings exactly when their NFKD forms are) so that '?' takes an accented letter
+    whole, with, for each character of s, where its form starts (plus the total length last).
+    Each base character is normalised with the combining marks after it; when that differs
+    from normalising the whole (composition across such runs, e.g. Hangul jamo), the map is
+    None and match values are taken from the canonical text."""
+    clusters: list[str] = []
+    for c in s:
+        if clusters and unicodedata.combining(c):
+            clusters[-1] += c
+        else:
+            clusters.append(c)
+    starts = []
+    parts = []
+    pos = 0
+    for cl in clusters:
+        p = unicodedata.normalize("NFC", unicode_fold(cl))
+        parts.append(p)
+        starts.append(pos)
+        starts.extend([pos + len(p)] * (len(cl) - 1))   # marks belong to their base
+        pos += len(p)
+    starts.append(pos)
+    folded = "".join(parts)
+    whole = unicodedata.normalize("NFC", unicode_fold(s))
+    if folded != whole:
+        return whole, None
+    return folded, starts
 
 
 def numeric_key(s: str):
@@ -55,6 +119,8 @@ def compare(comparator: str, a: str, b: str) -> int:
     if comparator == "i;ascii-casemap":
         a, b = ascii_lower(a), ascii_lower(b)
     else:
+        if comparator == UNICODE:
+            a, b = unicode_fold(a), unicode_fold(b)
         # i;octet orders by UTF-8 octets; surrogate-escaped bytes keep their byte value.
         a = a.encode("utf-8", "surrogateescape")
         b = b.encode("utf-8", "surrogateescape")
@@ -66,7 +132,11 @@ def rel_ok(op: str, c: int) -> bool:
 
 
 def _fold(comparator: str, s: str) -> str:
-    return ascii_lower(s) if comparator == "i;ascii-casemap" else s
+    if comparator == "i;ascii-casemap":
+        return ascii_lower(s)
+    if comparator == UNICODE:
+        return unicode_fold(s)
+    return s
 
 
 # --- :matches ------------------------------------------------------------------------
@@ -271,6 +341,9 @@ def check_match_spec(comparator: str, match_type: str) -> str | None:
         return (f"the specified {match_type} match type is incompatible with the "
                 f"{comparator} comparator" if match_type != "regex" else
                 "regex match type only supports i;octet and i;ascii-casemap comparators")
+    if comparator == UNICODE and match_type == "regex":
+        # the regex draft defines :regex for i;octet and i;ascii-casemap only
+        return "regex match type only supports i;octet and i;ascii-casemap comparators"
     return None
 
 
@@ -310,6 +383,17 @@ def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
             elif mt == "value":
                 if rel_ok(spec["rel"], compare(cmp_, v, k)):
                     return True
+            elif mt == "matches" and cmp_ == UNICODE:
+                v2 = v[: rt.max_match_subject]
+                toks = compile_glob(unicodedata.normalize("NFC", unicode_fold(k)))
+                folded, starts = unicode_fold_map(v2)
+                rt.step(1 + len(folded) // 256)
+                g = glob_match(toks, folded, want_groups, rt.step)
+                if g is not None:
+                    if want_groups:
+                        rt.set_match_values([v2] + [_unfolded(v2, starts, a, b) if starts is not None else folded[a:b]
+                                                    for a, b in _group_spans(g, toks)])
+                    return True
             elif mt == "matches":
                 v2 = v[: rt.max_match_subject]
                 toks = compile_glob(_fold(cmp_, k))
@@ -322,6 +406,41 @@ def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
             else:
                 raise SieveRuntimeError(f"unknown match type {mt}")
     return False
+
+
+def _unfolded(orig: str, starts: list[int], a: int, b: int) -> str:
+    """The original text behind the canonical span [a, b) (unicode_fold_map offsets): from the
+    character whose form holds a to the one whose form holds b - 1."""
+    i = bisect.bisect_right(starts, a) - 1
+    j = bisect.bisect_left(starts, b) if b > a else i
+    return orig[max(i, 0):max(j, i, 0)]
+
+
+def _group_spans(groups: list[str], toks) -> list[tuple[int, int]]:
+    """The (start, end) of each match value after the whole, in the text glob_match saw."""
+    spans = []
+    segs: list[list] = [[]]
+    for t in toks:
+        if t is _STAR:
+            segs.append([])
+        else:
+            segs[-1].append(t)
+    pos = 0
+    gi = 1
+    for si, seg in enumerate(segs):
+        if si > 0:
+            ln = len(groups[gi])
+            spans.append((pos, pos + ln))
+            pos += ln
+            gi += 1
+        for t in seg:
+            if t is _QMARK:
+                spans.append((pos, pos + 1))
+                pos += 1
+                gi += 1
+            else:
+                pos += len(t)
+    return spans
 
 
 def _regroup(orig: str, groups: list[str], toks) -> list[str]:

@@ -56,6 +56,12 @@ def unfold(value: str) -> str:
     return re.sub(r"\r?\n(?=[ \t])", "", value)
 
 
+class FullMessage(bytes):
+    """A snapshot of a whole message (header and body) taken after replace/enclose (RFC 5703)
+    changed the body; an action's `head` holding one is the message itself, not a header to
+    put before the original body (sieve.api.Result.message_for)."""
+
+
 class Message:
     """A parsed message. `headers` is a list of [name, raw value] (value without the
     leading space after the colon kept raw, folded as received)."""
@@ -68,6 +74,8 @@ class Message:
         self._parse()
         self._mime = None
         self.edited = False
+        self.body_replaced = False    # replace/enclose (RFC 5703) gave it a new body
+        self.original_body_len = len(self.body)
         self.version = 0          # bumped by every header edit (invalidate)
 
     def _parse(self) -> None:
@@ -124,6 +132,13 @@ class Message:
             head = head.replace("\r\n", "\n")
         return head.encode("utf-8", "surrogateescape") + eol.encode()
 
+    def snapshot(self) -> bytes:
+        """What an action records of the edited message: the header block, or once the
+        body was replaced the whole message (a FullMessage)."""
+        if self.body_replaced:
+            return FullMessage(self.to_bytes())
+        return self.head_bytes()
+
     def to_bytes(self) -> bytes:
         if not self.edited:
             return self.raw
@@ -151,6 +166,10 @@ class Part:
         self.depth = depth
         self.parent = parent
         self.children: list[Part] = []
+        # (start, end) of the part's octets (header and body) in the message it was parsed
+        # from, when they are there as such (not inside an encoded message/rfc822); None else.
+        # replace (RFC 5703 5) inside foreverypart rewrites that span.
+        self.span: tuple[int, int] | None = None
         ctype = self.header_raw("content-type")
         self.ctype_raw = ctype[0] if ctype else ""
         mtype, params = parse_content_type(self.ctype_raw)
@@ -258,11 +277,14 @@ def _split_head_body(raw: bytes) -> tuple[list[list[str]], bytes]:
 def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[Part]:
     parts: list[Part] = []
 
-    def walk(data: bytes, depth: int, parent: Part | None) -> None:
+    def walk(data: bytes, depth: int, parent: Part | None, base: int | None = 0) -> None:
         if len(parts) >= max_parts:
             return
         headers, body = _split_head_body(data)
         part = Part(headers, body, depth, parent)
+        if base is not None:
+            part.span = (base, base + len(data))
+        body_base = base + len(data) - len(body) if base is not None else None
         parts.append(part)
         if parent is not None:
             parent.children.append(part)
@@ -273,7 +295,11 @@ def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[Part]:
             if not boundary:
                 return
             delim = b"--" + boundary.encode("utf-8", "replace")
-            chunks = re.split(rb"(?:^|\r?\n)" + re.escape(delim) + rb"(--)?[ \t]*(?:\r?\n|$)", body)
+            pattern = re.compile(rb"(?:^|\r?\n)" + re.escape(delim) + rb"(--)?[ \t]*(?:\r?\n|$)")
+            chunks = pattern.split(body)
+            # where each delimiter line ends: chunk k + 1 starts there (split and finditer
+            # find the same delimiters)
+            ends = [m.end() for m in pattern.finditer(body)]
             # chunks: preamble, (closer-flag, part)...
             sub = []
             k = 1
@@ -282,12 +308,13 @@ def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[Part]:
                 content = chunks[k + 1]
                 if closer:
                     break
-                sub.append(content)
+                sub.append((content, ends[(k - 1) // 2]))
                 k += 2
-            for s in sub:
-                walk(s, depth + 1, part)
+            for s, off in sub:
+                walk(s, depth + 1, part, body_base + off if body_base is not None else None)
         elif part.mtype == "message/rfc822":
-            walk(part.decoded_body(), depth + 1, part)
+            inner = part.decoded_body()
+            walk(inner, depth + 1, part, body_base if inner is part.body else None)
 
     walk(raw, 0, None)
     return parts

@@ -22,7 +22,7 @@ from sieve.api import BaseHost, Envelope
 from sieve.errors import (SieveCompileError, SieveError, SieveResourceLimit, SieveRuntimeError,
                           TestsuiteFailure)
 from sieve.interpreter import ReturnScript, Runtime, StopScript, run_toplevel
-from sieve.message import Message
+from sieve.message import FullMessage, Message
 from sieve.result import ResultBuilder
 
 TESTSUITE_EXT = ("vnd.dovecot.testsuite",)
@@ -360,7 +360,9 @@ class Suite:
 
         def message_of(a) -> bytes:
             # RFC 5293 7: the header as edited when the script asked for the action
-            return a.head + msg.body if a.head is not None else msg.raw
+            if isinstance(a.head, FullMessage):    # replace/enclose (RFC 5703) changed the body
+                return bytes(a.head)
+            return a.head + msg.raw[len(msg.raw) - msg.original_body_len:] if a.head is not None else msg.raw
 
         for a in actions:
             if isinstance(a, Keep):

@@ -21,7 +21,8 @@ MATCH_TYPE_EXT = {"is": None, "contains": None, "matches": None,
 ADDRESS_PART_EXT = {"all": None, "localpart": None, "domain": None,
                     "user": "subaddress", "detail": "subaddress"}
 COMPARATOR_EXT = {"i;octet": None, "i;ascii-casemap": None,
-                  "i;ascii-numeric": "comparator-i;ascii-numeric"}
+                  "i;ascii-numeric": "comparator-i;ascii-numeric",
+                  "i;unicode-casemap": "comparator-i;unicode-casemap"}
 
 
 class Validator:

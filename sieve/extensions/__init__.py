@@ -14,6 +14,7 @@ from sieve.extensions.base import Extension
 _MODULES = (
     "core",                    # RFC 5228 base language (not a capability)
     "comparator_numeric",      # comparator-i;ascii-numeric (RFC 4790)
+    "comparator_unicode",      # comparator-i;unicode-casemap (RFC 5051)
     "fileinto",                # RFC 5228
     "envelope",                # RFC 5228
     "encoded_character",       # RFC 5228 2.4.2.4
@@ -36,6 +37,8 @@ _MODULES = (
     "environment",             # RFC 5183, vnd.dovecot.environment
     "ihave",                   # RFC 5463
     "mime",                    # mime, foreverypart, extracttext (RFC 5703)
+    "replace",                 # RFC 5703 5
+    "enclose",                 # RFC 5703 6
     "enotify",                 # RFC 5435 with the mailto method (RFC 5436)
     "special_use",             # RFC 8579
     "metadata",                # mboxmetadata, servermetadata (RFC 5490)

@@ -1,0 +1,2 @@
+require ["regex", "comparator-i;unicode-casemap"];
+if header :comparator "i;unicode-casemap" :regex "subject" "x" { discard; }
