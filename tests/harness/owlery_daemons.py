@@ -5,7 +5,9 @@ free loopback ports, starts the daemons named in `which` with it, polls each por
 it accepts, and gives the Postfix main.cf lines for those settings from owlery.app.postfix
 (the very lines README.rst shows). With `queue_dir` (a Postfix instance's queue directory)
 they listen instead on unix sockets in QUEUE_DIR/owlery/, as the built-in defaults do in
-/var/spool/postfix, and the main.cf lines name them relative to it. The tests run as root:
+/var/spool/postfix, and the main.cf lines name them relative to it. `listen` ({name: (host,
+port)}) pins some daemons to another loopback address and port (e.g. two back ends' policyd
+on 127.0.0.2 and 127.0.0.3 with one port, as relays ask "tcp:{host}:PORT"). The tests run as root:
 the settings file says daemon_allow_root = true. Used by tests/e2e; bench/ can reuse it.
 """
 
@@ -26,17 +28,20 @@ LISTEN_SETTINGS = {"policyd": "policyd_listen", "milter": "milter_listen", "lmtp
 class OwleryDaemons:
     """Start some of `owlery policyd|milter|lmtpd|socketmap` on free ports with one settings file."""
 
-    def __init__(self, workdir, extra_config="", which=("policyd", "milter", "lmtpd"), queue_dir=None):
+    def __init__(self, workdir, extra_config="", which=("policyd", "milter", "lmtpd"), queue_dir=None, listen=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.which = tuple(which)
         if queue_dir is None:
             self.ports = dict(zip(LISTEN_SETTINGS, free_ports(len(LISTEN_SETTINGS))))
+            self.hosts = dict.fromkeys(LISTEN_SETTINGS, "127.0.0.1")
+            for name, (host, port) in (listen or {}).items():
+                self.hosts[name], self.ports[name] = host, port
             self.sockets = {}
-            endpoints = {name: f"tcp:127.0.0.1:{port}" for name, port in self.ports.items()}
+            endpoints = {name: f"tcp:{self.hosts[name]}:{port}" for name, port in self.ports.items()}
             lines = []
         else:
-            self.ports = {}
+            self.ports, self.hosts = {}, {}
             self.sockets = {name: Path(queue_dir) / "owlery" / f"{name}.sock" for name in LISTEN_SETTINGS}
             endpoints = {name: f"unix:{path}" for name, path in self.sockets.items()}
             lines = [f'daemon_postfix_queue_directory = "{queue_dir}"']
@@ -60,7 +65,7 @@ class OwleryDaemons:
                 if self.sockets:
                     wait_for_unix(str(self.sockets[name]), timeout=30, proc=self.procs[name], what=f"owlery {name}")
                 else:
-                    wait_for_tcp(self.ports[name], timeout=30, proc=self.procs[name], what=f"owlery {name}")
+                    wait_for_tcp(self.ports[name], self.hosts[name], timeout=30, proc=self.procs[name], what=f"owlery {name}")
         except HarnessError:
             self.stop()
             raise
