@@ -243,11 +243,18 @@ class Executor:
         self.settings = settings
         self._submitter = submitter
         self._state = state
+        self._owns_state = state is None      # opened here (lazily): ours to close
         self._cache = cache
         self.program = program
         self.clock = clock
         self._owner: Owner | None = owner_from_settings(settings)
         self.hostname = os.uname().nodename
+
+    def close(self) -> None:
+        """Release what this executor opened (the state store); an injected one is the caller's."""
+        state, self._state = self._state, None
+        if state is not None and self._owns_state:
+            state.close()
 
     # -- lazily built collaborators (the LDA pays only for what a message needs) --
 

@@ -77,6 +77,20 @@ def limits_from(settings: Any) -> lmtp.Limits:
                        pipeline_buffer=settings.lmtpd_pipeline_buffer_limit)
 
 
+RELOAD_CLOSE_DELAY = 120.0      # seconds after a reload before the replaced directory is closed
+
+
+def _close_replaced(resolver: Any, executor: Any) -> None:
+    """Close a directory and state store that a reload (or stop) replaced; never raises."""
+    for closer in (getattr(getattr(resolver, "directory", None), "close", None), getattr(executor, "close", None)):
+        if closer is None:
+            continue
+        try:
+            closer()
+        except Exception as e:  # noqa: BLE001 - closing what nobody uses any more must not stop the daemon
+            log.warning("lmtpd: closing what a reload replaced failed: %s", e)
+
+
 class LMTPApplication:
     """What owlery.daemon.run drives: the factory, reload and close."""
 
@@ -108,12 +122,18 @@ class LMTPApplication:
         from sieve.delivery.executor import Executor
         from sieve.delivery.users import UserResolver
         resolver = UserResolver.from_settings(settings)     # may refuse: then nothing changes
+        old = (self.resolver, self.executor)
         self.settings = settings
         self.executor = Executor(settings, program="lmtpd")
         self.resolver = resolver
         self.hostname = settings.lmtpd_hostname or socket.gethostname()
+        # Deliveries already running keep using the old directory and state store: close them
+        # once those had time to finish (a delivery takes seconds; two minutes is ample),
+        # instead of leaving their connections open until exit.
+        self.reactor.callLater(RELOAD_CLOSE_DELAY, _close_replaced, *old)
 
     def close(self) -> None:
+        _close_replaced(self.resolver, self.executor)
         if self._own_pool:
             self.threadpool.stop()
 
