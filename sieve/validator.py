@@ -317,6 +317,11 @@ class Validator:
         if d.validate is not None and self.errors == errors_before:
             # extension checks assume well-typed arguments
             d.validate(self, node)
+        if self.errors == errors_before:
+            for ext in self.required:
+                for cname, check in self.registry[ext].tag_checks:
+                    if cname == d.name:
+                        check(self, node)
         # RFC 5463: the block of `if ihave "unknown"` is never run and need not validate
         if d.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].name == "ihave" \
                 and node.tests[0].data.get("known") is False:

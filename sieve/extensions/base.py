@@ -54,6 +54,9 @@ class Extension:
     name: str
     commands: tuple[CommandDef, ...] = ()
     extra_tags: tuple[tuple[str, TagDef], ...] = ()        # (command name, tag) added to others
+    # (command name, check(validator, node)): rules for the tags this extension adds to another
+    # extension's command, run after that command's own checks (e.g. index: :last needs :index)
+    tag_checks: tuple[tuple[str, Any], ...] = ()
     match_types: tuple[str, ...] = ()                       # e.g. ("count", "value")
     address_parts: tuple[str, ...] = ()
     comparators: tuple[str, ...] = ()

@@ -1,6 +1,6 @@
 """index (RFC 5260 6): :index N and :last on header, address and date tests.
 
-Tests: conformance extensions/index/.
+Tests: conformance extensions/index/, tests/sieve/test_index_last.py.
 """
 
 from __future__ import annotations
@@ -27,4 +27,5 @@ _T = ("header", "address", "date")
 EXTENSION = Extension(
     name="index",
     extra_tags=tuple((c, TagDef("index", NUMBER)) for c in _T) + tuple((c, TagDef("last")) for c in _T),
+    tag_checks=tuple((c, validate_index) for c in _T),
 )
