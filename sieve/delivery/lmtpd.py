@@ -17,9 +17,11 @@ SIGHUP reload, SIGTERM drain).
 SECURITY: trusts its LMTP client (Postfix) for the envelope, and nothing in the message
 or in the users' Sieve scripts: scripts run under CPU, memory, action, redirect and
 regex budgets, generated mail (vacation, notify) has its headers cleaned, loop headers
-cannot be removed. Runs as `daemon_user` (the mail store's owner, e.g. vmail) or, as
-root with `maildir_owner`, writes every Maildir file through directory fds without
-following links and chowns by descriptor. Writes only Maildirs and the state store; a
+cannot be removed. Runs as `daemon_user` (the mail store's owner, e.g. vmail). Kept as
+root (which takes `daemon_allow_root`, for Maildirs of several owners), it writes every
+Maildir file through directory fds without following links, chowns by descriptor, and
+reads a user's script only if that user could read it (sieve/delivery/userfiles.py).
+Writes only Maildirs and the state store; a
 message is acknowledged only after its file is fsynced and renamed into new/ or cur/.
 Talks to: the MTA (LMTP), sieve.delivery.executor. Tests: tests/delivery/test_lmtpd.py,
 tests/delivery/test_lmtp_hostile.py, tests/delivery/test_group_delivery.py, tests/e2e/test_delivery_postfix.py.
