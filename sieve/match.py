@@ -444,31 +444,7 @@ def _group_spans(groups: list[str], toks) -> list[tuple[int, int]]:
 
 
 def _regroup(orig: str, groups: list[str], toks) -> list[str]:
-    """glob_match ran on folded text; recover the same spans from the original."""
+    """glob_match ran on folded text of the same length; the same spans of the original."""
     if orig == groups[0]:
         return groups
-    # walk again on the original with the same lengths
-    out = [orig]
-    # recompute positions by lengths of folded groups: folding preserves length
-    segs: list[list] = [[]]
-    for t in toks:
-        if t is _STAR:
-            segs.append([])
-        else:
-            segs[-1].append(t)
-    pos = 0
-    gi = 1
-    for si, seg in enumerate(segs):
-        if si > 0:
-            ln = len(groups[gi])
-            out.append(orig[pos:pos + ln])
-            pos += ln
-            gi += 1
-        for t in seg:
-            if t is _QMARK:
-                out.append(orig[pos])
-                pos += 1
-                gi += 1
-            else:
-                pos += len(t)
-    return out
+    return [orig] + [orig[a:b] for a, b in _group_spans(groups, toks)]
