@@ -195,6 +195,15 @@ def _unreachable(path: str, uid: int, gids: list[int]) -> str | None:
     return None
 
 
+def _writable_by(directory: str, uid: int, gids: Any) -> bool:
+    """Could `uid` (with groups `gids`) create files in `directory`? (Mode bits, as the kernel
+    decides for a non-root user; ACLs are not read.)"""
+    st = os.stat(directory)
+    bits = (stat.S_IWUSR | stat.S_IXUSR) if st.st_uid == uid else \
+        (stat.S_IWGRP | stat.S_IXGRP) if st.st_gid in gids else (stat.S_IWOTH | stat.S_IXOTH)
+    return st.st_mode & bits == bits
+
+
 def _prepare_for_daemon_user(layout: StarterLayout) -> tuple[int, list[str]]:
     """Check the daemon user exists and can reach the files; create the data directories it
     writes, as its own. Returns (its gid, the directories created)."""
@@ -209,6 +218,14 @@ def _prepare_for_daemon_user(layout: StarterLayout) -> tuple[int, list[str]]:
     created = []
     for directory, mode in layout.writable_dirs:
         if os.path.isdir(directory):
+            if not _writable_by(directory, uid, gids):
+                # Left by an earlier run as root (a tool run before the first start): the daemons
+                # could not write there, and every delivery would be deferred. Say so instead.
+                st = os.stat(directory)
+                raise StarterError(
+                    f"{directory} exists but {layout.daemon_user}, who runs the daemons, cannot write in it "
+                    f"(owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}): "
+                    f"chown -R {layout.daemon_user}: {directory}, or name another place with --config FILE")
             continue
         os.makedirs(os.path.dirname(directory), exist_ok=True)
         os.mkdir(directory, mode)

@@ -96,3 +96,32 @@ def test_the_readme_shows_what_a_first_run_prints():
     layout = starter.StarterLayout.for_config("/etc/owlery/owlery.toml", "/etc/owlery/owlery.toml")
     maildir = os.path.join(layout.data_dir, "mail", "example.org", "postmaster", "Maildir")
     assert block.splitlines() == starter.try_it(settings_mod.Settings(), "postmaster@example.org", maildir)
+
+
+def test_a_data_directory_the_daemon_user_cannot_write_is_named_not_used():
+    """A root-owned data directory left by an earlier root run: the first start says how to fix
+    it instead of starting daemons that defer every delivery (451 Permission denied)."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+    from pathlib import Path
+    if os.geteuid() != 0:
+        pytest.skip("creating directories for another user needs root")
+    tmp_path = Path(tempfile.mkdtemp(prefix="owlery-starter-"))     # /tmp: nobody may enter it
+    os.chmod(tmp_path, 0o755)
+    config = tmp_path / "run" / "owlery.toml"
+    for sub in ("mail", "state", "quarantine"):
+        (tmp_path / "run" / sub).mkdir(parents=True)         # root's, 0755: nobody cannot write
+    os.chmod(tmp_path / "run", 0o755)
+    layout = starter.StarterLayout.for_config(str(config), "/etc/owlery/owlery.toml", daemon_user="nobody")
+    with pytest.raises(starter.StarterError, match=r"nobody, who runs the daemons, cannot write in it .*chown -R nobody:"):
+        starter.write_starter(layout, starter.HostedDomain("newcomer.test", "test"), DEFAULTS)
+    # once the directories are the daemon user's, the same start goes through
+    nobody = pwd.getpwnam("nobody")
+    for sub in ("mail", "state", "quarantine"):
+        os.chown(tmp_path / "run" / sub, nobody.pw_uid, nobody.pw_gid)
+    try:
+        assert str(config) in starter.write_starter(layout, starter.HostedDomain("newcomer.test", "test"), DEFAULTS)
+    finally:
+        shutil.rmtree(tmp_path)
