@@ -203,7 +203,8 @@ def test_expire_ages_come_from_settings(env, capsys):
 
 
 def test_spam_learn_from_maildir_with_progress(env, capsys, spamd, tmp_path):
-    env.write(spamd_endpoint=f"tcp:127.0.0.1:{spamd.port}")
+    # the learn memory in this test's own state file, never the system's default path
+    env.write(spamd_endpoint=f"tcp:127.0.0.1:{spamd.port}", state_sqlite_path=str(tmp_path / "state.sqlite"))
     junk = tmp_path / "Maildir" / ".Junk"
     for sub in ("cur", "new", "tmp"):
         (junk / sub).mkdir(parents=True)
