@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from owlery.settings import Duration, Endpoint, Size, Str, setting
+from owlery.settings import Bool, Duration, Endpoint, Size, Str, setting
 
 LDA_MESSAGE_SIZE_LIMIT = setting("lda_message_size_limit", Size, "50M", unit="bytes",
                                  doc="Largest message the LDA reads from stdin; larger ones exit 77 (5.3.4).")
@@ -41,8 +41,12 @@ LDA_LOG_PATH = setting("lda_log_path", Str, None,
 LDA_LMTP_ENDPOINT = setting(
     "lda_lmtp_endpoint", Endpoint, None,
     "A running `owlery lmtpd` (unix:/path or tcp:HOST:PORT) the LDA hands each message to over LMTP "
-    "instead of loading the Sieve engine itself (much faster start-up: set it for Postfix's pipe "
-    "transport). Unreachable or not ready: the LDA delivers in-process. Unset: always in-process.")
+    "instead of loading the Sieve engine itself (much faster start-up). Unset: the first unix: or "
+    "tcp: entry of lmtpd_listen (so a host running lmtpd needs nothing more). Unreachable or not "
+    "ready: the LDA delivers in-process.")
+LDA_LMTP_HANDOFF = setting("lda_lmtp_handoff", Bool, True,
+                           "Whether the LDA hands messages to a running lmtpd (lda_lmtp_endpoint, else "
+                           "lmtpd_listen). false: always deliver in-process.")
 LDA_LMTP_TIMEOUT = setting("lda_lmtp_timeout", Duration, 60, unit="s",
                            doc="How long the LDA waits for each lmtpd reply (lda_lmtp_endpoint).")
 

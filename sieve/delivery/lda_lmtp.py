@@ -1,9 +1,12 @@
 """The LDA's fast path: hand the message to a running `owlery lmtpd` over LMTP (Cyrus `deliver` style).
 
 `owlery lda` starts one Python process per message; importing settings, the directory
-and the Sieve engine costs far more than the delivery. When `lda_lmtp_endpoint` is set
-(unix:/path or tcp:HOST:PORT), this module — standard library only, no owlery imports —
-reads that one key from the settings file, sends the message to lmtpd, and maps the
+and the Sieve engine costs far more than the delivery. So this module — standard library
+only, no owlery imports — reads the few keys it needs from the settings file and hands the
+message to lmtpd whenever one runs: at `lda_lmtp_endpoint` when that is set, else at the
+first unix:/tcp: entry of `lmtpd_listen` (the same file configures the daemon; its default
+is lmtpd's default socket), unless `lda_lmtp_handoff = false`. Nothing listening there is
+cheap to find out (ENOENT or ECONNREFUSED) and means in-process delivery. It sends the message to lmtpd, and maps the
 per-recipient LMTP reply to a sysexits status: 2xx -> 0, 4xx -> 75, 5.1.1 -> 67, other
 5xx -> 77, with the reply text as the first stderr line (pipe(8) puts it in the DSN).
 `-a ADDRESS -d USER` (dovecot-lda's meaning, as in-process: USER's mailbox and script,
@@ -29,6 +32,7 @@ import _socket as socket
 DEFAULT_CONFIG_PATH = "/etc/owlery/owlery.toml"    # = owlery.settings.DEFAULT_CONFIG_PATH (tested)
 DEFAULT_MESSAGE_SIZE_LIMIT = 50 * 1024 * 1024       # = lda_message_size_limit's default (tested)
 DEFAULT_TIMEOUT = 60.0                              # = lda_lmtp_timeout's default (tested)
+DEFAULT_LMTPD_LISTEN = "unix:/var/spool/postfix/owlery/lmtpd.sock"   # = lmtpd_listen's default (tested)
 
 EX_OK, EX_NOUSER, EX_TEMPFAIL, EX_NOPERM = 0, 67, 75, 77
 
@@ -104,8 +108,8 @@ def read_config(path: str | None) -> dict:
         return {}
     except OSError:
         raise Fallback("unreadable settings") from None
-    if b"lda_lmtp_endpoint" not in raw:
-        return {}                     # off: skip parsing altogether
+    if b"lda_" not in raw and b"lmtpd_listen" not in raw:
+        return {}                     # nothing of ours: skip parsing altogether
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -120,7 +124,33 @@ def read_config(path: str | None) -> dict:
         raise Fallback("bad settings file") from None
 
 
-FAST_KEYS = ("lda_lmtp_endpoint", "lda_message_size_limit", "lda_lmtp_timeout")
+FAST_KEYS = ("lda_lmtp_endpoint", "lda_message_size_limit", "lda_lmtp_timeout", "lda_lmtp_handoff",
+             "lmtpd_listen")
+
+
+def handoff_endpoint(config: dict) -> str | None:
+    """Where to find lmtpd: lda_lmtp_endpoint, else lmtpd_listen's first entry the LDA can
+    connect to (a wildcard address means loopback), else lmtpd's default socket; None when
+    lda_lmtp_handoff is false or lmtpd only listens where the LDA cannot connect (systemd:)."""
+    handoff = config.get("lda_lmtp_handoff", True)
+    if handoff is False:
+        return None
+    if handoff is not True:
+        raise Fallback("lda_lmtp_handoff not true or false")
+    explicit = config.get("lda_lmtp_endpoint")
+    if explicit is not None:
+        return explicit if isinstance(explicit, str) and explicit else None
+    listen = config.get("lmtpd_listen", [DEFAULT_LMTPD_LISTEN])
+    for entry in [listen] if isinstance(listen, str) else listen if isinstance(listen, list) else []:
+        if not isinstance(entry, str):
+            continue
+        if entry.startswith("unix:") and len(entry) > 5:
+            return entry
+        if entry.startswith("tcp:"):
+            host, _, port = entry[4:].rpartition(":")
+            host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}.get(host, host)
+            return f"tcp:{host}:{port}"
+    return None
 
 
 def scan_simple(text: str) -> dict | None:
@@ -145,12 +175,36 @@ def scan_simple(text: str) -> dict | None:
             if end < 0 or "\\" in value[:end] or (rest and not rest.startswith("#")):
                 return None
             out[key] = value[1:end]
+        elif value.startswith("["):
+            items = _simple_list(value)
+            if items is None:
+                return None
+            out[key] = items
         else:
             word = value.split("#", 1)[0].strip()
-            if not word.isdigit():
+            if word in ("true", "false"):
+                out[key] = word == "true"
+            elif word.isdigit():
+                out[key] = int(word)
+            else:
                 return None
-            out[key] = int(word)
     return out
+
+
+def _simple_list(value: str) -> list[str] | None:
+    """A one-line list of plain quoted strings (`["unix:/a", 'tcp:h:1']  # note`), else None."""
+    end = value.find("]")
+    if end < 0 or "\\" in value or (value[end + 1:].strip() and not value[end + 1:].strip().startswith("#")):
+        return None
+    items = []
+    for part in value[1:end].split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if len(part) < 2 or part[0] not in "\"'" or part[-1] != part[0] or part[0] in part[1:-1]:
+            return None
+        items.append(part[1:-1])
+    return items
 
 
 def connect(endpoint: str, timeout: float) -> socket.socket:
@@ -322,7 +376,7 @@ def run(argv: list[str], stdin=None, stderr=None) -> int | None:
         return None
     try:
         config = read_config(opts.get("config"))
-        endpoint = config.get("lda_lmtp_endpoint")
+        endpoint = handoff_endpoint(config)
         if "override" in opts:
             name, eq, raw = opts["override"].partition("=")
             if name.strip() != "lda_lmtp_endpoint" or not eq:

@@ -1,7 +1,8 @@
 """The LDA's fast path (sieve.delivery.lda_lmtp): `owlery lda` handing the message to lmtpd.
 
-Proves: with lda_lmtp_endpoint set, `owlery lda`, `owlery-lda` (the pipe command `owlery postfix`
-prints) and `python -I -S lda_lmtp.py` deliver through
+Proves: with lda_lmtp_endpoint set, or with nothing but the lmtpd_listen the daemon itself
+reads (no extra setting; lda_lmtp_handoff = false turns it off), `owlery lda`, `owlery-lda`
+(the pipe command `owlery postfix` prints) and `python -I -S lda_lmtp.py` deliver through
 a real `owlery lmtpd` (the message lands in lmtpd's Maildir, not the LDA config's); LMTP replies
 map to sysexits (2xx 0, 4xx 75, 5.1.1 67, other 5xx 77) with the reply text on stderr, against a
 scripted LMTP server; a daemon that is absent or not ready (refused, 421 greeting, 4xx to MAIL)
@@ -33,8 +34,12 @@ MSG = b"Subject: t\n\nhello\n.dot line\n"
 
 
 def config(tmp_path, extra=""):
+    """An LDA settings file; lmtpd_listen points where nobody listens unless `extra` says more
+    (so a real lmtpd on the test host, at the default socket, never takes these messages)."""
     conf = tmp_path / "lda.toml"
+    listen = "" if "lmtpd_listen" in extra else f'lmtpd_listen = ["unix:{tmp_path}/no-lmtpd-here.sock"]'
     conf.write_text(f"""
+{listen}
 maildir_path_template = "{tmp_path}/lda-mail/{{domain}}/{{localpart}}/Maildir"
 delivery_sieve_script_template = "{tmp_path}/lda-mail/{{domain}}/{{localpart}}/sieve/active.sieve"
 state_backend = "memory"
@@ -98,13 +103,30 @@ def test_constants_match_the_declared_settings():
     assert lda_lmtp.DEFAULT_CONFIG_PATH == settings_mod.DEFAULT_CONFIG_PATH
     assert lda_lmtp.DEFAULT_MESSAGE_SIZE_LIMIT == s.lda_message_size_limit
     assert lda_lmtp.DEFAULT_TIMEOUT == s.lda_lmtp_timeout
-    assert s.lda_lmtp_endpoint is None
+    assert s.lda_lmtp_endpoint is None and s.lda_lmtp_handoff is True
+    from sieve.delivery import lmtpd  # noqa: F401  (declares lmtpd_listen)
+    assert [lda_lmtp.DEFAULT_LMTPD_LISTEN] == list(settings_mod.Settings().lmtpd_listen)
 
 
-def test_off_by_default_reads_no_stdin(tmp_path):
+def test_no_lmtpd_listening_reads_no_stdin(tmp_path):
     stdin = io.BytesIO(MSG)
     assert lda_lmtp.run(["-c", config(tmp_path), "-d", "a@b"], stdin=stdin) is None
     assert stdin.tell() == 0
+
+
+@pytest.mark.parametrize("config_values,endpoint", [
+    ({}, lda_lmtp.DEFAULT_LMTPD_LISTEN),                          # lmtpd's own default socket
+    ({"lmtpd_listen": ["unix:/run/l.sock"]}, "unix:/run/l.sock"),
+    ({"lmtpd_listen": "tcp:127.0.0.2:24"}, "tcp:127.0.0.2:24"),
+    ({"lmtpd_listen": ["systemd:lmtp", "tcp:0.0.0.0:2424"]}, "tcp:127.0.0.1:2424"),  # wildcard: loopback
+    ({"lmtpd_listen": ["tcp:[::]:2424"]}, "tcp:[::1]:2424"),
+    ({"lmtpd_listen": ["systemd:lmtp"]}, None),                   # nothing the LDA can reach
+    ({"lmtpd_listen": ["unix:/a"], "lda_lmtp_endpoint": "tcp:127.0.0.1:1"}, "tcp:127.0.0.1:1"),
+    ({"lmtpd_listen": ["unix:/a"], "lda_lmtp_handoff": False}, None),
+    ({"lda_lmtp_endpoint": "unix:/b", "lda_lmtp_handoff": False}, None),
+])
+def test_handoff_endpoint(config_values, endpoint):
+    assert lda_lmtp.handoff_endpoint(config_values) == endpoint
 
 
 # --- a scripted LMTP server -------------------------------------------------------------
@@ -238,26 +260,44 @@ delivery_use_directory = false
         proc.stop()
 
 
+@pytest.mark.parametrize("found_by", ["lda_lmtp_endpoint", "lmtpd_listen"])
 @pytest.mark.parametrize("entry", ["owlery", "owlery-lda", "script"])
-def test_delivers_through_lmtpd(tmp_path, lmtpd, entry):
+def test_delivers_through_lmtpd(tmp_path, lmtpd, entry, found_by):
     port, work = lmtpd
-    user = f"{entry}@example.org"
-    conf = config(tmp_path, f'lda_lmtp_endpoint = "tcp:127.0.0.1:{port}"')
+    box = f"{entry}-{found_by[:4]}"
+    user = f"{box}@example.org"
+    # lmtpd_listen: what the file shared with the daemon says anyway (wildcard -> loopback)
+    conf = config(tmp_path, f'lda_lmtp_endpoint = "tcp:127.0.0.1:{port}"' if found_by == "lda_lmtp_endpoint"
+                  else f'lmtpd_listen = ["systemd:lmtp", "tcp:0.0.0.0:{port}"]')
     head = {"owlery": COMMANDS["owlery lda"], "owlery-lda": COMMANDS["owlery-lda"],
             "script": [sys.executable, "-I", "-S", SCRIPT]}[entry]
     # As pipe(8) with flags DR hands it over: lmtpd writes those two lines itself, once.
     msg = f"Return-Path: <s@remote.test>\nDelivered-To: {user}\n".encode() + MSG
     r = run_lda([*head, "-c", conf, "-f", "s@remote.test", "-a", user, "-d", user], message=msg)
     assert r.returncode == 0, r.stderr
-    assert not stored(tmp_path / f"lda-mail/example.org/{entry}/Maildir")
-    [f] = stored(work / f"mail/example.org/{entry}/Maildir")
+    assert not stored(tmp_path / f"lda-mail/example.org/{box}/Maildir")
+    [f] = stored(work / f"mail/example.org/{box}/Maildir")
     data = f.read_bytes()
     assert data.startswith(f"Return-Path: <s@remote.test>\nDelivered-To: {user}\n".encode())
     assert data.count(b"Return-Path:") == 1 and data.count(b"Delivered-To:") == 1
     assert data.endswith(MSG)
 
 
+def test_handoff_off_delivers_in_process_although_lmtpd_runs(tmp_path, lmtpd):
+    port, work = lmtpd
+    conf = config(tmp_path, f'lmtpd_listen = ["tcp:127.0.0.1:{port}"]\nlda_lmtp_handoff = false')
+    r = run_lda([*COMMANDS["owlery-lda"], "-c", conf, "-f", "s@remote.test", "-d", "off@example.org"])
+    assert r.returncode == 0, r.stderr
+    assert stored(tmp_path / "lda-mail/example.org/off/Maildir")
+    assert not stored(work / "mail/example.org/off/Maildir")
+
+
 @pytest.mark.parametrize("text", [
+    'lmtpd_listen = ["unix:/run/l.sock", \'tcp:127.0.0.1:24\']  # two\nlda_lmtp_handoff = false\n',
+    'lmtpd_listen = "tcp:127.0.0.1:24"\nlda_lmtp_handoff = true\n',
+    'lmtpd_listen = ["tcp:[::1]:24"]\n',                                # "]" inside: tomllib decides
+    'lmtpd_listen = ["unix:/a,b", "tcp:h:1"]\n',                         # "," inside: tomllib decides
+    'lmtpd_listen = [\n  "unix:/a",\n]\n',                               # multi-line: tomllib decides
     'lda_lmtp_endpoint = "unix:/run/owlery/lmtp"\nlda_lmtp_timeout = 30  # s\n',
     "lda_lmtp_endpoint = 'tcp:127.0.0.1:24'\nlda_message_size_limit = \"10M\"\nother = [1, 2]\n",
     'x = 1\n[table]\nlda_lmtp_endpoint = "unix:/a"\n',                  # a table: tomllib decides

@@ -17,8 +17,9 @@ LDAP variant's example.test; the pipe's user=, see LDA_USER). Then, from an outs
 - an unknown user is refused at RCPT (550 5.1.1), a known one is delivered into its Maildir
   by `owlery lmtpd` over the printed LMTP virtual_transport;
 - with virtual_transport switched to the printed `owlery` pipe service, `owlery-lda -c FILE`
-  delivers into the same Maildir (a non-default settings path: without -c it would not know
-  the directory or the Maildir layout);
+  delivers into the same Maildir, handing the message to the running lmtpd it finds through
+  FILE's lmtpd_listen (a non-default settings path: without -c it would know neither lmtpd's
+  endpoint nor the directory or the Maildir layout);
 - (files variant, once) with spamd stopped the milter's spam stage answers 451 4.7.1 at end
   of data, and once spamd is back the client's retry is accepted and delivered.
 """
@@ -37,7 +38,7 @@ import pytest
 
 from tests.harness.owlery_daemons import OwleryDaemons
 from tests.harness.postfix import build_message
-from tests.harness.procs import free_port, wait_for_text, wait_until
+from tests.harness.procs import free_port, wait_until
 from tests.harness.spamd import Spamd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,10 +236,9 @@ def test_printed_pipe_transport_delivers_with_its_settings_path(stack):
         assert f"Delivered-To: alice@{domain}\n".encode() in raw
         pf.wait_for_log(r"%s: to=<alice@%s>, relay=owlery, .*status=sent" % (result.queue_id, re.escape(domain)))
         pf.wait_queue_empty()
-        # lda_log_path is set only in the -c file: the LDA's decision line there shows it read it
-        lda_log = stack["workdir"] / "state" / "lda.log"
-        wait_for_text(lambda: lda_log.read_text() if lda_log.exists() else "",
-                      f"lda: {result.queue_id}: delivered: 250 2.0.0 <alice@{domain}>")
+        # The LDA found the running lmtpd where the -c file has it listen (no extra setting) and
+        # handed the message over: lmtpd's decision line carries Postfix's queue id.
+        stack["daemons"].wait_log("lmtpd", f"lmtpd: {result.queue_id}: delivered: 250 2.0.0 <alice@{domain}>")
     finally:
         pf.configure(main_cf=main)
 
