@@ -26,6 +26,18 @@ def bytes_to_text(b: bytes) -> str:
         return b.decode("latin-1")
 
 
+def decode_charset(raw: bytes, charset: str) -> str:
+    """Bytes labelled with a sender-chosen charset to str, never failing: an unknown label,
+    one that names no text encoding (base64, zlib, rot13...) or a codec that cannot replace
+    bad bytes (idna, punycode) reads as UTF-8, else Latin-1, as Dovecot does."""
+    try:
+        if not codecs.lookup(charset)._is_text_encoding:
+            return bytes_to_text(raw)
+        return raw.decode(charset, "replace")
+    except (LookupError, ValueError, UnicodeError, TypeError):
+        return bytes_to_text(raw)
+
+
 def decode_2047(value: str) -> str:
     """Decode RFC 2047 encoded words; whitespace between adjacent ones is dropped."""
     if "=?" not in value:
@@ -42,13 +54,9 @@ def decode_2047(value: str) -> str:
                 raw = quopri.decodestring(text.replace("_", " ").encode("ascii", "replace"), header=True)
         except (binascii.Error, ValueError):
             return m.group(0)
-        try:
-            codecs.lookup(charset)
-        except LookupError:
-            # an unknown charset: the text as UTF-8 (else Latin-1), as Dovecot reads it, rather
-            # than the encoded word (RFC 2047 6.2 leaves it to the reader)
-            return bytes_to_text(raw)
-        return raw.decode(charset, "replace")
+        # an unknown charset: the text as UTF-8 (else Latin-1), as Dovecot reads it, rather
+        # than the encoded word (RFC 2047 6.2 leaves it to the reader)
+        return decode_charset(raw, charset)
     return _EW.sub(one, value)
 
 
@@ -211,10 +219,7 @@ class Part:
             # 8-bit text labelled (or defaulting to) US-ASCII is UTF-8 in practice: read it as
             # such (Latin-1 when it is not UTF-8), as Dovecot does, instead of losing it
             return bytes_to_text(raw)
-        try:
-            return raw.decode(charset, "replace")
-        except LookupError:
-            return bytes_to_text(raw)
+        return decode_charset(raw, charset)
 
 
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
