@@ -1,8 +1,9 @@
-"""`owlery sieve check|test|testsuite`: compile-check a script, dry-run it on a message,
-run .svtest files (registered into the `owlery` command by owlery.app.cli).
+"""`owlery sieve check|test|testsuite|extensions`: compile-check a script, dry-run it on a
+message, run .svtest files, list the supported extensions with their RFCs (registered into
+the `owlery` command by owlery.app.cli).
 
 Talks to: sieve.api, sieve.testsuite (imported inside the commands to keep start-up
-light). Tests: tests/sieve/test_cli.py.
+light). Tests: tests/sieve/test_cli.py, tests/sieve/test_cli_extensions.py.
 """
 
 from __future__ import annotations
@@ -138,10 +139,35 @@ def cmd_testsuite(args: argparse.Namespace) -> int:
     return 1 if totals["FAIL"] or failed_files else 0
 
 
+def extension_lines(settings=None) -> list[str]:
+    """One line per capability a script may require (the registry, hidden ones left out):
+    name, specification, description; "(disabled)" for sieve_extensions_disabled."""
+    from sieve.extensions import REGISTRY
+    disabled = set(settings.sieve_extensions_disabled) if settings is not None else set()
+    exts = sorted((e for e in REGISTRY.values() if not e.hidden), key=lambda e: e.name)
+    width = max(len(e.name) for e in exts)
+    rfcw = max(len(e.rfc) for e in exts)
+    out = []
+    for e in exts:
+        off = " (disabled)" if e.name in disabled else ""
+        out.append(f"{e.name:{width}s}  {e.rfc or '?':{rfcw}s}  {e.summary}{off}")
+    return out
+
+
+def cmd_extensions(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print("Sieve base language: RFC 5228. Extensions (require \"NAME\"):")
+    for line in extension_lines(settings):
+        print("  " + line)
+    return 0
+
+
 def register(sub) -> None:
-    """Add `owlery sieve check|test|testsuite`."""
+    """Add `owlery sieve check|test|testsuite|extensions`."""
     from owlery.cliutil import add_config_option
-    p = sub.add_parser("sieve", help="check, dry-run and test Sieve scripts")
+    p = sub.add_parser("sieve", help="check, dry-run and test Sieve scripts",
+                       description="Sieve (RFC 5228) tools. `owlery sieve extensions` lists every "
+                                   "supported extension with its RFC.")
     s = p.add_subparsers(dest="sieve_command", metavar="ACTION")
     s.required = True
 
@@ -170,3 +196,7 @@ def register(sub) -> None:
     ts.add_argument("-F", dest="expect_failure", action="store_true",
                     help="expect failure (crash-regression files); default for files under failures/")
     ts.set_defaults(func=cmd_testsuite)
+
+    e = s.add_parser("extensions", help="list the supported Sieve extensions with their RFCs")
+    add_config_option(e)
+    e.set_defaults(func=cmd_extensions)

@@ -13,8 +13,9 @@ import dataclasses
 
 from sieve.errors import SieveSyntaxError
 
-# token kinds
+# token kinds (GARBAGE: characters no token starts with, kept so the parser can resume after them)
 IDENT, TAG, NUMBER, STRING, PUNCT, EOF = "identifier", "tag", "number", "string", "punct", "end of script"
+GARBAGE = "garbage"
 
 _QUANT = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _IDSTART = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
@@ -22,6 +23,9 @@ _IDCHARS = _IDSTART | set("0123456789")
 _PUNCT = set(";,[](){}")
 MAX_NUMBER = (1 << 63) - 1
 _MAX_NUMBER_DIGITS = len(str(MAX_NUMBER))      # more significant digits are too large whatever they are
+# No RFC identifier is longer than 24 characters; Pigeonhole refuses more than 32 (so do we).
+MAX_IDENTIFIER = 32
+_TOKEN_START = _IDSTART | set("0123456789") | _PUNCT | set(':"#/ \t\r\n')
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,6 +43,8 @@ class Token:
             return "string"
         if self.kind == EOF:
             return "end of script"
+        if self.kind == GARBAGE:
+            return "unknown characters"
         return f"{self.kind} '{self.value}'" if self.kind != TAG else f"tag ':{self.value}'"
 
 
@@ -49,8 +55,17 @@ def _to_crlf(s: str) -> str:
     return s.replace("\n", "\r\n")
 
 
-def tokenize(text: str, max_string: int) -> list[Token]:
-    """All tokens of `text` plus a final EOF token; raises SieveSyntaxError."""
+def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Token]:
+    """All tokens of `text` plus a final EOF token; raises SieveSyntaxError.
+
+    With an `errors` list, errors the lexer can read past (a number too large, an identifier
+    too long, stray characters) are appended to it as SieveSyntaxError and lexing goes on, so
+    that one compile reports them all, as Pigeonhole does; the others still raise."""
+    def soft(message: str, line: int, col: int) -> None:
+        if errors is None:
+            raise SieveSyntaxError(message, line, col)
+        errors.append(SieveSyntaxError(message, line, col))
+
     toks: list[Token] = []
     i, n = 0, len(text)
     line, lstart = 1, 0
@@ -93,6 +108,8 @@ def tokenize(text: str, max_string: int) -> list[Token]:
             if j < n and text[j] in _IDSTART:
                 while j < n and text[j] in _IDCHARS:
                     j += 1
+                if j - i - 1 > MAX_IDENTIFIER:
+                    soft(f"encountered impossibly long tag identifier '{text[i:i + 30]}...'", line, col)
                 append(Token(TAG, text[i + 1:j], line, col))
                 i = j
             else:
@@ -102,17 +119,15 @@ def tokenize(text: str, max_string: int) -> list[Token]:
             while j < n and text[j] in "0123456789":
                 j += 1
             digits = text[i:j].lstrip("0") or "0"
-            if len(digits) > _MAX_NUMBER_DIGITS:
-                # before int(): Python refuses to convert more than 4300 digits (ValueError)
-                raise SieveSyntaxError("number is too large", line, col)
-            value = int(digits)
+            # before int(): Python refuses to convert more than 4300 digits (ValueError)
+            value = int(digits) if len(digits) <= _MAX_NUMBER_DIGITS else MAX_NUMBER + 1
             if j < n and text[j] in "KMGkmg":
                 value *= _QUANT[text[j].upper()]
                 j += 1
-            if j < n and text[j] in _IDCHARS:
-                raise SieveSyntaxError(f"invalid number '{text[i:j + 1]}...'", line, col)
+            # (letters right after a number start the next token, as in Pigeonhole: `123abc`)
             if value > MAX_NUMBER:
-                raise SieveSyntaxError("number is too large", line, col)
+                soft(f"number is too large (exceeds the integer limit {MAX_NUMBER})", line, col)
+                value = MAX_NUMBER
             append(Token(NUMBER, value, line, col))
             i = j
         elif c in _IDSTART:
@@ -176,6 +191,8 @@ def tokenize(text: str, max_string: int) -> list[Token]:
                 append(Token(STRING, "".join(parts), tline, col, True))
                 i = k
             else:
+                if len(word) > MAX_IDENTIFIER:
+                    soft(f"encountered impossibly long identifier '{word[:30]}...'", line, col)
                 append(Token(IDENT, word, line, col))
                 i = j
         elif c == '"':
@@ -215,6 +232,11 @@ def tokenize(text: str, max_string: int) -> list[Token]:
             append(Token(STRING, _to_crlf("".join(buf)), start_line, col))
             i = j
         else:
-            raise SieveSyntaxError(f"unexpected character '{c}'" if c.isprintable()
-                                   else f"unexpected character 0x{ord(c):02x}", line, col)
+            shown = f"'{c}'" if c.isprintable() else f"0x{ord(c):02x}"
+            soft(f"unexpected character(s) starting with {shown}", line, col)
+            j = i + 1
+            while j < n and text[j] not in _TOKEN_START:
+                j += 1
+            append(Token(GARBAGE, text[i:j], line, col))
+            i = j
 

@@ -1,9 +1,11 @@
 """Sieve parser (RFC 5228 section 8.2): tokens to a syntax tree of commands and tests.
 
 Only syntax here; sieve.validator checks names, arguments and requires. Nesting depth
-is bounded by sieve_max_nesting. Tests: none directly; tests/sieve/test_limits.py (nesting, string
-lists), tests/sieve/test_fuzz.py, the conformance run (tests/sieve/test_conformance.py,
-compile/errors/parser.sieve).
+is bounded by sieve_max_nesting. Like Pigeonhole, the parser reads past stray characters,
+too many arguments and too-deep nesting (skipping that command) to report every such error;
+other syntax errors end the parse. Tests: tests/sieve/test_compile_errors_reference.py,
+tests/sieve/test_limits.py (nesting, string lists), tests/sieve/test_fuzz.py, the conformance
+run (tests/sieve/test_conformance.py, compile/errors/parser.sieve).
 """
 
 from __future__ import annotations
@@ -12,7 +14,26 @@ import dataclasses
 from typing import Any
 
 from sieve.errors import SieveSyntaxError
-from sieve.lexer import EOF, IDENT, NUMBER, PUNCT, STRING, TAG, Token, tokenize
+from sieve.lexer import EOF, GARBAGE, IDENT, NUMBER, PUNCT, STRING, TAG, Token, tokenize
+
+# errors reported by one parse at most (the parser resumes after stray characters and
+# too-deep nesting, as Pigeonhole does, so a script can hold many)
+MAX_ERRORS = 50
+# arguments of one command or test: no Sieve command needs a dozen; Pigeonhole refuses more than 32
+MAX_ARGUMENTS = 32
+
+
+class SieveSyntaxErrors(SieveSyntaxError):
+    """Every lexer/parser error of one script (`all`, in order); the first is self."""
+
+    def __init__(self, errors: list[SieveSyntaxError]):
+        first = errors[0]
+        super().__init__(first.message, first.line, first.column)
+        self.all = list(errors)
+
+
+class _Resume(Exception):
+    """The parser skipped what it could not read and goes on with the next command."""
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -63,14 +84,17 @@ class Node:
     pos: list = dataclasses.field(default_factory=list)
     data: dict = dataclasses.field(default_factory=dict)
     skip: bool = False
+    test_list: bool = False    # the tests were written as a parenthesized test-list
 
 
 class Parser:
-    def __init__(self, tokens: list[Token], max_nesting: int, max_list: int):
+    def __init__(self, tokens: list[Token], max_nesting: int, max_list: int, errors: list | None = None):
         self.toks = tokens
         self.i = 0
         self.max_nesting = max_nesting
         self.max_list = max_list
+        self.errors: list[SieveSyntaxError] = errors if errors is not None else []
+        self.starts: list[int] = []       # token index where each command being read starts
 
     def peek(self) -> Token:
         return self.toks[self.i]
@@ -84,6 +108,33 @@ class Parser:
     def error(self, msg: str, tok: Token):
         raise SieveSyntaxError(msg, tok.line, tok.column)
 
+    def resume(self, msg: str, tok: Token):
+        """Record an error the parser can read past, skip the command being read (from its
+        start, with balanced brackets, to its ';' or the end of its block), and go on."""
+        self.errors.append(SieveSyntaxError(msg, tok.line, tok.column))
+        if len(self.errors) >= MAX_ERRORS:
+            raise SieveSyntaxErrors(self.errors)
+        self.i = self.starts[-1]
+        depth = 0
+        while True:
+            t = self.toks[self.i]
+            if t.kind == EOF:
+                break
+            if t.kind == PUNCT and t.value in "{([":
+                depth += 1
+            elif t.kind == PUNCT and t.value in "})]":
+                if depth == 0:
+                    break                 # closes the enclosing block: not ours
+                depth -= 1
+                if depth == 0 and t.value == "}":
+                    self.i += 1
+                    break
+            elif t.kind == PUNCT and t.value == ";" and depth == 0:
+                self.i += 1
+                break
+            self.i += 1
+        raise _Resume()
+
     def expect_punct(self, p: str, what: str) -> Token:
         t = self.next()
         if t.kind != PUNCT or t.value != p:
@@ -96,32 +147,55 @@ class Parser:
             t = self.peek()
             if t.kind == EOF:
                 if not top:
-                    self.error("end of script before end of block ('}' missing)", t)
+                    self.error("expected end of compound block '}', but found end of script", t)
                 return out
             if t.kind == PUNCT and t.value == "}":
                 if top:
-                    self.error("unexpected '}' (no block to close)", t)
+                    self.error("unexpected '}' found at (the presumed) end of file", t)
                 return out
-            out.append(self.command(depth))
+            start = self.i
+            try:
+                out.append(self.command(depth))
+            except _Resume:
+                if self.i == start:       # nothing skipped: do not loop
+                    self.next()
 
     def command(self, depth: int) -> Node:
+        self.starts.append(self.i)
+        try:
+            return self._command(depth)
+        finally:
+            self.starts.pop()
+
+    def _command(self, depth: int) -> Node:
         t = self.next()
+        if t.kind == GARBAGE:
+            self.resume("expected a command but found unknown characters", t)
         if t.kind != IDENT:
+            if t.kind == PUNCT and t.value in ";}" and depth == 0:
+                self.error(f"unexpected '{t.value}' found at (the presumed) end of file", t)
             self.error(f"expected command identifier but found {t.describe()}", t)
-        args, tests = self.arguments(depth, t)
+        args, tests, paren = self.arguments(depth, t)
         nt = self.peek()
         block = None
         if nt.kind == PUNCT and nt.value == ";":
             self.next()
         elif nt.kind == PUNCT and nt.value == "{":
             if depth + 1 > self.max_nesting:
-                self.error(f"blocks nested too deeply (sieve_max_nesting {self.max_nesting})", nt)
+                self.resume(f"cannot nest command blocks deeper than {self.max_nesting} levels "
+                            f"(nested too deeply; sieve_max_nesting)", nt)
             self.next()
             block = self.commands(depth + 1, False)
-            self.expect_punct("}", "end of block")
+            nt = self.next()
+            if nt.kind != PUNCT or nt.value != "}":
+                self.error(f"expected end of compound block '}}', but found {nt.describe()}", nt)
         else:
-            self.error(f"expected ';' or '{{' after command '{t.value}' but found {nt.describe()}", nt)
-        return Node(t.value.lower(), args, tests, block, t.line, t.column, False)
+            msg = (f"expected end of command ';' or the beginning of a compound block '{{', "
+                   f"but found {nt.describe()}")
+            if nt.kind == GARBAGE:
+                self.resume(msg, nt)
+            self.error(msg, nt)
+        return Node(t.value.lower(), args, tests, block, t.line, t.column, False, test_list=paren)
 
     def arguments(self, depth: int, head: Token):
         args: list = []
@@ -140,10 +214,12 @@ class Parser:
             elif t.kind == PUNCT and t.value == "[":
                 self.next()
                 items = []
+                after = "'['"
                 while True:
                     s = self.next()
                     if s.kind != STRING:
-                        self.error(f"expected string in string list but found {s.describe()}", s)
+                        self.error(f"expecting string after {after} in string list, but found {s.describe()}", s)
+                    after = "','"
                     items.append(Str(s.value, s.line, s.column, s.multiline))
                     if len(items) > self.max_list:
                         self.error(f"string list too long (sieve_max_string_list {self.max_list})", s)
@@ -152,42 +228,65 @@ class Parser:
                         continue
                     if c.kind == PUNCT and c.value == "]":
                         break
-                    self.error(f"expected ',' or ']' in string list but found {c.describe()}", c)
+                    self.error(f"expecting ',' or end of string list ']', but found {c.describe()}", c)
                 args.append(StrList(items, t.line, t.column, True))
             else:
                 break
+            if len(args) > MAX_ARGUMENTS:
+                self.resume(f"too many arguments for command '{head.value}' (at most {MAX_ARGUMENTS})", t)
         t = self.peek()
+        paren = False
         if t.kind == IDENT:
             tests.append(self.test(depth + 1))
         elif t.kind == PUNCT and t.value == "(":
             self.next()
-            tests.extend(self.test_list(depth + 1))
-        return args, tests
+            tests.extend(self.test_list(depth + 1, head))
+            paren = True
+        return args, tests, paren
 
-    def test_list(self, depth: int) -> list[Node]:
+    def test_list(self, depth: int, head: Token) -> list[Node]:
         out = []
+        after = "'('"
         while True:
             t = self.peek()
             if t.kind != IDENT:
-                self.error(f"expected test identifier in test list but found {t.describe()}", t)
+                msg = f"expecting test identifier after {after} in test list, but found {t.describe()}"
+                if not out:
+                    # (Pigeonhole adds this second line when the list is empty)
+                    self.errors.append(SieveSyntaxError(msg, t.line, t.column))
+                    msg = f"failed to accept more tests for command '{head.value}'"
+                self.error(msg, t)
             out.append(self.test(depth))
             c = self.next()
             if c.kind == PUNCT and c.value == ",":
+                after = "','"
                 continue
             if c.kind == PUNCT and c.value == ")":
                 return out
-            self.error(f"expected ',' or ')' in test list but found {c.describe()}", c)
+            self.error(f"expecting ',' or end of test list ')', but found {c.describe()}", c)
 
     def test(self, depth: int) -> Node:
         if depth > self.max_nesting * 2:
-            self.error(f"tests nested too deeply (sieve_max_nesting {self.max_nesting})", self.peek())
+            self.resume(f"cannot nest tests deeper than {self.max_nesting * 2} levels (nested too deeply; "
+                        f"sieve_max_nesting)", self.peek())
         t = self.next()
-        args, tests = self.arguments(depth, t)
-        return Node(t.value.lower(), args, tests, None, t.line, t.column, True)
+        args, tests, paren = self.arguments(depth, t)
+        return Node(t.value.lower(), args, tests, None, t.line, t.column, True, test_list=paren)
 
 
 def parse(text: str, max_nesting: int = 32, max_string: int = 1 << 20, max_list: int = 1024) -> list[Node]:
-    """Parse script text into a list of top-level command nodes; raises SieveSyntaxError."""
-    toks = tokenize(text, max_string)
-    p = Parser(toks, max_nesting, max_list)
-    return p.commands(0, True)
+    """Parse script text into a list of top-level command nodes; raises SieveSyntaxErrors
+    (a SieveSyntaxError) holding every error found."""
+    errors: list[SieveSyntaxError] = []
+    try:
+        toks = tokenize(text, max_string, errors)
+        p = Parser(toks, max_nesting, max_list, errors)
+        tree = p.commands(0, True)
+    except SieveSyntaxErrors:
+        raise
+    except SieveSyntaxError as e:
+        errors.append(e)
+    if errors:
+        # the lexer runs first: put its errors among the parser's, in script order
+        raise SieveSyntaxErrors(sorted(errors, key=lambda x: (x.line, x.column)))
+    return tree

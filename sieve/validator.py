@@ -3,7 +3,8 @@ extension registry, checks arguments, blocks, requires and limits, and collects 
 error with line:column. Produces the `Script` that sieve.interpreter runs.
 
 Talks to: sieve.parser, sieve.extensions (registry). Tests: none directly; the conformance run
-(tests/sieve/test_conformance.py: compile/errors.svtest), tests/sieve/test_api.py (line:column),
+(tests/sieve/test_conformance.py: compile/errors.svtest), tests/sieve/test_compile_errors_reference.py
+(Pigeonhole's error rules and wording, differential against sievec), tests/sieve/test_api.py (line:column),
 tests/sieve/test_limits.py (script size, nesting), tests/sieve/test_cli.py (`owlery sieve check`).
 """
 
@@ -20,6 +21,27 @@ MATCH_TYPE_EXT = {"is": None, "contains": None, "matches": None,
                   "count": "relational", "value": "relational", "regex": "regex"}
 ADDRESS_PART_EXT = {"all": None, "localpart": None, "domain": None,
                     "user": "subaddress", "detail": "subaddress"}
+# Names of positional arguments, as Pigeonhole's diagnostics give them ("argument 1 (header
+# names)"); found by feeding sievec a wrong-typed argument in each position.
+ARG_NAMES = {
+    "redirect": ("address",), "address": ("header list", "key list"),
+    "header": ("header names", "key list"), "exists": ("header names",), "size": ("limit",),
+    "fileinto": ("folder",), "envelope": ("envelope part", "key list"), "reject": ("reason",),
+    "ereject": ("reason",), "set": ("name", "value"), "string": ("source", "key list"),
+    "body": ("key list",), "addheader": ("field-name", "value"),
+    "deleteheader": ("field name", "value patterns"), "date": ("header name", "date part", "key list"),
+    "currentdate": ("date part", "key list"), "include": ("value",), "global": ("value",),
+    "mailboxexists": ("mailbox-names",), "vacation": ("reason",), "spamtest": ("value",),
+    "virustest": ("value",), "environment": ("name", "key list"), "ihave": ("capabilities",),
+    "error": ("message",), "extracttext": ("varname",), "notify": ("method",),
+    "valid_notify_method": ("notification-uris",),
+    "notify_method_capability": ("notification-uri", "notification-capability", "key-list"),
+    "metadata": ("mailbox", "annotation-name", "key-list"), "metadataexists": ("mailbox", "annotation-names"),
+    "servermetadata": ("annotation-name", "key-list"), "servermetadataexists": ("annotation-names",),
+    "setflag": ("variable name", "list of flags"), "addflag": ("variable name", "list of flags"),
+    "removeflag": ("variable name", "list of flags"), "hasflag": ("variable name", "list of flags"),
+    "specialuse_exists": ("mailbox", "special-use flags"),
+}
 COMPARATOR_EXT = {"i;octet": None, "i;ascii-casemap": None,
                   "i;ascii-numeric": "comparator-i;ascii-numeric",
                   "i;unicode-casemap": "comparator-i;unicode-casemap"}
@@ -85,7 +107,11 @@ class Validator:
                 self._load(ext)
             return True
         if not self.known(ext):
-            self.error(where, f"require: unknown Sieve capability '{ext}'")
+            if any(c.name == ext and c.kind == "command" for c in self.registry["core"].commands):
+                self.error(where, f"require: '{ext}' is not known as a Sieve capability, but it is known "
+                                  f"as a Sieve command that is always available")
+            else:
+                self.error(where, f"require: unknown Sieve capability '{ext}'")
             return False
         self._load(ext)
         return True
@@ -114,19 +140,20 @@ class Validator:
         prev = None
         for node in nodes:
             if node.is_test:
-                self.error(node, f"'{node.name}' is a test, not a command")
+                self.error(node, f"attempted to use test '{node.name}' as command")
                 continue
             self.validate_command(node, depth, toplevel, prev)
             prev = node
 
     def validate_command(self, node: Node, depth: int, toplevel: bool, prev: Node | None) -> None:
         if node.name == "require":
-            if not toplevel:
-                self.error(node, "require command can only be placed at top level")
-            elif self.seen_non_require and not self.settings_allow_late_require():
-                self.error(node, "require command can only be placed at top level at the beginning of the file")
+            if not toplevel or self.seen_non_require and not self.settings_allow_late_require():
+                # (a misplaced require is not looked at further, as in Pigeonhole)
+                self.error(node, "require commands can only be placed at top level at the beginning of the file")
+                return
+            errors_before = self.errors
             self.bind(node, self.cmds["require"], depth)
-            if node.pos and isinstance(node.pos[0], StrList):
+            if self.errors == errors_before and node.pos and isinstance(node.pos[0], StrList):
                 for s in node.pos[0].items:
                     self.require(s.value, s)
             return
@@ -135,15 +162,15 @@ class Validator:
         if d is None:
             other = self.tsts.get(node.name)
             if other is not None:
-                self.error(node, f"'{node.name}' is a test, not a command")
+                self.error(node, f"attempted to use test '{node.name}' as command")
             else:
-                self.error(node, f"unknown command '{node.name}' (did you forget a require?)")
+                self._unknown_identifier(node, "command")
             return
         if d.toplevel_only and not toplevel:
             self.error(node, f"{node.name} command can only be used at top level")
         if node.name in ("elsif", "else"):
             if prev is None or prev.name not in ("if", "elsif"):
-                self.error(node, f"{node.name} command must follow an if or elsif command")
+                self.error(node, f"the {node.name} command must follow an if or elsif command")
         self.bind(node, d, depth)
         if node.block is not None and not node.skip:
             was = self.in_test_block
@@ -169,80 +196,206 @@ class Validator:
         errors_before = self.errors
         node.defn = d
         what = "test" if d.kind == "test" else "command"
-        args = list(node.args)
+        # Pigeonhole's order: arguments, then sub-tests, then the block; a command reports at
+        # most one argument error, the block is only checked when both went well, and the
+        # sub-tests are validated themselves only when their number and form were right.
+        args_ok = self._bind_arguments(node, d, what)
+        subtests_ok = self._check_subtests(node, d, what)
+        if args_ok and subtests_ok:
+            self._check_block(node, d)
+        if args_ok:
+            self._check_after_arguments(node, d, what)
+        if subtests_ok:
+            for t in node.tests:
+                self.validate_test(t, depth + 1)
+        # const-false dead code (Pigeonhole skips `if false {}` blocks)
+        if d.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].name == "false" \
+                and not node.tests[0].args:
+            node.skip = True
+        if d.validate is not None and self.errors == errors_before:
+            # extension checks assume well-typed arguments
+            d.validate(self, node)
+        if self.errors == errors_before:
+            for ext in self.required:
+                for cname, check in self.registry[ext].tag_checks:
+                    if cname == d.name:
+                        check(self, node)
+        # RFC 5463: the block of `if ihave "unknown"` is never run and need not validate
+        if d.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].name == "ihave" \
+                and node.tests[0].data.get("known") is False:
+            node.skip = True
+
+    def _allowed_tags(self, d: CommandDef) -> dict:
         allowed = {t.name: t for t in d.tags}
         for ext in self.required:
             for cname, t in self.registry[ext].extra_tags:
                 if cname == d.name:
                     allowed[t.name] = t
+        return allowed
+
+    def _tag_known(self, d: CommandDef, allowed: dict, tname: str) -> bool:
+        if tname in allowed:
+            return True
+        if d.match and (tname == "comparator" or tname in MATCH_TYPE_EXT
+                        and MATCH_TYPE_EXT[tname] in (None, *self.required)):
+            return True
+        return d.address_part and tname in ADDRESS_PART_EXT and ADDRESS_PART_EXT[tname] in (None, *self.required)
+
+    def _unknown_tag(self, tag: Tag, d: CommandDef, what: str) -> None:
+        # reported once per command and tag name, as Pigeonhole does
+        seen = self.data.setdefault("unknown_tags", set())
+        if (d.name, tag.name) in seen:
+            return
+        seen.add((d.name, tag.name))
+        hint = ""
+        ext = MATCH_TYPE_EXT.get(tag.name) if d.match else None
+        ext = ext or (ADDRESS_PART_EXT.get(tag.name) if d.address_part else None)
+        if ext and ext not in self.required:
+            hint = f"; the {ext} extension is not required"
+        self.error(tag, f"unknown tagged argument ':{tag.name}' for the {d.name} {what} "
+                        f"(reported only once at first occurrence{hint})")
+
+    def _tag_param_error(self, tag: Tag, d: CommandDef, what: str, want: str, found) -> None:
+        got = "no parameters were found" if found is None else f"{self._kind(found)} was found"
+        self.error(tag, f"the :{tag.name} tag for the {d.name} {what} requires {want} as parameter, but {got}")
+
+    def _bind_arguments(self, node: Node, d: CommandDef, what: str) -> bool:
+        """Tagged then positional arguments; stops at the first error (returns False)."""
+        args = list(node.args)
+        allowed = self._allowed_tags(d)
+        # an unknown tag is reported wherever it stands, before anything else
+        for a in args:
+            if isinstance(a, Tag) and not self._tag_known(d, allowed, a.name):
+                self._unknown_tag(a, d, what)
+                return False
         i = 0
         # tagged arguments come first
         while i < len(args) and isinstance(args[i], Tag):
             tag = args[i]
             tname = tag.name
             i += 1
+            nxt = args[i] if i < len(args) else None
             if d.match and tname == "comparator":
-                if i >= len(args) or not isinstance(args[i], StrList) or len(args[i].items) != 1:
-                    self.error(tag, f"the :comparator tag for the {d.name} {what} requires one string argument")
-                    continue
-                cmp_ = args[i].items[0].value
+                if not isinstance(nxt, StrList) or len(nxt.items) != 1:
+                    self._tag_param_error(tag, d, what, "a string", nxt)
+                    return False
+                cmp_ = nxt.items[0].value
                 i += 1
                 ext = COMPARATOR_EXT.get(cmp_, "unknown")
                 if ext == "unknown" or (ext is not None and ext not in self.required):
                     self.error(tag, f"unknown comparator '{cmp_}'")
-                    continue
+                    return False
                 if "comparator" in node.tags:
-                    self.error(tag, "multiple comparators specified")
+                    self.error(tag, f"encountered duplicate :comparator argument for the {d.name} {what}")
+                    return False
                 node.tags["comparator"] = cmp_
                 continue
             if d.match and tname in MATCH_TYPE_EXT:
-                ext = MATCH_TYPE_EXT[tname]
-                if ext is not None and ext not in self.required:
-                    self.error(tag, f"unknown tagged argument ':{tname}' for the {d.name} {what} "
-                                    f"(the {ext} extension is not required)")
-                    continue
                 if "match-type" in node.tags:
-                    self.error(tag, f"multiple match types specified for the {d.name} {what}")
+                    self.error(tag, f"encountered duplicate MATCH-TYPE argument (:{tname}) for the {d.name} {what}")
+                    return False
                 node.tags["match-type"] = tname
                 if tname in ("count", "value"):
-                    if i >= len(args) or not isinstance(args[i], StrList) or len(args[i].items) != 1:
-                        self.error(tag, f"the :{tname} match type requires a relational operator string")
-                        continue
-                    op = args[i].items[0].value.lower()
+                    ops = ("gt", "ge", "lt", "le", "eq", "ne")
+                    op = nxt.items[0].value.lower() if isinstance(nxt, StrList) and len(nxt.items) == 1 \
+                        and nxt.items[0].parts is None else None
+                    if op not in ops:
+                        found = f'"{nxt.items[0].value}"' if isinstance(nxt, StrList) and len(nxt.items) == 1 \
+                            else ("nothing" if nxt is None else self._kind(nxt))
+                        self.error(tag, f'the :{tname} match-type requires a constant string argument being '
+                                        f'one of "gt", "ge", "lt", "le", "eq" or "ne", but {found} was found')
+                        return False
                     i += 1
-                    if op not in ("gt", "ge", "lt", "le", "eq", "ne"):
-                        self.error(tag, f"invalid relational match '{op}'")
                     node.tags["relation"] = op
                 continue
             if d.address_part and tname in ADDRESS_PART_EXT:
-                ext = ADDRESS_PART_EXT[tname]
-                if ext is not None and ext not in self.required:
-                    self.error(tag, f"unknown tagged argument ':{tname}' for the {d.name} {what}")
-                    continue
                 if "address-part" in node.tags:
-                    self.error(tag, f"multiple address parts specified for the {d.name} {what}")
+                    self.error(tag, f"encountered duplicate ADDRESS-PART argument (:{tname}) for the "
+                                    f"{d.name} {what}")
+                    return False
                 node.tags["address-part"] = tname
                 continue
-            t = allowed.get(tname)
-            if t is None:
-                self.error(tag, f"unknown tagged argument ':{tname}' for the {d.name} {what}")
-                # skip a following parameter-looking argument? no: keep going
-                continue
+            t = allowed[tname]
             slot = t.slot
             if slot in node.tags and (t.group or slot == t.name):
-                self.error(tag, f"duplicate or conflicting tagged argument ':{tname}' for the {d.name} {what}")
+                self.error(tag, f"encountered duplicate or conflicting :{tname} argument for the {d.name} {what}")
+                return False
             if t.param is None:
                 node.tags[slot] = tname if t.group else True
             else:
-                if i >= len(args) or not self._type_ok(args[i], t.param):
-                    self.error(tag, f"the :{tname} tag for the {d.name} {what} requires a "
-                                    f"{t.param.replace('-', ' ')} argument")
-                    continue
-                val = args[i]
+                if not self._type_ok(nxt, t.param):
+                    self._tag_param_error(tag, d, what, "a " + t.param.replace("-", " "), nxt)
+                    return False
                 i += 1
-                node.tags[slot] = val
+                node.tags[slot] = nxt
                 if t.group:
                     node.tags[slot + ":tag"] = tname
+        pos = args[i:]
+        for a in pos:
+            if isinstance(a, Tag):
+                self.error(a, f"encountered an unexpected tagged argument ':{a.name}' while validating "
+                              f"positional arguments for the {d.name} {what}")
+                return False
+        node.pos = pos
+        need = len(d.positional)
+        least = need - d.optional_positional
+        if not least <= len(pos) <= need:
+            count = str(need) if least == need else f"{least} to {need}"
+            self.error(node, f"the {d.name} {what} requires {count} positional argument(s), but {len(pos)} "
+                             f"is/are specified")
+            return False
+        for k, a in enumerate(pos):
+            if not self._type_ok(a, d.positional[k]):
+                if d.name == "require":
+                    self.error(a, f"the require command accepts a single string or string list argument, "
+                                  f"but {self._kind(a)} was found")
+                    return False
+                names = ARG_NAMES.get(d.name, ())
+                label = f"argument {k + 1}" + (f" ({names[k]})" if k < len(names) else "")
+                self.error(a, f"the {d.name} {what} expects a {d.positional[k].replace('-', ' ')} as "
+                              f"{label}, but {self._kind(a)} was found")
+                return False
+        # strings: encoded-character and variables templates
+        for a in node.args:
+            if isinstance(a, StrList):
+                for s in a.items:
+                    self.prepare_string(s)
+        return True
+
+    def _check_subtests(self, node: Node, d: CommandDef, what: str) -> bool:
+        tests = node.tests
+        if d.subtests == 0:
+            if not tests:
+                return True
+            first = tests[0].name
+            if first in self.tsts:
+                self.error(node, f"the {d.name} {what} accepts no sub-tests, but tests are specified")
+            elif first not in self.cmds and self._tag_known(d, self._allowed_tags(d), first):
+                # `if header is "a" "b"`: the colon of a tag was forgotten
+                self.error(node, f"missing colon ':' before ':{first}' tag in {d.name} {what}")
+            else:
+                # `fileinto "x" keep;`: the next command was read as a sub-test
+                self.error(node, f"missing semicolon ';' after {d.name} {what}")
+            return False
+        if d.subtests == 1 and (len(tests) != 1 or node.test_list):
+            found = "none is specified" if not tests else "a list of tests is specified"
+            self.error(node, f"the {d.name} {what} requires one sub-test, but {found}")
+            return False
+        if d.subtests == "list" and (not tests or not node.test_list):
+            found = "none is specified" if not tests else "a single test is specified"
+            self.error(node, f"the {d.name} {what} requires a list of sub-tests, but {found}")
+            return False
+        return True
+
+    def _check_block(self, node: Node, d: CommandDef) -> None:
+        if d.kind != "command":
+            return
+        if d.block == "none" and node.block is not None:
+            self.error(node, f"the {d.name} command does not accept a command block, but one is specified anyway")
+        elif d.block == "required" and node.block is None:
+            self.error(node, f"the {d.name} command requires a command block, but it is missing")
+
+    def _check_after_arguments(self, node: Node, d: CommandDef, what: str) -> None:
         if any(k in node.tags for k in ("anychild", "mimeopt")) and "mime" not in node.tags:
             self.error(node, f"the :anychild, :type, :subtype, :contenttype and :param tags of the "
                              f"{d.name} {what} require the :mime tag")
@@ -251,40 +404,6 @@ class Validator:
                              f"allowed for the header test")
         if d.name in ("break", "extracttext") and self.loop_depth == 0:
             self.error(node, f"the {d.name} command is not valid outside a foreverypart loop")
-        pos = args[i:]
-        for a in pos:
-            if isinstance(a, Tag):
-                self.error(a, f"unexpected tagged argument ':{a.name}' after positional arguments "
-                              f"of the {d.name} {what}")
-        pos = [a for a in pos if not isinstance(a, Tag)]
-        need = len(d.positional)
-        if len(pos) > need or len(pos) < need - d.optional_positional:
-            self.error(node, f"the {d.name} {what} expects {need} positional argument(s), but {len(pos)} "
-                             f"were found")
-        else:
-            for k, a in enumerate(pos):
-                if not self._type_ok(a, d.positional[k]):
-                    self.error(a, f"the {d.name} {what} expects a {d.positional[k].replace('-', ' ')} as "
-                                  f"positional argument {k + 1}, but {self._kind(a)} was found")
-        node.pos = pos
-        # strings: encoded-character and variables templates
-        for a in node.args:
-            if isinstance(a, StrList):
-                for s in a.items:
-                    self.prepare_string(s)
-        # subtests
-        if d.subtests == 0 and node.tests:
-            self.error(node, f"the {d.name} {what} accepts no sub-tests")
-        elif d.subtests == 1 and len(node.tests) != 1:
-            self.error(node, f"the {d.name} {what} requires one sub-test")
-        elif d.subtests == "list" and not node.tests:
-            self.error(node, f"the {d.name} {what} requires a list of tests")
-        # block
-        if d.kind == "command":
-            if d.block == "none" and node.block is not None:
-                self.error(node, f"the {d.name} command does not accept a block")
-            elif d.block == "required" and node.block is None:
-                self.error(node, f"the {d.name} command requires a block")
         if d.match:
             cmp_ = node.tags.get("comparator", "i;ascii-casemap")
             mt = node.tags.get("match-type", "is")
@@ -308,24 +427,6 @@ class Validator:
                             cache.append(None)
                             self.error(k, f"invalid regular expression '{k.value}' for regex match: {e}")
                     node.data["regex_cache"] = cache
-        for t in node.tests:
-            self.validate_test(t, depth + 1)
-        # const-false dead code (Pigeonhole skips `if false {}` blocks)
-        if d.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].name == "false" \
-                and not node.tests[0].args:
-            node.skip = True
-        if d.validate is not None and self.errors == errors_before:
-            # extension checks assume well-typed arguments
-            d.validate(self, node)
-        if self.errors == errors_before:
-            for ext in self.required:
-                for cname, check in self.registry[ext].tag_checks:
-                    if cname == d.name:
-                        check(self, node)
-        # RFC 5463: the block of `if ihave "unknown"` is never run and need not validate
-        if d.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].name == "ihave" \
-                and node.tests[0].data.get("known") is False:
-            node.skip = True
 
     def validate_test(self, node: Node, depth: int) -> None:
         if depth > self.settings.sieve_max_nesting * 2:
@@ -334,18 +435,26 @@ class Validator:
         d = self.tsts.get(node.name)
         if d is None:
             if node.name in self.cmds:
-                self.error(node, f"'{node.name}' is a command, not a test")
+                self.error(node, f"attempted to use command '{node.name}' as test")
             else:
-                self.error(node, f"unknown test '{node.name}' (did you forget a require?)")
+                self._unknown_identifier(node, "test")
             return
         self.bind(node, d, depth)
+
+    def _unknown_identifier(self, node: Node, what: str) -> None:
+        # once per identifier (whether used as command or test), as Pigeonhole does
+        seen = self.data.setdefault("unknown_identifiers", set())
+        if node.name not in seen:
+            seen.add(node.name)
+            self.error(node, f"unknown {what} '{node.name}' (did you forget a require?)")
 
     def _type_ok(self, a, t: str) -> bool:
         if t == NUMBER:
             return isinstance(a, Num)
         if t == STRING:
-            return isinstance(a, StrList) and len(a.items) == 1 and not a.bracketed or \
-                (isinstance(a, StrList) and len(a.items) == 1)
+            # RFC 5228 2.4.2.1: a lone string may stand for a string list, not the other way
+            # round: ["x"] is a string list
+            return isinstance(a, StrList) and len(a.items) == 1 and not a.bracketed
         if t == STRINGLIST:
             return isinstance(a, StrList)
         return False
@@ -356,7 +465,7 @@ class Validator:
         if isinstance(a, Tag):
             return "a tag"
         if isinstance(a, StrList):
-            return "a string list" if len(a.items) != 1 else "a string"
+            return "a string list" if len(a.items) != 1 or a.bracketed else "a string"
         return "something else"
 
 
@@ -378,8 +487,9 @@ def compile_source(source: bytes | str, *, name: str, settings: Settings, path: 
         tree = parse(text, settings.sieve_max_nesting, settings.sieve_max_string_length,
                      settings.sieve_max_string_list)
     except SieveSyntaxError as e:
-        raise SieveCompileError([Diagnostic(name, e.line, e.column, e.message),
-                                 Diagnostic(name, e.line, e.column, "parse failed")]) from None
+        every = getattr(e, "all", None) or [e]
+        raise SieveCompileError([Diagnostic(name, x.line, x.column, x.message) for x in every]
+                                + [Diagnostic(name, e.line, e.column, "parse failed")]) from None
     except RecursionError:
         raise SieveCompileError([Diagnostic(name, 0, 0, "script nests too deeply")]) from None
     v = Validator(name, settings, extra_extensions)

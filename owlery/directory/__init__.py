@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from owlery.directory.base import (Address, Directory, ListPolicy, Mailbox, Recipient, SpamLevels,
-                                   normalise, parse_address)
+from owlery.directory.base import (Address, Directory, ListPolicy, ListTooLarge, Mailbox, Recipient,
+                                   SpamLevels, normalise, parse_address)
 from owlery.directory.cache import MISS, CachingDirectory
 from owlery.settings import Duration, choice, int_range, setting
 
@@ -36,7 +36,7 @@ DIRECTORY_LOOKUP_TIMEOUT = setting(
     doc="Longest a policy check waits for one directory answer (including waiting for a thread) "
         "before answering DEFER_IF_PERMIT 4.3.0.")
 
-__all__ = ["Address", "CachingDirectory", "Directory", "ListPolicy", "MISS", "Mailbox", "Recipient",
+__all__ = ["Address", "CachingDirectory", "Directory", "ListPolicy", "ListTooLarge", "MISS", "Mailbox", "Recipient",
            "SpamLevels", "normalise", "open_backend", "open_directory", "parse_address"]
 
 

@@ -57,6 +57,11 @@ DIRECTORY_ALIAS_TARGETS_MAX = setting(
 Kind = Literal["mailbox", "alias", "unknown", "not_local"]
 
 
+class ListTooLarge(Exception):
+    """A membership question (Directory.list_member) the backend would have to walk more than
+    directory_alias_targets_max entries to answer: refused rather than guessed."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Address:
     """A parsed address: `local` without its extension, `detail` (or ""), `domain` lower-cased."""
@@ -343,6 +348,20 @@ class Directory:
     def list_policy(self, address: str) -> ListPolicy | None:
         """The posting policy when the address is a protected list, else None."""
         raise NotImplementedError
+
+    def list_member(self, list_address: str, address: str) -> bool | None:
+        """Is `address` a member of the group or alias at `list_address` (Sieve extlists, RFC
+        6134)? None when `list_address` is no group or alias (a mailbox, unknown, not ours).
+
+        Members are what the group names (its targets, one level) and every address reached
+        through member groups and aliases, down to final mailboxes: the members a protected
+        list's `members` rule counts. Backends answer by a membership walk that stops at the
+        first hit, never by listing a whole group to the caller; a walk that would visit more
+        than directory_alias_targets_max entries without deciding raises ListTooLarge (a "no"
+        past the cap would be a guess). "" as `address` asks only whether the list exists
+        (False or None). This default knows no lists. Blocking; may raise DirectoryUnavailable.
+        """
+        return None
 
     def identities(self, address: str) -> frozenset[str]:
         """Identifiers that name the entry owning this address, matched against ListPolicy.member_ids.

@@ -103,6 +103,11 @@ class CachingDirectory(Directory):
     def identities(self, address: str) -> frozenset[str]:
         return self._get("ids", address, self.backend.identities, bool)
 
+    def list_member(self, list_address: str, address: str) -> bool | None:
+        # ListTooLarge, like DirectoryUnavailable, is raised through and not cached.
+        return self._get("member", f"{list_address}\0{address}",
+                         lambda _key: self.backend.list_member(list_address, address), lambda v: v is not None)
+
     def spam_levels(self, address: str) -> SpamLevels:
         return self._get("spam", address, self.backend.spam_levels, lambda levels: not levels.empty)
 

@@ -47,8 +47,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from owlery.directory.base import (SPAM_LEVEL_NAMES, Address, Directory, ListPolicy, Mailbox, Recipient,
-                                   SpamLevels, normalise, parse_address, parse_mail_host, parse_spam_levels)
+from owlery.directory.base import (SPAM_LEVEL_NAMES, Address, Directory, ListPolicy, ListTooLarge, Mailbox,
+                                   Recipient, SpamLevels, normalise, parse_address, parse_mail_host, parse_spam_levels)
 from owlery.settings import Duration, Str, parse_size, setting
 
 FILES_MAILBOXES = setting("files_mailboxes", Str, None,
@@ -416,6 +416,53 @@ class FilesDirectory(Directory):
                 members.update(m.address for m in reached.mailboxes if not m.address.startswith("@"))
                 return ListPolicy.from_tokens(key, t.lists[key], members=frozenset(members))
         return None
+
+    def list_member(self, list_address: str, address: str) -> bool | None:
+        """An alias map entry is a group: a breadth-first walk of its targets and of the aliases
+        they name, stopping at the first target equal to `address` (see Directory.list_member)."""
+        self._maybe_reload()
+        t = self.tables
+        try:
+            la = self._parse(list_address)
+        except ValueError:
+            return None
+        if la.domain not in t.domains:
+            return None
+        key = next((k for k in dict.fromkeys((la.full, la.base)) if k in t.aliases), None)
+        if key is None:
+            return None
+        if not address:
+            return False
+        try:
+            want = normalise(address, self.case_sensitive)
+        except ValueError:
+            return False
+        seen = {key}
+        level = [key]
+        visited = 0
+        for _depth in range(self.depth_max):
+            below = []
+            for k in level:
+                for target in t.aliases.get(k, ()):
+                    visited += 1
+                    if visited > self.targets_max:
+                        raise ListTooLarge(f"{key}: deciding membership needs more than "
+                                           f"{self.targets_max} entries (directory_alias_targets_max)")
+                    if target.startswith("@"):
+                        continue                # a domain alias names no member
+                    try:
+                        tn = normalise(target, self.case_sensitive)
+                    except ValueError:
+                        continue
+                    if tn == want:
+                        return True
+                    if tn in t.aliases and tn not in seen:
+                        seen.add(tn)
+                        below.append(tn)
+            if not below:
+                return False
+            level = below
+        return False
 
     def identities(self, address: str) -> frozenset[str]:
         try:

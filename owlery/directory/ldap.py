@@ -44,8 +44,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from owlery.directory.base import (SPAM_LEVEL_NAMES, Address, Directory, ListPolicy, Mailbox, Recipient,
-                                   SpamLevels, parse_address, parse_mail_host, parse_spam_level)
+from owlery.directory.base import (SPAM_LEVEL_NAMES, Address, Directory, ListPolicy, ListTooLarge, Mailbox,
+                                   Recipient, SpamLevels, parse_address, parse_mail_host, parse_spam_level)
 from owlery.errors import DirectoryUnavailable
 from owlery.settings import Bool, Duration, Str, StrList, int_range, setting
 
@@ -631,6 +631,50 @@ class LdapDirectory(Directory):
                 log.error("directory: %s: bad list policy (%s); only members may post", entry.dn, e)
                 return ListPolicy(key, allow_members=True, member_ids=member_ids)
         return None
+
+    def list_member(self, list_address: str, address: str) -> bool | None:
+        """A group entry is a list. Membership is asked of the server, upwards: the groups that
+        name the address's entries as `member`, then the groups naming those, one search per
+        level, until the list's group is met (see Directory.list_member); a group's member
+        values are never listed here."""
+        try:
+            la = self._parse(list_address)
+            if address:
+                lookup_value(address)
+        except ValueError:
+            return None if not address else False
+        if not self.hosts_domain(la.domain):
+            return None
+        groups = {normalise_dn(e.dn) for e in self.search(self._address_filter([la.base]))
+                  if self._has_address(e, la.base) and self._active(e) and self._is_group(e)}
+        if not groups:
+            return None
+        if not address:
+            return False
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return False
+        frontier = [e.dn for e in self.search(self._address_filter([a.base])) if self._active(e)]
+        seen = {normalise_dn(dn) for dn in frontier}
+        classes = "".join(f"(objectClass={escape(c)})" for c in self.s.ldap_group_classes)
+        for _depth in range(self.s.directory_alias_depth_max):
+            if not frontier:
+                return False
+            named = "".join(f"({attr}={escape(dn)})" for dn in frontier for attr in self.s.ldap_member_attributes)
+            found = self.search(f"(&(|{classes})(|{named}))")
+            frontier = []
+            for e in found:
+                dn = normalise_dn(e.dn)
+                if dn in groups:
+                    return True
+                if dn not in seen and self._active(e):
+                    seen.add(dn)
+                    frontier.append(e.dn)
+            if len(seen) > self.s.directory_alias_targets_max:
+                raise ListTooLarge(f"{la.base}: deciding membership needs more than "
+                                   f"{self.s.directory_alias_targets_max} entries (directory_alias_targets_max)")
+        return False
 
     def identities(self, address: str) -> frozenset[str]:
         try:

@@ -7,6 +7,7 @@ Tests: tests/sieve/test_conformance.py (every extension's Pigeonhole tests).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 from sieve.extensions.base import Extension
@@ -40,6 +41,7 @@ _MODULES = (
     "replace",                 # RFC 5703 5
     "enclose",                 # RFC 5703 6
     "enotify",                 # RFC 5435 with the mailto method (RFC 5436)
+    "extlists",                # RFC 6134 (lists through the host: Host.list_contains)
     "special_use",             # RFC 8579
     "metadata",                # mboxmetadata, servermetadata (RFC 5490)
     "testsuite",               # vnd.dovecot.testsuite (hidden; for the conformance harness)
@@ -55,6 +57,11 @@ def _load() -> dict[str, Extension]:
             if e.name in out:
                 raise ValueError(f"extension {e.name} registered twice")
             out[e.name] = e
+    from sieve.extensions.specs import SPECS      # where each is specified (owlery sieve extensions)
+    for name, (rfc, summary) in SPECS.items():
+        e = out.get(name)
+        if e is not None and not e.rfc:
+            out[name] = dataclasses.replace(e, rfc=rfc, summary=e.summary or summary)
     return out
 
 

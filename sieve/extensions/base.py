@@ -63,4 +63,9 @@ class Extension:
     modifiers: tuple[tuple[str, int], ...] = ()             # variables set modifiers (name, precedence)
     implies: tuple[str, ...] = ()
     hidden: bool = False                                    # not in the capability list
+    # the specification ("RFC 5228 section 4.1", "draft-...", "vendor (...)") and a one-line
+    # description, for `owlery sieve extensions`; sieve.extensions fills them from its table
+    # for extensions that do not declare them
+    rfc: str = ""
+    summary: str = ""
     requires: tuple[str, ...] = ()                          # must be required together with

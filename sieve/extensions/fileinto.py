@@ -12,19 +12,37 @@ from sieve.extensions.base import STRING, CommandDef, Extension
 
 
 def mailbox_name_error(name: str) -> str | None:
-    """Why `name` is not a usable mailbox name, or None when it is fine."""
+    """Why a script may not name `name` as a mailbox at all, or None.
+
+    Only what no mail store could take: text that is not UTF-8 (RFC 5228 2.7.2 / RFC 5198;
+    Pigeonhole checks the same at compile time) and the empty name (Pigeonhole lets the store
+    refuse it). Names a store refuses (empty hierarchy levels, control characters) compile
+    and run; storing them fails when the result is executed (store_name_error), as in
+    Pigeonhole, and the message is kept instead."""
     if name == "":
         return "mailbox name is empty"
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return "mailbox name is not valid UTF-8"
-    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in name):
-        return "mailbox name contains control characters"
-    if len(name) > 255:
-        return "mailbox name is too long"
-    if name.startswith(".") or name.endswith(".") or ".." in name:
-        return "mailbox name has an empty hierarchy level"
+    return None
+
+
+def store_name_error(name: str) -> str | None:
+    """Why the mail store refuses `name` (owlery.maildir: '.' and '/' separate hierarchy
+    levels, RFC 3501 5.1; no empty level, no control characters), or None."""
+    err = mailbox_name_error(name)
+    if err:
+        return err
+    from owlery.maildir import MaildirError, folder_dirname
+    try:
+        folder_dirname(name)
+    except MaildirError:
+        if name == "":
+            return "mailbox name is empty"
+        if any(ord(c) < 0x20 or ord(c) == 0x7f for c in name):
+            return "mailbox name contains control characters"
+        return "invalid mailbox name (empty hierarchy level, a level starting with '~', or too long)"
     return None
 
 
@@ -34,6 +52,10 @@ def _validate(v, node):
         err = mailbox_name_error(name)
         if err:
             v.error(node.pos[0], f"invalid folder name '{_safe(name)}' specified for fileinto command: {err}")
+        elif store_name_error(name):
+            # compiles (as in Pigeonhole), but say now what delivery will say
+            v.warning(node.pos[0], f"folder name '{_safe(name)}' will be refused by the mail store: "
+                                   f"{store_name_error(name)}; such messages are kept in INBOX")
 
 
 def _safe(s: str) -> str:

@@ -26,14 +26,18 @@ import threading
 from sieve.errors import SieveCompileError, SieveResourceLimit, SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
 
-_NAME_BAD = re.compile(r"[/\x00-\x1f\x7f]")
+# RFC 6609 2 and 3.2: script names are ManageSieve's (RFC 5804 1.6: no control characters
+# U+0000-U+001F, U+007F-U+009F, no U+2028/U+2029; UTF-8), and a name is never a path: no "/",
+# not "." or "..". Undecodable bytes (surrogate escapes) are not UTF-8.
+_NAME_BAD = re.compile("[/\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def name_error(name: str) -> str | None:
+    """Why `name` cannot name an included script, or None."""
     if not name:
         return "empty script name"
     if _NAME_BAD.search(name) or name in (".", ".."):
-        return f"invalid script name '{name}'"
+        return f"invalid script name '{ascii(name)[1:-1]}'"
     if len(name) > 255:
         return "script name too long"
     return None

@@ -3,7 +3,10 @@
 Reads ../shared/conformance/sieve/pigeonhole/tests (relative to the repository) at run
 time; fails when it is missing. Reports per file and per extension how many blocks
 succeeded, failed or were skipped (skips: Dovecot-only plumbing, with the reason), and
-asserts the success ratio over the blocks that ran.
+asserts the success ratio over the blocks that ran and a ceiling on skipped blocks. Error
+counts (`test_error :count`) are compared portably (TESTSUITE-SPEC.md section 9: any N >= 1 is
+"at least one error"); the summary also says how many of those checks agree with
+Pigeonhole's exact counts.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from tests.sieve import summary
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / ".." / "shared" / "conformance" / "sieve" / "pigeonhole" / "tests"
 
-# The target is 0.95; this is the floor actually reached (raise it as the engine improves).
-MIN_RATIO = 0.98
+# Issue 18's target is 0.99 of the blocks run; the floor is that target.
+MIN_RATIO = 0.99
+# Blocks skipped (Dovecot-only plumbing with no Owlery counterpart): may only shrink. Issue 18
+# started from 38; extlists lists (sieve_extlists_list) now run on the harness host's lists.
+MAX_SKIPPED = 32
 
 
 def _group(rel: Path) -> str:
@@ -38,6 +44,7 @@ def test_pigeonhole_corpus():
     assert files, f"no .svtest files under {CORPUS}"
     per_group: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     totals: collections.Counter = collections.Counter()
+    count_checks = [0, 0]
     lines = []
     skips = []
     failures = []
@@ -45,6 +52,8 @@ def test_pigeonhole_corpus():
         rel = f.relative_to(CORPUS)
         rep = run_file(str(f))
         c = collections.Counter(b.status for b in rep.blocks)
+        count_checks[0] += rep.count_checks[0]
+        count_checks[1] += rep.count_checks[1]
         per_group[_group(rel)].update(c)
         totals.update(c)
         lines.append(f"{'PASS' if rep.passed else 'FAIL'} {rel}: {c['PASS']} succeeded, {c['FAIL']} failed, "
@@ -65,5 +74,9 @@ def test_pigeonhole_corpus():
     out.append(f"TOTAL: {len(files)} files, {allblocks} blocks: {totals['PASS']} succeeded, "
                f"{totals['FAIL']} failed, {totals['SKIP']} skipped; success ratio {ratio:.3f} of blocks run "
                f"({totals['PASS'] / allblocks:.3f} of all blocks)")
+    out.append(f"error counts: {count_checks[1]} of {count_checks[0]} test_error :count checks agree with "
+               f"Pigeonhole's exact count")
     summary.LINES[:] = out
     assert ratio >= MIN_RATIO, "conformance below the floor:\n" + "\n".join(failures)
+    assert totals["SKIP"] <= MAX_SKIPPED, f"{totals['SKIP']} blocks skipped (at most {MAX_SKIPPED}):\n" + \
+        "\n".join(sorted(set(skips)))

@@ -140,9 +140,10 @@ def from_pigeonhole(raw: Raw) -> Outcome:
 def from_owlery(result, message: bytes, existing: set[str]) -> Outcome:
     """Owlery's Result as its delivery executes it: keep/fileinto/redirect use
     result.message_for(action) (the header as edited when the script asked for the action);
-    a fileinto to a missing mailbox without :create fails the delivery (Pigeonhole's
-    sieve-test then keeps into INBOX only; so does this comparison)."""
+    a fileinto to a missing mailbox without :create, or to a name the store refuses, fails the
+    delivery (Pigeonhole's sieve-test then keeps into INBOX only; so does this comparison)."""
     from sieve.api import Discard, DuplicateMark, FileInto, Keep, Notify, Redirect, Reject, Vacation
+    from sieve.extensions.fileinto import store_name_error
     if result.status == "tempfail":
         return Outcome("harness-error")
     acts = result.effective_actions()
@@ -153,6 +154,9 @@ def from_owlery(result, message: bytes, existing: set[str]) -> Outcome:
         if isinstance(a, (Keep, FileInto)):
             box = norm_mailbox(a.mailbox)
             if isinstance(a, FileInto) and not a.create and box != "INBOX" and box not in existing:
+                return Outcome("error", (("INBOX", ()),))
+            if store_name_error(a.mailbox):
+                # the store refuses the name (owlery.maildir): delivery keeps into INBOX instead
                 return Outcome("error", (("INBOX", ()),))
             stores.append((box, norm_flags(a.flags)))
             headers.append((f"store:{box}", header_fields(result.message_for(a))))

@@ -1,0 +1,3 @@
+if address :list "from" ":addrbook:default" {
+	keep;
+}

@@ -1,0 +1,4 @@
+require "extlists";
+if header :is :list "from" ":addrbook:default" {
+	keep;
+}

@@ -1,0 +1,4 @@
+require ["include", "variables"];
+set "local" "inner";
+global "trail";
+set "trail" "${trail}${local}";
