@@ -5,8 +5,10 @@ not make it swing with the disk, decision lines to a file) and `owlery policyd` 
 the greylist check (delay 300 s), once on SQLite (file on the same tmpfs) and once on Redis
 (the machine's 127.0.0.1:6379, a private key prefix), then drives each with the same load
 generator (bench/policyload.py: separate process, raw epoll, one request in flight per
-connection as Postfix's smtpd does) over a pool of 2000 triplets, servers interleaved in
-each repetition. Prints decisions/s (median [min..max]), p50/p99, server CPU per decision
+connection as Postfix's smtpd does), servers interleaved in
+each repetition. Modes (--modes): `mix` (default: half never-seen triplets, half repeats
+from the pool: real traffic, where first sights are the costly part), `repeats`, `new`.
+Prints decisions/s (median [min..max]), p50/p99, server CPU per decision
 and the ratio to postgrey; also p99 at a paced realistic load.
 Usage: .venv/bin/python bench/bench_greylist.py [--seconds 3] [--repeat 3] [--connections 10 100]
 """
@@ -42,6 +44,27 @@ def start_owlery(workdir: Path, backend: str, redis_url: str, workers: int):
     return d.start(), d.ports["policyd"]
 
 
+MODES = {"mix": "greylist-mix", "repeats": "greylist", "new": "greylist-new"}
+NAMES = ("postgrey", "postgrey(disk)", "owlery/sqlite", "owlery/redis")
+
+
+def summary(mode: str, res: dict, connections: list[int]) -> None:
+    """Saturated decisions/s and p99 of each server, with the ratio to postgrey (same run)."""
+    print(f"\nsummary, {mode} (saturated decisions/s and p99, median; ratio to postgrey at the same concurrency)")
+    for conns in connections:
+        base = res[("postgrey", "saturated", conns)]["rate"]
+        disk = res.get(("postgrey(disk)", "saturated", conns))
+        for name in NAMES:
+            s = res.get((name, "saturated", conns))
+            if s is None:
+                continue
+            vs_disk = f"  x{s['rate'] / disk['rate']:.2f} vs postgrey(disk)" if disk else ""
+            paced = res.get((name, "paced", conns))
+            p99_paced = f"  paced p99 {paced['p99']:6.2f} ms" if paced else ""
+            print(f"  {conns:4d} conns  {name:16s} {s['rate']:8.0f}/s  p99 {s['p99']:6.2f} ms{p99_paced}  "
+                  f"x{s['rate'] / base:.2f} vs postgrey(tmpfs){vs_disk}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")
@@ -54,6 +77,8 @@ def main() -> int:
                     help="load-generator child: C (built with cc; auto falls back to Python) or Python")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="policyd_workers for owlery (default: the number of cores, as README advises)")
+    ap.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["mix"],
+                    help="request mixes: mix (half new triplets, half repeats; default), repeats, new")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--tmpfs", default="/dev/shm", help="where postgrey's dbdir and the SQLite file go")
     ap.add_argument("--postgrey-disk", action=argparse.BooleanOptionalAction, default=True,
@@ -64,6 +89,7 @@ def main() -> int:
     procs = []
     pg = None
     extra_pg: list = []
+    results: dict = {}
     try:
         pg, pg_port = start_postgrey(workdir, Path(args.tmpfs))
         targets = {"postgrey": (pg_port, [pg.pid])}
@@ -78,10 +104,11 @@ def main() -> int:
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
               f"owlery workers={args.workers}; load generator: {args.client_procs} {policyload.generator_name(args.load_generator)} process(es); "
               "Redis CPU is not counted in owlery/redis's CPU per decision")
-        res = bench(targets, "greylist", args.connections, args)
-        print("\nnew triplets only (every request a first sight: one store write each)")
-        new_args = argparse.Namespace(**{**vars(args), "repeat": 1, "rate": 0})
-        res_new = bench(targets, "greylist-new", args.connections, new_args)
+        for mode in args.modes:
+            profile = MODES[mode]
+            print(f"\n{mode}: {policyload.POOLS[profile]}")
+            mode_args = args if mode != "new" else argparse.Namespace(**{**vars(args), "repeat": 1, "rate": 0})
+            results[mode] = bench(targets, profile, args.connections, mode_args)
         print(f"load average {os.getloadavg()[0]:.2f} at end")
     finally:
         for p in [pg] + extra_pg:
@@ -98,25 +125,8 @@ def main() -> int:
         except Exception as e:  # noqa: BLE001 - cleanup is best effort; say why
             print(f"(could not clean Redis keys: {e})")
         shutil.rmtree(workdir, ignore_errors=True)
-    print("\nsummary (saturated decisions/s, median; ratio to postgrey at the same concurrency)")
-    for conns in args.connections:
-        base = res[("postgrey", "saturated", conns)]["rate"]
-        disk = res.get(("postgrey(disk)", "saturated", conns))
-        for name in ("postgrey", "postgrey(disk)", "owlery/sqlite", "owlery/redis"):
-            if (name, "saturated", conns) not in res:
-                continue
-            rate = res[(name, "saturated", conns)]["rate"]
-            vs_disk = f"  x{rate / disk['rate']:.2f} vs postgrey(disk)" if disk else ""
-            print(f"  {conns:4d} conns  {name:16s} {rate:8.0f}/s  x{rate / base:.2f} vs postgrey(tmpfs){vs_disk}")
-    print("new triplets only (saturated decisions/s; every request is a store write)")
-    for conns in args.connections:
-        base = res_new[("postgrey", "saturated", conns)]["rate"]
-        disk = res_new.get(("postgrey(disk)", "saturated", conns))
-        for name in ("postgrey", "postgrey(disk)", "owlery/sqlite", "owlery/redis"):
-            if (name, "saturated", conns) in res_new:
-                rate = res_new[(name, "saturated", conns)]["rate"]
-                vs_disk = f"  x{rate / disk['rate']:.2f} vs postgrey(disk)" if disk else ""
-                print(f"  {conns:4d} conns  {name:16s} {rate:8.0f}/s  x{rate / base:.2f} vs postgrey(tmpfs){vs_disk}")
+    for mode, res in results.items():
+        summary(mode, res, args.connections)
     return 0
 
 

@@ -66,6 +66,11 @@ static int greylist_new_request(char *out, long i, long conn) {
         conn % 250, (i / 250) % 250, i % 250 + 1, conn, salt, conn, i, i % 97, i % 50, conn, i);
 }
 
+/* The realistic mix: even requests a never-seen triplet, odd ones a repeat from the pool. */
+static int greylist_mix_request(char *out, long i, long conn) {
+    return i % 2 == 0 ? greylist_new_request(out, i, conn) : greylist_request(out, i, conn);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);   /* the clock of Python's time.perf_counter() */
@@ -132,6 +137,7 @@ int main(int argc, char **argv) {
     if (!strcmp(profile, "policyd")) make = policyd_request;
     else if (!strcmp(profile, "greylist")) make = greylist_request;
     else if (!strcmp(profile, "greylist-new")) { make = greylist_new_request; fresh = 1; }
+    else if (!strcmp(profile, "greylist-mix")) { make = greylist_mix_request; fresh = 1; }
     else { fprintf(stderr, "unknown profile %s\n", profile); return 2; }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -69,9 +69,19 @@ def _greylist_new_request(i: int, conn: int, salt: str) -> bytes:
             f"recipient=user{i % 50}@example.org\ninstance={conn}.{i}\nqueue_id=\nsize=0\n\n").encode()
 
 
+def _greylist_mix_request(i: int, conn: int, salt: str) -> bytes:
+    # The realistic mix: even requests a never-seen triplet (as greylist-new), odd ones a
+    # repeat from the 2000-triplet pool (as greylist): half first sights, half repeats.
+    return _greylist_new_request(i, conn, salt) if i % 2 == 0 else _greylist_request(i, conn)
+
+
 PROFILES = {"policyd": _policyd_request, "greylist": _greylist_request}
 # Made per request in the load process instead of pre-encoded: no request repeats.
-FRESH_PROFILES = {"greylist-new": _greylist_new_request}
+FRESH_PROFILES = {"greylist-new": _greylist_new_request, "greylist-mix": _greylist_mix_request}
+# What each greylist profile sends, printed beside the figures.
+POOLS = {"greylist": "a pool of 2000 triplets (500 /24s, 97 sender domains, 50 recipients), cycled",
+         "greylist-new": "every request a triplet never seen before (salted per run)",
+         "greylist-mix": "50% never-seen triplets, 50% repeats from the 2000-triplet pool"}
 _PER_CONN = 400   # distinct pre-encoded requests per connection, cycled
 
 

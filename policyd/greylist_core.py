@@ -1,14 +1,21 @@
-"""Greylisting decisions: triplet keys, postgrey-format whitelists and the state-store walk.
+"""Greylisting decisions: triplet keys, postgrey-format whitelists and the state machine.
 
-`Greylister.decide(store, client_address, client_name, sender, recipient, now)` is the
-whole decision against a `owlery.state.StateStore` (blocking; policyd runs it in its thread
-pool). Pure helpers (`client_net`, `triplet_key`, whitelist matching, reply text) take
-values and `now`; nothing here reads the clock or a setting.
+`Greylister.step(key, client_address, values, now)` is the whole decision as a pure
+function: the stored values it needs (`Greylister.reads`) in, the result and the writes to
+make (`owlery.state.Write`) out. policyd's check reads on a memory miss, decides on the
+reactor and queues the writes behind (policyd/greylist_cache.py); `Greylister.decide(store,
+...)` does read, step and write at once (blocking; the CLI and tests). Pure helpers
+(`client_net`, `triplet_key`, whitelist matching, reply text) take values and `now`;
+nothing here reads the clock or a setting.
 
 State kept (keys under "gl:"): `gl:t:<net>/<sender>/<rcpt>` = first-seen time while
 waiting (expires after the retry window), `<first> <passed>` once passed (expires
 after max age, refreshed at each pass); `gl:a:<ip>` = passes counted for the client
 auto-whitelist (at most one per hour, gated by `gl:h:<ip>`), expiring after max age.
+Why reading and writing apart is safe on a store several hosts share: the first-seen write
+is an add (only when absent), so the earliest first sight stays; a pass is a set of
+"<first> <now>" that any host may write once the delay is over; two hosts racing write
+the same kind of answer. The worst a race does is one more deferral, never an early pass.
 Talks to: the state store, whitelist files. Tests: tests/policyd/test_greylist_core.py
 """
 
@@ -23,6 +30,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 
+from owlery.state import Capability, Write
 from policyd.sender import normalise_sender, split_address, strip_extension
 
 log = logging.getLogger("owlery.policyd")
@@ -44,6 +52,9 @@ def client_net(address: str, v4_prefix: int, v6_prefix: int) -> str:
 
     An address that does not parse is kept as given (lower-cased), so it still keys.
     """
+    fast = _v4_net(address.strip(), v4_prefix)
+    if fast is not None:
+        return fast
     try:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:
@@ -53,6 +64,27 @@ def client_net(address: str, v4_prefix: int, v6_prefix: int) -> str:
     prefix = v4_prefix if ip.version == 4 else v6_prefix
     net = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def _v4_net(address: str, prefix: int) -> str | None:
+    """client_net of a plain dotted quad without the ipaddress module (about 20 us there per
+    new client, most of a new triplet's cost); None for anything else, which takes the
+    general path. Accepts exactly what ipaddress accepts: 1-3 ASCII digits, no leading zero."""
+    parts = address.split(".")
+    if len(parts) != 4:
+        return None
+    n = 0
+    for part in parts:
+        if not (0 < len(part) <= 3 and part.isascii() and part.isdigit()) or (part[0] == "0" and len(part) > 1):
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        n = n << 8 | octet
+    if prefix >= 32:
+        return address
+    n &= (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    return f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}/{prefix}"
 
 
 def triplet_key(net: str, sender: str, recipient: str, *, privacy: bool = False) -> str:
@@ -292,95 +324,17 @@ class GreylistResult:
         return self.outcome == "greylisted"
 
 
-def _seconds(value: float) -> int:
+def whole_seconds(value: float) -> int:
     # Round up so the client is never told to come back before the delay is over.
     whole = int(value)
     return whole + (1 if value > whole else 0)
 
 
 class Greylister:
-    """The greylist state machine over a StateStore (one blocking call per decision)."""
+    """The greylist state machine: `step` decides from stored values, `decide` against a store."""
 
     def __init__(self, policy: GreylistPolicy):
         self.policy = policy
-
-    def _count_pass(self, store, client_address: str, now: float) -> None:
-        p = self.policy
-        if p.auto_whitelist_clients <= 0 or not client_address:
-            return
-        ip = client_address.strip().lower()
-        if store.add(AWL_GATE_PREFIX + ip, "1", AWL_COUNT_INTERVAL, now):
-            store.incr(awl_key(ip), 1, p.max_age, now)
-
-    def decide(self, store, client_address: str, sender: str, recipient: str, now: float) -> GreylistResult:
-        """One atomic step: one Lua call on Redis, one transaction on SQLite (a lock in memory)."""
-        key = self.key(client_address, sender, recipient)
-        run_lua = getattr(store, "run_lua", None)
-        if run_lua is not None:
-            return self._decide_lua(run_lua, key, client_address, now)
-        with store.transaction():
-            return self._decide(store, key, client_address, now)
-
-    def _decide(self, store, key: str, client_address: str, now: float) -> GreylistResult:
-        p = self.policy
-        if p.auto_whitelist_clients > 0 and client_address:
-            awl, record = store.get_many([awl_key(client_address), key], now)
-            if awl is not None and int(awl) >= p.auto_whitelist_clients:
-                self._count_pass(store, client_address, now)
-                return GreylistResult("auto-whitelisted", key)
-        else:
-            record = store.get(key, now)
-        for _ in range(3):
-            if record is None:
-                if store.add(key, repr(float(now)), p.retry_window, now):
-                    return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay), new=True,
-                                          first_seen=now)
-                record = store.get(key, now)   # another host or thread created it just now
-                continue
-            fields = record.split()
-            first = float(fields[0])
-            if len(fields) > 1:   # passed before
-                store.set(key, record, p.max_age, now)
-                self._count_pass(store, client_address, now)
-                return GreylistResult("known", key)
-            waited = now - first
-            if waited >= p.delay:
-                store.set(key, f"{fields[0]} {float(now)!r}", p.max_age, now)
-                self._count_pass(store, client_address, now)
-                return GreylistResult("passed", key, delayed=int(waited))
-            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay - waited), first_seen=first)
-        raise RuntimeError(f"greylist record {key} keeps vanishing")  # pragma: no cover - store bug
-
-    def decide_many(self, store, items: Sequence[tuple[str, str, str, float]]) -> list[tuple[bool, object]]:
-        """`decide` for several (client_address, sender, recipient, now) at once: on Redis
-        one round trip for all (each still its own atomic script run). One (ok, result or
-        exception) per item; an error in one does not fail the others."""
-        run_many = getattr(store, "run_lua_many", None)
-        if run_many is not None and items:
-            prepared = [self._lua_call(self.key(c, s, r), c, now) for c, s, r, now in items]
-            try:
-                results = run_many(_GREYLIST_LUA, [call for _, call in prepared])
-            except Exception as e:  # noqa: BLE001 - the round trip failed: every item fails alike
-                return [(False, e)] * len(items)
-            out: list[tuple[bool, object]] = []
-            for (key, _), res, item in zip(prepared, results, items):
-                if isinstance(res, Exception):
-                    out.append((False, res))
-                else:
-                    out.append((True, self._lua_result(key, res, item[3])))
-            return out
-        out = []
-        try:
-            # One commit for the whole batch (SQLite: each decision is a savepoint inside it).
-            with store.transaction():
-                for item in items:
-                    try:
-                        out.append((True, self.decide(store, *item)))
-                    except Exception as e:  # noqa: BLE001 - handed back to this item's request
-                        out.append((False, e))
-        except Exception as e:  # noqa: BLE001 - the commit failed: no decision of the batch stands
-            return [(False, e)] * len(items)
-        return out
 
     def key(self, client_address: str, sender: str, recipient: str) -> str:
         """The store key of this request's triplet."""
@@ -388,141 +342,55 @@ class Greylister:
         return triplet_key(client_net(client_address, p.v4_prefix, p.v6_prefix), sender, recipient,
                            privacy=p.privacy)
 
-    def _lua_call(self, key: str, client_address: str, now: float) -> tuple[str, tuple[list[str], list[str]]]:
-        p = self.policy
+    def _counting(self, client_address: str) -> str | None:
+        """The client IP whose passes the auto-whitelist counts, or None (off, or no address)."""
         ip = client_address.strip().lower()
-        counting = p.auto_whitelist_clients > 0 and bool(ip)
-        return key, ([key, awl_key(ip), AWL_GATE_PREFIX + ip],
-                     [repr(float(now)), repr(float(p.delay)), repr(float(p.retry_window)),
-                      repr(float(p.max_age)), str(p.auto_whitelist_clients if counting else 0),
-                      repr(AWL_COUNT_INTERVAL)])
+        return ip if self.policy.auto_whitelist_clients > 0 and ip else None
 
-    def _decide_lua(self, run_lua, key: str, client_address: str, now: float) -> GreylistResult:
-        _, (keys, args) = self._lua_call(key, client_address, now)
-        return self._lua_result(key, run_lua(_GREYLIST_LUA, keys, args), now)
+    def reads(self, key: str, client_address: str) -> list[str]:
+        """The keys `step` needs, in the order it takes their values: the triplet last."""
+        ip = self._counting(client_address)
+        return [awl_key(ip), key] if ip else [key]
 
-    def _lua_result(self, key: str, res, now: float) -> GreylistResult:
+    def step(self, key: str, client_address: str, values: Sequence[str | None],
+             now: float) -> tuple[GreylistResult, list[Write]]:
+        """The decision from the stored values of `reads(key, client_address)`, and what to write."""
         p = self.policy
-        outcome, waited = res[0], float(res[1])
-        if outcome == "new":
-            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay), new=True, first_seen=now)
-        if outcome == "greylisted":
-            return GreylistResult("greylisted", key, seconds_left=_seconds(p.delay - waited),
-                                  first_seen=now - waited)
-        if outcome == "passed":
-            return GreylistResult("passed", key, delayed=int(waited))
-        return GreylistResult(outcome, key)
+        ip = self._counting(client_address)
+        record = values[-1]
+        count = [Write("incr", awl_key(ip), "1", p.max_age, now, gate=AWL_GATE_PREFIX + ip,
+                       gate_ttl=AWL_COUNT_INTERVAL)] if ip else []
+        if ip and values[0] is not None and int(values[0]) >= p.auto_whitelist_clients:
+            return GreylistResult("auto-whitelisted", key), count
+        if record is None:
+            return (GreylistResult("greylisted", key, seconds_left=whole_seconds(p.delay), new=True, first_seen=now),
+                    [Write("add", key, repr(float(now)), p.retry_window, now)])
+        fields = record.split()
+        if len(fields) > 1:   # passed before: refresh its age
+            return GreylistResult("known", key), [Write("set", key, record, p.max_age, now)] + count
+        first = float(fields[0])
+        waited = now - first
+        if waited >= p.delay:
+            return (GreylistResult("passed", key, delayed=int(waited)),
+                    [Write("set", key, f"{fields[0]} {float(now)!r}", p.max_age, now)] + count)
+        return GreylistResult("greylisted", key, seconds_left=whole_seconds(p.delay - waited), first_seen=first), []
 
+    def decide(self, store, client_address: str, sender: str, recipient: str, now: float) -> GreylistResult:
+        """Read, decide and write at once (blocking). One atomic unit on engines with
+        transactions; on the others (Redis) a read then one write script, which the
+        module docstring argues is safe."""
+        key = self.key(client_address, sender, recipient)
+        keys = self.reads(key, client_address)
+        if Capability.TRANSACTIONS in store.capabilities:
+            with store.transaction():
+                return self._decide(store, key, keys, client_address, now)
+        return self._decide(store, key, keys, client_address, now)
 
-class GreylistMemory:
-    """What this process learned from the store, so that repeats are answered without it.
-
-    Only answers that cannot have changed elsewhere are reused, and none for longer than
-    `ttl` seconds (so a purge or a removal by the CLI is seen within that time):
-    - a triplet still waiting: deferred again, with the store's first-seen time, until its
-      delay is over (only the store may let it pass: that step is atomic there);
-    - a triplet that passed before ("known"), and a client the store auto-whitelisted: they
-      stay accepted for years, so the next `ttl` seconds need no store round trip. The
-      store's refresh of their age and the auto-whitelist count (at most once an hour
-      anyway) happen at the next store visit, at most `ttl` later.
-    New triplets always go to the store, which decides atomically across processes and MX
-    hosts. At most `entries_max` triplets are kept, oldest learned dropped first.
-    """
-
-    def __init__(self, policy: GreylistPolicy, ttl: float, entries_max: int):
-        self.policy = policy
-        self.ttl = ttl
-        self.entries_max = entries_max
-        self._triplets: dict[str, tuple[float, float]] = {}   # key -> (reuse until, first seen or -1: known)
-        self._clients: dict[str, float] = {}                   # auto-whitelisted ip -> reuse until
-        self.hits = 0
-
-    def answer(self, key: str, client_address: str, now: float) -> GreylistResult | None:
-        if self._clients:
-            until = self._clients.get(client_address)
-            if until is not None:
-                if now < until:
-                    self.hits += 1
-                    return GreylistResult("auto-whitelisted", key)
-                del self._clients[client_address]
-        got = self._triplets.get(key)
-        if got is None:
-            return None
-        until, first = got
-        if now >= until:
-            del self._triplets[key]
-            return None
-        self.hits += 1
-        if first < 0:
-            return GreylistResult("known", key)
-        return GreylistResult("greylisted", key, seconds_left=_seconds(first + self.policy.delay - now),
-                              first_seen=first)
-
-    def learn(self, result: GreylistResult, client_address: str, now: float) -> None:
-        if self.entries_max <= 0 or self.ttl <= 0:
-            return
-        outcome = result.outcome
-        if outcome == "auto-whitelisted":
-            self._remember(self._clients, client_address, now + self.ttl)
-        elif outcome in ("known", "passed"):
-            self._remember(self._triplets, result.key, (now + self.ttl, -1.0))
-        elif outcome == "greylisted" and result.first_seen > 0:
-            until = min(now + self.ttl, result.first_seen + self.policy.delay)
-            if until > now:
-                self._remember(self._triplets, result.key, (until, result.first_seen))
-
-    def _remember(self, table: dict, key: str, value) -> None:
-        if key not in table and len(table) >= self.entries_max:
-            del table[next(iter(table))]     # dicts keep insertion order: the oldest goes
-        table[key] = value
-
-    def forget(self) -> None:
-        self._triplets.clear()
-        self._clients.clear()
-
-
-# The same state machine as Greylister._decide, as one Redis script (atomic across MX hosts).
-# KEYS: triplet, auto-whitelist counter, its once-an-hour gate. ARGV: now, delay, retry window,
-# max age, auto-whitelist threshold (0: off / no client address), count interval.
-# Returns {outcome, seconds waited} as strings (Redis truncates Lua numbers).
-_GREYLIST_LUA = """
-local now, delay, window, maxage = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local awl, gate_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-local function count_pass()
-  if awl > 0 and not live(KEYS[3], now) then
-    put(KEYS[3], '1', now, gate_ttl)
-    local old = live(KEYS[2], now)
-    local n = 1
-    if old then n = n + tonumber(old) end
-    put(KEYS[2], string.format('%d', n), now, maxage)
-  end
-end
-if awl > 0 then
-  local count = live(KEYS[2], now)
-  if count and tonumber(count) >= awl then
-    count_pass()
-    return {'auto-whitelisted', '0'}
-  end
-end
-local rec = live(KEYS[1], now)
-if not rec then
-  put(KEYS[1], string.format('%.17g', now), now, window)
-  return {'new', '0'}
-end
-local sep = string.find(rec, ' ', 1, true)
-if sep then
-  put(KEYS[1], rec, now, maxage)
-  count_pass()
-  return {'known', '0'}
-end
-local waited = now - tonumber(rec)
-if waited >= delay then
-  put(KEYS[1], rec .. ' ' .. string.format('%.17g', now), now, maxage)
-  count_pass()
-  return {'passed', string.format('%.17g', waited)}
-end
-return {'greylisted', string.format('%.17g', waited)}
-"""
+    def _decide(self, store, key: str, keys: list[str], client_address: str, now: float) -> GreylistResult:
+        result, writes = self.step(key, client_address, store.get_many(keys, now), now)
+        if writes:
+            store.write_many(writes)
+        return result
 
 
 def parse_triplet_key(key: str) -> tuple[str, str, str] | None:

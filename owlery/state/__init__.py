@@ -5,7 +5,11 @@ a few rows at a time, never as a sweep), Redis (several MX hosts share it; every
 is one atomic Lua script) and memory (tests, one-shot tools). Time is an argument: every
 call takes `now`, and expiry is judged against it, so tests drive a fake clock against the
 real engines. `take_all` takes several token buckets at once, all or nothing (rate limits);
-`take_all_many` runs many of those in one round trip / one commit (policyd's state thread).
+`take_all_many` runs many of those in one round trip / one commit (policyd's state thread);
+`write_many` applies a batch of writes (add / set / incr, each optionally gated by a key it
+must add first) in one commit or one Redis script (greylisting's write-behind flush).
+What an engine can do beyond that interface it declares in `capabilities` (see
+`Capability`); callers test membership there, never probe for methods.
 Engines are blocking; policyd calls them from its thread pool. Failures raise
 `owlery.errors.StateUnavailable` (a 4xx for the client, never a false accept or 5xx).
 Used by: policyd greylist and rate-limit checks, `owlery greylist`.
@@ -68,6 +72,43 @@ class Take:
 BucketTake = tuple[str, float, float, float]
 
 
+class Capability:
+    """What an engine declares in `StateStore.capabilities` (callers branch on these, never
+    on whether a method happens to exist)."""
+
+    # transaction() runs the calls inside it with no other caller's call between them
+    # (SQLite: one write transaction, rolled back on an error; memory: its lock held).
+    # Without it each call is atomic on its own only (Redis: every call is one script).
+    TRANSACTIONS = "transactions"
+    # get/get_many never wait on the network or on a writer: a point read of local memory
+    # or of a file in WAL mode (readers do not block behind writers there), so an event
+    # loop may read inline instead of paying a thread hop.
+    LOCAL_READS = "local-reads"
+    # Several hosts see the same state (Redis): what one MX writes, the others read.
+    SHARED = "shared"
+
+    ALL = frozenset({TRANSACTIONS, LOCAL_READS, SHARED})
+
+
+@dataclasses.dataclass(frozen=True)
+class Write:
+    """One write of a `StateStore.write_many` batch.
+
+    op: "add" (only when the key is not live; result True/False), "set" (result True) or
+    "incr" (value is the integer amount; result the new count). With `gate`, the write
+    happens only when the gate key can be added first (it then lives `gate_ttl`): "at
+    most once per interval" counters; a write the gate stopped has the result None.
+    """
+
+    op: str
+    key: str
+    value: str
+    ttl: float
+    now: float
+    gate: str | None = None
+    gate_ttl: float = 0.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
     key: str
@@ -83,6 +124,7 @@ class StateStore(abc.ABC):
     """
 
     name = "?"
+    capabilities: frozenset[str] = frozenset()    # of Capability.*; each engine declares its own
 
     @abc.abstractmethod
     def get(self, key: str, now: float) -> str | None:
@@ -141,6 +183,30 @@ class StateStore(abc.ABC):
                     out.append(e)
         return out
 
+    def write_many(self, writes: Sequence[Write]) -> list[bool | int | None]:
+        """Apply writes in order, no other caller's call between them (one SQLite commit,
+        one Redis script); one result per write (see `Write`). Raises when the batch failed
+        (SQLite rolls all of it back; a Redis script that errs stops where it was).
+
+        This is the Python twin of the Redis engine's `_WRITE_MANY` script; the contract
+        suite runs both on the same generated sequences (tests/state/test_twins.py)."""
+        for w in writes:     # checked before anything is written, as the Redis engine does
+            if w.op not in ("add", "set", "incr"):
+                raise ValueError(f"unknown write op {w.op!r}")
+        out: list[bool | int | None] = []
+        with self.transaction():
+            for w in writes:
+                if w.gate is not None and not self.add(w.gate, "1", w.gate_ttl, w.now):
+                    out.append(None)
+                elif w.op == "add":
+                    out.append(self.add(w.key, w.value, w.ttl, w.now))
+                elif w.op == "set":
+                    self.set(w.key, w.value, w.ttl, w.now)
+                    out.append(True)
+                else:
+                    out.append(self.incr(w.key, int(w.value), w.ttl, w.now))
+        return out
+
     @abc.abstractmethod
     def scan(self, prefix: str, now: float, limit: int = 1000) -> list[Entry]:
         """Live entries whose key starts with prefix (at most limit, in no promised order)."""
@@ -151,9 +217,9 @@ class StateStore(abc.ABC):
 
     def transaction(self) -> Any:
         """Context manager: the calls made inside it form one atomic unit (one SQLite
-        transaction, the memory engine's lock held). Engines that cannot (Redis) run each
-        call on its own; code needing several steps at once there uses a script instead
-        (`RedisStore.run_lua`)."""
+        transaction, the memory engine's lock held) on engines that declare
+        `Capability.TRANSACTIONS`. The others (Redis) run each call on its own; several
+        writes at once there go through `write_many` (one script)."""
         return contextlib.nullcontext(self)
 
     def close(self) -> None:

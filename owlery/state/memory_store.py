@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import threading
 
-from owlery.state import Entry, StateStore, decode_bucket, take_all_math
+from owlery.state import Capability, Entry, StateStore, decode_bucket, take_all_math
 
 
 class MemoryStore(StateStore):
     name = "memory"
+    capabilities = frozenset({Capability.TRANSACTIONS, Capability.LOCAL_READS})
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[str, float]] = {}

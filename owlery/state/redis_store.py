@@ -1,8 +1,10 @@
 """Redis state engine: each key is a hash {v: value, e: expiry}; each operation is one Lua script.
 
 Scripts make every read-modify-write atomic across all MX hosts sharing the Redis (a rate
-limit's buckets are all taken in one script). Batches of script runs (greylist decisions,
-rate-limit takes from policyd's state thread) go out pipelined in one round trip. The
+limit's buckets are all taken in one script; a greylist write-behind batch is one script).
+Batches of script runs (rate-limit takes from policyd's state thread) go out pipelined in
+one round trip. Declares `Capability.SHARED` only: no transactions (several steps at once
+go through one script), and every read is a network round trip. The
 expiry stored in the hash is judged against the caller's `now` (so a fake clock works
 against a real Redis); Redis's own key TTL (set from the same ttl) removes dead keys, so
 no sweep ever runs. Every key carries `prefix`. Errors and timeouts raise StateUnavailable.
@@ -17,7 +19,7 @@ import re
 import redis
 
 from owlery.errors import StateUnavailable
-from owlery.state import Entry, StateStore, Take, bucket_ttl
+from owlery.state import Capability, Entry, StateStore, Take, bucket_ttl
 
 # Shared Lua helpers: live(k, now) returns the value or nil (deleting a dead key);
 # put(k, v, exp, ttl) writes value + logical expiry + Redis TTL (ms, rounded up, +1 s slack).
@@ -119,12 +121,47 @@ return out
 """
 
 
+# A batch of writes (StateStore.write_many; its Python twin is the base class's): KEYS are
+# (key, gate) per write (the gate slot repeats the key when there is none), ARGV is
+# (op, value, ttl, now, gated 1/0, gate ttl) per write. Returns one string per write:
+# '1'/'0' (add), '1' (set), the new count (incr) or '-' (the gate was already there).
+_WRITE_MANY = _LUA_HEAD + """
+local out = {}
+for i = 1, #KEYS / 2 do
+  local k, g, a = KEYS[2 * i - 1], KEYS[2 * i], (i - 1) * 6
+  local op, v, ttl, now = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local gated = ARGV[a + 5] == '1'
+  if gated and live(g, now) then
+    out[i] = '-'
+  else
+    if gated then put(g, '1', now, tonumber(ARGV[a + 6])) end
+    if op == 'add' then
+      if live(k, now) then out[i] = '0' else put(k, v, now, ttl) out[i] = '1' end
+    elseif op == 'set' then
+      put(k, v, now, ttl)
+      out[i] = '1'
+    else
+      local old = live(k, now)
+      local c = tonumber(v)
+      if old then c = c + tonumber(old) end
+      put(k, string.format('%d', c), now, ttl)
+      out[i] = string.format('%d', c)
+    end
+  end
+end
+return out
+"""
+_WRITES_PER_SCRIPT = 500     # one script run stays short: Redis serves nobody else meanwhile
+_WRITE_OPS = ("add", "set", "incr")
+
+
 def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 class RedisStore(StateStore):
     name = "redis"
+    capabilities = frozenset({Capability.SHARED})
 
     def __init__(self, url: str, *, prefix: str = "owlery:", timeout: float = 2.0):
         from owlery.secrets import redact
@@ -140,26 +177,7 @@ class RedisStore(StateStore):
         self._add = self._redis.register_script(_ADD)
         self._incr = self._redis.register_script(_INCR)
         self._take_all = self._redis.register_script(_TAKE_ALL)
-        self._scripts: dict[str, object] = {}
-
-    def run_lua(self, source: str, keys: list[str], args: list[str]):
-        """Run a caller's Lua script atomically (one round trip); keys get the prefix.
-
-        The script body can use this engine's helpers `live(k, now)` and
-        `put(k, v, now, ttl)`, so it reads and writes the same {v, e} hashes as get/set.
-        """
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self._redis.register_script(_LUA_HEAD + source)
-        return self._call(script, keys=[self._k(k) for k in keys], args=args)
-
-    def run_lua_many(self, source: str, calls: list[tuple[list[str], list[str]]]) -> list:
-        """Several runs of one script in one round trip (a pipeline, not a MULTI: each run is
-        atomic on its own). One result per call, or a StateUnavailable in its place."""
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self._redis.register_script(_LUA_HEAD + source)
-        return self._pipelined(script, [([self._k(k) for k in keys], args) for keys, args in calls])
+        self._write_many = self._redis.register_script(_WRITE_MANY)
 
     def _pipelined(self, script, calls: list[tuple[list[str], list[str]]]) -> list:
         """EVALSHA of one script per call, all in one pipelined round trip; keys already prefixed.
@@ -238,6 +256,30 @@ class RedisStore(StateStore):
             r = next(results)
             out.append(r if isinstance(r, Exception) else self._takes(r))
         return out
+
+    def write_many(self, writes):
+        """The batch in scripts of at most _WRITES_PER_SCRIPT writes, pipelined in one round
+        trip; each script is atomic (a batch longer than one script is not, as a whole)."""
+        writes = list(writes)
+        if not writes:
+            return []
+        calls = []
+        for start in range(0, len(writes), _WRITES_PER_SCRIPT):
+            keys: list[str] = []
+            args: list[str] = []
+            for w in writes[start:start + _WRITES_PER_SCRIPT]:
+                if w.op not in _WRITE_OPS:
+                    raise ValueError(f"unknown write op {w.op!r}")
+                keys += [self._k(w.key), self._k(w.gate if w.gate is not None else w.key)]
+                args += [w.op, w.value if w.op != "incr" else str(int(w.value)), repr(float(w.ttl)),
+                         repr(float(w.now)), "1" if w.gate is not None else "0", repr(float(w.gate_ttl))]
+            calls.append((keys, args))
+        out: list = []
+        for r in self._pipelined(self._write_many, calls):
+            if isinstance(r, Exception):
+                raise r
+            out += r
+        return [None if r == "-" else (int(r) if w.op == "incr" else r == "1") for w, r in zip(writes, out)]
 
     def _take_all_call(self, takes, now) -> tuple[list[str], list[str]]:
         args = [repr(float(now))]

@@ -4,7 +4,9 @@ One connection per calling thread (policyd's pool threads, the CLI), so readers 
 for each other; writers wait at most `busy_timeout` and then raise StateUnavailable. Expiry
 is judged at read time against `now`; cleanup deletes at most `expire_batch` dead rows every
 `expire_every` writes, through the index on `expires`, so no request ever pays for a sweep.
-Schema version in PRAGMA user_version.
+Schema version in PRAGMA user_version. Declares `Capability.LOCAL_READS`: a point read in WAL
+mode never waits for a writer (readers see the last commit), so policyd's greylist check reads
+on its reactor; the busy timeout still bounds the rare wait (a fresh file's set-up).
 Talks to: the database file. Tests: tests/state/test_contract.py, tests/state/test_sqlite.py
 """
 
@@ -18,7 +20,7 @@ import sqlite3
 import threading
 
 from owlery.errors import StateUnavailable
-from owlery.state import Entry, StateStore, decode_bucket, take_all_math
+from owlery.state import Capability, Entry, StateStore, decode_bucket, take_all_math
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -33,6 +35,7 @@ CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires);
 
 class SQLiteStore(StateStore):
     name = "sqlite"
+    capabilities = frozenset({Capability.TRANSACTIONS, Capability.LOCAL_READS})
 
     def __init__(self, path: str, *, busy_timeout: float = 2.0, expire_batch: int = 200,
                  expire_every: int = 100):

@@ -2,31 +2,42 @@
 
 Skips authenticated senders, listed networks, whitelisted clients and recipients (postgrey's
 file formats, re-read on change) and, optionally, senders whose SPF passes for a listed
-domain. Whitelists are matched here, on the reactor; repeats whose answer cannot have
-changed (a triplet still waiting out its delay, a known triplet, an auto-whitelisted
-client) come from this process's `GreylistMemory` at once; everything else (new
-triplets, the retry that passes) is decided by `policyd.greylist_core.Greylister` on the
-state worker thread against the store shared with the rate-limit check (SQLite, or Redis
-for several MX hosts). A store that is down answers a 4xx (never a pass, never a 5xx).
+domain. Whitelists are matched here, on the reactor. Then greylisting is decided in memory
+and persisted behind (policyd/greylist_cache.py says why that stays consistent across
+workers and MX hosts): repeats come from this process's `GreylistMemory`; a miss reads the
+triplet from the store (inline on engines with `Capability.LOCAL_READS`, SQLite; through the
+state worker thread, batched, on Redis), `Greylister.step` decides on the reactor, and the
+writes go to a `WriteBehind` queue that one flush persists every greylist_flush_interval or
+greylist_flush_records writes (on the "state-flush" worker thread), and at shutdown
+(`close`). The one exception is a pass (rare: one per triplet's life): it is answered once
+stored, so a worker or MX host asked right after sees it passed (no second header). A store
+that is down answers a 4xx (never a pass, never a 5xx); a flush that fails is retried, and a
+write it loses costs one more deferral.
 Talks to: the state store (ctx.resource "state"), whitelist files, the SPF engine (optional).
-Tests: tests/policyd/test_greylist_check.py, tests/policyd/test_pending_headers.py,
-tests/e2e/test_greylist_postfix.py, tests/e2e/test_greylist_headers_e2e.py
+Tests: tests/policyd/test_greylist_check.py, tests/policyd/test_greylist_writebehind.py,
+tests/policyd/test_pending_headers.py, tests/e2e/test_greylist_postfix.py,
+tests/e2e/test_greylist_headers_e2e.py
 """
 
 from __future__ import annotations
 
 import email.utils
 import functools
+import logging
 import socket
+import threading
 from typing import Any
 
+from owlery.errors import TemporaryFailure
 from owlery.reply import Reply
-from owlery.settings import Bool, Duration, Networks, Str, StrList, int_range, setting
+from owlery.settings import Bool, Duration, Networks, Size, Str, StrList, int_range, setting
+from owlery.state import Capability
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, CheckContext, Verdict
-from policyd.greylist_core import (ClientWhitelist, Greylister, GreylistMemory, GreylistPolicy,
-                                   RecipientWhitelist, WhitelistFiles, format_header, format_reply_text)
+from policyd.greylist_cache import GreylistMemory, WriteBehind
+from policyd.greylist_core import (ClientWhitelist, Greylister, GreylistPolicy, RecipientWhitelist,
+                                   WhitelistFiles, format_header, format_reply_text)
 from policyd.netmatch import NetworkMatcher
 from policyd.sender import address_domain
 
@@ -84,10 +95,27 @@ GREYLIST_MEMORY_TTL = setting(
     unit="s")
 GREYLIST_MEMORY_ENTRIES = setting(
     "greylist_memory_entries", int_range(0, 10_000_000), 200_000,
-    "Most triplets remembered per daemon process for greylist_memory_ttl (about 150 bytes each).")
+    "Most triplets remembered per daemon process for greylist_memory_ttl; 0 turns the memory off.")
+GREYLIST_MEMORY_MAX = setting(
+    "greylist_memory_max", Size, "64M",
+    "Most memory the remembered triplets take per daemon process (an estimate: about 300 bytes "
+    "plus the key each); beyond it the least recently used are forgotten.", unit="bytes")
+GREYLIST_FLUSH_INTERVAL = setting(
+    "greylist_flush_interval", Duration, "20ms",
+    "Greylist writes (first sights, passes) are answered at once and stored in one batch at most "
+    "this long after; keep it far below greylist_delay (another worker or MX host reads a first "
+    "sight from the store). A crash loses at most this interval's writes: one more deferral each.",
+    unit="s")
+GREYLIST_FLUSH_RECORDS = setting(
+    "greylist_flush_records", int_range(1, 100_000), 500,
+    "A greylist batch is stored at once when it reaches this many writes, before the interval.")
 
 GREYLIST_DSN = "4.7.1"
 _KEYS_REMEMBERED = 65536     # triplet keys kept per check
+_BACKLOG_BATCHES = 100       # writes kept while the store is down: this many full batches
+_RETRY_AFTER_FAILURE = 1.0   # seconds before a failed flush is tried again
+
+log = logging.getLogger("owlery.policyd")
 
 
 def policy_from(settings: Any) -> GreylistPolicy:
@@ -118,7 +146,10 @@ class GreylistCheck(Check):
         super().__init__(ctx)
         s = ctx.settings
         self.greylister = Greylister(policy_from(s))
-        self.memory = GreylistMemory(self.greylister.policy, s.greylist_memory_ttl, s.greylist_memory_entries)
+        self.memory = GreylistMemory(self.greylister.policy, s.greylist_memory_ttl, s.greylist_memory_entries,
+                                     s.greylist_memory_max)
+        self.behind = WriteBehind(s.greylist_flush_records, s.greylist_flush_records * _BACKLOG_BATCHES)
+        self.flush_interval = s.greylist_flush_interval
         self.store = open_state(ctx)
         self.clients = WhitelistFiles(s.greylist_whitelist_clients, ClientWhitelist.parse)
         self.recipients = WhitelistFiles(s.greylist_whitelist_recipients, RecipientWhitelist.parse)
@@ -131,15 +162,141 @@ class GreylistCheck(Check):
         self._keys: dict[tuple[str, str, str], str] = {}
         # One action per (seconds left, recipient domain): built and validated once, reused.
         self._deferral = functools.lru_cache(maxsize=4096)(self._make_deferral)
+        self._timer: Any = None          # the pending flush's DelayedCall
+        self._flight: _Flight | None = None
+        self._flush_lock = threading.Lock()   # held while a batch is written (close waits on it)
+        self._closed = False
+        if 0 < s.greylist_delay <= 10 * (self.flush_interval + self.timeout):
+            log.warning("policyd: greylist_delay %gs is not far above greylist_flush_interval + state_timeout "
+                        "(%gs): a retry on another worker or MX host may miss the first sight and be "
+                        "deferred once more", s.greylist_delay, self.flush_interval + self.timeout)
 
     def _make_deferral(self, seconds_left: int, domain: str) -> Any:
         text = Reply.safe_text(format_reply_text(self.reply_text, seconds_left, f"x@{domain}"))
         return actions.defer_if_permit(Reply(450, GREYLIST_DSN, text))
 
-    def _batch(self, items: list[tuple[str, str, str, float]]) -> list[tuple[bool, Any]]:
-        """In the state worker thread: the store decides for all queued items at once (one
-        Redis round trip, or one SQLite transaction each)."""
-        return self.greylister.decide_many(self.store, items)
+    # --- reads (memory misses) ----------------------------------------------------------
+
+    def _read_batch(self, items: list[tuple[list[str], float]]) -> list[tuple[bool, Any]]:
+        """In the state worker thread: the keys of every miss queued meanwhile, in one read."""
+        keys = list(dict.fromkeys(k for ks, _ in items for k in ks))
+        # Judged at the latest `now`: a key that died meanwhile reads as absent (a deferral), never
+        # as a record still alive.
+        values = dict(zip(keys, self.store.get_many(keys, max(now for _, now in items))))
+        return [(True, [values[k] for k in ks]) for ks, _ in items]
+
+    async def _stored(self, key: str, client: str, now: float) -> list[str | None]:
+        keys = self.greylister.reads(key, client)
+        mine = self.behind.record(key)
+        if mine is not None:         # our own first sight or pass, its write still on the way
+            return [None] * (len(keys) - 1) + [mine]
+        if Capability.LOCAL_READS in self.store.capabilities:
+            return self.store.get_many(keys, now)
+        return await self.ctx.run_batched("state", self._read_batch, (keys, now), timeout=self.timeout)
+
+    # --- write-behind --------------------------------------------------------------------
+
+    def _queue(self, writes: list) -> None:
+        if self.behind.add(writes):
+            self._flush()
+        elif self._timer is None and self._flight is None:
+            self._timer = self.ctx.clock.callLater(self.flush_interval, self._flush)
+
+    def _flush(self) -> "_Flight | None":
+        """Send what is queued to the store in one batch (one flush in flight at a time)."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._flight is not None or not len(self.behind) or self._closed:
+            return None
+        flight = self._flight = _Flight(self.behind.take())
+        d = self.ctx.run_batched("state-flush", self._write_batch, flight, timeout=self.timeout)
+        d.addCallbacks(self._flushed, self._flush_failed, callbackArgs=(flight,), errbackArgs=(flight,))
+        return flight
+
+    async def _write_through(self, writes: list) -> None:
+        """A pass is stored before it is answered (passes are rare; first sights are the
+        flood): another worker or MX host asked right after then finds it passed and adds
+        no second X-Greylist header. It goes with whatever is queued, in the next flush.
+        A store that fails it fails the request (a 4xx); the write stays queued."""
+        self.behind.add(writes)
+        while self._flight is not None:
+            try:
+                await self._flight.settled()
+            except Exception:  # noqa: BLE001 - that earlier batch's failure is not ours; ours follows
+                pass
+        flight = self._flush()
+        if flight is not None:
+            await flight.settled()
+
+    def _write_batch(self, flights: list["_Flight"]) -> list[tuple[bool, Any]]:
+        """In the flush worker thread: each batch in one write_many (normally there is one)."""
+        out: list[tuple[bool, Any]] = []
+        with self._flush_lock:
+            for flight in flights:
+                if flight.stored:       # close() stored it meanwhile
+                    out.append((True, [None] * len(flight.writes)))
+                    continue
+                try:
+                    results = self.store.write_many(flight.writes)
+                except Exception as e:  # noqa: BLE001 - handed back: the batch is kept and retried
+                    out.append((False, e))
+                else:
+                    flight.stored = True
+                    out.append((True, results))
+        return out
+
+    def _flushed(self, results: list, flight: "_Flight") -> None:
+        self._flight = None
+        flight.settle(None)
+        for key in self.behind.done(flight.writes, results):
+            self.memory.forget(key)     # another worker or host saw it first: read its time next
+        if len(self.behind) >= self.behind.flush_records:
+            self._flush()
+        elif len(self.behind) and self._timer is None and not self._closed:
+            self._timer = self.ctx.clock.callLater(self.flush_interval, self._flush)
+
+    def _flush_failed(self, failure: Any, flight: "_Flight") -> None:
+        if flight.stored:         # timed out here, yet written in the end
+            self._flushed([None] * len(flight.writes), flight)
+            return
+        self._flight = None
+        dropped = self.behind.failed(flight.writes)
+        flight.settle(failure)
+        log.warning("policyd: greylist: storing %d writes failed: %s; kept %d for the next try, dropped %d "
+                    "(a lost first sight costs that triplet one more deferral)",
+                    len(flight.writes), failure.getErrorMessage(), len(self.behind), dropped)
+        if self._timer is None and not self._closed:
+            self._timer = self.ctx.clock.callLater(max(self.flush_interval, _RETRY_AFTER_FAILURE), self._flush)
+
+    def close(self) -> None:
+        """Shutdown or reload: store what is queued now, in the calling thread (after the batch
+        in flight, if any, is through)."""
+        self._closed = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if not self._flush_lock.acquire(timeout=self.timeout):
+            log.warning("policyd: greylist: a flush still runs at shutdown; %d writes not stored",
+                        len(self.behind))
+            return
+        try:
+            writes = self.behind.take()
+            flight = self._flight
+            if flight is not None and not flight.stored:
+                writes = flight.writes + writes     # failed, or not run yet: store it here
+            if writes:
+                try:
+                    self.store.write_many(writes)
+                except Exception as e:  # noqa: BLE001 - shutting down: say what is lost, go on
+                    log.warning("policyd: greylist: storing %d writes at shutdown failed: %s "
+                                "(one more deferral each)", len(writes), e)
+                else:
+                    if flight is not None:
+                        flight.stored = True
+                    log.info("policyd: greylist: stored %d writes at shutdown", len(writes))
+        finally:
+            self._flush_lock.release()
 
     async def evaluate(self, request, now):
         if request.sasl_username:
@@ -167,8 +324,13 @@ class GreylistCheck(Check):
             key = self._keys[triplet] = self.greylister.key(*triplet)
         result = self.memory.answer(key, client, now)
         if result is None:
-            result = await self.ctx.run_batched("state", self._batch, (client, request.sender, request.recipient, now),
-                                                timeout=self.timeout)
+            if self._closed:
+                raise TemporaryFailure("greylist: shutting down")
+            result, writes = self.greylister.step(key, client, await self._stored(key, client, now), now)
+            if result.outcome == "passed":
+                await self._write_through(writes)
+            elif writes:
+                self._queue(writes)
             self.memory.learn(result, client, now)
         if result.deferred:
             return Verdict(self._deferral(result.seconds_left, address_domain(request.recipient)),
@@ -180,3 +342,37 @@ class GreylistCheck(Check):
             return Verdict(actions.prepend(Reply.safe_text(header, 900)),
                            {"greylist": "passed", "delayed": result.delayed})
         return Verdict(DUNNO, {"greylist": result.outcome})
+
+
+class _Flight:
+    """One batch on its way to the store; `stored` is set in the flush thread once written,
+    `settle` on the reactor once its outcome is handled (None, or the failure)."""
+
+    __slots__ = ("writes", "stored", "outcome", "_waiters")
+
+    def __init__(self, writes: list):
+        self.writes = writes
+        self.stored = False
+        self.outcome: Any = _PENDING
+        self._waiters: list = []
+
+    def settled(self) -> Any:
+        """A Deferred that fires (or fails) with this batch's outcome."""
+        from twisted.internet import defer
+        if self.outcome is _PENDING:
+            d = defer.Deferred()
+            self._waiters.append(d)
+            return d
+        return defer.fail(self.outcome) if self.outcome is not None else defer.succeed(None)
+
+    def settle(self, failure: Any) -> None:
+        self.outcome = failure
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            if failure is None:
+                d.callback(None)
+            else:
+                d.errback(failure)
+
+
+_PENDING = object()

@@ -226,7 +226,7 @@ class FaultStack:
     def quarantined_message_ids(self):
         """Counter of Message-IDs in the quarantine, read through the milter's own store
         (PostgreSQL, or the directory store), as `owlery quarantine list` does."""
-        from milters.quarantine import ListFilter, open_store
+        from owlery.quarantine import ListFilter, open_store
         store = open_store(self.daemons.settings)
         try:
             return Counter(r.message_id.strip().strip("<>") for r in store.list(ListFilter(), time.time()))

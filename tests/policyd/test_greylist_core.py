@@ -263,14 +263,49 @@ def test_whitelist_files_reread_on_change(tmp_path):
     assert not files.current(T0 + 4).matches("1.2.3.4", "x.example.com")
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_decide_many_walks_like_decide(engine, engine_store):
-    """Batches (one Redis round trip each) give the same answers as one decision at a time,
-    including two steps of one triplet inside one batch."""
-    g = Greylister(GreylistPolicy(auto_whitelist_clients=0))
-    items = [(client, sender, rcpt, T0 + dt) for dt, client, sender, rcpt, _, _ in WALK]
-    got = []
-    for i in range(0, len(items), 3):
-        got += g.decide_many(engine_store, items[i:i + 3])
-    assert all(ok for ok, _ in got)
-    assert [(r.outcome, r.seconds_left) for _, r in got] == [(o, left) for *_, o, left in WALK]
+def test_step_is_pure_and_says_what_to_write():
+    """`step` decides from values alone: a first sight is one add (never a set: an earlier
+    first sight elsewhere wins), waiting writes nothing, a pass is a set plus the gated
+    auto-whitelist count, and nothing is written for an auto-whitelisted client but its count."""
+    from owlery.state import Write
+    g = Greylister(GreylistPolicy(delay=300, auto_whitelist_clients=2))
+    key = g.key("192.0.2.1", "a@b.c", "r@d.e")
+    assert g.reads(key, "192.0.2.1") == ["gl:a:192.0.2.1", key]
+    r, w = g.step(key, "192.0.2.1", [None, None], T0)
+    assert (r.outcome, r.new, r.first_seen) == ("greylisted", True, T0)
+    assert w == [Write("add", key, repr(T0), 2 * 86400, T0)]
+    r, w = g.step(key, "192.0.2.1", [None, repr(T0)], T0 + 100)
+    assert (r.outcome, r.seconds_left, w) == ("greylisted", 200, [])
+    r, w = g.step(key, "192.0.2.1", ["1", repr(T0)], T0 + 300)
+    count = Write("incr", "gl:a:192.0.2.1", "1", 35 * 86400, T0 + 300, gate="gl:h:192.0.2.1", gate_ttl=3600)
+    assert (r.outcome, r.delayed) == ("passed", 300)
+    assert w == [Write("set", key, f"{T0!r} {T0 + 300!r}", 35 * 86400, T0 + 300), count]
+    r, w = g.step(key, "192.0.2.1", ["2", None], T0 + 300)
+    assert r.outcome == "auto-whitelisted" and w == [count]
+    assert Greylister(GreylistPolicy(auto_whitelist_clients=0)).reads(key, "192.0.2.1") == [key]
+
+
+def test_client_net_fast_ipv4_path_agrees_with_ipaddress():
+    """The dotted-quad fast path gives what the ipaddress module gives, for good and bad input."""
+    import ipaddress
+    import random
+
+    def slow(address, v4, v6):
+        try:
+            ip = ipaddress.ip_address(address.strip())
+        except ValueError:
+            return address.strip().lower()[:512]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        net = ipaddress.ip_network(f"{ip}/{v4 if ip.version == 4 else v6}", strict=False)
+        return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+    rnd = random.Random(7)
+    odd = ["1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.256", "1.2.3.-1", "1.2.3.+4", "1.2.3.4 ", " 1.2.3.4",
+           "1.2.3.1_0", "١.2.3.4", "1.2.3.", "0.0.0.0", "255.255.255.255", "1.2.3.0004", "::ffff:1.2.3.4",
+           "unknown", "", "1..3.4", "1.2.3.4/24"]
+    randoms = [".".join(str(rnd.randint(0, 300)) for _ in range(4)) for _ in range(500)]
+    for address in odd + randoms:
+        for v4 in (0, 8, 13, 24, 31, 32):
+            client_net.cache_clear()
+            assert client_net(address, v4, 64) == slow(address, v4, 64), (address, v4)
