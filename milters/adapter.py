@@ -11,6 +11,8 @@ one is logged and the old settings kept. libmilter's own signal thread sigwaits 
 SIGHUP too and would stop the milter, so the main thread keeps SIGHUP unblocked with a
 handler (SA_NODEFER) and every other thread blocks it: Linux hands a process signal to
 the main thread first when it can take it (see _run_until_signal for the start-up window).
+With `milter_metrics_listen` set it serves Prometheus' /metrics from one thread (no reactor
+runs here) and counts each end-of-message (`count_message`, from what the session measured).
 
 SECURITY: trusts Postfix's macros ({auth_authen}, client address) to say who the client
 is: whoever can reach the milter socket can pose as an authenticated local sender and
@@ -23,7 +25,8 @@ Talks to: Postfix (milter protocol via libmilter). Tests: tests/milters/test_aut
 tests/milters/test_content_stages.py (OwleryMilter driven with milters.testing's fake context),
 tests/milters/test_miltertest.py (a real process driven by miltertest),
 tests/milters/test_milter_stop.py (SIGINT and SIGTERM together),
-tests/milters/test_milter_reload.py (SIGHUP: new settings for new connections).
+tests/milters/test_milter_reload.py (SIGHUP: new settings for new connections),
+tests/e2e/test_metrics_e2e.py (/metrics after miltertest traffic).
 """
 
 from __future__ import annotations
@@ -38,23 +41,13 @@ from typing import Any
 
 import Milter
 
+from owlery import metrics
 from owlery.endpoints import ListenEndpoint, parse_endpoint
 from owlery.reply import Reply
-from owlery.settings import Duration, Endpoint, int_range, setting
 
 from milters import effects as fx
+from milters import settings as _declared  # noqa: F401 - milter_listen & co., declared light
 from milters.session import MACROS, MilterSession
-
-MILTER_LISTEN = setting(
-    "milter_listen", Endpoint, "unix:/var/spool/postfix/owlery/milter.sock",
-    "Where the milter listens (unix:/path[:mode=660] or tcp:HOST:PORT). Postfix: "
-    "smtpd_milters = unix:owlery/milter.sock (`owlery postfix` prints it).")
-MILTER_MTA_TIMEOUT = setting(
-    "milter_mta_timeout", Duration, 600,
-    "How long libmilter waits for the MTA's next command before dropping a connection.", unit="s")
-MILTER_LISTEN_BACKLOG = setting(
-    "milter_listen_backlog", int_range(1, 65535), 128,
-    "Listen queue length of the milter socket.")
 
 log = logging.getLogger("owlery.milter")
 
@@ -244,9 +237,11 @@ class OwleryMilter(Milter.Base):
             if self._error is not None:
                 raise RuntimeError(f"earlier failure in {self._error}")
             outcome = self.session.end_of_message(self._macros(("i",)))
+            count_message(self.session, outcome.action, outcome.symbols)
             return self._apply(outcome)
         except Exception:
             log.exception("milter: internal error at end-of-message; tempfail")
+            metrics.MILTER_MESSAGES.labels(fx.TEMPFAIL).inc()
             self.session.abort()
             try:
                 self.setreply(*_milter_reply(fx.REPLY_TEMPFAIL))
@@ -301,6 +296,56 @@ class OwleryMilter(Milter.Base):
                 # In the form envrcpt gave it (<addr>); Postfix matches the original RCPT TO.
                 self.delrcpt(f"<{effect.address}>")
         return Milter.ACCEPT
+
+
+def count_message(session: MilterSession, action: str, symbols: Any) -> None:
+    """Count one end-of-message in the metrics (no-ops while they are off): the action, the
+    symbols, the size, each stage's time (and its backend's), each stage's backend failure."""
+    metrics.MILTER_MESSAGES.labels(action).inc()
+    for symbol in symbols:
+        metrics.MILTER_SYMBOLS.labels(symbol.stage or "none", symbol.name).inc()
+    metrics.MILTER_MESSAGE_SIZE.observe(session.last_size)
+    for stage, seconds in session.last_timings:
+        metrics.MILTER_STAGE_DURATION.labels(stage).observe(seconds)
+        backend = metrics.STAGE_BACKENDS.get(stage)
+        if backend is not None:
+            metrics.BACKEND_DURATION.labels(backend).observe(seconds)
+    for stage in session.last_errors:
+        metrics.MILTER_STAGE_ERRORS.labels(stage).inc()
+        metrics.BACKEND_ERRORS.labels(metrics.STAGE_BACKENDS.get(stage, stage)).inc()
+
+
+def quarantine_totals(settings: Any) -> list[tuple[tuple[str, ...], float]]:
+    """(messages, bytes) in the directory quarantine store, read from its SQLite index
+    (read-only, one query): for the owlery_quarantine_* gauges at scrape time."""
+    import sqlite3
+    if settings.quarantine_backend != "directory":
+        return []
+    index = os.path.join(settings.quarantine_directory, "index.sqlite3")
+    if not os.path.exists(index):
+        return []
+    db = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=1.0)
+    try:
+        count, size = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM messages").fetchone()
+    finally:
+        db.close()
+    return [((), float(count)), ((), float(size))]
+
+
+def _start_metrics(settings: Any) -> Callable[[], None] | None:
+    """Serve /metrics when milter_metrics_listen is set: bound now (before the privilege drop),
+    served from one thread (libmilter owns the main loop). Returns the stop function."""
+    from owlery.daemon import bind_socket
+    endpoint = metrics.endpoint_for(settings, "milter")
+    if endpoint is None:
+        return None
+    sock = bind_socket(endpoint)
+    metrics.enable()
+    totals = lambda: quarantine_totals(settings)  # noqa: E731
+    metrics.add_gauge_source(metrics.QUARANTINE_MESSAGES, lambda: totals()[:1])
+    metrics.add_gauge_source(metrics.QUARANTINE_SIZE, lambda: totals()[1:])
+    log.info("milter: metrics on http://%s/metrics", str(endpoint).removeprefix("tcp:"))
+    return metrics.serve_in_thread(sock)
 
 
 # Ask for the raw header values (leading whitespace kept) for exact DKIM canonicalisation.
@@ -543,6 +588,7 @@ def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) 
     prepare_listen(settings, "milter", [endpoint])     # root without daemon_user: RootRefused
     pipeline = Pipeline(settings, Services(resolver=build_resolver(settings)))
     sock = open_listener(endpoint, settings.milter_listen_backlog)
+    stop_metrics = _start_metrics(settings)
     drop_privileges(settings, [endpoint.path] if endpoint.kind == "unix" else [])
     factory = make_factory(settings, pipeline)
     Milter.factory = factory
@@ -584,6 +630,8 @@ def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) 
                           lambda: factory.configurations.current.settings.daemon_drain_timeout, reload)
     finally:
         factory.configurations.close()
+        if stop_metrics is not None:
+            stop_metrics()
         sock.detach()     # libmilter owns (and closes) the descriptor
         if endpoint.kind == "unix":
             try:

@@ -1,7 +1,7 @@
-"""`owlery quarantine list|show|release|delete|expire`: the postmaster's quarantine tools.
+"""`owlery quarantine list|show|release|delete|expire|token-key|notify`: the postmaster's quarantine tools.
 
-The quarantine commands work on the configured store (milters.quarantine; any host of a
-PostgreSQL quarantine can run them); release re-injects through milters.quarantine.release.
+The quarantine commands work on the configured store (owlery.quarantine; any host of a
+PostgreSQL quarantine can run them); release re-injects through owlery.quarantine.release.
 Every release and delete writes an audit line (the log, and quarantine_audit_log_path when
 set). A bad id is a clear error with exit status 1; a store that is down exits 75.
 `list` and `show` print what a sender controls (subject, addresses, headers, scanner details)
@@ -68,7 +68,8 @@ def register(sub: Any) -> None:
     p.add_argument("--reason", help="only this reason (virus, spam, banned ...)")
     p.add_argument("--older-than", metavar="AGE", help="only mail older than AGE (e.g. 2d, 12h)")
     p.add_argument("--newer-than", metavar="AGE", help="only mail newer than AGE")
-    p.add_argument("--status", choices=("pending", "released"), help="only mail with a recipient in this state")
+    p.add_argument("--status", choices=("pending", "released", "archived"),
+                   help="only mail with a recipient in this state")
     p.add_argument("--limit", type=int, help="at most this many")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_cmd_list)
@@ -102,6 +103,20 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="only list what would go")
     p.set_defaults(func=_cmd_expire)
 
+    p = qs.add_parser("token-key", help="create the key that signs digest release/show links")
+    add_config_option(p)
+    p.add_argument("--generate", action="store_true", required=True,
+                   help="write a new key to quarantine_token_key_file (0600, owned by daemon_user)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing key (every link already mailed stops working)")
+    p.set_defaults(func=_cmd_token_key)
+
+    p = qs.add_parser("notify", help="send quarantine digests to recipients and notices to admins (timer job)")
+    add_config_option(p)
+    p.add_argument("--dry-run", action="store_true", help="only print who would be told of how many messages")
+    p.add_argument("--recipient", metavar="ADDR", help="only this recipient's digest (no admin notices)")
+    p.set_defaults(func=_cmd_notify)
+
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -114,7 +129,7 @@ class _Fail(Exception):
 def _run(args: argparse.Namespace, body: Any) -> int:
     from owlery.cliutil import load_settings
     from owlery import log as owlery_log
-    from milters.quarantine import QuarantineError, QuarantineUnavailable, open_store
+    from owlery.quarantine import QuarantineError, QuarantineUnavailable, open_store
     settings = load_settings(args)
     owlery_log.setup(settings, "quarantine")
     store = None
@@ -197,7 +212,7 @@ def _when(t: float | None) -> str:
 # --- quarantine commands ---------------------------------------------------------------------
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from milters.quarantine import ListFilter
+    from owlery.quarantine import ListFilter
 
     def body(settings: Any, store: Any) -> int:
         f = ListFilter(recipient=args.recipient, sender=args.sender, reason=args.reason,
@@ -255,8 +270,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
-    from milters.quarantine import secret_matches
-    from milters.quarantine.release import ReleaseError, reinject, released_copy
+    from owlery.quarantine import secret_matches
+    from owlery.quarantine.release import ReleaseError, reinject, released_copy
 
     def body(settings: Any, store: Any) -> int:
         r = store.get(args.id)
@@ -291,7 +306,7 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     def body(settings: Any, store: Any) -> int:
         by = _who(args)
         status = 0
-        from milters.quarantine import QuarantineNotFound
+        from owlery.quarantine import QuarantineNotFound
         for mail_id in args.id:
             try:
                 r = store.get(mail_id)
@@ -308,11 +323,12 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 def expire_ages(settings: Any) -> tuple[dict[str, float], float]:
     return ({"virus": settings.quarantine_expire_virus_age, "spam": settings.quarantine_expire_spam_age,
-             "banned": settings.quarantine_expire_banned_age}, settings.quarantine_expire_other_age)
+             "banned": settings.quarantine_expire_banned_age, "archive": settings.quarantine_archive_retention},
+            settings.quarantine_expire_other_age)
 
 
 def _cmd_expire(args: argparse.Namespace) -> int:
-    from milters.quarantine import ListFilter
+    from owlery.quarantine import ListFilter
 
     def body(settings: Any, store: Any) -> int:
         ages, other = expire_ages(settings)
@@ -327,4 +343,53 @@ def _cmd_expire(args: argparse.Namespace) -> int:
             _audit(settings, "expire", quarantine_id=mail_id, by=_who(args))
         print(f"expired {len(gone)} message{'s' if len(gone) != 1 else ''}")
         return 0
+    return _run(args, body)
+
+
+def _cmd_token_key(args: argparse.Namespace) -> int:
+    from owlery.cliutil import load_settings
+    from owlery.quarantine import QuarantineError, daemon_owner
+    from owlery.quarantine.tokenkey import TokenKeyError, generate_key_file
+    settings = load_settings(args)
+    path = settings.quarantine_token_key_file
+    try:
+        owner = daemon_owner(settings) if os.geteuid() == 0 else None
+        generate_key_file(path, owner, force=args.force)
+    except (TokenKeyError, QuarantineError) as e:
+        print(f"owlery: quarantine token-key: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote a new quarantine token key to {path}")
+    return 0
+
+
+def _cmd_notify(args: argparse.Namespace) -> int:
+    from owlery import log as owlery_log
+    from owlery.quarantine.notify import Notifier, submission_sender
+    from owlery.quarantine.preferences import Preferences
+    from owlery.quarantine.tokenkey import TokenKeyError, load_key
+
+    def body(settings: Any, store: Any) -> int:
+        key = None
+        if settings.quarantine_web_url:
+            try:
+                key = load_key(settings)
+            except TokenKeyError as e:
+                raise _Fail(f"quarantine notify: {e} (digests need it for their links)") from None
+        prefs = Preferences(settings)
+        try:
+            notifier = Notifier(settings, store, submission_sender(settings), prefs=prefs, key=key,
+                                host=socket.gethostname(),
+                                log=lambda action, **f: owlery_log.decision("quarantine", None, action, **f))
+            out = notifier.run(time.time(), dry_run=args.dry_run, only=args.recipient)
+        finally:
+            prefs.close()
+        verb = "would send" if args.dry_run else "sent"
+        for kind, to, count in out.sent:
+            print(safe(f"{verb} {kind} to <{to}>: {count} message{'s' if count != 1 else ''}"))
+        for kind, to, why in out.failed:
+            print(safe(f"failed {kind} to <{to}>: {why}"), file=sys.stderr)
+        if out.waiting:
+            print(f"{len(out.waiting)} recipient{'s' if len(out.waiting) != 1 else ''} "
+                  f"wait for their daily digest", file=sys.stderr)
+        return EX_TEMPFAIL if out.failed else 0
     return _run(args, body)

@@ -215,6 +215,12 @@ class MilterSession:
         self._helo = ""
         self.message: Message | None = None
         self._header_overflow = False
+        # What the last end_of_message measured, for the adapter's metrics: the message's
+        # size in bytes and (stage, seconds) per stage run, timed with `timer`.
+        self.timer: Callable[[], float] = time.perf_counter
+        self.last_size = 0
+        self.last_timings: list[tuple[str, float]] = []
+        self.last_errors: list[str] = []
 
     # connection level
     def connect(self, hostname: str, address: str | None, macros: dict[str, str]) -> None:
@@ -262,6 +268,9 @@ class MilterSession:
         m.macros.update(macros)
         report = fx.Report(self.settings, self.progress)
         stages = []
+        self.last_size = len(m.header_bytes()) + 2 + m.body_size
+        self.last_timings = timings = []
+        self.last_errors = []
         try:
             m.received = received_header(m.macros, client_name=m.client_name,
                                          client_address=m.client_address, helo=m.helo,
@@ -272,7 +281,9 @@ class MilterSession:
                 stages = self.pipeline.select(m)
                 for stage in stages:
                     report.stage = stage.name
+                    started = self.timer()
                     self._run_stage(stage, m, report)
+                    timings.append((stage.name, self.timer() - started))
                     if report.action in (fx.TEMPFAIL, fx.REJECT):
                         break
                 report.stage = ""
@@ -293,6 +304,7 @@ class MilterSession:
         except PermanentFailure as e:
             report.reject(e.reply, f"{stage.name}: {e}")
         except TemporaryFailure as e:
+            self.last_errors.append(stage.name)
             policy = self.pipeline.on_error(stage.name)
             log.warning("milter: %s: stage %s failed: %s (on_error=%s)",
                         m.queue_id or "NOQUEUE", stage.name, e, policy)

@@ -21,6 +21,9 @@ and forks that many worker processes, each running its own reactor on the same s
 unix and systemd sockets: one shared socket, each worker accepting one connection per
 wake-up). The parent only supervises: it passes SIGHUP and SIGTERM on, restarts a worker
 that dies (with back-off), and exits when all have stopped after SIGTERM.
+With `<program>_metrics_listen` set it serves Prometheus' /metrics from the same reactor
+(owlery.metrics); workers share one metrics socket and one directory of metric files, so a
+scrape shows the sum over workers.
 Talks to: the OS (sockets, signals, uid). Tests: tests/core/test_daemon.py, tests/core/test_many_connections.py,
 tests/core/test_secure_defaults.py
 """
@@ -33,6 +36,7 @@ import logging
 import os
 import pwd
 import resource
+import shutil
 import signal
 import socket
 import sys
@@ -40,6 +44,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from owlery import metrics
 from owlery import settings as settings_mod
 from owlery.endpoints import ListenEndpoint, parse_endpoint
 from owlery.settings import Bool, Duration, Str, int_range, setting
@@ -75,6 +80,8 @@ DAEMON_LISTEN_BACKLOG = setting(
     "their .socket unit. Read at start-up.")
 
 log = logging.getLogger("owlery.daemon")
+
+METRICS_SAMPLE_INTERVAL = 1.0   # seconds between a worker's flushes of counts kept elsewhere
 
 
 class Application(Protocol):
@@ -323,15 +330,22 @@ def run(program: str, config_path: str | None, listen_overrides: Sequence[str],
         log.error("%s: cannot listen: %s", program, e)
         return 1
     workers = getattr(current, workers_setting) if workers_setting else 1
+    try:
+        metrics_endpoint = metrics.endpoint_for(current, program)    # None: metrics off
+    except ValueError as e:
+        log.error("%s: cannot serve metrics: %s", program, e)
+        return 1
     if workers > 1:
-        return _run_workers(program, config_path, current, endpoints, build, workers)
-    return _serve(program, config_path, current, endpoints, build, None)
+        return _run_workers(program, config_path, current, endpoints, build, workers, metrics_endpoint)
+    return _serve(program, config_path, current, endpoints, build, None, metrics_endpoint)
 
 
 def _serve(program: str, config_path: str | None, current: settings_mod.Settings,
            endpoints: Sequence[ListenEndpoint], build: Callable[[settings_mod.Settings, Any], Application],
-           bound: Sequence[tuple[socket.socket, bool]] | None) -> int:
-    """One reactor serving `endpoints` (bound here) or the sockets a worker parent bound."""
+           bound: Sequence[tuple[socket.socket, bool]] | None, metrics_endpoint: Any = None,
+           metrics_socket: socket.socket | None = None) -> int:
+    """One reactor serving `endpoints` (bound here) or the sockets a worker parent bound;
+    /metrics on `metrics_endpoint` (bound here) or on the parent's shared `metrics_socket`."""
     from twisted.internet import defer, reactor
     from twisted.internet.error import CannotListenError
     from twisted.protocols.policies import WrappingFactory
@@ -343,6 +357,12 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
     # cannot be bound stops start-up before any thread exists to keep the process alive.
     tracked = WrappingFactory(_NotReady())
     try:
+        # Metrics first: once the daemon's own port accepts, /metrics answers too. Scrapes are
+        # not tracked connections: they never hold up the drain.
+        site = metrics.http_site() if metrics_endpoint is not None else None
+        metrics_ports = [] if site is None else [
+            listen(reactor, metrics_endpoint, site, current.daemon_listen_backlog) if metrics_socket is None
+            else adopt(reactor, metrics_socket, site, shared=True)]
         if bound is None:
             ports = [listen(reactor, ep, tracked, current.daemon_listen_backlog) for ep in endpoints]
         else:
@@ -350,14 +370,18 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
     except (OSError, ValueError, CannotListenError) as e:
         log.error("%s: cannot listen: %s", program, e)
         return 1
+    if metrics_endpoint is not None and bound is None:
+        log.info("%s: metrics on http://%s/metrics", program, str(metrics_endpoint).removeprefix("tcp:"))
     if bound is None:
         for ep in endpoints:
             log.info("%s: listening on %s", program, ep)
     try:
         if bound is None:
             drop_privileges(current, [ep.path for ep in endpoints if ep.kind == "unix"])
+        if metrics_endpoint is not None:
+            metrics.enable()        # before build: the application counts from its first request
         app = build(current, reactor)
-    except (OSError, KeyError, ValueError, settings_mod.SettingsError) as e:
+    except (OSError, KeyError, ValueError, RuntimeError, settings_mod.SettingsError) as e:
         log.error("%s: cannot start: %s", program, e)
         return 1
     tracked.wrappedFactory = app.factory
@@ -384,7 +408,7 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
         log.info("%s: stopping: no new connections, %d open", program, len(tracked.protocols))
         # Wait for each port to finish closing: Twisted unlinks a unix socket file in the
         # port's connectionLost, a reactor turn later; stopping before that left the file.
-        closing = [defer.maybeDeferred(port.stopListening) for port in ports]
+        closing = [defer.maybeDeferred(port.stopListening) for port in ports + metrics_ports]
         done = defer.Deferred()
         deadline = reactor.seconds() + current.daemon_drain_timeout
 
@@ -401,6 +425,13 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
         return done
 
     reactor.addSystemEventTrigger("before", "shutdown", drain)
+    if metrics_socket is not None:
+        # Workers: a scrape reaches one of them; the others' counts kept elsewhere (batched
+        # decision counters, cache hits) reach their metric files within a second.
+        from twisted.internet.task import LoopingCall
+        sampling = LoopingCall(metrics.sample)
+        sampling.clock = reactor
+        sampling.start(METRICS_SAMPLE_INTERVAL, now=False)
     # Decision lines from the reactor thread: one write per reactor turn, not per line.
     owlery_log.batch_decisions(lambda flush: reactor.callLater(0, flush))
     # Our own stop signals instead of Twisted's: Ctrl-C on a terminal sends SIGINT to every
@@ -426,7 +457,7 @@ _RESTART_DELAY_MAX = 30.0
 
 def _run_workers(program: str, config_path: str | None, current: settings_mod.Settings,
                  endpoints: Sequence[ListenEndpoint], build: Callable[[settings_mod.Settings, Any], Application],
-                 count: int) -> int:
+                 count: int, metrics_endpoint: Any = None) -> int:
     """The worker parent: bind, drop privileges, fork `count` workers and keep them running."""
     if "twisted.internet.reactor" in sys.modules:
         # A reactor made before fork would share its epoll set with every worker.
@@ -448,15 +479,25 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
                 shared = bind_socket(ep, backlog=current.daemon_listen_backlog)
                 for i in range(count):
                     per_worker[i].append((shared, True))
+        # One metrics socket for all: whichever worker accepts a scrape sums every worker's
+        # metric files (prometheus_client's multiprocess mode, in a directory of our own).
+        metrics_socket = bind_socket(metrics_endpoint) if metrics_endpoint is not None else None
+        metrics_dir = metrics.multiprocess_dir_prepare(program, socket_owner(current)[0]) \
+            if metrics_endpoint is not None else None
     except (OSError, ValueError) as e:
         log.error("%s: cannot listen: %s", program, e)
         return 1
+    if metrics_endpoint is not None:
+        log.info("%s: metrics on http://%s/metrics (sum of %d workers, files in %s)", program,
+                 str(metrics_endpoint).removeprefix("tcp:"), count, metrics_dir)
     for ep in endpoints:
         log.info("%s: listening on %s with %d workers", program, ep, count)
     try:
         drop_privileges(current, [ep.path for ep in endpoints if ep.kind == "unix"])
     except (OSError, KeyError) as e:
         log.error("%s: cannot start: %s", program, e)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         return 1
 
     signals = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
@@ -472,7 +513,8 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
             status = 1
             try:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, signals - {signal.SIGHUP})
-                status = _serve(program, config_path, current, endpoints, build, per_worker[index])
+                status = _serve(program, config_path, current, endpoints, build, per_worker[index],
+                                metrics_endpoint, metrics_socket)
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
                 log.exception("%s: worker %d failed", program, index)
             finally:
@@ -516,5 +558,7 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
             if not stopping and when <= time.monotonic():
                 del due[index]
                 spawn(index)
+    if metrics_dir is not None:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     log.info("%s: stopped", program)
     return 0

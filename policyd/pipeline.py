@@ -7,7 +7,8 @@ PREPEND/WARN/INFO annotation, the others queued per `instance` in the connection
 out once per instance; a PREPEND still queued at END-OF-MESSAGE (where Postfix ignores it)
 is dropped with a warning naming the missing smtpd_data_restrictions. Temporary backend
 failures become `DEFER_IF_PERMIT 4.3.0`; any other exception propagates so the adapter
-can log it and disconnect without replying. One decision log line per request.
+can log it and disconnect without replying. One decision log line per request, and one
+count in owlery_policyd_decisions_total (owlery.metrics; a no-op while metrics are off).
 Talks to: the checks. Tests: tests/policyd/test_pipeline.py, tests/policyd/test_pending_headers.py
 """
 
@@ -22,30 +23,16 @@ from typing import Any
 from twisted.internet import defer
 
 from owlery import log as owlery_log
+from owlery import metrics
 from owlery.errors import PermanentFailure, TemporaryFailure
-from owlery.settings import int_range, list_of, registered, setting, table_of
 from policyd import actions
+from policyd import settings as _declared  # noqa: F401 - policyd_checks & co., declared light
 from policyd.actions import DUNNO, Action
-from policyd.checks import CHECKS, Check, CheckContext, Verdict, default_checks, load_check
-from policyd.protocol import PROTOCOL_STATES, PolicyRequest
+from policyd.checks import Check, CheckContext, Verdict, default_checks, load_check
+from policyd.protocol import PolicyRequest
 
 log = logging.getLogger("owlery.policyd")
 
-
-CheckTable = table_of(list_of(registered(CHECKS, "check")),
-                      keys=registered(PROTOCOL_STATES, "protocol_state", normalise=str.upper),
-                      name="table of protocol_state = [check names]")
-
-POLICYD_CHECKS = setting(
-    "policyd_checks", CheckTable, None,
-    "Which checks run at each protocol_state, in order, e.g. "
-    '{ RCPT = ["recipient", "lists", "quota"], "END-OF-MESSAGE" = ["quota"] }. '
-    "A state left out runs no check (answers DUNNO). Unset: every check that is enabled "
-    "by default, in registry order.")
-POLICYD_INSTANCES_REMEMBERED = setting(
-    "policyd_instances_remembered", int_range(1, 1000), 20,
-    "Per connection, how many message instances keep their queued PREPEND/WARN "
-    "annotations and sent-header names (postgrey remembers 20).")
 
 _ANNOTATION_FORBIDDEN_AT = {"PREPEND": frozenset({"END-OF-MESSAGE"})}
 
@@ -155,13 +142,17 @@ class Pipeline:
             except TemporaryFailure as e:
                 log.warning("policyd: %s: check %s: temporary failure: %s", request.log_head(), check.name, e)
                 result = Verdict(actions.defer_if_permit(e.reply), {"error": type(e).__name__})
+                _count_error(check.name, "temporary")
             except defer.TimeoutError:
                 log.warning("policyd: %s: check %s: backend timed out", request.log_head(), check.name)
                 result = Verdict(actions.defer_if_permit(actions.BACKEND_TIMEOUT), {"error": "timeout"})
+                _count_error(check.name, "timeout")
             except PermanentFailure as e:
                 result = Verdict(actions.reject(e.reply))
             if isinstance(result, Verdict):
                 action, fields = result.action, result.log
+                if "greylist" in fields:
+                    metrics.GREYLIST_TRIPLETS.labels(fields["greylist"]).inc()
             else:
                 action = result
             if not isinstance(action, Action):
@@ -203,6 +194,7 @@ class Pipeline:
 
     def _log(self, request: PolicyRequest, decision: Decision) -> Decision:
         action = decision.action
+        metrics.POLICYD_DECISIONS.labels(request.protocol_state, decision.check or "none", action.log_word()).inc()
         level = logging.DEBUG if action.verb == "DUNNO" else logging.INFO
         if not log.isEnabledFor(level):
             return decision
@@ -220,6 +212,11 @@ class Pipeline:
     def close(self) -> None:
         for check in self.checks:
             check.close()
+
+
+def _count_error(check: str, error: str) -> None:
+    metrics.POLICYD_CHECK_ERRORS.labels(check, error).inc()
+    metrics.BACKEND_ERRORS.labels(metrics.CHECK_BACKENDS.get(check, check)).inc()
 
 
 async def _resume(coro: Any, waiting: Any) -> Any:

@@ -25,60 +25,27 @@ tests/policyd/test_protocol_hostile.py, tests/core/test_many_connections.py
 
 from __future__ import annotations
 
-import collections
 import logging
+import weakref
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
-from twisted.python.failure import Failure
 
-from owlery.settings import Duration, Endpoints, Networks, int_range, setting
+from owlery import metrics
+from owlery.ordered_replies import OrderedReplies, direct_transport, peer_text, send_now
+from policyd import settings as _declared  # noqa: F401 - policyd_listen & co., declared light
 from policyd.checks import CheckContext, Executor, ThreadPoolExecutor
 from policyd.netmatch import NetworkMatcher
 from policyd.pipeline import Decision, Pipeline
 from policyd.protocol import ProtocolError, RequestDecoder, encode_action
 
-POLICYD_LISTEN = setting("policyd_listen", Endpoints, ["unix:/var/spool/postfix/owlery/policyd.sock"],
-                         "Where the policy daemon listens: unix:/path, tcp:HOST:PORT or systemd:NAME.")
-POLICYD_CLIENT_NETWORKS = setting(
-    "policyd_client_networks", Networks, [],
-    "Networks whose TCP clients may connect (e.g. [\"127.0.0.0/8\", \"::1\", \"10.1.0.0/24\"] on a "
-    "back end answering its relays' quota questions); other clients are disconnected at once and "
-    "logged. Empty: every client that reaches the port (bind policyd_listen to loopback or a unix "
-    "socket then). Unix socket clients are not filtered (the socket's mode governs).")
-POLICYD_LINE_LENGTH_MAX = setting("policyd_line_length_max", int_range(64, 1 << 20), 4096, unit="bytes",
-                                  doc="Longest request line (name=value) accepted; longer closes the connection.")
-POLICYD_ATTRIBUTES_MAX = setting("policyd_attributes_max", int_range(1, 10000), 100,
-                                 "Most attributes in one request (Postfix 3.8 sends about 30); "
-                                 "more closes the connection.")
-POLICYD_IDLE_TIMEOUT = setting("policyd_idle_timeout", Duration, 330, unit="s",
-                               doc="Close a connection idle this long (Postfix's own max_idle is 300 s).")
-POLICYD_DECISION_TIMEOUT = setting(
-    "policyd_decision_timeout", Duration, 60, unit="s",
-    doc="A decision still running after this long is abandoned: log and disconnect without a reply "
-        "(keep it below Postfix's smtpd_policy_service_timeout, 100 s).")
-POLICYD_REQUESTS_QUEUED_MAX = setting("policyd_requests_queued_max", int_range(1, 10000), 16,
-                                      "Requests a client may send ahead of the replies (pipelining) "
-                                      "before the connection is closed.")
-POLICYD_WORKERS = setting(
-    "policyd_workers", int_range(1, 64), 1,
-    "Worker processes answering on the same listen sockets (one Python process uses one core; "
-    "set it to the number of cores on a busy MX). Each worker keeps its own directory cache; "
-    "state (greylist, rate limits) is shared through the state store.")
-POLICYD_THREADS_MAX = setting("policyd_threads_max", int_range(1, 256), 8,
-                              "Threads for blocking backends (LDAP, DNS, SQL, file reads).")
-POLICYD_BLOCKING_QUEUE_MAX = setting("policyd_blocking_queue_max", int_range(1, 100000), 1000,
-                                     "Blocking jobs that may wait for a thread; beyond it checks "
-                                     "answer DEFER_IF_PERMIT 4.3.0 at once.")
-
 log = logging.getLogger("owlery.policyd")
 
 
 class PolicyProtocol(Protocol, TimeoutMixin):
-    """One Postfix connection: many requests, one reply each, in order."""
+    """One Postfix connection: many requests, one reply each, in order (owlery.ordered_replies)."""
 
     def __init__(self, factory: "PolicyFactory"):
         self.factory = factory
@@ -86,88 +53,47 @@ class PolicyProtocol(Protocol, TimeoutMixin):
         self.callLater = factory.clock.callLater      # TimeoutMixin uses this
         self.decoder = RequestDecoder(line_length_max=settings.policyd_line_length_max,
                                       attributes_max=settings.policyd_attributes_max)
-        self.queue: collections.deque = collections.deque()
-        self.busy: Any = None      # the Deferred of the decision in progress
+        self.replies = OrderedReplies(settings.policyd_requests_queued_max, self._decide, self._reply,
+                                      self._drop, self._failed, drained=self.resetTimeout)
         self._raw: Any = None      # the socket transport, for replies sent at once
         self.session: Any = None
-        self.closed = False
-
-    def _peer(self) -> str:
-        try:
-            peer = self.transport.getPeer()
-        except Exception:  # noqa: BLE001 - some transports cannot say; only for the log line
-            return "?"
-        host = getattr(peer, "host", None)
-        return f"{host}:{peer.port}" if host else str(getattr(peer, "name", None) or "unix")
 
     def connectionMade(self) -> None:
         self.session = self.factory.pipeline.new_session()
-        raw = getattr(self.transport, "transport", self.transport)   # under the runner's tracking wrapper
-        self._raw = raw if isinstance(raw, FileDescriptor) and hasattr(raw, "socket") else None
+        self._raw = direct_transport(self.transport)
         self.setTimeout(self.factory.settings.policyd_idle_timeout)
 
     def dataReceived(self, data: bytes) -> None:
-        if self.closed:
+        if self.replies.closed:
             return
         try:
             requests = self.decoder.feed(data)
         except ProtocolError as e:
             self._drop(f"protocol error: {e}")
             return
-        self.queue.extend(requests)
-        if len(self.queue) > self.factory.settings.policyd_requests_queued_max:
-            self._drop(f"more than {self.factory.settings.policyd_requests_queued_max} requests queued")
+        self.replies.limit = self.factory.settings.policyd_requests_queued_max
+        if not self.replies.add(requests):
             return
         if not requests and self.decoder.pending:
-            self.resetTimeout()      # a request is arriving in pieces; _next resets after answers
-        self._next()
+            self.resetTimeout()      # a request is arriving in pieces; the replies reset it after answers
+        self.replies.pump()
 
-    def _next(self) -> None:
-        # Warm-cache decisions come back at once (no Deferred): answer them in this loop.
+    def _decide(self, request: Any) -> Any:
+        """The reply now (warm caches answer without a Deferred), or a Deferred of it."""
         factory = self.factory
-        while self.busy is None and self.queue and not self.closed:
-            request = self.queue.popleft()
-            try:
-                result = factory.pipeline.decide_now(request, self.session, factory.clock.seconds())
-            except Exception:  # noqa: BLE001 - a bug in a check: log, disconnect without reply
-                self._failed(Failure(), request)
-                return
-            if isinstance(result, Decision):
-                self._reply(encode_action(result.action.render()))
-                continue
-            self.busy = result
-            result.addTimeout(factory.settings.policyd_decision_timeout, factory.clock)
-            result.addCallbacks(self._answer, self._failed, errbackArgs=(request,))
-        if not self.queue:
-            self.resetTimeout()
-
-    def _answer(self, decision: Any) -> None:
-        self.busy = None
-        if self.closed:
-            return
-        self._reply(encode_action(decision.action.render()))
-        self._next()
+        try:
+            result = factory.pipeline.decide_now(request, self.session, factory.clock.seconds())
+        except Exception:  # noqa: BLE001 - a bug in a check: _failed logs it, disconnects without reply
+            return defer.fail()
+        if isinstance(result, Decision):
+            return encode_action(result.action.render())
+        result.addTimeout(factory.settings.policyd_decision_timeout, factory.clock)
+        return result.addCallback(lambda decision: encode_action(decision.action.render()))
 
     def _reply(self, data: bytes) -> None:
-        """Send now when nothing is queued: one send() in place of Twisted's register-for-
-        writing, send on the next loop turn and unregister (two epoll_ctl calls and a loop
-        turn per reply). Anything not sent at once, or any error, goes the normal way."""
-        raw = self._raw
-        if (raw is not None and raw.connected and not raw.disconnecting and not raw._writeDisconnected
-                and not raw._tempDataBuffer and raw.offset >= len(raw.dataBuffer)):
-            try:
-                sent = raw.socket.send(data)
-            except OSError:
-                sent = 0        # full buffer, or an error Twisted's own write will meet and report
-            if sent == len(data):
-                return
-            data = data[sent:]
-        self.transport.write(data)
+        send_now(self._raw, self.transport, data)
 
     def _failed(self, failure: Any, request: Any) -> None:
-        self.busy = None
-        if self.closed:
-            return
         if failure.check(defer.TimeoutError):
             self._drop(f"{request.log_head()}: decision took longer than "
                        f"{self.factory.settings.policyd_decision_timeout:g} s")
@@ -176,29 +102,24 @@ class PolicyProtocol(Protocol, TimeoutMixin):
                   request.log_head(), failure.getTraceback())
         self._drop("internal error")
 
-    def _drop(self, why: str) -> None:
-        log.warning("policyd: closing connection from %s without reply: %s", self._peer(), why)
-        self.closed = True
-        self.queue.clear()
+    def _drop(self, why: str | None) -> None:
+        log.warning("policyd: closing connection from %s without reply: %s", peer_text(self.transport), why)
+        self.replies.stop()
         self.setTimeout(None)
         self.transport.loseConnection()
 
     def timeoutConnection(self) -> None:
-        if self.busy is not None:
+        if self.replies.busy is not None:
             # Idle time does not run while we decide (the decision has its own timeout).
             self.setTimeout(self.factory.settings.policyd_idle_timeout)
             return
-        log.info("policyd: closing idle connection from %s", self._peer())
-        self.closed = True
+        log.info("policyd: closing idle connection from %s", peer_text(self.transport))
+        self.replies.stop()
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Any = None) -> None:
-        self.closed = True
         self.setTimeout(None)
-        self.queue.clear()
-        if self.busy is not None:
-            busy, self.busy = self.busy, None
-            busy.cancel()
+        self.replies.cancel()
 
 
 class PolicyFactory(Factory):
@@ -241,6 +162,24 @@ class PolicyApp:
         self.resolver = resolver
         self.factory = PolicyFactory(settings, self._pipeline(settings), reactor)
         self._retired: list[Pipeline] = []
+        # directory -> (hits, misses) already counted; the cache keeps plain counters (no
+        # metric call on the hot path), copied into owlery_directory_cache_lookups_total.
+        self._cache_seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        if metrics.enabled():
+            metrics.add_sampler(self.sample_directory_cache)
+
+    def sample_directory_cache(self) -> None:
+        """Count the directory cache's hits and misses since the last call."""
+        directory = self.factory.pipeline.ctx._directory
+        if directory is None or not hasattr(directory, "hits"):
+            return
+        hits, misses = directory.hits, directory.misses
+        hits_before, misses_before = self._cache_seen.get(directory, (0, 0))
+        self._cache_seen[directory] = (hits, misses)
+        if hits > hits_before:
+            metrics.DIRECTORY_CACHE_LOOKUPS.labels("hit").inc(hits - hits_before)
+        if misses > misses_before:
+            metrics.DIRECTORY_CACHE_LOOKUPS.labels("miss").inc(misses - misses_before)
 
     def _pipeline(self, settings: Any) -> Pipeline:
         ctx = CheckContext(settings, self.reactor, self.executor,

@@ -25,18 +25,18 @@ Tests: tests/socketmap/test_service.py, tests/socketmap/test_postmap.py
 
 from __future__ import annotations
 
-import collections
 import logging
+import traceback
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from owlery.directory import MISS
 from owlery.errors import TemporaryFailure
+from owlery.ordered_replies import Final, OrderedReplies, direct_transport, peer_text, send_now
 from socketmap import maps
 from socketmap.protocol import (Answer, BadRequest, Request, RequestDecoder, encode_reply, perm, printable, temp,
                                 timeout)
@@ -109,120 +109,75 @@ def _log_answer(request: Request, answer: Answer, source: str) -> None:
 
 
 class SocketmapProtocol(Protocol, TimeoutMixin):
-    """One Postfix connection: many requests, one reply each, in order."""
+    """One Postfix connection: many requests, one reply each, in order (owlery.ordered_replies)."""
 
     def __init__(self, factory: "SocketmapFactory"):
         self.factory = factory
         self.callLater = factory.clock.callLater      # TimeoutMixin uses this
         self.decoder = RequestDecoder(factory.settings.socketmap_request_length_max)
-        self.queue: collections.deque = collections.deque()
-        self.busy: Any = None          # the Deferred of the lookup in a thread
-        self.closed = False
+        self.replies = OrderedReplies(factory.settings.socketmap_requests_queued_max, self._answer, self._send,
+                                      self._drop, self._failed, drained=self.resetTimeout)
         self._raw: Any = None          # the socket transport, for replies sent at once
 
-    def _peer(self) -> str:
-        try:
-            peer = self.transport.getPeer()
-        except Exception:  # noqa: BLE001 - some transports cannot say; only for the log line
-            return "?"
-        host = getattr(peer, "host", None)
-        return f"{host}:{peer.port}" if host else str(getattr(peer, "name", None) or "unix")
-
     def connectionMade(self) -> None:
-        raw = getattr(self.transport, "transport", self.transport)   # under the runner's tracking wrapper
-        self._raw = raw if isinstance(raw, FileDescriptor) and hasattr(raw, "socket") else None
+        self._raw = direct_transport(self.transport)
         self.setTimeout(self.factory.settings.socketmap_idle_timeout)
 
     def _send(self, data: bytes) -> None:
-        """Send now when nothing is waiting to go out: one send() instead of Twisted's register
-        for writing, send on the next loop turn, unregister (Postfix waits for each reply before
-        its next request, so that turn is latency on every lookup). The same shortcut as the
-        policy daemon's replies; anything not sent at once, or any error, goes the normal way."""
-        raw = self._raw
-        if (raw is not None and raw.connected and not raw.disconnecting and not raw._writeDisconnected
-                and not raw._tempDataBuffer and raw.offset >= len(raw.dataBuffer)):
-            try:
-                sent = raw.socket.send(data)
-            except OSError:
-                sent = 0        # a full buffer, or an error Twisted's own write meets and reports
-            if sent == len(data):
-                return
-            data = data[sent:]
-        self.transport.write(data)
+        send_now(self._raw, self.transport, data)
 
     def dataReceived(self, data: bytes) -> None:
-        if self.closed:
+        if self.replies.closed:
             return
-        self.queue.extend(self.decoder.feed(data))
-        limit = self.factory.settings.socketmap_requests_queued_max
-        if len(self.queue) > limit:
-            self._drop(f"more than {limit} requests queued")
+        self.replies.limit = self.factory.settings.socketmap_requests_queued_max
+        if not self.replies.add(self.decoder.feed(data)):
             return
         self.resetTimeout()
-        self._next()
+        self.replies.pump()
 
-    def _next(self) -> None:
-        """Answer queued requests in order while the cache can; the replies of one pass go out
-        in one send (a pipelining client gets them together), always before a lookup starts."""
+    def _answer(self, item: Request | BadRequest) -> Any:
+        """The reply from the cache now, PERM for a bad request, else a Deferred of the directory's."""
+        if isinstance(item, BadRequest):
+            log.warning("socketmap: bad request from %s: %s%s", peer_text(self.transport), item.reason,
+                        "; closing the connection" if item.fatal else "")
+            reply = encode_reply(perm(item.reason))
+            return Final(reply) if item.fatal else reply
         app = self.factory.app
-        out: list[bytes] = []
-        while self.busy is None and self.queue and not self.closed:
-            item = self.queue.popleft()
-            if isinstance(item, BadRequest):
-                log.warning("socketmap: bad request from %s: %s%s", self._peer(), item.reason,
-                            "; closing the connection" if item.fatal else "")
-                out.append(encode_reply(perm(item.reason)))
-                if item.fatal:
-                    self._send(b"".join(out))
-                    out = []
-                    self._drop(None)
-                continue
-            answer = app.answer_now(item)
-            if answer is not None:
-                _log_answer(item, answer, "cache")
-                out.append(encode_reply(answer))
-                continue
-            if out:
-                self._send(b"".join(out))     # first: the lookup below may answer at once
-                out = []
-            self.busy = app.answer_later(item)
-            self.busy.addCallback(self._answered, item)
-        if out:
-            self._send(b"".join(out))
-        if not self.queue and not self.closed:
-            self.resetTimeout()
+        answer = app.answer_now(item)
+        if answer is not None:
+            _log_answer(item, answer, "cache")
+            return encode_reply(answer)
+        return app.answer_later(item).addCallback(self._answered, item)
 
-    def _answered(self, answer: Answer, request: Request) -> None:
-        self.busy = None
-        if self.closed:
-            return
-        _log_answer(request, answer, "directory")
-        self._send(encode_reply(answer))
-        self._next()
+    def _answered(self, answer: Answer, request: Request) -> bytes:
+        if not self.replies.closed:         # a lookup cancelled with its connection is not news
+            _log_answer(request, answer, "directory")
+        return encode_reply(answer)
+
+    def _failed(self, failure: Any, request: Any) -> None:
+        # answer_later's Deferred fires with an Answer even for a failed lookup: this is a bug
+        trace = failure.getTraceback() if isinstance(failure, Failure) else "".join(traceback.format_exception(failure))
+        log.error("socketmap: internal error, closing the connection: %s", trace)
+        self._drop(None)
 
     def _drop(self, why: str | None) -> None:
         if why:
-            log.warning("socketmap: closing connection from %s: %s", self._peer(), why)
-        self.closed = True
-        self.queue.clear()
+            log.warning("socketmap: closing connection from %s: %s", peer_text(self.transport), why)
+        self.replies.stop()
         self.setTimeout(None)
         self.transport.loseConnection()
 
     def timeoutConnection(self) -> None:
-        if self.busy is not None:
+        if self.replies.busy is not None:
             # Idle time does not run while a lookup does (it has its own timeout).
             self.setTimeout(self.factory.settings.socketmap_idle_timeout)
             return
-        log.info("socketmap: closing idle connection from %s", self._peer())
+        log.info("socketmap: closing idle connection from %s", peer_text(self.transport))
         self._drop(None)
 
     def connectionLost(self, reason: Any = None) -> None:
-        self.closed = True
         self.setTimeout(None)
-        self.queue.clear()
-        if self.busy is not None:
-            busy, self.busy = self.busy, None
-            busy.cancel()
+        self.replies.cancel()
 
 
 class SocketmapFactory(Factory):

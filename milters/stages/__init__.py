@@ -32,8 +32,9 @@ errors), tests/milters/test_auth_stages.py (a stage registered at run time).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -80,12 +81,54 @@ MILTER_STAGE_ON_ERROR = setting(
     "client retries) or \"continue\" (log, add symbol NAME_ERROR, go on).")
 
 
-@dataclasses.dataclass
 class Services:
-    """What the process gives every stage: DNS (a dnspython-style resolver) and the clock."""
+    """What the process gives every stage: DNS (a dnspython-style resolver), the clock, and
+    the resources stages share: the quarantine store (owlery.quarantine) and the directory
+    (owlery.directory). The adapter builds one Services per settings generation; each
+    resource is opened on first use (a stage that never quarantines costs no store), once,
+    from the settings the stage passes (the pipeline's), and closed with the Pipeline. A
+    `quarantine_store` or `directory` given here is used instead, and left open."""
 
-    resolver: Any
-    now: Callable[[], float] = time.time
+    def __init__(self, resolver: Any, now: Callable[[], float] = time.time, *,
+                 quarantine_store: Any = None, directory: Any = None):
+        self.resolver = resolver
+        self.now = now
+        self._given = {"quarantine store": quarantine_store, "directory": directory}
+        self._opened: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def quarantine_store(self, settings: Any) -> Any:
+        """The quarantine store every content stage writes (milters.stages.quarantine.Quarantiner)."""
+        def open_it() -> Any:
+            from owlery.quarantine import open_store
+            return open_store(settings)
+        return self._get("quarantine store", open_it)
+
+    def directory(self, settings: Any) -> Any:
+        """The directory, e.g. for per-recipient spam levels."""
+        def open_it() -> Any:
+            from owlery.directory import open_directory
+            return open_directory(settings)
+        return self._get("directory", open_it)
+
+    def _get(self, name: str, opener: Callable[[], Any]) -> Any:
+        if self._given[name] is not None:
+            return self._given[name]
+        # Stages may ask from libmilter's connection threads: open each resource once.
+        with self._lock:
+            if name not in self._opened:
+                self._opened[name] = opener()
+            return self._opened[name]
+
+    def close(self) -> None:
+        """Close what was opened here (at reload once the old stages are idle, and at exit)."""
+        with self._lock:
+            opened, self._opened = list(self._opened.items()), {}
+        for name, resource in opened:
+            try:
+                resource.close()
+            except Exception:  # noqa: BLE001 - closing must go on for the others
+                logging.getLogger("owlery.milter").exception("milter: closing the %s failed", name)
 
 
 class Stage:
@@ -158,4 +201,5 @@ class Pipeline:
     def close(self) -> None:
         for stage in self.stages.values():
             stage.close()
+        self.services.close()           # the shared quarantine and directory, after their users
 

@@ -69,7 +69,7 @@ class AntivirusStage(Stage):
         self._quarantine = None
         if "quarantine" in (settings.antivirus_infected_action, settings.antivirus_oversize_action):
             from milters.stages.quarantine import Quarantiner
-            self._quarantine = Quarantiner(settings, services)
+            self._quarantine = Quarantiner(settings, services)     # its store: the services' own
 
     def check(self, message: Any, report: Any) -> None:
         report.progress()
@@ -120,7 +120,3 @@ class AntivirusStage(Stage):
             self._quarantine.quarantine(message, report, "unchecked", f"not scanned for viruses: {why}")
         else:
             report.add_header("X-Virus-Status", "unchecked (message too large)")
-
-    def close(self) -> None:
-        if self._quarantine is not None:
-            self._quarantine.close()

@@ -322,7 +322,7 @@ class BannedStage(Stage):
         if "quarantine" in (settings.banned_action, settings.banned_undecidable_action,
                             settings.banned_encrypted_action):
             from milters.stages.quarantine import Quarantiner
-            self._quarantine = Quarantiner(settings, services)
+            self._quarantine = Quarantiner(settings, services)     # its store: the services' own
 
     def check(self, message: Any, report: Any) -> None:
         report.progress()
@@ -357,7 +357,3 @@ class BannedStage(Stage):
             report.reject(REPLY_UNCHECKABLE.with_text(text), f"banned unchecked {first}")
         elif action == "tempfail":
             report.tempfail(REPLY_UNCHECKABLE_LATER, f"banned unchecked {first}")
-
-    def close(self) -> None:
-        if self._quarantine is not None:
-            self._quarantine.close()

@@ -1,20 +1,24 @@
 """Stage `quarantine` and the Quarantiner the content stages share: store durably, then discard or reject.
 
 `Quarantiner.quarantine(message, report, reason, detail)` writes the message with its
-envelope, client, reasons and scores to the configured store (milters.quarantine) and
+envelope, client, reasons and scores to the configured store (owlery.quarantine) and
 returns only once it is durable; then it tells the report (`quarantined(id)`) and acts as
 `quarantine_action` says. `keep(message, report, reason, detail, recipients)` only stores
 (for some recipients, whom the calling stage then takes off the envelope; the others still
 get the message). A store that is down raises QuarantineUnavailable (a TemporaryFailure),
 so the client gets 4xx and nothing is lost. The antivirus, spam and
-banned stages call it directly, so a quarantine never depends on stage order; the
+banned stages call it directly, all through the one store their Services opens, so a
+quarantine never depends on stage order; the
 `quarantine` stage (put it last) quarantines what the score verdict (milter_score_quarantine)
 or a `report.data["quarantine_request"] = (reason, detail)` from any other stage asks for.
+With quarantine_archive, the stage also keeps an archive copy (reason "archive", recipients
+"archived") of a message that got a verdict but goes on (spam-tagged, over milter_score_tag,
+discarded); rejected messages stop the pipeline before it.
 The stored (and so released) copy is the message as it would have been delivered: the
 Received field Postfix adds (milters.received), then the header edits the stages made
 (Authentication-Results, X-Spam-*, X-Virus-*...), then the original header block and body.
 Talks to: the quarantine store. Tests: tests/milters/test_content_stages.py,
-tests/milters/test_received_for_scanners.py
+tests/milters/test_received_for_scanners.py, tests/milters/test_quarantine_notify_archive.py
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from owlery.reply import Reply
 from owlery.settings import Str, choice, setting
 
 from milters import effects as fx
-from milters.quarantine import QuarantineRecord, RecipientState, new_id, open_store
+from owlery.quarantine import ARCHIVE_REASON, ARCHIVED, QuarantineRecord, RecipientState, new_id
 from milters.stages import Stage
 
 QUARANTINE_ACTION = setting("quarantine_action", choice("discard", "reject"), "discard",
@@ -45,10 +49,10 @@ _TEXT_LIMIT = 500
 class Quarantiner:
     """Stores messages for the content stages; shared by threads, keeps no per-message state."""
 
-    def __init__(self, settings: Any, services: Any, store: Any = None):
+    def __init__(self, settings: Any, services: Any):
         self.settings = settings
         self.services = services
-        self.store = store if store is not None else open_store(settings)
+        self.store = services.quarantine_store(settings)     # shared; closed with the services
         self.host = settings.quarantine_host_name if settings.quarantine_host_name is not None \
             else socket.gethostname()
 
@@ -102,8 +106,26 @@ class Quarantiner:
                             store=type(self.store).__name__)
         return record.mail_id
 
-    def close(self) -> None:
-        self.store.close()
+
+    def archive(self, message: Any, report: Any, why: str) -> str:
+        """Keep an archive copy (quarantine_archive) of a message that goes on: reason "archive",
+        its recipients ARCHIVED (delivered; nothing to release or announce). Returns the id."""
+        data = stored_copy(message, list(report.effects))
+        record = QuarantineRecord(
+            mail_id=new_id(), secret_id=new_id(), created=self.services.now(), reason=ARCHIVE_REASON,
+            detail=_text(why), sender=message.mail_from,
+            recipients=tuple(RecipientState(r, ARCHIVED) for r in dict.fromkeys(message.recipients)),
+            size=len(data), queue_id=message.queue_id or "", client_addr=message.client_address or "",
+            client_name=message.client_name or "", helo=message.helo or "", host=self.host,
+            subject=_text(message.get("Subject") or ""), header_from=_text(message.get("From") or ""),
+            message_id=_text(message.get("Message-ID") or ""), score=report.score,
+            symbols=tuple((s.name, s.score, _text(s.detail)) for s in report.symbols))
+        self.store.put(record, data)             # raises QuarantineUnavailable: 4xx, nothing lost
+        report.data["archive"] = record.mail_id
+        owlery_log.decision("milter", message.queue_id, "archive",
+                            head=f"END-OF-MESSAGE from {message.client_name}[{message.client_address or 'local'}]",
+                            from_=message.mail_from, quarantine_id=record.mail_id, reason=_text(why, 200))
+        return record.mail_id
 
 
 def edited_header_block(fields: list[tuple[str, bytes]], effects: Sequence[Any]) -> list[tuple[str, bytes]]:
@@ -145,6 +167,20 @@ def _field_value(value: str) -> bytes:
     return b" " + text.encode("utf-8", "surrogateescape")
 
 
+def _archive_reason(report: Any) -> str:
+    """Why a message that was not quarantined deserves an archive copy ("" if it does not)."""
+    spam = report.data.get("spam") or {}
+    if report.action != "accept":
+        return f"{report.action}: {report.reason or '-'}"
+    if spam.get("is_spam"):
+        return f"spam-tagged, score {report.score:g}"
+    if report.verdict() != "accept":
+        return f"verdict {report.verdict()}, score {report.score:g}"
+    if any(s.name == "CLAMAV_VIRUS" for s in report.symbols):
+        return "virus"
+    return ""
+
+
 def _text(value: str, limit: int = _TEXT_LIMIT) -> str:
     return "".join(c if c.isprintable() else " " for c in value)[:limit]
 
@@ -167,6 +203,7 @@ class QuarantineStage(Stage):
             self.quarantiner.quarantine(message, report, reason, detail)
         elif report.action == "accept" and report.verdict() == "quarantine":
             self.quarantiner.quarantine(message, report, "spam", f"score {report.score:g}")
-
-    def close(self) -> None:
-        self.quarantiner.close()
+        if self.settings.quarantine_archive and report.quarantine_ref is None and not message.truncated:
+            why = _archive_reason(report)
+            if why:
+                self.quarantiner.archive(message, report, why)

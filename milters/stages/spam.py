@@ -164,12 +164,10 @@ class SpamStage(Stage):
         super().__init__(settings, services)
         self.client = client if client is not None else (
             SpamdClient.from_settings(settings) if settings.spam_use_spamd else None)
+        if directory is None and settings.spam_directory_levels:
+            directory = services.directory(settings)       # shared; closed with the services
         self.directory = directory
-        self._own_directory = directory is None and settings.spam_directory_levels
-        if self._own_directory:
-            from owlery.directory import open_directory
-            self.directory = open_directory(settings)
-        self._quarantiner = None
+        self._quarantiner: Any = None
 
     # -- evidence ---------------------------------------------------------------------------
 
@@ -338,6 +336,7 @@ class SpamStage(Stage):
         self._tag(message, report, total, levels, is_spam, rules)
 
     def _get_quarantiner(self) -> Any:
+        # The store opens on the first spam kept: a site that never quarantines needs none.
         if self._quarantiner is None:
             from milters.stages.quarantine import Quarantiner
             self._quarantiner = Quarantiner(self.settings, self.services)
@@ -380,9 +379,3 @@ class SpamStage(Stage):
                 report.change_header("Subject", 1, s.spam_subject_tag + subjects[0].text)
             else:
                 report.append_header("Subject", s.spam_subject_tag.strip())
-
-    def close(self) -> None:
-        if self._quarantiner is not None:
-            self._quarantiner.close()
-        if self._own_directory:
-            self.directory.close()

@@ -34,6 +34,7 @@ PRODUCT_CLI_MODULES = (
     "socketmap.cli",
     "sieve.delivery.mailbox_cli",
     "sieve.delivery.quota_cli",
+    "owlery.app.stats",
 )
 
 

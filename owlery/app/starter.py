@@ -21,6 +21,7 @@ Who runs the daemons and where they listen:
 The hosted domain is Postfix's `mydomain` when Postfix is installed and configured with
 a real domain, else example.org; the output says which. An existing file is never
 overwritten, and the settings file is written 0640 (it may later hold passwords).
+The settings file also turns on each daemon's Prometheus metrics on loopback (9040-9044).
 Talks to: the file system, `postconf`, the user database. Tests: tests/core/test_starter.py,
 tests/core/test_secure_defaults.py
 """
@@ -36,6 +37,8 @@ import stat
 import subprocess
 from typing import Any
 
+from owlery.metrics import DEFAULT_PORTS
+
 FALLBACK_DOMAIN = "example.org"
 SYSTEM_DATA_DIR = "/var/lib/owlery"
 SYSTEM_USER = "owlery"          # the daemon user scripts/quickstart creates when run as root
@@ -44,6 +47,9 @@ CREATE_USER = ("useradd --system --user-group --home-dir /var/lib/owlery --no-cr
 # A normal user's daemons: loopback TCP, which Postfix can reach (a user's unix socket it cannot).
 USER_LISTEN = (("policyd_listen", '["tcp:127.0.0.1:10040"]'), ("milter_listen", '"tcp:127.0.0.1:10041"'),
                ("lmtpd_listen", '["tcp:127.0.0.1:10042"]'))
+# Prometheus metrics of the daemons `owlery run` starts, on loopback (README.rst, Metrics).
+METRICS_LISTEN = tuple((f"{name}_metrics_listen", f'"tcp:127.0.0.1:{DEFAULT_PORTS[name]}"')
+                       for name in ("policyd", "milter", "lmtpd", "socketmap"))
 
 
 class StarterError(OSError):
@@ -266,6 +272,9 @@ def write_starter(layout: StarterLayout, domain: HostedDomain, defaults_text: st
                  "# start them as root instead (unix sockets in Postfix's queue directory, group",
                  "# postfix; see README.rst, Hardening).", ""]
     head += [f"{name} = {value}" for name, value in values]
+    head += ["", "# Prometheus metrics on loopback, GET http://127.0.0.1:PORT/metrics (README.rst,",
+             "# Metrics); delete a line to turn that daemon's off."]
+    head += [f"{name} = {value}" for name, value in METRICS_LISTEN]
     if _write_new(layout.config_path, "\n".join(head) + "\n\n" + defaults_text + "\n", 0o640, config_gid):
         written.insert(0, layout.config_path)
     return written

@@ -27,13 +27,15 @@ import datetime as _dt
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from owlery import log as owlery_log
+from owlery import metrics
 from owlery.errors import DirectoryUnavailable, StateUnavailable
-from owlery.maildir import Maildir, MaildirError, Owner, QuotaExceeded, owner_from_settings
+from owlery.maildir import Maildir, MaildirError, Owner, QuotaExceeded, owner_from_settings, path_for
 from owlery.reply import Reply
 from owlery.settings import Bool, StrList, list_of, matching, setting, table_of
 from sieve.delivery import redirect as redirect_mod
@@ -107,19 +109,35 @@ class Outcome:
     exit_code: int
     detail: str = ""
     stored: tuple[str, ...] = ()      # file paths written
+    # What the delivery did, for owlery_delivery_results_total: stored (INBOX), folder,
+    # redirected, vacation, rejected (with a notice), discarded.
+    results: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.action == "delivered"
 
 
+_RESULTS_OF = {"tempfail": ("tempfail",), "bounce": ("rejected",), "unknown": ("rejected",)}
+
+
+def count_outcome(outcome: Outcome, seconds: float | None = None) -> None:
+    """Count one recipient's delivery in the metrics (owlery.metrics; no-ops while off)."""
+    metrics.DELIVERIES.labels(outcome.action).inc()
+    for result in outcome.results or _RESULTS_OF.get(outcome.action, ()):
+        metrics.DELIVERY_RESULTS.labels(result).inc()
+    if seconds is not None:
+        metrics.DELIVERY_DURATION.observe(seconds)
+
+
 def _reply_text(recipient: str, text: str) -> str:
     return Reply.safe_text(f"<{recipient}> {text}", 400)
 
 
-def delivered(recipient: str, stored: Sequence[str] = (), detail: str = "") -> Outcome:
+def delivered(recipient: str, stored: Sequence[str] = (), detail: str = "",
+              results: Sequence[str] = ()) -> Outcome:
     return Outcome("delivered", Reply(250, "2.0.0", _reply_text(recipient, "Saved")), EX_OK,
-                   detail, tuple(stored))
+                   detail, tuple(stored), tuple(results))
 
 
 def tempfail(recipient: str, detail: str, dsn: str = "4.3.0",
@@ -155,8 +173,9 @@ class DeliveryHost:
     """The Sieve engine's questions answered from this user's Maildir and the state store."""
 
     def __init__(self, maildir: Maildir, user: MailUser, state: Any, global_dirs: Sequence[str],
-                 now: float, settings: Any = None):
+                 now: float, settings: Any = None, lists: Any = None):
         self.settings = settings
+        self.lists = lists              # sieve.delivery.extlists.DirectoryLists, or None: no lists
         self.maildir = maildir
         self.user = user
         self.state = state
@@ -194,8 +213,15 @@ class DeliveryHost:
         self.state.set(self._key(key), "1", period, self.now)
 
     def load_script(self, name: str, location: str) -> bytes | None:
+        # RFC 6609 2: :personal is the user's own scripts (where ManageSieve stores them:
+        # managesieve_script_dir_template, else beside the active script), :global the site's
+        # (delivery_sieve_global_dir). `name` is already a plain script name (no "/", "..").
         if location == "personal":
-            dirs = [os.path.dirname(self.user.sieve_script)] if self.user.sieve_script else []
+            template = getattr(self.settings, "managesieve_script_dir_template", None)
+            if template:
+                dirs = [path_for(template, self.user.address)]
+            else:
+                dirs = [os.path.dirname(self.user.sieve_script)] if self.user.sieve_script else []
         else:
             dirs = self.global_dirs
         # A personal include is the user's file: read as root, only theirs (sieve/delivery/userfiles.py).
@@ -215,7 +241,7 @@ class DeliveryHost:
         return None
 
     def list_contains(self, list_name: str, value: str) -> bool | None:
-        return None
+        return self.lists.list_contains(list_name, value) if self.lists is not None else None
 
 
 @dataclasses.dataclass
@@ -239,8 +265,11 @@ class Executor:
 
     def __init__(self, settings: Any, *, submitter: Any = None, state: Any = None,
                  cache: Any = None, program: str = "delivery",
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, directory: Any = None):
         self.settings = settings
+        self._directory = directory           # for Sieve extlists; opened lazily when not given
+        self._owns_directory = directory is None
+        self._directory_lock = threading.Lock()
         self._submitter = submitter
         self._state = state
         self._owns_state = state is None      # opened here (lazily): ours to close
@@ -255,6 +284,9 @@ class Executor:
         state, self._state = self._state, None
         if state is not None and self._owns_state:
             state.close()
+        directory, self._directory = self._directory, None
+        if directory is not None and self._owns_directory:
+            directory.close()
 
     # -- lazily built collaborators (the LDA pays only for what a message needs) --
 
@@ -271,6 +303,15 @@ class Executor:
             from sieve.delivery import submission
             self._submitter = submission.from_settings(self.settings)
         return self._submitter
+
+    def directory(self) -> Any:
+        """The directory Sieve extlists asks (sieve/delivery/extlists.py), opened on first use;
+        None when delivery_use_directory is off."""
+        with self._directory_lock:          # deliveries run in threads: open it once
+            if self._directory is None and self.settings.delivery_use_directory:
+                from owlery.directory import open_directory
+                self._directory = open_directory(self.settings)
+            return self._directory
 
     @property
     def state(self) -> Any:
@@ -331,8 +372,9 @@ class Executor:
         if not scripts:
             return plan
         from sieve import api
+        from sieve.delivery.extlists import DirectoryLists
         host = DeliveryHost(maildir, user, self._state_or_none(), self.settings.delivery_sieve_global_dir, now,
-                            self.settings)
+                            self.settings, DirectoryLists(self.settings, user.address, self.directory))
         envelope = api.Envelope(mail_from=sender, rcpt_to=recipient, orig_rcpt=original_recipient)
         when = _dt.datetime.fromtimestamp(now, _dt.timezone.utc)
         env = {"location": "MDA", "phase": "during", "host": self.hostname}
@@ -390,10 +432,12 @@ class Executor:
                 outcome = tempfail(recipient, f"internal error: {e.__class__.__name__}: {e}")
         orig_to = f"<{original_recipient}>" if original_recipient and \
             original_recipient.lower() != recipient.lower() else None
+        took = self.clock() - start
         owlery_log.decision(self.program, queue_id, outcome.action, reply=outcome.reply,
                             from_=sender, to=recipient, orig_to=orig_to, detail=outcome.detail or None,
-                            delay=f"{self.clock() - start:.3f}",
+                            delay=f"{took:.3f}",
                             level=logging.INFO if outcome.action != "tempfail" else logging.WARNING)
+        count_outcome(outcome, took)
         return outcome
 
     # -- aliases and groups reaching delivery (see sieve/delivery/users.py) --------
@@ -606,8 +650,9 @@ class Executor:
                           self.program, recipient, box, e)
 
         # Replies and marks: best effort, after the message is safe.
+        vacation = False
         for a in replies:
-            self._send_reply(a, plan.message, sender, user, from_api)
+            vacation = self._send_reply(a, plan.message, sender, user, from_api) or vacation
         for r in rejects:
             if not r.ereject and r.mdn_to:
                 self._send("reject notice", "", [r.mdn_to], r.mdn)
@@ -622,7 +667,11 @@ class Executor:
             detail.append("discarded" if not rejects else "rejected with notice")
         if plan.errors:
             detail.append("sieve-error-keep")
-        return delivered(recipient, written, " ".join(detail))
+        folders = [_folder_label(maildir, p) for p in written]
+        results = (["stored"] if "INBOX" in folders else []) + (["folder"] if set(folders) - {"INBOX"} else []) \
+            + (["redirected"] if sent else []) + (["vacation"] if vacation else []) \
+            + ([] if written or sent else ["discarded" if not rejects else "rejected"])
+        return delivered(recipient, written, " ".join(detail), results)
 
     def _over_quota(self, recipient: str, detail: str) -> Outcome:
         if self.settings.delivery_quota_full_tempfail:
@@ -662,12 +711,13 @@ class Executor:
         self._mark(user, dup_key, self.settings.redirect_duplicate_period, now)
         return "sent"
 
-    def _send_reply(self, action: Any, message: bytes, sender: str, user: MailUser, api: Any) -> None:
+    def _send_reply(self, action: Any, message: bytes, sender: str, user: MailUser, api: Any) -> bool:
+        """Send a vacation reply, notification, message or report; True when a vacation reply went out."""
         if isinstance(action, api.Vacation):
             why = vacation_mod.refusal(message, sender, user.address)
             if why is not None:
                 log.info("%s: vacation reply to <%s> suppressed: %s", self.program, sender, why)
-                return
+                return False
             # Claim the reply atomically first: two deliveries to the same user running at
             # once both see "not answered yet" in the engine; only one may send.
             key = f"sieve:{user.address}:{action.tracking_key}" if action.tracking_key else None
@@ -676,23 +726,26 @@ class Executor:
                 try:
                     if not state.add(key, "1", action.period, self.clock()):
                         log.info("%s: vacation reply to <%s> already sent", self.program, action.to)
-                        return
+                        return False
                 except StateUnavailable as e:
                     log.warning("%s: vacation reply to <%s> not sent: %s", self.program, action.to, e)
-                    return
-            if not self._send("vacation reply", vacation_mod.envelope_from(self.settings, user.address),
-                              [action.to], action.reply) and key is not None:
+                    return False
+            sent = self._send("vacation reply", vacation_mod.envelope_from(self.settings, user.address),
+                              [action.to], action.reply)
+            if not sent and key is not None:
                 try:
                     state.delete(key)      # let a later message try again
                 except StateUnavailable:
                     pass
-        elif isinstance(action, api.Notify):
+            return sent
+        if isinstance(action, api.Notify):
             if action.recipients and action.message:
                 self._send("notification", action.envelope_from, list(action.recipients), action.message)
         elif isinstance(action, api.SendMessage):
             self._send("message", action.envelope_from, list(action.recipients), action.message)
         elif isinstance(action, api.Report):
             self._send("report", action.envelope_from, [action.address], action.message)
+        return False
 
     def _send(self, what: str, env_from: str, rcpts: list[str], message: bytes) -> bool:
         try:

@@ -34,38 +34,18 @@ import socket
 import time
 from typing import Any
 
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.threads import deferToThreadPool
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.threadpool import ThreadPool
+
 from owlery import log as owlery_log
+from owlery import metrics
 from owlery.errors import DirectoryUnavailable
 from owlery.reply import Reply
-from owlery.settings import Bool, Duration, Endpoints, Int, Size, Str, int_range, setting
 from sieve.delivery import lmtp
-
-LMTPD_LISTEN = setting("lmtpd_listen", Endpoints, ["unix:/var/spool/postfix/owlery/lmtpd.sock"],
-                       "Where the LMTP server listens (unix:/path, tcp:HOST:PORT, systemd:NAME).")
-LMTPD_HOSTNAME = setting("lmtpd_hostname", Str, None,
-                         "Name in the greeting and LHLO reply. Unset: the host name.")
-LMTPD_MESSAGE_SIZE_LIMIT = setting("lmtpd_message_size_limit", Size, "50M", unit="bytes",
-                                   doc="Largest message accepted (advertised with SIZE); larger ones get 552 5.3.4.")
-LMTPD_COMMAND_LINE_LIMIT = setting("lmtpd_command_line_limit", int_range(512, 65536), 2048, unit="bytes",
-                                   doc="Longest command line (with CRLF); longer ones get 500 5.5.2.")
-LMTPD_RECIPIENT_LIMIT = setting("lmtpd_recipient_limit", int_range(1, None), 1000,
-                                "Most recipients in one transaction; more get 452 4.5.3.")
-LMTPD_PIPELINE_BUFFER_LIMIT = setting(
-    "lmtpd_pipeline_buffer_limit", Size, "1M", unit="bytes",
-    doc="Most pipelined input held for one connection while a lookup or delivery is pending "
-        "(reading pauses meanwhile, so this is only reached by one very large read); past it "
-        "the input is dropped and the connection closed with 421 4.5.0 after the pending replies.")
-LMTPD_IDLE_TIMEOUT = setting("lmtpd_idle_timeout", Duration, "5m", unit="s",
-                             doc="A client silent this long is disconnected.")
-LMTPD_DELIVERY_THREADS = setting("lmtpd_delivery_threads", int_range(1, 256), 8,
-                                 "Threads running lookups and deliveries (Sieve, Maildir writes).")
-LMTPD_USER_CONCURRENCY_LIMIT = setting("lmtpd_user_concurrency_limit", Int, 10,
-                                       "Most deliveries to one user at the same time; more get 451 4.3.0 "
-                                       "and are retried by the MTA. 0: no limit.")
-
-LMTPD_ADD_RECEIVED = setting("lmtpd_add_received", Bool, True,
-                             "Prepend a Received: trace header (RFC 5321 4.4, `for <recipient>`) to each "
-                             "delivered copy, as Dovecot's LMTP does.")
+from sieve.delivery import lmtpd_settings as _declared  # noqa: F401 - lmtpd_listen & co., declared light
 
 log = logging.getLogger("owlery.lmtpd")
 
@@ -98,9 +78,6 @@ class LMTPApplication:
 
     def __init__(self, settings: Any, reactor: Any, *, executor: Any = None, resolver: Any = None,
                  threadpool: Any = None):
-        from twisted.internet.protocol import ServerFactory
-        from twisted.python.threadpool import ThreadPool
-
         from sieve.delivery.executor import Executor
         from sieve.delivery.users import UserResolver
 
@@ -140,7 +117,6 @@ class LMTPApplication:
             self.threadpool.stop()
 
     def in_thread(self, f: Any, *args: Any, **kw: Any) -> Any:
-        from twisted.internet.threads import deferToThreadPool
         return deferToThreadPool(self.reactor, self.threadpool, f, *args, **kw)
 
     # -- recipient check (runs in a thread) ------------------------------------
@@ -148,13 +124,18 @@ class LMTPApplication:
     def check_recipient(self, address: str, lookup: str | None = None) -> tuple[Reply, Any]:
         """`lookup`: the user to resolve when it is not the address (X-OWLERY-USER, the LDA's -d)."""
         from sieve.delivery.users import Group, alias_refusal
+        started = time.perf_counter()
         try:
             user = self.resolver.expand(lookup or address)
         except DirectoryUnavailable as e:
+            metrics.BACKEND_ERRORS.labels("directory").inc()
             return e.reply.with_text(Reply.safe_text(f"<{address}> {e.reply.text}")), None
         except Exception as e:  # noqa: BLE001  the lookup boundary: a bug or a bad path is a 4xx, never a 5xx
+            metrics.BACKEND_ERRORS.labels("directory").inc()
             log.warning("lmtpd: lookup of <%s> failed: %s", address, e)
             return Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Temporary lookup failure")), None
+        finally:
+            metrics.BACKEND_DURATION.labels("directory").observe(time.perf_counter() - started)
         if user is None:
             return Reply(550, "5.1.1", Reply.safe_text(f"<{address}> User unknown")), None
         if isinstance(user, Group) and self.settings.delivery_alias_expansion == "refuse":
@@ -166,8 +147,7 @@ class LMTPApplication:
     # -- delivery (per recipient; the counting happens in the reactor thread) --
 
     def deliver(self, txn: lmtp.Transaction, peer_ip: str | None = None) -> Any:
-        from twisted.internet import defer
-        from sieve.delivery.executor import tempfail
+        from sieve.delivery.executor import count_outcome, tempfail
         from sieve.delivery.users import Group
 
         limit = self.settings.lmtpd_user_concurrency_limit
@@ -182,6 +162,7 @@ class LMTPApplication:
                 owlery_log.decision("lmtpd", queue_id, outcome.action, reply=outcome.reply,
                                     from_=txn.sender, to=rcpt.address, detail=outcome.detail,
                                     level=logging.WARNING)
+                count_outcome(outcome)
                 jobs.append(defer.succeed(outcome.reply))
                 continue
             message = txn.message
@@ -214,160 +195,138 @@ class LMTPApplication:
         return Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Internal error, try again later"))
 
 
-def _protocol_base() -> tuple[type, type]:
-    from twisted.internet.protocol import Protocol
-    from twisted.protocols.policies import TimeoutMixin
-    return Protocol, TimeoutMixin
+class LMTPProtocol(Protocol, TimeoutMixin):
+    """Translates bytes and answers between Twisted and the sans-I/O machine."""
 
+    def __init__(self, app: LMTPApplication):
+        self.app = app
+        self.machine: lmtp.LMTPServer | None = None
+        self._holds: set[str] = set()     # why reading is paused: "pending", "output"
+        self._closing = False
 
-def _make_protocol_class() -> type:
-    Protocol, TimeoutMixin = _protocol_base()
+    def connectionMade(self) -> None:
+        self.machine = lmtp.LMTPServer(self.app.hostname, limits_from(self.app.settings))
+        # Replies piling up unread past the transport's buffer pause reading (the
+        # transport calls pauseProducing/resumeProducing below).
+        self.transport.registerProducer(self, True)
+        peer = self.transport.getPeer()
+        self.peer_ip = getattr(peer, "host", None)      # None for a unix socket
+        self.setTimeout(self.app.settings.lmtpd_idle_timeout)
+        # Replies are small and the client waits for each: do not let Nagle hold them.
+        try:
+            self.transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):
+            pass
+        self._act(self.machine.start())
 
-    class _LMTPProtocol(Protocol, TimeoutMixin):
-        """Translates bytes and answers between Twisted and the sans-I/O machine."""
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        if self.machine is not None:
+            overflowed = self.machine.overflowed
+            self._act(self.machine.feed(data))
+            if self.machine is not None and self.machine.overflowed and not overflowed:
+                log.warning("lmtpd: client [%s] pipelined more than lmtpd_pipeline_buffer_limit "
+                            "while busy; closing after the pending replies", self.peer_ip or "unix")
 
-        def __init__(self, app: LMTPApplication):
-            self.app = app
-            self.machine: lmtp.LMTPServer | None = None
-            self._holds: set[str] = set()     # why reading is paused: "pending", "output"
-            self._closing = False
+    def timeoutConnection(self) -> None:
+        if self.machine is not None and not self.machine.waiting:
+            self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+        self._close()
 
-        def connectionMade(self) -> None:
-            self.machine = lmtp.LMTPServer(self.app.hostname, limits_from(self.app.settings))
-            # Replies piling up unread past the transport's buffer pause reading (the
-            # transport calls pauseProducing/resumeProducing below).
-            self.transport.registerProducer(self, True)
-            peer = self.transport.getPeer()
-            self.peer_ip = getattr(peer, "host", None)      # None for a unix socket
-            self.setTimeout(self.app.settings.lmtpd_idle_timeout)
-            # Replies are small and the client waits for each: do not let Nagle hold them.
-            try:
-                self.transport.setTcpNoDelay(True)
-            except (AttributeError, OSError):
-                pass
-            self._act(self.machine.start())
+    def _close(self) -> None:
+        self._closing = True
+        self._holds.clear()
+        # A registered producer keeps the transport open after loseConnection: drop it first.
+        if getattr(self.transport, "producer", None) is self:
+            self.transport.unregisterProducer()
+        self.transport.loseConnection()
 
-        def dataReceived(self, data: bytes) -> None:
-            self.resetTimeout()
-            if self.machine is not None:
-                overflowed = self.machine.overflowed
-                self._act(self.machine.feed(data))
-                if self.machine is not None and self.machine.overflowed and not overflowed:
-                    log.warning("lmtpd: client [%s] pipelined more than lmtpd_pipeline_buffer_limit "
-                                "while busy; closing after the pending replies", self.peer_ip or "unix")
+    def connectionLost(self, reason: Any = None) -> None:
+        self.setTimeout(None)
+        self.machine = None
+        self._holds.clear()
 
-        def timeoutConnection(self) -> None:
-            if self.machine is not None and not self.machine.waiting:
-                self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+    # -- flow control (IPushProducer for the transport's write side) --------
+
+    def pauseProducing(self) -> None:
+        self._hold("output")
+
+    def resumeProducing(self) -> None:
+        if getattr(self.transport, "disconnecting", False):
+            # Closed from outside (daemon drain) while the output was full: a registered
+            # producer would keep the connection open, so let go and let the close finish.
             self._close()
+            return
+        self._release("output")
 
-        def _close(self) -> None:
-            self._closing = True
-            self._holds.clear()
-            # A registered producer keeps the transport open after loseConnection: drop it first.
-            if getattr(self.transport, "producer", None) is self:
-                self.transport.unregisterProducer()
-            self.transport.loseConnection()
+    def stopProducing(self) -> None:
+        self._holds.clear()
 
-        def connectionLost(self, reason: Any = None) -> None:
-            self.setTimeout(None)
-            self.machine = None
-            self._holds.clear()
+    def _hold(self, why: str) -> None:
+        if self.machine is None or self._closing or why in self._holds:
+            return
+        if not self._holds:
+            self.transport.pauseProducing()
+        self._holds.add(why)
 
-        # -- flow control (IPushProducer for the transport's write side) --------
+    def _release(self, why: str) -> None:
+        if why not in self._holds:
+            return
+        self._holds.discard(why)
+        if not self._holds and self.machine is not None and not self._closing:
+            self.transport.resumeProducing()
 
-        def pauseProducing(self) -> None:
-            self._hold("output")
+    def _flow(self) -> None:
+        """Read only while the machine can answer at once."""
+        if self.machine is not None and self.machine.waiting:
+            self._hold("pending")
+        else:
+            self._release("pending")
 
-        def resumeProducing(self) -> None:
-            if getattr(self.transport, "disconnecting", False):
-                # Closed from outside (daemon drain) while the output was full: a registered
-                # producer would keep the connection open, so let go and let the close finish.
-                self._close()
-                return
-            self._release("output")
+    def _act(self, actions: list) -> None:
+        self._do(actions)
+        self._flow()
 
-        def stopProducing(self) -> None:
-            self._holds.clear()
-
-        def _hold(self, why: str) -> None:
-            if self.machine is None or self._closing or why in self._holds:
-                return
-            if not self._holds:
-                self.transport.pauseProducing()
-            self._holds.add(why)
-
-        def _release(self, why: str) -> None:
-            if why not in self._holds:
-                return
-            self._holds.discard(why)
-            if not self._holds and self.machine is not None and not self._closing:
-                self.transport.resumeProducing()
-
-        def _flow(self) -> None:
-            """Read only while the machine can answer at once."""
-            if self.machine is not None and self.machine.waiting:
-                self._hold("pending")
-            else:
-                self._release("pending")
-
-        def _act(self, actions: list) -> None:
-            self._do(actions)
-            self._flow()
-
-        def _do(self, actions: list) -> None:
-            for action in actions:
-                if isinstance(action, lmtp.Send):
-                    self.transport.write(action.data)
-                elif isinstance(action, lmtp.CheckRecipient):
-                    d = self.app.in_thread(self.app.check_recipient, action.address, action.user)
-                    # a failed lookup is a 451; a bug in handling its answer is an internal error
-                    d.addCallbacks(self._checked, self._checked_failed, errbackArgs=(action.address,))
-                    d.addErrback(self._internal_error)
-                elif isinstance(action, lmtp.Deliver):
-                    self.setTimeout(None)    # a slow delivery is not an idle client
-                    d = self.app.deliver(action.transaction, self.peer_ip)
-                    d.addCallback(self._delivered)
-                    d.addErrback(self._internal_error)
-                elif isinstance(action, lmtp.Close):
-                    self._close()
-
-        def _checked(self, answer: tuple[Reply, Any]) -> None:
-            if self.machine is None:
-                return
-            reply, user = answer
-            self._act(self.machine.recipient_checked(reply, user))
-
-        def _checked_failed(self, failure: Any, address: str) -> None:
-            log.error("lmtpd: recipient check for <%s> failed: %s", address, failure.getErrorMessage())
-            if self.machine is not None:
-                self._act(self.machine.recipient_checked(
-                    Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Temporary failure")), None))
-
-        def _delivered(self, replies: list[Reply]) -> None:
-            if self.machine is None:
-                return          # the client left; the replies have no one to go to
-            self.setTimeout(self.app.settings.lmtpd_idle_timeout)
-            self._act(self.machine.delivered(replies))
-
-        def _internal_error(self, failure: Any) -> None:
-            log.error("lmtpd: internal error: %s", failure.getTraceback())
-            if self.machine is not None and not self._closing:
-                self.transport.write(b"421 4.3.0 Internal error, closing connection\r\n")
+    def _do(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, lmtp.Send):
+                self.transport.write(action.data)
+            elif isinstance(action, lmtp.CheckRecipient):
+                d = self.app.in_thread(self.app.check_recipient, action.address, action.user)
+                # a failed lookup is a 451; a bug in handling its answer is an internal error
+                d.addCallbacks(self._checked, self._checked_failed, errbackArgs=(action.address,))
+                d.addErrback(self._internal_error)
+            elif isinstance(action, lmtp.Deliver):
+                self.setTimeout(None)    # a slow delivery is not an idle client
+                d = self.app.deliver(action.transaction, self.peer_ip)
+                d.addCallback(self._delivered)
+                d.addErrback(self._internal_error)
+            elif isinstance(action, lmtp.Close):
                 self._close()
 
-    return _LMTPProtocol
+    def _checked(self, answer: tuple[Reply, Any]) -> None:
+        if self.machine is None:
+            return
+        reply, user = answer
+        self._act(self.machine.recipient_checked(reply, user))
 
+    def _checked_failed(self, failure: Any, address: str) -> None:
+        log.error("lmtpd: recipient check for <%s> failed: %s", address, failure.getErrorMessage())
+        if self.machine is not None:
+            self._act(self.machine.recipient_checked(
+                Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Temporary failure")), None))
 
-_protocol_class: type | None = None
+    def _delivered(self, replies: list[Reply]) -> None:
+        if self.machine is None:
+            return          # the client left; the replies have no one to go to
+        self.setTimeout(self.app.settings.lmtpd_idle_timeout)
+        self._act(self.machine.delivered(replies))
 
-
-def LMTPProtocol(app: LMTPApplication) -> Any:
-    """A protocol instance for one connection (the class is built on first use: Twisted is lazy)."""
-    global _protocol_class
-    if _protocol_class is None:
-        _protocol_class = _make_protocol_class()
-    return _protocol_class(app)
+    def _internal_error(self, failure: Any) -> None:
+        log.error("lmtpd: internal error: %s", failure.getTraceback())
+        if self.machine is not None and not self._closing:
+            self.transport.write(b"421 4.3.0 Internal error, closing connection\r\n")
+            self._close()
 
 
 def build(settings: Any, reactor: Any) -> LMTPApplication:

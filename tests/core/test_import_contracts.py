@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("owlery", "policyd", "milters", "sieve")
-PRODUCTS = ("policyd", "milters", "sieve", "socketmap")
+PACKAGES = ("owlery", "policyd", "milters", "sieve", "web")
+PRODUCTS = ("policyd", "milters", "sieve", "socketmap", "web")
 APP = "owlery.app"
 
 # Strongly connected components that exist today (closed by imports inside functions);
@@ -28,7 +28,7 @@ KNOWN_CYCLES: list[frozenset[str]] = [
     frozenset({"sieve.api", "sieve.interpreter", "sieve.validator"}),
     frozenset({"owlery.state", "owlery.state.memory_store", "owlery.state.redis_store",
                "owlery.state.sqlite_store"}),
-    frozenset({"milters.quarantine", "milters.quarantine.directory", "milters.quarantine.postgres"}),
+    frozenset({"owlery.quarantine", "owlery.quarantine.directory", "owlery.quarantine.postgres"}),
 ]
 
 

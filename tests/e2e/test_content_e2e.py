@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from milters.quarantine.postgres import PostgresStore
+from owlery.quarantine.postgres import PostgresStore
 from tests.harness.clamd import EICAR, EICAR_NAME, Clamd
 from tests.harness.owlery_daemons import OwleryDaemons
 from tests.harness.postfix import build_message

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from milters import effects as fx
-from milters.quarantine import ListFilter
-from milters.quarantine.directory import DirectoryStore
+from owlery.quarantine import ListFilter
+from owlery.quarantine.directory import DirectoryStore
 from milters.session import MilterSession
 from milters.stages import Services
 from milters.stages.banned import BannedRules, BannedStage, ScanResult, find_banned, scan

@@ -7,8 +7,8 @@ import zipfile
 import pytest
 
 from milters import effects as fx
-from milters.quarantine import ListFilter
-from milters.quarantine.directory import DirectoryStore
+from owlery.quarantine import ListFilter
+from owlery.quarantine.directory import DirectoryStore
 from milters.stages.banned import BannedRules, BannedStage, check_name, find_banned
 from owlery.settings import Settings
 

@@ -12,8 +12,8 @@ from milters import effects as fx
 from milters.clients import ScannerUnavailable
 from milters.clients.clamav import ScanResult
 from milters.clients.spamd import RuleHit, SpamResult
-from milters.quarantine import ListFilter, QuarantineUnavailable
-from milters.quarantine.directory import DirectoryStore
+from owlery.quarantine import ListFilter, QuarantineUnavailable
+from owlery.quarantine.directory import DirectoryStore
 from milters.session import MilterSession
 from milters.stages import Services
 from milters.stages.antivirus import AntivirusStage

@@ -34,8 +34,8 @@ import pytest
 from milters import dkimkeys
 from milters import effects as fx
 from milters.clients.clamav import ClamdClient, ScanResult
-from milters.quarantine import ListFilter, QuarantineRecord, RecipientState, new_id
-from milters.quarantine.directory import DirectoryStore
+from owlery.quarantine import ListFilter, QuarantineRecord, RecipientState, new_id
+from owlery.quarantine.directory import DirectoryStore
 from milters.session import MilterSession
 from milters.stages import ConfigError, Services
 from milters.stages.antivirus import AntivirusStage

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from milters.quarantine import QuarantineRecord, RecipientState, new_id
-from milters.quarantine.directory import DirectoryStore
+from owlery.quarantine import QuarantineRecord, RecipientState, new_id
+from owlery.quarantine.directory import DirectoryStore
 from owlery.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,7 +187,7 @@ def test_delete_and_expire_with_audit(env, capsys):
         sorted([old_spam.mail_id, old_virus.mail_id])
     assert env("quarantine", "expire") == 0
     assert "expired 2 messages" in capsys.readouterr().out
-    left = {r.mail_id for r in env.store.list(__import__("milters.quarantine").quarantine.ListFilter(), time.time())}
+    left = {r.mail_id for r in env.store.list(__import__("owlery.quarantine").quarantine.ListFilter(), time.time())}
     assert left == {keep_spam.mail_id, young_virus.mail_id}
     audit = env.audit.read_text()
     assert f"quarantine: delete: quarantine_id={gone.mail_id} by=bob" in audit

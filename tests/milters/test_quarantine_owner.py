@@ -26,7 +26,7 @@ def test_cli_as_root_creates_the_store_as_daemon_user(tmp_path, capsys):
 
 
 def test_an_unknown_daemon_user_is_a_clear_error(tmp_path):
-    from milters.quarantine import QuarantineError, open_store
+    from owlery.quarantine import QuarantineError, open_store
     s = Settings().replace(quarantine_directory=str(tmp_path / "q"), daemon_user="no-such-user-owlery")
     try:
         open_store(s)

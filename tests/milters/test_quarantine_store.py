@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from milters.quarantine import (ID_LENGTH, PENDING, RELEASED, ListFilter, QuarantineNotFound,
-                                QuarantineRecord, QuarantineUnavailable, RecipientState, is_valid_id,
-                                new_id, open_store, secret_matches)
-from milters.quarantine.directory import DirectoryStore
-from milters.quarantine.postgres import PostgresStore
+from owlery.quarantine import (ID_LENGTH, PENDING, RELEASED, ListFilter, QuarantineNotFound,
+                               QuarantineRecord, QuarantineUnavailable, RecipientState, is_valid_id,
+                               new_id, open_store, secret_matches)
+from owlery.quarantine.directory import DirectoryStore
+from owlery.quarantine.postgres import PostgresStore
 from owlery.settings import Settings
 
 NOW = 1_800_000_000.0

@@ -14,9 +14,9 @@ import pytest
 
 from milters import effects as fx
 from milters.clients.spamd import SpamdClient
-from milters.quarantine import ListFilter
-from milters.quarantine.directory import DirectoryStore
-from milters.quarantine.release import released_copy
+from owlery.quarantine import ListFilter
+from owlery.quarantine.directory import DirectoryStore
+from owlery.quarantine.release import released_copy
 from milters.received import received_header
 from milters.session import MilterSession
 from milters.stages import Services

@@ -9,8 +9,8 @@ per-recipient spam quarantine does the same rather than taking recipients off th
 import pytest
 
 from milters import effects as fx
-from milters.quarantine import ListFilter
-from milters.quarantine.directory import DirectoryStore
+from owlery.quarantine import ListFilter
+from owlery.quarantine.directory import DirectoryStore
 from milters.stages import Services
 from milters.stages.banned import BannedStage
 from owlery.settings import Settings

@@ -5,6 +5,8 @@ A quarantined message is stored with its envelope, client, reasons and scores, d
 (shown in logs and headers) and a separate `secret_id` that authorises release, as amavis
 does; release state is kept per recipient. Backends: `directory` (message files plus a
 SQLite index, the embedded default) and `postgresql` (shared by several MX hosts).
+In the core because two products use it: the milter writes it, `owlery web` and the
+quarantine CLI read it; release.py (re-injection) and tokens.py (digest links) are shared too.
 Talks to: the file system or PostgreSQL through the backends.
 Tests: tests/milters/test_quarantine_store.py (one contract suite run against both backends).
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 from owlery.errors import TemporaryFailure
 from owlery.reply import Reply
-from owlery.settings import Duration, Str, choice, setting
+from owlery.settings import Bool, Duration, Str, choice, setting
 
 QUARANTINE_BACKEND = setting("quarantine_backend", choice("directory", "postgresql"), "directory",
                              "Where quarantined messages are kept: directory (files plus a SQLite index, "
@@ -41,6 +43,16 @@ QUARANTINE_DB_TIMEOUT = setting("quarantine_db_timeout", Duration, "10s",
                                 "Longest wait for the quarantine index or database (connect, lock or "
                                 "statement); past it the milter answers with a temporary failure.", unit="s")
 
+QUARANTINE_ARCHIVE = setting(
+    "quarantine_archive", Bool, False,
+    "Keep a copy of every message that got a verdict (spam-tagged, over milter_score_tag, "
+    "discarded) but was delivered or dropped rather than quarantined, as amavis' archive "
+    "quarantine: reason \"archive\", never announced to recipients, expired after "
+    "quarantine_archive_retention. Quarantined messages are kept anyway; rejected ones are not.")
+QUARANTINE_ARCHIVE_RETENTION = setting(
+    "quarantine_archive_retention", Duration, "30d", unit="s",
+    doc="`owlery quarantine expire` deletes archive copies older than this.")
+
 SCHEMA_VERSION = 1
 
 # 32 symbols without look-alikes (no 0/o, 1/l): 15 of them carry 75 bits, more than
@@ -50,6 +62,42 @@ ID_LENGTH = 15
 _ID_RE = re.compile(f"^[{ID_ALPHABET}]{{{ID_LENGTH}}}$")
 
 PENDING, RELEASED = "pending", "released"
+ARCHIVED = "archived"           # an archive copy's recipients: delivered already, nothing to release
+ARCHIVE_REASON = "archive"
+NOTICE_RECIPIENT, NOTICE_ADMIN = "recipient", "admin"
+ADMIN = ""                      # the address of admin notices in the notices table
+
+
+def unnotified_sql(kind: str, since: float, reasons: Iterable[str] | None, skip_reasons: Iterable[str],
+                   limit: int, placeholder: str, tables: tuple[str, str, str]) -> tuple[str, list[Any]]:
+    """The query of `unnotified` for either SQL backend: (mail_id, address) rows, oldest first.
+    `tables`: the names of the messages, recipients and notices tables."""
+    messages, recipients, notices = tables
+    p = placeholder
+    args: list[Any] = [kind]
+    if kind == NOTICE_RECIPIENT:
+        sql = (f"SELECT m.mail_id, r.address FROM {messages} m JOIN {recipients} r ON r.mail_id = m.mail_id "
+               f"WHERE r.status = '{PENDING}' AND r.original = {'TRUE' if p == '%s' else '1'} AND NOT EXISTS "
+               f"(SELECT 1 FROM {notices} n WHERE n.kind = {p} AND n.mail_id = m.mail_id "
+               f"AND n.address_lc = r.address_lc)")
+    elif kind == NOTICE_ADMIN:
+        sql = (f"SELECT m.mail_id, '' FROM {messages} m WHERE NOT EXISTS "
+               f"(SELECT 1 FROM {notices} n WHERE n.kind = {p} AND n.mail_id = m.mail_id)")
+    else:
+        raise ValueError(f"unknown notice kind {kind!r}")
+    sql += f" AND m.created >= {p}"
+    args.append(since)
+    for values, negate in ((reasons, False), (skip_reasons, True)):
+        if values is None:
+            continue
+        values = list(values)
+        if not values:
+            if not negate:
+                sql += " AND 1 = 0"
+            continue
+        sql += f" AND m.reason {'NOT ' if negate else ''}IN ({', '.join([p] * len(values))})"
+        args += values
+    return sql + f" ORDER BY m.created, m.mail_id LIMIT {int(limit)}", args
 
 
 class QuarantineError(Exception):
@@ -89,6 +137,18 @@ class RecipientState:
     changed_at: float | None = None
     changed_by: str | None = None
     original: bool = True          # False for an alternative address given at release time
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    """One thing done to quarantined mail (release, delete ...): kept after the message is gone."""
+
+    at: float
+    by: str                        # who: a logged-in address, "token:<recipient>", a CLI user
+    action: str                    # release | release-failed | delete ...
+    mail_id: str
+    detail: str = ""               # to=..., reason=..., the error
+    host: str = ""                 # the host that did it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +264,42 @@ class QuarantineStore(abc.ABC):
     def expire(self, now: float, ages: Mapping[str, float], default_age: float) -> list[str]:
         """Delete messages older than the age for their reason; return their ids."""
 
+    # notices: who was told of which message (owlery.quarantine.notify) ---------------------
+
+    @abc.abstractmethod
+    def unnotified(self, kind: str, since: float, *, reasons: Iterable[str] | None = None,
+                   skip_reasons: Iterable[str] = (), limit: int = 1000) -> list[tuple[QuarantineRecord, str]]:
+        """(record, address) pairs nobody has told of yet, oldest first: for NOTICE_RECIPIENT each
+        pending original recipient, for NOTICE_ADMIN each message (address ADMIN), of messages
+        created at or after `since` with a reason in `reasons` (None: any) and not in `skip_reasons`."""
+
+    @abc.abstractmethod
+    def claim_notices(self, kind: str, pairs: Iterable[tuple[str, str]], now: float) -> list[tuple[str, str]]:
+        """Record (mail_id, address) pairs as told of at `now`; return those this call recorded
+        (not told of before, message still there), so two hosts never send the same notice."""
+
+    @abc.abstractmethod
+    def unclaim_notices(self, kind: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """Forget claimed pairs (their notice could not be sent; the next run tries again)."""
+
+    @abc.abstractmethod
+    def last_notice(self, kind: str, address: str) -> float | None:
+        """When `address` was last told of anything (None: never, or all of it expired)."""
+
+    @abc.abstractmethod
+    def notices_since(self, kind: str, since: float) -> int:
+        """How many notices of that kind were recorded at or after `since` (admin rate limit)."""
+
+    # audit: who released or deleted what (read by `owlery web`) -----------------------------
+
+    @abc.abstractmethod
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Append an audit entry (durable when this returns; no reference to the message)."""
+
+    @abc.abstractmethod
+    def audit_log(self, *, limit: int = 200, mail_id: str | None = None) -> list[AuditEntry]:
+        """The newest audit entries first, all or of one message."""
+
     def close(self) -> None:
         """Release any held resources (connections)."""
 
@@ -224,7 +320,7 @@ def cutoffs(now: float, ages: Mapping[str, float], default_age: float) -> tuple[
 def open_store(settings: Any) -> QuarantineStore:
     """The configured backend."""
     if settings.quarantine_backend == "postgresql":
-        from milters.quarantine.postgres import PostgresStore
+        from owlery.quarantine.postgres import PostgresStore
         from owlery.secrets import SecretError, read_secret
         try:
             dsn = read_secret(settings, "quarantine_pg_dsn")
@@ -234,12 +330,12 @@ def open_store(settings: Any) -> QuarantineStore:
             raise QuarantineError("quarantine_backend = \"postgresql\" needs quarantine_pg_dsn")
         return PostgresStore(dsn, schema=settings.quarantine_pg_schema,
                              timeout=settings.quarantine_db_timeout)
-    from milters.quarantine.directory import DirectoryStore
+    from owlery.quarantine.directory import DirectoryStore
     return DirectoryStore(settings.quarantine_directory, timeout=settings.quarantine_db_timeout,
-                          owner=_daemon_owner(settings))
+                          owner=daemon_owner(settings))
 
 
-def _daemon_owner(settings: Any) -> tuple[int, int] | None:
+def daemon_owner(settings: Any) -> tuple[int, int] | None:
     """(uid, gid) of daemon_user (and daemon_group), who must own the store; None when unset."""
     if not settings.daemon_user:
         return None

@@ -17,9 +17,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from milters.quarantine import (PENDING, RELEASED, SCHEMA_VERSION, ListFilter, QuarantineNotFound,
-                                QuarantineRecord, QuarantineStore, QuarantineUnavailable,
-                                RecipientState, cutoffs)
+from owlery.quarantine import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
+                               QuarantineRecord, QuarantineStore, QuarantineUnavailable,
+                               RecipientState, cutoffs, unnotified_sql)
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS quarantine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -38,6 +38,16 @@ _SCHEMA = [
         changed_at DOUBLE PRECISION, changed_by TEXT, original BOOLEAN NOT NULL,
         PRIMARY KEY (mail_id, address_lc))""",
     "CREATE INDEX IF NOT EXISTS quarantine_recipients_address ON quarantine_recipients (address_lc)",
+    """CREATE TABLE IF NOT EXISTS quarantine_notices (
+        kind TEXT NOT NULL,
+        mail_id TEXT NOT NULL REFERENCES quarantine_messages (mail_id) ON DELETE CASCADE,
+        address_lc TEXT NOT NULL, sent_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (kind, mail_id, address_lc))""",
+    "CREATE INDEX IF NOT EXISTS quarantine_notices_sent ON quarantine_notices (kind, address_lc, sent_at)",
+    """CREATE TABLE IF NOT EXISTS quarantine_audit (
+        seq BIGSERIAL PRIMARY KEY, at DOUBLE PRECISION NOT NULL, by_whom TEXT NOT NULL,
+        action TEXT NOT NULL, mail_id TEXT NOT NULL, detail TEXT NOT NULL, host TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS quarantine_audit_at ON quarantine_audit (at)",
 ]
 
 _COLUMNS = ("mail_id", "secret_id", "created", "reason", "detail", "sender", "size", "queue_id",
@@ -172,7 +182,66 @@ class PostgresStore(QuarantineStore):
                               args).fetchall()
         return [r[0] for r in rows]
 
+    # -- notices ---------------------------------------------------------------------------
+
+    def unnotified(self, kind: str, since: float, *, reasons: Iterable[str] | None = None,
+                   skip_reasons: Iterable[str] = (), limit: int = 1000) -> list[tuple[QuarantineRecord, str]]:
+        self._setup()
+        sql, args = unnotified_sql(kind, since, reasons, skip_reasons, limit, "%s",
+                                   ("quarantine_messages", "quarantine_recipients", "quarantine_notices"))
+        with self._db() as db:
+            rows = db.execute(sql, args).fetchall()
+            ids = list(dict.fromkeys(mail_id for mail_id, _ in rows))
+            records = {r.mail_id: r for r in self._records(db, "m.mail_id = ANY(%s)", [ids])} if ids else {}
+        return [(records[mail_id], address) for mail_id, address in rows if mail_id in records]
+
+    def claim_notices(self, kind: str, pairs: Iterable[tuple[str, str]], now: float) -> list[tuple[str, str]]:
+        self._setup()
+        claimed = []
+        with self._db() as db:
+            for mail_id, address in pairs:
+                if db.execute("INSERT INTO quarantine_notices (kind, mail_id, address_lc, sent_at) "
+                              "SELECT %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM quarantine_messages "
+                              "WHERE mail_id = %s) ON CONFLICT DO NOTHING",
+                              (kind, mail_id, address.lower(), now, mail_id)).rowcount:
+                    claimed.append((mail_id, address))
+        return claimed
+
+    def unclaim_notices(self, kind: str, pairs: Iterable[tuple[str, str]]) -> None:
+        self._setup()
+        with self._db() as db:
+            for mail_id, address in pairs:
+                db.execute("DELETE FROM quarantine_notices WHERE kind = %s AND mail_id = %s AND address_lc = %s",
+                           (kind, mail_id, address.lower()))
+
+    def last_notice(self, kind: str, address: str) -> float | None:
+        self._setup()
+        with self._db() as db:
+            return db.execute("SELECT max(sent_at) FROM quarantine_notices WHERE kind = %s AND address_lc = %s",
+                              (kind, address.lower())).fetchone()[0]
+
+    def notices_since(self, kind: str, since: float) -> int:
+        self._setup()
+        with self._db() as db:
+            return db.execute("SELECT count(*) FROM quarantine_notices WHERE kind = %s AND sent_at >= %s",
+                              (kind, since)).fetchone()[0]
+
     # -- rows ------------------------------------------------------------------------------
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        self._setup()
+        with self._db() as db:
+            db.execute("INSERT INTO quarantine_audit (at, by_whom, action, mail_id, detail, host) "
+                       "VALUES (%s, %s, %s, %s, %s, %s)",
+                       (entry.at, entry.by, entry.action, entry.mail_id, entry.detail, entry.host))
+
+    def audit_log(self, *, limit: int = 200, mail_id: str | None = None) -> list[AuditEntry]:
+        self._setup()
+        where, args = ("WHERE mail_id = %s", [mail_id]) if mail_id else ("", [])
+        with self._db() as db:
+            rows = db.execute(f"SELECT at, by_whom, action, mail_id, detail, host FROM quarantine_audit {where} "
+                              f"ORDER BY at DESC, seq DESC LIMIT {int(limit)}", args).fetchall()
+        return [AuditEntry(*row) for row in rows]
 
     def _records(self, db: Any, where: str, args: list, limit: int | None = None) -> list[QuarantineRecord]:
         sql = (f"SELECT {', '.join('m.' + c for c in _COLUMNS)} FROM quarantine_messages m WHERE {where} "

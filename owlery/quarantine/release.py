@@ -75,12 +75,14 @@ def reinject(settings: Any, sender: str, recipients: Sequence[str], data: bytes)
         raise ReleaseError("no recipient to release to")
     if settings.quarantine_release_method == "sendmail":
         return _sendmail(settings, sender, recipients, data)
-    return _smtp(settings, sender, recipients, data)
+    return smtp_send(settings.quarantine_release_smtp_endpoint, settings.quarantine_release_smtp_timeout,
+                     sender, recipients, data)
 
 
-def _smtp(settings: Any, sender: str, recipients: Sequence[str], data: bytes) -> ReleaseResult:
-    ep = parse_endpoint(settings.quarantine_release_smtp_endpoint)
-    timeout = settings.quarantine_release_smtp_timeout
+def smtp_send(endpoint: str, timeout: float, sender: str, recipients: Sequence[str], data: bytes) -> ReleaseResult:
+    """Hand `data` to the SMTP (tcp:) or LMTP (unix:) server at `endpoint`; ReleaseError when nobody
+    was accepted (also used for quarantine notices, owlery.quarantine.notify)."""
+    ep = parse_endpoint(endpoint)
     try:
         if ep.kind == "unix":
             client = smtplib.LMTP(ep.path, timeout=timeout)
@@ -109,10 +111,19 @@ def sendmail_argv(settings: Any, sender: str, recipients: Sequence[str]) -> list
 
 
 def _sendmail(settings: Any, sender: str, recipients: Sequence[str], data: bytes) -> ReleaseResult:
-    argv = sendmail_argv(settings, sender, recipients)
+    return _run_sendmail(sendmail_argv(settings, sender, recipients), settings.quarantine_release_smtp_timeout,
+                         recipients, data)
+
+
+def sendmail_send(command: Sequence[str], timeout: float, sender: str, recipients: Sequence[str],
+                  data: bytes) -> ReleaseResult:
+    """Hand `data` to a sendmail `command` (its leading words; -i -f SENDER -- RCPTS are added)."""
+    return _run_sendmail([*command, "-i", "-f", sender or "<>", "--", *recipients], timeout, recipients, data)
+
+
+def _run_sendmail(argv: list[str], timeout: float, recipients: Sequence[str], data: bytes) -> ReleaseResult:
     try:
-        proc = subprocess.run(argv, input=data.replace(b"\r\n", b"\n"), capture_output=True,
-                              timeout=settings.quarantine_release_smtp_timeout)
+        proc = subprocess.run(argv, input=data.replace(b"\r\n", b"\n"), capture_output=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ReleaseError(f"{argv[0]}: {e}") from e
     if proc.returncode != 0:

@@ -25,9 +25,9 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 
-from milters.quarantine import (PENDING, RELEASED, SCHEMA_VERSION, ListFilter, QuarantineNotFound,
-                                QuarantineRecord, QuarantineStore, QuarantineUnavailable,
-                                RecipientState, cutoffs)
+from owlery.quarantine import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
+                               QuarantineRecord, QuarantineStore, QuarantineUnavailable,
+                               RecipientState, cutoffs, unnotified_sql)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS recipients (
     changed_at REAL, changed_by TEXT, original INTEGER NOT NULL,
     PRIMARY KEY (mail_id, address_lc));
 CREATE INDEX IF NOT EXISTS recipients_address ON recipients (address_lc);
+CREATE TABLE IF NOT EXISTS notices (
+    kind TEXT NOT NULL,
+    mail_id TEXT NOT NULL REFERENCES messages (mail_id) ON DELETE CASCADE,
+    address_lc TEXT NOT NULL, sent_at REAL NOT NULL,
+    PRIMARY KEY (kind, mail_id, address_lc));
+CREATE INDEX IF NOT EXISTS notices_sent ON notices (kind, address_lc, sent_at);
+CREATE TABLE IF NOT EXISTS audit (
+    at REAL NOT NULL, by TEXT NOT NULL, action TEXT NOT NULL, mail_id TEXT NOT NULL,
+    detail TEXT NOT NULL, host TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 """
 
 DIR_MODE = 0o700
@@ -277,6 +287,7 @@ class DirectoryStore(QuarantineStore):
         with self._db() as db:
             gone = db.execute("DELETE FROM messages WHERE mail_id = ?", (mail_id,)).rowcount
             db.execute("DELETE FROM recipients WHERE mail_id = ?", (mail_id,))
+            db.execute("DELETE FROM notices WHERE mail_id = ?", (mail_id,))
         if not gone:
             raise QuarantineNotFound(f"no quarantined message with id {mail_id}")
         with contextlib.suppress(FileNotFoundError):
@@ -297,11 +308,71 @@ class DirectoryStore(QuarantineStore):
             ids = [r[0] for r in db.execute(f"SELECT mail_id FROM messages WHERE {' OR '.join(clauses)}", args)]
             for mail_id in ids:
                 db.execute("DELETE FROM recipients WHERE mail_id = ?", (mail_id,))
+                db.execute("DELETE FROM notices WHERE mail_id = ?", (mail_id,))
                 db.execute("DELETE FROM messages WHERE mail_id = ?", (mail_id,))
         for mail_id in ids:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path(mail_id))
         return ids
+
+    # -- notices ---------------------------------------------------------------------------
+
+    def unnotified(self, kind: str, since: float, *, reasons: Iterable[str] | None = None,
+                   skip_reasons: Iterable[str] = (), limit: int = 1000) -> list[tuple[QuarantineRecord, str]]:
+        self._setup()
+        sql, args = unnotified_sql(kind, since, reasons, skip_reasons, limit, "?",
+                                   ("messages", "recipients", "notices"))
+        with self._db(write=False) as db:
+            rows = db.execute(sql, args).fetchall()
+            ids = list(dict.fromkeys(mail_id for mail_id, _ in rows))
+            records = {r.mail_id: r for r in self._records(db, f"m.mail_id IN ({', '.join('?' * len(ids))})", ids)} \
+                if ids else {}
+        return [(records[mail_id], address) for mail_id, address in rows if mail_id in records]
+
+    def claim_notices(self, kind: str, pairs: Iterable[tuple[str, str]], now: float) -> list[tuple[str, str]]:
+        self._setup()
+        claimed = []
+        with self._db() as db:
+            for mail_id, address in pairs:
+                if db.execute("INSERT INTO notices (kind, mail_id, address_lc, sent_at) SELECT ?, ?, ?, ? "
+                              "WHERE EXISTS (SELECT 1 FROM messages WHERE mail_id = ?) ON CONFLICT DO NOTHING",
+                              (kind, mail_id, address.lower(), now, mail_id)).rowcount:
+                    claimed.append((mail_id, address))
+        return claimed
+
+    def unclaim_notices(self, kind: str, pairs: Iterable[tuple[str, str]]) -> None:
+        self._setup()
+        with self._db() as db:
+            db.executemany("DELETE FROM notices WHERE kind = ? AND mail_id = ? AND address_lc = ?",
+                           [(kind, mail_id, address.lower()) for mail_id, address in pairs])
+
+    def last_notice(self, kind: str, address: str) -> float | None:
+        self._setup()
+        with self._db(write=False) as db:
+            return db.execute("SELECT max(sent_at) FROM notices WHERE kind = ? AND address_lc = ?",
+                              (kind, address.lower())).fetchone()[0]
+
+    def notices_since(self, kind: str, since: float) -> int:
+        self._setup()
+        with self._db(write=False) as db:
+            return db.execute("SELECT count(*) FROM notices WHERE kind = ? AND sent_at >= ?",
+                              (kind, since)).fetchone()[0]
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        self._setup()
+        with self._db() as db:
+            db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)",
+                       (entry.at, entry.by, entry.action, entry.mail_id, entry.detail, entry.host))
+
+    def audit_log(self, *, limit: int = 200, mail_id: str | None = None) -> list[AuditEntry]:
+        self._setup()
+        where, args = ("WHERE mail_id = ?", [mail_id]) if mail_id else ("", [])
+        with self._db(write=False) as db:
+            rows = db.execute(f"SELECT at, by, action, mail_id, detail, host FROM audit {where} "
+                              f"ORDER BY at DESC, rowid DESC LIMIT {int(limit)}", args).fetchall()
+        return [AuditEntry(*row) for row in rows]
 
     # -- rows ------------------------------------------------------------------------------
 
