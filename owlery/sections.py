@@ -51,6 +51,8 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "greylist": ("policyd.checks.greylist",),
     "spf": ("policyd.checks.spf",),
     "ratelimit": ("policyd.checks.ratelimit",),
+    # quarantine web application
+    "web": ("web.settings",),
     # `owlery stats` (reads the log files)
     "stats": ("owlery.app.stats",),
 }

@@ -32,6 +32,7 @@ PRODUCT_CLI_MODULES = (
     "sieve.delivery.cli",
     "sieve.managesieve.cli",
     "socketmap.cli",
+    "web.cli",
     "sieve.delivery.mailbox_cli",
     "sieve.delivery.quota_cli",
     "owlery.app.stats",

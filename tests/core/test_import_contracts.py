@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("owlery", "policyd", "milters", "sieve", "web")
+PACKAGES = ("owlery", "policyd", "milters", "sieve", "socketmap", "web")
 PRODUCTS = ("policyd", "milters", "sieve", "socketmap", "web")
 APP = "owlery.app"
 

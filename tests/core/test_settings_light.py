@@ -24,7 +24,7 @@ from owlery import settings as S
 from owlery.sections import SECTION_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ("owlery", "policyd", "milters", "sieve", "socketmap")
+PROJECT = ("owlery", "policyd", "milters", "sieve", "socketmap", "web")
 # pymilter is the package `Milter` around the C module `milter`.
 BLOCKED = ("twisted", "zope", "Milter", "milter", "dkim")
 
