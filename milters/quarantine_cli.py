@@ -3,7 +3,9 @@
 The quarantine commands work on the configured store (owlery.quarantine; any host of a
 PostgreSQL quarantine can run them); release re-injects through owlery.quarantine.release.
 Every release and delete writes an audit line (the log, and quarantine_audit_log_path when
-set). A bad id is a clear error with exit status 1; a store that is down exits 75.
+set) and an entry in the store's audit, by "cli:<Unix user>", which the web's audit page shows
+beside its own; `expire` drops audit entries older than quarantine_audit_retention. A bad id
+is a clear error with exit status 1; a store that is down exits 75.
 `list` and `show` print what a sender controls (subject, addresses, headers, scanner details)
 with its control characters made visible (ESC as `\x1b`), always, not only on a terminal, so a
 hostile message cannot drive the admin's terminal; `show --raw` gives the exact bytes for a
@@ -15,6 +17,7 @@ and the store) and treats stored messages as hostile (terminal-safe output). Run
 it creates the store as `daemon_user`, so the milter can still write it; released mail
 goes to loopback Postfix only (quarantine_release_smtp_endpoint) or through sendmail.
 Talks to: the quarantine store, Postfix (release). Tests: tests/milters/test_quarantine_cli.py,
+tests/milters/test_quarantine_cli_audit.py (the store's audit, both backends),
 tests/milters/test_low_hardening.py (terminal safety)
 """
 
@@ -150,19 +153,30 @@ def _run(args: argparse.Namespace, body: Any) -> int:
             store.close()
 
 
-def _who(args: argparse.Namespace) -> str:
-    if getattr(args, "by", None):
-        return args.by
+def _unix_user() -> str:
     try:
-        user = os.environ.get("SUDO_USER") or getpass.getuser()
+        return os.environ.get("SUDO_USER") or getpass.getuser()
     except (KeyError, OSError):
-        user = str(os.getuid())
-    return user
+        return str(os.getuid())
 
 
-def _audit(settings: Any, action: str, **fields: Any) -> None:
+def _who(args: argparse.Namespace) -> str:
+    return getattr(args, "by", None) or _unix_user()
+
+
+def _audit(settings: Any, action: str, *, store: Any = None, **fields: Any) -> None:
+    """The log line, the line in quarantine_audit_log_path and, given the store, its audit entry.
+    The store's entry names the Unix user ("cli:root"), who answers for it whatever --by says
+    (that goes in its detail as by=)."""
     from owlery import log as owlery_log
     line = owlery_log.decision("quarantine", None, action, **fields)
+    if store is not None:
+        from owlery.quarantine import AuditEntry
+        user = _unix_user()
+        detail = " ".join(f"{k.rstrip('_')}={v}" for k, v in fields.items()
+                          if k != "quarantine_id" and not (k == "by" and v == user))
+        store.add_audit(AuditEntry(time.time(), f"cli:{user}", action, fields["quarantine_id"], detail,
+                                   socket.gethostname()))
     if settings.quarantine_audit_log_path:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         try:
@@ -278,7 +292,8 @@ def _cmd_release(args: argparse.Namespace) -> int:
         by = _who(args)
         if settings.quarantine_release_secret_required or args.secret is not None:
             if not secret_matches(r, args.secret or ""):
-                _audit(settings, "release-denied", quarantine_id=r.mail_id, by=by, reason="bad secret")
+                _audit(settings, "release-denied", store=store, quarantine_id=r.mail_id, by=by,
+                       reason="bad secret")
                 raise _Fail(f"quarantine: wrong or missing secret for {r.mail_id}")
         targets = list(dict.fromkeys(args.to)) if args.to else list(r.pending())
         if not targets:
@@ -289,10 +304,11 @@ def _cmd_release(args: argparse.Namespace) -> int:
         try:
             result = reinject(settings, r.sender, targets, data)
         except ReleaseError as e:
-            _audit(settings, "release-failed", quarantine_id=r.mail_id, by=by, to=",".join(targets), error=str(e))
+            _audit(settings, "release-failed", store=store, quarantine_id=r.mail_id, by=by, to=",".join(targets),
+                   error=str(e))
             raise _Fail(f"quarantine: release of {r.mail_id} failed: {e}") from e
         store.mark_released(r.mail_id, result.accepted, by, now)
-        _audit(settings, "release", quarantine_id=r.mail_id, by=by, to=",".join(result.accepted),
+        _audit(settings, "release", store=store, quarantine_id=r.mail_id, by=by, to=",".join(result.accepted),
                reason=r.reason, from_=r.sender, method=settings.quarantine_release_method)
         for rcpt in result.accepted:
             print(safe(f"released {r.mail_id} to <{rcpt}>"))
@@ -315,7 +331,7 @@ def _cmd_delete(args: argparse.Namespace) -> int:
                 print(f"owlery: quarantine: {e}", file=sys.stderr)
                 status = 1
                 continue
-            _audit(settings, "delete", quarantine_id=mail_id, by=by, reason=r.reason, from_=r.sender)
+            _audit(settings, "delete", store=store, quarantine_id=mail_id, by=by, reason=r.reason, from_=r.sender)
             print(f"deleted {mail_id}")
         return status
     return _run(args, body)
@@ -333,17 +349,31 @@ def _cmd_expire(args: argparse.Namespace) -> int:
     def body(settings: Any, store: Any) -> int:
         ages, other = expire_ages(settings)
         now = time.time()
+        retention = settings.quarantine_audit_retention
         if args.dry_run:
             for r in store.list(ListFilter(), now):
                 if r.created < now - ages.get(r.reason, other):
                     print(f"would expire {r.mail_id} ({r.reason}, {_when(r.created)})")
+            if retention:
+                old = store.expire_audit(now - retention, dry_run=True)
+                print(f"would drop {old} audit entr{'ies' if old != 1 else 'y'} from before "
+                      f"{_when(now - retention)}")
             return 0
         gone = store.expire(now, ages, other)
         for mail_id in gone:
             _audit(settings, "expire", quarantine_id=mail_id, by=_who(args))
         print(f"expired {len(gone)} message{'s' if len(gone) != 1 else ''}")
+        if retention:      # 0: the audit is kept for ever
+            dropped = store.expire_audit(now - retention)
+            _audit_expired(dropped, now - retention)
+            print(f"dropped {dropped} audit entr{'ies' if dropped != 1 else 'y'} from before {_when(now - retention)}")
         return 0
     return _run(args, body)
+
+
+def _audit_expired(count: int, before: float) -> None:
+    from owlery import log as owlery_log
+    owlery_log.decision("quarantine", None, "expire-audit", entries=count, before=_when(before))
 
 
 def _cmd_token_key(args: argparse.Namespace) -> int:
@@ -375,7 +405,10 @@ def _cmd_notify(args: argparse.Namespace) -> int:
                 key = load_key(settings)
             except TokenKeyError as e:
                 raise _Fail(f"quarantine notify: {e} (digests need it for their links)") from None
-        prefs = Preferences(settings)
+        try:
+            prefs = Preferences(settings)
+        except ValueError as e:         # MapError: files_quarantine_notify unreadable
+            raise _Fail(f"quarantine notify: {e}") from None
         try:
             notifier = Notifier(settings, store, submission_sender(settings), prefs=prefs, key=key,
                                 host=socket.gethostname(),

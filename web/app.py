@@ -13,7 +13,8 @@ Pages (no JavaScript anywhere):
 Every POST carries the session's synchronizer token (`csrf` field) or is refused with 403.
 The release links work without a login: their session (for that token) has its own cookie,
 path /r/, so following a link never replaces a login cookie. A message another recipient
-holds answers 404, like one that does not exist. One log line per decision.
+holds answers 404, like one that does not exist. One log line per decision; logins and
+releases/deletes counted in the metrics (owlery.metrics; `route_name` names a request's route).
 Sans-I/O apart from the Backend (web/backend.py) it is given; the adapter runs `handle` in a
 thread pool. Talks to: the Backend. Tests: tests/web/test_app.py
 """
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from owlery import log as owlery_log
+from owlery import metrics
 from owlery.errors import DirectoryUnavailable
 from owlery.quarantine import (PENDING, ListFilter, QuarantineError, QuarantineNotFound, QuarantineRecord,
                                QuarantineUnavailable, is_valid_id)
@@ -49,6 +51,17 @@ REASONS = ("", "spam", "virus", "banned", "score")
 _ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _NEXT = re.compile(r"^/(?:list(?:\?[^\s\\]*)?|m/[a-z2-9]{15})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ROUTES = {"/": "root", "/login": "login", "/logout": "logout", "/list": "list", "/action": "action",
+           "/audit": "audit", "/static/style.css": "static"}
+_PREFIX_ROUTES = (("/r/", "release_link"), ("/s/", "show_link"), ("/m/", "message"))
+
+
+def route_name(path: str) -> str:
+    """The route `path` belongs to, as the metrics name it: one of a fixed set, never the path
+    itself (a link's path is a bearer token, a message's its id)."""
+    if path in _ROUTES:
+        return _ROUTES[path]
+    return next((name for prefix, name in _PREFIX_ROUTES if path.startswith(prefix)), "other")
 
 
 @dataclasses.dataclass
@@ -174,6 +187,7 @@ class WebApp:
         if limit is not None:
             owlery_log.decision("web", None, "login", user=username, client=ctx.req.client, result="rate-limited",
                                 limit=limit)
+            metrics.WEB_LOGINS.labels("rate-limited").inc()
             resp = self._login_form(ctx, status=429, username=username,
                                     message="Too many failed logins. Please wait a while and try again.")
             resp.headers.append(("Retry-After", str(int(self.config.login_failure_window))))
@@ -182,6 +196,7 @@ class WebApp:
         if address is None:
             self.limiter.failed(username, client, ctx.now)
             owlery_log.decision("web", None, "login", user=username, client=ctx.req.client, result="failed")
+            metrics.WEB_LOGINS.labels("failed").inc()
             return self._login_form(ctx, status=401, username=username, message="Wrong address or password.")
         self.limiter.succeeded(username)
         admin = address.lower() in self.config.admins or self._in_admin_group(address)
@@ -189,6 +204,7 @@ class WebApp:
         ctx.cookies.append(set_cookie(COOKIE, ctx.session.sid, secure=self._secure(ctx)))
         owlery_log.decision("web", None, "login", user=address, client=ctx.req.client, result="ok",
                             admin="yes" if admin else "no")
+        metrics.WEB_LOGINS.labels("ok").inc()
         return redirect("/list")
 
     def _in_admin_group(self, address: str) -> bool:
@@ -330,32 +346,39 @@ class WebApp:
         return redirect(nxt if _NEXT.match(nxt) and action != "delete" else "/list")
 
     def _act_one(self, ctx: _Ctx, action: str, mail_id: str, to: str) -> str:
+        note, result = self._act_one_counted(ctx, action, mail_id, to)
+        metrics.WEB_QUARANTINE_ACTIONS.labels(action, "form", result).inc()
+        return note
+
+    def _act_one_counted(self, ctx: _Ctx, action: str, mail_id: str, to: str) -> tuple[str, str]:
+        """(the note for the page, the metrics' result: done, failed or refused)."""
         record = self._get(mail_id)
         label = mail_id[:40]
         if record is None or not self._may_see(ctx, record):
             owlery_log.decision("web", None, "denied", user=ctx.user, quarantine_id=label, what=action)
-            return f"{label}: no such message"
+            return f"{label}: no such message", "refused"
         by = ctx.user or "-"
         try:
             if action == "delete":
                 self.backend.delete(record, by, ctx.now)
-                return f"{label}: deleted"
+                return f"{label}: deleted", "done"
             if ctx.admin:
                 targets = [to] if to else list(record.pending())
             else:
                 state = record.recipient(by)
                 targets = [state.address] if state is not None and state.status == PENDING else []
             if not targets:
-                return f"{label}: already released" + (" (give another address to send it again)" if ctx.admin else "")
+                return f"{label}: already released" + (" (give another address to send it again)" if ctx.admin
+                                                       else ""), "refused"
             result = self.backend.release(record, targets, by, ctx.now)
         except ReleaseError as e:
-            return f"{label}: could not be released now ({e}); try again later"
+            return f"{label}: could not be released now ({e}); try again later", "failed"
         except QuarantineNotFound:
-            return f"{label}: no such message"
+            return f"{label}: no such message", "refused"
         except QuarantineError as e:
-            return f"{label}: {e}"
+            return f"{label}: {e}", "failed"
         refused = "".join(f"; refused for {r}" for r in result.refused)
-        return f"{label}: released to {', '.join(result.accepted)}{refused}"
+        return f"{label}: released to {', '.join(result.accepted)}{refused}", "done"
 
     def _audit(self, ctx: _Ctx) -> Response:
         if (resp := self._need_login(ctx)) is not None:
@@ -405,11 +428,14 @@ class WebApp:
         try:
             result = self.backend.release(record, [state.address], by, ctx.now)
         except ReleaseError:
+            metrics.WEB_QUARANTINE_ACTIONS.labels("release", "link", "failed").inc()
             return self._error(ctx, 503, "Not released", "The message could not be released just now; "
                                                           "please try the link again later.")
         if not result.accepted:
+            metrics.WEB_QUARANTINE_ACTIONS.labels("release", "link", "failed").inc()
             return self._error(ctx, 503, "Not released", "The mail server did not take the message; "
                                                           "please try again later.")
+        metrics.WEB_QUARANTINE_ACTIONS.labels("release", "link", "done").inc()
         return self._page(ctx, "Released", t.fill(t.NOTE, message="Released: the message is on its way "
                                                   f"to {claims.recipient}."))
 

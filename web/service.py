@@ -3,14 +3,14 @@
 One leaf resource takes every request, turns it into a web.http.Request (the peer address and
 scheme after web_trusted_proxies, the form body, at most web.http.MAX_FORM_BYTES) and runs
 WebApp.handle in a bounded thread pool (web_threads: password checks, the store and releases
-block), then writes the status, headers and body. A request whose client went away is not
-written to. HTTPS, when web_tls_cert_file is set, is web/tls.py. `build()` is what
-owlery.daemon.run calls; `reload()` takes new settings (sessions survive; a bad certificate
-keeps the old one).
+block), then writes the status, headers and body, counted by route name and status in the
+metrics (web_metrics_listen). A request whose client went away is not written to. HTTPS, when
+web_tls_cert_file is set, is web/tls.py. `build()` is what owlery.daemon.run calls; `reload()`
+takes new settings (sessions survive; a bad certificate keeps the old one).
 SECURITY: listens on loopback by default (a reverse proxy in front); runs as daemon_user, who
 must be able to read the quarantine store and the token key.
 Talks to: the reactor, a thread pool, the core. Tests: tests/web/test_service.py,
-tests/e2e/test_web_browser.py
+tests/e2e/test_web_browser.py, tests/e2e/test_metrics_more_e2e.py
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 
 from twisted.web import resource, server
 
-from web.app import WebApp
+from owlery import metrics
+from web.app import WebApp, route_name
 from web.http import MAX_FORM_BYTES, Request, Response, client_address, parse_cookies, parse_form, parse_qs
 from web.settings import WebConfig
 from web.tls import TLSFactory, tls_context
@@ -59,6 +60,7 @@ class _Everything(resource.Resource):
         self._write(request, Response(500, b"Internal error", "text/plain; charset=utf-8"), gone)
 
     def _write(self, request: Any, resp: Response, gone: list[bool]) -> None:
+        metrics.WEB_REQUESTS.labels(route_name(urllib.parse.unquote(request.path.decode("latin-1"))), resp.status).inc()
         if gone:
             return
         request.setResponseCode(resp.status)

@@ -1,4 +1,5 @@
-"""Quarantine store: the interface, the record it keeps, id generation and the backend factory.
+"""Quarantine store: its settings and the backend factory; the interface, the record it keeps and
+id generation are in owlery.quarantine.base (re-exported here).
 
 A quarantined message is stored with its envelope, client, reasons and scores, durably
 (fsynced or committed) before the milter answers. Each one gets an unguessable `mail_id`
@@ -13,16 +14,14 @@ Tests: tests/milters/test_quarantine_store.py (one contract suite run against bo
 
 from __future__ import annotations
 
-import abc
-import dataclasses
-import hmac
-import re
-import secrets
-from collections.abc import Iterable, Mapping
 from typing import Any
 
-from owlery.errors import TemporaryFailure
-from owlery.reply import Reply
+# the interface, records and ids live in a leaf the backends import (no package cycle)
+from owlery.quarantine.base import (ADMIN, ARCHIVE_REASON, ARCHIVED, ID_ALPHABET, ID_LENGTH, NOTICE_ADMIN,
+                                    NOTICE_RECIPIENT, PENDING, RELEASED, SCHEMA_VERSION, AuditEntry,
+                                    ListFilter, QuarantineError, QuarantineNotFound, QuarantineRecord,
+                                    QuarantineStore, QuarantineUnavailable, RecipientState, cutoffs,
+                                    is_valid_id, new_id, secret_matches, unnotified_sql)
 from owlery.settings import Bool, Duration, Str, choice, setting
 
 QUARANTINE_BACKEND = setting("quarantine_backend", choice("directory", "postgresql"), "directory",
@@ -52,269 +51,16 @@ QUARANTINE_ARCHIVE = setting(
 QUARANTINE_ARCHIVE_RETENTION = setting(
     "quarantine_archive_retention", Duration, "30d", unit="s",
     doc="`owlery quarantine expire` deletes archive copies older than this.")
+QUARANTINE_AUDIT_RETENTION = setting(
+    "quarantine_audit_retention", Duration, "365d", unit="s",
+    doc="`owlery quarantine expire` drops entries of the store's audit (every release and delete, "
+        "what the web's audit page shows) older than this; 0 keeps them for ever.")
 
-SCHEMA_VERSION = 1
-
-# 32 symbols without look-alikes (no 0/o, 1/l): 15 of them carry 75 bits, more than
-# amavis' 72-bit mail_id, and an id can never start with "-" and pass for a CLI option.
-ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
-ID_LENGTH = 15
-_ID_RE = re.compile(f"^[{ID_ALPHABET}]{{{ID_LENGTH}}}$")
-
-PENDING, RELEASED = "pending", "released"
-ARCHIVED = "archived"           # an archive copy's recipients: delivered already, nothing to release
-ARCHIVE_REASON = "archive"
-NOTICE_RECIPIENT, NOTICE_ADMIN = "recipient", "admin"
-ADMIN = ""                      # the address of admin notices in the notices table
-
-
-def unnotified_sql(kind: str, since: float, reasons: Iterable[str] | None, skip_reasons: Iterable[str],
-                   limit: int, placeholder: str, tables: tuple[str, str, str]) -> tuple[str, list[Any]]:
-    """The query of `unnotified` for either SQL backend: (mail_id, address) rows, oldest first.
-    `tables`: the names of the messages, recipients and notices tables."""
-    messages, recipients, notices = tables
-    p = placeholder
-    args: list[Any] = [kind]
-    if kind == NOTICE_RECIPIENT:
-        sql = (f"SELECT m.mail_id, r.address FROM {messages} m JOIN {recipients} r ON r.mail_id = m.mail_id "
-               f"WHERE r.status = '{PENDING}' AND r.original = {'TRUE' if p == '%s' else '1'} AND NOT EXISTS "
-               f"(SELECT 1 FROM {notices} n WHERE n.kind = {p} AND n.mail_id = m.mail_id "
-               f"AND n.address_lc = r.address_lc)")
-    elif kind == NOTICE_ADMIN:
-        sql = (f"SELECT m.mail_id, '' FROM {messages} m WHERE NOT EXISTS "
-               f"(SELECT 1 FROM {notices} n WHERE n.kind = {p} AND n.mail_id = m.mail_id)")
-    else:
-        raise ValueError(f"unknown notice kind {kind!r}")
-    sql += f" AND m.created >= {p}"
-    args.append(since)
-    for values, negate in ((reasons, False), (skip_reasons, True)):
-        if values is None:
-            continue
-        values = list(values)
-        if not values:
-            if not negate:
-                sql += " AND 1 = 0"
-            continue
-        sql += f" AND m.reason {'NOT ' if negate else ''}IN ({', '.join([p] * len(values))})"
-        args += values
-    return sql + f" ORDER BY m.created, m.mail_id LIMIT {int(limit)}", args
-
-
-class QuarantineError(Exception):
-    """A quarantine operation that cannot be done as asked (bad id, wrong secret ...)."""
-
-
-class QuarantineNotFound(QuarantineError):
-    """No quarantined message has that id."""
-
-
-class QuarantineUnavailable(TemporaryFailure):
-    """The store cannot be written or read now; the milter must answer 4xx, never accept-and-drop."""
-
-    reply = Reply(451, "4.3.0", "Quarantine temporarily unavailable, please try again later")
-
-
-def new_id() -> str:
-    """A fresh random id (mail_id or secret_id) from the OS's CSPRNG."""
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
-
-
-def is_valid_id(text: str) -> bool:
-    return bool(_ID_RE.match(text or ""))
-
-
-def secret_matches(record: "QuarantineRecord", secret: str) -> bool:
-    """Constant-time comparison, so timing does not reveal how much of a guess was right."""
-    return hmac.compare_digest(record.secret_id.encode(), (secret or "").encode())
-
-
-@dataclasses.dataclass(frozen=True)
-class RecipientState:
-    """Release state of one recipient: pending until released (by whom, when, to which address)."""
-
-    address: str
-    status: str = PENDING
-    changed_at: float | None = None
-    changed_by: str | None = None
-    original: bool = True          # False for an alternative address given at release time
-
-
-@dataclasses.dataclass(frozen=True)
-class AuditEntry:
-    """One thing done to quarantined mail (release, delete ...): kept after the message is gone."""
-
-    at: float
-    by: str                        # who: a logged-in address, "token:<recipient>", a CLI user
-    action: str                    # release | release-failed | delete ...
-    mail_id: str
-    detail: str = ""               # to=..., reason=..., the error
-    host: str = ""                 # the host that did it
-
-
-@dataclasses.dataclass(frozen=True)
-class QuarantineRecord:
-    """Everything known about one quarantined message, except its bytes."""
-
-    mail_id: str
-    secret_id: str
-    created: float                 # seconds since the epoch
-    reason: str                    # virus | spam | banned | score | ...
-    detail: str                    # the virus name, the banned file, "score 12.5" ...
-    sender: str                    # envelope sender, "" for <>
-    recipients: tuple[RecipientState, ...]
-    size: int
-    queue_id: str = ""
-    client_addr: str = ""
-    client_name: str = ""
-    helo: str = ""
-    host: str = ""                 # the MX host that quarantined it
-    subject: str = ""
-    header_from: str = ""
-    message_id: str = ""
-    score: float | None = None
-    symbols: tuple[tuple[str, float, str], ...] = ()   # (name, score, detail)
-
-    def recipient(self, address: str) -> RecipientState | None:
-        for r in self.recipients:
-            if r.address.lower() == address.lower():
-                return r
-        return None
-
-    def pending(self) -> tuple[str, ...]:
-        return tuple(r.address for r in self.recipients if r.status == PENDING and r.original)
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("secret_id")
-        return d
-
-
-@dataclasses.dataclass(frozen=True)
-class ListFilter:
-    """Filters of `list()`: all given ones must match; ages compare with `now`."""
-
-    recipient: str | None = None
-    sender: str | None = None
-    reason: str | None = None
-    older_than: float | None = None     # seconds
-    newer_than: float | None = None     # seconds
-    status: str | None = None           # pending | released: any recipient in that state
-    limit: int | None = None
-
-    def sql_where(self, now: float, placeholder: str, recipients_table: str) -> tuple[str, list[Any]]:
-        """The WHERE clause (over messages `m`) and its arguments, for either SQL backend."""
-        where: list[str] = []
-        args: list[Any] = []
-        def in_recipients(column: str) -> str:
-            return f"m.mail_id IN (SELECT mail_id FROM {recipients_table} WHERE {column} = {placeholder})"
-        if self.recipient:
-            where.append(in_recipients("address_lc"))
-            args.append(self.recipient.lower())
-        if self.sender is not None:
-            where.append(f"lower(m.sender) = {placeholder}")
-            args.append(self.sender.lower())
-        if self.reason:
-            where.append(f"m.reason = {placeholder}")
-            args.append(self.reason)
-        if self.older_than is not None:
-            where.append(f"m.created <= {placeholder}")
-            args.append(now - self.older_than)
-        if self.newer_than is not None:
-            where.append(f"m.created >= {placeholder}")
-            args.append(now - self.newer_than)
-        if self.status:
-            where.append(in_recipients("status"))
-            args.append(self.status)
-        return " AND ".join(where) or "1 = 1", args
-
-
-class QuarantineStore(abc.ABC):
-    """The contract every backend keeps (tests/milters/test_quarantine_store.py checks it).
-
-    `put` returns only once the message and its record are durable. Every method raises
-    QuarantineUnavailable when the backend cannot be reached in time, QuarantineNotFound
-    for an unknown id.
-    """
-
-    @abc.abstractmethod
-    def put(self, record: QuarantineRecord, message: bytes) -> None:
-        """Store a new message under record.mail_id (which must not exist yet)."""
-
-    @abc.abstractmethod
-    def get(self, mail_id: str) -> QuarantineRecord:
-        """The record of one message."""
-
-    @abc.abstractmethod
-    def message(self, mail_id: str) -> bytes:
-        """The stored message bytes."""
-
-    @abc.abstractmethod
-    def list(self, filters: ListFilter, now: float) -> list[QuarantineRecord]:
-        """Records matching the filters, newest first."""
-
-    @abc.abstractmethod
-    def mark_released(self, mail_id: str, addresses: Iterable[str], by: str, now: float) -> QuarantineRecord:
-        """Record a release to these addresses (alternatives are added as non-original recipients)."""
-
-    @abc.abstractmethod
-    def delete(self, mail_id: str) -> None:
-        """Remove the message and its record."""
-
-    @abc.abstractmethod
-    def expire(self, now: float, ages: Mapping[str, float], default_age: float) -> list[str]:
-        """Delete messages older than the age for their reason; return their ids."""
-
-    # notices: who was told of which message (owlery.quarantine.notify) ---------------------
-
-    @abc.abstractmethod
-    def unnotified(self, kind: str, since: float, *, reasons: Iterable[str] | None = None,
-                   skip_reasons: Iterable[str] = (), limit: int = 1000) -> list[tuple[QuarantineRecord, str]]:
-        """(record, address) pairs nobody has told of yet, oldest first: for NOTICE_RECIPIENT each
-        pending original recipient, for NOTICE_ADMIN each message (address ADMIN), of messages
-        created at or after `since` with a reason in `reasons` (None: any) and not in `skip_reasons`."""
-
-    @abc.abstractmethod
-    def claim_notices(self, kind: str, pairs: Iterable[tuple[str, str]], now: float) -> list[tuple[str, str]]:
-        """Record (mail_id, address) pairs as told of at `now`; return those this call recorded
-        (not told of before, message still there), so two hosts never send the same notice."""
-
-    @abc.abstractmethod
-    def unclaim_notices(self, kind: str, pairs: Iterable[tuple[str, str]]) -> None:
-        """Forget claimed pairs (their notice could not be sent; the next run tries again)."""
-
-    @abc.abstractmethod
-    def last_notice(self, kind: str, address: str) -> float | None:
-        """When `address` was last told of anything (None: never, or all of it expired)."""
-
-    @abc.abstractmethod
-    def notices_since(self, kind: str, since: float) -> int:
-        """How many notices of that kind were recorded at or after `since` (admin rate limit)."""
-
-    # audit: who released or deleted what (read by `owlery web`) -----------------------------
-
-    @abc.abstractmethod
-    def add_audit(self, entry: AuditEntry) -> None:
-        """Append an audit entry (durable when this returns; no reference to the message)."""
-
-    @abc.abstractmethod
-    def audit_log(self, *, limit: int = 200, mail_id: str | None = None) -> list[AuditEntry]:
-        """The newest audit entries first, all or of one message."""
-
-    def close(self) -> None:
-        """Release any held resources (connections)."""
-
-    # shared helpers -------------------------------------------------------------------
-
-    @staticmethod
-    def _check_id(mail_id: str) -> None:
-        if not is_valid_id(mail_id):
-            raise QuarantineNotFound(f"{mail_id!r} is not a quarantine id "
-                                     f"({ID_LENGTH} characters from {ID_ALPHABET})")
-
-
-def cutoffs(now: float, ages: Mapping[str, float], default_age: float) -> tuple[dict[str, float], float]:
-    """Creation-time limits per reason (older records expire) and for all other reasons."""
-    return {reason: now - age for reason, age in ages.items()}, now - default_age
+__all__ = ["ADMIN", "ARCHIVE_REASON", "ARCHIVED", "ID_ALPHABET", "ID_LENGTH", "NOTICE_ADMIN", "NOTICE_RECIPIENT",
+           "PENDING", "RELEASED", "SCHEMA_VERSION", "AuditEntry", "ListFilter", "QuarantineError",
+           "QuarantineNotFound", "QuarantineRecord", "QuarantineStore", "QuarantineUnavailable",
+           "RecipientState", "cutoffs", "is_valid_id", "new_id", "secret_matches", "unnotified_sql",
+           "open_store", "daemon_owner"]
 
 
 def open_store(settings: Any) -> QuarantineStore:

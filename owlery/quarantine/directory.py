@@ -25,9 +25,9 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 
-from owlery.quarantine import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
-                               QuarantineRecord, QuarantineStore, QuarantineUnavailable,
-                               RecipientState, cutoffs, unnotified_sql)
+from owlery.quarantine.base import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
+                                    QuarantineRecord, QuarantineStore, QuarantineUnavailable,
+                                    RecipientState, cutoffs, unnotified_sql)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -373,6 +373,13 @@ class DirectoryStore(QuarantineStore):
             rows = db.execute(f"SELECT at, by, action, mail_id, detail, host FROM audit {where} "
                               f"ORDER BY at DESC, rowid DESC LIMIT {int(limit)}", args).fetchall()
         return [AuditEntry(*row) for row in rows]
+
+    def expire_audit(self, before: float, *, dry_run: bool = False) -> int:
+        self._setup()
+        with self._db(write=not dry_run) as db:
+            if dry_run:
+                return db.execute("SELECT count(*) FROM audit WHERE at < ?", (before,)).fetchone()[0]
+            return db.execute("DELETE FROM audit WHERE at < ?", (before,)).rowcount
 
     # -- rows ------------------------------------------------------------------------------
 

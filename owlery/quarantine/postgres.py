@@ -17,9 +17,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from owlery.quarantine import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
-                               QuarantineRecord, QuarantineStore, QuarantineUnavailable,
-                               RecipientState, cutoffs, unnotified_sql)
+from owlery.quarantine.base import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
+                                    QuarantineRecord, QuarantineStore, QuarantineUnavailable,
+                                    RecipientState, cutoffs, unnotified_sql)
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS quarantine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -160,6 +160,16 @@ class PostgresStore(QuarantineStore):
                            (mail_id, address, address.lower(), RELEASED, now, by))
         return self.get(mail_id)
 
+    def totals(self) -> tuple[int, int]:
+        """(messages, bytes) held, for the owlery_quarantine_* gauges (the milter's metrics read it
+        at most once a minute, off its mail threads): one pass over the records, whose message
+        bytes PostgreSQL keeps out of line (TOAST). Creates nothing: no table yet is (0, 0)."""
+        with self._db() as db:
+            if db.execute("SELECT to_regclass('quarantine_messages')").fetchone()[0] is None:
+                return 0, 0
+            count, size = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM quarantine_messages").fetchone()
+        return int(count), int(size)
+
     def delete(self, mail_id: str) -> None:
         self._check_id(mail_id)
         self._setup()
@@ -242,6 +252,13 @@ class PostgresStore(QuarantineStore):
             rows = db.execute(f"SELECT at, by_whom, action, mail_id, detail, host FROM quarantine_audit {where} "
                               f"ORDER BY at DESC, seq DESC LIMIT {int(limit)}", args).fetchall()
         return [AuditEntry(*row) for row in rows]
+
+    def expire_audit(self, before: float, *, dry_run: bool = False) -> int:
+        self._setup()
+        with self._db() as db:
+            if dry_run:
+                return db.execute("SELECT count(*) FROM quarantine_audit WHERE at < %s", (before,)).fetchone()[0]
+            return db.execute("DELETE FROM quarantine_audit WHERE at < %s", (before,)).rowcount
 
     def _records(self, db: Any, where: str, args: list, limit: int | None = None) -> list[QuarantineRecord]:
         sql = (f"SELECT {', '.join('m.' + c for c in _COLUMNS)} FROM quarantine_messages m WHERE {where} "

@@ -29,8 +29,10 @@ from tests.harness.postfix import build_message
 from tests.harness.procs import wait_until
 from tests.web.server import WebServer, token_key_file
 
-webdriver = pytest.importorskip("selenium.webdriver")
+from selenium import webdriver  # noqa: E402  (a test dependency: scripts/install-deps --test installs it)
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 USERS = {"dave@deliver.test": "dave-secret", "erin@deliver.test": "erin-secret",
@@ -108,12 +110,21 @@ def shot(driver, name):
     driver.save_screenshot(str(SCREENS / f"{name}.png"))
 
 
+def click_through(driver, element, timeout=15):
+    """Click what submits a form or follows a link, and wait until the next page has loaded:
+    reading the page right after click() may find the old page's elements (stale)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, timeout).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def login(driver, web, user):
     driver.delete_all_cookies()
     driver.get(web.url + "/login")
     driver.find_element(By.NAME, "username").send_keys(user)
     driver.find_element(By.NAME, "password").send_keys(USERS[user])
-    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    click_through(driver, driver.find_element(By.CSS_SELECTOR, "form.login button"))
     wait_until(lambda: driver.current_url.endswith("/list"), 10, f"{user} logged in")
 
 
@@ -131,10 +142,10 @@ def test_recipient_logs_in_and_releases_one_into_her_maildir(stack, browser):
     assert "cheap watches dave-1" in text and "cheap watches erin-1" not in text
     shot(browser, "02-recipient-list")
     [mail_id] = row_ids(browser, "dave-1")
-    browser.find_element(By.LINK_TEXT, "cheap watches dave-1").click()
+    click_through(browser, browser.find_element(By.LINK_TEXT, "cheap watches dave-1"))
     assert "XJS*C4JDBQADN1" in browser.find_element(By.TAG_NAME, "main").text
     shot(browser, "03-message")
-    browser.find_element(By.XPATH, "//button[text()='Release to my mailbox']").click()
+    click_through(browser, browser.find_element(By.XPATH, "//button[text()='Release to my mailbox']"))
     wait_until(lambda: maildir_new(work, "dave"), 30, "released message in dave's Maildir")
     [path] = maildir_new(work, "dave")
     delivered = path.read_bytes()
@@ -156,7 +167,7 @@ def test_digest_link_confirms_then_releases(stack, browser):
     assert "Release this message" in browser.page_source and "dave-link" in browser.page_source
     shot(browser, "05-link-confirm")
     assert len(maildir_new(work, "dave")) == before                  # the GET released nothing
-    browser.find_element(By.XPATH, "//button[text()='Release to my mailbox']").click()
+    click_through(browser, browser.find_element(By.XPATH, "//button[text()='Release to my mailbox']"))
     assert "on its way" in browser.find_element(By.TAG_NAME, "main").text
     shot(browser, "06-link-released")
     wait_until(lambda: len(maildir_new(work, "dave")) == before + 1, 30, "link-released message in the Maildir")
@@ -181,7 +192,7 @@ def test_post_without_csrf_token_is_refused(stack, browser):
     # same site, token removed from the form (WebDriver scripts are not bound by our CSP)
     browser.execute_script("document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")
     browser.find_element(By.NAME, "id").click()
-    browser.find_element(By.XPATH, "//button[text()='Release selected']").click()
+    click_through(browser, browser.find_element(By.XPATH, "//button[text()='Release selected']"))
     assert browser.title.startswith("Refused")
     shot(browser, "09-csrf-refused")
     # another site's page posting to us: no token, and SameSite=Strict keeps the cookie home
@@ -189,7 +200,7 @@ def test_post_without_csrf_token_is_refused(stack, browser):
     evil.write_text(f'<form method="post" action="{web.url}/action"><input name="action" value="release">'
                     f'<input name="id" value="{mail_id}"><button id="go">win a prize</button></form>')
     browser.get(evil.as_uri())
-    browser.find_element(By.ID, "go").click()
+    click_through(browser, browser.find_element(By.ID, "go"))
     wait_until(lambda: browser.current_url.startswith(web.url), 10, "cross-site post answered")
     assert browser.title.startswith("Refused")
     assert not maildir_new(work, "erin")
@@ -202,20 +213,20 @@ def test_admin_searches_bulk_releases_deletes_and_reads_the_audit(stack, browser
     browser.get(web.url + "/list")
     search = browser.find_element(By.NAME, "subject")
     search.send_keys("erin")
-    browser.find_element(By.XPATH, "//button[text()='Search']").click()
+    click_through(browser, browser.find_element(By.XPATH, "//button[text()='Search']"))
     text = browser.find_element(By.TAG_NAME, "main").text
     assert "erin-1" in text and "erin-2" in text and "dave-2" not in text
     shot(browser, "10-admin-search")
     for box in browser.find_elements(By.NAME, "id"):
         box.click()
-    browser.find_element(By.XPATH, "//button[text()='Release selected']").click()
+    click_through(browser, browser.find_element(By.XPATH, "//button[text()='Release selected']"))
     wait_until(lambda: len(maildir_new(work, "erin")) == 2, 30, "two released messages in erin's Maildir")
     [dave2] = (browser.get(web.url + "/list"), row_ids(browser, "dave-2"))[1]
     browser.find_element(By.CSS_SELECTOR, f"input[name=id][value='{dave2}']").click()
-    browser.find_element(By.XPATH, "//button[text()='Delete selected']").click()
+    click_through(browser, browser.find_element(By.XPATH, "//button[text()='Delete selected']"))
     assert f"{dave2}: deleted" in browser.find_element(By.TAG_NAME, "main").text
     shot(browser, "11-admin-deleted")
-    browser.find_element(By.LINK_TEXT, "Audit log").click()
+    click_through(browser, browser.find_element(By.LINK_TEXT, "Audit log"))
     rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "table.audit tbody tr")]
     assert any("admin@deliver.test delete " + dave2 in r for r in rows), rows
     assert sum("admin@deliver.test release" in r for r in rows) == 2, rows

@@ -183,7 +183,7 @@ def test_delete_and_expire_with_audit(env, capsys):
         env.store.put(r, MSG)
     assert env("quarantine", "delete", gone.mail_id, "--by", "bob") == 0
     assert env("quarantine", "expire", "--dry-run") == 0
-    assert sorted(line.split()[2] for line in capsys.readouterr().out.splitlines() if "would" in line) == \
+    assert sorted(line.split()[2] for line in capsys.readouterr().out.splitlines() if "would expire" in line) == \
         sorted([old_spam.mail_id, old_virus.mail_id])
     assert env("quarantine", "expire") == 0
     assert "expired 2 messages" in capsys.readouterr().out
