@@ -60,6 +60,8 @@ from sieve.actions import (Action, Discard, DuplicateMark, FileInto, Keep, Notif
                            Reject, Report, SendMessage, Vacation)
 from sieve.errors import (Diagnostic, SieveCompileError, SieveError, SieveResourceLimit,
                           SieveRuntimeError, SieveTempFailure)
+from sieve.result import Result, describe_action
+from sieve.script import Script
 
 __all__ = [
     "Action", "Keep", "FileInto", "Redirect", "Discard", "Reject", "Vacation", "Notify",
@@ -67,7 +69,7 @@ __all__ = [
     "Diagnostic", "SieveError", "SieveCompileError", "SieveRuntimeError", "SieveResourceLimit",
     "SieveTempFailure",
     "Envelope", "Host", "BaseHost", "MemoryHost", "Script", "Result", "ScriptCache",
-    "compile_script", "run", "extensions_available",
+    "compile_script", "run", "extensions_available", "describe_action",
 ]
 
 
@@ -180,127 +182,6 @@ class MemoryHost(BaseHost):
         if list_name not in self.lists:
             return None
         return value.lower() in self.lists[list_name]
-
-
-@dataclasses.dataclass(eq=False)
-class Script:
-    """A compiled (validated) script; immutable once built, shareable between runs."""
-
-    name: str
-    source: str
-    tree: object                        # sieve.validator's checked tree
-    requires: frozenset[str]
-    warnings: tuple[Diagnostic, ...] = ()
-    path: str | None = None
-
-
-@dataclasses.dataclass
-class Result:
-    """What one run decided. See the module docstring for how a delivery uses it.
-
-    status: "ok" | "error" (runtime error) | "resource_limit" | "tempfail".
-    actions: explicit actions in the order the script added them (duplicates merged).
-    implicit_keep: True when nothing cancelled the implicit keep (RFC 5228 2.10.2).
-    keep_flags: IMAP flags for the implicit keep (imap4flags internal variable).
-    message: the message after every editheader edit: what the implicit keep stores (after a
-        runtime error: the message as received, RFC 5293 7).
-    original: the message as received.
-    errors: runtime error texts (with line when known).
-
-    A keep, fileinto or redirect stores or sends the message as the script had edited it when
-    it asked for the action (RFC 5293 7): use `message_for(action)`.
-    """
-
-    status: str = "ok"
-    actions: list[Action] = dataclasses.field(default_factory=list)
-    implicit_keep: bool = True
-    keep_flags: tuple[str, ...] = ()
-    message: bytes = b""
-    errors: list[str] = dataclasses.field(default_factory=list)
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    default_mailbox: str = "INBOX"
-    original: bytes | None = None
-    body_offset: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def message_for(self, action: Action) -> bytes:
-        """The message `action` stores or sends: for a keep, fileinto or redirect the header
-        as edited when the script asked for it (editheader, RFC 5293 7); for the implicit
-        keep and everything else `message`."""
-        if self.original is None or getattr(action, "implicit", False) or not hasattr(action, "head"):
-            return self.message
-        if action.head is None:
-            return self.original
-        from sieve.message import FullMessage
-        if isinstance(action.head, FullMessage):       # replace/enclose changed the body too
-            return bytes(action.head)
-        return action.head + self.original[self.body_offset:]
-
-    def effective_actions(self) -> list[Action]:
-        """The actions to execute: explicit ones plus the implicit keep; after a runtime
-        error or resource limit only a keep into the default mailbox; after tempfail none.
-        The implicit keep is left out when an explicit keep or fileinto already stores into
-        the default mailbox (RFC 5228 2.10.3: one copy per mailbox; the explicit one's flags
-        and message stand)."""
-        if self.status == "tempfail":
-            return []
-        if self.status != "ok":
-            return [Keep(mailbox=self.default_mailbox, implicit=True)]
-        out = list(self.actions)
-        if self.implicit_keep:
-            from sieve.result import same_mailbox
-            if not any((isinstance(a, Keep) or (isinstance(a, FileInto) and a.special_use is None))
-                       and same_mailbox(a.mailbox, self.default_mailbox) for a in out):
-                out.append(Keep(mailbox=self.default_mailbox, flags=self.keep_flags, implicit=True))
-        return out
-
-    def describe(self) -> list[str]:
-        """Human-readable lines for `owlery sieve test` and logs."""
-        lines = []
-        for a in self.effective_actions():
-            lines.append(describe_action(a))
-        if not lines:
-            lines.append("(no actions: the message is not stored)")
-        return lines
-
-
-def describe_action(a: Action) -> str:
-    """One line for one action (dry-run output)."""
-    if isinstance(a, Keep):
-        s = f"keep into {a.mailbox!r}" + (" (implicit)" if a.implicit else "")
-    elif isinstance(a, FileInto):
-        s = f"fileinto {a.mailbox!r}"
-        if a.create:
-            s += " :create"
-        if a.special_use:
-            s += f" :specialuse {a.special_use!r}"
-        if a.copy:
-            s += " :copy"
-    elif isinstance(a, Redirect):
-        s = f"redirect to <{a.address}>" + (" :copy" if a.copy else "")
-    elif isinstance(a, Discard):
-        s = "discard"
-    elif isinstance(a, Reject):
-        s = ("ereject" if a.ereject else "reject") + f": {a.reason!r}"
-    elif isinstance(a, Vacation):
-        s = f"vacation reply to <{a.to}> subject {a.subject!r} (period {a.period:g}s)"
-    elif isinstance(a, Notify):
-        s = f"notify {a.method}"
-    elif isinstance(a, DuplicateMark):
-        s = f"duplicate mark (period {a.period:g}s)"
-    elif isinstance(a, SendMessage):
-        s = f"send message to {', '.join(a.recipients)}"
-    elif isinstance(a, Report):
-        s = f"report to <{a.address}>"
-    else:
-        s = a.name
-    flags = getattr(a, "flags", ())
-    if flags:
-        s += " flags " + " ".join(flags)
-    return s
 
 
 def extensions_available(settings: Settings | None = None) -> list[str]:

@@ -5,7 +5,11 @@ costs CPU steps; past sieve_max_cpu_steps the run stops with a resource-limit er
 string the run builds is charged to a memory budget (`charge_memory`); past sieve_max_memory
 the run stops the same way. Runtime errors end the run with status "error" (the delivery
 then keeps into INBOX).
-Talks to: sieve.result, sieve.match, sieve.message, the extensions' run functions.
+Names no extension: what extensions add to a run (string expansion, flags for the implicit
+keep, tags on another extension's action) comes through the registry's hooks
+(sieve.extensions: begin_run, end_run, expand_string, action_hooks); their per-run state
+lives in `Runtime.ext`.
+Talks to: sieve.result, sieve.match, sieve.message, the extensions' run functions and hooks.
 Tests: conformance (every execute-time block), tests/sieve/test_api.py, tests/sieve/test_limits.py,
 tests/sieve/test_budgets_hostile.py.
 """
@@ -15,18 +19,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 
+from sieve import extensions, validator
 from sieve.errors import SieveError, SieveResourceLimit, SieveRuntimeError, SieveTempFailure
+from sieve.extensions.base import ReturnScript, StopScript
 from sieve.message import Message
 from sieve.parser import Num, Str, StrList
-from sieve.result import ResultBuilder
+from sieve.result import Result, ResultBuilder
 
-
-class StopScript(Exception):
-    """`stop`: ends the whole run (all includes)."""
-
-
-class ReturnScript(Exception):
-    """include's `return`: ends the current (included) script."""
+__all__ = ["Runtime", "execute", "run_toplevel", "StopScript", "ReturnScript"]
 
 
 class Runtime:
@@ -47,21 +47,19 @@ class Runtime:
         self.memory = 0                   # bytes of strings built by this run (cumulative)
         self.max_memory = settings.sieve_max_memory
         self.max_match_subject = settings.sieve_max_match_subject
-        self.vars: dict[str, str] = {}
-        self.globals: dict[str, str] = {}
+        self.vars: dict[str, str] = {}    # the current script's variables (sieve.match sets ${N})
         self.match_values: list[str] = []
-        self.match_vars_enabled = "variables" in script.requires
-        self.requires = script.requires
-        self.include_stack: list[str] = [script.name]
-        self.included: dict = {}          # (location, name) -> Script, for :once
-        self.once_done: set = set()
-        self.include_count = 0
-        self.ext: dict = {"global_names": set(), "include_keys": []}   # per-run extension state
+        self.match_vars_enabled = False   # does matching set ${N}? (an extension's begin_run says)
+        self.requires = script.requires   # the capabilities of the script now running
+        self.ext: dict = {}               # per-run state of the extensions, each under its own keys
         self.testsuite = None             # the harness, when running .svtest files
         self.errors: list[str] = []
-        self.duplicate_checked: dict = {}
-        self.editheader_count = 0
         self._snapshot: tuple | None = None     # (message, its version, header block)
+        extensions.begin_run(self)
+
+    def compile_source(self, source: bytes, *, name: str, settings):
+        """Compile a script the run loads itself (include at run time), as compile_script does."""
+        return validator.compile_source(source, name=name, settings=settings)
 
     # --- budget ---
     def step(self, n: int = 1) -> None:
@@ -82,8 +80,7 @@ class Runtime:
             s = s.items[0]
         if s.parts is None:
             return s.value
-        from sieve.extensions.variables import expand
-        return expand(self, s.parts)
+        return extensions.expand_string(self, s.parts)
 
     def sl(self, sl) -> list[str]:
         if isinstance(sl, Str):
@@ -150,6 +147,13 @@ class Runtime:
         self.step()
         return bool(node.defn.run(self, node))
 
+    def act(self, node, action, cancels_keep: bool = True) -> None:
+        """Add the action command `node` asks for, as the extensions that add tags to that
+        command complete it (imap4flags :flags, copy :copy, mailbox :create, ...)."""
+        for _name, hook in extensions.action_hooks(node.defn.name):
+            action, cancels_keep = hook(self, node, action, cancels_keep)
+        self.add(action, cancels_keep)
+
     def add(self, action, cancels_keep: bool = True) -> None:
         if self.msg.edited and hasattr(action, "head") and action.head is None:
             # RFC 5293 7: an action that stores or sends the message uses the header as
@@ -165,7 +169,6 @@ class Runtime:
 
 def execute(script, message: bytes, envelope, *, host, settings, environment, now):
     """Run a compiled script; the public entry point is sieve.api.run."""
-    from sieve.api import Result
     rt = Runtime(script, message, envelope, host=host, settings=settings, environment=environment, now=now)
     status = "ok"
     errors: list[str] = []
@@ -201,5 +204,4 @@ def run_toplevel(rt: Runtime) -> None:
         rt.run_block(rt.script.tree)
     except (StopScript, ReturnScript):
         pass
-    from sieve.extensions.imap4flags import final_flags
-    final_flags(rt)
+    extensions.end_run(rt)

@@ -154,7 +154,7 @@ class Message:
 
     # --- MIME ---------------------------------------------------------------------
 
-    def mime_parts(self, max_parts: int, max_depth: int) -> list["Part"]:
+    def mime_parts(self, max_parts: int, max_depth: int) -> list["MimePart"]:
         """Every MIME part in document order (the message itself first)."""
         if self._mime is None:
             self._mime = parse_mime(self.to_bytes()[: self.max_scan], max_parts, max_depth)
@@ -165,15 +165,15 @@ class Message:
         self.version += 1
 
 
-class Part:
+class MimePart:
     """One MIME part: headers, content type, raw body, children, parent index."""
 
-    def __init__(self, headers: list[list[str]], body: bytes, depth: int, parent: "Part | None"):
+    def __init__(self, headers: list[list[str]], body: bytes, depth: int, parent: "MimePart | None"):
         self.headers = headers
         self.body = body
         self.depth = depth
         self.parent = parent
-        self.children: list[Part] = []
+        self.children: list[MimePart] = []
         # (start, end) of the part's octets (header and body) in the message it was parsed
         # from, when they are there as such (not inside an encoded message/rfc822); None else.
         # replace (RFC 5703 5) inside foreverypart rewrites that span.
@@ -279,14 +279,14 @@ def _split_head_body(raw: bytes) -> tuple[list[list[str]], bytes]:
     return headers, body
 
 
-def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[Part]:
-    parts: list[Part] = []
+def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[MimePart]:
+    parts: list[MimePart] = []
 
-    def walk(data: bytes, depth: int, parent: Part | None, base: int | None = 0) -> None:
+    def walk(data: bytes, depth: int, parent: MimePart | None, base: int | None = 0) -> None:
         if len(parts) >= max_parts:
             return
         headers, body = _split_head_body(data)
-        part = Part(headers, body, depth, parent)
+        part = MimePart(headers, body, depth, parent)
         if base is not None:
             part.span = (base, base + len(data))
         body_base = base + len(data) - len(body) if base is not None else None

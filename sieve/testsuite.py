@@ -295,7 +295,7 @@ class Suite:
             rt.msg = Message(raw, self.settings.sieve_max_message_scan)
             rt.envelope = self.envelope_from_message(rt.msg)
             rt.ext.pop("flags_loaded", None)
-            rt.duplicate_checked.clear()
+            rt.ext.pop("duplicate_checked", None)
             return
         env = rt.envelope
         v = value.strip()
@@ -329,7 +329,7 @@ class Suite:
             # imap4flags' internal variable starts from the flags of the message being
             # filtered (Pigeonhole reads them from the mail): hasflag now sees the stored ones
             rt.ext["flags"] = flags
-            rt.duplicate_checked.clear()
+            rt.ext.pop("duplicate_checked", None)
             return True
         if idx >= len(self.outbox):
             if as_test:
@@ -338,7 +338,7 @@ class Suite:
         frm, to, raw = self.outbox[idx]
         rt.msg = Message(raw, self.settings.sieve_max_message_scan)
         rt.envelope = Envelope(mail_from=frm, rcpt_to=to, orig_rcpt=to, auth_user=self.user)
-        rt.duplicate_checked.clear()
+        rt.ext.pop("duplicate_checked", None)
         return True
 
     def cmd_message(self, rt, node):

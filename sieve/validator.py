@@ -2,7 +2,12 @@
 extension registry, checks arguments, blocks, requires and limits, and collects every
 error with line:column. Produces the `Script` that sieve.interpreter runs.
 
-Talks to: sieve.parser, sieve.extensions (registry). Tests: none directly; the conformance run
+Names no extension: the match types, address parts and comparators each extension makes
+available, the tags one extension adds to another's command and the checks that go with them
+come from the registry (sieve.extensions: MATCH_TYPES, ADDRESS_PARTS, COMPARATORS,
+for_command); what the core language needs (require, if/elsif/else, `if false`, loop nesting,
+argument types) stays here.
+Talks to: sieve.parser, sieve.extensions (registry). Tests: the conformance run
 (tests/sieve/test_conformance.py: compile/errors.svtest), tests/sieve/test_compile_errors_reference.py
 (Pigeonhole's error rules and wording, differential against sievec), tests/sieve/test_api.py (line:column),
 tests/sieve/test_limits.py (script size, nesting), tests/sieve/test_cli.py (`owlery sieve check`).
@@ -10,63 +15,40 @@ tests/sieve/test_limits.py (script size, nesting), tests/sieve/test_cli.py (`owl
 
 from __future__ import annotations
 
-import re
-
 from owlery.settings import Settings
+from sieve import extensions
 from sieve.errors import Diagnostic, SieveCompileError, SieveSyntaxError
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef
+from sieve.match import check_match_spec
 from sieve.parser import Node, Num, Str, StrList, Tag, parse
+from sieve.script import Script
 
-MATCH_TYPE_EXT = {"is": None, "contains": None, "matches": None,
-                  "count": "relational", "value": "relational", "regex": "regex"}
-ADDRESS_PART_EXT = {"all": None, "localpart": None, "domain": None,
-                    "user": "subaddress", "detail": "subaddress"}
-# Names of positional arguments, as Pigeonhole's diagnostics give them ("argument 1 (header
-# names)"); found by feeding sievec a wrong-typed argument in each position.
-ARG_NAMES = {
-    "redirect": ("address",), "address": ("header list", "key list"),
-    "header": ("header names", "key list"), "exists": ("header names",), "size": ("limit",),
-    "fileinto": ("folder",), "envelope": ("envelope part", "key list"), "reject": ("reason",),
-    "ereject": ("reason",), "set": ("name", "value"), "string": ("source", "key list"),
-    "body": ("key list",), "addheader": ("field-name", "value"),
-    "deleteheader": ("field name", "value patterns"), "date": ("header name", "date part", "key list"),
-    "currentdate": ("date part", "key list"), "include": ("value",), "global": ("value",),
-    "mailboxexists": ("mailbox-names",), "vacation": ("reason",), "spamtest": ("value",),
-    "virustest": ("value",), "environment": ("name", "key list"), "ihave": ("capabilities",),
-    "error": ("message",), "extracttext": ("varname",), "notify": ("method",),
-    "valid_notify_method": ("notification-uris",),
-    "notify_method_capability": ("notification-uri", "notification-capability", "key-list"),
-    "metadata": ("mailbox", "annotation-name", "key-list"), "metadataexists": ("mailbox", "annotation-names"),
-    "servermetadata": ("annotation-name", "key-list"), "servermetadataexists": ("annotation-names",),
-    "setflag": ("variable name", "list of flags"), "addflag": ("variable name", "list of flags"),
-    "removeflag": ("variable name", "list of flags"), "hasflag": ("variable name", "list of flags"),
-    "specialuse_exists": ("mailbox", "special-use flags"),
-}
-COMPARATOR_EXT = {"i;octet": None, "i;ascii-casemap": None,
-                  "i;ascii-numeric": "comparator-i;ascii-numeric",
-                  "i;unicode-casemap": "comparator-i;unicode-casemap"}
+def _provider(table: dict, name: str) -> str | None:
+    """The extension that makes a match type, address part or comparator available."""
+    entry = table.get(name)
+    return entry[0] if isinstance(entry, tuple) else entry
 
 
 class Validator:
-    def __init__(self, name: str, settings: Settings, extra_extensions=(), ihave_allowed=True):
-        from sieve.extensions import REGISTRY
+    def __init__(self, name: str, settings: Settings, extra_extensions=(), shared: dict | None = None):
         self.name = name
         self.settings = settings
-        self.registry = REGISTRY
+        self.registry = extensions.REGISTRY
         self.disabled = set(settings.sieve_extensions_disabled)
         self.extra = set(extra_extensions)
         self.required: set[str] = set()
         self.diags: list[Diagnostic] = []
         self.cmds: dict[str, CommandDef] = {}
         self.tsts: dict[str, CommandDef] = {}
-        self.loader = None
-        self.include_chain: tuple = ()
+        self.loader = None            # loader(name, location) -> bytes | None, for compile-time includes
         self.seen_non_require = False
-        self.in_test_block = False
-        self.loop_depth = 0
-        self.ihave_depth = 0
-        self.ihave_caps: list[set] = []
+        self.enclosing: list[str] = []  # names of the commands whose blocks enclose this point
+        self.loop_depth = 0           # how many of those are loops (CommandDef.loop)
+        # extensions a test loaded for its block (ihave), not `require`: not held to `requires`
+        self.conditional_loads: set[str] = set()
         self.data: dict = {}          # per-script validator state for extensions
+        # state shared by every script of one compile (the top one and those it includes)
+        self.shared: dict = shared if shared is not None else {}
         self._load("core")
 
     # --- diagnostics ---
@@ -102,7 +84,7 @@ class Validator:
                 self._load(imp)
 
     def require(self, ext: str, where) -> bool:
-        if ext.startswith("comparator-") and ext[len("comparator-"):] in COMPARATOR_EXT:
+        if ext.startswith("comparator-") and ext[len("comparator-"):] in extensions.COMPARATORS:
             if ext in self.registry:
                 self._load(ext)
             return True
@@ -173,20 +155,17 @@ class Validator:
                 self.error(node, f"the {node.name} command must follow an if or elsif command")
         self.bind(node, d, depth)
         if node.block is not None and not node.skip:
-            was = self.in_test_block
-            if d.name == "test":
-                self.in_test_block = True
-            loop = d.name == "foreverypart"
-            if loop:
+            self.enclosing.append(d.name)
+            if d.loop:
                 self.loop_depth += 1
                 if self.loop_depth > self.settings.sieve_max_loop_nesting:
-                    self.error(node, f"foreverypart loops nested too deeply "
+                    self.error(node, f"{d.name} loops nested too deeply "
                                      f"(sieve_max_loop_nesting {self.settings.sieve_max_loop_nesting})")
             try:
                 self.validate_block(node.block, depth + 1, False)
             finally:
-                self.in_test_block = was
-                if loop:
+                self.enclosing.pop()
+                if d.loop:
                     self.loop_depth -= 1
 
     def settings_allow_late_require(self) -> bool:
@@ -208,38 +187,31 @@ class Validator:
         if subtests_ok:
             for t in node.tests:
                 self.validate_test(t, depth + 1)
-        # const-false dead code (Pigeonhole skips `if false {}` blocks)
-        if d.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].name == "false" \
-                and not node.tests[0].args:
+        # const-false dead code: Pigeonhole skips `if false {}` blocks; a test that knows at
+        # compile time that it is false says so in its data (ihave of an unknown capability)
+        if d.name in ("if", "elsif") and len(node.tests) == 1 and (
+                node.tests[0].name == "false" and not node.tests[0].args
+                or node.tests[0].data.get("const_false")):
             node.skip = True
         if d.validate is not None and self.errors == errors_before:
             # extension checks assume well-typed arguments
             d.validate(self, node)
         if self.errors == errors_before:
-            for ext in self.required:
-                for cname, check in self.registry[ext].tag_checks:
-                    if cname == d.name:
-                        check(self, node)
-        # RFC 5463: the block of `if ihave "unknown"` is never run and need not validate
-        if d.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].name == "ihave" \
-                and node.tests[0].data.get("known") is False:
-            node.skip = True
+            for check in extensions.for_command("tag_checks", d.name, self.required):
+                check(self, node)
 
     def _allowed_tags(self, d: CommandDef) -> dict:
         allowed = {t.name: t for t in d.tags}
-        for ext in self.required:
-            for cname, t in self.registry[ext].extra_tags:
-                if cname == d.name:
-                    allowed[t.name] = t
+        for t in extensions.for_command("extra_tags", d.name, self.required):
+            allowed[t.name] = t
         return allowed
 
     def _tag_known(self, d: CommandDef, allowed: dict, tname: str) -> bool:
         if tname in allowed:
             return True
-        if d.match and (tname == "comparator" or tname in MATCH_TYPE_EXT
-                        and MATCH_TYPE_EXT[tname] in (None, *self.required)):
+        if d.match and (tname == "comparator" or _provider(extensions.MATCH_TYPES, tname) in self.required):
             return True
-        return d.address_part and tname in ADDRESS_PART_EXT and ADDRESS_PART_EXT[tname] in (None, *self.required)
+        return d.address_part and _provider(extensions.ADDRESS_PARTS, tname) in self.required
 
     def _unknown_tag(self, tag: Tag, d: CommandDef, what: str) -> None:
         # reported once per command and tag name, as Pigeonhole does
@@ -248,15 +220,15 @@ class Validator:
             return
         seen.add((d.name, tag.name))
         hint = ""
-        ext = MATCH_TYPE_EXT.get(tag.name) if d.match else None
-        ext = ext or (ADDRESS_PART_EXT.get(tag.name) if d.address_part else None)
+        ext = _provider(extensions.MATCH_TYPES, tag.name) if d.match else None
+        ext = ext or (_provider(extensions.ADDRESS_PARTS, tag.name) if d.address_part else None)
         if ext and ext not in self.required:
             hint = f"; the {ext} extension is not required"
         self.error(tag, f"unknown tagged argument ':{tag.name}' for the {d.name} {what} "
                         f"(reported only once at first occurrence{hint})")
 
     def _tag_param_error(self, tag: Tag, d: CommandDef, what: str, want: str, found) -> None:
-        got = "no parameters were found" if found is None else f"{self._kind(found)} was found"
+        got = "no parameters were found" if found is None else f"{self.kind(found)} was found"
         self.error(tag, f"the :{tag.name} tag for the {d.name} {what} requires {want} as parameter, but {got}")
 
     def _bind_arguments(self, node: Node, d: CommandDef, what: str) -> bool:
@@ -281,8 +253,8 @@ class Validator:
                     return False
                 cmp_ = nxt.items[0].value
                 i += 1
-                ext = COMPARATOR_EXT.get(cmp_, "unknown")
-                if ext == "unknown" or (ext is not None and ext not in self.required):
+                ext = extensions.COMPARATORS.get(cmp_)
+                if ext is None or ext not in self.required:
                     self.error(tag, f"unknown comparator '{cmp_}'")
                     return False
                 if "comparator" in node.tags:
@@ -290,25 +262,19 @@ class Validator:
                     return False
                 node.tags["comparator"] = cmp_
                 continue
-            if d.match and tname in MATCH_TYPE_EXT:
+            if d.match and tname in extensions.MATCH_TYPES:
                 if "match-type" in node.tags:
                     self.error(tag, f"encountered duplicate MATCH-TYPE argument (:{tname}) for the {d.name} {what}")
                     return False
                 node.tags["match-type"] = tname
-                if tname in ("count", "value"):
-                    ops = ("gt", "ge", "lt", "le", "eq", "ne")
-                    op = nxt.items[0].value.lower() if isinstance(nxt, StrList) and len(nxt.items) == 1 \
-                        and nxt.items[0].parts is None else None
-                    if op not in ops:
-                        found = f'"{nxt.items[0].value}"' if isinstance(nxt, StrList) and len(nxt.items) == 1 \
-                            else ("nothing" if nxt is None else self._kind(nxt))
-                        self.error(tag, f'the :{tname} match-type requires a constant string argument being '
-                                        f'one of "gt", "ge", "lt", "le", "eq" or "ne", but {found} was found')
+                mdef = extensions.MATCH_TYPES[tname][1]
+                if mdef.bind is not None:
+                    took = mdef.bind(self, node, d, what, tag, nxt)
+                    if took is None:
                         return False
-                    i += 1
-                    node.tags["relation"] = op
+                    i += took
                 continue
-            if d.address_part and tname in ADDRESS_PART_EXT:
+            if d.address_part and tname in extensions.ADDRESS_PARTS:
                 if "address-part" in node.tags:
                     self.error(tag, f"encountered duplicate ADDRESS-PART argument (:{tname}) for the "
                                     f"{d.name} {what}")
@@ -348,12 +314,12 @@ class Validator:
             if not self._type_ok(a, d.positional[k]):
                 if d.name == "require":
                     self.error(a, f"the require command accepts a single string or string list argument, "
-                                  f"but {self._kind(a)} was found")
+                                  f"but {self.kind(a)} was found")
                     return False
-                names = ARG_NAMES.get(d.name, ())
+                names = d.arg_names
                 label = f"argument {k + 1}" + (f" ({names[k]})" if k < len(names) else "")
                 self.error(a, f"the {d.name} {what} expects a {d.positional[k].replace('-', ' ')} as "
-                              f"{label}, but {self._kind(a)} was found")
+                              f"{label}, but {self.kind(a)} was found")
                 return False
         # strings: encoded-character and variables templates
         for a in node.args:
@@ -361,6 +327,12 @@ class Validator:
                 for s in a.items:
                     self.prepare_string(s)
         return True
+
+    def compile_nested(self, source: bytes | str, *, name: str, data: dict) -> Script:
+        """Compile another script within this compile (include): same settings, extra
+        extensions, loader and shared state; `data` starts its per-script state."""
+        return compile_source(source, name=name, settings=self.settings, extra_extensions=tuple(self.extra),
+                              loader=self.loader, shared=self.shared, data=data)
 
     def _check_subtests(self, node: Node, d: CommandDef, what: str) -> bool:
         tests = node.tests
@@ -396,37 +368,18 @@ class Validator:
             self.error(node, f"the {d.name} command requires a command block, but it is missing")
 
     def _check_after_arguments(self, node: Node, d: CommandDef, what: str) -> None:
-        if any(k in node.tags for k in ("anychild", "mimeopt")) and "mime" not in node.tags:
-            self.error(node, f"the :anychild, :type, :subtype, :contenttype and :param tags of the "
-                             f"{d.name} {what} require the :mime tag")
-        if "mimeopt" in node.tags and d.name != "header":
-            self.error(node, f"the :{node.tags.get('mimeopt:tag', node.tags['mimeopt'])} tag is only "
-                             f"allowed for the header test")
-        if d.name in ("break", "extracttext") and self.loop_depth == 0:
-            self.error(node, f"the {d.name} command is not valid outside a foreverypart loop")
+        for check in extensions.for_command("argument_checks", d.name, self.required):
+            check(self, node, what)
         if d.match:
             cmp_ = node.tags.get("comparator", "i;ascii-casemap")
             mt = node.tags.get("match-type", "is")
-            from sieve.match import check_match_spec
             err = check_match_spec(cmp_, mt)
             if err:
                 self.error(node, err)
-            elif mt == "regex" and node.pos:
-                from sieve.match import RegexError, compile_regex
-                keys = node.pos[-1]
-                if isinstance(keys, StrList):
-                    cache = []
-                    for k in keys.items:
-                        if k.parts is not None:
-                            cache.append(None)      # compiled at run time
-                            continue
-                        try:
-                            cache.append(compile_regex(k.value, cmp_, self.settings.sieve_max_regex_length,
-                                                       self.settings.sieve_max_regex_memory))
-                        except RegexError as e:
-                            cache.append(None)
-                            self.error(k, f"invalid regular expression '{k.value}' for regex match: {e}")
-                    node.data["regex_cache"] = cache
+            else:
+                entry = extensions.MATCH_TYPES.get(mt)
+                if entry is not None and entry[1].check is not None:
+                    entry[1].check(self, node, cmp_)
 
     def validate_test(self, node: Node, depth: int) -> None:
         if depth > self.settings.sieve_max_nesting * 2:
@@ -459,7 +412,8 @@ class Validator:
             return isinstance(a, StrList)
         return False
 
-    def _kind(self, a) -> str:
+    def kind(self, a) -> str:
+        """How a diagnostic names the kind of argument `a` ("a string list", ...)."""
         if isinstance(a, Num):
             return "a number"
         if isinstance(a, Tag):
@@ -470,10 +424,10 @@ class Validator:
 
 
 def compile_source(source: bytes | str, *, name: str, settings: Settings, path: str | None = None,
-                   extra_extensions=(), loader=None, include_chain: tuple = (), shared: dict | None = None):
+                   extra_extensions=(), loader=None, shared: dict | None = None, data: dict | None = None):
     """Compile script text to a Script (see sieve.api.compile_script). `loader(name, location)`
-    resolves includes at compile time when given."""
-    from sieve.api import Script
+    resolves includes at compile time when given; `shared` and `data` are for a script compiled
+    within another's compile (Validator.compile_nested)."""
     if isinstance(source, bytes):
         if len(source) > settings.sieve_max_script_size:
             raise SieveCompileError([Diagnostic(name, 0, 0, f"script is too large (more than "
@@ -492,18 +446,15 @@ def compile_source(source: bytes | str, *, name: str, settings: Settings, path: 
                                 + [Diagnostic(name, e.line, e.column, "parse failed")]) from None
     except RecursionError:
         raise SieveCompileError([Diagnostic(name, 0, 0, "script nests too deeply")]) from None
-    v = Validator(name, settings, extra_extensions)
+    v = Validator(name, settings, extra_extensions, shared)
     v.loader = loader
-    v.include_chain = include_chain or (("personal", name),)
-    if shared is not None:
-        v.data["include_count"] = shared.setdefault("include_count", [0])
-        v.data["include_cache"] = shared.setdefault("include_cache", {})
+    v.data.update(data or {})
     try:
         v.validate_block(tree, 0, True)
     except RecursionError:
         v.error(None, "script nests too deeply")
-    for ext in sorted(v.required - v.data.get("ihave_loaded", set())):
-        # (an extension ihave loads for its block is not held to what `require` needs)
+    for ext in sorted(v.required - v.conditional_loads):
+        # (an extension a test loads for its block is not held to what `require` needs)
         for need in v.registry[ext].requires:
             if need not in v.required:
                 v.error(None, f"the {ext} extension cannot be used without the {need} extension")
@@ -514,4 +465,3 @@ def compile_source(source: bytes | str, *, name: str, settings: Settings, path: 
                   warnings=tuple(d for d in v.diags if d.severity == "warning"), path=path)
 
 
-_VARNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*|[0-9]+")

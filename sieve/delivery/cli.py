@@ -61,7 +61,8 @@ class _LDAParser(argparse.ArgumentParser):
     def error(self, message: str):
         # A bad master.cf argv: Postfix keeps the mail and retries (75) while the postmaster
         # fixes it; argparse's exit status 2 is outside sysexits, which pipe(8) bounces (5.3.0).
-        self.exit(75, f"4.3.5 {self.prog}: {message}\n")
+        from sieve.delivery.replies import usage_line
+        self.exit(75, usage_line(self.prog, message) + "\n")
 
 
 def lda_main(argv: list[str], stdin_data: bytes | None = None) -> int:

@@ -1,5 +1,10 @@
 """Delivery of one message to one user: run the Sieve scripts, then carry out the result.
 
+The decisions are sieve/delivery/planner.py's (pure, table-tested): this module runs the script
+chain into a Plan, looks up the facts the planner needs (which special-use folders exist),
+and carries out the steps it yields (Maildir writes, submissions, state marks), sending each
+result back. Replies come from sieve/delivery/replies.py.
+
 Sequence (Pigeonhole's multiscript rules): the global before scripts, the user's script,
 the global after scripts; the next script runs only while keep (implicit or explicit) is
 still in effect, and the keep left at the end is carried out once. Execution order makes
@@ -15,9 +20,10 @@ group reaching delivery unexpanded: sieve.delivery.users.Group) to each member o
 `deliver()`, forwards its remote targets, and answers once for all; the rules and why are in
 sieve/delivery/users.py's docstring.
 
-Talks to: sieve.api (the engine), owlery.maildir, owlery.state (vacation/duplicate/redirect
-tracking), sieve.delivery.submission (the MTA). Blocking: LMTP runs it in a thread pool.
-Tests: tests/delivery/test_executor.py, tests/delivery/test_group_delivery.py
+Talks to: sieve.api (the engine), sieve.delivery.planner (the decisions), owlery.maildir,
+owlery.state (vacation/duplicate/redirect tracking), sieve.delivery.submission (the MTA). Blocking: LMTP runs it in a thread pool.
+Tests: tests/delivery/test_executor.py, tests/delivery/test_group_delivery.py,
+tests/delivery/test_planner.py (the decisions alone)
 """
 
 from __future__ import annotations
@@ -38,9 +44,10 @@ from owlery.errors import DirectoryUnavailable, StateUnavailable
 from owlery.maildir import Maildir, MaildirError, Owner, QuotaExceeded, owner_from_settings, path_for
 from owlery.reply import Reply
 from owlery.settings import Bool, StrList, list_of, matching, setting, table_of
+from sieve.delivery import planner, replies
 from sieve.delivery import redirect as redirect_mod
-from sieve.delivery import vacation as vacation_mod
 from sieve.delivery.default_script import user_or_default
+from sieve.delivery.planner import Plan
 from sieve.delivery.userfiles import UnsafeUserFile, read_user_file
 from sieve.delivery.submission import SubmissionError
 from sieve.delivery.users import Group, MailUser
@@ -82,20 +89,19 @@ log = logging.getLogger("owlery.delivery")
 
 def special_use_folders(settings: Any, flag: str) -> list[str]:
     """The folder names configured for special-use `flag` ("\\Junk" or "Junk", any case)."""
-    want = flag.lstrip("\\").lower()
-    return [n for key, names in settings.delivery_special_use_folders.items()
-            if key.lstrip("\\").lower() == want for n in names]
+    return planner.special_use_folders(settings.delivery_special_use_folders, flag)
 
 
 def special_use_folder(settings: Any, maildir: Maildir, flag: str) -> str | None:
     """The first existing folder with special-use `flag`, or None."""
-    for name in special_use_folders(settings, flag):
-        try:
-            if maildir.folder_exists(name):
-                return name
-        except MaildirError:
-            continue
-    return None
+    return next((name for name in special_use_folders(settings, flag) if _folder_exists(maildir, name)), None)
+
+
+def _folder_exists(maildir: Maildir, name: str) -> bool:
+    try:
+        return maildir.folder_exists(name)
+    except MaildirError:
+        return False      # unsafe or unreadable: not a folder to deliver into
 
 EX_OK, EX_NOUSER, EX_SOFTWARE, EX_TEMPFAIL, EX_NOPERM = 0, 67, 70, 75, 77
 
@@ -130,25 +136,17 @@ def count_outcome(outcome: Outcome, seconds: float | None = None) -> None:
         metrics.DELIVERY_DURATION.observe(seconds)
 
 
-def _reply_text(recipient: str, text: str) -> str:
-    return Reply.safe_text(f"<{recipient}> {text}", 400)
-
-
 def delivered(recipient: str, stored: Sequence[str] = (), detail: str = "",
               results: Sequence[str] = ()) -> Outcome:
-    return Outcome("delivered", Reply(250, "2.0.0", _reply_text(recipient, "Saved")), EX_OK,
-                   detail, tuple(stored), tuple(results))
+    return Outcome("delivered", replies.saved(recipient), EX_OK, detail, tuple(stored), tuple(results))
 
 
-def tempfail(recipient: str, detail: str, dsn: str = "4.3.0",
-             text: str = "Temporary failure, try again later") -> Outcome:
-    return Outcome("tempfail", Reply(451 if dsn != "4.2.2" else 452, dsn, _reply_text(recipient, text)),
-                   EX_TEMPFAIL, detail)
+def tempfail(recipient: str, detail: str, dsn: str = "4.3.0", text: str = replies.T_TEMPFAIL) -> Outcome:
+    return Outcome("tempfail", replies.temporary(recipient, dsn, text), EX_TEMPFAIL, detail)
 
 
 def unknown_user(recipient: str) -> Outcome:
-    return Outcome("unknown", Reply(550, "5.1.1", _reply_text(recipient, "User unknown")), EX_NOUSER,
-                   "no such user")
+    return Outcome("unknown", replies.user_unknown(recipient), EX_NOUSER, "no such user")
 
 
 def prepend_trace(message: bytes, sender: str, recipient: str) -> bytes:
@@ -242,22 +240,6 @@ class DeliveryHost:
 
     def list_contains(self, list_name: str, value: str) -> bool | None:
         return self.lists.list_contains(list_name, value) if self.lists is not None else None
-
-
-@dataclasses.dataclass
-class Plan:
-    """The merged actions of the script chain."""
-
-    actions: list = dataclasses.field(default_factory=list)
-    keep: bool = True
-    keep_flags: tuple[str, ...] = ()
-    message: bytes = b""
-    errors: list[str] = dataclasses.field(default_factory=list)
-    tempfail: str | None = None
-    # The message each action stores or sends (RFC 5293 7: as edited when the script asked
-    # for it), parallel to `actions`; `keep_message` for the keep.
-    action_messages: list[bytes] = dataclasses.field(default_factory=list)
-    keep_message: bytes | None = None
 
 
 class Executor:
@@ -492,9 +474,8 @@ class Executor:
             else:
                 status = self.forward(message, sender, group.address, target, sent_before=forwarded, now=now)
                 ok, temporary_failure = status in ("sent", "duplicate"), status == "tempfail"
-                failure = {"tempfail": Reply(451, "4.4.0", "forward not accepted by the MTA yet"),
-                           "loop": Reply(550, "5.4.6", "forwarding loop or redirect limit")}.get(
-                               status, Reply(550, "5.1.0", "forward refused by the MTA"))
+                failure = {"tempfail": replies.R_FORWARD_LATER, "loop": replies.R_FORWARD_LOOP}.get(
+                    status, replies.R_FORWARD_REFUSED)
                 forwarded += ok
                 if ok:
                     log.info("%s: %s: forwarded to <%s>%s", self.program, recipient, target,
@@ -520,15 +501,14 @@ class Executor:
                         "retry may deliver there twice", self.program, recipient, ",".join(unrecorded))
         if temporary:
             # The MTA retries the whole recipient; members that have it are skipped then.
-            code, dsn = (452, "4.2.2") if all(r.dsn == "4.2.2" for _, r in temporary) else (451, "4.3.0")
             text = _group_text(recipient, len(done), total, "will retry", temporary)
-            return Outcome("tempfail", Reply(code, dsn, text), EX_TEMPFAIL, detail)
+            dsn = "4.2.2" if all(r.dsn == "4.2.2" for _, r in temporary) else "4.3.0"
+            return Outcome("tempfail", replies.group_deferred(dsn, text), EX_TEMPFAIL, detail)
         if permanent:
             first = permanent[0][1]
             text = _group_text(recipient, len(done), total, "refused by", permanent)
-            return Outcome("bounce", Reply(first.code, first.dsn, text), EX_NOPERM, detail)
-        return Outcome("delivered", Reply(250, "2.0.0", _reply_text(recipient, f"Saved for {total} targets")),
-                       EX_OK, detail)
+            return Outcome("bounce", first.with_text(text), EX_NOPERM, detail)
+        return Outcome("delivered", replies.saved(recipient, f"Saved for {total} targets"), EX_OK, detail)
 
     def forward(self, message: bytes, sender: str, via: str, target: str, *, sent_before: int = 0,
                 now: float | None = None) -> str:
@@ -536,216 +516,121 @@ class Executor:
         through the redirect machinery: loop and hop limits, SRS, duplicate tracking. Returns
         'sent', 'duplicate', 'loop' (refused), 'tempfail' or 'failed'."""
         now = self.clock() if now is None else now
-        return self._redirect(_Forward(target), message, sender, MailUser(via, "", None), now,
-                              sent_before=sent_before)
+        why = redirect_mod.refusal(message, via, target, sent_before, self.settings)
+        if why is not None:
+            log.warning("%s: %s; keeping it (not redirected to <%s>)", self.program, why, target)
+            return "loop"
+        return self._redirect(target, sender, message, message, sender, via, now)
 
     def _deliver(self, message: bytes, sender: str, recipient: str, user: MailUser,
                  mailbox: str | None, original_recipient: str | None, now: float) -> Outcome:
-        from_api = None
-        default_mailbox = mailbox or self.settings.sieve_default_mailbox
+        """Run the scripts, gather the facts, then carry out what sieve.delivery.planner decides."""
+        rules = planner.Rules.from_settings(self.settings, mailbox)
         if self.settings.delivery_add_return_path:
             message = prepend_trace(message, sender, recipient)
         maildir = self.maildir_for(user)
         try:
-            plan = self.plan(message, sender, recipient, user, maildir, default_mailbox, now,
+            plan = self.plan(message, sender, recipient, user, maildir, rules.default_mailbox, now,
                              original_recipient)
         except MaildirError as e:
             return tempfail(recipient, str(e))
-        if plan.tempfail is not None:
-            return tempfail(recipient, f"sieve: {plan.tempfail}")
-        for err in plan.errors:
-            log.warning("%s: sieve runtime error for %s, keeping into INBOX: %s", self.program,
-                        recipient, err)
-        stores: list[tuple[str, tuple[str, ...], bool, bytes]] = []   # (mailbox, flags, create, message)
-        redirects, replies, marks, rejects = [], [], [], []
-        if plan.actions:
-            from sieve import api      # only when a script ran: keeps the plain LDA start fast
-            from_api = api
-        for a, edited in zip(plan.actions, plan.action_messages or [plan.message] * len(plan.actions)):
-            if isinstance(a, api.FileInto):
-                # RFC 8579: an existing folder with that special use wins over the named one.
-                box = special_use_folder(self.settings, maildir, a.special_use) if a.special_use else None
-                stores.append((box or a.mailbox, a.flags, a.create or self.settings.delivery_mailbox_autocreate,
-                               edited))
-            elif isinstance(a, api.Redirect):
-                redirects.append((a, edited))
-            elif isinstance(a, api.Reject):
-                rejects.append(a)
-            elif isinstance(a, (api.Vacation, api.Notify, api.SendMessage, api.Report)):
-                replies.append(a)
-            elif isinstance(a, api.DuplicateMark):
-                marks.append(a)
-        if plan.keep:
-            stores.append((default_mailbox, plan.keep_flags, True, plan.keep_message or plan.message))
+        facts = planner.Facts({name: _folder_exists(maildir, name) for name in planner.folders_to_probe(plan, rules)})
+        delivery = planner.Delivery(plan, message, sender, recipient, user.address,
+                                    user.quota is not None and not user.quota.unlimited, maildir.root)
+        verdict = planner.drive(planner.steps(delivery, rules, facts),
+                                lambda step: self._carry_out(step, delivery, maildir, user, now))
+        if isinstance(verdict, planner.Delivered):
+            return delivered(recipient, verdict.stored, verdict.detail, verdict.results)
+        if isinstance(verdict, planner.OverQuota):
+            return Outcome("tempfail" if verdict.temporary else "bounce",
+                           replies.mailbox_full(recipient, temporary=verdict.temporary),
+                           EX_TEMPFAIL if verdict.temporary else EX_NOPERM, verdict.detail)
+        if isinstance(verdict, planner.Reject):
+            return Outcome("bounce", replies.rejected(recipient, verdict.reason), EX_NOPERM, "sieve ereject")
+        return tempfail(recipient, verdict.detail)
 
-        # ereject: refuse in the dialogue (LMTP 5xx / LDA exit 77); nothing is stored.
-        for r in rejects:
-            if r.ereject or not r.mdn_to:
-                text = r.reason.replace("\n", " ").strip() or "Message rejected"
-                return Outcome("bounce", Reply(550, "5.7.1", _reply_text(recipient, text)), EX_NOPERM,
-                               "sieve ereject")
+    # -- carrying out one step (the only place delivery touches the Maildir, MTA and state) --
 
-        # Quota first, before anything leaves: a full mailbox must not half-deliver.
-        if stores:
+    def _carry_out(self, step: planner.Step, d: planner.Delivery, maildir: Maildir, user: MailUser,
+                   now: float) -> Any:
+        if isinstance(step, planner.Store):
             try:
-                maildir.check_quota(user.quota, max(len(m) for _, _, _, m in stores))
+                return maildir.deliver(d.message(step.message), step.folder, flags=step.flags, create=step.create,
+                                       quota=user.quota, now=now).path
             except QuotaExceeded as e:
-                return self._over_quota(recipient, str(e))
+                return planner.Failed("quota", str(e))
             except MaildirError as e:
-                return tempfail(recipient, str(e))
-
-        # Redirects. A failed or looping one becomes a keep so nothing is lost.
-        sent = []
-        for r, edited in redirects[: self.settings.sieve_max_redirects]:
-            # loops and duplicates are judged on the message as it arrived, not as edited
-            status = self._redirect(r, edited, sender, user, now, original=message,
-                                    sent_before=len(sent))
-            if status == "tempfail" and not stores and not sent:
-                return tempfail(recipient, f"redirect to <{r.address}> failed")
-            if status in ("loop", "tempfail", "failed"):
-                if not any(m == default_mailbox for m, _, _, _ in stores):
-                    stores.append((default_mailbox, (), True, edited))
-            else:
-                sent.append(r.address)
-
-        # Stores, each mailbox once (flags merged).
-        written: list[str] = []
-        seen_boxes: dict[str, int] = {}
-        merged: list[list] = []
-        for box, flags, create, edited in stores:
-            key = box.upper() if box.upper() == "INBOX" else box
-            if key in seen_boxes:
-                entry = merged[seen_boxes[key]]
-                entry[1] = tuple(dict.fromkeys(entry[1] + tuple(flags)))
-                continue
-            seen_boxes[key] = len(merged)
-            merged.append([box, tuple(flags), create, edited])
-        fallback_done = False
-        for box, flags, create, edited in merged:
+                return planner.Failed("temporary" if e.temporary else "permanent", str(e))
+        if isinstance(step, planner.CheckQuota):
             try:
-                d = maildir.deliver(edited, box, flags=flags, create=create, quota=user.quota, now=now)
-                written.append(d.path)
+                maildir.check_quota(user.quota, step.size)
             except QuotaExceeded as e:
-                if not written:
-                    return self._over_quota(recipient, str(e))
-                log.warning("%s: %s: %s over quota after a first copy; copy skipped", self.program,
-                            recipient, box)
+                return planner.Failed("quota", str(e))
             except MaildirError as e:
-                if not e.temporary and box != default_mailbox:
-                    # Bad or missing folder: failure keep into INBOX (once).
-                    log.warning("%s: %s: cannot store into %r (%s); keeping into %s", self.program,
-                                recipient, box, e, default_mailbox)
-                    if not any(m == default_mailbox for m, _, _, _ in merged) and not fallback_done:
-                        fallback_done = True
-                        try:
-                            written.append(maildir.deliver(edited, default_mailbox, quota=user.quota,
-                                                           now=now).path)
-                        except MaildirError as e2:
-                            if not written:
-                                return tempfail(recipient, str(e2))
-                    continue
-                if not written:
-                    return tempfail(recipient, str(e))
-                log.error("%s: %s: store into %r failed after another copy was saved: %s",
-                          self.program, recipient, box, e)
+                return planner.Failed("temporary", str(e))
+            return None
+        if isinstance(step, planner.Note):
+            log.log(_LEVELS[step.level], "%s: %s", self.program, step.text)
+            return None
+        if isinstance(step, planner.Redirect):
+            env_from = step.envelope_from if step.envelope_from is not None else d.sender
+            return self._redirect(step.address, env_from, d.message(step.message), d.arrived, d.sender,
+                                  user.address, now)
+        if isinstance(step, planner.Vacation):
+            return self._vacation(step, user)
+        if isinstance(step, planner.Send):
+            return self._send(step.what, step.envelope_from, list(step.recipients), step.message)
+        if isinstance(step, planner.Mark):
+            self._mark(user, step.key, step.period, now)
+            return None
+        raise TypeError(f"unknown delivery step {step!r}")
 
-        # Replies and marks: best effort, after the message is safe.
-        vacation = False
-        for a in replies:
-            vacation = self._send_reply(a, plan.message, sender, user, from_api) or vacation
-        for r in rejects:
-            if not r.ereject and r.mdn_to:
-                self._send("reject notice", "", [r.mdn_to], r.mdn)
-        for m in marks:
-            self._mark(user, m.tracking_key, m.period, now)
-        detail = []
-        if written:
-            detail.append("stored=" + ",".join(_folder_label(maildir, p) for p in written))
-        if sent:
-            detail.append("redirected=" + ",".join(sent))
-        if not written and not sent:
-            detail.append("discarded" if not rejects else "rejected with notice")
-        if plan.errors:
-            detail.append("sieve-error-keep")
-        folders = [_folder_label(maildir, p) for p in written]
-        results = (["stored"] if "INBOX" in folders else []) + (["folder"] if set(folders) - {"INBOX"} else []) \
-            + (["redirected"] if sent else []) + (["vacation"] if vacation else []) \
-            + ([] if written or sent else ["discarded" if not rejects else "rejected"])
-        return delivered(recipient, written, " ".join(detail), results)
-
-    def _over_quota(self, recipient: str, detail: str) -> Outcome:
-        if self.settings.delivery_quota_full_tempfail:
-            return Outcome("tempfail", Reply(452, "4.2.2", _reply_text(recipient, "Mailbox full")),
-                           EX_TEMPFAIL, detail)
-        return Outcome("bounce", Reply(552, "5.2.2", _reply_text(recipient, "Mailbox full")),
-                       EX_NOPERM, detail)
-
-    def _redirect(self, action: Any, message: bytes, sender: str, user: MailUser, now: float, *,
-                  original: bytes | None = None, sent_before: int = 0) -> str:
-        """Send one redirect of `message` (as the scripts left it): 'sent', 'duplicate', 'loop'
-        (refused: kept instead), 'tempfail' or 'failed'. `original`: the message as it arrived."""
-        original = message if original is None else original
-        why = redirect_mod.refusal(original, user.address, action.address, sent_before, self.settings)
-        if why is not None:
-            log.warning("%s: %s; keeping it (not redirected to <%s>)", self.program, why, action.address)
-            return "loop"
-        dup_key = redirect_mod.duplicate_key(original, sender, user.address, action.address)
+    def _redirect(self, target: str, env_from: str, message: bytes, original: bytes, sender: str,
+                  user_address: str, now: float) -> str:
+        """Send one copy of `message` (as the scripts left it) to `target`: 'sent', 'duplicate'
+        (sent by an earlier attempt), 'tempfail' or 'failed'. `original`: the message as it
+        arrived, which names the copy for the duplicate check."""
+        dup_key = redirect_mod.duplicate_key(original, sender, user_address, target)
         state = self._state_or_none()
         try:
-            if state.get(f"sieve:{user.address}:{dup_key}", now) is not None:
+            if state.get(f"sieve:{user_address}:{dup_key}", now) is not None:
                 return "duplicate"
         except StateUnavailable:
             pass
         try:
-            env_from = redirect_mod.envelope_from(action.envelope_from if action.envelope_from is not None
-                                                  else sender, self.settings)
+            env_from = redirect_mod.envelope_from(env_from, self.settings)
         except ValueError as e:
             log.error("%s: %s", self.program, e)
             env_from = sender
         try:
-            self.submitter.send(env_from, [action.address], redirect_mod.prepare(message, user.address))
+            self.submitter.send(env_from, [target], redirect_mod.prepare(message, user_address))
         except SubmissionError as e:
-            log.warning("%s: redirect of %s's mail to <%s> failed: %s", self.program, user.address,
-                        action.address, e)
+            log.warning("%s: redirect of %s's mail to <%s> failed: %s", self.program, user_address, target, e)
             return "tempfail" if e.temporary else "failed"
-        self._mark(user, dup_key, self.settings.redirect_duplicate_period, now)
+        self._mark_key(user_address, dup_key, self.settings.redirect_duplicate_period, now)
         return "sent"
 
-    def _send_reply(self, action: Any, message: bytes, sender: str, user: MailUser, api: Any) -> bool:
-        """Send a vacation reply, notification, message or report; True when a vacation reply went out."""
-        if isinstance(action, api.Vacation):
-            why = vacation_mod.refusal(message, sender, user.address)
-            if why is not None:
-                log.info("%s: vacation reply to <%s> suppressed: %s", self.program, sender, why)
-                return False
-            # Claim the reply atomically first: two deliveries to the same user running at
-            # once both see "not answered yet" in the engine; only one may send.
-            key = f"sieve:{user.address}:{action.tracking_key}" if action.tracking_key else None
-            state = self._state_or_none()
-            if key is not None:
-                try:
-                    if not state.add(key, "1", action.period, self.clock()):
-                        log.info("%s: vacation reply to <%s> already sent", self.program, action.to)
-                        return False
-                except StateUnavailable as e:
-                    log.warning("%s: vacation reply to <%s> not sent: %s", self.program, action.to, e)
+    def _vacation(self, step: planner.Vacation, user: MailUser) -> bool:
+        """Send a vacation reply once per tracking period; True when it went out."""
+        # Claim the reply atomically first: two deliveries to the same user running at
+        # once both see "not answered yet" in the engine; only one may send.
+        key = f"sieve:{user.address}:{step.tracking_key}" if step.tracking_key else None
+        state = self._state_or_none()
+        if key is not None:
+            try:
+                if not state.add(key, "1", step.period, self.clock()):
+                    log.info("%s: vacation reply to <%s> already sent", self.program, step.to)
                     return False
-            sent = self._send("vacation reply", vacation_mod.envelope_from(self.settings, user.address),
-                              [action.to], action.reply)
-            if not sent and key is not None:
-                try:
-                    state.delete(key)      # let a later message try again
-                except StateUnavailable:
-                    pass
-            return sent
-        if isinstance(action, api.Notify):
-            if action.recipients and action.message:
-                self._send("notification", action.envelope_from, list(action.recipients), action.message)
-        elif isinstance(action, api.SendMessage):
-            self._send("message", action.envelope_from, list(action.recipients), action.message)
-        elif isinstance(action, api.Report):
-            self._send("report", action.envelope_from, [action.address], action.message)
-        return False
+            except StateUnavailable as e:
+                log.warning("%s: vacation reply to <%s> not sent: %s", self.program, step.to, e)
+                return False
+        sent = self._send("vacation reply", step.envelope_from, [step.to], step.reply)
+        if not sent and key is not None:
+            try:
+                state.delete(key)      # let a later message try again
+            except StateUnavailable:
+                pass
+        return sent
 
     def _send(self, what: str, env_from: str, rcpts: list[str], message: bytes) -> bool:
         try:
@@ -758,18 +643,16 @@ class Executor:
             return False
 
     def _mark(self, user: MailUser, key: str, period: float, now: float) -> None:
+        self._mark_key(user.address, key, period, now)
+
+    def _mark_key(self, address: str, key: str, period: float, now: float) -> None:
         try:
-            self._state_or_none().set(f"sieve:{user.address}:{key}", "1", period, now)
+            self._state_or_none().set(f"sieve:{address}:{key}", "1", period, now)
         except (StateUnavailable, OSError) as e:
-            log.warning("%s: cannot record %s for %s: %s", self.program, key, user.address, e)
+            log.warning("%s: cannot record %s for %s: %s", self.program, key, address, e)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Forward:
-    """A remote target of an alias, shaped like the Sieve redirect action _redirect() takes."""
-
-    address: str
-    envelope_from: str | None = None
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 def group_fingerprint(message: bytes, sender: str, group: str) -> str:
@@ -788,13 +671,6 @@ def _group_text(recipient: str, done: int, total: int, verb: str, failures: list
     more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
     return Reply.safe_text(f"<{recipient}> delivered to {done} of {total} targets; {verb} "
                            + ", ".join(parts) + more, 400)
-
-
-def _folder_label(maildir: Maildir, path: str) -> str:
-    folder = os.path.dirname(os.path.dirname(path))
-    if folder == maildir.root:
-        return "INBOX"
-    return os.path.basename(folder)
 
 
 class _BrokenState:

@@ -29,6 +29,7 @@ import argparse
 import sys
 
 from owlery.settings import Bool, Duration, Endpoint, Size, Str, setting
+from sieve.delivery import replies
 
 LDA_MESSAGE_SIZE_LIMIT = setting("lda_message_size_limit", Size, "50M", unit="bytes",
                                  doc="Largest message the LDA reads from stdin; larger ones exit 77 (5.3.4).")
@@ -106,11 +107,11 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
         settings = _load_settings(args)
     except (settings_mod.SettingsError, ValueError) as e:
         # A broken config is the postmaster's to fix; the MTA keeps the mail meanwhile.
-        return _fail(EX_TEMPFAIL, f"4.3.5 owlery lda: configuration error: {e}")
+        return _fail(EX_TEMPFAIL, replies.dsn_line(replies.R_LDA_CONFIG, str(e)))
     user_arg = args.user or args.recipient
     if not user_arg:
         # A master.cf mistake: keep the mail queued (75) rather than bounce it all.
-        return _fail(EX_TEMPFAIL, "4.3.5 owlery lda: give -d USER or -a ADDRESS")
+        return _fail(EX_TEMPFAIL, replies.dsn_line(replies.R_LDA_USAGE))
     recipient = args.recipient or user_arg
     sender = "" if args.sender in ("<>", "") else args.sender
     _setup_logging(settings)
@@ -118,7 +119,7 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     limit = settings.lda_message_size_limit
     data = sys.stdin.buffer.read(limit + 1) if stdin_data is None else stdin_data
     if len(data) > limit:
-        return _fail(EX_NOPERM, "5.3.4 Message too big for system")
+        return _fail(EX_NOPERM, replies.dsn_line(replies.R_TOO_BIG))
     message = data.replace(b"\r\n", b"\n")
 
     from owlery.errors import DirectoryUnavailable
@@ -126,14 +127,13 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     try:
         user = UserResolver.from_settings(settings).expand(user_arg)
     except DirectoryUnavailable as e:
-        return _fail(EX_TEMPFAIL, f"4.3.0 owlery lda: directory unavailable: {e}")
+        return _fail(EX_TEMPFAIL, replies.dsn_line(replies.R_LDA_DIRECTORY, str(e)))
     except Exception as e:  # noqa: BLE001  a lookup bug or bad template must defer, never bounce
-        return _fail(EX_TEMPFAIL, f"4.3.0 owlery lda: lookup of {user_arg} failed: {e}")
+        return _fail(EX_TEMPFAIL, replies.dsn_line(replies.lda_lookup_failed(user_arg), str(e)))
     if user is None:
-        return _fail(EX_NOUSER, f"5.1.1 <{user_arg}> User unknown")
+        return _fail(EX_NOUSER, replies.dsn_line(replies.user_unknown(user_arg)))
     if isinstance(user, Group) and settings.delivery_alias_expansion == "refuse":
-        reply = alias_refusal(user_arg)
-        return _fail(EX_NOUSER, f"{reply.dsn} {reply.text}")
+        return _fail(EX_NOUSER, replies.dsn_line(alias_refusal(user_arg)))
 
     from sieve.delivery.executor import Executor
     executor = Executor(settings, program="lda")
@@ -149,8 +149,7 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
         outcome = executor.deliver(message, sender, recipient, user, mailbox=mailbox,
                                    original_recipient=args.recipient, queue_id=postfix_queue_id(message))
     if outcome.exit_code != 0:
-        reply = outcome.reply
-        return _fail(outcome.exit_code, f"{reply.dsn} {reply.text}")
+        return _fail(outcome.exit_code, replies.dsn_line(outcome.reply))
     return 0
 
 

@@ -15,9 +15,10 @@ Advertised: PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SIZE, and X-OWLERY-USER: 
 parameter `X-OWLERY-USER=<xtext user>` the LDA's fast path sends for `-a ADDRESS -d USER`
 (dovecot-lda's meaning: the user's mailbox and Sieve script, with ADDRESS as the envelope
 recipient Sieve sees and Delivered-To names), so the lookup is of USER, not ADDRESS.
-Also the trace helpers the adapter uses: `received_header()` (RFC 5321 4.4, one per
-recipient, `for <rcpt>`) and `postfix_queue_id()` (the id in the topmost Received header
-Postfix added, which keys lmtpd's and the LDA's log lines).
+Its replies come from sieve/delivery/replies.py; `idle_timeout()` and `internal_error()` decide
+how a connection ends when the adapter's timer fires or its answer fails. Also the trace
+helpers the adapter uses: `received_header()` (RFC 5321 4.4, one per recipient, `for <rcpt>`)
+and `postfix_queue_id()` (the id in the topmost Received header Postfix added, which keys lmtpd's and the LDA's log lines).
 
 Talks to: nothing (sieve.delivery.lmtpd is the Twisted adapter).
 Tests: tests/delivery/test_lmtp.py (transcripts), tests/delivery/test_lmtp_hostile.py.
@@ -31,6 +32,12 @@ import re
 from typing import Any
 
 from owlery.reply import Reply
+from sieve.delivery.replies import (
+    R_BAD_ARGS, R_BAD_PARAM, R_BAD_RCPT, R_BAD_SENDER, R_BYE, R_DATA_GO, R_IDLE_TIMEOUT, R_INTERNAL_CLOSE,
+    R_LHLO_NEEDS_HOST, R_LINE_TOO_LONG, R_NEED_LHLO, R_NEED_MAIL, R_NEED_RCPT, R_NESTED_MAIL, R_OK,
+    R_PIPELINE_OVERFLOW, R_SENDER_OK, R_TOO_BIG, R_TOO_MANY_ERRORS, R_TOO_MANY_RCPTS, R_UNKNOWN, R_USE_LHLO,
+    R_VRFY)
+from sieve.delivery.replies import R_RCPT_OK  # noqa: F401 - the catalogue seen from here (tests/fuzz)
 
 
 # --- actions ------------------------------------------------------------------------
@@ -136,31 +143,6 @@ def postfix_queue_id(message: bytes) -> str | None:
             m = _QUEUE_ID.search(value, by.end())
             return m.group(1) if m else None
     return None
-
-
-# --- replies (one catalogue) -----------------------------------------------------------
-
-R_OK = Reply(250, "2.0.0", "Ok")
-R_SENDER_OK = Reply(250, "2.1.0", "Ok")
-R_RCPT_OK = Reply(250, "2.1.5", "Ok")
-R_BYE = Reply(221, "2.0.0", "Bye")
-R_VRFY = Reply(252, "2.5.0", "Send some mail, I'll try my best")
-R_USE_LHLO = Reply(500, "5.5.1", "This is LMTP: use LHLO")
-R_UNKNOWN = Reply(500, "5.5.2", "Command not recognized")
-R_LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
-R_NEED_LHLO = Reply(503, "5.5.1", "Send LHLO first")
-R_NESTED_MAIL = Reply(503, "5.5.1", "Nested MAIL command")
-R_NEED_MAIL = Reply(503, "5.5.1", "Send MAIL first")
-R_NEED_RCPT = Reply(503, "5.5.1", "No valid recipients")
-R_BAD_SENDER = Reply(501, "5.1.7", "Bad sender address syntax")
-R_BAD_RCPT = Reply(501, "5.1.3", "Bad recipient address syntax")
-R_BAD_ARGS = Reply(501, "5.5.4", "Syntax error in parameters")
-R_BAD_PARAM = Reply(555, "5.5.4", "Unsupported parameter")
-R_TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients")
-R_TOO_BIG = Reply(552, "5.3.4", "Message too big for system")
-R_TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
-R_PIPELINE_OVERFLOW = Reply(421, "4.5.0", "Too much pipelined input, closing connection")
-R_DATA_GO = "354 Start mail input; end with <CRLF>.<CRLF>"
 
 
 def _line(reply: Reply | str) -> bytes:
@@ -296,6 +278,18 @@ class LMTPServer:
         self._pending_rcpt = None
         return [Send(_line(reply))] + self._run()
 
+    def idle_timeout(self) -> list:
+        """The client was silent too long: 421 unless an answer is still pending, then close."""
+        self._closed = True
+        return ([] if self._waiting else [Send(_line(R_IDLE_TIMEOUT))]) + [Close()]
+
+    def internal_error(self) -> list:
+        """The adapter failed to produce an answer: 421 and close (the MTA retries)."""
+        if self._closed:
+            return []
+        self._closed = True
+        return [Send(_line(R_INTERNAL_CLOSE)), Close()]
+
     def delivered(self, replies: list[Reply]) -> list:
         """Answer a Deliver: one reply per accepted recipient, in order."""
         assert self._waiting
@@ -361,7 +355,7 @@ class LMTPServer:
         verb = verb.upper()
         if verb == "LHLO":
             if not arg.strip():
-                return self._error(Reply(501, "5.5.4", "LHLO needs a host name"))
+                return self._error(R_LHLO_NEEDS_HOST)
             self._reset()
             self._lhlo = arg.strip()
             ext = [self.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",

@@ -6,6 +6,8 @@ recipient, and the replies go back in RCPT order. An alias or group that reaches
 unexpanded is delivered to each of its mailboxes (or refused at RCPT), still with one reply
 for its RCPT (sieve.delivery.users explains the rules). A user already receiving
 `lmtpd_user_concurrency_limit` messages gets 451 4.3.0 for this one (the MTA retries).
+What each reply is, and the per-user accounting, are decided sans-I/O in
+sieve/delivery/lmtpd_core.py and sieve/delivery/lmtp.py; this module only translates.
 Flow control: the connection stops reading while a lookup or delivery is pending (the
 machine's `waiting`) and while the replies not yet sent pile up past the transport's buffer
 (the protocol is registered as the transport's push producer), so a client that pipelines
@@ -24,6 +26,7 @@ reads a user's script only if that user could read it (sieve/delivery/userfiles.
 Writes only Maildirs and the state store; a
 message is acknowledged only after its file is fsynced and renamed into new/ or cur/.
 Talks to: the MTA (LMTP), sieve.delivery.executor. Tests: tests/delivery/test_lmtpd.py,
+tests/delivery/test_lmtpd_core.py, tests/delivery/test_fail_closed.py,
 tests/delivery/test_lmtp_hostile.py, tests/delivery/test_group_delivery.py, tests/e2e/test_delivery_postfix.py.
 """
 
@@ -44,12 +47,10 @@ from owlery import log as owlery_log
 from owlery import metrics
 from owlery.errors import DirectoryUnavailable
 from owlery.reply import Reply
-from sieve.delivery import lmtp
+from sieve.delivery import lmtp, lmtpd_core, replies
 from sieve.delivery import lmtpd_settings as _declared  # noqa: F401 - lmtpd_listen & co., declared light
 
 log = logging.getLogger("owlery.lmtpd")
-
-R_CONCURRENCY = "Too many concurrent deliveries for this user, try again later"
 
 
 def limits_from(settings: Any) -> lmtp.Limits:
@@ -83,9 +84,12 @@ class LMTPApplication:
 
         self.reactor = reactor
         self.settings = settings
-        self.executor = executor if executor is not None else Executor(settings, program="lmtpd")
         self.resolver = resolver if resolver is not None else UserResolver.from_settings(settings)
-        self.inflight: dict[str, int] = {}
+        # Sieve extlists asks the resolver's directory: one cache, one set of LDAP connections.
+        self.executor = executor if executor is not None else Executor(
+            settings, program="lmtpd", directory=getattr(self.resolver, "directory", None))
+        self.slots = lmtpd_core.UserSlots(settings.lmtpd_user_concurrency_limit)
+        self.deliveries = 0
         if threadpool is None:
             threadpool = ThreadPool(minthreads=1, maxthreads=settings.lmtpd_delivery_threads,
                                     name="lmtpd-delivery")
@@ -97,14 +101,19 @@ class LMTPApplication:
         self.hostname = settings.lmtpd_hostname or socket.gethostname()
         self.factory = ServerFactory.forProtocol(lambda: LMTPProtocol(self))
 
+    def status_counts(self) -> dict[str, int]:
+        """For the runner's systemd STATUS line."""
+        return {"deliveries": self.deliveries}
+
     def reload(self, settings: Any) -> None:
         from sieve.delivery.executor import Executor
         from sieve.delivery.users import UserResolver
         resolver = UserResolver.from_settings(settings)     # may refuse: then nothing changes
         old = (self.resolver, self.executor)
         self.settings = settings
-        self.executor = Executor(settings, program="lmtpd")
+        self.executor = Executor(settings, program="lmtpd", directory=resolver.directory)
         self.resolver = resolver
+        self.slots.limit = settings.lmtpd_user_concurrency_limit
         self.hostname = settings.lmtpd_hostname or socket.gethostname()
         # Deliveries already running keep using the old directory and state store: close them
         # once those had time to finish (a delivery takes seconds; two minutes is ample),
@@ -123,26 +132,22 @@ class LMTPApplication:
 
     def check_recipient(self, address: str, lookup: str | None = None) -> tuple[Reply, Any]:
         """`lookup`: the user to resolve when it is not the address (X-OWLERY-USER, the LDA's -d)."""
-        from sieve.delivery.users import Group, alias_refusal
+        from sieve.delivery.users import Group
         started = time.perf_counter()
         try:
             user = self.resolver.expand(lookup or address)
-        except DirectoryUnavailable as e:
+        except Exception as e:  # noqa: BLE001  the lookup boundary: lmtpd_core picks the 4xx, never a 5xx
             metrics.BACKEND_ERRORS.labels("directory").inc()
-            return e.reply.with_text(Reply.safe_text(f"<{address}> {e.reply.text}")), None
-        except Exception as e:  # noqa: BLE001  the lookup boundary: a bug or a bad path is a 4xx, never a 5xx
-            metrics.BACKEND_ERRORS.labels("directory").inc()
-            log.warning("lmtpd: lookup of <%s> failed: %s", address, e)
-            return Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Temporary lookup failure")), None
+            if not isinstance(e, DirectoryUnavailable):
+                log.warning("lmtpd: lookup of <%s> failed: %s", address, e)
+            return lmtpd_core.lookup_failed(address, e), None
         finally:
             metrics.BACKEND_DURATION.labels("directory").observe(time.perf_counter() - started)
-        if user is None:
-            return Reply(550, "5.1.1", Reply.safe_text(f"<{address}> User unknown")), None
-        if isinstance(user, Group) and self.settings.delivery_alias_expansion == "refuse":
-            reply = alias_refusal(address)
+        reply, target = lmtpd_core.recipient_reply(address, user, is_group=isinstance(user, Group),
+                                                   refuse_groups=self.settings.delivery_alias_expansion == "refuse")
+        if user is not None and target is None:
             owlery_log.decision("lmtpd", None, "reject", reply=reply, to=address, detail="alias not expanded by the MTA")
-            return reply, None
-        return Reply(250, "2.1.5", Reply.safe_text(f"<{address}> Ok")), user
+        return reply, target
 
     # -- delivery (per recipient; the counting happens in the reactor thread) --
 
@@ -150,15 +155,14 @@ class LMTPApplication:
         from sieve.delivery.executor import count_outcome, tempfail
         from sieve.delivery.users import Group
 
-        limit = self.settings.lmtpd_user_concurrency_limit
         # Log lines are keyed by the Postfix queue id, like Postfix's own.
         queue_id = lmtp.postfix_queue_id(txn.message)
-        now = time.time()
+        now = self.reactor.seconds()
         jobs = []
         for rcpt in txn.recipients:
-            key = rcpt.user.address
-            if limit and self.inflight.get(key, 0) >= limit:
-                outcome = tempfail(rcpt.address, "user concurrency limit", text=R_CONCURRENCY)
+            ticket = self.slots.admit(rcpt.user.address, now)
+            if ticket is None:
+                outcome = tempfail(rcpt.address, "user concurrency limit", text=replies.T_CONCURRENCY)
                 owlery_log.decision("lmtpd", queue_id, outcome.action, reply=outcome.reply,
                                     from_=txn.sender, to=rcpt.address, detail=outcome.detail,
                                     level=logging.WARNING)
@@ -169,30 +173,23 @@ class LMTPApplication:
             if self.settings.lmtpd_add_received:
                 message = lmtp.received_header(lhlo=txn.lhlo, peer_ip=peer_ip, by=self.hostname,
                                                recipient=rcpt.address, now=now) + message
-            self.inflight[key] = self.inflight.get(key, 0) + 1
             if isinstance(rcpt.user, Group):
                 d = self.in_thread(self.executor.deliver_group, message, txn.sender, rcpt.address, rcpt.user,
                                    queue_id=queue_id)
             else:
                 d = self.in_thread(self.executor.deliver, message, txn.sender, rcpt.address, rcpt.user,
                                    queue_id=queue_id)
-            d.addBoth(self._done, key, rcpt.address, queue_id)
+            d.addBoth(self._done, ticket, rcpt.address, queue_id)
             jobs.append(d)
         return defer.gatherResults(jobs)
 
-    def _done(self, result: Any, key: str, address: str, queue_id: str | None = None) -> Reply:
-        n = self.inflight.get(key, 1) - 1
-        if n <= 0:
-            self.inflight.pop(key, None)
-        else:
-            self.inflight[key] = n
-        if hasattr(result, "reply") and isinstance(result.reply, Reply):
-            return result.reply
-        if isinstance(result, Reply):
-            return result
-        log.error("lmtpd: %sdelivery to <%s> failed: %s", f"{queue_id}: " if queue_id else "",
-                  address, result)
-        return Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Internal error, try again later"))
+    def _done(self, result: Any, ticket: lmtpd_core.Ticket, address: str, queue_id: str | None = None) -> Reply:
+        self.deliveries += 1        # per recipient, whatever the outcome (systemd STATUS line)
+        self.slots.release(ticket, self.reactor.seconds())
+        if not isinstance(getattr(result, "reply", result), Reply):      # a failure, not an Outcome
+            log.error("lmtpd: %sdelivery to <%s> failed: %s", f"{queue_id}: " if queue_id else "",
+                      address, result)
+        return lmtpd_core.delivery_reply(address, result)
 
 
 class LMTPProtocol(Protocol, TimeoutMixin):
@@ -229,9 +226,10 @@ class LMTPProtocol(Protocol, TimeoutMixin):
                             "while busy; closing after the pending replies", self.peer_ip or "unix")
 
     def timeoutConnection(self) -> None:
-        if self.machine is not None and not self.machine.waiting:
-            self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
-        self._close()
+        if self.machine is None:
+            self._close()
+        else:
+            self._do(self.machine.idle_timeout())       # 421 unless an answer is pending; Close
 
     def _close(self) -> None:
         self._closing = True
@@ -313,20 +311,18 @@ class LMTPProtocol(Protocol, TimeoutMixin):
     def _checked_failed(self, failure: Any, address: str) -> None:
         log.error("lmtpd: recipient check for <%s> failed: %s", address, failure.getErrorMessage())
         if self.machine is not None:
-            self._act(self.machine.recipient_checked(
-                Reply(451, "4.3.0", Reply.safe_text(f"<{address}> Temporary failure")), None))
+            self._act(self.machine.recipient_checked(replies.check_failed(address), None))
 
-    def _delivered(self, replies: list[Reply]) -> None:
+    def _delivered(self, answers: list[Reply]) -> None:
         if self.machine is None:
             return          # the client left; the replies have no one to go to
         self.setTimeout(self.app.settings.lmtpd_idle_timeout)
-        self._act(self.machine.delivered(replies))
+        self._act(self.machine.delivered(answers))
 
     def _internal_error(self, failure: Any) -> None:
         log.error("lmtpd: internal error: %s", failure.getTraceback())
         if self.machine is not None and not self._closing:
-            self.transport.write(b"421 4.3.0 Internal error, closing connection\r\n")
-            self._close()
+            self._do(self.machine.internal_error())     # 421 and Close
 
 
 def build(settings: Any, reactor: Any) -> LMTPApplication:

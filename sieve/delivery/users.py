@@ -129,9 +129,8 @@ class Group:
 
 def alias_refusal(address: str) -> Reply:
     """The reply for an alias or group when delivery_alias_expansion = "refuse"."""
-    return Reply(550, "5.1.1", Reply.safe_text(
-        f"<{address}> is an alias or group: delivery does not expand it; let the MTA expand it "
-        "(Postfix virtual_alias_maps)"))
+    from sieve.delivery.replies import alias_refused
+    return alias_refused(address)
 
 
 def split_detail(address: str, delimiters: str) -> tuple[str, str | None]:

@@ -1,8 +1,14 @@
 """The registry of Sieve extensions: one module per extension (or closely tied family),
 listed once in `_MODULES`; each module exposes EXTENSION or EXTENSIONS.
 
-Used by sieve.validator (binding), sieve.api.extensions_available (capability list).
-Tests: tests/sieve/test_conformance.py (every extension's Pigeonhole tests).
+Also the indexes the validator and interpreter read instead of naming extensions: which
+extension makes each match type, address part and comparator available, and the hooks
+(string preparation and expansion, start and end of a run, action hooks) in registry order.
+The modules are loaded by name; none of them imports this package, the validator or the
+interpreter, so the registry closes no import cycle.
+Used by sieve.validator (binding), sieve.interpreter (hooks), sieve.api.extensions_available
+(capability list). Tests: tests/sieve/test_conformance.py (every extension's Pigeonhole tests),
+tests/sieve/test_extension_hooks.py.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from sieve.extensions.base import Extension
+from sieve.extensions.base import Extension, MatchTypeDef
 
 _MODULES = (
     "core",                    # RFC 5228 base language (not a capability)
@@ -67,6 +73,18 @@ def _load() -> dict[str, Extension]:
 
 REGISTRY: dict[str, Extension] = _load()
 
+# name -> (the extension that provides it, its definition); "core" is always loaded
+MATCH_TYPES: dict[str, tuple[str, MatchTypeDef]] = {
+    m.name: (e.name, m) for e in REGISTRY.values() for m in e.match_types}
+ADDRESS_PARTS: dict[str, str] = {a: e.name for e in REGISTRY.values() for a in e.address_parts}
+COMPARATORS: dict[str, str] = {c: e.name for e in REGISTRY.values() for c in e.comparators}
+
+# (extension name, hook) in registry order: encoded-character decodes before variables reads
+_PREPARE = tuple((e.name, e.prepare_string) for e in REGISTRY.values() if e.prepare_string)
+_EXPAND = tuple(e.expand_string for e in REGISTRY.values() if e.expand_string)
+_BEGIN = tuple((e.name, e.begin_run) for e in REGISTRY.values() if e.begin_run)
+_END = tuple((e.name, e.end_run) for e in REGISTRY.values() if e.end_run)
+
 
 def capabilities(settings) -> list[str]:
     disabled = set(settings.sieve_extensions_disabled)
@@ -74,10 +92,54 @@ def capabilities(settings) -> list[str]:
 
 
 def prepare_string(v, s) -> None:
-    """Compile-time string processing: encoded-character decoding, variable templates."""
-    if "encoded-character" in v.required:
-        from sieve.extensions.encoded_character import decode
-        s.value = decode(v, s)
-    if "variables" in v.required:
-        from sieve.extensions.variables import template
-        s.parts = template(v, s)
+    """Compile-time string processing by the required extensions (encoded-character
+    decoding, then variables' templates: a string with references gets `parts`)."""
+    for name, hook in _PREPARE:
+        if name in v.required:
+            hook(v, s)
+
+
+def expand_string(rt, parts) -> str:
+    """The run-time value of a string that has `parts` (only an extension sets them)."""
+    return _EXPAND[0](rt, parts)
+
+
+def begin_run(rt) -> None:
+    """Hooks of the script's extensions as a run starts."""
+    for name, hook in _BEGIN:
+        if name in rt.requires:
+            hook(rt)
+
+
+def end_run(rt) -> None:
+    """Hooks of the script's extensions once the top-level script ended (normally or by stop)."""
+    for name, hook in _END:
+        if name in rt.requires:
+            hook(rt)
+
+
+def _index(field: str) -> dict[str, tuple]:
+    out: dict[str, tuple] = {}
+    for e in REGISTRY.values():
+        for command, item in getattr(e, field):
+            out[command] = out.get(command, ()) + ((e.name, item),)
+    return out
+
+
+# Per command, in registry order: (extension name, tag or check or hook) of the extensions that
+# add to another extension's command (see sieve.extensions.base.Extension for each field).
+_FOR_COMMAND = {field: _index(field) for field in ("extra_tags", "argument_checks", "tag_checks",
+                                                    "action_hooks")}
+
+
+def for_command(field: str, command: str, required) -> list:
+    """The `field` items (extra_tags, argument_checks, tag_checks) that the extensions in
+    `required` add to `command`, in registry order."""
+    return [item for name, item in _FOR_COMMAND[field].get(command, ()) if name in required]
+
+
+def action_hooks(command: str) -> tuple:
+    """(extension name, hook) of the extensions that complete `command`'s action. Every hook
+    runs: it looks at its own tags, and the validator let a tag in only when its extension
+    was required."""
+    return _FOR_COMMAND["action_hooks"].get(command, ())

@@ -1,9 +1,15 @@
-"""Declarative definitions an extension is made of: commands, tests, tags, match types.
+"""Declarative definitions an extension is made of: commands, tests, tags, match types,
+and the hooks through which it changes what other extensions' commands do.
 
-Each extension file builds one `Extension` value from `CommandDef`/`TagDef` data plus
-`validate` and `run` functions; sieve.extensions lists them in one registry tuple.
-Used by sieve.validator (argument checking) and sieve.interpreter (dispatch).
-Tests: tests/sieve/test_conformance.py.
+Each extension file builds one `Extension` value from `CommandDef`/`TagDef`/`MatchTypeDef`
+data plus `validate` and `run` functions; sieve.extensions lists them in one registry tuple.
+Used by sieve.validator (argument checking) and sieve.interpreter (dispatch); neither names
+an extension: what one extension adds to another's command (imap4flags' :flags on keep,
+copy's :copy on redirect, mailbox's :create, special-use's :specialuse, extlists' :list, the
+mime tags on header) or to the whole run (imap4flags' flags for the implicit keep, variables'
+string templates) comes in through the `Extension` hooks below.
+A leaf (imports nothing of the engine), so the interpreter and every extension import it.
+Tests: tests/sieve/test_conformance.py, tests/sieve/test_extension_hooks.py.
 """
 
 from __future__ import annotations
@@ -13,6 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 STRING, STRINGLIST, NUMBER = "string", "string-list", "number"
+
+
+class StopScript(Exception):
+    """`stop`: ends the whole run (all includes)."""
+
+
+class ReturnScript(Exception):
+    """include's `return`: ends the current (included) script."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +59,24 @@ class CommandDef:
     validate: Callable | None = None           # validate(v, node): extra checks
     run: Callable | None = None                # run(rt, node) -> None | bool
     toplevel_only: bool = False
+    # names of the positional arguments, as Pigeonhole's diagnostics give them ("argument 1
+    # (header names)"); found by feeding sievec a wrong-typed argument in each position
+    arg_names: tuple[str, ...] = ()
+    loop: bool = False                         # its block is a loop (sieve_max_loop_nesting)
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchTypeDef:
+    """A match type (`:is`, `:count "gt"`, `:regex`) an extension makes available.
+
+    bind(v, node, d, what, tag, nxt) -> int | None: reads the match type's own parameter
+    (`nxt`, the argument after the tag); returns how many arguments it took, or None after
+    reporting an error. check(v, node, comparator): runs once the comparator and match type
+    are known to go together (e.g. compiles the constant keys)."""
+
+    name: str
+    bind: Callable | None = None
+    check: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +89,17 @@ class Extension:
     # (command name, check(validator, node)): rules for the tags this extension adds to another
     # extension's command, run after that command's own checks (e.g. index: :last needs :index)
     tag_checks: tuple[tuple[str, Any], ...] = ()
-    match_types: tuple[str, ...] = ()                       # e.g. ("count", "value")
+    # (command name, check(validator, node, what)): run as soon as that command's arguments
+    # are bound without error, before its sub-tests and block (e.g. mime: :anychild needs :mime)
+    argument_checks: tuple[tuple[str, Any], ...] = ()
+    # (command name, hook(rt, node, action) -> action): fills in what this extension's tags on
+    # another extension's action command mean (e.g. copy: :copy on redirect and fileinto)
+    action_hooks: tuple[tuple[str, Any], ...] = ()
+    begin_run: Callable | None = None                       # begin_run(rt): a run starts
+    end_run: Callable | None = None                         # end_run(rt): the top script ended
+    prepare_string: Callable | None = None                  # prepare_string(v, s): compile time
+    expand_string: Callable | None = None                   # expand_string(rt, parts) -> str
+    match_types: tuple[MatchTypeDef, ...] = ()
     address_parts: tuple[str, ...] = ()
     comparators: tuple[str, ...] = ()
     modifiers: tuple[tuple[str, int], ...] = ()             # variables set modifiers (name, precedence)

@@ -91,7 +91,7 @@ def _run(rt, node):
 
 EXTENSION = Extension(
     name="body",
-    commands=(CommandDef("body", kind="test", positional=(STRINGLIST,), match=True, tags=(
+    commands=(CommandDef("body", arg_names=("key list",), kind="test", positional=(STRINGLIST,), match=True, tags=(
         TagDef("raw", group="transform"), TagDef("content", STRINGLIST, group="transform"),
         TagDef("text", group="transform")), run=_run),),
 )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from sieve.actions import Discard, Keep, Redirect
 from sieve.address import AddressError, address_part, parse_address_list, parse_address_items, parse_path
 from sieve.errors import SieveRuntimeError
-from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
+from sieve.extensions.base import (NUMBER, STRING, STRINGLIST, CommandDef, Extension, MatchTypeDef, StopScript,
+                                   TagDef)
 
 # RFC 5228 5.1: the address test MUST be restricted to header fields that contain addresses,
 # at least From, To, Cc, Bcc, Sender, Resent-From and Resent-To, and SHOULD cover any other
@@ -29,17 +30,12 @@ def _run_require(rt, node):
 
 
 def _run_stop(rt, node):
-    from sieve.interpreter import StopScript
     raise StopScript()
 
 
-def keep_flags(rt, node) -> tuple[str, ...]:
-    from sieve.extensions.imap4flags import action_flags
-    return action_flags(rt, node)
-
-
 def _run_keep(rt, node):
-    rt.add(Keep(mailbox=rt.settings.sieve_default_mailbox, flags=keep_flags(rt, node), line=node.line))
+    # flags (imap4flags) come from the extension's action hook
+    rt.act(node, Keep(mailbox=rt.settings.sieve_default_mailbox, line=node.line))
 
 
 def _run_discard(rt, node):
@@ -74,9 +70,8 @@ def _run_redirect(rt, node):
     addr = valid_redirect_address(raw)
     if addr is None:
         raise SieveRuntimeError(f"specified redirect address '{raw}' is invalid")
-    copy = bool(node.tags.get("copy"))
-    rt.add(Redirect(address=addr, copy=copy, envelope_from=rt.envelope.mail_from, line=node.line),
-           cancels_keep=not copy)
+    # :copy (copy extension) comes from the extension's action hook
+    rt.act(node, Redirect(address=addr, envelope_from=rt.envelope.mail_from, line=node.line))
 
 
 # --- tests ---------------------------------------------------------------------------
@@ -196,6 +191,9 @@ def _run_not(rt, node):
 EXTENSION = Extension(
     name="core",
     hidden=True,
+    match_types=(MatchTypeDef("is"), MatchTypeDef("contains"), MatchTypeDef("matches")),
+    address_parts=("all", "localpart", "domain"),
+    comparators=("i;octet", "i;ascii-casemap"),
     commands=(
         CommandDef("require", positional=(STRINGLIST,), run=_run_require),
         CommandDef("if", block="required", subtests=1),
@@ -204,14 +202,16 @@ EXTENSION = Extension(
         CommandDef("stop", run=_run_stop),
         CommandDef("keep", run=_run_keep),
         CommandDef("discard", run=_run_discard),
-        CommandDef("redirect", positional=(STRING,), validate=_validate_redirect, run=_run_redirect),
+        CommandDef("redirect", positional=(STRING,), validate=_validate_redirect, run=_run_redirect,
+                   arg_names=("address",)),
         CommandDef("address", kind="test", positional=(STRINGLIST, STRINGLIST), match=True,
-                   address_part=True, validate=_validate_address, run=_run_address),
+                   address_part=True, validate=_validate_address, run=_run_address,
+                   arg_names=("header list", "key list")),
         CommandDef("header", kind="test", positional=(STRINGLIST, STRINGLIST), match=True,
-                   validate=_validate_header, run=_run_header),
+                   validate=_validate_header, run=_run_header, arg_names=("header names", "key list")),
         CommandDef("exists", kind="test", positional=(STRINGLIST,), validate=_validate_header,
-                   run=_run_exists),
-        CommandDef("size", kind="test", positional=(),
+                   run=_run_exists, arg_names=("header names",)),
+        CommandDef("size", kind="test", positional=(), arg_names=("limit",),
                    tags=(TagDef("over", NUMBER, group="size"), TagDef("under", NUMBER, group="size")),
                    validate=_validate_size, run=_run_size),
         CommandDef("allof", kind="test", subtests="list", run=_run_allof),

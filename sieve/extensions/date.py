@@ -153,10 +153,10 @@ def _run_currentdate(rt, node):
 EXTENSION = Extension(
     name="date",
     commands=(
-        CommandDef("date", kind="test", positional=(STRING, STRING, STRINGLIST), match=True,
+        CommandDef("date", arg_names=("header name", "date part", "key list"), kind="test", positional=(STRING, STRING, STRINGLIST), match=True,
                    tags=(TagDef("zone", STRING, group="zone"), TagDef("originalzone", group="zone")),
                    validate=_validate, run=_run_date),
-        CommandDef("currentdate", kind="test", positional=(STRING, STRINGLIST), match=True,
+        CommandDef("currentdate", arg_names=("date part", "key list"), kind="test", positional=(STRING, STRINGLIST), match=True,
                    tags=(TagDef("zone", STRING, group="zone"),), validate=_validate, run=_run_currentdate),
     ),
 )

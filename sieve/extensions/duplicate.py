@@ -33,11 +33,12 @@ def _run(rt, node):
         rt.settings.sieve_duplicate_default_period
     period = min(period, rt.settings.sieve_duplicate_max_period)
     key = "duplicate:" + hashlib.sha256(f"{handle}\0{value}".encode("utf-8", "surrogateescape")).hexdigest()
-    first_check = key not in rt.duplicate_checked
-    seen = rt.duplicate_checked.get(key)
+    checked = rt.ext.setdefault("duplicate_checked", {})     # key -> the host's answer, per run
+    first_check = key not in checked
+    seen = checked.get(key)
     if seen is None:
         seen = bool(rt.host.seen(key))
-        rt.duplicate_checked[key] = seen
+        checked[key] = seen
     if first_check or node.tags.get("last"):
         rt.add(DuplicateMark(tracking_key=key, period=period, line=node.line), cancels_keep=False)
     return seen

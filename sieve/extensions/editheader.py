@@ -145,7 +145,6 @@ def _run_add(rt, node):
         return
     if len(name) + len(value) + 2 > rt.settings.sieve_max_header_size:
         raise SieveRuntimeError("addheader: header is too large")
-    rt.editheader_count += 1
     rt.step(1)
     value = _encoded(_folded(value))
     rt.charge_memory(len(name) + len(value) + 2)
@@ -189,9 +188,9 @@ def _run_del(rt, node):
 EXTENSION = Extension(
     name="editheader",
     commands=(
-        CommandDef("addheader", positional=(STRING, STRING), tags=(TagDef("last"),),
+        CommandDef("addheader", arg_names=("field-name", "value"), positional=(STRING, STRING), tags=(TagDef("last"),),
                    validate=_validate_add, run=_run_add),
-        CommandDef("deleteheader", positional=(STRING, STRINGLIST), optional_positional=1, match=True,
+        CommandDef("deleteheader", arg_names=("field name", "value patterns"), positional=(STRING, STRINGLIST), optional_positional=1, match=True,
                    tags=(TagDef("index", NUMBER), TagDef("last")), validate=_validate_del, run=_run_del),
     ),
 )

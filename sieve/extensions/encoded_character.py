@@ -42,4 +42,8 @@ def decode(v, s) -> str:
     return _ENC.sub(one, text)
 
 
-EXTENSION = Extension(name="encoded-character")
+def _prepare(v, s) -> None:
+    s.value = decode(v, s)
+
+
+EXTENSION = Extension(name="encoded-character", prepare_string=_prepare)

@@ -266,11 +266,13 @@ def _run_capability(rt, node):
 EXTENSION = Extension(
     name="enotify",
     commands=(
-        CommandDef("notify", positional=(STRING,), tags=(
+        CommandDef("notify", arg_names=("method",), positional=(STRING,), tags=(
             TagDef("from", STRING), TagDef("importance", STRING), TagDef("options", STRINGLIST),
             TagDef("message", STRING)), validate=_validate_notify, run=_run_notify),
-        CommandDef("valid_notify_method", kind="test", positional=(STRINGLIST,), run=_run_valid),
-        CommandDef("notify_method_capability", kind="test", positional=(STRING, STRING, STRINGLIST),
+        CommandDef("valid_notify_method", arg_names=("notification-uris",), kind="test", positional=(STRINGLIST,), run=_run_valid),
+        CommandDef("notify_method_capability",
+                   arg_names=("notification-uri", "notification-capability", "key-list"), kind="test",
+                   positional=(STRING, STRING, STRINGLIST),
                    match=True, run=_run_capability),
     ),
     extra_tags=(("set", TagDef("encodeurl", key="mod:encodeurl")),),

@@ -61,6 +61,6 @@ def _run(rt, node):
 
 EXTENSION = Extension(
     name="envelope",
-    commands=(CommandDef("envelope", kind="test", positional=(STRINGLIST, STRINGLIST), match=True,
+    commands=(CommandDef("envelope", arg_names=("envelope part", "key list"), kind="test", positional=(STRINGLIST, STRINGLIST), match=True,
                          address_part=True, validate=_validate, run=_run),),
 )

@@ -40,11 +40,15 @@ def env_value(rt, name: str) -> str | None:
 
 def _run(rt, node):
     v = env_value(rt, rt.s(node.pos[0]))
-    return rt.match(node, [] if v is None else [v], rt.sl(node.pos[1]))
+    if v is None:
+        # RFC 5183 4: an item that does not exist makes the test false whatever the match
+        # type; `:count "ge" ["0"]` must not count zero values into a match (as Pigeonhole).
+        return False
+    return rt.match(node, [v], rt.sl(node.pos[1]))
 
 
 EXTENSIONS = (
     Extension(name="environment", commands=(
-        CommandDef("environment", kind="test", positional=(STRING, STRINGLIST), match=True, run=_run),)),
+        CommandDef("environment", arg_names=("name", "key list"), kind="test", positional=(STRING, STRINGLIST), match=True, run=_run),)),
     Extension(name="vnd.dovecot.environment", implies=("environment",)),
 )

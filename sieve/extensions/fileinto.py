@@ -63,19 +63,16 @@ def _safe(s: str) -> str:
 
 
 def _run(rt, node):
-    from sieve.extensions.imap4flags import action_flags
     name = rt.s(node.pos[0])
     err = mailbox_name_error(name)
     if err:
         raise SieveRuntimeError(f"fileinto: invalid folder name '{_safe(name)}': {err}")
-    copy = bool(node.tags.get("copy"))
-    su = node.tags.get("specialuse")
-    rt.add(FileInto(mailbox=name, flags=action_flags(rt, node), create=bool(node.tags.get("create")),
-                    copy=copy, special_use=rt.s(su) if su is not None else None, line=node.line),
-           cancels_keep=not copy)
+    # :flags, :copy, :create and :specialuse are filled in by those extensions' action hooks
+    rt.act(node, FileInto(mailbox=name, line=node.line))
 
 
 EXTENSION = Extension(
     name="fileinto",
-    commands=(CommandDef("fileinto", positional=(STRING,), validate=_validate, run=_run),),
+    commands=(CommandDef("fileinto", positional=(STRING,), validate=_validate, run=_run,
+                         arg_names=("folder",)),),
 )

@@ -25,7 +25,7 @@ def _validate_ihave(v, node):
     if not node.pos:
         return
     ok = True
-    loaded = v.data.setdefault("ihave_loaded", set())
+    loaded = v.conditional_loads
     for s in node.pos[0].items:
         if s.parts is not None:
             # ihave is decided while compiling, before any variable has a value: a name with
@@ -40,6 +40,8 @@ def _validate_ihave(v, node):
                 loaded.add(s.value)
             v._load(s.value)
     node.data["known"] = ok
+    if not ok:
+        node.data["const_false"] = True     # RFC 5463: its block is never run, need not validate
 
 
 def _run_ihave(rt, node):
@@ -53,7 +55,8 @@ def _run_error(rt, node):
 EXTENSION = Extension(
     name="ihave",
     commands=(
-        CommandDef("ihave", kind="test", positional=(STRINGLIST,), validate=_validate_ihave, run=_run_ihave),
-        CommandDef("error", positional=(STRING,), run=_run_error),
+        CommandDef("ihave", kind="test", positional=(STRINGLIST,), validate=_validate_ihave, run=_run_ihave,
+                   arg_names=("capabilities",)),
+        CommandDef("error", positional=(STRING,), run=_run_error, arg_names=("message",)),
     ),
 )

@@ -1,6 +1,10 @@
 """imap4flags (RFC 5232): setflag/addflag/removeflag, the hasflag test, :flags on
 keep and fileinto, and the internal flags variable that sets the implicit keep's flags.
 
+Hooks (sieve.extensions.base.Extension): `_flags_hook` gives keep and fileinto their flags
+(:flags, else the internal variable); `final_flags` runs at the end of the run and gives the
+implicit keep the internal variable's flags.
+
 A flag no IMAP store can set (\\Recent, an unknown \\Name, a keyword that is not an IMAP
 atom) is ignored when setflag/addflag add it and when keep/fileinto store, as Pigeonhole does.
 
@@ -8,6 +12,8 @@ Tests: conformance extensions/imap4flags/, tests/sieve/test_rfc_fixes.py.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
 
@@ -105,14 +111,20 @@ def action_flags(rt, node) -> tuple[str, ...]:
     return ()
 
 
+def _flags_hook(rt, node, action, cancels_keep):
+    # keep and fileinto store with flags (an empty tuple when the script has no imap4flags)
+    return dataclasses.replace(action, flags=action_flags(rt, node)), cancels_keep
+
+
 def final_flags(rt) -> None:
+    """End of the run: the implicit keep stores with the internal variable's flags."""
     if "imap4flags" in rt.requires:
         rt.result.keep_flags = tuple(split_flags(rt.ext.get("flags", ()), valid_only=True))
 
 
 def _cmd(name, run):
     return CommandDef(name, positional=(STRINGLIST, STRINGLIST), optional_positional=1,
-                      validate=_validate_flagcmd, run=run)
+                      validate=_validate_flagcmd, run=run, arg_names=("variable name", "list of flags"))
 
 
 EXTENSION = Extension(
@@ -120,7 +132,10 @@ EXTENSION = Extension(
     commands=(
         _cmd("setflag", _run_setflag), _cmd("addflag", _run_addflag), _cmd("removeflag", _run_removeflag),
         CommandDef("hasflag", kind="test", positional=(STRINGLIST, STRINGLIST), optional_positional=1,
-                   match=True, validate=_validate_flagcmd, run=_run_hasflag),
+                   match=True, validate=_validate_flagcmd, run=_run_hasflag,
+                   arg_names=("variable name", "list of flags")),
     ),
     extra_tags=(("keep", TagDef("flags", STRINGLIST)), ("fileinto", TagDef("flags", STRINGLIST))),
+    action_hooks=(("keep", _flags_hook), ("fileinto", _flags_hook)),
+    end_run=final_flags,
 )

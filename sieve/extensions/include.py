@@ -24,7 +24,7 @@ import re
 import threading
 
 from sieve.errors import SieveCompileError, SieveResourceLimit, SieveRuntimeError
-from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
+from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, ReturnScript, TagDef
 
 # RFC 6609 2 and 3.2: script names are ManageSieve's (RFC 5804 1.6: no control characters
 # U+0000-U+001F, U+007F-U+009F, no U+2028/U+2029; UTF-8), and a name is never a path: no "/",
@@ -58,10 +58,10 @@ class IncludeCache:
         self._lock = threading.Lock()
         self._entries: collections.OrderedDict = collections.OrderedDict()
 
-    def get(self, source: bytes, name: str, settings):
-        """The compiled script for this source, compiled now if not held; raises the
-        SieveCompileError of a source that does not compile."""
-        from sieve.validator import compile_source
+    def get(self, source: bytes, name: str, settings, compile_source):
+        """The compiled script for this source, compiled now if not held by
+        `compile_source(source, name=, settings=)` (the run's, Runtime.compile_source);
+        raises the SieveCompileError of a source that does not compile."""
         key = (hashlib.sha256(source).digest(), name, id(settings))
         with self._lock:
             entry = self._entries.get(key)
@@ -110,11 +110,12 @@ def _validate_include(v, node):
     if err:
         v.error(node.pos[0], f"include: {err}")
         return
-    loader = getattr(v, "loader", None)
+    loader = v.loader
     if loader is None:
         return
     loc = _location(node)
-    chain = getattr(v, "include_chain", ())
+    # the (location, name) of each script from the top one down to this one
+    chain = v.data.get("include_chain") or (("personal", v.name),)
     key = (loc, name)
     if key in chain:
         v.error(node, f"circular include of script '{name}'")
@@ -122,8 +123,8 @@ def _validate_include(v, node):
     if len(chain) + 1 > v.settings.sieve_max_include_depth:
         v.error(node, f"include nesting depth exceeds the limit of {v.settings.sieve_max_include_depth}")
         return
-    shared = v.data.setdefault("include_count", [0])
-    cache = v.data.setdefault("include_cache", {})
+    shared = v.shared.setdefault("include_count", [0])      # of the whole compile
+    cache = v.shared.setdefault("include_cache", {})
     if key not in cache:
         shared[0] += 1
         if shared[0] > v.settings.sieve_max_includes:
@@ -139,10 +140,8 @@ def _validate_include(v, node):
     if key in cache:
         node.data["script"] = cache[key]
         return
-    from sieve.validator import compile_source
     try:
-        sub = compile_source(source, name=name, settings=v.settings, extra_extensions=tuple(v.extra),
-                             loader=loader, include_chain=chain + (key,), shared=v.data)
+        sub = v.compile_nested(source, name=name, data={"include_chain": chain + (key,)})
     except SieveCompileError as e:
         for d in e.diagnostics:
             if d.message not in ("validation failed", "parse failed"):
@@ -151,30 +150,37 @@ def _validate_include(v, node):
         return
     cache[key] = sub
     node.data["script"] = sub
-    if "variables" in sub.requires and "variables" not in v.required:
-        pass
+
+
+def _begin_run(rt) -> None:
+    rt.ext["include_stack"] = [rt.script.name]     # names of the scripts running, outermost first
+    rt.ext["include_keys"] = []                    # (location, name) of the included ones running
+    rt.ext["included"] = {}                        # (location, name) -> Script, for :once
+    rt.ext["include_once_done"] = set()
+    rt.ext["include_count"] = 0
 
 
 def _run_include(rt, node):
-    from sieve.interpreter import ReturnScript
     name = node.pos[0].items[0].value
     loc = _location(node)
     key = (loc, name)
-    if node.tags.get("once") and key in rt.once_done:
+    if "include_stack" not in rt.ext:       # a script without include runs one that has it
+        _begin_run(rt)
+    if node.tags.get("once") and key in rt.ext["include_once_done"]:
         return
     if node.data.get("missing"):
         return
     script = node.data.get("script")
     if script is None:
-        script = rt.included.get(key)
+        script = rt.ext["included"].get(key)
     if script is None:
         source = rt.host.load_script(name, loc)
         if source is None:
             if node.tags.get("optional"):
                 return
             raise SieveRuntimeError(f"included {loc} script '{name}' does not exist")
-        rt.include_count += 1
-        if rt.include_count > rt.settings.sieve_max_includes:
+        rt.ext["include_count"] += 1
+        if rt.ext["include_count"] > rt.settings.sieve_max_includes:
             raise SieveResourceLimit("too many included scripts (sieve_max_includes)")
         if isinstance(source, str):
             source = source.encode("utf-8", "surrogateescape")
@@ -185,36 +191,36 @@ def _run_include(rt, node):
         rt.charge_memory(len(source))
         rt.step(1 + len(source) // COMPILE_BYTES_PER_STEP)
         try:
-            script = INCLUDE_CACHE.get(source, name, rt.settings)
+            script = INCLUDE_CACHE.get(source, name, rt.settings, rt.compile_source)
         except SieveCompileError as e:
             raise SieveRuntimeError(f"included script '{name}' failed to compile: {e}") from None
-        rt.included[key] = script
-    if name in rt.include_stack and key in rt.ext.setdefault("include_keys", []):
+        rt.ext["included"][key] = script
+    stack = rt.ext["include_stack"]
+    if name in stack and key in rt.ext["include_keys"]:
         raise SieveRuntimeError(f"circular include of script '{name}'")
-    if len(rt.include_stack) > rt.settings.sieve_max_include_depth:
+    if len(stack) > rt.settings.sieve_max_include_depth:
         raise SieveResourceLimit("include nesting too deep (sieve_max_include_depth)")
-    rt.once_done.add(key)
+    rt.ext["include_once_done"].add(key)
     saved = (rt.vars, rt.match_values, rt.requires, rt.match_vars_enabled, rt.ext.get("global_names"))
     rt.vars = {}
     rt.match_values = []
     rt.requires = script.requires
     rt.match_vars_enabled = "variables" in script.requires
     rt.ext["global_names"] = set()
-    rt.include_stack.append(name)
+    stack.append(name)
     rt.ext["include_keys"].append(key)
     try:
         rt.run_block(script.tree)
     except ReturnScript:
         pass
     finally:
-        rt.include_stack.pop()
+        stack.pop()
         rt.ext["include_keys"].pop()
         rt.vars, rt.match_values, rt.requires, rt.match_vars_enabled, gn = saved
         rt.ext["global_names"] = gn if gn is not None else set()
 
 
 def _run_return(rt, node):
-    from sieve.interpreter import ReturnScript
     raise ReturnScript()
 
 
@@ -244,8 +250,11 @@ EXTENSION = Extension(
     commands=(
         CommandDef("include", positional=(STRING,), tags=(
             TagDef("personal", group="location"), TagDef("global", group="location"),
-            TagDef("once"), TagDef("optional")), validate=_validate_include, run=_run_include),
+            TagDef("once"), TagDef("optional")), validate=_validate_include, run=_run_include,
+            arg_names=("value",)),
         CommandDef("return", run=_run_return),
-        CommandDef("global", positional=(STRINGLIST,), validate=_validate_global, run=_run_global),
+        CommandDef("global", positional=(STRINGLIST,), validate=_validate_global, run=_run_global,
+                   arg_names=("value",)),
     ),
+    begin_run=_begin_run,
 )

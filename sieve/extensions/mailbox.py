@@ -5,6 +5,8 @@ Asks Host.mailbox_exists. Tests: conformance extensions/mailbox/.
 
 from __future__ import annotations
 
+import dataclasses
+
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
 
 
@@ -17,8 +19,16 @@ def _run(rt, node):
     return True
 
 
+def _create_hook(rt, node, action, cancels_keep):
+    if node.tags.get("create"):
+        return dataclasses.replace(action, create=True), cancels_keep
+    return action, cancels_keep
+
+
 EXTENSION = Extension(
     name="mailbox",
-    commands=(CommandDef("mailboxexists", kind="test", positional=(STRINGLIST,), run=_run),),
+    commands=(CommandDef("mailboxexists", kind="test", positional=(STRINGLIST,), run=_run,
+                         arg_names=("mailbox-names",)),),
     extra_tags=(("fileinto", TagDef("create")),),
+    action_hooks=(("fileinto", _create_hook),),
 )

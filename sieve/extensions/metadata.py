@@ -46,15 +46,15 @@ def _run_servermetadataexists(rt, node):
 
 EXTENSIONS = (
     Extension(name="mboxmetadata", commands=(
-        CommandDef("metadata", kind="test", positional=(STRING, STRING, STRINGLIST), match=True,
+        CommandDef("metadata", arg_names=("mailbox", "annotation-name", "key-list"), kind="test", positional=(STRING, STRING, STRINGLIST), match=True,
                    validate=_validate, run=_run_metadata),
-        CommandDef("metadataexists", kind="test", positional=(STRING, STRINGLIST),
+        CommandDef("metadataexists", arg_names=("mailbox", "annotation-names"), kind="test", positional=(STRING, STRINGLIST),
                    validate=_validate, run=_run_metadataexists),
     ), implies=("mailbox",)),
     Extension(name="servermetadata", commands=(
-        CommandDef("servermetadata", kind="test", positional=(STRING, STRINGLIST), match=True,
+        CommandDef("servermetadata", arg_names=("annotation-name", "key-list"), kind="test", positional=(STRING, STRINGLIST), match=True,
                    validate=_validate, run=_run_servermetadata),
-        CommandDef("servermetadataexists", kind="test", positional=(STRINGLIST,),
+        CommandDef("servermetadataexists", arg_names=("annotation-names",), kind="test", positional=(STRINGLIST,),
                    validate=_validate, run=_run_servermetadataexists),
     )),
 )

@@ -85,16 +85,19 @@ def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
     return out
 
 
-def _validate_mime_tags(v, node):
-    if ("anychild" in node.tags or "mimeopt:tag" in node.tags) and "mime" not in node.tags:
-        v.error(node, "the :anychild/:type/:subtype/:contenttype/:param tags require :mime")
-    if "mimeopt:tag" in node.tags and node.name != "header":
-        v.error(node, f"the :{node.tags['mimeopt:tag']} tag is only allowed for the header test")
+def _check_mime_tags(v, node, what):
+    """The tags mime adds to header, address and exists, checked once their arguments bound."""
+    if any(k in node.tags for k in ("anychild", "mimeopt")) and "mime" not in node.tags:
+        v.error(node, f"the :anychild, :type, :subtype, :contenttype and :param tags of the "
+                      f"{node.name} {what} require the :mime tag")
+    if "mimeopt" in node.tags and node.name != "header":
+        v.error(node, f"the :{node.tags.get('mimeopt:tag', node.tags['mimeopt'])} tag is only "
+                      f"allowed for the header test")
 
 
-def _validate_foreverypart(v, node):
-    v.data.setdefault("fep_names", [])
-    v.data.setdefault("fep_depth", 0)
+def _check_in_loop(v, node, what):
+    if v.loop_depth == 0:
+        v.error(node, f"the {node.name} command is not valid outside a foreverypart loop")
 
 
 def _run_foreverypart(rt, node):
@@ -130,9 +133,8 @@ def _run_break(rt, node):
 
 def _validate_extract(v, node):
     if node.pos:
-        from sieve.extensions.variables import _validate_set, check_name
+        from sieve.extensions.variables import check_name
         check_name(v, node.pos[0], node.pos[0].items[0].value)
-        _validate_set(v, node) if False else None
         from sieve.parser import Tag
         from sieve.extensions.variables import MODIFIERS
         mods = [a.name for a in node.args if isinstance(a, Tag) and a.name in MODIFIERS]
@@ -167,12 +169,14 @@ _EXTRACT_TAGS = tuple(TagDef(m, key="mod:" + m) for m in
 
 EXTENSIONS = (
     Extension(name="foreverypart", commands=(
-        CommandDef("foreverypart", tags=(TagDef("name", STRING),), block="required",
-                   validate=_validate_foreverypart, run=_run_foreverypart),
+        CommandDef("foreverypart", tags=(TagDef("name", STRING),), block="required", loop=True,
+                   run=_run_foreverypart),
         CommandDef("break", tags=(TagDef("name", STRING),), run=_run_break),
-    )),
-    Extension(name="mime", extra_tags=tuple(_MIME_TAGS)),
+    ), argument_checks=(("break", _check_in_loop),)),
+    Extension(name="mime", extra_tags=tuple(_MIME_TAGS),
+              argument_checks=tuple((c, _check_mime_tags) for c in ("header", "address", "exists"))),
     Extension(name="extracttext", commands=(
         CommandDef("extracttext", positional=(STRING,), tags=_EXTRACT_TAGS, validate=_validate_extract,
-                   run=_run_extract),), requires=("foreverypart", "variables")),
+                   run=_run_extract, arg_names=("varname",)),), requires=("foreverypart", "variables"),
+        argument_checks=(("extracttext", _check_in_loop),)),
 )

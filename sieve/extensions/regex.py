@@ -20,7 +20,7 @@ one built at run time from variables matches nothing and is reported in the Resu
 errors and logged, and the run goes on (what Pigeonhole does). Compiling at run time costs
 CPU steps in proportion to the program, and every match costs steps in proportion to
 text length times program size (RE2's worst case), charged before it runs.
-Used by sieve.match (do_match) and, through it, sieve.validator.
+Used by sieve.match (do_match) and sieve.validator (`_compile_keys`, the match type's check).
 Tests: tests/sieve/test_regex_safety.py; tests/sieve/test_limits.py; conformance
 extensions/regex/.
 """
@@ -29,11 +29,35 @@ from __future__ import annotations
 
 import logging
 
-from sieve.extensions.base import Extension, TagDef
+from sieve.extensions.base import Extension, MatchTypeDef, TagDef
+from sieve.parser import StrList
+
+
+def _compile_keys(v, node, comparator: str) -> None:
+    """Compiles the constant keys once, while validating (a bad one is a compile error);
+    keys with variables are compiled at run time (sieve.match)."""
+    if not node.pos:
+        return
+    keys = node.pos[-1]
+    if not isinstance(keys, StrList):
+        return
+    cache = []
+    for k in keys.items:
+        if k.parts is not None:
+            cache.append(None)      # compiled at run time
+            continue
+        try:
+            cache.append(compile_regex(k.value, comparator, v.settings.sieve_max_regex_length,
+                                       v.settings.sieve_max_regex_memory))
+        except RegexError as e:
+            cache.append(None)
+            v.error(k, f"invalid regular expression '{k.value}' for regex match: {e}")
+    node.data["regex_cache"] = cache
+
 
 EXTENSION = Extension(
     name="regex",
-    match_types=("regex",),
+    match_types=(MatchTypeDef("regex", check=_compile_keys),),
     extra_tags=(("set", TagDef("quoteregex", key="mod:quoteregex")),),
 )
 

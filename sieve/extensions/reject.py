@@ -21,6 +21,6 @@ def _run(rt, node):
 
 
 EXTENSIONS = (
-    Extension(name="reject", commands=(CommandDef("reject", positional=(STRING,), run=_run),)),
-    Extension(name="ereject", commands=(CommandDef("ereject", positional=(STRING,), run=_run),)),
+    Extension(name="reject", commands=(CommandDef("reject", arg_names=("reason",), positional=(STRING,), run=_run),)),
+    Extension(name="ereject", commands=(CommandDef("ereject", arg_names=("reason",), positional=(STRING,), run=_run),)),
 )

@@ -3,6 +3,25 @@
 Tests: conformance extensions/relational/.
 """
 
-from sieve.extensions.base import Extension
+from sieve.extensions.base import Extension, MatchTypeDef
+from sieve.parser import StrList
 
-EXTENSION = Extension(name="relational", match_types=("count", "value"))
+RELATIONS = ("gt", "ge", "lt", "le", "eq", "ne")
+
+
+def _bind_relation(v, node, d, what, tag, nxt):
+    """:count and :value take a constant relation ("gt", ...) as their parameter."""
+    op = nxt.items[0].value.lower() if isinstance(nxt, StrList) and len(nxt.items) == 1 \
+        and nxt.items[0].parts is None else None
+    if op not in RELATIONS:
+        found = f'"{nxt.items[0].value}"' if isinstance(nxt, StrList) and len(nxt.items) == 1 \
+            else ("nothing" if nxt is None else v.kind(nxt))
+        v.error(tag, f'the :{tag.name} match-type requires a constant string argument being '
+                     f'one of "gt", "ge", "lt", "le", "eq" or "ne", but {found} was found')
+        return None
+    node.tags["relation"] = op
+    return 1
+
+
+EXTENSION = Extension(name="relational", match_types=(MatchTypeDef("count", bind=_bind_relation),
+                                                      MatchTypeDef("value", bind=_bind_relation)))

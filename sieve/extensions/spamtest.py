@@ -113,10 +113,10 @@ def _validate_percent(v, node):
 
 
 EXTENSIONS = (
-    Extension(name="spamtest", commands=(CommandDef("spamtest", kind="test", positional=(STRING,), match=True,
+    Extension(name="spamtest", commands=(CommandDef("spamtest", arg_names=("value",), kind="test", positional=(STRING,), match=True,
                                                     tags=(TagDef("percent"),), validate=_validate_percent,
                                                     run=_run_spam),)),
     Extension(name="spamtestplus", implies=("spamtest",)),
-    Extension(name="virustest", commands=(CommandDef("virustest", kind="test", positional=(STRING,),
+    Extension(name="virustest", commands=(CommandDef("virustest", arg_names=("value",), kind="test", positional=(STRING,),
                                                      match=True, run=_run_virus),)),
 )

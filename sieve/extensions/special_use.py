@@ -5,6 +5,7 @@ Asks Host.special_use_exists. Tests: conformance extensions/special-use/.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
@@ -17,10 +18,6 @@ def _validate_exists(v, node):
         for s in node.pos[-1].items:
             if not _FLAG.fullmatch(s.value):
                 v.error(s, f"invalid special-use flag '{s.value}'")
-
-
-def _validate_fileinto_flag(v, node):
-    pass
 
 
 def _run_exists(rt, node):
@@ -37,9 +34,18 @@ def _run_exists(rt, node):
     return True
 
 
+def _specialuse_hook(rt, node, action, cancels_keep):
+    su = node.tags.get("specialuse")
+    if su is not None:
+        return dataclasses.replace(action, special_use=rt.s(su)), cancels_keep
+    return action, cancels_keep
+
+
 EXTENSION = Extension(
     name="special-use",
     commands=(CommandDef("specialuse_exists", kind="test", positional=(STRING, STRINGLIST),
-                         optional_positional=1, validate=_validate_exists, run=_run_exists),),
+                         optional_positional=1, validate=_validate_exists, run=_run_exists,
+                         arg_names=("mailbox", "special-use flags")),),
     extra_tags=(("fileinto", TagDef("specialuse", STRING)),),
+    action_hooks=(("fileinto", _specialuse_hook),),
 )

@@ -20,7 +20,7 @@ def _suite(rt):
 
 
 def _validate_test(v, node):
-    if v.in_test_block:
+    if "test" in v.enclosing:
         v.error(node, "tests cannot be nested")
 
 

@@ -222,7 +222,7 @@ def _default_from(rt, found) -> str | None:
 
 
 EXTENSIONS = (
-    Extension(name="vacation", commands=(CommandDef("vacation", positional=(STRING,), tags=(
+    Extension(name="vacation", commands=(CommandDef("vacation", arg_names=("reason",), positional=(STRING,), tags=(
         TagDef("days", NUMBER, group="period", key="seconds"),
         TagDef("seconds", NUMBER, group="period", key="seconds"),
         TagDef("subject", STRING), TagDef("from", STRING), TagDef("addresses", STRINGLIST),

@@ -2,6 +2,10 @@
 expansion (templates compiled at validation time), match variables.
 
 Namespaces: `global.` (include), `env.` (vnd.dovecot.environment), `tst.` (testsuite).
+Hooks: `_prepare` compiles each string of the script into a template (Str.parts) while
+validating; the interpreter expands those through `expand`; `_begin_run` turns on match
+variables (${N}) for a script that requires variables. Global variables (include's) live in
+the run's `ext["globals"]`.
 Every expansion and modifier result is charged to the run's memory budget before it is built
 (Runtime.charge_memory, sieve_max_memory).
 Tests: conformance extensions/variables/; tests/sieve/test_budgets_hostile.py.
@@ -61,7 +65,7 @@ def lookup(rt, name: str) -> str:
     if "." in name:
         ns, rest = name.split(".", 1)
         if ns == "global":
-            return rt.globals.get(rest, "")
+            return rt.ext.get("globals", {}).get(rest, "")
         if ns == "env":
             from sieve.extensions.environment import env_value
             v = env_value(rt, rest)
@@ -73,7 +77,7 @@ def lookup(rt, name: str) -> str:
         return ""
     scope = rt.vars
     if name in rt.ext.get("global_names", ()):
-        return rt.globals.get(name, "")
+        return rt.ext.get("globals", {}).get(name, "")
     return scope.get(name, "")
 
 
@@ -188,9 +192,9 @@ def assign(rt, name: str, value: str) -> None:
             value = raw[:limit].decode("utf-8", "ignore")
     low = name.lower()
     if low.startswith("global."):
-        rt.globals[low[7:]] = value
+        rt.ext.setdefault("globals", {})[low[7:]] = value
     elif low in rt.ext.get("global_names", ()):
-        rt.globals[low] = value
+        rt.ext.setdefault("globals", {})[low] = value
     else:
         rt.vars[low] = value
 
@@ -238,13 +242,26 @@ def _run_string(rt, node):
     return rt.match(node, values, rt.sl(node.pos[1]))
 
 
+def _prepare(v, s) -> None:
+    s.parts = template(v, s)
+
+
+def _begin_run(rt) -> None:
+    rt.match_vars_enabled = True
+
+
 _SET_TAGS = tuple(TagDef(m, group=None, key="mod:" + m) for m in
                   ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length"))
 
 EXTENSION = Extension(
     name="variables",
     commands=(
-        CommandDef("set", positional=(STRING, STRING), tags=_SET_TAGS, validate=_validate_set, run=_run_set),
-        CommandDef("string", kind="test", positional=(STRINGLIST, STRINGLIST), match=True, run=_run_string),
+        CommandDef("set", positional=(STRING, STRING), tags=_SET_TAGS, validate=_validate_set, run=_run_set,
+                   arg_names=("name", "value")),
+        CommandDef("string", kind="test", positional=(STRINGLIST, STRINGLIST), match=True, run=_run_string,
+                   arg_names=("source", "key list")),
     ),
+    prepare_string=_prepare,
+    expand_string=expand,
+    begin_run=_begin_run,
 )

@@ -17,7 +17,8 @@ size and total storage (QUOTA/MAXSCRIPTS, QUOTA/MAXSIZE, QUOTA), name length. Sc
 compiled by the `Backend` (our Sieve validator) on PUTSCRIPT, CHECKSCRIPT and SETACTIVE;
 errors come back as NO with one "name:line:column: error: ..." line each.
 Logs: one line per login (success or failure, with the client address, never the password)
-and per change (put, delete, rename, activate).
+and per change (put, delete, rename, activate); the metrics (owlery.metrics) count logins by
+result, commands by name and changes by action.
 Talks to: a Backend (login -> Account with a ScriptStorage, check). Tests:
 tests/managesieve/test_session.py (transcripts)
 """
@@ -32,6 +33,7 @@ import logging
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
+from owlery import metrics
 from owlery.errors import DirectoryUnavailable
 from sieve.managesieve import protocol as p
 from sieve.managesieve.settings import SessionConfig
@@ -288,14 +290,18 @@ class Session:
 
     def _dispatch(self, item: Any) -> Generator[Any, Any, None]:
         if isinstance(item, p.Bad):
+            metrics.MANAGESIEVE_COMMANDS.labels("bad").inc()
             yield from self._bad(f"Syntax error: {item.reason}.")
             return
         tokens = item.tokens
         if not tokens or not isinstance(tokens[0], p.Atom):
+            metrics.MANAGESIEVE_COMMANDS.labels("bad").inc()
             yield from self._bad("Syntax error: a command name was expected.")
             return
         name = tokens[0].text.upper()
         args = tokens[1:]
+        known = name in self._ANY or name in self._BEFORE or name in self._AFTER
+        metrics.MANAGESIEVE_COMMANDS.labels(name if known else "unknown").inc()     # a bounded set
         if isinstance(item, p.Oversized):
             if name in ("PUTSCRIPT", "CHECKSCRIPT"):
                 self._send(p.response("NO", "QUOTA/MAXSIZE",
@@ -303,7 +309,6 @@ class Session:
             else:
                 yield from self._bad("Argument too long.")
             return
-        known = name in self._ANY or name in self._BEFORE or name in self._AFTER
         if not known:
             yield from self._bad("Unknown command.")
             return
@@ -398,9 +403,11 @@ class Session:
         mech = strings[0].data.decode("ascii", "replace").upper()
         initial = strings[1] if len(strings) > 1 else None
         if mech not in ("PLAIN", "LOGIN"):
+            metrics.MANAGESIEVE_LOGINS.labels("refused").inc()
             self._send(p.response("NO", None, f"Unsupported authentication mechanism {mech}."))
             return
         if not self.plaintext_allowed():
+            metrics.MANAGESIEVE_LOGINS.labels("refused").inc()
             self._send(p.response("NO", "ENCRYPT-NEEDED", "Plaintext authentication needs TLS (STARTTLS)."))
             return
         creds = yield from (self._sasl_plain(initial) if mech == "PLAIN" else self._sasl_login(initial))
@@ -410,11 +417,13 @@ class Session:
         try:
             account = yield Call(lambda: self.backend.login(username, password))
         except DirectoryUnavailable as e:
+            metrics.MANAGESIEVE_LOGINS.labels("unavailable").inc()
             log.warning("managesieve: login: user=<%s> rip=%s: directory unavailable: %s", _printable(username),
                         self.peer, e)
             self._send(p.response("NO", "TRYLATER", "Authentication service unavailable, try again later."))
             return
         except (ValueError, StorageError, OSError) as e:
+            metrics.MANAGESIEVE_LOGINS.labels("unavailable").inc()
             log.warning("managesieve: login: user=<%s> rip=%s: no Sieve storage: %s", _printable(username),
                         self.peer, e)
             self._send(p.response("NO", "TRYLATER", "Your Sieve scripts cannot be reached now."))
@@ -423,12 +432,15 @@ class Session:
             self.failures += 1
             log.warning("managesieve: login failed: user=<%s> method=%s rip=%s failures=%d",
                         _printable(username), mech, self.peer, self.failures)
+            limited = self.failures >= self.config.login_failures_max
+            metrics.MANAGESIEVE_LOGINS.labels("rate-limited" if limited else "failed").inc()
             yield Wait(self.config.login_failure_delay)
-            if self.failures >= self.config.login_failures_max:
+            if limited:
                 self._bye("Too many failed logins.")
                 return
             self._send(p.response("NO", None, "Authentication failed."))
             return
+        metrics.MANAGESIEVE_LOGINS.labels("ok").inc()
         self.account = account
         self.state = AUTHENTICATED
         self._limits()
@@ -568,6 +580,7 @@ class Session:
             if errors is not None:
                 return errors
             storage.put(name, data)
+            metrics.MANAGESIEVE_SCRIPTS.labels("put").inc()
             log.info("managesieve: putscript: user=<%s> script=%r size=%d", address, name, len(data))
             if warnings:
                 return p.response("OK", "WARNINGS", warnings)
@@ -619,6 +632,7 @@ class Session:
                 if errors is not None:
                     return errors
             storage.activate(name)
+            metrics.MANAGESIEVE_SCRIPTS.labels("activate" if name is not None else "deactivate").inc()
             log.info("managesieve: setactive: user=<%s> script=%r", address, name or "")
             return p.response("OK", None, "Setactive completed.")
         yield from self._call(work)
@@ -631,6 +645,7 @@ class Session:
 
         def work() -> bytes:
             storage.delete(name)
+            metrics.MANAGESIEVE_SCRIPTS.labels("delete").inc()
             log.info("managesieve: deletescript: user=<%s> script=%r", address, name)
             return p.response("OK", None, "Deletescript completed.")
         yield from self._call(work)
@@ -644,6 +659,7 @@ class Session:
 
         def work() -> bytes:
             storage.rename(old, new)
+            metrics.MANAGESIEVE_SCRIPTS.labels("rename").inc()
             log.info("managesieve: renamescript: user=<%s> script=%r new=%r", address, old, new)
             return p.response("OK", None, "Renamescript completed.")
         yield from self._call(work)

@@ -172,7 +172,8 @@ def test_include_compile_work_is_charged_to_the_cpu_budget_hit_or_miss(warm):
     script = compile_script(MAIN, settings=settings)
     host = MemoryHost(scripts={("personal", "lib"): _big_lib(400)})     # ~19 KB: ~9500 steps
     if warm:
-        include_ext.INCLUDE_CACHE.get(host.scripts[("personal", "lib")], "lib", settings)
+        include_ext.INCLUDE_CACHE.get(host.scripts[("personal", "lib")], "lib", settings,
+                                      validator.compile_source)
     r = run(script, MSG, ENV, host=host, settings=settings, now=NOW)
     # before: compiling was free, and running 400 cheap tests fitted the budget
     _kept_after_limit(r, "CPU")

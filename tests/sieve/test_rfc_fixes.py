@@ -228,3 +228,14 @@ def test_spamtest_value_needs_relational_required():
     with pytest.raises(SieveCompileError):
         compile_script('require ["spamtest", "comparator-i;ascii-numeric"]; '
                        'if spamtest :value "ge" :comparator "i;ascii-numeric" "3" { keep; }')
+
+
+@pytest.mark.parametrize("test", ['environment :count "ge" "remote-host" ["0"]',
+                                  'environment :count "ge" "remote-host" [""]',
+                                  'environment :matches "remote-host" "*"',
+                                  'environment :count "eq" "vnd.dovecot.nosuch" ["0"]'])
+def test_environment_item_that_does_not_exist_makes_the_test_false(test):
+    """RFC 5183 4: an unknown or unset item fails the test whatever the match type (a
+    count of zero values is no match), as Pigeonhole's sieve-test does."""
+    r = _run(f'require ["environment", "relational", "fileinto"];\nif {test} {{ fileinto "X"; }}\n')
+    assert not any(isinstance(a, FileInto) for a in r.actions)

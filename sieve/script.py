@@ -1,0 +1,24 @@
+"""A compiled Sieve script: what sieve.validator produces and sieve.interpreter runs.
+
+A leaf (it imports only sieve.errors), so the validator builds it and the interpreter and
+the public API (sieve.api, which re-exports it) read it without importing one another.
+Tests: tests/sieve/test_api.py (compile_script, ScriptCache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sieve.errors import Diagnostic
+
+
+@dataclasses.dataclass(eq=False)
+class Script:
+    """A compiled (validated) script; immutable once built, shareable between runs."""
+
+    name: str
+    source: str
+    tree: object                        # sieve.validator's checked tree
+    requires: frozenset[str]
+    warnings: tuple[Diagnostic, ...] = ()
+    path: str | None = None
