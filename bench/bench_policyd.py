@@ -12,9 +12,12 @@ as Postfix's smtpd does), interleaving the servers in each repetition:
 - paced: p50/p99 at a fixed realistic offered load (default 2000 decisions/s over the
   connections), measured from the scheduled send time.
 Prints the median and spread (min..max) over --repeat runs, the server's CPU per
-decision, and the owlery/postgrey ratio.
-Run: .venv/bin/python bench/bench_policyd.py [--seconds 3] [--repeat 3] [--workers 1]
-Talks to: slapd, owlery policyd, postgrey (all started here, on loopback).
+decision, and the owlery/postgrey ratio. With --dnsbl (the default) a second owlery policyd
+runs the same checks plus the dnsbl check (three lists, client and sender, answered by the
+in-process DNS stub and then from its cache, as on a busy MX where clients come back), and
+the two are printed side by side.
+Run: .venv/bin/python bench/bench_policyd.py [--seconds 3] [--repeat 3] [--workers 1] [--no-dnsbl]
+Talks to: slapd, owlery policyd, postgrey, the DNS stub (all started here, on loopback).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import policyload  # noqa: E402
+from tests.harness.dns import DNSStub  # noqa: E402
 from tests.harness.owlery_daemons import OwleryDaemons  # noqa: E402
 from tests.harness.procs import ManagedProcess, free_port, wait_for_tcp  # noqa: E402
 from tests.harness.slapd import Slapd  # noqa: E402
@@ -75,6 +79,27 @@ def start_postgrey(workdir: Path, dbdir_base: Path) -> tuple[ManagedProcess, int
     proc.dbdir = dbdir
     wait_for_tcp(port, timeout=30, proc=proc, what="postgrey")
     return proc, port
+
+
+def dnsbl_setup(extra: str) -> tuple[DNSStub, str]:
+    """The DNS stub answering three lists for the load generator's 250 clients (every 7th
+    listed, every 11th allowlisted, the senders' domain on an RHSBL below the threshold: no
+    decision changes, only the work), and the settings for a policyd that asks it. TTLs of an
+    hour (negative answers too: the stub's SOA) keep every answer cached for the whole run."""
+    stub = DNSStub(ttl=3600).start()
+    for n in range(1, 251):
+        if n % 7 == 0:
+            stub.add(f"{n}.100.51.198.bl.bench.test", "A", "127.0.0.2")
+        if n % 11 == 0:
+            stub.add(f"{n}.100.51.198.wl.bench.test", "A", "127.0.10.2")
+    stub.add("sender.test.dbl.bench.test", "A", "127.0.1.2")
+    dnsbl = extra.replace('policyd_checks = { RCPT = ["recipient", "quota"] }',
+                          'policyd_checks = { RCPT = ["recipient", "quota", "dnsbl"] }')
+    dnsbl += ('dnsbl_sites = ["bl.bench.test=127.0.0.[2..11]*2", "wl.bench.test=127.0.[0..255].[1..3]*-2"]\n'
+              'dnsbl_rhsbl_sender_sites = ["dbl.bench.test=127.0.1.[2..99]"]\n'
+              'dnsbl_threshold = 5\ndnsbl_skip_networks = []\n'
+              f'dns_nameservers = ["127.0.0.1"]\ndns_port = {stub.port}\n')
+    return stub, dnsbl
 
 
 def fmt(s: dict) -> str:
@@ -125,6 +150,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="policyd_workers for owlery (default: the number of cores, as README advises)")
     ap.add_argument("--tmpfs", default="/dev/shm", help="where postgrey's dbdir goes (default /dev/shm)")
+    ap.add_argument("--dnsbl", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure owlery with the dnsbl check on (cached answers; default on)")
     ap.add_argument("--postgrey-disk", action=argparse.BooleanOptionalAction, default=True,
                     help="also measure a postgrey with its dbdir on disk, as Debian runs it (fsync per "
                          "write: its rate follows the disk; default on)")
@@ -145,12 +172,19 @@ def main() -> int:
     daemons = OwleryDaemons(work / "owlery", which=("policyd",), extra_config=extra)
     postgrey = None
     extra_procs: list = []
+    dnsbl_daemons = stub = None
     try:
         daemons.start()
+        if args.dnsbl:
+            stub, dnsbl_extra = dnsbl_setup(extra)
+            dnsbl_daemons = OwleryDaemons(work / "owlery-dnsbl", which=("policyd",), extra_config=dnsbl_extra)
+            dnsbl_daemons.start()
         postgrey, pg_port = start_postgrey(work, Path(args.tmpfs))
         port = daemons.ports["policyd"]
         targets = {"owlery policyd": (port, [daemons.procs["policyd"].pid]),
                    "postgrey": (pg_port, [postgrey.pid])}
+        if dnsbl_daemons is not None:
+            targets["owlery +dnsbl"] = (dnsbl_daemons.ports["policyd"], [dnsbl_daemons.procs["policyd"].pid])
         if args.postgrey_disk:
             pg_disk, pgd_port = start_postgrey(work / "disk", Path(tempfile.gettempdir()))
             extra_procs.append(pg_disk)
@@ -165,6 +199,10 @@ def main() -> int:
                 pg.stop()
                 shutil.rmtree(pg.dbdir, ignore_errors=True)
         daemons.stop()
+        if dnsbl_daemons is not None:
+            dnsbl_daemons.stop()
+        if stub is not None:
+            stub.stop()
         slapd.stop()
         shutil.rmtree(work, ignore_errors=True)
     print()
@@ -176,6 +214,15 @@ def main() -> int:
         if d:
             line += f"; vs postgrey on disk {o['rate'] / d['rate']:.1f}x ({d['rate']:.0f}/s)"
         print(line)
+    if args.dnsbl:
+        print("dnsbl check off vs on (answers cached), side by side:")
+        for mode in ("saturated", "paced"):
+            for c in conns_list:
+                off, on = res.get(("owlery policyd", mode, c)), res.get(("owlery +dnsbl", mode, c))
+                if off and on:
+                    print(f"  {mode:<9} conns={c:<4} off {off['rate']:7.0f}/s p50 {off['p50']:5.2f} ms "
+                          f"p99 {off['p99']:6.2f} ms | on {on['rate']:7.0f}/s p50 {on['p50']:5.2f} ms "
+                          f"p99 {on['p99']:6.2f} ms | on/off {on['rate'] / off['rate']:.2f}x")
     for c in conns_list:
         if c > 1:
             o = res[("owlery policyd", "paced", c)]

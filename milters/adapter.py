@@ -13,6 +13,18 @@ handler (SA_NODEFER) and every other thread blocks it: Linux hands a process sig
 the main thread first when it can take it (see _run_until_signal for the start-up window).
 With `milter_metrics_listen` set it serves Prometheus' /metrics from one thread (no reactor
 runs here) and counts each end-of-message (`count_message`, from what the session measured).
+Under systemd (Type=notify) a thread of owlery.sdnotify.ProbeWatch negotiates with the milter
+through its own listen socket, as Postfix would (`negotiate_probe`): READY=1 after the first
+answer, and, with WatchdogSec=, WATCHDOG=1 only after each answer. An answer proves that
+libmilter's accept loop runs, that it can start a connection thread, and that Python code
+runs in it (pymilter creates our OwleryMilter at negotiation); it proves nothing about the
+threads already busy with a message (a stage stuck on a scanner is bounded by its own
+timeouts, not by this watchdog).
+With `milter_workers` > 1 (milters.workers) this process binds the socket, drops privileges
+and forks that many workers, each running libmilter on the shared socket with its own
+pipeline and DNS cache (`stage_resolver`); worker 0 serves /metrics summed over all
+workers' files; the parent removes the unix socket at exit and tells systemd READY=1 once
+every worker runs (workers report to it, not to systemd).
 
 SECURITY: trusts Postfix's macros ({auth_authen}, client address) to say who the client
 is: whoever can reach the milter socket can pose as an authenticated local sender and
@@ -26,6 +38,7 @@ tests/milters/test_content_stages.py (OwleryMilter driven with milters.testing's
 tests/milters/test_miltertest.py (a real process driven by miltertest),
 tests/milters/test_milter_stop.py (SIGINT and SIGTERM together),
 tests/milters/test_milter_reload.py (SIGHUP: new settings for new connections),
+tests/milters/test_milter_workers.py (milter_workers = 2),
 tests/e2e/test_metrics_e2e.py (/metrics after miltertest traffic).
 """
 
@@ -34,6 +47,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +55,7 @@ from typing import Any
 
 import Milter
 
-from owlery import metrics
+from owlery import metrics, sdnotify
 from owlery.endpoints import ListenEndpoint, parse_endpoint
 from owlery.reply import Reply
 
@@ -145,6 +159,7 @@ class OwleryMilter(Milter.Base):
 
     configurations: Configurations
     _active = 0
+    _messages = 0            # end-of-messages seen, for the systemd STATUS line
     _active_lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -233,6 +248,8 @@ class OwleryMilter(Milter.Base):
 
     @Milter.symlist(*_EOM_MACROS)
     def eom(self) -> int:
+        with OwleryMilter._active_lock:
+            OwleryMilter._messages += 1
         try:
             if self._error is not None:
                 raise RuntimeError(f"earlier failure in {self._error}")
@@ -316,11 +333,18 @@ def count_message(session: MilterSession, action: str, symbols: Any) -> None:
 
 
 def quarantine_totals(settings: Any) -> list[tuple[tuple[str, ...], float]]:
-    """(messages, bytes) in the directory quarantine store, read from its SQLite index
-    (read-only, one query): for the owlery_quarantine_* gauges at scrape time."""
+    """(messages, bytes) in the quarantine store, from the directory store's SQLite index
+    (read-only, one query) or the PostgreSQL table (one count): for the owlery_quarantine_*
+    gauges (owlery.metrics.Cached reads it at most once a minute)."""
     import sqlite3
-    if settings.quarantine_backend != "directory":
-        return []
+    if settings.quarantine_backend == "postgresql":
+        from owlery.quarantine import open_store
+        store = open_store(settings)
+        try:
+            count, size = store.totals()
+        finally:
+            store.close()
+        return [((), float(count)), ((), float(size))]
     index = os.path.join(settings.quarantine_directory, "index.sqlite3")
     if not os.path.exists(index):
         return []
@@ -339,12 +363,20 @@ def _start_metrics(settings: Any) -> Callable[[], None] | None:
     endpoint = metrics.endpoint_for(settings, "milter")
     if endpoint is None:
         return None
-    sock = bind_socket(endpoint)
+    stop = _serve_metrics(settings, bind_socket(endpoint))
+    log.info("milter: metrics on http://%s/metrics", str(endpoint).removeprefix("tcp:"))
+    return stop
+
+
+def _serve_metrics(settings: Any, sock: socket.socket) -> Callable[[], None]:
+    """Turn metrics on and serve /metrics on the bound socket `sock` from one thread (with
+    workers: in worker 0, summing every worker's files); returns the stop function."""
     metrics.enable()
-    totals = lambda: quarantine_totals(settings)  # noqa: E731
+    # This thread serves nothing else: the first scrape may wait for the first count.
+    totals = metrics.Cached(lambda: quarantine_totals(settings), "quarantine",
+                            first_wait=settings.quarantine_db_timeout)
     metrics.add_gauge_source(metrics.QUARANTINE_MESSAGES, lambda: totals()[:1])
     metrics.add_gauge_source(metrics.QUARANTINE_SIZE, lambda: totals()[1:])
-    log.info("milter: metrics on http://%s/metrics", str(endpoint).removeprefix("tcp:"))
     return metrics.serve_in_thread(sock)
 
 
@@ -444,8 +476,61 @@ def _no_defer(signum: int) -> bool:
         return False
 
 
+def negotiate_probe(family: int, address: Any, timeout: float) -> None:
+    """Negotiate with the milter at `address` as an MTA would (SMFIC_OPTNEG, protocol 6),
+    then quit; OSError when it does not answer with its own SMFIC_OPTNEG within `timeout`."""
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        probe.connect(address)
+        probe.sendall(struct.pack("!IcIII", 13, b"O", 6, 0x1FF, 0))
+        head = b""
+        while len(head) < 5:
+            chunk = probe.recv(5 - len(head))
+            if not chunk:
+                raise ConnectionError("the milter closed the connection without negotiating")
+            head += chunk
+        if head[4:5] != b"O":
+            raise ConnectionError(f"the milter answered {head[4:5]!r} to a negotiation")
+        probe.sendall(struct.pack("!Ic", 1, b"Q"))
+
+
+def _probe_address(sock: socket.socket) -> Any:
+    """Where a client reaches `sock`: its own address, loopback for a wildcard one."""
+    address = sock.getsockname()
+    if sock.family == socket.AF_INET and address[0] == "0.0.0.0":
+        return ("127.0.0.1", address[1])
+    if sock.family == socket.AF_INET6 and address[0] == "::":
+        return ("::1", *address[1:])
+    return address
+
+
+DNS_CACHE_SIZE = 50_000        # answers kept per process (dnspython's LRU cache, TTL-bound)
+
+
+def stage_resolver(settings: Any) -> Any:
+    """The stages' resolver: owlery.dns's, with an answer cache of this process (each worker has
+    its own). A busy MX sees the same sender domains again and again: without it every message
+    cost three round trips (SPF, DKIM key, DMARC record) and their parsing, about half of the
+    milter's CPU per message. Answers live no longer than their TTL."""
+    import dns.resolver
+
+    from owlery.dns import build_resolver
+    resolver = build_resolver(settings)
+    resolver.cache = dns.resolver.LRUCache(DNS_CACHE_SIZE)
+    return resolver
+
+
+def _drain(seconds: float) -> None:
+    """Wait up to `seconds` for the open connections to end."""
+    deadline = time.monotonic() + seconds
+    while OwleryMilter.active_connections() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if OwleryMilter.active_connections():
+        log.warning("milter: %d connections still open at exit", OwleryMilter.active_connections())
+
+
 def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Callable[[], float],
-                      reload: Callable[[bool], None] | None = None) -> None:
+                      reload: Callable[[bool], None] | None = None, watch: Any = None) -> None:
     """Run libmilter in a thread; stop promptly on SIGTERM/SIGINT after open messages finish;
     call `reload(False)` (in this, the main thread) on SIGHUP.
 
@@ -456,8 +541,10 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Call
     asleep in sigwait, is not woken. Only while that thread starts could it take a SIGHUP
     on its way to us: SIGHUP is ignored (discarded, never pending) until /proc shows it
     asleep, and `reload(True)` then loads the settings if the file changed meanwhile.
-    A stop signal may still reach libmilter's thread (while this one is not in
-    sigtimedwait); it then stops by itself after its ~5 s poll timeout and the worker
+    While libmilter starts, SIGTERM and SIGINT are unblocked here too, with a handler (one
+    pending since start-up, as when a worker is stopped while it builds its stages, arrives
+    at once). Later a stop signal may still reach libmilter's thread (while this one is not
+    in sigtimedwait); it then stops by itself after its ~5 s poll timeout and the worker
     thread ends: either way the milter stops.
     """
     import signal
@@ -465,16 +552,23 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Call
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     hup = {signal.SIGHUP}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals | hup)   # serve() blocked them already
+    if watch is not None:
+        watch.start()       # now: its thread inherits this mask, so SIGHUP never goes to it
     failure: list[BaseException] = []
     reload_requested = [False]      # a plain flag: the handler may run inside any code of this thread
 
     def on_hup(signum: int, frame: Any) -> None:
         reload_requested[0] = True   # handled by the loop below, not inside whatever was interrupted
 
+    stop_seen: list[int] = []
+
+    def on_stop(signum: int, frame: Any) -> None:
+        stop_seen.append(signum)
+
     def run() -> None:
         # Before libmilter starts its signal thread, which inherits this mask (libmilter blocks
         # the three signals here too): only the main thread may take SIGHUP.
-        signal.pthread_sigmask(signal.SIG_BLOCK, hup)
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals | hup)
         try:
             Milter.runmilter("owlery", f"fd:{sock.fileno()}", mta_timeout, rmsock=False)
         except BaseException as e:  # noqa: BLE001  (reported by the main thread)
@@ -485,13 +579,16 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Call
     old_handler = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, hup)
     worker = threading.Thread(target=run, name="libmilter", daemon=True)
-    worker.start()
+    old_stop = {signum: signal.signal(signum, on_stop) for signum in stop_signals}
     stopping = False
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)    # see the docstring
+        if not stop_seen:
+            worker.start()
         main_tid = threading.get_native_id()
         started = time.monotonic()
         symbols_seen = False
-        while worker.is_alive() and time.monotonic() < started + 2.0:
+        while worker.is_alive() and not stop_seen and time.monotonic() < started + 2.0:
             asleep, symbols = _libmilter_sigwaits(main_tid)
             symbols_seen = symbols_seen or symbols
             if asleep:
@@ -503,17 +600,24 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Call
         if not _no_defer(signal.SIGHUP):
             log.debug("milter: SA_NODEFER not set for SIGHUP; a burst of SIGHUPs may stop the milter")
         reload_requested[0] = False     # one that came meanwhile: the file is read below
-        if reload is not None and worker.is_alive():
+        if reload is not None and worker.is_alive() and not stop_seen:
             reload(True)            # a SIGHUP dropped while we started
-        while worker.is_alive():
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)     # sigtimedwait takes them from now on
+        early = stop_seen[0] if stop_seen else None
+        while worker.is_alive() or early is not None:
             if reload_requested[0]:
                 reload_requested[0] = False
                 if reload is not None:
                     reload(False)
-            received = signal.sigtimedwait(stop_signals, 0.25)
+            if early is None:
+                info = signal.sigtimedwait(stop_signals, 0.25)
+                early = info.si_signo if info is not None else None
+            received, early = early, None
             if received is not None:
                 stopping = True
-                log.info("milter: signal %d: stopping (%d connections open)", received.si_signo,
+                if watch is not None:
+                    watch.stopping()
+                log.info("milter: signal %d: stopping (%d connections open)", received,
                          OwleryMilter.active_connections())
                 # No new connections. smfi_stop() would block until libmilter's next
                 # poll timeout (~5 s); we need not wait for that, only for the messages
@@ -522,14 +626,19 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Call
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-                deadline = time.monotonic() + drain_seconds()
-                while OwleryMilter.active_connections() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if OwleryMilter.active_connections():
-                    log.warning("milter: %d connections still open at exit",
-                                OwleryMilter.active_connections())
+                _drain(drain_seconds())
                 break
+        if not stopping and OwleryMilter.active_connections():
+            # libmilter ended by itself (its signal thread took a stop signal): its connection
+            # threads go on (smfi_stop lets them finish); the process must not end under them.
+            log.info("milter: libmilter stopped; %d connections open", OwleryMilter.active_connections())
+            _drain(drain_seconds())
     finally:
+        if watch is not None:
+            watch.stop()
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        for signum, handler in old_stop.items():
+            signal.signal(signum, handler)
         # SIGHUP blocked again before its default action (exit) comes back: serve() consumes it.
         signal.pthread_sigmask(signal.SIG_BLOCK, hup)
         signal.signal(signal.SIGHUP, old_handler)
@@ -575,21 +684,124 @@ def serve(settings: Any, listen: str | None = None,
 
 
 def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) -> int:
-    import milter
-
     from owlery import log as owlery_log
     from owlery.daemon import drop_privileges, prepare_listen
-    from owlery.dns import build_resolver
 
     from milters.stages import Pipeline, Services
 
     owlery_log.setup(settings, "milter")
     endpoint = parse_endpoint(listen if listen is not None else settings.milter_listen)
     prepare_listen(settings, "milter", [endpoint])     # root without daemon_user: RootRefused
-    pipeline = Pipeline(settings, Services(resolver=build_resolver(settings)))
+    pipeline = Pipeline(settings, Services(resolver=stage_resolver(settings)))
     sock = open_listener(endpoint, settings.milter_listen_backlog)
+    if settings.milter_workers > 1:
+        pipeline.close()        # it proved the settings; each worker builds its own after fork
+        return _serve_workers(settings, listen, load_settings, endpoint, sock)
     stop_metrics = _start_metrics(settings)
     drop_privileges(settings, [endpoint.path] if endpoint.kind == "unix" else [])
+    address = _probe_address(sock)
+    watch = sdnotify.ProbeWatch(
+        sdnotify.Notifier.from_environ(unset=True), "milter",
+        lambda timeout: negotiate_probe(sock.family, address, timeout),
+        lambda: {"messages": OwleryMilter._messages, "open": OwleryMilter.active_connections()})
+    try:
+        _run(settings, settings, listen, load_settings, endpoint, sock, pipeline, watch)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+        _remove_socket(endpoint)
+    log.info("milter: stopped")
+    return 0
+
+
+def _serve_workers(settings: Any, listen: str | None, load_settings: Callable[[], Any],
+                   endpoint: ListenEndpoint, sock: socket.socket) -> int:
+    """milter_workers > 1 (milters.workers): this process binds /metrics, drops privileges and
+    supervises; each forked worker builds its own pipeline and runs libmilter on `sock`."""
+    import shutil
+
+    from owlery.daemon import bind_socket, drop_privileges, socket_owner
+
+    from milters import workers
+    from milters.stages import Pipeline, Services
+
+    count = settings.milter_workers
+    metrics_endpoint = metrics.endpoint_for(settings, "milter")
+    metrics_sock = metrics_dir = None
+    if metrics_endpoint is not None:
+        metrics_sock = bind_socket(metrics_endpoint)
+        # prometheus_client's multiprocess mode (chosen when it is imported, in each worker):
+        # every worker writes its counts to files here; worker 0 serves the sum of them all.
+        metrics_dir = metrics.multiprocess_dir_prepare("milter", socket_owner(settings)[0])
+        log.info("milter: metrics on http://%s/metrics (sum of %d workers, files in %s)",
+                 str(metrics_endpoint).removeprefix("tcp:"), count, metrics_dir)
+    workers.share_listener(sock)
+    current = [settings]        # what a worker started from now on gets (SIGHUP re-reads it)
+
+    def reload_settings() -> None:
+        current[0] = load_settings()
+
+    def run_worker(index: int, notifier: sdnotify.Notifier | None) -> int:
+        now = current[0]
+        pipeline = Pipeline(now, Services(resolver=stage_resolver(now)))
+        stop_metrics = None
+        if metrics_sock is not None:
+            if index == 0:
+                stop_metrics = _serve_metrics(now, metrics_sock)
+            else:
+                metrics.enable()        # counts to this worker's files; worker 0 serves them
+        watch = workers.WorkerBeat(
+            notifier or sdnotify.Notifier(), _libmilter_running,
+            lambda: {"messages": OwleryMilter._messages, "open": OwleryMilter.active_connections()})
+        try:
+            _run(now, settings, listen, load_settings, endpoint, sock, pipeline, watch)
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()
+        log.info("milter: worker %d stopped", index)
+        return 0
+
+    try:
+        drop_privileges(settings, [endpoint.path] if endpoint.kind == "unix" else [])
+        log.info("milter: listening on %s with %d workers", endpoint, count)
+        return workers.supervise(count, run_worker, reload_settings)
+    finally:
+        sock.close()
+        if metrics_sock is not None:
+            metrics_sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+        _remove_socket(endpoint)
+        log.info("milter: stopped")
+
+
+def _libmilter_running() -> bool:
+    """Whether libmilter runs in this process: its thread is alive and its signal thread
+    sleeps in sigwait (or /proc cannot tell), as _run_until_signal waits for at start."""
+    if not any(t.name == "libmilter" and t.is_alive() for t in threading.enumerate()):
+        return False
+    asleep, symbols = _libmilter_sigwaits(threading.main_thread().native_id or 0)
+    return asleep or not symbols
+
+
+def _remove_socket(endpoint: ListenEndpoint) -> None:
+    if endpoint.kind == "unix":
+        try:
+            os.unlink(endpoint.path)
+        except OSError:
+            pass
+
+
+def _run(settings: Any, started: Any, listen: str | None, load_settings: Callable[[], Any],
+         endpoint: ListenEndpoint, sock: socket.socket, pipeline: Any, watch: Any) -> None:
+    """Serve `sock` with libmilter and `pipeline` until SIGTERM/SIGINT, reloading on SIGHUP (the
+    one milter process, or one worker); `started`: the settings read at start (RESTART_ONLY)."""
+    import milter
+
+    from owlery import log as owlery_log
+
+    from milters.stages import Pipeline, Services
+
     factory = make_factory(settings, pipeline)
     Milter.factory = factory
     milter.set_flags(ACTION_FLAGS)
@@ -597,7 +809,6 @@ def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) 
     milter.set_exception_policy(Milter.TEMPFAIL)
     log.info("milter: listening on %s (stages in=%s out=%s)", endpoint,
              ",".join(settings.milter_inbound_stages), ",".join(settings.milter_outbound_stages))
-    started = settings
 
     def values(s: Any) -> list[tuple[str, Any]]:
         return [(decl.name, value) for decl, value in s.effective()]
@@ -608,9 +819,11 @@ def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) 
             new = load_settings()
             if only_if_changed and values(new) == values(old):
                 return
-            new_pipeline = Pipeline(new, Services(resolver=build_resolver(new)))
+            watch.reloading()
+            new_pipeline = Pipeline(new, Services(resolver=stage_resolver(new)))
         except Exception as e:   # noqa: BLE001 -- whatever fails, the milter keeps running
             log.warning("milter: reload refused, keeping old settings: %s", e)
+            watch.reloaded()
             return
         if any(getattr(new, name) != getattr(old, name) for name in _LOG_SETTINGS):
             owlery_log.setup(new, "milter")
@@ -624,19 +837,11 @@ def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) 
         log.info("milter: settings reloaded from %s (stages in=%s out=%s; %d open connections keep the old)",
                  new.path or "built-in defaults", ",".join(new.milter_inbound_stages),
                  ",".join(new.milter_outbound_stages), open_before)
+        watch.reloaded()
 
     try:
         _run_until_signal(sock, int(settings.milter_mta_timeout),
-                          lambda: factory.configurations.current.settings.daemon_drain_timeout, reload)
+                          lambda: factory.configurations.current.settings.daemon_drain_timeout, reload, watch)
     finally:
         factory.configurations.close()
-        if stop_metrics is not None:
-            stop_metrics()
         sock.detach()     # libmilter owns (and closes) the descriptor
-        if endpoint.kind == "unix":
-            try:
-                os.unlink(endpoint.path)
-            except OSError:
-                pass
-    log.info("milter: stopped")
-    return 0

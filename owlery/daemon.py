@@ -21,16 +21,23 @@ and forks that many worker processes, each running its own reactor on the same s
 unix and systemd sockets: one shared socket, each worker accepting one connection per
 wake-up). The parent only supervises: it passes SIGHUP and SIGTERM on, restarts a worker
 that dies (with back-off), and exits when all have stopped after SIGTERM.
+Under systemd (Type=notify, owlery.sdnotify) it sends READY=1 once the reactor runs on the
+bound sockets, WATCHDOG=1 from a reactor timer, STATUS with the application's
+`status_counts()` (if it has one) and its connections, RELOADING=1/READY=1 around a
+SIGHUP and STOPPING=1 at SIGTERM. A worker parent is the only one that speaks to systemd
+(NotifyAccess=main): its workers report to it, and it pings only while all of them ping.
 With `<program>_metrics_listen` set it serves Prometheus' /metrics from the same reactor
 (owlery.metrics); workers share one metrics socket and one directory of metric files, so a
 scrape shows the sum over workers.
-Talks to: the OS (sockets, signals, uid). Tests: tests/core/test_daemon.py, tests/core/test_many_connections.py,
+Talks to: the OS (sockets, signals, uid), systemd's notify socket. Tests: tests/core/test_daemon.py,
+tests/core/test_many_connections.py, tests/core/test_sdnotify.py,
 tests/core/test_secure_defaults.py
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import grp
 import logging
 import os
@@ -44,7 +51,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from owlery import metrics
+from owlery import metrics, sdnotify
 from owlery import settings as settings_mod
 from owlery.endpoints import ListenEndpoint, parse_endpoint
 from owlery.settings import Bool, Duration, Str, int_range, setting
@@ -337,15 +344,25 @@ def run(program: str, config_path: str | None, listen_overrides: Sequence[str],
         return 1
     if workers > 1:
         return _run_workers(program, config_path, current, endpoints, build, workers, metrics_endpoint)
-    return _serve(program, config_path, current, endpoints, build, None, metrics_endpoint)
+    return _serve(program, config_path, current, endpoints, build, None, metrics_endpoint,
+                  notifier=sdnotify.Notifier.from_environ(unset=True))
+
+
+def _counts(app: Any, tracked: Any) -> dict[str, int]:
+    """The STATUS counts: the application's own, then the connections this reactor took."""
+    counts = dict(app.status_counts()) if hasattr(app, "status_counts") else {}
+    counts["connections"] = tracked.served
+    counts["open"] = len(tracked.protocols)
+    return counts
 
 
 def _serve(program: str, config_path: str | None, current: settings_mod.Settings,
            endpoints: Sequence[ListenEndpoint], build: Callable[[settings_mod.Settings, Any], Application],
            bound: Sequence[tuple[socket.socket, bool]] | None, metrics_endpoint: Any = None,
-           metrics_socket: socket.socket | None = None) -> int:
+           metrics_socket: socket.socket | None = None, *, notifier: sdnotify.Notifier | None = None) -> int:
     """One reactor serving `endpoints` (bound here) or the sockets a worker parent bound;
-    /metrics on `metrics_endpoint` (bound here) or on the parent's shared `metrics_socket`."""
+    /metrics on `metrics_endpoint` (bound here) or on the parent's shared `metrics_socket`;
+    `notifier` tells systemd (or the worker parent) how it goes."""
     from twisted.internet import defer, reactor
     from twisted.internet.error import CannotListenError
     from twisted.protocols.policies import WrappingFactory
@@ -355,7 +372,14 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
     # Bind first (as root if started so), drop privileges, and only then build the
     # application: its files and threads belong to the daemon user, and a socket that
     # cannot be bound stops start-up before any thread exists to keep the process alive.
-    tracked = WrappingFactory(_NotReady())
+    class Counting(WrappingFactory):
+        served = 0              # connections taken, for the STATUS line
+
+        def registerProtocol(self, p: Any) -> None:
+            self.served += 1
+            WrappingFactory.registerProtocol(self, p)
+
+    tracked = Counting(_NotReady())
     try:
         # Metrics first: once the daemon's own port accepts, /metrics answers too. Scrapes are
         # not tracked connections: they never hold up the drain.
@@ -387,24 +411,30 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
     tracked.wrappedFactory = app.factory
     for _ in ports:
         app.factory.doStart()   # what listen() did for the stand-in, once per port
+    beat = sdnotify.Heartbeat(notifier or sdnotify.Notifier(), program, lambda: _counts(app, tracked), reactor)
+    reactor.callWhenRunning(beat.ready)     # every port is bound and accepts from the first turn
 
     def reload(*_: Any) -> None:
         nonlocal current
+        beat.reloading()
         try:
             new = settings_mod.load(config_path)
             app.reload(new)         # may refuse settings that load but cannot run (no directory...)
         except (settings_mod.SettingsError, ValueError, OSError, KeyError) as e:
             log.warning("%s: reload refused, keeping old settings: %s", program, e)
+            beat.reloaded()
             return
         current = new
         owlery_log.setup(new, program)
         log.info("%s: settings reloaded from %s", program, new.path or "built-in defaults")
+        beat.reloaded()
 
     signal.signal(signal.SIGHUP, lambda *a: reactor.callFromThread(reload))
     # A worker keeps SIGHUP blocked until here: one sent while it started is reloaded now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
 
     def drain() -> Any:
+        beat.stopping()
         log.info("%s: stopping: no new connections, %d open", program, len(tracked.protocols))
         # Wait for each port to finish closing: Twisted unlinks a unix socket file in the
         # port's connectionLost, a reactor turn later; stopping before that left the file.
@@ -447,9 +477,48 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *a: reactor.callFromThread(stop_once))
+    wakeup = _SignalWakeup(reactor)
     reactor.run(installSignalHandlers=False)
+    wakeup.close()
     log.info("%s: stopped", program)
     return 0
+
+
+class _SignalWakeup:
+    """Wakes the reactor for every signal (`signal.set_wakeup_fd`), so our handlers run at once.
+
+    CPython's C handler only notes a signal; the Python handler runs when the main thread next
+    executes bytecode. A SIGTERM that came after the reactor's last check and before it entered
+    epoll_wait(), or that the kernel gave to another thread (the blocking pool, a batch worker),
+    left an idle worker asleep with its stop pending until its next event: none came, and it was
+    killed (tests/policyd/test_workers_shutdown.py). C writes a byte to this pipe, which the
+    reactor watches; Twisted's own handlers, not used here (see stop_once), set one the same way."""
+
+    def __init__(self, reactor: Any):
+        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        reactor.addReader(self)
+
+    def fileno(self) -> int:
+        return self.read_fd
+
+    def doRead(self) -> None:
+        try:
+            while os.read(self.read_fd, 512):
+                pass
+        except BlockingIOError:
+            pass            # drained; the handlers run as the reactor goes on
+
+    def connectionLost(self, reason: Any) -> None:
+        pass                # the reactor's shutdown drops its readers; close() follows
+
+    def logPrefix(self) -> str:
+        return "signal-wakeup"
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        os.close(self.read_fd)
+        os.close(self.write_fd)
 
 
 _RESTART_DELAY_MAX = 30.0
@@ -501,6 +570,16 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
         return 1
 
     signals = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    # systemd hears only from us (NotifyAccess=main); workers report to us over a socketpair
+    # whose arrivals raise SIGIO (O_ASYNC), so the signal loop below wakes for them too.
+    notices = sdnotify.WorkerNotices(sdnotify.Notifier.from_environ(unset=True), program)
+    reports = worker_end = None
+    if notices.notifier.enabled:
+        reports, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        reports.setblocking(False)
+        fcntl.fcntl(reports.fileno(), fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(reports.fileno(), fcntl.F_SETFL, fcntl.fcntl(reports.fileno(), fcntl.F_GETFL) | os.O_ASYNC)
+        signals.add(signal.SIGIO)
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     pids: dict[int, int] = {}              # pid -> worker index
     started: dict[int, float] = {}         # worker index -> start time
@@ -512,15 +591,20 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
         if pid == 0:
             status = 1
             try:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals - {signal.SIGHUP})
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals - {signal.SIGHUP, signal.SIGIO})
+                if reports is not None:
+                    reports.close()
+                to_parent = sdnotify.Notifier(sock=worker_end, watchdog=notices.notifier.watchdog, to_parent=True) \
+                    if worker_end is not None else None
                 status = _serve(program, config_path, current, endpoints, build, per_worker[index],
-                                metrics_endpoint, metrics_socket)
+                                metrics_endpoint, metrics_socket, notifier=to_parent)
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
                 log.exception("%s: worker %d failed", program, index)
             finally:
                 logging.shutdown()
                 os._exit(status)
         pids[pid] = index
+        notices.spawned(pid)
         started[index] = time.monotonic()
         log.info("%s: worker %d started (pid %d)", program, index, pid)
 
@@ -532,10 +616,12 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
         info = signal.sigtimedwait(signals, timeout) if timeout is not None else signal.sigwaitinfo(signals)
         if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT) and not stopping:
             stopping = True
+            notices.stopping()
             log.info("%s: stopping %d workers", program, len(pids))
             for pid in pids:
                 os.kill(pid, signal.SIGTERM)
         elif info is not None and info.si_signo == signal.SIGHUP:
+            notices.reloading()         # READY again once every worker reloaded
             try:
                 current = settings_mod.load(config_path)     # for workers started from now on
             except settings_mod.SettingsError as e:
@@ -547,6 +633,7 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
             if pid == 0:
                 break
             index = pids.pop(pid, None)
+            notices.exited(pid)
             if index is None or stopping:
                 continue
             lived = time.monotonic() - started[index]
@@ -554,6 +641,11 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
             due[index] = time.monotonic() + delay[index]
             log.error("%s: worker %d (pid %d) exited with status %s; restarting in %.0f s",
                       program, index, pid, os.waitstatus_to_exitcode(status), delay[index])
+        while reports is not None:
+            try:
+                notices.message(reports.recv(4096))
+            except BlockingIOError:
+                break
         for index, when in list(due.items()):
             if not stopping and when <= time.monotonic():
                 del due[index]

@@ -15,10 +15,12 @@ decision near 0.1 us where prometheus_client takes 0.4 us (0.9 us with workers' 
 prometheus_client is imported only by `enable()`: policyd's worker parent sets
 PROMETHEUS_MULTIPROC_DIR before it forks (prometheus_client picks multiprocess mode when it
 is imported), so one scrape, answered by any worker, sums every worker's files.
+A gauge counted in a store (greylist triplets, the quarantine's size) is read through `Cached`:
+in a thread of its own, at most once a minute, so a scrape never waits on a store.
 Serving: `http_site()` is a Twisted Web site for a daemon's own reactor (owlery.daemon);
 `serve_in_thread()` serves from one thread where no reactor runs (the libmilter milter).
 Talks to: nothing but prometheus_client. Tests: tests/core/test_metrics.py,
-tests/e2e/test_metrics_e2e.py, tests/core/test_grafana_dashboard.py
+tests/e2e/test_metrics_e2e.py, tests/e2e/test_metrics_more_e2e.py, tests/core/test_grafana_dashboard.py
 """
 
 from __future__ import annotations
@@ -45,10 +47,14 @@ SOCKETMAP_METRICS_LISTEN = setting("socketmap_metrics_listen", Endpoint, None,
                                    _LISTEN_DOC.format(what="socketmap table server", port=9044))
 MANAGESIEVE_METRICS_LISTEN = setting("managesieve_metrics_listen", Endpoint, None,
                                      _LISTEN_DOC.format(what="ManageSieve server", port=9045))
+WEB_METRICS_LISTEN = setting("web_metrics_listen", Endpoint, None,
+                             _LISTEN_DOC.format(what="quarantine web application", port=9046))
 
-# What `owlery run` turns on (loopback; the daemon ports are 10040-10044, these sit apart
-# from them and from the common exporters' 9100-9200 range).
-DEFAULT_PORTS = {"policyd": 9040, "milter": 9041, "lmtpd": 9042, "socketmap": 9044, "managesieve": 9045}
+# The conventional ports, on loopback (the daemon ports are 10040-10046; these sit apart from
+# them and from the common exporters' 9100-9200 range). `owlery run` turns on those of the
+# daemons it starts (owlery.app.starter); managesieve and web are run on their own.
+DEFAULT_PORTS = {"policyd": 9040, "milter": 9041, "lmtpd": 9042, "socketmap": 9044, "managesieve": 9045,
+                 "web": 9046}
 
 LABEL_SETS_MAX = 500          # distinct label sets per metric; more count as "other"
 _CACHE_MAX = 4096             # raw label tuples remembered per metric (the rest are cleaned each time)
@@ -236,6 +242,63 @@ def add_sampler(sampler: Callable[[], None]) -> None:
     _SAMPLERS.append(sampler)
 
 
+GAUGE_READ_INTERVAL = 60.0     # seconds a count read from a store serves scrapes before it is read again
+GAUGE_FIRST_WAIT = 0.2         # how long the first scrape waits for the first count
+
+
+class Cached:
+    """A gauge source whose reading costs (a COUNT over a table): `read()` runs in a thread of
+    its own, at most once per `interval` seconds and only when a scrape asks, and the scrape
+    takes the last result at once. So a scrape on a daemon's reactor never waits on a store
+    (only the very first waits, at most `first_wait`), and a Prometheus scraping every few
+    seconds costs one count a minute. One long-lived thread, so an engine that keeps one
+    connection per thread (SQLite) keeps one for it. `read()` gives (label values, value)
+    pairs; when it raises (logged), the gauge has no series until a later read succeeds."""
+
+    def __init__(self, read: Callable[[], Iterable[tuple[tuple[str, ...], float]]], name: str,
+                 interval: float = GAUGE_READ_INTERVAL, first_wait: float = GAUGE_FIRST_WAIT,
+                 clock: Callable[[], float] | None = None):
+        import time
+        self.read, self.name, self.interval, self.first_wait = read, name, interval, first_wait
+        self.clock = clock or time.monotonic
+        self._value: list[tuple[tuple[str, ...], float]] | None = None
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = threading.Event()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def __call__(self) -> list[tuple[tuple[str, ...], float]]:
+        with self._lock:
+            stale = self._read_at is None or self.clock() - self._read_at >= self.interval
+            if stale and not self._busy:
+                self._busy = True
+                self._done.clear()
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name=f"metrics-{self.name}", daemon=True)
+                    self._thread.start()
+                self._wake.set()
+            first = self._read_at is None
+        if first:
+            self._done.wait(self.first_wait)
+        return self._value or []     # none yet, or the last read failed: no series this scrape
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                value: list | None = list(self.read())
+            except Exception as e:   # noqa: BLE001 - a store that cannot count drops its gauge, not the daemon
+                import logging
+                logging.getLogger("owlery.metrics").warning("metrics: cannot read %s: %s", self.name, e)
+                value = None
+            with self._lock:
+                self._value, self._read_at, self._busy = value, self.clock(), False
+            self._done.set()
+
+
 def sample() -> None:
     for batched in list(_BATCHED):
         batched.flush()
@@ -294,6 +357,41 @@ BACKEND_DURATION = histogram(
     "clamd, spamd, dns, quarantine), by backend.", ("backend",))
 BACKEND_ERRORS = counter(
     "owlery_backend_errors_total", "Backend failures (unavailable or timed out), by backend.", ("backend",))
+GREYLIST_STORED = collected_gauge(
+    "owlery_greylist_triplets_stored", "Greylist triplets in the state store, by state (waiting: seen once, "
+    "deferred; passed: retried in time, accepted until greylist_max_age), read in the background at most "
+    "once a minute. SQLite and memory stores only: on Redis a count would walk every key.", ("state",))
+SOCKETMAP_CONNECTIONS = counter(
+    "owlery_socketmap_connections_total", "Connections Postfix opened to the socketmap table server.")
+SOCKETMAP_LOOKUPS = counter(
+    "owlery_socketmap_lookups_total", "Socketmap lookups by map (the table names; invalid: a request that "
+    "was not one, unknown: a map Owlery does not serve) and status (OK, NOTFOUND, TEMP, TIMEOUT, PERM).",
+    ("map", "status"))
+SOCKETMAP_LOOKUP_DURATION = histogram(
+    "owlery_socketmap_lookup_duration_seconds", "Time from a lookup's turn to its answer, by source (cache: "
+    "answered on the reactor from the directory cache; directory: a thread asked the backend).", ("source",))
+MANAGESIEVE_LOGINS = counter(
+    "owlery_managesieve_logins_total", "ManageSieve logins by result: ok, failed (wrong password), "
+    "rate-limited (the failure that reached managesieve_login_failures_max and closed the connection), "
+    "unavailable (directory or script storage down), refused (mechanism, or plaintext without TLS).",
+    ("result",))
+MANAGESIEVE_COMMANDS = counter(
+    "owlery_managesieve_commands_total", "ManageSieve commands by name (RFC 5804's; unknown: any other "
+    "word, bad: a line that is no command).", ("command",))
+MANAGESIEVE_SCRIPTS = counter(
+    "owlery_managesieve_script_changes_total", "Sieve scripts changed over ManageSieve, by action (put, "
+    "activate, deactivate, delete, rename).", ("action",))
+WEB_REQUESTS = counter(
+    "owlery_web_requests_total", "Requests to the quarantine web application by route (a fixed set of names: "
+    "login, list, message, action, release_link, ...; never the path, which may carry a token) and HTTP "
+    "status.", ("route", "status"))
+WEB_LOGINS = counter(
+    "owlery_web_logins_total", "Logins to the web application by result (ok, failed, rate-limited).",
+    ("result",))
+WEB_QUARANTINE_ACTIONS = counter(
+    "owlery_web_quarantine_actions_total", "Messages released or deleted through the web application, by "
+    "action (release, delete), via (form: logged in; link: a digest's link) and result (done, failed: "
+    "Postfix or the store did not take it, refused: not the user's, or gone).", ("action", "via", "result"))
 
 # Which backend a policy check or a milter stage waits for, to file its errors and latency.
 CHECK_BACKENDS = {"recipient": "directory", "quota": "directory", "lists": "directory",

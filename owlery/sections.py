@@ -25,7 +25,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
                "milters.dns", "milters.stages.authres", "owlery.metrics"),
     "milter_spf": ("milters.stages.spf",),
     "dkim": ("milters.stages.dkim_sign", "milters.stages.dkim_verify"),
-    "dmarc": ("milters.stages.dmarc",),
+    "dmarc": ("milters.stages.dmarc", "milters.dmarc_store", "milters.dmarc_report"),
     "arc": ("milters.stages.arc_verify", "milters.stages.arc_seal"),
     "clamd": ("milters.clients.clamav",),
     "spamd": ("milters.clients.spamd",),
@@ -34,6 +34,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "antivirus": ("milters.stages.antivirus",),
     "spam": ("milters.stages.spam", "milters.spam_learn"),
     "banned": ("milters.stages.banned",),
+    "content": ("owlery.content_policy",),
     # sieve engine
     "sieve": ("sieve.limits", "sieve.extensions.spamtest"),
     # sieve delivery
@@ -50,9 +51,12 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "state": ("owlery.state",),
     "greylist": ("policyd.checks.greylist",),
     "spf": ("policyd.checks.spf",),
+    "dnsbl": ("policyd.checks.dnsbl",),
     "ratelimit": ("policyd.checks.ratelimit",),
     # quarantine web application
-    "web": ("web.settings",),
+    "web": ("web.settings", "owlery.metrics"),
     # `owlery stats` (reads the log files)
     "stats": ("owlery.app.stats",),
+    # `owlery check` (the Nagios/Icinga plugin)
+    "check": ("owlery.app.check_settings",),
 }

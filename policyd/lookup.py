@@ -2,8 +2,9 @@
 
 `await resolve(ctx, request, address)`, `await list_policy(...)`, `await identities(...)`
 answer from the directory cache on the reactor thread when they can, otherwise run the
-backend in `ctx.run_blocking` with `directory_lookup_timeout`. Answers are memoised in
-`request.memo`, so the recipient, list and quota checks of one request ask once.
+backend in `ctx.run_blocking` with `directory_lookup_timeout` (timed as backend "directory" in
+the metrics). Answers are memoised in `request.memo`, so the recipient, list and quota checks
+of one request ask once.
 Talks to: owlery.directory through the check context. Tests: tests/policyd/test_checks_*.py
 """
 
@@ -23,7 +24,7 @@ async def _lookup(ctx: Any, request: PolicyRequest, method: str, address: str) -
     peek = getattr(directory, "peek_" + method, None)
     value = peek(address) if peek is not None else MISS
     if value is MISS:
-        value = await ctx.run_blocking(getattr(directory, method), address,
+        value = await ctx.run_blocking(getattr(directory, method), address, backend="directory",
                                        timeout=ctx.settings.directory_lookup_timeout)
     request.memo[key] = value
     return value

@@ -98,6 +98,15 @@ class Pipeline:
                 self.by_state.setdefault(state, []).append(check)
         self.checks = list(instances.values())
         self.in_flight = 0
+        for state, checks in self.by_state.items():
+            names = [c.name for c in checks]
+            late = [n for n in ("dnsbl", "spf") if "greylist" in names and n in names
+                    and names.index(n) > names.index("greylist")]
+            if late:
+                # greylist reads their results anyway; placed after it they cannot refuse a
+                # client before it is greylisted (the registry order puts them first).
+                log.warning("policyd: policyd_checks at %s runs %s after greylist: a client they "
+                            "refuse is deferred by greylisting first", state, " and ".join(late))
 
     def new_session(self) -> Session:
         return Session(self.settings.policyd_instances_remembered)

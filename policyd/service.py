@@ -91,6 +91,7 @@ class PolicyProtocol(Protocol, TimeoutMixin):
         return result.addCallback(lambda decision: encode_action(decision.action.render()))
 
     def _reply(self, data: bytes) -> None:
+        self.factory.decisions += 1         # every reply is one decision (systemd STATUS line)
         send_now(self._raw, self.transport, data)
 
     def _failed(self, failure: Any, request: Any) -> None:
@@ -130,6 +131,7 @@ class PolicyFactory(Factory):
         self.pipeline = pipeline
         self.clock = clock
         self._acl: NetworkMatcher | None = None
+        self.decisions = 0
 
     def buildProtocol(self, addr: Any) -> Protocol:
         networks = self.settings.policyd_client_networks
@@ -167,6 +169,15 @@ class PolicyApp:
         self._cache_seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         if metrics.enabled():
             metrics.add_sampler(self.sample_directory_cache)
+            metrics.add_gauge_source(metrics.GREYLIST_STORED, metrics.Cached(self.count_greylist, "greylist"))
+
+    def count_greylist(self) -> list[tuple[tuple[str, ...], float]]:
+        """Triplets waiting and passed in the greylist check's store, for owlery_greylist_triplets_stored
+        (in the metrics thread, at most once a minute); none without the check, or on Redis."""
+        from policyd.greylist_core import TRIPLET_PREFIX
+        check = next((c for c in self.factory.pipeline.checks if c.name == "greylist"), None)
+        counts = None if check is None else check.store.count_live(TRIPLET_PREFIX, self.reactor.seconds())
+        return [] if counts is None else [(("waiting",), float(counts[0])), (("passed",), float(counts[1]))]
 
     def sample_directory_cache(self) -> None:
         """Count the directory cache's hits and misses since the last call."""
@@ -180,6 +191,10 @@ class PolicyApp:
             metrics.DIRECTORY_CACHE_LOOKUPS.labels("hit").inc(hits - hits_before)
         if misses > misses_before:
             metrics.DIRECTORY_CACHE_LOOKUPS.labels("miss").inc(misses - misses_before)
+
+    def status_counts(self) -> dict[str, int]:
+        """For the runner's systemd STATUS line."""
+        return {"decisions": self.factory.decisions}
 
     def _pipeline(self, settings: Any) -> Pipeline:
         ctx = CheckContext(settings, self.reactor, self.executor,

@@ -10,7 +10,8 @@ PERM; broken framing gets PERM and the connection is closed; so is a connection 
 than `socketmap_requests_queued_max` requests waiting, or idle `socketmap_idle_timeout`.
 A lookup that fails with an unexpected error (a bug) is logged with its traceback and
 answered TEMP, so Postfix defers the mail rather than bouncing it. One log line per lookup
-at debug, one per TEMP, TIMEOUT or PERM answer at warning. `build()` is what
+at debug, one per TEMP, TIMEOUT or PERM answer at warning; each counted in the metrics by
+map, status and source (owlery.metrics). `build()` is what
 `owlery.daemon.run` calls; `SocketmapApp.reload` takes new settings and a new directory on
 SIGHUP (the old directory is closed once its lookups had time to finish).
 
@@ -26,6 +27,7 @@ Tests: tests/socketmap/test_service.py, tests/socketmap/test_postmap.py
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from typing import Any
 
@@ -34,6 +36,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from owlery import metrics
 from owlery.directory import MISS
 from owlery.errors import TemporaryFailure
 from owlery.ordered_replies import Final, OrderedReplies, direct_transport, peer_text, send_now
@@ -96,6 +99,13 @@ class BlockingPool:
         self.pool.stop()
 
 
+def _count(request: Request, answer: Answer, source: str, started: float) -> None:
+    """One answered lookup in the metrics (no-ops while they are off); a map name the client
+    made up counts as "unknown", so the label stays bounded."""
+    metrics.SOCKETMAP_LOOKUPS.labels(request.name if request.name in maps.TABLES else "unknown", answer.status).inc()
+    metrics.SOCKETMAP_LOOKUP_DURATION.labels(source).observe(time.perf_counter() - started)
+
+
 def _log_answer(request: Request, answer: Answer, source: str) -> None:
     """One line per lookup (debug), per TEMP, TIMEOUT or PERM (warning); the client's text
     loses its control characters, so a key cannot forge a log line."""
@@ -122,8 +132,10 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         self._raw = direct_transport(self.transport)
         self.setTimeout(self.factory.settings.socketmap_idle_timeout)
+        metrics.SOCKETMAP_CONNECTIONS.inc()
 
     def _send(self, data: bytes) -> None:
+        self.factory.app.lookups += 1       # one reply per lookup (systemd STATUS line)
         send_now(self._raw, self.transport, data)
 
     def dataReceived(self, data: bytes) -> None:
@@ -141,17 +153,21 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
             log.warning("socketmap: bad request from %s: %s%s", peer_text(self.transport), item.reason,
                         "; closing the connection" if item.fatal else "")
             reply = encode_reply(perm(item.reason))
+            metrics.SOCKETMAP_LOOKUPS.labels("invalid", "PERM").inc()
             return Final(reply) if item.fatal else reply
         app = self.factory.app
+        started = time.perf_counter()
         answer = app.answer_now(item)
         if answer is not None:
             _log_answer(item, answer, "cache")
+            _count(item, answer, "cache", started)
             return encode_reply(answer)
-        return app.answer_later(item).addCallback(self._answered, item)
+        return app.answer_later(item).addCallback(self._answered, item, started)
 
-    def _answered(self, answer: Answer, request: Request) -> bytes:
+    def _answered(self, answer: Answer, request: Request, started: float) -> bytes:
         if not self.replies.closed:         # a lookup cancelled with its connection is not news
             _log_answer(request, answer, "directory")
+            _count(request, answer, "directory", started)
         return encode_reply(answer)
 
     def _failed(self, failure: Any, request: Any) -> None:
@@ -211,6 +227,11 @@ class SocketmapApp:
         self.pool = pool if pool is not None else BlockingPool(
             reactor, settings.socketmap_threads_max, settings.socketmap_blocking_queue_max)
         self.factory = SocketmapFactory(self)
+        self.lookups = 0
+
+    def status_counts(self) -> dict[str, int]:
+        """For the runner's systemd STATUS line."""
+        return {"lookups": self.lookups}
 
     def _open_directory(self, settings: Any) -> Any:
         from owlery.directory import open_directory

@@ -15,8 +15,11 @@ Postfix's message_size_limit (10 MB by default) is below clamd_max_size (25 MB),
 large was let in on purpose; a site that wants to fail closed sets reject (552 5.3.4, the
 sender learns at once) or quarantine. A message cut short cannot be quarantined whole, so it
 is held in Postfix's hold queue instead (complete there).
+Recipients with virus_lover in their content policy get infected mail anyway, with
+X-Virus-Status: infected (NAME) and X-Content-Alert; with other recipients too, those are
+taken off the envelope and a quarantined copy is kept for them (milters.content_policy).
 Talks to: clamd (milters.clients.clamav), the quarantine store. Tests: tests/milters/test_content_stages.py,
-tests/milters/test_low_hardening.py (over-size mail)
+tests/milters/test_low_hardening.py (over-size mail), tests/milters/test_content_policy.py (lovers)
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from owlery.reply import Reply
 from owlery.settings import Str, choice, setting
 
 from milters.clients import ScannerUnavailable
+from milters import content_policy
 from milters.clients.clamav import ClamdClient
 from milters.stages import Stage
 
@@ -96,6 +100,11 @@ class AntivirusStage(Stage):
         if result.infected:
             virus = Reply.safe_text(result.virus or "unknown", 120)
             report.symbol("CLAMAV_VIRUS", 0.0, virus)
+            # virus_lover recipients take it (marked); with others a copy is kept for those
+            if content_policy.apply_lovers(self, message, report, "virus_lover", "virus", virus,
+                                           f"INFECTED, message contains virus: {virus}", self._quarantiner):
+                report.add_header("X-Virus-Status", f"infected ({virus})")
+                return
             if self._quarantine is not None and self.settings.antivirus_infected_action == "quarantine":
                 self._quarantine.quarantine(message, report, "virus", virus)
             else:
@@ -103,6 +112,12 @@ class AntivirusStage(Stage):
             return
         if self.settings.antivirus_scanned_header:
             report.add_header(self.settings.antivirus_scanned_header, f"ClamAV at {self.host}")
+
+    def _quarantiner(self) -> Any:
+        if self._quarantine is None:        # (for virus lovers' fellow recipients only)
+            from milters.stages.quarantine import Quarantiner
+            self._quarantine = Quarantiner(self.settings, self.services)
+        return self._quarantine
 
     def _unchecked(self, message: Any, report: Any, why: str) -> None:
         """Mail not scanned for its size: logged, scored, then antivirus_oversize_action."""

@@ -1,21 +1,34 @@
-"""Stage `banned`: refuse or quarantine mail carrying banned attachments (names, types, executables, in zips).
+"""Stage `banned`: refuse or quarantine mail carrying banned attachments (names, types, executables, in archives).
 
 `scan(message_bytes, rules)` is a pure function over the MIME tree (milters.mime_walk,
 iterative). It looks at every file name a part declares (Content-Disposition filename and
 Content-Type name, and the other way round, every occurrence, RFC 2231 and RFC 2047 forms
 decoded, cut at a NUL too; names of uuencoded blocks in text), declared content types,
-executable content (DOS/PE `MZ`, ELF), and every member name and the content of zip
-archives (milters.archive_walk), nested up to a depth. It sorts what it finds into three
+executable content (DOS/PE `MZ`, ELF), and every member name and the content of archives,
+nested up to a depth: zip with its own walker (milters.archive_walk), tar, 7z, rar, cab, iso
+and gzip/bzip2/xz/zstd streams through libarchive (milters.archive_libarchive). The format
+is found by content (libarchive's bidders, zip signatures), never by a file name alone;
+member paths (../, control characters) are only matched, and shown with "?" for control
+characters. It sorts what it finds into three
 piles: banned (a name, a type, an executable), encrypted (archive members whose content
 cannot be read; their names still count) and undecidable (past a limit: MIME depth or
-parts, archive depth or members, bytes inflated, compression ratio, scan time; or a member
-that cannot be read). The per-message budget (milters.scan_budget) is checked inside the
-loops, so a zip bomb stops the work by itself. The stage acts on the first pile with
+parts, archive depth or members, bytes inflated, compression ratio, scan time; a member
+that cannot be read; an archive, by its name or its directory record, that cannot be
+opened, in any format: nothing unparseable is skipped silently). The per-message budget
+(milters.scan_budget) is checked inside the loops of both readers, so a zip, tar or gzip
+bomb stops the work by itself. The stage acts on the first pile with
 `banned_action`, else on the others with `banned_encrypted_action` and
 `banned_undecidable_action` (the stronger one; quarantine by default: fail closed, nothing
-lost), reporting BANNED_ATTACHMENT, BANNED_ENCRYPTED and BANNED_UNDECIDABLE.
+lost), reporting BANNED_ATTACHMENT, BANNED_ENCRYPTED and BANNED_UNDECIDABLE (an archive whose
+headers are encrypted, member names hidden, counts as encrypted).
+Recipients whose content policy says banned_files_lover (milters.content_policy) get a
+banned attachment anyway, marked with X-Content-Alert; with several recipients the message
+is refused only when none is a lover (the strictest wins), else the lovers receive it and
+the others are taken off the envelope with a quarantined copy kept for them. The lovers
+bypass only the banned pile: encrypted or undecidable content is handled as above for all.
 Talks to: nothing (and the quarantine store, through milters.stages.quarantine).
-Tests: tests/milters/test_content_banned.py, tests/milters/test_banned_hostile.py
+Tests: tests/milters/test_content_banned.py, tests/milters/test_banned_hostile.py,
+tests/milters/test_archives_libarchive.py
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from typing import Any
 from owlery.reply import Reply
 from owlery.settings import Bool, Duration, Float, Size, StrList, choice, int_range, setting
 
-from milters import archive_walk, mime_params, mime_walk
+from milters import archive_libarchive, archive_walk, content_policy, mime_params, mime_walk
 from milters.scan_budget import BudgetExceeded, ScanBudget
 from milters.stages import Stage
 
@@ -53,7 +66,7 @@ BANNED_EXTENSIONS = setting(
     "banned_extensions", StrList,
     ["exe", "com", "scr", "pif", "bat", "cmd", "cpl", "dll", "msi", "msp", "vbs", "vbe", "js", "jse",
      "wsf", "wsh", "wsc", "hta", "jar", "lnk", "reg", "ps1", "psm1", "sct", "shb", "iso", "img", "vhd"],
-    "File name extensions refused anywhere in a message, in zip archives too (case-insensitive).")
+    "File name extensions refused anywhere in a message, in archives too (case-insensitive).")
 BANNED_DOUBLE_EXTENSION_EXTENSIONS = setting(
     "banned_double_extension_extensions", StrList,
     ["exe", "com", "scr", "pif", "bat", "cmd", "cpl", "vbs", "js", "hta", "lnk"],
@@ -69,7 +82,8 @@ BANNED_EXECUTABLE_CONTENT = setting(
     "Refuse parts whose decoded content is a Windows (MZ) or ELF executable whatever their name.")
 BANNED_ARCHIVE_DEPTH_MAX = setting(
     "banned_archive_depth_max", int_range(1, 64), 5,
-    "How deep zip archives are opened: 1 opens attached archives only, 2 the archives in them too, "
+    "How deep archives (zip, tar, 7z, rar, cab, iso, gzip/bzip2/xz...) are opened: 1 opens "
+    "attached archives only (a .tar.gz is one), 2 the archives in them too, "
     "and so on. An archive nested deeper makes the message undecidable (banned_undecidable_action).")
 BANNED_ARCHIVE_MEMBERS_MAX = setting(
     "banned_archive_members_max", int_range(0), 10000,
@@ -82,8 +96,9 @@ BANNED_INFLATE_BYTES_MAX = setting(
     "Past it the message is undecidable (banned_undecidable_action).", unit="bytes")
 BANNED_INFLATE_RATIO_MAX = setting(
     "banned_inflate_ratio_max", Float, 100.0,
-    "Highest compression ratio (bytes out per byte in) of an archive member read whole (an inner "
-    "archive), judged once 1 MiB came out; past it that member is undecidable (a zip bomb).")
+    "Highest compression ratio (bytes out per byte in) of a zip member read whole (an inner "
+    "archive), or of a whole archive read through libarchive (tar.gz, 7z...), judged once 1 MiB "
+    "came out; past it that member or archive is undecidable (a zip, tar or gzip bomb).")
 BANNED_MIME_DEPTH_MAX = setting(
     "banned_mime_depth_max", int_range(1, 1000), 50,
     "Deepest MIME nesting looked into (multiparts and attached messages); parts below make the "
@@ -102,7 +117,10 @@ REPLY_UNCHECKABLE = Reply(554, "5.7.1", "Message refused: attachment cannot be c
 REPLY_UNCHECKABLE_LATER = Reply(451, "4.7.1", "Attachment cannot be checked now, please try again later")
 
 _ZIP_EXTENSIONS = ("zip", "jar", "docm", "xlsm")
-_HEAD = 8                       # bytes of a member read to recognise executables and archives
+_SNIFF = 512                    # bytes of a member read to recognise executables and archives
+_SNIFF_ZEROS = 36 * 1024        # ... when those are zeros or a boot sector (an ISO image's start)
+_ISO_ID_AT = 32769              # the first volume descriptor's identifier (ECMA-119 8.1, ECMA-167 2/9.1)
+_ISO_IDS = (b"CD001", b"BEA01", b"NSR02", b"NSR03")
 _RANK = {"accept": 0, "quarantine": 1, "reject": 2, "tempfail": 3}
 
 
@@ -257,52 +275,124 @@ class _Scan:
             if why:
                 self.banned.append(Finding(label, why))
                 return
-        if data[:4] == archive_walk.LOCAL_SIG or _zip_by_name(names) or archive_walk.has_directory_record(data):
-            self._archive(data, label, 1)
+        # Every other attachment is offered to both readers: the zip walker when it looks like
+        # a zip (by signature, directory record or name), libarchive always (its bidders decide
+        # by content; NotAnArchive costs one failed open).
+        self._container(data, label, 1, _zip_by_name(names))
 
-    def _archive(self, data: bytes, label: str, level: int) -> None:
+    def _container(self, data: bytes, label: str, level: int, zip_named: bool) -> None:
+        """Open `data` as an archive: zip (milters.archive_walk) when it looks like one, and
+        whatever libarchive recognises, both when both claim it (a polyglot is read twice)."""
         if level > self.rules.archive_depth:
             self.undecidable.append(Finding(label, f"archive nesting deeper than {self.rules.archive_depth}"))
             return
+        if data[:4] == archive_walk.LOCAL_SIG or zip_named or archive_walk.has_directory_record(data):
+            self._zip(data, label, level)
+        self._libarchive(data, label, level)
+
+    def _zip(self, data: bytes, label: str, level: int) -> None:
         try:
             directory = archive_walk.ZipDirectory(data)
         except archive_walk.NotAZip:
+            # Fail closed: an archive by its name or signature that cannot be opened is not
+            # "clean". Starting like a zip (local header) it is banned, since unzip tools
+            # recover such files from their local headers; otherwise it is undecidable.
             if data[:4] == archive_walk.LOCAL_SIG:
                 self.banned.append(Finding(label, "undecodable zip archive"))
+            elif not archive_libarchive.recognizes(data):    # (else libarchive judges it)
+                self.undecidable.append(Finding(label, "unreadable zip archive"))
             return
         for member in directory.members(self.budget):
-            self._member(directory, member, label, level)
+            self._zip_member(directory, member, label, level)
 
-    def _member(self, directory: archive_walk.ZipDirectory, member: archive_walk.Member, label: str,
-                level: int) -> None:
-        for name in member.names:
-            judged = _judge_name(name, self.rules)
-            if judged:
-                self.banned.append(Finding(f"{label}/{judged[0].split(chr(0), 1)[0]}", judged[1]))
-                return
-        if member.is_dir:
+    def _zip_member(self, directory: archive_walk.ZipDirectory, member: archive_walk.Member, label: str,
+                    level: int) -> None:
+        if self._names_banned(member.names, label) or member.is_dir:
             return
-        path = f"{label}/{member.name.split(chr(0), 1)[0]}"
+        path = f"{label}/{_shown(member.name)}"
         if member.encrypted:
             if member.listed:        # (a local header found in stray bytes may be noise)
                 self.encrypted.append(Finding(path, "encrypted"))
             return
         ratio = self.rules.inflate_ratio_max
         try:
-            head = directory.read(member, self.budget, _HEAD, ratio)
-            why = _executable(head) if self.rules.executable_content else None
-            if why:
-                self.banned.append(Finding(path, why))
-                return
-            if archive_walk.is_zip_signature(head) or _zip_by_name(member.names):
-                if level + 1 > self.rules.archive_depth:
-                    self.undecidable.append(Finding(path, f"archive nesting deeper than {self.rules.archive_depth}"))
-                    return
-                inner = directory.read(member, self.budget, None, ratio)
-                self._archive(inner, path, level + 1)
+            # each call decompresses from the member's start: `None` is the whole member
+            self._content(path, member.names, level,
+                          lambda limit: directory.read(member, self.budget, limit, ratio))
         except archive_walk.MemberUnreadable as e:
             if member.listed:
                 self.undecidable.append(Finding(path, str(e)))
+
+    def _libarchive(self, data: bytes, label: str, level: int) -> None:
+        try:
+            with archive_libarchive.Reader(data, self.budget, self.rules.inflate_ratio_max, label) as reader:
+                for entry in reader.entries():
+                    if self._names_banned(entry.names, label) or entry.is_dir:
+                        continue
+                    path = f"{label}/{_shown(entry.name)}"
+                    if entry.encrypted:
+                        self.encrypted.append(Finding(path, "encrypted"))
+                        continue
+                    self._content(path, entry.names, level, _FromStart(reader))
+        except archive_libarchive.NotAnArchive:
+            return
+        except archive_libarchive.ArchiveEncrypted as e:
+            self.encrypted.append(Finding(label, str(e)))
+        except archive_libarchive.ArchiveUnreadable as e:
+            self.undecidable.append(Finding(label, str(e)))
+
+    def _names_banned(self, names: tuple[str, ...], label: str) -> bool:
+        """Ban a member by any name it goes by (a path as stored: only matched, never used)."""
+        for name in names:
+            judged = _judge_name(name, self.rules)
+            if judged:
+                self.banned.append(Finding(f"{label}/{_shown(judged[0].split(chr(0), 1)[0])}", judged[1]))
+                return True
+        return False
+
+    def _content(self, path: str, names: tuple[str, ...], level: int,
+                 read: Callable[[int | None], bytes]) -> None:
+        """A member's content: banned when executable, opened when libarchive or the zip walker
+        recognises its head (content, not name, decides; a zip name also opens it)."""
+        head = read(_SNIFF)
+        why = _executable(head) if self.rules.executable_content else None
+        if why:
+            self.banned.append(Finding(path, why))
+            return
+        zip_named = _zip_by_name(names)
+        if len(head) == _SNIFF and (not head.strip(b"\0") or head[510:] == b"\x55\xaa"):
+            # Zeros (to libarchive an empty tar, nothing to see) or a boot sector: an ISO 9660
+            # or UDF image has its volume descriptors at 32 KiB.
+            opens = read(_SNIFF_ZEROS)[_ISO_ID_AT:_ISO_ID_AT + 5] in _ISO_IDS
+        else:
+            opens = archive_walk.is_zip_signature(head) or archive_libarchive.recognizes(head)
+        if opens or zip_named:
+            if level + 1 > self.rules.archive_depth:
+                self.undecidable.append(Finding(path, f"archive nesting deeper than {self.rules.archive_depth}"))
+                return
+            self._container(read(None), path, level + 1, zip_named)
+
+
+class _FromStart:
+    """A libarchive member read as the zip walker reads one: each call from the start
+    (`limit` bytes, or None for all of it), the bytes already taken out kept."""
+
+    def __init__(self, reader: archive_libarchive.Reader):
+        self.reader = reader
+        self.got = b""
+
+    def __call__(self, limit: int | None) -> bytes:
+        if limit is None:
+            self.got += self.reader.read(None)
+            return self.got
+        if len(self.got) < limit:
+            self.got += self.reader.read(limit - len(self.got))
+        return self.got[:limit]
+
+
+def _shown(name: str) -> str:
+    """A member name as logged and replied: control characters (ESC, CR, LF...) as "?"."""
+    return "".join(c if c.isprintable() else "?" for c in name)
 
 
 def _summary(findings: tuple[Finding, ...]) -> str:
@@ -318,11 +408,19 @@ class BannedStage(Stage):
         super().__init__(settings, services)
         self.rules = BannedRules.from_settings(settings)
         self.clock = clock
+        archive_libarchive.lib()        # no libarchive: fail at start, never pass archives unread
         self._quarantine = None
         if "quarantine" in (settings.banned_action, settings.banned_undecidable_action,
                             settings.banned_encrypted_action):
+            self._quarantiner()
+
+    def _quarantiner(self) -> Any:
+        # Opened at start when an action quarantines; else on the first copy kept for the
+        # recipients who are no banned_files_lover (milters.content_policy).
+        if self._quarantine is None:
             from milters.stages.quarantine import Quarantiner
-            self._quarantine = Quarantiner(settings, services)     # its store: the services' own
+            self._quarantine = Quarantiner(self.settings, self.services)     # its store: the services' own
+        return self._quarantine
 
     def check(self, message: Any, report: Any) -> None:
         report.progress()
@@ -335,12 +433,18 @@ class BannedStage(Stage):
         if result.banned:
             first = result.banned[0]
             detail = _summary(result.banned)
-            if self.settings.banned_action == "quarantine":
-                self._quarantine.quarantine(message, report, "banned", detail)
+            # banned_files_lover recipients take it (marked); with others the copy is kept for those
+            settled = content_policy.apply_lovers(self, message, report, "banned_files_lover", "banned", detail,
+                                                  f"BANNED, message contains {detail}", self._quarantiner)
+            if settled and report.action != "accept":
                 return
-            text = Reply.safe_text(f"Message refused: banned attachment {first}", 200)
-            report.reject(REPLY_BANNED.with_text(text), f"banned {first}")
-            return
+            if not settled:
+                if self.settings.banned_action == "quarantine":
+                    self._quarantiner().quarantine(message, report, "banned", detail)
+                    return
+                text = Reply.safe_text(f"Message refused: banned attachment {first}", 200)
+                report.reject(REPLY_BANNED.with_text(text), f"banned {first}")
+                return
         choices = []
         if result.encrypted:
             choices.append((self.settings.banned_encrypted_action, result.encrypted))
@@ -351,7 +455,7 @@ class BannedStage(Stage):
         action, found = max(choices, key=lambda c: _RANK[c[0]])
         first = found[0]
         if action == "quarantine":
-            self._quarantine.quarantine(message, report, "banned", "cannot be checked: " + _summary(found))
+            self._quarantiner().quarantine(message, report, "banned", "cannot be checked: " + _summary(found))
         elif action == "reject":
             text = Reply.safe_text(f"Message refused: attachment cannot be checked: {first}", 200)
             report.reject(REPLY_UNCHECKABLE.with_text(text), f"banned unchecked {first}")

@@ -31,6 +31,29 @@ DKIM_INVALID_SCORE = setting(
 log = logging.getLogger("owlery.milter")
 
 
+def _int2str(n: int, length: int = -1) -> bytearray:
+    """dkim.crypto.int2str's result (big-endian, `length` low bytes when given, else the
+    fewest, at least one) made by int.to_bytes instead of a Python loop over every byte."""
+    assert n >= 0
+    if length < 0:
+        return bytearray(n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big"))
+    return bytearray((n & ((1 << (8 * length)) - 1)).to_bytes(length, "big"))
+
+
+def _str2int(s: bytes) -> int:
+    """dkim.crypto.str2int's result, by int.from_bytes."""
+    return int.from_bytes(bytes(s), "big")
+
+
+def speed_up_dkimpy() -> None:
+    """dkimpy does RSA in Python and converts each 2048-bit number byte by byte: about 0.3 ms
+    of every verification (and signature). The same results, from the interpreter's own
+    conversions; done once, where dkimpy is first used."""
+    import dkim.crypto
+    dkim.crypto.int2str = _int2str
+    dkim.crypto.str2int = _str2int
+
+
 class _Quiet:
     """A logger for dkimpy that keeps its chatter at debug level."""
 
@@ -48,6 +71,10 @@ def tag_value(value: str, tag: str) -> str | None:
 
 class DkimVerify(Stage):
     name = "dkim_verify"
+
+    def __init__(self, settings: Any, services: Any):
+        super().__init__(settings, services)
+        speed_up_dkimpy()
 
     def check(self, message: Any, report: Report) -> None:
         import dkim

@@ -10,7 +10,9 @@ so the client gets 4xx and nothing is lost. The antivirus, spam and
 banned stages call it directly, all through the one store their Services opens, so a
 quarantine never depends on stage order; the
 `quarantine` stage (put it last) quarantines what the score verdict (milter_score_quarantine)
-or a `report.data["quarantine_request"] = (reason, detail)` from any other stage asks for.
+or a `report.data["quarantine_request"] = (reason, detail)` from any other stage asks for;
+when the score verdict would quarantine or refuse, spam_lover recipients (owlery.content_policy)
+get the message tagged and the others' copy is quarantined (milters.content_policy).
 With quarantine_archive, the stage also keeps an archive copy (reason "archive", recipients
 "archived") of a message that got a verdict but goes on (spam-tagged, over milter_score_tag,
 discarded); rejected messages stop the pipeline before it.
@@ -31,6 +33,7 @@ from owlery import log as owlery_log
 from owlery.reply import Reply
 from owlery.settings import Str, choice, setting
 
+from milters import content_policy
 from milters import effects as fx
 from owlery.quarantine import ARCHIVE_REASON, ARCHIVED, QuarantineRecord, RecipientState, new_id
 from milters.stages import Stage
@@ -201,8 +204,15 @@ class QuarantineStage(Stage):
         if request is not None:
             reason, detail = request
             self.quarantiner.quarantine(message, report, reason, detail)
-        elif report.action == "accept" and report.verdict() == "quarantine":
-            self.quarantiner.quarantine(message, report, "spam", f"score {report.score:g}")
+        elif report.action == "accept" and report.verdict() in ("quarantine", "reject"):
+            detail = f"score {report.score:g}"
+            # spam_lover recipients take it, tagged; the others' copy is kept (content_policy)
+            if content_policy.apply_lovers(self, message, report, "spam_lover", "spam", detail, None,
+                                           lambda: self.quarantiner):
+                report.add_header(self.settings.milter_tag_header, "YES")
+                report.settle_score()
+            elif report.verdict() == "quarantine":
+                self.quarantiner.quarantine(message, report, "spam", detail)
         if self.settings.quarantine_archive and report.quarantine_ref is None and not message.truncated:
             why = _archive_reason(report)
             if why:

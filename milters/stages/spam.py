@@ -4,7 +4,8 @@ Evidence, each a named symbol whose score comes from `spam_evidence_scores` (and
 `milter_symbol_scores` on top): spamd's total (`SPAMD`, rules listed in its detail),
 SPF/DKIM/DMARC results (recorded by the auth stages in this milter, else read from our
 own Authentication-Results header), DNSBL listings of the client through the injected
-resolver (`RBL_<ZONE>`), and malformed headers (`HDR_*`). The total is compared with
+resolver (`RBL_<ZONE>`; sites, reply filters, weights and error answers as policyd's dnsbl
+check, through owlery.dnsbl), and malformed headers (`HDR_*`). The total is compared with
 levels, as amavis does: tag (spam-info headers), tag2 (X-Spam-Flag YES, subject tag),
 quarantine (amavis' kill level), reject. The levels default to the milter's own thresholds
 (milter_score_*) so there is one set of numbers; the stage applies them itself and settles
@@ -21,24 +22,32 @@ the lowest tag level among them, X-Spam-Flag and the subject tag from the lowest
 (marking is only a header; a stricter recipient's Sieve can still act on X-Spam-Score).
 A directory that cannot answer raises DirectoryUnavailable: the stage's on-error policy
 (milter_stage_on_error, tempfail by default), never a silent pass.
+A recipient's content policy (owlery.content_policy) adds its bank's levels under its own,
+and a spam_lover has no quarantine or reject level: tagged, never kept from them.
 Existing X-Spam-* headers are removed first, so a sender cannot pre-label its mail.
 spamd gets the Received field Postfix will add (Message.received) before the message, so its
 relay and DNSBL rules see the client; a quarantined copy is stored with the X-Spam-* headers.
 Talks to: spamd (milters.clients.spamd), DNS, the directory, the quarantine store.
-Tests: tests/milters/test_content_stages.py, tests/milters/test_received_for_scanners.py
+Tests: tests/milters/test_content_stages.py, tests/milters/test_received_for_scanners.py,
+tests/policyd/test_dnsbl_milter.py
 """
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import ipaddress
 import logging
 from typing import Any
 
+from owlery import dnsbl as dnsbl_core
+from owlery.content_policy import NO_POLICY
 from owlery.directory.base import SpamLevels
+from owlery.dnsbl import SiteList
 from owlery.reply import Reply
-from owlery.settings import Bool, Float, Str, StrList, choice, setting
+from owlery.settings import Bool, Float, Str, choice, setting
 
+from milters import content_policy
 from milters.clients import ScannerUnavailable
 from milters.clients.spamd import SpamdClient
 from milters.effects import SymbolScores
@@ -71,9 +80,12 @@ SPAM_SPAMD_UNAVAILABLE_ACTION = setting(
     "SPAMD_UNAVAILABLE; a choice for sites that prefer delivery to filtering).")
 SPAM_USE_SPAMD = setting("spam_use_spamd", Bool, True,
                          "Ask spamd (spamd_* settings). Off: only Owlery's own evidence counts.")
-SPAM_DNSBL_ZONES = setting("spam_dnsbl_zones", StrList, [],
-                           "DNS blocklists the client address is looked up in (e.g. zen.spamhaus.org); "
-                           "a listing adds symbol RBL_<ZONE> (dots as underscores, upper case).")
+SPAM_DNSBL_ZONES = setting("spam_dnsbl_zones", SiteList, [],
+                           "DNS lists the client address is looked up in, as postscreen_dnsbl_sites "
+                           "(e.g. \"zen.spamhaus.org=127.0.0.[2..11]\", \"list.dnswl.org=127.0.[0..255].[1..3]*-1\"); "
+                           "a listing adds symbol RBL_<ZONE> (dots as underscores, upper case) scored "
+                           "as spam_evidence_scores says, times the weights of the entries that matched. "
+                           "List error answers (127.255.255.x, outside 127/8) never count.")
 SPAM_EVIDENCE_SCORES = setting(
     "spam_evidence_scores", SymbolScores,
     {"SPF_FAIL": 2.0, "SPF_SOFTFAIL": 0.7, "SPF_PASS": -0.2, "DKIM_INVALID": 1.0, "DKIM_VALID": -0.2,
@@ -131,9 +143,9 @@ def header_problems(message: Any) -> list[tuple[str, str]]:
 
 def dnsbl_query_name(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, zone: str) -> str:
     """The DNSBL name to look up: reversed octets (IPv4) or nibbles (IPv6) under the zone."""
-    if ip.version == 4:
-        return ".".join(reversed(str(ip).split("."))) + "." + zone.strip(".")
-    return ".".join(reversed(ip.exploded.replace(":", ""))) + "." + zone.strip(".")
+    name = dnsbl_core.ip_query_name(ip, zone)
+    assert name is not None     # an address object always has one
+    return name
 
 
 def rbl_symbol(zone: str) -> str:
@@ -213,19 +225,25 @@ class SpamStage(Stage):
             return
         import dns.exception
         import dns.resolver
-        for zone in zones:
-            name = dnsbl_query_name(ip, zone)
+        queue_id = message.queue_id or "NOQUEUE"
+        for query in dnsbl_core.plan([("client", str(ip), zones)]):
             try:
-                answer = self.services.resolver.resolve(name, "A", raise_on_no_answer=False)
+                answer = self.services.resolver.resolve(query.name, "A", raise_on_no_answer=False)
             except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
                 continue
             except dns.exception.DNSException as e:
-                log.warning("milter: %s: spam: DNSBL %s lookup failed: %s", message.queue_id or "NOQUEUE", zone, e)
+                log.warning("milter: %s: spam: DNSBL %s lookup failed: %s; not counted", queue_id, query.domain, e)
                 continue
-            codes = [rr.address for rr in (answer.rrset or ()) if rr.address.startswith("127.")]
-            if codes:
-                symbol = rbl_symbol(zone)
-                report.symbol(symbol, self._score(symbol), f"{ip} listed in {zone} ({','.join(codes)})")
+            # The shared filter (owlery.dnsbl): error answers never count, filters and weights apply.
+            result = dnsbl_core.score([query], {query.name: dnsbl_core.Answer(
+                tuple(getattr(rr, "address", "") for rr in (answer.rrset or ())))})
+            for domain, why in result.errors:
+                log.warning("milter: %s: spam: DNSBL %s: %s; not counted", queue_id, domain, why)
+            if result.hits:
+                symbol = rbl_symbol(query.domain)
+                codes = sorted({a for h in result.hits for a in h.answers})
+                report.symbol(symbol, self._score(symbol) * result.total,
+                              f"{ip} listed in {query.domain} ({','.join(codes)})")
 
     def _spamd(self, message: Any, report: Any) -> tuple[list[str], bool]:
         """Ask spamd; returns (rule names, unavailable?)."""
@@ -265,17 +283,26 @@ class SpamStage(Stage):
             reject=s.spam_reject_level if s.spam_reject_level is not None
             else (None if s.spam_quarantine_level is not None else s.milter_score_reject))
 
-    def recipient_levels(self, message: Any) -> dict[str, SpamLevels]:
-        """Each (distinct) recipient's levels: its own from the directory over the global ones."""
+    def recipient_levels(self, message: Any, report: Any = None) -> dict[str, SpamLevels]:
+        """Each (distinct) recipient's levels: its own from the directory over its policy bank's
+        (owlery.content_policy) over the global ones; a spam_lover has no quarantine or reject level."""
         base = self.global_levels()
         recipients = list(dict.fromkeys(message.recipients))
         lookup = getattr(self.directory, "spam_levels", None)
         if not recipients:
             return {"": base}                      # no envelope seen: the global levels decide
-        if lookup is None:
-            return {r: base for r in recipients}
         # may raise DirectoryUnavailable: the session applies milter_stage_on_error
-        return {r: (lookup(r) or SpamLevels()).over(base) for r in recipients}
+        policy = content_policy.policies(self.settings, self.services, message, report) \
+            if report is not None else {}
+        out = {}
+        for r in recipients:
+            own = (lookup(r) or SpamLevels()) if lookup is not None else SpamLevels()
+            p = policy.get(r, NO_POLICY)
+            levels = own.over(p.spam_levels).over(base)
+            if p.loves("spam_lover"):
+                levels = dataclasses.replace(levels, quarantine=None, reject=None)
+            out[r] = levels
+        return out
 
     # -- the stage ----------------------------------------------------------------------------
 
@@ -292,7 +319,7 @@ class SpamStage(Stage):
             report.tempfail(REPLY_SPAMD_UNAVAILABLE, "spamd unavailable")
             return
         total = report.score
-        per_rcpt = self.recipient_levels(message)
+        per_rcpt = self.recipient_levels(message, report)
         refused = [r for r, lv in per_rcpt.items() if _reached(total, lv.reject)]
         held = [r for r, lv in per_rcpt.items() if r not in refused and _reached(total, lv.quarantine)]
         keeping = [r for r in per_rcpt if r not in refused and r not in held]

@@ -28,6 +28,7 @@ PRODUCT_CLI_MODULES = (
     "milters.cli",
     "milters.quarantine_cli",
     "milters.spam_cli",
+    "milters.dmarc_cli",
     "sieve.cli",
     "sieve.delivery.cli",
     "sieve.managesieve.cli",
@@ -36,6 +37,7 @@ PRODUCT_CLI_MODULES = (
     "sieve.delivery.mailbox_cli",
     "sieve.delivery.quota_cli",
     "owlery.app.stats",
+    "owlery.app.check",
 )
 
 
@@ -127,6 +129,9 @@ def write_default_config(path: str) -> None:
 def _cmd_postfix(args: argparse.Namespace) -> int:
     from owlery.app import postfix, starter
     settings = load_settings(args)
+    if args.postscreen:
+        print(postfix.render_postscreen(settings))
+        return 0
     domains = args.domain or _directory_domains(settings) or [starter.hosted_domain().name]
     print(postfix.render(settings, domains=domains))
     return 0
@@ -221,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("postfix", help="print the main.cf and master.cf lines that wire Owlery into Postfix")
     add_config_option(p)
     p.add_argument("--domain", action="append", help="a hosted domain for virtual_mailbox_domains (repeatable)")
+    p.add_argument("--postscreen", action="store_true",
+                   help="print postscreen(8) in front of smtpd instead, with the dnsbl_* lists")
     p.set_defaults(func=_cmd_postfix)
 
     p = sub.add_parser("run", help="start policy daemon, milter and LMTP server together "

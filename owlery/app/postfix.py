@@ -7,18 +7,22 @@ A unix socket under Postfix's queue directory (`daemon_postfix_queue_directory`)
 relative to it (`unix:owlery/policyd.sock`): every Postfix process works in the queue
 directory, and a chrooted one (smtpd, lmtp on Debian) has it as its root, where an
 absolute path would point elsewhere. TCP endpoints become `inet:HOST:PORT`.
+`render_postscreen` (`owlery postfix --postscreen`) prints postscreen(8) in front of smtpd with
+the dnsbl_* lists, for sites that prefer it to the policy daemon's dnsbl check.
 Talks to: nothing. Tests: tests/core/test_postfix.py, tests/core/test_secure_defaults.py,
-tests/e2e/test_skeleton.py, tests/e2e/test_chroot_sockets_e2e.py
+tests/e2e/test_skeleton.py, tests/e2e/test_chroot_sockets_e2e.py, tests/e2e/test_dnsbl_postfix.py
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from owlery.dnsbl import parse_filter
 from owlery.endpoints import ListenEndpoint, parse_endpoint
 from owlery.settings import DEFAULT_CONFIG_PATH
 
@@ -207,6 +211,59 @@ def unreachable_when_chrooted(settings: Any) -> list[str]:
         if ep.kind == "unix" and postfix_endpoint(ep, queue).startswith("unix:/"):
             out.append(ep.path)
     return out
+
+
+# postscreen counts any answer of an entry without a filter; these keep 127.255.255.x
+# (the lists' error codes) and answers outside 127/8 from counting, as the dnsbl check does.
+POSTSCREEN_DEFAULT_FILTER = "127.[0..254].[0..255].[0..255]"
+
+
+def postscreen_main_cf(settings: Any) -> list[tuple[str, str]]:
+    """main.cf lines for postscreen(8) in front of smtpd, from the dnsbl_* settings."""
+    sites = [str(site) if site.filter is not None else
+             str(dataclasses.replace(site, filter=parse_filter(POSTSCREEN_DEFAULT_FILTER)))
+             for site in settings.dnsbl_sites]
+    out = [("postscreen_access_list", "permit_mynetworks"),
+           ("postscreen_dnsbl_sites", ", ".join(sites)),
+           ("postscreen_dnsbl_threshold", str(settings.dnsbl_threshold)),
+           ("postscreen_dnsbl_allowlist_threshold", str(settings.dnsbl_allowlist_threshold)),
+           ("postscreen_dnsbl_action", "enforce"),
+           ("postscreen_dnsbl_timeout", f"{max(1, round(settings.dnsbl_timeout))}s"),
+           ("postscreen_dnsbl_min_ttl", f"{max(1, round(settings.dnsbl_cache_min_ttl))}s"),
+           ("postscreen_dnsbl_max_ttl", f"{max(1, round(settings.dnsbl_cache_max_ttl))}s"),
+           ("postscreen_greet_action", "enforce")]
+    if settings.dnsbl_reply_names:
+        pairs = ", ".join(f"{{{k}={v}}}" for k, v in sorted(settings.dnsbl_reply_names.items()))
+        out.append(("postscreen_dnsbl_reply_map", f"inline:{{ {pairs} }}"))
+    return out
+
+
+def postscreen_master_cf(service: str = "smtp", chroot: str = "-") -> str:
+    """master.cf lines: postscreen takes port 25 (`service`) and hands clients to smtpd."""
+    rows = [(service, "inet", "n", "1", "postscreen"), ("smtpd", "pass", "-", "-", "smtpd"),
+            ("dnsblog", "unix", "-", "0", "dnsblog"), ("tlsproxy", "unix", "-", "0", "tlsproxy")]
+    return "".join(f"{name:<9} {kind:<5} {private:<7} -       {chroot:<7} -       {procs:<7} {command}\n"
+                   for name, kind, private, procs, command in rows)
+
+
+def render_postscreen(settings: Any) -> str:
+    """`owlery postfix --postscreen`: postscreen in front of smtpd, with the dnsbl_* lists."""
+    lines = ["# postscreen(8) in front of smtpd, DNS lists from the dnsbl_* settings.",
+             "# /etc/postfix/master.cf: replace the \"smtp inet ... smtpd\" line with these"]
+    lines.append(postscreen_master_cf().rstrip("\n"))
+    lines.append("")
+    lines.append("# /etc/postfix/main.cf")
+    if not settings.dnsbl_sites:
+        lines.append("# dnsbl_sites is empty: postscreen runs its other tests only")
+    if any(site.filter is None for site in settings.dnsbl_sites):
+        lines.append(f"# entries without a filter get ={POSTSCREEN_DEFAULT_FILTER}: postscreen would count a "
+                     "list's 127.255.255.x error answers")
+    if settings.dnsbl_rhsbl_sender_sites or settings.dnsbl_rhsbl_helo_sites:
+        lines.append("# postscreen looks up client addresses only: the dnsbl_rhsbl_* lists stay with the "
+                     "policy daemon's dnsbl check")
+    for name, value in postscreen_main_cf(settings):
+        lines.append(f"{name} = {value}".rstrip())
+    return "\n".join(lines)
 
 
 def render(settings: Any, domains: Sequence[str], command: str | None = None) -> str:

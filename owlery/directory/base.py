@@ -15,6 +15,7 @@ goes through `Directory`:
     r.lists       # protected lists whose posting policy governs it (itself, or reached through aliases)
     m = r.mailboxes[0]; m.address, m.maildir, m.quota_bytes, m.over_quota, m.mail_host
     directory.spam_levels("bob@example.org")   # SpamLevels(tag, tag2, quarantine, reject), None = global
+    directory.content_policy("bob@example.org")  # ("banned_files_lover",): owlery.content_policy tokens
     directory.expand_once("sales@example.org")  # one alias step, exact key (the socketmap's virtual_alias_maps)
 
 Addresses: the domain is always compared in lower case; the local part too unless
@@ -398,6 +399,12 @@ class Directory:
         keep no levels answer that. Blocking; may raise DirectoryUnavailable.
         """
         return SpamLevels()
+
+    def content_policy(self, address: str) -> tuple[str, ...]:
+        """The recipient's content policy tokens (owlery.content_policy: banned_files_lover,
+        virus_lover, spam_lover, bank=NAME) from the most specific entry that has any, looked
+        up as spam_levels; () when none. Blocking; may raise DirectoryUnavailable."""
+        return ()
 
     def reload(self) -> None:
         """Re-read configuration or files (SIGHUP)."""

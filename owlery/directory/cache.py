@@ -111,6 +111,9 @@ class CachingDirectory(Directory):
     def spam_levels(self, address: str) -> SpamLevels:
         return self._get("spam", address, self.backend.spam_levels, lambda levels: not levels.empty)
 
+    def content_policy(self, address: str) -> tuple[str, ...]:
+        return self._get("policy", address, self.backend.content_policy, bool)
+
     def mailboxes(self) -> Iterator[Mailbox]:
         return self.backend.mailboxes()           # a walk, not a lookup: not cached
 

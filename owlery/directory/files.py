@@ -19,6 +19,9 @@ continues the previous one. Values are separated by commas and/or spaces.
   files_spam_levels bob@example.org       tag2=4.5 quarantine=6          (per-recipient spam levels,
                     @example.org          tag=-999 quarantine=8            amavis style; kill= is
                     example.net           tag2=6.3 quarantine=10 reject=20 quarantine=)
+  files_content_policy bob@example.org    banned_files_lover       (per-recipient content policy,
+                    @example.net          spam_lover, bank=relaxed  owlery.content_policy; the most
+                                                                    specific entry wins whole)
   files_mail_hosts  alice@example.org     backend-b.example.org   (a mailbox's back end, its "mail
                     @example.org          backend-a.example.org    home server": host name or IP;
                     carol@example.org     -                        @domain: the domain's default;
@@ -68,6 +71,11 @@ FILES_SPAM_LEVELS = setting(
     "Spam levels map file: address, @domain or domain, and the recipient's own levels "
     "(tag=, tag2=, quarantine= (or kill=), reject=; any left out is the global spam_*_level). "
     "Read by the milter's spam stage when spam_directory_levels is on.")
+FILES_CONTENT_POLICY = setting(
+    "files_content_policy", Str, None,
+    "Content policy map file: address, @domain or domain, and policy tokens (banned_files_lover, "
+    "virus_lover, spam_lover, bank=NAME of content_policy_banks), like amavis' *_lovers; the most "
+    "specific entry wins. Read by the milter's banned, antivirus, spam and quarantine stages.")
 FILES_MAIL_HOSTS = setting(
     "files_mail_hosts", Str, None,
     "Mail hosts map file: address or @domain (the domain's default) and the back end holding the "
@@ -154,6 +162,7 @@ class _Tables:
     domains: frozenset[str]
     spam_levels: dict[str, SpamLevels] = dataclasses.field(default_factory=dict)
     mail_hosts: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    content_policy: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 def _key(text: str, case_sensitive: bool) -> str:
@@ -176,7 +185,7 @@ class FilesDirectory(Directory):
         self.targets_max = settings.directory_alias_targets_max
         self.paths = {name: getattr(settings, "files_" + name)
                       for name in ("mailboxes", "aliases", "quotas", "over_quota", "lists", "domains",
-                                   "spam_levels", "mail_hosts")}
+                                   "spam_levels", "mail_hosts", "content_policy")}
         self.interval = settings.files_check_interval
         self._lock = threading.Lock()
         self._stamps = self._stat()
@@ -256,8 +265,16 @@ class FilesDirectory(Directory):
                     mail_hosts[_key(key, cs)] = parse_mail_host(values[0])
                 except ValueError as e:
                     raise MapError(p["mail_hosts"], number, f"{key}: {e}") from None
+        content_policy: dict[str, tuple[str, ...]] = {}
+        if p["content_policy"]:
+            from owlery.content_policy import check_token, split_tokens
+            for key, values, number in read_map(p["content_policy"]):
+                try:
+                    content_policy[_key(key, cs)] = tuple(check_token(t) for t in split_tokens(values))
+                except ValueError as e:
+                    raise MapError(p["content_policy"], number, f"{key}: {e}") from None
         return _Tables(mailboxes, aliases, quotas, frozenset(over), lists, frozenset(domains), spam_levels,
-                       mail_hosts)
+                       mail_hosts, content_policy)
 
     def _maybe_reload(self) -> None:
         now = self.clock()
@@ -486,3 +503,18 @@ class FilesDirectory(Directory):
                 if all(getattr(found, name) is not None for name in SPAM_LEVEL_NAMES):
                     break
         return found
+
+    def content_policy(self, address: str) -> tuple[str, ...]:
+        self._maybe_reload()
+        table = self.tables.content_policy
+        if not table:
+            return ()
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return ()
+        labels = a.domain.split(".")
+        for key in a.candidates() + [".".join(labels[i:]) for i in range(len(labels))]:
+            if key in table:
+                return table[key]
+        return ()

@@ -129,6 +129,11 @@ LDAP_SPAM_REJECT_LEVEL_ATTRIBUTE = setting(
     "ldap_spam_reject_level_attribute", Str, "",
     "Attribute holding a recipient's spam reject level (amavis' schema has none; e.g. "
     "owlerySpamRejectLevel, see README); empty: the global spam_reject_level only.")
+LDAP_CONTENT_POLICY_ATTRIBUTE = setting(
+    "ldap_content_policy_attribute", Str, "",
+    "Attribute holding a recipient's content policy tokens (banned_files_lover, virus_lover, "
+    "spam_lover, bank=NAME; owlery.content_policy), one or several per value, e.g. "
+    "owleryContentPolicy; empty: none looked up.")
 LDAP_DOMAINS = setting("ldap_domains", StrList, [],
                        "Hosted domains. Empty: a domain is hosted when some entry has an address in it "
                        "(one search, cached).")
@@ -241,7 +246,9 @@ class LdapDirectory(Directory):
                                                 settings.ldap_maildir_attribute, settings.ldap_status_attribute,
                                                 settings.ldap_mail_host_attribute,
                                                 settings.ldap_list_policy_attribute) if a),
-                                  *self.spam_level_attrs.values()})
+                                  *self.spam_level_attrs.values(),
+                                  *([settings.ldap_content_policy_attribute]
+                                    if settings.ldap_content_policy_attribute else [])})
 
     # -- connections ---------------------------------------------------------------
 
@@ -698,6 +705,24 @@ class LdapDirectory(Directory):
             for entry in (e for e in entries if self._has_address(e, key)):
                 found = found.over(self._entry_levels(entry))
         return found
+
+    def content_policy(self, address: str) -> tuple[str, ...]:
+        attr = self.s.ldap_content_policy_attribute
+        if not attr:
+            return ()
+        try:
+            a = self._parse(address)
+        except ValueError:
+            return ()
+        from owlery.content_policy import split_tokens
+        keys = a.candidates()
+        entries = [e for e in self.search(self._address_filter(keys)) if self._active(e)]
+        for key in keys:                       # the most specific entry with a policy wins
+            for entry in (e for e in entries if self._has_address(e, key)):
+                tokens = split_tokens(entry.values(attr))
+                if tokens:
+                    return tuple(tokens)       # checked where used: a bad one is logged, not fatal
+        return ()
 
     def _entry_levels(self, entry: _Entry) -> SpamLevels:
         values: dict[str, float] = {}

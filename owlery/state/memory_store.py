@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from owlery.state import Capability, Entry, StateStore, decode_bucket, take_all_math
+from owlery.state.base import Capability, Entry, StateStore, decode_bucket, take_all_math
 
 
 class MemoryStore(StateStore):
@@ -73,6 +73,11 @@ class MemoryStore(StateStore):
                     if len(out) >= limit:
                         break
             return out
+
+    def count_live(self, prefix, now):
+        with self._lock:
+            words = [len(v.split(" ", 1)) for k, (v, e) in self._data.items() if k.startswith(prefix) and e > now]
+        return words.count(1), words.count(2)
 
     def expire(self, now, limit):
         with self._lock:

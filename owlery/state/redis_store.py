@@ -19,7 +19,7 @@ import re
 import redis
 
 from owlery.errors import StateUnavailable
-from owlery.state import Capability, Entry, StateStore, Take, bucket_ttl
+from owlery.state.base import Capability, Entry, StateStore, Take, bucket_ttl
 
 # Shared Lua helpers: live(k, now) returns the value or nil (deleting a dead key);
 # put(k, v, exp, ttl) writes value + logical expiry + Redis TTL (ms, rounded up, +1 s slack).

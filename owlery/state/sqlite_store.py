@@ -20,7 +20,7 @@ import sqlite3
 import threading
 
 from owlery.errors import StateUnavailable
-from owlery.state import Capability, Entry, StateStore, decode_bucket, take_all_math
+from owlery.state.base import Capability, Entry, StateStore, decode_bucket, take_all_math
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -301,6 +301,14 @@ class SQLiteStore(StateStore):
                                 "AND expires > ? LIMIT ?", (prefix, prefix + "\U0010ffff", now, limit))
             return [Entry(k, v, e) for k, v, e in rows.fetchall()]
         return self._run(op)
+
+    def count_live(self, prefix, now):
+        # One pass over the primary key's range (a WITHOUT ROWID table is stored in key order):
+        # 20-40 ms per 100,000 keys, read by the metrics at most once a minute, off the reactor.
+        row = self._run(lambda conn: conn.execute(
+            "SELECT count(*), coalesce(sum(instr(value, ' ') > 0), 0) FROM kv WHERE key >= ? AND key < ? "
+            "AND expires > ?", (prefix, prefix + "\U0010ffff", now)).fetchone())
+        return row[0] - row[1], row[1]
 
     def expire(self, now, limit):
         return self._run(lambda conn: self._expire(conn, now, limit))

@@ -55,25 +55,33 @@ Tests: tests/policyd/test_pipeline.py, tests/policyd/test_checks_*.py
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
+from owlery import metrics
 from owlery.errors import TemporaryFailure
 from policyd.actions import Action
 from policyd.protocol import PolicyRequest
 
 log = logging.getLogger("owlery.policyd")
 
+SHUTDOWN_WAIT = 5.0     # seconds ThreadPoolExecutor.close() waits, in all, for calls still running
+
 # THE registry: check name -> "module:Class", in default pipeline order.
 # Recipient existence first (no point greylisting a user who does not exist), then
-# list protection and quota (permanent answers), then the costlier and temporary ones.
+# list protection and quota (permanent answers), then the costlier and temporary ones:
+# dnsbl and spf before greylist, which reads their results (greylist_only_listed,
+# greylist_skip_spf_pass) and would otherwise defer mail they refuse outright.
 CHECKS: dict[str, str] = {
     "recipient": "policyd.checks.recipient:RecipientCheck",
     "lists": "policyd.checks.lists:ListsCheck",
     "quota": "policyd.checks.quota:QuotaCheck",
+    "dnsbl": "policyd.checks.dnsbl:DnsblCheck",
     "spf": "policyd.checks.spf:SpfCheck",
     "greylist": "policyd.checks.greylist:GreylistCheck",
     "ratelimit": "policyd.checks.ratelimit:RateLimitCheck",
@@ -198,9 +206,11 @@ class BatchWorker:
         for d, outcome in zip(deferreds, outcomes):
             _settle(d, outcome)
 
-    def close(self) -> None:
+    def close(self, timeout: float = SHUTDOWN_WAIT) -> bool:
+        """Run what is queued, then end the thread; wait at most `timeout` s. False: still busy."""
         self._queue.put(None)
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()
 
 
 class ThreadPoolExecutor(Executor):
@@ -212,6 +222,9 @@ class ThreadPoolExecutor(Executor):
         self.queue_max = queue_max
         self.pending = 0
         self.pool = ThreadPool(minthreads=1, maxthreads=threads_max, name="policyd-blocking")
+        # Daemon threads: a call stuck in a backend (a hung NFS read, a server that never
+        # answers) must not keep the process alive after the reactor stopped.
+        self.pool.threadFactory = functools.partial(threading.Thread, daemon=True)
         self.pool.start()
         self.workers: dict[str, BatchWorker] = {}
 
@@ -234,10 +247,40 @@ class ThreadPoolExecutor(Executor):
         return threads.deferToThreadPool(self.reactor, self.pool, fn, *args, **kwargs).addBoth(done)
 
     def close(self) -> None:
-        for worker in self.workers.values():
-            worker.close()
+        """At shutdown: let the batch workers and the pool finish what runs, for SHUTDOWN_WAIT s in all.
+
+        ThreadPool.stop() joins its threads without a limit, and it runs on the reactor thread
+        in the daemon's shutdown: one call stuck in a backend would hold the stop until the
+        service manager killed the daemon. It is stopped from a helper thread instead, waited
+        for until the deadline, then left (its threads are daemon threads; tested in
+        tests/policyd/test_workers_shutdown.py)."""
+        deadline = time.monotonic() + SHUTDOWN_WAIT
+        busy = [name for name, worker in self.workers.items()
+                if not worker.close(max(0.0, deadline - time.monotonic()))]
         self.workers.clear()
-        self.pool.stop()
+        stopper = threading.Thread(target=self.pool.stop, name="policyd-pool-stop", daemon=True)
+        stopper.start()
+        stopper.join(max(0.0, deadline - time.monotonic()))
+        if stopper.is_alive():
+            busy.append("blocking pool")
+        if busy:
+            log.warning("policyd: still running at shutdown after %g s, not waited for: %s",
+                        SHUTDOWN_WAIT, ", ".join(busy))
+
+
+_BATCH_BACKENDS = {"state": "state", "state-flush": "state"}     # batch worker -> the backend it waits on
+
+
+def _timed(d: Any, backend: str | None) -> Any:
+    """`d`, observing how long it took to fire as `backend`'s latency (nothing while metrics are off)."""
+    if backend is None or not metrics.enabled():
+        return d
+    started = time.perf_counter()
+
+    def observe(result: Any) -> Any:
+        metrics.BACKEND_DURATION.labels(backend).observe(time.perf_counter() - started)
+        return result
+    return d.addBoth(observe)
 
 
 class CheckContext:
@@ -255,21 +298,24 @@ class CheckContext:
     def now(self) -> float:
         return self.clock.seconds()
 
-    def run_blocking(self, fn: Callable[..., Any], *args: Any, timeout: float, **kwargs: Any) -> Any:
-        """Run fn(*args) in the bounded pool; the Deferred fails with TimeoutError after `timeout` s."""
+    def run_blocking(self, fn: Callable[..., Any], *args: Any, timeout: float, backend: str | None = None,
+                     **kwargs: Any) -> Any:
+        """Run fn(*args) in the bounded pool; the Deferred fails with TimeoutError after `timeout` s.
+        `backend` (directory, state, dns): the wait is timed in owlery_backend_request_duration_seconds."""
         d = self.executor.submit(fn, *args, **kwargs)
         if timeout and timeout > 0:
             d.addTimeout(timeout, self.clock)
-        return d
+        return _timed(d, backend)
 
     def run_batched(self, name: str, fn: BatchFn, item: Any, *, timeout: float) -> Any:
         """Queue `item` for the batch worker `name` (one thread per name, see BatchWorker);
         `fn(items)` runs in that thread with all items queued meanwhile for the same fn;
-        the Deferred fails with TimeoutError after `timeout` s."""
+        the Deferred fails with TimeoutError after `timeout` s. The "state" and "state-flush"
+        workers wait on the state store: timed as backend "state"."""
         d = self.executor.submit_batched(name, fn, item)
         if timeout and timeout > 0:
             d.addTimeout(timeout, self.clock)
-        return d
+        return _timed(d, _BATCH_BACKENDS.get(name))
 
     @property
     def directory(self) -> Any:

@@ -1,8 +1,13 @@
 """Greylisting check (RCPT): DEFER_IF_PERMIT 4.7.1 for an unknown triplet, X-Greylist on the accepted retry.
 
 Skips authenticated senders, listed networks, whitelisted clients and recipients (postgrey's
-file formats, re-read on change) and, optionally, senders whose SPF passes for a listed
-domain. Whitelists are matched here, on the reactor. Then greylisting is decided in memory
+file formats, re-read on change) and, optionally, senders whose SPF passes (for a listed
+domain, or any with greylist_skip_spf_pass), clients a DNSWL allowlists
+(dnsbl_allowlist_threshold) and, with greylist_only_listed, every client without a positive
+DNSBL weight (score-gated greylisting, as Rspamd does). At RCPT only SPF and DNS lists are
+known; both come from engines shared with the spf and dnsbl checks (computed once per
+message or client, whichever check asks first), which run before greylist in the default
+order. Whitelists are matched here, on the reactor. Then greylisting is decided in memory
 and persisted behind (policyd/greylist_cache.py says why that stays consistent across
 workers and MX hosts): repeats come from this process's `GreylistMemory`; a miss reads the
 triplet from the store (inline on engines with `Capability.LOCAL_READS`, SQLite; through the
@@ -13,8 +18,9 @@ greylist_flush_records writes (on the "state-flush" worker thread), and at shutd
 stored, so a worker or MX host asked right after sees it passed (no second header). A store
 that is down answers a 4xx (never a pass, never a 5xx); a flush that fails is retried, and a
 write it loses costs one more deferral.
-Talks to: the state store (ctx.resource "state"), whitelist files, the SPF engine (optional).
+Talks to: the state store (ctx.resource "state"), whitelist files, the SPF and DNSBL engines (optional).
 Tests: tests/policyd/test_greylist_check.py, tests/policyd/test_greylist_writebehind.py,
+tests/policyd/test_dnsbl_greylist.py,
 tests/policyd/test_pending_headers.py, tests/e2e/test_greylist_postfix.py,
 tests/e2e/test_greylist_headers_e2e.py
 """
@@ -86,6 +92,15 @@ GREYLIST_SPF_PASS_DOMAINS = setting(
     "greylist_spf_pass_domains", StrList, [],
     "Sender domains (and their subdomains) that skip greylisting when their MAIL FROM SPF "
     "result is pass, e.g. big providers that retry from other pools.")
+GREYLIST_SKIP_SPF_PASS = setting(
+    "greylist_skip_spf_pass", Bool, False,
+    "Skip greylisting for every sender whose MAIL FROM SPF result is pass (the SPF check's "
+    "settings and cache; an SPF lookup that fails greylists as usual). Clients at or under a "
+    "negative dnsbl_allowlist_threshold (DNSWL) also skip it.")
+GREYLIST_ONLY_LISTED = setting(
+    "greylist_only_listed", Bool, False,
+    "Greylist only clients with a positive DNSBL weight (dnsbl_sites and the RHSBL lists, "
+    "below dnsbl_threshold, since at it the dnsbl check refuses them); others pass at once.")
 
 GREYLIST_MEMORY_TTL = setting(
     "greylist_memory_ttl", Duration, 60,
@@ -158,6 +173,13 @@ class GreylistCheck(Check):
         self.header = s.greylist_header
         self.hostname = s.greylist_hostname if s.greylist_hostname is not None else socket.gethostname()
         self.spf_domains = frozenset(d.lower().rstrip(".") for d in s.greylist_spf_pass_domains)
+        self.spf_all = s.greylist_skip_spf_pass
+        self.only_listed = s.greylist_only_listed
+        # DNSWL-allowlisted clients (dnsbl_allowlist_threshold < 0) are trusted too.
+        self.dnsbl_allowlist = s.dnsbl_allowlist_threshold
+        if self.only_listed and not (s.dnsbl_sites or s.dnsbl_rhsbl_sender_sites or s.dnsbl_rhsbl_helo_sites):
+            log.warning("policyd: greylist_only_listed is on but no DNS list is set (dnsbl_sites): "
+                        "no client will be greylisted")
         self.timeout = s.state_timeout
         self._keys: dict[tuple[str, str, str], str] = {}
         # One action per (seconds left, recipient domain): built and validated once, reused.
@@ -304,13 +326,18 @@ class GreylistCheck(Check):
         client = request.client_address
         if client in self.skip_networks:
             return Verdict(DUNNO, {"greylist": "skip-network"})
-        if self.spf_domains and request.sender:
+        if (self.spf_all or self.spf_domains) and request.sender:
             domain = address_domain(request.sender)
-            if domain and _domain_listed(domain, self.spf_domains):
-                from policyd.checks.spf import mailfrom_result
-                result = await mailfrom_result(self.ctx, request)
-                if result == "pass":
+            if domain and (self.spf_all or _domain_listed(domain, self.spf_domains)):
+                if await self._spf_passes(request):
                     return Verdict(DUNNO, {"greylist": "spf-pass"})
+        if self.only_listed or self.dnsbl_allowlist < 0:
+            from policyd.checks.dnsbl import client_score
+            weight = (await client_score(self.ctx, request, now)).total
+            if self.dnsbl_allowlist < 0 and weight <= self.dnsbl_allowlist:
+                return Verdict(DUNNO, {"greylist": "dnsbl-allowlisted", "dnsbl_score": weight})
+            if self.only_listed and weight <= 0:
+                return Verdict(DUNNO, {"greylist": "not-listed", "dnsbl_score": weight})
         # Whitelist files are stat'ed at most once a second and re-read only when changed.
         if self.clients.current(now).matches(client, request.client_name):
             return Verdict(DUNNO, {"greylist": "whitelisted-client"})
@@ -342,6 +369,18 @@ class GreylistCheck(Check):
             return Verdict(actions.prepend(Reply.safe_text(header, 900)),
                            {"greylist": "passed", "delayed": result.delayed})
         return Verdict(DUNNO, {"greylist": result.outcome})
+
+    async def _spf_passes(self, request: Any) -> bool:
+        """The MAIL FROM SPF result is pass (computed once per message by the SPF engine, which
+        the spf check shares); a lookup that fails is no pass, so the client is greylisted."""
+        from twisted.internet import defer
+        from policyd.checks.spf import mailfrom_result
+        try:
+            return await mailfrom_result(self.ctx, request) == "pass"
+        except (TemporaryFailure, defer.TimeoutError) as e:
+            log.info("policyd: greylist: SPF for %s unavailable (%s); greylisting as usual",
+                     request.sender, str(e) or type(e).__name__)
+            return False
 
 
 class _Flight:

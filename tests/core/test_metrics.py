@@ -210,3 +210,108 @@ def test_readme_metrics_example_is_what_owlery_run_writes():
         == parse_text("\n".join(f"{k} = {v}" for k, v in METRICS_LISTEN)).effective(only_non_default=True)
     targets = re.search(r"targets: \[(.*)\]", section[1]).group(1)
     assert targets == ", ".join(f'"127.0.0.1:{metrics.DEFAULT_PORTS[d]}"' for d in ("policyd", "milter", "lmtpd"))
+
+
+def test_cached_gauge_reads_in_the_background_at_most_once_per_interval():
+    import threading
+    now = [100.0]
+    reads = []
+    release = threading.Event()
+
+    def read():
+        reads.append(threading.current_thread().name)
+        release.wait(10)
+        return [(("waiting",), float(len(reads)))]
+
+    cached = metrics.Cached(read, "test", interval=60, first_wait=0.05, clock=lambda: now[0])
+    assert cached() == []                       # the first read is slow: this scrape goes on without it
+    release.set()
+    got = wait_for(lambda: cached())
+    assert got == [(("waiting",), 1.0)] and reads == ["metrics-test"]
+    now[0] += 59
+    assert cached() == [(("waiting",), 1.0)] and len(reads) == 1      # still fresh: no read
+    now[0] += 1
+    assert cached() == [(("waiting",), 1.0)]    # stale: answered from the last read, read again behind
+    assert wait_for(lambda: cached() if cached() == [(("waiting",), 2.0)] else None)
+    assert len(reads) == 2 and len(set(reads)) == 1         # one thread for every read (one SQLite connection)
+
+
+def test_cached_gauge_without_a_count_shows_no_series(on):
+    def broken():
+        raise OSError("store down")
+    cached = metrics.Cached(broken, "broken", first_wait=5)
+    metrics.add_gauge_source(metrics.GREYLIST_STORED, cached)
+    try:
+        got = on()
+        assert not [k for k in got if k[0] == "owlery_greylist_triplets_stored"]
+        assert ("owlery_policyd_decisions_total", ()) not in got      # the rest of the scrape is there
+        assert "owlery_greylist_triplets_stored" in metrics.scrape()[0].decode()     # HELP and TYPE lines
+    finally:
+        metrics._GAUGE_SOURCES.clear()
+
+
+def wait_for(fn, timeout=10.0):
+    from tests.harness.procs import wait_until
+    return wait_until(fn, timeout, "the background read")
+
+
+@pytest.mark.parametrize("engine", ["memory", "sqlite"])
+def test_state_counts_waiting_and_passed_triplets(engine, tmp_path):
+    from owlery.state import Write
+    from owlery.state.memory_store import MemoryStore
+    from owlery.state.sqlite_store import SQLiteStore
+    store = MemoryStore() if engine == "memory" else SQLiteStore(str(tmp_path / "s.sqlite"))
+    store.write_many([Write("add", "gl:t:192.0.2.0/24/a@x/b@y", "100.0", 50, 100.0),
+                      Write("add", "gl:t:192.0.2.0/24/c@x/b@y", "100.0", 500, 100.0),
+                      Write("set", "gl:t:192.0.2.0/24/d@x/b@y", "100.0 400.0", 500, 100.0),
+                      Write("incr", "gl:a:192.0.2.1", "3", 500, 100.0),       # another prefix
+                      Write("set", "gl:t", "x y", 500, 100.0)])               # not under "gl:t:"
+    assert store.count_live("gl:t:", 120.0) == (2, 1)
+    assert store.count_live("gl:t:", 200.0) == (1, 1)       # the first has expired (not yet removed)
+    assert store.count_live("zz:", 120.0) == (0, 0)
+    store.close()
+
+
+def test_redis_does_not_count():
+    from owlery.state.redis_store import RedisStore
+    store = RedisStore("redis://127.0.0.1:1/0", prefix="owlery:", timeout=0.1)   # never connects
+    assert store.count_live("gl:t:", 0.0) is None
+    store.close()
+
+
+def test_web_routes_name_no_path():
+    from web.app import route_name
+    token = "AAAAbW9ja3Rva2VuLXNpZ25lZA"
+    assert [route_name(p) for p in ("/", "/login", "/list", f"/r/{token}", f"/s/{token}", "/m/abcdefghjkmnpqr",
+                                    "/action", "/static/style.css", "/user@example.org/x", "/audit")] == [
+        "root", "login", "list", "release_link", "show_link", "message", "action", "static", "other", "audit"]
+
+
+def test_web_metrics_setting_and_port():
+    s = parse_text('web_metrics_listen = "tcp:127.0.0.1:9046"')
+    assert str(metrics.endpoint_for(s, "web")) == "tcp:127.0.0.1:9046"
+    assert metrics.endpoint_for(parse_text(""), "web") is None
+    assert len(set(metrics.DEFAULT_PORTS.values())) == len(metrics.DEFAULT_PORTS)
+    assert not set(metrics.DEFAULT_PORTS.values()) & set(range(10040, 10047))     # the daemons' own ports
+
+
+def test_policyd_backend_waits_are_timed(on):
+    from twisted.internet import defer
+    from twisted.internet.task import Clock
+
+    from policyd.checks import CheckContext, InlineExecutor
+    ctx = CheckContext(parse_text(""), Clock(), InlineExecutor())
+    results = []
+    ctx.run_blocking(lambda a: a * 2, 21, timeout=1, backend="directory").addCallback(results.append)
+    ctx.run_batched("state-flush", lambda items: [(True, len(items))], "x", timeout=1).addCallback(results.append)
+    ctx.run_batched("other", lambda items: [(True, 0)], "x", timeout=1)
+    failed = ctx.run_blocking(lambda: 1 / 0, timeout=1, backend="directory")
+    failed.addErrback(lambda f: results.append(f.type))
+    assert results == [42, 1, ZeroDivisionError]
+    got = on()
+    assert got[("owlery_backend_request_duration_seconds_count", (("backend", "directory"),))] == 2
+    assert got[("owlery_backend_request_duration_seconds_count", (("backend", "state"),))] == 1
+    assert not [k for k in got if k[0].startswith("owlery_backend_request") and ("backend", "other") in k[1]]
+    metrics.disable()
+    d = defer.Deferred()
+    assert ctx.run_blocking(lambda: d, timeout=0) is d      # metrics off: nothing added to the Deferred

@@ -51,6 +51,12 @@ CASES = [
     # sieve/delivery/expire.py parses this table itself: the entry is named in the reason, not the key
     ("mailbox_expire_ages", '{ Junk = "30d", Trash = "soon" }', "mailbox_expire_ages", "Trash: expected a duration"),
     ("dns_nameservers", '["192.0.2.53", "ns1.example"]', "dns_nameservers", "item 2: expected an IP address"),
+    ("dnsbl_reply_names", '{ "zen.spamhaus.org" = "zen\\r\\n250 ok" }', 'dnsbl_reply_names."zen.spamhaus.org"',
+     "expected a list domain"),
+    ("dnsbl_reply_names", '{ "zen spamhaus" = "zen" }', 'dnsbl_reply_names."zen spamhaus"', "expected a list domain"),
+    ("check_endpoints", '{ polcyd = "tcp:127.0.0.1:10040" }', "check_endpoints.polcyd", "policyd"),
+    ("content_policy_banks", '{ relaxed = ["spam_lovr"] }', "content_policy_banks.relaxed",
+     "item 1: unknown content policy 'spam_lovr'"),
 ]
 
 

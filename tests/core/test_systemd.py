@@ -60,6 +60,44 @@ def test_no_state_directory_is_shared_between_users():
     assert mail[3:5] == ["vmail", "vmail"]
 
 
+DAEMONS = ("policyd", "milter", "lmtpd", "socketmap", "managesieve", "web")
+
+
+@pytest.mark.parametrize("daemon", DAEMONS)
+def test_daemon_units_notify_and_are_watched(daemon):
+    """Type=notify with a watchdog (tests/core/test_sdnotify.py: each daemon sends READY=1 when
+    it serves and WATCHDOG=1 from its loop). NotifyAccess=main: a worker parent speaks for
+    its workers, and nothing the daemon starts may speak for it."""
+    service = parse(UNITS / f"owlery-{daemon}.service")["Service"]
+    assert service.get("Type") == "notify"
+    assert service.get("NotifyAccess") == "main"
+    assert service.get("WatchdogSec") == "30s"
+    assert service.get("Restart") == "on-failure"          # a watchdog timeout counts as a failure
+
+
+def _verify(tool, units):
+    r = subprocess.run([tool, "verify", "--man=no"] + units, capture_output=True, text=True, timeout=120,
+                       env={"SYSTEMD_LOG_LEVEL": "warning", "PATH": "/usr/bin:/bin"})
+    return r.returncode, [line for line in (r.stdout + r.stderr).splitlines()
+                          if line.strip() and "Failed to connect to bus" not in line]
+
+
+def test_systemd_analyze_sees_a_bad_notify_setting(tmp_path):
+    """The verify test below would notice a mistyped Type= or WatchdogSec= (systemd only warns,
+    exit status 0: the test reads the warnings)."""
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed (scripts/install-deps --test installs it)")
+    owlery = Path(sys.executable).with_name("owlery")
+    text = (UNITS / "owlery-lmtpd.service").read_text().replace("/usr/local/bin/owlery", str(owlery))
+    (tmp_path / "owlery-lmtpd.socket").write_text((UNITS / "owlery-lmtpd.socket").read_text())
+    unit = tmp_path / "owlery-lmtpd.service"
+    unit.write_text(text.replace("WatchdogSec=30s", "WatchdogSec=thirty"))
+    assert any("WatchdogSec" in line or "sec value" in line for line in _verify(tool, [str(unit)])[1])
+    unit.write_text(text)
+    assert _verify(tool, [str(unit)]) == (0, [])
+
+
 @pytest.mark.parametrize("unit", sorted(UNITS.glob("*.socket")), ids=lambda p: p.name)
 def test_socket_names_match_services(unit):
     sock = parse(unit)["Socket"]
