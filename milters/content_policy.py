@@ -92,5 +92,18 @@ def apply_lovers(stage: Any, message: Any, report: Any, what: str, reason: str, 
     return True
 
 
+def strip_forged(message: Any, report: Any, names: tuple[str, ...]) -> None:
+    """Remove the sender's own copies of verdict headers that only we may add (X-Content-Alert,
+    X-Virus-Status): kept, they would read as our verdict to users and their filters. Once per
+    message, whichever stage asks first; highest occurrence first, so the indexes stay valid."""
+    done = report.data.setdefault("forged_headers_removed", set())
+    for name in names:
+        if name.lower() in done:
+            continue
+        done.add(name.lower())
+        for occurrence in range(len(message.get_all(name)), 0, -1):
+            report.remove_header(name, occurrence)
+
+
 def _printable(text: str, limit: int) -> str:
     return "".join(c if c.isprintable() else " " for c in text)[:limit]

@@ -10,7 +10,8 @@ blocked" code (KNOWN_ERROR_ANSWERS) and text that is no IPv4 address. Each entry
 weight at most once, as postscreen does; negative weights allowlist.
 `lookup_a()` is the one blocking A query (through the owlery.dns resolver): addresses and TTL,
 NXDOMAIN/no data as "not listed" with the negative TTL, timeouts and server failures as an
-error (never a listing). Sans-I/O otherwise; dnspython loads only in `lookup_a`.
+error (never a listing); `ListHealth` skips a list after failed lookups in a row. Sans-I/O
+otherwise; dnspython loads only in `lookup_a`.
 Talks to: DNS (lookup_a only). Tests: tests/policyd/test_dnsbl.py, tests/policyd/test_dnsbl_milter.py
 """
 
@@ -347,6 +348,49 @@ def score(queries: Sequence[Query], answers: Mapping[str, Answer]) -> Score:
                 total += site.weight
                 hits.append(Hit(q.domain, q.identity, site.weight, good))
     return Score(total, tuple(hits), tuple(errors))
+
+
+class ListHealth:
+    """Which lists are down: after `down_after` failed lookups in a row (timeouts, server
+    failures) a list is skipped, its queries answered at once as an error (never a listing),
+    so a dead list does not cost every new client `dnsbl_timeout`. While down, one lookup per
+    `retry` seconds still goes out as a probe; its first answer brings the list back.
+    Sans-I/O: the caller passes `now` and says what each lookup gave.
+    """
+
+    def __init__(self, down_after: int, retry: float):
+        self.down_after, self.retry = down_after, retry
+        self.failures: dict[str, int] = {}          # list domain -> failed lookups in a row
+        self.probe_due: dict[str, float] = {}       # down list domain -> when the next probe may go
+
+    def skipped(self, domain: str, now: float) -> bool:
+        """Whether a lookup in `domain` is skipped now (down, and no probe due); a due probe
+        is let through and the next one scheduled."""
+        due = self.probe_due.get(domain)
+        if due is None:
+            return False
+        if now >= due:
+            self.probe_due[domain] = now + self.retry
+            return False
+        return True
+
+    def failed(self, domain: str, now: float) -> bool:
+        """Note a failed lookup; True when this one marks the list down."""
+        if self.down_after <= 0:
+            return False
+        n = self.failures[domain] = self.failures.get(domain, 0) + 1
+        if n >= self.down_after and domain not in self.probe_due:
+            self.probe_due[domain] = now + self.retry
+            return True
+        return False
+
+    def answered(self, domain: str) -> bool:
+        """Note an answer (listed or not); True when the list was down and is back."""
+        self.failures.pop(domain, None)
+        return self.probe_due.pop(domain, None) is not None
+
+    def down(self) -> list[str]:
+        return sorted(self.probe_due)
 
 
 # --- the blocking lookup -----------------------------------------------------------------

@@ -18,6 +18,8 @@ is held in Postfix's hold queue instead (complete there).
 Recipients with virus_lover in their content policy get infected mail anyway, with
 X-Virus-Status: infected (NAME) and X-Content-Alert; with other recipients too, those are
 taken off the envelope and a quarantined copy is kept for them (milters.content_policy).
+X-Virus-Status and X-Content-Alert that came with the message are removed first: only this
+milter's verdict may stand in them.
 Talks to: clamd (milters.clients.clamav), the quarantine store. Tests: tests/milters/test_content_stages.py,
 tests/milters/test_low_hardening.py (over-size mail), tests/milters/test_content_policy.py (lovers)
 """
@@ -76,6 +78,7 @@ class AntivirusStage(Stage):
             self._quarantine = Quarantiner(settings, services)     # its store: the services' own
 
     def check(self, message: Any, report: Any) -> None:
+        content_policy.strip_forged(message, report, ("X-Virus-Status", content_policy.ALERT_HEADER))
         report.progress()
         if message.truncated:
             # Only the first milter_message_size_limit bytes were kept: scanning them would

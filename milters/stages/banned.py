@@ -423,6 +423,7 @@ class BannedStage(Stage):
         return self._quarantine
 
     def check(self, message: Any, report: Any) -> None:
+        content_policy.strip_forged(message, report, (content_policy.ALERT_HEADER,))
         report.progress()
         result = scan(message.as_bytes(), self.rules, self.clock)
         report.data["banned"] = list(result.banned)

@@ -12,11 +12,13 @@ refuses mail. All lookups of one client run at once in the blocking pool (owlery
 resolver, as SPF); answers are kept for their TTL (bounded by dnsbl_cache_min_ttl/max_ttl) in
 memory and, when the state store is shared (Redis), there too so several MX hosts ask DNS
 once; a store that fails is just no shared cache. Repeated RCPTs are answered from memory
-without a thread hop.
+without a thread hop. A list that fails `dnsbl_down_after` lookups in a row is skipped (read as
+not listed) and probed once per `dnsbl_down_retry`, so a dead list costs new clients nothing.
 The score of a request goes in `request.memo["dnsbl"]`; `client_score()` gives it to other
 checks (greylist's greylist_only_listed), computing it when this check has not run.
 Talks to: DNS via owlery.dns, the state store (optional). Tests: tests/policyd/test_dnsbl.py,
-tests/policyd/test_dnsbl_greylist.py, tests/e2e/test_dnsbl_postfix.py
+tests/policyd/test_dnsbl_greylist.py, tests/policyd/test_dnsbl_down.py,
+tests/e2e/test_dnsbl_postfix.py
 """
 
 from __future__ import annotations
@@ -111,6 +113,15 @@ DNSBL_TIMEOUT = setting(
     "dnsbl_timeout", Duration, 5,
     "Longest one list lookup may take (all lookups of a client run at once); a list that "
     "does not answer counts as not listing the client.", unit="s")
+DNSBL_DOWN_AFTER = setting(
+    "dnsbl_down_after", int_range(0, 1000), 3,
+    "Failed lookups in a row (timeouts, server failures) after which a list counts as down: "
+    "its lookups are skipped (read as not listed, logged) so that new clients stop waiting "
+    "dnsbl_timeout for it; 0 never skips a list.")
+DNSBL_DOWN_RETRY = setting(
+    "dnsbl_down_retry", Duration, 30,
+    "While a list is down, one client's lookup per this period still goes out; its first "
+    "answer brings the list back.", unit="s")
 DNSBL_CACHE_MIN_TTL = setting("dnsbl_cache_min_ttl", Duration, 60,
                               "Shortest time an answer is kept, whatever its TTL "
                               "(postscreen_dnsbl_min_ttl).", unit="s")
@@ -151,6 +162,7 @@ class DnsblEngine:
         self.min_ttl, self.max_ttl = s.dnsbl_cache_min_ttl, max(s.dnsbl_cache_min_ttl, s.dnsbl_cache_max_ttl)
         self.entries = s.dnsbl_cache_entries
         self.skip = NetworkMatcher(s.dnsbl_skip_networks)
+        self.health = core.ListHealth(s.dnsbl_down_after, s.dnsbl_down_retry)
         self.cache: collections.OrderedDict[str, tuple[float, core.Answer]] = collections.OrderedDict()
         self.scores: collections.OrderedDict[tuple, tuple[float, core.Score]] = collections.OrderedDict()
         self._inflight: dict[str, list] = {}
@@ -204,7 +216,8 @@ class DnsblEngine:
 
     async def _score_later(self, request: Any, subjects: tuple, queries: list, answers: dict, missing: list,
                            now: float) -> core.Score:
-        answers.update(await self._fetch(missing, now))
+        domains = {q.name: q.domain for q in queries}
+        answers.update(await self._fetch(missing, now, domains))
         return self._scored(request, subjects, queries, answers)
 
     def _scored(self, request: Any, subjects: tuple, queries: list, answers: dict) -> core.Score:
@@ -242,18 +255,26 @@ class DnsblEngine:
     def _ttl(self, answer: core.Answer) -> float:
         return min(self.max_ttl, max(self.min_ttl, answer.ttl))
 
-    async def _fetch(self, names: list[str], now: float) -> dict[str, core.Answer]:
+    async def _fetch(self, names: list[str], now: float, domains: dict[str, str]) -> dict[str, core.Answer]:
         from twisted.internet import defer
         got: dict[str, core.Answer] = {}
         if self.store is not None:
             got.update(await self._read_shared(names, now))
-        todo = [n for n in names if n not in got]
+        todo = []
+        for n in names:
+            if n in got:
+                continue
+            if self.health.skipped(domains.get(n, n), now):
+                got[n] = core.Answer(error="list down")    # not cached: asked again once it is back
+            else:
+                todo.append(n)
         if not todo:
             return got
         fresh = await defer.gatherResults([self._lookup(n) for n in todo])
         writes = []
         for name, answer in zip(todo, fresh):
             got[name] = answer
+            self._note_health(domains.get(name, name), answer, now)
             if answer.error is not None:
                 log.warning("policyd: dnsbl: lookup of %s failed: %s; not counted", name, answer.error)
                 continue
@@ -270,6 +291,15 @@ class DnsblEngine:
             d = self.ctx.run_blocking(self.store.write_many, writes, timeout=self.state_timeout)
             d.addErrback(self._store_failed, "write")      # nobody waits for it
         return got
+
+    def _note_health(self, domain: str, answer: core.Answer, now: float) -> None:
+        if answer.error is None:
+            if self.health.answered(domain):
+                log.warning("policyd: dnsbl: list %s answers again; looked up as before", domain)
+        elif self.health.failed(domain, now):
+            log.warning("policyd: dnsbl: list %s is down (%d failed lookups in a row): skipped, "
+                        "read as not listed, probed every %gs", domain, self.health.down_after,
+                        self.health.retry)
 
     def _lookup(self, name: str) -> Any:
         """One A lookup in the blocking pool; concurrent requests for a name share it."""

@@ -2,8 +2,8 @@
 
 Archives are built here: tar/gzip/bzip2/xz with the standard library, 7z and ISO 9660 with
 libarchive's own writer (libarchive-c), a 7z of 100k members by hand, encrypted 7z with the `7z` program and cab with
-`gcab` where installed (else those cases skip, saying why). RAR has no free writer: libarchive
-reads it, but no RAR can be made here, so no RAR case runs.
+`gcab` where installed (else those cases skip, saying why). RAR has no free writer: the RAR
+cases build stored archives by hand in `tests/milters/test_archives_rar.py`.
 """
 
 from __future__ import annotations
