@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from milters.adapter import make_factory  # noqa: E402
 from milters.clients.clamav import ScanResult  # noqa: E402
 from milters.clients.spamd import SpamResult  # noqa: E402
-from milters.stages import Pipeline, Services  # noqa: E402
+from milters.stages import StagePipeline, Services  # noqa: E402
 from milters.testing import FakeMilterContext, drive  # noqa: E402
 from owlery.settings import Settings  # noqa: E402
 from tests.harness.clamd import Clamd  # noqa: E402
@@ -119,7 +119,7 @@ def main():
             milter_inbound_stages=["antivirus", "banned", "spam", "quarantine"], milter_internal_networks=[],
             clamd_endpoint=f"unix:{clamd.socket_path}", spamd_endpoint=f"tcp:127.0.0.1:{spamd.port}",
             quarantine_directory=str(work / "quarantine"), spam_quarantine_level=6.9)
-        pipeline = Pipeline(settings, Services(resolver=None))
+        pipeline = StagePipeline(settings, Services(resolver=None))
         av, spam = pipeline.stages["antivirus"], pipeline.stages["spam"]
         av.client, spam.client = Timed(av.client), Timed(spam.client)
         cls = make_factory(settings, pipeline)

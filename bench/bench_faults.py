@@ -2,12 +2,13 @@
 
 Starts on loopback (tests/harness/faults.py): slapd (the directory), a private Redis (greylist
 with no delay and rate limits), clamd, spamd, a private PostgreSQL (the quarantine), `owlery
-policyd`, `owlery milter` and `owlery lmtpd` with one settings file, and a private Postfix
+policyd`, `owlery milter`, `owlery lmtpd` and `owlery socketmap` (Postfix reads the LDAP
+directory's domains and aliases through it) with one settings file, and a private Postfix
 wired with what `owlery postfix` prints. Sender threads submit distinct messages from an
 outside client (XCLIENT ADDR=192.0.2.44) to alice@example.test; every 10th is GTUBE and
 belongs in the quarantine. 4xx answers and dropped connections are retried later, as an MTA
-would. After a warm-up, each of slapd, Redis, clamd, spamd, PostgreSQL, policyd, milter and
-lmtpd in turn is killed with SIGKILL (its whole process group), left down for at least
+would. After a warm-up, each of slapd, Redis, clamd, spamd, PostgreSQL, policyd, milter,
+lmtpd and socketmap in turn is killed with SIGKILL (its whole process group), left down for at least
 --down seconds and --hit SMTP transactions, restarted on the same port, and the next fault
 waits until --per-fault more messages were accepted. Then the sender stops, Postfix's queue
 is flushed and waited on, and every message is counted: delivered once (Maildir files and
@@ -15,6 +16,7 @@ quarantine rows by Message-ID), more than once, still queued, misfiled, bounced,
 never accepted, lost. A message counts under the phase of its first 250 (of its first try
 when it never got one); a phase runs from its kill to the next kill.
 Exit status 1 when a message was lost, bounced, answered 5xx or never accepted.
+A run's printed table is kept in bench/results/faults.txt.
 
 Run: .venv/bin/python bench/bench_faults.py [--per-fault 40] [--senders 2] [--rate 8] [--down 2] [--hit 10]
      [--only slapd,redis,...] [--keep]

@@ -687,12 +687,12 @@ def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) 
     from owlery import log as owlery_log
     from owlery.daemon import drop_privileges, prepare_listen
 
-    from milters.stages import Pipeline, Services
+    from milters.stages import Services, StagePipeline
 
     owlery_log.setup(settings, "milter")
     endpoint = parse_endpoint(listen if listen is not None else settings.milter_listen)
     prepare_listen(settings, "milter", [endpoint])     # root without daemon_user: RootRefused
-    pipeline = Pipeline(settings, Services(resolver=stage_resolver(settings)))
+    pipeline = StagePipeline(settings, Services(resolver=stage_resolver(settings)))
     sock = open_listener(endpoint, settings.milter_listen_backlog)
     if settings.milter_workers > 1:
         pipeline.close()        # it proved the settings; each worker builds its own after fork
@@ -720,21 +720,16 @@ def _serve_workers(settings: Any, listen: str | None, load_settings: Callable[[]
     supervises; each forked worker builds its own pipeline and runs libmilter on `sock`."""
     import shutil
 
-    from owlery.daemon import bind_socket, drop_privileges, socket_owner
+    from owlery.daemon import bind_worker_metrics, drop_privileges
 
     from milters import workers
-    from milters.stages import Pipeline, Services
+    from milters.stages import Services, StagePipeline
 
     count = settings.milter_workers
-    metrics_endpoint = metrics.endpoint_for(settings, "milter")
-    metrics_sock = metrics_dir = None
-    if metrics_endpoint is not None:
-        metrics_sock = bind_socket(metrics_endpoint)
-        # prometheus_client's multiprocess mode (chosen when it is imported, in each worker):
-        # every worker writes its counts to files here; worker 0 serves the sum of them all.
-        metrics_dir = metrics.multiprocess_dir_prepare("milter", socket_owner(settings)[0])
-        log.info("milter: metrics on http://%s/metrics (sum of %d workers, files in %s)",
-                 str(metrics_endpoint).removeprefix("tcp:"), count, metrics_dir)
+    # prometheus_client's multiprocess mode (chosen when it is imported, in each worker):
+    # every worker writes its counts to files in metrics_dir; worker 0 serves the sum of them all.
+    metrics_sock, metrics_dir = bind_worker_metrics("milter", settings, metrics.endpoint_for(settings, "milter"),
+                                                    count)
     workers.share_listener(sock)
     current = [settings]        # what a worker started from now on gets (SIGHUP re-reads it)
 
@@ -743,7 +738,7 @@ def _serve_workers(settings: Any, listen: str | None, load_settings: Callable[[]
 
     def run_worker(index: int, notifier: sdnotify.Notifier | None) -> int:
         now = current[0]
-        pipeline = Pipeline(now, Services(resolver=stage_resolver(now)))
+        pipeline = StagePipeline(now, Services(resolver=stage_resolver(now)))
         stop_metrics = None
         if metrics_sock is not None:
             if index == 0:
@@ -800,7 +795,7 @@ def _run(settings: Any, started: Any, listen: str | None, load_settings: Callabl
 
     from owlery import log as owlery_log
 
-    from milters.stages import Pipeline, Services
+    from milters.stages import StagePipeline, Services
 
     factory = make_factory(settings, pipeline)
     Milter.factory = factory
@@ -820,7 +815,7 @@ def _run(settings: Any, started: Any, listen: str | None, load_settings: Callabl
             if only_if_changed and values(new) == values(old):
                 return
             watch.reloading()
-            new_pipeline = Pipeline(new, Services(resolver=stage_resolver(new)))
+            new_pipeline = StagePipeline(new, Services(resolver=stage_resolver(new)))
         except Exception as e:   # noqa: BLE001 -- whatever fails, the milter keeps running
             log.warning("milter: reload refused, keeping old settings: %s", e)
             watch.reloaded()

@@ -63,7 +63,7 @@ class ArchiveEncrypted(Exception):
     """The archive's headers are encrypted: its member names cannot be read."""
 
 
-class Entry:
+class ArchiveMember:
     """One member: `names` (as stored, first the UTF-8 form), `is_dir`, `encrypted`."""
 
     __slots__ = ("names", "is_dir", "encrypted")
@@ -259,7 +259,7 @@ class Reader:
 
     # -- the walk ---------------------------------------------------------------------------
 
-    def entries(self) -> Iterator[Entry]:
+    def entries(self) -> Iterator[ArchiveMember]:
         L, a = self.L, self._a
         while True:
             self._drain()
@@ -278,7 +278,7 @@ class Reader:
             if self.stream:
                 names = list(stream_names(self.data, self.name_hint))
             filetype = L.ffi.entry_filetype(e) & 0o170000
-            entry = Entry(tuple(dict.fromkeys(n for n in names if n)) or ("",), filetype == 0o040000,
+            entry = ArchiveMember(tuple(dict.fromkeys(n for n in names if n)) or ("",), filetype == 0o040000,
                           bool(L.entry_is_data_encrypted(e)))
             self._pending = filetype == 0o100000 and not entry.encrypted
             yield entry

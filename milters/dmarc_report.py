@@ -297,7 +297,7 @@ def authorised_destinations(resolver: Any, psl: Any, policy_domain: str, dest: D
 # --- the run -----------------------------------------------------------------------------
 
 @dataclasses.dataclass
-class Outcome:
+class DmarcReportOutcome:
     """What a run did, per (policy domain, address)."""
 
     sent: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)       # domain, to, bytes
@@ -334,9 +334,9 @@ class Reporter:
         self.receiver = settings.dmarc_report_email.rpartition("@")[2].lower()
 
     def run(self, begin: int, end: int, *, now: float, dry_run: bool = False,
-            output_dir: str | None = None) -> Outcome:
+            output_dir: str | None = None) -> DmarcReportOutcome:
         from milters.dns import DnsTempError
-        out = Outcome()
+        out = DmarcReportOutcome()
         for domain in self.store.domains(begin, end + 1):
             results = self.store.results(domain, begin, end + 1)
             if not results:
@@ -376,7 +376,7 @@ class Reporter:
                     self._send_one(out, meta, domain, target, gz, len(rows), len(results), now, dry_run)
         return out
 
-    def _send_one(self, out: Outcome, meta: Meta, domain: str, dest: Destination, gz: bytes, rows: int,
+    def _send_one(self, out: DmarcReportOutcome, meta: Meta, domain: str, dest: Destination, gz: bytes, rows: int,
                   messages: int, now: float, dry_run: bool) -> None:
         from owlery.quarantine.release import ReleaseError
         data = build_message(meta, receiver=self.receiver, policy_domain=domain, to=dest.address, gz=gz,

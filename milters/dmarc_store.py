@@ -261,7 +261,7 @@ class SqliteStore(DmarcStore):
             conn.close()
 
 
-class PostgresStore(DmarcStore):
+class DmarcPostgresStore(DmarcStore):
     """The tables in one PostgreSQL schema; one short-lived connection per call, with timeouts."""
 
     placeholder = "%s"
@@ -274,7 +274,7 @@ class PostgresStore(DmarcStore):
         self.timeout = timeout
 
     def __repr__(self) -> str:
-        return f"PostgresStore(schema={self.schema!r})"
+        return f"DmarcPostgresStore(schema={self.schema!r})"
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[Any]:
@@ -314,7 +314,7 @@ def open_store(settings: Any) -> DmarcStore:
             raise DmarcStoreUnavailable(str(e)) from None
         if not dsn:
             raise DmarcStoreUnavailable("dmarc_report_backend = \"postgresql\" needs dmarc_report_pg_dsn")
-        return PostgresStore(dsn, schema=settings.dmarc_report_pg_schema, timeout=settings.dmarc_report_db_timeout)
+        return DmarcPostgresStore(dsn, schema=settings.dmarc_report_pg_schema, timeout=settings.dmarc_report_db_timeout)
     return SqliteStore(settings.dmarc_report_store_path, timeout=settings.dmarc_report_db_timeout)
 
 

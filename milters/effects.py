@@ -1,6 +1,6 @@
 """The effects model: what milter stages report (evidence, header edits, actions) and the verdict.
 
-Stages never touch pymilter. They call methods on a `Report` (one per message); the
+Stages never touch pymilter. They call methods on a `StageReport` (one per message); the
 session turns the report into an `Outcome` (an action plus an ordered list of plain-data
 effects) that `milters.adapter` applies at end-of-message. Symbols carry scores; the
 thresholds in settings (`milter_score_*`) turn the total into tag / quarantine / reject,
@@ -133,7 +133,7 @@ class Outcome:
     reason: str = ""
 
 
-class Report:
+class StageReport:
     """Collects what the stages say about one message; stages call its methods.
 
     - header edits: `add_header()` (top by default, as trace headers belong), `append_header()`,

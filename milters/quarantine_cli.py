@@ -394,7 +394,7 @@ def _cmd_token_key(args: argparse.Namespace) -> int:
 
 def _cmd_notify(args: argparse.Namespace) -> int:
     from owlery import log as owlery_log
-    from owlery.quarantine.notify import Notifier, submission_sender
+    from owlery.quarantine.notify import QuarantineNotifier, submission_sender
     from owlery.quarantine.preferences import Preferences
     from owlery.quarantine.tokenkey import TokenKeyError, load_key
 
@@ -410,7 +410,7 @@ def _cmd_notify(args: argparse.Namespace) -> int:
         except ValueError as e:         # MapError: files_quarantine_notify unreadable
             raise _Fail(f"quarantine notify: {e}") from None
         try:
-            notifier = Notifier(settings, store, submission_sender(settings), prefs=prefs, key=key,
+            notifier = QuarantineNotifier(settings, store, submission_sender(settings), prefs=prefs, key=key,
                                 host=socket.gethostname(),
                                 log=lambda action, **f: owlery_log.decision("quarantine", None, action, **f))
             out = notifier.run(time.time(), dry_run=args.dry_run, only=args.recipient)

@@ -2,11 +2,11 @@
 
 The adapter (milters/adapter.py, the only pymilter user) feeds events in the order
 libmilter delivers them; at end-of-message the session picks the stages for this
-message (milters.stages.Pipeline), runs them over a `Message` and returns an
+message (milters.stages.StagePipeline), runs them over a `MilterMessage` and returns an
 `Outcome` (milters.effects). Headers keep their raw bytes (for DKIM); the body is
 spooled to a temporary file past `milter_body_memory_size`. The whole message
-(`Message.as_bytes()`) is built once, in one allocation of its final size, and the same
-read-only bytes object is shared by every stage that asks for it. `Message.received` is the
+(`MilterMessage.as_bytes()`) is built once, in one allocation of its final size, and the same
+read-only bytes object is shared by every stage that asks for it. `MilterMessage.received` is the
 Received field Postfix will add (milters.received), which scanners get as a separate first
 chunk (so spamd sees the client) without a copy of the message.
 Talks to: the file system (temporary spool only). Tests: tests/milters/test_session.py,
@@ -80,7 +80,7 @@ def _normalise_header_value(value: bytes) -> bytes:
     return value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-class Message:
+class MilterMessage:
     """What a stage reads: envelope, macros, headers (raw), body (spooled). Read-only for stages."""
 
     def __init__(self, settings: Any):
@@ -230,7 +230,7 @@ class MilterSession:
         self._client_name = ""
         self._client_address: str | None = None
         self._helo = ""
-        self.message: Message | None = None
+        self.message: MilterMessage | None = None
         self._header_overflow = False
         # What the last end_of_message measured, for the adapter's metrics: the message's
         # size in bytes and (stage, seconds) per stage run, timed with `timer`.
@@ -283,7 +283,7 @@ class MilterSession:
         """Run the selected stages and return the outcome; logs one decision line."""
         m = self._current()
         m.macros.update(macros)
-        report = fx.Report(self.settings, self.progress)
+        report = fx.StageReport(self.settings, self.progress)
         stages = []
         self.last_size = len(m.header_bytes()) + 2 + m.body_size
         self.last_timings = timings = []
@@ -313,7 +313,7 @@ class MilterSession:
         self._reset_message()
         return outcome
 
-    def _run_stage(self, stage: Any, m: Message, report: fx.Report) -> None:
+    def _run_stage(self, stage: Any, m: MilterMessage, report: fx.StageReport) -> None:
         try:
             stage.check(m, report)
         except PermanentFailure as e:
@@ -336,8 +336,8 @@ class MilterSession:
         self._reset_message()
 
     # internals
-    def _new_message(self) -> Message:
-        m = Message(self.settings)
+    def _new_message(self) -> MilterMessage:
+        m = MilterMessage(self.settings)
         m.client_name = self._client_name
         m.client_address = self._client_address
         m.helo = self._helo
@@ -346,7 +346,7 @@ class MilterSession:
         self._header_overflow = False
         return m
 
-    def _current(self) -> Message:
+    def _current(self) -> MilterMessage:
         # Some MTAs (and test clients) skip MAIL when negotiated away; never crash for it.
         return self.message if self.message is not None else self._new_message()
 
@@ -355,7 +355,7 @@ class MilterSession:
             self.message.close()
             self.message = None
 
-    def _log(self, m: Message, outcome: fx.Outcome, stages: list[str]) -> None:
+    def _log(self, m: MilterMessage, outcome: fx.Outcome, stages: list[str]) -> None:
         syms = ",".join(f"{s.name}({s.score:g})" for s in outcome.symbols) or None
         # Recipients a stage took off the envelope (quarantined for them) are named apart.
         removed = ",".join(e.address for e in outcome.effects if isinstance(e, fx.DelRcpt)) or None

@@ -8,31 +8,28 @@ parent forks that many. Each worker runs its own libmilter on the inherited desc
 race for a connection get EAGAIN, which libmilter's accept loop skips), with its own stage
 pipeline, DNS cache and DKIM key cache; the quarantine store is shared through its backend
 (directory files with their SQLite index, or PostgreSQL).
-The parent never runs libmilter and starts no thread (a fork copies only the forking
-thread). It supervises: SIGHUP and SIGTERM/SIGINT go on to every worker (each reloads, or
+The parent (owlery.workers, the supervisor the Twisted daemons use too) never runs libmilter
+and starts no thread (a fork copies only the forking thread). It supervises: SIGHUP and SIGTERM/SIGINT go on to every worker (each reloads, or
 drains, by itself), a worker that dies is started again with back-off, and once all have
 stopped after SIGTERM the adapter removes the unix socket. Under systemd only the parent
 speaks (NotifyAccess=main): workers report READY and WATCHDOG over a socketpair
 (`WorkerBeat`) and owlery.sdnotify.WorkerNotices says READY=1 once every worker is ready.
-Talks to: the OS (fork, signals). Tests: tests/milters/test_milter_workers.py
+Talks to: the OS (fork, signals), through owlery.workers. Tests: tests/milters/test_milter_workers.py
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable
 from typing import Any
 
 from owlery import sdnotify
+from owlery import workers as core
 
 log = logging.getLogger("owlery.milter")
-
-_RESTART_DELAY_MAX = 30.0
 
 
 class WorkerBeat:
@@ -112,90 +109,9 @@ def supervise(count: int, run_worker: Callable[[int, sdnotify.Notifier | None], 
               reload_settings: Callable[[], Any] | None = None) -> int:
     """Fork `count` workers, each `run_worker(index, notifier)` (its exit status; the notifier
     reaches the parent, None when systemd is not listening), and keep them
-    running until SIGTERM or SIGINT; return 0 once all have stopped. `reload_settings` runs
-    in the parent on SIGHUP before the signal goes on (new settings for workers started
-    later; an exception is logged and the old ones kept)."""
-    signals = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    notices = sdnotify.WorkerNotices(sdnotify.Notifier.from_environ(unset=True), "milter")
-    reports = worker_end = None
-    if notices.notifier.enabled:
-        # Worker datagrams raise SIGIO (O_ASYNC), so the signal wait below wakes for them.
-        reports, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        reports.setblocking(False)
-        fcntl.fcntl(reports.fileno(), fcntl.F_SETOWN, os.getpid())
-        fcntl.fcntl(reports.fileno(), fcntl.F_SETFL, fcntl.fcntl(reports.fileno(), fcntl.F_GETFL) | os.O_ASYNC)
-        signals.add(signal.SIGIO)
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    pids: dict[int, int] = {}              # pid -> worker index
-    started: dict[int, float] = {}         # worker index -> start time
-    delay: dict[int, float] = {}           # worker index -> back-off before its next restart
-    due: dict[int, float] = {}             # worker index -> when to restart it
-
-    def spawn(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            status = 1
-            try:
-                # SIGTERM, SIGINT and SIGHUP stay blocked: the adapter's signal loop takes them.
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-                if reports is not None:
-                    reports.close()
-                notifier = None if worker_end is None else \
-                    sdnotify.Notifier(sock=worker_end, watchdog=notices.notifier.watchdog, to_parent=True)
-                status = run_worker(index, notifier)
-            except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
-                log.exception("milter: worker %d failed", index)
-            finally:
-                logging.shutdown()
-                os._exit(status)
-        pids[pid] = index
-        notices.spawned(pid)
-        started[index] = time.monotonic()
-        log.info("milter: worker %d started (pid %d)", index, pid)
-
-    for index in range(count):
-        spawn(index)
-    stopping = False
-    while pids or (due and not stopping):
-        timeout = max(0.0, min(due.values()) - time.monotonic()) if due and not stopping else None
-        info = signal.sigtimedwait(signals, timeout) if timeout is not None else signal.sigwaitinfo(signals)
-        if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT) and not stopping:
-            stopping = True
-            notices.stopping()
-            log.info("milter: signal %d: stopping %d workers", info.si_signo, len(pids))
-            for pid in pids:
-                os.kill(pid, signal.SIGTERM)
-        elif info is not None and info.si_signo == signal.SIGHUP and not stopping:
-            notices.reloading()         # READY again once every worker has reloaded
-            if reload_settings is not None:
-                try:
-                    reload_settings()
-                except Exception as e:  # noqa: BLE001 - the workers judge (and log) the file too
-                    log.debug("milter: worker parent keeps its settings: %s", e)
-            for pid in pids:
-                os.kill(pid, signal.SIGHUP)
-        while pids:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-            if pid == 0:
-                break
-            index = pids.pop(pid, None)
-            notices.exited(pid)
-            if index is None or stopping:
-                continue
-            lived = time.monotonic() - started[index]
-            delay[index] = 1.0 if lived > _RESTART_DELAY_MAX else min(_RESTART_DELAY_MAX, 2 * delay.get(index, 0.5))
-            due[index] = time.monotonic() + delay[index]
-            log.error("milter: worker %d (pid %d) exited with status %s; restarting in %.0f s",
-                      index, pid, os.waitstatus_to_exitcode(status), delay[index])
-        while reports is not None:
-            try:
-                notices.message(reports.recv(4096))
-            except BlockingIOError:
-                break
-        for index, when in list(due.items()):
-            if not stopping and when <= time.monotonic():
-                del due[index]
-                spawn(index)
-    if reports is not None:
-        reports.close()
-    return 0
+    running until SIGTERM or SIGINT; return 0 once all have stopped (owlery.workers).
+    `reload_settings` runs in the parent on SIGHUP before the signal goes on (new settings for
+    workers started later; an exception is logged and the old ones kept). A worker keeps
+    SIGTERM, SIGINT and SIGHUP blocked: the adapter's signal loop takes them."""
+    return core.supervise("milter", count, run_worker, reload_settings=reload_settings,
+                          worker_unblock=(signal.SIGCHLD,), logger=log)

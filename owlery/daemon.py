@@ -19,8 +19,9 @@ With `workers` > 1 (a product's `*_workers` setting) the parent binds, drops pri
 and forks that many worker processes, each running its own reactor on the same sockets
 (TCP: one SO_REUSEPORT socket per worker, so the kernel spreads connections evenly;
 unix and systemd sockets: one shared socket, each worker accepting one connection per
-wake-up). The parent only supervises: it passes SIGHUP and SIGTERM on, restarts a worker
-that dies (with back-off), and exits when all have stopped after SIGTERM.
+wake-up). The parent only supervises (owlery.workers, shared with the milter): it passes
+SIGHUP and SIGTERM on, restarts a worker that dies (with back-off), and exits when all have
+stopped after SIGTERM.
 Under systemd (Type=notify, owlery.sdnotify) it sends READY=1 once the reactor runs on the
 bound sockets, WATCHDOG=1 from a reactor timer, STATUS with the application's
 `status_counts()` (if it has one) and its connections, RELOADING=1/READY=1 around a
@@ -37,7 +38,6 @@ tests/core/test_secure_defaults.py
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import grp
 import logging
 import os
@@ -47,11 +47,10 @@ import shutil
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from owlery import metrics, sdnotify
+from owlery import metrics, sdnotify, workers
 from owlery import settings as settings_mod
 from owlery.endpoints import ListenEndpoint, parse_endpoint
 from owlery.settings import Bool, Duration, Str, int_range, setting
@@ -363,15 +362,51 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
     """One reactor serving `endpoints` (bound here) or the sockets a worker parent bound;
     /metrics on `metrics_endpoint` (bound here) or on the parent's shared `metrics_socket`;
     `notifier` tells systemd (or the worker parent) how it goes."""
-    from twisted.internet import defer, reactor
+    from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
-    from twisted.protocols.policies import WrappingFactory
 
     from owlery import log as owlery_log
 
     # Bind first (as root if started so), drop privileges, and only then build the
     # application: its files and threads belong to the daemon user, and a socket that
     # cannot be bound stops start-up before any thread exists to keep the process alive.
+    tracked = _counting_factory()
+    try:
+        ports = _listen_all(reactor, current, endpoints, bound, tracked, metrics_endpoint, metrics_socket)
+    except (OSError, ValueError, CannotListenError) as e:
+        log.error("%s: cannot listen: %s", program, e)
+        return 1
+    if bound is None:
+        _log_listening(program, endpoints, metrics_endpoint)
+    app = _start_app(program, current, endpoints, build, bound is None, metrics_endpoint is not None, reactor)
+    if app is None:
+        return 1
+    tracked.wrappedFactory = app.factory
+    for _ in ports.served:
+        app.factory.doStart()   # what listen() did for the stand-in, once per port
+    beat = sdnotify.Heartbeat(notifier or sdnotify.Notifier(), program, lambda: _counts(app, tracked), reactor)
+    reactor.callWhenRunning(beat.ready)     # every port is bound and accepts from the first turn
+    running = _Running(program, config_path, current, reactor, app, tracked, ports, beat)
+    running.take_reload_signal()
+    reactor.addSystemEventTrigger("before", "shutdown", running.drain)
+    if metrics_socket is not None:
+        _sample_metrics(reactor)
+    # Decision lines from the reactor thread: one write per reactor turn, not per line.
+    owlery_log.batch_decisions(lambda flush: reactor.callLater(0, flush))
+    running.take_stop_signals()
+    wakeup = _SignalWakeup(reactor)
+    reactor.run(installSignalHandlers=False)
+    wakeup.close()
+    log.info("%s: stopped", program)
+    return 0
+
+
+def _counting_factory() -> Any:
+    """The factory every daemon port listens with: a wrapper around the stand-in `_NotReady`
+    (the application's factory replaces it once built) that counts the connections it took,
+    for the STATUS line, and tracks the open ones, for the drain."""
+    from twisted.protocols.policies import WrappingFactory
+
     class Counting(WrappingFactory):
         served = 0              # connections taken, for the STATUS line
 
@@ -379,68 +414,112 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
             self.served += 1
             WrappingFactory.registerProtocol(self, p)
 
-    tracked = Counting(_NotReady())
-    try:
-        # Metrics first: once the daemon's own port accepts, /metrics answers too. Scrapes are
-        # not tracked connections: they never hold up the drain.
-        site = metrics.http_site() if metrics_endpoint is not None else None
-        metrics_ports = [] if site is None else [
-            listen(reactor, metrics_endpoint, site, current.daemon_listen_backlog) if metrics_socket is None
-            else adopt(reactor, metrics_socket, site, shared=True)]
-        if bound is None:
-            ports = [listen(reactor, ep, tracked, current.daemon_listen_backlog) for ep in endpoints]
-        else:
-            ports = [adopt(reactor, sock, tracked, shared=shared) for sock, shared in bound]
-    except (OSError, ValueError, CannotListenError) as e:
-        log.error("%s: cannot listen: %s", program, e)
-        return 1
-    if metrics_endpoint is not None and bound is None:
-        log.info("%s: metrics on http://%s/metrics", program, str(metrics_endpoint).removeprefix("tcp:"))
+    return Counting(_NotReady())
+
+
+@dataclasses.dataclass
+class _Ports:
+    served: list[Any]           # the daemon's own listening ports
+    metrics: list[Any]          # /metrics, not tracked: a scrape never holds up the drain
+
+
+def _listen_all(reactor: Any, current: settings_mod.Settings, endpoints: Sequence[ListenEndpoint],
+                bound: Sequence[tuple[socket.socket, bool]] | None, tracked: Any,
+                metrics_endpoint: Any, metrics_socket: socket.socket | None) -> _Ports:
+    """Listen on /metrics, then on every endpoint (bound here, or the parent's `bound` sockets)."""
+    backlog = current.daemon_listen_backlog
+    # Metrics first: once the daemon's own port accepts, /metrics answers too.
+    metrics_ports = []
+    if metrics_endpoint is not None:
+        site = metrics.http_site()
+        metrics_ports.append(listen(reactor, metrics_endpoint, site, backlog) if metrics_socket is None
+                             else adopt(reactor, metrics_socket, site, shared=True))
     if bound is None:
-        for ep in endpoints:
-            log.info("%s: listening on %s", program, ep)
+        return _Ports([listen(reactor, ep, tracked, backlog) for ep in endpoints], metrics_ports)
+    return _Ports([adopt(reactor, sock, tracked, shared=shared) for sock, shared in bound], metrics_ports)
+
+
+def _log_listening(program: str, endpoints: Sequence[ListenEndpoint], metrics_endpoint: Any) -> None:
+    if metrics_endpoint is not None:
+        log.info("%s: metrics on http://%s/metrics", program, str(metrics_endpoint).removeprefix("tcp:"))
+    for ep in endpoints:
+        log.info("%s: listening on %s", program, ep)
+
+
+def _start_app(program: str, current: settings_mod.Settings, endpoints: Sequence[ListenEndpoint],
+               build: Callable[[settings_mod.Settings, Any], Application], drop: bool,
+               with_metrics: bool, reactor: Any) -> Application | None:
+    """Drop privileges (`drop`: unless a worker parent did), then build the application;
+    None (logged) when it cannot start."""
     try:
-        if bound is None:
+        if drop:
             drop_privileges(current, [ep.path for ep in endpoints if ep.kind == "unix"])
-        if metrics_endpoint is not None:
+        if with_metrics:
             metrics.enable()        # before build: the application counts from its first request
-        app = build(current, reactor)
+        return build(current, reactor)
     except (OSError, KeyError, ValueError, RuntimeError, settings_mod.SettingsError) as e:
         log.error("%s: cannot start: %s", program, e)
-        return 1
-    tracked.wrappedFactory = app.factory
-    for _ in ports:
-        app.factory.doStart()   # what listen() did for the stand-in, once per port
-    beat = sdnotify.Heartbeat(notifier or sdnotify.Notifier(), program, lambda: _counts(app, tracked), reactor)
-    reactor.callWhenRunning(beat.ready)     # every port is bound and accepts from the first turn
+        return None
 
-    def reload(*_: Any) -> None:
-        nonlocal current
-        beat.reloading()
+
+def _sample_metrics(reactor: Any) -> None:
+    """Workers: a scrape reaches one of them; the others' counts kept elsewhere (batched
+    decision counters, cache hits) reach their metric files within a second."""
+    from twisted.internet.task import LoopingCall
+
+    sampling = LoopingCall(metrics.sample)
+    sampling.clock = reactor
+    sampling.start(METRICS_SAMPLE_INTERVAL, now=False)
+
+
+class _Running:
+    """A started daemon's reactions: reload on SIGHUP, drain before shutdown, stop once."""
+
+    def __init__(self, program: str, config_path: str | None, current: settings_mod.Settings,
+                 reactor: Any, app: Application, tracked: Any, ports: _Ports, beat: sdnotify.Heartbeat):
+        self.program = program
+        self.config_path = config_path
+        self.current = current
+        self.reactor = reactor
+        self.app = app
+        self.tracked = tracked
+        self.ports = ports
+        self.beat = beat
+        self.stop_requested = False
+
+    def take_reload_signal(self) -> None:
+        signal.signal(signal.SIGHUP, lambda *a: self.reactor.callFromThread(self.reload))
+        # A worker keeps SIGHUP blocked until here: one sent while it started is reloaded now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+
+    def reload(self) -> None:
+        from owlery import log as owlery_log
+
+        self.beat.reloading()
         try:
-            new = settings_mod.load(config_path)
-            app.reload(new)         # may refuse settings that load but cannot run (no directory...)
+            new = settings_mod.load(self.config_path)
+            self.app.reload(new)    # may refuse settings that load but cannot run (no directory...)
         except (settings_mod.SettingsError, ValueError, OSError, KeyError) as e:
-            log.warning("%s: reload refused, keeping old settings: %s", program, e)
-            beat.reloaded()
+            log.warning("%s: reload refused, keeping old settings: %s", self.program, e)
+            self.beat.reloaded()
             return
-        current = new
-        owlery_log.setup(new, program)
-        log.info("%s: settings reloaded from %s", program, new.path or "built-in defaults")
-        beat.reloaded()
+        self.current = new
+        owlery_log.setup(new, self.program)
+        log.info("%s: settings reloaded from %s", self.program, new.path or "built-in defaults")
+        self.beat.reloaded()
 
-    signal.signal(signal.SIGHUP, lambda *a: reactor.callFromThread(reload))
-    # A worker keeps SIGHUP blocked until here: one sent while it started is reloaded now.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+    def drain(self) -> Any:
+        """Stop listening, let open connections finish (up to daemon_drain_timeout), close."""
+        from twisted.internet import defer
 
-    def drain() -> Any:
-        beat.stopping()
-        log.info("%s: stopping: no new connections, %d open", program, len(tracked.protocols))
+        self.beat.stopping()
+        tracked, reactor = self.tracked, self.reactor
+        log.info("%s: stopping: no new connections, %d open", self.program, len(tracked.protocols))
         # Wait for each port to finish closing: Twisted unlinks a unix socket file in the
         # port's connectionLost, a reactor turn later; stopping before that left the file.
-        closing = [defer.maybeDeferred(port.stopListening) for port in ports + metrics_ports]
+        closing = [defer.maybeDeferred(port.stopListening) for port in self.ports.served + self.ports.metrics]
         done = defer.Deferred()
-        deadline = reactor.seconds() + current.daemon_drain_timeout
+        deadline = reactor.seconds() + self.current.daemon_drain_timeout
 
         def poll() -> None:
             if not tracked.protocols or reactor.seconds() >= deadline:
@@ -451,37 +530,20 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
                 reactor.callLater(0.05, poll)
         poll()
         done.addCallback(lambda _: defer.DeferredList(closing, consumeErrors=True))
-        done.addCallback(lambda _: app.close())
+        done.addCallback(lambda _: self.app.close())
         return done
 
-    reactor.addSystemEventTrigger("before", "shutdown", drain)
-    if metrics_socket is not None:
-        # Workers: a scrape reaches one of them; the others' counts kept elsewhere (batched
-        # decision counters, cache hits) reach their metric files within a second.
-        from twisted.internet.task import LoopingCall
-        sampling = LoopingCall(metrics.sample)
-        sampling.clock = reactor
-        sampling.start(METRICS_SAMPLE_INTERVAL, now=False)
-    # Decision lines from the reactor thread: one write per reactor turn, not per line.
-    owlery_log.batch_decisions(lambda flush: reactor.callLater(0, flush))
-    # Our own stop signals instead of Twisted's: Ctrl-C on a terminal sends SIGINT to every
-    # process of the group while `owlery run` also forwards SIGTERM, and Twisted's handlers
-    # then stopped the reactor twice (ReactorNotRunning traceback). Stop once, whatever comes.
-    stop_requested = False
+    def take_stop_signals(self) -> None:
+        """Our own stop signals instead of Twisted's: Ctrl-C on a terminal sends SIGINT to every
+        process of the group while `owlery run` also forwards SIGTERM, and Twisted's handlers
+        then stopped the reactor twice (ReactorNotRunning traceback). Stop once, whatever comes."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *a: self.reactor.callFromThread(self.stop_once))
 
-    def stop_once() -> None:
-        nonlocal stop_requested
-        if not stop_requested:
-            stop_requested = True
-            reactor.stop()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *a: reactor.callFromThread(stop_once))
-    wakeup = _SignalWakeup(reactor)
-    reactor.run(installSignalHandlers=False)
-    wakeup.close()
-    log.info("%s: stopped", program)
-    return 0
+    def stop_once(self) -> None:
+        if not self.stop_requested:
+            self.stop_requested = True
+            self.reactor.stop()
 
 
 class _SignalWakeup:
@@ -521,44 +583,57 @@ class _SignalWakeup:
         os.close(self.write_fd)
 
 
-_RESTART_DELAY_MAX = 30.0
+def _bind_for_workers(current: settings_mod.Settings, endpoints: Sequence[ListenEndpoint],
+                      count: int) -> list[list[tuple[socket.socket, bool]]]:
+    """per_worker[i] = the (socket, shared) pairs worker i listens on: a tcp: endpoint gets one
+    SO_REUSEPORT socket per worker, any other endpoint one socket shared by all."""
+    backlog = current.daemon_listen_backlog
+    per_worker: list[list[tuple[socket.socket, bool]]] = [[] for _ in range(count)]
+    for ep in endpoints:
+        if ep.kind == "tcp":
+            first = bind_socket(ep, reuse_port=True, backlog=backlog)
+            # Port 0 picks a free port once; the other workers' sockets join that one.
+            ep = dataclasses.replace(ep, port=first.getsockname()[1])
+            per_worker[0].append((first, False))
+            for i in range(1, count):
+                per_worker[i].append((bind_socket(ep, reuse_port=True, backlog=backlog), False))
+        else:
+            shared = bind_socket(ep, backlog=backlog)
+            for i in range(count):
+                per_worker[i].append((shared, True))
+    return per_worker
+
+
+def bind_worker_metrics(program: str, settings: Any, metrics_endpoint: Any,
+                        count: int) -> tuple[socket.socket | None, str | None]:
+    """(socket, directory) for /metrics in worker mode, (None, None) without a metrics endpoint:
+    one metrics socket for all workers (the milter's worker 0 serves it, every Twisted worker
+    does), and the directory of their metric files, which a scrape sums (prometheus_client's
+    multiprocess mode, in a directory of our own)."""
+    if metrics_endpoint is None:
+        return None, None
+    sock = bind_socket(metrics_endpoint)
+    directory = metrics.multiprocess_dir_prepare(program, socket_owner(settings)[0])
+    log.info("%s: metrics on http://%s/metrics (sum of %d workers, files in %s)", program,
+             str(metrics_endpoint).removeprefix("tcp:"), count, directory)
+    return sock, directory
 
 
 def _run_workers(program: str, config_path: str | None, current: settings_mod.Settings,
                  endpoints: Sequence[ListenEndpoint], build: Callable[[settings_mod.Settings, Any], Application],
                  count: int, metrics_endpoint: Any = None) -> int:
-    """The worker parent: bind, drop privileges, fork `count` workers and keep them running."""
+    """The worker parent: bind, drop privileges, fork `count` workers and keep them running
+    (owlery.workers); each worker runs its own reactor on the parent's sockets (`_serve`)."""
     if "twisted.internet.reactor" in sys.modules:
         # A reactor made before fork would share its epoll set with every worker.
         log.error("%s: cannot fork workers: a reactor already exists in this process", program)
         return 1
     try:
-        # per_worker[i] = the (socket, shared) pairs worker i listens on
-        per_worker: list[list[tuple[socket.socket, bool]]] = [[] for _ in range(count)]
-        for ep in endpoints:
-            if ep.kind == "tcp":
-                first = bind_socket(ep, reuse_port=True, backlog=current.daemon_listen_backlog)
-                # Port 0 picks a free port once; the other workers' sockets join that one.
-                ep = dataclasses.replace(ep, port=first.getsockname()[1])
-                per_worker[0].append((first, False))
-                for i in range(1, count):
-                    per_worker[i].append((bind_socket(ep, reuse_port=True, backlog=current.daemon_listen_backlog),
-                                          False))
-            else:
-                shared = bind_socket(ep, backlog=current.daemon_listen_backlog)
-                for i in range(count):
-                    per_worker[i].append((shared, True))
-        # One metrics socket for all: whichever worker accepts a scrape sums every worker's
-        # metric files (prometheus_client's multiprocess mode, in a directory of our own).
-        metrics_socket = bind_socket(metrics_endpoint) if metrics_endpoint is not None else None
-        metrics_dir = metrics.multiprocess_dir_prepare(program, socket_owner(current)[0]) \
-            if metrics_endpoint is not None else None
+        per_worker = _bind_for_workers(current, endpoints, count)
+        metrics_socket, metrics_dir = bind_worker_metrics(program, current, metrics_endpoint, count)
     except (OSError, ValueError) as e:
         log.error("%s: cannot listen: %s", program, e)
         return 1
-    if metrics_endpoint is not None:
-        log.info("%s: metrics on http://%s/metrics (sum of %d workers, files in %s)", program,
-                 str(metrics_endpoint).removeprefix("tcp:"), count, metrics_dir)
     for ep in endpoints:
         log.info("%s: listening on %s with %d workers", program, ep, count)
     try:
@@ -568,88 +643,22 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
         return 1
+    latest = [current]          # what a worker started from now on gets (SIGHUP re-reads it)
 
-    signals = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    # systemd hears only from us (NotifyAccess=main); workers report to us over a socketpair
-    # whose arrivals raise SIGIO (O_ASYNC), so the signal loop below wakes for them too.
-    notices = sdnotify.WorkerNotices(sdnotify.Notifier.from_environ(unset=True), program)
-    reports = worker_end = None
-    if notices.notifier.enabled:
-        reports, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        reports.setblocking(False)
-        fcntl.fcntl(reports.fileno(), fcntl.F_SETOWN, os.getpid())
-        fcntl.fcntl(reports.fileno(), fcntl.F_SETFL, fcntl.fcntl(reports.fileno(), fcntl.F_GETFL) | os.O_ASYNC)
-        signals.add(signal.SIGIO)
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    pids: dict[int, int] = {}              # pid -> worker index
-    started: dict[int, float] = {}         # worker index -> start time
-    delay: dict[int, float] = {}           # worker index -> back-off before its next restart
-    due: dict[int, float] = {}             # worker index -> when to restart it
+    def reload_settings() -> None:
+        try:
+            latest[0] = settings_mod.load(config_path)
+        except settings_mod.SettingsError as e:
+            log.warning("%s: reload refused, keeping old settings: %s", program, e)
 
-    def spawn(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            status = 1
-            try:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals - {signal.SIGHUP, signal.SIGIO})
-                if reports is not None:
-                    reports.close()
-                to_parent = sdnotify.Notifier(sock=worker_end, watchdog=notices.notifier.watchdog, to_parent=True) \
-                    if worker_end is not None else None
-                status = _serve(program, config_path, current, endpoints, build, per_worker[index],
-                                metrics_endpoint, metrics_socket, notifier=to_parent)
-            except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
-                log.exception("%s: worker %d failed", program, index)
-            finally:
-                logging.shutdown()
-                os._exit(status)
-        pids[pid] = index
-        notices.spawned(pid)
-        started[index] = time.monotonic()
-        log.info("%s: worker %d started (pid %d)", program, index, pid)
+    def run_worker(index: int, notifier: sdnotify.Notifier | None) -> int:
+        return _serve(program, config_path, latest[0], endpoints, build, per_worker[index],
+                      metrics_endpoint, metrics_socket, notifier=notifier)
 
-    for index in range(count):
-        spawn(index)
-    stopping = False
-    while pids or (due and not stopping):
-        timeout = max(0.0, min(due.values()) - time.monotonic()) if due and not stopping else None
-        info = signal.sigtimedwait(signals, timeout) if timeout is not None else signal.sigwaitinfo(signals)
-        if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT) and not stopping:
-            stopping = True
-            notices.stopping()
-            log.info("%s: stopping %d workers", program, len(pids))
-            for pid in pids:
-                os.kill(pid, signal.SIGTERM)
-        elif info is not None and info.si_signo == signal.SIGHUP:
-            notices.reloading()         # READY again once every worker reloaded
-            try:
-                current = settings_mod.load(config_path)     # for workers started from now on
-            except settings_mod.SettingsError as e:
-                log.warning("%s: reload refused, keeping old settings: %s", program, e)
-            for pid in pids:
-                os.kill(pid, signal.SIGHUP)
-        while pids:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-            if pid == 0:
-                break
-            index = pids.pop(pid, None)
-            notices.exited(pid)
-            if index is None or stopping:
-                continue
-            lived = time.monotonic() - started[index]
-            delay[index] = 1.0 if lived > _RESTART_DELAY_MAX else min(_RESTART_DELAY_MAX, 2 * delay.get(index, 0.5))
-            due[index] = time.monotonic() + delay[index]
-            log.error("%s: worker %d (pid %d) exited with status %s; restarting in %.0f s",
-                      program, index, pid, os.waitstatus_to_exitcode(status), delay[index])
-        while reports is not None:
-            try:
-                notices.message(reports.recv(4096))
-            except BlockingIOError:
-                break
-        for index, when in list(due.items()):
-            if not stopping and when <= time.monotonic():
-                del due[index]
-                spawn(index)
+    # A worker unblocks SIGHUP itself once its handler is set (`_serve`): one sent while it
+    # started is reloaded then.
+    workers.supervise(program, count, run_worker, reload_settings=reload_settings,
+                      worker_unblock=(signal.SIGCHLD, signal.SIGTERM, signal.SIGINT), logger=log)
     if metrics_dir is not None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     log.info("%s: stopped", program)

@@ -2,6 +2,8 @@
 
 One grammar for every daemon (policyd, lmtpd, milter); the daemon runner turns a parsed
 endpoint into a Twisted listener, the milter adapter into a libmilter socket spec.
+The blocking clients (clamd, spamd, `owlery check`, `owlery policyd query`) dial one with
+`connect` and bound each read and write by one deadline with `arm`.
 Tests: tests/core/test_endpoints.py
 """
 
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import socket
+import time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,3 +78,34 @@ def parse_endpoint(text: str) -> ListenEndpoint:
             raise ValueError(f"bad systemd socket name {rest!r}")
         return ListenEndpoint("systemd", name=rest)
     raise ValueError(f"unknown endpoint kind {kind!r} (unix, tcp or systemd)")
+
+
+def connect(endpoint: ListenEndpoint, timeout: float, *, nodelay: bool = False) -> socket.socket:
+    """A blocking stream socket connected to a unix: or tcp: endpoint within `timeout` seconds
+    (kept as the socket's timeout). OSError when it cannot connect (the socket is closed then),
+    ValueError for a systemd: endpoint. `nodelay`: TCP_NODELAY on a TCP socket."""
+    if endpoint.kind == "unix":
+        sock, address = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), endpoint.path
+    elif endpoint.kind == "tcp":
+        family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+        sock, address = socket.socket(family, socket.SOCK_STREAM), (endpoint.host, endpoint.port)
+    else:
+        raise ValueError(f"cannot dial {endpoint}")
+    try:
+        sock.settimeout(timeout)
+        sock.connect(address)
+        if nodelay and endpoint.kind == "tcp":
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def arm(sock: socket.socket, deadline: float, what: str = "") -> None:
+    """Give `sock` what is left until `deadline` (a time.monotonic() value) as its timeout;
+    socket.timeout when nothing is left (`what`: what was to be done, for the message)."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise socket.timeout(f"deadline passed while {what}" if what else "deadline passed")
+    sock.settimeout(remaining)

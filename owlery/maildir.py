@@ -371,14 +371,16 @@ def _close_quietly(fd: int) -> None:
         pass
 
 
-def _unlink_at(dir_fd: int, name: str) -> None:
+def unlink_quietly(dir_fd: int, name: str) -> None:
+    """Remove `name` in dir_fd if it is there (clean-up: any error is ignored)."""
     try:
         os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
 
 
-def _is_link_at(dir_fd: int, name: str) -> bool:
+def is_link_at(dir_fd: int | None, name: str) -> bool:
+    """Whether `name` in dir_fd (None: relative to the working directory) is a symbolic link."""
     try:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
@@ -394,7 +396,7 @@ def _open_nofollow(dir_fd: int, name: str, flags: int, mode: int = 0o600) -> int
         return None
     except OSError as e:
         # O_NOFOLLOW on a link: ELOOP; with O_DIRECTORY too: ENOTDIR (as for a plain file).
-        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK) and _is_link_at(dir_fd, name):
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK) and is_link_at(dir_fd, name):
             raise _Symlink(name) from None
         raise
 
@@ -403,6 +405,27 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def replace_file_at(dir_fd: int, name: str, data: bytes, *, tmp: str, mode: int,
+                    owner: Owner | None, fsync: bool) -> None:
+    """Write `data` to a new file `tmp` in dir_fd (O_EXCL, no links followed), give it to
+    `owner`, fsync it (with `fsync`) and rename it over `name`; on any failure `tmp` is removed.
+    The caller fsyncs dir_fd when the rename must survive a crash."""
+    fd = os.open(tmp, _CREATE_FLAGS, mode, dir_fd=dir_fd)
+    try:
+        try:
+            _write_all(fd, data)
+            if owner is not None:
+                os.fchown(fd, owner.uid, owner.gid)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        unlink_quietly(dir_fd, tmp)
+        raise
 
 
 def read_all(fd: int, limit: int) -> bytes:
@@ -456,7 +479,7 @@ class _DotLock:
     def release(self) -> None:
         _close_quietly(self.fd)
         if not self.done and self._still_ours():
-            _unlink_at(self.dir_fd, self.lock)
+            unlink_quietly(self.dir_fd, self.lock)
         self.done = True
 
 
@@ -465,7 +488,7 @@ class _DotLock:
 # ---------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class Delivered:
+class StoredMessage:
     """Where a message went: absolute path of the file and the folder name."""
 
     path: str
@@ -583,14 +606,19 @@ class Maildir:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise MaildirError(f"{self.root}: {rel}: still locked after {self.lock_timeout:g}s "
-                                           f"(another delivery creating the Maildir?)") from None
-                    _sleep(delay)
-                    delay = min(delay * 2, 0.05)
+                    delay = self._lock_backoff(deadline, delay, 0.05, rel,
+                                               "another delivery creating the Maildir?")
             yield
         finally:
             os.close(fd)          # releases the lock
+
+    def _lock_backoff(self, deadline: float, delay: float, cap: float, rel: str, holder: str) -> float:
+        """Wait `delay` before the next try at a lock; return the next delay (doubled, at most
+        `cap`). MaildirError once `deadline` has passed (`holder`: who may be holding it)."""
+        if time.monotonic() >= deadline:
+            raise MaildirError(f"{self.root}: {rel}: still locked after {self.lock_timeout:g}s ({holder})") from None
+        _sleep(delay)
+        return min(delay * 2, cap)
 
     def _make_owned_dir(self, parent: int, name: str) -> int | None:
         """mkdir `name` in parent and give it to the mail owner, holding the parent's lock from
@@ -760,7 +788,7 @@ class Maildir:
         try:
             fd = _open_nofollow(folder, "maildirfolder", _CREATE_FLAGS, self.file_mode)
         except FileExistsError:
-            if _is_link_at(folder, "maildirfolder"):
+            if is_link_at(folder, "maildirfolder"):
                 raise self._unsafe(rel, "is a symbolic link") from None
             return
         except _Symlink:
@@ -798,8 +826,10 @@ class Maildir:
         except OSError as e:
             raise MaildirError(f"{self.root}: {mailbox}: {e.strerror or e}") from e
 
-    def _folder_dirs(self, fds: contextlib.ExitStack, root: int) -> list[tuple[str, int]]:
-        """(name, fd) of the real directories `.Name` at the root; links are skipped, not followed."""
+    def _folder_dirs(self, fds: contextlib.ExitStack, root: int,
+                     problems: list[str] | None = None) -> list[tuple[str, int]]:
+        """(name, fd) of the real directories `.Name` at the root; links are skipped, not followed.
+        A folder that cannot be opened (EACCES...) goes to `problems` when given, else raises."""
         out = []
         for entry in sorted(os.listdir(root)):
             if not entry.startswith(".") or entry in (".", ".."):
@@ -810,6 +840,11 @@ class Maildir:
                 log.warning("maildir: %s: %s is a symbolic link, not followed", self.root, entry)
                 continue
             except NotADirectoryError:
+                continue
+            except OSError as e:
+                if problems is None:
+                    raise
+                problems.append(f"{entry}: {e.strerror or e}")
                 continue
             if fd is None:
                 continue
@@ -851,21 +886,8 @@ class Maildir:
 
     def _replace_file(self, dir_fd: int, name: str, data: bytes) -> None:
         """Write a new file aside (O_EXCL, no links followed) and rename it over `name`."""
-        tmp = f"{name}.{os.getpid()}.{os.urandom(3).hex()}.tmp"
-        fd = os.open(tmp, _CREATE_FLAGS, self.file_mode, dir_fd=dir_fd)
-        try:
-            try:
-                _write_all(fd, data)
-                if self.owner is not None:
-                    os.fchown(fd, self.owner.uid, self.owner.gid)
-                if self.fsync != "never":
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            _unlink_at(dir_fd, tmp)
-            raise
+        replace_file_at(dir_fd, name, data, tmp=f"{name}.{os.getpid()}.{os.urandom(3).hex()}.tmp",
+                        mode=self.file_mode, owner=self.owner, fsync=self.fsync != "never")
 
     def _dotlock(self, dir_fd: int, name: str, rel: str, *, stale_after: float, pid: bool = False) -> _DotLock:
         """Take `<name>.lock` in dir_fd (O_EXCL), waiting up to lock_timeout and breaking a stale one.
@@ -880,13 +902,8 @@ class Maildir:
             try:
                 fd = os.open(lock, _CREATE_FLAGS, self.file_mode, dir_fd=dir_fd)
             except FileExistsError:
-                if self._break_stale_lock(dir_fd, name, rel, stale_after):
-                    continue
-                if time.monotonic() >= deadline:
-                    raise MaildirError(f"{self.root}: {rel}.lock: still locked after "
-                                       f"{self.lock_timeout:g}s (another delivery or Dovecot)") from None
-                _sleep(delay)
-                delay = min(delay * 2, 0.1)
+                if not self._break_stale_lock(dir_fd, name, rel, stale_after):
+                    delay = self._lock_backoff(deadline, delay, 0.1, rel + ".lock", "another delivery or Dovecot")
                 continue
             try:
                 if self.owner is not None:
@@ -896,7 +913,7 @@ class Maildir:
                 return _DotLock(dir_fd, name, fd, os.fstat(fd))
             except BaseException:
                 _close_quietly(fd)
-                _unlink_at(dir_fd, lock)
+                unlink_quietly(dir_fd, lock)
                 raise
 
     def _break_stale_lock(self, dir_fd: int, name: str, rel: str, stale_after: float) -> bool:
@@ -930,7 +947,7 @@ class Maildir:
         except FileNotFoundError:
             return True
         if (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino):
-            _unlink_at(dir_fd, lock)
+            unlink_quietly(dir_fd, lock)
             log.warning("maildir: %s: broke the stale lock %s.lock", self.root, rel)
         return True
 
@@ -1082,7 +1099,7 @@ class Maildir:
     def _write_keywords(self, folder: int, rel: str, table: dict[int, str], old_mtime: float | None) -> None:
         # We hold dovecot-uidlist.lock, so a dovecot-keywords.lock left behind is stale (Dovecot
         # removes it the same way).
-        _unlink_at(folder, "dovecot-keywords.lock")
+        unlink_quietly(folder, "dovecot-keywords.lock")
         out = self._dotlock(folder, "dovecot-keywords", rel, stale_after=KEYWORDS_LOCK_STALE_S)
         try:
             _write_all(out.fd, "".join(f"{i} {table[i]}\n" for i in sorted(table)).encode("utf-8"))
@@ -1227,18 +1244,22 @@ class Maildir:
                 return done
             folders = [("INBOX", "", root)] + [
                 (".".join(decode_mutf7(p) for p in entry[1:].split(".")), entry, fd)
-                for entry, fd in self._folder_dirs(fds, root)]
+                for entry, fd in self._folder_dirs(fds, root, done.problems)]
             for name, dirname, folder in folders:
                 for sub in ("new", "cur", "tmp"):
                     rel = f"{dirname}/{sub}" if dirname else sub
                     try:
                         d = self._subdir(fds, folder, sub, rel, create=False)
-                    except (MaildirError, NotADirectoryError) as e:
-                        done.problems.append(f"{rel}: {e}")
+                        if d is None:
+                            continue
+                        entries = sorted(os.listdir(d))
+                    except FileNotFoundError:
+                        continue            # the folder was removed or renamed meanwhile
+                    except (MaildirError, OSError) as e:
+                        # One unreadable folder (EACCES...) is reported; the others are still expired.
+                        done.problems.append(f"{rel}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
                         continue
-                    if d is None:
-                        continue
-                    for entry in sorted(os.listdir(d)):
+                    for entry in entries:
                         try:
                             st = os.stat(entry, dir_fd=d, follow_symlinks=False)
                         except FileNotFoundError:
@@ -1268,8 +1289,11 @@ class Maildir:
 
     def deliver(self, message: bytes, mailbox: str = "INBOX", *, flags: Iterable[str] = (),
                 create: bool = True, quota: Quota | None = None, now: float | None = None,
-                mtime: float | None = None) -> Delivered:
+                mtime: float | None = None, enforce_quota: bool = True) -> StoredMessage:
         """Write `message` (LF line ends) into a folder atomically; return where it went.
+
+        enforce_quota=False: counted in maildirsize under `quota` but never refused for it (a
+        quota warning must reach a full mailbox: sieve/delivery/quota_warn.py).
 
         Raises QuotaExceeded, MaildirError(temporary=False) for a bad or missing folder
         (when create is False), MaildirError(temporary=True) for I/O trouble or an unsafe
@@ -1280,7 +1304,7 @@ class Maildir:
                 root = self._open_root(fds, create=True)
                 assert root is not None
                 folder, dirname, subs = self._ensure_at(fds, root, mailbox, create)
-                if quota is not None and not quota.unlimited:
+                if quota is not None and not quota.unlimited and enforce_quota:
                     self._check_quota_at(root, quota, len(message), now)
                 letters, keywords = split_flags(flags)
                 letters += self._keyword_letters(folder, dirname, keywords)
@@ -1293,12 +1317,12 @@ class Maildir:
                 try:
                     os.rename(name, final_name, src_dir_fd=tmp_dir, dst_dir_fd=dest_dir)
                 except BaseException:
-                    _unlink_at(tmp_dir, name)
+                    unlink_quietly(tmp_dir, name)
                     raise
                 # Committed: the message is in the mailbox. A retry now would store it twice.
                 final = os.path.join(self.root, dirname, sub, final_name)
                 self._after_commit(root, dest_dir, final, quota, len(message))
-                return Delivered(final, mailbox, len(message))
+                return StoredMessage(final, mailbox, len(message))
         except MaildirError:
             raise
         except OSError as e:
@@ -1319,7 +1343,7 @@ class Maildir:
             finally:
                 os.close(fd)
         except BaseException:
-            _unlink_at(tmp_dir, name)
+            unlink_quietly(tmp_dir, name)
             raise
 
     def _after_commit(self, root: int, dest_dir: int, final: str, quota: Quota | None, size: int) -> None:

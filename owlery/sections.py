@@ -18,6 +18,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "files": ("owlery.directory.files", "owlery.directory.auth", "owlery.quarantine.preferences"),
     "ldap": ("owlery.directory.ldap", "owlery.quarantine.preferences"),
     "quota": ("policyd.checks.quota",),
+    "quota_warning": ("sieve.delivery.quota_warn",),
     # socketmap table server
     "socketmap": ("socketmap.settings", "owlery.metrics"),
     # milter

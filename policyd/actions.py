@@ -1,6 +1,6 @@
 """Policy actions (the access(5) right-hand sides a check may answer) and the reply catalogue.
 
-A check returns an `Action`. Build one with the helpers, never from a string:
+A check returns a `PolicyAction`. Build one with the helpers, never from a string:
 `DUNNO`, `reject(reply)` (answers the exact code: `550 5.1.1 User unknown`),
 `defer(reply)`, `defer_if_permit(reply)` (`DEFER_IF_PERMIT 4.3.0 text`: Postfix answers
 `$access_map_defer_code` 450 with our DSN only if the other restrictions would permit),
@@ -29,7 +29,7 @@ _TEXT_LIMIT = 990   # a header line must stay within RFC 5322's 998 octets
 
 
 @dataclasses.dataclass(frozen=True)
-class Action:
+class PolicyAction:
     """One policy answer. `verb` is an access(5) keyword, or "REPLY" for a numeric reply."""
 
     verb: str
@@ -79,70 +79,70 @@ def _printable(text: str, what: str) -> str:
     return text
 
 
-DUNNO = Action("DUNNO")
+DUNNO = PolicyAction("DUNNO")
 
 
-def reject(reply: Reply) -> Action:
+def reject(reply: Reply) -> PolicyAction:
     """A numeric reply, exactly this code and DSN (4xx or 5xx)."""
     if reply.code < 400:
         raise ValueError("reject needs a 4xx or 5xx reply")
-    return Action("REPLY", reply)
+    return PolicyAction("REPLY", reply)
 
 
-def defer(reply: Reply) -> Action:
+def defer(reply: Reply) -> PolicyAction:
     """A temporary numeric reply (4xx) that Postfix answers at once."""
     if not reply.is_temporary:
         raise ValueError(f"defer needs a 4xx reply, got {reply.code}")
-    return Action("REPLY", reply)
+    return PolicyAction("REPLY", reply)
 
 
-def defer_if_permit(reply: Reply) -> Action:
+def defer_if_permit(reply: Reply) -> PolicyAction:
     """DEFER_IF_PERMIT: defer only if the rest of the restrictions would accept (a later 5xx wins)."""
     if not reply.is_temporary:
         raise ValueError(f"DEFER_IF_PERMIT needs a 4xx reply, got {reply.code}")
-    return Action("DEFER_IF_PERMIT", reply)
+    return PolicyAction("DEFER_IF_PERMIT", reply)
 
 
-def defer_if_reject(reply: Reply) -> Action:
+def defer_if_reject(reply: Reply) -> PolicyAction:
     """DEFER_IF_REJECT: turn a later reject into a deferral."""
     if not reply.is_temporary:
         raise ValueError(f"DEFER_IF_REJECT needs a 4xx reply, got {reply.code}")
-    return Action("DEFER_IF_REJECT", reply)
+    return PolicyAction("DEFER_IF_REJECT", reply)
 
 
-def prepend(header: str) -> Action:
+def prepend(header: str) -> PolicyAction:
     """PREPEND a header line `Name: value` (ignored by Postfix at END-OF-MESSAGE)."""
     if not _HEADER_RE.match(header):
         raise ValueError(f"not a header line: {header!r}")
-    return Action("PREPEND", text=_printable(header, "header"))
+    return PolicyAction("PREPEND", text=_printable(header, "header"))
 
 
-def warn(text: str) -> Action:
-    return Action("WARN", text=_printable(text, "WARN text"))
+def warn(text: str) -> PolicyAction:
+    return PolicyAction("WARN", text=_printable(text, "WARN text"))
 
 
-def info(text: str) -> Action:
-    return Action("INFO", text=_printable(text, "INFO text"))
+def info(text: str) -> PolicyAction:
+    return PolicyAction("INFO", text=_printable(text, "INFO text"))
 
 
-def hold(text: str = "") -> Action:
-    return Action("HOLD", text=_printable(text, "HOLD text"))
+def hold(text: str = "") -> PolicyAction:
+    return PolicyAction("HOLD", text=_printable(text, "HOLD text"))
 
 
-def discard(text: str = "") -> Action:
-    return Action("DISCARD", text=_printable(text, "DISCARD text"))
+def discard(text: str = "") -> PolicyAction:
+    return PolicyAction("DISCARD", text=_printable(text, "DISCARD text"))
 
 
-def filter_to(nexthop: str) -> Action:
-    return Action("FILTER", text=_printable(nexthop, "FILTER destination"))
+def filter_to(nexthop: str) -> PolicyAction:
+    return PolicyAction("FILTER", text=_printable(nexthop, "FILTER destination"))
 
 
-def redirect(address: str) -> Action:
-    return Action("REDIRECT", text=_printable(address, "REDIRECT address"))
+def redirect(address: str) -> PolicyAction:
+    return PolicyAction("REDIRECT", text=_printable(address, "REDIRECT address"))
 
 
-def bcc(address: str) -> Action:
-    return Action("BCC", text=_printable(address, "BCC address"))
+def bcc(address: str) -> PolicyAction:
+    return PolicyAction("BCC", text=_printable(address, "BCC address"))
 
 
 # --- reply catalogue -------------------------------------------------------------------

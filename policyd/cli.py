@@ -10,34 +10,26 @@ tests/e2e/test_greylist_shared_redis.py; the `policyd-query` command itself has 
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 
+TYPE_CHECKING = False     # typing is not imported at run time (owlery.cliutil says why)
+if TYPE_CHECKING:
+    from typing import Any
 
-def _cmd_policyd(args: argparse.Namespace) -> int:
-    from owlery import cliutil as cli
-    from owlery.daemon import run
+
+def _build() -> Any:
     from policyd.service import build
-    cli.load_settings(args)          # a bad file fails here with file:line and status 1
-    return run("policyd", args.config, args.listen, "policyd_listen", build, workers_setting="policyd_workers")
+    return build
 
 
 def query(endpoint: str, attrs: dict[str, str], timeout_s: float = 10.0) -> str:
     """Send one request to a running daemon; return the action text ("" if it hung up)."""
-    from owlery.endpoints import parse_endpoint
+    from owlery.endpoints import connect, parse_endpoint
     from policyd.protocol import encode_request
     ep = parse_endpoint(endpoint)
-    if ep.kind == "unix":
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        address: object = ep.path
-    elif ep.kind == "tcp":
-        s = socket.socket(socket.AF_INET6 if ":" in ep.host else socket.AF_INET, socket.SOCK_STREAM)
-        address = (ep.host, ep.port)
-    else:
+    if ep.kind not in ("unix", "tcp"):
         raise ValueError("query needs a unix: or tcp: endpoint")
-    with s:
-        s.settimeout(timeout_s)
-        s.connect(address)
+    with connect(ep, timeout_s) as s:
         s.sendall(encode_request(attrs))
         data = b""
         while not data.endswith(b"\n\n"):
@@ -78,11 +70,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
-    from owlery.cliutil import add_config_option, add_listen_option
-    p = sub.add_parser("policyd", help="run the Postfix policy daemon (check_policy_service)")
-    add_config_option(p)
-    add_listen_option(p)
-    p.set_defaults(func=_cmd_policyd)
+    from owlery.cliutil import add_config_option, add_daemon_command, add_listen_option
+    add_daemon_command(sub, "policyd", "run the Postfix policy daemon (check_policy_service)", _build,
+                       workers_setting="policyd_workers")
 
     p = sub.add_parser("policyd-query", help="send one policy request to a running policy daemon "
                                              "and print the action (for trying checks by hand)")

@@ -3,7 +3,7 @@
 `Pipeline.decide(request, session, now)` returns a Deferred `Decision`. Checks run in
 order; the first decisive action wins; if all pass the answer is `DUNNO`, or the first
 PREPEND/WARN/INFO annotation, the others queued per `instance` in the connection's
-`Session` (see policyd/checks/__init__.py for the full contract): each header name goes
+`PolicySession` (see policyd/checks/__init__.py for the full contract): each header name goes
 out once per instance; a PREPEND still queued at END-OF-MESSAGE (where Postfix ignores it)
 is dropped with a warning naming the missing smtpd_data_restrictions. Temporary backend
 failures become `DEFER_IF_PERMIT 4.3.0`; any other exception propagates so the adapter
@@ -27,7 +27,7 @@ from owlery import metrics
 from owlery.errors import PermanentFailure, TemporaryFailure
 from policyd import actions
 from policyd import settings as _declared  # noqa: F401 - policyd_checks & co., declared light
-from policyd.actions import DUNNO, Action
+from policyd.actions import DUNNO, PolicyAction
 from policyd.checks import Check, CheckContext, Verdict, default_checks, load_check
 from policyd.protocol import PolicyRequest
 
@@ -41,17 +41,17 @@ _ANNOTATION_FORBIDDEN_AT = {"PREPEND": frozenset({"END-OF-MESSAGE"})}
 class Decision:
     """The answer to one request and who gave it."""
 
-    action: Action
+    action: PolicyAction
     check: str | None = None
     log: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class Session:
+class PolicySession:
     """Per-connection memory: queued annotations and PREPENDed header names, per instance."""
 
     def __init__(self, instances_max: int):
         self.instances_max = instances_max
-        self._pending: collections.OrderedDict[str, list[tuple[Action, str]]] = collections.OrderedDict()
+        self._pending: collections.OrderedDict[str, list[tuple[PolicyAction, str]]] = collections.OrderedDict()
         self._headers: collections.OrderedDict[str, set[str]] = collections.OrderedDict()
 
     def _touch(self, table: collections.OrderedDict, instance: str, empty: Any) -> Any:
@@ -63,14 +63,14 @@ class Session:
                 table.popitem(last=False)
         return table[instance]
 
-    def pending(self, instance: str) -> list[tuple[Action, str]]:
+    def pending(self, instance: str) -> list[tuple[PolicyAction, str]]:
         return self._touch(self._pending, instance, [])
 
     def headers_sent(self, instance: str) -> set[str]:
         return self._touch(self._headers, instance, set())
 
 
-def _header_name(action: Action) -> str:
+def _header_name(action: PolicyAction) -> str:
     return action.text.split(":", 1)[0].strip().lower()
 
 
@@ -108,10 +108,10 @@ class Pipeline:
                 log.warning("policyd: policyd_checks at %s runs %s after greylist: a client they "
                             "refuse is deferred by greylisting first", state, " and ".join(late))
 
-    def new_session(self) -> Session:
-        return Session(self.settings.policyd_instances_remembered)
+    def new_session(self) -> PolicySession:
+        return PolicySession(self.settings.policyd_instances_remembered)
 
-    def decide(self, request: PolicyRequest, session: Session, now: float) -> Any:  # -> Deferred[Decision]
+    def decide(self, request: PolicyRequest, session: PolicySession, now: float) -> Any:  # -> Deferred[Decision]
         """The decision as a Deferred (see `decide_now` for the no-Deferred fast path)."""
         try:
             result = self.decide_now(request, session, now)
@@ -119,7 +119,7 @@ class Pipeline:
             return defer.fail()
         return result if isinstance(result, defer.Deferred) else defer.succeed(result)
 
-    def decide_now(self, request: PolicyRequest, session: Session, now: float) -> Any:
+    def decide_now(self, request: PolicyRequest, session: PolicySession, now: float) -> Any:
         """A `Decision` at once when no check has to wait (warm caches), else a Deferred of it.
 
         The checks run as one coroutine, stepped here by hand: when it finishes without
@@ -139,14 +139,14 @@ class Pipeline:
             return result
         return defer.Deferred.fromCoroutine(_resume(coro, waiting)).addBoth(done)
 
-    async def _decide(self, request: PolicyRequest, session: Session, now: float) -> Decision:
+    async def _decide(self, request: PolicyRequest, session: PolicySession, now: float) -> Decision:
         state = request.protocol_state
-        annotations: list[tuple[Action, str, Mapping[str, Any]]] = []
+        annotations: list[tuple[PolicyAction, str, Mapping[str, Any]]] = []
         for check in self.by_state.get(state, ()):
             fields: Mapping[str, Any] = {}
             try:
                 result = check.evaluate(request, now)
-                if not isinstance(result, (Action, Verdict)):
+                if not isinstance(result, (PolicyAction, Verdict)):
                     result = await result
             except TemporaryFailure as e:
                 log.warning("policyd: %s: check %s: temporary failure: %s", request.log_head(), check.name, e)
@@ -164,16 +164,16 @@ class Pipeline:
                     metrics.GREYLIST_TRIPLETS.labels(fields["greylist"]).inc()
             else:
                 action = result
-            if not isinstance(action, Action):
-                raise TypeError(f"check {check.name} returned {action!r}, not an Action")
+            if not isinstance(action, PolicyAction):
+                raise TypeError(f"check {check.name} returned {action!r}, not a PolicyAction")
             if action.decisive:
                 return self._log(request, Decision(action, check.name, fields))
             if action.verb != "DUNNO":
                 annotations.append((action, check.name, fields))
         return self._log(request, self._annotate(request, session, annotations))
 
-    def _annotate(self, request: PolicyRequest, session: Session,
-                  fresh: list[tuple[Action, str, Mapping[str, Any]]]) -> Decision:
+    def _annotate(self, request: PolicyRequest, session: PolicySession,
+                  fresh: list[tuple[PolicyAction, str, Mapping[str, Any]]]) -> Decision:
         state = request.protocol_state
         instance = request.instance
         queue = session.pending(instance) if instance else []

@@ -16,7 +16,7 @@ _SPECIALS = set('()<>[]:;@\\,."')
 
 
 @dataclasses.dataclass(frozen=True)
-class Address:
+class SieveAddress:
     local: str
     domain: str | None       # None when the address has no domain part
     display: str = ""
@@ -105,7 +105,7 @@ def _lex(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _addr_spec(toks: list[tuple[str, str]], display: str) -> Address:
+def _addr_spec(toks: list[tuple[str, str]], display: str) -> SieveAddress:
     if not toks:
         raise AddressError("empty address")
     at = None
@@ -125,7 +125,7 @@ def _addr_spec(toks: list[tuple[str, str]], display: str) -> Address:
         # RFC 5322 3.2.3/3.2.4: atext and qtext are US-ASCII (8-bit local parts need
         # SMTPUTF8, RFC 6532, which a header address test cannot assume); as Pigeonhole
         raise AddressError("non-ASCII local part")
-    return Address(local, domain, display)
+    return SieveAddress(local, domain, display)
 
 
 def _dot_join(toks, allow_qs: bool) -> str:
@@ -149,7 +149,7 @@ def _dot_join(toks, allow_qs: bool) -> str:
     return "".join(parts)
 
 
-def parse_address_list(text: str) -> list[Address]:
+def parse_address_list(text: str) -> list[SieveAddress]:
     """Every mailbox in an address-list header (groups flattened). Raises AddressError."""
     out, err = _parse_list(text, tolerant=False)
     if err is not None:
@@ -157,7 +157,7 @@ def parse_address_list(text: str) -> list[Address]:
     return out
 
 
-def parse_address_items(text: str) -> tuple[list[Address], bool]:
+def parse_address_items(text: str) -> tuple[list[SieveAddress], bool]:
     """The valid mailboxes of an address-list header, and whether the whole field was valid.
     An item that is not a valid address is skipped (RFC 5228 2.7.4: it is not matched by
     :localpart or :domain); an unterminated quoted string, comment or domain literal ends the
@@ -166,12 +166,12 @@ def parse_address_items(text: str) -> tuple[list[Address], bool]:
     return out, err is None
 
 
-def _parse_list(text: str, tolerant: bool) -> tuple[list[Address], AddressError | None]:
+def _parse_list(text: str, tolerant: bool) -> tuple[list[SieveAddress], AddressError | None]:
     try:
         toks = _tokens(text, tolerant)
     except AddressError as e:
         return [], e
-    out: list[Address] = []
+    out: list[SieveAddress] = []
     cur: list = []
     in_group = False
 
@@ -262,7 +262,7 @@ _LAX_LABEL = r"[A-Za-z0-9_-]+"
 _LAX_DOMAIN = re.compile(rf"{_LAX_LABEL}(?:\.{_LAX_LABEL})*|\[[^\[\]\\]*\]")
 
 
-def parse_path(text: str, allow_localpart_only: bool = False) -> Address | None:
+def parse_path(text: str, allow_localpart_only: bool = False) -> SieveAddress | None:
     """An SMTP path (RFC 5321 4.1.2): '<a@b>', 'a@b', '<@r1,@r2:a@b>'; '<>' or '' is the
     null path (None). Raises AddressError when the path is not valid."""
     s = text.strip()
@@ -299,11 +299,11 @@ def parse_path(text: str, allow_localpart_only: bool = False) -> Address | None:
         local = local_raw
     if rest == "":
         if allow_localpart_only:
-            return Address(local, None)
+            return SieveAddress(local, None)
         raise AddressError("missing domain")
     if not rest.startswith("@") or not _LAX_DOMAIN.fullmatch(rest[1:]):
         raise AddressError("bad domain")
-    return Address(local, rest[1:])
+    return SieveAddress(local, rest[1:])
 
 
 def split_detail(local: str, delimiters: str) -> tuple[str, str | None]:
@@ -318,7 +318,7 @@ def split_detail(local: str, delimiters: str) -> tuple[str, str | None]:
     return local[:best], local[best + 1:]
 
 
-def address_part(addr: Address, part: str, delimiters: str = "+") -> str | None:
+def address_part(addr: SieveAddress, part: str, delimiters: str = "+") -> str | None:
     """The requested part of one address, or None when the part does not exist."""
     if part == "all":
         # the address as an addr-spec: a local part that is not a dot-atom is quoted (RFC 5322

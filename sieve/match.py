@@ -206,27 +206,26 @@ def glob_match(toks: list, s: str, want_groups: bool, budget) -> list | None:
     Each '*' takes as little as possible except the last, which takes the rest before
     the final segment (RFC 5229 3.2 leaves the choice to the implementation; this one
     is linear in len(s) * len(pattern)). budget(n) charges CPU steps."""
-    # split into segments separated by stars
-    segs: list[list] = [[]]
-    for t in toks:
-        if t is _STAR:
-            segs.append([])
-        else:
-            segs[-1].append(t)
+    segs = _segments(toks)
     groups: list[str] = [s]
     n = len(s)
+
+    def qgroups(seg, start):
+        """The characters each '?' of `seg`, matched at `start`, took: onto `groups`."""
+        p = start
+        for t in seg:
+            if t is _QMARK:
+                groups.append(s[p])
+                p += 1
+            else:
+                p += len(t)
+
     if len(segs) == 1:
         seg = segs[0]
         if _seg_len(seg) != n or not _seg_match_at(seg, s, 0):
             return None
         if want_groups:
-            p = 0
-            for t in seg:
-                if t is _QMARK:
-                    groups.append(s[p])
-                    p += 1
-                else:
-                    p += len(t)
+            qgroups(seg, 0)
         return groups if want_groups else []
     first, last, middle = segs[0], segs[-1], segs[1:-1]
     flen, llen = _seg_len(first), _seg_len(last)
@@ -261,16 +260,6 @@ def glob_match(toks: list, s: str, want_groups: bool, budget) -> list | None:
         pos = found + sl
     if not want_groups:
         return []
-
-    def qgroups(seg, start):
-        p = start
-        for t in seg:
-            if t is _QMARK:
-                groups.append(s[p])
-                p += 1
-            else:
-                p += len(t)
-
     qgroups(first, 0)
     prev_end = flen
     for seg, (a, b) in zip(middle, spans):
@@ -416,15 +405,21 @@ def _unfolded(orig: str, starts: list[int], a: int, b: int) -> str:
     return orig[max(i, 0):max(j, i, 0)]
 
 
-def _group_spans(groups: list[str], toks) -> list[tuple[int, int]]:
-    """The (start, end) of each match value after the whole, in the text glob_match saw."""
-    spans = []
+def _segments(toks) -> list[list]:
+    """The tokens of a glob pattern split into the segments between its stars."""
     segs: list[list] = [[]]
     for t in toks:
         if t is _STAR:
             segs.append([])
         else:
             segs[-1].append(t)
+    return segs
+
+
+def _group_spans(groups: list[str], toks) -> list[tuple[int, int]]:
+    """The (start, end) of each match value after the whole, in the text glob_match saw."""
+    spans = []
+    segs = _segments(toks)
     pos = 0
     gi = 1
     for si, seg in enumerate(segs):

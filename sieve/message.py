@@ -88,32 +88,9 @@ class Message:
 
     def _parse(self) -> None:
         raw = self.raw
-        # header block ends at the first empty line
-        m = re.search(rb"\r?\n\r?\n", raw)
-        if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
-            head, self.body = b"", raw[2:] if raw.startswith(b"\r\n") else raw[1:]
-        elif m is None:
-            head, self.body = raw, b""
-        else:
-            head, self.body = raw[:m.start()], raw[m.end():]
-        text = bytes_to_text(head)
+        head, self.body = _split_head(raw)
         self._crlf = b"\r\n" in raw[:len(head) + 2] or b"\n" not in raw[:len(head) + 2]
-        cur = None
-        for line in re.split(r"\r?\n", text):
-            if line[:1] in (" ", "\t") and cur is not None:
-                cur[1] += "\r\n" + line
-                continue
-            k = line.find(":")
-            if k <= 0:
-                cur = None
-                continue
-            name = line[:k].rstrip(" \t")
-            if not name or any(ord(c) < 33 or ord(c) > 126 for c in name):
-                cur = None
-                continue
-            val = line[k + 1:]
-            cur = [name, val]
-            self.headers.append(cur)
+        self.headers.extend(_parse_fields(head, strict_names=True))
 
     @property
     def size(self) -> int:
@@ -254,16 +231,22 @@ def _split_params(value: str) -> list[str]:
     return out
 
 
-def _split_head_body(raw: bytes) -> tuple[list[list[str]], bytes]:
+def _split_head(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block, body): the header block ends at the first empty line."""
     if raw.startswith(b"\r\n"):
-        return [], raw[2:]
+        return b"", raw[2:]
     if raw.startswith(b"\n"):
-        return [], raw[1:]
+        return b"", raw[1:]
     m = re.search(rb"\r?\n\r?\n", raw)
     if m is None:
-        head, body = raw, b""
-    else:
-        head, body = raw[:m.start()], raw[m.end():]
+        return raw, b""
+    return raw[:m.start()], raw[m.end():]
+
+
+def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]:
+    """[name, raw value] of each field of a header block, continuation lines kept folded in;
+    a line without a colon is skipped, and with `strict_names` so is a field whose name is not
+    printable ASCII (the message's own header; a MIME part's keeps whatever stands there)."""
     headers: list[list[str]] = []
     cur = None
     for line in re.split(r"\r?\n", bytes_to_text(head)):
@@ -271,12 +254,18 @@ def _split_head_body(raw: bytes) -> tuple[list[list[str]], bytes]:
             cur[1] += "\r\n" + line
             continue
         k = line.find(":")
-        if k <= 0:
+        name = line[:k].rstrip(" \t") if k > 0 else ""
+        if k <= 0 or (strict_names and (not name or any(ord(c) < 33 or ord(c) > 126 for c in name))):
             cur = None
             continue
-        cur = [line[:k].rstrip(" \t"), line[k + 1:]]
+        cur = [name, line[k + 1:]]
         headers.append(cur)
-    return headers, body
+    return headers
+
+
+def _split_head_body(raw: bytes) -> tuple[list[list[str]], bytes]:
+    head, body = _split_head(raw)
+    return _parse_fields(head), body
 
 
 def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[MimePart]:

@@ -91,9 +91,7 @@ class ResultBuilder:
                     self.actions[i] = Keep(mailbox=a.mailbox, flags=action.flags, line=a.line, head=action.head)
                     self.implicit_keep = False
                     return
-            self._count_check()
-            self.actions.append(action)
-            self.implicit_keep = False
+            self._append(action, cancels_keep=True)
             return
         if isinstance(action, FileInto):
             self._conflict_reject(action)
@@ -105,10 +103,7 @@ class ResultBuilder:
                     if cancels_keep:
                         self.implicit_keep = False
                     return
-            self._count_check()
-            self.actions.append(action)
-            if cancels_keep:
-                self.implicit_keep = False
+            self._append(action, cancels_keep)
             return
         if isinstance(action, Redirect):
             self._conflict_reject(action)
@@ -120,37 +115,29 @@ class ResultBuilder:
             if self.redirects >= self.settings.sieve_max_redirects:
                 raise SieveResourceLimit("number of redirect actions exceeds policy limit "
                                          f"(sieve_max_redirects {self.settings.sieve_max_redirects})")
-            self._count_check()
+            self._append(action, cancels_keep)
             self.redirects += 1
-            self.actions.append(action)
-            if cancels_keep:
-                self.implicit_keep = False
             return
         if isinstance(action, Discard):
             for a in self.actions:
                 if isinstance(a, Discard):
                     self.implicit_keep = False
                     return
-            self._count_check()
-            self.actions.append(action)
-            self.implicit_keep = False
+            self._append(action, cancels_keep=True)
             return
         if isinstance(action, Reject):
             for a in self.actions:
                 if isinstance(a, Reject):
                     raise SieveRuntimeError("duplicate reject/ereject action not allowed")
             self._conflict_reject(action)
-            self._count_check()
-            self.actions.append(action)
-            self.implicit_keep = False
+            self._append(action, cancels_keep=True)
             return
         if isinstance(action, Vacation):
             self._conflict_reject(action)
             for a in self.actions:
                 if isinstance(a, Vacation):
                     raise SieveRuntimeError("duplicate vacation action not allowed")
-            self._count_check()
-            self.actions.append(action)
+            self._append(action)
             return
         if isinstance(action, Notify):
             for a in self.actions:
@@ -158,17 +145,21 @@ class ResultBuilder:
                     return
             if self.notifies >= self.settings.sieve_max_notifications:
                 raise SieveResourceLimit("number of notify actions exceeds policy limit")
-            self._count_check()
+            self._append(action)
             self.notifies += 1
-            self.actions.append(action)
             return
         if isinstance(action, (DuplicateMark, SendMessage, Report)):
-            self._count_check()
-            self.actions.append(action)
+            self._append(action)
             return
+        self._append(action)
+
+
+    def _append(self, action: Action, cancels_keep: bool = False) -> None:
+        """Keep `action` (counted against sieve_max_actions); `cancels_keep`: no implicit keep."""
         self._count_check()
         self.actions.append(action)
-
+        if cancels_keep:
+            self.implicit_keep = False
 
 @dataclasses.dataclass
 class Result:

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import argparse
 
+TYPE_CHECKING = False     # typing is not imported at run time (owlery.cliutil says why)
+if TYPE_CHECKING:
+    from typing import Any
 
-def _cmd_socketmap(args: argparse.Namespace) -> int:
-    from owlery import cliutil as cli
-    from owlery.daemon import run
+
+def _build() -> Any:
     from socketmap.service import build
-    cli.load_settings(args)          # a bad file fails here with file:line and status 1
-    return run("socketmap", args.config, args.listen, "socketmap_listen", build, workers_setting="socketmap_workers")
+    return build
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommand to the `owlery` parser."""
-    from owlery.cliutil import add_config_option, add_listen_option
-    p = sub.add_parser("socketmap", help="run the Postfix socketmap table server (virtual domains, "
-                                         "mailboxes, aliases, transports, relay recipients)")
-    add_config_option(p)
-    add_listen_option(p)
-    p.set_defaults(func=_cmd_socketmap)
+    from owlery.cliutil import add_daemon_command
+    add_daemon_command(sub, "socketmap", "run the Postfix socketmap table server (virtual domains, "
+                                         "mailboxes, aliases, transports, relay recipients)", _build,
+                       workers_setting="socketmap_workers")

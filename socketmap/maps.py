@@ -1,4 +1,4 @@
-"""The socketmap tables: map name + key + directory -> Answer, as the Postfix parameter it feeds expects.
+"""The socketmap tables: map name + key + directory -> SocketmapAnswer, as the Postfix parameter it feeds expects.
 
 Postfix asks a socketmap (like regexp: and pcre:) with the FULL key only: user+ext@domain,
 never user@domain or @domain after it, and a domain only as itself. So every address map
@@ -49,7 +49,7 @@ from typing import Any
 from owlery.directory.base import Address, Mailbox, Recipient, parse_address
 from owlery.errors import TemporaryFailure
 from owlery.maildir import MaildirError, path_for
-from socketmap.protocol import NOTFOUND, Answer, ok, perm, temp
+from socketmap.protocol import NOTFOUND, SocketmapAnswer, ok, perm, temp
 
 log = logging.getLogger("owlery.socketmap")
 
@@ -94,7 +94,7 @@ class TableConfig:
                    reply_length_max=s.socketmap_reply_length_max)
 
 
-def lookup(name: str, key: str, directory: Any, config: TableConfig) -> Answer:
+def lookup(name: str, key: str, directory: Any, config: TableConfig) -> SocketmapAnswer:
     """The answer of map `name` for `key` (see the module docstring)."""
     table = TABLES.get(name)
     if table is None:
@@ -129,7 +129,7 @@ def _at_domain(key: str) -> str | None:
 
 # -- virtual_mailbox_domains ---------------------------------------------------------
 
-def virtual_mailbox_domains(key: str, directory: Any, config: TableConfig) -> Answer:
+def virtual_mailbox_domains(key: str, directory: Any, config: TableConfig) -> SocketmapAnswer:
     domain = key.lower().rstrip(".")
     if not domain or "@" in domain or domain.startswith(".") or " " in domain:
         return NOTFOUND
@@ -138,7 +138,7 @@ def virtual_mailbox_domains(key: str, directory: Any, config: TableConfig) -> An
 
 # -- virtual_alias_maps --------------------------------------------------------------
 
-def virtual_alias_maps(key: str, directory: Any, config: TableConfig) -> Answer:
+def virtual_alias_maps(key: str, directory: Any, config: TableConfig) -> SocketmapAnswer:
     at_domain = _at_domain(key)
     if at_domain is not None:            # asked by hand (postmap -q @domain): the entry itself
         targets = directory.expand_once(at_domain)
@@ -175,7 +175,7 @@ def _rewrite(target: str, a: Address, propagate: bool) -> str:
     return target
 
 
-def _targets_answer(key: str, targets: list[str]) -> Answer:
+def _targets_answer(key: str, targets: list[str]) -> SocketmapAnswer:
     good = []
     for target in dict.fromkeys(targets):
         if _BAD_TARGET.search(target) or not target:
@@ -207,7 +207,7 @@ def _mailbox_of(key: str, directory: Any, config: TableConfig) -> tuple[Address,
     return (a, box) if box is not None else None
 
 
-def virtual_mailbox_maps(key: str, directory: Any, config: TableConfig) -> Answer:
+def virtual_mailbox_maps(key: str, directory: Any, config: TableConfig) -> SocketmapAnswer:
     found = _mailbox_of(key, directory, config)
     if found is None:
         return NOTFOUND
@@ -242,7 +242,7 @@ def mailbox_path(box: Mailbox, a: Address, config: TableConfig) -> str:
     return rel + "/"
 
 
-def transport_maps(key: str, directory: Any, config: TableConfig) -> Answer:
+def transport_maps(key: str, directory: Any, config: TableConfig) -> SocketmapAnswer:
     found = _mailbox_of(key, directory, config)
     if found is None:
         return NOTFOUND
@@ -258,7 +258,7 @@ def transport_maps(key: str, directory: Any, config: TableConfig) -> Answer:
     return ok(config.transport_default) if config.transport_default else NOTFOUND
 
 
-def relay_recipient_maps(key: str, directory: Any, config: TableConfig) -> Answer:
+def relay_recipient_maps(key: str, directory: Any, config: TableConfig) -> SocketmapAnswer:
     at_domain = _at_domain(key)
     if at_domain is not None:
         return ok("OK") if directory.expand_once(at_domain) is not None else NOTFOUND
@@ -268,7 +268,7 @@ def relay_recipient_maps(key: str, directory: Any, config: TableConfig) -> Answe
     return ok("OK") if _accepted(directory.resolve(a.full)) else NOTFOUND
 
 
-TABLES: dict[str, Callable[[str, Any, TableConfig], Answer]] = {
+TABLES: dict[str, Callable[[str, Any, TableConfig], SocketmapAnswer]] = {
     "virtual_mailbox_domains": virtual_mailbox_domains,
     "virtual_mailbox_maps": virtual_mailbox_maps,
     "virtual_alias_maps": virtual_alias_maps,

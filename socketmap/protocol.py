@@ -6,7 +6,7 @@ DATA with no extra leading zero, https://cr.yp.to/proto/netstrings.txt). A reque
 `TIMEOUT REASON` or `PERM REASON`. Postfix sends one request and waits for its reply,
 but the decoder also takes several requests in one read (pipelined).
 
-`RequestDecoder.feed(bytes)` gives `Request` values and `BadRequest` values, in order. A
+`SocketmapRequestDecoder.feed(bytes)` gives `SocketmapRequest` values and `BadRequest` values, in order. A
 netstring whose framing is wrong (a length that is not digits, a leading zero, a missing
 comma, a length over `length_max`) is a fatal BadRequest: the stream cannot be read on, so
 the adapter answers PERM and closes, and the decoder ignores everything after it. A
@@ -14,7 +14,7 @@ well-framed request without a space is a BadRequest that is not fatal (PERM, and
 connection goes on). Bytes are decoded as UTF-8 with surrogateescape, so a raw 8-bit key
 reaches the lookup (which finds nothing for it) unchanged.
 
-`Answer` is a reply value; `encode_reply` makes its netstring. `NetstringDecoder` and
+`SocketmapAnswer` is a reply value; `encode_reply` makes its netstring. `NetstringDecoder` and
 `parse_reply` also serve the client side (tests, bench).
 Talks to: nothing. Tests: tests/socketmap/test_protocol.py
 """
@@ -27,7 +27,7 @@ STATUSES = ("OK", "NOTFOUND", "TEMP", "TIMEOUT", "PERM")
 
 
 @dataclasses.dataclass(frozen=True)
-class Request:
+class SocketmapRequest:
     """One lookup: the map name and the key, as Postfix sent them."""
 
     name: str
@@ -43,7 +43,7 @@ class BadRequest:
 
 
 @dataclasses.dataclass(frozen=True)
-class Answer:
+class SocketmapAnswer:
     """One reply: a status of STATUSES and its data (OK) or reason (the others)."""
 
     status: str
@@ -54,23 +54,23 @@ class Answer:
             raise ValueError(f"not a socketmap status: {self.status!r}")
 
 
-NOTFOUND = Answer("NOTFOUND")
+NOTFOUND = SocketmapAnswer("NOTFOUND")
 
 
-def ok(data: str) -> Answer:
-    return Answer("OK", data)
+def ok(data: str) -> SocketmapAnswer:
+    return SocketmapAnswer("OK", data)
 
 
-def temp(reason: str) -> Answer:
-    return Answer("TEMP", reason)
+def temp(reason: str) -> SocketmapAnswer:
+    return SocketmapAnswer("TEMP", reason)
 
 
-def timeout(reason: str) -> Answer:
-    return Answer("TIMEOUT", reason)
+def timeout(reason: str) -> SocketmapAnswer:
+    return SocketmapAnswer("TIMEOUT", reason)
 
 
-def perm(reason: str) -> Answer:
-    return Answer("PERM", reason)
+def perm(reason: str) -> SocketmapAnswer:
+    return SocketmapAnswer("PERM", reason)
 
 
 def netstring(data: bytes) -> bytes:
@@ -90,7 +90,7 @@ def printable(text: str) -> str:
     return "".join(c if " " <= c != "\x7f" else "?" for c in text)
 
 
-def encode_reply(answer: Answer) -> bytes:
+def encode_reply(answer: SocketmapAnswer) -> bytes:
     """The netstring of a reply (a reason loses its control characters; OK data is sent as it is,
     the maps check it)."""
     text = answer.text if answer.status == "OK" else printable(answer.text)
@@ -165,7 +165,7 @@ class NetstringDecoder:
         return None
 
 
-class RequestDecoder:
+class SocketmapRequestDecoder:
     """Socketmap requests from a byte stream (see the module docstring)."""
 
     def __init__(self, length_max: int):
@@ -179,25 +179,25 @@ class RequestDecoder:
     def broken(self) -> bool:
         return self._netstrings.broken
 
-    def feed(self, data: bytes) -> list[Request | BadRequest]:
+    def feed(self, data: bytes) -> list[SocketmapRequest | BadRequest]:
         if self._netstrings.broken:
             return []
-        out: list[Request | BadRequest] = [_request(s) for s in self._netstrings.feed(data)]
+        out: list[SocketmapRequest | BadRequest] = [_request(s) for s in self._netstrings.feed(data)]
         if self._netstrings.error is not None:
             out.append(BadRequest(self._netstrings.error, fatal=True))
         return out
 
 
-def _request(data: bytes) -> Request | BadRequest:
+def _request(data: bytes) -> SocketmapRequest | BadRequest:
     text = data.decode("utf-8", "surrogateescape")
     name, sep, key = text.partition(" ")
     if not sep or not name:
         return BadRequest("request is not NAME SPACE KEY", fatal=False)
-    return Request(name, key)
+    return SocketmapRequest(name, key)
 
 
-def parse_reply(data: bytes) -> Answer:
-    """A reply netstring's content as an Answer (client side); ValueError if it is none."""
+def parse_reply(data: bytes) -> SocketmapAnswer:
+    """A reply netstring's content as a SocketmapAnswer (client side); ValueError if it is none."""
     text = data.decode("utf-8", "surrogateescape")
     status, _, rest = text.partition(" ")
-    return Answer(status, rest)
+    return SocketmapAnswer(status, rest)

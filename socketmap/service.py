@@ -1,6 +1,6 @@
 """Twisted adapter of the socketmap table server: connections, framing, the thread pool; no decisions.
 
-`SocketmapProtocol` feeds bytes to the sans-I/O `RequestDecoder` and answers each request
+`SocketmapProtocol` feeds bytes to the sans-I/O `SocketmapRequestDecoder` and answers each request
 in order, one at a time per connection: first from the directory cache on the reactor
 thread (maps.lookup over a `PeekDirectory`, which raises CacheMiss for anything not
 cached), else by running the same lookup on the cached directory in a bounded thread pool
@@ -16,8 +16,9 @@ map, status and source (owlery.metrics). `build()` is what
 SIGHUP (the old directory is closed once its lookups had time to finish).
 
 SECURITY: Postfix's socketmap client authenticates nothing (socketmap_table(5)): whoever
-can connect can ask who exists and where each mailbox lives. Listen on loopback or on a
-unix socket mode 0660 group postfix. Runs as `daemon_user` after binding; reads the
+can connect can ask who exists and where each mailbox lives. By default it listens on a
+unix socket in Postfix's queue directory, mode 0660 group postfix; a TCP port, even on
+loopback, lets every local user ask. Runs as `daemon_user` after binding; reads the
 settings file and the directory (map files or LDAP), writes nothing. Every request is
 bounded (length, requests queued, idle time, lookup time, threads, reply length).
 Talks to: the reactor, the directory (through socketmap/maps.py).
@@ -41,8 +42,8 @@ from owlery.directory import MISS
 from owlery.errors import TemporaryFailure
 from owlery.ordered_replies import Final, OrderedReplies, direct_transport, peer_text, send_now
 from socketmap import maps
-from socketmap.protocol import (Answer, BadRequest, Request, RequestDecoder, encode_reply, perm, printable, temp,
-                                timeout)
+from socketmap.protocol import (BadRequest, SocketmapAnswer, SocketmapRequest, SocketmapRequestDecoder, encode_reply, perm,
+                                printable, temp, timeout)
 
 log = logging.getLogger("owlery.socketmap")
 
@@ -99,14 +100,14 @@ class BlockingPool:
         self.pool.stop()
 
 
-def _count(request: Request, answer: Answer, source: str, started: float) -> None:
+def _count(request: SocketmapRequest, answer: SocketmapAnswer, source: str, started: float) -> None:
     """One answered lookup in the metrics (no-ops while they are off); a map name the client
     made up counts as "unknown", so the label stays bounded."""
     metrics.SOCKETMAP_LOOKUPS.labels(request.name if request.name in maps.TABLES else "unknown", answer.status).inc()
     metrics.SOCKETMAP_LOOKUP_DURATION.labels(source).observe(time.perf_counter() - started)
 
 
-def _log_answer(request: Request, answer: Answer, source: str) -> None:
+def _log_answer(request: SocketmapRequest, answer: SocketmapAnswer, source: str) -> None:
     """One line per lookup (debug), per TEMP, TIMEOUT or PERM (warning); the client's text
     loses its control characters, so a key cannot forge a log line."""
     if answer.status in ("OK", "NOTFOUND"):
@@ -124,7 +125,7 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
     def __init__(self, factory: "SocketmapFactory"):
         self.factory = factory
         self.callLater = factory.clock.callLater      # TimeoutMixin uses this
-        self.decoder = RequestDecoder(factory.settings.socketmap_request_length_max)
+        self.decoder = SocketmapRequestDecoder(factory.settings.socketmap_request_length_max)
         self.replies = OrderedReplies(factory.settings.socketmap_requests_queued_max, self._answer, self._send,
                                       self._drop, self._failed, drained=self.resetTimeout)
         self._raw: Any = None          # the socket transport, for replies sent at once
@@ -147,7 +148,7 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
         self.resetTimeout()
         self.replies.pump()
 
-    def _answer(self, item: Request | BadRequest) -> Any:
+    def _answer(self, item: SocketmapRequest | BadRequest) -> Any:
         """The reply from the cache now, PERM for a bad request, else a Deferred of the directory's."""
         if isinstance(item, BadRequest):
             log.warning("socketmap: bad request from %s: %s%s", peer_text(self.transport), item.reason,
@@ -164,14 +165,14 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
             return encode_reply(answer)
         return app.answer_later(item).addCallback(self._answered, item, started)
 
-    def _answered(self, answer: Answer, request: Request, started: float) -> bytes:
+    def _answered(self, answer: SocketmapAnswer, request: SocketmapRequest, started: float) -> bytes:
         if not self.replies.closed:         # a lookup cancelled with its connection is not news
             _log_answer(request, answer, "directory")
             _count(request, answer, "directory", started)
         return encode_reply(answer)
 
     def _failed(self, failure: Any, request: Any) -> None:
-        # answer_later's Deferred fires with an Answer even for a failed lookup: this is a bug
+        # answer_later's Deferred fires with a SocketmapAnswer even for a failed lookup: this is a bug
         trace = failure.getTraceback() if isinstance(failure, Failure) else "".join(traceback.format_exception(failure))
         log.error("socketmap: internal error, closing the connection: %s", trace)
         self._drop(None)
@@ -237,7 +238,7 @@ class SocketmapApp:
         from owlery.directory import open_directory
         return open_directory(settings, clock=self.reactor.seconds)
 
-    def answer_now(self, request: Request) -> Answer | None:
+    def answer_now(self, request: SocketmapRequest) -> SocketmapAnswer | None:
         """The answer from the cache alone, or None when the backend must be asked."""
         try:
             return maps.lookup(request.name, request.key, PeekDirectory(self.directory), self.config)
@@ -248,14 +249,14 @@ class SocketmapApp:
                           printable(request.key[:256]))
             return temp("internal error")
 
-    def answer_later(self, request: Request) -> Any:
-        """A Deferred that always fires with an Answer: the lookup in a thread, or why it failed."""
+    def answer_later(self, request: SocketmapRequest) -> Any:
+        """A Deferred that always fires with a SocketmapAnswer: the lookup in a thread, or why it failed."""
         limit = self.settings.socketmap_lookup_timeout
         d = self.pool.submit(maps.lookup, request.name, request.key, self.directory, self.config)
         d.addTimeout(limit, self.reactor)
         return d.addErrback(self._failed, request, limit)
 
-    def _failed(self, failure: Failure, request: Request, limit: float) -> Answer:
+    def _failed(self, failure: Failure, request: SocketmapRequest, limit: float) -> SocketmapAnswer:
         if failure.check(defer.CancelledError) and not failure.check(defer.TimeoutError):
             return temp("cancelled")           # the connection went away; nobody reads this
         if failure.check(defer.TimeoutError):

@@ -10,9 +10,12 @@ from __future__ import annotations
 from owlery.settings import Bool, Duration, Endpoints, Str, StrList, int_range, setting
 
 SOCKETMAP_LISTEN = setting(
-    "socketmap_listen", Endpoints, ["tcp:127.0.0.1:10044"],
-    "Where the socketmap table server listens: unix:/path, tcp:HOST:PORT or systemd:NAME. Postfix "
-    "names it socketmap:inet:127.0.0.1:10044:MAPNAME (or socketmap:unix:/path:MAPNAME).")
+    "socketmap_listen", Endpoints, ["unix:/var/spool/postfix/owlery/socketmap.sock"],
+    "Where the socketmap table server listens: unix:/path, tcp:HOST:PORT or systemd:NAME. The "
+    "default is in Postfix's queue directory (mode 0660, group postfix), where a chrooted "
+    "trivial-rewrite or cleanup reaches it and other local users cannot ask it who exists; "
+    "Postfix names it socketmap:unix:owlery/socketmap.sock:MAPNAME (socketmap:inet:HOST:PORT:MAPNAME "
+    "for TCP, which every local user can reach).")
 SOCKETMAP_WORKERS = setting(
     "socketmap_workers", int_range(1, 64), 1,
     "Worker processes answering on the same listen sockets (one Python process uses one core); "

@@ -15,8 +15,8 @@ The release links work without a login: their session (for that token) has its o
 path /r/, so following a link never replaces a login cookie. A message another recipient
 holds answers 404, like one that does not exist. One log line per decision; logins and
 releases/deletes counted in the metrics (owlery.metrics; `route_name` names a request's route).
-Sans-I/O apart from the Backend (web/backend.py) it is given; the adapter runs `handle` in a
-thread pool. Talks to: the Backend. Tests: tests/web/test_app.py
+Sans-I/O apart from the WebBackend (web/backend.py) it is given; the adapter runs `handle` in a
+thread pool. Talks to: the WebBackend. Tests: tests/web/test_app.py
 """
 
 from __future__ import annotations

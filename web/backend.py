@@ -26,7 +26,7 @@ from owlery.quarantine.release import ReleaseError, ReleaseResult, reinject, rel
 log = logging.getLogger("owlery.web")
 
 
-class Backend:
+class WebBackend:
     def __init__(self, settings: Any, *, store: QuarantineStore | None = None, authenticator: Any = None,
                  directory: Any = None, sender: Any = None, token_key: bytes | None = None,
                  token_key_error: str | None = None):
@@ -44,7 +44,7 @@ class Backend:
         self.host = socket.gethostname()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Backend":
+    def from_settings(cls, settings: Any) -> "WebBackend":
         from owlery.quarantine.tokenkey import TokenKeyError, load_key
         try:
             key, why = load_key(settings), None

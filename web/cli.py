@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import argparse
 
+TYPE_CHECKING = False     # typing is not imported at run time (owlery.cliutil says why)
+if TYPE_CHECKING:
+    from typing import Any
 
-def _cmd_web(args: argparse.Namespace) -> int:
-    from owlery import cliutil as cli
-    from owlery.daemon import run
-    cli.load_settings(args)          # a bad file fails here with file:line and status 1
+
+def _build() -> Any:
     from web.service import build
-    return run("web", args.config, args.listen, "web_listen", build)
+    return build
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
-    from owlery.cliutil import add_config_option, add_listen_option
-    p = sub.add_parser("web", help="run the quarantine web application (recipients release their own "
-                                   "mail, admins search, release, delete and read the audit log)")
-    add_config_option(p)
-    add_listen_option(p)
-    p.set_defaults(func=_cmd_web)
+    from owlery.cliutil import add_daemon_command
+    add_daemon_command(sub, "web", "run the quarantine web application (recipients release their own "
+                                   "mail, admins search, release, delete and read the audit log)", _build)

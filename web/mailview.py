@@ -31,7 +31,7 @@ def visible(text: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Part:
+class PartView:
     content_type: str
     filename: str
     size: int
@@ -43,7 +43,7 @@ class Part:
 @dataclasses.dataclass(frozen=True)
 class View:
     headers: str
-    parts: tuple[Part, ...]
+    parts: tuple[PartView, ...]
 
 
 class _TextOfHTML(html.parser.HTMLParser):
@@ -105,10 +105,10 @@ def view(message: bytes, text_max: int = 256 * 1024) -> View:
     head = message.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:MAX_HEADER_BYTES]
     headers = visible(head.decode("utf-8", "replace"))
     msg = email.message_from_bytes(message, policy=email.policy.compat32)
-    parts: list[Part] = []
+    parts: list[PartView] = []
     for i, part in enumerate(msg.walk()):
         if i >= MAX_PARTS:
-            parts.append(Part("", "", 0, f"(more than {MAX_PARTS} parts; the rest not shown)"))
+            parts.append(PartView("", "", 0, f"(more than {MAX_PARTS} parts; the rest not shown)"))
             break
         if part.is_multipart():
             continue
@@ -125,7 +125,7 @@ def view(message: bytes, text_max: int = 256 * 1024) -> View:
             if converted:
                 text = html_to_text(text)
             cut = len(text) > text_max
-            parts.append(Part(ctype, visible(filename), len(raw), visible(text[:text_max]), converted, cut))
+            parts.append(PartView(ctype, visible(filename), len(raw), visible(text[:text_max]), converted, cut))
         else:
-            parts.append(Part(ctype, visible(filename), len(raw), None))
+            parts.append(PartView(ctype, visible(filename), len(raw), None))
     return View(headers, tuple(parts))

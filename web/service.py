@@ -80,8 +80,8 @@ class WebApplication:
         self.reactor = reactor
         self.tls = tls_context(settings.web_tls_cert_file, settings.web_tls_key_file)
         if backend is None:
-            from web.backend import Backend
-            backend = Backend.from_settings(settings)
+            from web.backend import WebBackend
+            backend = WebBackend.from_settings(settings)
         self.app = WebApp(WebConfig.from_settings(settings), backend)
         self._own_pool = threadpool is None
         if threadpool is None:
@@ -121,9 +121,9 @@ class WebApplication:
         tls = tls_context(settings.web_tls_cert_file, settings.web_tls_key_file)   # a bad certificate refuses
         if (tls is None) != (self.tls is None):
             raise ValueError("switching HTTPS on or off needs a restart")
-        from web.backend import Backend
+        from web.backend import WebBackend
         old = self.app.backend
-        self.app.backend = Backend.from_settings(settings)
+        self.app.backend = WebBackend.from_settings(settings)
         self.app.config = WebConfig.from_settings(settings)
         self.tls = tls
         old.close()

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from milters.clients import ScannerUnavailable
-from owlery.endpoints import parse_endpoint
+from owlery.endpoints import arm, connect, parse_endpoint
 from owlery.settings import Duration, Endpoint, Size, setting
 
 CLAMD_ENDPOINT = setting("clamd_endpoint", Endpoint, "unix:/run/clamav/clamd.ctl",
@@ -78,33 +78,15 @@ class ClamdClient:
         if remaining <= 0:
             raise ScannerUnavailable(f"clamd at {self.endpoint}: timed out before connecting")
         try:
-            if self.endpoint.kind == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(remaining)
-                try:
-                    sock.connect(self.endpoint.path)
-                except BaseException:
-                    sock.close()
-                    raise
-            else:
-                sock = socket.create_connection((self.endpoint.host, self.endpoint.port), timeout=remaining)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return connect(self.endpoint, remaining, nodelay=True)
         except OSError as e:
             raise ScannerUnavailable(f"clamd at {self.endpoint}: cannot connect: {e}") from e
-        return sock
-
-    @staticmethod
-    def _arm(sock: socket.socket, deadline: float, what: str) -> None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise socket.timeout(f"deadline passed while {what}")
-        sock.settimeout(remaining)
 
     def _read_reply(self, sock: socket.socket, deadline: float) -> bytes:
         """Read one reply terminated by NUL (z-commands) or LF, or by EOF; bounded in size."""
         buf = b""
         while True:
-            self._arm(sock, deadline, "reading the reply")
+            arm(sock, deadline, "reading the reply")
             data = sock.recv(1024)
             if not data:
                 break
@@ -120,11 +102,11 @@ class ClamdClient:
         sock = self._connect(deadline)
         try:
             try:
-                self._arm(sock, deadline, "sending the command")
+                arm(sock, deadline, "sending the command")
                 sock.sendall(b"z" + command + b"\0")
                 try:
                     for chunk in payload_chunks:
-                        self._arm(sock, deadline, "streaming the message")
+                        arm(sock, deadline, "streaming the message")
                         sock.sendall(chunk)
                 except (BrokenPipeError, ConnectionResetError):
                     # clamd stops reading and answers as soon as a stream passes its

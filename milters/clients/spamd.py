@@ -4,7 +4,7 @@
 `SpamdResponse`; neither touches a socket. `SpamdClient` runs them over a unix or TCP
 socket with one deadline per request (spamd answers one request per connection).
 Numbers spamd sends (status code, Content-length, scores) are read only when they are
-bounded runs of ASCII digits; anything else is a ProtocolError (a ScannerUnavailable).
+bounded runs of ASCII digits; anything else is a SpamdProtocolError (a ScannerUnavailable).
 The message is sent from the caller's buffer after the header block (and an optional prefix,
 the synthesized Received field), never copied whole.
 Talks to: spamd (SpamAssassin). Tests: tests/milters/test_content_clients.py,
@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from milters.clients import ScannerUnavailable
-from owlery.endpoints import parse_endpoint
+from owlery.endpoints import arm, connect, parse_endpoint
 from owlery.settings import Duration, Endpoint, Size, Str, setting
 
 SPAMD_ENDPOINT = setting("spamd_endpoint", Endpoint, "tcp:127.0.0.1:783",
@@ -51,7 +51,7 @@ _RULE_RE = re.compile(rf"^\s*({_NUMBER})\s+([A-Z0-9][A-Z0-9_]*)\b\s*(.*)$")
 _LENGTH_RE = re.compile(r"[0-9]{1,15}")
 
 
-class ProtocolError(ScannerUnavailable):
+class SpamdProtocolError(ScannerUnavailable):
     """spamd said something that is not SPAMD/1.x, or answered with an error code."""
 
 
@@ -125,7 +125,7 @@ class SpamdResponse:
             return None
         m = _SPAM_RE.match(value.strip())
         if not m:
-            raise ProtocolError(f"spamd: unreadable Spam header {value[:80]!r}")
+            raise SpamdProtocolError(f"spamd: unreadable Spam header {value[:80]!r}")
         return m.group(1).lower() in ("true", "yes"), float(m.group(2)), float(m.group(3))
 
     def symbols(self) -> list[str]:
@@ -193,9 +193,9 @@ class ResponseParser:
         self._advance()
         if not self.done:
             if self._head is None:
-                raise ProtocolError("spamd closed the connection before a complete status line"
+                raise SpamdProtocolError("spamd closed the connection before a complete status line"
                                     if self._buf else "spamd closed the connection without answering")
-            raise ProtocolError(f"spamd closed the connection after {len(self._buf)} of "
+            raise SpamdProtocolError(f"spamd closed the connection after {len(self._buf)} of "
                                 f"{self._length} body bytes")
 
     def _advance(self) -> None:
@@ -207,7 +207,7 @@ class ResponseParser:
                 if self._eof and self._buf.endswith(b"\r\n") and self._buf.count(b"\r\n") == 1:
                     end, sep = len(self._buf) - 2, 2
                 elif len(self._buf) > MAX_HEADER_BYTES:
-                    raise ProtocolError("spamd sent an over-long header block")
+                    raise SpamdProtocolError("spamd sent an over-long header block")
                 else:
                     return
             head = bytes(self._buf[:end]).decode("latin-1")
@@ -216,12 +216,12 @@ class ResponseParser:
             length = self._head[3].get("content-length")
             if length is not None:
                 if not _LENGTH_RE.fullmatch(length.strip()):
-                    raise ProtocolError(f"spamd sent a bad Content-length {length[:40]!r}")
+                    raise SpamdProtocolError(f"spamd sent a bad Content-length {length[:40]!r}")
                 self._length = int(length)
                 if self._length > self.max_body:
-                    raise ProtocolError(f"spamd answer of {self._length} bytes exceeds {self.max_body}")
+                    raise SpamdProtocolError(f"spamd answer of {self._length} bytes exceeds {self.max_body}")
         if len(self._buf) > self.max_body:
-            raise ProtocolError(f"spamd answer exceeds {self.max_body} bytes")
+            raise SpamdProtocolError(f"spamd answer exceeds {self.max_body} bytes")
         if self._length is not None and len(self._buf) >= self._length:
             body = bytes(self._buf[:self._length])
         elif self._length is None and self._eof:
@@ -237,14 +237,14 @@ def _parse_head(head: str) -> tuple[str, int, str, dict[str, str]]:
     lines = head.split("\r\n")
     m = _STATUS_RE.match(lines[0])
     if not m:
-        raise ProtocolError(f"spamd: unexpected status line {lines[0][:80]!r}")
+        raise SpamdProtocolError(f"spamd: unexpected status line {lines[0][:80]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
             continue
         name, sep, value = line.partition(":")
         if not sep:
-            raise ProtocolError(f"spamd: bad header line {line[:80]!r}")
+            raise SpamdProtocolError(f"spamd: bad header line {line[:80]!r}")
         headers[name.strip().lower()] = value.strip()
     return m.group(1), int(m.group(2)), m.group(3).strip(), headers
 
@@ -301,13 +301,13 @@ class SpamdClient:
         try:
             # the head with the first slice (a small message goes out in one write, as before),
             # then the rest: each write under the deadline
-            _arm(sock, deadline)
+            arm(sock, deadline)
             sock.sendall(head + prefix + body[:_SEND_CHUNK])
             for start in range(_SEND_CHUNK, len(body), _SEND_CHUNK):
-                _arm(sock, deadline)
+                arm(sock, deadline)
                 sock.sendall(body[start:start + _SEND_CHUNK])
             while not parser.done:
-                _arm(sock, deadline)
+                arm(sock, deadline)
                 chunk = sock.recv(65536)
                 if not chunk:
                     parser.feed_eof()
@@ -322,23 +322,11 @@ class SpamdClient:
         response = parser.response
         assert response is not None
         if not response.ok:
-            raise ProtocolError(f"spamd at {self.endpoint}: error {response.code} {response.message[:120]}")
+            raise SpamdProtocolError(f"spamd at {self.endpoint}: error {response.code} {response.message[:120]}")
         return response
 
     def _connect(self, deadline: float) -> socket.socket:
-        remaining = max(deadline - time.monotonic(), 0.001)
-        if self.endpoint.kind == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(remaining)
-            try:
-                sock.connect(self.endpoint.path)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-        sock = socket.create_connection((self.endpoint.host, self.endpoint.port), timeout=remaining)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+        return connect(self.endpoint, max(deadline - time.monotonic(), 0.001), nodelay=True)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -374,13 +362,6 @@ class SpamdClient:
         started = time.monotonic()
         response = self.report(message, prefix=prefix)
         if response.score is None or response.threshold is None:
-            raise ProtocolError(f"spamd at {self.endpoint}: answer without a Spam header")
+            raise SpamdProtocolError(f"spamd at {self.endpoint}: answer without a Spam header")
         return SpamResult(response.score, response.threshold, bool(response.is_spam),
                           tuple(response.rules()), time.monotonic() - started)
-
-
-def _arm(sock: socket.socket, deadline: float) -> None:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise socket.timeout("deadline passed")
-    sock.settimeout(remaining)

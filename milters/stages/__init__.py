@@ -13,8 +13,8 @@ A stage is one file under milters/stages/ with one class:
 Rules:
 - `check()` runs in libmilter's per-connection thread; stage objects are shared by all
   connections, so keep per-message state in locals (or `report.data`), never on `self`.
-- Read the message through `milters.session.Message` (envelope, macros, raw headers,
-  spooled body); answer only through `milters.effects.Report` (symbols with scores,
+- Read the message through `milters.session.MilterMessage` (envelope, macros, raw headers,
+  spooled body); answer only through `milters.effects.StageReport` (symbols with scores,
   header edits, reject/tempfail/discard/hold, auth results, `quarantined(ref)`).
 - A backend that is down raises `owlery.errors.TemporaryFailure`; what happens then is the
   per-stage setting `milter_stage_on_error` ("tempfail", the default, or "continue").
@@ -23,7 +23,7 @@ Rules:
 - Blocking I/O takes an explicit timeout; call `report.progress()` while waiting long.
 - Register the class below in `STAGES` (one line, "module:Class", imported lazily).
 
-Which stages run for a message (`Pipeline.select`): `milter_daemon_stages[{daemon_name}]`
+Which stages run for a message (`StagePipeline.select`): `milter_daemon_stages[{daemon_name}]`
 when listed, else `milter_outbound_stages` for SASL-authenticated clients and clients in
 `milter_internal_networks`, else `milter_inbound_stages`.
 Talks to: nothing itself. Tests: tests/milters/test_session.py (selection, unknown stage, stage
@@ -86,7 +86,7 @@ class Services:
     the resources stages share: the quarantine store (owlery.quarantine) and the directory
     (owlery.directory). The adapter builds one Services per settings generation; each
     resource is opened on first use (a stage that never quarantines costs no store), once,
-    from the settings the stage passes (the pipeline's), and closed with the Pipeline. A
+    from the settings the stage passes (the pipeline's), and closed with the StagePipeline. A
     `quarantine_store` or `directory` given here is used instead, and left open."""
 
     def __init__(self, resolver: Any, now: Callable[[], float] = time.time, *,
@@ -160,7 +160,7 @@ def stage_class(name: str) -> type[Stage]:
     return getattr(importlib.import_module(module), cls)
 
 
-class Pipeline:
+class StagePipeline:
     """The configured stages of one process, built once from settings; picks them per message."""
 
     def __init__(self, settings: Any, services: Services):

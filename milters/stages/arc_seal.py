@@ -14,7 +14,7 @@ from typing import Any
 from owlery.settings import Str, setting
 
 from milters import dkimkeys
-from milters.effects import AddHeader, ChangeHeader, Report
+from milters.effects import AddHeader, ChangeHeader, StageReport
 from milters.stages import ConfigError, Stage
 from milters.stages.authres import authserv_id
 from milters.stages.dkim_verify import _Quiet
@@ -44,7 +44,7 @@ class ArcSeal(Stage):
         if key.algorithm != "rsa-sha256":
             raise ConfigError("arc_seal: ARC needs an RSA key")
 
-    def check(self, message: Any, report: Report) -> None:
+    def check(self, message: Any, report: StageReport) -> None:
         import dkim
         if message.truncated:
             return

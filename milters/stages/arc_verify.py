@@ -13,7 +13,7 @@ from owlery.errors import TemporaryFailure
 from owlery.settings import Float, setting
 
 from milters import dns as mdns
-from milters.effects import Report
+from milters.effects import StageReport
 from milters.stages import Stage
 from milters.stages.dkim_verify import _Quiet
 
@@ -25,7 +25,7 @@ ARC_INVALID_SCORE = setting(
 class ArcVerify(Stage):
     name = "arc_verify"
 
-    def check(self, message: Any, report: Report) -> None:
+    def check(self, message: Any, report: StageReport) -> None:
         import dkim
         if not message.get_all("ARC-Seal"):
             report.data["arc"] = "none"

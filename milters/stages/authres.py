@@ -20,7 +20,7 @@ from typing import Any
 
 from owlery.settings import Str, setting
 
-from milters.effects import AuthResult, Report
+from milters.effects import AuthResult, StageReport
 from milters.stages import Stage
 
 MILTER_AUTHSERV_ID = setting(
@@ -198,7 +198,7 @@ def render(authserv: str, results: list[AuthResult]) -> str:
 class AuthResults(Stage):
     name = "authres"
 
-    def check(self, message: Any, report: Report) -> None:
+    def check(self, message: Any, report: StageReport) -> None:
         ours = authserv_id(self.settings, message)
         existing = message.get_all("Authentication-Results")
         # Delete from the last to the first so occurrence numbers stay valid whatever

@@ -162,7 +162,7 @@ class Finding:
 
 
 @dataclasses.dataclass(frozen=True)
-class ScanResult:
+class BannedScanResult:
     """What `scan` found: banned files, encrypted archive members, and what it could not judge."""
 
     banned: tuple[Finding, ...] = ()
@@ -211,7 +211,7 @@ def _zip_by_name(names: list[str] | tuple[str, ...]) -> bool:
     return any(_clean_name(n).lower().rsplit(".", 1)[-1] in _ZIP_EXTENSIONS for n in names if "." in n)
 
 
-def scan(message: bytes, rules: BannedRules, clock: Callable[[], float] = time.monotonic) -> ScanResult:
+def scan(message: bytes, rules: BannedRules, clock: Callable[[], float] = time.monotonic) -> BannedScanResult:
     """Everything banned, encrypted or undecidable in a message; never raises on broken MIME or zips."""
     return _Scan(rules, clock).run(message)
 
@@ -232,13 +232,13 @@ class _Scan:
         self.encrypted: list[Finding] = []
         self.undecidable: list[Finding] = []
 
-    def run(self, message: bytes) -> ScanResult:
+    def run(self, message: bytes) -> BannedScanResult:
         try:
             for part in mime_walk.walk(message, self.budget, self.rules.mime_depth_max):
                 self._part(part)
         except BudgetExceeded as e:
             self.undecidable.append(Finding("message", str(e)))
-        return ScanResult(tuple(self.banned), tuple(self.encrypted), tuple(self.undecidable))
+        return BannedScanResult(tuple(self.banned), tuple(self.encrypted), tuple(self.undecidable))
 
     def _part(self, part: mime_walk.Part) -> None:
         disposition, ctype_params = part.params("content-disposition"), part.params("content-type")

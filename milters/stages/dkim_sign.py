@@ -19,7 +19,7 @@ from typing import Any
 from owlery.settings import Int, Str, StrList, list_of, matching, setting, table_of
 
 from milters import dkimkeys
-from milters.effects import Report
+from milters.effects import StageReport
 from milters.stages import ConfigError, Stage
 
 DKIM_KEY_DIRECTORY = setting(
@@ -87,7 +87,7 @@ class DkimSign(Stage):
                 return found
         return []
 
-    def check(self, message: Any, report: Report) -> None:
+    def check(self, message: Any, report: StageReport) -> None:
         domain = from_domain(message)
         if domain is None:
             report.data["dkim_sign"] = "no single From address"

@@ -18,7 +18,7 @@ from owlery.errors import TemporaryFailure
 from owlery.settings import Float, Int, setting
 
 from milters import dns as mdns
-from milters.effects import Report
+from milters.effects import StageReport
 from milters.stages import Stage
 
 DKIM_VERIFY_SIGNATURE_LIMIT = setting(
@@ -76,7 +76,7 @@ class DkimVerify(Stage):
         super().__init__(settings, services)
         speed_up_dkimpy()
 
-    def check(self, message: Any, report: Report) -> None:
+    def check(self, message: Any, report: StageReport) -> None:
         import dkim
         sigs = message.get_all("DKIM-Signature")
         report.data["dkim"] = []

@@ -40,7 +40,7 @@ from owlery.settings import Bool, Float, Str, int_range, setting
 from milters import dmarc_store
 from milters import dns as mdns
 from milters import psl
-from milters.effects import Report
+from milters.effects import StageReport
 from milters.stages import Stage
 
 DMARC_REJECT_ENFORCE = setting(
@@ -178,7 +178,7 @@ class Dmarc(Stage):
             return a == b
         return self.psl.organizational_domain(a) == self.psl.organizational_domain(b)
 
-    def check(self, message: Any, report: Report) -> None:
+    def check(self, message: Any, report: StageReport) -> None:
         try:
             domain = author_domain(message, self.settings.dmarc_from_length_max)
         except BadFrom as e:
@@ -253,7 +253,7 @@ class Dmarc(Stage):
                 return policy
         return "none"
 
-    def _remember(self, message: Any, report: Report, domain: str, policy_domain: str, record: dict[str, str],
+    def _remember(self, message: Any, report: StageReport, domain: str, policy_domain: str, record: dict[str, str],
                 result: str, disposition: str, dkim_ok: bool, spf_ok: bool, reasons: list[str]) -> None:
         """Hand the result to the aggregate-report recorder; nothing here may fail the message."""
         if self.recorder is None:

@@ -90,15 +90,8 @@ class Quarantiner:
         stage's own, e.g. X-Spam-*), each added at the top as the adapter would."""
         report.progress()
         data = stored_copy(message, list(report.effects) + [fx.AddHeader(n, v) for n, v in headers])
-        record = QuarantineRecord(
-            mail_id=new_id(), secret_id=new_id(), created=self.services.now(), reason=reason,
-            detail=_text(detail), sender=message.mail_from,
-            recipients=tuple(RecipientState(r) for r in dict.fromkeys(recipients)),
-            size=len(data), queue_id=message.queue_id or "", client_addr=message.client_address or "",
-            client_name=message.client_name or "", helo=message.helo or "", host=self.host,
-            subject=_text(message.get("Subject") or ""), header_from=_text(message.get("From") or ""),
-            message_id=_text(message.get("Message-ID") or ""), score=report.score,
-            symbols=tuple((s.name, s.score, _text(s.detail)) for s in report.symbols))
+        record = self._record(message, report, data, reason, detail,
+                              tuple(RecipientState(r) for r in dict.fromkeys(recipients)))
         self.store.put(record, data)             # raises QuarantineUnavailable: 4xx, nothing lost
         report.data["quarantine"] = {"id": record.mail_id, "reason": reason, "detail": detail,
                                      "recipients": list(recipients)}
@@ -114,21 +107,27 @@ class Quarantiner:
         """Keep an archive copy (quarantine_archive) of a message that goes on: reason "archive",
         its recipients ARCHIVED (delivered; nothing to release or announce). Returns the id."""
         data = stored_copy(message, list(report.effects))
-        record = QuarantineRecord(
-            mail_id=new_id(), secret_id=new_id(), created=self.services.now(), reason=ARCHIVE_REASON,
-            detail=_text(why), sender=message.mail_from,
-            recipients=tuple(RecipientState(r, ARCHIVED) for r in dict.fromkeys(message.recipients)),
-            size=len(data), queue_id=message.queue_id or "", client_addr=message.client_address or "",
-            client_name=message.client_name or "", helo=message.helo or "", host=self.host,
-            subject=_text(message.get("Subject") or ""), header_from=_text(message.get("From") or ""),
-            message_id=_text(message.get("Message-ID") or ""), score=report.score,
-            symbols=tuple((s.name, s.score, _text(s.detail)) for s in report.symbols))
+        record = self._record(message, report, data, ARCHIVE_REASON, why,
+                              tuple(RecipientState(r, ARCHIVED) for r in dict.fromkeys(message.recipients)))
         self.store.put(record, data)             # raises QuarantineUnavailable: 4xx, nothing lost
         report.data["archive"] = record.mail_id
         owlery_log.decision("milter", message.queue_id, "archive",
                             head=f"END-OF-MESSAGE from {message.client_name}[{message.client_address or 'local'}]",
                             from_=message.mail_from, quarantine_id=record.mail_id, reason=_text(why, 200))
         return record.mail_id
+
+    def _record(self, message: Any, report: Any, data: bytes, reason: str, detail: str,
+                recipients: tuple[RecipientState, ...]) -> QuarantineRecord:
+        """The record of a stored copy `data` of `message`: a new id, the envelope, the
+        connection, a few header fields and the report's score and symbols."""
+        return QuarantineRecord(
+            mail_id=new_id(), secret_id=new_id(), created=self.services.now(), reason=reason,
+            detail=_text(detail), sender=message.mail_from, recipients=recipients,
+            size=len(data), queue_id=message.queue_id or "", client_addr=message.client_address or "",
+            client_name=message.client_name or "", helo=message.helo or "", host=self.host,
+            subject=_text(message.get("Subject") or ""), header_from=_text(message.get("From") or ""),
+            message_id=_text(message.get("Message-ID") or ""), score=report.score,
+            symbols=tuple((s.name, s.score, _text(s.detail)) for s in report.symbols))
 
 
 def edited_header_block(fields: list[tuple[str, bytes]], effects: Sequence[Any]) -> list[tuple[str, bytes]]:

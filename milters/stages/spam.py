@@ -25,7 +25,7 @@ A directory that cannot answer raises DirectoryUnavailable: the stage's on-error
 A recipient's content policy (owlery.content_policy) adds its bank's levels under its own,
 and a spam_lover has no quarantine or reject level: tagged, never kept from them.
 Existing X-Spam-* headers are removed first, so a sender cannot pre-label its mail.
-spamd gets the Received field Postfix will add (Message.received) before the message, so its
+spamd gets the Received field Postfix will add (MilterMessage.received) before the message, so its
 relay and DNSBL rules see the client; a quarantined copy is stored with the X-Spam-* headers.
 Talks to: spamd (milters.clients.spamd), DNS, the directory, the quarantine store.
 Tests: tests/milters/test_content_stages.py, tests/milters/test_received_for_scanners.py,

@@ -20,7 +20,7 @@ from typing import Any
 from owlery.dns import RESULTS, dnspython_lookup, evaluate
 from owlery.settings import Duration, Float, choice, setting
 
-from milters.effects import Report
+from milters.effects import StageReport
 from milters.stages import Stage
 from milters.stages.authres import authserv_id, parse_authserv_id, parse_resinfos
 
@@ -42,7 +42,7 @@ def _domain(address: str) -> str:
 class SpfStage(Stage):
     name = "spf"
 
-    def check(self, message: Any, report: Report) -> None:
+    def check(self, message: Any, report: StageReport) -> None:
         source = self.settings.milter_spf_source
         sender = message.mail_from
         if source == "none":
@@ -75,7 +75,7 @@ class SpfStage(Stage):
                         helo=message.helo or "unknown", query_time_limit=self.settings.milter_spf_query_time_limit
                         ).result
 
-    def _from_header(self, message: Any, report: Report) -> str:
+    def _from_header(self, message: Any, report: StageReport) -> str:
         ours = authserv_id(self.settings, message).lower()
         sender = message.mail_from.lower()
         for header in message.headers:

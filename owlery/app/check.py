@@ -125,7 +125,7 @@ def _which(command: str) -> str | None:
 # --- planning and running ----------------------------------------------------------------
 
 def plan(name: str, settings: Any, timeout: float, endpoint: str | None = None
-         ) -> tuple[Callable[[P.Deadline], P.Outcome], str]:
+         ) -> tuple[Callable[[P.Deadline], P.ProbeResult], str]:
     """(the probe for check `name`, what it reaches, for messages). Raises ConfigProblem or
     ValueError (a bad endpoint) when the settings do not say what to probe."""
     from owlery.endpoints import parse_endpoint
@@ -158,28 +158,28 @@ def plan(name: str, settings: Any, timeout: float, endpoint: str | None = None
     raise P.ConfigProblem(f"unknown check {name!r}")
 
 
-def judge(exc: BaseException, target: str, timeout: float) -> P.Outcome:
+def judge(exc: BaseException, target: str, timeout: float) -> P.ProbeResult:
     """What a probe's exception means for Nagios."""
     from owlery.errors import TemporaryFailure
     from owlery.secrets import SecretError
     if isinstance(exc, (P.ConfigProblem, SecretError)):
-        return P.Outcome(P.UNKNOWN, str(exc))
+        return P.ProbeResult(P.UNKNOWN, str(exc))
     if isinstance(exc, PermissionError):
-        return P.Outcome(P.UNKNOWN, f"permission denied reaching {target} (run the check as a user "
+        return P.ProbeResult(P.UNKNOWN, f"permission denied reaching {target} (run the check as a user "
                                     f"that may: the daemon user or a member of its group)")
     if isinstance(exc, TimeoutError):
-        return P.Outcome(P.CRITICAL, f"{target}: no answer within {timeout:g} s")
+        return P.ProbeResult(P.CRITICAL, f"{target}: no answer within {timeout:g} s")
     if isinstance(exc, ConnectionRefusedError):
-        return P.Outcome(P.CRITICAL, f"connection refused at {target}")
+        return P.ProbeResult(P.CRITICAL, f"connection refused at {target}")
     if isinstance(exc, FileNotFoundError):
-        return P.Outcome(P.CRITICAL, f"nothing listens at {target} (no such socket)")
+        return P.ProbeResult(P.CRITICAL, f"nothing listens at {target} (no such socket)")
     if isinstance(exc, (P.Mismatch, TemporaryFailure)):
-        return P.Outcome(P.CRITICAL, f"{target}: {exc}")
+        return P.ProbeResult(P.CRITICAL, f"{target}: {exc}")
     if isinstance(exc, OSError):
-        return P.Outcome(P.CRITICAL, f"{target}: {exc.strerror or exc}")
+        return P.ProbeResult(P.CRITICAL, f"{target}: {exc.strerror or exc}")
     if isinstance(exc, ValueError):       # a bad endpoint or setting value
-        return P.Outcome(P.UNKNOWN, str(exc))
-    return P.Outcome(P.UNKNOWN, f"{target}: {type(exc).__name__}: {exc}")
+        return P.ProbeResult(P.UNKNOWN, str(exc))
+    return P.ProbeResult(P.UNKNOWN, f"{target}: {type(exc).__name__}: {exc}")
 
 
 class _Run:
@@ -188,7 +188,7 @@ class _Run:
     def __init__(self, name: str, settings: Any, timeout: float, endpoint: str | None):
         self.name = name
         self.timeout = timeout
-        self.outcome: P.Outcome | None = None
+        self.outcome: P.ProbeResult | None = None
         self.elapsed = 0.0
         try:
             self.probe, self.target = plan(name, settings, timeout, endpoint)
@@ -207,17 +207,17 @@ class _Run:
         self.elapsed = time.monotonic() - started
         self.outcome = outcome
 
-    def wait(self, until: float) -> tuple[str, P.Outcome, float | None]:
+    def wait(self, until: float) -> tuple[str, P.ProbeResult, float | None]:
         if self.thread is not None:
             self.thread.join(max(0.0, until - time.monotonic()))
         if self.outcome is None:
-            return self.name, P.Outcome(P.CRITICAL, f"{self.target}: no answer within {self.timeout:g} s"), \
+            return self.name, P.ProbeResult(P.CRITICAL, f"{self.target}: no answer within {self.timeout:g} s"), \
                 self.timeout
         return self.name, self.outcome, self.elapsed if self.thread is not None else None
 
 
 def run(names: list[str], settings: Any, timeout: float, endpoint: str | None = None
-        ) -> list[tuple[str, P.Outcome, float | None]]:
+        ) -> list[tuple[str, P.ProbeResult, float | None]]:
     """(name, outcome, seconds taken or None) for each check, all probed at once."""
     runs = [_Run(name, settings, timeout, endpoint) for name in names]
     until = time.monotonic() + timeout + JOIN_GRACE
@@ -226,7 +226,7 @@ def run(names: list[str], settings: Any, timeout: float, endpoint: str | None = 
 
 # --- output -------------------------------------------------------------------------------
 
-def render(what: str, results: list[tuple[str, P.Outcome, float | None]], slow: float, timeout: float
+def render(what: str, results: list[tuple[str, P.ProbeResult, float | None]], slow: float, timeout: float
            ) -> tuple[str, int]:
     """(the plugin's output, its exit status)."""
     judged = []

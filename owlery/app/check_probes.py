@@ -6,7 +6,7 @@ written to any store), a milter option negotiation (SMFIC_OPTNEG, then SMFIC_QUI
 a socketmap lookup, the ManageSieve greeting and CAPABILITY, clamd's zPING and spamd's PING.
 The backend probes resolve the probe address in the directory, ping the state store and
 prove the quarantine store writable (a temporary file or row, removed at once). Each returns
-an `Outcome`; a probe raises `ConfigProblem` (UNKNOWN), `Mismatch` (CRITICAL: something
+a `ProbeResult`; a probe raises `ConfigProblem` (UNKNOWN), `Mismatch` (CRITICAL: something
 answered, wrongly) or OSError / TimeoutError (CRITICAL) and owlery/app/check.py judges those.
 Talks to: the daemons, clamd, spamd, the directory, Redis/SQLite, the quarantine store,
 postqueue. Tests: tests/core/test_check.py, tests/e2e/test_check_e2e.py
@@ -17,12 +17,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import struct
 import time
 from typing import Any
 
-from owlery.endpoints import ListenEndpoint, parse_endpoint
+from owlery.endpoints import ListenEndpoint, connect, parse_endpoint
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATUS_WORDS = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
@@ -55,7 +54,7 @@ def _num(v: float) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Outcome:
+class ProbeResult:
     status: int
     text: str
     perf: tuple[Perf, ...] = ()
@@ -99,22 +98,10 @@ class Stream:
 
     def __init__(self, endpoint: ListenEndpoint, deadline: Deadline):
         self.deadline = deadline
-        if endpoint.kind == "unix":
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            address: Any = endpoint.path
-        elif endpoint.kind == "tcp":
-            family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-            self.sock = socket.socket(family, socket.SOCK_STREAM)
-            address = (endpoint.host, endpoint.port)
-        else:
+        if endpoint.kind not in ("unix", "tcp"):
             raise ConfigProblem(f"cannot dial {endpoint}")
         self.buf = b""
-        try:
-            self.sock.settimeout(deadline.left())
-            self.sock.connect(address)
-        except BaseException:
-            self.sock.close()
-            raise
+        self.sock = connect(endpoint, deadline.left())
 
     def __enter__(self) -> "Stream":
         return self
@@ -167,13 +154,13 @@ POLICY_PROBE = (b"request=smtpd_access_policy\nprotocol_state=VRFY\nprotocol_nam
                 b"instance=owlery-check\n\n")
 
 
-def policyd(endpoint: ListenEndpoint, deadline: Deadline) -> Outcome:
+def policyd(endpoint: ListenEndpoint, deadline: Deadline) -> ProbeResult:
     with Stream(endpoint, deadline) as s:
         s.send(POLICY_PROBE)
         reply = s.read_until(b"\n\n").decode("utf-8", "replace")
     if not reply.startswith("action="):
         raise Mismatch(f"not a policy reply: {reply[:80]!r}")
-    return Outcome(OK, f"{reply.splitlines()[0]} from {endpoint}")
+    return ProbeResult(OK, f"{reply.splitlines()[0]} from {endpoint}")
 
 
 SMFI_VERSION = 6                 # what Postfix 2.6+ and libmilter 8.14+ speak
@@ -181,7 +168,7 @@ SMFI_ACTIONS_ALL = 0x1FF         # SMFIF_ADDHDRS .. SMFIF_SETSYMLIST: the MTA al
 SMFI_PROTOCOL_ALL = 0x1FFFFF     # SMFIP_NOCONNECT .. SMFIP_HDR_LEADSPC: every step may be skipped
 
 
-def milter(endpoint: ListenEndpoint, deadline: Deadline) -> Outcome:
+def milter(endpoint: ListenEndpoint, deadline: Deadline) -> ProbeResult:
     with Stream(endpoint, deadline) as s:
         s.send(struct.pack("!IcIII", 13, b"O", SMFI_VERSION, SMFI_ACTIONS_ALL, SMFI_PROTOCOL_ALL))
         (length,) = struct.unpack("!I", s.read_exact(4))
@@ -192,11 +179,11 @@ def milter(endpoint: ListenEndpoint, deadline: Deadline) -> Outcome:
             raise Mismatch(f"milter answered command {body[:1]!r}, not SMFIC_OPTNEG 'O'")
         version, actions, steps = struct.unpack("!III", body[1:13])
         s.send(struct.pack("!Ic", 1, b"Q"))       # SMFIC_QUIT: end the session politely
-    return Outcome(OK, f"milter protocol version {version} negotiated (actions 0x{actions:x}, "
+    return ProbeResult(OK, f"milter protocol version {version} negotiated (actions 0x{actions:x}, "
                        f"steps 0x{steps:x}) at {endpoint}")
 
 
-def lmtpd(endpoint: ListenEndpoint, deadline: Deadline) -> Outcome:
+def lmtpd(endpoint: ListenEndpoint, deadline: Deadline) -> ProbeResult:
     with Stream(endpoint, deadline) as s:
         greeting = s.read_reply(" ")
         if not greeting[-1].startswith("220"):
@@ -206,14 +193,14 @@ def lmtpd(endpoint: ListenEndpoint, deadline: Deadline) -> Outcome:
         if not reply[-1].startswith("250"):
             raise Mismatch(f"LHLO answered {reply[-1][:100]!r}")
         s.send(b"QUIT\r\n")
-    return Outcome(OK, f"LHLO answered 250 ({len(reply)} lines) at {endpoint}")
+    return ProbeResult(OK, f"LHLO answered 250 ({len(reply)} lines) at {endpoint}")
 
 
 def netstring(data: bytes) -> bytes:
     return b"%d:%s," % (len(data), data)
 
 
-def socketmap(endpoint: ListenEndpoint, deadline: Deadline, domain: str) -> Outcome:
+def socketmap(endpoint: ListenEndpoint, deadline: Deadline, domain: str) -> ProbeResult:
     """A virtual_mailbox_domains lookup (it reaches the directory): OK and NOTFOUND are answers."""
     with Stream(endpoint, deadline) as s:
         s.send(netstring(f"virtual_mailbox_domains {domain}".encode()))
@@ -227,10 +214,10 @@ def socketmap(endpoint: ListenEndpoint, deadline: Deadline, domain: str) -> Outc
     status = answer.split(" ", 1)[0]
     if status not in ("OK", "NOTFOUND"):
         raise Mismatch(f"virtual_mailbox_domains {domain}: {answer[:120]}")
-    return Outcome(OK, f"virtual_mailbox_domains {domain}: {status} at {endpoint}")
+    return ProbeResult(OK, f"virtual_mailbox_domains {domain}: {status} at {endpoint}")
 
 
-def managesieve(endpoint: ListenEndpoint, deadline: Deadline) -> Outcome:
+def managesieve(endpoint: ListenEndpoint, deadline: Deadline) -> ProbeResult:
     with Stream(endpoint, deadline) as s:
         greeting = _sieve_response(s)
         s.send(b"CAPABILITY\r\n")
@@ -238,7 +225,7 @@ def managesieve(endpoint: ListenEndpoint, deadline: Deadline) -> Outcome:
         s.send(b"LOGOUT\r\n")
     implementation = next((line.split(" ", 1)[1].strip('"') for line in greeting
                            if line.upper().startswith('"IMPLEMENTATION" ')), "?")
-    return Outcome(OK, f"greeting and CAPABILITY OK ({implementation}) at {endpoint}")
+    return ProbeResult(OK, f"greeting and CAPABILITY OK ({implementation}) at {endpoint}")
 
 
 def _sieve_response(s: Stream) -> list[str]:
@@ -253,28 +240,28 @@ def _sieve_response(s: Stream) -> list[str]:
         lines.append(line)
 
 
-def clamd(endpoint: ListenEndpoint, deadline: Deadline) -> Outcome:
+def clamd(endpoint: ListenEndpoint, deadline: Deadline) -> ProbeResult:
     with Stream(endpoint, deadline) as s:
         s.send(b"zPING\0")
         reply = s.read_until(b"\0")
     if reply != b"PONG":
         raise Mismatch(f"clamd answered {reply[:80]!r} to PING")
-    return Outcome(OK, f"clamd PONG at {endpoint}")
+    return ProbeResult(OK, f"clamd PONG at {endpoint}")
 
 
-def spamd(endpoint: ListenEndpoint, deadline: Deadline) -> Outcome:
+def spamd(endpoint: ListenEndpoint, deadline: Deadline) -> ProbeResult:
     with Stream(endpoint, deadline) as s:
         s.send(b"PING SPAMC/1.5\r\n\r\n")
         line = s.read_until(b"\n").rstrip(b"\r").decode("utf-8", "replace")
     parts = line.split()
     if len(parts) < 3 or not parts[0].startswith("SPAMD/") or parts[1] != "0" or parts[-1] != "PONG":
         raise Mismatch(f"spamd answered {line[:80]!r} to PING")
-    return Outcome(OK, f"spamd {parts[0]} PONG at {endpoint}")
+    return ProbeResult(OK, f"spamd {parts[0]} PONG at {endpoint}")
 
 
 # --- backends --------------------------------------------------------------------------
 
-def directory(settings: Any, address: str | None, timeout: float) -> Outcome:
+def directory(settings: Any, address: str | None, timeout: float) -> ProbeResult:
     """Resolve the probe address through the configured backend, uncached."""
     from owlery.directory import open_backend
     if not address:
@@ -289,14 +276,14 @@ def directory(settings: Any, address: str | None, timeout: float) -> Outcome:
         backend.close()
     if not recipient.exists:
         raise Mismatch(f"{settings.directory_backend} directory does not know {address} ({recipient.kind})")
-    return Outcome(OK, f"{settings.directory_backend} directory resolves {address} ({recipient.kind}, "
+    return ProbeResult(OK, f"{settings.directory_backend} directory resolves {address} ({recipient.kind}, "
                        f"{len(recipient.mailboxes)} mailbox(es))")
 
 
-def state(settings: Any, timeout: float) -> Outcome:
+def state(settings: Any, timeout: float) -> ProbeResult:
     kind = settings.state_backend
     if kind == "memory":
-        return Outcome(OK, "state_backend = memory: nothing to reach")
+        return ProbeResult(OK, "state_backend = memory: nothing to reach")
     if kind == "redis":
         from owlery.state import open_store
         store = open_store(settings.replace(state_redis_timeout=min(timeout, settings.state_redis_timeout)))
@@ -304,16 +291,16 @@ def state(settings: Any, timeout: float) -> Outcome:
             store.ping()
         finally:
             store.close()
-        return Outcome(OK, f"Redis answered PING ({store.url})")
+        return ProbeResult(OK, f"Redis answered PING ({store.url})")
     return _sqlite_writable(settings.state_sqlite_path, timeout, "state")
 
 
-def _sqlite_writable(path: str, timeout: float, what: str) -> Outcome:
+def _sqlite_writable(path: str, timeout: float, what: str) -> ProbeResult:
     """Open an existing SQLite file read-write and take (then drop) its write lock."""
     import pathlib
     import sqlite3
     if not os.path.exists(path):
-        return Outcome(WARNING, f"{what} database {path} does not exist yet (made on first write)")
+        return ProbeResult(WARNING, f"{what} database {path} does not exist yet (made on first write)")
     try:
         conn = sqlite3.connect(pathlib.Path(path).resolve().as_uri() + "?mode=rw", uri=True,
                                timeout=timeout, isolation_level=None)
@@ -324,15 +311,15 @@ def _sqlite_writable(path: str, timeout: float, what: str) -> Outcome:
             conn.close()
     except sqlite3.Error as e:
         raise Mismatch(f"{what} database {path}: {e}") from None
-    return Outcome(OK, f"{what} database {path} opened and write-locked")
+    return ProbeResult(OK, f"{what} database {path} opened and write-locked")
 
 
-def quarantine(settings: Any, timeout: float) -> Outcome:
+def quarantine(settings: Any, timeout: float) -> ProbeResult:
     if settings.quarantine_backend == "postgresql":
         return _quarantine_pg(settings, timeout)
     store = settings.quarantine_directory
     if not os.path.isdir(store):
-        return Outcome(WARNING, f"quarantine directory {store} does not exist yet (made on first use)")
+        return ProbeResult(WARNING, f"quarantine directory {store} does not exist yet (made on first use)")
     import tempfile
     tmp = os.path.join(store, "tmp")
     where = tmp if os.path.isdir(tmp) else store
@@ -346,10 +333,10 @@ def quarantine(settings: Any, timeout: float) -> Outcome:
     index = os.path.join(store, "index.sqlite3")
     if os.path.exists(index):
         _sqlite_writable(index, timeout, "quarantine index")
-    return Outcome(OK, f"quarantine directory {store} writable (file made and removed in {where})")
+    return ProbeResult(OK, f"quarantine directory {store} writable (file made and removed in {where})")
 
 
-def _quarantine_pg(settings: Any, timeout: float) -> Outcome:
+def _quarantine_pg(settings: Any, timeout: float) -> ProbeResult:
     """SELECT 1, then a row inserted into quarantine_meta and rolled back (the store takes writes)."""
     import psycopg
     from psycopg import sql
@@ -369,17 +356,17 @@ def _quarantine_pg(settings: Any, timeout: float) -> Outcome:
                 conn.execute("INSERT INTO quarantine_meta (key, value) VALUES (%s, 'x')",
                              (f"owlery-check-{os.getpid()}",))
             except psycopg.errors.UndefinedTable:
-                return Outcome(WARNING, "quarantine database answers; its tables do not exist yet "
+                return ProbeResult(WARNING, "quarantine database answers; its tables do not exist yet "
                                         "(made on first use)")
             finally:
                 conn.rollback()
     except psycopg.Error as e:
         raise Mismatch(f"quarantine database: {str(e).strip()}") from None
-    return Outcome(OK, f"quarantine database answers SELECT 1 and takes writes "
+    return ProbeResult(OK, f"quarantine database answers SELECT 1 and takes writes "
                        f"(schema {settings.quarantine_pg_schema})")
 
 
-def queue(command: list[str], deadline: Deadline, warning: int, critical: int) -> Outcome:
+def queue(command: list[str], deadline: Deadline, warning: int, critical: int) -> ProbeResult:
     """Count `postqueue -j` entries (one JSON object per line), by queue and in all."""
     import subprocess
     try:
@@ -408,5 +395,5 @@ def queue(command: list[str], deadline: Deadline, warning: int, critical: int) -
     perf = (Perf("queue", total, "", warning, critical, 0),) + tuple(
         Perf(f"queue_{name}", by_queue.get(name, 0), "", None, None, 0)
         for name in ("active", "deferred", "hold", "incoming", "maildrop"))
-    return Outcome(status, ("Postfix is not running: " if down else "") + f"{total} messages in the queue"
+    return ProbeResult(status, ("Postfix is not running: " if down else "") + f"{total} messages in the queue"
                    + (f" ({detail})" if detail else "") + f", thresholds {warning}/{critical}", perf)

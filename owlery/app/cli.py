@@ -132,17 +132,17 @@ def _cmd_postfix(args: argparse.Namespace) -> int:
     if args.postscreen:
         print(postfix.render_postscreen(settings))
         return 0
-    domains = args.domain or _directory_domains(settings) or [starter.hosted_domain().name]
-    print(postfix.render(settings, domains=domains))
+    domains = args.domain or _directory_domains(settings, args.role) or [starter.hosted_domain().name]
+    print(postfix.render(settings, domains=domains, role=args.role))
     return 0
 
 
-def _directory_domains(settings) -> list[str]:
+def _directory_domains(settings, role: str = "backend") -> list[str]:
     """The hosted domains the directory lists ([] when it cannot list them or is down, or
     when Postfix asks the socketmap server for them)."""
     from owlery.app.postfix import uses_socketmap
     from owlery.directory import open_directory
-    if uses_socketmap(settings):
+    if uses_socketmap(settings, role):
         return []
     try:
         directory = open_directory(settings)
@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", action="append", help="a hosted domain for virtual_mailbox_domains (repeatable)")
     p.add_argument("--postscreen", action="store_true",
                    help="print postscreen(8) in front of smtpd instead, with the dnsbl_* lists")
+    p.add_argument("--role", choices=("backend", "relay"), default="backend",
+                   help="backend (default): this host keeps the mailboxes; relay: an MX in front of "
+                        "back ends (relay_domains, relay_recipient_maps, transport_maps from the socketmap)")
     p.set_defaults(func=_cmd_postfix)
 
     p = sub.add_parser("run", help="start policy daemon, milter and LMTP server together "

@@ -6,7 +6,9 @@ checks the README matches), and the end-to-end tests load them into a private Po
 A unix socket under Postfix's queue directory (`daemon_postfix_queue_directory`) is named
 relative to it (`unix:owlery/policyd.sock`): every Postfix process works in the queue
 directory, and a chrooted one (smtpd, lmtp on Debian) has it as its root, where an
-absolute path would point elsewhere. TCP endpoints become `inet:HOST:PORT`.
+absolute path would point elsewhere. TCP endpoints become `inet:HOST:PORT`. Every file
+path printed (the settings file after `-c`, map files, the `owlery` command) is absolute:
+Postfix's processes work in its queue directory, not where `owlery postfix` was run.
 `render_postscreen` (`owlery postfix --postscreen`) prints postscreen(8) in front of smtpd with
 the dnsbl_* lists, for sites that prefer it to the policy daemon's dnsbl check.
 Talks to: nothing. Tests: tests/core/test_postfix.py, tests/core/test_secure_defaults.py,
@@ -44,6 +46,11 @@ def postfix_endpoint(endpoint: ListenEndpoint, queue_directory: str | None = Non
                      "list the unix: or tcp: address the .socket unit binds")
 
 
+def _queue_directory(settings: Any) -> str | None:
+    queue = getattr(settings, "daemon_postfix_queue_directory", None)
+    return os.path.abspath(queue) if queue else None
+
+
 def _first(endpoints: Any) -> ListenEndpoint:
     if isinstance(endpoints, str):
         return parse_endpoint(endpoints)
@@ -76,9 +83,10 @@ def _data_calls(settings: Any) -> int:
     return max(at_rcpt + at_data - 1, at_data, 1 if data else 0)
 
 
-def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
-    """(parameter, value) pairs for main.cf, in order."""
-    queue = getattr(settings, "daemon_postfix_queue_directory", None)
+def main_cf(settings: Any, domains: Sequence[str], role: str = "backend") -> list[tuple[str, str]]:
+    """(parameter, value) pairs for main.cf, in order. A relay (`role` "relay") delivers
+    nothing itself: no LMTP transport, its directory lines route mail to the back ends."""
+    queue = _queue_directory(settings)
     policy = postfix_endpoint(_first(settings.policyd_listen), queue)
     milter = postfix_endpoint(_first(settings.milter_listen), queue)
     lmtp = postfix_endpoint(_first(settings.lmtpd_listen), queue)
@@ -100,18 +108,21 @@ def main_cf(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
         ("milter_default_action", "tempfail"),
         ("milter_connect_macros", "j {daemon_name} {daemon_addr} v _ {client_addr} {client_name}"),
         ("milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}"),
-        *_directory_tables(settings, domains),
-        ("virtual_transport", f"lmtp:{lmtp}"),
-        # For the optional LDA transport in master.cf: pipe(8) gives ${user}@${nexthop} one
-        # recipient at a time only with a limit of 1 (else several after one -d).
-        ("owlery_destination_recipient_limit", "1"),
+        *_directory_tables(settings, domains, role),
+        *([] if role == "relay" else [
+            ("virtual_transport", f"lmtp:{lmtp}"),
+            # For the optional LDA transport in master.cf: pipe(8) gives ${user}@${nexthop} one
+            # recipient at a time only with a limit of 1 (else several after one -d).
+            ("owlery_destination_recipient_limit", "1")]),
     ]
 
 
-def uses_socketmap(settings: Any) -> bool:
-    """Postfix reads the directory through `owlery socketmap` (LDAP); a files directory is
-    read by Postfix itself (texthash), with no daemon between."""
-    return settings.directory_backend == "ldap"
+def uses_socketmap(settings: Any, role: str = "backend") -> bool:
+    """Postfix reads the directory through `owlery socketmap`: from LDAP, on a relay (its
+    transport_maps), or with files_mail_hosts (mail hosts are a relay's business, and `owlery
+    run` knows no role). Otherwise Postfix reads the map files itself (texthash)."""
+    return (role == "relay" or settings.directory_backend == "ldap"
+            or bool(getattr(settings, "files_mail_hosts", None)))
 
 
 def socketmap_tables(settings: Any, role: str = "backend") -> list[tuple[str, str]]:
@@ -120,8 +131,7 @@ def socketmap_tables(settings: Any, role: str = "backend") -> list[tuple[str, st
     (Postfix recurses). A relay (an MX in front of several back ends) relays for the same
     domains, knows which recipients exist, expands aliases there (so each member is routed
     on its own) and sends each user to their mail host (transport_maps)."""
-    sm = "socketmap:" + postfix_endpoint(_first(settings.socketmap_listen),
-                                         getattr(settings, "daemon_postfix_queue_directory", None))
+    sm = "socketmap:" + postfix_endpoint(_first(settings.socketmap_listen), _queue_directory(settings))
     # virtual_alias_domains empty, else Postfix also asks virtual_alias_maps about every bare domain
     aliases = [("virtual_alias_domains", ""), ("virtual_alias_maps", f"{sm}:virtual_alias_maps")]
     if role == "relay":
@@ -129,20 +139,30 @@ def socketmap_tables(settings: Any, role: str = "backend") -> list[tuple[str, st
                 ("relay_recipient_maps", f"{sm}:relay_recipient_maps"),
                 *aliases,
                 ("transport_maps", f"{sm}:transport_maps")]
-    return [("virtual_mailbox_domains", f"{sm}:virtual_mailbox_domains"), *aliases]
+    # virtual_mailbox_maps: the valid recipients, which smtpd refuses others against (the
+    # implicit reject_unlisted_recipient). Mail goes over LMTP (virtual_transport), never to
+    # virtual(8), so Postfix only asks whether an address is found: relay_recipient_maps says
+    # so (OK for what the policy daemon accepts). The socketmap's own virtual_mailbox_maps
+    # answers Maildir paths for virtual(8), TEMP for one outside socketmap_mailbox_base.
+    return [("virtual_mailbox_domains", f"{sm}:virtual_mailbox_domains"),
+            ("virtual_mailbox_maps", f"{sm}:relay_recipient_maps"), *aliases]
 
 
-def _directory_tables(settings: Any, domains: Sequence[str]) -> list[tuple[str, str]]:
+def _directory_tables(settings: Any, domains: Sequence[str], role: str = "backend") -> list[tuple[str, str]]:
     """Where Postfix learns the hosted domains and expands aliases and groups: the same
     directory Owlery reads. Files: the domains listed and the aliases file itself. LDAP: the
     socketmap table server (`owlery socketmap`, started by `owlery run`), which answers TEMP,
     never "not found", when LDAP is down."""
-    if uses_socketmap(settings):
-        return socketmap_tables(settings)
+    if uses_socketmap(settings, role):
+        return socketmap_tables(settings, role)
     tables = [("virtual_mailbox_domains", " ".join(domains))]
     if settings.files_aliases:
         # Postfix expands the aliases itself (one file for both: Postfix table syntax).
-        tables.append(("virtual_alias_maps", f"texthash:{settings.files_aliases}"))
+        tables.append(("virtual_alias_maps", f"texthash:{os.path.abspath(settings.files_aliases)}"))
+    # No virtual_mailbox_maps from files_mailboxes: a line with an address only (Maildir from
+    # the template) is no Postfix table entry, so Postfix would refuse that user, and Postfix
+    # strips +detail only with its own recipient_delimiter. The policy daemon's recipient
+    # check refuses unknown users from the same file, re-read when it changes.
     return tables
 
 
@@ -150,8 +170,8 @@ def owlery_command() -> str:
     """The absolute path of the `owlery` command, for master.cf's pipe transport."""
     found = shutil.which("owlery")
     if found:
-        return found
-    return sys.prefix + "/bin/owlery"
+        return os.path.abspath(found)       # a relative PATH entry gives a relative path
+    return os.path.abspath(sys.prefix) + "/bin/owlery"
 
 
 def lda_command(owlery: str) -> str:
@@ -165,9 +185,11 @@ def master_cf(settings: Any, command: str | None = None) -> str:
     `command` is the `owlery` command's path; the line runs `owlery-lda` beside it."""
     command = owlery_command() if command is None else command
     # The LDA must read the settings these lines were printed for: without --config it
-    # would run on the default file (or built-in defaults) and refuse or misfile mail.
+    # would run on the default file (or built-in defaults) and refuse or misfile mail. The
+    # path is absolute: pipe(8) runs the command in Postfix's queue directory.
     path = getattr(settings, "path", None)
-    config = f" -c {path}" if path and os.path.abspath(path) != DEFAULT_CONFIG_PATH else ""
+    path = os.path.abspath(path) if path else None
+    config = f" -c {path}" if path and path != os.path.abspath(DEFAULT_CONFIG_PATH) else ""
     return (
         "# Optional: deliver through the LDA instead of LMTP (virtual_transport = owlery)\n"
         "owlery    unix  -       n       n       -       -       pipe\n"
@@ -198,19 +220,38 @@ def release_service(settings: Any) -> str:
         "  -o smtpd_data_restrictions=\n"
         "  -o smtpd_end_of_data_restrictions=\n"
         f"  -o mynetworks={'127.0.0.0/8' if ':' not in ep.host else '[::1]/128'}\n"
+        # its maillog lines name it (postfix/owlery-release/smtpd), apart from the scanning smtpd
+        "  -o syslog_name=postfix/owlery-release\n"
     )
+
+
+# Who connects to each daemon's socket: the Postfix processes that run chrooted on Debian.
+_SOCKET_CLIENTS = {"policyd_listen": "smtpd or lmtp", "milter_listen": "smtpd or lmtp",
+                   "lmtpd_listen": "smtpd or lmtp",
+                   # virtual_mailbox_domains (trivial-rewrite), virtual_alias_maps (cleanup, smtpd)
+                   "socketmap_listen": "trivial-rewrite, cleanup or smtpd"}
+
+
+def _unreachable(settings: Any, role: str = "backend") -> list[tuple[str, str]]:
+    """(socket path, the chrooted processes that use it) for each unix socket printed in the
+    lines that lies outside Postfix's queue directory."""
+    queue = _queue_directory(settings)
+    keys = ["policyd_listen", "milter_listen", "lmtpd_listen"]
+    if uses_socketmap(settings, role):
+        keys.append("socketmap_listen")
+    out = []
+    for key in keys:
+        ep = _first(getattr(settings, key))
+        if ep.kind == "unix" and postfix_endpoint(ep, queue).startswith("unix:/"):
+            out.append((ep.path, _SOCKET_CLIENTS[key]))
+    return out
 
 
 def unreachable_when_chrooted(settings: Any) -> list[str]:
     """The unix sockets outside Postfix's queue directory, which a chrooted Postfix process
-    cannot reach (Debian's master.cf chroots smtpd and lmtp)."""
-    queue = getattr(settings, "daemon_postfix_queue_directory", None)
-    out = []
-    for key in ("policyd_listen", "milter_listen", "lmtpd_listen"):
-        ep = _first(getattr(settings, key))
-        if ep.kind == "unix" and postfix_endpoint(ep, queue).startswith("unix:/"):
-            out.append(ep.path)
-    return out
+    cannot reach (Debian's master.cf chroots smtpd and lmtp, and may chroot cleanup and
+    trivial-rewrite, which ask the socketmap)."""
+    return [path for path, _ in _unreachable(settings)]
 
 
 # postscreen counts any answer of an entry without a filter; these keep 127.255.255.x
@@ -266,16 +307,20 @@ def render_postscreen(settings: Any) -> str:
     return "\n".join(lines)
 
 
-def render(settings: Any, domains: Sequence[str], command: str | None = None) -> str:
-    """Both files' lines as the text a postmaster pastes (also shown in README.rst)."""
+def render(settings: Any, domains: Sequence[str], command: str | None = None, role: str = "backend") -> str:
+    """Both files' lines as the text a postmaster pastes (also shown in README.rst). `role`
+    (`owlery postfix --role`): "backend" hosts the mailboxes, "relay" routes to back ends
+    (no LDA pipe then: it delivers nothing itself)."""
     lines = ["# /etc/postfix/main.cf"]
-    queue = getattr(settings, "daemon_postfix_queue_directory", None)
-    for path in unreachable_when_chrooted(settings):
-        lines.append(f"# {path} is outside Postfix's queue directory {queue}: a chrooted smtpd or lmtp "
+    queue = _queue_directory(settings)
+    for path, clients in _unreachable(settings, role):
+        lines.append(f"# {path} is outside Postfix's queue directory {queue}: a chrooted {clients} "
                      "(chroot column y in master.cf) cannot reach it")
-    for name, value in main_cf(settings, domains):
+    for name, value in main_cf(settings, domains, role):
         lines.append(f"{name} = {value}".rstrip())
-    lines.append("")
-    lines.append("# /etc/postfix/master.cf")
-    lines.append(master_cf(settings, command).rstrip("\n"))
+    master = release_service(settings) if role == "relay" else master_cf(settings, command)
+    if master:
+        lines.append("")
+        lines.append("# /etc/postfix/master.cf")
+        lines.append(master.rstrip("\n"))
     return "\n".join(lines)

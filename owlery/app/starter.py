@@ -16,8 +16,9 @@ Who runs the daemons and where they listen:
   Postfix's queue directory (/var/spool/postfix/owlery/, group postfix), where a chrooted
   Postfix reaches them and other local users cannot;
 - as a normal user, who can neither create those sockets nor give them to Postfix: on
-  loopback TCP (10040, 10041, 10042), written into the file with a note on what a TCP port
-  exposes (every local user may connect; see README's Hardening).
+  loopback TCP (10040, 10041, 10042; 10044 for the socketmap an LDAP directory needs),
+  written into the file with a note on what a TCP port exposes (every local user may
+  connect; see README's Hardening).
 The hosted domain is Postfix's `mydomain` when Postfix is installed and configured with
 a real domain, else example.org; the output says which. An existing file is never
 overwritten, and the settings file is written 0640 (it may later hold passwords).
@@ -45,8 +46,9 @@ SYSTEM_USER = "owlery"          # the daemon user scripts/quickstart creates whe
 CREATE_USER = ("useradd --system --user-group --home-dir /var/lib/owlery --no-create-home "
                f"--shell /usr/sbin/nologin {SYSTEM_USER}")
 # A normal user's daemons: loopback TCP, which Postfix can reach (a user's unix socket it cannot).
+# The socketmap (10044) serves Postfix's tables only with an LDAP directory (owlery/app/postfix.py).
 USER_LISTEN = (("policyd_listen", '["tcp:127.0.0.1:10040"]'), ("milter_listen", '"tcp:127.0.0.1:10041"'),
-               ("lmtpd_listen", '["tcp:127.0.0.1:10042"]'))
+               ("lmtpd_listen", '["tcp:127.0.0.1:10042"]'), ("socketmap_listen", '["tcp:127.0.0.1:10044"]'))
 # Prometheus metrics of the daemons `owlery run` starts, on loopback (README.rst, Metrics).
 METRICS_LISTEN = tuple((f"{name}_metrics_listen", f'"tcp:127.0.0.1:{DEFAULT_PORTS[name]}"')
                        for name in ("policyd", "milter", "lmtpd", "socketmap"))

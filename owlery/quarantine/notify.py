@@ -71,7 +71,7 @@ Send = Callable[[str, Sequence[str], bytes], Any]     # (envelope sender, recipi
 
 
 @dataclasses.dataclass
-class Outcome:
+class NotifyOutcome:
     """What a run did: (kind, address, messages) per notice sent (or, dry, that would be sent)."""
 
     sent: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
@@ -110,7 +110,7 @@ def _item(record: Any, *, key: bytes | None, base_url: str | None, recipient: st
                 release_url=release, show_url=show)
 
 
-class Notifier:
+class QuarantineNotifier:
     """One notify run over `store`, sending through `send` (owlery.quarantine.release.smtp_send and kin)."""
 
     def __init__(self, settings: Any, store: Any, send: Send, *, prefs: Any, key: bytes | None,
@@ -118,8 +118,8 @@ class Notifier:
         self.s, self.store, self.send, self.prefs, self.key, self.host = settings, store, send, prefs, key, host
         self.log = log          # owlery.log.decision-like: log(action, **fields)
 
-    def run(self, now: float, *, dry_run: bool = False, only: str | None = None) -> Outcome:
-        out = Outcome()
+    def run(self, now: float, *, dry_run: bool = False, only: str | None = None) -> NotifyOutcome:
+        out = NotifyOutcome()
         self.recipients(now, out, dry_run=dry_run, only=only)
         if only is None and self.s.quarantine_admin_address:
             self.admins(now, out, dry_run=dry_run)
@@ -127,7 +127,7 @@ class Notifier:
 
     # -- recipients -----------------------------------------------------------------------
 
-    def recipients(self, now: float, out: Outcome, *, dry_run: bool, only: str | None) -> None:
+    def recipients(self, now: float, out: NotifyOutcome, *, dry_run: bool, only: str | None) -> None:
         from owlery.quarantine import NOTICE_RECIPIENT
         from owlery.quarantine.preferences import PreferenceUnavailable
         pairs = self.store.unnotified(NOTICE_RECIPIENT, now - self.s.quarantine_notify_lookback,
@@ -159,7 +159,8 @@ class Notifier:
                 continue
             self._digest(address, mode, records, now, out, dry_run)
 
-    def _digest(self, address: str, mode: str, records: list[Any], now: float, out: Outcome, dry_run: bool) -> None:
+    def _digest(self, address: str, mode: str, records: list[Any], now: float, out: NotifyOutcome,
+                dry_run: bool) -> None:
         from owlery.quarantine import NOTICE_RECIPIENT
         if dry_run:
             out.sent.append(("digest", address, len(records)))
@@ -183,7 +184,7 @@ class Notifier:
 
     # -- administrators -------------------------------------------------------------------
 
-    def admins(self, now: float, out: Outcome, *, dry_run: bool) -> None:
+    def admins(self, now: float, out: NotifyOutcome, *, dry_run: bool) -> None:
         from owlery.quarantine import ADMIN, NOTICE_ADMIN
         admin = self.s.quarantine_admin_address
         pairs = self.store.unnotified(NOTICE_ADMIN, now - self.s.quarantine_notify_lookback,
@@ -225,7 +226,7 @@ class Notifier:
 
     # -- sending --------------------------------------------------------------------------
 
-    def _send(self, to: str, data: bytes, out: Outcome, kind: str, pairs: list[tuple[str, str]],
+    def _send(self, to: str, data: bytes, out: NotifyOutcome, kind: str, pairs: list[tuple[str, str]],
               notice_kind: str) -> bool:
         from owlery.quarantine.release import ReleaseError
         try:

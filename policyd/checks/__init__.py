@@ -11,13 +11,13 @@ Writing a check (one file per check under policyd/checks/):
             super().__init__(ctx)
             self.store = ctx.resource("state", lambda: open_state(ctx.settings))
 
-        async def evaluate(self, request: PolicyRequest, now: float) -> Action:
+        async def evaluate(self, request: PolicyRequest, now: float) -> PolicyAction:
             seen = await self.ctx.run_blocking(self.store.get, key, timeout=self.ctx.settings.state_timeout)
             ...
             return defer_if_permit(GREYLISTED)   # or DUNNO, prepend(...), reject(reply)...
 
-then add one line to `CHECKS` below. `evaluate` may be a plain function returning an
-`Action` (fast path: cached answers cost no thread hop), an `async def`, or return a
+then add one line to `CHECKS` below. `evaluate` may be a plain function returning a
+`PolicyAction` (fast path: cached answers cost no thread hop), an `async def`, or return a
 Twisted Deferred. It may also return `Verdict(action, log={"delay": 12})` to add
 key=value fields to the decision log line.
 
@@ -65,7 +65,7 @@ from typing import Any, ClassVar
 
 from owlery import metrics
 from owlery.errors import TemporaryFailure
-from policyd.actions import Action
+from policyd.actions import PolicyAction
 from policyd.protocol import PolicyRequest
 
 log = logging.getLogger("owlery.policyd")
@@ -92,7 +92,7 @@ CHECKS: dict[str, str] = {
 class Verdict:
     """An action plus key=value fields for the decision log line."""
 
-    action: Action
+    action: PolicyAction
     log: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -355,7 +355,8 @@ class Check:
     def __init__(self, ctx: CheckContext):
         self.ctx = ctx
 
-    def evaluate(self, request: PolicyRequest, now: float) -> Action | Verdict | Awaitable[Action | Verdict]:
+    def evaluate(self, request: PolicyRequest,
+                 now: float) -> PolicyAction | Verdict | Awaitable[PolicyAction | Verdict]:
         raise NotImplementedError
 
     def close(self) -> None:

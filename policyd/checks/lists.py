@@ -33,7 +33,7 @@ class ListsCheck(Check):
     states = frozenset({"RCPT"})
     enabled_by_default = True
 
-    async def evaluate(self, request: PolicyRequest, now: float) -> actions.Action | Verdict:
+    async def evaluate(self, request: PolicyRequest, now: float) -> actions.PolicyAction | Verdict:
         if not request.recipient:
             return DUNNO
         policy = await list_policy(self.ctx, request, request.recipient)

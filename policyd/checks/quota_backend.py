@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from owlery.reply import Reply
 from policyd import actions
-from policyd.actions import Action
+from policyd.actions import PolicyAction
 from policyd.protocol import PolicyRequest, encode_request
 
 log = logging.getLogger("owlery.policyd")
@@ -122,7 +122,7 @@ class BackendAnswer:
     """
 
     kind: Literal["ok", "refuse", "unknown"]
-    action: Action | None = None
+    action: PolicyAction | None = None
     detail: str = ""
 
 

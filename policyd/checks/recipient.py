@@ -25,7 +25,7 @@ class RecipientCheck(Check):
     states = frozenset({"RCPT"})
     enabled_by_default = True
 
-    async def evaluate(self, request: PolicyRequest, now: float) -> actions.Action | Verdict:
+    async def evaluate(self, request: PolicyRequest, now: float) -> actions.PolicyAction | Verdict:
         if not request.recipient:
             return DUNNO
         found = await resolve(self.ctx, request, request.recipient)

@@ -157,7 +157,7 @@ class SpfCheck(Check):
                         "permerror": s.spf_permerror_action, "temperror": s.spf_temperror_action}
         self.helo_fail_action = s.spf_helo_fail_action
 
-    def _reply(self, what: str, result: str, identity: str, explanation: str) -> actions.Action:
+    def _reply(self, what: str, result: str, identity: str, explanation: str) -> actions.PolicyAction:
         fail_like = result in ("fail", "softfail")
         if what == "reject" and result != "temperror":
             dsn = ("5.7.23" if fail_like else "5.7.24") if self.enhanced else "5.7.1"
@@ -168,7 +168,7 @@ class SpfCheck(Check):
         text = _clean(f"SPF {identity} check {result}: {explanation or 'try again later'}", 300)
         return actions.defer_if_permit(Reply(code, dsn, text))
 
-    def _header(self, entry: dict, state: str) -> actions.Action | None:
+    def _header(self, entry: dict, state: str) -> actions.PolicyAction | None:
         """The trace header for this request. The pipeline drops a header name already sent
         for the instance, so returning it at every RCPT is safe and survives a RCPT whose
         annotation was dropped because a later check deferred it. With "both",

@@ -8,7 +8,7 @@ user who wants it can `include :global` it). A dangling link (the active script 
 hand) counts as "no script". Only the existence of the user's path is looked at here; a user
 script that does not compile is the user's (delivery logs it and keeps the message), it does
 not bring the default back.
-Wiring: sieve.delivery.executor.Executor.plan calls `user_or_default(user.sieve_script,
+Wiring: sieve.delivery.executor.DeliveryExecutor.plan calls `user_or_default(user.sieve_script,
 settings)` where it now appends user.sieve_script.
 Talks to: the file system (one stat). Tests: tests/managesieve/test_default_script.py
 """

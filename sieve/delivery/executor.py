@@ -13,7 +13,9 @@ nothing and reports a temporary failure; (2) quota is checked before anything is
 (3) redirects go out (a failed or looping redirect turns into a keep); (4) stores are
 written (keep/fileinto, each mailbox once, with flags); if the first store fails
 temporarily nothing was committed and the delivery is retried; (5) replies (vacation,
-reject notices, notifications) and duplicate marks come last and never fail the delivery.
+reject notices, notifications) and duplicate marks come last and never fail the delivery;
+(6) once the verdict is logged, a quota warning when the delivery crossed a
+quota_warning_thresholds percentage (sieve/delivery/quota_warn.py; best effort too).
 A script runtime error falls back to keep into INBOX with a log line.
 `deliver_group()` delivers one recipient the directory expands to several targets (an alias or
 group reaching delivery unexpanded: sieve.delivery.users.Group) to each member once through
@@ -41,7 +43,8 @@ from typing import Any
 from owlery import log as owlery_log
 from owlery import metrics
 from owlery.errors import DirectoryUnavailable, StateUnavailable
-from owlery.maildir import Maildir, MaildirError, Owner, QuotaExceeded, owner_from_settings, path_for
+from owlery.maildir import (Maildir, MaildirError, Owner, QuotaExceeded, owner_from_settings, parse_size_from_name,
+                            path_for)
 from owlery.reply import Reply
 from owlery.settings import Bool, StrList, list_of, matching, setting, table_of
 from sieve.delivery import planner, replies
@@ -107,7 +110,7 @@ EX_OK, EX_NOUSER, EX_SOFTWARE, EX_TEMPFAIL, EX_NOPERM = 0, 67, 70, 75, 77
 
 
 @dataclasses.dataclass(frozen=True)
-class Outcome:
+class DeliveryOutcome:
     """The verdict for one recipient: what the MTA hears (LMTP reply, LDA exit code)."""
 
     action: str            # delivered | tempfail | bounce | unknown
@@ -127,7 +130,7 @@ class Outcome:
 _RESULTS_OF = {"tempfail": ("tempfail",), "bounce": ("rejected",), "unknown": ("rejected",)}
 
 
-def count_outcome(outcome: Outcome, seconds: float | None = None) -> None:
+def count_outcome(outcome: DeliveryOutcome, seconds: float | None = None) -> None:
     """Count one recipient's delivery in the metrics (owlery.metrics; no-ops while off)."""
     metrics.DELIVERIES.labels(outcome.action).inc()
     for result in outcome.results or _RESULTS_OF.get(outcome.action, ()):
@@ -137,16 +140,16 @@ def count_outcome(outcome: Outcome, seconds: float | None = None) -> None:
 
 
 def delivered(recipient: str, stored: Sequence[str] = (), detail: str = "",
-              results: Sequence[str] = ()) -> Outcome:
-    return Outcome("delivered", replies.saved(recipient), EX_OK, detail, tuple(stored), tuple(results))
+              results: Sequence[str] = ()) -> DeliveryOutcome:
+    return DeliveryOutcome("delivered", replies.saved(recipient), EX_OK, detail, tuple(stored), tuple(results))
 
 
-def tempfail(recipient: str, detail: str, dsn: str = "4.3.0", text: str = replies.T_TEMPFAIL) -> Outcome:
-    return Outcome("tempfail", replies.temporary(recipient, dsn, text), EX_TEMPFAIL, detail)
+def tempfail(recipient: str, detail: str, dsn: str = "4.3.0", text: str = replies.T_TEMPFAIL) -> DeliveryOutcome:
+    return DeliveryOutcome("tempfail", replies.temporary(recipient, dsn, text), EX_TEMPFAIL, detail)
 
 
-def unknown_user(recipient: str) -> Outcome:
-    return Outcome("unknown", replies.user_unknown(recipient), EX_NOUSER, "no such user")
+def unknown_user(recipient: str) -> DeliveryOutcome:
+    return DeliveryOutcome("unknown", replies.user_unknown(recipient), EX_NOUSER, "no such user")
 
 
 def prepend_trace(message: bytes, sender: str, recipient: str) -> bytes:
@@ -242,7 +245,7 @@ class DeliveryHost:
         return self.lists.list_contains(list_name, value) if self.lists is not None else None
 
 
-class Executor:
+class DeliveryExecutor:
     """Delivers messages for one process (LMTP server or LDA); thread-safe for concurrent users."""
 
     def __init__(self, settings: Any, *, submitter: Any = None, state: Any = None,
@@ -399,7 +402,7 @@ class Executor:
 
     def deliver(self, message: bytes, sender: str, recipient: str, user: MailUser | None, *,
                 mailbox: str | None = None, original_recipient: str | None = None,
-                queue_id: str | None = None) -> Outcome:
+                queue_id: str | None = None) -> DeliveryOutcome:
         """Deliver `message` (LF line ends) for one recipient; never raises."""
         start = self.clock()
         if user is None:
@@ -420,16 +423,47 @@ class Executor:
                             delay=f"{took:.3f}",
                             level=logging.INFO if outcome.action != "tempfail" else logging.WARNING)
         count_outcome(outcome, took)
+        if user is not None and outcome.stored and user.quota is not None and user.quota.bytes:
+            self._quota_warning(user, outcome.stored, queue_id)
         return outcome
+
+    def _quota_warning(self, user: MailUser, stored: Sequence[str], queue_id: str | None) -> None:
+        """Tell the user once when this delivery took the mailbox past a quota_warning_thresholds
+        percentage (sieve/delivery/quota_warn.py decides and writes the message): stored into
+        INBOX like any delivery (same writer, same owner), counted in maildirsize, never refused
+        for quota. The delivery is committed already: a failure is a WARNING line, nothing more."""
+        quota = user.quota
+        assert quota is not None
+        try:
+            thresholds = self.settings.quota_warning_thresholds
+            if not thresholds:
+                return
+            from sieve.delivery import quota_warn
+            maildir = self.maildir_for(user)
+            after = maildir.usage(quota).bytes
+            added = sum(parse_size_from_name(os.path.basename(p)) or 0 for p in stored)
+            threshold = quota_warn.crossed(quota.bytes, after - added, after, thresholds)
+            if threshold is None:
+                return
+            message = quota_warn.from_settings(self.settings, threshold=threshold, address=user.address,
+                                               usage=after, limit=quota.bytes, now=self.clock(),
+                                               hostname=self.hostname, read_file=_read_template)
+            path = maildir.deliver(message, "INBOX", quota=quota, enforce_quota=False).path
+        except Exception as e:  # noqa: BLE001  best effort: never fails nor retries the committed delivery
+            owlery_log.decision(self.program, queue_id, "quota-warning-failed", to=user.address,
+                                detail=f"{e.__class__.__name__}: {e}", level=logging.WARNING)
+            return
+        owlery_log.decision(self.program, queue_id, "quota-warning", to=user.address, threshold=f"{threshold}%",
+                            usage=after, limit=quota.bytes, file=os.path.basename(path))
 
     # -- aliases and groups reaching delivery (see sieve/delivery/users.py) --------
 
     def deliver_group(self, message: bytes, sender: str, recipient: str, group: Group, *,
                       mailbox_for: Callable[[MailUser], str | None] | None = None,
-                      queue_id: str | None = None) -> Outcome:
+                      queue_id: str | None = None) -> DeliveryOutcome:
         """Deliver `message` for one envelope recipient that expands to `group`: each member once
         (skipping members a previous attempt already delivered to), each remote target sent on;
-        one Outcome for them all. `mailbox_for(member)`: the LDA's -m folder. Never raises."""
+        one DeliveryOutcome for them all. `mailbox_for(member)`: the LDA's -m folder. Never raises."""
         start = self.clock()
         try:
             outcome = self._deliver_group(message, sender, recipient, group, mailbox_for, queue_id, start)
@@ -444,7 +478,7 @@ class Executor:
 
     def _deliver_group(self, message: bytes, sender: str, recipient: str, group: Group,
                        mailbox_for: Callable[[MailUser], str | None] | None, queue_id: str | None,
-                       now: float) -> Outcome:
+                       now: float) -> DeliveryOutcome:
         done: list[str] = []                 # targets that have the message (now or before)
         temporary: list[tuple[str, Reply]] = []
         permanent: list[tuple[str, Reply]] = []
@@ -503,12 +537,12 @@ class Executor:
             # The MTA retries the whole recipient; members that have it are skipped then.
             text = _group_text(recipient, len(done), total, "will retry", temporary)
             dsn = "4.2.2" if all(r.dsn == "4.2.2" for _, r in temporary) else "4.3.0"
-            return Outcome("tempfail", replies.group_deferred(dsn, text), EX_TEMPFAIL, detail)
+            return DeliveryOutcome("tempfail", replies.group_deferred(dsn, text), EX_TEMPFAIL, detail)
         if permanent:
             first = permanent[0][1]
             text = _group_text(recipient, len(done), total, "refused by", permanent)
-            return Outcome("bounce", first.with_text(text), EX_NOPERM, detail)
-        return Outcome("delivered", replies.saved(recipient, f"Saved for {total} targets"), EX_OK, detail)
+            return DeliveryOutcome("bounce", first.with_text(text), EX_NOPERM, detail)
+        return DeliveryOutcome("delivered", replies.saved(recipient, f"Saved for {total} targets"), EX_OK, detail)
 
     def forward(self, message: bytes, sender: str, via: str, target: str, *, sent_before: int = 0,
                 now: float | None = None) -> str:
@@ -523,7 +557,7 @@ class Executor:
         return self._redirect(target, sender, message, message, sender, via, now)
 
     def _deliver(self, message: bytes, sender: str, recipient: str, user: MailUser,
-                 mailbox: str | None, original_recipient: str | None, now: float) -> Outcome:
+                 mailbox: str | None, original_recipient: str | None, now: float) -> DeliveryOutcome:
         """Run the scripts, gather the facts, then carry out what sieve.delivery.planner decides."""
         rules = planner.Rules.from_settings(self.settings, mailbox)
         if self.settings.delivery_add_return_path:
@@ -542,18 +576,18 @@ class Executor:
         if isinstance(verdict, planner.Delivered):
             return delivered(recipient, verdict.stored, verdict.detail, verdict.results)
         if isinstance(verdict, planner.OverQuota):
-            return Outcome("tempfail" if verdict.temporary else "bounce",
+            return DeliveryOutcome("tempfail" if verdict.temporary else "bounce",
                            replies.mailbox_full(recipient, temporary=verdict.temporary),
                            EX_TEMPFAIL if verdict.temporary else EX_NOPERM, verdict.detail)
-        if isinstance(verdict, planner.Reject):
-            return Outcome("bounce", replies.rejected(recipient, verdict.reason), EX_NOPERM, "sieve ereject")
+        if isinstance(verdict, planner.Refused):
+            return DeliveryOutcome("bounce", replies.rejected(recipient, verdict.reason), EX_NOPERM, "sieve ereject")
         return tempfail(recipient, verdict.detail)
 
     # -- carrying out one step (the only place delivery touches the Maildir, MTA and state) --
 
     def _carry_out(self, step: planner.Step, d: planner.Delivery, maildir: Maildir, user: MailUser,
                    now: float) -> Any:
-        if isinstance(step, planner.Store):
+        if isinstance(step, planner.StoreStep):
             try:
                 return maildir.deliver(d.message(step.message), step.folder, flags=step.flags, create=step.create,
                                        quota=user.quota, now=now).path
@@ -572,13 +606,13 @@ class Executor:
         if isinstance(step, planner.Note):
             log.log(_LEVELS[step.level], "%s: %s", self.program, step.text)
             return None
-        if isinstance(step, planner.Redirect):
+        if isinstance(step, planner.RedirectStep):
             env_from = step.envelope_from if step.envelope_from is not None else d.sender
             return self._redirect(step.address, env_from, d.message(step.message), d.arrived, d.sender,
                                   user.address, now)
-        if isinstance(step, planner.Vacation):
+        if isinstance(step, planner.VacationStep):
             return self._vacation(step, user)
-        if isinstance(step, planner.Send):
+        if isinstance(step, planner.SendStep):
             return self._send(step.what, step.envelope_from, list(step.recipients), step.message)
         if isinstance(step, planner.Mark):
             self._mark(user, step.key, step.period, now)
@@ -610,7 +644,7 @@ class Executor:
         self._mark_key(user_address, dup_key, self.settings.redirect_duplicate_period, now)
         return "sent"
 
-    def _vacation(self, step: planner.Vacation, user: MailUser) -> bool:
+    def _vacation(self, step: planner.VacationStep, user: MailUser) -> bool:
         """Send a vacation reply once per tracking period; True when it went out."""
         # Claim the reply atomically first: two deliveries to the same user running at
         # once both see "not answered yet" in the engine; only one may send.
@@ -653,6 +687,15 @@ class Executor:
 
 
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _read_template(path: str, limit: int = 64 << 10) -> str:
+    """A site template file (quota_warning_body_file): UTF-8, at most `limit` bytes."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path}: longer than {limit} bytes")
+    return data.decode("utf-8")
 
 
 def group_fingerprint(message: bytes, sender: str, group: str) -> str:

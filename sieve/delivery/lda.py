@@ -135,8 +135,8 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     if isinstance(user, Group) and settings.delivery_alias_expansion == "refuse":
         return _fail(EX_NOUSER, replies.dsn_line(alias_refusal(user_arg)))
 
-    from sieve.delivery.executor import Executor
-    executor = Executor(settings, program="lda")
+    from sieve.delivery.executor import DeliveryExecutor
+    executor = DeliveryExecutor(settings, program="lda")
     if has_trace_headers(message):
         settings = settings.replace(delivery_add_return_path=False)
         executor.settings = settings

@@ -1,10 +1,10 @@
 """LMTP server protocol (RFC 2033) as a sans-I/O state machine: bytes in, actions out.
 
 The machine parses commands and the DATA stream (dot-unstuffing, CRLF -> LF, size and
-line limits) and emits actions: `Send(bytes)`, `CheckRecipient(...)` (the adapter
+line limits) and emits actions: `SendReply(bytes)`, `CheckRecipient(...)` (the adapter
 looks the address up and answers with `recipient_checked(reply, user)`), `Deliver(txn)`
 (the adapter delivers and answers with `delivered(replies)`: one reply per accepted
-recipient, in RCPT order, as RFC 2033 requires) and `Close()`. While an answer is
+recipient, in RCPT order, as RFC 2033 requires) and `CloseConnection()`. While an answer is
 pending, further (pipelined) input is buffered, so replies always come out in order; the
 adapter stops reading meanwhile (`waiting`), and the buffer is capped anyway
 (`Limits.pipeline_buffer`): past it the input is dropped and, once the pending replies are
@@ -43,7 +43,7 @@ from sieve.delivery.replies import R_RCPT_OK  # noqa: F401 - the catalogue seen 
 # --- actions ------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class Send:
+class SendReply:
     data: bytes
 
 
@@ -55,7 +55,7 @@ class CheckRecipient:
 
 
 @dataclasses.dataclass(frozen=True)
-class Recipient:
+class AcceptedRecipient:
     address: str
     user: Any              # whatever the adapter resolved (directory entry)
 
@@ -63,7 +63,7 @@ class Recipient:
 @dataclasses.dataclass(frozen=True)
 class Transaction:
     sender: str            # "" for the null sender
-    recipients: tuple[Recipient, ...]
+    recipients: tuple[AcceptedRecipient, ...]
     message: bytes         # LF line ends, dot-unstuffed
     lhlo: str
 
@@ -74,7 +74,7 @@ class Deliver:
 
 
 @dataclasses.dataclass(frozen=True)
-class Close:
+class CloseConnection:
     pass
 
 
@@ -222,7 +222,7 @@ class LMTPServer:
         self._buf = b""
         self._lhlo: str | None = None
         self._sender: str | None = None
-        self._recipients: list[Recipient] = []
+        self._recipients: list[AcceptedRecipient] = []
         self._pending_rcpt: str | None = None
         self._waiting = False
         self._closed = False
@@ -239,7 +239,7 @@ class LMTPServer:
     # -- public ----------------------------------------------------------------
 
     def start(self) -> list:
-        return [Send(_line(f"220 {self.hostname} LMTP ready"))]
+        return [SendReply(_line(f"220 {self.hostname} LMTP ready"))]
 
     @property
     def waiting(self) -> bool:
@@ -274,21 +274,21 @@ class LMTPServer:
         assert self._waiting and self._pending_rcpt is not None
         self._waiting = False
         if reply.code // 100 == 2:
-            self._recipients.append(Recipient(self._pending_rcpt, user))
+            self._recipients.append(AcceptedRecipient(self._pending_rcpt, user))
         self._pending_rcpt = None
-        return [Send(_line(reply))] + self._run()
+        return [SendReply(_line(reply))] + self._run()
 
     def idle_timeout(self) -> list:
         """The client was silent too long: 421 unless an answer is still pending, then close."""
         self._closed = True
-        return ([] if self._waiting else [Send(_line(R_IDLE_TIMEOUT))]) + [Close()]
+        return ([] if self._waiting else [SendReply(_line(R_IDLE_TIMEOUT))]) + [CloseConnection()]
 
     def internal_error(self) -> list:
         """The adapter failed to produce an answer: 421 and close (the MTA retries)."""
         if self._closed:
             return []
         self._closed = True
-        return [Send(_line(R_INTERNAL_CLOSE)), Close()]
+        return [SendReply(_line(R_INTERNAL_CLOSE)), CloseConnection()]
 
     def delivered(self, replies: list[Reply]) -> list:
         """Answer a Deliver: one reply per accepted recipient, in order."""
@@ -296,7 +296,7 @@ class LMTPServer:
         if len(replies) != len(self._recipients):
             raise ValueError(f"{len(replies)} replies for {len(self._recipients)} recipients")
         self._waiting = False
-        out: list = [Send(b"".join(_line(r) for r in replies))]
+        out: list = [SendReply(b"".join(_line(r) for r in replies))]
         self._reset()
         return out + self._run()
 
@@ -315,7 +315,7 @@ class LMTPServer:
     def _run(self) -> list:
         if self._overflow and not self._waiting and not self._closed:
             self._closed = True
-            return [Send(_line(R_PIPELINE_OVERFLOW)), Close()]
+            return [SendReply(_line(R_PIPELINE_OVERFLOW)), CloseConnection()]
         out: list = []
         while not self._waiting and not self._closed:
             if self._in_data:
@@ -343,8 +343,8 @@ class LMTPServer:
         self._errors += 1
         if self._errors >= self.limits.errors:
             self._closed = True
-            return [Send(_line(R_TOO_MANY_ERRORS)), Close()]
-        return [Send(_line(reply))]
+            return [SendReply(_line(R_TOO_MANY_ERRORS)), CloseConnection()]
+        return [SendReply(_line(reply))]
 
     def _command(self, raw: bytes) -> list:
         try:
@@ -361,19 +361,19 @@ class LMTPServer:
             ext = [self.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
                    f"SIZE {self.limits.message_size}", USER_PARAM]
             text = "".join(f"250-{e}\r\n" for e in ext[:-1]) + f"250 {ext[-1]}\r\n"
-            return [Send(text.encode("ascii"))]
+            return [SendReply(text.encode("ascii"))]
         if verb in ("HELO", "EHLO"):
             return self._error(R_USE_LHLO)
         if verb == "NOOP":
-            return [Send(_line(R_OK))]
+            return [SendReply(_line(R_OK))]
         if verb == "RSET":
             self._reset()
-            return [Send(_line(R_OK))]
+            return [SendReply(_line(R_OK))]
         if verb == "QUIT":
             self._closed = True
-            return [Send(_line(R_BYE)), Close()]
+            return [SendReply(_line(R_BYE)), CloseConnection()]
         if verb == "VRFY":
-            return [Send(_line(R_VRFY))]
+            return [SendReply(_line(R_VRFY))]
         if verb == "MAIL":
             return self._mail(arg)
         if verb == "RCPT":
@@ -387,7 +387,7 @@ class LMTPServer:
                 return self._error(R_NEED_RCPT)
             self._in_data = True
             self._at_bol = True
-            return [Send(_line(R_DATA_GO))]
+            return [SendReply(_line(R_DATA_GO))]
         return self._error(R_UNKNOWN)
 
     def _mail(self, arg: str) -> list:
@@ -410,14 +410,14 @@ class LMTPServer:
                 if not (0 < len(value) <= 20 and value.isascii() and value.isdigit()):
                     return self._error(R_BAD_ARGS)
                 if int(value) > self.limits.message_size:
-                    return [Send(_line(R_TOO_BIG))]
+                    return [SendReply(_line(R_TOO_BIG))]
             elif key == "BODY":
                 if value.upper() not in ("7BIT", "8BITMIME"):
                     return self._error(R_BAD_PARAM)
             else:
                 return self._error(R_BAD_PARAM)
         self._sender = address
-        return [Send(_line(R_SENDER_OK))]
+        return [SendReply(_line(R_SENDER_OK))]
 
     def _rcpt(self, arg: str) -> list:
         if self._sender is None:
@@ -439,7 +439,7 @@ class LMTPServer:
         if params:
             return self._error(R_BAD_PARAM)
         if len(self._recipients) >= self.limits.recipients:
-            return [Send(_line(R_TOO_MANY_RCPTS))]
+            return [SendReply(_line(R_TOO_MANY_RCPTS))]
         self._pending_rcpt = address
         self._waiting = True
         return [CheckRecipient(address, self._sender, user)]
@@ -470,7 +470,7 @@ class LMTPServer:
         self._in_data = False
         if self._oversize:
             replies = [R_TOO_BIG] * len(self._recipients)
-            out = [Send(b"".join(_line(r) for r in replies))]
+            out = [SendReply(b"".join(_line(r) for r in replies))]
             self._reset()
             return out
         txn = Transaction(self._sender or "", tuple(self._recipients), b"".join(self._chunks),

@@ -79,14 +79,14 @@ class LMTPApplication:
 
     def __init__(self, settings: Any, reactor: Any, *, executor: Any = None, resolver: Any = None,
                  threadpool: Any = None):
-        from sieve.delivery.executor import Executor
+        from sieve.delivery.executor import DeliveryExecutor
         from sieve.delivery.users import UserResolver
 
         self.reactor = reactor
         self.settings = settings
         self.resolver = resolver if resolver is not None else UserResolver.from_settings(settings)
         # Sieve extlists asks the resolver's directory: one cache, one set of LDAP connections.
-        self.executor = executor if executor is not None else Executor(
+        self.executor = executor if executor is not None else DeliveryExecutor(
             settings, program="lmtpd", directory=getattr(self.resolver, "directory", None))
         self.slots = lmtpd_core.UserSlots(settings.lmtpd_user_concurrency_limit)
         self.deliveries = 0
@@ -106,12 +106,12 @@ class LMTPApplication:
         return {"deliveries": self.deliveries}
 
     def reload(self, settings: Any) -> None:
-        from sieve.delivery.executor import Executor
+        from sieve.delivery.executor import DeliveryExecutor
         from sieve.delivery.users import UserResolver
         resolver = UserResolver.from_settings(settings)     # may refuse: then nothing changes
         old = (self.resolver, self.executor)
         self.settings = settings
-        self.executor = Executor(settings, program="lmtpd", directory=resolver.directory)
+        self.executor = DeliveryExecutor(settings, program="lmtpd", directory=resolver.directory)
         self.resolver = resolver
         self.slots.limit = settings.lmtpd_user_concurrency_limit
         self.hostname = settings.lmtpd_hostname or socket.gethostname()
@@ -186,7 +186,7 @@ class LMTPApplication:
     def _done(self, result: Any, ticket: lmtpd_core.Ticket, address: str, queue_id: str | None = None) -> Reply:
         self.deliveries += 1        # per recipient, whatever the outcome (systemd STATUS line)
         self.slots.release(ticket, self.reactor.seconds())
-        if not isinstance(getattr(result, "reply", result), Reply):      # a failure, not an Outcome
+        if not isinstance(getattr(result, "reply", result), Reply):      # a failure, not a DeliveryOutcome
             log.error("lmtpd: %sdelivery to <%s> failed: %s", f"{queue_id}: " if queue_id else "",
                       address, result)
         return lmtpd_core.delivery_reply(address, result)
@@ -229,7 +229,7 @@ class LMTPProtocol(Protocol, TimeoutMixin):
         if self.machine is None:
             self._close()
         else:
-            self._do(self.machine.idle_timeout())       # 421 unless an answer is pending; Close
+            self._do(self.machine.idle_timeout())       # 421 unless an answer is pending; CloseConnection
 
     def _close(self) -> None:
         self._closing = True
@@ -287,7 +287,7 @@ class LMTPProtocol(Protocol, TimeoutMixin):
 
     def _do(self, actions: list) -> None:
         for action in actions:
-            if isinstance(action, lmtp.Send):
+            if isinstance(action, lmtp.SendReply):
                 self.transport.write(action.data)
             elif isinstance(action, lmtp.CheckRecipient):
                 d = self.app.in_thread(self.app.check_recipient, action.address, action.user)
@@ -299,7 +299,7 @@ class LMTPProtocol(Protocol, TimeoutMixin):
                 d = self.app.deliver(action.transaction, self.peer_ip)
                 d.addCallback(self._delivered)
                 d.addErrback(self._internal_error)
-            elif isinstance(action, lmtp.Close):
+            elif isinstance(action, lmtp.CloseConnection):
                 self._close()
 
     def _checked(self, answer: tuple[Reply, Any]) -> None:
@@ -322,7 +322,7 @@ class LMTPProtocol(Protocol, TimeoutMixin):
     def _internal_error(self, failure: Any) -> None:
         log.error("lmtpd: internal error: %s", failure.getTraceback())
         if self.machine is not None and not self._closing:
-            self._do(self.machine.internal_error())     # 421 and Close
+            self._do(self.machine.internal_error())     # 421 and CloseConnection
 
 
 def build(settings: Any, reactor: Any) -> LMTPApplication:

@@ -2,7 +2,7 @@
 limit, and the reply a delivery's result becomes.
 
 sieve/delivery/lmtpd.py (the Twisted adapter) runs the lookups and deliveries in its thread
-pool and only translates: it hands what came back (an entry, an exception, an Outcome) to the
+pool and only translates: it hands what came back (an entry, an exception, a DeliveryOutcome) to the
 functions here and writes what they answer. Rules:
 - a lookup the directory cannot answer (DirectoryUnavailable) gets the directory's own 4xx,
   any other lookup failure (a bug, a bad path) a 451 4.3.0: never a 5xx for our trouble;
@@ -11,7 +11,7 @@ functions here and writes what they answer. Rules:
 - a user already receiving `lmtpd_user_concurrency_limit` messages (0: no limit) gets 451 4.3.0
   for one more (the MTA retries); `UserSlots` counts them on the reactor thread, with the
   reactor's clock, so `oldest()` tells how long the longest delivery has run;
-- a delivery that ended in an exception instead of an Outcome is a 451 4.3.0 (retried).
+- a delivery that ended in an exception instead of a DeliveryOutcome is a 451 4.3.0 (retried).
 The connection's own ends (idle timeout, internal error) are sieve/delivery/lmtp.py's.
 Talks to: nothing. Tests: tests/delivery/test_lmtpd_core.py
 """
@@ -43,7 +43,7 @@ def recipient_reply(address: str, found: Any, *, is_group: bool, refuse_groups: 
 
 
 def delivery_reply(address: str, result: Any) -> Reply:
-    """The reply for one recipient from what its delivery returned: an Outcome (its reply), a
+    """The reply for one recipient from what its delivery returned: a DeliveryOutcome (its reply), a
     Reply, or anything else (a failure: retried)."""
     reply = getattr(result, "reply", None)
     if isinstance(reply, Reply):

@@ -6,6 +6,8 @@ sieve/delivery/expire.py (`mailbox_expire_ages`, `mailbox_expire_tmp_age`); the 
 and maildirsize bookkeeping are owlery.maildir.Maildir.expunge. One summary line per run
 in the log (and per mailbox at info); a bad mailbox (a link, a permission error) is
 reported and skipped, never a crash, never a deletion outside the Maildir.
+A progress bar on stderr when it is a terminal (owlery.cliutil.ProgressBar), cleared before
+each per-mailbox line so none is glued to it.
 Exit status: 0 done, 1 settings error, 75 some mailbox could not be handled (the directory
 down, an unreadable Maildir): run again later.
 Tests: tests/delivery/test_mailbox_expire.py
@@ -23,16 +25,8 @@ log = logging.getLogger("owlery.mailbox")
 EXIT_TEMPFAIL = 75
 
 
-def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\rexpire: {done}/{total} mailboxes")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def _cmd_expire(args: argparse.Namespace) -> int:
-    from owlery.cliutil import load_settings
+    from owlery.cliutil import ProgressBar, load_settings
     from owlery.errors import DirectoryUnavailable
     from owlery.maildir import Maildir, MaildirError
     from sieve.delivery.expire import ExpiryRules
@@ -52,7 +46,9 @@ def _cmd_expire(args: argparse.Namespace) -> int:
         return 2
     rules = ExpiryRules(settings.mailbox_expire_ages, now)
     totals = {"mailboxes": 0, "messages": 0, "bytes": 0, "tmp": 0, "failed": 0}
+    bar = ProgressBar(len(boxes), sys.stderr, sys.stderr.isatty())
     for i, box in enumerate(boxes, 1):
+        bar.update(i - 1, f"messages={totals['messages']} failed={totals['failed']}")
         label = box.label
         maildir = Maildir.from_settings(box.maildir, settings, owner=box.owner)
         try:
@@ -60,11 +56,12 @@ def _cmd_expire(args: argparse.Namespace) -> int:
                                    now=now, dry_run=args.dry_run)
         except (OSError, MaildirError) as e:
             totals["failed"] += 1
+            bar.clear()                 # stdout, stderr and the log share the terminal
             log.warning("mailbox: expire: %s: %s: %s", label, box.maildir, e)
             print(f"owlery: mailbox expire: {label}: {e}", file=sys.stderr)
             continue
-        finally:
-            _progress(i, len(boxes))
+        if done.problems:
+            bar.clear()
         for problem in done.problems:
             log.warning("mailbox: expire: %s: skipped %s", label, problem)
         totals["mailboxes"] += 1
@@ -75,8 +72,11 @@ def _cmd_expire(args: argparse.Namespace) -> int:
         log.info("mailbox: expire: %s: messages=%d bytes=%d tmp=%d %s%s", label, done.messages,
                  done.message_bytes, done.tmp_files, folders, " (dry run)" if args.dry_run else "")
         if args.verbose or args.dry_run:
+            bar.clear()
             print(f"{label}: {done.messages} messages ({done.message_bytes} bytes), "
                   f"{done.tmp_files} tmp files{': ' + folders if folders else ''}")
+    bar.update(len(boxes), f"messages={totals['messages']} failed={totals['failed']}", force=True)
+    bar.finish()
     summary = (f"mailbox: expire: mailboxes={totals['mailboxes']} messages={totals['messages']} "
                f"bytes={totals['bytes']} tmp={totals['tmp']} failed={totals['failed']} "
                f"undated={rules.undated}{' dry_run=yes' if args.dry_run else ''}")

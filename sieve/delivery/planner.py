@@ -12,7 +12,7 @@ The rules, in the order the steps come (executor.py's docstring says why this or
 2. fileinto goes to the first existing folder with its :specialuse (RFC 8579), else the named
    one, created when :create or delivery_mailbox_autocreate says so; keep to the default
    mailbox (INBOX, or the LDA's -m), always created;
-3. ereject, or a reject without a notice address, refuses in the dialogue (`Reject`), nothing
+3. ereject, or a reject without a notice address, refuses in the dialogue (`Refused`), nothing
    stored;
 4. quota is checked once, for the largest copy, before anything leaves (`CheckQuota`): full is
    `OverQuota` (452 or 552 by delivery_quota_full_tempfail), a broken maildirsize a `Tempfail`;
@@ -27,9 +27,9 @@ The rules, in the order the steps come (executor.py's docstring says why this or
 8. `Delivered`, with the log detail and the result labels for the metrics.
 
 Steps carry messages by reference (`FINAL`, `KEEP`, `action N`); `Delivery.message()` resolves
-them. Results sent back: a stored file's path or `Failed` for `Store`; None or `Failed` for
-`CheckQuota`; "sent", "duplicate", "tempfail" or "failed" for `Redirect`; True when a
-`Vacation` or `Send` went out; anything for `Note` and `Mark`.
+them. Results sent back: a stored file's path or `Failed` for `StoreStep`; None or `Failed` for
+`CheckQuota`; "sent", "duplicate", "tempfail" or "failed" for `RedirectStep`; True when a
+`VacationStep` or `SendStep` went out; anything for `Note` and `Mark`.
 Talks to: nothing. Tests: tests/delivery/test_planner.py
 """
 
@@ -52,7 +52,7 @@ KEEP = "keep"            # as it stood when the script asked for the explicit ke
 
 @dataclasses.dataclass
 class Plan:
-    """The merged actions of the script chain (executor.Executor.plan builds it)."""
+    """The merged actions of the script chain (executor.DeliveryExecutor.plan builds it)."""
 
     actions: list = dataclasses.field(default_factory=list)
     keep: bool = True
@@ -144,14 +144,14 @@ class CheckQuota:
 
 
 @dataclasses.dataclass(frozen=True)
-class Redirect:
+class RedirectStep:
     address: str
     envelope_from: str | None      # None: the original sender
     message: str = FINAL
 
 
 @dataclasses.dataclass(frozen=True)
-class Store:
+class StoreStep:
     folder: str
     flags: tuple[str, ...] = ()
     create: bool = True
@@ -159,7 +159,7 @@ class Store:
 
 
 @dataclasses.dataclass(frozen=True)
-class Vacation:
+class VacationStep:
     to: str
     envelope_from: str
     reply: bytes
@@ -168,7 +168,7 @@ class Vacation:
 
 
 @dataclasses.dataclass(frozen=True)
-class Send:
+class SendStep:
     what: str                      # notification, message, report, reject notice
     envelope_from: str
     recipients: tuple[str, ...]
@@ -189,7 +189,7 @@ class Tempfail:
 
 
 @dataclasses.dataclass(frozen=True)
-class Reject:
+class Refused:
     reason: str
 
 
@@ -206,8 +206,8 @@ class Delivered:
     results: tuple[str, ...]       # stored, folder, redirected, vacation, discarded, rejected
 
 
-Step = Note | CheckQuota | Redirect | Store | Vacation | Send | Mark
-Verdict = Tempfail | Reject | OverQuota | Delivered
+Step = Note | CheckQuota | RedirectStep | StoreStep | VacationStep | SendStep | Mark
+Verdict = Tempfail | Refused | OverQuota | Delivered
 
 
 def special_use_folders(table: Mapping[str, Sequence[str]], flag: str) -> list[str]:
@@ -248,7 +248,7 @@ def steps(d: Delivery, rules: Rules, facts: Facts = Facts()) -> Generator[Step, 
     if plan.actions:
         from sieve import actions as act    # only when a script ran: the plain LDA starts faster
     default = rules.default_mailbox
-    stores: list[Store] = []
+    stores: list[StoreStep] = []
     redirects: list[tuple[act.Redirect, str]] = []
     replies: list[act.Action] = []
     marks: list[act.DuplicateMark] = []
@@ -259,7 +259,7 @@ def steps(d: Delivery, rules: Rules, facts: Facts = Facts()) -> Generator[Step, 
             # RFC 8579: an existing folder with that special use wins over the named one.
             box = next((n for n in special_use_folders(rules.delivery_special_use_folders, a.special_use)
                         if facts.folders.get(n)), None) if a.special_use else None
-            stores.append(Store(box or a.mailbox, tuple(a.flags), a.create or rules.delivery_mailbox_autocreate,
+            stores.append(StoreStep(box or a.mailbox, tuple(a.flags), a.create or rules.delivery_mailbox_autocreate,
                                 ref))
         elif isinstance(a, act.Redirect):
             redirects.append((a, ref))
@@ -270,13 +270,13 @@ def steps(d: Delivery, rules: Rules, facts: Facts = Facts()) -> Generator[Step, 
         elif isinstance(a, act.DuplicateMark):
             marks.append(a)
     if plan.keep:
-        stores.append(Store(default, tuple(plan.keep_flags), True,
+        stores.append(StoreStep(default, tuple(plan.keep_flags), True,
                             KEEP if plan.keep_message is not None else FINAL))
 
     # ereject (or a reject with nobody to notify): refuse in the dialogue; nothing is stored.
     for r in rejects:
         if r.ereject or not r.mdn_to:
-            return Reject(r.reason)
+            return Refused(r.reason)
 
     # Quota first, before anything leaves: a full mailbox must not half-deliver.
     if stores and d.has_quota:
@@ -294,17 +294,17 @@ def steps(d: Delivery, rules: Rules, facts: Facts = Facts()) -> Generator[Step, 
             yield Note("warning", f"{why}; keeping it (not redirected to <{r.address}>)")
             status = "loop"
         else:
-            status = yield Redirect(r.address, r.envelope_from, ref)
+            status = yield RedirectStep(r.address, r.envelope_from, ref)
         if status == "tempfail" and not stores and not sent:
             return Tempfail(f"redirect to <{r.address}> failed")
         if status in ("loop", "tempfail", "failed"):
             if not any(s.folder == default for s in stores):
-                stores.append(Store(default, (), True, ref))
+                stores.append(StoreStep(default, (), True, ref))
         else:
             sent.append(r.address)
 
     # Stores, each mailbox once (flags merged).
-    merged: list[Store] = []
+    merged: list[StoreStep] = []
     where: dict[str, int] = {}
     for s in stores:
         key = _inbox_key(s.folder)
@@ -332,7 +332,7 @@ def steps(d: Delivery, rules: Rules, facts: Facts = Facts()) -> Generator[Step, 
                                   f"keeping into {default}")
             if not any(m.folder == default for m in merged) and not fallback_done:
                 fallback_done = True
-                again = yield Store(default, (), True, s.message)
+                again = yield StoreStep(default, (), True, s.message)
                 if not isinstance(again, Failed):
                     written.append(again)
                 elif not written:
@@ -351,19 +351,19 @@ def steps(d: Delivery, rules: Rules, facts: Facts = Facts()) -> Generator[Step, 
             if why is not None:
                 yield Note("info", f"vacation reply to <{d.sender}> suppressed: {why}")
                 continue
-            went = yield Vacation(a.to, vacation_mod.envelope_from(rules, d.user), a.reply, a.tracking_key,
+            went = yield VacationStep(a.to, vacation_mod.envelope_from(rules, d.user), a.reply, a.tracking_key,
                                   a.period)
             vacation = bool(went) or vacation
         elif isinstance(a, act.Notify):
             if a.recipients and a.message:
-                yield Send("notification", a.envelope_from, tuple(a.recipients), a.message)
+                yield SendStep("notification", a.envelope_from, tuple(a.recipients), a.message)
         elif isinstance(a, act.SendMessage):
-            yield Send("message", a.envelope_from, tuple(a.recipients), a.message)
+            yield SendStep("message", a.envelope_from, tuple(a.recipients), a.message)
         elif isinstance(a, act.Report):
-            yield Send("report", a.envelope_from, (a.address,), a.message)
+            yield SendStep("report", a.envelope_from, (a.address,), a.message)
     for r in rejects:
         if not r.ereject and r.mdn_to:
-            yield Send("reject notice", "", (r.mdn_to,), r.mdn)
+            yield SendStep("reject notice", "", (r.mdn_to,), r.mdn)
     for m in marks:
         yield Mark(m.tracking_key, m.period)
     return _delivered(d, written, sent, bool(rejects), vacation)

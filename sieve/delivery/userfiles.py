@@ -24,11 +24,35 @@ class UnsafeUserFile(Exception):
     """The file is not a regular file of the mail owner's: ignored (logged), like a bad script."""
 
 
+_LINK_RETRIES = 5
+
+
+def _open_following_a_moving_link(path: str) -> int:
+    """Open `path`; when it is a symbolic link whose target vanished, resolve it again.
+
+    ManageSieve renames the active script by linking the new name, re-pointing `active.sieve`
+    at it, then unlinking the old name: a reader that resolved the link just before and looks
+    the old target up just after finds nothing, though a script was active all along. The link
+    then already points at the new name, so a fresh resolution succeeds; a link that stays
+    dangling is a missing script as before."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    for _ in range(_LINK_RETRIES):
+        try:
+            return os.open(path, flags)
+        except FileNotFoundError:
+            try:
+                if not stat.S_ISLNK(os.lstat(path).st_mode):
+                    raise
+            except FileNotFoundError:
+                raise
+    return os.open(path, flags)
+
+
 def read_user_file(path: str, owner_uid: int | None, limit: int) -> bytes:
     """Up to limit+1 bytes of `path`; FileNotFoundError when missing, UnsafeUserFile when it is
     not a regular file that `owner_uid` owns or everyone may read (None: no owner to check,
     we run as the user)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    fd = _open_following_a_moving_link(path)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

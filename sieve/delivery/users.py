@@ -13,7 +13,7 @@ arrives unexpanded (a group only LDAP knows, a site without the alias map, the L
 -d GROUP) is never delivered to one member only:
 - `delivery_alias_expansion = "deliver"` (default): every local mailbox the directory expands
   it to gets the message once (a member reached twice, through nested aliases, once), through
-  that member's own Sieve script, quota and Maildir (sieve.delivery.executor.Executor.deliver_group);
+  that member's own Sieve script, quota and Maildir (sieve.delivery.executor.DeliveryExecutor.deliver_group);
   remote targets (forwards outside our domains) are sent on through the redirect machinery
   (sieve.delivery.redirect: loop and hop limits, SRS, duplicate tracking) to the MTA, as Postfix
   local(8) forwards an alias's remote targets. "refuse": 550 5.1.1 at RCPT (LDA: exit 67), saying

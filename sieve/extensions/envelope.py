@@ -5,7 +5,7 @@ Tests: conformance extensions/envelope.svtest.
 
 from __future__ import annotations
 
-from sieve.address import Address, AddressError, address_part, parse_path
+from sieve.address import SieveAddress, AddressError, address_part, parse_path
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension
 
 PARTS = ("from", "to", "auth", "orig_to")
@@ -44,7 +44,7 @@ def envelope_values(rt, which: str, part: str) -> list[str]:
         # RFC 5228 5.4: the null reverse-path matches as "" whatever the address part
         return [""]
     if a.domain is None and w == "auth":
-        a = Address(a.local, None)
+        a = SieveAddress(a.local, None)
     p = address_part(a, part, delims)
     return [] if p is None else [p]
 

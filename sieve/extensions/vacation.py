@@ -150,8 +150,8 @@ def _run(rt, node):
         period = float(node.tags["seconds"].value) * 86400
     else:
         period = rt.settings.sieve_vacation_default_period
-    if period > 0:
-        period = max(period, rt.settings.sieve_vacation_min_period) if rt.settings.sieve_vacation_min_period else period
+    # RFC 6131: 0 replies every time, but only a site minimum of 0 allows it (as in Pigeonhole)
+    period = max(period, rt.settings.sieve_vacation_min_period)
     period = min(period, rt.settings.sieve_vacation_max_period)
     handle = rt.s(node.tags["handle"]) if "handle" in node.tags else \
         "\0".join([reason, rt.s(node.tags["subject"]) if "subject" in node.tags else "",

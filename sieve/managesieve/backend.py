@@ -1,6 +1,6 @@
 """What a ManageSieve session asks of the rest of Owlery: logins, the user's script storage, compiling.
 
-`Accounts(settings)` implements session.Backend: `login()` checks the password with
+`Accounts(settings)` implements session.ManageSieveBackend: `login()` checks the password with
 owlery.directory.auth, resolves the address like delivery does (sieve.delivery.users:
 directory entry or path templates, so the server writes exactly where lmtpd and the LDA read)
 and opens that user's storage (sieve/managesieve/storage.py); `check()` compiles with the
@@ -23,7 +23,7 @@ log = logging.getLogger("owlery.managesieve")
 
 
 class Accounts:
-    """session.Backend over the directory, delivery's user resolution and the Sieve engine."""
+    """session.ManageSieveBackend over the directory, delivery's user resolution and the Sieve engine."""
 
     def __init__(self, settings: Any, *, authenticator: Any = None, resolver: Any = None):
         from owlery.directory.auth import Authenticator

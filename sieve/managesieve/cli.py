@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import argparse
 
+TYPE_CHECKING = False     # typing is not imported at run time (owlery.cliutil says why)
+if TYPE_CHECKING:
+    from typing import Any
 
-def _cmd_managesieve(args: argparse.Namespace) -> int:
-    from owlery import cliutil as cli
-    from owlery.daemon import run
-    cli.load_settings(args)          # a bad file fails here with file:line and status 1
+
+def _build() -> Any:
     from sieve.managesieve.service import build
-    return run("managesieve", args.config, args.listen, "managesieve_listen", build)
+    return build
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
-    from owlery.cliutil import add_config_option, add_listen_option
-    p = sub.add_parser("managesieve", help="run the ManageSieve server (RFC 5804) users upload their "
-                                           "Sieve scripts to")
-    add_config_option(p)
-    add_listen_option(p)
-    p.set_defaults(func=_cmd_managesieve)
+    from owlery.cliutil import add_daemon_command
+    add_daemon_command(sub, "managesieve", "run the ManageSieve server (RFC 5804) users upload their "
+                                           "Sieve scripts to", _build)

@@ -1,6 +1,6 @@
 """Twisted adapter of the ManageSieve server: connections, STARTTLS, timeouts, threads; no decisions.
 
-`ManageSieveProtocol` feeds bytes to the sans-I/O `Session` (sieve/managesieve/session.py) and
+`ManageSieveProtocol` feeds bytes to the sans-I/O `ManageSieveSession` (sieve/managesieve/session.py) and
 carries out its actions: writes, blocking calls in a bounded thread pool
 (`managesieve_threads`; reading stops until the answer is back, so a connection runs one
 command at a time), the failed-login delay on the reactor's clock (`reactor.callLater`), the
@@ -15,7 +15,8 @@ used (PLAIN/LOGIN are offered before TLS only on loopback by default,
 `managesieve_plaintext_auth`). Runs as `daemon_user` (the mail owner, e.g. vmail, so the
 scripts it writes belong to it), reads the password file or binds to LDAP as the user, writes
 only below the users' sieve directories.
-Talks to: the reactor, a thread pool, the Session's Backend. Tests: tests/managesieve/test_service.py,
+Talks to: the reactor, a thread pool, the session's ManageSieveBackend.
+Tests: tests/managesieve/test_service.py,
 tests/managesieve/test_sieve_connect_e2e.py, tests/managesieve/test_dovecot_interop.py
 """
 
@@ -97,11 +98,11 @@ def _is_local(host: str | None) -> bool:
 
 
 class ManageSieveProtocol(Protocol, TimeoutMixin):
-    """Translates bytes and actions between Twisted and one Session."""
+    """Translates bytes and actions between Twisted and one ManageSieveSession."""
 
     def __init__(self, app: "ManageSieveApplication"):
         self.app = app
-        self.session: s.Session | None = None
+        self.session: s.ManageSieveSession | None = None
         self.tls: _TLS | None = None
         self._tls_context: ssl.SSLContext | None = None
         self._delay: Any = None
@@ -117,7 +118,7 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
         self.peer = host or "unix"
         settings = self.app.settings
         self._tls_context = self.app.tls        # with the config below: one snapshot per connection
-        self.session = s.Session(self.app.config, self.app.backend, peer=self.peer, local=_is_local(host),
+        self.session = s.ManageSieveSession(self.app.config, self.app.backend, peer=self.peer, local=_is_local(host),
                                  login_timeout=settings.managesieve_login_timeout,
                                  idle_timeout=settings.managesieve_idle_timeout)
         try:

@@ -14,12 +14,12 @@ SASL PLAIN and LOGIN are offered only over TLS, or on loopback, or always, as
 `plaintext_auth` says; an authorization identity other than the user is refused. Limits:
 line length and (before login) literal size, bad commands, login failures, script count,
 size and total storage (QUOTA/MAXSCRIPTS, QUOTA/MAXSIZE, QUOTA), name length. Scripts are
-compiled by the `Backend` (our Sieve validator) on PUTSCRIPT, CHECKSCRIPT and SETACTIVE;
+compiled by the `ManageSieveBackend` (our Sieve validator) on PUTSCRIPT, CHECKSCRIPT and SETACTIVE;
 errors come back as NO with one "name:line:column: error: ..." line each.
 Logs: one line per login (success or failure, with the client address, never the password)
 and per change (put, delete, rename, activate); the metrics (owlery.metrics) count logins by
 result, commands by name and changes by action.
-Talks to: a Backend (login -> Account with a ScriptStorage, check). Tests:
+Talks to: a ManageSieveBackend (login -> Account with a ScriptStorage, check). Tests:
 tests/managesieve/test_session.py (transcripts)
 """
 
@@ -111,7 +111,7 @@ class Account:
     storage: Storage
 
 
-class Backend(Protocol):
+class ManageSieveBackend(Protocol):
     """Blocking services; sieve.managesieve.backend.Accounts is the real one."""
 
     def login(self, username: str, password: str) -> Account | None:
@@ -130,10 +130,10 @@ class _Quit(Exception):
     """Internal: the connection is being closed (BYE already queued)."""
 
 
-class Session:
+class ManageSieveSession:
     """One connection (see the module docstring)."""
 
-    def __init__(self, config: SessionConfig, backend: Backend, *, peer: str = "unknown",
+    def __init__(self, config: SessionConfig, backend: ManageSieveBackend, *, peer: str = "unknown",
                  local: bool = False, secure: bool = False, login_timeout: float | None = None,
                  idle_timeout: float | None = None):
         self.config = config

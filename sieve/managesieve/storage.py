@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from owlery.maildir import Owner
+from owlery.maildir import Owner, is_link_at, read_all, replace_file_at, unlink_quietly
 
 log = logging.getLogger("owlery.managesieve")
 
@@ -139,16 +139,9 @@ class ScriptStorage:
                 raise StorageError(f"there is no script {name!r}", "NONEXISTENT")
             fd = self._open_script(d, name)
             try:
-                chunks, left = [], self.read_limit + 1
-                while left > 0:
-                    chunk = os.read(fd, min(left, 1 << 16))
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    left -= len(chunk)
+                data = read_all(fd, self.read_limit + 1)
             finally:
                 os.close(fd)
-            data = b"".join(chunks)
             if len(data) > self.read_limit:
                 raise StorageError(f"script {name!r} is too large to read")
             return data
@@ -164,23 +157,8 @@ class ScriptStorage:
         self._check(name)
         with self._dirs(create=True) as d:
             assert d is not None
-            tmp = TMP_PREFIX + secrets.token_hex(8) + ".tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=d.script)
-            try:
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    if self.chown:
-                        os.fchown(fd, self.owner.uid, self.owner.gid)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.rename(tmp, name + SUFFIX, src_dir_fd=d.script, dst_dir_fd=d.script)
-            except BaseException:
-                _unlink_quietly(d.script, tmp)
-                raise
+            replace_file_at(d.script, name + SUFFIX, data, tmp=TMP_PREFIX + secrets.token_hex(8) + ".tmp",
+                            mode=0o600, owner=self.owner if self.chown else None, fsync=True)
             os.fsync(d.script)
 
     def delete(self, name: str) -> None:
@@ -318,7 +296,7 @@ class ScriptStorage:
                 os.chown(tmp, self.owner.uid, self.owner.gid, dir_fd=d.link, follow_symlinks=False)
             os.rename(tmp, self.link_name, src_dir_fd=d.link, dst_dir_fd=d.link)
         except BaseException:
-            _unlink_quietly(d.link, tmp)
+            unlink_quietly(d.link, tmp)
             raise
         os.fsync(d.link)
 
@@ -446,21 +424,10 @@ def _open_dir_at(parent: int | None, name: str) -> int:
         return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
     except OSError as e:
         if e.errno in (errno.ELOOP, errno.ENOTDIR):
-            try:
-                is_link = stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
-            except OSError:
-                is_link = False
-            if is_link:
+            if is_link_at(parent, name):
                 raise _LinkFound(f"{name} is a symbolic link; not followed") from None
             raise StorageError(f"{name} is not a directory") from None
         raise
-
-
-def _unlink_quietly(dir_fd: int, name: str) -> None:
-    try:
-        os.unlink(name, dir_fd=dir_fd)
-    except OSError:
-        pass
 
 
 def for_user(user: Any, settings: Any) -> ScriptStorage:

@@ -11,7 +11,6 @@ their number, never with a fixed count per connection.
 from __future__ import annotations
 
 import re
-import socket
 import sys
 import threading
 import time
@@ -19,31 +18,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.threaded_server import ThreadedServer
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import policyload  # noqa: E402
 
 
-class RecordingServer:
+class RecordingServer(ThreadedServer):
     """One thread per connection; records each request block in arrival order per connection."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.requests: dict[int, list[bytes]] = {}
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(backlog=64)
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
+    def serve_connection(self, conn):
         buf = b""
         seen: list[bytes] = []
         n = 0
@@ -68,9 +57,6 @@ class RecordingServer:
         conn_id = int(re.search(rb"instance=([0-9a-f]+)\.", seen[0]).group(1), 16) if seen else -1
         with self.lock:
             self.requests[conn_id] = seen
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture

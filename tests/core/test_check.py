@@ -20,6 +20,7 @@ from owlery.app import check_probes as P
 from owlery.app.cli import main
 from owlery.settings import parse_text
 from tests.harness.procs import wait_until
+from tests.harness.threaded_server import ThreadedServer
 
 # 'label'=value[UOM];[warn];[crit];[min];[max] (Nagios plugin development guidelines)
 PERF_RE = re.compile(r"^('[^'=]+'|[^' =]+)=-?[0-9.]+(s|%|B|KB|MB|TB|c)?(;-?[0-9.]*){0,4}$")
@@ -35,33 +36,16 @@ def recv_until(conn, delimiter):
     return buf
 
 
-class FakeServer:
+class FakeServer(ThreadedServer):
     """Accepts on loopback TCP (or a unix socket) and runs handler(conn) per connection in a thread."""
 
     def __init__(self, handler, unix_path=None):
         self.handler = handler
         self.requests = []
         self.release = threading.Event()       # handlers that hang wait on this until teardown
-        if unix_path:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.bind(str(unix_path))
-            self.endpoint = f"unix:{unix_path}"
-        else:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.sock.bind(("127.0.0.1", 0))
-            self.endpoint = f"tcp:127.0.0.1:{self.sock.getsockname()[1]}"
-        self.sock.listen(8)
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(unix_path)
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
+    def serve_connection(self, conn):
         with conn:
             conn.settimeout(10)
             try:
@@ -71,7 +55,7 @@ class FakeServer:
 
     def stop(self):
         self.release.set()
-        self.sock.close()
+        self.close()
 
 
 @pytest.fixture
@@ -95,11 +79,6 @@ def closed_port():
 
 # --- fake services ------------------------------------------------------------------------
 
-def policy_server(server, conn):
-    server.requests.append(recv_until(conn, b"\n\n"))
-    conn.sendall(b"action=DUNNO\n\n")
-
-
 def recv_exact(conn, n):
     buf = b""
     while len(buf) < n:
@@ -117,37 +96,34 @@ def milter_server(server, conn):
     server.requests.append(recv_exact(conn, 5))          # SMFIC_QUIT
 
 
-def lmtp_server(server, conn):
-    conn.sendall(b"220 fake LMTP\r\n")
-    server.requests.append(recv_until(conn, b"\r\n"))
-    conn.sendall(b"250-fake\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n")
-    recv_until(conn, b"\r\n")
+def scripted(request_end, reply, greeting=None, then=None):
+    """A handler: send `greeting`, record the request up to `request_end`, answer `reply`,
+    then (with `then`) read the client's last line (QUIT, LOGOUT) up to it."""
+    def handler(server, conn):
+        if greeting is not None:
+            conn.sendall(greeting)
+        server.requests.append(recv_until(conn, request_end))
+        conn.sendall(reply)
+        if then is not None:
+            recv_until(conn, then)
+    return handler
+
+
+policy_server = scripted(b"\n\n", b"action=DUNNO\n\n")
+lmtp_server = scripted(b"\r\n", b"250-fake\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n",
+                       greeting=b"220 fake LMTP\r\n", then=b"\r\n")
+sieve_server = scripted(b"\r\n", b'"IMPLEMENTATION" "Fake Sieve"\r\nOK\r\n',
+                        greeting=b'"IMPLEMENTATION" "Fake Sieve"\r\n"SIEVE" "fileinto"\r\nOK "ready"\r\n',
+                        then=b"\r\n")
+spamd_server = scripted(b"\r\n\r\n", b"SPAMD/1.5 0 PONG\r\n")
 
 
 def socketmap_server(answer):
-    def handler(server, conn):
-        server.requests.append(recv_until(conn, b","))
-        conn.sendall(b"%d:%s," % (len(answer), answer))
-    return handler
-
-
-def sieve_server(server, conn):
-    conn.sendall(b'"IMPLEMENTATION" "Fake Sieve"\r\n"SIEVE" "fileinto"\r\nOK "ready"\r\n')
-    server.requests.append(recv_until(conn, b"\r\n"))
-    conn.sendall(b'"IMPLEMENTATION" "Fake Sieve"\r\nOK\r\n')
-    recv_until(conn, b"\r\n")
+    return scripted(b",", b"%d:%s," % (len(answer), answer))
 
 
 def clamd_server(reply):
-    def handler(server, conn):
-        server.requests.append(recv_until(conn, b"\0"))
-        conn.sendall(reply)
-    return handler
-
-
-def spamd_server(server, conn):
-    server.requests.append(recv_until(conn, b"\r\n\r\n"))
-    conn.sendall(b"SPAMD/1.5 0 PONG\r\n")
+    return scripted(b"\0", reply)
 
 
 def silent_server(server, conn):
@@ -204,14 +180,6 @@ def test_lmtpd_probe_says_lhlo(serve):
     assert server.requests == [b"LHLO owlery-check\r\n"]
 
 
-def test_lmtpd_probe_is_critical_on_a_421_greeting(serve):
-    def busy(server, conn):
-        conn.sendall(b"421 4.3.2 too busy\r\n")
-    server = serve(busy)
-    _, outcome, _ = probe("lmtpd", f'lmtpd_listen = ["{server.endpoint}"]')
-    assert outcome.status == P.CRITICAL and "421" in outcome.text
-
-
 @pytest.mark.parametrize("answer, status", [(b"NOTFOUND ", P.OK), (b"OK example.org", P.OK),
                                             (b"TEMP directory unavailable", P.CRITICAL)])
 def test_socketmap_probe_asks_the_domains_table(serve, answer, status):
@@ -229,12 +197,14 @@ def test_managesieve_probe_reads_the_greeting_and_asks_capability(serve):
     assert server.requests == [b"CAPABILITY\r\n"]
 
 
-def test_managesieve_bye_greeting_is_critical(serve):
-    def bye(server, conn):
-        conn.sendall(b'BYE "Too many connections"\r\n')
-    server = serve(bye)
-    _, outcome, _ = probe("managesieve", f'managesieve_listen = ["{server.endpoint}"]')
-    assert outcome.status == P.CRITICAL and "Too many connections" in outcome.text
+@pytest.mark.parametrize("name, greeting, says", [
+    pytest.param("lmtpd", b"421 4.3.2 too busy\r\n", "421", id="lmtpd-421"),
+    pytest.param("managesieve", b'BYE "Too many connections"\r\n', "Too many connections", id="managesieve-bye"),
+])
+def test_a_refusing_greeting_is_critical(serve, name, greeting, says):
+    server = serve(lambda server, conn: conn.sendall(greeting))
+    _, outcome, _ = probe(name, f'{name}_listen = ["{server.endpoint}"]')
+    assert outcome.status == P.CRITICAL and says in outcome.text
 
 
 @pytest.mark.parametrize("reply, status", [(b"PONG\0", P.OK), (b"UNKNOWN COMMAND\0", P.CRITICAL)])
@@ -469,7 +439,7 @@ def test_a_bad_settings_file_is_unknown(tmp_path, capsys):
 
 
 def test_status_text_never_carries_a_pipe():
-    text, _ = check.render("clamd", [("clamd", P.Outcome(P.CRITICAL, "a | b\nc"), None)], 5, 10)
+    text, _ = check.render("clamd", [("clamd", P.ProbeResult(P.CRITICAL, "a | b\nc"), None)], 5, 10)
     assert text == "OWLERY CLAMD CRITICAL - a / b c"
 
 
@@ -521,7 +491,7 @@ def test_readme_example_output_is_what_render_prints(tmp_path):
     for line in example[1:]:
         word, rest = line.split(" ", 1)
         name, text = rest.split(": ", 1)
-        outcome = P.Outcome(P.STATUS_WORDS.index(word), text)
+        outcome = P.ProbeResult(P.STATUS_WORDS.index(word), text)
         if name == "queue":
             settings = parse_text(fake_postqueue(tmp_path, ["deferred"] * 2)).replace(
                 check_queue_warning=100, check_queue_critical=500)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from owlery.daemon import systemd_fd
+from tests.harness.procs import child_pids
 
 APP = Path(__file__).with_name("daemon_app.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,16 +163,7 @@ def _tcp_connect_when_ready(port, proc, deadline_s=20):
 
 
 def _children(pid):
-    out = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                out.add(int(entry))
-    return out
+    return set(child_pids(pid))
 
 
 def test_workers_share_sockets_restart_reload_and_stop(tmp_path):

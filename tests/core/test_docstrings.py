@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCTS = ("owlery", "policyd", "milters", "sieve")
+PRODUCTS = ("owlery", "policyd", "milters", "sieve", "socketmap", "web")
 SCANNED = (*PRODUCTS, "bench", "tests")
 
 TESTS_PART = re.compile(r"(?:^|(?<=\s))Tests?:(.*?)(?:\n[ \t]*\n|\Z)", re.S | re.M)
@@ -116,3 +116,44 @@ def test_checker_accepts_existing_paths_and_reports_each_missing_one(tmp_path):
     (tmp_path / "tests/dir").write_text("a file, not a directory")
     assert problems(SAMPLE.replace(", test_bare.py", ""), tmp_path) == [
         "tests/a/test_one.py: no such file", "tests/dir/: no such directory"]
+
+
+# --- SECURITY sections of the daemons' entry modules (issue 13) ---------------------------------
+# Each long-running program and the LDA says in its module docstring whom it trusts, what
+# whoever reaches it can do, and which user it runs as: the entry module of each command.
+DAEMON_ENTRY_MODULES = {
+    "policyd": "policyd/service.py",
+    "milter": "milters/adapter.py",
+    "lmtpd": "sieve/delivery/lmtpd.py",
+    "lda": "sieve/delivery/lda.py",
+    "managesieve": "sieve/managesieve/service.py",
+    "socketmap": "socketmap/service.py",
+    "web": "web/service.py",
+    "run": "owlery/app/supervisor.py",          # `owlery run`, the supervisor of the others
+}
+SECURITY_SECTION = re.compile(r"^SECURITY:[ \t]*(\S.*?)(?:\n[ \t]*\n|\n(?=[A-Z][\w ]*:)|\Z)", re.S | re.M)
+
+
+def security_section(doc: str | None) -> str | None:
+    """The text of the docstring's SECURITY section (a line opening with `SECURITY:`, to the
+    next blank line or `Name:` line), or None."""
+    m = SECURITY_SECTION.search(doc or "")
+    return " ".join(m.group(1).split()) if m else None
+
+
+def test_every_daemon_entry_module_has_a_security_section():
+    from tests.core.test_systemd import DAEMONS
+    # every daemon the systemd units run, the LDA and the supervisor
+    assert set(DAEMON_ENTRY_MODULES) >= {*DAEMONS, "lda", "run"}, set(DAEMONS) - set(DAEMON_ENTRY_MODULES)
+    missing = [f"{name} ({path})" for name, path in DAEMON_ENTRY_MODULES.items()
+               if len(security_section(module_docstring(ROOT / path)) or "") < 40]
+    assert not missing, "daemon entry modules without a SECURITY section in their docstring:\n" + "\n".join(missing)
+
+
+def test_security_section_is_found_only_where_a_line_opens_with_it():
+    doc = "What.\n\nSECURITY: trusts Postfix; whoever connects can ask\nwho exists.\nTalks to: LDAP.\n"
+    assert security_section(doc) == "trusts Postfix; whoever connects can ask who exists."
+    assert security_section("What.\nSECURITY: short.\n\nMore.") == "short."
+    assert security_section("What. See the SECURITY: part elsewhere.\nTalks to: x.") is None
+    assert security_section("What.\nSECURITY:\n\nTalks to: x.") is None
+    assert security_section(None) is None

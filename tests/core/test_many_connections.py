@@ -36,8 +36,8 @@ import pytest
 from owlery import daemon
 from owlery.maildir import Maildir, Owner
 from policyd.protocol import encode_request
-from tests.harness.procs import (ManagedProcess, free_port, request_reply, retry_on_port_race, wait_for_tcp,
-                                 wait_for_unix, wait_until)
+from tests.harness.procs import (ManagedProcess, child_pids, free_port, request_reply, retry_on_port_race,
+                                 wait_for_tcp, wait_for_unix, wait_until)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,17 +99,8 @@ def _nofile_limits(pid: int) -> tuple[int, int]:
 
 def _open_fds(pid: int) -> int:
     """Open descriptors of a daemon and of its worker processes (children), if any."""
-    pids = [pid]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                pids.append(int(entry))
     count = 0
-    for p in pids:
+    for p in [pid] + child_pids(pid):
         try:
             count += len(os.listdir(f"/proc/{p}/fd"))
         except OSError:

@@ -122,7 +122,7 @@ def test_metrics_endpoint_setting():
 def test_delivery_results_per_recipient(on, tmp_path):
     from owlery.state.memory_store import MemoryStore
     from sieve import api
-    from sieve.delivery.executor import Executor, Plan
+    from sieve.delivery.executor import DeliveryExecutor, Plan
     from sieve.delivery.users import MailUser
 
     class Submitter:
@@ -130,7 +130,7 @@ def test_delivery_results_per_recipient(on, tmp_path):
             pass
 
     msg = b"From: bob@remote.test\nTo: alice@example.org\nSubject: hi\nMessage-ID: <m1@remote.test>\n\nhello\n"
-    ex = Executor(parse_text(""), submitter=Submitter(), state=MemoryStore(), program="test")
+    ex = DeliveryExecutor(parse_text(""), submitter=Submitter(), state=MemoryStore(), program="test")
     user = MailUser("alice@example.org", str(tmp_path / "Maildir"), None, None)
     plans = [
         ([], True),                                                           # keep: stored

@@ -89,8 +89,10 @@ def test_owlery_postfix_prints_the_directorys_domains(tmp_path):
     out = subprocess.run([sys.executable, "-m", "owlery.app.cli", "postfix", "--config", str(cfg)], cwd=root,
                          capture_output=True, text=True, timeout=60, check=True).stdout
     # An LDAP directory's domains and aliases reach Postfix through `owlery socketmap`.
-    assert "virtual_mailbox_domains = socketmap:inet:127.0.0.1:10044:virtual_mailbox_domains\n" in out
-    assert "virtual_alias_maps = socketmap:inet:127.0.0.1:10044:virtual_alias_maps\n" in out
+    sm = "socketmap:" + postfix.postfix_endpoint(parse_endpoint(Settings().socketmap_listen[0]),
+                                                 Settings().daemon_postfix_queue_directory)
+    assert f"virtual_mailbox_domains = {sm}:virtual_mailbox_domains\n" in out
+    assert f"virtual_alias_maps = {sm}:virtual_alias_maps\n" in out
 
 
 def test_release_service_and_alias_maps_are_printed(tmp_path):
@@ -103,3 +105,128 @@ def test_release_service_and_alias_maps_are_printed(tmp_path):
     assert "127.0.0.1:10099 inet n" in text
     assert f"virtual_alias_maps = texthash:{tmp_path / 'aliases'}\n" in text
     assert "inet n  -  n" not in postfix.render(s.replace(quarantine_release_method="sendmail"), ["example.org"])
+
+
+def test_relative_paths_are_printed_absolute(tmp_path, monkeypatch, capsys):
+    """pipe(8) runs the LDA in Postfix's queue directory and Postfix opens its maps from there:
+    a relative --config, map file or `owlery` found through a relative PATH entry must be
+    printed as the absolute path `owlery postfix` itself read."""
+    from owlery.app import cli
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "owlery").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "owlery").chmod(0o755)
+    monkeypatch.setenv("PATH", "bin")
+    (tmp_path / "mailboxes").write_text("alice@a.test a.test/alice/Maildir\n")
+    (tmp_path / "aliases").write_text("sales@a.test alice@a.test\n")
+    (tmp_path / "files.toml").write_text('files_mailboxes = "mailboxes"\nfiles_aliases = "aliases"\n')
+    assert cli.main(["postfix", "--config", "files.toml"]) == 0
+    out = capsys.readouterr().out
+    [argv] = [line for line in out.splitlines() if "argv=" in line]
+    assert f"argv={tmp_path}/bin/owlery-lda -c {tmp_path}/files.toml -f ${{sender}}" in argv, argv
+    assert f"virtual_alias_maps = texthash:{tmp_path}/aliases\n" in out
+    # the default file, however it is spelled, needs no -c
+    monkeypatch.chdir("/etc")
+    default = postfix.master_cf(Settings(path="owlery/../owlery/owlery.toml"), command="/usr/bin/owlery")
+    assert "argv=/usr/bin/owlery-lda -f " in default
+
+
+def test_a_relative_queue_directory_is_taken_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings().replace(daemon_postfix_queue_directory="queue",
+                           policyd_listen=[f"unix:{tmp_path}/queue/owlery/policyd.sock"],
+                           milter_listen="unix:/run/owlery/milter.sock")
+    text = postfix.render(s, ["example.org"], command="/x/owlery")
+    assert "check_policy_service { unix:owlery/policyd.sock, timeout=10s }" in text
+    assert f"# /run/owlery/milter.sock is outside Postfix's queue directory {tmp_path}/queue:" in text
+
+
+def test_a_socketmap_socket_outside_the_queue_directory_is_flagged():
+    """trivial-rewrite and cleanup ask the socketmap (virtual_mailbox_domains, virtual_alias_maps)
+    and run chrooted on Debian: its unix socket must be under the queue directory too."""
+    outside = "unix:/run/owlery/socketmap.sock"
+    ldap = Settings().replace(directory_backend="ldap", socketmap_listen=[outside])
+    assert postfix.unreachable_when_chrooted(ldap) == ["/run/owlery/socketmap.sock"]
+    text = postfix.render(ldap, ["example.org"], command="/x/owlery")
+    assert ("# /run/owlery/socketmap.sock is outside Postfix's queue directory /var/spool/postfix: a chrooted "
+            "trivial-rewrite, cleanup or smtpd (chroot column y in master.cf) cannot reach it") in text
+    assert "virtual_alias_maps = socketmap:unix:/run/owlery/socketmap.sock:virtual_alias_maps" in text
+    inside = ldap.replace(socketmap_listen=["unix:/var/spool/postfix/owlery/socketmap.sock"])
+    assert postfix.unreachable_when_chrooted(inside) == []
+    assert "socketmap:unix:owlery/socketmap.sock:virtual_alias_maps" in postfix.render(inside, ["example.org"])
+    # a files directory prints no socketmap lines: its socket is nobody's business then
+    assert postfix.unreachable_when_chrooted(Settings().replace(socketmap_listen=[outside])) == []
+
+
+def test_ldap_prints_the_valid_recipients_for_postfix_and_files_does_not(tmp_path):
+    """Postfix refuses unknown users of virtual_mailbox_domains itself only with a non-empty
+    virtual_mailbox_maps; delivery is over LMTP, so the map need only say "found"."""
+    ldap = Settings().replace(directory_backend="ldap", socketmap_listen=["tcp:127.0.0.1:10044"])
+    cf = dict(postfix.main_cf(ldap, ["example.org"]))
+    assert cf["virtual_mailbox_maps"] == "socketmap:inet:127.0.0.1:10044:relay_recipient_maps"
+    assert cf["virtual_transport"].startswith("lmtp:")
+    files = Settings().replace(files_mailboxes=str(tmp_path / "mailboxes"))
+    assert "virtual_mailbox_maps" not in dict(postfix.main_cf(files, ["example.org"]))
+
+
+def test_release_service_logs_under_its_own_name():
+    """The release smtpd's maillog lines say it took the message, not the scanning smtpd."""
+    text = postfix.release_service(Settings())
+    assert text.startswith("# Quarantine release (owlery quarantine release): loopback only, not scanned again\n"
+                           "127.0.0.1:10025 inet n  -  n  -  -  smtpd\n  -o ")
+    assert text.endswith("  -o mynetworks=127.0.0.0/8\n  -o syslog_name=postfix/owlery-release\n")
+
+
+SM = "socketmap:inet:127.0.0.1:10044"
+RELAY_TABLES = {"relay_domains": f"{SM}:virtual_mailbox_domains", "relay_recipient_maps": f"{SM}:relay_recipient_maps",
+                "virtual_alias_domains": "", "virtual_alias_maps": f"{SM}:virtual_alias_maps",
+                "transport_maps": f"{SM}:transport_maps"}
+
+
+@pytest.mark.parametrize("directory", [
+    {"directory_backend": "ldap"},
+    {"files_mailboxes": "/srv/mailboxes", "files_mail_hosts": "/srv/mail_hosts"},
+    {"files_mailboxes": "/srv/mailboxes"},       # --role relay: the socketmap serves transport_maps
+])
+def test_relay_role_prints_the_relay_tables(directory):
+    """A relay in front of back ends: relay_domains, relay_recipient_maps, aliases expanded
+    there and transport_maps to each user's back end, from the socketmap; no local delivery."""
+    s = Settings().replace(socketmap_listen=["tcp:127.0.0.1:10044"], **directory)
+    assert postfix.uses_socketmap(s, "relay")
+    cf = dict(postfix.main_cf(s, ["example.org"], role="relay"))
+    assert {k: cf[k] for k in RELAY_TABLES if k in cf} == RELAY_TABLES
+    for backend_only in ("virtual_mailbox_domains", "virtual_mailbox_maps", "virtual_transport",
+                         "owlery_destination_recipient_limit"):
+        assert backend_only not in cf
+    assert cf["smtpd_recipient_restrictions"].startswith("check_policy_service")   # the relay's checks
+    text = postfix.render(s, ["example.org"], command="/x/owlery", role="relay")
+    assert "transport_maps = socketmap:inet:127.0.0.1:10044:transport_maps\n" in text
+    assert "argv=" not in text and "127.0.0.1:10025 inet n" in text    # no LDA; the release smtpd stays
+
+
+def test_files_mail_hosts_reads_the_directory_through_the_socketmap():
+    """Mail hosts in map files: Postfix asks `owlery socketmap` (as for LDAP), so `owlery run`
+    starts it and the back end's lines name it; without them Postfix reads the files itself."""
+    files = Settings().replace(files_mailboxes="/srv/mailboxes", socketmap_listen=["tcp:127.0.0.1:10044"])
+    assert not postfix.uses_socketmap(files)
+    hosts = files.replace(files_mail_hosts="/srv/mail_hosts")
+    assert postfix.uses_socketmap(hosts)
+    cf = dict(postfix.main_cf(hosts, ["example.org"]))
+    assert cf["virtual_mailbox_domains"] == f"{SM}:virtual_mailbox_domains"
+    assert cf["virtual_transport"].startswith("lmtp:") and "transport_maps" not in cf
+
+
+def test_owlery_postfix_role_option(tmp_path, capsys):
+    from owlery.app import cli
+    cfg = tmp_path / "owlery.toml"
+    cfg.write_text('directory_backend = "ldap"\nldap_domains = ["z.test"]\nsocketmap_listen = ["tcp:127.0.0.1:10044"]\n')
+    assert cli.main(["postfix", "--role", "relay", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    for name, value in RELAY_TABLES.items():
+        assert f"\n{name} = {value}".rstrip() + "\n" in out
+    assert "virtual_transport" not in out
+    assert cli.main(["postfix", "--config", str(cfg)]) == 0          # default: a back end
+    out = capsys.readouterr().out
+    assert f"virtual_mailbox_domains = {SM}:virtual_mailbox_domains\n" in out and "transport_maps" not in out
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["postfix", "--role", "mx"])

@@ -64,13 +64,20 @@ def test_the_defaults_are_unix_sockets_in_postfix_s_queue_directory():
     assert list(s.policyd_listen) == [f"unix:{QUEUE}/owlery/policyd.sock"]
     assert s.milter_listen == f"unix:{QUEUE}/owlery/milter.sock"
     assert list(s.lmtpd_listen) == [f"unix:{QUEUE}/owlery/lmtpd.sock"]
-    assert all(parse_endpoint(e).mode == 0o660 for e in [*s.policyd_listen, s.milter_listen, *s.lmtpd_listen])
+    # the socketmap too: on loopback TCP any local user could ask it who exists
+    assert list(s.socketmap_listen) == [f"unix:{QUEUE}/owlery/socketmap.sock"]
+    assert all(parse_endpoint(e).mode == 0o660
+               for e in [*s.policyd_listen, s.milter_listen, *s.lmtpd_listen, *s.socketmap_listen])
     assert (s.daemon_user, s.daemon_allow_root, s.daemon_socket_group) == (None, False, "postfix")
     cf = dict(postfix.main_cf(s, ["example.org"]))
     assert cf["smtpd_recipient_restrictions"] == "check_policy_service { unix:owlery/policyd.sock, timeout=10s }"
     assert cf["smtpd_milters"] == "unix:owlery/milter.sock"
     assert cf["virtual_transport"] == "lmtp:unix:owlery/lmtpd.sock"
     assert "outside Postfix's queue directory" not in postfix.render(s, ["example.org"], command="/x/owlery")
+    ldap = s.replace(directory_backend="ldap")
+    cf = dict(postfix.main_cf(ldap, ["example.org"]))
+    assert cf["virtual_alias_maps"] == "socketmap:unix:owlery/socketmap.sock:virtual_alias_maps"
+    assert postfix.unreachable_when_chrooted(ldap) == []
 
 
 @pytest.mark.parametrize("endpoint, queue, spelled", [
@@ -276,6 +283,7 @@ def test_starter_as_a_normal_user_writes_loopback_tcp_and_what_it_exposes(tmp_pa
     settings = load(str(config))
     assert (list(settings.policyd_listen), settings.milter_listen, list(settings.lmtpd_listen)) == (
         ["tcp:127.0.0.1:10040"], "tcp:127.0.0.1:10041", ["tcp:127.0.0.1:10042"])
+    assert list(settings.socketmap_listen) == ["tcp:127.0.0.1:10044"]     # for an LDAP directory
     assert settings.daemon_user is None
 
 
@@ -311,7 +319,8 @@ def test_units_listen_where_the_defaults_say_and_tmpfiles_makes_the_directory():
     s = Settings()
     assert parse(UNITS / "owlery-policyd.socket")["Socket"]["ListenStream"] == list(s.policyd_listen)[0][5:]
     assert parse(UNITS / "owlery-lmtpd.socket")["Socket"]["ListenStream"] == list(s.lmtpd_listen)[0][5:]
-    for unit in ("owlery-policyd.socket", "owlery-lmtpd.socket"):
+    assert parse(UNITS / "owlery-socketmap.socket")["Socket"]["ListenStream"] == list(s.socketmap_listen)[0][5:]
+    for unit in ("owlery-policyd.socket", "owlery-lmtpd.socket", "owlery-socketmap.socket"):
         sock = parse(UNITS / unit)["Socket"]
         assert (sock["SocketGroup"], sock["SocketMode"]) == ("postfix", "0660")
     milter = parse(UNITS / "owlery-milter.service")["Service"]

@@ -2,7 +2,7 @@
 
 The policyd, milter, delivery and quarantine lines below come from the real code paths (the
 policy pipeline, a MilterSession with the real content stages over scripted scanners, the
-delivery Executor, the quarantine CLI's audit), captured and stamped by Owlery's own stderr
+DeliveryExecutor, the quarantine CLI's audit), captured and stamped by Owlery's own stderr
 formatter; if a daemon's line drifts from what the parser reads, these counts break.
 """
 
@@ -26,6 +26,7 @@ from owlery.app import stats_core
 from owlery.app.cli import main
 from owlery.app.stats_core import LineCounter, StatsParser, split_lines
 from owlery.settings import Settings
+from tests.milters.session_driver import FixedPipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_800_000_000.0         # 2027-01-15; the captured lines are stamped from here on
@@ -130,17 +131,6 @@ class FakeSpamd:
         return SpamResult(self.score, 5.0, self.score >= 5, (RuleHit("BAYES_99", self.score),))
 
 
-class StagesPipeline:
-    def __init__(self, stages):
-        self.stages = stages
-
-    def select(self, message):
-        return self.stages
-
-    def on_error(self, name):
-        return "tempfail"
-
-
 def milter_lines(capture, tmp_path):
     """Through real MilterSessions and content stages: a clean message, spam tagged, spam
     quarantined, spam refused, a virus refused, a virus quarantined, a banned .exe refused."""
@@ -158,7 +148,7 @@ def milter_lines(capture, tmp_path):
 
     def run(settings, stages, raw=CLEAN):
         count[0] += 1
-        session = MilterSession(settings, StagesPipeline(stages), now=lambda: T0)
+        session = MilterSession(settings, FixedPipeline(stages), now=lambda: T0)
         session.connect(f"mx{count[0]}.sender.test", "203.0.113.5", {"j": "mx.owlery.test"})
         session.helo("mx.sender.test", {})
         session.mail_from("<alice@sender.test>", (), {})
@@ -195,11 +185,11 @@ def milter_lines(capture, tmp_path):
 
 
 def delivery_lines(capture, tmp_path):
-    """The Executor as lmtpd runs it: INBOX, Junk, another folder, a redirect, a vacation
+    """The DeliveryExecutor as lmtpd runs it: INBOX, Junk, another folder, a redirect, a vacation
     reply, an unknown user, a temporary failure."""
     from owlery.state.memory_store import MemoryStore
     from sieve import api
-    from sieve.delivery.executor import Executor, Plan
+    from sieve.delivery.executor import DeliveryExecutor, Plan
     from sieve.delivery.users import MailUser
 
     class Submitter:
@@ -215,7 +205,7 @@ def delivery_lines(capture, tmp_path):
                             tracking_key="vacation:abc"),), True, None),
              ((), True, "script failed")]
     for i, (actions, keep, tempfail) in enumerate(cases):
-        ex = Executor(Settings(), submitter=Submitter(), state=MemoryStore(), program="lmtpd")
+        ex = DeliveryExecutor(Settings(), submitter=Submitter(), state=MemoryStore(), program="lmtpd")
         ex.plan = lambda message, *a, actions=actions, keep=keep, tempfail=tempfail, **kw: Plan(
             actions=list(actions), keep=keep, message=message, tempfail=tempfail)
         user = MailUser("alice@example.org", str(tmp_path / f"Maildir{i}"), None, None)

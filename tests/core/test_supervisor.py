@@ -160,3 +160,16 @@ def test_run_reports_a_daemon_that_cannot_start(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "lmtpd exited" in err
+
+
+@pytest.mark.parametrize("overrides,socketmap", [
+    ({}, False),
+    ({"directory_backend": "ldap"}, True),
+    ({"files_mailboxes": "/srv/mailboxes", "files_mail_hosts": "/srv/mail_hosts"}, True),   # a files relay
+])
+def test_run_starts_the_socketmap_when_postfix_reads_the_directory_through_it(overrides, socketmap):
+    from owlery.app import supervisor
+    from owlery.settings import Settings
+    names = [name for name, _ in supervisor.daemons(Settings().replace(**overrides))]
+    assert names[:3] == ["policyd", "milter", "lmtpd"]
+    assert ("socketmap" in names) is socketmap

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
-from tests.harness.procs import ManagedProcess, free_port, retry_on_port_race, wait_for_tcp, wait_for_text
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness.owlery_daemons import OwleryDaemon
 
 
 def shared_workdir(prefix: str) -> Path:
@@ -37,35 +35,20 @@ maildir_owner = "nobody"
 """
 
 
-class Lmtpd:
-    """`owlery lmtpd --config <work>/owlery.toml` on a free loopback port."""
+@contextmanager
+def maildir_lmtpd(prefix: str, config: str = ""):
+    """Yield (work, lmtpd): `owlery lmtpd` filing mail into Maildirs under shared_workdir(prefix)
+    (base_config, then `config`, without directory lookups); stopped and removed afterwards."""
+    work = shared_workdir(prefix)
+    lmtpd = Lmtpd(work, base_config(work) + config + "delivery_use_directory = false\n")
+    try:
+        yield work, lmtpd.start()
+    finally:
+        lmtpd.stop()
+        remove_workdir(work)
 
-    def __init__(self, work: Path, config: str, name: str = "lmtpd"):
-        self.work = Path(work)
-        self.config = config
-        self.name = name
-        self.port: int | None = None
-        self.proc: ManagedProcess | None = None
 
-    def start(self) -> "Lmtpd":
-        def attempt():
-            self.port = free_port()
-            conf = self.work / f"{self.name}.toml"
-            conf.write_text(f'lmtpd_listen = ["tcp:127.0.0.1:{self.port}"]\ndaemon_allow_root = true\n' + self.config)
-            self.proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", "lmtpd", "--config", str(conf)],
-                                       f"owlery-{self.name}", self.work / f"{self.name}.log", cwd=ROOT,
-                                       env=dict(os.environ, PYTHONPATH=str(ROOT))).start()
-            wait_for_tcp(self.port, timeout=30, proc=self.proc, what="owlery lmtpd")
-        retry_on_port_race(attempt)
-        return self
+class Lmtpd(OwleryDaemon):
+    """`owlery lmtpd --config <work>/<name>.toml` on a free loopback port."""
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop(timeout=15)
-
-    def log(self) -> str:
-        return (self.work / f"{self.name}.log").read_text(errors="replace")
-
-    def wait_log(self, needle, timeout: float = 15.0):
-        """Wait until the log holds `needle` (str or compiled regex); see procs.wait_for_text."""
-        return wait_for_text(self.log, needle, timeout, f"{self.name} log line {needle!r}")
+    command = "lmtpd"

@@ -11,7 +11,7 @@ from owlery.maildir import Quota
 from owlery.settings import parse_text
 from owlery.state.memory_store import MemoryStore
 from sieve import api
-from sieve.delivery.executor import Executor, Plan
+from sieve.delivery.executor import DeliveryExecutor, Plan
 from sieve.delivery.submission import SubmissionError
 from sieve.delivery.users import MailUser
 
@@ -33,7 +33,7 @@ def make(tmp_path, actions=(), *, keep=True, keep_flags=(), errors=(), tempfail=
          quota=None, submitter=None):
     s = parse_text(settings)
     sub = submitter or FakeSubmitter()
-    ex = Executor(s, submitter=sub, state=MemoryStore(), program="test")
+    ex = DeliveryExecutor(s, submitter=sub, state=MemoryStore(), program="test")
 
     def plan(message, *a, **kw):
         return Plan(actions=list(actions), keep=keep, keep_flags=tuple(keep_flags), message=message,

@@ -14,6 +14,7 @@ import owlery.directory
 from owlery.settings import parse_text
 from sieve.delivery.lmtpd import RELOAD_CLOSE_DELAY, LMTPApplication
 from sieve.delivery.users import UserResolver
+from tests.delivery.stand_ins import ResolverStandIn
 
 
 def _no_package(*a, **kw):
@@ -58,22 +59,9 @@ def test_lmtpd_answers_451_when_the_lookup_cannot_import_its_package(conf):
     assert (reply.code, reply.dsn, user) == (451, "4.3.0", None)
 
 
-class Directory:
-    def __init__(self):
-        self.closed = 0
-
-    def close(self):
-        self.closed += 1
-
-
-class Resolver:
-    def __init__(self):
-        self.directory = Directory()
-
-
 def test_the_executor_shares_the_resolvers_directory_and_reload_closes_it_once(conf):
     clock = MemoryReactorClock()
-    old = Resolver()
+    old = ResolverStandIn()
     app = LMTPApplication(parse_text(conf.read_text()), clock, resolver=old, threadpool=object())
     assert app.executor.directory() is old.directory            # extlists asks the same cache
     old_executor = app.executor

@@ -1,7 +1,7 @@
 """Aliases and groups that reach delivery unexpanded: every member once, or refused; never one member.
 
 The LMTP dialogue is the real lmtpd adapter (StringTransport, the thread pool run inline) with the
-real UserResolver on a files directory or the harness slapd, the real Executor and a SQLite state
+real UserResolver on a files directory or the harness slapd, the real DeliveryExecutor and a SQLite state
 store; forwards go to a recording submitter. Then the LDA as the MTA runs it (`owlery lda`,
 `owlery-lda`, and `owlery-lda` handing the message to a running `owlery lmtpd`).
 Proves: one reply per RCPT for a group of N; nested aliases reach a member once; each member's own
@@ -23,7 +23,7 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from owlery.settings import Settings
-from sieve.delivery.executor import Executor
+from sieve.delivery.executor import DeliveryExecutor
 from sieve.delivery.lmtpd import LMTPApplication
 from sieve.delivery.submission import SubmissionError
 from sieve.delivery.users import Group, MailUser, UserResolver
@@ -84,7 +84,7 @@ class Lmtpd:
 
     def __init__(self, settings: Settings, submitter: Submitter | None = None):
         self.submitter = submitter or Submitter()
-        executor = Executor(settings, submitter=self.submitter, program="lmtpd")
+        executor = DeliveryExecutor(settings, submitter=self.submitter, program="lmtpd")
         self.app = LMTPApplication(settings, MemoryReactorClock(), executor=executor, threadpool=object())
         self.app.in_thread = lambda f, *a, **kw: defer.maybeDeferred(f, *a, **kw)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from sieve.delivery import lda_lmtp
-from tests.harness.procs import ManagedProcess, free_port, wait_for_tcp
+from tests.delivery.daemon import Lmtpd
 
 ROOT = Path(__file__).resolve().parents[2]
 OWLERY = str(ROOT / ".venv" / "bin" / "owlery")
@@ -240,24 +240,16 @@ def test_daemon_absent_means_in_process_delivery_with_the_bare_script(tmp_path):
 def lmtpd(tmp_path_factory):
     work = tmp_path_factory.mktemp("lda-lmtpd")
     os.chmod(work, 0o755)
-    port = free_port()
-    conf = work / "lmtpd.toml"
-    conf.write_text(f"""
-lmtpd_listen = ["tcp:127.0.0.1:{port}"]
-daemon_allow_root = true
+    lmtpd = Lmtpd(work, f"""
 maildir_path_template = "{work}/mail/{{domain}}/{{localpart}}/Maildir"
 delivery_sieve_script_template = "{work}/mail/{{domain}}/{{localpart}}/active.sieve"
 state_backend = "memory"
 delivery_use_directory = false
 """)
-    proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", "lmtpd", "--config", str(conf)],
-                          "owlery-lmtpd", work / "lmtpd.log", cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT))).start()
     try:
-        wait_for_tcp(port, timeout=30, proc=proc, what="owlery lmtpd")
-        yield port, work
+        yield lmtpd.start().port, work
     finally:
-        proc.stop()
+        lmtpd.stop()
 
 
 @pytest.mark.parametrize("found_by", ["lda_lmtp_endpoint", "lmtpd_listen"])

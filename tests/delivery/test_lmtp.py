@@ -20,7 +20,7 @@ def run(lines, *, limits=lmtp.Limits(), answer_rcpt=None, answer_data=None):
 
     def act(actions):
         for a in actions:
-            if isinstance(a, lmtp.Send):
+            if isinstance(a, lmtp.SendReply):
                 out.append(a.data)
             elif isinstance(a, lmtp.CheckRecipient):
                 reply = answer_rcpt(a.address) if answer_rcpt else OK_RCPT
@@ -30,7 +30,7 @@ def run(lines, *, limits=lmtp.Limits(), answer_rcpt=None, answer_data=None):
                 replies = answer_data(a.transaction) if answer_data else [
                     Reply(250, "2.0.0", f"<{r.address}> Saved") for r in a.transaction.recipients]
                 act(m.delivered(replies))
-            elif isinstance(a, lmtp.Close):
+            elif isinstance(a, lmtp.CloseConnection):
                 out.append(b"<close>\r\n")
 
     act(m.start())
@@ -161,7 +161,7 @@ def test_input_waits_while_a_lookup_is_pending():
     assert isinstance(acts[-1], lmtp.CheckRecipient) and m.waiting
     assert m.feed(b"RSET\r\n") == []        # buffered, not answered before the RCPT reply
     acts = m.recipient_checked(OK_RCPT, "user")
-    sent = b"".join(a.data for a in acts if isinstance(a, lmtp.Send))
+    sent = b"".join(a.data for a in acts if isinstance(a, lmtp.SendReply))
     assert sent == b"250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n"
 
 

@@ -27,7 +27,7 @@ HELLO = b"LHLO client\r\nMAIL FROM:<bob@remote.test>\r\nRCPT TO:<alice@example.o
 # --- the sans-I/O machine -------------------------------------------------------------------
 
 def _replies(actions) -> bytes:
-    return b"".join(a.data for a in actions if isinstance(a, lmtp.Send))
+    return b"".join(a.data for a in actions if isinstance(a, lmtp.SendReply))
 
 
 def _pending_rcpt(limits=lmtp.Limits()):
@@ -45,7 +45,7 @@ def test_pipelined_input_while_a_lookup_is_pending_is_capped():
         assert m.buffered <= 4096                  # before: grew to 6 MB
     out = m.recipient_checked(OK_RCPT, "alice")
     assert _replies(out).startswith(b"250 2.1.5")
-    assert b"421 4.5.0" in _replies(out) and isinstance(out[-1], lmtp.Close)
+    assert b"421 4.5.0" in _replies(out) and isinstance(out[-1], lmtp.CloseConnection)
     assert m.feed(b"NOOP\r\n") == []
 
 
@@ -60,7 +60,7 @@ def test_pipelined_input_while_a_delivery_is_pending_is_capped_after_the_replies
     text = _replies(out)
     # the delivery's reply is not lost: it goes out first, then the connection ends
     assert text.startswith(b"250 2.0.0 <alice@example.org> Saved\r\n421 4.5.0")
-    assert isinstance(out[-1], lmtp.Close)
+    assert isinstance(out[-1], lmtp.CloseConnection)
 
 
 def test_legitimate_pipelining_within_the_cap_is_answered_in_order():

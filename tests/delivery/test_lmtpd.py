@@ -12,14 +12,11 @@ import os
 import pwd
 import re
 import socket
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.harness.procs import ManagedProcess, free_port, wait_for_tcp, wait_for_text
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.delivery.daemon import Lmtpd
+from tests.harness.procs import wait_for_text
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +25,7 @@ def lmtpd(tmp_path_factory):
     os.chmod(work, 0o755)
     (work / "mailboxes").write_text("alice@example.org\nbob@example.org\n")
     (work / "quotas").write_text("bob@example.org 1k\n")
-    port = free_port()
-    conf = work / "owlery.toml"
-    conf.write_text(f"""
-lmtpd_listen = ["tcp:127.0.0.1:{port}"]
-daemon_allow_root = true
+    lmtpd = Lmtpd(work, f"""
 maildir_path_template = "{work}/mail/{{domain}}/{{localpart}}/Maildir"
 delivery_sieve_script_template = "{work}/mail/{{domain}}/{{localpart}}/active.sieve"
 files_mailboxes = "{work}/mailboxes"
@@ -40,14 +33,10 @@ files_quotas = "{work}/quotas"
 state_sqlite_path = "{work}/state.sqlite"
 maildir_owner = "nobody"
 """)
-    proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", "lmtpd", "--config", str(conf)],
-                          "owlery-lmtpd", work / "lmtpd.log", cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT))).start()
     try:
-        wait_for_tcp(port, timeout=30, proc=proc, what="owlery lmtpd")
-        yield port, work
+        yield lmtpd.start().port, work
     finally:
-        proc.stop()
+        lmtpd.stop()
 
 
 def converse(port, lines, data=None, replies_after_data=0):

@@ -74,7 +74,8 @@ def _wait_for_lookup(machine):
 def test_idle_timeout_says_421_when_no_answer_is_pending():
     m = lmtp.LMTPServer("mx")
     m.start()
-    assert m.idle_timeout() == [lmtp.Send(b"421 4.4.2 Idle timeout, closing connection\r\n"), lmtp.Close()]
+    assert m.idle_timeout() == [lmtp.SendReply(b"421 4.4.2 Idle timeout, closing connection\r\n"),
+                                lmtp.CloseConnection()]
     assert m.feed(b"NOOP\r\n") == []
 
 
@@ -82,11 +83,12 @@ def test_idle_timeout_while_an_answer_is_pending_closes_without_a_reply():
     # a reply now would be taken for the pending RCPT's answer
     m = lmtp.LMTPServer("mx")
     assert isinstance(_wait_for_lookup(m)[0], lmtp.CheckRecipient)
-    assert m.idle_timeout() == [lmtp.Close()]
+    assert m.idle_timeout() == [lmtp.CloseConnection()]
 
 
 def test_internal_error_closes_once():
     m = lmtp.LMTPServer("mx")
     m.start()
-    assert m.internal_error() == [lmtp.Send(b"421 4.3.0 Internal error, closing connection\r\n"), lmtp.Close()]
+    assert m.internal_error() == [lmtp.SendReply(b"421 4.3.0 Internal error, closing connection\r\n"),
+                                  lmtp.CloseConnection()]
     assert m.internal_error() == []

@@ -7,27 +7,8 @@ from twisted.internet.testing import MemoryReactorClock
 
 from owlery.settings import parse_text
 from sieve.delivery.lmtpd import RELOAD_CLOSE_DELAY, LMTPApplication
-
-
-class Directory:
-    def __init__(self):
-        self.closed = 0
-
-    def close(self):
-        self.closed += 1
-
-
-class Resolver:
-    def __init__(self):
-        self.directory = Directory()
-
-
-class State:
-    def __init__(self):
-        self.closed = 0
-
-    def close(self):
-        self.closed += 1
+from tests.delivery.stand_ins import Closable as State
+from tests.delivery.stand_ins import ResolverStandIn as Resolver
 
 
 def test_reload_closes_the_replaced_directory_and_state_after_the_grace(tmp_path):
@@ -47,9 +28,9 @@ def test_reload_closes_the_replaced_directory_and_state_after_the_grace(tmp_path
 
 
 def test_an_injected_state_store_is_left_to_its_owner(tmp_path):
-    from sieve.delivery.executor import Executor
+    from sieve.delivery.executor import DeliveryExecutor
     state = State()
-    executor = Executor(parse_text(""), state=state)
+    executor = DeliveryExecutor(parse_text(""), state=state)
     executor.close()
     assert state.closed == 0
 

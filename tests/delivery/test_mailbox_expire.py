@@ -164,6 +164,57 @@ def test_a_cur_that_is_a_link_is_reported_and_skipped(maildir, tmp_path):
     assert len(list(target.iterdir())) == 1
 
 
+def test_a_garbage_maildirsize_still_ends_equal_to_a_recount(maildir):
+    quota = Quota(10_000_000, 0)
+    _fill(maildir)
+    Path(maildir.root, "maildirsize").write_bytes(b"\x00garbage\n12 x\n-\n")
+    done = maildir.expunge(ExpiryRules({"junk": 10 * DAY}, NOW).select, now=NOW)
+    assert done.messages == 2
+    assert maildir.usage(quota, now=NOW) == maildir.recalculate(quota)
+
+
+def _unreadable(monkeypatch, *suffixes):
+    """os.listdir of a directory (an fd) whose path ends so raises EACCES, as chmod 000 does
+    for a mail owner who is not root (the tests run as root, whom chmod does not stop)."""
+    real_listdir = os.listdir
+
+    def listdir(path="."):
+        if isinstance(path, int) and os.readlink(f"/proc/self/fd/{path}").endswith(suffixes):
+            raise PermissionError(13, "Permission denied")
+        return real_listdir(path)
+    monkeypatch.setattr(os, "listdir", listdir)
+
+
+def test_an_unreadable_folder_is_reported_and_the_others_are_still_expired(maildir, monkeypatch):
+    paths = _fill(maildir)
+    _unreadable(monkeypatch, "/.Trash/cur", "/.Trash/new")
+    done = maildir.expunge(ExpiryRules({"junk": 10 * DAY, "\\trash": 30 * DAY}, NOW).select, now=NOW)
+    assert done.per_folder == {"Junk": 2}
+    assert [os.path.exists(p) for p in paths["Junk"]] == [False, False, True]
+    assert all(os.path.exists(p) for p in paths["Trash"])
+    assert sorted(done.problems) == [".Trash/cur: Permission denied", ".Trash/new: Permission denied"]
+
+
+def test_a_message_renamed_while_expiring_is_skipped_not_counted(maildir, monkeypatch):
+    quota = Quota(10_000_000, 0)
+    paths = _fill(maildir)
+    maildir.recalculate(quota)
+    real_unlink, raced = os.unlink, []
+
+    def unlink(path, *, dir_fd=None):
+        if not raced:                    # Dovecot renamed it (a flag change) just before
+            raced.append(path)
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_unlink(path, dir_fd=dir_fd)
+    monkeypatch.setattr(os, "unlink", unlink)
+    done = maildir.expunge(ExpiryRules({"junk": 10 * DAY}, NOW).select, now=NOW)
+    assert len(raced) == 1 and done.messages == 1 and done.per_folder == {"Junk": 1}
+    assert [os.path.exists(p) for p in paths["Junk"]].count(True) == 2
+    assert done.problems == []
+    monkeypatch.undo()
+    assert maildir.usage(quota, now=NOW) == maildir.recalculate(quota)
+
+
 def test_a_missing_maildir_is_nothing_to_do(tmp_path):
     done = Maildir(str(tmp_path / "none")).expunge(lambda f, n: True, now=NOW)
     assert done.messages == 0 and done.problems == []
@@ -212,6 +263,63 @@ def test_an_unusable_mailbox_is_reported_and_the_run_says_try_again(tmp_path, ca
     rc = _run_cli("mailbox", "expire", "-c", str(cfg), "--maildir", md.root, "--now", str(NOW))
     captured = capsys.readouterr()
     assert rc == 75 and "failed=1" in captured.out
+
+
+class FakeTerminal:
+    """stdout and stderr of one terminal: what they write lands on one screen."""
+
+    def __init__(self):
+        self.written: list[str] = []
+
+    def write(self, text):
+        self.written.append(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+    def screen(self) -> list[str]:
+        """The lines as a terminal shows them: \\r returns to the line's start, then overwrites."""
+        lines = []
+        for raw in "".join(self.written).split("\n"):
+            line: list[str] = []
+            col = 0
+            for ch in raw:
+                if ch == "\r":
+                    col = 0
+                    continue
+                line[col:col + 1] = [ch]
+                col += 1
+            lines.append("".join(line).rstrip())
+        return lines
+
+
+def test_the_progress_bar_is_drawn_and_cleared_before_each_mailbox_line(tmp_path, monkeypatch):
+    roots = []
+    for user in ("alice", "bob"):
+        md = Maildir(str(tmp_path / user / "Maildir"), fsync="never")
+        _fill(md)
+        roots.append(md.root)
+    cfg = tmp_path / "owlery.toml"
+    cfg.write_text('mailbox_expire_ages = { Junk = "10d" }\n')
+    tty = FakeTerminal()
+    monkeypatch.setattr("sys.stdout", tty)
+    monkeypatch.setattr("sys.stderr", tty)
+    rc = _run_cli("mailbox", "expire", "-c", str(cfg), "--maildir", roots[0], "--maildir", roots[1],
+                  "--now", str(NOW), "--verbose")
+    monkeypatch.undo()
+    assert rc == 0
+    raw = "".join(tty.written)
+    assert "] 1/2" in raw and "[" + "#" * 30 + "] 2/2 messages=4 failed=0" in raw     # drawn
+    screen = [line for line in tty.screen() if line]
+    # Each mailbox line starts at the left edge, nothing of the bar glued before or after it.
+    assert screen == [f"{roots[0]}: 2 messages ({2 * len(MSG)} bytes), 0 tmp files: Junk=2",
+                      f"{roots[1]}: 2 messages ({2 * len(MSG)} bytes), 0 tmp files: Junk=2",
+                      "[" + "#" * 30 + "] 2/2 messages=4 failed=0",
+                      "mailbox: expire: mailboxes=2 messages=4 bytes=%d tmp=0 failed=0 undated=0" % (4 * len(MSG))]
 
 
 # --- beside a real Dovecot ----------------------------------------------------------

@@ -33,7 +33,7 @@ from owlery.maildir import Maildir, MaildirError, Owner, Quota, parse_size_from_
 from owlery.settings import parse_text
 from owlery.state.memory_store import MemoryStore
 from sieve import api
-from sieve.delivery.executor import Executor, Plan
+from sieve.delivery.executor import DeliveryExecutor, Plan
 from sieve.delivery.users import MailUser
 
 NOBODY = pwd.getpwnam("nobody")
@@ -254,7 +254,7 @@ def test_maildir_root_not_owned_by_the_mail_owner_is_refused(box):
 
 def test_executor_tempfails_with_a_clear_log_line(box, caplog):
     s = parse_text('maildir_owner = "nobody"\nmaildir_fsync = "never"')
-    ex = Executor(s, state=MemoryStore(), program="test")
+    ex = DeliveryExecutor(s, state=MemoryStore(), program="test")
     ex.plan = lambda message, *a, **kw: Plan(actions=[api.FileInto(mailbox="Work")], keep=False,
                                             message=message)
     for sub in ("cur", "new", "tmp"):
@@ -326,7 +326,7 @@ def test_maildirsize_error_after_the_rename_still_delivers(tmp_path, monkeypatch
     (_fail_maildirsize_append, 'maildir_fsync = "never"'),
 ])
 def test_executor_reports_success_after_the_commit_point(tmp_path, monkeypatch, inject, conf):
-    ex = Executor(parse_text(conf), state=MemoryStore(), program="test")
+    ex = DeliveryExecutor(parse_text(conf), state=MemoryStore(), program="test")
     ex.plan = lambda message, *a, **kw: Plan(message=message)
     user = MailUser("alice@example.org", str(tmp_path / "Maildir"), None, Quota(bytes=10_000))
     assert ex.deliver(MSG, "bob@remote.test", "alice@example.org", user).ok    # Maildir, maildirsize exist

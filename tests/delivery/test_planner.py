@@ -34,40 +34,40 @@ def _path(folder: str) -> str:
 
 
 def _default(step):
-    if isinstance(step, planner.Store):
+    if isinstance(step, planner.StoreStep):
         return _path(step.folder)
-    if isinstance(step, planner.Redirect):
+    if isinstance(step, planner.RedirectStep):
         return "sent"
-    if isinstance(step, (planner.Vacation, planner.Send)):
+    if isinstance(step, (planner.VacationStep, planner.SendStep)):
         return True
     return None
 
 
 def _key(step) -> tuple[str, str]:
-    if isinstance(step, planner.Store):
+    if isinstance(step, planner.StoreStep):
         return ("store", step.folder)
-    if isinstance(step, planner.Redirect):
+    if isinstance(step, planner.RedirectStep):
         return ("redirect", step.address)
     if isinstance(step, planner.CheckQuota):
         return ("quota", "")
-    if isinstance(step, planner.Vacation):
+    if isinstance(step, planner.VacationStep):
         return ("vacation", step.to)
     return (type(step).__name__.lower(), "")
 
 
 def show(step) -> str:
-    if isinstance(step, planner.Store):
+    if isinstance(step, planner.StoreStep):
         return (f"store {step.folder}" + (f" flags={','.join(step.flags)}" if step.flags else "")
                 + ("" if step.create else " no-create") + (f" msg={step.message}" if step.message != "final" else ""))
-    if isinstance(step, planner.Redirect):
+    if isinstance(step, planner.RedirectStep):
         return f"redirect {step.address}" + (f" msg={step.message}" if step.message != "final" else "")
     if isinstance(step, planner.CheckQuota):
         return f"quota {step.size}"
     if isinstance(step, planner.Note):
         return f"note {step.level} {step.text}"
-    if isinstance(step, planner.Vacation):
+    if isinstance(step, planner.VacationStep):
         return f"vacation {step.to} from=<{step.envelope_from}>"
-    if isinstance(step, planner.Send):
+    if isinstance(step, planner.SendStep):
         return f"send {step.what} {','.join(step.recipients)}"
     if isinstance(step, planner.Mark):
         return f"mark {step.key}"
@@ -79,7 +79,7 @@ def verdict(v) -> str:
         return f"delivered {v.detail} [{','.join(v.results)}]"
     if isinstance(v, planner.OverQuota):
         return f"over-quota {'4xx' if v.temporary else '5xx'}"
-    if isinstance(v, planner.Reject):
+    if isinstance(v, planner.Refused):
         return f"reject {v.reason}"
     return f"tempfail {v.detail}"
 

@@ -4,7 +4,7 @@
 limit takes one last message that overruns it by at most the allowance (and at most a tenth
 of the limit); the next message is then refused at RCPT by the policy daemon's quota check.
 The LMTP dialogue is the real state machine (sieve.delivery.lmtp) answered by the real
-UserResolver and Executor on a files directory; the policy check is the real pipeline.
+UserResolver and DeliveryExecutor on a files directory; the policy check is the real pipeline.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from policyd.checks import CheckContext, InlineExecutor
 from policyd.pipeline import Pipeline
 from policyd.protocol import PolicyRequest
 from sieve.delivery import lmtp
-from sieve.delivery.executor import Executor
+from sieve.delivery.executor import DeliveryExecutor
 from sieve.delivery.users import DELIVERY_QUOTA_OVERRUN_ALLOWANCE, UserResolver
 
 LIMIT = 1_048_576
@@ -59,13 +59,13 @@ def fill(tmp_path, free: int) -> None:
 def lmtp_session(settings, message: bytes) -> list[str]:
     """One LMTP transaction for edge@example.org; the reply lines, first digits first."""
     resolver = UserResolver(settings, open_directory(settings))
-    executor = Executor(settings, program="lmtpd")
+    executor = DeliveryExecutor(settings, program="lmtpd")
     server = lmtp.LMTPServer("mx.example.org", lmtp.Limits())
     out: list[bytes] = []
 
     def act(actions):
         for a in actions:
-            if isinstance(a, lmtp.Send):
+            if isinstance(a, lmtp.SendReply):
                 out.append(a.data)
             elif isinstance(a, lmtp.CheckRecipient):
                 user = resolver.lookup(a.address)

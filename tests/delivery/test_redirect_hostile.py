@@ -12,7 +12,7 @@ import pytest
 from owlery.settings import parse_text
 from owlery.state.memory_store import MemoryStore
 from sieve.delivery import redirect
-from sieve.delivery.executor import Executor
+from sieve.delivery.executor import DeliveryExecutor
 from sieve.delivery.users import MailUser
 
 MSG = (b"From: bob@remote.test\nTo: u0@example.org\nSubject: hi\nDate: Tue, 2 Jan 2024 03:04:05 +0000\n"
@@ -38,7 +38,7 @@ class Network:
         self.tmp = tmp_path
         self.submitter = FakeSubmitter()
         self.state = MemoryStore()
-        self.ex = Executor(parse_text(settings), submitter=self.submitter, state=self.state, program="test")
+        self.ex = DeliveryExecutor(parse_text(settings), submitter=self.submitter, state=self.state, program="test")
         self.users = {}
         for addr, src in scripts.items():
             home = tmp_path / addr

@@ -11,29 +11,15 @@
   and releases it.
 """
 
-import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from owlery.quarantine.postgres import PostgresStore
+from tests.e2e.quarantine_stack import GTUBE, SENDER, milter_main_cf, owlery, quarantine_stack, quarantined
 from tests.harness.clamd import EICAR, EICAR_NAME, Clamd
 from tests.harness.owlery_daemons import OwleryDaemons
 from tests.harness.postfix import build_message
-
-ROOT = Path(__file__).resolve().parents[2]
-GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-SENDER = "someone@sender.test"
-
-
-def milter_main_cf(port):
-    return {"smtpd_milters": f"inet:127.0.0.1:{port}", "milter_default_action": "tempfail",
-            "milter_connect_macros": "j {daemon_name} {daemon_addr} v _ {client_addr} {client_name}",
-            "milter_mail_macros": "i {auth_type} {auth_authen} {auth_author} {mail_addr}"}
 
 
 def content_config(clamd, spamd, extra=""):
@@ -54,12 +40,6 @@ def eicar_message(to):
             + base64.b64encode(EICAR).decode() + "\r\n--b--\r\n").encode()
 
 
-def owlery(config, *argv):
-    return subprocess.run([sys.executable, "-m", "owlery.app.cli", *argv, "--config", str(config)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
-
-
 @pytest.fixture(scope="module")
 def av_clamd(harness_dirs):
     """A clamd of this module's own: one test stops and restarts it."""
@@ -70,29 +50,10 @@ def av_clamd(harness_dirs):
 
 @pytest.fixture(scope="module")
 def stack(postfix_factory, harness_dirs, av_clamd, spamd):
-    workdir = harness_dirs("content-owlery")
-    qdir = workdir / "quarantine"
-    daemons = OwleryDaemons(workdir, which=("milter",), extra_config=content_config(
-        av_clamd, spamd, f'quarantine_directory = "{qdir}"\nquarantine_host_name = "mx1.test"\n'))
-    daemons.start()
-    try:
-        pf = postfix_factory(main_cf=milter_main_cf(daemons.ports["milter"]), name="content-postfix")
-        # The CLI's own settings file: same store, release to this Postfix's reinjection port.
-        cli_config = workdir / "cli.toml"
-        cli_config.write_text(f'quarantine_directory = "{qdir}"\n'
-                              f'quarantine_release_smtp_endpoint = "tcp:127.0.0.1:{pf.reinject_port}"\n'
-                              f'quarantine_audit_log_path = "{workdir / "audit.log"}"\n')
-        yield pf, daemons, cli_config
-        pf.stop()
-    finally:
-        daemons.stop()
-
-
-@pytest.fixture
-def pf(stack):
-    postfix = stack[0]
-    postfix.clear_sent()
-    return postfix
+    # The CLI's own settings file: same store, release to this Postfix's reinjection port.
+    with quarantine_stack(postfix_factory, harness_dirs("content-owlery"), "content-postfix",
+                          content_config(av_clamd, spamd, 'quarantine_host_name = "mx1.test"\n')) as parts:
+        yield parts
 
 
 def test_clean_message_is_delivered_with_spam_and_virus_headers(stack, pf):
@@ -121,10 +82,7 @@ def test_gtube_is_quarantined_then_released_to_its_recipient(stack, pf):
     assert result.data[0] == 250                    # accepted, then discarded by the milter
     pf.wait_for_log(r"%s: milter-discard" % result.queue_id)
     assert pf.sent_messages() == []
-    listed = owlery(cli_config, "quarantine", "list", "--reason", "spam", "--recipient", "carol@example.test",
-                    "--json")
-    assert listed.returncode == 0, listed.stderr
-    [rec] = [json.loads(line) for line in listed.stdout.splitlines()]
+    [rec] = quarantined(cli_config, "--reason", "spam", "--recipient", "carol@example.test")
     # GTUBE 1000; spamd now sees the Received line from 127.0.0.1, a trusted client: ALL_TRUSTED -1
     assert rec["sender"] == SENDER and rec["score"] >= 999 and rec["host"] == "mx1.test"
     assert rec["queue_id"] == result.queue_id
@@ -181,9 +139,7 @@ def test_postgresql_quarantine_shared_between_hosts(postfix_factory, harness_dir
         # "Host B": another process with its own settings file naming only the shared database.
         host_b = harness_dirs("content-pg-host-b") / "owlery.toml"
         host_b.write_text(pg_settings + f'quarantine_release_smtp_endpoint = "tcp:127.0.0.1:{pf.reinject_port}"\n')
-        listed = owlery(host_b, "quarantine", "list", "--json")
-        assert listed.returncode == 0, listed.stderr
-        [rec] = [json.loads(line) for line in listed.stdout.splitlines()]
+        [rec] = quarantined(host_b)
         assert rec["reason"] == "virus" and rec["detail"].startswith(EICAR_NAME) and rec["host"] == "mx-a.test"
         released = owlery(host_b, "quarantine", "release", rec["mail_id"], "--to", "postmaster@example.test")
         assert released.returncode == 0, released.stderr

@@ -16,8 +16,7 @@ import pytest
 
 from owlery.quarantine import ListFilter
 from owlery.quarantine.directory import DirectoryStore
-from tests.e2e.test_content_e2e import milter_main_cf
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.e2e.quarantine_stack import milter_postfix
 
 SENDER = "someone@sender.test"
 LOVER, PLAIN = "lover@example.test", "plain@example.test"
@@ -39,18 +38,11 @@ def banned_message() -> bytes:
 def stack(postfix_factory, harness_dirs):
     workdir = harness_dirs("content-policy-owlery")
     (workdir / "policy").write_text(f"{LOVER}  banned_files_lover\n")
-    qdir = workdir / "quarantine"
-    daemons = OwleryDaemons(workdir, which=("milter",), extra_config=(
-        'milter_inbound_stages = ["banned"]\nmilter_internal_networks = []\n'
-        f'files_content_policy = "{workdir / "policy"}"\n'
-        f'quarantine_directory = "{qdir}"\nquarantine_host_name = "mx1.test"\n'))
-    daemons.start()
-    try:
-        pf = postfix_factory(main_cf=milter_main_cf(daemons.ports["milter"]), name="content-policy-postfix")
-        yield pf, daemons, qdir
-        pf.stop()
-    finally:
-        daemons.stop()
+    with milter_postfix(postfix_factory, workdir, "content-policy-postfix", (
+            'milter_inbound_stages = ["banned"]\nmilter_internal_networks = []\n'
+            f'files_content_policy = "{workdir / "policy"}"\n'
+            'quarantine_host_name = "mx1.test"\n')) as (pf, daemons):
+        yield pf, daemons, workdir / "quarantine"
 
 
 def test_lover_receives_the_banned_file_the_other_recipient_is_quarantined(stack):

@@ -24,7 +24,7 @@ import pytest
 
 from milters import dkimkeys
 from milters.dmarc_store import SqliteStore
-from tests.e2e.test_content_e2e import owlery
+from tests.e2e.quarantine_stack import owlery
 from tests.e2e.test_milter_postfix import MSG, POSTFIX_MILTER_LINES
 from tests.harness.owlery_milter import MilterProcess
 from tests.harness.procs import wait_until

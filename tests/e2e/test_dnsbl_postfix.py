@@ -16,7 +16,7 @@ import socket
 import pytest
 
 from owlery.app import postfix as postfix_lines
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.e2e.policyd_stack import policyd_postfix
 from tests.harness.postfix import build_message
 from tests.harness.procs import free_port, wait_until
 
@@ -31,20 +31,12 @@ def stack(postfix_factory, harness_dirs, dns_stub):
     dns_stub.add("8.2.0.192.wl.dnsbl.test", "A", "127.0.10.2")
     dns_stub.add("9.2.0.192.err.dnsbl.test", "A", "127.255.255.254")   # the list refuses our resolver
     dns_stub.drop("10.2.0.192.dead.dnsbl.test")                        # the list is down
-    workdir = harness_dirs("dnsbl-owlery")
-    daemons = OwleryDaemons(workdir, which=("policyd",), extra_config=(
-        'policyd_checks = { RCPT = ["dnsbl"] }\n' + SITES +
-        'dnsbl_threshold = 2\ndnsbl_allowlist_threshold = -1\ndnsbl_timeout = "1s"\n'
-        'dns_nameservers = ["127.0.0.1"]\n'
-        f"dns_port = {dns_stub.port}\n"))
-    daemons.start()
-    try:
-        policy = dict(daemons.main_cf(["unused.test"]))["smtpd_recipient_restrictions"]
-        pf = postfix_factory(main_cf={"smtpd_recipient_restrictions": policy}, name="dnsbl-postfix")
-        yield pf, daemons
-        pf.stop()
-    finally:
-        daemons.stop()
+    with policyd_postfix(postfix_factory, harness_dirs("dnsbl-owlery"), "dnsbl-postfix", (
+            'policyd_checks = { RCPT = ["dnsbl"] }\n' + SITES +
+            'dnsbl_threshold = 2\ndnsbl_allowlist_threshold = -1\ndnsbl_timeout = "1s"\n'
+            'dns_nameservers = ["127.0.0.1"]\n'
+            f"dns_port = {dns_stub.port}\n")) as parts:
+        yield parts
 
 
 def send_from(pf, addr, subject):

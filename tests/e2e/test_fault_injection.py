@@ -16,6 +16,12 @@ messages from an outside client and retry 4xx answers, as an MTA would.
   send NOTICEs ("relation already exists, skipping"), crashed `owlery milter` with SIGSEGV
   (psycopg's notice callback, entered from C in a pymilter connection thread), and all mail
   was then deferred until someone restarted it.
+- with an LDAP directory (slapd), Postfix reads its domains and aliases through `owlery
+  socketmap` (what `owlery postfix` prints): the socketmap, then slapd, is killed while
+  messages keep coming, and restarted. Both outages are met by mail as 4xx (Postfix's
+  table lookup fails, the socketmap answers TEMP for a directory that is down); nothing is
+  lost. The harness once started no socketmap, so every RCPT got 451 4.3.0 and nothing
+  was ever delivered.
 """
 
 from __future__ import annotations
@@ -76,6 +82,31 @@ def test_kill_lmtpd_and_redis_under_load_loses_nothing(stack):
     redis = load.phases["redis"]
     assert redis.fivexx == 0 and redis.tempfail >= 1, redis     # the store being down showed as 4xx
     assert sum(p.fivexx for p in load.phases.values()) == 0
+
+
+def test_kill_socketmap_and_slapd_under_load_loses_nothing(harness_dirs):
+    # only the servers and daemons named: the socketmap comes because the wiring needs it
+    with FaultStack(harness_dirs("faults-ldap"), servers=("slapd",), daemons=("policyd", "lmtpd")) as stack:
+        load = Load(stack, senders=2).start()
+        try:
+            load.wait_more("accepted", PER_PHASE, 30, "warm-up messages accepted")
+            for name in ("socketmap", "slapd"):
+                load.set_phase(name)
+                stack.kill(name)
+                load.wait_more("tries", HIT, 30, f"{HIT} SMTP transactions while {name} is down")
+                stack.restart(name)
+                load.wait_more("accepted", PER_PHASE, 30, f"mail accepted after {name} restart")
+        except BaseException:
+            load.stop_new(give_up=0)
+            load.join(45)
+            raise
+        counts, others = finish(stack, load)
+        assert counts["once"] == len(load.messages) >= 3 * PER_PHASE, (counts, others)
+        for name in ("socketmap", "slapd"):
+            phase = load.phases[name]
+            assert phase.fivexx == 0 and phase.tempfail >= 1, (name, phase)   # the outage showed as 4xx
+        assert sum(p.fivexx for p in load.phases.values()) == 0
+        assert stack.fault_names == ["slapd", "policyd", "lmtpd", "socketmap"]
 
 
 def test_milter_restarted_over_existing_postgresql_quarantine_keeps_running(harness_dirs):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.e2e.policyd_stack import greylist_config, policyd_postfix
 from tests.harness.postfix import build_message
 
 DELAY_S = 1
@@ -35,27 +35,20 @@ def stack(request, postfix_factory, harness_dirs, dns_stub):
     dns_stub.add("mail.gl-spf.example.com", "TXT", "v=spf1 a -all")
     dns_stub.add("mail.gl-spf.example.com", "A", "192.0.2.7")
     workdir = harness_dirs(f"greylist-headers-{mode}")
-    daemons = OwleryDaemons(workdir, which=("policyd",), extra_config=(
-        f'policyd_checks = {{ RCPT = ["spf", "greylist"]{extra_checks} }}\n'
-        f'spf_header_type = "{mode}"\n'
-        'spf_authserv_id = "mx.example.test"\n'
-        'dns_nameservers = ["127.0.0.1"]\n'
-        f"dns_port = {dns_stub.port}\n"
-        'spf_query_time_limit = "5s"\n'
-        f'state_sqlite_path = "{workdir}/state.sqlite"\n'
-        f"greylist_delay = {DELAY_S}\n"
-        f'greylist_whitelist_clients = ["{workdir}/wl_clients"]\n'
-        f'greylist_whitelist_recipients = ["{workdir}/wl_rcpts"]\n'
-        'greylist_hostname = "mx.example.test"\n'))
-    daemons.start()
-    try:
-        # every policy line `owlery postfix` prints for these settings, verbatim
-        policy_lines = {k: v for k, v in daemons.main_cf(["unused.test"]).items() if "check_policy_service" in v}
-        pf = postfix_factory(main_cf=policy_lines, name=f"greylist-headers-postfix-{mode}")
+
+    def policy_lines(daemons):
+        """every policy line `owlery postfix` prints for these settings, verbatim"""
+        return {k: v for k, v in daemons.main_cf(["unused.test"]).items() if "check_policy_service" in v}
+
+    with policyd_postfix(postfix_factory, workdir, f"greylist-headers-postfix-{mode}", (
+            f'policyd_checks = {{ RCPT = ["spf", "greylist"]{extra_checks} }}\n'
+            f'spf_header_type = "{mode}"\n'
+            'spf_authserv_id = "mx.example.test"\n'
+            'dns_nameservers = ["127.0.0.1"]\n'
+            f"dns_port = {dns_stub.port}\n"
+            'spf_query_time_limit = "5s"\n' + greylist_config(workdir, DELAY_S)),
+            main_cf=policy_lines) as (pf, daemons):
         yield pf, daemons, spf_headers
-        pf.stop()
-    finally:
-        daemons.stop()
 
 
 def greylist_then_deliver(pf, sender, rcpts, subject):

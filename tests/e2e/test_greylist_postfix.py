@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.e2e.policyd_stack import greylist_config, policyd_postfix
 from tests.harness.postfix import build_message
 
 DELAY_S = 1
@@ -20,21 +20,9 @@ DELAY_S = 1
 @pytest.fixture(scope="module")
 def stack(postfix_factory, harness_dirs):
     workdir = harness_dirs("greylist-owlery")
-    daemons = OwleryDaemons(workdir, which=("policyd",), extra_config=(
-        'policyd_checks = { RCPT = ["greylist"] }\n'
-        f'state_sqlite_path = "{workdir}/state.sqlite"\n'
-        f"greylist_delay = {DELAY_S}\n"
-        f'greylist_whitelist_clients = ["{workdir}/wl_clients"]\n'
-        f'greylist_whitelist_recipients = ["{workdir}/wl_rcpts"]\n'
-        'greylist_hostname = "mx.example.test"\n'))
-    daemons.start()
-    try:
-        policy = dict(daemons.main_cf(["unused.test"]))["smtpd_recipient_restrictions"]
-        pf = postfix_factory(main_cf={"smtpd_recipient_restrictions": policy}, name="greylist-postfix")
+    config = 'policyd_checks = { RCPT = ["greylist"] }\n' + greylist_config(workdir, DELAY_S)
+    with policyd_postfix(postfix_factory, workdir, "greylist-postfix", config) as (pf, daemons):
         yield pf, daemons, workdir
-        pf.stop()
-    finally:
-        daemons.stop()
 
 
 def test_first_attempt_greylisted_retry_after_delay_accepted(stack):

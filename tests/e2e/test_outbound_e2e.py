@@ -1,6 +1,6 @@
 """Outbound and flagged mail end to end: real Postfix -> `owlery milter` -> real clamd, spamd; Rspamd checks.
 
-An authenticated submission is what the milter calls outbound (Pipeline.is_outbound: a SASL
+An authenticated submission is what the milter calls outbound (StagePipeline.is_outbound: a SASL
 login in {auth_authen}, or a client in milter_internal_networks, emptied here so that loopback
 is not trusted): Postfix gets it through XCLIENT LOGIN=..., which sets {auth_authen} as SASL
 would. The outbound stage list scans before it signs, so
@@ -113,12 +113,6 @@ def rspamd(harness_dirs, dns):
     server = Rspamd(harness_dirs("outbound-rspamd"), dns.port).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def pf(stack):
-    stack[0].clear_sent()
-    return stack[0]
 
 
 def submit(pf, raw, xclient=SUBMISSION, sender=SENDER):

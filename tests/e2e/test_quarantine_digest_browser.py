@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from owlery.directory.auth import sha_crypt
-from tests.e2e.test_content_e2e import GTUBE, SENDER, owlery
+from tests.e2e.quarantine_stack import GTUBE, SENDER, owlery
 from tests.e2e.test_quarantine_notify_e2e import RCPT, WEB, stack  # noqa: F401  (the mail stack fixture)
 from tests.e2e.test_web_browser import USERS, browser, click_through, login, maildir_new  # noqa: F401  (browser: a fixture)
 from tests.harness.postfix import build_message

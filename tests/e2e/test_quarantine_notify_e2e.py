@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import re
 import time
 
@@ -24,9 +23,8 @@ import pytest
 from milters import dkimkeys
 from owlery.quarantine.tokenkey import read_key
 from owlery.quarantine.tokens import BadToken, verify
-from tests.delivery.daemon import Lmtpd, base_config, remove_workdir, shared_workdir
-from tests.e2e.test_content_e2e import GTUBE, SENDER, milter_main_cf, owlery
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.delivery.daemon import maildir_lmtpd
+from tests.e2e.quarantine_stack import GTUBE, SENDER, milter_postfix, owlery, quarantined
 from tests.harness.postfix import build_message
 from tests.harness.procs import wait_until
 
@@ -36,34 +34,24 @@ WEB = "https://mail.deliver.test/quarantine"
 
 @pytest.fixture(scope="module")
 def stack(postfix_factory, harness_dirs, spamd):
-    work = shared_workdir("owlery-qnotify-")
-    lmtpd = Lmtpd(work, base_config(work) + "delivery_use_directory = false\n").start()
     workdir = harness_dirs("qnotify-owlery")
-    qdir = workdir / "quarantine"
     keys = workdir / "dkim"
     keys.mkdir()
     key_path, _ = dkimkeys.generate("deliver.test", "q1", str(keys), algorithm="rsa")
     txt = dkimkeys.public_txt(dkimkeys.load_key(key_path, "deliver.test", "q1").key)
-    daemons = OwleryDaemons(workdir, which=("milter",), extra_config=(
-        'milter_inbound_stages = ["spam", "quarantine"]\nmilter_outbound_stages = ["dkim_sign"]\n'
-        f'spamd_endpoint = "tcp:127.0.0.1:{spamd.port}"\nspamd_timeout = "20s"\n'
-        f'spam_quarantine_level = 6.9\nquarantine_directory = "{qdir}"\n'
-        f'dkim_key_directory = "{keys}"\ndkim_sign_keys = {{ "deliver.test" = ["q1"] }}\n'))
-    daemons.start()
-    try:
-        pf = postfix_factory(main_cf=milter_main_cf(daemons.ports["milter"]), name="qnotify-postfix",
-                             transports={"deliver.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}"})
+    with maildir_lmtpd("owlery-qnotify-") as (work, lmtpd), \
+            milter_postfix(postfix_factory, workdir, "qnotify-postfix", (
+                'milter_inbound_stages = ["spam", "quarantine"]\nmilter_outbound_stages = ["dkim_sign"]\n'
+                f'spamd_endpoint = "tcp:127.0.0.1:{spamd.port}"\nspamd_timeout = "20s"\n'
+                'spam_quarantine_level = 6.9\n'
+                f'dkim_key_directory = "{keys}"\ndkim_sign_keys = {{ "deliver.test" = ["q1"] }}\n'),
+                transports={"deliver.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}"}) as (pf, _):
         cli_config = workdir / "cli.toml"
-        cli_config.write_text(f'quarantine_directory = "{qdir}"\n'
+        cli_config.write_text(f'quarantine_directory = "{workdir / "quarantine"}"\n'
                               f'quarantine_web_url = "{WEB}"\n'
                               f'quarantine_token_key_file = "{workdir / "token.key"}"\n'
                               f'submission_smtp_endpoint = "tcp:127.0.0.1:{pf.port}"\n')
         yield pf, work, cli_config, workdir / "token.key", txt
-        pf.stop()
-    finally:
-        daemons.stop()
-        lmtpd.stop()
-        remove_workdir(work)
 
 
 def test_the_digest_of_a_quarantined_gtube_message_reaches_the_recipient(stack):
@@ -74,8 +62,7 @@ def test_the_digest_of_a_quarantined_gtube_message_reaches_the_recipient(stack):
     result = pf.send(SENDER, [RCPT], msg, xclient={"ADDR": "192.0.2.7", "NAME": "mx.sender.test"})
     assert result.data[0] == 250
     pf.wait_for_log(r"%s: milter-discard" % result.queue_id)
-    listed = owlery(cli_config, "quarantine", "list", "--recipient", RCPT, "--json")
-    [rec] = [json.loads(line) for line in listed.stdout.splitlines()]
+    [rec] = quarantined(cli_config, "--recipient", RCPT)
 
     dry = owlery(cli_config, "quarantine", "notify", "--dry-run")
     assert dry.returncode == 0 and f"would send digest to <{RCPT}>: 1 message" in dry.stdout, dry.stderr

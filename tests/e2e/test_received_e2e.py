@@ -11,61 +11,18 @@ with a quarantined copy:
   X-Quarantine-Released.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.e2e.quarantine_stack import (GTUBE, OUTSIDE, SENDER, owlery, quarantine_stack, quarantined,
+                                        spam_milter_config)
 from tests.harness.postfix import build_message
-
-ROOT = Path(__file__).resolve().parents[2]
-GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-SENDER = "someone@sender.test"
-OUTSIDE = {"ADDR": "192.0.2.7", "NAME": "mx.sender.test"}
-
-
-def owlery(config, *argv):
-    return subprocess.run([sys.executable, "-m", "owlery.app.cli", *argv, "--config", str(config)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
 @pytest.fixture(scope="module")
 def stack(postfix_factory, harness_dirs, spamd):
-    workdir = harness_dirs("received-owlery")
-    qdir = workdir / "quarantine"
-    daemons = OwleryDaemons(workdir, which=("milter",), extra_config=(
-        'milter_inbound_stages = ["spam", "quarantine"]\n'
-        'milter_internal_networks = []\n'
-        f'spamd_endpoint = "tcp:127.0.0.1:{spamd.port}"\n'
-        'spamd_timeout = "20s"\n'
-        'spam_quarantine_level = 6.9\n'
-        f'quarantine_directory = "{qdir}"\n'))
-    daemons.start()
-    try:
-        pf = postfix_factory(main_cf={
-            "smtpd_milters": f"inet:127.0.0.1:{daemons.ports['milter']}", "milter_default_action": "tempfail",
-            "milter_connect_macros": "j {daemon_name} {daemon_addr} v _ {client_addr} {client_name}",
-            "milter_mail_macros": "i {auth_type} {auth_authen} {auth_author} {mail_addr}"}, name="received-postfix")
-        cli_config = workdir / "cli.toml"
-        cli_config.write_text(f'quarantine_directory = "{qdir}"\n'
-                              f'quarantine_release_smtp_endpoint = "tcp:127.0.0.1:{pf.reinject_port}"\n'
-                              f'quarantine_audit_log_path = "{workdir / "audit.log"}"\n')
-        yield pf, daemons, cli_config
-        pf.stop()
-    finally:
-        daemons.stop()
-
-
-@pytest.fixture
-def pf(stack):
-    postfix = stack[0]
-    postfix.clear_sent()
-    return postfix
+    with quarantine_stack(postfix_factory, harness_dirs("received-owlery"), "received-postfix",
+                          spam_milter_config(spamd)) as parts:
+        yield parts
 
 
 def _spamd_tests(status):
@@ -94,9 +51,7 @@ def test_released_message_keeps_its_received_and_spam_headers(stack, pf):
     result = pf.send(SENDER, ["carol@example.test"], msg, xclient=OUTSIDE)
     assert result.data[0] == 250                    # accepted, then discarded by the milter
     pf.wait_for_log(r"%s: milter-discard" % result.queue_id)
-    listed = owlery(cli_config, "quarantine", "list", "--recipient", "carol@example.test", "--json")
-    assert listed.returncode == 0, listed.stderr
-    [rec] = [json.loads(line) for line in listed.stdout.splitlines()]
+    [rec] = quarantined(cli_config, "--recipient", "carol@example.test")
     released = owlery(cli_config, "quarantine", "release", rec["mail_id"], "--by", "postmaster")
     assert released.returncode == 0, released.stderr
     [sent] = pf.wait_sent(1)

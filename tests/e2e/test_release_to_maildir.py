@@ -8,41 +8,21 @@ Maildir INBOX (new/), carrying the header that says who released it.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.delivery.daemon import Lmtpd, base_config, remove_workdir, shared_workdir
-from tests.e2e.test_content_e2e import GTUBE, SENDER, milter_main_cf, owlery
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.delivery.daemon import maildir_lmtpd
+from tests.e2e.quarantine_stack import GTUBE, SENDER, owlery, quarantine_stack, quarantined, spam_milter_config
 from tests.harness.postfix import build_message
 from tests.harness.procs import wait_until
 
 
 @pytest.fixture(scope="module")
 def stack(postfix_factory, harness_dirs, spamd):
-    work = shared_workdir("owlery-release-")
-    lmtpd = Lmtpd(work, base_config(work) + "delivery_use_directory = false\n").start()
-    workdir = harness_dirs("release-owlery")
-    qdir = workdir / "quarantine"
-    daemons = OwleryDaemons(workdir, which=("milter",), extra_config=(
-        'milter_inbound_stages = ["spam", "quarantine"]\nmilter_internal_networks = []\n'
-        f'spamd_endpoint = "tcp:127.0.0.1:{spamd.port}"\nspamd_timeout = "20s"\n'
-        f'spam_quarantine_level = 6.9\nquarantine_directory = "{qdir}"\n'))
-    daemons.start()
-    try:
-        pf = postfix_factory(main_cf=milter_main_cf(daemons.ports["milter"]), name="release-postfix",
-                             transports={"deliver.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}"})
-        cli_config = workdir / "cli.toml"
-        cli_config.write_text(f'quarantine_directory = "{qdir}"\n'
-                              f'quarantine_release_smtp_endpoint = "tcp:127.0.0.1:{pf.reinject_port}"\n'
-                              f'quarantine_audit_log_path = "{workdir / "audit.log"}"\n')
+    with maildir_lmtpd("owlery-release-") as (work, lmtpd), \
+            quarantine_stack(postfix_factory, harness_dirs("release-owlery"), "release-postfix",
+                             spam_milter_config(spamd),
+                             transports={"deliver.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}"}) as (pf, _, cli_config):
         yield pf, work, cli_config, lmtpd
-        pf.stop()
-    finally:
-        daemons.stop()
-        lmtpd.stop()
-        remove_workdir(work)
 
 
 def test_released_message_reaches_the_recipients_maildir(stack):
@@ -53,9 +33,7 @@ def test_released_message_reaches_the_recipients_maildir(stack):
     pf.wait_for_log(r"%s: milter-discard" % result.queue_id)
     inbox = work / "mail" / "deliver.test" / "dave" / "Maildir"
     assert not (inbox / "new").exists() or not list((inbox / "new").iterdir())
-    listed = owlery(cli_config, "quarantine", "list", "--recipient", "dave@deliver.test", "--json")
-    assert listed.returncode == 0, listed.stderr
-    [rec] = [json.loads(line) for line in listed.stdout.splitlines()]
+    [rec] = quarantined(cli_config, "--recipient", "dave@deliver.test")
     released = owlery(cli_config, "quarantine", "release", rec["mail_id"], "--by", "postmaster")
     assert released.returncode == 0, released.stderr
     wait_until(lambda: (inbox / "new").is_dir() and list((inbox / "new").iterdir()), 30,

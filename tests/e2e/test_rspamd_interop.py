@@ -73,7 +73,7 @@ def rspamd(harness_dirs, dns, keys):
 def owlery(dns, keys):
     """build(**settings) -> run(raw, **drive kwargs) -> (code, FakeMilterContext)."""
     from milters.adapter import make_factory
-    from milters.stages import Pipeline, Services
+    from milters.stages import StagePipeline, Services
     from milters.testing import FakeMilterContext, drive
     from owlery.dns import build_resolver
 
@@ -81,7 +81,7 @@ def owlery(dns, keys):
         settings = Settings().replace(milter_authserv_id=AUTHSERV, milter_internal_networks=[],
                                       dkim_key_directory=str(keys[0]), dns_nameservers=["127.0.0.1"],
                                       dns_port=dns.port, dns_timeout=2, **values)
-        cls = make_factory(settings, Pipeline(settings, Services(resolver=build_resolver(settings))))
+        cls = make_factory(settings, StagePipeline(settings, Services(resolver=build_resolver(settings))))
 
         def run(raw, **kw):
             ctx = FakeMilterContext()

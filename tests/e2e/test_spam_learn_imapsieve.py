@@ -1,8 +1,10 @@
 """Learn-on-move: a user moves mail into Junk (and back out) over real Dovecot IMAP, Dovecot's
-imapsieve pipes it to `owlery spam learn --stdin`, and spamd's Bayes counts rise.
+imapsieve pipes it to `owlery spam learn --stdin --for USER`, and spamd's Bayes counts rise.
 
-The Dovecot configuration is the one README "Spam learning" shows (imap_sieve plugin,
-sieve_imapsieve + sieve_extprograms, two small Sieve scripts and a one-line pipe program).
+The Dovecot configuration, the two Sieve scripts and the pipe program are the files shipped
+in contrib/dovecot/, read from there: only their /etc paths are pointed at this test's
+directories. With spam_learn_per_user the lessons are the moving user's (the learn memory
+in the state store is keyed by that user).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import pwd
 import re
 import secrets
+import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,33 +25,16 @@ from tests.harness.procs import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 USER = "alice@example.org"
 
-REPORT_SPAM = """require ["vnd.dovecot.pipe", "copy", "imapsieve", "environment", "variables"];
-if environment :matches "imap.user" "*" { set "username" "${1}"; }
-pipe :copy "owlery-learn" ["spam", "${username}"];
-"""
-REPORT_HAM = """require ["vnd.dovecot.pipe", "copy", "imapsieve", "environment", "variables"];
-if environment :matches "imap.mailbox" "*" { set "mailbox" "${1}"; }
-if string "${mailbox}" "Trash" { stop; }
-if environment :matches "imap.user" "*" { set "username" "${1}"; }
-pipe :copy "owlery-learn" ["ham", "${username}"];
-"""
-IMAPSIEVE_CONF = """
-protocol imap {{
-  mail_plugins = $mail_plugins imap_sieve
-}}
-plugin {{
-  sieve_plugins = sieve_imapsieve sieve_extprograms
-  imapsieve_mailbox1_name = Junk
-  imapsieve_mailbox1_causes = COPY APPEND
-  imapsieve_mailbox1_before = file:{d}/report-spam.sieve
-  imapsieve_mailbox2_name = *
-  imapsieve_mailbox2_from = Junk
-  imapsieve_mailbox2_causes = COPY
-  imapsieve_mailbox2_before = file:{d}/report-ham.sieve
-  sieve_pipe_bin_dir = {d}/bin
-  sieve_global_extensions = +vnd.dovecot.pipe +vnd.dovecot.environment
-}}
-"""
+CONTRIB = ROOT / "contrib" / "dovecot"
+
+
+def _contrib(name: str, replacements: dict[str, str]) -> str:
+    """A shipped file with its installed paths pointed elsewhere (each must be in the file)."""
+    text = (CONTRIB / name).read_text()
+    for old, new in replacements.items():
+        assert old in text, f"contrib/dovecot/{name} no longer says {old!r}"
+        text = text.replace(old, new)
+    return text
 
 
 def _bayes_counts(spamd) -> tuple[int, int]:
@@ -83,18 +69,19 @@ def setup(spamd):
     os.chown(home, nobody.pw_uid, nobody.pw_gid)
     sieve_dir = work / "sieve"
     (sieve_dir / "bin").mkdir(parents=True)
-    (sieve_dir / "report-spam.sieve").write_text(REPORT_SPAM)
-    (sieve_dir / "report-ham.sieve").write_text(REPORT_HAM)
+    for script in ("report-spam.sieve", "report-ham.sieve"):
+        (sieve_dir / script).write_text(_contrib(script, {}))
     cfg = work / "owlery.toml"
     # The mail user runs the pipe: its memory lives where it can write, the spamd is the harness's.
     state = work / "state"
     state.mkdir()
     os.chown(state, nobody.pw_uid, nobody.pw_gid)
     cfg.write_text(f'spamd_endpoint = "tcp:127.0.0.1:{spamd.port}"\nstate_sqlite_path = "{state}/state.sqlite"\n'
-                   'spamd_user = "debian-spamd"\n')
+                   'spamd_user = "debian-spamd"\nspam_learn_per_user = true\n')
     os.chmod(cfg, 0o644)
     learn = sieve_dir / "bin/owlery-learn"
-    learn.write_text(f'#!/bin/sh\nexec {ROOT}/.venv/bin/owlery spam learn -c {cfg} --stdin --"$1" >/dev/null\n')
+    learn.write_text(_contrib("owlery-learn", {"OWLERY=/usr/local/bin/owlery\n": f"OWLERY={ROOT}/.venv/bin/owlery\n",
+                                               "OWLERY_CONFIG=/etc/owlery/owlery.toml\n": f"OWLERY_CONFIG={cfg}\n"}))
     learn.chmod(0o755)
     yield work, home, sieve_dir
     subprocess.run(["rm", "-rf", str(work)], check=False)
@@ -104,8 +91,8 @@ def test_moving_into_junk_teaches_spam_and_out_of_it_teaches_ham(setup, spamd):
     from tests.harness.dovecot import DovecotInstance
     work, home, sieve_dir = setup
     spam0, ham0 = _bayes_counts(spamd)
-    with DovecotInstance(work / "dovecot", {USER: str(home)},
-                         extra_conf=IMAPSIEVE_CONF.format(d=sieve_dir)) as dovecot:
+    conf = _contrib("90-owlery-imapsieve.conf", {"/etc/dovecot/sieve/": f"{sieve_dir}/"})
+    with DovecotInstance(work / "dovecot", {USER: str(home)}, extra_conf=conf) as dovecot:
         for sub in ("report-spam", "report-ham"):      # precompiled: the mail user cannot write here
             subprocess.run(["sievec", "-c", str(dovecot.conf_path), str(sieve_dir / f"{sub}.sieve")],
                            check=True, capture_output=True, timeout=60)
@@ -130,3 +117,7 @@ def test_moving_into_junk_teaches_spam_and_out_of_it_teaches_ham(setup, spamd):
         _wait(lambda: _bayes_counts(spamd) == (spam0 + 1, ham0 + 1), "spamd relearned it as ham", dovecot)
         imap.logout()
     assert _bayes_counts(spamd) == (spam0 + 1, ham0 + 1), dovecot.log()
+    # The pipe named the user (imap.user) and the per-user lessons were remembered as theirs.
+    with sqlite3.connect(work / "state" / "state.sqlite") as db:
+        users = {key.split(":")[1] for (key,) in db.execute("SELECT key FROM kv WHERE key LIKE 'spamlearn:%'")}
+    assert users == {USER}, users

@@ -13,33 +13,16 @@ recipients' levels:
 - a message both are over (GTUBE) is quarantined whole, for both.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.e2e.quarantine_stack import GTUBE, OUTSIDE, SENDER, owlery, quarantine_stack, quarantined
 from tests.harness.postfix import build_message
 from tests.harness.spamd import Spamd
 
-ROOT = Path(__file__).resolve().parents[2]
-GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 MARKER = "owlery midscore marker phrase"
-SENDER = "someone@sender.test"
 ALICE, BOB = "alice@example.test", "bob@example.test"
-# An Internet client, so the milter runs the inbound stages (127.0.0.0/8 stays internal, as by default).
-OUTSIDE = {"ADDR": "192.0.2.7", "NAME": "mx.sender.test"}
 MILTER_KEYS = ("smtpd_milters", "non_smtpd_milters", "milter_default_action", "milter_connect_macros",
                "milter_mail_macros")
-
-
-def owlery(config, *argv):
-    return subprocess.run([sys.executable, "-m", "owlery.app.cli", *argv, "--config", str(config)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
 @pytest.fixture(scope="module")
@@ -53,44 +36,23 @@ def marker_spamd(harness_dirs):
 
 @pytest.fixture(scope="module")
 def stack(postfix_factory, harness_dirs, marker_spamd, slapd):
-    workdir = harness_dirs("levels-owlery")
-    qdir = workdir / "quarantine"
-    daemons = OwleryDaemons(workdir, which=("milter",), extra_config=(
-        'milter_inbound_stages = ["spam", "quarantine"]\n'
-        f'spamd_endpoint = "tcp:127.0.0.1:{marker_spamd.port}"\n'
-        'spamd_timeout = "20s"\n'
-        'spam_quarantine_level = 6.9\n'
-        'spam_directory_levels = true\n'
-        'directory_backend = "ldap"\n'
-        f'ldap_servers = ["{slapd.url}"]\n'
-        f'ldap_base_dn = "{slapd.base_dn}"\n'
-        f'quarantine_directory = "{qdir}"\n'))
-    daemons.start()
-    try:
-        wiring = {k: v for k, v in daemons.main_cf(["example.test"]).items() if k in MILTER_KEYS}
-        pf = postfix_factory(main_cf=wiring, name="levels-postfix")
-        cli_config = workdir / "cli.toml"
-        cli_config.write_text(f'quarantine_directory = "{qdir}"\n'
-                              'quarantine_release_method = "sendmail"\n'
-                              f'quarantine_release_sendmail_config_directory = "{pf.config_dir}"\n'
-                              f'quarantine_audit_log_path = "{workdir / "audit.log"}"\n')
-        yield pf, daemons, cli_config
-        pf.stop()
-    finally:
-        daemons.stop()
+    def wiring(daemons):
+        return {k: v for k, v in daemons.main_cf(["example.test"]).items() if k in MILTER_KEYS}
 
+    def release(pf):
+        return ('quarantine_release_method = "sendmail"\n'
+                f'quarantine_release_sendmail_config_directory = "{pf.config_dir}"\n')
 
-@pytest.fixture
-def pf(stack):
-    postfix = stack[0]
-    postfix.clear_sent()
-    return postfix
-
-
-def quarantined(cli_config, *filters):
-    listed = owlery(cli_config, "quarantine", "list", "--json", *filters)
-    assert listed.returncode == 0, listed.stderr
-    return [json.loads(line) for line in listed.stdout.splitlines()]
+    with quarantine_stack(postfix_factory, harness_dirs("levels-owlery"), "levels-postfix", (
+            'milter_inbound_stages = ["spam", "quarantine"]\n'
+            f'spamd_endpoint = "tcp:127.0.0.1:{marker_spamd.port}"\n'
+            'spamd_timeout = "20s"\n'
+            'spam_quarantine_level = 6.9\n'
+            'spam_directory_levels = true\n'
+            'directory_backend = "ldap"\n'
+            f'ldap_servers = ["{slapd.url}"]\n'
+            f'ldap_base_dn = "{slapd.base_dn}"\n'), main_cf=wiring, release=release) as parts:
+        yield parts
 
 
 def test_recipient_over_own_kill_level_is_quarantined_the_other_gets_it_then_sendmail_release(stack, pf):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.e2e.policyd_stack import policyd_postfix
 from tests.harness.postfix import build_message
 
 
@@ -17,20 +17,12 @@ def stack(postfix_factory, harness_dirs, dns_stub):
     dns_stub.add("spf-fail.example.com", "TXT", "v=spf1 ip4:203.0.113.0/24 -all")
     dns_stub.add("mail.spf-pass.example.com", "TXT", "v=spf1 a -all")
     dns_stub.add("mail.spf-pass.example.com", "A", "192.0.2.7")
-    workdir = harness_dirs("spf-owlery")
-    daemons = OwleryDaemons(workdir, which=("policyd",), extra_config=(
-        'policyd_checks = { RCPT = ["spf"] }\n'
-        'dns_nameservers = ["127.0.0.1"]\n'
-        f"dns_port = {dns_stub.port}\n"
-        'spf_query_time_limit = "5s"\n'))
-    daemons.start()
-    try:
-        policy = dict(daemons.main_cf(["unused.test"]))["smtpd_recipient_restrictions"]
-        pf = postfix_factory(main_cf={"smtpd_recipient_restrictions": policy}, name="spf-postfix")
-        yield pf, daemons
-        pf.stop()
-    finally:
-        daemons.stop()
+    with policyd_postfix(postfix_factory, harness_dirs("spf-owlery"), "spf-postfix", (
+            'policyd_checks = { RCPT = ["spf"] }\n'
+            'dns_nameservers = ["127.0.0.1"]\n'
+            f"dns_port = {dns_stub.port}\n"
+            'spf_query_time_limit = "5s"\n')) as parts:
+        yield parts
 
 
 def test_spf_fail_rejected(stack):

@@ -22,9 +22,8 @@ import pytest
 from owlery.directory.auth import sha_crypt
 from owlery.quarantine.tokenkey import read_key
 from owlery.quarantine.tokens import sign
-from tests.delivery.daemon import Lmtpd, base_config, remove_workdir, shared_workdir
-from tests.e2e.test_content_e2e import GTUBE, SENDER, milter_main_cf
-from tests.harness.owlery_daemons import OwleryDaemons
+from tests.delivery.daemon import maildir_lmtpd
+from tests.e2e.quarantine_stack import GTUBE, SENDER, milter_postfix, reinject_release, spam_milter_config
 from tests.harness.postfix import build_message
 from tests.harness.procs import wait_until
 from tests.web.server import WebServer, token_key_file
@@ -47,45 +46,32 @@ def maildir_new(work, user):
 
 @pytest.fixture(scope="module")
 def stack(postfix_factory, harness_dirs, spamd):
-    work = shared_workdir("owlery-web-e2e-")
-    lmtpd = Lmtpd(work, base_config(work) + "delivery_use_directory = false\n").start()
     workdir = harness_dirs("web-owlery")
-    qdir = workdir / "quarantine"
-    daemons = OwleryDaemons(workdir, which=("milter",), extra_config=(
-        'milter_inbound_stages = ["spam", "quarantine"]\nmilter_internal_networks = []\n'
-        f'spamd_endpoint = "tcp:127.0.0.1:{spamd.port}"\nspamd_timeout = "20s"\n'
-        f'spam_quarantine_level = 6.9\nquarantine_directory = "{qdir}"\n'))
-    daemons.start()
-    web = None
-    try:
-        pf = postfix_factory(main_cf=milter_main_cf(daemons.ports["milter"]), name="web-postfix",
-                             transports={"deliver.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}"})
+    with maildir_lmtpd("owlery-web-e2e-") as (work, lmtpd), \
+            milter_postfix(postfix_factory, workdir, "web-postfix", spam_milter_config(spamd),
+                           transports={"deliver.test": f"lmtp:inet:127.0.0.1:{lmtpd.port}"}) as (pf, _):
         passwd = workdir / "passwd"
         passwd.write_text("".join(f"{u}:{{SHA512-CRYPT}}{sha_crypt(p.encode(), '$6$owlerytest$')}\n"
                                   for u, p in USERS.items()))
         key_file = token_key_file(workdir)
-        web = WebServer(workdir, f'quarantine_directory = "{qdir}"\n'
-                                 f'quarantine_release_smtp_endpoint = "tcp:127.0.0.1:{pf.reinject_port}"\n'
-                                 f'quarantine_token_key_file = "{key_file}"\nfiles_passwords = "{passwd}"\n'
-                                 'web_admins = ["admin@deliver.test"]\n').start()
-        sent = {}
-        for name, rcpt in (("dave-1", "dave"), ("dave-2", "dave"), ("dave-link", "dave"), ("erin-1", "erin"),
-                           ("erin-2", "erin")):
-            msg = build_message(sender=SENDER, to=f"{rcpt}@deliver.test", subject=f"cheap watches {name}",
-                                body=GTUBE + "\n")
-            result = pf.send(SENDER, [f"{rcpt}@deliver.test"], msg)
-            assert result.data[0] == 250
-            sent[name] = result.queue_id
-        for qid in sent.values():
-            pf.wait_for_log(r"%s: milter-discard" % qid)
-        yield pf, work, web, read_key(str(key_file))
-        pf.stop()
-    finally:
-        if web is not None:
+        web = WebServer(workdir, f'quarantine_directory = "{workdir / "quarantine"}"\n' + reinject_release(pf)
+                        + f'quarantine_token_key_file = "{key_file}"\nfiles_passwords = "{passwd}"\n'
+                        'web_admins = ["admin@deliver.test"]\n')
+        try:
+            web.start()
+            sent = {}
+            for name, rcpt in (("dave-1", "dave"), ("dave-2", "dave"), ("dave-link", "dave"), ("erin-1", "erin"),
+                               ("erin-2", "erin")):
+                msg = build_message(sender=SENDER, to=f"{rcpt}@deliver.test", subject=f"cheap watches {name}",
+                                    body=GTUBE + "\n")
+                result = pf.send(SENDER, [f"{rcpt}@deliver.test"], msg)
+                assert result.data[0] == 250
+                sent[name] = result.queue_id
+            for qid in sent.values():
+                pf.wait_for_log(r"%s: milter-discard" % qid)
+            yield pf, work, web, read_key(str(key_file))
+        finally:
             web.stop()
-        daemons.stop()
-        lmtpd.stop()
-        remove_workdir(work)
 
 
 @pytest.fixture(scope="module")

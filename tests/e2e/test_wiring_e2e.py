@@ -12,26 +12,34 @@ LDAP variant's example.test; the pipe's user=, see LDA_USER). Then, from an outs
 
 - the printed virtual_mailbox_domains lists the directory's domains (files variant: both
   map-file domains) or asks `owlery socketmap` (ldap, with virtual_alias_maps: an LDAP
-  group sent through Postfix reaches every member once), and the printed pipe line
-  carries `-c FILE`;
+  group sent through Postfix is expanded by Postfix, the maillog shows each member with
+  orig_to=<group>, since lmtpd here refuses groups, delivery_alias_expansion = "refuse"),
+  and the printed pipe line carries `-c FILE`;
 - an unknown user is refused at RCPT (550 5.1.1), a known one is delivered into its Maildir
-  by `owlery lmtpd` over the printed LMTP virtual_transport;
+  by `owlery lmtpd` over the printed LMTP virtual_transport; (ldap) the printed
+  virtual_mailbox_maps refuses the unknown user in Postfix itself, policy service removed;
 - with virtual_transport switched to the printed `owlery` pipe service, `owlery-lda -c FILE`
   delivers into the same Maildir, handing the message to the running lmtpd it finds through
   FILE's lmtpd_listen (a non-default settings path: without -c it would know neither lmtpd's
   endpoint nor the directory or the Maildir layout);
 - (files variant, once) with spamd stopped the milter's spam stage answers 451 4.7.1 at end
-  of data, and once spamd is back the client's retry is accepted and delivered.
+  of data, and once spamd is back the client's retry is accepted and delivered;
+- (files variant) GTUBE from the outside client is quarantined by the milter; `owlery quarantine
+  release --config FILE ID` sends it to the printed release smtpd, whose maillog lines
+  (syslog_name postfix/owlery-release) take it without the milter, and it is delivered with
+  the Received line of its first arrival, X-Spam-* and X-Quarantine-Released.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
 import os
 import pwd
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +54,7 @@ OWLERY = Path(sys.executable).parent / "owlery"      # the installed command, as
 SENDER = "news@outside.test"
 OUTSIDE = {"ADDR": "192.0.2.44", "NAME": "mx.outside.test"}
 FILES_DOMAINS = ("wired.test", "second.test")
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 # The printed pipe line runs the LDA as user=vmail, which this machine does not have; the
 # test runs it as nobody, who owns the test's mail tree (the only change made to that line).
 LDA_USER = "nobody"
@@ -123,10 +132,15 @@ def files_stack(postfix_factory, harness_dirs, dns_stub, wiring_spamd):
         (workdir / "mailboxes").write_text("".join(f"alice@{d} {d}/alice/Maildir\n" for d in FILES_DOMAINS))
         return (f'files_mailboxes = "{workdir}/mailboxes"\n'
                 f'files_maildir_base = "{mail}"\n'
-                # the default inbound stages plus spamd's score (the spamd-down test)
-                'milter_inbound_stages = ["spf", "dkim_verify", "arc_verify", "dmarc", "authres", "spam"]\n'
+                # the default inbound stages plus spamd's score (the spamd-down test) and the
+                # quarantine (the release test)
+                'milter_inbound_stages = ["spf", "dkim_verify", "arc_verify", "dmarc", "authres", "spam", '
+                '"quarantine"]\n'
                 f'spamd_endpoint = "tcp:127.0.0.1:{wiring_spamd.port}"\n'
-                'spamd_timeout = "20s"\n')
+                'spamd_timeout = "20s"\n'
+                'spam_quarantine_level = 6.9\n'
+                f'quarantine_directory = "{workdir}/quarantine"\n'
+                f'quarantine_audit_log_path = "{workdir}/state/quarantine-audit.log"\n')
     stack = build_stack(postfix_factory, harness_dirs, dns_stub, "files", extra, {})
     stack.update(domain=FILES_DOMAINS[0], domains=sorted(FILES_DOMAINS), spamd=wiring_spamd)
     yield stack
@@ -140,7 +154,9 @@ def ldap_stack(postfix_factory, harness_dirs, dns_stub, slapd):
         return ('directory_backend = "ldap"\n'
                 f'ldap_servers = ["{slapd.url}"]\n'
                 f'ldap_base_dn = "{slapd.base_dn}"\n'
-                'ldap_domains = ["example.test"]\n')
+                'ldap_domains = ["example.test"]\n'
+                # lmtpd refuses a group: only Postfix's expansion (virtual_alias_maps) delivers it
+                'delivery_alias_expansion = "refuse"\n')
     # The harness relays example.test to its sink by default; Postfix must not see the
     # domain both there and in the printed virtual_mailbox_domains.
     # Postfix reads the LDAP directory's domains and aliases through `owlery socketmap`, which
@@ -191,8 +207,10 @@ def test_printed_lines_name_the_directory_domains_and_the_settings_path(stack):
         sm = f"socketmap:inet:127.0.0.1:{ports['socketmap']}"
         assert main["virtual_mailbox_domains"] == f"{sm}:virtual_mailbox_domains", stack["printed"]
         assert main["virtual_alias_maps"] == f"{sm}:virtual_alias_maps"
+        assert main["virtual_mailbox_maps"] == f"{sm}:relay_recipient_maps"
     else:
         assert main["virtual_mailbox_domains"].split() == stack["domains"], stack["printed"]
+        assert "virtual_mailbox_maps" not in main     # files_mailboxes is no Postfix table (see postfix.py)
     assert main["virtual_transport"] == f"lmtp:inet:127.0.0.1:{ports['lmtpd']}"
     assert main["smtpd_milters"] == f"inet:127.0.0.1:{ports['milter']}"
     assert f"inet:127.0.0.1:{ports['policyd']}" in main["smtpd_recipient_restrictions"]
@@ -265,15 +283,77 @@ def test_spamd_stopped_defers_at_end_of_data_and_retry_is_accepted(files_stack):
 
 def test_ldap_group_is_expanded_by_postfix_through_the_socketmap(ldap_stack):
     stack = ldap_stack
+    pf, daemons = stack["pf"], stack["daemons"]
+    assert daemons.settings.delivery_alias_expansion == "refuse"      # lmtpd would refuse csall itself
     subject = "to the csall group"
-    result = send_outside(stack["pf"], "csall@example.test", subject)
+    result = send_outside(pf, "csall@example.test", subject)
     assert result.data is not None and result.data[0] == 250, (result.rcpt, result.data)
     for member in ("alice", "bob"):
-        deadline = time.monotonic() + 30
-        while True:
-            hits = [p for p in (stack["mail"] / "example.test" / member / "Maildir").rglob("*")
-                    if p.is_file() and p.parent.name in ("new", "cur") and subject.encode() in p.read_bytes()]
-            if hits or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)   # polling the Maildir until the deadline, not a readiness guess
-        assert len(hits) == 1, (member, stack["pf"].maillog()[-3000:])
+        # Postfix expanded the group (orig_to) and handed each member to lmtpd on its own
+        pf.wait_for_log(r"%s: to=<%s@example\.test>, orig_to=<csall@example\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d"
+                        r".*status=sent" % (result.queue_id, member, daemons.ports["lmtpd"]), timeout=30)
+        hits = [p for p in (stack["mail"] / "example.test" / member / "Maildir").rglob("*")
+                if p.is_file() and p.parent.name in ("new", "cur") and subject.encode() in p.read_bytes()]
+        assert len(hits) == 1, (member, pf.maillog()[-3000:])
+    assert not re.search(r" to=<csall@example\.test>", pf.maillog())     # never handed to lmtpd as is
+
+
+def test_ldap_printed_mailbox_map_refuses_unknown_users_in_postfix_itself(ldap_stack):
+    """Without the policy service, Postfix's own check against the printed virtual_mailbox_maps
+    (the socketmap) still refuses an unknown user at RCPT and lets a known one through."""
+    pf, domain = ldap_stack["pf"], ldap_stack["domain"]
+    main = {**ldap_stack["main"], **ldap_stack["harness_owned"]}
+    unguarded = {name: value for name, value in main.items() if "check_policy_service" not in value}
+    pf.configure(main_cf={**unguarded, "smtpd_recipient_restrictions": ""})
+    try:
+        code, text = send_outside(pf, f"nobody@{domain}", "no policy").rcpt[f"nobody@{domain}"]
+        assert (code, text) == (550, f"5.1.1 <nobody@{domain}>: Recipient address rejected: "
+                                     "User unknown in virtual mailbox table"), (code, text)
+        subject = f"no policy service {domain}"
+        result = send_outside(pf, f"alice@{domain}", subject)
+        assert result.data is not None and result.data[0] == 250, (result.rcpt, result.data)
+        wait_delivered(ldap_stack, subject)
+    finally:
+        pf.configure(main_cf=main)
+
+
+def test_quarantined_mail_is_released_through_the_printed_release_service(files_stack):
+    pf, daemons, domain = files_stack["pf"], files_stack["daemons"], files_stack["domain"]
+    config = daemons.config_path
+    release_port = int(daemons.settings.quarantine_release_smtp_endpoint.rpartition(":")[2])
+    assert f"127.0.0.1:{release_port} inet n  -  n  -  -  smtpd\n" in files_stack["master"]
+    subject = "cheap watches"
+    msg = build_message(sender=SENDER, to=f"alice@{domain}", subject=subject, body=GTUBE + "\n")
+    result = pf.send(SENDER, [f"alice@{domain}"], msg, xclient=OUTSIDE)
+    assert result.data[0] == 250, result.data              # taken, then discarded into the quarantine
+    pf.wait_for_log(r"%s: milter-discard" % result.queue_id, timeout=30)
+    listed = subprocess.run([str(OWLERY), "quarantine", "list", "--json", "--recipient", f"alice@{domain}",
+                             "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    [record] = [json.loads(line) for line in listed.stdout.splitlines()]
+    decisions = daemons.log("milter").count("END-OF-MESSAGE")
+    start = len(pf.maillog())
+    released = subprocess.run([str(OWLERY), "quarantine", "release", "--config", str(config), record["mail_id"]],
+                              capture_output=True, text=True, timeout=60)
+    assert released.returncode == 0, released.stderr
+    assert released.stdout == f"released {record['mail_id']} to <alice@{domain}>\n"
+    # the printed release smtpd took it (its own syslog_name), and lmtpd delivered it
+    release_id = pf.wait_for_log(r"postfix/owlery-release/smtpd\[\d+\]: (\w+): client=localhost\[127\.0\.0\.1\]",
+                                 start=start).group(1)
+    pf.wait_for_log(r"%s: to=<alice@%s>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d.*status=sent"
+                    % (release_id, re.escape(domain), daemons.ports["lmtpd"]), start=start, timeout=30)
+    raw = wait_delivered(files_stack, subject).read_bytes()
+    parsed = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert f"id={record['mail_id']}" in parsed["X-Quarantine-Released"]
+    received = [" ".join(r.split()) for r in parsed.get_all("Received")]
+    # lmtpd's line, the release smtpd's (from the CLI on loopback), then the first arrival's
+    assert "with LMTP" in received[0] and f"with ESMTP id {release_id} " in received[1], received
+    assert "[127.0.0.1]" in received[1].split(" by ")[0], received
+    [first] = [r for r in received if "192.0.2.44" in r]                  # the line of its first arrival
+    assert first.startswith("from client.example.test (mx.outside.test [192.0.2.44]) by mx.example.test (Postfix) "
+                            f"with ESMTP id {result.queue_id} "), first
+    assert parsed["X-Spam-Flag"] == "YES"
+    assert parsed["X-Spam-Status"].startswith("Yes, score=") and "GTUBE" in parsed["X-Spam-Status"]
+    # the milter saw the message once: no decision for the released copy
+    assert daemons.log("milter").count("END-OF-MESSAGE") == decisions
+    assert release_id not in daemons.log("milter")

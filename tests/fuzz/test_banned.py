@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from milters import effects as fx
 from milters.session import MilterSession
 from milters.stages import Services
-from milters.stages.banned import BannedRules, BannedStage, Finding, ScanResult, scan
+from milters.stages.banned import BannedRules, BannedStage, Finding, BannedScanResult, scan
 from owlery.reply import Reply
 from owlery.settings import Settings, import_section
 from tests.fuzz.fuzzlib import MUTATION, budget, corpus, mutants, mutate, split_headers
@@ -103,7 +103,7 @@ def stored_zip(name: str, data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def timed_scan(raw: bytes) -> ScanResult:
+def timed_scan(raw: bytes) -> BannedScanResult:
     start = time.process_time()
     result = scan(raw, RULES)
     assert time.process_time() - start < RULES.scan_time_max
@@ -119,7 +119,7 @@ def _under(prefix: str, findings) -> tuple[Finding, ...]:
 def check_zip(data: bytes) -> None:
     alone = timed_scan(attach("a.zip", data))
     wrapped = timed_scan(attach("o.zip", stored_zip("a.zip", data)))
-    assert wrapped == ScanResult(_under("o.zip", alone.banned), _under("o.zip", alone.encrypted),
+    assert wrapped == BannedScanResult(_under("o.zip", alone.banned), _under("o.zip", alone.encrypted),
                                  _under("o.zip", alone.undecidable)), (alone, wrapped)
 
 

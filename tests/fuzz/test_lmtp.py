@@ -1,9 +1,9 @@
 """Fuzz: the sans-I/O LMTP server core (sieve/delivery/lmtp.py) fed arbitrary lines and bytes.
 
 A fake adapter answers every CheckRecipient and Deliver at once. Whatever the input and
-however it is cut into reads: no exception; only the documented actions (Send,
-CheckRecipient, Deliver, Close), nothing after a pending question in one batch and nothing
-at all after Close; every reply line is a valid SMTP reply (three digits, space or hyphen,
+however it is cut into reads: no exception; only the documented actions (SendReply,
+CheckRecipient, Deliver, CloseConnection), nothing after a pending question in one batch and nothing
+at all after CloseConnection; every reply line is a valid SMTP reply (three digits, space or hyphen,
 printable ASCII, CRLF-ended, no CR or LF inside), single-line replies carry an enhanced
 status code of their class from the module's catalogue (or the fake adapter's); the whole
 transcript is the same for every way of cutting the input; delivered transactions keep the
@@ -84,11 +84,11 @@ def drive(chunks: list[bytes], limits: lmtp.Limits = LIMITS) -> list:
         queue = list(actions)
         while queue:
             action = queue.pop(0)
-            assert not closed, f"{action!r} after Close"
+            assert not closed, f"{action!r} after CloseConnection"
             transcript.append(action)
-            if isinstance(action, lmtp.Send):
+            if isinstance(action, lmtp.SendReply):
                 check_send(action.data, first)
-            elif isinstance(action, lmtp.Close):
+            elif isinstance(action, lmtp.CloseConnection):
                 closed = True
             elif isinstance(action, lmtp.CheckRecipient):
                 assert not queue, "actions after a pending recipient check"

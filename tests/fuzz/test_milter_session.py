@@ -40,7 +40,7 @@ from milters import dkimkeys
 from milters import effects as fx
 from milters.adapter import make_factory
 from milters.session import MilterSession
-from milters.stages import Pipeline, Services
+from milters.stages import StagePipeline, Services
 from milters.testing import FakeMilterContext
 from owlery.settings import Settings, import_section
 from tests.fuzz.fuzzlib import CUTS, budget, corpus, mime_message, mutants, split, split_headers
@@ -116,7 +116,7 @@ class FakeResolver:
 
 
 RESOLVER = FakeResolver()
-PIPELINE = Pipeline(SETTINGS, Services(resolver=RESOLVER, now=lambda: NOW))
+PIPELINE = StagePipeline(SETTINGS, Services(resolver=RESOLVER, now=lambda: NOW))
 FACTORY = make_factory(SETTINGS, PIPELINE)
 BASE_RECORDS = {
     ("e1._domainkey.example.net", "TXT"): [DKIM_TXT],

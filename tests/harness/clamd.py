@@ -18,8 +18,7 @@ import shutil
 import socket
 import struct
 
-from .procs import (LOOPBACK, HarnessError, ManagedProcess, free_port, make_dir,
-                    retry_on_port_race, wait_until)
+from .procs import LOOPBACK, HarnessError, ManagedProcess, ServerProcess, make_dir, wait_until
 
 CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
 
@@ -59,7 +58,7 @@ def clamd_command(port=None, path=None, command=b"PING", payload=None, timeout=5
         s.close()
 
 
-class Clamd:
+class Clamd(ServerProcess):
     """clamd with a private config and signature database.
 
     Attributes: port (TCP on 127.0.0.1), socket_path (unix socket, mode 666), db_dir,
@@ -75,8 +74,6 @@ class Clamd:
         self.conf_path = self.workdir / "clamd.conf"
         self.log_path = self.workdir / "clamd.log"
         self.signatures = dict(signatures or {})
-        self.port = None
-        self.proc = None
 
     def _write_db(self):
         ndb = ["%s:0:*:%s" % (EICAR_NAME, EICAR.hex())]
@@ -102,28 +99,12 @@ class Clamd:
             "SelfCheck 0\n"
             "Bytecode no\n")
 
-    def start(self, timeout=30.0):
-        if self.proc is not None and self.proc.alive():
-            return self
-        self._write_db()
-        if self.port is None:
-            def attempt():
-                self.port = free_port()
-                self._spawn(timeout)
-            retry_on_port_race(attempt)
-        else:
-            self._spawn(timeout)
-        return self
-
     def _spawn(self, timeout):
+        self._write_db()
         self._write_conf()
-        self.proc = ManagedProcess([CLAMD, "-c", self.conf_path], "clamd", self.workdir / "clamd.out",
-                                   extra_logs=[self.log_path]).start()
-        try:
-            wait_until(self.ping, timeout, "clamd on port %d" % self.port, self.proc)
-        except HarnessError:
-            self.proc.stop()
-            raise
+        with self._started(ManagedProcess([CLAMD, "-c", self.conf_path], "clamd", self.workdir / "clamd.out",
+                                          extra_logs=[self.log_path])) as proc:
+            wait_until(self.ping, timeout, "clamd on port %d" % self.port, proc)
 
     def ping(self):
         try:
@@ -141,20 +122,6 @@ class Clamd:
         if result == "OK":
             return "OK", None
         raise HarnessError("clamd INSTREAM: %r" % reply)
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.stop()
-
-    def restart(self):
-        self.stop()
-        return self.start()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def __repr__(self):
         return "<Clamd 127.0.0.1:%s %s>" % (self.port, self.socket_path)

@@ -4,9 +4,11 @@
 redis, clamd, spamd, postgres: the harness classes; Redis and PostgreSQL are always private
 ones, since they get killed), `owlery policyd|milter|lmtpd` (OwleryDaemons) with one
 settings file wired to them, and a private Postfix whose Owlery lines come from
-owlery.app.postfix (what `owlery postfix` prints). `kill(name)` sends SIGKILL to the whole
-process group of a server or daemon; `restart(name)` brings it back on the same port and
-waits until it answers. Greylisting runs with no delay and no in-process memory (every RCPT
+owlery.app.postfix (what `owlery postfix` prints). With slapd the directory is LDAP, and
+those lines have Postfix read its domains and aliases through `owlery socketmap`: it is
+then started too (named in `daemons` or not), and killed and restarted like the others.
+`kill(name)` sends SIGKILL to the whole process group of a server or daemon;
+`restart(name)` brings it back on the same port and waits until it answers. Greylisting runs with no delay and no in-process memory (every RCPT
 asks Redis); rate limits count every message in Redis; every 10th message is GTUBE, which
 the milter quarantines in PostgreSQL (when those are there). PostgreSQL commits
 synchronously here, as Owlery expects (the harness turns that off for speed), so a killed
@@ -47,9 +49,20 @@ GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 MAIL_USER = "nobody"          # owns the Maildirs (maildir_owner), as in tests/e2e/test_wiring_e2e.py
 PG_SCHEMA = "owlery_faults"
 ALL_SERVERS = ("slapd", "redis", "clamd", "spamd", "postgres")
-ALL_DAEMONS = ("policyd", "milter", "lmtpd")
+ALL_DAEMONS = ("policyd", "milter", "lmtpd", "socketmap")   # socketmap: only with slapd (see daemons_for)
 _MID_RE = re.compile(rb"^message-id:[ \t]*<([^>\r\n]+)>", re.I | re.M)
 _BOUNCED_RE = re.compile(r"\b([0-9A-F]{6,}): to=<[^>]*>.*\bstatus=bounced")
+
+
+def daemons_for(servers, daemons):
+    """The Owlery daemons to start: those named, with `owlery socketmap` when the wiring needs
+    it (slapd: an LDAP directory, which Postfix reads through the socketmap; see
+    owlery.app.postfix.uses_socketmap) and without it otherwise (nothing would ask it)."""
+    needed = "slapd" in servers
+    names = [n for n in daemons if n != "socketmap" or needed]
+    if needed and "socketmap" not in names:
+        names.append("socketmap")
+    return tuple(names)
 
 
 class FaultStack:
@@ -58,7 +71,7 @@ class FaultStack:
     def __init__(self, workdir, servers=ALL_SERVERS, daemons=ALL_DAEMONS):
         self.workdir = make_dir(workdir)
         self.server_names = tuple(servers)
-        self.daemon_names = tuple(daemons)
+        self.daemon_names = daemons_for(self.server_names, daemons)
         self.servers = {}
         self.daemons = None
         self.pf = None

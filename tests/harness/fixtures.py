@@ -7,6 +7,7 @@ behind them live in the sibling modules and are usable without pytest (bench/).
 Tested by tests/harness_selftest.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -49,40 +50,55 @@ def harness_dirs(harness_root):
     return lambda name: make_dir(harness_root / counter.next(name))
 
 
-# ---- Postfix ------------------------------------------------------------------------------
-def _postfix_maker(harness_dirs, instances):
-    from .postfix import PostfixInstance
+@contextlib.contextmanager
+def _servers(new, what):
+    """Yield make(*args, start=True, **kwargs) -> new(*args, **kwargs), started unless start
+    is false (one that cannot start fails the test); every server made is stopped when the
+    block ends."""
+    servers = []
 
-    def make(main_cf=None, master_cf_extra="", transports=None, name="postfix", start=True):
-        inst = PostfixInstance(harness_dirs(name), main_cf=main_cf, master_cf_extra=master_cf_extra,
-                               transports=transports)
-        instances.append(inst)
+    def make(*args, start=True, **kwargs):
+        server = new(*args, **kwargs)
+        servers.append(server)
         if start:
             try:
-                inst.start()
+                server.start()
             except HarnessError as exc:
-                _fail("Postfix", exc)
-        return inst
-    return make
+                _fail(what, exc)
+        return server
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def _in_dir(harness_dirs, cls, name):
+    """new(*args, **kwargs) -> cls(<a fresh harness dir `name`-N>, *args, **kwargs)."""
+    return lambda *args, **kwargs: cls(harness_dirs(name), *args, **kwargs)
+
+
+# ---- Postfix ------------------------------------------------------------------------------
+def _new_postfix(harness_dirs):
+    from .postfix import PostfixInstance
+
+    def new(main_cf=None, master_cf_extra="", transports=None, name="postfix"):
+        return PostfixInstance(harness_dirs(name), main_cf=main_cf, master_cf_extra=master_cf_extra,
+                               transports=transports)
+    return new
 
 
 @pytest.fixture(scope="session")
 def postfix_factory(harness_dirs):
     """make(main_cf=None, master_cf_extra="", transports=None, name="postfix", start=True)
     -> started PostfixInstance, stopped at session end (use from module/session fixtures)."""
-    instances = []
-    yield _postfix_maker(harness_dirs, instances)
-    for inst in instances:
-        inst.stop()
+    with _servers(_new_postfix(harness_dirs), "Postfix") as make:
+        yield make
 
 
 @pytest.fixture
 def make_postfix(harness_dirs):
     """Like postfix_factory, but the instances are stopped when the test ends."""
-    instances = []
-    yield _postfix_maker(harness_dirs, instances)
-    for inst in instances:
-        inst.stop()
+    with _servers(_new_postfix(harness_dirs), "Postfix") as make:
+        yield make
 
 
 @pytest.fixture
@@ -127,17 +143,25 @@ def dns_default_resolver(dns_zone):
 
 
 # ---- Redis / PostgreSQL ---------------------------------------------------------------------
+@contextlib.contextmanager
+def _machine_or_private(find, workdir, what):
+    """Yield the address find(workdir) gives (the machine's server, or a private one it
+    started: stopped when the block ends); a failure fails the test."""
+    try:
+        address, server = find(workdir)
+    except HarnessError as exc:
+        _fail(what, exc)
+    yield address
+    if server is not None:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_url(harness_dirs):
     """URL of a Redis: the machine's 127.0.0.1:6379 when it answers, else a private one."""
     from .stores import machine_or_private_redis
-    try:
-        url, server = machine_or_private_redis(harness_dirs("redis"))
-    except HarnessError as exc:
-        _fail("Redis", exc)
-    yield url
-    if server is not None:
-        server.stop()
+    with _machine_or_private(machine_or_private_redis, harness_dirs("redis"), "Redis") as url:
+        yield url
 
 
 @pytest.fixture
@@ -154,13 +178,8 @@ def pg_dsn(harness_dirs):
     """libpq DSN of a PostgreSQL: the machine's (127.0.0.1:5432, user postgres, db test) when
     it answers, else a private cluster started for the session."""
     from .stores import machine_or_private_pg
-    try:
-        dsn, server = machine_or_private_pg(harness_dirs("pg"))
-    except HarnessError as exc:
-        _fail("PostgreSQL", exc)
-    yield dsn
-    if server is not None:
-        server.stop()
+    with _machine_or_private(machine_or_private_pg, harness_dirs("pg"), "PostgreSQL") as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -178,26 +197,13 @@ def pg_schema(pg_dsn):
 
 
 # ---- slapd / clamd / spamd ---------------------------------------------------------------
-def _server_maker(harness_dirs, servers, cls, what, name):
-    def make(*args, **kwargs):
-        server = cls(harness_dirs(name), *args, **kwargs)
-        servers.append(server)
-        try:
-            return server.start()
-        except HarnessError as exc:
-            _fail(what, exc)
-    return make
-
-
 @pytest.fixture(scope="session")
 def slapd(harness_dirs):
     """Session Slapd with the seed directory (see tests/harness/slapd.py). Do not modify or
     stop it; use make_slapd for that."""
     from .slapd import Slapd
-    servers = []
-    yield _server_maker(harness_dirs, servers, Slapd, "slapd", "slapd")()
-    for s in servers:
-        s.stop()
+    with _servers(_in_dir(harness_dirs, Slapd, "slapd"), "slapd") as make:
+        yield make()
 
 
 @pytest.fixture
@@ -205,37 +211,29 @@ def make_slapd(harness_dirs):
     """make(ldif_text=None, base_dn=..., admin_password=...) -> started Slapd owned by this
     test (free to modify, stop and restart); stopped when the test ends."""
     from .slapd import Slapd
-    servers = []
-    yield _server_maker(harness_dirs, servers, Slapd, "slapd", "slapd")
-    for s in servers:
-        s.stop()
+    with _servers(_in_dir(harness_dirs, Slapd, "slapd"), "slapd") as make:
+        yield make
 
 
 @pytest.fixture(scope="session")
 def clamd(harness_dirs):
     """Session Clamd (EICAR signatures; .port, .socket_path). Use make_clamd to stop it."""
     from .clamd import Clamd
-    servers = []
-    yield _server_maker(harness_dirs, servers, Clamd, "clamd", "clamd")()
-    for s in servers:
-        s.stop()
+    with _servers(_in_dir(harness_dirs, Clamd, "clamd"), "clamd") as make:
+        yield make()
 
 
 @pytest.fixture
 def make_clamd(harness_dirs):
     """make(signatures=None) -> started Clamd owned by this test; stopped when it ends."""
     from .clamd import Clamd
-    servers = []
-    yield _server_maker(harness_dirs, servers, Clamd, "clamd", "clamd")
-    for s in servers:
-        s.stop()
+    with _servers(_in_dir(harness_dirs, Clamd, "clamd"), "clamd") as make:
+        yield make
 
 
 @pytest.fixture(scope="session")
 def spamd(harness_dirs):
     """Session Spamd (started on first use, ~1-3 s; .port). Do not stop it."""
     from .spamd import Spamd
-    servers = []
-    yield _server_maker(harness_dirs, servers, Spamd, "spamd", "spamd")()
-    for s in servers:
-        s.stop()
+    with _servers(_in_dir(harness_dirs, Spamd, "spamd"), "spamd") as make:
+        yield make()

@@ -9,6 +9,9 @@ they listen instead on unix sockets in QUEUE_DIR/owlery/, as the built-in defaul
 port)}) pins some daemons to another loopback address and port (e.g. two back ends' policyd
 on 127.0.0.2 and 127.0.0.3 with one port, as relays ask "tcp:{host}:PORT"). The tests run as root:
 the settings file says daemon_allow_root = true. Used by tests/e2e; bench/ can reuse it.
+
+`OwleryDaemon` is one daemon on its own settings file (lmtpd, managesieve, web: see their
+subclasses in tests/delivery/daemon.py, tests/managesieve/helpers.py, tests/web/server.py).
 """
 
 import os
@@ -18,7 +21,8 @@ from pathlib import Path
 from owlery.app import postfix
 from owlery.settings import load
 
-from .procs import HarnessError, ManagedProcess, free_ports, wait_for_tcp, wait_for_text, wait_for_unix
+from .procs import (HarnessError, ManagedProcess, free_port, free_ports, retry_on_port_race, wait_for_tcp,
+                    wait_for_text, wait_for_unix)
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTEN_SETTINGS = {"policyd": "policyd_listen", "milter": "milter_listen", "lmtpd": "lmtpd_listen",
@@ -91,3 +95,45 @@ class OwleryDaemons:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class OwleryDaemon:
+    """`owlery <command> --config <work>/<name>.toml` on a free loopback port, as a child process.
+
+    The settings file is `<command>_listen = ["tcp:127.0.0.1:PORT"]`, then `preamble`, then
+    `config`; a port taken by someone else between choosing and binding is chosen again
+    (procs.retry_on_port_race). The log is <work>/<name>.log. Subclasses set `command`.
+    """
+
+    command = ""
+    preamble = "daemon_allow_root = true\n"
+
+    def __init__(self, work, config, name=None):
+        self.work = Path(work)
+        self.config = config
+        self.name = name or self.command
+        self.port = None
+        self.proc = None
+
+    def start(self):
+        def attempt():
+            self.port = free_port()
+            conf = self.work / f"{self.name}.toml"
+            conf.write_text(f'{self.command}_listen = ["tcp:127.0.0.1:{self.port}"]\n' + self.preamble + self.config)
+            self.proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", self.command, "--config", str(conf)],
+                                       f"owlery-{self.name}", self.work / f"{self.name}.log", cwd=ROOT,
+                                       env=dict(os.environ, PYTHONPATH=str(ROOT))).start()
+            wait_for_tcp(self.port, timeout=30, proc=self.proc, what=f"owlery {self.command}")
+        retry_on_port_race(attempt)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop(timeout=15)
+
+    def log(self):
+        return (self.work / f"{self.name}.log").read_text(errors="replace")
+
+    def wait_log(self, needle, timeout=15.0):
+        """Wait until the log holds `needle` (str or compiled regex); see procs.wait_for_text."""
+        return wait_for_text(self.log, needle, timeout, f"{self.name} log line {needle!r}")

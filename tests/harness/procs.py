@@ -6,6 +6,7 @@ Used by the other tests/harness modules; tested by tests/harness_selftest.
 """
 
 import atexit
+import contextlib
 import errno
 import os
 import signal as _signal
@@ -56,6 +57,20 @@ def pid_running(pid):
     except (OSError, IndexError):
         return False
     return False
+
+
+def child_pids(pid):
+    """The processes whose parent is `pid` (a daemon's workers), sorted, from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                out.append(int(entry))
+    return sorted(out)
 
 
 def make_workdir(prefix="owlery-harness-"):
@@ -324,3 +339,73 @@ class ManagedProcess:
 
     def __repr__(self):
         return "<ManagedProcess %s pid=%s>" % (self.name, self.pid)
+
+
+class ServerProcess:
+    """Base of a harness server run as one ManagedProcess (`proc`) on loopback port(s) it picks.
+
+    start(timeout) does nothing while the server runs. Otherwise, on the first start (or on
+    every start when `keep_port` is false) it calls `_first_start()`, then `_pick_ports()`
+    and `_spawn(timeout)`, picking the ports again when another process takes one first
+    (retry_on_port_race); a later start (restart()) spawns again on the same port, the
+    address its clients know. `_spawn` starts the process with `_started(proc)`, a block in
+    which it waits for readiness: a HarnessError there stops the process again.
+    stop() stops it (`stop_timeout`); a ServerProcess is also a context manager.
+    """
+
+    start_timeout = 30.0
+    stop_timeout = 10.0
+    keep_port = True
+    port = None
+    proc = None
+
+    def _first_start(self):
+        pass
+
+    def _pick_ports(self):
+        self.port = free_port()
+
+    def _spawn(self, timeout):
+        raise NotImplementedError
+
+    def start(self, timeout=None):
+        timeout = self.start_timeout if timeout is None else timeout
+        if self.proc is not None and self.proc.alive():
+            return self
+        if self.port is None or not self.keep_port:
+            self._first_start()
+
+            def attempt():
+                self._pick_ports()
+                self._spawn(timeout)
+            retry_on_port_race(attempt)
+        else:
+            self._spawn(timeout)
+        return self
+
+    @contextlib.contextmanager
+    def _started(self, proc):
+        """Start `proc` as self.proc; if the block (the readiness wait) fails, stop it again."""
+        self.proc = proc.start()
+        try:
+            yield self.proc
+        except HarnessError:
+            self.proc.stop()
+            raise
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop(timeout=self.stop_timeout)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        return "<%s %s:%s>" % (type(self).__name__, LOOPBACK, self.port)

@@ -21,8 +21,7 @@ import os
 import pwd
 import shutil
 
-from .procs import (LOOPBACK, HarnessError, ManagedProcess, free_port, make_dir,
-                    retry_on_port_race, wait_until)
+from .procs import LOOPBACK, HarnessError, ManagedProcess, ServerProcess, make_dir, wait_until
 
 RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
 RSPAMD_USER = "_rspamd"
@@ -46,7 +45,7 @@ def _signing_block(keys, use_domain):
             "  domain {\n" + "\n".join(lines) + "\n  }\n")
 
 
-class Rspamd:
+class Rspamd(ServerProcess):
     """Rspamd on 127.0.0.1:<port> answering DNS from `dns_port` (the DNS stub).
 
     dkim_keys / arc_keys: {domain: (selector, PEM private key path)}; the keys are copied
@@ -55,6 +54,10 @@ class Rspamd:
     unauthenticated ones from outside, with `arc_domain` as d=.
     """
 
+    start_timeout = 60.0
+    stop_timeout = 15
+    keep_port = False
+
     def __init__(self, workdir, dns_port, dkim_keys=None, arc_keys=None, arc_domain=None):
         self.workdir = make_dir(workdir, 0o755, owner=RSPAMD_USER)
         self.dns_port = dns_port
@@ -62,8 +65,6 @@ class Rspamd:
         self.arc_keys = self._copy_keys(arc_keys or {}, "arc")
         self.arc_domain = arc_domain or next(iter(self.arc_keys), None)
         self.log_path = self.workdir / "rspamd.log"
-        self.port = None
-        self.proc = None
 
     def _copy_keys(self, keys, kind):
         pw = pwd.getpwnam(RSPAMD_USER)
@@ -110,27 +111,13 @@ dkim {{ check_local = true; check_authed = true; }}
             text += "arc { check_local = true; check_authed = true; }\n"
         return text
 
-    def start(self, timeout=60.0):
-        if self.proc is not None and self.proc.alive():
-            return self
-
-        def attempt():
-            self.port = free_port()
-            self._spawn(timeout)
-        retry_on_port_race(attempt)
-        return self
-
     def _spawn(self, timeout):
         conf = self.workdir / "rspamd.conf"
         conf.write_text(self.config_text())
         argv = [RSPAMD, "-f", "-c", conf, "-u", RSPAMD_USER, "-g", RSPAMD_USER]
-        self.proc = ManagedProcess(argv, "rspamd", self.workdir / "rspamd.out",
-                                   extra_logs=[self.log_path]).start()
-        try:
-            wait_until(self.ping, timeout, "rspamd on port %d" % self.port, self.proc, interval=0.05)
-        except HarnessError:
-            self.proc.stop()
-            raise
+        with self._started(ManagedProcess(argv, "rspamd", self.workdir / "rspamd.out",
+                                          extra_logs=[self.log_path])) as proc:
+            wait_until(self.ping, timeout, "rspamd on port %d" % self.port, proc, interval=0.05)
 
     def ping(self):
         conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2.0)
@@ -168,19 +155,6 @@ dkim {{ check_local = true; check_authed = true; }}
     def symbols(self, message, **kw):
         """Names of the symbols Rspamd found (a set)."""
         return set(self.check(message, **kw).get("symbols", {}))
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.stop(timeout=15)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def __repr__(self):
-        return "<Rspamd 127.0.0.1:%s>" % self.port
 
 
 def added_headers(reply):

@@ -58,8 +58,8 @@ import ssl
 import subprocess
 from pathlib import Path
 
-from .procs import (LOOPBACK, HarnessError, ManagedProcess, free_port, free_ports, make_dir,
-                    retry_on_port_race, wait_until)
+from .procs import (LOOPBACK, HarnessError, ManagedProcess, ServerProcess, free_port, free_ports, make_dir,
+                    wait_until)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SCHEMA_PATH = DATA_DIR / "mailfilter.schema"
@@ -186,7 +186,7 @@ def issue_certificate(ca, directory, names=("localhost", "127.0.0.1"), stem="ser
     return cert_path, key_path
 
 
-class Slapd:
+class Slapd(ServerProcess):
     """slapd with `ldif_text` (default: the seed directory) loaded by slapadd at first start.
 
     Attributes: url ("ldap://127.0.0.1:PORT"), host, port, base_dn, admin_dn, admin_password,
@@ -196,6 +196,8 @@ class Slapd:
     CA to trust), cert_file, key_file; the server certificate names `tls_names`.
     """
 
+    start_timeout = 15.0
+
     def __init__(self, workdir, ldif_text=None, base_dn="dc=example,dc=test",
                  admin_password="secret", tls=False, tls_names=("localhost", "127.0.0.1")):
         self.workdir = make_dir(workdir)
@@ -204,8 +206,6 @@ class Slapd:
         self.admin_dn = "cn=admin," + base_dn
         self.admin_password = admin_password
         self.host = LOOPBACK
-        self.port = None
-        self.proc = None
         self.conf_path = self.workdir / "slapd.conf"
         self.db_dir = self.workdir / "db"
         self.tls = tls
@@ -270,52 +270,31 @@ class Slapd:
         if proc.returncode != 0:
             raise HarnessError("slapadd failed (exit %d):\n%s%s" % (proc.returncode, proc.stdout, proc.stderr))
 
-    def start(self, timeout=15.0):
-        """Start slapd (first start: write slapd.conf, slapadd the LDIF, pick a port)."""
-        if self.proc is not None and self.proc.alive():
-            return self
-        if self.port is None:
-            if self.tls:
-                self._make_certificates()
-            self._write_conf()
-            self._load()
+    def _first_start(self):
+        """Write slapd.conf and slapadd the LDIF (then start() picks the port)."""
+        if self.tls:
+            self._make_certificates()
+        self._write_conf()
+        self._load()
 
-            def attempt():
-                if self.tls:
-                    self.port, self.ldaps_port = free_ports(2)
-                else:
-                    self.port = free_port()
-                self._spawn(timeout)
-            retry_on_port_race(attempt)
+    def _pick_ports(self):
+        if self.tls:
+            self.port, self.ldaps_port = free_ports(2)
         else:
-            self._spawn(timeout)
-        return self
+            self.port = free_port()
 
     def _spawn(self, timeout):
         # -d: stay in the foreground (our child); 256 = stats, one line per operation, to slapd.log.
         urls = "ldap://%s:%d/" % (self.host, self.port)
         if self.tls:
             urls += " ldaps://%s:%d/" % (self.host, self.ldaps_port)
-        self.proc = ManagedProcess([SLAPD, "-h", urls, "-f", self.conf_path, "-d", "256"],
-                                   "slapd", self.workdir / "slapd.log").start()
-        try:
-            wait_until(lambda: ldap_bind_ok(self.port, self.host), timeout,
-                       "slapd on port %d" % self.port, self.proc)
+        with self._started(ManagedProcess([SLAPD, "-h", urls, "-f", self.conf_path, "-d", "256"],
+                                          "slapd", self.workdir / "slapd.log")) as proc:
+            wait_until(lambda: ldap_bind_ok(self.port, self.host), timeout, "slapd on port %d" % self.port, proc)
             if self.tls:
                 wait_until(lambda: ldaps_bind_ok(self.ldaps_port, self.ca_file, self.host,
                                                  server_hostname=self.tls_names[0]), timeout,
-                           "slapd LDAPS on port %d" % self.ldaps_port, self.proc)
-        except HarnessError:
-            self.proc.stop()
-            raise
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.stop()
-
-    def restart(self):
-        self.stop()
-        return self.start()
+                           "slapd LDAPS on port %d" % self.ldaps_port, proc)
 
     def connection(self, admin=False, **kwargs):
         """A bound ldap3 Connection (anonymous, or as admin_dn) with a 5 s receive timeout."""
@@ -334,12 +313,6 @@ class Slapd:
                               text=True, timeout=30)
         if proc.returncode != 0:
             raise HarnessError("ldapmodify failed (exit %d): %s%s" % (proc.returncode, proc.stdout, proc.stderr))
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def __repr__(self):
         return "<Slapd %s>" % (self.url if self.port else self.workdir)

@@ -11,8 +11,7 @@ GTUBE (the constant below) scores 1000.
 import shutil
 import socket
 
-from .procs import (LOOPBACK, HarnessError, ManagedProcess, free_port, make_dir,
-                    retry_on_port_race, wait_until)
+from .procs import LOOPBACK, HarnessError, ManagedProcess, ServerProcess, make_dir, wait_until
 
 SPAMD = shutil.which("spamd") or "/usr/sbin/spamd"
 SPAMD_USER = "debian-spamd"
@@ -53,7 +52,7 @@ def parse_spam_header(value):
     return flag.strip().lower() in ("true", "yes"), float(score), float(threshold)
 
 
-class Spamd:
+class Spamd(ServerProcess):
     """spamd on 127.0.0.1:<port>. extra_cf: extra config lines passed as --cf (e.g. rules).
 
     Attributes: port, workdir, log_path. Methods: start(), stop(), ping() -> bool,
@@ -61,25 +60,14 @@ class Spamd:
     tell(msg, "spam"|"ham") -> headers dict.
     """
 
+    start_timeout = 90.0
+    stop_timeout = 15
+
     def __init__(self, workdir, extra_cf=()):
         self.workdir = make_dir(workdir, 0o755, owner=SPAMD_USER)
         self.bayes_dir = make_dir(self.workdir / "bayes", 0o755, owner=SPAMD_USER)
         self.log_path = self.workdir / "spamd.log"
         self.extra_cf = list(extra_cf)
-        self.port = None
-        self.proc = None
-
-    def start(self, timeout=90.0):
-        if self.proc is not None and self.proc.alive():
-            return self
-        if self.port is None:
-            def attempt():
-                self.port = free_port()
-                self._spawn(timeout)
-            retry_on_port_race(attempt)
-        else:
-            self._spawn(timeout)
-        return self
 
     def _spawn(self, timeout):
         argv = [SPAMD, "--listen=%s:%d" % (LOOPBACK, self.port), "--allowed-ips=127.0.0.1",
@@ -89,12 +77,9 @@ class Spamd:
                 "--cf=bayes_path %s/bayes" % self.bayes_dir, "--cf=bayes_auto_learn 0",
                 "--cf=bayes_min_ham_num 1", "--cf=bayes_min_spam_num 1"]
         argv += ["--cf=%s" % line for line in self.extra_cf]
-        self.proc = ManagedProcess(argv, "spamd", self.workdir / "spamd.out", extra_logs=[self.log_path]).start()
-        try:
-            wait_until(self.ping, timeout, "spamd on port %d" % self.port, self.proc, interval=0.05)
-        except HarnessError:
-            self.proc.stop()
-            raise
+        with self._started(ManagedProcess(argv, "spamd", self.workdir / "spamd.out",
+                                          extra_logs=[self.log_path])) as proc:
+            wait_until(self.ping, timeout, "spamd on port %d" % self.port, proc, interval=0.05)
 
     def ping(self):
         try:
@@ -121,16 +106,3 @@ class Spamd:
         if "EX_OK" not in status:
             raise HarnessError("spamd TELL: %s" % status)
         return headers
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.stop(timeout=15)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def __repr__(self):
-        return "<Spamd 127.0.0.1:%s>" % self.port

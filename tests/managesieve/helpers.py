@@ -1,6 +1,6 @@
 """Shared pieces of the ManageSieve tests: a synchronous session driver, a blocking client, a test CA.
 
-`Driver(session)` carries out a Session's actions at once (Call runs in this thread, Wait is
+`Driver(session)` carries out a ManageSieveSession's actions at once (Call runs in this thread, Wait is
 recorded instead of waited, StartTLS resumes at once) and collects what was sent.
 `Client(host, port)` is a small blocking ManageSieve client over a socket (quoted strings and
 {n+} literals, STARTTLS with a CA file) used against our server and Dovecot's.
@@ -18,12 +18,13 @@ import ssl
 from pathlib import Path
 
 from sieve.managesieve import session as s
+from tests.harness.owlery_daemons import OwleryDaemon
 
 
 class Driver:
-    """Runs a sans-I/O Session synchronously; `sent` is every byte it wrote."""
+    """Runs a sans-I/O ManageSieveSession synchronously; `sent` is every byte it wrote."""
 
-    def __init__(self, session: s.Session):
+    def __init__(self, session: s.ManageSieveSession):
         self.session = session
         self.sent = b""
         self.waits: list[float] = []
@@ -219,41 +220,8 @@ def make_certificate(directory: Path) -> tuple[Path, Path, Path]:
     return ca_path, cert_path, key_path
 
 
-class ManageSieveDaemon:
+class ManageSieveDaemon(OwleryDaemon):
     """`owlery managesieve --config <work>/<name>.toml` on a free loopback port, as a child process."""
 
-    def __init__(self, work: Path, config: str, name: str = "managesieve"):
-        self.work = Path(work)
-        self.config = config
-        self.name = name
-        self.port: int | None = None
-        self.proc = None
-
-    def start(self) -> "ManageSieveDaemon":
-        import os
-        import sys
-
-        from tests.harness.procs import ManagedProcess, free_port, retry_on_port_race, wait_for_tcp
-        root = Path(__file__).resolve().parents[2]
-
-        def attempt():
-            self.port = free_port()
-            conf = self.work / f"{self.name}.toml"
-            conf.write_text(f'managesieve_listen = ["tcp:127.0.0.1:{self.port}"]\n' + self.config)
-            self.proc = ManagedProcess([sys.executable, "-m", "owlery.app.cli", "managesieve", "--config", str(conf)],
-                                       f"owlery-{self.name}", self.work / f"{self.name}.log", cwd=root,
-                                       env=dict(os.environ, PYTHONPATH=str(root))).start()
-            wait_for_tcp(self.port, timeout=30, proc=self.proc, what="owlery managesieve")
-        retry_on_port_race(attempt)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop(timeout=15)
-
-    def log(self) -> str:
-        return (self.work / f"{self.name}.log").read_text(errors="replace")
-
-    def wait_log(self, needle, timeout: float = 15.0):
-        from tests.harness.procs import wait_for_text
-        return wait_for_text(self.log, needle, timeout, f"{self.name} log line {needle!r}")
+    command = "managesieve"
+    preamble = ""

@@ -15,7 +15,7 @@ from owlery.settings import Settings
 from sieve.api import extensions_available
 from sieve.delivery.users import MailUser
 from sieve.managesieve.backend import Accounts
-from sieve.managesieve.session import Session
+from sieve.managesieve.session import ManageSieveSession
 from sieve.managesieve.settings import SessionConfig
 from tests.managesieve.helpers import Driver, literal, plain
 
@@ -60,7 +60,7 @@ def make(home):
         base.update(over)
         config = SessionConfig(**base)
         backend = Accounts(settings, authenticator=auth or StubAuth(), resolver=StubResolver(home))
-        return Driver(Session(config, backend, peer="192.0.2.7" if not local else "127.0.0.1", local=local,
+        return Driver(ManageSieveSession(config, backend, peer="192.0.2.7" if not local else "127.0.0.1", local=local,
                               secure=secure, login_timeout=60, idle_timeout=1800))
     return make
 
@@ -151,6 +151,11 @@ def test_login_mechanism(make):
     assert d.say('AUTHENTICATE "LOGIN"\r\n') == b'"VXNlcm5hbWU6"\r\n'
     assert d.say(f'"{base64.b64encode(USER.encode()).decode()}"\r\n') == b'"UGFzc3dvcmQ6"\r\n'
     assert d.say(f'"{base64.b64encode(PASSWORD.encode()).decode()}"\r\n') == b'OK "Logged in."\r\n'
+    # Roundcube's client: the mechanism and the user name quoted, the password as a {n+} literal.
+    d = make()
+    assert d.say('AUTHENTICATE "LOGIN"\r\n') == b'"VXNlcm5hbWU6"\r\n'
+    assert d.say(f'"{base64.b64encode(USER.encode()).decode()}"\r\n') == b'"UGFzc3dvcmQ6"\r\n'
+    assert d.say(literal(base64.b64encode(PASSWORD.encode())) + b"\r\n") == b'OK "Logged in."\r\n'
 
 
 def test_mechanism_may_be_an_atom_and_any_case(make):
@@ -252,6 +257,58 @@ def test_compile_errors_come_back_with_line_and_column(make, home):
     r = d.say(b"CHECKSCRIPT " + literal(two) + b"\r\n")
     assert r.startswith(b"NO {") and b"script:1:1: error" in r and b"\r\nscript:2:1: error" in r
     assert d.say(b"CHECKSCRIPT " + literal(SCRIPT) + b"\r\n") == b'OK "Script checked successfully."\r\n'
+
+
+def test_warnings_response_code(make, home):
+    d = logged_in(make)
+    tz = b'require "date";\r\nif date :zone "bogus" "date" "year" "2024" { keep; }\r\n'
+    assert d.say(b"CHECKSCRIPT " + literal(tz) + b"\r\n") == \
+        b'OK (WARNINGS) "script:2:15: warning: invalid time zone \'bogus\'"\r\n'
+    assert d.say(b'PUTSCRIPT "tz" ' + literal(tz) + b"\r\n") == \
+        b'OK (WARNINGS) "tz:2:15: warning: invalid time zone \'bogus\'"\r\n'
+    assert (home / "sieve" / "tz.sieve").read_bytes() == tz            # a warning does not refuse it
+
+
+# What a webmail filter editor writes (Roundcube's managesieve plugin style): one "# rule:[name]"
+# comment per rule, a require list, fileinto :copy with a flag, and its vacation form.
+WEBMAIL_FILTERS = (
+    b'require ["fileinto","copy","imap4flags"];\r\n'
+    b'# rule:[owl post]\r\n'
+    b'if header :contains "subject" "owl"\r\n'
+    b'{\r\n'
+    b'\tfileinto :copy "Owl Post";\r\n'
+    b'\taddflag "\\\\Seen";\r\n'
+    b'}\r\n'
+    b'# rule:[lists]\r\n'
+    b'if anyof (header :contains "list-id" "staff.example.org", address :is "from" "news@example.org")\r\n'
+    b'{\r\n'
+    b'\tfileinto "Lists/Staff";\r\n'
+    b'\tstop;\r\n'
+    b'}\r\n'
+)
+WEBMAIL_VACATION = (
+    b'require ["vacation","date","relational"];\r\n'
+    b'# rule:[holiday]\r\n'
+    b'if allof (currentdate :value "ge" "date" "2024-07-01", currentdate :value "le" "date" "2024-07-21")\r\n'
+    b'{\r\n'
+    b'\tvacation :days 7 :from "alice@example.org" :addresses ["alice@example.org","a.liddell@example.org"]'
+    b' :subject "Out of office" text:\r\n'
+    b'I am away until 22 July.\r\n'
+    b'..a line the client dot-stuffed\r\n'
+    b'.\r\n'
+    b';\r\n'
+    b'}\r\n'
+)
+
+
+@pytest.mark.parametrize("name,script", [("roundcube", WEBMAIL_FILTERS), ("vacation", WEBMAIL_VACATION)])
+def test_roundcube_generated_scripts(make, home, name, script):
+    d = logged_in(make)
+    assert d.say(b"CHECKSCRIPT " + literal(script) + b"\r\n") == b'OK "Script checked successfully."\r\n'
+    assert d.say(f'PUTSCRIPT "{name}" '.encode() + literal(script) + b"\r\n") == b'OK "Putscript completed."\r\n'
+    assert d.say(f'SETACTIVE "{name}"\r\n') == b'OK "Setactive completed."\r\n'
+    assert d.say(f'GETSCRIPT "{name}"\r\n') == b"{%d}\r\n%s\r\nOK \"Getscript completed.\"\r\n" % (len(script), script)
+    assert (home / "sieve" / f"{name}.sieve").read_bytes() == script
 
 
 def test_setactive_refuses_a_script_we_cannot_run(make, home):

@@ -5,6 +5,8 @@ through real Postfix, `owlery milter` with a real spamd, and `owlery lmtpd`.
   (delivery_sieve_before) that files X-Spam-Flag: YES;
 - a user uploads a script with sieve-connect and activates it: the next message is filed by it
   (the one before it was not);
+- a user without a script gets the site's default script (delivery_sieve_default); once they
+  activate their own over ManageSieve, theirs files the next message instead of the default;
 - a vacation script set over ManageSieve answers a sender once, not for the second message;
 - CHECKSCRIPT of a broken script is NO with the line; a wrong password is refused (and logged);
 - STARTTLS works with a test certificate (sieve-connect verifies it against the test CA);
@@ -32,13 +34,15 @@ from tests.managesieve.helpers import Client, ManageSieveDaemon, make_certificat
 SIEVE_CONNECT = shutil.which("sieve-connect") or "/usr/bin/sieve-connect"
 PASSWORD = "correct horse"
 SCHEMES = {"alice": "SHA512-CRYPT", "bob": "ARGON2ID", "carol": "BLF-CRYPT", "dora": "SHA256-CRYPT",
-           "erin": "SHA512-CRYPT"}
+           "erin": "SHA512-CRYPT", "fred": "SHA512-CRYPT"}
 DOMAIN = "example.org"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 OUTSIDE = {"ADDR": "192.0.2.7", "NAME": "mx.sender.test"}
 MILTER_KEYS = ("smtpd_milters", "non_smtpd_milters", "milter_default_action", "milter_connect_macros",
                "milter_mail_macros")
 SPAM_SCRIPT = 'require "fileinto";\nif header :is "X-Spam-Flag" "YES" { fileinto "SPAM"; }\n'
+# Acts only on its own subjects, so the other users' mail (all without a script at first) is unchanged.
+DEFAULT_SCRIPT = 'require "fileinto";\nif header :contains "subject" "[site]" { fileinto "Default"; }\n'
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,7 @@ def stack(postfix_factory, spamd):
     (work / "state").mkdir()
     (work / "global").mkdir()
     (work / "global" / "spam.sieve").write_text(SPAM_SCRIPT)
+    (work / "default.sieve").write_text(DEFAULT_SCRIPT)
     lines = []
     for user, scheme in SCHEMES.items():
         hashed = subprocess.run(["doveadm", "pw", "-s", scheme, "-p", PASSWORD], capture_output=True, text=True,
@@ -67,6 +72,7 @@ files_maildir_base = "{mail}"
 maildir_path_template = "{mail}/{{domain}}/{{localpart}}/Maildir"
 delivery_sieve_script_template = "{mail}/{{domain}}/{{localpart}}/sieve/active.sieve"
 delivery_sieve_before = ["{work}/global"]
+delivery_sieve_default = "{work}/default.sieve"
 maildir_owner = "nobody"
 state_sqlite_path = "{work}/state/state.sqlite"
 """
@@ -171,6 +177,18 @@ def test_uploaded_script_files_the_next_message(stack):
     out = sieve_connect(stack, "alice", "--remotesieve", "owls", "--download", "--localsieve",
                         str(stack["work"] / "owls-back.sieve"))
     assert out.returncode == 0 and "fileinto \"Owls\"" in (stack["work"] / "owls-back.sieve").read_text()
+
+
+def test_default_script_until_the_user_activates_one(stack):
+    send(stack, "fred", "[site] owl 1")
+    wait_until(lambda: len(folder(stack, "fred", "Default")) == 1, 30, "filed by the default\n" + debug(stack))
+    assert folder(stack, "fred") == []
+    upload(stack, "fred", "mine", 'require "fileinto";\nif header :contains "subject" "owl" { fileinto "Mine"; }\n')
+    send(stack, "fred", "[site] owl 2")
+    wait_until(lambda: len(folder(stack, "fred", "Mine")) == 1, 30, "filed by the user's script\n" + debug(stack))
+    assert b"owl 2" in folder(stack, "fred", "Mine")[0].read_bytes()
+    # Theirs replaces the default (not both): the second message is not in Default, nor a copy in INBOX.
+    assert len(folder(stack, "fred", "Default")) == 1 and folder(stack, "fred") == []
 
 
 def test_vacation_set_over_managesieve_answers_once(stack):

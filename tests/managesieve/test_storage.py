@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from owlery.maildir import Owner
+from sieve.delivery.userfiles import read_user_file
 from sieve.managesieve import storage as storage_mod
 from sieve.managesieve.storage import ScriptStorage, StorageError, check_name
 
@@ -84,8 +85,7 @@ def test_activation_never_leaves_delivery_without_a_script(st, home):
     def deliver():
         while not stop.is_set():
             try:
-                with open(link, "rb") as f:
-                    f.read()
+                read_user_file(str(link), None, 1 << 20)      # as delivery reads it
             except FileNotFoundError:
                 missing.append(1)
     reader = threading.Thread(target=deliver)

@@ -47,14 +47,14 @@ def make_settings(key_dir=None, **values):
 @pytest.fixture
 def milter_env(dns, key_dir):
     from milters.adapter import make_factory
-    from milters.stages import Pipeline, Services
+    from milters.stages import StagePipeline, Services
     from milters.testing import FakeMilterContext, drive
 
     def build(**values):
         settings = make_settings(key_dir[0], dns_nameservers=["127.0.0.1"],
                                  dns_port=dns.port, dns_timeout=2, **values)
         from owlery.dns import build_resolver
-        pipeline = Pipeline(settings, Services(resolver=build_resolver(settings)))
+        pipeline = StagePipeline(settings, Services(resolver=build_resolver(settings)))
         cls = make_factory(settings, pipeline)
 
         def run(raw, **kw):

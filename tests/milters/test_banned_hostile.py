@@ -17,13 +17,11 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from milters import effects as fx
 from owlery.quarantine import ListFilter
 from owlery.quarantine.directory import DirectoryStore
-from milters.session import MilterSession
 from milters.stages import Services
-from milters.stages.banned import BannedRules, BannedStage, ScanResult, find_banned, scan
-from milters.testing import split_message
+from milters.stages.banned import BannedRules, BannedStage, BannedScanResult, find_banned, scan
 from owlery.settings import Settings
+from tests.milters.session_driver import run_alone
 from tests.milters.test_content_banned import MZ, RULES, mime, zip_of
-from tests.milters.test_content_stages import FakePipeline
 
 MIB = 1024 * 1024
 HEAD = b"From: a@sender.test\r\nTo: b@example.test\r\nSubject: files\r\nMIME-Version: 1.0\r\n"
@@ -42,19 +40,8 @@ def banned(raw: bytes, rules=RULES) -> list[str]:
 
 def run_stage(stage_settings, raw, clock=time.monotonic):
     """The outcome of the banned stage alone on `raw`, through the milter session."""
-    stage = BannedStage(stage_settings, Services(resolver=None, now=lambda: 1.0), clock=clock)
-    session = MilterSession(stage_settings, FakePipeline([stage]))
-    session.connect("c.test", "192.0.2.1", {})
-    session.mail_from("<a@sender.test>", (), {})
-    session.rcpt("<b@example.test>", (), {"i": "Q1"})
-    fields, body = split_message(raw)
-    for name, value in fields:
-        session.header(name, value)
-    session.body(body)
-    try:
-        return session.end_of_message({})
-    finally:
-        stage.close()
+    return run_alone(stage_settings, BannedStage(stage_settings, Services(resolver=None, now=lambda: 1.0), clock=clock),
+                     raw)
 
 
 def settings(tmp_path, **values):
@@ -306,7 +293,7 @@ def test_inflate_budget_counts_all_members():
     result = scan(raw, rules(inflate_bytes_max=5 * MIB, inflate_ratio_max=1e9))
     assert result.banned == () and [str(f) for f in result.undecidable] == \
         [f"message (more than {5 * MIB} bytes inflated)"]
-    assert scan(raw, rules(inflate_bytes_max=10 * MIB, inflate_ratio_max=1e9)) == ScanResult()
+    assert scan(raw, rules(inflate_bytes_max=10 * MIB, inflate_ratio_max=1e9)) == BannedScanResult()
 
 
 def test_ratio_stops_one_member_only():

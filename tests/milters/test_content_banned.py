@@ -110,20 +110,9 @@ def test_rfc2231_and_content_type_name():
 
 
 def run_stage(settings, raw):
-    from milters.session import MilterSession
     from milters.stages import Services
-    from tests.milters.test_content_stages import FakePipeline
-    from milters.testing import split_message
-    stage = BannedStage(settings, Services(resolver=None, now=lambda: 1.0))
-    session = MilterSession(settings, FakePipeline([stage]))
-    session.connect("c.test", "192.0.2.1", {})
-    session.mail_from("<a@sender.test>", (), {})
-    session.rcpt("<b@example.test>", (), {"i": "Q1"})
-    fields, body = split_message(raw)
-    for name, value in fields:
-        session.header(name, value)
-    session.body(body)
-    return session.end_of_message({})
+    from tests.milters.session_driver import run_alone
+    return run_alone(settings, BannedStage(settings, Services(resolver=None, now=lambda: 1.0)), raw)
 
 
 def test_stage_rejects_naming_the_file(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from milters.clients import ScannerUnavailable
 from milters.clients.clamav import ClamdClient, ScanResult, parse_instream_reply
-from milters.clients.spamd import (ProtocolError, ResponseParser, SpamdClient, encode_request)
+from milters.clients.spamd import (SpamdProtocolError, ResponseParser, SpamdClient, encode_request)
 
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
@@ -100,19 +100,19 @@ def test_parse_symbols_ping_tell():
     (b"SPAMD/1.1 0 EX", "complete status line"),
 ])
 def test_parse_garbage_is_protocol_error(raw, message):
-    with pytest.raises(ProtocolError, match=message):
+    with pytest.raises(SpamdProtocolError, match=message):
         parse(raw)
 
 
 def test_parse_bounds_header_block():
     p = ResponseParser()
-    with pytest.raises(ProtocolError, match="over-long"):
+    with pytest.raises(SpamdProtocolError, match="over-long"):
         p.feed(b"SPAMD/1.1 0 EX_OK\r\n" + b"X: y\r\n" * 20000)
 
 
 def test_bad_spam_header():
     r = parse(b"SPAMD/1.1 0 EX_OK\r\nSpam: maybe\r\n\r\n")
-    with pytest.raises(ProtocolError, match="Spam header"):
+    with pytest.raises(SpamdProtocolError, match="Spam header"):
         r.score
 
 
@@ -275,7 +275,7 @@ def test_spamd_client_against_scripted_server(fake):
 
 def test_spamd_error_code_and_stall(fake):
     srv = fake(lambda server, conn: (conn.recv(65536), conn.sendall(b"SPAMD/1.0 76 Bad header line: x\r\n")))
-    with pytest.raises(ProtocolError, match="76"):
+    with pytest.raises(SpamdProtocolError, match="76"):
         SpamdClient(f"tcp:127.0.0.1:{srv.port}", timeout=2).check(b"m")
     stall = fake(lambda server, conn: (conn.recv(65536), server.stop.wait(3)))
     with pytest.raises(ScannerUnavailable, match="timed out"):

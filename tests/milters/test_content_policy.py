@@ -182,8 +182,6 @@ def test_bank_spam_levels_apply_under_the_recipients_own(policy_settings):
 
 
 def test_score_verdict_spares_spam_lovers(policy_settings):
-    from tests.milters.test_content_stages import FakePipeline  # noqa: F401 (the stages run in `run`)
-
     class Scores:
         name = "scores"
 

@@ -23,10 +23,10 @@ from milters.testing import split_message
 from owlery.directory import SpamLevels
 from owlery.errors import DirectoryUnavailable
 from owlery.settings import Settings
+from tests.milters.session_driver import NOW, FixedPipeline, run_session
 
 CLEAN = (b"From: Alice <alice@sender.test>\r\nTo: bob@example.test\r\nSubject: hello\r\n"
          b"Date: Mon, 02 Mar 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n\r\nHi Bob\r\n")
-NOW = 1_800_000_000.0
 
 
 class FakeClamd:
@@ -53,17 +53,6 @@ class FakeSpamd:
         return SpamResult(self.score, 5.0, self.score >= 5, tuple(RuleHit(n, s) for n, s in self.rules))
 
 
-class FakePipeline:
-    def __init__(self, stages, on_error="tempfail"):
-        self.stages, self.policy = stages, on_error
-
-    def select(self, message):
-        return self.stages
-
-    def on_error(self, name):
-        return self.policy
-
-
 @pytest.fixture
 def settings(tmp_path):
     return Settings().replace(quarantine_directory=str(tmp_path / "q"), quarantine_host_name="mx1",
@@ -74,21 +63,9 @@ def services(resolver=None):
     return Services(resolver=resolver, now=lambda: NOW)
 
 
-def run(settings, stages, raw=CLEAN, rcpts=("bob@example.test",), client=("mx.sender.test", "203.0.113.5"),
-        on_error="tempfail"):
-    session = MilterSession(settings, FakePipeline(stages, on_error), now=lambda: NOW)
-    session.connect(client[0], client[1], {"j": "mx.owlery.test"})
-    session.helo("mx.sender.test", {})
-    session.mail_from("<alice@sender.test>", (), {})
-    for r in rcpts:
-        session.rcpt(f"<{r}>", (), {"i": "QID1"})
-    session.data({})
-    fields, body = split_message(raw)
-    for name, value in fields:
-        session.header(name, value)
-    session.end_of_headers({})
-    session.body(body)
-    return session.end_of_message({})
+def run(settings, stages, raw=CLEAN, **kw):
+    """rcpts, client, on_error: see session_driver.run_session."""
+    return run_session(settings, stages, raw, **kw)
 
 
 def headers(outcome):
@@ -306,7 +283,7 @@ def test_dnsbl_names():
     (CLEAN.replace(b"Subject: hello", b"Subject: " + b"x" * 1000), ["HDR_LINE_TOO_LONG"]),
 ])
 def test_header_problems(settings, raw, expected):
-    session = MilterSession(settings, FakePipeline([]))
+    session = MilterSession(settings, FixedPipeline([]))
     session.mail_from("<a@b>", (), {})
     for name, value in split_message(raw)[0]:
         session.header(name, value)

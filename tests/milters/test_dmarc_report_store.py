@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from milters.dmarc_store import DmarcResult, DmarcStoreUnavailable, PostgresStore, SqliteStore, open_store
+from milters.dmarc_store import DmarcResult, DmarcStoreUnavailable, DmarcPostgresStore, SqliteStore, open_store
 from owlery.settings import Settings
 
 
@@ -30,7 +30,7 @@ def store(request, tmp_path):
         return
     dsn = request.getfixturevalue("pg_dsn")
     schema = request.getfixturevalue("pg_schema")
-    yield PostgresStore(dsn, schema=schema, timeout=5)
+    yield DmarcPostgresStore(dsn, schema=schema, timeout=5)
 
 
 def test_results_round_trip_by_domain_and_period(store):
@@ -59,7 +59,7 @@ def test_expire_deletes_old_results_and_claims(store):
 
 
 def test_two_stores_on_one_database_share_results(store, request):
-    other = SqliteStore(store.path) if isinstance(store, SqliteStore) else PostgresStore(
+    other = SqliteStore(store.path) if isinstance(store, SqliteStore) else DmarcPostgresStore(
         store.dsn, schema=store.schema, timeout=5)
     store.add_many([result(0)])
     other.add_many([result(1, host="mx2")])
@@ -72,7 +72,7 @@ def test_unreachable_stores_raise_their_typed_error(tmp_path):
     with pytest.raises(DmarcStoreUnavailable):
         SqliteStore(str(blocker / "r.sqlite3")).add_many([result()])
     with pytest.raises(DmarcStoreUnavailable, match="cannot connect") as e:
-        PostgresStore("host=127.0.0.1 port=9 dbname=x user=x password=secret", timeout=1).add_many([result()])
+        DmarcPostgresStore("host=127.0.0.1 port=9 dbname=x user=x password=secret", timeout=1).add_many([result()])
     assert "secret" not in str(e.value)
 
 
@@ -83,4 +83,4 @@ def test_open_store_follows_the_settings(tmp_path):
         open_store(s.replace(dmarc_report_backend="postgresql"))
     pg = open_store(s.replace(dmarc_report_backend="postgresql", dmarc_report_pg_dsn="host=db.example.test",
                               dmarc_report_pg_schema="dmarc"))
-    assert isinstance(pg, PostgresStore) and pg.schema == "dmarc"
+    assert isinstance(pg, DmarcPostgresStore) and pg.schema == "dmarc"

@@ -43,6 +43,7 @@ from milters.stages.spam import SpamStage
 from milters.testing import split_message
 from owlery.app.cli import main
 from owlery.settings import Settings
+from tests.milters.session_driver import FixedPipeline, run_session
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown)")
 NOBODY = pwd.getpwnam("nobody")
@@ -280,31 +281,8 @@ CLEAN = (b"From: Alice <alice@sender.test>\r\nTo: bob@example.test\r\nSubject: h
          b"Date: Mon, 02 Mar 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n\r\n")
 
 
-class Pipe:
-    def __init__(self, stages):
-        self.stages = stages
-
-    def select(self, message):
-        return self.stages
-
-    def on_error(self, name):
-        return "tempfail"
-
-
 def drive(settings, stages, raw, chunk=65536):
-    session = MilterSession(settings, Pipe(stages), now=lambda: 1_800_000_000.0)
-    session.connect("mx.sender.test", "203.0.113.5", {"j": "mx.owlery.test"})
-    session.helo("mx.sender.test", {})
-    session.mail_from("<alice@sender.test>", (), {})
-    session.rcpt("<bob@example.test>", (), {"i": "QID7"})
-    session.data({})
-    fields, body = split_message(raw)
-    for name, value in fields:
-        session.header(name, value)
-    session.end_of_headers({})
-    for i in range(0, len(body), chunk):
-        session.body(body[i:i + chunk])
-    return session.end_of_message({})
+    return run_session(settings, stages, raw, queue_id="QID7", chunk=chunk)
 
 
 class RecordingClamd:
@@ -476,7 +454,7 @@ def test_stages_share_one_copy_of_the_message(tmp_path):
                            spamd_endpoint=f"unix:{tmp_path}/spamd.sock")
     clamd = ClamdClient(f"unix:{tmp_path / 'clamd.sock'}", timeout=20, max_size=2 * size)
     stages = [AntivirusStage(s, Services(None), client=clamd), SpamStage(s, Services(None))]
-    session = MilterSession(s, Pipe(stages))
+    session = MilterSession(s, FixedPipeline(stages))
     session.connect("mx.sender.test", "203.0.113.5", {})
     session.mail_from("<alice@sender.test>", (), {})
     session.rcpt("<bob@example.test>", (), {"i": "QID9"})

@@ -14,7 +14,7 @@ from owlery.quarantine import (ADMIN, NOTICE_ADMIN, NOTICE_RECIPIENT, Quarantine
                                RecipientState, new_id)
 from owlery.quarantine.digest import Item, build_admin_notice, build_digest, display
 from owlery.quarantine.directory import DirectoryStore
-from owlery.quarantine.notify import Notifier, digest_due
+from owlery.quarantine.notify import QuarantineNotifier, digest_due
 from owlery.quarantine.postgres import PostgresStore
 from owlery.quarantine.preferences import Preferences
 from owlery.quarantine.release import ReleaseError
@@ -221,7 +221,7 @@ def settings(tmp_path, **kw):
 
 
 def notifier(s, store, outbox, log=None):
-    return Notifier(s, store, outbox, prefs=Preferences(s), key=KEY, host="mx1",
+    return QuarantineNotifier(s, store, outbox, prefs=Preferences(s), key=KEY, host="mx1",
                     log=(lambda action, **f: log.append((action, f))) if log is not None else (lambda *a, **f: None))
 
 
@@ -315,6 +315,6 @@ def test_without_a_web_url_digests_have_no_links(tmp_path):
     store.put(record(), b"x\r\n")
     outbox = Outbox()
     s = settings(tmp_path, quarantine_web_url=None, quarantine_admin_address=None)
-    Notifier(s, store, outbox, prefs=Preferences(s), key=None, host="mx1", log=lambda *a, **k: None).run(NOW)
+    QuarantineNotifier(s, store, outbox, prefs=Preferences(s), key=None, host="mx1", log=lambda *a, **k: None).run(NOW)
     (msg,) = outbox.to("alice@example.org")
     assert "Release:" not in msg.get_body("plain").get_content() and "href" not in msg.get_body("html").get_content()

@@ -18,15 +18,13 @@ from owlery.quarantine import ListFilter
 from owlery.quarantine.directory import DirectoryStore
 from owlery.quarantine.release import released_copy
 from milters.received import received_header
-from milters.session import MilterSession
 from milters.stages import Services
 from milters.stages.authres import AuthResults
 from milters.stages.quarantine import edited_header_block
 from milters.stages.spam import SpamStage
-from milters.testing import split_message
 from owlery.settings import Settings
+from tests.milters.session_driver import NOW, run_session
 
-NOW = 1_800_000_000.0          # Fri, 15 Jan 2027 08:00:00 +0000
 DATE = "Fri, 15 Jan 2027 08:00:00 +0000"
 CLEAN = (b"From: Alice <alice@sender.test>\r\nTo: bob@example.test\r\nSubject: hello\r\n"
          b"Date: Mon, 02 Mar 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n"
@@ -133,31 +131,9 @@ class RecordingSpamd:
         assert not self.thread.is_alive()
 
 
-class Pipe:
-    def __init__(self, stages):
-        self.stages = stages
-
-    def select(self, message):
-        return self.stages
-
-    def on_error(self, name):
-        return "tempfail"
-
-
 def drive(settings, stages, raw=CLEAN, rcpts=("bob@example.test",), macros=None):
-    session = MilterSession(settings, Pipe(stages), now=lambda: NOW)
-    session.connect("mail.sender.test", "192.0.2.7", {"j": "mx.example.test"})
-    session.helo("mail.sender.test", {})
-    session.mail_from("<alice@sender.test>", (), {})
-    for r in rcpts:
-        session.rcpt(f"<{r}>", (), {"i": "4ZxQ1b2c3d"})
-    session.data({})
-    fields, body = split_message(raw)
-    for name, value in fields:
-        session.header(name, value)
-    session.end_of_headers({})
-    session.body(body)
-    return session.end_of_message(macros or {})
+    return run_session(settings, stages, raw, rcpts=rcpts, client=("mail.sender.test", "192.0.2.7"),
+                       helo="mail.sender.test", mta="mx.example.test", queue_id="4ZxQ1b2c3d", macros=macros)
 
 
 RECEIVED = ("Received: from mail.sender.test (mail.sender.test [192.0.2.7])\r\n"

@@ -7,7 +7,7 @@ from owlery.reply import Reply
 
 from milters import effects as fx
 from milters.session import MilterSession
-from milters.stages import STAGES, Pipeline, Services, Stage
+from milters.stages import STAGES, StagePipeline, Services, Stage
 
 from .conftest import make_settings
 
@@ -43,7 +43,7 @@ class Scorer(Stage):
             report.symbol(name, float(score))
 
 
-class FakePipeline(Pipeline):
+class FakePipeline(StagePipeline):
     def __init__(self, settings, stages):
         self.settings = settings
         self.stages = {s.name: s for s in stages}
@@ -134,7 +134,7 @@ def test_symbol_score_override_from_settings():
 
 
 def test_strongest_action_wins_and_replies_are_checked():
-    r = fx.Report(make_settings())
+    r = fx.StageReport(make_settings())
     r.discard("x")
     r.reject(Reply(550, "5.7.1", "no"))
     r.tempfail()
@@ -158,12 +158,12 @@ def test_too_many_headers_rejected():
     ("192.0.2.1", None, "submission", "sub"),
 ])
 def test_stage_selection(client, auth, daemon, expected):
-    from milters.session import Message
+    from milters.session import MilterMessage
     settings = make_settings(milter_inbound_stages=["authres"], milter_outbound_stages=["dkim_sign"],
                              milter_internal_networks=["10.0.0.0/8"],
                              milter_daemon_stages={"submission": ["dkim_sign", "authres"]})
-    p = Pipeline(settings, Services(None))
-    m = Message(settings)
+    p = StagePipeline(settings, Services(None))
+    m = MilterMessage(settings)
     m.client_address = client
     if auth:
         m.macros["{auth_authen}"] = auth
@@ -181,7 +181,7 @@ def test_unknown_stage_is_refused_when_the_settings_are_read():
 
 def test_settled_score_and_removed_recipients():
     settings = make_settings(milter_score_tag=5.0, milter_score_quarantine=8.0, milter_score_reject=15.0)
-    r = fx.Report(settings)
+    r = fx.StageReport(settings)
     r.stage = "spam"
     r.symbol("A", 20.0)
     assert r.verdict() == "reject"

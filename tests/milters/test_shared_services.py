@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import owlery.directory
 import owlery.quarantine
-from milters.stages import Pipeline, Services
+from milters.stages import StagePipeline, Services
 from owlery.settings import Settings
+from tests.delivery.stand_ins import Closable
 
 CONTENT = ["antivirus", "banned", "spam", "quarantine"]
-
-
-class Closable:
-    def __init__(self):
-        self.closed = 0
-
-    def close(self):
-        self.closed += 1
 
 
 def content_settings(tmp_path):
@@ -39,7 +32,7 @@ def test_content_stages_share_one_quarantine_store_and_one_directory(tmp_path, m
 
     monkeypatch.setattr(owlery.quarantine, "open_store", open_store)
     monkeypatch.setattr(owlery.directory, "open_directory", open_directory)
-    pipeline = Pipeline(content_settings(tmp_path), Services(resolver=None))
+    pipeline = StagePipeline(content_settings(tmp_path), Services(resolver=None))
     stages = pipeline.stages
     users = [stages["antivirus"]._quarantine, stages["banned"]._quarantine, stages["quarantine"].quarantiner,
              stages["spam"]._get_quarantiner()]
@@ -56,7 +49,7 @@ def test_resources_given_to_the_services_are_used_and_left_open(tmp_path, monkey
     monkeypatch.setattr(owlery.quarantine, "open_store", lambda settings: (_ for _ in ()).throw(
         AssertionError("the given store must be used")))
     store, directory = Closable(), Closable()
-    pipeline = Pipeline(content_settings(tmp_path),
+    pipeline = StagePipeline(content_settings(tmp_path),
                         Services(resolver=None, quarantine_store=store, directory=directory))
     assert pipeline.stages["quarantine"].quarantiner.store is store
     assert pipeline.stages["spam"].directory is directory
@@ -68,6 +61,6 @@ def test_a_stage_that_never_quarantines_opens_no_store(tmp_path, monkeypatch):
     opened = []
     monkeypatch.setattr(owlery.quarantine, "open_store", lambda settings: opened.append(1) or Closable())
     settings = content_settings(tmp_path).replace(milter_inbound_stages=["spam"], spam_directory_levels=False)
-    pipeline = Pipeline(settings, Services(resolver=None))
+    pipeline = StagePipeline(settings, Services(resolver=None))
     assert opened == [] and pipeline.stages["spam"].directory is None
     pipeline.close()

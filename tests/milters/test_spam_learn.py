@@ -154,3 +154,71 @@ def test_all_users_teaches_each_mailbox_into_its_own_bayes_user(tmp_path, capsys
     assert main(["spam", "learn", "-c", str(cfg), "--all-users", "--progress", "never"]) == 0
     assert sorted(u for _, _, u in spamd.told) == ["alice@example.org", "bob@example.org"]
     assert "spam: 2 messages, learned 2" in capsys.readouterr().out
+
+
+def _users_config(tmp_path: Path, users, per_user: bool = True) -> tuple[Path, str]:
+    template = str(tmp_path / "mail/{domain}/{localpart}/Maildir")
+    (tmp_path / "mailboxes").write_text("".join(f"{u}@example.org\n" for u in users))
+    cfg = tmp_path / "owlery.toml"
+    cfg.write_text(f'maildir_path_template = "{template}"\nfiles_mailboxes = "{tmp_path / "mailboxes"}"\n'
+                   f'spam_learn_per_user = {"true" if per_user else "false"}\n'
+                   f'state_sqlite_path = "{tmp_path}/state.sqlite"\n')
+    return cfg, template
+
+
+def test_an_unreadable_junk_a_linked_junk_or_an_unusable_root_is_reported_and_the_others_learn(
+        tmp_path, capsys, monkeypatch):
+    users = ("alice", "bob", "carol", "dave")
+    cfg, template = _users_config(tmp_path, users)
+    roots = {}
+    for user in users:
+        md = Maildir(template.format(domain="example.org", localpart=user), fsync="never")
+        md.deliver(_msg(f"{user}-junk"), "Junk", now=NOW - DAY)
+        roots[user] = md.root
+    elsewhere = tmp_path / "elsewhere"          # carol's Junk is a link to a folder outside
+    os.rename(Path(roots["carol"], ".Junk"), elsewhere)
+    os.symlink(elsewhere, Path(roots["carol"], ".Junk"))
+    unreadable = {os.path.join(roots["alice"], ".Junk", "new"), roots["dave"]}
+    real_listdir = os.listdir
+
+    def listdir(path="."):
+        if isinstance(path, str) and path in unreadable:     # what chmod 000 does to a non-root user
+            raise PermissionError(13, "Permission denied", path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    spamd = FakeSpamd()
+    monkeypatch.setattr("milters.clients.spamd.SpamdClient.tell", lambda self, m, k, user=None: spamd.tell(m, k, user))
+    rc = main(["spam", "learn", "-c", str(cfg), "--all-users", "--progress", "never"])
+    captured = capsys.readouterr()
+    assert rc == 75, captured                   # as `owlery mailbox expire`: run again later
+    assert [u for _, _, u in spamd.told] == ["bob@example.org"]
+    err = captured.err
+    assert f"{roots['alice']}/.Junk/new: cannot be listed: Permission denied" in err
+    assert f"{roots['carol']}/.Junk: is a symbolic link, not followed" in err
+    assert f"{roots['dave']}: cannot be listed: Permission denied" in err
+    assert "Traceback" not in err
+    assert "spam: 1 messages, learned 1, already known 0, skipped 0 (over spamd_max_size), failed 3" in captured.out
+
+
+def _teach_stdin(monkeypatch, cfg: Path, *argv: str):
+    spamd = FakeSpamd()
+    monkeypatch.setattr("milters.clients.spamd.SpamdClient.tell", lambda self, m, k, user=None: spamd.tell(m, k, user))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(_msg("moved"))))
+    rc = main(["spam", "learn", "-c", str(cfg), "--stdin", *argv])
+    return rc, [(k, u) for _, k, u in spamd.told]
+
+
+def test_for_names_the_mailbox_whose_bayes_database_learns(tmp_path, monkeypatch, capsys):
+    cfg, _ = _users_config(tmp_path, ("alice",), per_user=True)
+    assert _teach_stdin(monkeypatch, cfg, "--spam", "--for", "Alice@Example.org") == (
+        0, [("spam", "alice@example.org")])
+    assert _teach_stdin(monkeypatch, cfg, "--ham", "--for=alice@example.org") == (0, [("ham", "alice@example.org")])
+    # Site-wide Bayes: the address names the mailbox only, spamd_user's database learns.
+    cfg.write_text(cfg.read_text().replace("spam_learn_per_user = true", 'spamd_user = "site"'))
+    assert _teach_stdin(monkeypatch, cfg, "--spam", "--for", "alice@example.org") == (0, [("spam", "site")])
+    capsys.readouterr()
+    for bad in ("", "-x", "alice@example.org\nUser: root", "a b"):
+        assert _teach_stdin(monkeypatch, cfg, "--spam", f"--for={bad}") == (2, [])
+        assert "--for takes one mailbox's address" in capsys.readouterr().err
+    assert _teach_stdin(monkeypatch, cfg, "--spam", "--for", "a@b.test", "--user", "x")[0] == 2

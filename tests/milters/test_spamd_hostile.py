@@ -7,7 +7,7 @@ header block is read as latin-1, so spamd's byte 0xB2 is "²", which str.isdigit
 import pytest
 
 from milters.clients import ScannerUnavailable
-from milters.clients.spamd import ProtocolError, ResponseParser
+from milters.clients.spamd import SpamdProtocolError, ResponseParser
 
 
 def parse(raw):
@@ -20,7 +20,7 @@ def parse(raw):
 
 @pytest.mark.parametrize("length", [b"\xb2", b"1\xb2", b"\xb9\xb3", b"+5", b"-1", b"0x10", b"9" * 5000])
 def test_bad_content_length_is_a_protocol_error(length):
-    with pytest.raises(ProtocolError, match="Content-length"):
+    with pytest.raises(SpamdProtocolError, match="Content-length"):
         parse(b"SPAMD/1.1 0 EX_OK\r\nContent-length: " + length + b"\r\n\r\nbody")
 
 
@@ -31,7 +31,7 @@ def test_ascii_content_length_still_read():
 
 def test_protocol_error_is_scanner_unavailable():
     # what the spam stage catches (milter_stage_on_error): a 4xx or "continue", not a traceback
-    assert issubclass(ProtocolError, ScannerUnavailable)
+    assert issubclass(SpamdProtocolError, ScannerUnavailable)
 
 
 @pytest.mark.parametrize("spam", [
@@ -39,12 +39,12 @@ def test_protocol_error_is_scanner_unavailable():
 ])
 def test_bad_spam_score_is_a_protocol_error(spam):
     r = parse(b"SPAMD/1.1 0 EX_OK\r\nSpam: " + spam.encode("latin-1") + b"\r\n\r\n")
-    with pytest.raises(ProtocolError, match="Spam header"):
+    with pytest.raises(SpamdProtocolError, match="Spam header"):
         r.score
 
 
 def test_huge_status_code_is_a_protocol_error():
-    with pytest.raises(ProtocolError, match="status line"):
+    with pytest.raises(SpamdProtocolError, match="status line"):
         parse(b"SPAMD/1.1 " + b"9" * 5000 + b" EX_OK\r\n\r\n")
 
 

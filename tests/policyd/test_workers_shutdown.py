@@ -32,7 +32,7 @@ import pytest
 
 from policyd.protocol import encode_request
 from tests.harness.owlery_daemons import OwleryDaemons
-from tests.harness.procs import wait_until
+from tests.harness.procs import child_pids, wait_until
 
 STOP_DEADLINE_S = 5.0       # SIGTERM to exit; the harness kills at 10 s
 
@@ -67,19 +67,6 @@ def _sockets(pid: int) -> int:
 def _rows(db) -> int:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT count(*) FROM kv WHERE key LIKE 'gl:t:%'").fetchone()[0]
-
-
-def _workers(parent: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat").read()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == parent:
-                out.append(int(entry))
-    return sorted(out)
 
 
 class Load:
@@ -163,7 +150,7 @@ def test_a_stop_signal_any_thread_of_a_worker_takes_stops_it_at_once(harness_dir
         load.stop()
         assert not load.errors, load.errors[:5]
         assert all(a.startswith(b"action=DEFER_IF_PERMIT 4.7.1 Greylisted") for a in load.answers)
-        workers = _workers(proc.pid)
+        workers = child_pids(proc.pid)
         assert len(workers) == 2, workers
         # Idle: every connection's end handled (an event would wake the worker), so each holds
         # the listening sockets the parent holds, plus its reactor's copy of its own.

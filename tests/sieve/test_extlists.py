@@ -1,7 +1,7 @@
 """extlists (RFC 6134): the :list match type, valid_ext_list and redirect :list in the engine
 (sieve/extensions/extlists.py), the directory's membership query (Directory.list_member, files
 backend and cache), and delivery's mapping of list names to directory groups
-(sieve/delivery/extlists.py) through the Executor: members filed, other domains and unknown
+(sieve/delivery/extlists.py) through the DeliveryExecutor: members filed, other domains and unknown
 lists no match, a directory that is down defers the delivery."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from owlery.errors import DirectoryUnavailable
 from owlery.settings import Settings
 from owlery.state.memory_store import MemoryStore
 from sieve.api import Envelope, MemoryHost, SieveCompileError, SieveTempFailure, compile_script, run
-from sieve.delivery.executor import Executor
+from sieve.delivery.executor import DeliveryExecutor
 from sieve.delivery.users import MailUser
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.extlists import normalise_name
@@ -228,7 +228,7 @@ class DownDirectory:
 def deliver(tmp_path, sender: str, backend=None):
     s = files_settings(tmp_path, GROUPS)
     (tmp_path / "carol.sieve").write_text(SCRIPT)
-    ex = Executor(s, state=MemoryStore(), program="test", directory=backend)
+    ex = DeliveryExecutor(s, state=MemoryStore(), program="test", directory=backend)
     user = MailUser("carol@example.org", str(tmp_path / "carol"), str(tmp_path / "carol.sieve"))
     msg = f"From: {sender}\nTo: carol@example.org\nSubject: s\n\nbody\n".encode()
     try:

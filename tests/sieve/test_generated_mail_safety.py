@@ -25,7 +25,7 @@ from sieve.api import (Envelope, MemoryHost, Notify, Reject, SieveCompileError, 
                        run)
 from sieve.delivery import submission
 from sieve.delivery import vacation as delivery_vacation
-from sieve.delivery.executor import Executor
+from sieve.delivery.executor import DeliveryExecutor
 from sieve.delivery.users import MailUser
 
 NOW = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
@@ -358,7 +358,7 @@ def test_delivered_vacation_reply_has_no_injected_headers(tmp_path, subject):
     script = tmp_path / "user.sieve"
     script.write_text('require ["vacation", "enotify"]; vacation "I am away"; notify "mailto:bob@example.org";')
     sub = FakeSubmitter()
-    ex = Executor(parse_text(""), submitter=sub, state=MemoryStore(), program="test")
+    ex = DeliveryExecutor(parse_text(""), submitter=sub, state=MemoryStore(), program="test")
     user = MailUser("alice@example.org", str(tmp_path / "Maildir"), str(script))
     outcome = ex.deliver(message(subject).replace(b"\r\n", b"\n"), "mallory@remote.test", "alice@example.org", user)
     assert outcome.ok

@@ -13,7 +13,7 @@ import pytest
 from owlery.settings import Settings
 from owlery.state.memory_store import MemoryStore
 from sieve.api import Envelope, MemoryHost, SieveCompileError, compile_script, run
-from sieve.delivery.executor import Executor
+from sieve.delivery.executor import DeliveryExecutor
 from sieve.delivery.users import MailUser
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -70,7 +70,7 @@ def test_the_same_script_reached_by_two_paths_is_no_loop():
 def _deliver(tmp_path, settings: Settings, script: str, user_dir):
     user_dir.mkdir(parents=True, exist_ok=True)
     (user_dir / "active.sieve").write_text(script)
-    ex = Executor(settings, state=MemoryStore(), program="test")
+    ex = DeliveryExecutor(settings, state=MemoryStore(), program="test")
     user = MailUser("carol@example.org", str(tmp_path / "Maildir"), str(user_dir / "active.sieve"))
     try:
         return ex.deliver(MSG, "a@example.org", "carol@example.org", user)

@@ -58,7 +58,7 @@ class SocketmapDaemon:
 
 
 class Client:
-    """One connection to a socketmap server; answers are protocol.Answer values."""
+    """One connection to a socketmap server; answers are protocol.SocketmapAnswer values."""
 
     def __init__(self, port, timeout=10.0):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)

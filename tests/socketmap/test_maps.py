@@ -43,7 +43,7 @@ def settings_for(tmp_path, **over):
 
 @pytest.fixture
 def ask(tmp_path):
-    """ask(map, key, **settings) -> Answer, over a fresh cached files directory."""
+    """ask(map, key, **settings) -> SocketmapAnswer, over a fresh cached files directory."""
     opened = []
 
     def run(name, key, **over):

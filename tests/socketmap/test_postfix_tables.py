@@ -7,7 +7,10 @@ each member of a group to its own back end: here `discard:HOST`, whose log line 
 host, stands in for lmtp:inet:HOST:24; a member without a back end takes relay_transport.
 """
 
-from tests.socketmap.daemon import SocketmapDaemon
+import subprocess
+import sys
+
+from tests.socketmap.daemon import ROOT, SocketmapDaemon
 
 MAILBOXES = "alice@example.test\nbob@example.test\n"
 ALIASES = "staff@example.test alice@example.test, bob@example.test\nghost@example.test nobody@example.test\n"
@@ -28,15 +31,26 @@ def stop_both(postfix, daemon):
     daemon.stop()
 
 
-def tables(port, *names):
-    return {name: f"socketmap:inet:127.0.0.1:{port}:{name}" for name in names}
+DIRECTORY_LINES = {"backend": ("virtual_mailbox_domains", "virtual_mailbox_maps", "virtual_alias_domains",
+                                "virtual_alias_maps"),
+                   "relay": ("relay_domains", "relay_recipient_maps", "virtual_alias_domains", "virtual_alias_maps",
+                             "transport_maps")}
 
 
-def printed(port, role):
-    """The lines `owlery postfix` and README.rst give for this role, for a daemon on `port`."""
-    from owlery.app.postfix import socketmap_tables
-    from owlery.settings import Settings
-    return dict(socketmap_tables(Settings().replace(socketmap_listen=[f"tcp:127.0.0.1:{port}"]), role))
+def printed(daemon, role):
+    """The directory lines `owlery postfix --role ROLE` prints (README.rst shows them) for the
+    daemon's own settings file, exactly as printed; the policy service and milter lines are
+    left out (no policy daemon or milter runs here)."""
+    out = subprocess.run([sys.executable, "-m", "owlery.app.cli", "postfix", "--role", role,
+                          "--config", str(daemon.config_path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    main_cf = out.split("# /etc/postfix/master.cf")[0]
+    lines = dict(line.split(" = ", 1) if " = " in line else (line.rstrip(" ="), "")
+                 for line in main_cf.splitlines() if line and not line.startswith("#"))
+    wanted = DIRECTORY_LINES[role]
+    assert set(wanted) <= set(lines), out
+    assert not ({"virtual_mailbox_domains", "relay_domains"} - set(wanted)) & set(lines), out   # one role only
+    return {name: lines[name] for name in wanted}
 
 
 def test_back_end_tables(tmp_path, make_postfix):
@@ -44,8 +58,7 @@ def test_back_end_tables(tmp_path, make_postfix):
     postfix = None
     try:
         postfix = make_postfix(main_cf=dict(
-            printed(daemon.port, "backend"), **tables(daemon.port, "virtual_mailbox_maps"),
-            relay_domains="", smtpd_recipient_restrictions="permit_mynetworks, reject"))
+            printed(daemon, "backend"), relay_domains="", smtpd_recipient_restrictions="permit_mynetworks, reject"))
         postfix.configure(main_cf=dict(postfix.main_cf, virtual_transport=f"smtp:[127.0.0.1]:{postfix.sink_port}"))
         result = postfix.send("someone@elsewhere.test", ["staff+x@example.test", "nobody@example.test",
                                                          "ghost@example.test"], "Subject: t\n\nhi\n")
@@ -61,7 +74,7 @@ def test_relay_routes_each_member_to_its_back_end(tmp_path, make_postfix):
     daemon = start_socketmap(tmp_path, 'socketmap_transport_template = "discard:{host}"\n')
     postfix = None
     try:
-        postfix = make_postfix(main_cf=printed(daemon.port, "relay"))
+        postfix = make_postfix(main_cf=printed(daemon, "relay"))
         result = postfix.send("someone@elsewhere.test", ["staff@example.test", "carol@example.test"],
                               "Subject: t\n\nhi\n", check=False)
         assert result.accepted == ["staff@example.test"]

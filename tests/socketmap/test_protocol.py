@@ -4,12 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from socketmap.protocol import (NOTFOUND, Answer, BadRequest, NetstringDecoder, Request, RequestDecoder,
-                                encode_reply, encode_request, ok, parse_reply, perm, temp, timeout)
+from socketmap.protocol import (NOTFOUND, BadRequest, NetstringDecoder, SocketmapAnswer, SocketmapRequest,
+                                SocketmapRequestDecoder, encode_reply, encode_request, ok, parse_reply, perm, temp,
+                                timeout)
 
 
 def feed_all(data, length_max=100, chunk=None):
-    d = RequestDecoder(length_max)
+    d = SocketmapRequestDecoder(length_max)
     if chunk is None:
         return d.feed(data)
     out = []
@@ -19,15 +20,16 @@ def feed_all(data, length_max=100, chunk=None):
 
 
 @pytest.mark.parametrize("data,items", [
-    (b"24:virtual_alias_maps a@b.c,", [Request("virtual_alias_maps", "a@b.c")]),
-    (b"9:m key one,", [Request("m", "key one")]),                    # the key may hold spaces
-    (b"2:m ,", [Request("m", "")]),
-    (b"5:a b c,3:x y,", [Request("a", "b c"), Request("x", "y")]),   # pipelined in one read
+    (b"24:virtual_alias_maps a@b.c,", [SocketmapRequest("virtual_alias_maps", "a@b.c")]),
+    (b"9:m key one,", [SocketmapRequest("m", "key one")]),                    # the key may hold spaces
+    (b"2:m ,", [SocketmapRequest("m", "")]),
+    (b"5:a b c,3:x y,", [SocketmapRequest("a", "b c"), SocketmapRequest("x", "y")]),   # pipelined in one read
     (b"0:,", [BadRequest("request is not NAME SPACE KEY", fatal=False)]),
-    (b"4:name,1:m,3:m k,", [BadRequest("request is not NAME SPACE KEY", fatal=False)] * 2 + [Request("m", "k")]),
+    (b"4:name,1:m,3:m k,",
+     [BadRequest("request is not NAME SPACE KEY", fatal=False)] * 2 + [SocketmapRequest("m", "k")]),
     (b"2: k,", [BadRequest("request is not NAME SPACE KEY", fatal=False)]),
-    (b"4:m \xff\xfe,", [Request("m", "\udcff\udcfe")]),               # raw 8-bit bytes survive
-    (b"4:m \xc3\xa9,", [Request("m", "\u00e9")]),
+    (b"4:m \xff\xfe,", [SocketmapRequest("m", "\udcff\udcfe")]),               # raw 8-bit bytes survive
+    (b"4:m \xc3\xa9,", [SocketmapRequest("m", "\u00e9")]),
 ])
 def test_requests(data, items):
     assert feed_all(data) == items
@@ -56,19 +58,19 @@ def test_broken_framing_is_fatal_and_ends_the_stream(data, reason):
 
 
 def test_requests_before_a_break_are_kept_and_nothing_after():
-    d = RequestDecoder(100)
+    d = SocketmapRequestDecoder(100)
     items = d.feed(b"3:m a,3:m b,zz:m c,3:m d,")
-    assert items[:2] == [Request("m", "a"), Request("m", "b")] and items[2].fatal and len(items) == 3
+    assert items[:2] == [SocketmapRequest("m", "a"), SocketmapRequest("m", "b")] and items[2].fatal and len(items) == 3
     assert d.broken and d.feed(b"3:m e,") == []
 
 
 def test_pending_and_bounded_buffer():
-    d = RequestDecoder(100)
+    d = SocketmapRequestDecoder(100)
     assert d.feed(b"10:virtual") == [] and d.pending
     assert d.feed(b"_ab,") == [BadRequest("request is not NAME SPACE KEY", fatal=False)]
     assert not d.pending
     # The length limit counts the data, not the framing: exactly length_max is fine.
-    assert d.feed(b"100:m " + b"k" * 98 + b",") == [Request("m", "k" * 98)]
+    assert d.feed(b"100:m " + b"k" * 98 + b",") == [SocketmapRequest("m", "k" * 98)]
 
 
 @pytest.mark.parametrize("answer,wire", [
@@ -91,11 +93,12 @@ def test_a_reply_never_fails_to_encode():
 
 def test_answer_refuses_unknown_status():
     with pytest.raises(ValueError):
-        Answer("MAYBE", "x")
+        SocketmapAnswer("MAYBE", "x")
 
 
 def test_request_round_trip():
-    assert RequestDecoder(100).feed(encode_request("transport_maps", "a b@c")) == [Request("transport_maps", "a b@c")]
+    assert (SocketmapRequestDecoder(100).feed(encode_request("transport_maps", "a b@c"))
+            == [SocketmapRequest("transport_maps", "a b@c")])
 
 
 @given(st.binary(max_size=400), st.integers(min_value=1, max_value=50))
@@ -103,7 +106,7 @@ def test_fuzz_any_bytes_any_chunking(data, chunk):
     """Whatever comes, the decoder never raises, never buffers past its limit, gives the same
     items however the bytes are split, and stops for good after a fatal item."""
     whole = feed_all(data, length_max=64)
-    d = RequestDecoder(64)
+    d = SocketmapRequestDecoder(64)
     pieces = []
     for i in range(0, len(data), chunk):
         pieces += d.feed(data[i:i + chunk])
@@ -121,8 +124,8 @@ TEXT = st.characters(blacklist_categories=("Cs",)) | st.sampled_from("\udc80\udc
                           st.text(alphabet=TEXT, max_size=40)), max_size=10), st.integers(min_value=1, max_value=30))
 def test_fuzz_well_formed_requests_round_trip(requests, chunk):
     data = b"".join(encode_request(n, k) for n, k in requests)
-    d = RequestDecoder(1000)
+    d = SocketmapRequestDecoder(1000)
     got = []
     for i in range(0, len(data), chunk):
         got += d.feed(data[i:i + chunk])
-    assert got == [Request(n, k) for n, k in requests] and not d.pending
+    assert got == [SocketmapRequest(n, k) for n, k in requests] and not d.pending

@@ -10,7 +10,7 @@ from owlery.quarantine.directory import DirectoryStore
 from owlery.quarantine.release import ReleaseResult
 from owlery.settings import Settings
 from web.app import WebApp
-from web.backend import Backend
+from web.backend import WebBackend
 from web.http import Request
 from web.settings import WebConfig
 
@@ -57,7 +57,7 @@ class World:
         self.auth = FakeAuth()
         self.postfix = FakePostfix()
         self.clock = [NOW]
-        self.backend = Backend(Settings(), store=self.store, authenticator=self.auth, sender=self.postfix,
+        self.backend = WebBackend(Settings(), store=self.store, authenticator=self.auth, sender=self.postfix,
                                token_key=key)
         self.app = WebApp(config or WebConfig(admins=frozenset({"admin@example.test"})), self.backend,
                           clock=lambda: self.clock[0])
