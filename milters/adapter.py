@@ -517,7 +517,40 @@ def stage_resolver(settings: Any) -> Any:
     from owlery.dns import build_resolver
     resolver = build_resolver(settings)
     resolver.cache = dns.resolver.LRUCache(DNS_CACHE_SIZE)
-    return resolver
+    return AnswerMemo(resolver)
+
+
+class AnswerMemo:
+    """The stage resolver's front: what `resolve()` returned for the same arguments, until that
+    answer's expiration, in one dict lookup. dnspython's cache (behind it, which holds the very
+    same Answer objects until the same time) still builds a query name, a resolution and a cache
+    key per hit: about 10 us a lookup, three lookups a message. Errors (NXDOMAIN, timeouts) are
+    not remembered here: they go to the resolver each time. Every other attribute is the
+    resolver's."""
+
+    def __init__(self, resolver: Any, size: int = DNS_CACHE_SIZE, clock: Callable[[], float] = time.time):
+        self.resolver = resolver
+        self._answers: dict[Any, Any] = {}
+        self._size = size
+        self._clock = clock
+
+    def resolve(self, qname: Any, rdtype: Any = "A", *args: Any, lifetime: Any = None, **kwargs: Any) -> Any:
+        try:
+            key = (qname, rdtype, args, tuple(sorted(kwargs.items())))
+            answer = self._answers.get(key)
+        except TypeError:        # an unhashable argument: no memo
+            return self.resolver.resolve(qname, rdtype, *args, lifetime=lifetime, **kwargs)
+        if answer is not None and answer.expiration > self._clock():
+            return answer
+        answer = self.resolver.resolve(qname, rdtype, *args, lifetime=lifetime, **kwargs)
+        if isinstance(getattr(answer, "expiration", None), (int, float)):
+            if len(self._answers) >= self._size:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.resolver, name)
 
 
 def _drain(seconds: float) -> None:

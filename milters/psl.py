@@ -27,6 +27,8 @@ PACKAGED_LIST = BUNDLED_LIST     # the older name of BUNDLED_LIST
 
 log = logging.getLogger("owlery.milter")
 
+ORGANIZATIONAL_CACHE_SIZE = 10_000     # domains whose organizational domain is remembered
+
 
 class PublicSuffixListError(ValueError):
     """A Public Suffix List file that exists but cannot be used (unreadable, no rules)."""
@@ -36,6 +38,9 @@ class PublicSuffixList:
     def __init__(self, rules: set[str], exceptions: set[str]):
         self._rules = rules            # "co.uk", "*.ck"
         self._exceptions = exceptions  # "www.ck" (from "!www.ck")
+        # organizational_domain's answers: the dmarc stage asks up to five times per message,
+        # mostly for the same few domains. The list never changes once parsed.
+        self._organizational: dict[str, str] = {}
 
     @classmethod
     def parse(cls, text: str) -> "PublicSuffixList":
@@ -88,6 +93,15 @@ class PublicSuffixList:
         return ".".join(labels[len(labels) - best:])
 
     def organizational_domain(self, domain: str) -> str:
+        found = self._organizational.get(domain)
+        if found is None:
+            found = self._organizational_domain(domain)
+            if len(self._organizational) >= ORGANIZATIONAL_CACHE_SIZE:
+                self._organizational.clear()
+            self._organizational[domain] = found
+        return found
+
+    def _organizational_domain(self, domain: str) -> str:
         labels = domain.lower().rstrip(".").split(".")
         suffix_len = len(self.public_suffix(domain).split("."))
         if len(labels) <= suffix_len:

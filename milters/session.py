@@ -99,6 +99,9 @@ class MilterMessage:
         self._received: bytes | None = None
         self._limit = settings.milter_message_size_limit
         self._whole: bytes | None = None             # as_bytes(), once built
+        # Views of the message that stages derive and share (the first stage that needs one
+        # builds it, e.g. dkimpy's parse for dkim_verify and arc_verify); emptied on any change.
+        self.views: dict[str, Any] = {}
         self._body: IO[bytes] = tempfile.SpooledTemporaryFile(
             max_size=settings.milter_body_memory_size, dir=settings.milter_spool_directory)
 
@@ -208,10 +211,15 @@ class MilterMessage:
         self._body.seek(0, 2)
         self._body.write(chunk)
         self.body_size += len(chunk)
+        self._changed()
+
+    def _changed(self) -> None:
         self._whole = None
+        if self.views:
+            self.views.clear()
 
     def close(self) -> None:
-        self._whole = None
+        self._changed()
         self._body.close()
 
 
@@ -232,6 +240,7 @@ class MilterSession:
         self._helo = ""
         self.message: MilterMessage | None = None
         self._header_overflow = False
+        self._header_limit = settings.milter_header_count_limit     # read per header otherwise
         # What the last end_of_message measured, for the adapter's metrics: the message's
         # size in bytes and (stage, seconds) per stage run, timed with `timer`.
         self.timer: Callable[[], float] = time.perf_counter
@@ -267,11 +276,11 @@ class MilterSession:
 
     def header(self, name: str, value: bytes) -> None:
         m = self._current()
-        if len(m.headers) >= self.settings.milter_header_count_limit:
+        if len(m.headers) >= self._header_limit:
             self._header_overflow = True
             return
         m.headers.append(Header(name, _normalise_header_value(value)))
-        m._whole = None
+        m._changed()
 
     def end_of_headers(self, macros: dict[str, str]) -> None:
         self._current().macros.update(macros)
@@ -356,6 +365,9 @@ class MilterSession:
             self.message = None
 
     def _log(self, m: MilterMessage, outcome: fx.Outcome, stages: list[str]) -> None:
+        level = logging.WARNING if outcome.action == fx.TEMPFAIL else logging.INFO
+        if not log.isEnabledFor(level):
+            return          # the line would be dropped: don't build it (log_level = "warning")
         syms = ",".join(f"{s.name}({s.score:g})" for s in outcome.symbols) or None
         # Recipients a stage took off the envelope (quarantined for them) are named apart.
         removed = ",".join(e.address for e in outcome.effects if isinstance(e, fx.DelRcpt)) or None
@@ -366,4 +378,4 @@ class MilterSession:
             from_=m.mail_from, to=",".join(m.recipients) if m.recipients else None, removed=removed,
             stages=",".join(stages) or "-", score=f"{outcome.score:g}", symbols=syms,
             reason=outcome.reason or None,
-            level=logging.WARNING if outcome.action == fx.TEMPFAIL else logging.INFO)
+            level=level)

@@ -15,7 +15,7 @@ from owlery.settings import Float, setting
 from milters import dns as mdns
 from milters.effects import StageReport
 from milters.stages import Stage
-from milters.stages.dkim_verify import _Quiet
+from milters.stages.dkim_verify import _Quiet, dkimpy_parts, speed_up_dkimpy
 
 ARC_INVALID_SCORE = setting(
     "arc_invalid_score", Float, 1.0,
@@ -25,6 +25,10 @@ ARC_INVALID_SCORE = setting(
 class ArcVerify(Stage):
     name = "arc_verify"
 
+    def __init__(self, settings: Any, services: Any):
+        super().__init__(settings, services)
+        speed_up_dkimpy()
+
     def check(self, message: Any, report: StageReport) -> None:
         import dkim
         if not message.get_all("ARC-Seal"):
@@ -32,7 +36,8 @@ class ArcVerify(Stage):
             report.auth_result("arc", "none")
             return
         dnsfunc = mdns.dkim_dnsfunc(self.services.resolver, self.settings.milter_dns_txt_size_limit)
-        verifier = dkim.ARC(message.as_bytes(), logger=_Quiet(), minkey=self.settings.dkim_min_key_bits)
+        verifier = dkim.ARC(None, logger=_Quiet(), minkey=self.settings.dkim_min_key_bits)
+        verifier.headers, verifier.body = dkimpy_parts(message)     # parsed once, with dkim_verify
         try:
             cv, results, reason = verifier.verify(dnsfunc=dnsfunc)
         except TemporaryFailure as e:
