@@ -441,6 +441,19 @@ def _line_of(text: str, key: str, entry: str | None = None) -> int | None:
     `key = ...` (an inline table is one line), dotted `key.entry = ...`, or a `[key]` table
     and its `entry = ...` line. An entry whose own line is not found falls back to the key's.
     """
+    if entry is None:
+        # A flat file's `key = value` without a regex (each key's three cost the LDA ~3 ms per
+        # message); any other line naming the key, or a table header, takes the full scan.
+        for number, line in enumerate(text.splitlines(), 1):
+            stripped = line.lstrip()
+            if stripped.startswith("["):
+                break
+            if key in line:
+                if stripped.startswith(key) and stripped[len(key):].lstrip().startswith("="):
+                    return number
+                break
+        else:
+            return None
     assign = re.compile(r"\s*%s\s*=" % _key_re(key))
     dotted = re.compile(r"\s*%s\s*\." % _key_re(key))
     own_header = re.compile(r"\s*\[\s*%s\s*\]\s*(?:#.*)?$" % _key_re(key))

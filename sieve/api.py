@@ -49,7 +49,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as _dt
-import hashlib
 import os
 import threading
 from collections.abc import Mapping
@@ -248,6 +247,7 @@ class ScriptCache:
     def compile(self, source: bytes | str, name: str = "script") -> Script:
         """The compiled script for this source text (keyed by its SHA-256)."""
         raw = source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
+        import hashlib          # here: a script read by path is keyed by its stat (OpenSSL loads in ~3 ms)
         key = ("sha256", hashlib.sha256(raw).hexdigest(), name)
         entry = self._get(key)
         if entry is None:
@@ -278,19 +278,22 @@ def _script_name(path: str) -> str:
 
 def run(script: Script | None, message: bytes, envelope: Envelope, *, host: Host | None = None,
         settings: Settings | None = None, environment: Mapping[str, str] | None = None,
-        now: _dt.datetime | None = None) -> Result:
+        now: _dt.datetime | None = None, context: dict[str, dict] | None = None) -> Result:
     """Run `script` on one message for one recipient; never raises on bad scripts/messages.
 
     script None means "no script": the Result is the implicit keep. `environment` adds or
     overrides environment-extension items (e.g. {"location": "MDA", "phase": "during",
     "remote-host": ..., "remote-ip": ..., "host": ...}). `now` is the delivery time
-    (date/currentdate, vacation); default: the current UTC time."""
+    (date/currentdate, vacation); default: the current UTC time. `context` is the previous
+    script's `Result.context` when several scripts run for one delivery (global before
+    scripts, the user's, global after scripts): what belongs to the message, not to one
+    script, carries over (imap4flags' internal flags, as Pigeonhole's multiscript does)."""
     settings = settings or Settings()
     host = host if host is not None else BaseHost()
     if now is None:
         now = _dt.datetime.now(_dt.timezone.utc)
     if script is None:
-        return Result(message=message, default_mailbox=settings.sieve_default_mailbox)
+        return Result(message=message, default_mailbox=settings.sieve_default_mailbox, context=dict(context or {}))
     from sieve.interpreter import execute
     return execute(script, message, envelope, host=host, settings=settings,
-                   environment=dict(environment or {}), now=now)
+                   environment=dict(environment or {}), now=now, context=context)

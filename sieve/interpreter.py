@@ -33,7 +33,8 @@ class Runtime:
     """The state of one run: message, envelope, variables, result, step budget."""
 
     def __init__(self, script, message: bytes, envelope, *, host, settings, environment, now,
-                 result: ResultBuilder | None = None, msg: Message | None = None):
+                 result: ResultBuilder | None = None, msg: Message | None = None,
+                 context: dict[str, dict] | None = None):
         self.script = script
         self.envelope = envelope
         self.host = host
@@ -52,10 +53,20 @@ class Runtime:
         self.match_vars_enabled = False   # does matching set ${N}? (an extension's begin_run says)
         self.requires = script.requires   # the capabilities of the script now running
         self.ext: dict = {}               # per-run state of the extensions, each under its own keys
+        # extensions whose message context an earlier script of this delivery left (they act
+        # here too, as if required: Pigeonhole's multiscript) and that state itself
+        self.context_extensions = frozenset(context or ())
+        for state in (context or {}).values():
+            self.ext.update(state)
         self.testsuite = None             # the harness, when running .svtest files
         self.errors: list[str] = []
         self._snapshot: tuple | None = None     # (message, its version, header block)
         extensions.begin_run(self)
+
+    def uses(self, extension: str) -> bool:
+        """Whether `extension` acts in this run: the running script requires it, or an earlier
+        script of the delivery left its message context."""
+        return extension in self.requires or extension in self.context_extensions
 
     def compile_source(self, source: bytes, *, name: str, settings):
         """Compile a script the run loads itself (include at run time), as compile_script does."""
@@ -167,9 +178,10 @@ class Runtime:
         self.result.add(action, cancels_keep)
 
 
-def execute(script, message: bytes, envelope, *, host, settings, environment, now):
+def execute(script, message: bytes, envelope, *, host, settings, environment, now, context=None):
     """Run a compiled script; the public entry point is sieve.api.run."""
-    rt = Runtime(script, message, envelope, host=host, settings=settings, environment=environment, now=now)
+    rt = Runtime(script, message, envelope, host=host, settings=settings, environment=environment, now=now,
+                 context=context)
     status = "ok"
     errors: list[str] = []
     try:
@@ -195,7 +207,8 @@ def execute(script, message: bytes, envelope, *, host, settings, environment, no
     return Result(status=status, actions=list(res.actions), implicit_keep=res.implicit_keep,
                   keep_flags=res.keep_flags, message=final, errors=errors + rt.errors,
                   default_mailbox=settings.sieve_default_mailbox, original=message,
-                  body_offset=len(message) - rt.msg.original_body_len)
+                  body_offset=len(message) - rt.msg.original_body_len,
+                  context=extensions.message_context(rt))
 
 
 def run_toplevel(rt: Runtime) -> None:

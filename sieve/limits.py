@@ -168,3 +168,11 @@ SIEVE_VIRUSTEST_STATUS_HEADER = setting(
 SIEVE_VIRUSTEST_TEXT_VALUES = setting(
     "sieve_virustest_text_values", StrList, [],
     "Five texts, matched against the virustest group, that map to values 1..5.")
+SIEVE_NOTIFY_MAILTO_MAX_RECIPIENTS = setting(
+    "sieve_notify_mailto_max_recipients", int_range(1, None), 8,
+    "Most recipients (To, Cc and Bcc of the URI together) one notify mailto: action sends to; "
+    "the rest are dropped with a log line (Pigeonhole's limit).")
+SIEVE_NOTIFY_MAILTO_MAX_RUN_RECIPIENTS = setting(
+    "sieve_notify_mailto_max_run_recipients", int_range(1, None), 32,
+    "Most mailto notification recipients one script run may send to, over all its notify "
+    "actions; past it recipients are dropped with a log line.")

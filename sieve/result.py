@@ -173,6 +173,8 @@ class Result:
         runtime error: the message as received, RFC 5293 7).
     original: the message as received.
     errors: runtime error texts (with line when known).
+    context: the message context the next script of the same delivery starts from
+        (sieve.api.run's `context`; e.g. imap4flags' internal flags).
 
     A keep, fileinto or redirect stores or sends the message as the script had edited it when
     it asked for the action (RFC 5293 7): use `message_for(action)`.
@@ -188,6 +190,7 @@ class Result:
     default_mailbox: str = "INBOX"
     original: bytes | None = None
     body_offset: int = 0
+    context: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

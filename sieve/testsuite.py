@@ -18,6 +18,7 @@ import re
 from owlery.settings import Settings, SettingsError
 from sieve.actions import (DuplicateMark, FileInto, Keep, Notify, Redirect, Reject, Report,
                            SendMessage, Vacation)
+from sieve import extensions
 from sieve.api import BaseHost, Envelope
 from sieve.errors import (SieveCompileError, SieveError, SieveResourceLimit, SieveRuntimeError,
                           TestsuiteFailure)
@@ -456,10 +457,10 @@ class Suite:
             return False
         return True
 
-    def _run_sub(self, rt, script, result: ResultBuilder) -> tuple[bool, Runtime]:
+    def _run_sub(self, rt, script, result: ResultBuilder, context: dict | None = None) -> tuple[bool, Runtime]:
         sub = Runtime(script, b"", rt.envelope, host=self.host, settings=self.settings,
                       environment=self.environment(), now=self.now, result=result,
-                      msg=Message(rt.msg.to_bytes(), self.settings.sieve_max_message_scan))
+                      msg=Message(rt.msg.to_bytes(), self.settings.sieve_max_message_scan), context=context)
         sub.testsuite = self
         if "flags" in rt.ext:
             sub.ext["flags"] = rt.ext["flags"]
@@ -504,9 +505,11 @@ class Suite:
         self.executed, self.keep_executed = 0, False
         msg = rt.msg
         ok = True
+        context: dict = {}
         for i, s in enumerate(scripts):
             holder = _MsgHolder(msg)
-            good, sub = self._run_sub(holder, s, result)
+            good, sub = self._run_sub(holder, s, result, context)
+            context = extensions.message_context(sub)     # e.g. flags set by one script, for the next
             msg = sub.msg
             ok &= good
             if not good:

@@ -7,7 +7,9 @@ Tests: tests/delivery/test_lda.py, tests/delivery/test_lmtpd.py
 
 from __future__ import annotations
 
-import argparse
+TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import
+if TYPE_CHECKING:
+    import argparse
 
 
 def _cmd_lmtpd(args: argparse.Namespace) -> int:
@@ -57,18 +59,41 @@ def add_lda_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_lda)
 
 
-class _LDAParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        # A bad master.cf argv: Postfix keeps the mail and retries (75) while the postmaster
-        # fixes it; argparse's exit status 2 is outside sysexits, which pipe(8) bounces (5.3.0).
-        from sieve.delivery.replies import usage_line
-        self.exit(75, usage_line(self.prog, message) + "\n")
+def _lda_parser() -> argparse.ArgumentParser:
+    """The `owlery lda` parser (argparse loads here: an ordinary argv never needs it)."""
+    import argparse
 
+    class _LDAParser(argparse.ArgumentParser):
+        def error(self, message: str):
+            # A bad master.cf argv: Postfix keeps the mail and retries (75) while the postmaster
+            # fixes it; argparse's exit status 2 is outside sysexits, which pipe(8) bounces (5.3.0).
+            from sieve.delivery.replies import usage_line
+            self.exit(75, usage_line(self.prog, message) + "\n")
 
-def lda_main(argv: list[str], stdin_data: bytes | None = None) -> int:
-    """`owlery lda ...` in-process, without building the whole `owlery` parser (owlery.app.cli's fast
-    path; sieve.delivery.lda_lmtp calls it when lmtpd cannot take the message)."""
     p = _LDAParser(prog="owlery lda", description=LDA_DESCRIPTION)
     add_lda_options(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def lda_main(argv: list[str], stdin_data: bytes | None = None, plain: dict[str, str] | None = None) -> int:
+    """`owlery lda ...` in-process, without building the whole `owlery` parser (owlery.app.cli's fast
+    path; sieve.delivery.lda_lmtp calls it when lmtpd cannot take the message)."""
+    args = _plain_lda_args(plain) if plain is not None else None
+    if args is not None:
+        return _cmd_lda(args, stdin_data)
+    args = _lda_parser().parse_args(argv)
     return _cmd_lda(args, stdin_data)
+
+
+def _plain_lda_args(opts: dict[str, str]):
+    """The options of an ordinary master.cf line, as sieve.delivery.lda_lmtp.parse_args read them
+    (`plain`), without argparse (which, with the shutil and gettext it loads, costs the LDA ~4 ms
+    per message); None when argparse must judge (a value that looks like an option; parse_args
+    already left help, abbreviations, repeated options and anything unusual to it)."""
+    from types import SimpleNamespace
+    if any(v.startswith(("-", "=")) for v in opts.values()):
+        return None
+    return SimpleNamespace(config=opts.get("config"), sender=opts.get("sender", ""),
+                           recipient=opts.get("recipient"), user=opts.get("user"),
+                           mailbox=opts.get("mailbox"),
+                           overrides=[opts["override"]] if "override" in opts else [], func=_cmd_lda)

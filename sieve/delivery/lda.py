@@ -25,11 +25,14 @@ tests/delivery/test_lda_folder.py, tests/delivery/test_group_delivery.py
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from owlery.settings import Bool, Duration, Endpoint, Size, Str, setting
 from sieve.delivery import replies
+
+TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import
+if TYPE_CHECKING:
+    import argparse
 
 LDA_MESSAGE_SIZE_LIMIT = setting("lda_message_size_limit", Size, "50M", unit="bytes",
                                  doc="Largest message the LDA reads from stdin; larger ones exit 77 (5.3.4).")
@@ -140,7 +143,7 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     if has_trace_headers(message):
         settings = settings.replace(delivery_add_return_path=False)
         executor.settings = settings
-    from sieve.delivery.lmtp import postfix_queue_id
+    from sieve.delivery.queueid import postfix_queue_id
     if isinstance(user, Group):
         outcome = executor.deliver_group(message, sender, recipient, user, queue_id=postfix_queue_id(message),
                                          mailbox_for=lambda member: usable_mailbox(executor, member, args.mailbox))

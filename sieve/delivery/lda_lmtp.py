@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             return status
         _enable_site()
         from sieve.delivery.cli import lda_main
-        return lda_main(argv, stdin_data=data)
+        return lda_main(argv, stdin_data=data, plain=parse_args(argv))
     except Exception as e:  # noqa: BLE001  any failure defers (75), never bounces
         return _fail(sys.stderr, EX_TEMPFAIL, f"4.3.0 owlery lda: internal error: {e.__class__.__name__}: {e}")
 

@@ -38,6 +38,8 @@ from sieve.delivery.replies import (
     R_PIPELINE_OVERFLOW, R_SENDER_OK, R_TOO_BIG, R_TOO_MANY_ERRORS, R_TOO_MANY_RCPTS, R_UNKNOWN, R_USE_LHLO,
     R_VRFY)
 from sieve.delivery.replies import R_RCPT_OK  # noqa: F401 - the catalogue seen from here (tests/fuzz)
+# postfix_queue_id lives in a module of its own, so the in-process LDA reads it without this machine.
+from sieve.delivery.queueid import HEADER_SCAN_LIMIT, postfix_queue_id  # noqa: F401
 
 
 # --- actions ------------------------------------------------------------------------
@@ -109,40 +111,6 @@ def received_header(*, lhlo: str, peer_ip: str | None, by: str, recipient: str, 
     text = (f"Received: from {_token(lhlo)}{literal}\n\tby {_token(by)} (Owlery) with {protocol}"
             f"\n\tfor <{rcpt}>; {email.utils.formatdate(now, localtime=True)}\n")
     return text.encode("utf-8", "surrogateescape")
-
-
-_POSTFIX_BY = re.compile(r"\bby\s+\S+\s+\(Postfix\b[^)]*\)")
-_QUEUE_ID = re.compile(r"\bid\s+([0-9A-Za-z]{5,32})\b")
-HEADER_SCAN_LIMIT = 65536     # bytes of header looked at for the queue id
-
-
-def postfix_queue_id(message: bytes) -> str | None:
-    """The queue id from the topmost Received header that Postfix added (`by HOST (Postfix) ...
-    id QUEUEID`), or None. Only the header block (bounded) is read."""
-    head = message[:HEADER_SCAN_LIMIT]
-    end = head.find(b"\n\n")
-    if end >= 0:
-        head = head[:end]
-    current: list[bytes] = []
-    fields: list[bytes] = []
-    for line in head.replace(b"\r\n", b"\n").split(b"\n"):
-        if line[:1] in (b" ", b"\t") and current:
-            current.append(line)
-        else:
-            if current:
-                fields.append(b" ".join(current))
-            current = [line]
-    if current:
-        fields.append(b" ".join(current))
-    for field in fields:
-        if field[:9].lower() != b"received:":
-            continue
-        value = field[9:].decode("ascii", "replace")
-        by = _POSTFIX_BY.search(value)
-        if by:
-            m = _QUEUE_ID.search(value, by.end())
-            return m.group(1) if m else None
-    return None
 
 
 def _line(reply: Reply | str) -> bytes:

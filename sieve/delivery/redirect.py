@@ -19,8 +19,6 @@ Talks to: nothing. Tests: tests/delivery/test_redirect.py, tests/delivery/test_r
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import re
 import time
 
@@ -128,6 +126,7 @@ def _split(message: bytes) -> tuple[bytes, bytes]:
 def content_hash(message: bytes) -> str:
     """SHA-256 of the header fields (except those added on every delivery attempt: Received,
     Return-Path, Delivered-To) and of the body; equal for every attempt at one message."""
+    import hashlib          # here, not at the top: a plain delivery never hashes (OpenSSL loads in ~3 ms)
     head, body = _split(message)
     h = hashlib.sha256()
     skipping = False
@@ -153,6 +152,7 @@ def duplicate_key(original: bytes, sender: str, recipient: str, target: str) -> 
         basis = msgid
     else:
         basis = f"\0envelope\0{sender.lower()}\0{recipient.lower()}\0{content_hash(original)}"
+    import hashlib
     return "redirect:" + hashlib.sha256(
         f"{basis}\0{target.lower()}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
@@ -192,6 +192,8 @@ def srs_forward(sender: str, srs_domain: str, secret: str, now: float | None = N
         return sender
     day = int((time.time() if now is None else now) // 86400) % 1024
     tt = _B32[day >> 5] + _B32[day & 31]
+    import hashlib
+    import hmac
     digest = hmac.new(secret.encode("utf-8"), f"{tt}{domain}{local}".lower().encode("utf-8"),
                       hashlib.sha1).digest()
     hh = base64.b64encode(digest).decode("ascii")[:4]

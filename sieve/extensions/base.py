@@ -97,6 +97,10 @@ class Extension:
     action_hooks: tuple[tuple[str, Any], ...] = ()
     begin_run: Callable | None = None                       # begin_run(rt): a run starts
     end_run: Callable | None = None                         # end_run(rt): the top script ended
+    # rt.ext keys that belong to the message, not to one script: carried from script to script
+    # of one delivery (Pigeonhole's multiscript message context; e.g. imap4flags' internal
+    # flags set in a global before script apply to the user script's fileinto and keep)
+    message_context: tuple[str, ...] = ()
     prepare_string: Callable | None = None                  # prepare_string(v, s): compile time
     expand_string: Callable | None = None                   # expand_string(rt, parts) -> str
     match_types: tuple[MatchTypeDef, ...] = ()

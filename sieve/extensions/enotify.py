@@ -16,21 +16,14 @@ import logging
 import re
 from urllib.parse import unquote
 
-from owlery.settings import int_range, setting
 from sieve.actions import Notify
 from sieve.address import AddressError, parse_address_list
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
 from sieve.outgoing import MAX_SUBJECT, HeaderError, addr_spec, checked_from, header_text, loggable, notify_mailto, single_mailbox
 
-SIEVE_NOTIFY_MAILTO_MAX_RECIPIENTS = setting(
-    "sieve_notify_mailto_max_recipients", int_range(1, None), 8,
-    "Most recipients (To, Cc and Bcc of the URI together) one notify mailto: action sends to; "
-    "the rest are dropped with a log line (Pigeonhole's limit).")
-SIEVE_NOTIFY_MAILTO_MAX_RUN_RECIPIENTS = setting(
-    "sieve_notify_mailto_max_run_recipients", int_range(1, None), 32,
-    "Most mailto notification recipients one script run may send to, over all its notify "
-    "actions; past it recipients are dropped with a log line.")
+# sieve_notify_mailto_max_recipients and sieve_notify_mailto_max_run_recipients are declared in
+# sieve/limits.py: extensions load only when a script requires them, settings always.
 
 log = logging.getLogger("owlery.sieve")
 

@@ -106,7 +106,7 @@ def action_flags(rt, node) -> tuple[str, ...]:
     f = node.tags.get("flags") if node is not None else None
     if f is not None:
         return tuple(split_flags(rt.sl(f), valid_only=True))
-    if "imap4flags" in rt.requires:
+    if rt.uses("imap4flags"):
         return tuple(split_flags(rt.ext.get("flags", ()), valid_only=True))
     return ()
 
@@ -118,7 +118,7 @@ def _flags_hook(rt, node, action, cancels_keep):
 
 def final_flags(rt) -> None:
     """End of the run: the implicit keep stores with the internal variable's flags."""
-    if "imap4flags" in rt.requires:
+    if rt.uses("imap4flags"):
         rt.result.keep_flags = tuple(split_flags(rt.ext.get("flags", ()), valid_only=True))
 
 
@@ -138,4 +138,5 @@ EXTENSION = Extension(
     extra_tags=(("keep", TagDef("flags", STRINGLIST)), ("fileinto", TagDef("flags", STRINGLIST))),
     action_hooks=(("keep", _flags_hook), ("fileinto", _flags_hook)),
     end_run=final_flags,
+    message_context=("flags",),
 )

@@ -84,3 +84,37 @@ delivery_use_directory = false
     [kept] = [p for sub in ("new", "cur") for p in (home / "Maildir" / sub).iterdir()]
     assert first.read_bytes().count(b"X-Step:") == 1
     assert kept.read_bytes().count(b"X-Step:") == 2
+
+
+def _stored(folder: Path) -> list[str]:
+    return sorted(p.name for sub in ("new", "cur") if (folder / sub).exists() for p in (folder / sub).iterdir())
+
+
+def test_flags_a_global_before_script_sets_apply_to_the_users_stores(tmp_path):
+    """imap4flags' internal variable belongs to the message: set in a before script, it flags the
+    user script's fileinto and the implicit keep (Pigeonhole's multiscript; its testsuite's
+    imap4flags/multiscript.svtest), though the user's script does not require imap4flags."""
+    home = tmp_path / "mail/example.org/alice"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "before.sieve").write_text('require ["imap4flags"];\n'
+                                       'if header :contains "subject" "offer" { addflag ["$Junk", "\\\\Seen"]; }\n')
+    (home / "sieve").mkdir(parents=True)
+    (home / "sieve/active.sieve").write_text('require ["fileinto"];\n'
+                                             'if header :contains "subject" "offer" { fileinto "Junk"; }\n')
+    conf = tmp_path / "owlery.toml"
+    conf.write_text(f"""
+maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"
+delivery_sieve_script_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/sieve/active.sieve"
+delivery_sieve_before = ["{site}/before.sieve"]
+state_backend = "memory"
+delivery_use_directory = false
+""")
+    _deliver(conf, "special offer")
+    _deliver(conf, "hello")
+    junk = home / "Maildir/.Junk"
+    [name] = _stored(junk)
+    assert name.endswith(":2,Sa"), name                 # \Seen, and keyword 0 ...
+    assert (junk / "dovecot-keywords").read_text().split() == ["0", "$Junk"]   # ... is $Junk
+    [plain] = _stored(home / "Maildir")
+    assert not plain.endswith("S") and "a" not in plain.partition(":2,")[2]   # the other one: no flags

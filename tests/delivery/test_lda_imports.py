@@ -1,0 +1,102 @@
+"""The in-process LDA (lmtpd down) imports only what the delivery needs (issue 19, item 4).
+
+Each message starts a Python process, so every import is paid per message. A child runs the
+path `owlery-lda` takes when lmtpd is not there (python -I -S, sieve.delivery.lda_lmtp.main
+falling back to in-process delivery), then reports sys.modules: a plain keep (no Sieve script)
+must load neither the Sieve engine nor the extension registry, and a delivery of any kind
+none of the modules only some deliveries or other programs use (syslog handlers, hashing,
+the LMTP server, shutil's archive support, email parsing, metrics exporters, adapters).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from sieve.delivery.lda_lmtp import main
+status = main(sys.argv[3:])
+with open(sys.argv[2], "w") as f:
+    json.dump({"status": status, "modules": sorted(sys.modules)}, f)
+"""
+
+# Loaded by no delivery the LDA makes in-process (each has a lazy import where it is needed).
+NEVER = ("prometheus_client", "twisted", "dkim", "Milter", "redis", "ldap3",
+         "logging.handlers", "hashlib", "_hashlib", "hmac", "shutil", "bz2", "lzma", "socket", "selectors",
+         "email", "email.utils", "sieve.delivery.lmtp", "sieve.delivery.lmtpd", "sieve.managesieve",
+         "owlery.directory.ldap", "pickle", "queue", "argparse")
+# The Sieve engine: only when a script runs.
+ENGINE = ("sieve.parser", "sieve.lexer", "sieve.validator", "sieve.interpreter", "sieve.actions",
+          "sieve.outgoing", "sieve.api", "sieve.extensions.core", "sieve.extensions.vacation")
+
+
+def deliver(tmp_path, user="alice", script=None):
+    home = tmp_path / "mail" / "example.org" / user
+    home.mkdir(parents=True, exist_ok=True)
+    if script is not None:
+        (home / "sieve").mkdir(exist_ok=True)
+        (home / "sieve" / "active.sieve").write_text(script)
+    conf = tmp_path / "owlery.toml"
+    conf.write_text(f"""
+maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"
+delivery_sieve_script_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/sieve/active.sieve"
+state_sqlite_path = "{tmp_path}/state.sqlite"
+delivery_use_directory = false
+lda_lmtp_handoff = false
+""")
+    out = tmp_path / "modules.json"
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", CHILD, str(ROOT), str(out), "-c", str(conf),
+                        "-f", "bob@remote.test", "-d", f"{user}@example.org"],
+                       input=b"From: bob@remote.test\nSubject: hello\n\nhi\n", capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == 0, r.stderr
+    stored = [p for p in (home / "Maildir").rglob("*") if p.is_file() and p.parent.name in ("new", "cur")]
+    return set(result["modules"]), stored
+
+
+def loaded(modules, names):
+    return sorted(n for n in names if n in modules or any(m.startswith(n + ".") for m in modules))
+
+
+def test_plain_keep_loads_no_sieve_engine_and_nothing_unneeded(tmp_path):
+    modules, stored = deliver(tmp_path)
+    assert len(stored) == 1
+    assert loaded(modules, NEVER) == []
+    assert loaded(modules, ENGINE) == []
+    assert "sieve.delivery.executor" in modules      # the test ran the in-process path
+
+
+def test_script_loads_only_the_extensions_it_requires(tmp_path):
+    modules, stored = deliver(tmp_path, script='require ["fileinto", "mailbox"];\n'
+                                               'if header :contains "subject" "hello" { fileinto :create "Hi"; }\n')
+    assert [p.parent.parent.name for p in stored] == [".Hi"]
+    assert loaded(modules, NEVER) == []
+    assert "sieve.interpreter" in modules and "sieve.extensions.fileinto" in modules
+    assert loaded(modules, ("sieve.extensions.vacation", "sieve.extensions.enotify", "sieve.extensions.mime",
+                            "sieve.extensions.editheader", "sieve.extensions.date", "sieve.outgoing")) == []
+
+
+def test_plain_options_read_as_argparse_reads_them():
+    from sieve.delivery import cli
+    from sieve.delivery.lda_lmtp import parse_args
+    argvs = [["-f", "s@r.test", "-d", "u@example.org"], ["-c", "/x.toml", "-a", "a@x", "-d", "u@x", "-m", "Lists/A"],
+             ["--config=/y.toml", "-fs@r", "-du@x"], ["-f", "", "-d", "u@x", "-o", "maildir_fsync=\"never\""],
+             ["--config", "/z", "-f", "<>", "-a", "a@x"], ["-f", "-x", "-d", "u@x"], ["-c=/a", "-d", "u@x"],
+             ["-d", "a@x", "-d", "b@x"], ["--conf", "/q", "-d", "u@x"]]
+    fast = 0
+    for argv in argvs:
+        opts = parse_args(argv)
+        plain = cli._plain_lda_args(opts) if opts is not None else None
+        if plain is None:
+            continue
+        fast += 1
+        want = vars(cli._lda_parser().parse_args(argv))
+        assert vars(plain) == want, argv
+    assert fast == 5
