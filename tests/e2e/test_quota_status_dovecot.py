@@ -22,7 +22,6 @@ import pytest
 
 from owlery.maildir import Maildir, Owner, Quota
 from tests.harness.owlery_daemons import OwleryDaemons
-from tests.harness.procs import free_port, wait_for_tcp
 from tests.policyd.test_quota_relay_backend import ask
 
 FULL_USER, ROOMY_USER = "full@example.org", "roomy@example.org"
@@ -39,7 +38,7 @@ service quota-status {{
   executable = quota-status -p postfix
   inet_listener {{
     address = 127.0.0.1
-    port = {port}
+    port = @PORT0@
   }}
   client_limit = 1
 }}
@@ -86,10 +85,9 @@ def relay_config(root: Path, port: int) -> str:
                                        "452 4.2.2 Mailbox is full, try again later (Dovecot quota-status)"])
 def test_relay_passes_on_dovecot_quota_status(work, overquota):
     from tests.harness.dovecot import DovecotInstance
-    port = free_port()
-    conf = QUOTA_STATUS_CONF.format(overquota=overquota, port=port)
-    with DovecotInstance(work / "dovecot", mailboxes(work), extra_conf=conf) as dovecot:
-        wait_for_tcp(port, timeout=20, proc=dovecot.proc, what="dovecot quota-status")
+    conf = QUOTA_STATUS_CONF.format(overquota=overquota)
+    with DovecotInstance(work / "dovecot", mailboxes(work), extra_conf=conf, extra_ports=1) as dovecot:
+        port = dovecot.ports[0]          # picked with Dovecot's others, retried on a port race
         (work / "relay").mkdir()
         relay = OwleryDaemons(work / "relay" / "o", which=("policyd",), extra_config=relay_config(work / "relay", port))
         relay.start()

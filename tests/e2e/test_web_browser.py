@@ -30,7 +30,7 @@ from tests.web.server import WebServer, token_key_file
 
 from selenium import webdriver  # noqa: E402  (a test dependency: scripts/install-deps --test installs it)
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -98,11 +98,15 @@ def shot(driver, name):
 
 def click_through(driver, element, timeout=15):
     """Click what submits a form or follows a link, and wait until the next page has loaded:
-    reading the page right after click() may find the old page's elements (stale)."""
-    old = driver.find_element(By.TAG_NAME, "html")
+    reading the page right after click() may find the old page's elements (stale).
+
+    The old page is marked in its window object, which a navigation replaces; no element of it
+    is asked about (asking about one mid-navigation, Chromium answers with errors other than
+    "stale element", e.g. "Node with given id does not belong to the document")."""
+    driver.execute_script("window.__owleryOldPage = true;")
     element.click()
-    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old))
-    WebDriverWait(driver, timeout).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return !window.__owleryOldPage && document.readyState === 'complete';"))
 
 
 def login(driver, web, user):

@@ -88,11 +88,15 @@ plugin {{
 class DovecotInstance:
     """A Dovecot serving IMAP and LMTP for `users` (address -> home directory)."""
 
-    def __init__(self, workdir, users, extra_conf=""):
+    def __init__(self, workdir, users, extra_conf="", extra_ports=0):
+        """`extra_conf` may name `extra_ports` more listening ports as @PORT0@, @PORT1@...: they
+        are picked with IMAP's and LMTP's, afresh on each start attempt (the free_port race)."""
         self.dir = Path(workdir)
         self.users = dict(users)
         self.extra_conf = extra_conf
+        self.extra_ports = extra_ports
         self.imap_port = self.lmtp_port = None
+        self.ports: list[int] = []
         self.proc = None
         import pwd
         pw = pwd.getpwnam(MAIL_USER)
@@ -116,17 +120,25 @@ class DovecotInstance:
                     os.chown(name, self.uid, self.gid)
         self.conf_path.write_text(CONF.format(d=self.dir, tag=os.getpid(), uid=self.uid, gid=self.gid,
                                               imap_port=self.imap_port, lmtp_port=self.lmtp_port,
-                                              extra=self.extra_conf))
+                                              extra=self._extra()))
+
+    def _extra(self):
+        text = self.extra_conf
+        for i, port in enumerate(self.ports):
+            text = text.replace(f"@PORT{i}@", str(port))
+        return text
 
     def start(self, timeout=20.0):
         def attempt():
-            self.imap_port, self.lmtp_port = free_ports(2)
+            self.imap_port, self.lmtp_port, *self.ports = free_ports(2 + self.extra_ports)
             self.write_config()
             self.proc = ManagedProcess([DOVECOT, "-F", "-c", str(self.conf_path)], "dovecot",
                                        self.dir / "dovecot.out").start()
             try:
                 wait_for_tcp(self.imap_port, timeout=timeout, proc=self.proc, what="dovecot imap")
                 wait_for_tcp(self.lmtp_port, timeout=timeout, proc=self.proc, what="dovecot lmtp")
+                for port in self.ports:
+                    wait_for_tcp(port, timeout=timeout, proc=self.proc, what=f"dovecot listener on {port}")
             except HarnessError as e:
                 self.proc.stop()
                 raise HarnessError(f"{e}\n{log_tail(self.dir / 'dovecot.log')}") from None
