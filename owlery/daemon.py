@@ -367,6 +367,10 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
 
     from owlery import log as owlery_log
 
+    # A stop signal from here on, while the ports accept but the application is still being
+    # built, is kept and acted on once the reactor runs: the daemon exits cleanly, never by
+    # the signal's default action.
+    early = _EarlyStop()
     # Bind first (as root if started so), drop privileges, and only then build the
     # application: its files and threads belong to the daemon user, and a socket that
     # cannot be bound stops start-up before any thread exists to keep the process alive.
@@ -393,7 +397,7 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
         _sample_metrics(reactor)
     # Decision lines from the reactor thread: one write per reactor turn, not per line.
     owlery_log.batch_decisions(lambda flush: reactor.callLater(0, flush))
-    running.take_stop_signals()
+    running.take_stop_signals(early)
     wakeup = _SignalWakeup(reactor)
     reactor.run(installSignalHandlers=False)
     wakeup.close()
@@ -533,17 +537,32 @@ class _Running:
         done.addCallback(lambda _: self.app.close())
         return done
 
-    def take_stop_signals(self) -> None:
+    def take_stop_signals(self, early: _EarlyStop | None = None) -> None:
         """Our own stop signals instead of Twisted's: Ctrl-C on a terminal sends SIGINT to every
         process of the group while `owlery run` also forwards SIGTERM, and Twisted's handlers
-        then stopped the reactor twice (ReactorNotRunning traceback). Stop once, whatever comes."""
+        then stopped the reactor twice (ReactorNotRunning traceback). Stop once, whatever comes;
+        a stop that came during start-up (`early`) stops as soon as the reactor runs."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *a: self.reactor.callFromThread(self.stop_once))
+        if early is not None and early.requested:
+            self.reactor.callWhenRunning(self.stop_once)
 
     def stop_once(self) -> None:
         if not self.stop_requested:
             self.stop_requested = True
             self.reactor.stop()
+
+
+class _EarlyStop:
+    """Notes SIGTERM/SIGINT during start-up, until `_Running.take_stop_signals` takes over."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.requested = True
 
 
 class _SignalWakeup:

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 
 from twisted.internet import protocol
 from twisted.protocols.basic import LineOnlyReceiver
@@ -25,8 +26,21 @@ class Echo(LineOnlyReceiver):
             self.sendLine(line)
 
 
+def _pause_while_building():
+    """With COREAPP_BUILD_GATE=DIR: say "building" (DIR/building) and wait for DIR/go, so a
+    test can signal the daemon while its ports accept and the application is not built yet."""
+    gate = os.environ.get("COREAPP_BUILD_GATE")
+    if not gate:
+        return
+    open(os.path.join(gate, "building"), "w").close()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(gate, "go")) and time.monotonic() < deadline:
+        time.sleep(0.01)     # the test's own gate, not a readiness wait
+
+
 class App:
     def __init__(self, settings, reactor):
+        _pause_while_building()
         self.settings = settings
         self.factory = protocol.ServerFactory.forProtocol(Echo)
         self.factory.app = self

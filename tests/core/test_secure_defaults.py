@@ -163,6 +163,10 @@ def owner(path):
     return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
 
 
+def nobody_uid():
+    return pwd.getpwnam(USER).pw_uid
+
+
 def uid_of(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Uid:"):
@@ -189,7 +193,9 @@ def test_a_twisted_daemon_makes_its_socket_directory_and_runs_as_daemon_user(ope
     proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"unix:{sock}"], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True, env=env())
     try:
-        wait_until(lambda: unix_connects(str(sock)), 30, "the app's socket")
+        # listening comes first; the sockets are given away, then the user switched, after
+        wait_until(lambda: unix_connects(str(sock)) and uid_of(proc.pid) == nobody_uid(), 30,
+                   "the app's socket, served as the daemon user")
         assert owner(sock.parent) == (0o750, nobody, POSTFIX_GID)
         assert owner(sock) == (0o660, nobody, POSTFIX_GID)
         assert owner(sock.parent.parent)[:2] == (0o755, 0)     # a missing parent: the usual mode, root's
@@ -214,7 +220,9 @@ def test_an_existing_socket_directory_is_left_as_it_is(open_dir):
     proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"unix:{sock}"], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True, env=env())
     try:
-        wait_until(lambda: unix_connects(str(sock)), 30, "the app's socket")
+        # listening comes first; the sockets are given away, then the user switched, after
+        wait_until(lambda: unix_connects(str(sock)) and uid_of(proc.pid) == nobody_uid(), 30,
+                   "the app's socket, served as the daemon user")
         assert owner(here) == (0o1777, 0, 0)
         assert owner(sock) == (0o660, nobody, POSTFIX_GID)
     finally:
@@ -230,7 +238,8 @@ def test_the_milter_makes_its_socket_directory_and_runs_as_daemon_user(open_dir)
     proc = subprocess.Popen([sys.executable, "-m", "owlery.app.cli", "milter", "--config", str(cfg)], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True, env=env())
     try:
-        wait_until(lambda: unix_connects(str(sock)), 30, "the milter's socket")
+        wait_until(lambda: unix_connects(str(sock)) and uid_of(proc.pid) == nobody_uid(), 30,
+                   "the milter's socket, served as the daemon user")
         assert owner(sock.parent) == (0o750, nobody, POSTFIX_GID)
         assert owner(sock) == (0o660, nobody, POSTFIX_GID)
         assert uid_of(proc.pid) == nobody
@@ -247,7 +256,9 @@ def test_without_a_postfix_group_the_socket_keeps_the_daemon_s_group(open_dir):
     proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"unix:{sock}"], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True, env=env())
     try:
-        wait_until(lambda: unix_connects(str(sock)), 30, "the app's socket")
+        # listening comes first; the sockets are given away, then the user switched, after
+        wait_until(lambda: unix_connects(str(sock)) and uid_of(proc.pid) == nobody_uid(), 30,
+                   "the app's socket, served as the daemon user")
         assert owner(sock) == (0o660, nobody.pw_uid, nobody.pw_gid)
         assert owner(sock.parent) == (0o750, nobody.pw_uid, nobody.pw_gid)
     finally:
