@@ -135,10 +135,15 @@ class FakeLMTP:
     """Answers from a table: {"greeting": ..., "MAIL": ..., "RCPT": ..., "DATA": ..., "END": ...};
     "END" None hangs up after reading the message."""
 
-    def __init__(self, path: Path, answers: dict):
+    def __init__(self, path: Path, answers: dict, pipelining: bool = False):
         self.path = str(path)
         self.answers = {"greeting": "220 fake", "LHLO": "250 fake", "MAIL": "250 2.1.0 Ok",
                         "RCPT": "250 2.1.5 Ok", "DATA": "354 go", "END": "250 2.0.0 Ok", **answers}
+        # pipelining: LHLO advertises PIPELINING, and MAIL, RCPT and DATA are answered only once
+        # all three have arrived (a client waiting for each reply in turn waits in vain).
+        self.pipelining = pipelining
+        if pipelining:
+            self.answers["LHLO"] = "250-fake\r\n250 PIPELINING"
         self.seen: list[bytes] = []
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.bind(self.path)
@@ -172,7 +177,17 @@ class FakeLMTP:
             if verb == "QUIT":
                 conn.sendall(b"221 bye\r\n")
                 return
-            conn.sendall(self.answers[verb].encode() + b"\r\n")
+            if verb == "MAIL" and self.pipelining:
+                self.seen += [f.readline(), f.readline()]
+                assert [v.split()[0] for v in self.seen[-3:]] == [b"MAIL", b"RCPT", b"DATA"], self.seen
+                mail, rcpt = self.answers["MAIL"], self.answers["RCPT"]
+                data = self.answers["DATA"] if mail[0] == rcpt[0] == "2" else "503 5.5.1 No valid recipients"
+                conn.sendall(f"{mail}\r\n{rcpt}\r\n{data}\r\n".encode())
+                verb = "DATA"
+                if not data.startswith("354"):
+                    continue
+            else:
+                conn.sendall(self.answers[verb].encode() + b"\r\n")
             if verb == "DATA" and self.answers["DATA"].startswith("354"):
                 while (body := f.readline()) not in (b".\r\n", b""):
                     self.seen.append(body)
@@ -193,9 +208,12 @@ class FakeLMTP:
     ({"END": "452 4.2.2 Mailbox full"}, 75, "4.2.2 Mailbox full"),
     ({"END": None}, 75, "4.4.2 owlery lda: lmtpd"),
 ])
-def test_lmtp_replies_become_sysexits(tmp_path, answers, status, first_line, command):
-    server = FakeLMTP(tmp_path / "lmtp.sock", answers)
-    conf = config(tmp_path, f'lda_lmtp_endpoint = "unix:{server.path}"')
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
+def test_lmtp_replies_become_sysexits(tmp_path, answers, status, first_line, command, pipelining):
+    """With PIPELINING advertised, MAIL, RCPT and DATA go in one write (the server answers
+    none of them before it has all three) and the replies mean what they mean one by one."""
+    server = FakeLMTP(tmp_path / "lmtp.sock", answers, pipelining)
+    conf = config(tmp_path, f'lda_lmtp_endpoint = "unix:{server.path}"\nlda_lmtp_timeout = 10')
     try:
         r = run_lda([*COMMANDS[command], "-c", conf, "-f", "s@remote.test", "-d", "a@example.org"])
     finally:
@@ -213,8 +231,9 @@ def test_lmtp_replies_become_sysexits(tmp_path, answers, status, first_line, com
     {"MAIL": "421 4.3.2 shutting down"},           # after stdin was read: the bytes go in-process
     {"DATA": "451 4.3.0 not now"},
 ])
-def test_daemon_not_ready_means_in_process_delivery(tmp_path, answers, command):
-    server = FakeLMTP(tmp_path / "lmtp.sock", answers)
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
+def test_daemon_not_ready_means_in_process_delivery(tmp_path, answers, command, pipelining):
+    server = FakeLMTP(tmp_path / "lmtp.sock", answers, pipelining)
     conf = config(tmp_path, f'lda_lmtp_endpoint = "unix:{server.path}"')
     try:
         r = run_lda([*COMMANDS[command], "-c", conf, "-f", "s@remote.test", "-d", "alice@example.org"])

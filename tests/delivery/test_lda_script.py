@@ -74,6 +74,26 @@ def test_found_without_site(tmp_path, layout):
     assert not (tmp_path / "site-ran").exists(), "site ran: the slow start-up"
 
 
+
+def test_handoff_loads_the_module_without_its_packages(tmp_path):
+    """The handoff imports lda_lmtp alone: sieve/__init__ and sieve/delivery/__init__ (each
+    ~0.15 ms per message) are left for the in-process path."""
+    venv, sp = make_venv(tmp_path)
+    for pkg in ("sieve", "sieve/delivery"):
+        (sp / pkg).mkdir()
+        (sp / pkg / "__init__.py").write_text(
+            f"import pathlib; pathlib.Path({str(tmp_path / pkg.replace('/', '.'))!r}).touch()\n")
+    (sp / "sieve/delivery/lda_lmtp.py").write_bytes((ROOT / "sieve/delivery/lda_lmtp.py").read_bytes())
+    server = FakeLMTP(tmp_path / "lmtp.sock", {})
+    try:
+        r = deliver(tmp_path, venv, server)
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    assert b"..dot line\r\n" in server.seen
+    assert not (tmp_path / "sieve").exists() and not (tmp_path / "sieve.delivery").exists()
+
+
 def test_unseen_layout_falls_back_to_site(tmp_path):
     venv, sp = make_venv(tmp_path)
     (sp / "owlery-src.pth").write_text(f"{ROOT}\n")      # only site knows this path
