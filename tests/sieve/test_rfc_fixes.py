@@ -239,3 +239,18 @@ def test_environment_item_that_does_not_exist_makes_the_test_false(test):
     count of zero values is no match), as Pigeonhole's sieve-test does."""
     r = _run(f'require ["environment", "relational", "fileinto"];\nif {test} {{ fileinto "X"; }}\n')
     assert not any(isinstance(a, FileInto) for a in r.actions)
+
+
+# --- editheader leaves the body alone (RFC 5293 section 4, RFC 5173 section 5) -------------------
+# Pigeonhole 0.5.19's body test sees an empty body after a deleteheader (deviation
+# "pigeonhole-body-lost-after-deleteheader" in tests/sieve/differential/deviations.toml).
+
+@pytest.mark.parametrize("edits", [
+    'deleteheader "X-Nope"; addheader "X-Added" "x";',
+    'deleteheader :index 1 :last "Subject";',
+    'deleteheader "Subject"; addheader :last "Subject" "new";',
+])
+def test_body_tests_see_the_body_after_header_edits(edits):
+    script = ('require ["body", "editheader", "fileinto"];\n' + edits +
+              '\nif body :raw :contains "body" { fileinto "Foo"; }\n')
+    assert "Foo" in _stores(_run(script))
