@@ -85,7 +85,9 @@ def _run_hasflag(rt, node):
         from sieve.extensions.variables import lookup
         vals = []
         for name in rt.sl(node.pos[0]):
-            vals.extend(split_flags([lookup(rt, name.lower())]))
+            # what a variable holds counts as flags only where it is a valid flag name, as
+            # setflag/addflag would have taken it (Pigeonhole's hasflag reads it so too)
+            vals.extend(split_flags([lookup(rt, name.lower())], valid_only=True))
     else:
         vals = list(rt.ext.get("flags", ()))
     return rt.match(node, vals, rt.sl(node.pos[-1]))

@@ -254,3 +254,16 @@ def test_body_tests_see_the_body_after_header_edits(edits):
     script = ('require ["body", "editheader", "fileinto"];\n' + edits +
               '\nif body :raw :contains "body" { fileinto "Foo"; }\n')
     assert "Foo" in _stores(_run(script))
+
+
+@pytest.mark.parametrize("value, key, expected", [
+    ("xstar", "a", True),                      # a valid keyword
+    ("%2Astar%2A", "a", False),                # "%" and "*" make it no IMAP atom: no flag at all
+    ("\\\\Seen bogus%", "seen", True),         # the valid one of two still counts
+    ("\\\\Seen bogus%", "bogus", False),
+    ("\\\\Bogus", "bogus", False),             # no system flag
+])  # (each \\\\ in this file is one backslash in the variable: Python and Sieve each halve it)
+def test_hasflag_reads_a_variable_as_the_valid_flags_it_holds(value, key, expected):
+    script = ('require ["imap4flags", "variables", "fileinto"];\n'
+              f'set "v" "{value}";\nif hasflag :contains "v" "{key}" {{ fileinto "Foo"; }}\n')
+    assert ("Foo" in _stores(_run(script))) is expected
