@@ -178,8 +178,7 @@ def message(size: int) -> bytes:
 def lmtp_session(settings, msg: bytes) -> list[str]:
     """One LMTP transaction for alice@example.org (queue id as lmtpd takes it); the final replies."""
     resolver = UserResolver(settings, open_directory(settings))
-    # (named Executor before the class renames)
-    executor = (getattr(executor_mod, "DeliveryExecutor", None) or executor_mod.Executor)(settings, program="lmtpd")
+    executor = executor_mod.DeliveryExecutor(settings, program="lmtpd")
     server = lmtp.LMTPServer("mx.example.org", lmtp.Limits())
     out: list[bytes] = []
 
