@@ -31,6 +31,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from owlery.state import Capability, Write
+from policyd.netmatch import PrefixTable, v4_int
 from policyd.sender import normalise_sender, split_address, strip_extension
 
 log = logging.getLogger("owlery.policyd")
@@ -69,18 +70,10 @@ def client_net(address: str, v4_prefix: int, v6_prefix: int) -> str:
 def _v4_net(address: str, prefix: int) -> str | None:
     """client_net of a plain dotted quad without the ipaddress module (about 20 us there per
     new client, most of a new triplet's cost); None for anything else, which takes the
-    general path. Accepts exactly what ipaddress accepts: 1-3 ASCII digits, no leading zero."""
-    parts = address.split(".")
-    if len(parts) != 4:
+    general path (netmatch.v4_int accepts exactly what ipaddress accepts)."""
+    n = v4_int(address)
+    if n is None:
         return None
-    n = 0
-    for part in parts:
-        if not (0 < len(part) <= 3 and part.isascii() and part.isdigit()) or (part[0] == "0" and len(part) > 1):
-            return None
-        octet = int(part)
-        if octet > 255:
-            return None
-        n = n << 8 | octet
     if prefix >= 32:
         return address
     n &= (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
@@ -158,14 +151,11 @@ class ClientWhitelist:
 
     def _matches(self, address: str, name: str) -> bool:
         if self.networks and address:
-            try:
-                ip = ipaddress.ip_address(address)
-                if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                    ip = ip.ipv4_mapped
-                if any(ip in net for net in self.networks if net.version == ip.version):
-                    return True
-            except ValueError:
-                pass  # not an address: only the name can match
+            table = self.__dict__.get("_table")
+            if table is None:
+                table = self.__dict__["_table"] = PrefixTable(self.networks)
+            if address in table:     # text that is no address: only the name can match
+                return True
         name = name.lower().rstrip(".")
         if name and name != "unknown":
             if self.domains:
