@@ -188,12 +188,18 @@ def decode_mutf7(text: str) -> str:
     return "".join(out)
 
 
+NAME_MAX = 255    # bytes in one file name (ext4, XFS, btrfs, tmpfs)
+
+
 def folder_dirname(mailbox: str) -> str | None:
     """The Maildir++ directory name for an IMAP mailbox name (UTF-8), None for INBOX.
 
     '.' and '/' both separate hierarchy levels ("Work/Projects" and "Work.Projects" are
     the same folder `.Work.Projects`). Refused (MaildirError, permanent): empty levels,
-    levels starting with '~' or being '..', control characters, overlong names.
+    levels starting with '~' or being '..', control characters, overlong names: the whole
+    name is one directory (Maildir++), so its encoded form must fit the file system's 255-byte
+    name limit; a longer one would fail at mkdir (ENAMETOOLONG), not by rule. Dovecot refuses
+    a level over 255 characters the same way ("Mailbox name too long").
     """
     if mailbox.upper() == "INBOX":
         return None
@@ -203,7 +209,11 @@ def folder_dirname(mailbox: str) -> str | None:
     for part in parts:
         if not part or part.startswith("~") or any(ord(c) < 0x20 or ord(c) == 0x7f for c in part):
             raise MaildirError(f"bad mailbox name {mailbox!r}", temporary=False)
-    return "." + ".".join(encode_mutf7(p) for p in parts)
+    dirname = "." + ".".join(encode_mutf7(p) for p in parts)
+    if len(dirname.encode("utf-8")) > NAME_MAX:
+        raise MaildirError(f"mailbox name too long ({len(dirname)} bytes as a Maildir++ directory, "
+                           f"at most {NAME_MAX})", temporary=False)
+    return dirname
 
 
 def _host_part() -> str:

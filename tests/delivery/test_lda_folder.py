@@ -58,3 +58,18 @@ def test_good_folder_is_still_used(tmp_path, lda):
     assert lda(conf, "-f", "", "-d", "alice@example.org", "-m", "Archive/2026").returncode == 0
     assert inbox(tmp_path) == []
     assert len(list((maildir(tmp_path) / ".Archive.2026" / "new").iterdir())) == 1
+
+
+@pytest.mark.parametrize("folder", ["Var." + "x" * 300, "\u00e9" * 100, "a." * 127 + "b"])
+def test_sieve_fileinto_a_name_too_long_for_a_directory_keeps_in_inbox(tmp_path, lda, folder):
+    """A Maildir++ folder is one directory whose name (mUTF-7, levels joined by '.') must fit
+    the file system's 255 bytes. A longer one is refused by rule (owlery.maildir.NAME_MAX;
+    before, mkdir failed with ENAMETOOLONG, with the same outcome) and the message is kept
+    in INBOX, as Pigeonhole does ("Mailbox name too long")."""
+    script = tmp_path / "mail/example.org/alice/sieve/active.sieve"
+    script.parent.mkdir(parents=True)
+    script.write_text('require ["fileinto", "mailbox"];\nfileinto :create "%s";\n' % folder)
+    r = lda(config(tmp_path), "-f", "bob@remote.test", "-d", "alice@example.org")
+    assert r.returncode == 0, r.stderr
+    assert len(inbox(tmp_path)) == 1
+    assert [p.name for p in maildir(tmp_path).iterdir() if p.name.startswith(".")] == []

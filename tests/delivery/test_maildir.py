@@ -36,6 +36,19 @@ def test_bad_folder_names_are_permanent_errors(bad):
     assert not e.value.temporary
 
 
+def test_a_folder_must_fit_one_file_name():
+    """The Maildir++ directory (a dot, the levels in mUTF-7 joined by dots) fits 255 bytes or
+    the name is refused; the store would fail at mkdir otherwise (a differential run's
+    difference: Pigeonhole says "Mailbox name too long")."""
+    from sieve.extensions.fileinto import store_name_error
+    assert folder_dirname("a" * 254) == "." + "a" * 254
+    for bad in ("a" * 255, "Var." + "x" * 300, "\u00e9" * 100):
+        with pytest.raises(MaildirError, match="too long") as e:
+            folder_dirname(bad)
+        assert not e.value.temporary
+        assert store_name_error(bad)
+
+
 def test_path_template_refuses_escapes():
     assert path_for("/m/{domain}/{localpart}", "Al@Ex.org") == "/m/ex.org/al"
     for bad in ("../x@d", "a/b@d", "a@../d"):
