@@ -117,17 +117,25 @@ def method_error(uri: str) -> str | None:
         return f"invalid notify method URI '{uri}'"
     if m.group(1).lower() != "mailto":
         return f"notify method '{m.group(1)}' is not supported"
-    parsed = parse_mailto(uri)
-    if parsed is None or not parsed[0]:
+    # A mailto URI without recipients ("mailto:", "mailto:?body=x") is valid (RFC 6068: the
+    # `to` part is optional): valid_notify_method says true and a notify to it does nothing,
+    # as in Pigeonhole (the compiler warns; see NO_RECIPIENTS).
+    if parse_mailto(uri) is None:
         return f"invalid mailto URI '{uri}'"
     return None
 
 
+NO_RECIPIENTS = "mailto URI specifies no recipients: the notify action has no effect"
+
+
 def _validate_notify(v, node):
     if node.pos and v.is_literal(node.pos[0]):
-        err = method_error(node.pos[0].items[0].value)
+        uri = node.pos[0].items[0].value
+        err = method_error(uri)
         if err:
             v.error(node.pos[0], err)
+        elif not parse_mailto(uri)[0]:
+            v.warning(node.pos[0], NO_RECIPIENTS)
     imp = node.tags.get("importance")
     if imp is not None and v.is_literal(imp) and imp.items[0].value not in ("1", "2", "3"):
         v.error(imp, "invalid :importance value (must be 1, 2 or 3)")
@@ -150,6 +158,10 @@ def _run_notify(rt, node):
     if err:
         raise SieveRuntimeError(f"notify: {loggable(err, 300)}")
     recipients, headers, body, to_list, shown = parse_mailto(uri)
+    if not recipients:
+        log.warning("sieve: notify: rcpt=<%s> %s: %s", loggable(rt.envelope.rcpt_to), NO_RECIPIENTS,
+                    loggable(uri, 300))
+        return
     importance = rt.s(node.tags["importance"]) if "importance" in node.tags else "2"
     from_addr = checked_from(rt.s(node.tags["from"]) if "from" in node.tags else None, "mailto method")
     text = rt.s(node.tags["message"]) if "message" in node.tags else None
