@@ -47,6 +47,13 @@ DNS_TIMEOUT = setting(
     "Longest time one DNS lookup may take (all servers and retries). An SPF evaluation also "
     "stops at its whole time budget (spf_query_time_limit, milter_spf_query_time_limit).", unit="s")
 
+DNS_CACHE_ENTRIES = setting(
+    "dns_cache_entries", int_range(0, 10_000_000), 10000,
+    "DNS answers kept in each process (positive and negative, each for its own TTL), so SPF "
+    "and the other checks do not ask again for a sender domain seen a moment ago: a lookup "
+    "through dnspython costs about 0.4 ms of CPU even when the local resolver has it cached. "
+    "0: ask the servers every time.")
+
 Lookup = Callable[[str, str, float], list]
 
 RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
@@ -63,6 +70,9 @@ def build_resolver(settings: Any) -> Any:
     resolver.port = settings.dns_port
     resolver.timeout = settings.dns_timeout
     resolver.lifetime = settings.dns_timeout
+    if settings.dns_cache_entries > 0:
+        # Thread-safe; an answer is dropped when its TTL runs out (NXDOMAIN for the SOA's minimum).
+        resolver.cache = dns.resolver.LRUCache(settings.dns_cache_entries)
     return resolver
 
 

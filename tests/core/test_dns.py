@@ -47,6 +47,22 @@ def test_lookup_shapes_from_the_stub(dns_zone):
     assert lookup("shapes.example.com", "AAAA", 2) == []       # no answer of that type
 
 
+def test_answers_are_cached_for_their_ttl_and_the_cache_can_be_off(dns_zone):
+    """dns_cache_entries: a domain asked again (the next message from the same sender) is
+    answered from the process's cache, positive or negative, until its TTL runs out."""
+    dns_zone.set("cached.example.com", "TXT", "v=spf1 -all")
+    lookup = odns.dnspython_lookup(odns.build_resolver(stub_settings(dns_zone)))
+    for _ in range(3):
+        assert lookup("cached.example.com", "TXT", 2) == [(("cached.example.com", "TXT"), (b"v=spf1 -all",))]
+        assert lookup("nothing.example.com", "TXT", 2) == []
+    assert dns_zone.queries.count(("cached.example.com", "TXT")) == 1
+    assert dns_zone.queries.count(("nothing.example.com", "TXT")) == 1
+    uncached = odns.dnspython_lookup(odns.build_resolver(stub_settings(dns_zone, dns_cache_entries=0)))
+    for _ in range(2):
+        uncached("cached.example.com", "TXT", 2)
+    assert dns_zone.queries.count(("cached.example.com", "TXT")) == 3
+
+
 def test_servfail_is_a_temporary_error(dns_zone):
     dns_zone.fail("broken.example.com")
     lookup = odns.dnspython_lookup(odns.build_resolver(stub_settings(dns_zone)))
