@@ -71,6 +71,45 @@ static int greylist_mix_request(char *out, long i, long conn) {
     return i % 2 == 0 ? greylist_new_request(out, i, conn) : greylist_request(out, i, conn);
 }
 
+/* The realistic profile: see realistic_parts() in policyload.py for the layout (a cycle of 6
+ * requests in 4 messages per connection, half never-seen triplets, half from the pool). */
+#define RL_PAIRS 1000
+#define RL_NETS 500
+#define RL_DOMAINS 100
+#define RL_RCPTS 50
+static const int RL_MSG[6] = {0, 1, 2, 2, 3, 3};
+
+static int realistic_request(char *out, long i, long conn) {
+    long c = i / 6, pos = i % 6, m = 4 * c + RL_MSG[pos], d, rcpt;
+    char client[32], sender[160], name[64];
+    if (pos == 0 || pos == 2 || pos == 3) {
+        long n = 2 * c + (pos == 0 ? 0 : 1);
+        d = (n * 37 + conn * 11) % RL_DOMAINS;
+        snprintf(client, sizeof client, "172.%ld.%ld.%ld", 16 + conn % 16, (n / 250) % 256, n % 250 + 1);
+        snprintf(sender, sizeof sender, "n%sx%ldx%ld@sender%ld.example.net", salt, conn, n, d);
+        snprintf(name, sizeof name, "unknown");
+        rcpt = (7 * n + 3 * conn + 13 * (pos == 3)) % RL_RCPTS;
+    } else {
+        long p = 2 * c + (pos == 1 ? 0 : 1);
+        long q = (p * 7919 + conn * 104729) % RL_PAIRS, s = pos == 1 ? c % 2 : pos - 4, net = q % RL_NETS;
+        d = q % RL_DOMAINS;
+        snprintf(client, sizeof client, "10.%ld.%ld.%ld", net % 250, net / 250, q / RL_NETS + 1);
+        snprintf(sender, sizeof sender, "u%ld@sender%ld.example.net", q, d);
+        snprintf(name, sizeof name, "mx.sender%ld.example.net", d);
+        rcpt = (2 * q + s + q / 50) % RL_RCPTS;
+    }
+    return snprintf(out, REQ_MAX,
+        "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+        "client_address=%s\nclient_name=%s\nreverse_client_name=%s\n"
+        "helo_name=mx.sender%ld.example.net\nsender=%s\nrecipient=user%ld@example.org\n"
+        "recipient_count=0\nqueue_id=\ninstance=%lx.%lx\nsize=20480\netrn_domain=\nstress=\n"
+        "sasl_method=\nsasl_username=\nsasl_sender=\nccert_subject=\nccert_issuer=\n"
+        "ccert_fingerprint=\nencryption_protocol=TLSv1.3\nencryption_cipher=TLS_AES_256_GCM_SHA384\n"
+        "encryption_keysize=256\nclient_port=40000\npolicy_context=\nserver_address=192.0.2.1\n"
+        "server_port=25\n\n",
+        client, name, name, d, sender, rcpt, conn, m);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);   /* the clock of Python's time.perf_counter() */
@@ -138,6 +177,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(profile, "greylist")) make = greylist_request;
     else if (!strcmp(profile, "greylist-new")) { make = greylist_new_request; fresh = 1; }
     else if (!strcmp(profile, "greylist-mix")) { make = greylist_mix_request; fresh = 1; }
+    else if (!strcmp(profile, "realistic")) { make = realistic_request; fresh = 1; }
     else { fprintf(stderr, "unknown profile %s\n", profile); return 2; }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -257,7 +297,9 @@ int main(int argc, char **argv) {
     for (int k = 0; k < n; k++) close(cs[k].fd);
     printf("{\"done\": %ld, \"start\": %.9f, \"end\": %.9f, \"words\": {", done, start, end);
     for (int j = 0; j < nwords; j++) printf("%s\"%s\": %ld", j ? ", " : "", words[j], counts[j]);
-    printf("}, \"lat\": [");
+    printf("}, \"replied\": [");   /* answers each connection got */
+    for (int k = 0; k < n; k++) printf(k ? ",%ld" : "%ld", cs[k].idx - cs[k].inflight);
+    printf("], \"lat\": [");
     for (size_t i = 0; i < lat_n; i++) printf(i ? ",%.9f" : "%.9f", lat[i]);
     printf("]}\n");
     return 0;

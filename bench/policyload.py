@@ -9,12 +9,13 @@ one request in flight per connection (what Postfix's smtpd processes do). Two mo
   time, so a slow reply that delays the next request is counted (no coordinated omission).
 `run(port, ...)` starts `procs` child processes (each with its share of the connections),
 starts them together, and merges their results: decisions/s over the common wall time,
-p50/p99 latency, and the count of each action word.
+p50/p99 latency, the count of each action word, and how many answers each connection got
+(`replied`, by connection number: what a bench needs to know which requests were answered).
 The children are the C twin `policyload.c` (same requests, same protocol), built with the
 system's cc into a cache directory on first use, because the Python child's own CPU per
 request came out of the 2 cores the server under test shares; `generator="python"` (or
 no C compiler) runs the Python child instead.
-Used by: bench/bench_policyd.py, bench/bench_greylist.py. Child entry: `python policyload.py --child`.
+Used by: bench/bench_policyd.py, bench/bench_greylist.py, bench/bench_policy_mix.py. Child entry: `python policyload.py --child`.
 """
 
 from __future__ import annotations
@@ -75,13 +76,95 @@ def _greylist_mix_request(i: int, conn: int, salt: str) -> bytes:
     return _greylist_new_request(i, conn, salt) if i % 2 == 0 else _greylist_request(i, conn)
 
 
+# The realistic profile (bench/bench_policy_mix.py): what an MX's policy service sees at RCPT
+# with every check on. Per connection, a cycle of 6 requests in 4 messages (1.5 RCPTs per
+# message; the RCPTs of one message share its `instance`, so its SPF verdict is computed once):
+#   0: new message, 1 RCPT    1: pool message, 1 RCPT
+#   2-3: new message, 2 RCPTs  4-5: pool message, 2 RCPTs
+# New messages come from 172.16.0.0/12 with a sender salted per run: every triplet never seen.
+# Pool messages are RL_PAIRS (client, sender) pairs, each with 2 recipients: 2*RL_PAIRS
+# triplets, cycled; the bench sends them all before measuring, so they are known (passed).
+# Recipients are user0..user{RL_RCPTS-1}@example.org; the bench's directory leaves out
+# RL_UNKNOWN and makes RL_OVER_QUOTA full. Sender domains are sender{d}.example.net, whose SPF
+# (answered by the bench's DNS stub) is rl_spf(d).
+RL_PAIRS = 1000
+RL_NETS = 500          # pool client /24s: pair q is host q // RL_NETS + 1 of /24 number q % RL_NETS
+RL_DOMAINS = 100
+RL_RCPTS = 50
+RL_UNKNOWN = (9, 19, 29, 39, 49)     # not hosted: 550 5.1.1
+RL_OVER_QUOTA = (4,)                 # mailbox full: 552 5.2.2
+_RL_MSG = (0, 1, 2, 2, 3, 3)         # message of each position in the cycle of 6
+
+
+def rl_spf(d: int) -> str:
+    """SPF of sender{d}.example.net: 70% pass, 10% fail (-all), 20% none (no record)."""
+    return "fail" if d % 10 == 7 else "none" if d % 10 >= 8 else "pass"
+
+
+def realistic_parts(i: int, conn: int) -> dict:
+    """What request i of connection conn is, without the salt: the fields the bytes come from."""
+    c, pos = divmod(i, 6)
+    m = 4 * c + _RL_MSG[pos]
+    if pos in (0, 2, 3):
+        n = 2 * c + (0 if pos == 0 else 1)              # new message number on this connection
+        d = (n * 37 + conn * 11) % RL_DOMAINS
+        return {"new": True, "n": n, "d": d, "instance": f"{conn:x}.{m:x}",
+                "client": f"172.{16 + conn % 16}.{(n // 250) % 256}.{n % 250 + 1}",
+                "rcpt": (7 * n + 3 * conn + 13 * (pos == 3)) % RL_RCPTS}
+    p = 2 * c + (0 if pos == 1 else 1)                  # pool message number on this connection
+    q = (p * 7919 + conn * 104729) % RL_PAIRS
+    s = c % 2 if pos == 1 else pos - 4                  # which of the pair's 2 recipients
+    net = q % RL_NETS
+    return {"new": False, "q": q, "d": q % RL_DOMAINS, "instance": f"{conn:x}.{m:x}",
+            "client": f"10.{net % 250}.{net // 250}.{q // RL_NETS + 1}",
+            "rcpt": (2 * q + s + q // 50) % RL_RCPTS}
+
+
+def _realistic_request(i: int, conn: int, salt: str) -> bytes:
+    r = realistic_parts(i, conn)
+    d = r["d"]
+    if r["new"]:
+        sender, name = f"n{salt}x{conn}x{r['n']}@sender{d}.example.net", "unknown"
+    else:
+        sender, name = f"u{r['q']}@sender{d}.example.net", f"mx.sender{d}.example.net"
+    return (f"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+            f"client_address={r['client']}\nclient_name={name}\nreverse_client_name={name}\n"
+            f"helo_name=mx.sender{d}.example.net\nsender={sender}\nrecipient=user{r['rcpt']}@example.org\n"
+            f"recipient_count=0\nqueue_id=\ninstance={r['instance']}\nsize=20480\netrn_domain=\nstress=\n"
+            f"sasl_method=\nsasl_username=\nsasl_sender=\nccert_subject=\nccert_issuer=\n"
+            f"ccert_fingerprint=\nencryption_protocol=TLSv1.3\nencryption_cipher=TLS_AES_256_GCM_SHA384\n"
+            f"encryption_keysize=256\nclient_port=40000\npolicy_context=\nserver_address=192.0.2.1\n"
+            f"server_port=25\n\n").encode()
+
+
+def realistic_pool(salt: str = "") -> list[bytes]:
+    """Every triplet of the realistic profile's pool once (to make them known before measuring)."""
+    out = []
+    for q in range(RL_PAIRS):
+        for s in (0, 1):
+            d, net = q % RL_DOMAINS, q % RL_NETS
+            name = f"mx.sender{d}.example.net"
+            out.append((f"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+                        f"client_address=10.{net % 250}.{net // 250}.{q // RL_NETS + 1}\nclient_name={name}\n"
+                        f"reverse_client_name={name}\nhelo_name={name}\nsender=u{q}@sender{d}.example.net\n"
+                        f"recipient=user{(2 * q + s + q // 50) % RL_RCPTS}@example.org\nrecipient_count=0\n"
+                        f"queue_id=\ninstance=warm{salt}.{q:x}.{s}\nsize=20480\n\n").encode())
+    return out
+
+
 PROFILES = {"policyd": _policyd_request, "greylist": _greylist_request}
 # Made per request in the load process instead of pre-encoded: no request repeats.
-FRESH_PROFILES = {"greylist-new": _greylist_new_request, "greylist-mix": _greylist_mix_request}
+FRESH_PROFILES = {"greylist-new": _greylist_new_request, "greylist-mix": _greylist_mix_request,
+                  "realistic": _realistic_request}
 # What each greylist profile sends, printed beside the figures.
 POOLS = {"greylist": "a pool of 2000 triplets (500 /24s, 97 sender domains, 50 recipients), cycled",
          "greylist-new": "every request a triplet never seen before (salted per run)",
-         "greylist-mix": "50% never-seen triplets, 50% repeats from the 2000-triplet pool"}
+         "greylist-mix": "50% never-seen triplets, 50% repeats from the 2000-triplet pool",
+         "realistic": (f"50% never-seen triplets (salted per run, clients in 172.16.0.0/12), 50% repeats from a "
+                       f"pool of {2 * RL_PAIRS} triplets ({RL_PAIRS} client+sender pairs x 2 recipients; "
+                       f"{RL_NETS} client /24s, {RL_DOMAINS} sender domains, {RL_RCPTS} recipients of which "
+                       f"{len(RL_UNKNOWN)} unknown and {len(RL_OVER_QUOTA)} over quota); 1.5 RCPTs per message; "
+                       f"sender SPF 70% pass, 10% fail, 20% none")}
 _PER_CONN = 400   # distinct pre-encoded requests per connection, cycled
 
 
@@ -181,7 +264,8 @@ def _child(args: dict) -> dict:
     end = time.perf_counter()
     for s in socks:
         s.close()
-    return {"done": done, "start": start, "end": end, "lat": lat, "words": words}
+    replied = [idx[k] - inflight[k] for k in range(n)]   # answers each connection got
+    return {"done": done, "start": start, "end": end, "lat": lat, "words": words, "replied": replied}
 
 
 
@@ -265,9 +349,11 @@ def run(port: int, *, profile: str, conns: int, seconds: float, rate: float = 0.
     for r in results:
         for w, c in r["words"].items():
             words[w] = words.get(w, 0) + c
+    replied = [n for r in results for n in r["replied"]]   # children hold consecutive connections
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0] if lat else 0.0] * 99
     return {"done": done, "rate": done / wall if wall else 0.0, "p50": q[49] * 1000, "p99": q[98] * 1000,
-            "words": words, "offered": rate, "generator_cpu_us": own_cpu / max(1, done) * 1e6}
+            "words": words, "offered": rate, "generator_cpu_us": own_cpu / max(1, done) * 1e6,
+            "replied": replied}
 
 
 def summarise(rows: list[dict]) -> dict:

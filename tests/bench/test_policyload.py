@@ -5,7 +5,10 @@ for every third request) in saturated and paced mode; the requests seen, the cou
 action words and the shape of the results must agree. A run's request limit is shared by
 its connections, so how many each one sends depends on scheduling: every connection's
 requests are compared with the profile's own sequence for that connection, whatever
-their number, never with a fixed count per connection.
+their number, never with a fixed count per connection; the answers each connection got
+(`replied`, what bench/bench_policy_mix.py derives the expected answers from) must match
+what the server saw. The `realistic` profile's mix (half never-seen triplets, half from
+the pool the bench sends first) is checked on the Python side, which the C side matches.
 """
 
 from __future__ import annotations
@@ -102,23 +105,63 @@ def test_c_child_sends_the_python_childs_requests(server, profile):
         assert result["p99"] >= result["p50"] > 0
         assert sorted(seen) == [0, 1, 2]
         assert sum(len(v) for v in seen.values()) >= 150
+        assert sum(result["replied"]) == result["done"]
+        for conn, got in enumerate(result["replied"]):   # the last request may still be in flight
+            assert len(seen[conn]) - 1 <= got <= len(seen[conn]), generator
         assert seen == _expected(profile, seen), generator
 
 
 @needs_cc
-def test_fresh_profile_differs_only_in_the_run_salt(server):
+@pytest.mark.parametrize("profile,salted", [("greylist-new", rb"sender=s(\d+)x"), ("realistic", rb"sender=n(\d+)x")])
+def test_fresh_profile_differs_only_in_the_run_salt(server, profile, salted):
     salts = set()
     for generator in ("python", "c"):
-        _, seen = _drive(server, generator, "greylist-new", conns=2, seconds=5.0, requests=80, procs=1)
+        _, seen = _drive(server, generator, profile, conns=2, seconds=5.0, requests=80, procs=1)
         assert sorted(seen) == [0, 1]
         senders = [r for v in seen.values() for r in v]
         assert len(set(senders)) == len(senders)     # no request repeats
-        run_salts = {m for v in seen.values() for r in v for m in re.findall(rb"sender=s(\d+)x", r)}
+        run_salts = {m for v in seen.values() for r in v for m in re.findall(salted, r)}
         assert len(run_salts) == 1, generator        # one salt per load process
         salt = run_salts.pop()
         salts.add(salt)
-        assert seen == _expected("greylist-new", seen, salt.decode()), generator
+        assert seen == _expected(profile, seen, salt.decode()), generator
     assert len(salts) == 2                           # each run its own salt
+
+
+def _field(request: bytes, name: str) -> str:
+    return re.search(rb"^" + name.encode() + rb"=(.*)$", request, re.M).group(1).decode()
+
+
+def test_realistic_profile_mixes_new_and_known_triplets():
+    """Half the requests are never-seen triplets, half come from the pool the bench sends
+    before measuring; the RCPTs of one message share its client, sender and instance; every
+    recipient, sender domain and pool pair is used."""
+    make = policyload.FRESH_PROFILES["realistic"]
+    pool = {(_field(r, "client_address"), _field(r, "sender"), _field(r, "recipient"))
+            for r in policyload.realistic_pool()}
+    assert len(pool) == 2 * policyload.RL_PAIRS
+    new = known = 0
+    messages: dict[str, set] = {}
+    rcpts, domains = set(), set()
+    for conn in (0, 1, 37, 99):
+        for i in range(6000):
+            r = make(i, conn, "77")
+            triplet = (_field(r, "client_address"), _field(r, "sender"), _field(r, "recipient"))
+            if triplet in pool:
+                known += 1
+            else:
+                assert "77x" in triplet[1] and triplet[0].startswith("172.")
+                new += 1
+            messages.setdefault(_field(r, "instance"), set()).add(triplet[:2])
+            rcpts.add(triplet[2])
+            domains.add(triplet[1].rsplit("@", 1)[1])
+            parts = policyload.realistic_parts(i, conn)
+            assert parts["new"] == (triplet not in pool)
+            assert triplet[2] == f"user{parts['rcpt']}@example.org"
+    assert new == known
+    assert all(len(v) == 1 for v in messages.values())           # one client and sender per message
+    assert len(messages) == 4 * 4 * 6000 // 6                    # 1.5 RCPTs per message
+    assert len(rcpts) == policyload.RL_RCPTS and len(domains) == policyload.RL_DOMAINS
 
 
 @needs_cc
@@ -126,4 +169,5 @@ def test_fresh_profile_differs_only_in_the_run_salt(server):
 def test_paced_mode_offers_the_rate(server, generator):
     result, _ = _drive(server, generator, "greylist", conns=4, seconds=1.0, rate=400.0, procs=2)
     assert 300 <= result["done"] <= 420
+    assert len(result["replied"]) == 4 and sum(result["replied"]) == result["done"]   # merged over 2 processes
     assert result["offered"] == 400.0
