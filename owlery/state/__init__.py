@@ -62,6 +62,14 @@ __all__ = ["StateUnavailable", "BucketTake", "Capability", "Entry", "StateStore"
            "bucket_math", "bucket_ttl", "decode_bucket", "encode_bucket", "take_all_math", "open_store"]
 
 
+def redis_url(settings: Any) -> str:
+    """The Redis URL: state_redis_url, or the file state_redis_url_file names (it wins)."""
+    if settings.state_redis_url_file is not None:
+        from owlery.secrets import read_secret_file
+        return read_secret_file(settings.state_redis_url_file, "state_redis_url_file")
+    return settings.state_redis_url
+
+
 def open_store(settings: Any, *, backend: str | None = None) -> StateStore:
     """The engine the settings name (`state_backend`), connected lazily."""
     kind = settings.state_backend if backend is None else backend
@@ -72,11 +80,7 @@ def open_store(settings: Any, *, backend: str | None = None) -> StateStore:
                            expire_every=settings.state_expire_every)
     if kind == "redis":
         from owlery.state.redis_store import RedisStore
-        from owlery.secrets import read_secret_file
-        url = settings.state_redis_url           # has a default: the file twin, when set, wins
-        if settings.state_redis_url_file is not None:
-            url = read_secret_file(settings.state_redis_url_file, "state_redis_url_file")
-        return RedisStore(url, prefix=settings.state_key_prefix,
+        return RedisStore(redis_url(settings), prefix=settings.state_key_prefix,
                           timeout=settings.state_redis_timeout)
     if kind == "memory":
         from owlery.state.memory_store import MemoryStore

@@ -10,18 +10,21 @@ message or client, whichever check asks first), which run before greylist in the
 order. Whitelists are matched here, on the reactor. Then greylisting is decided in memory
 and persisted behind (policyd/greylist_cache.py says why that stays consistent across
 workers and MX hosts): repeats come from this process's `GreylistMemory`; a miss reads the
-triplet from the store (inline on engines with `Capability.LOCAL_READS`, SQLite; through the
-state worker thread, batched, on Redis), `Greylister.step` decides on the reactor, and the
-writes go to a `WriteBehind` queue that one flush persists every greylist_flush_interval or
-greylist_flush_records writes (on the "state-flush" worker thread), and at shutdown
-(`close`). The one exception is a pass (rare: one per triplet's life): it is answered once
+triplet from the store (inline on engines with `Capability.LOCAL_READS`, SQLite; on Redis,
+the misses of one reactor turn in one script through `ReactorRedis`, a client on the reactor
+itself, or through the state worker thread when that client cannot serve the URL, e.g.
+rediss://), `Greylister.step` decides on the reactor, and the writes go to a `WriteBehind`
+queue that one flush persists every greylist_flush_interval or greylist_flush_records writes
+(SQLite: on the "state-flush" worker thread; Redis: pipelined from the reactor), and at
+shutdown (`close`). The one exception is a pass (rare: one per triplet's life): it is answered once
 stored, so a worker or MX host asked right after sees it passed (no second header). A store
 that is down answers a 4xx (never a pass, never a 5xx); a flush that fails is retried, and a
 write it loses costs one more deferral.
 Talks to: the state store (ctx.resource "state"), whitelist files, the SPF and DNSBL engines (optional).
 Tests: tests/policyd/test_greylist_check.py, tests/policyd/test_greylist_writebehind.py,
 tests/policyd/test_dnsbl_greylist.py,
-tests/policyd/test_pending_headers.py, tests/e2e/test_greylist_postfix.py,
+tests/policyd/test_greylist_reactor_redis.py, tests/policyd/test_pending_headers.py,
+tests/e2e/test_greylist_postfix.py,
 tests/e2e/test_greylist_headers_e2e.py
 """
 
@@ -181,6 +184,8 @@ class GreylistCheck(Check):
             log.warning("policyd: greylist_only_listed is on but no DNS list is set (dnsbl_sites): "
                         "no client will be greylisted")
         self.timeout = s.state_timeout
+        self.redis = _reactor_redis(ctx, self.store)
+        self._reads: list[tuple[list[str], float, Any]] = []   # misses waiting for this turn's read
         self._keys: dict[tuple[str, str, str], str] = {}
         # One action per (seconds left, recipient domain): built and validated once, reused.
         self._deferral = functools.lru_cache(maxsize=4096)(self._make_deferral)
@@ -214,7 +219,33 @@ class GreylistCheck(Check):
             return [None] * (len(keys) - 1) + [mine]
         if Capability.LOCAL_READS in self.store.capabilities:
             return self.store.get_many(keys, now)
+        if self.redis is not None:
+            return await self._read_on_reactor(keys, now)
         return await self.ctx.run_batched("state", self._read_batch, (keys, now), timeout=self.timeout)
+
+    def _read_on_reactor(self, keys: list[str], now: float) -> Any:
+        """A Deferred of the stored values of `keys`; the misses of one reactor turn go in one
+        script (one round trip), judged at the latest `now` as `_read_batch` does."""
+        from twisted.internet import defer
+        d = defer.Deferred()
+        self._reads.append((keys, now, d))
+        if len(self._reads) == 1:
+            self.ctx.clock.callLater(0, self._send_reads)
+        return d
+
+    def _send_reads(self) -> None:
+        reads, self._reads = self._reads, []
+        keys = list(dict.fromkeys(k for ks, _, _ in reads for k in ks))
+
+        def answer(values: list) -> None:
+            got = dict(zip(keys, values))
+            for ks, _, d in reads:
+                d.callback([got[k] for k in ks])
+
+        def failed(failure: Any) -> None:
+            for _, _, d in reads:
+                d.errback(failure)
+        self.redis.get_many(keys, max(now for _, now, _ in reads)).addCallbacks(answer, failed)
 
     # --- write-behind --------------------------------------------------------------------
 
@@ -232,7 +263,10 @@ class GreylistCheck(Check):
         if self._flight is not None or not len(self.behind) or self._closed:
             return None
         flight = self._flight = _Flight(self.behind.take())
-        d = self.ctx.run_batched("state-flush", self._write_batch, flight, timeout=self.timeout)
+        if self.redis is not None:
+            d = self.redis.write_many(flight.writes).addCallback(self._written_on_reactor, flight)
+        else:
+            d = self.ctx.run_batched("state-flush", self._write_batch, flight, timeout=self.timeout)
         d.addCallbacks(self._flushed, self._flush_failed, callbackArgs=(flight,), errbackArgs=(flight,))
         return flight
 
@@ -250,6 +284,11 @@ class GreylistCheck(Check):
         flight = self._flush()
         if flight is not None:
             await flight.settled()
+
+    @staticmethod
+    def _written_on_reactor(results: list, flight: "_Flight") -> list:
+        flight.stored = True
+        return results
 
     def _write_batch(self, flights: list["_Flight"]) -> list[tuple[bool, Any]]:
         """In the flush worker thread: each batch in one write_many (normally there is one)."""
@@ -298,6 +337,10 @@ class GreylistCheck(Check):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        if self.redis is not None:
+            # Nothing can fire on the reactor any more: what is in flight there is written
+            # again below (adds and sets are idempotent; a count is gated once an hour).
+            self.redis.close()
         if not self._flush_lock.acquire(timeout=self.timeout):
             log.warning("policyd: greylist: a flush still runs at shutdown; %d writes not stored",
                         len(self.behind))
@@ -381,6 +424,23 @@ class GreylistCheck(Check):
             log.info("policyd: greylist: SPF for %s unavailable (%s); greylisting as usual",
                      request.sender, str(e) or type(e).__name__)
             return False
+
+
+def _reactor_redis(ctx: CheckContext, store: Any) -> Any:
+    """A ReactorRedis for a Redis store on a real reactor, else None (the thread path: tests on
+    a task.Clock, or a URL the reactor client does not serve, such as rediss://)."""
+    if getattr(store, "name", None) != "redis" or not hasattr(ctx.clock, "connectTCP"):
+        return None
+    from owlery.state import redis_url
+    from owlery.state.redis_reactor import ReactorRedis
+    s = ctx.settings
+    try:
+        client = ReactorRedis(ctx.clock, redis_url(s), prefix=s.state_key_prefix, timeout=s.state_timeout)
+    except ValueError as e:
+        log.info("policyd: greylist: Redis calls go through a worker thread: %s", e)
+        return None
+    log.info("policyd: greylist: Redis reads and writes on the reactor")
+    return client
 
 
 class _Flight:
