@@ -44,6 +44,17 @@ def start_owlery(workdir: Path, backend: str, redis_url: str, workers: int):
     return d.start(), d.ports["policyd"]
 
 
+def drop_redis_keys(url: str, pattern: str) -> None:
+    """Remove a bench's keys from Redis (best effort; says why when it cannot)."""
+    try:
+        import redis
+        r = redis.Redis.from_url(url)
+        for k in r.scan_iter(match=pattern, count=1000):
+            r.delete(k)
+    except Exception as e:  # noqa: BLE001 - cleanup is best effort; say why
+        print(f"(could not clean Redis keys: {e})")
+
+
 MODES = {"mix": "greylist-mix", "repeats": "greylist", "new": "greylist-new"}
 NAMES = ("postgrey", "postgrey(disk)", "owlery/sqlite", "owlery/redis")
 
@@ -117,13 +128,7 @@ def main() -> int:
                 shutil.rmtree(p.dbdir, ignore_errors=True)
         for d in procs:
             d.stop()
-        try:
-            import redis
-            r = redis.Redis.from_url(args.redis_url)
-            for k in r.scan_iter(match=f"owlery-bench:{os.getpid()}:*", count=1000):
-                r.delete(k)
-        except Exception as e:  # noqa: BLE001 - cleanup is best effort; say why
-            print(f"(could not clean Redis keys: {e})")
+        drop_redis_keys(args.redis_url, f"owlery-bench:{os.getpid()}:*")
         shutil.rmtree(workdir, ignore_errors=True)
     for mode, res in results.items():
         summary(mode, res, args.connections)

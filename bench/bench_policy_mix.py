@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import policyload  # noqa: E402
+from bench_greylist import drop_redis_keys  # noqa: E402
 from bench_policyd import cpu_seconds, fmt  # noqa: E402
 from tests.harness.dns import DNSStub  # noqa: E402
 from tests.harness.owlery_daemons import OwleryDaemons  # noqa: E402
@@ -358,13 +359,7 @@ def main() -> int:
         cache.stop()
         stub.stop()
         if args.redis:
-            try:
-                import redis
-                client = redis.Redis.from_url(args.redis_url)
-                for k in client.scan_iter(match=f"owlery-bench-mix:{os.getpid()}:*", count=1000):
-                    client.delete(k)
-            except Exception as e:  # noqa: BLE001 - cleanup is best effort; say why
-                print(f"(could not clean Redis keys: {e})")
+            drop_redis_keys(args.redis_url, f"owlery-bench-mix:{os.getpid()}:*")
         shutil.rmtree(work, ignore_errors=True)
     return report(rows, tallies, problems, cache, args, load_end)
 

@@ -38,7 +38,7 @@ from twisted.internet import defer, protocol
 from owlery.errors import StateUnavailable
 from owlery.secrets import redact
 from owlery.state.base import Write
-from owlery.state.redis_store import _GET_MANY, _WRITE_MANY, _WRITE_OPS, _WRITES_PER_SCRIPT
+from owlery.state.redis_store import _GET_MANY, _WRITE_MANY, write_many_calls, write_many_results
 from owlery.state.resp import ReplyDecoder, RespError, RespProtocolError, encode_command
 
 _GET_SHA = hashlib.sha1(_GET_MANY.encode()).hexdigest()
@@ -169,26 +169,16 @@ class ReactorRedis:
         writes = list(writes)
         if not writes:
             return defer.succeed([])
-        p = self.prefix
-        cmds = []
-        for start in range(0, len(writes), _WRITES_PER_SCRIPT):
-            keys: list[str] = []
-            args: list[str] = []
-            for w in writes[start:start + _WRITES_PER_SCRIPT]:
-                if w.op not in _WRITE_OPS:
-                    return defer.fail(ValueError(f"unknown write op {w.op!r}"))
-                keys += [p + w.key, p + (w.gate if w.gate is not None else w.key)]
-                args += [w.op, w.value if w.op != "incr" else str(int(w.value)), repr(float(w.ttl)),
-                         repr(float(w.now)), "1" if w.gate is not None else "0", repr(float(w.gate_ttl))]
-            cmds.append((_WRITE_SHA, keys, args))
+        try:
+            cmds = [(_WRITE_SHA, keys, args) for keys, args in write_many_calls(writes, self.prefix)]
+        except ValueError as e:
+            return defer.fail(e)
 
         def results(replies: list) -> list:
-            out: list = []
-            for r in replies:
-                out += r
-            if len(out) != len(writes) or not all(type(r) is str for r in out):
-                raise self._out_of_step(f"{str(out)[:40]} for {len(writes)} writes")
-            return [None if r == "-" else (int(r) if w.op == "incr" else r == "1") for w, r in zip(writes, out)]
+            try:
+                return write_many_results(writes, replies)
+            except ValueError as e:
+                raise self._out_of_step(str(e)) from None
         return self._scripts(cmds).addCallback(results)
 
     def close(self) -> None:

@@ -155,6 +155,34 @@ _WRITES_PER_SCRIPT = 500     # one script run stays short: Redis serves nobody e
 _WRITE_OPS = ("add", "set", "incr")
 
 
+def write_many_calls(writes: list, prefix: str) -> list[tuple[list[str], list[str]]]:
+    """(KEYS, ARGV) of each `_WRITE_MANY` script run for a batch (at most _WRITES_PER_SCRIPT
+    writes each), keys prefixed. Shared by RedisStore and the reactor client (redis_reactor)."""
+    calls = []
+    for start in range(0, len(writes), _WRITES_PER_SCRIPT):
+        keys: list[str] = []
+        args: list[str] = []
+        for w in writes[start:start + _WRITES_PER_SCRIPT]:
+            if w.op not in _WRITE_OPS:
+                raise ValueError(f"unknown write op {w.op!r}")
+            keys += [prefix + w.key, prefix + (w.gate if w.gate is not None else w.key)]
+            args += [w.op, w.value if w.op != "incr" else str(int(w.value)), repr(float(w.ttl)),
+                     repr(float(w.now)), "1" if w.gate is not None else "0", repr(float(w.gate_ttl))]
+        calls.append((keys, args))
+    return calls
+
+
+def write_many_results(writes: list, replies: list) -> list[bool | int | None]:
+    """The per-write results (see StateStore.write_many) from the scripts' replies; ValueError
+    when they do not fit the batch (a reply out of step)."""
+    out: list = []
+    for r in replies:
+        out += r
+    if len(out) != len(writes) or not all(type(r) is str for r in out):
+        raise ValueError(f"{str(out)[:40]} for {len(writes)} writes")
+    return [None if r == "-" else (int(r) if w.op == "incr" else r == "1") for w, r in zip(writes, out)]
+
+
 def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
@@ -263,23 +291,15 @@ class RedisStore(StateStore):
         writes = list(writes)
         if not writes:
             return []
-        calls = []
-        for start in range(0, len(writes), _WRITES_PER_SCRIPT):
-            keys: list[str] = []
-            args: list[str] = []
-            for w in writes[start:start + _WRITES_PER_SCRIPT]:
-                if w.op not in _WRITE_OPS:
-                    raise ValueError(f"unknown write op {w.op!r}")
-                keys += [self._k(w.key), self._k(w.gate if w.gate is not None else w.key)]
-                args += [w.op, w.value if w.op != "incr" else str(int(w.value)), repr(float(w.ttl)),
-                         repr(float(w.now)), "1" if w.gate is not None else "0", repr(float(w.gate_ttl))]
-            calls.append((keys, args))
-        out: list = []
-        for r in self._pipelined(self._write_many, calls):
+        calls = write_many_calls(writes, self.prefix)
+        replies = self._pipelined(self._write_many, calls)
+        for r in replies:
             if isinstance(r, Exception):
                 raise r
-            out += r
-        return [None if r == "-" else (int(r) if w.op == "incr" else r == "1") for w, r in zip(writes, out)]
+        try:
+            return write_many_results(writes, replies)
+        except ValueError as e:
+            raise StateUnavailable(f"Redis {self.url}: {e}") from None
 
     def _take_all_call(self, takes, now) -> tuple[list[str], list[str]]:
         args = [repr(float(now))]
