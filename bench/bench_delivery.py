@@ -16,6 +16,10 @@ the boss, a junk rule) on the same message mix, into their own Maildir, in the s
         - `owlery-lda` with lda_lmtp_handoff = false (in-process: settings, directory, Sieve);
           target >= 0.5x dovecot-lda.
         Each LDA figure is the median of --repeat runs, taken in turn (machine noise hits all).
+        With 2 cores and 2 LDAs at a time the rate is CPU-bound: "CPU ms" is the CPU time per
+        delivery, the LDA processes' own (rusage of the reaped children) plus the daemon side's
+        (lmtpd's for Owlery's handoff, Dovecot's processes for dovecot-lda: auth, log), from
+        /proc; unlike the rates it hardly moves when other work shares the machine.
 Targets (issue 19): LMTP >= Dovecot's rate; the default LDA command >= dovecot-lda's rate,
 in-process >= half of it.
 Run: .venv/bin/python bench/bench_delivery.py [--messages 600] [--concurrency 4]
@@ -29,6 +33,7 @@ import argparse
 import concurrent.futures
 import os
 import pwd
+import resource
 import shutil
 import smtplib
 import statistics
@@ -46,7 +51,7 @@ from tests.harness.dovecot import DovecotInstance  # noqa: E402
 
 OWLERY = ROOT / ".venv" / "bin" / "owlery"
 PYTHON = ROOT / ".venv" / "bin" / "python"
-OWLERY_LDA = lda_command(str(OWLERY))     # the pipe command `owlery postfix` prints
+OWLERY_LDA = lda_command(str(OWLERY)).split()     # the pipe command `owlery postfix` prints
 USER = "alice@example.org"
 OWL = "owl@example.org"           # Dovecot's login for the Maildir lmtpd delivers into
 SCRIPT = r"""require ["fileinto", "imap4flags", "mailbox", "envelope"];
@@ -142,17 +147,45 @@ def lmtp_run(port: int, total: int, concurrency: int) -> float:
 LDA_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def lda_run(argv_for, total: int, parallel: int) -> float:
+def tree_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by process `pid` and its descendants (their reaped children too)."""
+    if pid is None:
+        return 0.0
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))   # ppid, u+s+cu+cs
+    tree = {pid}
+    for _ in range(8):           # descendants, a few levels deep
+        tree |= {p for p, (ppid, _) in stats.items() if ppid in tree}
+    return sum(stats[p][1] for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def lda_run(argv_for, total: int, parallel: int, daemon_pid: int | None = None) -> tuple[float, float]:
+    """(deliveries per second, CPU ms per delivery: the LDA processes' and the daemon's)."""
     def one(n):
         r = subprocess.run(argv_for(n), input=message(n).replace(b"\r\n", b"\n"), capture_output=True,
                            timeout=60, env=LDA_ENV)
         if r.returncode != 0:
             raise RuntimeError(f"{argv_for(n)[0]} exited {r.returncode}: {r.stderr[:300]!r}")
+    cpu0, daemon0 = children_cpu(), tree_cpu(daemon_pid)
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
         for f in [pool.submit(one, n) for n in range(total)]:
             f.result()
-    return total / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    cpu = children_cpu() - cpu0 + tree_cpu(daemon_pid) - daemon0
+    return total / elapsed, cpu / total * 1000
 
 
 def lda_latency(argv_for, runs: int) -> float:
@@ -173,8 +206,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="LDA repetitions (the median is reported)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
-    if not os.access(OWLERY_LDA, os.X_OK):
-        sys.exit(f"{OWLERY_LDA} missing: run .venv/bin/pip install -e . --no-deps")
+    if not os.access(OWLERY_LDA[-1], os.X_OK):
+        sys.exit(f"{OWLERY_LDA[-1]} missing: run .venv/bin/pip install -e . --no-deps")
 
     work = shared_workdir("owlery-bench-delivery-")
     ours_home = work / "ours" / "example.org" / "alice"
@@ -223,19 +256,25 @@ log_level = "warning"
         # Name, argv per message number. The first is the postmaster's pipe command.
         agents = {
             "owlery-lda, default (finds lmtpd)": lambda n: [
-                OWLERY_LDA, "-c", str(fast_conf), "-f", "sender@remote.test", "-d", "ldafast@example.org"],
+                *OWLERY_LDA, "-c", str(fast_conf), "-f", "sender@remote.test", "-d", "ldafast@example.org"],
             "owlery lda, via lmtpd": lambda n: [
                 str(OWLERY), "lda", "-c", str(fast_conf), "-f", "sender@remote.test", "-d", "ldacli@example.org"],
             "owlery-lda, in-process": lambda n: [
-                OWLERY_LDA, "-c", str(lda_conf), "-f", "sender@remote.test", "-d", USER],
+                *OWLERY_LDA, "-c", str(lda_conf), "-f", "sender@remote.test", "-d", USER],
             "dovecot-lda": lambda n: [*dovecot.lda_argv("lda@example.org", "sender@remote.test")],
         }
+        # Whose CPU counts besides the LDA's: lmtpd's for a handoff, Dovecot's for dovecot-lda.
+        daemon_pid = {"owlery-lda, default (finds lmtpd)": lmtpd.proc.pid, "owlery lda, via lmtpd": lmtpd.proc.pid,
+                      "dovecot-lda": dovecot.proc.pid}
         for argv_for in agents.values():
             lda_run(argv_for, 4, 1)
         rates: dict[str, list[float]] = {name: [] for name in agents}
+        cpu: dict[str, list[float]] = {name: [] for name in agents}
         for _ in range(args.repeat):
             for name, argv_for in agents.items():
-                rates[name].append(lda_run(argv_for, args.lda_messages, args.lda_parallel))
+                rate, ms = lda_run(argv_for, args.lda_messages, args.lda_parallel, daemon_pid.get(name))
+                rates[name].append(rate)
+                cpu[name].append(ms)
         # Latency of one delivery, one process at a time (start-up dominates).
         latency = {"bare interpreter (python -I -S -c pass)": lda_latency(
             lambda n: [str(PYTHON), "-I", "-S", "-c", "pass"], 20)}
@@ -271,10 +310,12 @@ log_level = "warning"
           f"messages, dovecot's {dove_select * 1000:.0f} ms for {dove_n}")
     print(f"  LMTP with Dovecot's index work: owlery {ours_full:8.1f}/s, dovecot {dove_full:8.1f}/s   "
           f"ratio {ours_full / dove_full:.2f} (target >= 1.00: {'met' if ours_full >= dove_full else 'NOT met'})")
-    print(f"  LDA pipe command (owlery postfix): {OWLERY_LDA}")
+    print(f"  LDA pipe command (owlery postfix): {' '.join(OWLERY_LDA)}   (load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     for i, (name, rate) in enumerate(median.items()):
         runs = " ".join(f"{r:.1f}" for r in rates[name])
-        line = f"  LDA   {name:39s}: {rate:8.1f} deliveries/s  [{runs}]"
+        line = (f"  LDA   {name:34s}: {rate:6.1f} deliveries/s [{runs}] "
+                f"CPU {statistics.median(cpu[name]):5.1f} ms")
         if name != "dovecot-lda":
             line += f"  ratio {rate / dove_lda:.2f}"
         if i == 0:

@@ -247,8 +247,11 @@ class ScriptCache:
     def compile(self, source: bytes | str, name: str = "script") -> Script:
         """The compiled script for this source text (keyed by its SHA-256)."""
         raw = source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
-        import hashlib          # here: a script read by path is keyed by its stat (OpenSSL loads in ~3 ms)
-        key = ("sha256", hashlib.sha256(raw).hexdigest(), name)
+        try:                    # the built-in module: hashlib's loads OpenSSL (~3 ms per LDA run)
+            from _sha256 import sha256
+        except ImportError:     # a build without it
+            from hashlib import sha256
+        key = ("sha256", sha256(raw).hexdigest(), name)
         entry = self._get(key)
         if entry is None:
             entry = self._compile(raw, name, None)

@@ -73,6 +73,22 @@ def test_lda_line_names_a_non_default_settings_file(tmp_path):
     assert "argv=/usr/bin/owlery-lda -f ${sender}" in default
 
 
+def test_lda_line_runs_owlery_lda_under_owlerys_interpreter(tmp_path):
+    """pip writes `#!PYTHON` into `owlery`: the pipe command is `PYTHON -I -S .../owlery-lda`,
+    which skips owlery-lda's sh part (~0.6 ms a message); any other first line (env, a sh
+    wrapper, an interpreter that is not there) leaves owlery-lda to find its interpreter."""
+    import sys
+    (tmp_path / "bin").mkdir()
+    owlery = tmp_path / "bin" / "owlery"
+    owlery.write_text(f"#!{sys.executable}\n# the console script pip writes\n")
+    assert postfix.lda_command(str(owlery)) == f"{sys.executable} -I -S {tmp_path}/bin/owlery-lda"
+    [line] = [x for x in postfix.master_cf(Settings(), command=str(owlery)).splitlines() if "argv=" in x]
+    assert f"argv={sys.executable} -I -S {tmp_path}/bin/owlery-lda -f ${{sender}}" in line
+    for first in ("#!/bin/sh", "#!/usr/bin/env python3", f"#!{tmp_path}/gone/python3", ""):
+        owlery.write_text(first + "\n")
+        assert postfix.lda_command(str(owlery)) == f"{tmp_path}/bin/owlery-lda", first
+
+
 def test_owlery_postfix_prints_the_directorys_domains(tmp_path):
     import subprocess
     import sys

@@ -6,14 +6,21 @@ falling back to in-process delivery), then reports sys.modules: a plain keep (no
 must load neither the Sieve engine nor the extension registry, and a delivery of any kind
 none of the modules only some deliveries or other programs use (syslog handlers, hashing,
 the LMTP server, shutil's archive support, email parsing, metrics exporters, adapters).
+Nor `site` (the package root is known: an import nothing else finds runs it, see
+test_lda_lmtp.py), nor the state store for a script that tracks nothing, nor OpenSSL's
+hashing when a script read as its owner (root, maildir_owner) is keyed by its SHA-256.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,18 +37,26 @@ with open(sys.argv[2], "w") as f:
 NEVER = ("prometheus_client", "twisted", "dkim", "Milter", "redis", "ldap3",
          "logging.handlers", "hashlib", "_hashlib", "hmac", "shutil", "bz2", "lzma", "socket", "selectors",
          "email", "email.utils", "sieve.delivery.lmtp", "sieve.delivery.lmtpd", "sieve.managesieve",
-         "owlery.directory.ldap", "pickle", "queue", "argparse")
+         "owlery.directory.ldap", "pickle", "queue", "argparse", "site")
 # The Sieve engine: only when a script runs.
 ENGINE = ("sieve.parser", "sieve.lexer", "sieve.validator", "sieve.interpreter", "sieve.actions",
           "sieve.outgoing", "sieve.api", "sieve.extensions.core", "sieve.extensions.vacation")
 
 
-def deliver(tmp_path, user="alice", script=None):
+def deliver(tmp_path, user="alice", script=None, owner=None):
     home = tmp_path / "mail" / "example.org" / user
     home.mkdir(parents=True, exist_ok=True)
     if script is not None:
         (home / "sieve").mkdir(exist_ok=True)
         (home / "sieve" / "active.sieve").write_text(script)
+    extra = ""
+    if owner is not None:     # as lmtpd and the LDA run as root: the user's files belong to `owner`
+        os.chmod(tmp_path, 0o755)
+        pw = pwd.getpwnam(owner)
+        for d, dirs, names in os.walk(tmp_path / "mail"):
+            for path in [d] + [os.path.join(d, n) for n in dirs + names]:
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        extra = f'maildir_owner = "{owner}"'
     conf = tmp_path / "owlery.toml"
     conf.write_text(f"""
 maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"
@@ -49,6 +64,7 @@ delivery_sieve_script_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/sieve
 state_sqlite_path = "{tmp_path}/state.sqlite"
 delivery_use_directory = false
 lda_lmtp_handoff = false
+{extra}
 """)
     out = tmp_path / "modules.json"
     r = subprocess.run([sys.executable, "-I", "-S", "-c", CHILD, str(ROOT), str(out), "-c", str(conf),
@@ -81,6 +97,27 @@ def test_script_loads_only_the_extensions_it_requires(tmp_path):
     assert "sieve.interpreter" in modules and "sieve.extensions.fileinto" in modules
     assert loaded(modules, ("sieve.extensions.vacation", "sieve.extensions.enotify", "sieve.extensions.mime",
                             "sieve.extensions.editheader", "sieve.extensions.date", "sieve.outgoing")) == []
+
+
+STATE = ("sqlite3", "owlery.state.sqlite_store")
+SCRIPT = 'require ["fileinto", "mailbox"];\nif header :contains "subject" "hello" { fileinto :create "Hi"; }\n'
+
+
+def test_a_script_that_tracks_nothing_opens_no_state_store(tmp_path):
+    modules, stored = deliver(tmp_path, script=SCRIPT)
+    assert [p.parent.parent.name for p in stored] == [".Hi"]
+    assert loaded(modules, STATE) == [] and not (tmp_path / "state.sqlite").exists()
+    # ...and one that does opens it (when it asks, not before)
+    modules, stored = deliver(tmp_path, user="bob", script='require "duplicate";\nif duplicate :uniqueid "u1" { discard; }\n')
+    assert len(stored) == 1 and loaded(modules, STATE) == sorted(STATE)
+    assert (tmp_path / "state.sqlite").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reads the script as its owner: needs root")
+def test_a_script_read_as_its_owner_is_hashed_without_openssl(tmp_path):
+    modules, stored = deliver(tmp_path, script=SCRIPT, owner="nobody")
+    assert [p.parent.parent.name for p in stored] == [".Hi"]
+    assert loaded(modules, NEVER) == []
 
 
 def test_plain_options_read_as_argparse_reads_them():

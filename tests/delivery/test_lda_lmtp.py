@@ -23,13 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from owlery.app.postfix import lda_command
 from sieve.delivery import lda_lmtp
 from tests.delivery.daemon import Lmtpd
 
 ROOT = Path(__file__).resolve().parents[2]
 OWLERY = str(ROOT / ".venv" / "bin" / "owlery")
 SCRIPT = str(ROOT / "sieve" / "delivery" / "lda_lmtp.py")
-COMMANDS = {"owlery lda": [OWLERY, "lda"], "owlery-lda": [OWLERY + "-lda"]}
+COMMANDS = {"owlery lda": [OWLERY, "lda"], "owlery-lda": [OWLERY + "-lda"],
+            "pipe command": lda_command(OWLERY).split()}      # PYTHON -I -S .../owlery-lda
 MSG = b"Subject: t\n\nhello\n.dot line\n"
 
 
@@ -383,3 +385,27 @@ def test_lmtpd_without_the_user_parameter_means_in_process(tmp_path):
     assert not any(line.startswith(b"RCPT") for line in server.seen)
     [f] = stored(tmp_path / "lda-mail/example.org/alice/Maildir")
     assert f.read_bytes().startswith(b"Return-Path: <s@remote.test>\nDelivered-To: alice+x@example.org\n")
+
+
+def test_site_runs_when_an_import_needs_it():
+    """In-process without site (python -I -S): the package root is on sys.path, and site (~16 ms
+    with an editable install's import hook) runs only when an import finds nothing without it,
+    then that import succeeds as after a normal start-up; the standard library's probes for
+    other platforms' modules (copy.py's `org.python.core`) do not run it."""
+    child = (f"import sys; sys.path.insert(0, {str(ROOT / 'sieve' / 'delivery')!r}); import lda_lmtp; "
+             "lda_lmtp._enable_site(); import copy, sieve.delivery.executor; "
+             "assert 'site' not in sys.modules, 'site ran early'; "
+             "import twisted; assert 'site' in sys.modules; print(twisted.__name__)")
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", child], capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == b"twisted\n", r.stderr
+
+
+def test_in_process_delivery_ends_with_its_log_written(tmp_path):
+    """The in-process path ends the process without the interpreter's tear-down: logging's
+    atexit hook still runs first, so the log file has the delivery's line."""
+    log = tmp_path / "lda.log"
+    conf = config(tmp_path, f'lda_log_path = "{log}"\nlda_lmtp_handoff = false\nlog_level = "info"')
+    r = run_lda([*COMMANDS["pipe command"], "-c", conf, "-f", "s@remote.test", "-d", "logged@example.org"])
+    assert r.returncode == 0, r.stderr
+    assert len(stored(tmp_path / "lda-mail/example.org/logged/Maildir")) == 1
+    assert "logged@example.org" in log.read_text()

@@ -75,6 +75,28 @@ def test_found_without_site(tmp_path, layout):
 
 
 
+def test_the_printed_pipe_command_runs_it_without_sh(tmp_path):
+    """`owlery postfix` prints `PYTHON -I -S .../owlery-lda` (PYTHON from owlery's shebang):
+    the Python part runs directly, finds the package without site and hands the message over."""
+    from owlery.app.postfix import lda_command
+    venv, sp = make_venv(tmp_path)
+    os.symlink(ROOT / "sieve", sp / "sieve")
+    argv = lda_command(str(venv / "bin" / "owlery")).split()
+    assert argv == [f"{venv}/bin/python3", "-I", "-S", f"{venv}/bin/owlery-lda"]
+    (venv / "bin" / "owlery").write_text("#!/bin/false\n")     # the sh part would now fail over to it
+    server = FakeLMTP(tmp_path / "lmtp.sock", {})
+    conf = tmp_path / "lda.toml"
+    conf.write_text(f'lda_lmtp_endpoint = "unix:{server.path}"\n')
+    try:
+        r = subprocess.run([*argv, "-c", str(conf), "-f", "s@remote.test", "-d", "a@example.org"], input=MSG,
+                           capture_output=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    assert b"..dot line\r\n" in server.seen
+    assert not (tmp_path / "site-ran").exists(), "site ran: the slow start-up"
+
+
 def test_handoff_loads_the_module_without_its_packages(tmp_path):
     """The handoff imports lda_lmtp alone: sieve/__init__ and sieve/delivery/__init__ (each
     ~0.15 ms per message) are left for the in-process path."""
