@@ -245,7 +245,8 @@ class GreylistCheck(Check):
         def failed(failure: Any) -> None:
             for _, _, d in reads:
                 d.errback(failure)
-        self.redis.get_many(keys, max(now for _, now, _ in reads)).addCallbacks(answer, failed)
+        from twisted.internet import defer
+        defer.maybeDeferred(self.redis.get_many, keys, max(now for _, now, _ in reads)).addCallbacks(answer, failed)
 
     # --- write-behind --------------------------------------------------------------------
 
