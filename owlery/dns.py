@@ -91,18 +91,62 @@ def dnspython_lookup(resolver: Any) -> Lookup:
         except dns.exception.DNSException as e:
             # Timeouts and SERVFAIL are temporary: temperror, never a pass or a fail.
             raise spf.TempError(f"DNS {e}") from None
-        out: list = []
-        for rdata in answer.rrset or ():
-            if qtype in ("A", "AAAA"):
-                out.append(((name, qtype), rdata.address))
-            elif qtype == "MX":
-                out.append(((name, qtype), (rdata.preference, rdata.exchange.to_text(omit_final_dot=True))))
-            elif qtype in ("PTR", "CNAME"):
-                out.append(((name, qtype), rdata.target.to_text(omit_final_dot=True)))
-            elif qtype in ("TXT", "SPF"):
-                out.append(((name, qtype), tuple(rdata.strings)))
-        return out
+        return _records(name, qtype, answer)
     return lookup
+
+
+def _records(name: str, qtype: str, answer: Any) -> list:
+    """A dnspython Answer in pyspf's shapes."""
+    out: list = []
+    for rdata in answer.rrset or ():
+        if qtype in ("A", "AAAA"):
+            out.append(((name, qtype), rdata.address))
+        elif qtype == "MX":
+            out.append(((name, qtype), (rdata.preference, rdata.exchange.to_text(omit_final_dot=True))))
+        elif qtype in ("PTR", "CNAME"):
+            out.append(((name, qtype), rdata.target.to_text(omit_final_dot=True)))
+        elif qtype in ("TXT", "SPF"):
+            out.append(((name, qtype), tuple(rdata.strings)))
+    return out
+
+
+class NotCached(Exception):
+    """A cache-only lookup (`cached_lookup`) has no answer for this name and type."""
+
+
+def cached_lookup(resolver: Any) -> Callable[[list], Lookup] | None:
+    """For a Resolver with a cache (dns_cache_entries): `make(missed)` gives a pyspf-shaped
+    lookup that answers only from that cache, exactly as `resolve` would from it (the
+    records, NXDOMAIN and "no answer" included, each until its TTL), and on a miss appends
+    the name to `missed` and raises NotCached. An evaluation that missed must be done again
+    through `dnspython_lookup` (pyspf swallows some lookup errors, e.g. for exp=, so look at
+    `missed`, not only at the exception). None when the resolver keeps no cache."""
+    cache = getattr(resolver, "cache", None)
+    if not cache:
+        return None
+    import dns.name
+    import dns.rcode
+    import dns.rdataclass
+    import dns.rdatatype
+
+    def make(missed: list) -> Lookup:
+        def lookup(name: str, qtype: str, timeout: float) -> list:
+            try:
+                qname = dns.name.from_text(name)
+                rdtype = dns.rdatatype.from_text(qtype)
+            except Exception:  # noqa: BLE001 - a name dnspython cannot take: let resolve() say why
+                missed.append(name)
+                raise NotCached(name) from None
+            answer = cache.get((qname, rdtype, dns.rdataclass.IN))
+            if answer is not None:
+                return _records(name, qtype, answer)
+            nx = cache.get((qname, dns.rdatatype.ANY, dns.rdataclass.IN))
+            if nx is not None and nx.response.rcode() == dns.rcode.NXDOMAIN:
+                return []
+            missed.append(name)
+            raise NotCached(name)
+        return lookup
+    return make
 
 
 _bound = threading.local()

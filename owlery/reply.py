@@ -61,5 +61,7 @@ class Reply:
     @classmethod
     def safe_text(cls, text: str, limit: int = 400) -> str:
         """Make arbitrary text (e.g. from a remote server) fit a reply: printable ASCII, bounded."""
-        cleaned = "".join(c if " " <= c <= "~" else "?" for c in text)
-        return cleaned[:limit]
+        text = text[:limit]
+        if text.isascii() and text.isprintable():     # the usual case, checked in C
+            return text
+        return "".join(c if " " <= c <= "~" else "?" for c in text)

@@ -72,7 +72,8 @@ class PolicyAction:
 
 
 def _printable(text: str, what: str) -> str:
-    if any(not " " <= c <= "~" for c in text):
+    # printable ASCII is exactly " " to "~": isascii() and isprintable() say it in C
+    if not (text.isascii() and text.isprintable()):
         raise ValueError(f"{what} contains a non-printable or non-ASCII character: {text!r}")
     if len(text) > _TEXT_LIMIT:
         raise ValueError(f"{what} is longer than {_TEXT_LIMIT} characters")

@@ -22,7 +22,7 @@ import socket
 from typing import Any
 
 from owlery.reply import Reply
-from owlery.dns import SpfResult, build_resolver, dnspython_lookup, evaluate
+from owlery.dns import NotCached, SpfResult, build_resolver, cached_lookup, dnspython_lookup, evaluate
 from owlery.settings import Bool, Networks, SettingType, Str, choice, int_range, parse_duration, setting
 from policyd import actions
 from policyd.actions import DUNNO
@@ -84,6 +84,9 @@ class SpfEngine:
         s = ctx.settings
         resolver = ctx.resolver if ctx.resolver is not None else build_resolver(s)
         self.lookup = dnspython_lookup(resolver) if hasattr(resolver, "resolve") else resolver
+        # Every answer the evaluation needs already cached (the next message from a sender
+        # domain): evaluated on the reactor, without a trip through the thread pool.
+        self.cached = cached_lookup(resolver) if hasattr(resolver, "resolve") else None
         self.limit = s.spf_query_time_limit
         self.helo_check = s.spf_helo_check
         self.hostname = socket.gethostname()
@@ -93,15 +96,17 @@ class SpfEngine:
         self.cache_max = s.spf_cache_instances
         self.cache: collections.OrderedDict[tuple, dict] = collections.OrderedDict()
 
-    def _blocking(self, ip: str, sender: str, helo: str, receiver: str) -> dict[str, SpfResult | None]:
+    def _blocking(self, ip: str, sender: str, helo: str, receiver: str,
+                  lookup: Any = None) -> dict[str, SpfResult | None]:
+        lookup = self.lookup if lookup is None else lookup
         aid = self.authserv_id if self.want_ar else None
         out: dict[str, SpfResult | None] = {"helo": None, "mailfrom": None}
         helo_ok = bool(helo) and "." in helo and not helo.startswith("[")
         if helo_ok and (self.helo_check or not sender):
-            out["helo"] = evaluate(self.lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,
+            out["helo"] = evaluate(lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,
                                    receiver=receiver, authserv_id=aid)
         if sender:
-            out["mailfrom"] = evaluate(self.lookup, ip=ip, sender=sender, helo=helo or "unknown",
+            out["mailfrom"] = evaluate(lookup, ip=ip, sender=sender, helo=helo or "unknown",
                                        query_time_limit=self.limit, receiver=receiver, authserv_id=aid)
         else:
             out["mailfrom"] = out["helo"]   # null sender: the MAIL FROM identity is postmaster@HELO
@@ -115,14 +120,27 @@ class SpfEngine:
             self.cache.move_to_end(key)
             return entry
         receiver = "<UNKNOWN>" if self.hide_receiver else (request.recipient or "<UNKNOWN>")
-        result = await self.ctx.run_blocking(self._blocking, request.client_address, request.sender,
-                                             request.attr("helo_name"), receiver,
-                                             timeout=2 * self.limit + 2)
+        args = (request.client_address, request.sender, request.attr("helo_name"), receiver)
+        result = self._from_cache(*args)
+        if result is None:
+            result = await self.ctx.run_blocking(self._blocking, *args, timeout=2 * self.limit + 2)
         entry = dict(result)
         self.cache[key] = entry
         while len(self.cache) > self.cache_max:
             self.cache.popitem(last=False)
         return entry
+
+
+    def _from_cache(self, *args: str) -> dict[str, SpfResult | None] | None:
+        """The verdicts when every DNS answer they need is in the resolver's cache, else None."""
+        if self.cached is None:
+            return None
+        missed: list[str] = []
+        try:
+            result = self._blocking(*args, lookup=self.cached(missed))
+        except NotCached:
+            return None
+        return None if missed else result
 
 
 def engine_of(ctx: CheckContext) -> SpfEngine:
@@ -172,7 +190,15 @@ class SpfCheck(Check):
         """The trace header for this request. The pipeline drops a header name already sent
         for the instance, so returning it at every RCPT is safe and survives a RCPT whose
         annotation was dropped because a later check deferred it. With "both",
-        Received-SPF goes out at RCPT and Authentication-Results at DATA."""
+        Received-SPF goes out at RCPT and Authentication-Results at DATA. Built once per
+        message and state (the entry is the message's, shared by its RCPTs)."""
+        memo = ("header", state, self.header_type)
+        if memo in entry:
+            return entry[memo]
+        entry[memo] = action = self._build_header(entry, state)
+        return action
+
+    def _build_header(self, entry: dict, state: str) -> actions.PolicyAction | None:
         r = entry["mailfrom"] or entry["helo"]
         if r is None or self.header_type == "none":
             return None
