@@ -114,11 +114,12 @@ class NotCached(Exception):
     """A cache-only lookup (`cached_lookup`) has no answer for this name and type."""
 
 
-def cached_lookup(resolver: Any) -> Callable[[list], Lookup] | None:
-    """For a Resolver with a cache (dns_cache_entries): `make(missed)` gives a pyspf-shaped
-    lookup that answers only from that cache, exactly as `resolve` would from it (the
-    records, NXDOMAIN and "no answer" included, each until its TTL), and on a miss appends
-    the name to `missed` and raises NotCached. An evaluation that missed must be done again
+def cached_lookup(resolver: Any) -> Callable[[list, list], Lookup] | None:
+    """For a Resolver with a cache (dns_cache_entries): `make(missed, expiries)` gives a
+    pyspf-shaped lookup that answers only from that cache, exactly as `resolve` would from it
+    (the records, NXDOMAIN and "no answer" included, each until its TTL; the time each answer
+    it used expires is appended to `expiries`), and on a miss appends the name to `missed`
+    and raises NotCached. An evaluation that missed must be done again
     through `dnspython_lookup` (pyspf swallows some lookup errors, e.g. for exp=, so look at
     `missed`, not only at the exception). None when the resolver keeps no cache."""
     cache = getattr(resolver, "cache", None)
@@ -129,7 +130,7 @@ def cached_lookup(resolver: Any) -> Callable[[list], Lookup] | None:
     import dns.rdataclass
     import dns.rdatatype
 
-    def make(missed: list) -> Lookup:
+    def make(missed: list, expiries: list) -> Lookup:
         def lookup(name: str, qtype: str, timeout: float) -> list:
             try:
                 qname = dns.name.from_text(name)
@@ -139,9 +140,11 @@ def cached_lookup(resolver: Any) -> Callable[[list], Lookup] | None:
                 raise NotCached(name) from None
             answer = cache.get((qname, rdtype, dns.rdataclass.IN))
             if answer is not None:
+                expiries.append(answer.expiration)
                 return _records(name, qtype, answer)
             nx = cache.get((qname, dns.rdatatype.ANY, dns.rdataclass.IN))
             if nx is not None and nx.response.rcode() == dns.rcode.NXDOMAIN:
+                expiries.append(nx.expiration)
                 return []
             missed.append(name)
             raise NotCached(name)

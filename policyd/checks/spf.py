@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import socket
+import time
 from typing import Any
 
 from owlery.reply import Reply
@@ -73,7 +74,9 @@ SPF_ENHANCED_STATUS_CODES = setting("spf_enhanced_status_codes", Bool, True,
                                     "Use RFC 7372 codes (5.7.23, 5.7.24); false: 5.7.1 / 4.7.1.")
 SPF_CACHE_INSTANCES = setting("spf_cache_instances", int_range(1, 1000000), 10000,
                               "Messages (instances) whose SPF verdicts are remembered, so a message "
-                              "with many recipients is checked once.")
+                              "with many recipients is checked once; as many verdicts per (client, "
+                              "sender, HELO) are reused by later messages while every DNS answer they "
+                              "rest on is still live (dns_cache_entries > 0).")
 
 
 class SpfEngine:
@@ -95,6 +98,8 @@ class SpfEngine:
         self.hide_receiver = s.spf_hide_receiver
         self.cache_max = s.spf_cache_instances
         self.cache: collections.OrderedDict[tuple, dict] = collections.OrderedDict()
+        # (client, sender, HELO, receiver) -> (time its first DNS answer expires, verdicts)
+        self.reused: collections.OrderedDict[tuple, tuple[float, dict]] = collections.OrderedDict()
 
     def _blocking(self, ip: str, sender: str, helo: str, receiver: str,
                   lookup: Any = None) -> dict[str, SpfResult | None]:
@@ -132,15 +137,32 @@ class SpfEngine:
 
 
     def _from_cache(self, *args: str) -> dict[str, SpfResult | None] | None:
-        """The verdicts when every DNS answer they need is in the resolver's cache, else None."""
+        """The verdicts when every DNS answer they need is in the resolver's cache, else None.
+        Verdicts so made are kept for later messages of the same (client, sender, HELO,
+        receiver) until the first of those answers expires (their TTLs, as a new evaluation
+        from the cache would see them), at most spf_cache_instances of them."""
         if self.cached is None:
             return None
+        now = time.time()          # dnspython's expirations are wall-clock times
+        got = self.reused.get(args)
+        if got is not None:
+            if now < got[0]:
+                self.reused.move_to_end(args)
+                return got[1]
+            del self.reused[args]
         missed: list[str] = []
+        expiries: list[float] = []
         try:
-            result = self._blocking(*args, lookup=self.cached(missed))
+            result = self._blocking(*args, lookup=self.cached(missed, expiries))
         except NotCached:
             return None
-        return None if missed else result
+        if missed:
+            return None
+        if expiries:
+            self.reused[args] = (min(expiries), result)
+            while len(self.reused) > self.cache_max:
+                self.reused.popitem(last=False)
+        return result
 
 
 def engine_of(ctx: CheckContext) -> SpfEngine:

@@ -5,6 +5,8 @@ pyspf swallows, as for exp=) sends the evaluation to the thread pool instead."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from twisted.internet import defer, task
 
@@ -51,6 +53,8 @@ def test_verdicts_from_the_cache_equal_the_thread_path(engine):
             args = (client, sender, "helo.example", "u@example.org")
             asked = engine._blocking(*args)             # the thread path: asks DNS, fills the cache
             cached = engine._from_cache(*args)
+            assert cached == asked, args
+            cached = engine._from_cache(*args)          # now the verdicts themselves, reused
             assert cached is not None, args
             assert cached == asked, args
 
@@ -93,3 +97,24 @@ def test_a_message_from_a_known_sender_does_not_use_the_thread_pool(engine, monk
     second = verdicts("m2")                 # another message, same sender domain and client
     assert len(used) == 1
     assert second == first
+
+
+def test_verdicts_are_reused_only_while_their_dns_answers_live(dns_zone):
+    """A verdict reused by later messages expires with the first DNS answer it rests on: a
+    changed record with a short TTL is seen as a fresh evaluation would see it."""
+    dns_zone.add("short.example", "TXT", "v=spf1 ip4:192.0.2.0/24 -all", ttl=1)
+    settings = Settings().replace(dns_nameservers=["127.0.0.1"], dns_port=dns_zone.port, spf_helo_check=False)
+    ctx = CheckContext(settings, task.Clock(), InlineExecutor(), resolver=odns.build_resolver(settings))
+    engine = SpfEngine(ctx)
+    args = ("192.0.2.9", "a@short.example", "h.example", "<UNKNOWN>")
+    engine._blocking(*args)
+    first = engine._from_cache(*args)
+    assert first["mailfrom"].result == "pass"
+    [(expires, kept)] = engine.reused.values()
+    assert kept is first and expires <= time.time() + 1.5
+    dns_zone.set("short.example", "TXT", "v=spf1 -all", ttl=1)
+    deadline = time.monotonic() + 10
+    while engine._from_cache(*args) is not None:      # the TTL running out is the behaviour under test
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert engine._blocking(*args)["mailfrom"].result == "fail"
