@@ -182,7 +182,10 @@ def test_sigterm_drains_open_messages_stops_all_workers_and_removes_the_socket(m
         # stops libmilter a few seconds later: the open message finishes either way.)
         wait_until(lambda: "milter: signal 15: stopping 2 workers" in milter.log() or None, STEP_TIMEOUT,
                    "the parent passing SIGTERM on")
-        code, _, added = held.finish_with(GOOD)
+        try:
+            code, _, added = held.finish_with(GOOD)
+        except OSError as e:     # seen once in a loaded CI run: keep what the workers said
+            pytest.fail(f"the open message got no answer after SIGTERM ({e!r}); milter log:\n{milter.log()}")
     finally:
         held.close()
     assert code == b"a" and authserv(added) == "old.owlery.test"
