@@ -562,6 +562,9 @@ def _drain(seconds: float) -> None:
         log.warning("milter: %d connections still open at exit", OwleryMilter.active_connections())
 
 
+_STOP_POLL = 0.05     # seconds between looks at the stop and reload flags
+
+
 def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Callable[[], float],
                       reload: Callable[[bool], None] | None = None, watch: Any = None) -> None:
     """Run libmilter in a thread; stop promptly on SIGTERM/SIGINT after open messages finish;
@@ -574,11 +577,17 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Call
     asleep in sigwait, is not woken. Only while that thread starts could it take a SIGHUP
     on its way to us: SIGHUP is ignored (discarded, never pending) until /proc shows it
     asleep, and `reload(True)` then loads the settings if the file changed meanwhile.
-    While libmilter starts, SIGTERM and SIGINT are unblocked here too, with a handler (one
-    pending since start-up, as when a worker is stopped while it builds its stages, arrives
-    at once). Later a stop signal may still reach libmilter's thread (while this one is not
-    in sigtimedwait); it then stops by itself after its ~5 s poll timeout and the worker
-    thread ends: either way the milter stops.
+    SIGTERM and SIGINT stay unblocked here for the whole run, with a handler that only
+    notes them (one pending since start-up, as when a worker is stopped while it builds its
+    stages, arrives at once), and this thread waits in short sleeps: the kernel then gives a
+    stop signal to this thread, not to libmilter's. (Blocked here and taken with sigtimedwait,
+    as before, a signal that came between two waits went to libmilter's thread, which stops
+    libmilter by itself; an open message then got no answer: pymilter clears its interpreter
+    when smfi_main returns. tests/milters/test_milter_workers.py::
+    test_sigterm_drains_open_messages_stops_all_workers_and_removes_the_socket, under load.)
+    Only a stop signal that comes while this thread has another one pending and is not
+    running can still reach libmilter's thread; it then stops by itself after its ~5 s poll
+    timeout and the worker thread ends: either way the milter stops.
     """
     import signal
 
@@ -635,17 +644,14 @@ def _run_until_signal(sock: socket.socket, mta_timeout: int, drain_seconds: Call
         reload_requested[0] = False     # one that came meanwhile: the file is read below
         if reload is not None and worker.is_alive() and not stop_seen:
             reload(True)            # a SIGHUP dropped while we started
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)     # sigtimedwait takes them from now on
-        early = stop_seen[0] if stop_seen else None
-        while worker.is_alive() or early is not None:
+        while worker.is_alive() or stop_seen:
             if reload_requested[0]:
                 reload_requested[0] = False
                 if reload is not None:
                     reload(False)
-            if early is None:
-                info = signal.sigtimedwait(stop_signals, 0.25)
-                early = info.si_signo if info is not None else None
-            received, early = early, None
+            if not stop_seen:
+                time.sleep(_STOP_POLL)      # a signal runs on_stop at once; seen within this time
+            received = stop_seen[0] if stop_seen else None
             if received is not None:
                 stopping = True
                 if watch is not None:
