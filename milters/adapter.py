@@ -8,9 +8,10 @@ libmilter can run only once per process; SIGTERM/SIGINT stop it after open messa
 finish. SIGHUP re-reads the settings file: a valid one gives NEW connections a new stage
 pipeline (open ones finish with the old, closed when its last connection ends); a bad
 one is logged and the old settings kept. libmilter's own signal thread sigwaits for
-SIGHUP too and would stop the milter, so the main thread keeps SIGHUP unblocked with a
-handler (SA_NODEFER) and every other thread blocks it: Linux hands a process signal to
-the main thread first when it can take it (see _run_until_signal for the start-up window).
+SIGHUP, SIGTERM and SIGINT too and would stop the milter by itself, so the main thread
+keeps all three unblocked with handlers (SIGHUP's with SA_NODEFER) and every other thread
+blocks them: Linux hands a process signal to the main thread first when it can take it
+(see _run_until_signal for the start-up window).
 With `milter_metrics_listen` set it serves Prometheus' /metrics from one thread (no reactor
 runs here) and counts each end-of-message (`count_message`, from what the session measured).
 Under systemd (Type=notify) a thread of owlery.sdnotify.ProbeWatch negotiates with the milter
