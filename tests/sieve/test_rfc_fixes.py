@@ -267,3 +267,13 @@ def test_hasflag_reads_a_variable_as_the_valid_flags_it_holds(value, key, expect
     script = ('require ["imap4flags", "variables", "fileinto"];\n'
               f'set "v" "{value}";\nif hasflag :contains "v" "{key}" {{ fileinto "Foo"; }}\n')
     assert ("Foo" in _stores(_run(script))) is expected
+
+
+@pytest.mark.parametrize("key, matches", [("?s*", False), ("?star*", False), ("?b*", True), ("?bc", True),
+                                          ("a?c*", True), ("?*c", True), ("??", False), ("*?", True)])
+def test_matches_question_mark_is_one_character_and_the_rest_must_match(key, matches):
+    """RFC 5228 2.7.1: "?" is exactly one character. Pigeonhole 0.5.19 says "abc" matches "?s*"
+    (a listed deviation, pigeonhole-matches-question-then-literal); Owlery does not."""
+    script = ('require ["fileinto", "variables"];\n'
+              f'if string :matches "abc" "{key}" {{ fileinto "Foo"; }}\n')
+    assert _filed(script) == matches
