@@ -47,11 +47,13 @@ def make_venv(tmp_path: Path) -> tuple[Path, Path]:
     return venv, sp
 
 
-def deliver(tmp_path, venv, server):
+def deliver(tmp_path, venv, server, command=None):
+    """Run the LDA (`command`, default owlery-lda by its own name) as pipe(8) would."""
     conf = tmp_path / "lda.toml"
     conf.write_text(f'lda_lmtp_endpoint = "unix:{server.path}"\n')
-    return subprocess.run([str(venv / "bin" / "owlery-lda"), "-c", str(conf), "-f", "s@remote.test",
-                           "-d", "a@example.org"], input=MSG, capture_output=True, timeout=60,
+    command = command or [str(venv / "bin" / "owlery-lda")]
+    return subprocess.run([*command, "-c", str(conf), "-f", "s@remote.test", "-d", "a@example.org"],
+                          input=MSG, capture_output=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin"})      # pipe(8) passes almost nothing
 
 
@@ -85,11 +87,8 @@ def test_the_printed_pipe_command_runs_it_without_sh(tmp_path):
     assert argv == [f"{venv}/bin/python3", "-I", "-S", f"{venv}/bin/owlery-lda"]
     (venv / "bin" / "owlery").write_text("#!/bin/false\n")     # the sh part would now fail over to it
     server = FakeLMTP(tmp_path / "lmtp.sock", {})
-    conf = tmp_path / "lda.toml"
-    conf.write_text(f'lda_lmtp_endpoint = "unix:{server.path}"\n')
     try:
-        r = subprocess.run([*argv, "-c", str(conf), "-f", "s@remote.test", "-d", "a@example.org"], input=MSG,
-                           capture_output=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+        r = deliver(tmp_path, venv, server, command=argv)
     finally:
         server.close()
     assert r.returncode == 0, r.stderr
