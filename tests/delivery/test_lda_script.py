@@ -57,6 +57,18 @@ def deliver(tmp_path, venv, server, command=None):
                           env={"PATH": "/usr/bin:/bin"})      # pipe(8) passes almost nothing
 
 
+def handed_over_without_site(tmp_path, venv, command=None):
+    """The LDA hands the message to a fake lmtpd and site never ran (the fast start-up)."""
+    server = FakeLMTP(tmp_path / "lmtp.sock", {})
+    try:
+        r = deliver(tmp_path, venv, server, command)
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    assert b"..dot line\r\n" in server.seen
+    assert not (tmp_path / "site-ran").exists(), "site ran: the slow start-up"
+
+
 @pytest.mark.parametrize("layout", ["installed", "editable"])
 def test_found_without_site(tmp_path, layout):
     venv, sp = make_venv(tmp_path)
@@ -66,15 +78,7 @@ def test_found_without_site(tmp_path, layout):
         info = sp / "owlery-0.1.0.dist-info"
         info.mkdir()
         (info / "direct_url.json").write_text(f'{{"dir_info": {{"editable": true}}, "url": "file://{ROOT}"}}')
-    server = FakeLMTP(tmp_path / "lmtp.sock", {})
-    try:
-        r = deliver(tmp_path, venv, server)
-    finally:
-        server.close()
-    assert r.returncode == 0, r.stderr
-    assert b"..dot line\r\n" in server.seen
-    assert not (tmp_path / "site-ran").exists(), "site ran: the slow start-up"
-
+    handed_over_without_site(tmp_path, venv)
 
 
 def test_the_printed_pipe_command_runs_it_without_sh(tmp_path):
@@ -86,14 +90,7 @@ def test_the_printed_pipe_command_runs_it_without_sh(tmp_path):
     argv = lda_command(str(venv / "bin" / "owlery")).split()
     assert argv == [f"{venv}/bin/python3", "-I", "-S", f"{venv}/bin/owlery-lda"]
     (venv / "bin" / "owlery").write_text("#!/bin/false\n")     # the sh part would now fail over to it
-    server = FakeLMTP(tmp_path / "lmtp.sock", {})
-    try:
-        r = deliver(tmp_path, venv, server, command=argv)
-    finally:
-        server.close()
-    assert r.returncode == 0, r.stderr
-    assert b"..dot line\r\n" in server.seen
-    assert not (tmp_path / "site-ran").exists(), "site ran: the slow start-up"
+    handed_over_without_site(tmp_path, venv, command=argv)
 
 
 def test_handoff_loads_the_module_without_its_packages(tmp_path):
