@@ -19,7 +19,8 @@ With `workers` > 1 (a product's `*_workers` setting) the parent binds, drops pri
 and forks that many worker processes, each running its own reactor on the same sockets
 (TCP: one SO_REUSEPORT socket per worker, so the kernel spreads connections evenly;
 unix and systemd sockets: one shared socket, each worker accepting one connection per
-wake-up). The parent only supervises (owlery.workers, shared with the milter): it passes
+wake-up; they keep the mode, backlog and path the parent or systemd gave them:
+owlery.adopted_port). The parent only supervises (owlery.workers, shared with the milter): it passes
 SIGHUP and SIGTERM on, restarts a worker that dies (with back-off), and exits when all have
 stopped after SIGTERM.
 Under systemd (Type=notify, owlery.sdnotify) it sends READY=1 once the reactor runs on the
@@ -32,7 +33,7 @@ With `<program>_metrics_listen` set it serves Prometheus' /metrics from the same
 scrape shows the sum over workers.
 Talks to: the OS (sockets, signals, uid), systemd's notify socket. Tests: tests/core/test_daemon.py,
 tests/core/test_many_connections.py, tests/core/test_sdnotify.py,
-tests/core/test_secure_defaults.py
+tests/core/test_secure_defaults.py, tests/core/test_adopted_port.py
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ import resource
 import shutil
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from owlery import metrics, sdnotify, workers
+from owlery import adopted_port, metrics, sdnotify, workers
 from owlery import settings as settings_mod
 from owlery.endpoints import ListenEndpoint, parse_endpoint
 from owlery.settings import Bool, Duration, Str, int_range, setting
@@ -222,7 +224,7 @@ def listen(reactor: Any, endpoint: ListenEndpoint, factory: Any, backlog: int = 
     probe = socket.socket(fileno=os.dup(fd))
     family = probe.family
     probe.close()
-    return reactor.adoptStreamPort(fd, family, factory)
+    return adopted_port.adopt_stream_port(reactor, fd, family, factory)
 
 
 def drop_privileges(settings: Any, socket_paths: Sequence[str] = ()) -> None:
@@ -302,7 +304,7 @@ def adopt(reactor: Any, sock: socket.socket, factory: Any, *, shared: bool) -> A
     """Listen on a socket bound by the worker parent. A socket shared by several workers
     accepts one connection per wake-up, so a burst of connections is spread over the
     workers instead of all landing in whichever woke first."""
-    port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
+    port = adopted_port.adopt_stream_port(reactor, sock.fileno(), sock.family, factory)
     if shared:
         accept_some = port.doRead
 
@@ -623,6 +625,19 @@ def _bind_for_workers(current: settings_mod.Settings, endpoints: Sequence[Listen
     return per_worker
 
 
+def _remove_socket_files(program: str, paths: Sequence[str]) -> None:
+    """The worker parent bound these paths, so it removes them once every worker has
+    stopped (workers leave them: owlery.adopted_port)."""
+    for path in paths:
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("%s: cannot remove the socket file %s: %s", program, path, e)
+
+
 def bind_worker_metrics(program: str, settings: Any, metrics_endpoint: Any,
                         count: int) -> tuple[socket.socket | None, str | None]:
     """(socket, directory) for /metrics in worker mode, (None, None) without a metrics endpoint:
@@ -678,6 +693,7 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
     # started is reloaded then.
     workers.supervise(program, count, run_worker, reload_settings=reload_settings,
                       worker_unblock=(signal.SIGCHLD, signal.SIGTERM, signal.SIGINT), logger=log)
+    _remove_socket_files(program, [ep.path for ep in endpoints if ep.kind == "unix"])
     if metrics_dir is not None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     log.info("%s: stopped", program)

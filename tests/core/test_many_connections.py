@@ -38,6 +38,7 @@ from owlery.maildir import Maildir, Owner
 from policyd.protocol import encode_request
 from tests.harness.procs import (ManagedProcess, child_pids, free_port, request_reply, retry_on_port_race,
                                  wait_for_tcp, wait_for_unix, wait_until)
+from tests.core.test_adopted_port import serving_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -321,6 +322,9 @@ def test_listen_sockets_take_daemon_listen_backlog(tmp_path, workers):
     try:
         wait_for_tcp(port, timeout=30, proc=proc)
         wait_for_unix(path, timeout=30, proc=proc)
+        if workers > 1:     # every worker has taken the parent's unix socket (what it does to it shows)
+            wait_until(lambda: len(child_pids(proc.pid)) == workers, 30, "the workers", proc)
+            serving_pids(path, set(child_pids(proc.pid)), proc, "every worker answering on the unix socket")
         assert _ss_backlog(["-tn", f"sport = :{port}"]) == min(1000, somaxconn)
         assert _ss_backlog(["-x", "src", str(path)]) == min(1000, somaxconn)
     finally:
