@@ -96,7 +96,7 @@ def test_a_systemd_unix_socket_keeps_its_mode_and_file(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", ACTIVATE, str(fd), str(APP), str(cfg), "systemd:coreapp"],
                             pass_fds=(fd,), cwd=ROOT, stdout=log, stderr=log,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    listener.close()
+    # The test keeps its descriptor, as systemd does: the socket outlives the service.
     try:
         wait_until(lambda: pid_over(path) == proc.pid, 30, "the activated daemon answering")
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -104,7 +104,13 @@ def test_a_systemd_unix_socket_keeps_its_mode_and_file(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         assert path.exists(), "the socket file is systemd's: the daemon leaves it"
+        # Still listening: a client connecting while the service restarts waits in the backlog
+        # (a shutdown() at stop refused it, and the restarted service then served nothing).
+        with socket.socket(socket.AF_UNIX) as early:
+            early.connect(str(path))
+        assert backlog_of(path) == 7
     finally:
+        listener.close()
         log.close()
         if proc.poll() is None:
             proc.kill()
