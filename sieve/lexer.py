@@ -179,7 +179,9 @@ def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Tok
                         line += 1
                         lstart = k
                         break
-                    if raw.startswith("."):
+                    if raw.startswith(".."):
+                        # dot-stuffing: only a '.' followed by another '.' is removed (RFC 5228
+                        # 2.4.2, multiline-dotstart); ".x" stays ".x"
                         raw = raw[1:]
                     parts.append(raw + "\r\n")
                     size += len(raw) + 2

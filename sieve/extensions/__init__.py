@@ -128,13 +128,17 @@ def _load_modules(mods) -> _ExtensionTables:
         new = [m for m in mods if m not in _modules_loaded]
         if not new:
             return _tables
+        # Threads read _modules_loaded and _tables without the lock: a module is marked loaded
+        # only once the tables that hold it are published (else a reader finds it marked, keeps
+        # the old tables and misses its extensions: KeyError 'core' on first concurrent use)
+        loaded = dict(_modules_loaded)
         for mod in new:
             m = importlib.import_module(f"sieve.extensions.{mod}")
-            _modules_loaded[mod] = tuple(getattr(m, "EXTENSIONS", None) or (m.EXTENSION,))
+            loaded[mod] = tuple(getattr(m, "EXTENSIONS", None) or (m.EXTENSION,))
         from sieve.extensions.specs import SPECS      # where each is specified (owlery sieve extensions)
         out: dict[str, Extension] = {}
         for mod in _MODULES:                           # registry order, whatever the loading order
-            for e in _modules_loaded.get(mod, ()):
+            for e in loaded.get(mod, ()):
                 if e.name in out:
                     raise ValueError(f"extension {e.name} registered twice")
                 rfc, summary = SPECS.get(e.name, ("", ""))
@@ -142,6 +146,7 @@ def _load_modules(mods) -> _ExtensionTables:
                     e = dataclasses.replace(e, rfc=rfc, summary=e.summary or summary)
                 out[e.name] = e
         _tables = _ExtensionTables(out)
+        _modules_loaded.update(loaded)
         return _tables
 
 
@@ -175,8 +180,9 @@ class _LazyTable:
         if key in table or _all_loaded:
             return table
         mod = self._module_for(key)
-        if mod is None or mod in _modules_loaded:
+        if mod is None:
             return table                # no module declares it: not known (the core is always loaded)
+        # loaded meanwhile by another thread, or not yet: the tables as published now
         return getattr(_load_modules((mod,)), self._table)
 
     def __getitem__(self, key):

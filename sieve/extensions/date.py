@@ -125,7 +125,10 @@ def _run_date(rt, node):
     from sieve.extensions.index import select_index
     header = rt.s(node.pos[0])
     part = rt.s(node.pos[1]).lower()
-    vals = select_index(rt, node, rt.msg.header_values(header))
+    # "the date test can only be applied to a single header field at a time": of repeated
+    # fields only the first (or the one :index picks) is read, even when its date is invalid
+    # (RFC 5260 4)
+    vals = select_index(rt, node, rt.msg.header_values(header))[:1]
     out = []
     for v in vals:
         d = parse_date(v)

@@ -25,7 +25,6 @@ def _validate_ihave(v, node):
     if not node.pos:
         return
     ok = True
-    loaded = v.conditional_loads
     for s in node.pos[0].items:
         if s.parts is not None:
             # ihave is decided while compiling, before any variable has a value: a name with
@@ -35,9 +34,12 @@ def _validate_ihave(v, node):
             ok = False
         elif s.value in NOT_THROUGH_IHAVE or not v.known(s.value):
             ok = False
-        else:
+    if ok:
+        # a test that is false (one capability is not there) enables none of the others: its
+        # block never runs, and the rest of the script has not them either (as Pigeonhole)
+        for s in node.pos[0].items:
             if s.value not in v.required:
-                loaded.add(s.value)
+                v.conditional_loads.add(s.value)
             v._load(s.value)
     node.data["known"] = ok
     if not ok:

@@ -40,11 +40,14 @@ def _validate(v, node):
             v.error(f, f"specified :from address '{loggable(text)}' is invalid for the vacation action")
     addrs = node.tags.get("addresses")
     if addrs is not None and v.is_literal(addrs):
+        # an item that is no address is only warned about: it can name no recipient, and the
+        # run skips it (RFC 5230 4.5 makes no such item an error; Pigeonhole compiles it too)
         for s in addrs.items:
             try:
                 single_mailbox(s.value)
             except HeaderError:
-                v.error(s, f"specified :addresses item '{loggable(s.value)}' is invalid for the vacation action")
+                v.warning(s, f"specified :addresses item '{loggable(s.value)}' is not a valid address; "
+                             "it is ignored")
 
 
 def _norm(a: str) -> str:

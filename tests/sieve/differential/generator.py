@@ -300,6 +300,12 @@ def make_message(r: random.Random) -> tuple[bytes, MessageInfo]:
         else:
             v = _unstructured(r)
         heads.append((name, v))
+    if r.random() < 0.25:
+        # repeated date fields (the date test reads the first, or the one :index picks)
+        for _ in range(r.randint(1, 3)):
+            heads.append(("X-Date", r.choice(("Mon, 1 Jan 2024 10:00:00 +0100", "Tue, 2 Jan 2024 23:30:00 -0500",
+                                               "garbage", "", "Wed, 3 Jan 2024 12:00:00 +0000 (UTC)",
+                                               "4 Jan 2024 01:02 GMT"))))
     if r.random() < 0.3:
         heads.append(("MIME-Version", "1.0"))
     if r.random() < 0.2:
@@ -447,9 +453,23 @@ class ScriptGen:
                 return q(s[:i])[:-1] + enc + q(s[i + 1:])[1:]
         if text_ok and r.random() < 0.05 and "\n" not in s:
             self.features.add("lexer:text")
-            body = s if not s.startswith(".") else "." + s
-            return "text:" + r.choice(("", " # comment")) + "\r\n" + body + "\r\n.\r\n"
+            lines = [s] + [r.choice((".x", "..", "...y", ". ", ".", "a.b", "")) for _ in range(r.choice((0, 0, 1, 2)))]
+            r.shuffle(lines)
+            out = []
+            for ln in lines:
+                # a line starting with '.' is mostly dot-stuffed; a lone ".x" (no second dot) keeps its dot
+                if ln.startswith(".") and (ln == "." or r.random() < 0.6):
+                    ln = "." + ln
+                out.append(ln)
+            return "text:" + r.choice(("", " # comment", "\t")) + "\r\n" + "\r\n".join(out) + "\r\n.\r\n"
         return q(s)
+
+    def tags(self, *parts: str) -> str:
+        """Tagged arguments in a random order (RFC 5228 2.6.2: tags come in any order); empty
+        parts are left out. A tag with its argument is one part."""
+        out = [p.strip() for p in parts if p and p.strip()]
+        self.r.shuffle(out)
+        return " ".join(out)
 
     # --- match arguments --------------------------------------------------------------------
     def match_args(self, allow_count: bool = True, numeric_ok: bool = True) -> tuple[str, str, str]:
@@ -514,7 +534,7 @@ class ScriptGen:
                 self.req.add("index")
                 self.features.add("index")
                 idx = f":index {r.randint(1, 3)}" + (" :last" if r.random() < 0.4 else "") + " "
-            return f"header {idx}{margs} {self.slist(names)} {self.keylist(mt, cmp_)}"
+            return f"header {self.tags(idx, margs)} {self.slist(names)} {self.keylist(mt, cmp_)}"
         if kind == "mimeheader":
             self.req.add("mime")
             self.features.add("mime")
@@ -529,7 +549,7 @@ class ScriptGen:
             keys = self.keylist(mt, cmp_) if r.random() < 0.5 else self.slist(
                 [r.choice(self.info.ctypes or ["text/plain"]).split("/")[r.randint(0, 1)] if opt in (":type", ":subtype")
                  else r.choice(self.info.ctypes or ["text/plain"])])
-            return f"header :mime {child}{opt} {margs} {q(r.choice(('Content-Type', 'Content-Disposition', 'Subject')))} {keys}"
+            return f"header {self.tags(':mime', child, opt, margs)} {q(r.choice(('Content-Type', 'Content-Disposition', 'Subject')))} {keys}"
         if kind == "address":
             margs, mt, cmp_ = self.match_args()
             part = ""
@@ -545,7 +565,7 @@ class ScriptGen:
                 self.req.add("index")
                 self.features.add("index")
                 idx = f":index {r.randint(1, 2)}" + (" :last" if r.random() < 0.4 else "") + " "
-            return f"address {idx}{part} {margs} {self.slist(names)} {self.keylist(mt, cmp_)}"
+            return f"address {self.tags(idx, part, margs)} {self.slist(names)} {self.keylist(mt, cmp_)}"
         if kind == "envelope":
             self.req.add("envelope")
             margs, mt, cmp_ = self.match_args()
@@ -577,7 +597,7 @@ class ScriptGen:
         if kind == "string":
             self.req.add("variables")
             margs, mt, cmp_ = self.match_args()
-            src = [self.var_text() for _ in range(r.choice((1, 1, 2)))]
+            src = [self.var_text() if r.random() < 0.85 else "" for _ in range(r.choice((1, 1, 2, 3)))]
             return f"string {margs} {self.slist(src)} {self.keylist(mt, cmp_)}"
         if kind == "hasflag":
             self.req.add("imap4flags")
@@ -602,8 +622,17 @@ class ScriptGen:
             zone = r.choice(("", "", ":originalzone", ':zone "+0000"', ':zone "-0500"', ':zone "+1345"', ':zone "bogus"'))
             part = r.choice(_DATE_PARTS)
             keys = self.slist([r.choice(("2024", "02", "12", "1", "13", "2024-02-12", "+0100", "-0000", "1",
-                                         "2019", "*", "??", "0", "60352", "13:14:15", "Mon", "*T*"))])
-            return f"date {zone} {margs} {q(r.choice(('Date', 'date', 'Received', 'X-Missing', 'Subject')))} {q(part)} {keys}"
+                                         "2019", "*", "??", "0", "60352", "13:14:15", "Mon", "*T*", "01", "03",
+                                         "2024-01-0?"))])
+            idx = ""
+            if r.random() < 0.2:
+                self.req.add("index")
+                self.features.add("index")
+                idx = f":index {r.randint(1, 3)}" + (" :last" if r.random() < 0.4 else "")
+            field = r.choice(("Date", "date", "Received", "X-Missing", "Subject", "X-Date", "X-Date"))
+            # Pigeonhole forgets :index when the zone tag follows it (deviations.toml): mostly before
+            tagged = self.tags(zone, margs) + " " + idx if r.random() < 0.8 else self.tags(zone, margs, idx)
+            return f"date {tagged} {q(field)} {q(part)} {keys}"
         if kind == "currentdate":
             self.req.add("date")
             margs, mt, cmp_ = self.match_args()
@@ -701,7 +730,7 @@ class ScriptGen:
             kind = "set"
         self.features.add("cmd:" + kind)
         if kind == "if":
-            out = f"if {self.test(0)} {self.block(depth + 1)}"
+            out = f"if {self.comment()}{self.test(0)}{self.comment()} {self.block(depth + 1)}"
             while r.random() < 0.3:
                 out += f"\nelsif {self.test(0)} {self.block(depth + 1)}"
             if r.random() < 0.3:
@@ -857,13 +886,21 @@ class ScriptGen:
             return "foreverypart {\n" + "\n".join(inner) + "\n}"
         raise AssertionError(kind)
 
+    def comment(self) -> str:
+        """Mostly nothing; sometimes a hash or bracket comment (RFC 5228 2.3), in odd shapes."""
+        if self.r.random() > 0.06:
+            return ""
+        self.features.add("lexer:comment")
+        return self.r.choice((" # note \"x\" {\n", " /* c */ ", "/**/", " /* multi\r\n line * / ** */ ",
+                              " /* \"not a string */ ", "#\n", " /* # hash inside */ "))
+
     def block(self, depth: int) -> str:
         n = self.r.choice((0, 1, 1, 2, 2, 3))
-        return "{\n" + "\n".join(self.command(depth) for _ in range(n)) + "\n}"
+        return "{" + self.comment() + "\n" + "\n".join(self.comment() + self.command(depth) for _ in range(n)) + "\n}"
 
     def script(self) -> str:
         n = self.r.randint(1, 6)
-        body = "\n".join(self.command(0) for _ in range(n))
+        body = "\n".join(self.command(0) + self.comment() for _ in range(n))
         req = sorted(self.req)
         if req and self.r.random() < 0.02:
             req.remove(self.r.choice(req))            # a missing require: both must refuse
@@ -878,6 +915,7 @@ def make_case(seed: int, index: int) -> Case:
     message, info = make_message(r)
     gen = ScriptGen(r, info)
     script = gen.script()
+    # (no null sender: sieve-test's -f takes no "<>", and without -f it reads the From field)
     mail_from = r.choice(("sender@example.com", "bob@example.com", "MAILER-DAEMON@example.com",
                           "owner-list@example.com", "list-request@example.com", USER, "alice+tag@example.com",
                           "noreply@example.com", "x@sub.example.com"))
