@@ -1,10 +1,10 @@
 """Differential test of Owlery's Sieve engine against Pigeonhole's sieve-test (Debian
-dovecot-sieve): a seeded, time-boxed run of generated (script, message) pairs must show no
-difference that tests/sieve/differential/deviations.toml does not explain, and no harness error.
+dovecot-sieve): a seeded run of generated (script, message) pairs must show no difference that
+tests/sieve/differential/deviations.toml does not explain, and no harness error.
 
-CI runs PAIRS pairs of seed SEED (4 000 pairs in about 25 s on two idle cores; the time box stops
-starting new pairs after TIME_BOX seconds, and the test then still needs MIN_PAIRS). Longer runs
-by hand: scripts/sieve-differential --pairs 10000 --seed 7. A failure prints each differing pair
+CI runs PAIRS pairs of seed SEED, all of them whatever the machine's load (about 17 s on two
+idle cores; a time box that counted the pairs done failed the test on a loaded machine). Longer
+runs by hand: scripts/sieve-differential --pairs 10000 --seed 7. A failure prints each differing pair
 (script, message, both outcomes); reproduce one with --start N --pairs 1 --show 1.
 """
 
@@ -24,9 +24,7 @@ from tests.sieve.differential.runner import (TRANSFORMS, Runner, describe, expla
                                              summary)
 
 SEED = 20240917
-PAIRS = 4000
-TIME_BOX = 45.0
-MIN_PAIRS = 1000
+PAIRS = 2000
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +38,13 @@ def runner():
 
 
 def test_generated_pairs_agree_with_pigeonhole(runner):
-    rep = runner.run(SEED, PAIRS, time_limit=TIME_BOX)
+    rep = runner.run(SEED, PAIRS)
     report = "\n".join(summary(rep))
     print(report)
     shown = "\n\n".join(describe(p) for p in (rep.differences + rep.harness_errors)[:5])
     assert not rep.harness_errors, report + "\n" + shown
     assert not rep.differences, report + "\n" + shown
-    assert rep.pairs >= MIN_PAIRS, f"only {rep.pairs} pairs within {TIME_BOX}s: " + report
+    assert rep.pairs == PAIRS, report
     # the run compares real outcomes, not just compile errors: most pairs run on both sides
     ran = sum(n for (a, b), n in rep.statuses.items() if a == b == "ok")
     assert ran > rep.pairs // 2, report
