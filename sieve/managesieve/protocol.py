@@ -6,8 +6,11 @@ refused before it): `Line(tokens)` for a command line (`Atom` and `String` token
 literal's octets arrive whole inside its String), `Bad` for a line that does not parse (the
 rest of it, literal octets included, is skipped, so a script's text can never run as
 commands), `Oversized` for a line whose literal was longer than `literal_max` (its octets were
-read and dropped, never stored), `Fatal` when the connection must end (a line longer than
-`max_line`, a literal longer than `skip_max`). Both literal forms are read: `{n+}`
+read and dropped, never stored), `Fatal` when the connection must end (a literal longer than
+`skip_max`; a line longer than `max_line` while `long_line_fatal`, else that line is answered
+`Bad` at once and skipped to its LF without being kept, as Pigeonhole does after login). An empty
+line is `Line(())`, a command without a name. Quoted strings must be UTF-8 (RFC 5804 4,
+SAFE-UTF8-CHAR); a literal's octets are not checked here. Both literal forms are read: `{n+}`
 (literal-c2s) and `{n}`; ManageSieve has no continuation request, so the octets of either
 follow at once, as Dovecot reads them.
 Out: `response("NO", code, text)`, `string(value)` (quoted when it can be, else a literal
@@ -23,7 +26,7 @@ from collections.abc import Iterable
 
 NUMBER_MAX = 4294967295          # RFC 5804 number: 0..4294967295
 QUOTED_MAX = 1024                # longer values are sent as literals
-_LITERAL = re.compile(rb"\{(\d{1,10})(\+?)\}")
+_LITERAL = re.compile(rb"\{(\d+)(\+?)\}")          # a size past NUMBER_MAX is fatal, not a syntax error
 # Atom characters: printable ASCII except the ones that start or end other tokens.
 _ATOM_BYTES = frozenset(range(0x21, 0x7f)) - frozenset(b'"{}()\\')
 
@@ -72,7 +75,7 @@ class _Syntax(Exception):
     pass
 
 
-_LINE, _LITERAL_READ, _LITERAL_SKIP, _SKIP_LINE, _DEAD = range(5)
+_LINE, _LITERAL_READ, _LITERAL_SKIP, _SKIP_LINE, _DEAD, _SKIP_LONG = range(6)
 
 
 class CommandReader:
@@ -80,6 +83,7 @@ class CommandReader:
 
     def __init__(self, max_line: int = 8192, literal_max: int = 8192, skip_max: int = 8192):
         self.max_line = max_line
+        self.long_line_fatal = True
         self.literal_max = literal_max
         self.skip_max = skip_max
         self._buf = bytearray()
@@ -133,6 +137,15 @@ class CommandReader:
                 self._after_literal = True
                 continue
             newline = buf.find(b"\n")
+            if self._mode == _SKIP_LONG:
+                # The rest of an over-long line: dropped as it comes, never buffered.
+                if newline < 0:
+                    buf.clear()
+                    return None
+                del buf[:newline + 1]
+                self._reset()
+                self._mode = _LINE
+                continue
             if self._mode == _SKIP_LINE:
                 # Skip the rest of a bad line, including any literal announced at its end.
                 if newline < 0:
@@ -150,18 +163,17 @@ class CommandReader:
                 return Bad(reason)
             if newline < 0:
                 if self._line_len + len(buf) > self.max_line:
-                    return self._fatal("line too long")
+                    return self._too_long()
                 return None
-            segment = bytes(buf[:newline])
+            length = newline - (1 if newline and buf[newline - 1] == 0x0d else 0)
+            if self._line_len + length + 2 > self.max_line:
+                return self._too_long()          # (the line is still buffered: skipped to its LF)
+            segment = bytes(buf[:length])
             del buf[:newline + 1]
-            if segment.endswith(b"\r"):
-                segment = segment[:-1]
-            self._line_len += len(segment) + 2
-            if self._line_len > self.max_line:
-                return self._fatal("line too long")
+            self._line_len += length + 2
             if not segment and not self._tokens and not self._after_literal:
-                self._line_len = 0            # an empty line between commands: ignored
-                continue
+                self._reset()
+                return Line(())               # an empty line: a command without a name
             try:
                 literal = self._tokenize(segment)
             except _Syntax as e:
@@ -196,6 +208,13 @@ class CommandReader:
             self._mode = _LITERAL_READ
         return True
 
+    def _too_long(self) -> Bad | Fatal:
+        if self.long_line_fatal:
+            return self._fatal("line too long")
+        self._reset()
+        self._mode = _SKIP_LONG
+        return Bad("line too long")
+
     def _fatal(self, reason: str) -> Fatal:
         self._mode = _DEAD
         self._buf.clear()
@@ -223,10 +242,8 @@ class CommandReader:
                 m = _LITERAL.fullmatch(seg, i)
                 if m is None:
                     raise _Syntax("bad literal")
-                size = int(m.group(1))
-                if size > NUMBER_MAX:
-                    raise _Syntax("literal size out of range")
-                return size
+                digits = m.group(1)
+                return int(digits) if len(digits) <= 10 else NUMBER_MAX + 1     # (int() of 5000 digits raises)
             elif c in _ATOM_BYTES:
                 j = i
                 while j < n and seg[j] in _ATOM_BYTES:
@@ -258,6 +275,10 @@ def _quoted(seg: bytes, start: int) -> tuple[bytes, int]:
     while i < n:
         c = seg[i]
         if c == 0x22:
+            try:
+                out.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Syntax("invalid UTF-8 in quoted string") from None
             return bytes(out), i + 1
         if c == 0x5c:                                       # backslash: only \" and \\
             if i + 1 >= n or seg[i + 1] not in b'"\\':

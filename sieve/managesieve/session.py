@@ -255,6 +255,9 @@ class ManageSieveSession:
         self._out.append(Close())
 
     def _limits(self) -> None:
+        # Before login an over-long line ends the connection (Pigeonhole's login process does
+        # too); after it the line is refused and skipped, as Pigeonhole's managesieve does.
+        self.reader.long_line_fatal = self.state != AUTHENTICATED
         if self.state == AUTHENTICATED:
             self.reader.set_limits(self.config.max_script_size, SKIP_MAX)
         else:
@@ -312,11 +315,12 @@ class ManageSieveSession:
         if not known:
             yield from self._bad("Unknown command.")
             return
+        # A command of the other state is a bad command there (Pigeonhole: an unknown one).
         if name in self._AFTER and self.state != AUTHENTICATED:
-            self._send(p.response("NO", None, "Authenticate first."))
+            yield from self._bad("Authenticate first.")
             return
         if name in self._BEFORE and self.state == AUTHENTICATED:
-            self._send(p.response("NO", None, f"{name} is not allowed after login."))
+            yield from self._bad(f"{name} is not allowed after login.")
             return
         handler = getattr(self, "_cmd_" + name.lower())
         try:
@@ -324,13 +328,18 @@ class ManageSieveSession:
             if inspect.isgenerator(result):
                 yield from result
         except _NoResponse as e:
-            self._send(p.response("NO", None, str(e)))
+            self._send(p.response("NO", e.code, str(e)))
         except _Bad as e:
             yield from self._bad(str(e) or f"Bad arguments for {name}.")
+            return
+        if self.state == AUTHENTICATED:
+            self.bad_commands = 0        # only bad commands in a row count after login
 
     def _bad(self, text: str) -> Generator[Any, Any, None]:
         self.bad_commands += 1
-        if self.bad_commands >= self.config.max_bad_commands:
+        limit = (self.config.max_bad_commands if self.state == AUTHENTICATED
+                 else self.config.max_bad_commands_before_login)
+        if self.bad_commands >= limit:
             self._bye("Too many invalid commands.")
             raise _Quit()
         self._send(p.response("NO", None, text))
@@ -346,12 +355,17 @@ class ManageSieveSession:
             raise _Bad()
         return list(args)
 
-    def _name(self, arg: p.String, *, new: bool = False) -> str:
+    def _name(self, arg: p.String, *, new: bool = False, lookup: bool = True) -> str:
+        """The script name in `arg`: `new` for a name to create (its length limit applies),
+        `lookup` for an existing script's (the reserved name is then NONEXISTENT)."""
         try:
             name = arg.text()
         except UnicodeDecodeError:
             raise _NoResponse("Script name is not UTF-8.") from None
         reserved = self.account.storage.reserved if self.account is not None else frozenset()
+        if lookup and not new and name in reserved:
+            # The reserved name (the active link's) is a valid name no script has.
+            raise _NoResponse(f"There is no script {name!r}.", "NONEXISTENT")
         why = check_name(name, self.config.max_name_length if new else 1024, reserved)
         if why is not None:
             raise _NoResponse(f"Invalid script name: {why}.")
@@ -366,6 +380,11 @@ class ManageSieveSession:
 
     def _cmd_noop(self, args: tuple) -> None:
         tag = self._strings(args, 0, 1)
+        if tag:
+            try:
+                tag[0].text()              # echoed in a response: it must be a UTF-8 string
+            except UnicodeDecodeError:
+                raise _Bad("The tag is not UTF-8.") from None
         code = p.tag_code(tag[0].data) if tag else None
         self._send(p.response("OK", code, "Done"))
 
@@ -396,9 +415,8 @@ class ManageSieveSession:
         self._send(self._capabilities() + p.response("OK", None, "TLS negotiation successful."))
 
     def _cmd_authenticate(self, args: tuple) -> Generator[Any, Any, None]:
-        # The mechanism is a string (RFC 5804 2.1); some clients send it bare.
-        if args and isinstance(args[0], p.Atom):
-            args = (p.String(args[0].text.encode("ascii")),) + tuple(args[1:])
+        # The mechanism is a string (RFC 5804 4, auth-type); a bare atom is a bad command, as
+        # in Pigeonhole.
         strings = self._strings(args, 1, 2)
         mech = strings[0].data.decode("ascii", "replace").upper()
         initial = strings[1] if len(strings) > 1 else None
@@ -443,6 +461,7 @@ class ManageSieveSession:
         metrics.MANAGESIEVE_LOGINS.labels("ok").inc()
         self.account = account
         self.state = AUTHENTICATED
+        self.bad_commands = 0
         self._limits()
         log.info("managesieve: login: user=<%s> method=%s rip=%s%s", account.address, mech, self.peer,
                  " TLS" if self.secure else "")
@@ -564,7 +583,7 @@ class ManageSieveSession:
     def _cmd_putscript(self, args: tuple) -> Generator[Any, Any, None]:
         name_arg, script = self._strings(args, 2)
         storage = self._storage()
-        name = self._name(name_arg)        # a new name's length is checked below
+        name = self._name(name_arg, lookup=False)        # a new name's length is checked below
         data = script.data
         address = self.account.address if self.account else "?"
 
@@ -653,11 +672,20 @@ class ManageSieveSession:
     def _cmd_renamescript(self, args: tuple) -> Generator[Any, Any, None]:
         old_arg, new_arg = self._strings(args, 2)
         old = self._name(old_arg)
-        new = self._name(new_arg, new=True)
         storage = self._storage()
         address = self.account.address if self.account else "?"
+        try:
+            new: str | None = self._name(new_arg, new=True)
+            refused = b""
+        except _NoResponse as e:
+            new, refused = None, p.response("NO", e.code, str(e))
 
         def work() -> bytes:
+            # A missing script is NONEXISTENT before the new name is looked at (Pigeonhole's order).
+            if not storage.exists(old):
+                raise StorageError(f"there is no script {old!r}", "NONEXISTENT")
+            if new is None:
+                return refused
             storage.rename(old, new)
             metrics.MANAGESIEVE_SCRIPTS.labels("rename").inc()
             log.info("managesieve: renamescript: user=<%s> script=%r new=%r", address, old, new)
@@ -671,13 +699,18 @@ class ManageSieveSession:
             log.info("managesieve: unauthenticate: user=<%s> rip=%s", self.account.address, self.peer)
         self.account = None
         self.state = NOT_AUTHENTICATED
+        self.bad_commands = 0
         self._limits()
         self._send(p.response("OK", None, "Unauthenticate completed."))
         self._out.append(Timeout(self.login_timeout))
 
 
 class _NoResponse(_Bad):
-    """A refused argument answered with this NO text (not counted as a bad command)."""
+    """A refused argument answered with this NO text and code (not counted as a bad command)."""
+
+    def __init__(self, text: str, code: str | None = None):
+        super().__init__(text)
+        self.code = code
 
 
 def _printable(text: str) -> str:

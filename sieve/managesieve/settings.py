@@ -48,7 +48,12 @@ MANAGESIEVE_MAX_LINE_LENGTH = setting(
         "response); longer closes the connection with BYE.")
 MANAGESIEVE_MAX_BAD_COMMANDS = setting(
     "managesieve_max_bad_commands", int_range(1, 1000), 20,
-    "Unknown or malformed commands one connection may send before it is closed with BYE.")
+    "Unknown or malformed commands in a row a logged-in client may send before the connection is "
+    "closed with BYE (a command that runs resets the count, as in Pigeonhole).")
+MANAGESIEVE_MAX_BAD_COMMANDS_BEFORE_LOGIN = setting(
+    "managesieve_max_bad_commands_before_login", int_range(1, 1000), 3,
+    "Unknown, malformed or not-yet-allowed commands a connection may send before it logs in "
+    "(in all, never reset) before it is closed with BYE; Pigeonhole's login process allows 3.")
 MANAGESIEVE_MAX_SCRIPTS = setting(
     "managesieve_max_scripts", int_range(0, None), 50,
     "Most scripts one user may store (QUOTA/MAXSCRIPTS); 0: no limit.")
@@ -59,8 +64,9 @@ MANAGESIEVE_MAX_STORAGE = setting(
     "managesieve_max_storage", Size, "4M", unit="bytes",
     doc="Most bytes all of one user's scripts may take together (QUOTA); 0: no limit.")
 MANAGESIEVE_MAX_NAME_LENGTH = setting(
-    "managesieve_max_name_length", int_range(1, 1024), 128, unit="characters",
-    doc="Longest script name.")
+    "managesieve_max_name_length", int_range(1, 1024), 256, unit="characters",
+    doc="Longest script name (RFC 5804 asks for at least 128; Pigeonhole allows 256). A name whose "
+        "file NAME.sieve would exceed 255 bytes is refused whatever this says.")
 MANAGESIEVE_SCRIPT_DIR_TEMPLATE = setting(
     "managesieve_script_dir_template", Str, None,
     "Directory holding a user's scripts ({localpart}, {domain}, {user} substituted). Unset: the "
@@ -88,10 +94,11 @@ class SessionConfig:
     login_failures_max: int = 3
     max_line_length: int = 8192
     max_bad_commands: int = 20
+    max_bad_commands_before_login: int = 3
     max_scripts: int = 50
     max_script_size: int = 256 * 1024
     max_storage: int = 4 * 1024 * 1024
-    max_name_length: int = 128
+    max_name_length: int = 256
 
     @classmethod
     def from_settings(cls, settings: Any, *, tls_available: bool = False) -> "SessionConfig":
@@ -105,6 +112,7 @@ class SessionConfig:
                    login_failures_max=settings.managesieve_login_failures_max,
                    max_line_length=settings.managesieve_max_line_length,
                    max_bad_commands=settings.managesieve_max_bad_commands,
+                   max_bad_commands_before_login=settings.managesieve_max_bad_commands_before_login,
                    max_scripts=settings.managesieve_max_scripts,
                    max_script_size=min(settings.managesieve_max_script_size, settings.sieve_max_script_size),
                    max_storage=settings.managesieve_max_storage,

@@ -65,14 +65,15 @@ class StorageError(Exception):
         self.temporary = temporary
 
 
-def check_name(name: str, max_length: int = 128, reserved: Iterable[str] = ()) -> str | None:
-    """Why `name` cannot be a script name (RFC 5804 1.6 plus what a file name needs), or None."""
+def check_name(name: str, max_length: int = 256, reserved: Iterable[str] = ()) -> str | None:
+    """Why `name` cannot be a script name (RFC 5804 1.6 plus what a file name needs), or None.
+
+    A leading dot is allowed, as RFC 5804 and Pigeonhole allow it: NAME.sieve is then a hidden
+    file, never one of our temporary files (they do not end in .sieve)."""
     if not name:
         return "it is empty"
     if len(name) > max_length:
         return f"it is longer than {max_length} characters"
-    if name.startswith("."):
-        return "it starts with a dot"
     if "/" in name:
         return "it contains a slash"
     for ch in name:

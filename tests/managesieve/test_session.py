@@ -158,8 +158,11 @@ def test_login_mechanism(make):
     assert d.say(literal(base64.b64encode(PASSWORD.encode())) + b"\r\n") == b'OK "Logged in."\r\n'
 
 
-def test_mechanism_may_be_an_atom_and_any_case(make):
-    assert make().say(f'AUTHENTICATE plain "{plain(USER, PASSWORD)}"\r\n') == b'OK "Logged in."\r\n'
+def test_mechanism_is_a_string_of_any_case(make):
+    d = make()
+    # RFC 5804 4: auth-type is a string; a bare atom is a bad command (as in Pigeonhole).
+    assert d.say(f'AUTHENTICATE PLAIN "{plain(USER, PASSWORD)}"\r\n') == b'NO "Bad arguments for AUTHENTICATE."\r\n'
+    assert d.say(f'AUTHENTICATE "plain" "{plain(USER, PASSWORD)}"\r\n') == b'OK "Logged in."\r\n'
 
 
 @pytest.mark.parametrize("exchange,answer", [
@@ -366,9 +369,9 @@ def test_oversized_upload_is_refused_and_the_connection_goes_on(make, home):
 
 
 @pytest.mark.parametrize("name,why", [
-    ("", "it is empty"), (".hidden", "it starts with a dot"), ("a/b", "it contains a slash"),
+    ("", "it is empty"), ("a/b", "it contains a slash"),
     ("tab\there", "it contains a control character"), ("line\u2028sep", "it contains a control character"),
-    ("active", "it is reserved"), ("x" * 129, "it is longer than 128 characters"),
+    ("active", "it is reserved"), ("x" * 250, "it is too long for a file name"),
 ])
 def test_invalid_script_names(make, name, why):
     d = logged_in(make)
@@ -382,7 +385,7 @@ def test_unicode_names(make, home):
     assert d.say('PUTSCRIPT "Ferien \u00e9t\u00e9" "keep;"\r\n'.encode()) == b'OK "Putscript completed."\r\n'
     assert d.say("LISTSCRIPTS\r\n") == '"Ferien \u00e9t\u00e9"\r\nOK "Listscripts completed."\r\n'.encode()
     assert (home / "sieve" / "Ferien \u00e9t\u00e9.sieve").exists()
-    assert d.say(b'GETSCRIPT "\xff"\r\n') == b'NO "Script name is not UTF-8."\r\n'
+    assert d.say(b'GETSCRIPT {1+}\r\n\xff\r\n') == b'NO "Script name is not UTF-8."\r\n'
 
 
 # -- other commands --------------------------------------------------------------------
