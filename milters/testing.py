@@ -25,7 +25,7 @@ class FakeMilterContext:
     quarantined: list[str] = dataclasses.field(default_factory=list)
     deleted_rcpts: list[str] = dataclasses.field(default_factory=list)
     progress_calls: int = 0
-    symlists: dict[int, bytes] = dataclasses.field(default_factory=dict)
+    symlists: dict[int, str] = dataclasses.field(default_factory=dict)
     _priv: Any = None
 
     # the C context's API
@@ -56,7 +56,9 @@ class FakeMilterContext:
     def progress(self) -> None:
         self.progress_calls += 1
 
-    def setsymlist(self, stage: int, macros: bytes) -> None:
+    def setsymlist(self, stage: int, macros: str) -> None:
+        if not isinstance(macros, str):      # as pymilter's C context: bytes raise TypeError
+            raise TypeError(f"setsymlist() argument 2 must be str, not {type(macros).__name__}")
         self.symlists[stage] = macros
 
     # reading results back

@@ -211,3 +211,23 @@ class HoldMe(Stage):
 def test_split_message_helper():
     fields, body = split_message(b"A: 1\r\n\tcont\r\nB: 2\r\n\r\nbody\r\n")
     assert fields == [("A", b" 1\n\tcont"), ("B", b" 2")] and body == b"body\r\n"
+
+
+def test_negotiation_through_the_context_sets_no_reply_steps_and_macro_lists():
+    """Milter.Base.negotiate over the fake context, which takes str macro lists as pymilter's C
+    one does (pymilter 1.0.5's Base.setsymlist passes bytes: negotiation then fell back)."""
+    import Milter
+
+    from milters.adapter import OwleryMilter
+    from milters.testing import FakeMilterContext
+
+    milter = OwleryMilter.__new__(OwleryMilter)      # negotiate needs no settings
+    ctx = FakeMilterContext()
+    milter._setctx(ctx)
+    opts = [0x1FF, 0x1FFFFF, 0, 0]
+    assert milter.negotiate(opts) == Milter.CONTINUE
+    assert opts[1] & Milter.P_NR_HDR and opts[1] & Milter.P_HDR_LEADSPC and opts[1] & Milter.P_NOEOH
+    assert not opts[1] & (Milter.P_NOHDRS | Milter.P_NOBODY | Milter.P_NOMAIL | Milter.P_NODATA | Milter.P_NR_DATA)
+    assert ctx.symlists == {Milter.M_CONNECT: "j {daemon_name} {client_addr} {client_name} {daemon_addr}",
+                            Milter.M_ENVFROM: "i {auth_authen} {auth_type} {mail_addr} {auth_author}",
+                            Milter.M_EOM: "i"}
