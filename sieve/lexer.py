@@ -66,6 +66,12 @@ def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Tok
             raise SieveSyntaxError(message, line, col)
         errors.append(SieveSyntaxError(message, line, col))
 
+    nul = text.find("\x00")
+    if nul >= 0:
+        # RFC 5228 8.1 allows NUL nowhere: not in strings (quoted or text:), not in comments
+        # (octet-not-crlf starts at %x01); Pigeonhole refuses such a script too.
+        start = text.rfind("\n", 0, nul) + 1
+        raise SieveSyntaxError("NUL character in the script", text.count("\n", 0, nul) + 1, nul - start + 1)
     toks: list[Token] = []
     i, n = 0, len(text)
     line, lstart = 1, 0

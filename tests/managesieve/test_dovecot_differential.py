@@ -410,14 +410,6 @@ ALLOWED = [
         ),
     ),
     (
-        "OURS WRONG, not in sieve/managesieve: a NUL inside a quoted Sieve string is a syntax error "
-        "(RFC 5228 8.1, octet-not-qspecial excludes %x00); Dovecot refuses the script, our lexer "
-        "(sieve/lexer.py) accepts it and only warns about the folder name",
-        lambda step, ours, dov: (
-            b'fileinto "a\x00b"' in step.data and _codes(ours)[0][0] == "OK" and _codes(dov) == [("NO", ())]
-        ),
-    ),
-    (
         "A NUL inside a literal script name looked up: RFC 5804 1.6 forbids U+0000 in names, we refuse "
         "the name (NO); Dovecot cuts it at the NUL (a C string) and looks up the rest (NONEXISTENT)",
         lambda step, ours, dov: (

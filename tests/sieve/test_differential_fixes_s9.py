@@ -184,3 +184,17 @@ def test_star_question_star_matches_a_single_character():
         "keep;\n"
     )
     assert _added(r) == ["two", "one"]
+
+
+@pytest.mark.parametrize("source", [
+    'require "fileinto";\nfileinto "a\x00b";\n',            # quoted string
+    'require "fileinto";\nfileinto text:\na\x00b\n.\n;\n',  # multi-line string
+    "# a\x00comment\nkeep;\n",                               # hash comment
+    "keep;\n/* a\x00comment */\n",                           # bracket comment
+    "keep\x00;\n",                                           # between tokens
+])
+def test_a_nul_anywhere_in_the_script_is_a_syntax_error(source):
+    """RFC 5228 8.1 allows NUL nowhere (octet-not-crlf starts at %x01); sieve-test refuses
+    each of these with "encountered NUL character"."""
+    with pytest.raises(SieveCompileError, match="NUL character"):
+        compile_script(source)
