@@ -14,6 +14,13 @@ import codecs
 import quopri
 import re
 
+from sieve.html_text import html_to_text
+
+# the types whose text the body test's :text and extracttext read as plain text (sieve.html_text)
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# bounds the plain texts one message keeps converted (characters)
+_HTML_CACHE_CHARS = 16 << 20
+
 _EW = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=")
 _EW_GAP = re.compile(r"(=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=)[ \t\r\n]+(?==\?[^?\s]+\?[qQbB]\?[^?\s]*\?=)")
 
@@ -57,6 +64,7 @@ def decode_2047(value: str) -> str:
         # an unknown charset: the text as UTF-8 (else Latin-1), as Dovecot reads it, rather
         # than the encoded word (RFC 2047 6.2 leaves it to the reader)
         return decode_charset(raw, charset)
+
     return _EW.sub(one, value)
 
 
@@ -82,14 +90,17 @@ class Message:
         self._parse()
         self._mime = None
         self.edited = False
-        self.body_replaced = False    # replace/enclose (RFC 5703) gave it a new body
+        self.body_replaced = False  # replace/enclose (RFC 5703) gave it a new body
         self.original_body_len = len(self.body)
-        self.version = 0          # bumped by every header edit (invalidate)
+        self.version = 0  # bumped by every header edit (invalidate)
+        # plain text of HTML parts by content, kept across header edits (which re-parse the
+        # MIME structure but leave the parts' content as it was)
+        self._html_cache: dict[tuple, str] = {}
 
     def _parse(self) -> None:
         raw = self.raw
         head, self.body = _split_head(raw)
-        self._crlf = b"\r\n" in raw[:len(head) + 2] or b"\n" not in raw[:len(head) + 2]
+        self._crlf = b"\r\n" in raw[: len(head) + 2] or b"\n" not in raw[: len(head) + 2]
         self.headers.extend(_parse_fields(head, strict_names=True))
 
     @property
@@ -135,6 +146,8 @@ class Message:
         """Every MIME part in document order (the message itself first)."""
         if self._mime is None:
             self._mime = parse_mime(self.to_bytes()[: self.max_scan], max_parts, max_depth)
+            for p in self._mime:
+                p.html_cache = self._html_cache
         return self._mime
 
     def invalidate(self) -> None:
@@ -163,10 +176,10 @@ class MimePart:
             # is of unknown type, so body/mime tests must not read it as text (as Pigeonhole)
             mtype = "application/octet-stream"
         if not mtype:
-            mtype = "message/rfc822" if (parent is not None and parent.mtype == "multipart/digest") \
-                else "text/plain"
+            mtype = "message/rfc822" if (parent is not None and parent.mtype == "multipart/digest") else "text/plain"
         self.mtype = mtype
         self.params = params
+        self.html_cache: dict[tuple, str] | None = None
 
     def header_raw(self, name: str) -> list[str]:
         n = name.lower()
@@ -184,7 +197,7 @@ class MimePart:
             if cte == "quoted-printable":
                 return quopri.decodestring(body)
             if cte not in ("", "7bit", "8bit", "binary"):
-                return b""                # unknown encoding: nothing we can read
+                return b""  # unknown encoding: nothing we can read
         except (binascii.Error, ValueError):
             return body
         return body
@@ -197,6 +210,21 @@ class MimePart:
             # such (Latin-1 when it is not UTF-8), as Dovecot does, instead of losing it
             return bytes_to_text(raw)
         return decode_charset(raw, charset)
+
+    def readable_text(self) -> str:
+        """text(), with HTML converted to plain text (sieve.html_text) as the body test's :text
+        transform (RFC 5173 5.2) and extracttext (RFC 5703 7) read it; linear in the part's
+        size, and done once per content (html_cache)."""
+        if self.mtype not in HTML_TYPES:
+            return self.text()
+        cache = self.html_cache
+        key = (self.body, self.ctype_raw, tuple(self.header_raw("content-transfer-encoding")))
+        if cache is not None and key in cache:
+            return cache[key]
+        plain = html_to_text(self.text())
+        if cache is not None and sum(map(len, cache.values())) + len(plain) <= _HTML_CACHE_CHARS:
+            cache[key] = plain
+        return plain
 
 
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
@@ -240,7 +268,7 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes]:
     m = re.search(rb"\r?\n\r?\n", raw)
     if m is None:
         return raw, b""
-    return raw[:m.start()], raw[m.end():]
+    return raw[: m.start()], raw[m.end() :]
 
 
 def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]:
@@ -258,7 +286,7 @@ def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]
         if k <= 0 or (strict_names and (not name or any(ord(c) < 33 or ord(c) > 126 for c in name))):
             cur = None
             continue
-        cur = [name, line[k + 1:]]
+        cur = [name, line[k + 1 :]]
         headers.append(cur)
     return headers
 

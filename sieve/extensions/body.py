@@ -26,7 +26,7 @@ def _type_matches(part_type: str, want: str) -> bool:
 def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
     msg = rt.msg
     if transform == "raw":
-        body = msg.body           # editheader never changes the body
+        body = msg.body  # editheader never changes the body
         return [bytes_to_text(body[: rt.settings.sieve_max_message_scan])] if body else []
     parts = msg.mime_parts(rt.settings.sieve_max_mime_parts, rt.settings.sieve_max_mime_depth)
     out = []
@@ -45,11 +45,13 @@ def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
             continue
         if transform == "text":
             if p.mtype.startswith("text/") or p.mtype == "application/xhtml+xml":
-                # an empty text part is the value "" (body :text :is "" matches it)
-                out.append(_text_of(p))
+                # an empty text part is the value "" (body :text :is "" matches it); HTML reads
+                # as plain text (sieve.html_text)
+                out.append(p.readable_text())
         else:
             if any(_type_matches(p.mtype, t) for t in types or []):
-                out.append(_text_of(p))
+                # RFC 5173 5.2: :content is the decoded content as it stands, HTML tags and all
+                out.append(p.text())
     return out
 
 
@@ -61,20 +63,13 @@ def _prologue_epilogue(part) -> list[str]:
     delim = re.escape(b"--" + boundary.encode("utf-8", "replace"))
     first = re.search(rb"(?:^|\r?\n)" + delim, part.body)
     close = re.search(rb"(?:^|\r?\n)" + delim + rb"--[ \t]*(?:\r?\n|$)", part.body)
-    pre = part.body[:first.start()] if first else part.body
-    epi = part.body[close.end():] if close else b""
+    pre = part.body[: first.start()] if first else part.body
+    epi = part.body[close.end() :] if close else b""
     return [bytes_to_text(pre), bytes_to_text(epi)]
 
 
 def _header_text(part) -> str:
     return "".join(f"{k}:{v}\r\n" for k, v in part.headers)
-
-
-def _text_of(p) -> str:
-    t = p.text()
-    if p.mtype in ("text/html", "application/xhtml+xml"):
-        t = re.sub(r"<[^>]*>", " ", t)
-    return t
 
 
 def _run(rt, node):
@@ -83,15 +78,31 @@ def _run(rt, node):
     values = body_values(rt, tr, types)
     if "spec" not in node.data:
         # RFC 5173 5: the body test does not set match variables
-        node.data["spec"] = {"cmp": node.tags.get("comparator", "i;ascii-casemap"),
-                             "mt": node.tags.get("match-type", "is"), "rel": node.tags.get("relation"),
-                             "regex_cache": node.data.get("regex_cache"), "no_vars": True}
+        node.data["spec"] = {
+            "cmp": node.tags.get("comparator", "i;ascii-casemap"),
+            "mt": node.tags.get("match-type", "is"),
+            "rel": node.tags.get("relation"),
+            "regex_cache": node.data.get("regex_cache"),
+            "no_vars": True,
+        }
     return rt.match(node, values, rt.sl(node.pos[0]))
 
 
 EXTENSION = Extension(
     name="body",
-    commands=(CommandDef("body", arg_names=("key list",), kind="test", positional=(STRINGLIST,), match=True, tags=(
-        TagDef("raw", group="transform"), TagDef("content", STRINGLIST, group="transform"),
-        TagDef("text", group="transform")), run=_run),),
+    commands=(
+        CommandDef(
+            "body",
+            arg_names=("key list",),
+            kind="test",
+            positional=(STRINGLIST,),
+            match=True,
+            tags=(
+                TagDef("raw", group="transform"),
+                TagDef("content", STRINGLIST, group="transform"),
+                TagDef("text", group="transform"),
+            ),
+            run=_run,
+        ),
+    ),
 )

@@ -88,11 +88,15 @@ def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
 def _check_mime_tags(v, node, what):
     """The tags mime adds to header, address and exists, checked once their arguments bound."""
     if any(k in node.tags for k in ("anychild", "mimeopt")) and "mime" not in node.tags:
-        v.error(node, f"the :anychild, :type, :subtype, :contenttype and :param tags of the "
-                      f"{node.name} {what} require the :mime tag")
+        v.error(
+            node,
+            f"the :anychild, :type, :subtype, :contenttype and :param tags of the "
+            f"{node.name} {what} require the :mime tag",
+        )
     if "mimeopt" in node.tags and node.name != "header":
-        v.error(node, f"the :{node.tags.get('mimeopt:tag', node.tags['mimeopt'])} tag is only "
-                      f"allowed for the header test")
+        v.error(
+            node, f"the :{node.tags.get('mimeopt:tag', node.tags['mimeopt'])} tag is only allowed for the header test"
+        )
 
 
 def _check_in_loop(v, node, what):
@@ -134,19 +138,23 @@ def _run_break(rt, node):
 def _validate_extract(v, node):
     if node.pos:
         from sieve.extensions.variables import check_name
+
         check_name(v, node.pos[0], node.pos[0].items[0].value)
         from sieve.parser import Tag
         from sieve.extensions.variables import MODIFIERS
+
         mods = [a.name for a in node.args if isinstance(a, Tag) and a.name in MODIFIERS]
         node.data["mods"] = sorted(set(mods), key=lambda m: -MODIFIERS[m][0])
 
 
 def _run_extract(rt, node):
     from sieve.extensions.variables import MODIFIERS, assign
+
     p = rt.ext.get("mime_part")
     if p is None:
         raise SieveRuntimeError("extracttext used outside foreverypart")
-    text = p.text() if p.mtype.startswith("text/") else ""
+    # HTML reads as plain text, as for the body test's :text (sieve.html_text)
+    text = p.readable_text() if p.mtype.startswith("text/") or p.mtype == "application/xhtml+xml" else ""
     if "first" in node.tags:
         text = text[: node.tags["first"].value]
     for m in node.data.get("mods", ()):
@@ -163,20 +171,39 @@ for _t in ("type", "subtype", "contenttype"):
 for _c in ("header", "address", "exists"):
     _MIME_TAGS.append((_c, TagDef("param", STRINGLIST, group="mimeopt")))
 
-_EXTRACT_TAGS = tuple(TagDef(m, key="mod:" + m) for m in
-                      ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length")) + \
-    (TagDef("first", NUMBER),)
+_EXTRACT_TAGS = tuple(
+    TagDef(m, key="mod:" + m) for m in ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length")
+) + (TagDef("first", NUMBER),)
 
 EXTENSIONS = (
-    Extension(name="foreverypart", commands=(
-        CommandDef("foreverypart", tags=(TagDef("name", STRING),), block="required", loop=True,
-                   run=_run_foreverypart),
-        CommandDef("break", tags=(TagDef("name", STRING),), run=_run_break),
-    ), argument_checks=(("break", _check_in_loop),)),
-    Extension(name="mime", extra_tags=tuple(_MIME_TAGS),
-              argument_checks=tuple((c, _check_mime_tags) for c in ("header", "address", "exists"))),
-    Extension(name="extracttext", commands=(
-        CommandDef("extracttext", positional=(STRING,), tags=_EXTRACT_TAGS, validate=_validate_extract,
-                   run=_run_extract, arg_names=("varname",)),), requires=("foreverypart", "variables"),
-        argument_checks=(("extracttext", _check_in_loop),)),
+    Extension(
+        name="foreverypart",
+        commands=(
+            CommandDef(
+                "foreverypart", tags=(TagDef("name", STRING),), block="required", loop=True, run=_run_foreverypart
+            ),
+            CommandDef("break", tags=(TagDef("name", STRING),), run=_run_break),
+        ),
+        argument_checks=(("break", _check_in_loop),),
+    ),
+    Extension(
+        name="mime",
+        extra_tags=tuple(_MIME_TAGS),
+        argument_checks=tuple((c, _check_mime_tags) for c in ("header", "address", "exists")),
+    ),
+    Extension(
+        name="extracttext",
+        commands=(
+            CommandDef(
+                "extracttext",
+                positional=(STRING,),
+                tags=_EXTRACT_TAGS,
+                validate=_validate_extract,
+                run=_run_extract,
+                arg_names=("varname",),
+            ),
+        ),
+        requires=("foreverypart", "variables"),
+        argument_checks=(("extracttext", _check_in_loop),),
+    ),
 )
