@@ -11,12 +11,14 @@ nothing here reads the clock or a setting.
 State kept (keys under "gl:"): `gl:t:<net>/<sender>/<rcpt>` = first-seen time while
 waiting (expires after the retry window), `<first> <passed>` once passed (expires
 after max age, refreshed at each pass); `gl:a:<ip>` = passes counted for the client
-auto-whitelist (at most one per hour, gated by `gl:h:<ip>`), expiring after max age.
+auto-whitelist (a triplet's first accepted retry, as postgrey counts; at most one per hour,
+gated by `gl:h:<ip>`), expiring after max age.
 Why reading and writing apart is safe on a store several hosts share: the first-seen write
 is an add (only when absent), so the earliest first sight stays; a pass is a set of
 "<first> <now>" that any host may write once the delay is over; two hosts racing write
 the same kind of answer. The worst a race does is one more deferral, never an early pass.
-Talks to: the state store, whitelist files. Tests: tests/policyd/test_greylist_core.py
+Talks to: the state store, whitelist files. Tests: tests/policyd/test_greylist_core.py,
+tests/policyd/test_postgrey_differential.py
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ AWL_COUNT_INTERVAL = 3600.0   # a client's passes count at most once an hour (po
 FILE_CHECK_INTERVAL = 1.0     # stat whitelist files at most once a second
 _MATCH_MEMO_MAX = 65536       # whitelist answers remembered per list
 MAX_FIELD = 512               # postgrey truncates names and values to 512 bytes too
+_CUT_UNNEEDED = MAX_FIELD // 4  # characters: at most 4 bytes each, so never over MAX_FIELD
 
 
 # --- keys -----------------------------------------------------------------------------
@@ -80,12 +83,31 @@ def _v4_net(address: str, prefix: int) -> str | None:
     return f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}/{prefix}"
 
 
+def _cut(value: str) -> str:
+    """The first MAX_FIELD bytes of an attribute value: postgrey cuts what it reads before it
+    normalises, so two long senders alike up to there are one sender for it."""
+    raw = value.encode("utf-8", "surrogateescape")
+    return value if len(raw) <= MAX_FIELD else raw[:MAX_FIELD].decode("utf-8", "surrogateescape")
+
+
+def _storable(text: str) -> str:
+    """Text any store takes as a key: raw 8-bit bytes (kept as surrogates by the protocol
+    decoder) become \\xNN escapes; SQLite and Redis refuse lone surrogates."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def triplet_key(net: str, sender: str, recipient: str, *, privacy: bool = False) -> str:
     """The store key of a (network, normalised sender, recipient) triplet."""
+    if len(sender) > _CUT_UNNEEDED:
+        sender = _cut(sender)
+    if len(recipient) > _CUT_UNNEEDED:
+        recipient = _cut(recipient)
     body = f"{net}/{normalise_sender(sender)[:MAX_FIELD] or '<>'}/{recipient.strip().lower()[:MAX_FIELD]}"
     if privacy:
-        body = hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
-    return TRIPLET_PREFIX + body
+        return TRIPLET_PREFIX + hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
+    return TRIPLET_PREFIX + (body if body.isascii() else _storable(body))
 
 
 def awl_key(address: str) -> str:
@@ -334,7 +356,7 @@ class Greylister:
 
     def _counting(self, client_address: str) -> str | None:
         """The client IP whose passes the auto-whitelist counts, or None (off, or no address)."""
-        ip = client_address.strip().lower()
+        ip = _storable(client_address.strip().lower())
         return ip if self.policy.auto_whitelist_clients > 0 and ip else None
 
     def reads(self, key: str, client_address: str) -> list[str]:
@@ -356,8 +378,8 @@ class Greylister:
             return (GreylistResult("greylisted", key, seconds_left=whole_seconds(p.delay), new=True, first_seen=now),
                     [Write("add", key, repr(float(now)), p.retry_window, now)])
         fields = record.split()
-        if len(fields) > 1:   # passed before: refresh its age
-            return GreylistResult("known", key), [Write("set", key, record, p.max_age, now)] + count
+        if len(fields) > 1:   # passed before: refresh its age (no count: a repeat proves no retry)
+            return GreylistResult("known", key), [Write("set", key, record, p.max_age, now)]
         first = float(fields[0])
         waited = now - first
         if waited >= p.delay:

@@ -2,9 +2,11 @@
 
 Senders that change on every message (BATV `prvs=TAG=user@`, VERP bounce addresses with
 message numbers, `user+tag@`) would defeat a greylist triplet and a per-sender bucket; this
-folds them to one stable form, as postgrey does: lower case, BATV unwrapped, `+extension`
-dropped, every all-digit word of the local part replaced by `#`.
-Talks to: nothing. Tests: tests/policyd/test_greylist_core.py
+folds them to one stable form, as postgrey does: lower case, BATV unwrapped (also its reversed
+`prvs=local=TAG`), `+extension` dropped, every all-digit ASCII word of the local part replaced
+by `#`.
+Talks to: nothing. Tests: tests/policyd/test_greylist_core.py,
+tests/policyd/test_postgrey_differential.py (the keys against postgrey's)
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import re
 
 # BATV (draft-levine-smtp-batv): prvs=TAG=local, also msprvs1= (Microsoft) and btv1== forms.
 _BATV_RE = re.compile(r"^(?:prvs|msprvs\d*|btv\d+)=+[^=@]*=+(.+)$")
-_DIGITS_RE = re.compile(r"\b\d+\b")
+# What postgrey takes for the tag side of prvs=A=B (10 characters: key, day, hash).
+_BATV_TAG_RE = re.compile(r"[0-9a-z]{10}")
+# ASCII only, as postgrey (Perl on bytes): a non-ASCII letter next to digits is a word
+# boundary there, and other scripts' digits are no VERP numbers.
+_DIGITS_RE = re.compile(r"\b\d+\b", re.ASCII)
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -31,6 +37,10 @@ def strip_extension(local: str, delimiter: str = "+") -> str:
 
 
 def unwrap_batv(local: str) -> str:
+    if local.startswith("prvs="):
+        fields = local.split("=")
+        if len(fields) == 3 and _BATV_TAG_RE.match(fields[2]) and not _BATV_TAG_RE.match(fields[1]):
+            return fields[1]  # the reversed prvs=local=tag some senders use (postgrey unwraps it too)
     m = _BATV_RE.match(local)
     return m.group(1) if m else local
 
