@@ -28,11 +28,11 @@ from sieve.address import AddressError, parse_address_list, parse_path
 from sieve.errors import SieveRuntimeError
 from sieve.message import decode_2047
 
-MAX_SUBJECT = 256        # characters of a generated Subject (longer ones end with an ellipsis)
-MAX_MSGID = 250          # longest message id copied into In-Reply-To / References
-MAX_REFERENCES = 20      # message ids in a reply's References (the oldest one and the newest kept)
-MAX_ADDRESS = 512        # longest addr-spec written (RFC 5321 allows 64 + 1 + 255)
-_LINE = 76               # line limit of header fields we write (RFC 2047 section 2)
+MAX_SUBJECT = 256  # characters of a generated Subject (longer ones end with an ellipsis)
+MAX_MSGID = 250  # longest message id copied into In-Reply-To / References
+MAX_REFERENCES = 20  # message ids in a reply's References (the oldest one and the newest kept)
+MAX_ADDRESS = 512  # longest addr-spec written (RFC 5321 allows 64 + 1 + 255)
+_LINE = 76  # line limit of header fields we write (RFC 2047 section 2)
 
 
 class HeaderError(ValueError):
@@ -47,8 +47,9 @@ def checked_from(value: str | None, action: str) -> str | None:
         try:
             single_mailbox(value)
         except HeaderError as e:
-            raise SieveRuntimeError(f"specified :from address '{loggable(value)}' is invalid "
-                                    f"for the {action}: {e}") from None
+            raise SieveRuntimeError(
+                f"specified :from address '{loggable(value)}' is invalid for the {action}: {e}"
+            ) from None
     return value
 
 
@@ -57,7 +58,7 @@ def checked_from(value: str | None, action: str) -> str | None:
 _CONTROL = "\x00-\x1f\x7f-\x9f\u2028\u2029"
 _CONTROL_RUN = re.compile(f"[{_CONTROL}]+")
 _HAS_CONTROL = re.compile(f"[{_CONTROL}]")
-_HAS_BREAKING_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")   # all but TAB
+_HAS_BREAKING_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # all but TAB
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -123,8 +124,8 @@ def _encoded_words(text: str, first: int) -> list[str]:
     words: list[str] = []
     # a first line with too little room gets no word: the fold puts the first on its own line
     room = (first if first >= 16 else 75) - len(prefix) - 2
-    cur: list[str] = []       # Q: encoded pieces; B: characters
-    size = 0                  # Q: encoded length so far; B: UTF-8 bytes so far
+    cur: list[str] = []  # Q: encoded pieces; B: characters
+    size = 0  # Q: encoded length so far; B: UTF-8 bytes so far
     for c in text:
         if use_b:
             piece = c
@@ -172,8 +173,7 @@ def _fold(name: str, pieces: Iterable[str]) -> str:
 def _plain_ok(text: str, longest: int = 60) -> bool:
     """Can `text` be written as is: printable ASCII, nothing a reader would take for an
     encoded word, and no word too long to fold."""
-    return (all(" " <= c <= "~" for c in text) and "=?" not in text
-            and all(len(w) <= longest for w in text.split(" ")))
+    return all(" " <= c <= "~" for c in text) and "=?" not in text and all(len(w) <= longest for w in text.split(" "))
 
 
 def unstructured(name: str, value: str) -> str:
@@ -294,8 +294,11 @@ def _mailbox_pieces(display: str, spec: str) -> list[str]:
     if not display:
         return [" " + spec]
     if _plain_ok(display) and len(display) <= 60:
-        phrase = display if _PHRASE_ATOMS.fullmatch(display) else \
-            '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        phrase = (
+            display
+            if _PHRASE_ATOMS.fullmatch(display)
+            else '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        )
         return [" " + phrase, f" <{spec}>"]
     return [" " + w for w in _encoded_words(display, 60)] + [f" <{spec}>"]
 
@@ -322,14 +325,17 @@ def msg_ids(value: str | None) -> list[str]:
     header value, in order; anything else is dropped."""
     if not value:
         return []
-    return [m.group(0) for m in _MSGID.finditer(value)
-            if "@" in m.group(1) and len(m.group(0)) <= MAX_MSGID]
+    return [m.group(0) for m in _MSGID.finditer(value) if "@" in m.group(1) and len(m.group(0)) <= MAX_MSGID]
+
+
+def _hostname(rt) -> str:
+    """This host's name as the environment gives it, reduced to what a domain may hold."""
+    return re.sub(r"[^A-Za-z0-9.-]", "", str(rt.environment.get("host", "localhost")))[:200] or "localhost"
 
 
 def _msgid(rt, tag: str) -> str:
     h = hashlib.sha256((tag + rt.now.isoformat() + rt.envelope.rcpt_to).encode("utf-8", "replace")).hexdigest()
-    host = re.sub(r"[^A-Za-z0-9.-]", "", str(rt.environment.get("host", "localhost")))[:200] or "localhost"
-    return f"<{h[:24]}.{tag}@{host}>"
+    return f"<{h[:24]}.{tag}@{_hostname(rt)}>"
 
 
 def _date(rt) -> str:
@@ -337,6 +343,7 @@ def _date(rt) -> str:
 
 
 # --- bodies ------------------------------------------------------------------------------
+
 
 def _crlf(text: str) -> str:
     return re.sub(r"\r\n|\r|\n", "\r\n", text)
@@ -389,8 +396,18 @@ def _join(lines: list[str]) -> bytes:
 
 # --- the messages -------------------------------------------------------------------------
 
-def vacation_reply(rt, *, to: str, from_addr: str, subject: str, reason: str, mime: bool,
-                   in_reply_to: str | None, references: str | None) -> bytes:
+
+def vacation_reply(
+    rt,
+    *,
+    to: str,
+    from_addr: str,
+    subject: str,
+    reason: str,
+    mime: bool,
+    in_reply_to: str | None,
+    references: str | None,
+) -> bytes:
     """The auto-reply. `to` is the addr-spec it goes to, `from_addr` one mailbox
     (HeaderError otherwise), `subject` text (cleaned here again); `in_reply_to` and
     `references` are the answered message's raw Message-ID and References values: only
@@ -404,12 +421,15 @@ def vacation_reply(rt, *, to: str, from_addr: str, subject: str, reason: str, mi
         unstructured("Subject", subject),
         "Auto-Submitted: auto-replied (vacation)",
         "Precedence: bulk",
+        # Exchange and Outlook answer auto-replies unless told not to (no RFC: their convention,
+        # which Pigeonhole's replies carry too); one less auto-reply loop
+        "X-Auto-Response-Suppress: All",
     ]
     parent = msg_ids(in_reply_to)[:1]
     if parent:
         refs = msg_ids(references)
         if len(refs) >= MAX_REFERENCES:
-            refs = refs[:1] + refs[-(MAX_REFERENCES - 2):]
+            refs = refs[:1] + refs[-(MAX_REFERENCES - 2) :]
         lines.append(_fold("In-Reply-To", parent))
         lines.append(_fold("References", refs + parent))
     lines.append("MIME-Version: 1.0")
@@ -443,22 +463,41 @@ def rejection_message(rt, reason: str) -> bytes:
     try:
         lines.append(address_field("To", [("", _from_path(rt.envelope.mail_from))]))
     except HeaderError:
-        pass      # the MTA took this sender; the notice goes to it without a To field
-    lines += [unstructured("Subject", "Rejected: " + subj), "Auto-Submitted: auto-replied (rejected)",
-              "Precedence: bulk", "MIME-Version: 1.0",
-              "Content-Type: multipart/report; report-type=disposition-notification;",
-              f'\tboundary="{boundary}"']
-    head = _join(lines) + (
-        f"\r\nThis is a MIME-encapsulated message\r\n\r\n"
-        f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Disposition: inline\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-        f"Your message to <{recipient}> was automatically rejected:\r\n").encode("utf-8")
-    part2 = (f"\r\n\r\n--{boundary}\r\nContent-Type: message/disposition-notification\r\n\r\n"
-             f"Reporting-UA: localhost; Owlery Sieve\r\nFinal-Recipient: rfc822; {recipient}\r\n"
-             f"Disposition: automatic-action/MDN-sent-automatically; deleted\r\n\r\n"
-             f"--{boundary}\r\nContent-Type: message/rfc822\r\n\r\n")
-    return (head + _crlf(_no_surrogates(reason)).encode("utf-8") + part2.encode("utf-8")
-            + orig + f"\r\n\r\n--{boundary}--\r\n".encode())
+        pass  # the MTA took this sender; the notice goes to it without a To field
+    lines += [
+        unstructured("Subject", "Rejected: " + subj),
+        "Auto-Submitted: auto-replied (rejected)",
+        "Precedence: bulk",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/report; report-type=disposition-notification;",
+        f'\tboundary="{boundary}"',
+    ]
+    # the reason may hold lines past SMTP's 998 octets (RFC 5322 2.1.1): _body picks the encoding
+    cte, text = _body(f"Your message to <{recipient}> was automatically rejected:\r\n{reason}")
+    head = (
+        _join(lines)
+        + (
+            f"\r\nThis is a MIME-encapsulated message\r\n\r\n"
+            f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Disposition: inline\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
+        ).encode("utf-8")
+        + text
+    )
+    # RFC 3798 3.2: Reporting-UA names this host; Original-Recipient is given when the
+    # original recipient (ORCPT) is known, Original-Message-ID when the message has an id
+    report = [f"Reporting-UA: {_hostname(rt)}; Owlery Sieve"]
+    original = header_text(rt.envelope.orig_rcpt or "", decode=False)
+    if original:
+        report.append(f"Original-Recipient: rfc822; {original}")
+    report.append(f"Final-Recipient: rfc822; {recipient}")
+    report += [f"Original-Message-ID: {m}" for m in msg_ids((rt.msg.header_raw("message-id") or [None])[0])[:1]]
+    report.append("Disposition: automatic-action/MDN-sent-automatically; deleted")
+    part2 = (
+        f"\r\n\r\n--{boundary}\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        + "".join(line + "\r\n" for line in report)
+        + f"\r\n--{boundary}\r\nContent-Type: message/rfc822\r\n\r\n"
+    )
+    return head + part2.encode("utf-8") + orig + f"\r\n\r\n--{boundary}--\r\n".encode()
 
 
 def _from_path(path: str) -> str:
@@ -471,8 +510,31 @@ def _from_path(path: str) -> str:
     return addr_spec(a.local, a.domain)
 
 
-def notify_mailto(rt, *, to: Sequence[str], from_addr: str, subject: str, body: str,
-                  headers: Sequence[tuple[str, str]], importance: str, cc: Sequence[str] = ()) -> bytes:
+def _auto_notified(rt) -> str:
+    """Auto-Submitted of a notification (RFC 5436 2.7): auto-notified, with the owner-email
+    parameter naming the script's owner (the user), so a recipient can tell whose filter sent
+    it; the parameter is left out when the user's address cannot be written."""
+    owner = rt.settings.sieve_user_email or rt.envelope.rcpt_to
+    try:
+        spec = single_mailbox(owner)[1] if rt.settings.sieve_user_email else _from_path(owner)
+    except HeaderError:
+        return "Auto-Submitted: auto-notified"
+    quoted = spec.replace("\\", "\\\\").replace('"', '\\"')
+    field = f'Auto-Submitted: auto-notified; owner-email="{quoted}"'
+    return field if len(field) <= _LINE else f'Auto-Submitted: auto-notified;\r\n owner-email="{quoted}"'
+
+
+def notify_mailto(
+    rt,
+    *,
+    to: Sequence[str],
+    from_addr: str,
+    subject: str,
+    body: str,
+    headers: Sequence[tuple[str, str]],
+    importance: str,
+    cc: Sequence[str] = (),
+) -> bytes:
     """A mailto notification. `to` and `cc` are mailboxes as the URI wrote them (each one
     mailbox), `from_addr` one mailbox (HeaderError otherwise), `subject` text, `headers`
     the URI's other (name, value) fields: values are cleaned and encoded here."""
@@ -482,11 +544,11 @@ def notify_mailto(rt, *, to: Sequence[str], from_addr: str, subject: str, body: 
         f"Date: {_date(rt)}",
         address_field("From", [single_mailbox(from_addr)]),
     ]
-    if to:        # a URI may name only Cc/Bcc recipients: then there is no To field
+    if to:  # a URI may name only Cc/Bcc recipients: then there is no To field
         lines.append(address_field("To", [single_mailbox(a) for a in to]))
     if cc:
         lines.append(address_field("Cc", [single_mailbox(a) for a in cc]))
-    lines += [unstructured("Subject", subject), "Auto-Submitted: auto-notified", "Precedence: bulk"]
+    lines += [unstructured("Subject", subject), _auto_notified(rt), "Precedence: bulk"]
     if importance == "1":
         lines += ["X-Priority: 1 (Highest)", "Importance: High"]
     elif importance == "3":
@@ -497,6 +559,5 @@ def notify_mailto(rt, *, to: Sequence[str], from_addr: str, subject: str, body: 
         if re.fullmatch(r"[!-9;-~]{1,60}", k):
             lines.append(unstructured(k, v))
     cte, raw = _body(body)
-    lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
-              f"Content-Transfer-Encoding: {cte}"]
+    lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", f"Content-Transfer-Encoding: {cte}"]
     return _join(lines) + b"\r\n" + raw

@@ -17,9 +17,10 @@ from owlery.settings import choice, setting
 from sieve.delivery.redirect import header_values
 
 VACATION_ENVELOPE_FROM = setting(
-    "vacation_envelope_from", choice("recipient", "null"), "recipient",
-    "MAIL FROM of vacation replies: the user's own address (recipient; accepted everywhere) "
-    "or the null sender <> (RFC 3834's suggestion; some receivers refuse it).")
+    "vacation_envelope_from", choice("recipient", "null"), "null",
+    "MAIL FROM of vacation replies: the null sender <> (null; RFC 5230 5.1 says it SHOULD be, as "
+    "Pigeonhole sends them: a bounce of a reply then goes nowhere and cannot start a loop), or the "
+    "user's own address (recipient; for a receiver that refuses <>).")
 
 _LIST_HEADERS = ("List-Id", "List-Owner", "List-Subscribe", "List-Post", "List-Unsubscribe",
                  "List-Help", "List-Archive")

@@ -20,16 +20,45 @@ from sieve.actions import Notify
 from sieve.address import AddressError, parse_address_list
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
-from sieve.outgoing import MAX_SUBJECT, HeaderError, addr_spec, checked_from, header_text, loggable, notify_mailto, single_mailbox
+from sieve.outgoing import (
+    MAX_SUBJECT,
+    HeaderError,
+    addr_spec,
+    checked_from,
+    header_text,
+    loggable,
+    notify_mailto,
+    single_mailbox,
+)
 
 # sieve_notify_mailto_max_recipients and sieve_notify_mailto_max_run_recipients are declared in
 # sieve/limits.py: extensions load only when a script requires them, settings always.
 
 log = logging.getLogger("owlery.sieve")
 
-_SAFE_HEADERS_FORBIDDEN = {"received", "return-path", "auto-submitted", "from", "to", "bcc",
-                           "date", "message-id", "sender", "content-type", "content-transfer-encoding",
-                           "mime-version", "x-priority", "importance", "precedence"}
+# URI header fields never copied into the notification: those the engine writes itself, trace
+# fields, and In-Reply-To/References, whose msg-id syntax (RFC 5322 3.6.4) a URI value is not
+# checked against and which would thread the notification under an unrelated message
+# (Pigeonhole ignores them too, as reserved).
+_SAFE_HEADERS_FORBIDDEN = {
+    "received",
+    "return-path",
+    "auto-submitted",
+    "from",
+    "to",
+    "bcc",
+    "date",
+    "message-id",
+    "sender",
+    "content-type",
+    "content-transfer-encoding",
+    "mime-version",
+    "x-priority",
+    "importance",
+    "precedence",
+    "in-reply-to",
+    "references",
+}
 
 
 def parse_mailto(uri: str):
@@ -41,7 +70,7 @@ def parse_mailto(uri: str):
     recipients: list[str] = []
     headers: list[tuple[str, str]] = []
     body = ""
-    shown: dict[str, str] = {}   # address -> the item as written (display name kept)
+    shown: dict[str, str] = {}  # address -> the item as written (display name kept)
     if re.search(r"%(?![0-9A-Fa-f]{2})", uri):
         return None
 
@@ -159,8 +188,7 @@ def _run_notify(rt, node):
         raise SieveRuntimeError(f"notify: {loggable(err, 300)}")
     recipients, headers, body, to_list, shown = parse_mailto(uri)
     if not recipients:
-        log.warning("sieve: notify: rcpt=<%s> %s: %s", loggable(rt.envelope.rcpt_to), NO_RECIPIENTS,
-                    loggable(uri, 300))
+        log.warning("sieve: notify: rcpt=<%s> %s: %s", loggable(rt.envelope.rcpt_to), NO_RECIPIENTS, loggable(uri, 300))
         return
     importance = rt.s(node.tags["importance"]) if "importance" in node.tags else "2"
     from_addr = checked_from(rt.s(node.tags["from"]) if "from" in node.tags else None, "mailto method")
@@ -170,7 +198,7 @@ def _run_notify(rt, node):
         frm = (rt.msg.header_values("from") or [""])[0]
         subj = (rt.msg.header_values("subject") or [""])[0]
         text = f"{frm}: {subj}" if frm or subj else "Notification"
-        subject = header_text(text, decode=False, limit=MAX_SUBJECT)    # already decoded
+        subject = header_text(text, decode=False, limit=MAX_SUBJECT)  # already decoded
     else:
         subject = header_text(text, limit=MAX_SUBJECT)
     if subj_hdr:
@@ -185,11 +213,17 @@ def _run_notify(rt, node):
     per_run = rt.settings.sieve_notify_mailto_max_run_recipients
     allowed = max(0, min(per_action, per_run - sum(len(a.recipients) for a in earlier_actions)))
     if len(recipients) > allowed:
-        which = "sieve_notify_mailto_max_recipients" if allowed == per_action else \
-            "sieve_notify_mailto_max_run_recipients"
-        log.info("sieve: notify: recipients dropped: rcpt=<%s> limit=%s kept=%d dropped=%d to=%s",
-                 loggable(rt.envelope.rcpt_to), which, allowed, len(recipients) - allowed,
-                 loggable(",".join(f"<{r}>" for r in recipients[allowed:]), 300))
+        which = (
+            "sieve_notify_mailto_max_recipients" if allowed == per_action else "sieve_notify_mailto_max_run_recipients"
+        )
+        log.info(
+            "sieve: notify: recipients dropped: rcpt=<%s> limit=%s kept=%d dropped=%d to=%s",
+            loggable(rt.envelope.rcpt_to),
+            which,
+            allowed,
+            len(recipients) - allowed,
+            loggable(",".join(f"<{r}>" for r in recipients[allowed:]), 300),
+        )
         recipients = recipients[:allowed]
     kept = {r.lower() for r in recipients}
     to_list = [r for r in to_list if r.lower() in kept]
@@ -214,16 +248,32 @@ def _run_notify(rt, node):
     env_from = notify_envelope_from(rt, from_addr)
     if not auto:
         try:
-            msg = notify_mailto(rt, to=[shown.get(a.lower(), a) for a in to_list], cc=cc,
-                                from_addr=from_addr or rt.settings.sieve_postmaster_address,
-                                subject=subject, body=body or text, headers=extra, importance=importance)
+            msg = notify_mailto(
+                rt,
+                to=[shown.get(a.lower(), a) for a in to_list],
+                cc=cc,
+                from_addr=from_addr or rt.settings.sieve_postmaster_address,
+                subject=subject,
+                body=body or text,
+                headers=extra,
+                importance=importance,
+            )
         except HeaderError as e:
             raise SieveRuntimeError(f"notify: cannot compose the notification: {e}") from None
-    rt.add(Notify(method=uri, from_addr=from_addr, importance=importance,
-                  options=tuple(rt.sl(node.tags["options"])) if "options" in node.tags else (),
-                  text=text, envelope_from=env_from,
-                  recipients=tuple(recipients) if msg else (),
-                  message=msg, line=node.line), cancels_keep=False)
+    rt.add(
+        Notify(
+            method=uri,
+            from_addr=from_addr,
+            importance=importance,
+            options=tuple(rt.sl(node.tags["options"])) if "options" in node.tags else (),
+            text=text,
+            envelope_from=env_from,
+            recipients=tuple(recipients) if msg else (),
+            message=msg,
+            line=node.line,
+        ),
+        cancels_keep=False,
+    )
 
 
 def notify_envelope_from(rt, from_addr: str | None) -> str:
@@ -271,14 +321,34 @@ def _run_capability(rt, node):
 EXTENSION = Extension(
     name="enotify",
     commands=(
-        CommandDef("notify", arg_names=("method",), positional=(STRING,), tags=(
-            TagDef("from", STRING), TagDef("importance", STRING), TagDef("options", STRINGLIST),
-            TagDef("message", STRING)), validate=_validate_notify, run=_run_notify),
-        CommandDef("valid_notify_method", arg_names=("notification-uris",), kind="test", positional=(STRINGLIST,), run=_run_valid),
-        CommandDef("notify_method_capability",
-                   arg_names=("notification-uri", "notification-capability", "key-list"), kind="test",
-                   positional=(STRING, STRING, STRINGLIST),
-                   match=True, run=_run_capability),
+        CommandDef(
+            "notify",
+            arg_names=("method",),
+            positional=(STRING,),
+            tags=(
+                TagDef("from", STRING),
+                TagDef("importance", STRING),
+                TagDef("options", STRINGLIST),
+                TagDef("message", STRING),
+            ),
+            validate=_validate_notify,
+            run=_run_notify,
+        ),
+        CommandDef(
+            "valid_notify_method",
+            arg_names=("notification-uris",),
+            kind="test",
+            positional=(STRINGLIST,),
+            run=_run_valid,
+        ),
+        CommandDef(
+            "notify_method_capability",
+            arg_names=("notification-uri", "notification-capability", "key-list"),
+            kind="test",
+            positional=(STRING, STRING, STRINGLIST),
+            match=True,
+            run=_run_capability,
+        ),
     ),
     extra_tags=(("set", TagDef("encodeurl", key="mod:encodeurl")),),
 )

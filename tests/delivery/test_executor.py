@@ -156,10 +156,10 @@ def vacation():
                         tracking_key="vacation:abc")
 
 
-def test_vacation_sent_from_user_and_marked(tmp_path):
+def test_vacation_sent_from_the_null_sender_and_marked(tmp_path):
     ex, user, sub = make(tmp_path, [vacation()])
     ex.deliver(MSG, "bob@remote.test", "alice@example.org", user)
-    assert sub.sent[0][0] == "alice@example.org" and sub.sent[0][1] == ["bob@remote.test"]
+    assert sub.sent[0][0] == "" and sub.sent[0][1] == ["bob@remote.test"]      # RFC 5230 5.1
     assert ex.state.get("sieve:alice@example.org:vacation:abc", ex.clock()) == "1"
 
 
