@@ -71,7 +71,14 @@ class SMTPSubmitter:
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout,
                               local_hostname=self.local_hostname or "localhost") as smtp:
-                refused = smtp.sendmail(envelope_from, list(recipients), to_crlf(message))
+                body = to_crlf(message)
+                options = []
+                if not body.isascii():
+                    # an 8-bit body is declared (RFC 6152 3) to a server that takes it
+                    smtp.ehlo_or_helo_if_needed()
+                    if smtp.has_extn("8bitmime"):
+                        options.append("BODY=8BITMIME")
+                refused = smtp.sendmail(envelope_from, list(recipients), body, mail_options=options)
         except smtplib.SMTPRecipientsRefused as e:
             codes = [c for c, _ in e.recipients.values()]
             raise SubmissionError(f"MTA refused recipients: {e.recipients}",
