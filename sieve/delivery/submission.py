@@ -4,9 +4,11 @@ Two ways out, chosen by `submission_method`: SMTP to the local MTA (smtplib, exp
 timeout) or the sendmail(1) command (`-i -f SENDER -- RCPT...`). Both take LF or CRLF
 messages and raise SubmissionError (temporary unless the MTA refused permanently); an
 envelope address with control characters (CR, LF, NUL...) is refused before anything is
-sent (permanent: RFC 5321 allows none, and CR/LF would forge SMTP commands).
+sent (permanent: RFC 5321 allows none, and CR/LF would forge SMTP commands). Over SMTP an
+8-bit body goes with BODY=8BITMIME when the MTA offers it (RFC 6152).
 Talks to: the MTA. Tests: tests/delivery/test_executor.py (fake), tests/e2e/test_delivery_*.py
-(real Postfix), tests/sieve/test_generated_mail_safety.py (unsafe addresses).
+(real Postfix), tests/sieve/test_generated_mail_safety.py (unsafe addresses),
+tests/delivery/test_submission_8bit.py.
 """
 
 from __future__ import annotations
