@@ -104,6 +104,11 @@ class Runtime:
     def set_match_values(self, values: list[str]) -> None:
         limit = self.settings.sieve_max_match_values
         kept = values[: limit + 1]
+        # Match variables are variables (RFC 5229 6): a value past sieve_max_variable_size is
+        # truncated as `set` truncates one, at a UTF-8 character boundary, as Pigeonhole does.
+        size = self.settings.sieve_max_variable_size
+        kept = [v if len(v) * 4 <= size or len(raw := v.encode("utf-8", "surrogateescape")) <= size
+                else raw[:size].decode("utf-8", "ignore") for v in kept]
         self.charge_memory(sum(len(v) for v in kept))
         self.match_values = kept
 

@@ -237,12 +237,26 @@ def _validate_global(v, node):
             continue
         check_name(v, s, s.value)
         v.data.setdefault("globals", set()).add(s.value.lower())
+        # The global scope is one scope for the top script and every script it includes
+        # (RFC 6609 3.3), bounded as a script's own is (sieve_max_variables), as Pigeonhole
+        # bounds it: counted over the whole compile when includes are resolved at compile time.
+        scope = v.shared.setdefault("global_scope", set())
+        scope.add(s.value.lower())
+        if len(scope) > v.settings.sieve_max_variables:
+            v.error(s, f"declaration of global variable '{s.value}' exceeds the limit of "
+                       f"{v.settings.sieve_max_variables} global variables")
 
 
 def _run_global(rt, node):
     names = rt.ext.setdefault("global_names", set())
+    # the run's global scope, over every script it includes at run time (see _validate_global)
+    scope = rt.ext.setdefault("global_scope", set())
     for s in node.pos[0].items:
         names.add(s.value.lower())
+        scope.add(s.value.lower())
+    if len(scope) > rt.settings.sieve_max_variables:
+        raise SieveResourceLimit(f"more than {rt.settings.sieve_max_variables} global variables "
+                                 "(sieve_max_variables)")
 
 
 EXTENSION = Extension(

@@ -153,12 +153,14 @@ def _validate_set(v, node):
         if t.name not in MODIFIERS:
             continue
         prec = MODIFIERS[t.name][0]
-        if prec in seen_prec and seen_prec[prec] != t.name:
+        # RFC 5229 4: "an error to use two or more modifiers of the same precedence" -- a
+        # repeated modifier (:lower :lower) is two of them too, as Pigeonhole rules.
+        if prec in seen_prec:
             v.error(t, f"modifiers :{seen_prec[prec]} and :{t.name} of the same precedence "
                        "cannot be combined")
+            continue
         seen_prec[prec] = t.name
-        if t.name not in [m for m in node.data["mods"]]:
-            node.data["mods"].append(t.name)
+        node.data["mods"].append(t.name)
     node.data["mods"].sort(key=lambda m: -MODIFIERS[m][0])
 
 
