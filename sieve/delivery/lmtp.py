@@ -21,7 +21,8 @@ helpers the adapter uses: `received_header()` (RFC 5321 4.4, one per recipient, 
 and `postfix_queue_id()` (the id in the topmost Received header Postfix added, which keys lmtpd's and the LDA's log lines).
 
 Talks to: nothing (sieve.delivery.lmtpd is the Twisted adapter).
-Tests: tests/delivery/test_lmtp.py (transcripts), tests/delivery/test_lmtp_hostile.py.
+Tests: tests/delivery/test_lmtp.py (transcripts), tests/delivery/test_lmtp_hostile.py,
+tests/delivery/test_lmtp_dovecot_parity.py, tests/delivery/test_lmtp_dovecot_differential.py (against Dovecot).
 """
 
 from __future__ import annotations
@@ -33,16 +34,39 @@ from typing import Any
 
 from owlery.reply import Reply
 from sieve.delivery.replies import (
-    R_BAD_ARGS, R_BAD_PARAM, R_BAD_RCPT, R_BAD_SENDER, R_BYE, R_DATA_GO, R_IDLE_TIMEOUT, R_INTERNAL_CLOSE,
-    R_LHLO_NEEDS_HOST, R_LINE_TOO_LONG, R_NEED_LHLO, R_NEED_MAIL, R_NEED_RCPT, R_NESTED_MAIL, R_OK,
-    R_PIPELINE_OVERFLOW, R_SENDER_OK, R_TOO_BIG, R_TOO_MANY_ERRORS, R_TOO_MANY_RCPTS, R_UNKNOWN, R_USE_LHLO,
-    R_VRFY)
+    R_BAD_ARGS,
+    R_BAD_COMMAND,
+    R_BAD_PARAM,
+    R_BAD_RCPT,
+    R_BAD_SENDER,
+    R_BYE,
+    R_DATA_GO,
+    R_IDLE_TIMEOUT,
+    R_INTERNAL_CLOSE,
+    R_LHLO_NEEDS_HOST,
+    R_LINE_TOO_LONG,
+    R_NEED_LHLO,
+    R_NEED_MAIL,
+    R_NEED_RCPT,
+    R_NESTED_MAIL,
+    R_OK,
+    R_PIPELINE_OVERFLOW,
+    R_SENDER_OK,
+    R_TOO_BIG,
+    R_TOO_MANY_ERRORS,
+    R_TOO_MANY_RCPTS,
+    R_UNKNOWN,
+    R_USE_LHLO,
+    R_VRFY,
+)
 from sieve.delivery.replies import R_RCPT_OK  # noqa: F401 - the catalogue seen from here (tests/fuzz)
+
 # postfix_queue_id lives in a module of its own, so the in-process LDA reads it without this machine.
 from sieve.delivery.queueid import HEADER_SCAN_LIMIT, postfix_queue_id  # noqa: F401
 
 
 # --- actions ------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class SendReply:
@@ -53,20 +77,20 @@ class SendReply:
 class CheckRecipient:
     address: str
     sender: str
-    user: str | None = None      # X-OWLERY-USER: look this up instead of `address`
+    user: str | None = None  # X-OWLERY-USER: look this up instead of `address`
 
 
 @dataclasses.dataclass(frozen=True)
 class AcceptedRecipient:
     address: str
-    user: Any              # whatever the adapter resolved (directory entry)
+    user: Any  # whatever the adapter resolved (directory entry)
 
 
 @dataclasses.dataclass(frozen=True)
 class Transaction:
-    sender: str            # "" for the null sender
+    sender: str  # "" for the null sender
     recipients: tuple[AcceptedRecipient, ...]
-    message: bytes         # LF line ends, dot-unstuffed
+    message: bytes  # LF line ends, dot-unstuffed
     lhlo: str
 
 
@@ -82,14 +106,15 @@ class CloseConnection:
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    command_line: int = 2048        # bytes, a command line with CRLF
+    command_line: int = 2048  # bytes, a command line with CRLF
     message_size: int = 50 * 1024 * 1024
     recipients: int = 1000
-    errors: int = 20                # bad commands before we hang up
+    errors: int = 20  # consecutive bad commands (500/501/503): the last one gets 421
     pipeline_buffer: int = 1 << 20  # bytes of input held while an answer is pending
 
 
 # --- trace -------------------------------------------------------------------------------
+
 
 def _token(text: str, limit: int = 255) -> str:
     """A client-supplied word made safe for a header: printable ASCII, no spaces, bounded."""
@@ -97,8 +122,9 @@ def _token(text: str, limit: int = 255) -> str:
     return "".join(c for c in word if 33 <= ord(c) <= 126 and c not in "()")[:limit] or "unknown"
 
 
-def received_header(*, lhlo: str, peer_ip: str | None, by: str, recipient: str, now: float,
-                    protocol: str = "LMTP") -> bytes:
+def received_header(
+    *, lhlo: str, peer_ip: str | None, by: str, recipient: str, now: float, protocol: str = "LMTP"
+) -> bytes:
     """`Received: from LHLO ([ip]) by HOST (Owlery) with LMTP for <rcpt>; date`, folded, LF ends.
 
     No reverse DNS (the peer is the local MTA): TCP-info is the address literal only, and it
@@ -108,8 +134,10 @@ def received_header(*, lhlo: str, peer_ip: str | None, by: str, recipient: str, 
     if peer_ip:
         literal = f" ([IPv6:{peer_ip}])" if ":" in peer_ip else f" ([{peer_ip}])"
     rcpt = recipient if all(c.isprintable() and c not in "<>" for c in recipient) else "unknown"
-    text = (f"Received: from {_token(lhlo)}{literal}\n\tby {_token(by)} (Owlery) with {protocol}"
-            f"\n\tfor <{rcpt}>; {email.utils.formatdate(now, localtime=True)}\n")
+    text = (
+        f"Received: from {_token(lhlo)}{literal}\n\tby {_token(by)} (Owlery) with {protocol}"
+        f"\n\tfor <{rcpt}>; {email.utils.formatdate(now, localtime=True)}\n"
+    )
     return text.encode("utf-8", "surrogateescape")
 
 
@@ -142,7 +170,36 @@ def _parse_path(arg: str) -> tuple[str, str] | None:
     if not address.isprintable():
         # CR, NUL, any other C0 control, DEL, C1 controls, line separators: never into a header
         return None
-    return address, params
+    return _unquote_local_part(address), params
+
+
+_ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def _unquote_local_part(address: str) -> str:
+    """`"alice"@d` -> `alice@d`: a quoted local part that needs no quoting is the same mailbox
+    as the bare one (RFC 5322 3.2.4: a quoted-string is semantically identical to an atom; RFC
+    5321 4.1.2 asks for the unquoted form where it is valid). Anything else stays as given."""
+    if not address.startswith('"'):
+        return address
+    out, i = [], 1
+    while i < len(address) and address[i] != '"':
+        if address[i] == "\\" and i + 1 < len(address):
+            i += 1
+        out.append(address[i])
+        i += 1
+    rest = address[i + 1 :]
+    local = "".join(out)
+    if i >= len(address) or (rest and not rest.startswith("@")) or not _ATEXT.fullmatch(local):
+        return address
+    return local + rest
+
+
+def _recipient_key(address: str) -> str:
+    """Two RCPTs name the same recipient: the same local part (case kept: RFC 5321 2.4) at the
+    same domain (case ignored)."""
+    local, at, domain = address.rpartition("@")
+    return f"{local}{at}{domain.lower()}" if at else address
 
 
 USER_PARAM = "X-OWLERY-USER"
@@ -155,7 +212,7 @@ def xtext_decode(text: str) -> str | None:
     while i < len(text):
         c = text[i]
         if c == "+":
-            h = text[i + 1:i + 3]
+            h = text[i + 1 : i + 3]
             if len(h) != 2 or any(x not in "0123456789ABCDEF" for x in h):
                 return None
             out.append(int(h, 16))
@@ -171,11 +228,17 @@ def xtext_decode(text: str) -> str | None:
         return None
 
 
+_ESMTP_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+_ESMTP_VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e]+")
+
+
 def _parse_params(text: str) -> dict[str, str] | None:
+    """RFC 5321 4.1.2 esmtp-param = esmtp-keyword ["=" esmtp-value]; None when malformed (a
+    501, not the 555 of a well-formed parameter we lack: an 8-bit or control byte, `=` alone)."""
     out: dict[str, str] = {}
     for item in text.split():
         key, eq, value = item.partition("=")
-        if not key or (eq and not value):
+        if not _ESMTP_KEYWORD.fullmatch(key) or (eq and not _ESMTP_VALUE.fullmatch(value)):
             return None
         out[key.upper()] = value
     return out
@@ -191,12 +254,13 @@ class LMTPServer:
         self._lhlo: str | None = None
         self._sender: str | None = None
         self._recipients: list[AcceptedRecipient] = []
+        self._copy_of: list[int] = []  # per accepted RCPT: its recipient in the Deliver
         self._pending_rcpt: str | None = None
         self._waiting = False
         self._closed = False
-        self._errors = 0
+        self._errors = 0  # consecutive bad commands (500/501/503)
         self._skip_long_line = False
-        self._overflow = False        # pipelined input past limits.pipeline_buffer was dropped
+        self._overflow = False  # pipelined input past limits.pipeline_buffer was dropped
         # DATA state
         self._in_data = False
         self._at_bol = True
@@ -259,12 +323,13 @@ class LMTPServer:
         return [SendReply(_line(R_INTERNAL_CLOSE)), CloseConnection()]
 
     def delivered(self, replies: list[Reply]) -> list:
-        """Answer a Deliver: one reply per accepted recipient, in order."""
+        """Answer a Deliver: one reply per recipient of its transaction, in order; sent as one
+        reply per accepted RCPT (a repeated RCPT gets its first one's)."""
         assert self._waiting
-        if len(replies) != len(self._recipients):
-            raise ValueError(f"{len(replies)} replies for {len(self._recipients)} recipients")
+        if len(replies) != len(set(self._copy_of)):
+            raise ValueError(f"{len(replies)} replies for {len(set(self._copy_of))} recipients")
         self._waiting = False
-        out: list = [SendReply(b"".join(_line(r) for r in replies))]
+        out: list = [SendReply(b"".join(_line(replies[i]) for i in self._copy_of))]
         self._reset()
         return out + self._run()
 
@@ -273,6 +338,7 @@ class LMTPServer:
     def _reset(self) -> None:
         self._sender = None
         self._recipients = []
+        self._copy_of = []
         self._pending_rcpt = None
         self._in_data = False
         self._at_bol = True
@@ -299,15 +365,25 @@ class LMTPServer:
                     self._buf = b""
                     self._skip_long_line = True
                 break
-            raw, self._buf = self._buf[:nl + 1], self._buf[nl + 1:]
+            raw, self._buf = self._buf[: nl + 1], self._buf[nl + 1 :]
             if self._skip_long_line or len(raw) > self.limits.command_line:
                 self._skip_long_line = False
                 out += self._error(R_LINE_TOO_LONG)
                 continue
+            errors = self._errors
             out += self._command(raw.rstrip(b"\r\n"))
+            if self._errors == errors:
+                self._errors = 0  # answered, not refused as a bad command: the run is broken
         return out
 
     def _error(self, reply: Reply) -> list:
+        """A refused command. Only syntax and sequence errors (500, 501, 503) count, and only in
+        a row, as Dovecot's LMTP counts them: a long-lived connection the MTA reuses for many
+        transactions must not be dropped for a few odd addresses spread over hours, while a
+        client that talks nonsense is cut off. A 555 or 552 is an answer, not a bad command."""
+        if reply.code not in (500, 501, 503):
+            self._errors = 0
+            return [SendReply(_line(reply))]
         self._errors += 1
         if self._errors >= self.limits.errors:
             self._closed = True
@@ -318,22 +394,36 @@ class LMTPServer:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return self._error(R_BAD_ARGS)
+            # not text at all, as Dovecot sees it too: no command (500 5.5.2), not bad arguments
+            return self._error(R_BAD_COMMAND)
         verb, _, arg = line.partition(" ")
+        if verb and not (verb.isascii() and verb.isalpha() and len(verb) <= 32):
+            # RFC 5321 4.1.1: command verbs are alphabetic (and short: Dovecot takes up to 32);
+            # anything else is no command at all, a syntax error rather than an unknown command
+            return self._error(R_BAD_COMMAND)
         verb = verb.upper()
         if verb == "LHLO":
             if not arg.strip():
                 return self._error(R_LHLO_NEEDS_HOST)
             self._reset()
             self._lhlo = arg.strip()
-            ext = [self.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
-                   f"SIZE {self.limits.message_size}", USER_PARAM]
+            ext = [
+                self.hostname,
+                "PIPELINING",
+                "ENHANCEDSTATUSCODES",
+                "8BITMIME",
+                f"SIZE {self.limits.message_size}",
+                USER_PARAM,
+            ]
             text = "".join(f"250-{e}\r\n" for e in ext[:-1]) + f"250 {ext[-1]}\r\n"
             return [SendReply(text.encode("ascii"))]
         if verb in ("HELO", "EHLO"):
             return self._error(R_USE_LHLO)
         if verb == "NOOP":
             return [SendReply(_line(R_OK))]
+        if verb in ("RSET", "QUIT") and arg.strip():
+            # RFC 5321 4.1.1.5 and 4.1.1.10: "RSET" CRLF, "QUIT" CRLF: no argument
+            return self._error(R_BAD_ARGS)
         if verb == "RSET":
             self._reset()
             return [SendReply(_line(R_OK))]
@@ -420,11 +510,11 @@ class LMTPServer:
             if len(buf) > 65536:
                 # A very long line: not at a line start, so it cannot hold the terminator.
                 keep = 1 if buf.endswith(b"\r") else 0
-                self._add_body(buf[:len(buf) - keep], at_bol=self._at_bol)
-                self._buf = buf[len(buf) - keep:]
+                self._add_body(buf[: len(buf) - keep], at_bol=self._at_bol)
+                self._buf = buf[len(buf) - keep :]
                 self._at_bol = False
             return None
-        complete, rest = buf[:nl + 1], buf[nl + 1:]
+        complete, rest = buf[: nl + 1], buf[nl + 1 :]
         probe = (b"\n" if self._at_bol else b"x") + complete
         ends = [(p, n) for p, n in ((probe.find(b"\n.\r\n"), 4), (probe.find(b"\n.\n"), 3)) if p >= 0]
         if not ends:
@@ -434,15 +524,23 @@ class LMTPServer:
             return None
         p, n = min(ends)
         self._add_body(complete[:p], at_bol=self._at_bol)
-        self._buf = complete[p - 1 + n:] + rest
+        self._buf = complete[p - 1 + n :] + rest
         self._in_data = False
         if self._oversize:
             replies = [R_TOO_BIG] * len(self._recipients)
             out = [SendReply(b"".join(_line(r) for r in replies))]
             self._reset()
             return out
-        txn = Transaction(self._sender or "", tuple(self._recipients), b"".join(self._chunks),
-                          self._lhlo or "")
+        # The same recipient given twice gets one copy, both RCPTs the reply of that delivery,
+        # as from Dovecot's LMTP: a client repeating a RCPT does not mean two messages.
+        unique: dict[str, int] = {}
+        self._copy_of = [unique.setdefault(_recipient_key(r.address), len(unique)) for r in self._recipients]
+        firsts: dict[int, AcceptedRecipient] = {}
+        for r, i in zip(self._recipients, self._copy_of):
+            firsts.setdefault(i, r)
+        txn = Transaction(
+            self._sender or "", tuple(firsts[i] for i in range(len(unique))), b"".join(self._chunks), self._lhlo or ""
+        )
         self._chunks = []
         self._waiting = True
         return [Deliver(txn)]
@@ -450,7 +548,9 @@ class LMTPServer:
     def _add_body(self, chunk: bytes, at_bol: bool) -> None:
         if not chunk:
             return
-        unstuffed = ((b"\n" if at_bol else b"x") + chunk).replace(b"\n..", b"\n.")[1:]
+        # RFC 5321 4.5.2: "If the first character is a period and there are other characters on
+        # the line, the first character is deleted" (any line, not only "..": ". x" is " x").
+        unstuffed = ((b"\n" if at_bol else b"x") + chunk).replace(b"\n.", b"\n")[1:]
         body = unstuffed.replace(b"\r\n", b"\n")
         self._size += len(body)
         if self._size > self.limits.message_size:

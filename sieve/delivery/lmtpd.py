@@ -54,13 +54,16 @@ log = logging.getLogger("owlery.lmtpd")
 
 
 def limits_from(settings: Any) -> lmtp.Limits:
-    return lmtp.Limits(command_line=settings.lmtpd_command_line_limit,
-                       message_size=settings.lmtpd_message_size_limit,
-                       recipients=settings.lmtpd_recipient_limit,
-                       pipeline_buffer=settings.lmtpd_pipeline_buffer_limit)
+    return lmtp.Limits(
+        command_line=settings.lmtpd_command_line_limit,
+        message_size=settings.lmtpd_message_size_limit,
+        recipients=settings.lmtpd_recipient_limit,
+        errors=settings.lmtpd_bad_command_limit,
+        pipeline_buffer=settings.lmtpd_pipeline_buffer_limit,
+    )
 
 
-RELOAD_CLOSE_DELAY = 120.0      # seconds after a reload before the replaced directory is closed
+RELOAD_CLOSE_DELAY = 120.0  # seconds after a reload before the replaced directory is closed
 
 
 def _close_replaced(resolver: Any, executor: Any) -> None:
@@ -77,8 +80,9 @@ def _close_replaced(resolver: Any, executor: Any) -> None:
 class LMTPApplication:
     """What owlery.daemon.run drives: the factory, reload and close."""
 
-    def __init__(self, settings: Any, reactor: Any, *, executor: Any = None, resolver: Any = None,
-                 threadpool: Any = None):
+    def __init__(
+        self, settings: Any, reactor: Any, *, executor: Any = None, resolver: Any = None, threadpool: Any = None
+    ):
         from sieve.delivery.executor import DeliveryExecutor
         from sieve.delivery.users import UserResolver
 
@@ -86,13 +90,15 @@ class LMTPApplication:
         self.settings = settings
         self.resolver = resolver if resolver is not None else UserResolver.from_settings(settings)
         # Sieve extlists asks the resolver's directory: one cache, one set of LDAP connections.
-        self.executor = executor if executor is not None else DeliveryExecutor(
-            settings, program="lmtpd", directory=getattr(self.resolver, "directory", None))
+        self.executor = (
+            executor
+            if executor is not None
+            else DeliveryExecutor(settings, program="lmtpd", directory=getattr(self.resolver, "directory", None))
+        )
         self.slots = lmtpd_core.UserSlots(settings.lmtpd_user_concurrency_limit)
         self.deliveries = 0
         if threadpool is None:
-            threadpool = ThreadPool(minthreads=1, maxthreads=settings.lmtpd_delivery_threads,
-                                    name="lmtpd-delivery")
+            threadpool = ThreadPool(minthreads=1, maxthreads=settings.lmtpd_delivery_threads, name="lmtpd-delivery")
             threadpool.start()
             self._own_pool = True
         else:
@@ -108,7 +114,8 @@ class LMTPApplication:
     def reload(self, settings: Any) -> None:
         from sieve.delivery.executor import DeliveryExecutor
         from sieve.delivery.users import UserResolver
-        resolver = UserResolver.from_settings(settings)     # may refuse: then nothing changes
+
+        resolver = UserResolver.from_settings(settings)  # may refuse: then nothing changes
         old = (self.resolver, self.executor)
         self.settings = settings
         self.executor = DeliveryExecutor(settings, program="lmtpd", directory=resolver.directory)
@@ -134,6 +141,7 @@ class LMTPApplication:
         thread, saving a thread pool round trip (two context switches and a reactor wake-up per
         recipient; a pipelining client's MAIL, RCPT and DATA replies then go in one write)."""
         from sieve.delivery.users import UserResolver
+
         return type(self.resolver) is UserResolver and self.resolver.directory is None
 
     # -- recipient check (runs in a thread) ------------------------------------
@@ -141,6 +149,7 @@ class LMTPApplication:
     def check_recipient(self, address: str, lookup: str | None = None) -> tuple[Reply, Any]:
         """`lookup`: the user to resolve when it is not the address (X-OWLERY-USER, the LDA's -d)."""
         from sieve.delivery.users import Group
+
         started = time.perf_counter()
         try:
             user = self.resolver.expand(lookup or address)
@@ -151,10 +160,16 @@ class LMTPApplication:
             return lmtpd_core.lookup_failed(address, e), None
         finally:
             metrics.BACKEND_DURATION.labels("directory").observe(time.perf_counter() - started)
-        reply, target = lmtpd_core.recipient_reply(address, user, is_group=isinstance(user, Group),
-                                                   refuse_groups=self.settings.delivery_alias_expansion == "refuse")
+        reply, target = lmtpd_core.recipient_reply(
+            address,
+            user,
+            is_group=isinstance(user, Group),
+            refuse_groups=self.settings.delivery_alias_expansion == "refuse",
+        )
         if user is not None and target is None:
-            owlery_log.decision("lmtpd", None, "reject", reply=reply, to=address, detail="alias not expanded by the MTA")
+            owlery_log.decision(
+                "lmtpd", None, "reject", reply=reply, to=address, detail="alias not expanded by the MTA"
+            )
         return reply, target
 
     # -- delivery (per recipient; the counting happens in the reactor thread) --
@@ -171,32 +186,44 @@ class LMTPApplication:
             ticket = self.slots.admit(rcpt.user.address, now)
             if ticket is None:
                 outcome = tempfail(rcpt.address, "user concurrency limit", text=replies.T_CONCURRENCY)
-                owlery_log.decision("lmtpd", queue_id, outcome.action, reply=outcome.reply,
-                                    from_=txn.sender, to=rcpt.address, detail=outcome.detail,
-                                    level=logging.WARNING)
+                owlery_log.decision(
+                    "lmtpd",
+                    queue_id,
+                    outcome.action,
+                    reply=outcome.reply,
+                    from_=txn.sender,
+                    to=rcpt.address,
+                    detail=outcome.detail,
+                    level=logging.WARNING,
+                )
                 count_outcome(outcome)
                 jobs.append(defer.succeed(outcome.reply))
                 continue
             message = txn.message
             if self.settings.lmtpd_add_received:
-                message = lmtp.received_header(lhlo=txn.lhlo, peer_ip=peer_ip, by=self.hostname,
-                                               recipient=rcpt.address, now=now) + message
+                message = (
+                    lmtp.received_header(
+                        lhlo=txn.lhlo, peer_ip=peer_ip, by=self.hostname, recipient=rcpt.address, now=now
+                    )
+                    + message
+                )
             if isinstance(rcpt.user, Group):
-                d = self.in_thread(self.executor.deliver_group, message, txn.sender, rcpt.address, rcpt.user,
-                                   queue_id=queue_id)
+                d = self.in_thread(
+                    self.executor.deliver_group, message, txn.sender, rcpt.address, rcpt.user, queue_id=queue_id
+                )
             else:
-                d = self.in_thread(self.executor.deliver, message, txn.sender, rcpt.address, rcpt.user,
-                                   queue_id=queue_id)
+                d = self.in_thread(
+                    self.executor.deliver, message, txn.sender, rcpt.address, rcpt.user, queue_id=queue_id
+                )
             d.addBoth(self._done, ticket, rcpt.address, queue_id)
             jobs.append(d)
         return defer.gatherResults(jobs)
 
     def _done(self, result: Any, ticket: lmtpd_core.Ticket, address: str, queue_id: str | None = None) -> Reply:
-        self.deliveries += 1        # per recipient, whatever the outcome (systemd STATUS line)
+        self.deliveries += 1  # per recipient, whatever the outcome (systemd STATUS line)
         self.slots.release(ticket, self.reactor.seconds())
-        if not isinstance(getattr(result, "reply", result), Reply):      # a failure, not a DeliveryOutcome
-            log.error("lmtpd: %sdelivery to <%s> failed: %s", f"{queue_id}: " if queue_id else "",
-                      address, result)
+        if not isinstance(getattr(result, "reply", result), Reply):  # a failure, not a DeliveryOutcome
+            log.error("lmtpd: %sdelivery to <%s> failed: %s", f"{queue_id}: " if queue_id else "", address, result)
         return lmtpd_core.delivery_reply(address, result)
 
 
@@ -206,7 +233,7 @@ class LMTPProtocol(Protocol, TimeoutMixin):
     def __init__(self, app: LMTPApplication):
         self.app = app
         self.machine: lmtp.LMTPServer | None = None
-        self._holds: set[str] = set()     # why reading is paused: "pending", "output"
+        self._holds: set[str] = set()  # why reading is paused: "pending", "output"
         self._closing = False
 
     def connectionMade(self) -> None:
@@ -215,7 +242,7 @@ class LMTPProtocol(Protocol, TimeoutMixin):
         # transport calls pauseProducing/resumeProducing below).
         self.transport.registerProducer(self, True)
         peer = self.transport.getPeer()
-        self.peer_ip = getattr(peer, "host", None)      # None for a unix socket
+        self.peer_ip = getattr(peer, "host", None)  # None for a unix socket
         self.setTimeout(self.app.settings.lmtpd_idle_timeout)
         # Replies are small and the client waits for each: do not let Nagle hold them.
         try:
@@ -230,14 +257,17 @@ class LMTPProtocol(Protocol, TimeoutMixin):
             overflowed = self.machine.overflowed
             self._act(self.machine.feed(data))
             if self.machine is not None and self.machine.overflowed and not overflowed:
-                log.warning("lmtpd: client [%s] pipelined more than lmtpd_pipeline_buffer_limit "
-                            "while busy; closing after the pending replies", self.peer_ip or "unix")
+                log.warning(
+                    "lmtpd: client [%s] pipelined more than lmtpd_pipeline_buffer_limit "
+                    "while busy; closing after the pending replies",
+                    self.peer_ip or "unix",
+                )
 
     def timeoutConnection(self) -> None:
         if self.machine is None:
             self._close()
         else:
-            self._do(self.machine.idle_timeout())       # 421 unless an answer is pending; CloseConnection
+            self._do(self.machine.idle_timeout())  # 421 unless an answer is pending; CloseConnection
 
     def _close(self) -> None:
         self._closing = True
@@ -306,7 +336,7 @@ class LMTPProtocol(Protocol, TimeoutMixin):
                 d.addCallbacks(self._checked, self._checked_failed, errbackArgs=(action.address,))
                 d.addErrback(self._internal_error)
             elif isinstance(action, lmtp.Deliver):
-                self.setTimeout(None)    # a slow delivery is not an idle client
+                self.setTimeout(None)  # a slow delivery is not an idle client
                 d = self.app.deliver(action.transaction, self.peer_ip)
                 d.addCallback(self._delivered)
                 d.addErrback(self._internal_error)
@@ -326,14 +356,14 @@ class LMTPProtocol(Protocol, TimeoutMixin):
 
     def _delivered(self, answers: list[Reply]) -> None:
         if self.machine is None:
-            return          # the client left; the replies have no one to go to
+            return  # the client left; the replies have no one to go to
         self.setTimeout(self.app.settings.lmtpd_idle_timeout)
         self._act(self.machine.delivered(answers))
 
     def _internal_error(self, failure: Any) -> None:
         log.error("lmtpd: internal error: %s", failure.getTraceback())
         if self.machine is not None and not self._closing:
-            self._do(self.machine.internal_error())     # 421 and CloseConnection
+            self._do(self.machine.internal_error())  # 421 and CloseConnection
 
 
 def build(settings: Any, reactor: Any) -> LMTPApplication:
@@ -342,4 +372,5 @@ def build(settings: Any, reactor: Any) -> LMTPApplication:
 
 def main(config_path: str | None, listen: list[str]) -> int:
     from owlery.daemon import run
+
     return run("lmtpd", config_path, listen, "lmtpd_listen", build)

@@ -9,29 +9,66 @@ from __future__ import annotations
 
 from owlery.settings import Bool, Duration, Endpoints, Int, Size, Str, int_range, setting
 
-LMTPD_LISTEN = setting("lmtpd_listen", Endpoints, ["unix:/var/spool/postfix/owlery/lmtpd.sock"],
-                       "Where the LMTP server listens (unix:/path, tcp:HOST:PORT, systemd:NAME).")
-LMTPD_HOSTNAME = setting("lmtpd_hostname", Str, None,
-                         "Name in the greeting and LHLO reply. Unset: the host name.")
-LMTPD_MESSAGE_SIZE_LIMIT = setting("lmtpd_message_size_limit", Size, "50M", unit="bytes",
-                                   doc="Largest message accepted (advertised with SIZE); larger ones get 552 5.3.4.")
-LMTPD_COMMAND_LINE_LIMIT = setting("lmtpd_command_line_limit", int_range(512, 65536), 2048, unit="bytes",
-                                   doc="Longest command line (with CRLF); longer ones get 500 5.5.2.")
-LMTPD_RECIPIENT_LIMIT = setting("lmtpd_recipient_limit", int_range(1, None), 1000,
-                                "Most recipients in one transaction; more get 452 4.5.3.")
+LMTPD_LISTEN = setting(
+    "lmtpd_listen",
+    Endpoints,
+    ["unix:/var/spool/postfix/owlery/lmtpd.sock"],
+    "Where the LMTP server listens (unix:/path, tcp:HOST:PORT, systemd:NAME).",
+)
+LMTPD_HOSTNAME = setting("lmtpd_hostname", Str, None, "Name in the greeting and LHLO reply. Unset: the host name.")
+LMTPD_MESSAGE_SIZE_LIMIT = setting(
+    "lmtpd_message_size_limit",
+    Size,
+    "50M",
+    unit="bytes",
+    doc="Largest message accepted (advertised with SIZE); larger ones get 552 5.3.4.",
+)
+LMTPD_COMMAND_LINE_LIMIT = setting(
+    "lmtpd_command_line_limit",
+    int_range(512, 65536),
+    2048,
+    unit="bytes",
+    doc="Longest command line (with CRLF); longer ones get 500 5.5.2.",
+)
+LMTPD_RECIPIENT_LIMIT = setting(
+    "lmtpd_recipient_limit", int_range(1, None), 1000, "Most recipients in one transaction; more get 452 4.5.3."
+)
+LMTPD_BAD_COMMAND_LIMIT = setting(
+    "lmtpd_bad_command_limit",
+    int_range(2, 1000),
+    20,
+    unit="commands",
+    doc="Syntax and sequence errors (500, 501, 503) in a row that end a connection: the last one is "
+    "answered 421 4.7.0 and the connection closed. Any other reply starts the count again, so a "
+    "connection the MTA reuses for many messages is not dropped for odd addresses spread over them "
+    "(Dovecot's LMTP: 11).",
+)
 LMTPD_PIPELINE_BUFFER_LIMIT = setting(
-    "lmtpd_pipeline_buffer_limit", Size, "1M", unit="bytes",
+    "lmtpd_pipeline_buffer_limit",
+    Size,
+    "1M",
+    unit="bytes",
     doc="Most pipelined input held for one connection while a lookup or delivery is pending "
-        "(reading pauses meanwhile, so this is only reached by one very large read); past it "
-        "the input is dropped and the connection closed with 421 4.5.0 after the pending replies.")
-LMTPD_IDLE_TIMEOUT = setting("lmtpd_idle_timeout", Duration, "5m", unit="s",
-                             doc="A client silent this long is disconnected.")
-LMTPD_DELIVERY_THREADS = setting("lmtpd_delivery_threads", int_range(1, 256), 8,
-                                 "Threads running lookups and deliveries (Sieve, Maildir writes).")
-LMTPD_USER_CONCURRENCY_LIMIT = setting("lmtpd_user_concurrency_limit", Int, 10,
-                                       "Most deliveries to one user at the same time; more get 451 4.3.0 "
-                                       "and are retried by the MTA. 0: no limit.")
+    "(reading pauses meanwhile, so this is only reached by one very large read); past it "
+    "the input is dropped and the connection closed with 421 4.5.0 after the pending replies.",
+)
+LMTPD_IDLE_TIMEOUT = setting(
+    "lmtpd_idle_timeout", Duration, "5m", unit="s", doc="A client silent this long is disconnected."
+)
+LMTPD_DELIVERY_THREADS = setting(
+    "lmtpd_delivery_threads", int_range(1, 256), 8, "Threads running lookups and deliveries (Sieve, Maildir writes)."
+)
+LMTPD_USER_CONCURRENCY_LIMIT = setting(
+    "lmtpd_user_concurrency_limit",
+    Int,
+    10,
+    "Most deliveries to one user at the same time; more get 451 4.3.0 and are retried by the MTA. 0: no limit.",
+)
 
-LMTPD_ADD_RECEIVED = setting("lmtpd_add_received", Bool, True,
-                             "Prepend a Received: trace header (RFC 5321 4.4, `for <recipient>`) to each "
-                             "delivered copy, as Dovecot's LMTP does.")
+LMTPD_ADD_RECEIVED = setting(
+    "lmtpd_add_received",
+    Bool,
+    True,
+    "Prepend a Received: trace header (RFC 5321 4.4, `for <recipient>`) to each "
+    "delivered copy, as Dovecot's LMTP does.",
+)
