@@ -164,7 +164,7 @@ def _dispatch(name: str, qtype: str, strict: Any = True, timeout: float = 20) ->
     return lookup(name, qtype, timeout)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)     # no __dict__: caches hold thousands
 class SpfResult:
     """One identity's verdict plus what headers need."""
 
