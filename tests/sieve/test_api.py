@@ -48,7 +48,7 @@ def test_compile_errors_carry_line_and_column():
 
 
 def test_runtime_error_keeps_into_inbox():
-    r = _run('require ["fileinto", "variables"]; set "b" ""; redirect "x@example.org"; fileinto "${b}";')
+    r = _run('require ["fileinto", "variables"]; set "b" "no address"; fileinto "x"; redirect "${b}";')
     assert r.status == "error" and "line 1" in r.errors[0]
     assert r.effective_actions() == [Keep(mailbox="INBOX", implicit=True)]
 

@@ -198,3 +198,16 @@ def test_a_nul_anywhere_in_the_script_is_a_syntax_error(source):
     each of these with "encountered NUL character"."""
     with pytest.raises(SieveCompileError, match="NUL character"):
         compile_script(source)
+
+
+@pytest.mark.parametrize("source", [
+    'require ["fileinto", "imap4flags"];\naddflag "\\\\Seen";\nfileinto "";\n',
+    'require ["fileinto", "imap4flags", "variables"];\nset "f" "";\naddflag "\\\\Seen";\nfileinto "${f}";\n',
+])
+def test_fileinto_an_empty_name_stores_into_inbox_with_its_flags(source):
+    """sieve-test -e: "fileinto action: stored mail into mailbox '' (INBOX)", flag \\Seen set;
+    before, the literal was a compile error and the variable a run-time error: the implicit
+    keep, without the flag."""
+    result = run(compile_script(source), MSG, Envelope("a@remote.test", "alice@example.org"), host=MemoryHost())
+    boxes = [(a.mailbox, tuple(a.flags)) for a in result.actions if type(a).__name__ == "FileInto"]
+    assert boxes == [("INBOX", ("\\Seen",))] and not result.implicit_keep
