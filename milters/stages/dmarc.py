@@ -201,6 +201,12 @@ class Dmarc(Stage):
             report.auth_result("dmarc", "none", header_from=domain)
             report.symbol("DMARC_NA", 0.0, domain)
             return
+        if not _policy_usable(record):
+            # RFC 7489 6.6.3: no valid p= (or an invalid sp=) and no reporting URI: no DMARC
+            # processing; a syntactically incorrect record is permerror (11.2).
+            report.auth_result("dmarc", "permerror", comment="no valid p=", header_from=domain)
+            report.symbol("DMARC_PERMERROR", 0.0, domain)
+            return
         policy_domain = domain if policy_key == "p" else org
         policy = self._policy(record, policy_key, domain)
         pct = _pct(record.get("pct"))
@@ -292,6 +298,17 @@ def _disposition(value: str | None) -> str | None:
     """A p=/sp=/np= value, lower-cased, or None when absent or not a policy."""
     value = (value or "").strip().lower()
     return value if value in ("none", "quarantine", "reject") else None
+
+
+def _policy_usable(record: dict[str, str]) -> bool:
+    """RFC 7489 6.6.3: a record with an invalid or missing p=, or an invalid sp=, still acts as
+    p=none when rua= holds at least one URI; otherwise it is not used."""
+    if _disposition(record.get("p")) is not None and ("sp" not in record or _disposition(record["sp"])):
+        return True
+    return any(_URI.fullmatch(uri.strip()) for uri in record.get("rua", "").split(","))
+
+
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s!,]+(?:![0-9]+[kmgt]?)?")
 
 
 def _pct(value: str | None) -> int:

@@ -45,6 +45,7 @@ AUTH_SYMBOLS = {
     "DMARC_POLICY_QUARANTINE": ("dmarc", "fail p=quarantine"),
     "DMARC_POLICY_SOFTFAIL": ("dmarc", "fail p=none"), "DMARC_NA": ("dmarc", "none"),
     "DMARC_TEMPERROR": ("dmarc", "temperror"), "DMARC_BAD_FROM": ("dmarc", "permerror"),
+    "DMARC_PERMERROR": ("dmarc", "permerror"),
     "SPF_PASS": ("spf", "pass"), "SPF_FAIL": ("spf", "fail"), "SPF_SOFTFAIL": ("spf", "softfail"),
     "ARC_VALID": ("arc", "pass"), "ARC_INVALID": ("arc", "fail"),
 }
