@@ -153,7 +153,16 @@ class Validator:
         if node.name in ("elsif", "else"):
             if prev is None or prev.name not in ("if", "elsif"):
                 self.error(node, f"the {node.name} command must follow an if or elsif command")
+            elif prev.data.get("chain_taken"):
+                # an earlier if/elsif of the chain is always taken (`if not ihave "x"`): this
+                # one never runs, so neither its test nor its block is validated (RFC 5463)
+                node.defn = d
+                node.skip = True
+                node.data["chain_taken"] = True
+                return
         self.bind(node, d, depth)
+        if node.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].data.get("const_true"):
+            node.data["chain_taken"] = True
         if node.block is not None and not node.skip:
             self.enclosing.append(d.name)
             if d.loop:
@@ -187,6 +196,21 @@ class Validator:
         if subtests_ok:
             for t in node.tests:
                 self.validate_test(t, depth + 1)
+                # RFC 5463: what a false ihave guards is never evaluated, so it is not validated
+                # (`allof(ihave "x", <x's test>)` and `if not ihave "x" {...} else {<x>}` compile
+                # without x, as in sieve-test). Only ihave makes a test constant here: literal
+                # true/false guard nothing (deviations.toml: dead-code-not-validated).
+                if d.name == "allof" and t.data.get("const_false"):
+                    node.data["const_false"] = True     # the tests after it are never run
+                    break
+                if d.name == "anyof" and t.data.get("const_true"):
+                    node.data["const_true"] = True
+                    break
+                if d.name == "not":
+                    if t.data.get("const_false"):
+                        node.data["const_true"] = True
+                    elif t.data.get("const_true"):
+                        node.data["const_false"] = True
         # const-false dead code: Pigeonhole skips `if false {}` blocks; a test that knows at
         # compile time that it is false says so in its data (ihave of an unknown capability)
         if d.name in ("if", "elsif") and len(node.tests) == 1 and (
