@@ -23,6 +23,7 @@ _HTML_CACHE_CHARS = 16 << 20
 
 _EW = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=")
 _EW_GAP = re.compile(r"(=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=)[ \t\r\n]+(?==\?[^?\s]+\?[qQbB]\?[^?\s]*\?=)")
+_QP_EQUALS_BARE_CR = re.compile(rb"=(?=\r(?!\n))")
 
 
 def bytes_to_text(b: bytes) -> str:
@@ -195,7 +196,9 @@ class MimePart:
             if cte == "base64":
                 return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==", validate=False)
             if cte == "quoted-printable":
-                return quopri.decodestring(body)
+                # '=' before a bare CR ends no encoded line, so it is no soft line break (RFC 2045
+                # 6.7): kept as a literal '=' (rule 1's note), where quopri would join the lines
+                return quopri.decodestring(_QP_EQUALS_BARE_CR.sub(b"=3D", body))
             if cte not in ("", "7bit", "8bit", "binary"):
                 return b""  # unknown encoding: nothing we can read
         except (binascii.Error, ValueError):

@@ -10,7 +10,9 @@ match types plus :count/:value, three comparators, variables and match variables
 mostly taken from the message so tests match often. Messages: MIME trees (multipart/mixed,
 alternative, digest, message/rfc822), base64 and quoted-printable parts, RFC 2047 encoded
 words, folded and odd header fields, address lists with groups, comments and quoted local parts.
-`features` names the areas a case touches (for counts by area).
+`features` names the areas a case touches (for counts by area). Opt-in shapes (make_case's
+`shapes`, scripts/sieve-differential --shapes): ihave guards, set modifiers on match variables,
+HTML messages; drawn from a second random stream, so a seed without them gives its old cases.
 Used by tests/sieve/differential/runner.py; tests: tests/sieve/differential/test_differential.py.
 """
 
@@ -47,11 +49,52 @@ def q(s: str) -> str:
 # messages
 # ---------------------------------------------------------------------------------------------
 
-_WORDS = ("hello", "world", "Frop", "friep", "meeting", "invoice", "URGENT", "sale", "Re:", "fwd",
-          "lunch", "report", "2024", "007", "x", "Ünïcödé", "café", "naïve", "Grüße", "ΑΒΓ", "тест",
-          "$$$", "*star*", "a?b", "back\\slash", "quote\"d", "日本")
-_LOCALS = ("alice", "bob", "carol", "dave+lists", "eve.smith", "frank+tag+x", "root", "info",
-           "Mixed.Case", "owner-list", "list-request", "MAILER-DAEMON", "noreply", "a", "x_y")
+_WORDS = (
+    "hello",
+    "world",
+    "Frop",
+    "friep",
+    "meeting",
+    "invoice",
+    "URGENT",
+    "sale",
+    "Re:",
+    "fwd",
+    "lunch",
+    "report",
+    "2024",
+    "007",
+    "x",
+    "Ünïcödé",
+    "café",
+    "naïve",
+    "Grüße",
+    "ΑΒΓ",
+    "тест",
+    "$$$",
+    "*star*",
+    "a?b",
+    "back\\slash",
+    'quote"d',
+    "日本",
+)
+_LOCALS = (
+    "alice",
+    "bob",
+    "carol",
+    "dave+lists",
+    "eve.smith",
+    "frank+tag+x",
+    "root",
+    "info",
+    "Mixed.Case",
+    "owner-list",
+    "list-request",
+    "MAILER-DAEMON",
+    "noreply",
+    "a",
+    "x_y",
+)
 _DOMAINS = ("example.com", "example.org", "EXAMPLE.net", "sub.example.com", "example.co.uk")
 
 
@@ -97,8 +140,19 @@ def _unstructured(r: random.Random) -> str:
         return " ".join(out)
     if k < 0.9:
         return _encode_word(r, text)
-    return r.choice(("", " ", "  padded  ", "tab\there", "=?bogus?Q?x?=", "=?utf-8?B?!!!?=",
-                     "=?utf-8?Q?a?= =?utf-8?Q?b?=", "=?utf-8?Q?a?=  b", "x" * r.randint(80, 300)))
+    return r.choice(
+        (
+            "",
+            " ",
+            "  padded  ",
+            "tab\there",
+            "=?bogus?Q?x?=",
+            "=?utf-8?B?!!!?=",
+            "=?utf-8?Q?a?= =?utf-8?Q?b?=",
+            "=?utf-8?Q?a?=  b",
+            "x" * r.randint(80, 300),
+        )
+    )
 
 
 def _address(r: random.Random, user_bias: float = 0.0) -> tuple[str, str]:
@@ -124,8 +178,18 @@ def _address(r: random.Random, user_bias: float = 0.0) -> tuple[str, str]:
         return ql, ql
     if k < 0.96:
         return f"<{addr}>", addr
-    return r.choice(("undisclosed-recipients:;", "not an address", "@", "<>", "a@", "@b.example",
-                     "Group: a@example.com, b@example.org;", "x@[192.0.2.1]")), ""
+    return r.choice(
+        (
+            "undisclosed-recipients:;",
+            "not an address",
+            "@",
+            "<>",
+            "a@",
+            "@b.example",
+            "Group: a@example.com, b@example.org;",
+            "x@[192.0.2.1]",
+        )
+    ), ""
 
 
 def _address_list(r: random.Random, user_bias: float) -> tuple[str, list[str]]:
@@ -168,8 +232,17 @@ def _text_body(r: random.Random, crlf: str) -> tuple[str, list[str]]:
 
 
 def _leaf(r: random.Random, crlf: str, info: MessageInfo) -> tuple[list[str], str]:
-    kind = r.choice(("text/plain", "text/plain", "text/html", "application/octet-stream", "image/png",
-                     "text/plain; format=flowed", "text/x-special"))
+    kind = r.choice(
+        (
+            "text/plain",
+            "text/plain",
+            "text/html",
+            "application/octet-stream",
+            "image/png",
+            "text/plain; format=flowed",
+            "text/x-special",
+        )
+    )
     text, words = _text_body(r, crlf)
     info.body_words.extend(words)
     charset = r.choice(("utf-8", "iso-8859-1", "us-ascii", None))
@@ -195,9 +268,10 @@ def _leaf(r: random.Random, crlf: str, info: MessageInfo) -> tuple[list[str], st
         raw = text.encode("utf-8")
     if enc == "base64":
         b = base64.b64encode(raw).decode()
-        body = crlf.join(b[i:i + 76] for i in range(0, len(b), 76)) + crlf
+        body = crlf.join(b[i : i + 76] for i in range(0, len(b), 76)) + crlf
     elif enc == "quoted-printable":
         import quopri
+
         body = quopri.encodestring(raw).decode("ascii").replace("\n", crlf)
     else:
         body = raw.decode("utf-8", "replace")
@@ -238,8 +312,7 @@ def _embedded(r: random.Random, crlf: str, info: MessageInfo, depth: int) -> str
     subj = _unstructured(r)
     info.headers.append(("Subject", subj))
     heads, body = _leaf(r, crlf, info) if depth > 2 or r.random() < 0.7 else _multipart(r, crlf, info, depth)
-    return (f"From: {_address(r)[0]}{crlf}Subject: {subj}{crlf}" + "".join(h + crlf for h in heads)
-            + crlf + body)
+    return f"From: {_address(r)[0]}{crlf}Subject: {subj}{crlf}" + "".join(h + crlf for h in heads) + crlf + body
 
 
 def make_message(r: random.Random) -> tuple[bytes, MessageInfo]:
@@ -266,19 +339,59 @@ def make_message(r: random.Random) -> tuple[bytes, MessageInfo]:
     if r.random() < 0.95:
         heads.append(("Subject", _unstructured(r)))
     if r.random() < 0.1:
-        heads.append(("Subject", _unstructured(r)))     # a second Subject
+        heads.append(("Subject", _unstructured(r)))  # a second Subject
     if r.random() < 0.85:
-        heads.append(("Date", r.choice((
-            "Mon, 12 Feb 2024 13:14:15 +0100", "Tue, 1 Jan 2019 00:00:00 -0000", "Sat, 29 Feb 2020 23:59:59 +1400",
-            "12 Feb 2024 13:14:15 GMT", "Sun, 31 Dec 2023 23:30:00 -0800", "Fri, 5 Jul 2024 08:05:09 +0530",
-            "garbage date", "Wed, 32 Mar 2021 10:00:00 +0000", "Thu, 7 Mar 2024 7:05 +0000"))))
+        heads.append(
+            (
+                "Date",
+                r.choice(
+                    (
+                        "Mon, 12 Feb 2024 13:14:15 +0100",
+                        "Tue, 1 Jan 2019 00:00:00 -0000",
+                        "Sat, 29 Feb 2020 23:59:59 +1400",
+                        "12 Feb 2024 13:14:15 GMT",
+                        "Sun, 31 Dec 2023 23:30:00 -0800",
+                        "Fri, 5 Jul 2024 08:05:09 +0530",
+                        "garbage date",
+                        "Wed, 32 Mar 2021 10:00:00 +0000",
+                        "Thu, 7 Mar 2024 7:05 +0000",
+                    )
+                ),
+            )
+        )
     if r.random() < 0.9:
-        heads.append(("Message-ID", f"<{r.randint(1, 10**9)}.{_rand_word(r).encode('ascii', 'ignore').decode() or 'x'}@example.com>"))
+        heads.append(
+            (
+                "Message-ID",
+                f"<{r.randint(1, 10**9)}.{_rand_word(r).encode('ascii', 'ignore').decode() or 'x'}@example.com>",
+            )
+        )
     for _ in range(r.randint(0, 3)):
-        name = r.choice(("X-Test", "X-test", "X-Mailer", "X-Priority", "Keywords", "Comments", "X-Foo",
-                         "X-Multi", "X-Multi", "List-Id", "Precedence", "Auto-Submitted", "X-Spam-Score",
-                         "X-Virus-Scan", "Received", "X-Number", "In-Reply-To", "References",
-                         "X-Empty", "Resent-To", "Delivered-To"))
+        name = r.choice(
+            (
+                "X-Test",
+                "X-test",
+                "X-Mailer",
+                "X-Priority",
+                "Keywords",
+                "Comments",
+                "X-Foo",
+                "X-Multi",
+                "X-Multi",
+                "List-Id",
+                "Precedence",
+                "Auto-Submitted",
+                "X-Spam-Score",
+                "X-Virus-Scan",
+                "Received",
+                "X-Number",
+                "In-Reply-To",
+                "References",
+                "X-Empty",
+                "Resent-To",
+                "Delivered-To",
+            )
+        )
         if name == "List-Id":
             v = f"Test list <test.{_rand_word(r).encode('ascii', 'ignore').decode() or 'l'}.example.com>"
         elif name == "Precedence":
@@ -303,9 +416,21 @@ def make_message(r: random.Random) -> tuple[bytes, MessageInfo]:
     if r.random() < 0.25:
         # repeated date fields (the date test reads the first, or the one :index picks)
         for _ in range(r.randint(1, 3)):
-            heads.append(("X-Date", r.choice(("Mon, 1 Jan 2024 10:00:00 +0100", "Tue, 2 Jan 2024 23:30:00 -0500",
-                                               "garbage", "", "Wed, 3 Jan 2024 12:00:00 +0000 (UTC)",
-                                               "4 Jan 2024 01:02 GMT"))))
+            heads.append(
+                (
+                    "X-Date",
+                    r.choice(
+                        (
+                            "Mon, 1 Jan 2024 10:00:00 +0100",
+                            "Tue, 2 Jan 2024 23:30:00 -0500",
+                            "garbage",
+                            "",
+                            "Wed, 3 Jan 2024 12:00:00 +0000 (UTC)",
+                            "4 Jan 2024 01:02 GMT",
+                        )
+                    ),
+                )
+            )
     if r.random() < 0.3:
         heads.append(("MIME-Version", "1.0"))
     if r.random() < 0.2:
@@ -341,27 +466,121 @@ def make_message(r: random.Random) -> tuple[bytes, MessageInfo]:
 # scripts
 # ---------------------------------------------------------------------------------------------
 
-_HEADER_NAMES = ("From", "To", "Cc", "Subject", "subject", "X-Test", "X-Multi", "Date", "Message-ID",
-                 "X-Foo", "List-Id", "Content-Type", "Reply-To", "Sender", "X-Missing", "X-Number",
-                 "X-Priority", "Keywords", "Comments", "Bcc", "Resent-To", "Delivered-To", "X-Empty",
-                 "X-Added", "x-added", "X-Mailer")
-_ADDR_HEADERS = ("From", "To", "Cc", "Bcc", "Reply-To", "Sender", "Resent-To", "Delivered-To", "to",
-                 "X-Test", "Subject")
+_HEADER_NAMES = (
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "subject",
+    "X-Test",
+    "X-Multi",
+    "Date",
+    "Message-ID",
+    "X-Foo",
+    "List-Id",
+    "Content-Type",
+    "Reply-To",
+    "Sender",
+    "X-Missing",
+    "X-Number",
+    "X-Priority",
+    "Keywords",
+    "Comments",
+    "Bcc",
+    "Resent-To",
+    "Delivered-To",
+    "X-Empty",
+    "X-Added",
+    "x-added",
+    "X-Mailer",
+)
+_ADDR_HEADERS = (
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Reply-To",
+    "Sender",
+    "Resent-To",
+    "Delivered-To",
+    "to",
+    "X-Test",
+    "Subject",
+)
 _MATCH_TYPES = ("is", "contains", "matches", "regex")
 _COMPARATORS = ("i;octet", "i;ascii-casemap", "i;ascii-numeric")
-_FLAGS = ("\\Seen", "\\seen", "\\Flagged", "\\Answered", "\\Deleted", "\\Draft", "$Junk", "Work",
-          "work", "Important", "\\Recent", "\\Bogus", "$label1", "a", "B")
-_DATE_PARTS = ("year", "month", "day", "date", "julian", "hour", "minute", "second", "time",
-               "iso8601", "std11", "zone", "weekday")
-_ENV_ITEMS = ("domain", "host", "location", "name", "phase", "version", "remote-host", "remote-ip",
-              "vnd.dovecot.default-mailbox", "nosuchitem")
+_FLAGS = (
+    "\\Seen",
+    "\\seen",
+    "\\Flagged",
+    "\\Answered",
+    "\\Deleted",
+    "\\Draft",
+    "$Junk",
+    "Work",
+    "work",
+    "Important",
+    "\\Recent",
+    "\\Bogus",
+    "$label1",
+    "a",
+    "B",
+)
+_DATE_PARTS = (
+    "year",
+    "month",
+    "day",
+    "date",
+    "julian",
+    "hour",
+    "minute",
+    "second",
+    "time",
+    "iso8601",
+    "std11",
+    "zone",
+    "weekday",
+)
+_ENV_ITEMS = (
+    "domain",
+    "host",
+    "location",
+    "name",
+    "phase",
+    "version",
+    "remote-host",
+    "remote-ip",
+    "vnd.dovecot.default-mailbox",
+    "nosuchitem",
+)
 # ihave: capabilities both engines have, or neither (ereject, extlists and i;unicode-casemap
 # are left out: one engine may have them and the other not)
-_CAPS = ("fileinto", "vacation", "imap4flags", "variables", "body", "regex", "nosuch", "enotify",
-         "copy", "editheader", "mime", "date", "vnd.dovecot.nosuch", "comparator-i;ascii-numeric",
-         "comparator-i;nosuch")
-_REDIRECT_TO = ("fwd@example.net", "Other@Example.COM", "list-request@example.com", USER,
-                "a.b+c@sub.example.com", '"quoted local"@example.com', "x@[192.0.2.7]")
+_CAPS = (
+    "fileinto",
+    "vacation",
+    "imap4flags",
+    "variables",
+    "body",
+    "regex",
+    "nosuch",
+    "enotify",
+    "copy",
+    "editheader",
+    "mime",
+    "date",
+    "vnd.dovecot.nosuch",
+    "comparator-i;ascii-numeric",
+    "comparator-i;nosuch",
+)
+_REDIRECT_TO = (
+    "fwd@example.net",
+    "Other@Example.COM",
+    "list-request@example.com",
+    USER,
+    "a.b+c@sub.example.com",
+    '"quoted local"@example.com',
+    "x@[192.0.2.7]",
+)
 
 
 class ScriptGen:
@@ -421,8 +640,25 @@ class ScriptGen:
             elif k < 0.6:
                 v = "^" + "".join("\\" + c if c in ".^$*+?()[]{}|\\" else c for c in v[:4]) + ".*"
             else:
-                v = r.choice(("^(.*)@(.*)$", "([a-z]+)", ".*", "^$", "[[:digit:]]+", "^[^@]+@example\\.com$",
-                              "(foo|bar)", "^(.)(.)", "a{2,}", "[[:upper:]]", "\\.", "(", "[", "x|", "^.{3}$"))
+                v = r.choice(
+                    (
+                        "^(.*)@(.*)$",
+                        "([a-z]+)",
+                        ".*",
+                        "^$",
+                        "[[:digit:]]+",
+                        "^[^@]+@example\\.com$",
+                        "(foo|bar)",
+                        "^(.)(.)",
+                        "a{2,}",
+                        "[[:upper:]]",
+                        "\\.",
+                        "(",
+                        "[",
+                        "x|",
+                        "^.{3}$",
+                    )
+                )
         if self.vars and r.random() < 0.1:
             v += "${" + r.choice(self.vars) + "}"
         if self.has_match_vars and r.random() < 0.05:
@@ -450,7 +686,7 @@ class ScriptGen:
                 i = r.randint(0, len(s) - 1)
                 c = s[i]
                 enc = ("${hex:%02x}" % ord(c)) if ord(c) < 128 else ("${unicode:%x}" % ord(c))
-                return q(s[:i])[:-1] + enc + q(s[i + 1:])[1:]
+                return q(s[:i])[:-1] + enc + q(s[i + 1 :])[1:]
         if text_ok and r.random() < 0.05 and "\n" not in s:
             self.features.add("lexer:text")
             lines = [s] + [r.choice((".x", "..", "...y", ". ", ".", "a.b", "")) for _ in range(r.choice((0, 0, 1, 2)))]
@@ -511,10 +747,27 @@ class ScriptGen:
     def test(self, depth: int) -> str:
         r = self.r
         self.n_nodes += 1
-        choices = ["header"] * 6 + ["address"] * 4 + ["envelope"] * 2 + ["exists"] * 2 + ["size"] + \
-                  ["truefalse"] + ["body"] * 2 + ["string"] * 2 + ["hasflag"] + ["environment"] + \
-                  ["date"] + ["currentdate"] + ["spamtest"] + ["virustest"] + ["mailboxexists"] + \
-                  ["ihave"] + ["duplicate"] + ["notify_test"] + ["mimeheader"]
+        choices = (
+            ["header"] * 6
+            + ["address"] * 4
+            + ["envelope"] * 2
+            + ["exists"] * 2
+            + ["size"]
+            + ["truefalse"]
+            + ["body"] * 2
+            + ["string"] * 2
+            + ["hasflag"]
+            + ["environment"]
+            + ["date"]
+            + ["currentdate"]
+            + ["spamtest"]
+            + ["virustest"]
+            + ["mailboxexists"]
+            + ["ihave"]
+            + ["duplicate"]
+            + ["notify_test"]
+            + ["mimeheader"]
+        )
         if depth < 3:
             choices += ["allof", "anyof", "not"] * 2
         kind = r.choice(choices)
@@ -539,16 +792,26 @@ class ScriptGen:
             self.req.add("mime")
             self.features.add("mime")
             margs, mt, cmp_ = self.match_args()
-            opt = r.choice(("", ":type", ":subtype", ":contenttype", ":param " + self.slist(["charset", "name", "boundary"])))
+            opt = r.choice(
+                ("", ":type", ":subtype", ":contenttype", ":param " + self.slist(["charset", "name", "boundary"]))
+            )
             child = ":anychild " if r.random() < 0.5 else ""
             which = r.choice(("header", "header", "exists", "address"))
             if which == "exists":
                 return f"exists :mime {child}{self.slist([r.choice(('Content-Type', 'Content-Transfer-Encoding', 'X-Missing'))])}"
             if which == "address":
                 return f"address :mime {child}{margs} {q(r.choice(_ADDR_HEADERS))} {self.keylist(mt, cmp_)}"
-            keys = self.keylist(mt, cmp_) if r.random() < 0.5 else self.slist(
-                [r.choice(self.info.ctypes or ["text/plain"]).split("/")[r.randint(0, 1)] if opt in (":type", ":subtype")
-                 else r.choice(self.info.ctypes or ["text/plain"])])
+            keys = (
+                self.keylist(mt, cmp_)
+                if r.random() < 0.5
+                else self.slist(
+                    [
+                        r.choice(self.info.ctypes or ["text/plain"]).split("/")[r.randint(0, 1)]
+                        if opt in (":type", ":subtype")
+                        else r.choice(self.info.ctypes or ["text/plain"])
+                    ]
+                )
+            )
             return f"header {self.tags(':mime', child, opt, margs)} {q(r.choice(('Content-Type', 'Content-Disposition', 'Subject')))} {keys}"
         if kind == "address":
             margs, mt, cmp_ = self.match_args()
@@ -575,8 +838,13 @@ class ScriptGen:
             # "auth" is not an address for Pigeonhole: no address part with it
             parts = ("from", "to", "to", "From") + (("auth",) if part == "" else ())
             which = [r.choice(parts) for _ in range(r.choice((1, 1, 2)))]
-            keys = self.keylist(mt, cmp_) if r.random() < 0.5 else self.slist(
-                [r.choice(("sender@example.com", "rcpt", "rcpt+vac", "example.org", "vac", "", "*@*", "*"))])
+            keys = (
+                self.keylist(mt, cmp_)
+                if r.random() < 0.5
+                else self.slist(
+                    [r.choice(("sender@example.com", "rcpt", "rcpt+vac", "example.org", "vac", "", "*@*", "*"))]
+                )
+            )
             return f"envelope {part} {margs} {self.slist(which)} {keys}"
         if kind == "exists":
             return f"exists {self.slist([r.choice(_HEADER_NAMES) for _ in range(r.choice((1, 2)))])}"
@@ -589,9 +857,31 @@ class ScriptGen:
         if kind == "body":
             self.req.add("body")
             margs, mt, cmp_ = self.match_args(allow_count=False)
-            tr = r.choice(("", ":raw", ":text", ":content " + self.slist(
-                [r.choice(("text", "text/plain", "text/html", "multipart", "message/rfc822", "", "image",
-                           "application/octet-stream", "message"))]) ))
+            tr = r.choice(
+                (
+                    "",
+                    ":raw",
+                    ":text",
+                    ":content "
+                    + self.slist(
+                        [
+                            r.choice(
+                                (
+                                    "text",
+                                    "text/plain",
+                                    "text/html",
+                                    "multipart",
+                                    "message/rfc822",
+                                    "",
+                                    "image",
+                                    "application/octet-stream",
+                                    "message",
+                                )
+                            )
+                        ]
+                    ),
+                )
+            )
             keys = self.slist([r.choice(self.info.body_words or ["x"]) if r.random() < 0.7 else self.key(mt, cmp_)])
             return f"body {tr} {margs} {keys}"
         if kind == "string":
@@ -606,24 +896,73 @@ class ScriptGen:
             if self.vars and r.random() < 0.3:
                 self.req.add("variables")
                 var = q(r.choice(self.vars)) + " "
-            keys = self.slist([r.choice(_FLAGS) for _ in range(r.choice((1, 2)))]) if r.random() < 0.7 else \
-                self.keylist(mt, cmp_)
+            keys = (
+                self.slist([r.choice(_FLAGS) for _ in range(r.choice((1, 2)))])
+                if r.random() < 0.7
+                else self.keylist(mt, cmp_)
+            )
             return f"hasflag {margs} {var}{keys}"
         if kind == "environment":
             self.req.add("environment")
             margs, mt, cmp_ = self.match_args()
             item = r.choice(_ENV_ITEMS)
-            keys = self.slist([r.choice(("MDA", "during", "mx.example.net", "example.org", "*", "", "Pigeonhole*",
-                                          "INBOX", "0.5.19"))]) if r.random() < 0.7 else self.keylist(mt, cmp_)
+            keys = (
+                self.slist(
+                    [
+                        r.choice(
+                            (
+                                "MDA",
+                                "during",
+                                "mx.example.net",
+                                "example.org",
+                                "*",
+                                "",
+                                "Pigeonhole*",
+                                "INBOX",
+                                "0.5.19",
+                            )
+                        )
+                    ]
+                )
+                if r.random() < 0.7
+                else self.keylist(mt, cmp_)
+            )
             return f"environment {margs} {q(item)} {keys}"
         if kind == "date":
             self.req.add("date")
             margs, mt, cmp_ = self.match_args()
-            zone = r.choice(("", "", ":originalzone", ':zone "+0000"', ':zone "-0500"', ':zone "+1345"', ':zone "bogus"'))
+            zone = r.choice(
+                ("", "", ":originalzone", ':zone "+0000"', ':zone "-0500"', ':zone "+1345"', ':zone "bogus"')
+            )
             part = r.choice(_DATE_PARTS)
-            keys = self.slist([r.choice(("2024", "02", "12", "1", "13", "2024-02-12", "+0100", "-0000", "1",
-                                         "2019", "*", "??", "0", "60352", "13:14:15", "Mon", "*T*", "01", "03",
-                                         "2024-01-0?"))])
+            keys = self.slist(
+                [
+                    r.choice(
+                        (
+                            "2024",
+                            "02",
+                            "12",
+                            "1",
+                            "13",
+                            "2024-02-12",
+                            "+0100",
+                            "-0000",
+                            "1",
+                            "2019",
+                            "*",
+                            "??",
+                            "0",
+                            "60352",
+                            "13:14:15",
+                            "Mon",
+                            "*T*",
+                            "01",
+                            "03",
+                            "2024-01-0?",
+                        )
+                    )
+                ]
+            )
             idx = ""
             if r.random() < 0.2:
                 self.req.add("index")
@@ -665,18 +1004,31 @@ class ScriptGen:
             return f"ihave {self.slist([r.choice(_CAPS) for _ in range(r.choice((1, 2)))])}"
         if kind == "duplicate":
             if ("duplicate" in self.req or self.loop_depth) and r.random() < 0.8:
-                return "true"        # a second duplicate test is rare (deviations.toml)
+                return "true"  # a second duplicate test is rare (deviations.toml)
             self.req.add("duplicate")
-            opt = r.choice(("", ":header \"Message-ID\"", ":uniqueid \"abc\"", ":handle \"h\"", ":seconds 60",
-                            ":header \"X-Missing\"", ":last"))
+            opt = r.choice(
+                (
+                    "",
+                    ':header "Message-ID"',
+                    ':uniqueid "abc"',
+                    ':handle "h"',
+                    ":seconds 60",
+                    ':header "X-Missing"',
+                    ":last",
+                )
+            )
             return f"duplicate {opt}"
         if kind == "notify_test":
             self.req.add("enotify")
             if r.random() < 0.5:
-                uri = r.choice(("mailto:a@example.com", "xmpp:a@b", "mailto:", "bogus", "mailto:a@example.com?subject=x"))
+                uri = r.choice(
+                    ("mailto:a@example.com", "xmpp:a@b", "mailto:", "bogus", "mailto:a@example.com?subject=x")
+                )
                 return f"valid_notify_method {self.slist([uri])}"
-            return (f"notify_method_capability {q(r.choice(('mailto:a@example.com', 'xmpp:x@y', 'nope')))} "
-                    f"{q(r.choice(('online', 'Online', 'x')))} {self.slist([r.choice(('maybe', 'yes', 'no'))])}")
+            return (
+                f"notify_method_capability {q(r.choice(('mailto:a@example.com', 'xmpp:x@y', 'nope')))} "
+                f"{q(r.choice(('online', 'Online', 'x')))} {self.slist([r.choice(('maybe', 'yes', 'no'))])}"
+            )
         raise AssertionError(kind)
 
     def var_text(self) -> str:
@@ -720,9 +1072,21 @@ class ScriptGen:
     def command(self, depth: int) -> str:
         r = self.r
         self.n_nodes += 1
-        choices = (["if"] * 6 + ["fileinto"] * 3 + ["keep"] * 2 + ["redirect"] * 2 + ["discard", "stop"] +
-                   ["flag"] * 3 + ["set"] * 3 + ["addheader"] * 2 + ["deleteheader"] * 2 + ["vacation"] * 2 +
-                   ["reject"] + ["notify"] + ["foreverypart"])
+        choices = (
+            ["if"] * 6
+            + ["fileinto"] * 3
+            + ["keep"] * 2
+            + ["redirect"] * 2
+            + ["discard", "stop"]
+            + ["flag"] * 3
+            + ["set"] * 3
+            + ["addheader"] * 2
+            + ["deleteheader"] * 2
+            + ["vacation"] * 2
+            + ["reject"]
+            + ["notify"]
+            + ["foreverypart"]
+        )
         kind = r.choice(choices)
         if kind == "if" and depth > 3:
             kind = "keep"
@@ -800,10 +1164,18 @@ class ScriptGen:
             self.req.add("editheader")
             self.features.add("editheader")
             name = r.choice(("X-Added", "X-Test", "Subject", "X-Multi", "X-Sieve-Redirected-From", "x-added"))
-            if r.random() < 0.04:     # fields Owlery protects (deviations.toml: editheader-protected-add)
+            if r.random() < 0.04:  # fields Owlery protects (deviations.toml: editheader-protected-add)
                 name = r.choice(("Received", "Auto-Submitted", "Delivered-To"))
-            value = r.choice((_phrase(r), "", "café au lait", "folded\r\n value", "x" * 120,
-                              _phrase(r) + " " + _phrase(r) + " " + _phrase(r) + " " + _phrase(r)))
+            value = r.choice(
+                (
+                    _phrase(r),
+                    "",
+                    "café au lait",
+                    "folded\r\n value",
+                    "x" * 120,
+                    _phrase(r) + " " + _phrase(r) + " " + _phrase(r) + " " + _phrase(r),
+                )
+            )
             if self.vars and r.random() < 0.2:
                 value += "${" + r.choice(self.vars) + "}"
                 self.req.add("variables")
@@ -812,8 +1184,20 @@ class ScriptGen:
         if kind == "deleteheader":
             self.req.add("editheader")
             self.features.add("editheader")
-            name = r.choice(("X-Test", "Subject", "X-Multi", "X-Added", "Received", "To", "X-Missing", "Comments",
-                             "Auto-Submitted", "List-Id"))
+            name = r.choice(
+                (
+                    "X-Test",
+                    "Subject",
+                    "X-Multi",
+                    "X-Added",
+                    "Received",
+                    "To",
+                    "X-Missing",
+                    "Comments",
+                    "Auto-Submitted",
+                    "List-Id",
+                )
+            )
             idx = ""
             if r.random() < 0.3:
                 idx = f":index {r.randint(1, 3)} " + (":last " if r.random() < 0.4 else "")
@@ -838,9 +1222,23 @@ class ScriptGen:
             if r.random() < 0.2:
                 opts.append(":from " + q(r.choice(("me@example.org", "Me <rcpt@example.org>", "rcpt@example.org"))))
             if r.random() < 0.35:
-                opts.append(":addresses " + self.slist([r.choice(("rcpt@example.org", "alias@example.org", "bob@example.com",
-                                                                  "RCPT@EXAMPLE.ORG", "alice@example.com"))
-                                                         for _ in range(r.choice((1, 2)))]))
+                opts.append(
+                    ":addresses "
+                    + self.slist(
+                        [
+                            r.choice(
+                                (
+                                    "rcpt@example.org",
+                                    "alias@example.org",
+                                    "bob@example.com",
+                                    "RCPT@EXAMPLE.ORG",
+                                    "alice@example.com",
+                                )
+                            )
+                            for _ in range(r.choice((1, 2)))
+                        ]
+                    )
+                )
             if r.random() < 0.15:
                 opts.append(":mime")
             if r.random() < 0.2:
@@ -854,8 +1252,11 @@ class ScriptGen:
             return f"vacation {' '.join(opts)} {self.string(reason, text_ok=True)};"
         if kind == "reject":
             self.req.add("reject")
-            return f"reject {self.string(r.choice(('Go away', 'No thanks.', 'Rejected: ${a}')))};" if "variables" in self.req \
+            return (
+                f"reject {self.string(r.choice(('Go away', 'No thanks.', 'Rejected: ${a}')))};"
+                if "variables" in self.req
                 else f"reject {q(r.choice(('Go away', 'No thanks.')))};"
+            )
         if kind == "notify":
             self.req.add("enotify")
             opts = []
@@ -878,7 +1279,7 @@ class ScriptGen:
                 self.has_match_vars = True
                 if "x" not in self.vars:
                     self.vars.append("x")
-                inner.append(f"extracttext {':first ' + str(r.randint(1, 20)) + ' ' if r.random() < 0.4 else ''}\"x\";")
+                inner.append(f'extracttext {":first " + str(r.randint(1, 20)) + " " if r.random() < 0.4 else ""}"x";')
             inner.append(self.command(depth + 1))
             if r.random() < 0.2:
                 inner.append("break;")
@@ -891,41 +1292,431 @@ class ScriptGen:
         if self.r.random() > 0.06:
             return ""
         self.features.add("lexer:comment")
-        return self.r.choice((" # note \"x\" {\n", " /* c */ ", "/**/", " /* multi\r\n line * / ** */ ",
-                              " /* \"not a string */ ", "#\n", " /* # hash inside */ "))
+        return self.r.choice(
+            (
+                ' # note "x" {\n',
+                " /* c */ ",
+                "/**/",
+                " /* multi\r\n line * / ** */ ",
+                ' /* "not a string */ ',
+                "#\n",
+                " /* # hash inside */ ",
+            )
+        )
 
     def block(self, depth: int) -> str:
         n = self.r.choice((0, 1, 1, 2, 2, 3))
         return "{" + self.comment() + "\n" + "\n".join(self.comment() + self.command(depth) for _ in range(n)) + "\n}"
 
-    def script(self) -> str:
+    def script(self, extra: "ExtraShapes | None" = None) -> str:
         n = self.r.randint(1, 6)
-        body = "\n".join(self.command(0) + self.comment() for _ in range(n))
+        commands = [self.command(0) + self.comment() for _ in range(n)]
+        if extra is not None:
+            # drawn from the extra stream only: the old stream's draws stay as they were
+            for cmd in extra.commands():
+                commands.insert(extra.r.randint(0, len(commands)), cmd)
+        body = "\n".join(commands)
         req = sorted(self.req)
         if req and self.r.random() < 0.02:
-            req.remove(self.r.choice(req))            # a missing require: both must refuse
+            req.remove(self.r.choice(req))  # a missing require: both must refuse
             self.features.add("compile:missing-require")
         head = f"require [{', '.join(q(x) for x in req)}];\n" if req else ""
         self.features.update("ext:" + x for x in self.req)
         return head + body + "\n"
 
 
-def make_case(seed: int, index: int) -> Case:
+# ---------------------------------------------------------------------------------------------
+# extra shapes (opt-in: make_case(..., shapes=...)); drawn from their own random stream
+# ---------------------------------------------------------------------------------------------
+
+# The shapes `shapes` may name; SHAPES_ALL is what "all" means. With no shape named, a case is
+# exactly what it was before these existed (CI's seeds and deviations.toml depend on that).
+SHAPES_ALL = frozenset({"ihave", "modifiers", "html"})
+
+# (visible source, decoded text) pieces of HTML text, entities included
+_HTML_TEXT = (
+    ("hello", "hello"),
+    ("Meeting", "Meeting"),
+    ("caf&eacute;", "café"),
+    ("Gr&uuml;&szlig;e", "Grüße"),
+    ("fish &amp; chips", "fish & chips"),
+    ("&lt;tag&gt;", "<tag>"),
+    ("&#65;BC", "ABC"),
+    ("smile&#x263A;", "smile\u263a"),
+    ("a&nbsp;b", "a\xa0b"),
+    ("na&iuml;ve", "naïve"),
+    ("URGENT", "URGENT"),
+    ("invoice", "invoice"),
+    ("&quot;quoted&quot;", '"quoted"'),
+    ("&#8364;10", "€10"),
+    ("тест", "тест"),
+    ("x&bogus;y", "x&bogus;y"),
+    ("AT&T", "AT&T"),
+)
+# words only in places a text rendering leaves out (script, style, comments, attributes)
+_HTML_HIDDEN = ("secretjs", "hiddencss", "commentword", "attrvalue")
+
+
+def _html_doc(r: random.Random, crlf: str, info: MessageInfo) -> str:
+    out = []
+    if r.random() < 0.5:
+        out.append("<!DOCTYPE html>")
+    out.append(r.choice(("<html>", "<HTML>", '<html lang="en">')))
+    if r.random() < 0.6:
+        out.append("<head><title>" + r.choice(("Title", "Newsletter", "caf&eacute;")) + "</title>")
+        if r.random() < 0.5:
+            out.append('<style type="text/css">p { color: red; } /* hiddencss */</style>')
+        out.append("</head>")
+    out.append(r.choice(("<body>", '<BODY bgcolor="#fff">')))
+    for _ in range(r.randint(1, 6)):
+        k = r.random()
+        src, text = r.choice(_HTML_TEXT)
+        info.body_words.extend(text.split())
+        if k < 0.25:
+            out.append(f"<p>{src} {_rand_word(r)}</p>")
+        elif k < 0.35:
+            out.append(f"<div><b>{src}</b><br>{_rand_word(r)}<br/></div>")
+        elif k < 0.45:
+            out.append(f"<ul><li>{src}</li><li>{_rand_word(r)}</li></ul>")
+        elif k < 0.55:
+            out.append(f"<a href=\"http://example.com/attrvalue\" title='x > y'>{src}</a>")
+        elif k < 0.65:
+            out.append('<script type="text/javascript">var x = "<p>secretjs</p>";</script>' + src)
+        elif k < 0.75:
+            out.append(f"<!-- commentword <p>{_rand_word(r)}</p> -->{src}")
+        elif k < 0.85:
+            out.append(f"<table><tr><td>{src}</td><td>{_rand_word(r)}</td></tr></table>")
+        else:
+            out.append(f"{src}{crlf}  {_rand_word(r)}  <SPAN>{src}</SPAN>")
+    info.body_words.extend(r.sample(_HTML_HIDDEN, 2))
+    out.append("</body></html>" if r.random() < 0.9 else "")
+    return crlf.join(out) + crlf
+
+
+def _html_leaf(r: random.Random, crlf: str, info: MessageInfo) -> tuple[list[str], str]:
+    info.ctypes.append("text/html")
+    doc = _html_doc(r, crlf, info)
+    charset = r.choice(("utf-8", "UTF-8", '"utf-8"'))
+    heads = [f"Content-Type: text/html; charset={charset}"]
+    enc = r.choice((None, "8bit", "quoted-printable", "base64"))
+    if enc == "base64":
+        b = base64.b64encode(doc.encode("utf-8")).decode()
+        doc = crlf.join(b[i : i + 76] for i in range(0, len(b), 76)) + crlf
+    elif enc == "quoted-printable":
+        import quopri
+
+        doc = quopri.encodestring(doc.encode("utf-8")).decode("ascii").replace("\n", crlf)
+    if enc:
+        heads.append(f"Content-Transfer-Encoding: {enc}")
+    return heads, doc
+
+
+def make_html_message(r: random.Random) -> tuple[bytes, MessageInfo]:
+    """A message with HTML: text/html alone, multipart/alternative (text/plain + text/html), or
+    that alternative in a multipart/mixed with an attachment."""
+    crlf = "\r\n" if r.random() < 0.7 else "\n"
+    info = MessageInfo([], [], [], 0, [], [])
+    fr, fa = _address_list(r, 0.05)
+    to, ta = _address_list(r, 0.6)
+    info.addresses += fa + ta
+    heads = [
+        ("From", fr),
+        ("To", to),
+        ("Subject", _unstructured(r)),
+        ("Date", "Mon, 12 Feb 2024 13:14:15 +0100"),
+        ("Message-ID", f"<{r.randint(1, 10**9)}.html@example.com>"),
+        ("MIME-Version", "1.0"),
+    ]
+    info.headers.extend(heads)
+    kind = r.choice(("html", "alternative", "mixed"))
+    if kind == "html":
+        mime_heads, body = _html_leaf(r, crlf, info)
+    else:
+        text, words = _text_body(r, crlf)
+        info.body_words += words
+        info.ctypes += ["multipart/alternative", "text/plain"]
+        hh, hb = _html_leaf(r, crlf, info)
+        alt = (
+            f"--alt1{crlf}Content-Type: text/plain; charset=utf-8{crlf}{crlf}{text}"
+            f"--alt1{crlf}" + "".join(h + crlf for h in hh) + crlf + hb + f"--alt1--{crlf}"
+        )
+        if kind == "alternative":
+            mime_heads, body = ['Content-Type: multipart/alternative; boundary="alt1"'], alt
+        else:
+            info.ctypes += ["multipart/mixed", "application/pdf"]
+            mime_heads = ['Content-Type: multipart/mixed; boundary="mix1"']
+            body = (
+                f'--mix1{crlf}Content-Type: multipart/alternative; boundary="alt1"{crlf}{crlf}{alt}'
+                f'--mix1{crlf}Content-Type: application/pdf; name="a.pdf"{crlf}'
+                f"Content-Transfer-Encoding: base64{crlf}{crlf}JVBERi0xLjQK{crlf}--mix1--{crlf}"
+            )
+    for h in mime_heads:
+        n, _, v = h.partition(": ")
+        info.headers.append((n, v))
+    raw = (
+        crlf.join(f"{n}: {v}" for n, v in heads) + crlf + "".join(h + crlf for h in mime_heads) + crlf + body
+    ).encode("utf-8")
+    info.size = len(raw)
+    return raw, info
+
+
+# (extension, a test that uses it, a command that uses it) for ihave; None: no such shape
+_IHAVE_USES = {
+    "fileinto": (None, 'fileinto "Foo";'),
+    "imap4flags": ('hasflag "Work"', 'addflag "Work";'),
+    "variables": ('string :is "${ih}" ""', 'set "ih" "v";'),
+    "vacation": (None, 'vacation "away";'),
+    "body": ('body :contains "hello"', None),
+    "regex": ('header :regex "Subject" "^.*[a-z]"', None),
+    "relational": ('header :count "ge" "To" "1"', None),
+    "copy": (None, 'redirect :copy "fwd@example.net";'),
+    "editheader": (None, 'addheader "X-Ihave" "yes";'),
+    "date": ('date :is "date" "year" "2024"', None),
+    "envelope": ('envelope :is "from" "sender@example.com"', None),
+    "subaddress": ('address :detail "To" "vac"', None),
+    "mailbox": ('mailboxexists "Foo"', 'fileinto :create "Neu";'),
+    "reject": (None, 'reject "no";'),
+    "vnd.dovecot.nosuch": ('nosuchtest "x"', 'nosuchcommand "x";'),
+    "nosuch": ('nosuch :tag "x"', "nosuch;"),
+    "x-unknown-ext": (None, 'x_unknown 1 "a";'),
+}
+_MOD_GROUPS = (("lower", "upper"), ("lowerfirst", "upperfirst"), ("quotewildcard",), ("length",))
+_MOD_VALUES = (
+    "HeLLo World",
+    "ÉCOLE straße",
+    "*star* a?b",
+    "back\\slash",
+    "İstanbul",
+    "ǅungla",
+    "ßig",
+    "ΑΒΓ δ",
+    "",
+    "  spaced  ",
+    "x",
+    "MiXeD.CaSe@Example.ORG",
+    "日本語",
+    "a*b?c\\*d",
+    "Ünïcödé",
+)
+
+
+class ExtraShapes:
+    """Commands of the opt-in shapes, drawn from `r` (its own stream) by a ScriptGen that
+    shares the main one's requires, variables and features."""
+
+    def __init__(self, r: random.Random, gen: ScriptGen, info: MessageInfo, shapes: frozenset[str]):
+        self.r = r
+        self.shapes = shapes
+        self.main = gen
+        self.g = ScriptGen(r, info)
+        self.g.req, self.g.features, self.g.vars = gen.req, gen.features, gen.vars
+        self.info = info
+        self.n = 0
+
+    def commands(self) -> list[str]:
+        out = []
+        for shape in sorted(self.shapes):
+            for _ in range(self.r.choice((0, 1, 1, 2))):
+                out.append(getattr(self, "shape_" + shape)())
+        return out
+
+    def action(self) -> str:
+        return self.r.choice(
+            ('fileinto "Foo";', 'fileinto "Bar";', "keep;", 'addflag "Work";', "discard;", 'fileinto "Archive";')
+        )
+
+    def _act(self, cmd: str) -> str:
+        if cmd.startswith("fileinto"):
+            self.g.req.add("fileinto")
+        elif cmd.startswith("addflag"):
+            self.g.req.add("imap4flags")
+        return cmd
+
+    # --- ihave ------------------------------------------------------------------------------
+    def _use(self, ext: str, want: str) -> str:
+        """A test (want='test') or command using ext, falling back to a plain one."""
+        t, c = _IHAVE_USES[ext]
+        if want == "test":
+            return t or "true"
+        return c or self._act(self.action())
+
+    def shape_ihave(self, depth: int = 0) -> str:
+        r = self.r
+        self.g.req.add("ihave")
+        self.g.features.add("shape:ihave")
+        ext = r.choice(tuple(_IHAVE_USES))
+        k = r.random()
+        if k < 0.3:
+            inner = self._use(ext, "cmd")
+            if depth < 1 and r.random() < 0.3:
+                inner += "\n" + self.shape_ihave(depth + 1)
+            return f"if ihave {q(ext)} {{\n{inner}\n}}"
+        if k < 0.55:
+            return (
+                f"if allof(ihave {q(ext)}, {self._use(ext, 'test')}) {{\n{self._act(self.action())}\n"
+                f"{self._use(ext, 'cmd')}\n}}"
+            )
+        if k < 0.8:
+            return f"if not ihave {q(ext)} {{\n{self._act(self.action())}\n}} else {{\n{self._use(ext, 'cmd')}\n}}"
+        other = r.choice(tuple(_IHAVE_USES))
+        return (
+            f"if ihave [{q(ext)}, {q(other)}] {{\nif {self._use(other, 'test')} {{\n{self._use(ext, 'cmd')}\n}}\n"
+            f"}} elsif ihave {q(other)} {{\n{self._use(other, 'cmd')}\n}}"
+        )
+
+    # --- variables modifiers and match variables -------------------------------------------
+    def _mods(self) -> list[str]:
+        r = self.r
+        groups = r.sample(_MOD_GROUPS, r.choice((1, 1, 2, 3)))
+        mods = [r.choice(g) for g in groups]
+        if r.random() < 0.04:
+            mods.append(r.choice(_MOD_GROUPS[0]))  # two of one precedence: both must refuse
+        if r.random() < 0.1:
+            self.g.req.add("enotify")
+            mods.append("encodeurl")
+        r.shuffle(mods)
+        return [":" + m for m in mods]
+
+    def _show(self, var: str) -> str:
+        """Make a variable's value visible in the outcome."""
+        r = self.r
+        if r.random() < 0.6:
+            self.g.req.add("editheader")
+            return f'addheader "X-Mod" "${{{var}}}";'
+        margs, mt, cmp_ = self.g.match_args(allow_count=False, numeric_ok=False)
+        keys = self.g.slist([r.choice(_MOD_VALUES + ("*", "?*", "hello*", "12", "0"))])
+        return f'if string {margs} "${{{var}}}" {keys} {{\n{self._act(self.action())}\n}}'
+
+    def _pattern(self) -> tuple[str, str]:
+        """(header, :matches key with several * and ?) built from one of the message's fields."""
+        r = self.r
+        name, value = r.choice(self.info.headers or [("Subject", "hello world")])
+        v = value.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+        out, i = [], 0
+        while i < len(v):
+            k = r.random()
+            if k < 0.15:
+                out.append("*")
+                i += r.randint(0, 4)
+            elif k < 0.25 and v[i] != "\\":
+                out.append("?")
+                i += 1
+            else:
+                out.append(v[i])
+                i += 2 if v[i] == "\\" else 1
+                if v[i - 2 : i - 1] == "\\":
+                    out.append(v[i - 1])
+        return name, "".join(out)
+
+    def shape_modifiers(self) -> str:
+        r = self.r
+        g = self.g
+        g.req.add("variables")
+        g.features.add("shape:modifiers")
+        self.n += 1
+        var = f"m{self.n}"
+        if var not in g.vars:
+            g.vars.append(var)
+        k = r.random()
+        if k < 0.4:
+            value = r.choice(_MOD_VALUES) if r.random() < 0.6 else g.text_sample()
+            return f"set {' '.join(self._mods())} {q(var)} {q(value)};\n{self._show(var)}"
+        refs = "".join(
+            r.choice(("${1}", "${2}", "${3}", "${0}", "-", "${4}", "|", "${10}")) for _ in range(r.randint(2, 5))
+        )
+        if k < 0.75:
+            name, pat = self._pattern()
+            test = f"header :matches {q(name)} {q(pat)}"
+        else:
+            g.req.add("regex")
+            name, rx = r.choice(
+                (
+                    ("From", "^([^@<]*)<?([^@]+)@([^>]+)"),
+                    ("Subject", "^(.)(.*)(.)$"),
+                    ("To", "([a-z]+)[.+]?([a-z]*)@(.*)"),
+                    ("Subject", "(\\w+)\\s+(\\w+)"),
+                    ("Date", "^([A-Z][a-z]+), ([0-9]+) ([A-Za-z]+)"),
+                    ("Subject", "^(x)?(.*)"),
+                )
+            )
+            test = f"header :regex {q(name)} {q(rx)}"
+        body = f"set {' '.join(self._mods())} {q(var)} {q(refs)};\n{self._show(var)}"
+        if r.random() < 0.4:
+            body += f'\nif string :matches "${{1}}" "*{r.choice("aeiou")}*" {{\n{self._act(self.action())}\n}}'
+        return f"if {test} {{\n{body}\n}}"
+
+    # --- HTML -------------------------------------------------------------------------------
+    def shape_html(self) -> str:
+        r = self.r
+        g = self.g
+        g.features.add("shape:html")
+        word = r.choice(self.info.body_words or ["hello"])
+        k = r.random()
+        if k < 0.35:
+            g.req.add("body")
+            mt = r.choice((":contains", ":matches", ":is"))
+            key = f"*{word}*" if mt == ":matches" and r.random() < 0.7 else word
+            return f"if body :text {mt} {q(key)} {{\n{self._act(self.action())}\n}}"
+        if k < 0.6:
+            g.req.add("body")
+            ct = r.choice(('"text/html"', '"text"', '["text/plain", "text/html"]', '"html"'))
+            key = r.choice((word, "<p>", "<b>", "&amp;", "<!--", "script"))
+            return f"if body :content {ct} :contains {q(key)} {{\n{self._act(self.action())}\n}}"
+        g.req.update(("foreverypart", "mime", "extracttext", "variables"))
+        if "t" not in g.vars:
+            g.vars.append("t")
+        first = f":first {r.randint(1, 40)} " if r.random() < 0.3 else ""
+        mtype = r.choice(('"text"', '"html"', '["text", "html"]'))
+        opt = ":subtype" if mtype != '"text"' else ":type"
+        # (a length probe, set :length on ${t} shown by addheader, found the engines' HTML
+        # whitespace differing on multi-line documents: left out until that is settled)
+        use = f'if string :contains "${{t}}" {q(word)} {{\n{self._act(self.action())}\n}}'
+        return (
+            f'foreverypart {{\nif header :mime {opt} "Content-Type" {mtype} {{\nextracttext {first}"t";\n{use}\n}}\n}}'
+        )
+
+
+def make_case(seed: int, index: int, shapes: frozenset[str] = frozenset()) -> Case:
+    """Pair `index` of `seed`; `shapes` (names in SHAPES_ALL) adds the opt-in shapes, drawn
+    from a second stream so that without them the case is what it always was."""
     r = random.Random(f"sieve-differential:{seed}:{index}")
     message, info = make_message(r)
+    extra = None
+    if shapes:
+        r2 = random.Random(f"sieve-differential-shapes:{seed}:{index}")
+        if "html" in shapes and r2.random() < 0.4:
+            message, info = make_html_message(r2)
     gen = ScriptGen(r, info)
-    script = gen.script()
+    if shapes:
+        extra = ExtraShapes(r2, gen, info, frozenset(shapes))
+    script = gen.script(extra)
     # (no null sender: sieve-test's -f takes no "<>", and without -f it reads the From field)
-    mail_from = r.choice(("sender@example.com", "bob@example.com", "MAILER-DAEMON@example.com",
-                          "owner-list@example.com", "list-request@example.com", USER, "alice+tag@example.com",
-                          "noreply@example.com", "x@sub.example.com"))
+    mail_from = r.choice(
+        (
+            "sender@example.com",
+            "bob@example.com",
+            "MAILER-DAEMON@example.com",
+            "owner-list@example.com",
+            "list-request@example.com",
+            USER,
+            "alice+tag@example.com",
+            "noreply@example.com",
+            "x@sub.example.com",
+        )
+    )
     rcpt = r.choice((USER, USER, "rcpt+vac@example.org", "RCPT@example.org"))
     orig = rcpt if r.random() < 0.8 else r.choice(("alias@example.org", USER))
     return Case(seed, index, script.encode("utf-8"), message, mail_from, rcpt, orig, frozenset(gen.features))
 
 
-if __name__ == "__main__":   # print one case: python -m tests.sieve.differential.generator SEED INDEX
+if __name__ == "__main__":  # print one case: python -m tests.sieve.differential.generator SEED INDEX
     import sys
+
     c = make_case(int(sys.argv[1]), int(sys.argv[2]))
-    sys.stdout.write(c.script.decode() + "\n----\n" + c.message.decode() + "\n----\n"
-                     + f"from={c.mail_from} to={c.rcpt_to} orig={c.orig_rcpt}\n")
+    sys.stdout.write(
+        c.script.decode()
+        + "\n----\n"
+        + c.message.decode()
+        + "\n----\n"
+        + f"from={c.mail_from} to={c.rcpt_to} orig={c.orig_rcpt}\n"
+    )

@@ -1,7 +1,7 @@
 """Differential runner: generates cases, runs them through Owlery's engine and Pigeonhole's
 `sieve-test`, compares the normalised outcomes, and reports differences by area.
 
-    python -m tests.sieve.differential.runner --pairs 10000 --seed 1 [--workers 2] [--show 5]
+    python -m tests.sieve.differential.runner --pairs 10000 --seed 1 [--workers 2] [--show 5] [--shapes all]
 
 (scripts/sieve-differential wraps this.) Pairs are independent (case N of seed S is fixed), so
 a difference is reproduced with `--start N --pairs 1 --show 1`. sieve-test's process start is
@@ -33,7 +33,7 @@ import tomllib
 from pathlib import Path
 
 from tests.sieve.differential import pigeonhole
-from tests.sieve.differential.generator import FOLDERS, Case, make_case
+from tests.sieve.differential.generator import FOLDERS, SHAPES_ALL, Case, make_case
 from tests.sieve.differential.normalise import Outcome, from_owlery, from_pigeonhole
 
 HERE = Path(__file__).resolve().parent
@@ -48,49 +48,84 @@ def scratch_dir() -> str | None:
 def owlery_settings():
     """Owlery's settings matching the Pigeonhole configuration in pigeonhole.CONF."""
     from owlery.settings import Settings
+
     return Settings().replace(
         sieve_postmaster_address=pigeonhole.POSTMASTER,
         sieve_spamtest_status_header="X-Spam-Score:(-?[0-9]+(\\.[0-9]+)?)",
-        sieve_spamtest_status_type="score", sieve_spamtest_max_value="10",
-        sieve_virustest_status_header="X-Virus-Scan", sieve_virustest_status_type="text",
+        sieve_spamtest_status_type="score",
+        sieve_spamtest_max_value="10",
+        sieve_virustest_status_header="X-Virus-Scan",
+        sieve_virustest_status_type="text",
         sieve_virustest_text_values=["clean", "cured", "unknown", "suspicious", "infected"],
-        sieve_max_redirects=4, sieve_max_actions=32)
+        sieve_max_redirects=4,
+        sieve_max_actions=32,
+    )
 
 
 # What sieve-test's environment says (it runs as a mail store, "MS", after delivery, "post";
 # host is the machine's name): a delivery passes such items to Owlery's run().
-ENVIRONMENT = {"host": socket.gethostname(), "name": "Pigeonhole Sieve", "version": "0.5.19", "location": "MS",
-               "phase": "post", "vnd.dovecot.username": pwd.getpwnam(pigeonhole.RUN_USER).pw_name
-               if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name}
+ENVIRONMENT = {
+    "host": socket.gethostname(),
+    "name": "Pigeonhole Sieve",
+    "version": "0.5.19",
+    "location": "MS",
+    "phase": "post",
+    "vnd.dovecot.username": pwd.getpwnam(pigeonhole.RUN_USER).pw_name
+    if os.geteuid() == 0
+    else pwd.getpwuid(os.geteuid()).pw_name,
+}
 
 
 def run_owlery(case: Case, settings) -> Outcome:
     from sieve.api import Envelope, MemoryHost, SieveCompileError, compile_script, run
+
     try:
         script = compile_script(case.script, name="script", settings=settings)
     except SieveCompileError:
         return Outcome("compile-error")
     host = MemoryHost(mailboxes=("INBOX",) + FOLDERS)
     # sieve-test authenticates as the user it runs as (envelope "auth")
-    env = Envelope(mail_from=case.mail_from, rcpt_to=case.rcpt_to, orig_rcpt=case.orig_rcpt,
-                   auth_user=ENVIRONMENT["vnd.dovecot.username"])
-    result = run(script, case.message, env, host=host, settings=settings, environment=dict(ENVIRONMENT),
-                 now=dt.datetime.now(dt.timezone.utc))
+    env = Envelope(
+        mail_from=case.mail_from,
+        rcpt_to=case.rcpt_to,
+        orig_rcpt=case.orig_rcpt,
+        auth_user=ENVIRONMENT["vnd.dovecot.username"],
+    )
+    result = run(
+        script,
+        case.message,
+        env,
+        host=host,
+        settings=settings,
+        environment=dict(ENVIRONMENT),
+        now=dt.datetime.now(dt.timezone.utc),
+    )
     return from_owlery(result, case.message, set(FOLDERS))
 
 
 def _drop_pigeonhole_message_id(case, ours, theirs):
     """sieve-test gives a redirected message without a Message-ID one of its own."""
+
     def fix(headers):
-        return tuple((t, tuple(f for f in fields if not (t.startswith("redirect:") and f[0] == "message-id"
-                                                         and f[1].startswith("<dovecot-sieve-"))))
-                     for t, fields in headers)
+        return tuple(
+            (
+                t,
+                tuple(
+                    f
+                    for f in fields
+                    if not (t.startswith("redirect:") and f[0] == "message-id" and f[1].startswith("<dovecot-sieve-"))
+                ),
+            )
+            for t, fields in headers
+        )
+
     return ours, dataclasses.replace(theirs, headers=fix(theirs.headers))
 
 
 def _vacation_from_casefold(case, ours, theirs):
     def fix(o):
         return dataclasses.replace(o, vacations=tuple(sorted((to, fr.lower(), subj) for to, fr, subj in o.vacations)))
+
     return fix(ours), fix(theirs)
 
 
@@ -101,27 +136,38 @@ def _no_reply_senders(case, ours, theirs):
 def _empty_subject(case, ours, theirs):
     def fix(o):
         return dataclasses.replace(o, vacations=tuple(sorted((to, fr, "") for to, fr, _ in o.vacations)))
+
     return fix(ours), fix(theirs)
 
 
 def _copy_then_plain(case, ours, theirs):
     """Pigeonhole keeps the implicit keep after `fileinto :copy X; fileinto X;`."""
     return ours, dataclasses.replace(
-        theirs, stores=tuple(x for x in theirs.stores if x[0] != "INBOX"),
-        headers=tuple(x for x in theirs.headers if x[0] != "store:INBOX"))
+        theirs,
+        stores=tuple(x for x in theirs.stores if x[0] != "INBOX"),
+        headers=tuple(x for x in theirs.headers if x[0] != "store:INBOX"),
+    )
 
 
 def _vacation_from_user(case, ours, theirs):
     """Both replies come from one of the user's addresses (recipient, its base without
-    +detail, original recipient): which one is the implementation's choice."""
+    +detail, original recipient, or one the script's :addresses names as the user's, RFC 5230
+    4.5): which one is the implementation's choice."""
+
     def base(a):
         local, _, dom = a.lower().partition("@")
         return local.split("+", 1)[0] + "@" + dom
+
     mine = {case.rcpt_to.lower(), case.orig_rcpt.lower(), base(case.rcpt_to), base(case.orig_rcpt)}
+    for arg in re.findall(r':addresses\s+("[^"]*"|\[[^\]]*\])', case.script.decode("utf-8", "replace")):
+        mine.update(a.lower() for a in re.findall(r'"([^"]*)"', arg))
 
     def fix(o):
-        return dataclasses.replace(o, vacations=tuple(sorted(
-            (to, "(user)" if fr.lower() in mine else fr, subj) for to, fr, subj in o.vacations)))
+        return dataclasses.replace(
+            o,
+            vacations=tuple(sorted((to, "(user)" if fr.lower() in mine else fr, subj) for to, fr, subj in o.vacations)),
+        )
+
     return fix(ours), fix(theirs)
 
 
@@ -129,18 +175,22 @@ def _flags_after_duplicate(case, ours, theirs):
     """Pigeonhole's :flags drops the rest of a flag string after a repeated flag: where its
     flags are a subset of Owlery's, take its list (only used when a :flags list repeats one)."""
     repeated = False
-    text = re.sub(r"\$\{hex:([0-9a-fA-F]{2})\}", lambda m: chr(int(m.group(1), 16)), case.script.decode("utf-8", "replace"))
+    text = re.sub(
+        r"\$\{hex:([0-9a-fA-F]{2})\}", lambda m: chr(int(m.group(1), 16)), case.script.decode("utf-8", "replace")
+    )
     for arg in re.findall(r':flags\s+("(?:[^"\\]|\\.)*"|\[[^\]]*\])', text):
         seen = set()
         for f in re.findall(r'[^\s"\[\],]+', arg):
             repeated |= f.lower() in seen
             seen.add(f.lower())
-        repeated |= "${" in arg       # a variable's flags may repeat one too
+        repeated |= "${" in arg  # a variable's flags may repeat one too
     if not repeated:
         return ours, theirs
     ph_flags = dict(theirs.stores)
-    stores = tuple((box, ph_flags[box] if box in ph_flags and set(ph_flags[box]) < set(flags) else flags)
-                   for box, flags in ours.stores)
+    stores = tuple(
+        (box, ph_flags[box] if box in ph_flags and set(ph_flags[box]) < set(flags) else flags)
+        for box, flags in ours.stores
+    )
     return dataclasses.replace(ours, stores=stores), theirs
 
 
@@ -162,31 +212,37 @@ def _vacation_own_base(case, ours, theirs):
     if "+" not in case.rcpt_to.split("@")[0]:
         return ours, theirs
     base = _base(case.rcpt_to)
-    theirs = dataclasses.replace(theirs, vacations=tuple(
-        v for v in theirs.vacations if v[0].lower() not in (base, case.orig_rcpt.lower())))
+    theirs = dataclasses.replace(
+        theirs, vacations=tuple(v for v in theirs.vacations if v[0].lower() not in (base, case.orig_rcpt.lower()))
+    )
     if not theirs.vacations and base in case.message.decode("utf-8", "replace").lower():
         ours = dataclasses.replace(ours, vacations=())
     return ours, theirs
 
 
 def _subject_control(case, ours, theirs):
-    return ours, dataclasses.replace(theirs, vacations=tuple(
-        (to, fr, subj.replace("\ufffd", " ")) for to, fr, subj in theirs.vacations))
+    return ours, dataclasses.replace(
+        theirs, vacations=tuple((to, fr, subj.replace("\ufffd", " ")) for to, fr, subj in theirs.vacations)
+    )
 
 
 def _keyword_set(case, ours, theirs):
     """Dovecot's store drops every keyword of a message when one is not valid."""
     system = {"\\seen", "\\flagged", "\\answered", "\\draft", "\\deleted"}
     ph = dict(theirs.stores)
-    stores = tuple((box, ph[box] if box in ph and set(ph[box]) <= set(flags) and set(ph[box]) <= system else flags)
-                   for box, flags in ours.stores)
+    stores = tuple(
+        (box, ph[box] if box in ph and set(ph[box]) <= set(flags) and set(ph[box]) <= system else flags)
+        for box, flags in ours.stores
+    )
     return dataclasses.replace(ours, stores=stores), theirs
 
 
 def _auto_empty_subject(case, ours, theirs):
     """An empty Subject: Owlery replies 'Automated reply', Pigeonhole 'Auto:'."""
-    return ours, dataclasses.replace(theirs, vacations=tuple(
-        (to, fr, "Automated reply" if subj == "Auto:" else subj) for to, fr, subj in theirs.vacations))
+    return ours, dataclasses.replace(
+        theirs,
+        vacations=tuple((to, fr, "Automated reply" if subj == "Auto:" else subj) for to, fr, subj in theirs.vacations),
+    )
 
 
 def _vacation_as_ours(case, ours, theirs):
@@ -210,11 +266,12 @@ def _string_default_octet(case, ours, theirs):
     """Owlery's outcome with every `string` test that names no comparator given i;octet,
     which is what Pigeonhole 0.5.19 uses for it."""
     text = case.script.decode("utf-8", "surrogateescape")
-    patched = re.sub(r'\bstring\b(?![^{;]*:comparator)', 'string :comparator "i;octet"', text)
+    patched = re.sub(r"\bstring\b(?![^{;]*:comparator)", 'string :comparator "i;octet"', text)
     if patched == text:
         return ours, theirs
-    return run_owlery(dataclasses.replace(case, script=patched.encode("utf-8", "surrogateescape")),
-                      owlery_settings()), theirs
+    return run_owlery(
+        dataclasses.replace(case, script=patched.encode("utf-8", "surrogateescape")), owlery_settings()
+    ), theirs
 
 
 def _digest_parts_as_text(case, ours, theirs):
@@ -230,13 +287,16 @@ def _set_self_copy(case, ours, theirs):
     """Owlery's outcome with `set "x" "${x}"` (no modifier) made `set "x" ""`, which is what
     Pigeonhole 0.5.19 does with it."""
     text = case.script.decode("utf-8", "surrogateescape")
-    patched = re.sub(r'\bset\s+"([A-Za-z_][A-Za-z0-9_]*)"\s+"\$\{(\w+)\}"\s*;',
-                     lambda m: f'set "{m.group(1)}" "";' if m.group(1).lower() == m.group(2).lower() else m.group(0),
-                     text)
+    patched = re.sub(
+        r'\bset\s+"([A-Za-z_][A-Za-z0-9_]*)"\s+"\$\{(\w+)\}"\s*;',
+        lambda m: f'set "{m.group(1)}" "";' if m.group(1).lower() == m.group(2).lower() else m.group(0),
+        text,
+    )
     if patched == text:
         return ours, theirs
-    return run_owlery(dataclasses.replace(case, script=patched.encode("utf-8", "surrogateescape")),
-                      owlery_settings()), theirs
+    return run_owlery(
+        dataclasses.replace(case, script=patched.encode("utf-8", "surrogateescape")), owlery_settings()
+    ), theirs
 
 
 def _envelope_to_is_original(case, ours, theirs):
@@ -308,8 +368,11 @@ class Deviation:
     reason: str
 
     def matches(self, case: Case) -> bool:
-        for rx, text in ((self.script, case.script), (self.message, case.message),
-                         (self.sender, case.mail_from.encode())):
+        for rx, text in (
+            (self.script, case.script),
+            (self.message, case.message),
+            (self.sender, case.mail_from.encode()),
+        ):
             if rx is not None and not rx.search(text.decode("utf-8", "replace")):
                 return False
         return True
@@ -374,8 +437,9 @@ class Report:
 class Runner:
     """Runs pairs on `workers` threads, each with its own Pigeonhole home under `workdir`."""
 
-    def __init__(self, workdir: Path, workers: int = 2):
+    def __init__(self, workdir: Path, workers: int = 2, shapes: frozenset[str] = frozenset()):
         self.workdir = Path(workdir)
+        self.shapes = frozenset(shapes)  # the generator's opt-in shapes (none: the old cases)
         os.chmod(self.workdir, 0o755)
         self.workers = workers
         self.settings = owlery_settings()
@@ -395,7 +459,7 @@ class Runner:
         return ph
 
     def pair(self, seed: int, index: int) -> PairResult:
-        case = make_case(seed, index)
+        case = make_case(seed, index, self.shapes)
         ours = run_owlery(case, self.settings)
         raw = self._ph().run(case.script, case.message, case.mail_from, case.rcpt_to, case.orig_rcpt)
         theirs = from_pigeonhole(raw)
@@ -422,7 +486,7 @@ class Runner:
                     rep.statuses[(p.ours.status, p.theirs.status)] += 1
                     rep.features.update(p.case.features)
                     if p.theirs.status == "crash":
-                        rep.crashes.append(p)             # sieve-test panicked: nothing to compare
+                        rep.crashes.append(p)  # sieve-test panicked: nothing to compare
                     elif "harness-error" in (p.ours.status, p.theirs.status):
                         rep.harness_errors.append(p)
                     elif p.diff and p.deviation:
@@ -440,11 +504,15 @@ class Runner:
 
 def describe(p: PairResult) -> str:
     c = p.case
-    lines = [f"=== pair seed={c.seed} index={c.index}: differs in {', '.join(p.diff)}",
-             f"envelope: from={c.mail_from} to={c.rcpt_to} orig={c.orig_rcpt}",
-             "--- script", c.script.decode("utf-8", "replace").rstrip(),
-             "--- message", c.message.decode("utf-8", "replace").rstrip()[:3000],
-             "--- owlery"]
+    lines = [
+        f"=== pair seed={c.seed} index={c.index}: differs in {', '.join(p.diff)}",
+        f"envelope: from={c.mail_from} to={c.rcpt_to} orig={c.orig_rcpt}",
+        "--- script",
+        c.script.decode("utf-8", "replace").rstrip(),
+        "--- message",
+        c.message.decode("utf-8", "replace").rstrip()[:3000],
+        "--- owlery",
+    ]
     for f in Outcome.FIELDS:
         lines.append(f"  {f}: {getattr(p.ours, f)!r}")
     lines.append("--- pigeonhole")
@@ -457,18 +525,37 @@ def describe(p: PairResult) -> str:
 
 def summary(rep: Report) -> list[str]:
     rate = rep.pairs / rep.seconds if rep.seconds else 0.0
-    out = [f"sieve differential: seed {rep.seed}: {rep.pairs} pairs in {rep.seconds:.1f}s ({rate:.0f} pairs/s); "
-           f"{len(rep.differences)} unexplained differences, {sum(rep.explained.values())} explained by known "
-           f"deviations, {len(rep.harness_errors)} harness errors, {len(rep.crashes)} sieve-test crashes"]
+    out = [
+        f"sieve differential: seed {rep.seed}: {rep.pairs} pairs in {rep.seconds:.1f}s ({rate:.0f} pairs/s); "
+        f"{len(rep.differences)} unexplained differences, {sum(rep.explained.values())} explained by known "
+        f"deviations, {len(rep.harness_errors)} harness errors, {len(rep.crashes)} sieve-test crashes"
+    ]
     if rep.differences:
         out.append("unexplained differences by area: " + ", ".join(f"{k} {v}" for k, v in rep.by_area().most_common()))
         out.append("  pairs: " + " ".join(str(p.case.index) for p in rep.differences[:40]))
     if rep.crashes:
-        out.append("sieve-test panicked (not compared) on pairs: " + " ".join(str(p.case.index) for p in rep.crashes[:20]))
+        out.append(
+            "sieve-test panicked (not compared) on pairs: " + " ".join(str(p.case.index) for p in rep.crashes[:20])
+        )
     if rep.explained:
         out.append("known deviations: " + ", ".join(f"{k} {v}" for k, v in rep.explained.most_common()))
-    out.append("outcomes (owlery, pigeonhole): " + ", ".join(f"{a}/{b} {n}" for (a, b), n in rep.statuses.most_common()))
+    out.append(
+        "outcomes (owlery, pigeonhole): " + ", ".join(f"{a}/{b} {n}" for (a, b), n in rep.statuses.most_common())
+    )
     return out
+
+
+def parse_shapes(text: str) -> frozenset[str]:
+    """--shapes: 'all', or names from generator.SHAPES_ALL separated by commas."""
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    if names == {"all"}:
+        return SHAPES_ALL
+    unknown = names - SHAPES_ALL
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown shape(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(SHAPES_ALL))}, all"
+        )
+    return frozenset(names)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -480,9 +567,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=None, help="stop starting pairs after this many seconds")
     ap.add_argument("--show", type=int, default=3, help="print this many differing pairs in full (default 3)")
     ap.add_argument("--features", action="store_true", help="print how many pairs touched each area")
+    ap.add_argument(
+        "--shapes",
+        type=parse_shapes,
+        default=frozenset(),
+        metavar="LIST",
+        help="also generate these script/message shapes, comma-separated, or 'all': "
+        + ", ".join(sorted(SHAPES_ALL))
+        + " (default: none, the cases seeds always gave)",
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sieve-differential-", dir=scratch_dir()) as d:
-        rep = Runner(Path(d), args.workers).run(args.seed, args.pairs, args.start, args.time_limit)
+        rep = Runner(Path(d), args.workers, args.shapes).run(args.seed, args.pairs, args.start, args.time_limit)
     for p in rep.differences[: args.show]:
         print(describe(p))
     for p in rep.harness_errors[: args.show]:
