@@ -20,6 +20,7 @@ import pytest
 from owlery.settings import Settings
 from sieve.api import Envelope, FileInto, Keep, MemoryHost, SieveCompileError, compile_script, run
 from sieve.html_text import html_to_text
+from sieve.message import parse_mime
 
 NOW = dt.datetime(2024, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 HEAD = b"From: alice@example.com\r\nTo: bob@example.org\r\nSubject: hello\r\nMIME-Version: 1.0\r\n"
@@ -289,3 +290,64 @@ def test_headerless_digest_part_is_no_empty_text_part():
         msg,
     )
     assert _hits(r) == ["inner"]
+
+
+# --- quoted-printable as sieve-test decodes it (probed one by one, LF and CRLF messages) ------
+
+QP_CASES = [
+    (b"a\nb\n", b"a\r\nb\r\n"),  # a hard line break becomes CRLF, LF or CRLF alike
+    (b"a \t\r\nb  \n", b"a\r\nb\r\n"),  # raw spaces and tabs before it dropped
+    (b"a =20 \nb", b"a  \r\nb"),  # an encoded one kept
+    (b"a \x0c\nb", b"a \x0c\r\nb"),  # only spaces and tabs
+    (b"a\rb\n", b"a\rb\r\n"),  # a bare CR stays
+    (b"a=\r \nb", b"a=\r\r\nb"),  # "=" before a bare CR is no soft break
+    (b"a  =  \nb", b"a  b"),  # soft break, white space after "=" too
+    (b"a==\nb", b"a=b"),
+    (b"a=3=\nb", b"a=3b"),
+    (b"a= x\nb", b"a= x\r\nb"),
+    (b"a=\n\nb", b"a\r\nb"),
+    (b"=0A=0D\n", b"\n\r\r\n"),
+    (b"a=c3=A9=3d\n", b"a\xc3\xa9=\r\n"),
+    (b"a \t", b"a"),  # at the end: trailing white space, one CR, a pending "=" vanish
+    (b"a\r\r", b"a\r"),
+    (b"a \r", b"a"),
+    (b"a=20\r", b"a "),
+    (b"a =", b"a "),
+    (b"a=\t\r", b"a"),
+    (b"a=3", b"a"),
+    (b"a=4\r", b"a=4"),
+    (b"a=4g", b"a=4g"),
+    (b"abc=\r\r", b"abc=\r"),
+]
+
+
+@pytest.mark.parametrize("body,decoded", QP_CASES)
+def test_quoted_printable_decodes_as_sieve_test(body, decoded):
+    # before: quopri kept LF line breaks and trailing white space, and a pending "=" or CR at
+    # the end, so extracttext and body :content/:text read "a\nb" where sieve-test reads "a\r\nb"
+    for nl in (b"\n", b"\r\n"):
+        msg = HEAD.replace(
+            b"\r\n", nl
+        ) + b"Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n".replace(b"\n", nl)
+        (part,) = parse_mime(msg + body, 10, 4)
+        assert part.decoded_body() == decoded
+
+
+def test_extracttext_of_quoted_printable_html_has_crlf_line_breaks():
+    # seed 94001 pair 3229 / seed 20261206 pair 242 of the differential harness (--shapes all):
+    # a multi-line QP HTML part, which sieve-test reads with CRLF line breaks (13 characters)
+    msg = (
+        HEAD.replace(b"\r\n", b"\n") + b"Content-Type: text/html; charset=utf-8\n"
+        b"Content-Transfer-Encoding: quoted-printable\n\n"
+        b"<HTML>\n<body>\n<a href=3D\"http://example.com/\" title=3D'x > y'>=D1=82=D0=B5=D1=81=\n"
+        b"=D1=82</a>  \n</body></html>\n"
+    )
+    want = _sieve_string("\r\n\r\n\u0442\u0435\u0441\u0442 \r\n\r\n")
+    r = _run(
+        'require ["foreverypart", "extracttext", "variables", "editheader", "encoded-character"];\n'
+        'foreverypart { extracttext "x"; set :length "n" "${x}"; addheader :last "X-Hit" "${n}";\n'
+        f'if string :comparator "i;octet" :is "${{x}}" {want} '
+        '{ addheader :last "X-Hit" "same"; } }\n',
+        msg,
+    )
+    assert _hits(r) == ["13", "same"]
