@@ -96,7 +96,8 @@ def test_script_loads_only_the_extensions_it_requires(tmp_path):
     assert loaded(modules, NEVER) == []
     assert "sieve.interpreter" in modules and "sieve.extensions.fileinto" in modules
     assert loaded(modules, ("sieve.extensions.vacation", "sieve.extensions.enotify", "sieve.extensions.mime",
-                            "sieve.extensions.editheader", "sieve.extensions.date", "sieve.outgoing")) == []
+                            "sieve.extensions.editheader", "sieve.extensions.date", "sieve.outgoing",
+                            "sieve.html_text", "html")) == []
 
 
 STATE = ("sqlite3", "owlery.state.sqlite_store")
