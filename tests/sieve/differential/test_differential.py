@@ -27,27 +27,39 @@ SEED = 20240917
 PAIRS = 2000
 
 
-@pytest.fixture(scope="module")
-def runner():
+def scratch_runner(shapes=()):
+    """A Runner in its own scratch directory (removed afterwards), one worker per core."""
     assert os.path.exists(pigeonhole.SIEVE_TEST), "sieve-test missing: apt-get install dovecot-sieve"
     d = tempfile.mkdtemp(prefix="sieve-differential-", dir=scratch_dir())
     try:
-        yield Runner(Path(d), workers=max(2, os.cpu_count() or 2))
+        yield Runner(Path(d), workers=max(2, os.cpu_count() or 2), shapes=shapes)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def test_generated_pairs_agree_with_pigeonhole(runner):
-    rep = runner.run(SEED, PAIRS)
+def agreed_run(runner, seed: int, pairs: int):
+    """Run `pairs` pairs of `seed`; fail on a harness error, an unexplained difference or a
+    short run; return the report. Most pairs must run on both sides (real outcomes compared,
+    not only compile errors)."""
+    rep = runner.run(seed, pairs)
     report = "\n".join(summary(rep))
     print(report)
     shown = "\n\n".join(describe(p) for p in (rep.differences + rep.harness_errors)[:5])
     assert not rep.harness_errors, report + "\n" + shown
     assert not rep.differences, report + "\n" + shown
-    assert rep.pairs == PAIRS, report
-    # the run compares real outcomes, not just compile errors: most pairs run on both sides
+    assert rep.pairs == pairs, report
     ran = sum(n for (a, b), n in rep.statuses.items() if a == b == "ok")
     assert ran > rep.pairs // 2, report
+    return rep
+
+
+@pytest.fixture(scope="module")
+def runner():
+    yield from scratch_runner()
+
+
+def test_generated_pairs_agree_with_pigeonhole(runner):
+    agreed_run(runner, SEED, PAIRS)
 
 
 def test_generation_is_a_pure_function_of_seed_and_index():

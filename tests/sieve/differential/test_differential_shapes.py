@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from tests.sieve.differential import pigeonhole
 from tests.sieve.differential.generator import SHAPES_ALL, make_case
-from tests.sieve.differential.runner import Runner, describe, parse_shapes, scratch_dir, summary
+from tests.sieve.differential.runner import parse_shapes
+from tests.sieve.differential.test_differential import agreed_run, scratch_runner
 
 SEED = 20261206
 PAIRS = 1000
@@ -32,27 +28,14 @@ OLD_DIGEST = "8ae0759d7a72edc16ebfaefd96ca8f17ac816bfbb39b9354828c96dbc2e157b9"
 
 @pytest.fixture(scope="module")
 def runner():
-    assert os.path.exists(pigeonhole.SIEVE_TEST), "sieve-test missing: apt-get install dovecot-sieve"
-    d = tempfile.mkdtemp(prefix="sieve-differential-", dir=scratch_dir())
-    try:
-        yield Runner(Path(d), workers=max(2, os.cpu_count() or 2), shapes=SHAPES_ALL)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    yield from scratch_runner(SHAPES_ALL)
 
 
 def test_generated_pairs_with_new_shapes_agree_with_pigeonhole(runner):
-    rep = runner.run(SEED, PAIRS)
-    report = "\n".join(summary(rep))
-    print(report)
-    shown = "\n\n".join(describe(p) for p in (rep.differences + rep.harness_errors)[:5])
-    assert not rep.harness_errors, report + "\n" + shown
-    assert not rep.differences, report + "\n" + shown
-    assert rep.pairs == PAIRS, report
-    ran = sum(n for (a, b), n in rep.statuses.items() if a == b == "ok")
-    assert ran > rep.pairs // 2, report
+    rep = agreed_run(runner, SEED, PAIRS)
     # every shape is exercised by the run
     for shape in SHAPES_ALL:
-        assert rep.features["shape:" + shape] > PAIRS // 4, report
+        assert rep.features["shape:" + shape] > PAIRS // 4, dict(rep.features)
 
 
 def test_without_shapes_old_seeds_generate_what_they_did():
