@@ -12,7 +12,8 @@ may read is accepted with a warning unless that group is the milter's. `genkey` 
 alone reads it, and no group membership (the milter runs with group postfix) extends that.
 Talks to: the file system (key files). Tests: tests/milters/test_units.py (canonicalisation, key
 files, genkey), tests/milters/test_auth_stages.py (dkimpy verifies what we sign),
-tests/milters/test_dkim_interop.py (OpenDKIM verifies what we sign), tests/milters/test_low_hardening.py
+tests/milters/test_dkim_interop.py (OpenDKIM verifies what we sign), tests/milters/test_sign_differential.py
+(odd messages: OpenDKIM, Rspamd and an RFC reading verify what we sign; line widths), tests/milters/test_low_hardening.py
 (key owner and mode at load and from genkey).
 """
 
@@ -49,7 +50,10 @@ def relaxed_header(name: bytes, value: bytes) -> bytes:
 
 
 def relaxed_body_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Relaxed body canonicalisation over a stream of chunks (CRLF or bare LF line ends)."""
+    """Relaxed body canonicalisation over a stream of chunks (CRLF or bare LF line ends).
+
+    Only the CR of a line's CRLF goes: a lone CR before it is line content (not WSP, RFC 6376
+    3.4.4), as is a CR at the very end of a body without a final line end."""
     pending_empty = 0
     partial = b""
     for chunk in chunks:
@@ -58,7 +62,9 @@ def relaxed_body_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
         partial = lines.pop()
         out = []
         for line in lines:
-            line = _WSP_RUN.sub(b" ", line.rstrip(b"\r")).rstrip(b" ")
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            line = _WSP_RUN.sub(b" ", line).rstrip(b" ")
             if not line:
                 pending_empty += 1
                 continue
@@ -67,7 +73,7 @@ def relaxed_body_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
         if out:
             yield b"".join(out)
     if partial:
-        line = _WSP_RUN.sub(b" ", partial.rstrip(b"\r")).rstrip(b" ")
+        line = _WSP_RUN.sub(b" ", partial).rstrip(b" ")
         if line:
             yield b"\r\n" * pending_empty + line + b"\r\n"
 
@@ -348,6 +354,9 @@ def hashed_headers(headers: list[tuple[bytes, bytes]], h_list: list[bytes]) -> b
     return b"".join(out)
 
 
+LINE_WIDTH = 78     # RFC 5322 2.1.1: lines SHOULD be at most 78 octets (998 at most)
+
+
 def sign(key: SigningKey, headers: list[tuple[bytes, bytes]], bh: bytes, h_list: list[bytes],
          now: float | None = None) -> str:
     """The DKIM-Signature header value (folded with LF+tab) for the given headers and body hash."""
@@ -355,13 +364,39 @@ def sign(key: SigningKey, headers: list[tuple[bytes, bytes]], bh: bytes, h_list:
     tags = [("v", "1"), ("a", key.algorithm), ("c", "relaxed/relaxed"), ("d", key.domain),
             ("s", key.selector), ("t", str(t)), ("h", ":".join(n.decode() for n in h_list)),
             ("bh", bh.decode())]
-    value_no_b = "; ".join(f"{k}={v}" for k, v in tags) + "; b="
+    head = fold_tags("DKIM-Signature", tags)
+    # b= goes on a line of its own, so the value signed (b= empty) is the header as sent
+    # without the b= value; relaxed canonicalisation turns each fold into one space.
+    value_no_b = head + ";\n\tb="
     data = hashed_headers(headers, h_list) + relaxed_header(b"DKIM-Signature", value_no_b.encode())
     b = base64.b64encode(key.sign(data)).decode()
-    # Fold for line length; relaxed canonicalisation makes the folding irrelevant.
-    return (f"v=1; a={key.algorithm}; c=relaxed/relaxed; d={key.domain}; s={key.selector}; t={t};\n"
-            f"\th={':'.join(n.decode() for n in h_list)};\n\tbh={bh.decode()};\n\tb=" + _fold(b))
+    return value_no_b + _fold(b, LINE_WIDTH - 3, LINE_WIDTH - 2)
 
 
-def _fold(b: str, width: int = 72) -> str:
-    return "\n\t ".join(b[i:i + width] for i in range(0, len(b), width))
+def fold_tags(name: str, tags: list[tuple[str, str]]) -> str:
+    """`k=v` tags joined by "; " and folded (LF + tab) so that, with "Name: " before the first,
+    no line passes LINE_WIDTH: between tags, or inside a long h= after a ':' (RFC 6376 3.5 allows
+    FWS there). A single name or domain longer than a line stays whole (under 998 octets)."""
+    lines = [""]
+    col = len(name) + 2
+    for i, (k, v) in enumerate(tags):
+        end = "" if i == len(tags) - 1 else ";"
+        pieces = [f"{k}={v}{end}"]
+        if k == "h" and col + 1 + len(pieces[0]) > LINE_WIDTH:
+            names = v.split(":")
+            pieces = [f"{n}:" for n in names[:-1]] + [names[-1] + end]
+            pieces[0] = "h=" + pieces[0]
+        for j, piece in enumerate(pieces):
+            sep = " " if (i and j == 0) else ""
+            if lines[-1] and col + len(sep) + len(piece) > LINE_WIDTH:
+                lines.append("")
+                col, sep = 1, ""
+            lines[-1] += sep + piece
+            col += len(sep) + len(piece)
+    return "\n\t".join(lines)
+
+
+def _fold(b: str, first: int, width: int) -> str:
+    """Base64 text in lines of `width` (the first of `first`), joined by LF + tab + space."""
+    parts = [b[:first]] + [b[i:i + width] for i in range(first, len(b), width)]
+    return "\n\t ".join(p for p in parts if p)

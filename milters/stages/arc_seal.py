@@ -4,7 +4,9 @@ Put it after `authres` (it seals the A-R header that stage is adding) and after
 `arc_verify` (whose result becomes cv=). Uses dkimpy's ARC signer with an RSA key from
 `dkim_key_directory/ARC_SEAL_DOMAIN.ARC_SEAL_SELECTOR.key`. Optional: configure
 arc_seal_domain and arc_seal_selector and list the stage.
-Talks to: the file system at start. Tests: tests/milters/test_auth_stages.py (seal, then verify).
+It seals the header as it leaves (the edits of the stages before it applied) and folds the AAR
+within 78 columns. Talks to: the file system at start. Tests: tests/milters/test_auth_stages.py
+(seal, then verify), tests/milters/test_sign_differential.py (against Rspamd, both directions).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 from owlery.settings import Str, setting
 
 from milters import dkimkeys
-from milters.effects import AddHeader, ChangeHeader, StageReport
+from milters.effects import StageReport
 from milters.stages import ConfigError, Stage
 from milters.stages.authres import authserv_id
+from milters.stages.dkim_sign import outgoing_headers
 from milters.stages.dkim_verify import _Quiet
 
 ARC_SEAL_DOMAIN = setting("arc_seal_domain", Str, None, "Domain (d=) of our ARC seals.")
@@ -48,17 +51,10 @@ class ArcSeal(Stage):
         import dkim
         if message.truncated:
             return
-        removed = {(e.name.lower(), e.occurrence) for e in report.effects
-                   if isinstance(e, ChangeHeader) and e.value is None}
-        seen: dict[str, int] = {}
-        kept = []
-        for h in message.headers:
-            n = seen[h.name.lower()] = seen.get(h.name.lower(), 0) + 1
-            if (h.name.lower(), n) not in removed:
-                kept.append(h.raw)
-        added = [f"{e.name}: {e.value}".replace("\n", "\r\n").encode() + b"\r\n"
-                 for e in reversed(report.effects) if isinstance(e, AddHeader) and e.index == 0]
-        raw = b"".join(added) + b"".join(kept) + b"\r\n" + message.body_bytes()
+        # Seal what leaves: the received fields with the edits of the stages before this one
+        # (our A-R on top, forged ones removed, a changed Subject...).
+        fields = outgoing_headers(message, report)
+        raw = b"".join(n + b":" + v + b"\r\n" for n, v in fields) + b"\r\n" + message.body_bytes()
         srv_id = authserv_id(self.settings, message).encode()
         signer = dkim.ARC(raw, logger=_Quiet(), minkey=self.settings.dkim_min_key_bits)
         headers = signer.sign(self.settings.arc_seal_selector.encode(),
@@ -68,4 +64,27 @@ class ArcSeal(Stage):
         # inserting each at the top in reverse keeps that order at the top of the message.
         for line in reversed(headers):
             name, _, value = line.decode("ascii").partition(":")
-            report.add_header(name, value.strip().replace("\r\n", "\n"))
+            value = value.strip().replace("\r\n", "\n")
+            if name == "ARC-Authentication-Results":
+                value = refold(name, value)
+            report.add_header(name, value)
+
+
+def refold(name: str, value: str, width: int = 78) -> str:
+    """`value` (LF folds) with a line break put before a blank of each line longer than `width`
+    octets ("Name: " counted on the first), where the line allows one. Breaking before existing
+    white space is a fold that relaxed canonicalisation undoes, so a signature over the field
+    (the ARC-Seal's over the AAR, RFC 8617 5.1.1) still holds. dkimpy writes one resinfo per line,
+    often 80-90 octets (RFC 5322 2.1.1: lines SHOULD stay within 78)."""
+    out = []
+    for i, line in enumerate(value.split("\n")):
+        lead = len(name) + 2 if i == 0 else 0
+        while lead + len(line) > width:
+            cut = max((j for j in range(1, min(len(line), width - lead + 1)) if line[j] in " \t"
+                       and line[:j].strip(" \t")), default=-1)
+            if cut < 1:
+                break                      # no blank to break at: leave the line whole
+            out.append(line[:cut])
+            line, lead = line[cut:], 0
+        out.append(line)
+    return "\n".join(out)

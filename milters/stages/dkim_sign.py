@@ -3,11 +3,14 @@
 The signing domain is the From header's domain, or its nearest parent listed in
 `dkim_sign_keys` (domain -> selectors). Each selector's key file is
 `dkim_key_directory/DOMAIN.SELECTOR.key` (see `owlery dkim genkey`); listing an RSA and an
-Ed25519 selector signs twice. Keys are loaded once at start, so a bad key stops the milter
-with a clear message instead of failing mail later. Run it only for outbound mail (it is in
-`milter_outbound_stages`).
+Ed25519 selector signs twice. The fields signed are the ones that leave: with the header edits
+of the stages listed before this one (`outgoing_headers`). Keys are loaded once at start, so a
+bad key stops the milter with a clear message instead of failing mail later. Run it only for
+outbound mail (it is in `milter_outbound_stages`).
 Talks to: the file system at start. Tests: tests/milters/test_auth_stages.py,
-tests/milters/test_units.py (a missing key stops the milter), tests/milters/test_dkim_interop.py.
+tests/milters/test_units.py (a missing key stops the milter), tests/milters/test_dkim_interop.py,
+tests/milters/test_sign_differential.py (odd messages against OpenDKIM and Rspamd; header edits of
+earlier stages are signed).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from owlery.settings import Int, Str, StrList, list_of, matching, setting, table_of
 
 from milters import dkimkeys
-from milters.effects import StageReport
+from milters.effects import AddHeader, ChangeHeader, StageReport
 from milters.stages import ConfigError, Stage
 
 DKIM_KEY_DIRECTORY = setting(
@@ -58,6 +61,37 @@ def from_domain(message: Any) -> str | None:
     if len(addresses) != 1 or "@" not in addresses[0]:
         return None
     return addresses[0].rsplit("@", 1)[1].strip().rstrip(".").lower() or None
+
+
+def outgoing_headers(message: Any, report: StageReport) -> list[tuple[bytes, bytes]]:
+    """The header fields as the MTA will pass them on: the received ones with the edits the stages
+    so far asked for (report.effects, in the order the adapter hands them to the MTA: an insert at
+    its index, None appends; a change or deletion hits the n-th field of that name). (name, value)
+    with the value as sent: a leading space (we negotiate P_HDR_LEADSPC) and CRLF folds."""
+    out = [(h.name.encode("ascii", "surrogateescape"), h.value) for h in message.headers]
+    for e in report.effects:
+        if isinstance(e, AddHeader):
+            field = (e.name.encode("ascii"), _wire_value(e.value))
+            if e.index is None:
+                out.append(field)
+            else:
+                out.insert(e.index, field)
+        elif isinstance(e, ChangeHeader):
+            name = e.name.lower().encode("ascii")
+            hits = [i for i, (n, _) in enumerate(out) if n.lower() == name]
+            if e.occurrence - 1 < len(hits):
+                i = hits[e.occurrence - 1]
+                if e.value is None:
+                    del out[i]
+                else:
+                    out[i] = (out[i][0], _wire_value(e.value))
+            elif e.value is not None:                # the MTA adds a field it cannot find
+                out.append((e.name.encode("ascii"), _wire_value(e.value)))
+    return out
+
+
+def _wire_value(value: str) -> bytes:
+    return b" " + value.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", "surrogateescape")
 
 
 class DkimSign(Stage):
@@ -101,7 +135,8 @@ class DkimSign(Stage):
                         message.queue_id or "NOQUEUE")
             report.data["dkim_sign"] = "message too large"
             return
-        headers = [(h.name.encode("ascii", "surrogateescape"), h.value) for h in message.headers]
+        # Sign what leaves: with the header edits of the stages before this one (a Subject tag...)
+        headers = outgoing_headers(message, report)
         h_list = dkimkeys.select_headers(headers, self.settings.dkim_sign_headers,
                                          self.settings.dkim_oversign_headers)
         bh = dkimkeys.body_hash(message.iter_body())
