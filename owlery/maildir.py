@@ -24,7 +24,10 @@ file), new keywords are allocated while holding `dovecot-uidlist.lock` (the lock
 holds when it allocates one; it carries "pid:host") and written through
 `dovecot-keywords.lock`. A lock whose holder is gone (a dead local pid, or no change for
 the stale time) is broken, as Dovecot does; waiting longer than `maildir_lock_timeout` is a
-temporary failure.
+temporary failure. Between our own writers, a maildirsize recount holds flock(LOCK_EX) on the
+Maildir root while it counts and replaces the file, and a delivery or expunge holds LOCK_SH
+from moving its message to appending its delta line (see Maildir._quota_lock): else a delta
+appended to the file a recount is about to replace, for a message it did not see, is lost.
 
 Hostile Maildirs. Delivering as root for a mail owner (`maildir_owner`, or a uid from the
 directory), everything below the Maildir root is writable by that owner, who may plant
@@ -253,9 +256,19 @@ def split_flags(imap_flags: Iterable[str]) -> tuple[list[str], list[str]]:
 
 
 def parse_size_from_name(name: str) -> int | None:
-    """The S=<bytes> of a Maildir file name (ASCII digits only), None when absent."""
-    m = re.search(r",S=([0-9]{1,20})(?![0-9])", name)
-    return int(m.group(1)) if m else None
+    """The S=<bytes> of a Maildir file name, read as Dovecot's maildir quota reads it
+    (quota-maildir.c maildir_sum_dir): the first ",S=", ASCII digits (none at all reads as 0, as
+    in Dovecot and Courier), then ':', ',' or the end of the name. Anything else after the
+    digits, or more than 20 of them: None, and the caller takes the file's size (Dovecot stats it)."""
+    start = name.find(",S=")
+    if start < 0:
+        return None
+    end = start = start + 3
+    while end < len(name) and "0" <= name[end] <= "9":
+        end += 1
+    if (end < len(name) and name[end] not in ":,") or end - start > 20:
+        return None
+    return int(name[start:end] or 0)
 
 
 _DELIVERY_TIME = re.compile(r"([0-9]{1,12})\.")
@@ -581,14 +594,15 @@ class Maildir:
         if uid not in (self.owner.uid, 0, os.geteuid()):
             raise self._unsafe(rel, f"is owned by uid {uid}, not by the mail owner {self.owner.uid}")
 
-    def _check_file(self, fd: int, rel: str) -> os.stat_result:
+    def _check_file(self, fd: int, rel: str, *, replaced_ok: bool = False) -> os.stat_result:
         """What we read or append to: a regular file; with an owner, one link and a trusted owner
-        (a hard link to a root-only file would otherwise be read or written through)."""
+        (a hard link to a root-only file would otherwise be read or written through).
+        `replaced_ok`: no link at all is fine too (renamed over since we opened it; a reader)."""
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise self._unsafe(rel, "is not a regular file")
         if self.owner is not None:
-            if st.st_nlink != 1:
+            if st.st_nlink != 1 and not (replaced_ok and st.st_nlink == 0):
                 raise self._unsafe(rel, f"has {st.st_nlink} hard links")
             if st.st_uid not in (self.owner.uid, 0, os.geteuid()):
                 raise self._unsafe(rel, f"is owned by uid {st.st_uid}, not by the mail owner {self.owner.uid}")
@@ -604,23 +618,34 @@ class Maildir:
         return True
 
     @contextlib.contextmanager
-    def _dir_lock(self, dir_fd: int, name: str, rel: str):
-        """Hold flock(LOCK_EX) on the directory `name` ("." or "..") of dir_fd, waiting up to
-        lock_timeout: deliveries making a directory in it hold it from mkdir to fchown."""
+    def _dir_lock(self, dir_fd: int, name: str, rel: str, *, shared: bool = False,
+                  holder: str = "another delivery creating the Maildir?"):
+        """Hold flock(LOCK_EX, or LOCK_SH with `shared`) on the directory `name` ("." or "..") of
+        dir_fd, waiting up to lock_timeout: deliveries making a directory in it hold it from mkdir
+        to fchown; on the Maildir root, see _quota_lock."""
         fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
         try:
             deadline = time.monotonic() + self.lock_timeout
             delay = 0.001
+            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    delay = self._lock_backoff(deadline, delay, 0.05, rel,
-                                               "another delivery creating the Maildir?")
+                    delay = self._lock_backoff(deadline, delay, 0.05, rel, holder)
             yield
         finally:
             os.close(fd)          # releases the lock
+
+    def _quota_lock(self, root: int, *, recount: bool):
+        """flock on the Maildir root keeping maildirsize recounts apart from the changes they
+        count: a delivery (or expunge) holds it shared from the rename (unlink) of the message
+        to its delta line, a recount exclusively from listing the folders to the rename of the
+        new file. Without it a delta appended to the old file while a recount missed its message
+        is lost with the old file (threads of lmtpd, several LDAs, `owlery quota` beside them)."""
+        return self._dir_lock(root, ".", "the Maildir root (maildirsize)", shared=not recount,
+                              holder="a maildirsize recount" if not recount else "deliveries")
 
     def _lock_backoff(self, deadline: float, delay: float, cap: float, rel: str, holder: str) -> float:
         """Wait `delay` before the next try at a lock; return the next delay (doubled, at most
@@ -881,7 +906,10 @@ class Maildir:
     # -- small files -----------------------------------------------------------
 
     def _read_file(self, dir_fd: int, name: str, rel: str, limit: int) -> tuple[bytes, os.stat_result] | None:
-        """Up to `limit` bytes of a small control file and its stat; None when it does not exist."""
+        """Up to `limit` bytes of a small control file and its stat; None when it does not exist.
+        A file renamed over (a maildirsize recount, a new subscriptions) since we opened it has no
+        link left: that is the other writer's doing, not an attack, and what we read is the
+        version just replaced (as if read a moment earlier)."""
         try:
             fd = _open_nofollow(dir_fd, name, _READ_FLAGS)
         except _Symlink:
@@ -889,7 +917,7 @@ class Maildir:
         if fd is None:
             return None
         try:
-            st = self._check_file(fd, rel)
+            st = self._check_file(fd, rel, replaced_ok=True)
             return read_all(fd, limit), st
         finally:
             os.close(fd)
@@ -1131,7 +1159,12 @@ class Maildir:
             root = self._open_root(fds, create=False)
             return Usage(0, 0) if root is None else self._usage_at(root, quota, now)
 
-    def _usage_at(self, root: int, quota: Quota, now: float | None) -> Usage:
+    def _usage_at(self, root: int, quota: Quota, now: float | None, size: int = 0, count: int = 0) -> Usage:
+        """Usage from maildirsize, recounted when Maildir++ says not to trust it: missing, 5120
+        bytes or more, junk or a negative total, another definition, or (README.maildirquota,
+        Courier's docheckquota) when `count` messages of `size` bytes do not fit and the file
+        has more than one delta line or is older than quota_recalc_age. usage() passes 0, 0:
+        recount only when the file alone is over quota, as Dovecot and Courier report usage."""
         t = time.time() if now is None else now
         got = self._read_file(root, "maildirsize", "maildirsize", MAILDIRSIZE_MAX_BYTES)
         if got is None:
@@ -1144,7 +1177,8 @@ class Maildir:
                 or Quota.from_file(ms) != quota):
             return self._recalculate_at(root, quota)
         used = Usage(ms.used_bytes, ms.used_messages)
-        if self._over(quota, used, 0) and t - st.st_mtime > self.quota_recalc_age:
+        if self._over(quota, used, size, count) and (
+                ms.delta_lines > 1 or t - st.st_mtime > self.quota_recalc_age):
             return self._recalculate_at(root, quota)
         return used
 
@@ -1165,7 +1199,22 @@ class Maildir:
             root = self._open_root(fds, create=False)
             return Usage(0, 0) if root is None else self._recalculate_at(root, quota)
 
+    def count(self) -> Usage:
+        """Count every message (S= from names, else lstat) without writing anything: what a
+        reader that may not rewrite maildirsize (policyd's quota check) uses when Maildir++ says
+        the file is not to be trusted."""
+        with contextlib.ExitStack() as fds:
+            root = self._open_root(fds, create=False)
+            return Usage(0, 0) if root is None else self._count_at(root)
+
     def _recalculate_at(self, root: int, quota: Quota) -> Usage:
+        with self._quota_lock(root, recount=True):
+            used = self._count_at(root)
+            body = f"{quota.definition()}\n{used.bytes:>12} {used.messages:>12}\n"
+            self._replace_file(root, "maildirsize", body.encode("ascii"))
+        return used
+
+    def _count_at(self, root: int) -> Usage:
         total_b = total_m = 0
         with contextlib.ExitStack() as fds:
             for dirname, folder in [("", root)] + self._folder_dirs(fds, root):
@@ -1189,8 +1238,6 @@ class Maildir:
                             size = st.st_size
                         total_b += size
                         total_m += 1
-        body = f"{quota.definition()}\n{total_b:>12} {total_m:>12}\n"
-        self._replace_file(root, "maildirsize", body.encode("ascii"))
         return Usage(total_b, total_m)
 
     @staticmethod
@@ -1214,7 +1261,7 @@ class Maildir:
             raise MaildirError(f"{self.root}: quota: {e.strerror or e}") from e
 
     def _check_quota_at(self, root: int | None, quota: Quota, size: int, now: float | None) -> None:
-        used = Usage(0, 0) if root is None else self._usage_at(root, quota, now)
+        used = Usage(0, 0) if root is None else self._usage_at(root, quota, now, size, 1)
         if self._over(quota, used, size):
             raise QuotaExceeded(
                 f"mailbox full: {used.bytes}+{size} of {quota.bytes or '-'} bytes, "
@@ -1252,6 +1299,8 @@ class Maildir:
             root = self._open_root(fds, create=False)
             if root is None:
                 return done
+            if not dry_run:
+                fds.enter_context(self._quota_lock(root, recount=False))
             folders = [("INBOX", "", root)] + [
                 (".".join(decode_mutf7(p) for p in entry[1:].split(".")), entry, fd)
                 for entry, fd in self._folder_dirs(fds, root, done.problems)]
@@ -1286,7 +1335,8 @@ class Maildir:
                                 os.unlink(entry, dir_fd=d)
                             except FileNotFoundError:
                                 continue    # Dovecot renamed it (flags): the next run sees it again
-                        size = st.st_size if sub == "tmp" else (parse_size_from_name(entry) or st.st_size)
+                        named = None if sub == "tmp" else parse_size_from_name(entry)
+                        size = st.st_size if named is None else named
                         done.add(name, sub, size)
             if done.messages and not dry_run:
                 try:
@@ -1324,7 +1374,10 @@ class Maildir:
                 tmp_dir, dest_dir = subs["tmp"], subs[sub]
                 assert tmp_dir is not None and dest_dir is not None
                 self._write_message(tmp_dir, name, message, mtime)
+                counted = quota is not None and not quota.unlimited
                 try:
+                    if counted:
+                        fds.enter_context(self._quota_lock(root, recount=False))
                     os.rename(name, final_name, src_dir_fd=tmp_dir, dst_dir_fd=dest_dir)
                 except BaseException:
                     unlink_quietly(tmp_dir, name)

@@ -44,6 +44,16 @@ class MaildirSize:
     used_messages: int
     bad_lines: int = 0
     negative_total: bool = False    # the deltas summed below zero (clamped to 0 above)
+    # "<bytes> <count>" lines read (Maildir++: over quota with more than one, recount), and the
+    # file's mtime when read() read it: what a reader needs to know whether to trust a full file.
+    delta_lines: int = dataclasses.field(default=0, compare=False)
+    mtime: float | None = dataclasses.field(default=None, compare=False)
+
+    def recount_when_full(self, now: float, age: float) -> bool:
+        """Maildir++ (README.maildirquota; Courier, Dovecot): a file saying the mailbox is full is
+        not to be trusted, but recounted, when it has more than one delta line or is older than
+        `age` seconds (or holds junk or a negative total)."""
+        return self.suspect or self.delta_lines > 1 or (self.mtime is not None and now - self.mtime > age)
 
     @property
     def suspect(self) -> bool:
@@ -87,8 +97,9 @@ def parse(text: str) -> MaildirSize:
         numbers = [int(f) for f in body.split()]
         used_b, used_m = sum(numbers[0::2]), sum(numbers[1::2])
         return MaildirSize(size, count, max(used_b, 0), max(used_m, 0), bad,
-                           negative_total=used_b < 0 or used_m < 0)
+                           negative_total=used_b < 0 or used_m < 0, delta_lines=len(numbers) // 2)
     ascii_text = text.isascii()
+    good = 0
     for line in lines[1:]:
         fields = line.split()
         if not fields:
@@ -99,8 +110,9 @@ def parse(text: str) -> MaildirSize:
             continue
         used_b += int(fields[0])
         used_m += int(fields[1])
+        good += 1
     return MaildirSize(size, count, max(used_b, 0), max(used_m, 0), bad,
-                       negative_total=used_b < 0 or used_m < 0)
+                       negative_total=used_b < 0 or used_m < 0, delta_lines=good)
 
 
 def read(maildir: str) -> MaildirSize | None:
@@ -108,6 +120,7 @@ def read(maildir: str) -> MaildirSize | None:
     try:
         with open(os.path.join(maildir, "maildirsize"), "rb") as f:
             data = f.read(MAILDIRSIZE_READ_MAX)
+            mtime = os.fstat(f.fileno()).st_mtime
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return parse(data.decode("ascii", "replace"))
+    return dataclasses.replace(parse(data.decode("ascii", "replace")), mtime=mtime)

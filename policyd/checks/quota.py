@@ -8,7 +8,10 @@ full when the directory says so (over-quota list or attribute), or when usage pl
 size passes its byte limit, or one more message passes its message limit. The limit is
 the directory's (quota map / attribute), else the definition line of its maildirsize;
 usage is the directory's usage attribute, else the Maildir++ `maildirsize` file (what
-Dovecot and our LDA keep). No limit or no readable maildirsize: not full (the LDA
+Dovecot and our LDA keep); a file saying full that Maildir++ says not to trust (more than
+one delta line, older than maildir_quota_recalc_age, junk) is checked by counting the
+messages, read only, as Dovecot's quota-status would recount it (else a mailbox emptied
+behind the file's back would be refused until some delivery recounted, and none would come). No limit or no readable maildirsize: not full (the LDA
 still enforces the quota at delivery).
 Aliases: an address that reaches several local mailboxes is refused only when ALL of
 them are full and it reaches nothing remote; when only some are full it is accepted
@@ -40,6 +43,7 @@ tests/delivery/test_quota_edge.py, tests/e2e/test_policyd_directory.py, tests/e2
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -178,6 +182,7 @@ class QuotaCheck(Check):
     def __init__(self, ctx: Any):
         super().__init__(ctx)
         self.usage_cache = UsageCache()
+        self._recounts: dict[str, tuple[float, Any]] = {}     # path -> (when, Usage counted)
         self._local_hosts: tuple[Any, frozenset[str]] | None = None
         if ctx.settings.quota_backend_endpoint:
             endpoint_for(ctx.settings.quota_backend_endpoint, "backend.example")   # a bad template fails now
@@ -193,7 +198,7 @@ class QuotaCheck(Check):
         except MaildirError:
             return None
 
-    async def _usage(self, box: Mailbox, now: float) -> maildirsize.MaildirSize | None:
+    async def _usage(self, box: Mailbox, now: float, size: int) -> maildirsize.MaildirSize | None:
         if box.over_quota or (box.usage_bytes is not None and box.quota_bytes is not None):
             return None      # the directory already says all we need
         path = self._maildir(box)
@@ -202,12 +207,37 @@ class QuotaCheck(Check):
         settings = self.ctx.settings
         try:
             if settings.quota_read_in_thread:
-                return await self.ctx.run_blocking(maildirsize.read, path, timeout=settings.quota_read_timeout)
-            return self.usage_cache.read(path, now)
+                usage = await self.ctx.run_blocking(maildirsize.read, path, timeout=settings.quota_read_timeout)
+            else:
+                usage = self.usage_cache.read(path, now)
+            if usage is not None and is_full(box, usage, size) and \
+                    usage.recount_when_full(now, settings.maildir_quota_recalc_age):
+                usage = await self._recount(path, usage, now)
+            return usage
         except OSError as e:
             # Unreadable (permissions): we cannot know, so we do not refuse; delivery still enforces.
             log.warning("policyd: quota: cannot read %s: %s", os.path.join(path, "maildirsize"), e)
             return None
+
+    async def _recount(self, path: str, usage: maildirsize.MaildirSize, now: float) -> maildirsize.MaildirSize:
+        """The file says full but Maildir++ says not to trust it (several delta lines, old, junk):
+        count the messages as Dovecot and delivery would before refusing (read only: the next
+        delivery rewrites the file), at most once a second per mailbox, in the thread pool. A
+        maildirsize with no Maildir beside it (no cur/) cannot be recounted and is trusted."""
+        if not os.path.isdir(os.path.join(path, "cur")):
+            return usage     # only the file is here (no Maildir to count beside it): trusted as it is
+        cached = self._recounts.get(path)
+        if cached is not None and 0 <= now - cached[0] < _USAGE_RECHECK_S:
+            used = cached[1]
+        else:
+            from owlery.maildir import Maildir   # the delivery agent's counting rules
+            used = await self.ctx.run_blocking(lambda: Maildir(path).count(),
+                                               timeout=self.ctx.settings.quota_read_timeout)
+            if len(self._recounts) >= _USAGE_CACHE_MAX:
+                self._recounts.clear()
+            self._recounts[path] = (now, used)
+        return dataclasses.replace(usage, used_bytes=used.bytes, used_messages=used.messages, bad_lines=0,
+                                   negative_total=False, delta_lines=1, mtime=now)
 
     async def evaluate(self, request: PolicyRequest, now: float) -> Any:
         rcpt = request.recipient
@@ -222,7 +252,7 @@ class QuotaCheck(Check):
         here = [box for box in found.mailboxes if box not in elsewhere]
         full = []
         for box in here:
-            if is_full(box, await self._usage(box, now), size + allowance):
+            if is_full(box, await self._usage(box, now, size + allowance), size + allowance):
                 full.append(box.address)
         if len(full) < len(here) or found.remote:
             # Something takes the mail (a mailbox here with room, a remote target): accepted.

@@ -53,7 +53,11 @@ def fill(tmp_path, free: int) -> None:
     d = tmp_path / "mail/example.org/edge"
     for sub in ("cur", "new", "tmp"):
         (d / sub).mkdir(parents=True, exist_ok=True)
-    (d / "maildirsize").write_text(f"{LIMIT}S\n{LIMIT - free - 5000} 99\n5000 1\n")
+    # Messages on disk that sum to the file (empty files named with their S= sizes): a file that
+    # says full is checked against the Maildir, as Dovecot does.
+    (d / f"cur/1.M1P1.fill,S={LIMIT - free - 5000}:2,S").write_bytes(b"")
+    (d / "cur/2.M1P1.fill,S=5000:2,S").write_bytes(b"")
+    (d / "maildirsize").write_text(f"{LIMIT}S\n{LIMIT - free - 5000} 1\n5000 1\n")
 
 
 def lmtp_session(settings, message: bytes) -> list[str]:

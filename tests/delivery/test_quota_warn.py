@@ -167,7 +167,11 @@ def fill(root: Path, used: int) -> None:
     """A mailbox using `used` bytes of its LIMIT (as our delivery or Dovecot keeps maildirsize)."""
     for sub in ("cur", "new", "tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / "maildirsize").write_text(f"{LIMIT}S\n{used} 10\n")
+    # A filler message on disk that sums to the file (in .Filler/: inbox() reads new/ and cur/),
+    # so a recount agrees with maildirsize.
+    (root / ".Filler/cur").mkdir(parents=True, exist_ok=True)
+    (root / f".Filler/cur/1.M1P1.fill,S={used}:2,S").write_bytes(b"")
+    (root / "maildirsize").write_text(f"{LIMIT}S\n{used} 1\n")
 
 
 def message(size: int) -> bytes:

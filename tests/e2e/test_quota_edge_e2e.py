@@ -31,7 +31,12 @@ def start_stack(postfix_factory, harness_dirs, extra=""):
     box = mail / DOMAIN / "edge"
     for sub in ("cur", "new", "tmp"):
         (box / sub).mkdir(parents=True)
-    (box / "maildirsize").write_text(f"{LIMIT}S\n{LIMIT - FREE - 20000} 20\n20000 1\n")
+    # Messages on disk that sum to the file (empty files named with their S= sizes): a file that
+    # says full is checked against the Maildir, as Dovecot does.
+    (box / ".Filler/cur").mkdir(parents=True)
+    (box / f".Filler/cur/1.M1P1.fill,S={LIMIT - FREE - 20000}:2,S").write_bytes(b"")
+    (box / ".Filler/cur/2.M1P1.fill,S=20000:2,S").write_bytes(b"")
+    (box / "maildirsize").write_text(f"{LIMIT}S\n{LIMIT - FREE - 20000} 1\n20000 1\n")
     (workdir / "mailboxes").write_text(f"{RCPT} {DOMAIN}/edge\n")
     (workdir / "quotas").write_text(f"{RCPT} {LIMIT}S\n")
     daemons = OwleryDaemons(workdir, extra_config=(
