@@ -11,6 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import encodings
+import encodings.aliases
+import functools
+import os
 import quopri
 import re
 
@@ -57,14 +61,47 @@ def bytes_to_text(b: bytes) -> str:
         return b.decode("latin-1")
 
 
+def _codec_name(charset: str) -> str | None:
+    """The name of the module of Python's `encodings` package that `charset` names, as Python's
+    codec search finds it (normalized, through the aliases), or None when there is none. Only
+    these names reach codecs.lookup: Python caches every name it is asked for, found or not
+    (encodings._cache, the codec registry's cache), for the life of the process, so sender-
+    chosen labels ("x-1", "x-2", ..., "utf--8", "utf---8") would grow it without bound."""
+    if "\0" in charset:
+        return None                     # (codecs.lookup refuses it)
+    norm = encodings.normalize_encoding(charset.lower())
+    aliases = encodings.aliases.aliases
+    name = aliases.get(norm) or aliases.get(norm.replace(".", "_")) or norm
+    return name if name in _codec_modules() else None
+
+
+@functools.cache
+def _codec_modules() -> frozenset[str]:
+    """The modules of the `encodings` package (listed once, when a message first names a
+    charset: pkgutil would cost the LDA ~3 ms of imports on every delivery)."""
+    names = set()
+    for folder in encodings.__path__:
+        try:
+            names.update(n.split(".", 1)[0] for n in os.listdir(folder) if n.endswith((".py", ".pyc")))
+        except OSError:
+            pass
+    if not names:                       # (not plain files: a zip or frozen build)
+        import pkgutil
+        names.update(m.name for m in pkgutil.iter_modules(encodings.__path__))
+    return frozenset(names - {"__init__", "aliases"})
+
+
 def decode_charset(raw: bytes, charset: str) -> str:
     """Bytes labelled with a sender-chosen charset to str, never failing: an unknown label,
     one that names no text encoding (base64, zlib, rot13...) or a codec that cannot replace
     bad bytes (idna, punycode) reads as UTF-8, else Latin-1, as Dovecot does."""
+    name = _codec_name(charset)
+    if name is None:
+        return bytes_to_text(raw)
     try:
-        if not codecs.lookup(charset)._is_text_encoding:
+        if not codecs.lookup(name)._is_text_encoding:
             return bytes_to_text(raw)
-        return raw.decode(charset, "replace")
+        return raw.decode(name, "replace")
     except (LookupError, ValueError, UnicodeError, TypeError):
         return bytes_to_text(raw)
 
@@ -309,20 +346,22 @@ def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]
     """[name, raw value] of each field of a header block, continuation lines kept folded in;
     a line without a colon is skipped, and with `strict_names` so is a field whose name is not
     printable ASCII (the message's own header; a MIME part's keeps whatever stands there)."""
-    headers: list[list[str]] = []
-    cur = None
+    # each field's lines are joined once at the end: appending every continuation line to a
+    # str copied the field so far each time (quadratic in a field folded over many lines)
+    fields: list[tuple[str, list[str]]] = []
+    cur: list[str] | None = None
     for line in re.split(r"\r?\n", bytes_to_text(head)):
         if line[:1] in (" ", "\t") and cur is not None:
-            cur[1] += "\r\n" + line
+            cur.append(line)
             continue
         k = line.find(":")
         name = line[:k].rstrip(" \t") if k > 0 else ""
         if k <= 0 or (strict_names and (not name or any(ord(c) < 33 or ord(c) > 126 for c in name))):
             cur = None
             continue
-        cur = [name, line[k + 1 :]]
-        headers.append(cur)
-    return headers
+        cur = [line[k + 1 :]]
+        fields.append((name, cur))
+    return [[name, "\r\n".join(lines)] for name, lines in fields]
 
 
 def _split_head_body(raw: bytes) -> tuple[list[list[str]], bytes]:

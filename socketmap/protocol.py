@@ -90,11 +90,15 @@ def printable(text: str) -> str:
     return "".join(c if " " <= c != "\x7f" else "?" for c in text)
 
 
-def encode_reply(answer: SocketmapAnswer) -> bytes:
-    """The netstring of a reply (a reason loses its control characters; OK data is sent as it is,
-    the maps check it)."""
+def encode_reply(answer: SocketmapAnswer, length_max: int | None = None) -> bytes:
+    """The netstring of a reply (a reason loses its control characters, and is cut to make the
+    reply at most `length_max` bytes, Postfix's socketmap_max_reply_size; OK data is sent as it
+    is, the maps check it)."""
     text = answer.text if answer.status == "OK" else printable(answer.text)
-    return netstring(_utf8(f"{answer.status} {text}"))
+    data = _utf8(f"{answer.status} {text}")
+    if length_max is not None and len(data) > length_max and answer.status != "OK":
+        data = data[:length_max].decode("utf-8", "ignore").encode("utf-8")     # (no cut character)
+    return netstring(data)
 
 
 def encode_request(name: str, key: str) -> bytes:

@@ -153,7 +153,7 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
         if isinstance(item, BadRequest):
             log.warning("socketmap: bad request from %s: %s%s", peer_text(self.transport), item.reason,
                         "; closing the connection" if item.fatal else "")
-            reply = encode_reply(perm(item.reason))
+            reply = encode_reply(perm(item.reason), self.factory.settings.socketmap_reply_length_max)
             metrics.SOCKETMAP_LOOKUPS.labels("invalid", "PERM").inc()
             return Final(reply) if item.fatal else reply
         app = self.factory.app
@@ -162,14 +162,14 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
         if answer is not None:
             _log_answer(item, answer, "cache")
             _count(item, answer, "cache", started)
-            return encode_reply(answer)
+            return encode_reply(answer, self.factory.settings.socketmap_reply_length_max)
         return app.answer_later(item).addCallback(self._answered, item, started)
 
     def _answered(self, answer: SocketmapAnswer, request: SocketmapRequest, started: float) -> bytes:
         if not self.replies.closed:         # a lookup cancelled with its connection is not news
             _log_answer(request, answer, "directory")
             _count(request, answer, "directory", started)
-        return encode_reply(answer)
+        return encode_reply(answer, self.factory.settings.socketmap_reply_length_max)
 
     def _failed(self, failure: Any, request: Any) -> None:
         # answer_later's Deferred fires with a SocketmapAnswer even for a failed lookup: this is a bug

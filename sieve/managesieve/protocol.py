@@ -6,9 +6,11 @@ refused before it): `Line(tokens)` for a command line (`Atom` and `String` token
 literal's octets arrive whole inside its String), `Bad` for a line that does not parse (the
 rest of it, literal octets included, is skipped, so a script's text can never run as
 commands), `Oversized` for a line whose literal was longer than `literal_max` (its octets were
-read and dropped, never stored), `Fatal` when the connection must end (a literal longer than
-`skip_max`; a line longer than `max_line` while `long_line_fatal`, else that line is answered
-`Bad` at once and skipped to its LF without being kept, as Pigeonhole does after login). An empty
+read and dropped, never stored; so is one that would make the literals of one command hold
+more than `literal_max` plus `max_line` octets in all), `Fatal` when the connection must end (a
+literal longer than `skip_max`; a line longer than `max_line` while `long_line_fatal`, else that
+line is answered `Bad` at once and skipped to its LF without being kept, as Pigeonhole does
+after login). An empty
 line is `Line(())`, a command without a name. Quoted strings must be UTF-8 (RFC 5804 4,
 SAFE-UTF8-CHAR); a literal's octets are not checked here. Both literal forms are read: `{n+}`
 (literal-c2s) and `{n}`; ManageSieve has no continuation request, so the octets of either
@@ -27,6 +29,7 @@ from collections.abc import Iterable
 NUMBER_MAX = 4294967295          # RFC 5804 number: 0..4294967295
 QUOTED_MAX = 1024                # longer values are sent as literals
 _LITERAL = re.compile(rb"\{(\d+)(\+?)\}")          # a size past NUMBER_MAX is fatal, not a syntax error
+_ANNOUNCE_MAX = len(b" {4294967295+}")           # the longest literal announcement _trailing_literal reads
 # Atom characters: printable ASCII except the ones that start or end other tokens.
 _ATOM_BYTES = frozenset(range(0x21, 0x7f)) - frozenset(b'"{}()\\')
 
@@ -97,6 +100,7 @@ class CommandReader:
         self._oversized: int | None = None
         self._bad: str | None = None
         self._need = 0
+        self._held = 0                 # literal octets this command keeps
         self._literal = bytearray()
 
     def set_limits(self, literal_max: int, skip_max: int) -> None:
@@ -147,9 +151,10 @@ class CommandReader:
                 self._mode = _LINE
                 continue
             if self._mode == _SKIP_LINE:
-                # Skip the rest of a bad line, including any literal announced at its end.
+                # Skip the rest of a bad line, including any literal announced at its end: its
+                # last bytes are kept until the LF, for they may begin that announcement.
                 if newline < 0:
-                    buf.clear()
+                    del buf[:-_ANNOUNCE_MAX]
                     return None
                 segment = bytes(buf[:newline]).rstrip(b"\r")
                 del buf[:newline + 1]
@@ -200,11 +205,14 @@ class CommandReader:
             self._fatal("literal too large")
             return False
         self._need = size
-        if skipping or size > self.literal_max:
+        if skipping or size > self.literal_max or self._held + size > self.literal_max + self.max_line:
+            # (a command keeps one literal of literal_max and a line's worth more, however
+            # many it announces)
             if not skipping:
                 self._oversized = size
             self._mode = _LITERAL_SKIP
         else:
+            self._held += size
             self._mode = _LITERAL_READ
         return True
 
@@ -322,14 +330,16 @@ def string(value: str | bytes) -> bytes:
 
 
 def response(kind: str, code: str | bytes | None = None, text: str | bytes | None = None) -> bytes:
-    """`OK`, `NO` or `BYE`, an optional response code (e.g. "QUOTA/MAXSIZE") and text."""
+    """`OK`, `NO` or `BYE`, an optional response code (e.g. "QUOTA/MAXSIZE") and text. The text
+    is UTF-8 (RFC 5804 4: a string is UTF-8): bytes that are not, e.g. a script's echoed in a
+    compile error, become U+FFFD."""
     if kind not in ("OK", "NO", "BYE"):
         raise ValueError(f"not a response: {kind!r}")
     out = kind.encode("ascii")
     if code:
         out += b" (" + _as_bytes(code) + b")"
     if text is not None:
-        out += b" " + string(text)
+        out += b" " + string(_as_bytes(text).decode("utf-8", "replace"))
     return out + b"\r\n"
 
 

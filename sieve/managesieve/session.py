@@ -569,7 +569,7 @@ class ManageSieveSession:
         result = self.backend.check(source, name)
         if result.errors:
             return p.response("NO", None, "\r\n".join(result.errors)), b""
-        return None, "\r\n".join(result.warnings).encode("utf-8")
+        return None, "\r\n".join(result.warnings).encode("utf-8", "surrogateescape")   # (a script's bytes)
 
     def _cmd_havespace(self, args: tuple) -> Generator[Any, Any, None]:
         if len(args) != 2 or not isinstance(args[0], p.String) or not isinstance(args[1], p.Atom) \

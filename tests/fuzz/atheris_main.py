@@ -7,7 +7,8 @@ that breaks a property (AssertionError) or crashes is saved as WORKDIR/crash-<sh
 into an explicit example of the target's test file. atheris is not a dependency of the
 project: install it by hand (`.venv/bin/pip install atheris`); nothing in CI imports this.
 Tests: tests/fuzz/test_policyd_protocol.py, tests/fuzz/test_lmtp.py, tests/fuzz/test_milter_session.py,
-tests/fuzz/test_sieve.py, tests/fuzz/test_banned.py, tests/fuzz/test_maildirsize.py (each has `fuzz_one`)
+tests/fuzz/test_sieve.py, tests/fuzz/test_banned.py, tests/fuzz/test_maildirsize.py, tests/fuzz/test_socketmap.py,
+tests/fuzz/test_managesieve.py, tests/fuzz/test_web_http.py, tests/fuzz/test_sieve_message.py (each has `fuzz_one`)
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ TARGETS = {
     "sieve": ("sieve", ".sieve", lambda s: s + b"\0" + FIRST_MESSAGE),   # script NUL message
     "banned": ("banned", "", lambda s: s),
     "maildirsize": ("maildirsize", "", lambda s: s),
+    "socketmap": ("socketmap", "", lambda s: b"\x80\x0f" + s),         # the adapter too, reads of 16 bytes
+    "managesieve": ("managesieve", "", lambda s: b"\x00\x1f" + s),     # before login, reads of 32 bytes
+    "web_http": ("web_http", "", lambda s: b"\x00" + s),
+    "sieve_message": ("sieve_message", ".eml", lambda s: s),
 }
 
 
@@ -47,7 +52,7 @@ def main(argv: list[str]) -> int:
         data = shape(path.read_bytes())
         with open(os.path.join(seeds, hashlib.sha1(data).hexdigest()), "wb") as f:
             f.write(data)
-    with atheris.instrument_imports(include=["policyd", "milters", "sieve", "owlery"]):
+    with atheris.instrument_imports(include=["policyd", "milters", "sieve", "owlery", "socketmap", "web"]):
         module = importlib.import_module(f"tests.fuzz.test_{target}")
     atheris.Setup([argv[0], f"-max_total_time={seconds}", f"-artifact_prefix={work}/", "-timeout=30",
                    *extra, seeds], module.fuzz_one)

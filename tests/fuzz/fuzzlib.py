@@ -8,7 +8,9 @@ applies instead. Seed inputs live in tests/fuzz/corpus/<target>/ (small, real-lo
 the mutators start from). Each target also exposes `fuzz_one(data: bytes)` for coverage-guided
 runs with atheris (tests/fuzz/atheris_main.py), which raises AssertionError on a broken property.
 Tests: tests/fuzz/test_policyd_protocol.py, tests/fuzz/test_lmtp.py, tests/fuzz/test_milter_session.py,
-tests/fuzz/test_sieve.py, tests/fuzz/test_banned.py, tests/fuzz/test_maildirsize.py
+tests/fuzz/test_sieve.py, tests/fuzz/test_banned.py, tests/fuzz/test_maildirsize.py,
+tests/fuzz/test_managesieve.py, tests/fuzz/test_socketmap.py, tests/fuzz/test_web_http.py,
+tests/fuzz/test_sieve_message.py
 """
 
 from __future__ import annotations
