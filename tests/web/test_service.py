@@ -4,7 +4,9 @@ A real child process on loopback; the client is urllib (the browser test drives 
 """
 
 import re
+import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 
@@ -71,3 +73,39 @@ def test_https_serves_with_secure_cookies(servers):
     assert status == 200 and b"Log in" in body and "Secure" in headers["Set-Cookie"]
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         fetch(secure.url.replace("https", "http") + "/login")      # plain HTTP on the TLS port gets nothing
+
+
+def _raw_exchange(url: str, head: bytes, body_chunks: list[bytes]) -> bytes:
+    """Send a request head and some body bytes; what the server answers until it closes (or 10 s)."""
+    host, port = url.split("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(head)
+        for chunk in body_chunks:
+            try:
+                s.sendall(chunk)
+            except OSError:              # the server closed already: what it said is below
+                break
+        got, deadline = b"", time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                part = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not part:
+                break
+            got += part
+        return got
+
+
+@pytest.mark.parametrize("framing", ["declared", "chunked"])
+def test_huge_body_is_refused_at_once(servers, framing):
+    plain, _, _ = servers
+    if framing == "declared":      # 100 GB announced, 1 MB sent: answered before the body ends
+        head = b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n"
+        chunks = [b"a" * 65536] * 16
+    else:                          # chunked, growing past the 256 KiB bound with no end
+        head = b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunks = [b"10000\r\n" + b"a" * 65536 + b"\r\n"] * 16
+    got = _raw_exchange(plain.url, head, chunks)
+    assert got.startswith(b"HTTP/1.1 413 "), got[:200]
+    assert b"Connection: close" in got
