@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import re
+
+from owlery.charsets import codec_name
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
@@ -135,10 +136,7 @@ def _b64(data: bytes) -> bytes:
 
 
 def _to_text(data: bytes, charset: str) -> str:
-    try:
-        codecs.lookup(charset)
-    except (LookupError, ValueError):
-        charset = "utf-8"
+    charset = codec_name(charset) or "utf-8"      # (never a sender's label into codecs' cache)
     try:
         return data.decode(charset, "replace")
     except (LookupError, ValueError, UnicodeError):

@@ -11,12 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import encodings
-import encodings.aliases
-import functools
-import os
 import quopri
 import re
+
+from owlery.charsets import codec_name
 
 # the types whose text the body test's :text and extracttext read as plain text (sieve.html_text)
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -61,41 +59,11 @@ def bytes_to_text(b: bytes) -> str:
         return b.decode("latin-1")
 
 
-def _codec_name(charset: str) -> str | None:
-    """The name of the module of Python's `encodings` package that `charset` names, as Python's
-    codec search finds it (normalized, through the aliases), or None when there is none. Only
-    these names reach codecs.lookup: Python caches every name it is asked for, found or not
-    (encodings._cache, the codec registry's cache), for the life of the process, so sender-
-    chosen labels ("x-1", "x-2", ..., "utf--8", "utf---8") would grow it without bound."""
-    if "\0" in charset:
-        return None                     # (codecs.lookup refuses it)
-    norm = encodings.normalize_encoding(charset.lower())
-    aliases = encodings.aliases.aliases
-    name = aliases.get(norm) or aliases.get(norm.replace(".", "_")) or norm
-    return name if name in _codec_modules() else None
-
-
-@functools.cache
-def _codec_modules() -> frozenset[str]:
-    """The modules of the `encodings` package (listed once, when a message first names a
-    charset: pkgutil would cost the LDA ~3 ms of imports on every delivery)."""
-    names = set()
-    for folder in encodings.__path__:
-        try:
-            names.update(n.split(".", 1)[0] for n in os.listdir(folder) if n.endswith((".py", ".pyc")))
-        except OSError:
-            pass
-    if not names:                       # (not plain files: a zip or frozen build)
-        import pkgutil
-        names.update(m.name for m in pkgutil.iter_modules(encodings.__path__))
-    return frozenset(names - {"__init__", "aliases"})
-
-
 def decode_charset(raw: bytes, charset: str) -> str:
     """Bytes labelled with a sender-chosen charset to str, never failing: an unknown label,
     one that names no text encoding (base64, zlib, rot13...) or a codec that cannot replace
     bad bytes (idna, punycode) reads as UTF-8, else Latin-1, as Dovecot does."""
-    name = _codec_name(charset)
+    name = codec_name(charset)
     if name is None:
         return bytes_to_text(raw)
     try:

@@ -18,6 +18,8 @@ import email.policy
 import html.parser
 import re
 
+from owlery.charsets import codec_name
+
 MAX_PARTS = 100
 MAX_HEADER_BYTES = 64 * 1024
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -93,10 +95,12 @@ def html_to_text(markup: str) -> str:
 
 def _decoded(part: email.message.Message) -> str:
     payload = part.get_payload(decode=True) or b""
-    charset = part.get_content_charset() or "utf-8"
+    # only real codec names reach Python's codec cache (owlery.charsets); email's own
+    # get_content_charset lower-cases the label and asks nothing of codecs
+    charset = codec_name(part.get_content_charset() or "utf-8") or "utf-8"
     try:
         return payload.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, UnicodeError):
         return payload.decode("utf-8", "replace")
 
 

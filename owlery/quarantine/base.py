@@ -86,7 +86,7 @@ def new_id() -> str:
 
 
 def is_valid_id(text: str) -> bool:
-    return bool(_ID_RE.match(text or ""))
+    return bool(_ID_RE.fullmatch(text or ""))      # ($ alone would let a trailing newline pass)
 
 
 def secret_matches(record: "QuarantineRecord", secret: str) -> bool:

@@ -55,6 +55,7 @@ def test_ids_are_long_random_and_distinct():
     assert len(ids) == 2000
     assert all(is_valid_id(i) and len(i) == ID_LENGTH and not i.startswith("-") for i in ids)
     assert not is_valid_id("../../etc/pass") and not is_valid_id("") and not is_valid_id("A" * ID_LENGTH)
+    assert not is_valid_id(next(iter(ids)) + "\n")         # a trailing newline is not an id
 
 
 def test_put_get_message_roundtrip(store):
