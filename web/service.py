@@ -82,6 +82,13 @@ class _BoundedRequest(server.Request):
     _body_bytes = 0
     _refused = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The core parses the form itself (web.http.parse_form); Twisted's own parse of a POST
+        # body raised out of the channel on a Content-Type holding \x85 or \x0b (the email
+        # package's header check), and the connection was dropped with a traceback logged.
+        kwargs["parsePOSTFormSubmission"] = False
+        super().__init__(*args, **kwargs)
+
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > MAX_FORM_BYTES:
             self._refuse()
