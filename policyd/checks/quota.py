@@ -230,9 +230,15 @@ class QuotaCheck(Check):
         if cached is not None and 0 <= now - cached[0] < _USAGE_RECHECK_S:
             used = cached[1]
         else:
-            from owlery.maildir import Maildir   # the delivery agent's counting rules
-            used = await self.ctx.run_blocking(lambda: Maildir(path).count(),
-                                               timeout=self.ctx.settings.quota_read_timeout)
+            from owlery.maildir import Maildir, MaildirError   # the delivery agent's counting rules
+            try:
+                used = await self.ctx.run_blocking(lambda: Maildir(path).count(),
+                                                   timeout=self.ctx.settings.quota_read_timeout)
+            except MaildirError as e:
+                # A Maildir we may not count (unsafe, unreadable): the file's word stands, as it
+                # did before recounts; delivery still enforces the quota.
+                log.warning("policyd: quota: cannot recount %s: %s", path, e)
+                return usage
             if len(self._recounts) >= _USAGE_CACHE_MAX:
                 self._recounts.clear()
             self._recounts[path] = (now, used)

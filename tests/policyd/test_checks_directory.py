@@ -196,3 +196,16 @@ def test_usage_cache_stats_at_most_once_a_second(tmp_path):
     assert cache.read(str(tmp_path), 10.5).used_bytes == 100     # within the second: not stat'ed
     assert cache.read(str(tmp_path), 11.0).used_bytes == 150     # a second later: seen
     assert cache.read(str(tmp_path), 5.0).used_bytes == 150      # clock stepped back: stat again
+
+
+def test_a_maildir_that_cannot_be_recounted_keeps_the_files_word(root, monkeypatch):
+    """alice's maildirsize says full for 200000 bytes and has two delta lines: with a Maildir
+    beside it, it is recounted; a recount that fails leaves the file's answer, not an error."""
+    from owlery.maildir import Maildir, MaildirError
+
+    def refuse(self):
+        raise MaildirError("unsafe Maildir: cur is a symlink")
+    (root / "mail" / "example.org" / "alice" / "cur").mkdir()
+    monkeypatch.setattr(Maildir, "count", refuse)
+    p = make_pipeline(settings_for(root), RCPT_CHECKS)
+    assert ask(p, recipient="alice@example.org", size="200000") == FULL
