@@ -7,6 +7,7 @@ lookup; nothing reaches real DNS.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import spf
@@ -147,3 +148,48 @@ def test_policyd_and_the_milter_evaluate_through_this_module():
     import policyd.checks.spf as policyd_spf
     assert milter_spf.evaluate is odns.evaluate and policyd_spf.evaluate is odns.evaluate
     assert milter_spf.dnspython_lookup is odns.dnspython_lookup is policyd_spf.dnspython_lookup
+
+
+def _cached(dns_zone, entries=10000):
+    settings = Settings().replace(dns_nameservers=["127.0.0.1"], dns_port=dns_zone.port,
+                                  dns_cache_entries=entries)
+    resolver = odns.build_resolver(settings)
+    return odns.dnspython_lookup(resolver), odns.cached_lookup(resolver)
+
+
+def test_cache_only_lookups_answer_as_the_resolver_until_the_answers_expire(dns_zone, monkeypatch):
+    """cached_lookup keeps converted answers beside dnspython's cache: the same records, NXDOMAIN
+    and "no answer", each with its expiry reported, and nothing once that expiry has passed."""
+    dns_zone.add("memo.example", "TXT", "v=spf1 -all", ttl=60)
+    dns_zone.add("memo.example", "A", "192.0.2.5", ttl=60)
+    ask, make = _cached(dns_zone)
+    questions = [("memo.example", "TXT"), ("memo.example", "A"), ("memo.example", "MX"),
+                 ("gone.memo.example", "A")]
+    asked = {q: ask(*q, 5) for q in questions}
+    assert asked[("memo.example", "TXT")] and asked[("gone.memo.example", "A")] == []
+    for _ in range(2):                          # from dnspython's cache, then from the memo
+        missed, expiries = [], []
+        look = make(missed, expiries)
+        assert {q: look(*q, 5) for q in questions} == asked
+        assert missed == [] and len(expiries) == len(questions)
+        assert all(time.time() < e <= time.time() + 61 for e in expiries)
+    look(*questions[0], 5).append("scribbled")   # a caller's list is its own
+    assert make([], [])(*questions[0], 5) == asked[questions[0]]
+    later = max(expiries) + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    for q in questions:
+        missed = []
+        with pytest.raises(odns.NotCached):
+            make(missed, [])(*q, 5)
+        assert missed == [q[0]]
+
+
+def test_cache_only_lookups_keep_no_more_than_the_cache_holds(dns_zone):
+    for n in range(6):
+        dns_zone.add(f"n{n}.memo.example", "A", f"192.0.2.{n + 1}", ttl=60)
+    ask, make = _cached(dns_zone, entries=3)
+    for n in range(6):
+        ask(f"n{n}.memo.example", "A", 5)
+        assert make([], [])(f"n{n}.memo.example", "A", 5) == [((f"n{n}.memo.example", "A"), f"192.0.2.{n + 1}")]
+    memo = next(c.cell_contents for c in make.__closure__ if isinstance(c.cell_contents, dict))
+    assert len(memo) <= 3
