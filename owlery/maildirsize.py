@@ -4,9 +4,10 @@ The file (what Dovecot and our LDA maintain) is a definition line such as
 "1000000S,1000C" (bytes S, messages C, either may be absent) followed by
 "<bytes> <messages>" lines; usage is the sum of those lines (negative deltas
 included). This reader never raises on bad content: a policy check must not refuse
-mail because a file is odd, so unreadable lines (and a definition line with junk in
-it) are skipped and counted in `bad_lines`, and a negative total reads as 0 with
-`negative_total` set. Numbers are ASCII digits only, at most 20 of them (str.isdigit and
+mail because a file is odd, so unreadable lines (a definition line with junk in it, an
+empty or blank line, a last line without its LF, an empty file: what Dovecot's reader
+also refuses to trust) are skipped and counted in `bad_lines`, and a negative total
+reads as 0 with `negative_total` set. Numbers are ASCII digits only, at most 20 of them (str.isdigit and
 int() also take '²', other scripts' digits, '_' and '+', and int() refuses very long
 ones): anything else is junk. The writer (owlery.maildir, at delivery) uses the same
 reader and recalculates the file from the messages when `suspect` says it cannot be trusted.
@@ -25,7 +26,7 @@ MAILDIRSIZE_READ_MAX = 1 << 20   # a maildirsize is meant to stay under 5 KiB; n
 _LIMIT = re.compile(r"([0-9]{1,20})([SC])")
 _MAX_DIGITS = 20
 # The delta lines when all are well formed (the usual case; checked in one pass).
-_PAIR = r"[ \t]*(?:-?[0-9]{1,20}[ \t]+-?[0-9]{1,20}[ \t]*)?"
+_PAIR = r"[ \t]*-?[0-9]{1,20}[ \t]+-?[0-9]{1,20}[ \t]*"
 _CLEAN_BODY = re.compile(f"{_PAIR}(?:\n{_PAIR})*")
 
 
@@ -88,22 +89,33 @@ def _definition(line: str) -> tuple[int | None, int | None, bool]:
 def parse(text: str) -> MaildirSize:
     lines = text.splitlines()
     if not lines:
-        return MaildirSize(None, None, 0, 0)
+        # An empty file is a broken one (a writer died before its first line): recount it.
+        return MaildirSize(None, None, 0, 0, bad_lines=1)
     size, count, junk = _definition(lines[0])
     used_b = used_m = 0
     bad = 1 if junk else 0
-    body = "\n".join(lines[1:])
-    if _CLEAN_BODY.fullmatch(body):
-        numbers = [int(f) for f in body.split()]
+    body = lines[1:]
+    if text[-1] != "\n":
+        # Every writer ends its line with LF in one write: a last line without it is cut short
+        # (or not ours). It is not counted, and the file is recounted, as Dovecot does with a
+        # file that does not end in LF (quota-maildir.c maildirsize_read).
+        bad += 1
+        if body:
+            body.pop()
+    if not body:
+        return MaildirSize(size, count, 0, 0, bad)
+    joined = "\n".join(body)
+    if _CLEAN_BODY.fullmatch(joined):
+        numbers = [int(f) for f in joined.split()]
         used_b, used_m = sum(numbers[0::2]), sum(numbers[1::2])
         return MaildirSize(size, count, max(used_b, 0), max(used_m, 0), bad,
                            negative_total=used_b < 0 or used_m < 0, delta_lines=len(numbers) // 2)
     ascii_text = text.isascii()
     good = 0
-    for line in lines[1:]:
+    for line in body:
         fields = line.split()
-        if not fields:
-            continue
+        # An empty or blank line is junk too: Dovecot's reader (sscanf of "%lld %d") recounts
+        # a file holding one, so a file Dovecot would not trust is not trusted here either.
         if len(fields) != 2 or not (ascii_text or line.isascii()) \
                 or not _delta(fields[0]) or not _delta(fields[1]):
             bad += 1

@@ -2,7 +2,9 @@
 
 Oracle: a line-by-line reference reader written here from the module's documented rules
 (definition "<digits>S,<digits>C", parts optional; "<bytes> <messages>" delta lines, ASCII
-only, of 1 to 20 digits, optionally negative; anything else is a bad line; negative totals read 0).
+only, of 1 to 20 digits, optionally negative; anything else, an empty or blank line included, is
+a bad line; a last line without its LF is a bad line, not counted; an empty file is one bad line;
+negative totals read 0).
 `parse` must agree with it on every input (its one-regex fast path included), never raise,
 and `read` must give what `parse` gives on the file's bytes, whatever they are.
 """
@@ -31,25 +33,27 @@ LIMIT = re.compile(r"([0-9]{1,20})([SC])")
 def reference(text: str) -> MaildirSize:
     lines = text.splitlines()
     if not lines:
-        return MaildirSize(None, None, 0, 0)
+        return MaildirSize(None, None, 0, 0, 1)
     size = count = None
-    bad = 0
+    bad = junk = 0
+    if not text.endswith("\n"):
+        bad += 1
+        lines = lines[:-1] if len(lines) > 1 else lines
     for part in lines[0].split(","):
         part = part.strip()
         if not part:
             continue
         m = LIMIT.fullmatch(part)
         if m is None:
-            bad = 1
+            junk = 1
         elif m.group(2) == "S":
             size = int(m.group(1)) or None
         else:
             count = int(m.group(1)) or None
+    bad += junk
     used_b = used_m = 0
     for line in lines[1:]:
         fields = line.split()
-        if not fields:
-            continue
         if len(fields) == 2 and line.isascii() and all(DIGITS.fullmatch(f) for f in fields):
             used_b += int(fields[0])
             used_m += int(fields[1])
