@@ -4,7 +4,8 @@ Python caches every name codecs.lookup is asked for, found or not (encodings._ca
 codec registry's cache), for the life of the process: sender-chosen labels ("x-1", "x-2", ...,
 "utf--8") would grow a daemon's memory without bound. codec_name() answers from the list of
 Python's own codec modules and its alias table, so only real names reach codecs.lookup.
-Used by the Sieve MIME reader, the milter's MIME parameters and the web's message view.
+Used by the Sieve MIME reader, the milter's MIME parameters, the web's message view (part
+charsets, RFC 2231 file names) and the quarantine notices (RFC 2047 words: decode_header_text).
 Tests: tests/fuzz/test_sieve_message.py::test_regression_charset_labels_do_not_pile_up,
 tests/core/test_charsets.py.
 """
@@ -45,3 +46,22 @@ def _codec_modules() -> frozenset[str]:
         import pkgutil
         names.update(m.name for m in pkgutil.iter_modules(encodings.__path__))
     return frozenset(names - {"__init__", "aliases"})
+
+
+def decode_header_text(raw: str) -> str:
+    """A header value with its RFC 2047 encoded words decoded, as email.header's
+    decode_header + make_header give it, but with each charset label asked of Python's codecs
+    only under its real codec name (see codec_name). Raises what they raise on words that do
+    not decode (ValueError, UnicodeError, email.errors.HeaderParseError) and LookupError for a
+    label that names no codec, so callers keep their fallback. (The milter's banned-file check
+    has its own, more lenient decoder: milters/mime_params.py decode_words.)"""
+    import email.header
+    pairs = []
+    for text, charset in email.header.decode_header(raw):
+        if charset and charset != "unknown-8bit":     # (email reads these two without a codec)
+            name = codec_name(charset)
+            if name is None:
+                raise LookupError(f"no codec for charset {charset[:40]!r}")
+            charset = name
+        pairs.append((text, charset))
+    return str(email.header.make_header(pairs))

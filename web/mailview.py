@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import email.utils
 import html.parser
 import re
 
@@ -104,6 +105,21 @@ def _decoded(part: email.message.Message) -> str:
         return payload.decode("utf-8", "replace")
 
 
+def _filename(part: email.message.Message) -> str:
+    """The part's file name as email's get_filename gives it, but an RFC 2231 charset label
+    (`filename*=x-label''...`) reaches Python's codecs only under its real codec name; a label
+    that names none is read as UTF-8, as the text parts are (`_decoded`)."""
+    missing = object()
+    value = part.get_param("filename", missing, "content-disposition")
+    if value is missing:
+        value = part.get_param("name", missing, "content-type")
+    if value is missing:
+        return ""
+    if isinstance(value, tuple) and len(value) == 3:
+        value = (codec_name(value[0] or "us-ascii") or "utf-8", value[1], value[2])
+    return email.utils.collapse_rfc2231_value(value).strip()
+
+
 def view(message: bytes, text_max: int = 256 * 1024) -> View:
     """What the web shows of `message`."""
     head = message.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:MAX_HEADER_BYTES]
@@ -118,7 +134,7 @@ def view(message: bytes, text_max: int = 256 * 1024) -> View:
             continue
         ctype = part.get_content_type()
         try:
-            filename = part.get_filename() or ""
+            filename = _filename(part)
         except (ValueError, LookupError, UnicodeError):
             filename = "(undecodable name)"
         raw = part.get_payload(decode=True) or b""

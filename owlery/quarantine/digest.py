@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.errors
-import email.header
 import email.policy
 import email.utils
 import html
@@ -24,6 +23,8 @@ import re
 import time
 from collections.abc import Sequence
 from email.message import EmailMessage
+
+from owlery.charsets import decode_header_text
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"\s{2,}")
@@ -33,7 +34,7 @@ def display(raw: str, limit: int = 160) -> str:
     """Header text fit to show: RFC 2047 decoded (when it decodes), controls as spaces, cut to `limit`."""
     text = raw or ""
     try:
-        text = str(email.header.make_header(email.header.decode_header(text)))
+        text = decode_header_text(text)
     except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
         pass          # not valid RFC 2047: show it as it is, made safe below
     text = _SPACES.sub(" ", _UNSAFE.sub(" ", text)).strip()

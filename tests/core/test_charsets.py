@@ -40,3 +40,39 @@ def test_web_view_does_not_cache_unknown_labels():
         msg = (f"Subject: x\nContent-Type: text/plain; charset=x-owlery-web-{i}\n\ncaf\u00e9\n").encode()
         assert "caf\u00e9" in view(msg).parts[0].text
     assert _cached_misses() - before == set()
+
+
+HEADER_VALUES = [
+    "plain text", "=?utf-8?Q?caf=C3=A9?=", "=?UTF-8?B?Y2Fmw6k=?= =?iso-8859-1?q?_=E9t=E9?=",
+    "before =?latin1?Q?x=E9?= after", "=?utf-8?Q?bad=FF?=", "=?utf-8?B?!!!?=", "=?koi8-r?B?8NLJ18XU?=",
+    "=?utf-8?Q?a?=\n =?utf-8?Q?b?=", "=?unknown-8bit?Q?a=E9?=", "=?utf-8*en?Q?lang?=", "=??Q?x?=",
+]
+
+
+@pytest.mark.parametrize("raw", HEADER_VALUES)
+def test_header_text_is_what_email_gives_for_known_charsets(raw):
+    import email.header
+
+    from owlery.charsets import decode_header_text
+
+    def outcome(fn):
+        try:
+            return fn(raw)
+        except Exception as e:  # noqa: BLE001 - the type is what is compared
+            return type(e)
+    assert outcome(decode_header_text) == outcome(lambda r: str(email.header.make_header(email.header.decode_header(r))))
+
+
+def test_quarantine_notices_and_web_file_names_do_not_cache_unknown_labels():
+    from owlery.quarantine.digest import display
+    from web.mailview import view
+    before = _cached_misses()
+    for i in range(200):
+        words = f"=?x-owlery-notice-{i}?Q?caf=C3=A9?="
+        assert display(f"{words} =?utf-8?Q?ok?=") == f"{words} =?utf-8?Q?ok?="    # shown undecoded, as before
+        msg = (f"Content-Type: text/plain\nContent-Disposition: attachment; "
+               f"filename*=x-owlery-name-{i}''a%C3%A9.txt\n\nx\n").encode()
+        assert view(msg).parts[0].filename == "a\u00e9.txt"          # read as UTF-8, as text parts are
+    assert _cached_misses() - before == set()
+    msg = b"Content-Type: text/plain\nContent-Disposition: attachment; filename*=utf-8''%E2%82%AC.txt\n\nx\n"
+    assert view(msg).parts[0].filename == "\u20ac.txt"
