@@ -72,8 +72,8 @@ class SpfStage(Stage):
         if not ip:
             return "none"
         return evaluate(dnspython_lookup(self.services.resolver), ip=ip, sender=message.mail_from,
-                        helo=message.helo or "unknown", query_time_limit=self.settings.milter_spf_query_time_limit
-                        ).result
+                        helo=message.helo or "unknown", query_time_limit=self.settings.milter_spf_query_time_limit,
+                        headers=False).result
 
     def _from_header(self, message: Any, report: StageReport) -> str:
         ours = authserv_id(self.settings, message).lower()

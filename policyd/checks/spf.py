@@ -108,8 +108,10 @@ class SpfEngine:
         out: dict[str, SpfResult | None] = {"helo": None, "mailfrom": None}
         helo_ok = bool(helo) and "." in helo and not helo.startswith("[")
         if helo_ok and (self.helo_check or not sender):
+            # The HELO verdict's trace headers are written only for the null sender (whose
+            # MAIL FROM identity it is): otherwise they are not built.
             out["helo"] = evaluate(lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,
-                                   receiver=receiver, authserv_id=aid)
+                                   receiver=receiver, authserv_id=aid, headers=not sender)
         if sender:
             out["mailfrom"] = evaluate(lookup, ip=ip, sender=sender, helo=helo or "unknown",
                                        query_time_limit=self.limit, receiver=receiver, authserv_id=aid)

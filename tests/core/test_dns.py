@@ -82,6 +82,9 @@ def test_evaluate_through_the_configured_resolver(dns_zone):
     assert ok.received_spf.startswith("Pass ") and ok.authentication_results == ""
     assert bad.result == "fail"
     assert bad.authentication_results.startswith("Authentication-Results: mx.test; spf=fail")
+    bare = odns.evaluate(lookup, ip="203.0.113.9", sender="a@spf-core.example.com", helo="h.example",
+                         query_time_limit=5, authserv_id="mx.test", headers=False)
+    assert bare == odns.SpfResult(bad.result, bad.identity, bad.explanation, bad.domain, "", "")
 
 
 def test_a_server_that_never_answers_is_temperror_within_the_budget(dns_zone):
