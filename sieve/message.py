@@ -1,17 +1,17 @@
 """The message as Sieve tests see it: header fields (unfolded, RFC 2047 decoded), size,
 body, MIME parts (bounded), and header edits (editheader) re-serialised to bytes.
 
-Parses raw bytes only; never fails on malformed mail (best effort, bounded). Used by
-sieve.interpreter and the extensions. Tests: conformance (test-header, body, mime,
-editheader) and tests/sieve/test_fuzz.py.
+Parses raw bytes only; never fails on malformed mail (best effort, bounded), and decodes
+headers and bodies as Dovecot does (what Pigeonhole's tests see). Used by sieve.interpreter
+and the extensions. Tests: conformance (test-header, body, mime, editheader),
+tests/sieve/test_fuzz.py, tests/sieve/test_decoding_fixes.py and the differential
+tests/sieve/test_decoding_differential.py.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import codecs
-import quopri
 import re
 
 from owlery.charsets import codec_name
@@ -21,8 +21,21 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # bounds the plain texts one message keeps converted (characters)
 _HTML_CACHE_CHARS = 16 << 20
 
-_EW = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=")
-_EW_GAP = re.compile(r"(=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=)[ \t\r\n]+(?==\?[^?\s]+\?[qQbB]\?[^?\s]*\?=)")
+# An encoded word (RFC 2047 2), read as Dovecot reads one: the text runs to the first "?",
+# which must start the closing "?=", and may hold spaces and raw 8-bit octets (sloppy
+# senders' words, which Dovecot and mail readers decode); the white space after it is dropped
+# when another word follows (RFC 2047 6.2). Each part is a run of non-"?" characters (possessive:
+# a word that does not close costs one scan to the next "?"), so a pass is linear.
+_EW_BODY = r"=\?([^?]++)\?([qQbB])\?([^?]*+)\?="
+_EW_RUN = re.compile(_EW_BODY + r"(?:[ \t\r\n]++(?==\?[^?]++\?[qQbB]\?[^?]*+\?=))?")
+_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})|_")
+# octets a charset could not read are lone surrogates (surrogateescape) until _replace_bad
+_BAD_RUN = re.compile("\ufffd?[\ud800-\udfff]+")
+# labels Dovecot reads with its own UTF-8 reader, not iconv: 8-bit text labelled US-ASCII is
+# UTF-8 in practice
+_UTF8_LABELS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+_B64_SPACE = re.compile(rb"[ \t\r\n]+")
+_B64_DATA = re.compile(rb"[A-Za-z0-9+/]*")
 # Quoted-printable as Dovecot decodes it (learnt black-box from sieve-test's extracttext and
 # body tests; cases in tests/sieve/test_pigeonhole_parity_s9.py): a hard line break (LF or
 # CRLF) becomes CRLF, the raw spaces and tabs before it dropped (RFC 2045 6.7 rule 3); "=",
@@ -59,46 +72,143 @@ def bytes_to_text(b: bytes) -> str:
         return b.decode("latin-1")
 
 
-def decode_charset(raw: bytes, charset: str) -> str:
-    """Bytes labelled with a sender-chosen charset to str, never failing: an unknown label,
-    one that names no text encoding (base64, zlib, rot13...) or a codec that cannot replace
-    bad bytes (idna, punycode) reads as UTF-8, else Latin-1, as Dovecot does."""
-    name = codec_name(charset)
-    if name is None:
-        return bytes_to_text(raw)
+def raw_text(b: bytes) -> str:
+    """Octets as the body test's :raw transform compares them: UTF-8, each octet that is not
+    part of valid UTF-8 a lone surrogate, which no key (a string of the script) can match, as
+    Pigeonhole matches the raw octets (a Latin-1 0xE9 must not match "é")."""
     try:
-        if not codecs.lookup(name)._is_text_encoding:
-            return bytes_to_text(raw)
-        return raw.decode(name, "replace")
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("utf-8", "surrogateescape")
+
+
+def utf8_text(b: bytes) -> str:
+    """Octets read as UTF-8 the way Dovecot reads text that names no charset (a multipart's
+    prologue and epilogue): each run of octets that are not UTF-8 one U+FFFD."""
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return _replace_bad(b.decode("utf-8", "surrogateescape"))
+
+
+def _replace_bad(text: str) -> str:
+    """Each run of octets a charset could not read (lone surrogates) made one U+FFFD, and none
+    right after a U+FFFD: Dovecot adds a replacement character only where its output does not
+    already end with one (so "\\xff\\xfe", or two bad encoded words in a row, read as one)."""
+    if text.isascii():
+        return text
+    return _BAD_RUN.sub("\ufffd", text)
+
+
+def decode_base64(data: bytes) -> bytes:
+    """Base64 as Dovecot decodes it (sieve-test's body tests and encoded words): line breaks,
+    spaces and tabs skipped; decoding stops at the first "=" or other octet outside the
+    alphabet, and a last group of two or three characters still gives its octets (missing
+    padding); a lone last character gives none. Linear; never fails."""
+    data = _B64_SPACE.sub(b"", data)
+    n = _B64_DATA.match(data).end()
+    full = n - n % 4
+    out = binascii.a2b_base64(data[:full]) if full else b""
+    if n - full >= 2:
+        out += binascii.a2b_base64(data[full:n] + b"=" * (4 - (n - full)))
+    return out
+
+
+def _decode_marked(raw: bytes, charset: str, *, final: bool) -> tuple[str, bool]:
+    """`raw` in the sender-chosen `charset` as str, each octet it cannot read a lone surrogate
+    (for _replace_bad), and whether there were any such octets. An unknown label, one that names no text encoding (base64, zlib,
+    rot13...) or a codec that cannot replace bad octets (idna, punycode) reads as UTF-8, as
+    Dovecot reads a charset iconv does not know. Unless `final`, an incomplete character at
+    the end is dropped (Dovecot's charset conversion waits for its missing octets)."""
+    label = charset.strip().lower()
+    name = "utf_8" if label in _UTF8_LABELS else codec_name(charset)
+    try:
+        if name is None or not codecs.lookup(name)._is_text_encoding:
+            name = "utf_8"
+        try:
+            return raw.decode(name), False
+        except UnicodeDecodeError:
+            if name == "utf_8" and not final:
+                raw = raw[:_utf8_pending(raw)]
+            return codecs.getincrementaldecoder(name)("surrogateescape").decode(raw, final=final), True
     except (LookupError, ValueError, UnicodeError, TypeError):
-        return bytes_to_text(raw)
+        if not final:
+            raw = raw[:_utf8_pending(raw)]
+        return raw.decode("utf-8", "surrogateescape"), True
+
+
+def _utf8_pending(raw: bytes) -> int:
+    """Where the UTF-8 character Dovecot still waits for at the end of `raw` starts (len(raw)
+    when none): the first of the last five octets that is a lead octet announcing more octets
+    than are left, whatever they are ("\\xe9e" at the end is dropped whole, not read as U+FFFD
+    and "e"): Dovecot checks a character's length before its continuation octets, and takes
+    the old 5- and 6-octet forms' leads (0xF8-0xFD) for such lengths too (0xC0, 0xC1 for none)."""
+    n = len(raw)
+    for i in range(max(0, n - 5), n):
+        need = _UTF8_NEED[raw[i]]
+        if need and i + need > n:
+            return i
+    return n
+
+
+# the length a lead octet announces, as Dovecot reads it (0: not a lead it waits on)
+_UTF8_NEED = bytes(2 if 0xC2 <= b < 0xE0 else 3 if 0xE0 <= b < 0xF0 else 4 if 0xF0 <= b < 0xF8 else
+                   5 if 0xF8 <= b < 0xFC else 6 if 0xFC <= b < 0xFE else 0 for b in range(256))
+
+
+def decode_charset(raw: bytes, charset: str) -> str:
+    """Bytes labelled with a sender-chosen charset to str, never failing, as Dovecot converts
+    a MIME part's text: octets the charset cannot read become U+FFFD (one per run), an
+    incomplete character at the end is dropped, and an unknown label (or one naming no text
+    encoding: base64, zlib, idna...) reads as UTF-8."""
+    text, marked = _decode_marked(raw, charset, final=False)
+    # (only text with unreadable octets is scanned: the scan costs ~15 ns a character)
+    return _replace_bad(text) if marked else text
+
+
+def _word_text(charset: str, enc: str, text: str) -> str:
+    """One encoded word's text decoded (surrogates marking unreadable octets). Q: "=XY" is an
+    octet, "_" a space, any other "=" and every other octet (raw 8-bit ones included) stands as
+    it is; B: decode_base64. Dovecot's own UTF-8 reader (UTF-8 and unknown labels) replaces an
+    incomplete last character; iconv (every other charset) drops it."""
+    data = text.encode("utf-8", "surrogateescape")
+    if enc in "bB":
+        raw = decode_base64(data)
+    else:
+        raw = _Q_ESCAPE.sub(lambda m: bytes.fromhex(m.group(1).decode()) if m.group(1) else b" ", data)
+    # RFC 2231 5: a language after "*" in the charset (=?utf-8*en?q?...?=)
+    cs = charset.split("*", 1)[0]
+    label = cs.strip().lower()
+    name = "utf_8" if label in _UTF8_LABELS else codec_name(cs)
+    return _decode_marked(raw, cs, final=name in (None, "utf_8"))[0]
 
 
 def decode_2047(value: str) -> str:
-    """Decode RFC 2047 encoded words; whitespace between adjacent ones is dropped."""
-    if "=?" not in value:
-        return value
-    value = _EW_GAP.sub(r"\1", value)
-
-    def one(m: re.Match) -> str:
-        charset, enc, text = m.group(1), m.group(2).upper(), m.group(3)
-        charset = charset.split("*", 1)[0]
-        try:
-            if enc == "B":
-                raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=False)
-            else:
-                raw = quopri.decodestring(text.replace("_", " ").encode("ascii", "replace"), header=True)
-        except (binascii.Error, ValueError):
-            return m.group(0)
-        # an unknown charset: the text as UTF-8 (else Latin-1), as Dovecot reads it, rather
-        # than the encoded word (RFC 2047 6.2 leaves it to the reader)
-        return decode_charset(raw, charset)
-
-    return _EW.sub(one, value)
+    """Decode RFC 2047 encoded words as Dovecot does (see _EW_RUN, _word_text); white space
+    between adjacent ones is dropped. Raw octets that are not UTF-8 (surrogates in `value`)
+    and unreadable encoded octets become U+FFFD, one a run (_replace_bad), and a NUL a space."""
+    if "=?" in value:
+        out, pos = [], 0
+        for m in _EW_RUN.finditer(value):
+            out.append(value[pos:m.start()])
+            out.append(_word_text(m.group(1), m.group(2), m.group(3)))
+            pos = m.end()
+        if pos:
+            out.append(value[pos:])
+            value = "".join(out)
+    return _replace_bad(value).replace("\0", " ")
 
 
 def unfold(value: str) -> str:
     return re.sub(r"\r?\n(?=[ \t])", "", value)
+
+
+def _field_values(headers: list[list[str]], name: str) -> list[str]:
+    """Unfolded values of every field named `name` (case-insensitive), as parsed: octets that
+    are not UTF-8 still lone surrogates, so that an encoded word holding raw 8-bit octets
+    decodes them as octets (decode_2047)."""
+    n = name.lower()
+    return [unfold(v).strip(" \t") for k, v in headers if k.lower() == n]
 
 
 class FullMessage(bytes):
@@ -137,12 +247,15 @@ class Message:
         return len(self.to_bytes()) if self.edited else len(self.raw)
 
     def header_raw(self, name: str) -> list[str]:
-        """Unfolded raw values of every field named `name` (case-insensitive)."""
-        n = name.lower()
-        return [unfold(v).strip(" \t") for k, v in self.headers if k.lower() == n]
+        """Unfolded raw values of every field named `name` (case-insensitive); octets that are
+        not UTF-8 read as U+FFFD, one a run (as Dovecot reads a header's raw 8-bit text)."""
+        return [_replace_bad(v) for v in _field_values(self.headers, name)]
 
     def header_values(self, name: str) -> list[str]:
-        return [decode_2047(v) for v in self.header_raw(name)]
+        """Decoded values (decode_2047) of every field named `name`; white space a decoded
+        word leaves at the end goes, as the raw value's does (as Dovecot reads the message's
+        own header; a MIME part's keeps it: MimePart.header_values)."""
+        return [decode_2047(v).rstrip(" \t") for v in _field_values(self.headers, name)]
 
     def has_header(self, name: str) -> bool:
         n = name.lower()
@@ -212,11 +325,10 @@ class MimePart:
         self.html_cache: dict[tuple, str] | None = None
 
     def header_raw(self, name: str) -> list[str]:
-        n = name.lower()
-        return [unfold(v).strip(" \t") for k, v in self.headers if k.lower() == n]
+        return [_replace_bad(v) for v in _field_values(self.headers, name)]
 
     def header_values(self, name: str) -> list[str]:
-        return [decode_2047(v) for v in self.header_raw(name)]
+        return [decode_2047(v) for v in _field_values(self.headers, name)]
 
     def decoded_body(self) -> bytes:
         """The part's body with its transfer encoding undone (once: every body, mime and
@@ -231,7 +343,7 @@ class MimePart:
         body = self.body
         try:
             if cte == "base64":
-                return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==", validate=False)
+                return decode_base64(body)
             if cte == "quoted-printable":
                 return decode_qp(body)
             if cte not in ("", "7bit", "8bit", "binary"):
@@ -241,13 +353,9 @@ class MimePart:
         return body
 
     def text(self) -> str:
-        charset = (self.params.get("charset", "us-ascii") or "us-ascii").lower()
-        raw = self.decoded_body()
-        if charset in ("us-ascii", "ascii", "ansi_x3.4-1968") and not raw.isascii():
-            # 8-bit text labelled (or defaulting to) US-ASCII is UTF-8 in practice: read it as
-            # such (Latin-1 when it is not UTF-8), as Dovecot does, instead of losing it
-            return bytes_to_text(raw)
-        return decode_charset(raw, charset)
+        # no label is US-ASCII (RFC 2045 5.2), which decode_charset reads as UTF-8 (Dovecot)
+        charset = self.params.get("charset", "us-ascii") or "us-ascii"
+        return decode_charset(self.decoded_body(), charset)
 
     def readable_text(self) -> str:
         """text(), with HTML converted to plain text (sieve.html_text) as the body test's :text
@@ -281,7 +389,50 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
             if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
                 v = v[1:-1].replace('\\"', '"')
             params[k.strip().lower()] = v
+    if any("*" in k for k in params):
+        _rfc2231(params)
     return mtype, params
+
+
+_PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
+_SECTION = re.compile(r"([^*]+)\*(?:(\d{1,3})(\*)?|)")
+
+
+def _rfc2231(params: dict[str, str]) -> None:
+    """Parameter values in RFC 2231's forms joined and decoded in place: `name*=charset'lang'
+    %XX..` and the sections `name*0`, `name*1*`...; the value is then `name`, unless a plain
+    `name=` stands beside it (which is read instead, as Pigeonhole reads it). A section whose
+    name ends in "*" is percent-encoded in the charset the first section names."""
+    sections: dict[str, list[tuple[int, bool, str]]] = {}
+    for k in list(params):
+        m = _SECTION.fullmatch(k)
+        if m is None:
+            continue
+        # "name*" alone is section 0, encoded
+        num, enc = (int(m.group(2)), bool(m.group(3))) if m.group(2) else (0, True)
+        sections.setdefault(m.group(1), []).append((num, enc, params.pop(k)))
+    for name, secs in sections.items():
+        if name in params:
+            continue
+        secs.sort()
+        charset = ""
+        raw = []
+        for i, (num, enc, v) in enumerate(secs):
+            if num != i:
+                # sections must follow on (RFC 2231 3): one missing leaves nothing readable
+                # (an empty value, as Pigeonhole)
+                raw, charset = [], ""
+                break
+            b = v.encode("utf-8", "surrogateescape")
+            if enc:
+                if i == 0 and b.count(b"'") >= 2:
+                    cs, _lang, b = b.split(b"'", 2)
+                    charset = cs.decode("ascii", "replace")
+                b = _PCT.sub(lambda m: bytes.fromhex(m.group(1).decode()), b)
+            raw.append(b)
+        data = b"".join(raw)
+        params[name] = decode_charset(data, charset) if charset else _replace_bad(
+            data.decode("utf-8", "surrogateescape"))
 
 
 def _split_params(value: str) -> list[str]:
@@ -318,7 +469,9 @@ def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]
     # str copied the field so far each time (quadratic in a field folded over many lines)
     fields: list[tuple[str, list[str]]] = []
     cur: list[str] | None = None
-    for line in re.split(r"\r?\n", bytes_to_text(head)):
+    # octets that are not UTF-8 stay as they came (surrogateescape): head_bytes() writes them
+    # back unchanged, and a header test reads them as U+FFFD (Message.header_raw), as Dovecot
+    for line in re.split(r"\r?\n", head.decode("utf-8", "surrogateescape")):
         if line[:1] in (" ", "\t") and cur is not None:
             cur.append(line)
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
-from sieve.message import bytes_to_text
+from sieve.message import raw_text, utf8_text
 
 
 def _type_matches(part_type: str, want: str) -> bool:
@@ -27,7 +27,8 @@ def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
     msg = rt.msg
     if transform == "raw":
         body = msg.body  # editheader never changes the body
-        return [bytes_to_text(body[: rt.settings.sieve_max_message_scan])] if body else []
+        # the octets as they are: one that is not UTF-8 matches no key (raw_text)
+        return [raw_text(body[: rt.settings.sieve_max_message_scan])] if body else []
     parts = msg.mime_parts(rt.settings.sieve_max_mime_parts, rt.settings.sieve_max_mime_depth)
     out = []
     for p in parts:
@@ -56,16 +57,17 @@ def body_values(rt, transform: str, types: list[str] | None) -> list[str]:
 
 
 def _prologue_epilogue(part) -> list[str]:
-    """The text before a multipart's first boundary line and after its closing one."""
+    """The text before a multipart's first boundary line and after its closing one (UTF-8,
+    octets that are not UTF-8 as U+FFFD, as sieve-test reads them)."""
     boundary = part.params.get("boundary")
     if not boundary:
-        return [bytes_to_text(part.body)]
+        return [utf8_text(part.body)]
     delim = re.escape(b"--" + boundary.encode("utf-8", "replace"))
     first = re.search(rb"(?:^|\r?\n)" + delim, part.body)
     close = re.search(rb"(?:^|\r?\n)" + delim + rb"--[ \t]*(?:\r?\n|$)", part.body)
     pre = part.body[: first.start()] if first else part.body
     epi = part.body[close.end() :] if close else b""
-    return [bytes_to_text(pre), bytes_to_text(epi)]
+    return [utf8_text(pre), utf8_text(epi)]
 
 
 def _header_text(part) -> str:

@@ -749,13 +749,6 @@ ALLOWED = [
         "the submission server add one).",
     ),
     Allowed(
-        "raw-8bit-header-text",
-        r"vacation:header:subject",
-        lambda c, ph, owl: "\ufffd" in ph and re.search(rb"(?m)^Subject:.*[\x80-\xff]", c.message) is not None,
-        "Raw 8-bit header text that is not UTF-8 has no defined charset (RFC 5322 allows only ASCII, RFC "
-        "6532 UTF-8): Pigeonhole writes U+FFFD for it, Owlery reads it as Latin-1 as its header tests do.",
-    ),
-    Allowed(
         "reject-long-line-encoding",
         r"reject:(body-lines-over-998|part0:header:content-transfer-encoding)",
         lambda c, ph, owl: ph in ("True", "8bit") and owl in ("False", "quoted-printable"),
