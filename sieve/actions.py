@@ -19,6 +19,14 @@ class Action:
     line: int = dataclasses.field(default=0, kw_only=True, compare=False)
 
 
+class FinalFlags(tuple):
+    """The `flags` of a keep/fileinto asked for by a script without imap4flags while another
+    script of the include tree has it: filled in with the internal flags' value when the run
+    ends (sieve.extensions.imap4flags.final_flags); empty until then. A duplicate store that
+    carries them leaves the first one's flags as they are (Pigeonhole gives implicit flags to
+    a new store only)."""
+
+
 def _head_field():
     # the header block (fields + blank line) of the message as it stood when the script asked
     # for the action, when editheader had changed it by then (RFC 5293 7); None: unchanged.

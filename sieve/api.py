@@ -108,7 +108,8 @@ class Host(Protocol):
 
     def load_script(self, name: str, location: str) -> bytes | None:
         """The source of an included script (`location` is "personal" or "global"),
-        or None when it does not exist. `name` is already checked to be a plain name."""
+        or None when it does not exist. `name` is already checked to be a plain name (no "/"
+        or control characters; "." and ".." are names too: read NAME.sieve, never NAME)."""
 
     def metadata(self, mailbox: str | None, annotation: str) -> str | None:
         """IMAP METADATA value (mailbox=None: server entry), or None (RFC 5490 tests)."""

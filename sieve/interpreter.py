@@ -56,6 +56,8 @@ class Runtime:
         # extensions whose message context an earlier script of this delivery left (they act
         # here too, as if required: Pigeonhole's multiscript) and that state itself
         self.context_extensions = frozenset(context or ())
+        # the same, started by a script of this run's include tree (share_message_context)
+        self.tree_extensions: frozenset[str] = frozenset()
         for state in (context or {}).values():
             self.ext.update(state)
         self.testsuite = None             # the harness, when running .svtest files
@@ -64,9 +66,18 @@ class Runtime:
         extensions.begin_run(self)
 
     def uses(self, extension: str) -> bool:
-        """Whether `extension` acts in this run: the running script requires it, or an earlier
-        script of the delivery left its message context."""
-        return extension in self.requires or extension in self.context_extensions
+        """Whether `extension` acts in this run: the running script requires it, an earlier
+        script of the delivery left its message context, or a script of this run's include
+        tree that requires it has started."""
+        return (extension in self.requires or extension in self.context_extensions
+                or extension in self.tree_extensions)
+
+    def share_message_context(self, requires) -> None:
+        """An included script starts: of its extensions and the running script's, those whose
+        state belongs to the message (imap4flags' flags) act from now on in every script of
+        the run (`uses`; Pigeonhole registers them on the result as such a script starts)."""
+        self.tree_extensions = self.tree_extensions | extensions.message_context_extensions(
+            self.requires | requires)
 
     def compile_source(self, source: bytes, *, name: str, settings):
         """Compile a script the run loads itself (include at run time), as compile_script does."""

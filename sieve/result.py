@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from sieve.actions import (Action, Discard, DuplicateMark, FileInto, Keep, Notify, Redirect, Reject,
+from sieve.actions import (Action, Discard, DuplicateMark, FileInto, FinalFlags, Keep, Notify, Redirect, Reject,
                            Report, SendMessage, Vacation)
 from sieve.errors import SieveResourceLimit, SieveRuntimeError
 from sieve.message import FullMessage
@@ -27,6 +27,12 @@ def _norm_mailbox(name: str) -> str:
 
 def same_mailbox(a: str, b: str) -> bool:
     return _norm_mailbox(a) == _norm_mailbox(b)
+
+
+def _merged_flags(first, dup) -> tuple[str, ...]:
+    """The flags of a store after a duplicate of it: the duplicate's, unless they wait for the
+    end of the run (FinalFlags: a script without imap4flags asked for it)."""
+    return first.flags if isinstance(dup.flags, FinalFlags) else dup.flags
 
 
 class ResultBuilder:
@@ -76,19 +82,20 @@ class ResultBuilder:
             for i, a in enumerate(self.actions):
                 if isinstance(a, Keep):
                     self._conflict_reject(action)
-                    self.actions[i] = dataclasses.replace(a, flags=action.flags)
+                    self.actions[i] = dataclasses.replace(a, flags=_merged_flags(a, action))
                     self.implicit_keep = self.implicit_keep and not cancels_keep
                     return
         if isinstance(action, Keep):
             self._conflict_reject(action)
             for i, a in enumerate(self.actions):
                 if isinstance(a, Keep):
-                    self.actions[i] = dataclasses.replace(a, flags=action.flags)
+                    self.actions[i] = dataclasses.replace(a, flags=_merged_flags(a, action))
                     self.implicit_keep = False
                     return
                 if isinstance(a, FileInto) and _norm_mailbox(a.mailbox) == _norm_mailbox(self.default_mailbox):
                     # the keep replaces the store, with its own message (as Pigeonhole)
-                    self.actions[i] = Keep(mailbox=a.mailbox, flags=action.flags, line=a.line, head=action.head)
+                    self.actions[i] = Keep(mailbox=a.mailbox, flags=_merged_flags(a, action), line=a.line,
+                                           head=action.head)
                     self.implicit_keep = False
                     return
             self._append(action, cancels_keep=True)
@@ -98,7 +105,7 @@ class ResultBuilder:
             for i, a in enumerate(self.actions):
                 if isinstance(a, FileInto) and _norm_mailbox(a.mailbox) == _norm_mailbox(action.mailbox):
                     self.actions[i] = dataclasses.replace(
-                        a, flags=action.flags, create=a.create or action.create,
+                        a, flags=_merged_flags(a, action), create=a.create or action.create,
                         copy=a.copy and action.copy)
                     if cancels_keep:
                         self.implicit_keep = False

@@ -223,7 +223,8 @@ class DeliveryHost:
     def load_script(self, name: str, location: str) -> bytes | None:
         # RFC 6609 2: :personal is the user's own scripts (where ManageSieve stores them:
         # managesieve_script_dir_template, else beside the active script), :global the site's
-        # (delivery_sieve_global_dir). `name` is already a plain script name (no "/", "..").
+        # (delivery_sieve_global_dir). `name` is already a plain script name (no "/"; "." and
+        # ".." read "..sieve" and "...sieve").
         if location == "personal":
             template = getattr(self.settings, "managesieve_script_dir_template", None)
             if template:

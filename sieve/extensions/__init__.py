@@ -283,6 +283,13 @@ def message_context(rt) -> dict[str, dict]:
     return out
 
 
+def message_context_extensions(names) -> frozenset[str]:
+    """Those of the extensions `names` (loaded: a compiled script required them) whose state
+    belongs to the message, not to one script (Extension.message_context)."""
+    registry = _loaded().REGISTRY
+    return frozenset(n for n in names if n in registry and registry[n].message_context)
+
+
 def for_command(field: str, command: str, required) -> list:
     """The `field` items (extra_tags, argument_checks, tag_checks) that the extensions in
     `required` add to `command`, in registry order."""

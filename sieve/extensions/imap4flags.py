@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from sieve.actions import FinalFlags
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
 
 INTERNAL = "__imap4flags__"
@@ -104,12 +105,18 @@ def _validate_flagcmd(v, node):
 
 
 def action_flags(rt, node) -> tuple[str, ...]:
-    """Flags for a keep/fileinto: :flags if given, else the internal variable."""
+    """Flags for a keep/fileinto: :flags if given, else the internal variable: its value now
+    in a script that requires imap4flags (or after an earlier script of the delivery left
+    flags), its value at the end of the run in one that does not while an included or
+    including script that does has started (RFC 5232 leaves scripts without the extension
+    out; Pigeonhole's result applies the flags to every store then)."""
     f = node.tags.get("flags") if node is not None else None
     if f is not None:
         return tuple(split_flags(rt.sl(f), valid_only=True))
-    if rt.uses("imap4flags"):
+    if "imap4flags" in rt.requires or "imap4flags" in rt.context_extensions:
         return tuple(split_flags(rt.ext.get("flags", ()), valid_only=True))
+    if rt.uses("imap4flags"):
+        return FinalFlags()
     return ()
 
 
@@ -119,9 +126,15 @@ def _flags_hook(rt, node, action, cancels_keep):
 
 
 def final_flags(rt) -> None:
-    """End of the run: the implicit keep stores with the internal variable's flags."""
+    """End of the run: the implicit keep, and the stores that wait for them (FinalFlags),
+    take the internal variable's flags."""
     if rt.uses("imap4flags"):
-        rt.result.keep_flags = tuple(split_flags(rt.ext.get("flags", ()), valid_only=True))
+        flags = tuple(split_flags(rt.ext.get("flags", ()), valid_only=True))
+        rt.result.keep_flags = flags
+        actions = rt.result.actions
+        for i, a in enumerate(actions):
+            if isinstance(getattr(a, "flags", None), FinalFlags):
+                actions[i] = dataclasses.replace(a, flags=flags)
 
 
 def _cmd(name, run):

@@ -27,8 +27,10 @@ from sieve.errors import SieveCompileError, SieveResourceLimit, SieveRuntimeErro
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, ReturnScript, TagDef
 
 # RFC 6609 2 and 3.2: script names are ManageSieve's (RFC 5804 1.6: no control characters
-# U+0000-U+001F, U+007F-U+009F, no U+2028/U+2029; UTF-8), and a name is never a path: no "/",
-# not "." or "..". Undecodable bytes (surrogate escapes) are not UTF-8.
+# U+0000-U+001F, U+007F-U+009F, no U+2028/U+2029; UTF-8), and a name is never a path: no "/".
+# "." and ".." are names like any other (RFC 5804 allows them, so do Owlery's ManageSieve and
+# Pigeonhole): every loader reads NAME.sieve, "..sieve" and "...sieve", never a directory.
+# Undecodable bytes (surrogate escapes) are not UTF-8.
 _NAME_BAD = re.compile("[/\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
@@ -36,7 +38,7 @@ def name_error(name: str) -> str | None:
     """Why `name` cannot name an included script, or None."""
     if not name:
         return "empty script name"
-    if _NAME_BAD.search(name) or name in (".", ".."):
+    if _NAME_BAD.search(name):
         return f"invalid script name '{ascii(name)[1:-1]}'"
     if len(name) > 255:
         return "script name too long"
@@ -118,6 +120,10 @@ def _validate_include(v, node):
     chain = v.data.get("include_chain") or (("personal", v.name),)
     key = (loc, name)
     if key in chain:
+        if node.tags.get("once") and key != chain[0]:
+            # an included script that is running has been included: `include :once` of it
+            # does nothing (RFC 6609 3.2), no loop; _run_include skips it (Pigeonhole compiles it)
+            return
         v.error(node, f"circular include of script '{name}'")
         return
     if len(chain) + 1 > v.settings.sieve_max_include_depth:
@@ -201,6 +207,10 @@ def _run_include(rt, node):
     if len(stack) > rt.settings.sieve_max_include_depth:
         raise SieveResourceLimit("include nesting too deep (sieve_max_include_depth)")
     rt.ext["include_once_done"].add(key)
+    # State that belongs to the message (imap4flags' internal flags) is one for the script and
+    # every script it includes: once any of them requires imap4flags, keep and fileinto in each
+    # of them, and the implicit keep, use the flags, as Pigeonhole does (one compiled program).
+    rt.share_message_context(script.requires)
     saved = (rt.vars, rt.match_values, rt.requires, rt.match_vars_enabled, rt.ext.get("global_names"))
     rt.vars = {}
     rt.match_values = []
@@ -231,8 +241,10 @@ def _validate_global(v, node):
     from sieve.extensions.variables import check_name
     for s in node.pos[0].items if node.pos else ():
         low = s.value.lower()
-        if low in v.data.get("variables", ()) and low not in v.data.get("globals", ()):
-            # RFC 6609 3.3: a variable the script already used as local cannot become global
+        used = low in v.data.get("variables", ()) or low in v.data.get("local_references", ())
+        if used and low not in v.data.get("globals", ()):
+            # RFC 6609 3.3: a variable the script already used as local (set, or read as
+            # ${name}) cannot become global; Pigeonhole: "conflicts with earlier local use"
             v.error(s, f"variable '{s.value}' is already used as a local variable")
             continue
         check_name(v, s, s.value)

@@ -41,6 +41,10 @@ def template(v, s):
         elif _NAME.fullmatch(name):
             kind = ("var", name.lower())
             ns = name.lower().split(".")
+            if len(ns) == 1 and ns[0] not in v.data.get("globals", ()):
+                # a use as a local variable: a `global` for the name after it is an error
+                # (RFC 6609 3.3; include's _validate_global reads this)
+                v.data.setdefault("local_references", set()).add(ns[0])
             if len(ns) > 1 and _NAMESPACES.get(ns[0]) not in v.required:
                 # a namespace whose extension the script did not require is a compile error
                 # (RFC 5229 3): global. needs include, env. vnd.dovecot.environment

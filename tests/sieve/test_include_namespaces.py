@@ -20,7 +20,8 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 MSG = b"From: a@example.org\nTo: b@example.org\nSubject: x\n\nbody\n"
 
 
-@pytest.mark.parametrize("name", ["../inc/a", "a/b", ".", "..", "", "x\u2028y", "x\x85y", "tab\there"])
+# ("." and ".." are script names: tests/sieve/test_include_differential_fixes.py)
+@pytest.mark.parametrize("name", ["../inc/a", "a/b", "", "x\u2028y", "x\x85y", "tab\there"])
 def test_include_names_that_are_not_script_names_do_not_compile(name):
     src = 'require "include"; include "' + name + '";'
     with pytest.raises(SieveCompileError) as e:

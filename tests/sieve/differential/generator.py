@@ -12,7 +12,8 @@ alternative, digest, message/rfc822), base64 and quoted-printable parts, RFC 204
 words, folded and odd header fields, address lists with groups, comments and quoted local parts.
 `features` names the areas a case touches (for counts by area). Opt-in shapes (make_case's
 `shapes`, scripts/sieve-differential --shapes): ihave guards, set modifiers on match variables,
-HTML messages; drawn from a second random stream, so a seed without them gives its old cases.
+HTML messages, include (a main script and 1-4 personal/global scripts in Case.scripts: IncludeGen);
+drawn from other random streams, so a seed without them gives its old cases.
 Used by tests/sieve/differential/runner.py; tests: tests/sieve/differential/test_differential.py.
 """
 
@@ -38,6 +39,9 @@ class Case:
     rcpt_to: str
     orig_rcpt: str
     features: frozenset[str]
+    # scripts the main one may include: (location "personal" | "global", name, source); both
+    # engines see the same files (the include shape; empty otherwise)
+    scripts: tuple[tuple[str, str, bytes], ...] = ()
 
 
 def q(s: str) -> str:
@@ -1331,7 +1335,7 @@ class ScriptGen:
 
 # The shapes `shapes` may name; SHAPES_ALL is what "all" means. With no shape named, a case is
 # exactly what it was before these existed (CI's seeds and deviations.toml depend on that).
-SHAPES_ALL = frozenset({"ihave", "modifiers", "html"})
+SHAPES_ALL = frozenset({"ihave", "modifiers", "html", "include"})
 
 # (visible source, decoded text) pieces of HTML text, entities included
 _HTML_TEXT = (
@@ -1515,7 +1519,7 @@ class ExtraShapes:
 
     def commands(self) -> list[str]:
         out = []
-        for shape in sorted(self.shapes):
+        for shape in sorted(self.shapes - {"include"}):   # (include replaces the whole script)
             for _ in range(self.r.choice((0, 1, 1, 2))):
                 out.append(getattr(self, "shape_" + shape)())
         return out
@@ -1676,6 +1680,199 @@ class ExtraShapes:
         )
 
 
+# --- include (RFC 6609) ------------------------------------------------------------------------
+# Script names in each directory. "lib" and "a" exist in both (:personal and :global must not
+# mix them up); "Lib" and "lib" are two names; "café" is a UTF-8 name.
+_INC_NAMES = {"personal": ("lib", "a", "b", "rules", "café", "Lib"), "global": ("lib", "site", "common", "a")}
+# Names that are not script names (RFC 6609 2, RFC 5804 1.6): both engines must refuse them.
+_INC_BAD_NAMES = ("../a", "a/b", "", ".", "..", "x\ty", "sub/lib", "a\x7fb")
+_INC_GLOBALS = ("g1", "g2", "shared")
+_INC_VALUES = ("v1", "v2", "A", "", "x y")
+_INC_FOLDERS = ("Foo", "Bar", "Archive", "Junk")
+
+
+class IncludeGen:
+    """The include shape: a main script and 1-4 scripts it may include (Case.scripts), placed
+    in the personal and/or the global directory, drawn from `r` (their own stream). Covers
+    include :personal/:global, :once, :optional on missing scripts, nested includes, include
+    cycles, `return`, `global` variables set in one script and read in another (declared on
+    both sides or one), the global.NAME namespace, actions in included scripts (keep, fileinto,
+    discard, stop, redirect, imap4flags), and names that are not script names."""
+
+    def __init__(self, r: random.Random, info: MessageInfo):
+        self.r = r
+        self.info = info
+        self.features: set[str] = {"shape:include"}
+        subs: list[tuple[str, str]] = []
+        for _ in range(r.randint(1, 4)):
+            loc = r.choice(("personal", "personal", "global"))
+            key = (loc, r.choice(_INC_NAMES[loc]))
+            if key not in subs:
+                subs.append(key)
+        self.subs = subs
+        # without a cycle, script i includes only scripts after it (the main one: any)
+        self.cyclic = r.random() < 0.08
+        self.globals = r.sample(_INC_GLOBALS, r.randint(1, 2)) if r.random() < 0.75 else []
+        self.main_includes = 0
+        self.shows_local = False
+
+    def _cond(self, req: set[str]) -> str:
+        r = self.r
+        k = r.random()
+        if k < 0.35 and self.info.headers:
+            name, value = r.choice(self.info.headers)
+            v = value[: r.randint(1, max(1, len(value)))] if value else "x"
+            return f"header :contains {q(name)} {q(v)}"
+        if k < 0.55 and self.globals:
+            req.add("variables")
+            return f"string :is {q('${' + r.choice(self.globals) + '}')} {q(r.choice(_INC_VALUES))}"
+        if k < 0.7:
+            return r.choice(("true", "false", "not true"))
+        return f"exists {q(r.choice(('Subject', 'X-Nothing', 'From')))}"
+
+    def _include(self, i: int, req: set[str]) -> str:
+        r = self.r
+        req.add("include")
+        later = self.subs[i + 1:] if not self.cyclic else self.subs
+        k = r.random()
+        tags = []
+        if i < 0 and not self.main_includes:
+            k = 0.0      # the main script's first include names a script that exists
+        self.main_includes += i < 0
+        if k < 0.8 and later:
+            loc, name = r.choice(later)
+            if r.random() < 0.04:
+                loc = "global" if loc == "personal" else "personal"   # the other directory
+            if self.cyclic and i >= 0 and (loc, name) in self.subs[: i + 1]:
+                self.features.add("include:cycle")
+            self.features.add("include:nested" if i >= 0 else "include:top")
+        elif k < 0.96:
+            loc = r.choice(("personal", "global"))
+            # (not "script": sieve-test's main script is not in the personal directory, while
+            # Owlery's compile-time includes take the top script to be personal/NAME)
+            name = r.choice(("missing", "nothere", "main", "Lib", "site", ".", ".."))
+            if (loc, name) not in self.subs:
+                self.features.add("include:missing")
+                if r.random() < 0.6:
+                    tags.append(":optional")   # mostly: a missing script without it fails the whole case
+        else:
+            loc, name = r.choice(("personal", "global")), r.choice(_INC_BAD_NAMES)
+            self.features.add("include:bad-name")
+        if loc == "global":
+            tags.append(":global")
+        elif r.random() < 0.5:
+            tags.append(":personal")
+        if r.random() < 0.3:
+            tags.append(":once")
+            self.features.add("include:once")
+        if r.random() < 0.25 and ":optional" not in tags:
+            tags.append(":optional")
+            self.features.add("include:optional")
+        r.shuffle(tags)
+        return "include " + "".join(t + " " for t in tags) + q(name) + ";"
+
+    def _statement(self, i: int, req: set[str], declared: set[str], depth: int) -> str:
+        r = self.r
+        k = r.random()
+        if k < 0.28 and (i + 1 < len(self.subs) or self.cyclic or r.random() < 0.25):
+            return self._include(i, req)
+        if k < 0.45 and self.globals:
+            req.add("variables")
+            var = r.choice(self.globals)
+            self.features.add("include:global-var")
+            value = r.choice(_INC_VALUES)
+            if r.random() < 0.3:
+                value = "${" + var + "}" + value   # accumulates over repeated includes
+            if r.random() < 0.15:
+                req.add("include")
+                self.features.add("include:global-namespace")
+                return f"set {q('global.' + var)} {q(value)};"
+            return f"set {q(var)} {q(value)};"
+        if k < 0.6:
+            return self._show(req)
+        if k < 0.68 and depth < 2:
+            body = "\n".join(self._statement(i, req, declared, depth + 1) for _ in range(r.randint(1, 2)))
+            return f"if {self._cond(req)} {{\n{body}\n}}"
+        if k < 0.73:
+            self.features.add("include:return")
+            req.add("include")
+            return "return;"
+        act = r.random()
+        if act < 0.35:
+            req.add("fileinto")
+            return f"fileinto {q(r.choice(_INC_FOLDERS))};"
+        if act < 0.5:
+            return "keep;"
+        if act < 0.6:
+            return "discard;"
+        if act < 0.7:
+            return "stop;"
+        if act < 0.8:
+            return 'redirect "fwd@example.net";'
+        req.add("imap4flags")
+        self.features.add("include:flags")
+        return "addflag " + q(r.choice(("\\Seen", "Work", "\\Flagged"))) + ";"
+
+    def _show(self, req: set[str]) -> str:
+        """Make a variable's value (global, global.NAME, or a local of this script) visible."""
+        r = self.r
+        req.add("variables")
+        names = list(self.globals) + ["l"]
+        var = r.choice(names)
+        self.shows_local |= var == "l"
+        if var != "l" and r.random() < 0.15:
+            req.add("include")
+            var = "global." + var
+        if r.random() < 0.6:
+            req.add("editheader")
+            return f"addheader \"X-Inc\" \"{var}=${{{var}}}\";"
+        req.add("fileinto")
+        return f"if string :is \"${{{var}}}\" {q(r.choice(_INC_VALUES))} {{\nfileinto {q(r.choice(_INC_FOLDERS))};\n}}"
+
+    def script(self, i: int) -> str:
+        """Script i of self.subs (-1: the main script)."""
+        r = self.r
+        req: set[str] = set()
+        declared: set[str] = set()
+        body = []
+        self.shows_local = False
+        if i < 0 and r.random() < 0.1:
+            req.add("variables")
+            body.append('set "l" "main";')
+        for _ in range(r.randint(1, 5) if i < 0 else r.randint(1, 4)):
+            body.append(self._statement(i, req, declared, 0))
+        if i < 0 and not any(x.startswith("include") for x in body):
+            body.insert(r.randint(0, len(body)), self._include(i, req))
+        if "variables" in req and self.globals and r.random() < 0.8:
+            names = [g for g in self.globals if r.random() < 0.85] or self.globals[:1]
+            decl = f"global {self._slist(names)};"
+            req.add("include")
+            # RFC 6609 3.3 lets `global` stand anywhere; a name used as local first cannot then be global
+            pos = 0 if r.random() < 0.95 else r.randint(0, len(body))
+            body.insert(pos, decl)
+            self.features.add("include:global-decl" + ("-main" if i < 0 else "-sub"))
+        if self.shows_local and r.random() < 0.5:
+            req.add("variables")
+            body.insert(0, f'set "l" {q("sub" + str(i) if i >= 0 else "main")};')
+        reqs = sorted(req)
+        if reqs and i >= 0 and r.random() < 0.02:
+            reqs.remove(r.choice(reqs))   # an included script that does not compile
+            self.features.add("include:sub-compile-error")
+        head = f"require [{', '.join(q(x) for x in reqs)}];\n" if reqs else ""
+        return head + "\n".join(body) + "\n"
+
+    def _slist(self, items: list[str]) -> str:
+        if len(items) == 1 and self.r.random() < 0.6:
+            return q(items[0])
+        return "[" + ", ".join(q(x) for x in items) + "]"
+
+    def build(self) -> tuple[str, tuple[tuple[str, str, bytes], ...]]:
+        main = self.script(-1)
+        subs = tuple((loc, name, self.script(i).encode("utf-8")) for i, (loc, name) in enumerate(self.subs))
+        self.features.update("include:loc-" + loc for loc, _ in self.subs)
+        return main, subs
+
+
 def make_case(seed: int, index: int, shapes: frozenset[str] = frozenset()) -> Case:
     """Pair `index` of `seed`; `shapes` (names in SHAPES_ALL) adds the opt-in shapes, drawn
     from a second stream so that without them the case is what it always was."""
@@ -1690,6 +1887,16 @@ def make_case(seed: int, index: int, shapes: frozenset[str] = frozenset()) -> Ca
     if shapes:
         extra = ExtraShapes(r2, gen, info, frozenset(shapes))
     script = gen.script(extra)
+    features = set(gen.features)
+    scripts: tuple[tuple[str, str, bytes], ...] = ()
+    if "include" in shapes:
+        # The include shape replaces the script (its own stream: other shapes' cases stay as
+        # they were); every case when it is the only shape named, about a third otherwise.
+        r3 = random.Random(f"sieve-differential-include:{seed}:{index}")
+        if shapes == {"include"} or r3.random() < 0.35:
+            inc = IncludeGen(r3, info)
+            script, scripts = inc.build()
+            features = inc.features
     # (no null sender: sieve-test's -f takes no "<>", and without -f it reads the From field)
     mail_from = r.choice(
         (
@@ -1706,7 +1913,7 @@ def make_case(seed: int, index: int, shapes: frozenset[str] = frozenset()) -> Ca
     )
     rcpt = r.choice((USER, USER, "rcpt+vac@example.org", "RCPT@example.org"))
     orig = rcpt if r.random() < 0.8 else r.choice(("alias@example.org", USER))
-    return Case(seed, index, script.encode("utf-8"), message, mail_from, rcpt, orig, frozenset(gen.features))
+    return Case(seed, index, script.encode("utf-8"), message, mail_from, rcpt, orig, frozenset(features), scripts)
 
 
 if __name__ == "__main__":  # print one case: python -m tests.sieve.differential.generator SEED INDEX

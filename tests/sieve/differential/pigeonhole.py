@@ -3,7 +3,8 @@ what it really did: the messages it stored (Maildir files, with their flags), an
 messages it sent (redirect, vacation, reject, notify), as a `sieve-test -e` run prints them.
 
 One `Pigeonhole` per worker thread: it owns a private home (config, Maildir++ with the
-generator's folder pool created, the script and message files), owned by `nobody` when the
+generator's folder pool created, the script and message files, the personal and global script
+directories `include` reads, as the config's sieve and sieve_global name them), owned by `nobody` when the
 tests run as root (sieve-test refuses root without mail_uid). Nothing touches /etc/dovecot.
 Used by tests/sieve/differential/runner.py; tests: tests/sieve/differential/test_differential.py.
 """
@@ -36,6 +37,9 @@ hostname = {hostname}
 postmaster_address = {postmaster}
 recipient_delimiter = +
 plugin {{
+  # include's :personal and :global directories (filled per pair: the include shape)
+  sieve = file:{home}/personal
+  sieve_global = {home}/global
   sieve_extensions = {extensions}
   sieve_spamtest_status_type = score
   sieve_spamtest_status_header = X-Spam-Score: (-?[0-9]+(\\.[0-9]+)?)
@@ -122,6 +126,9 @@ class Pigeonhole:
         for d in self._dirs.values():
             for sub in ("cur", "new", "tmp"):
                 (d / sub).mkdir(parents=True, exist_ok=True)
+        self.script_dirs = {"personal": self.home / "personal", "global": self.home / "global"}
+        for d in self.script_dirs.values():
+            d.mkdir(exist_ok=True)
         self.uid = self.gid = None
         if os.geteuid() == 0:
             pw = pwd.getpwnam(RUN_USER)
@@ -155,6 +162,12 @@ class Pigeonhole:
         return p
 
     def _cleanup(self) -> None:
+        for d in self.script_dirs.values():
+            for entry in os.scandir(d):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
         for entry in os.scandir(self.mail):
             if entry.is_dir() and entry.name.startswith(".") and entry.name not in \
                     {"." + imap_utf7_encode(f) for f in self.folders}:
@@ -201,8 +214,12 @@ class Pigeonhole:
                 yield mailbox, tuple(sorted(flags)), f.read()
 
     def run(self, script: bytes, message: bytes, mail_from: str, rcpt_to: str, orig_rcpt: str,
-            timeout: float = 20.0) -> Raw:
+            timeout: float = 20.0, scripts: tuple[tuple[str, str, bytes], ...] = ()) -> Raw:
+        """`scripts`: (location, name, source) of the scripts `include` may name, written as
+        NAME.sieve into the personal or global directory."""
         self._cleanup()
+        for location, name, source in scripts:
+            self._write(f"{location}/{name}.sieve", source)
         sp = self._write("script.sieve", script)
         mp = self._write("message.eml", message)
         for stale in (self.home / "script.svbin",):

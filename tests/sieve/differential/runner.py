@@ -76,14 +76,20 @@ ENVIRONMENT = {
 }
 
 
-def run_owlery(case: Case, settings) -> Outcome:
+def run_owlery(case: Case, settings, includes_at_compile_time: bool = False) -> Outcome:
+    """Owlery's outcome as its delivery gets it: `include` resolved when it runs, through the
+    host (sieve.delivery.executor's load_script; case.scripts are the personal and global
+    scripts). includes_at_compile_time: resolved while compiling instead, as `owlery sieve
+    check --include-dir` and the testsuite do, and as Pigeonhole always does."""
     from sieve.api import Envelope, MemoryHost, SieveCompileError, compile_script, run
 
+    scripts = {(loc, name): src for loc, name, src in case.scripts}
+    loader = (lambda name, loc: scripts.get((loc, name))) if includes_at_compile_time else None
     try:
-        script = compile_script(case.script, name="script", settings=settings)
+        script = compile_script(case.script, name="script", settings=settings, loader=loader)
     except SieveCompileError:
         return Outcome("compile-error")
-    host = MemoryHost(mailboxes=("INBOX",) + FOLDERS)
+    host = MemoryHost(mailboxes=("INBOX",) + FOLDERS, scripts=scripts)
     # sieve-test authenticates as the user it runs as (envelope "auth")
     env = Envelope(
         mail_from=case.mail_from,
@@ -262,16 +268,26 @@ def _tab_folds_as_spaces(case, ours, theirs):
     return run_owlery(dataclasses.replace(case, message=msg), owlery_settings()), theirs
 
 
+def _patched_scripts(case, fn):
+    """The case with `fn` (text -> text) applied to its script and the scripts it may include,
+    or None when that changes nothing."""
+    def patch(src: bytes) -> bytes:
+        return fn(src.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+    script, scripts = patch(case.script), tuple((loc, name, patch(src)) for loc, name, src in case.scripts)
+    if script == case.script and scripts == case.scripts:
+        return None
+    return dataclasses.replace(case, script=script, scripts=scripts)
+
+
 def _string_default_octet(case, ours, theirs):
     """Owlery's outcome with every `string` test that names no comparator given i;octet,
     which is what Pigeonhole 0.5.19 uses for it."""
-    text = case.script.decode("utf-8", "surrogateescape")
-    patched = re.sub(r"\bstring\b(?![^{;]*:comparator)", 'string :comparator "i;octet"', text)
-    if patched == text:
+    patched = _patched_scripts(
+        case, lambda text: re.sub(r"\bstring\b(?![^{;]*:comparator)", 'string :comparator "i;octet"', text))
+    if patched is None:
         return ours, theirs
-    return run_owlery(
-        dataclasses.replace(case, script=patched.encode("utf-8", "surrogateescape")), owlery_settings()
-    ), theirs
+    return run_owlery(patched, owlery_settings()), theirs
 
 
 def _digest_parts_as_text(case, ours, theirs):
@@ -286,17 +302,14 @@ def _digest_parts_as_text(case, ours, theirs):
 def _set_self_copy(case, ours, theirs):
     """Owlery's outcome with `set "x" "${x}"` (no modifier) made `set "x" ""`, which is what
     Pigeonhole 0.5.19 does with it."""
-    text = case.script.decode("utf-8", "surrogateescape")
-    patched = re.sub(
+    patched = _patched_scripts(case, lambda text: re.sub(
         r'\bset\s+"([A-Za-z_][A-Za-z0-9_]*)"\s+"\$\{(\w+)\}"\s*;',
         lambda m: f'set "{m.group(1)}" "";' if m.group(1).lower() == m.group(2).lower() else m.group(0),
         text,
-    )
-    if patched == text:
+    ))
+    if patched is None:
         return ours, theirs
-    return run_owlery(
-        dataclasses.replace(case, script=patched.encode("utf-8", "surrogateescape")), owlery_settings()
-    ), theirs
+    return run_owlery(patched, owlery_settings()), theirs
 
 
 def _envelope_to_is_original(case, ours, theirs):
@@ -316,6 +329,17 @@ def _slash_mailbox(case, ours, theirs):
     if theirs.status == "error" and any("/" in box for box, _ in ours.stores):
         return theirs, theirs
     return ours, theirs
+
+
+def _includes_at_compile_time(case, ours, theirs):
+    """Owlery's delivery resolves `include` when the command runs; Pigeonhole resolves every
+    include while compiling. When resolving them at compile time makes Owlery refuse the script
+    too (a missing or circular include, an included script that does not compile), take that
+    outcome: the run-time one failed as the include ran (fallback keep) or never reached it."""
+    if not case.scripts and b"include" not in case.script:
+        return ours, theirs
+    at_compile = run_owlery(case, owlery_settings(), includes_at_compile_time=True)
+    return (at_compile, theirs) if at_compile.status == "compile-error" else (ours, theirs)
 
 
 def _anything(case, ours, theirs):
@@ -351,6 +375,7 @@ TRANSFORMS = {
     "slash-mailbox": _slash_mailbox,
     "any": _anything,
     "ours-refuses": _ours_refuses,
+    "includes-at-compile-time": _includes_at_compile_time,
 }
 
 
@@ -368,8 +393,10 @@ class Deviation:
     reason: str
 
     def matches(self, case: Case) -> bool:
+        # the script regex reads the main script and the scripts it may include
+        script = b"\n".join((case.script, *(src for _, _, src in case.scripts)))
         for rx, text in (
-            (self.script, case.script),
+            (self.script, script),
             (self.message, case.message),
             (self.sender, case.mail_from.encode()),
         ):
@@ -461,10 +488,23 @@ class Runner:
     def pair(self, seed: int, index: int) -> PairResult:
         case = make_case(seed, index, self.shapes)
         ours = run_owlery(case, self.settings)
-        raw = self._ph().run(case.script, case.message, case.mail_from, case.rcpt_to, case.orig_rcpt)
+        raw = self._ph().run(case.script, case.message, case.mail_from, case.rcpt_to, case.orig_rcpt,
+                             scripts=case.scripts)
         theirs = from_pigeonhole(raw)
         diff = ours.differences(theirs)
         dev = explain(self.deviations, case, ours, theirs) if diff else None
+        if case.scripts and (not diff or dev):
+            # the include shape: Owlery with every include resolved while compiling (`owlery
+            # sieve check --include-dir`, the testsuite) must agree with Pigeonhole too
+            at_compile = run_owlery(case, self.settings, includes_at_compile_time=True)
+            ct_diff = at_compile.differences(theirs)
+            if ct_diff:
+                ct_dev = explain(self.deviations, case, at_compile, theirs)
+                if ct_dev is None:
+                    return PairResult(case, at_compile, theirs, [f"{f} (includes at compile time)" for f in ct_diff],
+                                      None, raw.log)
+                dev = dev or ct_dev
+                diff = diff or ct_diff
         return PairResult(case, ours, theirs, diff, dev, raw.log)
 
     def run(self, seed: int, pairs: int, start: int = 0, time_limit: float | None = None) -> Report:
@@ -509,6 +549,8 @@ def describe(p: PairResult) -> str:
         f"envelope: from={c.mail_from} to={c.rcpt_to} orig={c.orig_rcpt}",
         "--- script",
         c.script.decode("utf-8", "replace").rstrip(),
+        *(x for loc, name, src in c.scripts
+          for x in (f"--- {loc} script {name!r}", src.decode("utf-8", "replace").rstrip())),
         "--- message",
         c.message.decode("utf-8", "replace").rstrip()[:3000],
         "--- owlery",

@@ -1,24 +1,36 @@
 """Differential test of the generator's opt-in shapes (`--shapes all` of scripts/sieve-differential:
-ihave guards, variables modifiers on match variables, HTML parts): a seeded run with them on must
-show no difference tests/sieve/differential/deviations.toml does not explain. CI runs PAIRS pairs
-of SEED, all of them whatever the machine's load (about 7 s on two idle cores). The shapes are
-drawn from a second random stream, so the cases a seed gives without them stay what they were
-(test_differential.py's seed, and the deviations found on old seeds, depend on that).
+ihave guards, variables modifiers on match variables, HTML parts, and include: a main script with
+personal and global scripts it includes): a seeded run with them on must show no difference
+tests/sieve/differential/deviations.toml does not explain. CI runs PAIRS pairs of SEED with the
+first three shapes (about 7 s on two idle cores) and INCLUDE_PAIRS pairs of the include shape
+(about 6 s), all of them whatever the machine's load. The shapes are drawn from other random
+streams, so the cases a seed gives without them stay what they were (test_differential.py's seed,
+and the deviations found on old seeds, depend on that).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 
 import pytest
 
+from tests.sieve.differential import normalise
 from tests.sieve.differential.generator import SHAPES_ALL, make_case
-from tests.sieve.differential.runner import parse_shapes
+from tests.sieve.differential.runner import parse_shapes, run_owlery
 from tests.sieve.differential.test_differential import agreed_run, scratch_runner
 
 SEED = 20261206
 PAIRS = 1000
+# the shapes of PAIRS (include has its own run: with the others it replaces a third of the scripts)
+SHAPES = SHAPES_ALL - {"include"}
+INCLUDE_PAIRS = 600
+# what the include shape must have exercised in INCLUDE_PAIRS pairs (a feature the generator names)
+INCLUDE_FEATURES = ("include:nested", "include:once", "include:optional", "include:missing", "include:cycle",
+                    "include:bad-name", "include:return", "include:global-var", "include:global-namespace",
+                    "include:global-decl-main", "include:global-decl-sub", "include:flags", "include:loc-global",
+                    "include:loc-personal", "include:sub-compile-error")
 
 # sha256 over the first 300 cases of test_differential.SEED without shapes, as the generator gave
 # them before the shapes existed: a change here changes what every old seed generates.
@@ -28,14 +40,59 @@ OLD_DIGEST = "8ae0759d7a72edc16ebfaefd96ca8f17ac816bfbb39b9354828c96dbc2e157b9"
 
 @pytest.fixture(scope="module")
 def runner():
-    yield from scratch_runner(SHAPES_ALL)
+    yield from scratch_runner(SHAPES)
+
+
+@pytest.fixture(scope="module")
+def include_runner():
+    yield from scratch_runner(frozenset({"include"}))
 
 
 def test_generated_pairs_with_new_shapes_agree_with_pigeonhole(runner):
     rep = agreed_run(runner, SEED, PAIRS)
     # every shape is exercised by the run
-    for shape in SHAPES_ALL:
+    for shape in SHAPES:
         assert rep.features["shape:" + shape] > PAIRS // 4, dict(rep.features)
+
+
+def test_generated_include_pairs_agree_with_pigeonhole(include_runner):
+    rep = agreed_run(include_runner, SEED, INCLUDE_PAIRS)
+    assert rep.features["shape:include"] == INCLUDE_PAIRS
+    for feature in INCLUDE_FEATURES:
+        assert rep.features[feature] > 0, (feature, dict(rep.features))
+    # broken includes (missing, circular, not compiling) are refused by both, not most pairs
+    refused = sum(n for (_, b), n in rep.statuses.items() if b == "compile-error")
+    assert INCLUDE_PAIRS // 20 < refused < INCLUDE_PAIRS // 3, dict(rep.statuses)
+
+
+def test_both_engines_read_the_same_personal_and_global_scripts(include_runner):
+    """A hand-written include pair through the real sieve-test and Owlery: "lib" exists in both
+    directories with different contents, a global variable set in one is read in another, flags
+    set in an included script reach the stores of a script without imap4flags."""
+    case = dataclasses.replace(
+        make_case(SEED, 0, frozenset({"include"})),
+        script=b'require ["include", "variables", "fileinto"];\r\nglobal "g";\r\n'
+               b'include "lib"; include :global "lib";\r\nif string "${g}" "p+global" { fileinto "Bar"; }\r\n',
+        scripts=(("personal", "lib", b'require ["include", "variables", "fileinto"]; global "g"; set "g" "p";'
+                                     b'fileinto "Foo";'),
+                 ("global", "lib", b'require ["include", "imap4flags", "variables"]; global "g";'
+                                   b'set "g" "${g}+global"; addflag "Work"; keep;')),
+        message=b"From: a@example.com\r\nTo: rcpt@example.org\r\nSubject: hi\r\n\r\nb\r\n",
+        mail_from="a@example.com", rcpt_to="rcpt@example.org", orig_rcpt="rcpt@example.org")
+    raw = include_runner._ph().run(case.script, case.message, case.mail_from, case.rcpt_to, case.orig_rcpt,
+                                   scripts=case.scripts)
+    theirs = normalise.from_pigeonhole(raw)
+    ours = run_owlery(case, include_runner.settings)
+    assert theirs.status == "ok", raw.log
+    assert theirs.stores == (("Bar", ("Work",)), ("Foo", ()), ("INBOX", ("Work",))), raw.log
+    assert not ours.differences(theirs), (ours, theirs)
+    # and a missing include is Pigeonhole's compile error, Owlery's failed run (fallback keep)
+    missing = dataclasses.replace(case, scripts=case.scripts[:1])
+    raw = include_runner._ph().run(missing.script, missing.message, missing.mail_from, missing.rcpt_to,
+                                   missing.orig_rcpt, scripts=missing.scripts)
+    assert normalise.from_pigeonhole(raw).status == "compile-error", raw.log
+    assert run_owlery(missing, include_runner.settings).status == "error"
+    assert run_owlery(missing, include_runner.settings, includes_at_compile_time=True).status == "compile-error"
 
 
 def test_without_shapes_old_seeds_generate_what_they_did():
@@ -54,10 +111,12 @@ def test_shapes_change_the_cases_and_stay_a_pure_function():
     assert sum(p.script != s.script for p, s in zip(plain, shaped)) > 10
     assert any(b"text/html" in s.message and b"</html>" in s.message for s in shaped)
     assert any(b"ihave" in s.script for s in shaped)
+    assert any(s.scripts and b"include" in s.script for s in shaped)
 
 
 def test_shapes_option_parses_names_and_all():
     assert parse_shapes("all") == SHAPES_ALL
     assert parse_shapes("ihave, html") == {"ihave", "html"}
+    assert "include" in parse_shapes("all") and parse_shapes("include") == {"include"}
     with pytest.raises(argparse.ArgumentTypeError):
         parse_shapes("ihave,nosuch")
