@@ -186,6 +186,14 @@ def _dispatch(name: str, qtype: str, strict: Any = True, timeout: float = 20) ->
     return lookup(name, qtype, timeout)
 
 
+def _checkable(domain: str) -> bool:
+    """Whether check_host() may look `domain` up: a multi-label name whose labels are 1 to 63
+    characters, nothing an address literal or a broken mailbox leaves behind (RFC 7208 4.3)."""
+    labels = domain[:-1].split(".") if domain.endswith(".") else domain.split(".")
+    return (len(labels) > 1 and len(domain) <= 253 and all(0 < len(label) <= 63 for label in labels)
+            and not any(c in domain for c in '[]@" \t\\'))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)     # no __dict__: caches hold thousands
 class SpfResult:
     """One identity's verdict plus what headers need."""
@@ -216,9 +224,20 @@ def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limi
     try:
         q = spf.query(i=ip, s=sender, h=helo, receiver=receiver, timeout=query_time_limit,
                       querytime=query_time_limit)
+        if sender.count("@") > 1:
+            # pyspf splits at the first "@"; a quoted local part may hold one ("a@b"@example.org),
+            # and the domain is what follows the last (RFC 5321 4.1.2, RFC 7208 4.3).
+            local, domain = sender.rsplit("@", 1)
+            q.l, q.o, q.d = local or "postmaster", domain, domain
         if default_explanation is not None:
             q.set_default_explanation(default_explanation)
-        result, _code, explanation = q.check()
+        if _checkable(q.d):
+            result, _code, explanation = q.check()
+        else:
+            # RFC 7208 4.3: a malformed or single-label domain (an IP-literal HELO, a sender
+            # without a domain) is "none" at once; pyspf would ask DNS for it.
+            q.mechanism = None
+            result, explanation = "none", ""
         received = ar = ""
         try:
             if headers:

@@ -63,8 +63,8 @@ SPF_HEADER_TYPE = setting("spf_header_type", choice("received-spf", "authenticat
 SPF_AUTHSERV_ID = setting("spf_authserv_id", Str, None,
                           "authserv-id of the Authentication-Results header (unset: this host's name).")
 SPF_HIDE_RECEIVER = setting("spf_hide_receiver", Bool, True,
-                            "Write receiver=<UNKNOWN> in Received-SPF instead of the first recipient "
-                            "(which may be a Bcc).")
+                            "Write receiver=<UNKNOWN> in Received-SPF instead of this host's name "
+                            "(RFC 7208 9.1: receiver is the host name of the SPF verifier).")
 SPF_SKIP_NETWORKS = setting("spf_skip_networks", Networks, ["127.0.0.0/8", "::1/128"],
                             "Clients never SPF-checked (local submitters).")
 SPF_TRUSTED_FORWARDERS = setting("spf_trusted_forwarders", Networks, [],
@@ -107,7 +107,9 @@ class SpfEngine:
         aid = self.authserv_id if self.want_ar else None
         out: dict[str, SpfResult | None] = {"helo": None, "mailfrom": None}
         helo_ok = bool(helo) and "." in helo and not helo.startswith("[")
-        if helo_ok and (self.helo_check or not sender):
+        # The null sender's MAIL FROM identity is postmaster@HELO whatever the HELO is (RFC 7208
+        # 2.4): an IP literal or a bare word still gets its result, none (4.3), and a header.
+        if (helo_ok and self.helo_check) or (helo and not sender):
             # The HELO verdict's trace headers are written only for the null sender (whose
             # MAIL FROM identity it is): otherwise they are not built.
             out["helo"] = evaluate(lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,
@@ -126,7 +128,8 @@ class SpfEngine:
         if entry is not None:
             self.cache.move_to_end(key)
             return entry
-        receiver = "<UNKNOWN>" if self.hide_receiver else (request.recipient or "<UNKNOWN>")
+        # RFC 7208 9.1: receiver= names the verifier (this host), never a recipient (maybe a Bcc).
+        receiver = "<UNKNOWN>" if self.hide_receiver else self.hostname
         args = (request.client_address, request.sender, request.attr("helo_name"), receiver)
         result = self._from_cache(*args)
         if result is None:

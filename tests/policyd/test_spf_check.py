@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from twisted.internet import task
 
@@ -102,8 +104,10 @@ def test_received_spf_hides_receiver_and_names_identity():
     pipe, _ = make()
     text = decide(pipe).action.text
     assert "receiver=<UNKNOWN>;" in text and "identity=mailfrom" in text and "client-ip=192.0.2.10;" in text
+    # RFC 7208 9.1: receiver is the verifier's host name, never the (maybe Bcc) recipient.
     pipe, _ = make(spf_hide_receiver=False)
-    assert "receiver=u@example.org;" in decide(pipe).action.text
+    text = decide(pipe).action.text
+    assert f"receiver={socket.gethostname()};" in text and "u@example.org" not in text
 
 
 def test_authenticated_sender_skipped_without_dns():
