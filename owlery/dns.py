@@ -89,9 +89,14 @@ def dnspython_lookup(resolver: Any) -> Lookup:
                                       search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
-        except dns.exception.DNSException as e:
-            # Timeouts and SERVFAIL are temporary: temperror, never a pass or a fail.
-            raise spf.TempError(f"DNS {e}") from None
+        except dns.exception.Timeout:
+            # Timeouts and SERVFAIL are temporary: temperror, never a pass or a fail. The text
+            # reaches the sender in a 4xx reply: what failed for which name, never our servers.
+            raise spf.TempError(f"DNS timeout for {name}") from None
+        except dns.resolver.NoNameservers:
+            raise spf.TempError(f"DNS server failure for {name}") from None
+        except dns.exception.DNSException:
+            raise spf.TempError(f"DNS error for {name}") from None
         return _records(name, qtype, answer)
     return lookup
 

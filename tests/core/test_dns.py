@@ -67,8 +67,9 @@ def test_answers_are_cached_for_their_ttl_and_the_cache_can_be_off(dns_zone):
 def test_servfail_is_a_temporary_error(dns_zone):
     dns_zone.fail("broken.example.com")
     lookup = odns.dnspython_lookup(odns.build_resolver(stub_settings(dns_zone)))
-    with pytest.raises(spf.TempError):
+    with pytest.raises(spf.TempError) as failed:
         lookup("broken.example.com", "TXT", 2)
+    assert str(failed.value) == "DNS server failure for broken.example.com"   # (our servers unnamed)
 
 
 def test_evaluate_through_the_configured_resolver(dns_zone):
@@ -92,6 +93,8 @@ def test_a_server_that_never_answers_is_temperror_within_the_budget(dns_zone):
     lookup = odns.dnspython_lookup(odns.build_resolver(stub_settings(dns_zone, dns_timeout=0.2)))
     r = odns.evaluate(lookup, ip="192.0.2.9", sender="a@silent.example.com", helo="h.example", query_time_limit=0.5)
     assert r.result == "temperror"
+    # The explanation reaches the sender in a 4xx: the name that timed out, not our servers' addresses.
+    assert "127.0.0.1" not in r.explanation and "DNS timeout for silent.example.com" in r.explanation
 
 
 def test_the_hook_answers_temperror_when_no_lookup_is_bound():
