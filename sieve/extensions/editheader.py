@@ -141,6 +141,10 @@ def _validate_del(v, node):
     if node.tags.get("last") and "index" not in node.tags:
         v.error(node, "the :last tag for the deleteheader command cannot be specified without the :index tag")
         return  # the command is malformed; its arguments are not worth checking
+    if "index" in node.tags and node.tags["index"].value == 0:
+        # occurrences are counted from 1 (RFC 5293 5): :index 0 names none, an error as for
+        # the header test's :index (RFC 5260 6); sieve-test deletes every occurrence instead
+        v.error(node.tags["index"], "the :index tag for the deleteheader command cannot be zero")
     if node.pos and v.is_literal(node.pos[0]):
         name = node.pos[0].items[0].value
         if not _name_ok(name):

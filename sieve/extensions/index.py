@@ -21,6 +21,11 @@ def select_index(rt, node, values: list) -> list:
 def validate_index(v, node):
     if node.tags.get("last") and "index" not in node.tags:
         v.error(node, f"the :last tag for the {node.name} test requires the :index tag")
+    idx = node.tags.get("index")
+    if idx is not None and idx.value == 0:
+        # fields are counted from 1 (RFC 5260 6): :index 0 names no field, a script error
+        # (as sieve-test has it), not a test that is quietly false
+        v.error(idx, f"the :index tag for the {node.name} test cannot be zero")
 
 
 _T = ("header", "address", "date")

@@ -2,7 +2,7 @@
 exists; the foreverypart loop with break; extracttext into a variable.
 
 MIME structure comes from sieve.message (bounded). Tests: conformance extensions/mime/,
-tests/sieve/test_rfc_fixes.py.
+tests/sieve/test_rfc_fixes.py, tests/sieve/test_differential_fixes_s11.py.
 """
 
 from __future__ import annotations
@@ -153,8 +153,13 @@ def _run_extract(rt, node):
     p = rt.ext.get("mime_part")
     if p is None:
         raise SieveRuntimeError("extracttext used outside foreverypart")
-    # HTML reads as plain text, as for the body test's :text (sieve.html_text)
-    text = p.readable_text() if p.mtype.startswith("text/") or p.mtype == "application/xhtml+xml" else ""
+    # RFC 5703 7 stores "the whole content of the current MIME body part", transfer and
+    # charset decoding undone; unlike the body test's :text (RFC 5173 5.2) it names no types,
+    # so a leaf of any type (application/octet-stream too) gives its content, as sieve-test
+    # does; a multipart or message/rfc822 part has no content of its own (its parts do).
+    # HTML reads as plain text, as for the body test's :text (sieve.html_text).
+    container = p.mtype.startswith("multipart/") or p.mtype == "message/rfc822"
+    text = "" if container else p.readable_text()
     if "first" in node.tags:
         text = text[: node.tags["first"].value]
     for m in node.data.get("mods", ()):

@@ -114,11 +114,6 @@ DEVIATIONS = (
               "'\\xe2\\x82' then 'ab' in windows-1252 reads 'â‚ab'), or holds all of a short next "
               "part back; each MIME part is decoded on its own (RFC 2045 6, RFC 2046 5.1), as Owlery does.",
               check=_after_held_octets),
-    Deviation("extracttext-of-non-text-part", r"Content-Type: application/octet-stream", ("x-d-e",),
-              "extracttext (RFC 5703 7) stores the text of the current part; Owlery reads a "
-              "non-text part (application/octet-stream) as no text, as the body test's :text "
-              "transform does (RFC 5173 5.2), where Pigeonhole 0.5.19 returns its raw octets "
-              "(binary data in a string). Owlery's existing reading, not changed here: to confirm."),
 )
 
 

@@ -12,7 +12,10 @@ alternative, digest, message/rfc822), base64 and quoted-printable parts, RFC 204
 words, folded and odd header fields, address lists with groups, comments and quoted local parts.
 `features` names the areas a case touches (for counts by area). Opt-in shapes (make_case's
 `shapes`, scripts/sieve-differential --shapes): ihave guards, set modifiers on match variables,
-HTML messages, include (a main script and 1-4 personal/global scripts in Case.scripts: IncludeGen);
+HTML messages, include (a main script and 1-4 personal/global scripts in Case.scripts: IncludeGen),
+edges (EdgeShapes: i;ascii-numeric on odd strings, :count/:value with numbers, date/currentdate
+zones and odd Date fields, encoded characters, enotify URIs, vacation :addresses/:from, editheader
+with odd names and values);
 drawn from other random streams, so a seed without them gives its old cases.
 Used by tests/sieve/differential/runner.py; tests: tests/sieve/differential/test_differential.py.
 """
@@ -1319,6 +1322,9 @@ class ScriptGen:
             # drawn from the extra stream only: the old stream's draws stay as they were
             for cmd in extra.commands():
                 commands.insert(extra.r.randint(0, len(commands)), cmd)
+            if extra.edges is not None:
+                for cmd in extra.edges.commands():
+                    commands.insert(extra.edges.r.randint(0, len(commands)), cmd)
         body = "\n".join(commands)
         req = sorted(self.req)
         if req and self.r.random() < 0.02:
@@ -1335,7 +1341,7 @@ class ScriptGen:
 
 # The shapes `shapes` may name; SHAPES_ALL is what "all" means. With no shape named, a case is
 # exactly what it was before these existed (CI's seeds and deviations.toml depend on that).
-SHAPES_ALL = frozenset({"ihave", "modifiers", "html", "include"})
+SHAPES_ALL = frozenset({"ihave", "modifiers", "html", "include", "edges"})
 
 # (visible source, decoded text) pieces of HTML text, entities included
 _HTML_TEXT = (
@@ -1516,10 +1522,13 @@ class ExtraShapes:
         self.g.req, self.g.features, self.g.vars = gen.req, gen.features, gen.vars
         self.info = info
         self.n = 0
+        # the edges shape (EdgeShapes), drawn from a stream of its own; set by make_case
+        self.edges: EdgeShapes | None = None
 
     def commands(self) -> list[str]:
         out = []
-        for shape in sorted(self.shapes - {"include"}):   # (include replaces the whole script)
+        # (include replaces the whole script; edges has its own stream)
+        for shape in sorted(self.shapes - {"include", "edges"}):
             for _ in range(self.r.choice((0, 1, 1, 2))):
                 out.append(getattr(self, "shape_" + shape)())
         return out
@@ -1678,6 +1687,246 @@ class ExtraShapes:
         return (
             f'foreverypart {{\nif header :mime {opt} "Content-Type" {mtype} {{\nextracttext {first}"t";\n{use}\n}}\n}}'
         )
+
+
+# --- edges: values at the edges of comparators, relational counts, dates, encoded characters,
+# notify URIs, vacation addresses and editheader names (its own random stream) ---------------
+# (the shape's header fields, added on top of the message; name, values)
+_EDGE_FIELDS = (
+    ("X-Edge-Num", ("007", "7abc", "", " 42", "-1", "1e3", "+5", "99999999999999999999", "0", "00", "abc", "3 4",
+                    "\u0663", "12.5")),
+    ("X-Edge-Date", ("Thu, 7 Mar 2024 23:30:00 +0000", "Thu, 7 Mar 2024 23:30:00 -0000", "7 Mar 2024 01:02:03 +1400",
+                     "Fri, 29 Feb 2024 12:00 -1200", "Mon, 1 Jan 24 00:00:00 GMT", "Sun, 31 Dec 2023 22:59:59 EST",
+                     "Tue, 10 Sep 2024 10:00:00", "not a date", "Wed, 31 Jun 2024 10:00:00 +0000",
+                     "Sat, 1 Jun 2024 25:00:00 +0000", "1 Jan 2000 00:00:60 +0530", "Thu, 07 Mar 2024 7:5:9 +0100")),
+)
+_EDGE_NUMS = ("0", "1", "2", "3", "007", "7", "42", "", "abc", "-1", "99999999999999999999", "18446744073709551616",
+              "\u0663", " 1")
+_EDGE_RELS = ("gt", "ge", "lt", "le", "eq", "ne")
+_EDGE_DATE_PARTS = ("year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601",
+                    "std11", "zone", "weekday")
+_EDGE_ZONES = ("+0000", "-0000", "+0530", "-1200", "+1400", "+2400", "0100", "+01", "-0930", "Z")
+_EDGE_ENCODED = ("${hex:41}", "${hex: 42 43 }", "${HEX:4a}", "${hex:4}", "${hex:}", "${hex:zz}", "${unicode:263a}",
+                 "${Unicode: 41 e9 }", "${unicode:10FFFF}", "${hex:c3a9}", "$${hex:41}", "${hex:41", "${hex:5c22}",
+                 "${unicode:0041}", "${hex:c3 a9}")
+_EDGE_URIS = ("mailto:alice@example.com", "mailto:alice@example.com?subject=hi%20there", "MAILTO:alice@example.com",
+              "mailto:%61lice@example.com", "mailto:a@example.com,b@example.com", "mailto:?to=alice@example.com",
+              "mailto:alice@example.com?body=x&body=y", "mailto:alice@example.com?in-reply-to=x",
+              "mailto:alice@example.com?X-Foo=bar", "mailto:alice@example.com?cc=bob@example.com",
+              "mailto:alice@example.com?from=x@y.z")
+_EDGE_VAC_ADDRS = ("RCPT@EXAMPLE.ORG", "rcpt+vac@example.org", "alias@example.org", "other@example.org",
+                   "rcpt@example.org", "Rcpt <rcpt@example.org>")
+_EDGE_VAC_FROMS = ("rcpt@example.org", "Me <rcpt@example.org>", "alias@example.org", "\"Quoted, Name\" <rcpt@example.org>",
+                   "=?utf-8?q?Caf=C3=A9?= <rcpt@example.org>", "<rcpt@example.org>")
+_EDGE_FIELD_NAMES = ("X-Edge", "x-edge", "X-" + "a" * 120, "Subject", "From", "x-EDGE-num", "X-Edge-Date", "~",
+                     "Content-Type")
+# what one of the engines may refuse (a compile error ends the pair's interest): drawn rarely
+_EDGE_ODD = {
+    "encoded": ("${unicode:0}", "${unicode:D800}", "${unicode:110000}", "${hex:c3}"),
+    "uri": ("mailto:", "xmpp:alice@example.com", "tel:+123", "mailto:alice", "mailto:@example.com", "mailto:a@b@c",
+            "mailto:alice@example.com?subject=%"),
+    "vac-addr": ("", "bad address"),
+    "vac-from": ("", "bad address", "rcpt@example.org, other@example.org"),
+    "field-name": ("X-Ünï", "X Edge", "X:Edge", "", "X-Edge\t", "X-Edge${hex:3a}x"),
+}
+_EDGE_FIELD_VALUES = ("v", "", "  padded  ", "caf\u00e9", "a${hex:0d0a}b", "line1${hex:0a}line2", "x" * 100,
+                      "=?utf-8?q?x?=", "tab\there")
+
+
+def edge_fields(r: random.Random) -> list[tuple[str, str]]:
+    """The header fields the edges shape adds to a message (0-3 of them)."""
+    return [(n, r.choice(vals)) for n, vals in r.sample(_EDGE_FIELDS, r.randint(0, 2)) for _ in range(r.randint(1, 2))]
+
+
+class EdgeShapes:
+    """The edges shape: tests and commands at the edges of what both engines claim, drawn from
+    `r` (its own stream) with a ScriptGen sharing the main one's requires and features."""
+
+    def __init__(self, r: random.Random, gen: ScriptGen, info: MessageInfo):
+        self.r = r
+        self.g = ScriptGen(r, info)
+        self.g.req, self.g.features, self.g.vars = gen.req, gen.features, gen.vars
+        self.info = info
+
+    def commands(self) -> list[str]:
+        r = self.r
+        kinds = ("numeric", "count", "date", "encoded", "notify", "vacation", "editheader")
+        self.g.features.add("shape:edges")
+        return [getattr(self, "edge_" + r.choice(kinds))() for _ in range(r.choice((1, 1, 2, 3)))]
+
+    def _act(self) -> str:
+        r = self.r
+        cmd = r.choice(('fileinto "Foo";', 'fileinto "Bar";', "keep;", 'addflag "Work";', "discard;", "stop;"))
+        if cmd.startswith("fileinto"):
+            self.g.req.add("fileinto")
+        elif cmd.startswith("addflag"):
+            self.g.req.add("imap4flags")
+        return cmd
+
+    def _pick(self, items: tuple, odd: str, p: float = 0.08):
+        """One of `items`, or now and then one of _EDGE_ODD[odd]."""
+        return self.r.choice(_EDGE_ODD[odd] if self.r.random() < p else items)
+
+    def _if(self, test: str) -> str:
+        tail = f" else {{\n{self._act()}\n}}" if self.r.random() < 0.3 else ""
+        return f"if {test} {{\n{self._act()}\n}}{tail}"
+
+    def _nums(self) -> str:
+        r = self.r
+        return self.g.slist([r.choice(_EDGE_NUMS) for _ in range(r.choice((1, 1, 2)))])
+
+    def edge_numeric(self) -> str:
+        """i;ascii-numeric on odd strings (RFC 4790 9.1.1: a string not starting with a digit is
+        positive infinity), with :is, :value and on header fields or strings."""
+        r, g = self.r, self.g
+        g.features.add("edge:numeric")
+        cmp_ = ':comparator "i;ascii-numeric"'
+        g.req.add("comparator-i;ascii-numeric")
+        mt = r.choice((":is", ":is", ":value \"%s\"" % r.choice(_EDGE_RELS)))
+        if mt.startswith(":value"):
+            g.req.add("relational")
+        if r.random() < 0.5:
+            g.req.add("variables")
+            src = g.slist([r.choice(_EDGE_NUMS) for _ in range(r.choice((1, 2)))])
+            return self._if(f"string {mt} {cmp_} {src} {self._nums()}")
+        return self._if(f'header {mt} {cmp_} "X-Edge-Num" {self._nums()}')
+
+    def edge_count(self) -> str:
+        """:count with numbers (RFC 5231 4.1; RFC 5229 5: an empty string counts 0)."""
+        r, g = self.r, self.g
+        g.features.add("edge:count")
+        g.req.update(("relational", "comparator-i;ascii-numeric"))
+        rel = q(r.choice(_EDGE_RELS))
+        cmp_ = r.choice(('', ' :comparator "i;ascii-numeric"', ' :comparator "i;ascii-casemap"'))
+        k = r.random()
+        if k < 0.3:
+            g.req.add("variables")
+            items = g.slist([r.choice(("a", "", "b", "${nosuch}", " ")) for _ in range(r.randint(1, 4))])
+            return self._if(f"string :count {rel}{cmp_} {items} {self._nums()}")
+        if k < 0.55:
+            hdrs = g.slist(r.sample(["To", "Cc", "Bcc", "From", "Sender", "X-Edge-Num", "Reply-To"], r.randint(1, 3)))
+            part = r.choice(("", " :all", " :localpart", " :domain"))
+            return self._if(f"address :count {rel}{cmp_}{part} {hdrs} {self._nums()}")
+        if k < 0.7:
+            g.req.add("envelope")
+            parts = r.choice(('"to"', '"from"', '["to", "from"]'))
+            return self._if(f"envelope :count {rel}{cmp_} {parts} {self._nums()}")
+        if k < 0.85:
+            hdrs = g.slist(r.sample(["Received", "Subject", "X-Edge-Num", "X-Edge-Date", "X-Nope"], r.randint(1, 2)))
+            return self._if(f"header :count {rel}{cmp_} {hdrs} {self._nums()}")
+        g.req.add("variables")
+        return self._if(f"string :value {rel}{cmp_} {self._nums()} {self._nums()}")
+
+    def edge_date(self) -> str:
+        """date and currentdate with zones (RFC 5260 4-5): :zone values valid and not,
+        :originalzone, every date part, on odd Date fields."""
+        r, g = self.r, self.g
+        g.features.add("edge:date")
+        g.req.add("date")
+        part = r.choice(_EDGE_DATE_PARTS)
+        zone = r.choice(("", "", " :originalzone", f" :zone {q(r.choice(_EDGE_ZONES))}"))
+        if r.random() < 0.25:
+            # only comparisons that hold whatever the hour of the run
+            part, key = r.choice((("year", "2000"), ("zone", "+0000"), ("julian", "50000"), ("date", "2001-01-01")))
+            zone = zone if zone != " :originalzone" else ""
+            g.req.add("relational")
+            return self._if(f'currentdate{zone} :value "gt" {q(part)} {q(key)}')
+        field = r.choice(("X-Edge-Date", "X-Edge-Date", "Date", "Received"))
+        if r.random() < 0.5:
+            g.req.add("relational")
+            mt = f':value {q(r.choice(_EDGE_RELS))}'
+            key = r.choice(("2024", "03", "07", "2024-03-07", "23", "12:00:00", "+0000", "-1200", "4", "60460", ""))
+        else:
+            mt = r.choice((":is", ":matches", ":contains"))
+            key = r.choice(("2024", "*", "?", "+0000", "-0000", "*T*", "2024-03-*", "0", "Thu, *", ""))
+        if r.random() < 0.3:
+            g.req.update(("variables", "editheader"))
+            return (f"if date{zone} :matches {q(field)} {q(part)} \"*\" {{\n"
+                    f"addheader \"X-Edge-Out\" \"{part}=${{0}}\";\n}}")
+        return self._if(f"date{zone} {mt} {q(field)} {q(part)} {q(key)}")
+
+    def edge_encoded(self) -> str:
+        """encoded-character (RFC 5228 2.4.2.4) in odd spellings and values out of range."""
+        r, g = self.r, self.g
+        g.features.add("edge:encoded")
+        g.req.add("encoded-character")
+        enc = "".join(self._pick(_EDGE_ENCODED, "encoded") for _ in range(r.randint(1, 2)))
+        if r.random() < 0.5:
+            g.req.add("editheader")
+            return f'addheader "X-Edge-Enc" "[{enc}]";'
+        g.req.add("variables")
+        key = r.choice(("A", "BC", "J", "\u263a", "\u00e9", "", "*", "${hex:41}", "AB"))
+        return self._if(f'string :is "{enc}" {q(key)}')
+
+    def edge_notify(self) -> str:
+        """enotify (RFC 5435, RFC 5436): odd mailto URIs to valid_notify_method,
+        notify_method_capability and notify."""
+        r, g = self.r, self.g
+        g.features.add("edge:notify")
+        g.req.add("enotify")
+        uri = self._pick(_EDGE_URIS, "uri")
+        k = r.random()
+        if k < 0.4:
+            # a runtime test: odd URIs are no error here, only false
+            uris = [self._pick(_EDGE_URIS, "uri", 0.5) for _ in range(r.choice((1, 1, 2)))]
+            return self._if(f"valid_notify_method {g.slist(uris)}")
+        if k < 0.6:
+            cap = r.choice(("online", "ONLINE", "nosuch"))
+            key = r.choice(("maybe", "yes", "no", "*"))
+            return self._if(f"notify_method_capability {q(uri)} {q(cap)} {q(key)}")
+        tags = ""
+        if r.random() < 0.4:
+            tags += f" :from {q(r.choice(('alice@example.com', 'A <a@example.com>', 'alice@example.com', 'bad')))}"
+        if r.random() < 0.4:
+            tags += f" :importance {q(r.choice(('1', '2', '3', '1', '2', '3', '0', '4')))}"
+        if r.random() < 0.3:
+            tags += " :message " + q(r.choice(("hi", "", "caf\u00e9")))
+        return f"notify{tags} {q(uri)};"
+
+    def edge_vacation(self) -> str:
+        """vacation :addresses and :from edge cases (RFC 5230 4.5, 4.6, 5.4)."""
+        r, g = self.r, self.g
+        g.features.add("edge:vacation")
+        g.req.add("vacation")
+        tags = ""
+        if r.random() < 0.7:
+            addrs = [self._pick(_EDGE_VAC_ADDRS, "vac-addr") for _ in range(r.randint(1, 3))]
+            tags += f" :addresses {g.slist(addrs)}"
+        if r.random() < 0.6:
+            tags += f" :from {q(self._pick(_EDGE_VAC_FROMS, 'vac-from'))}"
+        if r.random() < 0.3:
+            tags += f" :days {r.choice(('0', '1', '7', '365'))}"
+        if r.random() < 0.3:
+            tags += " :subject " + q(r.choice(("Away", "caf\u00e9", "x" * 80)))
+        return f"vacation{tags} \"I am away\";"
+
+    def edge_editheader(self) -> str:
+        """addheader/deleteheader with odd field names and values (RFC 5293 4-5: a name
+        that is not a field name is an error, at compile time when it is a constant)."""
+        r, g = self.r, self.g
+        g.features.add("edge:editheader")
+        g.req.add("editheader")
+        name = self._pick(_EDGE_FIELD_NAMES, "field-name", 0.12)
+        if "${" in name:
+            g.req.add("encoded-character")
+        value = r.choice(_EDGE_FIELD_VALUES)
+        if "${" in value:
+            g.req.add("encoded-character")
+        if r.random() < 0.6:
+            last = ":last " if r.random() < 0.3 else ""
+            cmd = f"addheader {last}{q(name)} {q(value)};"
+        else:
+            idx = f":index {r.choice(('1', '2', '0'))} " if r.random() < 0.3 else ""
+            if idx and r.random() < 0.5:
+                idx += ":last "
+            if r.random() < 0.4:
+                cmd = f"deleteheader {idx}:matches {q(name)} {q(r.choice(('*', '', 'v*', '?')))};"
+            else:
+                cmd = f"deleteheader {idx}{q(name)};"
+        if r.random() < 0.5:
+            g.req.add("variables")
+            cmd += f"\nif header :matches {q(name or 'X-Edge')} \"*\" {{\naddheader \"X-Edge-Seen\" \"${{0}}\";\n}}"
+        return cmd
 
 
 # --- include (RFC 6609) ------------------------------------------------------------------------
@@ -1886,6 +2135,13 @@ def make_case(seed: int, index: int, shapes: frozenset[str] = frozenset()) -> Ca
     gen = ScriptGen(r, info)
     if shapes:
         extra = ExtraShapes(r2, gen, info, frozenset(shapes))
+        if "edges" in shapes:
+            # its own stream: the other shapes' cases stay as they were, with edge commands
+            # added and the shape's header fields on top of the message
+            r4 = random.Random(f"sieve-differential-edges:{seed}:{index}")
+            extra.edges = EdgeShapes(r4, gen, info)
+            nl = b"\r\n" if b"\r\n" in message[: message.find(b"\n") + 1] else b"\n"
+            message = b"".join(f"{k}: {v}".encode("utf-8") + nl for k, v in edge_fields(r4)) + message
     script = gen.script(extra)
     features = set(gen.features)
     scripts: tuple[tuple[str, str, bytes], ...] = ()

@@ -263,21 +263,32 @@ def _parse_sent(stdout: bytes, log: str) -> tuple[list[tuple[str, str, str, byte
     bodies = [b for b in re.split(rb"(?m)^(?=X-Sieve: Pigeonhole Sieve)", bodies_part) if b.strip()]
     envs: list[str] = []
     kinds: list[str] = []
+    # recipients of each message: one, but a notification to several (mailto:a,b or ?cc=)
+    # is one message with a RECIPIENT block for each, as its log line lists them
+    counts: list[int] = []
     pending = None
     for line in log.splitlines():
         s = _SENDING.search(line)
         if s:
             if pending is not None:
                 kinds.append("?")
+                counts.append(1)
             pending = s.group(1)
             envs.append(pending)
             continue
         a = _ACTION.search(line)
         if a and pending is not None:
             kinds.append(a.group(1))
+            counts.append(max(1, a.group(2).count("<")) if a.group(1) == "notify" else 1)
             pending = None
     if pending is not None:
         kinds.append("?")
+        counts.append(1)
+    if len(bodies) == len(envs) == len(kinds) < len(recips) == sum(counts):
+        # one entry per recipient, each with its message
+        it = iter(recips)
+        recips = [next(it) for n in counts for _ in range(n)]
+        kinds, envs, bodies = ([x for x, n in zip(seq, counts) for _ in range(n)] for seq in (kinds, envs, bodies))
     if not (len(bodies) == len(recips) == len(envs) == len(kinds)):
         return [], (f"cannot pair sent messages: {len(bodies)} bodies, {len(recips)} recipients, "
                     f"{len(envs)} senders, {len(kinds)} kinds")

@@ -301,10 +301,15 @@ def _digest_parts_as_text(case, ours, theirs):
 
 def _set_self_copy(case, ours, theirs):
     """Owlery's outcome with `set "x" "${x}"` (no modifier) made `set "x" ""`, which is what
-    Pigeonhole 0.5.19 does with it."""
+    Pigeonhole 0.5.19 does with it; also when one side names the variable in the global
+    namespace (`set "global.g" "${g}"` after `global "g"`, RFC 6609 3.5: the same variable)."""
+
+    def same(a: str, b: str) -> bool:
+        return a.lower().removeprefix("global.") == b.lower().removeprefix("global.")
+
     patched = _patched_scripts(case, lambda text: re.sub(
-        r'\bset\s+"([A-Za-z_][A-Za-z0-9_]*)"\s+"\$\{(\w+)\}"\s*;',
-        lambda m: f'set "{m.group(1)}" "";' if m.group(1).lower() == m.group(2).lower() else m.group(0),
+        r'\bset\s+"((?:global\.)?[A-Za-z_][A-Za-z0-9_]*)"\s+"\$\{((?:global\.)?\w+)\}"\s*;',
+        lambda m: f'set "{m.group(1)}" "";' if same(m.group(1), m.group(2)) else m.group(0),
         text,
     ))
     if patched is None:

@@ -2,7 +2,7 @@
 ihave guards, variables modifiers on match variables, HTML parts, and include: a main script with
 personal and global scripts it includes): a seeded run with them on must show no difference
 tests/sieve/differential/deviations.toml does not explain. CI runs PAIRS pairs of SEED with the
-first three shapes (about 7 s on two idle cores) and INCLUDE_PAIRS pairs of the include shape
+other shapes (ihave, modifiers, html, edges: about 12 s on two idle cores) and INCLUDE_PAIRS pairs of the include shape
 (about 6 s), all of them whatever the machine's load. The shapes are drawn from other random
 streams, so the cases a seed gives without them stay what they were (test_differential.py's seed,
 and the deviations found on old seeds, depend on that).
