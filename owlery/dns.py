@@ -19,12 +19,11 @@ tests/policyd/test_spf_rfc7208.py, tests/policyd/test_spf_check.py, tests/milter
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from owlery.settings import Duration, SettingType, int_range, list_of, setting
 
@@ -199,9 +198,10 @@ def _checkable(domain: str) -> bool:
             and not any(c in domain for c in '[]@" \t\\'))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)     # no __dict__: caches hold thousands
-class SpfResult:
-    """One identity's verdict plus what headers need."""
+class SpfResult(NamedTuple):
+    """One identity's verdict plus what headers need. A tuple of strings: a cache keeps its
+    values as plain tuples (`tuple(r)`, back with `SpfResult._make`), which the cyclic
+    collector need not walk (policyd/checks/spf.py says why that matters)."""
 
     result: str                 # one of RESULTS
     identity: str               # "mailfrom" or "helo"

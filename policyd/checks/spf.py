@@ -79,6 +79,27 @@ SPF_CACHE_INSTANCES = setting("spf_cache_instances", int_range(1, 1000000), 1000
                               "rest on is still live (dns_cache_entries > 0).")
 
 
+# A message's verdicts as the engine keeps them: (HELO, MAIL FROM) as plain tuples of strings
+# (the fields of SpfResult), then the trace header texts built for it at RCPT and at DATA
+# (_NOT_BUILT until asked; None: no header). Nothing in it is an object the cyclic collector
+# walks (it skips tuples of strings): holding SpfResult objects and the PolicyActions made
+# from them, the two caches of 10,000 entries made every full collection of a policy daemon
+# take ~55 ms instead of ~5 ms (a stall of every request in flight: the p99 at c=100).
+_NOT_BUILT = False
+_HEADER_SLOT = {"RCPT": 2, "DATA": 3}
+
+
+def _pack(result: dict[str, SpfResult | None]) -> tuple:
+    helo, mail = result["helo"], result["mailfrom"]
+    return (None if helo is None else tuple(helo), None if mail is None else tuple(mail))
+
+
+def _unpack(packed: tuple) -> dict[str, SpfResult | None]:
+    helo, mail = packed[0], packed[1]
+    return {"helo": None if helo is None else SpfResult._make(helo),
+            "mailfrom": None if mail is None else SpfResult._make(mail)}
+
+
 class SpfEngine:
     """Runs and caches SPF verdicts per message instance; shared by the SPF and greylist checks."""
 
@@ -97,9 +118,10 @@ class SpfEngine:
         self.want_ar = s.spf_header_type in ("authentication-results", "both")
         self.hide_receiver = s.spf_hide_receiver
         self.cache_max = s.spf_cache_instances
-        self.cache: collections.OrderedDict[tuple, dict] = collections.OrderedDict()
-        # (client, sender, HELO, receiver) -> (time its first DNS answer expires, verdicts)
-        self.reused: collections.OrderedDict[tuple, tuple[float, dict]] = collections.OrderedDict()
+        # message key -> packed verdicts and header texts (see _NOT_BUILT above)
+        self.cache: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
+        # (client, sender, HELO, receiver) -> (time its first DNS answer expires, *packed verdicts)
+        self.reused: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
 
     def _blocking(self, ip: str, sender: str, helo: str, receiver: str,
                   lookup: Any = None) -> dict[str, SpfResult | None]:
@@ -121,25 +143,40 @@ class SpfEngine:
             out["mailfrom"] = out["helo"]   # null sender: the MAIL FROM identity is postmaster@HELO
         return out
 
-    async def verdicts(self, request: Any) -> dict:
-        key = (request.instance or id(request), request.client_address, request.sender.lower(),
-               request.attr("helo_name").lower())
-        entry = self.cache.get(key)
-        if entry is not None:
+    @staticmethod
+    def key_of(request: Any) -> tuple:
+        """The message a request belongs to, as the verdict cache knows it."""
+        return (request.instance or id(request), request.client_address, request.sender.lower(),
+                request.attr("helo_name").lower())
+
+    async def verdicts(self, request: Any) -> dict[str, SpfResult | None]:
+        """{"helo": ..., "mailfrom": ...} of the request's message: checked once per message."""
+        key = self.key_of(request)
+        packed = self.cache.get(key)
+        if packed is not None:
             self.cache.move_to_end(key)
-            return entry
+            return _unpack(packed)
         # RFC 7208 9.1: receiver= names the verifier (this host), never a recipient (maybe a Bcc).
         receiver = "<UNKNOWN>" if self.hide_receiver else self.hostname
         args = (request.client_address, request.sender, request.attr("helo_name"), receiver)
         result = self._from_cache(*args)
         if result is None:
             result = await self.ctx.run_blocking(self._blocking, *args, timeout=2 * self.limit + 2)
-        entry = dict(result)
-        self.cache[key] = entry
+        self.cache[key] = _pack(result) + (_NOT_BUILT, _NOT_BUILT)
         while len(self.cache) > self.cache_max:
             self.cache.popitem(last=False)
-        return entry
+        return dict(result)
 
+    def header_text(self, key: tuple, state: str) -> str | None | bool:
+        """The trace header text kept for this message and state: _NOT_BUILT, None or text."""
+        packed = self.cache.get(key)
+        return _NOT_BUILT if packed is None else packed[_HEADER_SLOT[state]]
+
+    def keep_header_text(self, key: tuple, state: str, text: str | None) -> None:
+        packed = self.cache.get(key)
+        if packed is not None:          # (not when the message's entry has been dropped meanwhile)
+            slot = _HEADER_SLOT[state]
+            self.cache[key] = packed[:slot] + (text,) + packed[slot + 1:]
 
     def _from_cache(self, *args: str) -> dict[str, SpfResult | None] | None:
         """The verdicts when every DNS answer they need is in the resolver's cache, else None.
@@ -153,7 +190,7 @@ class SpfEngine:
         if got is not None:
             if now < got[0]:
                 self.reused.move_to_end(args)
-                return got[1]
+                return _unpack(got[1:])
             del self.reused[args]
         missed: list[str] = []
         expiries: list[float] = []
@@ -164,7 +201,7 @@ class SpfEngine:
         if missed:
             return None
         if expiries:
-            self.reused[args] = (min(expiries), result)
+            self.reused[args] = (min(expiries),) + _pack(result)
             while len(self.reused) > self.cache_max:
                 self.reused.popitem(last=False)
         return result
@@ -213,17 +250,20 @@ class SpfCheck(Check):
         text = _clean(f"SPF {identity} check {result}: {explanation or 'try again later'}", 300)
         return actions.defer_if_permit(Reply(code, dsn, text))
 
-    def _header(self, entry: dict, state: str) -> actions.PolicyAction | None:
+    def _header(self, request: Any, entry: dict, state: str) -> actions.PolicyAction | None:
         """The trace header for this request. The pipeline drops a header name already sent
         for the instance, so returning it at every RCPT is safe and survives a RCPT whose
         annotation was dropped because a later check deferred it. With "both",
         Received-SPF goes out at RCPT and Authentication-Results at DATA. Built once per
-        message and state (the entry is the message's, shared by its RCPTs)."""
-        memo = ("header", state, self.header_type)
-        if memo in entry:
-            return entry[memo]
-        entry[memo] = action = self._build_header(entry, state)
-        return action
+        message and state: its text is kept with the message's verdicts (SpfEngine)."""
+        key = self.engine.key_of(request)
+        text = self.engine.header_text(key, state)
+        if text is _NOT_BUILT:
+            action = self._build_header(entry, state)
+            self.engine.keep_header_text(key, state, None if action is None else action.text)
+            return action
+        # (checked by actions.prepend when it was built)
+        return None if text is None else actions.PolicyAction("PREPEND", text=text)
 
     def _build_header(self, entry: dict, state: str) -> actions.PolicyAction | None:
         r = entry["mailfrom"] or entry["helo"]
@@ -263,5 +303,5 @@ class SpfCheck(Check):
                     return Verdict(DUNNO, fields)
         elif mail is not None and self.actions.get(mail.result, "header") == "none":
             return Verdict(DUNNO, fields)
-        header = self._header(entry, request.protocol_state)
+        header = self._header(request, entry, request.protocol_state)
         return Verdict(header if header is not None else DUNNO, fields)
