@@ -76,6 +76,7 @@ def date_part(d: dt.datetime, part: str) -> str | None:
 # these dates too): a day name not of three letters or without its comma, a one-digit
 # minute or second.
 _BAD_DAY = re.compile(r"\s*(?:mon|tue|wed|thu|fri|sat|sun)(?:[a-z]+|(?>\s*)(?!,))", re.IGNORECASE)
+_DAY_SPACE_COMMA = re.compile(r"^((?:mon|tue|wed|thu|fri|sat|sun))[ \t]+,", re.IGNORECASE)
 _SHORT_MIN_SEC = re.compile(r"\d:\d(?!\d)|\d:\d\d:\d(?!\d)")
 # a numeric zone that is not sign and four digits ("+01"): parsedate_tz reads it as minutes
 _ODD_ZONE = re.compile(r"\d:\d\d(?::\d\d)?\s+[+-](?!\d{4}(?!\d))\d+")
@@ -85,7 +86,9 @@ def parse_date(value: str) -> dt.datetime | None:
     # Received: headers carry the date after the last ';'
     if ";" in value:
         value = value.rsplit(";", 1)[1]
-    value = value.strip()
+    # RFC 5322 4.3 (obs-day-of-week): white space may stand before the day name's comma, as
+    # sieve-test reads "Thu , 7 Mar"; parsedate_tz does not take it
+    value = _DAY_SPACE_COMMA.sub(r"\1,", value.strip(), count=1)
     if _BAD_DAY.match(value) or _SHORT_MIN_SEC.search(value):
         return None
     try:

@@ -108,6 +108,9 @@ def test_dates_rfc_5322_does_not_allow_are_no_dates():
     # what stays a date: a one-digit hour and day, no day name, no seconds, a 2-digit year
     assert _date_out("Thu, 7 Mar 2024 7:05 +0000") == ["Thu, 07 Mar 2024 07:05:00 +0000"]
     assert _date_out("7 Mar 99 23:30:00 +0100") == ["Sun, 07 Mar 1999 23:30:00 +0100"]
+    # RFC 5322 4.3 obs-day-of-week: white space before the comma (sieve-test reads these too)
+    for spaced in ("Thu , 7 Mar 2024 23:30:00 +0000", "Thu ,7 Mar 2024 23:30:00 +0000", "  thu\t, 7 Mar 2024 23:30:00 +0000"):
+        assert _date_out(spaced) == ["Thu, 07 Mar 2024 23:30:00 +0000"], spaced
 
 
 def test_a_numeric_zone_that_is_not_four_digits_reads_as_zero():
