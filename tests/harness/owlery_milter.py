@@ -4,7 +4,8 @@ libmilter can run only once per process (and holds its socket a few seconds afte
 so every user gets a fresh subprocess on a fresh socket: `MilterProcess(workdir, config)`
 writes the settings file, starts `python -m owlery.app.cli milter`, and polls the socket until
 it accepts. Also `run_miltertest(script, sock, **vars)` runs a Lua script with Debian's
-miltertest and returns (exit status, output).
+miltertest and returns (exit status, output), and `lua_session_helpers` the Lua every
+batch script of the peer differentials starts with.
 Owner: the milter engineer. Used by tests/milters/test_miltertest.py, tests/e2e/test_milter_*.py,
 bench/bench_milter.py.
 """
@@ -86,3 +87,35 @@ def run_miltertest(script, sock, timeout=60, **variables):
     argv += ["-s", str(script)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
+
+
+def lua_session_helpers(client_ip, timeout):
+    """Lua for a miltertest script that sends many messages, one connection each (the DKIM,
+    DMARC and signing differentials): `start([sender])` connects as client.example from
+    `client_ip`, then HELO (unless the filter declines it), MAIL FROM (alice@example.net by
+    default) and RCPT TO bob@example.com; `echo_results(conn, n)` echoes every
+    Authentication-Results value the filter added as `CASE n AR<<value>>` and disconnects.
+    `timeout`: seconds miltertest waits for each reply."""
+    return f"""
+mt.set_timeout({timeout})
+local function start(sender)
+  local conn = mt.connect(sock, 5, 1)
+  if conn == nil then error("connect") end
+  mt.macro(conn, SMFIC_CONNECT, "j", "mx.example.com")
+  assert(mt.conninfo(conn, "client.example", "{client_ip}") == nil, "conninfo")
+  if not mt.test_option(conn, SMFIP_NOHELO) then assert(mt.helo(conn, "client.example") == nil, "helo") end
+  assert(mt.mailfrom(conn, "<" .. (sender or "alice@example.net") .. ">") == nil, "mailfrom")
+  assert(mt.rcptto(conn, "<bob@example.com>") == nil, "rcptto")
+  return conn
+end
+local function echo_results(conn, n)
+  local i = 0
+  while true do
+    local v = mt.getheader(conn, "Authentication-Results", i)
+    if v == nil then break end
+    mt.echo("CASE " .. n .. " AR<<" .. v .. ">>")
+    i = i + 1
+  end
+  mt.disconnect(conn)
+end
+"""

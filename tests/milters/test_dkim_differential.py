@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.harness.owlery_milter import run_miltertest
+from tests.harness.owlery_milter import lua_session_helpers, run_miltertest
 from tests.harness.procs import ManagedProcess, free_port, wait_for_tcp
 
 from .test_dkim_interop import OPENDKIM, lua_string, safe_base
@@ -616,31 +616,14 @@ ok, err = pcall(function()
 end)
 if not ok then mt.echo("CASE {n} NOANSWER " .. tostring(err)) end""")
     return f"""
-mt.set_timeout({OPENDKIM_TIMEOUT})
-local function start()
-  local conn = mt.connect(sock, 5, 1)
-  if conn == nil then error("connect") end
-  mt.macro(conn, SMFIC_CONNECT, "j", "mx.example.com")
-  assert(mt.conninfo(conn, "client.example", "{CLIENT_IP}") == nil, "conninfo")
-  if not mt.test_option(conn, SMFIP_NOHELO) then assert(mt.helo(conn, "client.example") == nil, "helo") end
-  assert(mt.mailfrom(conn, "<alice@example.net>") == nil, "mailfrom")
-  assert(mt.rcptto(conn, "<bob@example.com>") == nil, "rcptto")
-  return conn
-end
+{lua_session_helpers(CLIENT_IP, OPENDKIM_TIMEOUT)}
 local function finish(conn, n, body)
   if not mt.test_option(conn, SMFIP_NOEOH) then assert(mt.eoh(conn) == nil, "eoh") end
   if #body > 0 then assert(mt.bodystring(conn, body) == nil, "body") end
   mt.macro(conn, string.byte("E"), "i", "ODQID")
   assert(mt.eom(conn) == nil, "eom")
   mt.echo("CASE " .. n .. " REPLY " .. tostring(mt.getreply(conn)) .. " LEAD " .. tostring(lead))
-  local i = 0
-  while true do
-    local v = mt.getheader(conn, "Authentication-Results", i)
-    if v == nil then break end
-    mt.echo("CASE " .. n .. " AR<<" .. v .. ">>")
-    i = i + 1
-  end
-  mt.disconnect(conn)
+  echo_results(conn, n)
 end
 {"".join(blocks)}
 """

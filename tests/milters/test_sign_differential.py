@@ -47,7 +47,7 @@ import pytest
 from milters import dkimkeys
 from milters.testing import FakeMilterContext
 from owlery.settings import Settings, import_section
-from tests.harness.owlery_milter import run_miltertest
+from tests.harness.owlery_milter import lua_session_helpers, run_miltertest
 from tests.harness.rspamd import ARC_FAIL, ARC_PASS, DKIM_FAIL, DKIM_PASS, Rspamd, apply_headers
 
 from . import test_dkim_differential as _diff
@@ -623,28 +623,11 @@ end)
 if not ok then mt.echo("CASE {n} NOANSWER " .. tostring(err)) end""")
     script = tmp_path / "signdiff.lua"
     script.write_text(f"""
-mt.set_timeout({OPENDKIM_TIMEOUT})
-local function start()
-  local conn = mt.connect(sock, 5, 1)
-  if conn == nil then error("connect") end
-  mt.macro(conn, SMFIC_CONNECT, "j", "mx.example.com")
-  assert(mt.conninfo(conn, "client.example", "192.0.2.77") == nil, "conninfo")
-  if not mt.test_option(conn, SMFIP_NOHELO) then assert(mt.helo(conn, "client.example") == nil, "helo") end
-  assert(mt.mailfrom(conn, "<alice@example.net>") == nil, "mailfrom")
-  assert(mt.rcptto(conn, "<bob@example.com>") == nil, "rcptto")
-  return conn
-end
+{lua_session_helpers("192.0.2.77", OPENDKIM_TIMEOUT)}
 function finish(conn, n)
   mt.macro(conn, string.byte("E"), "i", "ODQID")
   assert(mt.eom(conn) == nil, "eom")
-  local i = 0
-  while true do
-    local v = mt.getheader(conn, "Authentication-Results", i)
-    if v == nil then break end
-    mt.echo("CASE " .. n .. " AR<<" .. v .. ">>")
-    i = i + 1
-  end
-  mt.disconnect(conn)
+  echo_results(conn, n)
 end
 {"".join(blocks)}
 """)
