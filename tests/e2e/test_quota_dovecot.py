@@ -29,19 +29,6 @@ plugin {
 """
 
 
-def _doveadm_quota(dovecot) -> dict[str, tuple[int, int | None]]:
-    out = subprocess.run(["doveadm", "-c", str(dovecot.conf_path), "-f", "tab", "quota", "get", "-u", USER],
-                         capture_output=True, text=True, check=True, timeout=30).stdout
-    lines = out.strip().splitlines()
-    head = lines[0].split("\t")
-    got = {}
-    for line in lines[1:]:
-        row = dict(zip(head, line.split("\t")))
-        limit = row["Limit"]
-        got[row["Type"]] = (int(row["Value"]), None if limit in ("-", "") else int(limit))
-    return got
-
-
 @pytest.fixture
 def home():
     work = Path(tempfile.mkdtemp(prefix="owlery-quota-dovecot-"))
@@ -62,14 +49,14 @@ def test_dovecot_and_owlery_agree_on_usage_and_limits(home, capsys):
     for _ in range(5):
         md.deliver(MSG, quota=Quota(1024 * 1024, 100))
     with DovecotInstance(work / "dovecot", {USER: str(h)}, extra_conf=QUOTA_CONF) as dovecot:
-        got = _doveadm_quota(dovecot)
+        got = dovecot.quota(USER)
         assert got["STORAGE"] == (10, 1024), got            # KiB: 5 x 2,048 bytes of 1 MiB
         assert got["MESSAGE"] == (5, 100), got
         imap = dovecot.imap(USER)
         typ, _ = imap.append("INBOX", None, None, MSG.replace(b"\n", b"\r\n"))
         assert typ == "OK"
         imap.logout()
-        got = _doveadm_quota(dovecot)
+        got = dovecot.quota(USER)
         assert got["MESSAGE"] == (6, 100), got
     cfg = work / "owlery.toml"
     cfg.write_text("")

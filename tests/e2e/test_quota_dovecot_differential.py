@@ -111,16 +111,7 @@ class Dove:
         self.log_seen = 0
 
     def quota(self, user: str) -> dict[str, tuple[int, int | None]]:
-        out = subprocess.run(["doveadm", "-c", str(self.inst.conf_path), "-f", "tab", "quota", "get", "-u", user],
-                             capture_output=True, text=True, check=True, timeout=30).stdout
-        lines = out.strip().splitlines()
-        head = lines[0].split("\t")
-        got = {}
-        for line in lines[1:]:
-            row = dict(zip(head, line.split("\t")))
-            limit = row["Limit"]
-            got[row["Type"]] = (int(row["Value"]), None if limit in ("-", "", "0") else int(limit))
-        return got
+        return self.inst.quota(user)
 
     def recalc(self, user: str) -> None:
         subprocess.run(["doveadm", "-c", str(self.inst.conf_path), "quota", "recalc", "-u", user],

@@ -14,6 +14,7 @@ Used by tests/e2e/test_delivery_dovecot.py and bench/bench_delivery.py.
 import imaplib
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from .procs import (LOOPBACK, HarnessError, ManagedProcess, free_ports, log_tail, retry_on_port_race,
@@ -154,6 +155,20 @@ class DovecotInstance:
         client = imaplib.IMAP4(LOOPBACK, self.imap_port, timeout=10)
         client.login(user, PASSWORD)
         return client
+
+    def quota(self, user):
+        """`doveadm quota get` for `user`: {"STORAGE": (KiB used, KiB limit), "MESSAGE": (count,
+        limit)}; a limit of None when Dovecot shows none ("-", empty or 0)."""
+        out = subprocess.run(["doveadm", "-c", str(self.conf_path), "-f", "tab", "quota", "get", "-u", user],
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+        lines = out.strip().splitlines()
+        head = lines[0].split("\t")
+        got = {}
+        for line in lines[1:]:
+            row = dict(zip(head, line.split("\t")))
+            limit = row["Limit"]
+            got[row["Type"]] = (int(row["Value"]), None if limit in ("-", "", "0") else int(limit))
+        return got
 
     def lda_argv(self, user, sender="sender@remote.test"):
         return [DOVECOT_LDA, "-c", str(self.conf_path), "-d", user, "-f", sender]
