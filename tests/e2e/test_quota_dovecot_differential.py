@@ -255,6 +255,18 @@ class Runner:
     def allow(self, reason: str) -> None:
         self.allowed[reason] = self.allowed.get(reason, 0) + 1
 
+    def judge(self, seq, owl: bool, dove: bool, boundary: bool, what: str) -> None:
+        """One accept/refuse compared: equal, the allowed stale-count boundary (Owlery
+        recounts and accepts where Dovecot trusts the stale file), or a failure."""
+        self.compared += 1
+        if owl == dove:
+            return
+        if boundary and owl and not dove:
+            self.allow("STALE_BOUNDARY")
+        else:
+            self.fail(seq, f"{what}: Owlery {'accepts' if owl else 'refuses'}, "
+                           f"Dovecot {'accepts' if dove else 'refuses'}")
+
     def owlery_md(self, path: Path, owner: Owner | None = OWNER) -> Maildir:
         return Maildir(str(path), fsync="never", owner=owner, quota_recalc_age=900)
 
@@ -295,13 +307,8 @@ class Runner:
             owl = False
         dove = self.dove.lda(GRACE_USER, msg)
         del oracle
-        self.compared += 1
-        if owl != dove:
-            if self.stale_boundary(seq, len(msg), grace) and owl and not dove:
-                self.allow("STALE_BOUNDARY")
-            else:
-                self.fail(seq, f"delivery of {len(msg)} bytes: Owlery {'accepts' if owl else 'refuses'}, "
-                               f"Dovecot's LDA {'accepts' if dove else 'refuses'}")
+        self.judge(seq, owl, dove, self.stale_boundary(seq, len(msg), grace),
+                   f"delivery of {len(msg)} bytes (Dovecot's LDA)")
         return dove
 
     def rcpt_full(self, seq: Seq, size: int):
@@ -430,12 +437,7 @@ class Runner:
             boundary = self.stale_boundary(seq, size, seq.quota.bytes // 10)
             dove = self.dove.lda(seq.user, msg, folder)
             if matches:
-                self.compared += 1
-                if owl != dove:
-                    if boundary and owl and not dove:
-                        self.allow("STALE_BOUNDARY")
-                    else:
-                        self.fail(seq, f"LDA of {size}: Dovecot {dove}, Owlery would {owl}")
+                self.judge(seq, owl, dove, boundary, f"LDA of {size}")
         elif kind == "append":
             size = rng.randint(100, 4000)
             msg = message(size, str(self.steps))
@@ -463,12 +465,7 @@ class Runner:
             finally:
                 imap.logout()
             if matches:
-                self.compared += 1
-                if owl != dove:
-                    if boundary and owl and not dove:
-                        self.allow("STALE_BOUNDARY")
-                    else:
-                        self.fail(seq, f"APPEND of {size} ({crlf} CRLF): Dovecot {dove}, Owlery would {owl}")
+                self.judge(seq, owl, dove, boundary, f"APPEND of {size} ({crlf} CRLF)")
         elif kind in ("expunge", "copy", "move"):
             imap = self.dove.imap(seq.user)
             try:
