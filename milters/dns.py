@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from owlery.dns import failure_text
 from owlery.errors import TemporaryFailure
 from owlery.settings import Int, setting
 
@@ -21,7 +22,15 @@ MILTER_DNS_TXT_SIZE_LIMIT = setting(
 
 
 class DnsTempError(TemporaryFailure):
-    """A DNS server did not answer (SERVFAIL, timeout): the result is temperror, not none."""
+    """A DNS server did not answer (SERVFAIL, timeout): the result is temperror, not none.
+
+    Its text goes into Authentication-Results comments (DKIM, ARC, DMARC), so it says what
+    failed for which name (owlery.dns.failure_text), never which server was asked; `detail`
+    keeps dnspython's own text, which names it, for the log."""
+
+    def __init__(self, text: str, detail: str = ""):
+        super().__init__(text)
+        self.detail = detail or text
 
 
 def txt_records(resolver: Any, name: str, size_limit: int = 8192) -> list[bytes]:
@@ -36,15 +45,11 @@ def txt_records(resolver: Any, name: str, size_limit: int = 8192) -> list[bytes]
         answer = resolver.resolve(name, "TXT", raise_on_no_answer=False)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
-    except dns.resolver.NoNameservers as e:
-        raise DnsTempError(f"DNS servers failed for {name}: {e}") from None
-    except (dns.exception.Timeout, dns.resolver.LifetimeTimeout) as e:
-        raise DnsTempError(f"DNS timeout for {name}: {e}") from None
     except dns.exception.DNSException as e:
         # A malformed name (label too long, empty label) has no records.
         if isinstance(e, (dns.name.EmptyLabel, dns.name.LabelTooLong, dns.name.NameTooLong)):
             return []
-        raise DnsTempError(f"DNS error for {name}: {e}") from None
+        raise DnsTempError(failure_text(name, e), detail=f"{name}: {e}") from None
     out = []
     if answer.rrset is None:
         return []

@@ -14,7 +14,8 @@ timeout/SERVFAIL; NXDOMAIN and "no answer" are empty lists (RFC 7208 4.4).
 worker thread (policyd's pool, libmilter's connection thread). Light at import: dnspython
 and pyspf load when first used, so reading the settings imports neither.
 Talks to: DNS servers (dnspython), pyspf. Tests: tests/core/test_dns.py,
-tests/policyd/test_spf_rfc7208.py, tests/policyd/test_spf_check.py, tests/milters/test_auth_stages.py
+tests/policyd/test_spf_rfc7208.py, tests/policyd/test_spf_check.py, tests/milters/test_auth_stages.py,
+tests/policyd/test_spf_parity_s12.py (headers, IDNs, no HELO), tests/milters/test_dmarc_temperror_text.py
 """
 
 from __future__ import annotations
@@ -88,16 +89,28 @@ def dnspython_lookup(resolver: Any) -> Lookup:
                                       search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
-        except dns.exception.Timeout:
-            # Timeouts and SERVFAIL are temporary: temperror, never a pass or a fail. The text
-            # reaches the sender in a 4xx reply: what failed for which name, never our servers.
-            raise spf.TempError(f"DNS timeout for {name}") from None
-        except dns.resolver.NoNameservers:
-            raise spf.TempError(f"DNS server failure for {name}") from None
-        except dns.exception.DNSException:
-            raise spf.TempError(f"DNS error for {name}") from None
+        except dns.exception.DNSException as e:
+            # Timeouts and SERVFAIL are temporary: temperror, never a pass or a fail.
+            raise spf.TempError(failure_text(name, e)) from None
         return _records(name, qtype, answer)
     return lookup
+
+
+def failure_text(name: str, error: BaseException | None) -> str:
+    """What a remote party may read about a failed lookup of `name` (an SMTP reply, an
+    Authentication-Results or Received-SPF comment): what failed for which name, never which
+    server or port was asked (dnspython's own texts name them). A log line may keep str(error).
+    `error` is the dnspython exception, or one raised `from None` while handling it."""
+    import dns.exception
+    import dns.resolver
+    seen = 0
+    while error is not None and not isinstance(error, dns.exception.DNSException) and seen < 5:
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    if isinstance(error, dns.exception.Timeout):
+        return f"DNS timeout for {name}"
+    if isinstance(error, dns.resolver.NoNameservers):
+        return f"DNS server failure for {name}"
+    return f"DNS error for {name}"
 
 
 def _records(name: str, qtype: str, answer: Any) -> list:
@@ -187,15 +200,165 @@ def _dispatch(name: str, qtype: str, strict: Any = True, timeout: float = 20) ->
     if lookup is None:
         import spf
         raise spf.TempError("DNS: no resolver bound to this SPF evaluation")
+    if not name.isascii():
+        # Every domain of the evaluation is an A-label by now: what is left is a macro expansion
+        # of a non-ASCII local part (%{l}, %{s}), which matches nothing (RFC 8616 section 4).
+        return []
     return lookup(name, qtype, timeout)
 
 
 def _checkable(domain: str) -> bool:
-    """Whether check_host() may look `domain` up: a multi-label name whose labels are 1 to 63
-    characters, nothing an address literal or a broken mailbox leaves behind (RFC 7208 4.3)."""
+    """Whether check_host() may look `domain` up: an ASCII (A-label) multi-label name whose labels
+    are 1 to 63 characters, nothing an address literal or a broken mailbox leaves behind (RFC 7208
+    4.3); a U-label that has no A-label (see a_label) is malformed too."""
     labels = domain[:-1].split(".") if domain.endswith(".") else domain.split(".")
-    return (len(labels) > 1 and len(domain) <= 253 and all(0 < len(label) <= 63 for label in labels)
+    return (domain.isascii() and len(labels) > 1 and len(domain) <= 253 and all(0 < len(label) <= 63 for label in labels)
             and not any(c in domain for c in '[]@" \t\\'))
+
+
+_FULL_STOPS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})   # IDNA label separators
+
+
+def a_label(domain: str) -> str | None:
+    """`domain` with each U-label as its A-label, the form SPF looks up and expands in macros
+    (RFC 8616 section 4; IDNA2008 with the UTS 46 mapping when the idna package is there, else
+    the standard library's IDNA 2003). ASCII labels are left as they are (underscores and all);
+    None when a label has no A-label (then the name is malformed: RFC 7208 4.3)."""
+    if domain.isascii():
+        return domain
+    try:
+        import idna
+    except ImportError:                      # pragma: no cover - declared in setup.cfg; a broken install
+        idna = None
+    out = []
+    for label in domain.translate(_FULL_STOPS).split("."):
+        if label.isascii():
+            out.append(label)
+            continue
+        try:
+            out.append(idna.encode(label, uts46=True).decode("ascii") if idna is not None
+                       else label.encode("idna").decode("ascii"))
+        except (UnicodeError, ValueError):
+            return None
+    return ".".join(out)
+
+
+def _hexpoint(c: str) -> str:
+    # RFC 6533 section 3 EmbeddedUnicodeChar; a byte that was not UTF-8 (surrogate escape) is U+FFFD
+    return f"\\x{{{0xFFFD if 0xD800 <= ord(c) <= 0xDFFF else ord(c):02X}}}"
+
+
+def _ascii(text: str) -> str:
+    """Free text (a comment, a record's mechanism) as printable ASCII: anything else as \\x{HEX}."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if " " <= c <= "~" else _hexpoint(c) for c in text)
+
+
+def _xtext(text: str) -> str:
+    """RFC 6533 section 3 utf-8-addr-xtext: QCHARs kept, every other character as \\x{HEX}."""
+    return "".join(c if "!" <= c <= "~" and c not in "+=\\" else _hexpoint(c) for c in text)
+
+
+def header_address(address: str) -> str:
+    """An envelope address as a header written by a host that cannot know whether the message is
+    SMTPUTF8 (RFC 6532) may carry it: printable ASCII unchanged; otherwise the domain as its A-label
+    (RFC 8616 section 4) and the local part in RFC 6533's ASCII form (jörg -> j\\x{F6}rg), so no
+    8-bit octet or control character reaches the header and nothing is lost to "?"."""
+    if address.isascii() and address.isprintable():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return _xtext(address)
+    alabel = a_label(domain)
+    return _xtext(local) + "@" + (alabel if alabel is not None and alabel.isprintable() else _xtext(domain))
+
+
+def _header_name(name: str) -> str:
+    """A HELO name or domain for a header: its A-label, else RFC 6533's ASCII form."""
+    alabel = a_label(name)
+    return alabel if alabel is not None and alabel.isprintable() else _xtext(name)
+
+
+def _kv(value: str) -> str:
+    """An ASCII value as RFC 7208 9.1 writes it: dot-atom, else quoted-string (no ";", CR or LF
+    can end the pair or the field)."""
+    import spf
+    return spf.quote_value(value)
+
+
+def _comment(text: str, limit: int = 300) -> str:
+    """An RFC 5322 comment of at most `limit` characters of text (cut before quoting, so the cut
+    never splits a quoted-pair): "(", ")" and "\\" as quoted-pairs, so no text can close it early."""
+    text = _ascii(text)[:limit]
+    return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
+
+
+_TAGS = {"pass": "Pass", "neutral": "Neutral", "fail": "Fail", "softfail": "SoftFail", "none": "None",
+         "temperror": "TempError", "permerror": "PermError"}
+_HEADER_VALUE_MAX = 900   # a Received-SPF or A-R value; the policy daemon's PREPEND takes 980 characters
+
+
+def _fit(head: str, pairs: list[tuple[str, str]], tail: str, sep: str) -> str:
+    """head + the key=value pairs + tail within _HEADER_VALUE_MAX, the optional pairs dropped
+    from the end of the list first: a value is never cut (a cut quoted-string or comment would
+    break the header's syntax)."""
+    pairs = list(pairs)
+    while True:
+        text = head + "".join(f"{k}={v}{sep}" for k, v in pairs) + tail
+        if len(text) <= _HEADER_VALUE_MAX or not pairs:
+            return text
+        pairs.pop()
+
+
+def _headers(q: Any, result: str, *, ip: str, sender: str, helo: str, receiver: str,
+             authserv_id: str | None) -> tuple[str, str]:
+    """(Received-SPF value, Authentication-Results line or "") for one evaluation: RFC 7208 9.1 and
+    RFC 8601 in pyspf's layout, but every value from the client in printable ASCII, quoted or
+    escaped as its place asks, and no key for what is not there (helo= when no HELO/EHLO was
+    given: 9.1 says it is the name given; envelope-from= for the null sender)."""
+    import spf
+    domain = q.o or ""
+    q.o = _header_name(domain)
+    if domain:
+        try:
+            comment = f"{receiver}: {q.get_header_comment(result)}"
+        except ValueError:
+            comment = f"{receiver}: {result}"
+    else:
+        comment = f"{receiver}: {ip} is neither permitted nor denied: no domain to check"
+    comment = _comment(comment)
+    envelope_from = header_address(sender) if q.ident == "mailfrom" and sender else ""
+    helo_name = _header_name(helo) if helo else ""
+    mechanism = getattr(q, "mechanism", None)
+    problem = " ".join(q.mech) if result == "permerror" and getattr(q, "mech", None) else ""
+    tag = _TAGS[result]
+    pairs = [("client-ip", _kv(ip))]
+    for key, value in (("envelope-from", envelope_from), ("helo", helo_name)):
+        if value:
+            pairs.append((key, _kv(value)))
+    # receiver as pyspf and pypolicyd-spf write it (a host name, or the literal <UNKNOWN>)
+    pairs.append(("receiver", receiver if receiver == "<UNKNOWN>" else _kv(_ascii(receiver))))
+    optional = [(k, _kv(_ascii(v))) for k, v in (("problem", problem), ("mechanism", mechanism or "")) if v]
+    identity = f"identity={q.ident}"
+    received = _fit(f"{tag} {comment} ", pairs + optional, identity, "; ")
+    if not authserv_id:
+        return received, ""
+    # RFC 8601 2.7.2: smtp.mailfrom (the domain checked) or smtp.helo; the rest in a comment.
+    facts = [("sender", envelope_from or (f"postmaster@{helo_name}" if helo_name else "")),
+             ("helo", helo_name if q.ident == "mailfrom" else ""), ("client-ip", ip),
+             ("receiver", _ascii(receiver)), ("mechanism", _ascii(mechanism or ""))]
+    note = "; ".join(f"{k}={v}" for k, v in facts if v)
+    prop = "smtp.mailfrom" if q.ident == "mailfrom" else "smtp.helo"
+    target = q.o if q.ident == "mailfrom" else helo_name
+    value = target if spf.RE_DOT_ATOM.match(target or "") and not set(target) & set("()<>@,;:\\\"/[]?=") \
+        else '"' + (target or "").replace("\\", "\\\\").replace('"', '\\"') + '"'
+    head = f"Authentication-Results: {authserv_id}; spf={result} {comment}"
+    # the property, then its comment, each only while the line stays within bounds (both optional)
+    for tail in (f" {prop}={value} {_comment(note)}" if note else f" {prop}={value}", f" {prop}={value}", ""):
+        if len(head + tail) <= _HEADER_VALUE_MAX:
+            break
+    return received, head + tail
 
 
 class SpfResult(NamedTuple):
@@ -215,24 +378,32 @@ def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limi
              receiver: str = "<UNKNOWN>", authserv_id: str | None = None,
              default_explanation: str | None = None, headers: bool = True) -> SpfResult:
     """Check one identity: MAIL FROM `sender` (the null sender means postmaster@helo, as
-    RFC 7208 2.4 says), or the HELO identity when `sender` is "" and helo is given.
+    RFC 7208 2.4 says), or the HELO identity when `sender` is "" and helo is given. `helo` is
+    "" when the client gave no HELO/EHLO: then the null sender has no domain (result none).
 
-    `query_time_limit` is the whole DNS time budget of this evaluation (RFC 7208 4.6.4
-    suggests at least 20 s); past it the result is temperror. A result pyspf names outside
-    RESULTS counts as permerror. `headers=False` leaves received_spf and
-    authentication_results empty, for a caller that will not write them (building them is
-    about a fifth of an evaluation from cached DNS answers).
+    Domains in U-labels (an SMTPUTF8 sender, a HELO name that should not be one) are checked
+    as their A-labels (RFC 8616 section 4); a non-ASCII local part expanded by %{l} or %{s}
+    matches nothing. `query_time_limit` is the whole DNS time budget of this evaluation (RFC
+    7208 4.6.4 suggests at least 20 s); past it the result is temperror. A result pyspf names
+    outside RESULTS counts as permerror. The header texts are printable ASCII (see _headers:
+    the policy daemon cannot know whether the message is SMTPUTF8). `headers=False` leaves
+    received_spf and authentication_results empty, for a caller that will not write them
+    (building them is about a fifth of an evaluation from cached DNS answers).
     """
     import spf
     spf.DNSLookup = _dispatch
     _bound.lookup = lookup
     try:
-        q = spf.query(i=ip, s=sender, h=helo, receiver=receiver, timeout=query_time_limit,
+        local, at, domain = sender.rpartition("@")
+        alabel = a_label(domain if at else sender)
+        checked = sender if alabel is None else (f"{local}@{alabel}" if at else alabel)
+        checked_helo = a_label(helo) or helo
+        q = spf.query(i=ip, s=checked, h=checked_helo, receiver=receiver, timeout=query_time_limit,
                       querytime=query_time_limit)
-        if sender.count("@") > 1:
+        if checked.count("@") > 1:
             # pyspf splits at the first "@"; a quoted local part may hold one ("a@b"@example.org),
             # and the domain is what follows the last (RFC 5321 4.1.2, RFC 7208 4.3).
-            local, domain = sender.rsplit("@", 1)
+            local, domain = checked.rsplit("@", 1)
             q.l, q.o, q.d = local or "postmaster", domain, domain
         if default_explanation is not None:
             q.set_default_explanation(default_explanation)
@@ -240,22 +411,21 @@ def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limi
             result, _code, explanation = q.check()
         else:
             # RFC 7208 4.3: a malformed or single-label domain (an IP-literal HELO, a sender
-            # without a domain) is "none" at once; pyspf would ask DNS for it.
+            # without a domain, no HELO at all for the null sender) is "none" at once; pyspf
+            # would ask DNS for it.
             q.mechanism = None
             result, explanation = "none", ""
-        received = ar = ""
-        try:
-            if headers:
-                received = q.get_header(result, receiver=receiver)
-                if authserv_id:
-                    ar = "Authentication-Results: " + q.get_header(
-                        result, receiver=receiver, header_type="authres", aid=authserv_id
-                    ).split(":", 1)[1].strip()
-        except (ValueError, AttributeError, TypeError):
-            # pyspf cannot describe some early failures (no domain); headers stay minimal
-            received = f"{result.capitalize()} identity={q.ident}; client-ip={ip}"
         result = result.lower()
-        return SpfResult(result if result in RESULTS else "permerror", q.ident, explanation or "", q.d or "",
-                         received, ar)
+        if result not in RESULTS:
+            result = "permerror"
+        received = ar = ""
+        if headers:
+            try:
+                received, ar = _headers(q, result, ip=ip, sender=sender, helo=helo, receiver=receiver,
+                                        authserv_id=authserv_id)
+            except (ValueError, AttributeError, TypeError):
+                # pyspf could not describe some early failure: a minimal header, still well-formed
+                received = f"{_TAGS[result]} identity={q.ident}; client-ip={_kv(ip)}"
+        return SpfResult(result, q.ident, explanation or "", q.d or "", received, ar)
     finally:
         _bound.lookup = None

@@ -56,7 +56,7 @@ def _strip_comments(text: str) -> str:
     return "".join(out)
 
 
-def _skip_comment(text: str, i: int) -> int:
+def skip_comment(text: str, i: int) -> int:
     """Index after the comment opening at text[i] (nested, quoted-pairs); len(text) if unclosed."""
     depth = 0
     while i < len(text):
@@ -86,7 +86,7 @@ def parse_authserv_id(value: str) -> str:
         if value[i].isspace():
             i += 1
         elif value[i] == "(":
-            i = _skip_comment(value, i)
+            i = skip_comment(value, i)
         else:
             break
     if i >= n:

@@ -20,7 +20,8 @@ section 6.6.1), whatever the domain's policy: no From field or several (RFC 5322
 an address whose domain is empty or not a domain name. A display name, comments, an
 obsolete route or a group holding exactly one address are fine (see author_domain).
 Talks to: DNS (through milters.dns). Tests: tests/milters/test_auth_stages.py,
-tests/milters/test_auth_hostile.py, tests/milters/test_dmarc_report_policy.py (pct, sp, np, recording)
+tests/milters/test_auth_hostile.py, tests/milters/test_dmarc_report_policy.py (pct, sp, np, recording),
+tests/milters/test_dmarc_temperror_text.py (temperror comment)
 """
 
 from __future__ import annotations
@@ -194,7 +195,10 @@ class Dmarc(Stage):
                 record = self._record(org)
                 policy_key = "sp"
         except mdns.DnsTempError as e:
-            report.auth_result("dmarc", "temperror", comment=str(e)[:80], header_from=domain)
+            # The comment reaches whoever reads the message: what failed for which name, never
+            # our DNS servers (e.detail, dnspython's text, names them: the log keeps it).
+            log.info("dmarc: %s: %s", message.queue_id or "NOQUEUE", e.detail[:300])
+            report.auth_result("dmarc", "temperror", comment=str(e), header_from=domain)
             report.symbol("DMARC_TEMPERROR", 0.0, domain)
             return
         if record is None:

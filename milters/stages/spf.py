@@ -10,19 +10,21 @@
 Only a MAIL FROM identity counts (never HELO: CVE-2019-20790), and only when the header's
 envelope sender equals this message's. Result in `report.data["spf"]` = (result, domain).
 Talks to: DNS (pyspf, through owlery.dns and the injected resolver). Tests: tests/milters/test_auth_stages.py
-("check" and "header"), tests/e2e/test_milter_postfix.py.
+("check" and "header"), tests/policyd/test_spf_parity_s12.py (reading the policy daemon's field),
+tests/e2e/test_milter_postfix.py.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from owlery.dns import RESULTS, dnspython_lookup, evaluate
+from owlery.dns import RESULTS, dnspython_lookup, evaluate, header_address
 from owlery.settings import Duration, Float, choice, setting
 
 from milters.effects import StageReport
 from milters.stages import Stage
-from milters.stages.authres import authserv_id, parse_authserv_id, parse_resinfos
+from milters.stages.authres import authserv_id, parse_authserv_id, parse_resinfos, skip_comment
 
 MILTER_SPF_SOURCE = setting(
     "milter_spf_source", choice("check", "header", "none"), "check",
@@ -33,6 +35,31 @@ MILTER_SPF_QUERY_TIME_LIMIT = setting(
     "Whole DNS time budget of one SPF evaluation (RFC 7208 4.6.4); past it: temperror.", unit="s")
 MILTER_SPF_FAIL_SCORE = setting(
     "milter_spf_fail_score", Float, 2.0, "Score of symbol SPF_FAIL (softfail scores half).")
+
+
+_PAIR_RE = re.compile(r'([A-Za-z0-9_.-]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;\s"]*)')
+
+
+def received_spf_fields(text: str) -> tuple[str, dict[str, str]]:
+    """(result, {key: value}) of a Received-SPF value (RFC 7208 9.1), keys and values lower-cased:
+    the comment skipped (nested, quoted-pairs), a quoted-string value unquoted, so a ";" or "="
+    inside a quoted value is part of it. A key written twice makes the field unreadable ("", {}):
+    the policy daemon's own header never does that."""
+    words = text.split(None, 1)
+    if not words:
+        return "", {}
+    rest = words[1].lstrip() if len(words) > 1 else ""
+    if rest.startswith("("):
+        rest = rest[skip_comment(rest, 0):]
+    fields: dict[str, str] = {}
+    for m in _PAIR_RE.finditer(rest):
+        key, value = m.group(1).lower(), m.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        if key in fields:
+            return "", {}
+        fields[key] = value.lower()
+    return words[0].lower(), fields
 
 
 def _domain(address: str) -> str:
@@ -72,24 +99,19 @@ class SpfStage(Stage):
         if not ip:
             return "none"
         return evaluate(dnspython_lookup(self.services.resolver), ip=ip, sender=message.mail_from,
-                        helo=message.helo or "unknown", query_time_limit=self.settings.milter_spf_query_time_limit,
+                        helo=message.helo or "", query_time_limit=self.settings.milter_spf_query_time_limit,
                         headers=False).result
 
     def _from_header(self, message: Any, report: StageReport) -> str:
         ours = authserv_id(self.settings, message).lower()
         sender = message.mail_from.lower()
+        # the sender as the policy daemon writes it: A-label domain, RFC 6533 form of an 8-bit local part
+        senders = {sender, header_address(message.mail_from).lower()}
         for header in message.headers:
             name = header.name.lower()
             if name == "received-spf":
-                text = header.text
-                result = text.split(None, 1)[0].lower() if text else ""
-                fields = {}
-                for part in text.split(";"):
-                    key, eq, value = part.partition("=")
-                    if eq and key.split():
-                        fields[key.split()[-1].lower()] = value.strip().strip('"').lower()
-                identity = fields.get("identity", "")
-                if identity == "mailfrom" and fields.get("envelope-from", "").strip("<>") == sender \
+                result, fields = received_spf_fields(header.text)
+                if fields.get("identity") == "mailfrom" and fields.get("envelope-from", "").strip("<>") in senders \
                         and result in RESULTS:
                     return result
             elif name == "authentication-results" and parse_authserv_id(header.text).lower() == ours:

@@ -12,7 +12,8 @@ beside SPF's RCPT header). Skipped for authenticated
 senders, listed networks and trusted forwarders (relays whose mail SPF cannot judge).
 `mailfrom_result()` lets other checks (greylist SPF pass-through) reuse the cached verdict.
 Talks to: DNS via owlery.dns. Tests: tests/policyd/test_spf_check.py,
-tests/policyd/test_spf_rfc7208.py, tests/policyd/test_pending_headers.py, tests/e2e/test_spf_postfix.py
+tests/policyd/test_spf_rfc7208.py, tests/policyd/test_pending_headers.py, tests/policyd/test_spf_parity_s12.py,
+tests/e2e/test_spf_postfix.py
 """
 
 from __future__ import annotations
@@ -131,13 +132,16 @@ class SpfEngine:
         helo_ok = bool(helo) and "." in helo and not helo.startswith("[")
         # The null sender's MAIL FROM identity is postmaster@HELO whatever the HELO is (RFC 7208
         # 2.4): an IP literal or a bare word still gets its result, none (4.3), and a header.
+        # With no HELO at all it has no domain: no verdict (logged as spf=none), no DNS, no header.
         if (helo_ok and self.helo_check) or (helo and not sender):
             # The HELO verdict's trace headers are written only for the null sender (whose
             # MAIL FROM identity it is): otherwise they are not built.
             out["helo"] = evaluate(lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,
                                    receiver=receiver, authserv_id=aid, headers=not sender)
         if sender:
-            out["mailfrom"] = evaluate(lookup, ip=ip, sender=sender, helo=helo or "unknown",
+            # No HELO/EHLO (helo_name empty): no helo= key and %{h} empty; never a made-up name
+            # (RFC 7208 9.1: helo is the name the client gave).
+            out["mailfrom"] = evaluate(lookup, ip=ip, sender=sender, helo=helo,
                                        query_time_limit=self.limit, receiver=receiver, authserv_id=aid)
         else:
             out["mailfrom"] = out["helo"]   # null sender: the MAIL FROM identity is postmaster@HELO

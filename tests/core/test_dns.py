@@ -146,7 +146,7 @@ def test_a_result_outside_rfc7208_counts_as_permerror(monkeypatch):
             return f"{result} (odd)"
     monkeypatch.setattr(spf, "query", Query)
     r = odns.evaluate(lambda *a: [], ip="192.0.2.1", sender="a@odd.example", helo="h", query_time_limit=1)
-    assert r.result == "permerror" and r.received_spf == "Unknown (odd)"
+    assert r.result == "permerror" and r.received_spf.startswith("PermError ")
 
 
 def test_policyd_and_the_milter_evaluate_through_this_module():

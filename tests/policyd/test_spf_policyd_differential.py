@@ -31,6 +31,7 @@ from typing import Callable
 import dns.resolver
 from twisted.internet import task
 
+from owlery.dns import header_address
 from owlery.settings import Settings
 from policyd.checks import CheckContext, InlineExecutor
 from policyd.pipeline import Pipeline
@@ -322,7 +323,9 @@ class Case:
 
 
 def _empty_helo(c: Case) -> Outcome:
-    peer = _replace_field(c.peer, "helo", c.field("ours", "helo"))
+    if c.field("ours", "helo") is not None:
+        return c.peer                   # no HELO given: Owlery writes no helo= at all (RFC 7208 9.1)
+    peer = _replace_field(c.peer, "helo", None)
     if peer.klass in ("reject", "defer") and "s=helo;" in c.peer_text and \
             (peer.klass, peer.code, peer.dsn) == (c.ours.klass, c.ours.code, c.ours.dsn):
         return c.ours
@@ -373,10 +376,13 @@ DEVIATIONS: list[Deviation] = [
         lambda c: _touches(c, "temp.test") and (c.ours.result == "temperror" or c.ours.klass == "defer"
                                                  or "temperror" in c.ours_text.lower())),
     Deviation(
-        "ours-8bit-header-ascii", "Owlery's PREPEND text is printable ASCII (a header it adds must suit "
-        "a message that is not SMTPUTF8, RFC 6532 3.7): 8-bit characters of an SMTPUTF8 sender become "
-        "'?', where the peer writes them raw. The result itself agrees (both look up the A-label).",
-        lambda c: not c.req["sender"].isascii(),
+        "ours-8bit-header-ascii", "Owlery's PREPEND text is printable ASCII (the policy daemon cannot "
+        "know whether the message is SMTPUTF8, and raw 8-bit octets may only appear in the header of one, "
+        "RFC 6532 3): the domain of a non-ASCII sender is written as its A-label (the name both sides "
+        "look up, RFC 8616 4) and a non-ASCII local part in RFC 6533's ASCII form (j\\x{F6}rg), where "
+        "the peer writes the raw UTF-8. The same address either way (checked); the result agrees.",
+        lambda c: not c.req["sender"].isascii() and c.field("peer", "envelope-from") is not None
+        and header_address(c.field("peer", "envelope-from")).lower() == (c.field("ours", "envelope-from") or "").lower(),
         lambda c: _replace_field(c.peer, "envelope-from", c.field("ours", "envelope-from"))),
     Deviation(
         "peer-quoted-at-domain", "For a quoted local part holding \"@\" (\"a@b\"@example.test) the peer "
@@ -394,9 +400,9 @@ DEVIATIONS: list[Deviation] = [
     Deviation(
         "peer-empty-helo-is-sender-domain", "With no HELO name the peer substitutes the MAIL FROM domain, "
         "checks it as the HELO identity and writes it as helo=; RFC 7208 2.3 checks the HELO identity "
-        "only when one was given and 9.1 helo= is the name given. Owlery writes helo=unknown and checks "
-        "no HELO identity. Where the peer's HELO verdict on the sender domain rejects or defers, "
-        "Owlery's MAIL FROM verdict must do the same.",
+        "only when one was given and 9.1 helo= is the name given. Owlery writes no helo= key (none was "
+        "given) and checks no HELO identity. Where the peer's HELO verdict on the sender domain rejects "
+        "or defers, Owlery's MAIL FROM verdict must do the same.",
         lambda c: c.req["helo_name"] == "", lambda c: _empty_helo(c)),
     Deviation(
         "peer-acts-on-helo-error", "The peer applies PermError_reject / TempError_Defer to the HELO "
