@@ -107,6 +107,9 @@ class SpfStage(Stage):
         sender = message.mail_from.lower()
         # the sender as the policy daemon writes it: A-label domain, RFC 6533 form of an 8-bit local part
         senders = {sender, header_address(message.mail_from).lower()}
+        # its Authentication-Results names the domain checked (smtp.mailfrom=example.org, RFC 8601
+        # 2.7.2), some writers the whole address: either, of this transaction's sender
+        checked = senders | {_domain(s) for s in senders} - {""}
         for header in message.headers:
             name = header.name.lower()
             if name == "received-spf":
@@ -116,7 +119,7 @@ class SpfStage(Stage):
                     return result
             elif name == "authentication-results" and parse_authserv_id(header.text).lower() == ours:
                 for method, result, props in parse_resinfos(header.text):
-                    if method == "spf" and props.get("smtp.mailfrom", "").strip("<>").lower() == sender:
+                    if method == "spf" and props.get("smtp.mailfrom", "").strip("<>").lower() in checked:
                         return result if result in RESULTS else "permerror"
             else:
                 break       # past the headers Postfix prepended: nothing further is trusted

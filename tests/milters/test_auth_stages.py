@@ -151,6 +151,22 @@ def test_spf_from_policy_daemon_header(milter_env, dns, top, trusted):
     assert ("dmarc=pass" in ar(ctx)) == trusted
 
 
+@pytest.mark.parametrize("sender,trusted", [("<b@example.net>", True), ("<b@mail.example.net>", False)])
+def test_spf_from_the_policy_daemons_own_authentication_results(milter_env, dns, sender, trusted):
+    """The field exactly as owlery.dns writes it for the policy daemon: smtp.mailfrom is the
+    domain checked (RFC 8601 2.7.2), not the whole address."""
+    from owlery.dns import evaluate
+
+    def lookup(name, qtype, timeout):
+        return [((name, "TXT"), [b"v=spf1 ip4:192.0.2.10 -all"])] if (name, qtype) == ("example.net", "TXT") else []
+    line = evaluate(lookup, ip="192.0.2.10", sender="b@example.net", helo="m.example.net", query_time_limit=5,
+                    receiver="mx", authserv_id="mx.owlery.test").authentication_results
+    assert "spf=pass" in line and "smtp.mailfrom=example.net" in line
+    dns.set("_dmarc.example.net", "TXT", "v=DMARC1; p=none")
+    _, ctx = milter_env(milter_spf_source="header")(line.encode() + b"\r\n" + MSG, sender=sender)
+    assert ("dmarc=pass" in ar(ctx)) == trusted
+
+
 def test_spf_header_below_message_headers_is_not_trusted(milter_env, dns):
     dns.set("_dmarc.example.net", "TXT", "v=DMARC1; p=none")
     raw = b"X-First: 1\r\nReceived-SPF: Pass (mailfrom) identity=mailfrom; envelope-from=b@example.net\r\n" + MSG
