@@ -4,7 +4,8 @@ mail store, SMTP outbox, error log and configuration overrides.
 
 `run_file(path)` returns a FileReport with per-block PASS/FAIL/SKIP; `owlery sieve
 testsuite` prints them. Talks to: sieve.api/validator/interpreter only.
-Tests: tests/sieve/test_conformance.py (the Pigeonhole corpus), tests/sieve/test_svtest.py.
+Tests: tests/sieve/test_conformance.py (the Pigeonhole corpus), tests/sieve/test_svtest.py,
+tests/sieve/test_testsuite_harness_s12.py (the commands and settings against Pigeonhole's).
 """
 
 from __future__ import annotations
@@ -14,22 +15,20 @@ import datetime as dt
 import getpass
 import os
 import re
+import time
 
 from owlery.settings import Settings, SettingsError
-from sieve.actions import (DuplicateMark, FileInto, Keep, Notify, Redirect, Reject, Report,
-                           SendMessage, Vacation)
+from sieve.actions import DuplicateMark, FileInto, Keep, Notify, Redirect, Reject, Report, SendMessage, Vacation
 from sieve import extensions
 from sieve.api import BaseHost, Envelope
-from sieve.errors import (SieveCompileError, SieveError, SieveResourceLimit, SieveRuntimeError,
-                          TestsuiteFailure)
+from sieve.errors import SieveCompileError, SieveError, SieveResourceLimit, SieveRuntimeError, TestsuiteFailure
 from sieve.interpreter import ReturnScript, Runtime, StopScript, run_toplevel
 from sieve.message import FullMessage, Message
 from sieve.result import ResultBuilder
 
 TESTSUITE_EXT = ("vnd.dovecot.testsuite",)
 
-DEFAULT_MESSAGE = (b"From: sender@example.com\r\nTo: recipient@example.org\r\nSubject: Frop!\r\n\r\n"
-                   b"Friep!\r\n")
+DEFAULT_MESSAGE = b"From: sender@example.com\r\nTo: recipient@example.org\r\nSubject: Frop!\r\n\r\nFriep!\r\n"
 
 # Extensions only Dovecot has (external programs): files needing them are skipped.
 DOVECOT_ONLY = {
@@ -55,7 +54,7 @@ class AbortFile(SieveError):
 class BlockResult:
     index: int
     name: str
-    status: str          # "PASS" | "FAIL" | "SKIP"
+    status: str  # "PASS" | "FAIL" | "SKIP"
     reason: str = ""
 
 
@@ -77,10 +76,60 @@ class FileReport:
         return self.count("FAIL") == 0 and self.case_error is None
 
 
-_DOVECOT_UNITS = {"ms": 0.001, "msec": 0.001, "msecs": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1,
-                  "seconds": 1, "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60, "h": 3600,
-                  "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400, "w": 604800,
-                  "week": 604800, "weeks": 604800, "": 1}
+_DOVECOT_UNITS = {
+    "ms": 0.001,
+    "msec": 0.001,
+    "msecs": 0.001,
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
+    "": 1,
+}
+
+
+def _cpu_time() -> float:
+    """The process's CPU time in seconds (a function, so tests can give their own clock)."""
+    return time.process_time()
+
+
+def _dovecot_bool(v: str) -> bool:
+    """A Dovecot boolean ("yes"/"no"; Owlery also reads "true"/"1")."""
+    return v.strip().lower() in ("yes", "true", "1")
+
+
+def _disabled_extensions(value: str) -> list[str]:
+    """sieve_extensions (Pigeonhole's syntax) as Owlery's sieve_extensions_disabled. The
+    harness starts with every extension enabled, as Pigeonhole's testsuite does: "+name" and
+    "-name" enable and disable one; a plain name in the list makes the list the whole set of
+    enabled extensions (the plain names plus the "+" ones)."""
+    names = sorted(n for n, e in extensions.REGISTRY.items() if not e.hidden)
+    words = value.split()
+    if any(w[:1] not in "+-" for w in words):
+        enabled = {w for w in words if w[:1] not in "+-"}
+    else:
+        enabled = set(names)
+    for w in words:
+        if w[:1] == "+":
+            enabled.add(w[1:])
+        elif w[:1] == "-":
+            enabled.discard(w[1:])
+    return [n for n in names if n not in enabled]
 
 
 def _dovecot_duration(v: str) -> float:
@@ -116,6 +165,8 @@ CONFIG_MAP = {
     "sieve_max_script_size": "sieve_max_script_size",
     "sieve_vacation_use_original_recipient": "sieve_vacation_use_original_recipient",
     "sieve_vacation_check_recipient": "sieve_vacation_check_recipient",
+    # Pigeonhole <= 2.3 and early 2.4 name, inverted (see _INVERTED)
+    "sieve_vacation_dont_check_recipient": "sieve_vacation_check_recipient",
     "sieve_spamtest_status_header": "sieve_spamtest_status_header",
     "sieve_spamtest_status_type": "sieve_spamtest_status_type",
     "sieve_spamtest_score_max_value": "sieve_spamtest_max_value",
@@ -123,16 +174,63 @@ CONFIG_MAP = {
     "sieve_virustest_status_header": "sieve_virustest_status_header",
     "sieve_virustest_status_type": "sieve_virustest_status_type",
     "sieve_virustest_score_max_value": "sieve_virustest_max_value",
+    # the Pigeonhole 2.3 names of the same settings
+    "sieve_spamtest_max_header": "sieve_spamtest_max_header",
+    "sieve_spamtest_max_value": "sieve_spamtest_max_value",
+    "sieve_virustest_max_value": "sieve_virustest_max_value",
     "sieve_max_actions": "sieve_max_actions",
     "sieve_max_redirects": "sieve_max_redirects",
 }
-_LIST_KEYS = {"sieve_spamtest_text_value/": "sieve_spamtest_text_values",
-              "sieve_virustest_text_value/": "sieve_virustest_text_values"}
-_DURATION_SETTINGS = {"sieve_vacation_min_period", "sieve_vacation_max_period", "sieve_vacation_default_period",
-                      "sieve_duplicate_default_period", "sieve_duplicate_max_period"}
+_LIST_KEYS = {
+    "sieve_spamtest_text_value/": "sieve_spamtest_text_values",
+    "sieve_virustest_text_value/": "sieve_virustest_text_values",
+}
+_DURATION_SETTINGS = {
+    "sieve_vacation_min_period",
+    "sieve_vacation_max_period",
+    "sieve_vacation_default_period",
+    "sieve_duplicate_default_period",
+    "sieve_duplicate_max_period",
+}
 _BOOL_SETTINGS = {"sieve_vacation_use_original_recipient", "sieve_vacation_check_recipient"}
-_INT_SETTINGS = {"sieve_max_includes", "sieve_max_include_depth", "sieve_max_variables",
-                 "sieve_max_notifications", "sieve_max_actions", "sieve_max_redirects"}
+# Dovecot keys whose boolean value means the opposite of their Owlery counterpart's
+_INVERTED = {"sieve_vacation_dont_check_recipient"}
+# Extensions Pigeonhole has and Owlery does not: `test_config_reload :extension` accepts them
+# (their settings have no counterpart; a file setting one skips). Any other unknown name makes
+# Pigeonhole's reload fail, which aborts the file.
+_PIGEONHOLE_ONLY_EXTENSIONS = {
+    "vnd.dovecot.pipe",
+    "vnd.dovecot.filter",
+    "vnd.dovecot.execute",
+    "vnd.dovecot.debug",
+    "vnd.dovecot.report",
+    "imapflags",
+    "notify",
+}
+# Engine settings Pigeonhole honours that change nothing a test can see in its testsuite:
+# tracing and the user log write files; the redirect duplicate period and the resource usage
+# timeout need the duplicate and resource databases, which the testsuite has none of.
+_NO_EFFECT_IN_HARNESS = {
+    "sieve_trace_dir",
+    "sieve_trace_level",
+    "sieve_trace_debug",
+    "sieve_trace_addresses",
+    "sieve_user_log",
+    "sieve_user_log_path",
+    "sieve_redirect_duplicate_period",
+    "sieve_resource_usage_timeout",
+}
+# vnd.dovecot.environment: `sieve_environment/<item>` makes the environment item
+# "vnd.dovecot.config.<item>" (Pigeonhole's ext-vnd-environment)
+_ENV_PREFIX = "sieve_environment/"
+_INT_SETTINGS = {
+    "sieve_max_includes",
+    "sieve_max_include_depth",
+    "sieve_max_variables",
+    "sieve_max_notifications",
+    "sieve_max_actions",
+    "sieve_max_redirects",
+}
 
 
 class SuiteHost(BaseHost):
@@ -149,7 +247,8 @@ class SuiteHost(BaseHost):
         return self.suite.load_include(name, location)
 
     def metadata(self, mailbox, annotation):
-        return self.suite.metadata.get((mailbox, annotation.lower()))
+        box = None if mailbox is None else self.suite.norm_box(mailbox)
+        return self.suite.metadata.get((box, annotation.lower()))
 
     def list_contains(self, list_name: str, value: str) -> bool | None:
         """extlists (RFC 6134): the lists the file configured (sieve_extlists_list), standing
@@ -162,8 +261,9 @@ class SuiteHost(BaseHost):
 
 def _default_settings() -> Settings:
     # Pigeonhole's testsuite policy: 32 actions, 4 redirects; postmaster@example.com.
-    return Settings().replace(sieve_postmaster_address="postmaster@example.com",
-                              sieve_vacation_min_period="0", sieve_max_cpu_steps=5_000_000)
+    return Settings().replace(
+        sieve_postmaster_address="postmaster@example.com", sieve_vacation_min_period="0", sieve_max_cpu_steps=5_000_000
+    )
 
 
 class Suite:
@@ -185,7 +285,7 @@ class Suite:
         self.blocks: list[BlockResult] = []
         self.current: BlockResult | None = None
         self.user = _os_user()
-        self.executed = 0            # actions of the current result already executed
+        self.executed = 0  # actions of the current result already executed
         self.keep_executed = False
         self.result_msg: Message | None = None
         self.echo = echo or (lambda line: None)
@@ -193,8 +293,10 @@ class Suite:
         self.now = dt.datetime.now(dt.timezone.utc)
         self.main_rt: Runtime | None = None
         self.skip_unknown_config: str | None = None
-        self.lists: dict[str, frozenset[str]] = {}     # extlists: normalised name -> members
-        self.count_checks = [0, 0]                      # test_error :count checks, exact ones
+        self.lists: dict[str, frozenset[str]] = {}  # extlists: normalised name -> members
+        self.count_checks = [0, 0]  # test_error :count checks, exact ones
+        self.env_config: dict[str, str] = {}  # vnd.dovecot.config.* environment items
+        self.cpu_time_limit: float | None = None  # sieve_max_cpu_time, seconds (None: no limit)
 
     # --- helpers ---
     def norm_box(self, name: str) -> str:
@@ -222,8 +324,15 @@ class Suite:
             if base.endswith(ext):
                 base = base[: -len(ext)]
         from sieve.validator import compile_source
-        return compile_source(src, name=name or base, settings=self.settings,
-                              extra_extensions=TESTSUITE_EXT, loader=self.loader, path=path)
+
+        return compile_source(
+            src,
+            name=name or base,
+            settings=self.settings,
+            extra_extensions=TESTSUITE_EXT,
+            loader=self.loader,
+            path=path,
+        )
 
     def envelope_from_message(self, msg: Message) -> Envelope:
         from sieve.address import AddressError, parse_address_list
@@ -238,6 +347,7 @@ class Suite:
                     if al:
                         return al[0].all
             return default
+
         rcpt = first(("envelope-to", "to"), "recipient@example.com")
         sender = first(("return-path", "sender", "from"), "sender@example.com")
         return Envelope(mail_from=sender, rcpt_to=rcpt, orig_rcpt=rcpt, auth_user=self.user)
@@ -251,9 +361,6 @@ class Suite:
         return ResultBuilder(self.settings, self.settings.sieve_default_mailbox)
 
     # --- commands ---
-    def cmd_noop(self, rt, node):
-        return None
-
     def cmd_test(self, rt, node):
         name = rt.s(node.pos[0])
         br = BlockResult(len(self.blocks) + 1, name, "PASS")
@@ -261,7 +368,10 @@ class Suite:
         self.current = br
         try:
             rt.run_block(node.block)
-            self.echo(f"{br.index:2d}: Test '{name}' SUCCEEDED")
+            if br.status == "FAIL":  # a sub-script's test_fail failed it
+                self.echo(f"{br.index:2d}: Test '{name}' FAILED: {br.reason}")
+            else:
+                self.echo(f"{br.index:2d}: Test '{name}' SUCCEEDED")
         except TestsuiteFailure as f:
             br.status = "FAIL"
             br.reason = f.reason
@@ -289,7 +399,8 @@ class Suite:
         raise TestsuiteFailure(reason)
 
     def cmd_set(self, rt, node):
-        obj = rt.s(node.pos[0]).lower()
+        # the object is the argument's text as written (Pigeonhole resolves it at compile time)
+        obj = node.pos[0].items[0].value.lower()
         value = rt.s(node.pos[1])
         if obj == "message":
             raw = value.encode("utf-8", "surrogateescape")
@@ -308,12 +419,14 @@ class Suite:
             rt.envelope = dataclasses.replace(env, orig_rcpt=v)
         elif obj == "envelope.auth":
             rt.envelope = dataclasses.replace(env, auth_user=value)
+        # a bare "envelope" compiles in Pigeonhole and setting it does nothing
 
     def _select(self, rt, node, as_test: bool) -> bool:
         idx = node.pos[0].value
         if node.tags.get("source:tag") == "folder":
             box = rt.s(node.tags["source"])
             from sieve.extensions.fileinto import store_name_error
+
             if store_name_error(box):
                 self.fail(f"invalid mailbox name '{box}'")
             msgs = self.store.get(self.norm_box(box))
@@ -349,14 +462,54 @@ class Suite:
         return self._select(rt, node, True)
 
     def cmd_mailbox_create(self, rt, node):
+        """Creates a mailbox in the simulated store. A name that is not UTF-8 is a runtime
+        error (it aborts the file); a name the store refuses creates nothing, silently (as
+        Pigeonhole, which ignores the store's answer); an existing mailbox stays as it is."""
         name = rt.s(node.pos[0])
-        from sieve.extensions.fileinto import store_name_error
+        from sieve.extensions.fileinto import mailbox_name_error, store_name_error
+
+        if name and mailbox_name_error(name):
+            raise SieveRuntimeError(f"test_mailbox_create command: invalid mailbox '{name}' specified: invalid utf-8")
         if store_name_error(name):
-            raise SieveRuntimeError(f"invalid mailbox name '{name}'")
+            return
         self.store.setdefault(self.norm_box(name), [])
 
     def cmd_mailbox_delete(self, rt, node):
-        self.fail("test_mailbox_delete is not implemented")
+        """Deletes a mailbox of the simulated store, with its messages and metadata (its
+        sub-mailboxes stay, as in Dovecot). Pigeonhole declares this command but its body
+        is a FIXME that fails the test, so no reference test uses it; here it works, for
+        self-authored tests. A name that is not UTF-8 aborts the file as with
+        test_mailbox_create; INBOX, a name the store refuses, or a mailbox that does not exist
+        fails the test."""
+        name = rt.s(node.pos[0])
+        from sieve.extensions.fileinto import mailbox_name_error, store_name_error
+
+        if name and mailbox_name_error(name):
+            raise SieveRuntimeError(f"test_mailbox_delete command: invalid mailbox '{name}' specified: invalid utf-8")
+        key = self.norm_box(name)
+        if store_name_error(name):
+            self.fail(f"test_mailbox_delete: invalid mailbox name '{name}'")
+        if key == "INBOX":
+            self.fail("test_mailbox_delete: INBOX can't be deleted")
+        if key not in self.store:
+            self.fail(f"test_mailbox_delete: mailbox '{name}' doesn't exist")
+        del self.store[key]
+        for k in [k for k in self.metadata if k[0] is not None and self.norm_box(k[0]) == key]:
+            del self.metadata[k]
+
+    def cmd_message_print(self, rt, node):
+        """Prints the current message between markers (a debugging aid, like Pigeonhole's)."""
+        self.echo("--MESSAGE: ")
+        self.echo(rt.msg.to_bytes().decode("utf-8", "replace"))
+        self.echo("--MESSAGE--")
+
+    def cmd_result_print(self, rt, node):
+        """Prints the current result: one line per action, then the implicit keep."""
+        self.echo("--")
+        for i, a in enumerate(rt.result.actions, 1):
+            self.echo(f"{i:2d}: {a.name}{_action_detail(a)}")
+        self.echo(f"  implicit keep: {'yes' if rt.result.implicit_keep else 'cancelled'}")
+        self.echo("--")
 
     def cmd_result_reset(self, rt, node):
         rt.result = self.new_result()
@@ -374,6 +527,7 @@ class Suite:
 
     def _store(self, box: str, raw: bytes, flags, create: bool) -> bool:
         from sieve.extensions.fileinto import store_name_error
+
         err = store_name_error(box)
         if err:
             # the delivery store's rule (owlery.maildir); Pigeonhole's store fails the same way
@@ -392,16 +546,16 @@ class Suite:
     def execute_result(self, rt, result: ResultBuilder, msg: Message) -> bool:
         ok = True
         raw = msg.to_bytes()
-        actions = result.actions[self.executed:]
+        actions = result.actions[self.executed :]
         self.executed = len(result.actions)
         failed_store = False
         explicit_keep = False
 
         def message_of(a) -> bytes:
             # RFC 5293 7: the header as edited when the script asked for the action
-            if isinstance(a.head, FullMessage):    # replace/enclose (RFC 5703) changed the body
+            if isinstance(a.head, FullMessage):  # replace/enclose (RFC 5703) changed the body
                 return bytes(a.head)
-            return a.head + msg.raw[len(msg.raw) - msg.original_body_len:] if a.head is not None else msg.raw
+            return a.head + msg.raw[len(msg.raw) - msg.original_body_len :] if a.head is not None else msg.raw
 
         for a in actions:
             if isinstance(a, Keep):
@@ -430,13 +584,15 @@ class Suite:
             self.keep_executed = True
             # the fallback keep after a failed action stores the message as received:
             # editheader changes belong to the result that could not be carried out
-            ok &= self._store(self.settings.sieve_default_mailbox, msg.raw if failed_store else raw,
-                              result.keep_flags, True)
+            ok &= self._store(
+                self.settings.sieve_default_mailbox, msg.raw if failed_store else raw, result.keep_flags, True
+            )
         return ok
 
     def test_result_execute(self, rt, node):
         self.errors = []
         from sieve.extensions.imap4flags import final_flags
+
         final_flags(rt)
         msg = self.result_msg if self.result_msg is not None and rt.result is self._result_owner else rt.msg
         return self.execute_result(rt, rt.result, msg)
@@ -458,16 +614,31 @@ class Suite:
         return True
 
     def _run_sub(self, rt, script, result: ResultBuilder, context: dict | None = None) -> tuple[bool, Runtime]:
-        sub = Runtime(script, b"", rt.envelope, host=self.host, settings=self.settings,
-                      environment=self.environment(), now=self.now, result=result,
-                      msg=Message(rt.msg.to_bytes(), self.settings.sieve_max_message_scan), context=context)
+        sub = Runtime(
+            script,
+            b"",
+            rt.envelope,
+            host=self.host,
+            settings=self.settings,
+            environment=self.environment(),
+            now=self.now,
+            result=result,
+            msg=Message(rt.msg.to_bytes(), self.settings.sieve_max_message_scan),
+            context=context,
+        )
         sub.testsuite = self
+        self._limit_cpu_time(sub)
         if "flags" in rt.ext:
             sub.ext["flags"] = rt.ext["flags"]
         try:
             run_toplevel(sub)
         except TestsuiteFailure as f:
+            # test_fail in a sub-script: Pigeonhole prints the failure and counts it, so the
+            # open block fails (it still runs on; this run returns false)
             self.errors.append(f.reason)
+            if self.current is not None and self.current.status == "PASS":
+                self.current.status = "FAIL"
+                self.current.reason = f"in a script run by the test: {f.reason}"
             return False, sub
         except SieveError as e:
             self.errors.append(getattr(e, "message", str(e)))
@@ -475,8 +646,26 @@ class Suite:
         except RecursionError:
             self.errors.append("recursion too deep")
             return False, sub
-        self.errors.extend(sub.errors)   # errors the run reported without failing
+        self.errors.extend(sub.errors)  # errors the run reported without failing
         return True, sub
+
+    def _limit_cpu_time(self, sub: Runtime) -> None:
+        """sieve_max_cpu_time: Pigeonhole stops a script that has used more CPU time than
+        this ("execution exceeded CPU time limit"). The engine's own budget counts steps; for
+        the scripts the harness runs after such a reload, each step also checks the CPU time
+        the script has used. (The main test script keeps running: it started before.)"""
+        limit = self.cpu_time_limit
+        if not limit:
+            return
+        start = _cpu_time()
+        charge = sub.step
+
+        def step(n: int = 1) -> None:
+            charge(n)
+            if _cpu_time() - start > limit:
+                raise SieveResourceLimit("execution exceeded CPU time limit")
+
+        sub.step = step  # type: ignore[method-assign]
 
     def test_script_run(self, rt, node):
         self.errors = []
@@ -509,7 +698,7 @@ class Suite:
         for i, s in enumerate(scripts):
             holder = _MsgHolder(msg)
             good, sub = self._run_sub(holder, s, result, context)
-            context = extensions.message_context(sub)     # e.g. flags set by one script, for the next
+            context = extensions.message_context(sub)  # e.g. flags set by one script, for the next
             msg = sub.msg
             ok &= good
             if not good:
@@ -532,12 +721,14 @@ class Suite:
             # not correctness. So any count N >= 1 stands for "at least one error": the
             # real count c is compared as N when both are >= 1; "0" still means none.
             from sieve.match import rel_ok
+
             op = node.tags.get("relation")
             c = len(vals)
             keys = [int(k) for k in rt.sl(node.pos[0]) if k.isdigit()]
             exact = any(rel_ok(op, (c > n) - (c < n)) for n in keys)
-            portable = any(rel_ok(op, ((n if c >= 1 and n >= 1 else c) > n) - ((n if c >= 1 and n >= 1 else c) < n))
-                           for n in keys)
+            portable = any(
+                rel_ok(op, ((n if c >= 1 and n >= 1 else c) > n) - ((n if c >= 1 and n >= 1 else c) < n)) for n in keys
+            )
             # the summary tells how many would also pass on Pigeonhole's exact count
             self.count_checks[0] += 1
             self.count_checks[1] += exact == portable
@@ -554,18 +745,46 @@ class Suite:
         self.pending[rt.s(node.pos[0])] = None
 
     def cmd_config_reload(self, rt, node):
+        if "extension" in node.tags:
+            # Pigeonhole reloads that extension's settings; an unknown name fails the reload
+            # and aborts the file. (All pending settings are applied either way: a file reloads
+            # before it relies on a value, so applying more at once changes no verdict.)
+            ext = rt.s(node.tags["extension"])
+            if ext not in extensions.REGISTRY and ext not in _PIGEONHOLE_ONLY_EXTENSIONS:
+                raise AbortFile(f"test_config_reload: unknown extension '{ext}'")
         values: dict[str, object] = {}
         lists: dict[str, dict[int, str]] = {}
+        env: dict[str, str] = {}
+        cpu_limit: float | None = None
         for key, val in self.pending.items():
             if key == "sieve_extlists_list" or key.startswith("sieve_extlists_list/"):
-                continue                      # read below, into the harness host's lists
+                continue  # read below, into the harness host's lists
+            if key.startswith(_ENV_PREFIX) and len(key) > len(_ENV_PREFIX):
+                if val is not None:
+                    env["vnd.dovecot.config." + key[len(_ENV_PREFIX) :].lower()] = val
+                continue
+            if key == "sieve_extensions":
+                values["sieve_extensions_disabled"] = None if val is None else _disabled_extensions(val)
+                continue
+            if key in _NO_EFFECT_IN_HARNESS:
+                continue
+            if key == "sieve_max_cpu_time":
+                try:
+                    secs = None if val is None else _dovecot_duration(val)
+                except ValueError as e:
+                    raise AbortFile(f"config reload failed: sieve_max_cpu_time: {e}") from None
+                cpu_limit = secs or None
+                continue
+            if key in _INVERTED and val is not None:
+                values[CONFIG_MAP[key]] = "no" if _dovecot_bool(val) else "yes"
+                continue
             if key in CONFIG_MAP:
                 values[CONFIG_MAP[key]] = val
                 continue
             for prefix, target in _LIST_KEYS.items():
                 if key.startswith(prefix):
                     try:
-                        n = int(key[len(prefix):])
+                        n = int(key[len(prefix) :])
                     except ValueError:
                         raise SkipBlock(f"unsupported configuration key {key}") from None
                     lists.setdefault(target, {})[n] = val or ""
@@ -589,9 +808,10 @@ class Suite:
                 if k in _INT_SETTINGS and isinstance(v, str):
                     v = int(v)
                 if k in _BOOL_SETTINGS and isinstance(v, str):
-                    v = v.strip().lower() in ("yes", "true", "1")   # Dovecot booleans
-                if k in ("sieve_max_variable_size", "sieve_max_header_size", "sieve_max_script_size") \
-                        and isinstance(v, str):
+                    v = _dovecot_bool(v)
+                if k in ("sieve_max_variable_size", "sieve_max_header_size", "sieve_max_script_size") and isinstance(
+                    v, str
+                ):
                     v = v.strip().upper().replace("B", "") or "0"
                 if k in _DURATION_SETTINGS and isinstance(v, str):
                     v = _dovecot_duration(v)
@@ -602,12 +822,17 @@ class Suite:
         rt.settings = self.settings
         rt.result.settings = self.settings
         self.lists = self._extlists()
+        self.env_config = env
+        self.cpu_time_limit = cpu_limit
+        for r in {id(x): x for x in (rt, self.main_rt) if x is not None}.values():
+            r.environment = self.environment()
 
     def _extlists(self) -> dict[str, frozenset[str]]:
         """Dovecot's sieve_extlists_list settings: the names, then per list `name` and a
         `dict` of driver `file` (lines alternating key and value; a key
         priv/sieve/extlists/<member> makes a member). A list with no dict is empty."""
         from sieve.extensions.extlists import normalise_name
+
         names = (self.pending.get("sieve_extlists_list") or "").split()
         out: dict[str, frozenset[str]] = {}
         for ident in names:
@@ -628,7 +853,7 @@ class Suite:
                     raise AbortFile(f"extlists dict file: {e}") from None
                 for key in lines[0::2]:
                     if key.startswith("priv/sieve/extlists/"):
-                        members.add(key[len("priv/sieve/extlists/"):])
+                        members.add(key[len("priv/sieve/extlists/") :])
             out[name] = frozenset(members | {m.lower() for m in members})
         return out
 
@@ -645,11 +870,49 @@ class Suite:
 
     def cmd_metadata_set(self, rt, node):
         box = rt.s(node.tags["mailbox"]) if "mailbox" in node.tags else None
-        self.metadata[(box, rt.s(node.pos[0]).lower())] = rt.s(node.pos[1])
+        ann = rt.s(node.pos[0])
+        err = _metadata_entry_error(ann)
+        if err:
+            # Pigeonhole: a system error, and the command fails the whole file
+            raise AbortFile(f"testsuite: imap metadata: specified annotation name '{ann}' is invalid: {err}")
+        self.metadata[(None if box is None else self.norm_box(box), ann.lower())] = rt.s(node.pos[1])
 
     def environment(self) -> dict:
-        return {"name": "Pigeonhole Sieve", "location": "MS", "version": "0.5", "host": "localhost",
-                "domain": "example.com", "phase": "during"}
+        return {
+            "name": "Pigeonhole Sieve",
+            "location": "MS",
+            "version": "0.5",
+            "host": "localhost",
+            "domain": "example.com",
+            "phase": "during",
+            **self.env_config,
+        }
+
+
+def _action_detail(a) -> str:
+    """The target of an action for test_result_print, when it has one."""
+    for attr in ("mailbox", "address", "to"):
+        v = getattr(a, attr, None)
+        if isinstance(v, str) and v:
+            return f" {v}"
+    return ""
+
+
+def _metadata_entry_error(name: str) -> str | None:
+    """Why `name` is not an IMAP METADATA entry name (RFC 5464 3.2, as Dovecot checks it), or None."""
+    if not name.startswith("/"):
+        return "Entry name must begin with '/'"
+    if "//" in name:
+        return "Entry name can't contain consecutive '/'"
+    if name.endswith("/"):
+        return "Entry name can't end with '/'"
+    if "*" in name or "%" in name:
+        return "Entry name can't contain '*' or '%'"
+    if any(ord(c) <= 0x19 for c in name):
+        return "Entry name can't contain control chars"
+    if name[1:].split("/", 1)[0].lower() not in ("private", "shared"):
+        return "Entry name must begin with /private or /shared"
+    return None
 
 
 def _store_keywords(raw: bytes, flags) -> tuple[str, ...]:
@@ -658,13 +921,17 @@ def _store_keywords(raw: bytes, flags) -> tuple[str, ...]:
     reference's store, not Owlery's (owlery.maildir adds no keyword); the hasflag counts of
     imap4flags/execute.svtest include it."""
     from sieve.message import parse_content_type
+
     msg = Message(raw)
     has = False
     for part in msg.mime_parts(200, 20):
         disp = (part.header_raw("content-disposition") or [""])[0]
         dparams = parse_content_type(disp)[1]
-        if disp.split(";")[0].strip().lower() == "attachment" or "filename" in dparams \
-                or (not part.children and "name" in part.params):
+        if (
+            disp.split(";")[0].strip().lower() == "attachment"
+            or "filename" in dparams
+            or (not part.children and "name" in part.params)
+        ):
             has = True
             break
     word = "$HasAttachment" if has else "$HasNoAttachment"
@@ -700,8 +967,7 @@ def count_blocks(tree) -> int:
     return n
 
 
-def run_file(path: str, settings: Settings | None = None, echo=None,
-             expect_failure: bool | None = None) -> FileReport:
+def run_file(path: str, settings: Settings | None = None, echo=None, expect_failure: bool | None = None) -> FileReport:
     """Run one .svtest file; never raises for engine errors (they become failures).
 
     expect_failure (upstream -F, default: the file is under a `failures/` directory): the
@@ -711,10 +977,14 @@ def run_file(path: str, settings: Settings | None = None, echo=None,
         expect_failure = "failures" in os.path.normpath(path).split(os.sep)
     report = _run_file(path, settings, echo)
     if expect_failure:
-        flipped = [dataclasses.replace(b, status="PASS" if b.status == "FAIL" else
-                                       ("FAIL" if b.status == "PASS" else b.status),
-                                       reason="expected failure" if b.status == "FAIL" else
-                                       "expected to fail but succeeded") for b in report.blocks]
+        flipped = [
+            dataclasses.replace(
+                b,
+                status="PASS" if b.status == "FAIL" else ("FAIL" if b.status == "PASS" else b.status),
+                reason="expected failure" if b.status == "FAIL" else "expected to fail but succeeded",
+            )
+            for b in report.blocks
+        ]
         if not flipped:
             flipped = [BlockResult(1, "(case)", "PASS" if report.case_error else "FAIL")]
         report = dataclasses.replace(report, blocks=flipped, case_error=None)
@@ -728,6 +998,7 @@ def _run_file(path: str, settings: Settings | None = None, echo=None) -> FileRep
         out.append(line)
         if echo:
             echo(line)
+
     suite = Suite(path, settings, _echo)
     try:
         with open(path, "rb") as f:
@@ -747,14 +1018,25 @@ def _run_file(path: str, settings: Settings | None = None, echo=None) -> FileRep
         for d in e.diagnostics:
             _echo(str(d))
         nblocks = len(re.findall(rb'(?m)^\s*test\s+"', src))
-        return FileReport(path, [BlockResult(i + 1, "?", "FAIL", "file failed to compile")
-                                 for i in range(max(nblocks, 1))],
-                          case_error="failed to compile testcase script", output=out)
+        return FileReport(
+            path,
+            [BlockResult(i + 1, "?", "FAIL", "file failed to compile") for i in range(max(nblocks, 1))],
+            case_error="failed to compile testcase script",
+            output=out,
+        )
     total = count_blocks(script.tree)
     msg = Message(DEFAULT_MESSAGE)
-    rt = Runtime(script, DEFAULT_MESSAGE, suite.envelope_from_message(msg), host=suite.host,
-                 settings=suite.settings, environment=suite.environment(), now=suite.now,
-                 result=suite.new_result(), msg=msg)
+    rt = Runtime(
+        script,
+        DEFAULT_MESSAGE,
+        suite.envelope_from_message(msg),
+        host=suite.host,
+        settings=suite.settings,
+        environment=suite.environment(),
+        now=suite.now,
+        result=suite.new_result(),
+        msg=msg,
+    )
     rt.testsuite = suite
     suite.main_rt = rt
     case_error = None
@@ -782,5 +1064,6 @@ def _run_file(path: str, settings: Settings | None = None, echo=None) -> FileRep
             blocks.append(BlockResult(i + 1, "?", "FAIL", f"not run: {case_error}"))
     if case_error:
         _echo(f"XX: Test CASE FAILED: {case_error}")
-    return FileReport(path, blocks, case_error=case_error, output=out,
-                      count_checks=(suite.count_checks[0], suite.count_checks[1]))
+    return FileReport(
+        path, blocks, case_error=case_error, output=out, count_checks=(suite.count_checks[0], suite.count_checks[1])
+    )
