@@ -1,4 +1,4 @@
-"""Archives other than zip read for a content filter through libarchive (libarchive-c): tar, 7z, rar, cab, iso, gzip, xz...
+"""Archives other than zip read for a content filter through libarchive (libarchive-c): tar, 7z, rar, cab, iso, ar, cpio, gzip, xz...
 
 The banned stage reads zip with its own walker (milters.archive_walk, which also finds
 members hidden from the central directory); everything else goes through libarchive, in
@@ -37,9 +37,12 @@ from typing import Any
 from milters.scan_budget import ScanBudget
 
 # What libarchive may recognise: the formats mail users open (zip is milters.archive_walk's)
-# and compressions with a magic number. Left out on purpose: lzma-alone (no magic: its
-# bidder guesses), mtree/warc/cpio/lha/xar/ar (rare, text-like or guessable), raw (any data).
-FORMATS = ("tar", "7zip", "rar", "rar5", "cab", "iso9660")
+# and compressions with a magic number; also ar (a .deb) and cpio (an .rpm's payload), which
+# amavisd-new opens too, each with a magic of 6 or more bytes (binary cpio, a bare 16-bit
+# magic, is not offered: see _formats). Left out on purpose: lzma-alone (no magic: its
+# bidder guesses), mtree/warc/lha/xar (rare, text-like or guessable), raw (any data).
+FORMATS = ("tar", "7zip", "rar", "rar5", "cab", "iso9660", "ar", "cpio")
+_CPIO_BINARY = (b"\x71\xc7", b"\xc7\x71")    # 070707 octal, big- or little-endian: 1 in 32768 of any data
 FILTERS = ("gzip", "bzip2", "xz", "zstd", "lz4", "lzip", "compress")
 COMPRESSED_SUFFIXES = (".tgz", ".tbz", ".tbz2", ".txz", ".gz", ".bz2", ".xz", ".zst", ".lz4", ".lz", ".z")
 
@@ -163,10 +166,16 @@ def _only_none_filter(L: _Lib, a: Any) -> bool:
     return n == 1 and L.filter_code(a, 0) == _FILTER_NONE
 
 
+def _formats(L: _Lib, data: bytes) -> tuple[str, ...]:
+    """The formats offered for `data`: all but cpio when it starts like an obsolete binary cpio
+    archive, whose two magic bytes begin one in 32768 of any data (an undecidable part each)."""
+    return tuple(f for f in L.formats if f != "cpio") if data[:2] in _CPIO_BINARY else L.formats
+
+
 def recognizes(data: bytes) -> bool:
     """libarchive's detection: does a filter or one of FORMATS claim these bytes (or this head)?"""
     L = lib()
-    a = L.new_reader(L.formats)
+    a = L.new_reader(_formats(L, data))
     try:
         try:
             L.ffi.read_open_memory(a, ctypes.cast(data, ctypes.c_void_p), len(data))
@@ -225,7 +234,7 @@ class Reader:
         self._pending = False                 # the current member may have content left
 
     def __enter__(self) -> "Reader":
-        self._a = self._open(self.L.formats)
+        self._a = self._open(_formats(self.L, self.data))
         if self._a is None:
             self._a = self._open(("raw",))     # a compression around no known archive
             self.stream = True

@@ -5,8 +5,11 @@ iterative). It looks at every file name a part declares (Content-Disposition fil
 Content-Type name, and the other way round, every occurrence, RFC 2231 and RFC 2047 forms
 decoded, cut at a NUL too; names of uuencoded blocks in text), declared content types,
 executable content (DOS/PE `MZ`, ELF), and every member name and the content of archives,
-nested up to a depth: zip with its own walker (milters.archive_walk), tar, 7z, rar, cab, iso
-and gzip/bzip2/xz/zstd streams through libarchive (milters.archive_libarchive). The format
+nested up to a depth: zip with its own walker (milters.archive_walk), tar, 7z, rar, cab, iso,
+ar (.deb), cpio and gzip/bzip2/xz/zstd streams through libarchive (milters.archive_libarchive),
+Outlook's TNEF (winmail.dat) through milters.archive_walk too. A name is banned by its
+extension, a double extension, or a Windows class id at its end (x.pdf.{CLSID}, as
+amavisd-new bans). The format
 is found by content (libarchive's bidders, zip signatures), never by a file name alone;
 member paths (../, control characters) are only matched, and shown with "?" for control
 characters. It sorts what it finds into three
@@ -121,6 +124,11 @@ _SNIFF = 512                    # bytes of a member read to recognise executable
 _SNIFF_ZEROS = 36 * 1024        # ... when those are zeros or a boot sector (an ISO image's start)
 _ISO_ID_AT = 32769              # the first volume descriptor's identifier (ECMA-119 8.1, ECMA-167 2/9.1)
 _ISO_IDS = (b"CD001", b"BEA01", b"NSR02", b"NSR03")
+# A name ending in a class id ("report.pdf.{3050F4D8-98B5-11CF-BB82-00AA00BDCE0B}", the
+# closing brace optional): Windows Explorer hides it and opens the file with that class's
+# handler (an HTML application, a shortcut...), whatever the extension shown before it.
+# amavisd-new's $banned_filename_re bans the same ending.
+_CLSID_END = re.compile(r"\{[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\}?$")
 _RANK = {"accept": 0, "quarantine": 1, "reject": 2, "tempfail": 3}
 
 
@@ -179,6 +187,8 @@ def _clean_name(name: str) -> str:
 def check_name(name: str, rules: BannedRules) -> str | None:
     """Why a file name is banned, or None."""
     clean = _clean_name(name).lower()
+    if _CLSID_END.search(clean):
+        return "Windows class id name"
     parts = [p.strip() for p in clean.split(".")]
     if len(parts) < 2:
         return None
@@ -286,6 +296,9 @@ class _Scan:
         if level > self.rules.archive_depth:
             self.undecidable.append(Finding(label, f"archive nesting deeper than {self.rules.archive_depth}"))
             return
+        if data[:4] == archive_walk.TNEF_SIG:
+            self._tnef(data, label, level)
+            return
         if data[:4] == archive_walk.LOCAL_SIG or zip_named or archive_walk.has_directory_record(data):
             self._zip(data, label, level)
         self._libarchive(data, label, level)
@@ -322,6 +335,18 @@ class _Scan:
         except archive_walk.MemberUnreadable as e:
             if member.listed:
                 self.undecidable.append(Finding(path, str(e)))
+
+    def _tnef(self, data: bytes, label: str, level: int) -> None:
+        """Outlook's winmail.dat: each attachment's names, then its content as an archive member's."""
+        try:
+            for n, attachment in enumerate(archive_walk.tnef_attachments(data, self.budget), 1):
+                if self._names_banned(attachment.names, label):
+                    continue
+                path = f"{label}/{_shown(attachment.names[0]) if attachment.names else f'attachment {n}'}"
+                self._content(path, attachment.names, level,
+                              lambda limit, d=attachment.data: d if limit is None else d[:limit])
+        except archive_walk.TnefUnreadable as e:
+            self.undecidable.append(Finding(label, str(e)))
 
     def _libarchive(self, data: bytes, label: str, level: int) -> None:
         try:
@@ -365,7 +390,8 @@ class _Scan:
             # or UDF image has its volume descriptors at 32 KiB.
             opens = read(_SNIFF_ZEROS)[_ISO_ID_AT:_ISO_ID_AT + 5] in _ISO_IDS
         else:
-            opens = archive_walk.is_zip_signature(head) or archive_libarchive.recognizes(head)
+            opens = (archive_walk.is_zip_signature(head) or head[:4] == archive_walk.TNEF_SIG
+                     or archive_libarchive.recognizes(head))
         if opens or zip_named:
             if level + 1 > self.rules.archive_depth:
                 self.undecidable.append(Finding(path, f"archive nesting deeper than {self.rules.archive_depth}"))

@@ -16,6 +16,7 @@ configured verdict; nothing: accept).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import time
 import zipfile
@@ -38,6 +39,8 @@ ZIPS = corpus("banned", ".zip")
 MESSAGES = corpus("banned", ".eml")
 SETTINGS = Settings().replace(banned_undecidable_action="tempfail", banned_encrypted_action="reject")
 RULES = BannedRules.from_settings(SETTINGS)
+WRAPPED_RULES = dataclasses.replace(RULES, archive_depth=RULES.archive_depth + 1,
+                                    archive_members_max=RULES.archive_members_max + 1)
 MIME_TOKENS = [b"\r\n", b"\r\n\r\n", b"--b1", b"--b1--", b"--o", b"--i", b"boundary=", b"name=", b"filename*=",
                b"filename*0*=utf-8''", b"%2E", b"=?utf-8?b?", b"?=", b".exe", b".js", b"base64", b"quoted-printable",
                b"Content-Type: message/rfc822\r\n\r\n", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
@@ -103,10 +106,10 @@ def stored_zip(name: str, data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def timed_scan(raw: bytes) -> BannedScanResult:
+def timed_scan(raw: bytes, rules: BannedRules = RULES) -> BannedScanResult:
     start = time.process_time()
-    result = scan(raw, RULES)
-    assert time.process_time() - start < RULES.scan_time_max
+    result = scan(raw, rules)
+    assert time.process_time() - start < rules.scan_time_max
     assert all(isinstance(f, Finding) and f.name and f.why
                for f in result.banned + result.encrypted + result.undecidable)
     return result
@@ -118,7 +121,13 @@ def _under(prefix: str, findings) -> tuple[Finding, ...]:
 
 def check_zip(data: bytes) -> None:
     alone = timed_scan(attach("a.zip", data))
-    wrapped = timed_scan(attach("o.zip", stored_zip("a.zip", data)))
+    # the outer zip is one more level and one more member: the limits grow by as much, so a
+    # nesting that reaches the depth limit alone reaches it at the same archive wrapped
+    wrapped = timed_scan(attach("o.zip", stored_zip("a.zip", data)), WRAPPED_RULES)
+    deeper = f"archive nesting deeper than {WRAPPED_RULES.archive_depth}"
+    wrapped = BannedScanResult(*(tuple(Finding(f.name, f"archive nesting deeper than {RULES.archive_depth}")
+                                       if f.why == deeper else f for f in pile)
+                                 for pile in (wrapped.banned, wrapped.encrypted, wrapped.undecidable)))
     assert wrapped == BannedScanResult(_under("o.zip", alone.banned), _under("o.zip", alone.encrypted),
                                  _under("o.zip", alone.undecidable)), (alone, wrapped)
 
@@ -176,6 +185,17 @@ def test_mutated_zips_nested_or_not(data):
                      st.builds(lambda z, n: attach(n, z), zips, st.sampled_from(["a.zip", "a.bin", "a.jar", "x"]))))
 def test_mutated_messages_through_the_stage(raw):
     check_message(raw)
+
+
+def test_regression_nesting_at_the_depth_limit_is_the_same_wrapped():
+    """Found by atheris: zips nested exactly to the depth limit, alone and inside one more zip
+    (the property's wrapped scan gets one more level of limit, as the outer zip is one)."""
+    data = stored_zip("x.exe", b"MZ")
+    for _ in range(RULES.archive_depth - 1):
+        data = stored_zip("inner.zip", data)
+    check_zip(data)
+    assert any(f.why for f in timed_scan(attach("a.zip", data)).banned)
+    check_zip(stored_zip("inner.zip", data))        # one past the limit: undecidable both ways
 
 
 def test_regression_rfc2231_section_number_of_5000_digits():
