@@ -35,6 +35,7 @@ from email import errors as email_errors
 from email import policy as email_policy
 from typing import Any
 
+from owlery.dns import a_label
 from owlery.reply import Reply
 from owlery.settings import Bool, Float, Str, int_range, setting
 
@@ -131,6 +132,17 @@ def _parse_from(text: str) -> str:
         domain = domain[:-1]
     if not domain:
         raise BadFrom("From address has no domain (RFC 7489 section 6.6.1)")
+    # An internationalised domain (an SMTPUTF8 message) as its A-label: the name its policy is
+    # published under and the form SPF and DKIM report theirs in, so alignment compares like
+    # with like (RFC 8616 sections 4-6). IDNA2008 first; a name only IDNA 2003 takes (symbols,
+    # registered before 2008) as dnspython would look it up; neither: no domain name.
+    alabel = a_label(domain)
+    if alabel is None:
+        try:
+            alabel = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise BadFrom("From address domain is not a domain name (RFC 7489 section 6.6.1)") from None
+    domain = alabel
     labels = domain.split(".")
     if (domain.startswith("[") or len(domain) > 253
             or not all(_LABEL.fullmatch(label) and len(label) <= 63 for label in labels)):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from owlery.dns import RESULTS, dnspython_lookup, evaluate, header_address
+from owlery.dns import RESULTS, a_label, dnspython_lookup, evaluate, header_address
 from owlery.settings import Duration, Float, choice, setting
 
 from milters.effects import StageReport
@@ -84,8 +84,9 @@ class SpfStage(Stage):
             result = self._from_header(message, report)
         else:
             result = self._check(message)
+        # the domain checked, as its A-label (owlery.dns checks a U-label as one, RFC 8616 4)
         domain = _domain(sender)
-        report.data["spf"] = (result, domain)
+        report.data["spf"] = (result, a_label(domain) or domain)
         report.auth_result("spf", result, smtp_mailfrom=sender)
         if result == "fail":
             report.symbol("SPF_FAIL", self.settings.milter_spf_fail_score, domain)
