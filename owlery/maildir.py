@@ -194,23 +194,43 @@ def decode_mutf7(text: str) -> str:
 NAME_MAX = 255    # bytes in one file name (ext4, XFS, btrfs, tmpfs)
 
 
+def mailbox_levels(mailbox: str) -> list[str]:
+    """The hierarchy levels of a mailbox name: '.' and '/' both separate them, and a first level
+    that is INBOX in any case is spelt "INBOX" (RFC 3501 5.1: INBOX is case-insensitive, also as
+    a parent; Dovecot stores "inbox.sub" as `.INBOX.sub` and lists it as INBOX.sub)."""
+    parts = re.split(r"[./]", mailbox)
+    if parts[0].upper() == "INBOX":
+        parts[0] = "INBOX"
+    return parts
+
+
+def canonical_mailbox(mailbox: str) -> str:
+    """The one IMAP name (UTF-8, '.' between levels) a mailbox is stored and listed under:
+    "Work/Projects" and "work.Projects" differ, "Work/Projects" and "Work.Projects" do not,
+    "inbox.sub" is "INBOX.sub"."""
+    return "INBOX" if mailbox.upper() == "INBOX" else ".".join(mailbox_levels(mailbox))
+
+
 def folder_dirname(mailbox: str) -> str | None:
     """The Maildir++ directory name for an IMAP mailbox name (UTF-8), None for INBOX.
 
     '.' and '/' both separate hierarchy levels ("Work/Projects" and "Work.Projects" are
-    the same folder `.Work.Projects`). Refused (MaildirError, permanent): empty levels,
-    levels starting with '~' or being '..', control characters, overlong names: the whole
+    the same folder `.Work.Projects`; Dovecot's Maildir++ cannot hold a '/' and refuses it), and
+    INBOX as the first level is uppercase (`.INBOX.sub`, as Dovecot makes it). Refused
+    (MaildirError, permanent): empty levels, a name starting with '~' (Dovecot's rule; a '~'
+    further in, as in "a.~b", is a plain character in the one directory name `.a.~b`),
+    control characters (DEL too: RFC 6855 3), overlong names: the whole
     name is one directory (Maildir++), so its encoded form must fit the file system's 255-byte
     name limit; a longer one would fail at mkdir (ENAMETOOLONG), not by rule. Dovecot refuses
     a level over 255 characters the same way ("Mailbox name too long").
     """
     if mailbox.upper() == "INBOX":
         return None
-    if not mailbox or len(mailbox.encode("utf-8")) > 512:
+    if not mailbox or len(mailbox.encode("utf-8")) > 512 or mailbox.startswith("~"):
         raise MaildirError(f"bad mailbox name {mailbox!r}", temporary=False)
-    parts = re.split(r"[./]", mailbox)
+    parts = mailbox_levels(mailbox)
     for part in parts:
-        if not part or part.startswith("~") or any(ord(c) < 0x20 or ord(c) == 0x7f for c in part):
+        if not part or any(ord(c) < 0x20 or ord(c) == 0x7f for c in part):
             raise MaildirError(f"bad mailbox name {mailbox!r}", temporary=False)
     dirname = "." + ".".join(encode_mutf7(p) for p in parts)
     if len(dirname.encode("utf-8")) > NAME_MAX:
@@ -1062,7 +1082,7 @@ class Maildir:
         """`text` with the folder added, None when it is already there."""
         lines = text.splitlines()
         v2 = bool(lines) and lines[0].startswith("V\t")
-        normalised = ".".join(re.split(r"[./]", mailbox))
+        normalised = canonical_mailbox(mailbox)
         entry = normalised.replace(".", "\t") if v2 else ".".join(
             encode_mutf7(p) for p in normalised.split("."))
         if entry in lines[2 if v2 else 0:]:

@@ -37,7 +37,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "banned": ("milters.stages.banned",),
     "content": ("owlery.content_policy",),
     # sieve engine
-    "sieve": ("sieve.limits", "sieve.extensions.spamtest"),
+    "sieve": ("sieve.limits", "sieve.extensions.spamtest", "sieve.extprograms"),
     # sieve delivery
     "lmtpd": ("sieve.delivery.lmtpd_settings", "owlery.metrics"),
     "maildir": ("owlery.maildir",),

@@ -141,10 +141,13 @@ def cmd_testsuite(args: argparse.Namespace) -> int:
 
 def extension_lines(settings=None) -> list[str]:
     """One line per capability a script may require (the registry, hidden ones left out):
-    name, specification, description; "(disabled)" for sieve_extensions_disabled."""
-    from sieve.extensions import REGISTRY
+    name, specification, description; "(disabled)" for sieve_extensions_disabled. Extensions
+    that need a setting to exist (vnd.dovecot.pipe and friends: sieve_*_bin_dir) only with it."""
+    from owlery.settings import Settings
+    from sieve.extensions import REGISTRY, available
     disabled = set(settings.sieve_extensions_disabled) if settings is not None else set()
-    exts = sorted((e for e in REGISTRY.values() if not e.hidden), key=lambda e: e.name)
+    exts = sorted((e for e in REGISTRY.values() if not e.hidden and available(e.name, settings or Settings())),
+                  key=lambda e: e.name)
     width = max(len(e.name) for e in exts)
     rfcw = max(len(e.rfc) for e in exts)
     out = []

@@ -11,7 +11,8 @@ tests/sieve/test_budgets_hostile.py (memory budget, include cache and compile ch
 
 from __future__ import annotations
 
-from owlery.settings import Bool, Size, Str, StrList, Duration, choice, int_range, setting
+from owlery.settings import (Bool, Size, Str, StrList, Duration, SettingType, choice, int_range, list_of, matching,
+                            parse_size, setting)
 
 SIEVE_MAX_SCRIPT_SIZE = setting(
     "sieve_max_script_size", Size, "1M",
@@ -66,9 +67,22 @@ SIEVE_MAX_VARIABLE_SIZE = setting(
 SIEVE_MAX_VARIABLE_NAME = setting(
     "sieve_max_variable_name", int_range(1, None), 64,
     "Longest variable name.")
+# Pigeonhole's EXT_EDITHEADER_MINIMUM_MAX_HEADER_SIZE: 2.4 refuses a smaller
+# sieve_editheader_max_header_size as a configuration error (0.5 ignored it with a warning)
+MIN_HEADER_SIZE = 1024
+
+
+def _parse_header_size(v) -> int:
+    n = parse_size(v)
+    if n < MIN_HEADER_SIZE:
+        raise ValueError(f"less than the minimum of {MIN_HEADER_SIZE} bytes, got {n}")
+    return n
+
+
 SIEVE_MAX_HEADER_SIZE = setting(
-    "sieve_max_header_size", Size, "2k",
-    "Largest header field addheader may add (editheader extension).", unit="bytes")
+    "sieve_max_header_size", SettingType("size", _parse_header_size), "2k",
+    "Largest header field value addheader may add (editheader extension); at least 1k, a smaller "
+    "value is a configuration error (as Pigeonhole's sieve_editheader_max_header_size).", unit="bytes")
 SIEVE_MAX_NOTIFICATIONS = setting(
     "sieve_max_notifications", int_range(0, None), 16,
     "Most notify actions one run may add (enotify extension).")
@@ -113,34 +127,95 @@ SIEVE_POSTMASTER_ADDRESS = setting(
     "From address of messages the engine generates (reject MDNs, notifications).")
 SIEVE_USER_EMAIL = setting(
     "sieve_user_email", Str, None,
-    "The user's own address when the envelope recipient is not it (vacation, notify).")
+    "The user's own address when the envelope recipient is not it (vacation, notify, and "
+    "sieve_redirect_envelope_from = \"user_email\").")
 SIEVE_NOTIFY_ENVELOPE_FROM = setting(
     "sieve_notify_envelope_from", choice("default", "sender", "recipient", "orig_recipient",
                                          "user_email", "postmaster"), "default",
     "MAIL FROM of enotify mailto notifications: 'default' = <> when the notified message came "
     "from <>, else the notify :from address, else sieve_postmaster_address; or the original "
     "sender, recipient, original recipient, sieve_user_email, or the postmaster.")
+_ADDRESS_SOURCES = ("sender", "recipient", "orig_recipient", "user_email", "postmaster")
+
+
+def _parse_address_source(v) -> str:
+    """Pigeonhole's address source: a keyword (any case; "default" is "sender"), or an explicit
+    SMTP path in angle brackets ("<>" is the null sender), checked here so a bad one is refused
+    when the file is read."""
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {v!r}")
+    s = v.strip()
+    word = s.lower()
+    if word == "default":
+        return "sender"
+    if word in _ADDRESS_SOURCES:
+        return word
+    if s.startswith("<") and s.endswith(">"):
+        from sieve.address import AddressError, parse_path
+
+        try:
+            parse_path(s)
+        except AddressError as e:
+            raise ValueError(f"invalid address {s!r}: {e}") from None
+        return s
+    raise ValueError(f"expected one of {', '.join(_ADDRESS_SOURCES)} or an <address>, got {v!r}")
+
+
+SIEVE_REDIRECT_ENVELOPE_FROM = setting(
+    "sieve_redirect_envelope_from",
+    SettingType("one of " + "|".join(_ADDRESS_SOURCES) + "|<address>", _parse_address_source),
+    "sender",
+    "MAIL FROM of redirected messages (Pigeonhole's setting of the same name): the original "
+    "sender, the (final) recipient, the original recipient (ORCPT), sieve_user_email (the recipient "
+    "when unset), sieve_postmaster_address, or an explicit \"<address>\". A message from the null "
+    "sender <> is always redirected from <> (RFC 5228 4.2). Only the original sender is rewritten "
+    "by SRS (redirect_srs_domain).")
+
+
+def _parse_report_from(v) -> str:
+    """sieve_report_from: an address source as sieve_redirect_envelope_from's, except that
+    "default" is the postmaster (Pigeonhole's report falls back to postmaster_address)."""
+    if isinstance(v, str) and v.strip().lower() == "default":
+        return "postmaster"
+    return _parse_address_source(v)
+
+
+SIEVE_REPORT_FROM = setting(
+    "sieve_report_from",
+    SettingType("one of " + "|".join(_ADDRESS_SOURCES) + "|<address>", _parse_report_from),
+    "postmaster",
+    "From field of vnd.dovecot.report abuse reports (Pigeonhole's setting of the same name): "
+    "sieve_postmaster_address, the original sender, the (final) recipient, the original recipient "
+    "(ORCPT), sieve_user_email (the recipient when unset), or an explicit \"<address>\". A source "
+    "that gives no address (the null sender) falls back to the postmaster. Reports are always "
+    "sent from the null sender <>.")
 SIEVE_EXTENSIONS_DISABLED = setting(
-    "sieve_extensions_disabled", StrList, [],
-    "Extensions scripts may not require, e.g. [\"vacation\", \"enotify\"].")
+    "sieve_extensions_disabled", StrList, ["vnd.dovecot.report"],
+    "Extensions scripts may not require, e.g. [\"vacation\", \"enotify\"]. By default only "
+    "vnd.dovecot.report is off, as in Pigeonhole (its sieve_extensions does not enable it): a report "
+    "mails a copy of the message to any address the script names, beyond sieve_max_redirects. A list "
+    "you set replaces the default: name vnd.dovecot.report in it to keep reports off, [] allows them.")
 SIEVE_VACATION_MIN_PERIOD = setting(
     "sieve_vacation_min_period", Duration, "1d",
     "Shortest vacation :days/:seconds period a script may ask for (RFC 5230/6131).", unit="s")
 SIEVE_VACATION_MAX_PERIOD = setting(
     "sieve_vacation_max_period", Duration, "90d",
-    "Longest vacation period a script may ask for.", unit="s")
+    "Longest vacation period a script may ask for; 0 means no upper limit (as Pigeonhole, whose "
+    "default is 0: Owlery bounds it so tracking entries expire).", unit="s")
 SIEVE_VACATION_DEFAULT_PERIOD = setting(
     "sieve_vacation_default_period", Duration, "7d",
-    "Vacation period when the script gives none.", unit="s")
+    "Vacation period when the script gives none. With a maximum set (not 0), "
+    "sieve_vacation_min_period <= this <= sieve_vacation_max_period must hold: otherwise all three "
+    "periods fall back to their defaults, with a warning (as Pigeonhole 0.5).", unit="s")
 SIEVE_VACATION_DEFAULT_SUBJECT = setting(
     "sieve_vacation_default_subject", Str, None,
-    "Subject of a vacation reply whose script gives no :subject (Pigeonhole's "
-    "sieve_vacation_default_subject). Unset: sieve_vacation_subject_template.")
+    "Subject of a vacation reply without :subject to a message without a Subject field "
+    "(Pigeonhole's sieve_vacation_default_subject). Unset: \"Automated reply\".")
 SIEVE_VACATION_SUBJECT_TEMPLATE = setting(
     "sieve_vacation_subject_template", Str, "Auto: %$",
-    "Subject of a vacation reply without :subject when no default subject is set: %$ is the "
-    "answered message's subject, %% a percent sign (Pigeonhole's "
-    "sieve_vacation_default_subject_template). A message without a subject gets \"Automated reply\".")
+    "Subject of a vacation reply without :subject to a message with a Subject field: %$ (or "
+    "%{subject}) is the answered message's subject, %% a percent sign (Pigeonhole's "
+    "sieve_vacation_default_subject_template). A message without one gets sieve_vacation_default_subject.")
 SIEVE_VACATION_USE_ORIGINAL_RECIPIENT = setting(
     "sieve_vacation_use_original_recipient", Bool, False,
     "Count the original recipient (ORCPT, before aliasing) as one of the user's addresses when "
@@ -149,6 +224,32 @@ SIEVE_VACATION_CHECK_RECIPIENT = setting(
     "sieve_vacation_check_recipient", Bool, True,
     "Reply only when one of the user's addresses is in To/Cc/Bcc (RFC 5230 4.5); off replies to "
     "any message that passes the other checks (for aliases the engine cannot know).")
+SIEVE_VACATION_TO_HEADER_IGNORE_ENVELOPE = setting(
+    "sieve_vacation_to_header_ignore_envelope", Bool, False,
+    "The To field of a vacation reply: off names the envelope sender the reply goes to; on takes "
+    "the first address of the answered message's Sender, else Resent-From, else From field, "
+    "whatever the envelope sender (for SRS-rewritten senders; the reply still goes to the envelope "
+    "sender). Pigeonhole's setting of the same name.")
+# a field name (RFC 5322 3.6.8), kept as written; compared without regard to case
+_HEADER_NAMES = list_of(matching(r"[!-9;-~]+", "a header field name"), name="list of header field names")
+SIEVE_EDITHEADER_FORBID_ADD = setting(
+    "sieve_editheader_forbid_add", _HEADER_NAMES, ["Received", "Auto-Submitted", "Delivered-To"],
+    "Header fields addheader may not add (silently ignored, RFC 5293 6; Pigeonhole's "
+    "sieve_editheader_forbid_add and sieve_editheader_header/<name>/forbid_add). Subject can "
+    "always be added (RFC 5293 6); X-Sieve-Redirected-From, the redirect loop field, never. "
+    "Pigeonhole's default is empty; Owlery's keeps scripts from forging the trace and loop fields "
+    "that hop counting, RFC 3834 and the MTA's loop check read ([] gives Pigeonhole's policy).")
+SIEVE_EDITHEADER_FORBID_DELETE = setting(
+    "sieve_editheader_forbid_delete", _HEADER_NAMES, ["Delivered-To"],
+    "Header fields deleteheader may not delete (silently ignored; Pigeonhole's "
+    "sieve_editheader_forbid_delete and sieve_editheader_header/<name>/forbid_delete). Subject can "
+    "always be deleted; Received (RFC 5293 6), Auto-Submitted (RFC 3834 loops) and "
+    "X-Sieve-Redirected-From never. Pigeonhole's default is empty; Owlery's keeps the MTA's "
+    "Delivered-To loop check working on redirected copies ([] gives Pigeonhole's policy).")
+SIEVE_EDITHEADER_PROTECTED = setting(
+    "sieve_editheader_protected", _HEADER_NAMES, [],
+    "Header fields addheader may not add and deleteheader may not delete: both lists above at "
+    "once (Pigeonhole 2.3's sieve_editheader_protected), with the same fixed exceptions.")
 SIEVE_DUPLICATE_DEFAULT_PERIOD = setting(
     "sieve_duplicate_default_period", Duration, "12h",
     "How long duplicate remembers an id when the script gives no :seconds.", unit="s")

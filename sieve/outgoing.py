@@ -1,5 +1,6 @@
 """Messages the engine composes: vacation replies (RFC 5230/3834), rejection MDNs
-(RFC 5429) and mailto notifications (RFC 5436), as ready bytes for the delivery to send.
+(RFC 5429), mailto notifications (RFC 5436) and abuse reports (RFC 5965, vnd.dovecot.report),
+as ready bytes for the delivery to send.
 
 Every header value is made safe here, whatever its source (the script, a variable, the
 message being answered): RFC 2047 encoded words are decoded once, undecodable bytes become
@@ -11,8 +12,8 @@ characters, raises HeaderError and the caller refuses it (runtime error) or skip
 action. In-Reply-To and References carry only well-formed message ids.
 
 Pure functions of the run state. Talks to: sieve.message (RFC 2047 decoding),
-sieve.address. Tests: tests/sieve/test_generated_mail_safety.py; conformance vacation/,
-reject/, enotify/.
+sieve.address. Tests: tests/sieve/test_generated_mail_safety.py,
+tests/sieve/test_report_extension.py; conformance vacation/, reject/, enotify/, vnd.dovecot/report/.
 """
 
 from __future__ import annotations
@@ -407,17 +408,19 @@ def vacation_reply(
     mime: bool,
     in_reply_to: str | None,
     references: str | None,
+    to_field: str | None = None,
 ) -> bytes:
     """The auto-reply. `to` is the addr-spec it goes to, `from_addr` one mailbox
     (HeaderError otherwise), `subject` text (cleaned here again); `in_reply_to` and
     `references` are the answered message's raw Message-ID and References values: only
-    well-formed ids are copied."""
+    well-formed ids are copied. `to_field`: the addr-spec the To field names when it is not
+    `to` (sieve_vacation_to_header_ignore_envelope)."""
     lines = [
         "X-Sieve: Owlery Sieve",
         f"Message-ID: {_msgid(rt, 'vacation')}",
         f"Date: {_date(rt)}",
         address_field("From", [single_mailbox(from_addr)]),
-        address_field("To", [("", _checked_spec(to))]),
+        address_field("To", [("", _checked_spec(to_field or to))]),
         unstructured("Subject", subject),
         "Auto-Submitted: auto-replied (vacation)",
         "Precedence: bulk",
@@ -561,3 +564,116 @@ def notify_mailto(
     cte, raw = _body(body)
     lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", f"Content-Transfer-Encoding: {cte}"]
     return _join(lines) + b"\r\n" + raw
+
+
+# --- abuse reports (vnd.dovecot.report, RFC 5965) -------------------------------------------
+
+
+def _path_field(name: str, path: str | None) -> str | None:
+    """'Name: <addr>' for an envelope address ("" is the null path <>); None when the
+    address cannot be written (control characters, no domain)."""
+    if path is None:
+        return None
+    if path in ("", "<>"):
+        return f"{name}: <>"
+    try:
+        return f"{name}: <{_from_path(path)}>"
+    except HeaderError:
+        return None
+
+
+def _crlf_bytes(data: bytes) -> bytes:
+    return re.sub(rb"\r?\n|\r", b"\r\n", data)
+
+
+def abuse_report(
+    rt,
+    *,
+    feedback_type: str,
+    text: str,
+    to: str,
+    from_mailbox: tuple[str, str],
+    headers_only: bool,
+    original: bytes,
+    user: str | None,
+) -> bytes:
+    """An RFC 5965 feedback report about `original` (the message as received): a
+    multipart/report (report-type=feedback-report) of the user's `text`, the
+    message/feedback-report fields (Version, Feedback-Type, User-Agent, Original-Mail-From,
+    Original-Rcpt-To, and Pigeonhole's Dovecot-Reporting-User naming `user`), and the message
+    (message/rfc822) or its header (text/rfc822-headers, `headers_only`). `to` is the
+    addr-spec it goes to, `from_mailbox` the (display, addr-spec) of its From field,
+    `feedback_type` a checked MIME token. Written as Pigeonhole's report command writes it."""
+    from owlery import __version__
+
+    env = rt.envelope
+    subj = (rt.msg.header_values("subject") or [None])[0]
+    subject = "Report: " + (subj if subj is not None else "(message without subject)")
+    original = _crlf_bytes(original)
+    if headers_only:
+        cut = original.find(b"\r\n\r\n")
+        original = original if cut < 0 else original[: cut + 4]
+        if cut < 0 and not original.endswith(b"\r\n"):
+            original += b"\r\n"
+    seed = f"{rt.now.isoformat()}\0{env.rcpt_to}\0{to}\0{feedback_type}"
+    boundary = hashlib.sha256(seed.encode("utf-8", "replace")).hexdigest()[:24] + "/report"
+    text_bytes = _crlf(_no_surrogates(text)).encode("utf-8")
+    while boundary.encode() in original or boundary.encode() in text_bytes:
+        boundary = hashlib.sha256(boundary.encode()).hexdigest()[:24] + "/report"
+    lines = [
+        "X-Sieve: Owlery Sieve",
+        f"Message-ID: {_msgid(rt, 'report')}",
+        f"Date: {_date(rt)}",
+        address_field("From", [from_mailbox]),
+        address_field("To", [("", _checked_spec(to))]),
+        unstructured("Subject", header_text(subject, decode=False, limit=MAX_SUBJECT)),
+        "Auto-Submitted: auto-generated (report)",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/report; report-type=feedback-report;",
+        f'\tboundary="{boundary}"',
+    ]
+    cte, body = _body(text + "\n")
+    ascii_text = all(b < 0x80 for b in text_bytes)
+    ctype = "text/plain; charset=us-ascii" if ascii_text else "text/plain; charset=utf-8"
+    if cte == "8bit" and ascii_text:
+        cte = "7bit"
+    fields = ["Version: 1", f"Feedback-Type: {feedback_type}", f"User-Agent: Owlery/{__version__}"]
+    fields += [
+        f
+        for f in (
+            _path_field("Original-Mail-From", env.mail_from or ""),
+            _path_field("Original-Rcpt-To", env.orig_rcpt or env.rcpt_to or None),
+            _path_field("Dovecot-Reporting-User", user),
+        )
+        if f
+    ]
+    # RFC 2045 6.1: 7bit (the default) is 7-bit data only; an 8-bit original is labelled
+    third = [
+        "Content-Type: " + ("text/rfc822-headers" if headers_only else "message/rfc822"),
+        "Content-Disposition: attachment",
+    ]
+    if any(b >= 0x80 for b in original):
+        third.append("Content-Transfer-Encoding: 8bit")
+    out = (
+        _join(lines)
+        + b"\r\nThis is a MIME-encapsulated message\r\n\r\n"
+        + _join(
+            [
+                f"--{boundary}",
+                f"Content-Type: {ctype}",
+                f"Content-Transfer-Encoding: {cte}",
+                "Content-Disposition: inline",
+            ]
+        )
+        + b"\r\n"
+        + body
+        + b"\r\n"
+        + _join([f"--{boundary}", "Content-Type: message/feedback-report", ""] + fields)
+        + b"\r\n"
+        + _join([f"--{boundary}"] + third)
+        + b"\r\n"
+        + original
+        + (b"" if headers_only else b"\r\n")
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return out

@@ -20,6 +20,15 @@ from sieve.errors import SieveResourceLimit, SieveRuntimeError
 from sieve.message import FullMessage
 
 
+def _same_address(a: str, b: str) -> bool:
+    """Whether two redirects go to one address (RFC 5228 2.10.3: a duplicate is ignored): the
+    domain compared without case, the local part with it (RFC 5321 2.4: a local part MUST be
+    treated as case-sensitive), as Pigeonhole compares them."""
+    la, _, da = a.rpartition("@")
+    lb, _, db = b.rpartition("@")
+    return la == lb and da.lower() == db.lower()
+
+
 def _norm_mailbox(name: str) -> str:
     # INBOX is case-insensitive (RFC 3501); other names compare exactly.
     return "INBOX" + name[5:] if name[:5].upper() == "INBOX" and (len(name) == 5 or name[5] == ".") else name
@@ -115,7 +124,7 @@ class ResultBuilder:
         if isinstance(action, Redirect):
             self._conflict_reject(action)
             for a in self.actions:
-                if isinstance(a, Redirect) and a.address.lower() == action.address.lower():
+                if isinstance(a, Redirect) and _same_address(a.address, action.address):
                     if cancels_keep:
                         self.implicit_keep = False
                     return

@@ -26,18 +26,14 @@ from sieve.interpreter import ReturnScript, Runtime, StopScript, run_toplevel
 from sieve.message import FullMessage, Message
 from sieve.result import ResultBuilder
 
-TESTSUITE_EXT = ("vnd.dovecot.testsuite",)
+# Pigeonhole's testsuite loads the extprograms plugin with its extensions enabled: the corpus
+# requires them before test_config_set gives them their directories
+TESTSUITE_EXT = ("vnd.dovecot.testsuite", "vnd.dovecot.pipe", "vnd.dovecot.filter", "vnd.dovecot.execute")
 
 DEFAULT_MESSAGE = b"From: sender@example.com\r\nTo: recipient@example.org\r\nSubject: Frop!\r\n\r\nFriep!\r\n"
 
-# Extensions only Dovecot has (external programs): files needing them are skipped.
-DOVECOT_ONLY = {
-    "vnd.dovecot.pipe": "vnd.dovecot.pipe runs external programs (Dovecot extprograms plugin)",
-    "vnd.dovecot.filter": "vnd.dovecot.filter runs external programs (Dovecot extprograms plugin)",
-    "vnd.dovecot.execute": "vnd.dovecot.execute runs external programs (Dovecot extprograms plugin)",
-    "vnd.dovecot.debug": "vnd.dovecot.debug writes to Dovecot's log",
-    "vnd.dovecot.report": "vnd.dovecot.report (Dovecot-specific abuse reports)",
-}
+# Extensions only Dovecot has: files needing them are skipped.
+DOVECOT_ONLY: dict[str, str] = {}
 
 
 class SkipBlock(SieveError):
@@ -180,7 +176,32 @@ CONFIG_MAP = {
     "sieve_virustest_max_value": "sieve_virustest_max_value",
     "sieve_max_actions": "sieve_max_actions",
     "sieve_max_redirects": "sieve_max_redirects",
+    # extprograms (sieve/extprograms.py): the same names
+    **{
+        f"sieve_{k}_{s}": f"sieve_{k}_{s}"
+        for k in ("pipe", "filter", "execute")
+        for s in ("bin_dir", "exec_timeout", "input_eol")
+    },
+    "sieve_redirect_envelope_from": "sieve_redirect_envelope_from",
+    "sieve_report_from": "sieve_report_from",
+    "sieve_vacation_to_header_ignore_envelope": "sieve_vacation_to_header_ignore_envelope",
+    # a boolean in Pigeonhole, a choice in Owlery (see _VALUE_MAPS)
+    "sieve_vacation_send_from_recipient": "vacation_envelope_from",
+    # Pigeonhole 2.3 space-separated lists (2.4: sieve_editheader_header/<name>/..., _EDITHEADER_PREFIX)
+    "sieve_editheader_protected": "sieve_editheader_protected",
+    "sieve_editheader_forbid_add": "sieve_editheader_forbid_add",
+    "sieve_editheader_forbid_delete": "sieve_editheader_forbid_delete",
 }
+# Dovecot values that Owlery spells differently
+_VALUE_MAPS = {
+    "sieve_vacation_send_from_recipient": lambda v: "recipient" if _dovecot_bool(v) else "null",
+    "sieve_editheader_protected": str.split,
+    "sieve_editheader_forbid_add": str.split,
+    "sieve_editheader_forbid_delete": str.split,
+}
+# Pigeonhole 2.4's per-header editheader filters: sieve_editheader_header/<name>/forbid_add
+# (or .../sieve_editheader_header_forbid_add) = yes|no, likewise forbid_delete; .../name renames
+_EDITHEADER_PREFIX = "sieve_editheader_header/"
 _LIST_KEYS = {
     "sieve_spamtest_text_value/": "sieve_spamtest_text_values",
     "sieve_virustest_text_value/": "sieve_virustest_text_values",
@@ -191,19 +212,21 @@ _DURATION_SETTINGS = {
     "sieve_vacation_default_period",
     "sieve_duplicate_default_period",
     "sieve_duplicate_max_period",
+    "sieve_pipe_exec_timeout",
+    "sieve_filter_exec_timeout",
+    "sieve_execute_exec_timeout",
 }
-_BOOL_SETTINGS = {"sieve_vacation_use_original_recipient", "sieve_vacation_check_recipient"}
+_BOOL_SETTINGS = {
+    "sieve_vacation_use_original_recipient",
+    "sieve_vacation_check_recipient",
+    "sieve_vacation_to_header_ignore_envelope",
+}
 # Dovecot keys whose boolean value means the opposite of their Owlery counterpart's
 _INVERTED = {"sieve_vacation_dont_check_recipient"}
 # Extensions Pigeonhole has and Owlery does not: `test_config_reload :extension` accepts them
 # (their settings have no counterpart; a file setting one skips). Any other unknown name makes
 # Pigeonhole's reload fail, which aborts the file.
 _PIGEONHOLE_ONLY_EXTENSIONS = {
-    "vnd.dovecot.pipe",
-    "vnd.dovecot.filter",
-    "vnd.dovecot.execute",
-    "vnd.dovecot.debug",
-    "vnd.dovecot.report",
     "imapflags",
     "notify",
 }
@@ -258,11 +281,33 @@ class SuiteHost(BaseHost):
             return None
         return value == "" or value in members or value.lower() in members
 
+    def run_program(self, req):
+        """extprograms: run the program for real, as this user with USER and HOME (as root: as
+        nobody, since sieve.extprograms never runs a program as root)."""
+        from sieve import extprograms
+
+        uid = gid = None
+        home = os.path.expanduser("~")
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pw = pwd.getpwnam("nobody")
+                uid, gid, home = pw.pw_uid, pw.pw_gid, pw.pw_dir
+            except KeyError:
+                pass
+        req = extprograms.with_identity(req, user=self.suite.user, home=home, uid=uid, gid=gid)
+        return extprograms.run_program(req)
+
 
 def _default_settings() -> Settings:
-    # Pigeonhole's testsuite policy: 32 actions, 4 redirects; postmaster@example.com.
+    # Pigeonhole's testsuite policy: 32 actions, 4 redirects; postmaster@example.com; every
+    # extension enabled (vnd.dovecot.report too, which Owlery's default, as Pigeonhole's, leaves off)
     return Settings().replace(
-        sieve_postmaster_address="postmaster@example.com", sieve_vacation_min_period="0", sieve_max_cpu_steps=5_000_000
+        sieve_postmaster_address="postmaster@example.com",
+        sieve_vacation_min_period="0",
+        sieve_max_cpu_steps=5_000_000,
+        sieve_extensions_disabled=[],
     )
 
 
@@ -549,6 +594,7 @@ class Suite:
         actions = result.actions[self.executed :]
         self.executed = len(result.actions)
         failed_store = False
+        pipe_failed = False  # a failed pipe keeps the message (Pigeonhole's failure keep)
         explicit_keep = False
 
         def message_of(a) -> bytes:
@@ -568,19 +614,38 @@ class Suite:
                 elif self.norm_box(a.mailbox) == self.norm_box(self.settings.sieve_default_mailbox):
                     explicit_keep = True
             elif isinstance(a, Redirect):
-                self.outbox.append((rt.envelope.mail_from, a.address, message_of(a)))
+                # the envelope sender the engine chose (sieve_redirect_envelope_from)
+                self.outbox.append((a.envelope_from, a.address, message_of(a)))
+            elif a.name == "pipe":
+                from sieve.extensions.extprograms import pipe_message
+
+                piped, errors = pipe_message(self.settings, a, message_of(a), self.host.run_program)
+                if not piped:
+                    self.errors.extend(errors)
+                    pipe_failed = True
+                    ok &= a.try_
             elif isinstance(a, Reject):
                 if a.mdn:
                     self.outbox.append(("", a.mdn_to, a.mdn))
             elif isinstance(a, Vacation):
-                self.outbox.append(("", a.to, a.reply))
+                # the delivery's choice (vacation_envelope_from: <> or the user's address)
+                from sieve.delivery.vacation import reply_envelope_from
+
+                env_from = reply_envelope_from(
+                    self.settings,
+                    rt.envelope.rcpt_to,
+                    recipient=rt.envelope.rcpt_to,
+                    orig_recipient=rt.envelope.orig_rcpt,
+                    message=msg.raw,
+                )
+                self.outbox.append((env_from, a.to, a.reply))
             elif isinstance(a, Notify):
                 for r in a.recipients:
                     self.outbox.append((a.envelope_from, r, a.message))
             elif isinstance(a, (SendMessage, Report)):
                 for r in getattr(a, "recipients", ()) or (getattr(a, "address", ""),):
                     self.outbox.append((a.envelope_from, r, a.message))
-        if (result.implicit_keep and not explicit_keep or failed_store) and not self.keep_executed:
+        if (result.implicit_keep and not explicit_keep or failed_store or pipe_failed) and not self.keep_executed:
             self.keep_executed = True
             # the fallback keep after a failed action stores the message as received:
             # editheader changes belong to the result that could not be carried out
@@ -778,6 +843,11 @@ class Suite:
             if key in _INVERTED and val is not None:
                 values[CONFIG_MAP[key]] = "no" if _dovecot_bool(val) else "yes"
                 continue
+            if key == "sieve_editheader_header" or key.startswith(_EDITHEADER_PREFIX):
+                continue  # read below, with the 2.3 lists
+            if key in _VALUE_MAPS and val is not None:
+                values[CONFIG_MAP[key]] = _VALUE_MAPS[key](val)
+                continue
             if key in CONFIG_MAP:
                 values[CONFIG_MAP[key]] = val
                 continue
@@ -791,6 +861,7 @@ class Suite:
                     break
             else:
                 raise SkipBlock(f"Dovecot configuration '{key}' has no Owlery counterpart")
+        values.update(self._editheader_filters())
         for target, items in lists.items():
             top = max(items) if items else -1
             lo = 0 if target == "sieve_spamtest_text_values" else 1
@@ -826,6 +897,34 @@ class Suite:
         self.cpu_time_limit = cpu_limit
         for r in {id(x): x for x in (rt, self.main_rt) if x is not None}.values():
             r.environment = self.environment()
+
+    def _editheader_filters(self) -> dict[str, list[str]]:
+        """Pigeonhole 2.4's sieve_editheader_header/<name>/forbid_add|forbid_delete = yes, added
+        to the 2.3 lists sieve_editheader_forbid_add|forbid_delete of the same reload."""
+        out: dict[str, list[str]] = {}
+        names: dict[str, str] = {}
+        flags: dict[tuple[str, str], bool] = {}
+        for key, val in self.pending.items():
+            if not key.startswith(_EDITHEADER_PREFIX) or val is None:
+                continue
+            ident, _, field = key[len(_EDITHEADER_PREFIX) :].rpartition("/")
+            field = field.removeprefix("sieve_editheader_header_")
+            if not ident:
+                raise SkipBlock(f"unsupported configuration key {key}")
+            if field == "name":
+                names[ident] = val
+            elif field in ("forbid_add", "forbid_delete"):
+                flags[(ident, field)] = _dovecot_bool(val)
+            else:
+                raise SkipBlock(f"Dovecot configuration '{key}' has no Owlery counterpart")
+        for (ident, field), on in flags.items():
+            if on:
+                target = "sieve_editheader_" + field
+                if target not in out:
+                    own = self.pending.get(target)
+                    out[target] = own.split() if own is not None else list(getattr(self.base_settings, target))
+                out[target].append(names.get(ident, ident))
+        return out
 
     def _extlists(self) -> dict[str, frozenset[str]]:
         """Dovecot's sieve_extlists_list settings: the names, then per list `name` and a

@@ -44,6 +44,7 @@ class Validator:
         self.seen_non_require = False
         self.enclosing: list[str] = []  # names of the commands whose blocks enclose this point
         self.loop_depth = 0           # how many of those are loops (CommandDef.loop)
+        self.loops: list[Node] = []   # those loops, outermost first (break :name reads them)
         # extensions a test loaded for its block (ihave), not `require`: not held to `requires`
         self.conditional_loads: set[str] = set()
         self.data: dict = {}          # per-script validator state for extensions
@@ -70,7 +71,8 @@ class Validator:
             return False
         if e.hidden and ext not in self.extra:
             return False
-        return True
+        # an extension that needs a setting (extprograms' directories) exists only with it
+        return ext in self.extra or extensions.available(ext, self.settings)
 
     def _load(self, ext: str) -> None:
         if ext in self.required:
@@ -167,6 +169,7 @@ class Validator:
             self.enclosing.append(d.name)
             if d.loop:
                 self.loop_depth += 1
+                self.loops.append(node)
                 if self.loop_depth > self.settings.sieve_max_loop_nesting:
                     self.error(node, f"{d.name} loops nested too deeply "
                                      f"(sieve_max_loop_nesting {self.settings.sieve_max_loop_nesting})")
@@ -176,6 +179,7 @@ class Validator:
                 self.enclosing.pop()
                 if d.loop:
                     self.loop_depth -= 1
+                    self.loops.pop()
 
     def settings_allow_late_require(self) -> bool:
         return False

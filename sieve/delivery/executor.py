@@ -41,8 +41,8 @@ from typing import Any
 from owlery import log as owlery_log
 from owlery import metrics
 from owlery.errors import DirectoryUnavailable, StateUnavailable
-from owlery.maildir import (Maildir, MaildirError, Owner, QuotaExceeded, owner_from_settings, parse_size_from_name,
-                            path_for)
+from owlery.maildir import (Maildir, MaildirError, Owner, QuotaExceeded, canonical_mailbox, owner_from_settings,
+                            parse_size_from_name, path_for)
 from owlery.reply import Reply
 from owlery.settings import Bool, StrList, list_of, matching, setting, table_of
 from sieve.delivery import planner, replies
@@ -103,6 +103,19 @@ def _folder_exists(maildir: Maildir, name: str) -> bool:
         return maildir.folder_exists(name)
     except MaildirError:
         return False      # unsafe or unreadable: not a folder to deliver into
+
+def _one_name_per_folder(plan: Plan) -> None:
+    """Spell each fileinto's folder the one way it is stored (owlery.maildir.canonical_mailbox:
+    '/' as '.', INBOX uppercase as a parent), so the planner stores once into a folder a script
+    names two ways ("Work.Projects" and "Work/Projects": RFC 5228 4.1, one copy per mailbox)."""
+    if not plan.actions:
+        return
+    import dataclasses
+    from sieve import actions as act
+    for i, a in enumerate(plan.actions):
+        if isinstance(a, act.FileInto) and canonical_mailbox(a.mailbox) != a.mailbox:
+            plan.actions[i] = dataclasses.replace(a, mailbox=canonical_mailbox(a.mailbox))
+
 
 EX_OK, EX_NOUSER, EX_SOFTWARE, EX_TEMPFAIL, EX_NOPERM = 0, 67, 70, 75, 77
 
@@ -252,9 +265,29 @@ class DeliveryHost:
     def list_contains(self, list_name: str, value: str) -> bool | None:
         return self.lists.list_contains(list_name, value) if self.lists is not None else None
 
+    def run_program(self, req: Any) -> Any:
+        """vnd.dovecot.filter/execute programs (sieve/extprograms.py): as the mailbox owner."""
+        from sieve import extprograms
+        return extprograms.run_program(as_mailbox_owner(req, self.maildir, self.user))
+
+
+def as_mailbox_owner(req: Any, maildir: Maildir, user: MailUser) -> Any:
+    """An external program's request (sieve.extprograms.Request) to run as the mailbox's owner
+    (when we are root; sieve.extprograms refuses root itself), with USER (the user's address)
+    and HOME (the directory holding the Maildir), as Pigeonhole sets them."""
+    from sieve import extprograms
+    owner = maildir.owner if os.geteuid() == 0 else None
+    if os.geteuid() == 0 and user.uid is not None:
+        owner = Owner(user.uid, user.gid if user.gid is not None else user.uid)
+    return extprograms.with_identity(req, user=user.address, home=os.path.dirname(maildir.root),
+                                     uid=owner.uid if owner else None, gid=owner.gid if owner else None)
+
 
 class DeliveryExecutor:
     """Delivers messages for one process (LMTP server or LDA); thread-safe for concurrent users."""
+
+    # runs vnd.dovecot.pipe programs: None is sieve.extprograms.run_program (tests set a fake)
+    program_runner: Callable[[Any], Any] | None = None
 
     def __init__(self, settings: Any, *, submitter: Any = None, state: Any = None,
                  cache: Any = None, program: str = "delivery",
@@ -578,11 +611,13 @@ class DeliveryExecutor:
                              original_recipient)
         except MaildirError as e:
             return tempfail(recipient, str(e))
+        _one_name_per_folder(plan)
         facts = planner.Facts({name: _folder_exists(maildir, name) for name in planner.folders_to_probe(plan, rules)})
         delivery = planner.Delivery(plan, message, sender, recipient, user.address,
                                     user.quota is not None and not user.quota.unlimited, maildir.root)
         verdict = planner.drive(planner.steps(delivery, rules, facts),
-                                lambda step: self._carry_out(step, delivery, maildir, user, now))
+                                lambda step: self._carry_out(step, delivery, maildir, user, now,
+                                                             original_recipient))
         if isinstance(verdict, planner.Delivered):
             return delivered(recipient, verdict.stored, verdict.detail, verdict.results)
         if isinstance(verdict, planner.OverQuota):
@@ -596,7 +631,7 @@ class DeliveryExecutor:
     # -- carrying out one step (the only place delivery touches the Maildir, MTA and state) --
 
     def _carry_out(self, step: planner.Step, d: planner.Delivery, maildir: Maildir, user: MailUser,
-                   now: float) -> Any:
+                   now: float, original_recipient: str | None = None) -> Any:
         if isinstance(step, planner.StoreStep):
             try:
                 return maildir.deliver(d.message(step.message), step.folder, flags=step.flags, create=step.create,
@@ -620,7 +655,15 @@ class DeliveryExecutor:
             env_from = step.envelope_from if step.envelope_from is not None else d.sender
             return self._redirect(step.address, env_from, d.message(step.message), d.arrived, d.sender,
                                   user.address, now)
+        if isinstance(step, planner.PipeStep):
+            return self._pipe(step, d, maildir, user)
         if isinstance(step, planner.VacationStep):
+            if step.envelope_from:
+                # vacation_envelope_from = recipient: the user's address the sender wrote to
+                from sieve.delivery.vacation import reply_envelope_from
+                step = step._replace(envelope_from=reply_envelope_from(
+                    self.settings, step.envelope_from, recipient=d.recipient,
+                    orig_recipient=original_recipient, message=d.arrived))
             return self._vacation(step, user)
         if isinstance(step, planner.SendStep):
             return self._send(step.what, step.envelope_from, list(step.recipients), step.message)
@@ -641,11 +684,14 @@ class DeliveryExecutor:
                 return "duplicate"
         except StateUnavailable:
             pass
-        try:
-            env_from = redirect_mod.envelope_from(env_from, self.settings)
-        except ValueError as e:
-            log.error("%s: %s", self.program, e)
-            env_from = sender
+        # SRS rewrites only the original sender: an address sieve_redirect_envelope_from chose
+        # instead (the user's, the postmaster's) is this host's own and passes SPF as it is
+        if env_from == sender:
+            try:
+                env_from = redirect_mod.envelope_from(env_from, self.settings)
+            except ValueError as e:
+                log.error("%s: %s", self.program, e)
+                env_from = sender
         try:
             self.submitter.send(env_from, [target], redirect_mod.prepare(message, user_address))
         except SubmissionError as e:
@@ -653,6 +699,20 @@ class DeliveryExecutor:
             return "tempfail" if e.temporary else "failed"
         self._mark_key(user_address, dup_key, self.settings.redirect_duplicate_period, now)
         return "sent"
+
+    def _pipe(self, step: planner.PipeStep, d: planner.Delivery, maildir: Maildir, user: MailUser) -> Any:
+        """Give the message to a vnd.dovecot.pipe program as the mailbox owner: None when piped,
+        else Failed (the planner keeps the message then)."""
+        from sieve import extprograms
+        from sieve.extensions.extprograms import pipe_message
+        run = self.program_runner or extprograms.run_program
+        piped, errors = pipe_message(self.settings, step.action, d.message(step.message),
+                                     lambda req: run(as_mailbox_owner(req, maildir, user)))
+        if piped:
+            log.info("%s: %s: piped to program `%s'", self.program, d.recipient,
+                     extprograms.sanitize(step.action.program, 128))
+            return None
+        return planner.Failed("temporary", "; ".join(errors))
 
     def _vacation(self, step: planner.VacationStep, user: MailUser) -> bool:
         """Send a vacation reply once per tracking period; True when it went out."""

@@ -22,13 +22,17 @@ The rules, in the order the steps come (executor.py's docstring says why this or
 6. stores, each mailbox once (INBOX in any case), flags merged; the first store failing means
    nothing was committed (`Tempfail` / `OverQuota`); a folder that cannot be used falls back
    to the default mailbox once; a later failure only costs that copy (noted);
+5b. pipes (vnd.dovecot.pipe, sieve/extprograms.py): a pipe that fails (with or without :try)
+   becomes a keep into the default mailbox, as Pigeonhole's failure keep, so nothing is lost;
+   :try only makes the log line a warning instead of an error;
 7. vacation (unless sieve/delivery/vacation.py refuses the sender), notifications, messages,
    reports, reject notices, duplicate marks: best effort, never failing the delivery;
 8. `Delivered`, with the log detail and the result labels for the metrics.
 
 Steps carry messages by reference (`FINAL`, `KEEP`, `action N`); `Delivery.message()` resolves
 them. Results sent back: a stored file's path or `Failed` for `StoreStep`; None or `Failed` for
-`CheckQuota`; "sent", "duplicate", "tempfail" or "failed" for `RedirectStep`; True when a
+`CheckQuota`; "sent", "duplicate", "tempfail" or "failed" for `RedirectStep`; None (piped) or
+`Failed` for `PipeStep`; True when a
 `VacationStep` or `SendStep` went out; anything for `Note` and `Mark`.
 Talks to: nothing. Tests: tests/delivery/test_planner.py
 """
@@ -222,6 +226,14 @@ class RedirectStep(Record):
     message: str = FINAL
 
 
+class PipeStep(Record):
+    """Give the message to a vnd.dovecot.pipe program: `action` is the script's Pipe action
+    (sieve.extensions.extprograms.Pipe: program, arguments, :try, environment)."""
+
+    action: Any
+    message: str = FINAL
+
+
 class StoreStep(Record):
     folder: str
     flags: tuple[str, ...] = ()
@@ -270,7 +282,7 @@ class Delivered(Record):
     results: tuple[str, ...]       # stored, folder, redirected, vacation, discarded, rejected
 
 
-Step = Note | CheckQuota | RedirectStep | StoreStep | VacationStep | SendStep | Mark
+Step = Note | CheckQuota | RedirectStep | PipeStep | StoreStep | VacationStep | SendStep | Mark
 Verdict = Tempfail | Refused | OverQuota | Delivered
 
 
@@ -317,6 +329,7 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
     replies: list[act.Action] = []
     marks: list[act.DuplicateMark] = []
     rejects: list[act.Reject] = []
+    pipes: list[tuple[Any, str]] = []
     for i, a in enumerate(plan.actions):
         ref = f"action {i}" if plan.action_messages else FINAL
         if isinstance(a, act.FileInto):
@@ -333,6 +346,8 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
             replies.append(a)
         elif isinstance(a, act.DuplicateMark):
             marks.append(a)
+        elif a.name == "pipe":              # sieve.extensions.extprograms.Pipe
+            pipes.append((a, ref))
     if plan.keep:
         stores.append(StoreStep(default, tuple(plan.keep_flags), True,
                             KEEP if plan.keep_message is not None else FINAL))
@@ -366,6 +381,18 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
                 stores.append(StoreStep(default, (), True, ref))
         else:
             sent.append(r.address)
+
+    # Pipes. A failed one (:try or not) becomes a keep, as Pigeonhole's failure keep.
+    piped: list[str] = []
+    for p, ref in pipes:
+        got = yield PipeStep(p, ref)
+        if isinstance(got, Failed):
+            yield Note("warning" if p.try_ else "error",
+                       f"{d.recipient}: pipe to program `{p.program}' failed ({got.detail}); keeping it")
+            if not any(s.folder == default for s in stores):
+                stores.append(StoreStep(default, (), True, ref))
+        else:
+            piped.append(p.program)
 
     # Stores, each mailbox once (flags merged).
     merged: list[StoreStep] = []
@@ -430,23 +457,26 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
             yield SendStep("reject notice", "", (r.mdn_to,), r.mdn)
     for m in marks:
         yield Mark(m.tracking_key, m.period)
-    return _delivered(d, written, sent, bool(rejects), vacation)
+    return _delivered(d, written, sent, bool(rejects), vacation, piped)
 
 
-def _delivered(d: Delivery, written: list[str], sent: list[str], rejected: bool, vacation: bool) -> Delivered:
+def _delivered(d: Delivery, written: list[str], sent: list[str], rejected: bool, vacation: bool,
+               piped: Sequence[str] = ()) -> Delivered:
     folders = [folder_label(d.maildir_root, p) for p in written]
     detail = []
     if written:
         detail.append("stored=" + ",".join(folders))
     if sent:
         detail.append("redirected=" + ",".join(sent))
-    if not written and not sent:
+    if piped:
+        detail.append("piped=" + ",".join(piped))
+    if not written and not sent and not piped:
         detail.append("discarded" if not rejected else "rejected with notice")
     if d.plan.errors:
         detail.append("sieve-error-keep")
     results = (["stored"] if "INBOX" in folders else []) + (["folder"] if set(folders) - {"INBOX"} else []) \
         + (["redirected"] if sent else []) + (["vacation"] if vacation else []) \
-        + ([] if written or sent else ["discarded" if not rejected else "rejected"])
+        + ([] if written or sent or piped else ["discarded" if not rejected else "rejected"])
     return Delivered(tuple(written), " ".join(detail), tuple(results))
 
 

@@ -54,6 +54,9 @@ _MODULES = (
     "extlists",                # RFC 6134 (lists through the host: Host.list_contains)
     "special_use",             # RFC 8579
     "metadata",                # mboxmetadata, servermetadata (RFC 5490)
+    "extprograms",             # vnd.dovecot.pipe, .filter, .execute (only with their sieve_*_bin_dir)
+    "debug",                   # vnd.dovecot.debug (debug_log)
+    "report",                  # vnd.dovecot.report (RFC 5965 abuse reports)
     "testsuite",               # vnd.dovecot.testsuite (hidden; for the conformance harness)
 )
 
@@ -66,7 +69,14 @@ _MODULE_OF = {
     "ereject": "reject", "vacation-seconds": "vacation", "spamtestplus": "spamtest", "virustest": "spamtest",
     "vnd.dovecot.environment": "environment", "foreverypart": "mime", "extracttext": "mime",
     "mboxmetadata": "metadata", "servermetadata": "metadata", "vnd.dovecot.testsuite": "testsuite",
+    "vnd.dovecot.pipe": "extprograms", "vnd.dovecot.filter": "extprograms", "vnd.dovecot.execute": "extprograms",
+    "vnd.dovecot.debug": "debug",
+    "vnd.dovecot.report": "report",
 }
+# Extensions that exist only when a setting names what they need (Pigeonhole's extprograms
+# plugin is not loaded without its directories): extension name -> that setting.
+_NEEDS_SETTING = {"vnd.dovecot.pipe": "sieve_pipe_bin_dir", "vnd.dovecot.filter": "sieve_filter_bin_dir",
+                  "vnd.dovecot.execute": "sieve_execute_bin_dir"}
 # The match types, address parts and comparators beyond the core's, by module.
 _TABLE_MODULE = {
     "MATCH_TYPES": {"count": "relational", "value": "relational", "regex": "regex"},
@@ -239,9 +249,18 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def available(name: str, settings) -> bool:
+    """Whether extension `name` exists under `settings` (false for the external-program
+    extensions while their sieve_*_bin_dir is unset): `require` fails, ihave is false and the
+    capability list leaves it out. sieve_extensions_disabled is the validator's own check."""
+    need = _NEEDS_SETTING.get(name)
+    return need is None or bool(getattr(settings, need))
+
+
 def capabilities(settings) -> list[str]:
     disabled = set(settings.sieve_extensions_disabled)
-    return sorted(n for n, e in _load_all().REGISTRY.items() if not e.hidden and n not in disabled)
+    return sorted(n for n, e in _load_all().REGISTRY.items()
+                  if not e.hidden and n not in disabled and available(n, settings))
 
 
 def prepare_string(v, s) -> None:

@@ -71,7 +71,42 @@ def _run_redirect(rt, node):
     if addr is None:
         raise SieveRuntimeError(f"specified redirect address '{raw}' is invalid")
     # :copy (copy extension) comes from the extension's action hook
-    rt.act(node, Redirect(address=addr, envelope_from=rt.envelope.mail_from, line=node.line))
+    rt.act(node, Redirect(address=addr, envelope_from=redirect_envelope_from(rt), line=node.line))
+
+
+def redirect_envelope_from(rt) -> str:
+    """MAIL FROM of a redirected copy (setting sieve_redirect_envelope_from, Pigeonhole's address
+    source): a message from the null sender is redirected from the null sender whatever the
+    setting (RFC 5228 4.2: no loop of bounces); else the original sender, the recipient, the
+    original recipient, sieve_user_email (the recipient when unset), the postmaster, or the
+    explicit address (kept as written: Pigeonhole lower-cases it, but a local part is
+    case-sensitive, RFC 5321 2.4)."""
+    env = rt.envelope
+    if not env.mail_from:
+        return ""
+    source = rt.settings.sieve_redirect_envelope_from
+    if source == "recipient":
+        return env.rcpt_to or env.mail_from
+    if source == "orig_recipient":
+        return env.orig_rcpt or env.rcpt_to or env.mail_from
+    if source == "user_email":
+        return _path_of(rt.settings.sieve_user_email) or env.rcpt_to or env.mail_from
+    if source == "postmaster":
+        return _path_of(rt.settings.sieve_postmaster_address) or env.mail_from
+    if source.startswith("<"):
+        return source[1:-1].strip()
+    return env.mail_from
+
+
+def _path_of(value: str | None) -> str:
+    """The bare address of a configured address ("a@b", "<a@b>" or "Name <a@b>"); "" if none."""
+    if not value:
+        return ""
+    try:
+        found = parse_address_list(value)
+    except AddressError:
+        return ""
+    return found[0].all if len(found) == 1 and found[0].domain is not None else ""
 
 
 # --- tests ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """date and currentdate (RFC 5260): date parts of a header's date or of `now`, with
 :zone / :originalzone.
 
-Tests: conformance extensions/date/, tests/sieve/test_differential_fixes_s11.py.
+Tests: conformance extensions/date/, tests/sieve/test_differential_fixes_s11.py,
+tests/sieve/test_differential_fixes_s12.py (years of 2, 3, 4+ digits).
 """
 
 from __future__ import annotations
@@ -82,6 +83,28 @@ _SHORT_MIN_SEC = re.compile(r"\d:\d(?!\d)|\d:\d\d:\d(?!\d)")
 _ODD_ZONE = re.compile(r"\d:\d\d(?::\d\d)?\s+[+-](?!\d{4}(?!\d))\d+")
 
 
+# the year as written: the number just before the time of day
+_YEAR = re.compile(r"(?<![\d:.])(\d+)[ \t]+\d{1,2}:\d")
+
+
+def _year(written: str) -> int | None:
+    """RFC 5322 3.3 and 4.3: a year has four digits or more (taken as written), or, obsolete,
+    two (00-49 are 2000-2049, 50-99 are 1950-1999) or three (1900 added); one digit is no year."""
+    n = int(written)
+    if len(written) == 1:
+        return None
+    if len(written) == 2:
+        return n + (2000 if n < 50 else 1900)
+    if len(written) == 3:
+        return n + 1900
+    return n
+
+
+def _parsedate_year(n: int) -> int:
+    """The year email.utils.parsedate_tz makes of the written number n."""
+    return n if n >= 100 else n + (1900 if n > 68 else 2000)
+
+
 def parse_date(value: str) -> dt.datetime | None:
     # Received: headers carry the date after the last ';'
     if ";" in value:
@@ -99,7 +122,14 @@ def parse_date(value: str) -> dt.datetime | None:
         return None
     try:
         year = t[0]
-        if year < 50:
+        m = _YEAR.search(value)
+        # parsedate_tz adds 1900 or 2000 to any year below 100, however many digits it has
+        # ("0049", "049"): read the year from its digits when they are the ones it read
+        if m and t[0] == _parsedate_year(int(m.group(1))):
+            year = _year(m.group(1))
+            if year is None:
+                return None
+        elif year < 50:
             year += 2000
         elif year < 1000:
             year += 1900

@@ -1,10 +1,13 @@
 """editheader (RFC 5293): addheader and deleteheader, editing the message the later tests
 and actions see.
 
-Protected fields (RFC 5293 lets an implementation refuse to edit some fields; Pigeonhole
-protects Received and Auto-Submitted): the trace fields and the fields redirect loop detection
-reads (Received, Auto-Submitted, Delivered-To, X-Sieve-Redirected-From) can be neither added
-nor deleted; such an edit is silently ignored. A header value must be valid UTF-8 without
+Protected fields (RFC 5293 6: which fields may be added or deleted is local policy, an edit
+that is not permitted is silently ignored): the settings sieve_editheader_forbid_add,
+sieve_editheader_forbid_delete and sieve_editheader_protected (both), empty by default as in
+Pigeonhole; fixed whatever they say: Subject can always be added and deleted (RFC 5293 6 MUST),
+Received can never be deleted (RFC 5293 6 MUST NOT), nor Auto-Submitted (RFC 3834's loop guard,
+as Pigeonhole), and X-Sieve-Redirected-From, the redirect loop field, can be neither added nor
+deleted (as Pigeonhole). A header value must be valid UTF-8 without
 NUL: a constant one is a compile error, one built at run time a runtime error (keep into
 INBOX); so is a value over sieve_max_header_size octets (_value_size). RFC 5293 4 lets an
 implementation encode a value that is not 'unstructured', and this one does, as Pigeonhole:
@@ -26,8 +29,39 @@ from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extens
 from sieve.message import decode_2047
 
 # Lower-case names; the redirect loop header is sieve.delivery.redirect.REDIRECT_LOOP_HEADER
-# (the engine does not import the delivery package).
+# (the engine does not import the delivery package). What no setting can change:
+ALWAYS_ALLOWED = frozenset({"subject"})
+NEVER_ADDED = frozenset({"x-sieve-redirected-from"})
+NEVER_DELETED = frozenset({"received", "auto-submitted", "x-sieve-redirected-from"})
+# The delivery's trace and loop-detection fields: enclose (RFC 5703) keeps them on the outer
+# message (sieve.extensions.enclose).
 PROTECTED = frozenset({"received", "auto-submitted", "delivered-to", "x-sieve-redirected-from"})
+
+
+def may_add(settings, name: str) -> bool:
+    """May addheader add a field called `name` (RFC 5293 6)?"""
+    low = name.lower()
+    if low in ALWAYS_ALLOWED:
+        return True
+    if low in NEVER_ADDED:
+        return False
+    return not any(
+        low == n.lower() for n in (*settings.sieve_editheader_forbid_add, *settings.sieve_editheader_protected)
+    )
+
+
+def may_delete(settings, name: str) -> bool:
+    """May deleteheader delete fields called `name` (RFC 5293 6)?"""
+    low = name.lower()
+    if low in ALWAYS_ALLOWED:
+        return True
+    if low in NEVER_DELETED:
+        return False
+    return not any(
+        low == n.lower() for n in (*settings.sieve_editheader_forbid_delete, *settings.sieve_editheader_protected)
+    )
+
+
 _NAME = re.compile(r"[!-9;-~]+")
 # NUL, CR, C1 controls (NEL among them), LINE/PARAGRAPH SEPARATOR, lone surrogates (the
 # bytes of a string that was not UTF-8, kept by surrogateescape).
@@ -160,7 +194,7 @@ def _run_add(rt, node):
         raise SieveRuntimeError(
             "addheader: specified value is invalid (not UTF-8, or a control character that breaks the header)"
         )
-    if name.lower() in PROTECTED:
+    if not may_add(rt.settings, name):
         return
     if _value_size(value) > rt.settings.sieve_max_header_size:
         raise SieveRuntimeError(f"addheader: specified header value is too large ({_value_size(value)} bytes)")
@@ -180,7 +214,7 @@ def _run_del(rt, node):
     name = rt.s(node.pos[0])
     if not _name_ok(name):
         raise SieveRuntimeError(f"deleteheader: specified field name '{name}' is invalid")
-    if name.lower() in PROTECTED:
+    if not may_delete(rt.settings, name):
         return
     patterns = rt.sl(node.pos[1]) if len(node.pos) == 2 else None
     idxs = [i for i, (k, _) in enumerate(rt.msg.headers) if k.lower() == name.lower()]

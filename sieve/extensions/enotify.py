@@ -7,7 +7,8 @@ is invalid), :from must be exactly one valid mailbox (else a runtime error, as P
 and :message, the URI's subject and other header values are cleaned of control characters
 by sieve.outgoing. Recipients are capped per notify action and per run (settings below);
 the rest are dropped with a log line, as Pigeonhole drops a URI's extra recipients.
-Tests: conformance extensions/enotify/; tests/sieve/test_generated_mail_safety.py.
+Tests: conformance extensions/enotify/; tests/sieve/test_generated_mail_safety.py;
+tests/sieve/test_differential_fixes_s12.py (recipients).
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ _SAFE_HEADERS_FORBIDDEN = {
 }
 
 
+def address_key(addr: str) -> str:
+    """An address as duplicates are found: the domain without case, the local part with it
+    (RFC 5321 2.4: a local part MUST be treated as case-sensitive), as Pigeonhole compares
+    notification recipients (RFC 5436 2.3: one notification per recipient)."""
+    local, at, domain = addr.rpartition("@")
+    return f"{local}@{domain.lower()}" if at else addr
+
+
 def parse_mailto(uri: str):
     """(recipients, headers, body) of a mailto: URI, or None when invalid."""
     if not uri.lower().startswith("mailto:"):
@@ -91,12 +100,13 @@ def parse_mailto(uri: str):
             written = " ".join(item.split())
             try:
                 # the envelope address and the header form must both be writable
-                addr_spec(al[0].local, al[0].domain)
+                spec = addr_spec(al[0].local, al[0].domain)
                 single_mailbox(written)
             except HeaderError:
                 return None
-            out.append(al[0].all)
-            shown.setdefault(al[0].all.lower(), written)
+            # the address as SMTP takes it: a local part that needs quotes keeps them
+            out.append(spec)
+            shown.setdefault(address_key(spec), written)
         return out
 
     r = addrs(to_part)
@@ -134,8 +144,8 @@ def parse_mailto(uri: str):
     seen: set[str] = set()
     unique = []
     for a in recipients:
-        if a.lower() not in seen:
-            seen.add(a.lower())
+        if address_key(a) not in seen:
+            seen.add(address_key(a))
             unique.append(a)
     return unique, headers, body, to_list, shown
 
@@ -206,8 +216,8 @@ def _run_notify(rt, node):
     # A recipient already notified by an earlier mailto action of this run, or named twice
     # in this URI, gets one notification only (RFC 5436 2.3 duplicate suppression).
     earlier_actions = [a for a in rt.result.actions if isinstance(a, Notify)]
-    earlier = {r.lower() for a in earlier_actions for r in a.recipients}
-    recipients = [r for r in recipients if r.lower() not in earlier]
+    earlier = {address_key(r) for a in earlier_actions for r in a.recipients}
+    recipients = [r for r in recipients if address_key(r) not in earlier]
     # Limits: per action, then what is left of the run's allowance.
     per_action = rt.settings.sieve_notify_mailto_max_recipients
     per_run = rt.settings.sieve_notify_mailto_max_run_recipients
@@ -225,9 +235,9 @@ def _run_notify(rt, node):
             loggable(",".join(f"<{r}>" for r in recipients[allowed:]), 300),
         )
         recipients = recipients[:allowed]
-    kept = {r.lower() for r in recipients}
-    to_list = [r for r in to_list if r.lower() in kept]
-    listed = {r.lower() for r in to_list} | earlier
+    kept = {address_key(r) for r in recipients}
+    to_list = [r for r in to_list if address_key(r) in kept]
+    listed = {address_key(r) for r in to_list} | earlier
     extra = []
     cc: list[str] = []
     for k, v in headers:
@@ -236,9 +246,9 @@ def _run_notify(rt, node):
             continue
         if kl == "cc":
             for a in v:
-                if a.lower() in kept and a.lower() not in listed:
-                    listed.add(a.lower())
-                    cc.append(shown.get(a.lower(), a))
+                if address_key(a) in kept and address_key(a) not in listed:
+                    listed.add(address_key(a))
+                    cc.append(shown.get(address_key(a), a))
             continue
         extra.append((k, header_text(v)))
     if not recipients:
@@ -250,7 +260,7 @@ def _run_notify(rt, node):
         try:
             msg = notify_mailto(
                 rt,
-                to=[shown.get(a.lower(), a) for a in to_list],
+                to=[shown.get(address_key(a), a) for a in to_list],
                 cc=cc,
                 from_addr=from_addr or rt.settings.sieve_postmaster_address,
                 subject=subject,

@@ -42,7 +42,7 @@ def store_name_error(name: str) -> str | None:
             return "mailbox name is empty"
         if any(ord(c) < 0x20 or ord(c) == 0x7f for c in name):
             return "mailbox name contains control characters"
-        return "invalid mailbox name (empty hierarchy level, a level starting with '~', or too long)"
+        return "invalid mailbox name (empty hierarchy level, a name starting with '~', or too long)"
     return None
 
 

@@ -8,7 +8,8 @@ implicit keep the internal variable's flags.
 A flag no IMAP store can set (\\Recent, an unknown \\Name, a keyword that is not an IMAP
 atom) is ignored when setflag/addflag add it and when keep/fileinto store, as Pigeonhole does.
 
-Tests: conformance extensions/imap4flags/, tests/sieve/test_rfc_fixes.py.
+Tests: conformance extensions/imap4flags/, tests/sieve/test_rfc_fixes.py,
+tests/sieve/test_differential_fixes_s12.py (a variable's flag list text).
 """
 
 from __future__ import annotations
@@ -71,12 +72,77 @@ def _run_setflag(rt, node):
     _put(rt, node, _flag_list(rt, node, valid_only=True))
 
 
+_ASCII_LOW = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _fold(flag: str) -> str:
+    return flag.translate(_ASCII_LOW)    # flags compare without ASCII case (RFC 5232 2)
+
+
+def add_to_list(text: str, flags: list[str]) -> str:
+    """A variable's flag list with `flags` added: the text is kept as it is (its spaces, its
+    order, any repeat), and each flag it does not hold yet is appended after one space.
+    RFC 5232 3 lets addflag rewrite the list in any way that keeps it the same set; Pigeonhole
+    appends only, and a script reading the variable sees its text (checked with sieve-test)."""
+    have = {_fold(f) for f in text.split(" ") if f}
+    for f in flags:
+        if _fold(f) not in have:
+            have.add(_fold(f))
+            text = f"{text} {f}" if text else f
+    return text
+
+
+def remove_from_list(text: str, flags: list[str]) -> str:
+    """A variable's flag list with every occurrence of `flags` taken out of its text, each with
+    the space before it (the one after it for a flag at the start), the rest of the text left
+    as it was: Pigeonhole's removeflag on a variable (RFC 5232 3 allows any rewriting that
+    keeps the set; this keeps what a script reads the same as sieve-test)."""
+    for flag in flags:     # one flag after the other, each through the whole text
+        text = _remove_one(text, _fold(flag))
+    return text
+
+
+def _remove_one(text: str, gone: str) -> str:
+    offset = 0
+    while True:
+        # the next flag at or after offset: text[last:offset]
+        start, pos, found = offset, offset, None
+        while True:
+            if pos >= len(text) or text[pos] == " ":
+                if pos > start:
+                    found = (start, pos)
+                    break
+                start = pos + 1
+            if pos >= len(text):
+                break
+            pos += 1
+        if found is None:
+            return text
+        last, offset = found
+        if _fold(text[last:offset]) == gone:
+            offset = min(offset + 1, len(text))
+            if offset == len(text) and last > 0:
+                last -= 1
+            text = text[:last] + text[offset:]
+            offset = last
+
+
 def _run_addflag(rt, node):
+    if len(node.pos) == 2:
+        from sieve.extensions.variables import assign, lookup
+        name = node.pos[0].items[0].value
+        assign(rt, name, add_to_list(lookup(rt, name.lower()), _flag_list(rt, node, valid_only=True)))
+        return
     cur = _get(rt, node)
     _put(rt, node, split_flags([" ".join(cur)] + _flag_list(rt, node, valid_only=True)))
 
 
 def _run_removeflag(rt, node):
+    if len(node.pos) == 2:
+        from sieve.extensions.variables import assign, lookup
+        name = node.pos[0].items[0].value
+        assign(rt, name, remove_from_list(lookup(rt, name.lower()), _flag_list(rt, node)))
+        return
     rm = {f.lower() for f in _flag_list(rt, node)}
     _put(rt, node, [f for f in _get(rt, node) if f.lower() not in rm])
 

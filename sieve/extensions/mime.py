@@ -2,7 +2,8 @@
 exists; the foreverypart loop with break; extracttext into a variable.
 
 MIME structure comes from sieve.message (bounded). Tests: conformance extensions/mime/,
-tests/sieve/test_rfc_fixes.py, tests/sieve/test_differential_fixes_s11.py.
+tests/sieve/test_rfc_fixes.py, tests/sieve/test_differential_fixes_s11.py,
+tests/sieve/test_differential_fixes_s12.py (break :name).
 """
 
 from __future__ import annotations
@@ -99,13 +100,26 @@ def _check_mime_tags(v, node, what):
         )
 
 
+def _loop_name(node) -> str | None:
+    """A foreverypart's or break's :name, as written: loops are named in the script's text (a
+    break names a loop around it there), so no variable is expanded in it, as Pigeonhole."""
+    arg = node.tags.get("name")
+    return None if arg is None else arg.items[0].value
+
+
 def _check_in_loop(v, node, what):
     if v.loop_depth == 0:
         v.error(node, f"the {node.name} command is not valid outside a foreverypart loop")
+        return
+    # RFC 5703 3.2: break :name ends the closest enclosing loop of that name; with none
+    # around it the script is in error (known when it is compiled, as Pigeonhole reports it)
+    name = _loop_name(node)
+    if name is not None and not any(_loop_name(loop) == name for loop in v.loops):
+        v.error(node, f"the {node.name} command is not inside a foreverypart loop named '{name}'")
 
 
 def _run_foreverypart(rt, node):
-    name = rt.s(node.tags["name"]) if "name" in node.tags else None
+    name = _loop_name(node)
     parent = rt.ext.get("mime_part")
     if parent is None:
         # the outermost loop visits the message itself first, then every part
@@ -132,7 +146,7 @@ def _run_foreverypart(rt, node):
 
 
 def _run_break(rt, node):
-    raise BreakLoop(rt.s(node.tags["name"]) if "name" in node.tags else None)
+    raise BreakLoop(_loop_name(node))
 
 
 def _validate_extract(v, node):

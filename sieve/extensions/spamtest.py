@@ -2,12 +2,13 @@
 as the settings say (sieve_spamtest_status_header, sieve_spamtest_max_value,
 sieve_virustest_status_header, ...).
 
-Tests: conformance extensions/spamvirustest/.
+Tests: conformance extensions/spamvirustest/, tests/sieve/test_differential_fixes_s12.py (values).
 """
 
 from __future__ import annotations
 
 import re
+import struct
 
 from owlery.settings import Str, StrList, choice, setting
 from sieve.extensions.base import STRING, CommandDef, Extension, TagDef
@@ -51,11 +52,40 @@ def _header_group(rt, spec: str | None):
     return m.group(1) if m.groups() else m.group(0)
 
 
-def _to_float(s: str):
-    try:
-        return float(s.strip())
-    except (ValueError, AttributeError):
+def _f32(x: float) -> float:
+    """x as a C float: Pigeonhole reads and scales scores in single precision."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+# A score as Pigeonhole reads one: a sign, at most five digits, a radix point ('.' or ',') and at
+# most five digits more. Anything else ("123456", "1.234567", "1e2", "nan") is no score, and the
+# test reads "0" (not tested), as sieve-test does; RFC 5235 leaves the header's format to the site.
+_DECIMAL = re.compile(r"([+-]?)([0-9]{0,5})(?:[.,]([0-9]{0,5}))?")
+
+
+def _to_float(s: str | None):
+    m = _DECIMAL.fullmatch(s.strip()) if isinstance(s, str) and s.strip() else None
+    if m is None:
         return None
+    value = 0.0
+    for d in m.group(2):
+        value = _f32(_f32(value * 10) + int(d))
+    radix = _f32(0.1)
+    for d in m.group(3) or "":
+        value = _f32(value + _f32(int(d) * radix))
+        radix = _f32(radix / 10)
+    return -value if m.group(1) == "-" else value
+
+
+def _scaled(ratio: float, kind: str, percent: bool) -> str:
+    """The test's value for a score/maximum ratio (0..1), computed as Pigeonhole computes it: in
+    single precision, with 0.001 added before the fraction is cut off, so that 2.9 of 10 is 29
+    percent (not 28.999...) and 1.11 of 10 is spamtest 2 (RFC 5235 3.1: 1 + 9 * ratio; 3.2:
+    1 + 4 * ratio; spamtestplus 3.3: 100 * ratio)."""
+    ratio = min(max(ratio, 0.0), 1.0)
+    if percent:
+        return str(int(_f32(ratio * 100) + 0.001))
+    return str(int(_f32(ratio * (4 if kind == "virus" else 9)) + 1.001))
 
 
 def score(rt, kind: str, percent: bool) -> str:
@@ -72,10 +102,9 @@ def score(rt, kind: str, percent: bool) -> str:
     if stype == "text":
         for i, t in enumerate(texts):
             if t and t.strip().lower() == val.strip().lower():
+                # the text's value (spamtest 0..10, virustest 1..5) over the top one
                 lvl = i + (0 if kind == "spam" else 1)
-                if kind == "spam" and percent:
-                    return str(round(lvl * 10))
-                return str(lvl)
+                return _scaled(_f32(lvl / (10 if kind == "spam" else 5)), kind, percent)
         return "0"
     if stype == "strlen":
         raw = float(len(val))
@@ -91,12 +120,13 @@ def score(rt, kind: str, percent: bool) -> str:
         mx = _to_float(maxv) or 10.0
     if mx <= 0:
         return "0"
-    ratio = max(0.0, min(1.0, raw / mx))
-    if percent:
-        return str(int(ratio * 100))
-    if kind == "spam":
-        return str(1 + int(ratio * 9))
-    return str(1 + int(ratio * 4))
+    if raw < 0:
+        ratio = 0.0
+    elif raw > mx:
+        ratio = 1.0
+    else:
+        ratio = _f32(raw / mx)
+    return _scaled(ratio, kind, percent)
 
 
 def _run_spam(rt, node):

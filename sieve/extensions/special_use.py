@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
 
 _FLAG = re.compile(r"\\[A-Za-z][A-Za-z0-9_-]*")
@@ -34,10 +35,22 @@ def _run_exists(rt, node):
     return True
 
 
+def _check_specialuse(v, node):
+    """fileinto :specialuse takes one special-use attribute (RFC 8579 4, RFC 6154 use-attr:
+    "\\" and an atom): a constant that is none is a compile error."""
+    su = node.tags.get("specialuse")
+    if su is not None and v.is_literal(su) and not _FLAG.fullmatch(su.items[0].value):
+        v.error(su, f"invalid special-use flag '{su.items[0].value}' specified for the fileinto :specialuse tag")
+
+
 def _specialuse_hook(rt, node, action, cancels_keep):
     su = node.tags.get("specialuse")
     if su is not None:
-        return dataclasses.replace(action, special_use=rt.s(su)), cancels_keep
+        flag = rt.s(su)
+        if not _FLAG.fullmatch(flag):
+            # built at run time: an error, so the implicit keep stores into INBOX (RFC 8579 4)
+            raise SieveRuntimeError(f"invalid special-use flag '{flag}' specified for fileinto :specialuse")
+        return dataclasses.replace(action, special_use=flag), cancels_keep
     return action, cancels_keep
 
 
@@ -47,5 +60,6 @@ EXTENSION = Extension(
                          optional_positional=1, validate=_validate_exists, run=_run_exists,
                          arg_names=("mailbox", "special-use flags")),),
     extra_tags=(("fileinto", TagDef("specialuse", STRING)),),
+    tag_checks=(("fileinto", _check_specialuse),),
     action_hooks=(("fileinto", _specialuse_hook),),
 )

@@ -49,6 +49,8 @@ SPECS: dict[str, tuple[str, str]] = {
     "special-use": ("RFC 8579", "fileinto :specialuse and specialuse_exists (\\Junk, \\Sent...)"),
     "mboxmetadata": ("RFC 5490 section 3", "metadata and metadataexists tests on mailbox annotations"),
     "servermetadata": ("RFC 5490 section 3", "servermetadata and servermetadataexists tests"),
+    "vnd.dovecot.report": ("vendor (Pigeonhole spec-bosch-sieve-report; RFC 5965 reports)",
+                           "send an abuse feedback report (ARF) about the message"),
     "vnd.dovecot.testsuite": ("vendor (Pigeonhole)",
                               "the .svtest test language (owlery sieve testsuite only)"),
 }

@@ -13,6 +13,7 @@ Tests: conformance extensions/vacation/; tests/sieve/test_generated_mail_safety.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 
@@ -152,10 +153,12 @@ def _run(rt, node):
     elif "seconds" in node.tags:
         period = float(node.tags["seconds"].value) * 86400
     else:
-        period = rt.settings.sieve_vacation_default_period
+        period = periods(rt.settings)[1]
+    lo, _default, hi = periods(rt.settings)
     # RFC 6131: 0 replies every time, but only a site minimum of 0 allows it (as in Pigeonhole)
-    period = max(period, rt.settings.sieve_vacation_min_period)
-    period = min(period, rt.settings.sieve_vacation_max_period)
+    period = max(period, lo)
+    if hi > 0:  # 0: no upper limit (as Pigeonhole)
+        period = min(period, hi)
     handle = rt.s(node.tags["handle"]) if "handle" in node.tags else \
         "\0".join([reason, rt.s(node.tags["subject"]) if "subject" in node.tags else "",
                    from_tag or "", " ".join(addresses), "mime" if node.tags.get("mime") else ""])
@@ -165,7 +168,7 @@ def _run(rt, node):
     if "subject" in node.tags:
         subject = header_text(rt.s(node.tags["subject"]), limit=MAX_SUBJECT)
     else:
-        subject = default_subject(rt.settings, (rt.msg.header_raw("subject") or [""])[0])
+        subject = default_subject(rt.settings, (rt.msg.header_raw("subject") or [None])[0])
     from_addr = from_tag if from_tag is not None else _default_from(rt, found)
     if from_addr is None:
         _skip(rt, sender, "no address of the user can be written in a header")
@@ -178,7 +181,8 @@ def _run(rt, node):
         refs = parent[0] if len(parent) == 1 else None
     try:
         reply = vacation_reply(rt, to=to, from_addr=from_addr, subject=subject, reason=reason,
-                               mime=bool(node.tags.get("mime")), in_reply_to=mid, references=refs)
+                               mime=bool(node.tags.get("mime")), in_reply_to=mid, references=refs,
+                               to_field=_to_field(rt, to))
     except HeaderError as e:
         _skip(rt, sender, f"reply cannot be composed ({e})")
         return
@@ -187,17 +191,63 @@ def _run(rt, node):
                     reply=reply, line=node.line), cancels_keep=False)
 
 
-def default_subject(settings, original: str) -> str:
-    """The reply's subject without :subject: sieve_vacation_default_subject, else the template
-    with %$ replaced by the answered subject (decoded, cleaned of controls, bounded)."""
-    if settings.sieve_vacation_default_subject:
-        return header_text(settings.sieve_vacation_default_subject, decode=False, limit=MAX_SUBJECT)
-    orig = header_text(original, limit=MAX_SUBJECT)
-    if not orig:
+def periods(settings) -> tuple[float, float, float]:
+    """(minimum, default, maximum) vacation period of these settings. They must hold
+    minimum <= default <= maximum when a maximum is set (not 0): otherwise all three fall back
+    to their declared defaults, with a warning, as Pigeonhole 0.5 does (2.4 refuses such a
+    configuration); a set of settings that breaks the rule would otherwise answer with a period
+    nobody asked for (the default clamped to the maximum, or the minimum overriding it)."""
+    triple = (float(settings.sieve_vacation_min_period), float(settings.sieve_vacation_default_period),
+              float(settings.sieve_vacation_max_period))
+    return _checked_periods(triple)
+
+
+@functools.lru_cache(maxsize=16)
+def _checked_periods(triple: tuple[float, float, float]) -> tuple[float, float, float]:
+    lo, default, hi = triple
+    if hi > 0 and not lo <= default <= hi:
+        log.warning("sieve: vacation: invalid settings: violated sieve_vacation_min_period (%gs) <= "
+                    "sieve_vacation_default_period (%gs) <= sieve_vacation_max_period (%gs); "
+                    "using the defaults", lo, default, hi)
+        from sieve.limits import (SIEVE_VACATION_DEFAULT_PERIOD, SIEVE_VACATION_MAX_PERIOD,
+                                  SIEVE_VACATION_MIN_PERIOD)
+        return (float(SIEVE_VACATION_MIN_PERIOD.default), float(SIEVE_VACATION_DEFAULT_PERIOD.default),
+                float(SIEVE_VACATION_MAX_PERIOD.default))
+    return triple
+
+
+def default_subject(settings, original: str | None) -> str:
+    """The reply's subject without :subject, as Pigeonhole: to a message with a Subject field
+    (`original`, raw), the template with %$ (or %{subject}) replaced by that subject (decoded,
+    cleaned of controls, bounded); to one without (None), sieve_vacation_default_subject, else
+    "Automated reply"."""
+    if original is None:
+        if settings.sieve_vacation_default_subject:
+            return header_text(settings.sieve_vacation_default_subject, decode=False, limit=MAX_SUBJECT)
         return "Automated reply"
+    orig = header_text(original, limit=MAX_SUBJECT)
     parts = settings.sieve_vacation_subject_template.split("%%")
-    text = "%".join(part.replace("%$", orig) for part in parts)
-    return header_text(text, decode=False, limit=MAX_SUBJECT)
+    text = "%".join(part.replace("%$", orig).replace("%{subject}", orig) for part in parts)
+    return header_text(text, decode=False, limit=MAX_SUBJECT) or "Automated reply"
+
+
+def _to_field(rt, to: str) -> str:
+    """The addr-spec the reply's To field names: the envelope sender it goes to; with
+    sieve_vacation_to_header_ignore_envelope, the first valid address of the answered message's
+    first Sender, else Resent-From, else From field (Pigeonhole's order), whatever the envelope."""
+    if rt.settings.sieve_vacation_to_header_ignore_envelope:
+        for name in ("sender", "resent-from", "from"):
+            raw = (rt.msg.header_raw(name) or [None])[0]
+            if raw is None:
+                continue
+            for a in parse_address_items(raw)[0]:
+                if a.domain is None:
+                    continue
+                try:
+                    return addr_spec(a.local, a.domain)
+                except HeaderError:
+                    continue
+    return to
 
 
 def _default_from(rt, found) -> str | None:

@@ -37,7 +37,10 @@ def template(v, s):
     for m in _REF.finditer(text):
         name = m.group(1)
         if _NUM.fullmatch(name):
-            kind = ("match", int(name) if len(name) < 6 else 10 ** 6)
+            # the number's decimal value: leading zeros count for nothing (${001} is ${1}, as
+            # Pigeonhole reads it, however many); a value past any match is one number past all
+            digits = name.lstrip("0") or "0"
+            kind = ("match", int(digits) if len(digits) < 6 else 10 ** 6)
         elif _NAME.fullmatch(name):
             kind = ("var", name.lower())
             ns = name.lower().split(".")

@@ -316,7 +316,8 @@ def test_roundcube_generated_scripts(make, home, name, script):
 
 def test_setactive_refuses_a_script_we_cannot_run(make, home):
     (home / "sieve").mkdir(parents=True)
-    (home / "sieve" / "dovecotonly.sieve").write_bytes(b'require "vnd.dovecot.debug";\r\ndebug_log "x";\r\n')
+    # vnd.dovecot.pipe exists only with sieve_pipe_bin_dir (vnd.dovecot.debug is always there now)
+    (home / "sieve" / "dovecotonly.sieve").write_bytes(b'require "vnd.dovecot.pipe";\r\npipe "x";\r\n')
     d = logged_in(make)
     r = d.say('SETACTIVE "dovecotonly"\r\n')
     assert r.startswith(b"NO {") and b"dovecotonly:1:9: error: require: unknown Sieve capability" in r

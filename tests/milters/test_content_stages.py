@@ -94,6 +94,14 @@ def test_infected_is_rejected_naming_the_virus(settings):
     assert (out.reply.code, out.reply.dsn) == (554, "5.7.1") and "Eicar-Sig" in out.reply.text
 
 
+def test_a_virus_name_with_8bit_or_control_characters_still_rejects(settings):
+    """clamd's name goes into the SMTP reply: printable ASCII there, never an internal error
+    (which would tempfail an infected message forever)."""
+    out = run(settings, [AntivirusStage(settings, services(), client=FakeClamd(ScanResult(True, "Eicär\r\n250 ok")))])
+    assert out.action == fx.REJECT and (out.reply.code, out.reply.dsn) == (554, "5.7.1")
+    assert "Eic?r??250 ok" in out.reply.text
+
+
 def test_infected_is_quarantined_and_discarded_by_setting(settings, tmp_path):
     s = settings.replace(antivirus_infected_action="quarantine")
     out = run(s, [AntivirusStage(s, services(), client=FakeClamd(ScanResult(True, "Eicar-Sig")))])

@@ -40,7 +40,6 @@ test_result_reset;
 test_set "message" text:
 From: a@example.net
 To: b@example.org
-Subject: Holidays
 
 x
 .

@@ -1,9 +1,10 @@
 """Differential test of the generator's opt-in shapes (`--shapes all` of scripts/sieve-differential:
-ihave guards, variables modifiers on match variables, HTML parts, and include: a main script with
-personal and global scripts it includes): a seeded run with them on must show no difference
+ihave guards, variables modifiers on match variables, HTML parts, edges, matchvars (match variables,
+relational lists, set/string, flag variables, redirect duplicates, named loops), and include: a main
+script with personal and global scripts it includes): a seeded run with them on must show no difference
 tests/sieve/differential/deviations.toml does not explain. CI runs PAIRS pairs of SEED with the
-other shapes (ihave, modifiers, html, edges: about 12 s on two idle cores) and INCLUDE_PAIRS pairs of the include shape
-(about 6 s), all of them whatever the machine's load. The shapes are drawn from other random
+other shapes (ihave, modifiers, html, edges, matchvars: about 15 s on two idle cores) and INCLUDE_PAIRS
+pairs of the include shape (about 6 s), all of them whatever the machine's load. The shapes are drawn from other random
 streams, so the cases a seed gives without them stay what they were (test_differential.py's seed,
 and the deviations found on old seeds, depend on that).
 """
@@ -32,6 +33,11 @@ INCLUDE_FEATURES = ("include:nested", "include:once", "include:optional", "inclu
                     "include:global-decl-main", "include:global-decl-sub", "include:flags", "include:loc-global",
                     "include:loc-personal", "include:sub-compile-error")
 
+# what the matchvars shape must have exercised in PAIRS pairs (a feature the generator names)
+MATCHVARS_FEATURES = ("matchvars:matches", "matchvars:regex", "matchvars:sticky", "matchvars:relational",
+                      "matchvars:setstring", "matchvars:redirect", "matchvars:loops", "matchvars:flagvars",
+                      "matchvars:dates", "matchvars:scores")
+
 # sha256 over the first 300 cases of test_differential.SEED without shapes, as the generator gave
 # them before the shapes existed: a change here changes what every old seed generates.
 OLD_SEED, OLD_CASES = 20240917, 300
@@ -53,6 +59,8 @@ def test_generated_pairs_with_new_shapes_agree_with_pigeonhole(runner):
     # every shape is exercised by the run
     for shape in SHAPES:
         assert rep.features["shape:" + shape] > PAIRS // 4, dict(rep.features)
+    for feature in MATCHVARS_FEATURES:
+        assert rep.features[feature] > PAIRS // 40, (feature, dict(rep.features))
 
 
 def test_generated_include_pairs_agree_with_pigeonhole(include_runner):
@@ -112,6 +120,7 @@ def test_shapes_change_the_cases_and_stay_a_pure_function():
     assert any(b"text/html" in s.message and b"</html>" in s.message for s in shaped)
     assert any(b"ihave" in s.script for s in shaped)
     assert any(s.scripts and b"include" in s.script for s in shaped)
+    assert any(b"X-MV" in s.script for s in shaped)
 
 
 def test_shapes_option_parses_names_and_all():
