@@ -9,14 +9,14 @@ Tests: tests/core/test_endpoints.py
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import socket
 import time
 
+from owlery.record import Record
 
-@dataclasses.dataclass(frozen=True)
-class ListenEndpoint:
+
+class ListenEndpoint(Record, frozen=True):
     kind: str            # "unix", "tcp" or "systemd"
     path: str = ""       # unix socket path
     host: str = ""       # tcp address (IPv4 or IPv6 literal)

@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import errno
 import fcntl
 import grp
@@ -89,6 +88,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from owlery import maildirsize
+from owlery.record import Record, field
 from owlery.settings import Bool, Duration, Str, choice, setting
 
 MAILDIR_PATH_TEMPLATE = setting(
@@ -311,8 +311,7 @@ def _ascii_digits(text: str) -> bool:
 # Ownership
 # ---------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class Owner:
+class Owner(Record, frozen=True):
     uid: int
     gid: int
 
@@ -344,8 +343,7 @@ def owner_from_settings(settings) -> Owner | None:
 # Quota
 # ---------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class Quota:
+class Quota(Record, frozen=True):
     """A quota limit; 0 means no limit for that dimension.
 
     `overrun`: bytes a mailbox still under its byte limit may go over with one last message
@@ -355,7 +353,7 @@ class Quota:
 
     bytes: int = 0
     messages: int = 0
-    overrun: int = dataclasses.field(default=0, compare=False)
+    overrun: int = field(default=0, compare=False)
 
     @property
     def unlimited(self) -> bool:
@@ -375,8 +373,7 @@ class Quota:
         return cls(ms.limit_bytes or 0, ms.limit_messages or 0)
 
 
-@dataclasses.dataclass(frozen=True)
-class Usage:
+class Usage(Record, frozen=True):
     bytes: int
     messages: int
 
@@ -530,8 +527,7 @@ class _DotLock:
 # The Maildir
 # ---------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class StoredMessage:
+class StoredMessage(Record, frozen=True):
     """Where a message went: absolute path of the file and the folder name."""
 
     path: str
@@ -539,16 +535,15 @@ class StoredMessage:
     size: int
 
 
-@dataclasses.dataclass
-class Expunged:
+class Expunged(Record):
     """What Maildir.expunge removed (or would remove, dry run): counts per folder, and problems
     it met and skipped (a link where a directory should be, a maildirsize it could not update)."""
 
     messages: int = 0
     message_bytes: int = 0
     tmp_files: int = 0
-    per_folder: dict[str, int] = dataclasses.field(default_factory=dict)
-    problems: list[str] = dataclasses.field(default_factory=list)
+    per_folder: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     def add(self, folder: str, sub: str, size: int) -> None:
         if sub == "tmp":

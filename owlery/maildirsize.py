@@ -18,16 +18,18 @@ tests/delivery/test_maildir_hostile.py
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 
+from owlery.record import Record, field
+
 MAILDIRSIZE_READ_MAX = 1 << 20   # a maildirsize is meant to stay under 5 KiB; never read more than this
-_LIMIT = re.compile(r"([0-9]{1,20})([SC])")
+# Patterns, compiled (and cached by re) when a maildirsize is read, not when the module loads.
+_LIMIT = r"([0-9]{1,20})([SC])"
 _MAX_DIGITS = 20
 # The delta lines when all are well formed (the usual case; checked in one pass).
 _PAIR = r"[ \t]*-?[0-9]{1,20}[ \t]+-?[0-9]{1,20}[ \t]*"
-_CLEAN_BODY = re.compile(f"{_PAIR}(?:\n{_PAIR})*")
+_CLEAN_BODY = f"{_PAIR}(?:\n{_PAIR})*"
 
 
 def _delta(field: str) -> bool:
@@ -37,8 +39,7 @@ def _delta(field: str) -> bool:
     return 0 < len(digits) <= _MAX_DIGITS and digits.isdigit()
 
 
-@dataclasses.dataclass(frozen=True)
-class MaildirSize:
+class MaildirSize(Record, frozen=True):
     limit_bytes: int | None      # None: no byte limit in the definition
     limit_messages: int | None
     used_bytes: int
@@ -47,8 +48,8 @@ class MaildirSize:
     negative_total: bool = False    # the deltas summed below zero (clamped to 0 above)
     # "<bytes> <count>" lines read (Maildir++: over quota with more than one, recount), and the
     # file's mtime when read() read it: what a reader needs to know whether to trust a full file.
-    delta_lines: int = dataclasses.field(default=0, compare=False)
-    mtime: float | None = dataclasses.field(default=None, compare=False)
+    delta_lines: int = field(default=0, compare=False)
+    mtime: float | None = field(default=None, compare=False)
 
     def recount_when_full(self, now: float, age: float) -> bool:
         """Maildir++ (README.maildirquota; Courier, Dovecot): a file saying the mailbox is full is
@@ -76,7 +77,7 @@ def _definition(line: str) -> tuple[int | None, int | None, bool]:
         part = part.strip()
         if not part:
             continue
-        m = _LIMIT.fullmatch(part)
+        m = re.fullmatch(_LIMIT, part)
         if m is None:
             junk = True
         elif m.group(2) == "S":
@@ -105,7 +106,7 @@ def parse(text: str) -> MaildirSize:
     if not body:
         return MaildirSize(size, count, 0, 0, bad)
     joined = "\n".join(body)
-    if _CLEAN_BODY.fullmatch(joined):
+    if re.fullmatch(_CLEAN_BODY, joined):
         numbers = [int(f) for f in joined.split()]
         used_b, used_m = sum(numbers[0::2]), sum(numbers[1::2])
         return MaildirSize(size, count, max(used_b, 0), max(used_m, 0), bad,
@@ -135,4 +136,4 @@ def read(maildir: str) -> MaildirSize | None:
             mtime = os.fstat(f.fileno()).st_mtime
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return dataclasses.replace(parse(data.decode("ascii", "replace")), mtime=mtime)
+    return parse(data.decode("ascii", "replace")).replace(mtime=mtime)

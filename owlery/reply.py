@@ -8,15 +8,15 @@ Tests: tests/core/test_reply.py
 
 from __future__ import annotations
 
-import dataclasses
 import re
+
+from owlery.record import Record
 
 _DSN_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
 MAX_REPLY_LINE = 510  # 512 octets less CRLF
 
 
-@dataclasses.dataclass(frozen=True)
-class Reply:
+class Reply(Record, frozen=True):
     code: int
     dsn: str
     text: str

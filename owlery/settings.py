@@ -19,13 +19,18 @@ tests/core/test_settings_tables.py
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import ipaddress
 import re
-import tomllib
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+import sys
+
+from owlery.record import Record
+
+# Not imported at run time (the LDA's start-up pays for every import: typing ~1.7 ms).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ipaddress
+    from collections.abc import Callable, Collection, Iterable, Mapping
+    from typing import Any
 
 DEFAULT_CONFIG_PATH = "/etc/owlery/owlery.toml"
 
@@ -60,8 +65,7 @@ class SettingsErrors(SettingsError):
 # Types: each parses a TOML value into a Python value or raises ValueError.
 # ---------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class SettingType:
+class SettingType(Record, frozen=True):
     """A named parser from a TOML value to a Python value, with its inverse for `show`."""
 
     name: str
@@ -136,6 +140,7 @@ def parse_size(v: Any) -> int:
 
 
 def _parse_network(v: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    import ipaddress      # here: only network settings need it (~1 ms per LDA run)
     try:
         return ipaddress.ip_network(_parse_str(v), strict=False)
     except ValueError as e:
@@ -301,8 +306,7 @@ Endpoints = list_of(Endpoint, name="list of endpoints")
 # Declarations
 # ---------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class Setting:
+class Setting(Record, frozen=True):
     """One declared setting. `default` is already a parsed value (or None for unset)."""
 
     name: str
@@ -326,9 +330,8 @@ def setting(name: str, type: SettingType, default: Any, doc: str, *, unit: str |
     `default` is given in the same form a TOML file would give it and parsed now,
     so a bad default fails at import, not in production. None means "unset".
     """
-    import inspect
-    frame = inspect.currentframe()
-    caller = frame.f_back.f_globals.get("__name__", "?") if frame and frame.f_back else "?"
+    frame = sys._getframe(1)       # not inspect: it costs the LDA ~6 ms to import
+    caller = frame.f_globals.get("__name__", "?")
     if not re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+", name):
         raise ValueError(f"setting name {name!r} must be component_name in snake case")
     if not doc or not doc.strip():
@@ -432,7 +435,7 @@ def _key_re(key: str) -> str:
     return r"""(?:"%s"|'%s'|%s)""" % ((re.escape(key),) * 3)
 
 
-_ANY_HEADER = re.compile(r"""\s*\[\[?[\w\s."'-]+\]\]?\s*(?:#.*)?$""")
+_ANY_HEADER = r"""\s*\[\[?[\w\s."'-]+\]\]?\s*(?:#.*)?$"""      # compiled when a file has tables
 
 
 def _line_of(text: str, key: str, entry: str | None = None) -> int | None:
@@ -465,7 +468,7 @@ def _line_of(text: str, key: str, entry: str | None = None) -> int | None:
         if own_header.match(line):
             in_own_table = True
             fallback = fallback or number
-        elif _ANY_HEADER.match(line):
+        elif re.match(_ANY_HEADER, line):
             in_own_table = False
         elif in_own_table is None and assign.match(line):
             return number
@@ -511,14 +514,79 @@ def _did_you_mean(key: str) -> str | None:
     return matches[0] if matches else None
 
 
+_BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+# Characters TOML allows nowhere but as the line end ("\n", "\r\n"): a file with one goes to tomllib.
+_CONTROL = frozenset(chr(c) for c in [*range(0x20), 0x7F]) - {"\t", "\n"}
+
+
+def scan_flat(text: str) -> dict[str, Any] | None:
+    """The values of a flat settings file by a line scan, or None when only a TOML parser can
+    tell (tomllib then: ~5 ms to import, paid by every in-process LDA run). Flat: each line
+    blank, a comment, or `bare_key = value  # comment`, the value a string without escapes, true,
+    false, a plain decimal integer, or a one-line list of such strings; each key once. Whatever
+    this returns, tomllib.loads returns too (tests/core/test_settings_scan.py)."""
+    flat = text.replace("\r\n", "\n")
+    if "\\" in flat or flat.startswith("\ufeff") or not _CONTROL.isdisjoint(flat):
+        return None
+    out: dict[str, Any] = {}
+    for line in flat.split("\n"):
+        line = line.strip(" \t")
+        if not line or line[0] == "#":
+            continue
+        key, eq, rest = line.partition("=")
+        key = key.rstrip(" \t")
+        if not eq or not key or not _BARE_KEY.issuperset(key) or key in out:
+            return None
+        value, rest = _scan_value(rest.lstrip(" \t"))
+        if value is None or (rest and rest[0] != "#"):
+            return None
+        out[key] = value
+    return out
+
+
+def _scan_value(text: str) -> tuple[Any, str]:
+    """(value, what follows it with leading blanks removed), or (None, "") when not simple."""
+    if text[:1] in ('"', "'"):
+        end = text.find(text[0], 1)
+        if end < 0 or text[1:3] == text[0] * 2:        # unterminated, or a multi-line string
+            return None, ""
+        return text[1:end], text[end + 1:].lstrip(" \t")
+    if text[:1] == "[":
+        items: list[str] = []
+        rest = text[1:].lstrip(" \t")
+        while rest[:1] != "]":
+            if rest[:1] not in ('"', "'"):
+                return None, ""
+            item, rest = _scan_value(rest)
+            if item is None:
+                return None, ""
+            items.append(item)
+            if rest[:1] == ",":
+                rest = rest[1:].lstrip(" \t")
+            elif rest[:1] != "]":
+                return None, ""
+        return items, rest[1:].lstrip(" \t")
+    word, hash_mark, comment = text.partition("#")
+    word = word.rstrip(" \t")
+    rest = hash_mark + comment
+    if word in ("true", "false"):
+        return word == "true", rest
+    if word == "0" or (0 < len(word) <= 18 and word[0] in "123456789" and all(c in "0123456789" for c in word)):
+        return int(word), rest
+    return None, ""
+
+
 def parse_text(text: str, path: str = "<string>") -> Settings:
     """Parse TOML text into Settings, rejecting unknown keys and bad values with file:line."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise SettingsError(f"not valid TOML: {e}", path=path,
-                            line=int(m.group(1)) if m else None) from None
+    data = scan_flat(text)
+    if data is None:
+        import tomllib
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            m = re.search(r"line (\d+)", str(e))
+            raise SettingsError(f"not valid TOML: {e}", path=path,
+                                line=int(m.group(1)) if m else None) from None
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
     errors: list[SettingsError] = []

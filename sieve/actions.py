@@ -8,15 +8,14 @@ Tests: tests/sieve/test_api.py and the conformance run.
 
 from __future__ import annotations
 
-import dataclasses
+from owlery.record import Record, field
 
 
-@dataclasses.dataclass(frozen=True)
-class Action:
+class Action(Record, frozen=True):
     """Base: `name` is the action kind; `line` is where the script asked for it."""
 
     name = "action"
-    line: int = dataclasses.field(default=0, kw_only=True, compare=False)
+    line: int = field(default=0, kw_only=True, compare=False)
 
 
 class FinalFlags(tuple):
@@ -31,11 +30,10 @@ def _head_field():
     # the header block (fields + blank line) of the message as it stood when the script asked
     # for the action, when editheader had changed it by then (RFC 5293 7); None: unchanged.
     # Read it through sieve.api.Result.message_for(action), never directly.
-    return dataclasses.field(default=None, kw_only=True, compare=False, repr=False)
+    return field(default=None, kw_only=True, compare=False, repr=False)
 
 
-@dataclasses.dataclass(frozen=True)
-class Keep(Action):
+class Keep(Action, frozen=True):
     """Store into the default mailbox (INBOX), with IMAP flags (imap4flags).
 
     Store `Result.message_for(action)`: an explicit keep stores the message as the script had
@@ -48,8 +46,7 @@ class Keep(Action):
     head: bytes | None = _head_field()
 
 
-@dataclasses.dataclass(frozen=True)
-class FileInto(Action):
+class FileInto(Action, frozen=True):
     """Store into `mailbox` ("." separates levels, like Dovecot/Maildir++ names).
 
     create: make the mailbox when missing (RFC 5490 :create); otherwise a missing mailbox
@@ -67,8 +64,7 @@ class FileInto(Action):
     head: bytes | None = _head_field()
 
 
-@dataclasses.dataclass(frozen=True)
-class Redirect(Action):
+class Redirect(Action, frozen=True):
     """Resend the message, unchanged but for trace headers, to `address` (envelope).
 
     The executor sends `Result.message_for(action)` (the message as edited when the script
@@ -82,15 +78,13 @@ class Redirect(Action):
     head: bytes | None = _head_field()
 
 
-@dataclasses.dataclass(frozen=True)
-class Discard(Action):
+class Discard(Action, frozen=True):
     """Silently drop (cancels implicit keep; nothing to execute)."""
 
     name = "discard"
 
 
-@dataclasses.dataclass(frozen=True)
-class Reject(Action):
+class Reject(Action, frozen=True):
     """Refuse the message. ereject=True: refuse in the SMTP/LMTP dialogue (5xx with `reason`)
     when still possible; otherwise (and for plain reject) the executor sends `mdn`, a ready
     RFC 5429 rejection message, to `mdn_to` from the null sender."""
@@ -102,8 +96,7 @@ class Reject(Action):
     mdn_to: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
-class SendMessage(Action):
+class SendMessage(Action, frozen=True):
     """A ready message the executor hands to the MTA: MAIL FROM `envelope_from`
     ("" = null sender), RCPT TO each of `recipients`."""
 
@@ -113,8 +106,7 @@ class SendMessage(Action):
     message: bytes = b""
 
 
-@dataclasses.dataclass(frozen=True)
-class Vacation(Action):
+class Vacation(Action, frozen=True):
     """An RFC 5230 auto-reply, already decided to be due (not already sent, not to a list...).
 
     The executor sends `reply` (a complete message) from the null sender to `to`, then calls
@@ -133,8 +125,7 @@ class Vacation(Action):
     reply: bytes = b""
 
 
-@dataclasses.dataclass(frozen=True)
-class Notify(Action):
+class Notify(Action, frozen=True):
     """An RFC 5435 notification. For `mailto:` the engine builds `message`, a ready mail the
     executor sends from `envelope_from` to `recipients`; other methods are left to the host."""
 
@@ -149,8 +140,7 @@ class Notify(Action):
     message: bytes = b""
 
 
-@dataclasses.dataclass(frozen=True)
-class DuplicateMark(Action):
+class DuplicateMark(Action, frozen=True):
     """RFC 7352: remember `tracking_key` for `period` seconds once delivery succeeded
     (executor: `host.mark(tracking_key, period)`)."""
 
@@ -159,8 +149,7 @@ class DuplicateMark(Action):
     period: float = 0.0
 
 
-@dataclasses.dataclass(frozen=True)
-class Report(Action):
+class Report(Action, frozen=True):
     """vnd.dovecot.report: a ready abuse report message to send."""
 
     name = "report"

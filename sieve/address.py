@@ -9,14 +9,14 @@ tests/sieve/test_generated_mail_safety.py (vacation and notify addresses).
 
 from __future__ import annotations
 
-import dataclasses
 import re
+
+from owlery.record import Record
 
 _SPECIALS = set('()<>[]:;@\\,."')
 
 
-@dataclasses.dataclass(frozen=True)
-class SieveAddress:
+class SieveAddress(Record, frozen=True):
     local: str
     domain: str | None       # None when the address has no domain part
     display: str = ""

@@ -7,15 +7,14 @@ escaping the engine is a bug. Used by every sieve module; tests: tests/sieve/tes
 
 from __future__ import annotations
 
-import dataclasses
+from owlery.record import Record
 
 
 class SieveError(Exception):
     """Base of every error the Sieve engine reports on bad scripts or messages."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Diagnostic:
+class Diagnostic(Record, frozen=True):
     """One compile message: where (script name, line, column, 1-based) and what."""
 
     script: str

@@ -25,6 +25,7 @@ import os
 import stat
 from collections.abc import Callable
 
+from owlery.record import Record
 from owlery.settings import Duration, Size, Str, choice, int_range, setting
 
 log = logging.getLogger("owlery.sieve")
@@ -195,123 +196,89 @@ def program_env(envelope, host_name: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in env if "\0" not in v)
 
 
-class _Value:
-    """A small immutable record (plain class: a frozen dataclass costs ~1 ms to define, paid
-    by every LDA run that reads a sieve_* setting): keyword fields, ==, repr, `replace`."""
-
-    __slots__ = ()
-    _defaults: dict = {}
-
-    def __init__(self, *args, **kwargs):
-        names = self.__slots__
-        if len(args) > len(names):
-            raise TypeError(f"{type(self).__name__}() takes at most {len(names)} arguments")
-        values = {**self._defaults, **dict(zip(names, args)), **kwargs}
-        missing = [n for n in names if n not in values]
-        unknown = [k for k in values if k not in names]
-        if missing or unknown:
-            raise TypeError(f"{type(self).__name__}(): missing {missing}, unknown {unknown}")
-        for n in names:
-            object.__setattr__(self, n, values[n])
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def replace(self, **changes):
-        return type(self)(**{**{n: getattr(self, n) for n in self.__slots__}, **changes})
-
-    def __eq__(self, other):
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
-
-    def __hash__(self):
-        return hash(tuple(getattr(self, n) for n in self.__slots__))
-
-    def __repr__(self):
-        return f"{type(self).__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
-
-
-class Request(_Value):
+class ProgramRun(Record, frozen=True, slots=True):
     """One program run. `path`: the located program; `args`; `env` ((name, value) pairs);
     `input`: stdin (None: /dev/null); `capture`: read stdout (else /dev/null) up to `max_output`
     bytes; `timeout` seconds (None: none); `uid`/`gid`: run as (None: as this process, which
-    must not be root)."""
+    must not be root). A record (owlery.record): a frozen dataclass costs ~1 ms to define, paid
+    by every LDA run that reads a sieve_* setting."""
 
-    __slots__ = ("kind", "name", "path", "args", "env", "input", "capture", "max_output", "timeout", "uid", "gid")
-    _defaults = {
-        "args": (),
-        "env": (),
-        "input": None,
-        "capture": False,
-        "max_output": 0,
-        "timeout": None,
-        "uid": None,
-        "gid": None,
-    }
+    kind: str
+    name: str
+    path: str
+    args: tuple = ()
+    env: tuple = ()
+    input: bytes | None = None
+    capture: bool = False
+    max_output: int = 0
+    timeout: float | None = None
+    uid: int | None = None
+    gid: int | None = None
 
 
-class Outcome(_Value):
+class ProgramOutcome(Record, frozen=True, slots=True):
     """status: ok (exit 0) | false (exit status not 0) | not_found | timeout | too_large |
     refused (root, unsafe program) | error (could not run); `output` (stdout when captured),
     `exit_code`, `detail` (for the error line and the log)."""
 
-    __slots__ = ("status", "output", "exit_code", "detail")
-    _defaults = {"output": b"", "exit_code": None, "detail": ""}
+    status: str
+    output: bytes = b""
+    exit_code: int | None = None
+    detail: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
 
-Runner = Callable[[Request], Outcome]
+Runner = Callable[[ProgramRun], ProgramOutcome]
 
 
-def locate(settings, kind: str, name: str) -> tuple[str | None, Outcome | None]:
+def locate(settings, kind: str, name: str) -> tuple[str | None, ProgramOutcome | None]:
     """(path, None) of program `name` in `kind`'s directory, or (None, the failure): not_found,
     not a regular file, world-writable (refused, as Pigeonhole), directory unset."""
     directory = bin_dir(settings, kind)
     if directory is None:
-        return None, Outcome("not_found", detail=f"vnd.dovecot.{kind} extension is unconfigured")
+        return None, ProgramOutcome("not_found", detail=f"vnd.dovecot.{kind} extension is unconfigured")
     why = name_error(name)
     if why is not None:
-        return None, Outcome("refused", detail=f"invalid program name ({why})")
+        return None, ProgramOutcome("refused", detail=f"invalid program name ({why})")
     path = os.path.join(directory, name)
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return None, Outcome("not_found", detail=f"program `{sanitize(name)}' not found")
+        return None, ProgramOutcome("not_found", detail=f"program `{sanitize(name)}' not found")
     except OSError as e:
-        return None, Outcome("error", detail=f"cannot stat program `{sanitize(name)}': {e.strerror}")
+        return None, ProgramOutcome("error", detail=f"cannot stat program `{sanitize(name)}': {e.strerror}")
     if not stat.S_ISREG(st.st_mode):
-        return None, Outcome("error", detail=f"executable for program `{sanitize(name)}' is not a regular file")
+        return None, ProgramOutcome("error", detail=f"executable for program `{sanitize(name)}' is not a regular file")
     if st.st_mode & stat.S_IWOTH:
-        return None, Outcome("refused", detail=f"executable for program `{sanitize(name)}' is world-writable")
+        return None, ProgramOutcome("refused", detail=f"executable for program `{sanitize(name)}' is world-writable")
     return path, None
 
 
-def request(settings, kind: str, name: str, args, env, *, input: bytes | None, capture: bool) -> Request | Outcome:
-    """A Request for `kind`'s program `name` with the settings' limits, or the Outcome that
+def request(settings, kind: str, name: str, args, env, *, input: bytes | None, capture: bool) -> ProgramRun | ProgramOutcome:
+    """A ProgramRun for `kind`'s program `name` with the settings' limits, or the ProgramOutcome that
     says why there is none (program missing, bad arguments)."""
     args = tuple(args)
     if len(args) > settings.sieve_extprograms_max_args:
-        return Outcome(
+        return ProgramOutcome(
             "refused", detail=f"more than {settings.sieve_extprograms_max_args} arguments (sieve_extprograms_max_args)"
         )
     for a in args:
         why = arg_error(a)
         if why is not None:
-            return Outcome("refused", detail=f"specified argument `{sanitize(a, 128)}' is invalid ({why})")
+            return ProgramOutcome("refused", detail=f"specified argument `{sanitize(a, 128)}' is invalid ({why})")
     path, failed = locate(settings, kind, name)
     if failed is not None:
         return failed
     if input is not None:
         input = convert_eol(input, getattr(settings, f"sieve_{kind}_input_eol"))
     max_output = {"filter": settings.sieve_filter_max_output, "execute": settings.sieve_execute_max_output}.get(kind, 0)
-    return Request(kind, name, path, args, tuple(env), input, capture, max_output, timeout(settings, kind))
+    return ProgramRun(kind, name, path, args, tuple(env), input, capture, max_output, timeout(settings, kind))
 
 
-def run_program(req: Request) -> Outcome:
+def run_program(req: ProgramRun) -> ProgramOutcome:
     """Start the program of `req` and wait for it within its time limit (the only I/O here).
 
     Refuses to run as root: as root, `req.uid`/`req.gid` (the mailbox owner, never 0) are
@@ -322,10 +289,10 @@ def run_program(req: Request) -> Outcome:
     user: dict = {}
     if euid == 0:
         if not req.uid or req.gid is None:
-            return Outcome("refused", detail="will not run an external program as root (no mailbox owner to run it as)")
+            return ProgramOutcome("refused", detail="will not run an external program as root (no mailbox owner to run it as)")
         user = {"user": req.uid, "group": req.gid, "extra_groups": []}
     elif req.uid is not None and req.uid != euid:
-        return Outcome("refused", detail=f"cannot run the program as uid {req.uid} (not root)")
+        return ProgramOutcome("refused", detail=f"cannot run the program as uid {req.uid} (not root)")
     env = {k: v for k, v in req.env if "\0" not in k + v and "=" not in k and k}
     argv = [req.path, *req.args]
     try:
@@ -342,9 +309,9 @@ def run_program(req: Request) -> Outcome:
             **user,
         )
     except FileNotFoundError:
-        return Outcome("not_found", detail=f"program `{sanitize(req.name)}' not found")
+        return ProgramOutcome("not_found", detail=f"program `{sanitize(req.name)}' not found")
     except OSError as e:
-        return Outcome("error", detail=f"cannot start program `{sanitize(req.name)}': {e.strerror or e}")
+        return ProgramOutcome("error", detail=f"cannot start program `{sanitize(req.name)}': {e.strerror or e}")
     try:
         return _wait(proc, req)
     finally:
@@ -371,7 +338,7 @@ def _kill(proc) -> None:
             pass
 
 
-def _wait(proc, req: Request) -> Outcome:
+def _wait(proc, req: ProgramRun) -> ProgramOutcome:
     import selectors
     import time
 
@@ -426,7 +393,7 @@ def _wait(proc, req: Request) -> Outcome:
                 _kill(proc)
                 proc.wait()
                 _log_stderr(req, err)
-                return Outcome(
+                return ProgramOutcome(
                     "timeout", bytes(out), None, f"program `{sanitize(req.name)}' timed out after {req.timeout:g} s"
                 )
             for key, _events in sel.select(wait):
@@ -458,7 +425,7 @@ def _wait(proc, req: Request) -> Outcome:
                         _kill(proc)
                         proc.wait()
                         _log_stderr(req, err)
-                        return Outcome(
+                        return ProgramOutcome(
                             "too_large",
                             b"",
                             None,
@@ -473,13 +440,13 @@ def _wait(proc, req: Request) -> Outcome:
     code = proc.wait()
     _log_stderr(req, err)
     if code == 0:
-        return Outcome("ok", bytes(out), 0)
+        return ProgramOutcome("ok", bytes(out), 0)
     if code < 0:
-        return Outcome("error", b"", code, f"program `{sanitize(req.name)}' killed by signal {-code}")
-    return Outcome("false", bytes(out), code, f"program `{sanitize(req.name)}' exited with status {code}")
+        return ProgramOutcome("error", b"", code, f"program `{sanitize(req.name)}' killed by signal {-code}")
+    return ProgramOutcome("false", bytes(out), code, f"program `{sanitize(req.name)}' exited with status {code}")
 
 
-def _log_stderr(req: Request, err: bytearray) -> None:
+def _log_stderr(req: ProgramRun, err: bytearray) -> None:
     if err:
         text = bytes(err).decode("utf-8", "replace")
         log.info(
@@ -496,7 +463,7 @@ def runner_of(host) -> Runner:
     return getattr(host, "run_program", None) or run_program
 
 
-def with_identity(req: Request, *, user: str | None, home: str | None, uid: int | None, gid: int | None) -> Request:
+def with_identity(req: ProgramRun, *, user: str | None, home: str | None, uid: int | None, gid: int | None) -> ProgramRun:
     """`req` to run as `uid`/`gid` (when root) with USER and HOME set (Pigeonhole's)."""
     env = dict(req.env)
     if user:
@@ -506,7 +473,7 @@ def with_identity(req: Request, *, user: str | None, home: str | None, uid: int 
     return req.replace(env=tuple(env.items()), uid=uid, gid=gid)
 
 
-def failure_errors(kind: str, name: str, outcome: Outcome) -> list[str]:
+def failure_errors(kind: str, name: str, outcome: ProgramOutcome) -> list[str]:
     """The error lines of a failed `kind` run, as Pigeonhole words them: a missing program is
     one line; any other failure the cause, then "failed to ..." (refer to the log)."""
     n = sanitize(name)
@@ -525,8 +492,8 @@ def failure_errors(kind: str, name: str, outcome: Outcome) -> list[str]:
 
 __all__ = [
     "KINDS",
-    "Outcome",
-    "Request",
+    "ProgramOutcome",
+    "ProgramRun",
     "Runner",
     "arg_error",
     "bin_dir",

@@ -16,7 +16,6 @@ tests/sieve/test_budgets_hostile.py.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 
 from sieve import extensions, validator
@@ -190,7 +189,7 @@ class Runtime:
                 head = self.msg.snapshot()
                 self.charge_memory(len(head))
                 snap = self._snapshot = (self.msg, self.msg.version, head)
-            action = dataclasses.replace(action, head=snap[2])
+            action = action.replace(head=snap[2])
         self.result.add(action, cancels_keep)
 
 

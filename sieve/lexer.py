@@ -9,8 +9,7 @@ tests/sieve/test_fuzz.py, tests/sieve/test_limits.py (string length), the confor
 
 from __future__ import annotations
 
-import dataclasses
-
+from owlery.record import Record
 from sieve.errors import SieveSyntaxError
 
 # token kinds (GARBAGE: characters no token starts with, kept so the parser can resume after them)
@@ -28,13 +27,21 @@ MAX_IDENTIFIER = 32
 _TOKEN_START = _IDSTART | set("0123456789") | _PUNCT | set(':"#/ \t\r\n')
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Token:
+class Token(Record, frozen=True, slots=True):
     kind: str
     value: object
     line: int
     column: int
     multiline: bool = False
+
+    def __init__(self, kind: str, value: object, line: int, column: int, multiline: bool = False):
+        # written out (Record's generic __init__ costs ~2 us a call; a script has many tokens)
+        setter = object.__setattr__
+        setter(self, "kind", kind)
+        setter(self, "value", value)
+        setter(self, "line", line)
+        setter(self, "column", column)
+        setter(self, "multiline", multiline)
 
     def describe(self) -> str:
         if self.kind == PUNCT:

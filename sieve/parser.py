@@ -10,11 +10,13 @@ run (tests/sieve/test_conformance.py, compile/errors/parser.sieve).
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
+from owlery.record import Record, field
 from sieve.errors import SieveSyntaxError
 from sieve.lexer import EOF, GARBAGE, IDENT, NUMBER, PUNCT, STRING, TAG, Token, tokenize
+
+TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 # errors reported by one parse at most (the parser resumes after stray characters and
 # too-deep nesting, as Pigeonhole does, so a script can hold many)
@@ -36,39 +38,48 @@ class _Resume(Exception):
     """The parser skipped what it could not read and goes on with the next command."""
 
 
-@dataclasses.dataclass(slots=True, eq=False)
-class Str:
+# The parse tree's records write their __init__ out: Record's generic one costs ~2 us a call,
+# and a script has many nodes.
+class Str(Record, slots=True, eq=False):
     value: str
     line: int
     column: int
     multiline: bool = False
     parts: Any = None          # variables template, set by the validator when needed
 
+    def __init__(self, value: str, line: int, column: int, multiline: bool = False, parts: Any = None):
+        self.value, self.line, self.column, self.multiline, self.parts = value, line, column, multiline, parts
 
-@dataclasses.dataclass(slots=True, eq=False)
-class StrList:
+
+class StrList(Record, slots=True, eq=False):
     items: list
     line: int
     column: int
     bracketed: bool
 
+    def __init__(self, items: list, line: int, column: int, bracketed: bool):
+        self.items, self.line, self.column, self.bracketed = items, line, column, bracketed
 
-@dataclasses.dataclass(slots=True, eq=False)
-class Num:
+
+class Num(Record, slots=True, eq=False):
     value: int
     line: int
     column: int
 
+    def __init__(self, value: int, line: int, column: int):
+        self.value, self.line, self.column = value, line, column
 
-@dataclasses.dataclass(slots=True, eq=False)
-class Tag:
+
+class Tag(Record, slots=True, eq=False):
     name: str          # without the colon, lower case
     line: int
     column: int
 
+    def __init__(self, name: str, line: int, column: int):
+        self.name, self.line, self.column = name, line, column
 
-@dataclasses.dataclass(slots=True, eq=False)
-class Node:
+
+class Node(Record, slots=True, eq=False):
     """A command (statement) or a test; the validator fills the binding fields."""
 
     name: str
@@ -80,11 +91,21 @@ class Node:
     is_test: bool
     # filled by the validator
     defn: Any = None
-    tags: dict = dataclasses.field(default_factory=dict)
-    pos: list = dataclasses.field(default_factory=list)
-    data: dict = dataclasses.field(default_factory=dict)
+    tags: dict = field(default_factory=dict)
+    pos: list = field(default_factory=list)
+    data: dict = field(default_factory=dict)
     skip: bool = False
     test_list: bool = False    # the tests were written as a parenthesized test-list
+
+    def __init__(self, name: str, args: list, tests: list, block: list | None, line: int, column: int,
+                 is_test: bool, defn: Any = None, tags: dict | None = None, pos: list | None = None,
+                 data: dict | None = None, skip: bool = False, test_list: bool = False):
+        self.name, self.args, self.tests, self.block = name, args, tests, block
+        self.line, self.column, self.is_test, self.defn = line, column, is_test, defn
+        self.tags = {} if tags is None else tags
+        self.pos = [] if pos is None else pos
+        self.data = {} if data is None else data
+        self.skip, self.test_list = skip, test_list
 
 
 class Parser:

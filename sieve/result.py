@@ -12,8 +12,7 @@ limits tests in tests/sieve/test_limits.py.
 
 from __future__ import annotations
 
-import dataclasses
-
+from owlery.record import Record, field
 from sieve.actions import (Action, Discard, DuplicateMark, FileInto, FinalFlags, Keep, Notify, Redirect, Reject,
                            Report, SendMessage, Vacation)
 from sieve.errors import SieveResourceLimit, SieveRuntimeError
@@ -91,14 +90,14 @@ class ResultBuilder:
             for i, a in enumerate(self.actions):
                 if isinstance(a, Keep):
                     self._conflict_reject(action)
-                    self.actions[i] = dataclasses.replace(a, flags=_merged_flags(a, action))
+                    self.actions[i] = a.replace(flags=_merged_flags(a, action))
                     self.implicit_keep = self.implicit_keep and not cancels_keep
                     return
         if isinstance(action, Keep):
             self._conflict_reject(action)
             for i, a in enumerate(self.actions):
                 if isinstance(a, Keep):
-                    self.actions[i] = dataclasses.replace(a, flags=_merged_flags(a, action))
+                    self.actions[i] = a.replace(flags=_merged_flags(a, action))
                     self.implicit_keep = False
                     return
                 if isinstance(a, FileInto) and _norm_mailbox(a.mailbox) == _norm_mailbox(self.default_mailbox):
@@ -113,8 +112,8 @@ class ResultBuilder:
             self._conflict_reject(action)
             for i, a in enumerate(self.actions):
                 if isinstance(a, FileInto) and _norm_mailbox(a.mailbox) == _norm_mailbox(action.mailbox):
-                    self.actions[i] = dataclasses.replace(
-                        a, flags=_merged_flags(a, action), create=a.create or action.create,
+                    self.actions[i] = a.replace(
+                        flags=_merged_flags(a, action), create=a.create or action.create,
                         copy=a.copy and action.copy)
                     if cancels_keep:
                         self.implicit_keep = False
@@ -177,8 +176,7 @@ class ResultBuilder:
         if cancels_keep:
             self.implicit_keep = False
 
-@dataclasses.dataclass
-class Result:
+class Result(Record):
     """What one run decided. See sieve.api's docstring for how a delivery uses it.
 
     status: "ok" | "error" (runtime error) | "resource_limit" | "tempfail".
@@ -197,16 +195,16 @@ class Result:
     """
 
     status: str = "ok"
-    actions: list[Action] = dataclasses.field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
     implicit_keep: bool = True
     keep_flags: tuple[str, ...] = ()
     message: bytes = b""
-    errors: list[str] = dataclasses.field(default_factory=list)
-    warnings: list[str] = dataclasses.field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     default_mailbox: str = "INBOX"
     original: bytes | None = None
     body_offset: int = 0
-    context: dict = dataclasses.field(default_factory=dict)
+    context: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -7,13 +7,11 @@ Tests: tests/sieve/test_api.py (compile_script, ScriptCache).
 
 from __future__ import annotations
 
-import dataclasses
-
+from owlery.record import Record
 from sieve.errors import Diagnostic
 
 
-@dataclasses.dataclass(eq=False)
-class Script:
+class Script(Record, eq=False):
     """A compiled (validated) script; immutable once built, shareable between runs."""
 
     name: str

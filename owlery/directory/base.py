@@ -30,13 +30,13 @@ Tests: tests/directory/ (one contract suite run against both backends).
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import math
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
+from owlery.record import Record
 from owlery.settings import Bool, Str, int_range, setting
 
 DIRECTORY_RECIPIENT_DELIMITER = setting(
@@ -63,8 +63,7 @@ class ListTooLarge(Exception):
     directory_alias_targets_max entries to answer: refused rather than guessed."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Address:
+class Address(Record, frozen=True):
     """A parsed address: `local` without its extension, `detail` (or ""), `domain` lower-cased."""
 
     local: str
@@ -147,8 +146,7 @@ def parse_mail_host(text: str) -> str | None:
     return name
 
 
-@dataclasses.dataclass(frozen=True)
-class Mailbox:
+class Mailbox(Record, frozen=True):
     """A final local mailbox.
 
     `maildir`: the Maildir path (absolute) when the directory says where it is, else None
@@ -170,8 +168,7 @@ class Mailbox:
     mail_host: str | None = None     # the back end ("mail home server") holding it; None = this host / unknown
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipient:
+class Recipient(Record, frozen=True):
     """What an address resolves to."""
 
     address: str                     # the normalised address asked about
@@ -195,8 +192,7 @@ class Recipient:
         return self.kind == "alias" and not self.mailboxes and not self.remote
 
 
-@dataclasses.dataclass(frozen=True)
-class ListPolicy:
+class ListPolicy(Record, frozen=True):
     """Who may post to a protected list address.
 
     A sender may post if any rule matches: `allow_authenticated` and the client is
@@ -260,8 +256,7 @@ _SPAM_LEVEL_ALIASES = {"tag": "tag", "tag2": "tag2", "quarantine": "quarantine",
                        "reject": "reject"}
 
 
-@dataclasses.dataclass(frozen=True)
-class SpamLevels:
+class SpamLevels(Record, frozen=True):
     """A recipient's own spam levels, as amavis keeps them per user; None = not set for this
     recipient (the milter's global spam_*_level applies).
 

@@ -41,7 +41,6 @@ Talks to: the file system. Tests: tests/directory/test_contract.py, tests/direct
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -52,6 +51,7 @@ from typing import Any
 
 from owlery.directory.base import (SPAM_LEVEL_NAMES, Address, Directory, ListPolicy, ListTooLarge, Mailbox,
                                    Recipient, SpamLevels, normalise, parse_address, parse_mail_host, parse_spam_levels)
+from owlery.record import Record, field
 from owlery.settings import Duration, Str, parse_size, setting
 
 FILES_MAILBOXES = setting("files_mailboxes", Str, None,
@@ -152,17 +152,16 @@ def parse_quota(values: list[str]) -> tuple[int | None, int | None]:
     return size, count
 
 
-@dataclasses.dataclass
-class _Tables:
+class _Tables(Record):
     mailboxes: dict[str, str | None]
     aliases: dict[str, list[str]]
     quotas: dict[str, tuple[int | None, int | None]]
     over_quota: frozenset[str]
     lists: dict[str, list[str]]
     domains: frozenset[str]
-    spam_levels: dict[str, SpamLevels] = dataclasses.field(default_factory=dict)
-    mail_hosts: dict[str, str | None] = dataclasses.field(default_factory=dict)
-    content_policy: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    spam_levels: dict[str, SpamLevels] = field(default_factory=dict)
+    mail_hosts: dict[str, str | None] = field(default_factory=dict)
+    content_policy: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _key(text: str, case_sensitive: bool) -> str:

@@ -39,114 +39,38 @@ Talks to: nothing. Tests: tests/delivery/test_planner.py
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
+from owlery.record import Factory, Record, field
 from sieve.delivery import redirect as redirect_mod
 from sieve.delivery import vacation as vacation_mod
 
+TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
 if TYPE_CHECKING:
+    from typing import Any
     from sieve import actions as act
 
 FINAL = "final"          # the message as the last script left it
 KEEP = "keep"            # as it stood when the script asked for the explicit keep
 
 
-class Factory:
-    """A field default made anew for each record (dataclasses.field(default_factory=...))."""
-
-    def __init__(self, make: Callable[[], Any]):
-        self.make = make
-
-
-class Record:
-    """What @dataclasses.dataclass(frozen=True) gives, for the value types below (and
-    executor.DeliveryOutcome): fields from the class's annotations in order, each a class
-    attribute's default when it has one (a Factory's product); init by position or keyword;
-    == between records of the same class,
-    hash and repr over the fields; no assignment (FrozenInstanceError); __match_args__;
-    `_replace(**changes)` for dataclasses.replace. Why not dataclasses: it compiles each
-    class's methods when the module loads (~0.45 ms a frozen class, 7 ms for this module at
-    every in-process LDA start); these share one set. Tests: tests/delivery/test_planner.py"""
-
-    __slots__ = ()
-    _fields: tuple[str, ...] = ()
-    _defaults: dict[str, Any] = {}
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        cls._fields = tuple(cls.__dict__.get("__annotations__", {}))
-        cls._defaults = {f: cls.__dict__[f] for f in cls._fields if f in cls.__dict__}
-        for f, default in cls._defaults.items():
-            if isinstance(default, Factory):
-                delattr(cls, f)          # as dataclasses leaves a default_factory field
-        cls.__match_args__ = cls._fields
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        fields = self._fields
-        name = type(self).__name__
-        if len(args) > len(fields):
-            raise TypeError(f"{name}() takes {len(fields)} arguments but {len(args)} were given")
-        for k in kwargs:
-            if k not in fields:
-                raise TypeError(f"{name}() got an unexpected keyword argument {k!r}")
-            if fields.index(k) < len(args):
-                raise TypeError(f"{name}() got multiple values for argument {k!r}")
-        values = dict(zip(fields, args), **kwargs)
-        for f in fields:
-            if f in values:
-                value = values[f]
-            elif f in self._defaults:
-                value = self._defaults[f]
-                value = value.make() if isinstance(value, Factory) else value
-            else:
-                raise TypeError(f"{name}() missing required argument: {f!r}")
-            object.__setattr__(self, f, value)
-
-    def _values(self) -> tuple:
-        return tuple(getattr(self, f) for f in self._fields)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._values() == other._values()     # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
-        return f"{type(self).__qualname__}({inner})"
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def _replace(self, **changes: Any) -> Any:
-        return type(self)(**{**{f: getattr(self, f) for f in self._fields}, **changes})
-
-
-@dataclasses.dataclass
-class Plan:
+class Plan(Record):
     """The merged actions of the script chain (executor.DeliveryExecutor.plan builds it)."""
 
-    actions: list = dataclasses.field(default_factory=list)
+    actions: list = field(default_factory=list)
     keep: bool = True
     keep_flags: tuple[str, ...] = ()
     message: bytes = b""
-    errors: list[str] = dataclasses.field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     tempfail: str | None = None
     # The message each action stores or sends (RFC 5293 7: as edited when the script asked
     # for it), parallel to `actions`; `keep_message` for the keep.
-    action_messages: list[bytes] = dataclasses.field(default_factory=list)
+    action_messages: list[bytes] = field(default_factory=list)
     keep_message: bytes | None = None
 
 
-class Rules(Record):
+class Rules(Record, frozen=True):
     """The settings the decisions read (attribute names as in the settings, so the pure helpers
     of redirect.py and vacation.py take a Rules where they take settings)."""
 
@@ -167,7 +91,7 @@ class Rules(Record):
                    settings.vacation_envelope_from, settings.delivery_special_use_folders)
 
 
-class Delivery(Record):
+class Delivery(Record, frozen=True):
     """One message for one mailbox: the merged plan and the envelope."""
 
     plan: Plan
@@ -189,14 +113,14 @@ class Delivery(Record):
         return plan.message
 
 
-class Facts(Record):
+class Facts(Record, frozen=True):
     """What was looked up before deciding: `folders` maps each name `folders_to_probe` gave to
     whether that folder exists (a folder that cannot be checked counts as missing)."""
 
     folders: Mapping[str, bool] = Factory(dict)
 
 
-class Failed(Record):
+class Failed(Record, frozen=True):
     """A step that did not work: kind "quota" (QuotaExceeded), "permanent" (a bad or missing
     folder) or "temporary" (I/O trouble, an unsafe path)."""
 
@@ -209,24 +133,24 @@ _NO_FACTS = Facts()
 
 # --- steps -------------------------------------------------------------------------------
 
-class Note(Record):
+class Note(Record, frozen=True):
     """A decision worth a log line (level: info, warning, error)."""
 
     level: str
     text: str
 
 
-class CheckQuota(Record):
+class CheckQuota(Record, frozen=True):
     size: int
 
 
-class RedirectStep(Record):
+class RedirectStep(Record, frozen=True):
     address: str
     envelope_from: str | None      # None: the original sender
     message: str = FINAL
 
 
-class PipeStep(Record):
+class PipeStep(Record, frozen=True):
     """Give the message to a vnd.dovecot.pipe program: `action` is the script's Pipe action
     (sieve.extensions.extprograms.Pipe: program, arguments, :try, environment)."""
 
@@ -234,14 +158,14 @@ class PipeStep(Record):
     message: str = FINAL
 
 
-class StoreStep(Record):
+class StoreStep(Record, frozen=True):
     folder: str
     flags: tuple[str, ...] = ()
     create: bool = True
     message: str = FINAL
 
 
-class VacationStep(Record):
+class VacationStep(Record, frozen=True):
     to: str
     envelope_from: str
     reply: bytes
@@ -249,34 +173,34 @@ class VacationStep(Record):
     period: float = 0.0
 
 
-class SendStep(Record):
+class SendStep(Record, frozen=True):
     what: str                      # notification, message, report, reject notice
     envelope_from: str
     recipients: tuple[str, ...]
     message: bytes
 
 
-class Mark(Record):
+class Mark(Record, frozen=True):
     key: str
     period: float
 
 
 # --- the last step: the verdict -----------------------------------------------------------
 
-class Tempfail(Record):
+class Tempfail(Record, frozen=True):
     detail: str
 
 
-class Refused(Record):
+class Refused(Record, frozen=True):
     reason: str
 
 
-class OverQuota(Record):
+class OverQuota(Record, frozen=True):
     detail: str
     temporary: bool
 
 
-class Delivered(Record):
+class Delivered(Record, frozen=True):
     stored: tuple[str, ...]        # file paths written
     detail: str
     results: tuple[str, ...]       # stored, folder, redirected, vacation, discarded, rejected
@@ -401,7 +325,7 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
         key = _inbox_key(s.folder)
         if key in where:
             first = merged[where[key]]
-            merged[where[key]] = first._replace(flags=tuple(dict.fromkeys(first.flags + s.flags)))
+            merged[where[key]] = first.replace(flags=tuple(dict.fromkeys(first.flags + s.flags)))
             continue
         where[key] = len(merged)
         merged.append(s)

@@ -29,20 +29,20 @@ VACATION_ENVELOPE_FROM = setting(
 
 _LIST_HEADERS = ("List-Id", "List-Owner", "List-Subscribe", "List-Post", "List-Unsubscribe",
                  "List-Help", "List-Archive")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_SYSTEM_SENDER = re.compile(
-    r"^(mailer-daemon|listserv|majordomo|owner-.*|.*-request|.*-owner|postmaster|noreply|no-reply)$",
-    re.I)
+# Patterns, not compiled here: re compiles (and caches) them when a vacation is due, not in every
+# LDA run that imports this module.
+_CONTROL = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_SYSTEM_SENDER = r"(?i)^(mailer-daemon|listserv|majordomo|owner-.*|.*-request|.*-owner|postmaster|noreply|no-reply)$"
 
 
 def refusal(message: bytes, sender: str, user_address: str) -> str | None:
     """Why no auto-reply may go to this message's sender, or None when one may."""
     if not sender:
         return "null sender"
-    if _CONTROL.search(sender):
+    if re.search(_CONTROL, sender):
         return "control character in sender address"
     local = sender.rpartition("@")[0]
-    if _SYSTEM_SENDER.match(local):
+    if re.match(_SYSTEM_SENDER, local):
         return "system sender"
     if sender.lower() == user_address.lower():
         return "sender is the user"
@@ -102,6 +102,6 @@ def reply_envelope_from(settings, user_address: str, *, recipient: str | None, o
                 continue
         except AddressError:
             continue
-        if c.lower() in named and not _CONTROL.search(c):
+        if c.lower() in named and not re.search(_CONTROL, c):
             return c
     return orig or recipient

@@ -16,7 +16,6 @@ tests/sieve/test_extension_hooks.py, tests/sieve/test_extension_registry.py (laz
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import threading
 
@@ -153,7 +152,7 @@ def _load_modules(mods) -> _ExtensionTables:
                     raise ValueError(f"extension {e.name} registered twice")
                 rfc, summary = SPECS.get(e.name, ("", ""))
                 if rfc and not e.rfc:
-                    e = dataclasses.replace(e, rfc=rfc, summary=e.summary or summary)
+                    e = e.replace(rfc=rfc, summary=e.summary or summary)
                 out[e.name] = e
         _tables = _ExtensionTables(out)
         _modules_loaded.update(loaded)

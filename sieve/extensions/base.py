@@ -14,9 +14,13 @@ Tests: tests/sieve/test_conformance.py, tests/sieve/test_extension_hooks.py.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from typing import Any
+
+from owlery.record import Record
+
+TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 STRING, STRINGLIST, NUMBER = "string", "string-list", "number"
 
@@ -29,8 +33,7 @@ class ReturnScript(Exception):
     """include's `return`: ends the current (included) script."""
 
 
-@dataclasses.dataclass(frozen=True)
-class TagDef:
+class TagDef(Record, frozen=True):
     """A tagged argument `:name [param]`. `group`: tags in one group exclude each other."""
 
     name: str
@@ -43,8 +46,7 @@ class TagDef:
         return self.key or self.group or self.name
 
 
-@dataclasses.dataclass(frozen=True)
-class CommandDef:
+class CommandDef(Record, frozen=True):
     """A command or test as data: its arguments, block rules, and behaviour."""
 
     name: str
@@ -65,8 +67,7 @@ class CommandDef:
     loop: bool = False                         # its block is a loop (sieve_max_loop_nesting)
 
 
-@dataclasses.dataclass(frozen=True)
-class MatchTypeDef:
+class MatchTypeDef(Record, frozen=True):
     """A match type (`:is`, `:count "gt"`, `:regex`) an extension makes available.
 
     bind(v, node, d, what, tag, nxt) -> int | None: reads the match type's own parameter
@@ -79,8 +80,7 @@ class MatchTypeDef:
     check: Callable | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Extension:
+class Extension(Record, frozen=True):
     """One Sieve extension (capability string `name`)."""
 
     name: str

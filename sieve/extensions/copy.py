@@ -3,15 +3,13 @@
 Tests: tests/sieve/svtest/copy.svtest (the corpus has none).
 """
 
-import dataclasses
-
 from sieve.extensions.base import Extension, TagDef
 
 
 def _copy_hook(rt, node, action, cancels_keep):
     # :copy stores or sends a copy: the implicit keep stays
     if node.tags.get("copy"):
-        return dataclasses.replace(action, copy=True), False
+        return action.replace(copy=True), False
     return action, cancels_keep
 
 

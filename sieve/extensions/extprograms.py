@@ -20,16 +20,14 @@ Tests: tests/sieve/test_extprograms.py; conformance plugins/extprograms/.
 
 from __future__ import annotations
 
-import dataclasses
-
+from owlery.record import field
 from sieve import extprograms as xp
 from sieve.actions import Action
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
 
 
-@dataclasses.dataclass(frozen=True)
-class Pipe(Action):
+class Pipe(Action, frozen=True):
     """vnd.dovecot.pipe: give the message to `program` (in sieve_pipe_bin_dir) with `args`.
     `try_`: a failure is logged, not an error; `copy`: did not cancel the implicit keep.
     `env`: the run's part of the program's environment (sieve.extprograms.program_env).
@@ -41,7 +39,7 @@ class Pipe(Action):
     try_: bool = False
     copy: bool = False
     env: tuple[tuple[str, str], ...] = ()
-    head: bytes | None = dataclasses.field(default=None, kw_only=True, compare=False, repr=False)
+    head: bytes | None = field(default=None, kw_only=True, compare=False, repr=False)
 
 
 _ARG_NAMES = ("program-name", "arguments")
@@ -125,9 +123,9 @@ def _env(rt) -> tuple[tuple[str, str], ...]:
     return xp.program_env(rt.envelope, env_value(rt, "host"))
 
 
-def _run_now(rt, kind: str, name: str, args, *, input: bytes | None, capture: bool) -> xp.Outcome:
+def _run_now(rt, kind: str, name: str, args, *, input: bytes | None, capture: bool) -> xp.ProgramOutcome:
     req = xp.request(rt.settings, kind, name, args, _env(rt), input=input, capture=capture)
-    if isinstance(req, xp.Outcome):
+    if isinstance(req, xp.ProgramOutcome):
         return req
     rt.step(100)  # a program run is costly work for the budget too
     return xp.runner_of(rt.host)(req)
@@ -155,7 +153,7 @@ def pipe_message(settings, action: Pipe, message: bytes, runner: xp.Runner) -> t
     """Carry out a pipe action (the delivery and the testsuite harness): (piped, the error
     lines when it failed; with :try they are only logged)."""
     req = xp.request(settings, "pipe", action.program, action.args, action.env, input=message, capture=False)
-    outcome = req if isinstance(req, xp.Outcome) else runner(req)
+    outcome = req if isinstance(req, xp.ProgramOutcome) else runner(req)
     if outcome.ok:
         xp.log.info("sieve: pipe action: piped message to program `%s'", xp.sanitize(action.program, 128))
         return True, []

@@ -14,8 +14,6 @@ tests/sieve/test_differential_fixes_s12.py (a variable's flag list text).
 
 from __future__ import annotations
 
-import dataclasses
-
 from sieve.actions import FinalFlags
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
 
@@ -188,7 +186,7 @@ def action_flags(rt, node) -> tuple[str, ...]:
 
 def _flags_hook(rt, node, action, cancels_keep):
     # keep and fileinto store with flags (an empty tuple when the script has no imap4flags)
-    return dataclasses.replace(action, flags=action_flags(rt, node)), cancels_keep
+    return action.replace(flags=action_flags(rt, node)), cancels_keep
 
 
 def final_flags(rt) -> None:
@@ -200,7 +198,7 @@ def final_flags(rt) -> None:
         actions = rt.result.actions
         for i, a in enumerate(actions):
             if isinstance(getattr(a, "flags", None), FinalFlags):
-                actions[i] = dataclasses.replace(a, flags=flags)
+                actions[i] = a.replace(flags=flags)
 
 
 def _cmd(name, run):

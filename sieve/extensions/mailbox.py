@@ -5,8 +5,6 @@ Asks Host.mailbox_exists. Tests: conformance extensions/mailbox/.
 
 from __future__ import annotations
 
-import dataclasses
-
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
 
 
@@ -21,7 +19,7 @@ def _run(rt, node):
 
 def _create_hook(rt, node, action, cancels_keep):
     if node.tags.get("create"):
-        return dataclasses.replace(action, create=True), cancels_keep
+        return action.replace(create=True), cancels_keep
     return action, cancels_keep
 
 

@@ -5,7 +5,6 @@ Asks Host.special_use_exists. Tests: conformance extensions/special-use/.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from sieve.errors import SieveRuntimeError
@@ -50,7 +49,7 @@ def _specialuse_hook(rt, node, action, cancels_keep):
         if not _FLAG.fullmatch(flag):
             # built at run time: an error, so the implicit keep stores into INBOX (RFC 8579 4)
             raise SieveRuntimeError(f"invalid special-use flag '{flag}' specified for fileinto :specialuse")
-        return dataclasses.replace(action, special_use=flag), cancels_keep
+        return action.replace(special_use=flag), cancels_keep
     return action, cancels_keep
 
 

@@ -29,8 +29,10 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 from sieve.delivery.lda_lmtp import main
 status = main(sys.argv[3:])
+dc = sys.modules.get("dataclasses")
+users = sorted(n for n, m in list(sys.modules.items()) if dc is not None and getattr(m, "dataclasses", None) is dc)
 with open(sys.argv[2], "w") as f:
-    json.dump({"status": status, "modules": sorted(sys.modules)}, f)
+    json.dump({"status": status, "modules": sorted(sys.modules), "dataclasses_users": users}, f)
 """
 
 # Loaded by no delivery the LDA makes in-process (each has a lazy import where it is needed).
@@ -38,6 +40,13 @@ NEVER = ("prometheus_client", "twisted", "dkim", "Milter", "redis", "ldap3",
          "logging.handlers", "hashlib", "_hashlib", "hmac", "shutil", "bz2", "lzma", "socket", "selectors",
          "email", "email.utils", "sieve.delivery.lmtp", "sieve.delivery.lmtpd", "sieve.managesieve",
          "owlery.directory.ldap", "pickle", "queue", "argparse", "site")
+# Start-up weight no in-process delivery needs (issue 19): dataclasses (~11 ms with inspect, ast,
+# dis; records are owlery.record), typing (~1.7 ms), tomllib for a flat settings file (~5 ms:
+# owlery.settings.scan_flat reads it), ipaddress (network settings only).
+HEAVY = ("dataclasses", "inspect", "ast", "dis", "typing", "tomllib", "ipaddress")
+# The modules that still import dataclasses on a script's path (sieve.result's Result: to be an
+# owlery.record too; then this is empty and HEAVY holds for every delivery).
+DATACLASSES_LEFT: set[str] = set()
 # The Sieve engine: only when a script runs.
 ENGINE = ("sieve.parser", "sieve.lexer", "sieve.validator", "sieve.interpreter", "sieve.actions",
           "sieve.outgoing", "sieve.api", "sieve.extensions.core", "sieve.extensions.vacation")
@@ -74,7 +83,15 @@ lda_lmtp_handoff = false
     result = json.loads(out.read_text())
     assert result["status"] == 0, r.stderr
     stored = [p for p in (home / "Maildir").rglob("*") if p.is_file() and p.parent.name in ("new", "cur")]
-    return set(result["modules"]), stored
+    modules = Loaded(result["modules"])
+    modules.dataclasses_users = set(result["dataclasses_users"])
+    return modules, stored
+
+
+class Loaded(set):
+    """The child's sys.modules, and `dataclasses_users`: the modules that imported dataclasses."""
+
+    dataclasses_users: set
 
 
 def loaded(modules, names):
@@ -86,6 +103,7 @@ def test_plain_keep_loads_no_sieve_engine_and_nothing_unneeded(tmp_path):
     assert len(stored) == 1
     assert loaded(modules, NEVER) == []
     assert loaded(modules, ENGINE) == []
+    assert loaded(modules, HEAVY) == []
     assert "sieve.delivery.executor" in modules      # the test ran the in-process path
 
 
@@ -95,6 +113,10 @@ def test_script_loads_only_the_extensions_it_requires(tmp_path):
     assert [p.parent.parent.name for p in stored] == [".Hi"]
     assert loaded(modules, NEVER) == []
     assert "sieve.interpreter" in modules and "sieve.extensions.fileinto" in modules
+    assert loaded(modules, [m for m in HEAVY if m not in ("dataclasses", "inspect", "ast", "dis")]) == []
+    assert modules.dataclasses_users <= DATACLASSES_LEFT
+    if not modules.dataclasses_users:
+        assert loaded(modules, HEAVY) == []
     assert loaded(modules, ("sieve.extensions.vacation", "sieve.extensions.enotify", "sieve.extensions.mime",
                             "sieve.extensions.editheader", "sieve.extensions.date", "sieve.outgoing",
                             "sieve.html_text", "html")) == []

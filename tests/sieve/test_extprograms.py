@@ -141,15 +141,15 @@ def test_compile_errors(src, error):
 
 
 class FakeHost(MemoryHost):
-    def __init__(self, outcome: xp.Outcome | None = None, output: bytes = b""):
+    def __init__(self, outcome: xp.ProgramOutcome | None = None, output: bytes = b""):
         super().__init__()
-        self.requests: list[xp.Request] = []
+        self.requests: list[xp.ProgramRun] = []
         self.outcome = outcome
         self.output = output
 
     def run_program(self, req):
         self.requests.append(req)
-        return self.outcome or xp.Outcome("ok", self.output, 0)
+        return self.outcome or xp.ProgramOutcome("ok", self.output, 0)
 
 
 @pytest.fixture
@@ -204,10 +204,10 @@ def test_execute_calls_the_runner_with_the_settings_request(bindir):
 @pytest.mark.parametrize(
     "outcome, truth, errors",
     [
-        (xp.Outcome("ok", b"", 0), True, 0),
-        (xp.Outcome("false", b"", 3, "exited with status 3"), False, 0),
-        (xp.Outcome("timeout", detail="timed out"), False, 2),
-        (xp.Outcome("refused", detail="root"), False, 2),
+        (xp.ProgramOutcome("ok", b"", 0), True, 0),
+        (xp.ProgramOutcome("false", b"", 3, "exited with status 3"), False, 0),
+        (xp.ProgramOutcome("timeout", detail="timed out"), False, 2),
+        (xp.ProgramOutcome("refused", detail="root"), False, 2),
     ],
 )
 def test_execute_as_test_is_true_only_on_exit_0_and_the_script_goes_on(bindir, outcome, truth, errors):
@@ -258,7 +258,7 @@ def test_filter_command_that_cannot_run_is_a_runtime_error_and_keeps_the_origina
     res = _run(
         'require "vnd.dovecot.filter"; filter "up"; discard;',
         _settings(bindir),
-        FakeHost(xp.Outcome("timeout", detail="program `up' timed out after 10 s")),
+        FakeHost(xp.ProgramOutcome("timeout", detail="program `up' timed out after 10 s")),
     )
     assert res.status == "error" and res.message == MSG
     assert [a.name for a in res.effective_actions()] == ["keep"]
@@ -269,7 +269,7 @@ def test_filter_nonzero_exit_changes_nothing(bindir):
     res = _run(
         'require "vnd.dovecot.filter"; if not filter "up" { discard; }',
         _settings(bindir),
-        FakeHost(xp.Outcome("false", b"garbage", 1)),
+        FakeHost(xp.ProgramOutcome("false", b"garbage", 1)),
     )
     assert res.ok and res.message == MSG and not res.implicit_keep
 
@@ -320,8 +320,8 @@ def _identity() -> dict:
     return {"uid": pw.pw_uid, "gid": pw.pw_gid}
 
 
-def _real(d: Path, name: str, **kw) -> xp.Outcome:
-    req = xp.Request("execute", name, str(d / name), **{"capture": True, "max_output": 1 << 20, **kw, **_identity()})
+def _real(d: Path, name: str, **kw) -> xp.ProgramOutcome:
+    req = xp.ProgramRun("execute", name, str(d / name), **{"capture": True, "max_output": 1 << 20, **kw, **_identity()})
     return xp.run_program(req)
 
 
@@ -373,22 +373,22 @@ def test_program_that_reads_nothing_of_a_big_input(bindir):
 
 def test_never_as_root(bindir):
     _prog(bindir, "p", "id -u\n")
-    req = xp.Request("pipe", "p", str(bindir / "p"), capture=True, max_output=100)
+    req = xp.ProgramRun("pipe", "p", str(bindir / "p"), capture=True, max_output=100)
     if os.geteuid() == 0:
         got = xp.run_program(req)
         assert got.status == "refused" and "root" in got.detail
-        assert xp.run_program(xp.Request("pipe", "p", str(bindir / "p"), uid=0, gid=0)).status == "refused"
+        assert xp.run_program(xp.ProgramRun("pipe", "p", str(bindir / "p"), uid=0, gid=0)).status == "refused"
         pw = pwd.getpwnam("nobody")
         got = xp.run_program(xp.with_identity(req, user="u", home="/", uid=pw.pw_uid, gid=pw.pw_gid))
         assert got.ok and int(got.output) == pw.pw_uid
     else:
-        assert xp.run_program(xp.Request("pipe", "p", str(bindir / "p"), uid=0, gid=0)).status == "refused"
+        assert xp.run_program(xp.ProgramRun("pipe", "p", str(bindir / "p"), uid=0, gid=0)).status == "refused"
 
 
 def test_environment_is_pigeonholes_and_nothing_of_ours(bindir, monkeypatch):
     monkeypatch.setenv("OWLERY_SECRET_MARKER", "leak")
     _prog(bindir, "env", "env\n")
-    req = xp.Request(
+    req = xp.ProgramRun(
         "execute", "env", str(bindir / "env"), env=xp.program_env(ENV, "mx"), capture=True, max_output=1 << 16
     )
     got = xp.run_program(
