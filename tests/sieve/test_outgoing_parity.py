@@ -62,35 +62,17 @@ class Run:
     log: str = ""
 
 
-def run_pigeonhole(ph: pigeonhole.Pigeonhole, script: bytes, message: bytes, mail_from: str) -> Run:
+def sieve_test_e(ph: pigeonhole.Pigeonhole, script: bytes, message: bytes, mail_from: str,
+                 extra_args: tuple[str, ...] = ()) -> Run | tuple[str, list[bytes], bytes]:
+    """Run `sieve-test -e` (with `extra_args`, e.g. -x +EXT): a Run when the script did not
+    compile or run, else (its log, each message it sent, its whole stdout)."""
     ph._cleanup()
     sp = ph._write("script.sieve", script)
     mp = ph._write("message.eml", message)
-    argv = [
-        pigeonhole.SIEVE_TEST,
-        "-c",
-        str(ph.home / "dovecot.conf"),
-        "-C",
-        "-e",
-        "-f",
-        mail_from,
-        "-r",
-        USER,
-        "-a",
-        USER,
-        str(sp),
-        str(mp),
-    ]
-    proc = subprocess.run(
-        argv,
-        capture_output=True,
-        timeout=30,
-        env=ph.env,
-        cwd=ph.home,
-        user=ph.uid,
-        group=ph.gid,
-        extra_groups=[] if ph.uid is not None else None,
-    )
+    argv = [pigeonhole.SIEVE_TEST, "-c", str(ph.home / "dovecot.conf"), "-C", "-e", *extra_args,
+            "-f", mail_from, "-r", USER, "-a", USER, str(sp), str(mp)]
+    proc = subprocess.run(argv, capture_output=True, timeout=30, env=ph.env, cwd=ph.home, user=ph.uid,
+                          group=ph.gid, extra_groups=[] if ph.uid is not None else None)
     log = proc.stderr.decode("utf-8", "replace")
     if "failed to compile sieve script" in log:
         return Run("compile-error", [], log)
@@ -101,6 +83,14 @@ def run_pigeonhole(ph: pigeonhole.Pigeonhole, script: bytes, message: bytes, mai
     bodies = [
         b for b in re.split(rb"(?m)^(?=X-Sieve: Pigeonhole Sieve)", out if m is None else out[: m.start()]) if b.strip()
     ]
+    return log, bodies, out
+
+
+def run_pigeonhole(ph: pigeonhole.Pigeonhole, script: bytes, message: bytes, mail_from: str) -> Run:
+    ran = sieve_test_e(ph, script, message, mail_from)
+    if isinstance(ran, Run):
+        return ran
+    log, bodies, out = ran
     recipients = [r.decode().strip() for r in re.findall(rb"(?m)^RECIPIENT: (.*)$", out)]
     # each "sending message from" is followed by the action's line, which names the recipients
     envs: list[tuple[str, str, int]] = []

@@ -12,7 +12,6 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from tests.sieve.test_outgoing_parity import (
     msg,
     rfc_problems,
     run_owlery,
+    sieve_test_e,
     split_message,
 )
 
@@ -45,48 +45,10 @@ _SENT = re.compile(r"Info: sieve: msgid=.*?: report action: sent `([^']*)' repor
 def run_pigeonhole(ph: pigeonhole.Pigeonhole, script: bytes, message: bytes, mail_from: str) -> Run:
     """sieve-test -e with the report extension enabled: (kind, envelope from, recipients, message)
     of each report it sent, in order."""
-    ph._cleanup()
-    sp = ph._write("script.sieve", script)
-    mp = ph._write("message.eml", message)
-    argv = [
-        pigeonhole.SIEVE_TEST,
-        "-c",
-        str(ph.home / "dovecot.conf"),
-        "-C",
-        "-e",
-        "-x",
-        "+vnd.dovecot.report",
-        "-f",
-        mail_from,
-        "-r",
-        USER,
-        "-a",
-        USER,
-        str(sp),
-        str(mp),
-    ]
-    proc = subprocess.run(
-        argv,
-        capture_output=True,
-        timeout=30,
-        env=ph.env,
-        cwd=ph.home,
-        user=ph.uid,
-        group=ph.gid,
-        extra_groups=[] if ph.uid is not None else None,
-    )
-    log = proc.stderr.decode("utf-8", "replace")
-    if "failed to compile sieve script" in log:
-        return Run("compile-error", [], log)
-    if "final result: success" not in log:
-        return Run("other", [], log)
-    out = proc.stdout
-    cut = re.search(rb"(?m)^RECIPIENT: ", out)
-    bodies = [
-        b
-        for b in re.split(rb"(?m)^(?=X-Sieve: Pigeonhole Sieve)", out if cut is None else out[: cut.start()])
-        if b.strip()
-    ]
+    ran = sieve_test_e(ph, script, message, mail_from, ("-x", "+vnd.dovecot.report"))
+    if isinstance(ran, Run):
+        return ran
+    log, bodies, _ = ran
     envs = _SENDING.findall(log)
     sent = _SENT.findall(log)
     assert len(bodies) == len(envs) == len(sent), log
