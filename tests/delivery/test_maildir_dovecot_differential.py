@@ -44,6 +44,7 @@ from pathlib import Path
 import pytest
 
 from tests.delivery.daemon import Lmtpd, remove_workdir, shared_workdir
+from tests.delivery.test_lmtp_dovecot_differential import strip_trace
 from tests.harness.dovecot import DovecotInstance
 from tests.harness.procs import LOOPBACK
 
@@ -434,16 +435,6 @@ def deliver_all(port: int, rcpts: list[str]) -> dict:
 
 
 # -- what each side stored ---------------------------------------------------------------------
-
-
-def strip_trace(message: bytes) -> bytes:
-    lines = message.split(b"\n")
-    i = 0
-    while i < len(lines) and re.match(rb"(?i)(return-path|delivered-to|received):", lines[i]):
-        i += 1
-        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
-            i += 1
-    return b"\n".join(lines[i:])
 
 
 def _keywords_table(folder: Path) -> dict:
