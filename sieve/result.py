@@ -3,7 +3,10 @@ the implicit keep, and the action/redirect limits.
 
 Duplicates (RFC 5228 2.10.3): a second keep, or fileinto to a mailbox already stored into,
 stores no second copy; the first action's message stands, and the last action's IMAP flags
-win (RFC 5232 leaves it open; Pigeonhole's corpus expects the last list).
+win (RFC 5232 leaves it open; Pigeonhole's corpus expects the last list), except that a keep
+never overrides the flags of a fileinto into the default mailbox, in either order: Dovecot's
+LMTP/LDA defers the keep, and a deferred keep finds INBOX stored already and adds nothing
+(`sieve-test`, which does not defer it, differs: there the last action wins).
 
 Used by sieve.interpreter and the extensions (they call `ResultBuilder.add`); turned
 into the public `Result` (re-exported by sieve.api), which a delivery reads. Tests: conformance execute/actions, errors; the
@@ -50,6 +53,8 @@ class ResultBuilder:
         self.actions: list[Action] = []
         self.implicit_keep = True
         self.keep_flags: tuple[str, ...] = ()
+        # a fileinto into the default mailbox has set the flags of the merged keep/store
+        self._inbox_flags_from_fileinto = False
         self.redirects = 0
         self.notifies = 0
         self.vacation_line: int | None = None    # a vacation command ran (sent or not)
@@ -91,19 +96,22 @@ class ResultBuilder:
                 if isinstance(a, Keep):
                     self._conflict_reject(action)
                     self.actions[i] = a.replace(flags=_merged_flags(a, action))
+                    self._inbox_flags_from_fileinto = True
                     self.implicit_keep = self.implicit_keep and not cancels_keep
                     return
         if isinstance(action, Keep):
             self._conflict_reject(action)
             for i, a in enumerate(self.actions):
                 if isinstance(a, Keep):
-                    self.actions[i] = a.replace(flags=_merged_flags(a, action))
+                    if not self._inbox_flags_from_fileinto:
+                        self.actions[i] = a.replace(flags=_merged_flags(a, action))
                     self.implicit_keep = False
                     return
                 if isinstance(a, FileInto) and _norm_mailbox(a.mailbox) == _norm_mailbox(self.default_mailbox):
-                    # the keep replaces the store, with its own message (as Pigeonhole)
-                    self.actions[i] = Keep(mailbox=a.mailbox, flags=_merged_flags(a, action), line=a.line,
-                                           head=action.head)
+                    # the keep replaces the store, with its own message (as Pigeonhole), but the
+                    # store's flags stand (Dovecot LMTP: the deferred keep adds nothing to INBOX)
+                    self.actions[i] = Keep(mailbox=a.mailbox, flags=a.flags, line=a.line, head=action.head)
+                    self._inbox_flags_from_fileinto = True
                     self.implicit_keep = False
                     return
             self._append(action, cancels_keep=True)

@@ -210,6 +210,10 @@ class DeliveryHost:
         return f"sieve:{self.user.address}:{key}"
 
     def mailbox_exists(self, mailbox: str) -> bool:
+        if mailbox.upper() == "INBOX":
+            # always there for delivery, even before the first message makes the Maildir
+            # (Dovecot LMTP: mailboxexists "INBOX" is true for a user with no mail yet)
+            return True
         try:
             return self.maildir.folder_exists(mailbox)
         except MaildirError:
@@ -429,7 +433,10 @@ class DeliveryExecutor:
                 plan.keep_flags = explicit_keep[-1].flags
                 plan.keep_message = result.message_for(explicit_keep[-1]) if result.message else None
             elif result.implicit_keep:
-                plan.keep_flags = result.keep_flags
+                # a fileinto into INBOX (:copy) already stores there: the implicit keep adds
+                # no flags of its own (Result.effective_actions leaves it out; Pigeonhole too)
+                implicit = any(getattr(a, "implicit", False) for a in result.effective_actions())
+                plan.keep_flags = result.keep_flags if implicit else ()
                 plan.keep_message = None
             if result.message:
                 plan.message = result.message

@@ -132,14 +132,17 @@ def parse_mailto(uri: str):
                 to_list.extend(r)
             elif kl == "body":
                 body = v
-            elif kl in ("cc", "bcc"):
+            elif kl == "cc":
                 r = addrs(v)
                 if r is None:
                     return None
                 recipients.extend(r)
-                if kl == "cc":
-                    headers.append(("Cc", r))
+                headers.append(("Cc", r))
             else:
+                # bcc lands here and is dropped unread with the other reserved fields: RFC
+                # 5436 2.7 makes the recipients the URI's addresses plus its "to" and "cc"
+                # URI headers only (Pigeonhole: "ignored reserved header field 'bcc'"), so a
+                # bcc names no recipient and never widens the fan-out.
                 headers.append((k, v))
     seen: set[str] = set()
     unique = []

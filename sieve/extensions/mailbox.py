@@ -9,9 +9,15 @@ from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
 
 
 def _run(rt, node):
-    from sieve.extensions.fileinto import mailbox_name_error
+    from sieve.extensions.fileinto import _EMPTY_MEANS, mailbox_name_error
     for name in rt.sl(node.pos[0]):
         rt.step()
+        # "" names INBOX, as for fileinto (Pigeonhole: mailboxexists "" is true, fileinto ""
+        # stores into INBOX; RFC 5490 3.1 asks whether fileinto could deliver there). A name
+        # with NUL (encoded-character) names no mailbox: no store can hold a control character
+        # (RFC 3501 5.1, RFC 6855 3); Pigeonhole cuts the C string at the NUL and looks up the
+        # part before it ("INBOX${hex:00}x" is true there).
+        name = name or _EMPTY_MEANS
         if mailbox_name_error(name) or not rt.host.mailbox_exists(name):
             return False
     return True

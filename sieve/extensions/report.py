@@ -2,7 +2,7 @@
 sends an RFC 5965 abuse feedback report about the message to an address.
 
 `report [:headers_only] <feedback-type> <message> <address>`: the feedback type must be one
-MIME token (RFC 2045; white space around it is trimmed), the address one valid mailbox
+MIME token (RFC 2045; white space and comments around it are dropped), the address one valid mailbox
 (both checked at compile time when literal, else at run time: a runtime error). The report
 (sieve.outgoing.abuse_report) carries the script's text, the message/feedback-report fields
 and the message as received (or its header with :headers_only); it goes from the null sender
@@ -33,10 +33,37 @@ from sieve.outgoing import HeaderError, abuse_report, addr_spec, loggable, singl
 _TOKEN = re.compile(r"[!#$%&'*+.0-9A-Z^_`a-z{|}~-]+")
 
 
+def _skip_cfws(value: str, i: int) -> int | None:
+    """The index after white space and (nested) comments from `i` (RFC 5322 3.2.2 CFWS); None
+    for a comment left open."""
+    depth = 0
+    while i < len(value):
+        c = value[i]
+        if depth:
+            if c == "\\":
+                i += 1
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+        elif c == "(":
+            depth = 1
+        elif c not in " \t\r\n":
+            break
+        i += 1
+    return None if depth else i
+
+
 def feedback_type(value: str) -> str | None:
-    """The feedback type as a MIME token (surrounding white space trimmed), None if invalid."""
-    v = value.strip(" \t\r\n")
-    return v if _TOKEN.fullmatch(v) else None
+    """The feedback type: one MIME token with white space and comments around it (RFC 5965's
+    ABNF: "Feedback-Type:" [CFWS] token [CFWS]; Pigeonhole parses it the same way, comments
+    and all, and keeps the token's case), None if invalid. An empty token is invalid (a
+    token is 1*char; Pigeonhole accepts "" and "(x)" and sends an empty Feedback-Type)."""
+    start = _skip_cfws(value, 0)
+    m = _TOKEN.match(value, start) if start is not None else None
+    if m is None or _skip_cfws(value, m.end()) != len(value):
+        return None
+    return m.group(0)
 
 
 def _validate(v, node):

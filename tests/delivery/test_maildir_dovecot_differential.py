@@ -804,15 +804,9 @@ ALLOWED: list = [
 
 # Owlery differences that are NOT Dovecot's fault and not deliberate, in files this test does not own:
 # listed so the differential passes while they are open; a fix makes the entry stale (and the test fails).
-KNOWN_OWLERY_BUGS: list = [
-    (
-        "fileinto-inbox-then-keep-flags",
-        'sieve/result.py: fileinto :flags "\\\\Seen" "inbox" then keep :flags "x2": one copy on both '
-        "sides, Pigeonhole with the first store's flags (\\Seen), Owlery with the keep's (x2); Owlery's "
-        "planner merges the flags of two stores into one folder, which would give both.",
-        lambda case, kind, ours, dov: kind in ("flags", "disk-flags") and case.label == "fileinto-inbox-and-keep",
-    ),
-]
+KNOWN_OWLERY_BUGS: list = []
+# (fixed: fileinto "inbox" then keep :flags: the keep no longer overrides the store's flags,
+# sieve/result.py; tests/sieve/test_pigeonhole_leftovers_s13.py)
 
 
 def allowed(case: Case, kind: str, ours: View, dov: View) -> str | None:

@@ -314,11 +314,11 @@ def test_notify_recipients_capped_per_action(caplog):
     assert any("dropped" in rec.getMessage() and "4" in rec.getMessage() for rec in caplog.records)
 
 
-def test_notify_recipients_cap_counts_cc_and_bcc_too():
+def test_notify_recipients_cap_counts_cc_and_bcc_names_no_one():
     r = go('require "enotify"; notify "mailto:a@example.org?cc=b@example.org,c@example.org&bcc=d@example.org";',
            message(), settings=Settings({"sieve_notify_mailto_max_recipients": 2}))
     n = only(r, Notify)
-    assert list(n.recipients) == ["a@example.org", "b@example.org"]
+    assert list(n.recipients) == ["a@example.org", "b@example.org"]     # bcc: RFC 5436 2.7, as Pigeonhole
     parsed = check_wire(n.message)
     assert [a.addr_spec for a in parsed["cc"].addresses] == ["b@example.org"]
 

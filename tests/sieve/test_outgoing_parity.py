@@ -677,13 +677,6 @@ ALLOWED = [
         "U+FFFD for each control character, Owlery one space for a run.",
     ),
     Allowed(
-        "mailto-bcc",
-        r"notify:recipients",
-        lambda c, ph, owl: set(owl.split(", ")) - set(ph.split(", ")) == {"bcc@example.com"},
-        "RFC 6068 2 defines bcc recipients of a mailto URI; Owlery sends to them (without a Bcc field), "
-        "Pigeonhole ignores bcc as 'reserved'.",
-    ),
-    Allowed(
         "mailto-comma-list",
         r"status",
         lambda c, ph, owl: ph == "compile-error" and "mailto:a@" in c.script,
