@@ -375,23 +375,43 @@ class MimePart:
 
 
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    """(media type in lower case, or "" when the field holds none; parameters by lower-cased
+    name). A parameter given twice is read with its first value, as Dovecot's parser reads it
+    (the charset a part is decoded in, its boundary); parse_content_type_all has them all."""
+    mtype, pairs = parse_content_type_all(value)
+    params: dict[str, str] = {}
+    for k, v in pairs:
+        params.setdefault(k, v)
+    return mtype, params
+
+
+def parse_content_type_all(value: str) -> tuple[str, list[tuple[str, str]]]:
+    """(media type in lower case or "", every parameter in order as (lower-cased name, value)):
+    a name given twice is there twice (the mime test's :param reads each value, RFC 5703 4.2,
+    as Pigeonhole does); RFC 2231 sections and encoded values are joined and decoded."""
     if not value:
-        return "", {}
+        return "", []
     parts = _split_params(value)
     mtype = parts[0].strip().lower()
     if "/" not in mtype or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+", mtype):
         mtype = ""
-    params = {}
+    pairs: list[tuple[str, str]] = []
     for p in parts[1:]:
         if "=" in p:
             k, v = p.split("=", 1)
             v = v.strip()
             if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
                 v = v[1:-1].replace('\\"', '"')
-            params[k.strip().lower()] = v
-    if any("*" in k for k in params):
-        _rfc2231(params)
-    return mtype, params
+            pairs.append((k.strip().lower(), v))
+    if any("*" in k for k, _ in pairs):
+        plain = [(k, v) for k, v in pairs if "*" not in k]
+        joined: dict[str, str] = {}
+        for k, v in pairs:
+            joined.setdefault(k, v)
+        _rfc2231(joined)
+        names = {k for k, _ in plain}
+        pairs = plain + [(k, v) for k, v in joined.items() if "*" not in k and k not in names]
+    return mtype, pairs
 
 
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")

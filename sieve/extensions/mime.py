@@ -3,14 +3,14 @@ exists; the foreverypart loop with break; extracttext into a variable.
 
 MIME structure comes from sieve.message (bounded). Tests: conformance extensions/mime/,
 tests/sieve/test_rfc_fixes.py, tests/sieve/test_differential_fixes_s11.py,
-tests/sieve/test_differential_fixes_s12.py (break :name).
+tests/sieve/test_differential_fixes_s12.py (break :name), tests/sieve/test_differential_fixes_s13.py.
 """
 
 from __future__ import annotations
 
 from sieve.errors import SieveError, SieveRuntimeError
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
-from sieve.message import parse_content_type
+from sieve.message import parse_content_type_all
 
 
 class BreakLoop(SieveError):
@@ -50,9 +50,16 @@ def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
         vals = p.header_raw(h) if raw else p.header_values(h)
         if opt and h.lower() == "content-type":
             for v in vals:
-                mtype, params = parse_content_type(v)
-                if not mtype:
-                    mtype = p.mtype if not v.strip() else ""
+                # A field with no media type in it (empty, "text", "garbage") gives the empty
+                # string, as Pigeonhole: the default of RFC 2045 5.2 types the content (body,
+                # extracttext), but the test reads the field, and there is no type in it. The
+                # type and subtype are read as the field writes them ("Text/PLAIN"): media types
+                # have no case (RFC 2045 5.1), which the default comparator i;ascii-casemap
+                # ignores, but i;octet and the match variables see it (as Pigeonhole). :param
+                # gives each value of a parameter named twice, in order (as Pigeonhole).
+                mtype, params = parse_content_type_all(v)
+                if mtype:
+                    mtype = v.split(";", 1)[0].strip()
                 if opt == "type":
                     out.append(mtype.split("/", 1)[0] if mtype else "")
                 elif opt == "subtype":
@@ -62,20 +69,18 @@ def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
                 elif opt == "param":
                     names = [n.lower() for n in rt.sl(node.tags["mimeopt"])]
                     for n in names:
-                        if n in params:
-                            out.append(params[n])
+                        out.extend(pv for pn, pv in params if pn == n)
             # a part without a Content-Type field has nothing for the header test to read (its
             # type defaults to text/plain, RFC 2045 5.2, but there is no field), as Pigeonhole
         elif opt == "param" and h.lower() == "content-disposition":
             names = [n.lower() for n in rt.sl(node.tags["mimeopt"])]
             for v in vals:
-                _, params = parse_content_type("x/x;" + v.split(";", 1)[1] if ";" in v else "x/x")
+                _, params = parse_content_type_all("x/x;" + v.split(";", 1)[1] if ";" in v else "x/x")
                 for n in names:
-                    if n in params:
-                        out.append(params[n])
+                    out.extend(pv for pn, pv in params if pn == n)
         elif opt and h.lower() == "content-disposition":
-            # the disposition type ("attachment") stands for :type and :contenttype
-            out.extend(v.split(";", 1)[0].strip().lower() if opt != "subtype" else "" for v in vals)
+            # the disposition type ("attachment") stands for :type and :contenttype, as written
+            out.extend(v.split(";", 1)[0].strip() if opt != "subtype" else "" for v in vals)
         elif opt:
             # RFC 5703 4.2 defines the options for Content-Type (and :param for
             # Content-Disposition); another field is no content type: each reads as "" (as
@@ -170,9 +175,12 @@ def _run_extract(rt, node):
     # RFC 5703 7 stores "the whole content of the current MIME body part", transfer and
     # charset decoding undone; unlike the body test's :text (RFC 5173 5.2) it names no types,
     # so a leaf of any type (application/octet-stream too) gives its content, as sieve-test
-    # does; a multipart or message/rfc822 part has no content of its own (its parts do).
+    # does; a multipart or message/rfc822 part has no content of its own (its parts do). A
+    # multipart that has no parts (no boundary parameter, or a boundary its body never uses:
+    # RFC 2046 5.1.1 makes it required, so the body is not split) is read as a leaf, its body
+    # being all the content there is (as Dovecot's parser reads it, checked with sieve-test).
     # HTML reads as plain text, as for the body test's :text (sieve.html_text).
-    container = p.mtype.startswith("multipart/") or p.mtype == "message/rfc822"
+    container = bool(p.children) if p.mtype.startswith("multipart/") else p.mtype == "message/rfc822"
     text = "" if container else p.readable_text()
     if "first" in node.tags:
         text = text[: node.tags["first"].value]

@@ -1,6 +1,7 @@
 """special-use (RFC 8579): fileinto :specialuse and the specialuse_exists test.
 
-Asks Host.special_use_exists. Tests: conformance extensions/special-use/.
+Asks Host.special_use_exists. Tests: conformance extensions/special-use/,
+tests/sieve/test_differential_fixes_s13.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ _FLAG = re.compile(r"\\[A-Za-z][A-Za-z0-9_-]*")
 
 
 def _validate_exists(v, node):
+    # specialuse_exists [<mailbox: string>] <special-use-attrs: string-list> (RFC 8579 5): the
+    # optional argument is the first one, so a lone argument is the flag list, ["\\Junk"] too;
+    # with two, the first is the mailbox and must be a string
+    if len(node.pos) == 2 and (len(node.pos[0].items) != 1 or node.pos[0].bracketed):
+        v.error(node.pos[0], "if a second argument is specified for the specialuse_exists test, the first must "
+                             "be a string (mailbox), but a string list was found")
+        return
     if node.pos and v.is_literal(node.pos[-1]):
         for s in node.pos[-1].items:
             if not _FLAG.fullmatch(s.value):
@@ -55,7 +63,7 @@ def _specialuse_hook(rt, node, action, cancels_keep):
 
 EXTENSION = Extension(
     name="special-use",
-    commands=(CommandDef("specialuse_exists", kind="test", positional=(STRING, STRINGLIST),
+    commands=(CommandDef("specialuse_exists", kind="test", positional=(STRINGLIST, STRINGLIST),
                          optional_positional=1, validate=_validate_exists, run=_run_exists,
                          arg_names=("mailbox", "special-use flags")),),
     extra_tags=(("fileinto", TagDef("specialuse", STRING)),),

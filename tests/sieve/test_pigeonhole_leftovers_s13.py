@@ -80,6 +80,7 @@ INBOX_CASES = [
     ('fileinto :copy :flags "a" "INBOX"; addflag "z";', ("a",)),
     ('addflag "z"; fileinto :flags "a" "INBOX"; keep :flags "c"; fileinto :flags "d" "INBOX";', ("d",)),
     ('keep :flags "x2"; fileinto "INBOX";', ()),
+    ('fileinto "inbox"; keep :flags "x2";', ()),
 ]
 # sieve-test does not defer the keep: there a keep takes over the store with its own flags
 # (the last action's flags win). Its result print is not the delivery; Dovecot LMTP is.
@@ -90,6 +91,7 @@ ALLOWED_SIEVE_TEST_INBOX = {
     4: "sieve-test: keep's x2 (keep not deferred)",
     6: "sieve-test: keep's c (keep not deferred)",
     7: "sieve-test: keep's c (keep not deferred)",
+    11: "sieve-test: keep's x2 (keep not deferred)",
 }
 
 

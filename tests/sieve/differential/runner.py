@@ -243,6 +243,17 @@ def _keyword_set(case, ours, theirs):
     return dataclasses.replace(ours, stores=stores), theirs
 
 
+def _inbox_flags_as_delivered(case, ours, theirs):
+    """sieve-test gives the single INBOX copy the flags of the last keep or fileinto "INBOX";
+    Dovecot's delivery (LMTP/LDA) stores a fileinto "INBOX"'s flags and a keep adds none (see
+    tests/sieve/test_pigeonhole_leftovers_s13.py). Take Owlery's INBOX flags, nothing else."""
+    ph = dict(theirs.stores)
+    if "INBOX" not in ph or "INBOX" not in dict(ours.stores):
+        return ours, theirs
+    stores = tuple((box, dict(ours.stores)["INBOX"] if box == "INBOX" else flags) for box, flags in theirs.stores)
+    return ours, dataclasses.replace(theirs, stores=stores)
+
+
 def _auto_empty_subject(case, ours, theirs):
     """An empty Subject: Owlery replies 'Automated reply', Pigeonhole 'Auto:'."""
     return ours, dataclasses.replace(
@@ -378,12 +389,100 @@ def _pigeonhole_years(case, ours, theirs):
     return dataclasses.replace(new, headers=headers), theirs
 
 
+def _rfc2231_boundary_unread(case, ours, theirs):
+    """Owlery's outcome for the message with each boundary given in RFC 2231's form
+    (`boundary*=''b`, `boundary*0=...`) renamed so that no boundary is read from it, which is
+    how Dovecot's parser reads such a field (the multipart then has no parts)."""
+    msg = re.sub(rb"(?i)([;\s])(boundary\*)", rb"\1x-\2", case.message)
+    if msg == case.message:
+        return ours, theirs
+    new = run_owlery(dataclasses.replace(case, message=msg), owlery_settings())
+    # the fields as the message has them (what was stored is compared, not the renamed parameter)
+    headers = tuple((t, tuple((n, re.sub(r"(?i)([;\s])x-(boundary\*)", r"\1\2", v)) for n, v in fields))
+                    for t, fields in new.headers)
+    return dataclasses.replace(new, headers=headers), theirs
+
+
 def _envelope_to_is_original(case, ours, theirs):
     """Owlery's outcome when the envelope recipient is the original one (sieve-test's
     envelope "to" is its -a original recipient)."""
     if case.rcpt_to == case.orig_rcpt:
         return ours, theirs
     return run_owlery(dataclasses.replace(case, rcpt_to=case.orig_rcpt), owlery_settings()), theirs
+
+
+_PH_ANYCHILD = threading.local()
+
+
+def _ph_anychild_parts(part):
+    """The parts Pigeonhole 0.5.19's :anychild reads after `part`: those that follow it in the
+    message up to its next sibling, so past its own descendants when it is the last part of its
+    multipart (checked with sieve-test: the last text/plain of an inner multipart "has" the
+    multipart parts that follow its parent)."""
+    root = part
+    while root.parent is not None:
+        root = root.parent
+    flat, stack = [], [root]
+    while stack:
+        q = stack.pop()
+        flat.append(q)
+        stack.extend(reversed(q.children))
+    out = []
+    for q in flat[flat.index(part) + 1:]:
+        if part.parent is not None and q.parent is part.parent:
+            break
+        out.append(q)
+    return out
+
+
+def _install_ph_anychild() -> None:
+    """Wrap sieve.extensions.mime's current_part_headers and _descendants once: on a thread
+    whose _PH_ANYCHILD.on is set, :anychild reads the parts _ph_anychild_parts gives (thread-local,
+    so the other workers' runs are untouched; foreverypart keeps the engine's own walk)."""
+    from sieve.extensions import mime
+
+    if getattr(mime.current_part_headers, "ph_anychild", False):
+        return
+    headers, descendants = mime.current_part_headers, mime._descendants
+
+    def current_part_headers(rt, node, h, raw):
+        _PH_ANYCHILD.inside = True
+        try:
+            return headers(rt, node, h, raw)
+        finally:
+            _PH_ANYCHILD.inside = False
+
+    def _descendants(part):
+        if getattr(_PH_ANYCHILD, "on", False) and getattr(_PH_ANYCHILD, "inside", False):
+            return _ph_anychild_parts(part)
+        return descendants(part)
+
+    current_part_headers.ph_anychild = True
+    mime.current_part_headers, mime._descendants = current_part_headers, _descendants
+
+
+def _pigeonhole_anychild(case, ours, theirs):
+    """Owlery's outcome when :anychild reads the parts Pigeonhole 0.5.19 reads (_ph_anychild_parts)."""
+    if b":anychild" not in case.script:
+        return ours, theirs
+    _install_ph_anychild()
+    _PH_ANYCHILD.on = True
+    try:
+        return run_owlery(case, owlery_settings()), theirs
+    finally:
+        _PH_ANYCHILD.on = False
+
+
+def _shown_text_unspaced(case, ours, theirs):
+    """The X-MA-Text fields (the mimeactions shape's extracttext text, added) with their white
+    space taken out on both sides."""
+
+    def fix(o):
+        headers = tuple((t, tuple((n, "".join(v.split()) if n == "x-ma-text" else v) for n, v in fields))
+                        for t, fields in o.headers)
+        return dataclasses.replace(o, headers=headers)
+
+    return fix(ours), fix(theirs)
 
 
 def _ours_errors(case, ours, theirs):
@@ -431,6 +530,7 @@ TRANSFORMS = {
     "keyword-set": _keyword_set,
     "vacation-as-ours": _vacation_as_ours,
     "auto-empty-subject": _auto_empty_subject,
+    "inbox-flags-as-delivered": _inbox_flags_as_delivered,
     "headers-as-ours": _headers_as_ours,
     "tab-folds-as-spaces": _tab_folds_as_spaces,
     "string-default-octet": _string_default_octet,
@@ -444,6 +544,9 @@ TRANSFORMS = {
     "includes-at-compile-time": _includes_at_compile_time,
     "unknown-namespace-as-empty": _unknown_namespace_as_empty,
     "pigeonhole-years": _pigeonhole_years,
+    "rfc2231-boundary-unread": _rfc2231_boundary_unread,
+    "pigeonhole-anychild": _pigeonhole_anychild,
+    "shown-text-unspaced": _shown_text_unspaced,
 }
 
 

@@ -1,9 +1,10 @@
 """Differential test of the generator's opt-in shapes (`--shapes all` of scripts/sieve-differential:
 ihave guards, variables modifiers on match variables, HTML parts, edges, matchvars (match variables,
-relational lists, set/string, flag variables, redirect duplicates, named loops), and include: a main
+relational lists, set/string, flag variables, redirect duplicates, named loops), mimeactions (RFC 5703
+loops, mime tests, extracttext and relational tests on odd MIME trees), and include: a main
 script with personal and global scripts it includes): a seeded run with them on must show no difference
 tests/sieve/differential/deviations.toml does not explain. CI runs PAIRS pairs of SEED with the
-other shapes (ihave, modifiers, html, edges, matchvars: about 15 s on two idle cores) and INCLUDE_PAIRS
+other shapes (ihave, modifiers, html, edges, matchvars, mimeactions: about 20 s on two idle cores) and INCLUDE_PAIRS
 pairs of the include shape (about 6 s), all of them whatever the machine's load. The shapes are drawn from other random
 streams, so the cases a seed gives without them stay what they were (test_differential.py's seed,
 and the deviations found on old seeds, depend on that).
@@ -14,12 +15,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import re
 
 import pytest
 
+from sieve.api import SieveCompileError, compile_script
 from tests.sieve.differential import normalise
 from tests.sieve.differential.generator import SHAPES_ALL, make_case
-from tests.sieve.differential.runner import parse_shapes, run_owlery
+from tests.sieve.differential.runner import owlery_settings, parse_shapes, run_owlery
 from tests.sieve.differential.test_differential import agreed_run, scratch_runner
 
 SEED = 20261206
@@ -37,6 +40,12 @@ INCLUDE_FEATURES = ("include:nested", "include:once", "include:optional", "inclu
 MATCHVARS_FEATURES = ("matchvars:matches", "matchvars:regex", "matchvars:sticky", "matchvars:relational",
                       "matchvars:setstring", "matchvars:redirect", "matchvars:loops", "matchvars:flagvars",
                       "matchvars:dates", "matchvars:scores")
+
+# what the mimeactions shape must have exercised in PAIRS pairs (a feature the generator names)
+MIMEACTIONS_FEATURES = ("mimeactions:loop", "mimeactions:nested", "mimeactions:extract", "mimeactions:first",
+                        "mimeactions:modifiers", "mimeactions:top", "mimeactions:relational", "mimeactions:type",
+                        "mimeactions:subtype", "mimeactions:contenttype", "mimeactions:param", "mimeactions:exists",
+                        "mimeactions:address", "mimeactions:specialuse", "mimeactions:mailbox")
 
 # sha256 over the first 300 cases of test_differential.SEED without shapes, as the generator gave
 # them before the shapes existed: a change here changes what every old seed generates.
@@ -59,7 +68,7 @@ def test_generated_pairs_with_new_shapes_agree_with_pigeonhole(runner):
     # every shape is exercised by the run
     for shape in SHAPES:
         assert rep.features["shape:" + shape] > PAIRS // 4, dict(rep.features)
-    for feature in MATCHVARS_FEATURES:
+    for feature in MATCHVARS_FEATURES + MIMEACTIONS_FEATURES:
         assert rep.features[feature] > PAIRS // 40, (feature, dict(rep.features))
 
 
@@ -121,6 +130,35 @@ def test_shapes_change_the_cases_and_stay_a_pure_function():
     assert any(b"ihave" in s.script for s in shaped)
     assert any(s.scripts and b"include" in s.script for s in shaped)
     assert any(b"X-MV" in s.script for s in shaped)
+    assert any(b"foreverypart" in s.script and b"X-Part-Num" in s.message for s in shaped)
+
+
+def test_mimeactions_shape_generates_valid_scripts_on_odd_mime_messages():
+    """The mimeactions shape alone: its own MIME message in every case (nested multiparts,
+    message/rfc822 parts, RFC 2231 and odd parameters, missing boundaries, encoded fields) and
+    scripts Owlery compiles (but for the main stream's rare missing require and odd keys)."""
+    settings = owlery_settings()
+    cases = [make_case(SEED, i, frozenset({"mimeactions"})) for i in range(200)]
+    compiled = 0
+    for c in cases:
+        assert b"MIME-Version" in c.message or b"Content-Type" in c.message
+        try:
+            compile_script(c.script, name="script", settings=settings)
+            compiled += 1
+        except SieveCompileError:
+            pass
+    assert compiled > len(cases) * 0.8, compiled
+    messages = b"".join(c.message for c in cases)
+    for piece in (b"message/rfc822", b"Message/RFC822", b"multipart/alternative", b"name*=utf-8''", b"name*0=",
+                  b"boundary*=", b"=?utf-8?", b"x-size=", b"Content-Disposition: attachment"):
+        assert piece in messages, piece
+    # a message whose own multipart has no boundary
+    assert any(b"Content-Type: multipart/" in head and b"boundary" not in head.lower()
+               for head in (re.split(rb"\r?\n\r?\n", c.message, maxsplit=1)[0] for c in cases))
+    scripts = b"".join(c.script for c in cases)
+    for piece in (b"foreverypart :name", b"break :name", b"extracttext", b":anychild", b":param", b":contenttype",
+                  b'"i;ascii-numeric"', b"specialuse_exists", b"mailboxexists", b"address :mime", b"exists :mime"):
+        assert piece in scripts, piece
 
 
 def test_shapes_option_parses_names_and_all():
