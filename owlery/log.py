@@ -14,17 +14,21 @@ Talks to: stderr or /dev/log. Tests: tests/core/test_log.py
 
 from __future__ import annotations
 
-import logging
 import sys
-import threading
-import time
-from collections.abc import Callable
 
+from owlery.lazylog import get_logger
 from owlery.settings import Str, choice, setting
 
 TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from owlery.log_stderr import StderrHandler
+
+# logging's levels (fixed numbers), here so that a decision line needs no `import logging`
+# until it is written: the in-process LDA usually writes none (owlery/lazylog.py).
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 
 LOG_TARGET = setting("log_target", choice("stderr", "syslog"), "stderr",
                      "Where log lines go: stderr (journald picks it up under systemd) or syslog.")
@@ -36,72 +40,8 @@ LOG_LEVEL = setting("log_level", choice("debug", "info", "warning", "error"), "i
 _configured = False
 
 
-class _Formatter(logging.Formatter):
-    """The stderr line format; the time text is made once per second, not once per line."""
-
-    _second = -1
-    _text = ""
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return self.stamp(record.created, int(record.msecs))
-
-    def stamp(self, created: float, msecs: int) -> str:
-        second = int(created)
-        if second != self._second:
-            self._text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
-            self._second = second
-        return f"{self._text},{msecs:03d}"
-
-
-class _StderrHandler(logging.StreamHandler):
-    """The stderr handler; it also takes decision lines queued by the reactor thread
-    (`queue`), written together once per reactor turn, before any other record."""
-
-    def __init__(self, stream: Any, formatter: _Formatter):
-        super().__init__(stream)
-        self.setFormatter(formatter)
-        self.stamp = formatter.stamp
-        self._queued: list[str] = []
-        self.owner: int | None = None       # the thread whose decisions may be queued
-        self._schedule: Callable[[Callable[[], None]], Any] | None = None
-
-    def batch(self, schedule: Callable[[Callable[[], None]], Any] | None) -> None:
-        """Queue this thread's decision lines; `schedule(flush)` must run flush soon
-        (at the end of the reactor turn). None: write each line at once again."""
-        self.flush_queued()
-        self._schedule = schedule
-        self.owner = threading.get_ident() if schedule else None
-
-    def queue(self, level: int, line: str) -> None:
-        now = time.time()
-        text = f"{self.stamp(now, int((now % 1) * 1000))} {logging.getLevelName(level)} {line}\n"
-        with self.lock:
-            self._queued.append(text)
-            if len(self._queued) > 1:
-                return
-        self._schedule(self.flush_queued)    # first line of this turn: flush at its end
-
-    def flush_queued(self) -> None:
-        with self.lock:
-            if self._queued:
-                text, self._queued = "".join(self._queued), []
-                try:
-                    self.stream.write(text)
-                    self.stream.flush()
-                except Exception:  # noqa: BLE001 - as logging does: a broken stderr must not stop the daemon
-                    self._queued = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._queued:        # called under self.lock (Handler.handle)
-            self.flush_queued()
-        super().emit(record)
-
-    def close(self) -> None:
-        self.flush_queued()
-        super().close()
-
-
-_stderr: _StderrHandler | None = None
+_stderr: StderrHandler | None = None
+_queue_target: Callable[..., StderrHandler | None] | None = None    # owlery.log_stderr's, once setup() ran
 
 
 def batch_decisions(schedule: Callable[[Callable[[], None]], Any] | None) -> None:
@@ -110,23 +50,6 @@ def batch_decisions(schedule: Callable[[Callable[[], None]], Any] | None) -> Non
     No effect when logging to syslog or when the handlers are not ours (tests)."""
     if _stderr is not None:
         _stderr.batch(schedule)
-
-
-def _queue_target(logger: logging.Logger, level: int) -> _StderrHandler | None:
-    """Our stderr handler when it alone would write this record from this thread."""
-    handler = _stderr
-    if handler is None or handler.owner != threading.get_ident():
-        return None
-    root = logging.root
-    if (len(root.handlers) != 1 or root.handlers[0] is not handler or root.filters
-            or not logger.isEnabledFor(level) or level < handler.level or handler.filters):
-        return None
-    node: Any = logger
-    while node is not root:     # nothing between the logger and the root may act on the record
-        if node.handlers or node.filters or not node.propagate:
-            return None
-        node = node.parent
-    return handler
 
 
 def _fmt_value(value: Any) -> str:
@@ -167,24 +90,32 @@ def _build(text: Callable[[Any], str], program: str, queue_id: str | None, actio
 
 
 def decision(program: str, queue_id: str | None, action: str, *, head: str = "",
-             reply: Any = None, level: int = logging.INFO, **fields: Any) -> str:
+             reply: Any = None, level: int = INFO, **fields: Any) -> str:
     """Log one decision line and return it."""
     line = format_decision(program, queue_id, action, head=head, reply=reply, **fields)
-    logger = _loggers.get(program) or _loggers.setdefault(program, logging.getLogger("owlery." + program))
-    handler = _queue_target(logger, level)
-    if handler is not None:
-        handler.queue(level, line)
-    else:
-        logger.log(level, line)
+    if _stderr is not None:      # setup() ran: logging is loaded, our handler may take the line
+        logger = _loggers.get(program)
+        if logger is None:
+            logger = _loggers[program] = get_logger("owlery." + program)._logger()
+        handler = _queue_target(_stderr, logger, level)
+        if handler is not None:
+            handler.queue(level, line)
+        else:
+            logger.log(level, line)
+        return line
+    get_logger("owlery." + program).log(level, line)
     return line
 
 
-_loggers: dict[str, logging.Logger] = {}
+_loggers: dict = {}      # program -> its logging.Logger, once setup() loaded logging
 
 
 def setup(settings: Any, program: str) -> None:
     """Configure the root logger once per process from the log_* settings."""
-    global _configured, _stderr
+    global _configured, _stderr, _queue_target
+    import logging
+    from owlery.log_stderr import StderrFormatter, StderrHandler, queue_target
+    _queue_target = queue_target
     root = logging.getLogger()
     schedule = _stderr._schedule if _stderr is not None else None   # a reload keeps batching
     for handler in list(root.handlers):
@@ -198,7 +129,7 @@ def setup(settings: Any, program: str) -> None:
         handler = SysLogHandler(address=settings.log_syslog_socket, facility=SysLogHandler.LOG_MAIL)
         handler.setFormatter(logging.Formatter(f"owlery-{program}[%(process)d]: %(message)s"))
     else:
-        handler = _stderr = _StderrHandler(sys.stderr, _Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler = _stderr = StderrHandler(sys.stderr, StderrFormatter("%(asctime)s %(levelname)s %(message)s"))
         if schedule is not None:
             _stderr.batch(schedule)
     handler._owlery = True  # type: ignore[attr-defined]

@@ -71,13 +71,11 @@ Dovecot IMAP e2e test in tests/e2e/).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import fcntl
 import grp
 import itertools
-import logging
 import os
 import pwd
 import re
@@ -88,6 +86,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from owlery import maildirsize
+from owlery.lazylog import get_logger
+from owlery.lazyre import lazy
 from owlery.record import Record, field
 from owlery.settings import Bool, Duration, Str, choice, setting
 
@@ -118,7 +118,7 @@ MAILDIR_LOCK_TIMEOUT = setting(
     doc="Longest wait for a Maildir dotlock (subscriptions.lock, dovecot-uidlist.lock) held by "
         "another delivery or by Dovecot; past it the delivery fails temporarily.")
 
-log = logging.getLogger("owlery.maildir")
+log = get_logger("owlery.maildir")
 
 #: System IMAP flags and their Maildir info letters.
 SYSTEM_FLAGS = {"\\draft": "D", "\\flagged": "F", "\\answered": "R", "\\seen": "S", "\\deleted": "T"}
@@ -153,6 +153,7 @@ def encode_mutf7(name: str) -> str:
 
     def flush() -> None:
         if pending:
+            import base64        # here: folder names are ASCII nearly always (LDA start-up)
             raw = "".join(pending).encode("utf-16-be")
             out.append("&" + base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",") + "-")
             pending.clear()
@@ -184,6 +185,7 @@ def decode_mutf7(text: str) -> str:
         if not chunk:
             out.append("&")
         else:
+            import base64
             b64 = chunk.replace(",", "/")
             b64 += "=" * (-len(b64) % 4)
             out.append(base64.b64decode(b64, validate=True).decode("utf-16-be"))
@@ -291,7 +293,7 @@ def parse_size_from_name(name: str) -> int | None:
     return int(name[start:end] or 0)
 
 
-_DELIVERY_TIME = re.compile(r"([0-9]{1,12})\.")
+_DELIVERY_TIME = lazy(r"([0-9]{1,12})\.")
 
 
 def delivery_time(name: str) -> int | None:

@@ -120,15 +120,11 @@ class RecordType(type):
         cls._positional = tuple(f for f, s in specs.items() if not s.kw_only)
         cls._compared = tuple(f for f, s in specs.items() if s.compare)
         cls._shown = tuple(f for f, s in specs.items() if s.repr)
-        cls._defaults = defaults = {f: s.default for f, s in specs.items() if s.default is not _MISSING}
+        cls._defaults = {f: s.default for f, s in specs.items() if s.default is not _MISSING}
         # n positional arguments and no keywords (the common call): the (name, default, is a
-        # Factory) of each field left, or None when one of them has no default
-        fill = {}
-        for n in range(len(cls._positional) + 1):
-            rest = [f for f in cls._fields if f not in cls._positional[:n]]
-            if all(f in defaults for f in rest):
-                fill[n] = tuple((f, defaults[f], isinstance(defaults[f], Factory)) for f in rest)
-        cls._fill = fill
+        # Factory) of each field left, or None when one of them has no default; made by
+        # _fill_for on the first such call (class creation is paid by every LDA start-up)
+        cls._fill = {}
         cls._key = attrgetter(*cls._compared) if cls._compared else _no_key
         cls._post_init = hasattr(cls, "__post_init__")
         cls.__match_args__ = cls._positional
@@ -159,6 +155,18 @@ def _frozen_delattr(self, name):
     raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
 
+def _fill_for(cls, n):
+    """What Record.__init__ fills in after n positional arguments (see RecordType.__new__)."""
+    if n > len(cls._positional):
+        return None
+    given = cls._positional[:n]
+    defaults = cls._defaults
+    rest = [f for f in cls._fields if f not in given]
+    if not all(f in defaults for f in rest):
+        return None
+    return tuple((f, defaults[f], isinstance(defaults[f], Factory)) for f in rest)
+
+
 def _no_key(obj):
     return ()
 
@@ -184,7 +192,9 @@ class Record(metaclass=RecordType):
         setter = object.__setattr__
         fields = cls._fields
         n = len(args)
-        fill = None if kwargs else cls._fill.get(n)
+        fill = None if kwargs else cls._fill.get(n, _MISSING)
+        if fill is _MISSING:
+            fill = cls._fill[n] = _fill_for(cls, n)
         if fill is not None:
             for name, value in zip(cls._positional, args):
                 setter(self, name, value)

@@ -37,7 +37,14 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "banned": ("milters.stages.banned",),
     "content": ("owlery.content_policy",),
     # sieve engine
-    "sieve": ("sieve.limits", "sieve.extensions.spamtest", "sieve.extprograms"),
+    "sieve": ("sieve.limits",),
+    # (their own prefixes: reading sieve_max_redirects on every delivery loads neither)
+    "sieve_spamtest": ("sieve.extensions.spamtest",),
+    "sieve_virustest": ("sieve.extensions.spamtest",),
+    "sieve_pipe": ("sieve.extprograms",),
+    "sieve_filter": ("sieve.extprograms",),
+    "sieve_execute": ("sieve.extprograms",),
+    "sieve_extprograms": ("sieve.extprograms",),
     # sieve delivery
     "lmtpd": ("sieve.delivery.lmtpd_settings", "owlery.metrics"),
     "maildir": ("owlery.maildir",),

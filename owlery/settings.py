@@ -19,7 +19,6 @@ tests/core/test_settings_tables.py
 
 from __future__ import annotations
 
-import importlib
 import re
 import sys
 
@@ -363,7 +362,7 @@ def section_of(key: str) -> str:
 def import_section(section: str) -> None:
     from owlery.sections import SECTION_MODULES
     for module in SECTION_MODULES.get(section, ()):
-        importlib.import_module(module)
+        __import__(module)       # not importlib.import_module: importlib loads warnings (LDA start-up)
 
 
 def import_all_sections() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from owlery.lazyre import lazy
 from owlery.record import Record
 
 _SPECIALS = set('()<>[]:;@\\,."')
@@ -251,10 +252,10 @@ def _parse_list(text: str, tolerant: bool) -> tuple[list[SieveAddress], AddressE
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_STRING = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
-_QUOTED = re.compile(r'"(?:[^"\\\r\n]|\\.)*"')
-_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-                     r"|\[[^\[\]\\]*\]")
-_ROUTE = re.compile(r"@[^,:@]+(?:,@[^,:@]+)*:")
+_QUOTED = lazy(r'"(?:[^"\\\r\n]|\\.)*"')
+_DOMAIN = lazy(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+              r"|\[[^\[\]\\]*\]")
+_ROUTE = lazy(r"@[^,:@]+(?:,@[^,:@]+)*:")
 # Envelope paths as MTAs really pass them: local parts with leading, trailing or doubled
 # dots (common in Japanese mobile addresses) and host names with '_' or edge hyphens.
 _LAX_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")

@@ -47,11 +47,11 @@ sieve_max_string_length, sieve_max_actions, sieve_max_redirects, sieve_max_cpu_s
 from __future__ import annotations
 
 import collections
-import datetime as _dt
 import os
-import threading
+from _thread import allocate_lock   # not threading: one more module for each LDA start
 from collections.abc import Mapping
 
+from owlery import datetimes as _dt   # not datetime: its pure-Python copy runs first (LDA start-up)
 from owlery.record import Record
 from owlery.settings import Settings
 from sieve.actions import (Action, Discard, DuplicateMark, FileInto, Keep, Notify, Redirect,
@@ -216,7 +216,7 @@ class ScriptCache:
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._by_key: collections.OrderedDict = collections.OrderedDict()
         self.hits = 0
         self.misses = 0

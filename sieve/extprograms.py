@@ -20,15 +20,15 @@ plugins/extprograms/.
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 from collections.abc import Callable
 
+from owlery.lazylog import get_logger
 from owlery.record import Record
 from owlery.settings import Duration, Size, Str, choice, int_range, setting
 
-log = logging.getLogger("owlery.sieve")
+log = get_logger("owlery.sieve")
 
 KINDS = ("pipe", "filter", "execute")
 

@@ -16,8 +16,7 @@ tests/sieve/test_budgets_hostile.py.
 
 from __future__ import annotations
 
-import datetime as _dt
-
+from owlery import datetimes as _dt   # not datetime: its pure-Python copy runs first (LDA start-up)
 from sieve import extensions, validator
 from sieve.errors import SieveError, SieveResourceLimit, SieveRuntimeError, SieveTempFailure
 from sieve.extensions.base import ReturnScript, StopScript

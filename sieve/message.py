@@ -15,6 +15,7 @@ import codecs
 import re
 
 from owlery.charsets import codec_name
+from owlery.lazyre import lazy
 
 # the types whose text the body test's :text and extracttext read as plain text (sieve.html_text)
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -27,15 +28,15 @@ _HTML_CACHE_CHARS = 16 << 20
 # when another word follows (RFC 2047 6.2). Each part is a run of non-"?" characters (possessive:
 # a word that does not close costs one scan to the next "?"), so a pass is linear.
 _EW_BODY = r"=\?([^?]++)\?([qQbB])\?([^?]*+)\?="
-_EW_RUN = re.compile(_EW_BODY + r"(?:[ \t\r\n]++(?==\?[^?]++\?[qQbB]\?[^?]*+\?=))?")
-_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})|_")
+_EW_RUN = lazy(_EW_BODY + r"(?:[ \t\r\n]++(?==\?[^?]++\?[qQbB]\?[^?]*+\?=))?")
+_Q_ESCAPE = lazy(rb"=([0-9A-Fa-f]{2})|_")
 # octets a charset could not read are lone surrogates (surrogateescape) until _replace_bad
-_BAD_RUN = re.compile("\ufffd?[\ud800-\udfff]+")
+_BAD_RUN = lazy("\ufffd?[\ud800-\udfff]+")
 # labels Dovecot reads with its own UTF-8 reader, not iconv: 8-bit text labelled US-ASCII is
 # UTF-8 in practice
 _UTF8_LABELS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
-_B64_SPACE = re.compile(rb"[ \t\r\n]+")
-_B64_DATA = re.compile(rb"[A-Za-z0-9+/]*")
+_B64_SPACE = lazy(rb"[ \t\r\n]+")
+_B64_DATA = lazy(rb"[A-Za-z0-9+/]*")
 # Quoted-printable as Dovecot decodes it (learnt black-box from sieve-test's extracttext and
 # body tests; cases in tests/sieve/test_pigeonhole_parity_s9.py): a hard line break (LF or
 # CRLF) becomes CRLF, the raw spaces and tabs before it dropped (RFC 2045 6.7 rule 3); "=",
@@ -45,7 +46,7 @@ _B64_DATA = re.compile(rb"[A-Za-z0-9+/]*")
 # literal "=" ("=\r" before no LF among them). One left-to-right pass: a run of white space is
 # tried as a line's end only from its first character (the lookbehind after it), so it is
 # linear; every branch starts with one of "= \t\r\n", which lets the engine skip text fast.
-_QP_LINES = re.compile(
+_QP_LINES = lazy(
     rb"(?P<soft>=[ \t]*+(?:\r?\n|\r?\Z)|=[0-9A-Fa-f]?\Z)"
     rb"|(?P<bad>=(?![0-9A-Fa-f]{2}))"
     rb"|[ \t](?<![ \t][ \t])[ \t]*+(?:(?P<hard>\r?\n)|\r?\Z)"
@@ -414,8 +415,8 @@ def parse_content_type_all(value: str) -> tuple[str, list[tuple[str, str]]]:
     return mtype, pairs
 
 
-_PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
-_SECTION = re.compile(r"([^*]+)\*(?:(\d{1,3})(\*)?|)")
+_PCT = lazy(rb"%([0-9A-Fa-f]{2})")
+_SECTION = lazy(r"([^*]+)\*(?:(\d{1,3})(\*)?|)")
 
 
 def _rfc2231(params: dict[str, str]) -> None:

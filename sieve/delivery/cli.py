@@ -85,15 +85,22 @@ def lda_main(argv: list[str], stdin_data: bytes | None = None, plain: dict[str, 
     return _cmd_lda(args, stdin_data)
 
 
+class _PlainArgs:
+    """argparse.Namespace's role for the plain options (not types.SimpleNamespace: `types`
+    is one more module for each LDA start)."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
 def _plain_lda_args(opts: dict[str, str]):
     """The options of an ordinary master.cf line, as sieve.delivery.lda_lmtp.parse_args read them
     (`plain`), without argparse (which, with the shutil and gettext it loads, costs the LDA ~4 ms
     per message); None when argparse must judge (a value that looks like an option; parse_args
     already left help, abbreviations, repeated options and anything unusual to it)."""
-    from types import SimpleNamespace
     if any(v.startswith(("-", "=")) for v in opts.values()):
         return None
-    return SimpleNamespace(config=opts.get("config"), sender=opts.get("sender", ""),
+    return _PlainArgs(config=opts.get("config"), sender=opts.get("sender", ""),
                            recipient=opts.get("recipient"), user=opts.get("user"),
                            mailbox=opts.get("mailbox"),
                            overrides=[opts["override"]] if "override" in opts else [], func=_cmd_lda)

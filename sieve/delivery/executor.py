@@ -30,16 +30,16 @@ tests/delivery/test_planner.py (the decisions alone)
 
 from __future__ import annotations
 
-import datetime as _dt
-import logging
 import os
-import threading
+import sys
 import time
+from _thread import allocate_lock   # not threading: the LDA's start-up pays for every import
 from collections.abc import Callable, Sequence
 
+from owlery import datetimes as _dt   # not datetime: its pure-Python copy runs first (LDA start-up)
 from owlery import log as owlery_log
-from owlery import metrics
 from owlery.errors import DirectoryUnavailable, StateUnavailable
+from owlery.lazylog import get_logger
 from owlery.maildir import (Maildir, MaildirError, Owner, QuotaExceeded, canonical_mailbox, owner_from_settings,
                             parse_size_from_name, path_for)
 from owlery.record import Record
@@ -89,7 +89,7 @@ DELIVERY_SPECIAL_USE_FOLDERS = setting(
     "specialuse_exists (RFC 8579): flag (without the backslash) = folder or list of folders, the "
     "first existing one taken. Mirror the special_use lines of Dovecot's mailbox { } sections.")
 
-log = logging.getLogger("owlery.delivery")
+log = get_logger("owlery.delivery")
 
 
 def special_use_folders(settings: Any, flag: str) -> list[str]:
@@ -145,7 +145,11 @@ _RESULTS_OF = {"tempfail": ("tempfail",), "bounce": ("rejected",), "unknown": ("
 
 
 def count_outcome(outcome: DeliveryOutcome, seconds: float | None = None) -> None:
-    """Count one recipient's delivery in the metrics (owlery.metrics; no-ops while off)."""
+    """Count one recipient's delivery in the metrics (owlery.metrics; no-ops while off). Not
+    loaded means never enabled (the in-process LDA: its start-up pays for every import)."""
+    metrics = sys.modules.get("owlery.metrics")
+    if metrics is None:
+        return
     metrics.DELIVERIES.labels(outcome.action).inc()
     for result in outcome.results or _RESULTS_OF.get(outcome.action, ()):
         metrics.DELIVERY_RESULTS.labels(result).inc()
@@ -302,7 +306,7 @@ class DeliveryExecutor:
         self.settings = settings
         self._directory = directory           # for Sieve extlists; opened lazily when not given
         self._owns_directory = directory is None
-        self._directory_lock = threading.Lock()
+        self._directory_lock = allocate_lock()
         self._submitter = submitter
         self._state = state
         self._owns_state = state is None      # opened here (lazily): ours to close
@@ -474,7 +478,7 @@ class DeliveryExecutor:
         owlery_log.decision(self.program, queue_id, outcome.action, reply=outcome.reply,
                             from_=sender, to=recipient, orig_to=orig_to, detail=outcome.detail or None,
                             delay=f"{took:.3f}",
-                            level=logging.INFO if outcome.action != "tempfail" else logging.WARNING)
+                            level=owlery_log.INFO if outcome.action != "tempfail" else owlery_log.WARNING)
         count_outcome(outcome, took)
         if user is not None and outcome.stored and user.quota is not None and user.quota.bytes:
             self._quota_warning(user, outcome.stored, queue_id)
@@ -504,7 +508,7 @@ class DeliveryExecutor:
             path = maildir.deliver(message, "INBOX", quota=quota, enforce_quota=False).path
         except Exception as e:  # noqa: BLE001  best effort: never fails nor retries the committed delivery
             owlery_log.decision(self.program, queue_id, "quota-warning-failed", to=user.address,
-                                detail=f"{e.__class__.__name__}: {e}", level=logging.WARNING)
+                                detail=f"{e.__class__.__name__}: {e}", level=owlery_log.WARNING)
             return
         owlery_log.decision(self.program, queue_id, "quota-warning", to=user.address, threshold=f"{threshold}%",
                             usage=after, limit=quota.bytes, file=os.path.basename(path))
@@ -526,7 +530,7 @@ class DeliveryExecutor:
         owlery_log.decision(self.program, queue_id, outcome.action, reply=outcome.reply,
                             from_=sender, to=recipient, detail=outcome.detail or None,
                             delay=f"{self.clock() - start:.3f}",
-                            level=logging.INFO if outcome.action == "delivered" else logging.WARNING)
+                            level=owlery_log.INFO if outcome.action == "delivered" else owlery_log.WARNING)
         return outcome
 
     def _deliver_group(self, message: bytes, sender: str, recipient: str, group: Group,
@@ -766,7 +770,7 @@ class DeliveryExecutor:
             log.warning("%s: cannot record %s for %s: %s", self.program, key, address, e)
 
 
-_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_LEVELS = {"info": owlery_log.INFO, "warning": owlery_log.WARNING, "error": owlery_log.ERROR}
 
 
 def _read_template(path: str, limit: int = 64 << 10) -> str:

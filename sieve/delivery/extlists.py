@@ -24,9 +24,9 @@ Talks to: owlery.directory (blocking; delivery runs in a thread). Tests: tests/s
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
+from owlery.lazylog import get_logger
 from owlery.settings import Str, setting
 
 TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
@@ -39,7 +39,7 @@ DELIVERY_SIEVE_LIST_PREFIX = setting(
     "(tag:owlery,2026:list/staff@example.org) names that directory group or alias; only groups "
     "of the recipient's own domain can be tested. Empty: no lists.")
 
-log = logging.getLogger("owlery.delivery")
+log = get_logger("owlery.delivery")
 
 
 class DirectoryLists:

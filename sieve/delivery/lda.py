@@ -82,6 +82,11 @@ def _load_settings(args: argparse.Namespace):
 
 
 def _setup_logging(settings) -> None:
+    if settings.lda_log_path is None and settings.log_target != "syslog":
+        # Nothing on stderr but the final status line, and no `import logging` for it.
+        from owlery import lazylog
+        lazylog.silence()
+        return
     import logging
     if settings.lda_log_path is not None:
         handler = logging.FileHandler(settings.lda_log_path)
@@ -89,12 +94,9 @@ def _setup_logging(settings) -> None:
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(getattr(logging, settings.log_level.upper()))
-    elif settings.log_target == "syslog":
+    else:
         from owlery import log as owlery_log
         owlery_log.setup(settings, "lda")
-    else:
-        logging.getLogger().addHandler(logging.NullHandler())
-        logging.lastResort = None     # nothing on stderr but the final status line
 
 
 def has_trace_headers(message: bytes) -> bool:
@@ -162,7 +164,7 @@ def usable_mailbox(executor, user, mailbox: str | None) -> str | None:
     cannot go where the MTA said must still be delivered, not deferred until it bounces."""
     if mailbox is None or mailbox.upper() == "INBOX":
         return mailbox
-    import logging
+    from owlery.lazylog import get_logger
     from owlery.maildir import MaildirError
     try:
         executor.maildir_for(user).ensure(mailbox, create=True)
@@ -172,7 +174,7 @@ def usable_mailbox(executor, user, mailbox: str | None) -> str | None:
         why = f"{e.__class__.__name__}: {e}"
     else:
         return mailbox
-    logging.getLogger("owlery.lda").warning(
+    get_logger("owlery.lda").warning(
         "lda: %s: cannot use -m folder %r (%s); delivering into %s", user.address, mailbox, why,
         executor.settings.sieve_default_mailbox)
     return None

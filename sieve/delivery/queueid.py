@@ -8,10 +8,10 @@ Talks to: nothing. Tests: tests/delivery/test_lmtp.py, tests/fuzz/test_lmtp.py
 
 from __future__ import annotations
 
-import re
+from owlery.lazyre import lazy
 
-_POSTFIX_BY = re.compile(r"\bby\s+\S+\s+\(Postfix\b[^)]*\)")
-_QUEUE_ID = re.compile(r"\bid\s+([0-9A-Za-z]{5,32})\b")
+_POSTFIX_BY = lazy(r"\bby\s+\S+\s+\(Postfix\b[^)]*\)")
+_QUEUE_ID = lazy(r"\bid\s+([0-9A-Za-z]{5,32})\b")
 HEADER_SCAN_LIMIT = 65536     # bytes of header looked at for the queue id
 
 

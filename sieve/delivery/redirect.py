@@ -18,7 +18,6 @@ Talks to: nothing. Tests: tests/delivery/test_redirect.py, tests/delivery/test_r
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 
@@ -192,6 +191,7 @@ def srs_forward(sender: str, srs_domain: str, secret: str, now: float | None = N
         return sender
     day = int((time.time() if now is None else now) // 86400) % 1024
     tt = _B32[day >> 5] + _B32[day & 31]
+    import base64
     import hashlib
     import hmac
     digest = hmac.new(secret.encode("utf-8"), f"{tt}{domain}{local}".lower().encode("utf-8"),

@@ -13,10 +13,9 @@ tests/delivery/test_submission_8bit.py.
 
 from __future__ import annotations
 
-import re
-
 from collections.abc import Sequence
 
+from owlery.lazyre import lazy
 from owlery.settings import Duration, Str, StrList, choice, setting
 
 TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
@@ -51,7 +50,7 @@ class Submitter(Protocol):
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None: ...
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = lazy(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def check_envelope(envelope_from: str, recipients: Sequence[str]) -> None:

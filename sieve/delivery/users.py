@@ -49,10 +49,10 @@ tests/delivery/test_quota_edge.py (the quota overrun allowance).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 
+from owlery.lazylog import get_logger
 from owlery.maildir import Quota, path_for
 from owlery.record import Record
 from owlery.reply import Reply
@@ -104,7 +104,7 @@ DELIVERY_ALIAS_DUPLICATE_PERIOD = setting(
         "so a retry after a temporary failure of one member sends the others no second copy. "
         "At least the MTA's queue lifetime (Postfix maximal_queue_lifetime, 5d).")
 
-log = logging.getLogger("owlery.delivery")
+log = get_logger("owlery.delivery")
 
 
 class MailUser(Record, frozen=True):

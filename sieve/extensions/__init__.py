@@ -16,8 +16,8 @@ tests/sieve/test_extension_hooks.py, tests/sieve/test_extension_registry.py (laz
 
 from __future__ import annotations
 
-import importlib
-import threading
+import sys
+from _thread import RLock    # not threading: one more module for each LDA start
 
 from sieve.extensions.base import Extension
 
@@ -121,7 +121,7 @@ class _ExtensionTables:
                                                                           "tag_checks", "action_hooks")}
 
 
-_lock = threading.RLock()               # lmtpd's delivery threads compile concurrently
+_lock = RLock()               # lmtpd's delivery threads compile concurrently
 _modules_loaded: dict[str, tuple[Extension, ...]] = {}
 _all_loaded = False
 _tables = _ExtensionTables({})
@@ -142,7 +142,9 @@ def _load_modules(mods) -> _ExtensionTables:
         # the old tables and misses its extensions: KeyError 'core' on first concurrent use)
         loaded = dict(_modules_loaded)
         for mod in new:
-            m = importlib.import_module(f"sieve.extensions.{mod}")
+            name = f"sieve.extensions.{mod}"
+            __import__(name)          # not importlib: it loads warnings (the LDA's start-up)
+            m = sys.modules[name]
             loaded[mod] = tuple(getattr(m, "EXTENSIONS", None) or (m.EXTENSION,))
         from sieve.extensions.specs import SPECS      # where each is specified (owlery sieve extensions)
         out: dict[str, Extension] = {}

@@ -27,8 +27,8 @@ extensions/regex/.
 
 from __future__ import annotations
 
-import logging
 
+from owlery.lazylog import get_logger
 from sieve.extensions.base import Extension, MatchTypeDef, TagDef
 from sieve.parser import StrList
 
@@ -61,7 +61,7 @@ EXTENSION = Extension(
     extra_tags=(("set", TagDef("quoteregex", key="mod:quoteregex")),),
 )
 
-log = logging.getLogger("owlery.sieve")
+log = get_logger("owlery.sieve")
 
 MAX_REPEAT = 1000                # RE2's largest repetition count (and glibc's is 32767)
 MIN_MEMORY = 16 * 1024           # RE2 reads a budget of 0 or 1 byte as "no limit"

@@ -8,8 +8,8 @@ Tests: conformance extensions/spamvirustest/, tests/sieve/test_differential_fixe
 from __future__ import annotations
 
 import re
-import struct
 
+from owlery.lazyre import lazy
 from owlery.settings import Str, StrList, choice, setting
 from sieve.extensions.base import STRING, CommandDef, Extension, TagDef
 
@@ -54,13 +54,14 @@ def _header_group(rt, spec: str | None):
 
 def _f32(x: float) -> float:
     """x as a C float: Pigeonhole reads and scales scores in single precision."""
+    import struct       # here: this module loads with the sieve_* settings, on every delivery
     return struct.unpack("f", struct.pack("f", x))[0]
 
 
 # A score as Pigeonhole reads one: a sign, at most five digits, a radix point ('.' or ',') and at
 # most five digits more. Anything else ("123456", "1.234567", "1e2", "nan") is no score, and the
 # test reads "0" (not tested), as sieve-test does; RFC 5235 leaves the header's format to the site.
-_DECIMAL = re.compile(r"([+-]?)([0-9]{0,5})(?:[.,]([0-9]{0,5}))?")
+_DECIMAL = lazy(r"([+-]?)([0-9]{0,5})(?:[.,]([0-9]{0,5}))?")
 
 
 def _to_float(s: str | None):

@@ -25,6 +25,7 @@ from owlery import log as owlery_log
 from owlery.app import stats_core
 from owlery.app.cli import main
 from owlery.app.stats_core import LineCounter, StatsParser, split_lines
+from owlery.log_stderr import StderrFormatter
 from owlery.settings import Settings
 from tests.milters.session_driver import FixedPipeline
 
@@ -42,7 +43,7 @@ class Capture(logging.Handler):
         super().__init__(logging.INFO)
         self.lines: list[str] = []
         self.at = T0
-        self.formatter = owlery_log._Formatter("%(asctime)s %(levelname)s %(message)s")
+        self.formatter = StderrFormatter("%(asctime)s %(levelname)s %(message)s")
 
     def emit(self, record):
         if record.levelno < logging.INFO:

@@ -43,7 +43,11 @@ NEVER = ("prometheus_client", "twisted", "dkim", "Milter", "redis", "ldap3",
 # Start-up weight no in-process delivery needs (issue 19): dataclasses (~11 ms with inspect, ast,
 # dis; records are owlery.record), typing (~1.7 ms), tomllib for a flat settings file (~5 ms:
 # owlery.settings.scan_flat reads it), ipaddress (network settings only).
-HEAVY = ("dataclasses", "inspect", "ast", "dis", "typing", "tomllib", "ipaddress")
+# logging and what it loads (traceback, linecache, tokenize, textwrap, string, weakref) while its
+# lines go nowhere (owlery.lazylog; the default: no lda_log_path, log_target = "stderr"), importlib
+# (and warnings), base64 and struct (rare paths only), threading (_thread gives the locks), datetime (owlery.datetimes).
+HEAVY = ("dataclasses", "inspect", "ast", "dis", "typing", "tomllib", "ipaddress", "logging", "traceback",
+         "linecache", "tokenize", "textwrap", "string", "importlib", "warnings", "base64", "struct", "threading", "datetime")
 # The modules that still import dataclasses on a script's path (sieve.result's Result: to be an
 # owlery.record too; then this is empty and HEAVY holds for every delivery).
 DATACLASSES_LEFT: set[str] = set()
@@ -52,20 +56,19 @@ ENGINE = ("sieve.parser", "sieve.lexer", "sieve.validator", "sieve.interpreter",
           "sieve.outgoing", "sieve.api", "sieve.extensions.core", "sieve.extensions.vacation")
 
 
-def deliver(tmp_path, user="alice", script=None, owner=None):
+def deliver(tmp_path, user="alice", script=None, owner=None, extra=""):
     home = tmp_path / "mail" / "example.org" / user
     home.mkdir(parents=True, exist_ok=True)
     if script is not None:
         (home / "sieve").mkdir(exist_ok=True)
         (home / "sieve" / "active.sieve").write_text(script)
-    extra = ""
     if owner is not None:     # as lmtpd and the LDA run as root: the user's files belong to `owner`
         os.chmod(tmp_path, 0o755)
         pw = pwd.getpwnam(owner)
         for d, dirs, names in os.walk(tmp_path / "mail"):
             for path in [d] + [os.path.join(d, n) for n in dirs + names]:
                 os.chown(path, pw.pw_uid, pw.pw_gid)
-        extra = f'maildir_owner = "{owner}"'
+        extra += f'\nmaildir_owner = "{owner}"'
     conf = tmp_path / "owlery.toml"
     conf.write_text(f"""
 maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"
@@ -105,6 +108,14 @@ def test_plain_keep_loads_no_sieve_engine_and_nothing_unneeded(tmp_path):
     assert loaded(modules, ENGINE) == []
     assert loaded(modules, HEAVY) == []
     assert "sieve.delivery.executor" in modules      # the test ran the in-process path
+
+
+def test_with_a_log_file_the_delivery_line_is_written(tmp_path):
+    # the lazy loggers still write where the postmaster asked
+    log = tmp_path / "lda.log"
+    modules, stored = deliver(tmp_path, extra=f'lda_log_path = "{log}"\nlog_level = "info"')
+    assert len(stored) == 1 and "logging" in modules
+    assert "owlery-lda[" in log.read_text() and " lda: delivered: 250 2.0.0 <alice@example.org>" in log.read_text()
 
 
 def test_script_loads_only_the_extensions_it_requires(tmp_path):
