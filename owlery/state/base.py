@@ -10,7 +10,6 @@ Tests: tests/state/test_contract.py, tests/state/test_take_all.py, tests/state/t
 from __future__ import annotations
 
 import abc
-import contextlib
 from collections.abc import Mapping, Sequence
 
 from owlery.errors import StateUnavailable
@@ -186,6 +185,7 @@ class StateStore(abc.ABC):
         transaction, the memory engine's lock held) on engines that declare
         `Capability.TRANSACTIONS`. The others (Redis) run each call on its own; several
         writes at once there go through `write_many` (one script)."""
+        import contextlib      # here: the in-process LDA imports this module, rarely calls this
         return contextlib.nullcontext(self)
 
     def close(self) -> None:

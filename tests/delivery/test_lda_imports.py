@@ -45,9 +45,10 @@ NEVER = ("prometheus_client", "twisted", "dkim", "Milter", "redis", "ldap3",
 # owlery.settings.scan_flat reads it), ipaddress (network settings only).
 # logging and what it loads (traceback, linecache, tokenize, textwrap, string, weakref) while its
 # lines go nowhere (owlery.lazylog; the default: no lda_log_path, log_target = "stderr"), importlib
-# (and warnings), base64 and struct (rare paths only), threading (_thread gives the locks), datetime (owlery.datetimes).
+# (and warnings), base64 and struct (rare paths only), threading (_thread gives the locks),
+# datetime (owlery.datetimes), contextlib (owlery.maildir._Fds).
 HEAVY = ("dataclasses", "inspect", "ast", "dis", "typing", "tomllib", "ipaddress", "logging", "traceback",
-         "linecache", "tokenize", "textwrap", "string", "importlib", "warnings", "base64", "struct", "threading", "datetime")
+         "linecache", "tokenize", "textwrap", "string", "importlib", "warnings", "base64", "struct", "threading", "datetime", "contextlib")
 # The modules that still import dataclasses on a script's path (sieve.result's Result: to be an
 # owlery.record too; then this is empty and HEAVY holds for every delivery).
 DATACLASSES_LEFT: set[str] = set()
