@@ -1,7 +1,8 @@
 """encoded-character (RFC 5228 2.4.2.4): ${hex:..} and ${unicode:..} in strings,
 decoded once at compile time.
 
-Tests: conformance extensions/encoded-character.svtest.
+Tests: conformance extensions/encoded-character.svtest; tests/sieve/test_differential_fixes_s13b.py
+(octets of several encodings joined).
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ def decode(v, s) -> str:
                 return m.group(0)
             out.append(chr(cp))
         return "".join(out)
-    return _ENC.sub(one, text)
+    out = _ENC.sub(one, text)
+    # the octets of the whole string make its characters (RFC 5228 2.4.2.4 replaces an
+    # encoding by its octets): "${hex:C3}${hex:A9}" is "\u00e9", as in Pigeonhole
+    try:
+        return out.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return out
 
 
 def _prepare(v, s) -> None:

@@ -8,14 +8,15 @@ and :message, the URI's subject and other header values are cleaned of control c
 by sieve.outgoing. Recipients are capped per notify action and per run (settings below);
 the rest are dropped with a log line, as Pigeonhole drops a URI's extra recipients.
 Tests: conformance extensions/enotify/; tests/sieve/test_generated_mail_safety.py;
-tests/sieve/test_differential_fixes_s12.py (recipients).
+tests/sieve/test_differential_fixes_s12.py (recipients);
+tests/sieve/test_differential_fixes_s13b.py (the characters a URI may hold unencoded).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from sieve.actions import Notify
 from sieve.address import AddressError, parse_address_list
@@ -70,6 +71,24 @@ def address_key(addr: str) -> str:
     return f"{local}@{domain.lower()}" if at else addr
 
 
+# RFC 6068 2: what a mailto URI may hold unencoded. In `to`, the characters of an addr-spec
+# that a URI cannot hold, "%", the gen-delims but "@" and ":" ("/", "?", "#", "[", "]") and
+# "&", ";", "=" MUST be percent-encoded; hfname and hfvalue are *qchar (qchar = unreserved /
+# pct-encoded / some-delims), "=" also let through in a value, as Pigeonhole does.
+_TO_CHARS = re.compile(r"[A-Za-z0-9._~!$'()*+,:@-]*")
+_HFIELD_CHARS = re.compile(r"[A-Za-z0-9._~!$'()*+,;:@=-]*")
+
+
+def _pct_decode(text: str) -> str | None:
+    """A URI part with its %HH decoded, or None when the octets are not UTF-8 (RFC 6068 2:
+    a character is percent-encoded as the octets of its UTF-8 form) or hold a NUL."""
+    try:
+        out = unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if "\0" in out else out
+
+
 def parse_mailto(uri: str):
     """(recipients, headers, body) of a mailto: URI, or None when invalid."""
     if not uri.lower().startswith("mailto:"):
@@ -82,12 +101,14 @@ def parse_mailto(uri: str):
     shown: dict[str, str] = {}  # address -> the item as written (display name kept)
     if re.search(r"%(?![0-9A-Fa-f]{2})", uri):
         return None
+    if not _TO_CHARS.fullmatch(to_part.replace("%", "")):
+        return None
 
     def addrs(text):
         if not text:
             return []
         out = []
-        for item in unquote(text).split(","):
+        for item in text.split(","):
             item = item.strip()
             if not item:
                 return None
@@ -109,21 +130,32 @@ def parse_mailto(uri: str):
             shown.setdefault(address_key(spec), written)
         return out
 
-    r = addrs(to_part)
+    to_text = _pct_decode(to_part)
+    r = addrs(to_text) if to_text is not None else None
     if r is None:
         return None
     recipients.extend(r)
     to_list = list(r)
     if query:
-        for pair in query.split("&"):
+        pairs = query.split("&")
+        for n, pair in enumerate(pairs):
             if not pair:
-                continue
+                if n and n == len(pairs) - 1:
+                    continue  # a trailing "&" (Pigeonhole takes it)
+                return None  # RFC 6068 2: hfield = hfname "=" hfvalue
+            if not _HFIELD_CHARS.fullmatch(pair.replace("%", "")):
+                return None
             k, eq, v = pair.partition("=")
-            k = unquote(k).strip()
-            v = unquote(v)
-            if not k or not re.fullmatch(r"[!-9;-~]+", k):
+            k, v = _pct_decode(k), _pct_decode(v)
+            if k is None or v is None:
+                return None
+            if not k:
+                continue  # hfname = *qchar: an empty name names no field
+            if not re.fullmatch(r"[!-9;-~]+", k):
                 return None
             kl = k.lower()
+            if kl in ("to", "cc") and not v.strip():
+                return None  # a "to" or "cc" field names at least one addr-spec
             if kl == "to":
                 r = addrs(v)
                 if r is None:

@@ -9,7 +9,8 @@ A flag no IMAP store can set (\\Recent, an unknown \\Name, a keyword that is not
 atom) is ignored when setflag/addflag add it and when keep/fileinto store, as Pigeonhole does.
 
 Tests: conformance extensions/imap4flags/, tests/sieve/test_rfc_fixes.py,
-tests/sieve/test_differential_fixes_s12.py (a variable's flag list text).
+tests/sieve/test_differential_fixes_s12.py (a variable's flag list text),
+tests/sieve/test_differential_fixes_s13b.py (hasflag's list of flags).
 """
 
 from __future__ import annotations
@@ -155,7 +156,12 @@ def _run_hasflag(rt, node):
             vals.extend(split_flags([lookup(rt, name.lower())], valid_only=True))
     else:
         vals = list(rt.ext.get("flags", ()))
-    return rt.match(node, vals, rt.sl(node.pos[-1]))
+    keys = rt.sl(node.pos[-1])
+    if node.tags.get("match-type", "is") in ("is", "contains"):
+        # RFC 5232 4: the list of flags is flags too (`hasflag :is "b A"` is true for flags
+        # "A B"); Pigeonhole splits the keys of :is and :contains so, the others stay strings
+        keys = split_flags(keys, valid_only=True)
+    return rt.match(node, vals, keys)
 
 
 def _validate_flagcmd(v, node):

@@ -108,7 +108,12 @@ def expand(rt, parts) -> str:
             raise SieveRuntimeError("expanded string is too long (sieve_max_string_length)")
     rt.step(1 + size // 1024)
     rt.charge_memory(size)
-    return "".join(out)
+    s = "".join(out)
+    if not s.isascii() and any("\udc80" <= c <= "\udcff" for c in s):
+        # octets that were no UTF-8 apart (${hex:C3}, then ${hex:A9}) may be together: a
+        # string is its octets (RFC 5228 2.4.2.4), as Pigeonhole joins them
+        s = s.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+    return s
 
 
 # --- set modifiers -------------------------------------------------------------------
