@@ -217,3 +217,21 @@ def test_batch_worker_runs_queued_items_together_and_isolates_errors():
     failures = []
     refused.addErrback(failures.append)
     assert failures and failures[0].check(TemporaryFailure)
+
+
+def test_a_policyd_worker_bounds_how_long_the_reactor_waits_for_the_gil():
+    # pool threads (a first SPF evaluation, greylist batch writes) run Python beside the
+    # reactor; with CPython's 5 ms switch interval every such wait could add 5 ms to a reply
+    import sys
+
+    from policyd import service
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        app = service.build(Settings({"policyd_checks": {"RCPT": []}}), task.Clock())
+        try:
+            assert sys.getswitchinterval() == pytest.approx(service.GIL_SWITCH_INTERVAL) and service.GIL_SWITCH_INTERVAL <= 0.001
+        finally:
+            app.close()
+    finally:
+        sys.setswitchinterval(before)
