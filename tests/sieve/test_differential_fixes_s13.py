@@ -6,7 +6,6 @@ before the fix."""
 
 from __future__ import annotations
 
-import datetime as dt
 import email.header
 import re
 
@@ -14,24 +13,8 @@ import pytest
 
 from owlery.settings import Settings
 from sieve.actions import FileInto, Keep
-from sieve.api import Envelope, MemoryHost, SieveCompileError, compile_script, run
-
-NOW = dt.datetime(2024, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
-
-
-def _run(src: str, message: bytes):
-    settings = Settings()
-    result = run(
-        compile_script(src, settings=settings),
-        message,
-        Envelope("alice@example.com", "bob@example.org"),
-        host=MemoryHost(("INBOX", "Foo", "Bar")),
-        settings=settings,
-        environment={},
-        now=NOW,
-    )
-    assert result.status == "ok", result.errors
-    return result
+from sieve.api import SieveCompileError, compile_script
+from tests.sieve.test_differential_fixes_s12 import _run     # one driver for the fix files
 
 
 def _stores(result) -> list[str]:

@@ -4,30 +4,15 @@ section named, which Owlery got wrong before the fix."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
-from owlery.settings import Settings
-from sieve.api import Envelope, MemoryHost, compile_script, run
+from tests.sieve.test_differential_fixes_s12 import _run     # one driver for the fix files
 
-NOW = dt.datetime(2024, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 MESSAGE = b"From: a@example.com\r\nTo: bob@example.org\r\nSubject: t\r\n\r\nhello\r\n"
 
 
 def _stores(src: str) -> list[tuple[str, tuple[str, ...]]]:
-    settings = Settings()
-    result = run(
-        compile_script(src, settings=settings),
-        MESSAGE,
-        Envelope("alice@example.com", "bob@example.org"),
-        host=MemoryHost(("INBOX", "Foo")),
-        settings=settings,
-        environment={},
-        now=NOW,
-    )
-    assert result.status == "ok", result.errors
-    return [(a.mailbox, tuple(a.flags)) for a in result.effective_actions() if hasattr(a, "mailbox")]
+    return [(a.mailbox, tuple(a.flags)) for a in _run(src, MESSAGE).effective_actions() if hasattr(a, "mailbox")]
 
 
 # --- hasflag: the list of flags is split into flags for :is and :contains ----------------------
