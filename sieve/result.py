@@ -107,7 +107,10 @@ class ResultBuilder:
                         self.actions[i] = a.replace(flags=_merged_flags(a, action))
                     self.implicit_keep = False
                     return
-                if isinstance(a, FileInto) and _norm_mailbox(a.mailbox) == _norm_mailbox(self.default_mailbox):
+                if isinstance(a, FileInto) and _norm_mailbox(a.mailbox) == _norm_mailbox(self.default_mailbox) \
+                        and a.special_use is None:
+                    # (a :specialuse fileinto stays: its folder is known only at delivery, where
+                    # the planner merges it with the keep when it falls back to INBOX)
                     # the keep replaces the store, with its own message (as Pigeonhole), but the
                     # store's flags stand (Dovecot LMTP: the deferred keep adds nothing to INBOX)
                     self.actions[i] = Keep(mailbox=a.mailbox, flags=a.flags, line=a.line, head=action.head)

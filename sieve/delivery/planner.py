@@ -19,7 +19,8 @@ The rules, in the order the steps come (executor.py's docstring says why this or
 5. redirects, at most sieve_max_redirects; a loop, the hop and fan-out limits (judged on the
    message as it arrived: sieve/delivery/redirect.py) and a failed send become a keep into the
    default mailbox; a temporary failure with nothing else to do is a `Tempfail`;
-6. stores, each mailbox once (INBOX in any case), flags merged; the first store failing means
+6. stores, each mailbox once (INBOX in any case), flags merged, except that the keep adds none
+   to the copy of a :specialuse fileinto fallen back to INBOX; the first store failing means
    nothing was committed (`Tempfail` / `OverQuota`); a folder that cannot be used falls back
    to the default mailbox once; a later failure only costs that copy (noted);
 5b. pipes (vnd.dovecot.pipe, sieve/extprograms.py): a pipe that fails (with or without :try)
@@ -254,6 +255,7 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
     marks: list[act.DuplicateMark] = []
     rejects: list[act.Reject] = []
     pipes: list[tuple[Any, str]] = []
+    fallen_back: set[str] = set()     # where a :specialuse fileinto stores, finding no such folder
     for i, a in enumerate(plan.actions):
         ref = f"action {i}" if plan.action_messages else FINAL
         if isinstance(a, act.FileInto):
@@ -262,6 +264,8 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
                         if facts.folders.get(n)), None) if a.special_use else None
             stores.append(StoreStep(box or a.mailbox, tuple(a.flags), a.create or rules.delivery_mailbox_autocreate,
                                 ref))
+            if a.special_use and box is None:
+                fallen_back.add(_inbox_key(a.mailbox))
         elif isinstance(a, act.Redirect):
             redirects.append((a, ref))
         elif isinstance(a, act.Reject):
@@ -272,6 +276,7 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
             marks.append(a)
         elif a.name == "pipe":              # sieve.extensions.extprograms.Pipe
             pipes.append((a, ref))
+    keep_at = len(stores) if plan.keep else -1
     if plan.keep:
         stores.append(StoreStep(default, tuple(plan.keep_flags), True,
                             KEEP if plan.keep_message is not None else FINAL))
@@ -321,9 +326,13 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
     # Stores, each mailbox once (flags merged).
     merged: list[StoreStep] = []
     where: dict[str, int] = {}
-    for s in stores:
+    for i, s in enumerate(stores):
         key = _inbox_key(s.folder)
         if key in where:
+            if i == keep_at and key in fallen_back:
+                # a :specialuse fileinto fell back to the keep's mailbox: its flags stand and
+                # the keep adds none, as for fileinto "INBOX" + keep (sieve.result; Dovecot LMTP)
+                continue
             first = merged[where[key]]
             merged[where[key]] = first.replace(flags=tuple(dict.fromkeys(first.flags + s.flags)))
             continue

@@ -11,7 +11,10 @@ import datetime as dt
 import email.utils
 import re
 
+from owlery.lazylog import get_logger
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
+
+log = get_logger("owlery.sieve")
 
 PARTS = ("year", "month", "day", "date", "julian", "hour", "minute", "second", "time",
          "iso8601", "std11", "zone", "weekday")
@@ -150,7 +153,9 @@ def _validate(v, node):
     if node.pos and v.is_literal(node.pos[-2]):
         part = node.pos[-2].items[0].value.lower()
         if part not in PARTS:
-            v.error(node.pos[-2], f"invalid date part '{part}'")
+            # RFC 5260 4.2 lists the date-parts and gives no others a meaning, nor makes one an
+            # error: a warning, and the test is false at run time (as Pigeonhole)
+            v.warning(node.pos[-2], f"specified date part '{node.pos[-2].items[0].value}' is not known")
     z = node.tags.get("zone")
     if z is not None and not isinstance(z, (bool, str)) and v.is_literal(z):
         if parse_zone(z.items[0].value) is None:
@@ -174,10 +179,20 @@ def _local_zone(rt):
     return rt.now.tzinfo or dt.timezone.utc
 
 
+def _unknown_part(rt, part: str) -> bool:
+    """An unknown date-part (one built at run time, or warned about at compile time) makes
+    the test false whatever the match type: `:count "eq" "0"` must not match (as Pigeonhole)."""
+    from sieve.outgoing import loggable
+    log.info("sieve: date: specified date part argument '%s' is not known", loggable(part))
+    return False
+
+
 def _run_date(rt, node):
     from sieve.extensions.index import select_index
     header = rt.s(node.pos[0])
     part = rt.s(node.pos[1]).lower()
+    if part not in PARTS:
+        return _unknown_part(rt, part)
     # "the date test can only be applied to a single header field at a time": of repeated
     # fields only the first (or the one :index picks) is read, even when its date is invalid
     # (RFC 5260 4)
@@ -198,6 +213,8 @@ def _run_date(rt, node):
 
 def _run_currentdate(rt, node):
     part = rt.s(node.pos[0]).lower()
+    if part not in PARTS:
+        return _unknown_part(rt, part)
     d = rt.now
     z = node.tags.get("zone")
     if z is not None and not isinstance(z, bool):

@@ -16,8 +16,9 @@ DEFAULTS = {"host": "localhost", "location": "MDA", "name": "Owlery Sieve", "pha
 
 
 def env_value(rt, name: str) -> str | None:
-    """The item's value, or None when the item does not exist (RFC 5183 4)."""
-    name = name.lower()
+    """The item's value, or None when the item does not exist (RFC 5183 4). Names are matched
+    exactly: RFC 5183 makes no item name case-insensitive (its registry names are lower case),
+    and Pigeonhole finds no "Domain" (test false, ${env.DOMAIN} empty)."""
     if name.startswith("vnd.dovecot."):
         # these items belong to the vnd.dovecot.environment extension: unknown without it
         if "vnd.dovecot.environment" not in rt.requires:

@@ -165,9 +165,12 @@ def _run(rt, node):
     key = "vacation:" + hashlib.sha256(f"{_norm(sa.all)}\0{handle}".encode("utf-8", "surrogateescape")).hexdigest()
     if period > 0 and rt.host.seen(key):
         return
-    if "subject" in node.tags:
-        subject = header_text(rt.s(node.tags["subject"]), limit=MAX_SUBJECT)
+    subject_tag = rt.s(node.tags["subject"]) if "subject" in node.tags else ""
+    if subject_tag:
+        subject = header_text(subject_tag, limit=MAX_SUBJECT)
     else:
+        # no :subject, or one that is "" (a variable that expanded to nothing): the default
+        # subject, as Pigeonhole; RFC 3834 3.1.5 wants a Subject that says it is a response
         subject = default_subject(rt.settings, (rt.msg.header_raw("subject") or [None])[0])
     from_addr = from_tag if from_tag is not None else _default_from(rt, found)
     if from_addr is None:
