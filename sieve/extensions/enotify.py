@@ -146,6 +146,8 @@ def parse_mailto(uri: str):
             if not _HFIELD_CHARS.fullmatch(pair.replace("%", "")):
                 return None
             k, eq, v = pair.partition("=")
+            if not eq and n < len(pairs) - 1:
+                return None  # RFC 6068 2: hfield = hfname "=" hfvalue (a last bare "?subject" is taken, as Pigeonhole)
             k, v = _pct_decode(k), _pct_decode(v)
             if k is None or v is None:
                 return None

@@ -42,8 +42,10 @@ def template(v, s):
             digits = name.lstrip("0") or "0"
             kind = ("match", int(digits) if len(digits) < 6 else 10 ** 6)
         elif _NAME.fullmatch(name):
-            kind = ("var", name.lower())
             ns = name.lower().split(".")
+            # names are case-insensitive (RFC 5229 3), the namespace too; an env. item's name is
+            # matched exactly, as the environment test matches it (RFC 5183 4; Pigeonhole)
+            kind = ("var", "env." + name[4:] if ns[0] == "env" and len(ns) > 1 else name.lower())
             if len(ns) == 1 and ns[0] not in v.data.get("globals", ()):
                 # a use as a local variable: a `global` for the name after it is an error
                 # (RFC 6609 3.3; include's _validate_global reads this)

@@ -65,6 +65,9 @@ MAILTO_CASES = [
     ("mailto:%3Ca@example.com%3E", True),           # encoded, as RFC 6068 asks
     ("mailto:a@%5B192.0.2.1%5D", True),
     ("mailto:a@example.com?subject=a%20b", True),
+    ("mailto:a@example.com?a&b=c", False),          # an hfield without "=" before another (probes shape)
+    ("mailto:a@example.com?subject&cc=b@example.com", False),
+    ("mailto:a@example.com?subject", True),         # a last bare name is taken, as Pigeonhole takes it
 ]
 
 
@@ -91,3 +94,15 @@ ENCODED_CASES = [
 def test_encoded_octets_join_into_characters(body):
     src = f'require ["fileinto", "encoded-character", "variables"];\n{body} {{ fileinto "Foo"; }}\n'
     assert [box for box, _ in _stores(src)] == ["Foo"]
+
+
+# --- ${env.NAME}: the item name is matched exactly (found by the probes shape) -------------------
+# The namespace is case-insensitive (RFC 5229 3: ${ENV.phase} is ${env.phase}), the item's name
+# is not (RFC 5183 4: as the environment test matches it; Pigeonhole's ${env.Phase} is "").
+
+@pytest.mark.parametrize(("ref", "empty"), [("${env.phase}", False), ("${ENV.phase}", False),
+                                             ("${env.Phase}", True), ("${Env.LOCATION}", True)])
+def test_env_namespace_item_names_match_exactly(ref, empty):
+    src = (f'require ["fileinto", "variables", "vnd.dovecot.environment"];\n'
+           f'if string :is "{ref}" "" {{ fileinto "Foo"; }}\n')
+    assert [box for box, _ in _stores(src)] == (["Foo"] if empty else ["INBOX"])

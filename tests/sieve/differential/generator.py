@@ -24,7 +24,11 @@ variables, redirect and notify duplicates in other spellings, named foreverypart
 broken out of, the mime test's :type/:subtype/:contenttype/:param/:anychild on header, address and
 exists, extracttext with :first and modifiers, i;ascii-numeric :value/:count on parts, special-use
 and mailbox tests; messages of nested multiparts, message/rfc822 parts, odd and RFC 2231 parameters,
-missing boundaries, encoded fields; no replace/enclose: sieve-test 0.5.19 has neither);
+missing boundaries, encoded fields; no replace/enclose: sieve-test 0.5.19 has neither),
+probes (ProbeShapes: date-parts in odd case or unknown, environment names and ${env.*} in odd case,
+relational operators in odd case, vacation :subject/:from from variables, mailto URIs with
+percent-encoded parts, hasflag keys of several flags, ${hex:..} UTF-8 octets split across variables,
+keep/fileinto "INBOX" with :copy/:flags/:specialuse in both orders);
 drawn from other random streams, so a seed without them gives its old cases.
 Used by tests/sieve/differential/runner.py; tests: tests/sieve/differential/test_differential.py.
 """
@@ -1340,6 +1344,9 @@ class ScriptGen:
             if extra.mimeactions is not None:
                 for cmd in extra.mimeactions.commands():
                     commands.insert(extra.mimeactions.r.randint(0, len(commands)), cmd)
+            if extra.probes is not None:
+                for cmd in extra.probes.commands():
+                    commands.insert(extra.probes.r.randint(0, len(commands)), cmd)
         body = "\n".join(commands)
         req = sorted(self.req)
         if req and self.r.random() < 0.02:
@@ -1356,7 +1363,7 @@ class ScriptGen:
 
 # The shapes `shapes` may name; SHAPES_ALL is what "all" means. With no shape named, a case is
 # exactly what it was before these existed (CI's seeds and deviations.toml depend on that).
-SHAPES_ALL = frozenset({"ihave", "modifiers", "html", "include", "edges", "matchvars", "mimeactions"})
+SHAPES_ALL = frozenset({"ihave", "modifiers", "html", "include", "edges", "matchvars", "mimeactions", "probes"})
 
 # (visible source, decoded text) pieces of HTML text, entities included
 _HTML_TEXT = (
@@ -1542,11 +1549,12 @@ class ExtraShapes:
         self.edges: EdgeShapes | None = None
         self.matchvars: MatchVarShapes | None = None
         self.mimeactions: MimeActionShapes | None = None
+        self.probes: ProbeShapes | None = None
 
     def commands(self) -> list[str]:
         out = []
         # (include replaces the whole script; edges has its own stream)
-        for shape in sorted(self.shapes - {"include", "edges", "matchvars", "mimeactions"}):
+        for shape in sorted(self.shapes - {"include", "edges", "matchvars", "mimeactions", "probes"}):
             for _ in range(self.r.choice((0, 1, 1, 2))):
                 out.append(getattr(self, "shape_" + shape)())
         return out
@@ -2724,6 +2732,345 @@ class MimeActionShapes:
         return f"fileinto :create {q(r.choice(('Neu', 'Foo', 'Neu.Sub', 'Archive')))};"
 
 
+# --- probes: the shapes hand probes against Pigeonhole found differences in (its own random
+# stream): date-parts in odd case or unknown, environment names and ${env.*} in odd case,
+# relational operators in odd case, vacation :subject/:from from variables, mailto URIs with
+# percent-encoded parts, hasflag key strings of several flags, ${hex:..} octets forming UTF-8
+# across variables, keep and fileinto "INBOX" with :copy/:flags/:specialuse in both orders.
+# Cases and outcomes: tests/sieve/test_pigeonhole_probes_s13c.py, test_differential_fixes_s13b.py,
+# test_pigeonhole_leftovers_s13.py.
+_PR_DATE_PARTS = ("year", "YEAR", "Month", "dAy", "DATE", "Julian", "HOUR", "minute", "Second", "TIME", "ISO8601",
+                  "std11", "Zone", "WEEKDAY", "bogus", "Bogus", "years", "", "date ", "month-day")
+_PR_ENV_NAMES = ("domain", "DOMAIN", "Domain", "host", "Host", "HOST", "name", "NAME", "version", "Version",
+                 "location", "LOCATION", "phase", "Phase", "vnd.dovecot.default-mailbox",
+                 "VND.DOVECOT.DEFAULT-MAILBOX", "vnd.dovecot.username", "Vnd.Dovecot.Username", "nosuch", "")
+_PR_RELS = ("gt", "ge", "lt", "le", "eq", "ne")
+_PR_VAC_SUBJECTS = ("", "", " ", "Gone", "caf\u00e9", "${nosuch}")
+_PR_VAC_FROMS = ("rcpt@example.org", "Me <rcpt@example.org>", "", "not an address", "a@@b", "<rcpt@example.org>",
+                 "${nosuch}")
+# mailto URIs (RFC 6068 2, RFC 5436): percent-encoded parts valid and not, %00, encoded CR LF,
+# raw characters that MUST be encoded, hfields without "=", empty to=/cc=, bcc=
+_PR_URIS = (
+    "mailto:n@example.net?subject=caf%C3%A9", "mailto:%6E@example.net", "mailto:n@example.net?subject=%E2%82%AC10",
+    "mailto:n@example.net?body=x%0D%0Ay", "mailto:n@example.net?subject=%C3", "mailto:n@example.net?subject=%FF%FE",
+    "mailto:n@example.net?subject=%E2%82", "mailto:n@example.net?subject=a%00b", "mailto:n%00@example.net",
+    "mailto:n@example.net?body=%00", "mailto:n@example.net?subject=a%0D%0ABcc:%20x@example.com",
+    "mailto:n@example.net?subject=%0D%0A", "mailto:n@example.net?subject=a%0Ab", "mailto:n@example.net?subject=a b",
+    "mailto:<n@example.net>", "mailto:n@[192.0.2.1]", "mailto:n@example.net#frag", "mailto:n@example.net?subject=a<b",
+    "mailto:n@example.net?subject=caf\u00e9", "mailto:n@example.net?subject={x}", "mailto:n@example.net?subject=a|b",
+    "mailto:n@example.net?subject=a\"b", "mailto:n@example.net?subject", "mailto:n@example.net?&&",
+    "mailto:n@example.net?subject&cc=m@example.net", "mailto:n@example.net?=x", "mailto:n@example.net?to=",
+    "mailto:n@example.net?cc=", "mailto:?to=n@example.net&cc=", "mailto:n@example.net?to=&cc=",
+    "mailto:n@example.net?bcc=m@example.net", "mailto:n@example.net?BCC=m@example.net", "mailto:n@example.net?bcc=",
+    "mailto:n@example.net?bcc=a@@b", "mailto:?bcc=m@example.net", "mailto:n@example.net?cc=m@example.net",
+    "mailto:%3Cn@example.net%3E", "mailto:n@%5B192.0.2.1%5D", "mailto:n@example.net?subject=a%20b",
+    "mailto:n@example.net?%20=2", "mailto:n@example.net?Subject=%e2%82%ac", "mailto:n@example.net?subject=%",
+    "mailto:n@example.net?subject=%G1", "mailto:n@example.net?cc=m%40example.net", "mailto:m%40example.net",
+)
+# flag strings (several flags in one string, RFC 5232 4) and hasflag keys
+_PR_FLAGS = ("A B", "a", "B", "\\Seen x", "\\Seen", "x \\Flagged", "A  B  A", "", "$Label1 b", "\\Bogus a")
+_PR_HASFLAG_KEYS = ("b A", "x b", "x\\Bogus b", "a(b \\seen", "a b", "a *", "\\se", "", "A", "*", "? *", "B A x",
+                    "\\seen", "*b*")
+# octets of UTF-8 characters, split across variables (RFC 5228 2.4.2.4)
+_PR_UTF8 = (("C3", "A9"), ("E2", "82", "AC"), ("F0", "9F", "98", "80"), ("CE", "B1"), ("c3", "a9"), ("D0", "B4"))
+_PR_INBOX = ("INBOX", "inbox", "Inbox", "iNbOx")
+
+
+class ProbeShapes:
+    """The probes shape, drawn from `r` (its own stream) with a ScriptGen sharing the main one's
+    requires, variables and features: date/currentdate with date-parts in odd case and unknown
+    ones (literal and from variables, every match type, :count/:value); environment tests and
+    ${env.*} references with names in odd case; relational operators in odd case (literal; from a
+    variable now and then: both refuse it); vacation :subject/:from from variables that may be
+    "" or no address; notify/valid_notify_method on mailto URIs with percent-encoded parts; hasflag
+    with key strings of several flags; ${hex:..} octets that form UTF-8 characters only together,
+    split across variables; keep and fileinto "INBOX" (any case) with :copy, :flags and
+    :specialuse fallbacks, in both orders. Found: tests/sieve/test_pigeonhole_probes_s13c.py,
+    tests/sieve/test_differential_fixes_s13b.py, tests/sieve/test_pigeonhole_leftovers_s13.py."""
+
+    def __init__(self, r: random.Random, gen: ScriptGen, info: MessageInfo):
+        self.r = r
+        self.g = ScriptGen(r, info)
+        self.g.req, self.g.features, self.g.vars = gen.req, gen.features, gen.vars
+
+    def commands(self) -> list[str]:
+        r = self.r
+        kinds = ("dates", "dates", "environment", "relational", "relational", "vacation", "notify", "notify",
+                 "hasflag", "hexutf8", "inbox", "inbox")
+        self.g.features.add("shape:probes")
+        return [getattr(self, "pr_" + r.choice(kinds))() for _ in range(r.choice((1, 2, 2, 3)))]
+
+    def _act(self) -> str:
+        r = self.r
+        cmd = r.choice(('fileinto "Foo";', 'fileinto "Bar";', "keep;", 'addflag "Work";', 'fileinto "Archive";'))
+        if cmd.startswith("fileinto"):
+            self.g.req.add("fileinto")
+        elif cmd.startswith("addflag"):
+            self.g.req.add("imap4flags")
+        return cmd
+
+    def _if(self, test: str) -> str:
+        tail = f" else {{\n{self._act()}\n}}" if self.r.random() < 0.3 else ""
+        return f"if {test} {{\n{self._act()}\n}}{tail}"
+
+    def _var(self, name: str, value: str) -> str:
+        self.g.req.add("variables")
+        if name not in self.g.vars:
+            self.g.vars.append(name)
+        return f"set {q(name)} {q(value)};"
+
+    def _rel(self) -> str:
+        """A relational operator, in odd case now and then (RFC 5231 5 with RFC 5234 2.3)."""
+        r = self.r
+        op = r.choice(_PR_RELS)
+        if r.random() < 0.08:
+            # (Pigeonhole refuses the script: deviations.toml, relational-operator-case)
+            self.g.features.add("probes:relational-case")
+            op = "".join(c.upper() if r.random() < 0.6 else c for c in op)
+        return q(op)
+
+    def _match(self, numeric_keys: tuple[str, ...], text_keys: tuple[str, ...]) -> tuple[str, str]:
+        """(match type with its arguments, a key) of every kind, :count/:value included."""
+        r, g = self.r, self.g
+        mt = r.choice((":is", ":contains", ":matches", ":regex", ":count", ":value", ""))
+        if mt == ":regex":
+            g.req.add("regex")
+            return mt, q(r.choice(("^2", ".*", "^$", "[0-9]+", "T")))
+        if mt in (":count", ":value"):
+            g.req.add("relational")
+            cmp_ = ""
+            if r.random() < 0.6:
+                g.req.add("comparator-i;ascii-numeric")
+                cmp_ = ' :comparator "i;ascii-numeric"'
+            return f"{mt} {self._rel()}{cmp_}", q(r.choice(numeric_keys))
+        return mt, q(r.choice(text_keys))
+
+    def pr_dates(self) -> str:
+        """Unknown date-parts make the test false whatever the match type; known ones in any
+        case are the part (RFC 5260 4.2); literal and from a variable."""
+        r, g = self.r, self.g
+        g.features.add("probes:dates")
+        g.req.add("date")
+        part = r.choice(_PR_DATE_PARTS)
+        pre = ""
+        if r.random() < 0.35:
+            g.features.add("probes:dates-variable")
+            pre = self._var("dp", part) + "\n"
+            part_s = '"${dp}"'
+        else:
+            part_s = q(part)
+        if r.random() < 0.35:
+            # currentdate: keys that hold whatever the moment of the run
+            g.req.add("relational")
+            mt, key = r.choice(((':count "eq"', '"1"'), (':count "eq"', '"0"'), (':value "gt"', '"1999"'),
+                                (':matches', '"*"'), (':is', '"1999"'), (':contains', '""')))
+            if mt.startswith(":count") or mt.startswith(":value"):
+                mt = mt.replace('"eq"', self._rel()) if r.random() < 0.3 else mt
+            return pre + self._if(f"currentdate {mt} {part_s} {key}")
+        field = r.choice(("Date", "Date", "Received", "X-Nope"))
+        if r.random() < 0.3:
+            g.req.update(("variables", "editheader"))
+            return (pre + f"if date :matches {q(field)} {part_s} \"*\" {{\naddheader \"X-Probe\" \"d=${{0}}\";\n}}"
+                    + (f" else {{\n{self._act()}\n}}" if r.random() < 0.5 else ""))
+        mt, key = self._match(("0", "1", "2", "2024", "12"), ("2024", "*", "?*", "", "Mon", "+0100", "*T*", "12"))
+        return pre + self._if(f"date {mt} {q(field)} {part_s} {key}".replace("  ", " "))
+
+    def pr_environment(self) -> str:
+        """environment item names are matched exactly (RFC 5183 4), and ${env.NAME} (with
+        vnd.dovecot.environment required) in odd case."""
+        r, g = self.r, self.g
+        name = r.choice(_PR_ENV_NAMES)
+        if r.random() < 0.4:
+            g.features.add("probes:envref")
+            g.req.update(("variables", "vnd.dovecot.environment", "editheader"))
+            ref = "${" + r.choice(("env", "env", "ENV", "Env")) + "." + name + "}" if name else "${env.}"
+            if r.random() < 0.5:
+                return f'addheader "X-Probe" "e=[{ref}]";'
+            return self._if(f"string :is {q(ref)} {q(r.choice(('', 'MS', 'post', 'Pigeonhole Sieve', 'INBOX')))}")
+        g.features.add("probes:environment")
+        g.req.add("environment")
+        if name.lower().startswith("vnd."):
+            g.req.add("vnd.dovecot.environment")
+        if r.random() < 0.25:
+            pre = self._var("en", name) + "\n"
+            name_s = '"${en}"'
+        else:
+            pre, name_s = "", q(name)
+        mt, key = self._match(("0", "1", "2"), ("*", "", "MS", "post", "INBOX", "Pigeonhole*", "example*", "?*"))
+        return pre + self._if(f"environment {mt} {name_s} {key}".replace("  ", " "))
+
+    def pr_relational(self) -> str:
+        """:value/:count with operators in odd case; keys and values from variables; an operator
+        from a variable now and then (RFC 5231 4: a constant; both refuse it)."""
+        r, g = self.r, self.g
+        g.features.add("probes:relational")
+        g.req.add("relational")
+        op = self._rel()
+        if r.random() < 0.05:
+            g.features.add("probes:relational-variable-op")
+            g.req.add("variables")
+            op = '"${rop}"'
+        mt = r.choice((":value", ":count"))
+        cmp_ = ""
+        if r.random() < 0.5:
+            g.req.add("comparator-i;ascii-numeric")
+            cmp_ = ' :comparator "i;ascii-numeric"'
+        pre = []
+        if r.random() < 0.5:
+            pre.append(self._var("rk", r.choice(("0", "1", "2", "3", "z", "a", ""))))
+            key = '"${rk}"'
+        else:
+            key = q(r.choice(("0", "1", "2", "m", "z")))
+        k = r.random()
+        if k < 0.4:
+            test = f"header {mt} {op}{cmp_} {q(r.choice(('Subject', 'To', 'Received', 'From', 'X-Nope')))} {key}"
+        elif k < 0.7:
+            test = f"address {mt} {op}{cmp_} {q(r.choice(('To', 'From', 'Cc')))} {key}"
+        else:
+            g.req.add("variables")
+            if r.random() < 0.5:
+                pre.append(self._var("rv", r.choice(("a", "", "12", "b c", "Z"))))
+                items = g.slist(["${rv}", r.choice(("a", "5", ""))])
+            else:
+                items = g.slist([r.choice(("a", "5", "", "M"))])
+            test = f"string {mt} {op}{cmp_} {items} {key}"
+        if op == '"${rop}"':
+            pre.append(self._var("rop", "ge"))
+        return "\n".join(pre + [self._if(test)])
+
+    def pr_vacation(self) -> str:
+        """vacation :subject and :from from variables that may expand to "" (the default
+        subject, RFC 5230 4.3) or to no address (an error, RFC 5230 4.4)."""
+        r, g = self.r, self.g
+        g.features.add("probes:vacation")
+        g.req.update(("vacation", "variables"))
+        pre, tags = [], []
+        if r.random() < 0.7:
+            g.features.add("probes:vacation-subject")
+            pre.append(self._var("vs", r.choice(_PR_VAC_SUBJECTS)))
+            tags.append(':subject "${vs}"')
+        if r.random() < 0.5:
+            g.features.add("probes:vacation-from")
+            pre.append(self._var("vf", r.choice(_PR_VAC_FROMS)))
+            tags.append(':from "${vf}"')
+        r.shuffle(tags)
+        return "\n".join(pre + [f"vacation {' '.join(tags)} \"I am away\";".replace("  ", " ")])
+
+    def pr_notify(self) -> str:
+        """notify and valid_notify_method on mailto URIs with percent-encoded parts (RFC 6068
+        2, RFC 5436 2.7): literal, or from a variable (an invalid one: a runtime error)."""
+        r, g = self.r, self.g
+        g.features.add("probes:notify")
+        g.req.add("enotify")
+        uri = r.choice(_PR_URIS)
+        k = r.random()
+        if k < 0.45:
+            uris = g.slist([uri] + ([r.choice(_PR_URIS)] if r.random() < 0.2 else []))
+            return self._if(f"valid_notify_method {uris}")
+        if k < 0.75:
+            g.features.add("probes:notify-variable")
+            return self._var("nu", uri) + '\nnotify "${nu}";'
+        if k < 0.85:
+            return f'if valid_notify_method {q(uri)} {{\nnotify {q(uri)};\n}}'
+        return f"notify {q(uri)};"
+
+    def pr_hasflag(self) -> str:
+        """hasflag with key strings of several flags under :is/:contains/:matches (RFC 5232 4:
+        "b A" is the flags b and A for :is and :contains)."""
+        r, g = self.r, self.g
+        g.features.add("probes:hasflag")
+        g.req.add("imap4flags")
+        out = []
+        var = ""
+        if r.random() < 0.4:
+            g.req.add("variables")
+            if "pf" not in g.vars:
+                g.vars.append("pf")
+            var = '"pf" '
+        out.append(f"setflag {var}{q(r.choice(_PR_FLAGS))};")
+        if r.random() < 0.5:
+            out.append(f"{r.choice(('addflag', 'removeflag'))} {var}{q(r.choice(_PR_FLAGS))};")
+        mt = r.choice((":is", ":contains", ":matches", ""))
+        keys = g.slist([r.choice(_PR_HASFLAG_KEYS) for _ in range(r.choice((1, 1, 2)))])
+        out.append(self._if(f"hasflag {mt} {var}{keys}".replace("  ", " ")))
+        if var and r.random() < 0.5:
+            out.append('setflag "";')  # the stored message's flags stay the internal variable's
+        return "\n".join(out)
+
+    def pr_hexutf8(self) -> str:
+        """${hex:..} octets that form a UTF-8 character only together, split across variables
+        and references (RFC 5228 2.4.2.4: a string is its octets)."""
+        r, g = self.r, self.g
+        g.features.add("probes:hexutf8")
+        g.req.update(("encoded-character", "variables"))
+        octets = r.choice(_PR_UTF8)
+        char = bytes.fromhex("".join(octets)).decode("utf-8")
+        cut = r.randint(1, len(octets) - 1)
+        hx = r.choice(("hex", "hex", "HEX", "Hex"))
+        first = "".join(f"${{{hx}:{o}}}" for o in octets[:cut])
+        rest = "".join(f"${{{hx}:{o}}}" for o in octets[cut:])
+        out = [self._var("ha", first)]
+        k = r.random()
+        if k < 0.4:
+            out.append(self._var("hb", "${ha}" + rest))
+            ref = "${hb}"
+        elif k < 0.7:
+            out.append(self._var("hb", rest))
+            ref = "${ha}${hb}"
+        else:
+            ref = "${ha}" + rest
+        if r.random() < 0.3:
+            out.append(f"set :length {q('hl')} {q(ref)};")
+            if "hl" not in g.vars:
+                g.vars.append("hl")
+            ref, want = "${hl}", "1"
+        else:
+            want = r.choice((char, char, char.upper(), "*", "?", char + "x", "??"))
+        if r.random() < 0.25 and ref != "${hl}":
+            g.req.add("editheader")
+            out.append(f'addheader "X-Probe" "h=[{ref}]";')
+        else:
+            mt = ":matches" if want in ("*", "?", "??") else r.choice((":is", ":contains", ':is :comparator "i;octet"'))
+            out.append(self._if(f"string {mt} {q(ref)} {q(want)}"))
+        return "\n".join(out)
+
+    def pr_inbox(self) -> str:
+        """keep and fileinto "INBOX" in any case with :copy, :flags and :specialuse (no folder
+        has a special use: the fallback stores into INBOX), in both orders (one copy, RFC 5228
+        2.10.3; which flags: the delivery's, tests/sieve/test_pigeonhole_leftovers_s13.py)."""
+        r, g = self.r, self.g
+        g.features.add("probes:inbox")
+        g.req.add("fileinto")
+        cmds = []
+        for _ in range(r.randint(2, 3)):
+            if r.random() < 0.4:
+                flags = ""
+                if r.random() < 0.6:
+                    g.req.add("imap4flags")
+                    flags = " :flags " + q(r.choice(("a", "x2", "c", "\\Seen", "a b")))
+                cmds.append(f"keep{flags};")
+                continue
+            tags = []
+            if r.random() < 0.35:
+                g.req.add("copy")
+                g.features.add("probes:inbox-copy")
+                tags.append(":copy")
+            if r.random() < 0.6:
+                g.req.add("imap4flags")
+                g.features.add("probes:inbox-flags")
+                tags.append(":flags " + q(r.choice(("a", "b", "d", "\\Seen", "b \\Flagged"))))
+            if r.random() < 0.4:
+                g.req.add("special-use")
+                g.features.add("probes:inbox-specialuse")
+                tags.append(":specialuse " + q(r.choice(("\\Junk", "\\Archive", "\\Trash"))))
+            r.shuffle(tags)
+            cmds.append(f"fileinto {' '.join(tags)} {q(r.choice(_PR_INBOX))};".replace("  ", " "))
+        if r.random() < 0.3:
+            g.req.add("imap4flags")
+            cmds.insert(r.randint(0, len(cmds)), f"addflag {q(r.choice(('z', 'y')))};")
+        return "\n".join(cmds)
+
+
 # --- include (RFC 6609) ------------------------------------------------------------------------
 # Script names in each directory. "lib" and "a" exist in both (:personal and :global must not
 # mix them up); "Lib" and "lib" are two names; "café" is a UTF-8 name.
@@ -2954,6 +3301,10 @@ def make_case(seed: int, index: int, shapes: frozenset[str] = frozenset()) -> Ca
             if shapes == {"mimeactions"} or r6.random() < 0.35:
                 message = mime_message
             extra.mimeactions = MimeActionShapes(r6, gen, mime_info)
+        if "probes" in shapes:
+            # its own stream: the shapes hand probes found differences in (ProbeShapes)
+            r7 = random.Random(f"sieve-differential-probes:{seed}:{index}")
+            extra.probes = ProbeShapes(r7, gen, info)
     script = gen.script(extra)
     features = set(gen.features)
     scripts: tuple[tuple[str, str, bytes], ...] = ()

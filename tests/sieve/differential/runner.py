@@ -254,6 +254,41 @@ def _inbox_flags_as_delivered(case, ours, theirs):
     return ours, dataclasses.replace(theirs, stores=stores)
 
 
+def _specialuse_fallback_one_copy(case, ours, theirs):
+    """Owlery's engine leaves a `fileinto :specialuse F "INBOX"` apart from a keep in its result
+    (the special-use folder is known only at delivery); its delivery (sieve/delivery/planner.py)
+    finds no such folder here, stores into INBOX and merges the two into one copy, with the
+    delivery's flags (tests/sieve/test_pigeonhole_probes_s13c.py, against Dovecot LMTP). Take
+    one copy of each mailbox Owlery's result names twice, with sieve-test's flags for it (its
+    flags are inbox-flags-as-delivered's difference), and of the header fields the copies have
+    (they differ when an edit came between the actions) sieve-test's, when one of them is it."""
+    boxes = [box for box, _ in ours.stores]
+    dup = {box for box in boxes if boxes.count(box) > 1}
+    if not dup:
+        return ours, theirs
+    ph = dict(theirs.stores)
+    stores, seen = [], set()
+    for box, flags in ours.stores:
+        if box in dup:
+            if box in seen:
+                continue
+            seen.add(box)
+            flags = ph.get(box, flags)
+        stores.append((box, flags))
+    targets = {f"store:{box}" for box in dup}
+    theirs_h = {t: h for t, h in theirs.headers}
+    headers, done = [], set()
+    for t, h in ours.headers:
+        if t in targets:
+            if t in done:
+                continue
+            done.add(t)
+            mine = [hh for tt, hh in ours.headers if tt == t]
+            h = theirs_h[t] if theirs_h.get(t) in mine else mine[0]
+        headers.append((t, h))
+    return dataclasses.replace(ours, stores=tuple(sorted(stores)), headers=tuple(sorted(headers))), theirs
+
+
 def _auto_empty_subject(case, ours, theirs):
     """An empty Subject: Owlery replies 'Automated reply', Pigeonhole 'Auto:'."""
     return ours, dataclasses.replace(
@@ -530,6 +565,7 @@ TRANSFORMS = {
     "keyword-set": _keyword_set,
     "vacation-as-ours": _vacation_as_ours,
     "auto-empty-subject": _auto_empty_subject,
+    "specialuse-fallback-one-copy": _specialuse_fallback_one_copy,
     "inbox-flags-as-delivered": _inbox_flags_as_delivered,
     "headers-as-ours": _headers_as_ours,
     "tab-folds-as-spaces": _tab_folds_as_spaces,

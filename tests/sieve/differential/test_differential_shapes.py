@@ -27,8 +27,10 @@ from tests.sieve.differential.test_differential import agreed_run, scratch_runne
 
 SEED = 20261206
 PAIRS = 1000
-# the shapes of PAIRS (include has its own run: with the others it replaces a third of the scripts)
-SHAPES = SHAPES_ALL - {"include"}
+# the shapes of PAIRS (include and probes have their own runs: mixed with the others, include
+# replaces a third of the scripts and probes makes too many of them errors on one side or the
+# other for the run to test much else; test_probes_shape_generates_each_probe checks what it makes)
+SHAPES = SHAPES_ALL - {"include", "probes"}
 INCLUDE_PAIRS = 600
 # what the include shape must have exercised in INCLUDE_PAIRS pairs (a feature the generator names)
 INCLUDE_FEATURES = ("include:nested", "include:once", "include:optional", "include:missing", "include:cycle",
@@ -61,6 +63,20 @@ def runner():
 @pytest.fixture(scope="module")
 def include_runner():
     yield from scratch_runner(frozenset({"include"}))
+
+
+@pytest.fixture(scope="module")
+def probes_runner():
+    yield from scratch_runner(frozenset({"probes"}))
+
+
+PROBES_PAIRS = 500
+
+
+def test_generated_probes_pairs_agree_with_pigeonhole(probes_runner):
+    """The shapes hand probes found differences in (settled, or argued in deviations.toml)."""
+    rep = agreed_run(probes_runner, SEED, PROBES_PAIRS)
+    assert rep.features["shape:probes"] == PROBES_PAIRS
 
 
 def test_generated_pairs_with_new_shapes_agree_with_pigeonhole(runner):
@@ -159,6 +175,53 @@ def test_mimeactions_shape_generates_valid_scripts_on_odd_mime_messages():
     for piece in (b"foreverypart :name", b"break :name", b"extracttext", b":anychild", b":param", b":contenttype",
                   b'"i;ascii-numeric"', b"specialuse_exists", b"mailboxexists", b"address :mime", b"exists :mime"):
         assert piece in scripts, piece
+
+
+# what the probes shape must generate in PROBES_CASES cases (a feature the generator names)
+PROBES_CASES = 300
+PROBES_FEATURES = ("probes:dates", "probes:dates-variable", "probes:environment", "probes:envref",
+                   "probes:relational", "probes:relational-case", "probes:vacation", "probes:vacation-subject",
+                   "probes:vacation-from", "probes:notify", "probes:notify-variable", "probes:hasflag",
+                   "probes:hexutf8", "probes:inbox", "probes:inbox-copy", "probes:inbox-flags",
+                   "probes:inbox-specialuse")
+
+
+def test_probes_shape_generates_each_probe():
+    """The probes shape alone: scripts Owlery compiles (but for the main stream's odd keys and
+    missing requires, and an operator from a variable), with each shape hand probes found
+    differences in: odd-case and unknown date-parts (literal, from variables, :count/:value),
+    environment names and ${env.*} in odd case, relational operators in odd case, vacation
+    :subject/:from from variables, percent-encoded mailto URIs, hasflag keys of several flags,
+    ${hex:..} UTF-8 octets split across variables, keep/fileinto "INBOX" with :copy/:flags/:specialuse."""
+    settings = owlery_settings()
+    cases = [make_case(SEED, i, frozenset({"probes"})) for i in range(PROBES_CASES)]
+    compiled = 0
+    features: dict[str, int] = {}
+    for c in cases:
+        for f in c.features:
+            features[f] = features.get(f, 0) + 1
+        try:
+            compile_script(c.script, name="script", settings=settings)
+            compiled += 1
+        except SieveCompileError:
+            pass
+    assert compiled > len(cases) * 0.7, compiled
+    assert features.get("shape:probes") == PROBES_CASES
+    for feature in PROBES_FEATURES:
+        assert features.get(feature, 0) >= 3, (feature, features)
+    scripts = b"".join(c.script for c in cases)
+    for rx in (rb'date [^\n]*"(?:YEAR|Month|dAy|DATE|Julian|HOUR|Second|TIME|ISO8601|Zone|WEEKDAY)"',
+               rb'date [^\n]*"(?:bogus|Bogus|years|month-day)"', rb'currentdate :count "eq" "\$\{dp\}"',
+               rb'date :(?:count|value) "', rb'environment [^\n]*"(?:DOMAIN|Host|NAME|Phase|Version)"',
+               rb"\$\{(?:ENV|Env|env)\.[A-Z]", rb':(?:value|count) "(?:GT|Gt|gT|GE|Ge|gE|LT|Lt|lT|LE|Le|lE|EQ|Eq|eQ|NE|Ne|nE)"',
+               rb'set "vs" ""', rb'set "vf" "(?:not an address|a@@b)"', rb':subject "\$\{vs\}"', rb':from "\$\{vf\}"',
+               rb"%C3%A9", rb"%E2%82\b", rb"%00", rb"%0D%0A", rb"\?subject=a b", rb"mailto:<n@", rb"\?subject&",
+               rb"\?to=\W", rb"cc=\W", rb"(?i)bcc=", rb'hasflag :is "[^"]* [^"]*"', rb'hasflag :contains "[^"]* [^"]*"',
+               rb'hasflag :matches "[^"]* [^"]*"', rb'set "hb" "\$\{ha\}\$\{(?i:hex):', rb'"\$\{ha\}\$\{hb\}"',
+               rb'fileinto [^;]*:copy[^;]*"(?i:inbox)"', rb'fileinto [^;]*:flags[^;]*"(?i:inbox)"',
+               rb'fileinto [^;]*:specialuse[^;]*"(?i:inbox)"', rb'"(?:Inbox|iNbOx|inbox)"',
+               rb'keep[^;]*;\nfileinto [^;]*"(?i:inbox)"', rb'fileinto [^;]*"(?i:inbox)";\nkeep'):
+        assert re.search(rx, scripts), rx
 
 
 def test_shapes_option_parses_names_and_all():
