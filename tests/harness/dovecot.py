@@ -14,6 +14,7 @@ Used by tests/e2e/test_delivery_dovecot.py and bench/bench_delivery.py.
 import imaplib
 import os
 import shutil
+import smtplib
 import subprocess
 from pathlib import Path
 
@@ -169,6 +170,14 @@ class DovecotInstance:
             limit = row["Limit"]
             got[row["Type"]] = (int(row["Value"]), None if limit in ("-", "", "0") else int(limit))
         return got
+
+    def lmtp_send(self, sender, recipient, message):
+        """One LMTP transaction to Dovecot's LMTP (Pigeonhole runs the recipient's script)."""
+        client = smtplib.LMTP(LOOPBACK, self.lmtp_port, timeout=30)
+        try:
+            client.sendmail(sender, [recipient], message)
+        finally:
+            client.quit()
 
     def lda_argv(self, user, sender="sender@remote.test"):
         return [DOVECOT_LDA, "-c", str(self.conf_path), "-d", user, "-f", sender]

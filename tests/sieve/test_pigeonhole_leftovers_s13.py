@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import smtplib
 import tempfile
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from owlery.state.memory_store import MemoryStore
 from sieve.delivery.executor import DeliveryExecutor
 from sieve.delivery.users import MailUser
 from tests.harness.dovecot import DovecotInstance
-from tests.harness.procs import LOOPBACK
 from tests.sieve.differential import pigeonhole
 from tests.sieve.test_extprograms import FakeHost, _prog, _run, _settings, bindir  # noqa: F401
 from tests.sieve.test_outgoing_parity import SENDER, SETTINGS, USER, Recorder, Run, msg, run_owlery, sieve_test_e
@@ -116,11 +114,7 @@ def test_inbox_copy_flags_match_dovecot_lmtp(tmp_path):
             users[f"d{i}@example.org"] = str(home)
         with DovecotInstance(work / "dovecot", users) as dv:
             for rcpt in users:
-                client = smtplib.LMTP(LOOPBACK, dv.lmtp_port, timeout=30)
-                try:
-                    client.sendmail(SENDER, [rcpt], MESSAGE)
-                finally:
-                    client.quit()
+                dv.lmtp_send(SENDER, rcpt, MESSAGE)
         for i, (script, expected) in enumerate(INBOX_CASES):
             theirs = _inbox_flags(work / f"d{i}" / "Maildir")
             _deliver_owlery(work / f"o{i}", R + script)
@@ -240,11 +234,7 @@ def test_mailboxexists_inbox_before_the_first_message_in_dovecot_lmtp():
         (work / "d" / "sieve").mkdir(parents=True)
         (work / "d" / "sieve" / "active.sieve").write_text(_exists_script('"INBOX"'))
         with DovecotInstance(work / "dovecot", {"d@example.org": str(work / "d")}) as dv:
-            client = smtplib.LMTP(LOOPBACK, dv.lmtp_port, timeout=30)
-            try:
-                client.sendmail(SENDER, ["d@example.org"], MESSAGE)
-            finally:
-                client.quit()
+            dv.lmtp_send(SENDER, "d@example.org", MESSAGE)
         assert any((work / "d" / "Maildir" / ".Yes" / "new").glob("*"))
     finally:
         shutil.rmtree(work, ignore_errors=True)

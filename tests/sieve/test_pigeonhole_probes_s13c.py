@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import smtplib
 import tempfile
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from sieve.delivery.users import MailUser
 from sieve.errors import SieveCompileError
 from tests.delivery.test_maildir_dovecot_differential import SPECIAL_USE_CONF
 from tests.harness.dovecot import DovecotInstance
-from tests.harness.procs import LOOPBACK
 from tests.sieve.test_outgoing_parity import SENDER, SETTINGS, USER, Recorder, header_values, msg, run_owlery
 from tests.sieve.test_outgoing_parity import run_pigeonhole as run_pigeonhole_sent
 from tests.sieve.test_pigeonhole_leftovers_s13 import MESSAGE, _inbox_flags, ph_box  # noqa: F401
@@ -324,11 +322,7 @@ def test_specialuse_flags_match_dovecot_lmtp():
             users[f"d{n}@example.org"] = str(home)
         with DovecotInstance(work / "dovecot", users, extra_conf=SPECIAL_USE_CONF) as dv:
             for rcpt in users:
-                client = smtplib.LMTP(LOOPBACK, dv.lmtp_port, timeout=30)
-                try:
-                    client.sendmail(SENDER, [rcpt], MESSAGE)
-                finally:
-                    client.quit()
+                dv.lmtp_send(SENDER, rcpt, MESSAGE)
         for n, (script, inbox, junk_flags, junk) in enumerate(cases):
             theirs = (_inbox_flags(work / f"d{n}" / "Maildir"), _inbox_flags(work / f"d{n}" / "Maildir" / ".Junk"))
             _deliver(work / f"o{n}", SU + script, junk=junk)
