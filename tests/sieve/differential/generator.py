@@ -286,20 +286,25 @@ def _leaf(r: random.Random, crlf: str, info: MessageInfo) -> tuple[list[str], st
         raw = text.encode(cs if cs != "us-ascii" else "utf-8")
     except UnicodeEncodeError:
         raw = text.encode("utf-8")
-    if enc == "base64":
-        b = base64.b64encode(raw).decode()
-        body = crlf.join(b[i : i + 76] for i in range(0, len(b), 76)) + crlf
-    elif enc == "quoted-printable":
-        import quopri
-
-        body = quopri.encodestring(raw).decode("ascii").replace("\n", crlf)
-    else:
-        body = raw.decode("utf-8", "replace")
+    body = _transfer_encoded(raw, enc, crlf, "replace")
     if enc:
         heads.append(f"Content-Transfer-Encoding: {enc}")
     if r.random() < 0.2:
         heads.append(f"Content-Disposition: attachment; filename={q(_rand_word(r) + '.bin')}")
     return heads, body
+
+
+def _transfer_encoded(raw: bytes, enc: str | None, crlf: str, errors: str) -> str:
+    """A part's body as `enc` (base64 in any case, quoted-printable; else the octets as text,
+    undecodable ones per `errors`), lines ending in `crlf`."""
+    if enc and enc.lower() == "base64":
+        b = base64.b64encode(raw).decode()
+        return crlf.join(b[i: i + 76] for i in range(0, len(b), 76)) + crlf
+    if enc == "quoted-printable":
+        import quopri
+
+        return quopri.encodestring(raw).decode("ascii").replace("\n", crlf)
+    return raw.decode("utf-8", errors)
 
 
 def _multipart(r: random.Random, crlf: str, info: MessageInfo, depth: int) -> tuple[list[str], str]:
@@ -2411,15 +2416,7 @@ def _ma_leaf(r: random.Random, info: MimeInfo, crlf: str) -> tuple[list[str], st
         text = f"<html><body><p>{text.strip()}</p></body></html>{crlf}"
     enc = r.choice((None, None, "7bit", "8bit", "base64", "quoted-printable", "BASE64"))
     raw = text.encode("iso-8859-1", "replace") if "iso-8859-1" in ct.lower() else text.encode("utf-8")
-    if enc and enc.lower() == "base64":
-        b = base64.b64encode(raw).decode()
-        body = crlf.join(b[i: i + 76] for i in range(0, len(b), 76)) + crlf
-    elif enc == "quoted-printable":
-        import quopri
-
-        body = quopri.encodestring(raw).decode("ascii").replace("\n", crlf)
-    else:
-        body = raw.decode("utf-8", "surrogateescape")
+    body = _transfer_encoded(raw, enc, crlf, "surrogateescape")
     if enc:
         heads.append(f"Content-Transfer-Encoding: {enc}")
     if r.random() < 0.3:
