@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import encodings
 import encodings.aliases
-import functools
 import os
 
 
@@ -32,10 +31,12 @@ def codec_name(charset: str) -> str | None:
     return name if name in _codec_modules() else None
 
 
-@functools.cache
 def _codec_modules() -> frozenset[str]:
     """The modules of the `encodings` package (listed once, when a message first names a
-    charset: pkgutil would cost the LDA ~3 ms of imports on every delivery)."""
+    charset: pkgutil would cost the LDA ~3 ms of imports on every delivery; kept here, not in
+    functools.cache, whose module costs it more)."""
+    if _CODEC_MODULES:
+        return _CODEC_MODULES[0]
     names = set()
     for folder in encodings.__path__:
         try:
@@ -45,7 +46,11 @@ def _codec_modules() -> frozenset[str]:
     if not names:                       # (not plain files: a zip or frozen build)
         import pkgutil
         names.update(m.name for m in pkgutil.iter_modules(encodings.__path__))
-    return frozenset(names - {"__init__", "aliases"})
+    _CODEC_MODULES.append(frozenset(names - {"__init__", "aliases"}))
+    return _CODEC_MODULES[0]
+
+
+_CODEC_MODULES: list[frozenset[str]] = []
 
 
 def decode_header_text(raw: str) -> str:

@@ -77,12 +77,10 @@ import grp
 import itertools
 import os
 import pwd
-import re
 import stat
 import time
 from _socket import gethostname   # not `socket`: it loads selectors (~1.5 ms per LDA run)
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from _collections_abc import Callable, Iterable, Sequence   # collections loads ~9 M instructions
 
 from owlery import maildirsize
 from owlery.lazylog import get_logger
@@ -203,7 +201,7 @@ def mailbox_levels(mailbox: str) -> list[str]:
     """The hierarchy levels of a mailbox name: '.' and '/' both separate them, and a first level
     that is INBOX in any case is spelt "INBOX" (RFC 3501 5.1: INBOX is case-insensitive, also as
     a parent; Dovecot stores "inbox.sub" as `.INBOX.sub` and lists it as INBOX.sub)."""
-    parts = re.split(r"[./]", mailbox)
+    parts = mailbox.replace("/", ".").split(".")
     if parts[0].upper() == "INBOX":
         parts[0] = "INBOX"
     return parts
@@ -778,14 +776,14 @@ class Maildir:
         """The root's fd, resolving the path one component at a time from '/'. A symbolic link is
         followed only when the directory holding it is not writable by the mail owner."""
         assert self.owner is not None
-        parts = deque(p for p in self.root.split("/") if p)
+        parts = [p for p in reversed(self.root.split("/")) if p]     # a stack: next name last
         if not parts:
             return os.open("/", _DIR_FLAGS)
         stack = [os.open("/", _WALK_FLAGS)]
         links = races = 0
         try:
             while parts:
-                name = parts.popleft()
+                name = parts.pop()
                 if name in ("", "."):
                     continue
                 if name == "..":
@@ -803,7 +801,7 @@ class Maildir:
                             raise OSError(errno.ENOENT, "keeps disappearing", name)
                         fd = self._make_owned_dir(parent, name)
                         if fd is None:
-                            parts.appendleft(name)       # someone else made it: open it again
+                            parts.append(name)       # someone else made it: open it again
                             continue
                         stack.append(fd)
                         continue
@@ -819,7 +817,7 @@ class Maildir:
                     if target.startswith("/"):
                         while len(stack) > 1:
                             os.close(stack.pop())
-                    parts.extendleft(reversed(target.split("/")))
+                    parts.extend(reversed(target.split("/")))
                     continue
                 stack.append(fd)
             return stack.pop()

@@ -8,11 +8,8 @@ Tests: tests/core/test_reply.py
 
 from __future__ import annotations
 
-import re
-
 from owlery.record import Record
 
-_DSN_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
 MAX_REPLY_LINE = 510  # 512 octets less CRLF
 
 
@@ -25,11 +22,14 @@ class Reply(Record, frozen=True):
         if isinstance(self.code, bool) or not isinstance(self.code, int) or not 200 <= self.code <= 599 \
                 or self.code // 100 == 3:
             raise ValueError(f"reply code {self.code!r} is not a 2xx, 4xx or 5xx SMTP code")
-        m = _DSN_RE.match(self.dsn) if isinstance(self.dsn, str) else None
-        if not m:
+        # class.subject.detail (RFC 3463 2): ASCII digits only, nothing after (a regex's `$`
+        # would let "5.1.1\n" through into the reply line)
+        parts = self.dsn.split(".") if isinstance(self.dsn, str) else ()
+        if len(parts) != 3 or parts[0] not in ("2", "4", "5") \
+                or not all(0 < len(p) <= 3 and p.isascii() and p.isdigit() for p in parts[1:]):
             raise ValueError(f"enhanced status code {self.dsn!r} is not class.subject.detail")
-        if int(m.group(1)) != self.code // 100:
-            raise ValueError(f"enhanced status class {m.group(1)} disagrees with reply code {self.code}")
+        if int(parts[0]) != self.code // 100:
+            raise ValueError(f"enhanced status class {parts[0]} disagrees with reply code {self.code}")
         if not isinstance(self.text, str):
             raise ValueError("reply text must be a string")
         bad = next((c for c in self.text if not " " <= c <= "~"), None)

@@ -19,9 +19,9 @@ tests/core/test_settings_tables.py
 
 from __future__ import annotations
 
-import re
 import sys
 
+from owlery.lazyre import lazy
 from owlery.record import Record
 
 # Not imported at run time (the LDA's start-up pays for every import: typing ~1.7 ms).
@@ -97,7 +97,16 @@ def _parse_str(v: Any) -> str:
 
 
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "ms": 0.001}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+
+def _number_and_unit(text: str, number_chars: str) -> tuple[str, str]:
+    """`text` stripped and split where its leading run of `number_chars` ends, the unit stripped
+    (by hand: settings are parsed at import, and `re` would cost every LDA run ~20 M instructions)."""
+    s = text.strip()
+    end = 0
+    while end < len(s) and s[end] in number_chars:
+        end += 1
+    return s[:end], s[end:].lstrip()
 
 
 def parse_duration(v: Any) -> float:
@@ -109,9 +118,9 @@ def parse_duration(v: Any) -> float:
             raise ValueError("a duration cannot be negative")
         return float(v)
     if isinstance(v, str):
-        m = _DURATION_RE.match(v)
-        if m:
-            return float(m.group(1)) * _DURATION_UNITS[m.group(2) or ""]
+        number, unit = _number_and_unit(v, "0123456789.")
+        if unit in _DURATION_UNITS and all(p and p.isdigit() for p in number.split(".", 1)):
+            return float(number) * _DURATION_UNITS[unit]
     raise ValueError(f"expected a duration such as 300, \"5m\" or \"2d\", got {v!r}")
 
 
@@ -120,7 +129,6 @@ def _render_duration(v: float) -> Any:
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.I)
 
 
 def parse_size(v: Any) -> int:
@@ -132,9 +140,11 @@ def parse_size(v: Any) -> int:
             raise ValueError("a size cannot be negative")
         return v
     if isinstance(v, str):
-        m = _SIZE_RE.match(v)
-        if m:
-            return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+        number, unit = _number_and_unit(v, "0123456789")
+        unit = unit.lower()
+        prefix = unit[:1] if unit[:1] in ("k", "m", "g", "t") else ""
+        if number and unit[len(prefix):] in ("", "i", "b", "ib"):      # 10M, 10 MB, 10MiB, 10Mi
+            return int(number) * _SIZE_UNITS[prefix]
     raise ValueError(f"expected a size such as 1048576 or \"10M\", got {v!r}")
 
 
@@ -173,8 +183,9 @@ def int_range(low: int | None = None, high: int | None = None) -> SettingType:
 
 
 def matching(pattern: str, what: str) -> SettingType:
-    """A string the regular expression `pattern` matches whole; `what` names it in errors."""
-    compiled = re.compile(pattern)
+    """A string the regular expression `pattern` matches whole; `what` names it in errors.
+    Compiled at the first value checked (a declaration's default is one)."""
+    compiled = lazy(pattern)
 
     def parse(v: Any) -> str:
         s = _parse_str(v)
@@ -323,6 +334,27 @@ class Setting(Record, frozen=True):
 _REGISTRY: dict[str, Setting] = {}
 
 
+def satisfying(accepts: Callable[[str], bool], what: str) -> SettingType:
+    """A string `accepts` returns true for; `what` names it in errors. For checks a delivery
+    makes at import (defaults), where a `matching` pattern would load `re` (owlery.lazyre)."""
+    def parse(v: Any) -> str:
+        s = _parse_str(v)
+        if not accepts(s):
+            raise ValueError(f"expected {what}, got {s!r}")
+        return s
+    return SettingType(what, parse)
+
+
+def _is_setting_name(name: str) -> bool:
+    """`component_name`, i.e. [a-z][a-z0-9]*(_[a-z0-9]+)+, checked without loading `re` for
+    every declaration."""
+    words = name.split("_")
+    return len(words) > 1 and "a" <= name[:1] <= "z" and all(w and _NAME_CHARS.issuperset(w) for w in words)
+
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
 def setting(name: str, type: SettingType, default: Any, doc: str, *, unit: str | None = None) -> Setting:
     """Declare a setting once, at module level, beside the code that uses it.
 
@@ -331,7 +363,7 @@ def setting(name: str, type: SettingType, default: Any, doc: str, *, unit: str |
     """
     frame = sys._getframe(1)       # not inspect: it costs the LDA ~6 ms to import
     caller = frame.f_globals.get("__name__", "?")
-    if not re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+", name):
+    if not _is_setting_name(name):
         raise ValueError(f"setting name {name!r} must be component_name in snake case")
     if not doc or not doc.strip():
         raise ValueError(f"setting {name} needs a doc")
@@ -431,6 +463,7 @@ class Settings:
 
 
 def _key_re(key: str) -> str:
+    import re
     return r"""(?:"%s"|'%s'|%s)""" % ((re.escape(key),) * 3)
 
 
@@ -456,6 +489,7 @@ def _line_of(text: str, key: str, entry: str | None = None) -> int | None:
                 break
         else:
             return None
+    import re
     assign = re.compile(r"\s*%s\s*=" % _key_re(key))
     dotted = re.compile(r"\s*%s\s*\." % _key_re(key))
     own_header = re.compile(r"\s*\[\s*%s\s*\]\s*(?:#.*)?$" % _key_re(key))
@@ -583,6 +617,7 @@ def parse_text(text: str, path: str = "<string>") -> Settings:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
+            import re
             m = re.search(r"line (\d+)", str(e))
             raise SettingsError(f"not valid TOML: {e}", path=path,
                                 line=int(m.group(1)) if m else None) from None
@@ -649,7 +684,8 @@ def _toml(v: Any) -> str:
 
 def _toml_key(key: str) -> str:
     """A TOML key: bare when it may be, else quoted."""
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml(key)
+    bare = key and key.isascii() and key.replace("_", "a").replace("-", "a").isalnum()
+    return key if bare else _toml(key)
 
 
 def describe(decls: Iterable[Setting]) -> str:

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import binascii
 import codecs
-import re
 
 from owlery.charsets import codec_name
 from owlery.lazyre import lazy
+
+# `re` is imported where a pattern is built at run time (MIME boundaries), not here: with enum
+# and functools it costs an in-process delivery that parses no MIME ~20 M instructions.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 # the types whose text the body test's :text and extracttext read as plain text (sieve.html_text)
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -201,7 +206,18 @@ def decode_2047(value: str) -> str:
 
 
 def unfold(value: str) -> str:
-    return re.sub(r"\r?\n(?=[ \t])", "", value)
+    """`value` with each line break (CRLF or LF) that a space or tab follows taken out."""
+    if "\n" not in value:
+        return value
+    lines = value.split("\n")
+    out: list[str] = []
+    for line, following in zip(lines, lines[1:]):
+        if following[:1] in (" ", "\t"):
+            out.append(line[:-1] if line.endswith("\r") else line)
+        else:
+            out += (line, "\n")
+    out.append(lines[-1])
+    return "".join(out)
 
 
 def _field_values(headers: list[list[str]], name: str) -> list[str]:
@@ -375,6 +391,10 @@ class MimePart:
         return plain
 
 
+# type "/" subtype, each an RFC 2045 token (lower case by then)
+_MEDIA_TYPE = lazy(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
+
+
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     """(media type in lower case, or "" when the field holds none; parameters by lower-cased
     name). A parameter given twice is read with its first value, as Dovecot's parser reads it
@@ -394,7 +414,7 @@ def parse_content_type_all(value: str) -> tuple[str, list[tuple[str, str]]]:
         return "", []
     parts = _split_params(value)
     mtype = parts[0].strip().lower()
-    if "/" not in mtype or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+", mtype):
+    if "/" not in mtype or not _MEDIA_TYPE.fullmatch(mtype):
         mtype = ""
     pairs: list[tuple[str, str]] = []
     for p in parts[1:]:
@@ -476,10 +496,13 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes]:
         return b"", raw[2:]
     if raw.startswith(b"\n"):
         return b"", raw[1:]
-    m = re.search(rb"\r?\n\r?\n", raw)
-    if m is None:
+    # the first LF that an LF or a CRLF follows, and the CR before it
+    lf_lf, lf_crlf = raw.find(b"\n\n"), raw.find(b"\n\r\n")
+    if lf_lf < 0 and lf_crlf < 0:
         return raw, b""
-    return raw[: m.start()], raw[m.end() :]
+    first, end = (lf_lf, lf_lf + 2) if lf_crlf < 0 or 0 <= lf_lf < lf_crlf else (lf_crlf, lf_crlf + 3)
+    start = first - 1 if first and raw[first - 1] == 13 else first
+    return raw[:start], raw[end:]
 
 
 def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]:
@@ -492,7 +515,10 @@ def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]
     cur: list[str] | None = None
     # octets that are not UTF-8 stay as they came (surrogateescape): head_bytes() writes them
     # back unchanged, and a header test reads them as U+FFFD (Message.header_raw), as Dovecot
-    for line in re.split(r"\r?\n", head.decode("utf-8", "surrogateescape")):
+    lines = head.decode("utf-8", "surrogateescape").split("\n")
+    for number, line in enumerate(lines, 1):
+        if line.endswith("\r") and number < len(lines):     # CRLF or LF ends a line
+            line = line[:-1]
         if line[:1] in (" ", "\t") and cur is not None:
             cur.append(line)
             continue
@@ -532,6 +558,7 @@ def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[MimePart]:
             if not boundary:
                 return
             delim = b"--" + boundary.encode("utf-8", "replace")
+            import re
             pattern = re.compile(rb"(?:^|\r?\n)" + re.escape(delim) + rb"(--)?[ \t]*(?:\r?\n|$)")
             chunks = pattern.split(body)
             # where each delimiter line ends: chunk k + 1 starts there (split and finditer

@@ -10,7 +10,7 @@ Tests: tests/state/test_contract.py, tests/state/test_take_all.py, tests/state/t
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from _collections_abc import Mapping, Sequence   # = collections.abc, without loading collections (LDA start-up)
 
 from owlery.errors import StateUnavailable
 from owlery.record import Record

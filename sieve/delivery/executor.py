@@ -34,7 +34,7 @@ import os
 import sys
 import time
 from _thread import allocate_lock   # not threading: the LDA's start-up pays for every import
-from collections.abc import Callable, Sequence
+from _collections_abc import Callable, Sequence   # = collections.abc, without loading collections (LDA start-up)
 
 from owlery import datetimes as _dt   # not datetime: its pure-Python copy runs first (LDA start-up)
 from owlery import log as owlery_log
@@ -44,7 +44,7 @@ from owlery.maildir import (Maildir, MaildirError, Owner, QuotaExceeded, canonic
                             parse_size_from_name, path_for)
 from owlery.record import Record
 from owlery.reply import Reply
-from owlery.settings import Bool, StrList, list_of, matching, setting, table_of
+from owlery.settings import Bool, StrList, list_of, satisfying, setting, table_of
 from sieve.delivery import planner, replies
 from sieve.delivery import redirect as redirect_mod
 from sieve.delivery.default_script import user_or_default
@@ -79,9 +79,19 @@ DELIVERY_ADD_RETURN_PATH = setting(
     "Prepend Return-Path: <sender> and Delivered-To: <recipient> to each stored message.")
 
 
+def _is_folder_name(name: str) -> bool:
+    return bool(name) and "\n" not in name          # what r".+" matches whole
+
+
+def _is_special_use_word(flag: str) -> bool:
+    word = flag[1:] if flag.startswith("\\") else flag  # r"\\?[A-Za-z]+"
+    return word.isascii() and word.isalpha()
+
+
 DELIVERY_SPECIAL_USE_FOLDERS = setting(
     "delivery_special_use_folders",
-    table_of(list_of(matching(r".+", "a folder name")), keys=matching(r"\\?[A-Za-z]+", "a special-use flag like Junk"),
+    table_of(list_of(satisfying(_is_folder_name, "a folder name")),
+             keys=satisfying(_is_special_use_word, "a special-use flag like Junk"),
              name="table of flag = [folders]"),
     {"Junk": ["Junk"], "Trash": ["Trash"], "Sent": ["Sent", "Sent Messages"],
      "Drafts": ["Drafts"], "Archive": ["Archive"]},

@@ -24,7 +24,7 @@ Talks to: owlery.directory (blocking; delivery runs in a thread). Tests: tests/s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from _collections_abc import Callable   # = collections.abc, without loading collections (LDA start-up)
 
 from owlery.lazylog import get_logger
 from owlery.settings import Str, setting

@@ -41,7 +41,7 @@ Talks to: nothing. Tests: tests/delivery/test_planner.py
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Mapping, Sequence
+from _collections_abc import Callable, Generator, Mapping, Sequence   # = collections.abc, without loading collections (LDA start-up)
 
 from owlery.record import Factory, Record, field
 from sieve.delivery import redirect as redirect_mod

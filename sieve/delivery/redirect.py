@@ -18,7 +18,6 @@ Talks to: nothing. Tests: tests/delivery/test_redirect.py, tests/delivery/test_r
 
 from __future__ import annotations
 
-import re
 import time
 
 from owlery.settings import Duration, Str, StrList, int_range, setting
@@ -183,6 +182,11 @@ def prepare(message: bytes, user_address: str) -> bytes:
     return f"{REDIRECT_LOOP_HEADER}: {user_address}\n".encode("utf-8") + body
 
 
+def _is_srs_address(sender: str) -> bool:
+    """Already SRS-rewritten: the local part starts SRS0 or SRS1 then '=', '+' or '-' (any case)."""
+    return sender[:3].lower() == "srs" and sender[3:4] in ("0", "1") and sender[4:5] in ("=", "+", "-")
+
+
 def srs_forward(sender: str, srs_domain: str, secret: str, now: float | None = None) -> str:
     """SRS0 rewriting of `sender` into `srs_domain` (already-SRS0 senders become SRS1-like chains
     are not attempted: an SRS address is rewritten again as plain, which stays valid)."""
@@ -210,6 +214,6 @@ def envelope_from(sender: str, settings) -> str:
         raise ValueError("redirect_srs_domain is set but redirect_srs_secret is not")
     domain = sender.rpartition("@")[2].lower()
     if domain in {d.lower() for d in settings.redirect_srs_exclude_domains} or \
-            domain == settings.redirect_srs_domain.lower() or re.match(r"(?i)^srs[01][=+-]", sender):
+            domain == settings.redirect_srs_domain.lower() or _is_srs_address(sender):
         return sender
     return srs_forward(sender, settings.redirect_srs_domain, secret)

@@ -13,7 +13,7 @@ tests/delivery/test_submission_8bit.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from _collections_abc import Sequence   # = collections.abc, without loading collections (LDA start-up)
 
 from owlery.lazyre import lazy
 from owlery.settings import Duration, Str, StrList, choice, setting

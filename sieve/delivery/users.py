@@ -50,7 +50,7 @@ tests/delivery/test_quota_edge.py (the quota overrun allowance).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from _collections_abc import Iterator   # = collections.abc, without loading collections (LDA start-up)
 
 from owlery.lazylog import get_logger
 from owlery.maildir import Quota, path_for

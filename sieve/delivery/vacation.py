@@ -13,8 +13,7 @@ tests/delivery/test_executor.py
 
 from __future__ import annotations
 
-import re
-
+from owlery.lazyre import lazy
 from owlery.settings import choice, setting
 from sieve.delivery.redirect import header_values
 
@@ -31,18 +30,18 @@ _LIST_HEADERS = ("List-Id", "List-Owner", "List-Subscribe", "List-Post", "List-U
                  "List-Help", "List-Archive")
 # Patterns, not compiled here: re compiles (and caches) them when a vacation is due, not in every
 # LDA run that imports this module.
-_CONTROL = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
-_SYSTEM_SENDER = r"(?i)^(mailer-daemon|listserv|majordomo|owner-.*|.*-request|.*-owner|postmaster|noreply|no-reply)$"
+_CONTROL = lazy(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SYSTEM_SENDER = lazy(r"(?i)^(mailer-daemon|listserv|majordomo|owner-.*|.*-request|.*-owner|postmaster|noreply|no-reply)$")
 
 
 def refusal(message: bytes, sender: str, user_address: str) -> str | None:
     """Why no auto-reply may go to this message's sender, or None when one may."""
     if not sender:
         return "null sender"
-    if re.search(_CONTROL, sender):
+    if _CONTROL.search(sender):
         return "control character in sender address"
     local = sender.rpartition("@")[0]
-    if re.match(_SYSTEM_SENDER, local):
+    if _SYSTEM_SENDER.match(local):
         return "system sender"
     if sender.lower() == user_address.lower():
         return "sender is the user"
@@ -102,6 +101,6 @@ def reply_envelope_from(settings, user_address: str, *, recipient: str | None, o
                 continue
         except AddressError:
             continue
-        if c.lower() in named and not re.search(_CONTROL, c):
+        if c.lower() in named and not _CONTROL.search(c):
             return c
     return orig or recipient

@@ -14,7 +14,7 @@ Tests: tests/sieve/test_conformance.py, tests/sieve/test_extension_hooks.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from _collections_abc import Callable   # = collections.abc, without loading collections (LDA start-up)
 
 from owlery.record import Record
 

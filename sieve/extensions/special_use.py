@@ -6,12 +6,11 @@ tests/sieve/test_differential_fixes_s13.py.
 
 from __future__ import annotations
 
-import re
-
+from owlery.lazyre import lazy
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
 
-_FLAG = re.compile(r"\\[A-Za-z][A-Za-z0-9_-]*")
+_FLAG = lazy(r"\\[A-Za-z][A-Za-z0-9_-]*")
 
 
 def _validate_exists(v, node):

@@ -30,6 +30,11 @@ def test_valid_replies(code, dsn, text):
     (550, "5.1.1.1", "x", "class.subject.detail"),
     (550, "3.1.1", "x", "class.subject.detail"),
     (550, "5.1000.1", "x", "class.subject.detail"),
+    (550, "5.1.1\n", "x", "class.subject.detail"),    # a regex's `$` took the newline
+    (550, "5.1.1\r\nX-Injected: 1", "x", "class.subject.detail"),
+    (550, "5.\u0661.1", "x", "class.subject.detail"),  # ARABIC-INDIC DIGIT ONE is not 0-9
+    (550, "5..1", "x", "class.subject.detail"),
+    (550, None, "x", "class.subject.detail"),
     (550, "5.1.1", "line\r\nbreak", "non-printable"),
     (550, "5.1.1", "tab\there", "non-printable"),
     (550, "5.1.1", "nul\x00", "non-printable"),

@@ -25,14 +25,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = """
-import json, sys
+import sys
 sys.path.insert(0, sys.argv[1])
 from sieve.delivery.lda_lmtp import main
 status = main(sys.argv[3:])
+modules = sorted(sys.modules)
 dc = sys.modules.get("dataclasses")
 users = sorted(n for n, m in list(sys.modules.items()) if dc is not None and getattr(m, "dataclasses", None) is dc)
+import json     # after the snapshot: json loads re
 with open(sys.argv[2], "w") as f:
-    json.dump({"status": status, "modules": sorted(sys.modules), "dataclasses_users": users}, f)
+    json.dump({"status": status, "modules": modules, "dataclasses_users": users}, f)
 """
 
 # Loaded by no delivery the LDA makes in-process (each has a lazy import where it is needed).
@@ -46,9 +48,12 @@ NEVER = ("prometheus_client", "twisted", "dkim", "Milter", "redis", "ldap3",
 # logging and what it loads (traceback, linecache, tokenize, textwrap, string, weakref) while its
 # lines go nowhere (owlery.lazylog; the default: no lda_log_path, log_target = "stderr"), importlib
 # (and warnings), base64 and struct (rare paths only), threading (_thread gives the locks),
-# datetime (owlery.datetimes), contextlib (owlery.maildir._Fds).
+# datetime (owlery.datetimes), contextlib (owlery.maildir._Fds); re (and enum) while no
+# pattern is compiled (owlery.lazyre), collections and functools (_collections_abc's classes).
 HEAVY = ("dataclasses", "inspect", "ast", "dis", "typing", "tomllib", "ipaddress", "logging", "traceback",
-         "linecache", "tokenize", "textwrap", "string", "importlib", "warnings", "base64", "struct", "threading", "datetime", "contextlib")
+         "linecache", "tokenize", "textwrap", "string", "importlib", "warnings", "base64", "struct", "threading", "datetime", "contextlib",
+         # re with enum, and the collections package with functools: ~22 M instructions of a ~105 M delivery
+         "re", "enum", "collections", "functools")
 # The modules that still import dataclasses on a script's path (sieve.result's Result: to be an
 # owlery.record too; then this is empty and HEAVY holds for every delivery).
 DATACLASSES_LEFT: set[str] = set()
@@ -172,3 +177,15 @@ def test_plain_options_read_as_argparse_reads_them():
         want = vars(cli._lda_parser().parse_args(argv))
         assert vars(plain) == want, argv
     assert fast == 5
+
+
+def test_an_ordinary_filter_script_compiles_no_regular_expression(tmp_path):
+    # envelope and address tests, flags and folders: the engine's own checks are str
+    # operations, so `re` (with enum) and collections stay unloaded
+    script = ('require ["fileinto", "envelope", "imap4flags", "mailbox"];\n'
+              'if envelope :domain :is "from" "remote.test" { addflag "\\\\Flagged"; }\n'
+              'if address :is "from" "bob@remote.test" { fileinto :create "Bob"; stop; }\n')
+    modules, stored = deliver(tmp_path, script=script)
+    assert [p.parent.parent.name for p in stored] == [".Bob"]
+    assert "sieve.extensions.envelope" in modules
+    assert loaded(modules, ("re", "enum", "collections", "functools")) == []
