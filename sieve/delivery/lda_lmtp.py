@@ -431,6 +431,9 @@ def _fail(stderr, code: int, text: str) -> int:
     return code
 
 
+_GC_THRESHOLD_ONE_MESSAGE = 20_000
+
+
 def main(argv: list[str] | None = None, fast_exit: bool = False) -> int:
     """Fast path, else the full `owlery lda`; any unexpected error is a temporary failure (75):
     an exit status outside sysexits makes Postfix's pipe(8) bounce the message (5.3.0).
@@ -445,6 +448,13 @@ def main(argv: list[str] | None = None, fast_exit: bool = False) -> int:
             status, data = None, c.data
         if status is not None:
             return exit_now(status) if fast_exit else status
+        if fast_exit:
+            # This process delivers one message and ends: collect garbage cycles every 20,000
+            # container allocations, not 700. Loading the engine made ~14 collections that freed
+            # nothing, ~5% of an in-process delivery's instructions; collection stays on, so
+            # what a script's run leaves in cycles is still freed.
+            import gc
+            gc.set_threshold(_GC_THRESHOLD_ONE_MESSAGE, 10, 10)
         _enable_site()
         from sieve.delivery.cli import lda_main
         status = lda_main(argv, stdin_data=data, plain=parse_args(argv))

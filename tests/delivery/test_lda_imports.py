@@ -189,3 +189,34 @@ def test_an_ordinary_filter_script_compiles_no_regular_expression(tmp_path):
     assert [p.parent.parent.name for p in stored] == [".Bob"]
     assert "sieve.extensions.envelope" in modules
     assert loaded(modules, ("re", "enum", "collections", "functools")) == []
+
+
+EXIT_CHILD = """
+import atexit, gc, sys
+sys.path.insert(0, sys.argv[1])
+def report():
+    with open(sys.argv[2], "w") as f:
+        f.write(repr(gc.get_threshold()) + " " + repr(gc.isenabled()))
+atexit.register(report)          # exit_now runs the atexit hooks before posix._exit
+from sieve.delivery.lda_lmtp import main
+main(sys.argv[3:], fast_exit=True)
+"""
+
+
+def test_the_one_message_process_collects_cycles_less_often_but_still_does(tmp_path):
+    # owlery-lda's own process (fast_exit): gen-0 collections every 20,000 allocations, so loading
+    # the engine does not run ~14 collections that free nothing; the collector stays enabled
+    home = tmp_path / "mail" / "example.org" / "alice"
+    home.mkdir(parents=True)
+    conf = tmp_path / "owlery.toml"
+    conf.write_text(f'maildir_path_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/Maildir"\n'
+                    f'delivery_sieve_script_template = "{tmp_path}/none/{{localpart}}.sieve"\n'
+                    f'state_sqlite_path = "{tmp_path}/state.sqlite"\n'
+                    'delivery_use_directory = false\nlda_lmtp_handoff = false\n')
+    out = tmp_path / "gc.txt"
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", EXIT_CHILD, str(ROOT), str(out), "-c", str(conf),
+                        "-f", "bob@remote.test", "-d", "alice@example.org"],
+                       input=b"Subject: hi\n\nhi\n", capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "(20000, 10, 10) True"
+    assert len(list((home / "Maildir" / "new").iterdir())) == 1
