@@ -26,8 +26,10 @@ SIEVE_MAX_STRING_LENGTH = setting(
     "Longest string literal in a script, and longest string a variable expansion may build.",
     unit="bytes")
 SIEVE_MAX_STRING_LIST = setting(
-    "sieve_max_string_list", int_range(1, None), 1024,
-    "Most strings in one string list of a script.")
+    "sieve_max_string_list", int_range(1, None), 350_000,
+    "Most strings in one string list of a script. The default lets through every list a script "
+    "within sieve_max_script_size can hold (Pigeonhole has no such limit: filter UIs such as Horde "
+    "Ingo write a whole blacklist as one list, thousands of addresses long).")
 SIEVE_MAX_ACTIONS = setting(
     "sieve_max_actions", int_range(1, None), 32,
     "Most actions one script run may add to its result; more is a runtime error (keep into INBOX).")
