@@ -62,6 +62,10 @@ class FileInto(Action, frozen=True):
     copy: bool = False
     special_use: str | None = None
     head: bytes | None = _head_field()
+    # with special_use: the flags of a later fileinto into the named mailbox (sieve.result sets
+    # them); when no folder has the special use and this store falls back to the named mailbox,
+    # the one copy there takes them (the last fileinto's flags, as Dovecot LMTP); None: `flags`
+    fallback_flags: tuple[str, ...] | None = field(default=None, kw_only=True, compare=False, repr=False)
 
 
 class Redirect(Action, frozen=True):

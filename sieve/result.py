@@ -98,6 +98,14 @@ class ResultBuilder:
                     self.actions[i] = a.replace(flags=_merged_flags(a, action))
                     self._inbox_flags_from_fileinto = True
                     self.implicit_keep = self.implicit_keep and not cancels_keep
+                    if not isinstance(action.flags, FinalFlags):
+                        # a :specialuse fileinto naming INBOX before it: should it fall back to
+                        # INBOX, the one copy takes this fileinto's flags (Dovecot LMTP: the last
+                        # fileinto into a mailbox wins, RFC 5228 2.10.3 one copy)
+                        for j, b in enumerate(self.actions):
+                            if isinstance(b, FileInto) and b.special_use is not None \
+                                    and _norm_mailbox(b.mailbox) == _norm_mailbox(self.default_mailbox):
+                                self.actions[j] = b.replace(fallback_flags=tuple(action.flags))
                     return
         if isinstance(action, Keep):
             self._conflict_reject(action)
@@ -125,7 +133,8 @@ class ResultBuilder:
                 if isinstance(a, FileInto) and _norm_mailbox(a.mailbox) == _norm_mailbox(action.mailbox):
                     self.actions[i] = a.replace(
                         flags=_merged_flags(a, action), create=a.create or action.create,
-                        copy=a.copy and action.copy)
+                        copy=a.copy and action.copy,
+                        fallback_flags=a.fallback_flags if isinstance(action.flags, FinalFlags) else None)
                     if cancels_keep:
                         self.implicit_keep = False
                     return

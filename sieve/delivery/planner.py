@@ -20,7 +20,8 @@ The rules, in the order the steps come (executor.py's docstring says why this or
    message as it arrived: sieve/delivery/redirect.py) and a failed send become a keep into the
    default mailbox; a temporary failure with nothing else to do is a `Tempfail`;
 6. stores, each mailbox once (INBOX in any case), flags merged, except that the keep adds none
-   to the copy of a :specialuse fileinto fallen back to INBOX; the first store failing means
+   to the copy of a :specialuse fileinto fallen back to INBOX, which has the flags of the last
+   fileinto naming INBOX (FileInto.fallback_flags, as Dovecot LMTP); the first store failing means
    nothing was committed (`Tempfail` / `OverQuota`); a folder that cannot be used falls back
    to the default mailbox once; a later failure only costs that copy (noted);
 5b. pipes (vnd.dovecot.pipe, sieve/extprograms.py): a pipe that fails (with or without :try)
@@ -262,7 +263,9 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
             # RFC 8579: an existing folder with that special use wins over the named one.
             box = next((n for n in special_use_folders(rules.delivery_special_use_folders, a.special_use)
                         if facts.folders.get(n)), None) if a.special_use else None
-            stores.append(StoreStep(box or a.mailbox, tuple(a.flags), a.create or rules.delivery_mailbox_autocreate,
+            # fallen back to the named mailbox: a later fileinto into it set the copy's flags
+            flags = a.flags if box or a.fallback_flags is None else a.fallback_flags
+            stores.append(StoreStep(box or a.mailbox, tuple(flags), a.create or rules.delivery_mailbox_autocreate,
                                 ref))
             if a.special_use and box is None:
                 fallen_back.add(_inbox_key(a.mailbox))
