@@ -104,43 +104,57 @@ class RecordType(type):
                 and not isinstance(value.default, Factory)
             ):
                 ns[fname] = value.default  # as a dataclass leaves a plain default on the class
+        # Everything goes into the namespace before the class is made: each attribute set on a
+        # class afterwards invalidates its type caches (and, for __setattr__, __eq__ and __hash__,
+        # recomputes its slots), which made a record class cost ~2.5x a plain one to create
+        # (paid for ~80 classes by every in-process LDA run).
+        base = _record_base(bases)
         if slots:
             inherited = set()
-            for base in bases:
-                inherited.update(getattr(base, "_fields", ()))
+            for b in bases:
+                inherited.update(getattr(b, "_fields", ()))
             ns["__slots__"] = tuple(f for f in own if f not in inherited)
-        cls = super().__new__(mcls, name, bases, ns, **kw)
-        base = next((b for b in cls.__mro__[1:] if isinstance(b, RecordType)), None)
         specs = dict(base._specs) if base is not None else {}
         types = dict(base._types) if base is not None else {}
         specs.update(own)
         types.update((f, annotations[f]) for f in own)
-        cls._specs, cls._types = specs, types
-        cls._fields = tuple(specs)
-        cls._positional = tuple(f for f, s in specs.items() if not s.kw_only)
-        cls._compared = tuple(f for f, s in specs.items() if s.compare)
-        cls._shown = tuple(f for f, s in specs.items() if s.repr)
-        cls._defaults = {f: s.default for f, s in specs.items() if s.default is not _MISSING}
-        # n positional arguments and no keywords (the common call): the (name, default, is a
-        # Factory) of each field left, or None when one of them has no default; made by
-        # _fill_for on the first such call (class creation is paid by every LDA start-up)
-        cls._fill = {}
-        cls._key = attrgetter(*cls._compared) if cls._compared else _no_key
-        cls._post_init = hasattr(cls, "__post_init__")
-        cls.__match_args__ = cls._positional
+        compared = tuple(f for f, s in specs.items() if s.compare)
+        positional = tuple(f for f, s in specs.items() if not s.kw_only)
         if frozen is None:
             frozen = getattr(base, "_frozen", False)
         if eq is None:
             eq = getattr(base, "_eq", True)
-        cls._frozen, cls._eq = frozen, eq
+        ns.update(
+            _specs=specs, _types=types, _fields=tuple(specs), _positional=positional, _compared=compared,
+            _shown=tuple(f for f, s in specs.items() if s.repr),
+            _defaults={f: s.default for f, s in specs.items() if s.default is not _MISSING},
+            # n positional arguments and no keywords (the common call): the (name, default, is a
+            # Factory) of each field left, or None when one of them has no default; made by
+            # _fill_for on the first such call
+            _fill={},
+            _key=attrgetter(*compared) if compared else _no_key,
+            _post_init="__post_init__" in ns or any(hasattr(b, "__post_init__") for b in bases),
+            __match_args__=positional, _frozen=frozen, _eq=eq,
+        )
         if frozen:
-            cls.__setattr__ = _frozen_setattr
-            cls.__delattr__ = _frozen_delattr
+            ns["__setattr__"], ns["__delattr__"] = _frozen_setattr, _frozen_delattr
         if "__eq__" not in ns:
-            cls.__eq__ = _eq if eq else object.__eq__
+            ns["__eq__"] = _eq if eq else object.__eq__
         if "__hash__" not in ns:
-            cls.__hash__ = (_hash if frozen else None) if eq else object.__hash__
+            ns["__hash__"] = (_hash if frozen else None) if eq else object.__hash__
+        cls = super().__new__(mcls, name, bases, ns, **kw)
         return cls
+
+
+def _record_base(bases):
+    """The nearest record class among `bases` and their ancestors (None for Record itself):
+    the first RecordType in the MRO the new class will have, as C3 puts bases' ancestors in
+    order for the single and mixin inheritance records use."""
+    for b in bases:
+        for ancestor in b.__mro__:
+            if isinstance(ancestor, RecordType):
+                return ancestor
+    return None
 
 
 def _frozen_setattr(self, name, value):

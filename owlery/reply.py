@@ -32,8 +32,8 @@ class Reply(Record, frozen=True):
             raise ValueError(f"enhanced status class {parts[0]} disagrees with reply code {self.code}")
         if not isinstance(self.text, str):
             raise ValueError("reply text must be a string")
-        bad = next((c for c in self.text if not " " <= c <= "~"), None)
-        if bad is not None:
+        if not (self.text.isascii() and self.text.isprintable()):      # = every character in " ".."~"
+            bad = next(c for c in self.text if not " " <= c <= "~")
             raise ValueError(f"reply text contains a non-printable or non-ASCII character {bad!r}")
         if len(str(self)) > MAX_REPLY_LINE:
             raise ValueError(f"reply is {len(str(self))} characters; SMTP allows {MAX_REPLY_LINE}")
