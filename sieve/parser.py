@@ -1,11 +1,15 @@
 """Sieve parser (RFC 5228 section 8.2): tokens to a syntax tree of commands and tests.
 
-Only syntax here; sieve.validator checks names, arguments and requires. Nesting depth
-is bounded by sieve_max_nesting. Like Pigeonhole, the parser reads past stray characters,
+Only syntax here; sieve.validator checks names, arguments and requires. Nesting is bounded
+by sieve_max_nesting (32), at the depths sieve-test refuses: command blocks count the
+script's top level as level 1 (so 31 blocks may nest), tests count the command holding them
+as level 1 (so 31 tests may nest in one command, whatever block it sits in); the longest
+chain is thus 2 x 31 levels. Like Pigeonhole, the parser reads past stray characters,
 too many arguments and too-deep nesting (skipping that command) to report every such error;
 other syntax errors end the parse. Tests: tests/sieve/test_compile_errors_reference.py,
 tests/sieve/test_limits.py (nesting, string lists), tests/sieve/test_fuzz.py, the conformance
-run (tests/sieve/test_conformance.py, compile/errors/parser.sieve).
+run (tests/sieve/test_conformance.py, compile/errors/parser.sieve),
+tests/sieve/test_enotify_nesting_s14.py (the nesting depths against sieve-test).
 """
 
 from __future__ import annotations
@@ -196,13 +200,13 @@ class Parser:
             if t.kind == PUNCT and t.value in ";}" and depth == 0:
                 self.error(f"unexpected '{t.value}' found at (the presumed) end of file", t)
             self.error(f"expected command identifier but found {t.describe()}", t)
-        args, tests, paren = self.arguments(depth, t)
+        args, tests, paren = self.arguments(1, t)
         nt = self.peek()
         block = None
         if nt.kind == PUNCT and nt.value == ";":
             self.next()
         elif nt.kind == PUNCT and nt.value == "{":
-            if depth + 1 > self.max_nesting:
+            if depth + 2 > self.max_nesting:      # the block's level: the top level is 1
                 self.resume(f"cannot nest command blocks deeper than {self.max_nesting} levels "
                             f"(nested too deeply; sieve_max_nesting)", nt)
             self.next()
@@ -218,7 +222,9 @@ class Parser:
             self.error(msg, nt)
         return Node(t.value.lower(), args, tests, block, t.line, t.column, False, test_list=paren)
 
-    def arguments(self, depth: int, head: Token):
+    def arguments(self, level: int, head: Token):
+        """The arguments and tests of a command or test at test level `level` (a command is
+        level 1, its tests 2, theirs 3, ...)."""
         args: list = []
         tests: list = []
         while True:
@@ -258,14 +264,14 @@ class Parser:
         t = self.peek()
         paren = False
         if t.kind == IDENT:
-            tests.append(self.test(depth + 1))
+            tests.append(self.test(level + 1))
         elif t.kind == PUNCT and t.value == "(":
             self.next()
-            tests.extend(self.test_list(depth + 1, head))
+            tests.extend(self.test_list(level + 1, head))
             paren = True
         return args, tests, paren
 
-    def test_list(self, depth: int, head: Token) -> list[Node]:
+    def test_list(self, level: int, head: Token) -> list[Node]:
         out = []
         after = "'('"
         while True:
@@ -277,7 +283,7 @@ class Parser:
                     self.errors.append(SieveSyntaxError(msg, t.line, t.column))
                     msg = f"failed to accept more tests for command '{head.value}'"
                 self.error(msg, t)
-            out.append(self.test(depth))
+            out.append(self.test(level))
             c = self.next()
             if c.kind == PUNCT and c.value == ",":
                 after = "','"
@@ -286,12 +292,12 @@ class Parser:
                 return out
             self.error(f"expecting ',' or end of test list ')', but found {c.describe()}", c)
 
-    def test(self, depth: int) -> Node:
-        if depth > self.max_nesting * 2:
-            self.resume(f"cannot nest tests deeper than {self.max_nesting * 2} levels (nested too deeply; "
+    def test(self, level: int) -> Node:
+        if level > self.max_nesting:
+            self.resume(f"cannot nest tests deeper than {self.max_nesting} levels (nested too deeply; "
                         f"sieve_max_nesting)", self.peek())
         t = self.next()
-        args, tests, paren = self.arguments(depth, t)
+        args, tests, paren = self.arguments(level, t)
         return Node(t.value.lower(), args, tests, None, t.line, t.column, True, test_list=paren)
 
 

@@ -136,7 +136,7 @@ class Validator:
                 self.error(node, "require commands can only be placed at top level at the beginning of the file")
                 return
             errors_before = self.errors
-            self.bind(node, self.cmds["require"], depth)
+            self.bind(node, self.cmds["require"], 1)
             if self.errors == errors_before and node.pos and isinstance(node.pos[0], StrList):
                 for s in node.pos[0].items:
                     self.require(s.value, s)
@@ -162,7 +162,7 @@ class Validator:
                 node.skip = True
                 node.data["chain_taken"] = True
                 return
-        self.bind(node, d, depth)
+        self.bind(node, d, 1)      # tests count their level from their command (parser.py)
         if node.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].data.get("const_true"):
             node.data["chain_taken"] = True
         if node.block is not None and not node.skip:
@@ -185,6 +185,7 @@ class Validator:
         return False
 
     def bind(self, node: Node, d: CommandDef, depth: int) -> None:
+        """`depth`: the test level of `node` (a command is 1, its tests 2, ...)."""
         errors_before = self.errors
         node.defn = d
         what = "test" if d.kind == "test" else "command"
@@ -410,7 +411,7 @@ class Validator:
                     entry[1].check(self, node, cmp_)
 
     def validate_test(self, node: Node, depth: int) -> None:
-        if depth > self.settings.sieve_max_nesting * 2:
+        if depth > self.settings.sieve_max_nesting:
             self.error(node, "tests nested too deeply")
             return
         d = self.tsts.get(node.name)

@@ -9,7 +9,8 @@ by sieve.outgoing. Recipients are capped per notify action and per run (settings
 the rest are dropped with a log line, as Pigeonhole drops a URI's extra recipients.
 Tests: conformance extensions/enotify/; tests/sieve/test_generated_mail_safety.py;
 tests/sieve/test_differential_fixes_s12.py (recipients);
-tests/sieve/test_differential_fixes_s13b.py (the characters a URI may hold unencoded).
+tests/sieve/test_differential_fixes_s13b.py (the characters a URI may hold unencoded);
+tests/sieve/test_enotify_nesting_s14.py (Subject and body: :message, URI subject and body).
 """
 
 from __future__ import annotations
@@ -90,14 +91,15 @@ def _pct_decode(text: str) -> str | None:
 
 
 def parse_mailto(uri: str):
-    """(recipients, headers, body) of a mailto: URI, or None when invalid."""
+    """(recipients, headers, body, to, shown) of a mailto: URI, or None when invalid; body
+    is None when the URI has no body hfield (an empty one is an empty body)."""
     if not uri.lower().startswith("mailto:"):
         return None
     rest = uri[7:]
     to_part, _, query = rest.partition("?")
     recipients: list[str] = []
     headers: list[tuple[str, str]] = []
-    body = ""
+    body: str | None = None
     shown: dict[str, str] = {}  # address -> the item as written (display name kept)
     if re.search(r"%(?![0-9A-Fa-f]{2})", uri):
         return None
@@ -241,15 +243,23 @@ def _run_notify(rt, node):
     from_addr = checked_from(rt.s(node.tags["from"]) if "from" in node.tags else None, "mailto method")
     text = rt.s(node.tags["message"]) if "message" in node.tags else None
     subj_hdr = [v for k, v in headers if k.lower() == "subject"]
+    # The Subject (RFC 5436 2.6, 2.7): :message when given (even empty: it "overrides all
+    # other mechanisms for determining the subject"), else the URI's subject hfield, else
+    # the triggering message's subject, retained ("Notification" when it has none).
+    if text is not None:
+        subject = header_text(text, limit=MAX_SUBJECT)
+    elif subj_hdr:
+        subject = header_text(subj_hdr[0], limit=MAX_SUBJECT)
+    else:
+        orig = rt.msg.header_values("subject")  # (decoded already)
+        subject = header_text(orig[0], decode=False, limit=MAX_SUBJECT) if orig else "Notification"
+    # The body (RFC 5436 2.7): the URI's body hfield, else the implementation's: the
+    # :message text (whole: the Subject may be cut, RFC 5436 2.6), or the default message
+    # of RFC 5435 3.6 (the triggering message's From and Subject).
     if text is None:
         frm = (rt.msg.header_values("from") or [""])[0]
         subj = (rt.msg.header_values("subject") or [""])[0]
-        text = f"{frm}: {subj}" if frm or subj else "Notification"
-        subject = header_text(text, decode=False, limit=MAX_SUBJECT)  # already decoded
-    else:
-        subject = header_text(text, limit=MAX_SUBJECT)
-    if subj_hdr:
-        subject = header_text(subj_hdr[0], limit=MAX_SUBJECT)
+        text = f"{frm}: {subj}" if frm and subj else frm or subj or "Notification"
     # A recipient already notified by an earlier mailto action of this run, or named twice
     # in this URI, gets one notification only (RFC 5436 2.3 duplicate suppression).
     earlier_actions = [a for a in rt.result.actions if isinstance(a, Notify)]
@@ -301,7 +311,7 @@ def _run_notify(rt, node):
                 cc=cc,
                 from_addr=from_addr or rt.settings.sieve_postmaster_address,
                 subject=subject,
-                body=body or text,
+                body=text if body is None else body,
                 headers=extra,
                 importance=importance,
             )

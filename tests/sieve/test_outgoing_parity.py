@@ -623,8 +623,8 @@ ALLOWED = [
         "notify-default-subject",
         r"notify:header:subject",
         lambda c, ph, owl: ":message" not in c.script and "subject=" not in c.script,
-        "Without :message or a subject in the URI the subject is the implementation's (RFC 5435 3.6, "
-        "RFC 5436 2.7): Pigeonhole 'Notification: <subject>', Owlery '<from>: <subject>'.",
+        "Without :message or a subject in the URI, RFC 5436 2.7 says the subject SHOULD be retained "
+        "from the triggering message: Owlery writes that subject, Pigeonhole 'Notification: <subject>'.",
     ),
     Allowed(
         "notify-default-body",
