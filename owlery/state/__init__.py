@@ -21,13 +21,26 @@ from __future__ import annotations
 
 from owlery.errors import StateUnavailable
 from owlery.settings import Duration, Str, choice, int_range, setting
-# the interface and its arithmetic live in a leaf the engines import (no package cycle)
-from owlery.state.base import (BucketTake, Capability, Entry, StateStore, Take, Write, bucket_math,
-                               bucket_ttl, decode_bucket, encode_bucket, take_all_math)
+
+# The interface and its arithmetic live in a leaf the engines import (no package cycle), and
+# are re-exported from here on first use (PEP 562): reading a settings file that names a
+# state_ key imports this package for the declarations below, and an in-process LDA run whose
+# script tracks nothing should not pay for the interface (~2 M instructions).
+_FROM_BASE = frozenset({"BucketTake", "Capability", "Entry", "StateStore", "Take", "Write", "bucket_math",
+                        "bucket_ttl", "decode_bucket", "encode_bucket", "take_all_math"})
+
+
+def __getattr__(name: str):
+    if name in _FROM_BASE:
+        from owlery.state import base
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
 if TYPE_CHECKING:
     from typing import Any
+
+    from owlery.state.base import StateStore
 
 STATE_BACKEND = setting("state_backend", choice("sqlite", "redis", "memory"), "sqlite",
                         "Where greylist and rate-limit state lives: sqlite (one host), redis (shared by "

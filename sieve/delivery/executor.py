@@ -46,11 +46,9 @@ from owlery.record import Record
 from owlery.reply import Reply
 from owlery.settings import Bool, StrList, list_of, satisfying, setting, table_of
 from sieve.delivery import planner, replies
-from sieve.delivery import redirect as redirect_mod
 from sieve.delivery.default_script import user_or_default
 from sieve.delivery.planner import Plan
 from sieve.delivery.userfiles import UnsafeUserFile, read_user_file
-from sieve.delivery.submission import SubmissionError
 from sieve.delivery.users import Group, MailUser
 
 TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
@@ -616,6 +614,7 @@ class DeliveryExecutor:
         """Send `message` on to `target` for the alias `via` (a remote target of an alias or group),
         through the redirect machinery: loop and hop limits, SRS, duplicate tracking. Returns
         'sent', 'duplicate', 'loop' (refused), 'tempfail' or 'failed'."""
+        from sieve.delivery import redirect as redirect_mod     # here: only forwards and redirects use it
         now = self.clock() if now is None else now
         why = redirect_mod.refusal(message, via, target, sent_before, self.settings)
         if why is not None:
@@ -701,6 +700,8 @@ class DeliveryExecutor:
         """Send one copy of `message` (as the scripts left it) to `target`: 'sent', 'duplicate'
         (sent by an earlier attempt), 'tempfail' or 'failed'. `original`: the message as it
         arrived, which names the copy for the duplicate check."""
+        from sieve.delivery import redirect as redirect_mod
+        from sieve.delivery.submission import SubmissionError
         dup_key = redirect_mod.duplicate_key(original, sender, user_address, target)
         state = self._state_or_none()
         try:
@@ -761,6 +762,7 @@ class DeliveryExecutor:
         return sent
 
     def _send(self, what: str, env_from: str, rcpts: list[str], message: bytes) -> bool:
+        from sieve.delivery.submission import SubmissionError     # here: most deliveries send nothing
         try:
             self.submitter.send(env_from, rcpts, message)
             log.info("%s: sent %s from <%s> to %s", self.program, what, env_from,
@@ -795,6 +797,7 @@ def _read_template(path: str, limit: int = 64 << 10) -> str:
 def group_fingerprint(message: bytes, sender: str, group: str) -> str:
     """Names one message to one group for the member records: the same for every delivery attempt
     (the fields added per attempt, Received, Return-Path and Delivered-To, are left out)."""
+    from sieve.delivery import redirect as redirect_mod
     basis = f"{sender.lower()}\0{group.lower()}\0{redirect_mod.content_hash(message)}"
     import hashlib          # here: only group deliveries hash (OpenSSL loads in ~3 ms per LDA run)
     return hashlib.sha256(basis.encode("utf-8", "surrogateescape")).hexdigest()[:32]

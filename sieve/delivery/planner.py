@@ -45,8 +45,6 @@ import os
 from _collections_abc import Callable, Generator, Mapping, Sequence   # = collections.abc, without loading collections (LDA start-up)
 
 from owlery.record import Factory, Record, field
-from sieve.delivery import redirect as redirect_mod
-from sieve.delivery import vacation as vacation_mod
 
 TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
 if TYPE_CHECKING:
@@ -299,6 +297,8 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
 
     # Redirects. A refused or failed one becomes a keep so nothing is lost.
     sent: list[str] = []
+    if redirects:
+        from sieve.delivery import redirect as redirect_mod     # here: most deliveries redirect nothing
     for r, ref in redirects[: rules.sieve_max_redirects]:
         why = redirect_mod.refusal(d.arrived, d.user, r.address, len(sent), rules)
         if why is not None:
@@ -374,6 +374,7 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
     vacation = False
     for a in replies:
         if isinstance(a, act.Vacation):
+            from sieve.delivery import vacation as vacation_mod
             why = vacation_mod.refusal(plan.message, d.sender, d.user)
             if why is not None:
                 yield Note("info", f"vacation reply to <{d.sender}> suppressed: {why}")
