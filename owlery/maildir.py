@@ -79,7 +79,6 @@ import os
 import pwd
 import stat
 import time
-from _socket import gethostname   # not `socket`: it loads selectors (~1.5 ms per LDA run)
 from _collections_abc import Callable, Iterable, Sequence   # collections loads ~9 M instructions
 
 from owlery import maildirsize
@@ -126,6 +125,12 @@ SYSTEM_FLAGS = {"\\draft": "D", "\\flagged": "F", "\\answered": "R", "\\seen": "
 MAX_KEYWORDS = 26          # letters a..z
 MAILDIRSIZE_MAX_BYTES = 5120   # Maildir++: recalculate when the file grows past this
 _ATOM_SPECIALS = set('(){ %*"\\]') | {chr(c) for c in range(0, 32)} | {chr(127)}
+
+
+def gethostname() -> str:
+    """This host's name (gethostname(2) is uname's nodename on Linux), read through posix: an
+    in-process LDA run would import _socket for this alone (a shared library in many builds)."""
+    return os.uname().nodename
 
 
 class MaildirError(Exception):

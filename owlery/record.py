@@ -25,7 +25,7 @@ Tests: tests/core/test_record.py
 
 from __future__ import annotations
 
-from operator import attrgetter
+from _operator import attrgetter   # = operator.attrgetter, without operator.py (LDA start-up)
 
 _MISSING = object()
 

@@ -17,7 +17,7 @@ tests/sieve/test_regex_safety.py and tests/sieve/test_limits.py.
 
 from __future__ import annotations
 
-import bisect
+from _bisect import bisect_left, bisect_right   # = bisect's, without bisect.py (LDA start-up)
 import unicodedata
 
 from sieve.errors import SieveRuntimeError
@@ -400,8 +400,8 @@ def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
 def _unfolded(orig: str, starts: list[int], a: int, b: int) -> str:
     """The original text behind the canonical span [a, b) (unicode_fold_map offsets): from the
     character whose form holds a to the one whose form holds b - 1."""
-    i = bisect.bisect_right(starts, a) - 1
-    j = bisect.bisect_left(starts, b) if b > a else i
+    i = bisect_right(starts, a) - 1
+    j = bisect_left(starts, b) if b > a else i
     return orig[max(i, 0):max(j, i, 0)]
 
 

@@ -25,8 +25,11 @@ Talks to: the settings file (read), lmtpd (LMTP). Tests: tests/delivery/test_lda
 
 import sys
 
-# The C module behind `socket`: `import socket` pulls in enum and selectors (~5 ms per run).
-import _socket as socket
+# `_socket`, the C module behind `socket` (which pulls in enum and selectors, ~5 ms per run), is
+# imported by the handoff when it connects: an in-process delivery does not load it at all.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket as socket
 
 DEFAULT_CONFIG_PATH = "/etc/owlery/owlery.toml"    # = owlery.settings.DEFAULT_CONFIG_PATH (tested)
 DEFAULT_MESSAGE_SIZE_LIMIT = 50 * 1024 * 1024       # = lda_message_size_limit's default (tested)
@@ -206,7 +209,8 @@ def _simple_list(value: str) -> list[str] | None:
     return items
 
 
-def connect(endpoint: str, timeout: float) -> socket.socket:
+def connect(endpoint: str, timeout: float) -> "socket.socket":
+    import _socket as socket
     kind, _, rest = endpoint.partition(":")
     if kind == "unix" and rest:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -233,7 +237,7 @@ def connect(endpoint: str, timeout: float) -> socket.socket:
 
 
 class _Conn:
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: "socket.socket"):
         self.sock = sock
         self.buf = b""
         self.lines: list[str] = []     # the last reply's lines (LHLO: the extensions)
@@ -321,7 +325,8 @@ def transact(conn: "_Conn", endpoint: str, sender: str, address: str, message: b
         sock.sendall(line.encode("utf-8", "surrogateescape") + b"\r\n")
         return conn.reply()
     try:
-        code, text = command(f"LHLO {socket.gethostname() or 'localhost'}")
+        from _socket import gethostname
+        code, text = command(f"LHLO {gethostname() or 'localhost'}")
         if code != 250:
             raise Fallback(f"LHLO {code}")
         param = ""
