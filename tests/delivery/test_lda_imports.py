@@ -188,7 +188,7 @@ def test_an_ordinary_filter_script_compiles_no_regular_expression(tmp_path):
     modules, stored = deliver(tmp_path, script=script)
     assert [p.parent.parent.name for p in stored] == [".Bob"]
     assert "sieve.extensions.envelope" in modules
-    assert loaded(modules, ("re", "enum", "collections", "functools")) == []
+    assert loaded(modules, ("re", "enum", "collections", "functools", "operator", "bisect", "_socket")) == []
     # sending (redirect, vacation) and the state store's interface load only when used; the
     # settings file names state_sqlite_path, whose declaration is in owlery.state, not its base
     assert loaded(modules, ("sieve.delivery.submission", "owlery.state.base")) == []
