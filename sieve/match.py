@@ -21,7 +21,10 @@ from _bisect import bisect_left, bisect_right   # = bisect's, without bisect.py 
 import unicodedata
 
 from sieve.errors import SieveRuntimeError
-from sieve.extensions.regex import COMPILE_STEPS, Regex, RegexError, compile_regex, encode, runtime_key_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sieve.extensions.regex import Regex
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ASCII_LOWER = str.maketrans(_UPPER, _UPPER.lower())
@@ -273,7 +276,16 @@ def glob_match(toks: list, s: str, want_groups: bool, budget) -> list | None:
 
 # --- :regex --------------------------------------------------------------------------
 # The engine (POSIX ERE on RE2, linear time) is sieve.extensions.regex; the validator
-# compiles constant keys through compile_regex (re-exported here), do_match the others.
+# compiles constant keys through compile_regex (re-exported here, loaded on first use: a
+# script without :regex does not pay for the module), do_match the others.
+_FROM_REGEX = ("COMPILE_STEPS", "Regex", "RegexError", "compile_regex", "encode", "runtime_key_error")
+
+
+def __getattr__(name: str):
+    if name in _FROM_REGEX:
+        from sieve.extensions import regex
+        return getattr(regex, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _regex_key(rt, spec: dict, keys: list[str], compiled: list, idx: int):
@@ -282,6 +294,7 @@ def _regex_key(rt, spec: dict, keys: list[str], compiled: list, idx: int):
     rx = compiled[idx]
     if rx is not None:
         return rx
+    from sieve.extensions.regex import COMPILE_STEPS, RegexError, compile_regex, runtime_key_error
     cache = spec.get("regex_cache")
     if cache is not None and idx < len(cache) and cache[idx] is not None:
         rx = cache[idx]
@@ -303,6 +316,7 @@ def _regex_key(rt, spec: dict, keys: list[str], compiled: list, idx: int):
 def _regex_match(rt, spec: dict, values, keys: list[str], want_groups: bool) -> bool:
     """:regex: does any value match any key (values outer, keys inner, first match wins)?
     Each key is compiled at most once per test; each match is charged before it runs."""
+    from sieve.extensions.regex import encode
     compiled: list[Regex | bool | None] = [None] * len(keys)
     for v in values:
         data = None

@@ -191,7 +191,7 @@ def test_an_ordinary_filter_script_compiles_no_regular_expression(tmp_path):
     assert loaded(modules, ("re", "enum", "collections", "functools", "operator", "bisect", "_socket")) == []
     # sending (redirect, vacation) and the state store's interface load only when used; the
     # settings file names state_sqlite_path, whose declaration is in owlery.state, not its base
-    assert loaded(modules, ("sieve.delivery.submission", "owlery.state.base")) == []
+    assert loaded(modules, ("sieve.delivery.submission", "owlery.state.base", "sieve.extensions.regex")) == []
 
 
 EXIT_CHILD = """
