@@ -149,15 +149,17 @@ def _valid_header_name(name: str) -> bool:
 
 
 def _run_address(rt, node):
-    from sieve.extensions.index import select_index
     part = node.tags.get("address-part", "all")
     if node.tags.get("match-type") == "count":
         part = "all"      # RFC 5231 4.1: :count counts addresses, whatever the address part
     fields = []
     for h in rt.sl(node.pos[0]):
         fields.extend(rt.msg.header_raw(h) if "mime" not in node.tags else _mime_headers(rt, node, h))
-    # :index counts the fields of all the names given, in that order (as Pigeonhole)
-    values = header_addresses(rt, select_index(rt, node, fields), part)
+    if "index" in node.tags:
+        # :index counts the fields of all the names given, in that order (as Pigeonhole)
+        from sieve.extensions.index import select_index
+        fields = select_index(rt, node, fields)
+    values = header_addresses(rt, fields, part)
     return rt.match(node, values, rt.sl(node.pos[1]))
 
 
@@ -174,7 +176,6 @@ def _validate_header(v, node):
 
 
 def _run_header(rt, node):
-    from sieve.extensions.index import select_index
     values = []
     for h in rt.sl(node.pos[0]):
         if "mime" in node.tags:
@@ -182,8 +183,11 @@ def _run_header(rt, node):
             values.extend(current_part_headers(rt, node, h, raw=False))
         else:
             values.extend(rt.msg.header_values(h))
-    # :index counts the fields of all the names given, in that order (as Pigeonhole)
-    return rt.match(node, select_index(rt, node, values), rt.sl(node.pos[1]))
+    if "index" in node.tags:
+        # :index counts the fields of all the names given, in that order (as Pigeonhole)
+        from sieve.extensions.index import select_index
+        values = select_index(rt, node, values)
+    return rt.match(node, values, rt.sl(node.pos[1]))
 
 
 def _run_exists(rt, node):
