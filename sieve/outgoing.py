@@ -18,13 +18,10 @@ tests/sieve/test_report_extension.py; conformance vacation/, reject/, enotify/, 
 
 from __future__ import annotations
 
-import base64
-import email.utils
-import hashlib
-import quopri
-import re
+import binascii
 from collections.abc import Iterable, Sequence
 
+from owlery.lazyre import lazy
 from sieve.address import AddressError, parse_address_list, parse_path
 from sieve.errors import SieveRuntimeError
 from sieve.message import decode_2047
@@ -57,10 +54,15 @@ def checked_from(value: str | None, action: str) -> str | None:
 # --- text ----------------------------------------------------------------------------
 
 _CONTROL = "\x00-\x1f\x7f-\x9f\u2028\u2029"
-_CONTROL_RUN = re.compile(f"[{_CONTROL}]+")
-_HAS_CONTROL = re.compile(f"[{_CONTROL}]")
-_HAS_BREAKING_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # all but TAB
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL_RUN = lazy(f"[{_CONTROL}]+")
+_HAS_CONTROL = lazy(f"[{_CONTROL}]")
+_HAS_BREAKING_CONTROL = lazy("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # all but TAB
+_SURROGATE = lazy("[\ud800-\udfff]")
+_SPACED_WORDS = lazy(r" +[^ ]+")
+_NOT_HOST = lazy(r"[^A-Za-z0-9.-]")
+_LINE_END = lazy(r"\r\n|\r|\n")
+_LINE_END_BYTES = lazy(rb"\r?\n|\r")
+_FIELD_NAME = lazy(r"[!-9;-~]{1,60}")
 
 
 def _no_surrogates(value: str) -> str:
@@ -149,7 +151,7 @@ def _encoded_words(text: str, first: int) -> list[str]:
 
 def _word(prefix: str, cur: list[str], use_b: bool) -> str:
     if use_b:
-        payload = base64.b64encode("".join(cur).encode("utf-8")).decode("ascii")
+        payload = binascii.b2a_base64("".join(cur).encode("utf-8"), newline=False).decode("ascii")
     else:
         payload = "".join(cur)
     return f"{prefix}{payload}?="
@@ -182,15 +184,15 @@ def unstructured(name: str, value: str) -> str:
     `value` is cleaned again (never decoded twice) so no caller can bypass the check."""
     text = header_text(value, decode=False)
     if _plain_ok(text):
-        return _fold(name, re.findall(r" +[^ ]+", " " + text) or [""])
+        return _fold(name, _SPACED_WORDS.findall(" " + text) or [""])
     return _fold(name, _encoded_words(text, _LINE - len(name) - 2))
 
 
 # --- addresses -------------------------------------------------------------------------
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]"
-_DOT_ATOM = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
-_DOMAIN_LITERAL = re.compile(r"\[[!-Z^-~]*\]")
+_DOT_ATOM = lazy(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+_DOMAIN_LITERAL = lazy(r"\[[!-Z^-~]*\]")
 
 
 def addr_spec(local: str, domain: str | None) -> str:
@@ -287,7 +289,7 @@ def single_mailbox(value: str) -> tuple[str, str]:
     return (_display_text(display_raw) if angle else ""), addr_spec(found[0].local, found[0].domain)
 
 
-_PHRASE_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:[ .]+[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\.?")
+_PHRASE_ATOMS = lazy(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:[ .]+[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\.?")
 
 
 def _mailbox_pieces(display: str, spec: str) -> list[str]:
@@ -318,7 +320,7 @@ def address_field(name: str, mailboxes: Sequence[tuple[str, str]]) -> str:
 
 # --- message ids -------------------------------------------------------------------------
 
-_MSGID = re.compile(r"<([!-;=?-~]+)>")
+_MSGID = lazy(r"<([!-;=?-~]+)>")
 
 
 def msg_ids(value: str | None) -> list[str]:
@@ -331,15 +333,26 @@ def msg_ids(value: str | None) -> list[str]:
 
 def _hostname(rt) -> str:
     """This host's name as the environment gives it, reduced to what a domain may hold."""
-    return re.sub(r"[^A-Za-z0-9.-]", "", str(rt.environment.get("host", "localhost")))[:200] or "localhost"
+    return _NOT_HOST.sub("", str(rt.environment.get("host", "localhost")))[:200] or "localhost"
+
+
+def _sha256_hex(data: bytes) -> str:
+    # Imported here, and the built-in module first: this module is loaded with every script that
+    # requires vacation (or notify, reject, report), and hashlib loads OpenSSL (~3 ms per LDA run).
+    try:
+        from _sha256 import sha256
+    except ImportError:     # a build without it
+        from hashlib import sha256
+    return sha256(data).hexdigest()
 
 
 def _msgid(rt, tag: str) -> str:
-    h = hashlib.sha256((tag + rt.now.isoformat() + rt.envelope.rcpt_to).encode("utf-8", "replace")).hexdigest()
+    h = _sha256_hex((tag + rt.now.isoformat() + rt.envelope.rcpt_to).encode("utf-8", "replace"))
     return f"<{h[:24]}.{tag}@{_hostname(rt)}>"
 
 
 def _date(rt) -> str:
+    import email.utils      # here: it loads a dozen modules, and most runs build no message
     return email.utils.format_datetime(rt.now)
 
 
@@ -347,7 +360,7 @@ def _date(rt) -> str:
 
 
 def _crlf(text: str) -> str:
-    return re.sub(r"\r\n|\r|\n", "\r\n", text)
+    return _LINE_END.sub("\r\n", text)
 
 
 def _body(text: str) -> tuple[str, bytes]:
@@ -356,11 +369,12 @@ def _body(text: str) -> tuple[str, bytes]:
     raw = _crlf(_no_surrogates(text)).encode("utf-8")
     if b"\0" not in raw and all(len(line) <= 998 for line in raw.split(b"\r\n")):
         return "8bit", raw
+    import quopri
     qp = quopri.encodestring(raw.replace(b"\r\n", b"\n"))
     return "quoted-printable", qp.replace(b"\n", b"\r\n")
 
 
-_FIELD = re.compile(r"([!-9;-~]+)[ \t]*:(.*)", re.S)
+_FIELD = lazy(r"(?s)([!-9;-~]+)[ \t]*:(.*)")
 
 
 def _mime_entity(reason: str) -> tuple[list[str], bytes]:
@@ -387,7 +401,7 @@ def _mime_entity(reason: str) -> tuple[list[str], bytes]:
         if not name.lower().startswith("content-") or len(name) > 60:
             continue
         value = header_text(value, decode=False)
-        out.append(_fold(name, re.findall(r" +[^ ]+", " " + value) or [""]))
+        out.append(_fold(name, _SPACED_WORDS.findall(" " + value) or [""]))
     return out, body.encode("utf-8")
 
 
@@ -454,7 +468,7 @@ def _checked_spec(spec: str) -> str:
 
 def rejection_message(rt, reason: str) -> bytes:
     postmaster = rt.settings.sieve_postmaster_address
-    boundary = hashlib.sha256(rt.now.isoformat().encode()).hexdigest()[:20]
+    boundary = _sha256_hex(rt.now.isoformat().encode())[:20]
     orig = rt.msg.to_bytes()
     recipient = header_text(rt.envelope.rcpt_to, decode=False)
     subj = header_text((rt.msg.header_raw("subject") or [""])[0], limit=MAX_SUBJECT)
@@ -559,7 +573,7 @@ def notify_mailto(
     else:
         lines += ["X-Priority: 3 (Normal)", "Importance: Normal"]
     for k, v in headers:
-        if re.fullmatch(r"[!-9;-~]{1,60}", k):
+        if _FIELD_NAME.fullmatch(k):
             lines.append(unstructured(k, v))
     cte, raw = _body(body)
     lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", f"Content-Transfer-Encoding: {cte}"]
@@ -583,7 +597,7 @@ def _path_field(name: str, path: str | None) -> str | None:
 
 
 def _crlf_bytes(data: bytes) -> bytes:
-    return re.sub(rb"\r?\n|\r", b"\r\n", data)
+    return _LINE_END_BYTES.sub(b"\r\n", data)
 
 
 def abuse_report(
@@ -616,10 +630,10 @@ def abuse_report(
         if cut < 0 and not original.endswith(b"\r\n"):
             original += b"\r\n"
     seed = f"{rt.now.isoformat()}\0{env.rcpt_to}\0{to}\0{feedback_type}"
-    boundary = hashlib.sha256(seed.encode("utf-8", "replace")).hexdigest()[:24] + "/report"
+    boundary = _sha256_hex(seed.encode("utf-8", "replace"))[:24] + "/report"
     text_bytes = _crlf(_no_surrogates(text)).encode("utf-8")
     while boundary.encode() in original or boundary.encode() in text_bytes:
-        boundary = hashlib.sha256(boundary.encode()).hexdigest()[:24] + "/report"
+        boundary = _sha256_hex(boundary.encode())[:24] + "/report"
     lines = [
         "X-Sieve: Owlery Sieve",
         f"Message-ID: {_msgid(rt, 'report')}",

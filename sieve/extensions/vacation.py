@@ -13,17 +13,14 @@ Tests: conformance extensions/vacation/; tests/sieve/test_generated_mail_safety.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import logging
-
+from owlery.lazylog import get_logger
 from sieve.actions import Vacation
 from sieve.address import AddressError, parse_address_list, parse_address_items, parse_path, split_detail
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
 from sieve.outgoing import (MAX_SUBJECT, HeaderError, addr_spec, checked_from, header_text, loggable, msg_ids,
                             single_mailbox, vacation_reply)
 
-log = logging.getLogger("owlery.sieve")
+log = get_logger("owlery.sieve")
 
 _NO_REPLY_LOCALPARTS = ("mailer-daemon", "postmaster", "listserv", "majordomo", "mailer",
                         "owner-", "-request", "-bounces", "-owner", "noreply", "no-reply")
@@ -162,7 +159,8 @@ def _run(rt, node):
     handle = rt.s(node.tags["handle"]) if "handle" in node.tags else \
         "\0".join([reason, rt.s(node.tags["subject"]) if "subject" in node.tags else "",
                    from_tag or "", " ".join(addresses), "mime" if node.tags.get("mime") else ""])
-    key = "vacation:" + hashlib.sha256(f"{_norm(sa.all)}\0{handle}".encode("utf-8", "surrogateescape")).hexdigest()
+    from sieve.outgoing import _sha256_hex
+    key = "vacation:" + _sha256_hex(f"{_norm(sa.all)}\0{handle}".encode("utf-8", "surrogateescape"))
     if period > 0 and rt.host.seen(key):
         return
     subject_tag = rt.s(node.tags["subject"]) if "subject" in node.tags else ""
@@ -205,8 +203,18 @@ def periods(settings) -> tuple[float, float, float]:
     return _checked_periods(triple)
 
 
-@functools.lru_cache(maxsize=16)
 def _checked_periods(triple: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The periods to use (a bad triple is warned about once per process, not per message)."""
+    checked = _CHECKED_PERIODS.get(triple)
+    if checked is None:
+        checked = _CHECKED_PERIODS[triple] = _check_periods(triple)
+    return checked
+
+
+_CHECKED_PERIODS: dict[tuple[float, float, float], tuple[float, float, float]] = {}
+
+
+def _check_periods(triple: tuple[float, float, float]) -> tuple[float, float, float]:
     lo, default, hi = triple
     if hi > 0 and not lo <= default <= hi:
         log.warning("sieve: vacation: invalid settings: violated sieve_vacation_min_period (%gs) <= "
