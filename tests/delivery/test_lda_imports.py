@@ -223,3 +223,15 @@ def test_the_one_message_process_collects_cycles_less_often_but_still_does(tmp_p
     assert r.returncode == 0, r.stderr
     assert out.read_text() == "(20000, 10, 10) True"
     assert len(list((home / "Maildir" / "new").iterdir())) == 1
+
+
+def test_requiring_vacation_loads_no_mail_builder_until_a_reply_is_made(tmp_path):
+    # filter UIs put `require "vacation"` in scripts whose vacation rule is off or does not
+    # fire: building a reply's modules (email.utils, quopri, hashing, logging) wait for one
+    script = ('require ["fileinto", "vacation"];\n'
+              'if header :contains "subject" "out of office test" { vacation :days 3 "Away."; }\n'
+              'if header :contains "subject" "hello" { fileinto "Hi"; }\n')
+    modules, stored = deliver(tmp_path, script=script)
+    assert [p.parent.parent.name for p in stored] == [".Hi"]
+    assert "sieve.extensions.vacation" in modules and "sieve.outgoing" in modules
+    assert loaded(modules, ("email", "quopri", "base64", "hashlib", "_hashlib", "logging", "re", "functools")) == []
