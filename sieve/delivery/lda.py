@@ -90,7 +90,8 @@ def _setup_logging(settings) -> None:
     import logging
     if settings.lda_log_path is not None:
         handler = logging.FileHandler(settings.lda_log_path)
-        handler.setFormatter(logging.Formatter("%(asctime)s owlery-lda[%(process)d]: %(message)s"))
+        from owlery.log_stderr import OneRecordFormatter    # a line break in logged text starts no line of its own
+        handler.setFormatter(OneRecordFormatter("%(asctime)s owlery-lda[%(process)d]: %(message)s"))
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(getattr(logging, settings.log_level.upper()))

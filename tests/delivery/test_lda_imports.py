@@ -235,3 +235,16 @@ def test_requiring_vacation_loads_no_mail_builder_until_a_reply_is_made(tmp_path
     assert [p.parent.parent.name for p in stored] == [".Hi"]
     assert "sieve.extensions.vacation" in modules and "sieve.outgoing" in modules
     assert loaded(modules, ("email", "quopri", "base64", "hashlib", "_hashlib", "logging", "re", "functools")) == []
+
+
+def test_a_logged_line_break_forges_no_line_in_the_lda_log(tmp_path):
+    # lda_log_path's handler formats each record as one line and its indented continuations
+    log = tmp_path / "lda.log"
+    code = ("import sys, logging; sys.path.insert(0, sys.argv[1]); from owlery.settings import Settings; "
+            "from sieve.delivery.lda import _setup_logging; "
+            "_setup_logging(Settings({'lda_log_path': sys.argv[2], 'log_level': 'info'})); "
+            "logging.getLogger('owlery.sieve').warning('one %s', 'x\\r\\nJan  1 00:00:00 forged: line')")
+    subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT), str(log)], check=True, timeout=60)
+    lines = log.read_text().splitlines()
+    assert lines[0].endswith("one x?")        # the CR made printable
+    assert len(lines) == 2 and lines[1].startswith("\t")          # never a line of its own
