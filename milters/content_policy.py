@@ -80,7 +80,7 @@ def apply_lovers(stage: Any, message: Any, report: Any, what: str, reason: str, 
                     "milter_message_size_limit, held whole")
         return True
     if alert:
-        report.add_header(ALERT_HEADER, _printable(alert, 300))
+        report.add_header(ALERT_HEADER, alert_value(alert))
     if others:
         mail_id = quarantiner().keep(message, report, reason, detail, others)
         for rcpt in others:
@@ -107,3 +107,14 @@ def strip_forged(message: Any, report: Any, names: tuple[str, ...]) -> None:
 
 def _printable(text: str, limit: int) -> str:
     return "".join(c if c.isprintable() else " " for c in text)[:limit]
+
+
+def alert_value(alert: str) -> str:
+    """The X-Content-Alert value: printable, bounded; text beyond ASCII (a file name the sender
+    chose) as RFC 2047 encoded-words, folded with LF (an 8-bit header field is only for an
+    SMTPUTF8 message, RFC 6532; and an encoded-word's text cannot end the field)."""
+    text = _printable(alert, 300)
+    if text.isascii():
+        return text
+    from email.header import Header
+    return Header(text, "utf-8", header_name=ALERT_HEADER).encode(linesep="\n")

@@ -13,6 +13,7 @@ Talks to: nothing. Tests: tests/milters/test_session.py, tests/milters/test_cont
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,81 @@ MILTER_TAG_HEADER = setting(
 REPLY_REJECT_SCORE = Reply(550, "5.7.1", "Message rejected as spam")
 REPLY_TEMPFAIL = Reply(451, "4.3.0", "Temporary failure while checking the message, try again later")
 REPLY_TOO_BIG = Reply(552, "5.3.4", "Message too big for content checks")
+
+
+# --- header values that are safe to hand to the MTA -------------------------------------
+
+MAX_HEADER_LINE = 998      # octets per line, CRLF excluded (RFC 5322 section 2.1.1)
+# control characters but tab (LF is kept, it folds), and lone surrogates (bytes that were not
+# UTF-8, which libmilter could not be handed: the message would fail at end-of-message)
+_HEADER_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+
+def header_safe(name: str, value: str) -> str:
+    """`value` as a well-formed field body for the adapter (LF + white space folds, as it sends).
+
+    Whatever a stage put in it (text a sender wrote: a Subject, an address, a scanner's
+    words): a CRLF or CR becomes LF; an LF not followed by a blank gets a tab (it could not
+    start a field of its own), blank-only and trailing lines go; other control characters
+    (NUL, ESC...) become "?"; a line longer than 998 octets ("Name: " counted on
+    the first, RFC 5322 2.1.1) is broken before a blank (a fold, which leaves the value as
+    it was), or where it has none, at the limit. A lone surrogate (surrogateescape's stand-in
+    for a byte that was not UTF-8) becomes "?" too. A value already fine comes back unchanged.
+    """
+    text = value.replace("\r\n", "\n").replace("\r", "\n") if "\r" in value else value
+    if "\n" in text:
+        lines = [line for line in text.split("\n") if line.strip(" \t")] or [""]
+        text = lines[0] + "".join("\n" + (line if line[0] in " \t" else "\t" + line) for line in lines[1:])
+    text = _HEADER_CONTROLS.sub(lambda m: m[0] if m[0] == "\n" else "?", text)
+    lead = len(name.encode("utf-8", "replace")) + 2
+    if lead + len(text.encode("utf-8", "surrogateescape")) <= MAX_HEADER_LINE:
+        return text
+    out = []
+    for i, line in enumerate(text.split("\n")):
+        first = i == 0
+        while _octets(line) + (lead if first else 0) > MAX_HEADER_LINE:
+            room = MAX_HEADER_LINE - (lead if first else 0)
+            cut = _cut_at(line, room)
+            blank = max(line.rfind(" ", 1, cut + 1), line.rfind("\t", 1, cut + 1))
+            if blank > 0 and line[:blank].strip(" \t"):
+                out.append(line[:blank])
+                line = line[blank:]
+            else:
+                out.append(line[:cut])
+                line = "\t" + line[cut:]
+            first = False
+        out.append(line)
+    return "\n".join(out)
+
+
+def fold(name: str, value: str, width: int = 78) -> str:
+    """`value` with an LF put before a blank in each line longer than `width` ("Name: " counted
+    on the first) where the line has one (RFC 5322 2.1.1: lines SHOULD stay within 78). Only
+    folds: unfolded, the value is the same text."""
+    out = []
+    for i, line in enumerate(value.split("\n")):
+        lead = len(name) + 2 if i == 0 else 0
+        while lead + len(line) > width:
+            cut = max((j for j in range(1, min(len(line), width - lead + 1)) if line[j] in " \t"
+                       and line[:j].strip(" \t")), default=-1)
+            if cut < 1:
+                break
+            out.append(line[:cut])
+            line, lead = line[cut:], 0
+        out.append(line)
+    return "\n".join(out)
+
+
+def _octets(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def _cut_at(line: str, room: int) -> int:
+    """The most characters of `line` whose UTF-8 fits in `room` octets (at least 1)."""
+    n = min(len(line), room)
+    while n > 1 and _octets(line[:n]) > room:
+        n -= 1
+    return n
 
 
 # --- effects (plain data, applied by the adapter in order) ----------------------------
@@ -166,13 +242,13 @@ class StageReport:
 
     # header edits
     def add_header(self, name: str, value: str, *, index: int | None = 0) -> None:
-        self.effects.append(AddHeader(name, value, index))
+        self.effects.append(AddHeader(name, header_safe(name, value), index))
 
     def append_header(self, name: str, value: str) -> None:
-        self.effects.append(AddHeader(name, value, None))
+        self.effects.append(AddHeader(name, header_safe(name, value), None))
 
     def change_header(self, name: str, occurrence: int, value: str) -> None:
-        self.effects.append(ChangeHeader(name, occurrence, value))
+        self.effects.append(ChangeHeader(name, occurrence, header_safe(name, value)))
 
     def remove_header(self, name: str, occurrence: int) -> None:
         self.effects.append(ChangeHeader(name, occurrence, None))
@@ -212,7 +288,10 @@ class StageReport:
         self._act(DISCARD, None, reason)
 
     def hold(self, reason: str) -> None:
-        self.effects.append(Hold(reason))
+        # Postfix logs the reason (smfi_quarantine): one line, bounded, whatever a stage put in it
+        # (recipients, a scanner's words).
+        reason = "".join(c if c.isprintable() else "?" for c in reason)
+        self.effects.append(Hold(reason if len(reason) <= 300 else reason[:299] + "\u2026"))
 
     def quarantined(self, ref: str) -> None:
         self.quarantine_ref = ref
@@ -270,7 +349,8 @@ class StageReport:
             effects.append(AddHeader(self._settings.milter_tag_header, "YES", 0))
         if self.symbols and self.action == ACCEPT:
             listed = ", ".join(f"{s.name}={s.score:g}" for s in self.symbols)
-            effects.append(AddHeader("X-Owlery-Score", f"{self.score:g} ({listed})", 0))
+            effects.append(AddHeader("X-Owlery-Score", header_safe(
+                "X-Owlery-Score", fold("X-Owlery-Score", f"{self.score:g} ({listed})")), 0))
         if self.action != ACCEPT:
             effects = []            # changes are pointless on a refused message
         return Outcome(self.action, self.reply, tuple(effects), self.score, tuple(self.symbols),

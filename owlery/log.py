@@ -114,7 +114,7 @@ def setup(settings: Any, program: str) -> None:
     """Configure the root logger once per process from the log_* settings."""
     global _configured, _stderr, _queue_target
     import logging
-    from owlery.log_stderr import StderrFormatter, StderrHandler, queue_target
+    from owlery.log_stderr import OneRecordFormatter, StderrFormatter, StderrHandler, queue_target
     _queue_target = queue_target
     root = logging.getLogger()
     schedule = _stderr._schedule if _stderr is not None else None   # a reload keeps batching
@@ -127,7 +127,7 @@ def setup(settings: Any, program: str) -> None:
     if settings.log_target == "syslog":
         from logging.handlers import SysLogHandler   # here: it loads socket, pickle, queue (~3 ms per LDA run)
         handler = SysLogHandler(address=settings.log_syslog_socket, facility=SysLogHandler.LOG_MAIL)
-        handler.setFormatter(logging.Formatter(f"owlery-{program}[%(process)d]: %(message)s"))
+        handler.setFormatter(OneRecordFormatter(f"owlery-{program}[%(process)d]: %(message)s"))
     else:
         handler = _stderr = StderrHandler(sys.stderr, StderrFormatter("%(asctime)s %(levelname)s %(message)s"))
         if schedule is not None:

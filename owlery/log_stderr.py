@@ -9,6 +9,7 @@ Tests: tests/core/test_log.py
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,30 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class StderrFormatter(logging.Formatter):
+# Characters that would end a log line or garble a terminal: C0 (but tab and LF), DEL, C1,
+# and the Unicode line and paragraph separators.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_NEW_LINE = re.compile(r"\n(?![ \t])")
+
+
+def one_record(text: str) -> str:
+    """A formatted record that no text in it can make look like two: control characters
+    become "?", and every line after the first starts with a tab (a traceback stays readable,
+    but a line break in a message, say a header a sender wrote, cannot start a line that
+    passes for a record of its own)."""
+    if text.isprintable():      # the usual case, checked in C
+        return text
+    return _NEW_LINE.sub("\n\t", _CONTROLS.sub("?", text))
+
+
+class OneRecordFormatter(logging.Formatter):
+    """A formatter whose every record starts exactly one line at its left margin (one_record)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return one_record(super().format(record))
+
+
+class StderrFormatter(OneRecordFormatter):
     """The stderr line format; the time text is made once per second, not once per line."""
 
     _second = -1

@@ -86,8 +86,10 @@ def _utf8(text: str) -> bytes:
 
 
 def printable(text: str) -> str:
-    """A reason fit for Postfix's log: control characters become '?'."""
-    return "".join(c if " " <= c != "\x7f" else "?" for c in text)
+    """A reason fit for Postfix's log: control characters (C0, DEL, C1, U+2028 and U+2029, which
+    some log readers take for line ends) become '?'."""
+    return "".join(c if " " <= c and not "\x7f" <= c <= "\x9f" and c not in "\u2028\u2029" else "?"
+                   for c in text)
 
 
 def encode_reply(answer: SocketmapAnswer, length_max: int | None = None) -> bytes:
@@ -154,16 +156,17 @@ class NetstringDecoder:
         return out
 
     def _bad_length(self, digits: bytes | bytearray, complete: bool) -> str | None:
-        """Why `digits` cannot start a netstring (None: they can, so far)."""
-        for b in digits:
+        """Why `digits` cannot start a netstring (None: they can, so far). The reason is that of
+        the shortest prefix showing a fault, so it does not depend on how the reads cut the length."""
+        for i, b in enumerate(digits):
             if not 0x30 <= b <= 0x39:
                 return f"netstring length holds {bytes([b])!r}: not decimal digits"
-        if len(digits) > self._digits_max:
-            return f"netstring length field longer than the limit of {self.length_max} bytes allows"
+            if i == 1 and digits[0] == 0x30:
+                return "netstring length with a leading zero"
+            if i == self._digits_max:
+                return f"netstring length field longer than the limit of {self.length_max} bytes allows"
         if complete and not digits:
             return "netstring without a length"
-        if len(digits) > 1 and digits[0] == 0x30:
-            return "netstring length with a leading zero"
         if complete and int(digits) > self.length_max:
             return f"netstring of {int(digits)} bytes, over the limit of {self.length_max}"
         return None

@@ -49,7 +49,9 @@ LINK_COOKIE = "owlery_link"
 BULK_MAX = 500
 REASONS = ("", "spam", "virus", "banned", "score")
 _ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-_NEXT = re.compile(r"^/(?:list(?:\?[^\s\\]*)?|m/[a-z2-9]{15})$")
+# A page to go back to after an action: printable ASCII only, to the very end (\Z: "$" would let
+# a final line break through into the Location header; non-Latin-1 text could not be sent at all).
+_NEXT = re.compile(r"^/(?:list(?:\?[!-\[\]-~]*)?|m/[a-z2-9]{15})\Z")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ROUTES = {"/": "root", "/login": "login", "/logout": "logout", "/list": "list", "/action": "action",
            "/audit": "audit", "/static/style.css": "static"}

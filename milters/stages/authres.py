@@ -174,8 +174,14 @@ def _pvalue(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# Longest property value written (RFC 5321 4.5.3.1.3: a path is at most 256 octets; a domain
+# name 253): a longer one is no real identity, and one token cannot be folded to keep the
+# line within RFC 5322's 998 octets. Comments are cut to the same length.
+_VALUE_MAX = 256
+
+
 def _comment(text: str) -> str:
-    return "(" + re.sub(r"[()\\]", "", _printable(text)) + ")"
+    return "(" + re.sub(r"[()\\]", "", _printable(text))[:_VALUE_MAX] + ")"
 
 
 def render_resinfo(r: AuthResult) -> str:
@@ -183,8 +189,8 @@ def render_resinfo(r: AuthResult) -> str:
     if r.comment:
         words.append(_comment(r.comment))
     if r.reason:
-        words.append(f"reason={_pvalue(r.reason)}")
-    words += [f"{k}={_pvalue(v)}" for k, v in r.properties]
+        words.append(f"reason={_pvalue(r.reason[:_VALUE_MAX])}")
+    words += [f"{k}={_pvalue(v)}" for k, v in r.properties if len(v) <= _VALUE_MAX]
     return " ".join(words)
 
 

@@ -50,7 +50,7 @@ from owlery.settings import Bool, Float, Str, choice, setting
 from milters import content_policy
 from milters.clients import ScannerUnavailable
 from milters.clients.spamd import SpamdClient
-from milters.effects import SymbolScores
+from milters.effects import SymbolScores, fold
 from milters.stages import Stage
 
 SPAM_TAG_LEVEL = setting("spam_tag_level", Float, None,
@@ -384,7 +384,7 @@ class SpamStage(Stage):
             if levels.tag2 is not None:
                 parts.append(f"required={levels.tag2:g}")
             parts.append(f"tests=[{tests}]")
-            out += [("X-Spam-Status", " ".join(parts)), ("X-Spam-Score", f"{total:g}"),
+            out += [("X-Spam-Status", fold("X-Spam-Status", " ".join(parts))), ("X-Spam-Score", f"{total:g}"),
                     ("X-Spam-Level", spam_level_stars(total))]
         if is_spam:
             # The score is settled here, so the milter's generic tag header comes from us too.
@@ -403,6 +403,9 @@ class SpamStage(Stage):
         if s.spam_subject_tag:
             subjects = message.get_all("Subject")
             if subjects:
-                report.change_header("Subject", 1, s.spam_subject_tag + subjects[0].text)
+                # The field as it came, folds kept (LF + blank, as the adapter sends a value):
+                # unfolded, a long Subject would become one line over RFC 5322's 998 octets.
+                raw = subjects[0].value.replace(b"\r\n", b"\n").decode("utf-8", "replace")
+                report.change_header("Subject", 1, s.spam_subject_tag + raw.strip())
             else:
                 report.append_header("Subject", s.spam_subject_tag.strip())

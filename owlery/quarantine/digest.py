@@ -22,6 +22,7 @@ import html
 import re
 import time
 from collections.abc import Sequence
+from email.headerregistry import Address
 from email.message import EmailMessage
 
 from owlery.charsets import decode_header_text
@@ -113,13 +114,30 @@ def _html_part(title: str, intro: Sequence[str], items: Sequence[Item], outro: S
             f"<body>\n{paragraphs}\n{''.join(rows)}\n{tail}\n</body></html>\n")
 
 
+def _address_field(address: str) -> str:
+    """The To field of a notice to `address` (an envelope recipient, spelled as its sender
+    wrote it): the addr-spec with its local part quoted as RFC 5322 3.4.1 asks (the envelope
+    may carry it unquoted, or quoted); an address that cannot be written within a line (RFC
+    5322 2.1.1) or holds control characters is named by an empty group, as for a Bcc."""
+    local, at, domain = address.rpartition("@")
+    if at and len(local) >= 2 and local[0] == local[-1] == '"':
+        local = re.sub(r"\\(.)", r"\1", local[1:-1])
+    try:
+        value = str(Address(username=local, domain=domain)) if at and local and domain else ""
+    except (ValueError, IndexError, email.errors.HeaderParseError):
+        value = ""
+    if not value or len(value) > 900 or not value.isprintable():
+        return "undisclosed-recipients:;"
+    return value
+
+
 def _message(*, to: str, from_addr: str, subject: str, intro: Sequence[str], items: Sequence[Item],
              outro: Sequence[str], now: float, domain: str, kind: str) -> bytes:
     ascii_only = to.isascii() and from_addr.isascii()
     policy = email.policy.SMTP if ascii_only else email.policy.SMTPUTF8
     msg = EmailMessage(policy=policy)
     msg["From"] = from_addr
-    msg["To"] = to
+    msg["To"] = _address_field(to)
     msg["Subject"] = display(subject, 200)
     msg["Date"] = email.utils.formatdate(now, localtime=True)
     msg["Message-ID"] = email.utils.make_msgid("owlery-quarantine-" + kind, domain=domain)

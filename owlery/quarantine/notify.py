@@ -100,8 +100,13 @@ def _item(record: Any, *, key: bytes | None, base_url: str | None, recipient: st
     if key is not None and base_url and recipient:
         from owlery.quarantine.tokens import sign
         base = base_url.rstrip("/")
-        release = f"{base}/r/{sign(key, 'release', record.mail_id, recipient, expires)}"
-        show = f"{base}/s/{sign(key, 'show', record.mail_id, recipient, expires)}"
+        try:
+            release = f"{base}/r/{sign(key, 'release', record.mail_id, recipient, expires)}"
+            show = f"{base}/s/{sign(key, 'show', record.mail_id, recipient, expires)}"
+        except ValueError:
+            # No token can name this recipient (over 1024 bytes, say user+<a long tag>@ that a
+            # sender chose, or bytes that are not UTF-8): listed without links, the run goes on.
+            release = show = None
     return Item(mail_id=record.mail_id, created=record.created, sender=record.sender,
                 header_from=record.header_from, subject=record.subject, reason=record.reason,
                 detail=record.detail, score=record.score,
@@ -175,8 +180,16 @@ class QuarantineNotifier:
         items = [_item(r, key=self.key, base_url=self.s.quarantine_web_url, recipient=address, expires=expires)
                  for r in records[:limit]]
         from_addr = self.s.quarantine_notify_from.replace("{domain}", _domain(address))
-        data = build_digest(address, items, from_addr=from_addr, now=now, domain=_domain(from_addr),
-                            more=max(0, len(records) - limit))
+        try:
+            data = build_digest(address, items, from_addr=from_addr, now=now, domain=_domain(from_addr),
+                                more=max(0, len(records) - limit))
+        except ValueError as e:
+            # An address no message can be written to (the email package refuses it): this
+            # recipient's notices wait (unclaimed, retried), the others' still go.
+            self.store.unclaim_notices(NOTICE_RECIPIENT, [(r.mail_id, address) for r in records])
+            out.failed.append(("digest", address, str(e)))
+            self.log("notify-failed", to=address, kind="digest", error=str(e)[:300])
+            return
         if self._send(address, data, out, "digest", [(r.mail_id, address) for r in records], NOTICE_RECIPIENT):
             out.sent.append(("digest", address, len(records)))
             self.log("notify", to=address, mode=mode, messages=len(records),

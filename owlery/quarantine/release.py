@@ -63,8 +63,13 @@ class ReleaseResult:
 
 
 def released_copy(message: bytes, header: str, mail_id: str, by: str, host: str, now: float) -> bytes:
-    """The message with the release header prepended (CRLF, like the stored copy)."""
-    value = f"by {by} on {host}; id={mail_id}; {email.utils.formatdate(now)}"
+    """The message with the release header prepended (CRLF, like the stored copy); who released
+    it (`by`: "link:" and the recipient a sender may have made long) is cut to keep the line
+    within RFC 5322's 998 octets."""
+    limit = 320 if by.isascii() else 80            # octets: at most 4 per character
+    if len(by) > limit:
+        by = by[:limit - 1] + "\u2026"
+    value = f"by {by} on {host[:255]}; id={mail_id[:64]}; {email.utils.formatdate(now)}"
     value = "".join(c if c.isprintable() else "?" for c in value)
     return f"{header}: {value}\r\n".encode("utf-8") + message
 
