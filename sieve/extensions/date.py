@@ -8,7 +8,6 @@ tests/sieve/test_differential_fixes_s12.py (years of 2, 3, 4+ digits).
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import re
 
 from owlery.lazylog import get_logger
@@ -118,6 +117,7 @@ def parse_date(value: str) -> dt.datetime | None:
     if _BAD_DAY.match(value) or _SHORT_MIN_SEC.search(value):
         return None
     try:
+        import email.utils      # here: it loads a dozen modules, wanted only to read a date field
         t = email.utils.parsedate_tz(value)
     except (TypeError, ValueError, IndexError):
         return None

@@ -15,10 +15,10 @@ tests/sieve/test_enotify_nesting_s14.py (Subject and body: :message, URI subject
 
 from __future__ import annotations
 
-import logging
 import re
 from urllib.parse import unquote_to_bytes
 
+from owlery.lazylog import get_logger
 from sieve.actions import Notify
 from sieve.address import AddressError, parse_address_list
 from sieve.errors import SieveRuntimeError
@@ -37,7 +37,7 @@ from sieve.outgoing import (
 # sieve_notify_mailto_max_recipients and sieve_notify_mailto_max_run_recipients are declared in
 # sieve/limits.py: extensions load only when a script requires them, settings always.
 
-log = logging.getLogger("owlery.sieve")
+log = get_logger("owlery.sieve")
 
 # URI header fields never copied into the notification: those the engine writes itself, trace
 # fields, and In-Reply-To/References, whose msg-id syntax (RFC 5322 3.6.4) a URI value is not
