@@ -19,7 +19,7 @@ tests/sieve/test_report_extension.py; conformance vacation/, reject/, enotify/, 
 from __future__ import annotations
 
 import binascii
-from collections.abc import Iterable, Sequence
+from _collections_abc import Iterable, Sequence   # = collections.abc, without loading collections (LDA start-up)
 
 from owlery.lazyre import lazy
 from sieve.address import AddressError, parse_address_list, parse_path

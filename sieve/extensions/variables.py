@@ -13,15 +13,42 @@ Tests: conformance extensions/variables/; tests/sieve/test_budgets_hostile.py.
 
 from __future__ import annotations
 
-import re
-
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
 
-_REF = re.compile(r"\$\{([^{}]*)\}")
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_NAME = re.compile(rf"{_IDENT}(?:\.{_IDENT})*")
-_NUM = re.compile(r"[0-9]+")
+# References and names are scanned with str methods, not patterns: nearly every script that
+# requires variables has strings to scan, and `re` (with enum and functools) would cost each
+# in-process LDA run ~20 M instructions. tests/sieve/test_variables_scan.py holds them to the
+# patterns they stand for: \$\{([^{}]*)\} (finditer), [A-Za-z_][A-Za-z0-9_]*(\.same)*, [0-9]+.
+_IDENT_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_IDENT_CHARS = _IDENT_START | frozenset("0123456789")
+
+
+def _references(text: str):
+    """(start, end, name) of each ${name} in `text`, left to right, as re.finditer would give
+    them; linear: a candidate's scan stops at the next '{'."""
+    at = text.find("${")
+    while at >= 0:
+        body = at + 2
+        brace = text.find("{", body)
+        close = text.find("}", body, brace if brace >= 0 else len(text))
+        if close >= 0:
+            yield at, close + 1, text[body:close]
+            at = text.find("${", close + 1)
+        else:
+            at = text.find("${", at + 1)
+
+
+def _is_number(name: str) -> bool:
+    return name.isascii() and name.isdigit()
+
+
+def _is_name(name: str) -> bool:
+    return all(p and p[0] in _IDENT_START and _IDENT_CHARS.issuperset(p) for p in name.split("."))
+
+
+_WILDCARD_QUOTED = str.maketrans({c: "\\" + c for c in "*?\\"})
+_REGEX_QUOTED = str.maketrans({c: "\\" + c for c in ".*+?^${}()|[]\\/"})
 # variable namespace -> the extension that defines it
 _NAMESPACES = {"global": "include", "env": "vnd.dovecot.environment", "tst": "vnd.dovecot.testsuite"}
 
@@ -34,14 +61,13 @@ def template(v, s):
     parts: list = []
     pos = 0
     found = False
-    for m in _REF.finditer(text):
-        name = m.group(1)
-        if _NUM.fullmatch(name):
+    for start, end, name in _references(text):
+        if _is_number(name):
             # the number's decimal value: leading zeros count for nothing (${001} is ${1}, as
             # Pigeonhole reads it, however many); a value past any match is one number past all
             digits = name.lstrip("0") or "0"
             kind = ("match", int(digits) if len(digits) < 6 else 10 ** 6)
-        elif _NAME.fullmatch(name):
+        elif _is_name(name):
             ns = name.lower().split(".")
             # names are case-insensitive (RFC 5229 3), the namespace too; an env. item's name is
             # matched exactly, as the environment test matches it (RFC 5183 4; Pigeonhole)
@@ -58,10 +84,10 @@ def template(v, s):
                 v.error(s, f"invalid variable name '{name}'")
         else:
             continue
-        if m.start() > pos:
-            parts.append(text[pos:m.start()])
+        if start > pos:
+            parts.append(text[pos:start])
         parts.append(kind)
-        pos = m.end()
+        pos = end
         found = True
     if not found:
         return None
@@ -121,11 +147,11 @@ def expand(rt, parts) -> str:
 # --- set modifiers -------------------------------------------------------------------
 
 def _quotewildcard(s: str) -> str:
-    return re.sub(r"([*?\\])", r"\\\1", s)
+    return s.translate(_WILDCARD_QUOTED)
 
 
 def _quoteregex(s: str) -> str:
-    return re.sub(r"([.*+?^${}()|\[\]\\/])", r"\\\1", s)
+    return s.translate(_REGEX_QUOTED)
 
 
 def _encodeurl(s: str) -> str:
@@ -180,7 +206,7 @@ def _validate_set(v, node):
 
 def check_name(v, where, name: str, allow_global_ns=True) -> None:
     low = name.lower()
-    if not _NAME.fullmatch(name):
+    if not _is_name(name):
         v.error(where, f"invalid variable name '{name}'")
         return
     parts = low.split(".")
