@@ -32,16 +32,21 @@ _HTML_CACHE_CHARS = 16 << 20
 # senders' words, which Dovecot and mail readers decode); the white space after it is dropped
 # when another word follows (RFC 2047 6.2). Each part is a run of non-"?" characters (possessive:
 # a word that does not close costs one scan to the next "?"), so a pass is linear.
-_EW_BODY = r"=\?([^?]++)\?([qQbB])\?([^?]*+)\?="
-_EW_RUN = lazy(_EW_BODY + r"(?:[ \t\r\n]++(?==\?[^?]++\?[qQbB]\?[^?]*+\?=))?")
-_Q_ESCAPE = lazy(rb"=([0-9A-Fa-f]{2})|_")
+# The words, their Q escapes and base64 are read with str and bytes methods, not patterns:
+# most messages have an encoded word somewhere a script looks, and `re` (with enum and
+# functools) would cost each in-process LDA run ~20 M instructions. tests/sieve/test_message_scan.py
+# holds each to the pattern it stands for:
+#   a word run  =\?([^?]++)\?([qQbB])\?([^?]*+)\?=(?:[ \t\r\n]++(?=<another word>))?   (finditer)
+#   Q escapes   =([0-9A-Fa-f]{2})|_                                               (sub)
+_HEX_DIGITS = frozenset(b"0123456789ABCDEFabcdef")
 # octets a charset could not read are lone surrogates (surrogateescape) until _replace_bad
 _BAD_RUN = lazy("\ufffd?[\ud800-\udfff]+")
 # labels Dovecot reads with its own UTF-8 reader, not iconv: 8-bit text labelled US-ASCII is
 # UTF-8 in practice
 _UTF8_LABELS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
-_B64_SPACE = lazy(rb"[ \t\r\n]+")
-_B64_DATA = lazy(rb"[A-Za-z0-9+/]*")
+# base64's alphabet as b"A" and every other octet as b"!", to find where the data stops in C
+_B64_CLASS = bytes(0x41 if chr(o).isascii() and (chr(o).isalnum() or chr(o) in "+/") else 0x21
+                   for o in range(256))
 # Quoted-printable as Dovecot decodes it (learnt black-box from sieve-test's extracttext and
 # body tests; cases in tests/sieve/test_pigeonhole_parity_s9.py): a hard line break (LF or
 # CRLF) becomes CRLF, the raw spaces and tabs before it dropped (RFC 2045 6.7 rule 3); "=",
@@ -103,7 +108,11 @@ def _replace_bad(text: str) -> str:
     already end with one (so "\\xff\\xfe", or two bad encoded words in a row, read as one)."""
     if text.isascii():
         return text
-    return _BAD_RUN.sub("\ufffd", text)
+    try:
+        text.encode("utf-8")        # no lone surrogate: nothing to replace (checked in C)
+        return text
+    except UnicodeEncodeError:
+        return _BAD_RUN.sub("\ufffd", text)
 
 
 def decode_base64(data: bytes) -> bytes:
@@ -111,8 +120,10 @@ def decode_base64(data: bytes) -> bytes:
     spaces and tabs skipped; decoding stops at the first "=" or other octet outside the
     alphabet, and a last group of two or three characters still gives its octets (missing
     padding); a lone last character gives none. Linear; never fails."""
-    data = _B64_SPACE.sub(b"", data)
-    n = _B64_DATA.match(data).end()
+    data = data.translate(None, b" \t\r\n")
+    n = data.translate(_B64_CLASS).find(b"!")
+    if n < 0:
+        n = len(data)
     full = n - n % 4
     out = binascii.a2b_base64(data[:full]) if full else b""
     if n - full >= 2:
@@ -172,6 +183,52 @@ def decode_charset(raw: bytes, charset: str) -> str:
     return _replace_bad(text) if marked else text
 
 
+def _q_decoded(data: bytes) -> bytes:
+    """An encoded word's Q text: "=XY" (two hex digits) is that octet, "_" a space, any other
+    "=" and every other octet stands as it is."""
+    if b"=" not in data:
+        return data.replace(b"_", b" ")
+    pieces = data.split(b"=")
+    out = [pieces[0].replace(b"_", b" ")]
+    for piece in pieces[1:]:
+        if len(piece) >= 2 and piece[0] in _HEX_DIGITS and piece[1] in _HEX_DIGITS:
+            out.append(bytes.fromhex(piece[:2].decode("ascii")) + piece[2:].replace(b"_", b" "))
+        else:
+            out.append(b"=" + piece.replace(b"_", b" "))
+    return b"".join(out)
+
+
+def _word_at(value: str, start: int) -> tuple[int, str, str, str] | None:
+    """The encoded word at `start` ("=?" there): (its end, charset, Q or B, text), or None.
+    Each part runs to the next "?" (so a word that does not close costs one scan)."""
+    q1 = value.find("?", start + 2)
+    if q1 <= start + 2 or value[q1 + 1:q1 + 2] not in ("q", "Q", "b", "B") or value[q1 + 2:q1 + 3] != "?":
+        return None
+    q3 = value.find("?", q1 + 3)
+    if q3 < 0 or value[q3 + 1:q3 + 2] != "=":
+        return None
+    return q3 + 2, value[start + 2:q1], value[q1 + 1], value[q1 + 3:q3]
+
+
+def _word_runs(value: str):
+    """(start, end, charset, Q or B, text) of each encoded word, left to right; `end` takes
+    in the white space after a word when another word follows it (RFC 2047 6.2)."""
+    at = value.find("=?")
+    while at >= 0:
+        word = _word_at(value, at)
+        if word is None:
+            at = value.find("=?", at + 1)
+            continue
+        end, charset, enc, text = word
+        gap = end
+        while gap < len(value) and value[gap] in " \t\r\n":
+            gap += 1
+        if gap > end and value.startswith("=?", gap) and _word_at(value, gap) is not None:
+            end = gap
+        yield at, end, charset, enc, text
+        at = value.find("=?", end)
+
+
 def _word_text(charset: str, enc: str, text: str) -> str:
     """One encoded word's text decoded (surrogates marking unreadable octets). Q: "=XY" is an
     octet, "_" a space, any other "=" and every other octet (raw 8-bit ones included) stands as
@@ -181,7 +238,7 @@ def _word_text(charset: str, enc: str, text: str) -> str:
     if enc in "bB":
         raw = decode_base64(data)
     else:
-        raw = _Q_ESCAPE.sub(lambda m: bytes.fromhex(m.group(1).decode()) if m.group(1) else b" ", data)
+        raw = _q_decoded(data)
     # RFC 2231 5: a language after "*" in the charset (=?utf-8*en?q?...?=)
     cs = charset.split("*", 1)[0]
     label = cs.strip().lower()
@@ -190,15 +247,15 @@ def _word_text(charset: str, enc: str, text: str) -> str:
 
 
 def decode_2047(value: str) -> str:
-    """Decode RFC 2047 encoded words as Dovecot does (see _EW_RUN, _word_text); white space
+    """Decode RFC 2047 encoded words as Dovecot does (see _word_runs, _word_text); white space
     between adjacent ones is dropped. Raw octets that are not UTF-8 (surrogates in `value`)
     and unreadable encoded octets become U+FFFD, one a run (_replace_bad), and a NUL a space."""
     if "=?" in value:
         out, pos = [], 0
-        for m in _EW_RUN.finditer(value):
-            out.append(value[pos:m.start()])
-            out.append(_word_text(m.group(1), m.group(2), m.group(3)))
-            pos = m.end()
+        for start, end, charset, enc, text in _word_runs(value):
+            out.append(value[pos:start])
+            out.append(_word_text(charset, enc, text))
+            pos = end
         if pos:
             out.append(value[pos:])
             value = "".join(out)
