@@ -7,8 +7,9 @@ registered section) names the section, and `owlery.sections.SECTION_MODULES` say
 which module declares that section, so loading a file imports only what it needs.
 
 Every value is typed, tables and lists included: `list_of(item)` and `table_of(value, keys=)`
-check each entry (`choice`, `matching(regex)`, `registered(registry)` for names such as
-milter stages), so a bad entry is refused when the file is read, never later in a daemon.
+check each entry (`choice`, `matching(regex)`, `satisfying(predicate)` where a delivery
+reads the setting at import, `registered(registry)` for names such as milter stages), so a
+bad entry is refused when the file is read, never later in a daemon.
 Errors name the file, the line (the entry's own, in any TOML form) and the entry, e.g.
 `owlery.toml:3: milter_symbol_scores.SPF_FAIL: bad value: expected a number, got 'high'`,
 and every error of a file is reported at once.

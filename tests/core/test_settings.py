@@ -106,6 +106,12 @@ def test_replace_parses_by_type():
 def test_declaration_rules():
     with pytest.raises(ValueError, match="snake case"):
         S.setting("Bad", S.Int, 1, "doc")
+    # component_name, i.e. [a-z][a-z0-9]*(_[a-z0-9]+)+, checked without a regex
+    for bad in ("coretest", "coretest_", "_coretest", "coretest__x", "1coretest_x", "coretest_X", "coretest-x_y",
+                "coretest_\u00e9", "coretest_x\n"):
+        with pytest.raises(ValueError, match="snake case"):
+            S.setting(bad, S.Int, 1, "doc")
+    assert S._is_setting_name("coretest_x1_2") and S._is_setting_name("a1_b")
     with pytest.raises(ValueError, match="needs a doc"):
         S.setting("coretest_nodoc", S.Int, 1, " ")
     with pytest.raises(ValueError):
