@@ -16,7 +16,7 @@ from typing import Any
 from owlery.settings import Str, setting
 
 from milters import dkimkeys
-from milters.effects import StageReport
+from milters.effects import StageReport, fold
 from milters.stages import ConfigError, Stage
 from milters.stages.authres import authserv_id
 from milters.stages.dkim_sign import outgoing_headers
@@ -66,25 +66,8 @@ class ArcSeal(Stage):
             name, _, value = line.decode("ascii").partition(":")
             value = value.strip().replace("\r\n", "\n")
             if name == "ARC-Authentication-Results":
-                value = refold(name, value)
+                # a fold before existing white space is one relaxed canonicalisation undoes, so
+                # the ARC-Seal over the AAR (RFC 8617 5.1.1) still holds; dkimpy writes one
+                # resinfo per line, often 80-90 octets (RFC 5322 2.1.1: SHOULD stay within 78)
+                value = fold(name, value)
             report.add_header(name, value)
-
-
-def refold(name: str, value: str, width: int = 78) -> str:
-    """`value` (LF folds) with a line break put before a blank of each line longer than `width`
-    octets ("Name: " counted on the first), where the line allows one. Breaking before existing
-    white space is a fold that relaxed canonicalisation undoes, so a signature over the field
-    (the ARC-Seal's over the AAR, RFC 8617 5.1.1) still holds. dkimpy writes one resinfo per line,
-    often 80-90 octets (RFC 5322 2.1.1: lines SHOULD stay within 78)."""
-    out = []
-    for i, line in enumerate(value.split("\n")):
-        lead = len(name) + 2 if i == 0 else 0
-        while lead + len(line) > width:
-            cut = max((j for j in range(1, min(len(line), width - lead + 1)) if line[j] in " \t"
-                       and line[:j].strip(" \t")), default=-1)
-            if cut < 1:
-                break                      # no blank to break at: leave the line whole
-            out.append(line[:cut])
-            line, lead = line[cut:], 0
-        out.append(line)
-    return "\n".join(out)
