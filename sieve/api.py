@@ -251,10 +251,7 @@ class ScriptCache:
     def compile(self, source: bytes | str, name: str = "script") -> Script:
         """The compiled script for this source text (keyed by its SHA-256)."""
         raw = source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
-        try:                    # the built-in module: hashlib's loads OpenSSL (~3 ms per LDA run)
-            from _sha256 import sha256
-        except ImportError:     # a build without it
-            from hashlib import sha256
+        from owlery.digests import sha256
         key = ("sha256", sha256(raw).hexdigest(), name)
         entry = self._get(key)
         if entry is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import binascii
 from _collections_abc import Iterable, Sequence   # = collections.abc, without loading collections (LDA start-up)
 
+from owlery.digests import sha256
 from owlery.lazyre import lazy
 from sieve.address import AddressError, parse_address_list, parse_path
 from sieve.errors import SieveRuntimeError
@@ -337,12 +338,6 @@ def _hostname(rt) -> str:
 
 
 def _sha256_hex(data: bytes) -> str:
-    # Imported here, and the built-in module first: this module is loaded with every script that
-    # requires vacation (or notify, reject, report), and hashlib loads OpenSSL (~3 ms per LDA run).
-    try:
-        from _sha256 import sha256
-    except ImportError:     # a build without it
-        from hashlib import sha256
     return sha256(data).hexdigest()
 
 

@@ -6,8 +6,7 @@ Tests: conformance extensions/duplicate/.
 
 from __future__ import annotations
 
-import hashlib
-
+from owlery.digests import sha256
 from sieve.actions import DuplicateMark
 from sieve.extensions.base import NUMBER, STRING, CommandDef, Extension, TagDef
 
@@ -32,7 +31,7 @@ def _run(rt, node):
     period = float(node.tags["seconds"].value) if "seconds" in node.tags else \
         rt.settings.sieve_duplicate_default_period
     period = min(period, rt.settings.sieve_duplicate_max_period)
-    key = "duplicate:" + hashlib.sha256(f"{handle}\0{value}".encode("utf-8", "surrogateescape")).hexdigest()
+    key = "duplicate:" + sha256(f"{handle}\0{value}".encode("utf-8", "surrogateescape")).hexdigest()
     checked = rt.ext.setdefault("duplicate_checked", {})     # key -> the host's answer, per run
     first_check = key not in checked
     seen = checked.get(key)

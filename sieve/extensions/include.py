@@ -22,6 +22,7 @@ import collections
 import re
 import threading
 
+from owlery.digests import sha256
 from sieve.errors import SieveCompileError, SieveResourceLimit, SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, ReturnScript, TagDef
 
@@ -30,14 +31,6 @@ from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, Ret
 # "." and ".." are names like any other (RFC 5804 allows them, so do Owlery's ManageSieve and
 # Pigeonhole): every loader reads NAME.sieve, "..sieve" and "...sieve", never a directory.
 # Undecodable bytes (surrogate escapes) are not UTF-8.
-def _sha256_digest(data: bytes) -> bytes:
-    try:                    # the built-in module: hashlib's loads OpenSSL (~3 ms per LDA run)
-        from _sha256 import sha256
-    except ImportError:     # a build without it
-        from hashlib import sha256
-    return sha256(data).digest()
-
-
 _NAME_BAD = re.compile("[/\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
@@ -71,7 +64,7 @@ class IncludeCache:
         """The compiled script for this source, compiled now if not held by
         `compile_source(source, name=, settings=)` (the run's, Runtime.compile_source);
         raises the SieveCompileError of a source that does not compile."""
-        key = (_sha256_digest(source), name, id(settings))
+        key = (sha256(source).digest(), name, id(settings))
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] is settings:

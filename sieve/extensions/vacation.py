@@ -13,6 +13,7 @@ Tests: conformance extensions/vacation/; tests/sieve/test_generated_mail_safety.
 
 from __future__ import annotations
 
+from owlery.digests import sha256
 from owlery.lazylog import get_logger
 from sieve.actions import Vacation
 from sieve.address import AddressError, parse_address_list, parse_address_items, parse_path, split_detail
@@ -159,8 +160,7 @@ def _run(rt, node):
     handle = rt.s(node.tags["handle"]) if "handle" in node.tags else \
         "\0".join([reason, rt.s(node.tags["subject"]) if "subject" in node.tags else "",
                    from_tag or "", " ".join(addresses), "mime" if node.tags.get("mime") else ""])
-    from sieve.outgoing import _sha256_hex
-    key = "vacation:" + _sha256_hex(f"{_norm(sa.all)}\0{handle}".encode("utf-8", "surrogateescape"))
+    key = "vacation:" + sha256(f"{_norm(sa.all)}\0{handle}".encode("utf-8", "surrogateescape")).hexdigest()
     if period > 0 and rt.host.seen(key):
         return
     subject_tag = rt.s(node.tags["subject"]) if "subject" in node.tags else ""
