@@ -66,7 +66,8 @@ class Header:
     @property
     def raw(self) -> bytes:
         """The field as it appeared in the message, with its final CRLF."""
-        return self.name.encode("ascii", "surrogateescape") + b":" + self.value + b"\r\n"
+        # (utf-8: a name that is not ASCII, which Postfix never sends, must not raise here)
+        return self.name.encode("utf-8", "surrogateescape") + b":" + self.value + b"\r\n"
 
     @property
     def text(self) -> str:

@@ -30,6 +30,7 @@ NUMBER_MAX = 4294967295          # RFC 5804 number: 0..4294967295
 QUOTED_MAX = 1024                # longer values are sent as literals
 _LITERAL = re.compile(rb"\{(\d+)(\+?)\}")          # a size past NUMBER_MAX is fatal, not a syntax error
 _ANNOUNCE_MAX = len(b" {4294967295+}")           # the longest literal announcement _trailing_literal reads
+_OPEN_ANNOUNCE = re.compile(rb"\{\d{11,}(\+?\}?\r?)\Z")    # one with more digits than that, cut by a read
 # Atom characters: printable ASCII except the ones that start or end other tokens.
 _ATOM_BYTES = frozenset(range(0x21, 0x7f)) - frozenset(b'"{}()\\')
 
@@ -154,7 +155,11 @@ class CommandReader:
                 # Skip the rest of a bad line, including any literal announced at its end: its
                 # last bytes are kept until the LF, for they may begin that announcement.
                 if newline < 0:
-                    del buf[:-_ANNOUNCE_MAX]
+                    m = _OPEN_ANNOUNCE.search(buf)
+                    if m:        # "{" and more than 10 digits: too large, whatever follows
+                        buf[:] = b"{" + b"9" * 11 + m.group(1)
+                    else:
+                        del buf[:-_ANNOUNCE_MAX]
                     return None
                 segment = bytes(buf[:newline]).rstrip(b"\r")
                 del buf[:newline + 1]
@@ -271,8 +276,11 @@ class CommandReader:
 
 def _trailing_literal(seg: bytes) -> int | None:
     """The size of a literal announced at the end of a (bad) line, so its octets are skipped too."""
-    m = re.search(rb"\{(\d{1,10})\+?\}\Z", seg)
-    return int(m.group(1)) if m else None
+    m = re.search(rb"\{(\d+)\+?\}\Z", seg)
+    if m is None:
+        return None
+    digits = m.group(1)          # as _tokenize reads it: more than 10 digits (leading zeros too) is too large
+    return int(digits) if len(digits) <= 10 else NUMBER_MAX + 1
 
 
 def _quoted(seg: bytes, start: int) -> tuple[bytes, int]:
