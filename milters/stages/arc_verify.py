@@ -44,8 +44,11 @@ class ArcVerify(Stage):
             report.data["arc"] = "temperror"
             report.auth_result("arc", "temperror", comment=str(e)[:80])
             return
-        except (dkim.DKIMException, ValueError) as e:     # dkimpy raises ValueError on some bad tags
-            cv, results, reason = dkim.CV_Fail, [], str(e)
+        except (dkim.DKIMException, ValueError, IndexError, KeyError) as e:
+            # dkimpy raises ValueError on some bad tags, and IndexError or KeyError on others (an
+            # AMS whose i= holds an upper-case letter, i=1X: it looks the tag up lower-cased): a
+            # set the sender broke is a failed chain (RFC 8617 5.2), not an internal error
+            cv, results, reason = dkim.CV_Fail, [], str(e) or e.__class__.__name__
         status = {dkim.CV_Pass: "pass", dkim.CV_Fail: "fail", dkim.CV_None: "none"}.get(cv, "fail")
         report.data["arc"] = status
         instances = len(results)

@@ -196,6 +196,21 @@ def test_arc_seal_then_verify(milter_env, dns):
     assert "arc=fail" in ar(ctx3)
 
 
+def test_an_arc_set_with_an_odd_instance_tag_fails_the_chain(milter_env, dns):
+    # dkimpy raised IndexError on an ARC-Message-Signature whose i= holds an upper-case letter
+    # (found by the milter_session fuzzer): arc=fail, not a tempfailed internal error
+    sealer = milter_env(milter_inbound_stages=["dkim_verify", "arc_verify", "authres", "arc_seal"],
+                        arc_seal_domain="example.org", arc_seal_selector="a1")
+    _, ctx = sealer(MSG, **IN)
+    sealed = signed_copy(ctx, MSG)
+    start = sealed.index(b"ARC-Message-Signature:")
+    at = sealed.index(b"i=1", start)
+    odd = sealed[:at] + b"i=1X" + sealed[at + 3:]
+    code, ctx2 = milter_env(milter_inbound_stages=["arc_verify", "authres"])(odd, **IN)
+    assert code == Milter.ACCEPT
+    assert "arc=fail" in ar(ctx2)
+
+
 def test_exception_in_adapter_path_tempfails(milter_env, monkeypatch):
     run = milter_env()
     monkeypatch.setattr("milters.session.MilterSession.header", lambda *a: 1 / 0)
