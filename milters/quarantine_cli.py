@@ -197,7 +197,7 @@ def _age(text: str | None) -> float | None:
 
 # C0 controls but TAB and LF, DEL, C1 controls (U+009B is CSI for some terminals) and the
 # bidirectional overrides that reorder what is displayed.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _visible(c: re.Match) -> str:

@@ -23,7 +23,7 @@ import re
 
 from owlery.reply import Reply
 
-_HEADER_RE = re.compile(r"^[!-9;-~]+:[ -~]*$")   # RFC 5322 field name, printable value
+_HEADER_RE = re.compile(r"[!-9;-~]+:[ -~]*\Z")   # RFC 5322 field name, printable value, nothing after
 _ANNOTATIONS = frozenset({"DUNNO", "PREPEND", "WARN", "INFO"})
 _TEXT_LIMIT = 990   # a header line must stay within RFC 5322's 998 octets
 

@@ -19,11 +19,12 @@ SIEVE_MAX_SCRIPT_SIZE = setting(
     "Largest Sieve script accepted by the compiler; a bigger script is a compile error.",
     unit="bytes")
 SIEVE_MAX_NESTING = setting(
-    "sieve_max_nesting", int_range(1, 1000), 32,
+    "sieve_max_nesting", int_range(2, 1000), 32,
     "Deepest nesting level of command blocks, the script's top level being level 1 (so 31 "
     "blocks may nest: if inside if ...), and, separately, of the tests of one command, the "
     "command being level 1 (so 31 tests may nest: allof inside anyof inside not ...). The "
-    "default accepts and refuses the depths Pigeonhole does.")
+    "default accepts and refuses the depths Pigeonhole does. At least 2: at 1 no command with a "
+    "test (if, or any test at all) would compile.")
 SIEVE_MAX_STRING_LENGTH = setting(
     "sieve_max_string_length", Size, "1M",
     "Longest string literal in a script, and longest string a variable expansion may build.",

@@ -52,7 +52,7 @@ _ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]
 # A page to go back to after an action: printable ASCII only, to the very end (\Z: "$" would let
 # a final line break through into the Location header; non-Latin-1 text could not be sent at all).
 _NEXT = re.compile(r"^/(?:list(?:\?[!-\[\]-~]*)?|m/[a-z2-9]{15})\Z")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")    # ASCII digits, no final newline
 _ROUTES = {"/": "root", "/login": "login", "/logout": "logout", "/list": "list", "/action": "action",
            "/audit": "audit", "/static/style.css": "static"}
 _PREFIX_ROUTES = (("/r/", "release_link"), ("/s/", "show_link"), ("/m/", "message"))

@@ -37,7 +37,7 @@ _CONTEXT = b"owlery-quarantine-token\0"
 _HEAD = struct.Struct(">Bc Q")          # version, action, expires
 _MAX_ID = 255
 _MAX_RECIPIENT = 1024                    # far above RFC 5321's 256-octet path
-_B64 = re.compile(r"^[A-Za-z0-9_-]+$")
+_B64 = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
 class BadToken(ValueError):

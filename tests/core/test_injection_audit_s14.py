@@ -390,3 +390,31 @@ def test_content_alert_with_a_non_ascii_file_name_is_rfc2047_encoded(tmp_path):
     assert value.isascii()                  # an 8-bit field only in an SMTPUTF8 message (RFC 6532)
     shown = str(email.header.make_header(email.header.decode_header(value.replace("\n", ""))))
     assert shown.startswith("BANNED, message contains r\u00e9sum\u00e9\u2603") and "\r" not in shown
+
+
+# --- anchors that let a final newline through ("$"), made \Z ------------------------------
+# (the first three were also refused by a later check; these pin the rule at the first one)
+
+def test_policyd_prepend_refuses_a_header_with_a_final_line_break():
+    from policyd.actions import prepend
+    assert prepend("X-Test: ok").text == "X-Test: ok"
+    for bad in ("X-Test: ok\n", "X-Test: ok\r\n", "X-Test: a\nX-Forged: b"):
+        with pytest.raises(ValueError):
+            prepend(bad)
+
+
+def test_web_dates_are_ascii_digits_and_nothing_after():
+    from web.app import _DATE
+    assert _DATE.match("2026-12-06")
+    for bad in ("2026-12-06\n", "\uff12\uff10\uff12\uff16-12-06", "2026-12-06 "):
+        assert not _DATE.match(bad)
+
+
+def test_quarantine_tokens_refuse_a_final_line_break():
+    from owlery.quarantine.tokens import _B64
+    assert _B64.match("abc_-9") and not _B64.match("abc\n")
+
+
+def test_quarantine_cli_shows_line_and_paragraph_separators():
+    from milters.quarantine_cli import safe
+    assert safe("a\u2028b\u2029c") == "a\\u2028b\\u2029c"

@@ -241,3 +241,11 @@ def test_a_smaller_setting_bounds_blocks_and_tests_apart():
     assert not _owlery_compiles(blocks(5), settings)
     assert _owlery_compiles(in_blocks(3, nested_tests(4, "not")), settings)
     assert not _owlery_compiles(in_blocks(3, nested_tests(5, "not")), settings)
+
+
+def test_a_nesting_limit_that_no_test_could_meet_is_refused():
+    # at 1 not even `if true {}` compiles (its test is level 2): a settings file saying so is wrong
+    from owlery.settings import Settings, SettingsError
+    with pytest.raises(SettingsError, match="sieve_max_nesting"):
+        Settings().replace(sieve_max_nesting=1)
+    assert Settings().replace(sieve_max_nesting=2).sieve_max_nesting == 2
