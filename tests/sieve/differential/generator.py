@@ -1769,6 +1769,19 @@ def edge_fields(r: random.Random) -> list[tuple[str, str]]:
     return [(n, r.choice(vals)) for n, vals in r.sample(_EDGE_FIELDS, r.randint(0, 2)) for _ in range(r.randint(1, 2))]
 
 
+_ACTIONS = ('fileinto "Foo";', 'fileinto "Bar";', "keep;", 'addflag "Work";', 'fileinto "Archive";')
+
+
+def _action(shapes, choices: tuple) -> str:
+    """One action command drawn from `choices` with `shapes`' stream, its extension required."""
+    cmd = shapes.r.choice(choices)
+    if cmd.startswith("fileinto"):
+        shapes.g.req.add("fileinto")
+    elif cmd.startswith("addflag"):
+        shapes.g.req.add("imap4flags")
+    return cmd
+
+
 class EdgeShapes:
     """The edges shape: tests and commands at the edges of what both engines claim, drawn from
     `r` (its own stream) with a ScriptGen sharing the main one's requires and features."""
@@ -1786,13 +1799,7 @@ class EdgeShapes:
         return [getattr(self, "edge_" + r.choice(kinds))() for _ in range(r.choice((1, 1, 2, 3)))]
 
     def _act(self) -> str:
-        r = self.r
-        cmd = r.choice(('fileinto "Foo";', 'fileinto "Bar";', "keep;", 'addflag "Work";', "discard;", "stop;"))
-        if cmd.startswith("fileinto"):
-            self.g.req.add("fileinto")
-        elif cmd.startswith("addflag"):
-            self.g.req.add("imap4flags")
-        return cmd
+        return _action(self, ('fileinto "Foo";', 'fileinto "Bar";', "keep;", 'addflag "Work";', "discard;", "stop;"))
 
     def _pick(self, items: tuple, odd: str, p: float = 0.08):
         """One of `items`, or now and then one of _EDGE_ODD[odd]."""
@@ -2033,13 +2040,7 @@ class MatchVarShapes:
         return [getattr(self, "mv_" + r.choice(kinds))() for _ in range(r.choice((1, 2, 2, 3)))]
 
     def _act(self) -> str:
-        r = self.r
-        cmd = r.choice(('fileinto "Foo";', 'fileinto "Bar";', "keep;", 'addflag "Work";', 'fileinto "Archive";'))
-        if cmd.startswith("fileinto"):
-            self.g.req.add("fileinto")
-        elif cmd.startswith("addflag"):
-            self.g.req.add("imap4flags")
-        return cmd
+        return _action(self, _ACTIONS)
 
     def _show(self) -> str:
         """Make the match variables visible: an added field, or a test on them."""
@@ -2529,14 +2530,7 @@ class MimeActionShapes:
         return [getattr(self, "ma_" + r.choice(kinds))() for _ in range(r.choice((1, 2, 2, 3)))]
 
     def _act(self) -> str:
-        r = self.r
-        cmd = r.choice(('fileinto "Foo";', 'fileinto "Bar";', "keep;", 'addflag "Work";', 'fileinto "Archive";',
-                        'fileinto "Junk";'))
-        if cmd.startswith("fileinto"):
-            self.g.req.add("fileinto")
-        elif cmd.startswith("addflag"):
-            self.g.req.add("imap4flags")
-        return cmd
+        return _action(self, _ACTIONS + ('fileinto "Junk";',))
 
     def _key(self, opt: str) -> str:
         r, info = self.r, self.info
@@ -2798,13 +2792,7 @@ class ProbeShapes:
         return [getattr(self, "pr_" + r.choice(kinds))() for _ in range(r.choice((1, 2, 2, 3)))]
 
     def _act(self) -> str:
-        r = self.r
-        cmd = r.choice(('fileinto "Foo";', 'fileinto "Bar";', "keep;", 'addflag "Work";', 'fileinto "Archive";'))
-        if cmd.startswith("fileinto"):
-            self.g.req.add("fileinto")
-        elif cmd.startswith("addflag"):
-            self.g.req.add("imap4flags")
-        return cmd
+        return _action(self, _ACTIONS)
 
     def _if(self, test: str) -> str:
         tail = f" else {{\n{self._act()}\n}}" if self.r.random() < 0.3 else ""
