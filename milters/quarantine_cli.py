@@ -195,13 +195,16 @@ def _age(text: str | None) -> float | None:
         raise _Fail(f"bad age {text!r}: {e}") from None
 
 
-# C0 controls but TAB and LF, DEL, C1 controls (U+009B is CSI for some terminals) and the
-# bidirectional overrides that reorder what is displayed.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0 controls but TAB and LF, DEL, C1 controls (U+009B is CSI for some terminals), the
+# bidirectional overrides that reorder what is displayed, and lone surrogates: octets that
+# were not UTF-8 (an 8-bit envelope sender kept by surrogateescape), which print() cannot write.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _visible(c: re.Match) -> str:
     n = ord(c.group())
+    if 0xdc80 <= n <= 0xdcff:
+        return f"\\x{n - 0xdc00:02x}"          # the octet it stands for
     return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
 
 

@@ -3,7 +3,8 @@ backend builds on.
 
 A leaf: it imports no backend, so the backends (directory, postgres) import it and the
 factory in `owlery.quarantine` imports them, with no cycle.
-Tests: tests/milters/test_quarantine_store.py (one contract suite run against both backends).
+Tests: tests/milters/test_quarantine_store.py (one contract suite run against both backends),
+tests/core/test_quarantine_8bit_sender.py (text that is not UTF-8: to_column, from_column).
 """
 
 from __future__ import annotations
@@ -32,6 +33,35 @@ ARCHIVED = "archived"           # an archive copy's recipients: delivered alread
 ARCHIVE_REASON = "archive"
 NOTICE_RECIPIENT, NOTICE_ADMIN = "recipient", "admin"
 ADMIN = ""                      # the address of admin notices in the notices table
+
+
+# Text the MTA hands over may hold octets that are not UTF-8: Postfix passes an 8-bit local
+# part through the milter, which gets it as surrogateescape's lone surrogates (U+DC80-U+DCFF).
+# Neither SQLite's nor PostgreSQL's text takes those (nor PostgreSQL a NUL), and a put that
+# raised would tempfail that sender's mail for ever; so such a value is kept as COLUMN_MARK
+# (a noncharacter no address or header starts with) and the text with "\\" doubled and each
+# surrogate or NUL as \uXXXX, and read back exactly (release re-sends the sender's octets).
+# Text without any of them is stored as it is, so existing rows read as before.
+COLUMN_MARK = "\ufffe"
+_COLUMN_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_COLUMN_ESCAPE = re.compile("[\\\\\x00\ud800-\udfff]")
+_COLUMN_ESCAPED = re.compile(r"(?:[^\\]|\\\\|\\u[0-9a-f]{4})*")
+_COLUMN_UNESCAPE = re.compile(r"\\(\\|u[0-9a-f]{4})")
+
+
+def to_column(text: str) -> str:
+    """`text` as a SQL text column can hold it (see COLUMN_MARK); from_column gives it back.
+    Tests: tests/core/test_quarantine_8bit_sender.py"""
+    if not text.startswith(COLUMN_MARK) and not _COLUMN_UNSTORABLE.search(text):
+        return text
+    return COLUMN_MARK + _COLUMN_ESCAPE.sub(lambda m: "\\\\" if m[0] == "\\" else f"\\u{ord(m[0]):04x}", text)
+
+
+def from_column(value: str | None) -> str | None:
+    """The text `to_column` stored (None stays None; a value it did not escape comes back as it is)."""
+    if value is None or not value.startswith(COLUMN_MARK) or not _COLUMN_ESCAPED.fullmatch(value, 1):
+        return value
+    return _COLUMN_UNESCAPE.sub(lambda m: "\\" if m[1] == "\\" else chr(int(m[1][1:], 16)), value[1:])
 
 
 def unnotified_sql(kind: str, since: float, reasons: Iterable[str] | None, skip_reasons: Iterable[str],
@@ -175,10 +205,10 @@ class ListFilter:
             return f"m.mail_id IN (SELECT mail_id FROM {recipients_table} WHERE {column} = {placeholder})"
         if self.recipient:
             where.append(in_recipients("address_lc"))
-            args.append(self.recipient.lower())
+            args.append(to_column(self.recipient.lower()))
         if self.sender is not None:
             where.append(f"lower(m.sender) = {placeholder}")
-            args.append(self.sender.lower())
+            args.append(to_column(self.sender.lower()))
         if self.reason:
             where.append(f"m.reason = {placeholder}")
             args.append(self.reason)

@@ -29,16 +29,25 @@ from owlery.charsets import decode_header_text
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"\s{2,}")
+# lone surrogates: octets that were not UTF-8 (an 8-bit envelope sender, kept by
+# surrogateescape), shown as \xNN; the page or notice could not be encoded with them
+_OCTETS = re.compile("[\ud800-\udfff]")
+
+
+def _octet(c: re.Match) -> str:
+    n = ord(c.group())
+    return f"\\x{n - 0xdc00:02x}" if 0xdc80 <= n <= 0xdcff else f"\\u{n:04x}"
 
 
 def display(raw: str, limit: int = 160) -> str:
-    """Header text fit to show: RFC 2047 decoded (when it decodes), controls as spaces, cut to `limit`."""
+    """Header text fit to show: RFC 2047 decoded (when it decodes), controls as spaces, octets that
+    are not UTF-8 as \\xNN, cut to `limit`."""
     text = raw or ""
     try:
         text = decode_header_text(text)
     except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
         pass          # not valid RFC 2047: show it as it is, made safe below
-    text = _SPACES.sub(" ", _UNSAFE.sub(" ", text)).strip()
+    text = _SPACES.sub(" ", _UNSAFE.sub(" ", _OCTETS.sub(_octet, text))).strip()
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from owlery.quarantine.base import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
                                     QuarantineRecord, QuarantineStore, QuarantineUnavailable,
-                                    RecipientState, cutoffs, unnotified_sql)
+                                    RecipientState, cutoffs, from_column, to_column, unnotified_sql)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -234,8 +234,9 @@ class DirectoryStore(QuarantineStore):
                 db.execute(f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                            _row(record))
                 db.executemany("INSERT INTO recipients VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               [(record.mail_id, r.address, r.address.lower(), r.status, r.changed_at,
-                                 r.changed_by, int(r.original)) for r in record.recipients])
+                               [(record.mail_id, to_column(r.address), to_column(r.address.lower()), r.status,
+                                 r.changed_at, _column_or_none(r.changed_by), int(r.original))
+                                for r in record.recipients])
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(final)
@@ -275,10 +276,11 @@ class DirectoryStore(QuarantineStore):
             for address in addresses:
                 updated = db.execute("UPDATE recipients SET status = ?, changed_at = ?, changed_by = ? "
                                      "WHERE mail_id = ? AND address_lc = ?",
-                                     (RELEASED, now, by, mail_id, address.lower())).rowcount
+                                     (RELEASED, now, to_column(by), mail_id, to_column(address.lower()))).rowcount
                 if not updated:
                     db.execute("INSERT INTO recipients VALUES (?, ?, ?, ?, ?, ?, 0)",
-                               (mail_id, address, address.lower(), RELEASED, now, by))
+                               (mail_id, to_column(address), to_column(address.lower()), RELEASED, now,
+                                to_column(by)))
         return self.get(mail_id)
 
     def delete(self, mail_id: str) -> None:
@@ -327,7 +329,7 @@ class DirectoryStore(QuarantineStore):
             ids = list(dict.fromkeys(mail_id for mail_id, _ in rows))
             records = {r.mail_id: r for r in self._records(db, f"m.mail_id IN ({', '.join('?' * len(ids))})", ids)} \
                 if ids else {}
-        return [(records[mail_id], address) for mail_id, address in rows if mail_id in records]
+        return [(records[mail_id], from_column(address)) for mail_id, address in rows if mail_id in records]
 
     def claim_notices(self, kind: str, pairs: Iterable[tuple[str, str]], now: float) -> list[tuple[str, str]]:
         self._setup()
@@ -336,7 +338,7 @@ class DirectoryStore(QuarantineStore):
             for mail_id, address in pairs:
                 if db.execute("INSERT INTO notices (kind, mail_id, address_lc, sent_at) SELECT ?, ?, ?, ? "
                               "WHERE EXISTS (SELECT 1 FROM messages WHERE mail_id = ?) ON CONFLICT DO NOTHING",
-                              (kind, mail_id, address.lower(), now, mail_id)).rowcount:
+                              (kind, mail_id, to_column(address.lower()), now, mail_id)).rowcount:
                     claimed.append((mail_id, address))
         return claimed
 
@@ -344,13 +346,13 @@ class DirectoryStore(QuarantineStore):
         self._setup()
         with self._db() as db:
             db.executemany("DELETE FROM notices WHERE kind = ? AND mail_id = ? AND address_lc = ?",
-                           [(kind, mail_id, address.lower()) for mail_id, address in pairs])
+                           [(kind, mail_id, to_column(address.lower())) for mail_id, address in pairs])
 
     def last_notice(self, kind: str, address: str) -> float | None:
         self._setup()
         with self._db(write=False) as db:
             return db.execute("SELECT max(sent_at) FROM notices WHERE kind = ? AND address_lc = ?",
-                              (kind, address.lower())).fetchone()[0]
+                              (kind, to_column(address.lower()))).fetchone()[0]
 
     def notices_since(self, kind: str, since: float) -> int:
         self._setup()
@@ -364,15 +366,15 @@ class DirectoryStore(QuarantineStore):
         self._setup()
         with self._db() as db:
             db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)",
-                       (entry.at, entry.by, entry.action, entry.mail_id, entry.detail, entry.host))
+                       (entry.at, *map(to_column, (entry.by, entry.action, entry.mail_id, entry.detail, entry.host))))
 
     def audit_log(self, *, limit: int = 200, mail_id: str | None = None) -> list[AuditEntry]:
         self._setup()
-        where, args = ("WHERE mail_id = ?", [mail_id]) if mail_id else ("", [])
+        where, args = ("WHERE mail_id = ?", [to_column(mail_id)]) if mail_id else ("", [])
         with self._db(write=False) as db:
             rows = db.execute(f"SELECT at, by, action, mail_id, detail, host FROM audit {where} "
                               f"ORDER BY at DESC, rowid DESC LIMIT {int(limit)}", args).fetchall()
-        return [AuditEntry(*row) for row in rows]
+        return [AuditEntry(at, *map(from_column, rest)) for at, *rest in rows]
 
     def expire_audit(self, before: float, *, dry_run: bool = False) -> int:
         self._setup()
@@ -399,16 +401,25 @@ class DirectoryStore(QuarantineStore):
 
 
 def _row(r: QuarantineRecord) -> tuple:
-    return (r.mail_id, r.secret_id, r.created, r.reason, r.detail, r.sender, r.size, r.queue_id,
-            r.client_addr, r.client_name, r.helo, r.host, r.subject, r.header_from, r.message_id,
-            r.score, json.dumps([list(s) for s in r.symbols]))
+    # text columns through to_column: an 8-bit envelope sender, recipient or client name
+    # (surrogateescape) is kept exactly instead of failing the put (tempfailed for ever)
+    return (r.mail_id, r.secret_id, r.created, *map(to_column, (r.reason, r.detail, r.sender)), r.size,
+            *map(to_column, (r.queue_id, r.client_addr, r.client_name, r.helo, r.host, r.subject,
+                             r.header_from, r.message_id)),
+            r.score, json.dumps([list(s) for s in r.symbols]))       # (JSON escapes surrogates itself)
 
 
 def _record(row: tuple, rcpts: list[tuple]) -> QuarantineRecord:
-    values = dict(zip(_COLUMNS, row))
+    values = {name: from_column(v) if isinstance(v, str) and name != "symbols" else v
+              for name, v in zip(_COLUMNS, row)}
     values["symbols"] = tuple((str(n), float(s), str(d)) for n, s, d in json.loads(values["symbols"]))
-    values["recipients"] = tuple(RecipientState(a, st, at, by, bool(orig)) for a, st, at, by, orig in rcpts)
+    values["recipients"] = tuple(RecipientState(from_column(a), st, at, from_column(by), bool(orig))
+                                 for a, st, at, by, orig in rcpts)
     return QuarantineRecord(**values)
+
+
+def _column_or_none(text: str | None) -> str | None:
+    return None if text is None else to_column(text)
 
 
 def _fsync_dir(path: str) -> None:

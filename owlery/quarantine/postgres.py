@@ -19,7 +19,7 @@ from typing import Any
 
 from owlery.quarantine.base import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
                                     QuarantineRecord, QuarantineStore, QuarantineUnavailable,
-                                    RecipientState, cutoffs, unnotified_sql)
+                                    RecipientState, cutoffs, from_column, to_column, unnotified_sql)
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS quarantine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -118,8 +118,9 @@ class PostgresStore(QuarantineStore):
             with db.cursor() as cur:
                 cur.executemany("INSERT INTO quarantine_recipients (mail_id, address, address_lc, status, "
                                 "changed_at, changed_by, original) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                                [(record.mail_id, r.address, r.address.lower(), r.status, r.changed_at,
-                                  r.changed_by, r.original) for r in record.recipients])
+                                [(record.mail_id, to_column(r.address), to_column(r.address.lower()), r.status,
+                                  r.changed_at, None if r.changed_by is None else to_column(r.changed_by),
+                                  r.original) for r in record.recipients])
 
     def get(self, mail_id: str) -> QuarantineRecord:
         self._check_id(mail_id)
@@ -157,7 +158,8 @@ class PostgresStore(QuarantineStore):
                            "changed_by, original) VALUES (%s, %s, %s, %s, %s, %s, FALSE) "
                            "ON CONFLICT (mail_id, address_lc) DO UPDATE SET status = EXCLUDED.status, "
                            "changed_at = EXCLUDED.changed_at, changed_by = EXCLUDED.changed_by",
-                           (mail_id, address, address.lower(), RELEASED, now, by))
+                           (mail_id, to_column(address), to_column(address.lower()), RELEASED, now,
+                            to_column(by)))
         return self.get(mail_id)
 
     def totals(self) -> tuple[int, int]:
@@ -203,7 +205,7 @@ class PostgresStore(QuarantineStore):
             rows = db.execute(sql, args).fetchall()
             ids = list(dict.fromkeys(mail_id for mail_id, _ in rows))
             records = {r.mail_id: r for r in self._records(db, "m.mail_id = ANY(%s)", [ids])} if ids else {}
-        return [(records[mail_id], address) for mail_id, address in rows if mail_id in records]
+        return [(records[mail_id], from_column(address)) for mail_id, address in rows if mail_id in records]
 
     def claim_notices(self, kind: str, pairs: Iterable[tuple[str, str]], now: float) -> list[tuple[str, str]]:
         self._setup()
@@ -213,7 +215,7 @@ class PostgresStore(QuarantineStore):
                 if db.execute("INSERT INTO quarantine_notices (kind, mail_id, address_lc, sent_at) "
                               "SELECT %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM quarantine_messages "
                               "WHERE mail_id = %s) ON CONFLICT DO NOTHING",
-                              (kind, mail_id, address.lower(), now, mail_id)).rowcount:
+                              (kind, mail_id, to_column(address.lower()), now, mail_id)).rowcount:
                     claimed.append((mail_id, address))
         return claimed
 
@@ -222,13 +224,13 @@ class PostgresStore(QuarantineStore):
         with self._db() as db:
             for mail_id, address in pairs:
                 db.execute("DELETE FROM quarantine_notices WHERE kind = %s AND mail_id = %s AND address_lc = %s",
-                           (kind, mail_id, address.lower()))
+                           (kind, mail_id, to_column(address.lower())))
 
     def last_notice(self, kind: str, address: str) -> float | None:
         self._setup()
         with self._db() as db:
             return db.execute("SELECT max(sent_at) FROM quarantine_notices WHERE kind = %s AND address_lc = %s",
-                              (kind, address.lower())).fetchone()[0]
+                              (kind, to_column(address.lower()))).fetchone()[0]
 
     def notices_since(self, kind: str, since: float) -> int:
         self._setup()
@@ -243,15 +245,15 @@ class PostgresStore(QuarantineStore):
         with self._db() as db:
             db.execute("INSERT INTO quarantine_audit (at, by_whom, action, mail_id, detail, host) "
                        "VALUES (%s, %s, %s, %s, %s, %s)",
-                       (entry.at, entry.by, entry.action, entry.mail_id, entry.detail, entry.host))
+                       (entry.at, *map(to_column, (entry.by, entry.action, entry.mail_id, entry.detail, entry.host))))
 
     def audit_log(self, *, limit: int = 200, mail_id: str | None = None) -> list[AuditEntry]:
         self._setup()
-        where, args = ("WHERE mail_id = %s", [mail_id]) if mail_id else ("", [])
+        where, args = ("WHERE mail_id = %s", [to_column(mail_id)]) if mail_id else ("", [])
         with self._db() as db:
             rows = db.execute(f"SELECT at, by_whom, action, mail_id, detail, host FROM quarantine_audit {where} "
                               f"ORDER BY at DESC, seq DESC LIMIT {int(limit)}", args).fetchall()
-        return [AuditEntry(*row) for row in rows]
+        return [AuditEntry(at, *map(from_column, rest)) for at, *rest in rows]
 
     def expire_audit(self, before: float, *, dry_run: bool = False) -> int:
         self._setup()
@@ -270,9 +272,11 @@ class PostgresStore(QuarantineStore):
         for row in rows:
             rcpts = db.execute("SELECT address, status, changed_at, changed_by, original FROM quarantine_recipients "
                                "WHERE mail_id = %s ORDER BY original DESC, seq", (row[0],)).fetchall()
-            values = dict(zip(_COLUMNS, row))
+            values = {name: from_column(v) if isinstance(v, str) and name != "symbols" else v
+                      for name, v in zip(_COLUMNS, row)}
             values["symbols"] = tuple((str(n), float(s), str(d)) for n, s, d in json.loads(values["symbols"]))
-            values["recipients"] = tuple(RecipientState(a, st, at, by, bool(o)) for a, st, at, by, o in rcpts)
+            values["recipients"] = tuple(RecipientState(from_column(a), st, at, from_column(by), bool(o))
+                                         for a, st, at, by, o in rcpts)
             out.append(QuarantineRecord(**values))
         return out
 
@@ -285,9 +289,12 @@ class PostgresStore(QuarantineStore):
 
 
 def _row(r: QuarantineRecord) -> tuple:
-    return (r.mail_id, r.secret_id, r.created, r.reason, r.detail, r.sender, r.size, r.queue_id,
-            r.client_addr, r.client_name, r.helo, r.host, r.subject, r.header_from, r.message_id,
-            r.score, json.dumps([list(s) for s in r.symbols]))
+    # text columns through to_column: an 8-bit envelope sender, recipient or client name
+    # (surrogateescape) is kept exactly instead of failing the put (tempfailed for ever)
+    return (r.mail_id, r.secret_id, r.created, *map(to_column, (r.reason, r.detail, r.sender)), r.size,
+            *map(to_column, (r.queue_id, r.client_addr, r.client_name, r.helo, r.host, r.subject,
+                             r.header_from, r.message_id)),
+            r.score, json.dumps([list(s) for s in r.symbols]))       # (JSON escapes surrogates itself)
 
 
 __all__ = ["PostgresStore", "PENDING", "RELEASED"]

@@ -10,7 +10,8 @@ then runs non_smtpd_milters on it as mail from a local client (127.0.0.1), which
 milter treats as outbound under the default milter_internal_networks: not scanned again.
 Talks to: Postfix (SMTP on quarantine_release_smtp_endpoint, or the sendmail command).
 Tests: tests/milters/test_quarantine_cli.py, tests/e2e/test_content_e2e.py,
-tests/milters/test_received_for_scanners.py, tests/e2e/test_received_e2e.py
+tests/milters/test_received_for_scanners.py, tests/e2e/test_received_e2e.py,
+tests/core/test_quarantine_8bit_sender.py (an 8-bit envelope sent as its octets)
 """
 
 from __future__ import annotations
@@ -84,15 +85,32 @@ def reinject(settings: Any, sender: str, recipients: Sequence[str], data: bytes)
                      sender, recipients, data)
 
 
+class _Octets:
+    """smtplib sends commands as ASCII and fails on any other character: an 8-bit envelope
+    sender or recipient (surrogateescape text, as the milter got it from Postfix) goes out as
+    the very octets it came in with, as Postfix's smtpd takes them without SMTPUTF8."""
+
+    def send(self, s: str | bytes) -> None:
+        super().send(s.encode("utf-8", "surrogateescape") if isinstance(s, str) else s)  # type: ignore[misc]
+
+
+class _SMTP(_Octets, smtplib.SMTP):
+    pass
+
+
+class _LMTP(_Octets, smtplib.LMTP):
+    pass
+
+
 def smtp_send(endpoint: str, timeout: float, sender: str, recipients: Sequence[str], data: bytes) -> ReleaseResult:
     """Hand `data` to the SMTP (tcp:) or LMTP (unix:) server at `endpoint`; ReleaseError when nobody
     was accepted (also used for quarantine notices, owlery.quarantine.notify)."""
     ep = parse_endpoint(endpoint)
     try:
         if ep.kind == "unix":
-            client = smtplib.LMTP(ep.path, timeout=timeout)
+            client = _LMTP(ep.path, timeout=timeout)
         else:
-            client = smtplib.SMTP(ep.host, ep.port, timeout=timeout)
+            client = _SMTP(ep.host, ep.port, timeout=timeout)
         with client:
             refused = client.sendmail(sender, list(recipients), data)
     except smtplib.SMTPRecipientsRefused as e:

@@ -17,7 +17,8 @@ SAFE-UTF8-CHAR); a literal's octets are not checked here. Both literal forms are
 follow at once, as Dovecot reads them.
 Out: `response("NO", code, text)`, `string(value)` (quoted when it can be, else a literal
 `{n}`), `capability_lines(pairs)`.
-Talks to: nothing. Tests: tests/managesieve/test_protocol.py
+Talks to: nothing. Tests: tests/managesieve/test_protocol.py,
+tests/sieve/test_managesieve_literal_digits.py (literal sizes: leading zeros, many digits)
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from collections.abc import Iterable
 NUMBER_MAX = 4294967295          # RFC 5804 number: 0..4294967295
 QUOTED_MAX = 1024                # longer values are sent as literals
 _LITERAL = re.compile(rb"\{(\d+)(\+?)\}")          # a size past NUMBER_MAX is fatal, not a syntax error
-_ANNOUNCE_MAX = len(b" {4294967295+}")           # the longest literal announcement _trailing_literal reads
-_OPEN_ANNOUNCE = re.compile(rb"\{\d{11,}(\+?\}?\r?)\Z")    # one with more digits than that, cut by a read
+_ANNOUNCE_MAX = len(b" {4294967295+}")           # the longest literal announcement without leading zeros
+_OPEN_ANNOUNCE = re.compile(rb"\{(\d+)(\+?\}?\r?)\Z")      # one at the end of what was read so far
 # Atom characters: printable ASCII except the ones that start or end other tokens.
 _ATOM_BYTES = frozenset(range(0x21, 0x7f)) - frozenset(b'"{}()\\')
 
@@ -156,8 +157,10 @@ class CommandReader:
                 # last bytes are kept until the LF, for they may begin that announcement.
                 if newline < 0:
                     m = _OPEN_ANNOUNCE.search(buf)
-                    if m:        # "{" and more than 10 digits: too large, whatever follows
-                        buf[:] = b"{" + b"9" * 11 + m.group(1)
+                    if m:        # kept as its value says, in at most 11 digits: leading zeros go,
+                        # 11 nines stand for any size past NUMBER_MAX (too large, whatever follows)
+                        size = _literal_size(m.group(1))
+                        buf[:] = b"{%d" % min(size, 10 ** 11 - 1) + m.group(2)
                     else:
                         del buf[:-_ANNOUNCE_MAX]
                     return None
@@ -255,8 +258,7 @@ class CommandReader:
                 m = _LITERAL.fullmatch(seg, i)
                 if m is None:
                     raise _Syntax("bad literal")
-                digits = m.group(1)
-                return int(digits) if len(digits) <= 10 else NUMBER_MAX + 1     # (int() of 5000 digits raises)
+                return _literal_size(m.group(1))
             elif c in _ATOM_BYTES:
                 j = i
                 while j < n and seg[j] in _ATOM_BYTES:
@@ -279,8 +281,16 @@ def _trailing_literal(seg: bytes) -> int | None:
     m = re.search(rb"\{(\d+)\+?\}\Z", seg)
     if m is None:
         return None
-    digits = m.group(1)          # as _tokenize reads it: more than 10 digits (leading zeros too) is too large
-    return int(digits) if len(digits) <= 10 else NUMBER_MAX + 1
+    return _literal_size(m.group(1))        # as _tokenize reads it
+
+
+def _literal_size(digits: bytes) -> int:
+    """The size a literal announces: its digits' value (RFC 5804 number = 1*DIGIT, so leading
+    zeros count for nothing, as in Dovecot's managesieved), NUMBER_MAX + 1 for any value past
+    NUMBER_MAX (too large; int() of thousands of digits would raise, so it is never called on
+    more than 10 significant ones). Tests: tests/sieve/test_managesieve_literal_digits.py"""
+    significant = digits.lstrip(b"0")
+    return int(significant or b"0") if len(significant) <= 10 else NUMBER_MAX + 1
 
 
 def _quoted(seg: bytes, start: int) -> tuple[bytes, int]:

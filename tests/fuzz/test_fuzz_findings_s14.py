@@ -31,26 +31,27 @@ SYNTAX = b'NO "Syntax error: unexpected character."\r\n'
 # --- ManageSieve ----------------------------------------------------------------------------------
 
 def test_managesieve_long_literal_announcement_on_a_bad_line_is_not_run_as_commands():
-    for announce in (b"{00000000005+}", b"{00000000005}", b"{99999999999999999999+}", b"{" + b"0" * 300 + b"5+}"):
-        for login in (b"", LOGIN):
-            data = login + b"NOOP \xff " + announce + b"\r\nLOGOUT\r\nNOOP\r\n"
-            out, closed = drive([data])
-            # as for the same announcement on a good line: the size cannot be read, the session ends
-            assert out.endswith(TOO_LARGE), (announce[:20], login, out[-120:])
-            assert closed
-            assert drive([login + b"NOOP " + announce + b"\r\nLOGOUT\r\n"])[0].endswith(TOO_LARGE)
-    # ten digits, leading zeros or not, are a size: the octets are skipped, the session goes on
-    data = b"NOOP \xff {0000000005+}\r\nLOGOUT\r\nNOOP\r\n"
-    out, closed = drive([data])
-    assert out.endswith(b'ready."\r\n' + SYNTAX + b'OK "Done"\r\n') and not closed
-    assert drive(split(data, [20, 21, 22])) == (out, closed)
+    for login in (b"", LOGIN):
+        data = login + b"NOOP \xff {99999999999999999999+}\r\nLOGOUT\r\nNOOP\r\n"
+        out, closed = drive([data])
+        # as for the same announcement on a good line: the size is past RFC 3501's number, the session ends
+        assert out.endswith(TOO_LARGE), (login, out[-120:])
+        assert closed
+        assert drive([login + b"NOOP {99999999999999999999+}\r\nLOGOUT\r\n"])[0].endswith(TOO_LARGE)
+    # leading zeros do not count (as Dovecot reads them: tests/sieve/test_managesieve_literal_digits.py):
+    # the octets are skipped, never run as commands, and the session goes on
+    for announce in (b"{0000000005+}", b"{00000000005+}", b"{00000000005}", b"{" + b"0" * 300 + b"5+}"):
+        data = b"NOOP \xff " + announce + b"\r\nLOGOUT\r\nNOOP\r\n"
+        out, closed = drive([data])
+        assert out.endswith(b'ready."\r\n' + SYNTAX + b'OK "Done"\r\n') and not closed, (announce[:20], out[-120:])
+        assert drive(split(data, [20, 21, 22])) == (out, closed)
 
 
 def test_managesieve_long_announcement_after_a_bad_lines_literal_cut_by_reads():
     """In the rest of a bad line (after one of its literals) only the last bytes are kept until
     the LF: a longer announcement lost its "{" when a read ended inside it."""
     for login in (b"", LOGIN):
-        data = login + b"NOOP \xff {3+}\r\nabc {00000000000005+}\r\nLOGOUT\r\nNOOP\r\n"
+        data = login + b"NOOP \xff {3+}\r\nabc {000000000004294967296+}\r\nLOGOUT\r\nNOOP\r\n"
         whole = drive([data])
         assert whole[0].endswith(TOO_LARGE) and whole[1]
         for cut in range(len(login), len(data)):
