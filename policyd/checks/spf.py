@@ -126,6 +126,8 @@ class SpfEngine:
 
     def _blocking(self, ip: str, sender: str, helo: str, receiver: str,
                   lookup: Any = None) -> dict[str, SpfResult | None]:
+        # A lookup from the DNS cache (`_from_cache`): simple records are evaluated compiled.
+        simple = lookup is not None
         lookup = self.lookup if lookup is None else lookup
         aid = self.authserv_id if self.want_ar else None
         out: dict[str, SpfResult | None] = {"helo": None, "mailfrom": None}
@@ -137,12 +139,13 @@ class SpfEngine:
             # The HELO verdict's trace headers are written only for the null sender (whose
             # MAIL FROM identity it is): otherwise they are not built.
             out["helo"] = evaluate(lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,
-                                   receiver=receiver, authserv_id=aid, headers=not sender)
+                                   receiver=receiver, authserv_id=aid, headers=not sender, simple=simple)
         if sender:
             # No HELO/EHLO (helo_name empty): no helo= key and %{h} empty; never a made-up name
             # (RFC 7208 9.1: helo is the name the client gave).
             out["mailfrom"] = evaluate(lookup, ip=ip, sender=sender, helo=helo,
-                                       query_time_limit=self.limit, receiver=receiver, authserv_id=aid)
+                                       query_time_limit=self.limit, receiver=receiver, authserv_id=aid,
+                                       simple=simple)
         else:
             out["mailfrom"] = out["helo"]   # null sender: the MAIL FROM identity is postmaster@HELO
         return out
