@@ -71,6 +71,45 @@ class PolicyAction:
         return self.verb.lower().replace("_", "-")
 
 
+class LazyPrepend:
+    """A PREPEND whose header line is built only when the pipeline answers with it.
+
+    A check that annotates (SPF's trace header) runs before checks that may end the request
+    (greylisting defers most first attempts): the line it would build is then thrown away.
+    `build()` gives the PolicyAction (a PREPEND) or None for no header; it runs at most once,
+    when the pipeline takes the annotation or when `verb`, `text` or `render()` is read.
+    """
+
+    __slots__ = ("_build", "_action")
+    decisive = False
+    reply = None
+
+    def __init__(self, build):
+        self._build = build
+        self._action: PolicyAction | None = None
+
+    def resolved(self) -> PolicyAction:
+        """The PREPEND, or DUNNO when `build` made no header."""
+        if self._action is None:
+            self._action = self._build() or DUNNO
+            self._build = None
+        return self._action
+
+    @property
+    def verb(self) -> str:
+        return self.resolved().verb
+
+    @property
+    def text(self) -> str:
+        return self.resolved().text
+
+    def render(self) -> str:
+        return self.resolved().render()
+
+    def log_word(self) -> str:
+        return self.resolved().log_word()
+
+
 def _printable(text: str, what: str) -> str:
     # printable ASCII is exactly " " to "~": isascii() and isprintable() say it in C
     if not (text.isascii() and text.isprintable()):

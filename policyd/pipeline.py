@@ -27,7 +27,7 @@ from owlery import metrics
 from owlery.errors import PermanentFailure, TemporaryFailure
 from policyd import actions
 from policyd import settings as _declared  # noqa: F401 - policyd_checks & co., declared light
-from policyd.actions import DUNNO, PolicyAction
+from policyd.actions import DUNNO, LazyPrepend, PolicyAction
 from policyd.checks import Check, CheckContext, Verdict, default_checks, load_check
 from policyd.protocol import PolicyRequest
 
@@ -164,6 +164,9 @@ class Pipeline:
                     metrics.GREYLIST_TRIPLETS.labels(fields["greylist"]).inc()
             else:
                 action = result
+            if action.__class__ is LazyPrepend:
+                annotations.append((action, check.name, fields))   # built only if it is answered
+                continue
             if not isinstance(action, PolicyAction):
                 raise TypeError(f"check {check.name} returned {action!r}, not a PolicyAction")
             if action.decisive:
@@ -182,6 +185,10 @@ class Pipeline:
         fields = {name: f for _, name, f in fresh}
         while queue:
             action, name = queue.pop(0)
+            if action.__class__ is LazyPrepend:
+                action = action.resolved()
+                if action.verb == "DUNNO":
+                    continue
             header = _header_name(action) if action.verb == "PREPEND" else None
             if header is not None and header in sent:
                 continue    # once per instance: this header already went out for the message

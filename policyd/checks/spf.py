@@ -257,7 +257,7 @@ class SpfCheck(Check):
         text = _clean(f"SPF {identity} check {result}: {explanation or 'try again later'}", 300)
         return actions.defer_if_permit(Reply(code, dsn, text))
 
-    def _header(self, request: Any, entry: dict, state: str) -> actions.PolicyAction | None:
+    def _header(self, request: Any, entry: dict, state: str) -> Any:
         """The trace header for this request. The pipeline drops a header name already sent
         for the instance, so returning it at every RCPT is safe and survives a RCPT whose
         annotation was dropped because a later check deferred it. With "both",
@@ -266,9 +266,15 @@ class SpfCheck(Check):
         key = self.engine.key_of(request)
         text = self.engine.header_text(key, state)
         if text is _NOT_BUILT:
-            action = self._build_header(entry, state)
-            self.engine.keep_header_text(key, state, None if action is None else action.text)
-            return action
+            if self.header_type == "none" or (entry["mailfrom"] or entry["helo"]) is None:
+                return None
+
+            def build() -> actions.PolicyAction | None:
+                # Only when answered: a later check (greylisting) often ends the request first.
+                action = self._build_header(entry, state)
+                self.engine.keep_header_text(key, state, None if action is None else action.text)
+                return action
+            return actions.LazyPrepend(build)
         # (checked by actions.prepend when it was built)
         return None if text is None else actions.PolicyAction("PREPEND", text=text)
 
