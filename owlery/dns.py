@@ -373,11 +373,23 @@ class SpfResult(NamedTuple):
     domain: str                 # the domain checked
     received_spf: str = ""      # Received-SPF value (without the field name)
     authentication_results: str = ""  # full "Authentication-Results: ..." line, when asked
+    trace: tuple = ()           # headers="later": what `trace_headers` builds them from (strings)
+
+
+def trace_headers(r: SpfResult) -> tuple[str, str]:
+    """(Received-SPF value, Authentication-Results line or "") of a result: those `evaluate`
+    built, or, for one evaluated with headers="later", built now from its `trace`."""
+    if not r.trace:
+        return r.received_spf, r.authentication_results
+    from owlery.spf_compiled import _Query
+    o, c, d, ident, mechanism, ip, sender, helo, receiver, authserv_id = r.trace
+    return _headers(_Query(o, c, d, ident, mechanism), r.result, ip=ip, sender=sender, helo=helo,
+                    receiver=receiver, authserv_id=authserv_id)
 
 
 def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limit: float,
              receiver: str = "<UNKNOWN>", authserv_id: str | None = None,
-             default_explanation: str | None = None, headers: bool = True, simple: bool = False) -> SpfResult:
+             default_explanation: str | None = None, headers: bool | str = True, simple: bool = False) -> SpfResult:
     """Check one identity: MAIL FROM `sender` (the null sender means postmaster@helo, as
     RFC 7208 2.4 says), or the HELO identity when `sender` is "" and helo is given. `helo` is
     "" when the client gave no HELO/EHLO: then the null sender has no domain (result none).
@@ -392,6 +404,9 @@ def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limi
     (building them is about a fifth of an evaluation from cached DNS answers). `simple=True`
     (for a lookup that answers from the DNS cache) first tries owlery.spf_compiled, which gives
     pyspf's very result for the common simple records without its per-message parsing.
+    `headers="later"`: a result of that compiled path carries what `trace_headers` builds the
+    headers from, for a caller that may not write them (a RCPT greylisting defers); pyspf's
+    results have them built at once (its query object is not kept).
     """
     if simple:
         from owlery.spf_compiled import evaluate_simple
@@ -400,6 +415,9 @@ def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limi
         if fast is not None:
             result, explanation, q = fast
             received = ar = ""
+            if headers == "later":
+                return SpfResult(result, q.ident, explanation, q.d, "", "",
+                                 (q.o, q.c, q.d, q.ident, q.mechanism, ip, sender, helo, receiver, authserv_id))
             if headers:
                 received, ar = _headers(q, result, ip=ip, sender=sender, helo=helo, receiver=receiver,
                                         authserv_id=authserv_id)

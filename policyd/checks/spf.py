@@ -24,7 +24,8 @@ import time
 from typing import Any
 
 from owlery.reply import Reply
-from owlery.dns import NotCached, SpfResult, build_resolver, cached_lookup, dnspython_lookup, evaluate
+from owlery.dns import (NotCached, SpfResult, build_resolver, cached_lookup, dnspython_lookup, evaluate,
+                        trace_headers)
 from owlery.settings import Bool, Networks, SettingType, Str, choice, int_range, parse_duration, setting
 from policyd import actions
 from policyd.actions import DUNNO
@@ -139,13 +140,15 @@ class SpfEngine:
             # The HELO verdict's trace headers are written only for the null sender (whose
             # MAIL FROM identity it is): otherwise they are not built.
             out["helo"] = evaluate(lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,
-                                   receiver=receiver, authserv_id=aid, headers=not sender, simple=simple)
+                                   receiver=receiver, authserv_id=aid, headers=False if sender else "later",
+                                   simple=simple)
         if sender:
             # No HELO/EHLO (helo_name empty): no helo= key and %{h} empty; never a made-up name
             # (RFC 7208 9.1: helo is the name the client gave).
+            # headers="later": built only if a reply carries them (SpfCheck._build_header)
             out["mailfrom"] = evaluate(lookup, ip=ip, sender=sender, helo=helo,
                                        query_time_limit=self.limit, receiver=receiver, authserv_id=aid,
-                                       simple=simple)
+                                       simple=simple, headers="later")
         else:
             out["mailfrom"] = out["helo"]   # null sender: the MAIL FROM identity is postmaster@HELO
         return out
@@ -282,8 +285,8 @@ class SpfCheck(Check):
         r = entry["mailfrom"] or entry["helo"]
         if r is None or self.header_type == "none":
             return None
-        rspf = "Received-SPF: " + r.received_spf
-        ar = r.authentication_results
+        received, ar = trace_headers(r)
+        rspf = "Received-SPF: " + received
         if self.header_type == "received-spf":
             line = rspf
         elif self.header_type == "authentication-results":

@@ -48,16 +48,23 @@ def engine(dns_zone):
     return SpfEngine(ctx)
 
 
+def _as_written(verdicts):
+    """Each verdict's fields and the trace headers it gives (built at once by pyspf's path,
+    on demand from a compiled record's: owlery.dns.trace_headers)."""
+    from owlery.dns import trace_headers
+    return {k: None if r is None else (tuple(r[:4]), trace_headers(r)) for k, r in verdicts.items()}
+
+
 def test_verdicts_from_the_cache_equal_the_thread_path(engine):
     for sender in SENDERS:
         for client in CLIENTS:
             args = (client, sender, "helo.example", "u@example.org")
             asked = engine._blocking(*args)             # the thread path: asks DNS, fills the cache
             cached = engine._from_cache(*args)
-            assert cached == asked, args
+            assert _as_written(cached) == _as_written(asked), args
             cached = engine._from_cache(*args)          # now the verdicts themselves, reused
             assert cached is not None, args
-            assert cached == asked, args
+            assert _as_written(cached) == _as_written(asked), args
 
 
 def test_nothing_cached_goes_to_the_thread(engine):
@@ -97,7 +104,7 @@ def test_a_message_from_a_known_sender_does_not_use_the_thread_pool(engine, monk
     assert len(used) == 1 and first["mailfrom"].result == "pass"
     second = verdicts("m2")                 # another message, same sender domain and client
     assert len(used) == 1
-    assert second == first
+    assert _as_written(second) == _as_written(first)
 
 
 def test_verdicts_are_reused_only_while_their_dns_answers_live(dns_zone):
@@ -144,8 +151,8 @@ def test_remembered_verdicts_hold_nothing_the_collector_walks(engine):
             got[0].action.render()      # answered: the header is built and kept (LazyPrepend)
     assert len(engine.cache) == len(SENDERS) * len(CLIENTS) and engine.reused
     assert any(isinstance(p[2], str) for p in engine.cache.values())      # header texts kept too
-    gc.collect()
-    gc.collect()        # (a tuple is let go once the tuples in it were, one pass later)
+    for _ in range(3):  # (a tuple is let go once the tuples in it were, one pass later: 3 levels)
+        gc.collect()
     for table in (engine.cache, engine.reused):
         for key, value in table.items():
             assert not gc.is_tracked(key) and not gc.is_tracked(value), (key, value)
