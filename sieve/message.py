@@ -5,7 +5,8 @@ Parses raw bytes only; never fails on malformed mail (best effort, bounded), and
 headers and bodies as Dovecot does (what Pigeonhole's tests see). Used by sieve.interpreter
 and the extensions. Tests: conformance (test-header, body, mime, editheader),
 tests/sieve/test_fuzz.py, tests/sieve/test_decoding_fixes.py and the differential
-tests/sieve/test_decoding_differential.py.
+tests/sieve/test_decoding_differential.py; MIME structure (parse_mime): the differential
+tests/sieve/test_mime_differential.py, with its hand-written cases and hostile-input bounds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
 
+# the media type of a part whose Content-Type names none: no type or subtype a script can name
+UNKNOWN_TYPE = "/"
 # the types whose text the body test's :text and extracttext read as plain text (sieve.html_text)
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # bounds the plain texts one message keeps converted (characters)
@@ -387,16 +390,30 @@ class MimePart:
         ctype = self.header_raw("content-type")
         self.ctype_raw = ctype[0] if ctype else ""
         mtype, params = parse_content_type(self.ctype_raw)
-        if not mtype and self.ctype_raw.strip():
-            # a Content-Type that is present but unparseable ("text/plain/stupid"): its content
-            # is of unknown type, so body/mime tests must not read it as text (as Pigeonhole)
-            mtype = "application/octet-stream"
-        if not mtype:
+        if not ctype:
             mtype = "message/rfc822" if (parent is not None and parent.mtype == "multipart/digest") else "text/plain"
+        elif not mtype:
+            # a Content-Type that is present but names no type (empty, "garbage",
+            # "text/plain/stupid") leaves the type unknown: only body :content "" reads such a
+            # part, not :text nor :content "text" or "application" (as Pigeonhole; RFC 2045 5.2
+            # only recommends reading it as text/plain)
+            mtype = UNKNOWN_TYPE
         self.mtype = mtype
         self.params = params
         self._decoded: bytes | None = None
         self.html_cache: dict[tuple, str] | None = None
+        # a multipart's text before its first delimiter line and after its close delimiter
+        # (RFC 2046 5.1.1), as parse_mime found them (None: not there)
+        self.prologue: bytes | None = None
+        self.epilogue: bytes | None = None
+        self.epilogue_start: int | None = None
+        # a multipart one of whose delimiter lines was found (it has parts, maybe none)
+        self.delimited = False
+        # the header block as it stands, lines that are no fields too (None: not parsed here)
+        self.head_raw: bytes | None = None
+        # whether an empty line ended the header: a part without one has no body (RFC 5322
+        # 3.5), which body tests read no value from (as Pigeonhole)
+        self.has_body = True
 
     def header_raw(self, name: str) -> list[str]:
         return [_replace_bad(v) for v in _field_values(self.headers, name)]
@@ -469,10 +486,15 @@ def parse_content_type_all(value: str) -> tuple[str, list[tuple[str, str]]]:
     as Pigeonhole does); RFC 2231 sections and encoded values are joined and decoded."""
     if not value:
         return "", []
+    if "(" in value:
+        value = strip_comments(value)
     parts = _split_params(value)
-    mtype = parts[0].strip().lower()
+    # white space may stand around the "/" (RFC 2045 5.1: a structured field, RFC 822 tokens)
+    mtype = "".join(parts[0].split()).lower()
     if "/" not in mtype or not _MEDIA_TYPE.fullmatch(mtype):
-        mtype = ""
+        # no media type, no parameters either ("text; charset=x", "garbage; name=y"): the
+        # field does not parse (as Dovecot reads it)
+        return "", []
     pairs: list[tuple[str, str]] = []
     for p in parts[1:]:
         if "=" in p:
@@ -533,6 +555,41 @@ def _rfc2231(params: dict[str, str]) -> None:
             data.decode("utf-8", "surrogateescape"))
 
 
+def strip_comments(value: str) -> str:
+    """`value` with each RFC 822 comment outside a quoted string ("(...)", nested, with
+    backslash escapes) made one space, as RFC 2045 5.1 allows them in Content-Type
+    ("text/plain; charset=us-ascii (Plain text)"). One pass, linear."""
+    out: list[str] = []
+    depth = 0
+    quoted = escaped = False
+    for c in value:
+        if escaped:
+            escaped = False
+            if not depth:
+                out.append(c)
+            continue
+        if c == "\\" and (quoted or depth):
+            escaped = True
+            if not depth:
+                out.append(c)
+            continue
+        if depth:
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+                if not depth:
+                    out.append(" ")
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == "(" and not quoted:
+            depth = 1
+            continue
+        out.append(c)
+    return "".join(out)
+
+
 def _split_params(value: str) -> list[str]:
     out, buf, q = [], [], False
     for c in value:
@@ -589,53 +646,201 @@ def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]
     return [[name, "\r\n".join(lines)] for name, lines in fields]
 
 
-def _split_head_body(raw: bytes) -> tuple[list[list[str]], bytes]:
-    head, body = _split_head(raw)
-    return _parse_fields(head), body
+class _Scanner:
+    """Forward searches over one message for the MIME parser, each remembered so that a search
+    asked again from a later position reuses what it found (the parser only moves forward, so
+    the whole parse reads each octet a bounded number of times, whatever the message holds)."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        self._found: dict[bytes, tuple[int, int]] = {}
+
+    def find(self, what: bytes, pos: int) -> int:
+        """raw.find(what, pos), or len(raw) when not found."""
+        last = self._found.get(what)
+        if last is not None and last[0] <= pos <= last[1]:
+            return last[1]
+        at = self.raw.find(what, pos)
+        if at < 0:
+            at = len(self.raw)
+        self._found[what] = (pos, at)
+        return at
+
+
+class _Frame:
+    """An open multipart whose boundary is still looked for."""
+
+    __slots__ = ("boundary", "part")
+
+    def __init__(self, boundary: bytes, part: "MimePart"):
+        self.boundary = boundary
+        self.part = part
+
+
+def _match_boundary(raw: bytes, at: int, frames: list[_Frame], scan: _Scanner):
+    """(index in `frames`, whether it closes, where the line ends) of the boundary the line at
+    `at` (which starts with "--") is a delimiter of, or None. As Dovecot's parser, and as RFC
+    2046 5.1.1 tells implementors: the boundary need only begin the line ("--b" then anything);
+    of several that do, the longest wins (a tie: the innermost), so an inner boundary that
+    extends an outer one ("b" and "b-1") still splits its own multipart; "--" after the
+    boundary makes the line the multipart's close delimiter."""
+    eol = scan.find(b"\n", at)
+    end = eol if eol < len(raw) else len(raw)
+    if end > at and raw[end - 1] == 13:
+        end -= 1
+    size = end - at - 2
+    trailing_dashes = size > 2 and raw[end - 2:end] == b"--"
+    best = None
+    for i in range(len(frames) - 1, -1, -1):
+        b = frames[i].boundary
+        if len(b) <= size and raw.startswith(b, at + 2) and (best is None or len(frames[best].boundary) < len(b)):
+            best = i
+            # "b--" is boundary "b" closing, or a boundary "b--": the innermost that fits wins
+            if len(b) == size or (trailing_dashes and len(b) == size - 2):
+                break
+    if best is None:
+        return None
+    n = at + 2 + len(frames[best].boundary)
+    return best, raw[n:n + 2] == b"--", min(eol + 1, len(raw))
 
 
 def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[MimePart]:
+    """Every MIME part of `raw` in document order (the message first), each with its span in
+    `raw`. One forward pass, as Dovecot's parser reads a message: a line is a delimiter of the
+    open multipart whose boundary begins it (_match_boundary), which ends every part opened
+    inside that multipart since its last delimiter; a close delimiter stops looking for that
+    boundary (what follows is the epilogue, until an enclosing multipart's delimiter); a
+    message/rfc822 part's body is read as the message it holds, in place, whatever its
+    Content-Transfer-Encoding (RFC 2046 5.2.1 allows none but 7bit, 8bit and binary). Parts past
+    `max_parts` are not made, nor parts deeper than `max_depth` parsed. Linear: each search
+    resumes where the last one ended (_Scanner)."""
     parts: list[MimePart] = []
+    scan = _Scanner(raw)
+    n = len(raw)
+    frames: list[_Frame] = []
+    # the parts whose octets have not ended yet, outermost first, each with where its body starts
+    open_: list[tuple[MimePart, int]] = []
 
-    def walk(data: bytes, depth: int, parent: MimePart | None, base: int | None = 0) -> None:
-        if len(parts) >= max_parts:
-            return
-        headers, body = _split_head_body(data)
-        part = MimePart(headers, body, depth, parent)
-        if base is not None:
-            part.span = (base, base + len(data))
-        body_base = base + len(data) - len(body) if base is not None else None
+    def before_line(at: int, start: int) -> int:
+        """Where the content before the delimiter line at `at` ends: the line break before it
+        belongs to the delimiter (RFC 2046 5.1.1), unless it ended the line before that."""
+        end = at
+        if end > start and raw[end - 1] == 10:
+            end -= 1
+            if end > start and raw[end - 1] == 13:
+                end -= 1
+        return end
+
+    def finish(part: MimePart, body_start: int, end: int) -> None:
+        part.body = raw[body_start:end]
+        part.span = (part.span[0], end)
+        if part.mtype.startswith("multipart/") and part.prologue is None:
+            # a multipart whose boundary never came: its body is all prologue
+            part.prologue = part.body
+
+    # per set of open boundaries: a pattern for a line that one of them begins (found in C,
+    # however many other lines start with "--"), and where it last found one from where
+    patterns: dict[tuple[bytes, ...], tuple[re.Pattern, list[int]]] = {}
+
+    def next_delimiter(pos: int, limit: int):
+        """The first delimiter line of an open multipart at or after `pos` and before `limit`:
+        (line start, frame index, closes, line end), or None."""
+        if not frames:
+            return None
+        key = tuple(f.boundary for f in frames)
+        entry = patterns.get(key)
+        if entry is None:
+            import re       # here: only a message with a multipart pays for it
+            alts = b"|".join(re.escape(b) for b in sorted(set(key), key=len, reverse=True))
+            entry = patterns[key] = (re.compile(b"(?m)^--(?:" + alts + b")"), [-1, -1])
+        pattern, last = entry
+        while True:
+            if last[0] <= pos <= last[1]:
+                at = last[1]
+            else:
+                m = pattern.search(raw, pos)
+                at = m.start() if m is not None else n
+                last[0], last[1] = pos, at
+            if at >= limit or at >= n:
+                return None
+            found = _match_boundary(raw, at, frames, scan)
+            if found is not None:
+                return (at, *found)
+            pos = at + 1
+
+    def open_entity(start: int, depth: int, parent: MimePart | None) -> int:
+        """Read the header of the entity at `start`; return where its body starts (or, when a
+        delimiter line cuts the header short, that line's start)."""
+        blank = True    # an empty line ends the header
+        if raw.startswith(b"\r\n", start):
+            head_end, body_start = start, start + 2
+        elif raw.startswith(b"\n", start):
+            head_end, body_start = start, start + 1
+        else:
+            # the first LF that an LF or a CRLF follows, and the CR before it (_split_head)
+            lf_lf, lf_crlf = scan.find(b"\n\n", start), scan.find(b"\n\r\n", start)
+            if lf_lf <= lf_crlf:
+                first, body_start = lf_lf, min(lf_lf + 2, n)
+            else:
+                first, body_start = lf_crlf, lf_crlf + 3
+            head_end = first - 1 if first > start and first < n and raw[first - 1] == 13 else first
+            if first >= n:
+                head_end = body_start = n
+                blank = False
+        cut = next_delimiter(start, head_end + 1)
+        if cut is not None:
+            # a delimiter before the empty line: the entity is a header without a body
+            head_end = body_start = before_line(cut[0], start)
+        part = MimePart(_parse_fields(raw[start:head_end]), b"", depth, parent)
+        part.head_raw = raw[start:head_end]
+        part.has_body = blank and cut is None
+        part.span = (start, start)
         parts.append(part)
         if parent is not None:
             parent.children.append(part)
-        if depth >= max_depth:
-            return
-        if part.mtype.startswith("multipart/"):
-            boundary = part.params.get("boundary")
-            if not boundary:
-                return
-            delim = b"--" + boundary.encode("utf-8", "replace")
-            import re
-            pattern = re.compile(rb"(?:^|\r?\n)" + re.escape(delim) + rb"(--)?[ \t]*(?:\r?\n|$)")
-            chunks = pattern.split(body)
-            # where each delimiter line ends: chunk k + 1 starts there (split and finditer
-            # find the same delimiters)
-            ends = [m.end() for m in pattern.finditer(body)]
-            # chunks: preamble, (closer-flag, part)...
-            sub = []
-            k = 1
-            while k + 1 < len(chunks):
-                closer = chunks[k]
-                content = chunks[k + 1]
-                if closer:
-                    break
-                sub.append((content, ends[(k - 1) // 2]))
-                k += 2
-            for s, off in sub:
-                walk(s, depth + 1, part, body_base + off if body_base is not None else None)
-        elif part.mtype == "message/rfc822":
-            inner = part.decoded_body()
-            walk(inner, depth + 1, part, body_base if inner is part.body else None)
+        open_.append((part, body_start))
+        if depth < max_depth and len(parts) < max_parts:
+            if part.mtype.startswith("multipart/"):
+                boundary = part.params.get("boundary")
+                if boundary and cut is None:
+                    frames.append(_Frame(boundary.encode("utf-8", "replace"), part))
+            elif part.mtype == "message/rfc822":
+                # the message it holds, empty as its body may be (as Dovecot's parser makes it)
+                return open_entity(body_start, depth + 1, part)
+        return body_start
 
-    walk(raw, 0, None)
+    pos = open_entity(0, 0, None)
+    while True:
+        d = next_delimiter(pos, n + 1)
+        if d is None:
+            break
+        at, k, closes, line_end = d
+        frame = frames[k]
+        owner = frame.part
+        # every part opened inside the multipart since its last delimiter ends before this line
+        while open_ and open_[-1][0] is not owner:
+            part, body_start = open_.pop()
+            finish(part, body_start, max(body_start, before_line(at, body_start)))
+        del frames[k + 1:]
+        owner.delimited = True
+        if owner.prologue is None:
+            body_start = open_[-1][1]
+            owner.prologue = raw[body_start:max(body_start, before_line(at, body_start))]
+        if closes:
+            frames.pop()
+            owner.epilogue_start = line_end
+            pos = line_end
+        elif len(parts) < max_parts:
+            pos = open_entity(line_end, owner.depth + 1, owner)
+        else:
+            # no more parts are made: what is left belongs to the parts still open
+            break
+    while open_:
+        part, body_start = open_.pop()
+        finish(part, body_start, n)
+    for part in parts:
+        if part.epilogue_start is not None:
+            # the text after the close delimiter, when there is any (Pigeonhole gives no value
+            # for an empty one, and one for an empty prologue)
+            part.epilogue = raw[part.epilogue_start:part.span[1]]
     return parts

@@ -3,14 +3,15 @@ exists; the foreverypart loop with break; extracttext into a variable.
 
 MIME structure comes from sieve.message (bounded). Tests: conformance extensions/mime/,
 tests/sieve/test_rfc_fixes.py, tests/sieve/test_differential_fixes_s11.py,
-tests/sieve/test_differential_fixes_s12.py (break :name), tests/sieve/test_differential_fixes_s13.py.
+tests/sieve/test_differential_fixes_s12.py (break :name), tests/sieve/test_differential_fixes_s13.py,
+tests/sieve/test_mime_differential.py (against sieve-test, on generated MIME trees).
 """
 
 from __future__ import annotations
 
 from sieve.errors import SieveError, SieveRuntimeError
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
-from sieve.message import parse_content_type_all
+from sieve.message import parse_content_type_all, strip_comments
 
 
 class BreakLoop(SieveError):
@@ -59,7 +60,8 @@ def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
                 # gives each value of a parameter named twice, in order (as Pigeonhole).
                 mtype, params = parse_content_type_all(v)
                 if mtype:
-                    mtype = v.split(";", 1)[0].strip()
+                    # as written, less comments and the white space around "/" (RFC 2045 5.1)
+                    mtype = "".join(strip_comments(v).split(";", 1)[0].split())
                 if opt == "type":
                     out.append(mtype.split("/", 1)[0] if mtype else "")
                 elif opt == "subtype":
@@ -160,10 +162,10 @@ def _validate_extract(v, node):
 
         check_name(v, node.pos[0], node.pos[0].items[0].value)
         from sieve.parser import Tag
-        from sieve.extensions.variables import MODIFIERS
+        from sieve.extensions.variables import check_modifiers
 
-        mods = [a.name for a in node.args if isinstance(a, Tag) and a.name in MODIFIERS]
-        node.data["mods"] = sorted(set(mods), key=lambda m: -MODIFIERS[m][0])
+        # (two of one precedence are an error, as for set: RFC 5703 7 takes set's modifiers)
+        node.data["mods"] = check_modifiers(v, [a for a in node.args if isinstance(a, Tag)])
 
 
 def _run_extract(rt, node):
@@ -178,10 +180,19 @@ def _run_extract(rt, node):
     # does; a multipart or message/rfc822 part has no content of its own (its parts do). A
     # multipart that has no parts (no boundary parameter, or a boundary its body never uses:
     # RFC 2046 5.1.1 makes it required, so the body is not split) is read as a leaf, its body
-    # being all the content there is (as Dovecot's parser reads it, checked with sieve-test).
+    # being all the content there is (as Dovecot's parser reads it, checked with sieve-test);
+    # one whose body holds a delimiter line, if only its close, is split: the text around it is read.
     # HTML reads as plain text, as for the body test's :text (sieve.html_text).
-    container = bool(p.children) if p.mtype.startswith("multipart/") else p.mtype == "message/rfc822"
-    text = "" if container else p.readable_text()
+    multipart = p.mtype.startswith("multipart/")
+    container = bool(p.children) if multipart else p.mtype == "message/rfc822"
+    if multipart and not container and p.delimited:
+        # delimiter lines but no part (only a close): its content is the text around them, its
+        # prologue and epilogue (as sieve-test reads it)
+        from sieve.message import decode_charset
+        text = decode_charset((p.prologue or b"") + (p.epilogue or b""),
+                              p.params.get("charset", "us-ascii") or "us-ascii")
+    else:
+        text = "" if container else p.readable_text()
     if "first" in node.tags:
         text = text[: node.tags["first"].value]
     for m in node.data.get("mods", ()):
@@ -191,7 +202,7 @@ def _run_extract(rt, node):
 
 _MIME_TAGS = []
 for _c in ("header", "address", "exists"):
-    _MIME_TAGS += [(_c, TagDef("mime")), (_c, TagDef("anychild"))]
+    _MIME_TAGS += [(_c, TagDef("mime")), (_c, TagDef("anychild", repeat=True))]
 for _t in ("type", "subtype", "contenttype"):
     for _c in ("header", "address", "exists"):
         _MIME_TAGS.append((_c, TagDef(_t, group="mimeopt")))
@@ -207,9 +218,9 @@ EXTENSIONS = (
         name="foreverypart",
         commands=(
             CommandDef(
-                "foreverypart", tags=(TagDef("name", STRING),), block="required", loop=True, run=_run_foreverypart
+                "foreverypart", tags=(TagDef("name", STRING, repeat=True),), block="required", loop=True, run=_run_foreverypart
             ),
-            CommandDef("break", tags=(TagDef("name", STRING),), run=_run_break),
+            CommandDef("break", tags=(TagDef("name", STRING, repeat=True),), run=_run_break),
         ),
         argument_checks=(("break", _check_in_loop),),
     ),
