@@ -9,7 +9,9 @@ for_command); what the core language needs (require, if/elsif/else, `if false`, 
 argument types) stays here.
 Talks to: sieve.parser, sieve.extensions (registry). Tests: the conformance run
 (tests/sieve/test_conformance.py: compile/errors.svtest), tests/sieve/test_compile_errors_reference.py
-(Pigeonhole's error rules and wording, differential against sievec), tests/sieve/test_api.py (line:column),
+(Pigeonhole's error rules and wording, differential against sievec),
+tests/sieve/test_compile_errors_generated.py (generated scripts of every extension: error counts
+and decisions against sievec), tests/sieve/test_api.py (line:column),
 tests/sieve/test_limits.py (script size, nesting), tests/sieve/test_cli.py (`owlery sieve check`).
 """
 
@@ -22,6 +24,9 @@ from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef
 from sieve.match import check_match_spec
 from sieve.parser import Node, Num, Str, StrList, Tag, parse
 from sieve.script import Script
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
 
 def _provider(table: dict, name: str) -> str | None:
     """The extension that makes a match type, address part or comparator available."""
@@ -48,6 +53,7 @@ class Validator:
         # extensions a test loaded for its block (ihave), not `require`: not held to `requires`
         self.conditional_loads: set[str] = set()
         self.data: dict = {}          # per-script validator state for extensions
+        self.arguments_failed = False  # set by a string hook: this command's arguments failed
         # state shared by every script of one compile (the top one and those it includes)
         self.shared: dict = shared if shared is not None else {}
         self._load("core")
@@ -141,7 +147,6 @@ class Validator:
                 for s in node.pos[0].items:
                     self.require(s.value, s)
             return
-        self.seen_non_require = True
         d = self.cmds.get(node.name)
         if d is None:
             other = self.tsts.get(node.name)
@@ -150,6 +155,9 @@ class Validator:
             else:
                 self._unknown_identifier(node, "command")
             return
+        # (an unknown command, or a test used as one, does not make a later require misplaced:
+        # one error for `frop; require "x";`, as in Pigeonhole)
+        self.seen_non_require = True
         if d.toplevel_only and not toplevel:
             self.error(node, f"{node.name} command can only be used at top level")
         if node.name in ("elsif", "else"):
@@ -277,14 +285,16 @@ class Validator:
             i += 1
             nxt = args[i] if i < len(args) else None
             if d.match and tname == "comparator":
-                if not isinstance(nxt, StrList) or len(nxt.items) != 1:
+                if not self._type_ok(nxt, STRING):      # ["i;octet"] is a string list
                     self._tag_param_error(tag, d, what, "a string", nxt)
                     return False
-                cmp_ = nxt.items[0].value
+                # comparator names are matched without regard to ASCII case, as sievec does
+                # ("I;OCTET"); the capability names `require` takes are not
+                cmp_ = nxt.items[0].value.translate(_ASCII_LOWER)
                 i += 1
                 ext = extensions.COMPARATORS.get(cmp_)
                 if ext is None or ext not in self.required:
-                    self.error(tag, f"unknown comparator '{cmp_}'")
+                    self.error(tag, f"unknown comparator '{nxt.items[0].value}'")
                     return False
                 if "comparator" in node.tags:
                     self.error(tag, f"encountered duplicate :comparator argument for the {d.name} {what}")
@@ -312,7 +322,7 @@ class Validator:
                 continue
             t = allowed[tname]
             slot = t.slot
-            if slot in node.tags and (t.group or slot == t.name):
+            if slot in node.tags and (t.group or slot == t.name) and not t.repeat:
                 self.error(tag, f"encountered duplicate or conflicting :{tname} argument for the {d.name} {what}")
                 return False
             if t.param is None:
@@ -350,11 +360,17 @@ class Validator:
                 self.error(a, f"the {d.name} {what} expects a {d.positional[k].replace('-', ' ')} as "
                               f"{label}, but {self.kind(a)} was found")
                 return False
-        # strings: encoded-character and variables templates
+        # strings: encoded-character and variables templates. A hook that finds a string
+        # unusable (an invalid ${unicode:...}) sets arguments_failed: the command's arguments
+        # failed, its later strings and argument checks are not looked at (one error, as in
+        # Pigeonhole)
+        self.arguments_failed = False
         for a in node.args:
             if isinstance(a, StrList):
                 for s in a.items:
                     self.prepare_string(s)
+                    if self.arguments_failed:
+                        return False
         return True
 
     def compile_nested(self, source: bytes | str, *, name: str, data: dict) -> Script:

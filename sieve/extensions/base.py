@@ -40,6 +40,10 @@ class TagDef(Record, frozen=True):
     param: str | None = None
     group: str | None = None
     key: str | None = None
+    # may be given more than once, the last one counting (Pigeonhole accepts :last, :anychild,
+    # :name, :once, :optional and vacation's :handle twice, and their RFCs do not forbid it;
+    # tests/sieve/test_compile_errors_generated.py)
+    repeat: bool = False
 
     @property
     def slot(self) -> str:

@@ -135,13 +135,17 @@ def header_addresses(rt, values_raw: list[str], part: str) -> list[str]:
 
 
 def _validate_address(v, node):
+    # the first header that is not an address header is reported, not the ones after it
+    # (as Pigeonhole does: one error per test)
     if node.pos and v.is_literal(node.pos[0]):
         for s in node.pos[0].items:
             name = s.value
             if not name:
                 v.error(s, f"specified header field name '{name}' is invalid")
-            elif name.lower() not in ADDRESS_HEADERS:
+                return
+            if name.lower() not in ADDRESS_HEADERS:
                 v.error(s, f"specified header '{name}' is not allowed for the address test")
+                return
 
 
 def _valid_header_name(name: str) -> bool:

@@ -23,6 +23,8 @@ def decode(v, s) -> str:
 
     def one(m: re.Match) -> str:
         kind, body = m.group(1).lower(), m.group(2)
+        if v.arguments_failed:
+            return m.group(0)       # (one error per command)
         items = body.split()
         if not items:
             return m.group(0)
@@ -37,6 +39,7 @@ def decode(v, s) -> str:
             cp = int(x, 16) if len(x) <= 8 else 0x110000
             if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
                 v.error(s, f"invalid unicode character 0x{x} in encoded character substitution")
+                v.arguments_failed = True    # the command's arguments failed (validator)
                 return m.group(0)
             out.append(chr(cp))
         return "".join(out)

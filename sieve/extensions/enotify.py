@@ -153,6 +153,11 @@ def parse_mailto(uri: str):
             k, v = _pct_decode(k), _pct_decode(v)
             if k is None or v is None:
                 return None
+            if k.lower() != "body" and re.search(r"[\x00-\x08\x0a-\x1f]", v):
+                # a header field body holds no control character but HTAB (RFC 5322 2.2:
+                # no CR or LF outside folding, and no field is folded here), as Pigeonhole
+                # refuses it; a body may hold line breaks
+                return None
             if not k:
                 continue  # hfname = *qchar: an empty name names no field
             if not re.fullmatch(r"[!-9;-~]+", k):
@@ -207,27 +212,35 @@ NO_RECIPIENTS = "mailto URI specifies no recipients: the notify action has no ef
 
 
 def _validate_notify(v, node):
+    # One error, the first found in sievec's order: :importance, the method URI, then what
+    # the method checks (:from, then each option)
+    imp = node.tags.get("importance")
+    if imp is not None and v.is_literal(imp) and imp.items[0].value not in ("1", "2", "3"):
+        v.error(imp, "invalid :importance value (must be 1, 2 or 3)")
+        return
     if node.pos and v.is_literal(node.pos[0]):
         uri = node.pos[0].items[0].value
         err = method_error(uri)
         if err:
             v.error(node.pos[0], err)
-        elif not parse_mailto(uri)[0]:
+            return
+        if not parse_mailto(uri)[0]:
             v.warning(node.pos[0], NO_RECIPIENTS)
-    imp = node.tags.get("importance")
-    if imp is not None and v.is_literal(imp) and imp.items[0].value not in ("1", "2", "3"):
-        v.error(imp, "invalid :importance value (must be 1, 2 or 3)")
     f = node.tags.get("from")
     if f is not None and v.is_literal(f):
         try:
             single_mailbox(f.items[0].value)
         except HeaderError:
             v.error(f, f"specified :from address '{loggable(f.items[0].value)}' is invalid")
+            return
     opts = node.tags.get("options")
     if opts is not None and v.is_literal(opts):
         for s in opts.items:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+.-]*=.*", s.value, re.S):
+            # RFC 5435 :options, as sievec reads them: optionname = (ALPHA / DIGIT) *(ALPHA / DIGIT /
+            # "." / "-" / "_"), "=", then a value without NUL, CR or LF
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*=[^\x00\r\n]*", s.value):
                 v.error(s, f"invalid notify option '{s.value}'")
+                return
 
 
 def _run_notify(rt, node):

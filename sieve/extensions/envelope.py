@@ -12,10 +12,19 @@ PARTS = ("from", "to", "auth", "orig_to")
 
 
 def _validate(v, node):
+    # one error per test, the first part found wrong (as Pigeonhole does): an unknown part,
+    # else "auth" (a user name, not an address) under an explicit address part
     if node.pos and v.is_literal(node.pos[0]):
         for s in node.pos[0].items:
             if s.value.lower() not in PARTS:
                 v.error(s, f"specified envelope part '{s.value}' is not supported by the envelope test")
+                return
+        part = node.tags.get("address-part")
+        for s in node.pos[0].items:
+            if part is not None and s.value.lower() == "auth":
+                v.error(s, f"address part ':{part}' specified while non-address envelope part "
+                           f"'{s.value.lower()}' is tested with the envelope test")
+                return
 
 
 def envelope_values(rt, which: str, part: str) -> list[str]:

@@ -166,12 +166,22 @@ def _run_hasflag(rt, node):
 
 def _validate_flagcmd(v, node):
     if len(node.pos) == 2:
+        first = node.pos[0]
+        if node.name != "hasflag" and (first.bracketed or len(first.items) != 1):
+            # RFC 5232 3: setflag/addflag/removeflag [<variablename: string>] <flags>: one name
+            # (hasflag's is a <variable-list: string-list>, RFC 5232 4)
+            v.error(first, f"if a second argument is specified for the {node.name} command, the first "
+                           f"must be a string (variable name), but a string list was found")
+            return
         if "variables" not in v.required:
             v.error(node, f"the {node.name} command takes a variable name only with the variables extension")
             return
         from sieve.extensions.variables import check_name
         for s in node.pos[0].items:
+            before = v.errors
             check_name(v, s, s.value)
+            if v.errors > before:
+                return          # the first invalid name only, as Pigeonhole reports it
 
 
 def action_flags(rt, node) -> tuple[str, ...]:

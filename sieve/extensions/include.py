@@ -240,6 +240,11 @@ def _validate_global(v, node):
         return
     from sieve.extensions.variables import check_name
     for s in node.pos[0].items if node.pos else ():
+        if "." in s.value:
+            # RFC 6609 3.3 declares variables by name: an identifier, not a namespaced name
+            # ("global.a" is how a string refers to one), as sievec rules
+            v.error(s, f"invalid variable identifier '{s.value}'")
+            continue
         low = s.value.lower()
         used = low in v.data.get("variables", ()) or low in v.data.get("local_references", ())
         if used and low not in v.data.get("globals", ()):
@@ -276,7 +281,7 @@ EXTENSION = Extension(
     commands=(
         CommandDef("include", positional=(STRING,), tags=(
             TagDef("personal", group="location"), TagDef("global", group="location"),
-            TagDef("once"), TagDef("optional")), validate=_validate_include, run=_run_include,
+            TagDef("once", repeat=True), TagDef("optional", repeat=True)), validate=_validate_include, run=_run_include,
             arg_names=("value",)),
         CommandDef("return", run=_run_return),
         CommandDef("global", positional=(STRINGLIST,), validate=_validate_global, run=_run_global,

@@ -31,6 +31,6 @@ def validate_index(v, node):
 _T = ("header", "address", "date")
 EXTENSION = Extension(
     name="index",
-    extra_tags=tuple((c, TagDef("index", NUMBER)) for c in _T) + tuple((c, TagDef("last")) for c in _T),
+    extra_tags=tuple((c, TagDef("index", NUMBER)) for c in _T) + tuple((c, TagDef("last", repeat=True)) for c in _T),
     tag_checks=tuple((c, validate_index) for c in _T),
 )

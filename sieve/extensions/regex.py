@@ -34,8 +34,9 @@ from sieve.parser import StrList
 
 
 def _compile_keys(v, node, comparator: str) -> None:
-    """Compiles the constant keys once, while validating (a bad one is a compile error);
-    keys with variables are compiled at run time (sieve.match)."""
+    """Compiles the constant keys once, while validating (a bad one is a compile error, the
+    first one only: the test is wrong, as Pigeonhole reports it); keys with variables are
+    compiled at run time (sieve.match)."""
     if not node.pos:
         return
     keys = node.pos[-1]
@@ -50,8 +51,8 @@ def _compile_keys(v, node, comparator: str) -> None:
             cache.append(compile_regex(k.value, comparator, v.settings.sieve_max_regex_length,
                                        v.settings.sieve_max_regex_memory))
         except RegexError as e:
-            cache.append(None)
             v.error(k, f"invalid regular expression '{k.value}' for regex match: {e}")
+            return
     node.data["regex_cache"] = cache
 
 

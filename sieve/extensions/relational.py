@@ -10,12 +10,13 @@ RELATIONS = ("gt", "ge", "lt", "le", "eq", "ne")
 
 
 def _bind_relation(v, node, d, what, tag, nxt):
-    """:count and :value take a constant relation ("gt", ...) as their parameter."""
-    op = nxt.items[0].value.lower() if isinstance(nxt, StrList) and len(nxt.items) == 1 \
-        and nxt.items[0].parts is None else None
+    """:count and :value take a constant relation ("gt", ...) as their parameter: a string,
+    not a string list (["gt"] is refused, as Pigeonhole does). Its case does not matter:
+    RFC 5231 9 gives the relations as ABNF strings, which are case-insensitive (RFC 5234 2.3)."""
+    string = isinstance(nxt, StrList) and len(nxt.items) == 1 and not nxt.bracketed
+    op = nxt.items[0].value.lower() if string and nxt.items[0].parts is None else None
     if op not in RELATIONS:
-        found = f'"{nxt.items[0].value}"' if isinstance(nxt, StrList) and len(nxt.items) == 1 \
-            else ("nothing" if nxt is None else v.kind(nxt))
+        found = f'"{nxt.items[0].value}"' if string else ("nothing" if nxt is None else v.kind(nxt))
         v.error(tag, f'the :{tag.name} match-type requires a constant string argument being '
                      f'one of "gt", "ge", "lt", "le", "eq" or "ne", but {found} was found')
         return None

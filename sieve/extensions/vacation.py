@@ -28,8 +28,6 @@ _NO_REPLY_LOCALPARTS = ("mailer-daemon", "postmaster", "listserv", "majordomo", 
 
 
 def _validate(v, node):
-    if "seconds" in node.tags and node.tags.get("seconds:tag") == "seconds" and "vacation-seconds" not in v.required:
-        v.error(node, "the :seconds tag requires the vacation-seconds extension")
     f = node.tags.get("from")
     if f is not None and v.is_literal(f):
         text = f.items[0].value
@@ -288,8 +286,10 @@ def _default_from(rt, found) -> str | None:
 EXTENSIONS = (
     Extension(name="vacation", commands=(CommandDef("vacation", arg_names=("reason",), positional=(STRING,), tags=(
         TagDef("days", NUMBER, group="period", key="seconds"),
-        TagDef("seconds", NUMBER, group="period", key="seconds"),
         TagDef("subject", STRING), TagDef("from", STRING), TagDef("addresses", STRINGLIST),
-        TagDef("mime"), TagDef("handle", STRING)), validate=_validate, run=_run),)),
-    Extension(name="vacation-seconds", implies=("vacation",)),
+        TagDef("mime"), TagDef("handle", STRING, repeat=True)), validate=_validate, run=_run),)),
+    # :seconds exists only with vacation-seconds: without it, an unknown tag (reported once
+    # per script, as sievec does)
+    Extension(name="vacation-seconds", implies=("vacation",),
+              extra_tags=(("vacation", TagDef("seconds", NUMBER, group="period", key="seconds")),)),
 )

@@ -188,8 +188,15 @@ def _validate_set(v, node):
     if node.pos:
         name = node.pos[0].items[0].value
         check_name(v, node.pos[0], name)
+    node.data["mods"] = check_modifiers(v, mods)
+
+
+def check_modifiers(v, tags) -> list[str]:
+    """The modifiers among `tags` (set's, extracttext's), highest precedence first; an error
+    for the first that has the precedence of an earlier one (one error, as in sievec)."""
+    out = []
     seen_prec = {}
-    for t in mods:
+    for t in tags:
         if t.name not in MODIFIERS:
             continue
         prec = MODIFIERS[t.name][0]
@@ -198,10 +205,10 @@ def _validate_set(v, node):
         if prec in seen_prec:
             v.error(t, f"modifiers :{seen_prec[prec]} and :{t.name} of the same precedence "
                        "cannot be combined")
-            continue
+            break
         seen_prec[prec] = t.name
-        node.data["mods"].append(t.name)
-    node.data["mods"].sort(key=lambda m: -MODIFIERS[m][0])
+        out.append(t.name)
+    return sorted(out, key=lambda m: -MODIFIERS[m][0])
 
 
 def check_name(v, where, name: str, allow_global_ns=True) -> None:
