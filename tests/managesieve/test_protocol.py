@@ -6,8 +6,9 @@ from sieve.managesieve.protocol import (Atom, Bad, CommandReader, Fatal, Line, O
                                         capability_lines, literal, quoted, response, string, tag_code)
 
 
-def items(data: bytes, reader=None, chunk=None):
-    """Everything `data` yields, fed whole or `chunk` bytes at a time."""
+def items(data: bytes, reader=None, chunk=None, peak=None):
+    """Everything `data` yields, fed whole or `chunk` bytes at a time; `peak` gets the most
+    octets the reader held between two feeds."""
     reader = reader or CommandReader(max_line=200, literal_max=100, skip_max=1000)
     out = []
     pieces = [data] if chunk is None else [data[i:i + chunk] for i in range(0, len(data), chunk)]
@@ -15,6 +16,8 @@ def items(data: bytes, reader=None, chunk=None):
         reader.feed(piece)
         while (item := reader.next()) is not None:
             out.append(item)
+        if peak is not None:
+            peak.append(reader.buffered)
     return out
 
 

@@ -13,22 +13,7 @@ import pytest
 
 from sieve.managesieve.protocol import NUMBER_MAX, Atom, Bad, CommandReader, Fatal, Line, Oversized, String
 from tests.managesieve.test_dovecot_differential import Step, Wire, login, run_step, servers  # noqa: F401
-
-
-def items(data: bytes, reader: CommandReader | None = None, chunk: int | None = None, peak: list | None = None):
-    """Everything `data` yields, fed whole or `chunk` bytes at a time; `peak` gets the most
-    octets the reader held between two feeds."""
-    reader = reader or CommandReader(max_line=200, literal_max=100, skip_max=1000)
-    out = []
-    pieces = [data] if chunk is None else [data[i:i + chunk] for i in range(0, len(data), chunk)]
-    for piece in pieces:
-        reader.feed(piece)
-        while (item := reader.next()) is not None:
-            out.append(item)
-        if peak is not None:
-            peak.append(reader.buffered)
-    return out
-
+from tests.managesieve.test_protocol import items
 
 NOOP = Line((Atom("NOOP"),))
 ZEROS = b"0" * 5000                     # more digits than int() takes (4300)
