@@ -172,7 +172,7 @@ def _record(lookup: Any, domain: str, timeout: float) -> Any:
     return got
 
 
-class _Run:
+class _RecordRun:
     __slots__ = ("lookup", "timeout", "version", "address", "lookups")
 
     def __init__(self, lookup: Any, timeout: float, version: int, address: int):
@@ -233,7 +233,7 @@ def evaluate_simple(lookup: Any, *, ip: str, sender: str, helo: str, timeout: fl
         o, ident = helo, "helo"
     if not checkable(o) or o.endswith("."):
         return None
-    run = _Run(lookup, timeout, client[0], client[1])
+    run = _RecordRun(lookup, timeout, client[0], client[1])
     try:
         compiled = _record(lookup, o, timeout)
         if compiled is None:
