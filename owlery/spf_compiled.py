@@ -87,14 +87,14 @@ def _client(ip: str) -> tuple[int, int, str] | None:
 def _spf_records(lookup: Any, name: str, timeout: float) -> list[str] | None:
     """The TXT records of `name` that are SPF records, as pyspf's dns_spf finds them; None when
     what came back is anything pyspf treats specially (other names, empty strings)."""
+    import spf
     answers = lookup(name.lower(), "TXT", timeout)     # pyspf asks in lower case
     records = []
     for (owner, qtype), value in answers:
         if qtype != "TXT" or owner.lower() != name.lower() or not value:
             raise _Fallback
         text = b"".join(value)
-        low = text[:7].lower()
-        if low == b"v=spf1" or low == b"v=spf1 ":
+        if spf.RE_SPF.match(text):          # pyspf's own test ("v=spf1\n" is one, by its "$")
             records.append(text)
     out = []
     for text in records:

@@ -87,6 +87,8 @@ def _zone(rng: random.Random) -> dict[str, list[tuple[bytes, ...]]]:
             if rng.random() < 0.04:
                 txts.append((b"v=spf1 -all",))                 # two records: permerror
             if rng.random() < 0.03:
+                txts.append((b"v=spf1\n",))                   # a record by pyspf's "$"
+            if rng.random() < 0.03:
                 txts.append(("v=spf1 ip4:10.0.0.0/8 -all caf\u00e9".encode(),))
         zone[name] = txts
     return zone
@@ -204,6 +206,18 @@ def test_two_records_and_non_ascii_identities_go_to_pyspf():
                              ("::ffff:192.0.2.1", "u@y.example", "h"), ("192.0.2.01", "u@y.example", "h")]:
         assert _simple(lookup, ip=ip, sender=sender, helo=helo, timeout=20,
                                             default_explanation=None) is None
+
+
+@pytest.mark.parametrize("txts", [
+    [(b"v=spf1\n",), (b"v=spf1 -all",)],          # two records by pyspf's test: permerror
+    [(b"v=spf1\n",)],                              # one, which pyspf reads as none
+    [(b"V=SPF1 ip4:192.0.2.0/24 -all",)],
+    [(b"v=spf1",)],
+])
+def test_what_counts_as_a_record_is_pyspfs(txts):
+    lookup = _lookup({"x.example": txts})
+    slow, quick = _pair(lookup, "192.0.2.1", "u@x.example", "h.example")
+    assert quick == slow
 
 
 def test_include_loop_is_bounded_and_left_to_pyspf():
