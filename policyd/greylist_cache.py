@@ -9,7 +9,7 @@ over: the retry that passes is always decided from the store's record, read agai
 triplet that passed ("known") and an auto-whitelisted client, each for at most `ttl`
 seconds (so a purge or removal with `owlery greylist` is seen by every daemon within
 that time). It is an LRU bounded both in entries and in bytes (an estimate per entry
-checked by tests/policyd/test_greylist_cache.py against tracemalloc): a flood of unique
+checked by tests/policyd/test_greylist_writebehind.py against tracemalloc): a flood of unique
 triplets evicts the least recently used, never grows the process.
 
 `WriteBehind` holds the writes of decisions already answered until a flush persists them

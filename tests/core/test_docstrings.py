@@ -77,6 +77,33 @@ def test_every_tests_path_in_a_docstring_exists():
     assert not bad, "docstring Tests: lines naming tests that do not exist:\n" + "\n".join(bad)
 
 
+def cited_test_files(doc: str) -> list[str]:
+    """Every tests/....py file a docstring names, in its Tests part or in its prose ("checked by
+    tests/policyd/test_x.py"): a cited test that does not exist sends a reader nowhere."""
+    return [ref.rstrip(".,;:)") for ref in TESTS_PATH.findall(doc) if ref.rstrip(".,;:)").endswith(".py")]
+
+
+def test_every_test_file_any_docstring_cites_exists():
+    """Class and function docstrings of the product, bench and scripts too, and their prose as
+    well as their Tests parts (a module's prose once cited a test file that never existed)."""
+    bad = []
+    for path in python_files():
+        if path.is_relative_to(ROOT / "tests"):
+            continue        # tests' own docstrings show example paths (this file's do)
+        for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node) or ""
+                bad += [f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}: {ref}"
+                        for ref in cited_test_files(doc) if "*" not in ref and not (ROOT / ref).is_file()]
+    assert not bad, "docstrings citing test files that do not exist:\n" + "\n".join(bad)
+
+
+def test_cited_test_files_are_read_from_prose_and_tests_parts():
+    assert cited_test_files(SAMPLE) == ["tests/not/checked_here.py", "tests/a/test_one.py",
+                                        "tests/e2e/test_x_*.py", "tests/later.py"]
+    assert cited_test_files("(see tests/policyd/test_y.py).") == ["tests/policyd/test_y.py"]
+
+
 def test_every_product_module_has_a_docstring():
     missing = [str(p.relative_to(ROOT)) for top in PRODUCTS for p in sorted((ROOT / top).rglob("*.py"))
                if not module_docstring(p)]
