@@ -5,12 +5,13 @@ the session can change the limits between two commands (a literal allowed after 
 refused before it): `Line(tokens)` for a command line (`Atom` and `String` tokens; a
 literal's octets arrive whole inside its String), `Bad` for a line that does not parse (the
 rest of it, literal octets included, is skipped, so a script's text can never run as
-commands), `Oversized` for a line whose literal was longer than `literal_max` (its octets were
-read and dropped, never stored; so is one that would make the literals of one command hold
-more than `literal_max` plus `max_line` octets in all), `Fatal` when the connection must end (a
+commands: see `CommandReader.next`), `Oversized` for a line whose literal was longer than
+`literal_max` (its octets were read and dropped, never stored; so is one that would make the
+literals of one command hold more than `literal_max` plus `max_line` octets in all), `Fatal` when the connection must end (a
 literal longer than `skip_max`; a line longer than `max_line` while `long_line_fatal`, else that
 line is answered `Bad` at once and skipped to its LF without being kept, as Pigeonhole does
-after login). An empty
+after login; after login a literal that is not a script's, as `script_literal` tells, is bounded
+by the line instead: Fatal once the command with it would pass `max_line`). An empty
 line is `Line(())`, a command without a name. Quoted strings must be UTF-8 (RFC 5804 4,
 SAFE-UTF8-CHAR); a literal's octets are not checked here. Both literal forms are read: `{n+}`
 (literal-c2s) and `{n}`; ManageSieve has no continuation request, so the octets of either
@@ -18,14 +19,15 @@ follow at once, as Dovecot reads them.
 Out: `response("NO", code, text)`, `string(value)` (quoted when it can be, else a literal
 `{n}`), `capability_lines(pairs)`.
 Talks to: nothing. Tests: tests/managesieve/test_protocol.py,
-tests/sieve/test_managesieve_literal_digits.py (literal sizes: leading zeros, many digits)
+tests/sieve/test_managesieve_literal_digits.py (literal sizes: leading zeros, many digits),
+tests/managesieve/test_literal_after_error.py (a bad line's literal; literal bounds by state)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 NUMBER_MAX = 4294967295          # RFC 5804 number: 0..4294967295
 QUOTED_MAX = 1024                # longer values are sent as literals
@@ -91,6 +93,10 @@ class CommandReader:
         self.long_line_fatal = True
         self.literal_max = literal_max
         self.skip_max = skip_max
+        # None: every literal follows literal_max / skip_max (before login). Set (after login):
+        # a literal for whose tokens before it this returns False is bounded by the line
+        # (_line_bound_literal); one for which it returns True (a script) follows the limits.
+        self.script_literal: Callable[[tuple], bool] | None = None
         self._buf = bytearray()
         self._reset()
         self._mode = _LINE
@@ -103,6 +109,7 @@ class CommandReader:
         self._bad: str | None = None
         self._need = 0
         self._held = 0                 # literal octets this command keeps
+        self._inline = 0               # octets of the literals bounded by the line, so far
         self._literal = bytearray()
 
     def set_limits(self, literal_max: int, skip_max: int) -> None:
@@ -123,7 +130,18 @@ class CommandReader:
         return len(self._buf)
 
     def next(self) -> Line | Bad | Oversized | Fatal | None:
-        """The next complete item, or None until more input arrives."""
+        """The next complete item, or None until more input arrives.
+
+        A line that does not parse but announces a literal ({n+}, or {n}: ManageSieve has no
+        continuation request, so a client sends the octets of either at once) is skipped with
+        that literal's octets and on to the end of the line after them, in both states, and
+        answered by one `Bad`. Dovecot's managesieved (2.3, login process and managesieve
+        alike) skips only to the first LF and then runs the literal's octets as commands; we
+        do not follow it: RFC 5804 section 4 makes literal-c2s part of the command that
+        announced it, and running those octets would let a script's text (a PUTSCRIPT whose
+        name has a bad character) or any string a client was given to upload act as
+        commands (DELETESCRIPT, SETACTIVE, ...) on the user's behalf.
+        Tests: tests/managesieve/test_literal_after_error.py"""
         buf = self._buf
         while True:
             if self._mode == _DEAD:
@@ -209,6 +227,8 @@ class CommandReader:
         """Begin reading (or skipping) `size` octets; False when there is none or it is fatal."""
         if size is None:
             return False
+        if not skipping and self.script_literal is not None and not self.script_literal(tuple(self._tokens)):
+            return self._line_bound_literal(size)
         if size > self.skip_max:
             self._fatal("literal too large")
             return False
@@ -222,6 +242,22 @@ class CommandReader:
         else:
             self._held += size
             self._mode = _LITERAL_READ
+        return True
+
+    def _line_bound_literal(self, size: int) -> bool:
+        """Read a literal that is not a script's (after login), or end the session when the
+        command so far (every byte up to this literal's "}", earlier literals' octets and line
+        ends included) and its octets would pass max_line. This is Dovecot's managesieved:
+        with a line limit of 8192, "NOOP {8180+}" is read and "NOOP {8181+}" (and
+        "NOOP {4294967295+}") answered BYE at once, not skipped over 4 GiB.
+        Tests: tests/managesieve/test_literal_after_error.py"""
+        if self._line_len - 2 + self._inline + size > self.max_line:
+            self._fatal("literal too large")
+            return False
+        self._inline += size
+        self._held += size
+        self._need = size
+        self._mode = _LITERAL_READ
         return True
 
     def _too_long(self) -> Bad | Fatal:

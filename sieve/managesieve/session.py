@@ -12,7 +12,8 @@ the handshake is done; `Timeout(seconds)`: the idle timeout from now on; `Close(
 Call, Wait or StartTLS is outstanding, input is only buffered: one command at a time.
 SASL PLAIN and LOGIN are offered only over TLS, or on loopback, or always, as
 `plaintext_auth` says; an authorization identity other than the user is refused. Limits:
-line length and (before login) literal size, bad commands, login failures, script count,
+line length and (before login) literal size; after login a literal other than a script's
+must fit in the line with its command, or BYE (as in Dovecot); bad commands, login failures, script count,
 size and total storage (QUOTA/MAXSCRIPTS, QUOTA/MAXSIZE, QUOTA), name length. Scripts are
 compiled by the `ManageSieveBackend` (our Sieve validator) on PUTSCRIPT, CHECKSCRIPT and SETACTIVE;
 errors come back as NO with one "name:line:column: error: ..." line each.
@@ -20,7 +21,8 @@ Logs: one line per login (success or failure, with the client address, never the
 and per change (put, delete, rename, activate); the metrics (owlery.metrics) count logins by
 result, commands by name and changes by action.
 Talks to: a ManageSieveBackend (login -> Account with a ScriptStorage, check). Tests:
-tests/managesieve/test_session.py (transcripts)
+tests/managesieve/test_session.py (transcripts), tests/managesieve/test_literal_after_error.py
+(literal bounds by state, a bad line's literal)
 """
 
 from __future__ import annotations
@@ -260,8 +262,12 @@ class ManageSieveSession:
         self.reader.long_line_fatal = self.state != AUTHENTICATED
         if self.state == AUTHENTICATED:
             self.reader.set_limits(self.config.max_script_size, SKIP_MAX)
+            # A script (and what follows it) is refused over max_script_size and skipped up to
+            # SKIP_MAX; any other literal is bounded by the line, as in Dovecot's managesieve.
+            self.reader.script_literal = _script_literal
         else:
             self.reader.set_limits(self.config.max_line_length, self.config.max_line_length)
+            self.reader.script_literal = None
 
     # -- capabilities -----------------------------------------------------------------
 
@@ -711,6 +717,16 @@ class _NoResponse(_Bad):
     def __init__(self, text: str, code: str | None = None):
         super().__init__(text)
         self.code = code
+
+
+def _script_literal(tokens: tuple) -> bool:
+    """True when a literal after these tokens is a script: PUTSCRIPT's second argument,
+    CHECKSCRIPT's first, or an argument after it (the arguments Dovecot streams, bounded by
+    the script size rather than the line). Tests: tests/managesieve/test_literal_after_error.py"""
+    if not tokens or not isinstance(tokens[0], p.Atom):
+        return False
+    name = tokens[0].text.upper()
+    return (name == "PUTSCRIPT" and len(tokens) >= 2) or name == "CHECKSCRIPT"
 
 
 def _printable(text: str) -> str:

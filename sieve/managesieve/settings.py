@@ -44,8 +44,9 @@ MANAGESIEVE_IDLE_TIMEOUT = setting(
     doc="Close a logged-in connection idle this long.")
 MANAGESIEVE_MAX_LINE_LENGTH = setting(
     "managesieve_max_line_length", int_range(512, 1 << 20), 8192, unit="bytes",
-    doc="Longest command line, literals excluded (and longest literal before login, e.g. a SASL "
-        "response); longer closes the connection with BYE.")
+    doc="Longest command line; longer closes the connection with BYE. Before login it also bounds "
+        "each literal (e.g. a SASL response); after login a command's literals count in it, "
+        "except a script's (bounded by managesieve_max_script_size), as in Dovecot's managesieved.")
 MANAGESIEVE_MAX_BAD_COMMANDS = setting(
     "managesieve_max_bad_commands", int_range(1, 1000), 20,
     "Unknown or malformed commands in a row a logged-in client may send before the connection is "
