@@ -169,7 +169,11 @@ def _audit(settings: Any, action: str, *, store: Any = None, **fields: Any) -> N
     The store's entry names the Unix user ("cli:root"), who answers for it whatever --by says
     (that goes in its detail as by=)."""
     from owlery import log as owlery_log
-    line = owlery_log.decision("quarantine", None, action, **fields)
+    from owlery.quarantine.base import shown
+    # An 8-bit sender's octets as \xNN, as list and show print them (the log made each "?");
+    # the store's entry keeps the text exactly.
+    line = owlery_log.decision("quarantine", None, action,
+                               **{k: shown(v) if isinstance(v, str) else v for k, v in fields.items()})
     if store is not None:
         from owlery.quarantine import AuditEntry
         user = _unix_user()

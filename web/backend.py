@@ -21,6 +21,7 @@ from typing import Any
 
 from owlery import log as owlery_log
 from owlery.quarantine import AuditEntry, QuarantineRecord, QuarantineStore, open_store
+from owlery.quarantine.base import shown
 from owlery.quarantine.release import ReleaseError, ReleaseResult, reinject, released_copy
 
 log = logging.getLogger("owlery.web")
@@ -91,7 +92,8 @@ class WebBackend:
         self._audit(now, by, "delete", record.mail_id, f"reason={record.reason} from=<{record.sender}>")
 
     def _audit(self, now: float, by: str, action: str, mail_id: str, detail: str) -> None:
-        owlery_log.decision("web", None, action, quarantine_id=mail_id, by=by, detail=detail)
+        # The log line names an 8-bit sender's octets (\xNN), never "?"; the audit keeps the text.
+        owlery_log.decision("web", None, action, quarantine_id=mail_id, by=by, detail=shown(detail))
         self.store.add_audit(AuditEntry(now, by, action, mail_id, detail, self.host))
 
     def close(self) -> None:

@@ -4,7 +4,8 @@ backend builds on.
 A leaf: it imports no backend, so the backends (directory, postgres) import it and the
 factory in `owlery.quarantine` imports them, with no cycle.
 Tests: tests/milters/test_quarantine_store.py (one contract suite run against both backends),
-tests/core/test_quarantine_8bit_sender.py (text that is not UTF-8: to_column, from_column).
+tests/core/test_quarantine_8bit_sender.py (text that is not UTF-8: to_column, from_column),
+tests/core/test_quarantine_8bit_audit.py (shown, fold_case: audit lines, the sender filter).
 """
 
 from __future__ import annotations
@@ -62,6 +63,40 @@ def from_column(value: str | None) -> str | None:
     if value is None or not value.startswith(COLUMN_MARK) or not _COLUMN_ESCAPED.fullmatch(value, 1):
         return value
     return _COLUMN_UNESCAPE.sub(lambda m: "\\" if m[1] == "\\" else chr(int(m[1][1:], 16)), value[1:])
+
+
+def shown(text: str) -> str:
+    """`text` fit for one log or audit line with every octet named: an octet that was not UTF-8 (a lone
+    surrogate of surrogateescape, as an 8-bit envelope sender arrives) as \\xNN, the octet itself,
+    and any other character that is not printable as \\xNN, \\uNNNN or \\UNNNNNNNN, as
+    `owlery quarantine list`/`show` and the web show them (never "?").
+    Tests: tests/core/test_quarantine_8bit_audit.py"""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escaped(ord(c)) for c in text)
+
+
+def _escaped(n: int) -> str:
+    if 0xdc80 <= n <= 0xdcff:
+        return f"\\x{n - 0xdc00:02x}"
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
+def fold_case(text: str) -> str:
+    """`text` in lower case one character for one, as PostgreSQL's lower() folds it (Unicode's
+    simple mapping: a final capital sigma becomes σ, not ς, and İ becomes i, not i + U+0307 as
+    str.lower() makes them); lone surrogates and other caseless characters stay. The sender
+    filter compares lower(sender) with it in both stores (SQLite's own lower() knows ASCII only:
+    the directory store gives it this function instead).
+    Tests: tests/core/test_quarantine_8bit_audit.py"""
+    if text.isascii():
+        return text.lower()
+    return "".join(_fold_char(c) for c in text)
+
+
+def _fold_char(c: str) -> str:
+    low = c.lower()
+    return low if len(low) == 1 else low[0]          # (only U+0130 lowers to two: "i\u0307")
 
 
 def unnotified_sql(kind: str, since: float, reasons: Iterable[str] | None, skip_reasons: Iterable[str],
@@ -207,8 +242,8 @@ class ListFilter:
             where.append(in_recipients("address_lc"))
             args.append(to_column(self.recipient.lower()))
         if self.sender is not None:
-            where.append(f"lower(m.sender) = {placeholder}")
-            args.append(to_column(self.sender.lower()))
+            where.append(f"lower(m.sender) = {placeholder}")      # (SQLite's is fold_case too)
+            args.append(to_column(fold_case(self.sender)))
         if self.reason:
             where.append(f"m.reason = {placeholder}")
             args.append(self.reason)

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from owlery.quarantine.base import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
                                     QuarantineRecord, QuarantineStore, QuarantineUnavailable,
-                                    RecipientState, cutoffs, from_column, to_column, unnotified_sql)
+                                    RecipientState, cutoffs, fold_case, from_column, to_column, unnotified_sql)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -140,6 +140,8 @@ class DirectoryStore(QuarantineStore):
         try:
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
+            # lower() as PostgreSQL's (the sender filter): SQLite's own folds ASCII only
+            db.create_function("lower", 1, _sql_lower, deterministic=True)
             # a writer takes the lock up front, so it waits (busy timeout) instead of failing midway
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield db
@@ -431,3 +433,8 @@ def _fsync_dir(path: str) -> None:
 
 
 __all__ = ["DirectoryStore", "PENDING", "RELEASED"]
+
+
+def _sql_lower(value: object) -> object:
+    """SQLite's lower() for this store's connections: fold_case, as PostgreSQL's lower() folds."""
+    return fold_case(value) if isinstance(value, str) else value

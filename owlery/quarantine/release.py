@@ -11,7 +11,8 @@ milter treats as outbound under the default milter_internal_networks: not scanne
 Talks to: Postfix (SMTP on quarantine_release_smtp_endpoint, or the sendmail command).
 Tests: tests/milters/test_quarantine_cli.py, tests/e2e/test_content_e2e.py,
 tests/milters/test_received_for_scanners.py, tests/e2e/test_received_e2e.py,
-tests/core/test_quarantine_8bit_sender.py (an 8-bit envelope sent as its octets)
+tests/core/test_quarantine_8bit_sender.py (an 8-bit envelope sent as its octets),
+tests/core/test_quarantine_8bit_audit.py (the release header names 8-bit octets as \\xNN)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from owlery.endpoints import parse_endpoint
+from owlery.quarantine.base import shown
 from owlery.settings import Duration, Endpoint, Str, choice, setting
 
 QUARANTINE_RELEASE_METHOD = setting(
@@ -71,7 +73,7 @@ def released_copy(message: bytes, header: str, mail_id: str, by: str, host: str,
     if len(by) > limit:
         by = by[:limit - 1] + "\u2026"
     value = f"by {by} on {host[:255]}; id={mail_id[:64]}; {email.utils.formatdate(now)}"
-    value = "".join(c if c.isprintable() else "?" for c in value)
+    value = shown(value)                             # an 8-bit octet as \xNN, as the audit line names it
     return f"{header}: {value}\r\n".encode("utf-8") + message
 
 
