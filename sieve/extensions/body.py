@@ -2,7 +2,8 @@
 
 Reads decoded MIME parts from sieve.message (bounded by sieve_max_message_scan and
 sieve_max_mime_parts). Tests: conformance extensions/body/, tests/sieve/test_rfc_fixes.py,
-tests/sieve/test_mime_differential.py (against sieve-test, on generated MIME trees).
+tests/sieve/test_mime_differential.py (against sieve-test, on generated MIME trees),
+tests/sieve/test_mime_differential_fixes_s16.py (a multipart without parts).
 """
 
 from __future__ import annotations
@@ -64,8 +65,13 @@ def _prologue_epilogue(part) -> list[str]:
     """The text before a multipart's first delimiter line, and the text after its close
     delimiter when there is any (as sieve.message.parse_mime found them; UTF-8, octets that are
     not UTF-8 as U+FFFD, as sieve-test reads them). An empty prologue is a value (""), an empty
-    or missing epilogue none, as Pigeonhole reads them."""
+    or missing epilogue none, as Pigeonhole reads them. A multipart whose body holds delimiter
+    lines but no part (only a close delimiter; RFC 2046 5.1.1 wants one part or more) has one
+    text, that around the delimiter lines, as extracttext reads it (and sieve-test: one value,
+    "" when there is none)."""
     pre = part.prologue if part.prologue is not None else part.body
+    if part.delimited and not part.children:
+        return [utf8_text(pre + (part.epilogue or b""))]
     out = [utf8_text(pre)]
     if part.epilogue:
         out.append(utf8_text(part.epilogue))

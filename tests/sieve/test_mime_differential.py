@@ -36,6 +36,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -604,10 +605,10 @@ def _drop_anychild(field: str, value: str) -> str | None:
 
 def _first_octets(field: str, value: str) -> str:
     """An extract segment "a/lo/n/k/qw" with a (:first 12) and lo (:first 5) left out when the
-    text's first 12 characters are not all ASCII."""
+    text's first 12 characters are not all ASCII (qw is the text with "\\", "*" and "?" escaped)."""
     def fix(seg: str) -> str:
         comps = seg.split("/")
-        if len(comps) >= 5 and not urllib.parse.unquote(comps[4])[:12].isascii():
+        if len(comps) >= 5 and not re.sub(r"\\(.)", r"\1", urllib.parse.unquote(comps[4]))[:12].isascii():
             comps[0] = comps[1] = "?"
         return "/".join(comps)
     return _each_part(field, value, ("x-m-e",), fix)
@@ -652,6 +653,24 @@ def _rfc822_body(field: str, value: str) -> str:
     return _drop_codes(value, r"[A-Z]empty|[FX]\w+|E(15|16|20)") if field.endswith("x-m-b") else value
 
 
+# a run of non-ASCII text, URL-encoded (or made "?" by _non_ascii_runs: "?" itself is %3F)
+_HIGH_RUN = r"(?:%[89A-Fa-f][0-9A-Fa-f]|\?)+"
+
+
+def _held_octets(field: str, value: str) -> str:
+    """The non-ASCII run that begins a part's text left out: the walk's "L27:%C3%A9tok2" is
+    "Ln:tok2"; an extract segment is its :quotewildcard text alone (:first, :length and the TOK
+    match read the same text); the body probe's ^tok, empty-value and non-ASCII-key codes go."""
+    if field.endswith("x-m-b"):
+        return _drop_codes(value, f"[A-Z](r|empty|{_NON_ASCII_KEYS})")
+    if field.endswith("x-m-w"):
+        return re.sub(r"L(?:\d+|n):(?:" + _HIGH_RUN + ")?", "Ln:", value)
+    if field.endswith("x-m-e"):
+        return "|".join("/".join(["?", "?", "n", "?", re.sub("^" + _HIGH_RUN, "", c[4])] + c[5:])
+                        if len(c := seg.split("/")) >= 5 else seg for seg in value.split("|"))
+    return value
+
+
 DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
         "pigeonhole-anychild-headerless-or-digest",
@@ -680,13 +699,6 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "UTF-8 text reads as U+FFFD (test_decoding_differential's empty-charset-parameter).",
         _non_ascii_runs, message=r"(?i)charset\s*=\s*(\([^)]*\)\s*)?(;|\r?$)"),
     Deviation(
-        "pigeonhole-rfc2231-charset-unread",
-        "RFC 2231 sections 3 and 4 (any parameter, charset too, may be given encoded or continued): "
-        "Dovecot's parser under Pigeonhole 0.5.19 reads no charset from `charset*=''iso-8859-1` and "
-        "decodes the text as UTF-8 (U+FFFD for its 8-bit octets), as deviations.toml's "
-        "pigeonhole-rfc2231-boundary finds for the boundary; Owlery decodes it as ISO-8859-1.",
-        _non_ascii_runs, message=r"(?i)charset\*(0\*?)?\s*="),
-    Deviation(
         "pigeonhole-epilogue-in-last-part-charset",
         "RFC 2046 section 5.1.1 (the epilogue belongs to no body part and has no charset) with RFC "
         "5173 section 5.2: Pigeonhole 0.5.19 reads a multipart's epilogue in the charset of the part "
@@ -701,7 +713,61 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "gives \"\" instead of the enclosed message's header, and :content \"\" does not read that header "
         "(checked with sieve-test; 'message/rfc822' reads as Owlery reads both).",
         _rfc822_body, message=r"(?i)^Content-Type:[ \t]*(?-i:(?!message/rfc822))message/rfc822", script=r"\bbody\b"),
+    Deviation(
+        "pigeonhole-held-octets-leak-into-next-part",
+        "RFC 2045 section 6 and RFC 2046 section 5.1 (each body part's content is decoded on its own): a "
+        "part whose text Pigeonhole 0.5.19 reads as UTF-8 although it is not (charset*=''latin1, unread: "
+        "Peer.explain's pigeonhole-rfc2231-charset-unread) and that ends inside a character: Pigeonhole "
+        "keeps the held octets and puts them before the next part's text, read in that part's charset "
+        "(test_decoding_differential's held-octets-leak-into-next-part); so it does with what is left of "
+        "an 8-bit epilogue it read in the charset of the part before it (pigeonhole-epilogue-in-last-"
+        "part-charset: an ASCII next part began with U+FFFD, checked with sieve-test). A non-ASCII run "
+        "that begins a part's text is left out, with what depends on it.",
+        _held_octets, message=r"(?i)[;\s]charset\*\s*=\s*''(?!utf-?8|us-ascii)|"
+        r"charset\s*=\s*\"?(?!utf-?8|us-ascii)[^;\s]+(?s:.*)--\r?\n[^\r\n]*[\x80-\xff]"),
 )
+# Owlery re-run as Pigeonhole reads the case, for every run Peer.explain makes (so that they
+# compose with the other transforms): (id, flag of _AS_PH, whether it applies), the flags read
+# on the explaining thread only (the CI test runs two peers at once)
+_AS_PH = threading.local()
+_AMBIENT = (
+    # RFC 2231 sections 3 and 4 (any parameter, charset too, may be given encoded): Dovecot's
+    # parser under Pigeonhole 0.5.19 reads no charset from `charset*=''koi8-r` (its RFC 2231
+    # reader keeps the name "charset*", as deviations.toml's pigeonhole-rfc2231-boundary finds for
+    # the boundary) and decodes the text as UTF-8; Owlery decodes it in the charset named (the
+    # mime test's :param "charset" reads that charset in both)
+    ("pigeonhole-rfc2231-charset-unread", "charset",
+     lambda case, ours, theirs: re.search(rb"(?i)[;\s]charset\*\s*=", case.message) is not None),
+    # not Pigeonhole's fault: a probe's value over sieve_max_header_size (2048 octets, both
+    # engines) only because of a difference explained here (Owlery's longer text of a part
+    # Pigeonhole reads as U+FFFD); Owlery is re-run without the limit
+    ("addheader-limit-after-explained-difference", "unlimited",
+     lambda case, ours, theirs: ours.status == "error" and theirs.status == "ok"),
+)
+
+
+def _install_as_pigeonhole() -> None:
+    """Wrap MimePart.text and editheader's _value_size once: on a thread whose _AS_PH.charset is
+    set, a part whose Content-Type gives its charset only as `charset*=` (no plain `charset=`)
+    is read as UTF-8; with _AS_PH.unlimited, addheader takes a value of any size."""
+    from sieve.extensions import editheader
+    from sieve.message import MimePart, decode_charset
+
+    if getattr(MimePart.text, "as_pigeonhole", False):
+        return
+    text, size = MimePart.text, editheader._value_size
+
+    def ph_text(part):
+        if (getattr(_AS_PH, "charset", False) and re.search(r"(?i)(?:^|[;\s])charset\*\s*=", part.ctype_raw)
+                and not re.search(r"(?i)(?:^|[;\s])charset\s*=", part.ctype_raw)):
+            return decode_charset(part.decoded_body(), "us-ascii")
+        return text(part)
+
+    ph_text.as_pigeonhole = True
+    MimePart.text = ph_text
+    editheader._value_size = lambda value: 0 if getattr(_AS_PH, "unlimited", False) else size(value)
+
+
 # the deviations.toml entries reused: those whose transform re-runs Owlery as Pigeonhole reads
 # the message or script (one that makes any outcome equal would hide every difference)
 _PRECISE = {"digest-parts-as-text", "rfc2231-boundary-unread", "pigeonhole-anychild", "tab-folds-as-spaces"}
@@ -742,9 +808,24 @@ class Peer:
         return p
 
     def explain(self, case: Case, ours: normalise.Outcome, theirs: normalise.Outcome) -> str | None:
-        """The '+'-joined ids of the deviations that make the outcomes equal: deviations.toml's
+        """The '+'-joined ids of the deviations that make the outcomes equal: Owlery re-run as
+        Pigeonhole reads the case (_AMBIENT: every run below is such a run), deviations.toml's
         precise transforms (none, one or two, in turn), then this file's DEVIATIONS on what the
         scripts saw (all that cover the case at once); None when nothing does."""
+        ambient = [(i, flag) for i, flag, applies in _AMBIENT if applies(case, ours, theirs)]
+        if not ambient:
+            return self._explain(case, ours, theirs, [])
+        _install_as_pigeonhole()
+        for _, flag in ambient:
+            setattr(_AS_PH, flag, True)
+        try:
+            return self._explain(case, run_owlery(case, self.settings), theirs, [i for i, _ in ambient])
+        finally:
+            for _, flag in ambient:
+                setattr(_AS_PH, flag, False)
+
+    def _explain(self, case: Case, ours: normalise.Outcome, theirs: normalise.Outcome,
+                 ambient: list[str]) -> str | None:
         toml = [(d.id, TRANSFORMS[d.transform]) for d in self.toml if d.matches(case)]
         loop = rb'foreverypart\s*(?::name\s*"[^"]*"\s*)?\{'
         if re.search(rb"(?s)" + loop + rb".*" + loop, case.script):
@@ -758,7 +839,7 @@ class Peer:
             for _, transform in combo:
                 a, b = transform(case, a, b)
             if not a.differences(b):
-                return "+".join(i for i, _ in combo) or None
+                return "+".join(ambient + [i for i, _ in combo]) or None
             if a.status != b.status or a.stores != b.stores:
                 continue
             sa, sb, used = seen(a), seen(b), []
@@ -769,7 +850,7 @@ class Peer:
                     used.append(d.id)
                 sa, sb = fa, fb
             if sa == sb and used:
-                return "+".join([i for i, _ in combo] + used)
+                return "+".join(ambient + [i for i, _ in combo] + used)
         return None
 
     def _digest_as_text(self, case: Case, ours: normalise.Outcome, theirs: normalise.Outcome):
@@ -889,6 +970,7 @@ def test_a_real_difference_is_not_explained(peer):
         first = sorted(SCRIPTS).index(name)
         p = next(q for q in (peer.pair(make_case(SEED, i)) for i in range(first, 300, len(SCRIPTS)))
                  if not q.ours.differences(q.theirs) and not any(d.matches(q.case) for d in peer.toml)
+                 and not any(applies(q.case, q.ours, q.theirs) for _, _, applies in _AMBIENT)
                  and b"digest" not in q.case.message.lower())
         assert any(f.endswith(field) for f, _ in seen(p.ours)), name
         headers = tuple((t, tuple((n, v + ",x") if n == field else (n, v) for n, v in fields))
