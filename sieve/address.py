@@ -114,7 +114,7 @@ def _addr_spec(toks: list[tuple[str, str]], display: str) -> SieveAddress:
             break
     local_t = toks if at is None else toks[:at]
     dom_t = [] if at is None else toks[at + 1:]
-    local = _dot_join(local_t, allow_qs=True)
+    local = _dot_join(local_t, allow_qs=True, lax_dots=True)
     if at is None:
         raise AddressError("missing domain")
     domain = _dot_join(dom_t, allow_qs=False)
@@ -127,7 +127,15 @@ def _addr_spec(toks: list[tuple[str, str]], display: str) -> SieveAddress:
     return SieveAddress(local, domain, display)
 
 
-def _dot_join(toks, allow_qs: bool) -> str:
+def _dot_join(toks, allow_qs: bool, lax_dots: bool = False) -> str:
+    """Words joined by dots. `lax_dots` (a local part): a dot may also lead, trail or follow
+    another dot, as in Japanese mobile addresses (`taro..yamada.@docomo.ne.jp`). RFC 5322
+    3.4.1 has no empty word even in obs-local-part, but such addresses are real, Pigeonhole
+    reads them as valid everywhere (address tests, redirect, vacation :from; its own testsuite
+    lists such redirects as "Ok") and its :all shows the local part quoted:
+    `"taro..yamada."@docomo.ne.jp`, a valid quoted-string local part naming the same mailbox,
+    which is also what a redirect sends to. A domain stays strict.
+    Tests: tests/sieve/test_address_lax_dots.py"""
     parts = []
     expect_word = True
     for kind, val in toks:
@@ -135,6 +143,8 @@ def _dot_join(toks, allow_qs: bool) -> str:
             if kind == "atom" or (kind == "qs" and allow_qs) or (kind == "dl" and not allow_qs):
                 parts.append(val)
                 expect_word = False
+            elif lax_dots and (kind, val) == ("sp", "."):
+                parts.append(".")
             else:
                 raise AddressError("invalid address syntax")
         else:
@@ -143,7 +153,7 @@ def _dot_join(toks, allow_qs: bool) -> str:
                 expect_word = True
             else:
                 raise AddressError("invalid address syntax")
-    if expect_word and parts:
+    if expect_word and parts and not lax_dots:
         raise AddressError("address ends with '.'")
     return "".join(parts)
 

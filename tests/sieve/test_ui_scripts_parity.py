@@ -1951,11 +1951,6 @@ ALLOWED: dict[tuple[str, str], tuple[str, object]] = {
     ("hand-ereject", "*"): (
         "ereject is RFC 5429's; Owlery implements it, this sieve-test refuses the capability as unknown.",
         _unknown_to_pigeonhole),
-    ("hand-redirect-docomo", "*"): (
-        "RFC 5322 3.4.1: 'taro..yamada' is no local-part (dot-atom and obs-local-part allow no empty "
-        "word) and RFC 5228 2.4.2.3 makes an invalid address an error: Owlery refuses the script; "
-        "sieve-test takes it and sends to the quoted form \"taro..yamada\"@docomo.example.",
-        lambda ours, theirs, log: ours.status == "compile-error" and theirs.redirects == ('"taro..yamada"@docomo.example',)),
     ("hand-privacy-strip", "plain"): (
         "RFC 5293 6 leaves which fields deleteheader may delete to the implementation: Owlery's "
         "sieve_editheader_forbid_delete keeps Delivered-To (the MTA's loop check on redirected "
