@@ -20,7 +20,7 @@ _QUANT = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _IDSTART = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _IDCHARS = _IDSTART | set("0123456789")
 _PUNCT = set(";,[](){}")
-MAX_NUMBER = (1 << 63) - 1
+MAX_NUMBER = (1 << 64) - 1          # Pigeonhole's sieve_number_t (sievec: "max 18446744073709551615")
 _MAX_NUMBER_DIGITS = len(str(MAX_NUMBER))      # more significant digits are too large whatever they are
 # No RFC identifier is longer than 24 characters; Pigeonhole refuses more than 32 (so do we).
 MAX_IDENTIFIER = 32

@@ -126,7 +126,10 @@ def _validate_include(v, node):
             return
         v.error(node, f"circular include of script '{name}'")
         return
-    if len(chain) + 1 > v.settings.sieve_max_include_depth:
+    # chain[0] is the top script (depth 0); this include puts `name` at depth len(chain): up to
+    # the limit is allowed, as at run time and in Pigeonhole (sievec: 'cannot nest includes
+    # deeper than 2 levels' only where a third level begins). Tests: tests/sieve/test_sievec_counts_s16.py
+    if len(chain) > v.settings.sieve_max_include_depth:
         v.error(node, f"include nesting depth exceeds the limit of {v.settings.sieve_max_include_depth}")
         return
     shared = v.shared.setdefault("include_count", [0])      # of the whole compile

@@ -67,6 +67,11 @@ def template(v, s):
             # Pigeonhole reads it, however many); a value past any match is one number past all
             digits = name.lstrip("0") or "0"
             kind = ("match", int(digits) if len(digits) < 6 else 10 ** 6)
+            if kind[1] > v.settings.sieve_max_match_values:
+                # RFC 5229 6: a reference past the match variables the implementation supports
+                # MUST be a syntax error, found at compile time (sievec: "match value index 33
+                # out of range (max: 32)", one per reference). Tests: tests/sieve/test_sievec_counts_s16.py
+                v.error(s, f"match value index {digits} out of range (max: {v.settings.sieve_max_match_values})")
         elif _is_name(name):
             ns = name.lower().split(".")
             # names are case-insensitive (RFC 5229 3), the namespace too; an env. item's name is
@@ -228,7 +233,10 @@ def check_name(v, where, name: str, allow_global_ns=True) -> None:
         v.error(where, f"variable name '{name}' is too long")
     vars_ = v.data.setdefault("variables", set())
     vars_.add(low)
-    if len(vars_) > v.settings.sieve_max_variables:
+    if len(vars_) > v.settings.sieve_max_variables and not v.data.get("variables_over"):
+        # once per script, at the first variable past the limit, as sievec reports it (a script
+        # declaring 1,000 variables is one error, not 745). Tests: tests/sieve/test_sievec_counts_s16.py
+        v.data["variables_over"] = True
         v.error(where, f"number of variables exceeds the maximum ({v.settings.sieve_max_variables})")
 
 

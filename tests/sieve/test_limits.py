@@ -96,10 +96,14 @@ def test_max_cpu_steps_stops_exhaustion():
 
 def test_max_match_values():
     s = Settings().replace(sieve_max_match_values=3)
-    src = ('require "variables"; if header :matches "subject" "*?*?*?*" { set "n" "${4}${5}${6}${7}"; }'
-           'if string :is "${n}" "" { keep; } else { discard; }')
+    # RFC 5229 6: a reference past the supported match variables is a syntax error at compile time
+    assert "match value index 4 out of range (max: 3)" in _compile_error(
+        'require "variables"; if header :matches "subject" "*?*?*?*" { set "n" "${4}"; }', s)
+    # within the limit the values are recorded, and a match records no more than the limit
+    src = ('require ["variables", "fileinto"]; if header :matches "subject" "*?*?*?*" '
+           '{ fileinto "INBOX.${1}-${2}-${3}"; }')
     r = _run(src, s)
-    assert r.ok and [a.name for a in r.actions] == ["keep"]     # ${4}.. beyond the limit are empty
+    assert r.ok and [a.mailbox for a in r.actions] == ["INBOX.-h-"]
 
 
 def test_match_values_kept_within_limit():
