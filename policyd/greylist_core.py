@@ -24,7 +24,6 @@ tests/policyd/test_postgrey_differential.py
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import ipaddress
 import logging
@@ -50,12 +49,30 @@ _CUT_UNNEEDED = MAX_FIELD // 4  # characters: at most 4 bytes each, so never ove
 
 # --- keys -----------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=65536)   # clients come back; ipaddress parsing is slow
+# Remembered client networks (clients come back; ipaddress parsing is slow), keyed by one
+# string: a dict of strings only is never tracked by the cyclic collector, so a full
+# collection does not walk its 65,536 entries (an lru_cache's entries are tracked objects,
+# and a tuple key makes the dict tracked again each time one is added). The same rule holds
+# for every long-lived memo of the policy checks (tests/policyd/test_memo_untracked.py).
+_CLIENT_NETS: dict[str, str] = {}
+_CLIENT_NETS_MAX = 65536
+
+
 def client_net(address: str, v4_prefix: int, v6_prefix: int) -> str:
     """The client's network as text: 192.0.2.77 -> 192.0.2.0/24 (prefix 32/128 keeps the host).
 
     An address that does not parse is kept as given (lower-cased), so it still keys.
     """
+    memo_key = f"{address}\0{v4_prefix}\0{v6_prefix}"
+    got = _CLIENT_NETS.get(memo_key)
+    if got is None:
+        if len(_CLIENT_NETS) >= _CLIENT_NETS_MAX:
+            _CLIENT_NETS.clear()
+        got = _CLIENT_NETS[memo_key] = _client_net(address, v4_prefix, v6_prefix)
+    return got
+
+
+def _client_net(address: str, v4_prefix: int, v6_prefix: int) -> str:
     fast = _v4_net(address.strip(), v4_prefix)
     if fast is not None:
         return fast
@@ -163,12 +180,15 @@ class ClientWhitelist:
     def matches(self, address: str, name: str) -> bool:
         # Answers are kept per list (a changed file makes a new list): the same clients come
         # back all day, and the network scan and regexes are the costly part.
+        # (one string key: the memo then holds nothing the cyclic collector walks; NUL
+        # cannot occur in a policy attribute, the decoder refuses it)
         memo = self.__dict__.setdefault("_memo", {})
-        got = memo.get((address, name))
+        memo_key = f"{address}\0{name}"
+        got = memo.get(memo_key)
         if got is None:
             if len(memo) >= _MATCH_MEMO_MAX:
                 memo.clear()
-            got = memo[(address, name)] = self._matches(address, name)
+            got = memo[memo_key] = self._matches(address, name)
         return got
 
     def _matches(self, address: str, name: str) -> bool:

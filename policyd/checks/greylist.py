@@ -186,7 +186,7 @@ class GreylistCheck(Check):
         self.timeout = s.state_timeout
         self.redis = _reactor_redis(ctx, self.store)
         self._reads: list[tuple[list[str], float, Any]] = []   # misses waiting for this turn's read
-        self._keys: dict[tuple[str, str, str], str] = {}
+        self._keys: dict[str, str] = {}
         # One action per (seconds left, recipient domain): built and validated once, reused.
         self._deferral = functools.lru_cache(maxsize=4096)(self._make_deferral)
         self._timer: Any = None          # the pending flush's DelayedCall
@@ -387,12 +387,14 @@ class GreylistCheck(Check):
             return Verdict(DUNNO, {"greylist": "whitelisted-client"})
         if self.recipients.current(now).matches(request.recipient):
             return Verdict(DUNNO, {"greylist": "whitelisted-recipient"})
-        triplet = (client, request.sender, request.recipient)
+        # (one string key, NUL-joined: NUL cannot occur in a policy attribute; a dict of strings
+        # is never tracked by the cyclic collector, tests/policyd/test_memo_untracked.py)
+        triplet = f"{client}\0{request.sender}\0{request.recipient}"
         key = self._keys.get(triplet)
         if key is None:     # normalising the sender and the client network costs; triplets repeat
             if len(self._keys) >= _KEYS_REMEMBERED:
                 self._keys.clear()
-            key = self._keys[triplet] = self.greylister.key(*triplet)
+            key = self._keys[triplet] = self.greylister.key(client, request.sender, request.recipient)
         result = self.memory.answer(key, client, now)
         if result is None:
             if self._closed:

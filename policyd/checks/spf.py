@@ -19,6 +19,7 @@ tests/e2e/test_spf_postfix.py
 from __future__ import annotations
 
 import collections
+import marshal
 import socket
 import time
 from typing import Any
@@ -81,23 +82,28 @@ SPF_CACHE_INSTANCES = setting("spf_cache_instances", int_range(1, 1000000), 1000
                               "rest on is still live (dns_cache_entries > 0).")
 
 
-# A message's verdicts as the engine keeps them: (HELO, MAIL FROM) as plain tuples of strings
-# (the fields of SpfResult), then the trace header texts built for it at RCPT and at DATA
-# (_NOT_BUILT until asked; None: no header). Nothing in it is an object the cyclic collector
-# walks (it skips tuples of strings): holding SpfResult objects and the PolicyActions made
-# from them, the two caches of 10,000 entries made every full collection of a policy daemon
-# take ~55 ms instead of ~5 ms (a stall of every request in flight: the p99 at c=100).
+# A message's verdicts as the engine keeps them: (HELO, MAIL FROM) as one marshalled bytes
+# value (the fields of each SpfResult, its trace tuple included), then the trace header texts
+# built for it at RCPT and at DATA (_NOT_BUILT until asked; None: no header). Nothing in an
+# entry is an object the cyclic collector walks: holding SpfResult objects and the PolicyActions
+# made from them, the two caches of 10,000 entries made every full collection of a policy daemon
+# take ~55 ms instead of ~5 ms (a stall of every request in flight: the p99 at c=100). Nested
+# tuples of strings are not enough: the collector untracks a tuple only when its items already
+# are, and its reachability pass moves an entry's inner tuples behind the entry, so thousands of
+# entries were promoted still tracked (seen after each gen1 collection, with a gc.callbacks
+# probe) and every full collection walked them again. A flat tuple of bytes and strings is
+# untracked by the first collection it meets. Tests: tests/policyd/test_spf_from_cache.py
 _NOT_BUILT = False
-_HEADER_SLOT = {"RCPT": 2, "DATA": 3}
+_HEADER_SLOT = {"RCPT": 1, "DATA": 2}
 
 
-def _pack(result: dict[str, SpfResult | None]) -> tuple:
+def _pack(result: dict[str, SpfResult | None]) -> bytes:
     helo, mail = result["helo"], result["mailfrom"]
-    return (None if helo is None else tuple(helo), None if mail is None else tuple(mail))
+    return marshal.dumps((None if helo is None else tuple(helo), None if mail is None else tuple(mail)))
 
 
-def _unpack(packed: tuple) -> dict[str, SpfResult | None]:
-    helo, mail = packed[0], packed[1]
+def _unpack(packed: bytes) -> dict[str, SpfResult | None]:
+    helo, mail = marshal.loads(packed)
     return {"helo": None if helo is None else SpfResult._make(helo),
             "mailfrom": None if mail is None else SpfResult._make(mail)}
 
@@ -165,14 +171,14 @@ class SpfEngine:
         packed = self.cache.get(key)
         if packed is not None:
             self.cache.move_to_end(key)
-            return _unpack(packed)
+            return _unpack(packed[0])
         # RFC 7208 9.1: receiver= names the verifier (this host), never a recipient (maybe a Bcc).
         receiver = "<UNKNOWN>" if self.hide_receiver else self.hostname
         args = (request.client_address, request.sender, request.attr("helo_name"), receiver)
         result = self._from_cache(*args)
         if result is None:
             result = await self.ctx.run_blocking(self._blocking, *args, timeout=2 * self.limit + 2)
-        self.cache[key] = _pack(result) + (_NOT_BUILT, _NOT_BUILT)
+        self.cache[key] = (_pack(result), _NOT_BUILT, _NOT_BUILT)
         while len(self.cache) > self.cache_max:
             self.cache.popitem(last=False)
         return dict(result)
@@ -200,7 +206,7 @@ class SpfEngine:
         if got is not None:
             if now < got[0]:
                 self.reused.move_to_end(args)
-                return _unpack(got[1:])
+                return _unpack(got[1])
             del self.reused[args]
         missed: list[str] = []
         expiries: list[float] = []
@@ -211,7 +217,7 @@ class SpfEngine:
         if missed:
             return None
         if expiries:
-            self.reused[args] = (min(expiries),) + _pack(result)
+            self.reused[args] = (min(expiries), _pack(result))
             while len(self.reused) > self.cache_max:
                 self.reused.popitem(last=False)
         return result
