@@ -2,7 +2,8 @@
 route-free angle addresses; and the address parts :all :localpart :domain :user :detail.
 
 Pure functions over header text. Used by sieve.extensions.core (address), envelope,
-subaddress and others. Tests: tests/sieve/test_rfc_fixes.py (address items, quoting); the conformance run (tests/sieve/test_conformance.py:
+subaddress and others. Tests: tests/sieve/test_rfc_fixes.py (address items, quoting);
+tests/sieve/test_address_differential.py (generated fields against sieve-test); the conformance run (tests/sieve/test_conformance.py:
 test-address.svtest, envelope, subaddress), tests/sieve/test_api.py (envelope :detail),
 tests/sieve/test_generated_mail_safety.py (vacation and notify addresses).
 """
@@ -83,8 +84,12 @@ def _lex(text: str) -> list[tuple[str, str]]:
             i += 1
             out.append(("qs", "".join(buf)))
         elif c == "[":
-            j = text.find("]", i)
-            if j < 0:
+            # up to the first ']' that is not a quoted-pair's (obs-dtext, RFC 5322 3.4.1/4.4:
+            # 'a@[a\\]b]' is one literal, kept as written, as Pigeonhole reads it)
+            j = i + 1
+            while j < n and text[j] != "]":
+                j += 2 if text[j] == "\\" else 1
+            if j >= n:
                 raise _LexError("unterminated domain literal", out)
             out.append(("dl", text[i:j + 1]))
             i = j + 1
@@ -92,6 +97,11 @@ def _lex(text: str) -> list[tuple[str, str]]:
             # a quoted-pair is only valid in a quoted string or comment (RFC 5322 3.2.1): a
             # stray backslash leaves the rest of the field unreadable, as for Pigeonhole
             raise _LexError("stray backslash", out)
+        elif c == "." and i + 1 < n and text[i + 1] in " \t\r\n(":
+            # a dot with white space or a comment after it: a word must follow in a local part
+            # (_dot_join)
+            out.append(("sp", ". "))
+            i += 1
         elif c in _SPECIALS:
             out.append(("sp", c))
             i += 1
@@ -117,7 +127,7 @@ def _addr_spec(toks: list[tuple[str, str]], display: str) -> SieveAddress:
     local = _dot_join(local_t, allow_qs=True, lax_dots=True)
     if at is None:
         raise AddressError("missing domain")
-    domain = _dot_join(dom_t, allow_qs=False)
+    domain = _domain(dom_t)
     if not local or not domain:
         raise AddressError("empty local part or domain")
     if not local.isascii():
@@ -127,6 +137,31 @@ def _addr_spec(toks: list[tuple[str, str]], display: str) -> SieveAddress:
     return SieveAddress(local, domain, display)
 
 
+def _domain(toks) -> str:
+    """A domain: atoms joined by dots, or one domain literal alone (RFC 5322 3.4.1: domain =
+    dot-atom / domain-literal / obs-domain; no '[' unquoted in a literal: dtext excludes it).
+    'x.[1.2.3.4]', '[1.2.3.4].com' and '[a[b]' are no domains, as for Pigeonhole.
+    Tests: tests/sieve/test_address_differential.py (test_fixed_address_fields)"""
+    if any(kind == "dl" for kind, _ in toks):
+        if len(toks) != 1 or not _literal_ok(toks[0][1]):
+            raise AddressError("invalid domain literal")
+        return toks[0][1]
+    return _dot_join(toks, allow_qs=False)
+
+
+def _literal_ok(literal: str) -> bool:
+    """Whether a '[...]' token holds no '[' but in a quoted-pair."""
+    i = 1
+    while i < len(literal) - 1:
+        if literal[i] == "\\":
+            i += 2
+            continue
+        if literal[i] == "[":
+            return False
+        i += 1
+    return True
+
+
 def _dot_join(toks, allow_qs: bool, lax_dots: bool = False) -> str:
     """Words joined by dots. `lax_dots` (a local part): a dot may also lead, trail or follow
     another dot, as in Japanese mobile addresses (`taro..yamada.@docomo.ne.jp`). RFC 5322
@@ -134,28 +169,53 @@ def _dot_join(toks, allow_qs: bool, lax_dots: bool = False) -> str:
     reads them as valid everywhere (address tests, redirect, vacation :from; its own testsuite
     lists such redirects as "Ok") and its :all shows the local part quoted:
     `"taro..yamada."@docomo.ne.jp`, a valid quoted-string local part naming the same mailbox,
-    which is also what a redirect sends to. A domain stays strict.
-    Tests: tests/sieve/test_address_lax_dots.py"""
+    which is also what a redirect sends to. A domain stays strict. White space or a comment
+    may follow a dot only before a word (RFC 5322 4.4 obs-local-part: 'a. b'), not where the
+    dots are lax ('a. @x', '.. @x', 'a.(c).b@x'), as Pigeonhole reads them.
+    Tests: tests/sieve/test_address_lax_dots.py, tests/sieve/test_address_differential.py
+    (test_fixed_address_fields)"""
     parts = []
     expect_word = True
+    after_cfws = False      # the last dot had white space or a comment after it
     for kind, val in toks:
         if expect_word:
-            if kind == "atom" or (kind == "qs" and allow_qs) or (kind == "dl" and not allow_qs):
+            if kind == "atom" or (kind == "qs" and allow_qs):
                 parts.append(val)
                 expect_word = False
-            elif lax_dots and (kind, val) == ("sp", "."):
+            elif lax_dots and (kind, val) == ("sp", ".") and not after_cfws:
                 parts.append(".")
             else:
                 raise AddressError("invalid address syntax")
         else:
-            if (kind, val) == ("sp", "."):
+            if kind == "sp" and val in (".", ". "):
                 parts.append(".")
                 expect_word = True
+                after_cfws = val == ". "
             else:
                 raise AddressError("invalid address syntax")
-    if expect_word and parts and not lax_dots:
+    if expect_word and parts and (not lax_dots or after_cfws):
         raise AddressError("address ends with '.'")
     return "".join(parts)
+
+
+def _check_route(toks) -> None:
+    """An obsolete route before the ':' of an angle address (RFC 5322 4.4: obs-domain-list =
+    *(CFWS / ",") "@" domain *("," [CFWS] ["@" domain])): every '@' has a domain, every
+    domain an '@'. '<@:a@b>', '<@r1,r2:a@b>' and '<@r1..x:a@b>' are no addresses, as for
+    Pigeonhole. Tests: tests/sieve/test_address_differential.py (test_fixed_address_fields)"""
+    pieces: list[list] = [[]]
+    for t in toks:
+        if t == ("sp", ","):
+            pieces.append([])
+        else:
+            pieces[-1].append(t)
+    hops = [p for p in pieces if p]
+    if not hops:
+        raise AddressError("empty route")
+    for p in hops:
+        if p[0] != ("sp", "@") or len(p) < 2:
+            raise AddressError("bad route")
+        _domain(p[1:])
 
 
 def parse_address_list(text: str) -> list[SieveAddress]:
@@ -164,6 +224,20 @@ def parse_address_list(text: str) -> list[SieveAddress]:
     if err is not None:
         raise err
     return out
+
+
+def only_comments(text: str) -> bool:
+    """Whether a field holds comments and white space only ('(undisclosed)', or a comment left
+    open): CFWS, no address at all (RFC 5322 3.6.3 lets Bcc be just that), so the address test
+    finds no entry in it, not even for :all, and :count counts none (as Pigeonhole). An empty
+    field stays one entry, its empty text.
+    Tests: tests/sieve/test_address_differential.py (test_fixed_address_fields)"""
+    if "(" not in text:
+        return False
+    try:
+        return not _lex(text)
+    except _LexError as e:
+        return not e.tokens and str(e) == "unterminated comment"
 
 
 def parse_address_items(text: str) -> tuple[list[SieveAddress], bool]:
@@ -197,12 +271,16 @@ def _parse_list(text: str, tolerant: bool) -> tuple[list[SieveAddress], AddressE
             inner = chunk[a + 1:b]
             # obsolete route: @a,@b:addr
             if ("sp", ":") in inner:
-                inner = inner[inner.index(("sp", ":")) + 1:]
-            if any(k not in ("atom", "qs") and (k, t) != ("sp", ".") for k, t in chunk[:a]):
+                colon = inner.index(("sp", ":"))
+                _check_route(inner[:colon])
+                inner = inner[colon + 1:]
+            if any(k not in ("atom", "qs") and (k, t) not in (("sp", "."), ("sp", ". ")) for k, t in chunk[:a]) \
+                    or chunk[:1] in ([("sp", ".")], [("sp", ". ")]):
                 # RFC 5322 3.4: a display name is a phrase (words, obsolete '.'), so a ':' or
-                # '@' there means the field is not an address list (e.g. a nested group)
+                # '@' there means the field is not an address list (e.g. a nested group); an
+                # obs-phrase starts with a word (4.1), so not with a '.' (as Pigeonhole)
                 raise AddressError("invalid display name")
-            display = " ".join(v for _, v in chunk[:a])
+            display = " ".join("." if (k, v) == ("sp", ". ") else v for k, v in chunk[:a])
             if not inner:
                 raise AddressError("empty angle address")
             out.append(_addr_spec(inner, display))
@@ -231,9 +309,11 @@ def _parse_list(text: str, tolerant: bool) -> tuple[list[SieveAddress], AddressE
                 angle = True
             elif t == ("sp", ">"):
                 angle = False
-            elif angle and t == ("sp", ",") and cur[cur.index(("sp", "<")) + 1:][:1] != [("sp", "@")]:
-                # a ',' inside '<...' that is not an obsolete route: the '>' is missing, so
-                # this item is invalid and the next one starts here
+            elif angle and t == ("sp", ",") and (cur[cur.index(("sp", "<")) + 1:][:1] != [("sp", "@")]
+                                                  or ("sp", ":") in cur[cur.index(("sp", "<")):]):
+                # a ',' inside '<...' that is not in an obsolete route (before its ':'): the '>'
+                # is missing, so this item is invalid and the next one starts here
+                # ('<@r:a@b , c@d>' is two items, as Pigeonhole reads it)
                 angle = False
             if not angle and t == ("sp", ":") and in_group and tolerant:
                 # a group inside a group: the rest of the field cannot be read (as Pigeonhole)

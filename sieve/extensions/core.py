@@ -7,7 +7,8 @@ Tests: conformance control-*.svtest, test-*.svtest, execute/*.svtest; tests/siev
 from __future__ import annotations
 
 from sieve.actions import Discard, Keep, Redirect
-from sieve.address import AddressError, address_part, parse_address_list, parse_address_items, parse_path
+from sieve.address import (AddressError, address_part, only_comments, parse_address_items, parse_address_list,
+                           parse_path)
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import (NUMBER, STRING, STRINGLIST, CommandDef, Extension, MatchTypeDef, StopScript,
                                    TagDef)
@@ -123,8 +124,9 @@ def header_addresses(rt, values_raw: list[str], part: str) -> list[str]:
         rt.step(1)
         addrs, _valid = parse_address_items(raw)
         if not addrs:
-            # garbage, an empty field or an empty group: :all sees the field's text
-            if part == "all":
+            # garbage, an empty field or an empty group: :all sees the field's text; a field
+            # of comments only holds no entry at all
+            if part == "all" and not only_comments(raw):
                 out.append(raw)
             continue
         for a in addrs:
