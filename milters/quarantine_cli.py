@@ -206,10 +206,9 @@ _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u206
 
 
 def _visible(c: re.Match) -> str:
-    n = ord(c.group())
-    if 0xdc80 <= n <= 0xdcff:
-        return f"\\x{n - 0xdc00:02x}"          # the octet it stands for
-    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+    # one escape for the CLI, the audit lines and the release header: owlery.quarantine.base
+    from owlery.quarantine.base import escaped
+    return escaped(ord(c.group()))
 
 
 def safe(text: Any, *, newlines: bool = False) -> str:

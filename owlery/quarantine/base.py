@@ -73,10 +73,12 @@ def shown(text: str) -> str:
     Tests: tests/core/test_quarantine_8bit_audit.py"""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else _escaped(ord(c)) for c in text)
+    return "".join(c if c.isprintable() else escaped(ord(c)) for c in text)
 
 
-def _escaped(n: int) -> str:
+def escaped(n: int) -> str:
+    """One character as `shown` and `owlery quarantine list` name it: a lone surrogate of
+    surrogateescape as \\xNN, the octet it stands for; anything else as \\xNN, \\uNNNN or \\UNNNNNNNN."""
     if 0xdc80 <= n <= 0xdcff:
         return f"\\x{n - 0xdc00:02x}"
     return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
