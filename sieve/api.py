@@ -195,8 +195,9 @@ def extensions_available(settings: Settings | None = None) -> list[str]:
 
 def compile_script(source: bytes | str, *, name: str = "script", settings: Settings | None = None,
                    path: str | None = None, extra_extensions: tuple[str, ...] = (),
-                   loader=None) -> Script:
-    """Parse and validate a script. Raises SieveCompileError (every error, line:column).
+                   loader=None, max_errors: int = 0) -> Script:
+    """Parse and validate a script. Raises SieveCompileError (every error, line:column; at
+    most `max_errors` of them when it is > 0: validation stops there).
 
     extra_extensions: names of non-standard extensions to allow (the testsuite harness
     passes "vnd.dovecot.testsuite"). loader(name, location) -> bytes | None, when given,
@@ -204,7 +205,7 @@ def compile_script(source: bytes | str, *, name: str = "script", settings: Setti
     otherwise includes are loaded at run time through Host.load_script."""
     from sieve.validator import compile_source
     return compile_source(source, name=name, settings=settings or Settings(), path=path,
-                          extra_extensions=extra_extensions, loader=loader)
+                          extra_extensions=extra_extensions, loader=loader, max_errors=max_errors)
 
 
 class ScriptCache:

@@ -154,7 +154,7 @@ def _validate_include(v, node):
     except SieveCompileError as e:
         for d in e.diagnostics:
             if d.message not in ("validation failed", "parse failed"):
-                v.diags.append(d)
+                v.add(d)
         v.error(node, f"failed to compile included script '{name}'")
         return
     cache[key] = sub

@@ -49,7 +49,8 @@ class Accounts:
     def check(self, source: bytes, name: str) -> CheckResult:
         from sieve.api import SieveCompileError, compile_script
         try:
-            script = compile_script(source, name=name, settings=self.settings)
+            script = compile_script(source, name=name, settings=self.settings,
+                                    max_errors=self.settings.managesieve_max_compile_errors)
         except SieveCompileError as e:
             errors = [str(d) for d in e.diagnostics if d.severity == "error" and d.line > 0]
             return CheckResult(errors=errors or [str(e)])

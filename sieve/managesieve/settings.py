@@ -64,6 +64,11 @@ MANAGESIEVE_MAX_SCRIPT_SIZE = setting(
 MANAGESIEVE_MAX_STORAGE = setting(
     "managesieve_max_storage", Size, "4M", unit="bytes",
     doc="Most bytes all of one user's scripts may take together (QUOTA); 0: no limit.")
+MANAGESIEVE_MAX_COMPILE_ERRORS = setting(
+    "managesieve_max_compile_errors", int_range(0, 10000), 5,
+    "Compile errors sent back for a script that does not compile (PUTSCRIPT, CHECKSCRIPT, "
+    "SETACTIVE); the compile stops at that many, as in Dovecot's managesieved (same name and "
+    "default). 0: every error.")
 MANAGESIEVE_MAX_NAME_LENGTH = setting(
     "managesieve_max_name_length", int_range(1, 1024), 256, unit="characters",
     doc="Longest script name (RFC 5804 asks for at least 128; Pigeonhole allows 256). A name whose "

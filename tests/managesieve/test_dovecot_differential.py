@@ -30,6 +30,7 @@ import dataclasses
 import itertools
 import os
 import random
+import re
 import shutil
 import socket
 import time
@@ -975,3 +976,23 @@ def test_hostile_input_stays_bounded(servers):
     assert w.response().kind == "NO" and w.response().kind == "OK"
     w.close()
     assert time.monotonic() - start < 20
+
+
+@pytest.mark.parametrize("errors", [3, 5, 12])
+def test_compile_errors_are_capped_as_in_dovecot(servers, errors):
+    """managesieve_max_compile_errors (default 5, Dovecot's name and default): a script with
+    more errors gets the first five back, on PUTSCRIPT and CHECKSCRIPT alike; fewer are all
+    sent. Dovecot adds a 'validation failed' line when room is left; the error lines proper
+    (each naming its line) are what both must agree on."""
+    script = b"".join(b"frob%d;\r\n" % i for i in range(errors))
+    for command in (b'PUTSCRIPT "x" ', b"CHECKSCRIPT "):
+        seen = {}
+        for who, port in (("ours", servers.ours), ("dovecot", servers.dovecot)):
+            w = login(port)
+            w.send(command + lit(script) + b"\r\n")
+            r = w.response()
+            w.close()
+            assert r.kind == "NO", (who, r)
+            named = [ln for ln in r.text.split(b"\r\n") if b"frob" in ln]
+            seen[who] = [re.search(rb"frob\d+", ln).group() for ln in named]
+        assert seen["ours"] == seen["dovecot"] == [b"frob%d" % i for i in range(min(errors, 5))], seen
