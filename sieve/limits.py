@@ -196,11 +196,13 @@ SIEVE_REPORT_FROM = setting(
     "that gives no address (the null sender) falls back to the postmaster. Reports are always "
     "sent from the null sender <>.")
 SIEVE_EXTENSIONS_DISABLED = setting(
-    "sieve_extensions_disabled", StrList, ["vnd.dovecot.report"],
-    "Extensions scripts may not require, e.g. [\"vacation\", \"enotify\"]. By default only "
-    "vnd.dovecot.report is off, as in Pigeonhole (its sieve_extensions does not enable it): a report "
-    "mails a copy of the message to any address the script names, beyond sieve_max_redirects. A list "
-    "you set replaces the default: name vnd.dovecot.report in it to keep reports off, [] allows them.")
+    "sieve_extensions_disabled", StrList, ["vnd.dovecot.report", "imapflags", "notify"],
+    "Extensions scripts may not require, e.g. [\"vacation\", \"enotify\"]. By default three are "
+    "off, as in Pigeonhole (its sieve_extensions does not enable them): vnd.dovecot.report, since a "
+    "report mails a copy of the message to any address the script names, beyond sieve_max_redirects; "
+    "and the deprecated imapflags and notify (drafts that imap4flags and enotify replaced), which "
+    "scripts migrated from Cyrus may still require. A list you set replaces the default: name "
+    "vnd.dovecot.report, imapflags and notify in it to keep them off, [] allows them all.")
 SIEVE_VACATION_MIN_PERIOD = setting(
     "sieve_vacation_min_period", Duration, "1d",
     "Shortest vacation :days/:seconds period a script may ask for (RFC 5230/6131).", unit="s")

@@ -223,13 +223,6 @@ _BOOL_SETTINGS = {
 }
 # Dovecot keys whose boolean value means the opposite of their Owlery counterpart's
 _INVERTED = {"sieve_vacation_dont_check_recipient"}
-# Extensions Pigeonhole has and Owlery does not: `test_config_reload :extension` accepts them
-# (their settings have no counterpart; a file setting one skips). Any other unknown name makes
-# Pigeonhole's reload fail, which aborts the file.
-_PIGEONHOLE_ONLY_EXTENSIONS = {
-    "imapflags",
-    "notify",
-}
 # Engine settings Pigeonhole honours that change nothing a test can see in its testsuite:
 # tracing and the user log write files; the redirect duplicate period and the resource usage
 # timeout need the duplicate and resource databases, which the testsuite has none of.
@@ -815,7 +808,7 @@ class Suite:
             # and aborts the file. (All pending settings are applied either way: a file reloads
             # before it relies on a value, so applying more at once changes no verdict.)
             ext = rt.s(node.tags["extension"])
-            if ext not in extensions.REGISTRY and ext not in _PIGEONHOLE_ONLY_EXTENSIONS:
+            if ext not in extensions.REGISTRY:
                 raise AbortFile(f"test_config_reload: unknown extension '{ext}'")
         values: dict[str, object] = {}
         lists: dict[str, dict[int, str]] = {}

@@ -30,6 +30,7 @@ _MODULES = (
     "encoded_character",       # RFC 5228 2.4.2.4
     "reject",                  # reject, ereject (RFC 5429)
     "imap4flags",              # RFC 5232
+    "imapflags_deprecated",    # imapflags (draft-melnikov-sieve-imapflags-03; off by default)
     "variables",               # RFC 5229
     "relational",              # RFC 5231
     "subaddress",              # RFC 5233
@@ -50,6 +51,7 @@ _MODULES = (
     "replace",                 # RFC 5703 5
     "enclose",                 # RFC 5703 6
     "enotify",                 # RFC 5435 with the mailto method (RFC 5436)
+    "notify_deprecated",       # notify (draft-martin-sieve-notify-01, mailto; off by default)
     "extlists",                # RFC 6134 (lists through the host: Host.list_contains)
     "special_use",             # RFC 8579
     "metadata",                # mboxmetadata, servermetadata (RFC 5490)
@@ -71,6 +73,7 @@ _MODULE_OF = {
     "vnd.dovecot.pipe": "extprograms", "vnd.dovecot.filter": "extprograms", "vnd.dovecot.execute": "extprograms",
     "vnd.dovecot.debug": "debug",
     "vnd.dovecot.report": "report",
+    "imapflags": "imapflags_deprecated", "notify": "notify_deprecated",
 }
 # Extensions that exist only when a setting names what they need (Pigeonhole's extprograms
 # plugin is not loaded without its directories): extension name -> that setting.
@@ -83,7 +86,7 @@ _TABLE_MODULE = {
     "COMPARATORS": {"i;ascii-numeric": "comparator_numeric", "i;unicode-casemap": "comparator_unicode"},
 }
 # The modules whose extensions hook another's action (every hook runs), or expand strings.
-_ACTION_HOOK_MODULES = ("imap4flags", "copy", "mailbox", "special_use")
+_ACTION_HOOK_MODULES = ("imap4flags", "imapflags_deprecated", "copy", "mailbox", "special_use")
 _EXPAND_MODULES = ("variables",)
 
 

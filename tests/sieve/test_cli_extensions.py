@@ -39,8 +39,12 @@ def test_owlery_sieve_extensions_lists_every_capability(capsys):
     assert main(["sieve", "extensions"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
-    # off by default, as in Pigeonhole: listed, marked, not a capability
-    assert lines.pop("vnd.dovecot.report").endswith("(disabled)")
+    # off by default, as in Pigeonhole (vnd.dovecot.report and the deprecated imapflags and
+    # notify): listed, marked, not a capability
+    off = set(Settings().sieve_extensions_disabled)
+    assert {"vnd.dovecot.report", "imapflags", "notify"} <= off
+    for name in off:
+        assert lines.pop(name).endswith("(disabled)"), name
     caps = capabilities(Settings())
     assert caps and set(caps) == set(lines), set(caps) ^ set(lines)
     for name in caps:
