@@ -96,10 +96,25 @@ class Validator:
         # an extension that needs a setting (extprograms' directories) exists only with it
         return ext in self.extra or extensions.available(ext, self.settings)
 
-    def _load(self, ext: str) -> None:
+    def _load(self, ext: str, where=None) -> None:
+        """Make `ext` available (require, ihave at `where`). An extension that conflicts with
+        one already loaded (Extension.conflicts) is an error each time it is named, as in
+        Pigeonhole: the deprecated one named second is not loaded; named first, it keeps the
+        names both define (imapflags' setflag, notify's notify)."""
+        e = self.registry[ext]
+        clash = next((o for o in self.required
+                      if o != ext and (o in e.conflicts or ext in self.registry[o].conflicts)), None)
+        if clash is not None:
+            old, new = (clash, ext) if ext in self.registry[clash].conflicts else (ext, clash)
+            self.error(where, f"the (deprecated) {old} extension cannot be used together with the {new} extension")
+            if ext == old or ext in self.required:
+                return
+            self.required.add(ext)
+            for c in e.commands:
+                (self.cmds if c.kind == "command" else self.tsts).setdefault(c.name, c)
+            return
         if ext in self.required:
             return
-        e = self.registry[ext]
         self.required.add(ext)
         for c in e.commands:
             (self.cmds if c.kind == "command" else self.tsts)[c.name] = c
@@ -119,7 +134,7 @@ class Validator:
             else:
                 self.error(where, f"require: unknown Sieve capability '{ext}'")
             return False
-        self._load(ext)
+        self._load(ext, where)
         return True
 
     def has(self, ext: str) -> bool:

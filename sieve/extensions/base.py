@@ -112,6 +112,10 @@ class Extension(Record, frozen=True):
     comparators: tuple[str, ...] = ()
     modifiers: tuple[tuple[str, int], ...] = ()             # variables set modifiers (name, precedence)
     implies: tuple[str, ...] = ()
+    # extensions this one cannot be used with in one script, declared on the deprecated one
+    # (imapflags: imap4flags): loading either while the other is loaded is an error
+    # (Validator._load says which one stays)
+    conflicts: tuple[str, ...] = ()
     hidden: bool = False                                    # not in the capability list
     # the specification ("RFC 5228 section 4.1", "draft-...", "vendor (...)") and a one-line
     # description, for `owlery sieve extensions`; sieve.extensions fills them from its table

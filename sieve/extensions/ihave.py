@@ -40,7 +40,7 @@ def _validate_ihave(v, node):
         for s in node.pos[0].items:
             if s.value not in v.required:
                 v.conditional_loads.add(s.value)
-            v._load(s.value)
+            v._load(s.value, node)
     node.data["known"] = ok
     if not ok:
         node.data["const_false"] = True     # RFC 5463: its block is never run, need not validate

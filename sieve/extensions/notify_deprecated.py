@@ -6,8 +6,8 @@ being the addresses to notify.
     denotify [MATCH-TYPE string] [<:low|:normal|:high>]
 
 Disabled by default, as in Pigeonhole (sieve_extensions_disabled); cannot be required with
-enotify (also not through ihave): both define notify. A notification goes out through the
-path enotify's mailto notifications take (sieve.actions.Notify, composed by
+enotify (also not through ihave): both define notify (Extension.conflicts). A notification
+goes out through the path enotify's mailto notifications take (sieve.actions.Notify, composed by
 sieve.outgoing.notify_mailto, sent by the delivery), under the same bounds: every recipient
 one mailbox that can be written in a header, sieve_notify_mailto_max_recipients per action and
 sieve_notify_mailto_max_run_recipients per run (the rest dropped with a log line), one
@@ -35,7 +35,6 @@ from sieve.address import AddressError, parse_address_list
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
 from sieve.extensions.enotify import address_key, notify_envelope_from
-from sieve.extensions.imapflags_deprecated import conflict_checks
 from sieve.outgoing import HeaderError, addr_spec, loggable, notify_mailto, single_mailbox
 
 log = get_logger("owlery.sieve")
@@ -47,8 +46,6 @@ _TEXT_MAX = 4096          # bytes of body text $text$ gives at most
 _MESSAGE_MAX = 64 * 1024  # characters of a notification text once its variables are replaced
 _IMPORTANCE = {"high": "1", "normal": "2", "low": "3"}
 _PENDING = "notify:sent"  # rt.ext: [(Notify action, id or None, priority)] in the order given
-
-_tag_checks, _check = conflict_checks(NAME, "enotify")
 
 
 def parse_option(text: str):
@@ -71,7 +68,6 @@ def parse_option(text: str):
 
 
 def _validate_notify(v, node):
-    _check(v, node)
     method = node.tags.get("method")
     # sievec reads :method as written (a variable reference is no method name)
     if method is not None and method.items[0].value.lower() != "mailto":
@@ -92,7 +88,6 @@ def _validate_notify(v, node):
 
 
 def _validate_denotify(v, node):
-    _check(v, node)
     mt = node.tags.get("match:tag")
     provider = {"regex": "regex", "count": "relational", "value": "relational"}.get(mt)
     if provider and provider not in v.required:
@@ -299,7 +294,7 @@ EXTENSION = Extension(
         CommandDef("denotify", tags=_MATCH + _PRIORITY, positional=(STRING,), optional_positional=1,
                    validate=_validate_denotify, run=_run_denotify, arg_names=("key",)),
     ),
-    tag_checks=_tag_checks,
+    conflicts=("enotify",),
     rfc="draft-martin-sieve-notify-01",
     summary="deprecated: notify (mailto: the :options addresses) and denotify (off by default; use enotify)",
 )
