@@ -17,7 +17,9 @@ from sieve.extensions.base import (NUMBER, STRING, STRINGLIST, CommandDef, Exten
 # at least From, To, Cc, Bcc, Sender, Resent-From and Resent-To, and SHOULD cover any other
 # field whose body is an address list. A literal name outside this list is a compile error.
 # RFC 5322 and RFC 8098 (Disposition-Notification-To), RFC 5536 (Approved), then the
-# non-standard ones of RFC 2076 and common practice (as Pigeonhole's list).
+# non-standard ones of RFC 2076 and common practice (as Pigeonhole's list, which lacks
+# return-path, disposition-notification-to, approved and x-original-from: sievec refuses them;
+# tests/sieve/test_real_scripts_fixes.py).
 ADDRESS_HEADERS = frozenset("""from sender reply-to to cc bcc resent-from resent-sender resent-to
 resent-cc resent-bcc resent-reply-to return-path disposition-notification-to approved
 for-approval for-handling for-comment apparently-to errors-to delivered-to return-receipt-to
