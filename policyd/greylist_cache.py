@@ -10,7 +10,12 @@ triplet that passed ("known") and an auto-whitelisted client, each for at most `
 seconds (so a purge or removal with `owlery greylist` is seen by every daemon within
 that time). It is an LRU bounded both in entries and in bytes (an estimate per entry
 checked by tests/policyd/test_greylist_writebehind.py against tracemalloc): a flood of unique
-triplets evicts the least recently used, never grows the process.
+triplets evicts the least recently used, never grows the process. The table is a plain dict
+of strings to complex numbers (until + first-seen j), so the cyclic collector never walks it:
+an OrderedDict (always tracked) of 200,000 (until, first) tuples cost every full collection of
+a policy worker ~8 ms (tests/policyd/test_memo_untracked.py). Recency is insertion order (a hit
+re-inserts its key); eviction takes the oldest sixteenth in one pass, since finding a plain
+dict's first entry walks the slots its deletions emptied.
 
 `WriteBehind` holds the writes of decisions already answered until a flush persists them
 in one batch (`StateStore.write_many`: one SQLite commit, one Redis script). Until then it
@@ -36,7 +41,6 @@ Greylist state is not a message: nothing a sender handed over is lost with it.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Sequence
 
 from owlery.state import Write
@@ -58,7 +62,7 @@ class GreylistMemory:
         self.ttl = ttl
         self.entries_max = entries_max
         self.bytes_max = bytes_max
-        self._table: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
+        self._table: dict[str, complex] = {}      # key -> complex(until, first), oldest first
         self.bytes = 0
         self.hits = 0
         self.evicted = 0
@@ -70,22 +74,23 @@ class GreylistMemory:
         table = self._table
         if not table:
             return None
-        got = table.get(_CLIENT_PREFIX + client_address)
+        client = _CLIENT_PREFIX + client_address
+        got = table.get(client)
         if got is not None:
-            if now < got[0]:
+            if now < got.real:
                 self.hits += 1
-                table.move_to_end(_CLIENT_PREFIX + client_address)
+                table[client] = table.pop(client)       # now the most recently used
                 return GreylistResult("auto-whitelisted", key)
-            self._drop(_CLIENT_PREFIX + client_address)
+            self._drop(client)
         got = table.get(key)
         if got is None:
             return None
-        until, first = got
+        until, first = got.real, got.imag
         if now >= until:
             self._drop(key)
             return None
         self.hits += 1
-        table.move_to_end(key)
+        table[key] = table.pop(key)
         if first == _KNOWN:
             return GreylistResult("known", key)
         return GreylistResult("greylisted", key, seconds_left=whole_seconds(first + self.policy.delay - now),
@@ -107,17 +112,34 @@ class GreylistMemory:
 
     def _put(self, key: str, until: float, first: float) -> None:
         table = self._table
-        if key in table:
-            table[key] = (until, first)
-            table.move_to_end(key)
+        value = complex(until, first)
+        if table.pop(key, None) is not None:
+            table[key] = value
             return
         cost = ENTRY_OVERHEAD + len(key)
-        while table and (len(table) >= self.entries_max or self.bytes + cost > self.bytes_max):
-            old, _ = table.popitem(last=False)       # the least recently used goes
-            self.bytes -= ENTRY_OVERHEAD + len(old)
-            self.evicted += 1
-        table[key] = (until, first)
+        if len(table) >= self.entries_max or self.bytes + cost > self.bytes_max:
+            self._evict(cost)
+        table[key] = value
         self.bytes += cost
+
+    def _evict(self, cost: int) -> None:
+        """Drop the least recently used entries, a sixteenth of each bound at once (one pass over
+        the oldest), so that `cost` more bytes and one more entry fit."""
+        table = self._table
+        entries_room = self.entries_max - 1 - self.entries_max // 16
+        bytes_room = self.bytes_max - max(cost, self.bytes_max // 16)
+        left, size = len(table), self.bytes
+        gone = []
+        for old in table:
+            if left <= entries_room and size <= bytes_room:
+                break
+            gone.append(old)
+            left -= 1
+            size -= ENTRY_OVERHEAD + len(old)
+        for old in gone:
+            del table[old]
+        self.bytes = size
+        self.evicted += len(gone)
 
     def _drop(self, key: str) -> None:
         if self._table.pop(key, None) is not None:

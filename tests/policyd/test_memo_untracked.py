@@ -59,3 +59,50 @@ def test_triplet_key_memo_is_never_tracked(tmp_path):
     # the memo answers with the same key the greylister makes
     first = next(iter(check._keys.values()))
     assert first == check.greylister.key("192.0.2.0", "s0@sender.example", "u0@example.org")
+
+
+def _memory(entries_max=1000, bytes_max=10 << 20):
+    from policyd.greylist_cache import GreylistMemory
+    from policyd.greylist_core import GreylistPolicy
+    return GreylistMemory(GreylistPolicy(delay=300), ttl=60, entries_max=entries_max, bytes_max=bytes_max)
+
+
+def test_greylist_memory_is_never_walked_by_the_collector():
+    # Its table was an OrderedDict of (until, first) tuples, always tracked: with the default
+    # 200,000 entries every full collection of a worker walked it (~8 ms of CPU).
+    from policyd.greylist_core import GreylistResult
+    memory = _memory(entries_max=7000)
+    for n in range(3000):
+        memory.learn(GreylistResult("greylisted", f"k{n}", first_seen=1000.0), f"192.0.2.{n % 250}", 1000.0)
+        memory.learn(GreylistResult("passed", f"p{n}"), "198.51.100.1", 1000.0)
+    gc.collect()
+    table = memory._table
+    assert not gc.is_tracked(table)
+    # hits, new entries and evictions keep it so (nothing tracked goes in)
+    for n in range(3000):
+        assert memory.answer(f"k{n}", "203.0.113.1", 1001.0).outcome == "greylisted"
+        memory.learn(GreylistResult("known", f"q{n}"), "198.51.100.2", 1001.0)
+    memory.learn(GreylistResult("auto-whitelisted", "x"), "198.51.100.3", 1001.0)
+    assert memory.evicted > 0 and not gc.is_tracked(table)
+    assert memory.answer("zz", "198.51.100.3", 1001.0).outcome == "auto-whitelisted"
+
+
+def test_greylist_memory_evicts_the_least_recently_used_within_both_bounds():
+    from policyd.greylist_cache import ENTRY_OVERHEAD
+    from policyd.greylist_core import GreylistResult
+    memory = _memory(entries_max=160)
+    for n in range(160):
+        memory.learn(GreylistResult("known", f"k{n:03}"), "192.0.2.1", 1000.0)
+    assert memory.answer("k000", "192.0.2.1", 1000.0) is not None       # k000 is now the newest
+    memory.learn(GreylistResult("known", "new"), "192.0.2.1", 1000.0)
+    assert len(memory) <= 160 and memory.evicted == 11                 # a sixteenth (10) + one for "new"
+    assert memory.answer("k000", "192.0.2.1", 1000.0) is not None
+    assert memory.answer("new", "192.0.2.1", 1000.0) is not None
+    assert memory.answer("k001", "192.0.2.1", 1000.0) is None          # the oldest went first
+    assert memory.answer("k012", "192.0.2.1", 1000.0) is not None
+    # the byte bound: entries of ~ENTRY_OVERHEAD bytes, room for 50
+    small = _memory(entries_max=10_000, bytes_max=50 * (ENTRY_OVERHEAD + 4))
+    for n in range(500):
+        small.learn(GreylistResult("known", f"k{n:03}"), "192.0.2.1", 1000.0)
+        assert small.bytes <= small.bytes_max and len(small) <= 50
+    assert small.answer("k499", "192.0.2.1", 1000.0) is not None
