@@ -2,7 +2,9 @@
 
 Strings keep RFC 5228 semantics: quoted-string escapes, `text:` multi-line strings with
 dot-unstuffing, and bare LF stored as CRLF (as the RFC's CRLF-based grammar implies).
-Used by sieve.parser. Tests: tests/fuzz/test_sieve.py (round trips, positions, huge numbers),
+Used by sieve.parser, which reads the tokens as it goes (scan). Tests:
+tests/sieve/test_syntax_recovery_differential.py (errors and recovery against sievec),
+tests/fuzz/test_sieve.py (round trips, positions, huge numbers),
 tests/sieve/test_fuzz.py, tests/sieve/test_limits.py (string length), the conformance run
 (tests/sieve/test_conformance.py, compile/errors/lexer.sieve).
 """
@@ -12,9 +14,13 @@ from __future__ import annotations
 from owlery.record import Record
 from sieve.errors import SieveSyntaxError
 
-# token kinds (GARBAGE: characters no token starts with, kept so the parser can resume after them)
+# token kinds (GARBAGE: characters no token starts with, kept so the parser can resume after them;
+# ':' and '/' that start no tag or comment are PUNCT tokens, as in Pigeonhole)
 IDENT, TAG, NUMBER, STRING, PUNCT, EOF = "identifier", "tag", "number", "string", "punct", "end of script"
 GARBAGE = "garbage"
+# ERROR: a token the lexer could not read (an invalid number, identifier, string or comment),
+# reported by the lexer; the parser adds no error of its own at it, as in Pigeonhole
+ERROR = "error"
 
 _QUANT = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _IDSTART = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
@@ -52,6 +58,8 @@ class Token(Record, frozen=True, slots=True):
             return "end of script"
         if self.kind == GARBAGE:
             return "unknown characters"
+        if self.kind == ERROR:
+            return "invalid token"
         return f"{self.kind} '{self.value}'" if self.kind != TAG else f"tag ':{self.value}'"
 
 
@@ -62,29 +70,59 @@ def _to_crlf(s: str) -> str:
     return s.replace("\n", "\r\n")
 
 
-def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Token]:
-    """All tokens of `text` plus a final EOF token; raises SieveSyntaxError.
+def _shown(c: str) -> str:
+    """A character as Pigeonhole's messages show it: printable ASCII quoted, else its (first) octet."""
+    o = ord(c)
+    if 0xdc80 <= o <= 0xdcff:
+        return f"0x{o - 0xdc00:02x}"          # an 8-bit octet that is no UTF-8 (surrogateescape)
+    if o < 0x80:
+        return f"'{c}'" if c.isprintable() else f"0x{o:02x}"
+    return f"0x{c.encode('utf-8', 'surrogatepass')[0]:02x}"
 
-    With an `errors` list, errors the lexer can read past (a number too large, an identifier
-    too long, stray characters) are appended to it as SieveSyntaxError and lexing goes on, so
-    that one compile reports them all, as Pigeonhole does; the others still raise."""
-    def soft(message: str, line: int, col: int) -> None:
+
+def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Token]:
+    """All tokens of `text` plus a final EOF token (see scan)."""
+    return list(scan(text, max_string, errors))
+
+
+def scan(text: str, max_string: int, errors: list | None = None):
+    """The tokens of `text`, one at a time as the parser asks for them, then an EOF token.
+
+    Without `errors`, the first lexical error raises SieveSyntaxError. With an `errors` list,
+    lexing goes on past every error, as Pigeonhole's lexer does, and each error is appended to
+    the list (as SieveSyntaxError) just before the token it belongs to comes out: the parser
+    reports it when it reaches that token, and what lies past the point where the parser gives
+    up is not even read (as in sievec). The token an error belongs to is
+    GARBAGE (stray characters: the parser then says what it expected there) or ERROR (a number,
+    identifier, string or comment that is not valid: the parser adds no error of its own
+    there). After a character that breaks a string or comment (NUL, a stray CR) lexing resumes
+    at that character. Only the limit sieve_max_string_length still raises."""
+    def report(message: str, line: int, col: int) -> None:
         if errors is None:
             raise SieveSyntaxError(message, line, col)
         errors.append(SieveSyntaxError(message, line, col))
 
-    nul = text.find("\x00")
-    if nul >= 0:
-        # RFC 5228 8.1 allows NUL nowhere: not in strings (quoted or text:), not in comments
-        # (octet-not-crlf starts at %x01); Pigeonhole refuses such a script too.
-        start = text.rfind("\n", 0, nul) + 1
-        raise SieveSyntaxError("NUL character in the script", text.count("\n", 0, nul) + 1, nul - start + 1)
-    toks: list[Token] = []
+    if errors is None:
+        nul = text.find("\x00")
+        if nul >= 0:
+            # RFC 5228 8.1 allows NUL nowhere: not in strings (quoted or text:), not in comments
+            # (octet-not-crlf starts at %x01); Pigeonhole refuses such a script too.
+            start = text.rfind("\n", 0, nul) + 1
+            raise SieveSyntaxError("NUL character in the script", text.count("\n", 0, nul) + 1, nul - start + 1)
     i, n = 0, len(text)
     line, lstart = 1, 0
-    append = toks.append
+    # the next NUL and the next "*/" at or after a position, each searched for once per
+    # occurrence so that lexing stays linear whatever the input (-2: not searched yet, -1: none)
+    next_nul = next_close = -2
+
+    def nul_from(pos: int) -> int:
+        nonlocal next_nul
+        if next_nul != -1 and next_nul < pos:
+            next_nul = text.find("\x00", pos)
+        return n if next_nul == -1 else next_nul
+
     while True:
-        # skip white space and comments
+        # skip white space and comments (a comment with a NUL, or never closed, is a token: ERROR)
         while i < n:
             c = text[i]
             if c == "\n":
@@ -95,12 +133,16 @@ def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Tok
                 i += 1
             elif c == "#":
                 j = text.find("\n", i)
-                i = n if j < 0 else j
+                j = n if j < 0 else j
+                if nul_from(i) < j:
+                    break
+                i = j
             elif c == "/" and text.startswith("/*", i):
-                j = text.find("*/", i + 2)
-                if j < 0:
-                    raise SieveSyntaxError("end of file before end of bracket comment ('*/' missing)",
-                                           line, i - lstart + 1)
+                if next_close != -1 and next_close < i + 2:
+                    next_close = text.find("*/", i + 2)
+                if next_close == -1 or nul_from(i) < next_close:
+                    break
+                j = next_close
                 line += text.count("\n", i, j)
                 k = text.rfind("\n", i, j)
                 if k >= 0:
@@ -109,24 +151,44 @@ def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Tok
             else:
                 break
         if i >= n:
-            append(Token(EOF, None, line, i - lstart + 1))
-            return toks
+            yield Token(EOF, None, line, i - lstart + 1)
+            return
         c = text[i]
         col = i - lstart + 1
         if c in _PUNCT:
-            append(Token(PUNCT, c, line, col))
+            yield Token(PUNCT, c, line, col)
             i += 1
-        elif c == ":":
+        elif c == "#" or c == "/" and text.startswith("/*", i):
+            cline = line
+            z = nul_from(i)
+            end = min(z, n)
+            line += text.count("\n", i, end)
+            k = text.rfind("\n", i, end)
+            if k >= 0:
+                lstart = k + 1
+            if z < n:
+                what = "hash comment" if c == "#" else "bracket comment"
+                report(f"encountered NUL character in {what}", line, z - lstart + 1)
+            else:
+                report(f"end of file before end of bracket comment ('*/' missing; started at line {cline})",
+                       line, n - lstart + 1)
+            yield Token(ERROR, None, cline, col)
+            i = end
+        elif c == ":" or c == "/":
             j = i + 1
-            if j < n and text[j] in _IDSTART:
+            if c == ":" and j < n and text[j] in _IDSTART:
                 while j < n and text[j] in _IDCHARS:
                     j += 1
                 if j - i - 1 > MAX_IDENTIFIER:
-                    soft(f"encountered impossibly long tag identifier '{text[i:i + 30]}...'", line, col)
-                append(Token(TAG, text[i + 1:j], line, col))
-                i = j
+                    report(f"encountered impossibly long tag identifier '{text[i:i + 30]}...'", line, col)
+                    yield Token(ERROR, None, line, col)
+                else:
+                    yield Token(TAG, text[i + 1:j], line, col)
             else:
-                raise SieveSyntaxError("unexpected character ':' (a tag name must follow)", line, col)
+                # a colon no tag name follows, a slash no '*' follows: tokens of their own, as in
+                # Pigeonhole (the parser says what it expected there)
+                yield Token(PUNCT, c, line, col)
+            i = j
         elif c.isdigit() and c in "0123456789":
             j = i
             while j < n and text[j] in "0123456789":
@@ -139,95 +201,122 @@ def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Tok
                 j += 1
             # (letters right after a number start the next token, as in Pigeonhole: `123abc`)
             if value > MAX_NUMBER:
-                soft(f"number is too large (exceeds the integer limit {MAX_NUMBER})", line, col)
-                value = MAX_NUMBER
-            append(Token(NUMBER, value, line, col))
+                report(f"number is too large (exceeds the integer limit {MAX_NUMBER})", line, col)
+                yield Token(ERROR, None, line, col)
+            else:
+                yield Token(NUMBER, value, line, col)
             i = j
         elif c in _IDSTART:
             j = i
             while j < n and text[j] in _IDCHARS:
                 j += 1
             word = text[i:j]
-            if word.lower() == "text" and j < n and text[j] == ":":
-                tline = line
-                # multi-line string: "text:" *(SP / HTAB) (hash-comment / CRLF)
-                k = j + 1
-                while k < n and text[k] in " \t":
-                    k += 1
-                if k < n and text[k] == "#":
-                    e = text.find("\n", k)
-                    k = n if e < 0 else e
-                if k < n and text[k] == "\r":
-                    k += 1
-                if k >= n or text[k] != "\n":
-                    raise SieveSyntaxError("invalid multi-line string: text: must be followed by "
-                                           "a line break", line, col)
+            if word.lower() != "text" or j >= n or text[j] != ":":
+                if len(word) > MAX_IDENTIFIER:
+                    report(f"encountered impossibly long identifier '{word[:30]}...'", line, col)
+                    yield Token(ERROR, None, line, col)
+                else:
+                    yield Token(IDENT, word, line, col)
+                i = j
+                continue
+            # multi-line string: "text:" *(SP / HTAB) (hash-comment / CRLF), then lines up to "." CRLF
+            tline = line
+            k = j + 1
+            while k < n and text[k] in " \t":
                 k += 1
+            if k < n and text[k] == "#":
+                e = text.find("\n", k)
+                e = n if e < 0 else e
+                k = min(e, nul_from(k))
+            if k < n and text[k] == "\r":
+                k += 1
+            if k >= n or text[k] != "\n":
+                if k >= n:
+                    report("end of file before end of multi-line string", line, k - lstart + 1)
+                else:
+                    report(f"invalid character {_shown(text[k])} after 'text:' in multi-line string",
+                           line, k - lstart + 1)
+                yield Token(ERROR, None, tline, col)
+                i = k                         # (lexing resumes at that character)
+                continue
+            k += 1
+            line += 1
+            lstart = k
+            parts = []
+            size = 0
+            bad = -1                          # where the string broke (-1: it did not)
+            while True:
+                e = text.find("\n", k)
+                last = e < 0
+                e = n if last else e
+                # a NUL, or a CR that does not end the line, breaks the string (RFC 5228 8.1:
+                # octet-not-crlf, from %x01)
+                stop = min(nul_from(k), e)
+                r = text.find("\r", k, stop)
+                if r >= 0 and (r != e - 1 or last):
+                    stop = r
+                if stop < e:
+                    what = "NUL character" if text[stop] == "\x00" else "stray carriage return (CR)"
+                    report(f"encountered {what} in multi-line string started at line {tline}", line, stop - lstart + 1)
+                    bad = stop
+                    break
+                if last:
+                    # (the final "." needs its line break too: RFC 5228 8.1 multi-line)
+                    report("end of file before end of multi-line string (missing '.' line)", line, n - lstart + 1)
+                    bad = n
+                    break
+                raw = text[k:e - 1] if e > k and text[e - 1] == "\r" else text[k:e]
+                k = e + 1
                 line += 1
                 lstart = k
-                parts = []
-                size = 0
-                while True:
-                    if k >= n:
-                        raise SieveSyntaxError("end of file before end of multi-line string "
-                                               "(missing '.' line)", line, 1)
-                    e = text.find("\n", k)
-                    if e < 0:
-                        raw = text[k:]
-                        e = n
-                    else:
-                        raw = text[k:e]
-                    if raw.endswith("\r"):
-                        raw = raw[:-1]
-                    if e >= n:
-                        # the last line, without a line break: a "." ends the string (leniently),
-                        # anything else leaves it unterminated; positions stay on this line
-                        if raw != ".":
-                            raise SieveSyntaxError("end of file before end of multi-line string "
-                                                   "(missing '.' line)", line, 1)
-                        k = n
-                        break
-                    if raw == ".":
-                        k = e + 1
-                        line += 1
-                        lstart = k
-                        break
-                    if raw.startswith(".."):
-                        # dot-stuffing: only a '.' followed by another '.' is removed (RFC 5228
-                        # 2.4.2, multiline-dotstart); ".x" stays ".x"
-                        raw = raw[1:]
-                    parts.append(raw + "\r\n")
-                    size += len(raw) + 2
-                    if size > max_string:
-                        raise SieveSyntaxError("string is too long (sieve_max_string_length)", line, 1)
-                    line += 1
-                    k = e + 1
-                    lstart = k
-                append(Token(STRING, "".join(parts), tline, col, True))
-                i = k
+                if raw == ".":
+                    break
+                if raw.startswith(".."):
+                    # dot-stuffing: only a '.' followed by another '.' is removed (RFC 5228
+                    # 2.4.2, multiline-dotstart); ".x" stays ".x"
+                    raw = raw[1:]
+                parts.append(raw + "\r\n")
+                size += len(raw) + 2
+                if size > max_string:
+                    raise SieveSyntaxError("string is too long (sieve_max_string_length)", line - 1, 1)
+            if bad >= 0:
+                yield Token(ERROR, None, tline, col)
+                i = bad
             else:
-                if len(word) > MAX_IDENTIFIER:
-                    soft(f"encountered impossibly long identifier '{word[:30]}...'", line, col)
-                append(Token(IDENT, word, line, col))
-                i = j
+                yield Token(STRING, "".join(parts), tline, col, True)
+                i = k
         elif c == '"':
             j = i + 1
             buf = []
             start_line = line
             seg = j
+            bad = -1                          # where the string broke (-1: it did not)
             while True:
                 if j >= n:
-                    raise SieveSyntaxError("end of file before end of quoted string", start_line, col)
+                    report(f"end of file before end of quoted string started at line {start_line}",
+                           line, j - lstart + 1)
+                    bad = n
+                    break
                 d = text[j]
                 if d == '"':
                     buf.append(text[seg:j])
                     j += 1
                     break
-                if d == "\r" and text[j + 1:j + 2] != "\n" or d == "\\" and text[j + 1:j + 2] == "\r" \
-                        and text[j + 2:j + 3] != "\n":
+                if d == "\\" and (text[j + 1:j + 2] == "\x00" or text[j + 1:j + 2] == "\r" and text[j + 2:j + 3] != "\n"):
+                    j += 1                    # (an escaped NUL or stray CR: reported as one)
+                    d = text[j]
+                if d == "\x00":
+                    report(f"encountered NUL character in quoted string started at line {start_line}",
+                           line, j - lstart + 1)
+                    bad = j
+                    break
+                if d == "\r" and text[j + 1:j + 2] != "\n":
                     # RFC 5228 8.1: quoted-safe is CRLF or an octet other than CR and LF (a bare
                     # LF is accepted as a line end, as Pigeonhole does; a bare CR is not)
-                    raise SieveSyntaxError("stray carriage return (CR) in quoted string", line, j - lstart + 1)
+                    report(f"stray carriage return (CR) in quoted string started at line {start_line}",
+                           line, j - lstart + 1)
+                    bad = j
+                    break
                 if d == "\\":
                     buf.append(text[seg:j])
                     if j + 1 < n:
@@ -244,14 +333,18 @@ def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Tok
                 j += 1
                 if j - i > max_string + 2:
                     raise SieveSyntaxError("string is too long (sieve_max_string_length)", start_line, col)
-            append(Token(STRING, _to_crlf("".join(buf)), start_line, col))
-            i = j
+            if bad >= 0:
+                yield Token(ERROR, None, start_line, col)
+                i = bad                       # lexing resumes at what broke the string
+            else:
+                yield Token(STRING, _to_crlf("".join(buf)), start_line, col)
+                i = j
         else:
-            shown = f"'{c}'" if c.isprintable() else f"0x{ord(c):02x}"
-            soft(f"unexpected character(s) starting with {shown}", line, col)
+            # (a NUL is named: RFC 5228 8.1 allows it nowhere)
+            report(f"unexpected character(s) starting with {_shown(c)}{' (NUL character)' if c == chr(0) else ''}",
+                   line, col)
             j = i + 1
             while j < n and text[j] not in _TOKEN_START:
                 j += 1
-            append(Token(GARBAGE, text[i:j], line, col))
+            yield Token(GARBAGE, text[i:j], line, col)
             i = j
-

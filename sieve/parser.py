@@ -4,9 +4,11 @@ Only syntax here; sieve.validator checks names, arguments and requires. Nesting 
 by sieve_max_nesting (32), at the depths sieve-test refuses: command blocks count the
 script's top level as level 1 (so 31 blocks may nest), tests count the command holding them
 as level 1 (so 31 tests may nest in one command, whatever block it sits in); the longest
-chain is thus 2 x 31 levels. Like Pigeonhole, the parser reads past stray characters,
-too many arguments and too-deep nesting (skipping that command) to report every such error;
-other syntax errors end the parse. Tests: tests/sieve/test_compile_errors_reference.py,
+chain is thus 2 x 31 levels. The parser recovers from errors as Pigeonhole's does (see
+Parser.recover), reading the lexer's tokens only as far as it goes, so that it reports the
+errors sievec reports, no more, no fewer (Pigeonhole's testsuite counts them). Tests:
+tests/sieve/test_syntax_recovery_differential.py (generated broken scripts against sievec),
+tests/sieve/test_compile_errors_reference.py,
 tests/sieve/test_limits.py (nesting, string lists), tests/sieve/test_fuzz.py, the conformance
 run (tests/sieve/test_conformance.py, compile/errors/parser.sieve),
 tests/sieve/test_enotify_nesting_s14.py (the nesting depths against sieve-test).
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from owlery.record import Record, field
 from sieve.errors import SieveSyntaxError
-from sieve.lexer import EOF, GARBAGE, IDENT, NUMBER, PUNCT, STRING, TAG, Token, tokenize
+from sieve.lexer import EOF, ERROR, IDENT, NUMBER, PUNCT, STRING, TAG, Token, scan
 
 TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
 if TYPE_CHECKING:
@@ -36,10 +38,6 @@ class SieveSyntaxErrors(SieveSyntaxError):
         first = errors[0]
         super().__init__(first.message, first.line, first.column)
         self.all = list(errors)
-
-
-class _Resume(Exception):
-    """The parser skipped what it could not read and goes on with the next command."""
 
 
 # The parse tree's records write their __init__ out: Record's generic one costs ~2 us a call,
@@ -112,208 +110,285 @@ class Node(Record, slots=True, eq=False):
         self.skip, self.test_list = skip, test_list
 
 
+# Error recovery, as Pigeonhole's parser does it (so that error counts agree with sievec's, which
+# Pigeonhole's testsuite checks): after an error the parser skips tokens to the end of the
+# structure it was reading, `;` for a command, `)` for a test list, `]` for a string list, `}`
+# for a block, counting that structure's own nesting, and stopping (failed) at a token of a
+# structure that ranks higher (a block's braces over `;` over parentheses over brackets). A
+# command given up on that way at a `{` still has its block read. At the top level, a token that
+# starts no command ends the script: an error then when none came before.
+_RANK = {"[": 0, "]": 0, "(": 1, ")": 1, ";": 2, "{": 3, "}": 3}
+_OPENS = {0: "[", 1: "(", 2: None, 3: "{"}
+_CLOSES = {0: "]", 1: ")", 2: ";", 3: "}"}
+
+# Pigeonhole's parse results: OK (read, maybe with errors it recovered from), LOST (an error not
+# recovered from yet: the caller recovers), GIVE_UP (a test list with no test read in it, of a
+# command: the parse ends, as in Pigeonhole; a test's own test list is only LOST for the test
+# holding it). A limit of Owlery's own raises _Abort.
+OK, LOST, GIVE_UP = 1, 0, -1
+
+
+class _Abort(Exception):
+    """A limit of Owlery's own (sieve_max_string_list, MAX_ERRORS): the parse ends here."""
+
+
 class Parser:
-    def __init__(self, tokens: list[Token], max_nesting: int, max_list: int, errors: list | None = None):
-        self.toks = tokens
-        self.i = 0
+    def __init__(self, tokens, max_nesting: int, max_list: int, lexer_errors: list,
+                 errors: list | None = None):
+        """`tokens`: an iterator (the lexer's scan, read only as far as the parse goes), that
+        appends its errors to `lexer_errors` as it reads the token they belong to."""
+        self.tokens = iter(tokens)
         self.max_nesting = max_nesting
         self.max_list = max_list
         self.errors: list[SieveSyntaxError] = errors if errors is not None else []
-        self.starts: list[int] = []       # token index where each command being read starts
+        self.lexer_errors = lexer_errors
+        self.li = 0                       # lexer errors reported so far
+        self.valid = True                 # no parser error yet (lexer errors do not count)
+        self.cur: Token = next(self.tokens)
+        self._reached()
+
+    # --- tokens ---
+    def _reached(self) -> None:
+        """Report the lexer's errors of the token just read, before anything the parser says."""
+        le = self.lexer_errors
+        if self.li < len(le):
+            self.errors.extend(le[self.li:])
+            self.li = len(le)
+            if len(self.errors) >= MAX_ERRORS:
+                raise _Abort()
 
     def peek(self) -> Token:
-        return self.toks[self.i]
+        return self.cur
 
-    def next(self) -> Token:
-        t = self.toks[self.i]
-        if t.kind != EOF:
-            self.i += 1
-        return t
+    def skip(self) -> None:
+        if self.cur.kind != EOF:
+            self.cur = next(self.tokens)
+            if self.li < len(self.lexer_errors):
+                self._reached()
 
-    def error(self, msg: str, tok: Token):
-        raise SieveSyntaxError(msg, tok.line, tok.column)
+    def at(self, p: str) -> bool:
+        t = self.cur
+        return t.kind == PUNCT and t.value == p
 
-    def resume(self, msg: str, tok: Token):
-        """Record an error the parser can read past, skip the command being read (from its
-        start, with balanced brackets, to its ';' or the end of its block), and go on."""
-        self.errors.append(SieveSyntaxError(msg, tok.line, tok.column))
-        if len(self.errors) >= MAX_ERRORS:
-            raise SieveSyntaxErrors(self.errors)
-        self.i = self.starts[-1]
-        depth = 0
+    # --- errors ---
+    def error(self, msg: str) -> None:
+        """A parser error at the current token; not reported at a token the lexer reported."""
+        t = self.cur
+        self.valid = False
+        if t.kind != ERROR:
+            self.errors.append(SieveSyntaxError(msg, t.line, t.column))
+            if len(self.errors) >= MAX_ERRORS:
+                raise _Abort()
+
+    def recover(self, end: str) -> int:
+        """Skip to the `end` token of the structure being read (not past it): OK when found
+        (or, for a command, a `{` that starts its block), LOST when a higher-ranking token or
+        the end of the script comes first."""
+        rank = _RANK[end]
+        opens, closes = _OPENS[rank], _CLOSES[rank]
+        nesting = 1
         while True:
-            t = self.toks[self.i]
+            t = self.cur
             if t.kind == EOF:
                 break
-            if t.kind == PUNCT and t.value in "{([":
-                depth += 1
-            elif t.kind == PUNCT and t.value in "})]":
-                if depth == 0:
-                    break                 # closes the enclosing block: not ours
-                depth -= 1
-                if depth == 0 and t.value == "}":
-                    self.i += 1
+            if t.kind == PUNCT and t.value in _RANK:
+                if _RANK[t.value] > rank:
                     break
-            elif t.kind == PUNCT and t.value == ";" and depth == 0:
-                self.i += 1
-                break
-            self.i += 1
-        raise _Resume()
+                if t.value == opens:
+                    nesting += 1
+                elif t.value == closes:
+                    nesting -= 1
+                    if nesting == 0:
+                        return OK
+            self.skip()
+        return OK if end == ";" and self.at("{") else LOST
 
-    def expect_punct(self, p: str, what: str) -> Token:
-        t = self.next()
-        if t.kind != PUNCT or t.value != p:
-            self.error(f"expected {what} ('{p}') but found {t.describe()}", t)
-        return t
-
-    def commands(self, depth: int, top: bool) -> list[Node]:
-        out = []
-        while True:
+    # --- the grammar ---
+    def commands(self, out: list, depth: int) -> int:
+        """Commands into `out` while they start with an identifier; `depth`: the block's level
+        (the top level is 1)."""
+        result = OK
+        while result == OK and self.peek().kind == IDENT:
             t = self.peek()
-            if t.kind == EOF:
-                if not top:
-                    self.error("expected end of compound block '}', but found end of script", t)
-                return out
-            if t.kind == PUNCT and t.value == "}":
-                if top:
-                    self.error("unexpected '}' found at (the presumed) end of file", t)
-                return out
-            start = self.i
-            try:
-                out.append(self.command(depth))
-            except _Resume:
-                if self.i == start:       # nothing skipped: do not loop
-                    self.next()
+            self.skip()
+            node = Node(t.value.lower(), [], [], None, t.line, t.column, False)
+            out.append(node)
+            result = self.arguments(node, 1)
+            if result == GIVE_UP:
+                return GIVE_UP
+            if result == OK and not (self.at(";") or self.at("{")):
+                self.error(f"expected end of command ';' or the beginning of a compound block '{{', "
+                           f"but found {self.peek().describe()}")
+                result = LOST
+            if result == LOST:
+                result = self.recover(";")
+                if result == LOST:
+                    return LOST
+            if self.at(";"):
+                self.skip()
+            elif self.at("{"):
+                self.skip()
+                if depth + 1 > self.max_nesting:
+                    self.error(f"cannot nest command blocks deeper than {self.max_nesting} levels "
+                               f"(nested too deeply; sieve_max_nesting)")
+                    result = self.recover("}")
+                    if result == OK:
+                        self.skip()
+                    continue
+                node.block = []
+                result = self.commands(node.block, depth + 1)
+                if result == GIVE_UP:
+                    return GIVE_UP
+                if result == OK:
+                    if self.at("}"):
+                        self.skip()
+                    else:
+                        self.error(f"expected end of compound block '}}', but found {self.peek().describe()}")
+                        # (the '}' found is left for the enclosing block to read)
+                        result = self.recover("}")
+                else:
+                    result = self.recover("}")
+                    if result == OK:
+                        self.skip()
+        return result
 
-    def command(self, depth: int) -> Node:
-        self.starts.append(self.i)
-        try:
-            return self._command(depth)
-        finally:
-            self.starts.pop()
-
-    def _command(self, depth: int) -> Node:
-        t = self.next()
-        if t.kind == GARBAGE:
-            self.resume("expected a command but found unknown characters", t)
-        if t.kind != IDENT:
-            if t.kind == PUNCT and t.value in ";}" and depth == 0:
-                self.error(f"unexpected '{t.value}' found at (the presumed) end of file", t)
-            self.error(f"expected command identifier but found {t.describe()}", t)
-        args, tests, paren = self.arguments(1, t)
-        nt = self.peek()
-        block = None
-        if nt.kind == PUNCT and nt.value == ";":
-            self.next()
-        elif nt.kind == PUNCT and nt.value == "{":
-            if depth + 2 > self.max_nesting:      # the block's level: the top level is 1
-                self.resume(f"cannot nest command blocks deeper than {self.max_nesting} levels "
-                            f"(nested too deeply; sieve_max_nesting)", nt)
-            self.next()
-            block = self.commands(depth + 1, False)
-            nt = self.next()
-            if nt.kind != PUNCT or nt.value != "}":
-                self.error(f"expected end of compound block '}}', but found {nt.describe()}", nt)
-        else:
-            msg = (f"expected end of command ';' or the beginning of a compound block '{{', "
-                   f"but found {nt.describe()}")
-            if nt.kind == GARBAGE:
-                self.resume(msg, nt)
-            self.error(msg, nt)
-        return Node(t.value.lower(), args, tests, block, t.line, t.column, False, test_list=paren)
-
-    def arguments(self, level: int, head: Token):
+    def arguments(self, node: Node, level: int) -> int:
         """The arguments and tests of a command or test at test level `level` (a command is
         level 1, its tests 2, theirs 3, ...)."""
-        args: list = []
-        tests: list = []
-        while True:
+        result = OK
+        args = node.args
+        while result == OK:
+            if not self.valid and len(self.errors) >= MAX_ERRORS:
+                raise _Abort()
             t = self.peek()
             if t.kind == STRING:
-                self.next()
+                self.skip()
                 args.append(StrList([Str(t.value, t.line, t.column, t.multiline)], t.line, t.column, False))
             elif t.kind == NUMBER:
-                self.next()
+                self.skip()
                 args.append(Num(t.value, t.line, t.column))
             elif t.kind == TAG:
-                self.next()
+                self.skip()
                 args.append(Tag(t.value.lower(), t.line, t.column))
             elif t.kind == PUNCT and t.value == "[":
-                self.next()
-                items = []
-                after = "'['"
-                while True:
-                    s = self.next()
-                    if s.kind != STRING:
-                        self.error(f"expecting string after {after} in string list, but found {s.describe()}", s)
-                    after = "','"
-                    items.append(Str(s.value, s.line, s.column, s.multiline))
-                    if len(items) > self.max_list:
-                        self.error(f"string list too long (sieve_max_string_list {self.max_list})", s)
-                    c = self.next()
-                    if c.kind == PUNCT and c.value == ",":
-                        continue
-                    if c.kind == PUNCT and c.value == "]":
-                        break
-                    self.error(f"expecting ',' or end of string list ']', but found {c.describe()}", c)
-                args.append(StrList(items, t.line, t.column, True))
+                self.skip()
+                result = self.string_list(t, args)
             else:
                 break
             if len(args) > MAX_ARGUMENTS:
-                self.resume(f"too many arguments for command '{head.value}' (at most {MAX_ARGUMENTS})", t)
+                self.error(f"too many arguments for command '{node.name}' (at most {MAX_ARGUMENTS})")
+                return LOST
+        if result != OK:
+            return result
         t = self.peek()
-        paren = False
         if t.kind == IDENT:
-            tests.append(self.test(level + 1))
-        elif t.kind == PUNCT and t.value == "(":
-            self.next()
-            tests.extend(self.test_list(level + 1, head))
-            paren = True
-        return args, tests, paren
+            if level + 1 > self.max_nesting:
+                self.error(f"cannot nest tests deeper than {self.max_nesting} levels (nested too deeply; "
+                           f"sieve_max_nesting)")
+                return LOST
+            self.skip()
+            test = Node(t.value.lower(), [], [], None, t.line, t.column, True)
+            node.tests.append(test)
+            return OK if self.arguments(test, level + 1) == OK else LOST
+        if t.kind == PUNCT and t.value == "(":
+            self.skip()
+            if level + 1 > self.max_nesting:
+                # (from within the list: the recovery skips to the ')' that closes it)
+                self.error(f"cannot nest tests deeper than {self.max_nesting} levels (nested too deeply; "
+                           f"sieve_max_nesting)")
+                result = self.recover(")")
+                if result == OK:
+                    self.skip()
+                return result
+            node.test_list = True
+            more = True
+            after = "'('"
+            while more and result == OK:
+                more = False
+                t = self.peek()
+                if t.kind == IDENT:
+                    self.skip()
+                    test = Node(t.value.lower(), [], [], None, t.line, t.column, True)
+                    node.tests.append(test)
+                    result = self.arguments(test, level + 1)
+                    if result == GIVE_UP:
+                        return GIVE_UP
+                    if result == LOST:
+                        # a test of the list failed: skip to the list's ')' (not past it)
+                        result = self.recover(")")
+                        break
+                    if self.at(","):
+                        self.skip()
+                        more = True
+                        after = "','"
+                else:
+                    self.error(f"expecting test identifier after {after} in test list, but found {t.describe()}")
+                    result = self.recover(")")
+            if self.at(")"):
+                self.skip()
+            else:
+                self.error(f"expecting ',' or end of test list ')', but found {self.peek().describe()}")
+                result = self.recover(")")
+                if result == OK:
+                    self.skip()
+            if not node.tests:
+                # (Pigeonhole says so too when the list is empty, and gives up)
+                self.error(f"failed to accept more tests for command '{node.name}'")
+                return GIVE_UP
+        return result
 
-    def test_list(self, level: int, head: Token) -> list[Node]:
-        out = []
-        after = "'('"
-        while True:
-            t = self.peek()
-            if t.kind != IDENT:
-                msg = f"expecting test identifier after {after} in test list, but found {t.describe()}"
-                if not out:
-                    # (Pigeonhole adds this second line when the list is empty)
-                    self.errors.append(SieveSyntaxError(msg, t.line, t.column))
-                    msg = f"failed to accept more tests for command '{head.value}'"
-                self.error(msg, t)
-            out.append(self.test(level))
-            c = self.next()
-            if c.kind == PUNCT and c.value == ",":
-                after = "','"
-                continue
-            if c.kind == PUNCT and c.value == ")":
-                return out
-            self.error(f"expecting ',' or end of test list ')', but found {c.describe()}", c)
+    def string_list(self, start: Token, args: list) -> int:
+        """A string list, its '[' read."""
+        result = OK
+        items: list = []
+        t = self.peek()
+        if t.kind == STRING:
+            self.skip()
+            items.append(Str(t.value, t.line, t.column, t.multiline))
+            while self.at(","):
+                self.skip()
+                t = self.peek()
+                if t.kind != STRING:
+                    self.error(f"expecting string after ',' in string list, but found {t.describe()}")
+                    result = self.recover("]")
+                    break
+                self.skip()
+                items.append(Str(t.value, t.line, t.column, t.multiline))
+                if len(items) > self.max_list:
+                    self.errors.append(SieveSyntaxError(
+                        f"string list too long (sieve_max_string_list {self.max_list})", t.line, t.column))
+                    raise _Abort()
+        else:
+            self.error(f"expecting string after '[' in string list, but found {t.describe()}")
+            result = self.recover("]")
+        if self.at("]"):
+            self.skip()
+        else:
+            self.error(f"expecting ',' or end of string list ']', but found {self.peek().describe()}")
+            result = self.recover("]")
+            if result == OK:
+                self.skip()
+        args.append(StrList(items, start.line, start.column, True))
+        return result
 
-    def test(self, level: int) -> Node:
-        if level > self.max_nesting:
-            self.resume(f"cannot nest tests deeper than {self.max_nesting} levels (nested too deeply; "
-                        f"sieve_max_nesting)", self.peek())
-        t = self.next()
-        args, tests, paren = self.arguments(level, t)
-        return Node(t.value.lower(), args, tests, None, t.line, t.column, True, test_list=paren)
+    def script(self) -> list[Node]:
+        out: list[Node] = []
+        if self.commands(out, 1) == OK and self.valid and self.peek().kind != EOF:
+            self.error(f"unexpected {self.peek().describe()} found at (the presumed) end of file")
+        return out
 
 
 def parse(text: str, max_nesting: int = 32, max_string: int = 1 << 20, max_list: int = 1024) -> list[Node]:
     """Parse script text into a list of top-level command nodes; raises SieveSyntaxErrors
-    (a SieveSyntaxError) holding every error found."""
+    (a SieveSyntaxError) holding every error found, in the order Pigeonhole reports them."""
     errors: list[SieveSyntaxError] = []
+    lexer_errors: list = []
     try:
-        toks = tokenize(text, max_string, errors)
-        p = Parser(toks, max_nesting, max_list, errors)
-        tree = p.commands(0, True)
-    except SieveSyntaxErrors:
-        raise
-    except SieveSyntaxError as e:
-        errors.append(e)
+        tree = Parser(scan(text, max_string, lexer_errors), max_nesting, max_list, lexer_errors, errors).script()
+    except _Abort:
+        pass
+    except SieveSyntaxError as e:        # a limit (sieve_max_string_length): nothing more is read
+        errors = lexer_errors + [e]
     if errors:
-        # the lexer runs first: put its errors among the parser's, in script order
-        raise SieveSyntaxErrors(sorted(errors, key=lambda x: (x.line, x.column)))
+        raise SieveSyntaxErrors(errors[:MAX_ERRORS])
     return tree

@@ -169,8 +169,10 @@ class Validator:
     def validate_command(self, node: Node, depth: int, toplevel: bool, prev: Node | None) -> None:
         if node.name == "require":
             if not toplevel or self.seen_non_require and not self.settings_allow_late_require():
-                # (a misplaced require is not looked at further, as in Pigeonhole)
-                self.error(node, "require commands can only be placed at top level at the beginning of the file")
+                # (a misplaced require's capabilities are not looked at, as in Pigeonhole; its
+                # tags, number of arguments, sub-tests and block are, first)
+                node.data["misplaced"] = "require commands can only be placed at top level at the beginning of the file"
+                self.bind(node, self.cmds["require"], 1)
                 return
             errors_before = self.errors
             self.bind(node, self.cmds["require"], 1)
@@ -193,7 +195,9 @@ class Validator:
             self.error(node, f"{node.name} command can only be used at top level")
         if node.name in ("elsif", "else"):
             if prev is None or prev.name not in ("if", "elsif"):
-                self.error(node, f"the {node.name} command must follow an if or elsif command")
+                # (reported by bind once the command's arguments, test and block are right, as
+                # Pigeonhole checks it: one error for a lone `else;`)
+                node.data["misplaced"] = f"the {node.name} command must follow an if or elsif command"
             elif prev.data.get("chain_taken"):
                 # an earlier if/elsif of the chain is always taken (`if not ihave "x"`): this
                 # one never runs, so neither its test nor its block is validated (RFC 5463)
@@ -204,7 +208,9 @@ class Validator:
         self.bind(node, d, 1)      # tests count their level from their command (parser.py)
         if node.name in ("if", "elsif") and len(node.tests) == 1 and node.tests[0].data.get("const_true"):
             node.data["chain_taken"] = True
-        if node.block is not None and not node.skip:
+        # (a block where the command takes none is not looked into, as in Pigeonhole: one error
+        # for `keep if true { frop; }`)
+        if node.block is not None and not node.skip and d.block != "none":
             self.enclosing.append(d.name)
             if d.loop:
                 self.loop_depth += 1
@@ -230,14 +236,23 @@ class Validator:
         what = "test" if d.kind == "test" else "command"
         # Pigeonhole's order: arguments, then sub-tests, then the block; a command reports at
         # most one argument error, the block is only checked when both went well, and the
-        # sub-tests are validated themselves only when their number and form were right.
+        # sub-tests are validated themselves when the command takes any, even when their number
+        # or form was wrong (`if (frop, true)`: two errors), never where it takes none.
         args_ok = self._bind_arguments(node, d, what)
+        late = node.data.pop("late_error", None)
         subtests_ok = self._check_subtests(node, d, what)
-        if args_ok and subtests_ok:
+        if (args_ok or late) and subtests_ok:
             self._check_block(node, d)
+            # then the command's own validation: where it stands (require, elsif, else), then
+            # its arguments' types
+            misplaced = node.data.pop("misplaced", None)
+            if misplaced and self.errors == errors_before:
+                self.error(node, misplaced)
+            if late and self.errors == errors_before:
+                self.error(*late)
         if args_ok:
             self._check_after_arguments(node, d, what)
-        if subtests_ok:
+        if subtests_ok or d.subtests != 0:
             for t in node.tests:
                 self.validate_test(t, depth + 1)
                 # RFC 5463: what a false ihave guards is never evaluated, so it is not validated
@@ -297,7 +312,9 @@ class Validator:
 
     def _tag_param_error(self, tag: Tag, d: CommandDef, what: str, want: str, found) -> None:
         got = "no parameters were found" if found is None else f"{self.kind(found)} was found"
-        self.error(tag, f"the :{tag.name} tag for the {d.name} {what} requires {want} as parameter, but {got}")
+        # (at the argument found, where Pigeonhole reports it: the line differs when it is on the next)
+        self.error(tag if found is None else found,
+                   f"the :{tag.name} tag for the {d.name} {what} requires {want} as parameter, but {got}")
 
     def _bind_arguments(self, node: Node, d: CommandDef, what: str) -> bool:
         """Tagged then positional arguments; stops at the first error (returns False)."""
@@ -375,21 +392,28 @@ class Validator:
         node.pos = pos
         need = len(d.positional)
         least = need - d.optional_positional
+        # A fixed number of positional arguments is checked here; a number that may vary, and
+        # their types, only once the sub-tests and the block are right (Pigeonhole checks those
+        # in each command's own validation, which runs last): `fileinto 1 true;` is one error.
         if not least <= len(pos) <= need:
             count = str(need) if least == need else f"{least} to {need}"
-            self.error(node, f"the {d.name} {what} requires {count} positional argument(s), but {len(pos)} "
-                             f"is/are specified")
+            msg = f"the {d.name} {what} requires {count} positional argument(s), but {len(pos)} is/are specified"
+            if least == need:
+                self.error(node, msg)
+                return False
+            node.data["late_error"] = (node, msg)
             return False
         for k, a in enumerate(pos):
             if not self._type_ok(a, d.positional[k]):
                 if d.name == "require":
-                    self.error(a, f"the require command accepts a single string or string list argument, "
-                                  f"but {self.kind(a)} was found")
-                    return False
-                names = d.arg_names
-                label = f"argument {k + 1}" + (f" ({names[k]})" if k < len(names) else "")
-                self.error(a, f"the {d.name} {what} expects a {d.positional[k].replace('-', ' ')} as "
-                              f"{label}, but {self.kind(a)} was found")
+                    msg = f"the require command accepts a single string or string list argument, " \
+                          f"but {self.kind(a)} was found"
+                else:
+                    names = d.arg_names
+                    label = f"argument {k + 1}" + (f" ({names[k]})" if k < len(names) else "")
+                    msg = f"the {d.name} {what} expects a {d.positional[k].replace('-', ' ')} as " \
+                          f"{label}, but {self.kind(a)} was found"
+                node.data["late_error"] = (a, msg)
                 return False
         # strings: encoded-character and variables templates. A hook that finds a string
         # unusable (an invalid ${unicode:...}) sets arguments_failed: the command's arguments

@@ -189,11 +189,13 @@ def _validate_set(v, node):
         from sieve.parser import Tag
         if isinstance(a, Tag):
             mods.append(a)
-    node.data["mods"] = []
-    if node.pos:
+    # the modifiers (tags) first: when they conflict, the name is not looked at (one error for
+    # `set :lower :lower "${1}" "x"`, as in Pigeonhole)
+    errors = v.errors
+    node.data["mods"] = check_modifiers(v, mods)
+    if node.pos and v.errors == errors:
         name = node.pos[0].items[0].value
         check_name(v, node.pos[0], name)
-    node.data["mods"] = check_modifiers(v, mods)
 
 
 def check_modifiers(v, tags) -> list[str]:
