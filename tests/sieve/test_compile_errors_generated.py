@@ -756,7 +756,7 @@ class Sievec:
     """sievec with a private configuration (the differential harness's, plus the metadata
     extensions) in its own directory, run as `nobody` when the tests run as root."""
 
-    def __init__(self, home: str):
+    def __init__(self, home: str, extra_extensions: str = ""):
         from tests.sieve.differential import pigeonhole
 
         self.home = home
@@ -767,7 +767,8 @@ class Sievec:
                 f.write(src)
         with open(os.path.join(home, "dovecot.conf"), "w") as f:
             f.write(pigeonhole.CONF.format(home=home, hostname=pigeonhole.HOSTNAME, postmaster=pigeonhole.POSTMASTER,
-                                           extensions=pigeonhole._EXTRA_EXTENSIONS + " +mboxmetadata +servermetadata"))
+                                           extensions=pigeonhole._EXTRA_EXTENSIONS + " +mboxmetadata +servermetadata"
+                                           + extra_extensions))
         self.uid = self.gid = None
         if os.geteuid() == 0:
             pw = pwd.getpwnam(RUN_USER)
@@ -978,6 +979,18 @@ def test_generation_is_deterministic_and_sized():
     bad = [(s, owlery_errors(s)) for s in (_render_mutation(t, t.args, t.req, t.ctx) for t in TEMPLATES)
            if owlery_errors(s)]
     assert not bad, bad
+
+
+def private_sievec(prefix: str, extra_extensions: str = ""):
+    """A module fixture's body (`yield from private_sievec(...)`): a Sievec in a directory of
+    its own, removed afterwards; `extra_extensions` (" +imapflags ...") enables more."""
+    if not os.path.exists(SIEVEC):
+        pytest.fail("sievec (Debian dovecot-sieve) is not installed: scripts/install-deps --test installs it")
+    home = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield Sievec(home, extra_extensions)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_generated_compile_errors_match_sievec():

@@ -30,7 +30,7 @@ from sieve.actions import FileInto, Keep, Notify
 from sieve.api import Envelope, MemoryHost, compile_script, extensions_available, run
 from sieve.errors import SieveCompileError
 from tests.sieve.differential import pigeonhole
-from tests.sieve.test_compile_errors_generated import FINAL, SIEVEC, Sievec, owlery_settings
+from tests.sieve.test_compile_errors_generated import FINAL, Sievec, owlery_settings, private_sievec
 
 _ENABLE = " +imapflags +notify"
 FOLDERS = ("Junk", "Lists")
@@ -155,19 +155,7 @@ COMPILE_ALLOWED = {
 
 @pytest.fixture(scope="module")
 def sievec():
-    if not os.path.exists(SIEVEC):
-        pytest.fail("sievec (Debian dovecot-sieve) is not installed: scripts/install-deps --test installs it")
-    home = tempfile.mkdtemp(prefix="owlery-sievec-deprecated-")
-    try:
-        s = Sievec(home)
-        conf = os.path.join(home, "dovecot.conf")
-        with open(conf, "a") as f:   # a second plugin block: its sieve_extensions replaces the first's
-            f.write("\nplugin {\n  sieve_extensions = " + pigeonhole._EXTRA_EXTENSIONS
-                    + " +mboxmetadata +servermetadata" + _ENABLE + "\n}\n")
-        s.env = s._config_env()
-        yield s
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    yield from private_sievec("owlery-sievec-deprecated-", _ENABLE)
 
 
 @pytest.mark.parametrize("src", COMPILE_CASES)

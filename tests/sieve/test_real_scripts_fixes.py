@@ -26,16 +26,13 @@ tests/sieve/test_ui_scripts_parity.py ALLOWED).
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import tempfile
 
 import pytest
 
 from sieve.actions import Discard, FileInto, Keep, Vacation
 from sieve.api import Envelope, MemoryHost, compile_script, run
 from sieve.errors import SieveCompileError
-from tests.sieve.test_compile_errors_generated import FINAL, SIEVEC, Sievec
+from tests.sieve.test_compile_errors_generated import FINAL, private_sievec
 from tests.sieve.differential.runner import owlery_settings
 
 SETTINGS = owlery_settings().replace(sieve_extensions_disabled=[])
@@ -91,13 +88,7 @@ def test_address_test_still_refuses_fields_without_addresses():
 
 @pytest.fixture(scope="module")
 def sievec():
-    if not os.path.exists(SIEVEC):
-        pytest.fail("sievec (Debian dovecot-sieve) is not installed: scripts/install-deps --test installs it")
-    home = tempfile.mkdtemp(prefix="owlery-real-scripts-")
-    try:
-        yield Sievec(home)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    yield from private_sievec("owlery-real-scripts-")
 
 
 @pytest.mark.parametrize("name", DEPARTED_HEADERS)

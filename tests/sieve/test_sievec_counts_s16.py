@@ -18,14 +18,12 @@ compiled by both and must agree on compiles-or-not and on the number of errors.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 import pytest
 
 from sieve.validator import compile_source
 from sieve.errors import SieveCompileError
-from tests.sieve.test_compile_errors_generated import FINAL, SIEVEC, Sievec, owlery_errors, owlery_settings
+from tests.sieve.test_compile_errors_generated import FINAL, Sievec, owlery_errors, owlery_settings, private_sievec
 
 U64 = (1 << 64) - 1
 NUMBER_CASES = [
@@ -81,13 +79,7 @@ def test_owlery_include_depth(limit, count):
 
 @pytest.fixture(scope="module")
 def sievec():
-    if not os.path.exists(SIEVEC):
-        pytest.fail("sievec (Debian dovecot-sieve) is not installed: scripts/install-deps --test installs it")
-    home = tempfile.mkdtemp(prefix="owlery-sievec-counts-")
-    try:
-        yield Sievec(home)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    yield from private_sievec("owlery-sievec-counts-")
 
 
 @pytest.mark.parametrize(("src", "count"), NUMBER_CASES + VARIABLE_CASES)
