@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from owlery.settings import Settings
 from sieve.api import Envelope, MemoryHost, SieveError, compile_script, run
 
-SETTINGS = Settings().replace(sieve_max_cpu_steps=20000)
+# every extension on, those off by default too (the deprecated imapflags and notify, report)
+SETTINGS = Settings().replace(sieve_max_cpu_steps=20000, sieve_extensions_disabled=[])
 NOW = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
 
 SEED_SCRIPTS = [
@@ -30,6 +31,11 @@ SEED_SCRIPTS = [
     b'if envelope :detail "to" "lists" { vacation :days 3 :subject "away" "I am away"; }\n'
     b'if duplicate :seconds 10 { discard; }\n'
     b'notify :message "hi" "mailto:a@example.org";\n',
+    b'require ["imapflags", "notify", "fileinto", "relational"];\n'
+    b'if header :contains "subject" "frop" { mark; setflag ["\\\\Seen", "x y"]; fileinto "F"; }\n'
+    b'notify :method "mailto" :id "n1" :options ["a@example.org", "B <b@example.org>"] :low\n'
+    b'  :message "$from$ $env-from$: $subject$ $text[20]$";\n'
+    b'if size :over 1 { denotify :low :value "ge" "n1"; unmark; removeflag "x"; }\n',
 ]
 
 TOKENS = ["if", "elsif", "else", "require", "keep", "discard", "stop", "redirect", "fileinto",
@@ -39,7 +45,9 @@ TOKENS = ["if", "elsif", "else", "require", "keep", "discard", "stop", "redirect
           ":localpart", ":domain", ":comparator", ":mime", ":index", ":last", ":flags", ":copy",
           '"fileinto"', '"variables"', '"regex"', '"subject"', '"*"', '"${1}"', '"(a+)+$"',
           '"i;ascii-numeric"', '"ge"', "[", "]", "(", ")", "{", "}", ";", ",", "1K", "0", "99999999999",
-          "text:\nline\n.\n", '"\\"', "#c\n", "/* x */", '"${hex:41}"', '"${unicode:1F600}"']
+          "text:\nline\n.\n", '"\\"', "#c\n", "/* x */", '"${hex:41}"', '"${unicode:1F600}"',
+          "mark", "unmark", "setflag", "notify", "denotify", ":options", ":message", ":low", '"imapflags"',
+          '"notify"', '"$text[3]$"']
 
 MESSAGES = [
     b"From: a@example.com\r\nTo: b@example.org, (c) <c@example.org>\r\nSubject: frop\r\n\r\nbody\r\n",
