@@ -673,6 +673,16 @@ def _held_octets(field: str, value: str) -> str:
 
 DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
+        "ambiguous-close-delimiter",
+        "RFC 2046 section 5.1.1: a boundary MUST NOT appear as the prefix of any line of the "
+        "encapsulated material. A nested multipart whose boundary is the outer one followed by "
+        "'--' breaks that MUST: the line '--OUTER--' is both the outer close-delimiter and the "
+        "inner delimiter, and the RFC gives no reading. Pigeonhole 0.5.19 closes the outer "
+        "multipart there, Owlery takes the inner delimiter (generator shape boundary-prefix); "
+        "what depends on the parts is left out of such messages.",
+        lambda field, value: None if ":x-m-" in field or field.startswith("x-m-") else value,
+        message=r'(?is)boundary="?([^"\r\n;]+?)"?\s*(?:;|\r?$)(?:.*?)boundary="?\1--"?\s*(?:;|\r?$)'),
+    Deviation(
         "pigeonhole-anychild-headerless-or-digest",
         "RFC 5703 4.2 (:anychild: the current part and all its children) with RFC 2046 5.1 and 5.1.5: "
         "deviations.toml's pigeonhole-anychild-headerless-part and anychild-digest-implicit-rfc822. "
