@@ -443,6 +443,7 @@ HAND = (
         ),
         Case("reject-no-message-id", REJ + 'reject "no";', msg(Message_ID=None)),
         Case("reject-bad-message-id", REJ + 'reject "no";', msg(Message_ID="<broken")),
+        Case("reject-message-id-with-space", REJ + 'reject "no";', msg(Message_ID="<a b@example.org>")),
         Case("reject-long-line", REJ + 'reject "' + "y" * 1200 + '";', msg()),
         Case(
             "reject-latin1-subject",
@@ -699,6 +700,14 @@ ALLOWED = [
         "RFC 5230 5.8: 'If the original message lacks a Message-ID, an In-Reply-To need not be generated, "
         "and References need not be changed.' Owlery writes neither; Pigeonhole copies the References (and "
         "turns an id with a space, '<a b@...>', which is no msg-id (RFC 5322 3.6.4), into '<ab@...>').",
+    ),
+    Allowed(
+        "mdn-original-message-id-not-a-msg-id",
+        r"reject:part1:mdn:original-message-id",
+        lambda c, ph, owl: owl == "<absent>" and b"Message-ID: <a b@" in c.message,
+        "RFC 8098 3.2.5: Original-Message-ID is the original message's Message-ID; '<a b@example.org>' "
+        "is no msg-id (RFC 5322 3.6.4), Owlery leaves the field out, Pigeonhole writes '<ab@...>', an "
+        "id the message never had.",
     ),
     Allowed(
         "references-only-msg-ids",
