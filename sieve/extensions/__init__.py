@@ -86,7 +86,11 @@ _TABLE_MODULE = {
     "COMPARATORS": {"i;ascii-numeric": "comparator_numeric", "i;unicode-casemap": "comparator_unicode"},
 }
 # The modules whose extensions hook another's action (every hook runs), or expand strings.
-_ACTION_HOOK_MODULES = ("imap4flags", "imapflags_deprecated", "copy", "mailbox", "special_use")
+_ACTION_HOOK_MODULES = ("imap4flags", "copy", "mailbox", "special_use")
+# Modules whose action hooks act only for a script that requires their own extension: its
+# compile has loaded the module, and the tables hold every loaded module's hooks, so they are
+# not imported for every delivery that keeps or files a message (imapflags' current flags).
+_OWN_HOOK_MODULES = ("imapflags_deprecated",)
 _EXPAND_MODULES = ("variables",)
 
 
