@@ -46,12 +46,23 @@ LDA_DESCRIPTION = ("Deliver one message from stdin. Exit status: 0 delivered, 67
 def add_lda_options(p: argparse.ArgumentParser) -> None:
     from owlery.cliutil import add_config_option
     add_config_option(p)
-    p.add_argument("-f", dest="sender", metavar="SENDER", default="",
-                   help="envelope sender (MAIL FROM); empty or <> for the null sender")
+    p.add_argument("-f", dest="sender", metavar="SENDER", default=None,
+                   help="envelope sender (MAIL FROM); empty or <> for the null sender; default: the "
+                        "sender of a leading mbox 'From ' line (local(8) writes one), else the null sender")
     p.add_argument("-a", dest="recipient", metavar="ADDRESS", default=None,
-                   help="envelope recipient (RCPT TO) as the MTA saw it; default: the -d user")
+                   help="envelope recipient (RCPT TO) as the MTA saw it; default: -r, else the -d user, "
+                        "else $RECIPIENT (set by local(8) for a mailbox_command)")
     p.add_argument("-d", dest="user", metavar="USER", default=None,
                    help="the user (address) to deliver to; default: the -a address")
+    p.add_argument("-r", dest="final_recipient", metavar="ADDRESS", default=None,
+                   help="final envelope recipient, written in Delivered-To (dovecot-lda's -r)")
+    p.add_argument("-p", dest="path", metavar="PATH", default=None,
+                   help="read the message from PATH instead of standard input")
+    p.add_argument("-e", dest="stderr_rejection", action="store_true",
+                   help="accepted for dovecot-lda command lines: a refusal is always reported on "
+                        "stderr with exit 77, never by a bounce of the LDA's own")
+    p.add_argument("-k", dest="keep_environment", action="store_true",
+                   help="accepted for dovecot-lda command lines: the environment is never cleared")
     p.add_argument("-m", dest="mailbox", metavar="MAILBOX", default=None,
                    help="default mailbox for keep instead of INBOX (created when missing)")
     p.add_argument("-o", dest="overrides", metavar="NAME=VALUE", action="append", default=[],
@@ -100,7 +111,9 @@ def _plain_lda_args(opts: dict[str, str]):
     already left help, abbreviations, repeated options and anything unusual to it)."""
     if any(v.startswith(("-", "=")) for v in opts.values()):
         return None
-    return _PlainArgs(config=opts.get("config"), sender=opts.get("sender", ""),
-                           recipient=opts.get("recipient"), user=opts.get("user"),
-                           mailbox=opts.get("mailbox"),
-                           overrides=[opts["override"]] if "override" in opts else [], func=_cmd_lda)
+    return _PlainArgs(config=opts.get("config"), sender=opts.get("sender"),
+                      recipient=opts.get("recipient"), user=opts.get("user"),
+                      final_recipient=opts.get("final_recipient"), path=opts.get("path"),
+                      mailbox=opts.get("mailbox"), stderr_rejection="stderr_rejection" in opts,
+                      keep_environment="keep_environment" in opts,
+                      overrides=[opts["override"]] if "override" in opts else [], func=_cmd_lda)

@@ -1,6 +1,13 @@
 """`owlery lda`: deliver one message from stdin (Postfix mailbox_command or pipe(8) transport).
 
-dovecot-lda-like options: -f sender, -a recipient, -d user, -m default mailbox. The exit
+dovecot-lda's options, so its command lines work unchanged: -f sender, -a recipient, -d user,
+-m default mailbox (empty: INBOX), -r final recipient (Delivered-To), -p message file instead of
+stdin, and the flags -e and -k, which ask for what Owlery always does (a refusal reported as
+exit 77 with its reason on stderr, never a bounce of the LDA's own; the environment kept). As
+Postfix's local(8) runs it for a mailbox_command or an alias's |command: the leading mbox
+"From sender date" line is dropped and names the sender when -f is not given, the MTA's
+Return-Path/X-Original-To/Delivered-To are kept and none added, and with no -a, -d or -r the
+recipient is $RECIPIENT (sieve.delivery.lda_lmtp.split_mbox_from, env_recipient). The exit
 status is what the MTA acts on (sysexits): 0 delivered; 67 unknown user (bounce 5.1.1);
 75 temporary failure (the MTA retries; nothing was stored); 77 refused (over quota with
 delivery_quota_full_tempfail off, Sieve ereject). On failure the first stderr line
@@ -20,7 +27,8 @@ writes only the user's Maildir and the state store, without following links belo
 Maildir root, and exits 75 (nothing stored) on any failure it cannot classify, 67 only
 for a recipient the directory does not know (a missing directory is 75, never 67).
 Talks to: stdin, sieve.delivery.executor. Tests: tests/delivery/test_lda.py,
-tests/delivery/test_lda_folder.py, tests/delivery/test_group_delivery.py
+tests/delivery/test_lda_folder.py, tests/delivery/test_group_delivery.py,
+tests/delivery/test_lda_dovecot_options.py, tests/e2e/test_lda_local_postfix.py
 """
 
 from __future__ import annotations
@@ -101,9 +109,15 @@ def _setup_logging(settings) -> None:
 
 
 def has_trace_headers(message: bytes) -> bool:
-    """Did the MTA already prepend Return-Path/Delivered-To (pipe flags R and D)?"""
-    head = message[:4096].split(b"\n\n", 1)[0].lower()
-    return head.startswith(b"return-path:") or head.startswith(b"delivered-to:")
+    """Did the MTA already prepend Return-Path/Delivered-To (pipe flags R and D; local(8), with
+    X-Original-To among them)? Only the run of such fields at the very top counts: one further
+    down came with the message from elsewhere."""
+    for line in message[:4096].lower().split(b"\n", 3):
+        if line.startswith((b"return-path:", b"delivered-to:")):
+            return True
+        if not line.startswith(b"x-original-to:"):
+            return False
+    return False
 
 
 def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
@@ -114,18 +128,31 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     except (settings_mod.SettingsError, ValueError) as e:
         # A broken config is the postmaster's to fix; the MTA keeps the mail meanwhile.
         return _fail(EX_TEMPFAIL, replies.dsn_line(replies.R_LDA_CONFIG, str(e)))
-    user_arg = args.user or args.recipient
+    from sieve.delivery.lda_lmtp import env_recipient, split_mbox_from
+    final_recipient = getattr(args, "final_recipient", None)
+    user_arg = args.user or args.recipient or final_recipient or env_recipient()
     if not user_arg:
         # A master.cf mistake: keep the mail queued (75) rather than bounce it all.
         return _fail(EX_TEMPFAIL, replies.dsn_line(replies.R_LDA_USAGE))
-    recipient = args.recipient or user_arg
-    sender = "" if args.sender in ("<>", "") else args.sender
+    recipient = args.recipient or final_recipient or user_arg
     _setup_logging(settings)
 
     limit = settings.lda_message_size_limit
-    data = sys.stdin.buffer.read(limit + 1) if stdin_data is None else stdin_data
+    path = getattr(args, "path", None)
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+        except OSError as e:
+            # The MTA's command line names a file it has not written (yet): retry, never bounce.
+            return _fail(EX_TEMPFAIL, replies.dsn_line(replies.R_LDA_INPUT, f"-p {path}: {e.strerror}"))
+    else:
+        data = sys.stdin.buffer.read(limit + 1) if stdin_data is None else stdin_data
     if len(data) > limit:
         return _fail(EX_NOPERM, replies.dsn_line(replies.R_TOO_BIG))
+    line_sender, data = split_mbox_from(data)
+    given = args.sender if args.sender is not None else line_sender or ""
+    sender = "" if given in ("<>", "") else given
     message = data.replace(b"\r\n", b"\n")
 
     from owlery.errors import DirectoryUnavailable
@@ -144,6 +171,12 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     from sieve.delivery.executor import DeliveryExecutor
     executor = DeliveryExecutor(settings, program="lda")
     if has_trace_headers(message):
+        settings = settings.replace(delivery_add_return_path=False)
+        executor.settings = settings
+    elif final_recipient and settings.delivery_add_return_path:
+        # -r: Delivered-To names the final recipient; Sieve's envelope "to" stays -a (dovecot-lda)
+        from sieve.delivery.executor import prepend_trace
+        message = prepend_trace(message, sender, final_recipient)
         settings = settings.replace(delivery_add_return_path=False)
         executor.settings = settings
     from sieve.delivery.queueid import postfix_queue_id

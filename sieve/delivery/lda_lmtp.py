@@ -12,10 +12,14 @@ per-recipient LMTP reply to a sysexits status: 2xx -> 0, 4xx -> 75, 5.1.1 -> 67,
 `-a ADDRESS -d USER` (dovecot-lda's meaning, as in-process: USER's mailbox and script,
 ADDRESS the envelope recipient Sieve sees) goes as `RCPT TO:<ADDRESS> X-OWLERY-USER=USER`
 when lmtpd advertises that parameter.
+As in-process (sieve.delivery.lda), a leading mbox From line (local(8) writes one) is dropped
+and names the sender when -f is absent, the MTA's Return-Path and Delivered-To (X-Original-To
+may come between them) go when lmtpd writes the same, and with no -a or -d the recipient is
+$RECIPIENT (split_mbox_from, strip_pipe_trace, env_recipient).
 `run()` returns None ("not handled, deliver in-process") when the endpoint is unset, the
 daemon is unreachable or not ready (refused, timeout, 421 before DATA, no X-OWLERY-USER
-when it is needed), the arguments need the in-process path (-m, -o, --help, anything
-unusual) or the settings file cannot be read simply. After DATA was sent and no reply came, the outcome is
+when it is needed), the arguments need the in-process path (a non-empty -m, -o, -p, -r,
+--help, anything unusual) or the settings file cannot be read simply. After DATA was sent and no reply came, the outcome is
 unknown: exit 75 (the MTA retries; a duplicate is possible, a loss is not). MAIL, RCPT and DATA
 go in one write when lmtpd advertises PIPELINING (RFC 2920).
 Run as `python -I -S .../sieve/delivery/lda_lmtp.py ARGS` (no site import at all), or
@@ -39,7 +43,11 @@ DEFAULT_LMTPD_LISTEN = "unix:/var/spool/postfix/owlery/lmtpd.sock"   # = lmtpd_l
 EX_OK, EX_NOUSER, EX_TEMPFAIL, EX_NOPERM = 0, 67, 75, 77
 
 _VALUE_OPTIONS = {"-f": "sender", "-a": "recipient", "-d": "user", "-m": "mailbox", "-o": "override",
-                  "-c": "config", "--config": "config"}
+                  "-c": "config", "--config": "config", "-p": "path", "-r": "final_recipient"}
+# dovecot-lda's two flags, taken so its command lines work unchanged: -e (report a refusal on
+# stderr with exit 77 instead of mailing a bounce: the only way Owlery ever reports one) and -k
+# (do not clear the environment: Owlery never clears it).
+_FLAG_OPTIONS = {"-e": "stderr_rejection", "-k": "keep_environment"}
 
 
 class Fallback(Exception):
@@ -54,6 +62,8 @@ def parse_args(argv: list[str]) -> dict[str, str] | None:
         arg = argv[i]
         if arg.startswith("--config="):
             key, value = "config", arg[len("--config="):]
+        elif arg in _FLAG_OPTIONS:
+            key, value = _FLAG_OPTIONS[arg], "1"
         elif arg in _VALUE_OPTIONS:
             if i + 1 >= len(argv):
                 return None
@@ -273,18 +283,128 @@ def dot_stuff(message: bytes) -> bytes:
     return data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
 
+def split_mbox_from(message: bytes) -> tuple[str | None, bytes]:
+    """(the sender a leading mbox "From sender date" line names, the message without that line).
+
+    Postfix's local(8) starts what it hands a mailbox_command or an alias's |command with such
+    a line (and pipe(8) does with flag F). It is no header field (a field name has no space:
+    RFC 5322 2.2 and 3.6.8), so it is never stored: dovecot-lda drops it too, and takes the
+    sender from it when -f is not given. The sender is "" for "MAILER-DAEMON" (how Postfix
+    writes the null sender there) and None when the line names no usable one: no time stamp
+    after it (asctime's "Mon Dec  7 11:41:53 2026", with a zone before or after the year, or
+    "Mon, 7 Dec 2026 11:41:53"), no line end, or no mailbox of printable ASCII with a local
+    part and a domain; a quoted local part that needs no quotes loses them. That is what
+    dovecot-lda takes from the same lines. Tests: tests/delivery/test_lda_dovecot_options.py"""
+    if not message.startswith(b"From "):
+        return None, message
+    nl = message.find(b"\n")
+    if nl < 0:
+        return None, b""
+    line, rest = message[5:nl].rstrip(b"\r"), message[nl + 1:]
+    end = 0
+    if line.startswith(b'"'):            # "x y"@domain: the quoted part may hold spaces
+        end = _closing_quote(line) + 1
+        if end == 0:
+            return None, rest
+    end = line.find(b" ", end)
+    if end < 0 or not _stamp_ok(line[end:].lstrip(b" ")):
+        return None, rest
+    word = line[:end]
+    if word.upper() == b"MAILER-DAEMON":
+        return "", rest
+    return _mailbox(word), rest
+
+
+def _closing_quote(word: bytes) -> int:
+    """Index of the quote that closes the one at word[0] (backslash escapes), else -1."""
+    i, escaped = 1, False
+    while i < len(word):
+        c = word[i]
+        if c == 34 and not escaped:
+            return i
+        escaped = c == 92 and not escaped
+        i += 1
+    return -1
+
+
+_MONTHS = (b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC")
+
+
+def _stamp_ok(date: bytes) -> bool:
+    """Is `date` an mbox From line's time stamp (see split_mbox_from)? Fields are split at
+    spaces only; 21 octets at least, as dovecot-lda asks."""
+    parts = [p for p in date.split(b" ") if p]
+    if len(date) < 21 or len(parts) < 5 or len(parts[0]) not in (3, 4):
+        return False
+    if parts[0].endswith(b","):           # Mon, 7 Dec 2026 11:41:53
+        day, month, year, clock = parts[1:5]
+    else:                                 # Mon Dec  7 11:41:53 [zone] 2026 [zone]
+        month, day, clock = parts[1:4]
+        year = parts[4] if parts[4].isdigit() and len(parts[4]) == 4 else parts[5] if len(parts) > 5 else b""
+    hms = clock.split(b":")
+    return (month.upper() in _MONTHS and day.isdigit() and len(day) <= 2 and year.isdigit() and len(year) == 4
+            and len(hms) in (2, 3) and all(len(x) == 2 and x.isdigit() for x in hms))
+
+
+_ATEXT = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
+
+
+def _mailbox(word: bytes) -> str | None:
+    """`word` as an RFC 5321 Mailbox (local@domain, printable ASCII), quotes dropped where the
+    local part is a dot-string; None when it is none."""
+    if any(c < 32 or c > 126 for c in word):     # a space only inside the quotes (split there)
+        return None
+    if word.startswith(b'"'):
+        close = _closing_quote(word)
+        local, domain = word[:close + 1], word[close + 1:]
+        if not domain.startswith(b"@"):
+            return None
+        inner = local[1:-1]
+        if inner and b"\\" not in inner and all(a and set(a) <= _ATEXT for a in inner.split(b".")):
+            local = inner
+        domain = domain[1:]
+    else:
+        local, _, domain = word.rpartition(b"@")
+        if not local or not all(a and set(a) <= _ATEXT for a in local.split(b".")):
+            return None
+    if not domain or not (domain.startswith(b"[") and domain.endswith(b"]") or all(
+            a and a.replace(b"-", b"").isalnum() for a in domain.split(b"."))):
+        return None
+    return (local + b"@" + domain).decode("ascii")
+
+# The fields an MTA prepends for a local delivery (pipe(8) flags O, D and R; local(8) always):
+# the run of them at the top of the message is where its trace lines are looked for.
+_MTA_TRACE = (b"return-path:", b"delivered-to:", b"x-original-to:")
+
+
 def strip_pipe_trace(message: bytes, sender: str, address: str) -> bytes:
-    """Drop the Return-Path/Delivered-To lines pipe(8) prepended (flags R, D) when lmtpd would
-    write the same ones, so the stored message has them once (the in-process LDA keeps them)."""
+    """Drop the Return-Path/Delivered-To lines the MTA prepended (pipe(8) flags R and D, or
+    local(8), which puts X-Original-To between them) when lmtpd would write the same ones, so
+    the stored message has each once (the in-process LDA keeps the MTA's and adds none)."""
     ours = {f"return-path: <{sender}>".encode("utf-8", "surrogateescape"),
             f"delivered-to: {address}".lower().encode("utf-8", "surrogateescape")}
-    for _ in range(2):
-        nl = message.find(b"\n")
-        line = message[:nl].rstrip(b"\r").lower() if nl >= 0 else b""
+    start = 0
+    for _ in range(len(_MTA_TRACE) + 1):
+        nl = message.find(b"\n", start)
+        line = message[start:nl].rstrip(b"\r").lower() if nl >= 0 else b""
         if line in ours:
             ours.discard(line)
-            message = message[nl + 1:]
+            message = message[:start] + message[nl + 1:]
+        elif line.startswith(_MTA_TRACE):
+            start = nl + 1
+        else:
+            break
     return message
+
+
+def env_recipient() -> str | None:
+    """RECIPIENT from the environment: the address local(8) runs a mailbox_command for (its
+    recipient with extension), used when the command line names none (dovecot-lda takes its
+    user from USER then). No privilege rides on it: whoever sets the LDA's environment can
+    pass -a as well."""
+    import posix                        # built in: no import cost
+    value = posix.environ.get(b"RECIPIENT")
+    return value.decode("utf-8", "surrogateescape") if value else None
 
 
 def _xtext_ok(address: str) -> bool:
@@ -379,14 +499,16 @@ def run(argv: list[str], stdin=None, stderr=None) -> int | None:
     """Deliver through lmtpd; None when the in-process path must do it (stdin then untouched).
     Raises Consumed(data) when the daemon failed after stdin was read."""
     opts = parse_args(argv)
-    if opts is None or "mailbox" in opts:
+    # -m (a folder), -p (a file for stdin) and -r (a Delivered-To other than the RCPT's) are
+    # the in-process path's to carry out; an empty -m is no folder (dovecot-lda: -m ${extension})
+    if opts is None or opts.get("mailbox") or "path" in opts or "final_recipient" in opts:
         return None
-    user = opts.get("user") or opts.get("recipient")
+    user = opts.get("user") or opts.get("recipient") or env_recipient()
     if not user:
         return None
     address = opts.get("recipient") or user     # the envelope recipient, as in-process
-    sender = opts.get("sender", "")
-    sender = "" if sender == "<>" else sender
+    given_sender = opts.get("sender")
+    sender = "" if given_sender in (None, "<>") else given_sender
     if not _xtext_ok(user) or not _xtext_ok(address) or (sender and not _xtext_ok(sender)):
         return None
     try:
@@ -410,8 +532,13 @@ def run(argv: list[str], stdin=None, stderr=None) -> int | None:
         data = stdin.read(limit + 1)
         if len(data) > limit:
             return _fail(stderr, EX_NOPERM, "5.3.4 Message too big for system")
+        line_sender, message = split_mbox_from(data)
+        if given_sender is None and line_sender:
+            sender = line_sender
+            if not _xtext_ok(sender):
+                raise Consumed(data)
         try:
-            status, text = transact(conn, endpoint, sender, address, strip_pipe_trace(data, sender, address),
+            status, text = transact(conn, endpoint, sender, address, strip_pipe_trace(message, sender, address),
                                     user if user != address else None)
         except Fallback:
             raise Consumed(data) from None

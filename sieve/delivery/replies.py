@@ -65,6 +65,7 @@ R_FORWARD_REFUSED = Reply(550, "5.1.0", "forward refused by the MTA")
 R_LDA_CONFIG = Reply(451, "4.3.5", "owlery lda: configuration error")
 R_LDA_USAGE = Reply(451, "4.3.5", "owlery lda: give -d USER or -a ADDRESS")
 R_LDA_DIRECTORY = Reply(451, "4.3.0", "owlery lda: directory unavailable")
+R_LDA_INPUT = Reply(451, "4.3.0", "owlery lda: cannot read the message")
 
 
 def lda_lookup_failed(user: str) -> Reply:

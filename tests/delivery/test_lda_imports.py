@@ -166,7 +166,8 @@ def test_plain_options_read_as_argparse_reads_them():
     argvs = [["-f", "s@r.test", "-d", "u@example.org"], ["-c", "/x.toml", "-a", "a@x", "-d", "u@x", "-m", "Lists/A"],
              ["--config=/y.toml", "-fs@r", "-du@x"], ["-f", "", "-d", "u@x", "-o", "maildir_fsync=\"never\""],
              ["--config", "/z", "-f", "<>", "-a", "a@x"], ["-f", "-x", "-d", "u@x"], ["-c=/a", "-d", "u@x"],
-             ["-d", "a@x", "-d", "b@x"], ["--conf", "/q", "-d", "u@x"]]
+             ["-d", "a@x", "-d", "b@x"], ["--conf", "/q", "-d", "u@x"],
+             ["-e", "-k", "-d", "u@x", "-p", "/m.eml", "-r", "r@x"], ["-ek", "-d", "u@x"], ["-m", "", "-d", "u@x"]]
     fast = 0
     for argv in argvs:
         opts = parse_args(argv)
@@ -176,7 +177,7 @@ def test_plain_options_read_as_argparse_reads_them():
         fast += 1
         want = vars(cli._lda_parser().parse_args(argv))
         assert vars(plain) == want, argv
-    assert fast == 5
+    assert fast == 7
 
 
 def test_an_ordinary_filter_script_compiles_no_regular_expression(tmp_path):

@@ -82,6 +82,9 @@ def test_reply_to_exit_status(code, text, status):
     (["--help"], None),
     (["-d", "a@b", "-d", "c@d"], None),
     (["-x", "1"], None),
+    (["-e", "-k", "-d", "a@b", "-p", "/m", "-r", "r@b"],
+     {"stderr_rejection": "1", "keep_environment": "1", "user": "a@b", "path": "/m", "final_recipient": "r@b"}),
+    (["-e", "-e", "-d", "a@b"], None),
 ])
 def test_parse_args(argv, expected):
     assert lda_lmtp.parse_args(argv) == expected
@@ -96,6 +99,12 @@ def test_pipe_trace_lines_are_stripped_only_when_lmtpd_writes_the_same():
     assert lda_lmtp.strip_pipe_trace(msg, "s@x", "A@B") == b"Delivered-To: a@b\nSubject: t\n\nx\n"
     other = b"Return-Path: <other@x>\nSubject: t\n\nx\n"
     assert lda_lmtp.strip_pipe_trace(other, "s@x", "a@b") == other
+    # local(8)'s order: X-Original-To between them stays (lmtpd does not write it)
+    local8 = b"Return-Path: <s@x>\nX-Original-To: a@b\nDelivered-To: a@b\nSubject: t\n\nx\n"
+    assert lda_lmtp.strip_pipe_trace(local8, "s@x", "a@b") == b"X-Original-To: a@b\nSubject: t\n\nx\n"
+    # a Delivered-To below the MTA's run came with the message
+    below = b"Return-Path: <s@x>\nSubject: t\nDelivered-To: a@b\n\nx\n"
+    assert lda_lmtp.strip_pipe_trace(below, "s@x", "a@b") == b"Subject: t\nDelivered-To: a@b\n\nx\n"
 
 
 def test_constants_match_the_declared_settings():
