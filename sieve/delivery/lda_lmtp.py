@@ -301,6 +301,8 @@ def split_mbox_from(message: bytes) -> tuple[str | None, bytes]:
     if nl < 0:
         return None, b""
     line, rest = message[5:nl].rstrip(b"\r"), message[nl + 1:]
+    if len(line) > 1000:                 # no MTA writes such a line: not worth a sender scan
+        return None, rest
     end = 0
     if line.startswith(b'"'):            # "x y"@domain: the quoted part may hold spaces
         end = _closing_quote(line) + 1
