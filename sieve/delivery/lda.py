@@ -7,7 +7,7 @@ exit 77 with its reason on stderr, never a bounce of the LDA's own; the environm
 Postfix's local(8) runs it for a mailbox_command or an alias's |command: the leading mbox
 "From sender date" line is dropped and names the sender when -f is not given, the MTA's
 Return-Path/X-Original-To/Delivered-To are kept and none added, and with no -a, -d or -r the
-recipient is $RECIPIENT (sieve.delivery.lda_lmtp.split_mbox_from, env_recipient). The exit
+recipient is $RECIPIENT (sieve.delivery.mta_input). The exit
 status is what the MTA acts on (sysexits): 0 delivered; 67 unknown user (bounce 5.1.1);
 75 temporary failure (the MTA retries; nothing was stored); 77 refused (over quota with
 delivery_quota_full_tempfail off, Sieve ereject). On failure the first stderr line
@@ -108,18 +108,6 @@ def _setup_logging(settings) -> None:
         owlery_log.setup(settings, "lda")
 
 
-def has_trace_headers(message: bytes) -> bool:
-    """Did the MTA already prepend Return-Path/Delivered-To (pipe flags R and D; local(8), with
-    X-Original-To among them)? Only the run of such fields at the very top counts: one further
-    down came with the message from elsewhere."""
-    for line in message[:4096].lower().split(b"\n", 3):
-        if line.startswith((b"return-path:", b"delivered-to:")):
-            return True
-        if not line.startswith(b"x-original-to:"):
-            return False
-    return False
-
-
 def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     """The in-process delivery; `stdin_data` is the message when the fast path already read it."""
     from owlery import settings as settings_mod
@@ -128,7 +116,7 @@ def main(args: argparse.Namespace, stdin_data: bytes | None = None) -> int:
     except (settings_mod.SettingsError, ValueError) as e:
         # A broken config is the postmaster's to fix; the MTA keeps the mail meanwhile.
         return _fail(EX_TEMPFAIL, replies.dsn_line(replies.R_LDA_CONFIG, str(e)))
-    from sieve.delivery.lda_lmtp import env_recipient, split_mbox_from
+    from sieve.delivery.mta_input import env_recipient, has_trace_headers, split_mbox_from
     final_recipient = getattr(args, "final_recipient", None)
     user_arg = args.user or args.recipient or final_recipient or env_recipient()
     if not user_arg:

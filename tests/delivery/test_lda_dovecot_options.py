@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from sieve.delivery.lda_lmtp import split_mbox_from
+from sieve.delivery.mta_input import split_mbox_from
 from tests.delivery.daemon import Lmtpd, remove_workdir, shared_workdir
 from tests.harness.dovecot import DOVECOT_LDA, DovecotInstance
 

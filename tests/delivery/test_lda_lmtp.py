@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from owlery.app.postfix import lda_command
-from sieve.delivery import lda_lmtp
+from sieve.delivery import lda_lmtp, mta_input
 from tests.delivery.daemon import Lmtpd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,15 +96,15 @@ def test_dot_stuffing_and_crlf():
 
 def test_pipe_trace_lines_are_stripped_only_when_lmtpd_writes_the_same():
     msg = b"Return-Path: <s@x>\nDelivered-To: a@b\nDelivered-To: a@b\nSubject: t\n\nx\n"
-    assert lda_lmtp.strip_pipe_trace(msg, "s@x", "A@B") == b"Delivered-To: a@b\nSubject: t\n\nx\n"
+    assert mta_input.strip_pipe_trace(msg, "s@x", "A@B") == b"Delivered-To: a@b\nSubject: t\n\nx\n"
     other = b"Return-Path: <other@x>\nSubject: t\n\nx\n"
-    assert lda_lmtp.strip_pipe_trace(other, "s@x", "a@b") == other
+    assert mta_input.strip_pipe_trace(other, "s@x", "a@b") == other
     # local(8)'s order: X-Original-To between them stays (lmtpd does not write it)
     local8 = b"Return-Path: <s@x>\nX-Original-To: a@b\nDelivered-To: a@b\nSubject: t\n\nx\n"
-    assert lda_lmtp.strip_pipe_trace(local8, "s@x", "a@b") == b"X-Original-To: a@b\nSubject: t\n\nx\n"
+    assert mta_input.strip_pipe_trace(local8, "s@x", "a@b") == b"X-Original-To: a@b\nSubject: t\n\nx\n"
     # a Delivered-To below the MTA's run came with the message
     below = b"Return-Path: <s@x>\nSubject: t\nDelivered-To: a@b\n\nx\n"
-    assert lda_lmtp.strip_pipe_trace(below, "s@x", "a@b") == b"Subject: t\nDelivered-To: a@b\n\nx\n"
+    assert mta_input.strip_pipe_trace(below, "s@x", "a@b") == b"Subject: t\nDelivered-To: a@b\n\nx\n"
 
 
 def test_constants_match_the_declared_settings():

@@ -94,14 +94,15 @@ def test_the_printed_pipe_command_runs_it_without_sh(tmp_path):
 
 
 def test_handoff_loads_the_module_without_its_packages(tmp_path):
-    """The handoff imports lda_lmtp alone: sieve/__init__ and sieve/delivery/__init__ (each
-    ~0.15 ms per message) are left for the in-process path."""
+    """The handoff imports lda_lmtp (and mta_input beside it) alone: sieve/__init__ and
+    sieve/delivery/__init__ (each ~0.15 ms per message) are left for the in-process path."""
     venv, sp = make_venv(tmp_path)
     for pkg in ("sieve", "sieve/delivery"):
         (sp / pkg).mkdir()
         (sp / pkg / "__init__.py").write_text(
             f"import pathlib; pathlib.Path({str(tmp_path / pkg.replace('/', '.'))!r}).touch()\n")
-    (sp / "sieve/delivery/lda_lmtp.py").write_bytes((ROOT / "sieve/delivery/lda_lmtp.py").read_bytes())
+    for module in ("lda_lmtp.py", "mta_input.py"):     # the handoff's two modules, loaded alone
+        (sp / "sieve/delivery" / module).write_bytes((ROOT / "sieve/delivery" / module).read_bytes())
     server = FakeLMTP(tmp_path / "lmtp.sock", {})
     try:
         r = deliver(tmp_path, venv, server)
