@@ -22,6 +22,7 @@ import random
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -466,6 +467,33 @@ class Allowance:
     owlery: tuple
     opendmarc: tuple
     reason: str
+    # when(case, ours, theirs) -> bool: an entry for any verdicts its condition accepts (owlery and
+    # opendmarc then unused), instead of one exact pair
+    when: Callable | None = None
+
+
+def aligned_only_in_relaxed_mode(case, ours, theirs):
+    """OpenDMARC passes, Owlery fails, the policy is the same, and the explanation holds:
+    the record asks strict alignment (adkim=s and/or aspf=s) and no passing identifier is aligned
+    under the record's modes, while one is under relaxed mode (the same organizational domain;
+    the generated zones have it at the record's own name)."""
+    # the same policy; a rejected message shows no domain on Owlery's side (nothing was delivered)
+    if ours[0] != "fail" or theirs[0] != "pass" or ours[1] != theirs[1] or ours[2] not in ("", theirs[2]):
+        return False
+    name, record = next(((k, v) for k, v in case.records.items() if k.startswith("_dmarc.")), (None, None))
+    if not isinstance(record, str):
+        return False
+    organization = name.removeprefix("_dmarc.")
+    tags = {k.strip(): v.strip() for k, _, v in (t.partition("=") for t in record.split(";"))}
+    author = case.froms[0].decode().strip().strip("<>").rpartition("@")[2].lower()
+    passing = [(case.mail_from.rpartition("@")[2].lower(), tags.get("aspf", "r"))] \
+        if case.records.get(case.mail_from.rpartition("@")[2]) == SPF_PASS else []
+    passing += [(d.lower(), tags.get("adkim", "r")) for d, good in case.dkim if good]
+
+    def relaxed(d):
+        return d == organization or d.endswith("." + organization)
+    return (not any(d == author if mode == "s" else relaxed(d) for d, mode in passing)
+            and any(relaxed(d) for d, _ in passing) and relaxed(author))
 
 
 R, Q = ("fail", "reject", "", "reject"), "quarantine"
@@ -493,9 +521,11 @@ ALLOWED_LIST = [
     ),
     Allowance(
         "seeded",
-        ("fail", Q, "a.c48.com", Q),
-        ("pass", Q, "a.c48.com", "none"),
-        "adkim=s/aspf=s with only subdomain-aligned identifiers: strict alignment as above.",
+        (),
+        (),
+        "adkim=s/aspf=s with only subdomain-aligned identifiers: strict alignment as above "
+        "(any seed; the CI seeds meet it at a.c48.com).",
+        when=aligned_only_in_relaxed_mode,
     ),
     Allowance(
         "v_not_first",
@@ -596,7 +626,8 @@ def test_owlery_and_opendmarc_agree(tmp_path, dns, milter_env, opendmarc):
     run = milter_env(
         milter_inbound_stages=["spf", "dkim_verify", "dmarc", "authres"], dmarc_public_suffix_list=psl_path()
     )
-    allowed = {(a.case, a.owlery, a.opendmarc): a.reason for a in ALLOWED_LIST}
+    allowed = {(a.case, a.owlery, a.opendmarc): a.reason for a in ALLOWED_LIST if a.when is None}
+    conditional = [a for a in ALLOWED_LIST if a.when is not None]
     differences, used, rows = [], set(), []
     for n, (case, (ours_data, _)) in enumerate(zip(cases, pairs)):
         ours, dkim, ctx = owlery_result(run, case, ours_data)
@@ -611,10 +642,15 @@ def test_owlery_and_opendmarc_agree(tmp_path, dns, milter_env, opendmarc):
         if k in allowed:
             used.add(k)
             continue
+        met = next((a for a in conditional if a.case == case.name and a.when(case, ours, theirs[n])), None)
+        if met is not None:
+            used.add((met.case, met.reason))
+            continue
         differences.append(f"#{n} {case.name}: owlery {ours} opendmarc {theirs[n]} {case.records} {case.froms}")
     print("\n".join(rows))
     assert not differences, f"{len(differences)} unexplained differences:\n" + "\n".join(differences)
-    assert set(allowed) - used == set(), f"allowances never needed: {set(allowed) - used}"
+    never = (set(allowed) | {(a.case, a.reason) for a in conditional}) - used
+    assert never == set(), f"allowances never needed: {never}"
 
 
 # ---- Owlery's fixes, one message each -------------------------------------------------------
