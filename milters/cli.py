@@ -1,9 +1,11 @@
-"""Subcommands of `owlery` for the milter: `owlery milter` and `owlery dkim genkey`.
+"""Subcommands of `owlery` for the milter: `owlery milter`, `owlery dkim genkey` and
+`owlery dkim import-opendkim`.
 
 Registered by owlery.app.cli; imports nothing heavy at module top (pymilter and dkimpy are
 imported inside the commands).
 Tests: tests/milters/test_units.py and tests/milters/test_low_hardening.py (`owlery dkim genkey`:
-the key's owner and mode); `owlery milter` runs in
+the key's owner and mode), tests/milters/test_dkim_import.py (`owlery dkim import-opendkim`);
+`owlery milter` runs in
 tests/milters/test_miltertest.py, tests/milters/test_milter_stop.py and
 tests/milters/test_milter_reload.py (SIGHUP re-reads --config) through tests/harness/owlery_milter.py.
 """
@@ -66,6 +68,77 @@ def _cmd_genkey(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_opendkim(args: argparse.Namespace) -> int:
+    """Exit 0: every rule imported; 1: some skipped (each said on stderr, with the reason);
+    2: OpenDKIM's configuration, a table or a key file could not be read."""
+    import json
+    import os
+
+    from owlery import settings as settings_mod
+
+    from milters import dkim_import, dkimkeys
+    if (args.keytable is None) != (args.signingtable is None):
+        print("owlery: dkim import-opendkim: --keytable and --signingtable go together", file=sys.stderr)
+        return 2
+    try:
+        settings = settings_mod.load(args.config, missing_ok=args.config is None)
+    except settings_mod.SettingsError as e:
+        print(f"owlery: {e}", file=sys.stderr)
+        return 2
+    # Without --opendkim-conf, tables given alone are read alone (not mixed with /etc's file).
+    conf = args.opendkim_conf or (None if args.keytable else "/etc/opendkim.conf")
+    directory = args.directory if args.directory is not None else settings.dkim_key_directory
+    owner_name, group = settings.daemon_user, settings.daemon_group   # as genkey: the milter's user
+    try:
+        ids = dkimkeys._owner_ids(owner_name, group)
+        owner = dkimkeys.KeyOwner.for_daemon(owner_name, group)
+    except ValueError as e:
+        print(f"owlery: dkim import-opendkim: {e}", file=sys.stderr)
+        return 1
+    def table(spec: str | None) -> str | None:
+        # A bare relative path on the command line is a file here, not (as in opendkim.conf) a list.
+        if spec is None or dkim_import.dataset_kind(spec)[0] != "csl" or spec.startswith("csl:"):
+            return spec
+        return "file:" + os.path.abspath(spec)
+    try:
+        source = dkim_import.read_opendkim(conf, dkim_import.read_text, keytable=table(args.keytable),
+                                           signingtable=table(args.signingtable))
+    except dkim_import.UnreadableInput as e:
+        print(f"owlery: dkim import-opendkim: {e}", file=sys.stderr)
+        return 2
+    plan = dkim_import.plan(source, directory, dkim_import.key_checker(settings.dkim_min_key_bits))
+    for line in plan.skipped:
+        print(f"# skipped: {line}", file=sys.stderr)
+    for line in plan.notes:
+        print(f"# note: {line}", file=sys.stderr)
+    if settings.dkim_sign_keys and plan.table:
+        print(f"# note: {args.config or settings_mod.DEFAULT_CONFIG_PATH} already sets dkim_sign_keys "
+              f"({', '.join(sorted(settings.dkim_sign_keys))}): merge the line below into it", file=sys.stderr)
+    for c in plan.copies:
+        if c.exists:
+            print(f"# key: {c.target} already holds {c.source}", file=sys.stderr)
+        elif args.dry_run:
+            print(f"# key: would copy {c.source} -> {c.target}", file=sys.stderr)
+    if not args.dry_run:
+        try:
+            done = dkim_import.apply(plan, directory, ids, owner, settings.dkim_min_key_bits)
+        except (OSError, ValueError, dkim_import.KeyRefused, dkim_import.UnreadableInput) as e:
+            print(f"owlery: dkim import-opendkim: {e}", file=sys.stderr)
+            return 1
+        for line in done:
+            print(f"# key: copied {line} (mode 0600, owned by {dkimkeys.user_name(owner.uid)})", file=sys.stderr)
+    if plan.table:
+        if os.path.abspath(directory) != os.path.abspath(settings.dkim_key_directory):
+            print(f"dkim_key_directory = {json.dumps(os.path.abspath(directory))}")
+        print(plan.toml())
+    elif not plan.skipped:
+        print("# nothing to import: this OpenDKIM configuration signs nothing", file=sys.stderr)
+        return 1
+    if plan.unreadable:
+        return 2
+    return 1 if plan.skipped else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
     from owlery.cliutil import add_config_option, add_listen_option
@@ -92,3 +165,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="user the key is given to when run as root (default: daemon_user, with "
                         "daemon_group; the milter runs as it and alone reads the key)")
     p.set_defaults(func=_cmd_genkey)
+    p = dkim_sub.add_parser("import-opendkim",
+                            help="take over OpenDKIM's signing keys and rules: copy the keys, print dkim_sign_keys")
+    add_config_option(p)
+    p.add_argument("--opendkim-conf", metavar="FILE",
+                   help="OpenDKIM's configuration (default /etc/opendkim.conf unless --keytable is given)")
+    p.add_argument("--keytable", metavar="DATASET", help="KeyTable to read instead of the configuration's "
+                                                         "(file:PATH or PATH)")
+    p.add_argument("--signingtable", metavar="DATASET", help="SigningTable to read instead of the configuration's "
+                                                             "(file:PATH, refile:PATH or PATH)")
+    p.add_argument("--directory", "-d", default=None,
+                   help="where to copy DOMAIN.SELECTOR.key (default: dkim_key_directory)")
+    p.add_argument("--dry-run", "-n", action="store_true", help="say what would be done; write nothing")
+    p.set_defaults(func=_cmd_import_opendkim)
