@@ -1,10 +1,11 @@
 """`owlery greylist`: list, stats, whitelist add/remove, purge: the postmaster's view of greylist state.
 
 Reads the same settings as the daemon (state_backend, greylist_*), so it sees the SQLite
-file or the Redis the daemons share. Whitelist edits go to the first file named in
+file or the Redis the daemons share. `import-postgrey` is policyd/greylist_import.py. Whitelist edits go to the first file named in
 greylist_whitelist_clients / greylist_whitelist_recipients (written tmp -> rename); the
 daemons re-read it within a second.
-Talks to: the state store, whitelist files. Tests: tests/policyd/test_greylist_cli.py
+Talks to: the state store, whitelist files. Tests: tests/policyd/test_greylist_cli.py,
+tests/policyd/test_greylist_import.py
 """
 
 from __future__ import annotations
@@ -46,6 +47,20 @@ def register(sub) -> None:
     add_config_option(q)
     q.add_argument("--all", action="store_true", help="delete every greylist entry, live or not")
     q.set_defaults(func=_cmd_purge)
+
+    q = gsub.add_parser("import-postgrey", help="carry postgrey's greylist and auto-whitelist state "
+                                                "into the state store (postgrey stopped)")
+    add_config_option(q)
+    q.add_argument("--dbdir", help="postgrey's --dbdir (default: from POSTGREY_OPTS, else /var/lib/postgrey)")
+    q.add_argument("--dry-run", action="store_true", help="read and count, write nothing")
+    for name, what in (("delay", "seconds"), ("ipv4cidr", "bits"), ("ipv6cidr", "bits")):
+        q.add_argument(f"--{name}", type=int, metavar="N",
+                       help=f"postgrey's --{name} ({what}; its files do not record it; default: from "
+                            "POSTGREY_OPTS, else postgrey's default)")
+    q.add_argument("--postgrey-defaults", metavar="FILE", default="/etc/default/postgrey",
+                   help="the file whose POSTGREY_OPTS line gives postgrey's options "
+                        "(default /etc/default/postgrey; \"\" for none)")
+    q.set_defaults(func=_cmd_import_postgrey)
 
 
 def _open(args):
@@ -180,3 +195,40 @@ def _cmd_purge(args: argparse.Namespace) -> int:
               + (" (Redis expires keys by itself)" if store.name == "redis" else ""))
     store.close()
     return 0
+
+
+def _cmd_import_postgrey(args: argparse.Namespace) -> int:
+    """Exit 0: everything live was carried over; 1: some entries were not, for reasons the
+    postmaster must see (listed); 2: postgrey's state (or its options) could not be read."""
+    from owlery.errors import StateUnavailable
+    from policyd import greylist_import as gi
+    from policyd.checks.greylist import policy_from
+    try:
+        found = gi.options_from_defaults_file(args.postgrey_defaults) if args.postgrey_defaults else {}
+    except (OSError, ValueError) as e:
+        print(f"owlery: cannot read postgrey's options from {args.postgrey_defaults}: {e}", file=sys.stderr)
+        return gi.EXIT_UNREADABLE
+    source = f"POSTGREY_OPTS in {args.postgrey_defaults}" if found else "postgrey's defaults"
+    given = {k: getattr(args, k) for k in ("delay", "ipv4cidr", "ipv6cidr", "dbdir") if getattr(args, k) is not None}
+    if given.keys() - {"dbdir"}:
+        source = "the command line" + (f" and {source}" if found else "")
+    options = gi.PostgreyOptions(**{**found, **given}, source=source)
+    if not (options.delay >= 0 and 0 <= options.ipv4cidr <= 32 and 0 <= options.ipv6cidr <= 128):
+        print(f"owlery: postgrey options out of range: --delay={options.delay} --ipv4cidr={options.ipv4cidr} "
+              f"--ipv6cidr={options.ipv6cidr} (from {source})", file=sys.stderr)
+        return gi.EXIT_UNREADABLE
+    settings, store = _open(args)
+    try:
+        outcome = gi.import_entries(gi.read_postgrey(options.dbdir), store, options, policy_from(settings),
+                                    time.time(), dry_run=args.dry_run)
+    except gi.Unreadable as e:
+        print(f"owlery: {e}", file=sys.stderr)
+        return gi.EXIT_UNREADABLE
+    except StateUnavailable as e:     # as _open: the store went away (what was written stays)
+        print(f"owlery: state store unavailable: {e}", file=sys.stderr)
+        return 75
+    finally:
+        store.close()
+    for line in gi.summary(outcome, options, store.name, args.dry_run):
+        print(f"owlery: {line}")
+    return gi.EXIT_SKIPPED if outcome.must_see else gi.EXIT_OK
