@@ -6,7 +6,8 @@ headers and bodies as Dovecot does (what Pigeonhole's tests see). Used by sieve.
 and the extensions. Tests: conformance (test-header, body, mime, editheader),
 tests/sieve/test_fuzz.py, tests/sieve/test_decoding_fixes.py and the differential
 tests/sieve/test_decoding_differential.py; MIME structure (parse_mime): the differential
-tests/sieve/test_mime_differential.py, with its hand-written cases and hostile-input bounds.
+tests/sieve/test_mime_differential.py, with its hand-written cases and hostile-input bounds;
+parameter values (parse_content_type_all): tests/sieve/test_pigeonhole_probes_s18.py.
 """
 
 from __future__ import annotations
@@ -317,7 +318,7 @@ class Message:
         raw = self.raw
         head, self.body = _split_head(raw)
         self._crlf = b"\r\n" in raw[: len(head) + 2] or b"\n" not in raw[: len(head) + 2]
-        self.headers.extend(_parse_fields(head, strict_names=True))
+        self.headers.extend(_parse_fields(head))
 
     @property
     def size(self) -> int:
@@ -497,12 +498,15 @@ def parse_content_type_all(value: str) -> tuple[str, list[tuple[str, str]]]:
         return "", []
     pairs: list[tuple[str, str]] = []
     for p in parts[1:]:
-        if "=" in p:
-            k, v = p.split("=", 1)
-            v = v.strip()
-            if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
-                v = v[1:-1].replace('\\"', '"')
-            pairs.append((k.strip().lower(), v))
+        if "=" not in p:
+            # no parameter (RFC 2045 5.1: attribute "=" value): the rest of the field is not
+            # read, as Dovecot's parser stops there ("multipart/mixed;; boundary=b" has no
+            # boundary under Pigeonhole); an empty piece after the last ';' loses nothing
+            break
+        k, v = p.split("=", 1)
+        value = _param_value(v)
+        if value is not None:
+            pairs.append((k.strip().lower(), value))
     if any("*" in k for k, _ in pairs):
         plain = [(k, v) for k, v in pairs if "*" not in k]
         joined: dict[str, str] = {}
@@ -512,6 +516,34 @@ def parse_content_type_all(value: str) -> tuple[str, list[tuple[str, str]]]:
         names = {k for k, _ in plain}
         pairs = plain + [(k, v) for k, v in joined.items() if "*" not in k and k not in names]
     return mtype, pairs
+
+
+# RFC 2045 5.1: a token ends at white space, a control or one of the tspecials
+_TOKEN_END = lazy(r'[\x00-\x20()<>@,;:\\"/\[\]?=\x7f]')
+
+
+def _param_value(v: str) -> str | None:
+    """A parameter's value (RFC 2045 5.1: value := token / quoted-string): a quoted string's
+    text with its quoted-pairs undone (RFC 822 3.4.4: "a\\\\b" is a\\b), else the token the
+    value starts with ("x y" is x); what follows, up to the next ';', is no part of it. A
+    quoted string that never ends gives no value (the parameter is dropped). Dovecot's parser,
+    under Pigeonhole, reads parameters so (checked with sieve-test)."""
+    v = v.lstrip(" \t\r\n")
+    if v[:1] != '"':
+        m = _TOKEN_END.search(v)
+        return v if m is None else v[:m.start()]
+    out: list[str] = []
+    i, n = 1, len(v)
+    while i < n:
+        c = v[i]
+        if c == '"':
+            return "".join(out)
+        if c == "\\" and i + 1 < n:
+            i += 1
+            c = v[i]
+        out.append(c)
+        i += 1
+    return None
 
 
 _PCT = lazy(rb"%([0-9A-Fa-f]{2})")
@@ -619,10 +651,11 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes]:
     return raw[:start], raw[end:]
 
 
-def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]:
+def _parse_fields(head: bytes) -> list[list[str]]:
     """[name, raw value] of each field of a header block, continuation lines kept folded in;
-    a line without a colon is skipped, and with `strict_names` so is a field whose name is not
-    printable ASCII (the message's own header; a MIME part's keeps whatever stands there)."""
+    a line without a colon is skipped. A name that is no RFC 5322 field-name (empty, with white
+    space, controls or 8-bit octets) is kept as it stands, as Dovecot keeps it: a header edit
+    then writes the line back, and a test given that name at run time finds it (as sieve-test)."""
     # each field's lines are joined once at the end: appending every continuation line to a
     # str copied the field so far each time (quadratic in a field folded over many lines)
     fields: list[tuple[str, list[str]]] = []
@@ -637,12 +670,11 @@ def _parse_fields(head: bytes, *, strict_names: bool = False) -> list[list[str]]
             cur.append(line)
             continue
         k = line.find(":")
-        name = line[:k].rstrip(" \t") if k > 0 else ""
-        if k <= 0 or (strict_names and (not name or any(ord(c) < 33 or ord(c) > 126 for c in name))):
+        if k < 0:
             cur = None
             continue
         cur = [line[k + 1 :]]
-        fields.append((name, cur))
+        fields.append((line[:k].rstrip(" \t"), cur))
     return [[name, "\r\n".join(lines)] for name, lines in fields]
 
 

@@ -2,7 +2,8 @@
 :zone / :originalzone.
 
 Tests: conformance extensions/date/, tests/sieve/test_differential_fixes_s11.py,
-tests/sieve/test_differential_fixes_s12.py (years of 2, 3, 4+ digits).
+tests/sieve/test_differential_fixes_s12.py (years of 2, 3, 4+ digits),
+tests/sieve/test_pigeonhole_probes_s18.py (comments, odd forms and zones of a date field).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def _zone_str(d: dt.datetime) -> str:
 
 
 def parse_zone(z: str) -> dt.tzinfo | None:
-    m = re.fullmatch(r"([+-])(\d\d)(\d\d)", z.strip())
+    """A :zone argument ("+hhmm" / "-hhmm", RFC 5260 4.1 with RFC 5322 3.3's minutes 00-59),
+    None when it is no zone; white space around it makes it none, as Pigeonhole reads it."""
+    m = re.fullmatch(r"([+-])([0-9]{2})([0-9]{2})", z)
     if not m:
         return None
     h, mi = int(m.group(2)), int(m.group(3))
@@ -75,20 +78,6 @@ def date_part(d: dt.datetime, part: str) -> str | None:
     return None
 
 
-# What email.utils.parsedate_tz lets through and RFC 5322 3.3 does not (sieve-test refuses
-# these dates too): a day name not of three letters or without its comma, a one-digit
-# minute or second.
-_BAD_DAY = re.compile(r"\s*(?:mon|tue|wed|thu|fri|sat|sun)(?:[a-z]+|(?>\s*)(?!,))", re.IGNORECASE)
-_DAY_SPACE_COMMA = re.compile(r"^((?:mon|tue|wed|thu|fri|sat|sun))[ \t]+,", re.IGNORECASE)
-_SHORT_MIN_SEC = re.compile(r"\d:\d(?!\d)|\d:\d\d:\d(?!\d)")
-# a numeric zone that is not sign and four digits ("+01"): parsedate_tz reads it as minutes
-_ODD_ZONE = re.compile(r"\d:\d\d(?::\d\d)?\s+[+-](?!\d{4}(?!\d))\d+")
-
-
-# the year as written: the number just before the time of day
-_YEAR = re.compile(r"(?<![\d:.])(\d+)[ \t]+\d{1,2}:\d")
-
-
 def _year(written: str) -> int | None:
     """RFC 5322 3.3 and 4.3: a year has four digits or more (taken as written), or, obsolete,
     two (00-49 are 2000-2049, 50-99 are 1950-1999) or three (1900 added); one digit is no year."""
@@ -102,49 +91,125 @@ def _year(written: str) -> int | None:
     return n
 
 
-def _parsedate_year(n: int) -> int:
-    """The year email.utils.parsedate_tz makes of the written number n."""
-    return n if n >= 100 else n + (1900 if n > 68 else 2000)
+# RFC 5322 3.2.3: the characters that end an atom (specials), besides white space
+_SPECIALS = frozenset('()<>[]:;@\\,."')
+# RFC 5322 4.3 obs-zone's names, in hours (ABNF strings are case-insensitive: RFC 5234 2.3)
+_ZONE_NAMES = {"ut": 0, "gmt": 0, "est": -5, "edt": -4, "cst": -6, "cdt": -5, "mst": -7, "mdt": -6,
+               "pst": -8, "pdt": -7}
+_MONTH_NUMBERS = {m.lower(): i for i, m in enumerate(_MONTHS, 1)}
+_END = ("", "")
+
+
+def _date_tokens(value: str):
+    """The atoms ("a", text), specials ("s", char) and quoted strings ("q", text) of a date
+    field, then _END for ever; white space and comments skipped (RFC 5322 3.3 and 4.3: CFWS
+    may stand around each of the date's parts). A comment that does not end raises
+    ValueError when it is reached, as Pigeonhole reads no date then; what follows the zone is
+    never read."""
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == "(":
+            depth = 0
+            while True:
+                if i >= n:
+                    raise ValueError("unterminated comment")
+                c = value[i]
+                if c == "\\":
+                    i += 1
+                elif c == "(":
+                    depth += 1
+                elif c == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
+            i += 1
+        elif c == '"':
+            j = i + 1
+            while j < n and value[j] != '"':
+                j += 2 if value[j] == "\\" else 1
+            yield "q", value[i + 1:j]
+            i = j + 1
+        elif c in _SPECIALS:
+            yield "s", c
+            i += 1
+        else:
+            j = i
+            while j < n and value[j] not in _SPECIALS and value[j] not in " \t\r\n":
+                j += 1
+            yield "a", value[i:j]
+            i = j
+    while True:
+        yield _END
+
+
+def _digits(tok: tuple[str, str], lo: int, hi: int) -> int | None:
+    """The number an atom of lo to hi ASCII digits writes, else None."""
+    kind, text = tok
+    if kind != "a" or not lo <= len(text) <= hi or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def _zone_minutes(tok: tuple[str, str]) -> int:
+    """A zone's offset in minutes: +hhmm / -hhmm (minutes past 59 carried into the hour, as
+    Pigeonhole), an obs-zone name; any other atom, a one-letter military zone included, is
+    RFC 5322 4.3's unknown zone, -0000."""
+    text = tok[1]
+    if text[:1] in "+-" and len(text) == 5 and text[1:].isascii() and text[1:].isdigit():
+        minutes = int(text[1:3]) * 60 + int(text[3:])
+        return -minutes if text[0] == "-" else minutes
+    return _ZONE_NAMES.get(text.lower(), 0) * 60
 
 
 def parse_date(value: str) -> dt.datetime | None:
-    # Received: headers carry the date after the last ';'
+    """A date field's date-time (RFC 5322 3.3 with 4.3's obsolete forms), None when it has
+    none. Received: fields carry the date after their last ';'."""
     if ";" in value:
         value = value.rsplit(";", 1)[1]
-    # RFC 5322 4.3 (obs-day-of-week): white space may stand before the day name's comma, as
-    # sieve-test reads "Thu , 7 Mar"; parsedate_tz does not take it
-    value = _DAY_SPACE_COMMA.sub(r"\1,", value.strip(), count=1)
-    if _BAD_DAY.match(value) or _SHORT_MIN_SEC.search(value):
-        return None
+    toks = _date_tokens(value)
     try:
-        import email.utils      # here: it loads a dozen modules, wanted only to read a date field
-        t = email.utils.parsedate_tz(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if t is None:
-        return None
-    try:
-        year = t[0]
-        m = _YEAR.search(value)
-        # parsedate_tz adds 1900 or 2000 to any year below 100, however many digits it has
-        # ("0049", "049"): read the year from its digits when they are the ones it read
-        if m and t[0] == _parsedate_year(int(m.group(1))):
-            year = _year(m.group(1))
-            if year is None:
+        tok = next(toks)
+        after = next(toks)
+        if tok[0] == "a" and after == ("s", ","):
+            # a day name: three octets (sieve-test does not check which); a longer one
+            # ("Monday", "Mön") or a comma alone is no date
+            if len(tok[1].encode("utf-8", "surrogateescape")) != 3:
                 return None
-        elif year < 50:
-            year += 2000
-        elif year < 1000:
-            year += 1900
-        if year < 1900:
-            # RFC 5322 3.3: "any numeric year 1900 or later"
+            tok, after = next(toks), next(toks)
+        day = _digits(tok, 1, 2)
+        # the month by its first three letters, as sieve-test reads "December" (and "Decem")
+        month = _MONTH_NUMBERS.get(after[1][:3].lower()) if after[0] == "a" and len(after[1]) >= 3 else None
+        written = next(toks)
+        hour = _digits(next(toks), 1, 2)
+        if day is None or month is None or hour is None or _digits(written, 1, 9) is None:
             return None
-        off = t[9] if t[9] is not None else 0
-        if _ODD_ZONE.search(value):
-            # no zone RFC 5322 knows: -0000 (4.3, as for an unknown zone name), as sieve-test
-            off = 0
-        return dt.datetime(year, t[1], t[2], t[3], t[4], min(t[5], 59),
-                           tzinfo=dt.timezone(dt.timedelta(seconds=off)))
+        year = _year(written[1])
+        # hh:mm[:ss]; sieve-test takes '.' between them too
+        if next(toks) not in (("s", ":"), ("s", ".")):
+            return None
+        minute = _digits(next(toks), 2, 2)
+        second = 0
+        tok = next(toks)
+        if tok in (("s", ":"), ("s", ".")):
+            second = _digits(next(toks), 2, 2)
+            tok = next(toks)
+        if minute is None or second is None or second > 60 or year is None or year < 1900:
+            # RFC 5322 3.3: "any numeric year 1900 or later", a time up to 23:59:60
+            return None
+        if tok == _END:
+            zone = 0                    # no zone: RFC 5322 4.3's -0000
+        elif tok[0] == "a":
+            zone = _zone_minutes(tok)
+            next(toks)                  # a comment right after the zone must end (as sieve-test)
+        else:
+            return None
+        # the leap second reads as :59 (datetime has none), as sieve-test reads it
+        return dt.datetime(year, month, day, hour, minute, min(second, 59),
+                           tzinfo=dt.timezone(dt.timedelta(minutes=zone)))
     except (ValueError, OverflowError):
         return None
 

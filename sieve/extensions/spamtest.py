@@ -2,7 +2,8 @@
 as the settings say (sieve_spamtest_status_header, sieve_spamtest_max_value,
 sieve_virustest_status_header, ...).
 
-Tests: conformance extensions/spamvirustest/, tests/sieve/test_differential_fixes_s12.py (values).
+Tests: conformance extensions/spamvirustest/, tests/sieve/test_differential_fixes_s12.py (values),
+tests/sieve/test_pigeonhole_probes_s18.py (values read without a regex, strlen).
 """
 
 from __future__ import annotations
@@ -32,13 +33,22 @@ SIEVE_VIRUSTEST_MAX_VALUE = setting(
     "Score that maps to virustest 5 for status type score/strlen.")
 
 
+def _status_values(rt, name: str) -> list[str]:
+    """The decoded values of the fields named `name` as Pigeonhole's spamtest and virustest
+    read them: white space at the start dropped, at the end kept, so that "5 " is no score,
+    "clean " no text and "** " no strlen (each checked with sieve-test)."""
+    from sieve.message import decode_2047, unfold
+    n = name.lower()
+    return [decode_2047(unfold(v).lstrip(" \t")) for k, v in rt.msg.headers if k.lower() == n]
+
+
 def _header_group(rt, spec: str | None):
     if not spec:
         return None
     name, _, rx = spec.partition(":")
     name = name.strip()
     rx = rx.strip()
-    vals = rt.msg.header_values(name)
+    vals = _status_values(rt, name)
     if not vals:
         return None
     if not rx:
@@ -65,7 +75,8 @@ _DECIMAL = lazy(r"([+-]?)([0-9]{0,5})(?:[.,]([0-9]{0,5}))?")
 
 
 def _to_float(s: str | None):
-    m = _DECIMAL.fullmatch(s.strip()) if isinstance(s, str) and s.strip() else None
+    # white space before the number is skipped, after it makes it no number ("5 "), as sieve-test
+    m = _DECIMAL.fullmatch(s.lstrip(" \t")) if isinstance(s, str) and s.strip() else None
     if m is None:
         return None
     value = 0.0
@@ -102,12 +113,16 @@ def score(rt, kind: str, percent: bool) -> str:
         return "0"
     if stype == "text":
         for i, t in enumerate(texts):
-            if t and t.strip().lower() == val.strip().lower():
+            if t and t.strip().lower() == val.lstrip(" \t").lower():
                 # the text's value (spamtest 0..10, virustest 1..5) over the top one
                 lvl = i + (0 if kind == "spam" else 1)
                 return _scaled(_f32(lvl / (10 if kind == "spam" else 5)), kind, percent)
         return "0"
     if stype == "strlen":
+        # a string of one character repeated, octet for octet (as Pigeonhole): "ab" or "é"
+        # is no such string, and reads "0" (not tested)
+        if val and (not val.isascii() or val.count(val[0]) != len(val)):
+            return "0"
         raw = float(len(val))
     else:
         raw = _to_float(val)
