@@ -103,7 +103,7 @@ def _cmd_import_opendkim(args: argparse.Namespace) -> int:
     try:
         source = dkim_import.read_opendkim(conf, dkim_import.read_text, keytable=table(args.keytable),
                                            signingtable=table(args.signingtable))
-    except dkim_import.UnreadableInput as e:
+    except dkim_import.OpenDkimUnreadable as e:
         print(f"owlery: dkim import-opendkim: {e}", file=sys.stderr)
         return 2
     plan = dkim_import.plan(source, directory, dkim_import.key_checker(settings.dkim_min_key_bits))
@@ -122,7 +122,7 @@ def _cmd_import_opendkim(args: argparse.Namespace) -> int:
     if not args.dry_run:
         try:
             done = dkim_import.apply(plan, directory, ids, owner, settings.dkim_min_key_bits)
-        except (OSError, ValueError, dkim_import.KeyRefused, dkim_import.UnreadableInput) as e:
+        except (OSError, ValueError, dkim_import.KeyRefused, dkim_import.OpenDkimUnreadable) as e:
             print(f"owlery: dkim import-opendkim: {e}", file=sys.stderr)
             return 1
         for line in done:

@@ -42,7 +42,7 @@ _PREFIX_RE = re.compile(r"^([A-Za-z][A-Za-z0-9]*):")
 _TRUE, _FALSE = "TtYy1", "FfNn0"
 
 
-class UnreadableInput(Exception):
+class OpenDkimUnreadable(Exception):
     """An OpenDKIM file that cannot be read or parsed at all (exit status 2)."""
 
 
@@ -56,18 +56,18 @@ Reader = Callable[[str], str]
 # --- reading ----------------------------------------------------------------------------
 
 def read_bounded(path: str, limit: int = MAX_TABLE_BYTES) -> bytes:
-    """A regular file's bytes, at most `limit` (UnreadableInput otherwise). O_NONBLOCK: a FIFO
+    """A regular file's bytes, at most `limit` (OpenDkimUnreadable otherwise). O_NONBLOCK: a FIFO
     in place of a table neither blocks the open nor is read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise UnreadableInput(f"{path}: {e.strerror}") from None
+        raise OpenDkimUnreadable(f"{path}: {e.strerror}") from None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnreadableInput(f"{path}: not a regular file")
+            raise OpenDkimUnreadable(f"{path}: not a regular file")
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise UnreadableInput(f"{path}: larger than {limit} bytes")
+        raise OpenDkimUnreadable(f"{path}: larger than {limit} bytes")
     return data
 
 
@@ -95,28 +95,28 @@ def split_entry(line: str) -> tuple[str, str]:
 # --- opendkim.conf ----------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class Setting:
+class ConfValue:
     value: str
     where: str
 
 
-def parse_conf(text: str, path: str, read: Reader, depth: int = 0) -> dict[str, Setting]:
+def parse_conf(text: str, path: str, read: Reader, depth: int = 0) -> dict[str, ConfValue]:
     """opendkim.conf's parameters by lower-cased name (names are matched without regard to
     case); Include is followed (to five levels). A parameter given twice is refused: which one
     OpenDKIM keeps is no promise of its manual."""
-    out: dict[str, Setting] = {}
+    out: dict[str, ConfValue] = {}
     for number, line in logical_lines(text):
         name, value = split_entry(line)
         where = f"{path}:{number}"
         if name.lower() == "include":
             if depth >= MAX_INCLUDE_DEPTH:
-                raise UnreadableInput(f"{where}: Include nested deeper than {MAX_INCLUDE_DEPTH} levels")
+                raise OpenDkimUnreadable(f"{where}: Include nested deeper than {MAX_INCLUDE_DEPTH} levels")
             target = resolve(value, os.path.dirname(path))
             included = parse_conf(read(target), target, read, depth + 1)
             for k, v in included.items():
                 _set_once(out, k, v)
             continue
-        _set_once(out, name.lower(), Setting(value, where))
+        _set_once(out, name.lower(), ConfValue(value, where))
     return out
 
 
@@ -125,15 +125,15 @@ _READ = {"basedirectory", "domain", "keyfile", "keytable", "multiplesignatures",
          "subdomains"}
 
 
-def _set_once(out: dict[str, Setting], name: str, setting: Setting) -> None:
+def _set_once(out: dict[str, ConfValue], name: str, setting: ConfValue) -> None:
     if name in out:
         if name in _READ:
-            raise UnreadableInput(f"{setting.where}: {name} given again (first at {out[name].where})")
+            raise OpenDkimUnreadable(f"{setting.where}: {name} given again (first at {out[name].where})")
         return
     out[name] = setting
 
 
-def boolean(setting: Setting | None) -> bool:
+def boolean(setting: ConfValue | None) -> bool:
     """opendkim.conf(5): only the first byte of a Boolean counts."""
     if setting is None:
         return False
@@ -141,7 +141,7 @@ def boolean(setting: Setting | None) -> bool:
         return True
     if setting.value[:1] in _FALSE:
         return False
-    raise UnreadableInput(f"{setting.where}: {setting.value!r} is not a Boolean")
+    raise OpenDkimUnreadable(f"{setting.where}: {setting.value!r} is not a Boolean")
 
 
 def resolve(path: str, base: str) -> str:
@@ -324,8 +324,8 @@ def read_opendkim(conf_path: str | None, read: Reader, *, keytable: str | None =
     base = base_setting.value if base_setting else (os.path.dirname(conf_path) if conf_path else os.getcwd())
     multiple = boolean(conf.get("multiplesignatures"))
     subdomains = boolean(conf.get("subdomains"))
-    kt = Setting(keytable, "--keytable") if keytable else conf.get("keytable")
-    st = Setting(signingtable, "--signingtable") if signingtable else conf.get("signingtable")
+    kt = ConfValue(keytable, "--keytable") if keytable else conf.get("keytable")
+    st = ConfValue(signingtable, "--signingtable") if signingtable else conf.get("signingtable")
     if kt is None and st is None:
         return _domain_mode(conf, base, read, subdomains)
     source = Source("file", [], {}, multiple)
@@ -355,7 +355,7 @@ def read_opendkim(conf_path: str | None, read: Reader, *, keytable: str | None =
     return source
 
 
-def _domain_mode(conf: dict[str, Setting], base: str, read: Reader, subdomains: bool) -> Source:
+def _domain_mode(conf: dict[str, ConfValue], base: str, read: Reader, subdomains: bool) -> Source:
     """Domain + Selector + KeyFile: every listed domain signs with d= itself; with SubDomains its
     subdomains too, with d= the listed domain (what opendkim 2.11 does)."""
     source = Source("file", [], {})
@@ -471,7 +471,7 @@ class Copy:
 
 
 @dataclasses.dataclass
-class Plan:
+class ImportPlan:
     table: dict[str, list[str]]
     copies: list[Copy]
     skipped: list[str]
@@ -489,14 +489,14 @@ class Plan:
 KeyCheck = Callable[[Signature, str], bytes]     # (signature, target) -> key bytes, or raise
 
 
-def plan(source: Source, directory: str, check_key: KeyCheck) -> Plan:
+def plan(source: Source, directory: str, check_key: KeyCheck) -> ImportPlan:
     """Which rules Owlery can take over, the keys to copy to `directory`, and why the rest cannot.
 
-    `check_key(sig, target)` reads and validates the key (KeyRefused, UnreadableInput) and says
+    `check_key(sig, target)` reads and validates the key (KeyRefused, OpenDkimUnreadable) and says
     whether `target` already holds it. A rule is taken over when, for the From domains it
     concerns, Owlery's nearest-parent rule over the table built from all exact rules gives the
     same d=/s=/key as OpenDKIM."""
-    result = Plan({}, [], list(source.problems), list(source.notes))
+    result = ImportPlan({}, [], list(source.problems), list(source.notes))
     skipped: dict[int, str] = {}      # id(rule) -> why
 
     def skip(rule: Rule, reason: str) -> None:
@@ -514,7 +514,7 @@ def plan(source: Source, directory: str, check_key: KeyCheck) -> Plan:
                 copies[sig] = Copy(sig.path, sig.domain, sig.selector, target, bool(existing))
             except KeyRefused as e:
                 checked[(sig, target)] = str(e)
-            except UnreadableInput as e:
+            except OpenDkimUnreadable as e:
                 result.unreadable = True
                 checked[(sig, target)] = str(e)
         return checked[(sig, target)]
@@ -647,7 +647,7 @@ def read_key(path: str) -> bytes:
     try:
         st = os.lstat(path)
     except OSError as e:
-        raise UnreadableInput(f"{path}: {e.strerror}") from None
+        raise OpenDkimUnreadable(f"{path}: {e.strerror}") from None
     if stat.S_ISLNK(st.st_mode):
         raise KeyRefused(f"{path} is a symlink: name the key file itself")
     if not stat.S_ISREG(st.st_mode):
@@ -655,7 +655,7 @@ def read_key(path: str) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise UnreadableInput(f"{path}: {e.strerror}") from None
+        raise OpenDkimUnreadable(f"{path}: {e.strerror}") from None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise KeyRefused(f"{path} is not a regular file")
@@ -694,7 +694,7 @@ def key_checker(min_bits: int) -> KeyCheck:
         except FileNotFoundError:
             return b""
         except OSError as e:
-            raise UnreadableInput(f"{target}: {e.strerror}") from None
+            raise OpenDkimUnreadable(f"{target}: {e.strerror}") from None
         if not stat.S_ISREG(st.st_mode):
             raise KeyRefused(f"{target} exists and is not a regular file: not replaced")
         try:
@@ -708,7 +708,7 @@ def key_checker(min_bits: int) -> KeyCheck:
     return check
 
 
-def apply(result: Plan, directory: str, ids: tuple[int, int] | None, owner: dkimkeys.KeyOwner,
+def apply(result: ImportPlan, directory: str, ids: tuple[int, int] | None, owner: dkimkeys.KeyOwner,
           min_bits: int) -> list[str]:
     """Copy the planned keys (mode 0600, owned by `ids` as genkey gives them; never over another
     file: written aside, then linked into place). Returns what was done, one line each."""

@@ -223,7 +223,7 @@ def parse_triplet(key: str, value: str, options: PostgreyOptions) -> Triplet:
 
 
 @dataclasses.dataclass(frozen=True)
-class Record:
+class PostgreyRecord:
     """An Owlery greylist record to write: a triplet's value or a client's count."""
 
     key: str
@@ -234,7 +234,7 @@ class Record:
     gate_expires: float = 0.0  # clients: the once-an-hour gate, while ahead of now
 
 
-def triplet_record(t: Triplet, options: PostgreyOptions, policy: GreylistPolicy, now: float) -> Record:
+def triplet_record(t: Triplet, options: PostgreyOptions, policy: GreylistPolicy, now: float) -> PostgreyRecord:
     """What Owlery holds for this triplet after the same history, or Skip."""
     own_prefix = policy.v4_prefix if t.ip.version == 4 else policy.v6_prefix
     if own_prefix > t.prefix:
@@ -250,10 +250,10 @@ def triplet_record(t: Triplet, options: PostgreyOptions, policy: GreylistPolicy,
     # Owlery's network is postgrey's or one containing it (own_prefix <= t.prefix): exact.
     net = client_net(str(t.ip), policy.v4_prefix, policy.v6_prefix)
     key = triplet_key(net, t.sender, t.recipient, privacy=policy.privacy)
-    return Record(key, value, expires, passed=passed)
+    return PostgreyRecord(key, value, expires, passed=passed)
 
 
-def client_record(key: str, value: str, policy: GreylistPolicy, now: float) -> Record:
+def client_record(key: str, value: str, policy: GreylistPolicy, now: float) -> PostgreyRecord:
     """What Owlery holds for this postgrey_clients.db entry, or Skip."""
     if _HASH_RE.fullmatch(key):
         raise Skip(HASHED)
@@ -270,11 +270,11 @@ def client_record(key: str, value: str, policy: GreylistPolicy, now: float) -> R
     if expires <= now:
         raise Skip(EXPIRED_CLIENT)
     # Postfix sends client_address as inet_ntop writes it (2001:db8::77): Owlery's key form.
-    return Record(awl_key(str(ip)), str(count), expires, count=count,
+    return PostgreyRecord(awl_key(str(ip)), str(count), expires, count=count,
                   gate_expires=last + AWL_COUNT_INTERVAL)
 
 
-def merge(a: Record, b: Record, policy: GreylistPolicy) -> Record:
+def merge(a: PostgreyRecord, b: PostgreyRecord, policy: GreylistPolicy) -> PostgreyRecord:
     """Two postgrey entries that are one Owlery entry (a coarser Owlery network, senders
     postgrey keeps apart and Owlery folds): as if Owlery had seen both histories."""
     if a.key.startswith(AWL_PREFIX_TEXT):
@@ -284,9 +284,9 @@ def merge(a: Record, b: Record, policy: GreylistPolicy) -> Record:
     lasts = [float(r.value.split()[-1]) for r in (a, b) if r.passed]
     if lasts:
         first, last = min(firsts), max(lasts)
-        return Record(a.key, f"{first!r} {last!r}", last + policy.max_age, passed=True)
+        return PostgreyRecord(a.key, f"{first!r} {last!r}", last + policy.max_age, passed=True)
     first = min(firsts)
-    return Record(a.key, repr(first), first + policy.retry_window)
+    return PostgreyRecord(a.key, repr(first), first + policy.retry_window)
 
 
 
@@ -389,7 +389,7 @@ def _dump(copy: str, perl: str) -> Iterator[tuple[str, str, str]]:
 # --- the import -------------------------------------------------------------------------
 
 @dataclasses.dataclass
-class Outcome:
+class ImportOutcome:
     triplets_read: int = 0
     clients_read: int = 0
     waiting: int = 0           # imported
@@ -406,9 +406,9 @@ class Outcome:
 
 
 def plan(entries, options: PostgreyOptions, policy: GreylistPolicy, now: float,
-         outcome: Outcome) -> dict[str, Record]:
+         outcome: ImportOutcome) -> dict[str, PostgreyRecord]:
     """Owlery's records from postgrey's entries, by key (pure: no store)."""
-    records: dict[str, Record] = {}
+    records: dict[str, PostgreyRecord] = {}
     for kind, key, value in entries:
         try:
             if kind == "t":
@@ -428,8 +428,8 @@ def plan(entries, options: PostgreyOptions, policy: GreylistPolicy, now: float,
     return records
 
 
-def store_writes(records: list[Record], existing: list[str | None], now: float,
-                 outcome: Outcome, policy: GreylistPolicy) -> list[Write]:
+def store_writes(records: list[PostgreyRecord], existing: list[str | None], now: float,
+                 outcome: ImportOutcome, policy: GreylistPolicy) -> list[Write]:
     """The writes for one batch, given what the store holds for those keys now."""
     writes = []
     for rec, old in zip(records, existing):
@@ -462,9 +462,9 @@ def _count(value: str) -> int:
 
 
 def import_entries(entries, store, options: PostgreyOptions, policy: GreylistPolicy, now: float,
-                   *, dry_run: bool = False) -> Outcome:
+                   *, dry_run: bool = False) -> ImportOutcome:
     """Read postgrey's entries, write Owlery's records to `store` (not with dry_run)."""
-    outcome = Outcome()
+    outcome = ImportOutcome()
     records = list(plan(entries, options, policy, now, outcome).values())
     for start in range(0, len(records), BATCH):
         batch = records[start:start + BATCH]
@@ -475,7 +475,7 @@ def import_entries(entries, store, options: PostgreyOptions, policy: GreylistPol
     return outcome
 
 
-def summary(outcome: Outcome, options: PostgreyOptions, store_name: str, dry_run: bool) -> list[str]:
+def summary(outcome: ImportOutcome, options: PostgreyOptions, store_name: str, dry_run: bool) -> list[str]:
     verb = "would import" if dry_run else "imported"
     lines = [
         f"read {options.dbdir}: {outcome.triplets_read} triplets, {outcome.clients_read} clients "

@@ -196,7 +196,7 @@ def test_domain_mode(conf, want, skips, notes):
 ])
 def test_conf_refused(conf, says):
     files = {"/o/c": conf, "/o/kt": KEYTABLE, "/o/st": ""}
-    with pytest.raises(di.UnreadableInput, match=says):
+    with pytest.raises(di.OpenDkimUnreadable, match=says):
         di.read_opendkim("/o/c", files.__getitem__)
 
 

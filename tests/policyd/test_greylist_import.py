@@ -34,7 +34,7 @@ def owlery_key(client: str, sender: str, recipient: str, policy: GreylistPolicy 
     return Greylister(policy).key(client, sender, recipient)
 
 
-def imported(key: str, value: str, options=PG, policy=OWLERY, now=NOW) -> gi.Record:
+def imported(key: str, value: str, options=PG, policy=OWLERY, now=NOW) -> gi.PostgreyRecord:
     return gi.triplet_record(gi.parse_triplet(key, value, options), options, policy, now)
 
 
