@@ -1,4 +1,6 @@
-"""`owlery policyd` (run the policy daemon) and `owlery policyd-query` (ask it one question).
+"""`owlery policyd` (run the policy daemon), `owlery policyd-query` (ask it one question), `owlery spf`.
+
+`owlery spf import-policyd-spf` is policyd/spf_import.py (tests/policyd/test_spf_import.py).
 
 Registered by owlery.app.cli; imports nothing heavy at module top (Twisted, ldap3 load
 inside the command).
@@ -68,6 +70,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_spf_import(args: argparse.Namespace) -> int:
+    from policyd.spf_import import DEFAULT_PATH, command
+    return command(args.file if args.file is not None else DEFAULT_PATH, sys.stdout, sys.stderr)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
     from owlery.cliutil import add_config_option, add_daemon_command, add_listen_option
@@ -89,3 +96,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE",
                    help="any other attribute (repeatable)")
     p.set_defaults(func=_cmd_query)
+
+    p = sub.add_parser("spf", help="SPF check tools")
+    ssub = p.add_subparsers(dest="spf_command", metavar="ACTION")
+    ssub.required = True
+    q = ssub.add_parser("import-policyd-spf", help="print the Owlery settings equivalent to a pypolicyd-spf "
+                                                   "policyd-spf.conf (what cannot be carried over: on stderr, "
+                                                   "exit 1)")
+    # (the default path is spf_import.DEFAULT_PATH: not imported here, `owlery` starts on every command)
+    q.add_argument("file", nargs="?", default=None, metavar="FILE",
+                   help="pypolicyd-spf's configuration (default Debian's "
+                        "/etc/postfix-policyd-spf-python/policyd-spf.conf)")
+    q.set_defaults(func=_cmd_spf_import)
