@@ -1,7 +1,8 @@
 """Comparators (RFC 4790: i;octet, i;ascii-casemap, i;ascii-numeric; RFC 5051: i;unicode-casemap) and match types
 (:is, :contains, :matches, :count/:value of RFC 5231, :regex) with match variables.
 
-:matches uses a linear segment matcher (no backtracking regex); :regex runs POSIX ERE on
+:matches uses a linear segment matcher (no backtracking regex); with i;octet and
+i;ascii-casemap it works on octets (RFC 5228 2.7.1: '?' takes one octet). :regex runs POSIX ERE on
 RE2 (sieve.extensions.regex), linear in the text whatever the pattern, compiling each key
 once (constants at validation) and charging compilation and matching to the CPU budget.
 i;unicode-casemap (RFC 5051 2) compares the canonical forms: each character replaced by its
@@ -12,7 +13,8 @@ original text the spans cover.
 Both look at a bounded prefix of each value (sieve_max_match_subject). Every comparison
 costs CPU steps. Used by sieve.interpreter and the extensions' tests.
 Tests: conformance (match-types, comparators, relational, regex),
-tests/sieve/test_regex_safety.py and tests/sieve/test_limits.py.
+tests/sieve/test_regex_safety.py, tests/sieve/test_limits.py and
+tests/sieve/test_pigeonhole_probes_s18b.py (octets).
 """
 
 from __future__ import annotations
@@ -399,16 +401,33 @@ def do_match(rt, spec: dict, values, keys: list[str], key_strs=None) -> bool:
                     return True
             elif mt == "matches":
                 v2 = v[: rt.max_match_subject]
+                octets = not (v2.isascii() and k.isascii())
+                if octets:
+                    # RFC 5228 2.7.1: i;octet and i;ascii-casemap define a character to be one
+                    # octet, so '?' takes exactly one octet of the UTF-8 text: match on the
+                    # octets (one code point each), the match values decoded back
+                    v2, k = _as_octets(v2), _as_octets(k)
                 toks = compile_glob(_fold(cmp_, k))
                 g = glob_match(toks, _fold(cmp_, v2), want_groups, rt.step)
                 if g is not None:
                     if want_groups:
                         # map folded positions back to the original text (same length)
-                        rt.set_match_values(_regroup(v2, g, toks))
+                        g = _regroup(v2, g, toks)
+                        rt.set_match_values([_from_octets(x) for x in g] if octets else g)
                     return True
             else:
                 raise SieveRuntimeError(f"unknown match type {mt}")
     return False
+
+
+def _as_octets(s: str) -> str:
+    """The UTF-8 octets of s (undecodable bytes as they came) as one code point each."""
+    return s.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def _from_octets(s: str) -> str:
+    """_as_octets undone: a span that cuts a UTF-8 sequence keeps its bytes undecoded."""
+    return s.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
 def _unfolded(orig: str, starts: list[int], a: int, b: int) -> str:

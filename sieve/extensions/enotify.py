@@ -215,7 +215,9 @@ def _validate_notify(v, node):
     # One error, the first found in sievec's order: :importance, the method URI, then what
     # the method checks (:from, then each option)
     imp = node.tags.get("importance")
-    if imp is not None and v.is_literal(imp) and imp.items[0].value not in ("1", "2", "3"):
+    # RFC 5435 3.3: the :importance argument is "1", "2" or "3", a constant as sievec takes it
+    # (a string with a variable in it is refused: its value is not known to be one of them)
+    if imp is not None and (not v.is_literal(imp) or imp.items[0].value not in ("1", "2", "3")):
         v.error(imp, "invalid :importance value (must be 1, 2 or 3)")
         return
     if node.pos and v.is_literal(node.pos[0]):

@@ -1,7 +1,7 @@
 """special-use (RFC 8579): fileinto :specialuse and the specialuse_exists test.
 
 Asks Host.special_use_exists. Tests: conformance extensions/special-use/,
-tests/sieve/test_differential_fixes_s13.py.
+tests/sieve/test_differential_fixes_s13.py, tests/sieve/test_pigeonhole_probes_s18b.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ from owlery.lazyre import lazy
 from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension, TagDef
 
-_FLAG = lazy(r"\\[A-Za-z][A-Za-z0-9_-]*")
+# RFC 6154 2: use-attr-ext = a backslash and an atom; RFC 3501 9: an atom is one or more
+# ATOM-CHARs, any CHAR but the atom-specials ( ) { SP CTL % * " backslash ] (so \1, \a.b and
+# \a[ are flags, as Pigeonhole has them; a lone backslash is none)
+_FLAG = lazy(r'\\[^\x00-\x20\x7f-\U0010ffff(){%*"\\\]]+')
 
 
 def _validate_exists(v, node):
@@ -35,7 +38,10 @@ def _run_exists(rt, node):
             return False
     for flag in rt.sl(node.pos[-1]):
         if not _FLAG.fullmatch(flag):
-            return False
+            # built at run time (a constant is a compile error): a runtime error, as for
+            # fileinto :specialuse and in Pigeonhole, not a flag no mailbox has; the flags are
+            # looked at in turn, so one after a flag that is not there is not reached
+            raise SieveRuntimeError(f"specialuse_exists: invalid special-use flag '{flag}' specified")
         if not rt.host.special_use_exists(mailbox, flag):
             return False
     return True

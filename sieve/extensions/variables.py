@@ -164,6 +164,29 @@ def _encodeurl(s: str) -> str:
     return quote(s.encode("utf-8", "surrogateescape"), safe="-._~")
 
 
+def _seq_len(lead: int) -> int:
+    """The octets a UTF-8 sequence with this first octet claims (one for an octet no sequence
+    starts with), as Dovecot's uni_utf8_char_bytes reads it."""
+    if lead < 0xC2 or lead > 0xFD:
+        return 1
+    return 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4 if lead < 0xF8 else 5 if lead < 0xFC else 6
+
+
+def _length(s: str) -> str:
+    """:length, the characters of s (RFC 5229 4.1.3). Text that is not UTF-8 (a match value
+    that cuts a character: '?' takes one octet, RFC 5228 2.7.1) has no characters to count;
+    it is counted as Pigeonhole counts it: each first octet with the octets it claims as one,
+    a sequence cut short by the end of the string as none."""
+    if s.isascii() or not any("\udc80" <= c <= "\udcff" for c in s):
+        return str(len(s))
+    b = s.encode("utf-8", "surrogateescape")
+    n = i = 0
+    while i < len(b):
+        i += _seq_len(b[i])
+        n += i <= len(b)
+    return str(n)
+
+
 _ASCII_UP = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ASCII_LOW = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -178,7 +201,7 @@ MODIFIERS = {
     "quotewildcard": (20, _quotewildcard),
     "quoteregex": (20, _quoteregex),
     "encodeurl": (15, _encodeurl),
-    "length": (10, lambda s: str(len(s))),
+    "length": (10, _length),
 }
 MODIFIER_EXT = {"quoteregex": "regex", "encodeurl": "enotify"}
 
