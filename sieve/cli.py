@@ -1,9 +1,11 @@
-"""`owlery sieve check|test|testsuite|extensions`: compile-check a script, dry-run it on a
-message, run .svtest files, list the supported extensions with their RFCs (registered into
-the `owlery` command by owlery.app.cli).
+"""`owlery sieve check|test|testsuite|extensions|import-dovecot`: compile-check a script, dry-run
+it on a message, run .svtest files, list the supported extensions with their RFCs, turn a
+Dovecot/Pigeonhole configuration into Owlery settings (registered into the `owlery` command by
+owlery.app.cli).
 
-Talks to: sieve.api, sieve.testsuite (imported inside the commands to keep start-up
-light). Tests: tests/sieve/test_cli.py, tests/sieve/test_cli_extensions.py.
+Talks to: sieve.api, sieve.testsuite, sieve.dovecot_import (imported inside the commands to keep
+start-up light); doveconf (a child process, for import-dovecot). Tests: tests/sieve/test_cli.py,
+tests/sieve/test_cli_extensions.py, tests/sieve/test_dovecot_import.py.
 """
 
 from __future__ import annotations
@@ -165,8 +167,65 @@ def cmd_extensions(args: argparse.Namespace) -> int:
     return 0
 
 
+DOVECONF = "doveconf"
+DOVECONF_TIMEOUT = 30      # seconds; doveconf reads local files only
+
+
+def _bounded_output(argv: list[str], limit: int) -> bytes:
+    """At most `limit` bytes of a command's standard output (no shell); OSError when it fails,
+    or gives no answer in DOVECONF_TIMEOUT seconds (it is killed then)."""
+    import subprocess
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        timer = threading.Timer(DOVECONF_TIMEOUT, proc.kill)
+        timer.start()
+        try:
+            out = proc.stdout.read(limit)
+            proc.stdout.close()       # a longer output is refused: doveconf may stop writing
+            rc = proc.wait()
+        finally:
+            timer.cancel()
+        if len(out) >= limit:
+            return out
+        if rc != 0:
+            err.seek(0)
+            lines = err.read(65536).decode("utf-8", "replace").strip().splitlines()
+            why = "no answer in %d s" % DOVECONF_TIMEOUT if rc == -9 else f"exit {rc}"
+            raise OSError(f"{' '.join(argv)}: {why}: {lines[-1] if lines else 'no message'}")
+        return out
+
+
+def _doveconf_text(args: argparse.Namespace) -> str:
+    """The doveconf -n text: the saved file, else doveconf's output (no shell, bounded)."""
+    from sieve.dovecot_import import MAX_DOVECONF_BYTES
+    if args.doveconf_output is not None:
+        with open(args.doveconf_output, "rb") as f:
+            raw = f.read(MAX_DOVECONF_BYTES + 1)
+    else:
+        argv = [DOVECONF, "-n"] + (["-c", args.dovecot_config] if args.dovecot_config else [])
+        raw = _bounded_output(argv, MAX_DOVECONF_BYTES + 1)
+    if len(raw) > MAX_DOVECONF_BYTES:
+        raise OSError(f"the configuration is over {MAX_DOVECONF_BYTES} bytes")
+    return raw.decode("utf-8", "replace")
+
+
+def cmd_import_dovecot(args: argparse.Namespace) -> int:
+    from sieve.dovecot_import import DoveconfError, import_doveconf
+    try:
+        result = import_doveconf(_doveconf_text(args), home_template=args.home_template)
+    except (OSError, DoveconfError) as e:
+        print(f"owlery sieve import-dovecot: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(result.toml())
+    sys.stderr.write(result.comments())
+    return result.exit_code
+
+
 def register(sub) -> None:
-    """Add `owlery sieve check|test|testsuite|extensions`."""
+    """Add `owlery sieve check|test|testsuite|extensions|import-dovecot`."""
     from owlery.cliutil import add_config_option
     p = sub.add_parser("sieve", help="check, dry-run and test Sieve scripts",
                        description="Sieve (RFC 5228) tools. `owlery sieve extensions` lists every "
@@ -203,3 +262,16 @@ def register(sub) -> None:
     e = s.add_parser("extensions", help="list the supported Sieve extensions with their RFCs")
     add_config_option(e)
     e.set_defaults(func=cmd_extensions)
+
+    d = s.add_parser("import-dovecot", help="print Dovecot's Pigeonhole and delivery settings as Owlery settings",
+                     description="Reads `doveconf -n` (or a saved copy) and prints Owlery's settings as TOML on "
+                                 "stdout, with '# note:' and '# not mapped:' lines on stderr. Exit 0: all "
+                                 "mapped; 1: something not mapped; 2: the configuration could not be read.")
+    src = d.add_mutually_exclusive_group()
+    src.add_argument("--doveconf-output", metavar="FILE", help="a saved `doveconf -n` output instead of running it")
+    src.add_argument("-c", dest="dovecot_config", metavar="DOVECOT_CONF",
+                     help="Dovecot's configuration file, for `doveconf -n -c`")
+    d.add_argument("--home-template", metavar="TEMPLATE",
+                   help="Dovecot's user home in Owlery's fields ({localpart}, {domain}, {user}), for ~ "
+                        "when the configuration has no mail_home")
+    d.set_defaults(func=cmd_import_dovecot)
