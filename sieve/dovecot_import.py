@@ -10,8 +10,8 @@ Which section wins: delivery is Dovecot's LMTP or dovecot-lda, whichever loads t
 (`protocol lmtp|lda { mail_plugins }`); LMTP when both do (Owlery's LDA hands mail to its lmtpd,
 and one Owlery setting serves both), a value lda sets differently is reported as not mapped.
 Pigeonhole's setting names and values are translated by the tables the vnd.dovecot.testsuite
-harness uses for test_config_set (sieve/testsuite.py: CONFIG_MAP and friends).
-Talks to: owlery.settings (to check and render each value), sieve.testsuite, sieve.extensions.
+harness uses for test_config_set (sieve/pigeonhole_settings.py).
+Talks to: owlery.settings (to check and render each value), sieve.pigeonhole_settings, sieve.extensions.
 Tests: tests/sieve/test_dovecot_import.py (doveconf texts, and a differential run through a
 private Dovecot LMTP and Owlery's delivery).
 """
@@ -23,9 +23,8 @@ import re
 
 from owlery.settings import SettingsError, Settings, declared, render_toml_value
 from sieve import extensions
-from sieve.testsuite import (_EDITHEADER_PREFIX, _INVERTED,
-                             _LIST_KEYS, _VALUE_MAPS, CONFIG_MAP, _disabled_extensions, _dovecot_bool,
-                             _dovecot_duration)
+from sieve.pigeonhole_settings import (CONFIG_MAP, EDITHEADER_PREFIX, INVERTED, LIST_KEYS, VALUE_MAPS,
+                                      disabled_extensions, dovecot_bool, dovecot_duration)
 
 # Extensions Pigeonhole 0.5 (Dovecot 2.3) has but leaves out of its default sieve_extensions,
 # found with sievec against an empty configuration. Owlery's default enables most of them, so
@@ -385,7 +384,7 @@ class _Importer:
             if w.lstrip("+-") not in extensions.REGISTRY:
                 self.not_mapped.append(f"sieve_extensions: Owlery has no extension {w.lstrip('+-')!r}")
         if value is not None and any(w[:1] not in "+-" for w in words):
-            disabled = set(_disabled_extensions(value))     # a plain list names the whole set
+            disabled = set(disabled_extensions(value))     # a plain list names the whole set
         else:
             disabled = (PIGEONHOLE_DEFAULT_OFF | set(EXTPROGRAMS)) & set(names)
             disabled |= {w[1:] for w in words if w[:1] == "-"}
@@ -429,21 +428,21 @@ class _Importer:
                                        "value for every user")
                 continue
             val = val.replace("%%", "%")
-            if key in _INVERTED:
-                self.set(CONFIG_MAP[key], "no" if _dovecot_bool(val) else "yes", key)
-            elif key == "sieve_editheader_header" or key.startswith(_EDITHEADER_PREFIX):
-                ident, _, field = key[len(_EDITHEADER_PREFIX):].rpartition("/")
+            if key in INVERTED:
+                self.set(CONFIG_MAP[key], "no" if dovecot_bool(val) else "yes", key)
+            elif key == "sieve_editheader_header" or key.startswith(EDITHEADER_PREFIX):
+                ident, _, field = key[len(EDITHEADER_PREFIX):].rpartition("/")
                 field = field.removeprefix("sieve_editheader_header_")
-                if field in ("forbid_add", "forbid_delete") and ident and _dovecot_bool(val):
+                if field in ("forbid_add", "forbid_delete") and ident and dovecot_bool(val):
                     editheader.setdefault("sieve_editheader_" + field, []).append(ident)
                 elif field != "name":
                     self.not_mapped.append(f"{key}: no Owlery counterpart")
-            elif key in _VALUE_MAPS:
-                self.set(CONFIG_MAP[key], _VALUE_MAPS[key](val), key)
+            elif key in VALUE_MAPS:
+                self.set(CONFIG_MAP[key], VALUE_MAPS[key](val), key)
             elif key in CONFIG_MAP or key in _EXTRA_NAMES:
                 self.set(CONFIG_MAP.get(key) or _EXTRA_NAMES[key], val, key)
             else:
-                for prefix, target in _LIST_KEYS.items():
+                for prefix, target in LIST_KEYS.items():
                     m = re.fullmatch(re.escape(prefix.rstrip("/")) + r"/?(\d+)", key)
                     if m:
                         lists.setdefault(target, {})[int(m.group(1))] = val
@@ -456,7 +455,7 @@ class _Importer:
         for target, extra in editheader.items():
             # 2.4's per-header flags add to the 2.3 list (or to Pigeonhole's default list)
             base = plugin[target].split() if target in plugin else list(getattr(Settings(), target))
-            self.set(target, base + extra, _EDITHEADER_PREFIX + "*")
+            self.set(target, base + extra, EDITHEADER_PREFIX + "*")
         if "sieve_quota_max_scripts" not in plugin and "sieve_quota_max_storage" not in plugin:
             self.notes.append("sieve_quota_max_scripts/max_storage unset (Dovecot: no limit): Owlery's "
                               "ManageSieve keeps its own limits (managesieve_max_scripts, managesieve_max_storage)")
@@ -465,10 +464,10 @@ class _Importer:
         if "recipient_delimiter" in top:
             self.set("delivery_recipient_delimiter", top["recipient_delimiter"], "recipient_delimiter")
             self.set("sieve_recipient_delimiter", top["recipient_delimiter"], "recipient_delimiter")
-        autocreate = _dovecot_bool(top.get("lda_mailbox_autocreate", "no"))
+        autocreate = dovecot_bool(top.get("lda_mailbox_autocreate", "no"))
         self.set("delivery_mailbox_autocreate", autocreate,
                  "lda_mailbox_autocreate" + ("" if "lda_mailbox_autocreate" in top else " (Dovecot's default)"))
-        if autocreate and not _dovecot_bool(top.get("lda_mailbox_autosubscribe", "no")):
+        if autocreate and not dovecot_bool(top.get("lda_mailbox_autosubscribe", "no")):
             self.not_mapped.append("lda_mailbox_autosubscribe = no: Owlery subscribes every folder it creates")
         for key, why in _DELIVERY_NOT_MAPPED.items():
             if key in top and top[key] not in ("", "no"):
@@ -541,9 +540,9 @@ class _Importer:
 def _dovecot_value(kind: str, value: str):
     """A Dovecot setting's text as the value Owlery's `kind` of setting reads."""
     if kind == "boolean":
-        return _dovecot_bool(value)
+        return dovecot_bool(value)
     if kind == "duration":
-        return _dovecot_duration(value)
+        return dovecot_duration(value)
     if kind == "integer":
         return int(value.strip())
     if kind == "size":

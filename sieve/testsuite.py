@@ -24,6 +24,9 @@ from sieve.api import BaseHost, Envelope
 from sieve.errors import SieveCompileError, SieveError, SieveResourceLimit, SieveRuntimeError, TestsuiteFailure
 from sieve.interpreter import ReturnScript, Runtime, StopScript, run_toplevel
 from sieve.message import FullMessage, Message
+from sieve.pigeonhole_settings import (BOOL_SETTINGS, CONFIG_MAP, DURATION_SETTINGS, EDITHEADER_PREFIX, ENV_PREFIX,
+                                      INT_SETTINGS, INVERTED, LIST_KEYS, VALUE_MAPS, disabled_extensions,
+                                      dovecot_bool, dovecot_duration)
 from sieve.result import ResultBuilder
 
 # Pigeonhole's testsuite loads the extprograms plugin with its extensions enabled: the corpus
@@ -72,157 +75,11 @@ class FileReport:
         return self.count("FAIL") == 0 and self.case_error is None
 
 
-_DOVECOT_UNITS = {
-    "ms": 0.001,
-    "msec": 0.001,
-    "msecs": 0.001,
-    "s": 1,
-    "sec": 1,
-    "secs": 1,
-    "second": 1,
-    "seconds": 1,
-    "m": 60,
-    "min": 60,
-    "mins": 60,
-    "minute": 60,
-    "minutes": 60,
-    "h": 3600,
-    "hour": 3600,
-    "hours": 3600,
-    "d": 86400,
-    "day": 86400,
-    "days": 86400,
-    "w": 604800,
-    "week": 604800,
-    "weeks": 604800,
-    "": 1,
-}
-
-
 def _cpu_time() -> float:
     """The process's CPU time in seconds (a function, so tests can give their own clock)."""
     return time.process_time()
 
 
-def _dovecot_bool(v: str) -> bool:
-    """A Dovecot boolean ("yes"/"no"; Owlery also reads "true"/"1")."""
-    return v.strip().lower() in ("yes", "true", "1")
-
-
-def _disabled_extensions(value: str) -> list[str]:
-    """sieve_extensions (Pigeonhole's syntax) as Owlery's sieve_extensions_disabled. The
-    harness starts with every extension enabled, as Pigeonhole's testsuite does: "+name" and
-    "-name" enable and disable one; a plain name in the list makes the list the whole set of
-    enabled extensions (the plain names plus the "+" ones)."""
-    names = sorted(n for n, e in extensions.REGISTRY.items() if not e.hidden)
-    words = value.split()
-    if any(w[:1] not in "+-" for w in words):
-        enabled = {w for w in words if w[:1] not in "+-"}
-    else:
-        enabled = set(names)
-    for w in words:
-        if w[:1] == "+":
-            enabled.add(w[1:])
-        elif w[:1] == "-":
-            enabled.discard(w[1:])
-    return [n for n in names if n not in enabled]
-
-
-def _dovecot_duration(v: str) -> float:
-    """Seconds from a Dovecot time value ("1d", "2 days", "30 secs", "12h")."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", v.lower())
-    if m is None or m.group(2) not in _DOVECOT_UNITS:
-        raise ValueError(f"not a Dovecot time value: {v!r}")
-    return float(m.group(1)) * _DOVECOT_UNITS[m.group(2)]
-
-
-# Dovecot setting name -> our setting
-
-
-CONFIG_MAP = {
-    "sieve_user_email": "sieve_user_email",
-    "recipient_delimiter": "sieve_recipient_delimiter",
-    "sieve_include_max_includes": "sieve_max_includes",
-    "sieve_include_max_nesting_depth": "sieve_max_include_depth",
-    "sieve_variables_max_variable_size": "sieve_max_variable_size",
-    "sieve_variables_max_value_size": "sieve_max_variable_size",
-    "sieve_variables_max_scope_count": "sieve_max_variables",
-    "sieve_variables_max_scope_size": "sieve_max_variables",
-    "sieve_editheader_max_header_size": "sieve_max_header_size",
-    "sieve_notify_max_notifications": "sieve_max_notifications",
-    "sieve_notify_mailto_envelope_from": "sieve_notify_envelope_from",
-    "sieve_vacation_min_period": "sieve_vacation_min_period",
-    "sieve_vacation_max_period": "sieve_vacation_max_period",
-    "sieve_vacation_default_period": "sieve_vacation_default_period",
-    "sieve_vacation_default_subject": "sieve_vacation_default_subject",
-    "sieve_vacation_default_subject_template": "sieve_vacation_subject_template",
-    "sieve_duplicate_default_period": "sieve_duplicate_default_period",
-    "sieve_duplicate_max_period": "sieve_duplicate_max_period",
-    "sieve_max_script_size": "sieve_max_script_size",
-    "sieve_vacation_use_original_recipient": "sieve_vacation_use_original_recipient",
-    "sieve_vacation_check_recipient": "sieve_vacation_check_recipient",
-    # Pigeonhole <= 2.3 and early 2.4 name, inverted (see _INVERTED)
-    "sieve_vacation_dont_check_recipient": "sieve_vacation_check_recipient",
-    "sieve_spamtest_status_header": "sieve_spamtest_status_header",
-    "sieve_spamtest_status_type": "sieve_spamtest_status_type",
-    "sieve_spamtest_score_max_value": "sieve_spamtest_max_value",
-    "sieve_spamtest_score_max_header": "sieve_spamtest_max_header",
-    "sieve_virustest_status_header": "sieve_virustest_status_header",
-    "sieve_virustest_status_type": "sieve_virustest_status_type",
-    "sieve_virustest_score_max_value": "sieve_virustest_max_value",
-    # the Pigeonhole 2.3 names of the same settings
-    "sieve_spamtest_max_header": "sieve_spamtest_max_header",
-    "sieve_spamtest_max_value": "sieve_spamtest_max_value",
-    "sieve_virustest_max_value": "sieve_virustest_max_value",
-    "sieve_max_actions": "sieve_max_actions",
-    "sieve_max_redirects": "sieve_max_redirects",
-    # extprograms (sieve/extprograms.py): the same names
-    **{
-        f"sieve_{k}_{s}": f"sieve_{k}_{s}"
-        for k in ("pipe", "filter", "execute")
-        for s in ("bin_dir", "exec_timeout", "input_eol")
-    },
-    "sieve_redirect_envelope_from": "sieve_redirect_envelope_from",
-    "sieve_report_from": "sieve_report_from",
-    "sieve_vacation_to_header_ignore_envelope": "sieve_vacation_to_header_ignore_envelope",
-    # a boolean in Pigeonhole, a choice in Owlery (see _VALUE_MAPS)
-    "sieve_vacation_send_from_recipient": "vacation_envelope_from",
-    # Pigeonhole 2.3 space-separated lists (2.4: sieve_editheader_header/<name>/..., _EDITHEADER_PREFIX)
-    "sieve_editheader_protected": "sieve_editheader_protected",
-    "sieve_editheader_forbid_add": "sieve_editheader_forbid_add",
-    "sieve_editheader_forbid_delete": "sieve_editheader_forbid_delete",
-}
-# Dovecot values that Owlery spells differently
-_VALUE_MAPS = {
-    "sieve_vacation_send_from_recipient": lambda v: "recipient" if _dovecot_bool(v) else "null",
-    "sieve_editheader_protected": str.split,
-    "sieve_editheader_forbid_add": str.split,
-    "sieve_editheader_forbid_delete": str.split,
-}
-# Pigeonhole 2.4's per-header editheader filters: sieve_editheader_header/<name>/forbid_add
-# (or .../sieve_editheader_header_forbid_add) = yes|no, likewise forbid_delete; .../name renames
-_EDITHEADER_PREFIX = "sieve_editheader_header/"
-_LIST_KEYS = {
-    "sieve_spamtest_text_value/": "sieve_spamtest_text_values",
-    "sieve_virustest_text_value/": "sieve_virustest_text_values",
-}
-_DURATION_SETTINGS = {
-    "sieve_vacation_min_period",
-    "sieve_vacation_max_period",
-    "sieve_vacation_default_period",
-    "sieve_duplicate_default_period",
-    "sieve_duplicate_max_period",
-    "sieve_pipe_exec_timeout",
-    "sieve_filter_exec_timeout",
-    "sieve_execute_exec_timeout",
-}
-_BOOL_SETTINGS = {
-    "sieve_vacation_use_original_recipient",
-    "sieve_vacation_check_recipient",
-    "sieve_vacation_to_header_ignore_envelope",
-}
-# Dovecot keys whose boolean value means the opposite of their Owlery counterpart's
-_INVERTED = {"sieve_vacation_dont_check_recipient"}
 # Engine settings Pigeonhole honours that change nothing a test can see in its testsuite:
 # tracing and the user log write files; the redirect duplicate period and the resource usage
 # timeout need the duplicate and resource databases, which the testsuite has none of.
@@ -236,19 +93,6 @@ _NO_EFFECT_IN_HARNESS = {
     "sieve_redirect_duplicate_period",
     "sieve_resource_usage_timeout",
 }
-# vnd.dovecot.environment: `sieve_environment/<item>` makes the environment item
-# "vnd.dovecot.config.<item>" (Pigeonhole's ext-vnd-environment)
-_ENV_PREFIX = "sieve_environment/"
-_INT_SETTINGS = {
-    "sieve_max_includes",
-    "sieve_max_include_depth",
-    "sieve_max_variables",
-    "sieve_max_notifications",
-    "sieve_max_actions",
-    "sieve_max_redirects",
-}
-
-
 class SuiteHost(BaseHost):
     def __init__(self, suite: "Suite"):
         self.suite = suite
@@ -817,34 +661,34 @@ class Suite:
         for key, val in self.pending.items():
             if key == "sieve_extlists_list" or key.startswith("sieve_extlists_list/"):
                 continue  # read below, into the harness host's lists
-            if key.startswith(_ENV_PREFIX) and len(key) > len(_ENV_PREFIX):
+            if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX):
                 if val is not None:
-                    env["vnd.dovecot.config." + key[len(_ENV_PREFIX) :].lower()] = val
+                    env["vnd.dovecot.config." + key[len(ENV_PREFIX) :].lower()] = val
                 continue
             if key == "sieve_extensions":
-                values["sieve_extensions_disabled"] = None if val is None else _disabled_extensions(val)
+                values["sieve_extensions_disabled"] = None if val is None else disabled_extensions(val)
                 continue
             if key in _NO_EFFECT_IN_HARNESS:
                 continue
             if key == "sieve_max_cpu_time":
                 try:
-                    secs = None if val is None else _dovecot_duration(val)
+                    secs = None if val is None else dovecot_duration(val)
                 except ValueError as e:
                     raise AbortFile(f"config reload failed: sieve_max_cpu_time: {e}") from None
                 cpu_limit = secs or None
                 continue
-            if key in _INVERTED and val is not None:
-                values[CONFIG_MAP[key]] = "no" if _dovecot_bool(val) else "yes"
+            if key in INVERTED and val is not None:
+                values[CONFIG_MAP[key]] = "no" if dovecot_bool(val) else "yes"
                 continue
-            if key == "sieve_editheader_header" or key.startswith(_EDITHEADER_PREFIX):
+            if key == "sieve_editheader_header" or key.startswith(EDITHEADER_PREFIX):
                 continue  # read below, with the 2.3 lists
-            if key in _VALUE_MAPS and val is not None:
-                values[CONFIG_MAP[key]] = _VALUE_MAPS[key](val)
+            if key in VALUE_MAPS and val is not None:
+                values[CONFIG_MAP[key]] = VALUE_MAPS[key](val)
                 continue
             if key in CONFIG_MAP:
                 values[CONFIG_MAP[key]] = val
                 continue
-            for prefix, target in _LIST_KEYS.items():
+            for prefix, target in LIST_KEYS.items():
                 if key.startswith(prefix):
                     try:
                         n = int(key[len(prefix) :])
@@ -869,16 +713,16 @@ class Suite:
         try:
             conv = {}
             for k, v in new.items():
-                if k in _INT_SETTINGS and isinstance(v, str):
+                if k in INT_SETTINGS and isinstance(v, str):
                     v = int(v)
-                if k in _BOOL_SETTINGS and isinstance(v, str):
-                    v = _dovecot_bool(v)
+                if k in BOOL_SETTINGS and isinstance(v, str):
+                    v = dovecot_bool(v)
                 if k in ("sieve_max_variable_size", "sieve_max_header_size", "sieve_max_script_size") and isinstance(
                     v, str
                 ):
                     v = v.strip().upper().replace("B", "") or "0"
-                if k in _DURATION_SETTINGS and isinstance(v, str):
-                    v = _dovecot_duration(v)
+                if k in DURATION_SETTINGS and isinstance(v, str):
+                    v = dovecot_duration(v)
                 conv[k] = v
             self.settings = self.base_settings.replace(**conv)
         except (SettingsError, ValueError) as e:
@@ -898,16 +742,16 @@ class Suite:
         names: dict[str, str] = {}
         flags: dict[tuple[str, str], bool] = {}
         for key, val in self.pending.items():
-            if not key.startswith(_EDITHEADER_PREFIX) or val is None:
+            if not key.startswith(EDITHEADER_PREFIX) or val is None:
                 continue
-            ident, _, field = key[len(_EDITHEADER_PREFIX) :].rpartition("/")
+            ident, _, field = key[len(EDITHEADER_PREFIX) :].rpartition("/")
             field = field.removeprefix("sieve_editheader_header_")
             if not ident:
                 raise SkipBlock(f"unsupported configuration key {key}")
             if field == "name":
                 names[ident] = val
             elif field in ("forbid_add", "forbid_delete"):
-                flags[(ident, field)] = _dovecot_bool(val)
+                flags[(ident, field)] = dovecot_bool(val)
             else:
                 raise SkipBlock(f"Dovecot configuration '{key}' has no Owlery counterpart")
         for (ident, field), on in flags.items():

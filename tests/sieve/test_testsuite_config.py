@@ -4,7 +4,8 @@ Owlery counterpart skips the rest of the file with the reason."""
 
 from __future__ import annotations
 
-from sieve.testsuite import _dovecot_duration, run_file
+from sieve.pigeonhole_settings import dovecot_duration
+from sieve.testsuite import run_file
 
 HEAD = 'require "vnd.dovecot.testsuite";\nrequire "vacation";\nrequire "variables";\n'
 
@@ -100,7 +101,7 @@ test "member" {
 
 
 def test_dovecot_time_values():
-    assert _dovecot_duration("1d") == 86400
-    assert _dovecot_duration("2 days") == 172800
-    assert _dovecot_duration("30 secs") == 30
-    assert _dovecot_duration("1 weeks") == 604800
+    assert dovecot_duration("1d") == 86400
+    assert dovecot_duration("2 days") == 172800
+    assert dovecot_duration("30 secs") == 30
+    assert dovecot_duration("1 weeks") == 604800
