@@ -26,6 +26,7 @@ import stat
 from collections.abc import Callable, Iterator
 
 from milters import dkimkeys
+from owlery.cliutil import FileRefused, read_regular_file
 
 MAX_TABLE_BYTES = 1 << 20        # opendkim.conf, KeyTable, SigningTable: each at most 1 MiB
 MAX_KEY_BYTES = 64 * 1024        # an 8192-bit RSA PEM is under 7 KiB
@@ -56,19 +57,11 @@ Reader = Callable[[str], str]
 # --- reading ----------------------------------------------------------------------------
 
 def read_bounded(path: str, limit: int = MAX_TABLE_BYTES) -> bytes:
-    """A regular file's bytes, at most `limit` (OpenDkimUnreadable otherwise). O_NONBLOCK: a FIFO
-    in place of a table neither blocks the open nor is read."""
+    """A regular file's bytes, at most `limit` (OpenDkimUnreadable otherwise)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        raise OpenDkimUnreadable(f"{path}: {e.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OpenDkimUnreadable(f"{path}: not a regular file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise OpenDkimUnreadable(f"{path}: larger than {limit} bytes")
-    return data
+        return read_regular_file(path, limit)
+    except FileRefused as e:
+        raise OpenDkimUnreadable(str(e)) from None
 
 
 def read_text(path: str) -> str:

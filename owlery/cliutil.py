@@ -114,3 +114,30 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = 0
+
+
+class FileRefused(Exception):
+    """A file a command reads cannot be used: missing, unreadable, not a regular file, too big."""
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """A regular file's bytes, at most `limit` (FileRefused otherwise, with the path and the
+    reason), for commands that read another program's configuration. O_NONBLOCK: a FIFO put
+    in place of the file neither blocks the open nor is read. Tests: tests/core/test_cli.py"""
+    import os
+    import stat
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise FileRefused(f"{path}: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileRefused(f"{path}: not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise FileRefused(f"{path}: {e.strerror}") from None
+    if len(data) > limit:
+        raise FileRefused(f"{path}: larger than {limit} bytes")
+    return data

@@ -20,9 +20,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import ipaddress
-import os
-import stat
 from typing import Any, TextIO
+
+from owlery.cliutil import FileRefused, read_regular_file
 
 DEFAULT_PATH = "/etc/postfix-policyd-spf-python/policyd-spf.conf"
 EXIT_OK, EXIT_NOT_MAPPED, EXIT_UNREADABLE = 0, 1, 2
@@ -427,19 +427,9 @@ def render(result: Imported, source: str) -> tuple[str, str]:
 def read_text(path: str) -> str:
     """The file's text as pypolicyd-spf would read it (UTF-8); PolicydSpfUnreadable otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)     # a FIFO neither blocks nor is read
-    except OSError as e:
-        raise PolicydSpfUnreadable(f"{path}: {e.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise PolicydSpfUnreadable(f"{path}: not a regular file")
-    with os.fdopen(fd, "rb") as f:
-        try:
-            data = f.read(MAX_BYTES + 1)
-        except OSError as e:
-            raise PolicydSpfUnreadable(f"{path}: {e.strerror}") from None
-    if len(data) > MAX_BYTES:
-        raise PolicydSpfUnreadable(f"{path}: larger than {MAX_BYTES} bytes: no policyd-spf.conf")
+        data = read_regular_file(path, MAX_BYTES)
+    except FileRefused as e:
+        raise PolicydSpfUnreadable(f"{e}: no policyd-spf.conf" if "larger than" in str(e) else str(e)) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

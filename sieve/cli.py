@@ -202,8 +202,11 @@ def _doveconf_text(args: argparse.Namespace) -> str:
     """The doveconf -n text: the saved file, else doveconf's output (no shell, bounded)."""
     from sieve.dovecot_import import MAX_DOVECONF_BYTES
     if args.doveconf_output is not None:
-        with open(args.doveconf_output, "rb") as f:
-            raw = f.read(MAX_DOVECONF_BYTES + 1)
+        from owlery.cliutil import FileRefused, read_regular_file
+        try:
+            raw = read_regular_file(args.doveconf_output, MAX_DOVECONF_BYTES)
+        except FileRefused as e:
+            raise OSError(str(e)) from None
     else:
         argv = [DOVECONF, "-n"] + (["-c", args.dovecot_config] if args.dovecot_config else [])
         raw = _bounded_output(argv, MAX_DOVECONF_BYTES + 1)

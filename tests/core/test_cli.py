@@ -86,3 +86,20 @@ def test_no_config_file_runs_on_defaults(tmp_path):
     env = dict(os.environ)
     r = subprocess.run(OWLERY + ["config", "show"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert r.returncode == 0
+
+
+def test_read_regular_file_refuses_what_a_config_reader_must_not_read(tmp_path):
+    import os
+
+    import pytest
+
+    from owlery.cliutil import FileRefused, read_regular_file
+    f = tmp_path / "x.conf"
+    f.write_bytes(b"a" * 10)
+    assert read_regular_file(str(f), 10) == b"a" * 10
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)            # a writer never comes: the read must not block
+    for path, limit, says in [(f, 9, "larger than 9 bytes"), (tmp_path / "gone", 10, "No such file"),
+                              (tmp_path, 10, "not a regular file"), (fifo, 10, "not a regular file")]:
+        with pytest.raises(FileRefused, match=says):
+            read_regular_file(str(path), limit)

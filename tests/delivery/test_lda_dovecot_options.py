@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from sieve.delivery.mta_input import split_mbox_from
-from tests.delivery.daemon import Lmtpd, remove_workdir, shared_workdir
+from tests.delivery.daemon import remove_workdir, shared_workdir
+from tests.delivery.test_lda_lmtp import lmtpd  # noqa: F401  (the fixture: a real lmtpd)
 from tests.harness.dovecot import DOVECOT_LDA, DovecotInstance
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,28 +231,12 @@ def test_a_trace_field_further_down_came_with_the_message(tmp_path):
     assert stored == owlery_trace("s@remote.test") + head + b"\nx\n"
 
 
-@pytest.fixture(scope="module")
-def lmtpd(tmp_path_factory):
-    work = tmp_path_factory.mktemp("lda-dovecot-options-lmtpd")
-    os.chmod(work, 0o755)
-    daemon = Lmtpd(work, f"""
-maildir_path_template = "{work}/mail/{{domain}}/{{localpart}}/Maildir"
-delivery_sieve_script_template = "{work}/mail/{{domain}}/{{localpart}}/active.sieve"
-state_backend = "memory"
-delivery_use_directory = false
-""")
-    (work / "mail/example.org/alice").mkdir(parents=True)
-    (work / "mail/example.org/alice/active.sieve").write_text(SCRIPT)
-    try:
-        yield daemon.start().port, work
-    finally:
-        daemon.stop()
-
-
-def test_handoff_to_lmtpd_drops_the_from_line_and_the_mtas_doubles(tmp_path, lmtpd):
+def test_handoff_to_lmtpd_drops_the_from_line_and_the_mtas_doubles(tmp_path, lmtpd):  # noqa: F811
     """Through lmtpd: the From line names the sender, local(8)'s Return-Path and Delivered-To
     (X-Original-To between them) are replaced by lmtpd's own, so each is there once."""
     port, work = lmtpd
+    (work / "mail/example.org/alice").mkdir(parents=True, exist_ok=True)
+    (work / "mail/example.org/alice/active.sieve").write_text(SCRIPT)
     conf = owlery_config(tmp_path, f'lda_lmtp_endpoint = "tcp:127.0.0.1:{port}"')
     env = {**os.environ, "RECIPIENT": "alice+x@example.org"}
     r = subprocess.run([*COMMANDS["owlery-lda"], "-c", conf], input=LOCAL8 + BODY, capture_output=True,

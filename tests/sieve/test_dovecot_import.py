@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -319,72 +317,6 @@ plugin {{
 BEFORE = 'require "fileinto";\nif header :contains "subject" "[list]" { fileinto "Lists"; }\n'
 
 
-class RecordingSmtp:
-    """An SMTP server on loopback that keeps (MAIL FROM, RCPT TOs, Subject) of what it takes."""
-
-    def __init__(self):
-        import socket
-        self.sent: list[tuple[str, tuple[str, ...], str]] = []
-        self.cond = threading.Condition()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        mail_from, rcpts, data, in_data = "", [], [], False
-        with conn, conn.makefile("rb") as r:
-            conn.sendall(b"220 sink.test ESMTP\r\n")
-            for raw in r:
-                line = raw.decode("latin-1").rstrip("\r\n")
-                if in_data:
-                    if line != ".":
-                        data.append(line)
-                        continue
-                    in_data = False
-                    subject = next((h[8:].strip() for h in data if h.lower().startswith("subject:")), "")
-                    with self.cond:
-                        self.sent.append((mail_from, tuple(rcpts), subject))
-                        self.cond.notify_all()
-                    mail_from, rcpts, data = "", [], []
-                    conn.sendall(b"250 2.0.0 kept\r\n")
-                    continue
-                verb = line[:4].upper()
-                if verb == "MAIL":
-                    mail_from = line.split(":", 1)[1].split()[0].strip("<>")
-                elif verb == "RCPT":
-                    rcpts.append(line.split(":", 1)[1].split()[0].strip("<>"))
-                if verb in ("EHLO", "LHLO"):
-                    conn.sendall(b"250-sink.test\r\n250 8BITMIME\r\n")
-                elif verb == "DATA":
-                    in_data = True
-                    conn.sendall(b"354 go\r\n")
-                elif verb == "QUIT":
-                    conn.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"250 ok\r\n")
-
-    def take(self, count: int, timeout: float = 10.0) -> list:
-        """The messages received once `count` have arrived (or the deadline passed), then forgets them."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.sent) < count and time.monotonic() < deadline:
-                self.cond.wait(deadline - time.monotonic())
-            out, self.sent = self.sent, []
-        return out
-
-    def close(self):
-        self.sock.close()
-
-
 def _message(to: str, subject: str) -> bytes:
     return (f"From: Sender <{SENDER}>\r\nTo: {to}@{DOMAIN}\r\nSubject: {subject}\r\n"
             f"Message-ID: <{subject.replace(' ', '.')}.{to}@remote.test>\r\n"
@@ -412,12 +344,13 @@ def test_imported_settings_behave_as_pigeonhole():
     from sieve.delivery.users import UserResolver
     from tests.delivery.daemon import remove_workdir, shared_workdir
     from tests.harness.dovecot import DovecotInstance
+    from tests.harness.smtp_sink import RecordingSmtpSink
 
     tmp_path = shared_workdir("owlery-dovecot-import-")     # Dovecot's auth user must reach it
     site = tmp_path / "site"
     site.mkdir()
     (site / "before.sieve").write_text(BEFORE)
-    sink = RecordingSmtp()
+    sink = RecordingSmtpSink()
     homes = {u: tmp_path / "dovecot-home" / u for u in CASES}
     ours = {u: tmp_path / "ours" / u for u in CASES}
     for user, (script, _, _) in CASES.items():
@@ -447,11 +380,11 @@ def test_imported_settings_behave_as_pigeonhole():
             msg = _message(user, subject)
             expect = 1 if user in ("bob", "carol") else 0
             dovecot.lmtp_send(SENDER, f"{rcpt}@{DOMAIN}", msg)
-            theirs_sent[user] = sink.take(expect)
+            theirs_sent[user] = [(m.mail_from, m.rcpts, m.subject) for m in sink.take(expect)]
             target = resolver.expand(f"{rcpt}@{DOMAIN}")
             outcome = ex.deliver(msg.replace(b"\r\n", b"\n"), SENDER, f"{rcpt}@{DOMAIN}", target)
             assert outcome.ok, outcome
-            ours_sent[user] = sink.take(expect)
+            ours_sent[user] = [(m.mail_from, m.rcpts, m.subject) for m in sink.take(expect)]
         theirs = {u: _stored(homes[u] / "Maildir") for u in CASES}
         mine = {u: _stored(ours[u] / "Maildir") for u in CASES}
         assert mine == theirs, dovecot.log()
