@@ -510,9 +510,12 @@ def parse_content_type_all(value: str) -> tuple[str, list[tuple[str, str]]]:
     if any("*" in k for k, _ in pairs):
         plain = [(k, v) for k, v in pairs if "*" not in k]
         joined: dict[str, str] = {}
+        repeated = set()
         for k, v in pairs:
+            if k in joined:
+                repeated.add(k)
             joined.setdefault(k, v)
-        _rfc2231(joined)
+        _rfc2231(joined, repeated)
         names = {k for k, _ in plain}
         pairs = plain + [(k, v) for k, v in joined.items() if "*" not in k and k not in names]
     return mtype, pairs
@@ -550,11 +553,12 @@ _PCT = lazy(rb"%([0-9A-Fa-f]{2})")
 _SECTION = lazy(r"([^*]+)\*(?:(\d{1,3})(\*)?|)")
 
 
-def _rfc2231(params: dict[str, str]) -> None:
+def _rfc2231(params: dict[str, str], repeated: frozenset[str] | set[str] = frozenset()) -> None:
     """Parameter values in RFC 2231's forms joined and decoded in place: `name*=charset'lang'
     %XX..` and the sections `name*0`, `name*1*`...; the value is then `name`, unless a plain
     `name=` stands beside it (which is read instead, as Pigeonhole reads it). A section whose
-    name ends in "*" is percent-encoded in the charset the first section names."""
+    name ends in "*" is percent-encoded in the charset the first section names. `repeated`:
+    the section names given more than once (their first value is in `params`)."""
     sections: dict[str, list[tuple[int, bool, str]]] = {}
     for k in list(params):
         m = _SECTION.fullmatch(k)
@@ -563,6 +567,8 @@ def _rfc2231(params: dict[str, str]) -> None:
         # "name*" alone is section 0, encoded
         num, enc = (int(m.group(2)), bool(m.group(3))) if m.group(2) else (0, True)
         sections.setdefault(m.group(1), []).append((num, enc, params.pop(k)))
+        if k in repeated:
+            sections[m.group(1)].append((num, enc, ""))
     for name, secs in sections.items():
         if name in params:
             continue
@@ -570,16 +576,23 @@ def _rfc2231(params: dict[str, str]) -> None:
         charset = ""
         raw = []
         for i, (num, enc, v) in enumerate(secs):
-            if num != i:
-                # sections must follow on (RFC 2231 3): one missing leaves nothing readable
-                # (an empty value, as Pigeonhole)
-                raw, charset = [], ""
-                break
             b = v.encode("utf-8", "surrogateescape")
-            if enc:
-                if i == 0 and b.count(b"'") >= 2:
+            if enc and i == 0:
+                # ext-value := [charset] "'" [language] "'" extended-other-values
+                if b.count(b"'") >= 2:
                     cs, _lang, b = b.split(b"'", 2)
                     charset = cs.decode("ascii", "replace")
+                else:
+                    b = b"%"        # no charset part: as unreadable as a bad escape
+            if num != i or (enc and b.count(b"%") != len(_PCT.findall(b))):
+                # RFC 2231 3 and 4: sections follow on, each number once, and "%" starts two
+                # hex digits. RFC 2231 says nothing of a value that breaks these rules: one
+                # missing or repeated section, a bad escape, an encoded first section without
+                # its charset and language leave nothing readable (an empty value, as
+                # Pigeonhole reads it; tests/sieve/test_pigeonhole_probes_s18c.py)
+                raw, charset = [], ""
+                break
+            if enc:
                 b = _PCT.sub(lambda m: bytes.fromhex(m.group(1).decode()), b)
             raw.append(b)
         data = b"".join(raw)

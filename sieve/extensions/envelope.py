@@ -8,7 +8,9 @@ from __future__ import annotations
 from sieve.address import SieveAddress, AddressError, address_part, parse_path
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension
 
-PARTS = ("from", "to", "auth", "orig_to")
+# RFC 5228 5.4: other parts are an error (Pigeonhole 0.5.19 has no "orig_to" part either:
+# tests/sieve/test_pigeonhole_probes_s18c.py)
+PARTS = ("from", "to", "auth")
 
 
 def _validate(v, node):
@@ -28,6 +30,9 @@ def _validate(v, node):
 
 
 def envelope_values(rt, which: str, part: str) -> list[str]:
+    """The values of envelope part `which` under address part `part`. The non-address "auth"
+    has none under a part other than "all" (Pigeonhole refuses that at compile time and reads
+    no value when the envelope part is built at run time)."""
     env = rt.envelope
     w = which.lower()
     delims = rt.settings.sieve_recipient_delimiter
@@ -35,10 +40,8 @@ def envelope_values(rt, which: str, part: str) -> list[str]:
         raw = env.mail_from
     elif w == "to":
         raw = env.rcpt_to
-    elif w == "orig_to":
-        raw = env.orig_rcpt if env.orig_rcpt is not None else env.rcpt_to
     elif w == "auth":
-        if not env.auth_user:
+        if not env.auth_user or part != "all":
             return []
         raw = env.auth_user
     else:
