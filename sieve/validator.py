@@ -156,6 +156,19 @@ class Validator:
         from sieve.extensions import prepare_string
         prepare_string(self, s)
 
+    def tag_string_value(self, s: Str) -> str | None:
+        """The value of a tag's constant string parameter (a comparator name, a relation) as
+        the string hooks leave it, read before the command's strings are prepared: RFC 5228
+        2.4.2.4 decodes encoded characters in every string before any other processing, so
+        `:comparator "i;${hex:6f}ctet"` names "i;octet". None when the string refers to
+        variables or a hook refused it (arguments_failed, its error reported)."""
+        probe = Str(s.value, s.line, s.column, s.multiline)
+        self.arguments_failed = False
+        self.prepare_string(probe)
+        if self.arguments_failed or probe.parts is not None:
+            return None
+        return probe.value
+
     # --- the tree ---
     def validate_block(self, nodes: list[Node], depth: int, toplevel: bool) -> None:
         prev = None
@@ -338,7 +351,10 @@ class Validator:
                     return False
                 # comparator names are matched without regard to ASCII case, as sievec does
                 # ("I;OCTET"); the capability names `require` takes are not
-                cmp_ = nxt.items[0].value.translate(_ASCII_LOWER)
+                name = self.tag_string_value(nxt.items[0])
+                if self.arguments_failed:
+                    return False
+                cmp_ = (nxt.items[0].value if name is None else name).translate(_ASCII_LOWER)
                 i += 1
                 ext = extensions.COMPARATORS.get(cmp_)
                 if ext is None or ext not in self.required:

@@ -2,7 +2,8 @@
 decoded once at compile time.
 
 Tests: conformance extensions/encoded-character.svtest; tests/sieve/test_differential_fixes_s13b.py
-(octets of several encodings joined).
+(octets of several encodings joined); tests/sieve/test_pigeonhole_probes_s18d.py (leading
+zeros).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def decode(v, s) -> str:
             return m.group(0)
         out = []
         for x in items:
-            cp = int(x, 16) if len(x) <= 8 else 0x110000
+            # unicode-hex is 1*HEXDIG: leading zeros are allowed in any number ("0000000041"
+            # is "A"); the value, not the digit count, must be in range
+            cp = int(x, 16)
             if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
                 v.error(s, f"invalid unicode character 0x{x} in encoded character substitution")
                 v.arguments_failed = True    # the command's arguments failed (validator)

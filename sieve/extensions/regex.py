@@ -222,6 +222,9 @@ def _interval(p: str, i: int) -> tuple[str, int]:
         while j < n and p[j].isdigit():
             hi_s += p[j]
             j += 1
+        # "{,n}" is "{0,n}" and "{,}" is "{0,}": POSIX leaves the form undefined, glibc's regcomp
+        # (Pigeonhole's) reads it so (tests/sieve/test_pigeonhole_probes_s18d.py)
+        lo_s = lo_s or "0"
     if not lo_s or j >= n or p[j] != "}":
         raise RegexError("invalid repetition count(s)")
     lo = int(lo_s)
