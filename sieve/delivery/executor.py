@@ -424,6 +424,7 @@ class DeliveryExecutor:
         when = _dt.datetime.fromtimestamp(now, _dt.timezone.utc)
         env = {"location": "MDA", "phase": "during", "host": self.hostname}
         context: dict = {}
+        kept_explicitly = False     # the keep pending is an earlier script's explicit keep
         for path, script in scripts:
             result = api.run(script, plan.message, envelope, host=host, settings=self.settings,
                              environment=env, now=when, context=context)
@@ -444,12 +445,18 @@ class DeliveryExecutor:
             if explicit_keep:
                 plan.keep_flags = explicit_keep[-1].flags
                 plan.keep_message = result.message_for(explicit_keep[-1]) if result.message else None
+                kept_explicitly = True
             elif result.implicit_keep:
                 # a fileinto into INBOX (:copy) already stores there: the implicit keep adds
                 # no flags of its own (Result.effective_actions leaves it out; Pigeonhole too)
                 implicit = any(getattr(a, "implicit", False) for a in result.effective_actions())
-                plan.keep_flags = result.keep_flags if implicit else ()
-                plan.keep_message = None
+                if not (implicit and kept_explicitly):
+                    plan.keep_flags = result.keep_flags if implicit else ()
+                    plan.keep_message = None
+                    kept_explicitly = False
+                # else an earlier script's explicit keep stands as it was: a later script's
+                # implicit keep adds no flags of its own (Pigeonhole's multiscript;
+                # tests/sieve/test_pigeonhole_probes_s18e.py)
             if result.message:
                 plan.message = result.message
             if not plan.keep:
