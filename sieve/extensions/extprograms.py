@@ -9,13 +9,16 @@ plugin, spec-bosch-sieve-extprograms): external programs from an administrator's
   command a program that cannot run is a runtime error (the message is kept as received); a
   non-zero exit leaves the message as it was.
 - `execute [:input <string> / :pipe] [:output <varname>] <program-name> [<arguments>]`: runs
-  now; :output (needs variables) gets its output on success. A test: true on exit 0. A failure
-  is logged as a run error and the script goes on (as Pigeonhole).
+  now; :output (needs variables) gets its output on success. A test: true on exit 0; a program
+  that cannot run is an error line and false, and the script goes on. As a command a program
+  that cannot run (missing, refused, killed) is a runtime error, a non-zero exit is not (as
+  Pigeonhole; tests/sieve/test_pigeonhole_probes_s18f.py).
 The program name must be a constant plain file name (sieve.extprograms.name_error); literal
 arguments are checked at compile time, built ones at run time. The extensions exist only when
 their sieve_<name>_bin_dir is set (sieve.extensions.available). Programs run through
 sieve.extprograms (`runner_of(rt.host)`: the host may give its own runner; tests fake it).
-Tests: tests/sieve/test_extprograms.py; conformance plugins/extprograms/.
+Tests: tests/sieve/test_extprograms.py, tests/sieve/test_pigeonhole_probes_s18f.py; conformance
+plugins/extprograms/.
 """
 
 from __future__ import annotations
@@ -217,7 +220,14 @@ def _run_execute(rt, node):
             assign(rt, out.items[0].value, outcome.output.decode("utf-8", "surrogateescape"))
         return True
     if outcome.status != "false":
-        rt.errors.extend(xp.failure_errors("execute", name, outcome))
+        errors = xp.failure_errors("execute", name, outcome)
+        if node.defn.kind == "test":
+            rt.errors.extend(errors)
+            return False
+        # as a command a run that failed (program missing, refused, killed) is a runtime
+        # error, as filter's; only a program that ran and exited non-zero is not (Pigeonhole)
+        rt.errors.extend(errors[:-1])
+        raise SieveRuntimeError(errors[-1])
     return False
 
 
