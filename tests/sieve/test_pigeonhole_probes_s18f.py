@@ -141,6 +141,10 @@ ALLOWED = {
     ),
     "non-executable execute": (R + 'execute "noexec"; debug_log "after";', "as the filter's"),
 }
+# Pigeonhole's verdict on these varies from run to run (its child's failed execvp is sometimes
+# seen as exit 84, "false", sometimes as a failure to run, "error": seen over repeated runs), so
+# only Owlery's side is held: a program it cannot start is an error every time
+PIGEONHOLE_UNSTABLE = {"non-executable filter", "non-executable execute"}
 
 
 def _norm(lines):
@@ -255,5 +259,8 @@ def test_allowed_differences_still_differ(dirs, name):
     top, b = dirs
     script, _why = ALLOWED[name]
     ours = _ours(b, script, "crlf")
+    if name in PIGEONHOLE_UNSTABLE:
+        assert ours[0] == "error", ours
+        return
     theirs = _theirs(top, b, script, "crlf")
     assert (ours[0], _norm(ours[1])) != (theirs[0], _norm(theirs[1]))
