@@ -310,6 +310,10 @@ class Message:
         self.body_replaced = False  # replace/enclose (RFC 5703) gave it a new body
         self.original_body_len = len(self.body)
         self.version = 0  # bumped by every header edit (invalidate)
+        # (bytes, version): a replacement message (a filter's output) as it was written, which
+        # to_bytes gives while no header edit came after it: parsing and writing it again would
+        # lose what is no header field (text without a header block, a line without a colon)
+        self.verbatim: tuple[bytes, int] | None = None
         # plain text of HTML parts by content, kept across header edits (which re-parse the
         # MIME structure but leave the parts' content as it was)
         self._html_cache: dict[tuple, str] = {}
@@ -358,6 +362,8 @@ class Message:
     def to_bytes(self) -> bytes:
         if not self.edited:
             return self.raw
+        if self.verbatim is not None and self.verbatim[1] == self.version:
+            return self.verbatim[0]
         return self.head_bytes() + self.body
 
     # --- MIME ---------------------------------------------------------------------

@@ -182,6 +182,9 @@ def substitute(rt, raw: bytes) -> None:
     msg.edited = True
     msg.body_replaced = True
     msg.invalidate()
+    # stored as the program wrote it (as Pigeonhole stores it) until a header edit: text that
+    # is no message (no header block) is not lost to a re-parse
+    msg.verbatim = (raw, msg.version)
 
 
 def _run_filter(rt, node):

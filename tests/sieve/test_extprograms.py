@@ -253,6 +253,22 @@ def test_filter_lf_message_stays_lf(bindir):
     assert host.requests[0].input == b"Subject: a\r\n\r\nb\r\n" and res.message == b"Subject: new\n\nbody\n"
 
 
+@pytest.mark.parametrize("output", [b"hello world\nsecond line\n", b"no colon here\r\n\r\nbody\r\n",
+                                    b"X-A: 1\r\nnot a field\r\n\r\nbody\r\n", b""])
+def test_filter_output_is_stored_as_written(bindir, output):
+    # what the program wrote is the message (as Pigeonhole stores it), though it is no RFC 5322
+    # message: parsing it and writing it again lost every line that is no header field
+    _prog(bindir, "up", "true\n")
+    res = _run('require ["vnd.dovecot.filter", "fileinto"]; filter "up"; fileinto "F";', _settings(bindir),
+               FakeHost(output=output))
+    [store] = res.actions
+    assert res.message_for(store) == output and res.message == output
+    # a header edit after it rewrites the message from its fields, as any edit does
+    res = _run('require ["vnd.dovecot.filter", "editheader"]; filter "up"; addheader "X-B" "2";',
+               _settings(bindir).replace(sieve_extensions_disabled=[]), FakeHost(output=b"X-A: 1\r\n\r\nbody\r\n"))
+    assert res.message == b"X-B: 2\r\nX-A: 1\r\n\r\nbody\r\n"
+
+
 def test_filter_command_that_cannot_run_is_a_runtime_error_and_keeps_the_original(bindir):
     _prog(bindir, "up", "true\n")
     res = _run(
