@@ -3,7 +3,9 @@ plugin, spec-bosch-sieve-extprograms): external programs from an administrator's
 
 - `pipe [:copy] [:try] <program-name> [<arguments>]`: an action (`Pipe`) the delivery carries
   out after the script, like redirect; it cancels the implicit keep unless :copy. A pipe that
-  fails is an error, and the message is kept (Pigeonhole's failure keep); :try logs it only.
+  fails is an error, and the message is kept (Pigeonhole's failure keep); with :try the
+  failure is logged as a warning, not an error, and the message is still kept
+  (sieve/delivery/planner.py: nothing lost, where Pigeonhole's :try stores nothing).
 - `filter <program-name> [<arguments>]`: runs now; the program's output replaces the message for
   the rest of the script and the delivery. As a test: true when it ran and exited 0. As a
   command a program that cannot run is a runtime error (the message is kept as received); a
