@@ -195,8 +195,15 @@ def _run_filter(rt, node):
     if outcome.ok:
         substitute(rt, outcome.output)
         return True
+    return _not_run(rt, node, "filter", name, outcome)
+
+
+def _not_run(rt, node, what: str, name: str, outcome) -> bool:
+    """False for a program that ran and exited non-zero. One that did not run (missing,
+    refused, killed): as a test, false with its error lines; as a command a runtime error
+    (Pigeonhole), the script ends and the message is kept."""
     if outcome.status != "false":
-        errors = xp.failure_errors("filter", name, outcome)
+        errors = xp.failure_errors(what, name, outcome)
         if node.defn.kind == "test":
             rt.errors.extend(errors)
             return False
@@ -224,16 +231,7 @@ def _run_execute(rt, node):
             rt.charge_memory(len(outcome.output))
             assign(rt, out.items[0].value, outcome.output.decode("utf-8", "surrogateescape"))
         return True
-    if outcome.status != "false":
-        errors = xp.failure_errors("execute", name, outcome)
-        if node.defn.kind == "test":
-            rt.errors.extend(errors)
-            return False
-        # as a command a run that failed (program missing, refused, killed) is a runtime
-        # error, as filter's; only a program that ran and exited non-zero is not (Pigeonhole)
-        rt.errors.extend(errors[:-1])
-        raise SieveRuntimeError(errors[-1])
-    return False
+    return _not_run(rt, node, "execute", name, outcome)
 
 
 _PIPE_TAGS = (TagDef("try"), TagDef("copy"))
