@@ -17,6 +17,7 @@ SECTION_MODULES: dict[str, tuple[str, ...]] = {
     "directory": ("owlery.directory",),
     "files": ("owlery.directory.files", "owlery.directory.auth", "owlery.quarantine.preferences"),
     "ldap": ("owlery.directory.ldap", "owlery.quarantine.preferences"),
+    "passwd": ("owlery.directory.passwd",),
     "quota": ("policyd.checks.quota",),
     "quota_warning": ("sieve.delivery.quota_warn",),
     # socketmap table server

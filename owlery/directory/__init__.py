@@ -1,9 +1,10 @@
-"""Directory: recipients, aliases, quotas, protected lists and spam levels, from map files or LDAP.
+"""Directory: recipients, aliases, quotas, protected lists and spam levels, from map files, LDAP or local accounts.
 
 `open_directory(settings)` returns the backend chosen by `directory_backend`
-("files", the embedded default, or "ldap") wrapped in the TTL cache. The interface and
-the address rules are in owlery/directory/base.py.
-Talks to: files or an LDAP server. Tests: tests/directory/
+("files", the embedded default, "ldap", or "passwd": the local Unix accounts,
+owlery/directory/passwd.py) wrapped in the TTL cache. The interface and the address
+rules are in owlery/directory/base.py.
+Talks to: files, an LDAP server or the system's account database. Tests: tests/directory/
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from owlery.directory.cache import MISS, CachingDirectory
 from owlery.settings import Duration, choice, int_range, setting
 
 DIRECTORY_BACKEND = setting(
-    "directory_backend", choice("files", "ldap"), "files",
+    "directory_backend", choice("files", "ldap", "passwd"), "files",
     "Where users, aliases, quotas and lists come from: files (Postfix-style maps, files_* "
-    "settings) or ldap (ldap_* settings).")
+    "settings), ldap (ldap_* settings) or passwd (the local Unix accounts and an aliases(5) "
+    "file, passwd_* settings).")
 DIRECTORY_CACHE_POSITIVE_TTL = setting(
     "directory_cache_positive_ttl", Duration, 300, unit="s",
     doc="How long an answer that found something (a user, an alias, a list) is reused. 0: no caching.")
@@ -45,6 +47,9 @@ def open_backend(settings: Any, clock: Callable[[], float] = time.monotonic) -> 
     if settings.directory_backend == "ldap":
         from owlery.directory.ldap import LdapDirectory
         return LdapDirectory(settings)
+    if settings.directory_backend == "passwd":
+        from owlery.directory.passwd import PasswdDirectory
+        return PasswdDirectory(settings, clock=clock)
     from owlery.directory.files import FilesDirectory
     return FilesDirectory(settings, clock=clock)
 

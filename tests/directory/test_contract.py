@@ -1,10 +1,17 @@
 """One contract for every directory backend: the same questions, the same answers, from map
-files and from a real slapd loaded with the harness seed directory (tests/harness/slapd.py)."""
+files and from a real slapd loaded with the harness seed directory (tests/harness/slapd.py).
 
+The local-accounts backend (owlery/directory/passwd.py) holds no quotas, protected lists or
+spam levels, so it answers the address questions only (the `any_directory` tests: who
+exists, what aliases reach, which domains are ours), from an injected account database and
+aliases(5) file holding the same seed; tests/directory/test_passwd.py has the rest."""
+
+import pwd
 import textwrap
 
 import pytest
 
+import owlery.directory.passwd
 from owlery.directory import open_backend, open_directory
 from owlery.settings import Settings
 
@@ -46,9 +53,32 @@ FILES = {
 }
 
 
-@pytest.fixture(params=["files", "ldap"])
-def backend_settings(request, tmp_path):
-    if request.param == "files":
+# The same seed as local accounts and an aliases(5) file (`\name`: the account, not the alias).
+PASSWD_ACCOUNTS = {name: pwd.struct_passwd((name, "x", uid, 100, "", f"/home/{name}", "/bin/sh"))
+                   for name, uid in (("alice", 1001), ("bob", 1002), ("carol", 1003), ("erin", 1005))}
+PASSWD_ALIASES = r"""
+postmaster:     alice
+alice.example:  alice
+bob:            \bob, bob@elsewhere.test
+erin:           \erin, erin@elsewhere.test, erin.backup@elsewhere.test
+csall:          alice, bob
+staff:          alice, erin
+team:           staff
+"""
+
+
+def passwd_getpwnam(name):
+    return PASSWD_ACCOUNTS[name]
+
+
+def make_settings(kind, request, tmp_path):
+    if kind == "passwd":
+        request.getfixturevalue("monkeypatch").setattr(owlery.directory.passwd, "system_getpwnam", passwd_getpwnam)
+        aliases = tmp_path / "aliases"
+        aliases.write_text(PASSWD_ALIASES)
+        return Settings().replace(directory_backend="passwd", passwd_domains=["example.test", "alias.example.test"],
+                                  passwd_aliases=str(aliases))
+    if kind == "files":
         values = {}
         for name, text in FILES.items():
             path = tmp_path / name
@@ -60,9 +90,27 @@ def backend_settings(request, tmp_path):
                               ldap_spam_reject_level_attribute="owlerySpamRejectLevel")
 
 
+@pytest.fixture(params=["files", "ldap"])
+def backend_settings(request, tmp_path):
+    return make_settings(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["files", "ldap", "passwd"])
+def any_settings(request, tmp_path):
+    """Every backend, for the address questions."""
+    return make_settings(request.param, request, tmp_path)
+
+
 @pytest.fixture
 def directory(backend_settings):
     d = open_backend(backend_settings)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def any_directory(any_settings):
+    d = open_backend(any_settings)
     yield d
     d.close()
 
@@ -93,8 +141,8 @@ ERIN_FWD = ["erin.backup@elsewhere.test", "erin@elsewhere.test"]
     ("a*@example.test", False, [], []),                                         # no wildcard injection
     ("*)(mail=*@example.test", False, [], []),
 ])
-def test_resolve(directory, address, exists, mailboxes, remote):
-    r = directory.resolve(address)
+def test_resolve(any_directory, address, exists, mailboxes, remote):
+    r = any_directory.resolve(address)
     assert r.exists is exists, r
     assert r.kind in (("mailbox", "alias") if exists else ("unknown",))
     assert mailbox_addresses(r) == mailboxes
@@ -102,14 +150,14 @@ def test_resolve(directory, address, exists, mailboxes, remote):
 
 
 @pytest.mark.parametrize("address", ["someone@not-ours.test", "bob@elsewhere.test"])
-def test_not_our_domain(directory, address):
-    assert directory.resolve(address).kind == "not_local"
+def test_not_our_domain(any_directory, address):
+    assert any_directory.resolve(address).kind == "not_local"
 
 
 @pytest.mark.parametrize("domain,hosted", [("example.test", True), ("Alias.Example.Test", True),
                                            ("elsewhere.test", False), ("test", False)])
-def test_hosts_domain(directory, domain, hosted):
-    assert directory.hosts_domain(domain) is hosted
+def test_hosts_domain(any_directory, domain, hosted):
+    assert any_directory.hosts_domain(domain) is hosted
 
 
 @pytest.mark.parametrize("address,quota", [("alice@example.test", 10485760), ("carol@example.test", 1),
@@ -140,15 +188,15 @@ def test_list_membership(directory, list_address, who, member):
 
 
 @pytest.mark.parametrize("address", ["alice@example.test", "nobody@example.test", "x@not-ours.test"])
-def test_not_a_list(directory, address):
-    assert directory.list_policy(address) is None
+def test_not_a_list(any_directory, address):
+    assert any_directory.list_policy(address) is None
 
 
-def test_lookup_recipient_for_delivery(directory):
-    assert directory.lookup_recipient("alice+x@example.test").address == "alice@example.test"
-    assert directory.lookup_recipient("postmaster@example.test").address == "alice@example.test"
-    assert directory.lookup_recipient("nobody@example.test") is None
-    assert directory.lookup_recipient("csall@example.test") is None      # several mailboxes: resolve()
+def test_lookup_recipient_for_delivery(any_directory):
+    assert any_directory.lookup_recipient("alice+x@example.test").address == "alice@example.test"
+    assert any_directory.lookup_recipient("postmaster@example.test").address == "alice@example.test"
+    assert any_directory.lookup_recipient("nobody@example.test") is None
+    assert any_directory.lookup_recipient("csall@example.test") is None      # several mailboxes: resolve()
 
 
 @pytest.mark.parametrize("address,levels", [
@@ -174,8 +222,8 @@ def test_cached_spam_levels(backend_settings):
     d.close()
 
 
-def test_cached_directory_same_answers(backend_settings):
-    d = open_directory(backend_settings)
+def test_cached_directory_same_answers(any_settings):
+    d = open_directory(any_settings)
     first = d.resolve("alice@example.test")
     assert d.resolve("alice@example.test") == first and d.hits == 1
     assert d.peek_resolve("alice@example.test") == first
