@@ -64,6 +64,13 @@ class SQLiteStore(StateStore):
         try:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, exist_ok=True)
+            # Created here, 0660, before SQLite would create it with the umask's mode: what it
+            # holds (who wrote to whom, vacation replies, triplets) is nobody else's to read.
+            # SQLite's -wal and -shm files copy this file's mode.
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o660))
+            except FileExistsError:
+                pass
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves where a read-modify-write needs it.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)

@@ -167,3 +167,20 @@ def test_unit_after_an_error_that_aborted_the_batch_fails_instead_of_hanging(tmp
     store.set("k", "v", 60, 0)                      # the store is usable afterwards
     assert store.get("k", 1) == "v"
     store.close()
+
+
+def test_the_database_file_is_not_world_readable(tmp_path):
+    """What the store holds (who wrote to whom, vacation replies, triplets) is nobody else's:
+    the file is created 0660 before SQLite would create it with the umask's mode."""
+    import os
+    import stat
+    from owlery.state.sqlite_store import SQLiteStore
+    old = os.umask(0o022)
+    try:
+        store = SQLiteStore(str(tmp_path / "state.sqlite"))
+        store.add("k", "v", 60, 0)
+        store.close()
+    finally:
+        os.umask(old)
+    mode = os.stat(tmp_path / "state.sqlite").st_mode
+    assert not mode & (stat.S_IROTH | stat.S_IWOTH), oct(mode)
