@@ -83,7 +83,8 @@ def _data_calls(settings: Any) -> int:
     return max(at_rcpt + at_data - 1, at_data, 1 if data else 0)
 
 
-def main_cf(settings: Any, domains: Sequence[str], role: str = "backend") -> list[tuple[str, str]]:
+def main_cf(settings: Any, domains: Sequence[str], role: str = "backend",
+            command: str | None = None) -> list[tuple[str, str]]:
     """(parameter, value) pairs for main.cf, in order. A relay (`role` "relay") delivers
     nothing itself: no LMTP transport, its directory lines route mail to the back ends."""
     queue = _queue_directory(settings)
@@ -108,8 +109,9 @@ def main_cf(settings: Any, domains: Sequence[str], role: str = "backend") -> lis
         ("milter_default_action", "tempfail"),
         ("milter_connect_macros", "j {daemon_name} {daemon_addr} v _ {client_addr} {client_name}"),
         ("milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}"),
-        *_directory_tables(settings, domains, role),
-        *([] if role == "relay" else [
+        *(_local_tables(settings, domains, command) if local_accounts(settings, role)
+          else _directory_tables(settings, domains, role)),
+        *([] if role == "relay" or local_accounts(settings, role) else [
             ("virtual_transport", f"lmtp:{lmtp}"),
             # For the optional LDA transport in master.cf: pipe(8) gives ${user}@${nexthop} one
             # recipient at a time only with a limit of 1 (else several after one -d).
@@ -146,6 +148,40 @@ def socketmap_tables(settings: Any, role: str = "backend") -> list[tuple[str, st
     # answers Maildir paths for virtual(8), TEMP for one outside socketmap_mailbox_base.
     return [("virtual_mailbox_domains", f"{sm}:virtual_mailbox_domains"),
             ("virtual_mailbox_maps", f"{sm}:relay_recipient_maps"), *aliases]
+
+
+def local_accounts(settings: Any, role: str = "backend") -> bool:
+    """The mailboxes are local Unix accounts (directory_backend = "passwd") on this back end:
+    Postfix's local(8) delivers, running `owlery-lda` as each account (mailbox_command)."""
+    return role != "relay" and getattr(settings, "directory_backend", None) == "passwd"
+
+
+def _local_tables(settings: Any, domains: Sequence[str], command: str | None) -> list[tuple[str, str]]:
+    """main.cf lines for local accounts: the domains are local(8)'s (mydestination, never also
+    virtual_mailbox_domains), the recipients the accounts and aliases (local_recipient_maps),
+    and local(8) runs the LDA as the account (mailbox_command; -d "$USER" the account, -a
+    "$RECIPIENT" the address as sent, local(8) EXTERNAL COMMAND DELIVERY). The LDA then reads
+    the settings file as that account, and keeps its state in the account's home
+    (passwd_state_sqlite_template) when the store is SQLite."""
+    owlery = owlery_command() if command is None else command
+    lines = [("mydestination", ", ".join(["$myhostname", "localhost.$mydomain", "localhost", *domains])),
+             ("local_recipient_maps", "proxy:unix:passwd.byname $alias_maps")]
+    if settings.passwd_aliases:
+        # the same aliases(5) source Owlery reads; `newaliases` (postalias) builds Postfix's .db
+        aliases = os.path.abspath(settings.passwd_aliases)
+        lines += [("alias_maps", f"hash:{aliases}"), ("alias_database", f"hash:{aliases}")]
+    if settings.directory_recipient_delimiter:
+        lines.append(("recipient_delimiter", settings.directory_recipient_delimiter))
+    lines.append(("mailbox_command", f'{lda_command(owlery)}{_config_option(settings)} -a "$RECIPIENT" -d "$USER"'))
+    return lines
+
+
+def _config_option(settings: Any) -> str:
+    """` -c FILE` for a command that must read the settings these lines were printed for
+    (absolute: Postfix runs commands in its queue directory), "" for the default file."""
+    path = getattr(settings, "path", None)
+    path = os.path.abspath(path) if path else None
+    return f" -c {path}" if path and path != os.path.abspath(DEFAULT_CONFIG_PATH) else ""
 
 
 def _directory_tables(settings: Any, domains: Sequence[str], role: str = "backend") -> list[tuple[str, str]]:
@@ -202,11 +238,10 @@ def master_cf(settings: Any, command: str | None = None) -> str:
     the interpreter `owlery` names: lda_command)."""
     command = owlery_command() if command is None else command
     # The LDA must read the settings these lines were printed for: without --config it
-    # would run on the default file (or built-in defaults) and refuse or misfile mail. The
-    # path is absolute: pipe(8) runs the command in Postfix's queue directory.
-    path = getattr(settings, "path", None)
-    path = os.path.abspath(path) if path else None
-    config = f" -c {path}" if path and path != os.path.abspath(DEFAULT_CONFIG_PATH) else ""
+    # would run on the default file (or built-in defaults) and refuse or misfile mail.
+    config = _config_option(settings)
+    if local_accounts(settings):
+        return release_service(settings)      # local(8) runs the LDA: no pipe transport
     return (
         "# Optional: deliver through the LDA instead of LMTP (virtual_transport = owlery)\n"
         "owlery    unix  -       n       n       -       -       pipe\n"
@@ -333,7 +368,7 @@ def render(settings: Any, domains: Sequence[str], command: str | None = None, ro
     for path, clients in _unreachable(settings, role):
         lines.append(f"# {path} is outside Postfix's queue directory {queue}: a chrooted {clients} "
                      "(chroot column y in master.cf) cannot reach it")
-    for name, value in main_cf(settings, domains, role):
+    for name, value in main_cf(settings, domains, role, command):
         lines.append(f"{name} = {value}".rstrip())
     master = release_service(settings) if role == "relay" else master_cf(settings, command)
     if master:

@@ -112,6 +112,13 @@ PASSWD_ALIASES = setting(
 PASSWD_CHECK_INTERVAL = setting(
     "passwd_check_interval", Duration, 2, unit="s",
     doc="How often (at most) passwd_aliases is checked for changes; 0: at every lookup.")
+PASSWD_STATE_SQLITE_TEMPLATE = setting(
+    "passwd_state_sqlite_template", Str, "{home}/.owlery-state.sqlite",
+    "Where `owlery lda` keeps an account's delivery state (vacation replies sent, Sieve duplicate "
+    "and redirect tracking) when it runs as that account, as Postfix local(8) runs a "
+    "mailbox_command, with state_backend = \"sqlite\": the account cannot write the daemons' "
+    "state_sqlite_path (Dovecot keeps the same in ~/.dovecot.lda-dupes). {home} and {user} of "
+    "the running account. Empty: state_sqlite_path. Redis and PostgreSQL stores are used as set.")
 
 log = logging.getLogger("owlery.directory")
 
@@ -120,6 +127,26 @@ _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "._-")
 _TEMPLATE_FIELDS = ("home", "user", "localpart", "domain")
 # getpwnam_r(3): the statuses that mean "no such name" (0 on glibc; the others on some systems).
 _NOT_FOUND = frozenset({0, errno.ENOENT, errno.ESRCH, errno.EBADF, errno.EPERM})
+
+
+def account_state_settings(settings: Any) -> Any:
+    """The settings `owlery lda` opens its state store with when it runs as a local account
+    (not root; uid from passwd_uid_min to passwd_uid_max) on SQLite: state_sqlite_path moved
+    to that account's passwd_state_sqlite_template. Otherwise `settings` unchanged."""
+    uid = os.geteuid()
+    template = settings.passwd_state_sqlite_template
+    if (settings.state_backend != "sqlite" or not template or uid == 0
+            or not settings.passwd_uid_min <= uid <= settings.passwd_uid_max):
+        return settings
+    try:
+        account = pwd.getpwuid(uid)
+    except KeyError:
+        return settings
+    path = template.replace("{home}", account.pw_dir.rstrip("/")).replace("{user}", account.pw_name)
+    if not home_ok(account.pw_dir) or not path.startswith("/") or "{" in path:
+        raise DirectoryUnavailable(f"account {account.pw_name}: home {account.pw_dir!r} gives no "
+                                   f"absolute state path from passwd_state_sqlite_template")
+    return settings.replace(state_sqlite_path=path)
 
 
 def account_name_ok(name: str) -> bool:
@@ -479,6 +506,10 @@ class PasswdDirectory(Directory):
     # -- lookups -------------------------------------------------------------------------
 
     def _parse(self, address: str) -> Address:
+        # A bare account name is the account's mailbox, as Dovecot's passwd userdb takes one
+        # (`owlery-lda -d "$USER"`, the mailbox_command `owlery postfix` prints for local(8)).
+        if "@" not in address:
+            address = f"{address}@{self.canonical}"
         return parse_address(address, self.delimiters, self.case_sensitive)
 
     def hosted_domains(self) -> list[str] | None:

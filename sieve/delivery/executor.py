@@ -362,7 +362,12 @@ class DeliveryExecutor:
     def state(self) -> Any:
         if self._state is None:
             from owlery.state import open_store
-            self._state = open_store(self.settings)
+            settings = self.settings
+            if self.program == "lda" and settings.directory_backend == "passwd":
+                # run by local(8) as the account itself: its own state file in its home
+                from owlery.directory.passwd import account_state_settings
+                settings = account_state_settings(settings)
+            self._state = open_store(settings)
         return self._state
 
     def maildir_for(self, user: MailUser) -> Maildir:

@@ -246,3 +246,20 @@ def test_owlery_postfix_role_option(tmp_path, capsys):
     assert f"virtual_mailbox_domains = {SM}:virtual_mailbox_domains\n" in out and "transport_maps" not in out
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["postfix", "--role", "mx"])
+
+
+def test_local_accounts_get_local8_lines_and_no_virtual_ones(tmp_path):
+    """directory_backend = "passwd": Postfix's local(8) delivers, running the LDA as each account
+    (tests/e2e/test_passwd_local_postfix.py loads these lines into a real Postfix)."""
+    s = Settings().replace(directory_backend="passwd", passwd_domains=["a.test", "b.test"],
+                           passwd_aliases=str(tmp_path / "aliases"))
+    cf = dict(postfix.main_cf(s, ["a.test", "b.test"], command="/usr/bin/owlery"))
+    assert cf["mydestination"] == "$myhostname, localhost.$mydomain, localhost, a.test, b.test"
+    assert cf["local_recipient_maps"] == "proxy:unix:passwd.byname $alias_maps"
+    assert cf["alias_maps"] == f"hash:{tmp_path / 'aliases'}"
+    assert cf["mailbox_command"].endswith('owlery-lda -a "$RECIPIENT" -d "$USER"')
+    assert not {"virtual_mailbox_domains", "virtual_transport", "virtual_alias_maps"} & set(cf)
+    text = postfix.render(s, ["a.test"], command="/usr/bin/owlery")
+    assert "pipe\n" not in text and "owlery_destination_recipient_limit" not in text
+    relay = dict(postfix.main_cf(s, ["a.test"], role="relay"))
+    assert "mailbox_command" not in relay and "relay_domains" in relay

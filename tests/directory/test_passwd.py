@@ -99,7 +99,8 @@ def test_every_setting_is_declared_in_the_backend_module():
     from owlery import settings as S
     names = {n for n, d in S.declared().items() if d.module == "owlery.directory.passwd"}
     assert names == {"passwd_domains", "passwd_uid_min", "passwd_uid_max", "passwd_maildir_template",
-                     "passwd_sieve_script_template", "passwd_aliases", "passwd_check_interval"}
+                     "passwd_sieve_script_template", "passwd_aliases", "passwd_check_interval",
+                     "passwd_state_sqlite_template"}
     assert (Settings().passwd_uid_min, Settings().passwd_uid_max) == (1000, 60000)
     assert Settings().passwd_maildir_template == "{home}/Maildir"
     assert Settings().passwd_sieve_script_template == "{home}/.dovecot.sieve"
@@ -439,3 +440,43 @@ def test_the_readme_example_opens_a_passwd_directory(tmp_path):
     settings = settings.replace(passwd_aliases=str(tmp_path / "aliases"))     # /etc/aliases need not exist here
     d = open_backend(settings)
     assert isinstance(d, PasswdDirectory) and d.hosts_domain(settings.passwd_domains[0])
+
+
+# --- what local(8)'s mailbox_command gives the LDA (tests/e2e/test_passwd_local_postfix.py) ---
+
+def test_a_bare_account_name_is_its_mailbox_in_the_first_domain():
+    """`owlery-lda -d "$USER"`: local(8) names the account, without a domain."""
+    d = make()
+    r = d.resolve("alice")
+    assert r.kind == "mailbox" and [m.address for m in r.mailboxes] == ["alice@example.org"]
+    assert d.resolve("root").kind == "unknown" and d.resolve("../etc").kind == "unknown"
+
+
+@pytest.mark.parametrize("euid,backend,template,expected", [
+    (1001, "sqlite", "{home}/.owlery-state.sqlite", "/home/alice/.owlery-state.sqlite"),
+    (1001, "sqlite", "/var/lib/owlery/users/{user}.sqlite", "/var/lib/owlery/users/alice.sqlite"),
+    (1001, "sqlite", "", None),              # empty: state_sqlite_path
+    (1001, "redis", "{home}/.owlery-state.sqlite", None),    # a shared store is used as set
+    (0, "sqlite", "{home}/.owlery-state.sqlite", None),      # root (lmtpd, a test): as set
+    (65534, "sqlite", "{home}/.owlery-state.sqlite", None),  # outside the uid range: no account
+])
+def test_the_lda_run_as_an_account_keeps_its_state_in_the_accounts_home(monkeypatch, euid, backend, template, expected):
+    import owlery.directory.passwd as passwd_mod
+    alice = pwd.struct_passwd(("alice", "x", 1001, 1001, "", "/home/alice/", "/bin/sh"))
+    monkeypatch.setattr(passwd_mod.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(passwd_mod.pwd, "getpwuid", lambda uid: alice if uid == 1001 else pwd.getpwuid(uid))
+    settings = Settings().replace(directory_backend="passwd", state_backend=backend,
+                                  passwd_state_sqlite_template=template)
+    got = passwd_mod.account_state_settings(settings)
+    assert got.state_sqlite_path == (expected or settings.state_sqlite_path)
+
+
+def test_a_state_template_that_gives_no_absolute_path_is_a_temporary_failure(monkeypatch):
+    import owlery.directory.passwd as passwd_mod
+    from owlery.errors import DirectoryUnavailable
+    alice = pwd.struct_passwd(("alice", "x", 1001, 1001, "", "/home/alice", "/bin/sh"))
+    monkeypatch.setattr(passwd_mod.os, "geteuid", lambda: 1001)
+    monkeypatch.setattr(passwd_mod.pwd, "getpwuid", lambda uid: alice)
+    for template in ("state.sqlite", "{home}/{uid}.sqlite"):
+        with pytest.raises(DirectoryUnavailable):
+            passwd_mod.account_state_settings(Settings().replace(passwd_state_sqlite_template=template))
