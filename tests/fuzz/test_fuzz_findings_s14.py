@@ -83,7 +83,9 @@ def _pipelined(noops: bytes, held: bool) -> tuple[float, int]:
     server.feed(b"LHLO x\r\nMAIL FROM:<a@example.org>\r\n")
     pending = server.feed(b"RCPT TO:<b@example.net>\r\n")          # a lookup outstanding
     assert isinstance(pending[-1], lmtp.CheckRecipient)
-    started = time.perf_counter()
+    # CPU time of this process, not wall time: other processes on the machine (a parallel test
+    # run, a build) take wall time from it, not CPU time (the test's ratio failed once so)
+    started = time.process_time()
     replies = 0
     if held:
         assert server.feed(noops) == [] and server.buffered == len(noops)
@@ -92,7 +94,7 @@ def _pipelined(noops: bytes, held: bool) -> tuple[float, int]:
         replies += _answer_all(server, pending)
         for i in range(0, len(noops), 4096):
             replies += _answer_all(server, server.feed(noops[i:i + 4096]))
-    return time.perf_counter() - started, replies
+    return time.process_time() - started, replies
 
 
 def test_lmtp_pipelined_commands_are_taken_in_linear_time():
@@ -100,8 +102,8 @@ def test_lmtp_pipelined_commands_are_taken_in_linear_time():
     (linear either way: little is buffered): before the fix the first took ~10x the second."""
     noops = b"NOOP\r\n" * ((1 << 20) // 6)
     lines = noops.count(b"\n")
-    small, n_small = _pipelined(noops, held=False)
-    big, n_big = _pipelined(noops, held=True)
+    small, n_small = min(_pipelined(noops, held=False) for _ in range(3))
+    big, n_big = min(_pipelined(noops, held=True) for _ in range(3))     # the best of three each
     assert n_small == n_big == lines + 1            # the RCPT's 250 and one per NOOP
     assert big < 3 * small + 0.2, f"{big:.2f} s held vs {small:.2f} s in small reads"
 
