@@ -10,13 +10,19 @@ Pages (no JavaScript anywhere):
   GET  /r/<token>, POST /r/<token>             a digest's release link: GET only shows a confirm
                                                page (link scanners fetch links), the POST releases
   GET  /s/<token>                              a digest's show link
-Every POST carries the session's synchronizer token (`csrf` field) or is refused with 403.
+Every POST carries the session's synchronizer token (`csrf` field) or is refused with 403; a
+visitor not logged in has a session stored nowhere (web.sessions: `new_visitor`), so no flood of
+visitors expires another's login form. Logins are limited before the password is checked
+(web.sessions.LoginLimiter.attempt), so threads checking passwords side by side add no guesses.
 The release links work without a login: their session (for that token) has its own cookie,
 path /r/, so following a link never replaces a login cookie. A message another recipient
-holds answers 404, like one that does not exist. One log line per decision; logins and
+holds answers 404, like one that does not exist. Text from a message (subject, From, addresses)
+shows every character that does not print on its own as an escape, and a long one its start and
+its end (`_shown`). A session keeps at most NOTES_MAX notes for its next page, however many
+POSTs never read one. One log line per decision; logins and
 releases/deletes counted in the metrics (owlery.metrics; `route_name` names a request's route).
 Sans-I/O apart from the WebBackend (web/backend.py) it is given; the adapter runs `handle` in a
-thread pool. Talks to: the WebBackend. Tests: tests/web/test_app.py
+thread pool. Talks to: the WebBackend. Tests: tests/web/test_app.py, tests/web/test_hostile_s19.py
 """
 
 from __future__ import annotations
@@ -47,8 +53,14 @@ log = logging.getLogger("owlery.web")
 COOKIE = "owlery_session"
 LINK_COOKIE = "owlery_link"
 BULK_MAX = 500
+NOTES_MAX = BULK_MAX + 1          # one bulk action's notes, and one saying that older ones went
+SHOWN_MAX = 300                   # characters of a subject or an address shown
+# spaces other than " " (no-break, em, ideographic ...): one space each, as a browser collapses them
+_OTHER_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 REASONS = ("", "spam", "virus", "banned", "score")
-_ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+# another address to release to: no white space, no control character (RFC 5321 4.1.2 has none in
+# a path; NUL, ESC and DEL went into RCPT TO), no final line break (\Z, not $)
+_ADDRESS = re.compile(r"^[^\s\x00-\x1f\x7f@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
 # A page to go back to after an action: printable ASCII only, to the very end (\Z: "$" would let
 # a final line break through into the Location header; non-Latin-1 text could not be sent at all).
 _NEXT = re.compile(r"^/(?:list(?:\?[!-\[\]-~]*)?|m/[a-z2-9]{15})\Z")
@@ -98,7 +110,8 @@ class WebApp:
             return Response(200, t.STYLE, "text/css; charset=utf-8")
         now = self.clock()
         link = req.path.startswith("/r/")
-        ctx = _Ctx(req, now, self.sessions.get(req.cookies.get(LINK_COOKIE if link else COOKIE), now))
+        sid = req.cookies.get(LINK_COOKIE if link else COOKIE)
+        ctx = _Ctx(req, now, self.sessions.get(sid, now) or self.sessions.visitor(sid, now))
         try:
             resp = self._dispatch(ctx)
         except (DirectoryUnavailable, QuarantineUnavailable) as e:
@@ -146,9 +159,9 @@ class WebApp:
         return self._page(ctx, title, t.fill(t.ERROR, message=message, more=more), status)
 
     def _ensure_session(self, ctx: _Ctx, *, link_path: str | None = None) -> Session:
-        """The visitor's session, made (anonymous) when there is none, for a form's CSRF token."""
+        """The visitor's session, made (anonymous, stored nowhere) when there is none, for a form's CSRF token."""
         if ctx.session is None:
-            ctx.session = self.sessions.new(ctx.now)
+            ctx.session = self.sessions.new_visitor(ctx.now)
             name, path = (LINK_COOKIE, link_path) if link_path else (COOKIE, "/")
             ctx.cookies.append(set_cookie(name, ctx.session.sid, path=path, secure=self._secure(ctx)))
         return ctx.session
@@ -185,7 +198,7 @@ class WebApp:
         username = ctx.req.field("username").strip()[:320]
         password = ctx.req.field("password")[:1024]
         client = client_key(ctx.req.client)
-        limit = self.limiter.blocked(username, client, ctx.now)
+        limit = self.limiter.attempt(username, client, ctx.now)     # counted as failed until it is not
         if limit is not None:
             owlery_log.decision("web", None, "login", user=username, client=ctx.req.client, result="rate-limited",
                                 limit=limit)
@@ -194,13 +207,16 @@ class WebApp:
                                     message="Too many failed logins. Please wait a while and try again.")
             resp.headers.append(("Retry-After", str(int(self.config.login_failure_window))))
             return resp
-        address = self.backend.authenticate(username, password) if username and password else None
+        try:
+            address = self.backend.authenticate(username, password) if username and password else None
+        except DirectoryUnavailable:
+            self.limiter.undo(username, client, ctx.now)
+            raise
         if address is None:
-            self.limiter.failed(username, client, ctx.now)
             owlery_log.decision("web", None, "login", user=username, client=ctx.req.client, result="failed")
             metrics.WEB_LOGINS.labels("failed").inc()
             return self._login_form(ctx, status=401, username=username, message="Wrong address or password.")
-        self.limiter.succeeded(username)
+        self.limiter.succeeded(username, client, ctx.now)
         admin = address.lower() in self.config.admins or self._in_admin_group(address)
         ctx.session = self.sessions.login(ctx.session, address, admin, ctx.now)
         ctx.cookies.append(set_cookie(COOKIE, ctx.session.sid, secure=self._secure(ctx)))
@@ -343,7 +359,7 @@ class WebApp:
         if to and not _ADDRESS.match(to):
             return self._error(ctx, 400, "Nothing done", "That is not a mail address.")
         notes = [self._act_one(ctx, action, mail_id, to) for mail_id in ids]
-        ctx.session.notes = [*ctx.session.notes, *notes]
+        ctx.session.notes = _bounded([*ctx.session.notes, *notes])
         nxt = ctx.req.field("next")
         return redirect(nxt if _NEXT.match(nxt) and action != "delete" else "/list")
 
@@ -461,7 +477,18 @@ def _decoded_subject(raw: str) -> str:
     return display(raw, 1000)
 
 
+def _bounded(notes: list[str]) -> list[str]:
+    """The newest notes, at most NOTES_MAX (a client that POSTs and never reads a page grew its
+    session by a note per id, 500 a request, without end)."""
+    if len(notes) <= NOTES_MAX:
+        return notes
+    return ["Older notes were dropped.", *notes[-(NOTES_MAX - 1):]]
+
+
 def _shown(text: str) -> str:
-    """A header value for display: RFC 2047 decoded, controls as spaces, cut (the template escapes it)."""
+    """A header value for display: RFC 2047 decoded, controls and other characters that draw
+    nothing as escapes (mailview.shown_name), long text as its start and its end: a From of
+    "service@bank", 400 Hangul fillers and the real address showed no address when cut at its
+    end (the template escapes the result)."""
     from owlery.quarantine.digest import display
-    return display(text or "", 300)
+    return mailview.shown_name(_OTHER_SPACES.sub(" ", display(text or "", 1_000_000)), SHOWN_MAX)
