@@ -19,7 +19,7 @@ import logging
 import urllib.parse
 from typing import Any
 
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from owlery import metrics
 from web.app import WebApp, route_name
@@ -118,6 +118,40 @@ class _BoundedRequest(server.Request):
         log.info("web: refused: body over %d bytes", MAX_FORM_BYTES)
 
 
+class _DeadlineChannel(http.HTTPChannel):
+    """An HTTP connection whose every request must arrive whole within `request_timeout` of its
+    first byte (web_request_timeout), else the connection is closed. Twisted's own timeOut is an
+    idle limit that each byte restarts. Tests: tests/web/test_service.py::test_a_slow_request_is_cut_off."""
+
+    request_timeout = 30.0
+    _deadline: Any = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._deadline is None and not self._handlingRequest:
+            self._deadline = self.callLater(self.request_timeout, self._too_slow)
+        super().dataReceived(data)
+
+    def allContentReceived(self) -> None:
+        self._disarm()
+        super().allContentReceived()
+
+    def connectionLost(self, reason: Any) -> None:
+        self._disarm()
+        super().connectionLost(reason)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        log.info("web: closing a connection from %s: no whole request within %g s",
+                 getattr(self.transport.getPeer(), "host", "?"), self.request_timeout)
+        self.transport.loseConnection()
+
+
 class WebApplication:
     """What owlery.daemon.run drives: the factory, reload and close."""
 
@@ -136,11 +170,19 @@ class WebApplication:
         self.threadpool = threadpool
         site = server.Site(_Everything(self))
         site.requestFactory = _BoundedRequest
+        self.request_timeout = settings.web_request_timeout
+        site.protocol = self._channel
         site.displayTracebacks = False
         site.log = lambda request: None          # the core logs one line per decision
         self.factory = TLSFactory(site, lambda: self.tls) if self.tls is not None else site
         if self.tls is None and settings.web_tls_key_file:
             raise ValueError("web_tls_key_file is set but web_tls_cert_file is not")
+
+    def _channel(self) -> Any:
+        """The protocol of one connection: Twisted's HTTP/1.1-or-HTTP/2 wrapper around our channel."""
+        channel = _DeadlineChannel()
+        channel.request_timeout = self.request_timeout
+        return http._GenericHTTPChannelProtocol(channel)
 
     def to_core(self, request: Any) -> Request:
         """The core's view of a Twisted request; ValueError for a body it will not read."""
@@ -172,6 +214,7 @@ class WebApplication:
         old = self.app.backend
         self.app.backend = WebBackend.from_settings(settings)
         self.app.config = WebConfig.from_settings(settings)
+        self.request_timeout = settings.web_request_timeout
         self.tls = tls
         old.close()
 

@@ -47,6 +47,11 @@ WEB_SESSION_LIFETIME = setting(
 WEB_SESSION_IDLE_TIMEOUT = setting(
     "web_session_idle_timeout", Duration, "30m", unit="s",
     doc="A session unused this long ends (logged in or not).")
+WEB_REQUEST_TIMEOUT = setting(
+    "web_request_timeout", Duration, "30s", unit="s",
+    doc="Longest a client may take to send one whole request (its line, headers and form body) "
+        "from its first byte. The idle limit alone restarts at every byte, so a client sending one "
+        "byte a minute held a connection and its buffers for ever (a slow-request attack).")
 WEB_SESSIONS_MAX = setting(
     "web_sessions_max", int_range(10, 10_000_000), 10000,
     "Most logged-in sessions kept (in memory; a restart logs everybody out). Past it the least "

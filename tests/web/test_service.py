@@ -109,3 +109,51 @@ def test_huge_body_is_refused_at_once(servers, framing):
     got = _raw_exchange(plain.url, head, chunks)
     assert got.startswith(b"HTTP/1.1 413 "), got[:200]
     assert b"Connection: close" in got
+
+
+def test_a_slow_request_is_cut_off(tmp_path):
+    """web_request_timeout: a request must arrive whole within it from its first byte. A client
+    sending a byte every 0.2 s (each byte restarts the idle limit) is closed after 1 s, unanswered;
+    a request sent at once on the same server, and a second one on a kept-alive connection after
+    a pause longer than the limit, are answered."""
+    base = (f'quarantine_directory = "{tmp_path / "q"}"\nquarantine_token_key_file = "{token_key_file(tmp_path)}"\n'
+            "web_request_timeout = 1\n")
+    (tmp_path / "w").mkdir()
+    server = WebServer(tmp_path / "w", base)
+    server.start()
+    try:
+        host, port = server.url.split("//", 1)[1].split(":")
+        request = b"GET /login HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40 + b"\r\n\r\n"
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            started, got = time.monotonic(), b""
+            for byte in request:
+                try:
+                    s.sendall(bytes([byte]))
+                except OSError:
+                    break                                  # closed by the server
+                time.sleep(0.2)                            # the slow client under test, not a wait
+                s.setblocking(False)
+                try:
+                    part = s.recv(65536)
+                except BlockingIOError:
+                    part = None
+                finally:
+                    s.setblocking(True)
+                if part == b"":
+                    break
+                got += part or b""
+            assert got == b"", got[:200]
+            assert time.monotonic() - started < 5, "the slow request was never cut off"
+        assert re.search(r"web: closing a connection from .*: no whole request within 1 s", server.log())
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+            time.sleep(1.5)                                # idle between requests is no slow request
+            s.sendall(b"GET /static/style.css HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while b"HTTP/1.1 200 " not in got:
+                part = s.recv(65536)
+                assert part, got[:300]
+                got += part
+    finally:
+        server.stop()
