@@ -33,6 +33,7 @@ import hmac
 import logging
 import math
 import os
+import secrets
 import threading
 from typing import Any
 
@@ -288,12 +289,25 @@ class Authenticator:
                 continue
             candidates.append(entry)
         if len(candidates) != 1:
+            # No such login (or a disabled one, a group): a bind all the same, as a wrong password
+            # costs one, so the answer's time does not tell which addresses exist.
+            self._ldap_bind_nobody(password)
             return None
         entry = candidates[0]
         if not self._ldap_bind(entry.dn, password):
             return None
         primary = entry.first(attr) or username
         return primary if s.directory_local_part_case_sensitive else primary.lower()
+
+    def _ldap_bind_nobody(self, password: str) -> None:
+        """A simple bind as a DN no entry has (LDAP answers invalidCredentials, RFC 4513 6.3.1):
+        the time of a wrong password. Its outcome does not matter; a server that is down was
+        already found so by the search."""
+        dn = f"cn=owlery-no-such-login-{secrets.token_hex(8)},{self.settings.ldap_base_dn}"
+        try:
+            self._ldap_bind(dn, password)
+        except DirectoryUnavailable:
+            pass
 
     def _ldap_bind(self, dn: str, password: str) -> bool:
         """A simple bind as `dn` on the first server that answers: True / False (wrong password)."""

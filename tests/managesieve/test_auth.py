@@ -152,3 +152,23 @@ def test_ldap_down_is_unavailable(make_slapd):
     server.start()
     assert auth.authenticate("alice@example.test", "alicepw") == "alice@example.test"
     auth.close()
+
+
+@pytest.mark.parametrize("user", ["nobody@example.test", "dave@example.test", "csall@example.test"])
+def test_ldap_binds_for_a_login_that_does_not_exist_too(slapd, monkeypatch, user):
+    """No such login, a disabled one or a group: one bind all the same (slapd answers 49 for a DN
+    no entry has), so a wrong password and an unknown address take the same steps and time."""
+    binds = []
+    real = Authenticator._ldap_bind
+
+    def recording(self, dn, password):
+        binds.append((dn, real(self, dn, password)))
+        return binds[-1][1]
+
+    monkeypatch.setattr(Authenticator, "_ldap_bind", recording)
+    assert authenticate(ldap_settings(slapd), user, "some-password") is None
+    assert len(binds) == 1 and binds[0][1] is False, binds
+    assert binds[0][0].endswith("," + slapd.base_dn)
+    binds.clear()
+    assert authenticate(ldap_settings(slapd), "alice@example.test", "wrong") is None
+    assert len(binds) == 1 and binds[0][1] is False
