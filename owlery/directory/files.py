@@ -102,6 +102,14 @@ class MapError(ValueError):
 
 def read_map(path: str) -> Iterator[tuple[str, list[str], int]]:
     """(key, values, line number) for each logical line of a Postfix-style table."""
+    for entry, start in logical_lines(path):
+        yield _split_entry(entry, start)
+
+
+def logical_lines(path: str) -> Iterator[tuple[list[str], int]]:
+    """(the stripped physical lines, the first one's number) of each logical line of a Postfix
+    table or aliases(5) file: '#' comment and empty lines skipped, a line starting with white
+    space continues the one before (postmap(1), postalias(1))."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             text = f.read()
@@ -119,10 +127,10 @@ def read_map(path: str) -> Iterator[tuple[str, list[str], int]]:
             entry.append(stripped)
             continue
         if entry:
-            yield _split_entry(entry, start)
+            yield entry, start
         entry, start = [stripped], number
     if entry:
-        yield _split_entry(entry, start)
+        yield entry, start
 
 
 def _split_entry(parts: list[str], number: int) -> tuple[str, list[str], int]:

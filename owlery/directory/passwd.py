@@ -74,7 +74,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from owlery.directory.base import Address, Directory, Mailbox, Recipient, normalise, parse_address
-from owlery.directory.files import MapError
+from owlery.directory.files import MapError, logical_lines
 from owlery.errors import DirectoryUnavailable
 from owlery.settings import Duration, SettingsError, Str, StrList, int_range, setting
 
@@ -275,26 +275,7 @@ def _split_targets(text: str, path: str, number: int) -> list[str]:
 
 def read_aliases(path: str) -> Iterator[tuple[str, list[str], int]]:
     """(name, targets, line number) for each entry of an aliases(5) file."""
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read()
-    except OSError as e:
-        raise MapError(path, None, f"cannot read: {e.strerror}") from None
-    entry: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if raw[0].isspace():
-            if not entry:
-                raise MapError(path, number, "continuation line without an entry before it")
-            entry.append(stripped)
-            continue
-        if entry:
-            yield _alias_entry(" ".join(entry), path, start)
-        entry, start = [stripped], number
-    if entry:
+    for entry, start in logical_lines(path):
         yield _alias_entry(" ".join(entry), path, start)
 
 
