@@ -188,25 +188,24 @@ class LoginLimiter:
     def blocked(self, address: str, client: str, now: float) -> str | None:
         """Which limit stops this login now ("address" or "client"), or None."""
         with self._lock:
-            a = self._count("address", address_key(address), now)
-            if a is not None and len(a) >= self.per_address:
-                return "address"
-            c = self._count("client", client, now)
-            if c is not None and len(c) >= self.per_client:
-                return "client"
-        return None
+            return self._limit(address, client, now)
 
     def attempt(self, address: str, client: str, now: float) -> str | None:
         """Which limit stops this login now ("address" or "client"), or None: then the attempt
         is counted as failed until `succeeded` or `undo` says otherwise."""
         with self._lock:
-            a = self._count("address", address_key(address), now)
-            if a is not None and len(a) >= self.per_address:
-                return "address"
-            c = self._count("client", client, now)
-            if c is not None and len(c) >= self.per_client:
-                return "client"
-            self._add(address, client, now)
+            limit = self._limit(address, client, now)
+            if limit is None:
+                self._add(address, client, now)
+        return limit
+
+    def _limit(self, address: str, client: str, now: float) -> str | None:
+        a = self._count("address", address_key(address), now)
+        if a is not None and len(a) >= self.per_address:
+            return "address"
+        c = self._count("client", client, now)
+        if c is not None and len(c) >= self.per_client:
+            return "client"
         return None
 
     def failed(self, address: str, client: str, now: float) -> None:
