@@ -179,7 +179,44 @@ def _key(text: str, case_sensitive: bool) -> str:
     return normalise(text, case_sensitive) if "@" in text else text.lower()
 
 
-class FilesDirectory(Directory):
+class ReloadedOnChange:
+    """Files re-read when their stamps (`_stat()`) change, looked at most every `interval`
+    seconds of `clock`, and at reload(); `_reload_logged()` re-reads them, keeping what it had
+    when the new text is broken. The class sets clock, interval, _lock, _stamps, _last_check."""
+
+    clock: Any
+    interval: float
+    _lock: Any
+    _stamps: Any
+    _last_check: float
+
+    def _stat(self) -> Any:
+        raise NotImplementedError
+
+    def _reload_logged(self) -> None:
+        raise NotImplementedError
+
+    def _maybe_reload(self) -> None:
+        now = self.clock()
+        if now - self._last_check < self.interval:
+            return
+        with self._lock:
+            if now - self._last_check < self.interval:
+                return
+            self._last_check = now
+            stamps = self._stat()
+            if stamps != self._stamps:
+                self._stamps = stamps
+                self._reload_logged()
+
+    def reload(self) -> None:
+        with self._lock:
+            self._stamps = self._stat()
+            self._last_check = self.clock()
+            self._reload_logged()
+
+
+class FilesDirectory(ReloadedOnChange, Directory):
     """Directory read from map files (see the module docstring for formats)."""
 
     def __init__(self, settings: Any, clock: Callable[[], float] = time.monotonic):
@@ -283,31 +320,12 @@ class FilesDirectory(Directory):
         return _Tables(mailboxes, aliases, quotas, frozenset(over), lists, frozenset(domains), spam_levels,
                        mail_hosts, content_policy)
 
-    def _maybe_reload(self) -> None:
-        now = self.clock()
-        if now - self._last_check < self.interval:
-            return
-        with self._lock:
-            if now - self._last_check < self.interval:
-                return
-            self._last_check = now
-            stamps = self._stat()
-            if stamps != self._stamps:
-                self._stamps = stamps
-                self._reload_logged()
-
     def _reload_logged(self) -> None:
         try:
             self.tables = self._load()
             log.info("directory: map files re-read")
         except MapError as e:
             log.error("directory: keeping the previous tables: %s", e)
-
-    def reload(self) -> None:
-        with self._lock:
-            self._stamps = self._stat()
-            self._last_check = self.clock()
-            self._reload_logged()
 
     # -- lookups -------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from owlery.directory.base import Address, Directory, Mailbox, Recipient, normalise, parse_address
-from owlery.directory.files import MapError, logical_lines
+from owlery.directory.files import MapError, ReloadedOnChange, logical_lines
 from owlery.errors import DirectoryUnavailable
 from owlery.settings import Duration, SettingsError, Str, StrList, int_range, setting
 
@@ -339,7 +339,7 @@ def _check_template(settings: Any, name: str, template: str) -> None:
         raise fail("must give an absolute path: start with / or {home}")
 
 
-class PasswdDirectory(Directory):
+class PasswdDirectory(ReloadedOnChange, Directory):
     """Directory of local Unix accounts (see the module docstring).
 
     `getpwnam` / `getpwall`: the account source (tests inject one); default the system's
@@ -370,7 +370,7 @@ class PasswdDirectory(Directory):
         self.interval = settings.passwd_check_interval
         self._warned: set[tuple[str, tuple[str, ...]]] = set()
         self._lock = threading.Lock()
-        self._stamp = self._stat()
+        self._stamps = self._stat()
         self._last_check = clock()
         self.aliases = self._load()          # at start a broken file is an error, not a warning
 
@@ -420,19 +420,8 @@ class PasswdDirectory(Directory):
         return aliases
 
     def _maybe_reload(self) -> None:
-        if self.aliases_path is None:
-            return
-        now = self.clock()
-        if now - self._last_check < self.interval:
-            return
-        with self._lock:
-            if now - self._last_check < self.interval:
-                return
-            self._last_check = now
-            stamp = self._stat()
-            if stamp != self._stamp:
-                self._stamp = stamp
-                self._reload_logged()
+        if self.aliases_path is not None:
+            super()._maybe_reload()
 
     def _reload_logged(self) -> None:
         try:
@@ -441,11 +430,6 @@ class PasswdDirectory(Directory):
         except MapError as e:
             log.error("directory: keeping the previous aliases: %s", e)
 
-    def reload(self) -> None:
-        with self._lock:
-            self._stamp = self._stat()
-            self._last_check = self.clock()
-            self._reload_logged()
 
     # -- accounts ----------------------------------------------------------------------
 
