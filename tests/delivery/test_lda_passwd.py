@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import owlery.directory.passwd as passwd_mod
+from tests.harness.accounts import temporary_account
 
 ROOT = Path(__file__).resolve().parents[2]
 OWLERY = str(ROOT / ".venv" / "bin" / "owlery")
@@ -108,18 +108,11 @@ def in_process(tmp_path, monkeypatch, uid: int, gid: int) -> None:
 @pytest.fixture
 def real_account(tmp_path):
     """A real account (root only): useradd now, userdel afterwards, whatever the test did."""
-    name = "owlt" + secrets.token_hex(4)
-    home = tmp_path / "home" / name
-    subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/usr/sbin/nologin",
-                    "--comment", "owlery test account", name], check=True, capture_output=True, timeout=60)
-    try:
-        pw = pwd.getpwnam(name)
-        make_home(home, pw.pw_uid, pw.pw_gid)
+    with temporary_account(tmp_path / "home") as pw:
+        make_home(Path(pw.pw_dir), pw.pw_uid, pw.pw_gid)
         yield pw
-    finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True, timeout=60)
     with pytest.raises(KeyError):
-        pwd.getpwnam(name)
+        pwd.getpwnam(pw.pw_name)
 
 
 def test_the_lda_delivers_into_the_accounts_home(tmp_path, monkeypatch, request):

@@ -13,9 +13,9 @@ as the suite runs in CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
-import secrets
 import stat
 import subprocess
 from pathlib import Path
@@ -25,6 +25,7 @@ import pytest
 from owlery.app import postfix
 from owlery.settings import load
 from tests.delivery.daemon import remove_workdir, shared_workdir
+from tests.harness.accounts import temporary_account
 from tests.harness.postfix import build_message
 from tests.harness.procs import wait_until
 
@@ -44,12 +45,10 @@ def stack(postfix_factory):
         pytest.fail("local(8) delivery to a real account needs root (useradd, Postfix's local(8))")
     work = shared_workdir("owlery-passwd-local8-")
     os.chmod(work, 0o755)
-    name = "owlp" + secrets.token_hex(4)
-    home = work / "home" / name
-    subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/usr/sbin/nologin",
-                    "--comment", "owlery test account", name], check=True, capture_output=True, timeout=60)
-    try:
-        account = pwd.getpwnam(name)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(remove_workdir, work)
+        account = cleanup.enter_context(temporary_account(work / "home", "owlp"))
+        name, home = account.pw_name, Path(account.pw_dir)
         home.mkdir(parents=True)
         os.chmod(work / "home", 0o755)
         (home / ".dovecot.sieve").write_text(SCRIPT)
@@ -69,21 +68,17 @@ def stack(postfix_factory):
         printed = dict(postfix.main_cf(settings, ["local.test", "other.test"], command=OWLERY))
         assert "virtual_mailbox_domains" not in printed and "virtual_transport" not in printed
         main_cf = {key: printed[key] for key in LOCAL_LINES}
-        # (built before smtpd starts: a process that found no .db keeps failing its lookups)
         # (built before smtpd starts: a process that found no .db keeps failing its lookups;
         # postalias needs a main.cf, any will do for an explicit hash: table)
         (work / "postalias").mkdir()
         (work / "postalias" / "main.cf").write_text("")
         subprocess.run(["postalias", "-c", str(work / "postalias"), f"hash:{aliases}"], check=True, timeout=30)
         pf = postfix_factory(name="passwd-local8", main_cf={**main_cf, "local_transport": "local"})
+        cleanup.callback(pf.stop)
         # the vacation reply goes back into this Postfix (its smtpd without restrictions)
         with conf.open("a") as f:
             f.write(f'submission_smtp_endpoint = "tcp:127.0.0.1:{pf.reinject_port}"\n')
         yield pf, work, account
-        pf.stop()
-    finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True, timeout=60)
-        remove_workdir(work)
 
 
 def stored(home: Path, folder: str = "") -> list[Path]:
