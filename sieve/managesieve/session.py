@@ -98,6 +98,7 @@ class Storage(Protocol):
     reserved: frozenset[str]
 
     def list(self) -> list[tuple[str, bool]]: ...
+    def active(self) -> str | None: ...
     def usage(self) -> dict[str, int]: ...
     def get(self, name: str) -> bytes: ...
     def exists(self, name: str) -> bool: ...
@@ -120,8 +121,9 @@ class ManageSieveBackend(Protocol):
         """The account when the password is right; None otherwise; DirectoryUnavailable when
         the directory cannot answer."""
 
-    def check(self, source: bytes, name: str) -> CheckResult:
-        """Compile a script with the engine's validator."""
+    def check(self, source: bytes, name: str, storage: Storage | None = None) -> CheckResult:
+        """Compile a script with the engine's validator; with `storage` (activation) its
+        includes are read from there and must exist and compile."""
 
 
 class _Bad(Exception):
@@ -570,9 +572,10 @@ class ManageSieveSession:
             return p.response("NO", "QUOTA", f"Not enough room for this script (max {c.max_storage} bytes in all).")
         return None
 
-    def _checked(self, source: bytes, name: str) -> tuple[bytes | None, bytes]:
-        """(NO response with the compile errors | None, WARNINGS text or b"") (in the thread)."""
-        result = self.backend.check(source, name)
+    def _checked(self, source: bytes, name: str, storage: Storage | None = None) -> tuple[bytes | None, bytes]:
+        """(NO response with the compile errors | None, WARNINGS text or b"") (in the thread);
+        with `storage` (SETACTIVE) the script's includes are compiled too."""
+        result = self.backend.check(source, name, storage) if storage is not None else self.backend.check(source, name)
         if result.errors:
             return p.response("NO", None, "\r\n".join(result.errors)), b""
         return None, "\r\n".join(result.warnings).encode("utf-8", "surrogateescape")   # (a script's bytes)
@@ -652,13 +655,23 @@ class ManageSieveSession:
         address = self.account.address if self.account else "?"
 
         def work() -> bytes:
+            # As in Pigeonhole: activating the active script again changes nothing and is not
+            # compiled again; another is compiled with its includes resolved (a missing or broken
+            # included script refuses it) and its warnings come back as OK (WARNINGS) (RFC 5804
+            # 1.3). Tests: tests/managesieve/test_dovecot_differential_s19.py
+            warnings = b""
             if name is not None:
-                errors, _ = self._checked(storage.get(name), name)     # NONEXISTENT when missing
+                source = storage.get(name)                                # NONEXISTENT when missing
+                if storage.active() == name:
+                    return p.response("OK", None, "Script is already active.")
+                errors, warnings = self._checked(source, name, storage)
                 if errors is not None:
                     return errors
             storage.activate(name)
             metrics.MANAGESIEVE_SCRIPTS.labels("activate" if name is not None else "deactivate").inc()
             log.info("managesieve: setactive: user=<%s> script=%r", address, name or "")
+            if warnings:
+                return p.response("OK", "WARNINGS", warnings)
             return p.response("OK", None, "Setactive completed.")
         yield from self._call(work)
 
