@@ -6,16 +6,16 @@ its name, to a +detail, through an aliases(5) alias and in a second domain; the 
 account (local(8) EXTERNAL COMMAND DELIVERY), so the Maildir and its files are the account's;
 its ~/.dovecot.sieve runs, and its vacation reply goes out through Postfix once, the reply
 remembered in the account's own state file (passwd_state_sqlite_template), which is not
-world-readable. Unknown names, root and system accounts are refused by Postfix itself at RCPT
-(local_recipient_maps), never accepted and bounced. Needs root (useradd, Postfix's local(8)),
-as the suite runs in CI.
+world-readable. Unknown names, root and system accounts are refused at RCPT by the policy
+daemon's recipient check (`owlery policyd` on the same directory, through the printed
+smtpd_recipient_restrictions) and Postfix's local_recipient_maps, never accepted and bounced.
+Needs root (useradd, Postfix's local(8)), as the suite runs in CI.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import stat
 import subprocess
 from pathlib import Path
@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from owlery.app import postfix
-from owlery.settings import load
 from tests.delivery.daemon import remove_workdir, shared_workdir
 from tests.harness.accounts import temporary_account
+from tests.harness.owlery_daemons import OwleryDaemons
 from tests.harness.postfix import build_message
 from tests.harness.procs import wait_until
 
@@ -35,8 +35,8 @@ SCRIPT = ('require ["fileinto", "vacation", "envelope", "subaddress"];\n'
           'if header :contains "subject" "work" { fileinto "Work"; stop; }\n'
           'if envelope :detail "to" "lists" { fileinto "Lists"; stop; }\n'
           'if header :contains "subject" "holiday" { vacation :days 1 :subject "Away" "Back soon."; }\n')
-LOCAL_LINES = ("mydestination", "local_recipient_maps", "alias_maps", "alias_database",
-               "recipient_delimiter", "mailbox_command")
+LOCAL_LINES = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions", "mydestination",
+               "local_recipient_maps", "alias_maps", "alias_database", "recipient_delimiter", "mailbox_command")
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +57,18 @@ def stack(postfix_factory):
         home.chmod(0o700)
         aliases = work / "aliases"
         aliases.write_text(f"postmaster: {name}\nteam: {name}\n")
-        conf = work / "owlery.toml"
-        conf.write_text('directory_backend = "passwd"\npasswd_domains = ["local.test", "other.test"]\n'
-                        f'passwd_aliases = "{aliases}"\nlda_lmtp_handoff = false\n'
-                        f'lda_log_path = "{work}/lda.log"\n')
+        # the policy daemon's recipient check on the same directory, as the printed lines call it
+        daemons = OwleryDaemons(work / "owlery", which=("policyd",), extra_config=(
+            'directory_backend = "passwd"\npasswd_domains = ["local.test", "other.test"]\n'
+            f'passwd_aliases = "{aliases}"\nlda_lmtp_handoff = false\nlda_log_path = "{work}/lda.log"\n'
+            'policyd_checks = { RCPT = ["recipient"] }\n'))
+        conf = daemons.config_path
+        os.chmod(work / "owlery", 0o755)
         conf.chmod(0o644)          # the LDA reads it as the account
         (work / "lda.log").touch()
         (work / "lda.log").chmod(0o666)
-        settings = load(str(conf), missing_ok=False)
-        printed = dict(postfix.main_cf(settings, ["local.test", "other.test"], command=OWLERY))
+        cleanup.enter_context(daemons)               # started; stopped at the end
+        printed = dict(postfix.main_cf(daemons.settings, ["local.test", "other.test"], command=OWLERY))
         assert "virtual_mailbox_domains" not in printed and "virtual_transport" not in printed
         main_cf = {key: printed[key] for key in LOCAL_LINES}
         # (built before smtpd starts: a process that found no .db keeps failing its lookups;
@@ -150,16 +153,12 @@ def test_vacation_replies_once_from_the_accounts_own_state(stack):
 
 
 @pytest.mark.parametrize("local", ["root", "nobody", "daemon", "zz-no-such-owlery", "../etc"])
-def test_postfix_refuses_what_is_no_account_at_rcpt(stack, local):
+def test_what_is_no_mailbox_is_refused_at_rcpt(stack, local):
+    """System accounts pass Postfix's own passwd.byname table; the policy daemon's recipient
+    check (the printed smtpd_recipient_restrictions) refuses them at RCPT, never a bounce later
+    (backscatter) and never a system account's mailbox; names no account has are refused too."""
     pf, work, account = stack
     msg = build_message(sender="eve@remote.test", to=f"{local}@local.test", subject="who")
     result = pf.send("eve@remote.test", [f"{local}@local.test"], msg, check=False)
-    if local in ("root", "nobody", "daemon"):
-        # Accounts Postfix's passwd.byname knows pass its RCPT check (the policy service's
-        # recipient check, not loaded here, refuses them); the LDA refuses them (67): a bounce,
-        # never a system account's mailbox.
-        assert result.accepted
-        pf.wait_for_log(rf"to=<{local}@local\.test>.*status=bounced")
-        assert not list((Path(pwd.getpwnam(local).pw_dir) / "Maildir").glob("*/*"))
-    else:
-        assert not result.accepted and result.rcpt[f"{local}@local.test"][0] == 550
+    code, text = result.rcpt[f"{local}@local.test"]
+    assert not result.accepted and code == 550 and "5.1.1" in text, (code, text)
