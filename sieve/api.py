@@ -195,17 +195,20 @@ def extensions_available(settings: Settings | None = None) -> list[str]:
 
 def compile_script(source: bytes | str, *, name: str = "script", settings: Settings | None = None,
                    path: str | None = None, extra_extensions: tuple[str, ...] = (),
-                   loader=None, max_errors: int = 0) -> Script:
+                   loader=None, max_errors: int = 0, upload: bool = False) -> Script:
     """Parse and validate a script. Raises SieveCompileError (every error, line:column; at
     most `max_errors` of them when it is > 0: validation stops there).
 
     extra_extensions: names of non-standard extensions to allow (the testsuite harness
     passes "vnd.dovecot.testsuite"). loader(name, location) -> bytes | None, when given,
     resolves `include` at compile time (missing or circular includes are compile errors);
-    otherwise includes are loaded at run time through Host.load_script."""
+    otherwise includes are loaded at run time through Host.load_script. upload=True (ManageSieve
+    PUTSCRIPT, CHECKSCRIPT, with the user's stored scripts as loader): a missing or circular
+    include is a warning, as in Pigeonhole's managesieved (RFC 6609 3.2)."""
     from sieve.validator import compile_source
     return compile_source(source, name=name, settings=settings or Settings(), path=path,
-                          extra_extensions=extra_extensions, loader=loader, max_errors=max_errors)
+                          extra_extensions=extra_extensions, loader=loader, max_errors=max_errors,
+                          upload=upload)
 
 
 class ScriptCache:

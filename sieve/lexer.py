@@ -80,12 +80,25 @@ def _shown(c: str) -> str:
     return f"0x{c.encode('utf-8', 'surrogatepass')[0]:02x}"
 
 
+def hash_comment_at_eof(text: str, max_string: int) -> int | None:
+    """The line of the hash comment `text` ends in without a line break, or None. RFC 5228 8.1
+    ends a hash comment with CRLF; sievec accepts one cut short by the end of the file, with a
+    warning, and so do we (sieve.validator.compile_source). Lexes again, but only a text whose
+    last line holds a '#'."""
+    if text.endswith("\n") or "#" not in text[text.rfind("\n") + 1:]:
+        return None
+    found: list = []
+    for _ in scan(text, max_string, [], found):
+        pass
+    return found[0] if found else None
+
+
 def tokenize(text: str, max_string: int, errors: list | None = None) -> list[Token]:
     """All tokens of `text` plus a final EOF token (see scan)."""
     return list(scan(text, max_string, errors))
 
 
-def scan(text: str, max_string: int, errors: list | None = None):
+def scan(text: str, max_string: int, errors: list | None = None, eof_comment: list | None = None):
     """The tokens of `text`, one at a time as the parser asks for them, then an EOF token.
 
     Without `errors`, the first lexical error raises SieveSyntaxError. With an `errors` list,
@@ -96,7 +109,8 @@ def scan(text: str, max_string: int, errors: list | None = None):
     GARBAGE (stray characters: the parser then says what it expected there) or ERROR (a number,
     identifier, string or comment that is not valid: the parser adds no error of its own
     there). After a character that breaks a string or comment (NUL, a stray CR) lexing resumes
-    at that character. Only the limit sieve_max_string_length still raises."""
+    at that character. Only the limit sieve_max_string_length still raises. `eof_comment`, a
+    list, gets the line of a hash comment the text ends in without a line break."""
     def report(message: str, line: int, col: int) -> None:
         if errors is None:
             raise SieveSyntaxError(message, line, col)
@@ -133,6 +147,8 @@ def scan(text: str, max_string: int, errors: list | None = None):
                 i += 1
             elif c == "#":
                 j = text.find("\n", i)
+                if j < 0 and eof_comment is not None and nul_from(i) >= n:
+                    eof_comment.append(line)
                 j = n if j < 0 else j
                 if nul_from(i) < j:
                     break

@@ -21,6 +21,7 @@ from owlery.settings import Settings
 from sieve import extensions
 from sieve.errors import Diagnostic, SieveCompileError, SieveSyntaxError
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef
+from sieve.lexer import hash_comment_at_eof
 from sieve.match import check_match_spec
 from sieve.parser import Node, Num, Str, StrList, Tag, parse
 from sieve.script import Script
@@ -541,12 +542,15 @@ class Validator:
 
 def compile_source(source: bytes | str, *, name: str, settings: Settings, path: str | None = None,
                    extra_extensions=(), loader=None, shared: dict | None = None, data: dict | None = None,
-                   max_errors: int = 0):
+                   max_errors: int = 0, upload: bool = False):
     """Compile script text to a Script (see sieve.api.compile_script). `loader(name, location)`
     resolves includes at compile time when given; `shared` and `data` are for a script compiled
     within another's compile (Validator.compile_nested). `max_errors` > 0 stops validating at
     that many errors and reports those (ManageSieve's managesieve_max_compile_errors, as
-    Dovecot's; the parser stops at parser.MAX_ERRORS whatever it says)."""
+    Dovecot's; the parser stops at parser.MAX_ERRORS whatever it says). `upload`: the script is
+    being uploaded (ManageSieve PUTSCRIPT, CHECKSCRIPT): with a loader, a missing or circular
+    include is a warning, not an error (RFC 6609 3.2), and the script is not yet the stored one
+    of its name (sieve/extensions/include.py)."""
     if isinstance(source, bytes):
         if len(source) > settings.sieve_max_script_size:
             raise SieveCompileError([Diagnostic(name, 0, 0, f"script is too large (more than "
@@ -567,9 +571,16 @@ def compile_source(source: bytes | str, *, name: str, settings: Settings, path: 
     except RecursionError:
         raise SieveCompileError([Diagnostic(name, 0, 0, "script nests too deeply")]) from None
     v = Validator(name, settings, extra_extensions, shared)
+    if upload:
+        v.shared["include_upload"] = True
     v.loader = loader
     v.max_errors = max_errors
     v.data.update(data or {})
+    eof_comment = hash_comment_at_eof(text, settings.sieve_max_string_length)
+    if eof_comment is not None:
+        # (found while lexing, so before any other warning, as sievec reports it)
+        v.diags.append(Diagnostic(name, eof_comment, 0, "no newline (CRLF) at end of hash comment at end of file",
+                                  "warning"))
     try:
         try:
             v.validate_block(tree, 0, True)
@@ -582,6 +593,7 @@ def compile_source(source: bytes | str, *, name: str, settings: Settings, path: 
                     v.error(None, f"the {ext} extension cannot be used without the {need} extension")
     except TooManyErrors:
         pass
+    v.diags.extend(v.data.get("include_warnings", ()))
     if v.errors:
         v.diags.append(Diagnostic(name, 0, 0, "validation failed"))
         raise SieveCompileError(v.diags)

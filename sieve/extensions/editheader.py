@@ -186,6 +186,10 @@ def _validate_del(v, node):
         name = node.pos[0].items[0].value
         if not _name_ok(name):
             v.error(node.pos[0], f"specified field name '{name}' is invalid")
+        elif not may_delete(v.settings, name):
+            # refused at run time (RFC 5293 6); sievec warns at compile time, a warning only
+            v.warning(node.pos[0], f"deleteheader command: deleting specified header field `{name}' is "
+                                   "forbidden; modification will be denied")
 
 
 def _run_add(rt, node):

@@ -164,7 +164,25 @@ def _run_hasflag(rt, node):
     return rt.match(node, vals, keys)
 
 
+def _warn_invalid_flag(v, node) -> None:
+    """setflag/addflag/removeflag with one argument, a literal string of flags: the first flag
+    no IMAP store can set (ignored at run time, RFC 5232 3) is warned about, as sievec does (not
+    for a bracketed list, a variable's flags, nor a flag with a TAB or line break: sievec says
+    nothing of those)."""
+    if node.name == "hasflag" or len(node.pos) != 1:
+        return
+    flags = node.pos[0]
+    if flags.bracketed or not v.is_literal(flags):
+        return
+    for f in split_flags([flags.items[0].value]):
+        if not valid_flag(f) and not any(c in f for c in "\t\r\n"):
+            v.warning(flags, f"IMAP flag '{f}' specified for the {node.name} command is invalid and will be "
+                             "ignored (only first invalid is reported)")
+            return
+
+
 def _validate_flagcmd(v, node):
+    _warn_invalid_flag(v, node)
     if len(node.pos) == 2:
         first = node.pos[0]
         if node.name != "hasflag" and (first.bracketed or len(first.items) != 1):

@@ -13,6 +13,7 @@ length to the memory budget), hit or miss, so a run's outcome never depends on w
 cache holds.
 
 Tests: conformance extensions/include/; tests/sieve/test_limits.py (include loops);
+tests/sieve/test_include_pigeonhole_s19.py (:once of the top script, warnings, upload);
 tests/sieve/test_budgets_hostile.py (cache and compile charge).
 """
 
@@ -116,16 +117,34 @@ def _validate_include(v, node):
     if loader is None:
         return
     loc = _location(node)
-    # the (location, name) of each script from the top one down to this one
-    chain = v.data.get("include_chain") or (("personal", v.name),)
+    upload = v.shared.get("include_upload", False)
+    # the (location, name) of each script from the top one down to this one. The top one is the
+    # personal script of its name, except at upload: the script being uploaded is not the stored
+    # one of that name yet (location ""), as in Pigeonhole's managesieved
+    chain = v.data.get("include_chain") or (("" if upload else "personal", v.name),)
     key = (loc, name)
+    once = bool(node.tags.get("once"))
+    top_once = False
     if key in chain:
-        if node.tags.get("once") and key != chain[0]:
+        if once and (key != chain[0] or chain.count(key) > 1):
             # an included script that is running has been included: `include :once` of it
             # does nothing (RFC 6609 3.2), no loop; _run_include skips it (Pigeonhole compiles it)
             return
-        v.error(node, f"circular include of script '{name}'")
-        return
+        if not once:
+            if upload:
+                # RFC 6609 3.2: no error for a recursive include at upload (the scripts may be
+                # uploaded in any order); managesieved warns so. Tests: tests/sieve/test_include_pigeonhole_s19.py
+                v.warning(node, "circular include (ignored during upload)")
+                return
+            v.error(node, f"circular include of script '{name}'")
+            return
+        # `include :once` of the top script, which is running: it counts as included, so the
+        # include does nothing (RFC 6609 3.2; _run_include skips it). sievec compiles a copy of
+        # the top script here and refuses a loop through that copy (top -> b -> :once top, where
+        # top includes b without :once: "circular include"): the copy is compiled for that check
+        # only, and never run.
+        top_once = True
+        node.data["top"] = True
     # chain[0] is the top script (depth 0); this include puts `name` at depth len(chain): up to
     # the limit is allowed, as at run time and in Pigeonhole (sievec: 'cannot nest includes
     # deeper than 2 levels' only where a third level begins). Tests: tests/sieve/test_sievec_counts_s16.py
@@ -144,10 +163,16 @@ def _validate_include(v, node):
         if node.tags.get("optional"):
             node.data["missing"] = True
             return
+        if upload:
+            # at upload the included script may come later (RFC 6609 3.2); managesieved warns,
+            # for :global as for :personal, and the run looks it up again
+            v.warning(node, f"included {loc} script '{name}' does not exist (ignored during upload)")
+            return
         v.error(node, f"included {loc} script '{name}' does not exist")
         return
     if key in cache:
-        node.data["script"] = cache[key]
+        if not top_once:
+            node.data["script"] = cache[key]
         return
     try:
         sub = v.compile_nested(source, name=name, data={"include_chain": chain + (key,)})
@@ -157,8 +182,13 @@ def _validate_include(v, node):
                 v.add(d)
         v.error(node, f"failed to compile included script '{name}'")
         return
+    # the included script's warnings are the including script's too (sievec and managesieved
+    # report them with the script they come from, after the including script's own: compile_source
+    # adds them at its end)
+    v.data.setdefault("include_warnings", []).extend(sub.warnings)
     cache[key] = sub
-    node.data["script"] = sub
+    if not top_once:
+        node.data["script"] = sub
 
 
 def _begin_run(rt) -> None:
@@ -167,6 +197,7 @@ def _begin_run(rt) -> None:
     rt.ext["included"] = {}                        # (location, name) -> Script, for :once
     rt.ext["include_once_done"] = set()
     rt.ext["include_count"] = 0
+    rt.ext["include_top"] = rt.script.source        # the running top script's text
 
 
 def _run_include(rt, node):
@@ -177,8 +208,8 @@ def _run_include(rt, node):
         _begin_run(rt)
     if node.tags.get("once") and key in rt.ext["include_once_done"]:
         return
-    if node.data.get("missing"):
-        return
+    if node.data.get("missing") or node.data.get("top"):
+        return      # (top: `include :once` of the top script, resolved at compile time)
     script = node.data.get("script")
     if script is None:
         script = rt.ext["included"].get(key)
@@ -204,6 +235,14 @@ def _run_include(rt, node):
         except SieveCompileError as e:
             raise SieveRuntimeError(f"included script '{name}' failed to compile: {e}") from None
         rt.ext["included"][key] = script
+    if node.tags.get("once") and script.source == rt.ext["include_top"]:
+        # the top script is running: it counts as included, and `include :once` of it does
+        # nothing (RFC 6609 3.2), as when resolved at compile time. It is known by its text: the
+        # engine sees no paths, and delivery reads the active script through its link (named
+        # "active", not the name scripts include it by). Pigeonhole compiles such a script, then
+        # fails its run ("corrupt binary"). Tests: tests/sieve/test_include_pigeonhole_s19.py
+        rt.ext["include_once_done"].add(key)
+        return
     stack = rt.ext["include_stack"]
     if name in stack and key in rt.ext["include_keys"]:
         raise SieveRuntimeError(f"circular include of script '{name}'")

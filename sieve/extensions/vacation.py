@@ -45,6 +45,14 @@ def _validate(v, node):
             except HeaderError:
                 v.warning(s, f"specified :addresses item '{loggable(s.value)}' is not a valid address; "
                              "it is ignored")
+    if "seconds" in node.tags:
+        # a period under the minimum is raised to it at run time: sievec says so at compile time
+        # (RFC 5230 4.1, RFC 6131 2: the site's minimum applies; advisory, never an error)
+        tag = node.tags.get("seconds:tag") or "days"
+        value = node.tags["seconds"].value
+        seconds = float(value) if tag == "seconds" else float(value) * 86400
+        if seconds < periods(v.settings)[0]:
+            v.warning(node.tags["seconds"], f"specified :{tag} value '{value}' is under the minimum")
 
 
 def _norm(a: str) -> str:
