@@ -48,16 +48,18 @@ class Accounts:
         except MaildirError as e:                     # an address that cannot name a path
             raise ValueError(str(e)) from None
 
-    def check(self, source: bytes, name: str, storage: Any = None) -> CheckResult:
-        """Compile `source`; with `storage` (SETACTIVE) its includes are resolved as delivery
-        will: :personal from the user's scripts, :global from delivery_sieve_global_dir, so a
-        missing, circular or broken include refuses the activation (as Pigeonhole's
-        managesieved does), while PUTSCRIPT and CHECKSCRIPT accept a script whose included
-        scripts are not uploaded yet. Tests: tests/managesieve/test_dovecot_differential_s19.py"""
+    def check(self, source: bytes, name: str, storage: Any = None, upload: bool = False) -> CheckResult:
+        """Compile `source`; with `storage` its includes are resolved as delivery will:
+        :personal from the user's scripts, :global from delivery_sieve_global_dir. On SETACTIVE
+        a missing, circular or broken include refuses the activation; on PUTSCRIPT and
+        CHECKSCRIPT (`upload`) a missing or circular one is a warning, since scripts may be
+        uploaded in any order (RFC 6609 3.2), and only an included script that does not compile
+        refuses it, as Pigeonhole's managesieved does.
+        Tests: tests/managesieve/test_dovecot_differential_s19.py, tests/sieve/test_include_pigeonhole_s19.py"""
         from sieve.api import SieveCompileError, compile_script
         loader = None if storage is None else self._loader(storage)
         try:
-            script = compile_script(source, name=name, settings=self.settings, loader=loader,
+            script = compile_script(source, name=name, settings=self.settings, loader=loader, upload=upload,
                                     max_errors=self.settings.managesieve_max_compile_errors)
         except SieveCompileError as e:
             errors = [str(d) for d in e.diagnostics if d.severity == "error" and d.line > 0]

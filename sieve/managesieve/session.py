@@ -121,9 +121,10 @@ class ManageSieveBackend(Protocol):
         """The account when the password is right; None otherwise; DirectoryUnavailable when
         the directory cannot answer."""
 
-    def check(self, source: bytes, name: str, storage: Storage | None = None) -> CheckResult:
-        """Compile a script with the engine's validator; with `storage` (activation) its
-        includes are read from there and must exist and compile."""
+    def check(self, source: bytes, name: str, storage: Storage | None = None, upload: bool = False) -> CheckResult:
+        """Compile a script with the engine's validator; with `storage` its includes are read
+        from there: on activation they must exist and compile, on upload (`upload`) a missing
+        or circular one is a warning."""
 
 
 class _Bad(Exception):
@@ -572,10 +573,13 @@ class ManageSieveSession:
             return p.response("NO", "QUOTA", f"Not enough room for this script (max {c.max_storage} bytes in all).")
         return None
 
-    def _checked(self, source: bytes, name: str, storage: Storage | None = None) -> tuple[bytes | None, bytes]:
+    def _checked(self, source: bytes, name: str, storage: Storage | None = None,
+                 upload: bool = False) -> tuple[bytes | None, bytes]:
         """(NO response with the compile errors | None, WARNINGS text or b"") (in the thread);
-        with `storage` (SETACTIVE) the script's includes are compiled too."""
-        result = self.backend.check(source, name, storage) if storage is not None else self.backend.check(source, name)
+        with `storage` the script's includes are compiled too (SETACTIVE; PUTSCRIPT and
+        CHECKSCRIPT with `upload`)."""
+        result = (self.backend.check(source, name, storage, upload=upload) if storage is not None
+                  else self.backend.check(source, name))
         if result.errors:
             return p.response("NO", None, "\r\n".join(result.errors)), b""
         return None, "\r\n".join(result.warnings).encode("utf-8", "surrogateescape")   # (a script's bytes)
@@ -604,7 +608,7 @@ class ManageSieveSession:
             refused = self._quota(storage, name, len(data))
             if refused is not None:
                 return refused
-            errors, warnings = self._checked(data, name)
+            errors, warnings = self._checked(data, name, storage, upload=True)
             if errors is not None:
                 return errors
             storage.put(name, data)
@@ -618,11 +622,12 @@ class ManageSieveSession:
     def _cmd_checkscript(self, args: tuple) -> Generator[Any, Any, None]:
         (script,) = self._strings(args, 1)
         data = script.data
+        storage = self._storage()
 
         def work() -> bytes:
             if len(data) > self.config.max_script_size:
                 return p.response("NO", "QUOTA/MAXSIZE", f"Script is too large (max {self.config.max_script_size} bytes).")
-            errors, warnings = self._checked(data, "script")
+            errors, warnings = self._checked(data, "script", storage, upload=True)
             if errors is not None:
                 return errors
             if warnings:

@@ -30,7 +30,7 @@ class Backend:
             return None
         return Account(USER, ScriptStorage(str(self.home / "sieve"), str(self.home / "sieve" / "active.sieve")))
 
-    def check(self, source, name):
+    def check(self, source, name, storage=None, upload=False):
         return CheckResult()
 
 
