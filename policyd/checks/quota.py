@@ -116,6 +116,7 @@ log = logging.getLogger("owlery.policyd")
 
 _USAGE_CACHE_MAX = 10000
 _USAGE_RECHECK_S = 1.0
+_UNREADABLE_WARN_S = 600          # seconds between two warnings about one unreadable maildirsize
 
 
 class UsageCache:
@@ -183,6 +184,7 @@ class QuotaCheck(Check):
         super().__init__(ctx)
         self.usage_cache = UsageCache()
         self._recounts: dict[str, tuple[float, Any]] = {}     # path -> (when, Usage counted)
+        self._unreadable: dict[str, float] = {}               # path -> when its warning was logged
         self._local_hosts: tuple[Any, frozenset[str]] | None = None
         if ctx.settings.quota_backend_endpoint:
             endpoint_for(ctx.settings.quota_backend_endpoint, "backend.example")   # a bad template fails now
@@ -216,7 +218,17 @@ class QuotaCheck(Check):
             return usage
         except OSError as e:
             # Unreadable (permissions): we cannot know, so we do not refuse; delivery still enforces.
-            log.warning("policyd: quota: cannot read %s: %s", os.path.join(path, "maildirsize"), e)
+            # Said once per mailbox every _UNREADABLE_WARN_S: a home of mode 0700 (local accounts,
+            # directory_backend = "passwd") is unreadable at every RCPT, and a line each time
+            # would bury the log.
+            last = self._unreadable.get(path)
+            if last is None or not 0 <= now - last < _UNREADABLE_WARN_S:
+                if len(self._unreadable) >= _USAGE_CACHE_MAX:
+                    self._unreadable.clear()
+                self._unreadable[path] = now
+                log.warning("policyd: quota: cannot read %s: %s (said once per %d s; not refused: "
+                            "delivery enforces the quota)", os.path.join(path, "maildirsize"), e,
+                            _UNREADABLE_WARN_S)
             return None
 
     async def _recount(self, path: str, usage: maildirsize.MaildirSize, now: float) -> maildirsize.MaildirSize:

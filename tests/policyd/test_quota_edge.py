@@ -103,3 +103,29 @@ def test_the_reply_log_names_size_and_allowance(root, caplog):
                recipient_count=1) == FULL
     line = next(r.getMessage() for r in caplog.records if "552 5.2.2" in r.getMessage())
     assert "size=9000" in line and "allowance=4096" in line, line
+
+
+def test_an_unreadable_maildirsize_is_not_refused_and_said_once_in_a_while(root, caplog, monkeypatch):
+    """A home of mode 0700 (local accounts, directory_backend = "passwd") keeps the policy daemon
+    from reading maildirsize at every RCPT: the mail is not refused (delivery enforces the quota)
+    and the warning comes once per mailbox every _UNREADABLE_WARN_S, not once per request."""
+    import logging
+    caplog.set_level(logging.WARNING)
+
+    def unreadable(self, path, now):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(quota_mod.UsageCache, "read", unreadable)
+    pipe = pipeline(root)
+
+    def warnings():
+        return [r for r in caplog.records if "cannot read" in r.getMessage()]
+
+    for _ in range(5):
+        assert ask(pipe, recipient="brim@example.org", size=9000) == "DUNNO"
+    assert len(warnings()) == 1 and "brim/maildirsize" in warnings()[0].getMessage()
+    assert ask(pipe, recipient="edge@example.org", size=9000) == "DUNNO"       # another mailbox: its own
+    assert len(warnings()) == 2
+    pipe.ctx.clock.advance(quota_mod._UNREADABLE_WARN_S + 1)
+    assert ask(pipe, recipient="brim@example.org", size=9000) == "DUNNO"
+    assert len(warnings()) == 3
