@@ -179,12 +179,20 @@ class _Importer:
         self.home_template = home_template
         self.home_source = "--home-template" if home_template else ""
         self.needs_home: list[str] = []      # settings left out for want of the user's home
+        self.renames: dict[str, str] = {}    # Owlery setting -> the one it becomes (local accounts)
 
     # -- output -----------------------------------------------------------------------------
 
     def set(self, name: str, value, source: str) -> bool:
         """Check `value` against the declaration of `name` and keep it; a refused one is reported.
         A string is read as Dovecot spells values of that type (yes/no, "2 days", "1 MB")."""
+        name = self.renames.get(name, name)
+        texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        if any("{home}" in str(t) for t in texts) and not name.startswith("passwd_"):
+            # only the passwd directory's templates have {home} (local_accounts)
+            self.not_mapped.append(f"{source}: {name} has no {{home}} field (only delivery's passwd_* "
+                                   f"templates do): {value!r} left out")
+            return False
         try:
             if isinstance(value, str):
                 value = _dovecot_value(_decl(name).type.name, value)
@@ -250,10 +258,21 @@ class _Importer:
             self.not_mapped.append(f"{source}: {dovecot_path}: Owlery's path templates have "
                                    f"{{localpart}}, {{domain}}, {{user}} only, not {', '.join(problems)}")
             return None
-        if not out.startswith("/"):
+        if not out.startswith(("/", "{home}/")):      # ({home}: an account's, absolute: local_accounts)
             self.not_mapped.append(f"{source}: {dovecot_path}: not an absolute path")
             return None
         return out
+
+    def local_accounts(self) -> None:
+        """`userdb { driver = passwd }` and no mail_home: the users are the system's accounts and
+        ~ is each one's home, which Owlery's passwd directory knows ({home} in its templates)."""
+        self.home_template, self.home_source = "{home}", "userdb passwd: each account's home"
+        self.renames = {"maildir_path_template": "passwd_maildir_template",
+                        "delivery_sieve_script_template": "passwd_sieve_script_template"}
+        self.out["directory_backend"] = (render_toml_value(_decl("directory_backend"), "passwd"), "userdb passwd")
+        self.not_mapped.append(
+            "userdb passwd: set passwd_domains to the domains mail for the accounts comes to (Postfix's "
+            "mydestination); doveconf does not name them, and the passwd directory does not start without")
 
     def home_missing(self, source: str) -> None:
         self.needs_home.append(source)
@@ -582,6 +601,9 @@ def import_doveconf(text: str, home_template: str | None = None) -> DovecotImpor
     imp = _Importer(root, home_template.rstrip("/") if home_template else None)
     proto = imp.choose_protocol()
     top, plugin = _merged(root, proto)
+    if (home_template is None and "mail_home" not in top
+            and any(u.values.get("driver") == "passwd" for u in root.child("userdb"))):
+        imp.local_accounts()
     imp.mail(top)
     imp.scripts(plugin)
     imp.extension_set(plugin)

@@ -400,3 +400,28 @@ def test_imported_settings_behave_as_pigeonhole():
         dovecot.stop()
         sink.close()
         remove_workdir(tmp_path)
+
+
+def test_system_accounts_become_the_passwd_directory():
+    """userdb passwd and no mail_home (Debian's default auth-system.conf.ext): the users are the
+    system's accounts and ~ is each one's home, which directory_backend = "passwd" knows."""
+    text = (COMPLETE.replace("mail_home = /var/vmail/%d/%n\n", "").replace("maildir:~/Maildir", "maildir:~/Mail/box")
+            .replace("active=~/.dovecot.sieve", "active=~/sieve/main.sieve") + "userdb {\n  driver = passwd\n}\n")
+    r, s = imported(text)
+    assert s.directory_backend == "passwd"
+    assert s.passwd_maildir_template == "{home}/Mail/box"               # not the defaults: mapped
+    assert s.passwd_sieve_script_template == "{home}/sieve/main.sieve"
+    assert not any("--home-template" in n or "absolute" in n for n in r.not_mapped), r.not_mapped
+    # Owlery's ManageSieve keeps scripts under its own template, which has no {home}: reported
+    assert s.managesieve_script_dir_template is None
+    assert any(n.startswith("sieve: managesieve_script_dir_template has no {home}") for n in r.not_mapped)
+    assert any(n.startswith("userdb passwd: set passwd_domains") for n in r.not_mapped) and r.exit_code == 1
+    assert "the user's home (~) is {home} (from userdb passwd: each account's home)" in r.notes
+    # what it prints loads, and with passwd_domains the passwd directory starts on it
+    from owlery.directory.passwd import PasswdDirectory
+    PasswdDirectory(s.replace(passwd_domains=["example.org"])).close()
+    # a mail_home, or a home given on the command line, wins: the users are virtual then
+    r, s = imported(COMPLETE + "userdb {\n  driver = passwd\n}\n")
+    assert s.directory_backend == "files" and s.maildir_path_template == "/var/vmail/{domain}/{localpart}/Maildir"
+    r, s = imported(text, home_template="/srv/mail/{localpart}")
+    assert s.directory_backend == "files" and s.maildir_path_template == "/srv/mail/{localpart}/Mail/box"
