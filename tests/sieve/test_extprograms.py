@@ -18,7 +18,6 @@ import os
 import pwd
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 from owlery.settings import Settings
 from sieve import extprograms as xp
 from sieve.api import Envelope, MemoryHost, SieveCompileError, compile_script, extensions_available, run
+from tests.sieve.differential import pigeonhole
 
 MSG = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 ENV = Envelope(mail_from="snd@example.com", rcpt_to="rcpt@example.org", orig_rcpt="orig@example.org")
@@ -462,7 +462,7 @@ def test_debug_log_is_bounded_and_cannot_forge_lines(caplog):
 
 # --- differential against Pigeonhole's sieve-test ------------------------------------------------
 
-PLUGIN = Path("/usr/lib/dovecot/modules/sieve/lib90_sieve_extprograms_plugin.so")
+PLUGIN = pigeonhole.EXTPROGRAMS_PLUGIN
 DIFF_SCRIPT = r"""require ["vnd.dovecot.execute", "vnd.dovecot.filter", "vnd.dovecot.pipe", "vnd.dovecot.debug",
          "variables"];
 execute :input "X" :output "o" "frame" ["A "];
@@ -492,50 +492,9 @@ def test_differential_against_sieve_test(bindir):
         _prog(bindir, name, text)
     work = Path(tempfile.mkdtemp(prefix="owlery-xpd-", dir="/tmp"))
     try:
-        os.chmod(work, 0o777)
-        (work / "script.sieve").write_text(DIFF_SCRIPT)
-        (work / "msg.eml").write_bytes(MSG.replace(b"\r\n", b"\n"))
-        (work / "dovecot.conf").write_text(f"""base_dir = {work}/run
-plugin {{
-  sieve_plugins = sieve_extprograms
-  sieve_extensions = +vnd.dovecot.pipe +vnd.dovecot.filter +vnd.dovecot.execute +vnd.dovecot.debug
-  sieve_pipe_bin_dir = {bindir}
-  sieve_filter_bin_dir = {bindir}
-  sieve_execute_bin_dir = {bindir}
-}}
-""")
-        for p in work.iterdir():
-            os.chmod(p, 0o644)
-        cmd = [
-            shutil.which("sieve-test"),
-            "-c",
-            str(work / "dovecot.conf"),
-            "-f",
-            ENV.mail_from,
-            "-r",
-            ENV.rcpt_to,
-            "-a",
-            ENV.orig_rcpt,
-            "-l",
-            f"maildir:{work}/Maildir",
-            str(work / "script.sieve"),
-            str(work / "msg.eml"),
-        ]
-        if os.geteuid() == 0:
-            cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
-        out = subprocess.run(
-            cmd,
-            capture_output=True,
-            timeout=60,
-            env={"HOME": str(work), "USER": "nobody", "PATH": "/usr/bin:/bin"},
-            cwd=str(work),
-        )
-        theirs = re.findall(
-            r"info: DEBUG: (.*?)\.\n(?=info:|error:|sieve-test|\Z|[a-z]+:)",
-            out.stdout.decode() + out.stderr.decode(),
-            re.S,
-        )
-        assert theirs, out
+        text = pigeonhole.sieve_test_extprograms(work, bindir, DIFF_SCRIPT, MSG.replace(b"\r\n", b"\n"), ENV)
+        theirs = pigeonhole.DEBUG_LINE.findall(text)
+        assert theirs, text
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -33,7 +33,6 @@ import os
 import pwd
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -42,9 +41,10 @@ import pytest
 from owlery.settings import Settings
 from sieve import extprograms as xp
 from sieve.api import Envelope, MemoryHost, SieveCompileError, compile_script, run
+from tests.sieve.differential import pigeonhole
 
-SIEVE_TEST = shutil.which("sieve-test") or "/usr/bin/sieve-test"
-PLUGIN = Path("/usr/lib/dovecot/modules/sieve/lib90_sieve_extprograms_plugin.so")
+SIEVE_TEST = pigeonhole.SIEVE_TEST
+PLUGIN = pigeonhole.EXTPROGRAMS_PLUGIN
 ENV = Envelope(mail_from="snd@example.com", rcpt_to="rcpt@example.org", orig_rcpt="orig@example.org")
 MSG = b"From: a@example.com\nTo: b@example.org\nSubject: hi\n\nbody\n"
 PROGRAMS = {
@@ -174,33 +174,11 @@ def dirs():
 
 def _theirs(top: Path, b: Path, script: str, eol: str) -> tuple[str, list[str]]:
     """(status: compile-error, ok or error; debug lines) of sieve-test."""
-    work = Path(tempfile.mkdtemp(dir=top))
-    os.chmod(work, 0o777)
-    (work / "s.sieve").write_text(script)
-    (work / "m.eml").write_bytes(MSG)
-    (work / "dovecot.conf").write_text(f"""base_dir = {work}/run
-plugin {{
-  sieve_plugins = sieve_extprograms
-  sieve_extensions = +vnd.dovecot.pipe +vnd.dovecot.filter +vnd.dovecot.execute +vnd.dovecot.debug
-  sieve_pipe_bin_dir = {b}
-  sieve_filter_bin_dir = {b}
-  sieve_execute_bin_dir = {b}
-  sieve_execute_input_eol = {eol}
-}}
-""")
-    for p in work.iterdir():
-        os.chmod(p, 0o644)
-    cmd = [SIEVE_TEST, "-c", str(work / "dovecot.conf"), "-f", ENV.mail_from, "-r", ENV.rcpt_to,
-           "-a", ENV.orig_rcpt, "-l", f"maildir:{work}/Maildir", str(work / "s.sieve"), str(work / "m.eml")]
-    if os.geteuid() == 0:
-        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
-    out = subprocess.run(cmd, capture_output=True, timeout=60, cwd=str(work),
-                         env={"HOME": str(work), "USER": "nobody", "PATH": "/usr/bin:/bin"})
-    text = out.stdout.decode("utf-8", "replace") + out.stderr.decode("utf-8", "replace")
+    text = pigeonhole.sieve_test_extprograms(Path(tempfile.mkdtemp(dir=top)), b, script, MSG, ENV, eol)
     if "failed to compile sieve script" in text:
         return "compile-error", []
     status = "ok" if "final result: success" in text else "error"
-    return status, re.findall(r"info: DEBUG: (.*?)\.\n(?=info:|error:|sieve-test|\Z|[a-z]+:)", text, re.S)
+    return status, pigeonhole.DEBUG_LINE.findall(text)
 
 
 def _ours(b: Path, script: str, eol: str) -> tuple[str, list[str]]:

@@ -57,6 +57,39 @@ plugin {{
 """
 
 # Maildir filename flag letters (Dovecot): system flags; a-z are keywords (dovecot-keywords).
+EXTPROGRAMS_PLUGIN = Path("/usr/lib/dovecot/modules/sieve/lib90_sieve_extprograms_plugin.so")
+# a vnd.dovecot.debug line of sieve-test's output: "info: DEBUG: <text>." up to the next line's prefix
+DEBUG_LINE = re.compile(r"info: DEBUG: (.*?)\.\n(?=info:|error:|sieve-test|\Z|[a-z]+:)", re.S)
+
+
+def sieve_test_extprograms(work: Path, bindir: Path, script: str, message: bytes, envelope,
+                           eol: str | None = None) -> str:
+    """sieve-test's output (stdout, then stderr) for `script` on `message`, with Pigeonhole's
+    extprograms plugin taking pipe, filter and execute programs from `bindir`
+    (sieve_execute_input_eol `eol` when given); `envelope` has mail_from, rcpt_to, orig_rcpt.
+    Files go in `work` (made readable to RUN_USER, who runs it when we are root)."""
+    os.chmod(work, 0o777)
+    (work / "s.sieve").write_text(script)
+    (work / "m.eml").write_bytes(message)
+    (work / "dovecot.conf").write_text(f"""base_dir = {work}/run
+plugin {{
+  sieve_plugins = sieve_extprograms
+  sieve_extensions = +vnd.dovecot.pipe +vnd.dovecot.filter +vnd.dovecot.execute +vnd.dovecot.debug
+  sieve_pipe_bin_dir = {bindir}
+  sieve_filter_bin_dir = {bindir}
+  sieve_execute_bin_dir = {bindir}
+""" + (f"  sieve_execute_input_eol = {eol}\n" if eol else "") + "}\n")
+    for f in work.iterdir():
+        os.chmod(f, 0o644)
+    cmd = [SIEVE_TEST, "-c", str(work / "dovecot.conf"), "-f", envelope.mail_from, "-r", envelope.rcpt_to,
+           "-a", envelope.orig_rcpt, "-l", f"maildir:{work}/Maildir", str(work / "s.sieve"), str(work / "m.eml")]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", f"--reuid={RUN_USER}", "--regid=nogroup", "--clear-groups", *cmd]
+    out = subprocess.run(cmd, capture_output=True, timeout=60, cwd=str(work),
+                         env={"HOME": str(work), "USER": RUN_USER, "PATH": "/usr/bin:/bin"})
+    return out.stdout.decode("utf-8", "replace") + out.stderr.decode("utf-8", "replace")
+
+
 _SYSTEM_LETTERS = {"S": "\\seen", "F": "\\flagged", "R": "\\answered", "D": "\\draft", "T": "\\deleted"}
 
 
