@@ -64,7 +64,8 @@ __all__ = ["ADMIN", "ARCHIVE_REASON", "ARCHIVED", "ID_ALPHABET", "ID_LENGTH", "N
 
 
 def open_store(settings: Any) -> QuarantineStore:
-    """The configured backend."""
+    """The configured backend, matching recipients as the directory does
+    (directory_local_part_case_sensitive; base.recipient_key)."""
     if settings.quarantine_backend == "postgresql":
         from owlery.quarantine.postgres import PostgresStore
         from owlery.secrets import SecretError, read_secret
@@ -75,10 +76,12 @@ def open_store(settings: Any) -> QuarantineStore:
         if not dsn:
             raise QuarantineError("quarantine_backend = \"postgresql\" needs quarantine_pg_dsn")
         return PostgresStore(dsn, schema=settings.quarantine_pg_schema,
-                             timeout=settings.quarantine_db_timeout)
+                             timeout=settings.quarantine_db_timeout,
+                             local_part_case_sensitive=settings.directory_local_part_case_sensitive)
     from owlery.quarantine.directory import DirectoryStore
     return DirectoryStore(settings.quarantine_directory, timeout=settings.quarantine_db_timeout,
-                          owner=daemon_owner(settings))
+                          owner=daemon_owner(settings),
+                          local_part_case_sensitive=settings.directory_local_part_case_sensitive)
 
 
 def daemon_owner(settings: Any) -> tuple[int, int] | None:

@@ -5,7 +5,8 @@ A leaf: it imports no backend, so the backends (directory, postgres) import it a
 factory in `owlery.quarantine` imports them, with no cycle.
 Tests: tests/milters/test_quarantine_store.py (one contract suite run against both backends),
 tests/core/test_quarantine_8bit_sender.py (text that is not UTF-8: to_column, from_column),
-tests/core/test_quarantine_8bit_audit.py (shown, fold_case: audit lines, the sender filter).
+tests/core/test_quarantine_8bit_audit.py (shown, fold_case: audit lines, the sender filter),
+tests/milters/test_quarantine_case_s20.py (recipient_key, recipient_sql: which mailbox a recipient is).
 """
 
 from __future__ import annotations
@@ -99,6 +100,54 @@ def fold_case(text: str) -> str:
 def _fold_char(c: str) -> str:
     low = c.lower()
     return low if len(low) == 1 else low[0]          # (only U+0130 lowers to two: "i\u0307")
+
+
+def recipient_key(address: str, local_part_case_sensitive: bool = False) -> str:
+    """The form in which two recipient addresses name the same mailbox, as the directory compares
+    them (owlery.directory.base.parse_address): the domain without case always (RFC 5321 2.4),
+    the local part without case unless directory_local_part_case_sensitive, where Alice@ and
+    alice@ are two mailboxes. Under the default it is address.lower(), the stores' address_lc.
+    Tests: tests/milters/test_quarantine_case_s20.py"""
+    if not local_part_case_sensitive:
+        return address.lower()
+    local, at, domain = address.rpartition("@")
+    return local + at + domain.lower() if at else address
+
+
+def stored_recipients(recipients: Iterable["RecipientState"]) -> list["RecipientState"]:
+    """The rows `put` writes: one per lower-cased address, the first spelling kept. The recipients
+    tables are keyed by (mail_id, address_lc) since schema 1, so a message to both Alice@ and
+    alice@ (one mailbox by default; RFC 5321 2.4 lets a site make them two) would break the key
+    and leave the message deferred at every retry; it is quarantined once for that address.
+    Tests: tests/milters/test_quarantine_case_s20.py (test_two_spellings_of_one_address_quarantine)"""
+    seen: set[str] = set()
+    out = []
+    for r in recipients:
+        key = r.address.lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def recipient_sql(address: str, placeholder: str, local_part_case_sensitive: bool,
+                  alias: str = "") -> tuple[str, list[Any]]:
+    """A condition over a recipients row (`alias`: "r." or "") true when the row names `address`'s
+    mailbox (recipient_key), and its arguments, for either SQL backend.
+
+    Rows keep the address as given and address_lc, its lower case (indexed, part of the key; every
+    version stored it so). The default compares address_lc alone. With a case-sensitive local part
+    the row must also spell the local part exactly: address_lc = lower(address) then leaves only the
+    domain to differ in case, and the stored address must begin with the local part and its "@"
+    (compared as to_column stores both, character for character, so an escaped 8-bit address too).
+    Rows written before the setting was turned on match by the spelling they were stored with."""
+    p, a = placeholder, alias
+    lower = to_column(address.lower())
+    if not local_part_case_sensitive:
+        return f"{a}address_lc = {p}", [lower]
+    stored = to_column(address)
+    head = stored[:stored.rfind("@") + 1] if "@" in address else stored
+    return f"{a}address_lc = {p} AND substr({a}address, 1, {p}) = {p}", [lower, len(head), head]
 
 
 def unnotified_sql(kind: str, since: float, reasons: Iterable[str] | None, skip_reasons: Iterable[str],
@@ -206,10 +255,15 @@ class QuarantineRecord:
     message_id: str = ""
     score: float | None = None
     symbols: tuple[tuple[str, float, str], ...] = ()   # (name, score, detail)
+    # How recipient() compares addresses: the store that read the record sets it from
+    # directory_local_part_case_sensitive (not part of the record's value).
+    local_part_case_sensitive: bool = dataclasses.field(default=False, compare=False, repr=False)
 
     def recipient(self, address: str) -> RecipientState | None:
+        """The state of the recipient that is `address`'s mailbox (recipient_key), or None."""
+        key = recipient_key(address, self.local_part_case_sensitive)
         for r in self.recipients:
-            if r.address.lower() == address.lower():
+            if recipient_key(r.address, self.local_part_case_sensitive) == key:
                 return r
         return None
 
@@ -219,6 +273,7 @@ class QuarantineRecord:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("secret_id")
+        d.pop("local_part_case_sensitive")
         return d
 
 
@@ -234,15 +289,18 @@ class ListFilter:
     status: str | None = None           # pending | released: any recipient in that state
     limit: int | None = None
 
-    def sql_where(self, now: float, placeholder: str, recipients_table: str) -> tuple[str, list[Any]]:
-        """The WHERE clause (over messages `m`) and its arguments, for either SQL backend."""
+    def sql_where(self, now: float, placeholder: str, recipients_table: str, *,
+                  local_part_case_sensitive: bool = False) -> tuple[str, list[Any]]:
+        """The WHERE clause (over messages `m`) and its arguments, for either SQL backend; the
+        recipient compared as the directory does (recipient_sql)."""
         where: list[str] = []
         args: list[Any] = []
-        def in_recipients(column: str) -> str:
-            return f"m.mail_id IN (SELECT mail_id FROM {recipients_table} WHERE {column} = {placeholder})"
+        def in_recipients(condition: str) -> str:
+            return f"m.mail_id IN (SELECT mail_id FROM {recipients_table} WHERE {condition})"
         if self.recipient:
-            where.append(in_recipients("address_lc"))
-            args.append(to_column(self.recipient.lower()))
+            condition, values = recipient_sql(self.recipient, placeholder, local_part_case_sensitive)
+            where.append(in_recipients(condition))
+            args += values
         if self.sender is not None:
             where.append(f"lower(m.sender) = {placeholder}")      # (SQLite's is fold_case too)
             args.append(to_column(fold_case(self.sender)))
@@ -256,7 +314,7 @@ class ListFilter:
             where.append(f"m.created >= {placeholder}")
             args.append(now - self.newer_than)
         if self.status:
-            where.append(in_recipients("status"))
+            where.append(in_recipients(f"status = {placeholder}"))
             args.append(self.status)
         return " AND ".join(where) or "1 = 1", args
 

@@ -9,7 +9,8 @@ the notice. The notice's own headers are built by the email package (policy SMTP
 encodes non-ASCII text as RFC 2047 and refuses CR/LF in a value. Bodies are UTF-8,
 quoted-printable, in a multipart/alternative of text/plain and text/html, with
 Auto-Submitted: auto-generated (RFC 3834) so that vacation responders stay quiet.
-Talks to: nothing. Tests: tests/milters/test_quarantine_notify.py
+Talks to: nothing. Tests: tests/milters/test_quarantine_notify.py,
+tests/milters/test_quarantine_case_s20.py (test_display_is_linear_on_hostile_values)
 """
 
 from __future__ import annotations
@@ -39,10 +40,18 @@ def _octet(c: re.Match) -> str:
     return f"\\x{n - 0xdc00:02x}" if 0xdc80 <= n <= 0xdcff else f"\\u{n:04x}"
 
 
+DECODED_MAX = 2048     # characters of a header value decoded for display (display, why there)
+
+
 def display(raw: str, limit: int = 160) -> str:
     """Header text fit to show: RFC 2047 decoded (when it decodes), controls as spaces, octets that
     are not UTF-8 as \\xNN, cut to `limit`."""
     text = raw or ""
+    if len(text) > DECODED_MAX:
+        # email.header's decoder is quadratic in the number of encoded words and "=?" fragments
+        # (200,000 characters of "=?x?q?x" take 15 s); what is shown is `limit` characters, and
+        # the milter stores at most 500, so only a hostile caller ever reaches this cut
+        text = text[:DECODED_MAX]
     try:
         text = decode_header_text(text)
     except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):

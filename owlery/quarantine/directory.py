@@ -27,7 +27,8 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from owlery.quarantine.base import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
                                     QuarantineRecord, QuarantineStore, QuarantineUnavailable,
-                                    RecipientState, cutoffs, fold_case, from_column, to_column, unnotified_sql)
+                                    RecipientState, cutoffs, fold_case, from_column, recipient_sql, stored_recipients,
+                                    to_column, unnotified_sql)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,11 +66,15 @@ _COLUMNS = ("mail_id", "secret_id", "created", "reason", "detail", "sender", "si
 
 
 class DirectoryStore(QuarantineStore):
-    def __init__(self, directory: str, *, timeout: float = 10.0, owner: tuple[int, int] | None = None):
+    def __init__(self, directory: str, *, timeout: float = 10.0, owner: tuple[int, int] | None = None,
+                 local_part_case_sensitive: bool = False):
         """`owner`: (uid, gid) that what root creates here is given to (the milter's daemon_user);
-        None: the owner of the store (or of its parent directory), unless that is root."""
+        None: the owner of the store (or of its parent directory), unless that is root.
+        `local_part_case_sensitive`: directory_local_part_case_sensitive, how recipients match
+        (owlery.quarantine.base.recipient_key)."""
         self.directory = os.path.abspath(directory)
         self.timeout = timeout
+        self.local_part_case_sensitive = local_part_case_sensitive
         self._setup_lock = threading.Lock()
         self._index = os.path.join(self.directory, "index.sqlite3")
         self._ready = False
@@ -238,7 +243,7 @@ class DirectoryStore(QuarantineStore):
                 db.executemany("INSERT INTO recipients VALUES (?, ?, ?, ?, ?, ?, ?)",
                                [(record.mail_id, to_column(r.address), to_column(r.address.lower()), r.status,
                                  r.changed_at, _column_or_none(r.changed_by), int(r.original))
-                                for r in record.recipients])
+                                for r in stored_recipients(record.recipients)])
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(final)
@@ -265,7 +270,8 @@ class DirectoryStore(QuarantineStore):
 
     def list(self, filters: ListFilter, now: float) -> list[QuarantineRecord]:
         self._setup()
-        where, args = filters.sql_where(now, "?", "recipients")
+        where, args = filters.sql_where(now, "?", "recipients",
+                                        local_part_case_sensitive=self.local_part_case_sensitive)
         with self._db(write=False) as db:
             return self._records(db, where, args, filters.limit)
 
@@ -352,9 +358,16 @@ class DirectoryStore(QuarantineStore):
 
     def last_notice(self, kind: str, address: str) -> float | None:
         self._setup()
+        if not self.local_part_case_sensitive:
+            with self._db(write=False) as db:
+                return db.execute("SELECT max(sent_at) FROM notices WHERE kind = ? AND address_lc = ?",
+                                  (kind, to_column(address.lower()))).fetchone()[0]
+        # notices keep only the lower-cased address: the recipient row says whose mailbox it was
+        condition, args = recipient_sql(address, "?", True, "r.")
         with self._db(write=False) as db:
-            return db.execute("SELECT max(sent_at) FROM notices WHERE kind = ? AND address_lc = ?",
-                              (kind, to_column(address.lower()))).fetchone()[0]
+            return db.execute("SELECT max(n.sent_at) FROM notices n JOIN recipients r ON r.mail_id = n.mail_id "
+                              f"AND r.address_lc = n.address_lc WHERE n.kind = ? AND {condition}",
+                              [kind, *args]).fetchone()[0]
 
     def notices_since(self, kind: str, since: float) -> int:
         self._setup()
@@ -398,7 +411,7 @@ class DirectoryStore(QuarantineStore):
         for row in rows:
             rcpts = db.execute("SELECT address, status, changed_at, changed_by, original FROM recipients "
                                "WHERE mail_id = ? ORDER BY original DESC, rowid", (row[0],)).fetchall()
-            out.append(_record(row, rcpts))
+            out.append(_record(row, rcpts, self.local_part_case_sensitive))
         return out
 
 
@@ -411,13 +424,13 @@ def _row(r: QuarantineRecord) -> tuple:
             r.score, json.dumps([list(s) for s in r.symbols]))       # (JSON escapes surrogates itself)
 
 
-def _record(row: tuple, rcpts: list[tuple]) -> QuarantineRecord:
+def _record(row: tuple, rcpts: list[tuple], local_part_case_sensitive: bool) -> QuarantineRecord:
     values = {name: from_column(v) if isinstance(v, str) and name != "symbols" else v
               for name, v in zip(_COLUMNS, row)}
     values["symbols"] = tuple((str(n), float(s), str(d)) for n, s, d in json.loads(values["symbols"]))
     values["recipients"] = tuple(RecipientState(from_column(a), st, at, from_column(by), bool(orig))
                                  for a, st, at, by, orig in rcpts)
-    return QuarantineRecord(**values)
+    return QuarantineRecord(**values, local_part_case_sensitive=local_part_case_sensitive)
 
 
 def _column_or_none(text: str | None) -> str | None:

@@ -20,8 +20,11 @@ and unclaimed when the MTA refuses it, for the next run to retry. Notices leave 
 vacation replies (submission_method, submission_smtp_endpoint): to the local Postfix from
 127.0.0.1, which the milter treats as outbound (milter_internal_networks), so they are
 DKIM-signed and never spam-scanned; the envelope sender is <> so nothing bounces back.
+Recipients are told per mailbox as the directory compares addresses (the local part exact with
+directory_local_part_case_sensitive: Alice@ never hears of alice@'s mail).
 Talks to: the quarantine store, the directory (preferences), the MTA.
-Tests: tests/milters/test_quarantine_notify.py, tests/e2e/test_quarantine_notify_e2e.py
+Tests: tests/milters/test_quarantine_notify.py, tests/e2e/test_quarantine_notify_e2e.py,
+tests/milters/test_quarantine_case_s20.py
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from owlery.quarantine.base import recipient_key
 from owlery.quarantine.digest import Item, build_admin_notice, build_admin_summary, build_digest
 from owlery.settings import Duration, Str, StrList, int_range, setting
 
@@ -139,13 +143,15 @@ class QuarantineNotifier:
                                       skip_reasons=self.s.quarantine_notify_skip_reasons, limit=100000)
         by_rcpt: dict[str, list[Any]] = {}
         spelled: dict[str, str] = {}
+        case_sensitive = self.s.directory_local_part_case_sensitive
         for record, address in pairs:
-            if only is not None and address.lower() != only.lower():
+            key = recipient_key(address, case_sensitive)
+            if only is not None and key != recipient_key(only, case_sensitive):
                 continue
-            by_rcpt.setdefault(address.lower(), []).append(record)
-            spelled.setdefault(address.lower(), address)
-        for lc, records in by_rcpt.items():
-            address = spelled[lc]
+            by_rcpt.setdefault(key, []).append(record)
+            spelled.setdefault(key, address)
+        for key, records in by_rcpt.items():
+            address = spelled[key]
             try:
                 mode = self.prefs.mode(address)
             except PreferenceUnavailable as e:

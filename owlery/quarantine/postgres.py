@@ -19,7 +19,8 @@ from typing import Any
 
 from owlery.quarantine.base import (PENDING, RELEASED, SCHEMA_VERSION, AuditEntry, ListFilter, QuarantineNotFound,
                                     QuarantineRecord, QuarantineStore, QuarantineUnavailable,
-                                    RecipientState, cutoffs, from_column, to_column, unnotified_sql)
+                                    RecipientState, cutoffs, from_column, recipient_sql, stored_recipients, to_column,
+                                    unnotified_sql)
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS quarantine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -56,10 +57,14 @@ _COLUMNS = ("mail_id", "secret_id", "created", "reason", "detail", "sender", "si
 
 
 class PostgresStore(QuarantineStore):
-    def __init__(self, dsn: str, *, schema: str = "public", timeout: float = 10.0):
+    def __init__(self, dsn: str, *, schema: str = "public", timeout: float = 10.0,
+                 local_part_case_sensitive: bool = False):
+        """`local_part_case_sensitive`: directory_local_part_case_sensitive, how recipients match
+        (owlery.quarantine.base.recipient_key)."""
         self.dsn = dsn
         self.schema = schema
         self.timeout = timeout
+        self.local_part_case_sensitive = local_part_case_sensitive
         self._ready = False
 
     def __repr__(self) -> str:
@@ -120,7 +125,7 @@ class PostgresStore(QuarantineStore):
                                 "changed_at, changed_by, original) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                                 [(record.mail_id, to_column(r.address), to_column(r.address.lower()), r.status,
                                   r.changed_at, None if r.changed_by is None else to_column(r.changed_by),
-                                  r.original) for r in record.recipients])
+                                  r.original) for r in stored_recipients(record.recipients)])
 
     def get(self, mail_id: str) -> QuarantineRecord:
         self._check_id(mail_id)
@@ -142,7 +147,8 @@ class PostgresStore(QuarantineStore):
 
     def list(self, filters: ListFilter, now: float) -> list[QuarantineRecord]:
         self._setup()
-        where, args = filters.sql_where(now, "%s", "quarantine_recipients")
+        where, args = filters.sql_where(now, "%s", "quarantine_recipients",
+                                        local_part_case_sensitive=self.local_part_case_sensitive)
         with self._db() as db:
             return self._records(db, where, args, filters.limit)
 
@@ -228,9 +234,16 @@ class PostgresStore(QuarantineStore):
 
     def last_notice(self, kind: str, address: str) -> float | None:
         self._setup()
+        if not self.local_part_case_sensitive:
+            with self._db() as db:
+                return db.execute("SELECT max(sent_at) FROM quarantine_notices WHERE kind = %s AND address_lc = %s",
+                                  (kind, to_column(address.lower()))).fetchone()[0]
+        # notices keep only the lower-cased address: the recipient row says whose mailbox it was
+        condition, args = recipient_sql(address, "%s", True, "r.")
         with self._db() as db:
-            return db.execute("SELECT max(sent_at) FROM quarantine_notices WHERE kind = %s AND address_lc = %s",
-                              (kind, to_column(address.lower()))).fetchone()[0]
+            return db.execute("SELECT max(n.sent_at) FROM quarantine_notices n JOIN quarantine_recipients r "
+                              "ON r.mail_id = n.mail_id AND r.address_lc = n.address_lc "
+                              f"WHERE n.kind = %s AND {condition}", [kind, *args]).fetchone()[0]
 
     def notices_since(self, kind: str, since: float) -> int:
         self._setup()
@@ -277,7 +290,7 @@ class PostgresStore(QuarantineStore):
             values["symbols"] = tuple((str(n), float(s), str(d)) for n, s, d in json.loads(values["symbols"]))
             values["recipients"] = tuple(RecipientState(from_column(a), st, at, from_column(by), bool(o))
                                          for a, st, at, by, o in rcpts)
-            out.append(QuarantineRecord(**values))
+            out.append(QuarantineRecord(**values, local_part_case_sensitive=self.local_part_case_sensitive))
         return out
 
     def drop_schema(self) -> None:

@@ -5,8 +5,10 @@ The choice comes from a Postfix-style map (`files_quarantine_notify`: `address v
 entry (`ldap_quarantine_notify_attribute`, when directory_backend = "ldap"), then from
 `quarantine_notify_default`. An unknown value is logged and the default used; a directory
 that cannot answer leaves the recipient for the next run (PreferenceUnavailable) rather
-than mailing someone who opted out.
-Talks to: the map file, LDAP (owlery.directory.ldap). Tests: tests/milters/test_quarantine_notify.py
+than mailing someone who opted out. Map keys match as the directory compares addresses
+(directory_local_part_case_sensitive: owlery.quarantine.base.recipient_key).
+Talks to: the map file, LDAP (owlery.directory.ldap). Tests: tests/milters/test_quarantine_notify.py,
+tests/milters/test_quarantine_case_s20.py
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from owlery.quarantine.base import recipient_key
 from owlery.settings import Str, choice, setting
 
 MODES = ("digest", "immediate", "none")
@@ -43,6 +46,7 @@ class Preferences:
     def __init__(self, settings: Any):
         self.settings = settings
         self.default = settings.quarantine_notify_default
+        self.case_sensitive = settings.directory_local_part_case_sensitive
         self.table: dict[str, str] = {}
         if settings.files_quarantine_notify:
             from owlery.directory.files import read_map
@@ -52,12 +56,12 @@ class Preferences:
                     log.warning("quarantine: %s:%d: %r is not digest, immediate or none; ignored",
                                 settings.files_quarantine_notify, number, value)
                     continue
-                self.table[key.lower()] = value
+                self.table[recipient_key(key, self.case_sensitive)] = value
         self.attribute = settings.ldap_quarantine_notify_attribute if settings.directory_backend == "ldap" else ""
         self._ldap: Any = None
 
     def mode(self, address: str) -> str:
-        a = address.lower()
+        a = recipient_key(address, self.case_sensitive)
         for key in (a, "@" + a.rpartition("@")[2]):
             if key in self.table:
                 return self.table[key]
