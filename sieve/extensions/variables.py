@@ -47,6 +47,14 @@ def _is_name(name: str) -> bool:
     return all(p and p[0] in _IDENT_START and _IDENT_CHARS.issuperset(p) for p in name.split("."))
 
 
+def _is_numbered_in_namespace(name: str) -> bool:
+    """A namespaced reference with a number after the namespace (${a.1}, ${a.1.b}): RFC 5229
+    3's grammar (namespace = identifier "." *sub-namespace, sub-namespace = variable-name ".",
+    variable-name = num-variable / identifier) makes it a reference, not text."""
+    first, dot, rest = name.partition(".")
+    return bool(dot) and _is_name(first) and all(p and (_is_number(p) or _is_name(p)) for p in rest.split("."))
+
+
 _WILDCARD_QUOTED = str.maketrans({c: "\\" + c for c in "*?\\"})
 _REGEX_QUOTED = str.maketrans({c: "\\" + c for c in ".*+?^${}()|[]\\/"})
 # variable namespace -> the extension that defines it
@@ -87,6 +95,16 @@ def template(v, s):
                 v.error(s, f"variable namespace '{ns[0]}' is not known in '${{{name}}}'")
             elif len(ns) > 2 and ns[0] == "tst":
                 v.error(s, f"invalid variable name '{name}'")
+        elif _is_numbered_in_namespace(name):
+            ns = name.lower().split(".")
+            kind = ("var", name.lower())
+            if _NAMESPACES.get(ns[0]) not in v.required:
+                v.error(s, f"variable namespace '{ns[0]}' is not known in '${{{name}}}'")
+            else:
+                # no namespace Owlery knows has numbered variables: global's are named by
+                # `global` (identifiers, RFC 6609 3.3), env's are environment items (Pigeonhole:
+                # "invalid variable name within env namespace: encountered numeric variable name")
+                v.error(s, f"invalid variable name '{name}' in namespace '{ns[0]}' (a number)")
         else:
             continue
         if start > pos:
