@@ -13,7 +13,7 @@ Pages (no JavaScript anywhere):
 Every POST carries the session's synchronizer token (`csrf` field) or is refused with 403; a
 visitor not logged in has a session stored nowhere (web.sessions: `new_visitor`), so no flood of
 visitors expires another's login form. Logins are limited before the password is checked
-(web.sessions.LoginLimiter.attempt), so threads checking passwords side by side add no guesses.
+(owlery.login_limits.LoginFailures.attempt), so threads checking passwords side by side add no guesses.
 The release links work without a login: their session (for that token) has its own cookie,
 path /r/, so following a link never replaces a login cookie. A message another recipient
 holds answers 404, like one that does not exist. Text from a message (subject, From, addresses)
@@ -38,14 +38,15 @@ from typing import Any
 from owlery import log as owlery_log
 from owlery import metrics
 from owlery.errors import DirectoryUnavailable
+from owlery.login_limits import LoginFailures, client_key
 from owlery.quarantine import (PENDING, ListFilter, QuarantineError, QuarantineNotFound, QuarantineRecord,
                                QuarantineUnavailable, is_valid_id)
 from owlery.quarantine.release import ReleaseError
 from owlery.quarantine.tokens import BadToken, verify
 from web import mailview
 from web import templates as t
-from web.http import Request, Response, client_key, redirect, set_cookie
-from web.sessions import LoginLimiter, Session, SessionStore
+from web.http import Request, Response, redirect, set_cookie
+from web.sessions import Session, SessionStore
 from web.settings import WebConfig
 
 log = logging.getLogger("owlery.web")
@@ -99,9 +100,9 @@ class WebApp:
         self.config, self.backend, self.clock = config, backend, clock
         self.sessions = SessionStore(lifetime=config.session_lifetime, idle=config.session_idle_timeout,
                                      max_sessions=config.sessions_max)
-        self.limiter = LoginLimiter(per_address=config.login_failures_per_address,
-                                    per_client=config.login_failures_per_client,
-                                    window=config.login_failure_window)
+        self.limiter = LoginFailures(per_login=config.login_failures_per_address,
+                                     per_client=config.login_failures_per_client,
+                                     window=config.login_failure_window)
 
     # -- entry ---------------------------------------------------------------------------
 

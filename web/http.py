@@ -128,14 +128,3 @@ def client_address(peer: str, forwarded_for: str | None, forwarded_proto: str | 
     return client, secure
 
 
-def client_key(address: str) -> str:
-    """What a client's login failures count under: the IPv4 address, the IPv6 /64."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)

@@ -1,4 +1,4 @@
-"""Server-side sessions (in memory, bounded) with their CSRF tokens, and the login failure limiter.
+"""Server-side sessions (in memory, bounded) with their CSRF tokens.
 
 A session id is 256 random bits (secrets.token_urlsafe), the only thing the cookie holds; the
 session itself (who is logged in, admin or not, the CSRF synchronizer token, one-shot
@@ -13,8 +13,7 @@ addresses, can make another visitor's form expire (a stored, bounded map of them
 emptied by fetching /login fast enough). `new` still makes a stored anonymous session (a
 second bounded map that cannot push out a login). Memory: about 1 KiB a session, ~10 MiB for
 10000. One process only: a restart logs everybody out and expires open forms.
-Failed logins count per account under `address_key`, one key for every spelling the directory
-reads as that account (case, <>, final dots of the domain), so varying it does not buy guesses.
+Failed logins are counted by owlery.login_limits.LoginFailures (shared with ManageSieve).
 Thread-safe (the adapter runs requests in a thread pool); `now` is always an argument.
 Talks to: nothing. Tests: tests/web/test_sessions.py, tests/web/test_hostile_s19.py
 """
@@ -145,99 +144,3 @@ class SessionStore:
                 del self._owned[s.owner]
 
 
-def address_key(username: str) -> str:
-    """What one account's failed logins count under: the spellings the directory takes for one
-    address (owlery.directory.base.parse_address: blanks around it, <> around it, any case,
-    final dots of the domain; LDAP matches mail case-insensitively) all give one key.
-    "alice@example.test...." logged in as alice, but counted apart: 5 guesses per spelling."""
-    text = username.strip()
-    if text.startswith("<") and text.endswith(">"):
-        text = text[1:-1]
-    local, at, domain = text.casefold().rpartition("@")
-    return f"{local}@{domain.rstrip('.')}" if at else domain
-
-
-class LoginLimiter:
-    """Failed logins counted per address and per client within a sliding window.
-
-    `attempt` checks the limits and counts the attempt as a failure in one step, before the
-    password is checked: the adapter checks passwords in several threads at once, and a limit
-    checked before and counted after let a burst of guesses through side by side (8 threads:
-    8 guesses past a limit of 3). `succeeded` and `undo` take back what the answer showed
-    was no failure (a right password; a directory that could not say)."""
-
-    MAX_KEYS = 100_000            # keys remembered per kind; the oldest go first
-
-    def __init__(self, *, per_address: int, per_client: int, window: float):
-        self.per_address, self.per_client, self.window = per_address, per_client, window
-        self._failures: dict[str, collections.OrderedDict[str, collections.deque[float]]] = {
-            "address": collections.OrderedDict(), "client": collections.OrderedDict()}
-        self._lock = threading.Lock()
-
-    def _count(self, kind: str, key: str, now: float) -> collections.deque[float] | None:
-        times = self._failures[kind].get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[kind][key]
-            return None
-        return times
-
-    def blocked(self, address: str, client: str, now: float) -> str | None:
-        """Which limit stops this login now ("address" or "client"), or None."""
-        with self._lock:
-            return self._limit(address, client, now)
-
-    def attempt(self, address: str, client: str, now: float) -> str | None:
-        """Which limit stops this login now ("address" or "client"), or None: then the attempt
-        is counted as failed until `succeeded` or `undo` says otherwise."""
-        with self._lock:
-            limit = self._limit(address, client, now)
-            if limit is None:
-                self._add(address, client, now)
-        return limit
-
-    def _limit(self, address: str, client: str, now: float) -> str | None:
-        a = self._count("address", address_key(address), now)
-        if a is not None and len(a) >= self.per_address:
-            return "address"
-        c = self._count("client", client, now)
-        if c is not None and len(c) >= self.per_client:
-            return "client"
-        return None
-
-    def failed(self, address: str, client: str, now: float) -> None:
-        with self._lock:
-            self._add(address, client, now)
-
-    def _add(self, address: str, client: str, now: float) -> None:
-        for kind, key in (("address", address_key(address)), ("client", client)):
-            table = self._failures[kind]
-            table.setdefault(key, collections.deque()).append(now)
-            table.move_to_end(key)
-            while len(table) > self.MAX_KEYS:
-                table.popitem(last=False)
-
-    def succeeded(self, address: str, client: str | None = None, now: float | None = None) -> None:
-        """A right password clears the address's count (not the client's: one good account
-        must not reset a guesser's budget for the others), and takes back its own `attempt`
-        from the client's count when `client` and `now` are given."""
-        with self._lock:
-            self._failures["address"].pop(address_key(address), None)
-            if client is not None and now is not None:
-                self._take_back("client", client, now)
-
-    def undo(self, address: str, client: str, now: float) -> None:
-        """Take back an `attempt` that was no failure (the directory could not answer)."""
-        with self._lock:
-            self._take_back("address", address_key(address), now)
-            self._take_back("client", client, now)
-
-    def _take_back(self, kind: str, key: str, now: float) -> None:
-        times = self._failures[kind].get(key)
-        if times is not None and now in times:
-            times.remove(now)
-            if not times:
-                del self._failures[kind][key]

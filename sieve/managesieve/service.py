@@ -4,7 +4,14 @@
 carries out its actions: writes, blocking calls in a bounded thread pool
 (`managesieve_threads`; reading stops until the answer is back, so a connection runs one
 command at a time), the failed-login delay on the reactor's clock (`reactor.callLater`), the
-idle and login timeouts (TimeoutMixin), STARTTLS and closing. TLS is the standard library's
+idle and login timeouts (TimeoutMixin; only a whole command restarts them, as the session
+says with Active, never input bytes alone), STARTTLS and closing. Against hostile clients: the protocol is
+its transport's producer, so a client that reads nothing (its answers past the transport's
+buffer) is read from no more and its session runs no more commands until it reads; the
+connection limits (sieve/managesieve/limits.py: in all, and not logged in per client) answer
+BYE to one connection too many; failed logins count per client and login over all
+connections; a connection closed on a client that reads nothing is aborted, and any close
+that has not finished after CLOSE_GRACE seconds. TLS is the standard library's
 `ssl` over memory BIOs (`SSLContext.wrap_bio`) under this protocol, not Twisted's startTLS:
 that needs pyOpenSSL, which pins an older `cryptography` than the one Owlery uses. The
 context comes from `managesieve_tls_cert_file` / `managesieve_tls_key_file` (TLS 1.2 or
@@ -17,7 +24,8 @@ scripts it writes belong to it), reads the password file or binds to LDAP as the
 only below the users' sieve directories.
 Talks to: the reactor, a thread pool, the session's ManageSieveBackend.
 Tests: tests/managesieve/test_service.py,
-tests/managesieve/test_sieve_connect_e2e.py, tests/managesieve/test_dovecot_interop.py
+tests/managesieve/test_sieve_connect_e2e.py, tests/managesieve/test_dovecot_interop.py,
+tests/managesieve/test_hostile_s20.py
 """
 
 from __future__ import annotations
@@ -31,10 +39,17 @@ from typing import Any
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.protocols.policies import TimeoutMixin
 
+from owlery.login_limits import LoginFailures, client_key
 from sieve.managesieve import session as s
+from sieve.managesieve.limits import ConnectionLimits
 from sieve.managesieve.settings import SessionConfig
 
 log = logging.getLogger("owlery.managesieve")
+
+# Seconds a closing connection may take to hand its last answers to the client before it is
+# aborted (a client reading one byte a minute would otherwise keep it open for ever).
+CLOSE_GRACE = 30.0
+REFUSAL_LOG_INTERVAL = 60.0     # refused connections are logged once per this many seconds
 
 
 def tls_context(settings: Any) -> ssl.SSLContext | None:
@@ -107,6 +122,11 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
         self._tls_context: ssl.SSLContext | None = None
         self._delay: Any = None
         self._reading = True
+        self._output_paused = False       # the transport's buffer is full: the client reads nothing
+        self._abort: Any = None
+        self._key: str | None = None      # the client key counted in app.limits while open
+        self._authenticated = False
+        self._producing = False           # registered as the transport's producer
         self.peer = "unknown"
 
     def callLater(self, period: float, func: Any) -> Any:
@@ -116,21 +136,49 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         host = getattr(self.transport.getPeer(), "host", None)
         self.peer = host or "unix"
+        key = client_key(host) if host else "unix"
+        refused = self.app.limits.admit(key)
+        if refused is not None:
+            self.app.refused(refused, self.peer)
+            self.transport.write(b'BYE "Too many connections, try again later."\r\n')
+            self._close()
+            return
+        self._key = key
         settings = self.app.settings
         self._tls_context = self.app.tls        # with the config below: one snapshot per connection
         self.session = s.ManageSieveSession(self.app.config, self.app.backend, peer=self.peer, local=_is_local(host),
                                  login_timeout=settings.managesieve_login_timeout,
-                                 idle_timeout=settings.managesieve_idle_timeout)
+                                 idle_timeout=settings.managesieve_idle_timeout,
+                                 failures=self.app.login_failures, clock=self.app.reactor.seconds)
         try:
             self.transport.setTcpNoDelay(True)      # short answers the client waits for
         except (AttributeError, OSError):
             pass
+        self.transport.registerProducer(self, True)
+        self._producing = True
         self._act(self.session.start())
+
+    # -- the transport's producer: it pauses us when the client does not read what we write --
+
+    def pauseProducing(self) -> None:
+        self._output_paused = True
+        if self.session is not None:
+            self.session.block_output()
+        self._flow()
+
+    def resumeProducing(self) -> None:
+        self._output_paused = False
+        if self.session is not None:
+            self._act(self.session.unblock_output())
+        else:
+            self._flow()
+
+    def stopProducing(self) -> None:
+        pass                              # the connection is going: connectionLost cleans up
 
     def dataReceived(self, data: bytes) -> None:
         if self.session is None:
             return
-        self.resetTimeout()
         if self.tls is not None:
             try:
                 data, finished = self.tls.feed(data)
@@ -154,9 +202,13 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)
         self.session = None
-        if self._delay is not None and self._delay.active():
-            self._delay.cancel()
-        self._delay = None
+        for call in (self._delay, self._abort):
+            if call is not None and call.active():
+                call.cancel()
+        self._delay = self._abort = None
+        if self._key is not None:
+            self.app.limits.closed(self._key, self._authenticated)
+            self._key = None
 
     # -- actions -----------------------------------------------------------------------
 
@@ -174,6 +226,19 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
                 self.transport.write(out)
 
     def _act(self, actions: list) -> None:
+        self._do(actions)
+        # Commands left waiting after a batch of output run while the client takes what we
+        # write; when it stops (pauseProducing) they wait for resumeProducing.
+        while self.session is not None and self.session.more and not self._output_paused:
+            self._do(self.session.proceed())
+        self._flow()
+        if self.session is not None and self._key is not None:
+            authenticated = self.session.state == s.AUTHENTICATED
+            if authenticated != self._authenticated:
+                self._authenticated = authenticated
+                (self.app.limits.logged_in if authenticated else self.app.limits.logged_out)(self._key)
+
+    def _do(self, actions: list) -> None:
         for action in actions:
             if isinstance(action, s.Send):
                 self._write(action.data)
@@ -187,13 +252,16 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
                 self.tls = _TLS(self._tls_context)
             elif isinstance(action, s.Timeout):
                 self.setTimeout(action.seconds)
+            elif isinstance(action, s.Active):
+                self.resetTimeout()
             elif isinstance(action, s.Close):
                 self._close()
-        self._flow()
 
     def _flow(self) -> None:
-        """Read only while the session can answer at once (the TLS handshake needs reading)."""
-        busy = self.session is not None and isinstance(self.session.pending, (s.Call, s.Wait))
+        """Read only while the session can answer at once (the TLS handshake needs reading) and
+        the client takes its answers."""
+        busy = self.session is not None and (isinstance(self.session.pending, (s.Call, s.Wait))
+                                             or self._output_paused or self.session.more)
         if busy and self._reading:
             self.transport.pauseProducing()
             self._reading = False
@@ -214,9 +282,13 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
         log.error("managesieve: internal error: rip=%s: %s", self.peer, failure.getTraceback())
         if self.session is not None:
             self.session = None
-            self.transport.loseConnection()
+            self._close()
 
     def _close(self) -> None:
+        """Close after the last answers are out; at once when the client reads nothing (they
+        would never be), and in any case after CLOSE_GRACE."""
+        if self._abort is not None:
+            return
         if self.tls is not None and self.tls.ready:
             try:
                 self.tls.obj.unwrap()                 # close_notify; the peer's answer is not awaited
@@ -226,7 +298,22 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
         if not self._reading:
             self.transport.resumeProducing()
             self._reading = True
+        if self._output_paused:
+            log.info("managesieve: closing at once: rip=%s reads nothing", self.peer)
+            self.transport.abortConnection()
+            return
+        if self._producing:
+            # (a paused producer would be resumed, not the connection closed, once the buffer drains)
+            self._producing = False
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
+        self._abort = self.app.reactor.callLater(CLOSE_GRACE, self._too_slow_to_close)
+
+    def _too_slow_to_close(self) -> None:
+        self._abort = None
+        log.info("managesieve: closing at once: rip=%s took more than %g s to take its last answers",
+                 self.peer, CLOSE_GRACE)
+        self.transport.abortConnection()
 
 
 class ManageSieveApplication:
@@ -238,6 +325,12 @@ class ManageSieveApplication:
         self.settings = settings
         self.tls = tls_context(settings)
         self.config = SessionConfig.from_settings(settings, tls_available=self.tls is not None)
+        self.limits = ConnectionLimits(settings.managesieve_max_connections,
+                                       settings.managesieve_max_connections_per_client)
+        self.login_failures = LoginFailures(per_client=settings.managesieve_login_failures_per_client,
+                                            per_login=settings.managesieve_login_failures_per_user,
+                                            window=settings.managesieve_login_failure_window)
+        self._refusals: dict[str, tuple[float, int]] = {}     # limit -> (last logged, refused since)
         if backend is None:
             from sieve.managesieve.backend import Accounts
             backend = Accounts(settings)
@@ -260,6 +353,24 @@ class ManageSieveApplication:
         self.backend = backend
         self.settings, self.tls = settings, tls
         self.config = SessionConfig.from_settings(settings, tls_available=tls is not None)
+        self.limits.total = settings.managesieve_max_connections
+        self.limits.per_client = settings.managesieve_max_connections_per_client
+        f = self.login_failures
+        f.per_client, f.per_login = settings.managesieve_login_failures_per_client, settings.managesieve_login_failures_per_user
+        f.window = settings.managesieve_login_failure_window
+
+    def refused(self, limit: str, peer: str) -> None:
+        """Log a connection refused by a limit: once per REFUSAL_LOG_INTERVAL per limit, with
+        the number refused since (a flood of connections must not flood the log too)."""
+        now = self.reactor.seconds()
+        last, count = self._refusals.get(limit, (None, 0))
+        if last is not None and now - last < REFUSAL_LOG_INTERVAL:
+            self._refusals[limit] = (last, count + 1)
+            return
+        self._refusals[limit] = (now, 0)
+        what = ("managesieve_max_connections" if limit == "total" else "managesieve_max_connections_per_client")
+        log.warning("managesieve: connection refused: rip=%s: %s reached%s", peer, what,
+                    f" ({count} more refused since the last such line)" if count else "")
 
     def close(self) -> None:
         if hasattr(self.backend, "close"):

@@ -8,7 +8,8 @@ actions for the adapter: `Send(bytes)`; `Call(fn)`: run the blocking `fn()` (pas
 check, directory lookup, script storage, compiling) in a thread and hand its result to
 `resume()` (its exception to `resume_error()`); `Wait(seconds)`: resume after a delay (a
 failed login is slowed by `login_failure_delay`); `StartTLS()`: start TLS now and resume when
-the handshake is done; `Timeout(seconds)`: the idle timeout from now on; `Close()`. While a
+the handshake is done; `Timeout(seconds)`: the idle timeout from now on; `Active()`: a whole
+command arrived, the timeout starts again (input bytes alone never restart it); `Close()`. While a
 Call, Wait or StartTLS is outstanding, input is only buffered: one command at a time.
 SASL PLAIN and LOGIN are offered only over TLS, or on loopback, or always, as
 `plaintext_auth` says; an authorization identity other than the user is refused. Limits:
@@ -20,9 +21,14 @@ errors come back as NO with one "name:line:column: error: ..." line each.
 Logs: one line per login (success or failure, with the client address, never the password)
 and per change (put, delete, rename, activate); the metrics (owlery.metrics) count logins by
 result, commands by name and changes by action.
+Against hostile clients: a run of buffered commands stops once OUTPUT_BATCH bytes of answers
+are queued (`more`: the adapter calls `proceed()` while the client reads) and none runs while
+`block_output()` says it reads nothing; failed logins also count in a `LoginFailures` shared by
+all connections (past its limits a login is refused unchecked), and a failed login's NO comes
+`login_failure_delay` after the command however long the check took.
 Talks to: a ManageSieveBackend (login -> Account with a ScriptStorage, check). Tests:
 tests/managesieve/test_session.py (transcripts), tests/managesieve/test_literal_after_error.py
-(literal bounds by state, a bad line's literal)
+(literal bounds by state, a bad line's literal), tests/managesieve/test_hostile_s20.py
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any, Protocol
 
 from owlery import metrics
 from owlery.errors import DirectoryUnavailable
+from owlery.login_limits import LoginFailures, client_key
 from sieve.managesieve import protocol as p
 from sieve.managesieve.settings import SessionConfig
 from sieve.managesieve.storage import StorageError, check_name
@@ -45,6 +52,9 @@ log = logging.getLogger("owlery.managesieve")
 
 NOT_AUTHENTICATED, AUTHENTICATED, LOGOUT = "NOT-AUTHENTICATED", "AUTHENTICATED", "LOGOUT"
 SKIP_MAX = p.NUMBER_MAX          # after login an oversized literal is read and dropped, not fatal
+# Output one run of buffered commands may queue before the session hands it to the adapter and
+# waits for `proceed()`: 64 KiB of "CAPABILITY\r\n" otherwise queued some 3 MB of answers at once.
+OUTPUT_BATCH = 65536
 
 
 # -- actions ------------------------------------------------------------------------------
@@ -77,6 +87,11 @@ class Timeout:
 @dataclasses.dataclass(frozen=True)
 class Close:
     pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Active:
+    """A whole command arrived: the current timeout (Timeout) starts again from now."""
 
 
 _READ = object()      # internal: a handler waits for the next input line (a SASL response)
@@ -140,7 +155,8 @@ class ManageSieveSession:
 
     def __init__(self, config: SessionConfig, backend: ManageSieveBackend, *, peer: str = "unknown",
                  local: bool = False, secure: bool = False, login_timeout: float | None = None,
-                 idle_timeout: float | None = None):
+                 idle_timeout: float | None = None, failures: LoginFailures | None = None,
+                 clock: Callable[[], float] | None = None):
         self.config = config
         self.backend = backend
         self.peer = peer
@@ -148,6 +164,8 @@ class ManageSieveSession:
         self.secure = secure
         self.login_timeout = login_timeout
         self.idle_timeout = idle_timeout
+        self.failures_limit = failures          # shared by the connections; None: this one's only
+        self.clock = clock
         self.state = NOT_AUTHENTICATED
         self.account: Account | None = None
         self.failures = 0
@@ -157,6 +175,10 @@ class ManageSieveSession:
         self._gen: Generator[Any, Any, None] | None = None
         self._waiting: Any = None         # the Call / Wait / StartTLS / _READ the handler waits on
         self._out: list[Any] = []
+        self._queued = 0                  # bytes of Send in _out
+        self._active_queued = False       # an Active is in _out
+        self.output_blocked = False       # the adapter's peer reads nothing: run no command
+        self.more = False                 # commands may wait in the input: call proceed()
 
     # -- the adapter's entry points ---------------------------------------------------
 
@@ -199,6 +221,21 @@ class ManageSieveSession:
         self._run()
         return self._flush()
 
+    def proceed(self) -> list[Any]:
+        """Run the commands left waiting after a batch of output (`more`)."""
+        self._run()
+        return self._flush()
+
+    def block_output(self) -> None:
+        """The client reads nothing for now (its answers pile up): run no more commands."""
+        self.output_blocked = True
+
+    def unblock_output(self) -> list[Any]:
+        """The client reads again: run the commands that waited."""
+        self.output_blocked = False
+        self._run()
+        return self._flush()
+
     def timed_out(self) -> list[Any]:
         if not self.closed:
             self._bye("Disconnected for inactivity.")
@@ -208,19 +245,40 @@ class ManageSieveSession:
 
     def _flush(self) -> list[Any]:
         out, self._out = self._out, []
+        self._queued = 0
+        self._active_queued = False
         return out
 
     def _send(self, data: bytes) -> None:
+        self._queued += len(data)
         if self._out and isinstance(self._out[-1], Send):
             self._out[-1] = Send(self._out[-1].data + data)
         else:
             self._out.append(Send(data))
 
     def _run(self) -> None:
+        """Run buffered commands until one waits (a Call, a Wait), the input runs out, the client
+        stops reading (`output_blocked`) or a batch of output is queued (`more`): pipelined
+        commands from a client that reads nothing must not pile up answers without end.
+        Tests: tests/managesieve/test_hostile_s20.py"""
+        self.more = False
         while not self.closed and (self._waiting is None or self._waiting is _READ):
-            item = self.reader.next()
+            if self.output_blocked or self._queued >= OUTPUT_BATCH:
+                self.more = True
+                return
+            try:
+                item = self.reader.next()
+            except Exception:  # noqa: BLE001 - as in _step: a bug ends this connection, not the daemon
+                log.exception("managesieve: internal error reading a command (client %s)", self.peer)
+                self._bye("Internal error, closing connection.")
+                return
             if item is None:
                 return
+            if not self._active_queued and not isinstance(item, p.Fatal):
+                # The idle (or login) time runs from the last whole command, not the last byte:
+                # a client dripping one byte at a time held a connection for ever.
+                self._active_queued = True
+                self._out.append(Active())
             if self._waiting is _READ:
                 self._waiting = None
                 self._step(lambda g, item=item: g.send(item))
@@ -441,15 +499,37 @@ class ManageSieveSession:
         if creds is None:
             return
         username, password = creds
+        client, now = client_key(self.peer), (self.clock() if self.clock is not None else 0.0)
+        shared = self.failures_limit
+        # Counted as failed before the check, so logins running side by side in threads (over
+        # many connections) cannot pass the limits together; a name that does not exist counts
+        # like a wrong password and takes the same path to the same NO.
+        refused_by = shared.attempt(username, client, now) if shared is not None else None
+        if refused_by is not None:
+            self.failures += 1
+            limited = self.failures >= self.config.login_failures_max
+            metrics.MANAGESIEVE_LOGINS.labels("rate-limited").inc()
+            log.warning("managesieve: login refused: user=<%s> method=%s rip=%s: too many failed logins "
+                        "(limit=%s)", _printable(username), mech, self.peer, refused_by)
+            yield Wait(self.config.login_failure_delay)
+            if limited:
+                self._bye("Too many failed logins.")
+                return
+            self._send(p.response("NO", None, "Too many failed logins, try again later."))
+            return
         try:
             account = yield Call(lambda: self.backend.login(username, password))
         except DirectoryUnavailable as e:
+            if shared is not None:
+                shared.undo(username, client, now)
             metrics.MANAGESIEVE_LOGINS.labels("unavailable").inc()
             log.warning("managesieve: login: user=<%s> rip=%s: directory unavailable: %s", _printable(username),
                         self.peer, e)
             self._send(p.response("NO", "TRYLATER", "Authentication service unavailable, try again later."))
             return
         except (ValueError, StorageError, OSError) as e:
+            if shared is not None:
+                shared.undo(username, client, now)
             metrics.MANAGESIEVE_LOGINS.labels("unavailable").inc()
             log.warning("managesieve: login: user=<%s> rip=%s: no Sieve storage: %s", _printable(username),
                         self.peer, e)
@@ -461,12 +541,18 @@ class ManageSieveSession:
                         _printable(username), mech, self.peer, self.failures)
             limited = self.failures >= self.config.login_failures_max
             metrics.MANAGESIEVE_LOGINS.labels("rate-limited" if limited else "failed").inc()
-            yield Wait(self.config.login_failure_delay)
+            # The NO comes login_failure_delay after the command, however long the check took:
+            # a name that does not exist (a cheap dummy hash) answered sooner than a wrong
+            # password for one that does (its real, slower hash), telling which addresses exist.
+            spent = self.clock() - now if self.clock is not None else 0.0
+            yield Wait(max(0.0, self.config.login_failure_delay - spent))
             if limited:
                 self._bye("Too many failed logins.")
                 return
             self._send(p.response("NO", None, "Authentication failed."))
             return
+        if shared is not None:
+            shared.succeeded(username, client, now)
         metrics.MANAGESIEVE_LOGINS.labels("ok").inc()
         self.account = account
         self.state = AUTHENTICATED

@@ -32,16 +32,37 @@ MANAGESIEVE_PLAINTEXT_AUTH = setting(
     "always = also over unencrypted remote connections (do not).")
 MANAGESIEVE_LOGIN_FAILURE_DELAY = setting(
     "managesieve_login_failure_delay", Duration, 2, unit="s",
-    doc="How long a failed login waits before its NO (slows password guessing).")
+    doc="How long after its command a failed login's NO comes, however long the password check "
+        "took: slows guessing, and hides which logins exist (keep it above the slowest hash check).")
 MANAGESIEVE_LOGIN_FAILURES_MAX = setting(
     "managesieve_login_failures_max", int_range(1, 100), 3,
     "Failed logins one connection may make; the next failure closes it with BYE.")
 MANAGESIEVE_LOGIN_TIMEOUT = setting(
     "managesieve_login_timeout", Duration, 60, unit="s",
-    doc="Close a connection that has not logged in within this time.")
+    doc="Close a connection not logged in that sent no whole command (line with its literals) for "
+        "this long; the bytes of an unfinished one do not count, so one dripped byte by byte is cut off.")
 MANAGESIEVE_IDLE_TIMEOUT = setting(
     "managesieve_idle_timeout", Duration, "30m", unit="s",
-    doc="Close a logged-in connection idle this long.")
+    doc="Close a logged-in connection that sent no whole command for this long (the bytes of an "
+        "unfinished one do not count, so a client that drips a command cannot hold it for ever).")
+MANAGESIEVE_MAX_CONNECTIONS = setting(
+    "managesieve_max_connections", int_range(1, None), 1000,
+    "Connections open at once; one more is answered BYE and closed (Dovecot's client_limit).")
+MANAGESIEVE_MAX_CONNECTIONS_PER_CLIENT = setting(
+    "managesieve_max_connections_per_client", int_range(1, None), 20,
+    "Connections not yet logged in from one client (IPv4 address, IPv6 /64); one more is answered "
+    "BYE and closed. A webmail on this host counts as one client: raise it for a busy one.")
+MANAGESIEVE_LOGIN_FAILURES_PER_CLIENT = setting(
+    "managesieve_login_failures_per_client", int_range(1, 100000), 20,
+    "Failed logins from one client (IPv4 address, IPv6 /64) within managesieve_login_failure_window, "
+    "over all its connections; then its logins are refused unchecked until the window moves on.")
+MANAGESIEVE_LOGIN_FAILURES_PER_USER = setting(
+    "managesieve_login_failures_per_user", int_range(1, 10000), 5,
+    "Failed logins for one login name (existing or not) within managesieve_login_failure_window, "
+    "from any client; then its logins are refused unchecked (as web_login_failures_per_address).")
+MANAGESIEVE_LOGIN_FAILURE_WINDOW = setting(
+    "managesieve_login_failure_window", Duration, "15m", unit="s",
+    doc="The window the managesieve_login_failures_per_* limits count in.")
 MANAGESIEVE_MAX_LINE_LENGTH = setting(
     "managesieve_max_line_length", int_range(512, 1 << 20), 8192, unit="bytes",
     doc="Longest command line; longer closes the connection with BYE. Before login it also bounds "

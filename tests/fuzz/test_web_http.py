@@ -17,7 +17,7 @@ under mutations, or any bytes, cut into reads anywhere. Whatever arrives:
   next to the store is never read, and its text never appears), and no response is larger than
   a page can be;
 - the http.py helpers take any text: parse_form and parse_qs raise only ValueError,
-  parse_cookies, client_address and client_key nothing.
+  parse_cookies, client_address and owlery.login_limits.client_key nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from twisted.internet import defer, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
+from owlery.login_limits import client_key
 from owlery.quarantine.directory import DirectoryStore
 from owlery.quarantine.tokens import sign
 from owlery.settings import Settings
@@ -278,7 +279,7 @@ def test_http_helpers_take_any_text(text, body, ctype, peer, proto):
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in cookies.items())
     client, secure = http.client_address(peer, text, proto, [ipaddress.ip_network("127.0.0.0/8")], False)
     assert isinstance(client, str) and isinstance(secure, bool)
-    assert isinstance(http.client_key(text), str) and isinstance(http.client_key(client), str)
+    assert isinstance(client_key(text), str) and isinstance(client_key(client), str)
     assert urllib.parse.unquote(text, errors="replace") is not None
 
 

@@ -140,7 +140,7 @@ def test_login_limit_counts_every_spelling_of_an_address(world, tmp_path):
     variants = ["alice@example.test.", "<alice@example.test>", "ALICE@Example.Test...", "alice@example.test"]
     # the directory reads every spelling as alice: each is a guess at her password
     assert {world.backend.authenticate(v, "alice-pw") for v in variants} == {"alice@example.test"}
-    world.app.limiter.per_address = 3
+    world.app.limiter.per_login = 3
     for i, spelling in enumerate(variants[:3]):
         c = world.client(f"203.0.113.{i + 1}")
         c.get("/login")
@@ -231,7 +231,7 @@ def test_a_burst_of_guesses_gets_no_more_than_the_limit(world):
     # threads checking passwords side by side, a burst of 8 guesses got 8 past a limit of 3
     burst = 8
     slow = world.backend.authenticator = _SlowAuth(burst)
-    world.app.limiter.per_address = 3
+    world.app.limiter.per_login = 3
     clients = [world.client(f"203.0.113.{i + 1}") for i in range(burst)]
     for c in clients:
         c.get("/login")
@@ -261,7 +261,7 @@ def test_a_directory_outage_counts_no_failure(world):
         def authenticate(self, username, password):
             raise DirectoryUnavailable("ldap down")
     world.backend.authenticator = Down()
-    world.app.limiter.per_address = 2
+    world.app.limiter.per_login = 2
     c = world.client()
     c.get("/login")
     token = c.csrf()

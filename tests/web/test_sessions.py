@@ -1,6 +1,7 @@
 """Sessions end on time and within their bound; anonymous visitors cannot push out logins; login limits forget."""
 
-from web.sessions import LoginLimiter, SessionStore
+from owlery.login_limits import LoginFailures
+from web.sessions import SessionStore
 
 
 def test_idle_and_absolute_lifetime():
@@ -33,10 +34,10 @@ def test_csrf_tokens_differ_and_compare():
 
 
 def test_limiter_window_slides():
-    lim = LoginLimiter(per_address=2, per_client=100, window=60)
+    lim = LoginFailures(per_login=2, per_client=100, window=60)
     lim.failed("A@x.test", "c1", 0)
     lim.failed("a@x.test", "c2", 30)
-    assert lim.blocked("a@X.test", "c3", 31) == "address"
+    assert lim.blocked("a@X.test", "c3", 31) == "login"
     assert lim.blocked("a@x.test", "c3", 61) is None                 # the first failure aged out
     lim.succeeded("a@x.test")
     assert lim.blocked("a@x.test", "c3", 31) is None
