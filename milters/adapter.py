@@ -57,7 +57,7 @@ from typing import Any
 import Milter
 
 from owlery import metrics, sdnotify
-from owlery.endpoints import ListenEndpoint, parse_endpoint
+from owlery.endpoints import ListenEndpoint, clear_stale_socket, parse_endpoint
 from owlery.reply import Reply
 
 from milters import effects as fx
@@ -419,13 +419,13 @@ def open_listener(endpoint: ListenEndpoint, backlog: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # libmilter never sets it; without it Postfix waits ~40 ms per message (STACK.md).
+        # libmilter never sets it; without it Nagle's algorithm holds each small reply until
+        # Postfix's delayed ACK, ~40 ms per message.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((endpoint.host, endpoint.port))
     elif endpoint.kind == "unix":
         os.makedirs(os.path.dirname(endpoint.path), exist_ok=True)
-        if os.path.exists(endpoint.path):
-            os.unlink(endpoint.path)     # a stale socket of a previous run
+        clear_stale_socket(endpoint.path)   # a previous run's socket, never a file or a live one
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:

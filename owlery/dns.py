@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from owlery.settings import Duration, SettingType, int_range, list_of, setting
+from owlery.settings import Duration, SettingType, int_range, list_of, parse_duration, setting
 
 
 def _parse_address(v: Any) -> str:
@@ -48,6 +48,19 @@ DNS_TIMEOUT = setting(
     "dns_timeout", Duration, 5,
     "Longest time one DNS lookup may take (all servers and retries). An SPF evaluation also "
     "stops at its whole time budget (spf_query_time_limit, milter_spf_query_time_limit).", unit="s")
+
+
+def _parse_spf_time_limit(v: Any) -> float:
+    seconds = parse_duration(v)
+    if not 0.1 <= seconds <= 20:
+        raise ValueError("the SPF DNS time budget must be from 0.1 to 20 seconds (RFC 7208 4.6.4)")
+    return seconds
+
+
+# The type of both SPF time budgets (spf_query_time_limit, milter_spf_query_time_limit): RFC 7208
+# 4.6.4 asks for at least 20 s in all; 0 would make every result temperror, a week would hold a
+# policy or milter thread for as long as a hostile domain's servers take to answer.
+SpfTimeLimit = SettingType("duration", _parse_spf_time_limit, lambda v: int(v) if float(v).is_integer() else v)
 
 DNS_CACHE_ENTRIES = setting(
     "dns_cache_entries", int_range(0, 10_000_000), 10000,

@@ -1,15 +1,17 @@
 """Listen endpoints written as strings: `unix:/path[:mode=660]`, `tcp:HOST:PORT`, `systemd:NAME`.
 
 One grammar for every daemon (policyd, lmtpd, milter); the daemon runner turns a parsed
-endpoint into a Twisted listener, the milter adapter into a libmilter socket spec.
+endpoint into a Twisted listener, the milter adapter into a socket it binds (or adopts from
+systemd) and hands to libmilter as `fd:N`.
 The blocking clients (clamd, spamd, `owlery check`, `owlery policyd query`) dial one with
 `connect` and bound each read and write by one deadline with `arm`.
-Tests: tests/core/test_endpoints.py
+Tests: tests/core/test_endpoints.py, tests/core/test_review_followups_s20.py (clear_stale_socket)
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import time
 
@@ -78,6 +80,39 @@ def parse_endpoint(text: str) -> ListenEndpoint:
             raise ValueError(f"bad systemd socket name {rest!r}")
         return ListenEndpoint("systemd", name=rest)
     raise ValueError(f"unknown endpoint kind {kind!r} (unix, tcp or systemd)")
+
+
+class ListenPathTaken(ValueError):
+    """A unix listen path holds something that is not a stale socket of ours to replace."""
+
+
+def clear_stale_socket(path: str) -> None:
+    """Make room for binding a unix socket at `path`: remove a socket a previous run left
+    there (nobody accepts on it: ECONNREFUSED), and nothing else. A path that is not a socket
+    (a listen setting that names a file by mistake) or a socket something still listens on
+    (another instance, another daemon) raises ListenPathTaken instead of being deleted: the
+    second instance would take the first one's clients and leave it running unreachable."""
+    import stat
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise ListenPathTaken(f"{path} exists and is not a socket; not replacing it")
+    except FileNotFoundError:
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)                 # stale: its process is gone
+        return
+    except FileNotFoundError:
+        return                          # removed meanwhile
+    except OSError as e:                # a full backlog, no permission: someone may be there
+        raise ListenPathTaken(f"{path}: cannot tell whether a process listens on it ({e.strerror}); "
+                              "remove it by hand if none does") from None
+    finally:
+        probe.close()
+    raise ListenPathTaken(f"{path}: a process listens on it already (another instance?)")
 
 
 def connect(endpoint: ListenEndpoint, timeout: float, *, nodelay: bool = False) -> socket.socket:

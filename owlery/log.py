@@ -37,9 +37,6 @@ LOG_SYSLOG_SOCKET = setting("log_syslog_socket", Str, "/dev/log",
 LOG_LEVEL = setting("log_level", choice("debug", "info", "warning", "error"), "info",
                     "Lowest level written. Decisions are info; backend trouble is warning.")
 
-_configured = False
-
-
 _stderr: StderrHandler | None = None
 _queue_target: Callable[..., StderrHandler | None] | None = None    # owlery.log_stderr's, once setup() ran
 
@@ -112,7 +109,7 @@ _loggers: dict = {}      # program -> its logging.Logger, once setup() loaded lo
 
 def setup(settings: Any, program: str) -> None:
     """Configure the root logger once per process from the log_* settings."""
-    global _configured, _stderr, _queue_target
+    global _stderr, _queue_target
     import logging
     from owlery.log_stderr import OneRecordFormatter, StderrFormatter, StderrHandler, queue_target
     _queue_target = queue_target
@@ -140,4 +137,3 @@ def setup(settings: Any, program: str) -> None:
     logging.logMultiprocessing = False
     root.addHandler(handler)
     root.setLevel(getattr(logging, settings.log_level.upper()))
-    _configured = True

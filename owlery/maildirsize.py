@@ -59,12 +59,6 @@ class MaildirSize(Record, frozen=True):
         return self.bad_lines > 0 or self.negative_total
 
 
-def parse_definition(line: str) -> tuple[int | None, int | None]:
-    """(bytes, messages) from "1000000S,1000C"; a 0 or absent part means no limit."""
-    size, count, _ = _definition(line)
-    return size, count
-
-
 def _definition(line: str) -> tuple[int | None, int | None, bool]:
     """(bytes, messages, had junk parts)."""
     size = count = None

@@ -126,7 +126,14 @@ def direct_transport(transport: Any) -> Any:
     when it is something else (a test's StringTransport, TLS): then `send_now` writes normally."""
     from twisted.internet.abstract import FileDescriptor   # loaded already: the caller is an adapter
     raw = getattr(transport, "transport", transport)
-    return raw if isinstance(raw, FileDescriptor) and hasattr(raw, "socket") else None
+    # send_now reads FileDescriptor's private write state: a Twisted without it (renamed in a
+    # release) gets the normal write path, not an AttributeError at every reply.
+    if isinstance(raw, FileDescriptor) and all(hasattr(raw, name) for name in _WRITE_STATE):
+        return raw
+    return None
+
+
+_WRITE_STATE = ("socket", "_writeDisconnected", "_tempDataBuffer", "offset", "dataBuffer")
 
 
 def send_now(raw: Any, transport: Any, data: bytes) -> None:

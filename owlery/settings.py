@@ -85,10 +85,19 @@ def _parse_int(v: Any) -> int:
     return v
 
 
+def _finite(v: float) -> float:
+    """`v`, unless TOML's nan or inf: a nan score or time compares false with everything, so it
+    would silently turn a threshold or a delay off (`x - x` is 0 only for finite numbers; no
+    math import at LDA start-up)."""
+    if v - v != 0:
+        raise ValueError(f"expected a finite number, got {v!r}")
+    return v
+
+
 def _parse_float(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError(f"expected a number, got {v!r}")
-    return float(v)
+    return _finite(float(v))
 
 
 def _parse_str(v: Any) -> str:
@@ -117,7 +126,7 @@ def parse_duration(v: Any) -> float:
     if isinstance(v, (int, float)):
         if v < 0:
             raise ValueError("a duration cannot be negative")
-        return float(v)
+        return _finite(float(v))
     if isinstance(v, str):
         number, unit = _number_and_unit(v, "0123456789.")
         if unit in _DURATION_UNITS and all(p and p.isdigit() for p in number.split(".", 1)):

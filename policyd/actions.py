@@ -189,7 +189,6 @@ def bcc(address: str) -> PolicyAction:
 
 USER_UNKNOWN = Reply(550, "5.1.1", "User unknown")
 DIRECTORY_UNAVAILABLE = Reply(451, "4.3.0", "Recipient lookup temporarily unavailable, try again later")
-TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, try again later")
 BACKEND_TIMEOUT = Reply(451, "4.3.0", "Lookup timed out, try again later")
 MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")
 MAILBOX_FULL_TEMPORARY = Reply(452, "4.2.2", "Mailbox full, try again later")

@@ -50,7 +50,7 @@ from owlery.settings import Bool, Float, Str, choice, setting
 from milters import content_policy
 from milters.clients import ScannerUnavailable
 from milters.clients.spamd import SpamdClient
-from milters.effects import SymbolScores, fold
+from milters.effects import REPLY_REJECT_SCORE, SymbolScores, fold
 from milters.stages import Stage
 
 SPAM_TAG_LEVEL = setting("spam_tag_level", Float, None,
@@ -103,7 +103,7 @@ SPAM_DIRECTORY_LEVELS = setting(
     "milter_stage_on_error for spam (tempfail by default).")
 
 SPAM_HEADERS = ("X-Spam-Flag", "X-Spam-Status", "X-Spam-Score", "X-Spam-Level")
-REPLY_SPAM = Reply(550, "5.7.1", "Message rejected as spam")
+REPLY_SPAM = REPLY_REJECT_SCORE     # one reply for spam, whichever verdict rejects (milters/effects.py)
 REPLY_SPAMD_UNAVAILABLE = Reply(451, "4.7.1", "Spam scanner temporarily unavailable, please try again later")
 
 log = logging.getLogger("owlery.milter")

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from owlery.dns import RESULTS, a_label, dnspython_lookup, evaluate, header_address
-from owlery.settings import Duration, Float, choice, setting
+from owlery.dns import RESULTS, SpfTimeLimit, a_label, dnspython_lookup, evaluate, header_address
+from owlery.settings import Float, choice, setting
 
 from milters.effects import StageReport
 from milters.stages import Stage
@@ -31,8 +31,8 @@ MILTER_SPF_SOURCE = setting(
     "Where the SPF result comes from: check (pyspf here), header (the policy daemon's "
     "prepended Received-SPF / Authentication-Results), or none.")
 MILTER_SPF_QUERY_TIME_LIMIT = setting(
-    "milter_spf_query_time_limit", Duration, 20,
-    "Whole DNS time budget of one SPF evaluation (RFC 7208 4.6.4); past it: temperror.", unit="s")
+    "milter_spf_query_time_limit", SpfTimeLimit, 20,
+    "Whole DNS time budget of one SPF evaluation, 0.1 to 20 s (RFC 7208 4.6.4); past it: temperror.", unit="s")
 MILTER_SPF_FAIL_SCORE = setting(
     "milter_spf_fail_score", Float, 2.0, "Score of symbol SPF_FAIL (softfail scores half).")
 

@@ -5,11 +5,11 @@ Writing a check (one file per check under policyd/checks/):
     class GreylistCheck(Check):
         name = "greylist"                      # the name used in settings (policyd_checks)
         states = frozenset({"RCPT"})           # protocol_state values it can run at
-        enabled_by_default = True              # in the default pipeline for those states
+        enabled_by_default = False             # opt in (True: in the default pipeline for those states)
 
         def __init__(self, ctx: CheckContext):
             super().__init__(ctx)
-            self.store = ctx.resource("state", lambda: open_state(ctx.settings))
+            self.store = ctx.state                 # shared services come from the context, not other checks
 
         async def evaluate(self, request: PolicyRequest, now: float) -> PolicyAction:
             seen = await self.ctx.run_blocking(self.store.get, key, timeout=self.ctx.settings.state_timeout)
@@ -324,6 +324,13 @@ class CheckContext:
             from owlery.directory import open_directory
             self._directory = open_directory(self.settings, clock=self.now)
         return self._directory
+
+    @property
+    def state(self) -> Any:
+        """The shared state store (owlery.state, from the state_* settings), opened on first use
+        and closed with the context: greylisting and rate limits keep their entries in one store."""
+        from owlery.state import open_store
+        return self.resource("state", lambda: open_store(self.settings))
 
     def resource(self, name: str, factory: Callable[[], Any]) -> Any:
         """One shared object per name (built on first call), closed with the context."""

@@ -144,12 +144,6 @@ def policy_from(settings: Any) -> GreylistPolicy:
                           privacy=settings.greylist_privacy)
 
 
-def open_state(ctx: CheckContext) -> Any:
-    """The state store shared by greylist and rate-limit checks (one per daemon)."""
-    from owlery.state import open_store
-    return ctx.resource("state", lambda: open_store(ctx.settings))
-
-
 def _domain_listed(domain: str, listed: frozenset[str]) -> bool:
     labels = domain.split(".")
     return any(".".join(labels[i:]) in listed for i in range(len(labels)))
@@ -168,7 +162,7 @@ class GreylistCheck(Check):
                                      s.greylist_memory_max)
         self.behind = WriteBehind(s.greylist_flush_records, s.greylist_flush_records * _BACKLOG_BATCHES)
         self.flush_interval = s.greylist_flush_interval
-        self.store = open_state(ctx)
+        self.store = ctx.state
         self.clients = WhitelistFiles(s.greylist_whitelist_clients, ClientWhitelist.parse)
         self.recipients = WhitelistFiles(s.greylist_whitelist_recipients, RecipientWhitelist.parse)
         self.skip_networks = NetworkMatcher(s.greylist_skip_networks)

@@ -25,7 +25,6 @@ from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, CheckContext, Verdict
 from policyd.netmatch import NetworkMatcher
-from policyd.checks.greylist import open_state
 from policyd.greylist_core import client_net
 from policyd.sender import split_address, strip_extension
 
@@ -106,7 +105,7 @@ class RateLimitCheck(Check):
     def __init__(self, ctx: CheckContext):
         super().__init__(ctx)
         s = ctx.settings
-        self.store = open_state(ctx)
+        self.store = ctx.state
         self.messages = s.ratelimit_messages
         self.recipients = s.ratelimit_recipients
         self.recipients_at = s.ratelimit_recipients_at

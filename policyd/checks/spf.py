@@ -25,23 +25,15 @@ import time
 from typing import Any
 
 from owlery.reply import Reply
-from owlery.dns import (NotCached, SpfResult, build_resolver, cached_lookup, dnspython_lookup, evaluate,
-                        trace_headers)
-from owlery.settings import Bool, Networks, SettingType, Str, choice, int_range, parse_duration, setting
+from owlery.dns import (NotCached, SpfResult, SpfTimeLimit, build_resolver, cached_lookup, dnspython_lookup,
+                        evaluate, trace_headers)
+from owlery.settings import Bool, Networks, Str, choice, int_range, setting
 from policyd import actions
 from policyd.actions import DUNNO
 from policyd.checks import Check, CheckContext, Verdict
 from policyd.netmatch import NetworkMatcher
 
 
-def _parse_time_limit(v: Any) -> float:
-    seconds = parse_duration(v)
-    if not 0.1 <= seconds <= 20:
-        raise ValueError("the SPF DNS time budget must be from 0.1 to 20 seconds (RFC 7208 4.6.4)")
-    return seconds
-
-
-SpfTimeLimit = SettingType("duration", _parse_time_limit, lambda v: int(v) if float(v).is_integer() else v)
 ActionChoice = choice("reject", "defer", "header", "none")
 
 SPF_QUERY_TIME_LIMIT = setting("spf_query_time_limit", SpfTimeLimit, 20,

@@ -80,31 +80,42 @@ def parse_args(argv: list[str]) -> dict[str, str] | None:
     return out
 
 
+# The settings grammar of owlery.settings (parse_size, parse_duration), copied because this
+# module imports nothing of ours: the fast path must never take a value the full path refuses
+# (nor read one differently); what it does not take goes to the full path, which reports it.
+_SIZE_PREFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "ms": 0.001}
+
+
+def _number_and_unit(text: str, number_chars: str) -> tuple[str, str]:
+    text = text.strip()
+    end = 0
+    while end < len(text) and text[end] in number_chars:
+        end += 1
+    return text[:end], text[end:].lstrip()
+
+
 def _size(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     if isinstance(value, str):
-        v = value.strip().upper()
-        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(v[-1:], 1)
-        digits = v[:-1] if v[-1:] in ("K", "M", "G", "B") else v
-        if digits.isdigit() and int(digits) > 0:
-            return int(digits) * mult
+        number, unit = _number_and_unit(value, "0123456789")
+        unit = unit.lower()
+        prefix = unit[:1] if unit[:1] in ("k", "m", "g", "t") else ""
+        if number and unit[len(prefix):] in ("", "i", "b", "ib") and int(number) > 0:
+            return int(number) * _SIZE_PREFIXES[prefix]
     raise Fallback("lda_message_size_limit not a plain size")
 
 
 def _seconds(value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and value - value == 0:
+        return float(value)           # (x - x == 0: not TOML's inf or nan)
     if isinstance(value, str):
-        v = value.strip().lower()
-        mult = {"s": 1, "m": 60, "h": 3600}.get(v[-1:], None)
-        digits = v[:-1] if mult else v
-        try:
-            n = float(digits)
-        except ValueError:
-            n = 0
-        if n > 0:
-            return n * (mult or 1)
+        number, unit = _number_and_unit(value, "0123456789.")
+        if unit in _DURATION_UNITS and all(p and p.isdigit() for p in number.split(".", 1)):
+            seconds = float(number) * _DURATION_UNITS[unit]
+            if seconds > 0:
+                return seconds
     raise Fallback("lda_lmtp_timeout not a plain duration")
 
 
