@@ -1,10 +1,11 @@
-"""Subcommands of `owlery` for the milter: `owlery milter`, `owlery dkim genkey` and
-`owlery dkim import-opendkim`.
+"""Subcommands of `owlery` for the milter: `owlery milter`, `owlery milter import-amavis`,
+`owlery dkim genkey` and `owlery dkim import-opendkim`.
 
 Registered by owlery.app.cli; imports nothing heavy at module top (pymilter and dkimpy are
 imported inside the commands).
 Tests: tests/milters/test_units.py and tests/milters/test_low_hardening.py (`owlery dkim genkey`:
-the key's owner and mode), tests/milters/test_dkim_import.py (`owlery dkim import-opendkim`);
+the key's owner and mode), tests/milters/test_dkim_import.py (`owlery dkim import-opendkim`),
+tests/milters/test_amavis_import.py (`owlery milter import-amavis`);
 `owlery milter` runs in
 tests/milters/test_miltertest.py, tests/milters/test_milter_stop.py and
 tests/milters/test_milter_reload.py (SIGHUP re-reads --config) through tests/harness/owlery_milter.py.
@@ -14,6 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+TYPE_CHECKING = False     # typing is not imported at run time (owlery.cliutil says why)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _cmd_milter(args: argparse.Namespace) -> int:
@@ -35,8 +40,17 @@ def _cmd_milter(args: argparse.Namespace) -> int:
     try:
         return adapter.serve(settings, listen, reload_settings)
     except (ConfigError, SettingsError, ValueError) as e:
-        print(f"owlery: milter: {e}", file=sys.stderr)
+        print(f"owlery: milter: {_located(settings, str(e))}", file=sys.stderr)
         return 1
+
+
+def _located(settings: Any, text: str) -> str:
+    """`text` with the settings file and line in front when it starts with the name of a
+    setting the file sets ("dkim_sign_keys.example.org: cannot read ..."), as a bad value is
+    reported: the postmaster sees which line to change."""
+    name = text.split(":", 1)[0].split(".", 1)[0].strip()
+    line = settings.line_of(name) if name.isidentifier() else None
+    return f"{settings.path}:{line}: {text}" if line and settings.path else text
 
 
 def _cmd_genkey(args: argparse.Namespace) -> int:
@@ -49,12 +63,28 @@ def _cmd_genkey(args: argparse.Namespace) -> int:
     # The key goes to the milter's user, so that the milter (not only root) can read it.
     owner = args.owner if args.owner is not None else settings.daemon_user
     group = settings.daemon_group if args.owner is None else None
+    # The milter looks keys up in dkim_key_directory: write them there unless told otherwise.
+    directory = args.directory if args.directory is not None else settings.dkim_key_directory
     try:
-        path, txt = dkimkeys.generate(args.domain, args.selector, args.directory,
+        path, txt = dkimkeys.generate(args.domain, args.selector, directory,
                                       algorithm=args.type, bits=args.bits, force=args.force,
                                       owner=owner, group=group)
-    except (ValueError, FileExistsError, OSError) as e:
+    except (ValueError, FileExistsError) as e:
         print(f"owlery: dkim genkey: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        # Name what to change: the setting (where it is set) or --directory.
+        from owlery.settings import DEFAULT_CONFIG_PATH
+        line = settings.line_of("dkim_key_directory")
+        if args.directory is not None:
+            source = "--directory"
+        elif line:
+            source = f"dkim_key_directory of {settings.path}:{line}"
+        else:
+            source = (f"default dkim_key_directory; set it in {settings.path or DEFAULT_CONFIG_PATH} "
+                      "or give --directory")
+        print(f"owlery: dkim genkey: cannot write {directory} ({source}): {e.strerror or e}",
+              file=sys.stderr)
         return 1
     st = os.stat(path)
     print(f"; private key written to {path} (mode 0600, owned by {dkimkeys.user_name(st.st_uid)})", file=sys.stderr)
@@ -139,14 +169,47 @@ def _cmd_import_opendkim(args: argparse.Namespace) -> int:
     return 1 if plan.skipped else 0
 
 
+def _cmd_import_amavis(args: argparse.Namespace) -> int:
+    """Exit 0: everything carried over; 1: something not (said on stderr, with the reason);
+    2: amavis' configuration could not be read."""
+    from owlery import settings as settings_mod
+
+    from milters import amavis_import
+    try:
+        settings = settings_mod.load(args.config, missing_ok=args.config is None)
+    except settings_mod.SettingsError as e:
+        print(f"owlery: {e}", file=sys.stderr)
+        return 2
+    return amavis_import.command(args.amavis_conf, args.define, settings, sys.stdout, sys.stderr)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
     from owlery.cliutil import add_config_option, add_listen_option
 
     p = sub.add_parser("milter", help="run the milter (DKIM/ARC/DMARC, content stages) for Postfix")
     add_config_option(p)
-    add_listen_option(p)
+    add_listen_option(p, repeatable=False)
     p.set_defaults(func=_cmd_milter)
+    # `owlery milter` alone runs the milter; `owlery milter ACTION` are tools about it.
+    milter_sub = p.add_subparsers(dest="milter_command", metavar="ACTION")
+    milter_sub.required = False
+    q = milter_sub.add_parser("import-amavis",
+                              help="print the Owlery milter settings equivalent to an amavisd-new configuration "
+                                   "(what cannot be carried over: on stderr, exit 1); writes nothing")
+    # -c before or after the action: SUPPRESS keeps the action's own default from undoing
+    # `owlery milter -c FILE import-amavis` (argparse sets a sub-parser's defaults last)
+    q.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS,
+                   help="Owlery's settings file, for dkim_key_directory and daemon_user "
+                        "(default /etc/owlery/owlery.toml; built-in defaults when it does not exist)")
+    q.add_argument("--amavis-conf", metavar="PATH", action="append", default=None,
+                   help="amavisd.conf, or a conf.d directory (its files in name order); repeat to read several "
+                        "in order (default: /usr/share/amavis/conf.d then /etc/amavis/conf.d, as Debian's "
+                        "amavisd reads them, else /etc/amavisd.conf or /etc/amavis/amavisd.conf)")
+    q.add_argument("--define", metavar="NAME=VALUE", action="append", default=[],
+                   help="the value of an amavis scalar the files compute by running a command (Debian: "
+                        "--define mydomain=example.org --define myhostname=mx.example.org)")
+    q.set_defaults(func=_cmd_import_amavis)
 
     dkim = sub.add_parser("dkim", help="DKIM key tools")
     dkim_sub = dkim.add_subparsers(dest="dkim_command", metavar="ACTION")
@@ -158,8 +221,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("selector", help="selector (s=), e.g. 2025a")
     p.add_argument("--type", choices=("rsa", "ed25519"), default="rsa", help="key type (default rsa)")
     p.add_argument("--bits", type=int, default=2048, help="RSA key size (default 2048, at least 1024)")
-    p.add_argument("--directory", "-d", default="/etc/owlery/dkim",
-                   help="where to write DOMAIN.SELECTOR.key (default /etc/owlery/dkim)")
+    p.add_argument("--directory", "-d", default=None,
+                   help="where to write DOMAIN.SELECTOR.key (default: dkim_key_directory, where the "
+                        "milter reads keys; /etc/owlery/dkim unless set)")
     p.add_argument("--force", action="store_true", help="overwrite an existing key file")
     p.add_argument("--owner", metavar="USER",
                    help="user the key is given to when run as root (default: daemon_user, with "

@@ -430,5 +430,9 @@ def _cmd_notify(args: argparse.Namespace) -> int:
         if out.waiting:
             print(f"{len(out.waiting)} recipient{'s' if len(out.waiting) != 1 else ''} "
                   f"wait for their daily digest", file=sys.stderr)
+        if args.dry_run and not (out.sent or out.failed or out.waiting):
+            # A dry run that prints nothing reads as a command that did nothing; the timer's
+            # real runs stay silent (nothing in the journal every 15 minutes).
+            print("would send nothing: no quarantined message waits for a notice")
         return EX_TEMPFAIL if out.failed else 0
     return _run(args, body)

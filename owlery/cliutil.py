@@ -35,10 +35,13 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
                              "built-in defaults when it does not exist)")
 
 
-def add_listen_option(parser: argparse.ArgumentParser) -> None:
+def add_listen_option(parser: argparse.ArgumentParser, *, repeatable: bool = True) -> None:
+    """--listen ENDPOINT; `repeatable` False for a daemon that listens on one endpoint (the
+    milter: libmilter takes one), so its help does not promise more."""
     parser.add_argument("--listen", "-l", metavar="ENDPOINT", action="append", default=[],
                         help="listen here instead of the configured endpoints "
-                             "(unix:/path, tcp:HOST:PORT, systemd:NAME); repeatable")
+                             "(unix:/path, tcp:HOST:PORT, systemd:NAME); "
+                             + ("repeatable" if repeatable else "one endpoint only"))
 
 
 def load_settings(args: argparse.Namespace) -> settings_mod_t.Settings:

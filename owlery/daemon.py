@@ -55,7 +55,7 @@ from typing import Any, Protocol
 
 from owlery import adopted_port, metrics, sdnotify, workers
 from owlery import settings as settings_mod
-from owlery.endpoints import ListenEndpoint, parse_endpoint
+from owlery.endpoints import ListenEndpoint, clear_stale_socket, parse_endpoint
 from owlery.settings import Bool, Duration, Str, int_range, setting
 
 DAEMON_USER = setting("daemon_user", Str, None,
@@ -132,10 +132,13 @@ def check_user(settings: Any, program: str) -> None:
         if settings.daemon_allow_root:
             log.warning("%s: running as root (daemon_allow_root = true)", program)
             return
+        # Running on built-in defaults, the file to set it in is not there yet: say how to make it.
+        missing = (f"; {where} does not exist yet: `owlery config init --config {where}` writes one"
+                   if settings.path is None else "")
         raise RootRefused(
             f"refusing to run as root: set daemon_user in {where} (the user to switch to "
             "once the sockets are bound, e.g. daemon_user = \"owlery\"); daemon_allow_root = true "
-            "keeps root, for containers and tests only")
+            f"keeps root, for containers and tests only{missing}")
     try:
         pwd.getpwnam(settings.daemon_user)
     except KeyError:
@@ -204,9 +207,9 @@ def prepare_listen(settings: Any, program: str, endpoints: Sequence[ListenEndpoi
 
 def _prepare_unix_path(path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    # A stale socket from a crashed run would make bind fail; it is ours to replace.
-    if os.path.exists(path):
-        os.unlink(path)
+    # A stale socket from a crashed run would make bind fail; it is ours to replace. A file,
+    # or a socket another process still listens on, is not (ListenPathTaken: cannot listen).
+    clear_stale_socket(path)
 
 
 def listen(reactor: Any, endpoint: ListenEndpoint, factory: Any, backlog: int = 4096) -> Any:
@@ -387,7 +390,8 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
         _log_listening(program, endpoints, metrics_endpoint)
     app = _start_app(program, current, endpoints, build, bound is None, metrics_endpoint is not None, reactor)
     if app is None:
-        return 1
+        # a worker says so to its parent, which stops the daemon rather than restart it for ever
+        return 1 if bound is None else workers.EXIT_CANNOT_START
     tracked.wrappedFactory = app.factory
     # What start-up made (modules, classes, settings, the application) lives as long as the
     # process: out of the collector's sight, a full collection no longer walks it, which
@@ -697,10 +701,10 @@ def _run_workers(program: str, config_path: str | None, current: settings_mod.Se
 
     # A worker unblocks SIGHUP itself once its handler is set (`_serve`): one sent while it
     # started is reloaded then.
-    workers.supervise(program, count, run_worker, reload_settings=reload_settings,
-                      worker_unblock=(signal.SIGCHLD, signal.SIGTERM, signal.SIGINT), logger=log)
+    status = workers.supervise(program, count, run_worker, reload_settings=reload_settings,
+                               worker_unblock=(signal.SIGCHLD, signal.SIGTERM, signal.SIGINT), logger=log)
     _remove_socket_files(program, [ep.path for ep in endpoints if ep.kind == "unix"])
     if metrics_dir is not None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     log.info("%s: stopped", program)
-    return 0
+    return status

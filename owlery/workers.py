@@ -9,7 +9,10 @@ fork copies only the forking thread); it waits for signals with sigwaitinfo:
 - SIGHUP: RELOADING=1, `reload_settings()` (settings for workers started from now on), then
   SIGHUP to every worker; READY=1 again once each has reloaded (owlery.sdnotify.WorkerNotices);
 - SIGCHLD: a worker that died is started again after a back-off (1 s, doubling up to 30 s,
-  back to 1 s once a worker lived longer than that);
+  back to 1 s once a worker lived longer than that); one that exits with EXIT_CANNOT_START
+  (its application could not be built from the settings: a map file missing, a bad value)
+  stops the daemon with that status, as one process would stop, instead of being started
+  again for ever while the parent looks alive to systemd;
 - SIGIO: under systemd (NotifyAccess=main) workers report READY/WATCHDOG/counts over a
   socketpair whose arrivals raise SIGIO (O_ASYNC); WorkerNotices turns them into READY=1,
   WATCHDOG=1 (only while every worker pings) and STATUS.
@@ -33,6 +36,7 @@ from typing import Any
 from owlery import sdnotify
 
 RESTART_DELAY_MAX = 30.0        # seconds: the longest back-off before a worker is restarted
+EXIT_CANNOT_START = 78          # EX_CONFIG (sysexits.h): a worker that cannot start from the settings
 
 RunWorker = Callable[[int, "sdnotify.Notifier | None"], int]
 
@@ -43,7 +47,8 @@ def supervise(program: str, count: int, run_worker: RunWorker, *,
               logger: logging.Logger | None = None) -> int:
     """Fork `count` workers, each `run_worker(index, notifier)` (its exit status; the notifier
     reaches the parent, None when systemd is not listening), and keep them running until
-    SIGTERM or SIGINT; return 0 once all have stopped. `reload_settings` runs in the parent on
+    SIGTERM or SIGINT; return 0 once all have stopped (EXIT_CANNOT_START when a worker could not
+    start and the daemon stopped for it). `reload_settings` runs in the parent on
     SIGHUP before the signal goes on (an exception is logged and the old settings kept).
     A worker starts with the parent's signals blocked but `worker_unblock`: those it leaves
     blocked it takes by itself (sigwait, or unblocked once its handlers are set)."""
@@ -55,7 +60,7 @@ def supervise(program: str, count: int, run_worker: RunWorker, *,
         parent.loop()
     finally:
         parent.close()
-    return 0
+    return parent.status
 
 
 class _Parent:
@@ -80,6 +85,7 @@ class _Parent:
         self.delay: dict[int, float] = {}        # worker index -> back-off before its next restart
         self.due: dict[int, float] = {}          # worker index -> when to restart it
         self.stopping = False
+        self.status = 0
 
     def _open_reports(self) -> None:
         """The socketpair workers report on; its datagrams raise SIGIO, so the wait wakes."""
@@ -157,8 +163,17 @@ class _Parent:
                 return
             index = self.pids.pop(pid, None)
             self.notices.exited(pid)
-            if index is not None and not self.stopping:
-                self._schedule_restart(index, pid, status)
+            if index is None or self.stopping:
+                continue
+            if os.waitstatus_to_exitcode(status) == EXIT_CANNOT_START:
+                self.log.error("%s: worker %d (pid %d) cannot start from the settings: stopping", self.program,
+                               index, pid)
+                self.status = EXIT_CANNOT_START
+                self.stopping = True
+                self.notices.stopping()
+                self._tell_all(signal.SIGTERM)
+                continue
+            self._schedule_restart(index, pid, status)
 
     def _schedule_restart(self, index: int, pid: int, status: int) -> None:
         lived = time.monotonic() - self.started[index]

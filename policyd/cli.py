@@ -6,7 +6,8 @@ Registered by owlery.app.cli; imports nothing heavy at module top (Twisted, ldap
 inside the command).
 Tests: none directly; `owlery policyd` runs in tests/policyd/test_service_socket.py and
 tests/e2e/test_policyd_*.py (through tests/harness/owlery_daemons.py), `query()` in
-tests/e2e/test_greylist_shared_redis.py; the `policyd-query` command itself has no test.
+tests/e2e/test_greylist_shared_redis.py; the `policyd-query` command's options and its error
+when no daemon answers in tests/core/test_newcomer_s20.py.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def query(endpoint: str, attrs: dict[str, str], timeout_s: float = 10.0) -> str:
 def _cmd_query(args: argparse.Namespace) -> int:
     from owlery import cliutil as cli
     settings = cli.load_settings(args)
-    endpoint = args.listen[0] if args.listen else list(settings.policyd_listen)[0]
+    endpoint = args.endpoint if args.endpoint else list(settings.policyd_listen)[0]
     attrs = {"request": "smtpd_access_policy", "protocol_state": args.state,
              "protocol_name": "ESMTP", "client_address": args.client_address,
              "client_name": args.client_name, "helo_name": args.helo,
@@ -61,7 +62,12 @@ def _cmd_query(args: argparse.Namespace) -> int:
     try:
         action = query(endpoint, attrs)
     except OSError as e:
-        print(f"owlery: {endpoint}: {e}", file=sys.stderr)
+        # Say where the endpoint came from: the usual cause is a daemon started with other
+        # settings (or not at all).
+        source = "--endpoint" if args.endpoint else f"policyd_listen of {settings.path or 'the built-in defaults'}"
+        print(f"owlery: cannot reach the policy daemon at {endpoint} ({source}): {e.strerror or e}; "
+              "is `owlery policyd` running with these settings? (--config FILE, or --endpoint ENDPOINT)",
+              file=sys.stderr)
         return 75
     if not action:
         print("owlery: the policy daemon closed the connection without a reply", file=sys.stderr)
@@ -77,14 +83,17 @@ def _cmd_spf_import(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this product's subcommands to the `owlery` parser."""
-    from owlery.cliutil import add_config_option, add_daemon_command, add_listen_option
+    from owlery.cliutil import add_config_option, add_daemon_command
     add_daemon_command(sub, "policyd", "run the Postfix policy daemon (check_policy_service)", _build,
                        workers_setting="policyd_workers")
 
     p = sub.add_parser("policyd-query", help="send one policy request to a running policy daemon "
                                              "and print the action (for trying checks by hand)")
     add_config_option(p)
-    add_listen_option(p)
+    # A client: it asks a daemon, it listens nowhere (--listen/-l kept for old command lines).
+    p.add_argument("--endpoint", "--listen", "-l", metavar="ENDPOINT", default=None,
+                   help="the policy daemon to ask: unix:/path or tcp:HOST:PORT (default: the first "
+                        "of policyd_listen)")
     p.add_argument("--state", default="RCPT", help="protocol_state (default RCPT)")
     p.add_argument("--sender", default="", help="envelope sender (default <>)")
     p.add_argument("--recipient", default="", help="envelope recipient")

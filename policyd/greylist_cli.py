@@ -5,15 +5,20 @@ file or the Redis the daemons share. `import-postgrey` is policyd/greylist_impor
 greylist_whitelist_clients / greylist_whitelist_recipients (written tmp -> rename); the
 daemons re-read it within a second.
 Talks to: the state store, whitelist files. Tests: tests/policyd/test_greylist_cli.py,
-tests/policyd/test_greylist_import.py
+tests/policyd/test_greylist_import.py, tests/core/test_newcomer_s20.py (a file it cannot write)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+
+TYPE_CHECKING = False     # typing is not imported at run time (owlery.cliutil says why)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(sub) -> None:
@@ -149,6 +154,8 @@ def _cmd_whitelist(args: argparse.Namespace) -> int:
             lines = f.read().splitlines()
     except FileNotFoundError:
         lines = []
+    except OSError as e:
+        return _whitelist_file_error(settings, args, path, "read", e)
     present = [i for i, line in enumerate(lines) if line.split("#", 1)[0].strip() == entry]
     if args.add:
         if present:
@@ -160,15 +167,31 @@ def _cmd_whitelist(args: argparse.Namespace) -> int:
             print(f"owlery: {entry} not in {path}", file=sys.stderr)
             return 1
         lines = [line for i, line in enumerate(lines) if i not in present]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(line + "\n" for line in lines))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return _whitelist_file_error(settings, args, path, "write", e)
     print(f"owlery: {'added' if args.add else 'removed'} {entry} {'to' if args.add else 'from'} {path}")
     return 0
+
+
+def _whitelist_file_error(settings: Any, args: argparse.Namespace, path: str, doing: str, e: OSError) -> int:
+    """One line naming the file and the setting that chose it (the first of the list is the
+    one edited), so the postmaster knows what to change; exit status 1."""
+    name = "greylist_whitelist_recipients" if args.recipient else "greylist_whitelist_clients"
+    line = settings.line_of(name)
+    where = f"{settings.path}:{line}" if line else "its default; set it in your settings file"
+    print(f"owlery: cannot {doing} {path} (the first file of {name}, {where}): {e.strerror or e}",
+          file=sys.stderr)
+    return 1
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:

@@ -200,6 +200,12 @@ class PolicyApp:
     def _pipeline(self, settings: Any) -> Pipeline:
         ctx = CheckContext(settings, self.reactor, self.executor,
                            directory=self._directory, resolver=self.resolver)
+        if settings.directory_backend != "ldap":
+            # Map files (and passwd's aliases) are read now, as lmtpd and socketmap read them:
+            # a missing or broken file stops the start (or a reload) with the setting's name,
+            # instead of failing every request later. LDAP stays lazy: a server down at start
+            # must give 4xx answers, not a daemon that does not start.
+            ctx.directory  # noqa: B018 - the property builds (and reads) the directory
         return Pipeline(settings, ctx)
 
     def reload(self, settings: Any) -> None:

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
+# The status of a command whose reader closed the pipe (128 + SIGPIPE, as the shell reports a
+# command SIGPIPE killed).
+EXIT_BROKEN_PIPE = 141
+
 # Each module exposes register(subparsers); a subcommand sets `func(args) -> int`.
 PRODUCT_CLI_MODULES = (
     "policyd.cli",
@@ -47,6 +51,16 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     settings_mod = _settings()
     settings_mod.import_all_sections()
     settings = load_settings(args)
+    if settings.directory_backend != "ldap":
+        # The map files (files_*, passwd_aliases) and what the backend needs are part of the
+        # settings: what stops the daemons at start is said here too, as they say it. LDAP
+        # is not asked: a server down now is no mistake in the file.
+        from owlery.directory import open_backend
+        try:
+            open_backend(settings)
+        except (ValueError, settings_mod.SettingsError) as e:     # MapError is a ValueError
+            print(f"owlery: {e}", file=sys.stderr)
+            return EXIT_CONFIG
     print(f"owlery: {settings.path or 'no config file'}: OK")
     return 0
 
@@ -254,7 +268,16 @@ def main(argv: list[str] | None = None) -> Any:
         return lda_fast(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        status = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `owlery config show | head`: the reader went away. Say nothing (no traceback), as
+        # postconf does, and keep the interpreter's last flush from complaining again.
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return status
 
 
 if __name__ == "__main__":

@@ -94,10 +94,11 @@ _SPLIT = re.compile(r"[,\s]+")
 
 
 class MapError(ValueError):
-    """A map file that cannot be read, with file and line."""
+    """A map file that cannot be read, with file and line (`message`: the whole text instead)."""
 
-    def __init__(self, path: str, line: int | None, reason: str):
-        super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
+    def __init__(self, path: str, line: int | None, reason: str, message: str | None = None):
+        self.path, self.line, self.reason = path, line, reason
+        super().__init__(message or (f"{path}:{line}: {reason}" if line else f"{path}: {reason}"))
 
 
 def read_map(path: str) -> Iterator[tuple[str, list[str], int]]:
@@ -251,6 +252,26 @@ class FilesDirectory(ReloadedOnChange, Directory):
         return out
 
     def _load(self) -> _Tables:
+        try:
+            return self._load_tables()
+        except MapError as e:
+            raise self._naming_setting(e) from None
+
+    def _naming_setting(self, e: MapError) -> MapError:
+        """A file that cannot be read at all (missing, no permission) is a mistake in the
+        settings: name the setting and where it is set, as a bad value is named
+        ("owlery.toml:3: files_mailboxes: cannot read /x/mailboxes: No such file or directory")."""
+        if e.line is not None:
+            return e
+        name = next((f"files_{key}" for key, path in self.paths.items() if path == e.path), None)
+        if name is None:
+            return e
+        line = self.settings.line_of(name) if hasattr(self.settings, "line_of") else None
+        where = f"{self.settings.path}:{line}: " if line and self.settings.path else ""
+        reason = e.reason.removeprefix("cannot read: ")
+        return MapError(e.path, None, e.reason, message=f"{where}{name}: cannot read {e.path}: {reason}")
+
+    def _load_tables(self) -> _Tables:
         cs = self.case_sensitive
         mailboxes: dict[str, str | None] = {}
         aliases: dict[str, list[str]] = {}

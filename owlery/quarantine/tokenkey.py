@@ -66,7 +66,9 @@ def generate_key_file(path: str, owner: tuple[int, int] | None, *, force: bool =
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as e:
-        raise TokenKeyError(f"cannot create {tmp}: {e.strerror}") from None
+        # Name the setting: the path is its value (or the default), and that is what to change.
+        raise TokenKeyError(f"quarantine_token_key_file {path}: cannot create a file in {directory}: "
+                            f"{e.strerror}") from None
     try:
         os.fchmod(fd, 0o600)     # whatever the umask
         if owner is not None:
@@ -82,7 +84,7 @@ def generate_key_file(path: str, owner: tuple[int, int] | None, *, force: bool =
         finally:
             os.close(dfd)
     except OSError as e:
-        raise TokenKeyError(f"cannot write {path}: {e.strerror}") from None
+        raise TokenKeyError(f"quarantine_token_key_file {path}: cannot write it: {e.strerror}") from None
     finally:
         if fd >= 0:
             os.close(fd)

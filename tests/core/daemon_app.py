@@ -41,6 +41,9 @@ def _pause_while_building():
 class App:
     def __init__(self, settings, reactor):
         _pause_while_building()
+        if os.environ.get("COREAPP_BUILD_FAILS"):
+            # what a missing map file or a bad value does to a real daemon's build
+            raise ValueError("coreapp: cannot build (COREAPP_BUILD_FAILS)")
         self.settings = settings
         self.factory = protocol.ServerFactory.forProtocol(Echo)
         self.factory.app = self

@@ -223,3 +223,54 @@ def test_workers_share_sockets_restart_reload_and_stop(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_workers_that_cannot_start_stop_the_daemon(tmp_path):
+    """coreapp_workers = 2 and an application that cannot be built from the settings: the
+    worker parent stops with EX_CONFIG (78) instead of restarting its workers for ever while
+    it looks alive to systemd (a missing files_mailboxes under policyd_workers = 2 did)."""
+    cfg = tmp_path / "o.toml"
+    cfg.write_text('coreapp_workers = 2\ndaemon_allow_root = true\n')
+    proc = subprocess.Popen([sys.executable, str(APP), str(cfg), f"unix:{tmp_path / 'app.sock'}"],
+                            cwd=ROOT, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "COREAPP_BUILD_FAILS": "1"})
+    try:
+        assert proc.wait(timeout=30) == 78
+        err = proc.stderr.read().decode()
+        assert "cannot start: coreapp: cannot build" in err and "cannot start from the settings: stopping" in err
+        assert "restarting in" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_one_process_that_cannot_start_exits_1(tmp_path):
+    cfg = tmp_path / "o.toml"
+    cfg.write_text("daemon_allow_root = true\n")
+    proc = subprocess.run([sys.executable, str(APP), str(cfg), f"unix:{tmp_path / 'app.sock'}"], cwd=ROOT,
+                          capture_output=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "COREAPP_BUILD_FAILS": "1"})
+    assert proc.returncode == 1 and b"cannot start: coreapp: cannot build" in proc.stderr
+
+
+def test_a_listen_path_a_live_daemon_holds_is_not_taken_over(tmp_path):
+    """A second instance on the same unix path stops with "cannot listen" and leaves the first
+    one serving; before, it deleted the live socket and took the first one's clients."""
+    cfg = tmp_path / "o.toml"
+    cfg.write_text("daemon_allow_root = true\n")
+    sock_path = tmp_path / "app.sock"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen([sys.executable, str(APP), str(cfg), f"unix:{sock_path}"], cwd=ROOT,
+                             stderr=subprocess.PIPE, env=env)
+    try:
+        connect_when_ready(sock_path, first).close()
+        second = subprocess.run([sys.executable, str(APP), str(cfg), f"unix:{sock_path}"], cwd=ROOT,
+                                capture_output=True, timeout=30, env=env)
+        assert second.returncode == 1 and b"listens on it already" in second.stderr, second.stderr
+        s = connect_when_ready(sock_path, first)
+        assert int(ask(s, b"pid")) == first.pid
+        s.close()
+    finally:
+        first.terminate()
+        first.wait(timeout=20)
