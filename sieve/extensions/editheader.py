@@ -17,7 +17,7 @@ control ever reaches the header. Other C0 controls are obs-NO-WS-CTL (RFC 5322 4
 as Pigeonhole's corpus expects of BELL. Each added field is charged to the run's memory
 budget (sieve_max_memory).
 Tests: conformance extensions/editheader/; tests/sieve/test_editheader_hostile.py,
-tests/sieve/test_pigeonhole_parity_s9.py.
+tests/sieve/test_pigeonhole_parity_s9.py, tests/sieve/test_pigeonhole_probes_s20b.py.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def _encoded(value: str) -> str:
     survive decoding. Folds and plain words stay as they are."""
     if not _NEEDS_ENCODING.search(value):
         return value
-    parts = re.split(r"(\r\n\t| +)", value)  # word, separator, word, ...
+    parts = re.split(r"(\r\n[ \t]+| +)", value)  # word, separator (a fold or spaces), word, ...
     out: list[str] = []
     i = 0
     while i < len(parts):
@@ -145,9 +145,17 @@ def _encoded_words(text: str) -> str:
 def _folded(value: str) -> str:
     """RFC 5293 4: a value that is not RFC 5322 'unstructured' is either an error or encoded
     with folding white space; like Pigeonhole, fold: leading and trailing line breaks go, and
-    each run of line breaks (with the white space after it) becomes one CRLF TAB."""
+    each run of line breaks becomes one fold. A break that white space follows is a fold
+    already and keeps that white space (RFC 5322 2.2.3: "a CRLF SP b" reads "a b", not
+    "a<TAB>b"); a bare one gets a TAB."""
     value = value.strip("\r\n")
-    return _LINE_BREAKS.sub("\r\n\t", value)
+    return _LINE_BREAKS.sub(_fold, value)
+
+
+def _fold(run: re.Match) -> str:
+    """One fold for a run of line breaks: CRLF and the white space after its last break."""
+    after = run.group().rsplit("\n", 1)[1]
+    return "\r\n" + (after or "\t")
 
 
 def _shown(value: str) -> str:

@@ -8,7 +8,8 @@ exactly one valid mailbox (else a runtime error, as Pigeonhole); an :addresses i
 not one address is ignored with a log line; :subject and the answered message's Subject are
 cleaned of control characters by sieve.outgoing; a sender that cannot be written in a
 header gets no reply (log line). :handle is only hashed, never written.
-Tests: conformance extensions/vacation/; tests/sieve/test_generated_mail_safety.py.
+Tests: conformance extensions/vacation/; tests/sieve/test_generated_mail_safety.py,
+tests/sieve/test_pigeonhole_probes_s20b.py.
 """
 
 from __future__ import annotations
@@ -23,8 +24,22 @@ from sieve.outgoing import (MAX_SUBJECT, HeaderError, addr_spec, checked_from, h
 
 log = get_logger("owlery.sieve")
 
+# Senders that are no person (RFC 5230 4.5, RFC 3834 2: a responder MAY refuse more), by local
+# part in any case: these names, at the start ("owner-") or the end of the part before the
+# detail ("-bounces", "-owner"); "-request" anywhere in it, as Pigeonhole ("list-request+x",
+# "list-request-x" are a list's request address)
 _NO_REPLY_LOCALPARTS = ("mailer-daemon", "postmaster", "listserv", "majordomo", "mailer",
-                        "owner-", "-request", "-bounces", "-owner", "noreply", "no-reply")
+                        "owner-", "-bounces", "-owner", "noreply", "no-reply")
+
+
+def _automatic_sender(local: str, delimiters: str) -> bool:
+    """Whether a sender's local part names a list, daemon or robot address."""
+    local = local.lower()
+    if "-request" in local:
+        return True
+    user = split_detail(local, delimiters)[0]  # with "-" as a delimiter, "list-owner" is both
+    return any(local.startswith(p) if not p.startswith("-") else local.endswith(p) or user.endswith(p)
+               for p in _NO_REPLY_LOCALPARTS)
 
 
 def _validate(v, node):
@@ -102,9 +117,7 @@ def _run(rt, node):
     except HeaderError as e:
         _skip(rt, sender, f"sender address cannot be written in a header ({e})")
         return
-    local = sa.local.lower()
-    if any(local == p or local.startswith(p) if not p.startswith("-") else local.endswith(p)
-           for p in _NO_REPLY_LOCALPARTS if p):
+    if _automatic_sender(sa.local, rt.settings.sieve_recipient_delimiter):
         return
     if _is_list_or_auto(rt):
         return
@@ -132,22 +145,31 @@ def _run(rt, node):
             continue
         me.append(item)
     me_norm = set()
+    own = []   # (normalised, address) of the user's addresses: the envelope's first, then :addresses
     for m in me:
         try:
             for a in parse_address_list(m):
                 me_norm.add(_norm(a.all))
+                own.append((_norm(a.all), a))
         except AddressError:
             me_norm.add(_norm(m))
     if _norm(sa.all) in me_norm:
         return
-    # the user must be an explicit recipient (RFC 5230 4.5)
-    found = None   # the user's address as the message names it: the reply comes from it
+    # the user must be an explicit recipient (RFC 5230 4.5). The reply comes from the user's
+    # address that the first of these fields names (RFC 5230 5.3: the owner's address), as the
+    # envelope or the script writes it, not as the message spells it; the envelope recipient
+    # before an :addresses item when one field names both (as Pigeonhole)
+    found = None
     for h in ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"):
-        for raw in rt.msg.header_raw(h):
-            # the valid addresses count, invalid items are skipped (as for the address test)
-            for a in parse_address_items(raw)[0]:
-                if found is None and _norm(a.all) in me_norm:
-                    found = a
+        # the valid addresses count, invalid items are skipped (as for the address test)
+        items = [a for raw in rt.msg.header_raw(h) for a in parse_address_items(raw)[0]]
+        named = {_norm(a.all) for a in items}
+        # an address of the user's that is no address list itself matches as written: the
+        # message's spelling of it is all there is to reply from
+        found = (next((a for n, a in own if n in named), None)
+                 or next((a for a in items if _norm(a.all) in me_norm), None))
+        if found is not None:
+            break
     if found is None and rt.settings.sieve_vacation_check_recipient:
         return
     reason = rt.s(node.pos[0])
