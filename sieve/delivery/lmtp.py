@@ -16,12 +16,15 @@ parameter `X-OWLERY-USER=<xtext user>` the LDA's fast path sends for `-a ADDRESS
 (dovecot-lda's meaning: the user's mailbox and Sieve script, with ADDRESS as the envelope
 recipient Sieve sees and Delivered-To names), so the lookup is of USER, not ADDRESS.
 Its replies come from sieve/delivery/replies.py; `idle_timeout()` and `internal_error()` decide
-how a connection ends when the adapter's timer fires or its answer fails. Also the trace
-helpers the adapter uses: `received_header()` (RFC 5321 4.4, one per recipient, `for <rcpt>`)
+how a connection ends when the adapter's timer fires or its answer fails, `delivery_failed()`
+what the recipients of a transaction the adapter could not deliver hear (451 4.3.0 each);
+`commands` and `data_octets` count progress for the adapter's deadline
+(lmtpd_core.ClientDeadline). Also the trace helpers the adapter uses: `received_header()` (RFC 5321 4.4, one per recipient, `for <rcpt>`)
 and `postfix_queue_id()` (the id in the topmost Received header Postfix added, which keys lmtpd's and the LDA's log lines).
 
 Talks to: nothing (sieve.delivery.lmtpd is the Twisted adapter).
 Tests: tests/delivery/test_lmtp.py (transcripts), tests/delivery/test_lmtp_hostile.py,
+tests/delivery/test_lmtpd_hostile_s20.py,
 tests/delivery/test_lmtp_dovecot_parity.py, tests/delivery/test_lmtp_dovecot_differential.py (against Dovecot).
 """
 
@@ -60,6 +63,7 @@ from sieve.delivery.replies import (
     R_VRFY,
 )
 from sieve.delivery.replies import R_RCPT_OK  # noqa: F401 - the catalogue seen from here (tests/fuzz)
+from sieve.delivery.replies import internal_error
 
 # postfix_queue_id lives in a module of its own, so the in-process LDA reads it without this machine.
 from sieve.delivery.queueid import HEADER_SCAN_LIMIT, postfix_queue_id  # noqa: F401
@@ -261,6 +265,10 @@ class LMTPServer:
         self._errors = 0  # consecutive bad commands (500/501/503)
         self._skip_long_line = False
         self._overflow = False  # pipelined input past limits.pipeline_buffer was dropped
+        # Progress, for the adapter's deadline: only whole lines restart the idle timeout, so a
+        # command dripped a byte at a time is cut off; DATA earns time by the octets it brings.
+        self.commands = 0  # whole command lines consumed (a too-long one too)
+        self.data_octets = 0  # DATA octets consumed, over the connection
         # DATA state
         self._in_data = False
         self._at_bol = True
@@ -322,6 +330,16 @@ class LMTPServer:
         self._closed = True
         return [SendReply(_line(R_INTERNAL_CLOSE)), CloseConnection()]
 
+    def delivery_failed(self) -> list:
+        """The adapter could not produce a Deliver's replies (a bug before or after the
+        deliveries): 451 4.3.0 for each accepted RCPT, so the MTA retries them (a copy stored
+        meanwhile may come twice; none is lost), and the session goes on."""
+        assert self._waiting
+        self._waiting = False
+        out: list = [SendReply(b"".join(_line(internal_error(r.address)) for r in self._recipients))]
+        self._reset()
+        return out + self._run()
+
     def delivered(self, replies: list[Reply]) -> list:
         """Answer a Deliver: one reply per recipient of its transaction, in order; sent as one
         reply per accepted RCPT (a repeated RCPT gets its first one's)."""
@@ -367,6 +385,7 @@ class LMTPServer:
                 break
             raw = bytes(self._buf[: nl + 1])
             del self._buf[: nl + 1]
+            self.commands += 1
             if self._skip_long_line or len(raw) > self.limits.command_line:
                 self._skip_long_line = False
                 out += self._error(R_LINE_TOO_LONG)
@@ -549,6 +568,7 @@ class LMTPServer:
     def _add_body(self, chunk: bytes, at_bol: bool) -> None:
         if not chunk:
             return
+        self.data_octets += len(chunk)
         # RFC 5321 4.5.2: "If the first character is a period and there are other characters on
         # the line, the first character is deleted" (any line, not only "..": ". x" is " x").
         unstuffed = ((b"\n" if at_bol else b"x") + chunk).replace(b"\n.", b"\n")[1:]

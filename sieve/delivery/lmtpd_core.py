@@ -12,8 +12,11 @@ functions here and writes what they answer. Rules:
   for one more (the MTA retries); `UserSlots` counts them on the reactor thread, with the
   reactor's clock, so `oldest()` tells how long the longest delivery has run;
 - a delivery that ended in an exception instead of a DeliveryOutcome is a 451 4.3.0 (retried).
+- a connection's client must make progress (`ClientDeadline`: each whole command line within
+  lmtpd_idle_timeout, DATA at lmtpd_data_min_rate), and lmtpd_max_connections are open at
+  most (`ConnectionSlots`).
 The connection's own ends (idle timeout, internal error) are sieve/delivery/lmtp.py's.
-Talks to: nothing. Tests: tests/delivery/test_lmtpd_core.py
+Talks to: nothing. Tests: tests/delivery/test_lmtpd_core.py, tests/delivery/test_lmtpd_hostile_s20.py
 """
 
 from __future__ import annotations
@@ -99,3 +102,53 @@ class UserSlots:
     def oldest(self, now: float) -> float:
         """Seconds the longest-running delivery has taken so far (0 when none runs)."""
         return max((now - t.started for r in self._running.values() for t in r), default=0.0)
+
+
+class ClientDeadline:
+    """When a connection's client has taken too long, from the progress it made (sans-I/O: the
+    adapter reports progress with the reactor's `now` and arms its timer for `remaining(now)`).
+
+    A whole command line sets it `idle` seconds ahead: the bytes of an unfinished line earn
+    nothing, so a command dripped a byte at a time is cut off (Twisted's TimeoutMixin restarted
+    on every read). DATA octets push it `octets / min_rate` seconds further, so the whole
+    message must arrive within `idle` + size / min_rate of its DATA command: a real MTA at any
+    rate above `min_rate` is never cut off, a drip is, whatever the message's size."""
+
+    def __init__(self, idle: float, min_rate: float, now: float):
+        self.idle = idle
+        self.min_rate = min_rate
+        self.expires = now + idle
+
+    def progress(self, now: float, *, commands: int = 0, data_octets: int = 0) -> bool:
+        """Whole command lines and DATA octets consumed since the last call; True when the
+        deadline moved."""
+        if commands:
+            self.expires = now + self.idle
+        if data_octets:
+            self.expires += data_octets / self.min_rate
+        return bool(commands or data_octets)
+
+    def restart(self, now: float) -> None:
+        """A fresh start (an answer the client waited for went out)."""
+        self.expires = now + self.idle
+
+    def remaining(self, now: float) -> float:
+        return max(0.0, self.expires - now)
+
+
+class ConnectionSlots:
+    """Connections open at once against `limit` (lmtpd_max_connections). Reactor thread only."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.open = 0
+
+    def admit(self) -> bool:
+        """One more connection, unless `limit` are open (then it is answered 421 4.3.2)."""
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def release(self) -> None:
+        self.open = max(0, self.open - 1)

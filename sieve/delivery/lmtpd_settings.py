@@ -53,7 +53,33 @@ LMTPD_PIPELINE_BUFFER_LIMIT = setting(
     "the input is dropped and the connection closed with 421 4.5.0 after the pending replies.",
 )
 LMTPD_IDLE_TIMEOUT = setting(
-    "lmtpd_idle_timeout", Duration, "5m", unit="s", doc="A client silent this long is disconnected."
+    "lmtpd_idle_timeout",
+    Duration,
+    "5m",
+    unit="s",
+    doc="A client that sent no whole command line for this long is disconnected with 421 4.4.2. The "
+    "bytes of an unfinished line do not count, so a command dripped a byte at a time is cut off "
+    "(as Postfix's lmtp client bounds each command by a whole-command timeout). In DATA the time "
+    "allowed grows with the message: this plus its size over lmtpd_data_min_rate.",
+)
+LMTPD_DATA_MIN_RATE = setting(
+    "lmtpd_data_min_rate",
+    int_range(1, None),
+    1024,
+    unit="bytes/s",
+    doc="Slowest message transfer allowed: DATA must end within lmtpd_idle_timeout plus the bytes "
+    "received so far over this rate, so a message dripped a byte at a time is cut off with 421 "
+    "4.4.2 while an MTA on a slow link (1 kB/s is far below any real one) is not.",
+)
+LMTPD_MAX_CONNECTIONS = setting(
+    "lmtpd_max_connections",
+    int_range(1, None),
+    1000,
+    unit="connections",
+    doc="Connections open at once; one more is answered 421 4.3.2 and closed (the MTA retries "
+    "later). A bound on file descriptors and memory, not on work (lmtpd_delivery_threads bounds "
+    "that): Postfix's lmtp client opens at most lmtp_destination_concurrency_limit (20 by default) "
+    "per relay, and a back end several relays deliver to must take them all at once.",
 )
 LMTPD_DELIVERY_THREADS = setting(
     "lmtpd_delivery_threads", int_range(1, 256), 8, "Threads running lookups and deliveries (Sieve, Maildir writes)."

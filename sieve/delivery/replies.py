@@ -40,6 +40,7 @@ R_TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 R_PIPELINE_OVERFLOW = Reply(421, "4.5.0", "Too much pipelined input, closing connection")
 R_IDLE_TIMEOUT = Reply(421, "4.4.2", "Idle timeout, closing connection")
 R_INTERNAL_CLOSE = Reply(421, "4.3.0", "Internal error, closing connection")
+R_TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", "Too many connections, try again later")  # lmtpd_max_connections
 R_DATA_GO = "354 Start mail input; end with <CRLF>.<CRLF>"     # not a final reply: no DSN
 
 # --- texts of the per-recipient replies -------------------------------------------------
