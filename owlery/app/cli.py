@@ -61,6 +61,9 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         except (ValueError, settings_mod.SettingsError) as e:     # MapError is a ValueError
             print(f"owlery: {e}", file=sys.stderr)
             return EXIT_CONFIG
+    from owlery.app.consistency import disagreements
+    for line in disagreements(settings):
+        print(f"owlery: warning: {line}", file=sys.stderr)
     print(f"owlery: {settings.path or 'no config file'}: OK")
     return 0
 
