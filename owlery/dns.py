@@ -10,13 +10,16 @@ temperror, never the system resolver by accident. A lookup is `fn(name, qtype, t
 [((name, type), value), ...]` in pyspf's shapes (A/AAAA: text address, MX: (preference,
 name), PTR/CNAME: name, TXT: tuple of bytes strings) and raises `spf.TempError` on
 timeout/SERVFAIL; NXDOMAIN and "no answer" are empty lists (RFC 7208 4.4).
-`dnspython_lookup(resolver)` makes one from a Resolver. Blocking: call `evaluate()` from a
-worker thread (policyd's pool, libmilter's connection thread). Light at import: dnspython
-and pyspf load when first used, so reading the settings imports neither.
+`dnspython_lookup(resolver)` makes one from a Resolver; `within(lookup, deadline)` bounds one
+by a wall-clock deadline several evaluations share (one decision's HELO and MAIL FROM).
+Blocking: call `evaluate()` from a worker thread (policyd's pool, libmilter's connection
+thread). Light at import: dnspython and pyspf load when first used, so reading the settings
+imports neither.
 Talks to: DNS servers (dnspython), pyspf. Tests: tests/core/test_dns.py,
 tests/policyd/test_spf_rfc7208.py, tests/policyd/test_spf_check.py, tests/milters/test_auth_stages.py,
 tests/policyd/test_spf_parity_s12.py (headers, IDNs, no HELO), tests/milters/test_dmarc_temperror_text.py,
-tests/core/test_spf_compiled.py (the compiled path for simple records, held to pyspf)
+tests/core/test_spf_compiled.py (the compiled path for simple records, held to pyspf),
+tests/policyd/test_spf_deadline_s20.py (one deadline for several evaluations)
 """
 
 from __future__ import annotations
@@ -400,9 +403,24 @@ def trace_headers(r: SpfResult) -> tuple[str, str]:
                     receiver=receiver, authserv_id=authserv_id)
 
 
+def within(lookup: Lookup, deadline: float) -> Lookup:
+    """`lookup` bounded by `deadline` (a time.monotonic() value): each query may take only the
+    time left, and once none is left it is temperror without asking (the name in the text, as
+    failure_text writes a timeout). One deadline shared by the evaluations of one decision (the
+    HELO and MAIL FROM identities) bounds the decision, not each evaluation, by the budget."""
+    def bounded(name: str, qtype: str, timeout: float) -> list:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            import spf
+            raise spf.TempError(f"DNS timeout for {name}")
+        return lookup(name, qtype, min(timeout, left))
+    return bounded
+
+
 def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limit: float,
              receiver: str = "<UNKNOWN>", authserv_id: str | None = None,
-             default_explanation: str | None = None, headers: bool | str = True, simple: bool = False) -> SpfResult:
+             default_explanation: str | None = None, headers: bool | str = True, simple: bool = False,
+             deadline: float | None = None) -> SpfResult:
     """Check one identity: MAIL FROM `sender` (the null sender means postmaster@helo, as
     RFC 7208 2.4 says), or the HELO identity when `sender` is "" and helo is given. `helo` is
     "" when the client gave no HELO/EHLO: then the null sender has no domain (result none).
@@ -420,7 +438,19 @@ def evaluate(lookup: Lookup, *, ip: str, sender: str, helo: str, query_time_limi
     `headers="later"`: a result of that compiled path carries what `trace_headers` builds the
     headers from, for a caller that may not write them (a RCPT greylisting defers); pyspf's
     results have them built at once (its query object is not kept).
+    `deadline` (a time.monotonic() value) ends the evaluation's DNS at that moment instead, for
+    a caller whose several evaluations share one budget (the policy daemon's HELO and MAIL FROM
+    checks of one request); without it the budget runs from now. What is counted is the wall
+    clock (pyspf's own work and a thread pool's queue too), not only the time spent in DNS,
+    which is all pyspf counts. A lookup answering from the DNS cache (`simple`) never waits and
+    gets no deadline unless one is given.
     """
+    if deadline is None and not simple:
+        deadline = time.monotonic() + query_time_limit
+    if deadline is not None:
+        lookup = within(lookup, deadline)
+        # pyspf's own budget: what is left (a positive number: 0 would mean "no limit" to it)
+        query_time_limit = max(0.001, min(query_time_limit, deadline - time.monotonic()))
     if simple:
         from owlery.spf_compiled import evaluate_simple
         fast = evaluate_simple(lookup, ip=ip, sender=sender, helo=helo, timeout=query_time_limit,

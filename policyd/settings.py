@@ -30,8 +30,10 @@ POLICYD_IDLE_TIMEOUT = setting("policyd_idle_timeout", Duration, 330, unit="s",
                                doc="Close a connection idle this long (Postfix's own max_idle is 300 s).")
 POLICYD_DECISION_TIMEOUT = setting(
     "policyd_decision_timeout", Duration, 60, unit="s",
-    doc="A decision still running after this long is abandoned: log and disconnect without a reply "
-        "(keep it below Postfix's smtpd_policy_service_timeout, 100 s).")
+    doc="A decision still running after this long is abandoned: log and disconnect without a reply. "
+        "`owlery postfix` prints Postfix's policy timeout (check_policy_service's timeout=) a little "
+        "above the shorter of this and the longest the configured checks' own timeouts allow, at "
+        "most 100 s (Postfix's smtpd_policy_service_timeout), so Postfix waits for every answer.")
 POLICYD_REQUESTS_QUEUED_MAX = setting("policyd_requests_queued_max", int_range(1, 10000), 16,
                                       "Requests a client may send ahead of the replies (pipelining) "
                                       "before the connection is closed.")

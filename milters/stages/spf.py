@@ -32,7 +32,8 @@ MILTER_SPF_SOURCE = setting(
     "prepended Received-SPF / Authentication-Results), or none.")
 MILTER_SPF_QUERY_TIME_LIMIT = setting(
     "milter_spf_query_time_limit", SpfTimeLimit, 20,
-    "Whole DNS time budget of one SPF evaluation, 0.1 to 20 s (RFC 7208 4.6.4); past it: temperror.", unit="s")
+    "Whole time budget of the MAIL FROM check, 0.1 to 20 s (RFC 7208 4.6.4; the only identity checked "
+    "here, never HELO); past it: temperror. Far below Postfix's milter_content_timeout (300 s).", unit="s")
 MILTER_SPF_FAIL_SCORE = setting(
     "milter_spf_fail_score", Float, 2.0, "Score of symbol SPF_FAIL (softfail scores half).")
 

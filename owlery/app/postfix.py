@@ -9,15 +9,20 @@ directory, and a chrooted one (smtpd, lmtp on Debian) has it as its root, where 
 absolute path would point elsewhere. TCP endpoints become `inet:HOST:PORT`. Every file
 path printed (the settings file after `-c`, map files, the `owlery` command) is absolute:
 Postfix's processes work in its queue directory, not where `owlery postfix` was run.
+check_policy_service's timeout= is computed from the settings (policy_service_timeout): just
+above the longest a decision can take, the checks' own timeouts and the SPF budget added up,
+so Postfix never gives up (451 4.3.5) on an answer the policy daemon is still working on.
 `render_postscreen` (`owlery postfix --postscreen`) prints postscreen(8) in front of smtpd with
 the dnsbl_* lists, for sites that prefer it to the policy daemon's dnsbl check.
 Talks to: nothing. Tests: tests/core/test_postfix.py, tests/core/test_secure_defaults.py,
-tests/e2e/test_skeleton.py, tests/e2e/test_chroot_sockets_e2e.py, tests/e2e/test_dnsbl_postfix.py
+tests/e2e/test_skeleton.py, tests/e2e/test_chroot_sockets_e2e.py, tests/e2e/test_dnsbl_postfix.py,
+tests/policyd/test_spf_deadline_s20.py
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import sys
@@ -66,10 +71,7 @@ def _data_calls(settings: Any) -> int:
     beyond the first needs a DATA request to carry it (a header made at DATA needs one of
     its own), else it is lost: greylisting's X-Greylist beside SPF's Received-SPF, say.
     """
-    table = settings.policyd_checks
-    if table is None:
-        from policyd.checks import default_checks
-        table = default_checks()
+    table = _check_tables(settings)
     rcpt, data = table.get("RCPT", ()), table.get("DATA", ())
     at_rcpt = at_data = 0
     if "greylist" in rcpt and settings.greylist_header:
@@ -83,6 +85,86 @@ def _data_calls(settings: Any) -> int:
     return max(at_rcpt + at_data - 1, at_data, 1 if data else 0)
 
 
+# Postfix's own smtpd_policy_service_timeout (100 s): the policy timeout printed stays within
+# it (a remote client waits for the RCPT reply meanwhile).
+POLICY_TIMEOUT_MAX = 100
+# Above the longest decision: the reactor's and thread pool's scheduling, the reply's way back.
+POLICY_TIMEOUT_MARGIN = 2.0
+
+
+def _check_tables(settings: Any) -> dict[str, list[str]]:
+    table = settings.policyd_checks
+    if table is None:
+        from policyd.checks import default_checks
+        table = default_checks()
+    return table
+
+
+def _check_waits(name: str, settings: Any) -> float:
+    """The longest one check waits for its backends in one request, from their own timeouts
+    (every wait of a policy check has one): directory lookups (directory_lookup_timeout, which
+    counts waiting for a thread), the state store (state_timeout), file reads (quota_read_timeout),
+    a back end's quota answer (quota_backend_timeout, 0: none, so unbounded). SPF and the DNS
+    lists are counted once per request by the caller (their results are shared by the checks
+    that read them)."""
+    s = settings
+    directory, state = s.directory_lookup_timeout, s.state_timeout
+    if name == "recipient":
+        return directory
+    if name == "lists":
+        # the recipient's own list policy, then that of a list its expansion reaches (its
+        # resolve is the recipient check's, memoised per request)
+        return 2 * directory
+    if name == "quota":
+        wait = directory + s.quota_read_timeout * (2 if s.quota_read_in_thread else 1)  # read, recount
+        if s.quota_backend_endpoint:
+            wait += s.quota_backend_timeout if s.quota_backend_timeout > 0 else float("inf")
+        return wait
+    if name == "greylist":
+        return 3 * state            # an earlier write in flight, the read, a pass written through
+    if name == "ratelimit":
+        return state
+    if name == "dnsbl":
+        return state                # the shared answer cache (the lookups: _dnsbl_wait)
+    return 0.0                      # spf: _spf_wait
+
+
+def _spf_wait(settings: Any) -> float:
+    from policyd.checks.spf import SPF_DEADLINE_SLACK
+    return settings.spf_query_time_limit + SPF_DEADLINE_SLACK
+
+
+def _dnsbl_wait(settings: Any) -> float:
+    return settings.dnsbl_timeout + 1.0         # all lists at once; the pool's timeout is 1 s longer
+
+
+def policy_decision_longest(settings: Any) -> float:
+    """The longest one policy decision can take with these settings, in seconds: at the
+    protocol_state whose checks can wait longest, each check's own timeouts added up (they
+    stack: an SPF temperror or a DNS list that does not answer lets the next check run), the
+    SPF budget (one per request, HELO and MAIL FROM together) and the DNS lists' lookups
+    counted once when a check there uses them (greylist's SPF pass and DNSBL weights too); at
+    most policyd_decision_timeout, past which the daemon abandons the decision."""
+    s = settings
+    longest = 0.0
+    for names in _check_tables(s).values():
+        total = sum(_check_waits(name, s) for name in names)
+        spf = "spf" in names or ("greylist" in names and (s.greylist_skip_spf_pass or s.greylist_spf_pass_domains))
+        dnsbl = "dnsbl" in names or ("greylist" in names and (s.greylist_only_listed
+                                                               or s.dnsbl_allowlist_threshold < 0))
+        total += (_spf_wait(s) if spf else 0.0) + (_dnsbl_wait(s) if dnsbl else 0.0)
+        longest = max(longest, total)
+    return min(longest, s.policyd_decision_timeout)
+
+
+def policy_service_timeout(settings: Any) -> int:
+    """Postfix's time limit for a policy answer (check_policy_service's timeout=, seconds):
+    just above the longest decision, so Postfix never gives up on an answer the daemon is
+    still working on (it would answer 451 4.3.5 instead of what the checks were set to do),
+    at most Postfix's own default (render() says so when that is too short)."""
+    return min(POLICY_TIMEOUT_MAX, math.ceil(policy_decision_longest(settings) + POLICY_TIMEOUT_MARGIN))
+
+
 def main_cf(settings: Any, domains: Sequence[str], role: str = "backend",
             command: str | None = None) -> list[tuple[str, str]]:
     """(parameter, value) pairs for main.cf, in order. A relay (`role` "relay") delivers
@@ -91,7 +173,8 @@ def main_cf(settings: Any, domains: Sequence[str], role: str = "backend",
     policy = postfix_endpoint(_first(settings.policyd_listen), queue)
     milter = postfix_endpoint(_first(settings.milter_listen), queue)
     lmtp = postfix_endpoint(_first(settings.lmtpd_listen), queue)
-    policy_service = f"check_policy_service {{ {policy}, timeout=10s }}"
+    # timeout: longer than the longest decision (policy_service_timeout), so Postfix waits for it
+    policy_service = f"check_policy_service {{ {policy}, timeout={policy_service_timeout(settings)}s }}"
     return [
         # Relay control first, in its own list: the policy service must never be able
         # to turn an unauthorised relay attempt into a permit (SMTPD_POLICY_README).
@@ -368,6 +451,11 @@ def render(settings: Any, domains: Sequence[str], command: str | None = None, ro
     for path, clients in _unreachable(settings, role):
         lines.append(f"# {path} is outside Postfix's queue directory {queue}: a chrooted {clients} "
                      "(chroot column y in master.cf) cannot reach it")
+    longest = policy_decision_longest(settings)
+    if longest + POLICY_TIMEOUT_MARGIN > POLICY_TIMEOUT_MAX:
+        lines.append(f"# a policy decision may take {math.ceil(longest)} s with these settings, longer than Postfix "
+                     f"should wait ({POLICY_TIMEOUT_MAX} s): lower policyd_decision_timeout or the checks' "
+                     "timeouts, else Postfix answers 451 4.3.5 before the policy daemon does")
     for name, value in main_cf(settings, domains, role, command):
         lines.append(f"{name} = {value}".rstrip())
     master = release_service(settings) if role == "relay" else master_cf(settings, command)

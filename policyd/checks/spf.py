@@ -3,7 +3,11 @@
 The MAIL FROM identity (postmaster@HELO for the null sender) and, when enabled, the HELO
 identity are checked once per message `instance` (cached across its RCPTs) by pyspf in the
 blocking pool, with the DNS lookup from `ctx.resolver` or the core resolver (owlery.dns, the
-dns_* settings) and a total DNS time budget. Each result maps to reject / defer / header / none by setting;
+dns_* settings) and ONE time budget for both (spf_query_time_limit, from the moment the request
+asks; the HELO check may use half of it, so a HELO name whose servers never answer leaves the
+MAIL FROM check the other half, and the decision still ends within the budget, before Postfix's
+policy timeout; tests/policyd/test_spf_deadline_s20.py).
+Each result maps to reject / defer / header / none by setting;
 rejections use 5.7.23 (fail) and 5.7.24 (permerror), deferrals 4.7.23 / 4.7.24 (RFC 7372).
 Received-SPF and/or Authentication-Results are PREPENDed once per instance (with "both",
 Received-SPF at RCPT and Authentication-Results at DATA; `owlery postfix` then prints the
@@ -36,9 +40,17 @@ from policyd.netmatch import NetworkMatcher
 
 ActionChoice = choice("reject", "defer", "header", "none")
 
+# Seconds an SPF decision may run past spf_query_time_limit before the pool gives up on it: the
+# lookup running at the deadline ends at its lifetime, but dnspython may first sleep its back-off
+# between rounds of its servers (0.1 s doubling, at most 2 s) and a lookup started just before
+# the deadline takes its 0.1 s minimum. owlery/app/postfix.py counts it in Postfix's policy timeout.
+SPF_DEADLINE_SLACK = 2.5
+
 SPF_QUERY_TIME_LIMIT = setting("spf_query_time_limit", SpfTimeLimit, 20,
-                               "Total DNS time one SPF evaluation may use (RFC 7208 4.6.4); past it "
-                               "the result is temperror. Two identities can take twice this.", unit="s")
+                               "Whole time budget of one request's SPF verdicts, the HELO and MAIL FROM "
+                               "identities together (RFC 7208 4.6.4); what is past it is temperror "
+                               "(spf_temperror_action). `owlery postfix` counts it in Postfix's policy "
+                               "timeout.", unit="s")
 SPF_HELO_CHECK = setting("spf_helo_check", Bool, True, "Also check the HELO identity (RFC 7208 2.3).")
 SPF_HELO_FAIL_ACTION = setting("spf_helo_fail_action", ActionChoice, "reject",
                                "What a HELO fail does: reject (550 5.7.23), defer (450 4.7.23), "
@@ -124,8 +136,10 @@ class SpfEngine:
         self.reused: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
 
     def _blocking(self, ip: str, sender: str, helo: str, receiver: str,
-                  lookup: Any = None) -> dict[str, SpfResult | None]:
+                  lookup: Any = None, deadline: float | None = None) -> dict[str, SpfResult | None]:
         # A lookup from the DNS cache (`_from_cache`): simple records are evaluated compiled.
+        # `deadline` (time.monotonic()) ends both identities' DNS: one budget per decision
+        # (RFC 7208 4.6.4), so the worst case is spf_query_time_limit, not twice it.
         simple = lookup is not None
         lookup = self.lookup if lookup is None else lookup
         aid = self.authserv_id if self.want_ar else None
@@ -137,16 +151,23 @@ class SpfEngine:
         if (helo_ok and self.helo_check) or (helo and not sender):
             # The HELO verdict's trace headers are written only for the null sender (whose
             # MAIL FROM identity it is): otherwise they are not built.
+            # With a MAIL FROM to check after it, HELO gets half of what is left: a HELO name
+            # whose servers never answer (a lame delegation, common among such names) must not
+            # leave the MAIL FROM verdict, the one most sites act on, no time at all.
+            helo_deadline = deadline
+            if sender and deadline is not None:
+                now = time.monotonic()
+                helo_deadline = now + max(0.0, deadline - now) / 2
             out["helo"] = evaluate(lookup, ip=ip, sender="", helo=helo, query_time_limit=self.limit,
                                    receiver=receiver, authserv_id=aid, headers=False if sender else "later",
-                                   simple=simple)
+                                   simple=simple, deadline=helo_deadline)
         if sender:
             # No HELO/EHLO (helo_name empty): no helo= key and %{h} empty; never a made-up name
             # (RFC 7208 9.1: helo is the name the client gave).
             # headers="later": built only if a reply carries them (SpfCheck._build_header)
             out["mailfrom"] = evaluate(lookup, ip=ip, sender=sender, helo=helo,
                                        query_time_limit=self.limit, receiver=receiver, authserv_id=aid,
-                                       simple=simple, headers="later")
+                                       simple=simple, headers="later", deadline=deadline)
         else:
             out["mailfrom"] = out["helo"]   # null sender: the MAIL FROM identity is postmaster@HELO
         return out
@@ -169,7 +190,12 @@ class SpfEngine:
         args = (request.client_address, request.sender, request.attr("helo_name"), receiver)
         result = self._from_cache(*args)
         if result is None:
-            result = await self.ctx.run_blocking(self._blocking, *args, timeout=2 * self.limit + 2)
+            # The budget runs from now: time waiting for a thread of the pool is spent from it too.
+            # The pool's own timeout is only a backstop (the evaluations stop at the deadline, give
+            # or take SPF_DEADLINE_SLACK): past it the answer is 4.3.0, not temperror.
+            deadline = time.monotonic() + self.limit
+            result = await self.ctx.run_blocking(self._blocking, *args, deadline=deadline,
+                                                 timeout=self.limit + SPF_DEADLINE_SLACK)
         self.cache[key] = (_pack(result), _NOT_BUILT, _NOT_BUILT)
         while len(self.cache) > self.cache_max:
             self.cache.popitem(last=False)

@@ -33,7 +33,7 @@ def test_render_follows_settings():
     s = Settings().replace(policyd_listen=["unix:/run/p.sock"], milter_listen="tcp:127.0.0.1:7000",
                            lmtpd_listen=["unix:/run/l.sock"])
     text = postfix.render(s, ["a.example", "b.example"], command="/opt/owlery/bin/owlery")
-    assert "check_policy_service { unix:/run/p.sock, timeout=10s }" in text
+    assert "check_policy_service { unix:/run/p.sock, timeout=47s }" in text
     assert "smtpd_milters = inet:127.0.0.1:7000" in text
     assert "virtual_transport = lmtp:unix:/run/l.sock" in text
     assert "virtual_mailbox_domains = a.example b.example" in text
@@ -153,7 +153,7 @@ def test_a_relative_queue_directory_is_taken_from_the_working_directory(tmp_path
                            policyd_listen=[f"unix:{tmp_path}/queue/owlery/policyd.sock"],
                            milter_listen="unix:/run/owlery/milter.sock")
     text = postfix.render(s, ["example.org"], command="/x/owlery")
-    assert "check_policy_service { unix:owlery/policyd.sock, timeout=10s }" in text
+    assert "check_policy_service { unix:owlery/policyd.sock, timeout=47s }" in text
     assert f"# /run/owlery/milter.sock is outside Postfix's queue directory {tmp_path}/queue:" in text
 
 

@@ -70,7 +70,7 @@ def test_the_defaults_are_unix_sockets_in_postfix_s_queue_directory():
                for e in [*s.policyd_listen, s.milter_listen, *s.lmtpd_listen, *s.socketmap_listen])
     assert (s.daemon_user, s.daemon_allow_root, s.daemon_socket_group) == (None, False, "postfix")
     cf = dict(postfix.main_cf(s, ["example.org"]))
-    assert cf["smtpd_recipient_restrictions"] == "check_policy_service { unix:owlery/policyd.sock, timeout=10s }"
+    assert cf["smtpd_recipient_restrictions"] == "check_policy_service { unix:owlery/policyd.sock, timeout=47s }"
     assert cf["smtpd_milters"] == "unix:owlery/milter.sock"
     assert cf["virtual_transport"] == "lmtp:unix:owlery/lmtpd.sock"
     assert "outside Postfix's queue directory" not in postfix.render(s, ["example.org"], command="/x/owlery")

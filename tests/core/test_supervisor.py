@@ -63,7 +63,7 @@ def test_run_starts_everything_prints_postfix_lines_and_stops(tmp_path):
         while not lines[-1].startswith("  flags="):
             lines.append(proc.stdout.readline())
         text = "".join(lines)
-        assert f"check_policy_service {{ inet:127.0.0.1:{policy}, timeout=10s }}" in text
+        assert f"check_policy_service {{ inet:127.0.0.1:{policy}, timeout=47s }}" in text
         assert f"smtpd_milters = inet:127.0.0.1:{milter}" in text
         assert f"virtual_transport = lmtp:inet:127.0.0.1:{lmtp}" in text
         assert all(tcp_connects(p) for p in (policy, milter, lmtp))

@@ -63,7 +63,7 @@ def stack(postfix_factory, harness_dirs):
 
 def test_printed_lines_name_the_sockets_relative_to_the_queue_directory(stack):
     main = stack["main"]
-    assert main["smtpd_recipient_restrictions"] == "check_policy_service { unix:owlery/policyd.sock, timeout=10s }"
+    assert main["smtpd_recipient_restrictions"] == "check_policy_service { unix:owlery/policyd.sock, timeout=47s }"
     assert main["smtpd_milters"] == "unix:owlery/milter.sock"
     assert stack["printed_lmtp"] == "lmtp:unix:owlery/lmtpd.sock"
     queue = stack["pf"].queue_dir
