@@ -16,16 +16,16 @@ from __future__ import annotations
 import logging
 import select
 import socket
-import struct
 import time
 from contextlib import ExitStack
 
 import pytest
 
 from tests.delivery.daemon import maildir_lmtpd
+from tests.harness import raw_client
+from tests.harness.raw_client import TCP_CLOSE, TCP_CLOSE_WAIT, closed_within, drip, tcp_state
 
 MB = 1 << 20
-TCP_CLOSE, TCP_CLOSE_WAIT = 7, 8     # tcp_info.tcpi_state: reset / the peer closed
 HELLO = b"LHLO client.test\r\nMAIL FROM:<sender@remote.test>\r\n"
 
 
@@ -40,13 +40,7 @@ def daemons():
 
 
 def connect(port, rcvbuf=None, sndbuf=None, greeting=True) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    if sndbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", port))
+    sock = raw_client.connect(port, rcvbuf=rcvbuf, sndbuf=sndbuf)
     if greeting:
         assert read_until(sock, b"LMTP ready\r\n").startswith(b"220 ")
     return sock
@@ -71,48 +65,6 @@ def lines_until(sock, n: int, timeout=20.0) -> list[bytes]:
     return read_until(sock, b"\r\n", timeout, count=n).split(b"\r\n")[:n]
 
 
-def closed_within(sock, timeout) -> bytes | None:
-    """Everything the server sent until it closed the connection, or None if it did not in time."""
-    deadline = time.monotonic() + timeout
-    got = b""
-    while time.monotonic() < deadline:
-        sock.settimeout(max(deadline - time.monotonic(), 0.01))
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            return None
-        except ConnectionResetError:
-            return got
-        if not chunk:
-            return got
-        got += chunk
-    return None
-
-
-def drip(sock, data: bytes, every: float, timeout: float) -> bytes | None:
-    """Send `data` (again and again) one byte per `every` seconds, paced by waiting for the server
-    to answer or close; what the server sent when it closed the connection, or None if it did not."""
-    deadline = time.monotonic() + timeout
-    got = b""
-    for byte in data * 1000:
-        if time.monotonic() > deadline:
-            return None
-        try:
-            sock.send(bytes([byte]))
-        except (BrokenPipeError, ConnectionResetError):
-            return got
-        readable, _, _ = select.select([sock], [], [], every)
-        if readable:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                return got
-            if not chunk:
-                return got
-            got += chunk
-    return None
-
-
 def status(daemon, field: str) -> int:
     with open(f"/proc/{daemon.proc.pid}/status") as f:
         for line in f:
@@ -126,10 +78,6 @@ def reset_peak(daemon) -> int:
     with open(f"/proc/{daemon.proc.pid}/clear_refs", "w") as f:
         f.write("5")
     return status(daemon, "VmRSS")
-
-
-def tcp_state(sock) -> int:
-    return struct.unpack("B", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[:1])[0]
 
 
 def stored(work, user="alice") -> list[bytes]:

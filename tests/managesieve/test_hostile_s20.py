@@ -13,17 +13,17 @@ from __future__ import annotations
 import base64
 import select
 import socket
-import struct
 import time
 
 import pytest
 
+from tests.harness import raw_client
+from tests.harness.raw_client import TCP_CLOSE, TCP_CLOSE_WAIT, closed_within, drip, tcp_state
 from tests.managesieve.helpers import ManageSieveDaemon, plain
 
 USER, PASSWORD = "alice@example.org", "pw"
 BIG = 200 * 1024                     # a stored script GETSCRIPT sends again and again
 MB = 1 << 20
-TCP_CLOSE, TCP_CLOSE_WAIT = 7, 8     # tcp_info.tcpi_state: reset / the peer closed
 
 
 def start(tmp_path, **settings) -> ManageSieveDaemon:
@@ -55,14 +55,7 @@ def daemons():
 
 
 def connect(port, source="127.0.0.1", rcvbuf=None, sndbuf=None, greeting=True) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    if sndbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    sock.settimeout(10)
-    sock.bind((source, 0))
-    sock.connect(("127.0.0.1", port))
+    sock = raw_client.connect(port, source=source, rcvbuf=rcvbuf, sndbuf=sndbuf)
     if greeting:
         assert b"OK " in read_until(sock, b'ManageSieve ready."\r\n')
     return sock
@@ -82,24 +75,6 @@ def read_until(sock, end: bytes, timeout=5.0) -> bytes:
     return got
 
 
-def closed_within(sock, timeout) -> bytes | None:
-    """Everything the server sent until it closed the connection, or None if it did not in time."""
-    deadline = time.monotonic() + timeout
-    got = b""
-    while time.monotonic() < deadline:
-        sock.settimeout(max(deadline - time.monotonic(), 0.01))
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            return None
-        except ConnectionResetError:
-            return got
-        if not chunk:
-            return got
-        got += chunk
-    return None
-
-
 def login(sock) -> None:
     sock.sendall(f'AUTHENTICATE "PLAIN" "{plain(USER, PASSWORD)}"\r\n'.encode())
     assert read_until(sock, b"\r\n").startswith(b"OK"), "login failed"
@@ -112,34 +87,6 @@ def rss(daemon) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
-
-
-def tcp_state(sock) -> int:
-    return struct.unpack("B", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[:1])[0]
-
-
-def drip(sock, data: bytes, every: float, timeout: float) -> bytes | None:
-    """Send `data` one byte per `every` seconds (paced by waiting for the server to answer or
-    close); what the server sent when it closed the connection, or None if it did not."""
-    deadline = time.monotonic() + timeout
-    got = b""
-    for byte in data * 1000:
-        if time.monotonic() > deadline:
-            return None
-        try:
-            sock.send(bytes([byte]))
-        except (BrokenPipeError, ConnectionResetError):
-            return got
-        readable, _, _ = select.select([sock], [], [], every)
-        if readable:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                return got
-            if not chunk:
-                return got
-            got += chunk
-    return None
 
 
 # -- 1. slow drip -----------------------------------------------------------------------------
