@@ -39,7 +39,8 @@ class Runtime:
         self.settings = settings
         self.environment = environment
         self.now = now if now.tzinfo else now.replace(tzinfo=_dt.timezone.utc)
-        self.msg = msg if msg is not None else Message(message, settings.sieve_max_message_scan)
+        self.msg = msg if msg is not None else Message(message, settings.sieve_max_message_scan,
+                                                          settings.sieve_max_header_fields)
         self.result = result if result is not None else ResultBuilder(settings, settings.sieve_default_mailbox)
         self.steps = 0
         self.max_steps = settings.sieve_max_cpu_steps

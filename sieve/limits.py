@@ -3,10 +3,11 @@
 Every resource a script or message can make the engine spend is bounded here: script size,
 block nesting, string length, actions, redirects, interpreter steps, string memory, match
 variables, includes (and the compiled-include cache), variable sizes, header edits, regex
-sizes. Read by sieve.validator, sieve.interpreter and the extensions through a `Settings`
-object passed in.
+sizes, header fields read. Read by sieve.validator, sieve.interpreter and the extensions
+through a `Settings` object passed in.
 Tests: tests/sieve/test_limits.py (one hostile script per limit),
-tests/sieve/test_budgets_hostile.py (memory budget, include cache and compile charge).
+tests/sieve/test_budgets_hostile.py (memory budget, include cache and compile charge),
+tests/sieve/test_header_memory_s20.py (header fields read, memory per message).
 """
 
 from __future__ import annotations
@@ -107,6 +108,15 @@ SIEVE_MAX_MATCH_SUBJECT = setting(
 SIEVE_MAX_MESSAGE_SCAN = setting(
     "sieve_max_message_scan", Size, "10M",
     "Most message bytes body/mime tests decode and search.", unit="bytes")
+SIEVE_MAX_HEADER_FIELDS = setting(
+    "sieve_max_header_fields", int_range(100, None), 10_000,
+    "Most header fields of the message (and of each MIME part) that tests read; a line of the "
+    "header that is no field and no continuation counts as one. Past it, the rest of the header "
+    "is not visible to tests (header, address, exists, date, deleteheader, mime...); the message "
+    "is still delivered whole and unchanged (after a header edit those lines follow the edited "
+    "fields as they came), and one warning is logged for the message. Pigeonhole reads every "
+    "field; no real message comes near the default, which bounds a run's memory to a small "
+    "multiple of the message (tests/sieve/test_header_memory_s20.py).", unit="fields")
 SIEVE_MAX_MIME_PARTS = setting(
     "sieve_max_mime_parts", int_range(1, None), 1000,
     "Most MIME parts parsed per message (body, mime, foreverypart).")

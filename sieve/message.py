@@ -30,6 +30,9 @@ UNKNOWN_TYPE = "/"
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # bounds the plain texts one message keeps converted (characters)
 _HTML_CACHE_CHARS = 16 << 20
+# the fields of one header the tests read: sieve_max_header_fields' default (sieve.limits),
+# for a Message made without settings
+MAX_HEADER_FIELDS = 10_000
 
 # An encoded word (RFC 2047 2), read as Dovecot reads one: the text runs to the first "?",
 # which must start the closing "?=", and may hold spaces and raw 8-bit octets (sloppy
@@ -45,6 +48,8 @@ _HTML_CACHE_CHARS = 16 << 20
 _HEX_DIGITS = frozenset(b"0123456789ABCDEFabcdef")
 # octets a charset could not read are lone surrogates (surrogateescape) until _replace_bad
 _BAD_RUN = lazy("\ufffd?[\ud800-\udfff]+")
+# past this length _replace_bad scans for them rather than trying to encode the text
+_ENCODE_CHECK_CHARS = 1 << 16
 # labels Dovecot reads with its own UTF-8 reader, not iconv: 8-bit text labelled US-ASCII is
 # UTF-8 in practice
 _UTF8_LABELS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
@@ -112,6 +117,10 @@ def _replace_bad(text: str) -> str:
     already end with one (so "\\xff\\xfe", or two bad encoded words in a row, read as one)."""
     if text.isascii():
         return text
+    if len(text) > _ENCODE_CHECK_CHARS:
+        # the check below allocates up to 3 octets a character before it fails: a long value
+        # (a huge folded field) is scanned instead (a text without a bad octet is given back)
+        return _BAD_RUN.sub("\ufffd", text)
     try:
         text.encode("utf-8")        # no lone surrogate: nothing to replace (checked in C)
         return text
@@ -270,6 +279,11 @@ def unfold(value: str) -> str:
     """`value` with each line break (CRLF or LF) that a space or tab follows taken out."""
     if "\n" not in value:
         return value
+    lf = value.count("\n")
+    if value.count("\r\n") == lf and value.count("\n ") + value.count("\n\t") == lf:
+        # every break a CRLF fold (as every parsed field's value): one pass in C, without a
+        # string per line (a field folded over many lines cost ~3 times its size)
+        return value.replace("\r\n", "")
     lines = value.split("\n")
     out: list[str] = []
     for line, following in zip(lines, lines[1:]):
@@ -281,12 +295,14 @@ def unfold(value: str) -> str:
     return "".join(out)
 
 
-def _field_values(headers: list[list[str]], name: str) -> list[str]:
+def _field_values(headers: list[list[str]], name: str):
     """Unfolded values of every field named `name` (case-insensitive), as parsed: octets that
     are not UTF-8 still lone surrogates, so that an encoded word holding raw 8-bit octets
-    decodes them as octets (decode_2047)."""
+    decodes them as octets (decode_2047). A generator: a caller that decodes each value keeps
+    one unfolded copy at a time, not a list of them beside its own (a header of many fields of
+    one name cost a copy of all of them per step; tests/sieve/test_header_memory_s20.py)."""
     n = name.lower()
-    return [unfold(v).strip(" \t") for k, v in headers if k.lower() == n]
+    return (unfold(v).strip(" \t") for k, v in headers if k.lower() == n)
 
 
 class FullMessage(bytes):
@@ -297,18 +313,27 @@ class FullMessage(bytes):
 
 class Message:
     """A parsed message. `headers` is a list of [name, raw value] (value without the
-    leading space after the colon kept raw, folded as received)."""
+    leading space after the colon kept raw, folded as received): the first `max_fields`
+    fields (sieve_max_header_fields); `header_rest` holds the header's text past them, which no
+    test sees and which is written back as it came, after the fields (head_bytes)."""
 
-    def __init__(self, raw: bytes, max_scan: int = 10 << 20):
+    def __init__(self, raw: bytes, max_scan: int = 10 << 20, max_fields: int = MAX_HEADER_FIELDS):
         self.raw = raw
         self.max_scan = max_scan
+        self.max_fields = max_fields
         self.headers: list[list[str]] = []
-        self.body = b""
+        # the header's lines past max_fields, without the line break that ends the last one (a
+        # view of `raw`, not a copy); empty when every field was read
+        self.header_rest: bytes | memoryview = b""
+        # the body once replaced (replace, enclose, a filter); None: raw[_body_start:], read
+        # when asked for (a copy of a large body per message is what bounds its memory)
+        self._body: bytes | None = None
+        self._body_start = len(raw)
         self._parse()
         self._mime = None
         self.edited = False
         self.body_replaced = False  # replace/enclose (RFC 5703) gave it a new body
-        self.original_body_len = len(self.body)
+        self.original_body_len = len(raw) - self._body_start
         self.version = 0  # bumped by every header edit (invalidate)
         # (bytes, version): a replacement message (a filter's output) as it was written, which
         # to_bytes gives while no header edit came after it: parsing and writing it again would
@@ -320,13 +345,41 @@ class Message:
 
     def _parse(self) -> None:
         raw = self.raw
-        head, self.body = _split_head(raw)
-        self._crlf = b"\r\n" in raw[: len(head) + 2] or b"\n" not in raw[: len(head) + 2]
-        self.headers.extend(_parse_fields(head))
+        head_end, self._body_start = _head_bounds(raw)
+        self._crlf = raw.find(b"\r\n", 0, head_end + 2) >= 0 or raw.find(b"\n", 0, head_end + 2) < 0
+        spans: list[int] = []     # (not an array: `array` loads collections, ~9 M instructions an LDA run)
+        fields, rest_at = _parse_fields(raw, 0, head_end, self.max_fields, spans)
+        self.headers.extend(fields)
+        # each field as parsed (the list, its name and value) and where its octets stand in
+        # `raw`: a field an edit left as it was is written back as those octets (_head_pieces)
+        self._origin = (fields, [x for f in fields for x in f], spans)
+        if rest_at >= 0:
+            self.header_rest = memoryview(raw)[rest_at:head_end]
+            from owlery.lazylog import get_logger   # here: only such a message pays for it
+            get_logger("owlery.sieve").warning(
+                "sieve: the message header has more than %d fields (sieve_max_header_fields): "
+                "tests see the first %d, the other %d bytes of the header are delivered as they came",
+                self.max_fields, self.max_fields, head_end - rest_at)
+
+    @property
+    def body(self) -> bytes:
+        return self.raw[self._body_start:] if self._body is None else self._body
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        self._body = value
+
+    def _body_view(self) -> bytes | memoryview:
+        """The body without copying the original's octets."""
+        return memoryview(self.raw)[self._body_start:] if self._body is None else self._body
 
     @property
     def size(self) -> int:
-        return len(self.to_bytes()) if self.edited else len(self.raw)
+        if not self.edited:
+            return len(self.raw)
+        if self.verbatim is not None and self.verbatim[1] == self.version:
+            return len(self.verbatim[0])
+        return len(self.head_bytes()) + len(self._body_view())
 
     def header_raw(self, name: str) -> list[str]:
         """Unfolded raw values of every field named `name` (case-insensitive); octets that are
@@ -337,20 +390,76 @@ class Message:
         """Decoded values (decode_2047) of every field named `name`; white space a decoded
         word leaves at the end goes, as the raw value's does (as Dovecot reads the message's
         own header; a MIME part's keeps it: MimePart.header_values)."""
-        return [decode_2047(v).rstrip(" \t") for v in _field_values(self.headers, name)]
+        return list(self.iter_header_values(name))
+
+    def iter_header_values(self, name: str):
+        """header_values one at a time: a test that matches them as they come holds one
+        decoded copy, not one of every field of that name."""
+        return (decode_2047(v).rstrip(" \t") for v in _field_values(self.headers, name))
 
     def has_header(self, name: str) -> bool:
         n = name.lower()
         return any(k.lower() == n for k, _ in self.headers)
 
+    def field_count(self, name: str) -> int:
+        """How many fields are named `name` (each is one value of header_values)."""
+        n = name.lower()
+        return sum(1 for k, _ in self.headers if k.lower() == n)
+
     def head_bytes(self) -> bytes:
         """The header block as edited (fields and the empty line that ends it), with the line
-        ends the message came with (so that an edit changes the size by what it edits)."""
+        ends the message came with (so that an edit changes the size by what it edits); the
+        lines past sieve_max_header_fields (header_rest) follow the fields as they came."""
+        return b"".join(self._head_pieces())
+
+    def _head_pieces(self) -> list:
+        """head_bytes() in pieces: joined once by the caller, with the body when it writes the
+        whole message (no copy of the header block as one string, then as bytes, then with the
+        body). A run of fields that are as parsed, and whose octets are what writing them gives
+        (_written_as_is), is one view of `raw`: an edit costs what it edits, not a copy of the
+        whole header."""
         eol = "\r\n" if self._crlf else "\n"
-        head = "".join(f"{k}:{v}{eol}" for k, v in self.headers)
-        if eol == "\n":
-            head = head.replace("\r\n", "\n")
-        return head.encode("utf-8", "surrogateescape") + eol.encode()
+        fields, strs, spans = self._origin
+        index = {id(f): i for i, f in enumerate(fields)} if fields else {}
+        view = memoryview(self.raw)
+        pieces: list = []
+        run_start = run_stop = -1
+        for f in self.headers:
+            i = index.get(id(f))
+            if i is not None and f[0] is strs[2 * i] and f[1] is strs[2 * i + 1]:
+                a, b = spans[2 * i], spans[2 * i + 1]
+                if b >= 0 and self._written_as_is(a, b):
+                    if a != run_stop:
+                        if run_start >= 0:
+                            pieces.append(view[run_start:run_stop])
+                        run_start = a
+                    run_stop = b
+                    continue
+            if run_start >= 0:
+                pieces.append(view[run_start:run_stop])
+                run_start = run_stop = -1
+            line = f"{f[0]}:{f[1]}{eol}"
+            if eol == "\n":
+                line = line.replace("\r\n", "\n")
+            pieces.append(line.encode("utf-8", "surrogateescape"))
+        if run_start >= 0:
+            pieces.append(view[run_start:run_stop])
+        if self.header_rest:
+            pieces += (self.header_rest, eol.encode())
+        pieces.append(eol.encode())
+        return pieces
+
+    def _written_as_is(self, a: int, b: int) -> bool:
+        """Whether the field at raw[a:b] (its line break included) is written back as those
+        octets: no white space before its colon (the name is kept without it) and every line
+        break of the kind the header is written with (CRLF, or LF and no CRLF)."""
+        raw = self.raw
+        colon = raw.find(b":", a, b)
+        if colon > a and raw[colon - 1] in (32, 9):
+            return False
+        if self._crlf:
+            return raw.count(b"\n", a, b) == raw.count(b"\r\n", a, b)
+        return raw.count(b"\r\n", a, b) == 0
 
     def snapshot(self) -> bytes:
         """What an action records of the edited message: the header block, or once the
@@ -364,14 +473,19 @@ class Message:
             return self.raw
         if self.verbatim is not None and self.verbatim[1] == self.version:
             return self.verbatim[0]
-        return self.head_bytes() + self.body
+        pieces = self._head_pieces()
+        pieces.append(self._body_view())
+        return b"".join(pieces)
 
     # --- MIME ---------------------------------------------------------------------
 
     def mime_parts(self, max_parts: int, max_depth: int) -> list["MimePart"]:
         """Every MIME part in document order (the message itself first)."""
         if self._mime is None:
-            self._mime = parse_mime(self.to_bytes()[: self.max_scan], max_parts, max_depth)
+            # the message's fields, when these are the octets they were parsed from (a copy of
+            # the lists, not of the strings: replace renames fields in place)
+            top = [list(f) for f in self.headers] if not self.edited and len(self.raw) <= self.max_scan else None
+            self._mime = parse_mime(self.to_bytes()[: self.max_scan], max_parts, max_depth, self.max_fields, top)
             for p in self._mime:
                 p.html_cache = self._html_cache
         return self._mime
@@ -386,7 +500,11 @@ class MimePart:
 
     def __init__(self, headers: list[list[str]], body: bytes, depth: int, parent: "MimePart | None"):
         self.headers = headers
-        self.body = body
+        self._body = body
+        # where the body stands in the octets parsed (buffer, start, end), cut out when asked
+        # for: a multipart's body holds its parts', and a copy of each level's cost the depth
+        # times the message (30 nested multiparts: ~31 times)
+        self._body_at: tuple[bytes, int, int] | None = None
         self.depth = depth
         self.parent = parent
         self.children: list[MimePart] = []
@@ -416,11 +534,33 @@ class MimePart:
         self.epilogue_start: int | None = None
         # a multipart one of whose delimiter lines was found (it has parts, maybe none)
         self.delimited = False
-        # the header block as it stands, lines that are no fields too (None: not parsed here)
-        self.head_raw: bytes | None = None
+        # where the header block stands in the octets parsed (buffer, start, end): head_raw
+        self._head_at: tuple[bytes, int, int] | None = None
         # whether an empty line ended the header: a part without one has no body (RFC 5322
         # 3.5), which body tests read no value from (as Pigeonhole)
         self.has_body = True
+
+    @property
+    def body(self) -> bytes:
+        """The part's body as it stands (transfer encoding not undone)."""
+        if self._body_at is None:
+            return self._body
+        buf, start, end = self._body_at
+        return buf[start:end]
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        self._body = value
+        self._body_at = None
+
+    @property
+    def head_raw(self) -> bytes | None:
+        """The header block as it stands, lines that are no fields too (None: not parsed
+        here); cut out when asked for (only a message/rfc822 part's is ever read)."""
+        if self._head_at is None:
+            return None
+        buf, start, end = self._head_at
+        return buf[start:end]
 
     def header_raw(self, name: str) -> list[str]:
         return [_replace_bad(v) for v in _field_values(self.headers, name)]
@@ -655,46 +795,83 @@ def _split_params(value: str) -> list[str]:
     return out
 
 
-def _split_head(raw: bytes) -> tuple[bytes, bytes]:
-    """(header block, body): the header block ends at the first empty line."""
+def _head_bounds(raw: bytes) -> tuple[int, int]:
+    """(where the header block ends, where the body starts): the header block ends at the first
+    empty line, which belongs to neither."""
     if raw.startswith(b"\r\n"):
-        return b"", raw[2:]
+        return 0, 2
     if raw.startswith(b"\n"):
-        return b"", raw[1:]
+        return 0, 1
     # the first LF that an LF or a CRLF follows, and the CR before it
     lf_lf, lf_crlf = raw.find(b"\n\n"), raw.find(b"\n\r\n")
     if lf_lf < 0 and lf_crlf < 0:
-        return raw, b""
+        return len(raw), len(raw)
     first, end = (lf_lf, lf_lf + 2) if lf_crlf < 0 or 0 <= lf_lf < lf_crlf else (lf_crlf, lf_crlf + 3)
     start = first - 1 if first and raw[first - 1] == 13 else first
-    return raw[:start], raw[end:]
+    return start, end
 
 
-def _parse_fields(head: bytes) -> list[list[str]]:
-    """[name, raw value] of each field of a header block, continuation lines kept folded in;
-    a line without a colon is skipped. A name that is no RFC 5322 field-name (empty, with white
-    space, controls or 8-bit octets) is kept as it stands, as Dovecot keeps it: a header edit
-    then writes the line back, and a test given that name at run time finds it (as sieve-test)."""
-    # each field's lines are joined once at the end: appending every continuation line to a
-    # str copied the field so far each time (quadratic in a field folded over many lines)
-    fields: list[tuple[str, list[str]]] = []
-    cur: list[str] | None = None
-    # octets that are not UTF-8 stay as they came (surrogateescape): head_bytes() writes them
-    # back unchanged, and a header test reads them as U+FFFD (Message.header_raw), as Dovecot
-    lines = head.decode("utf-8", "surrogateescape").split("\n")
-    for number, line in enumerate(lines, 1):
-        if line.endswith("\r") and number < len(lines):     # CRLF or LF ends a line
-            line = line[:-1]
-        if line[:1] in (" ", "\t") and cur is not None:
-            cur.append(line)
-            continue
-        k = line.find(":")
-        if k < 0:
-            cur = None
-            continue
-        cur = [line[k + 1 :]]
-        fields.append((line[:k].rstrip(" \t"), cur))
-    return [[name, "\r\n".join(lines)] for name, lines in fields]
+def _field_value(buf: bytes, start: int, end: int) -> str:
+    """The value octets buf[start:end] as _parse_fields gives them: each line break inside (a
+    fold) CRLF, whatever the message used."""
+    seg = buf[start:end]
+    lf = seg.count(b"\n")
+    if lf and seg.count(b"\r\n") != lf:
+        seg = seg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return seg.decode("utf-8", "surrogateescape")
+
+
+def _parse_fields(buf: bytes, start: int = 0, end: int | None = None, max_fields: int = MAX_HEADER_FIELDS,
+                  spans: list[int] | None = None) -> tuple[list[list[str]], int]:
+    """([name, raw value] of each field of the header block buf[start:end], continuation lines
+    kept folded in, each fold CRLF; where the lines past `max_fields` start, or -1 when there
+    are none). A line without a colon is skipped (and counts towards `max_fields`, so that
+    the work is bounded by it too), with the continuation lines after it. A name that is no
+    RFC 5322 field-name (empty, with white space, controls or 8-bit octets) is kept as it
+    stands, as Dovecot keeps it: a header edit then writes the line back, and a test given
+    that name at run time finds it (as sieve-test). `spans`, when given, receives each field's
+    first octet and the octet after its line break (-1: the block ends inside the field).
+    Reads the octets in place, one line at a time, and makes two strings per field: no copy
+    of the block, no string per line (a header of many short fields cost ~20 times its size).
+    Octets that are not UTF-8 stay as they came (surrogateescape): head_bytes() writes them
+    back unchanged, and a header test reads them as U+FFFD (Message.header_raw), as Dovecot."""
+    n = len(buf) if end is None else end
+    fields: list[list[str]] = []
+    started = 0             # lines read that are no continuation line
+    name: str | None = None     # the open field's name (None: no field open)
+    val_start = val_end = 0
+    pos = start
+    while True:
+        nl = buf.find(b"\n", pos, n)
+        if nl < 0:
+            eol = n         # the block's last line keeps a CR at its end
+        else:
+            eol = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+        if pos < eol and buf[pos] in (32, 9) and name is not None:
+            val_end = eol
+        else:
+            if name is not None:
+                fields.append([name, _field_value(buf, val_start, val_end)])
+                if spans is not None:
+                    spans.append(pos)
+                name = None
+            if started == max_fields:
+                return fields, pos
+            started += 1
+            k = buf.find(b":", pos, eol)
+            if k >= 0:
+                name = buf[pos:k].decode("utf-8", "surrogateescape").rstrip(" \t")
+                val_start, val_end = k + 1, eol
+                if spans is not None:
+                    spans.append(pos)
+        if nl < 0:
+            break
+        pos = nl + 1
+    if name is not None:
+        fields.append([name, _field_value(buf, val_start, val_end)])
+        if spans is not None:
+            spans.append(-1)
+    return fields, -1
 
 
 class _Scanner:
@@ -755,7 +932,8 @@ def _match_boundary(raw: bytes, at: int, frames: list[_Frame], scan: _Scanner):
     return best, raw[n:n + 2] == b"--", min(eol + 1, len(raw))
 
 
-def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[MimePart]:
+def parse_mime(raw: bytes, max_parts: int, max_depth: int, max_fields: int = MAX_HEADER_FIELDS,
+               top_fields: list[list[str]] | None = None) -> list[MimePart]:
     """Every MIME part of `raw` in document order (the message first), each with its span in
     `raw`. One forward pass, as Dovecot's parser reads a message: a line is a delimiter of the
     open multipart whose boundary begins it (_match_boundary), which ends every part opened
@@ -763,7 +941,9 @@ def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[MimePart]:
     boundary (what follows is the epilogue, until an enclosing multipart's delimiter); a
     message/rfc822 part's body is read as the message it holds, in place, whatever its
     Content-Transfer-Encoding (RFC 2046 5.2.1 allows none but 7bit, 8bit and binary). Parts past
-    `max_parts` are not made, nor parts deeper than `max_depth` parsed. Linear: each search
+    `max_parts` are not made, nor parts deeper than `max_depth` parsed; a part's fields past
+    `max_fields` are not read (sieve_max_header_fields). `top_fields`: the message's own fields,
+    when the caller parsed them from these octets already (Message.mime_parts). Linear: each search
     resumes where the last one ended (_Scanner)."""
     parts: list[MimePart] = []
     scan = _Scanner(raw)
@@ -783,7 +963,7 @@ def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[MimePart]:
         return end
 
     def finish(part: MimePart, body_start: int, end: int) -> None:
-        part.body = raw[body_start:end]
+        part._body_at = (raw, body_start, end)
         part.span = (part.span[0], end)
         if part.mtype.startswith("multipart/") and part.prologue is None:
             # a multipart whose boundary never came: its body is all prologue
@@ -828,7 +1008,7 @@ def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[MimePart]:
         elif raw.startswith(b"\n", start):
             head_end, body_start = start, start + 1
         else:
-            # the first LF that an LF or a CRLF follows, and the CR before it (_split_head)
+            # the first LF that an LF or a CRLF follows, and the CR before it (_head_bounds)
             lf_lf, lf_crlf = scan.find(b"\n\n", start), scan.find(b"\n\r\n", start)
             if lf_lf <= lf_crlf:
                 first, body_start = lf_lf, min(lf_lf + 2, n)
@@ -842,8 +1022,12 @@ def parse_mime(raw: bytes, max_parts: int, max_depth: int) -> list[MimePart]:
         if cut is not None:
             # a delimiter before the empty line: the entity is a header without a body
             head_end = body_start = before_line(cut[0], start)
-        part = MimePart(_parse_fields(raw[start:head_end]), b"", depth, parent)
-        part.head_raw = raw[start:head_end]
+        if start == 0 and top_fields is not None:
+            fields = top_fields
+        else:
+            fields = _parse_fields(raw, start, head_end, max_fields)[0]
+        part = MimePart(fields, b"", depth, parent)
+        part._head_at = (raw, start, head_end)
         part.has_body = blank and cut is None
         part.span = (start, start)
         parts.append(part)

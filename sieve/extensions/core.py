@@ -120,7 +120,12 @@ def header_addresses(rt, values_raw: list[str], part: str) -> list[str]:
     its text for :all only: RFC 5228
     2.7.4, an address that is not valid is never matched by :localpart or :domain (nor by
     :user or :detail)."""
-    out = []
+    return list(_address_values(rt, values_raw, part))
+
+
+def _address_values(rt, values_raw, part: str):
+    """header_addresses one at a time, each field parsed when the match comes to it (the
+    address test holds one field's addresses, not every address of the header)."""
     delims = rt.settings.sieve_recipient_delimiter
     for raw in values_raw:
         rt.step(1)
@@ -129,13 +134,20 @@ def header_addresses(rt, values_raw: list[str], part: str) -> list[str]:
             # garbage, an empty field or an empty group: :all sees the field's text; a field
             # of comments only holds no entry at all
             if part == "all" and not only_comments(raw):
-                out.append(raw)
+                yield raw
             continue
         for a in addrs:
             p = address_part(a, part, delims)
             if p is not None:
-                out.append(p)
-    return out
+                yield p
+
+
+def _counted(node, values):
+    """`values` as the match reads them: for :count (RFC 5231 4.2), which reads how many there
+    are and nothing else, one shared empty string each instead of their texts."""
+    if node.tags.get("match-type") == "count":
+        return ("" for _ in values)
+    return values
 
 
 def _validate_address(v, node):
@@ -167,8 +179,8 @@ def _run_address(rt, node):
         # :index counts the fields of all the names given, in that order (as Pigeonhole)
         from sieve.extensions.index import select_index
         fields = select_index(rt, node, fields)
-    values = header_addresses(rt, fields, part)
-    return rt.match(node, values, rt.sl(node.pos[1]))
+    keys = rt.sl(node.pos[1])
+    return rt.match(node, _counted(node, _address_values(rt, fields, part)), keys)
 
 
 def _mime_headers(rt, node, h):
@@ -184,18 +196,27 @@ def _validate_header(v, node):
 
 
 def _run_header(rt, node):
-    values = []
-    for h in rt.sl(node.pos[0]):
-        if "mime" in node.tags:
-            from sieve.extensions.mime import current_part_headers
-            values.extend(current_part_headers(rt, node, h, raw=False))
-        else:
-            values.extend(rt.msg.header_values(h))
-    if "index" in node.tags:
-        # :index counts the fields of all the names given, in that order (as Pigeonhole)
-        from sieve.extensions.index import select_index
-        values = select_index(rt, node, values)
-    return rt.match(node, values, rt.sl(node.pos[1]))
+    names = rt.sl(node.pos[0])
+    keys = rt.sl(node.pos[1])
+    if "mime" in node.tags or "index" in node.tags:
+        values = []
+        for h in names:
+            if "mime" in node.tags:
+                from sieve.extensions.mime import current_part_headers
+                values.extend(current_part_headers(rt, node, h, raw=False))
+            else:
+                values.extend(rt.msg.header_values(h))
+        if "index" in node.tags:
+            # :index counts the fields of all the names given, in that order (as Pigeonhole)
+            from sieve.extensions.index import select_index
+            values = select_index(rt, node, values)
+        return rt.match(node, values, keys)
+    if node.tags.get("match-type") == "count":
+        # :count reads how many values there are, one a field: none is decoded
+        return rt.match(node, [""] * sum(rt.msg.field_count(h) for h in names), keys)
+    # each field decoded when the match comes to it: one decoded copy at a time
+    values = (v for h in names for v in rt.msg.iter_header_values(h))
+    return rt.match(node, values, keys)
 
 
 def _run_exists(rt, node):

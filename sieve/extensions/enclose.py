@@ -77,6 +77,7 @@ def _run(rt, node):
         raw,
         b"--" + b + b"--", b""])
     rt.msg.headers = heads
+    rt.msg.header_rest = b""    # fields past sieve_max_header_fields are inside the enclosed message
     set_body(rt, [["Content-Type", f' multipart/mixed; boundary="{boundary}"']], body)
 
 

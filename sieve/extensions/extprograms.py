@@ -177,8 +177,9 @@ def substitute(rt, raw: bytes) -> None:
     if not msg._crlf:  # keep the delivery's line ends
         raw = raw.replace(b"\r\n", b"\n")
     rt.charge_memory(len(raw))
-    m = Message(raw, msg.max_scan)
+    m = Message(raw, msg.max_scan, msg.max_fields)
     msg.headers = m.headers
+    msg.header_rest = m.header_rest
     msg.body = m.body
     msg._crlf = m._crlf
     msg.edited = True

@@ -91,8 +91,9 @@ def _replace_part(rt, node, part, text: str) -> None:
     s, e = part.span
     rt.charge_memory(len(raw) + len(new))
     from sieve.message import Message
-    m = Message(raw[:s] + new + raw[e:])
+    m = Message(raw[:s] + new + raw[e:], rt.msg.max_scan, rt.msg.max_fields)
     rt.msg.headers = m.headers
+    rt.msg.header_rest = m.header_rest
     rt.msg.body = m.body
     rt.msg.edited = True
     rt.msg.body_replaced = True
