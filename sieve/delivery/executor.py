@@ -427,7 +427,9 @@ class DeliveryExecutor:
                             self.settings, DirectoryLists(self.settings, user.address, self.directory))
         envelope = api.Envelope(mail_from=sender, rcpt_to=recipient, orig_rcpt=original_recipient)
         when = _dt.datetime.fromtimestamp(now, _dt.timezone.utc)
-        env = {"location": "MDA", "phase": "during", "host": self.hostname}
+        # as Dovecot LMTP runs Sieve: a delivery agent, during the delivery, for the user's name
+        # (the address the directory knows: vnd.dovecot.username and the "domain" item)
+        env = {"location": "MDA", "phase": "during", "host": self.hostname, "username": user.address}
         context: dict = {}
         kept_explicitly = False     # the keep pending is an earlier script's explicit keep
         for path, script in scripts:

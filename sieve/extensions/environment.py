@@ -33,10 +33,24 @@ def env_value(rt, name: str) -> str | None:
     if name in rt.environment:
         return rt.environment[name]
     if name == "domain":
-        # RFC 5183 4.1: the primary DNS domain, usually a proper suffix of the host name
-        host = env_value(rt, "host") or ""
-        return host.split(".", 1)[1] if "." in host else host
+        return _domain(rt)
     return DEFAULTS.get(name)
+
+
+def _domain(rt) -> str:
+    """RFC 5183 4.1: "the primary DNS domain associated with the Sieve execution context, usually
+    but not always a proper suffix of the host name". As Pigeonhole (and so Dovecot LMTP) has it:
+    the domain of the user's name when it has one (a delivery to u@other.test runs for
+    other.test, whatever the host), else the host name without its first label when what is left
+    still holds a dot ("mx.example.net": "example.net"), else the host name ("mx.local", not the
+    one-label "local"). Tests: tests/sieve/test_pigeonhole_probes_s20c.py."""
+    user = rt.environment.get("vnd.dovecot.username") or rt.environment.get("username") or ""
+    _, at, user_domain = user.rpartition("@")
+    if at and user_domain:
+        return user_domain
+    host = env_value(rt, "host") or ""
+    _, dot, rest = host.partition(".")
+    return rest if dot and "." in rest else host
 
 
 def _run(rt, node):
