@@ -577,7 +577,11 @@ class MimePart:
         return self._decoded
 
     def _decode_body(self) -> bytes:
-        cte = (self.header_raw("content-transfer-encoding") or [""])[0].strip().lower()
+        # The mechanism token: comments may stand around it (RFC 2045 1 and 6.1, "base64 (c)",
+        # "(c) base64"), a ";" ends it (as Pigeonhole reads "base64; x=y"); anything else that
+        # is no token ('"base64"', "base64 x") is an unknown mechanism, as Pigeonhole has it.
+        value = strip_comments((self.header_raw("content-transfer-encoding") or [""])[0])
+        cte = value.split(";", 1)[0].strip().lower()
         body = self.body
         try:
             if cte == "base64":

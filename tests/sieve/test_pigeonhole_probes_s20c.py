@@ -38,11 +38,10 @@ Fixed (FIXED: test_environment_in_a_delivery, test_environment_domain; 4 cases f
   LMTP: vnd.dovecot.username "u@other.test" and domain "other.test" for u+tag@other.test, where
   Owlery gave "u+tag" and the host's domain).
 
-Not fixed here (another helper owns sieve/message.py): a Content-Transfer-Encoding with an RFC
-822 comment or a ";" after the mechanism ("base64 (c)", "(c) base64", "base64; x=y") is base64
+Fixed (sieve/message.py, MimePart._decode_body): a Content-Transfer-Encoding with an RFC 822
+comment or a ";" after the mechanism ("base64 (c)", "(c) base64", "base64; x=y") is base64
 (RFC 2045 1: every MIME field but Content-Disposition may hold comments, "ignored during MIME
-processing"); Owlery reads no body. test_body_transfer_encoding_with_comments is a strict xfail
-until MimePart._decode_body reads the mechanism token.
+processing"); Owlery read no body (test_body_transfer_encoding_with_comments).
 
 Allowed (Pigeonhole is at fault or the RFCs leave the choice; each ALLOWED_* entry gives the
 reason): charset labels iconv does not know ("Latin-1", UNICODE-1-1-UTF-7, HZ-GB-2312), a digest
@@ -341,8 +340,8 @@ CTE_TESTS = tuple(f"body {t}:contains \"{w}\"" for w in ("hello", "aGVsbG8", "he
 # RFC 2045 1: every MIME field but Content-Disposition may hold RFC 822 comments, which "should
 # be ignored during MIME processing"; the mechanism of RFC 2045 6.1 is a token, so "base64 (c)",
 # "(c) base64" and "base64(c)" are base64 (Pigeonhole reads them so, and a ";" after the token
-# as its end). Owlery compares the whole field value and reads no body: sieve/message.py's
-# MimePart._decode_body must drop the comments (a fix outside this round's files; see the xfail).
+# as its end). Owlery compared the whole field value and read no body (fixed in
+# sieve/message.py's MimePart._decode_body).
 CTE_COMMENT_MESSAGES = {
     "(c) base64": _single(_TEXT + b"(c) base64", b"aGVsbG8=\r\n"),
     "base64(c)": _single(_TEXT + b"base64(c)", b"aGVsbG8=\r\n"),
@@ -2155,9 +2154,6 @@ def test_body(table, name):
     assert _batch_ours(_prefix(table, name), tests, messages[name]) == expected[name]
 
 
-@pytest.mark.xfail(strict=True, reason="sieve/message.py (MimePart._decode_body) compares the whole "
-                                       "Content-Transfer-Encoding value; RFC 2045 1 and 6.1 want comments dropped and "
-                                       "the mechanism token read (reported; not this round's file)")
 @pytest.mark.parametrize("name", list(CTE_COMMENT_MESSAGES))
 def test_body_transfer_encoding_with_comments(name):
     assert _batch_ours(BR, CTE_COMMENT_TESTS, CTE_COMMENT_MESSAGES[name]) == CTE_COMMENT_TRUE[name]
