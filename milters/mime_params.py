@@ -33,12 +33,44 @@ class TooManyParameters(ValueError):
     """A header field with more parameters than anyone writes (PARAMS_MAX): hostile."""
 
 
+def uncommented(text: str) -> str:
+    """`text` without its RFC 822 comments ("(...)", nested, with quoted-pairs; one left open
+    runs to the end). For main values (type/subtype, a transfer encoding), where no quoted
+    string can stand: RFC 2045 1 lets comments stand in every MIME field but
+    Content-Disposition, and readers drop them ("multipart/mixed (x)" is multipart)."""
+    out, depth, escaped = [], 0, False
+    for c in text:
+        if escaped:
+            escaped = False
+            continue
+        if c == "\\" and depth:
+            escaped = True
+        elif c == "(":
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+        elif not depth:
+            out.append(c)
+    return "".join(out)
+
+
+def mechanism(value: str) -> str:
+    """A Content-Transfer-Encoding's mechanism, lower-cased: its first word once comments are
+    dropped, up to a ";" ("base64 (x)", "(x) base64", "base64; y=z" are base64). A scanner
+    reads what any reader might decode: a lenient reading is the safe one here."""
+    words = uncommented(value).split(";", 1)[0].split()
+    return words[0].lower() if words else ""
+
+
 def parse(value: str) -> tuple[str, list[tuple[str, str]]]:
-    """The main value (lower-cased, stripped) and (name lower-cased, value unquoted) pairs.
+    """The main value (lower-cased, stripped, comments dropped) and (name lower-cased, value
+    unquoted) pairs.
 
     Raises TooManyParameters past PARAMS_MAX items, so a megabyte of `;a` costs nothing.
     """
     main, _, rest = value.partition(";")
+    if "(" in main:
+        main = uncommented(main)
     params = []
     for count, m in enumerate(_ITEM.finditer(rest)):
         if count >= PARAMS_MAX:

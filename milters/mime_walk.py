@@ -73,7 +73,7 @@ class Part:
     @property
     def transfer_encoding(self) -> str:
         found = self.values("content-transfer-encoding")
-        return found[0].strip().lower() if found else ""
+        return mime_params.mechanism(found[0]) if found else ""
 
     def body(self) -> bytes:
         return self._buf[self._start:self._end]
@@ -149,7 +149,7 @@ def walk(message: bytes, budget: ScanBudget, depth_max: int) -> Iterator[Part]:
         children: list[tuple[bytes, int, int, int, str]] = []
         container = False
         if ctype.startswith("multipart/"):
-            cte = next((v.strip().lower() for n, v in headers if n == "content-transfer-encoding"), "")
+            cte = next((mime_params.mechanism(v) for n, v in headers if n == "content-transfer-encoding"), "")
             inner, i_start, i_end = buf, body, end
             if cte in ("base64", "quoted-printable"):       # forbidden on multiparts, decoded by some readers
                 inner = decode_body(buf[body:end], cte)
@@ -161,7 +161,7 @@ def walk(message: bytes, budget: ScanBudget, depth_max: int) -> Iterator[Part]:
                 children = [(inner, s, e, depth + 1, child_default) for s, e in ranges]
         elif ctype in _MESSAGE_TYPES:
             container = True
-            cte = next((v.strip().lower() for n, v in headers if n == "content-transfer-encoding"), "")
+            cte = next((mime_params.mechanism(v) for n, v in headers if n == "content-transfer-encoding"), "")
             if cte in ("base64", "quoted-printable") + _UU_CTES:
                 inner = decode_body(buf[body:end], cte)
                 children = [(inner, 0, len(inner), depth + 1, "text/plain")]

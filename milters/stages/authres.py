@@ -21,6 +21,7 @@ from typing import Any
 from owlery.settings import Str, setting
 
 from milters.effects import AuthResult, StageReport
+from milters.mime_params import uncommented
 from milters.stages import Stage
 
 MILTER_AUTHSERV_ID = setting(
@@ -37,23 +38,6 @@ def authserv_id(settings: Any, message: Any) -> str:
     if settings.milter_authserv_id is not None:
         return settings.milter_authserv_id
     return message.macros.get("j") or socket.getfqdn()
-
-
-def _strip_comments(text: str) -> str:
-    out, depth, escaped = [], 0, False
-    for c in text:
-        if escaped:
-            escaped = False
-            continue
-        if c == "\\" and depth:
-            escaped = True
-        elif c == "(":
-            depth += 1
-        elif c == ")" and depth:
-            depth -= 1
-        elif not depth:
-            out.append(c)
-    return "".join(out)
 
 
 def skip_comment(text: str, i: int) -> int:
@@ -128,7 +112,7 @@ def is_ours(value: str, ours: str) -> bool:
 def parse_resinfos(value: str) -> list[tuple[str, str, dict[str, str]]]:
     """(method, result, {ptype.property: value}) for each resinfo after the authserv-id."""
     out = []
-    parts = _split_semicolons(_strip_comments(value))
+    parts = _split_semicolons(uncommented(value))
     for part in parts[1:]:
         words = part.split()
         if not words or "=" not in words[0]:
