@@ -452,6 +452,12 @@ class BannedStage(Stage):
         content_policy.strip_forged(message, report, (content_policy.ALERT_HEADER,))
         report.progress()
         result = scan(message.as_bytes(), self.rules, self.clock)
+        if message.truncated:
+            # Only the first milter_message_size_limit bytes were kept: a file after them is
+            # unseen, so the message cannot be called clean (as the antivirus stage says).
+            kept = Finding("message", f"over milter_message_size_limit "
+                                      f"({self.settings.milter_message_size_limit} bytes kept)")
+            result = dataclasses.replace(result, undecidable=(*result.undecidable, kept))
         report.data["banned"] = list(result.banned)
         for symbol, found in (("BANNED_ATTACHMENT", result.banned), ("BANNED_ENCRYPTED", result.encrypted),
                               ("BANNED_UNDECIDABLE", result.undecidable)):
