@@ -87,13 +87,15 @@ def _theirs(ph, script: str | bytes, message: bytes):
     return from_pigeonhole(ph.run(_bytes(script), message, SENDER, USER, USER))
 
 
-def _compare(ph, cases, allowed: dict) -> None:
-    """Pigeonhole shows each case's expected `_seen`, but the `allowed` ones, which show the value
-    listed there (and no other case may differ). Names are unique within a table."""
+def _compare(ph, cases, allowed: dict, seen=None) -> None:
+    """Pigeonhole shows each case's expected `seen` (this file's `_seen` unless another round
+    passes its own), but the `allowed` ones, which show the value listed there (and no other
+    case may differ). Names are unique within a table."""
+    seen = seen or _seen
     assert len({c[0] for c in cases}) == len(cases)
     differ = {}
     for name, script, message, expected in cases:
-        got = _seen(_theirs(ph, script, message))
+        got = seen(_theirs(ph, script, message))
         if got != expected:
             differ[name] = got
     assert differ == {name: value for name, (value, _reason) in allowed.items()}
