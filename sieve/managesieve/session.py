@@ -8,8 +8,9 @@ actions for the adapter: `Send(bytes)`; `Call(fn)`: run the blocking `fn()` (pas
 check, directory lookup, script storage, compiling) in a thread and hand its result to
 `resume()` (its exception to `resume_error()`); `Wait(seconds)`: resume after a delay (a
 failed login is slowed by `login_failure_delay`); `StartTLS()`: start TLS now and resume when
-the handshake is done; `Timeout(seconds)`: the idle timeout from now on; `Active()`: a whole
-command arrived, the timeout starts again (input bytes alone never restart it); `Close()`. While a
+the handshake is done; `Timeout(seconds)`: the idle (or login) timeout from now on; `Active()`: a
+whole command arrived after login, the idle timeout starts again (input bytes alone never restart
+it; before login nothing does); `Close()`. While a
 Call, Wait or StartTLS is outstanding, input is only buffered: one command at a time.
 SASL PLAIN and LOGIN are offered only over TLS, or on loopback, or always, as
 `plaintext_auth` says; an authorization identity other than the user is refused. Limits:
@@ -91,7 +92,7 @@ class Close:
 
 @dataclasses.dataclass(frozen=True)
 class Active:
-    """A whole command arrived: the current timeout (Timeout) starts again from now."""
+    """A whole command arrived after login: the idle timeout starts again from now."""
 
 
 _READ = object()      # internal: a handler waits for the next input line (a SASL response)
@@ -274,9 +275,11 @@ class ManageSieveSession:
                 return
             if item is None:
                 return
-            if not self._active_queued and not isinstance(item, p.Fatal):
-                # The idle (or login) time runs from the last whole command, not the last byte:
-                # a client dripping one byte at a time held a connection for ever.
+            if self.state == AUTHENTICATED and not self._active_queued and not isinstance(item, p.Fatal):
+                # The idle time runs from the last whole command, not the last byte: a client
+                # dripping one byte at a time held a connection for ever. Before login nothing
+                # restarts it: the login time runs from the connection (or UNAUTHENTICATE), as
+                # Dovecot's login processes count it, so NOOPs cannot hold a slot for ever.
                 self._active_queued = True
                 self._out.append(Active())
             if self._waiting is _READ:

@@ -38,9 +38,9 @@ MANAGESIEVE_LOGIN_FAILURES_MAX = setting(
     "managesieve_login_failures_max", int_range(1, 100), 3,
     "Failed logins one connection may make; the next failure closes it with BYE.")
 MANAGESIEVE_LOGIN_TIMEOUT = setting(
-    "managesieve_login_timeout", Duration, 60, unit="s",
-    doc="Close a connection not logged in that sent no whole command (line with its literals) for "
-        "this long; the bytes of an unfinished one do not count, so one dripped byte by byte is cut off.")
+    "managesieve_login_timeout", Duration, "3m", unit="s",
+    doc="Close a connection that has not logged in this long after it connected (or after "
+        "UNAUTHENTICATE), whatever it sends meanwhile (Dovecot's login processes allow 3 minutes).")
 MANAGESIEVE_IDLE_TIMEOUT = setting(
     "managesieve_idle_timeout", Duration, "30m", unit="s",
     doc="Close a logged-in connection that sent no whole command for this long (the bytes of an "

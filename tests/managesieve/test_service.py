@@ -125,11 +125,42 @@ def test_login_and_idle_timeouts(tmp_path):
     proto, t = connect(app)
     said(t)
     clock.advance(59)
-    proto.dataReceived(b"NOOP\r\n")                     # activity restarts the timer
-    clock.advance(59)
-    assert not t.disconnecting
+    proto.dataReceived(b"NOOP\r\n")                     # after login, a command restarts the timer
     proto.dataReceived(f'AUTHENTICATE "PLAIN" "{plain(USER, PASSWORD)}"\r\n'.encode())
     clock.advance(599)
+    assert not t.disconnecting
+    proto.dataReceived(b"NOOP\r\n")
+    clock.advance(599)
+    assert not t.disconnecting
+    said(t)
+    clock.advance(2)
+    assert said(t) == b'BYE "Disconnected for inactivity."\r\n' and t.disconnecting
+
+
+def test_login_time_counts_from_the_connection_whatever_is_sent(tmp_path):
+    """A client that never logs in cannot hold a connection with NOOPs (Dovecot's login
+    processes give a connection 3 minutes to log in, whatever it sends)."""
+    app, clock, _ = make_app(tmp_path, managesieve_login_timeout=60, managesieve_idle_timeout=600)
+    proto, t = connect(app)
+    said(t)
+    for _ in range(5):
+        clock.advance(11)
+        proto.dataReceived(b"NOOP\r\n")
+    assert not t.disconnecting
+    said(t)
+    clock.advance(6)
+    assert said(t) == b'BYE "Disconnected for inactivity."\r\n' and t.disconnecting
+
+
+def test_unauthenticate_starts_a_new_login_time(tmp_path):
+    app, clock, _ = make_app(tmp_path, managesieve_login_timeout=60, managesieve_idle_timeout=600)
+    proto, t = connect(app)
+    proto.dataReceived(f'AUTHENTICATE "PLAIN" "{plain(USER, PASSWORD)}"\r\n'.encode())
+    clock.advance(300)
+    proto.dataReceived(b"UNAUTHENTICATE\r\n")
+    clock.advance(30)
+    proto.dataReceived(b"NOOP\r\n")
+    clock.advance(29)
     assert not t.disconnecting
     said(t)
     clock.advance(2)
