@@ -149,7 +149,8 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
         self.session = s.ManageSieveSession(self.app.config, self.app.backend, peer=self.peer, local=_is_local(host),
                                  login_timeout=settings.managesieve_login_timeout,
                                  idle_timeout=settings.managesieve_idle_timeout,
-                                 failures=self.app.login_failures, clock=self.app.reactor.seconds)
+                                 failures=self.app.login_failures, clock=self.app.reactor.seconds,
+                                 user_slots=self.app.limits.user_slots(key))
         try:
             self.transport.setTcpNoDelay(True)      # short answers the client waits for
         except (AttributeError, OSError):
@@ -201,6 +202,8 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)
+        if self.session is not None and self.session.user_slots is not None:
+            self.session.user_slots.release()
         self.session = None
         for call in (self._delay, self._abort):
             if call is not None and call.active():
@@ -326,7 +329,8 @@ class ManageSieveApplication:
         self.tls = tls_context(settings)
         self.config = SessionConfig.from_settings(settings, tls_available=self.tls is not None)
         self.limits = ConnectionLimits(settings.managesieve_max_connections,
-                                       settings.managesieve_max_connections_per_client)
+                                       settings.managesieve_max_connections_per_client,
+                                       settings.managesieve_max_userip_connections)
         self.login_failures = LoginFailures(per_client=settings.managesieve_login_failures_per_client,
                                             per_login=settings.managesieve_login_failures_per_user,
                                             window=settings.managesieve_login_failure_window)
@@ -355,6 +359,7 @@ class ManageSieveApplication:
         self.config = SessionConfig.from_settings(settings, tls_available=tls is not None)
         self.limits.total = settings.managesieve_max_connections
         self.limits.per_client = settings.managesieve_max_connections_per_client
+        self.limits.per_user = settings.managesieve_max_userip_connections
         f = self.login_failures
         f.per_client, f.per_login = settings.managesieve_login_failures_per_client, settings.managesieve_login_failures_per_user
         f.window = settings.managesieve_login_failure_window

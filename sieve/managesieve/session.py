@@ -46,6 +46,7 @@ from owlery import metrics
 from owlery.errors import DirectoryUnavailable
 from owlery.login_limits import LoginFailures, client_key
 from sieve.managesieve import protocol as p
+from sieve.managesieve.limits import UserConnectionSlot
 from sieve.managesieve.settings import SessionConfig
 from sieve.managesieve.storage import StorageError, check_name
 
@@ -157,7 +158,7 @@ class ManageSieveSession:
     def __init__(self, config: SessionConfig, backend: ManageSieveBackend, *, peer: str = "unknown",
                  local: bool = False, secure: bool = False, login_timeout: float | None = None,
                  idle_timeout: float | None = None, failures: LoginFailures | None = None,
-                 clock: Callable[[], float] | None = None):
+                 clock: Callable[[], float] | None = None, user_slots: UserConnectionSlot | None = None):
         self.config = config
         self.backend = backend
         self.peer = peer
@@ -167,6 +168,7 @@ class ManageSieveSession:
         self.idle_timeout = idle_timeout
         self.failures_limit = failures          # shared by the connections; None: this one's only
         self.clock = clock
+        self.user_slots = user_slots            # None: no per-user connection limit
         self.state = NOT_AUTHENTICATED
         self.account: Account | None = None
         self.failures = 0
@@ -556,6 +558,13 @@ class ManageSieveSession:
             return
         if shared is not None:
             shared.succeeded(username, client, now)
+        if self.user_slots is not None and not self.user_slots.take(account.address):
+            metrics.MANAGESIEVE_LOGINS.labels("rate-limited").inc()
+            log.warning("managesieve: login refused: user=<%s> rip=%s: %d connections from this "
+                        "client already (managesieve_max_userip_connections)", account.address, self.peer,
+                        self.user_slots.limits.per_user)
+            self._send(p.response("NO", None, "Maximum number of connections from user+IP exceeded."))
+            return
         metrics.MANAGESIEVE_LOGINS.labels("ok").inc()
         self.account = account
         self.state = AUTHENTICATED
@@ -811,6 +820,8 @@ class ManageSieveSession:
         if self.account is not None:
             log.info("managesieve: unauthenticate: user=<%s> rip=%s", self.account.address, self.peer)
         self.account = None
+        if self.user_slots is not None:
+            self.user_slots.release()
         self.state = NOT_AUTHENTICATED
         self.bad_commands = 0
         self._limits()

@@ -52,6 +52,10 @@ MANAGESIEVE_MAX_CONNECTIONS_PER_CLIENT = setting(
     "managesieve_max_connections_per_client", int_range(1, None), 20,
     "Connections not yet logged in from one client (IPv4 address, IPv6 /64); one more is answered "
     "BYE and closed. A webmail on this host counts as one client: raise it for a busy one.")
+MANAGESIEVE_MAX_USERIP_CONNECTIONS = setting(
+    "managesieve_max_userip_connections", int_range(1, None), 10,
+    "Connections logged in as one user from one client (IPv4 address, IPv6 /64); the next login "
+    "is answered NO and the connection stays unauthenticated (Dovecot's mail_max_userip_connections).")
 MANAGESIEVE_LOGIN_FAILURES_PER_CLIENT = setting(
     "managesieve_login_failures_per_client", int_range(1, 100000), 20,
     "Failed logins from one client (IPv4 address, IPv6 /64) within managesieve_login_failure_window, "

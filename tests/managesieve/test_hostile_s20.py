@@ -160,6 +160,35 @@ def test_connections_are_capped_in_all(tmp_path, daemons):
         assert read_until(sock, b'OK "Done"\r\n')
 
 
+def test_logins_as_one_user_are_capped_per_client(tmp_path, daemons):
+    # One account (stolen, or a runaway script) could fill every slot of the daemon; Dovecot
+    # caps a user's connections per client address (mail_max_userip_connections).
+    d = start(tmp_path, managesieve_max_userip_connections=2)
+    daemons.append(d)
+    first, second, third = (connect(d.port) for _ in range(3))
+    login(first)
+    login(second)
+    third.sendall(f'AUTHENTICATE "PLAIN" "{plain(USER, PASSWORD)}"\r\n'.encode())
+    assert read_until(third, b"\r\n") == b'NO "Maximum number of connections from user+IP exceeded."\r\n'
+    third.sendall(b"LISTSCRIPTS\r\n")                 # still not logged in
+    assert read_until(third, b"\r\n").startswith(b"NO")
+    elsewhere = connect(d.port, source="127.0.0.2")    # the same user from another client is let in
+    login(elsewhere)
+    second.sendall(b"UNAUTHENTICATE\r\n")
+    assert read_until(second, b"\r\n").startswith(b"OK")
+    login(third)                                        # the slot came back
+    first.close()
+    deadline = time.monotonic() + 5
+    while True:                                         # and comes back once a close is seen
+        again = connect(d.port)
+        again.sendall(f'AUTHENTICATE "PLAIN" "{plain(USER, PASSWORD)}"\r\n'.encode())
+        if read_until(again, b"\r\n").startswith(b"OK"):
+            break
+        assert time.monotonic() < deadline
+        again.close()
+    assert "managesieve_max_userip_connections" in d.log()
+
+
 # -- 3. memory bounds -------------------------------------------------------------------------
 
 def _flood(daemon, sock, unit: bytes, total: int, grew: int) -> tuple[int, int]:
