@@ -7,8 +7,12 @@ under `client_key`, its IPv4 address or IPv6 /64 (one host's usual share), so re
 none either. `attempt` checks both limits and counts the attempt as failed in one step, before
 the password is checked: the adapters check passwords in several threads, and a limit checked
 before and counted after let a burst of guesses through side by side (8 threads: 8 guesses past
-a limit of 3). `succeeded` and `undo` take back what the answer showed was no failure. Memory
-is bounded (MAX_KEYS per kind, oldest out first); thread-safe; `now` is always an argument.
+a limit of 3). `succeeded` and `undo` take back what the answer showed was no failure.
+A per-login limit lets anyone lock a user out by guessing wrong for them; so a client the user
+logged in from within KNOWN_CLIENT_TIME is not held by it (only by its per-client limit), as
+OWASP's "device cookie" advice has it: the user's own webmail host or laptop keeps working
+while a stranger's guesses stop. Memory is bounded (MAX_KEYS per kind, oldest out first);
+thread-safe; `now` is always an argument.
 Talks to: nothing. Tests: tests/web/test_sessions.py, tests/web/test_hostile_s19.py,
 tests/managesieve/test_hostile_s20.py
 """
@@ -51,11 +55,13 @@ class LoginFailures:
     a limit reached is named "login" or "client"."""
 
     MAX_KEYS = 100_000            # keys remembered per kind; the oldest go first
+    KNOWN_CLIENT_TIME = 30 * 86400  # seconds a successful login exempts its client from the per-login limit
 
     def __init__(self, *, per_login: int, per_client: int, window: float):
         self.per_login, self.per_client, self.window = per_login, per_client, window
         self._failures: dict[str, collections.OrderedDict[str, collections.deque[float]]] = {
             "login": collections.OrderedDict(), "client": collections.OrderedDict()}
+        self._known: collections.OrderedDict[tuple[str, str], float] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def blocked(self, login: str, client: str, now: float) -> str | None:
@@ -84,6 +90,11 @@ class LoginFailures:
             self._failures["login"].pop(login_key(login), None)
             if client is not None and now is not None:
                 self._take_back("client", client, now)
+                pair = (login_key(login), client)
+                self._known[pair] = now
+                self._known.move_to_end(pair)
+                while len(self._known) > self.MAX_KEYS:
+                    self._known.popitem(last=False)
 
     def undo(self, login: str, client: str, now: float) -> None:
         """Take back an `attempt` that was no failure (the directory could not answer)."""
@@ -93,12 +104,17 @@ class LoginFailures:
 
     def _limit(self, login: str, client: str, now: float) -> str | None:
         times = self._count("login", login_key(login), now)
-        if times is not None and len(times) >= self.per_login:
+        if times is not None and len(times) >= self.per_login and not self._is_known(login, client, now):
             return "login"
         times = self._count("client", client, now)
         if times is not None and len(times) >= self.per_client:
             return "client"
         return None
+
+    def _is_known(self, login: str, client: str, now: float) -> bool:
+        """The login succeeded from this client within KNOWN_CLIENT_TIME."""
+        last = self._known.get((login_key(login), client))
+        return last is not None and now - last < self.KNOWN_CLIENT_TIME
 
     def _count(self, kind: str, key: str, now: float) -> collections.deque[float] | None:
         times = self._failures[kind].get(key)

@@ -63,7 +63,8 @@ MANAGESIEVE_LOGIN_FAILURES_PER_CLIENT = setting(
 MANAGESIEVE_LOGIN_FAILURES_PER_USER = setting(
     "managesieve_login_failures_per_user", int_range(1, 10000), 5,
     "Failed logins for one login name (existing or not) within managesieve_login_failure_window, "
-    "from any client; then its logins are refused unchecked (as web_login_failures_per_address).")
+    "from any client; then its logins are refused unchecked (as web_login_failures_per_address), "
+    "except from a client it logged in from within 30 days, so a stranger cannot lock a user out.")
 MANAGESIEVE_LOGIN_FAILURE_WINDOW = setting(
     "managesieve_login_failure_window", Duration, "15m", unit="s",
     doc="The window the managesieve_login_failures_per_* limits count in.")

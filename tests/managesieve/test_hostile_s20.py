@@ -347,6 +347,19 @@ def test_failed_logins_count_across_connections(tmp_path, daemons):
     assert "too many failed logins (limit=client)" in d.log()
 
 
+def test_a_strangers_guesses_do_not_lock_the_user_out_of_a_client_they_used(tmp_path, daemons):
+    # The per-login limit was a lock anyone could turn: two wrong guesses from anywhere kept
+    # alice out of her own webmail for the whole window.
+    d = start(tmp_path, managesieve_login_failures_per_user=2)
+    daemons.append(d)
+    assert _try(connect(d.port, source="127.0.0.3"), USER, PASSWORD).startswith(b"OK")
+    for _ in range(2):
+        assert _try(connect(d.port, source="127.0.0.2"), USER, "guess") == b'NO "Authentication failed."\r\n'
+    refused = b'NO "Too many failed logins, try again later."\r\n'
+    assert _try(connect(d.port, source="127.0.0.4"), USER, PASSWORD) == refused
+    assert _try(connect(d.port, source="127.0.0.3"), USER, PASSWORD).startswith(b"OK")
+
+
 def test_a_login_that_does_not_exist_counts_like_a_wrong_password(tmp_path, daemons):
     d = start(tmp_path, managesieve_login_failures_per_user=2)
     daemons.append(d)
