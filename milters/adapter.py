@@ -61,6 +61,7 @@ from owlery.endpoints import ListenEndpoint, clear_stale_socket, parse_endpoint
 from owlery.reply import Reply
 
 from milters import effects as fx
+from milters import macros as macro_lists
 from milters import settings as _declared  # noqa: F401 - milter_listen & co., declared light
 from milters.session import MACROS, MilterSession
 
@@ -69,9 +70,12 @@ log = logging.getLogger("owlery.milter")
 # Actions we may take; telling libmilter lets the MTA skip what we never do.
 ACTION_FLAGS = Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE | Milter.DELRCPT | Milter.SETSYMLIST
 
-_CONNECT_MACROS = ("j", "{daemon_name}", "{client_addr}", "{client_name}", "{daemon_addr}")
-_MAIL_MACROS = ("i", "{auth_authen}", "{auth_type}", "{mail_addr}", "{auth_author}")
-_EOM_MACROS = ("i",)
+# The macro lists asked for at negotiation, and read at the other steps: milters.macros.
+_CONNECT_MACROS = macro_lists.NEGOTIATED["connect"]
+_MAIL_MACROS = macro_lists.NEGOTIATED["mail"]
+_EOM_MACROS = macro_lists.NEGOTIATED["end_of_data"]
+_RCPT_MACROS = macro_lists.FROM_POSTFIX_DEFAULTS["rcpt"]
+_DATA_MACROS = macro_lists.FROM_POSTFIX_DEFAULTS["data"]
 
 
 def _milter_reply(reply: Reply) -> tuple[str, str, str]:
@@ -247,14 +251,14 @@ class OwleryMilter(Milter.Base):
 
     @Milter.noreply
     def envrcpt(self, rcpt: str, *params: str) -> int:
-        return self._guard("rcpt", self.session.rcpt, rcpt, params, self._macros(("{rcpt_addr}",)))
+        return self._guard("rcpt", self.session.rcpt, rcpt, params, self._macros(_RCPT_MACROS))
 
     def data(self) -> int:
         # Answered on purpose (no @noreply), like the end of message: Postfix writes the
         # first header right after DATA, and without an answer in between its Nagle
         # algorithm holds that write until our kernel's delayed ACK, ~40 ms per message
         # (one SMTP session: 22 instead of 340 messages/s). Queue id `i` is known here.
-        return self._guard("data", self.session.data, self._macros(("i",)))
+        return self._guard("data", self.session.data, self._macros(_DATA_MACROS))
 
     @Milter.noreply
     @Milter.decode("bytes")
@@ -275,7 +279,7 @@ class OwleryMilter(Milter.Base):
         try:
             if self._error is not None:
                 raise RuntimeError(f"earlier failure in {self._error}")
-            outcome = self.session.end_of_message(self._macros(("i",)))
+            outcome = self.session.end_of_message(self._macros(_EOM_MACROS))
             count_message(self.session, outcome.action, outcome.symbols)
             return self._apply(outcome)
         except Exception:

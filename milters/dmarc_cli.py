@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from os import EX_TEMPFAIL
 from typing import Any
 
-EX_TEMPFAIL = 75
 
 
 def register(sub: Any) -> None:

@@ -31,6 +31,7 @@ import re
 import socket
 import sys
 import time
+from os import EX_TEMPFAIL
 from typing import Any
 
 from owlery.settings import Bool, Duration, Str, parse_duration, setting
@@ -55,7 +56,6 @@ QUARANTINE_AUDIT_LOG_PATH = setting("quarantine_audit_log_path", Str, None,
                                     "File that every release and delete appends an audit line to "
                                     "(besides the log). Unset: the log only.")
 
-EX_TEMPFAIL = 75
 
 
 def register(sub: Any) -> None:

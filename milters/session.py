@@ -31,6 +31,7 @@ from owlery.errors import PermanentFailure, TemporaryFailure
 from owlery.settings import Int, Size, Str, setting
 
 from milters import effects as fx
+from milters import macros as macro_lists
 from milters.received import received_header
 
 MILTER_BODY_MEMORY_SIZE = setting(
@@ -49,10 +50,8 @@ MILTER_SPOOL_DIRECTORY = setting(
 
 log = logging.getLogger("owlery.milter")
 
-# Macros we ask Postfix for and keep (the adapter reads these at each step).
-MACROS = ("j", "{daemon_name}", "{daemon_addr}", "{client_addr}", "{client_name}",
-          "i", "{auth_authen}", "{auth_type}", "{auth_author}", "{mail_addr}", "{rcpt_addr}",
-          "{tls_version}", "{cipher}", "{cipher_bits}")
+# Macros we ask Postfix for and keep (milters.macros: the one list, per step).
+MACROS = macro_lists.ALL
 
 
 @dataclasses.dataclass(frozen=True)

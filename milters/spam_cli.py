@@ -33,8 +33,8 @@ import stat
 import sys
 import time
 from collections.abc import Iterator
+from os import EX_TEMPFAIL
 
-EX_TEMPFAIL = 75
 _BAYES_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]{0,127}")     # what spamd's User header takes
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 

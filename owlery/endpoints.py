@@ -34,15 +34,6 @@ class ListenEndpoint(Record, frozen=True):
             return f"tcp:{host}:{self.port}"
         return f"systemd:{self.name}"
 
-    def milter_spec(self) -> str:
-        """The libmilter form: `inet:PORT@HOST`, `inet6:PORT@HOST` or `unix:/path`."""
-        if self.kind == "unix":
-            return f"unix:{self.path}"
-        if self.kind == "tcp":
-            family = "inet6" if ":" in self.host else "inet"
-            return f"{family}:{self.port}@{self.host}"
-        raise ValueError("libmilter cannot adopt a systemd socket by name; use unix: or tcp:")
-
 
 def parse_endpoint(text: str) -> ListenEndpoint:
     """Parse an endpoint string; raise ValueError saying what is wrong."""

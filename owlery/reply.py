@@ -52,12 +52,6 @@ class Reply(Record, frozen=True):
     def with_text(self, text: str) -> "Reply":
         return Reply(self.code, self.dsn, text)
 
-    def softened(self) -> "Reply":
-        """The 4xx twin of a 5xx reply (Postfix's soft_bounce), e.g. for a dry-run mode."""
-        if self.code // 100 != 5:
-            return self
-        return Reply(self.code - 100, "4" + self.dsn[1:], self.text)
-
     @classmethod
     def safe_text(cls, text: str, limit: int = 400) -> str:
         """Make arbitrary text (e.g. from a remote server) fit a reply: printable ASCII, bounded."""

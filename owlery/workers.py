@@ -36,7 +36,7 @@ from typing import Any
 from owlery import sdnotify
 
 RESTART_DELAY_MAX = 30.0        # seconds: the longest back-off before a worker is restarted
-EXIT_CANNOT_START = 78          # EX_CONFIG (sysexits.h): a worker that cannot start from the settings
+EXIT_CANNOT_START = os.EX_CONFIG   # sysexits.h: a worker that cannot start from the settings
 
 RunWorker = Callable[[int, "sdnotify.Notifier | None"], int]
 

@@ -41,10 +41,6 @@ class PolicyAction:
         """False for DUNNO/PREPEND/WARN/INFO (Postfix goes on), True for the rest."""
         return self.verb not in _ANNOTATIONS
 
-    @property
-    def is_reject(self) -> bool:
-        return self.verb == "REPLY" and self.reply is not None and self.reply.is_permanent
-
     def render(self) -> str:
         """The action text after `action=`."""
         return self._rendered
@@ -188,7 +184,6 @@ def bcc(address: str) -> PolicyAction:
 # --- reply catalogue -------------------------------------------------------------------
 
 USER_UNKNOWN = Reply(550, "5.1.1", "User unknown")
-DIRECTORY_UNAVAILABLE = Reply(451, "4.3.0", "Recipient lookup temporarily unavailable, try again later")
 BACKEND_TIMEOUT = Reply(451, "4.3.0", "Lookup timed out, try again later")
 MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")
 MAILBOX_FULL_TEMPORARY = Reply(452, "4.2.2", "Mailbox full, try again later")

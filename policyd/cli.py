@@ -13,6 +13,7 @@ when no daemon answers in tests/core/test_newcomer_s20.py.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 TYPE_CHECKING = False     # typing is not imported at run time (owlery.cliutil says why)
@@ -68,10 +69,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
         print(f"owlery: cannot reach the policy daemon at {endpoint} ({source}): {e.strerror or e}; "
               "is `owlery policyd` running with these settings? (--config FILE, or --endpoint ENDPOINT)",
               file=sys.stderr)
-        return 75
+        return os.EX_TEMPFAIL
     if not action:
         print("owlery: the policy daemon closed the connection without a reply", file=sys.stderr)
-        return 75
+        return os.EX_TEMPFAIL
     print(action)
     return 0
 

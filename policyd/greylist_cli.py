@@ -77,7 +77,7 @@ def _open(args):
         return settings, open_store(settings)
     except StateUnavailable as e:
         print(f"owlery: state store unavailable: {e}", file=sys.stderr)
-        raise SystemExit(75) from None
+        raise SystemExit(os.EX_TEMPFAIL) from None
 
 
 def _stamp(t: float) -> str:
@@ -249,7 +249,7 @@ def _cmd_import_postgrey(args: argparse.Namespace) -> int:
         return gi.EXIT_UNREADABLE
     except StateUnavailable as e:     # as _open: the store went away (what was written stays)
         print(f"owlery: state store unavailable: {e}", file=sys.stderr)
-        return 75
+        return os.EX_TEMPFAIL
     finally:
         store.close()
     for line in gi.summary(outcome, options, store.name, args.dry_run):

@@ -182,7 +182,7 @@ class PolicyApp:
 
     def sample_directory_cache(self) -> None:
         """Count the directory cache's hits and misses since the last call."""
-        directory = self.factory.pipeline.ctx._directory
+        directory = self.factory.pipeline.ctx.directory_if_open
         if directory is None or not hasattr(directory, "hits"):
             return
         hits, misses = directory.hits, directory.misses
@@ -231,9 +231,7 @@ class PolicyApp:
 
     def _close_pipeline(self, pipe: Pipeline) -> None:
         pipe.close()
-        if pipe.ctx._directory is not None and pipe.ctx._directory is self._directory:
-            pipe.ctx._directory = None   # injected, not ours to close
-        pipe.ctx.close()
+        pipe.ctx.close()     # closes the directory it opened, never the injected self._directory
 
     def close(self) -> None:
         for pipe in self._retired + [self.factory.pipeline]:

@@ -12,7 +12,9 @@ from sieve.errors import Diagnostic
 
 
 class Script(Record, eq=False):
-    """A compiled (validated) script; immutable once built, shareable between runs."""
+    """A compiled (validated) script, shareable between runs: a run changes nothing in it but
+    the match spec each test node caches in its `data` (sieve/interpreter.py, built from the
+    node alone, so runs that race write equal values)."""
 
     name: str
     source: str

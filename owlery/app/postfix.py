@@ -190,8 +190,7 @@ def main_cf(settings: Any, domains: Sequence[str], role: str = "backend",
         ("non_smtpd_milters", "$smtpd_milters"),
         # A milter that is down or fails must defer mail, never let it through unscanned.
         ("milter_default_action", "tempfail"),
-        ("milter_connect_macros", "j {daemon_name} {daemon_addr} v _ {client_addr} {client_name}"),
-        ("milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}"),
+        *milter_macro_lines(),
         *(_local_tables(settings, domains, command) if local_accounts(settings, role)
           else _directory_tables(settings, domains, role)),
         *([] if role == "relay" or local_accounts(settings, role) else [
@@ -200,6 +199,23 @@ def main_cf(settings: Any, domains: Sequence[str], role: str = "backend",
             # recipient at a time only with a limit of 1 (else several after one -d).
             ("owlery_destination_recipient_limit", "1")]),
     ]
+
+
+# Postfix's defaults (postconf -d) for the steps the milter negotiates macros at (milters.macros).
+POSTFIX_DEFAULT_MILTER_MACROS = {
+    "connect": ("j", "{daemon_name}", "{daemon_addr}", "v", "_"),
+    "mail": ("i", "{auth_type}", "{auth_authen}", "{auth_author}", "{mail_addr}", "{mail_host}", "{mail_mailer}"),
+    "end_of_data": ("i",),
+}
+
+
+def milter_macro_lines() -> list[tuple[str, str]]:
+    """milter_<step>_macros for each step the milter asks its macros at: Postfix's default
+    list, then the names the milter adds. Postfix sends these when the milter's own request
+    (setsymlist) is not negotiated, and other milters keep what the default gives them."""
+    from milters.macros import NEGOTIATED
+    return [(f"milter_{step}_macros", " ".join(dict.fromkeys((*POSTFIX_DEFAULT_MILTER_MACROS[step], *names))))
+            for step, names in NEGOTIATED.items()]
 
 
 def uses_socketmap(settings: Any, role: str = "backend") -> bool:

@@ -293,6 +293,9 @@ class CheckContext:
         self.executor = executor
         self.resolver = resolver
         self._directory = directory
+        # An injected directory (PolicyApp's, a test's) is its owner's to close; the context
+        # closes only the one it opened itself.
+        self._owns_directory = directory is None
         self._resources: dict[str, Any] = {}
 
     def now(self) -> float:
@@ -323,6 +326,13 @@ class CheckContext:
         if self._directory is None:
             from owlery.directory import open_directory
             self._directory = open_directory(self.settings, clock=self.now)
+            self._owns_directory = True
+        return self._directory
+
+    @property
+    def directory_if_open(self) -> Any:
+        """The directory when one was injected or already opened, else None (opens nothing:
+        for the metrics sampler, which must not connect to LDAP to count cache hits)."""
         return self._directory
 
     @property
@@ -347,9 +357,9 @@ class CheckContext:
                 except Exception:  # noqa: BLE001 - closing must go on for the others; log it
                     log.exception("policyd: closing resource %s failed", name)
         self._resources.clear()
-        if self._directory is not None:
+        if self._directory is not None and self._owns_directory:
             self._directory.close()
-            self._directory = None
+        self._directory = None
 
 
 class Check:

@@ -7,6 +7,8 @@ Tests: tests/delivery/test_lda.py, tests/delivery/test_lmtpd.py
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import
 if TYPE_CHECKING:
     import argparse
@@ -76,10 +78,10 @@ def _lda_parser() -> argparse.ArgumentParser:
 
     class _LDAParser(argparse.ArgumentParser):
         def error(self, message: str):
-            # A bad master.cf argv: Postfix keeps the mail and retries (75) while the postmaster
+            # A bad master.cf argv: Postfix keeps the mail and retries (EX_TEMPFAIL) while the postmaster
             # fixes it; argparse's exit status 2 is outside sysexits, which pipe(8) bounces (5.3.0).
             from sieve.delivery.replies import usage_line
-            self.exit(75, usage_line(self.prog, message) + "\n")
+            self.exit(os.EX_TEMPFAIL, usage_line(self.prog, message) + "\n")
 
     p = _LDAParser(prog="owlery lda", description=LDA_DESCRIPTION)
     add_lda_options(p)

@@ -34,6 +34,7 @@ tests/delivery/test_lda_dovecot_options.py, tests/e2e/test_lda_local_postfix.py
 from __future__ import annotations
 
 import sys
+from os import EX_NOPERM, EX_NOUSER, EX_TEMPFAIL
 
 from owlery.settings import Bool, Duration, Endpoint, Size, Str, setting
 from sieve.delivery import replies
@@ -62,7 +63,6 @@ LDA_LMTP_HANDOFF = setting("lda_lmtp_handoff", Bool, True,
 LDA_LMTP_TIMEOUT = setting("lda_lmtp_timeout", Duration, 60, unit="s",
                            doc="How long the LDA waits for each lmtpd reply (lda_lmtp_endpoint).")
 
-EX_USAGE, EX_NOUSER, EX_SOFTWARE, EX_CONFIG, EX_TEMPFAIL, EX_NOPERM = 64, 67, 70, 78, 75, 77
 
 
 def _fail(code: int, text: str) -> int:

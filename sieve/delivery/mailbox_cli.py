@@ -19,10 +19,10 @@ import argparse
 import logging
 import sys
 import time
+from os import EX_TEMPFAIL
 
 log = logging.getLogger("owlery.mailbox")
 
-EXIT_TEMPFAIL = 75
 
 
 def _cmd_expire(args: argparse.Namespace) -> int:
@@ -40,7 +40,7 @@ def _cmd_expire(args: argparse.Namespace) -> int:
         boxes = selected(args, settings)
     except (LookupError, DirectoryUnavailable, MaildirError) as e:
         print(f"owlery: mailbox expire: {e}", file=sys.stderr)
-        return EXIT_TEMPFAIL if isinstance(e, DirectoryUnavailable) else 1
+        return EX_TEMPFAIL if isinstance(e, DirectoryUnavailable) else 1
     if not boxes:
         print("owlery: mailbox expire: name addresses, --maildir PATH or --all-users", file=sys.stderr)
         return 2
@@ -82,7 +82,7 @@ def _cmd_expire(args: argparse.Namespace) -> int:
                f"undated={rules.undated}{' dry_run=yes' if args.dry_run else ''}")
     log.info("%s", summary)
     print(summary)
-    return EXIT_TEMPFAIL if totals["failed"] else 0
+    return EX_TEMPFAIL if totals["failed"] else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

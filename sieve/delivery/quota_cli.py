@@ -18,8 +18,8 @@ import contextlib
 import os
 import sys
 import tempfile
+from os import EX_TEMPFAIL
 
-EXIT_TEMPFAIL = 75
 
 
 def _boxes(args: argparse.Namespace):
@@ -32,7 +32,7 @@ def _boxes(args: argparse.Namespace):
         boxes = selected(args, settings)
     except (LookupError, DirectoryUnavailable, MaildirError) as e:
         print(f"owlery: quota: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_TEMPFAIL if isinstance(e, DirectoryUnavailable) else 1) from None
+        raise SystemExit(EX_TEMPFAIL if isinstance(e, DirectoryUnavailable) else 1) from None
     if not boxes:
         print("owlery: quota: name addresses, --maildir PATH or --all-users", file=sys.stderr)
         raise SystemExit(2)
@@ -65,7 +65,7 @@ def _cmd_recalc(args: argparse.Namespace) -> int:
             print(f"owlery: quota recalc: {box.label}: {e}", file=sys.stderr)
             continue
         print(f"{box.label}: {used.bytes} bytes, {used.messages} messages ({quota.definition()})")
-    return EXIT_TEMPFAIL if failed else 0
+    return EX_TEMPFAIL if failed else 0
 
 
 def _write_map(path: str, addresses: list[str]) -> None:
@@ -110,7 +110,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                   f"{quota.messages or '-':>8}  {label}")
     if args.map:
         _write_map(args.map, sorted(label for pct, label, _, _ in rows if pct >= args.map_over and "@" in label))
-    return EXIT_TEMPFAIL if failed else 0
+    return EX_TEMPFAIL if failed else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,6 +14,7 @@ tests/delivery/test_submission_8bit.py.
 from __future__ import annotations
 
 from _collections_abc import Sequence   # = collections.abc, without loading collections (LDA start-up)
+from os import EX_DATAERR, EX_NOHOST, EX_NOUSER, EX_USAGE
 
 from owlery.lazyre import lazy
 from owlery.settings import Duration, Str, StrList, choice, setting
@@ -50,6 +51,8 @@ class Submitter(Protocol):
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None: ...
 
 
+# sendmail exit statuses that blame the addresses or the message (sysexits.h): retrying cannot help
+_BAD_ADDRESS = (EX_USAGE, EX_DATAERR, EX_NOUSER, EX_NOHOST)
 _CONTROL = lazy(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -115,10 +118,10 @@ class SendmailSubmitter:
             raise SubmissionError(f"{argv[0]}: {e}") from None
         if proc.returncode != 0:
             text = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            # sysexits: 75 is temporary; treat every other failure as temporary too, except
-            # the "bad address" family, so mail is retried rather than lost.
+            # sysexits: EX_TEMPFAIL is temporary; treat every other failure as temporary too,
+            # except the "bad address" family, so mail is retried rather than lost.
             raise SubmissionError(f"{argv[0]} exited {proc.returncode}: {text[:1]}",
-                                  temporary=proc.returncode not in (64, 65, 67, 68))
+                                  temporary=proc.returncode not in _BAD_ADDRESS)
 
 
 def from_settings(settings: Any) -> Submitter:

@@ -69,7 +69,9 @@ DELIVERY_SIEVE_SCRIPT_TEMPLATE = setting(
 DELIVERY_RECIPIENT_DELIMITER = setting(
     "delivery_recipient_delimiter", Str, "+",
     "Characters that separate the user from a detail in a recipient's local part "
-    "(alice+lists@ is delivered to alice@); empty: no details.")
+    "(alice+lists@ is delivered to alice@); empty: no details. Keep it equal to "
+    "directory_recipient_delimiter (policyd's RCPT check, socketmap) and sieve_recipient_delimiter: "
+    "`owlery config check` says when they differ.")
 DELIVERY_QUOTA_SIZE = setting(
     "delivery_quota_size", Size, 0, unit="bytes",
     doc="Default mailbox quota (Maildir++ maildirsize) when the directory gives none; 0: no limit.")
