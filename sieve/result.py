@@ -22,13 +22,19 @@ from sieve.errors import SieveResourceLimit, SieveRuntimeError
 from sieve.message import FullMessage
 
 
-def _same_address(a: str, b: str) -> bool:
+def same_address(a: str, b: str) -> bool:
     """Whether two redirects go to one address (RFC 5228 2.10.3: a duplicate is ignored): the
     domain compared without case, the local part with it (RFC 5321 2.4: a local part MUST be
     treated as case-sensitive), as Pigeonhole compares them."""
     la, _, da = a.rpartition("@")
     lb, _, db = b.rpartition("@")
     return la == lb and da.lower() == db.lower()
+
+
+def redirect_limit_text(limit: int) -> str:
+    """The runtime error of a redirect past sieve_max_redirects (RFC 5228 2.10.6), one text
+    for a script and for a chain of scripts (sieve/delivery/planner.py)."""
+    return f"number of redirect actions exceeds policy limit (sieve_max_redirects {limit})"
 
 
 def _norm_mailbox(name: str) -> str:
@@ -143,13 +149,12 @@ class ResultBuilder:
         if isinstance(action, Redirect):
             self._conflict_reject(action)
             for a in self.actions:
-                if isinstance(a, Redirect) and _same_address(a.address, action.address):
+                if isinstance(a, Redirect) and same_address(a.address, action.address):
                     if cancels_keep:
                         self.implicit_keep = False
                     return
             if self.redirects >= self.settings.sieve_max_redirects:
-                raise SieveResourceLimit("number of redirect actions exceeds policy limit "
-                                         f"(sieve_max_redirects {self.settings.sieve_max_redirects})")
+                raise SieveResourceLimit(redirect_limit_text(self.settings.sieve_max_redirects))
             self._append(action, cancels_keep)
             self.redirects += 1
             return

@@ -16,7 +16,9 @@ temporarily nothing was committed and the delivery is retried; (5) replies (vaca
 reject notices, notifications) and duplicate marks come last and never fail the delivery;
 (6) once the verdict is logged, a quota warning when the delivery crossed a
 quota_warning_thresholds percentage (sieve/delivery/quota_warn.py; best effort too).
-A script runtime error falls back to keep into INBOX with a log line.
+A script runtime error falls back to keep into INBOX with a log line; so does a script whose
+redirects take the chain past sieve_max_redirects (the scripts share the limit, as Pigeonhole's
+multiscript shares one result; the earlier scripts' actions stand).
 `deliver_group()` delivers one recipient the directory expands to several targets (an alias or
 group reaching delivery unexpanded: sieve.delivery.users.Group) to each member once through
 `deliver()`, forwards its remote targets, and answers once for all; the rules and why are in
@@ -25,7 +27,8 @@ sieve/delivery/users.py's docstring.
 Talks to: sieve.api (the engine), sieve.delivery.planner (the decisions), owlery.maildir,
 owlery.state (vacation/duplicate/redirect tracking), sieve.delivery.submission (the MTA). Blocking: LMTP runs it in a thread pool.
 Tests: tests/delivery/test_executor.py, tests/delivery/test_group_delivery.py,
-tests/delivery/test_planner.py (the decisions alone)
+tests/delivery/test_planner.py (the decisions alone), tests/core/test_review_followups_s21.py (the
+redirect limit over the chain, against sieve-test)
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from os import EX_NOPERM, EX_NOUSER, EX_OK, EX_TEMPFAIL
 from _thread import allocate_lock   # not threading: the LDA's start-up pays for every import
 from _collections_abc import Callable, Sequence   # = collections.abc, without loading collections (LDA start-up)
 
@@ -128,7 +132,6 @@ def _one_name_per_folder(plan: Plan) -> None:
             plan.actions[i] = a.replace(mailbox=canonical_mailbox(a.mailbox))
 
 
-EX_OK, EX_NOUSER, EX_SOFTWARE, EX_TEMPFAIL, EX_NOPERM = 0, 67, 70, 75, 77
 
 
 class DeliveryOutcome(Record, frozen=True):
@@ -439,8 +442,15 @@ class DeliveryExecutor:
             if result.status == "tempfail":
                 plan.tempfail = f"{path}: " + "; ".join(result.errors)
                 return plan
-            if result.status != "ok":
-                plan.errors.append(f"{path}: {result.status}: " + "; ".join(result.errors))
+            status, errors = result.status, result.errors
+            if status == "ok":
+                # the chain's redirects count as one script's (Pigeonhole's multiscript: one
+                # result): the script going past the limit fails, the earlier ones stand
+                over = planner.redirect_limit_error(plan.actions, result.actions, self.settings.sieve_max_redirects)
+                if over is not None:
+                    status, errors = "resource_limit", [over]
+            if status != "ok":
+                plan.errors.append(f"{path}: {status}: " + "; ".join(errors))
                 plan.keep = True     # error keep: stop the chain, keep into INBOX
                 plan.keep_flags = ()
                 return plan

@@ -16,9 +16,11 @@ The rules, in the order the steps come (executor.py's docstring says why this or
    stored;
 4. quota is checked once, for the largest copy, before anything leaves (`CheckQuota`): full is
    `OverQuota` (452 or 552 by delivery_quota_full_tempfail), a broken maildirsize a `Tempfail`;
-5. redirects, at most sieve_max_redirects; a loop, the hop and fan-out limits (judged on the
-   message as it arrived: sieve/delivery/redirect.py) and a failed send become a keep into the
-   default mailbox; a temporary failure with nothing else to do is a `Tempfail`;
+5. redirects, at most sieve_max_redirects over the whole chain (the executor fails the script
+   that goes past it: `redirect_limit_error`); a loop, the hop and fan-out limits (judged on the
+   message as it arrived: sieve/delivery/redirect.py), a failed send and a redirect past the
+   limit in a plan built otherwise become a keep into the default mailbox; a temporary failure
+   with nothing else to do is a `Tempfail`;
 6. stores, each mailbox once (INBOX in any case), flags merged, except that the keep adds none
    to the copy of a :specialuse fileinto fallen back to INBOX, which has the flags of the last
    fileinto naming INBOX (FileInto.fallback_flags, as Dovecot LMTP); the first store failing means
@@ -36,7 +38,7 @@ them. Results sent back: a stored file's path or `Failed` for `StoreStep`; None 
 `CheckQuota`; "sent", "duplicate", "tempfail" or "failed" for `RedirectStep`; None (piped) or
 `Failed` for `PipeStep`; True when a
 `VacationStep` or `SendStep` went out; anything for `Note` and `Mark`.
-Talks to: nothing. Tests: tests/delivery/test_planner.py
+Talks to: nothing. Tests: tests/delivery/test_planner.py, tests/core/test_review_followups_s21.py
 """
 
 from __future__ import annotations
@@ -228,6 +230,29 @@ def folders_to_probe(plan: Plan, rules: Rules) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def redirect_targets(actions: Sequence[Any]) -> list[str]:
+    """The distinct addresses `actions` redirect to, in order: a redirect to an address already
+    redirected to is no new one (RFC 5228 2.10.3; compared as sieve.result.same_address)."""
+    from sieve import actions as act
+    from sieve.result import same_address
+    targets: list[str] = []
+    for a in actions:
+        if isinstance(a, act.Redirect) and not any(same_address(a.address, t) for t in targets):
+            targets.append(a.address)
+    return targets
+
+
+def redirect_limit_error(earlier: Sequence[Any], added: Sequence[Any], limit: int) -> str | None:
+    """The runtime error of a script whose actions (`added`) take the chain's redirects past
+    sieve_max_redirects, else None. The limit counts the whole chain of scripts, as Pigeonhole's
+    multiscript shares one result (sieve-test -s: the script that goes past it fails, its
+    actions are cancelled and the implicit keep taken; the earlier scripts' actions stand)."""
+    if not added or len(redirect_targets([*earlier, *added])) <= limit:
+        return None
+    from sieve.result import redirect_limit_text
+    return redirect_limit_text(limit)
+
+
 def folder_label(root: str, path: str) -> str:
     """The folder a stored file is in, as the log names it: INBOX, or its directory (.Work)."""
     folder = os.path.dirname(os.path.dirname(path))
@@ -299,8 +324,15 @@ def steps(d: Delivery, rules: Rules, facts: Facts = _NO_FACTS) -> Generator[Step
     sent: list[str] = []
     if redirects:
         from sieve.delivery import redirect as redirect_mod     # here: most deliveries redirect nothing
-    for r, ref in redirects[: rules.sieve_max_redirects]:
-        why = redirect_mod.refusal(d.arrived, d.user, r.address, len(sent), rules)
+        from sieve.result import same_address
+        # The chain enforces sieve_max_redirects (a script past it fails: redirect_limit_error);
+        # a plan built otherwise still never drops a copy: one past the limit is kept instead.
+        allowed = redirect_targets([r for r, _ in redirects])[: rules.sieve_max_redirects]
+    for r, ref in redirects:
+        if any(same_address(r.address, t) for t in allowed):
+            why = redirect_mod.refusal(d.arrived, d.user, r.address, len(sent), rules)
+        else:
+            why = f"more redirects than sieve_max_redirects ({rules.sieve_max_redirects})"
         if why is not None:
             yield Note("warning", f"{why}; keeping it (not redirected to <{r.address}>)")
             status = "loop"

@@ -184,8 +184,11 @@ ROWS = [
     ("redirect tempfail with a keep: one INBOX copy", P(RED, keep=True),
      {"answers": {("redirect", "carol@other.test"): "tempfail"}},
      ["redirect carol@other.test", "store INBOX"], "delivered stored=INBOX [stored]"),
-    ("sieve_max_redirects caps the redirects", P(RED, RED2), {"rules_": rules(sieve_max_redirects=1)},
-     ["redirect carol@other.test"], "delivered redirected=carol@other.test [redirected]"),
+    # (the executor's chain fails the script going past the limit; a plan past it keeps the rest)
+    ("sieve_max_redirects caps the redirects, keeping what it does not send", P(RED, RED2),
+     {"rules_": rules(sieve_max_redirects=1)},
+     ["redirect carol@other.test", "note warning ~ sieve_max_redirects (1)", "store INBOX"],
+     "delivered stored=INBOX redirected=carol@other.test [stored,redirected]"),
     ("redirect loop is kept", P(RED), {"arrived": LOOPED},
      ["note warning ~ redirect loop: alice@example.org already redirected", "store INBOX"],
      "delivered stored=INBOX [stored]"),
