@@ -17,10 +17,12 @@ PROMETHEUS_MULTIPROC_DIR before it forks (prometheus_client picks multiprocess m
 is imported), so one scrape, answered by any worker, sums every worker's files.
 A gauge counted in a store (greylist triplets, the quarantine's size) is read through `Cached`:
 in a thread of its own, at most once a minute, so a scrape never waits on a store.
-Serving: `http_site()` is a Twisted Web site for a daemon's own reactor (owlery.daemon);
-`serve_in_thread()` serves from one thread where no reactor runs (the libmilter milter).
+Serving: `http_site()` is a Twisted Web site bounded against hostile clients (owlery.bounded_http)
+for a daemon's own reactor (owlery.daemon); `serve_in_thread()` runs the same site on a reactor
+of its own in one thread where no reactor runs (the libmilter milter).
 Talks to: nothing but prometheus_client. Tests: tests/core/test_metrics.py,
-tests/e2e/test_metrics_e2e.py, tests/e2e/test_metrics_more_e2e.py, tests/core/test_grafana_dashboard.py
+tests/e2e/test_metrics_e2e.py, tests/e2e/test_metrics_more_e2e.py, tests/core/test_grafana_dashboard.py,
+tests/core/test_http_hostile_s21.py
 """
 
 from __future__ import annotations
@@ -506,9 +508,21 @@ def multiprocess_dir_prepare(program: str, uid: int = -1, gid: int = -1) -> str:
 _INDEX = b"<html><body><a href=\"/metrics\">/metrics</a></body></html>\n"
 
 
-def http_site() -> Any:
-    """A Twisted Web site answering GET /metrics (for a daemon's own reactor; no thread)."""
-    from twisted.web import resource, server
+# The bounds of a /metrics connection (owlery.bounded_http): fixed, since a scrape is one short
+# GET. Prometheus keeps one connection per target and sends its request at once; the caps hold
+# per process (each of policyd's workers counts its own).
+HTTP_REQUEST_TIMEOUT = 5.0     # seconds to send one whole request (the scrape's answer is not timed)
+HTTP_CONNECTIONS_MAX = 32
+HTTP_CONNECTIONS_PER_CLIENT = 8
+
+
+def http_site(reactor: Any = None) -> Any:
+    """A Twisted Web site answering GET /metrics (on a daemon's own reactor, or `reactor`), on
+    owlery.bounded_http: no content read, a whole request within HTTP_REQUEST_TIMEOUT, connections
+    within HTTP_CONNECTIONS_MAX and HTTP_CONNECTIONS_PER_CLIENT per client, no access log."""
+    from twisted.web import resource
+
+    from owlery.bounded_http import BoundedSite, HttpLimits
 
     class MetricsPage(resource.Resource):
         isLeaf = True
@@ -528,46 +542,28 @@ def http_site() -> Any:
     root = resource.Resource()
     root.putChild(b"metrics", MetricsPage())
     root.putChild(b"", Index())
-    site = server.Site(root)
-    site.noisy = False
-    site.log = lambda request: None     # no access log line per scrape
-    site.displayTracebacks = False
-    return site
+    limits = HttpLimits(body_max=0, request_timeout=HTTP_REQUEST_TIMEOUT, connections_max=HTTP_CONNECTIONS_MAX,
+                        connections_per_client_max=HTTP_CONNECTIONS_PER_CLIENT)
+    return BoundedSite(root, limits, "metrics", reactor=reactor)
 
 
 def serve_in_thread(sock: Any) -> Callable[[], None]:
     """Serve /metrics on the bound, listening socket `sock` from a daemon thread (for the
-    milter, whose main loop is libmilter's); returns a function that stops it."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    milter, whose main loop is libmilter's); returns a function that stops it. The thread runs a
+    reactor of its own (never installed as Twisted's global one) with `http_site()`, so the
+    milter's /metrics has the bounds of every other: one thread, whatever the clients do."""
+    from twisted.internet.epollreactor import EPollReactor
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path not in ("/metrics", "/"):
-                self.send_error(404)
-                return
-            if path == "/":
-                body, content_type = _INDEX, "text/html"
-            else:
-                body, content_type = scrape(self.headers.get("Accept"))
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    from owlery.adopted_port import adopt_stream_port
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(sock.getsockname()[:2], Handler, bind_and_activate=False)
-    server.socket.close()
-    server.socket = sock
-    server.daemon_threads = True
-    sock.setblocking(True)
-    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    reactor = EPollReactor()
+    sock.setblocking(False)
+    adopt_stream_port(reactor, sock.fileno(), sock.family, http_site(reactor))
+    thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False}, name="metrics",
+                              daemon=True)
     thread.start()
 
     def stop() -> None:
-        server.shutdown()
-        server.server_close()
+        reactor.callFromThread(reactor.stop)
+        thread.join(5)
     return stop

@@ -50,8 +50,17 @@ WEB_SESSION_IDLE_TIMEOUT = setting(
 WEB_REQUEST_TIMEOUT = setting(
     "web_request_timeout", Duration, "30s", unit="s",
     doc="Longest a client may take to send one whole request (its line, headers and form body) "
-        "from its first byte. The idle limit alone restarts at every byte, so a client sending one "
-        "byte a minute held a connection and its buffers for ever (a slow-request attack).")
+        "from its first byte, or for a connection's first request from the connection's opening; "
+        "then it is closed unanswered. The idle limit alone restarts at every byte, so a client "
+        "sending one byte a minute held a connection and its buffers for ever (a slow-request attack).")
+WEB_MAX_CONNECTIONS = setting(
+    "web_max_connections", int_range(1, None), 1000,
+    "Connections open at once; one more is answered 503 and closed.")
+WEB_MAX_CONNECTIONS_PER_CLIENT = setting(
+    "web_max_connections_per_client", int_range(1, None), 32,
+    "Connections open at once from one client (IPv4 address, IPv6 /64); one more is answered 503 "
+    "and closed. A browser opens up to 6. web_trusted_proxies count in web_max_connections only "
+    "(a proxy speaks for everybody); raise it for many users behind one NAT address.")
 WEB_SESSIONS_MAX = setting(
     "web_sessions_max", int_range(10, 10_000_000), 10000,
     "Most logged-in sessions kept (in memory; a restart logs everybody out). Past it the least "
