@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import functools
 import os
 import random
 import re
@@ -83,9 +84,17 @@ def seen(message: bytes) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=4)
+def _compiled(script_src: bytes):
+    """The probe compiled once (it took two thirds of each case's time), as lmtpd caches a
+    user's compiled script across deliveries."""
+    from sieve.api import compile_script
+    return compile_script(script_src, name="probe")
+
+
 def run_owlery(script_src: bytes, message: bytes):
-    from sieve.api import Envelope, Keep, MemoryHost, compile_script, run
-    script = compile_script(script_src, name="probe")
+    from sieve.api import Envelope, Keep, MemoryHost, run
+    script = _compiled(script_src)
     result = run(script, message, Envelope(mail_from="s@example.com", rcpt_to="r@example.org",
                                             orig_rcpt="r@example.org"),
                  host=MemoryHost(), now=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
