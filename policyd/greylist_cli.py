@@ -3,9 +3,10 @@
 Reads the same settings as the daemon (state_backend, greylist_*), so it sees the SQLite
 file or the Redis the daemons share. `import-postgrey` is policyd/greylist_import.py. Whitelist edits go to the first file named in
 greylist_whitelist_clients / greylist_whitelist_recipients (written tmp -> rename); the
-daemons re-read it within a second.
+daemons re-read it within a second; its directory must exist (never created).
 Talks to: the state store, whitelist files. Tests: tests/policyd/test_greylist_cli.py,
-tests/policyd/test_greylist_import.py, tests/core/test_newcomer_s20.py (a file it cannot write)
+tests/policyd/test_greylist_import.py, tests/core/test_newcomer_s20.py (a file it cannot write),
+tests/core/test_newcomer_s21.py (a directory that is not there)
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ def _cmd_whitelist(args: argparse.Namespace) -> int:
         lines = [line for i, line in enumerate(lines) if i not in present]
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # No directory is created: a missing one (the default /etc/owlery for a settings file
+        # kept elsewhere) means the setting points where the postmaster did not look.
         with open(tmp, "w", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in lines))
             f.flush()

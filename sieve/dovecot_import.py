@@ -405,7 +405,7 @@ class _Importer:
         if value is not None and any(w[:1] not in "+-" for w in words):
             disabled = set(disabled_extensions(value))     # a plain list names the whole set
         else:
-            disabled = (PIGEONHOLE_DEFAULT_OFF | set(EXTPROGRAMS)) & set(names)
+            disabled = set((PIGEONHOLE_DEFAULT_OFF | set(EXTPROGRAMS)) & set(names))   # PIGEONHOLE_DEFAULT_OFF is frozen; grown below
             disabled |= {w[1:] for w in words if w[:1] == "-"}
             disabled -= {w[1:] for w in words if w[:1] == "+"}
         plugins = plugin.get("sieve_plugins", "").split()

@@ -61,8 +61,14 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         except (ValueError, settings_mod.SettingsError) as e:     # MapError is a ValueError
             print(f"owlery: {e}", file=sys.stderr)
             return EXIT_CONFIG
+    from owlery.app.passwords_check import password_file_findings
+    errors, warnings = password_file_findings(settings)
+    for line in errors:
+        print(f"owlery: {line}", file=sys.stderr)
+    if errors:
+        return EXIT_CONFIG
     from owlery.app.consistency import disagreements
-    for line in disagreements(settings):
+    for line in warnings + disagreements(settings):
         print(f"owlery: warning: {line}", file=sys.stderr)
     print(f"owlery: {settings.path or 'no config file'}: OK")
     return 0

@@ -2,13 +2,15 @@
 
 For one host on embedded defaults and for trying Owlery out: each daemon runs in its
 own process (libmilter and Twisted each want their own main loop), the supervisor
-waits until every one listens, prints the Postfix lines that wire them in, forwards
-SIGTERM/SIGINT/SIGHUP, and stops all if one dies. Production hosts run the systemd units.
+refuses endpoints that already answer (a second `owlery run`), waits until every one
+listens, prints the Postfix lines that wire them in, forwards SIGTERM/SIGINT/SIGHUP, and
+stops all if one dies. Production hosts run the systemd units.
 SECURITY: runs the daemons with its own user and settings and writes nothing itself but
 the starter set on a first start (owlery/app/starter.py). As root it refuses to start
 without `daemon_user` (unless `daemon_allow_root`), like each daemon does: they bind as
 root, then switch to that user. Production hosts run the hardened systemd units instead.
-Talks to: child processes. Tests: tests/core/test_supervisor.py, tests/core/test_secure_defaults.py
+Talks to: child processes. Tests: tests/core/test_supervisor.py, tests/core/test_secure_defaults.py,
+tests/core/test_newcomer_s21.py (started twice)
 """
 
 from __future__ import annotations
@@ -84,6 +86,14 @@ def run_all(config_path: str, settings: Any, domains: Sequence[str], notes: Sequ
     procs: dict[str, subprocess.Popen] = {}
     started = daemons(settings)
     endpoints = {name: _endpoints(getattr(settings, key)) for name, key in started}
+    # An endpoint that answers before any child starts is another instance's: the readiness
+    # wait below would take its answer for ours and print "listening" for daemons that fail.
+    for name, key in started:
+        taken = [ep for ep in endpoints[name] if ep.kind != "systemd" and listening(ep)]
+        if taken:
+            print(f"owlery: {taken[0]} ({key}) answers already: another `owlery run` or `owlery {name}` "
+                  "is running there; stop it first", file=sys.stderr)
+            return 1
     for name, _key in started:
         procs[name] = subprocess.Popen(command + [name, "--config", config_path])
     stopping = False

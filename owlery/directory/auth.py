@@ -150,7 +150,8 @@ def _check_argon2id(password: bytes, hashed: str) -> bool:
 
 _IMPLICIT = (("$6$", "SHA512-CRYPT"), ("$5$", "SHA256-CRYPT"), ("$2y$", "BLF-CRYPT"), ("$2b$", "BLF-CRYPT"),
              ("$2a$", "BLF-CRYPT"), ("$argon2id$", "ARGON2ID"))
-_PLAIN_SCHEMES = ("PLAIN", "CLEAR", "CLEARTEXT")
+PLAIN_SCHEMES = ("PLAIN", "CLEAR", "CLEARTEXT")
+HASH_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2ID")    # what check_password verifies
 
 
 def split_scheme(stored: str) -> tuple[str | None, str]:
@@ -178,7 +179,7 @@ def check_password(password: str, stored: str, *, allow_plain: bool = False) -> 
         return _check_bcrypt(pw, hashed)
     if scheme == "ARGON2ID":
         return _check_argon2id(pw, hashed)
-    if scheme in _PLAIN_SCHEMES and allow_plain:
+    if scheme in PLAIN_SCHEMES and allow_plain:
         return hmac.compare_digest(pw, hashed.encode("utf-8", "surrogateescape"))
     return False
 
