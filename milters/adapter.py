@@ -758,7 +758,12 @@ def _serve(settings: Any, listen: str | None, load_settings: Callable[[], Any]) 
     endpoint = parse_endpoint(listen if listen is not None else settings.milter_listen)
     prepare_listen(settings, "milter", [endpoint])     # root without daemon_user: RootRefused
     pipeline = StagePipeline(settings, Services(resolver=stage_resolver(settings)))
-    sock = open_listener(endpoint, settings.milter_listen_backlog)
+    try:
+        sock = open_listener(endpoint, settings.milter_listen_backlog)
+    except OSError as e:        # a second milter on the port or path: one line, as the other daemons
+        pipeline.close()
+        log.error("milter: cannot listen on %s: %s", endpoint, e)
+        return 1
     if settings.milter_workers > 1:
         pipeline.close()        # it proved the settings; each worker builds its own after fork
         return _serve_workers(settings, listen, load_settings, endpoint, sock)

@@ -56,6 +56,7 @@ from typing import Any, Protocol
 from owlery import adopted_port, metrics, sdnotify, workers
 from owlery import settings as settings_mod
 from owlery.endpoints import ListenEndpoint, clear_stale_socket, parse_endpoint
+from owlery.errors import OwleryError
 from owlery.settings import Bool, Duration, Str, int_range, setting
 
 DAEMON_USER = setting("daemon_user", Str, None,
@@ -473,7 +474,9 @@ def _start_app(program: str, current: settings_mod.Settings, endpoints: Sequence
         if with_metrics:
             metrics.enable()        # before build: the application counts from its first request
         return build(current, reactor)
-    except (OSError, KeyError, ValueError, RuntimeError, settings_mod.SettingsError) as e:
+    except (OSError, KeyError, ValueError, RuntimeError, settings_mod.SettingsError, OwleryError) as e:
+        # OwleryError: a backend the settings name cannot be used as written (a state_redis_url
+        # without its redis:// scheme), said in one line, not a traceback after "listening"
         log.error("%s: cannot start: %s", program, e)
         return None
 

@@ -20,7 +20,7 @@ all engines).
 from __future__ import annotations
 
 from owlery.errors import StateUnavailable
-from owlery.settings import Duration, Str, choice, int_range, setting
+from owlery.settings import Duration, Str, choice, int_range, satisfying, setting
 
 # The interface and its arithmetic live in a leaf the engines import (no package cycle), and
 # are re-exported from here on first use (PEP 562): reading a settings file that names a
@@ -51,7 +51,10 @@ STATE_SQLITE_PATH = setting("state_sqlite_path", Str, "/var/lib/owlery/state.sql
 STATE_SQLITE_BUSY_TIMEOUT = setting("state_sqlite_busy_timeout", Duration, 2,
                                     "How long a SQLite write waits for another writer before the "
                                     "request gets a temporary failure.", unit="s")
-STATE_REDIS_URL = setting("state_redis_url", Str, "redis://127.0.0.1:6379/0",
+STATE_REDIS_URL = setting("state_redis_url",
+                          satisfying(lambda u: u.startswith(("redis://", "rediss://", "unix://")),
+                                     "a redis://, rediss:// or unix:// URL"),
+                          "redis://127.0.0.1:6379/0",
                           "Redis server for state_backend = \"redis\" (redis://, rediss:// or unix://). "
                           "With a password (redis://:PASSWORD@host), prefer state_redis_url_file.")
 STATE_REDIS_URL_FILE = setting("state_redis_url_file", Str, None,

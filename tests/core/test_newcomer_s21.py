@@ -154,3 +154,30 @@ def test_second_owlery_run_refuses_before_claiming_to_listen(tmp_path, monkeypat
     out, err = capsys.readouterr()
     assert status == 1 and started == [] and out == ""
     assert f"tcp:127.0.0.1:{milter} (milter_listen) answers already" in err and "listening" not in err, err
+
+
+def test_a_redis_url_without_its_scheme_is_refused_in_the_file(tmp_path):
+    """`state_redis_url = "127.0.0.1:6379"` passed config check, then policyd printed a
+    traceback after "listening"; the file is refused with file, line and reason now."""
+    from owlery import settings as settings_mod
+    from owlery.state import STATE_REDIS_URL  # noqa: F401 - declares the setting
+    path = tmp_path / "owlery.toml"
+    path.write_text('state_backend = "redis"\nstate_redis_url = "127.0.0.1:6379"\n')
+    with pytest.raises(settings_mod.SettingsError) as e:
+        settings_mod.load(str(path))
+    assert "owlery.toml:2" in str(e.value) and "redis://" in str(e.value)
+
+
+def test_a_second_milter_on_the_same_port_says_so_in_one_line(tmp_path):
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        (tmp_path / "owlery.toml").write_text(f'daemon_allow_root = true\nmilter_listen = "tcp:127.0.0.1:{port}"\n')
+        done = run("milter", "-c", str(tmp_path / "owlery.toml"), timeout=60)
+    finally:
+        taken.close()
+    assert done.returncode == 1, done
+    assert "cannot listen" in done.stderr and "Traceback" not in done.stderr, done.stderr
