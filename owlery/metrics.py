@@ -33,26 +33,35 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 
 from owlery.record import Record
-from owlery.settings import Endpoint, setting
+from owlery.settings import SettingType, setting
 
 TYPE_CHECKING = False     # not `from typing import ...`: the LDA's start-up pays for every import (~1.7 ms)
 if TYPE_CHECKING:
     from typing import Any
 
+def _parse_tcp_endpoint(v: Any) -> str:
+    from owlery.endpoints import parse_endpoint
+    if not isinstance(v, str) or parse_endpoint(v).kind != "tcp":
+        raise ValueError(f"expected a tcp:HOST:PORT endpoint (metrics are served over TCP only), got {v!r}")
+    return v
+
+
+TcpEndpoint = SettingType("tcp endpoint", _parse_tcp_endpoint)
+
 _LISTEN_DOC = ("Where the {what} serves Prometheus metrics over HTTP (GET /metrics), e.g. "
                "\"tcp:127.0.0.1:{port}\". Unset: no metrics. Anyone who reaches it reads counters "
                "(no addresses): keep it on loopback or a monitoring network.")
-POLICYD_METRICS_LISTEN = setting("policyd_metrics_listen", Endpoint, None,
+POLICYD_METRICS_LISTEN = setting("policyd_metrics_listen", TcpEndpoint, None,
                                  _LISTEN_DOC.format(what="policy daemon", port=9040))
-MILTER_METRICS_LISTEN = setting("milter_metrics_listen", Endpoint, None,
+MILTER_METRICS_LISTEN = setting("milter_metrics_listen", TcpEndpoint, None,
                                 _LISTEN_DOC.format(what="milter", port=9041))
-LMTPD_METRICS_LISTEN = setting("lmtpd_metrics_listen", Endpoint, None,
+LMTPD_METRICS_LISTEN = setting("lmtpd_metrics_listen", TcpEndpoint, None,
                                _LISTEN_DOC.format(what="LMTP server", port=9042))
-SOCKETMAP_METRICS_LISTEN = setting("socketmap_metrics_listen", Endpoint, None,
+SOCKETMAP_METRICS_LISTEN = setting("socketmap_metrics_listen", TcpEndpoint, None,
                                    _LISTEN_DOC.format(what="socketmap table server", port=9044))
-MANAGESIEVE_METRICS_LISTEN = setting("managesieve_metrics_listen", Endpoint, None,
+MANAGESIEVE_METRICS_LISTEN = setting("managesieve_metrics_listen", TcpEndpoint, None,
                                      _LISTEN_DOC.format(what="ManageSieve server", port=9045))
-WEB_METRICS_LISTEN = setting("web_metrics_listen", Endpoint, None,
+WEB_METRICS_LISTEN = setting("web_metrics_listen", TcpEndpoint, None,
                              _LISTEN_DOC.format(what="quarantine web application", port=9046))
 
 # The conventional ports, on loopback (the daemon ports are 10040-10046; these sit apart from
@@ -345,9 +354,9 @@ MILTER_STAGE_ERRORS = counter(
     "owlery_milter_stage_errors_total", "Milter stages whose backend failed (TemporaryFailure), by stage.",
     ("stage",))
 QUARANTINE_MESSAGES = collected_gauge(
-    "owlery_quarantine_messages", "Messages held in the quarantine store (read at scrape).")
+    "owlery_quarantine_messages", "Messages held in the quarantine store (counted in the background, at most once a minute).")
 QUARANTINE_SIZE = collected_gauge(
-    "owlery_quarantine_size_bytes", "Bytes held in the quarantine store (read at scrape).")
+    "owlery_quarantine_size_bytes", "Bytes held in the quarantine store (counted in the background, at most once a minute).")
 DELIVERIES = counter(
     "owlery_deliveries_total", "Deliveries by outcome, one per mailbox recipient (delivered, tempfail, "
     "bounce, unknown).", ("outcome",))

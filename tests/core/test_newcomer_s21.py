@@ -181,3 +181,16 @@ def test_a_second_milter_on_the_same_port_says_so_in_one_line(tmp_path):
         taken.close()
     assert done.returncode == 1, done
     assert "cannot listen" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_metrics_endpoint_that_is_not_tcp_is_refused_in_the_file(tmp_path):
+    """`*_metrics_listen = "unix:..."` passed config check, then the daemon refused it at start."""
+    from owlery import settings as settings_mod
+    from owlery.metrics import LMTPD_METRICS_LISTEN  # noqa: F401 - declares the setting
+    path = tmp_path / "owlery.toml"
+    path.write_text('lmtpd_metrics_listen = "unix:/run/owlery/metrics.sock"\n')
+    with pytest.raises(settings_mod.SettingsError) as e:
+        settings_mod.load(str(path))
+    assert "owlery.toml:1" in str(e.value) and "tcp:" in str(e.value)
+    path.write_text('lmtpd_metrics_listen = "tcp:127.0.0.1:9042"\n')
+    assert settings_mod.load(str(path)).lmtpd_metrics_listen == "tcp:127.0.0.1:9042"

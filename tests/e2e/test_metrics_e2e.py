@@ -5,7 +5,7 @@ the counters moved by exactly the traffic sent, and no label value carries an ad
   addresses, early retries, DATA requests no check answers; every scrape, whichever worker
   answers it, shows the sum (within the workers' one-second flush);
 - the milter driven by Debian's miltertest: messages, symbols, sizes, stage latencies, and the
-  quarantine store's size read at scrape;
+  quarantine store's size counted in the background;
 - lmtpd: LMTP deliveries into INBOX, into a folder (Sieve fileinto), and to an unknown user.
 """
 
