@@ -3,7 +3,8 @@
 
 Tests: conformance extensions/date/, tests/sieve/test_differential_fixes_s11.py,
 tests/sieve/test_differential_fixes_s12.py (years of 2, 3, 4+ digits),
-tests/sieve/test_pigeonhole_probes_s18.py (comments, odd forms and zones of a date field).
+tests/sieve/test_pigeonhole_probes_s18.py (comments, odd forms and zones of a date field),
+tests/sieve/test_pigeonhole_probes_s21.py (zones of 24 hours and more).
 """
 
 from __future__ import annotations
@@ -22,28 +23,45 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _zone_str(d: dt.datetime) -> str:
-    off = d.utcoffset() or dt.timedelta(0)
-    mins = int(off.total_seconds() // 60)
-    sign = "+" if mins >= 0 else "-"
-    mins = abs(mins)
+# A date as the tests read it: its wall-clock time (naive) and the zone's offset in minutes east
+# of UTC. RFC 5322 3.3 zones reach -9959..+9959, past what datetime.timezone holds (under 24
+# hours), so the offset is kept beside the time, not in it.
+Zoned = tuple[dt.datetime, int]
+
+
+def _zone_str(offset: int) -> str:
+    sign = "+" if offset >= 0 else "-"
+    mins = abs(offset)
     return f"{sign}{mins // 60:02d}{mins % 60:02d}"
 
 
-def parse_zone(z: str) -> dt.tzinfo | None:
-    """A :zone argument ("+hhmm" / "-hhmm", RFC 5260 4.1 with RFC 5322 3.3's minutes 00-59),
-    None when it is no zone; white space around it makes it none, as Pigeonhole reads it."""
+def parse_zone(z: str) -> int | None:
+    """A :zone argument's offset in minutes ("+hhmm" / "-hhmm", RFC 5260 4.1 with RFC 5322
+    3.3's zone: hours 00-99, minutes 00-59), None when it is no zone; white space around it
+    makes it none, as Pigeonhole reads it."""
     m = re.fullmatch(r"([+-])([0-9]{2})([0-9]{2})", z)
     if not m:
         return None
     h, mi = int(m.group(2)), int(m.group(3))
-    if h > 23 or mi > 59:
+    if mi > 59:
         return None
-    off = dt.timedelta(hours=h, minutes=mi)
-    return dt.timezone(-off if m.group(1) == "-" else off)
+    return -(h * 60 + mi) if m.group(1) == "-" else h * 60 + mi
 
 
-def date_part(d: dt.datetime, part: str) -> str | None:
+def at_zone(d: Zoned, offset: int) -> Zoned:
+    """The same instant as `d`, on the wall clock of the zone `offset` minutes east of UTC."""
+    local, own = d
+    return local + dt.timedelta(minutes=offset - own), offset
+
+
+def from_aware(d: dt.datetime) -> Zoned:
+    """A datetime (`now`; naive is UTC) as a Zoned date."""
+    off = d.utcoffset() or dt.timedelta(0)
+    return d.replace(tzinfo=None), int(off.total_seconds() // 60)
+
+
+def date_part(zoned: Zoned, part: str) -> str | None:
+    d, offset = zoned
     if part == "year":
         return f"{d.year:04d}"
     if part == "month":
@@ -64,15 +82,15 @@ def date_part(d: dt.datetime, part: str) -> str | None:
     if part == "time":
         return f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
     if part == "iso8601":
-        z = _zone_str(d)
+        z = _zone_str(offset)
         # RFC 3339 5.6 (the format RFC 5260 4.2 names) writes a zero offset "Z" or "+00:00";
         # "Z", as sieve-test does, so `:matches "*Z"` works on both engines
         return d.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if z == "+0000" else z[:3] + ":" + z[3:])
     if part == "std11":
         return (f"{_DAYS[d.weekday()]}, {d.day:02d} {_MONTHS[d.month - 1]} {d.year:04d} "
-                f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {_zone_str(d)}")
+                f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {_zone_str(offset)}")
     if part == "zone":
-        return _zone_str(d)
+        return _zone_str(offset)
     if part == "weekday":
         return str((d.weekday() + 1) % 7)
     return None
@@ -165,7 +183,7 @@ def _zone_minutes(tok: tuple[str, str]) -> int:
     return _ZONE_NAMES.get(text.lower(), 0) * 60
 
 
-def parse_date(value: str) -> dt.datetime | None:
+def parse_date(value: str) -> Zoned | None:
     """A date field's date-time (RFC 5322 3.3 with 4.3's obsolete forms), None when it has
     none. Received: fields carry the date after their last ';'."""
     if ";" in value:
@@ -208,8 +226,7 @@ def parse_date(value: str) -> dt.datetime | None:
         else:
             return None
         # the leap second reads as :59 (datetime has none), as sieve-test reads it
-        return dt.datetime(year, month, day, hour, minute, min(second, 59),
-                           tzinfo=dt.timezone(dt.timedelta(minutes=zone)))
+        return dt.datetime(year, month, day, hour, minute, min(second, 59)), zone
     except (ValueError, OverflowError):
         return None
 
@@ -227,21 +244,23 @@ def _validate(v, node):
             v.warning(z, f"invalid time zone '{z.items[0].value}'")
 
 
-def _convert(rt, node, d: dt.datetime, original: bool) -> dt.datetime:
+def _convert(rt, node, d: Zoned) -> Zoned:
     z = node.tags.get("zone")
     if z == "originalzone":
         return d
     if z is not None and not isinstance(z, (bool, str)):
         # an invalid zone (warned about at compile time) reads as +0000, as Pigeonhole
-        tz = parse_zone(rt.s(z)) or dt.timezone.utc
-        return d.astimezone(tz)
-    if original or node.tags.get("zone:tag") == "originalzone" or node.tags.get("zone") == "originalzone":
-        return d
-    return d.astimezone(_local_zone(rt))
+        return at_zone(d, _zone_or_utc(rt.s(z)))
+    # no :zone: the local zone (RFC 5260 4.3), that of `now`, with its rules for the date's instant
+    # (a summer date in summer time when `now` carries a zone with rules)
+    local, own = d
+    instant = (local - dt.timedelta(minutes=own)).replace(tzinfo=dt.timezone.utc)
+    return from_aware(instant.astimezone(rt.now.tzinfo or dt.timezone.utc))
 
 
-def _local_zone(rt):
-    return rt.now.tzinfo or dt.timezone.utc
+def _zone_or_utc(z: str) -> int:
+    offset = parse_zone(z)
+    return 0 if offset is None else offset
 
 
 def _unknown_part(rt, part: str) -> bool:
@@ -267,10 +286,11 @@ def _run_date(rt, node):
         d = parse_date(v)
         if d is None:
             continue
-        d = _convert(rt, node, d, False)
-        if d is None:
+        try:
+            p = date_part(_convert(rt, node, d), part)
+        except OverflowError:
+            # a zone moves the date past year 9999 or before year 1: no date-part
             continue
-        p = date_part(d, part)
         if p is not None:
             out.append(p)
     return rt.match(node, out, rt.sl(node.pos[2]))
@@ -280,10 +300,10 @@ def _run_currentdate(rt, node):
     part = rt.s(node.pos[0]).lower()
     if part not in PARTS:
         return _unknown_part(rt, part)
-    d = rt.now
+    d = from_aware(rt.now)
     z = node.tags.get("zone")
     if z is not None and not isinstance(z, bool):
-        d = d.astimezone(parse_zone(rt.s(z)) or dt.timezone.utc)
+        d = at_zone(d, _zone_or_utc(rt.s(z)))
     p = date_part(d, part)
     return rt.match(node, [] if p is None else [p], rt.sl(node.pos[1]))
 

@@ -5,7 +5,7 @@ Pigeonhole's behaviours kept: an extension ihave loads stays loaded for the rest
 (it can be used after the block), and a capability name holding a variable reference is not
 a capability (false, with a warning), not a compile error.
 Tests: conformance extensions/ihave/, tests/sieve/test_rfc_fixes.py, tests/sieve/test_ihave.py,
-tests/sieve/svtest/ihave.svtest.
+tests/sieve/svtest/ihave.svtest, tests/sieve/test_pigeonhole_probes_s21.py.
 """
 
 from __future__ import annotations
@@ -21,6 +21,16 @@ from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension
 NOT_THROUGH_IHAVE = frozenset({"encoded-character", "variables"})
 
 
+def _known(v, name: str) -> bool:
+    """What require would accept: a comparator every script has ("comparator-i;octet",
+    "comparator-i;ascii-casemap", RFC 5228 2.7.3) is a capability with no extension of its own
+    (RFC 5463 4: ihave is true for the capabilities require would accept)."""
+    from sieve import extensions
+    if name.startswith("comparator-") and name not in v.registry:
+        return name[len("comparator-"):] in extensions.COMPARATORS
+    return v.known(name)
+
+
 def _validate_ihave(v, node):
     if not node.pos:
         return
@@ -32,12 +42,14 @@ def _validate_ihave(v, node):
             v.warning(s, f"ihave: '{s.value}' is not expanded (variables have no value while "
                          f"compiling); the test is false")
             ok = False
-        elif s.value in NOT_THROUGH_IHAVE or not v.known(s.value):
+        elif s.value in NOT_THROUGH_IHAVE or not _known(v, s.value):
             ok = False
     if ok:
         # a test that is false (one capability is not there) enables none of the others: its
         # block never runs, and the rest of the script has not them either (as Pigeonhole)
         for s in node.pos[0].items:
+            if s.value not in v.registry:
+                continue                    # a built-in comparator: nothing to load
             if s.value not in v.required:
                 v.conditional_loads.add(s.value)
             v._load(s.value, node)

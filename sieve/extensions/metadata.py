@@ -1,7 +1,7 @@
 """mboxmetadata and servermetadata (RFC 5490 4): metadata/metadataexists and
 servermetadata/servermetadataexists tests, answered by Host.metadata.
 
-Tests: conformance extensions/metadata/.
+Tests: conformance extensions/metadata/, tests/sieve/test_pigeonhole_probes_s21.py.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ def _validate(v, node):
 
 
 def _run_metadata(rt, node):
+    # RFC 5490 4.3: "true if the annotation exists and its value matches any of the keys", so a
+    # missing one is false under every match type (:count "eq" "0" included), as Pigeonhole
     mailbox = rt.s(node.pos[0])
     ann = rt.s(node.pos[1])
     val = rt.host.metadata(mailbox, ann) if _ann_ok(ann) else None
-    return rt.match(node, [] if val is None else [val], rt.sl(node.pos[2]))
+    return val is not None and rt.match(node, [val], rt.sl(node.pos[2]))
 
 
 def _run_metadataexists(rt, node):
@@ -40,7 +42,8 @@ def _run_metadataexists(rt, node):
 def _run_servermetadata(rt, node):
     ann = rt.s(node.pos[0])
     val = rt.host.metadata(None, ann) if _ann_ok(ann) else None
-    return rt.match(node, [] if val is None else [val], rt.sl(node.pos[1]))
+    # RFC 5490 4.5: as metadata (4.3), false when the annotation does not exist
+    return val is not None and rt.match(node, [val], rt.sl(node.pos[1]))
 
 
 def _run_servermetadataexists(rt, node):
