@@ -7,7 +7,7 @@ DKIM_INVALID, DKIM_TEMPERROR, DKIM_NONE. At most `dkim_verify_signature_limit` s
 are checked.
 Talks to: DNS (through milters.dns). Tests: tests/milters/test_auth_stages.py,
 tests/milters/test_dkim_interop.py (OpenDKIM's signatures), tests/milters/test_dkim_differential.py
-(verdicts against OpenDKIM's).
+and tests/milters/test_auth_differential_s21.py (verdicts against OpenDKIM's).
 """
 
 from __future__ import annotations
@@ -127,13 +127,35 @@ def _rsassa_pkcs1_v1_5_verify(python_verify: Any) -> Any:
     return verify
 
 
+def service_types_read(record: Any) -> Any:
+    """The key record with its s= read as RFC 6376 3.6.1 says: a colon-separated list of
+    service types, unrecognised types ignored, so "s=email:other" serves email. dkimpy compares
+    the whole value with "*", "email" and "tlsrpt" and refuses the key otherwise; a list that
+    holds "*" or "email" is handed to it as that one type. Anything else is left as it is."""
+    import dkim.util
+    raw = record.encode("ascii", "replace") if isinstance(record, str) else record
+    if not isinstance(raw, bytes) or b":" not in raw:
+        return record
+    try:
+        tags = dkim.util.parse_tag_value(raw)
+    except (dkim.util.InvalidTagValueList, ValueError):
+        return record                   # dkimpy reports the broken record itself
+    types = [t.strip() for t in tags.get(b"s", b"").split(b":")]
+    if len(types) < 2:
+        return record
+    tags[b"s"] = b"*" if b"*" in types else b"email" if b"email" in types else tags[b"s"]
+    return b"; ".join(k + b"=" + v for k, v in tags.items())
+
+
 def _cached_evaluate_pk(evaluate_pk: Any) -> Any:
     """dkim.evaluate_pk remembered: a key record's meaning (its tags, the RSA numbers, an Ed25519
     key) is a function of its name and text, so each distinct record is parsed once, not once
-    per message (0.05 ms). A record that fails is not remembered: the error is raised each time."""
+    per message (0.05 ms). A record that fails is not remembered: the error is raised each time.
+    Its s= list is read first (service_types_read)."""
     cached = functools.lru_cache(maxsize=1024)(evaluate_pk)
 
     def evaluate(name: Any, s: Any) -> Any:
+        s = service_types_read(s)
         if isinstance(name, (bytes, str)) and isinstance(s, (bytes, str)):
             return cached(name, s)
         return evaluate_pk(name, s)
@@ -242,7 +264,33 @@ def tag_values(value: str, tags: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-_RESULT_TAGS = ("d", "s", "a", "b", "c", "h", "i", "l")
+_RESULT_TAGS = ("d", "s", "a", "b", "c", "h", "i", "l", "t", "x")
+
+
+def _prepared(verifier: Any, idx: int) -> tuple[dict, list[bytes], tuple[bytes, bytes]] | None:
+    """dkimpy's verify_headerprep for signature `idx` (its tags checked, h= split), with q= read
+    as RFC 6376 3.5 says: a colon-separated list of query methods in which unrecognised methods
+    MUST be ignored, so "dns/txt" anywhere in it will do; dkimpy wants q= to be exactly
+    "dns/txt" and refuses "dns/txt:other". A list without dns/txt names no usable method.
+    None when dkimpy does not see signature `idx` (as verify_headerprep)."""
+    import dkim
+    import dkim.util
+    sigheaders = [(x, y) for x, y in verifier.headers if x.lower() == b"dkim-signature"]
+    if len(sigheaders) <= idx:
+        return None
+    try:
+        sig = dkim.util.parse_tag_value(sigheaders[idx][1])
+    except dkim.util.InvalidTagValueList as e:
+        raise dkim.MessageFormatError(e) from None
+    if b"q" in sig:
+        if b"dns/txt" not in [m.strip() for m in sig[b"q"].split(b":")]:
+            raise dkim.ValidationError("q= names no query method we know (RFC 6376 3.5)")
+        sig[b"q"] = b"dns/txt"
+    dkim.validate_signature_fields(sig)
+    verifier.signature_fields, verifier.domain, verifier.selector = sig, sig[b"d"], sig[b"s"]
+    include_headers = [x.lower() for x in re.split(rb"\s*:\s*", sig[b"h"])]
+    verifier.include_headers = tuple(include_headers)
+    return sig, include_headers, sigheaders[idx]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -272,8 +320,13 @@ def _verify_one(verifier: Any, idx: int, tags: dict[str, str], dnsfunc: Any) -> 
         answer = dnsfunc(name, timeout=timeout)
         records.append((name, answer))
         return answer
+    t, x = tags.get("t") or "", tags.get("x") or ""
+    if t.isdigit() and x.isdigit() and int(x) <= int(t):
+        # RFC 6376 3.5: x= MUST be greater than t= (dkimpy refuses only a smaller one)
+        return "permerror", "x= is not after t="
     try:
-        ok = verifier.verify(idx=idx, dnsfunc=recording)
+        prepared = _prepared(verifier, idx)
+        ok = prepared is not None and verifier.verify_sig(*prepared, recording)
     except TemporaryFailure as e:
         return "temperror", str(e)[:80]
     except dkim.ValidationError as e:

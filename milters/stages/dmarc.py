@@ -1,6 +1,7 @@
 """Stage `dmarc`: DMARC (RFC 7489) from the dkim_verify and spf results; policy from DNS.
 
-The From domain's `_dmarc` TXT record (else the organizational domain's, using `sp=`);
+The From domain's `_dmarc` TXT record (else, only when it has no DMARC record at all, the
+organizational domain's, using `sp=`; several records end the discovery: RFC 7489 6.6.3);
 the organizational domain comes from the Public Suffix List (milters/psl.py: Debian's package).
 DMARC passes when a DKIM pass (d=) or the MAIL FROM SPF pass is aligned with the From
 domain: relaxed (same organizational domain) or strict (equal) per `adkim=`/`aspf=`.
@@ -21,7 +22,8 @@ an address whose domain is empty or not a domain name. A display name, comments,
 obsolete route or a group holding exactly one address are fine (see author_domain).
 Talks to: DNS (through milters.dns). Tests: tests/milters/test_auth_stages.py,
 tests/milters/test_auth_hostile.py, tests/milters/test_dmarc_report_policy.py (pct, sp, np, recording),
-tests/milters/test_dmarc_temperror_text.py (temperror comment)
+tests/milters/test_dmarc_temperror_text.py (temperror comment), tests/milters/test_dmarc_differential.py
+and tests/milters/test_auth_differential_s21.py (verdicts against OpenDMARC's)
 """
 
 from __future__ import annotations
@@ -180,9 +182,14 @@ class Dmarc(Stage):
         self.random = random.random        # pct= sampling; tests replace it
         self.host = socket.gethostname()
 
-    def _record(self, domain: str) -> dict[str, str] | None:
-        records = [r for r in (parse_record(t) for t in mdns.txt_records(
+    def _records(self, domain: str) -> list[dict[str, str]]:
+        """The DMARC records at _dmarc.domain; TXT records not starting with v=DMARC1 are
+        discarded (RFC 7489 6.6.3 steps 2 and 4)."""
+        return [r for r in (parse_record(t) for t in mdns.txt_records(
             self.services.resolver, "_dmarc." + domain, self.settings.milter_dns_txt_size_limit)) if r]
+
+    def _record(self, domain: str) -> dict[str, str] | None:
+        records = self._records(domain)
         return records[0] if len(records) == 1 else None
 
     def aligned(self, a: str, b: str, mode: str) -> bool:
@@ -201,9 +208,12 @@ class Dmarc(Stage):
             return
         org = self.psl.organizational_domain(domain)
         try:
-            record = self._record(domain)
+            # RFC 7489 6.6.3: the organizational domain is asked only when the From domain has no
+            # DMARC record (step 3); several records at either end policy discovery (step 5)
+            records = self._records(domain)
+            record = records[0] if len(records) == 1 else None
             policy_key = "p"
-            if record is None and org != domain:
+            if not records and org != domain:
                 record = self._record(org)
                 policy_key = "sp"
         except mdns.DnsTempError as e:
