@@ -331,7 +331,10 @@ class Generator:
         pad = _text(self.rng, 2000)
         tail, cont = self.rng.choice([(b"x\r", b"\n"), (b"x  ", b"\t \r\n"), (b"\r\n\r", b"\n\r\n"),
                                       (b"y\t \t", b" \r\n")])
-        self.m.body = pad[:CHUNK - len(tail)] + tail + cont + _text(self.rng, 50) + b"\r\n \r\n"
+        head = pad[:CHUNK - len(tail)]
+        if head.endswith(b"\r"):       # the cut split a CRLF: no lone CR but the one `tail` may place
+            head = head[:-1] + b"x"
+        self.m.body = head + tail + cont + _text(self.rng, 50) + b"\r\n \r\n"
 
 
 HEADER_KINDS = sorted(k for k in vars(Generator) if k.startswith("h_"))
