@@ -44,7 +44,7 @@ from owlery.settings import Settings
 from tests.harness.amavis import Amavis
 
 SEED = 20261206
-CASES = 320
+CASES = 200
 SEVEN_ZIP = shutil.which("7z") or "/usr/bin/7z"
 GCAB = shutil.which("gcab") or "/usr/bin/gcab"
 

@@ -45,7 +45,7 @@ from sieve.validator import compile_source
 from tests.sieve.test_compile_errors_generated import FINAL, SIEVEC, Sievec, _loader, owlery_settings
 
 SEED = 5228
-CI_SCRIPTS = 400
+CI_SCRIPTS = 250
 COUNT_CAP = 40
 
 # --- the pool of valid scripts ----------------------------------------------------------
