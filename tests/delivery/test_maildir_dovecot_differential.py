@@ -49,7 +49,7 @@ from tests.harness.dovecot import DovecotInstance
 from tests.harness.procs import LOOPBACK
 
 SEED = 20261206
-GENERATED = 200
+GENERATED = 120
 BATCH = 40  # recipients per LMTP transaction
 
 SPECIAL_USE_CONF = """
