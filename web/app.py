@@ -2,7 +2,9 @@
 
 Pages (no JavaScript anywhere):
   GET  /login, POST /login, POST /logout       directory logins, rate-limited per address and client
-  GET  /list                                   own quarantine; admins: everybody's, with a search
+  GET  /list                                   own quarantine; admins: everybody's, with a search;
+                                               newest first, web_list_max a page (?page=N), paged
+                                               at most web_search_scan_max deep
   GET  /m/<id>                                 one message: summary, headers, safe rendering
   POST /action                                 release (own; admins: any, or to another address),
                                                delete (admins), one or many ids
@@ -22,7 +24,8 @@ its end (`_shown`). A session keeps at most NOTES_MAX notes for its next page, h
 POSTs never read one. One log line per decision; logins and
 releases/deletes counted in the metrics (owlery.metrics; `route_name` names a request's route).
 Sans-I/O apart from the WebBackend (web/backend.py) it is given; the adapter runs `handle` in a
-thread pool. Talks to: the WebBackend. Tests: tests/web/test_app.py, tests/web/test_hostile_s19.py
+thread pool. Talks to: the WebBackend. Tests: tests/web/test_app.py, tests/web/test_hostile_s19.py,
+tests/web/test_people_s21.py (paging, a session ended mid-form, gone and down pages)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import dataclasses
 import logging
 import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +50,7 @@ from owlery.quarantine.tokens import BadToken, verify
 from web import mailview
 from web import templates as t
 from web.http import Request, Response, redirect, set_cookie
-from web.sessions import Session, SessionStore
+from web.sessions import Session, SessionStore, is_visitor_id
 from web.settings import WebConfig
 
 log = logging.getLogger("owlery.web")
@@ -85,6 +89,7 @@ class _Ctx:
     now: float
     session: Session | None
     cookies: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    ended: bool = False          # the request's session cookie names a session that has ended
 
     @property
     def user(self) -> str | None:
@@ -107,18 +112,25 @@ class WebApp:
     # -- entry ---------------------------------------------------------------------------
 
     def handle(self, req: Request) -> Response:
-        if req.method == "GET" and req.path == "/static/style.css":
+        if req.method in ("GET", "HEAD") and req.path == "/static/style.css":
             return Response(200, t.STYLE, "text/css; charset=utf-8")
         now = self.clock()
         link = req.path.startswith("/r/")
         sid = req.cookies.get(LINK_COOKIE if link else COOKIE)
-        ctx = _Ctx(req, now, self.sessions.get(sid, now) or self.sessions.visitor(sid, now))
+        session = self.sessions.get(sid, now) or self.sessions.visitor(sid, now)
+        ctx = _Ctx(req, now, session, ended=bool(sid) and session is None and not is_visitor_id(sid))
         try:
             resp = self._dispatch(ctx)
         except (DirectoryUnavailable, QuarantineUnavailable) as e:
             log.error("web: temporary failure: %s", e)
             resp = self._error(ctx, 503, "Try again later", "The quarantine or the directory cannot be "
                                                             "reached just now. Please try again in a few minutes.")
+            resp.headers.append(("Retry-After", "120"))
+        except QuarantineNotFound as e:
+            # listed a moment ago, gone now (expired, deleted by another host, its file removed)
+            log.warning("web: gone while shown: %s", e)
+            resp = self._error(ctx, 404, "Gone", "This message is no longer in quarantine.",
+                               t.Markup('<p><a href="/list">Back to the list</a></p>'))
         resp.headers.extend(ctx.cookies)
         return resp
 
@@ -127,9 +139,16 @@ class WebApp:
         if req.method not in ("GET", "HEAD", "POST"):
             return Response(405, b"", "text/plain", [("Allow", "GET, HEAD, POST")])
         if req.method == "POST" and (ctx.session is None or not ctx.session.csrf_ok(req.field("csrf"))):
-            owlery_log.decision("web", None, "refused", path=req.path, client=req.client, reason="csrf")
-            return self._error(ctx, 403, "Refused", "This form has expired or did not come from this site. "
-                                                    "Go back, reload the page and try again.")
+            ended = ctx.session is None and ctx.ended
+            owlery_log.decision("web", None, "refused", path=req.path, client=req.client,
+                                reason="session-ended" if ended else "csrf")
+            if ended and not req.path.startswith("/r/"):
+                return self._error(ctx, 403, "Session ended", "Your session has ended (it was unused for too "
+                                   "long, or the server restarted), so nothing was done. Log in and try again.",
+                                   t.Markup('<p><a href="/login">Log in</a></p>'))
+            return self._error(ctx, 403, "Refused", "This form has expired or did not come from this site, "
+                                                    "so nothing was done. Go back, reload the page and try again.",
+                               t.Markup('<p><a href="/">Back to your messages</a></p>'))
         get = req.method in ("GET", "HEAD")
         path = req.path
         if path.startswith("/r/"):
@@ -189,8 +208,11 @@ class WebApp:
     def _login_form(self, ctx: _Ctx, *, status: int = 200, username: str = "", message: str = "") -> Response:
         if ctx.user is not None and status == 200:
             return redirect("/list")
+        ended = ctx.ended and ctx.session is None
         session = self._ensure_session(ctx)
         content = t.fill(t.LOGIN, csrf=session.csrf, username=username)
+        if ended and not message:
+            content = t.Markup(t.fill(t.NOTE, message="Your session has ended. Please log in again.") + content)
         if message:
             content = t.Markup(t.fill(t.ERROR, message=message, more="") + content)
         return self._page(ctx, "Log in", content, status)
@@ -246,25 +268,38 @@ class WebApp:
         if (resp := self._need_login(ctx)) is not None:
             return resp
         q = ctx.req
-        limit = self.config.list_max
+        size = self.config.list_max
+        page = _page_number(q.arg("page"))
+        first = (page - 1) * size
+        # the store pages by a limit alone (newest first): a page fetches what comes before it too,
+        # so how deep one may page is bounded, by web_search_scan_max as a search's scan is
+        deepest = self.config.search_scan_max
+        fetch = min(first + size, deepest) + 1             # one more: is there an older page?
         search = t.Markup("")
+        values: dict[str, str] = {}
         if ctx.admin:
             values = {k: q.arg(k).strip()[:320] for k in ("recipient", "sender", "subject", "reason", "since", "until")}
             try:
-                records = self._search(values, ctx.now, limit)
+                records = self._search(values, ctx.now, fetch)
             except ValueError as e:
                 records, ctx.session.notes = [], [*ctx.session.notes, str(e)]
             search = t.fill(t.SEARCH, reasons=t.options(REASONS, values["reason"]),
                             **{k: v for k, v in values.items() if k != "reason"})
         else:
-            records = self.backend.store.list(ListFilter(recipient=ctx.user, limit=limit), ctx.now)
+            records = self.backend.store.list(ListFilter(recipient=ctx.user, limit=fetch), ctx.now)
             records = [r for r in records if self._may_see(ctx, r)]
-        rows = t.join(self._row(r, ctx) for r in records)
-        count = f"{len(records)} message{'s' if len(records) != 1 else ''}" + (
-            f" (the newest {limit} shown)" if len(records) >= limit else "")
-        content = t.fill(t.LIST, search=search, count=count, csrf=ctx.session.csrf, rows=rows,
-                         buttons=t.ADMIN_BUTTONS if ctx.admin else t.USER_BUTTONS)
-        return self._page(ctx, "Quarantined messages", content)
+        last = min(first + size, deepest)
+        shown = records[first:last]
+        more = len(records) > last and last < deepest
+        beyond = len(records) > deepest                      # older ones exist past what may be paged
+        rows = t.join(self._row(r, ctx) for r in shown)
+        content = t.fill(t.LIST, search=search, count=_count(first, len(shown), page, beyond), csrf=ctx.session.csrf,
+                         rows=rows, buttons=t.ADMIN_BUTTONS if ctx.admin else t.USER_BUTTONS,
+                         buttons_end=t.ADMIN_BUTTONS_END if ctx.admin else t.USER_BUTTONS,
+                         pages=t.pages(_page_link(values, page - 1) if page > 1 else None,
+                                       _page_link(values, page + 1) if more else None, page),
+                         next=_page_link(values, page))
+        return self._page(ctx, "Quarantined messages" + (f", page {page}" if page > 1 else ""), content)
 
     def _search(self, v: dict[str, str], now: float, limit: int) -> list[QuarantineRecord]:
         newer = older = None
@@ -362,7 +397,9 @@ class WebApp:
         notes = [self._act_one(ctx, action, mail_id, to) for mail_id in ids]
         ctx.session.notes = _bounded([*ctx.session.notes, *notes])
         nxt = ctx.req.field("next")
-        return redirect(nxt if _NEXT.match(nxt) and action != "delete" else "/list")
+        # back to the page the form was on (a deleted message's own page is gone: the list then)
+        back = _NEXT.match(nxt) and (action != "delete" or nxt.startswith("/list"))
+        return redirect(nxt if back else "/list")
 
     def _act_one(self, ctx: _Ctx, action: str, mail_id: str, to: str) -> str:
         note, result = self._act_one_counted(ctx, action, mail_id, to)
@@ -471,6 +508,29 @@ def _day(text: str) -> float:
     if not _DATE.match(text):
         raise ValueError(f"Dates are YYYY-MM-DD, not {text!r}.")
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%d")))
+
+
+def _page_number(text: str) -> int:
+    """The list page asked for: 1 for anything but a small positive number."""
+    return int(text) if text.isascii() and text.isdigit() and 0 < len(text) <= 6 and int(text) > 0 else 1
+
+
+def _page_link(values: dict[str, str], page: int) -> str:
+    """/list with the search `values` and `page` (ASCII: web.app._NEXT takes it back after an action)."""
+    query = {k: v for k, v in values.items() if v}
+    if page > 1:
+        query["page"] = str(page)
+    return "/list" + ("?" + urllib.parse.urlencode(query) if query else "")
+
+
+def _count(first: int, shown: int, page: int, beyond: bool) -> str:
+    if not shown:
+        text = "No messages." if page == 1 and not beyond else "No messages on this page."
+    else:
+        text = f"Messages {first + 1}\u2013{first + shown}, newest first."
+    if beyond:
+        text += " Older messages are past the last page the list goes to: search by date to see them."
+    return text
 
 
 def _decoded_subject(raw: str) -> str:

@@ -48,6 +48,11 @@ class Session:
         return bool(token) and hmac.compare_digest(self.csrf.encode(), token.encode("utf-8", "replace"))
 
 
+def is_visitor_id(sid: str) -> bool:
+    """True for an id `new_visitor` makes (a login form's), false for a login's."""
+    return bool(_VISITOR_ID.match(sid))
+
+
 class SessionStore:
     def __init__(self, *, lifetime: float, idle: float, max_sessions: int):
         self.lifetime, self.idle, self.max = lifetime, idle, max_sessions

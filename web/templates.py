@@ -5,7 +5,10 @@ for every value that is not already Markup (a fragment built by this module from
 parts). So text from a quarantined message (subject, addresses, headers, bodies) can only
 ever appear as text. Pages have no script; the style sheet is /static/style.css
 (the CSP allows style from 'self' only).
-Talks to: nothing. Tests: tests/web/test_app.py (hostile subjects and bodies)
+Every page: a skip link, visible keyboard focus, lang; at 40em and narrower a list row stacks its
+cells, each named by its data-label, so nothing scrolls sideways on a phone.
+Talks to: nothing. Tests: tests/web/test_app.py (hostile subjects and bodies),
+tests/web/test_people_s21.py, tests/e2e/test_web_people_s21.py (360 px, keyboard, no JavaScript)
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ LAYOUT = T("""<!DOCTYPE html>
 <title>$title - Owlery quarantine</title>
 <link rel="stylesheet" href="/static/style.css">
 </head><body>
+<a class="skip" href="#main">Skip to the content</a>
 <header><span class="brand">Owlery quarantine</span>$nav</header>
-<main>
+<main id="main">
 <h1>$title</h1>
 $notes$content
 </main></body></html>
@@ -68,33 +72,46 @@ SEARCH = T("""<form method="get" action="/list" class="search">
 <label>Sender <input name="sender" value="$sender"></label>
 <label>Subject <input name="subject" value="$subject"></label>
 <label>Reason <select name="reason">$reasons</select></label>
-<label>From <input type="date" name="since" value="$since"></label>
-<label>To <input type="date" name="until" value="$until"></label>
+<label>Held since <input type="date" name="since" value="$since"></label>
+<label>Held until <input type="date" name="until" value="$until"></label>
 <button type="submit">Search</button>
 </form>""")
 
-LIST = T("""$search<p class="count">$count</p>
+LIST = T("""$search<p class="count" role="status">$count</p>
 <form method="post" action="/action">
-<input type="hidden" name="csrf" value="$csrf">
-<table class="messages"><thead><tr><th></th><th>Date</th><th>From</th><th>To</th><th>Subject</th>
-<th>Reason</th><th>Score</th><th>Status</th></tr></thead>
-<tbody>$rows</tbody></table>
+<input type="hidden" name="csrf" value="$csrf"><input type="hidden" name="next" value="$next">
 <div class="actions">$buttons</div>
-</form>""")
+<table class="messages"><thead><tr><th><span class="hidden">Select</span></th><th>Date</th><th>From</th><th>To</th>
+<th>Subject</th><th>Reason</th><th>Score</th><th>Status</th></tr></thead>
+<tbody>$rows</tbody></table>
+<div class="actions">$buttons_end</div>
+</form>$pages""")
 
-ROW = T("""<tr><td><input type="checkbox" name="id" value="$mail_id" aria-label="select $mail_id"></td>
-<td>$date</td><td>$sender</td><td>$recipients</td><td><a href="/m/$mail_id">$subject</a></td>
-<td>$reason</td><td>$score</td><td>$status</td></tr>""")
+# data-label: the column's name, shown beside each value where a narrow screen stacks a row's cells;
+# bdi: a right-to-left subject takes its own direction and cannot reorder the text around it
+ROW = T("""<tr><td data-label="Select"><input type="checkbox" name="id" value="$mail_id" aria-label="Select: $subject"></td>
+<td data-label="Date" class="short">$date</td><td data-label="From" class="long">$sender</td>
+<td data-label="To" class="long">$recipients</td>
+<td data-label="Subject" class="long"><a href="/m/$mail_id"><bdi>$subject</bdi></a></td>
+<td data-label="Reason" class="short">$reason</td><td data-label="Score" class="short">$score</td>
+<td data-label="Status" class="short">$status</td></tr>""")
+
+PAGES = T("""<nav class="pages" aria-label="Pages">$newer <span>Page $page</span> $older</nav>""")
 
 USER_BUTTONS = Markup('<button type="submit" name="action" value="release">Release selected</button>')
 ADMIN_BUTTONS = Markup(
     '<button type="submit" name="action" value="release">Release selected</button>'
     '<label>to <input type="email" name="to" placeholder="another address (optional)"></label>'
     '<button type="submit" name="action" value="delete" class="danger">Delete selected</button>')
+# below a long list, the same buttons again; the form's one "to" field stays above (two would
+# send two values, and the first, maybe empty, would count)
+ADMIN_BUTTONS_END = Markup(
+    '<button type="submit" name="action" value="release">Release selected</button>'
+    '<button type="submit" name="action" value="delete" class="danger">Delete selected</button>')
 
 SUMMARY = T("""<dl class="summary">
 <dt>Date</dt><dd>$date</dd><dt>From</dt><dd>$sender</dd><dt>Header From</dt><dd>$header_from</dd>
-<dt>To</dt><dd>$recipients</dd><dt>Subject</dt><dd>$subject</dd><dt>Reason</dt><dd>$reason</dd>
+<dt>To</dt><dd>$recipients</dd><dt>Subject</dt><dd><bdi>$subject</bdi></dd><dt>Reason</dt><dd>$reason</dd>
 <dt>Score</dt><dd>$score</dd><dt>Quarantine ID</dt><dd>$mail_id</dd>$extra</dl>""")
 
 MESSAGE = T("""$summary$actions
@@ -121,7 +138,9 @@ mailbox as it arrived.</p>$summary
 AUDIT = T("""<table class="audit"><thead><tr><th>When</th><th>Who</th><th>Action</th><th>Message</th>
 <th>Details</th><th>Host</th></tr></thead><tbody>$rows</tbody></table>""")
 
-AUDIT_ROW = T("""<tr><td>$when</td><td>$by</td><td>$action</td><td>$mail_id</td><td>$detail</td><td>$host</td></tr>""")
+AUDIT_ROW = T("""<tr><td data-label="When" class="short">$when</td><td data-label="Who" class="long">$by</td>
+<td data-label="Action">$action</td><td data-label="Message">$mail_id</td><td data-label="Details" class="long">$detail</td>
+<td data-label="Host">$host</td></tr>""")
 
 RESULTS = T("""<ul class="results">$items</ul><p><a href="$back">Back</a></p>""")
 
@@ -129,19 +148,34 @@ ERROR = T("""<p class="error">$message</p>$more""")
 
 NOTE = T("""<p class="note">$message</p>""")
 
-STYLE = b"""body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
+STYLE = b"""body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#fafafa;overflow-wrap:break-word}
 header{background:#2c3e50;color:#fff;padding:.6em 1em;display:flex;gap:1em;align-items:center;flex-wrap:wrap}
-header a{color:#fff}.brand{font-weight:bold}nav{display:flex;gap:1em;align-items:center;flex:1}
+header a{color:#fff}.brand{font-weight:bold}nav{display:flex;gap:1em;align-items:center;flex:1;flex-wrap:wrap}
 .who{margin-left:auto;opacity:.8}main{padding:1em 1.5em;max-width:80em}
+a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid #1a5fb4;outline-offset:2px}
+header a:focus-visible,header button:focus-visible{outline-color:#fff}
+.skip{position:absolute;left:-100em;top:.3em;background:#fff;color:#1a5fb4;padding:.4em .8em;z-index:1}.skip:focus{left:.5em}
+.hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 form.inline{display:inline}form.login,form.search{display:flex;flex-wrap:wrap;gap:.8em;align-items:end}
 form.login{flex-direction:column;align-items:start;max-width:22em}label{display:flex;flex-direction:column;font-size:.9em}
-input,select,button{font:inherit;padding:.3em}button{cursor:pointer}button.danger{color:#a00}
+input,select,button{font:inherit;padding:.3em;max-width:100%;box-sizing:border-box}button{cursor:pointer}button.danger{color:#a00}
 table{border-collapse:collapse;width:100%;margin:.8em 0;background:#fff}
 th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;font-size:.92em;vertical-align:top}
-.actions{display:flex;gap:.8em;align-items:end;margin:.8em 0}
+td.short{white-space:nowrap}td.long,h1,h3,dd{overflow-wrap:anywhere}td.long{min-width:11em}
+.actions{display:flex;flex-wrap:wrap;gap:.8em;align-items:end;margin:.8em 0}
+.pages{display:flex;gap:1.5em;align-items:center;margin:1em 0}
 pre{white-space:pre-wrap;word-break:break-word;background:#fff;border:1px solid #ddd;padding:.6em;max-height:40em;overflow:auto}
-dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}
+dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dt{font-weight:bold}dd{margin:0;min-width:0}
 .note{background:#e8f4e8;border:1px solid #9c9;padding:.5em}.error{background:#fbeaea;border:1px solid #d99;padding:.5em}
+@media (max-width:40em){main{padding:.8em}
+table.messages,table.messages tbody,table.messages tr,table.messages td,
+table.audit,table.audit tbody,table.audit tr,table.audit td{display:block}
+table.messages thead,table.audit thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%)}
+table.messages tr,table.audit tr{border-bottom:2px solid #bbb;padding:.4em 0}
+table.messages td,table.audit td{border:0;padding:.1em .5em}
+table.messages td::before,table.audit td::before{content:attr(data-label) ": ";font-weight:bold}
+table.messages td:first-child::before{content:""}td.short{white-space:normal}td.long{min-width:0}
+dl.summary{grid-template-columns:1fr}dd{margin-bottom:.4em}}
 """
 
 
@@ -156,6 +190,15 @@ def page(title: str, content: Markup, *, nav: Markup = EMPTY, notes: Iterable[st
 def nav(user: str, admin: bool, csrf: str) -> Markup:
     admin_links = Markup(' <a href="/audit">Audit log</a>') if admin else Markup("")
     return fill(NAV, user=user + (" (admin)" if admin else ""), admin_links=admin_links, csrf=csrf)
+
+
+def pages(newer: str | None, older: str | None, page: int) -> Markup:
+    """Links to the newer and the older page of a list (either may be None: there is none)."""
+    if newer is None and older is None:
+        return EMPTY
+    return fill(PAGES, page=page,
+                newer=fill(T('<a href="$u" rel="prev">Newer messages</a>'), u=newer) if newer else EMPTY,
+                older=fill(T('<a href="$u" rel="next">Older messages</a>'), u=older) if older else EMPTY)
 
 
 def options(values: Iterable[str], selected: str) -> Markup:

@@ -10,7 +10,8 @@ encodes non-ASCII text as RFC 2047 and refuses CR/LF in a value. Bodies are UTF-
 quoted-printable, in a multipart/alternative of text/plain and text/html, with
 Auto-Submitted: auto-generated (RFC 3834) so that vacation responders stay quiet.
 Talks to: nothing. Tests: tests/milters/test_quarantine_notify.py,
-tests/milters/test_quarantine_case_s20.py (test_display_is_linear_on_hostile_values)
+tests/milters/test_quarantine_case_s20.py (test_display_is_linear_on_hostile_values),
+tests/e2e/test_web_people_s21.py (the HTML part at 360 px)
 """
 
 from __future__ import annotations
@@ -113,22 +114,32 @@ def _text_part(intro: Sequence[str], items: Sequence[Item], outro: Sequence[str]
     return "\n".join([*lines, *outro]) + "\n"
 
 
+# Inline styles (mail clients drop style sheets): a phone shows the digest at its own width (the
+# viewport), and a subject or name of 160 characters without a space wraps inside its cell
+# instead of making the table, and so the whole digest, wider than the screen.
+_TABLE = 'width="100%" style="table-layout:fixed;width:100%;max-width:48em"'
+_TH = 'align="left" valign="top" style="width:8em"'
+_TD = 'style="overflow-wrap:anywhere;word-break:break-word"'
+
+
 def _html_part(title: str, intro: Sequence[str], items: Sequence[Item], outro: Sequence[str]) -> str:
     e = html.escape
     rows = []
     for item in items:
-        cells = "".join(f"<tr><th align=\"left\">{e(name)}</th><td>{e(value)}</td></tr>" for name, value in _fields(item))
+        cells = "".join(f"<tr><th {_TH}>{e(name)}</th><td {_TD}>{e(value)}</td></tr>" for name, value in _fields(item))
         links = []
         if item.release_url:
             links.append(f"<a href=\"{e(item.release_url)}\">Release</a>")
         if item.show_url:
             links.append(f"<a href=\"{e(item.show_url)}\">Show</a>")
         if links:
-            cells += f"<tr><td></td><td>{' &middot; '.join(links)}</td></tr>"
-        rows.append(f"<table cellpadding=\"2\">{cells}</table><hr>")
+            cells += f"<tr><td></td><td {_TD}>{' &middot; '.join(links)}</td></tr>"
+        rows.append(f"<table cellpadding=\"2\" {_TABLE}>{cells}</table><hr>")
     paragraphs = "".join(f"<p>{e(p)}</p>" for p in intro)
     tail = "".join(f"<p>{e(p)}</p>" for p in outro)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{e(title)}</title></head>"
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{e(title)}</title></head>"
             f"<body>\n{paragraphs}\n{''.join(rows)}\n{tail}\n</body></html>\n")
 
 
