@@ -341,10 +341,13 @@ def master_cf(settings: Any, command: str | None = None) -> str:
     config = _config_option(settings)
     if local_accounts(settings):
         return release_service(settings)      # local(8) runs the LDA: no pipe transport
+    # The LDA writes the Maildirs as the pipe's user: their owner (maildir_owner), else the user
+    # lmtpd writes them as (daemon_user); with neither set, the conventional vmail.
+    owner = (getattr(settings, "maildir_owner", None) or "").split(":")[0] or settings.daemon_user or "vmail"
     return (
         "# Optional: deliver through the LDA instead of LMTP (virtual_transport = owlery)\n"
         "owlery    unix  -       n       n       -       -       pipe\n"
-        f"  flags=DRhu user=vmail argv={lda_command(command)}{config} -f ${{sender}} -a ${{original_recipient}}"
+        f"  flags=DRhu user={owner} argv={lda_command(command)}{config} -f ${{sender}} -a ${{original_recipient}}"
         " -d ${user}@${nexthop}\n"
         + release_service(settings)
     )
