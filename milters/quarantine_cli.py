@@ -164,15 +164,17 @@ def _who(args: argparse.Namespace) -> str:
     return getattr(args, "by", None) or _unix_user()
 
 
-def _audit(settings: Any, action: str, *, store: Any = None, **fields: Any) -> None:
+def _audit(settings: Any, action: str, *, store: Any = None, queue_id: str | None = None, **fields: Any) -> None:
     """The log line, the line in quarantine_audit_log_path and, given the store, its audit entry.
+    `queue_id`: the Postfix queue id the message had when it was quarantined, first in the line
+    as in the milter's quarantine line, so that grepping it finds the release too.
     The store's entry names the Unix user ("cli:root"), who answers for it whatever --by says
     (that goes in its detail as by=)."""
     from owlery import log as owlery_log
     from owlery.quarantine.base import shown
     # An 8-bit sender's octets as \xNN, as list and show print them (the log made each "?");
     # the store's entry keeps the text exactly.
-    line = owlery_log.decision("quarantine", None, action,
+    line = owlery_log.decision("quarantine", queue_id or None, action,
                                **{k: shown(v) if isinstance(v, str) else v for k, v in fields.items()})
     if store is not None:
         from owlery.quarantine import AuditEntry
@@ -298,7 +300,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
         by = _who(args)
         if settings.quarantine_release_secret_required or args.secret is not None:
             if not secret_matches(r, args.secret or ""):
-                _audit(settings, "release-denied", store=store, quarantine_id=r.mail_id, by=by,
+                _audit(settings, "release-denied", store=store, queue_id=r.queue_id, quarantine_id=r.mail_id, by=by,
                        reason="bad secret")
                 raise _Fail(f"quarantine: wrong or missing secret for {r.mail_id}")
         targets = list(dict.fromkeys(args.to)) if args.to else list(r.pending())
@@ -310,11 +312,11 @@ def _cmd_release(args: argparse.Namespace) -> int:
         try:
             result = reinject(settings, r.sender, targets, data)
         except ReleaseError as e:
-            _audit(settings, "release-failed", store=store, quarantine_id=r.mail_id, by=by, to=",".join(targets),
+            _audit(settings, "release-failed", store=store, queue_id=r.queue_id, quarantine_id=r.mail_id, by=by, to=",".join(targets),
                    error=str(e))
             raise _Fail(f"quarantine: release of {r.mail_id} failed: {e}") from e
         store.mark_released(r.mail_id, result.accepted, by, now)
-        _audit(settings, "release", store=store, quarantine_id=r.mail_id, by=by, to=",".join(result.accepted),
+        _audit(settings, "release", store=store, queue_id=r.queue_id, quarantine_id=r.mail_id, by=by, to=",".join(result.accepted),
                reason=r.reason, from_=r.sender, method=settings.quarantine_release_method)
         for rcpt in result.accepted:
             print(safe(f"released {r.mail_id} to <{rcpt}>"))
@@ -337,7 +339,7 @@ def _cmd_delete(args: argparse.Namespace) -> int:
                 print(f"owlery: quarantine: {e}", file=sys.stderr)
                 status = 1
                 continue
-            _audit(settings, "delete", store=store, quarantine_id=mail_id, by=by, reason=r.reason, from_=r.sender)
+            _audit(settings, "delete", store=store, queue_id=r.queue_id, quarantine_id=mail_id, by=by, reason=r.reason, from_=r.sender)
             print(f"deleted {mail_id}")
         return status
     return _run(args, body)

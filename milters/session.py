@@ -318,7 +318,7 @@ class MilterSession:
                           report.stage or "-")
             outcome = fx.Outcome(fx.TEMPFAIL, fx.REPLY_TEMPFAIL, (), report.score,
                                  tuple(report.symbols), f"internal error in {report.stage or 'session'}")
-        self._log(m, outcome, [s.name for s in stages])
+        self._log(m, outcome, [s.name for s in stages], report.data.get("dkim_sign"))
         self._reset_message()
         return outcome
 
@@ -364,7 +364,9 @@ class MilterSession:
             self.message.close()
             self.message = None
 
-    def _log(self, m: MilterMessage, outcome: fx.Outcome, stages: list[str]) -> None:
+    def _log(self, m: MilterMessage, outcome: fx.Outcome, stages: list[str], dkim_sign: str | None = None) -> None:
+        """The message's decision line; `dkim_sign`: what the signing stage did (signed with which
+        keys, or why not), which no symbol says."""
         level = logging.WARNING if outcome.action == fx.TEMPFAIL else logging.INFO
         if not log.isEnabledFor(level):
             return          # the line would be dropped: don't build it (log_level = "warning")
@@ -375,7 +377,8 @@ class MilterSession:
             "milter", m.queue_id, outcome.action,
             head=f"END-OF-MESSAGE from {m.client_name}[{m.client_address or 'local'}]",
             reply=outcome.reply,
-            from_=m.mail_from, to=",".join(m.recipients) if m.recipients else None, removed=removed,
+            from_=m.mail_from, to=",".join(m.recipients) if m.recipients else None,
+            nrcpt=len(m.recipients) if len(m.recipients) > 1 else None, removed=removed,   # to= may be cut
             stages=",".join(stages) or "-", score=f"{outcome.score:g}", symbols=syms,
-            reason=outcome.reason or None,
+            reason=outcome.reason or None, dkim_sign=dkim_sign if outcome.action == fx.ACCEPT else None,
             level=level)

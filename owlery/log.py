@@ -49,8 +49,16 @@ def batch_decisions(schedule: Callable[[Callable[[], None]], Any] | None) -> Non
         _stderr.batch(schedule)
 
 
+# A decision line carries what the client sent (addresses, HELO, file names, a recipient
+# list): one value longer than this is cut, saying how long it was, so that no client can
+# make a line of megabytes (syslog cuts lines at 8 KiB or less, losing the fields after).
+VALUE_LENGTH_MAX = 1000      # characters
+
+
 def _fmt_value(value: Any) -> str:
     text = value if type(value) is str else str(value)
+    if len(text) > VALUE_LENGTH_MAX:
+        text = f"{text[:VALUE_LENGTH_MAX]}...[{len(text)} chars]"
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else "?" for c in text)
@@ -63,9 +71,12 @@ def format_decision(program: str, queue_id: str | None, action: str, *, head: st
                     reply: Any = None, **fields: Any) -> str:
     """Build the decision line; pure so tests can check the exact text."""
     line = _build(str, program, queue_id, action, head, reply, fields)
-    # Keep one line per decision whatever the data: control characters would split it.
-    # One check of the whole line in C; the field-by-field repair only when it fails.
-    return line if line.isprintable() else _build(_fmt_value, program, queue_id, action, head, reply, fields)
+    # Keep one line per decision whatever the data: control characters would split it, and
+    # no value may be huge. One check of the whole line in C; the field-by-field repair
+    # only when it fails (a line no longer than VALUE_LENGTH_MAX has no value over it).
+    if len(line) <= VALUE_LENGTH_MAX and line.isprintable():
+        return line
+    return _build(_fmt_value, program, queue_id, action, head, reply, fields)
 
 
 def _build(text: Callable[[Any], str], program: str, queue_id: str | None, action: str, head: str,

@@ -149,11 +149,10 @@ class Pipeline:
                 if not isinstance(result, (PolicyAction, Verdict)):
                     result = await result
             except TemporaryFailure as e:
-                log.warning("policyd: %s: check %s: temporary failure: %s", request.log_head(), check.name, e)
-                result = Verdict(actions.defer_if_permit(e.reply), {"error": type(e).__name__})
+                # Said once, in the decision line (a warning there, with the error's text).
+                result = Verdict(actions.defer_if_permit(e.reply), {"error": f"{type(e).__name__}: {e}"})
                 _count_error(check.name, "temporary")
             except defer.TimeoutError:
-                log.warning("policyd: %s: check %s: backend timed out", request.log_head(), check.name)
                 result = Verdict(actions.defer_if_permit(actions.BACKEND_TIMEOUT), {"error": "timeout"})
                 _count_error(check.name, "timeout")
             except PermanentFailure as e:
@@ -211,7 +210,8 @@ class Pipeline:
     def _log(self, request: PolicyRequest, decision: Decision) -> Decision:
         action = decision.action
         metrics.POLICYD_DECISIONS.labels(request.protocol_state, decision.check or "none", action.log_word()).inc()
-        level = logging.DEBUG if action.verb == "DUNNO" else logging.INFO
+        level = logging.DEBUG if action.verb == "DUNNO" else \
+            logging.WARNING if "error" in decision.log else logging.INFO
         if not log.isEnabledFor(level):
             return decision
         detail = action.render() if action.verb != "REPLY" else str(action.reply)
@@ -221,6 +221,8 @@ class Pipeline:
             "policyd", request.queue_id or None, action.log_word(), head=request.log_head(),
             reply=detail if action.verb != "DUNNO" else None, level=level,
             **{"from": request.sender, "to": request.recipient or None,
+               # Postfix's own reject lines end so: with the client they identify the session
+               "helo": f"<{request.attr('helo_name')}>" if request.attr("helo_name") else None,
                "sasl_username": request.sasl_username or None,
                "check": decision.check, "instance": request.instance or None, **decision.log})
         return decision

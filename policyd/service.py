@@ -115,7 +115,8 @@ class PolicyProtocol(Protocol, TimeoutMixin):
             # Idle time does not run while we decide (the decision has its own timeout).
             self.setTimeout(self.factory.settings.policyd_idle_timeout)
             return
-        log.info("policyd: closing idle connection from %s", peer_text(self.transport))
+        # Routine, once per smtpd process that outlived its turn: not worth a line at info.
+        log.debug("policyd: closing idle connection from %s", peer_text(self.transport))
         self.replies.stop()
         self.transport.loseConnection()
 

@@ -498,7 +498,8 @@ class DeliveryExecutor:
             outcome = unknown_user(recipient)
         else:
             try:
-                outcome = self._deliver(message, sender, recipient, user, mailbox, original_recipient, start)
+                outcome = self._deliver(message, sender, recipient, user, mailbox, original_recipient, start,
+                                        queue_id)
             except (DirectoryUnavailable, StateUnavailable) as e:
                 outcome = tempfail(recipient, str(e))
             except Exception as e:  # the delivery boundary: never lose mail on a bug, retry instead
@@ -509,6 +510,8 @@ class DeliveryExecutor:
         took = self.clock() - start
         owlery_log.decision(self.program, queue_id, outcome.action, reply=outcome.reply,
                             from_=sender, to=recipient, orig_to=orig_to, detail=outcome.detail or None,
+                            # to whom: the "sent vacation reply" line with the same queue id
+                            vacation="sent" if "vacation" in outcome.results else None,
                             delay=f"{took:.3f}",
                             level=owlery_log.INFO if outcome.action != "tempfail" else owlery_log.WARNING)
         count_outcome(outcome, took)
@@ -595,13 +598,14 @@ class DeliveryExecutor:
                 ok, failure = outcome.ok, outcome.reply
                 temporary_failure = outcome.action == "tempfail"
             else:
-                status = self.forward(message, sender, group.address, target, sent_before=forwarded, now=now)
+                status = self.forward(message, sender, group.address, target, sent_before=forwarded, now=now,
+                                      queue_id=queue_id)
                 ok, temporary_failure = status in ("sent", "duplicate"), status == "tempfail"
                 failure = {"tempfail": replies.R_FORWARD_LATER, "loop": replies.R_FORWARD_LOOP}.get(
                     status, replies.R_FORWARD_REFUSED)
                 forwarded += ok
                 if ok:
-                    log.info("%s: %s: forwarded to <%s>%s", self.program, recipient, target,
+                    log.info("%s: %s: forwarded to <%s>%s", _head(self.program, queue_id), recipient, target,
                              " (sent before)" if status == "duplicate" else "")
             if ok:
                 done.append(name)
@@ -610,7 +614,7 @@ class DeliveryExecutor:
                         self.state.set(key, "1", period, self.clock())
                     except (StateUnavailable, OSError, ValueError) as e:
                         log.warning("%s: %s: cannot record the delivery to %s (a retry may deliver "
-                                    "it again): %s", self.program, recipient, name, e)
+                                    "it again): %s", _head(self.program, queue_id), recipient, name, e)
                         unrecorded.append(name)
             elif temporary_failure:
                 temporary.append((name, failure))
@@ -621,7 +625,8 @@ class DeliveryExecutor:
                   f"deferred={len(temporary)} failed={len(permanent)}")
         if unrecorded and temporary:
             log.warning("%s: %s: deferring the group after delivering to %s without a record: the "
-                        "retry may deliver there twice", self.program, recipient, ",".join(unrecorded))
+                        "retry may deliver there twice", _head(self.program, queue_id), recipient,
+                        ",".join(unrecorded))
         if temporary:
             # The MTA retries the whole recipient; members that have it are skipped then.
             text = _group_text(recipient, len(done), total, "will retry", temporary)
@@ -634,7 +639,7 @@ class DeliveryExecutor:
         return DeliveryOutcome("delivered", replies.saved(recipient, f"Saved for {total} targets"), EX_OK, detail)
 
     def forward(self, message: bytes, sender: str, via: str, target: str, *, sent_before: int = 0,
-                now: float | None = None) -> str:
+                now: float | None = None, queue_id: str | None = None) -> str:
         """Send `message` on to `target` for the alias `via` (a remote target of an alias or group),
         through the redirect machinery: loop and hop limits, SRS, duplicate tracking. Returns
         'sent', 'duplicate', 'loop' (refused), 'tempfail' or 'failed'."""
@@ -642,12 +647,13 @@ class DeliveryExecutor:
         now = self.clock() if now is None else now
         why = redirect_mod.refusal(message, via, target, sent_before, self.settings)
         if why is not None:
-            log.warning("%s: %s; keeping it (not redirected to <%s>)", self.program, why, target)
+            log.warning("%s: %s; keeping it (not redirected to <%s>)", _head(self.program, queue_id), why, target)
             return "loop"
-        return self._redirect(target, sender, message, message, sender, via, now)
+        return self._redirect(target, sender, message, message, sender, via, now, queue_id)
 
     def _deliver(self, message: bytes, sender: str, recipient: str, user: MailUser,
-                 mailbox: str | None, original_recipient: str | None, now: float) -> DeliveryOutcome:
+                 mailbox: str | None, original_recipient: str | None, now: float,
+                 queue_id: str | None = None) -> DeliveryOutcome:
         """Run the scripts, gather the facts, then carry out what sieve.delivery.planner decides."""
         rules = planner.Rules.from_settings(self.settings, mailbox)
         if self.settings.delivery_add_return_path:
@@ -664,7 +670,7 @@ class DeliveryExecutor:
                                     user.quota is not None and not user.quota.unlimited, maildir.root)
         verdict = planner.drive(planner.steps(delivery, rules, facts),
                                 lambda step: self._carry_out(step, delivery, maildir, user, now,
-                                                             original_recipient))
+                                                             original_recipient, queue_id))
         if isinstance(verdict, planner.Delivered):
             return delivered(recipient, verdict.stored, verdict.detail, verdict.results)
         if isinstance(verdict, planner.OverQuota):
@@ -678,7 +684,7 @@ class DeliveryExecutor:
     # -- carrying out one step (the only place delivery touches the Maildir, MTA and state) --
 
     def _carry_out(self, step: planner.Step, d: planner.Delivery, maildir: Maildir, user: MailUser,
-                   now: float, original_recipient: str | None = None) -> Any:
+                   now: float, original_recipient: str | None = None, queue_id: str | None = None) -> Any:
         if isinstance(step, planner.StoreStep):
             try:
                 return maildir.deliver(d.message(step.message), step.folder, flags=step.flags, create=step.create,
@@ -696,12 +702,12 @@ class DeliveryExecutor:
                 return planner.Failed("temporary", str(e))
             return None
         if isinstance(step, planner.Note):
-            log.log(_LEVELS[step.level], "%s: %s", self.program, step.text)
+            log.log(_LEVELS[step.level], "%s: %s", _head(self.program, queue_id), step.text)
             return None
         if isinstance(step, planner.RedirectStep):
             env_from = step.envelope_from if step.envelope_from is not None else d.sender
             return self._redirect(step.address, env_from, d.message(step.message), d.arrived, d.sender,
-                                  user.address, now)
+                                  user.address, now, queue_id)
         if isinstance(step, planner.PipeStep):
             return self._pipe(step, d, maildir, user)
         if isinstance(step, planner.VacationStep):
@@ -711,16 +717,16 @@ class DeliveryExecutor:
                 step = step.replace(envelope_from=reply_envelope_from(
                     self.settings, step.envelope_from, recipient=d.recipient,
                     orig_recipient=original_recipient, message=d.arrived))
-            return self._vacation(step, user)
+            return self._vacation(step, user, queue_id)
         if isinstance(step, planner.SendStep):
-            return self._send(step.what, step.envelope_from, list(step.recipients), step.message)
+            return self._send(step.what, step.envelope_from, list(step.recipients), step.message, queue_id)
         if isinstance(step, planner.Mark):
             self._mark(user, step.key, step.period, now)
             return None
         raise TypeError(f"unknown delivery step {step!r}")
 
     def _redirect(self, target: str, env_from: str, message: bytes, original: bytes, sender: str,
-                  user_address: str, now: float) -> str:
+                  user_address: str, now: float, queue_id: str | None = None) -> str:
         """Send one copy of `message` (as the scripts left it) to `target`: 'sent', 'duplicate'
         (sent by an earlier attempt), 'tempfail' or 'failed'. `original`: the message as it
         arrived, which names the copy for the duplicate check."""
@@ -739,12 +745,13 @@ class DeliveryExecutor:
             try:
                 env_from = redirect_mod.envelope_from(env_from, self.settings)
             except ValueError as e:
-                log.error("%s: %s", self.program, e)
+                log.error("%s: %s", _head(self.program, queue_id), e)
                 env_from = sender
         try:
             self.submitter.send(env_from, [target], redirect_mod.prepare(message, user_address))
         except SubmissionError as e:
-            log.warning("%s: redirect of %s's mail to <%s> failed: %s", self.program, user_address, target, e)
+            log.warning("%s: redirect of %s's mail to <%s> failed: %s", _head(self.program, queue_id),
+                        user_address, target, e)
             return "tempfail" if e.temporary else "failed"
         self._mark_key(user_address, dup_key, self.settings.redirect_duplicate_period, now)
         return "sent"
@@ -763,7 +770,7 @@ class DeliveryExecutor:
             return None
         return planner.Failed("temporary", "; ".join(errors))
 
-    def _vacation(self, step: planner.VacationStep, user: MailUser) -> bool:
+    def _vacation(self, step: planner.VacationStep, user: MailUser, queue_id: str | None = None) -> bool:
         """Send a vacation reply once per tracking period; True when it went out."""
         # Claim the reply atomically first: two deliveries to the same user running at
         # once both see "not answered yet" in the engine; only one may send.
@@ -772,12 +779,12 @@ class DeliveryExecutor:
         if key is not None:
             try:
                 if not state.add(key, "1", step.period, self.clock()):
-                    log.info("%s: vacation reply to <%s> already sent", self.program, step.to)
+                    log.info("%s: vacation reply to <%s> already sent", _head(self.program, queue_id), step.to)
                     return False
             except StateUnavailable as e:
-                log.warning("%s: vacation reply to <%s> not sent: %s", self.program, step.to, e)
+                log.warning("%s: vacation reply to <%s> not sent: %s", _head(self.program, queue_id), step.to, e)
                 return False
-        sent = self._send("vacation reply", step.envelope_from, [step.to], step.reply)
+        sent = self._send("vacation reply", step.envelope_from, [step.to], step.reply, queue_id)
         if not sent and key is not None:
             try:
                 state.delete(key)      # let a later message try again
@@ -785,15 +792,17 @@ class DeliveryExecutor:
                 pass
         return sent
 
-    def _send(self, what: str, env_from: str, rcpts: list[str], message: bytes) -> bool:
+    def _send(self, what: str, env_from: str, rcpts: list[str], message: bytes,
+              queue_id: str | None = None) -> bool:
         from sieve.delivery.submission import SubmissionError     # here: most deliveries send nothing
         try:
             self.submitter.send(env_from, rcpts, message)
-            log.info("%s: sent %s from <%s> to %s", self.program, what, env_from,
+            log.info("%s: sent %s from <%s> to %s", _head(self.program, queue_id), what, env_from,
                      ",".join(f"<{r}>" for r in rcpts))
             return True
         except SubmissionError as e:
-            log.warning("%s: %s to %s not sent: %s", self.program, what, rcpts, e)
+            log.warning("%s: %s to %s not sent: %s", _head(self.program, queue_id), what,
+                        ",".join(f"<{r}>" for r in rcpts), e)
             return False
 
     def _mark(self, user: MailUser, key: str, period: float, now: float) -> None:
@@ -804,6 +813,12 @@ class DeliveryExecutor:
             self._state_or_none().set(f"sieve:{address}:{key}", "1", period, now)
         except (StateUnavailable, OSError) as e:
             log.warning("%s: cannot record %s for %s: %s", self.program, key, address, e)
+
+
+def _head(program: str, queue_id: str | None) -> str:
+    """`lmtpd: QUEUEID`, the start of a delivery's lines, so that grepping the queue id finds
+    its vacation replies, redirects and notes beside its decision line."""
+    return f"{program}: {queue_id}" if queue_id else program
 
 
 _LEVELS = {"info": owlery_log.INFO, "warning": owlery_log.WARNING, "error": owlery_log.ERROR}

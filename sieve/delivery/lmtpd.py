@@ -57,7 +57,6 @@ from twisted.python.threadpool import ThreadPool
 
 from owlery import log as owlery_log
 from owlery import metrics
-from owlery.errors import DirectoryUnavailable
 from owlery.reply import Reply
 from sieve.delivery import lmtp, lmtpd_core, replies
 from sieve.delivery import lmtpd_settings as _declared  # noqa: F401 - lmtpd_listen & co., declared light
@@ -190,9 +189,12 @@ class LMTPApplication:
             user = self.resolver.expand(lookup or address)
         except Exception as e:  # noqa: BLE001  the lookup boundary: lmtpd_core picks the 4xx, never a 5xx
             metrics.BACKEND_ERRORS.labels("directory").inc()
-            if not isinstance(e, DirectoryUnavailable):
-                log.warning("lmtpd: lookup of <%s> failed: %s", address, e)
-            return lmtpd_core.lookup_failed(address, e), None
+            reply = lmtpd_core.lookup_failed(address, e)
+            # No queue id yet at RCPT (the message comes after): Postfix's lmtp line for the
+            # deferral has it, and joins this one by to=<> and time.
+            owlery_log.decision("lmtpd", None, "tempfail", head="RCPT", reply=reply, to=address,
+                                detail=f"lookup failed: {e}", level=owlery_log.WARNING)
+            return reply, None
         finally:
             metrics.BACKEND_DURATION.labels("directory").observe(time.perf_counter() - started)
         reply, target = lmtpd_core.recipient_reply(
@@ -201,9 +203,10 @@ class LMTPApplication:
             is_group=isinstance(user, Group),
             refuse_groups=self.settings.delivery_alias_expansion == "refuse",
         )
-        if user is not None and target is None:
+        if target is None:
             owlery_log.decision(
-                "lmtpd", None, "reject", reply=reply, to=address, detail="alias not expanded by the MTA"
+                "lmtpd", None, "reject", head="RCPT", reply=reply, to=address,
+                detail="no such user" if user is None else "alias not expanded by the MTA"
             )
         return reply, target
 

@@ -87,7 +87,7 @@ def test_logging_examples_are_what_format_decision_writes():
     expected = [
         format_decision("policyd", None, "defer-if-permit", head="RCPT from mx.example[192.0.2.7]",
                         reply="DEFER_IF_PERMIT 4.7.1 Greylisted, please try again in 300 seconds",
-                        from_="a@example.net", to="bob@example.org", check="greylist",
+                        from_="a@example.net", to="bob@example.org", helo="<mx.example>", check="greylist",
                         instance="1970.6b14748e.d65ba.0", greylist="new", delay_left=300),
         format_decision("lmtpd", "4F3A21C", "delivered", reply="250 2.0.0 <bob@example.org> Saved",
                         from_="a@example.net", to="bob@example.org", detail="stored=INBOX", delay="0.037"),
