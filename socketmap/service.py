@@ -189,7 +189,7 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
             # Idle time does not run while a lookup does (it has its own timeout).
             self.setTimeout(self.factory.settings.socketmap_idle_timeout)
             return
-        log.info("socketmap: closing idle connection from %s", peer_text(self.transport))
+        log.debug("socketmap: closing idle connection from %s", peer_text(self.transport))   # routine: not INFO
         self._drop(None)
 
     def connectionLost(self, reason: Any = None) -> None:

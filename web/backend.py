@@ -78,23 +78,25 @@ class WebBackend:
         try:
             result = self.sender(self.settings, record.sender, list(targets), data)
         except ReleaseError as e:
-            self._audit(now, by, "release-failed", record.mail_id, f"to={','.join(targets)} error={e}")
+            self._audit(now, by, "release-failed", record, f"to={','.join(targets)} error={e}")
             raise
         self.store.mark_released(record.mail_id, result.accepted, by, now)
         detail = f"to={','.join(result.accepted)} reason={record.reason}"
         if result.refused:
             detail += " refused=" + ",".join(result.refused)
-        self._audit(now, by, "release", record.mail_id, detail)
+        self._audit(now, by, "release", record, detail)
         return result
 
     def delete(self, record: QuarantineRecord, by: str, now: float) -> None:
         self.store.delete(record.mail_id)
-        self._audit(now, by, "delete", record.mail_id, f"reason={record.reason} from=<{record.sender}>")
+        self._audit(now, by, "delete", record, f"reason={record.reason} from=<{record.sender}>")
 
-    def _audit(self, now: float, by: str, action: str, mail_id: str, detail: str) -> None:
+    def _audit(self, now: float, by: str, action: str, record: QuarantineRecord, detail: str) -> None:
         # The log line names an 8-bit sender's octets (\xNN), never "?"; the audit keeps the text.
-        owlery_log.decision("web", None, action, quarantine_id=mail_id, by=by, detail=shown(detail))
-        self.store.add_audit(AuditEntry(now, by, action, mail_id, detail, self.host))
+        # It starts with the queue id the message was quarantined under, as the CLI's lines do.
+        owlery_log.decision("web", record.queue_id or None, action, quarantine_id=record.mail_id, by=by,
+                            detail=shown(detail))
+        self.store.add_audit(AuditEntry(now, by, action, record.mail_id, detail, self.host))
 
     def close(self) -> None:
         self.store.close()

@@ -210,3 +210,17 @@ def test_an_idle_policy_connection_closes_without_an_info_line(caplog):
     proto.makeConnection(transport)
     clock.advance(31)
     assert transport.disconnecting and lines(caplog, "owlery.policyd") == []
+
+
+def test_a_release_in_the_web_ui_is_keyed_by_the_queue_id_it_was_quarantined_under(tmp_path, caplog):
+    import dataclasses
+
+    from tests.web.helpers import World, make_record
+    world = World(tmp_path)
+    rec = world.put(dataclasses.replace(make_record(), queue_id="5B2C9D1"))
+    c = world.client()
+    c.login("alice@example.test")
+    with caplog.at_level(logging.INFO):
+        assert c.post("/action", action="release", id=rec.mail_id).status == 303
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("web: ")]
+    assert any(line.startswith(f"web: 5B2C9D1: release: quarantine_id={rec.mail_id} ") for line in lines), lines
