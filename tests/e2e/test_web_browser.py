@@ -24,16 +24,15 @@ from owlery.quarantine.tokenkey import read_key
 from owlery.quarantine.tokens import sign
 from tests.delivery.daemon import maildir_lmtpd
 from tests.e2e.quarantine_stack import GTUBE, SENDER, milter_postfix, reinject_release, spam_milter_config
+from tests.harness.browser import headless_chromium
 from tests.harness.postfix import build_message
 from tests.harness.procs import wait_until
 from tests.web.server import WebServer, token_key_file
 
-from selenium import webdriver  # noqa: E402  (a test dependency: scripts/install-deps --test installs it)
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402  (a test dependency: scripts/install-deps --test installs it)
 from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 USERS = {"dave@deliver.test": "dave-secret", "erin@deliver.test": "erin-secret",
          "admin@deliver.test": "admin-secret"}
 SCREENS = Path(tempfile.mkdtemp(prefix="owlery-web-screens-"))
@@ -76,17 +75,7 @@ def stack(postfix_factory, harness_dirs, spamd):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("chromium and chromium-driver are needed (scripts/install-deps --test)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1100,760", "--no-first-run", "--disable-extensions"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.implicitly_wait(0)
+    driver = headless_chromium(1100, 760)
     print(f"\nweb screenshots in {SCREENS}")
     yield driver
     driver.quit()

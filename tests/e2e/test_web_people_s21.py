@@ -25,14 +25,14 @@ import pytest
 from owlery.directory.auth import sha_crypt
 from owlery.quarantine.digest import Item, build_digest
 from owlery.quarantine.directory import DirectoryStore
-from tests.e2e.test_web_browser import CHROMEDRIVER, CHROMIUM, click_through
+from tests.e2e.test_web_browser import click_through
+from tests.harness.browser import headless_chromium
 from tests.harness.procs import wait_until
 from tests.harness.smtp_sink import RecordingSmtpSink
 from tests.web.people_s21_data import held, mail_id
 from tests.web.server import WebServer, token_key_file
 
-from selenium import webdriver  # noqa: E402,I001  (a test dependency: scripts/install-deps --test)
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402,I001  (a test dependency: scripts/install-deps --test)
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 USERS = {"alice@example.test": "alice-pw", "admin@example.test": "admin-pw"}
@@ -64,18 +64,7 @@ def site(harness_dirs):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("chromium and chromium-driver are needed (scripts/install-deps --test)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,800", "--no-first-run", "--disable-extensions"):
-        opts.add_argument(arg)
-    opts.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.implicitly_wait(0)
+    driver = headless_chromium(1280, 800, javascript=False)
     print(f"\npeople screenshots in {SCREENS}")
     yield driver
     driver.quit()
