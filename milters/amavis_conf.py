@@ -12,9 +12,13 @@ amavis' table builders (`new_RE`, `read_hash`, ...) and `dkim_key(...)`, `use st
 statement "not understood", reported with file:line, and every variable it may have set
 becomes Unknown: nothing is guessed. A `sub {...}` inside a list (amavis' @av_scanners)
 becomes an opaque Code value, its text skipped, so the list's other entries are still read.
-Input is bounded (file size, statement length, nesting depth).
+Input is bounded (file size, statement length, nesting depth, items and characters of a
+value, and the work of building values: `@a = (@a, @a);` over and over doubles a list, and
+`$a = [$a, $a];` a tree, each time, which a few dozen lines took to memory's and time's end).
+Numbers are Perl's: an integer past 2**64 - 1 becomes a double, so no sum or literal grows to
+thousands of digits, and a double interpolates as Perl prints it ("%.15g", Inf, NaN).
 Talks to: nothing (text in, values out; milters/amavis_import.py reads the files).
-Tests: tests/milters/test_amavis_import.py
+Tests: tests/milters/test_amavis_import.py, tests/fuzz/test_amavis_conf.py, tests/fuzz/test_fuzz_findings_s21.py
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from typing import Any
 MAX_STATEMENT_CHARS = 64 * 1024   # Debian's longest (@av_scanners) is about 16 KiB
 MAX_DEPTH = 32                    # brackets nested; amavis' own files go to 4
 MAX_TOKENS = 200_000              # per file (a 1 MiB file of punctuation)
+MAX_VALUE_ITEMS = 100_000         # items of one value, nested ones counted each time they appear
+MAX_VALUE_CHARS = 1 << 20         # characters of one string built by '.' or interpolation
+MAX_WORK = 2_000_000              # items (and 64-character pieces of strings) built per file
+UV_MAX = (1 << 64) - 1            # Perl's largest integer; past it a number is a double (NV)
 
 DESTINIES = ("D_PASS", "D_BOUNCE", "D_REJECT", "D_DISCARD", "D_TEMPFAIL")
 # Functions a value may call: amavis' table builders and reading helpers. Their arguments are
@@ -137,6 +145,11 @@ class Config:
     not_understood: list[NotUnderstood] = dataclasses.field(default_factory=list)
     defined: dict[str, str] = dataclasses.field(default_factory=dict)    # --define: never marked Unknown
     files: list[str] = dataclasses.field(default_factory=list)
+    work: int = dataclasses.field(default=0, repr=False, compare=False)   # built in the file being read
+    # id of an Array, Hash or PerlCall built -> (it, its items counted as in MAX_VALUE_ITEMS); the
+    # value held keeps its id from being reused. A value shares what it was built of, so a tree
+    # is only counted item by item once.
+    weights: dict[int, tuple[Any, int]] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def table(self, sigil: str) -> dict[str, Assigned]:
         return {"$": self.scalars, "@": self.arrays, "%": self.hashes}[sigil]
@@ -148,7 +161,9 @@ class Config:
 # --- tokens -----------------------------------------------------------------------------
 
 _IDENT = re.compile(r"(?:::)?[A-Za-z_][A-Za-z_0-9]*(?:::[A-Za-z_][A-Za-z_0-9]*)*")
-_NUMBER = re.compile(r"0[xX][0-9a-fA-F_]+|(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F_]+|(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][+-]?\d+)?", re.ASCII)
+_FLAGS = re.compile(r"[a-z]*")
+_DIGITS = "0123456789"
 _OPS = ("||=", "//=", "**=", "=>", "->", "..", "==", "!=", "=~", "!~", "||", "&&", "//", "**", "<<", ">>",
         "<=", ">=", ".=", "+=", "-=", "*=", "/=", "x=", "++", "--")
 _PAIRS = {"(": ")", "[": "]", "{": "}", "<": ">"}
@@ -248,12 +263,12 @@ class _Lexer:
         if c == "`":
             self._advance(pos + 1)
             return "cmd", self._delimited("`", line, "command (backticks)")
-        if c.isdigit() or (c == "." and pos + 1 < len(text) and text[pos + 1].isdigit()):
+        # ASCII digits only: str.isdigit() takes "\u00b2", which no number pattern reads
+        if c in _DIGITS or (c == "." and pos + 1 < len(text) and text[pos + 1] in _DIGITS):
             m = _NUMBER.match(text, pos)
             assert m is not None
             self._advance(m.end())
-            raw = m.group().replace("_", "")
-            return "num", int(raw, 16) if raw[:2].lower() == "0x" else (float(raw) if any(x in raw for x in ".eE") else int(raw))
+            return _number(m.group().replace("_", ""))
         m = _IDENT.match(text, pos)
         if m:
             word = m.group()
@@ -300,11 +315,31 @@ class _Lexer:
             return "cmd", body
         if word == "qw":
             return "qw", tuple(body.split())
-        flags = re.match(r"[a-z]*", text[self.pos:]).group()
+        flags = _FLAGS.match(text, self.pos).group()      # (not a copy of the rest of the file per qr)
         self._advance(self.pos + len(flags))
         if word == "m":
             return "op", "m//"                         # a match: not a value
         return "qr", PerlRegex(body, flags)
+
+
+def _number(raw: str) -> tuple[str, Any]:
+    """A numeric literal's token: ("num", value) as Perl reads it, or ("bad", why)."""
+    if raw[:2].lower() == "0x":
+        if len(raw) == 2:
+            return "bad", "a hexadecimal number without digits"
+        return "num", perl_number(int(raw, 16))          # base 16: no digit limit
+    if any(x in raw for x in ".eE"):
+        return "num", float(raw)                         # 1e999 is inf, as in Perl
+    if len(raw) > len(str(UV_MAX)):
+        return "num", float(raw)                         # (int() refuses past 4300 digits)
+    return "num", perl_number(int(raw))
+
+
+def perl_number(n: int | float) -> int | float:
+    """`n` as Perl holds it: an integer within 64 bits, else a double (inf past its range)."""
+    if isinstance(n, float) or -UV_MAX <= n <= UV_MAX:
+        return n
+    return float(n) if n.bit_length() <= 1024 else (float("inf") if n > 0 else float("-inf"))
 
 
 def _single_quoted(body: str) -> str:
@@ -340,9 +375,15 @@ def interpolate(body: str, lookup: Any) -> Any:
             value = lookup(_name(m.group()))
             if isinstance(value, Unknown):
                 return value
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            out.append(str(value))
+            if value is None:
+                value = ""                               # undef interpolates as ""
+            elif not isinstance(value, (str, int, float)):
+                # a reference prints as ARRAY(0x55d0...), an address nobody can know (and the
+                # text of a shared tree doubles with each level)
+                return Unknown(f"${_name(m.group())} interpolated is a reference")
+            out.append(_perl_str(value))
+            if sum(map(len, out)) > MAX_VALUE_CHARS:
+                raise ReadError(f"a string longer than {MAX_VALUE_CHARS} characters")
             i = end
             continue
         if c == "@" and i + 1 < len(body) and (body[i + 1].isalpha() or body[i + 1] in "_{"):
@@ -404,6 +445,19 @@ class _Parser:
         if t.kind != "op" or t.value != value:
             raise ReadError(f"{value!r} expected, found {_show(t)}")
 
+    def charge(self, work: int) -> None:
+        if self.config.work + work > MAX_WORK:
+            raise ReadError(f"the file builds values of more than {MAX_WORK} items")
+        self.config.work += work
+
+    def built(self, value: Any) -> Any:
+        """`value` (an Array, Hash or PerlCall just built), once its items are counted."""
+        weight = 1 + sum(_weight(item, self.config.weights) for item in _items(value))
+        if weight > MAX_VALUE_ITEMS:
+            raise ReadError(f"a value of more than {MAX_VALUE_ITEMS} items")
+        self.config.weights[id(value)] = (value, weight)
+        return value
+
     def lookup(self, name: str) -> Any:
         a = self.config.scalars.get(name)
         if a is None:
@@ -418,9 +472,13 @@ class _Parser:
                 return items
             value = self.parse_expr()
             if isinstance(value, list):
+                self.charge(len(value))
                 items.extend(value)                      # a list in a list flattens, as in Perl
             else:
+                self.charge(1)
                 items.append(value)
+            if len(items) > MAX_VALUE_ITEMS:
+                raise ReadError(f"a list of more than {MAX_VALUE_ITEMS} items")
             if self.is_op(",") or self.is_op("=>"):
                 self.i += 1
                 continue
@@ -433,6 +491,7 @@ class _Parser:
             right = self.parse_sum()
             if not (isinstance(left, int) and isinstance(right, int)) or right - left > 10000:
                 raise ReadError("a range other than of two small integers")
+            self.charge(max(0, right - left + 1))
             return list(range(left, right + 1))
         return left
 
@@ -442,6 +501,8 @@ class _Parser:
             op = self.take().value
             right = self.parse_product()
             left = _binary(op, left, right)
+            if isinstance(left, str):
+                self.charge(1 + len(left) // 64)
         return left
 
     def parse_product(self) -> Any:
@@ -457,13 +518,18 @@ class _Parser:
         if t.kind == "num" or t.kind == "str":
             return t.value
         if t.kind == "istr":
-            return interpolate(t.value, self.lookup)
+            value = interpolate(t.value, self.lookup)
+            if isinstance(value, str):
+                self.charge(1 + len(value) // 64)       # (a copy of what it interpolates)
+            return value
         if t.kind == "qw":
             return list(t.value)
         if t.kind == "qr":
             return t.value
         if t.kind == "cmd":
             raise ReadError("runs a command (backticks): not run")
+        if t.kind == "bad":
+            raise ReadError(t.value)
         if t.kind == "op" and t.value == "-":
             v = self.parse_term()
             if isinstance(v, (int, float)):
@@ -493,8 +559,8 @@ class _Parser:
         if open_ == "(":
             return items
         if open_ == "[":
-            return Array(tuple(items))
-        return _hash(items)
+            return self.built(Array(tuple(items)))
+        return self.built(_hash(items))
 
     def parse_variable(self, var: str) -> Any:
         sigil, name = var[0], var[1:]
@@ -537,7 +603,7 @@ class _Parser:
             args = self.parse_list(")")
             self.expect(")")
             self.depth -= 1
-            return PerlCall(word, tuple(args))
+            return self.built(PerlCall(word, tuple(args)))
         if self.is_op("=>"):
             return word                                   # a bare hash key: foo => 1
         if self.is_op("}") and self.i >= 2 and self.toks[self.i - 2].kind == "op" and self.toks[self.i - 2].value == "{":
@@ -557,6 +623,26 @@ class _Parser:
                     return
 
 
+def _items(value: Any) -> tuple:
+    if isinstance(value, Array):
+        return value.items
+    if isinstance(value, Hash):
+        return tuple(x for pair in value.pairs for x in pair)
+    if isinstance(value, PerlCall):
+        return value.args
+    return ()
+
+
+def _weight(value: Any, weights: dict[int, tuple[Any, int]]) -> int:
+    """Items of `value` counted as in MAX_VALUE_ITEMS (what was built is looked up, not walked)."""
+    if isinstance(value, (Array, Hash, PerlCall)):
+        known = weights.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        return 1 + sum(_weight(item, weights) for item in _items(value))   # (a Hash of a list: small)
+    return 1 + len(value) // 64 if isinstance(value, str) else 1
+
+
 def _show(t: PerlToken) -> str:
     return {"var": t.value, "word": repr(t.value), "op": repr(t.value)}.get(t.kind, t.kind)
 
@@ -567,25 +653,33 @@ def _binary(op: str, left: Any, right: Any) -> Any:
             return v
     if op == ".":
         if all(isinstance(v, (str, int, float)) for v in (left, right)):
-            return _perl_str(left) + _perl_str(right)
+            joined = _perl_str(left) + _perl_str(right)
+            if len(joined) > MAX_VALUE_CHARS:
+                raise ReadError(f"a string longer than {MAX_VALUE_CHARS} characters")
+            return joined
         raise ReadError("'.' joining something other than strings")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
         raise ReadError(f"{op!r} on something other than numbers")
     if op == "+":
-        return left + right
+        return perl_number(left + right)
     if op == "-":
-        return left - right
+        return perl_number(left - right)
     if op == "*":
-        return left * right
+        return perl_number(left * right)
     if right == 0:
         raise ReadError("a division by zero")
-    q = left / right
-    return int(q) if q.is_integer() else q
+    q = left / right                       # within 64 bits (perl_number): no OverflowError
+    return perl_number(int(q)) if q.is_integer() else q
 
 
 def _perl_str(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
+    """A number as Perl prints it: a double with 15 significant digits ("%.15g"), Inf, NaN."""
+    if isinstance(v, float):
+        if v != v:
+            return "NaN"
+        if v in (float("inf"), float("-inf")):
+            return "Inf" if v > 0 else "-Inf"
+        return "%.15g" % v
     return str(v)
 
 
@@ -698,6 +792,9 @@ def _assignment(p: _Parser, config: Config, where: Where, shown: str) -> Any:
             raise ReadError(f"a list assigned to ${name}")
         if sigil == "%":
             value = _hash(items)
+    weight = sum(_weight(item, config.weights) for item in (value if isinstance(value, list) else [value]))
+    if weight > MAX_VALUE_ITEMS:
+        raise ReadError(f"a value of more than {MAX_VALUE_ITEMS} items")
     assigned = Assigned(value, where, shown)
     if key is not None:
         config.elements[(name, key)] = assigned
@@ -709,6 +806,7 @@ def _assignment(p: _Parser, config: Config, where: Where, shown: str) -> Any:
 def read_text(text: str, path: str, config: Config) -> None:
     """Read one file's text into `config` (in place: files are read in order, later assignments win)."""
     config.files.append(path)
+    config.work = 0
     lexer = _Lexer(text, path)
     stop: NotUnderstood | None = None
     try:

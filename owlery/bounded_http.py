@@ -8,7 +8,8 @@
   before the body arrives, chunked data once it grows past it, and nothing is spooled (Twisted
   wrote a declared 100 GB to a temporary file, unanswered);
 - a Content-Length of ASCII digits (RFC 9110 8.6), once, never beside Transfer-Encoding (RFC
-  9112 6.1, 6.3), and one Host field (none only in HTTP/1.0, RFC 9112 3.2), else 400.
+  9112 6.1, 6.3), a Transfer-Encoding of chunked alone (6.3: Twisted took "identity"), and one
+  Host field (none only in HTTP/1.0, RFC 9112 3.2), else 400.
   Thousands of digits are too large (413): Twisted's int() raised ValueError past 4300 digits
   out of its parser, which dropped the connection with a traceback;
 - one whole request within `request_timeout`: the first from the connection's opening, later
@@ -26,7 +27,8 @@ answer); it is logged as one line "NAME: refused: rip=ADDR: STATUS why", connect
 once a minute per cap with the count since. No access log, and no line names a path (a release
 link's path is a token). The core of it (limits, Content-Length, refusals, counts) does no I/O.
 Talks to: the reactor it is given. Tests: tests/core/test_http_hostile_s21.py,
-tests/web/test_service.py, tests/fuzz/test_web_http.py
+tests/web/test_service.py, tests/fuzz/test_web_http.py, tests/fuzz/test_bounded_http.py,
+tests/fuzz/test_fuzz_findings_s21.py
 """
 
 from __future__ import annotations
@@ -231,6 +233,13 @@ class BoundedChannel(http.HTTPChannel):
                 self.refuse(400, "Content-Length not a number")
                 return False
             data = b"%d" % length
+        elif header == b"Transfer-Encoding" and data.lower() != b"chunked":
+            # RFC 9112 6.3: a request whose last transfer coding is not chunked has no length a
+            # reader can trust: 400 and close. Twisted took "identity" as no coding at all, so
+            # "identity" beside a Content-Length framed the body by the length here and by
+            # nothing (the next request) at a proxy that knows no identity: a smuggled request
+            self.refuse(400, "Transfer-Encoding other than chunked")
+            return False
         return super()._maybeChooseTransferDecoder(header, data)
 
     def _respondToBadRequestAndDisconnect(self) -> None:
@@ -289,7 +298,14 @@ class BoundedChannel(http.HTTPChannel):
         log.info("%s: closing a connection from %s: no whole request within %g s",
                  self.site.name, _peer_host(self.transport), self.limits.request_timeout)
         self.refused = True
+        self.setTimeout(None)          # one way out: the idle limit must not close it a second time
         self.loseConnection()
+
+    def timeoutConnection(self) -> None:
+        # Twisted's idle limit closes the connection: our deadline must not close it again (a
+        # second unregisterProducer raised out of the timer on transports that check it)
+        self._disarm()
+        super().timeoutConnection()
 
 
 class RefusedConnection(protocol.Protocol):

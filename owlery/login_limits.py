@@ -14,7 +14,7 @@ OWASP's "device cookie" advice has it: the user's own webmail host or laptop kee
 while a stranger's guesses stop. Memory is bounded (MAX_KEYS per kind, oldest out first);
 thread-safe; `now` is always an argument.
 Talks to: nothing. Tests: tests/web/test_sessions.py, tests/web/test_hostile_s19.py,
-tests/managesieve/test_hostile_s20.py
+tests/managesieve/test_hostile_s20.py, tests/fuzz/test_login_limits_model.py
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ into an explicit example of the target's test file. atheris is not a dependency 
 project: install it by hand (`.venv/bin/pip install atheris`); nothing in CI imports this.
 Tests: tests/fuzz/test_policyd_protocol.py, tests/fuzz/test_lmtp.py, tests/fuzz/test_milter_session.py,
 tests/fuzz/test_sieve.py, tests/fuzz/test_banned.py, tests/fuzz/test_maildirsize.py, tests/fuzz/test_socketmap.py,
-tests/fuzz/test_managesieve.py, tests/fuzz/test_web_http.py, tests/fuzz/test_sieve_message.py (each has `fuzz_one`)
+tests/fuzz/test_managesieve.py, tests/fuzz/test_web_http.py, tests/fuzz/test_sieve_message.py,
+tests/fuzz/test_amavis_conf.py, tests/fuzz/test_bounded_http.py, tests/fuzz/test_managesieve_auth.py (each has `fuzz_one`)
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ TARGETS = {
     "managesieve": ("managesieve", "", lambda s: b"\x00\x1f" + s),     # before login, reads of 32 bytes
     "web_http": ("web_http", "", lambda s: b"\x00" + s),
     "sieve_message": ("sieve_message", ".eml", lambda s: s),
+    "amavis_conf": ("amavis_conf", ".conf", lambda s: s),
+    "bounded_http": ("web_http", "", lambda s: b"\x00" + s),
+    "managesieve_auth": ("managesieve", "", lambda s: b"\x00" + s),          # local client, one read
 }
 
 # libFuzzer's per-input time limit, seconds. sieve_message's doubling check reads a ~64 KiB and a
@@ -57,7 +61,7 @@ def main(argv: list[str]) -> int:
         data = shape(path.read_bytes())
         with open(os.path.join(seeds, hashlib.sha1(data).hexdigest()), "wb") as f:
             f.write(data)
-    with atheris.instrument_imports(include=["policyd", "milters", "sieve", "owlery", "socketmap", "web"]):
+    with atheris.instrument_imports(include=["policyd", "milters", "sieve", "owlery", "socketmap", "web", "twisted.web"]):
         module = importlib.import_module(f"tests.fuzz.test_{target}")
     atheris.Setup([argv[0], f"-max_total_time={seconds}", f"-artifact_prefix={work}/", f"-timeout={TIMEOUTS.get(target, 30)}",
                    *extra, seeds], module.fuzz_one)

@@ -10,7 +10,8 @@ runs with atheris (tests/fuzz/atheris_main.py), which raises AssertionError on a
 Tests: tests/fuzz/test_policyd_protocol.py, tests/fuzz/test_lmtp.py, tests/fuzz/test_milter_session.py,
 tests/fuzz/test_sieve.py, tests/fuzz/test_banned.py, tests/fuzz/test_maildirsize.py,
 tests/fuzz/test_managesieve.py, tests/fuzz/test_socketmap.py, tests/fuzz/test_web_http.py,
-tests/fuzz/test_sieve_message.py
+tests/fuzz/test_sieve_message.py, tests/fuzz/test_amavis_conf.py, tests/fuzz/test_bounded_http.py,
+tests/fuzz/test_managesieve_auth.py, tests/fuzz/test_login_limits_model.py
 """
 
 from __future__ import annotations
