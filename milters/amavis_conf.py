@@ -143,6 +143,8 @@ class Config:
     elements: dict[tuple[str, Any], Assigned] = dataclasses.field(default_factory=dict)  # $h{k} = ...
     calls: list[tuple[PerlCall, Where, str]] = dataclasses.field(default_factory=list)
     not_understood: list[NotUnderstood] = dataclasses.field(default_factory=list)
+    # statements not read that only set what --define gives (Debian's `chomp($mydomain = `...`)`)
+    stood_in_for: list[NotUnderstood] = dataclasses.field(default_factory=list)
     defined: dict[str, str] = dataclasses.field(default_factory=dict)    # --define: never marked Unknown
     files: list[str] = dataclasses.field(default_factory=list)
     work: int = dataclasses.field(default=0, repr=False, compare=False)   # built in the file being read
@@ -716,17 +718,24 @@ def read_statement(toks: list[PerlToken], text: str, path: str, config: Config) 
 
 
 def _not_understood(config: Config, toks: list[PerlToken], where: Where, shown: str, reason: str) -> None:
-    config.not_understood.append(NotUnderstood(where, shown, reason))
-    # Every variable the statement might have set is no longer known.
+    # Every variable the statement might have set is no longer known, but for what --define gives.
+    assigned = []
     for k, t in enumerate(toks):
         if t.kind == "var" and t.value[0] in "$@%":
             nxt = toks[k + 1] if k + 1 < len(toks) else None
-            assigns = nxt is not None and nxt.kind == "op" and (nxt.value == "=" or nxt.value.endswith("=")
-                                                                and nxt.value not in ("==", "=>", "<=", ">=", "!="))
-            name = t.value[1:]
-            if assigns and not (t.value[0] == "$" and name in config.defined):
-                config.table(t.value[0])[name] = Assigned(
-                    Unknown(f"{t.value} is set at {where} by a statement this import does not read"), where, shown)
+            if nxt is not None and nxt.kind == "op" and (nxt.value == "=" or nxt.value.endswith("=")
+                                                         and nxt.value not in ("==", "=>", "<=", ">=", "!=")):
+                assigned.append(t.value)
+    kept = [v for v in assigned if not (v[0] == "$" and v[1:] in config.defined)]
+    for var in kept:
+        config.table(var[0])[var[1:]] = Assigned(
+            Unknown(f"{var} is set at {where} by a statement this import does not read"), where, shown)
+    if assigned and not kept:
+        # it only computes what the postmaster gave with --define: nothing is lost by not reading it
+        config.stood_in_for.append(NotUnderstood(where, shown, f"{reason}; --define "
+                                                 f"{', '.join(v[1:] for v in assigned)} stands in for it"))
+    else:
+        config.not_understood.append(NotUnderstood(where, shown, reason))
 
 
 def _statement(toks: list[PerlToken], config: Config, path: str, where: Where, shown: str) -> None:

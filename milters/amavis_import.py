@@ -201,7 +201,8 @@ class _Plan:
     def __init__(self, config: Config, key_directory: str, key_owner: str):
         self.c = config
         self.key_directory, self.key_owner = key_directory, key_owner
-        self.out = AmavisImport([], [], [], [str(n) for n in config.not_understood], [])
+        self.out = AmavisImport([], [], [f"not read: {n}" for n in config.stood_in_for],
+                                [str(n) for n in config.not_understood], [])
         self.read: set[str] = set()               # "$name", "@name", "%name" the mapping looked at
         from owlery.settings import import_all_sections
         import_all_sections()                     # every setting's declaration, to check each value
