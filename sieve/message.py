@@ -159,7 +159,11 @@ def _decode_marked(raw: bytes, charset: str, *, final: bool) -> tuple[str, bool]
             return raw.decode(name), False
         except UnicodeDecodeError:
             if name == "utf_8" and not final:
+                # only the character cut off here is waited for: an incomplete one before it
+                # met a lead octet, so it is no character (U+FFFD), as Dovecot reads
+                # "\xe2\x82\xe9" at the end (tests/sieve/test_differential_findings_s21.py)
                 raw = raw[:_utf8_pending(raw)]
+                final = True
             return codecs.getincrementaldecoder(name)("surrogateescape").decode(raw, final=final), True
     except (LookupError, ValueError, UnicodeError, TypeError):
         if not final:

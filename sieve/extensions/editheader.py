@@ -7,9 +7,10 @@ sieve_editheader_forbid_delete and sieve_editheader_protected (both), empty by d
 Pigeonhole; fixed whatever they say: Subject can always be added and deleted (RFC 5293 6 MUST),
 Received can never be deleted (RFC 5293 6 MUST NOT), nor Auto-Submitted (RFC 3834's loop guard,
 as Pigeonhole), and X-Sieve-Redirected-From, the redirect loop field, can be neither added nor
-deleted (as Pigeonhole). A header value must be valid UTF-8 without
-NUL: a constant one is a compile error, one built at run time a runtime error (keep into
-INBOX); so is a value over sieve_max_header_size octets (_value_size). RFC 5293 4 lets an
+deleted (as Pigeonhole). A header value must hold no NUL: a constant one is a compile
+error, one built at run time a runtime error (keep into INBOX); so is a value over
+sieve_max_header_size octets (_value_size). Octets that are not UTF-8 are written as U+FFFD,
+one a run, as Pigeonhole writes them (a constant with them gets a warning). RFC 5293 4 lets an
 implementation encode a value that is not 'unstructured', and this one does, as Pigeonhole:
 line breaks are folded; 8-bit text, other controls (a bare CR, C1 controls, Unicode line
 separators) and text that looks like an encoded word become RFC 2047 encoded words, so no raw
@@ -64,11 +65,13 @@ def may_delete(settings, name: str) -> bool:
 
 _NAME = re.compile(r"[!-9;-~]+")
 # NUL: no field body may hold it (RFC 5322 2.2), so addheader refuses it. Octets that are not
-# UTF-8 (lone surrogates, kept by surrogateescape) are added all the same, inside encoded words
-# (_encoded), as Pigeonhole adds them: sievec warns about such a constant, and at run time a
+# UTF-8 (lone surrogates, kept by surrogateescape) are added all the same, each run of them as
+# one U+FFFD, as Pigeonhole writes them (checked with sieve-test): an encoded word labelled utf-8
+# must hold UTF-8 (RFC 2047 5, RFC 3629 3). sievec warns about such a constant, and at run time a
 # match value that cut a UTF-8 character (RFC 5228 2.7.1 '?' takes one octet) fails nothing.
 _NUL = re.compile("\0")
 _NOT_UTF8 = re.compile("[\ud800-\udfff]")
+_NOT_UTF8_RUN = re.compile("[\ud800-\udfff]+")
 _LINE_BREAKS = re.compile(r"(?:\r?\n[ \t]*)+")
 _OBS_CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # a word a reader could not take literally: 8-bit text, a control character (a bare CR
@@ -82,9 +85,9 @@ def _name_ok(name: str) -> bool:
 
 def _value_ok(value: str) -> bool:
     """A field body addheader may add: anything but NUL. Line breaks (CRLF or LF) become
-    folding (_folded); other controls (a bare CR, C1 controls, Unicode line separators) and
-    octets that are not UTF-8 go into encoded words (_encoded), so they never reach the
-    header raw."""
+    folding (_folded); other controls (a bare CR, C1 controls, Unicode line separators) go
+    into encoded words (_encoded), so they never reach the header raw; octets that are not
+    UTF-8 are written as U+FFFD (_run_add)."""
     return not _NUL.search(value)
 
 
@@ -174,9 +177,9 @@ def _validate_add(v, node):
                 v.error(node.pos[1], f"specified value '{_shown(value)}' for the addheader command is invalid "
                                      "(contains NUL character)")
             elif _NOT_UTF8.search(value):
-                # sievec warns and compiles (checked with Pigeonhole 0.5.19); the octets are encoded
+                # sievec warns and compiles (checked with Pigeonhole 0.5.19); the octets become U+FFFD
                 v.warning(node.pos[1], f"specified value '{_shown(value)}' for the addheader command is invalid "
-                                       "(not UTF-8); it is added encoded")
+                                       "(not UTF-8); it is added with U+FFFD in their place")
             elif _OBS_CTL.search(value):
                 # obs-NO-WS-CTL (RFC 5322 4.2): obsolete but accepted; say so, as Pigeonhole does
                 v.warning(
@@ -221,7 +224,7 @@ def _run_add(rt, node):
     if _value_size(value) > rt.settings.sieve_max_header_size:
         raise SieveRuntimeError(f"addheader: specified header value is too large ({_value_size(value)} bytes)")
     rt.step(1)
-    value = _encoded(_folded(value))
+    value = _encoded(_folded(_NOT_UTF8_RUN.sub("\ufffd", value)))
     rt.charge_memory(len(name) + len(value) + 2)
     field = [name, " " + value]
     if node.tags.get("last"):

@@ -337,6 +337,13 @@ def multipart_cases() -> list[Case]:
                                   b"--B--\r\nepi caf\xc3\xa9 \xff\xfe\r\n", 'multipart/mixed; boundary="B"')),
         Case("mime-prologue-utf8", msg(_subj("m"), "pré €\r\n--B\r\n\r\nx\r\n--B--\r\n".encode(),
                                        'multipart/mixed; boundary="B"')),
+        # text ending in octets that form no character, then in an incomplete one (a soft line
+        # break after it): U+FFFD, then the held octets dropped, in a multipart's last part and in
+        # a one-part message (seed 2104 case 1593; tests/sieve/test_differential_findings_s21.py)
+        Case("mime-last-part-held", msg(_subj("m"), b"--B\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                                        b"Content-Transfer-Encoding: quoted-printable\r\n\r\nx=E2=82=E9=\r\n\r\n"
+                                        b"--B--\r\n", 'multipart/mixed; boundary="B"')),
+        Case("one-part-held", msg(_subj("m"), b"x=C3=E9=\r\n", "text/plain; charset=utf-8", "quoted-printable")),
     ]
     for i, p in enumerate(parts):
         body = b"--B\r\n" + p + b"--B--\r\n"

@@ -937,10 +937,6 @@ ALLOWED = [
      "RFC 5228 2.4.2.4: encoded characters are decoded before the relation is read; Pigeonhole reads it "
      "undecoded (test_pigeonhole_probes_s18d.py)"),
     ("encoded", 'set "${hex:76}"', "the same, for set's variable name (test_pigeonhole_probes_s18d.py)"),
-    ("encoded", 'addheader "X-R" "${hex:c3}"',
-     "octets that are no UTF-8 (RFC 3629) in an added value: Owlery writes an RFC 2047 word, Pigeonhole warns "
-     "('specified value is invalid') and writes them as they are; RFC 5293 4 has no rule for them"),
-    ("encoded", 'addheader "X-R" "${hex:ff}"', "the same"),
     ("redirect-misc", 'redirect :copy "a@example.com"; redirect "a@example.com";',
      "RFC 5228 4.2: a redirect without :copy cancels the implicit keep, and RFC 3894 3 lets :copy spare only its "
      "own action; Pigeonhole merges the second into the first and keeps (deviations.toml's copy-then-plain-fileinto)"),
