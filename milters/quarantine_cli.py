@@ -174,7 +174,7 @@ def _audit(settings: Any, action: str, *, store: Any = None, queue_id: str | Non
     from owlery.quarantine.base import shown
     # An 8-bit sender's octets as \xNN, as list and show print them (the log made each "?");
     # the store's entry keeps the text exactly.
-    line = owlery_log.decision("quarantine", queue_id or None, action,
+    line = owlery_log.decision("quarantine", owlery_log.queue_id_or_none(queue_id), action,
                                **{k: shown(v) if isinstance(v, str) else v for k, v in fields.items()})
     if store is not None:
         from owlery.quarantine import AuditEntry

@@ -67,6 +67,15 @@ def _fmt_value(value: Any) -> str:
 _FIELD_NAMES = {"from_": "from", "rcpt": "to", "sender": "from", "recipient": "to", "from": "from", "to": "to"}
 
 
+def queue_id_or_none(text: str | None) -> str | None:
+    """`text` when it can be a Postfix queue id (short: hex; long: base-52 letters and digits),
+    else None: a stored record's queue id is read back from a file or a database, and a
+    damaged one must not lead a line as if Postfix had given it."""
+    if text and len(text) <= 32 and text.isascii() and text.isalnum():
+        return text
+    return None
+
+
 def format_decision(program: str, queue_id: str | None, action: str, *, head: str = "",
                     reply: Any = None, **fields: Any) -> str:
     """Build the decision line; pure so tests can check the exact text."""

@@ -94,7 +94,7 @@ class WebBackend:
     def _audit(self, now: float, by: str, action: str, record: QuarantineRecord, detail: str) -> None:
         # The log line names an 8-bit sender's octets (\xNN), never "?"; the audit keeps the text.
         # It starts with the queue id the message was quarantined under, as the CLI's lines do.
-        owlery_log.decision("web", record.queue_id or None, action, quarantine_id=record.mail_id, by=by,
+        owlery_log.decision("web", owlery_log.queue_id_or_none(record.queue_id), action, quarantine_id=record.mail_id, by=by,
                             detail=shown(detail))
         self.store.add_audit(AuditEntry(now, by, action, record.mail_id, detail, self.host))
 
