@@ -57,7 +57,7 @@ from owlery.maildir import Maildir, Owner, Quota, QuotaExceeded
 from policyd.checks.quota import UsageCache, is_full
 
 SEED = 20261206
-SEQUENCES = 20
+SEQUENCES = 14
 FOLDERS = ("INBOX", "Junk", "a.b", "Trash", "Trash.sub")
 QUOTA_CONF = """
 mail_plugins = $mail_plugins quota
