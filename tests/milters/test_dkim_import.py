@@ -26,7 +26,7 @@ import pytest
 from milters import dkim_import as di
 from owlery.app.cli import main as owlery_main
 from tests.harness.owlery_milter import lua_session_helpers, run_miltertest
-from tests.harness.procs import ManagedProcess, free_port, wait_for_tcp
+from tests.harness.procs import ManagedProcess, wait_for_unix
 
 from .test_auth_stages import signed_copy
 from .test_dkim_interop import OPENDKIM, lua_string, safe_base
@@ -417,11 +417,11 @@ SETUPS = {
 
 
 def start_opendkim(work, signing, dns_port):
-    port = free_port()
+    sock = work / "opendkim.sock"
     conf = work / "opendkim.conf"
     conf.write_text(f"""# written by test_dkim_import
 {signing}
-Socket inet:{port}@127.0.0.1
+Socket local:{sock}
 Mode sv
 Canonicalization relaxed/relaxed
 InternalHosts 127.0.0.1
@@ -432,8 +432,8 @@ Syslog no
 PidFile {work}/opendkim.pid
 """)
     proc = ManagedProcess([OPENDKIM, "-f", "-x", str(conf)], "opendkim", work / "opendkim.log").start()
-    wait_for_tcp(port, timeout=15, proc=proc, what="opendkim")
-    return proc, f"inet:{port}@127.0.0.1", conf
+    wait_for_unix(str(sock), timeout=15, proc=proc, what="opendkim")
+    return proc, f"unix:{sock}", conf
 
 
 def miltertest_batch(work, spec, client_ip, messages, results=False):

@@ -15,7 +15,7 @@ from pathlib import Path
 import Milter
 import pytest
 
-from tests.harness.procs import ManagedProcess, free_port, wait_for_tcp
+from tests.harness.procs import ManagedProcess, wait_for_unix
 from tests.harness.owlery_milter import run_miltertest
 
 from .test_auth_stages import MSG, OUT, signed_copy
@@ -52,9 +52,9 @@ def opendkim(key_dir, dns_stub):
     work.mkdir(parents=True, mode=0o755)
     key_path, _ = dkimkeys.generate("example.net", "od1", str(work))
     key = dkimkeys.load_key(key_path, "example.net", "od1")
-    port = free_port()
+    sock = work / "opendkim.sock"
     conf = work / "opendkim.conf"
-    conf.write_text(f"""Socket inet:{port}@127.0.0.1
+    conf.write_text(f"""Socket local:{sock}
 Mode sv
 Domain example.net
 Selector od1
@@ -70,8 +70,8 @@ UMask 022
 """)
     proc = ManagedProcess([OPENDKIM, "-f", "-x", str(conf)], "opendkim", work / "opendkim.log").start()
     try:
-        wait_for_tcp(port, timeout=15, proc=proc, what="opendkim")
-        yield {"spec": f"inet:{port}@127.0.0.1", "txt": dkimkeys.public_txt(key.key), "proc": proc}
+        wait_for_unix(str(sock), timeout=15, proc=proc, what="opendkim")
+        yield {"spec": f"unix:{sock}", "txt": dkimkeys.public_txt(key.key), "proc": proc}
     finally:
         proc.kill_group()       # it keeps nothing worth a clean stop; libmilter takes ~4 s on SIGTERM
         proc.stop()             # reaps it

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.harness.owlery_milter import lua_session_helpers, run_miltertest
-from tests.harness.procs import ManagedProcess, free_port, wait_for_tcp
+from tests.harness.procs import ManagedProcess, wait_for_unix
 
 from .test_dkim_differential import _ed25519_key, base_message, key_record, sign, strip_comments
 from .test_dkim_interop import lua_string, safe_base
@@ -333,9 +333,9 @@ def opendmarc(port53_dns):
         pytest.fail("opendmarc is not installed (Debian package opendmarc)")
     work = safe_base() / f"opendmarc-diff-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True, mode=0o755)
-    port = free_port()
+    sock = work / "opendmarc.sock"
     (work / "resolv.conf").write_text(f"nameserver {port53_dns}\noptions timeout:2 attempts:1\n")
-    (work / "opendmarc.conf").write_text(f"""Socket inet:{port}@127.0.0.1
+    (work / "opendmarc.conf").write_text(f"""Socket local:{sock}
 AuthservID opendmarc.test
 TrustedAuthservIDs {AUTHSERV}
 PublicSuffixList {psl_path()}
@@ -367,8 +367,8 @@ UMask 022
     ]
     proc = ManagedProcess(argv, "opendmarc", work / "opendmarc.log").start()
     try:
-        wait_for_tcp(port, timeout=15, proc=proc, what="opendmarc")
-        yield {"spec": f"inet:{port}@127.0.0.1", "proc": proc}
+        wait_for_unix(str(sock), timeout=15, proc=proc, what="opendmarc")
+        yield {"spec": f"unix:{sock}", "proc": proc}
     finally:
         proc.kill_group()       # it keeps nothing worth a clean stop; libmilter takes ~4 s on SIGTERM
         proc.stop()             # reaps it
