@@ -528,7 +528,13 @@ class _Running:
         self.beat.reloaded()
 
     def drain(self) -> Any:
-        """Stop listening, let open connections finish (up to daemon_drain_timeout), close."""
+        """Stop listening, let open connections finish (up to daemon_drain_timeout), close.
+
+        A connection whose protocol says `idle_at_drain()` (nothing half-read, nothing owed) is
+        closed at once, and a busy one as soon as it has answered: Postfix holds policy and
+        socketmap connections open between requests for minutes, and retries a request on a
+        new connection when it finds the old one closed. Others (a milter or LMTP session) run
+        to their end or to the deadline."""
         from twisted.internet import defer
 
         self.beat.stopping()
@@ -541,9 +547,11 @@ class _Running:
         deadline = reactor.seconds() + self.current.daemon_drain_timeout
 
         def poll() -> None:
-            if not tracked.protocols or reactor.seconds() >= deadline:
-                for proto in list(tracked.protocols):
+            late = reactor.seconds() >= deadline
+            for proto in list(tracked.protocols):
+                if late or _idle_at_drain(proto):
                     proto.transport.loseConnection()
+            if not tracked.protocols or late:
                 done.callback(None)
             else:
                 reactor.callLater(0.05, poll)
@@ -566,6 +574,12 @@ class _Running:
         if not self.stop_requested:
             self.stop_requested = True
             self.reactor.stop()
+
+
+def _idle_at_drain(proto: Any) -> bool:
+    """The protocol under the runner's tracking wrapper says it may be closed now."""
+    idle = getattr(getattr(proto, "wrappedProtocol", proto), "idle_at_drain", None)
+    return idle is not None and idle()
 
 
 class _EarlyStop:

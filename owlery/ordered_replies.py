@@ -108,6 +108,11 @@ class OrderedReplies:
             self.stop()
             self._failed(failure, request)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being answered: every request taken has its reply sent."""
+        return self.busy is None and not self.queue
+
     def stop(self) -> None:
         """Answer nothing more (the connection is closing); a running answer may still fire."""
         self.closed = True

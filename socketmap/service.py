@@ -192,6 +192,13 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
         log.debug("socketmap: closing idle connection from %s", peer_text(self.transport))   # routine: not INFO
         self._drop(None)
 
+    def idle_at_drain(self) -> bool:
+        """Whether the drain at SIGTERM may close this connection now (owlery.daemon): every
+        lookup read is answered and none is half-read. Postfix's socketmap client keeps its
+        connection between lookups and retries a lookup once on a new connection when it meets
+        the old one closed ("to make server restarts transparent", dict_sockmap.c)."""
+        return self.replies.idle and not self.decoder.pending
+
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)
         self.replies.cancel()

@@ -1,0 +1,143 @@
+"""SIGTERM stops `owlery policyd` and `owlery socketmap` at once while Postfix holds idle
+connections, and still answers a request it had begun to read.
+
+Postfix keeps a policy connection open between requests for up to
+smtpd_policy_service_max_idle (300 s) and a socketmap one for its max idle time; it sends a
+request again on a new connection when it finds the old one closed (attr_clnt and
+dict_sockmap retry once, "to make server restarts transparent"). The drain waited for every
+open connection to close, so every stop or restart beside a running Postfix took the whole
+daemon_drain_timeout (30 s; it was 15 s of tests/policyd/test_spf_deadline_s20.py). Now an
+idle connection is closed at once, and a busy one right after its reply (owlery.daemon drain,
+`idle_at_drain` of policyd.service and socketmap.service). Real daemons on loopback.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+
+from policyd.protocol import encode_request
+from socketmap.protocol import encode_request as encode_lookup
+from tests.harness.owlery_daemons import OwleryDaemons
+from tests.harness.procs import wait_until
+from tests.socketmap.daemon import Client, SocketmapDaemon
+
+DRAIN_S = 20            # daemon_drain_timeout here: what an idle client held the stop for before
+PROMPT_S = 5            # SIGTERM to exit with only idle clients, under a loaded CI machine
+
+
+def _policy_request(n: int) -> bytes:
+    return encode_request({"request": "smtpd_access_policy", "protocol_state": "RCPT",
+                           "protocol_name": "ESMTP", "client_address": "192.0.2.7",
+                           "client_name": "mx.sender.example", "helo_name": "mx.sender.example",
+                           "sender": "a@sender.example", "recipient": f"u{n}@example.test",
+                           "instance": f"drain.{n}"})
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _server_read_all(sock: socket.socket) -> bool:
+    """The server side of this loopback connection has nothing left unread in the kernel
+    (/proc/net/tcp's rx_queue): the daemon has taken the bytes sent so far."""
+    client_port = sock.getsockname()[1]
+    server_port = sock.getpeername()[1]
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+                return int(queues.split(":")[1], 16) == 0
+    return False
+
+
+def _stopped_within(proc, seconds: float) -> float:
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.popen.wait(DRAIN_S + 10)
+    return time.monotonic() - started
+
+
+def _policyd(tmp_path) -> OwleryDaemons:
+    return OwleryDaemons(tmp_path / "policyd", which=("policyd",),
+                         extra_config=f'daemon_drain_timeout = "{DRAIN_S}s"\n').start()
+
+
+def test_policyd_stops_at_once_with_idle_postfix_connections(tmp_path):
+    daemons = _policyd(tmp_path)
+    try:
+        clients = []
+        for n in range(3):
+            sock = socket.create_connection(("127.0.0.1", daemons.ports["policyd"]), timeout=10)
+            sock.sendall(_policy_request(n))
+            assert _read_reply(sock).startswith(b"action="), n
+            clients.append(sock)
+        took = _stopped_within(daemons.procs["policyd"], PROMPT_S)
+        assert took < PROMPT_S, f"stop took {took:.1f} s with idle connections"
+        assert daemons.procs["policyd"].returncode == 0
+        for sock in clients:            # closed by the server: what Postfix meets and retries
+            assert sock.recv(10) == b""
+            sock.close()
+    finally:
+        daemons.stop()
+
+
+def test_policyd_answers_a_request_half_read_at_sigterm_before_it_stops(tmp_path):
+    daemons = _policyd(tmp_path)
+    try:
+        sock = socket.create_connection(("127.0.0.1", daemons.ports["policyd"]), timeout=10)
+        request = _policy_request(1)
+        sock.sendall(request[:40])
+        proc = daemons.procs["policyd"]
+        wait_until(lambda: _server_read_all(sock), 10, "policyd reads the first part")
+        proc.send_signal(signal.SIGTERM)
+        daemons.wait_log("policyd", "stopping: no new connections, 1 open")
+        assert proc.alive(), "the half-read request was cut off"
+        sock.sendall(request[40:])
+        assert _read_reply(sock).startswith(b"action="), "no answer to the request begun before SIGTERM"
+        assert sock.recv(10) == b""                 # then closed, and the daemon exits
+        wait_until(lambda: not proc.alive(), PROMPT_S, "policyd exits after its last answer")
+        assert proc.returncode == 0
+        sock.close()
+    finally:
+        daemons.stop()
+
+
+def test_socketmap_stops_at_once_with_idle_postfix_connections(tmp_path):
+    (tmp_path / "mailboxes").write_text("alice@example.org\n")
+    (tmp_path / "aliases").write_text("")
+    daemon = SocketmapDaemon(tmp_path / "socketmap", f'files_mailboxes = "{tmp_path}/mailboxes"\n'
+                             f'files_aliases = "{tmp_path}/aliases"\n'
+                             f'daemon_drain_timeout = "{DRAIN_S}s"\n').start()
+    try:
+        clients = []
+        for _ in range(3):
+            client = Client(daemon.port)
+            client.send(encode_lookup("virtual_mailbox_maps", "alice@example.org"))
+            answers = client.read(1)
+            assert answers and answers[0].status == "OK", answers
+            clients.append(client)
+        # a lookup begun but not whole when SIGTERM comes is still answered
+        late = Client(daemon.port)
+        lookup = encode_lookup("virtual_mailbox_maps", "alice@example.org")
+        late.send(lookup[:5])
+        wait_until(lambda: _server_read_all(late.sock), 10, "socketmap reads the first part")
+        daemon.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "stopping: no new connections" in daemon.log(), 15, "socketmap drain line")
+        for client in clients:
+            assert client.sock.recv(10) == b""      # idle ones closed at once
+        late.send(lookup[5:])
+        answers = late.read(1)
+        assert answers and answers[0].status == "OK", answers
+        wait_until(lambda: not daemon.proc.alive(), PROMPT_S, "socketmap exits after its last answer")
+        assert daemon.proc.returncode == 0
+    finally:
+        daemon.stop()
