@@ -530,11 +530,11 @@ class _Running:
     def drain(self) -> Any:
         """Stop listening, let open connections finish (up to daemon_drain_timeout), close.
 
-        A connection whose protocol says `idle_at_drain()` (nothing half-read, nothing owed) is
-        closed at once, and a busy one as soon as it has answered: Postfix holds policy and
-        socketmap connections open between requests for minutes, and retries a request on a
-        new connection when it finds the old one closed. Others (a milter or LMTP session) run
-        to their end or to the deadline."""
+        A protocol with `close_if_idle()` closes itself at once when nothing is half-read or
+        owed, and a busy one as soon as it has answered: Postfix holds policy and socketmap
+        connections open between requests for minutes, and retries a request on a new
+        connection when it finds the old one closed; a ManageSieve client is told BYE. Others
+        (an LMTP session) run to their end or to the deadline."""
         from twisted.internet import defer
 
         self.beat.stopping()
@@ -549,8 +549,10 @@ class _Running:
         def poll() -> None:
             late = reactor.seconds() >= deadline
             for proto in list(tracked.protocols):
-                if late or _idle_at_drain(proto):
+                if late:
                     proto.transport.loseConnection()
+                else:
+                    _close_if_idle(proto)
             if not tracked.protocols or late:
                 done.callback(None)
             else:
@@ -576,10 +578,11 @@ class _Running:
             self.reactor.stop()
 
 
-def _idle_at_drain(proto: Any) -> bool:
-    """The protocol under the runner's tracking wrapper says it may be closed now."""
-    idle = getattr(getattr(proto, "wrappedProtocol", proto), "idle_at_drain", None)
-    return idle is not None and idle()
+def _close_if_idle(proto: Any) -> None:
+    """Ask the protocol under the runner's tracking wrapper to close itself if idle."""
+    close = getattr(getattr(proto, "wrappedProtocol", proto), "close_if_idle", None)
+    if close is not None:
+        close()
 
 
 class _EarlyStop:

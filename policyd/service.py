@@ -120,13 +120,17 @@ class PolicyProtocol(Protocol, TimeoutMixin):
         self.replies.stop()
         self.transport.loseConnection()
 
-    def idle_at_drain(self) -> bool:
-        """Whether the drain at SIGTERM may close this connection now (owlery.daemon): every
-        request read is answered and none is half-read. Postfix keeps a policy connection open
-        between requests (smtpd_policy_service_max_idle, 300 s) and sends the next request again
-        on a new connection when it finds this one closed; waiting for it to close held every
-        stop for daemon_drain_timeout."""
-        return self.replies.idle and not self.decoder.pending
+    def close_if_idle(self) -> bool:
+        """The drain at SIGTERM (owlery.daemon): closed now when every request read is answered
+        and none is half-read. Postfix keeps a policy connection open between requests
+        (smtpd_policy_service_max_idle, 300 s) and sends the next request again on a new
+        connection when it finds this one closed; waiting for it to close held every stop for
+        daemon_drain_timeout."""
+        if not self.replies.idle or self.decoder.pending:
+            return False
+        self.replies.stop()
+        self.transport.loseConnection()
+        return True
 
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)

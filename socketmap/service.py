@@ -192,12 +192,16 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
         log.debug("socketmap: closing idle connection from %s", peer_text(self.transport))   # routine: not INFO
         self._drop(None)
 
-    def idle_at_drain(self) -> bool:
-        """Whether the drain at SIGTERM may close this connection now (owlery.daemon): every
-        lookup read is answered and none is half-read. Postfix's socketmap client keeps its
-        connection between lookups and retries a lookup once on a new connection when it meets
-        the old one closed ("to make server restarts transparent", dict_sockmap.c)."""
-        return self.replies.idle and not self.decoder.pending
+    def close_if_idle(self) -> bool:
+        """The drain at SIGTERM (owlery.daemon): closed now when every lookup read is answered
+        and none is half-read. Postfix's socketmap client keeps its connection between lookups
+        and retries a lookup once on a new connection when it meets the old one closed ("to
+        make server restarts transparent", dict_sockmap.c)."""
+        if not self.replies.idle or self.decoder.pending:
+            return False
+        self.replies.stop()
+        self.transport.loseConnection()
+        return True
 
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)

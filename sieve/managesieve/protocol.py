@@ -129,6 +129,11 @@ class CommandReader:
     def buffered(self) -> int:
         return len(self._buf)
 
+    @property
+    def between_commands(self) -> bool:
+        """No part of a command has come: nothing buffered, no line, literal or skip begun."""
+        return self._mode == _LINE and not self._buf and not self._tokens and not self._line_len
+
     def next(self) -> Line | Bad | Oversized | Fatal | None:
         """The next complete item, or None until more input arrives.
 

@@ -200,6 +200,18 @@ class ManageSieveProtocol(Protocol, TimeoutMixin):
             log.info("managesieve: timeout: rip=%s", self.peer)
             self._act(self.session.timed_out())
 
+    def close_if_idle(self) -> bool:
+        """The drain at SIGTERM (owlery.daemon): a session with no command begun or running is
+        told BYE "Server shutting down." and closed now, not held until daemon_drain_timeout
+        (a mail client keeps its connection for minutes); a busy one is asked again later."""
+        if self.session is None:
+            return False
+        actions = self.session.shutting_down()
+        if actions is None:
+            return False
+        self._act(actions)
+        return True
+
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)
         if self.session is not None and self.session.user_slots is not None:

@@ -244,6 +244,17 @@ class ManageSieveSession:
             self._bye("Disconnected for inactivity.")
         return self._flush()
 
+    def shutting_down(self) -> list[Any] | None:
+        """The daemon stops: BYE now if no command is begun, running or answered in part (as
+        Dovecot says it, RFC 5804 1.3); None while one is, to be asked again after it."""
+        if self.closed:
+            return []
+        if self._gen is not None or self._waiting is not None or self._out or self.more \
+                or not self.reader.between_commands:
+            return None
+        self._bye("Server shutting down.")
+        return self._flush()
+
     # -- driving handlers ---------------------------------------------------------------
 
     def _flush(self) -> list[Any]:

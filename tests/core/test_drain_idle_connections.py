@@ -1,5 +1,5 @@
-"""SIGTERM stops `owlery policyd` and `owlery socketmap` at once while Postfix holds idle
-connections, and still answers a request it had begun to read.
+"""SIGTERM stops `owlery policyd`, `owlery socketmap` and `owlery managesieve` at once while
+clients hold idle connections, and still answers a request it had begun to read.
 
 Postfix keeps a policy connection open between requests for up to
 smtpd_policy_service_max_idle (300 s) and a socketmap one for its max idle time; it sends a
@@ -8,7 +8,9 @@ dict_sockmap retry once, "to make server restarts transparent"). The drain waite
 open connection to close, so every stop or restart beside a running Postfix took the whole
 daemon_drain_timeout (30 s; it was 15 s of tests/policyd/test_spf_deadline_s20.py). Now an
 idle connection is closed at once, and a busy one right after its reply (owlery.daemon drain,
-`idle_at_drain` of policyd.service and socketmap.service). Real daemons on loopback.
+`close_if_idle` of policyd.service, socketmap.service and sieve.managesieve.service). A
+ManageSieve client (a mail client keeps its connection for minutes) is told
+BYE "Server shutting down." first, as Dovecot tells it (RFC 5804 1.3). Real daemons on loopback.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import time
 
 from policyd.protocol import encode_request
 from socketmap.protocol import encode_request as encode_lookup
+from tests.harness import raw_client
 from tests.harness.owlery_daemons import OwleryDaemons
+from tests.managesieve.helpers import ManageSieveDaemon, plain
 from tests.harness.procs import wait_until
 from tests.socketmap.daemon import Client, SocketmapDaemon
 
@@ -138,6 +142,56 @@ def test_socketmap_stops_at_once_with_idle_postfix_connections(tmp_path):
         answers = late.read(1)
         assert answers and answers[0].status == "OK", answers
         wait_until(lambda: not daemon.proc.alive(), PROMPT_S, "socketmap exits after its last answer")
+        assert daemon.proc.returncode == 0
+    finally:
+        daemon.stop()
+
+
+def _read_until(sock: socket.socket, end: bytes, timeout: float = 10.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    got = b""
+    while not got.endswith(end):
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {end!r} within {timeout} s; got {got[-300:]!r}"
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before {end!r}; got {got[-300:]!r}"
+        got += chunk
+    return got
+
+
+def test_managesieve_says_bye_to_idle_clients_and_finishes_an_upload_begun(tmp_path):
+    user = "alice@example.org"
+    (tmp_path / "passwd").write_text(f"{user}:{{PLAIN}}pw::::\n")
+    (tmp_path / "mailboxes").write_text(f"{user} example.org/alice/Maildir\n")
+    daemon = ManageSieveDaemon(tmp_path, f"""
+daemon_allow_root = true
+daemon_drain_timeout = "{DRAIN_S}s"
+files_passwords = "{tmp_path}/passwd"
+files_passwords_plain = true
+files_mailboxes = "{tmp_path}/mailboxes"
+files_maildir_base = "{tmp_path}/mail"
+delivery_sieve_script_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/sieve/active.sieve"
+""").start()
+    try:
+        idle, before_login, busy = (raw_client.connect(daemon.port) for _ in range(3))
+        for sock in (idle, before_login, busy):
+            _read_until(sock, b'ManageSieve ready."\r\n')
+        for sock in (idle, busy):
+            sock.sendall(f'AUTHENTICATE "PLAIN" "{plain(user, "pw")}"\r\n'.encode())
+            assert _read_until(sock, b"\r\n").startswith(b"OK")
+        script = b'keep;\r\n'
+        busy.sendall(b'PUTSCRIPT "mine" {%d+}\r\n' % len(script) + script[:3])
+        wait_until(lambda: _server_read_all(busy), 10, "managesieve reads the upload's first part")
+        daemon.proc.send_signal(signal.SIGTERM)
+        for sock in (idle, before_login):
+            assert _read_until(sock, b'BYE "Server shutting down."\r\n')
+            assert sock.recv(10) == b""
+        busy.sendall(script[3:] + b"\r\n")
+        answer = _read_until(busy, b'BYE "Server shutting down."\r\n')
+        assert answer.startswith(b"OK"), answer            # the upload is stored, then BYE
+        assert (tmp_path / "mail" / "example.org" / "alice" / "sieve" / "mine.sieve").read_bytes() == script
+        wait_until(lambda: not daemon.proc.alive(), PROMPT_S, "managesieve exits")
         assert daemon.proc.returncode == 0
     finally:
         daemon.stop()
