@@ -8,8 +8,9 @@
   before the body arrives, chunked data once it grows past it, and nothing is spooled (Twisted
   wrote a declared 100 GB to a temporary file, unanswered);
 - a Content-Length of ASCII digits (RFC 9110 8.6), once, never beside Transfer-Encoding (RFC
-  9112 6.1, 6.3), a Transfer-Encoding of chunked alone (6.3: Twisted took "identity"), and one
-  Host field (none only in HTTP/1.0, RFC 9112 3.2), else 400.
+  9112 6.1, 6.3), a Transfer-Encoding of chunked alone and only in HTTP/1.1 (6.1, 6.3: Twisted
+  took "identity", and chunked from HTTP/1.0), and one Host field (none only in HTTP/1.0,
+  RFC 9112 3.2), else 400.
   Thousands of digits are too large (413): Twisted's int() raised ValueError past 4300 digits
   out of its parser, which dropped the connection with a traceback;
 - one whole request within `request_timeout`: the first from the connection's opening, later
@@ -233,6 +234,12 @@ class BoundedChannel(http.HTTPChannel):
                 self.refuse(400, "Content-Length not a number")
                 return False
             data = b"%d" % length
+        elif header == b"Transfer-Encoding" and self._version != b"HTTP/1.1":
+            # RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (1.0
+            # has no chunked coding; a 1.0 proxy before us framed it by Content-Length or by
+            # the close). Twisted decoded it as chunked
+            self.refuse(400, "Transfer-Encoding in an HTTP/1.0 request")
+            return False
         elif header == b"Transfer-Encoding" and data.lower() != b"chunked":
             # RFC 9112 6.3: a request whose last transfer coding is not chunked has no length a
             # reader can trust: 400 and close. Twisted took "identity" as no coding at all, so
