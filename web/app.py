@@ -8,7 +8,8 @@ Pages (no JavaScript anywhere):
   GET  /m/<id>                                 one message: summary, headers, safe rendering
   POST /action                                 release (own; admins: any, or to another address),
                                                delete (admins), one or many ids
-  GET  /audit                                  admins: who released or deleted what
+  GET  /audit                                  admins: who released or deleted what, newest first,
+                                               AUDIT_PAGE a page (?page=N), one message's (?mail_id=)
   GET  /r/<token>, POST /r/<token>             a digest's release link: GET only shows a confirm
                                                page (link scanners fetch links), the POST releases
   GET  /s/<token>                              a digest's show link
@@ -60,6 +61,7 @@ LINK_COOKIE = "owlery_link"
 BULK_MAX = 500
 NOTES_MAX = BULK_MAX + 1          # one bulk action's notes, and one saying that older ones went
 SHOWN_MAX = 300                   # characters of a subject or an address shown
+AUDIT_PAGE = 200                  # audit entries a page
 # spaces other than " " (no-break, em, ideographic ...): one space each, as a browser collapses them
 _OTHER_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 REASONS = ("", "spam", "virus", "banned", "score")
@@ -442,10 +444,25 @@ class WebApp:
         if not ctx.admin:
             owlery_log.decision("web", None, "denied", user=ctx.user, what="audit", reason="not an admin")
             return self._error(ctx, 403, "Refused", "Only administrators may see the audit log.")
-        entries = self.backend.store.audit_log(limit=500)
+        # newest first, AUDIT_PAGE a page (?page=N), one message's entries (?mail_id=): the
+        # store pages by a limit alone, so a page fetches what comes before it too, and paging
+        # goes as deep as web_search_scan_max, as the list's does
+        q = ctx.req
+        mail_id = q.arg("mail_id").strip()[:64]
+        page = _page_number(q.arg("page"))
+        first, deepest = (page - 1) * AUDIT_PAGE, self.config.search_scan_max
+        last = min(first + AUDIT_PAGE, deepest)
+        entries = self.backend.store.audit_log(limit=last + 1, mail_id=mail_id or None)
+        shown, more = entries[first:last], len(entries) > last and last < deepest
         rows = t.join(t.fill(t.AUDIT_ROW, when=t.when(e.at), by=_shown(e.by), action=e.action, mail_id=e.mail_id,
-                             detail=_shown(e.detail), host=_shown(e.host)) for e in entries)
-        return self._page(ctx, "Audit log", t.fill(t.AUDIT, rows=rows))
+                             mail_link=_audit_link(e.mail_id, 1), detail=_shown(e.detail), host=_shown(e.host))
+                      for e in shown)
+        count = (f"Entries {first + 1}\u2013{first + len(shown)}, newest first." if shown
+                 else "No entries." if page == 1 else "No entries on this page.")
+        pages = t.pages(_audit_link(mail_id, page - 1) if page > 1 else None,
+                        _audit_link(mail_id, page + 1) if more else None, page, "entries")
+        content = t.fill(t.AUDIT, search=t.fill(t.AUDIT_SEARCH, mail_id=mail_id), count=count, pages=pages, rows=rows)
+        return self._page(ctx, "Audit log" + (f", page {page}" if page > 1 else ""), content)
 
     # -- the digest's links ----------------------------------------------------------------
 
@@ -521,6 +538,14 @@ def _page_link(values: dict[str, str], page: int) -> str:
     if page > 1:
         query["page"] = str(page)
     return "/list" + ("?" + urllib.parse.urlencode(query) if query else "")
+
+
+def _audit_link(mail_id: str, page: int) -> str:
+    """/audit for one message's entries (all when mail_id is empty), at `page`."""
+    query = {"mail_id": mail_id} if mail_id else {}
+    if page > 1:
+        query["page"] = str(page)
+    return "/audit" + ("?" + urllib.parse.urlencode(query) if query else "")
 
 
 def _count(first: int, shown: int, page: int, beyond: bool) -> str:

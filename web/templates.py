@@ -135,11 +135,16 @@ mailbox as it arrived.</p>$summary
 <form method="post" action="$action"><input type="hidden" name="csrf" value="$csrf">
 <button type="submit">Release to my mailbox</button></form>""")
 
-AUDIT = T("""<table class="audit"><thead><tr><th>When</th><th>Who</th><th>Action</th><th>Message</th>
-<th>Details</th><th>Host</th></tr></thead><tbody>$rows</tbody></table>""")
+AUDIT_SEARCH = T("""<form method="get" action="/audit" class="search">
+<label>Message <input name="mail_id" value="$mail_id" placeholder="quarantine id"></label>
+<button type="submit">Show</button>
+</form>""")
+
+AUDIT = T("""$search<p class="count">$count</p>$pages<table class="audit"><thead><tr><th>When</th><th>Who</th><th>Action</th><th>Message</th>
+<th>Details</th><th>Host</th></tr></thead><tbody>$rows</tbody></table>$pages""")
 
 AUDIT_ROW = T("""<tr><td data-label="When" class="short">$when</td><td data-label="Who" class="long">$by</td>
-<td data-label="Action">$action</td><td data-label="Message">$mail_id</td><td data-label="Details" class="long">$detail</td>
+<td data-label="Action">$action</td><td data-label="Message"><a href="$mail_link">$mail_id</a></td><td data-label="Details" class="long">$detail</td>
 <td data-label="Host">$host</td></tr>""")
 
 RESULTS = T("""<ul class="results">$items</ul><p><a href="$back">Back</a></p>""")
@@ -192,13 +197,13 @@ def nav(user: str, admin: bool, csrf: str) -> Markup:
     return fill(NAV, user=user + (" (admin)" if admin else ""), admin_links=admin_links, csrf=csrf)
 
 
-def pages(newer: str | None, older: str | None, page: int) -> Markup:
+def pages(newer: str | None, older: str | None, page: int, what: str = "messages") -> Markup:
     """Links to the newer and the older page of a list (either may be None: there is none)."""
     if newer is None and older is None:
         return EMPTY
     return fill(PAGES, page=page,
-                newer=fill(T('<a href="$u" rel="prev">Newer messages</a>'), u=newer) if newer else EMPTY,
-                older=fill(T('<a href="$u" rel="next">Older messages</a>'), u=older) if older else EMPTY)
+                newer=fill(T('<a href="$u" rel="prev">Newer $what</a>'), u=newer, what=what) if newer else EMPTY,
+                older=fill(T('<a href="$u" rel="next">Older $what</a>'), u=older, what=what) if older else EMPTY)
 
 
 def options(values: Iterable[str], selected: str) -> Markup:
