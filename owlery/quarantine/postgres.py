@@ -281,10 +281,17 @@ class PostgresStore(QuarantineStore):
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = db.execute(sql, args).fetchall()
+        # every listed message's recipients in one query (one per message made a page of 5,000
+        # on a remote PostgreSQL 5,000 round trips)
+        by_message: dict[str, list[tuple]] = {row[0]: [] for row in rows}
+        if rows:
+            for mail_id, *rcpt in db.execute(
+                    "SELECT mail_id, address, status, changed_at, changed_by, original FROM quarantine_recipients "
+                    "WHERE mail_id = ANY(%s) ORDER BY mail_id, original DESC, seq", (list(by_message),)):
+                by_message[mail_id].append(rcpt)
         out = []
         for row in rows:
-            rcpts = db.execute("SELECT address, status, changed_at, changed_by, original FROM quarantine_recipients "
-                               "WHERE mail_id = %s ORDER BY original DESC, seq", (row[0],)).fetchall()
+            rcpts = by_message[row[0]]
             values = {name: from_column(v) if isinstance(v, str) and name != "symbols" else v
                       for name, v in zip(_COLUMNS, row)}
             values["symbols"] = tuple((str(n), float(s), str(d)) for n, s, d in json.loads(values["symbols"]))

@@ -92,7 +92,8 @@ def test_a_cli_release_shows_on_the_web_audit_page(tmp_path, monkeypatch, capsys
     admin = world.client()
     admin.login("admin@example.test")
     page = admin.get("/audit").body.decode()
-    assert re.search(rf'<td[^>]*>cli:jo</td>\s*<td[^>]*>release</td>\s*<td[^>]*>{rec.mail_id}</td>', page), page
+    assert re.search(rf'<td[^>]*>cli:jo</td>\s*<td[^>]*>release</td>\s*<td[^>]*><a href="/audit\?mail_id={rec.mail_id}">'
+                     rf'{rec.mail_id}</a></td>', page), page
     assert "to=carol@example.test" in page
 
 

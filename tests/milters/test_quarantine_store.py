@@ -197,3 +197,35 @@ def test_open_store_follows_settings(tmp_path):
     assert isinstance(open_store(s), DirectoryStore)
     s = s.replace(quarantine_backend="postgresql", quarantine_pg_dsn="host=db.example.test", quarantine_pg_schema="x")
     assert isinstance(open_store(s), PostgresStore)
+
+
+def test_postgres_list_reads_every_listed_messages_recipients_in_one_query(pg_dsn):
+    """A page of the web list (up to web_search_scan_max records) asked PostgreSQL once per
+    message for its recipients; now once in all, each message keeping its own, in order."""
+    import psycopg
+
+    s = PostgresStore(pg_dsn, schema="owlery_qtest_" + uuid.uuid4().hex[:12], timeout=5)
+    s._setup()
+    try:
+        recs = [make_record(created=NOW + i, rcpts=(f"a{i}@example.test", f"b{i}@example.test"))
+                for i in range(12)]
+        for rec in recs:
+            s.put(rec, MSG)
+        s.mark_released(recs[3].mail_id, ["b3@example.test"], "root", NOW + 100)
+        statements = []
+        real = psycopg.Connection.execute
+
+        def counting(conn, query, *args, **kw):
+            statements.append(str(query))
+            return real(conn, query, *args, **kw)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(psycopg.Connection, "execute", counting)
+            listed = s.list(ListFilter(), NOW + 200)
+        assert [r.mail_id for r in listed] == [r.mail_id for r in reversed(recs)]
+        assert [tuple(x.address for x in r.recipients) for r in listed] == \
+            [(f"a{i}@example.test", f"b{i}@example.test") for i in range(11, -1, -1)]
+        assert listed[8].pending() == ("a3@example.test",)
+        assert sum("quarantine_recipients" in q for q in statements) <= 1, statements
+    finally:
+        s.drop_schema()
