@@ -44,6 +44,7 @@ class Decision:
     action: PolicyAction
     check: str | None = None
     log: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    noteworthy: bool = False        # a DUNNO logged at info (checks.Verdict)
 
 
 class PolicySession:
@@ -142,6 +143,7 @@ class Pipeline:
     async def _decide(self, request: PolicyRequest, session: PolicySession, now: float) -> Decision:
         state = request.protocol_state
         annotations: list[tuple[PolicyAction, str, Mapping[str, Any]]] = []
+        noted: Decision | None = None           # the first noteworthy DUNNO
         for check in self.by_state.get(state, ()):
             fields: Mapping[str, Any] = {}
             try:
@@ -161,6 +163,8 @@ class Pipeline:
                 action, fields = result.action, result.log
                 if "greylist" in fields:
                     metrics.GREYLIST_TRIPLETS.labels(fields["greylist"]).inc()
+                if result.noteworthy and noted is None and action.verb == "DUNNO":
+                    noted = Decision(action, check.name, fields, noteworthy=True)
             else:
                 action = result
             if action.__class__ is LazyPrepend:
@@ -172,7 +176,8 @@ class Pipeline:
                 return self._log(request, Decision(action, check.name, fields))
             if action.verb != "DUNNO":
                 annotations.append((action, check.name, fields))
-        return self._log(request, self._annotate(request, session, annotations))
+        decision = self._annotate(request, session, annotations)
+        return self._log(request, noted if noted is not None and decision.action.verb == "DUNNO" else decision)
 
     def _annotate(self, request: PolicyRequest, session: PolicySession,
                   fresh: list[tuple[PolicyAction, str, Mapping[str, Any]]]) -> Decision:
@@ -210,8 +215,8 @@ class Pipeline:
     def _log(self, request: PolicyRequest, decision: Decision) -> Decision:
         action = decision.action
         metrics.POLICYD_DECISIONS.labels(request.protocol_state, decision.check or "none", action.log_word()).inc()
-        level = logging.DEBUG if action.verb == "DUNNO" else \
-            logging.WARNING if "error" in decision.log else logging.INFO
+        level = logging.WARNING if "error" in decision.log else \
+            logging.DEBUG if action.verb == "DUNNO" and not decision.noteworthy else logging.INFO
         if not log.isEnabledFor(level):
             return decision
         detail = action.render() if action.verb != "REPLY" else str(action.reply)

@@ -90,10 +90,13 @@ CHECKS: dict[str, str] = {
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """An action plus key=value fields for the decision log line."""
+    """An action plus key=value fields for the decision log line. A DUNNO is logged at debug,
+    unless `noteworthy`: then at info, as a change a postmaster looks for (a greylisted triplet
+    let through at last), when no other check's action answers the request."""
 
     action: PolicyAction
     log: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    noteworthy: bool = False
 
 
 BatchFn = Callable[[list], list]   # items -> one (ok, value-or-exception) per item, in order

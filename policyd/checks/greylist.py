@@ -408,6 +408,8 @@ class GreylistCheck(Check):
                                    email.utils.formatdate(now, localtime=True))
             return Verdict(actions.prepend(Reply.safe_text(header, 900)),
                            {"greylist": "passed", "delayed": result.delayed})
+        if result.outcome == "passed":        # once per triplet: the end of its greylisting
+            return Verdict(DUNNO, {"greylist": "passed", "delayed": result.delayed}, noteworthy=True)
         return Verdict(DUNNO, {"greylist": result.outcome})
 
     async def _spf_passes(self, request: Any) -> bool:
