@@ -15,6 +15,8 @@ At start-up it raises its own soft limit on open files to the hard limit: one co
 one descriptor, Postfix opens many at once, and systemd starts services with a soft limit of
 1024 (LimitNOFILE= sets the hard one); the reactor is epoll-based, so no select() limit applies.
 Listen sockets take `daemon_listen_backlog` (not Twisted's 50) for the same bursts.
+At the limit itself Twisted closes the connections it cannot take (see _DescriptorShortage):
+the daemon serves those it holds, logs one WARNING line a minute at most, and recovers.
 With `workers` > 1 (a product's `*_workers` setting) the parent binds, drops privileges
 and forks that many worker processes, each running its own reactor on the same sockets
 (TCP: one SO_REUSEPORT socket per worker, so the kernel spreads connections evenly;
@@ -33,7 +35,8 @@ With `<program>_metrics_listen` set it serves Prometheus' /metrics from the same
 scrape shows the sum over workers.
 Talks to: the OS (sockets, signals, uid), systemd's notify socket. Tests: tests/core/test_daemon.py,
 tests/core/test_many_connections.py, tests/core/test_sdnotify.py,
-tests/core/test_secure_defaults.py, tests/core/test_adopted_port.py
+tests/core/test_secure_defaults.py, tests/core/test_adopted_port.py,
+tests/e2e/test_exhaustion_s22.py (the open-files limit)
 """
 
 from __future__ import annotations
@@ -269,6 +272,51 @@ def raise_open_files_limit(program: str) -> int:
     return soft
 
 
+class _DescriptorShortage:
+    """A Twisted log observer that puts accept() trouble in the daemon's log, one line a minute
+    at most. At its open-files limit Twisted frees a descriptor it keeps in reserve, accepts and
+    closes at once each connection waiting in the listen queue, and takes the reserve again
+    (twisted/twisted#5368), so the queue drains and the reactor does not spin on a listening
+    socket that stays readable; the connections already open are served, and new ones are again
+    once some close. It says so only to its own logger, which nothing here reads."""
+
+    EVERY = 60.0
+
+    def __init__(self, program: str, soft_limit: Callable[[], int], clock: Callable[[], float]):
+        self.program, self.soft_limit, self.clock = program, soft_limit, clock
+        self.closed = 0
+        self.logged_at: float | None = None
+
+    def __call__(self, event: dict) -> None:
+        try:
+            text = event.get("log_format") or ""
+            if text.startswith("EMFILE recovery"):
+                self.closed += 1
+            elif text.startswith("Re-reserving EMFILE"):
+                self._say("closed %d new connections at once" % self.closed)
+            elif text.startswith("Could not accept new connection"):
+                self._say("cannot accept a new connection (%s)" % event.get("acceptError"))
+        except Exception:  # noqa: BLE001 - an observer that raises is dropped by Twisted; never lose this one
+            pass
+
+    def _say(self, what: str) -> None:
+        now = self.clock()
+        if self.logged_at is not None and now - self.logged_at < self.EVERY:
+            return
+        self.logged_at = now
+        log.warning("%s: out of file descriptors (open files limit %d): %s; the open ones are served, "
+                    "new ones again once some close", self.program, self.soft_limit(), what)
+        self.closed = 0
+
+
+def _watch_descriptor_shortage(program: str) -> None:
+    import time
+
+    from twisted.logger import globalLogPublisher
+    globalLogPublisher.addObserver(_DescriptorShortage(
+        program, lambda: resource.getrlimit(resource.RLIMIT_NOFILE)[0], time.monotonic))
+
+
 class _NotReady:
     """Stands in for the application's factory between bind and build (no connection is
     accepted then: the reactor is not running yet)."""
@@ -382,6 +430,7 @@ def _serve(program: str, config_path: str | None, current: settings_mod.Settings
     # application: its files and threads belong to the daemon user, and a socket that
     # cannot be bound stops start-up before any thread exists to keep the process alive.
     tracked = _counting_factory()
+    _watch_descriptor_shortage(program)
     try:
         ports = _listen_all(reactor, current, endpoints, bound, tracked, metrics_endpoint, metrics_socket)
     except (OSError, ValueError, CannotListenError) as e:

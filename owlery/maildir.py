@@ -62,11 +62,13 @@ new/, tmp/ and folders need no lock.
 
 The rename into new/ or cur/ is the commit point: an error after it (the directory fsync
 of `maildir_fsync = "always"`, the maildirsize update) is logged as a WARNING and the
-delivery still succeeds, since a retry would store the message twice.
+delivery still succeeds, since a retry would store the message twice. A delta line that does
+not go in whole (a full file system: ENOSPC, or a write cut at a page boundary) removes
+maildirsize, so the next delivery recounts it rather than trusting a cut or missing line.
 
 Talks to: the file system only. Used by sieve.delivery (LMTP server, LDA).
-Tests: tests/delivery/test_maildir.py, tests/delivery/test_maildir_hostile.py (and the
-Dovecot IMAP e2e test in tests/e2e/).
+Tests: tests/delivery/test_maildir.py, tests/delivery/test_maildir_hostile.py,
+tests/delivery/test_exhaustion_units_s22.py (a full tmpfs), and the Dovecot IMAP e2e test in tests/e2e/.
 """
 
 from __future__ import annotations
@@ -1354,10 +1356,22 @@ class Maildir:
             raise self._unsafe("maildirsize", "is a symbolic link") from None
         if fd is None:
             return       # no quota file: nothing tracks usage for this user
+        line = f"{size} {count}\n".encode("ascii")
         try:
             self._check_file(fd, "maildirsize")
             # One write() with O_APPEND is atomic with respect to other appenders.
-            os.write(fd, f"{size} {count}\n".encode("ascii"))
+            try:
+                if os.write(fd, line) == len(line):
+                    return
+                failed = OSError(errno.ENOSPC, "delta line cut short (file system full?)")
+            except OSError as e:
+                failed = e
+            # On a full file system the line is cut at a page boundary (a cut line merges with the
+            # next appender's into a plausible wrong one) or missing (the file, still trusted,
+            # undercounts). Remove the file, which needs no space: the next delivery recounts it
+            # from the messages, Maildir++'s rule for a missing maildirsize.
+            unlink_quietly(root, "maildirsize")
+            raise failed
         finally:
             os.close(fd)
 

@@ -5,8 +5,9 @@ envelope, client, reasons and scores to the configured store (owlery.quarantine)
 returns only once it is durable; then it tells the report (`quarantined(id)`) and acts as
 `quarantine_action` says. `keep(message, report, reason, detail, recipients)` only stores
 (for some recipients, whom the calling stage then takes off the envelope; the others still
-get the message). A store that is down raises QuarantineUnavailable (a TemporaryFailure),
-so the client gets 4xx and nothing is lost. The antivirus, spam and
+get the message). A store that is down (or full) raises QuarantineUnavailable (a
+TemporaryFailure), and `quarantine`/`keep` tempfail the message themselves, whatever the calling
+stage's milter_stage_on_error says: the client gets 4xx and nothing is lost or let through. The antivirus, spam and
 banned stages call it directly, all through the one store their Services opens, so a
 quarantine never depends on stage order; the
 `quarantine` stage (put it last) quarantines what the score verdict (milter_score_quarantine)
@@ -20,6 +21,7 @@ The stored (and so released) copy is the message as it would have been delivered
 Received field Postfix adds (milters.received), then the header edits the stages made
 (Authentication-Results, X-Spam-*, X-Virus-*...), then the original header block and body.
 Talks to: the quarantine store. Tests: tests/milters/test_content_stages.py,
+tests/delivery/test_exhaustion_units_s22.py (a full file system),
 tests/milters/test_received_for_scanners.py, tests/milters/test_quarantine_notify_archive.py
 """
 
@@ -35,7 +37,8 @@ from owlery.settings import Str, choice, setting
 
 from milters import content_policy
 from milters import effects as fx
-from owlery.quarantine import ARCHIVE_REASON, ARCHIVED, QuarantineRecord, RecipientState, new_id
+from owlery.quarantine import (ARCHIVE_REASON, ARCHIVED, QuarantineRecord, QuarantineUnavailable, RecipientState,
+                               new_id)
 from milters.stages import Stage
 
 QUARANTINE_ACTION = setting("quarantine_action", choice("discard", "reject"), "discard",
@@ -92,7 +95,15 @@ class Quarantiner:
         data = stored_copy(message, list(report.effects) + [fx.AddHeader(n, v) for n, v in headers])
         record = self._record(message, report, data, reason, detail,
                               tuple(RecipientState(r) for r in dict.fromkeys(recipients)))
-        self.store.put(record, data)             # raises QuarantineUnavailable: 4xx, nothing lost
+        try:
+            self.store.put(record, data)
+        except QuarantineUnavailable as e:
+            # A verdict holds this message back and its copy is not stored: tempfail here, not
+            # through the stage's milter_stage_on_error, whose "continue" is for a scanner that
+            # is down (mail goes on unscanned), not for a verdict whose quarantine copy was lost
+            # (going on would deliver the virus or spam the verdict held back).
+            report.tempfail(e.reply if e.reply.is_temporary else fx.REPLY_TEMPFAIL, f"quarantine store: {e}")
+            raise
         report.data["quarantine"] = {"id": record.mail_id, "reason": reason, "detail": detail,
                                      "recipients": list(recipients)}
         owlery_log.decision("milter", message.queue_id, "quarantine",

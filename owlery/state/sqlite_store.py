@@ -7,12 +7,17 @@ is judged at read time against `now`; cleanup deletes at most `expire_batch` dea
 Schema version in PRAGMA user_version. Declares `Capability.LOCAL_READS`: a point read in WAL
 mode never waits for a writer (readers see the last commit), so policyd's greylist check reads
 on its reactor; the busy timeout still bounds the rare wait (a fresh file's set-up).
-Talks to: the database file. Tests: tests/state/test_contract.py, tests/state/test_sqlite.py
+The file is opened (and its schema made) in the constructor, so a bad path stops the daemon at
+start-up; a full file system there (or out of descriptors) is logged and the store is opened
+again at each use instead, every use failing with StateUnavailable (a 4xx) until it can be.
+Talks to: the database file. Tests: tests/state/test_contract.py, tests/state/test_sqlite.py,
+tests/e2e/test_exhaustion_s22.py (a full file system)
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
 import os
@@ -20,6 +25,7 @@ import sqlite3
 import threading
 
 from owlery.errors import StateUnavailable
+from owlery.lazylog import get_logger
 from owlery.state.base import Capability, Entry, StateStore, decode_bucket, take_all_math
 
 SCHEMA_VERSION = 1
@@ -31,6 +37,21 @@ CREATE TABLE IF NOT EXISTS kv (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires);
 """
+
+
+log = get_logger("owlery.state")
+
+# Errors that a later attempt may not meet: the file system full (ENOSPC, EDQUOT; SQLite's
+# SQLITE_FULL), out of descriptors, or an I/O error (SQLITE_IOERR: SQLite's own words for a write
+# refused by a full tmpfs while it switches the file to WAL).
+_PASSING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.EIO})
+_PASSING_SQLITE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
+
+
+def _passing(e: BaseException | None) -> bool:
+    if isinstance(e, sqlite3.Error):
+        return getattr(e, "sqlite_errorcode", 0) & 0xFF in _PASSING_SQLITE
+    return isinstance(e, OSError) and e.errno in _PASSING_ERRNOS
 
 
 class SQLiteStore(StateStore):
@@ -51,7 +72,15 @@ class SQLiteStore(StateStore):
         self._thread_lock = threading.Lock()
         self._lockfile_fd: int | None = None
         self._closed = False
-        self._conn()  # create the file and schema now, so a bad path fails at startup
+        try:
+            self._conn()  # create the file and schema now, so a bad path fails at startup
+        except StateUnavailable as e:
+            if not _passing(e.__cause__):
+                raise
+            # A full (or failing) file system is a passing condition, not a bad path: start, let
+            # each use try again (StateUnavailable, a 4xx, until then) rather than exit and leave
+            # the MTA with a refused connection (or a fail-open default action).
+            log.warning("state: %s; the store is opened again at its next use", e)
 
     # --- connections --------------------------------------------------------------
 
