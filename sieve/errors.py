@@ -10,6 +10,23 @@ from __future__ import annotations
 from owlery.record import Record
 
 
+def sanitized(text: str) -> str:
+    """`text` as Pigeonhole's diagnostics show it (str_sanitize): a control character or an
+    octet that is no UTF-8 as '?', a sequence the text ends in the middle of cut off, with
+    "..." in its place."""
+    out = []
+    for i, c in enumerate(text):
+        o = ord(c)
+        if 0xdc80 <= o <= 0xdcff:
+            lead = o - 0xdc00
+            if 0xc2 <= lead <= 0xf4 and all(0xdc80 <= ord(x) <= 0xdcbf for x in text[i + 1:]):
+                return "".join(out) + "..."
+            out.append("?")
+        else:
+            out.append("?" if o < 0x20 else c)
+    return "".join(out)
+
+
 class SieveError(Exception):
     """Base of every error the Sieve engine reports on bad scripts or messages."""
 

@@ -30,6 +30,9 @@ MAX_NUMBER = (1 << 64) - 1          # Pigeonhole's sieve_number_t (sievec: "max 
 _MAX_NUMBER_DIGITS = len(str(MAX_NUMBER))      # more significant digits are too large whatever they are
 # No RFC identifier is longer than 24 characters; Pigeonhole refuses more than 32 (so do we).
 MAX_IDENTIFIER = 32
+# an overlong identifier is shown cut as Pigeonhole's str_sanitize(s, 32) does: 29 characters
+# and "..." (a tag's ':' before them)
+_SHOWN_IDENTIFIER = MAX_IDENTIFIER - 3
 _TOKEN_START = _IDSTART | set("0123456789") | _PUNCT | set(':"#/ \t\r\n')
 
 
@@ -55,12 +58,12 @@ class Token(Record, frozen=True, slots=True):
         if self.kind == STRING:
             return "string"
         if self.kind == EOF:
-            return "end of script"
+            return "end of file"
         if self.kind == GARBAGE:
             return "unknown characters"
         if self.kind == ERROR:
             return "invalid token"
-        return f"{self.kind} '{self.value}'" if self.kind != TAG else f"tag ':{self.value}'"
+        return self.kind              # (Pigeonhole names the kind only: "identifier", "tag", ...)
 
 
 def _to_crlf(s: str) -> str:
@@ -186,7 +189,7 @@ def scan(text: str, max_string: int, errors: list | None = None, eof_comment: li
                 what = "hash comment" if c == "#" else "bracket comment"
                 report(f"encountered NUL character in {what}", line, z - lstart + 1)
             else:
-                report(f"end of file before end of bracket comment ('*/' missing; started at line {cline})",
+                report(f"end of file before end of bracket comment ('/* ... */') started at line {cline}",
                        line, n - lstart + 1)
             yield Token(ERROR, None, cline, col)
             i = end
@@ -196,7 +199,7 @@ def scan(text: str, max_string: int, errors: list | None = None, eof_comment: li
                 while j < n and text[j] in _IDCHARS:
                     j += 1
                 if j - i - 1 > MAX_IDENTIFIER:
-                    report(f"encountered impossibly long tag identifier '{text[i:i + 30]}...'", line, col)
+                    report(f"encountered impossibly long tag identifier '{text[i:i + 1 + _SHOWN_IDENTIFIER]}...'", line, col)
                     yield Token(ERROR, None, line, col)
                 else:
                     yield Token(TAG, text[i + 1:j], line, col)
@@ -217,7 +220,7 @@ def scan(text: str, max_string: int, errors: list | None = None, eof_comment: li
                 j += 1
             # (letters right after a number start the next token, as in Pigeonhole: `123abc`)
             if value > MAX_NUMBER:
-                report(f"number is too large (exceeds the integer limit {MAX_NUMBER})", line, col)
+                report(f"number exceeds integer limits (max {MAX_NUMBER})", line, col)
                 yield Token(ERROR, None, line, col)
             else:
                 yield Token(NUMBER, value, line, col)
@@ -229,7 +232,7 @@ def scan(text: str, max_string: int, errors: list | None = None, eof_comment: li
             word = text[i:j]
             if word.lower() != "text" or j >= n or text[j] != ":":
                 if len(word) > MAX_IDENTIFIER:
-                    report(f"encountered impossibly long identifier '{word[:30]}...'", line, col)
+                    report(f"encountered impossibly long identifier '{word[:_SHOWN_IDENTIFIER]}...'", line, col)
                     yield Token(ERROR, None, line, col)
                 else:
                     yield Token(IDENT, word, line, col)
@@ -250,7 +253,7 @@ def scan(text: str, max_string: int, errors: list | None = None, eof_comment: li
                 if k >= n:
                     report("end of file before end of multi-line string", line, k - lstart + 1)
                 else:
-                    report(f"invalid character {_shown(text[k])} after 'text:' in multi-line string",
+                    report(f"invalid character {_shown(text[k])} after 'text:' in multiline string",
                            line, k - lstart + 1)
                 yield Token(ERROR, None, tline, col)
                 i = k                         # (lexing resumes at that character)
@@ -272,13 +275,15 @@ def scan(text: str, max_string: int, errors: list | None = None, eof_comment: li
                 if r >= 0 and (r != e - 1 or last):
                     stop = r
                 if stop < e:
-                    what = "NUL character" if text[stop] == "\x00" else "stray carriage return (CR)"
-                    report(f"encountered {what} in multi-line string started at line {tline}", line, stop - lstart + 1)
+                    # (Pigeonhole's words: a NUL in a multi-line string is "in quoted string")
+                    what = ("encountered NUL character in quoted string" if text[stop] == "\x00"
+                            else "found stray carriage-return (CR) character in multi-line string")
+                    report(f"{what} started at line {tline}", line, stop - lstart + 1)
                     bad = stop
                     break
                 if last:
                     # (the final "." needs its line break too: RFC 5228 8.1 multi-line)
-                    report("end of file before end of multi-line string (missing '.' line)", line, n - lstart + 1)
+                    report("end of file before end of multi-line string", line, n - lstart + 1)
                     bad = n
                     break
                 raw = text[k:e - 1] if e > k and text[e - 1] == "\r" else text[k:e]
@@ -329,7 +334,7 @@ def scan(text: str, max_string: int, errors: list | None = None, eof_comment: li
                 if d == "\r" and text[j + 1:j + 2] != "\n":
                     # RFC 5228 8.1: quoted-safe is CRLF or an octet other than CR and LF (a bare
                     # LF is accepted as a line end, as Pigeonhole does; a bare CR is not)
-                    report(f"stray carriage return (CR) in quoted string started at line {start_line}",
+                    report(f"found stray carriage-return (CR) character in quoted string started at line {start_line}",
                            line, j - lstart + 1)
                     bad = j
                     break
@@ -356,9 +361,7 @@ def scan(text: str, max_string: int, errors: list | None = None, eof_comment: li
                 yield Token(STRING, _to_crlf("".join(buf)), start_line, col)
                 i = j
         else:
-            # (a NUL is named: RFC 5228 8.1 allows it nowhere)
-            report(f"unexpected character(s) starting with {_shown(c)}{' (NUL character)' if c == chr(0) else ''}",
-                   line, col)
+            report(f"unexpected character(s) starting with {_shown(c)}", line, col)
             j = i + 1
             while j < n and text[j] not in _TOKEN_START:
                 j += 1

@@ -76,9 +76,10 @@ class Tag(Record, slots=True, eq=False):
     name: str          # without the colon, lower case
     line: int
     column: int
+    written: str       # as the script has it (diagnostics show it so, as Pigeonhole)
 
-    def __init__(self, name: str, line: int, column: int):
-        self.name, self.line, self.column = name, line, column
+    def __init__(self, name: str, line: int, column: int, written: str = ""):
+        self.name, self.line, self.column, self.written = name, line, column, written or name
 
 
 class Node(Record, slots=True, eq=False):
@@ -229,8 +230,7 @@ class Parser:
             elif self.at("{"):
                 self.skip()
                 if depth + 1 > self.max_nesting:
-                    self.error(f"cannot nest command blocks deeper than {self.max_nesting} levels "
-                               f"(nested too deeply; sieve_max_nesting)")
+                    self.error(f"cannot nest command blocks deeper than {self.max_nesting} levels")
                     result = self.recover("}")
                     if result == OK:
                         self.skip()
@@ -269,22 +269,21 @@ class Parser:
                 args.append(Num(t.value, t.line, t.column))
             elif t.kind == TAG:
                 self.skip()
-                args.append(Tag(t.value.lower(), t.line, t.column))
+                args.append(Tag(t.value.lower(), t.line, t.column, t.value))
             elif t.kind == PUNCT and t.value == "[":
                 self.skip()
                 result = self.string_list(t, args)
             else:
                 break
             if len(args) > MAX_ARGUMENTS:
-                self.error(f"too many arguments for command '{node.name}' (at most {MAX_ARGUMENTS})")
+                self.error(f"too many arguments for command '{node.name}'")
                 return LOST
         if result != OK:
             return result
         t = self.peek()
         if t.kind == IDENT:
             if level + 1 > self.max_nesting:
-                self.error(f"cannot nest tests deeper than {self.max_nesting} levels (nested too deeply; "
-                           f"sieve_max_nesting)")
+                self.error(f"cannot nest tests deeper than {self.max_nesting} levels")
                 return LOST
             self.skip()
             test = Node(t.value.lower(), [], [], None, t.line, t.column, True)
@@ -294,8 +293,7 @@ class Parser:
             self.skip()
             if level + 1 > self.max_nesting:
                 # (from within the list: the recovery skips to the ')' that closes it)
-                self.error(f"cannot nest tests deeper than {self.max_nesting} levels (nested too deeply; "
-                           f"sieve_max_nesting)")
+                self.error(f"cannot nest tests deeper than {self.max_nesting} levels")
                 result = self.recover(")")
                 if result == OK:
                     self.skip()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from owlery.settings import Settings
 from sieve import extensions
-from sieve.errors import Diagnostic, SieveCompileError, SieveSyntaxError
+from sieve.errors import Diagnostic, SieveCompileError, SieveSyntaxError, sanitized
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef
 from sieve.lexer import hash_comment_at_eof
 from sieve.match import check_match_spec
@@ -33,6 +33,14 @@ def _provider(table: dict, name: str) -> str | None:
     """The extension that makes a match type, address part or comparator available."""
     entry = table.get(name)
     return entry[0] if isinstance(entry, tuple) else entry
+
+
+def _conflict_message(node: Node, d: CommandDef, what: str, t) -> str:
+    """A tag given twice, or with another of its group (TagDef.conflict: the extension's words)."""
+    prev = node.tags.get(t.slot + ":tag", node.tags.get(t.slot))
+    prev = prev if isinstance(prev, str) else t.name
+    text = t.conflict or "encountered duplicate :{tag} argument for the {cmd} {what}"
+    return text.format(tag=t.name, prev=prev, cmd=d.name, what=what)
 
 
 class TooManyErrors(Exception):
@@ -130,12 +138,20 @@ class Validator:
             return True
         if not self.known(ext):
             if any(c.name == ext and c.kind == "command" for c in self.registry["core"].commands):
-                self.error(where, f"require: '{ext}' is not known as a Sieve capability, but it is known "
+                self.error(where, f"require command: `{ext}' is not known as a Sieve capability, but it is known "
                                   f"as a Sieve command that is always available")
             else:
-                self.error(where, f"require: unknown Sieve capability '{ext}'")
+                self.error(where, f"require command: unknown Sieve capability `{sanitized(ext)}'")
             return False
         self._load(ext, where)
+        at = self.data.setdefault("required_at", {})
+        if ext not in at:
+            # Extension.not_with: a pair that should not both be required (a warning, as sievec)
+            pairs = [(o, ext) for o in self.registry[ext].not_with if o in at]
+            pairs += [(ext, o) for o in at if ext in self.registry[o].not_with]
+            for first, second in pairs:
+                self.warning(where, f"the {first} and {second} extensions should not be specified at the same time")
+        at.setdefault(ext, where)
         return True
 
     def has(self, ext: str) -> bool:
@@ -211,7 +227,7 @@ class Validator:
             if prev is None or prev.name not in ("if", "elsif"):
                 # (reported by bind once the command's arguments, test and block are right, as
                 # Pigeonhole checks it: one error for a lone `else;`)
-                node.data["misplaced"] = f"the {node.name} command must follow an if or elsif command"
+                node.data["misplaced"] = f"the {node.name} command must follow an if or elseif command"
             elif prev.data.get("chain_taken"):
                 # an earlier if/elsif of the chain is always taken (`if not ihave "x"`): this
                 # one never runs, so neither its test nor its block is validated (RFC 5463)
@@ -316,19 +332,16 @@ class Validator:
         if (d.name, tag.name) in seen:
             return
         seen.add((d.name, tag.name))
-        hint = ""
-        ext = _provider(extensions.MATCH_TYPES, tag.name) if d.match else None
-        ext = ext or (_provider(extensions.ADDRESS_PARTS, tag.name) if d.address_part else None)
-        if ext and ext not in self.required:
-            hint = f"; the {ext} extension is not required"
-        self.error(tag, f"unknown tagged argument ':{tag.name}' for the {d.name} {what} "
-                        f"(reported only once at first occurrence{hint})")
+        self.error(tag, f"unknown tagged argument ':{tag.written}' for the {d.name} {what} "
+                        f"(reported only once at first occurrence)")
 
     def _tag_param_error(self, tag: Tag, d: CommandDef, what: str, want: str, found) -> None:
         got = "no parameters were found" if found is None else f"{self.kind(found)} was found"
+        tdef = self._allowed_tags(d).get(tag.name)
+        words = tdef.param_words if tdef is not None and tdef.param_words else f"{want} as parameter"
         # (at the argument found, where Pigeonhole reports it: the line differs when it is on the next)
         self.error(tag if found is None else found,
-                   f"the :{tag.name} tag for the {d.name} {what} requires {want} as parameter, but {got}")
+                   f"the :{tag.name} tag for the {d.name} {what} requires {words}, but {got}")
 
     def _bind_arguments(self, node: Node, d: CommandDef, what: str) -> bool:
         """Tagged then positional arguments; stops at the first error (returns False)."""
@@ -338,6 +351,11 @@ class Validator:
         for a in args:
             if isinstance(a, Tag) and not self._tag_known(d, allowed, a.name):
                 self._unknown_tag(a, d, what)
+                return False
+        if d.arguments_first is not None and d.arguments_first(self, node, args):
+            return False
+        for check in extensions.for_command("early_checks", d.name, self.required):
+            if check(self, node, args):
                 return False
         i = 0
         # tagged arguments come first
@@ -359,7 +377,7 @@ class Validator:
                 i += 1
                 ext = extensions.COMPARATORS.get(cmp_)
                 if ext is None or ext not in self.required:
-                    self.error(tag, f"unknown comparator '{nxt.items[0].value}'")
+                    self.error(tag, f"unknown comparator '{sanitized(nxt.items[0].value)}'")
                     return False
                 if "comparator" in node.tags:
                     self.error(tag, f"encountered duplicate :comparator argument for the {d.name} {what}")
@@ -388,7 +406,7 @@ class Validator:
             t = allowed[tname]
             slot = t.slot
             if slot in node.tags and (t.group or slot == t.name) and not t.repeat:
-                self.error(tag, f"encountered duplicate or conflicting :{tname} argument for the {d.name} {what}")
+                self.error(tag, _conflict_message(node, d, what, t))
                 return False
             if t.param is None:
                 node.tags[slot] = tname if t.group else True
@@ -415,6 +433,10 @@ class Validator:
         if not least <= len(pos) <= need:
             count = str(need) if least == need else f"{least} to {need}"
             msg = f"the {d.name} {what} requires {count} positional argument(s), but {len(pos)} is/are specified"
+            if not pos and least == 1 < need:
+                # (Pigeonhole's words where the count may vary)
+                msg = f"the {d.name} {what} expects at least one " \
+                      f"{'argument' if d.leading_optional else 'positional argument'}, but none was found"
             if least == need:
                 self.error(node, msg)
                 return False
@@ -422,9 +444,15 @@ class Validator:
             return False
         for k, a in enumerate(pos):
             if not self._type_ok(a, d.positional[k]):
-                if d.name == "require":
-                    msg = f"the require command accepts a single string or string list argument, " \
+                if d.name == "require" or d.single_list_argument:
+                    msg = f"the {d.name} command accepts a single string or string list argument, " \
                           f"but {self.kind(a)} was found"
+                elif d.leading_optional and len(d.arg_names) == 2:
+                    first, flags = d.arg_names
+                    msg = f"the {d.name} {what} expects " + (
+                        f"either a string ({first}) or a string-list ({flags}) as first argument" if k == 0 else
+                        f"a string list ({flags}) as second argument when two arguments are specified") + \
+                        f", but {self.kind(a)} was found"
                 else:
                     names = d.arg_names
                     label = f"argument {k + 1}" + (f" ({names[k]})" if k < len(names) else "")
@@ -491,6 +519,10 @@ class Validator:
             cmp_ = node.tags.get("comparator", "i;ascii-casemap")
             mt = node.tags.get("match-type", "is")
             err = check_match_spec(cmp_, mt)
+            if err and mt in ("contains", "matches"):
+                # (Pigeonhole's words for a comparator that cannot match substrings)
+                err = f"the specified {cmp_} comparator does not support sub-string matching as required " \
+                      f"by the :{mt} match type"
             if err:
                 self.error(node, err)
             else:
@@ -516,7 +548,7 @@ class Validator:
         seen = self.data.setdefault("unknown_identifiers", set())
         if node.name not in seen:
             seen.add(node.name)
-            self.error(node, f"unknown {what} '{node.name}' (did you forget a require?)")
+            self.error(node, f"unknown {what} '{node.name}' (only reported once at first occurrence)")
 
     def _type_ok(self, a, t: str) -> bool:
         if t == NUMBER:
@@ -590,7 +622,8 @@ def compile_source(source: bytes | str, *, name: str, settings: Settings, path: 
             # (an extension a test loads for its block is not held to what `require` needs)
             for need in v.registry[ext].requires:
                 if need not in v.required:
-                    v.error(None, f"the {ext} extension cannot be used without the {need} extension")
+                    # (at its require, where sievec reports it)
+                    v.error(v.data.get("required_at", {}).get(ext), f"{ext} extension cannot be used without {need} extension")
     except TooManyErrors:
         pass
     v.diags.extend(v.data.get("include_warnings", ()))

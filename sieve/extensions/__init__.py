@@ -124,8 +124,9 @@ class _ExtensionTables:
         self._END = tuple((e.name, e.end_run) for e in registry.values() if e.end_run)
         # Per command, in registry order: (extension name, tag or check or hook) of the extensions that
         # add to another extension's command (see sieve.extensions.base.Extension for each field).
-        self._FOR_COMMAND = {field: _index(registry, field) for field in ("extra_tags", "argument_checks",
-                                                                          "tag_checks", "action_hooks")}
+        self._FOR_COMMAND = {field: _index(registry, field) for field in ("extra_tags", "early_checks",
+                                                                          "argument_checks", "tag_checks",
+                                                                          "action_hooks")}
 
 
 _lock = RLock()               # lmtpd's delivery threads compile concurrently
@@ -318,7 +319,7 @@ def message_context_extensions(names) -> frozenset[str]:
 
 
 def for_command(field: str, command: str, required) -> list:
-    """The `field` items (extra_tags, argument_checks, tag_checks) that the extensions in
+    """The `field` items (extra_tags, early_checks, argument_checks, tag_checks) that the extensions in
     `required` add to `command`, in registry order."""
     return [item for name, item in _loaded()._FOR_COMMAND[field].get(command, ()) if name in required]
 

@@ -44,6 +44,13 @@ class TagDef(Record, frozen=True):
     # :name, :once, :optional and vacation's :handle twice, and their RFCs do not forbid it;
     # tests/sieve/test_compile_errors_generated.py)
     repeat: bool = False
+    # the error when the tag repeats or conflicts with one of its group, as Pigeonhole words it
+    # (str.format with tag, prev (the tag it conflicts with), cmd and what); None: "encountered
+    # duplicate :tag argument for the cmd what"
+    conflict: str | None = None
+    # what the error for a wrong parameter says it requires ("a string parameter"), where
+    # Pigeonhole words it apart; None: "a string as parameter"
+    param_words: str | None = None
 
     @property
     def slot(self) -> str:
@@ -69,6 +76,16 @@ class CommandDef(Record, frozen=True):
     # (header names)"); found by feeding sievec a wrong-typed argument in each position
     arg_names: tuple[str, ...] = ()
     loop: bool = False                         # its block is a loop (sieve_max_loop_nesting)
+    # arguments_first(v, node, args) -> bool (True: it reported an error, binding stops): run
+    # before the arguments are bound, for what Pigeonhole checks before the positional count and
+    # types (set's modifiers) or reads in another shape (size), so that the first error found
+    # says what Pigeonhole says
+    arguments_first: Callable | None = None
+    # the optional positional argument is the first of two (setflag [<variablename>] <flags>),
+    # which Pigeonhole's argument errors say ("either a string (variable name) or a string-list")
+    leading_optional: bool = False
+    # its one argument is a string or a string list as require's is: a wrong one is worded so
+    single_list_argument: bool = False
 
 
 class MatchTypeDef(Record, frozen=True):
@@ -93,6 +110,10 @@ class Extension(Record, frozen=True):
     # (command name, check(validator, node)): rules for the tags this extension adds to another
     # extension's command, run after that command's own checks (e.g. index: :last needs :index)
     tag_checks: tuple[tuple[str, Any], ...] = ()
+    # (command name, check(validator, node, args) -> bool): run before that command's arguments
+    # are bound (True: it reported an error, binding stops), for what Pigeonhole checks of a
+    # tag as it reads it, before the positional arguments (index: :last without :index)
+    early_checks: tuple[tuple[str, Any], ...] = ()
     # (command name, check(validator, node, what)): run as soon as that command's arguments
     # are bound without error, before its sub-tests and block (e.g. mime: :anychild needs :mime)
     argument_checks: tuple[tuple[str, Any], ...] = ()
@@ -116,6 +137,9 @@ class Extension(Record, frozen=True):
     # (imapflags: imap4flags): loading either while the other is loaded is an error
     # (Validator._load says which one stays)
     conflicts: tuple[str, ...] = ()
+    # extensions that should not be required together with this one (spamtestplus: spamtest),
+    # a warning as sievec gives
+    not_with: tuple[str, ...] = ()
     hidden: bool = False                                    # not in the capability list
     # the specification ("RFC 5228 section 4.1", "draft-...", "vendor (...)") and a one-line
     # description, for `owlery sieve extensions`; sieve.extensions fills them from its table

@@ -6,10 +6,12 @@ Tests: conformance control-*.svtest, test-*.svtest, execute/*.svtest; tests/siev
 
 from __future__ import annotations
 
+from owlery.lazyre import lazy
 from sieve.actions import Discard, Keep, Redirect
 from sieve.address import (AddressError, address_part, only_comments, parse_address_items, parse_address_list,
                            parse_path)
-from sieve.errors import SieveRuntimeError
+from sieve.errors import SieveRuntimeError, sanitized
+from sieve.parser import Num, StrList, Tag
 from sieve.extensions.base import (NUMBER, STRING, STRINGLIST, CommandDef, Extension, MatchTypeDef, StopScript,
                                    TagDef)
 
@@ -61,18 +63,84 @@ def valid_redirect_address(text: str) -> str | None:
         return None
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LOCAL = lazy(rf'"(?:[^"\\]|\\.)*"|(?:{_ATEXT}|\.)+')       # (dots anywhere, as Pigeonhole reads it)
+_DOMAIN = lazy(rf"{_ATEXT}+(?:\.{_ATEXT}+)*(?![.{_ATEXT[1:-1]}])|\[[^\[\]\\]*\]")
+_WORD = lazy(rf'"(?:[^"\\]|\\.)*"|{_ATEXT}+|\.')
+
+
+def _skip_cfws(s: str, i: int) -> int:
+    while i < len(s):
+        if s[i] in " \t\r\n":
+            i += 1
+        elif s[i] == "(":
+            depth = 0
+            while i < len(s):
+                depth += (s[i] == "(") - (s[i] == ")")
+                i += 1 + (s[i] == "\\")
+                if depth == 0:
+                    break
+        else:
+            break
+    return i
+
+
+def address_reason(text: str) -> str | None:
+    """Why `text` is not one address, in Pigeonhole's words (its sieve-address parser: "empty
+    address", "invalid or lonely local part 'x' (expecting '@')", ...), for the error that
+    names an address the checks refused; None when this reading finds nothing wrong."""
+    n = len(text)
+    i = _skip_cfws(text, 0)
+    if i >= n:
+        return "empty address"
+    j = i
+    while True:                                   # a display name: words, then '<'
+        m = _WORD.match(text, j)
+        if not m:
+            break
+        j = _skip_cfws(text, m.end())
+    angle = j < n and text[j] == "<"
+    if angle:
+        i = _skip_cfws(text, j + 1)
+    m = _LOCAL.match(text, i)
+    if not m:
+        return "invalid local part"
+    i = _skip_cfws(text, m.end())
+    if i >= n or text[i] != "@":
+        return f"invalid or lonely local part '{m.group()}' (expecting '@')"
+    d = _DOMAIN.match(text, _skip_cfws(text, i + 1))
+    if not d:
+        return "invalid or missing domain"
+    i = _skip_cfws(text, d.end())
+    if angle:
+        if i >= n or text[i] != ">":
+            return "missing '>'"
+        i = _skip_cfws(text, i + 1)
+    if i < n:
+        return "not a single address (found ',')" if text[i] == "," else "address ends in invalid characters"
+    return None
+
+
+def address_error(what: str, text: str, shown: str | None = None, purpose: str = "") -> str:
+    """"specified <what> 'text' is invalid[ <purpose>][: reason]", as Pigeonhole words it
+    (`shown`: the text as the message shows it)."""
+    reason = address_reason(text)
+    shown = text if shown is None else shown
+    return f"specified {what} '{shown}' is invalid{purpose and ' ' + purpose}" + (f": {reason}" if reason else "")
+
+
 def _validate_redirect(v, node):
     if node.pos and v.is_literal(node.pos[0]):
         addr = node.pos[0].items[0].value
         if valid_redirect_address(addr) is None:
-            v.error(node.pos[0], f"specified redirect address '{addr}' is invalid")
+            v.error(node.pos[0], address_error("redirect address", addr))
 
 
 def _run_redirect(rt, node):
     raw = rt.s(node.pos[0])
     addr = valid_redirect_address(raw)
     if addr is None:
-        raise SieveRuntimeError(f"specified redirect address '{raw}' is invalid")
+        raise SieveRuntimeError(address_error("redirect address", raw))
     # :copy (copy extension) comes from the extension's action hook
     rt.act(node, Redirect(address=addr, envelope_from=redirect_envelope_from(rt), line=node.line))
 
@@ -150,15 +218,55 @@ def _counted(node, values):
     return values
 
 
+def warn_header_names(v, names):
+    """The first header name of the string list `names` that is not one (RFC 5322 3.6.8
+    field-name): a warning only, as sievec gives (RFC 5228 5.7: such a name matches nothing,
+    never an error)."""
+    if v.is_literal(names):
+        for s in names.items:
+            if s.value and not _valid_header_name(s.value):
+                v.warning(s, f"specified header field name '{sanitized(s.value)}' is invalid")
+                return
+
+
+# the address test's tags that take no parameter: with only these, its last two arguments are
+# the positionals
+_NO_PARAMETER = frozenset(("all", "localpart", "domain", "user", "detail", "is", "contains", "matches", "regex",
+                           "mime", "anychild", "last"))
+
+
+def last_two_positionals(node, args):
+    """(list, wrong) when `args` are parameterless tags then a string list and an argument of
+    another type (an address-like test whose key list is wrong), else None."""
+    if len(args) < 2 or node.tests or not all(isinstance(a, Tag) and a.name in _NO_PARAMETER for a in args[:-2]):
+        return None
+    pos = args[-2:]
+    return pos if isinstance(pos[0], StrList) and not isinstance(pos[1], StrList) else None
+
+
+def _address_first(v, node, args) -> bool:
+    """The header list before the key list's type, as Pigeonhole checks them
+    (CommandDef.arguments_first); True when it reported an error."""
+    pos = last_two_positionals(node, args)
+    if pos is None:
+        return False
+    before = v.errors
+    _check_address_headers(v, pos[0])
+    return v.errors != before
+
+
 def _validate_address(v, node):
+    if node.pos:
+        _check_address_headers(v, node.pos[0])
+
+
+def _check_address_headers(v, names):
     # the first header that is not an address header is reported, not the ones after it
     # (as Pigeonhole does: one error per test)
-    if node.pos and v.is_literal(node.pos[0]):
-        for s in node.pos[0].items:
+    warn_header_names(v, names)
+    if v.is_literal(names):
+        for s in names.items:
             name = s.value
-            if not name:
-                v.error(s, f"specified header field name '{name}' is invalid")
-                return
             if name.lower() not in ADDRESS_HEADERS:
                 v.error(s, f"specified header '{name}' is not allowed for the address test")
                 return
@@ -192,7 +300,8 @@ def _validate_header(v, node):
     # "no header will match a syntactically invalid header name. An implementation MUST NOT
     # cause an error for syntactically invalid header names in tests" (RFC 5228 5.7): the
     # empty name too; such a name matches no field (sieve.message.Message.header_raw)
-    return
+    if node.pos:
+        warn_header_names(v, node.pos[0])
 
 
 def _run_header(rt, node):
@@ -231,9 +340,42 @@ def _run_exists(rt, node):
     return True
 
 
+def _size_arguments_first(v, node, args) -> bool:
+    """Reports Pigeonhole's error for size's arguments (True), if any (Validator.bind's
+    arguments_first)."""
+    found = _size_arguments_error(args)
+    if found is not None:
+        v.error(found[0] or node, found[1])
+    return found is not None
+
+
+def _size_arguments_error(args):
+    """Pigeonhole's error for size's arguments, or None. It reads `:over 100` as a tag and a
+    positional limit (tst-size); Owlery binds the limit to the tag (RFC 5228 5.9 has the same
+    grammar): same verdicts, Pigeonhole's checks in Pigeonhole's order for the words."""
+    i = 0
+    while i < len(args) and isinstance(args[i], Tag):
+        if i:
+            return args[i], "exactly one of the ':under' or ':over' tags must be specified for the size test, " \
+                            "but more were found"
+        i += 1
+    pos = args[i:]
+    for a in pos:
+        if isinstance(a, Tag):
+            return a, _SIZE_TWICE.format(tag=a.name, cmd="size", what="test")
+    if len(pos) != 1:
+        return None, f"the size test requires 1 positional argument(s), but {len(pos)} is/are specified"
+    if not i:
+        return None, "the size test requires either the :under or the :over tag to be specified"
+    if not isinstance(pos[0], Num):
+        found = "a string list" if pos[0].bracketed or len(pos[0].items) != 1 else "a string"
+        return pos[0], f"the size test expects a number as argument 1 (limit), but {found} was found"
+    return None
+
+
 def _validate_size(v, node):
     if "size" not in node.tags:
-        v.error(node, "the size test requires either the :under or the :over tag")
+        v.error(node, "the size test requires either the :under or the :over tag to be specified")
 
 
 def _run_size(rt, node):
@@ -256,6 +398,11 @@ def _run_not(rt, node):
     return not rt.test(node.tests[0])
 
 
+# Pigeonhole reads size's limit as a positional argument after the tag: a second tag there is
+# "unexpected" (Owlery binds the limit to the tag, RFC 5228 5.9; see validator._size_param_error)
+_SIZE_TWICE = ("encountered an unexpected tagged argument ':{tag}' while validating positional arguments "
+               "for the {cmd} {what}")
+
 EXTENSION = Extension(
     name="core",
     hidden=True,
@@ -274,14 +421,15 @@ EXTENSION = Extension(
                    arg_names=("address",)),
         CommandDef("address", kind="test", positional=(STRINGLIST, STRINGLIST), match=True,
                    address_part=True, validate=_validate_address, run=_run_address,
-                   arg_names=("header list", "key list")),
+                   arg_names=("header list", "key list"), arguments_first=_address_first),
         CommandDef("header", kind="test", positional=(STRINGLIST, STRINGLIST), match=True,
                    validate=_validate_header, run=_run_header, arg_names=("header names", "key list")),
         CommandDef("exists", kind="test", positional=(STRINGLIST,), validate=_validate_header,
                    run=_run_exists, arg_names=("header names",)),
         CommandDef("size", kind="test", positional=(), arg_names=("limit",),
-                   tags=(TagDef("over", NUMBER, group="size"), TagDef("under", NUMBER, group="size")),
-                   validate=_validate_size, run=_run_size),
+                   tags=(TagDef("over", NUMBER, group="size", conflict=_SIZE_TWICE),
+                         TagDef("under", NUMBER, group="size", conflict=_SIZE_TWICE)),
+                   validate=_validate_size, run=_run_size, arguments_first=_size_arguments_first),
         CommandDef("allof", kind="test", subtests="list", run=_run_allof),
         CommandDef("anyof", kind="test", subtests="list", run=_run_anyof),
         CommandDef("not", kind="test", subtests=1, run=_run_not),
@@ -290,4 +438,5 @@ EXTENSION = Extension(
     ),
 )
 
-__all__ = ["EXTENSION", "header_addresses", "parse_path", "valid_redirect_address"]
+__all__ = ["EXTENSION", "address_error", "address_reason", "header_addresses", "last_two_positionals", "parse_path",
+           "valid_redirect_address", "warn_header_names"]

@@ -231,17 +231,37 @@ def parse_date(value: str) -> Zoned | None:
         return None
 
 
+def _date_part_first(v, node, args) -> bool:
+    """An unknown date part is warned about before the key list's type is found wrong, as
+    Pigeonhole reads the arguments in turn (CommandDef.arguments_first; never an error)."""
+    from sieve.parser import StrList, Tag
+    tags = [a for a in args if isinstance(a, Tag)]
+    params = sum(1 for a in tags if a.name in ("zone", "comparator", "count", "value", "index"))
+    positional = len(args) - len(tags) - params
+    if positional == (3 if node.name == "date" else 2) and not node.tests \
+            and not any(isinstance(a, Tag) for a in args[-2:]):
+        part, key = args[-2:]
+        if isinstance(part, StrList) and len(part.items) == 1 and not part.bracketed \
+                and not isinstance(key, StrList) and v.is_literal(part) \
+                and part.items[0].value.lower() not in PARTS:
+            v.warning(part, f"specified date part `{part.items[0].value}' is not known")
+    return False
+
+
 def _validate(v, node):
+    if node.name == "date":
+        from sieve.extensions.core import warn_header_names
+        warn_header_names(v, node.pos[0])
     if node.pos and v.is_literal(node.pos[-2]):
         part = node.pos[-2].items[0].value.lower()
         if part not in PARTS:
             # RFC 5260 4.2 lists the date-parts and gives no others a meaning, nor makes one an
             # error: a warning, and the test is false at run time (as Pigeonhole)
-            v.warning(node.pos[-2], f"specified date part '{node.pos[-2].items[0].value}' is not known")
+            v.warning(node.pos[-2], f"specified date part `{node.pos[-2].items[0].value}' is not known")
     z = node.tags.get("zone")
     if z is not None and not isinstance(z, (bool, str)) and v.is_literal(z):
         if parse_zone(z.items[0].value) is None:
-            v.warning(z, f"invalid time zone '{z.items[0].value}'")
+            v.warning(z, f"specified :zone argument '{z.items[0].value}' is not a valid timezone")
 
 
 def _convert(rt, node, d: Zoned) -> Zoned:
@@ -313,8 +333,9 @@ EXTENSION = Extension(
     commands=(
         CommandDef("date", arg_names=("header name", "date part", "key list"), kind="test", positional=(STRING, STRING, STRINGLIST), match=True,
                    tags=(TagDef("zone", STRING, group="zone"), TagDef("originalzone", group="zone")),
-                   validate=_validate, run=_run_date),
+                   validate=_validate, run=_run_date, arguments_first=_date_part_first),
         CommandDef("currentdate", arg_names=("date part", "key list"), kind="test", positional=(STRING, STRINGLIST), match=True,
-                   tags=(TagDef("zone", STRING, group="zone"),), validate=_validate, run=_run_currentdate),
+                   tags=(TagDef("zone", STRING, group="zone"),), validate=_validate, run=_run_currentdate,
+                   arguments_first=_date_part_first),
     ),
 )

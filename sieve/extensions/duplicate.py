@@ -140,7 +140,16 @@ def _first_field(rt, name: str) -> str | None:
 
 def _validate(v, node):
     if "header" in node.tags and "uniqueid" in node.tags:
-        v.error(node, "the duplicate test cannot have both :header and :uniqueid")
+        v.error(node, "conflicting :header and :uniqueid arguments specified for the duplicate test")
+    secs = node.tags.get("seconds")
+    if secs is not None and secs.value > v.settings.sieve_duplicate_max_period:
+        # lowered to the site's maximum at run time (RFC 7352 3.3), as sievec warns
+        v.warning(secs, f"specified :seconds value '{int(v.settings.sieve_duplicate_max_period)}' is over the maximum")
+    header = node.tags.get("header")
+    if header is not None and v.is_literal(header) and not re.fullmatch(r"[!-9;-~]*", header.items[0].value):
+        # (a name that is none matches no field: a warning, as sievec gives)
+        from sieve.errors import sanitized
+        v.warning(header, f"specified header field name '{sanitized(header.items[0].value)}' is invalid")
 
 
 def _run(rt, node):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-from sieve.errors import SieveRuntimeError
+from sieve.errors import SieveRuntimeError, sanitized
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
 from sieve.message import decode_2047
 
@@ -170,7 +170,7 @@ def _validate_add(v, node):
         if v.is_literal(node.pos[0]):
             name = node.pos[0].items[0].value
             if not _name_ok(name):
-                v.error(node.pos[0], f"specified field name '{name}' is invalid")
+                v.error(node.pos[0], f"addheader command: specified field name `{sanitized(name)}' is invalid")
         if v.is_literal(node.pos[1]):
             value = node.pos[1].items[0].value
             if not _value_ok(value):
@@ -205,7 +205,8 @@ def _validate_del(v, node):
     if node.pos and v.is_literal(node.pos[0]):
         name = node.pos[0].items[0].value
         if not _name_ok(name):
-            v.error(node.pos[0], f"specified field name '{name}' is invalid")
+            # (sic: Pigeonhole's words have no space after the colon)
+            v.error(node.pos[0], f"deleteheader command:specified field name `{sanitized(name)}' is invalid")
         elif not may_delete(v.settings, name):
             # refused at run time (RFC 5293 6); sievec warns at compile time, a warning only
             v.warning(node.pos[0], f"deleteheader command: deleting specified header field `{name}' is "
@@ -216,13 +217,15 @@ def _run_add(rt, node):
     name = rt.s(node.pos[0])
     value = rt.s(node.pos[1])
     if not _name_ok(name):
-        raise SieveRuntimeError(f"addheader: specified field name '{name}' is invalid")
+        raise SieveRuntimeError(f"addheader action: specified field name `{sanitized(name)}' is invalid")
     if not _value_ok(value):
-        raise SieveRuntimeError("addheader: specified value is invalid (contains NUL character)")
+        # (Pigeonhole shows the value up to the NUL: a C string)
+        raise SieveRuntimeError(f"addheader action: specified value `{sanitized(value.split(chr(0))[0])}' is "
+                                "invalid (contains NUL character)")
     if not may_add(rt.settings, name):
         return
     if _value_size(value) > rt.settings.sieve_max_header_size:
-        raise SieveRuntimeError(f"addheader: specified header value is too large ({_value_size(value)} bytes)")
+        raise SieveRuntimeError(f"addheader action: specified header value is too large ({_value_size(value)} bytes)")
     rt.step(1)
     value = _encoded(_folded(_NOT_UTF8_RUN.sub("\ufffd", value)))
     rt.charge_memory(len(name) + len(value) + 2)
@@ -238,7 +241,7 @@ def _run_add(rt, node):
 def _run_del(rt, node):
     name = rt.s(node.pos[0])
     if not _name_ok(name):
-        raise SieveRuntimeError(f"deleteheader: specified field name '{name}' is invalid")
+        raise SieveRuntimeError(f"deleteheader action: specified field name `{sanitized(name)}' is invalid")
     if not may_delete(rt.settings, name):
         return
     patterns = rt.sl(node.pos[1]) if len(node.pos) == 2 else None

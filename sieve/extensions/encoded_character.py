@@ -41,7 +41,7 @@ def decode(v, s) -> str:
             # is "A"); the value, not the digit count, must be in range
             cp = int(x, 16)
             if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
-                v.error(s, f"invalid unicode character 0x{x} in encoded character substitution")
+                v.error(s, f"invalid unicode character 0x{cp:08x} in encoded character substitution")
                 v.arguments_failed = True    # the command's arguments failed (validator)
                 return m.group(0)
             out.append(chr(cp))

@@ -197,18 +197,75 @@ def parse_mailto(uri: str):
 def method_error(uri: str) -> str | None:
     m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):", uri)
     if not m:
-        return f"invalid notify method URI '{uri}'"
+        return f"invalid scheme part for method URI '{uri}'"
     if m.group(1).lower() != "mailto":
-        return f"notify method '{m.group(1)}' is not supported"
+        return f"invalid method '{m.group(1)}'"
     # A mailto URI without recipients ("mailto:", "mailto:?body=x") is valid (RFC 6068: the
     # `to` part is optional): valid_notify_method says true and a notify to it does nothing,
     # as in Pigeonhole (the compiler warns; see NO_RECIPIENTS).
     if parse_mailto(uri) is None:
-        return f"invalid mailto URI '{uri}'"
+        reason = _mailto_reason(uri[len(m.group()):])
+        return f"mailto URI: {reason}" if reason else f"invalid mailto URI '{uri}'"
     return None
 
 
-NO_RECIPIENTS = "mailto URI specifies no recipients: the notify action has no effect"
+# the URI header fields Pigeonhole ignores with a warning (ntfy-mailto; the notification's own
+# and trace fields)
+_RESERVED_WARNED = ("auto-submitted", "received", "message-id", "data", "bcc", "in-reply-to", "references",
+                    "resent-date", "resent-from", "resent-sender", "resent-to", "resent-cc", "resent-bcc",
+                    "resent-msg-id", "from", "sender")
+
+
+def _mailto_warnings(uri: str) -> list[str]:
+    """What sievec warns about in a valid mailto URI: reserved fields, a second body."""
+    out, bodies = [], 0
+    for pair in uri.partition("?")[2].split("&") if "?" in uri else ():
+        name = (_pct_decode(pair.partition("=")[0]) or "").lower()
+        if name in _RESERVED_WARNED:
+            out.append(f"ignored reserved header field '{name}'")
+        elif name == "body":
+            bodies += 1
+            if bodies > 1:
+                out.append("ignored duplicate body field")
+    return out
+
+
+def _mailto_reason(rest: str) -> str | None:
+    """Why a mailto URI (after "mailto:") that parse_mailto refused is invalid, in Pigeonhole's
+    words (its uri-mailto parser), or None when this reading finds nothing."""
+    from sieve.extensions.core import address_reason
+    if re.search(r"%(?![0-9A-Fa-f]{2})", rest):
+        return "invalid % encoding"
+    to_part, _, query = rest.partition("?")
+
+    def recipients(text: str) -> str | None:
+        for item in (text or "").split(","):
+            reason = address_reason(item.strip())
+            if reason and item.strip():
+                return f"invalid recipient '{item.strip()}': {reason}"
+        return None
+
+    found = recipients(_pct_decode(to_part))
+    if found or not query:
+        return found
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        bad = re.search(r"[^A-Za-z0-9._~!$'()*+,;:@%-]", name)
+        if bad:
+            return f"invalid character '{bad.group()}' in header field name part"
+        if not eq:
+            return "invalid character '&' in header field name part" if pair != query.split("&")[-1] else None
+        name, value = _pct_decode(name) or "", _pct_decode(value) or ""
+        if name.lower() in ("to", "cc"):
+            found = recipients(value)
+            if found:
+                return found
+        elif name.lower() != "body" and re.search(r"[\x00-\x08\x0a-\x1f]", value):
+            return "invalid header field body"
+    return None
+
+
+NO_RECIPIENTS = "mailto URI: notification URI specifies no recipients"
 
 
 def _validate_notify(v, node):
@@ -218,22 +275,26 @@ def _validate_notify(v, node):
     # RFC 5435 3.3: the :importance argument is "1", "2" or "3", a constant as sievec takes it
     # (a string with a variable in it is refused: its value is not known to be one of them)
     if imp is not None and (not v.is_literal(imp) or imp.items[0].value not in ("1", "2", "3")):
-        v.error(imp, "invalid :importance value (must be 1, 2 or 3)")
+        v.error(imp, f"invalid :importance value for notify command: {imp.items[0].value}")
         return
     if node.pos and v.is_literal(node.pos[0]):
         uri = node.pos[0].items[0].value
         err = method_error(uri)
         if err:
-            v.error(node.pos[0], err)
+            v.error(node.pos[0], f"notify command: {err}")
             return
+        for text in _mailto_warnings(uri):
+            v.warning(node.pos[0], f"notify command: mailto URI: {text}")
         if not parse_mailto(uri)[0]:
-            v.warning(node.pos[0], NO_RECIPIENTS)
+            v.warning(node.pos[0], f"notify command: {NO_RECIPIENTS}")
     f = node.tags.get("from")
     if f is not None and v.is_literal(f):
         try:
             single_mailbox(f.items[0].value)
         except HeaderError:
-            v.error(f, f"specified :from address '{loggable(f.items[0].value)}' is invalid")
+            from sieve.extensions.core import address_error
+            text = f.items[0].value
+            v.error(f, "notify command: " + address_error(":from address", text, loggable(text), "for the mailto method"))
             return
     opts = node.tags.get("options")
     if opts is not None and v.is_literal(opts):
@@ -241,21 +302,44 @@ def _validate_notify(v, node):
             # RFC 5435 :options, as sievec reads them: optionname = (ALPHA / DIGIT) *(ALPHA / DIGIT /
             # "." / "-" / "_"), "=", then a value without NUL, CR or LF
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*=[^\x00\r\n]*", s.value):
-                v.error(s, f"invalid notify option '{s.value}'")
+                # (sic: Pigeonhole says "notify command: " twice for a value, and shows the
+                # octets of CR and LF as '?')
+                what = "notify command: invalid option value" if re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*=", s.value) \
+                    else "invalid option name"
+                shown = re.sub(r"[\x00-\x1f]", "?", s.value)
+                v.error(s, f"notify command: {what} specified in option '{shown}'")
                 return
+        if opts.items and node.pos and v.is_literal(node.pos[0]):
+            # RFC 5436 defines no option for mailto: they are ignored, as sievec warns
+            v.warning(opts, "notify command: method 'mailto' accepts no options")
+
+
+def _checked_from(value: str | None) -> str | None:
+    """outgoing.checked_from, its error worded as sieve-test words it."""
+    try:
+        return checked_from(value, "mailto method")
+    except SieveRuntimeError:
+        from sieve.extensions.core import address_error
+        raise SieveRuntimeError("notify_action: " + address_error(":from address", value, loggable(value),
+                                                                  "for the mailto method")) from None
 
 
 def _run_notify(rt, node):
     uri = rt.s(node.pos[0])
     err = method_error(uri)
     if err:
-        raise SieveRuntimeError(f"notify: {loggable(err, 300)}")
+        # (sieve-test's words at run time: "invalid notify method", a mailto error as the action's)
+        if err.startswith("invalid method "):
+            err = "invalid notify method " + err[len("invalid method "):]
+        elif err.startswith("mailto URI: "):
+            err = "notify_action: " + err
+        raise SieveRuntimeError(loggable(err, 300))
     recipients, headers, body, to_list, shown = parse_mailto(uri)
     if not recipients:
         log.warning("sieve: notify: rcpt=<%s> %s: %s", loggable(rt.envelope.rcpt_to), NO_RECIPIENTS, loggable(uri, 300))
         return
     importance = rt.s(node.tags["importance"]) if "importance" in node.tags else "2"
-    from_addr = checked_from(rt.s(node.tags["from"]) if "from" in node.tags else None, "mailto method")
+    from_addr = _checked_from(rt.s(node.tags["from"]) if "from" in node.tags else None)
     text = rt.s(node.tags["message"]) if "message" in node.tags else None
     subj_hdr = [v for k, v in headers if k.lower() == "subject"]
     # The Subject (RFC 5436 2.6, 2.7): :message when given (even empty: it "overrides all
@@ -399,7 +483,7 @@ EXTENSION = Extension(
             positional=(STRING,),
             tags=(
                 TagDef("from", STRING),
-                TagDef("importance", STRING),
+                TagDef("importance", STRING, param_words="a string parameter"),
                 TagDef("options", STRINGLIST),
                 TagDef("message", STRING),
             ),

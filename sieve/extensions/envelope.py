@@ -13,6 +13,20 @@ from sieve.extensions.base import STRINGLIST, CommandDef, Extension
 PARTS = ("from", "to", "auth")
 
 
+def _parts_first(v, node, args) -> bool:
+    """The envelope parts before the key list's type, as Pigeonhole checks them
+    (CommandDef.arguments_first; shaped as core's address test does it)."""
+    from sieve.extensions.core import last_two_positionals
+    pos = last_two_positionals(node, args)
+    if pos is None:
+        return False
+    before = v.errors
+    node.pos = list(pos)
+    _validate(v, node)
+    node.pos = []
+    return v.errors != before
+
+
 def _validate(v, node):
     # one error per test, the first part found wrong (as Pigeonhole does): an unknown part,
     # else "auth" (a user name, not an address) under an explicit address part
@@ -74,5 +88,5 @@ def _run(rt, node):
 EXTENSION = Extension(
     name="envelope",
     commands=(CommandDef("envelope", arg_names=("envelope part", "key list"), kind="test", positional=(STRINGLIST, STRINGLIST), match=True,
-                         address_part=True, validate=_validate, run=_run),),
+                         address_part=True, validate=_validate, run=_run, arguments_first=_parts_first),),
 )

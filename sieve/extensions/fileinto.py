@@ -7,7 +7,7 @@ Tests: conformance execute/actions, errors; extensions/mailbox, special-use.
 from __future__ import annotations
 
 from sieve.actions import FileInto
-from sieve.errors import SieveRuntimeError
+from sieve.errors import SieveRuntimeError, sanitized
 from sieve.extensions.base import STRING, CommandDef, Extension
 
 
@@ -59,11 +59,16 @@ def _validate(v, node):
             return
         err = mailbox_name_error(name)
         if err:
-            v.error(node.pos[0], f"invalid folder name '{_safe(name)}' specified for fileinto command: {err}")
+            v.error(node.pos[0], f"fileinto command: invalid folder name `{sanitized(name)}' specified: "
+                                 f"{_PIGEONHOLE_REASON.get(err, err)}")
         elif store_name_error(name):
             # compiles (as in Pigeonhole), but say now what delivery will say
             v.warning(node.pos[0], f"folder name '{_safe(name)}' will be refused by the mail store: "
                                    f"{store_name_error(name)}; such messages are kept in INBOX")
+
+
+# mailbox_name_error's reasons as Pigeonhole words them
+_PIGEONHOLE_REASON = {"mailbox name is not valid UTF-8": "invalid utf-8"}
 
 
 def _safe(s: str) -> str:
@@ -74,7 +79,10 @@ def _run(rt, node):
     name = rt.s(node.pos[0]) or _EMPTY_MEANS
     err = mailbox_name_error(name)
     if err:
-        raise SieveRuntimeError(f"fileinto: invalid folder name '{_safe(name)}': {err}")
+        # (sieve-test's words; at run time it shows an octet that is no UTF-8 as U+FFFD)
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise SieveRuntimeError(f"fileinto command: invalid folder name `{shown}' specified: "
+                                f"{_PIGEONHOLE_REASON.get(err, err)}")
     # :flags, :copy, :create and :specialuse are filled in by those extensions' action hooks
     rt.act(node, FileInto(mailbox=name, line=node.line))
 

@@ -192,7 +192,8 @@ def _validate_flagcmd(v, node):
                            f"must be a string (variable name), but a string list was found")
             return
         if "variables" not in v.required:
-            v.error(node, f"the {node.name} command takes a variable name only with the variables extension")
+            v.error(node, f"the {node.name} {'test' if node.name == 'hasflag' else 'command'} only allows for the "
+                          "specification of a variable name when the variables extension is active")
             return
         from sieve.extensions.variables import check_name
         for s in node.pos[0].items:
@@ -235,9 +236,34 @@ def final_flags(rt) -> None:
                 actions[i] = a.replace(flags=flags)
 
 
+def _variable_needs_variables(v, node, args) -> bool:
+    """The variable name (one string, and the variables extension) before the second
+    argument's type, as Pigeonhole checks them (CommandDef.arguments_first)."""
+    from sieve.parser import StrList, Tag
+    lead = 0
+    while lead < len(args) and isinstance(args[lead], Tag) and args[lead].name in ("is", "contains", "matches", "regex"):
+        lead += 1
+    pos = args[lead:]
+    if len(pos) != 2 or node.tests or any(isinstance(a, Tag) for a in pos):
+        return False
+    if node.name != "hasflag" and isinstance(pos[0], StrList) and (pos[0].bracketed or len(pos[0].items) != 1) \
+            and not isinstance(pos[1], StrList):
+        v.error(pos[0], f"if a second argument is specified for the {node.name} command, the first "
+                        f"must be a string (variable name), but a string list was found")
+        return True
+    if "variables" not in v.required and isinstance(pos[0], StrList) \
+            and len(pos[0].items) == 1 and not pos[0].bracketed and not isinstance(pos[1], StrList):
+        what = "test" if node.name == "hasflag" else "command"
+        v.error(node, f"the {node.name} {what} only allows for the specification of a variable name when the "
+                      "variables extension is active")
+        return True
+    return False
+
+
 def _cmd(name, run):
     return CommandDef(name, positional=(STRINGLIST, STRINGLIST), optional_positional=1,
-                      validate=_validate_flagcmd, run=run, arg_names=("variable name", "list of flags"))
+                      validate=_validate_flagcmd, run=run, arg_names=("variable name", "list of flags"),
+                      leading_optional=True, arguments_first=_variable_needs_variables)
 
 
 EXTENSION = Extension(
@@ -246,7 +272,8 @@ EXTENSION = Extension(
         _cmd("setflag", _run_setflag), _cmd("addflag", _run_addflag), _cmd("removeflag", _run_removeflag),
         CommandDef("hasflag", kind="test", positional=(STRINGLIST, STRINGLIST), optional_positional=1,
                    match=True, validate=_validate_flagcmd, run=_run_hasflag,
-                   arg_names=("variable name", "list of flags")),
+                   arg_names=("variable name", "list of flags"), leading_optional=True,
+                   arguments_first=_variable_needs_variables),
     ),
     extra_tags=(("keep", TagDef("flags", STRINGLIST)), ("fileinto", TagDef("flags", STRINGLIST))),
     action_hooks=(("keep", _flags_hook), ("fileinto", _flags_hook)),

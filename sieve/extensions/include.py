@@ -38,11 +38,12 @@ _NAME_BAD = re.compile("[/\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 def name_error(name: str) -> str | None:
     """Why `name` cannot name an included script, or None."""
     if not name:
-        return "empty script name"
+        return "invalid script name ''"
     if _NAME_BAD.search(name):
         return f"invalid script name '{ascii(name)[1:-1]}'"
     if len(name) > 255:
-        return "script name too long"
+        # (shown cut as Pigeonhole's str_sanitize(name, 80) does)
+        return f"invalid script name '{name[:77]}...'"
     return None
 
 
@@ -106,7 +107,7 @@ def _validate_include(v, node):
     if not node.pos:
         return
     if not v.is_literal(node.pos[0]):
-        v.error(node.pos[0], "the include command requires a constant script name")
+        v.error(node.pos[0], "the include command requires a constant string for its value argument")
         return
     name = node.pos[0].items[0].value
     err = name_error(name)
@@ -278,11 +279,11 @@ def _run_return(rt, node):
 
 def _validate_global(v, node):
     if "variables" not in v.required:
-        v.error(node, "the global command requires the variables extension")
+        v.error(node, "global command requires that variables extension is active")
         return
     from sieve.extensions.variables import check_name
     for s in node.pos[0].items if node.pos else ():
-        if "." in s.value:
+        if "." in s.value or not _IDENTIFIER.fullmatch(s.value):
             # RFC 6609 3.3 declares variables by name: an identifier, not a namespaced name
             # ("global.a" is how a string refers to one), as sievec rules
             v.error(s, f"invalid variable identifier '{s.value}'")
@@ -292,7 +293,7 @@ def _validate_global(v, node):
         if used and low not in v.data.get("globals", ()):
             # RFC 6609 3.3: a variable the script already used as local (set, or read as
             # ${name}) cannot become global; Pigeonhole: "conflicts with earlier local use"
-            v.error(s, f"variable '{s.value}' is already used as a local variable")
+            v.error(s, f"declaration of new global variable '{s.value}' conflicts with earlier local use")
             continue
         check_name(v, s, s.value)
         v.data.setdefault("globals", set()).add(s.value.lower())
@@ -318,16 +319,21 @@ def _run_global(rt, node):
                                  "(sieve_max_variables)")
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# (Pigeonhole names both location tags whichever was repeated)
+_LOCATION_TWICE = "include: cannot use location tags ':personal' and ':global' multiple times"
+
 EXTENSION = Extension(
     name="include",
     commands=(
         CommandDef("include", positional=(STRING,), tags=(
-            TagDef("personal", group="location"), TagDef("global", group="location"),
+            TagDef("personal", group="location", conflict=_LOCATION_TWICE),
+            TagDef("global", group="location", conflict=_LOCATION_TWICE),
             TagDef("once", repeat=True), TagDef("optional", repeat=True)), validate=_validate_include, run=_run_include,
             arg_names=("value",)),
         CommandDef("return", run=_run_return),
         CommandDef("global", positional=(STRINGLIST,), validate=_validate_global, run=_run_global,
-                   arg_names=("value",)),
+                   arg_names=("value",), single_list_argument=True),
     ),
     begin_run=_begin_run,
 )

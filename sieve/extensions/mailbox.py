@@ -8,6 +8,17 @@ from __future__ import annotations
 from sieve.extensions.base import STRINGLIST, CommandDef, Extension, TagDef
 
 
+def _validate(v, node):
+    # a name that is no UTF-8 names no mailbox: the test is false (RFC 5490 3.1), as sievec
+    # warns at compile time
+    from sieve.errors import sanitized
+    from sieve.extensions.fileinto import mailbox_name_error
+    if node.pos and v.is_literal(node.pos[0]):
+        for s in node.pos[0].items:
+            if s.value and mailbox_name_error(s.value):
+                v.warning(s, f"mailboxexists test: invalid mailbox name `{sanitized(s.value)}' specified: invalid utf-8")
+
+
 def _run(rt, node):
     from sieve.extensions.fileinto import _EMPTY_MEANS, mailbox_name_error
     for name in rt.sl(node.pos[0]):
@@ -31,7 +42,7 @@ def _create_hook(rt, node, action, cancels_keep):
 
 EXTENSION = Extension(
     name="mailbox",
-    commands=(CommandDef("mailboxexists", kind="test", positional=(STRINGLIST,), run=_run,
+    commands=(CommandDef("mailboxexists", kind="test", positional=(STRINGLIST,), run=_run, validate=_validate,
                          arg_names=("mailbox-names",)),),
     extra_tags=(("fileinto", TagDef("create")),),
     action_hooks=(("fileinto", _create_hook),),

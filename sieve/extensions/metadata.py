@@ -9,9 +9,28 @@ from __future__ import annotations
 from sieve.extensions.base import STRING, STRINGLIST, CommandDef, Extension
 
 
+def _ann_error(a: str) -> str | None:
+    """Why `a` is no annotation entry name (RFC 5464 3.2), in Dovecot's words and order
+    (imap_metadata_verify_entry_name), or None."""
+    if not a.startswith("/"):
+        return "entry name must begin with '/'"
+    for i, c in enumerate(a):
+        if c == "/" and i and a[i - 1] == "/":
+            return "entry name can't contain consecutive '/'"
+        if c == "/" and i == len(a) - 1:
+            return "entry name can't end with '/'"
+        if c in "*%":
+            return f"entry name can't contain '{c}'"
+        if ord(c) <= 0x19:
+            return "entry name can't contain control chars"
+    low = a.lower()
+    if not any(low == p or low.startswith(p + "/") for p in ("/private", "/shared")):
+        return "entry name must begin with /private or /shared"
+    return None
+
+
 def _ann_ok(a: str) -> bool:
-    return a.startswith("/") and "*" not in a and "%" not in a and not a.endswith("/") and "//" not in a \
-        and all(32 < ord(c) < 127 for c in a)
+    return _ann_error(a) is None
 
 
 def _validate(v, node):
@@ -21,8 +40,9 @@ def _validate(v, node):
     idx = 1 if node.name in ("metadata", "metadataexists") else 0
     if len(node.pos) > idx and v.is_literal(node.pos[idx]):
         for s in node.pos[idx].items:
-            if not _ann_ok(s.value):
-                v.warning(s, f"specified annotation name '{s.value}' is invalid")
+            err = _ann_error(s.value)
+            if err:
+                v.warning(s, f"{node.name} test: specified annotation name `{s.value}' is invalid: {err}")
 
 
 def _run_metadata(rt, node):

@@ -95,16 +95,15 @@ def current_part_headers(rt, node, h: str, raw: bool) -> list[str]:
 
 def _check_mime_tags(v, node, what):
     """The tags mime adds to header, address and exists, checked once their arguments bound."""
+    from sieve.parser import Tag
     if any(k in node.tags for k in ("anychild", "mimeopt")) and "mime" not in node.tags:
-        v.error(
-            node,
-            f"the :anychild, :type, :subtype, :contenttype and :param tags of the "
-            f"{node.name} {what} require the :mime tag",
-        )
+        first = next(a.name for a in node.args if isinstance(a, Tag)
+                     and a.name in ("anychild", "type", "subtype", "contenttype", "param"))
+        v.error(node, f"the :{first} tag for the {node.name} {what} cannot be specified without the :mime tag")
     if "mimeopt" in node.tags and node.name != "header":
-        v.error(
-            node, f"the :{node.tags.get('mimeopt:tag', node.tags['mimeopt'])} tag is only allowed for the header test"
-        )
+        # (Pigeonhole knows these tags on header only: an unknown tag elsewhere)
+        v.error(node, f"unknown tagged argument ':{node.tags.get('mimeopt:tag', node.tags['mimeopt'])}' for the "
+                      f"{node.name} {what} (reported only once at first occurrence)")
 
 
 def _loop_name(node) -> str | None:
@@ -116,13 +115,13 @@ def _loop_name(node) -> str | None:
 
 def _check_in_loop(v, node, what):
     if v.loop_depth == 0:
-        v.error(node, f"the {node.name} command is not valid outside a foreverypart loop")
+        v.error(node, f"the {node.name} command is not placed inside a foreverypart loop")
         return
     # RFC 5703 3.2: break :name ends the closest enclosing loop of that name; with none
     # around it the script is in error (known when it is compiled, as Pigeonhole reports it)
     name = _loop_name(node)
     if name is not None and not any(_loop_name(loop) == name for loop in v.loops):
-        v.error(node, f"the {node.name} command is not inside a foreverypart loop named '{name}'")
+        v.error(node, f"the {node.name} command is not placed inside a foreverypart loop named `{name}'")
 
 
 def _run_foreverypart(rt, node):
@@ -168,6 +167,11 @@ def _validate_extract(v, node):
         node.data["mods"] = check_modifiers(v, [a for a in node.args if isinstance(a, Tag)])
 
 
+def _extract_modifiers_first(v, node, args) -> bool:
+    from sieve.extensions.variables import modifiers_first
+    return modifiers_first(v, node, args)
+
+
 def _run_extract(rt, node):
     from sieve.extensions.variables import MODIFIERS, assign
 
@@ -201,13 +205,15 @@ def _run_extract(rt, node):
 
 
 _MIME_TAGS = []
+_MIMEOPT_TWICE = ("the :type, :subtype, :contenttype, and :param arguments for the {cmd} {what} are mutually "
+                  "exclusive, but more than one was specified")
 for _c in ("header", "address", "exists"):
     _MIME_TAGS += [(_c, TagDef("mime")), (_c, TagDef("anychild", repeat=True))]
 for _t in ("type", "subtype", "contenttype"):
     for _c in ("header", "address", "exists"):
-        _MIME_TAGS.append((_c, TagDef(_t, group="mimeopt")))
+        _MIME_TAGS.append((_c, TagDef(_t, group="mimeopt", conflict=_MIMEOPT_TWICE)))
 for _c in ("header", "address", "exists"):
-    _MIME_TAGS.append((_c, TagDef("param", STRINGLIST, group="mimeopt")))
+    _MIME_TAGS.append((_c, TagDef("param", STRINGLIST, group="mimeopt", conflict=_MIMEOPT_TWICE)))
 
 _EXTRACT_TAGS = tuple(
     TagDef(m, key="mod:" + m) for m in ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length")
@@ -239,6 +245,7 @@ EXTENSIONS = (
                 validate=_validate_extract,
                 run=_run_extract,
                 arg_names=("varname",),
+                arguments_first=_extract_modifiers_first,
             ),
         ),
         requires=("foreverypart", "variables"),

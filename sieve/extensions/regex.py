@@ -141,9 +141,11 @@ def _bracket(p: str, i: int, icase: bool) -> tuple[str, int]:
     ranges: list[tuple[int, int]] = []
     first = True
     prev: int | None = None           # the last single character, a possible range start
+    if j >= n:
+        raise RegexError("invalid regular expression")     # (glibc's word for a '[' that ends the pattern)
     while True:
         if j >= n:
-            raise RegexError("brackets ([ ]) not balanced")
+            raise RegexError(_EBRACK)
         c = p[j]
         if c == "]" and not first:
             j += 1
@@ -152,10 +154,10 @@ def _bracket(p: str, i: int, icase: bool) -> tuple[str, int]:
         if p.startswith("[:", j):
             k = p.find(":]", j + 2)
             if k < 0:
-                raise RegexError("brackets ([ ]) not balanced")
+                raise RegexError(_EBRACK)
             name = p[j + 2:k]
             if name not in _CLASSES:
-                raise RegexError(f"invalid character class '{name}'")
+                raise RegexError("invalid character class name")
             ranges.extend(_CLASSES[name])
             j = k + 2
             prev = None
@@ -164,10 +166,10 @@ def _bracket(p: str, i: int, icase: bool) -> tuple[str, int]:
             end = p[j + 1] + "]"
             k = p.find(end, j + 2)
             if k < 0:
-                raise RegexError("brackets ([ ]) not balanced")
+                raise RegexError(_EBRACK)
             sym = p[j + 2:k]
             if len(sym) != 1:
-                raise RegexError(f"invalid collation character '{sym}'")
+                raise RegexError("invalid collation character")
             cp = ord(sym)
             j = k + 2
             if end == "=]":             # an equivalence class: the character itself here
@@ -182,10 +184,10 @@ def _bracket(p: str, i: int, icase: bool) -> tuple[str, int]:
             if p.startswith("[.", j):
                 k = p.find(".]", j + 2)
                 if k < 0:
-                    raise RegexError("brackets ([ ]) not balanced")
+                    raise RegexError(_EBRACK)
                 sym = p[j + 2:k]
                 if len(sym) != 1:
-                    raise RegexError(f"invalid collation character '{sym}'")
+                    raise RegexError("invalid collation character")
                 hi = ord(sym)
                 j = k + 2
             elif p.startswith("[:", j) or p.startswith("[=", j):
@@ -207,6 +209,10 @@ def _bracket(p: str, i: int, icase: bool) -> tuple[str, int]:
     return _set(ranges, negated, icase), j
 
 
+# glibc's regerror() texts, as Pigeonhole shows them (first letter lowered): sievec's words
+_EBRACK = "unmatched [, [^, [:, [., or [="
+
+
 def _interval(p: str, i: int) -> tuple[str, int]:
     """The interval starting at p[i] == '{': (RE2 text, index after it)."""
     n = len(p)
@@ -225,12 +231,14 @@ def _interval(p: str, i: int) -> tuple[str, int]:
         # "{,n}" is "{0,n}" and "{,}" is "{0,}": POSIX leaves the form undefined, glibc's regcomp
         # (Pigeonhole's) reads it so (tests/sieve/test_pigeonhole_probes_s18d.py)
         lo_s = lo_s or "0"
-    if not lo_s or j >= n or p[j] != "}":
-        raise RegexError("invalid repetition count(s)")
+    if j >= n:
+        raise RegexError("unmatched \\{")
+    if not lo_s or p[j] != "}":
+        raise RegexError("invalid content of \\{\\}")
     lo = int(lo_s)
     hi = int(hi_s) if hi_s else None
     if hi is not None and hi < lo:
-        raise RegexError("invalid repetition count(s)")
+        raise RegexError("invalid content of \\{\\}")
     if lo > MAX_REPEAT or (hi is not None and hi > MAX_REPEAT):
         raise RegexRefused(f"repetition count too large (at most {MAX_REPEAT})")
     text = "{%d}" % lo if hi_s == lo_s else ("{%d,}" % lo if hi is None else "{%d,%d}" % (lo, hi))
@@ -243,16 +251,17 @@ def translate(pattern: str, icase: bool) -> str:
     opens: list[int] = []             # index in out of each open group's "("
     atom: int | None = None           # index in out where the last repeatable atom starts
     repeated = False                  # that atom already carries a repeat
+    closed = 0                        # groups closed so far
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
         if c in "*+?{":
+            if atom is None:
+                raise RegexError("invalid preceding regular expression")
             if c == "{":
                 q, i = _interval(pattern, i)
             else:
                 q, i = c, i + 1
-            if atom is None:
-                raise RegexError("repetition-operator operand invalid")
             if repeated:
                 # POSIX leaves a repeated repeat undefined; glibc repeats the repeat (RE2
                 # would read a+? as lazy and refuse a**)
@@ -268,7 +277,9 @@ def translate(pattern: str, icase: bool) -> str:
             d = pattern[i + 1]
             i += 2
             if d.isdigit():
-                raise RegexError("back-references are not supported")
+                # (glibc refuses one to a group not closed yet: "invalid back reference")
+                raise RegexError("back-references are not supported" if 0 < int(d) <= closed
+                                 else "invalid back reference")
             if d in "<>":
                 raise RegexError(f"\\{d} is not supported (use \\b)")
             if d in _ESCAPED_ASSERTIONS:
@@ -296,6 +307,7 @@ def translate(pattern: str, icase: bool) -> str:
             atom = None
         elif c == ")" and opens:
             atom = opens.pop()
+            closed += 1
             out.append(")")
         elif c == "|":
             out.append("|")
@@ -310,7 +322,7 @@ def translate(pattern: str, icase: bool) -> str:
             atom = len(out)
             out.append(_literal(c, icase))
     if opens:
-        raise RegexError("parentheses not balanced")
+        raise RegexError("unmatched ( or \\(")
     return "".join(out)
 
 

@@ -3,6 +3,7 @@
 Tests: conformance extensions/relational/.
 """
 
+from sieve.errors import sanitized
 from sieve.extensions.base import Extension, MatchTypeDef
 from sieve.parser import StrList
 
@@ -21,7 +22,7 @@ def _bind_relation(v, node, d, what, tag, nxt):
         return None
     op = value.lower() if value is not None else None
     if op not in RELATIONS:
-        found = f'"{nxt.items[0].value}"' if string else ("nothing" if nxt is None else v.kind(nxt))
+        found = f'"{sanitized(nxt.items[0].value)}"' if string else ("nothing" if nxt is None else v.kind(nxt))
         v.error(tag, f'the :{tag.name} match-type requires a constant string argument being '
                      f'one of "gt", "ge", "lt", "le", "eq" or "ne", but {found} was found')
         return None

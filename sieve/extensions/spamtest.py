@@ -155,14 +155,28 @@ def _run_virus(rt, node):
 
 def _validate_percent(v, node):
     if node.tags.get("percent") and "spamtestplus" not in v.required:
-        v.error(node, "the :percent tag requires the spamtestplus extension")
+        v.error(node, f"the {node.name} test only accepts the :percent argument when the spamtestplus "
+                      "extension is active")
+
+
+def _percent_first(v, node, args) -> bool:
+    """:percent without spamtestplus, reported as the tag is read (before the positional
+    count), as Pigeonhole does (CommandDef.arguments_first)."""
+    from sieve.parser import Tag
+    if "spamtestplus" not in v.required and any(isinstance(a, Tag) and a.name == "percent" for a in args):
+        node.tags["percent"] = True
+        _validate_percent(v, node)
+        return True
+    return False
 
 
 EXTENSIONS = (
     Extension(name="spamtest", commands=(CommandDef("spamtest", arg_names=("value",), kind="test", positional=(STRING,), match=True,
                                                     tags=(TagDef("percent"),), validate=_validate_percent,
+                                                    arguments_first=_percent_first,
                                                     run=_run_spam),)),
-    Extension(name="spamtestplus", implies=("spamtest",)),
+    # (RFC 5235 3.2: spamtestplus includes spamtest; sievec warns when both are required)
+    Extension(name="spamtestplus", implies=("spamtest",), not_with=("spamtest",)),
     Extension(name="virustest", commands=(CommandDef("virustest", arg_names=("value",), kind="test", positional=(STRING,),
                                                      match=True, run=_run_virus),)),
 )

@@ -27,7 +27,7 @@ def _validate_exists(v, node):
     if node.pos and v.is_literal(node.pos[-1]):
         for s in node.pos[-1].items:
             if not _FLAG.fullmatch(s.value):
-                v.error(s, f"invalid special-use flag '{s.value}'")
+                v.error(s, f"{node.name} test: invalid special-use flag `{s.value}' specified")
 
 
 def _run_exists(rt, node):
@@ -41,10 +41,23 @@ def _run_exists(rt, node):
             # built at run time (a constant is a compile error): a runtime error, as for
             # fileinto :specialuse and in Pigeonhole, not a flag no mailbox has; the flags are
             # looked at in turn, so one after a flag that is not there is not reached
-            raise SieveRuntimeError(f"specialuse_exists: invalid special-use flag '{flag}' specified")
+            raise SieveRuntimeError(f"specialuse_exists test: invalid special-use flag `{flag}' specified")
         if not rt.host.special_use_exists(mailbox, flag):
             return False
     return True
+
+
+def _specialuse_first(v, node, args) -> bool:
+    """A constant :specialuse flag that is none, reported as the tag is read (before a repeated
+    tag or the positional count), as Pigeonhole does (Extension.early_checks)."""
+    from sieve.parser import StrList, Tag
+    for tag, nxt in zip(args, args[1:], strict=False):
+        if isinstance(tag, Tag) and tag.name == "specialuse" and isinstance(nxt, StrList) \
+                and len(nxt.items) == 1 and not nxt.bracketed and "${" not in nxt.items[0].value \
+                and not _FLAG.fullmatch(nxt.items[0].value):
+            v.error(nxt, f"specialuse tag: invalid special-use flag `{nxt.items[0].value}' specified")
+            return True
+    return False
 
 
 def _check_specialuse(v, node):
@@ -52,7 +65,7 @@ def _check_specialuse(v, node):
     "\\" and an atom): a constant that is none is a compile error."""
     su = node.tags.get("specialuse")
     if su is not None and v.is_literal(su) and not _FLAG.fullmatch(su.items[0].value):
-        v.error(su, f"invalid special-use flag '{su.items[0].value}' specified for the fileinto :specialuse tag")
+        v.error(su, f"specialuse tag: invalid special-use flag `{su.items[0].value}' specified")
 
 
 def _specialuse_hook(rt, node, action, cancels_keep):
@@ -61,7 +74,7 @@ def _specialuse_hook(rt, node, action, cancels_keep):
         flag = rt.s(su)
         if not _FLAG.fullmatch(flag):
             # built at run time: an error, so the implicit keep stores into INBOX (RFC 8579 4)
-            raise SieveRuntimeError(f"invalid special-use flag '{flag}' specified for fileinto :specialuse")
+            raise SieveRuntimeError(f"specialuse tag: invalid special-use flag `{flag}' specified")
         return action.replace(special_use=flag), cancels_keep
     return action, cancels_keep
 
@@ -70,8 +83,9 @@ EXTENSION = Extension(
     name="special-use",
     commands=(CommandDef("specialuse_exists", kind="test", positional=(STRINGLIST, STRINGLIST),
                          optional_positional=1, validate=_validate_exists, run=_run_exists,
-                         arg_names=("mailbox", "special-use flags")),),
+                         arg_names=("mailbox", "special-use flags"), leading_optional=True),),
     extra_tags=(("fileinto", TagDef("specialuse", STRING)),),
     tag_checks=(("fileinto", _check_specialuse),),
+    early_checks=(("fileinto", _specialuse_first),),
     action_hooks=(("fileinto", _specialuse_hook),),
 )

@@ -18,6 +18,7 @@ from owlery.digests import sha256
 from owlery.lazylog import get_logger
 from sieve.actions import Vacation
 from sieve.address import AddressError, parse_address_list, parse_address_items, parse_path, split_detail
+from sieve.errors import SieveRuntimeError
 from sieve.extensions.base import NUMBER, STRING, STRINGLIST, CommandDef, Extension, TagDef
 from sieve.outgoing import (MAX_SUBJECT, HeaderError, addr_spec, checked_from, header_text, loggable, msg_ids,
                             single_mailbox, vacation_reply)
@@ -42,14 +43,36 @@ def _automatic_sender(local: str, delimiters: str) -> bool:
                for p in _NO_REPLY_LOCALPARTS)
 
 
-def _validate(v, node):
+def _from_first(v, node, args) -> bool:
+    """A constant :from that is no address, reported as the tag is read (before the
+    positional count), as Pigeonhole does (CommandDef.arguments_first)."""
+    from sieve.parser import StrList, Tag
+    if any(isinstance(a, StrList) and any("${" in s.value for s in a.items) for a in args):
+        return False          # (encoded characters first: the binding decodes them)
+    for tag, nxt in zip(args, args[1:], strict=False):
+        if isinstance(tag, Tag) and tag.name == "from" and isinstance(nxt, StrList) and len(nxt.items) == 1 \
+                and not nxt.bracketed and "${" not in nxt.items[0].value:
+            before = v.errors
+            node.tags["from"] = nxt
+            _check_from(v, node)
+            del node.tags["from"]
+            return v.errors != before
+    return False
+
+
+def _check_from(v, node):
     f = node.tags.get("from")
     if f is not None and v.is_literal(f):
         text = f.items[0].value
         try:
             single_mailbox(text)
         except HeaderError:
-            v.error(f, f"specified :from address '{loggable(text)}' is invalid for the vacation action")
+            from sieve.extensions.core import address_error
+            v.error(f, address_error(":from address", text, loggable(text), "for vacation action"))
+
+
+def _validate(v, node):
+    _check_from(v, node)
     addrs = node.tags.get("addresses")
     if addrs is not None and v.is_literal(addrs):
         # an item that is no address is only warned about: it can name no recipient, and the
@@ -101,7 +124,14 @@ def _skip(rt, sender: str, why: str) -> None:
 
 def _run(rt, node):
     # the script's values first: variables may have built them (RFC 5230 4.4, 4.5)
-    from_tag = checked_from(rt.s(node.tags["from"]) if "from" in node.tags else None, "vacation action")
+    from_value = rt.s(node.tags["from"]) if "from" in node.tags else None
+    try:
+        from_tag = checked_from(from_value, "vacation action")
+    except SieveRuntimeError:
+        # (as sieve-test words it)
+        from sieve.extensions.core import address_error
+        raise SieveRuntimeError(address_error(":from address", from_value, loggable(from_value),
+                                              "for vacation action")) from None
     rt.result.note_vacation(node.line)
     sender = rt.envelope.mail_from
     if not sender:
@@ -317,7 +347,8 @@ EXTENSIONS = (
     Extension(name="vacation", commands=(CommandDef("vacation", arg_names=("reason",), positional=(STRING,), tags=(
         TagDef("days", NUMBER, group="period", key="seconds"),
         TagDef("subject", STRING), TagDef("from", STRING), TagDef("addresses", STRINGLIST),
-        TagDef("mime"), TagDef("handle", STRING, repeat=True)), validate=_validate, run=_run),)),
+        TagDef("mime"), TagDef("handle", STRING, repeat=True)), validate=_validate, run=_run,
+        arguments_first=_from_first),)),
     # :seconds exists only with vacation-seconds: without it, an unknown tag (reported once
     # per script, as sievec does)
     Extension(name="vacation-seconds", implies=("vacation",),

@@ -92,19 +92,20 @@ def template(v, s):
             if len(ns) > 1 and _NAMESPACES.get(ns[0]) not in v.required:
                 # a namespace whose extension the script did not require is a compile error
                 # (RFC 5229 3): global. needs include, env. vnd.dovecot.environment
-                v.error(s, f"variable namespace '{ns[0]}' is not known in '${{{name}}}'")
+                v.error(s, f"referring to variable in unknown namespace '{ns[0]}'")
             elif len(ns) > 2 and ns[0] == "tst":
                 v.error(s, f"invalid variable name '{name}'")
         elif _is_numbered_in_namespace(name):
             ns = name.lower().split(".")
             kind = ("var", name.lower())
             if _NAMESPACES.get(ns[0]) not in v.required:
-                v.error(s, f"variable namespace '{ns[0]}' is not known in '${{{name}}}'")
+                v.error(s, f"referring to variable in unknown namespace '{ns[0]}'")
             else:
                 # no namespace Owlery knows has numbered variables: global's are named by
                 # `global` (identifiers, RFC 6609 3.3), env's are environment items (Pigeonhole:
                 # "invalid variable name within env namespace: encountered numeric variable name")
-                v.error(s, f"invalid variable name '{name}' in namespace '{ns[0]}' (a number)")
+                v.error(s, f"{_NAMESPACES[ns[0]]}: invalid variable name within {ns[0]} namespace `{name}': "
+                           "encountered numeric variable name")
         else:
             continue
         if start > pos:
@@ -224,6 +225,26 @@ MODIFIERS = {
 MODIFIER_EXT = {"quoteregex": "regex", "encodeurl": "enotify"}
 
 
+def modifiers_first(v, node, args) -> bool:
+    """set's and extracttext's modifiers, checked before anything else of their arguments as
+    Pigeonhole does (Validator.bind's arguments_first); for set with two positionals, the name
+    before the value's type too. True when it reported an error."""
+    from sieve.parser import StrList, Tag
+    before = v.errors
+    lead = 0
+    while lead < len(args) and isinstance(args[lead], Tag):
+        lead += 1
+    if any(isinstance(a, Tag) for a in args[lead:]) or len(args) - lead != (2 if node.name == "set" else 1):
+        return False              # (a tag among the positionals, or their count: the binding says so)
+    check_modifiers(v, args[:lead])
+    pos = args[lead:]
+    if v.errors == before and node.name == "set" and len(pos) == 2 and isinstance(pos[0], StrList) \
+            and len(pos[0].items) == 1 and not pos[0].bracketed \
+            and not (isinstance(pos[1], StrList) and len(pos[1].items) == 1 and not pos[1].bracketed):
+        check_name(v, pos[0].items[0], pos[0].items[0].value)
+    return v.errors != before
+
+
 def _validate_set(v, node):
     mods = []
     for a in node.args:
@@ -241,7 +262,8 @@ def _validate_set(v, node):
 
 def check_modifiers(v, tags) -> list[str]:
     """The modifiers among `tags` (set's, extracttext's), highest precedence first; an error
-    for the first that has the precedence of an earlier one (one error, as in sievec)."""
+    for the first that has the precedence of an earlier one (one error, as in sievec, which
+    names the set command for extracttext's too)."""
     out = []
     seen_prec = {}
     for t in tags:
@@ -251,8 +273,8 @@ def check_modifiers(v, tags) -> list[str]:
         # RFC 5229 4: "an error to use two or more modifiers of the same precedence" -- a
         # repeated modifier (:lower :lower) is two of them too, as Pigeonhole rules.
         if prec in seen_prec:
-            v.error(t, f"modifiers :{seen_prec[prec]} and :{t.name} of the same precedence "
-                       "cannot be combined")
+            v.error(t, f"modifiers :{seen_prec[prec]} and :{t.name} specified for the set command "
+                       "conflict having equal precedence")
             break
         seen_prec[prec] = t.name
         out.append(t.name)
@@ -262,15 +284,19 @@ def check_modifiers(v, tags) -> list[str]:
 def check_name(v, where, name: str, allow_global_ns=True) -> None:
     low = name.lower()
     if not _is_name(name):
-        v.error(where, f"invalid variable name '{name}'")
+        # (Pigeonhole's words: a number names a match variable)
+        v.error(where, "cannot assign to match variable" if _is_number(name) else f"invalid variable name '{name}'")
         return
     parts = low.split(".")
     if len(parts) > 1:
         if parts[0] == "global" and allow_global_ns and len(parts) == 2:
             if "include" not in v.required:
-                v.error(where, "variable namespace 'global' requires the include extension")
+                v.error(where, "referring to variable in unknown namespace 'global'")
             return
-        v.error(where, f"cannot assign to variable '{name}' (namespace not writable)")
+        if _NAMESPACES.get(parts[0]) not in v.required:
+            v.error(where, f"referring to variable in unknown namespace '{parts[0]}'")
+        else:
+            v.error(where, f"cannot assign to variable '{name}' (namespace not writable)")
         return
     if len(name) > v.settings.sieve_max_variable_name:
         v.error(where, f"variable name '{name}' is too long")
@@ -357,7 +383,7 @@ EXTENSION = Extension(
     name="variables",
     commands=(
         CommandDef("set", positional=(STRING, STRING), tags=_SET_TAGS, validate=_validate_set, run=_run_set,
-                   arg_names=("name", "value")),
+                   arg_names=("name", "value"), arguments_first=modifiers_first),
         CommandDef("string", kind="test", positional=(STRINGLIST, STRINGLIST), match=True, run=_run_string,
                    arg_names=("source", "key list")),
     ),

@@ -299,8 +299,9 @@ def test_regression_script_bytes_in_compile_errors_and_warnings():
     out, closed = drive([LOGIN + b'CHECKSCRIPT ' + _lit(b'require "fi\xe2einto";\r\n') + b"\r\n"
                          + b'CHECKSCRIPT ' + _lit(b'require ["date", "relational"]; if date :zone "\xff" :value "ge" '
                                                   b'"date" "date" "2020" { keep; }') + b"\r\nNOOP\r\n"])
-    assert out.endswith(b'NO "script:1:9: error: require: unknown Sieve capability \'fi\xef\xbf\xbdeinto\'"\r\n'
-                        b'OK (WARNINGS) "script:1:47: warning: invalid time zone \'\xef\xbf\xbd\'"\r\nOK "Done"\r\n')
+    assert out.endswith(b'NO "script:1:9: error: require command: unknown Sieve capability `fi?einto\'"\r\n'
+                        b'OK (WARNINGS) "script:1:47: warning: specified :zone argument \'\xef\xbf\xbd\' is not a '
+                        b'valid timezone"\r\nOK "Done"\r\n')
     assert not closed
 
 

@@ -100,12 +100,12 @@ CASES = [
     ('if true { require "nonsense"; }', 1, ["require commands can only be placed at top level"]),
     ('require "nonsense" true;', 1, ["the require command accepts no sub-tests"]),
     ('require 1;', 1, ["the require command accepts a single string or string list argument, but a number"]),
-    ('require ["a", "b"];', 2, ["'a'", "'b'"]),
+    ('require ["a", "b"];', 2, ["`a'", "`b'"]),
     # lexer and parser
     ('keep $;\nkeep %;\nfrop;', 4,
      ["unexpected character(s) starting with '$'", "expected end of command ';' or the beginning of a compound "
       "block '{', but found unknown characters", "starting with '%'", "unknown characters"]),
-    ('keep 99999999999999999999; stop 99999999999999999999;', 2, ["number is too large", "number is too large"]),
+    ('keep 99999999999999999999; stop 99999999999999999999;', 2, ["number exceeds integer limits", "number exceeds integer limits"]),
     ('if ' + 'a' * 33 + ' { stop; }', 1, ["encountered impossibly long identifier"]),
     ('if header :' + 'b' * 33 + ' "a" "b" { stop; }', 1, ["encountered impossibly long tag identifier"]),
     ('if header :' + 'b' * 32 + ' "a" "b" { stop; }', 1, ["unknown tagged argument"]),

@@ -371,7 +371,7 @@ def test_off_by_default(ext):
     settings = Settings()
     assert ext in settings.sieve_extensions_disabled
     ok, errors = owlery_errors(f'require "{ext}";\nkeep;', settings)
-    assert not ok and errors == [f"require: unknown Sieve capability '{ext}'"]
+    assert not ok and errors == [f"require command: unknown Sieve capability `{ext}'"]
     # ihave is false: the block is not run
     _, stored, _, result = run_owlery(f'require "ihave";\nif ihave "{ext}" {{ discard; }}', settings=settings)
     assert stored == [("INBOX", ())]

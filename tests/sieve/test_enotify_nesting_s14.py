@@ -176,7 +176,7 @@ def _owlery_compiles(script: str, settings: Settings | None = None) -> bool:
     try:
         compile_script(script.encode(), settings=settings or Settings())
     except SieveCompileError as e:
-        assert "nested too deeply" in str(e) or "nests too deeply" in str(e), str(e)
+        assert "cannot nest" in str(e) or "nested too deeply" in str(e) or "nests too deeply" in str(e), str(e)
         return False
     return True
 

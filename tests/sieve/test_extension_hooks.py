@@ -79,19 +79,20 @@ def test_taking_the_copy_hook_out_of_the_registry_takes_copy_away(monkeypatch):
 
 
 def test_last_without_index_is_checked():
-    """The index extension's rule, run through the registry's tag_checks."""
+    """The index extension's rule, run through the registry's early_checks."""
     with pytest.raises(SieveCompileError) as e:
         compile_script('require "index"; if header :last "subject" "x" { keep; }')
-    assert "the :last tag for the header test requires the :index tag" in str(e.value.diagnostics)
+    assert "the :last tag for the header test cannot be specified without the :index tag" in str(e.value.diagnostics)
 
 
 def test_mime_tags_are_checked_once_the_arguments_are_bound():
     with pytest.raises(SieveCompileError) as e:
         compile_script('require "mime"; if header :anychild "subject" "x" { keep; }')
-    assert "require the :mime tag" in str(e.value.diagnostics)
+    assert "the :anychild tag for the header test cannot be specified without the :mime tag" \
+        in str(e.value.diagnostics)
     with pytest.raises(SieveCompileError) as e:
         compile_script('require "foreverypart"; break;')
-    assert "not valid outside a foreverypart loop" in str(e.value.diagnostics)
+    assert "the break command is not placed inside a foreverypart loop" in str(e.value.diagnostics)
 
 
 def test_match_types_come_from_their_extensions():

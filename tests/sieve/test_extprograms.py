@@ -125,7 +125,7 @@ def test_debug_is_always_there():
         ('require "vnd.dovecot.filter"; filter :try "p";', "':try'"),
         ('require "vnd.dovecot.execute"; execute :output "o" "p";', "variables extension"),
         ('require ["vnd.dovecot.execute", "variables"]; execute :output "a.b" "p";', "namespace"),
-        ('require "vnd.dovecot.execute"; execute :input "x" :pipe "p";', "conflicting"),
+        ('require "vnd.dovecot.execute"; execute :input "x" :pipe "p";', "duplicate :pipe"),
         ('require "vnd.dovecot.pipe"; pipe;', "positional"),
         ('require "vnd.dovecot.pipe"; pipe "a" "b" "c";', "positional"),
         ('require "vnd.dovecot.pipe"; if pipe "p" { }', "as test"),

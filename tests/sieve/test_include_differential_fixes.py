@@ -58,7 +58,7 @@ def test_global_after_the_name_was_read_as_local_does_not_compile(use):
     src = f'require ["include", "variables", "fileinto"];\n{use}\nglobal "x";\n'
     with pytest.raises(SieveCompileError) as e:
         compile_script(src.encode(), name="t", settings=Settings())
-    assert any("already used as a local variable" in d.message for d in e.value.diagnostics)
+    assert any("conflicts with earlier local use" in d.message for d in e.value.diagnostics)
 
 
 def test_global_before_the_reference_and_in_another_script_compile():
@@ -71,7 +71,7 @@ def test_global_before_the_reference_and_in_another_script_compile():
 def test_an_included_script_with_global_after_a_local_read_fails_the_run():
     r = _run('require ["include", "fileinto"]; fileinto "Foo"; include "a";',
              a='require ["include", "variables", "fileinto"]; fileinto "${x}"; global "x";')
-    assert r.status == "error" and any("local variable" in e for e in r.errors)
+    assert r.status == "error" and any("conflicts with earlier local use" in e for e in r.errors)
 
 
 # --- "." and ".." -----------------------------------------------------------------------------

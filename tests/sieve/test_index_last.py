@@ -10,7 +10,7 @@ from sieve.api import SieveCompileError, compile_script
 @pytest.mark.parametrize("test", ['header :last "subject" "x"', 'address :last "from" "a@b.c"',
                                   'date :last "date" "year" "2026"'])
 def test_last_without_index_is_refused(test):
-    with pytest.raises(SieveCompileError, match="requires the :index tag"):
+    with pytest.raises(SieveCompileError, match="cannot be specified without the :index tag"):
         compile_script(f'require ["index", "date"];\nif {test} {{ keep; }}\n'.encode())
 
 

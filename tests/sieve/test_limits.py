@@ -37,17 +37,17 @@ def test_max_script_size():
 def test_max_nesting_blocks_and_tests():
     s = Settings().replace(sieve_max_nesting=5)
     deep = "if true { " * 6 + "keep;" + " }" * 6
-    assert "nested too deeply" in _compile_error(deep, s)
+    assert "cannot nest command blocks deeper than 5 levels" in _compile_error(deep, s)
     deep_tests = "if " + "not " * 20 + "true { keep; }"
-    assert "nested too deeply" in _compile_error(deep_tests, s)
+    assert "cannot nest tests deeper than 5 levels" in _compile_error(deep_tests, s)
 
 
 def test_hostile_nesting_is_a_clean_error():
     # far past Python's recursion limit: must be a compile error, not RecursionError
     deep = "if true { " * 5000 + "keep;" + " }" * 5000
-    assert "nested too deeply" in _compile_error(deep)
+    assert "cannot nest command blocks deeper than" in _compile_error(deep)
     deep_tests = "if " + "anyof(" * 5000 + "true" + ")" * 5000 + " { keep; }"
-    assert "nested too deeply" in _compile_error(deep_tests)
+    assert "cannot nest tests deeper than" in _compile_error(deep_tests)
 
 
 def test_max_string_length_literal_and_expanded():

@@ -215,7 +215,7 @@ def test_vacation_finds_the_user_among_valid_items_of_a_broken_list():
 # --- lexer (RFC 5228 8.1), date (RFC 5260), spamtest (RFC 5235) -----------------------------
 
 def test_bare_cr_in_a_quoted_string_is_a_syntax_error():
-    with pytest.raises(SieveCompileError, match="carriage return"):
+    with pytest.raises(SieveCompileError, match="carriage-return"):
         compile_script(b'require "fileinto"; fileinto "Fo\ro";')
 
 

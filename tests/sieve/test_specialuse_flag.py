@@ -12,7 +12,7 @@ MSG = b"From: a@example.org\r\nSubject: x\r\n\r\nhi\r\n"
 
 
 def test_constant_flag_without_backslash_is_a_compile_error():
-    with pytest.raises(SieveCompileError, match="invalid special-use flag 'Junk'"):
+    with pytest.raises(SieveCompileError, match="specialuse tag: invalid special-use flag `Junk' specified"):
         compile_script('require ["fileinto", "special-use"]; fileinto :specialuse "Junk" "Spam";')
 
 
