@@ -190,7 +190,13 @@ class Runtime:
                 self.charge_memory(len(head))
                 snap = self._snapshot = (self.msg, self.msg.version, head)
             action = action.replace(head=snap[2])
+        self.result.script_name = self.script_name_now()
         self.result.add(action, cancels_keep)
+
+    def script_name_now(self) -> str:
+        """The name of the script running now (an included one while it runs)."""
+        stack = self.ext.get("include_stack")
+        return stack[-1] if stack else self.script.name
 
 
 def execute(script, message: bytes, envelope, *, host, settings, environment, now, context=None):

@@ -33,8 +33,22 @@ def same_address(a: str, b: str) -> bool:
 
 def redirect_limit_text(limit: int) -> str:
     """The runtime error of a redirect past sieve_max_redirects (RFC 5228 2.10.6), one text
-    for a script and for a chain of scripts (sieve/delivery/planner.py)."""
-    return f"number of redirect actions exceeds policy limit (sieve_max_redirects {limit})"
+    for a script and for a chain of scripts (sieve/delivery/planner.py), as Pigeonhole words it."""
+    return f"number of redirect actions exceeds policy limit ({limit + 1} > {limit})"
+
+
+def _error_at(line: int, message: str) -> SieveRuntimeError:
+    """A runtime error reported at `line` (not the command running: Pigeonhole reports a
+    reject's conflict with a later store at the reject)."""
+    e = SieveRuntimeError(message)
+    if line:
+        e.line, e.args = line, (f"line {line}: {message}",)
+    return e
+
+
+# What the other action of a reject conflict does, in Pigeonhole's words.
+_DELIVERS = "tries to deliver the message"
+_RESPONDS = "also sends a response to the sender"
 
 
 def _norm_mailbox(name: str) -> str:
@@ -64,34 +78,56 @@ class ResultBuilder:
         self.redirects = 0
         self.notifies = 0
         self.vacation_line: int | None = None    # a vacation command ran (sent or not)
+        self.vacation_script = ""
+        self.script_name = ""     # the script (of an include tree) asking now: the runtime sets it
+        self.origins: list[str] = []             # the script that asked for each of `actions`
 
     def _count_check(self) -> None:
-        if len(self.actions) >= self.settings.sieve_max_actions:
-            raise SieveResourceLimit("total number of actions exceeds policy limit "
-                                     f"(sieve_max_actions {self.settings.sieve_max_actions})")
+        limit = self.settings.sieve_max_actions
+        if len(self.actions) >= limit:
+            raise SieveResourceLimit(f"total number of actions exceeds policy limit ({limit + 1} > {limit})")
+
+    def _where(self, script: str, line: int) -> str:
+        return f"{script}: line {line}" if script else f"line {line}"
+
+    def _origin(self, action: Action) -> str:
+        for a, script in zip(self.actions, self.origins):
+            if a is action:
+                return self._where(script, action.line)
+        return self._where(self.script_name, action.line)
 
     def note_vacation(self, line: int) -> None:
         """A vacation command runs, whether or not its reply turns out to be due: a second
         one, or one with a reject, is an error either way (the script's meaning must not
-        depend on who the sender is)."""
+        depend on who the sender is). Worded as Pigeonhole words them."""
         if self.vacation_line is not None:
-            raise SieveRuntimeError("duplicate vacation action not allowed")
-        if any(isinstance(a, Reject) for a in self.actions):
-            raise SieveRuntimeError("vacation action conflicts with earlier reject action")
-        self.vacation_line = line
+            raise SieveRuntimeError("duplicate vacation action not allowed (previously triggered one was here: "
+                                    f"{self._where(self.vacation_script, self.vacation_line)})")
+        for a in self.actions:
+            if isinstance(a, Reject):
+                raise SieveRuntimeError("vacation action conflicts with other action: the reject action "
+                                        f"({self._origin(a)}) also sends a response back to the sender")
+        self.vacation_line, self.vacation_script = line, self.script_name
 
     def _conflict_reject(self, new: Action) -> None:
+        """A reject beside an action that delivers the message or answers the sender (RFC 5429
+        2.2), reported as Pigeonhole reports it: at the reject, naming the other action."""
+        here = self._where(self.script_name, new.line)
         for a in self.actions:
-            if isinstance(a, Reject) and isinstance(new, (Keep, FileInto, Redirect)) and \
-                    not (isinstance(new, (FileInto, Redirect)) and new.copy and False):
-                raise SieveRuntimeError(f"{new.name} action conflicts with earlier reject action")
+            if isinstance(a, Reject) and isinstance(new, (Keep, FileInto, Redirect)):
+                kind = "redirect" if isinstance(new, Redirect) else "store"
+                raise _error_at(a.line, f"reject/ereject action conflicts with other action: the {kind} action "
+                                        f"({here}) {_DELIVERS}")
             if isinstance(a, Reject) and isinstance(new, Vacation):
-                raise SieveRuntimeError("vacation action conflicts with earlier reject action")
+                raise SieveRuntimeError("vacation action conflicts with other action: the reject action "
+                                        f"({self._origin(a)}) also sends a response back to the sender")
             if isinstance(new, Reject) and isinstance(a, (Keep, FileInto, Redirect, Vacation)):
-                what = a.name if not isinstance(a, FileInto) else "fileinto"
-                raise SieveRuntimeError(f"reject action conflicts with earlier {what} action")
+                kind = "store" if isinstance(a, (Keep, FileInto)) else a.name
+                raise SieveRuntimeError(f"reject/ereject action conflicts with other action: the {kind} action "
+                                        f"({self._origin(a)}) {_RESPONDS if isinstance(a, Vacation) else _DELIVERS}")
         if isinstance(new, Reject) and self.vacation_line is not None:
-            raise SieveRuntimeError("reject action conflicts with earlier vacation action")
+            raise SieveRuntimeError("reject/ereject action conflicts with other action: the vacation action "
+                                    f"({self._where(self.vacation_script, self.vacation_line)}) {_RESPONDS}")
 
     def add(self, action: Action, cancels_keep: bool = True) -> None:
         """Add an action, merging duplicates and refusing conflicts (SieveRuntimeError)."""
@@ -168,7 +204,8 @@ class ResultBuilder:
         if isinstance(action, Reject):
             for a in self.actions:
                 if isinstance(a, Reject):
-                    raise SieveRuntimeError("duplicate reject/ereject action not allowed")
+                    raise SieveRuntimeError("duplicate reject/ereject action not allowed (previously triggered "
+                                            f"one was here: {self._origin(a)})")
             self._conflict_reject(action)
             self._append(action, cancels_keep=True)
             return
@@ -176,7 +213,8 @@ class ResultBuilder:
             self._conflict_reject(action)
             for a in self.actions:
                 if isinstance(a, Vacation):
-                    raise SieveRuntimeError("duplicate vacation action not allowed")
+                    raise SieveRuntimeError("duplicate vacation action not allowed (previously triggered "
+                                            f"one was here: {self._origin(a)})")
             self._append(action)
             return
         if isinstance(action, Notify):
@@ -198,6 +236,7 @@ class ResultBuilder:
         """Keep `action` (counted against sieve_max_actions); `cancels_keep`: no implicit keep."""
         self._count_check()
         self.actions.append(action)
+        self.origins.append(self.script_name)
         if cancels_keep:
             self.implicit_keep = False
 

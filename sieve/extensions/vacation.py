@@ -132,6 +132,7 @@ def _run(rt, node):
         from sieve.extensions.core import address_error
         raise SieveRuntimeError(address_error(":from address", from_value, loggable(from_value),
                                               "for vacation action")) from None
+    rt.result.script_name = rt.script_name_now()
     rt.result.note_vacation(node.line)
     sender = rt.envelope.mail_from
     if not sender:

@@ -275,7 +275,7 @@ def test_the_chain_limit_counts_distinct_addresses():
         return act.Redirect(address=address, envelope_from=None)
     assert redirect_limit_error([r("a@x.test"), r("b@x.test")], [r("a@X.TEST")], 2) is None
     assert redirect_limit_error([r("a@x.test"), r("b@x.test")], [r("A@x.test")], 2) is not None   # local part: exact
-    assert "sieve_max_redirects 2" in redirect_limit_error([r("a@x.test")], [r("b@x.test"), r("c@x.test")], 2)
+    assert "exceeds policy limit (3 > 2)" in redirect_limit_error([r("a@x.test")], [r("b@x.test"), r("c@x.test")], 2)
     assert redirect_limit_error([], [r(f"{n}@x.test") for n in range(4)], 4) is None
 
 
