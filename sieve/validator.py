@@ -271,8 +271,11 @@ class Validator:
         args_ok = self._bind_arguments(node, d, what)
         late = node.data.pop("late_error", None)
         subtests_ok = self._check_subtests(node, d, what)
+        block_ok = True
         if (args_ok or late) and subtests_ok:
+            before_block = self.errors
             self._check_block(node, d)
+            block_ok = self.errors == before_block
             # then the command's own validation: where it stands (require, elsif, else), then
             # its arguments' types
             misplaced = node.data.pop("misplaced", None)
@@ -280,7 +283,10 @@ class Validator:
                 self.error(node, misplaced)
             if late and self.errors == errors_before:
                 self.error(*late)
-        if args_ok:
+        if args_ok and subtests_ok and block_ok:
+            # (Pigeonhole checks a command's own rules, its match type, comparator or regex,
+            # only once its arguments, sub-tests and block passed: `header :regex "s" "[0-"
+            # from "x"` is one error, the missing ';', not two)
             self._check_after_arguments(node, d, what)
         if subtests_ok or d.subtests != 0:
             for t in node.tests:
