@@ -22,6 +22,7 @@ import time
 from policyd.protocol import encode_request
 from socketmap.protocol import encode_request as encode_lookup
 from tests.harness import raw_client
+from tests.harness.raw_client import read_until
 from tests.harness.owlery_daemons import OwleryDaemons
 from tests.managesieve.helpers import ManageSieveDaemon, plain
 from tests.harness.procs import wait_until
@@ -147,19 +148,6 @@ def test_socketmap_stops_at_once_with_idle_postfix_connections(tmp_path):
         daemon.stop()
 
 
-def _read_until(sock: socket.socket, end: bytes, timeout: float = 10.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    got = b""
-    while not got.endswith(end):
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {end!r} within {timeout} s; got {got[-300:]!r}"
-        sock.settimeout(left)
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before {end!r}; got {got[-300:]!r}"
-        got += chunk
-    return got
-
-
 def test_managesieve_says_bye_to_idle_clients_and_finishes_an_upload_begun(tmp_path):
     user = "alice@example.org"
     (tmp_path / "passwd").write_text(f"{user}:{{PLAIN}}pw::::\n")
@@ -176,19 +164,19 @@ delivery_sieve_script_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/sieve
     try:
         idle, before_login, busy = (raw_client.connect(daemon.port) for _ in range(3))
         for sock in (idle, before_login, busy):
-            _read_until(sock, b'ManageSieve ready."\r\n')
+            read_until(sock, b'ManageSieve ready."\r\n')
         for sock in (idle, busy):
             sock.sendall(f'AUTHENTICATE "PLAIN" "{plain(user, "pw")}"\r\n'.encode())
-            assert _read_until(sock, b"\r\n").startswith(b"OK")
+            assert read_until(sock, b"\r\n").startswith(b"OK")
         script = b'keep;\r\n'
         busy.sendall(b'PUTSCRIPT "mine" {%d+}\r\n' % len(script) + script[:3])
         wait_until(lambda: _server_read_all(busy), 10, "managesieve reads the upload's first part")
         daemon.proc.send_signal(signal.SIGTERM)
         for sock in (idle, before_login):
-            assert _read_until(sock, b'BYE "Server shutting down."\r\n')
+            assert read_until(sock, b'BYE "Server shutting down."\r\n')
             assert sock.recv(10) == b""
         busy.sendall(script[3:] + b"\r\n")
-        answer = _read_until(busy, b'BYE "Server shutting down."\r\n')
+        answer = read_until(busy, b'BYE "Server shutting down."\r\n')
         assert answer.startswith(b"OK"), answer            # the upload is stored, then BYE
         assert (tmp_path / "mail" / "example.org" / "alice" / "sieve" / "mine.sieve").read_bytes() == script
         wait_until(lambda: not daemon.proc.alive(), PROMPT_S, "managesieve exits")

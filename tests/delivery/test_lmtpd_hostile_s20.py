@@ -23,7 +23,7 @@ import pytest
 
 from tests.delivery.daemon import maildir_lmtpd
 from tests.harness import raw_client
-from tests.harness.raw_client import TCP_CLOSE, TCP_CLOSE_WAIT, closed_within, drip, tcp_state
+from tests.harness.raw_client import TCP_CLOSE, TCP_CLOSE_WAIT, closed_within, drip, read_until, tcp_state
 
 MB = 1 << 20
 HELLO = b"LHLO client.test\r\nMAIL FROM:<sender@remote.test>\r\n"
@@ -45,19 +45,6 @@ def connect(port, rcvbuf=None, sndbuf=None, greeting=True) -> socket.socket:
         assert read_until(sock, b"LMTP ready\r\n").startswith(b"220 ")
     return sock
 
-
-def read_until(sock, end: bytes, timeout=10.0, count=1) -> bytes:
-    """What the server sent up to `count` occurrences of `end`; fails after `timeout` or on close."""
-    deadline = time.monotonic() + timeout
-    got = b""
-    while got.count(end) < count:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {end!r} x{count} within {timeout} s; got {got[-300:]!r}"
-        sock.settimeout(left)
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before {end!r}; got {got[-300:]!r}"
-        got += chunk
-    return got
 
 
 def lines_until(sock, n: int, timeout=20.0) -> list[bytes]:

@@ -31,6 +31,20 @@ def connect(port: int, *, source: str | None = None, rcvbuf: int | None = None,
     return sock
 
 
+def read_until(sock: socket.socket, end: bytes, timeout: float = 10.0, count: int = 1) -> bytes:
+    """What the server sent up to `count` occurrences of `end`; fails after `timeout` or on close."""
+    deadline = time.monotonic() + timeout
+    got = b""
+    while got.count(end) < count:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {end!r} x{count} within {timeout} s; got {got[-300:]!r}"
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before {end!r}; got {got[-300:]!r}"
+        got += chunk
+    return got
+
+
 def closed_within(sock: socket.socket, timeout: float) -> bytes | None:
     """Everything the server sent until it closed the connection, or None if it did not in time."""
     deadline = time.monotonic() + timeout
