@@ -221,6 +221,17 @@ class BoundedChannel(http.HTTPChannel):
             return
         super().lineReceived(line)
 
+    def close_if_idle(self) -> bool:
+        """The drain at SIGTERM (owlery.daemon): a connection between requests (none being read
+        or answered, no byte of the next one come) is closed now, not held until its idle
+        limit; a server may close an idle persistent connection (RFC 9112 9.6) and a browser
+        sends its next request on a new one."""
+        if self.refused or self.requests or self._handlingRequest or self._dataBuffer or self._buffer \
+                or not self._awaiting_line or self._head_bytes:
+            return False
+        self.transport.loseConnection()
+        return True
+
     def lineLengthExceeded(self, line: bytes) -> None:
         if self._awaiting_line:
             self.refuse(414, f"request line over {self.limits.request_line_max} bytes")

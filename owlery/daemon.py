@@ -582,8 +582,9 @@ class _Running:
         A protocol with `close_if_idle()` closes itself at once when nothing is half-read or
         owed, and a busy one as soon as it has answered: Postfix holds policy and socketmap
         connections open between requests for minutes, and retries a request on a new
-        connection when it finds the old one closed; a ManageSieve client is told BYE. Others
-        (an LMTP session) run to their end or to the deadline."""
+        connection when it finds the old one closed; a ManageSieve client is told BYE; a web
+        connection kept alive between requests is closed. Others (an LMTP session) run to
+        their end or to the deadline."""
         from twisted.internet import defer
 
         self.beat.stopping()
@@ -628,10 +629,16 @@ class _Running:
 
 
 def _close_if_idle(proto: Any) -> None:
-    """Ask the protocol under the runner's tracking wrapper to close itself if idle."""
-    close = getattr(getattr(proto, "wrappedProtocol", proto), "close_if_idle", None)
-    if close is not None:
-        close()
+    """Ask the protocol under the runner's tracking wrapper (and TLS's, for the web UI over
+    HTTPS) to close itself if idle."""
+    for _ in range(3):
+        close = getattr(proto, "close_if_idle", None)
+        if close is not None:
+            close()
+            return
+        proto = getattr(proto, "wrappedProtocol", None)
+        if proto is None:
+            return
 
 
 class _EarlyStop:

@@ -1,5 +1,5 @@
-"""SIGTERM stops `owlery policyd`, `owlery socketmap` and `owlery managesieve` at once while
-clients hold idle connections, and still answers a request it had begun to read.
+"""SIGTERM stops `owlery policyd`, `owlery socketmap`, `owlery managesieve` and `owlery web` at
+once while clients hold idle connections, and still answers a request it had begun to read.
 
 Postfix keeps a policy connection open between requests for up to
 smtpd_policy_service_max_idle (300 s) and a socketmap one for its max idle time; it sends a
@@ -8,7 +8,8 @@ dict_sockmap retry once, "to make server restarts transparent"). The drain waite
 open connection to close, so every stop or restart beside a running Postfix took the whole
 daemon_drain_timeout (30 s; it was 15 s of tests/policyd/test_spf_deadline_s20.py). Now an
 idle connection is closed at once, and a busy one right after its reply (owlery.daemon drain,
-`close_if_idle` of policyd.service, socketmap.service and sieve.managesieve.service). A
+`close_if_idle` of policyd.service, socketmap.service, sieve.managesieve.service and
+owlery.bounded_http, the web UI's HTTP and HTTPS connections kept alive between requests). A
 ManageSieve client (a mail client keeps its connection for minutes) is told
 BYE "Server shutting down." first, as Dovecot tells it (RFC 5804 1.3). Real daemons on loopback.
 """
@@ -25,6 +26,7 @@ from tests.harness import raw_client
 from tests.harness.raw_client import read_until
 from tests.harness.owlery_daemons import OwleryDaemons
 from tests.managesieve.helpers import ManageSieveDaemon, plain
+from tests.web.server import WebServer, self_signed, token_key_file
 from tests.harness.procs import wait_until
 from tests.socketmap.daemon import Client, SocketmapDaemon
 
@@ -183,3 +185,38 @@ delivery_sieve_script_template = "{tmp_path}/mail/{{domain}}/{{localpart}}/sieve
         assert daemon.proc.returncode == 0
     finally:
         daemon.stop()
+
+
+def test_web_closes_kept_alive_connections_and_answers_a_request_begun(tmp_path):
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    server = WebServer(tmp_path / "web", f'quarantine_directory = "{tmp_path / "q"}"\n'
+                       f'quarantine_token_key_file = "{token_key_file(tmp_path)}"\n'
+                       f'web_tls_cert_file = "{cert}"\nweb_tls_key_file = "{key}"\n'
+                       f'daemon_drain_timeout = "{DRAIN_S}s"\n', tls=True)
+    (tmp_path / "web").mkdir()
+    server.start()
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        request = b"GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+        def connect() -> ssl.SSLSocket:
+            return context.wrap_socket(raw_client.connect(server.port), server_hostname="localhost")
+        kept = connect()
+        kept.sendall(request)
+        assert read_until(kept, b"</html>").startswith(b"HTTP/1.1 200 ")      # kept alive after it
+        begun = connect()
+        begun.sendall(request[:20])
+        wait_until(lambda: _server_read_all(begun), 10, "the web server reads the request's first part")
+        server.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "stopping: no new connections" in server.log(), 15, "web drain line")
+        kept.settimeout(PROMPT_S)
+        assert kept.recv(10) == b""                       # closed at once
+        begun.sendall(request[20:])
+        assert read_until(begun, b"</html>").startswith(b"HTTP/1.1 200 ")
+        wait_until(lambda: not server.proc.alive(), PROMPT_S, "web exits")
+        assert server.proc.returncode == 0
+    finally:
+        server.stop()
