@@ -280,6 +280,8 @@ CASES = [
         "fileinto-same-folder-two-spellings", 'fileinto :flags "\\\\Seen" "Work.Projects";\nfileinto "Work/Projects";\n'
     ),
     Case("fileinto-inbox-child-two-spellings", 'fileinto "inbox.sub";\nfileinto :flags "x3" "INBOX.sub";\n'),
+    # Pigeonhole rolls back the INBOX store with the refused one and answers 250: a lost message
+    Case("fileinto-inbox-then-refused-name", 'fileinto "INBOX";\nfileinto "ctl\x01x";\n'),
 ]
 # each name alone (fileinto :create), each flag alone and beside a valid keyword (keep :flags)
 CASES += [Case(f"name-{i:02d}", f"fileinto :create {q(name)};\n") for i, name in enumerate(NAMES)]
@@ -798,6 +800,22 @@ ALLOWED: list = [
             kind == "mailbox"
             and len({n for n in fileinto_names(case.script) if n.upper().startswith("INBOX.")}) > 1
             and {b: 1 for b in _placed(dov)} == _placed(ours)
+        ),
+    ),
+    (
+        "pigeonhole-loses-inbox-store-rolled-back",
+        'fileinto "INBOX" (any case), then a store Dovecot refuses (a name over its length limit, with a '
+        "control character, or with '/'): Pigeonhole rolls the stores back, answers 250 2.0.0 Saved and "
+        "stores the message nowhere, a lost message (RFC 5321 6.1: after the 250 the server MUST NOT lose "
+        "it; RFC 5228 2.10.6: a failed action falls back to the implicit keep). Owlery keeps it in INBOX "
+        "once, with the stores that worked. Found by hand (seed 2321, generated case 93).",
+        lambda case, kind, ours, dov: (
+            kind in FOLDER_KINDS
+            and dov.reply[0] == 250
+            and not _placed(dov)
+            and _placed(ours).get("INBOX") == 1
+            and len(names := fileinto_names(case.script)) > 1
+            and names[0].upper() == "INBOX"
         ),
     ),
 ]
