@@ -24,7 +24,7 @@ from tests.sieve import decoding_probe as dp
 from tests.sieve.differential import pigeonhole
 
 SEED = 20261206
-GENERATED = 400
+GENERATED = 300
 
 
 def _incomplete_utf8_end(data: bytes) -> bool:

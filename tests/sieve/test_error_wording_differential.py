@@ -52,7 +52,7 @@ from tests.sieve import test_compile_errors_reference as reference
 from tests.sieve import test_syntax_recovery_differential as recovery
 
 SEED = 5435
-CI_SCRIPTS = 400
+CI_SCRIPTS = 250
 RECOVERY_SCRIPTS = 600
 FINAL = generated.FINAL
 

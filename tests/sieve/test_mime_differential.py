@@ -50,7 +50,7 @@ from tests.sieve.differential.runner import FOLDERS, TRANSFORMS, _ph_anychild_pa
     owlery_settings, run_owlery, scratch_dir
 
 SEED = 20261207
-PAIRS = 300
+PAIRS = 200
 
 # --- the message generator ---------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from tests.sieve.differential.runner import (TRANSFORMS, Runner, describe, expla
                                              summary)
 
 SEED = 20240917
-PAIRS = 800
+PAIRS = 600
 
 
 def scratch_runner(shapes=()):

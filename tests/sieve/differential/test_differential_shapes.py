@@ -26,7 +26,7 @@ from tests.sieve.differential.runner import owlery_settings, parse_shapes, run_o
 from tests.sieve.differential.test_differential import agreed_run, scratch_runner
 
 SEED = 20261206
-PAIRS = 600
+PAIRS = 450
 # the shapes of PAIRS (include and probes have their own runs: mixed with the others, include
 # replaces a third of the scripts and probes makes too many of them errors on one side or the
 # other for the run to test much else; test_probes_shape_generates_each_probe checks what it makes)
