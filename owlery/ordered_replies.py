@@ -14,7 +14,7 @@ further ahead is cut off), asks `answer(request)` for each in turn, and sends th
 `drained()` is called after each pass that leaves nothing queued (the adapter restarts its
 idle timer). Before `drop` or `failed` is called the queue is stopped: nothing more is
 answered or sent. Twisted-free (Deferreds are duck-typed); the sockets are the adapter's.
-`direct_transport`, `send_now` and `peer_text` are the socket shortcuts both adapters use.
+`direct_transport`, `send_now`, `peer_text` and `close_if_idle` (the drain) are the socket shortcuts both adapters use.
 Talks to: nothing. Tests: tests/core/test_ordered_replies.py
 """
 
@@ -124,6 +124,16 @@ class OrderedReplies:
         if self.busy is not None:
             busy, self.busy = self.busy, None
             busy.cancel()
+
+
+def close_if_idle(replies: OrderedReplies, half_read: bool, transport: Any) -> bool:
+    """The drain at SIGTERM (owlery.daemon), for both adapters: close the connection now when
+    every request read is answered and none is `half_read`; True when it was closed."""
+    if not replies.idle or half_read:
+        return False
+    replies.stop()
+    transport.loseConnection()
+    return True
 
 
 def direct_transport(transport: Any) -> Any:

@@ -35,7 +35,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
 
 from owlery import metrics
-from owlery.ordered_replies import OrderedReplies, direct_transport, peer_text, send_now
+from owlery.ordered_replies import OrderedReplies, close_if_idle, direct_transport, peer_text, send_now
 from policyd import settings as _declared  # noqa: F401 - policyd_listen & co., declared light
 from policyd.checks import CheckContext, Executor, ThreadPoolExecutor
 from policyd.netmatch import NetworkMatcher
@@ -126,11 +126,7 @@ class PolicyProtocol(Protocol, TimeoutMixin):
         (smtpd_policy_service_max_idle, 300 s) and sends the next request again on a new
         connection when it finds this one closed; waiting for it to close held every stop for
         daemon_drain_timeout."""
-        if not self.replies.idle or self.decoder.pending:
-            return False
-        self.replies.stop()
-        self.transport.loseConnection()
-        return True
+        return close_if_idle(self.replies, self.decoder.pending, self.transport)
 
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)

@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 from owlery import metrics
 from owlery.directory import MISS
 from owlery.errors import TemporaryFailure
-from owlery.ordered_replies import Final, OrderedReplies, direct_transport, peer_text, send_now
+from owlery.ordered_replies import Final, OrderedReplies, close_if_idle, direct_transport, peer_text, send_now
 from socketmap import maps
 from socketmap.protocol import (BadRequest, SocketmapAnswer, SocketmapRequest, SocketmapRequestDecoder, encode_reply, perm,
                                 printable, temp, timeout)
@@ -197,11 +197,7 @@ class SocketmapProtocol(Protocol, TimeoutMixin):
         and none is half-read. Postfix's socketmap client keeps its connection between lookups
         and retries a lookup once on a new connection when it meets the old one closed ("to
         make server restarts transparent", dict_sockmap.c)."""
-        if not self.replies.idle or self.decoder.pending:
-            return False
-        self.replies.stop()
-        self.transport.loseConnection()
-        return True
+        return close_if_idle(self.replies, self.decoder.pending, self.transport)
 
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)
